@@ -1,0 +1,109 @@
+#include "infocommand.h"
+
+#include "document.h"
+#include "error.h"
+#include "jsonexport.h"
+
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+namespace ckpt::cli {
+
+namespace {
+
+std::string humanBytes(std::int64_t b)
+{
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(b);
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        ++u;
+    }
+    std::ostringstream s;
+    if (u == 0)
+        s << b << " B";
+    else
+        s << std::fixed << std::setprecision(1) << v << ' ' << units[u];
+    return s.str();
+}
+
+std::string compact(const nlohmann::ordered_json &j, std::size_t max = 100)
+{
+    std::string s = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    if (s.size() > max)
+        s = s.substr(0, max - 1) + "…";
+    return s;
+}
+
+void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostream &out)
+{
+    out << "File:     " << doc.path << '\n';
+    out << "Format:   " << formatName(doc.format) << " (" << doc.formatDetail << "), pickle protocol "
+        << doc.pickleProtocol << '\n';
+    out << "Kind:     " << kindName(doc.kind) << '\n';
+    if (doc.hasStateDict) {
+        out << "State dict: " << (doc.stateDictPath.empty() ? std::string("(root)") : pathText(doc.stateDictPath))
+            << (doc.stateDictSource == "module_tree" ? " (module tree)" : "") << " — " << doc.stateDict.size()
+            << " tensors, " << doc.parameterCount() << " elements, " << humanBytes(doc.stateDictBytes()) << '\n';
+        std::size_t width = 4;
+        for (const auto &t : doc.stateDict)
+            width = std::max(width, t.name.size());
+        width = std::min<std::size_t>(width, 60);
+        out << "  " << std::left << std::setw(static_cast<int>(width)) << "name" << "  " << std::setw(9) << "dtype"
+            << std::setw(20) << "shape" << "device\n";
+        for (const auto &t : doc.stateDict) {
+            const auto &r = t.ref();
+            out << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  " << std::setw(9)
+                << dtypeName(r.dtype) << std::setw(20) << shapeText(r.shape) << r.device();
+            if (!r.problem.empty())
+                out << "  ! " << r.problem;
+            out << '\n';
+        }
+    } else {
+        out << "State dict: none found\n";
+    }
+    if (!j["optimizer"].is_null()) {
+        const auto &o = j["optimizer"];
+        out << "Optimizer: " << pathText(doc.optimizerPath) << " — " << o["type"].get<std::string>() << ", "
+            << o["state"]["count"].get<std::size_t>() << " parameter states";
+        if (!o["param_groups"].empty() && o["param_groups"][0].contains("lr"))
+            out << ", lr " << compact(o["param_groups"][0]["lr"]);
+        out << '\n';
+    }
+    if (!j["metadata"].empty()) {
+        out << "Metadata:\n";
+        for (const auto &[k, v] : j["metadata"].items())
+            out << "  " << k << ": " << compact(v) << '\n';
+    }
+    if (!doc.globals.empty()) {
+        out << "Globals:\n";
+        for (const auto &g : doc.globals)
+            out << "  " << g.name << " ×" << g.count << '\n';
+    }
+    for (const auto &w : doc.warnings)
+        out << "Warning: " << w << '\n';
+}
+
+} // namespace
+
+int runInfo(const InfoOptions &options, std::ostream &out, std::ostream &err)
+{
+    try {
+        const Document doc = readDocument(options.file);
+        const auto j = documentToJson(doc);
+        if (options.json)
+            out << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+        else
+            printText(doc, j, out);
+        return 0;
+    } catch (const FormatError &e) {
+        err << "ckpt: " << e.what() << '\n';
+    } catch (const std::exception &e) {
+        err << "ckpt: " << options.file << ": " << e.what() << '\n';
+    }
+    return 1;
+}
+
+} // namespace ckpt::cli

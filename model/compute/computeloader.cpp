@@ -1,0 +1,66 @@
+#include "computeloader.h"
+
+#include <atomic>
+#include <dlfcn.h>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <unistd.h>
+#include <vector>
+
+namespace ckpt {
+
+namespace {
+std::atomic<ComputeApi *> g_api{nullptr};
+std::mutex g_mutex;
+
+std::filesystem::path executableDir()
+{
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::filesystem::current_path() : exe.parent_path();
+}
+} // namespace
+
+std::string ComputeLoader::moduleFileName() { return "libckpt_compute.so"; }
+
+bool ComputeLoader::isLoaded() { return g_api.load() != nullptr; }
+
+ComputeApi &ComputeLoader::api()
+{
+    if (auto *a = g_api.load())
+        return *a;
+    std::lock_guard lock(g_mutex);
+    if (auto *a = g_api.load())
+        return *a;
+    std::vector<std::filesystem::path> candidates;
+    if (const char *env = std::getenv("CKPT_COMPUTE_MODULE"); env && *env)
+        candidates.emplace_back(env);
+    const auto dir = executableDir();
+    candidates.push_back(dir / moduleFileName());
+    candidates.push_back(dir / ".." / "lib" / "checkpoint-studio" / moduleFileName());
+    std::string tried;
+    for (const auto &c : candidates) {
+        if (!std::filesystem::exists(c)) {
+            tried += "\n  " + c.string() + ": not found";
+            continue;
+        }
+        void *handle = ::dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!handle) {
+            tried += "\n  " + c.string() + ": " + ::dlerror();
+            continue;
+        }
+        using Factory = ComputeApi *(*)();
+        auto factory = reinterpret_cast<Factory>(::dlsym(handle, "ckpt_compute_api"));
+        if (!factory) {
+            tried += "\n  " + c.string() + ": no ckpt_compute_api symbol";
+            continue;
+        }
+        ComputeApi *a = factory();
+        g_api.store(a);
+        return *a;
+    }
+    throw std::runtime_error("cannot load the compute module (LibTorch):" + tried);
+}
+
+} // namespace ckpt

@@ -1,0 +1,18 @@
+#pragma once
+
+// LibTorch side of tensor references. Include only from compute sources and tests: it pulls ATen.
+#include <ATen/core/Tensor.h>
+
+namespace ckpt {
+
+struct TensorRef;
+
+// The tensor's data as a CPU at::Tensor with its shape and strides. With `copy` false the tensor
+// views the file's mapping and must not outlive the Document; with `copy` true it owns its data.
+// Throws std::runtime_error when the reference's extent does not fit its storage.
+at::Tensor toTensor(const TensorRef &ref, bool copy = true);
+
+// LibTorch scalar type for a checkpoint dtype (quantized storages map to their raw integer type).
+c10::ScalarType scalarTypeOf(const TensorRef &ref);
+
+} // namespace ckpt

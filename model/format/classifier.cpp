@@ -1,0 +1,305 @@
+#include "document.h"
+
+#include "picklemachine.h"
+#include "valuetree.h"
+#include "valuetree.h"
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+#include <unordered_set>
+
+namespace ckpt {
+
+namespace {
+
+bool isTensorDict(const Value &v)
+{
+    if (!v.isDict() || v.entries().empty())
+        return false;
+    return std::all_of(v.entries().begin(), v.entries().end(), [](const Value::DictEntry &e) {
+        return e.key && e.key->isString() && e.value && e.value->isTensor();
+    });
+}
+
+// A state dict that also carries a few non-tensor entries (an injected object, a version string):
+// most values are tensors and none of the others hold tensors.
+bool isMostlyTensorDict(const Value &v)
+{
+    if (!v.isDict() || v.entries().empty())
+        return false;
+    std::size_t tensors = 0;
+    for (const auto &e : v.entries()) {
+        if (!e.key || !e.value)
+            return false;
+        if (e.value->isTensor())
+            ++tensors;
+        else if (e.value->isDict() || e.value->isSequence())
+            return false;
+    }
+    return tensors * 2 > v.entries().size();
+}
+
+// A TorchScript object: a `__torch__` class whose attributes hold its tensors and submodules.
+bool isScriptObject(const Value &v)
+{
+    return v.kind() == Value::Kind::Object && v.state() && v.state()->isDict() && className(v).starts_with("__torch__.");
+}
+
+void flattenScriptObject(const Value &obj, const std::string &prefix, std::vector<NamedTensor> &out,
+                         std::unordered_set<const Value *> &seen, std::uint32_t depth)
+{
+    if (depth > PickleLimits::kMaxDepth || !seen.insert(&obj).second)
+        return;
+    for (const auto &e : obj.state()->entries()) {
+        if (!e.key || !e.value)
+            continue;
+        const std::string name = prefix + keyText(*e.key);
+        if (e.value->isTensor())
+            out.push_back({name, e.value});
+        else if (isScriptObject(*e.value))
+            flattenScriptObject(*e.value, name + ".", out, seen, depth + 1);
+    }
+}
+
+bool isOptimizerState(const Value &v)
+{
+    if (!v.isDict())
+        return false;
+    auto state = v.get("state");
+    auto groups = v.get("param_groups");
+    return state && state->isDict() && groups && groups->isSequence();
+}
+
+// A module's parameters and persistent buffers, then its children's, as state_dict() orders them.
+void flattenModule(const Value &module, const std::string &prefix, std::vector<NamedTensor> &out,
+                   std::unordered_set<const Value *> &seen, std::uint32_t depth)
+{
+    if (depth > PickleLimits::kMaxDepth || !seen.insert(&module).second)
+        return;
+    const auto &attrs = module.state();
+    std::unordered_set<std::string> nonPersistent;
+    if (auto np = attrs->get("_non_persistent_buffers_set"); np && (np->kind() == Value::Kind::Set || np->isSequence()))
+        for (const auto &n : np->items())
+            if (n && n->isString())
+                nonPersistent.insert(n->text());
+    for (const char *group : {"_parameters", "_buffers"}) {
+        auto d = attrs->get(group);
+        if (!d || !d->isDict())
+            continue;
+        for (const auto &e : d->entries()) {
+            if (!e.key || !e.value || !e.value->isTensor())
+                continue;  // None entries (a Linear without bias) are not saved
+            const std::string name = keyText(*e.key);
+            if (std::string_view(group) == "_buffers" && nonPersistent.contains(name))
+                continue;
+            out.push_back({prefix + name, e.value});
+        }
+    }
+    if (auto children = attrs->get("_modules"); children && children->isDict())
+        for (const auto &e : children->entries())
+            if (e.key && e.value && isModule(*e.value))
+                flattenModule(*e.value, prefix + keyText(*e.key) + ".", out, seen, depth + 1);
+}
+
+std::vector<NamedTensor> tensorsOfDict(const Value &d)
+{
+    std::vector<NamedTensor> out;
+    out.reserve(d.entries().size());
+    for (const auto &e : d.entries())
+        if (e.value && e.value->isTensor())
+            out.push_back({keyText(*e.key), e.value});
+    return out;
+}
+
+// Validates every tensor reachable from the root once, whatever path reaches it.
+void validateTensors(Document &doc)
+{
+    std::unordered_set<const Value *> seen;
+    std::unordered_set<const TensorRef *> checked;
+    std::vector<std::pair<ValuePtr, std::string>> stack{{doc.root, ""}};
+    std::size_t reported = 0;
+    while (!stack.empty()) {
+        auto [v, path] = std::move(stack.back());
+        stack.pop_back();
+        if (!v || !seen.insert(v.get()).second)
+            continue;
+        if (v->isTensor() && v->tensorRef() && checked.insert(v->tensorRef().get()).second) {
+            const auto &problem = v->tensorRef()->validate();
+            if (!problem.empty() && reported++ < 50)
+                doc.warnings.push_back("tensor '" + path + "': " + problem);
+        }
+        for (auto &c : childrenOf(*v))
+            stack.emplace_back(c.value, path.empty() ? c.label : path + "/" + c.label);
+    }
+    if (reported > 50)
+        doc.warnings.push_back(std::to_string(reported - 50) + " more tensors do not fit their storage");
+}
+
+constexpr std::array<std::string_view, 14> kStateDictKeys{
+    "model_state_dict", "state_dict", "model", "net", "network", "module", "model_state",
+    "weights", "params", "generator", "ema", "model_ema", "state_dict_ema", "student",
+};
+constexpr std::array<std::string_view, 7> kOptimizerKeys{
+    "optimizer_state_dict", "optimizer", "optim", "optimizer_state", "opt", "optimizers", "optimizer_states",
+};
+constexpr std::array<std::string_view, 14> kTrainingKeys{
+    "epoch", "epochs", "global_step", "step", "iteration", "iter", "train_loss", "val_loss",
+    "loss", "best_acc", "best_prec1", "best_loss", "lr_scheduler", "scheduler",
+};
+constexpr std::array<std::string_view, 11> kInferenceKeys{
+    "class_names", "classes", "labels", "idx_to_class", "input_mean", "input_std", "preprocessing",
+    "model_config", "config", "architecture", "normalization",
+};
+
+bool hasAnyKey(const Value &d, auto keys)
+{
+    return std::any_of(keys.begin(), keys.end(), [&d](std::string_view k) { return d.get(std::string(k)) != nullptr; });
+}
+
+void useStateDict(Document &doc, const ValuePtr &v, KeyPath path)
+{
+    doc.hasStateDict = true;
+    doc.stateDictPath = std::move(path);
+    if (isModule(*v)) {
+        doc.stateDictSource = "module_tree";
+        std::unordered_set<const Value *> seen;
+        flattenModule(*v, "", doc.stateDict, seen, 0);
+    } else if (isScriptObject(*v)) {
+        doc.stateDictSource = "script_module";
+        std::unordered_set<const Value *> seen;
+        flattenScriptObject(*v, "", doc.stateDict, seen, 0);
+    } else {
+        doc.stateDictSource = "dict";
+        doc.stateDict = tensorsOfDict(*v);
+    }
+    doc.weightPaths.push_back(doc.stateDictPath);
+}
+
+void findOptimizer(Document &doc, const Value &root)
+{
+    for (auto key : kOptimizerKeys) {
+        auto v = root.get(std::string(key));
+        if (!v)
+            continue;
+        if (isOptimizerState(*v)) {
+            doc.optimizer = v;
+            doc.optimizerPath = {std::string(key)};
+            return;
+        }
+        // Lightning and multi-optimizer files keep a list of optimizer states.
+        if (v->isSequence() && !v->items().empty() && v->items()[0] && isOptimizerState(*v->items()[0])) {
+            doc.optimizer = v->items()[0];
+            doc.optimizerPath = {std::string(key), "0"};
+            return;
+        }
+    }
+    for (const auto &e : root.entries())
+        if (e.key && e.value && isOptimizerState(*e.value)) {
+            doc.optimizer = e.value;
+            doc.optimizerPath = {keyText(*e.key)};
+            return;
+        }
+}
+
+} // namespace
+
+std::string kindName(DocumentKind k)
+{
+    switch (k) {
+    case DocumentKind::StateDict: return "state_dict";
+    case DocumentKind::TrainingCheckpoint: return "training_checkpoint";
+    case DocumentKind::InferencePackage: return "inference_package";
+    case DocumentKind::FullModel: return "full_model";
+    case DocumentKind::LightningCheckpoint: return "lightning_checkpoint";
+    case DocumentKind::Tensor: return "tensor";
+    case DocumentKind::Generic: return "generic";
+    }
+    return "?";
+}
+
+void classify(Document &doc)
+{
+    validateTensors(doc);
+    const ValuePtr &root = doc.root;
+    doc.kind = DocumentKind::Generic;
+    if (!root)
+        return;
+    if (root->isTensor()) {
+        doc.kind = DocumentKind::Tensor;
+        doc.hasStateDict = true;
+        doc.stateDictSource = "dict";
+        doc.stateDict.push_back({"tensor", root});
+        return;
+    }
+    if (isModule(*root)) {
+        doc.kind = DocumentKind::FullModel;
+        useStateDict(doc, root, {});
+        return;
+    }
+    if (isScriptObject(*root)) {
+        useStateDict(doc, root, {});
+        return;
+    }
+    if (!root->isDict())
+        return;
+    if (isTensorDict(*root) || isMostlyTensorDict(*root)) {
+        doc.kind = DocumentKind::StateDict;
+        useStateDict(doc, root, {});
+        for (const auto &e : root->entries())
+            if (e.value && !e.value->isTensor())
+                doc.warnings.push_back("the state dict also holds a non-tensor entry '" + keyText(*e.key) + "' (" +
+                                       e.value->typeName() + ")");
+        return;
+    }
+    const bool lightning = root->get("pytorch-lightning_version") ||
+                           (root->get("state_dict") && (root->get("optimizer_states") || root->get("lr_schedulers") ||
+                                                        root->get("loops") || root->get("callbacks")));
+    bool fromModule = false;
+    for (auto key : kStateDictKeys) {
+        auto v = root->get(std::string(key));
+        if (v && (isTensorDict(*v) || isModule(*v) || isScriptObject(*v))) {
+            fromModule = isModule(*v);
+            useStateDict(doc, v, {std::string(key)});
+            break;
+        }
+    }
+    if (!doc.hasStateDict) {
+        // Otherwise the largest dict of tensors one or two levels down.
+        ValuePtr best;
+        KeyPath bestPath;
+        std::size_t bestCount = 0;
+        for (const auto &e : root->entries()) {
+            if (!e.key || !e.value)
+                continue;
+            const std::string k = keyText(*e.key);
+            if (isTensorDict(*e.value) && e.value->entries().size() > bestCount) {
+                best = e.value;
+                bestPath = {k};
+                bestCount = e.value->entries().size();
+            } else if (e.value->isDict()) {
+                for (const auto &e2 : e.value->entries())
+                    if (e2.key && e2.value && isTensorDict(*e2.value) && e2.value->entries().size() > bestCount) {
+                        best = e2.value;
+                        bestPath = {k, keyText(*e2.key)};
+                        bestCount = e2.value->entries().size();
+                    }
+            }
+        }
+        if (best)
+            useStateDict(doc, best, bestPath);
+    }
+    findOptimizer(doc, *root);
+    if (lightning)
+        doc.kind = DocumentKind::LightningCheckpoint;
+    else if (doc.optimizer || (doc.hasStateDict && hasAnyKey(*root, kTrainingKeys)))
+        doc.kind = DocumentKind::TrainingCheckpoint;  // training state may keep its weights elsewhere
+    else if (doc.hasStateDict && hasAnyKey(*root, kInferenceKeys))
+        doc.kind = DocumentKind::InferencePackage;
+    else if (fromModule)
+        doc.kind = DocumentKind::FullModel;
+    else if (doc.hasStateDict && doc.stateDictPath.size() == 1 && root->entries().size() == 1)
+        doc.kind = DocumentKind::StateDict;  // a state dict wrapped under one key
+}
+
+} // namespace ckpt

@@ -1,0 +1,86 @@
+#pragma once
+
+#include "picklemachine.h"
+#include "tensorref.h"
+#include "value.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+class MappedFile;
+
+enum class ContainerFormat { TorchZip, TorchScript, Legacy, Tar, Safetensors, Pickle };
+enum class DocumentKind {
+    StateDict,
+    TrainingCheckpoint,
+    InferencePackage,
+    FullModel,
+    LightningCheckpoint,
+    Tensor,
+    Generic,
+};
+
+// "zip", "legacy", "torchscript", "tar", "safetensors", "pickle".
+std::string formatName(ContainerFormat f);
+// "state_dict", "training_checkpoint", ...
+std::string kindName(DocumentKind k);
+
+// A step from a parent value to a child: a dict key, a sequence index or an object attribute.
+using KeyPath = std::vector<std::string>;
+// "model_state_dict/fc1.weight" style text for a path.
+std::string pathText(const KeyPath &path);
+
+struct NamedTensor {
+    std::string name;   // state-dict key ("fc1.weight")
+    ValuePtr value;     // the Tensor value
+    const TensorRef &ref() const { return *value->tensorRef(); }
+};
+
+// Everything read from one file. Immutable once returned by readDocument; safe to share
+// between threads for reading.
+struct Document {
+    std::string path;
+    ContainerFormat format = ContainerFormat::TorchZip;
+    std::string formatDetail;           // "torch zip archive, version 3" ...
+    int pickleProtocol = 0;
+    ValuePtr root;
+    std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
+    std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> ownedBuffers;  // inflated records
+    std::map<std::string, std::shared_ptr<StorageRef>> storages;
+    std::vector<GlobalUse> globals;
+    std::vector<std::string> warnings;
+
+    // Understanding, filled by classify().
+    DocumentKind kind = DocumentKind::Generic;
+    bool hasStateDict = false;
+    KeyPath stateDictPath;              // keys from the root to the state dict
+    std::string stateDictSource;        // "dict" or "module_tree"
+    std::vector<NamedTensor> stateDict;
+    ValuePtr optimizer;
+    KeyPath optimizerPath;
+    std::vector<KeyPath> weightPaths;   // every path classified as weights (not metadata)
+
+    std::int64_t parameterCount() const;
+    std::int64_t stateDictBytes() const;
+};
+
+struct ReadOptions {
+    // Called with the fraction done; returning false cancels (readDocument then throws).
+    std::function<bool(double)> progress;
+};
+
+// Opens and interprets a checkpoint; never executes anything from it. Throws FormatError whose
+// message starts with the file path ("path: what is wrong").
+Document readDocument(const std::string &path, const ReadOptions &options = {});
+// Same, over bytes in memory; `name` stands for the path in messages.
+Document readDocumentFromBytes(std::string bytes, const std::string &name, const ReadOptions &options = {});
+
+// Finds the state dict, optimizer state and kind of a document whose root is read.
+void classify(Document &doc);
+
+} // namespace ckpt

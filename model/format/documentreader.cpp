@@ -1,0 +1,442 @@
+#include "document.h"
+
+#include "error.h"
+#include "mappedfile.h"
+#include "textcodec.h"
+#include "ziparchive.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
+namespace ckpt {
+
+namespace {
+
+constexpr std::string_view kLegacyMagic = "119547037146038801333356";  // 0x1950a86a20f9469cfc6c
+constexpr std::int64_t kLegacyProtocolVersion = 1001;
+
+std::string_view asText(std::span<const std::uint8_t> b, std::size_t n)
+{
+    return {reinterpret_cast<const char *>(b.data()), std::min(n, b.size())};
+}
+
+// Says what a file that is not a checkpoint looks like.
+std::string describeUnknown(std::span<const std::uint8_t> d)
+{
+    if (d.empty())
+        return "the file is empty";
+    const auto head = asText(d, 512);
+    if (head.starts_with("version https://git-lfs"))
+        return "this is a git-lfs pointer file, not the checkpoint itself (run `git lfs pull`)";
+    std::string lower(head);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower.find("<!doctype html") != std::string::npos || lower.find("<html") != std::string::npos)
+        return "this is an HTML page (a failed download?), not a checkpoint";
+    if (d.size() >= 2 && d[0] == 0x1f && d[1] == 0x8b)
+        return "this is a gzip-compressed file; decompress it first";
+    if (d.size() >= 4 && std::memcmp(d.data(), "\x89HDF", 4) == 0)
+        return "this is an HDF5 file (Keras?), not a PyTorch checkpoint";
+    if (head.starts_with("{") || head.starts_with("["))
+        return "this is a JSON text file, not a checkpoint";
+    const bool text = std::all_of(head.begin(), head.end(), [](unsigned char c) {
+        return c == '\n' || c == '\r' || c == '\t' || (c >= 0x20 && c < 0x7f) || c >= 0x80;
+    });
+    if (text)
+        return "this is a text file, not a checkpoint (starts with \"" + std::string(head.substr(0, 40)) + "\")";
+    return "unrecognised format: not a zip archive, a pickle, a tar archive or safetensors (first bytes " +
+           hexPreview(head, 8) + ")";
+}
+
+std::shared_ptr<StorageRef> storageFromPid(const std::vector<ValuePtr> &pid, std::string &key, std::uint64_t offset)
+{
+    auto fail = [offset](const std::string &what) -> void {
+        throw FormatError("pickle offset " + std::to_string(offset) + ": storage persistent id " + what);
+    };
+    if (pid.size() < 5)
+        fail("has " + std::to_string(pid.size()) + " fields, expected at least 5");
+    const auto &type = pid[1];
+    if (!type || type->kind() != Value::Kind::Global)
+        fail("has no storage type");
+    if (!pid[2] || !(pid[2]->isString() || pid[2]->isInt()))
+        fail("has no key");
+    key = pid[2]->isString() ? pid[2]->text() : std::to_string(pid[2]->asInt());
+    auto ref = std::make_shared<StorageRef>();
+    ref->key = key;
+    if (type->text() == "torch" || type->text() == "torch.cuda") {
+        if (type->name() == "UntypedStorage")
+            ref->dtype = DType::UInt8;
+        else if (auto dt = dtypeFromStorageClass(type->name()))
+            ref->dtype = *dt;
+    }
+    if (ref->dtype == DType::Unknown)
+        fail("names an unknown storage type " + type->qualifiedName());
+    if (pid[3] && pid[3]->isString())
+        ref->location = pid[3]->text();
+    if (pid[4] && pid[4]->isInt())
+        ref->declaredNumel = pid[4]->asInt();
+    if (ref->declaredNumel < 0)
+        fail("declares a negative size");
+    return ref;
+}
+
+class Reader {
+public:
+    Reader(Document &doc, const ReadOptions &opts) : m_doc(doc), m_opts(opts) {}
+
+    void read()
+    {
+        const auto data = m_doc.file->bytes();
+        if (ZipArchive::looksLikeZip(data)) {
+            readZip(data);
+        } else if (data.size() > 262 && std::memcmp(data.data() + 257, "ustar", 5) == 0) {
+            throw FormatError("this is a tar archive (torch 0.1.x checkpoint); that format is not supported yet");
+        } else if (looksLikeSafetensors(data)) {
+            throw FormatError("this is a safetensors file; that format is not supported yet");
+        } else if (!data.empty() && (data[0] == 0x80 || data[0] == '(' || data[0] == '}' || data[0] == ']' ||
+                                     data[0] == 'c' || data[0] == 'L' || data[0] == 'I')) {
+            readPickleStream(data);
+        } else {
+            throw FormatError(describeUnknown(data));
+        }
+        m_doc.globals = m_machine.globals();
+        m_doc.warnings.insert(m_doc.warnings.end(), m_machine.warnings().begin(), m_machine.warnings().end());
+    }
+
+private:
+    Document &m_doc;
+    const ReadOptions &m_opts;
+    PickleMachine m_machine;
+
+    static bool looksLikeSafetensors(std::span<const std::uint8_t> d)
+    {
+        if (d.size() < 10)
+            return false;
+        std::uint64_t n = 0;
+        for (int i = 7; i >= 0; --i)
+            n = (n << 8) | d[static_cast<std::size_t>(i)];
+        return n > 0 && n <= d.size() - 8 && d[8] == '{';
+    }
+
+    void setProgress(double from, double to)
+    {
+        if (!m_opts.progress)
+            return;
+        m_machine.setProgress([this, from, to](double f) { return m_opts.progress(from + (to - from) * f); });
+    }
+
+    // --- torch zip -------------------------------------------------------------------------
+    void readZip(std::span<const std::uint8_t> data)
+    {
+        ZipArchive zip(data);
+        const auto *pkl = zip.find("data.pkl");
+        const bool script = zip.find("constants.pkl") != nullptr;
+        if (!pkl) {
+            if (zip.find("bytecode.pkl"))
+                throw FormatError("this is a TorchScript mobile (lite interpreter) export without data.pkl; "
+                                  "that layout is not supported yet");
+            if (zip.find(".data/version"))
+                throw FormatError("this is a torch.package archive; that format is not supported yet");
+            throw FormatError("zip archive without a data.pkl record: not a torch.save checkpoint (records: " +
+                              entryList(zip) + ")");
+        }
+        m_doc.format = script ? ContainerFormat::TorchScript : ContainerFormat::TorchZip;
+        std::string version;
+        if (const auto *v = zip.find("version")) {
+            auto b = zip.read(*v);
+            version = std::string(asText(b.bytes, 32));
+            while (!version.empty() && (version.back() == '\n' || version.back() == '\r'))
+                version.pop_back();
+        }
+        if (const auto *bo = zip.find("byteorder")) {
+            auto b = zip.read(*bo);
+            if (asText(b.bytes, 16).starts_with("big"))
+                m_doc.warnings.push_back("storages were written big-endian; values are not byte-swapped yet");
+        }
+        m_doc.formatDetail = std::string(script ? "TorchScript archive" : "torch zip archive") +
+                             (version.empty() ? "" : ", version " + version) + ", records under '" + zip.prefix() +
+                             "'";
+        const std::string dataPrefix = "data/";
+        m_machine.setPersistentLoad([this, &zip, dataPrefix](const ValuePtr &pid, std::uint64_t offset) {
+            if (!pid->isSequence() || pid->items().empty() || !pid->items()[0]->isString() ||
+                pid->items()[0]->text() != "storage")
+                throw FormatError("pickle offset " + std::to_string(offset) + ": unsupported persistent id " +
+                                  (pid->isSequence() && !pid->items().empty() ? keyText(*pid->items()[0])
+                                                                              : pid->typeName()));
+            std::string key;
+            auto fresh = storageFromPid(pid->items(), key, offset);
+            auto it = m_doc.storages.find(key);
+            if (it != m_doc.storages.end())
+                return Value::storage(it->second);
+            const auto *rec = zip.find(dataPrefix + key);
+            if (!rec) {
+                fresh->problem = "storage record '" + dataPrefix + key + "' is missing from the archive";
+            } else {
+                try {
+                    auto rb = zip.read(*rec);
+                    if (rb.owned)
+                        m_owned.push_back(rb.owned);
+                    fresh->bytes = rb.bytes;
+                    fresh->resolved = true;
+                    checkDeclaredSize(*fresh);
+                } catch (const FormatError &e) {
+                    fresh->problem = e.what();
+                }
+            }
+            m_doc.storages.emplace(key, fresh);
+            return Value::storage(fresh);
+        });
+        auto pb = zip.read(*pkl);
+        if (pb.owned)
+            m_owned.push_back(pb.owned);
+        m_machine.setBaseOffset(pb.owned ? 0 : static_cast<std::uint64_t>(pb.bytes.data() - data.data()));
+        setProgress(0.0, 1.0);
+        try {
+            auto r = m_machine.run(pb.bytes);
+            m_doc.root = r.value;
+            m_doc.pickleProtocol = r.protocol;
+            if (r.end < pb.bytes.size())
+                m_doc.warnings.push_back("data.pkl has " + std::to_string(pb.bytes.size() - r.end) +
+                                         " bytes after its STOP opcode");
+        } catch (const FormatError &e) {
+            throw FormatError("record '" + pkl->name + "': " + e.what());
+        }
+        keepOwnedBuffers();
+    }
+
+    void checkDeclaredSize(StorageRef &s)
+    {
+        const auto need = static_cast<std::uint64_t>(s.declaredNumel) * dtypeSize(s.dtype);
+        if (s.declaredNumel > 0 && s.bytes.size() < need)
+            m_doc.warnings.push_back("storage '" + s.key + "' declares " + std::to_string(s.declaredNumel) +
+                                     " elements but its record holds " + std::to_string(s.bytes.size()) + " bytes");
+    }
+
+    static std::string entryList(const ZipArchive &zip)
+    {
+        std::string s;
+        for (std::size_t i = 0; i < zip.entries().size() && i < 8; ++i)
+            s += (i ? ", " : "") + zip.entries()[i].name;
+        if (zip.entries().size() > 8)
+            s += ", …";
+        return s;
+    }
+
+    // Inflated records must outlive the reader: the document's mapping owns them from here.
+    std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> m_owned;
+    void keepOwnedBuffers() { m_doc.ownedBuffers = std::move(m_owned); }
+
+    // --- legacy stream (torch < 1.6) and plain pickles ----------------------------------------
+    struct PendingView {
+        std::shared_ptr<StorageRef> view;
+        std::string rootKey;
+        std::int64_t offset = 0;  // elements into the root storage
+    };
+
+    void readPickleStream(std::span<const std::uint8_t> data)
+    {
+        std::size_t pos = 0;
+        auto runAt = [&](const char *what) {
+            m_machine.setBaseOffset(pos);
+            try {
+                auto r = m_machine.run(data.subspan(pos));
+                pos += r.end;
+                return r;
+            } catch (const FormatError &e) {
+                throw FormatError(std::string(what) + ": " + e.what());
+            }
+        };
+        auto first = runAt("first pickle");
+        const bool legacy = first.value->kind() == Value::Kind::BigInt && first.value->text() == kLegacyMagic;
+        if (!legacy) {
+            if (first.value->kind() == Value::Kind::BigInt || first.value->isInt())
+                throw FormatError("starts with the number " + (first.value->isInt() ? std::to_string(first.value->asInt())
+                                                                                      : first.value->text()) +
+                                  ", not PyTorch's legacy magic number");
+            // A plain pickle (pickle.dump), with no tensors stored outside it.
+            m_doc.format = ContainerFormat::Pickle;
+            m_doc.formatDetail = "plain pickle, protocol " + std::to_string(first.protocol);
+            m_doc.root = first.value;
+            m_doc.pickleProtocol = first.protocol;
+            if (pos < data.size())
+                m_doc.warnings.push_back(std::to_string(data.size() - pos) + " bytes follow the pickle's STOP opcode");
+            return;
+        }
+        m_doc.format = ContainerFormat::Legacy;
+        auto version = runAt("protocol version pickle");
+        if (!version.value->isInt() || version.value->asInt() != kLegacyProtocolVersion)
+            throw FormatError("legacy protocol version is " + keyText(*version.value) + ", expected 1001");
+        auto sysInfo = runAt("sys_info pickle");
+        if (sysInfo.value->isDict()) {
+            auto le = sysInfo.value->get("little_endian");
+            if (le && le->kind() == Value::Kind::Bool && !le->asBool())
+                m_doc.warnings.push_back("written on a big-endian machine; values are not byte-swapped yet");
+        }
+        std::vector<PendingView> views;
+        m_machine.setPersistentLoad([this, &views](const ValuePtr &pid, std::uint64_t offset) -> ValuePtr {
+            if (!pid->isSequence() || pid->items().empty() || !pid->items()[0]->isString())
+                throw FormatError("pickle offset " + std::to_string(offset) + ": unsupported persistent id");
+            const auto &items = pid->items();
+            const std::string &type = items[0]->text();
+            if (type == "module") {
+                // ('module', class, source_file, source): the class itself; its source is kept as data.
+                if (items.size() < 2)
+                    throw FormatError("pickle offset " + std::to_string(offset) + ": module persistent id is empty");
+                return items[1];
+            }
+            if (type != "storage")
+                throw FormatError("pickle offset " + std::to_string(offset) + ": unsupported persistent id '" + type +
+                                  "'");
+            std::string key;
+            auto fresh = storageFromPid(items, key, offset);
+            std::shared_ptr<StorageRef> root;
+            if (auto it = m_doc.storages.find(key); it != m_doc.storages.end()) {
+                root = it->second;
+            } else {
+                m_doc.storages.emplace(key, fresh);
+                root = fresh;
+            }
+            if (items.size() >= 6 && items[5] && items[5]->isSequence() && items[5]->items().size() >= 3) {
+                // view_metadata = (view_key, offset, view_size): a slice of the root storage.
+                const auto &vm = items[5]->items();
+                if (!vm[0]->isString() || !vm[1]->isInt() || !vm[2]->isInt() || vm[1]->asInt() < 0 || vm[2]->asInt() < 0)
+                    throw FormatError("pickle offset " + std::to_string(offset) + ": malformed storage view metadata");
+                const std::string viewKey = key + "/view/" + vm[0]->text();
+                if (auto it = m_doc.storages.find(viewKey); it != m_doc.storages.end())
+                    return Value::storage(it->second);
+                auto view = std::make_shared<StorageRef>(*root);
+                view->key = vm[0]->text();
+                view->declaredNumel = vm[2]->asInt();
+                views.push_back({view, key, vm[1]->asInt()});
+                m_doc.storages.emplace(viewKey, view);
+                return Value::storage(view);
+            }
+            return Value::storage(root);
+        });
+        setProgress(0.0, 1.0);
+        auto main = runAt("main pickle");
+        m_doc.root = main.value;
+        m_doc.pickleProtocol = main.protocol;
+        auto keys = runAt("storage key list");
+        if (!keys.value->isSequence())
+            throw FormatError("storage key list is a " + keys.value->typeName() + ", not a list");
+        std::size_t resolvedCount = 0;
+        for (const auto &k : keys.value->items()) {
+            if (!k || !(k->isString() || k->isInt()))
+                throw FormatError("storage key list holds a " + (k ? k->typeName() : std::string("null")));
+            const std::string key = k->isString() ? k->text() : std::to_string(k->asInt());
+            auto it = m_doc.storages.find(key);
+            if (it == m_doc.storages.end())
+                throw FormatError("storage '" + key + "' is listed at offset " + std::to_string(pos) +
+                                  " but no tensor refers to it");
+            auto &s = *it->second;
+            if (data.size() - pos < 8)
+                throw FormatError("storage '" + key + "' at offset " + std::to_string(pos) +
+                                  ": file ends before its element count (truncated?)");
+            std::int64_t numel = 0;
+            for (int i = 7; i >= 0; --i)
+                numel = static_cast<std::int64_t>((static_cast<std::uint64_t>(numel) << 8) | data[pos + static_cast<std::size_t>(i)]);
+            pos += 8;
+            std::uint64_t nbytes = 0;
+            if (numel < 0 || __builtin_mul_overflow(static_cast<std::uint64_t>(numel), dtypeSize(s.dtype), &nbytes) ||
+                nbytes > data.size() - pos)
+                throw FormatError("storage '" + key + "' at offset " + std::to_string(pos - 8) + " declares " +
+                                  std::to_string(numel) + " elements but only " + std::to_string(data.size() - pos) +
+                                  " bytes remain (truncated?)");
+            s.bytes = data.subspan(pos, static_cast<std::size_t>(nbytes));
+            s.resolved = true;
+            checkDeclaredSize(s);
+            pos += static_cast<std::size_t>(nbytes);
+            ++resolvedCount;
+        }
+        for (auto &v : views) {
+            const auto &root = *m_doc.storages.at(v.rootKey);
+            const std::uint64_t size = dtypeSize(root.dtype);
+            const std::uint64_t begin = static_cast<std::uint64_t>(v.offset) * size;
+            const std::uint64_t len = static_cast<std::uint64_t>(v.view->declaredNumel) * size;
+            if (!root.resolved || begin > root.bytes.size() || len > root.bytes.size() - begin) {
+                v.view->problem = "view '" + v.view->key + "' lies outside storage '" + v.rootKey + "'";
+                continue;
+            }
+            v.view->bytes = root.bytes.subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(len));
+            v.view->resolved = true;
+        }
+        if (pos < data.size())
+            m_doc.warnings.push_back(std::to_string(data.size() - pos) + " bytes follow the last storage");
+        m_doc.formatDetail = "legacy torch.save stream (torch < 1.6), " + std::to_string(resolvedCount) + " storages";
+    }
+};
+
+} // namespace
+
+std::string formatName(ContainerFormat f)
+{
+    switch (f) {
+    case ContainerFormat::TorchZip: return "zip";
+    case ContainerFormat::TorchScript: return "torchscript";
+    case ContainerFormat::Legacy: return "legacy";
+    case ContainerFormat::Tar: return "tar";
+    case ContainerFormat::Safetensors: return "safetensors";
+    case ContainerFormat::Pickle: return "pickle";
+    }
+    return "?";
+}
+
+std::string pathText(const KeyPath &path)
+{
+    std::string s;
+    for (std::size_t i = 0; i < path.size(); ++i)
+        s += (i ? "/" : "") + path[i];
+    return s;
+}
+
+std::int64_t Document::parameterCount() const
+{
+    std::int64_t n = 0;
+    for (const auto &t : stateDict)
+        n += std::max<std::int64_t>(0, t.ref().numel());
+    return n;
+}
+
+std::int64_t Document::stateDictBytes() const
+{
+    std::int64_t n = 0;
+    for (const auto &t : stateDict)
+        n += std::max<std::int64_t>(0, t.ref().nbytes());
+    return n;
+}
+
+namespace {
+Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, const ReadOptions &options)
+{
+    Document doc;
+    doc.path = path;
+    doc.file = std::move(file);
+    try {
+        Reader(doc, options).read();
+        // Check every tensor's extent against its storage before anything touches data.
+        classify(doc);
+    } catch (const FormatError &e) {
+        throw FormatError(path + ": " + e.what());
+    }
+    return doc;
+}
+} // namespace
+
+Document readDocument(const std::string &path, const ReadOptions &options)
+{
+    std::shared_ptr<MappedFile> file;
+    try {
+        file = MappedFile::open(path);
+    } catch (const FormatError &e) {
+        throw FormatError(path + ": " + e.what());
+    }
+    return readMapped(std::move(file), path, options);
+}
+
+Document readDocumentFromBytes(std::string bytes, const std::string &name, const ReadOptions &options)
+{
+    return readMapped(MappedFile::fromBytes(std::move(bytes), name), name, options);
+}
+
+} // namespace ckpt

@@ -1,0 +1,253 @@
+#include "jsonexport.h"
+
+#include "picklemachine.h"
+#include "textcodec.h"
+#include "valuetree.h"
+
+#include <cmath>
+#include <set>
+#include <unordered_map>
+
+namespace ckpt {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json tensorJson(const TensorRef &t)
+{
+    json j{{"dtype", std::string(dtypeName(t.dtype))}, {"shape", t.shape}, {"device", t.device()}};
+    if (t.isParameter)
+        j["parameter"] = true;
+    if (t.requiresGrad)
+        j["requires_grad"] = true;
+    if (!t.problem.empty())
+        j["problem"] = t.problem;
+    return j;
+}
+
+class JsonWriter {
+public:
+    json write(const ValuePtr &v, const std::string &path, std::uint32_t depth)
+    {
+        if (!v)
+            return nullptr;
+        if (depth > PickleLimits::kMaxDepth)
+            return json{{"__truncated__", "nesting limit"}};
+        switch (v->kind()) {
+        case Value::Kind::None: return nullptr;
+        case Value::Kind::Bool: return v->asBool();
+        case Value::Kind::Int: return v->asInt();
+        case Value::Kind::BigInt: return json{{"__int__", v->text()}};
+        case Value::Kind::Float:
+            if (!std::isfinite(v->asFloat()))
+                return json{{"__float__", formatFloat(v->asFloat())}};
+            return v->asFloat();
+        case Value::Kind::Complex: return json{{"__complex__", {v->asFloat(), v->imag()}}};
+        case Value::Kind::String: return v->text();
+        case Value::Kind::Bytes:
+            return json{{"__bytes__", {{"length", v->text().size()}, {"hex", hexPreview(v->text(), 256)}}}};
+        case Value::Kind::Global: return json{{"__global__", v->qualifiedName()}};
+        case Value::Kind::Storage:
+            return json{{"__storage__", {{"key", v->storageRef()->key}, {"dtype", std::string(dtypeName(v->storageRef()->dtype))}}}};
+        default: break;
+        }
+        // Containers: write each object once; later sightings point at the first.
+        if (auto it = m_seen.find(v.get()); it != m_seen.end())
+            return json{{"__ref__", it->second}};
+        m_seen.emplace(v.get(), path);
+        auto sub = [&](const Child &c) { return write(c.value, path.empty() ? c.label : path + "/" + c.label, depth + 1); };
+        switch (v->kind()) {
+        case Value::Kind::Tuple:
+        case Value::Kind::List: {
+            json a = json::array();
+            for (const auto &c : childrenOf(*v))
+                a.push_back(sub(c));
+            return a;
+        }
+        case Value::Kind::Set:
+        case Value::Kind::FrozenSet: {
+            json a = json::array();
+            for (const auto &c : childrenOf(*v))
+                a.push_back(sub(c));
+            return json{{v->kind() == Value::Kind::Set ? "__set__" : "__frozenset__", a}};
+        }
+        case Value::Kind::Dict: {
+            json o = json::object();
+            for (const auto &c : childrenOf(*v))
+                if (c.role == ChildRole::Key)
+                    o[c.label] = sub(c);
+            return o;
+        }
+        case Value::Kind::Tensor: {
+            json t{{"__tensor__", tensorJson(*v->tensorRef())}};
+            if (v->state())
+                t["state"] = write(v->state(), path + "/(state)", depth + 1);
+            if (!v->pythonClass().empty())
+                t["__tensor__"]["class"] = v->pythonClass();
+            return t;
+        }
+        case Value::Kind::Object: {
+            json o{{"__class__", v->objectClass() && v->objectClass()->kind() == Value::Kind::Global
+                                     ? v->objectClass()->qualifiedName()
+                                     : std::string("<computed>")}};
+            if (v->args() && !(v->args()->isSequence() && v->args()->items().empty()))
+                o["args"] = write(v->args(), path + "/(args)", depth + 1);
+            if (v->state())
+                o["state"] = write(v->state(), path + "/(state)", depth + 1);
+            if (!v->items().empty()) {
+                json a = json::array();
+                for (std::size_t i = 0; i < v->items().size(); ++i)
+                    a.push_back(write(v->items()[i], path + "/[" + std::to_string(i) + "]", depth + 1));
+                o["items"] = a;
+            }
+            if (!v->entries().empty()) {
+                json d = json::object();
+                for (const auto &e : v->entries())
+                    d[keyText(*e.key)] = write(e.value, path + "/" + keyText(*e.key), depth + 1);
+                o["dict_items"] = d;
+            }
+            return o;
+        }
+        default: return nullptr;
+        }
+    }
+
+private:
+    std::unordered_map<const Value *, std::string> m_seen;
+};
+
+json tensorEntry(const NamedTensor &t)
+{
+    const auto &r = t.ref();
+    json j{{"name", t.name},
+           {"dtype", std::string(dtypeName(r.dtype))},
+           {"shape", r.shape},
+           {"strides", r.strides},
+           {"storage_offset", r.storageOffset},
+           {"numel", r.numel()},
+           {"bytes", r.nbytes()},
+           {"device", r.device()},
+           {"requires_grad", r.requiresGrad}};
+    if (r.storage)
+        j["storage"] = r.storage->key;
+    if (!r.problem.empty())
+        j["problem"] = r.problem;
+    return j;
+}
+
+bool startsWith(const KeyPath &path, const KeyPath &prefix)
+{
+    return !prefix.empty() && path.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
+}
+
+} // namespace
+
+json valueToJson(const ValuePtr &v) { return JsonWriter().write(v, "", 0); }
+
+std::string inferOptimizerType(const Value &opt)
+{
+    std::set<std::string> keys;
+    if (auto state = opt.get("state"))
+        for (const auto &e : state->entries())
+            if (e.value && e.value->isDict())
+                for (const auto &k : e.value->entries())
+                    if (k.key && k.key->isString())
+                        keys.insert(k.key->text());
+    ValuePtr group;
+    if (auto groups = opt.get("param_groups"); groups && groups->isSequence() && !groups->items().empty())
+        group = groups->items()[0];
+    auto groupHas = [&group](const char *k) { return group && group->isDict() && group->get(k); };
+    auto groupFlag = [&group](const char *k) {
+        auto v = group && group->isDict() ? group->get(k) : nullptr;
+        return v && v->kind() == Value::Kind::Bool && v->asBool();
+    };
+    if (keys.contains("exp_avg") && keys.contains("exp_avg_sq")) {
+        if (keys.contains("max_exp_avg_sq") || groupFlag("amsgrad"))
+            return "Adam (AMSGrad)";
+        return "Adam/AdamW";
+    }
+    if (keys.contains("exp_avg") && keys.contains("exp_inf"))
+        return "Adamax";
+    if (keys.contains("square_avg") && keys.contains("acc_delta"))
+        return "Adadelta";
+    if (keys.contains("square_avg"))
+        return "RMSprop";
+    if (keys.contains("sum"))
+        return "Adagrad";
+    if (keys.contains("momentum_buffer") || groupHas("momentum") || groupHas("dampening"))
+        return "SGD";
+    if (groupHas("betas"))
+        return "Adam/AdamW";
+    return "unknown";
+}
+
+json documentToJson(const Document &doc)
+{
+    json j;
+    j["file"] = doc.path;
+    j["format"] = formatName(doc.format);
+    j["format_detail"] = doc.formatDetail;
+    j["pickle_protocol"] = doc.pickleProtocol;
+    j["kind"] = kindName(doc.kind);
+    if (doc.hasStateDict) {
+        json tensors = json::array();
+        for (const auto &t : doc.stateDict)
+            tensors.push_back(tensorEntry(t));
+        j["state_dict"] = {{"path", doc.stateDictPath},
+                           {"source", doc.stateDictSource},
+                           {"tensors", tensors},
+                           {"parameters", doc.parameterCount()},
+                           {"bytes", doc.stateDictBytes()}};
+    } else {
+        j["state_dict"] = nullptr;
+    }
+    if (doc.optimizer) {
+        json groups = json::array();
+        if (auto g = doc.optimizer->get("param_groups"))
+            for (const auto &grp : g->items())
+                groups.push_back(valueToJson(grp));
+        std::set<std::string> stateKeys;
+        std::size_t count = 0;
+        if (auto s = doc.optimizer->get("state"))
+            for (const auto &e : s->entries()) {
+                ++count;
+                if (e.value && e.value->isDict())
+                    for (const auto &k : e.value->entries())
+                        if (k.key)
+                            stateKeys.insert(keyText(*k.key));
+            }
+        j["optimizer"] = {{"path", doc.optimizerPath},
+                          {"type", inferOptimizerType(*doc.optimizer)},
+                          {"param_groups", groups},
+                          {"state", {{"count", count}, {"keys", stateKeys}}}};
+    } else {
+        j["optimizer"] = nullptr;
+    }
+    // Metadata: every root entry that is neither the weights nor the optimizer.
+    json meta = json::object();
+    if (doc.root && doc.root->isDict()) {
+        JsonWriter writer;
+        for (const auto &c : childrenOf(*doc.root)) {
+            if (c.role != ChildRole::Key)
+                continue;
+            const KeyPath p{c.label};
+            if (startsWith(p, doc.stateDictPath) || startsWith(p, doc.optimizerPath))
+                continue;
+            const bool holdsWeights = (doc.stateDictPath.size() > 1 && doc.stateDictPath[0] == c.label) ||
+                                      (doc.optimizerPath.size() > 1 && doc.optimizerPath[0] == c.label);
+            meta[c.label] = holdsWeights ? json("<contains weights or optimizer state>") : writer.write(c.value, c.label, 1);
+        }
+    } else if (doc.root && doc.root->kind() == Value::Kind::Object) {
+        meta["__class__"] = className(*doc.root);
+    }
+    j["metadata"] = meta;
+    json globals = json::array();
+    for (const auto &g : doc.globals)
+        globals.push_back({{"name", g.name}, {"count", g.count}, {"first_offset", g.firstOffset}});
+    j["globals"] = globals;
+    j["warnings"] = doc.warnings;
+    return j;
+}
+
+} // namespace ckpt

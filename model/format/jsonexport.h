@@ -1,0 +1,21 @@
+#pragma once
+
+#include "document.h"
+
+#include <nlohmann/json.hpp>
+
+namespace ckpt {
+
+// A value as JSON: scalars as themselves, containers as arrays/objects, and what JSON cannot hold
+// tagged: {"__tensor__": {...}}, {"__class__": "m.Name", "args", "state"}, {"__bytes__": ...},
+// {"__int__": "digits"}, {"__float__": "nan"}, {"__set__": [...]}, {"__global__": "m.name"},
+// {"__ref__": "path"} for an object already written at another path (shared or cyclic).
+nlohmann::ordered_json valueToJson(const ValuePtr &v);
+
+// Inferred optimizer family from its state keys and hyperparameters ("Adam", "SGD", ...).
+std::string inferOptimizerType(const Value &optimizerState);
+
+// The stable document `ckpt info --json` prints.
+nlohmann::ordered_json documentToJson(const Document &doc);
+
+} // namespace ckpt

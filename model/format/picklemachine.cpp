@@ -1,0 +1,958 @@
+#include "picklemachine.h"
+
+#include "error.h"
+#include "tensorref.h"
+#include "textcodec.h"
+
+#include <algorithm>
+#include <bit>
+#include <type_traits>
+#include <charconv>
+#include <cstring>
+#include <unordered_map>
+
+namespace ckpt {
+
+namespace {
+
+enum Op : std::uint8_t {
+    MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2', FLOAT = 'F', INT = 'I', BININT = 'J',
+    BININT1 = 'K', LONG = 'L', BININT2 = 'M', NONE = 'N', PERSID = 'P', BINPERSID = 'Q', REDUCE = 'R',
+    STRING = 'S', BINSTRING = 'T', SHORT_BINSTRING = 'U', UNICODE = 'V', BINUNICODE = 'X', APPEND = 'a',
+    BUILD = 'b', GLOBAL = 'c', DICT = 'd', EMPTY_DICT = '}', APPENDS = 'e', GET = 'g', BINGET = 'h',
+    INST = 'i', LONG_BINGET = 'j', LIST = 'l', EMPTY_LIST = ']', OBJ = 'o', PUT = 'p', BINPUT = 'q',
+    LONG_BINPUT = 'r', SETITEM = 's', TUPLE = 't', EMPTY_TUPLE = ')', SETITEMS = 'u', BINFLOAT = 'G',
+    PROTO = 0x80, NEWOBJ = 0x81, EXT1 = 0x82, EXT2 = 0x83, EXT4 = 0x84, TUPLE1 = 0x85, TUPLE2 = 0x86,
+    TUPLE3 = 0x87, NEWTRUE = 0x88, NEWFALSE = 0x89, LONG1 = 0x8a, LONG4 = 0x8b, BINBYTES = 'B',
+    SHORT_BINBYTES = 'C', SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d, BINBYTES8 = 0x8e, EMPTY_SET = 0x8f,
+    ADDITEMS = 0x90, FROZENSET = 0x91, NEWOBJ_EX = 0x92, STACK_GLOBAL = 0x93, MEMOIZE = 0x94, FRAME = 0x95,
+    BYTEARRAY8 = 0x96, NEXT_BUFFER = 0x97, READONLY_BUFFER = 0x98,
+};
+
+struct OpName {
+    std::uint8_t op;
+    std::string_view name;
+};
+
+constexpr OpName kOpNames[] = {
+    {MARK, "MARK"}, {STOP, "STOP"}, {POP, "POP"}, {POP_MARK, "POP_MARK"}, {DUP, "DUP"}, {FLOAT, "FLOAT"},
+    {INT, "INT"}, {BININT, "BININT"}, {BININT1, "BININT1"}, {LONG, "LONG"}, {BININT2, "BININT2"},
+    {NONE, "NONE"}, {PERSID, "PERSID"}, {BINPERSID, "BINPERSID"}, {REDUCE, "REDUCE"}, {STRING, "STRING"},
+    {BINSTRING, "BINSTRING"}, {SHORT_BINSTRING, "SHORT_BINSTRING"}, {UNICODE, "UNICODE"},
+    {BINUNICODE, "BINUNICODE"}, {APPEND, "APPEND"}, {BUILD, "BUILD"}, {GLOBAL, "GLOBAL"}, {DICT, "DICT"},
+    {EMPTY_DICT, "EMPTY_DICT"}, {APPENDS, "APPENDS"}, {GET, "GET"}, {BINGET, "BINGET"}, {INST, "INST"},
+    {LONG_BINGET, "LONG_BINGET"}, {LIST, "LIST"}, {EMPTY_LIST, "EMPTY_LIST"}, {OBJ, "OBJ"}, {PUT, "PUT"},
+    {BINPUT, "BINPUT"}, {LONG_BINPUT, "LONG_BINPUT"}, {SETITEM, "SETITEM"}, {TUPLE, "TUPLE"},
+    {EMPTY_TUPLE, "EMPTY_TUPLE"}, {SETITEMS, "SETITEMS"}, {BINFLOAT, "BINFLOAT"}, {PROTO, "PROTO"},
+    {NEWOBJ, "NEWOBJ"}, {EXT1, "EXT1"}, {EXT2, "EXT2"}, {EXT4, "EXT4"}, {TUPLE1, "TUPLE1"},
+    {TUPLE2, "TUPLE2"}, {TUPLE3, "TUPLE3"}, {NEWTRUE, "NEWTRUE"}, {NEWFALSE, "NEWFALSE"}, {LONG1, "LONG1"},
+    {LONG4, "LONG4"}, {BINBYTES, "BINBYTES"}, {SHORT_BINBYTES, "SHORT_BINBYTES"},
+    {SHORT_BINUNICODE, "SHORT_BINUNICODE"}, {BINUNICODE8, "BINUNICODE8"}, {BINBYTES8, "BINBYTES8"},
+    {EMPTY_SET, "EMPTY_SET"}, {ADDITEMS, "ADDITEMS"}, {FROZENSET, "FROZENSET"}, {NEWOBJ_EX, "NEWOBJ_EX"},
+    {STACK_GLOBAL, "STACK_GLOBAL"}, {MEMOIZE, "MEMOIZE"}, {FRAME, "FRAME"}, {BYTEARRAY8, "BYTEARRAY8"},
+    {NEXT_BUFFER, "NEXT_BUFFER"}, {READONLY_BUFFER, "READONLY_BUFFER"},
+};
+
+// Python 2 module names as Python 3's unpickler maps them.
+std::pair<std::string, std::string> remapGlobal(std::string module, std::string name)
+{
+    if (module == "__builtin__") {
+        module = "builtins";
+        if (name == "xrange")
+            name = "range";
+        else if (name == "unicode")
+            name = "str";
+        else if (name == "long")
+            name = "int";
+    } else if (module == "copy_reg") {
+        module = "copyreg";
+    } else if (module == "exceptions") {
+        module = "builtins";
+    } else if (module == "UserDict" && name == "UserDict") {
+        module = "collections";
+    } else if (module == "cPickle") {
+        module = "pickle";
+    }
+    return {std::move(module), std::move(name)};
+}
+
+} // namespace
+
+std::string_view opcodeName(std::uint8_t op)
+{
+    for (const auto &n : kOpNames)
+        if (n.op == op)
+            return n.name;
+    return {};
+}
+
+void PickleMachine::noteGlobal(const std::string &name, std::uint64_t offset)
+{
+    auto it = m_globalIndex.find(name);
+    if (it == m_globalIndex.end()) {
+        m_globalIndex.emplace(name, m_globals.size());
+        m_globals.push_back({name, 1, offset});
+    } else {
+        ++m_globals[it->second].count;
+    }
+}
+
+std::vector<GlobalUse> PickleMachine::globals() const { return m_globals; }
+
+// One execution of the machine over one pickle.
+class PickleRun {
+public:
+    PickleRun(PickleMachine &m, std::span<const std::uint8_t> d) : m_machine(m), m_data(d) {}
+
+    PickleMachine::Result run();
+
+private:
+    PickleMachine &m_machine;
+    std::span<const std::uint8_t> m_data;
+    std::size_t m_pos = 0;
+    std::size_t m_opStart = 0;
+    std::uint8_t m_op = 0;
+    int m_protocol = 0;
+    std::vector<ValuePtr> m_stack;
+    std::vector<std::size_t> m_marks;
+    std::unordered_map<std::uint64_t, ValuePtr> m_memo;
+
+    [[noreturn]] void fail(const std::string &what) const
+    {
+        std::string op(opcodeName(m_op));
+        throw FormatError("pickle offset " + std::to_string(m_machine.m_base + m_opStart) +
+                          (op.empty() ? std::string() : " (" + op + ")") + ": " + what);
+    }
+
+    std::uint64_t fileOffset() const { return m_machine.m_base + m_opStart; }
+
+    // --- reading the byte stream -------------------------------------------------------------
+    std::span<const std::uint8_t> take(std::uint64_t n)
+    {
+        if (n > m_data.size() - m_pos)
+            fail("needs " + std::to_string(n) + " bytes but only " + std::to_string(m_data.size() - m_pos) +
+                 " remain (truncated pickle?)");
+        auto s = m_data.subspan(m_pos, static_cast<std::size_t>(n));
+        m_pos += static_cast<std::size_t>(n);
+        return s;
+    }
+    template <typename T> T readLE()
+    {
+        auto s = take(sizeof(T));
+        std::make_unsigned_t<T> u = 0;
+        for (std::size_t i = sizeof(T); i-- > 0;)
+            u = static_cast<std::make_unsigned_t<T>>((u << 8) | s[i]);
+        return static_cast<T>(u);
+    }
+    std::string takeString(std::uint64_t n)
+    {
+        auto s = take(n);
+        return {reinterpret_cast<const char *>(s.data()), s.size()};
+    }
+    std::string readLine()
+    {
+        const auto *begin = m_data.data() + m_pos;
+        const auto *end = m_data.data() + m_data.size();
+        const auto *nl = std::find(begin, end, static_cast<std::uint8_t>('\n'));
+        if (nl == end)
+            fail("line is not terminated by a newline (truncated pickle?)");
+        std::string line(reinterpret_cast<const char *>(begin), static_cast<std::size_t>(nl - begin));
+        m_pos += line.size() + 1;
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        return line;
+    }
+
+    // --- the stacks ---------------------------------------------------------------------------
+    void push(ValuePtr v) { m_stack.push_back(std::move(v)); }
+    ValuePtr pop()
+    {
+        if (m_stack.size() <= (m_marks.empty() ? 0 : m_marks.back()))
+            fail("stack underflow");
+        ValuePtr v = std::move(m_stack.back());
+        m_stack.pop_back();
+        return v;
+    }
+    ValuePtr &top()
+    {
+        if (m_stack.size() <= (m_marks.empty() ? 0 : m_marks.back()))
+            fail("stack underflow");
+        return m_stack.back();
+    }
+    std::vector<ValuePtr> popMark()
+    {
+        if (m_marks.empty())
+            fail("no MARK on the stack");
+        const std::size_t mark = m_marks.back();
+        m_marks.pop_back();
+        std::vector<ValuePtr> items(std::make_move_iterator(m_stack.begin() + static_cast<std::ptrdiff_t>(mark)),
+                                    std::make_move_iterator(m_stack.end()));
+        m_stack.resize(mark);
+        return items;
+    }
+
+    void checkDepth(const ValuePtr &v)
+    {
+        if (v && v->height() > PickleLimits::kMaxDepth)
+            fail("nesting deeper than the limit of " + std::to_string(PickleLimits::kMaxDepth) + " levels");
+    }
+    ValuePtr makeTuple(std::vector<ValuePtr> items)
+    {
+        auto t = Value::tuple(std::move(items));
+        checkDepth(t);
+        return t;
+    }
+
+    void memoPut(std::uint64_t index, const ValuePtr &v)
+    {
+        if (m_memo.size() >= PickleLimits::kMaxMemo && !m_memo.contains(index))
+            fail("memo grows past the limit of " + std::to_string(PickleLimits::kMaxMemo) + " entries");
+        m_memo[index] = v;
+    }
+    ValuePtr memoGet(std::uint64_t index)
+    {
+        auto it = m_memo.find(index);
+        if (it == m_memo.end())
+            fail("memo entry " + std::to_string(index) + " was never stored");
+        return it->second;
+    }
+
+    // --- containers -------------------------------------------------------------------------
+    void appendTo(ValuePtr &target, std::vector<ValuePtr> items)
+    {
+        if (target->kind() != Value::Kind::List && target->kind() != Value::Kind::Object)
+            fail("cannot append to " + target->typeName());
+        for (auto &i : items) {
+            target->noteChild(i);
+            target->items().push_back(std::move(i));
+        }
+        checkDepth(target);
+    }
+
+    void setItems(ValuePtr &target, std::vector<ValuePtr> kv)
+    {
+        if (kv.size() % 2 != 0)
+            fail("odd number of items for a dict");
+        if (target->kind() != Value::Kind::Dict && target->kind() != Value::Kind::Object)
+            fail("cannot set items on " + target->typeName() + " (expected a dict)");
+        auto &entries = target->entries();
+        for (std::size_t i = 0; i < kv.size(); i += 2) {
+            target->noteChild(kv[i]);
+            target->noteChild(kv[i + 1]);
+            // Assigning an existing key keeps its position and replaces the value, as Python does.
+            bool replaced = false;
+            if (target->kind() == Value::Kind::Dict && !entries.empty() && isHashableScalar(*kv[i])) {
+                const auto key = scalarKey(*kv[i]);
+                std::size_t found = entries.size();
+                if (entries.size() < kIndexFrom) {
+                    for (std::size_t j = 0; j < entries.size(); ++j)
+                        if (entries[j].key && isHashableScalar(*entries[j].key) && scalarKey(*entries[j].key) == key)
+                            found = j;
+                } else {
+                    auto &slot = m_dictIndex[target.get()];
+                    slot.first = target;  // keeps the address from being reused while indexed
+                    if (slot.second.size() != entries.size())
+                        rebuildIndex(slot.second, entries);
+                    auto it = slot.second.find(key);
+                    if (it != slot.second.end())
+                        found = it->second;
+                    else
+                        slot.second.emplace(key, entries.size());
+                }
+                if (found < entries.size()) {
+                    entries[found].value = std::move(kv[i + 1]);
+                    replaced = true;
+                }
+            }
+            if (!replaced)
+                entries.push_back({std::move(kv[i]), std::move(kv[i + 1])});
+        }
+        checkDepth(target);
+    }
+
+    static constexpr std::size_t kIndexFrom = 16;  // dicts this large get a key index
+    std::unordered_map<const Value *, std::pair<ValuePtr, std::unordered_map<std::string, std::size_t>>> m_dictIndex;
+
+    ValuePtr bytesOrText(std::string raw)
+    {
+        // Python 2 `str`: torch.load decodes it as UTF-8; what is not UTF-8 stays bytes.
+        if (isValidUtf8(raw))
+            return Value::string(std::move(raw));
+        return Value::bytes(std::move(raw));
+    }
+
+    static bool isHashableScalar(const Value &v)
+    {
+        switch (v.kind()) {
+        case Value::Kind::String:
+        case Value::Kind::Int:
+        case Value::Kind::BigInt:
+        case Value::Kind::Bool:
+        case Value::Kind::None:
+        case Value::Kind::Bytes:
+            return true;
+        default:
+            return false;
+        }
+    }
+    static std::string scalarKey(const Value &v)
+    {
+        // Python: True == 1 and hash(True) == hash(1), so bools share the int key space.
+        switch (v.kind()) {
+        case Value::Kind::Bool:
+        case Value::Kind::Int: return "i" + std::to_string(v.asInt());
+        case Value::Kind::BigInt: return "i" + v.text();
+        case Value::Kind::String: return "s" + v.text();
+        case Value::Kind::Bytes: return "b" + v.text();
+        default: return "n";
+        }
+    }
+    static void rebuildIndex(std::unordered_map<std::string, std::size_t> &index,
+                             const std::vector<Value::DictEntry> &entries)
+    {
+        index.clear();
+        for (std::size_t i = 0; i < entries.size(); ++i)
+            if (entries[i].key && isHashableScalar(*entries[i].key))
+                index.emplace(scalarKey(*entries[i].key), i);
+    }
+
+    // --- globals and calls --------------------------------------------------------------------
+    ValuePtr makeGlobal(std::string module, std::string name)
+    {
+        auto [m, n] = remapGlobal(std::move(module), std::move(name));
+        m_machine.noteGlobal(m + "." + n, fileOffset());
+        return Value::global(std::move(m), std::move(n));
+    }
+
+    static bool isGlobal(const ValuePtr &v, std::string_view qualified)
+    {
+        return v && v->kind() == Value::Kind::Global && v->qualifiedName() == qualified;
+    }
+
+    std::vector<std::int64_t> intTuple(const ValuePtr &v, const char *what)
+    {
+        if (!v || !v->isSequence())
+            fail(std::string(what) + " is not a tuple of ints");
+        std::vector<std::int64_t> out;
+        out.reserve(v->items().size());
+        for (const auto &i : v->items()) {
+            if (!i || (i->kind() != Value::Kind::Int && i->kind() != Value::Kind::Bool))
+                fail(std::string(what) + " holds a " + (i ? i->typeName() : std::string("null")) + ", not an int");
+            out.push_back(i->asInt());
+        }
+        return out;
+    }
+
+    ValuePtr rebuildTensor(const std::string &fn, const std::vector<ValuePtr> &a)
+    {
+        const bool v1 = fn == "_rebuild_tensor";
+        const bool v3 = fn == "_rebuild_tensor_v3";
+        const std::size_t need = v1 ? 4 : (v3 ? 7 : 6);
+        if (a.size() < need)
+            fail("torch._utils." + fn + " takes at least " + std::to_string(need) + " arguments, got " +
+                 std::to_string(a.size()));
+        if (!a[0] || a[0]->kind() != Value::Kind::Storage)
+            fail("torch._utils." + fn + ": first argument is a " + (a[0] ? a[0]->typeName() : "null") +
+                 ", not a storage");
+        auto ref = std::make_shared<TensorRef>();
+        ref->storage = a[0]->storageRef();
+        ref->dtype = ref->storage->dtype;
+        ref->rebuild = fn;
+        if (!a[1] || a[1]->kind() != Value::Kind::Int)
+            fail("torch._utils." + fn + ": storage offset is not an int");
+        ref->storageOffset = a[1]->asInt();
+        ref->shape = intTuple(a[2], "tensor size");
+        ref->strides = intTuple(a[3], "tensor stride");
+        if (ref->shape.size() != ref->strides.size())
+            fail("tensor size has " + std::to_string(ref->shape.size()) + " dimensions but stride has " +
+                 std::to_string(ref->strides.size()));
+        if (!v1) {
+            ref->requiresGrad = a[4] && a[4]->kind() == Value::Kind::Bool && a[4]->asBool();
+            if (a[5] && !(a[5]->isNone() || (a[5]->isDict() && a[5]->entries().empty())))
+                m_warnings.push_back("pickle offset " + std::to_string(fileOffset()) +
+                                     ": a tensor carries backward hooks (not run)");
+        }
+        if (v3) {
+            if (!a[6] || a[6]->kind() != Value::Kind::Global || a[6]->text() != "torch")
+                fail("torch._utils._rebuild_tensor_v3: dtype argument is not a torch dtype");
+            auto dt = dtypeFromTorchName(a[6]->name());
+            if (!dt)
+                fail("torch._utils._rebuild_tensor_v3: unsupported dtype torch." + a[6]->name());
+            ref->dtype = *dt;
+        }
+        auto v = Value::tensor(ref);
+        return v;
+    }
+
+    ValuePtr withTensorFlags(const ValuePtr &t, bool parameter, bool requiresGrad)
+    {
+        auto ref = std::make_shared<TensorRef>(*t->tensorRef());
+        ref->isParameter = parameter;
+        ref->requiresGrad = requiresGrad;
+        auto v = Value::tensor(ref);
+        v->setPythonClass(t->pythonClass());
+        v->setState(t->state());
+        return v;
+    }
+
+    // A call the pickle asks for. Understood reconstructors are interpreted; anything else is kept.
+    ValuePtr call(const ValuePtr &callable, const ValuePtr &argsValue)
+    {
+        const std::vector<ValuePtr> noArgs;
+        const auto &a = argsValue && argsValue->isSequence() ? argsValue->items() : noArgs;
+        if (callable && callable->kind() == Value::Kind::Global) {
+            const std::string &mod = callable->text();
+            const std::string &fn = callable->name();
+            if (mod == "torch._utils" &&
+                (fn == "_rebuild_tensor_v2" || fn == "_rebuild_tensor" || fn == "_rebuild_tensor_v3"))
+                return rebuildTensor(fn, a);
+            if (mod == "torch._utils" && (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state")) {
+                if (a.size() < 2 || !a[0] || !a[0]->isTensor())
+                    fail("torch._utils." + fn + ": first argument is not a tensor");
+                auto v = withTensorFlags(a[0], true, a[1] && a[1]->kind() == Value::Kind::Bool && a[1]->asBool());
+                if (fn == "_rebuild_parameter_with_state" && a.size() >= 4 && a[3] && !a[3]->isNone()) {
+                    v->noteChild(a[3]);
+                    v->setState(a[3]);
+                }
+                return v;
+            }
+            if ((mod == "torch.nn.parameter" && fn == "Parameter") || (mod == "torch.autograd.variable" && fn == "Variable")) {
+                // Torch < 0.4 pickled parameters by calling the class on (data, requires_grad).
+                if (!a.empty() && a[0] && a[0]->isTensor()) {
+                    const bool grad = a.size() < 2 || !a[1] || a[1]->kind() != Value::Kind::Bool || a[1]->asBool();
+                    return withTensorFlags(a[0], fn == "Parameter", grad);
+                }
+            }
+            if ((mod == "torch._tensor" || mod == "torch.tensor") &&
+                (fn == "_rebuild_from_type_v2" || fn == "_rebuild_from_type")) {
+                if (a.size() < 3)
+                    fail("torch._tensor." + fn + " takes at least 3 arguments");
+                ValuePtr inner = call(a[0], a[2]);
+                if (inner && inner->isTensor() && a[1] && a[1]->kind() == Value::Kind::Global) {
+                    const std::string cls = a[1]->qualifiedName();
+                    const bool param = cls == "torch.nn.parameter.Parameter";
+                    auto v = withTensorFlags(inner, param || inner->tensorRef()->isParameter,
+                                             inner->tensorRef()->requiresGrad);
+                    if (cls != "torch.Tensor" && !param)
+                        v->setPythonClass(cls);
+                    if (a.size() >= 4 && a[3] && !(a[3]->isDict() && a[3]->entries().empty()) && !a[3]->isNone()) {
+                        v->noteChild(a[3]);
+                        v->setState(a[3]);
+                    }
+                    return v;
+                }
+                return inner;
+            }
+            if (mod == "collections" && fn == "OrderedDict") {
+                auto d = Value::dict();
+                d->setPythonClass("collections.OrderedDict");
+                if (!a.empty() && a[0] && a[0]->isSequence()) {
+                    std::vector<ValuePtr> kv;
+                    for (const auto &pair : a[0]->items()) {
+                        if (!pair || !pair->isSequence() || pair->items().size() != 2)
+                            fail("collections.OrderedDict: argument is not a sequence of pairs");
+                        kv.push_back(pair->items()[0]);
+                        kv.push_back(pair->items()[1]);
+                    }
+                    setItems(d, std::move(kv));
+                }
+                return d;
+            }
+            if (mod == "torch" && fn == "Size") {
+                if (a.size() != 1 || !a[0] || !a[0]->isSequence())
+                    fail("torch.Size expects one tuple");
+                auto t = makeTuple(a[0]->items());
+                t->setPythonClass("torch.Size");
+                return t;
+            }
+            if (mod == "torch" && fn == "device") {
+                if (a.empty() || !a[0] || !a[0]->isString())
+                    fail("torch.device expects a device type string");
+                std::string dev = a[0]->text();
+                if (a.size() >= 2 && a[1] && a[1]->isInt())
+                    dev += ":" + std::to_string(a[1]->asInt());
+                auto s = Value::string(dev);
+                s->setPythonClass("torch.device");
+                return s;
+            }
+            if (mod == "torch.torch_version" && fn == "TorchVersion" && a.size() == 1 && a[0] && a[0]->isString()) {
+                auto s = Value::string(a[0]->text());
+                s->setPythonClass("torch.torch_version.TorchVersion");
+                return s;
+            }
+            if (mod == "_codecs" && fn == "encode" && !a.empty() && a[0] && a[0]->isString()) {
+                const std::string enc = a.size() >= 2 && a[1] && a[1]->isString() ? a[1]->text() : "utf-8";
+                if (enc == "latin1" || enc == "latin-1" || enc == "iso-8859-1") {
+                    std::string out;
+                    if (!utf8ToLatin1(a[0]->text(), out))
+                        fail("_codecs.encode: text has characters outside latin-1");
+                    return Value::bytes(std::move(out));
+                }
+                if (enc == "utf-8" || enc == "utf8" || enc == "ascii")
+                    return Value::bytes(a[0]->text());
+            }
+            if (mod == "builtins" && (fn == "set" || fn == "frozenset")) {
+                auto s = Value::set(fn == "set" ? Value::Kind::Set : Value::Kind::FrozenSet);
+                if (!a.empty() && a[0] && (a[0]->isSequence() || a[0]->kind() == Value::Kind::Set ||
+                                           a[0]->kind() == Value::Kind::FrozenSet)) {
+                    for (const auto &i : a[0]->items())
+                        s->noteChild(i);
+                    s->items() = a[0]->items();
+                }
+                checkDepth(s);
+                return s;
+            }
+            if (mod == "builtins" && fn == "complex" && a.size() == 2 && a[0] && a[1] &&
+                (a[0]->kind() == Value::Kind::Float || a[0]->isInt()) &&
+                (a[1]->kind() == Value::Kind::Float || a[1]->isInt())) {
+                auto num = [](const ValuePtr &v) {
+                    return v->kind() == Value::Kind::Float ? v->asFloat() : static_cast<double>(v->asInt());
+                };
+                return Value::complex(num(a[0]), num(a[1]));
+            }
+            if (mod == "builtins" && fn == "bytearray") {
+                ValuePtr b;
+                if (a.empty())
+                    b = Value::bytes({});
+                else if (a[0] && a[0]->kind() == Value::Kind::Bytes)
+                    b = Value::bytes(a[0]->text());
+                else if (a[0] && a[0]->isString()) {
+                    std::string out;
+                    if (!utf8ToLatin1(a[0]->text(), out))
+                        out = a[0]->text();
+                    b = Value::bytes(std::move(out));
+                }
+                if (b) {
+                    b->setPythonClass("builtins.bytearray");
+                    return b;
+                }
+            }
+            if (mod == "copyreg" && fn == "_reconstructor" && a.size() >= 2) {
+                // Protocol 0/1 instances: copyreg._reconstructor(cls, base, state)
+                auto obj = Value::object(a[0], makeTuple(std::vector<ValuePtr>(a.begin() + 1, a.end())));
+                checkDepth(obj);
+                return obj;
+            }
+        }
+        auto obj = Value::object(callable, argsValue ? argsValue : makeTuple({}));
+        checkDepth(obj);
+        return obj;
+    }
+
+    void build(ValuePtr &target, const ValuePtr &state)
+    {
+        switch (target->kind()) {
+        case Value::Kind::Object:
+        case Value::Kind::Dict:
+        case Value::Kind::Tensor:
+            if (target->state() && target->state()->isDict() && state && state->isDict()) {
+                // A second BUILD updates the attributes, as Python's default __setstate__ does.
+                auto merged = target->state();
+                std::vector<ValuePtr> kv;
+                for (const auto &e : state->entries()) {
+                    kv.push_back(e.key);
+                    kv.push_back(e.value);
+                }
+                setItems(merged, std::move(kv));
+            } else {
+                target->setState(state);
+            }
+            target->noteChild(state);
+            checkDepth(target);
+            break;
+        case Value::Kind::String:
+            // TorchVersion and other str subclasses: an empty attribute dict carries nothing.
+            if (state && state->isDict() && state->entries().empty())
+                break;
+            [[fallthrough]];
+        default:
+            m_warnings.push_back("pickle offset " + std::to_string(fileOffset()) + ": BUILD on a " +
+                                 target->typeName() + " was ignored");
+            break;
+        }
+    }
+
+    std::int64_t parseDecimal(const std::string &text, bool &isBig, std::string &digits)
+    {
+        std::string t = text;
+        if (!t.empty() && (t.back() == 'L'))
+            t.pop_back();
+        isBig = false;
+        std::int64_t v = 0;
+        auto res = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (res.ec == std::errc() && res.ptr == t.data() + t.size())
+            return v;
+        const std::size_t start = (!t.empty() && (t[0] == '-' || t[0] == '+')) ? 1 : 0;
+        if (t.size() == start || !std::all_of(t.begin() + static_cast<std::ptrdiff_t>(start), t.end(),
+                                              [](char c) { return c >= '0' && c <= '9'; }))
+            fail("'" + text.substr(0, 40) + "' is not an integer");
+        if (t.size() > PickleLimits::kMaxBigIntBytes * 3)
+            fail("integer of " + std::to_string(t.size()) + " digits exceeds the limit");
+        isBig = true;
+        digits = t[0] == '+' ? t.substr(1) : t;
+        return 0;
+    }
+
+    ValuePtr intFromText(const std::string &text)
+    {
+        bool big = false;
+        std::string digits;
+        const std::int64_t v = parseDecimal(text, big, digits);
+        return big ? Value::bigInteger(digits) : Value::integer(v);
+    }
+
+    ValuePtr longFromBytes(std::span<const std::uint8_t> b)
+    {
+        if (b.empty())
+            return Value::integer(0);
+        if (b.size() <= 8) {
+            std::uint64_t u = 0;
+            for (std::size_t i = 0; i < b.size(); ++i)
+                u |= static_cast<std::uint64_t>(b[i]) << (8 * i);
+            if (b.size() < 8 && (b.back() & 0x80))
+                u |= ~std::uint64_t(0) << (8 * b.size());  // sign-extend
+            return Value::integer(static_cast<std::int64_t>(u));
+        }
+        if (b.size() > PickleLimits::kMaxBigIntBytes)
+            fail("integer of " + std::to_string(b.size()) + " bytes exceeds the limit of " +
+                 std::to_string(PickleLimits::kMaxBigIntBytes));
+        return Value::bigInteger(twosComplementToDecimal(b));
+    }
+
+    std::vector<std::string> m_warnings;
+
+public:
+    const std::vector<std::string> &warnings() const { return m_warnings; }
+
+private:
+    void step();
+    bool m_stopped = false;
+    ValuePtr m_result;
+};
+
+PickleMachine::Result PickleRun::run()
+{
+    std::uint64_t steps = 0;
+    while (!m_stopped) {
+        if (m_pos >= m_data.size()) {
+            m_opStart = m_pos;
+            m_op = 0;
+            fail("pickle ends without STOP (truncated?)");
+        }
+        step();
+        if ((++steps & 0xFFFF) == 0 && m_machine.m_progress &&
+            !m_machine.m_progress(static_cast<double>(m_pos) / static_cast<double>(m_data.size())))
+            throw FormatError("cancelled");
+    }
+    PickleMachine::Result r;
+    r.value = m_result;
+    r.end = m_pos;
+    r.protocol = m_protocol;
+    return r;
+}
+
+void PickleRun::step()
+{
+    m_opStart = m_pos;
+    m_op = m_data[m_pos++];
+    switch (m_op) {
+    case PROTO: {
+        const int p = take(1)[0];
+        if (p > 5)
+            fail("unsupported pickle protocol " + std::to_string(p));
+        m_protocol = p;
+        break;
+    }
+    case FRAME: {
+        const auto n = readLE<std::uint64_t>();
+        if (n > m_data.size() - m_pos)
+            fail("frame of " + std::to_string(n) + " bytes but only " + std::to_string(m_data.size() - m_pos) +
+                 " remain");
+        break;  // framing only groups reads; the opcodes inside are read as usual
+    }
+    case STOP:
+        m_result = pop();
+        m_stopped = true;
+        break;
+    case MARK: m_marks.push_back(m_stack.size()); break;
+    case POP:
+        if (!m_marks.empty() && m_marks.back() == m_stack.size())
+            m_marks.pop_back();  // POP of a mark, as Python allows
+        else
+            pop();
+        break;
+    case POP_MARK: popMark(); break;
+    case DUP: push(top()); break;
+    case NONE: push(Value::none()); break;
+    case NEWTRUE: push(Value::boolean(true)); break;
+    case NEWFALSE: push(Value::boolean(false)); break;
+    case INT: {
+        const std::string line = readLine();
+        if (line == "01")
+            push(Value::boolean(true));
+        else if (line == "00")
+            push(Value::boolean(false));
+        else
+            push(intFromText(line));
+        break;
+    }
+    case BININT: push(Value::integer(readLE<std::int32_t>())); break;
+    case BININT1: push(Value::integer(take(1)[0])); break;
+    case BININT2: push(Value::integer(readLE<std::uint16_t>())); break;
+    case LONG: push(intFromText(readLine())); break;
+    case LONG1: {
+        const auto n = take(1)[0];
+        push(longFromBytes(take(n)));
+        break;
+    }
+    case LONG4: {
+        const auto n = readLE<std::int32_t>();
+        if (n < 0)
+            fail("negative byte count " + std::to_string(n));
+        push(longFromBytes(take(static_cast<std::uint64_t>(n))));
+        break;
+    }
+    case FLOAT: {
+        const std::string line = readLine();
+        double v = 0;
+        auto res = std::from_chars(line.data(), line.data() + line.size(), v);
+        if (res.ec != std::errc() || res.ptr != line.data() + line.size())
+            fail("'" + line.substr(0, 40) + "' is not a float");
+        push(Value::floating(v));
+        break;
+    }
+    case BINFLOAT: {
+        auto s = take(8);
+        std::uint64_t u = 0;
+        for (int i = 0; i < 8; ++i)
+            u = (u << 8) | s[static_cast<std::size_t>(i)];  // big-endian
+        push(Value::floating(std::bit_cast<double>(u)));
+        break;
+    }
+    case STRING: {
+        std::string decoded;
+        if (!decodePythonStringLiteral(readLine(), decoded))
+            fail("malformed quoted string");
+        push(bytesOrText(std::move(decoded)));
+        break;
+    }
+    case BINSTRING: {
+        const auto n = readLE<std::int32_t>();
+        if (n < 0)
+            fail("negative string length " + std::to_string(n));
+        push(bytesOrText(takeString(static_cast<std::uint64_t>(n))));
+        break;
+    }
+    case SHORT_BINSTRING: push(bytesOrText(takeString(take(1)[0]))); break;
+    case UNICODE: push(Value::string(decodeRawUnicodeEscape(readLine()))); break;
+    case BINUNICODE: push(Value::string(takeString(readLE<std::uint32_t>()))); break;
+    case SHORT_BINUNICODE: push(Value::string(takeString(take(1)[0]))); break;
+    case BINUNICODE8: push(Value::string(takeString(readLE<std::uint64_t>()))); break;
+    case BINBYTES: push(Value::bytes(takeString(readLE<std::uint32_t>()))); break;
+    case SHORT_BINBYTES: push(Value::bytes(takeString(take(1)[0]))); break;
+    case BINBYTES8: push(Value::bytes(takeString(readLE<std::uint64_t>()))); break;
+    case BYTEARRAY8: {
+        auto b = Value::bytes(takeString(readLE<std::uint64_t>()));
+        b->setPythonClass("builtins.bytearray");
+        push(b);
+        break;
+    }
+    case NEXT_BUFFER: fail("out-of-band buffers are not part of a checkpoint file");
+    case READONLY_BUFFER: top(); break;
+    case EMPTY_TUPLE: push(makeTuple({})); break;
+    case TUPLE1: {
+        auto a = pop();
+        push(makeTuple({a}));
+        break;
+    }
+    case TUPLE2: {
+        auto b = pop();
+        auto a = pop();
+        push(makeTuple({a, b}));
+        break;
+    }
+    case TUPLE3: {
+        auto c = pop();
+        auto b = pop();
+        auto a = pop();
+        push(makeTuple({a, b, c}));
+        break;
+    }
+    case TUPLE: push(makeTuple(popMark())); break;
+    case EMPTY_LIST: push(Value::list()); break;
+    case LIST: {
+        auto l = Value::list(popMark());
+        checkDepth(l);
+        push(l);
+        break;
+    }
+    case EMPTY_DICT: push(Value::dict()); break;
+    case DICT: {
+        auto items = popMark();
+        auto d = Value::dict();
+        setItems(d, std::move(items));
+        push(d);
+        break;
+    }
+    case EMPTY_SET: push(Value::set(Value::Kind::Set)); break;
+    case FROZENSET: {
+        auto s = Value::set(Value::Kind::FrozenSet);
+        for (auto &i : popMark()) {
+            s->noteChild(i);
+            s->items().push_back(std::move(i));
+        }
+        checkDepth(s);
+        push(s);
+        break;
+    }
+    case ADDITEMS: {
+        auto items = popMark();
+        auto &s = top();
+        if (s->kind() != Value::Kind::Set)
+            fail("ADDITEMS target is a " + s->typeName() + ", not a set");
+        for (auto &i : items) {
+            s->noteChild(i);
+            s->items().push_back(std::move(i));
+        }
+        checkDepth(s);
+        break;
+    }
+    case APPEND: {
+        auto v = pop();
+        appendTo(top(), {v});
+        break;
+    }
+    case APPENDS: {
+        auto items = popMark();
+        appendTo(top(), std::move(items));
+        break;
+    }
+    case SETITEM: {
+        auto v = pop();
+        auto k = pop();
+        setItems(top(), {k, v});
+        break;
+    }
+    case SETITEMS: {
+        auto items = popMark();
+        setItems(top(), std::move(items));
+        break;
+    }
+    case GET: {
+        bool big = false;
+        std::string digits;
+        const auto idx = parseDecimal(readLine(), big, digits);
+        if (big || idx < 0)
+            fail("memo index out of range");
+        push(memoGet(static_cast<std::uint64_t>(idx)));
+        break;
+    }
+    case BINGET: push(memoGet(take(1)[0])); break;
+    case LONG_BINGET: push(memoGet(readLE<std::uint32_t>())); break;
+    case PUT: {
+        bool big = false;
+        std::string digits;
+        const auto idx = parseDecimal(readLine(), big, digits);
+        if (big || idx < 0)
+            fail("memo index out of range");
+        memoPut(static_cast<std::uint64_t>(idx), top());
+        break;
+    }
+    case BINPUT: memoPut(take(1)[0], top()); break;
+    case LONG_BINPUT: memoPut(readLE<std::uint32_t>(), top()); break;
+    case MEMOIZE: memoPut(m_memo.size(), top()); break;
+    case GLOBAL: {
+        std::string module = readLine();
+        std::string name = readLine();
+        push(makeGlobal(std::move(module), std::move(name)));
+        break;
+    }
+    case STACK_GLOBAL: {
+        auto name = pop();
+        auto module = pop();
+        if (!name->isString() || !module->isString())
+            fail("STACK_GLOBAL needs two strings, found " + module->typeName() + " and " + name->typeName());
+        push(makeGlobal(module->text(), name->text()));
+        break;
+    }
+    case EXT1:
+    case EXT2:
+    case EXT4: {
+        const std::uint64_t code = m_op == EXT1 ? take(1)[0] : m_op == EXT2 ? readLE<std::uint16_t>()
+                                                                               : readLE<std::uint32_t>();
+        fail("extension code " + std::to_string(code) + " is not registered (copyreg extensions are never "
+             "part of a checkpoint)");
+    }
+    case REDUCE: {
+        auto args = pop();
+        auto callable = pop();
+        if (!args->isSequence())
+            fail("REDUCE arguments are a " + args->typeName() + ", not a tuple");
+        push(call(callable, args));
+        break;
+    }
+    case NEWOBJ: {
+        auto args = pop();
+        auto cls = pop();
+        if (!args->isSequence())
+            fail("NEWOBJ arguments are a " + args->typeName() + ", not a tuple");
+        push(call(cls, args));
+        break;
+    }
+    case NEWOBJ_EX: {
+        auto kwargs = pop();
+        auto args = pop();
+        auto cls = pop();
+        if (!args->isSequence() || !kwargs->isDict())
+            fail("NEWOBJ_EX needs a tuple and a dict");
+        ValuePtr v = call(cls, args);
+        if (v->kind() == Value::Kind::Object && !kwargs->entries().empty())
+            v->setArgs(makeTuple({args, kwargs}));
+        push(v);
+        break;
+    }
+    case INST: {
+        std::string module = readLine();
+        std::string name = readLine();
+        auto cls = makeGlobal(std::move(module), std::move(name));
+        push(call(cls, makeTuple(popMark())));
+        break;
+    }
+    case OBJ: {
+        auto items = popMark();
+        if (items.empty())
+            fail("OBJ without a class");
+        auto cls = items.front();
+        push(call(cls, makeTuple(std::vector<ValuePtr>(items.begin() + 1, items.end()))));
+        break;
+    }
+    case BUILD: {
+        auto state = pop();
+        build(top(), state);
+        break;
+    }
+    case PERSID:
+    case BINPERSID: {
+        ValuePtr pid = m_op == PERSID ? Value::string(readLine()) : pop();
+        if (!m_machine.m_persistentLoad)
+            fail("persistent id outside a checkpoint container");
+        push(m_machine.m_persistentLoad(pid, fileOffset()));
+        break;
+    }
+    default: {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", m_op);
+        fail(std::string("unknown opcode ") + hex);
+    }
+    }
+}
+
+PickleMachine::Result PickleMachine::run(std::span<const std::uint8_t> data)
+{
+    PickleRun r(*this, data);
+    auto result = r.run();
+    m_warnings.insert(m_warnings.end(), r.warnings().begin(), r.warnings().end());
+    return result;
+}
+
+} // namespace ckpt

@@ -1,0 +1,74 @@
+#pragma once
+
+#include "value.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// Limits no input can move. Each has a test at and just past it.
+struct PickleLimits {
+    static constexpr std::uint32_t kMaxDepth = 1000;              // nesting of containers
+    static constexpr std::size_t kMaxMemo = 16u << 20;            // memo entries
+    static constexpr std::size_t kMaxBigIntBytes = 1u << 16;      // LONG1/LONG4 payload
+};
+
+// Every global name a pickle mentions, with how often and where first.
+struct GlobalUse {
+    std::string name;  // "module.qualname"
+    std::int64_t count = 0;
+    std::uint64_t firstOffset = 0;
+};
+
+// Interprets pickle opcodes (protocols 0-5) as data and builds a Value tree.
+// No name is ever resolved to code: known reconstructors are understood, anything else becomes
+// an opaque Object that records its class, arguments and state.
+class PickleMachine {
+public:
+    // Resolves a persistent id (a storage reference) to a value; `offset` is where it was met.
+    using PersistentLoad = std::function<ValuePtr(const ValuePtr &pid, std::uint64_t offset)>;
+    // Called now and then with the fraction done; returning false cancels.
+    using Progress = std::function<bool(double)>;
+
+    struct Result {
+        ValuePtr value;
+        std::size_t end = 0;  // offset just past STOP, relative to the data given
+        int protocol = 0;
+    };
+
+    PickleMachine() = default;
+    void setPersistentLoad(PersistentLoad load) { m_persistentLoad = std::move(load); }
+    void setProgress(Progress p) { m_progress = std::move(p); }
+    // Offset of the data within the file, so that errors and globals name file offsets.
+    void setBaseOffset(std::uint64_t base) { m_base = base; }
+
+    // Runs one pickle from the start of `data` to its STOP. Throws FormatError naming the offset.
+    Result run(std::span<const std::uint8_t> data);
+
+    // Globals seen in every run of this machine, in order of first use.
+    std::vector<GlobalUse> globals() const;
+    // Things worth telling the user that did not stop the reading (hooks, ignored BUILDs).
+    const std::vector<std::string> &warnings() const { return m_warnings; }
+
+private:
+    PersistentLoad m_persistentLoad;
+    Progress m_progress;
+    std::uint64_t m_base = 0;
+    std::map<std::string, std::size_t> m_globalIndex;
+    std::vector<GlobalUse> m_globals;
+    std::vector<std::string> m_warnings;
+
+    friend class PickleRun;
+    void noteGlobal(const std::string &name, std::uint64_t offset);
+};
+
+// Name of a pickle opcode byte ("BINUNICODE"), or "" when the byte is no opcode.
+std::string_view opcodeName(std::uint8_t op);
+
+} // namespace ckpt

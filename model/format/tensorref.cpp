@@ -1,0 +1,113 @@
+#include "tensorref.h"
+
+namespace ckpt {
+
+std::int64_t StorageRef::availableElements() const
+{
+    const auto size = dtypeSize(dtype);
+    if (!resolved || size == 0)
+        return 0;
+    return static_cast<std::int64_t>(bytes.size() / size);
+}
+
+std::int64_t TensorRef::numel() const
+{
+    std::int64_t n = 1;
+    for (auto d : shape)
+        if (__builtin_mul_overflow(n, d, &n))
+            return -1;
+    return n;
+}
+
+std::int64_t TensorRef::nbytes() const
+{
+    std::int64_t n = numel();
+    std::int64_t b = 0;
+    if (n < 0 || __builtin_mul_overflow(n, static_cast<std::int64_t>(dtypeSize(dtype)), &b))
+        return -1;
+    return b;
+}
+
+std::string TensorRef::device() const
+{
+    return storage && !storage->location.empty() ? storage->location : std::string("cpu");
+}
+
+bool TensorRef::isContiguous() const
+{
+    std::int64_t expected = 1;
+    for (std::size_t i = shape.size(); i-- > 0;) {
+        if (shape[i] == 1)
+            continue;
+        if (strides[i] != expected)
+            return false;
+        expected *= shape[i];
+    }
+    return true;
+}
+
+bool TensorRef::extentElements(std::int64_t &out) const
+{
+    out = 0;
+    if (storageOffset < 0 || shape.size() != strides.size())
+        return false;
+    std::int64_t last = storageOffset;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] < 0 || strides[i] < 0)
+            return false;
+        if (shape[i] == 0)
+            return true;  // an empty tensor touches no element
+        std::int64_t step = 0;
+        if (__builtin_mul_overflow(strides[i], shape[i] - 1, &step) || __builtin_add_overflow(last, step, &last))
+            return false;
+    }
+    return !__builtin_add_overflow(last, 1, &out);
+}
+
+const std::string &TensorRef::validate()
+{
+    problem.clear();
+    std::int64_t extent = 0;
+    if (dtypeSize(dtype) == 0) {
+        problem = "unknown element type";
+    } else if (numel() < 0) {
+        problem = "shape " + shapeText(shape) + " overflows 64-bit element counts";
+    } else if (!extentElements(extent)) {
+        problem = "shape " + shapeText(shape) + " with strides " + shapeText(strides) + " and offset " +
+                  std::to_string(storageOffset) + " is invalid or overflows";
+    } else if (!storage) {
+        problem = "no storage";
+    } else if (!storage->resolved) {
+        problem = storage->problem.empty() ? "storage record '" + storage->key + "' is missing" : storage->problem;
+    } else if (extent > storage->availableElements()) {
+        problem = "needs " + std::to_string(extent) + " elements of storage '" + storage->key + "' but the record holds " +
+                  std::to_string(storage->availableElements());
+    }
+    return problem;
+}
+
+std::span<const std::uint8_t> TensorRef::spannedBytes() const
+{
+    std::int64_t extent = 0;
+    if (!problem.empty() || !storage || !storage->resolved || !extentElements(extent) || extent == 0)
+        return {};
+    const auto size = static_cast<std::int64_t>(dtypeSize(dtype));
+    const auto begin = static_cast<std::size_t>(storageOffset * size);
+    const auto end = static_cast<std::size_t>(extent * size);
+    if (end > storage->bytes.size() || begin > end)
+        return {};
+    return storage->bytes.subspan(begin, end - begin);
+}
+
+std::string shapeText(const std::vector<std::int64_t> &shape)
+{
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        if (i)
+            s += ", ";
+        s += std::to_string(shape[i]);
+    }
+    return s + "]";
+}
+
+} // namespace ckpt

@@ -1,0 +1,54 @@
+#pragma once
+
+#include "dtype.h"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// A storage record of the file: where its bytes are, never the bytes themselves until asked for.
+struct StorageRef {
+    std::string key;            // record name in the archive ("0", "140234...")
+    DType dtype = DType::Unknown;
+    std::string location;       // saved device: "cpu", "cuda:0", ...
+    std::int64_t declaredNumel = 0;  // element count the pickle declared
+    std::span<const std::uint8_t> bytes;  // resolved view on the mapped file; empty until resolved
+    bool resolved = false;
+    std::string problem;        // why the record could not be resolved, when it could not
+
+    std::int64_t availableElements() const;
+};
+
+// A tensor as the file describes it: metadata plus a reference to its storage.
+struct TensorRef {
+    DType dtype = DType::Unknown;
+    std::vector<std::int64_t> shape;
+    std::vector<std::int64_t> strides;  // in elements
+    std::int64_t storageOffset = 0;     // in elements
+    std::shared_ptr<StorageRef> storage;
+    bool requiresGrad = false;
+    bool isParameter = false;
+    std::string rebuild;                // reconstructor that built it ("_rebuild_tensor_v2", ...)
+    std::string problem;                // non-empty when the extent does not fit its storage
+
+    std::int64_t numel() const;
+    std::int64_t nbytes() const;
+    std::string device() const;         // saved location, "cpu" when unknown
+    bool isContiguous() const;
+    // Elements of the storage the tensor spans: offset + 1 + sum(stride*(size-1)), 0 when empty.
+    // Returns false on arithmetic overflow or negative values.
+    bool extentElements(std::int64_t &out) const;
+    // Checks the extent against the storage; sets and returns `problem` ("" when it fits).
+    const std::string &validate();
+    // Bytes from the tensor's first element to one past its last; empty when invalid or empty.
+    std::span<const std::uint8_t> spannedBytes() const;
+};
+
+// "[2, 3]" style text for a shape.
+std::string shapeText(const std::vector<std::int64_t> &shape);
+
+} // namespace ckpt

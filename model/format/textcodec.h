@@ -1,0 +1,28 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace ckpt {
+
+// Small text conversions the pickle formats need. Pure functions, no allocation beyond the result.
+
+bool isValidUtf8(std::string_view s);
+// Encodes a code point as UTF-8 onto `out`.
+void appendUtf8(std::string &out, std::uint32_t cp);
+// UTF-8 to latin-1 bytes; false when a character is above U+00FF or the text is not UTF-8.
+bool utf8ToLatin1(std::string_view utf8, std::string &out);
+// Latin-1 bytes to UTF-8.
+std::string latin1ToUtf8(std::string_view bytes);
+// Protocol 0 STRING argument: a quoted Python literal with backslash escapes.
+bool decodePythonStringLiteral(std::string_view quoted, std::string &out);
+// Protocol 0 UNICODE argument (raw-unicode-escape) to UTF-8.
+std::string decodeRawUnicodeEscape(std::string_view raw);
+// Little-endian two's complement bytes to decimal text.
+std::string twosComplementToDecimal(std::span<const std::uint8_t> bytes);
+// Lower-case hex of bytes, at most `maxBytes` of them, with "…" when cut.
+std::string hexPreview(std::string_view bytes, std::size_t maxBytes);
+
+} // namespace ckpt

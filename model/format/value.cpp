@@ -1,0 +1,248 @@
+#include "value.h"
+
+#include "tensorref.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace ckpt {
+
+Value::~Value()
+{
+    // Destroy children iteratively: a deeply nested tree must not overflow the stack on the way out.
+    if (m_items.empty() && m_entries.empty() && !m_args && !m_state && !m_class)
+        return;
+    std::vector<ValuePtr> pending;
+    auto take = [&pending](Value &v) {
+        for (auto &c : v.m_items)
+            pending.push_back(std::move(c));
+        v.m_items.clear();
+        for (auto &e : v.m_entries) {
+            pending.push_back(std::move(e.key));
+            pending.push_back(std::move(e.value));
+        }
+        v.m_entries.clear();
+        pending.push_back(std::move(v.m_args));
+        pending.push_back(std::move(v.m_state));
+        pending.push_back(std::move(v.m_class));
+    };
+    take(*this);
+    while (!pending.empty()) {
+        ValuePtr p = std::move(pending.back());
+        pending.pop_back();
+        if (p && p.use_count() == 1)
+            take(*p);
+        // p released here with its children already moved out
+    }
+}
+
+ValuePtr Value::none() { return std::make_shared<Value>(Kind::None); }
+
+ValuePtr Value::boolean(bool v)
+{
+    auto r = std::make_shared<Value>(Kind::Bool);
+    r->m_int = v ? 1 : 0;
+    return r;
+}
+
+ValuePtr Value::integer(std::int64_t v)
+{
+    auto r = std::make_shared<Value>(Kind::Int);
+    r->m_int = v;
+    return r;
+}
+
+ValuePtr Value::bigInteger(std::string decimal)
+{
+    auto r = std::make_shared<Value>(Kind::BigInt);
+    r->m_text = std::move(decimal);
+    return r;
+}
+
+ValuePtr Value::floating(double v)
+{
+    auto r = std::make_shared<Value>(Kind::Float);
+    r->m_float = v;
+    return r;
+}
+
+ValuePtr Value::complex(double re, double im)
+{
+    auto r = std::make_shared<Value>(Kind::Complex);
+    r->m_float = re;
+    r->m_imag = im;
+    return r;
+}
+
+ValuePtr Value::string(std::string utf8)
+{
+    auto r = std::make_shared<Value>(Kind::String);
+    r->m_text = std::move(utf8);
+    return r;
+}
+
+ValuePtr Value::bytes(std::string raw)
+{
+    auto r = std::make_shared<Value>(Kind::Bytes);
+    r->m_text = std::move(raw);
+    return r;
+}
+
+ValuePtr Value::tuple(std::vector<ValuePtr> items)
+{
+    auto r = std::make_shared<Value>(Kind::Tuple);
+    for (const auto &i : items)
+        r->noteChild(i);
+    r->m_items = std::move(items);
+    return r;
+}
+
+ValuePtr Value::list(std::vector<ValuePtr> items)
+{
+    auto r = std::make_shared<Value>(Kind::List);
+    for (const auto &i : items)
+        r->noteChild(i);
+    r->m_items = std::move(items);
+    return r;
+}
+
+ValuePtr Value::dict() { return std::make_shared<Value>(Kind::Dict); }
+
+ValuePtr Value::set(Kind kind) { return std::make_shared<Value>(kind); }
+
+ValuePtr Value::global(std::string module, std::string name)
+{
+    auto r = std::make_shared<Value>(Kind::Global);
+    r->m_text = std::move(module);
+    r->m_name = std::move(name);
+    return r;
+}
+
+ValuePtr Value::object(ValuePtr cls, ValuePtr args)
+{
+    auto r = std::make_shared<Value>(Kind::Object);
+    r->noteChild(cls);
+    r->noteChild(args);
+    r->m_class = std::move(cls);
+    r->m_args = std::move(args);
+    return r;
+}
+
+ValuePtr Value::tensor(std::shared_ptr<TensorRef> ref)
+{
+    auto r = std::make_shared<Value>(Kind::Tensor);
+    r->m_tensor = std::move(ref);
+    return r;
+}
+
+ValuePtr Value::storage(std::shared_ptr<StorageRef> ref)
+{
+    auto r = std::make_shared<Value>(Kind::Storage);
+    r->m_storage = std::move(ref);
+    return r;
+}
+
+bool Value::isContainer() const
+{
+    switch (m_kind) {
+    case Kind::Tuple:
+    case Kind::List:
+    case Kind::Dict:
+    case Kind::Set:
+    case Kind::FrozenSet:
+    case Kind::Object:
+        return true;
+    default:
+        return m_kind == Kind::Tensor && m_state != nullptr;
+    }
+}
+
+ValuePtr Value::get(const std::string &key) const
+{
+    for (const auto &e : m_entries)
+        if (e.key && e.key->m_kind == Kind::String && e.key->m_text == key)
+            return e.value;
+    return nullptr;
+}
+
+void Value::noteChild(const ValuePtr &child)
+{
+    if (child && child->m_height + 1 > m_height)
+        m_height = child->m_height + 1;
+}
+
+std::string Value::typeName() const
+{
+    if (!m_pythonClass.empty()) {
+        // Short, familiar names for the classes the reader understands.
+        const std::string &c = m_pythonClass;
+        auto dot = c.rfind('.');
+        if (c == "collections.OrderedDict" || c == "torch.Size" || c == "torch.device" || c == "builtins.bytearray")
+            return dot == std::string::npos ? c : c.substr(dot + 1);
+        return c;
+    }
+    switch (m_kind) {
+    case Kind::None: return "None";
+    case Kind::Bool: return "bool";
+    case Kind::Int:
+    case Kind::BigInt: return "int";
+    case Kind::Float: return "float";
+    case Kind::Complex: return "complex";
+    case Kind::String: return "str";
+    case Kind::Bytes: return "bytes";
+    case Kind::Tuple: return "tuple";
+    case Kind::List: return "list";
+    case Kind::Dict: return "dict";
+    case Kind::Set: return "set";
+    case Kind::FrozenSet: return "frozenset";
+    case Kind::Global: return "global";
+    case Kind::Object: return m_class && m_class->m_kind == Kind::Global ? m_class->qualifiedName() : "object";
+    case Kind::Tensor: return m_tensor && m_tensor->isParameter ? "Parameter" : "Tensor";
+    case Kind::Storage: return "Storage";
+    }
+    return "?";
+}
+
+std::string formatFloat(double v)
+{
+    if (std::isnan(v))
+        return "nan";
+    if (std::isinf(v))
+        return v > 0 ? "inf" : "-inf";
+    // Shortest text that reads back to the same double, as Python's repr does.
+    char buf[64];
+    auto res = std::to_chars(buf, buf + sizeof buf, v);
+    std::string s(buf, res.ptr);
+    if (s.find_first_of(".eni") == std::string::npos)
+        s += ".0";
+    return s;
+}
+
+std::string keyText(const Value &key)
+{
+    switch (key.kind()) {
+    case Value::Kind::String: return key.text();
+    case Value::Kind::Int: return std::to_string(key.asInt());
+    case Value::Kind::BigInt: return key.text();
+    case Value::Kind::Bool: return key.asBool() ? "True" : "False";
+    case Value::Kind::None: return "None";
+    case Value::Kind::Float: return formatFloat(key.asFloat());
+    case Value::Kind::Bytes: return "b'" + key.text() + "'";
+    case Value::Kind::Global: return key.qualifiedName();
+    case Value::Kind::Tuple: {
+        std::string s = "(";
+        for (std::size_t i = 0; i < key.items().size() && i < 16; ++i) {
+            if (i)
+                s += ", ";
+            s += key.items()[i] ? keyText(*key.items()[i]) : "?";
+        }
+        if (key.items().size() == 1)
+            s += ",";
+        return s + ")";
+    }
+    default: return "<" + key.typeName() + ">";
+    }
+}
+
+} // namespace ckpt

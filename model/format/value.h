@@ -1,0 +1,144 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ckpt {
+
+struct TensorRef;
+struct StorageRef;
+class Value;
+using ValuePtr = std::shared_ptr<Value>;
+
+// One node of the tree a pickle describes. Nothing in it is ever executed: a Python call the pickle
+// asks for is either understood (OrderedDict, tensor rebuilds, ...) or kept as an opaque Object.
+class Value {
+public:
+    enum class Kind : std::uint8_t {
+        None,
+        Bool,
+        Int,      // fits in int64
+        BigInt,   // wider integer, kept exact as decimal text
+        Float,
+        Complex,
+        String,
+        Bytes,
+        Tuple,
+        List,
+        Dict,     // insertion-ordered; keys of any scalar type
+        Set,
+        FrozenSet,
+        Global,   // a reference to a module-level name (class, function, dtype); never resolved
+        Object,   // an opaque instance: class, constructor arguments, state, appended items
+        Tensor,
+        Storage,  // a persistent id resolved to a storage record (only inside tensor rebuilds)
+    };
+
+    struct DictEntry {
+        ValuePtr key;
+        ValuePtr value;
+    };
+
+    Value() = default;
+    explicit Value(Kind kind) : m_kind(kind) {}
+    ~Value();
+    Value(const Value &) = delete;
+    Value &operator=(const Value &) = delete;
+
+    static ValuePtr none();
+    static ValuePtr boolean(bool v);
+    static ValuePtr integer(std::int64_t v);
+    static ValuePtr bigInteger(std::string decimal);
+    static ValuePtr floating(double v);
+    static ValuePtr complex(double re, double im);
+    static ValuePtr string(std::string utf8);
+    static ValuePtr bytes(std::string raw);
+    static ValuePtr tuple(std::vector<ValuePtr> items = {});
+    static ValuePtr list(std::vector<ValuePtr> items = {});
+    static ValuePtr dict();
+    static ValuePtr set(Kind kind = Kind::Set);
+    static ValuePtr global(std::string module, std::string name);
+    static ValuePtr object(ValuePtr cls, ValuePtr args);
+    static ValuePtr tensor(std::shared_ptr<TensorRef> ref);
+    static ValuePtr storage(std::shared_ptr<StorageRef> ref);
+
+    Kind kind() const { return m_kind; }
+    bool isNone() const { return m_kind == Kind::None; }
+    bool isInt() const { return m_kind == Kind::Int; }
+    bool isString() const { return m_kind == Kind::String; }
+    bool isDict() const { return m_kind == Kind::Dict; }
+    bool isTensor() const { return m_kind == Kind::Tensor; }
+    bool isSequence() const { return m_kind == Kind::Tuple || m_kind == Kind::List; }
+    bool isContainer() const;
+
+    bool asBool() const { return m_int != 0; }
+    std::int64_t asInt() const { return m_int; }
+    double asFloat() const { return m_float; }
+    double imag() const { return m_imag; }
+    // String, Bytes and BigInt text; for Global the module.
+    const std::string &text() const { return m_text; }
+    // For Global: the name inside the module.
+    const std::string &name() const { return m_name; }
+    std::string qualifiedName() const { return m_text + "." + m_name; }
+
+    // Tuple, List, Set, FrozenSet elements; Object: items appended after construction.
+    std::vector<ValuePtr> &items() { return m_items; }
+    const std::vector<ValuePtr> &items() const { return m_items; }
+    // Dict entries; Object: items set after construction (SETITEM on a defaultdict, ...).
+    std::vector<DictEntry> &entries() { return m_entries; }
+    const std::vector<DictEntry> &entries() const { return m_entries; }
+
+    // Python class this value came from when it is not the plain builtin ("collections.OrderedDict",
+    // "torch.Size", "torch.device", "torch.torch_version.TorchVersion", "builtins.bytearray").
+    const std::string &pythonClass() const { return m_pythonClass; }
+    void setPythonClass(std::string cls) { m_pythonClass = std::move(cls); }
+
+    // Object: its class (a Global), constructor arguments (a Tuple) and state set by BUILD.
+    // Dict: state holds what BUILD set, e.g. the OrderedDict's `_metadata` attribute, kept apart.
+    // Tensor: state holds extra attributes a parameter or subclass carried.
+    const ValuePtr &objectClass() const { return m_class; }
+    const ValuePtr &args() const { return m_args; }
+    const ValuePtr &state() const { return m_state; }
+    void setState(ValuePtr state) { m_state = std::move(state); }
+    void setArgs(ValuePtr args) { m_args = std::move(args); }
+
+    const std::shared_ptr<TensorRef> &tensorRef() const { return m_tensor; }
+    const std::shared_ptr<StorageRef> &storageRef() const { return m_storage; }
+
+    // Dict lookup by string key; nullptr when absent.
+    ValuePtr get(const std::string &key) const;
+    // Height of the tree under this node as known when children were added; guards nesting depth.
+    std::uint32_t height() const { return m_height; }
+    void noteChild(const ValuePtr &child);
+
+    // Short description of the type for display ("OrderedDict", "tuple", "Tensor", "argparse.Namespace").
+    std::string typeName() const;
+
+private:
+    Kind m_kind = Kind::None;
+    std::uint32_t m_height = 0;
+    std::int64_t m_int = 0;
+    double m_float = 0.0;
+    double m_imag = 0.0;
+    std::string m_text;
+    std::string m_name;
+    std::string m_pythonClass;
+    std::vector<ValuePtr> m_items;
+    std::vector<DictEntry> m_entries;
+    ValuePtr m_class;
+    ValuePtr m_args;
+    ValuePtr m_state;
+    std::shared_ptr<TensorRef> m_tensor;
+    std::shared_ptr<StorageRef> m_storage;
+};
+
+// A float as Python's repr prints it ("0.1", "1.0", "nan", "inf").
+std::string formatFloat(double v);
+
+// A scalar key rendered as Python would print it inside a path ("fc1.weight", "0", "True").
+std::string keyText(const Value &key);
+
+} // namespace ckpt

@@ -1,0 +1,80 @@
+#include "valuetree.h"
+
+namespace ckpt {
+
+std::vector<Child> childrenOf(const Value &v)
+{
+    std::vector<Child> out;
+    switch (v.kind()) {
+    case Value::Kind::Dict:
+        out.reserve(v.entries().size() + 1);
+        for (const auto &e : v.entries())
+            out.push_back({e.key ? keyText(*e.key) : "?", e.value, ChildRole::Key});
+        if (v.state())
+            out.push_back({"(state)", v.state(), ChildRole::State});
+        break;
+    case Value::Kind::Tuple:
+    case Value::Kind::List:
+    case Value::Kind::Set:
+    case Value::Kind::FrozenSet:
+        out.reserve(v.items().size());
+        for (std::size_t i = 0; i < v.items().size(); ++i)
+            out.push_back({std::to_string(i), v.items()[i], ChildRole::Index});
+        break;
+    case Value::Kind::Object:
+        if (v.args() && !(v.args()->isSequence() && v.args()->items().empty()))
+            out.push_back({"(args)", v.args(), ChildRole::Args});
+        if (v.state()) {
+            if (v.state()->isDict() && v.state()->pythonClass().empty()) {
+                for (const auto &e : v.state()->entries())
+                    out.push_back({e.key ? keyText(*e.key) : "?", e.value, ChildRole::Attribute});
+            } else {
+                out.push_back({"(state)", v.state(), ChildRole::State});
+            }
+        }
+        for (std::size_t i = 0; i < v.items().size(); ++i)
+            out.push_back({"[" + std::to_string(i) + "]", v.items()[i], ChildRole::Item});
+        for (const auto &e : v.entries())
+            out.push_back({e.key ? keyText(*e.key) : "?", e.value, ChildRole::Item});
+        break;
+    case Value::Kind::Tensor:
+        if (v.state())
+            out.push_back({"(state)", v.state(), ChildRole::State});
+        break;
+    default:
+        break;
+    }
+    return out;
+}
+
+ValuePtr findPath(const ValuePtr &root, const std::vector<std::string> &path)
+{
+    ValuePtr cur = root;
+    for (const auto &step : path) {
+        if (!cur)
+            return nullptr;
+        ValuePtr next;
+        for (auto &c : childrenOf(*cur))
+            if (c.label == step) {
+                next = c.value;
+                break;
+            }
+        cur = next;
+    }
+    return cur;
+}
+
+std::string className(const Value &v)
+{
+    if (v.kind() == Value::Kind::Object && v.objectClass() && v.objectClass()->kind() == Value::Kind::Global)
+        return v.objectClass()->qualifiedName();
+    return {};
+}
+
+bool isModule(const Value &v)
+{
+    return v.kind() == Value::Kind::Object && v.state() && v.state()->isDict() && v.state()->get("_parameters") &&
+           v.state()->get("_modules");
+}
+
+} // namespace ckpt

@@ -1,0 +1,33 @@
+#pragma once
+
+#include "value.h"
+
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// How a child hangs under its parent, for display and for paths.
+enum class ChildRole { Key, Index, Attribute, Args, State, Item };
+
+struct Child {
+    std::string label;  // dict key text, index, attribute name, "(args)", "(state)"
+    ValuePtr value;
+    ChildRole role = ChildRole::Key;
+};
+
+// The children a viewer shows under a value: dict entries, sequence elements, an object's
+// constructor arguments and attributes, a dict's or tensor's extra state. One definition serves
+// the JSON export, the tree model and path lookup.
+std::vector<Child> childrenOf(const Value &v);
+
+// Follows labels from `root`; nullptr when a step is missing.
+ValuePtr findPath(const ValuePtr &root, const std::vector<std::string> &path);
+
+// Class name of an Object ("torch.nn.modules.linear.Linear"), "" for other values.
+std::string className(const Value &v);
+
+// True for a pickled nn.Module: an object whose attributes hold _parameters and _modules.
+bool isModule(const Value &v);
+
+} // namespace ckpt

@@ -1,0 +1,227 @@
+#include "ziparchive.h"
+
+#include "error.h"
+
+#include <algorithm>
+#include <cstring>
+#include <zlib.h>
+
+namespace ckpt {
+
+namespace {
+constexpr std::uint32_t kLocalSig = 0x04034b50;
+constexpr std::uint32_t kCentralSig = 0x02014b50;
+constexpr std::uint32_t kEndSig = 0x06054b50;
+constexpr std::uint32_t kEnd64Sig = 0x06064b50;
+constexpr std::uint32_t kEnd64LocatorSig = 0x07064b50;
+
+// Bounds-checked little-endian reads over the whole archive.
+struct Reader {
+    std::span<const std::uint8_t> d;
+    void need(std::uint64_t off, std::uint64_t n, const char *what) const
+    {
+        if (off > d.size() || n > d.size() - off)
+            throw FormatError(std::string("zip: ") + what + " at offset " + std::to_string(off) +
+                              " runs past the end of the file");
+    }
+    std::uint16_t u16(std::uint64_t off) const { return static_cast<std::uint16_t>(d[off] | (d[off + 1] << 8)); }
+    std::uint32_t u32(std::uint64_t off) const
+    {
+        return static_cast<std::uint32_t>(d[off]) | (static_cast<std::uint32_t>(d[off + 1]) << 8) |
+               (static_cast<std::uint32_t>(d[off + 2]) << 16) | (static_cast<std::uint32_t>(d[off + 3]) << 24);
+    }
+    std::uint64_t u64(std::uint64_t off) const { return u32(off) | (static_cast<std::uint64_t>(u32(off + 4)) << 32); }
+};
+} // namespace
+
+bool ZipArchive::looksLikeZip(std::span<const std::uint8_t> data)
+{
+    if (data.size() < 4)
+        return false;
+    const std::uint32_t sig = Reader{data}.u32(0);
+    return sig == kLocalSig || sig == kEndSig;
+}
+
+ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
+{
+    Reader r{data};
+    if (data.size() < 22)
+        throw FormatError("zip: file of " + std::to_string(data.size()) + " bytes is too short for a zip directory");
+    // The end record sits in the last 64 KiB + 22 bytes (its comment is at most 65535 bytes).
+    std::uint64_t eocd = data.size();
+    const std::uint64_t lowest = data.size() > 65557 ? data.size() - 65557 : 0;
+    for (std::uint64_t off = data.size() - 22 + 1; off-- > lowest;) {
+        if (r.u32(off) == kEndSig) {
+            eocd = off;
+            break;
+        }
+    }
+    if (eocd == data.size())
+        throw FormatError("zip: no end-of-central-directory record (truncated download?)");
+    std::uint64_t count = r.u16(eocd + 10);
+    std::uint64_t cdSize = r.u32(eocd + 12);
+    std::uint64_t cdOffset = r.u32(eocd + 16);
+    if (eocd >= 20 && r.u32(eocd - 20) == kEnd64LocatorSig) {
+        const std::uint64_t z64 = r.u64(eocd - 20 + 8);
+        r.need(z64, 56, "ZIP64 end record");
+        if (r.u32(z64) != kEnd64Sig)
+            throw FormatError("zip: ZIP64 locator points at offset " + std::to_string(z64) +
+                              " where there is no ZIP64 end record");
+        count = r.u64(z64 + 32);
+        cdSize = r.u64(z64 + 40);
+        cdOffset = r.u64(z64 + 48);
+    } else if (count == 0xFFFF || cdSize == 0xFFFFFFFF || cdOffset == 0xFFFFFFFF) {
+        throw FormatError("zip: ZIP64 sentinel values in the end record but no ZIP64 locator");
+    }
+    if (count > kMaxEntries)
+        throw FormatError("zip: " + std::to_string(count) + " entries exceed the limit of " +
+                          std::to_string(kMaxEntries));
+    r.need(cdOffset, cdSize, "central directory");
+    m_entries.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, cdSize / 46)));
+    std::uint64_t off = cdOffset;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        r.need(off, 46, "central directory entry");
+        if (r.u32(off) != kCentralSig)
+            throw FormatError("zip: central directory entry " + std::to_string(i) + " at offset " +
+                              std::to_string(off) + " has a bad signature");
+        Entry e;
+        e.flags = r.u16(off + 8);
+        e.method = r.u16(off + 10);
+        e.crc32 = r.u32(off + 16);
+        e.compressedSize = r.u32(off + 20);
+        e.size = r.u32(off + 24);
+        const std::uint16_t nameLen = r.u16(off + 28);
+        const std::uint16_t extraLen = r.u16(off + 30);
+        const std::uint16_t commentLen = r.u16(off + 32);
+        e.localHeaderOffset = r.u32(off + 42);
+        r.need(off + 46, std::uint64_t(nameLen) + extraLen + commentLen, "central directory entry name");
+        e.name.assign(reinterpret_cast<const char *>(data.data() + off + 46), nameLen);
+        // ZIP64 extended information: the fields whose 32-bit value is the sentinel, in order.
+        std::uint64_t x = off + 46 + nameLen;
+        const std::uint64_t xEnd = x + extraLen;
+        bool needSize = e.size == 0xFFFFFFFF, needComp = e.compressedSize == 0xFFFFFFFF,
+             needOff = e.localHeaderOffset == 0xFFFFFFFF;
+        while (x + 4 <= xEnd) {
+            const std::uint16_t id = r.u16(x);
+            const std::uint16_t len = r.u16(x + 2);
+            if (x + 4 + len > xEnd)
+                break;
+            if (id == 0x0001) {
+                std::uint64_t p = x + 4;
+                const std::uint64_t pEnd = p + len;
+                if (needSize && p + 8 <= pEnd) {
+                    e.size = r.u64(p);
+                    p += 8;
+                    needSize = false;
+                }
+                if (needComp && p + 8 <= pEnd) {
+                    e.compressedSize = r.u64(p);
+                    p += 8;
+                    needComp = false;
+                }
+                if (needOff && p + 8 <= pEnd) {
+                    e.localHeaderOffset = r.u64(p);
+                    needOff = false;
+                }
+            }
+            x += 4 + std::uint64_t(len);
+        }
+        if (needSize || needComp || needOff)
+            throw FormatError("zip: entry '" + e.name + "' uses ZIP64 sentinels without the ZIP64 extra field");
+        off += 46 + std::uint64_t(nameLen) + extraLen + commentLen;
+
+        r.need(e.localHeaderOffset, 30, ("local header of '" + e.name + "'").c_str());
+        if (r.u32(e.localHeaderOffset) != kLocalSig)
+            throw FormatError("zip: entry '" + e.name + "' points at offset " + std::to_string(e.localHeaderOffset) +
+                              " where there is no local header");
+        const std::uint64_t lName = r.u16(e.localHeaderOffset + 26);
+        const std::uint64_t lExtra = r.u16(e.localHeaderOffset + 28);
+        e.dataOffset = e.localHeaderOffset + 30 + lName + lExtra;
+        r.need(e.dataOffset, e.compressedSize, ("data of '" + e.name + "'").c_str());
+        m_entries.push_back(std::move(e));
+    }
+    if (!m_entries.empty()) {
+        const auto &first = m_entries.front().name;
+        const auto slash = first.find('/');
+        if (slash != std::string::npos) {
+            m_prefix = first.substr(0, slash + 1);
+            for (const auto &e : m_entries)
+                if (e.name.compare(0, m_prefix.size(), m_prefix) != 0) {
+                    m_prefix.clear();
+                    break;
+                }
+        }
+    }
+}
+
+const ZipArchive::Entry *ZipArchive::find(const std::string &relativeName) const
+{
+    const std::string full = m_prefix + relativeName;
+    for (const auto &e : m_entries)
+        if (e.name == full)
+            return &e;
+    return nullptr;
+}
+
+RecordBytes ZipArchive::read(const Entry &e) const
+{
+    RecordBytes out;
+    auto raw = m_data.subspan(static_cast<std::size_t>(e.dataOffset), static_cast<std::size_t>(e.compressedSize));
+    if (e.flags & 0x1)
+        throw FormatError("zip: record '" + e.name + "' is encrypted");
+    if (e.method == 0) {
+        if (e.size != e.compressedSize)
+            throw FormatError("zip: stored record '" + e.name + "' declares " + std::to_string(e.size) +
+                              " bytes but holds " + std::to_string(e.compressedSize));
+        out.bytes = raw;
+        return out;
+    }
+    if (e.method != 8)
+        throw FormatError("zip: record '" + e.name + "' uses compression method " + std::to_string(e.method) +
+                          " (only stored and deflated are supported)");
+    if (e.size > kMaxInflatedBytes)
+        throw FormatError("zip: deflated record '" + e.name + "' declares " + std::to_string(e.size) +
+                          " bytes, past the limit of " + std::to_string(kMaxInflatedBytes));
+    auto buf = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(e.size));
+    z_stream zs{};
+    if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
+        throw FormatError("zip: cannot start inflating '" + e.name + "'");
+    std::uint64_t consumed = 0;
+    std::uint64_t produced = 0;
+    std::uint8_t probe = 0;  // one byte past the declared size: output there means the record lies
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        const auto inChunk = static_cast<uInt>(std::min<std::uint64_t>(raw.size() - consumed, 1u << 30));
+        zs.next_in = const_cast<Bytef *>(raw.data() + consumed);
+        zs.avail_in = inChunk;
+        const bool full = produced == buf->size();
+        const auto outChunk = full ? 1u : static_cast<uInt>(std::min<std::uint64_t>(buf->size() - produced, 1u << 30));
+        zs.next_out = full ? &probe : buf->data() + produced;
+        zs.avail_out = outChunk;
+        rc = inflate(&zs, Z_NO_FLUSH);
+        consumed += inChunk - zs.avail_in;
+        const std::uint64_t made = outChunk - zs.avail_out;
+        if (full && made > 0) {
+            inflateEnd(&zs);
+            throw FormatError("zip: deflated record '" + e.name + "' inflates past its declared size of " +
+                              std::to_string(e.size) + " bytes");
+        }
+        produced += made;
+        if (rc == Z_BUF_ERROR && made == 0 && inChunk == zs.avail_in)
+            break;  // no progress possible: input exhausted
+        if (rc == Z_BUF_ERROR)
+            rc = Z_OK;
+    }
+    inflateEnd(&zs);
+    if (rc != Z_STREAM_END)
+        throw FormatError("zip: deflated record '" + e.name + "' is corrupt or truncated (zlib status " +
+                          std::to_string(rc) + ")");
+    if (produced != e.size)
+        throw FormatError("zip: deflated record '" + e.name + "' inflates to " + std::to_string(produced) +
+                          " bytes but declares " + std::to_string(e.size));
+    out.owned = buf;
+    out.bytes = {buf->data(), buf->size()};
+    return out;
+}
+
+} // namespace ckpt

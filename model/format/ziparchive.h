@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// Bytes of one record: a view on the mapping when stored, or an owned buffer when it was inflated.
+struct RecordBytes {
+    std::span<const std::uint8_t> bytes;
+    std::shared_ptr<const std::vector<std::uint8_t>> owned;
+};
+
+// Reads a zip archive from its central directory (ZIP64 included). The torch writer leaves sizes
+// and CRCs out of local headers, so sizes always come from the central directory.
+class ZipArchive {
+public:
+    static constexpr std::size_t kMaxEntries = 1u << 20;
+    static constexpr std::uint64_t kMaxInflatedBytes = 1ull << 31;  // one deflated record at most
+
+    struct Entry {
+        std::string name;          // full name as stored
+        std::uint16_t method = 0;  // 0 stored, 8 deflated
+        std::uint16_t flags = 0;
+        std::uint64_t compressedSize = 0;
+        std::uint64_t size = 0;
+        std::uint64_t localHeaderOffset = 0;
+        std::uint64_t dataOffset = 0;  // from the local header
+        std::uint32_t crc32 = 0;
+    };
+
+    // True when the bytes start like a zip file (local header or empty-archive signature).
+    static bool looksLikeZip(std::span<const std::uint8_t> data);
+
+    // Parses the directory; throws FormatError on a malformed archive.
+    explicit ZipArchive(std::span<const std::uint8_t> data);
+
+    const std::vector<Entry> &entries() const { return m_entries; }
+    // Top folder every record lives under ("archive/", the file's stem, ...), with its slash.
+    const std::string &prefix() const { return m_prefix; }
+    // Entry by name relative to the prefix; nullptr when absent.
+    const Entry *find(const std::string &relativeName) const;
+    // Record data: in place when stored, inflated (capped at the declared size) when deflated.
+    RecordBytes read(const Entry &e) const;
+
+private:
+    std::span<const std::uint8_t> m_data;
+    std::vector<Entry> m_entries;
+    std::string m_prefix;
+};
+
+} // namespace ckpt
