@@ -3,6 +3,9 @@
 // LibTorch side of tensor references. Include only from compute sources and tests: it pulls ATen.
 #include <ATen/core/Tensor.h>
 
+// Exported from the compute module for the tests and future in-module callers.
+#define CKPT_COMPUTE_EXPORT __attribute__((visibility("default")))
+
 namespace ckpt {
 
 struct TensorRef;
@@ -10,9 +13,9 @@ struct TensorRef;
 // The tensor's data as a CPU at::Tensor with its shape and strides. With `copy` false the tensor
 // views the file's mapping and must not outlive the Document; with `copy` true it owns its data.
 // Throws std::runtime_error when the reference's extent does not fit its storage.
-at::Tensor toTensor(const TensorRef &ref, bool copy = true);
+CKPT_COMPUTE_EXPORT at::Tensor toTensor(const TensorRef &ref, bool copy = true);
 
 // LibTorch scalar type for a checkpoint dtype (quantized storages map to their raw integer type).
-c10::ScalarType scalarTypeOf(const TensorRef &ref);
+CKPT_COMPUTE_EXPORT c10::ScalarType scalarTypeOf(const TensorRef &ref);
 
 } // namespace ckpt

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""`ckpt info --json` judged by PyTorch.
+
+Usage:  /usr/bin/python3 test_info_vs_torch.py --ckpt PATH/TO/ckpt --fixtures DIR
+
+DIR is what tests/fixtures/generate_fixtures.py wrote.  For every well-formed
+fixture listed in DIR/expected.json this runs `ckpt info --json FILE` and
+compares the document with what torch.load(FILE) itself reports.  For every
+hostile fixture it checks that ckpt fails cleanly or reads the file safely,
+never crashes, never hangs, and never runs the file's code.
+
+The hostile files are never given to torch.load or pickle.
+Prints one line per failure and `N passed, M failed` last; exits 1 on failure.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import zipfile
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+RUN_TIMEOUT = 60       # seconds for a well-formed file
+HOSTILE_TIMEOUT = 20   # seconds for a hostile one
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, where, message):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print('FAIL %s: %s' % (where, message))
+        return ok
+
+
+# --------------------------------------------------------------------------
+# What PyTorch says
+# --------------------------------------------------------------------------
+
+def torch_view(path):
+    """Load with PyTorch onto the CPU; returns (obj, saved location by storage data_ptr)."""
+    import torch
+    locations = {}
+
+    def to_cpu(storage, location):          # same as map_location='cpu', but remembers
+        locations[storage.data_ptr()] = location
+        return storage
+
+    return torch.load(path, map_location=to_cpu), locations
+
+
+def saved_device(t, locations):
+    ptr = t.storage().data_ptr()
+    if ptr in locations:
+        return locations[ptr]
+    distinct = set(locations.values())
+    return distinct.pop() if len(distinct) == 1 else None
+
+
+def dtype_name(dtype):
+    return str(dtype).replace('torch.', '')
+
+
+def is_tensor_dict(obj):
+    import torch
+    return isinstance(obj, dict) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def torch_classify(obj):
+    """(kind, state-dict path or None, [(name, tensor)] in file order)."""
+    import torch.nn as nn
+    if isinstance(obj, nn.Module):
+        # keep_vars: the file holds Parameters (requires_grad=True), not detached copies
+        return 'full_model', [], list(obj.state_dict(keep_vars=True).items())
+    if is_tensor_dict(obj):
+        return 'state_dict', [], list(obj.items())
+    if isinstance(obj, dict) and is_tensor_dict(obj.get('model_state_dict')):
+        kind = 'training_checkpoint' if 'optimizer_state_dict' in obj else 'inference_package'
+        return kind, ['model_state_dict'], list(obj['model_state_dict'].items())
+    return 'generic', None, []
+
+
+def resolve(obj, path):
+    for key in path:
+        if isinstance(obj, dict) and key in obj:
+            obj = obj[key]
+        elif isinstance(obj, (list, tuple)) and isinstance(key, int) and 0 <= key < len(obj):
+            obj = obj[key]
+        else:
+            return None
+    return obj
+
+
+def json_equal(got, want, rel=1e-12):
+    """`got` (parsed JSON) equals the Python value `want`; tuples read as lists."""
+    if isinstance(want, bool) or want is None:
+        return got is want
+    if isinstance(want, int):
+        return type(got) is int and got == want
+    if isinstance(want, float):
+        return (isinstance(got, (int, float)) and not isinstance(got, bool)
+                and math.isclose(got, want, rel_tol=rel, abs_tol=0.0))
+    if isinstance(want, str):
+        return got == want
+    if isinstance(want, (list, tuple)):
+        return (isinstance(got, list) and len(got) == len(want)
+                and all(json_equal(g, w, rel) for g, w in zip(got, want)))
+    if isinstance(want, dict):
+        return (isinstance(got, dict) and set(got) == {str(k) for k in want}
+                and all(json_equal(got[str(k)], v, rel) for k, v in want.items()))
+    return False
+
+
+# --------------------------------------------------------------------------
+# Running ckpt
+# --------------------------------------------------------------------------
+
+def run_ckpt(ckpt, path, timeout):
+    """(returncode or None on timeout, stdout, stderr)"""
+    try:
+        proc = subprocess.run([ckpt, 'info', '--json', path], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        return None, e.stdout or b'', e.stderr or b''
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def short(data, limit=300):
+    text = data.decode('utf-8', 'replace').strip()
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+# --------------------------------------------------------------------------
+# Well-formed fixtures
+# --------------------------------------------------------------------------
+
+def check_good(res, ckpt, name, path, expected):
+    where = name
+    if not res.check(os.path.isfile(path), where, 'fixture file is missing: %s' % path):
+        return
+    rc, out, err = run_ckpt(ckpt, path, RUN_TIMEOUT)
+    if not res.check(rc is not None, where, 'ckpt info --json did not finish within %d s' % RUN_TIMEOUT):
+        return
+    if not res.check(rc == 0, where, 'ckpt info --json exited %s; stderr: %s' % (rc, short(err))):
+        return
+    try:
+        doc = json.loads(out.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as e:
+        res.check(False, where, 'stdout is not a JSON document (%s): %s' % (e, short(out)))
+        return
+    if not res.check(isinstance(doc, dict), where, 'the JSON document is not an object'):
+        return
+
+    obj, locations = torch_view(path)
+    kind, sd_path, tensors = torch_classify(obj)
+    fmt = 'zip' if zipfile.is_zipfile(path) else 'legacy'
+
+    # Cross-check the harness: expected.json was written by the same judge.
+    res.check(expected.get('kind') == kind and expected.get('format') == fmt, where,
+              'harness: torch says %s/%s but expected.json says %s/%s (regenerate the fixtures)'
+              % (fmt, kind, expected.get('format'), expected.get('kind')))
+
+    res.check(doc.get('format') == fmt, where, 'format: ckpt says %r, PyTorch file is %r' % (doc.get('format'), fmt))
+    res.check(doc.get('kind') == kind, where, 'kind: ckpt says %r, expected %r' % (doc.get('kind'), kind))
+
+    sd = doc.get('state_dict')
+    if sd_path is None:
+        # A generic object: no state dict is fine; one that is reported must be real.
+        if sd is not None:
+            got_path = sd.get('path') if isinstance(sd, dict) else None
+            target = resolve(obj, got_path) if isinstance(got_path, list) else None
+            if res.check(is_tensor_dict(target), where,
+                         'state_dict.path %r does not lead to a dict of tensors in what torch loaded' % (got_path,)):
+                check_tensors(res, where, sd, list(target.items()), locations)
+        else:
+            res.passed += 1
+    else:
+        if not res.check(isinstance(sd, dict), where, 'state_dict is %r, expected a state dict at %r' % (sd, sd_path)):
+            return
+        res.check(sd.get('path') == sd_path, where, 'state_dict.path: ckpt says %r, expected %r' % (sd.get('path'), sd_path))
+        check_tensors(res, where, sd, tensors, locations)
+
+    if kind in ('training_checkpoint', 'inference_package'):
+        check_metadata(res, where, doc, obj, kind)
+    if kind == 'training_checkpoint':
+        check_optimizer(res, where, doc, obj)
+    if kind == 'full_model':
+        names = [g.get('name', '') for g in doc.get('globals') or [] if isinstance(g, dict)]
+        res.check(any('SimpleNN' in n for n in names), where,
+                  'globals %r do not list the pickled class simple_nn.SimpleNN' % (names,))
+
+
+def check_tensors(res, where, sd, tensors, locations):
+    got = sd.get('tensors')
+    if not res.check(isinstance(got, list), where, 'state_dict.tensors is not a list'):
+        return
+    got_by_name = {t.get('name'): t for t in got if isinstance(t, dict)}
+    want_names = [n for n, _ in tensors]
+    got_names = [t.get('name') for t in got if isinstance(t, dict)]
+    res.check(sorted(got_names) == sorted(want_names), where,
+              'tensor names: ckpt lists %r, PyTorch has %r' % (got_names, want_names))
+    res.check(got_names == want_names, where,
+              'tensor order: ckpt lists %r, the file order is %r' % (got_names, want_names))
+
+    total_numel = total_bytes = 0
+    for name, t in tensors:
+        numel = t.numel()
+        nbytes = numel * t.element_size()
+        total_numel += numel
+        total_bytes += nbytes
+        g = got_by_name.get(name)
+        if g is None:
+            continue  # already reported by the name check
+        tw = '%s [%s]' % (where, name)
+        want = {
+            'dtype': dtype_name(t.dtype),
+            'shape': list(t.shape),
+            'strides': list(t.stride()),
+            'numel': numel,
+            'bytes': nbytes,
+            'device': saved_device(t, locations),
+            'requires_grad': bool(t.requires_grad),
+        }
+        for field, value in want.items():
+            res.check(field in g and json_equal(g[field], value), tw,
+                      '%s: ckpt says %r, PyTorch says %r' % (field, g.get(field, '<missing>'), value))
+
+    res.check(sd.get('parameters') == total_numel, where,
+              'state_dict.parameters: ckpt says %r, sum of numel is %d' % (sd.get('parameters'), total_numel))
+    res.check(sd.get('bytes') == total_bytes, where,
+              'state_dict.bytes: ckpt says %r, sum of numel*element_size is %d' % (sd.get('bytes'), total_bytes))
+
+
+METADATA_KEYS = ('epoch', 'train_loss', 'val_loss', 'model_config', 'class_names', 'input_mean', 'input_std')
+
+
+def check_metadata(res, where, doc, obj, kind):
+    meta = doc.get('metadata')
+    if not res.check(isinstance(meta, dict), where, 'metadata is %r, expected an object' % (meta,)):
+        return
+    for key in METADATA_KEYS:
+        if key not in obj:
+            continue
+        res.check(key in meta and json_equal(meta[key], obj[key]), where,
+                  'metadata[%r]: ckpt says %r, PyTorch says %r' % (key, meta.get(key, '<missing>'), obj[key]))
+
+
+def check_optimizer(res, where, doc, obj):
+    opt = doc.get('optimizer')
+    if not res.check(isinstance(opt, dict), where, 'optimizer is %r, expected the Adam state' % (opt,)):
+        return
+    want = obj['optimizer_state_dict']
+    if 'path' in opt:
+        res.check(opt['path'] == ['optimizer_state_dict'], where,
+                  'optimizer.path: ckpt says %r, expected ["optimizer_state_dict"]' % (opt['path'],))
+    groups = opt.get('param_groups')
+    if not res.check(isinstance(groups, list) and len(groups) == len(want['param_groups']), where,
+                     'optimizer.param_groups: ckpt says %r, PyTorch has %d group(s)'
+                     % (groups, len(want['param_groups']))):
+        return
+    g0 = groups[0] if isinstance(groups[0], dict) else {}
+    lr = want['param_groups'][0]['lr']
+    res.check('lr' in g0 and json_equal(g0['lr'], lr), where,
+              "optimizer.param_groups[0]['lr']: ckpt says %r, PyTorch says %r" % (g0.get('lr', '<missing>'), lr))
+    if 'params' in g0:
+        res.check(json_equal(g0['params'], want['param_groups'][0]['params']), where,
+                  "optimizer.param_groups[0]['params']: ckpt says %r, PyTorch says %r"
+                  % (g0['params'], want['param_groups'][0]['params']))
+    state = opt.get('state')
+    if isinstance(state, dict) and 'count' in state:
+        res.check(state['count'] == len(want['state']), where,
+                  'optimizer.state.count: ckpt says %r, PyTorch has %d' % (state['count'], len(want['state'])))
+
+
+# --------------------------------------------------------------------------
+# Hostile fixtures
+# --------------------------------------------------------------------------
+
+def check_hostile(res, ckpt, name, path, info):
+    where = name
+    if not res.check(os.path.isfile(path), where, 'fixture file is missing: %s' % path):
+        return
+    marker = info.get('marker')
+    if marker and os.path.exists(marker):
+        os.remove(marker)
+
+    rc, out, err = run_ckpt(ckpt, path, HOSTILE_TIMEOUT)
+    if marker:
+        res.check(not os.path.exists(marker), where,
+                  'SECURITY: the file\'s os.system payload ran (marker %s exists)' % marker)
+    if not res.check(rc is not None, where, 'ckpt info --json did not finish within %d s' % HOSTILE_TIMEOUT):
+        return
+    if not res.check(rc >= 0, where, 'ckpt was killed by signal %d (crash); stderr: %s' % (-rc, short(err))):
+        return
+
+    if rc != 0:
+        text = err.decode('utf-8', 'replace').strip()
+        res.check('\n' not in text and text.startswith('ckpt: ') and path in text, where,
+                  'exit %d: expected a one-line stderr message starting with "ckpt: " and naming %s; got: %s'
+                  % (rc, path, short(err)))
+        return
+
+    # Exit 0: a safe reading must still be a JSON document.
+    try:
+        doc = json.loads(out.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as e:
+        res.check(False, where, 'exit 0 but stdout is not a JSON document (%s): %s' % (e, short(out)))
+        return
+    res.check(isinstance(doc, dict), where, 'exit 0 but the JSON document is not an object')
+    if not isinstance(doc, dict):
+        return
+    if info.get('tensor'):
+        warnings = [w for w in doc.get('warnings') or [] if isinstance(w, str)]
+        res.check(any(info['tensor'] in w for w in warnings), where,
+                  'exit 0 but no warning mentions the tensor %r that runs past its storage; warnings: %r'
+                  % (info['tensor'], warnings))
+    if marker:
+        names = [g.get('name', '') for g in doc.get('globals') or [] if isinstance(g, dict)]
+        res.check(any('system' in n for n in names), where,
+                  'exit 0 but globals %r do not list the os.system call the file makes' % (names,))
+
+
+# --------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description='Compare `ckpt info --json` with torch.load.')
+    ap.add_argument('--ckpt', required=True, help='path to the ckpt binary')
+    ap.add_argument('--fixtures', required=True, help='directory written by generate_fixtures.py')
+    args = ap.parse_args()
+
+    fixtures = os.path.abspath(args.fixtures)
+    # full_model.pth pickles simple_nn.SimpleNN: make it importable for torch.load.
+    for d in (os.path.normpath(os.path.join(HERE, '..', 'fixtures')), fixtures):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+
+    res = Results()
+    ckpt = os.path.abspath(args.ckpt)
+    expected_path = os.path.join(fixtures, 'expected.json')
+    ok = res.check(os.path.isfile(ckpt) and os.access(ckpt, os.X_OK), 'setup', 'no ckpt executable at %s' % ckpt)
+    ok = res.check(os.path.isfile(expected_path), 'setup',
+                   '%s is missing: run tests/fixtures/generate_fixtures.py --out %s' % (expected_path, fixtures)) and ok
+    if ok:
+        with open(expected_path) as f:
+            expected = json.load(f)
+        for name, entry in expected.items():
+            if name.startswith('__'):
+                continue
+            try:
+                check_good(res, ckpt, name, os.path.join(fixtures, name), entry)
+            except Exception as e:  # a harness problem must not hide the other files
+                res.check(False, name, 'harness error: %s: %s' % (type(e).__name__, e))
+        for name, info in expected.get('__hostile__', {}).items():
+            try:
+                check_hostile(res, ckpt, name, os.path.join(fixtures, name), info)
+            except Exception as e:
+                res.check(False, name, 'harness error: %s: %s' % (type(e).__name__, e))
+
+    print('%d passed, %d failed' % (res.passed, res.failed))
+    return 1 if res.failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

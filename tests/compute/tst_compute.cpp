@@ -1,0 +1,155 @@
+// The compute module against PyTorch: every fixture tensor turned into an at::Tensor holds the
+// values torch.load gave (fixtures/expected.json), and the module loads by dlopen as the programs
+// load it.
+#include "computeloader.h"
+#include "document.h"
+#include "tensorconvert.h"
+
+#include <ATen/ATen.h>
+#include <QtTest>
+#include <cmath>
+
+using namespace ckpt;
+
+class TestCompute : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void valuesAgreeWithPyTorch_data();
+    void valuesAgreeWithPyTorch();
+    void copyOutlivesTheDocument();
+    void loaderFindsTheModule();
+    void statisticsAgreeWithPyTorch();
+    void invalidTensorIsRefused();
+
+private:
+    QJsonObject m_expected;
+};
+
+void TestCompute::initTestCase()
+{
+    QFile f(QStringLiteral(CKPT_FIXTURES_DIR "/expected.json"));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    m_expected = QJsonDocument::fromJson(f.readAll()).object();
+}
+
+void TestCompute::valuesAgreeWithPyTorch_data()
+{
+    QTest::addColumn<QString>("file");
+    for (const char *f : {"state_dict.pth", "legacy_state_dict.pth", "dtypes.pth", "dtypes_legacy.pth", "views.pth",
+                          "views_legacy.pth", "cuda_saved.pth", "cuda_saved_legacy.pth", "protocol4.pth",
+                          "protocol5.pth", "training_checkpoint.pth", "full_model.pth"})
+        QTest::newRow(f) << QString(f);
+}
+
+void TestCompute::valuesAgreeWithPyTorch()
+{
+    QFETCH(QString, file);
+    const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
+    const QJsonArray tensors = m_expected.value(file).toObject().value("tensors").toArray();
+    QCOMPARE(static_cast<qsizetype>(doc.stateDict.size()), tensors.size());
+    for (int i = 0; i < tensors.size(); ++i) {
+        const QJsonObject exp = tensors[i].toObject();
+        const auto &ref = doc.stateDict[static_cast<std::size_t>(i)].ref();
+        at::Tensor t = toTensor(ref, false);
+        QCOMPARE(t.sizes().vec(), ref.shape);
+        QCOMPARE(t.strides().vec(), ref.strides);
+        at::Tensor flat = t.reshape({-1});
+        if (flat.is_complex())
+            flat = at::view_as_real(flat).reshape({-1});
+        flat = flat.to(at::kDouble);
+        const QJsonArray values = exp.value("values").toArray();
+        QVector<double> want;
+        for (const auto &v : values) {
+            if (v.isArray())
+                for (const auto &c : v.toArray())
+                    want << c.toDouble();
+            else if (v.isBool())
+                want << (v.toBool() ? 1.0 : 0.0);
+            else
+                want << v.toDouble();
+        }
+        const QString where = file + ": " + exp.value("name").toString();
+        QVERIFY2(flat.numel() >= want.size(), qPrintable(where));
+        for (int k = 0; k < want.size(); ++k)
+            QVERIFY2(flat[k].item<double>() == want[k],
+                     qPrintable(where + QString(" element %1: %2 != %3").arg(k).arg(flat[k].item<double>()).arg(want[k])));
+        // The sum over every element, in float64 as the generator computed it.
+        const QJsonValue sum = exp.value("sum");
+        if (sum.isArray()) {
+            at::Tensor s = at::view_as_real(t.to(at::kComplexDouble)).sum(0);
+            if (t.dim() > 0)
+                s = at::view_as_real(t.to(at::kComplexDouble)).reshape({-1, 2}).sum(0);
+            QVERIFY2(std::abs(s[0].item<double>() - sum.toArray()[0].toDouble()) < 1e-6, qPrintable(where));
+        } else {
+            const double got = t.to(at::kDouble).sum().item<double>();
+            QVERIFY2(std::abs(got - sum.toDouble()) <= 1e-9 * std::max(1.0, std::abs(sum.toDouble())),
+                     qPrintable(where + QString(": sum %1 != %2").arg(got).arg(sum.toDouble())));
+        }
+    }
+}
+
+void TestCompute::copyOutlivesTheDocument()
+{
+    at::Tensor owned;
+    at::Tensor expected;
+    {
+        const auto doc = readDocument(CKPT_FIXTURES_DIR "/views.pth");
+        for (const auto &t : doc.stateDict)
+            if (t.name == "transposed") {
+                owned = toTensor(t.ref(), true);
+                expected = toTensor(t.ref(), false).clone();
+            }
+    }
+    QVERIFY(owned.defined());
+    QVERIFY(at::equal(owned, expected));
+    QCOMPARE(owned.sizes().vec(), (std::vector<std::int64_t>{6, 4}));
+}
+
+void TestCompute::loaderFindsTheModule()
+{
+    ComputeApi &api = ComputeLoader::api();
+    QVERIFY(ComputeLoader::isLoaded());
+    QVERIFY(QString::fromStdString(api.torchVersion()).startsWith("1.") ||
+            QString::fromStdString(api.torchVersion()).startsWith("2."));
+    const auto doc = readDocument(CKPT_FIXTURES_DIR "/views.pth");
+    const auto &base = doc.stateDict.front();
+    QCOMPARE(QString::fromStdString(base.name), QString("base"));
+    const auto v = api.values(base.ref(), 3, 4);
+    QCOMPARE(v, (std::vector<double>{-1.5, -1.0, -0.5, 0.0}));
+}
+
+void TestCompute::statisticsAgreeWithPyTorch()
+{
+    const auto doc = readDocument(CKPT_FIXTURES_DIR "/views.pth");
+    const QJsonArray tensors = m_expected.value("views.pth").toObject().value("tensors").toArray();
+    ComputeApi &api = ComputeLoader::api();
+    for (std::size_t i = 0; i < doc.stateDict.size(); ++i) {
+        const auto &ref = doc.stateDict[i].ref();
+        const auto exp = tensors[static_cast<int>(i)].toObject();
+        const auto s = api.statistics(ref);
+        QCOMPARE(s.count, ref.numel());
+        if (ref.numel() == 0)
+            continue;
+        const double mean = exp.value("sum").toDouble() / static_cast<double>(ref.numel());
+        QVERIFY2(std::abs(s.mean - mean) < 1e-12, qPrintable(QString::fromStdString(doc.stateDict[i].name)));
+    }
+}
+
+void TestCompute::invalidTensorIsRefused()
+{
+    const auto doc = readDocument(CKPT_FIXTURES_DIR "/tensor_past_storage.pth");
+    bool refused = false;
+    for (const auto &t : doc.stateDict)
+        if (!t.ref().problem.empty()) {
+            try {
+                toTensor(t.ref(), false);
+            } catch (const std::runtime_error &) {
+                refused = true;
+            }
+        }
+    QVERIFY(refused);
+}
+
+QTEST_GUILESS_MAIN(TestCompute)
+#include "tst_compute.moc"
