@@ -1,6 +1,7 @@
 // ckpt: the command-line twin of Checkpoint Studio. Commands that need no numbers use the format
 // layer only and never load LibTorch.
 #include "infocommand.h"
+#include "scancommand.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -21,6 +22,13 @@ int main(int argc, char **argv)
     infoCmd->add_option("file", info.file, "Checkpoint file (.pth .pt .ckpt .bin .tar)")->required();
     infoCmd->add_flag("--json", info.json, "Print a stable JSON document instead of text");
 
+    ckpt::cli::ScanOptions scan;
+    auto *scanCmd = app.add_subcommand(
+        "scan", "Say what each file would do if loaded in Python: its globals, dangerous ones flagged. "
+                "Exit 0: nothing dangerous; 3: something dangerous; 1: a file could not be read");
+    scanCmd->add_option("files", scan.files, "Checkpoint files")->required();
+    scanCmd->add_flag("--json", scan.json, "Print JSON");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
@@ -28,5 +36,7 @@ int main(int argc, char **argv)
     }
     if (infoCmd->parsed())
         return ckpt::cli::runInfo(info, std::cout, std::cerr);
+    if (scanCmd->parsed())
+        return ckpt::cli::runScan(scan, std::cout, std::cerr);
     return 2;
 }

@@ -54,6 +54,7 @@ struct Document {
     std::map<std::string, std::shared_ptr<StorageRef>> storages;
     std::vector<GlobalUse> globals;
     std::vector<std::string> warnings;
+    std::vector<std::string> anomalies;  // structural oddities a scanner reports (see security.h)
 
     // Understanding, filled by classify().
     DocumentKind kind = DocumentKind::Generic;

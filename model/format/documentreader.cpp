@@ -108,6 +108,17 @@ private:
     const ReadOptions &m_opts;
     PickleMachine m_machine;
 
+    // What follows a pickle's STOP: another pickle, a zip archive, or just bytes.
+    static std::string trailingDataNote(const std::string &after, std::span<const std::uint8_t> rest)
+    {
+        std::string what = std::to_string(rest.size()) + " bytes follow " + after;
+        if (ZipArchive::looksLikeZip(rest))
+            what += ": a zip archive is appended";
+        else if (!rest.empty() && rest[0] == 0x80)
+            what += ": they look like a second pickle";
+        return what;
+    }
+
     static bool looksLikeSafetensors(std::span<const std::uint8_t> d)
     {
         if (d.size() < 10)
@@ -129,6 +140,7 @@ private:
     void readZip(std::span<const std::uint8_t> data)
     {
         ZipArchive zip(data);
+        m_doc.anomalies = zip.anomalies();
         const auto *pkl = zip.find("data.pkl");
         const bool script = zip.find("constants.pkl") != nullptr;
         if (!pkl) {
@@ -196,8 +208,7 @@ private:
             m_doc.root = r.value;
             m_doc.pickleProtocol = r.protocol;
             if (r.end < pb.bytes.size())
-                m_doc.warnings.push_back("data.pkl has " + std::to_string(pb.bytes.size() - r.end) +
-                                         " bytes after its STOP opcode");
+                m_doc.anomalies.push_back(trailingDataNote("data.pkl", pb.bytes.subspan(r.end)));
         } catch (const FormatError &e) {
             throw FormatError("record '" + pkl->name + "': " + e.what());
         }
@@ -259,7 +270,7 @@ private:
             m_doc.root = first.value;
             m_doc.pickleProtocol = first.protocol;
             if (pos < data.size())
-                m_doc.warnings.push_back(std::to_string(data.size() - pos) + " bytes follow the pickle's STOP opcode");
+                m_doc.anomalies.push_back(trailingDataNote("the pickle", data.subspan(pos)));
             return;
         }
         m_doc.format = ContainerFormat::Legacy;
@@ -362,7 +373,7 @@ private:
             v.view->resolved = true;
         }
         if (pos < data.size())
-            m_doc.warnings.push_back(std::to_string(data.size() - pos) + " bytes follow the last storage");
+            m_doc.anomalies.push_back(trailingDataNote("the last storage", data.subspan(pos)));
         m_doc.formatDetail = "legacy torch.save stream (torch < 1.6), " + std::to_string(resolvedCount) + " storages";
     }
 };

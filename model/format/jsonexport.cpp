@@ -1,6 +1,7 @@
 #include "jsonexport.h"
 
 #include "picklemachine.h"
+#include "security.h"
 #include "textcodec.h"
 #include "valuetree.h"
 
@@ -182,6 +183,26 @@ std::string inferOptimizerType(const Value &opt)
     return "unknown";
 }
 
+json securityToJson(const SecurityReport &report)
+{
+    json globals = json::array();
+    for (const auto &g : report.globals) {
+        json e{{"name", g.use.name},
+               {"count", g.use.count},
+               {"first_offset", g.use.firstOffset},
+               {"class", globalClassName(g.cls)},
+               {"weights_only", g.weightsOnlyAllowed}};
+        if (!g.reason.empty())
+            e["reason"] = g.reason;
+        globals.push_back(std::move(e));
+    }
+    return json{{"dangerous", report.dangerous},
+                {"weights_only_loadable", report.weightsOnlyLoadable},
+                {"weights_only_blockers", report.weightsOnlyBlockers},
+                {"globals", globals},
+                {"anomalies", report.anomalies}};
+}
+
 json documentToJson(const Document &doc)
 {
     json j;
@@ -246,6 +267,7 @@ json documentToJson(const Document &doc)
     for (const auto &g : doc.globals)
         globals.push_back({{"name", g.name}, {"count", g.count}, {"first_offset", g.firstOffset}});
     j["globals"] = globals;
+    j["security"] = securityToJson(securityReport(doc));
     j["warnings"] = doc.warnings;
     return j;
 }

@@ -15,6 +15,10 @@ nlohmann::ordered_json valueToJson(const ValuePtr &v);
 // Inferred optimizer family from its state keys and hyperparameters ("Adam", "SGD", ...).
 std::string inferOptimizerType(const Value &optimizerState);
 
+struct SecurityReport;
+// The security report as JSON (`ckpt scan --json`, and "security" in `ckpt info --json`).
+nlohmann::ordered_json securityToJson(const SecurityReport &report);
+
 // The stable document `ckpt info --json` prints.
 nlohmann::ordered_json documentToJson(const Document &doc);
 

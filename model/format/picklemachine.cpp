@@ -86,12 +86,13 @@ std::string_view opcodeName(std::uint8_t op)
     return {};
 }
 
-void PickleMachine::noteGlobal(const std::string &name, std::uint64_t offset)
+void PickleMachine::noteGlobal(const std::string &module, const std::string &qualname, std::uint64_t offset)
 {
+    const std::string name = module + "." + qualname;
     auto it = m_globalIndex.find(name);
     if (it == m_globalIndex.end()) {
         m_globalIndex.emplace(name, m_globals.size());
-        m_globals.push_back({name, 1, offset});
+        m_globals.push_back({name, 1, offset, module, qualname});
     } else {
         ++m_globals[it->second].count;
     }
@@ -320,7 +321,7 @@ private:
     ValuePtr makeGlobal(std::string module, std::string name)
     {
         auto [m, n] = remapGlobal(std::move(module), std::move(name));
-        m_machine.noteGlobal(m + "." + n, fileOffset());
+        m_machine.noteGlobal(m, n, fileOffset());
         return Value::global(std::move(m), std::move(n));
     }
 

@@ -24,6 +24,8 @@ struct GlobalUse {
     std::string name;  // "module.qualname"
     std::int64_t count = 0;
     std::uint64_t firstOffset = 0;
+    std::string module;      // as remapped for Python 3
+    std::string qualname;    // may hold dots: an attribute chain Python would follow
 };
 
 // Interprets pickle opcodes (protocols 0-5) as data and builds a Value tree.
@@ -65,7 +67,7 @@ private:
     std::vector<std::string> m_warnings;
 
     friend class PickleRun;
-    void noteGlobal(const std::string &name, std::uint64_t offset);
+    void noteGlobal(const std::string &module, const std::string &qualname, std::uint64_t offset);
 };
 
 // Name of a pickle opcode byte ("BINUNICODE"), or "" when the byte is no opcode.

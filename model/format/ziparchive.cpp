@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
+#include <unordered_set>
 #include <zlib.h>
 
 namespace ckpt {
@@ -137,9 +139,13 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
         const std::uint64_t lName = r.u16(e.localHeaderOffset + 26);
         const std::uint64_t lExtra = r.u16(e.localHeaderOffset + 28);
         e.dataOffset = e.localHeaderOffset + 30 + lName + lExtra;
+        r.need(e.localHeaderOffset + 30, lName, ("local name of '" + e.name + "'").c_str());
+        if (std::string_view(reinterpret_cast<const char *>(data.data() + e.localHeaderOffset + 30), lName) != e.name)
+            m_anomalies.push_back("record '" + e.name + "': the local header names it differently");
         r.need(e.dataOffset, e.compressedSize, ("data of '" + e.name + "'").c_str());
         m_entries.push_back(std::move(e));
     }
+    findAnomalies();
     if (!m_entries.empty()) {
         const auto &first = m_entries.front().name;
         const auto slash = first.find('/');
@@ -152,6 +158,29 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
                 }
         }
     }
+}
+
+void ZipArchive::findAnomalies()
+{
+    std::vector<const Entry *> byOffset;
+    std::unordered_set<std::string_view> names;
+    for (const auto &e : m_entries) {
+        if (!names.insert(e.name).second)
+            m_anomalies.push_back("record '" + e.name + "' appears more than once");
+        if (e.name.starts_with('/') || e.name.find("..") != std::string::npos || e.name.find('\\') != std::string::npos)
+            m_anomalies.push_back("record '" + e.name + "' has a path-like name");
+        if (e.flags & 0x1)
+            m_anomalies.push_back("record '" + e.name + "' is flagged as encrypted");
+        byOffset.push_back(&e);
+    }
+    std::sort(byOffset.begin(), byOffset.end(),
+              [](const Entry *a, const Entry *b) { return a->localHeaderOffset < b->localHeaderOffset; });
+    if (!byOffset.empty() && byOffset.front()->localHeaderOffset > 0)
+        m_anomalies.push_back(std::to_string(byOffset.front()->localHeaderOffset) +
+                              " bytes precede the first zip record");
+    for (std::size_t i = 1; i < byOffset.size(); ++i)
+        if (byOffset[i - 1]->dataOffset + byOffset[i - 1]->compressedSize > byOffset[i]->localHeaderOffset)
+            m_anomalies.push_back("records '" + byOffset[i - 1]->name + "' and '" + byOffset[i]->name + "' overlap");
 }
 
 const ZipArchive::Entry *ZipArchive::find(const std::string &relativeName) const

@@ -45,11 +45,16 @@ public:
     const Entry *find(const std::string &relativeName) const;
     // Record data: in place when stored, inflated (capped at the declared size) when deflated.
     RecordBytes read(const Entry &e) const;
+    // Structural oddities a scanner should report: duplicate or path-like names, local and central
+    // names that differ, encryption flags, overlapping records, bytes before the first record.
+    const std::vector<std::string> &anomalies() const { return m_anomalies; }
 
 private:
     std::span<const std::uint8_t> m_data;
     std::vector<Entry> m_entries;
     std::string m_prefix;
+    std::vector<std::string> m_anomalies;
+    void findAnomalies();
 };
 
 } // namespace ckpt

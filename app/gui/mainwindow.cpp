@@ -1,0 +1,348 @@
+#include "mainwindow.h"
+
+#include "documentview.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QPushButton>
+#include <QSettings>
+#include <QStackedWidget>
+#include <QStatusBar>
+#include <QStyle>
+#include <QTabWidget>
+#include <QVBoxLayout>
+
+namespace ckpt {
+
+namespace {
+
+const QString kRecentKey = QStringLiteral("recentFiles");
+const QString kGeometryKey = QStringLiteral("mainWindow/geometry");
+const QString kLastDirKey = QStringLiteral("lastOpenDirectory");
+const QString kAppTitle = QStringLiteral("Checkpoint Studio");
+
+QStringList localFiles(const QMimeData *mime)
+{
+    QStringList out;
+    if (!mime || !mime->hasUrls())
+        return out;
+    for (const QUrl &url : mime->urls())
+        if (url.isLocalFile())
+            out << url.toLocalFile();
+    return out;
+}
+
+} // namespace
+
+MainWindow::MainWindow(QWidget *parent) : QMainWindow(parent)
+{
+    setWindowTitle(kAppTitle);
+    setAcceptDrops(true);
+
+    m_tabs = new QTabWidget(this);
+    m_tabs->setObjectName(QStringLiteral("tabs"));
+    m_tabs->setTabsClosable(true);
+    m_tabs->setMovable(true);
+    m_tabs->setDocumentMode(true);
+    m_tabs->setElideMode(Qt::ElideMiddle);
+    connect(m_tabs, &QTabWidget::tabCloseRequested, this, &MainWindow::closeTab);
+    connect(m_tabs, &QTabWidget::currentChanged, this, [this] { updateForCurrentTab(); });
+
+    m_emptyPage = createEmptyPage();
+    m_stack = new QStackedWidget(this);
+    m_stack->addWidget(m_emptyPage);
+    m_stack->addWidget(m_tabs);
+    setCentralWidget(m_stack);
+
+    m_statusLabel = new QLabel(this);
+    m_statusLabel->setObjectName(QStringLiteral("statusLabel"));
+    statusBar()->addWidget(m_statusLabel, 1);
+
+    createActions();
+
+    QSettings settings;
+    if (!restoreGeometry(settings.value(kGeometryKey).toByteArray()))
+        resize(1280, 800);
+    updateEmptyPage();
+    updateForCurrentTab();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::createActions()
+{
+    QMenu *file = menuBar()->addMenu(tr("&File"));
+    QAction *open = file->addAction(tr("&Open\u2026"), this, &MainWindow::showOpenDialog);
+    open->setShortcut(QKeySequence::Open);
+    open->setIcon(style()->standardIcon(QStyle::SP_DialogOpenButton));
+    m_recentMenu = file->addMenu(tr("Open &Recent"));
+    file->addSeparator();
+    m_closeTabAction = file->addAction(tr("&Close Tab"), this, &MainWindow::closeCurrentTab);
+    m_closeTabAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_W));
+    file->addSeparator();
+    QAction *quit = file->addAction(tr("&Quit"), this, &QWidget::close);
+    quit->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Q));
+    quit->setMenuRole(QAction::QuitRole);
+
+    QMenu *help = menuBar()->addMenu(tr("&Help"));
+    QAction *about = help->addAction(tr("&About Checkpoint Studio"), this, &MainWindow::showAbout);
+    about->setMenuRole(QAction::AboutRole);
+    help->addAction(tr("About &Qt"), qApp, &QApplication::aboutQt);
+
+    rebuildRecentMenu();
+}
+
+QWidget *MainWindow::createEmptyPage()
+{
+    auto *page = new QWidget(this);
+    page->setObjectName(QStringLiteral("emptyPage"));
+    auto *hint = new QLabel(tr("Drop a checkpoint here or use File \u2192 Open"), page);
+    hint->setObjectName(QStringLiteral("emptyHint"));
+    QFont f = hint->font();
+    f.setPointSizeF(f.pointSizeF() * 1.5);
+    hint->setFont(f);
+    hint->setAlignment(Qt::AlignCenter);
+    auto *sub = new QLabel(tr("PyTorch checkpoints (.pth .pt .ckpt .bin .tar) and safetensors files are read "
+                              "without running anything they contain."),
+                           page);
+    sub->setAlignment(Qt::AlignCenter);
+    sub->setWordWrap(true);
+    sub->setStyleSheet(QStringLiteral("QLabel { color: palette(mid); }"));
+    auto *button = new QPushButton(style()->standardIcon(QStyle::SP_DialogOpenButton), tr("Open\u2026"), page);
+    connect(button, &QPushButton::clicked, this, &MainWindow::showOpenDialog);
+    m_emptyRecent = new QLabel(page);
+    m_emptyRecent->setObjectName(QStringLiteral("emptyRecent"));
+    m_emptyRecent->setAlignment(Qt::AlignCenter);
+    m_emptyRecent->setTextFormat(Qt::RichText);
+    connect(m_emptyRecent, &QLabel::linkActivated, this, [this](const QString &link) {
+        openFile(QUrl(link).toLocalFile());
+    });
+
+    auto *l = new QVBoxLayout(page);
+    l->addStretch(2);
+    l->addWidget(hint);
+    l->addWidget(sub);
+    l->addSpacing(12);
+    l->addWidget(button, 0, Qt::AlignHCenter);
+    l->addSpacing(24);
+    l->addWidget(m_emptyRecent);
+    l->addStretch(3);
+    return page;
+}
+
+DocumentView *MainWindow::openFiles(const QStringList &paths)
+{
+    DocumentView *last = nullptr;
+    for (const QString &p : paths)
+        if (!p.isEmpty())
+            last = openFile(p);
+    return last;
+}
+
+DocumentView *MainWindow::openFile(const QString &path)
+{
+    const QString absolute = QFileInfo(path).absoluteFilePath();
+    for (int i = 0; i < viewCount(); ++i) {
+        DocumentView *v = viewAt(i);
+        if (v->path() == absolute) {
+            if (v->state() == DocumentView::State::Failed)
+                v->open(absolute);  // try again: the file may have been fixed
+            m_tabs->setCurrentIndex(i);
+            return v;
+        }
+    }
+    auto *view = new DocumentView(m_tabs);
+    connect(view, &DocumentView::loaded, this, [this, view] {
+        addRecentFile(view->path());
+        onViewStateChanged(view);
+    });
+    connect(view, &DocumentView::failed, this, [this, view] { onViewStateChanged(view); });
+    connect(view, &DocumentView::loadingStarted, this, [this, view] { onViewStateChanged(view); });
+    const int index = m_tabs->addTab(view, QFileInfo(absolute).fileName());
+    m_tabs->setTabToolTip(index, absolute);
+    m_tabs->setCurrentIndex(index);
+    m_stack->setCurrentWidget(m_tabs);
+    view->open(absolute);
+    return view;
+}
+
+DocumentView *MainWindow::currentView() const
+{
+    return qobject_cast<DocumentView *>(m_tabs->currentWidget());
+}
+
+DocumentView *MainWindow::viewAt(int index) const
+{
+    return qobject_cast<DocumentView *>(m_tabs->widget(index));
+}
+
+int MainWindow::viewCount() const
+{
+    return m_tabs->count();
+}
+
+void MainWindow::onViewStateChanged(DocumentView *view)
+{
+    const int index = m_tabs->indexOf(view);
+    if (index < 0)
+        return;
+    m_tabs->setTabIcon(index, view->state() == DocumentView::State::Failed
+                                  ? style()->standardIcon(QStyle::SP_MessageBoxWarning)
+                                  : QIcon());
+    if (view == currentView())
+        updateForCurrentTab();
+}
+
+void MainWindow::updateForCurrentTab()
+{
+    DocumentView *view = currentView();
+    if (!view) {
+        setWindowTitle(kAppTitle);
+        m_statusLabel->setText(tr("No file open"));
+        m_closeTabAction->setEnabled(false);
+        return;
+    }
+    setWindowTitle(QStringLiteral("%1 \u2014 %2").arg(kAppTitle, QFileInfo(view->path()).fileName()));
+    m_statusLabel->setText(view->summary());
+    m_closeTabAction->setEnabled(true);
+}
+
+void MainWindow::closeTab(int index)
+{
+    QWidget *w = m_tabs->widget(index);
+    if (!w)
+        return;
+    m_tabs->removeTab(index);
+    w->deleteLater();
+    if (m_tabs->count() == 0) {
+        updateEmptyPage();
+        m_stack->setCurrentWidget(m_emptyPage);
+    }
+    updateForCurrentTab();
+}
+
+void MainWindow::closeCurrentTab()
+{
+    closeTab(m_tabs->currentIndex());
+}
+
+void MainWindow::showOpenDialog()
+{
+    QSettings settings;
+    const QStringList files = QFileDialog::getOpenFileNames(
+        this, tr("Open Checkpoint"), settings.value(kLastDirKey).toString(),
+        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+    if (files.isEmpty())
+        return;
+    settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
+    openFiles(files);
+}
+
+void MainWindow::showAbout()
+{
+    QMessageBox::about(this, tr("About Checkpoint Studio"),
+                       tr("<h3>Checkpoint Studio %1</h3>"
+                          "<p>Inspect, convert and test PyTorch checkpoints without Python.</p>"
+                          "<p>Files are read as data: nothing in a checkpoint is ever run.</p>"
+                          "<p>Built with Qt %2.</p>")
+                           .arg(QStringLiteral(CKPT_VERSION), QString::fromLatin1(qVersion())));
+}
+
+QStringList MainWindow::recentFiles() const
+{
+    return QSettings().value(kRecentKey).toStringList();
+}
+
+void MainWindow::addRecentFile(const QString &path)
+{
+    QStringList files = recentFiles();
+    files.removeAll(path);
+    files.prepend(path);
+    while (files.size() > kMaxRecentFiles)
+        files.removeLast();
+    QSettings().setValue(kRecentKey, files);
+    rebuildRecentMenu();
+    updateEmptyPage();
+}
+
+void MainWindow::clearRecentFiles()
+{
+    QSettings().remove(kRecentKey);
+    rebuildRecentMenu();
+    updateEmptyPage();
+}
+
+void MainWindow::rebuildRecentMenu()
+{
+    m_recentMenu->clear();
+    const QStringList files = recentFiles();
+    for (int i = 0; i < files.size(); ++i) {
+        const QString &path = files[i];
+        // &1..&9, then 1&0: keyboard accelerators for the first ten.
+        const QString number = i < 9 ? QStringLiteral("&%1").arg(i + 1) : QStringLiteral("1&0");
+        QAction *a = m_recentMenu->addAction(QStringLiteral("%1  %2").arg(number, QFileInfo(path).fileName()));
+        a->setToolTip(path);
+        a->setStatusTip(path);
+        connect(a, &QAction::triggered, this, [this, path] { openFile(path); });
+    }
+    if (!files.isEmpty())
+        m_recentMenu->addSeparator();
+    QAction *clear = m_recentMenu->addAction(tr("Clear"), this, &MainWindow::clearRecentFiles);
+    clear->setEnabled(!files.isEmpty());
+    m_recentMenu->setEnabled(true);
+}
+
+void MainWindow::updateEmptyPage()
+{
+    const QStringList files = recentFiles();
+    if (files.isEmpty()) {
+        m_emptyRecent->clear();
+        m_emptyRecent->hide();
+        return;
+    }
+    QString html = QStringLiteral("<p><b>%1</b></p>").arg(tr("Recent files"));
+    for (const QString &f : files)
+        html += QStringLiteral("<p><a href=\"%1\">%2</a> <span style=\"color: gray\">%3</span></p>")
+                    .arg(QUrl::fromLocalFile(f).toString().toHtmlEscaped(), QFileInfo(f).fileName().toHtmlEscaped(),
+                         QFileInfo(f).absolutePath().toHtmlEscaped());
+    m_emptyRecent->setText(html);
+    m_emptyRecent->show();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent *event)
+{
+    if (!localFiles(event->mimeData()).isEmpty())
+        event->acceptProposedAction();
+}
+
+void MainWindow::dragMoveEvent(QDragMoveEvent *event)
+{
+    if (!localFiles(event->mimeData()).isEmpty())
+        event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent *event)
+{
+    const QStringList files = localFiles(event->mimeData());
+    if (files.isEmpty())
+        return;
+    event->acceptProposedAction();
+    openFiles(files);
+}
+
+void MainWindow::closeEvent(QCloseEvent *event)
+{
+    QSettings().setValue(kGeometryKey, saveGeometry());
+    QMainWindow::closeEvent(event);
+}
+
+} // namespace ckpt

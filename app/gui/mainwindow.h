@@ -1,0 +1,69 @@
+#pragma once
+
+#include <QMainWindow>
+#include <QStringList>
+
+class QAction;
+class QLabel;
+class QMenu;
+class QStackedWidget;
+class QTabWidget;
+
+namespace ckpt {
+
+class DocumentView;
+
+// The application window: one tab per open checkpoint, an empty state with a hint when none is
+// open, File/Help menus, recent files, and files dropped anywhere on it.
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    static constexpr int kMaxRecentFiles = 10;
+
+    explicit MainWindow(QWidget *parent = nullptr);
+    ~MainWindow() override;
+
+    // Opens each file in a tab (or shows its tab when it is already open). Returns the last view.
+    DocumentView *openFiles(const QStringList &paths);
+    DocumentView *openFile(const QString &path);
+
+    QTabWidget *tabs() const { return m_tabs; }
+    DocumentView *currentView() const;
+    DocumentView *viewAt(int index) const;
+    int viewCount() const;
+
+    // Most recent first, at most kMaxRecentFiles; kept in QSettings.
+    QStringList recentFiles() const;
+    void clearRecentFiles();
+
+public Q_SLOTS:
+    void showOpenDialog();
+    void closeTab(int index);
+    void closeCurrentTab();
+    void showAbout();
+
+protected:
+    void dragEnterEvent(QDragEnterEvent *event) override;
+    void dragMoveEvent(QDragMoveEvent *event) override;
+    void dropEvent(QDropEvent *event) override;
+    void closeEvent(QCloseEvent *event) override;
+
+private:
+    void createActions();
+    QWidget *createEmptyPage();
+    void addRecentFile(const QString &path);
+    void rebuildRecentMenu();
+    void updateEmptyPage();
+    void updateForCurrentTab();
+    void onViewStateChanged(DocumentView *view);
+
+    QStackedWidget *m_stack = nullptr;
+    QWidget *m_emptyPage = nullptr;
+    QLabel *m_emptyRecent = nullptr;
+    QTabWidget *m_tabs = nullptr;
+    QMenu *m_recentMenu = nullptr;
+    QAction *m_closeTabAction = nullptr;
+    QLabel *m_statusLabel = nullptr;
+};
+
+} // namespace ckpt

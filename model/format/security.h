@@ -1,0 +1,40 @@
+#pragma once
+
+#include "document.h"
+
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// How a global a pickle names would behave if Python loaded the file.
+enum class GlobalClass {
+    Understood,  // a reconstructor or container this reader interprets as data
+    Unknown,     // a class kept opaque here; Python would import its module (often the user's code)
+    Dangerous,   // executes, imports, opens files or reaches the network when called
+};
+
+std::string globalClassName(GlobalClass c);  // "understood", "unknown", "dangerous"
+
+struct GlobalVerdict {
+    GlobalUse use;
+    GlobalClass cls = GlobalClass::Unknown;
+    std::string reason;           // why it is dangerous, when it is
+    bool weightsOnlyAllowed = false;  // torch.load(weights_only=True) accepts it
+};
+
+// What the file would do if loaded in Python, and whether PyTorch's safe loader would take it.
+struct SecurityReport {
+    std::vector<GlobalVerdict> globals;
+    std::vector<std::string> anomalies;
+    bool dangerous = false;
+    bool weightsOnlyLoadable = true;
+    std::vector<std::string> weightsOnlyBlockers;  // globals the safe loader refuses
+};
+
+// Classifies one global by name.
+GlobalVerdict classifyGlobal(const GlobalUse &use);
+// The report for a read document.
+SecurityReport securityReport(const Document &doc);
+
+} // namespace ckpt

@@ -1,0 +1,11 @@
+#pragma once
+
+#include <QIcon>
+
+namespace ckpt::itemicons {
+
+// A small amber warning triangle, painted (QtGui only: item models cannot ask QStyle).
+// Needs a QGuiApplication.
+QIcon warning();
+
+} // namespace ckpt::itemicons

@@ -1,0 +1,200 @@
+#include "valuetext.h"
+
+#include "tensorref.h"
+#include "value.h"
+#include "valuetree.h"
+
+#include <QLocale>
+
+#include <cmath>
+
+namespace ckpt::valuetext {
+
+namespace {
+
+QString hexByte(unsigned c)
+{
+    return QStringLiteral("\\x%1").arg(c, 2, 16, QLatin1Char('0'));
+}
+
+// Python picks single quotes unless the text holds a single quote and no double quote.
+QChar pickQuote(bool hasSingle, bool hasDouble)
+{
+    return hasSingle && !hasDouble ? QLatin1Char('"') : QLatin1Char('\'');
+}
+
+QString floatNoTrailingZero(double v)
+{
+    QString s = QString::fromStdString(formatFloat(v));
+    if (s.endsWith(QLatin1String(".0")))
+        s.chop(2);
+    return s;
+}
+
+} // namespace
+
+QString dtypeText(DType t)
+{
+    const std::string_view n = dtypeName(t);
+    return QString::fromLatin1(n.data(), static_cast<qsizetype>(n.size()));
+}
+
+QString pythonStringRepr(const QString &s, int maxChars)
+{
+    const QChar quote = pickQuote(s.contains(QLatin1Char('\'')), s.contains(QLatin1Char('"')));
+    QString out;
+    out.reserve(std::min<qsizetype>(s.size(), maxChars) + 8);
+    out += quote;
+    int shown = 0;
+    bool cut = false;
+    for (const QChar c : s) {
+        if (shown >= maxChars) {
+            cut = true;
+            break;
+        }
+        ++shown;
+        switch (c.unicode()) {
+        case '\\': out += QLatin1String("\\\\"); continue;
+        case '\n': out += QLatin1String("\\n"); continue;
+        case '\r': out += QLatin1String("\\r"); continue;
+        case '\t': out += QLatin1String("\\t"); continue;
+        default: break;
+        }
+        if (c == quote) {
+            out += QLatin1Char('\\');
+            out += c;
+        } else if (c.unicode() < 0x20 || c.unicode() == 0x7f) {
+            out += hexByte(c.unicode());
+        } else {
+            out += c;
+        }
+    }
+    if (cut)
+        out += QChar(0x2026);
+    out += quote;
+    return out;
+}
+
+QString pythonBytesRepr(const std::string &raw, int maxChars)
+{
+    const bool hasSingle = raw.find('\'') != std::string::npos;
+    const bool hasDouble = raw.find('"') != std::string::npos;
+    const QChar quote = pickQuote(hasSingle, hasDouble);
+    QString out = QStringLiteral("b") + quote;
+    bool cut = false;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (out.size() >= maxChars + 2) {
+            cut = true;
+            break;
+        }
+        const auto c = static_cast<unsigned char>(raw[i]);
+        if (c == '\\')
+            out += QLatin1String("\\\\");
+        else if (c == '\n')
+            out += QLatin1String("\\n");
+        else if (c == '\r')
+            out += QLatin1String("\\r");
+        else if (c == '\t')
+            out += QLatin1String("\\t");
+        else if (QChar(c) == quote)
+            out += QLatin1Char('\\') + QChar(c);
+        else if (c < 0x20 || c >= 0x7f)
+            out += hexByte(c);
+        else
+            out += QLatin1Char(static_cast<char>(c));
+    }
+    if (cut)
+        out += QChar(0x2026);
+    out += quote;
+    if (cut)
+        out += QStringLiteral(" (%1 bytes)").arg(count(static_cast<qint64>(raw.size())));
+    return out;
+}
+
+QString pythonComplexRepr(double re, double im)
+{
+    const QString imag = floatNoTrailingZero(im) + QLatin1Char('j');
+    if (re == 0.0 && !std::signbit(re))
+        return imag;
+    const QString sign = std::signbit(im) || std::isnan(im) ? QString() : QStringLiteral("+");
+    return QLatin1Char('(') + floatNoTrailingZero(re) + sign + imag + QLatin1Char(')');
+}
+
+QString count(qint64 n)
+{
+    return QLocale().toString(n);
+}
+
+QString bytes(qint64 n)
+{
+    if (n < 0)
+        return QStringLiteral("?");
+    return QLocale().formattedDataSize(n, 1, QLocale::DataSizeIecFormat);
+}
+
+QString items(qint64 n)
+{
+    return n == 1 ? QStringLiteral("1 item") : QStringLiteral("%1 items").arg(count(n));
+}
+
+QString tensorSummary(const TensorRef &t)
+{
+    return QStringLiteral("%1 %2 %3")
+        .arg(QString::fromStdString(shapeText(t.shape)), dtypeText(t.dtype),
+             QString::fromStdString(t.device()));
+}
+
+QString tensorProblem(const TensorRef &t)
+{
+    if (!t.problem.empty())
+        return QString::fromStdString(t.problem);
+    if (t.storage && !t.storage->problem.empty())
+        return QString::fromStdString(t.storage->problem);
+    return {};
+}
+
+QString typeText(const Value &v)
+{
+    // Objects by their class's own name ("Linear"); the value column carries the qualified name.
+    if (v.kind() == Value::Kind::Object) {
+        const std::string cls = className(v);
+        if (!cls.empty())
+            return QString::fromStdString(cls.substr(cls.rfind('.') + 1));
+    }
+    return QString::fromStdString(v.typeName());
+}
+
+QString preview(const Value &v, int maxChars)
+{
+    using K = Value::Kind;
+    switch (v.kind()) {
+    case K::None: return QStringLiteral("None");
+    case K::Bool: return v.asBool() ? QStringLiteral("True") : QStringLiteral("False");
+    case K::Int: return QString::number(v.asInt());
+    case K::BigInt: return QString::fromStdString(v.text());
+    case K::Float: return QString::fromStdString(formatFloat(v.asFloat()));
+    case K::Complex: return pythonComplexRepr(v.asFloat(), v.imag());
+    case K::String: return pythonStringRepr(QString::fromStdString(v.text()), maxChars);
+    case K::Bytes: return pythonBytesRepr(v.text(), maxChars);
+    case K::Global: return QString::fromStdString(v.qualifiedName());
+    case K::Tuple:
+    case K::List:
+    case K::Set:
+    case K::FrozenSet: return items(static_cast<qint64>(v.items().size()));
+    case K::Dict: return items(static_cast<qint64>(v.entries().size()));
+    case K::Object: {
+        const std::string cls = className(v);
+        return cls.empty() ? QStringLiteral("object") : QString::fromStdString(cls);
+    }
+    case K::Tensor: return v.tensorRef() ? tensorSummary(*v.tensorRef()) : QStringLiteral("Tensor");
+    case K::Storage:
+        if (const auto &s = v.storageRef())
+            return QStringLiteral("storage %1 (%2, %3)")
+                .arg(QString::fromStdString(s->key), dtypeText(s->dtype),
+                     QString::fromStdString(s->location));
+        return QStringLiteral("storage");
+    }
+    return {};
+}
+
+} // namespace ckpt::valuetext

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <QString>
+
+namespace ckpt {
+
+enum class DType;
+class Value;
+struct TensorRef;
+
+// Display text for values, shared by the item models so that every view says the same thing.
+namespace valuetext {
+
+// Python's repr of a str ('abc', "it's"), its content cut at `maxChars` with an ellipsis.
+QString pythonStringRepr(const QString &s, int maxChars = 80);
+// Python's repr of bytes (b'\x00ab'), cut at `maxChars` characters of content.
+QString pythonBytesRepr(const std::string &raw, int maxChars = 80);
+// A complex number as Python prints it ("(1+2j)", "2j").
+QString pythonComplexRepr(double re, double im);
+
+// One-line preview: scalars as Python prints them, containers "N items", tensors "[2, 3] float32 cpu",
+// opaque objects their class name.
+QString preview(const Value &v, int maxChars = 80);
+// The type column: "int", "OrderedDict", "Tensor", "Linear" (an object's class without its module).
+QString typeText(const Value &v);
+// "float32", "bfloat16".
+QString dtypeText(DType t);
+// "[50, 10] float32 cpu".
+QString tensorSummary(const TensorRef &t);
+// Why a tensor cannot be trusted (extent past its storage, unresolved record); empty when fine.
+QString tensorProblem(const TensorRef &t);
+// "1,234,567" in the user's locale.
+QString count(qint64 n);
+// "2.0 KiB" (IEC units, one decimal).
+QString bytes(qint64 n);
+// "N items" with the singular for one.
+QString items(qint64 n);
+
+} // namespace valuetext
+} // namespace ckpt

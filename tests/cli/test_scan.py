@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""`ckpt scan` on fixtures: exit 0 for clean files, 3 when a dangerous global is named, 1 when a
+file cannot be read; JSON flags the dangerous global; nothing in any file is ever run."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--fixtures", required=True)
+    a = ap.parse_args()
+    expected = json.load(open(os.path.join(a.fixtures, "expected.json")))
+    hostile = expected["__hostile__"]
+    passed = failed = 0
+
+    def check(cond, what):
+        nonlocal passed, failed
+        if cond:
+            passed += 1
+        else:
+            failed += 1
+            print("FAIL:", what)
+
+    def scan(*files, js=False):
+        cmd = [a.ckpt, "scan", *[os.path.join(a.fixtures, f) for f in files]] + (["--json"] if js else [])
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+    for f in ("state_dict.pth", "training_checkpoint.pth", "inference_package.pth", "legacy_state_dict.pth"):
+        r = scan(f)
+        check(r.returncode == 0, f"{f}: exit {r.returncode}, expected 0: {r.stderr}")
+    for f in ("os_system.pth", "os_system_legacy.pth"):
+        marker = hostile[f]["marker"]
+        if os.path.exists(marker):
+            os.remove(marker)
+        r = scan(f, js=True)
+        check(r.returncode == 3, f"{f}: exit {r.returncode}, expected 3")
+        rep = json.loads(r.stdout)
+        dangerous = [g["name"] for g in rep["globals"] if g["class"] == "dangerous"]
+        check(dangerous == ["posix.system"], f"{f}: dangerous globals {dangerous}")
+        check(rep["dangerous"] is True and rep["weights_only_loadable"] is False, f"{f}: verdict {rep}")
+        check(not os.path.exists(marker), f"{f}: the payload ran (marker exists)")
+    r = scan("state_dict.pth", "os_system.pth")
+    check(r.returncode == 3, f"mixed: exit {r.returncode}, expected 3")
+    r = scan("truncated.pth", "os_system.pth")
+    check(r.returncode == 1, f"unreadable file: exit {r.returncode}, expected 1")
+    check(r.stderr.startswith("ckpt: ") and "truncated.pth" in r.stderr, f"error line: {r.stderr!r}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+// Global names classified as a scanner must: understood, unknown (kept opaque) or dangerous,
+// and whether PyTorch's weights-only loader would take them.
+#include "document.h"
+#include "security.h"
+
+#include <QtTest>
+
+using namespace ckpt;
+
+class TestSecurity : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void classify_data();
+    void classify();
+    void fixtureReports_data();
+    void fixtureReports();
+    void corpusAdversarialIsFlagged();
+};
+
+void TestSecurity::classify_data()
+{
+    QTest::addColumn<QString>("module");
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<QString>("cls");
+    QTest::addColumn<bool>("weightsOnly");
+    QTest::newRow("os.system") << "os" << "system" << "dangerous" << false;
+    QTest::newRow("posix.system") << "posix" << "system" << "dangerous" << false;
+    QTest::newRow("nt.system") << "nt" << "system" << "dangerous" << false;
+    QTest::newRow("os.path submodule") << "os.path" << "join" << "dangerous" << false;
+    QTest::newRow("subprocess.Popen") << "subprocess" << "Popen" << "dangerous" << false;
+    QTest::newRow("runpy._run_code") << "runpy" << "_run_code" << "dangerous" << false;
+    QTest::newRow("builtins.exec") << "builtins" << "exec" << "dangerous" << false;
+    QTest::newRow("builtins.eval") << "builtins" << "eval" << "dangerous" << false;
+    QTest::newRow("builtins.getattr") << "builtins" << "getattr" << "dangerous" << false;
+    QTest::newRow("builtins.__import__") << "builtins" << "__import__" << "dangerous" << false;
+    QTest::newRow("operator.attrgetter") << "operator" << "attrgetter" << "dangerous" << false;
+    QTest::newRow("functools.partial") << "functools" << "partial" << "dangerous" << false;
+    QTest::newRow("venv.main") << "venv" << "main" << "dangerous" << false;
+    QTest::newRow("torch.hub.load") << "torch.hub" << "load" << "dangerous" << false;
+    QTest::newRow("webbrowser.open") << "webbrowser" << "open" << "dangerous" << false;
+    QTest::newRow("dotted name") << "builtins" << "str.join" << "dangerous" << false;
+    QTest::newRow("ossify is not os") << "ossify" << "thing" << "unknown" << false;
+    QTest::newRow("OrderedDict") << "collections" << "OrderedDict" << "understood" << true;
+    QTest::newRow("rebuild v2") << "torch._utils" << "_rebuild_tensor_v2" << "understood" << true;
+    QTest::newRow("rebuild v1") << "torch._utils" << "_rebuild_tensor" << "understood" << false;
+    QTest::newRow("FloatStorage") << "torch" << "FloatStorage" << "understood" << true;
+    QTest::newRow("dtype") << "torch" << "bfloat16" << "understood" << true;
+    QTest::newRow("TorchVersion") << "torch.torch_version" << "TorchVersion" << "understood" << false;
+    QTest::newRow("nn.Linear") << "torch.nn.modules.linear" << "Linear" << "understood" << false;
+    QTest::newRow("user class") << "__main__" << "SimpleNN" << "unknown" << false;
+    QTest::newRow("argparse.Namespace") << "argparse" << "Namespace" << "unknown" << false;
+}
+
+void TestSecurity::classify()
+{
+    QFETCH(QString, module);
+    QFETCH(QString, name);
+    QFETCH(QString, cls);
+    QFETCH(bool, weightsOnly);
+    GlobalUse use{module.toStdString() + "." + name.toStdString(), 1, 0, module.toStdString(), name.toStdString()};
+    const auto v = classifyGlobal(use);
+    QCOMPARE(QString::fromStdString(globalClassName(v.cls)), cls);
+    QCOMPARE(v.weightsOnlyAllowed, weightsOnly);
+    if (v.cls == GlobalClass::Dangerous)
+        QVERIFY(!v.reason.empty());
+}
+
+void TestSecurity::fixtureReports_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<bool>("dangerous");
+    QTest::addColumn<bool>("weightsOnly");
+    QTest::newRow("state dict") << "state_dict.pth" << false << true;
+    QTest::newRow("training checkpoint") << "training_checkpoint.pth" << false << true;
+    QTest::newRow("full model") << "full_model.pth" << false << false;
+    QTest::newRow("os.system zip") << "os_system.pth" << true << false;
+    QTest::newRow("os.system legacy") << "os_system_legacy.pth" << true << false;
+}
+
+void TestSecurity::fixtureReports()
+{
+    QFETCH(QString, file);
+    QFETCH(bool, dangerous);
+    QFETCH(bool, weightsOnly);
+    const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
+    const auto r = securityReport(doc);
+    QCOMPARE(r.dangerous, dangerous);
+    QCOMPARE(r.weightsOnlyLoadable, weightsOnly);
+    QCOMPARE(r.weightsOnlyBlockers.empty(), weightsOnly);
+}
+
+void TestSecurity::corpusAdversarialIsFlagged()
+{
+    const QString path = QStringLiteral(CKPT_CORPUS_DIR "/ADVERSARIAL_rsac_infected_test_model.bin");
+    if (!QFile::exists(path))
+        QSKIP("../shared/corpus/files is absent");
+    const auto doc = readDocument(path.toStdString());
+    const auto r = securityReport(doc);
+    QVERIFY(r.dangerous);
+    bool venv = false;
+    for (const auto &g : r.globals)
+        venv = venv || (g.use.name == "venv.main" && g.cls == GlobalClass::Dangerous);
+    QVERIFY(venv);
+    // Still a reading: its 23 half-precision tensors are listed.
+    QCOMPARE(doc.stateDict.size(), std::size_t(23));
+    QCOMPARE(doc.stateDict.front().ref().dtype, DType::Float16);
+}
+
+QTEST_GUILESS_MAIN(TestSecurity)
+#include "tst_security.moc"
