@@ -46,7 +46,7 @@ at::Tensor toTensor(const TensorRef &ref, bool copy)
     if (!ref.extentElements(extent) || extent > ref.storage->availableElements())
         throw std::runtime_error("tensor extent does not fit its storage");
     // from_blob never writes through the pointer here: the view is read-only by contract.
-    auto *base = const_cast<std::uint8_t *>(ref.storage->bytes.data()) +
+    auto *base = const_cast<std::uint8_t *>(ref.storage->data().data()) +
                  static_cast<std::size_t>(ref.storageOffset) * dtypeSize(ref.dtype);
     at::Tensor view = at::from_blob(base, ref.shape, ref.strides, options);
     if (!copy)

@@ -169,7 +169,8 @@ private:
                              (version.empty() ? "" : ", version " + version) + ", records under '" + zip.prefix() +
                              "'";
         const std::string dataPrefix = "data/";
-        m_machine.setPersistentLoad([this, &zip, dataPrefix](const ValuePtr &pid, std::uint64_t offset) {
+        auto zipCopy = std::make_shared<const ZipArchive>(zip);
+        m_machine.setPersistentLoad([this, &zip, zipCopy, dataPrefix](const ValuePtr &pid, std::uint64_t offset) {
             if (!pid->isSequence() || pid->items().empty() || !pid->items()[0]->isString() ||
                 pid->items()[0]->text() != "storage")
                 throw FormatError("pickle offset " + std::to_string(offset) + ": unsupported persistent id " +
@@ -184,15 +185,21 @@ private:
             if (!rec) {
                 fresh->problem = "storage record '" + dataPrefix + key + "' is missing from the archive";
             } else {
-                try {
-                    auto rb = zip.read(*rec);
-                    if (rb.owned)
-                        m_owned.push_back(rb.owned);
-                    fresh->bytes = rb.bytes;
-                    fresh->resolved = true;
+                if (rec->method == 0) {
+                    try {
+                        fresh->setBytes(zip.read(*rec).bytes);
+                        checkDeclaredSize(*fresh);
+                    } catch (const FormatError &e) {
+                        fresh->problem = e.what();
+                    }
+                } else {
+                    // A deflated record (a re-zipped file) is inflated when its numbers are first
+                    // needed, never at open. The closure keeps the mapping alive.
+                    fresh->setLoader(rec->size, [zip = zipCopy, entry = *rec, file = m_doc.file]() {
+                        auto rb = zip->read(entry);
+                        return rb.owned;
+                    });
                     checkDeclaredSize(*fresh);
-                } catch (const FormatError &e) {
-                    fresh->problem = e.what();
                 }
             }
             m_doc.storages.emplace(key, fresh);
@@ -218,9 +225,9 @@ private:
     void checkDeclaredSize(StorageRef &s)
     {
         const auto need = static_cast<std::uint64_t>(s.declaredNumel) * dtypeSize(s.dtype);
-        if (s.declaredNumel > 0 && s.bytes.size() < need)
+        if (s.declaredNumel > 0 && s.byteSize < need)
             m_doc.warnings.push_back("storage '" + s.key + "' declares " + std::to_string(s.declaredNumel) +
-                                     " elements but its record holds " + std::to_string(s.bytes.size()) + " bytes");
+                                     " elements but its record holds " + std::to_string(s.byteSize) + " bytes");
     }
 
     static std::string entryList(const ZipArchive &zip)
@@ -354,8 +361,7 @@ private:
                 throw FormatError("storage '" + key + "' at offset " + std::to_string(pos - 8) + " declares " +
                                   std::to_string(numel) + " elements but only " + std::to_string(data.size() - pos) +
                                   " bytes remain (truncated?)");
-            s.bytes = data.subspan(pos, static_cast<std::size_t>(nbytes));
-            s.resolved = true;
+            s.setBytes(data.subspan(pos, static_cast<std::size_t>(nbytes)));
             checkDeclaredSize(s);
             pos += static_cast<std::size_t>(nbytes);
             ++resolvedCount;
@@ -365,12 +371,11 @@ private:
             const std::uint64_t size = dtypeSize(root.dtype);
             const std::uint64_t begin = static_cast<std::uint64_t>(v.offset) * size;
             const std::uint64_t len = static_cast<std::uint64_t>(v.view->declaredNumel) * size;
-            if (!root.resolved || begin > root.bytes.size() || len > root.bytes.size() - begin) {
+            if (!root.resolved || begin > root.byteSize || len > root.byteSize - begin) {
                 v.view->problem = "view '" + v.view->key + "' lies outside storage '" + v.rootKey + "'";
                 continue;
             }
-            v.view->bytes = root.bytes.subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(len));
-            v.view->resolved = true;
+            v.view->setBytes(root.data().subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(len)));
         }
         if (pos < data.size())
             m_doc.anomalies.push_back(trailingDataNote("the last storage", data.subspan(pos)));

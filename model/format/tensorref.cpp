@@ -1,13 +1,56 @@
 #include "tensorref.h"
 
+#include "error.h"
+
+#include <mutex>
+
 namespace ckpt {
+
+struct StorageRef::Lazy {
+    std::mutex mutex;
+    std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load;
+    std::shared_ptr<const std::vector<std::uint8_t>> owned;
+};
+
+void StorageRef::setBytes(std::span<const std::uint8_t> bytes)
+{
+    m_bytes = bytes;
+    m_lazy.reset();
+    byteSize = bytes.size();
+    resolved = true;
+}
+
+void StorageRef::setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load)
+{
+    m_bytes = {};
+    m_lazy = std::make_shared<Lazy>();
+    m_lazy->load = std::move(load);
+    byteSize = size;
+    resolved = true;
+}
+
+std::span<const std::uint8_t> StorageRef::data() const
+{
+    if (!resolved)
+        throw FormatError(problem.empty() ? "storage '" + key + "' is not available" : problem);
+    if (!m_lazy)
+        return m_bytes;
+    std::lock_guard lock(m_lazy->mutex);
+    if (!m_lazy->owned) {
+        auto owned = m_lazy->load();
+        if (!owned || owned->size() != byteSize)
+            throw FormatError("storage '" + key + "' did not produce its " + std::to_string(byteSize) + " bytes");
+        m_lazy->owned = std::move(owned);
+    }
+    return {m_lazy->owned->data(), m_lazy->owned->size()};
+}
 
 std::int64_t StorageRef::availableElements() const
 {
     const auto size = dtypeSize(dtype);
     if (!resolved || size == 0)
         return 0;
-    return static_cast<std::int64_t>(bytes.size() / size);
+    return static_cast<std::int64_t>(byteSize / size);
 }
 
 std::int64_t TensorRef::numel() const
@@ -94,9 +137,10 @@ std::span<const std::uint8_t> TensorRef::spannedBytes() const
     const auto size = static_cast<std::int64_t>(dtypeSize(dtype));
     const auto begin = static_cast<std::size_t>(storageOffset * size);
     const auto end = static_cast<std::size_t>(extent * size);
-    if (end > storage->bytes.size() || begin > end)
+    const auto bytes = storage->data();
+    if (end > bytes.size() || begin > end)
         return {};
-    return storage->bytes.subspan(begin, end - begin);
+    return bytes.subspan(begin, end - begin);
 }
 
 std::string shapeText(const std::vector<std::int64_t> &shape)

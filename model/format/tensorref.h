@@ -3,6 +3,7 @@
 #include "dtype.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -16,11 +17,23 @@ struct StorageRef {
     DType dtype = DType::Unknown;
     std::string location;       // saved device: "cpu", "cuda:0", ...
     std::int64_t declaredNumel = 0;  // element count the pickle declared
-    std::span<const std::uint8_t> bytes;  // resolved view on the mapped file; empty until resolved
-    bool resolved = false;
-    std::string problem;        // why the record could not be resolved, when it could not
+    std::uint64_t byteSize = 0;  // bytes the record holds, known without reading them
+    bool resolved = false;       // the record was found and byteSize is known
+    std::string problem;         // why the record could not be resolved, when it could not
 
+    // Binds bytes that are already in memory (a view on the mapping).
+    void setBytes(std::span<const std::uint8_t> bytes);
+    // Binds a record whose bytes are produced on first use (a deflated zip record).
+    void setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load);
+    // The record's bytes, produced on the first call for deflated records; throws FormatError when
+    // they cannot be produced. Thread-safe.
+    std::span<const std::uint8_t> data() const;
     std::int64_t availableElements() const;
+
+private:
+    struct Lazy;
+    std::span<const std::uint8_t> m_bytes;
+    std::shared_ptr<Lazy> m_lazy;
 };
 
 // A tensor as the file describes it: metadata plus a reference to its storage.
@@ -45,6 +58,7 @@ struct TensorRef {
     // Checks the extent against the storage; sets and returns `problem` ("" when it fits).
     const std::string &validate();
     // Bytes from the tensor's first element to one past its last; empty when invalid or empty.
+    // May produce the storage's bytes (see StorageRef::data).
     std::span<const std::uint8_t> spannedBytes() const;
 };
 

@@ -38,7 +38,7 @@ void TestCompute::valuesAgreeWithPyTorch_data()
     QTest::addColumn<QString>("file");
     for (const char *f : {"state_dict.pth", "legacy_state_dict.pth", "dtypes.pth", "dtypes_legacy.pth", "views.pth",
                           "views_legacy.pth", "cuda_saved.pth", "cuda_saved_legacy.pth", "protocol4.pth",
-                          "protocol5.pth", "training_checkpoint.pth", "full_model.pth"})
+                          "protocol5.pth", "training_checkpoint.pth", "full_model.pth", "deflated.pth"})
         QTest::newRow(f) << QString(f);
 }
 
