@@ -33,8 +33,10 @@ public:
     // Statistics over every element; throws std::runtime_error when the tensor's data are invalid.
     virtual TensorStats statistics(const TensorRef &tensor) const = 0;
     // `count` elements from flat (row-major, logical order) index `first`, as doubles; complex
-    // values come as (real, imaginary) pairs.
-    virtual std::vector<double> values(const TensorRef &tensor, std::int64_t first, std::int64_t count) const = 0;
+    // values come as (real, imaginary) pairs. Quantized tensors give their real (dequantized)
+    // values, or the stored integers when `raw`; sparse tensors give their dense values.
+    virtual std::vector<double> values(const TensorRef &tensor, std::int64_t first, std::int64_t count,
+                                       bool raw = false) const = 0;
 };
 
 } // namespace ckpt

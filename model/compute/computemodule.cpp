@@ -23,7 +23,7 @@ public:
     TensorStats statistics(const TensorRef &ref) const override
     {
         TensorStats s;
-        at::Tensor t = toTensor(ref, false).reshape({-1});
+        at::Tensor t = toDenseValues(ref).reshape({-1});
         if (t.is_complex())
             t = at::view_as_real(t).reshape({-1});
         s.count = t.numel();
@@ -63,9 +63,10 @@ public:
         return s;
     }
 
-    std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count) const override
+    std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const override
     {
-        at::Tensor t = toTensor(ref, false).reshape({-1});
+        at::Tensor t = raw && ref.layout == TensorRef::Layout::Strided ? toTensor(ref, false) : toDenseValues(ref);
+        t = t.reshape({-1});
         if (t.is_complex())
             t = at::view_as_real(t).reshape({-1});
         const std::int64_t scale = ref.dtype == DType::Complex64 || ref.dtype == DType::Complex128 ? 2 : 1;

@@ -7,6 +7,28 @@
 
 namespace ckpt {
 
+at::Tensor toDenseValues(const TensorRef &ref)
+{
+    at::Tensor t = toTensor(ref, false);
+    if (t.is_sparse())
+        return t.to_dense();
+    if (!ref.quantization)
+        return t;
+    const auto &q = *ref.quantization;
+    at::Tensor raw = t.to(at::kDouble);
+    if (q.scales && q.zeroPoints && q.scales->isTensor() && q.zeroPoints->isTensor()) {
+        const auto axis = q.axis < 0 ? q.axis + t.dim() : q.axis;
+        if (axis < 0 || axis >= t.dim())
+            throw std::runtime_error("quantization axis " + std::to_string(q.axis) + " is outside the tensor");
+        std::vector<std::int64_t> shape(static_cast<std::size_t>(t.dim()), 1);
+        shape[static_cast<std::size_t>(axis)] = -1;
+        at::Tensor scales = toTensor(*q.scales->tensorRef(), false).to(at::kDouble).reshape(shape);
+        at::Tensor zeros = toTensor(*q.zeroPoints->tensorRef(), false).to(at::kDouble).reshape(shape);
+        return ((raw - zeros) * scales).to(at::kFloat);
+    }
+    return ((raw - static_cast<double>(q.zeroPoint)) * q.scale).to(at::kFloat);
+}
+
 c10::ScalarType scalarTypeOf(const TensorRef &ref)
 {
     switch (ref.dtype) {
@@ -36,6 +58,13 @@ at::Tensor toTensor(const TensorRef &ref, bool copy)
 {
     if (!ref.problem.empty())
         throw std::runtime_error(ref.problem);
+    if (ref.layout == TensorRef::Layout::Meta)
+        throw std::runtime_error("a meta tensor has a shape but no data");
+    if (ref.layout == TensorRef::Layout::SparseCoo) {
+        at::Tensor indices = toTensor(*ref.sparseIndices->tensorRef(), copy);
+        at::Tensor values = toTensor(*ref.sparseValues->tensorRef(), copy);
+        return at::sparse_coo_tensor(indices, values, ref.shape);
+    }
     const auto type = scalarTypeOf(ref);
     const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
     if (ref.numel() == 0)

@@ -15,6 +15,10 @@ struct TensorRef;
 // Throws std::runtime_error when the reference's extent does not fit its storage.
 CKPT_COMPUTE_EXPORT at::Tensor toTensor(const TensorRef &ref, bool copy = true);
 
+// The numbers a person means by the tensor, as a dense CPU tensor: quantized tensors dequantized
+// (float), sparse tensors densified, everything else as toTensor. Throws for meta tensors.
+CKPT_COMPUTE_EXPORT at::Tensor toDenseValues(const TensorRef &ref);
+
 // LibTorch scalar type for a checkpoint dtype (quantized storages map to their raw integer type).
 CKPT_COMPUTE_EXPORT c10::ScalarType scalarTypeOf(const TensorRef &ref);
 

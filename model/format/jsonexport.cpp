@@ -132,6 +132,21 @@ json tensorEntry(const NamedTensor &t)
            {"requires_grad", r.requiresGrad}};
     if (r.storage)
         j["storage"] = r.storage->key;
+    if (r.layout == TensorRef::Layout::SparseCoo)
+        j["layout"] = "sparse_coo";
+    else if (r.layout == TensorRef::Layout::Meta)
+        j["layout"] = "meta";
+    if (r.quantization) {
+        const auto &q = *r.quantization;
+        json qj{{"scheme", q.scheme}};
+        if (q.scales) {
+            qj["axis"] = q.axis;
+        } else {
+            qj["scale"] = q.scale;
+            qj["zero_point"] = q.zeroPoint;
+        }
+        j["quantization"] = qj;
+    }
     if (!r.problem.empty())
         j["problem"] = r.problem;
     return j;
@@ -255,6 +270,8 @@ json documentToJson(const Document &doc)
             const KeyPath p{c.label};
             if (startsWith(p, doc.stateDictPath) || startsWith(p, doc.optimizerPath))
                 continue;
+            if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
+                continue;  // the root is the state dict: its tensors are listed there
             const bool holdsWeights = (doc.stateDictPath.size() > 1 && doc.stateDictPath[0] == c.label) ||
                                       (doc.optimizerPath.size() > 1 && doc.optimizerPath[0] == c.label);
             meta[c.label] = holdsWeights ? json("<contains weights or optimizer state>") : writer.write(c.value, c.label, 1);

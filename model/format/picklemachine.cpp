@@ -385,6 +385,81 @@ private:
         return v;
     }
 
+    ValuePtr rebuildQTensor(const std::vector<ValuePtr> &a)
+    {
+        // _rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, hooks)
+        if (a.size() < 5)
+            fail("torch._utils._rebuild_qtensor takes 7 arguments, got " + std::to_string(a.size()));
+        auto v = rebuildTensor("_rebuild_tensor", {a[0], a[1], a[2], a[3]});
+        auto ref = std::const_pointer_cast<TensorRef>(v->tensorRef());
+        ref->rebuild = "_rebuild_qtensor";
+        ref->requiresGrad = a.size() > 5 && a[5] && a[5]->kind() == Value::Kind::Bool && a[5]->asBool();
+        const auto &q = a[4];
+        if (!q || !q->isSequence() || q->items().empty() || !q->items()[0] ||
+            q->items()[0]->kind() != Value::Kind::Global)
+            fail("torch._utils._rebuild_qtensor: quantizer parameters are not (scheme, ...)");
+        auto quant = std::make_shared<TensorRef::Quantization>();
+        quant->scheme = q->items()[0]->name();
+        const auto &p = q->items();
+        auto number = [](const ValuePtr &x) {
+            return !x ? 0.0 : x->kind() == Value::Kind::Float ? x->asFloat() : static_cast<double>(x->asInt());
+        };
+        if (quant->scheme == "per_tensor_affine" && p.size() >= 3) {
+            quant->scale = number(p[1]);
+            quant->zeroPoint = p[2] && p[2]->isInt() ? p[2]->asInt() : 0;
+        } else if ((quant->scheme == "per_channel_affine" || quant->scheme == "per_channel_affine_float_qparams") &&
+                   p.size() >= 4) {
+            quant->scales = p[1];
+            quant->zeroPoints = p[2];
+            quant->axis = p[3] && p[3]->isInt() ? p[3]->asInt() : -1;
+        } else {
+            m_warnings.push_back("pickle offset " + std::to_string(fileOffset()) + ": quantization scheme '" +
+                                 quant->scheme + "' is shown raw");
+        }
+        ref->quantization = quant;
+        v->noteChild(quant->scales);
+        v->noteChild(quant->zeroPoints);
+        return v;
+    }
+
+    ValuePtr rebuildSparse(const std::vector<ValuePtr> &a)
+    {
+        // _rebuild_sparse_tensor(layout, (indices, values, size)) for COO
+        if (a.size() < 2 || !a[1] || !a[1]->isSequence())
+            fail("torch._utils._rebuild_sparse_tensor: malformed arguments");
+        const std::string layout = a[0] && a[0]->isString() ? a[0]->text() : "";
+        const auto &d = a[1]->items();
+        if (layout != "torch.sparse_coo" || d.size() < 3 || !d[0]->isTensor() || !d[1]->isTensor())
+            return Value::object(Value::global("torch._utils", "_rebuild_sparse_tensor"), makeTuple(a));
+        auto ref = std::make_shared<TensorRef>();
+        ref->layout = TensorRef::Layout::SparseCoo;
+        ref->rebuild = "_rebuild_sparse_tensor";
+        ref->dtype = d[1]->tensorRef()->dtype;
+        ref->shape = intTuple(d[2], "sparse tensor size");
+        ref->sparseIndices = d[0];
+        ref->sparseValues = d[1];
+        auto v = Value::tensor(ref);
+        v->noteChild(d[0]);
+        v->noteChild(d[1]);
+        return v;
+    }
+
+    ValuePtr rebuildMeta(const std::vector<ValuePtr> &a)
+    {
+        // _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)
+        if (a.size() < 3 || !a[0] || a[0]->kind() != Value::Kind::Global)
+            fail("torch._utils._rebuild_meta_tensor_no_storage: malformed arguments");
+        auto ref = std::make_shared<TensorRef>();
+        ref->layout = TensorRef::Layout::Meta;
+        ref->rebuild = "_rebuild_meta_tensor_no_storage";
+        auto dt = dtypeFromTorchName(a[0]->name());
+        ref->dtype = dt ? *dt : DType::Unknown;
+        ref->shape = intTuple(a[1], "meta tensor size");
+        ref->strides = intTuple(a[2], "meta tensor stride");
+        ref->requiresGrad = a.size() > 3 && a[3] && a[3]->kind() == Value::Kind::Bool && a[3]->asBool();
+        return Value::tensor(ref);
+    }
+
     ValuePtr withTensorFlags(const ValuePtr &t, bool parameter, bool requiresGrad)
     {
         auto ref = std::make_shared<TensorRef>(*t->tensorRef());
@@ -407,6 +482,17 @@ private:
             if (mod == "torch._utils" &&
                 (fn == "_rebuild_tensor_v2" || fn == "_rebuild_tensor" || fn == "_rebuild_tensor_v3"))
                 return rebuildTensor(fn, a);
+            if (mod == "torch._utils" && fn == "_rebuild_qtensor")
+                return rebuildQTensor(a);
+            if (mod == "torch._utils" && fn == "_rebuild_sparse_tensor")
+                return rebuildSparse(a);
+            if (mod == "torch._utils" && fn == "_rebuild_meta_tensor_no_storage")
+                return rebuildMeta(a);
+            if (mod == "torch.serialization" && fn == "_get_layout" && a.size() == 1 && a[0] && a[0]->isString()) {
+                auto s = Value::string(a[0]->text());
+                s->setPythonClass("torch.layout");
+                return s;
+            }
             if (mod == "torch._utils" && (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state")) {
                 if (a.size() < 2 || !a[0] || !a[0]->isTensor())
                     fail("torch._utils." + fn + ": first argument is not a tensor");

@@ -27,7 +27,9 @@ constexpr std::array<std::string_view, 24> kDangerousNames{
 };
 
 // What this reader interprets as data.
-constexpr std::array<std::string_view, 22> kUnderstood{
+constexpr std::array<std::string_view, 26> kUnderstood{
+    "torch._utils._rebuild_qtensor", "torch._utils._rebuild_sparse_tensor",
+    "torch._utils._rebuild_meta_tensor_no_storage", "torch.serialization._get_layout",
     "collections.OrderedDict", "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_tensor_v3", "torch._utils._rebuild_parameter",
     "torch._utils._rebuild_parameter_with_state", "torch._tensor._rebuild_from_type_v2",

@@ -2,6 +2,7 @@
 
 #include "error.h"
 
+#include <algorithm>
 #include <mutex>
 
 namespace ckpt {
@@ -64,6 +65,13 @@ std::int64_t TensorRef::numel() const
 
 std::int64_t TensorRef::nbytes() const
 {
+    if (layout == Layout::SparseCoo) {
+        std::int64_t total = 0;
+        for (const auto *part : {&sparseIndices, &sparseValues})
+            if (*part && (*part)->isTensor())
+                total += std::max<std::int64_t>(0, (*part)->tensorRef()->nbytes());
+        return total;
+    }
     std::int64_t n = numel();
     std::int64_t b = 0;
     if (n < 0 || __builtin_mul_overflow(n, static_cast<std::int64_t>(dtypeSize(dtype)), &b))
@@ -73,6 +81,10 @@ std::int64_t TensorRef::nbytes() const
 
 std::string TensorRef::device() const
 {
+    if (layout == Layout::Meta)
+        return "meta";
+    if (layout == Layout::SparseCoo && sparseValues && sparseValues->tensorRef())
+        return sparseValues->tensorRef()->device();
     return storage && !storage->location.empty() ? storage->location : std::string("cpu");
 }
 
@@ -111,6 +123,19 @@ const std::string &TensorRef::validate()
 {
     problem.clear();
     std::int64_t extent = 0;
+    if (layout == Layout::Meta) {
+        if (numel() < 0)
+            problem = "shape " + shapeText(shape) + " overflows 64-bit element counts";
+        return problem;
+    }
+    if (layout == Layout::SparseCoo) {
+        for (const auto *part : {&sparseIndices, &sparseValues})
+            if (!*part || !(*part)->isTensor())
+                problem = "sparse tensor without its indices or values";
+            else if (!(*part)->tensorRef()->validate().empty())
+                problem = "sparse part: " + (*part)->tensorRef()->problem;
+        return problem;
+    }
     if (dtypeSize(dtype) == 0) {
         problem = "unknown element type";
     } else if (numel() < 0) {
@@ -132,7 +157,7 @@ const std::string &TensorRef::validate()
 std::span<const std::uint8_t> TensorRef::spannedBytes() const
 {
     std::int64_t extent = 0;
-    if (!problem.empty() || !storage || !storage->resolved || !extentElements(extent) || extent == 0)
+    if (layout != Layout::Strided || !problem.empty() || !storage || !storage->resolved || !extentElements(extent) || extent == 0)
         return {};
     const auto size = static_cast<std::int64_t>(dtypeSize(dtype));
     const auto begin = static_cast<std::size_t>(storageOffset * size);

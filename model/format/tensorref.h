@@ -1,6 +1,7 @@
 #pragma once
 
 #include "dtype.h"
+#include "value.h"
 
 #include <cstdint>
 #include <functional>
@@ -47,6 +48,23 @@ struct TensorRef {
     bool isParameter = false;
     std::string rebuild;                // reconstructor that built it ("_rebuild_tensor_v2", ...)
     std::string problem;                // non-empty when the extent does not fit its storage
+
+    // Layouts other than dense strided data on a storage.
+    enum class Layout { Strided, SparseCoo, Meta };
+    Layout layout = Layout::Strided;
+    // Sparse COO: the indices and values tensors (each a Tensor value).
+    ValuePtr sparseIndices;
+    ValuePtr sparseValues;
+    // Quantized tensors: raw integers on the storage, real value = (raw - zero_point) * scale.
+    struct Quantization {
+        std::string scheme;        // "per_tensor_affine", "per_channel_affine", ...
+        double scale = 0.0;        // per-tensor
+        std::int64_t zeroPoint = 0;
+        std::int64_t axis = -1;    // per-channel
+        ValuePtr scales;           // per-channel: Tensor values
+        ValuePtr zeroPoints;
+    };
+    std::shared_ptr<const Quantization> quantization;
 
     std::int64_t numel() const;
     std::int64_t nbytes() const;

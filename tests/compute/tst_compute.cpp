@@ -21,6 +21,8 @@ private Q_SLOTS:
     void loaderFindsTheModule();
     void statisticsAgreeWithPyTorch();
     void invalidTensorIsRefused();
+    void specialTensors_data();
+    void specialTensors();
 
 private:
     QJsonObject m_expected;
@@ -149,6 +151,64 @@ void TestCompute::invalidTensorIsRefused()
             }
         }
     QVERIFY(refused);
+}
+
+void TestCompute::specialTensors_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::newRow("zip") << "special_tensors.pth";
+    QTest::newRow("legacy") << "special_tensors_legacy.pth";
+}
+
+void TestCompute::specialTensors()
+{
+    QFETCH(QString, file);
+    const QJsonObject expected = m_expected.value("__special__").toObject().value(file).toObject();
+    QVERIFY(!expected.isEmpty());
+    const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
+    QCOMPARE(static_cast<qsizetype>(doc.stateDict.size()), expected.size());
+    ComputeApi &api = ComputeLoader::api();
+    auto numbers = [](const QJsonValue &v) {
+        std::vector<double> out;
+        for (const auto &x : v.toArray())
+            out.push_back(x.toDouble());
+        return out;
+    };
+    for (const auto &t : doc.stateDict) {
+        const QJsonObject e = expected.value(QString::fromStdString(t.name)).toObject();
+        const auto &r = t.ref();
+        const QString where = file + ": " + QString::fromStdString(t.name);
+        QVERIFY2(r.problem.empty(), qPrintable(where + QString::fromStdString(r.problem)));
+        QCOMPARE(QString(QLatin1String(dtypeName(r.dtype))), e.value("dtype").toString());
+        QJsonArray shape;
+        for (auto d : r.shape)
+            shape.append(static_cast<qint64>(d));
+        QCOMPARE(shape, e.value("shape").toArray());
+        const QString layout = e.value("layout").toString();
+        if (layout == "quantized") {
+            QVERIFY(r.quantization);
+            QCOMPARE(QString::fromStdString(r.quantization->scheme), e.value("scheme").toString());
+            if (e.contains("scale")) {
+                QCOMPARE(r.quantization->scale, e.value("scale").toDouble());
+                QCOMPARE(r.quantization->zeroPoint, e.value("zero_point").toInteger());
+            } else {
+                QCOMPARE(r.quantization->axis, e.value("axis").toInteger());
+            }
+            QCOMPARE(api.values(r, 0, r.numel(), true), numbers(e.value("raw")));
+            const auto real = api.values(r, 0, r.numel());
+            const auto want = numbers(e.value("dequantized"));
+            QCOMPARE(real.size(), want.size());
+            for (std::size_t i = 0; i < want.size(); ++i)
+                QVERIFY2(std::abs(real[i] - want[i]) < 1e-6, qPrintable(where));
+        } else if (layout == "sparse_coo") {
+            QCOMPARE(r.layout, TensorRef::Layout::SparseCoo);
+            QCOMPARE(api.values(r, 0, r.numel()), numbers(e.value("dense")));
+            QCOMPARE(api.statistics(r).zeroCount, std::int64_t(6));
+        } else if (layout == "meta") {
+            QCOMPARE(QString::fromStdString(r.device()), QString("meta"));
+            QVERIFY_THROWS_EXCEPTION(std::runtime_error, api.statistics(r));
+        }
+    }
 }
 
 QTEST_GUILESS_MAIN(TestCompute)
