@@ -46,19 +46,25 @@ bool isScriptObject(const Value &v)
     return v.kind() == Value::Kind::Object && v.state() && v.state()->isDict() && className(v).starts_with("__torch__.");
 }
 
+// Every tensor a TorchScript object holds, named by attribute path: parameters and buffers,
+// and tensors kept inside packed parameter objects (quantized and XNNPACK contexts).
 void flattenScriptObject(const Value &obj, const std::string &prefix, std::vector<NamedTensor> &out,
                          std::unordered_set<const Value *> &seen, std::uint32_t depth)
 {
     if (depth > PickleLimits::kMaxDepth || !seen.insert(&obj).second)
         return;
-    for (const auto &e : obj.state()->entries()) {
-        if (!e.key || !e.value)
+    for (const auto &c : childrenOf(obj)) {
+        if (!c.value || c.role == ChildRole::Args)
             continue;
-        const std::string name = prefix + keyText(*e.key);
-        if (e.value->isTensor())
-            out.push_back({name, e.value});
-        else if (isScriptObject(*e.value))
-            flattenScriptObject(*e.value, name + ".", out, seen, depth + 1);
+        const bool anonymous = c.role == ChildRole::State;
+        const std::string name = anonymous ? prefix : prefix + c.label;
+        if (c.value->isTensor()) {
+            out.push_back({anonymous ? (prefix.empty() ? std::string("(state)") : prefix.substr(0, prefix.size() - 1))
+                                     : name,
+                           c.value});
+        } else if (c.value->isContainer()) {
+            flattenScriptObject(*c.value, anonymous ? prefix : name + ".", out, seen, depth + 1);
+        }
     }
 }
 
@@ -117,7 +123,7 @@ void validateTensors(Document &doc)
 {
     std::unordered_set<const Value *> seen;
     std::unordered_set<const TensorRef *> checked;
-    std::vector<std::pair<ValuePtr, std::string>> stack{{doc.root, ""}};
+    std::vector<std::pair<ValuePtr, std::string>> stack{{doc.root, ""}, {doc.constants, "(constants)"}};
     std::size_t reported = 0;
     while (!stack.empty()) {
         auto [v, path] = std::move(stack.back());
@@ -213,6 +219,7 @@ std::string kindName(DocumentKind k)
     case DocumentKind::FullModel: return "full_model";
     case DocumentKind::LightningCheckpoint: return "lightning_checkpoint";
     case DocumentKind::Tensor: return "tensor";
+    case DocumentKind::ScriptModule: return "torchscript_module";
     case DocumentKind::Generic: return "generic";
     }
     return "?";
@@ -238,7 +245,14 @@ void classify(Document &doc)
         return;
     }
     if (isScriptObject(*root)) {
+        doc.kind = DocumentKind::ScriptModule;
         useStateDict(doc, root, {});
+        if (doc.constants) {
+            std::unordered_set<const Value *> seen;
+            std::vector<NamedTensor> constants;
+            flattenScriptObject(*doc.constants, "constants.", constants, seen, 0);
+            doc.stateDict.insert(doc.stateDict.end(), constants.begin(), constants.end());
+        }
         return;
     }
     if (!root->isDict())

@@ -22,6 +22,7 @@ enum class DocumentKind {
     FullModel,
     LightningCheckpoint,
     Tensor,
+    ScriptModule,  // a TorchScript module (torch.jit.save)
     Generic,
 };
 
@@ -49,6 +50,7 @@ struct Document {
     std::string formatDetail;           // "torch zip archive, version 3" ...
     int pickleProtocol = 0;
     ValuePtr root;
+    ValuePtr constants;                 // TorchScript: what constants.pkl holds (frozen weights ...)
     std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> ownedBuffers;  // inflated records
     std::map<std::string, std::shared_ptr<StorageRef>> storages;

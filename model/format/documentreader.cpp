@@ -165,61 +165,79 @@ private:
             if (asText(b.bytes, 16).starts_with("big"))
                 m_doc.warnings.push_back("storages were written big-endian; values are not byte-swapped yet");
         }
-        m_doc.formatDetail = std::string(script ? "TorchScript archive" : "torch zip archive") +
+        const bool mobile = zip.find("bytecode.pkl") != nullptr;
+        m_doc.formatDetail = std::string(script ? (mobile ? "TorchScript archive with a mobile (lite interpreter) export"
+                                                          : "TorchScript archive")
+                                                : "torch zip archive") +
                              (version.empty() ? "" : ", version " + version) + ", records under '" + zip.prefix() +
                              "'";
-        const std::string dataPrefix = "data/";
         auto zipCopy = std::make_shared<const ZipArchive>(zip);
-        m_machine.setPersistentLoad([this, &zip, zipCopy, dataPrefix](const ValuePtr &pid, std::uint64_t offset) {
-            if (!pid->isSequence() || pid->items().empty() || !pid->items()[0]->isString() ||
-                pid->items()[0]->text() != "storage")
-                throw FormatError("pickle offset " + std::to_string(offset) + ": unsupported persistent id " +
-                                  (pid->isSequence() && !pid->items().empty() ? keyText(*pid->items()[0])
-                                                                              : pid->typeName()));
-            std::string key;
-            auto fresh = storageFromPid(pid->items(), key, offset);
-            auto it = m_doc.storages.find(key);
-            if (it != m_doc.storages.end())
-                return Value::storage(it->second);
-            const auto *rec = zip.find(dataPrefix + key);
-            if (!rec) {
-                fresh->problem = "storage record '" + dataPrefix + key + "' is missing from the archive";
-            } else {
-                if (rec->method == 0) {
-                    try {
-                        fresh->setBytes(zip.read(*rec).bytes);
-                        checkDeclaredSize(*fresh);
-                    } catch (const FormatError &e) {
-                        fresh->problem = e.what();
-                    }
-                } else {
-                    // A deflated record (a re-zipped file) is inflated when its numbers are first
-                    // needed, never at open. The closure keeps the mapping alive.
-                    fresh->setLoader(rec->size, [zip = zipCopy, entry = *rec, file = m_doc.file]() {
-                        auto rb = zip->read(entry);
-                        return rb.owned;
-                    });
-                    checkDeclaredSize(*fresh);
-                }
-            }
-            m_doc.storages.emplace(key, fresh);
-            return Value::storage(fresh);
+        m_doc.root = runZipPickle(zip, zipCopy, *pkl, "data/", data, true);
+        // TorchScript keeps frozen weights and other constants in constants.pkl.
+        if (const auto *constants = script ? zip.find("constants.pkl") : nullptr)
+            m_doc.constants = runZipPickle(zip, zipCopy, *constants, "constants/", data, false);
+        keepOwnedBuffers();
+    }
+
+    // Runs one pickle of the archive; its storages are records under `recordPrefix`.
+    ValuePtr runZipPickle(const ZipArchive &zip, const std::shared_ptr<const ZipArchive> &zipCopy,
+                          const ZipArchive::Entry &pkl, const std::string &recordPrefix,
+                          std::span<const std::uint8_t> data, bool main)
+    {
+        m_machine.setPersistentLoad([this, &zip, zipCopy, recordPrefix](const ValuePtr &pid, std::uint64_t offset) {
+            return loadZipStorage(zip, zipCopy, recordPrefix, pid, offset);
         });
-        auto pb = zip.read(*pkl);
+        auto pb = zip.read(pkl);
         if (pb.owned)
             m_owned.push_back(pb.owned);
         m_machine.setBaseOffset(pb.owned ? 0 : static_cast<std::uint64_t>(pb.bytes.data() - data.data()));
-        setProgress(0.0, 1.0);
+        if (main)
+            setProgress(0.0, 1.0);
         try {
             auto r = m_machine.run(pb.bytes);
-            m_doc.root = r.value;
-            m_doc.pickleProtocol = r.protocol;
+            if (main)
+                m_doc.pickleProtocol = r.protocol;
             if (r.end < pb.bytes.size())
-                m_doc.anomalies.push_back(trailingDataNote("data.pkl", pb.bytes.subspan(r.end)));
+                m_doc.anomalies.push_back(trailingDataNote(pkl.name, pb.bytes.subspan(r.end)));
+            return r.value;
         } catch (const FormatError &e) {
-            throw FormatError("record '" + pkl->name + "': " + e.what());
+            throw FormatError("record '" + pkl.name + "': " + e.what());
         }
-        keepOwnedBuffers();
+    }
+
+    ValuePtr loadZipStorage(const ZipArchive &zip, const std::shared_ptr<const ZipArchive> &zipCopy,
+                            const std::string &recordPrefix, const ValuePtr &pid, std::uint64_t offset)
+    {
+        if (!pid->isSequence() || pid->items().empty() || !pid->items()[0]->isString() ||
+            pid->items()[0]->text() != "storage")
+            throw FormatError("pickle offset " + std::to_string(offset) + ": unsupported persistent id " +
+                              (pid->isSequence() && !pid->items().empty() ? keyText(*pid->items()[0])
+                                                                          : pid->typeName()));
+        std::string key;
+        auto fresh = storageFromPid(pid->items(), key, offset);
+        const std::string record = recordPrefix + key;
+        // Storages are shared by key within one pickle's namespace (data/ or constants/).
+        auto it = m_doc.storages.find(record);
+        if (it != m_doc.storages.end())
+            return Value::storage(it->second);
+        const auto *rec = zip.find(record);
+        if (!rec) {
+            fresh->problem = "storage record '" + record + "' is missing from the archive";
+        } else if (rec->method == 0) {
+            try {
+                fresh->setBytes(zip.read(*rec).bytes);
+                checkDeclaredSize(*fresh);
+            } catch (const FormatError &e) {
+                fresh->problem = e.what();
+            }
+        } else {
+            // A deflated record (a re-zipped file) is inflated when its numbers are first needed,
+            // never at open. The closure keeps the mapping alive.
+            fresh->setLoader(rec->size, [zip = zipCopy, entry = *rec, file = m_doc.file]() { return zip->read(entry).owned; });
+            checkDeclaredSize(*fresh);
+        }
+        m_doc.storages.emplace(record, fresh);
+        return Value::storage(fresh);
     }
 
     void checkDeclaredSize(StorageRef &s)

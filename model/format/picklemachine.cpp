@@ -393,8 +393,18 @@ private:
         auto v = rebuildTensor("_rebuild_tensor", {a[0], a[1], a[2], a[3]});
         auto ref = std::const_pointer_cast<TensorRef>(v->tensorRef());
         ref->rebuild = "_rebuild_qtensor";
-        ref->requiresGrad = a.size() > 5 && a[5] && a[5]->kind() == Value::Kind::Bool && a[5]->asBool();
         const auto &q = a[4];
+        if (q && (q->kind() == Value::Kind::Float || q->isInt()) && a.size() >= 6) {
+            // torch 1.3: _rebuild_qtensor(storage, offset, size, stride, scale, zero_point, requires_grad, hooks)
+            auto quant = std::make_shared<TensorRef::Quantization>();
+            quant->scheme = "per_tensor_affine";
+            quant->scale = q->kind() == Value::Kind::Float ? q->asFloat() : static_cast<double>(q->asInt());
+            quant->zeroPoint = a[5] && a[5]->isInt() ? a[5]->asInt() : 0;
+            ref->requiresGrad = a.size() > 6 && a[6] && a[6]->kind() == Value::Kind::Bool && a[6]->asBool();
+            ref->quantization = quant;
+            return v;
+        }
+        ref->requiresGrad = a.size() > 5 && a[5] && a[5]->kind() == Value::Kind::Bool && a[5]->asBool();
         if (!q || !q->isSequence() || q->items().empty() || !q->items()[0] ||
             q->items()[0]->kind() != Value::Kind::Global)
             fail("torch._utils._rebuild_qtensor: quantizer parameters are not (scheme, ...)");
