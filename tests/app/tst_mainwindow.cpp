@@ -1,1 +1,305 @@
-int main() {}
+// MainWindow: files from the command line, dropped files, a broken file, recent files, tabs, and
+// screenshots of the window for people to look at (saved under the build folder).
+#include "document.h"
+#include "documentview.h"
+#include "mainwindow.h"
+#include "tensortablemodel.h"
+
+#include <QAbstractItemModelTester>
+#include <QDir>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QLabel>
+#include <QMenu>
+#include <QMenuBar>
+#include <QMimeData>
+#include <QSettings>
+#include <QStackedWidget>
+#include <QStandardPaths>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTest>
+
+using namespace ckpt;
+
+namespace {
+
+QString example(const char *name)
+{
+    return QStringLiteral(CKPT_EXAMPLES_DIR "/") + QLatin1String(name);
+}
+
+QString fixture(const char *name)
+{
+    return QStringLiteral(CKPT_FIXTURES_DIR "/") + QLatin1String(name);
+}
+
+void saveScreenshot(QWidget &w, const QString &name)
+{
+    QDir().mkpath(QStringLiteral(CKPT_SCREENSHOT_DIR));
+    const QString path = QStringLiteral(CKPT_SCREENSHOT_DIR "/") + name;
+    QVERIFY2(w.grab().save(path), qPrintable(path));
+}
+
+// Sends a drag-enter and, when it is accepted, a drop of `urls` to the window's centre.
+bool dropUrls(QWidget &target, const QList<QUrl> &urls)
+{
+    QMimeData mime;
+    mime.setUrls(urls);
+    const QPoint pos = target.rect().center();
+    QDragEnterEvent enter(pos, Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&target, &enter);
+    if (!enter.isAccepted())
+        return false;
+    QDropEvent drop(QPointF(pos), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&target, &drop);
+    return drop.isAccepted();
+}
+
+QAction *findMenu(QMainWindow &w, const QString &title)
+{
+    for (QAction *a : w.menuBar()->actions())
+        if (a->text().remove(QLatin1Char('&')) == title)
+            return a;
+    return nullptr;
+}
+
+} // namespace
+
+class TestMainWindow : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+
+    void emptyState();
+    void openFromCommandLine();
+    void dropOpensTab();
+    void dropIgnoresNonFiles();
+    void brokenFileShowsError();
+    void sameFileTwiceReusesTab();
+    void recentFiles();
+    void closeTabs();
+    void menus();
+    void screenshots_data();
+    void screenshots();
+};
+
+void TestMainWindow::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true);  // QSettings go to a throw-away test location
+    QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio"));
+    QCoreApplication::setApplicationName(QStringLiteral("Checkpoint Studio Test"));
+}
+
+void TestMainWindow::init()
+{
+    QSettings().clear();
+}
+
+void TestMainWindow::emptyState()
+{
+    MainWindow w;
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto *hint = w.findChild<QLabel *>(QStringLiteral("emptyHint"));
+    QVERIFY(hint);
+    QVERIFY(hint->isVisible());
+    QCOMPARE(hint->text(), QStringLiteral("Drop a checkpoint here or use File \u2192 Open"));
+    QVERIFY(!w.findChild<QLabel *>(QStringLiteral("emptyRecent"))->isVisible());
+    QCOMPARE(w.windowTitle(), QStringLiteral("Checkpoint Studio"));
+    QCOMPARE(w.viewCount(), 0);
+    saveScreenshot(w, QStringLiteral("empty.png"));
+}
+
+void TestMainWindow::openFromCommandLine()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    DocumentView *view = w.openFiles({example("simple_nn_checkpoint.pth")});
+    QVERIFY(view);
+    auto tester = std::make_unique<QAbstractItemModelTester>(view->tableModel(),
+                                                             QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    QCOMPARE(w.viewCount(), 1);
+    QCOMPARE(view->tableModel()->rowCount(), 4);
+    QCOMPARE(view->tableView()->model()->rowCount(), 4);
+    QCOMPARE(view->tableModel()->index(0, TensorTableModel::NameColumn).data().toString(),
+             QStringLiteral("fc1.weight"));
+    QCOMPARE(w.windowTitle(), QStringLiteral("Checkpoint Studio \u2014 simple_nn_checkpoint.pth"));
+    QCOMPARE(w.tabs()->tabText(0), QStringLiteral("simple_nn_checkpoint.pth"));
+    const QString status = w.findChild<QLabel *>(QStringLiteral("statusLabel"))->text();
+    QVERIFY2(status.contains(QStringLiteral("zip")) && status.contains(QStringLiteral("training_checkpoint")) &&
+                 status.contains(QStringLiteral("652")),
+             qPrintable(status));
+    QCOMPARE(w.recentFiles().value(0), QFileInfo(example("simple_nn_checkpoint.pth")).absoluteFilePath());
+
+    view->tableView()->setCurrentIndex(view->tableView()->model()->index(0, 0));  // fc1.weight, in the tree too
+    QTest::qWait(50);
+    saveScreenshot(w, QStringLiteral("mainwindow.png"));
+}
+
+void TestMainWindow::dropOpensTab()
+{
+    MainWindow w;
+    w.show();
+    w.openFiles({example("simple_nn_checkpoint.pth")});
+    QCOMPARE(w.viewCount(), 1);
+
+    QVERIFY(dropUrls(w, {QUrl::fromLocalFile(example("simple_nn_full_model.pth")),
+                         QUrl::fromLocalFile(example("simple_nn_inference.pth"))}));
+    QCOMPARE(w.viewCount(), 3);
+    QCOMPARE(w.tabs()->currentIndex(), 2);
+    for (int i = 0; i < w.viewCount(); ++i)
+        QTRY_COMPARE_WITH_TIMEOUT(w.viewAt(i)->state(), DocumentView::State::Loaded, 20000);
+    QCOMPARE(w.viewAt(1)->tableModel()->rowCount(), 4);
+    QCOMPARE(QString::fromStdString(kindName(w.viewAt(1)->document()->kind)), QStringLiteral("full_model"));
+    QCOMPARE(w.windowTitle(), QStringLiteral("Checkpoint Studio \u2014 simple_nn_inference.pth"));
+}
+
+void TestMainWindow::dropIgnoresNonFiles()
+{
+    MainWindow w;
+    w.show();
+    QVERIFY(!dropUrls(w, {QUrl(QStringLiteral("https://example.com/model.pth"))}));
+    QCOMPARE(w.viewCount(), 0);
+}
+
+void TestMainWindow::brokenFileShowsError()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    DocumentView *view = w.openFile(fixture("not_a_checkpoint.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Failed, 20000);
+    QVERIFY(view->errorLabel()->isVisible());
+    QVERIFY(view->errorLabel()->text().contains(QStringLiteral("not_a_checkpoint.pth")));
+    QVERIFY(!w.tabs()->tabIcon(0).isNull());
+    QVERIFY(w.findChild<QLabel *>(QStringLiteral("statusLabel"))->text().contains(QStringLiteral("Could not read")));
+    QVERIFY(w.recentFiles().isEmpty());  // only files that opened are remembered
+    saveScreenshot(w, QStringLiteral("error.png"));
+
+    // The window keeps working: a good file opens next to the broken one.
+    DocumentView *good = w.openFile(example("simple_nn_checkpoint.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(good->state(), DocumentView::State::Loaded, 20000);
+    QCOMPARE(w.viewCount(), 2);
+}
+
+void TestMainWindow::sameFileTwiceReusesTab()
+{
+    MainWindow w;
+    DocumentView *a = w.openFile(example("simple_nn_checkpoint.pth"));
+    w.openFile(example("simple_nn_inference.pth"));
+    QCOMPARE(w.tabs()->currentIndex(), 1);
+    DocumentView *again = w.openFile(example("simple_nn_checkpoint.pth"));
+    QCOMPARE(again, a);
+    QCOMPARE(w.viewCount(), 2);
+    QCOMPARE(w.tabs()->currentIndex(), 0);
+}
+
+void TestMainWindow::recentFiles()
+{
+    const QStringList files{
+        "state_dict.pth", "training_checkpoint.pth", "inference_package.pth", "full_model.pth",
+        "legacy_state_dict.pth", "dtypes.pth", "dtypes_legacy.pth", "views.pth", "views_legacy.pth",
+        "cuda_saved.pth", "protocol2.pth", "protocol4.pth",
+    };
+    {
+        MainWindow w;
+        for (const QString &f : files) {
+            DocumentView *v = w.openFile(QStringLiteral(CKPT_FIXTURES_DIR "/") + f);
+            QTRY_COMPARE_WITH_TIMEOUT(v->state(), DocumentView::State::Loaded, 20000);  // in order
+        }
+        const QStringList recent = w.recentFiles();
+        QCOMPARE(recent.size(), MainWindow::kMaxRecentFiles);
+        QCOMPARE(QFileInfo(recent.first()).fileName(), QStringLiteral("protocol4.pth"));
+        QCOMPARE(QFileInfo(recent.last()).fileName(), QStringLiteral("inference_package.pth"));
+    }
+    {
+        // A new window (a new session) lists them in its menu and on its empty page.
+        MainWindow w;
+        w.show();
+        auto *recentMenu = w.findChild<QMenu *>();
+        QVERIFY(recentMenu);
+        QMenu *menu = nullptr;
+        for (QMenu *m : w.findChildren<QMenu *>())
+            if (m->title().remove(QLatin1Char('&')) == QStringLiteral("Open Recent"))
+                menu = m;
+        QVERIFY(menu);
+        QCOMPARE(menu->actions().size(), MainWindow::kMaxRecentFiles + 2);  // files, separator, Clear
+        QVERIFY(menu->actions().first()->text().contains(QStringLiteral("protocol4.pth")));
+        auto *emptyRecent = w.findChild<QLabel *>(QStringLiteral("emptyRecent"));
+        QVERIFY(emptyRecent->isVisible());
+        QVERIFY(emptyRecent->text().contains(QStringLiteral("protocol4.pth")));
+        saveScreenshot(w, QStringLiteral("empty-with-recent.png"));
+
+        // Opening from the menu.
+        menu->actions().first()->trigger();
+        QCOMPARE(w.viewCount(), 1);
+        QCOMPARE(QFileInfo(w.currentView()->path()).fileName(), QStringLiteral("protocol4.pth"));
+
+        menu->actions().last()->trigger();  // Clear
+        QVERIFY(w.recentFiles().isEmpty());
+        QCOMPARE(menu->actions().size(), 1);
+        QVERIFY(!menu->actions().first()->isEnabled());
+    }
+}
+
+void TestMainWindow::closeTabs()
+{
+    MainWindow w;
+    w.show();
+    w.openFiles({example("simple_nn_checkpoint.pth"), example("simple_nn_full_model.pth")});
+    QCOMPARE(w.viewCount(), 2);
+    w.closeCurrentTab();
+    QCOMPARE(w.viewCount(), 1);
+    QCOMPARE(w.windowTitle(), QStringLiteral("Checkpoint Studio \u2014 simple_nn_checkpoint.pth"));
+    w.closeTab(0);  // closing while the file may still be loading is fine
+    QCOMPARE(w.viewCount(), 0);
+    QCOMPARE(w.windowTitle(), QStringLiteral("Checkpoint Studio"));
+    QVERIFY(w.findChild<QLabel *>(QStringLiteral("emptyHint"))->isVisible());
+    QTest::qWait(200);  // let deleted views' jobs finish in the background without touching anything
+}
+
+void TestMainWindow::menus()
+{
+    MainWindow w;
+    QVERIFY(findMenu(w, QStringLiteral("File")));
+    QVERIFY(findMenu(w, QStringLiteral("Help")));
+    QStringList shortcuts;
+    for (QAction *a : findMenu(w, QStringLiteral("File"))->menu()->actions())
+        if (!a->shortcut().isEmpty())
+            shortcuts << a->shortcut().toString();
+    QCOMPARE(shortcuts, QStringList({"Ctrl+O", "Ctrl+W", "Ctrl+Q"}));
+}
+
+void TestMainWindow::screenshots_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("png");
+    QTest::newRow("full model") << example("simple_nn_full_model.pth") << "full-model.png";
+    QTest::newRow("nested values") << fixture("nested.pth") << "nested.png";
+    QTest::newRow("memo bomb") << fixture("memo_bomb.pth") << "memo-bomb.png";
+    QTest::newRow("tensor past storage") << fixture("tensor_past_storage.pth") << "problem.png";
+    QTest::newRow("dtypes") << fixture("dtypes.pth") << "dtypes.png";
+}
+
+// Pictures of the window on files that show off the tree's features, for reviews.
+void TestMainWindow::screenshots()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, png);
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    DocumentView *view = w.openFile(file);
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    QTest::qWait(20);
+    saveScreenshot(w, png);
+}
+
+QTEST_MAIN(TestMainWindow)
+#include "tst_mainwindow.moc"

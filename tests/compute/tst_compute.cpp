@@ -23,6 +23,8 @@ private Q_SLOTS:
     void invalidTensorIsRefused();
     void specialTensors_data();
     void specialTensors();
+    void torchScript_data();
+    void torchScript();
 
 private:
     QJsonObject m_expected;
@@ -209,6 +211,40 @@ void TestCompute::specialTensors()
             QVERIFY_THROWS_EXCEPTION(std::runtime_error, api.statistics(r));
         }
     }
+}
+
+void TestCompute::torchScript_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::newRow("scripted") << "scripted.pt";
+    QTest::newRow("frozen") << "frozen.pt";
+}
+
+void TestCompute::torchScript()
+{
+    QFETCH(QString, file);
+    const QJsonObject expected = m_expected.value("__script__").toObject().value(file).toObject();
+    const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
+    QCOMPARE(doc.format, ContainerFormat::TorchScript);
+    QCOMPARE(doc.kind, DocumentKind::ScriptModule);
+    // Parameters by name, as torch.jit.load's state_dict() lists them.
+    const QJsonArray params = expected.value("parameters").toArray();
+    int i = 0;
+    for (const auto &p : params) {
+        const auto row = p.toArray();
+        const auto &t = doc.stateDict.at(static_cast<std::size_t>(i++));
+        QCOMPARE(QString::fromStdString(t.name), row[0].toString());
+        QCOMPARE(QString(QLatin1String(dtypeName(t.ref().dtype))), row[1].toString());
+    }
+    // The same numbers, wherever the archive keeps them (frozen modules fold them into constants).
+    std::vector<double> sums;
+    for (const auto &t : doc.stateDict)
+        sums.push_back(toTensor(t.ref(), false).to(at::kDouble).sum().item<double>());
+    std::sort(sums.begin(), sums.end());
+    const QJsonArray want = expected.value("sums").toArray();
+    QCOMPARE(static_cast<qsizetype>(sums.size()), want.size());
+    for (int k = 0; k < want.size(); ++k)
+        QVERIFY(std::abs(sums[static_cast<std::size_t>(k)] - want[k].toDouble()) < 1e-9);
 }
 
 QTEST_GUILESS_MAIN(TestCompute)

@@ -1,1 +1,179 @@
-int main() {}
+// TensorTableModel against PyTorch's own listing (expected.json, written by generate_fixtures.py):
+// same tensors, in file order, with PyTorch's dtype, shape, element count and byte size.
+#include "document.h"
+#include "tensortablemodel.h"
+
+#include <QAbstractItemModelTester>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSortFilterProxyModel>
+#include <QTest>
+
+using namespace ckpt;
+
+namespace {
+
+QString fixture(const QString &name)
+{
+    return QStringLiteral(CKPT_FIXTURES_DIR "/") + name;
+}
+
+std::shared_ptr<const Document> readFixture(const QString &name)
+{
+    return std::make_shared<const Document>(readDocument(fixture(name).toStdString()));
+}
+
+QJsonObject expectedJson()
+{
+    QFile f(fixture(QStringLiteral("expected.json")));
+    if (!f.open(QIODevice::ReadOnly))
+        return {};
+    return QJsonDocument::fromJson(f.readAll()).object();
+}
+
+QString shapeText(const QJsonArray &shape)
+{
+    QStringList dims;
+    for (const auto &d : shape)
+        dims << QString::number(d.toInteger());
+    return QLatin1Char('[') + dims.join(QStringLiteral(", ")) + QLatin1Char(']');
+}
+
+} // namespace
+
+class TestTensorTableModel : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void cleanup();
+
+    void rowsMatchTorch_data();
+    void rowsMatchTorch();
+    void sortsNumelNumerically();
+    void filterByName();
+    void problemRows();
+    void headers();
+
+private:
+    TensorTableModel *m_model = nullptr;
+    QSortFilterProxyModel *m_proxy = nullptr;
+    QAbstractItemModelTester *m_modelTester = nullptr;
+    QAbstractItemModelTester *m_proxyTester = nullptr;
+};
+
+void TestTensorTableModel::init()
+{
+    m_model = new TensorTableModel;
+    m_proxy = new QSortFilterProxyModel;
+    m_proxy->setSortRole(TensorTableModel::SortRole);
+    m_proxy->setFilterKeyColumn(TensorTableModel::NameColumn);
+    m_proxy->setFilterCaseSensitivity(Qt::CaseInsensitive);
+    m_proxy->setSourceModel(m_model);
+    m_modelTester = new QAbstractItemModelTester(m_model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    m_proxyTester = new QAbstractItemModelTester(m_proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
+}
+
+void TestTensorTableModel::cleanup()
+{
+    delete m_proxyTester;
+    delete m_modelTester;
+    delete m_proxy;
+    delete m_model;
+}
+
+void TestTensorTableModel::rowsMatchTorch_data()
+{
+    QTest::addColumn<QString>("file");
+    for (const char *f : {"state_dict.pth", "training_checkpoint.pth", "inference_package.pth", "full_model.pth",
+                          "legacy_state_dict.pth", "dtypes.pth", "dtypes_legacy.pth", "views.pth", "views_legacy.pth",
+                          "cuda_saved.pth", "cuda_saved_legacy.pth", "protocol2.pth", "protocol4.pth", "protocol5.pth"})
+        QTest::newRow(f) << QString::fromLatin1(f);
+}
+
+void TestTensorTableModel::rowsMatchTorch()
+{
+    QFETCH(QString, file);
+    const QJsonArray tensors = expectedJson().value(file).toObject().value("tensors").toArray();
+    QVERIFY(!tensors.isEmpty());
+    m_model->setDocument(readFixture(file));
+    QCOMPARE(m_model->rowCount(), tensors.size());
+
+    for (int r = 0; r < tensors.size(); ++r) {
+        const QJsonObject t = tensors[r].toObject();
+        auto cell = [&](int column, int role = Qt::DisplayRole) { return m_model->index(r, column).data(role); };
+        QCOMPARE(cell(TensorTableModel::NameColumn).toString(), t.value("name").toString());
+        QCOMPARE(cell(TensorTableModel::DTypeColumn).toString(), t.value("dtype").toString());
+        QCOMPARE(cell(TensorTableModel::ShapeColumn).toString(), shapeText(t.value("shape").toArray()));
+        const int sort = TensorTableModel::SortRole;
+        QCOMPARE(cell(TensorTableModel::NumelColumn, sort).toLongLong(), t.value("numel").toInteger());
+        QCOMPARE(cell(TensorTableModel::BytesColumn, sort).toLongLong(), t.value("bytes").toInteger());
+        QCOMPARE(cell(TensorTableModel::RequiresGradColumn, TensorTableModel::SortRole).toBool(),
+                 t.value("requires_grad").toBool());
+        if (t.value("device_saved").isString())
+            QCOMPARE(cell(TensorTableModel::DeviceColumn).toString(), t.value("device_saved").toString());
+        QCOMPARE(cell(TensorTableModel::NameColumn, TensorTableModel::ProblemRole).toString(), QString());
+    }
+}
+
+// 500 > 100 > 50 > 2 as numbers, where text would put "100" before "2" and "50".
+void TestTensorTableModel::sortsNumelNumerically()
+{
+    m_model->setDocument(readFixture(QStringLiteral("state_dict.pth")));
+    m_proxy->sort(TensorTableModel::NumelColumn, Qt::AscendingOrder);
+    QStringList names;
+    QList<qlonglong> numels;
+    for (int r = 0; r < m_proxy->rowCount(); ++r) {
+        names << m_proxy->index(r, TensorTableModel::NameColumn).data().toString();
+        numels << m_proxy->index(r, TensorTableModel::NumelColumn).data(TensorTableModel::SortRole).toLongLong();
+    }
+    QCOMPARE(names, QStringList({"fc2.bias", "fc1.bias", "fc2.weight", "fc1.weight"}));
+    QCOMPARE(numels, QList<qlonglong>({2, 50, 100, 500}));
+
+    m_proxy->sort(TensorTableModel::BytesColumn, Qt::DescendingOrder);
+    QCOMPARE(m_proxy->index(0, TensorTableModel::NameColumn).data().toString(), QStringLiteral("fc1.weight"));
+
+    // Back to file order.
+    m_proxy->sort(-1);
+    QCOMPARE(m_proxy->index(0, TensorTableModel::NameColumn).data().toString(), QStringLiteral("fc1.weight"));
+    QCOMPARE(m_proxy->index(3, TensorTableModel::NameColumn).data().toString(), QStringLiteral("fc2.bias"));
+}
+
+void TestTensorTableModel::filterByName()
+{
+    m_model->setDocument(readFixture(QStringLiteral("dtypes.pth")));
+    m_proxy->setFilterFixedString(QStringLiteral("INT"));
+    QStringList names;
+    for (int r = 0; r < m_proxy->rowCount(); ++r)
+        names << m_proxy->index(r, TensorTableModel::NameColumn).data().toString();
+    QCOMPARE(names, QStringList({"int8", "uint8", "int16", "int32", "int64"}));
+}
+
+void TestTensorTableModel::problemRows()
+{
+    m_model->setDocument(readFixture(QStringLiteral("tensor_past_storage.pth")));
+    QCOMPARE(m_model->rowCount(), 1);
+    const QModelIndex name = m_model->index(0, TensorTableModel::NameColumn);
+    QCOMPARE(name.data().toString(), QStringLiteral("oversized"));
+    const QString problem = name.data(TensorTableModel::ProblemRole).toString();
+    QVERIFY(problem.contains(QStringLiteral("1000")));
+    QVERIFY(name.data(Qt::ToolTipRole).toString().contains(problem));
+    QVERIFY(name.data(Qt::ForegroundRole).isValid());
+    QVERIFY(name.data(Qt::DecorationRole).isValid());
+
+    m_model->setDocument(nullptr);
+    QCOMPARE(m_model->rowCount(), 0);
+}
+
+void TestTensorTableModel::headers()
+{
+    QCOMPARE(m_model->columnCount(), int(TensorTableModel::ColumnCount));
+    QStringList titles;
+    for (int c = 0; c < m_model->columnCount(); ++c)
+        titles << m_model->headerData(c, Qt::Horizontal).toString();
+    QCOMPARE(titles, QStringList({"Name", "DType", "Shape", "Numel", "Bytes", "Device", "Grad"}));
+}
+
+QTEST_MAIN(TestTensorTableModel)
+#include "tst_tensortablemodel.moc"

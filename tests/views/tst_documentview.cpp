@@ -1,1 +1,241 @@
-int main() {}
+// DocumentView: background loading, stale results dropped, the error page, filters and the link
+// from the tensor table to the tree.
+#include "document.h"
+#include "documenttreemodel.h"
+#include "documentview.h"
+#include "tensortablemodel.h"
+
+#include <QAbstractItemModelTester>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QTemporaryDir>
+#include <QTimer>
+#include <QLabel>
+#include <QLineEdit>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QTableView>
+#include <QTest>
+#include <QTreeView>
+
+#include <memory>
+#include <vector>
+
+using namespace ckpt;
+
+namespace {
+
+QString fixture(const char *name)
+{
+    return QStringLiteral(CKPT_FIXTURES_DIR "/") + QLatin1String(name);
+}
+
+// Testers on every model and proxy of a view, attached before anything is loaded.
+std::vector<std::unique_ptr<QAbstractItemModelTester>> attachTesters(DocumentView &view)
+{
+    std::vector<std::unique_ptr<QAbstractItemModelTester>> out;
+    for (QAbstractItemModel *m : std::initializer_list<QAbstractItemModel *>{
+             view.treeModel(), view.treeProxy(), view.tableModel(), view.tableProxy()})
+        out.push_back(
+            std::make_unique<QAbstractItemModelTester>(m, QAbstractItemModelTester::FailureReportingMode::QtTest));
+    return out;
+}
+
+} // namespace
+
+class TestDocumentView : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void opensInBackground();
+    void newerOpenWins_data();
+    void newerOpenWins();
+    void errorPage_data();
+    void errorPage();
+    void filters();
+    void tableSelectsTreeRow();
+    void hugeListStaysResponsive();
+};
+
+void TestDocumentView::opensInBackground()
+{
+    DocumentView view;
+    const auto testers = attachTesters(view);
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    QSignalSpy failed(&view, &DocumentView::failed);
+    QCOMPARE(view.state(), DocumentView::State::Empty);
+
+    view.open(fixture("training_checkpoint.pth"));
+    QCOMPARE(view.state(), DocumentView::State::Loading);  // open() returns before the file is read
+    QVERIFY(!view.document());
+    QVERIFY(loaded.wait(20000));
+    QCOMPARE(failed.count(), 0);
+    QCOMPARE(view.state(), DocumentView::State::Loaded);
+    QVERIFY(view.document());
+    QCOMPARE(view.tableModel()->rowCount(), 4);
+    QCOMPARE(view.tableProxy()->rowCount(), 4);
+    QCOMPARE(view.treeProxy()->rowCount(), 6);
+    QVERIFY(view.summary().contains(QStringLiteral("training_checkpoint")));
+    QVERIFY(view.summary().contains(QStringLiteral("4 tensors")));
+    // One level is open: the state dict's tensors are visible rows.
+    const QModelIndex sd = view.treeProxy()->mapFromSource(view.treeModel()->indexForPath({"model_state_dict"}));
+    QVERIFY(view.treeView()->isExpanded(sd));
+}
+
+void TestDocumentView::newerOpenWins_data()
+{
+    QTest::addColumn<QString>("first");
+    QTest::addColumn<QString>("second");
+    QTest::addColumn<bool>("secondLoads");
+    QTest::newRow("good then good") << fixture("full_model.pth") << fixture("views.pth") << true;
+    QTest::newRow("bad then good") << fixture("not_a_checkpoint.pth") << fixture("views.pth") << true;
+    QTest::newRow("good then bad") << fixture("training_checkpoint.pth") << fixture("truncated.pth") << false;
+    QTest::newRow("same file twice") << fixture("views.pth") << fixture("views.pth") << true;
+}
+
+// Two open() calls in a row: only the second one's result reaches the view, once.
+void TestDocumentView::newerOpenWins()
+{
+    QFETCH(QString, first);
+    QFETCH(QString, second);
+    QFETCH(bool, secondLoads);
+    DocumentView view;
+    const auto testers = attachTesters(view);
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    QSignalSpy failed(&view, &DocumentView::failed);
+
+    view.open(first);
+    view.open(second);
+    QTRY_COMPARE_WITH_TIMEOUT(loaded.count() + failed.count(), 1, 20000);
+    QTest::qWait(300);  // give the stale job time to finish and (wrongly) report
+    QCOMPARE(loaded.count() + failed.count(), 1);
+    QCOMPARE(loaded.count(), secondLoads ? 1 : 0);
+    QCOMPARE(view.path(), second);
+    if (secondLoads) {
+        QCOMPARE(QString::fromStdString(view.document()->path), second);
+        QCOMPARE(view.tableModel()->rowCount(), 7);  // views.pth
+    } else {
+        QVERIFY(view.errorText().contains(QStringLiteral("truncated.pth")));
+    }
+}
+
+void TestDocumentView::errorPage_data()
+{
+    QTest::addColumn<QString>("path");
+    QTest::addColumn<QString>("reason");
+    QTest::newRow("html page") << fixture("not_a_checkpoint.pth") << "HTML";
+    QTest::newRow("truncated zip") << fixture("truncated.pth") << "truncated";
+    QTest::newRow("deep nesting") << fixture("deep_nesting.pth") << "nesting";
+    QTest::newRow("missing file") << QStringLiteral(CKPT_FIXTURES_DIR "/no_such_file.pth") << "no such file";
+    QTest::newRow("folder") << QStringLiteral(CKPT_FIXTURES_DIR) << "not a regular file";
+}
+
+// A file that cannot be read gives a page that names the file and the reason, in selectable text.
+void TestDocumentView::errorPage()
+{
+    QFETCH(QString, path);
+    QFETCH(QString, reason);
+    DocumentView view;
+    const auto testers = attachTesters(view);
+    view.resize(800, 600);
+    view.show();
+    QSignalSpy failed(&view, &DocumentView::failed);
+    view.open(path);
+    QVERIFY(failed.wait(20000));
+    QCOMPARE(view.state(), DocumentView::State::Failed);
+    const QString message = failed.first().first().toString();
+    const QString fileName = QFileInfo(path).fileName();
+    QVERIFY2(message.contains(fileName), qPrintable(message));
+    QVERIFY2(message.contains(reason, Qt::CaseInsensitive), qPrintable(message));
+    QCOMPARE(view.errorText(), message);
+    QCOMPARE(view.errorLabel()->text(), message);
+    QVERIFY(view.errorLabel()->isVisible());
+    QVERIFY(view.errorLabel()->textInteractionFlags() & Qt::TextSelectableByMouse);
+    QVERIFY(!view.treeView()->isVisible());
+    QCOMPARE(view.tableModel()->rowCount(), 0);
+    QVERIFY(!view.document());
+}
+
+void TestDocumentView::filters()
+{
+    DocumentView view;
+    const auto testers = attachTesters(view);
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+
+    view.treeFilter()->setText(QStringLiteral("fc1"));
+    QTRY_COMPARE(view.treeProxy()->rowCount(), 1);  // applied after a pause in typing
+    const QModelIndex sd = view.treeProxy()->index(0, 0);
+    QCOMPARE(sd.data().toString(), QStringLiteral("model_state_dict"));
+    QCOMPARE(view.treeProxy()->index(0, 0, sd).data().toString(), QStringLiteral("fc1.weight"));
+    QVERIFY(view.treeView()->isExpanded(sd));  // matches are shown, not folded away
+    view.treeFilter()->clear();
+    QTRY_COMPARE(view.treeProxy()->rowCount(), 6);
+
+    view.tableFilter()->setText(QStringLiteral("BIAS"));
+    QCOMPARE(view.tableProxy()->rowCount(), 2);
+    view.tableFilter()->clear();
+    QCOMPARE(view.tableProxy()->rowCount(), 4);
+
+    // Sorting by a numeric column through the view's proxy.
+    view.tableView()->sortByColumn(TensorTableModel::NumelColumn, Qt::DescendingOrder);
+    QCOMPARE(view.tableProxy()->index(0, 0).data().toString(), QStringLiteral("fc1.weight"));
+    QCOMPARE(view.tableProxy()->index(3, 0).data().toString(), QStringLiteral("fc2.bias"));
+}
+
+void TestDocumentView::tableSelectsTreeRow()
+{
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    view.tableView()->setCurrentIndex(view.tableProxy()->index(2, 0));  // fc2.weight
+    const QModelIndex current = view.treeView()->currentIndex();
+    QCOMPARE(current.data(DocumentTreeModel::PathRole).toStringList(),
+             QStringList({"model_state_dict", "fc2.weight"}));
+}
+
+// A file holding a 200,000-element list: read and built off the GUI thread, the event loop keeps
+// turning, and the tree lists 10,000 rows plus one "… 190000 more".
+void TestDocumentView::hugeListStaysResponsive()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString path = dir.filePath(QStringLiteral("huge_list.pkl"));
+    {
+        QByteArray p("\x80\x02](", 4); // PROTO 2, EMPTY_LIST, MARK
+        for (int i = 0; i < 200000; ++i)
+            p.append('K').append(char(i & 0x7f)); // BININT1
+        p.append("e.");                           // APPENDS, STOP
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(p);
+    }
+    DocumentView view;
+    const auto testers = attachTesters(view);
+    view.resize(1000, 700);
+    view.show();
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+
+    QElapsedTimer clock;
+    qint64 last = 0;
+    qint64 worstGap = 0;
+    QTimer tick;
+    tick.setInterval(5);
+    connect(&tick, &QTimer::timeout, &tick, [&] {
+        worstGap = std::max(worstGap, clock.elapsed() - last);
+        last = clock.elapsed();
+    });
+    clock.start();
+    tick.start();
+    view.open(path);
+    QVERIFY(loaded.wait(30000));
+    QTest::qWait(50);
+    tick.stop();
+    QVERIFY2(worstGap < 1000, qPrintable(QStringLiteral("event loop stalled for %1 ms").arg(worstGap)));
+    QCOMPARE(view.treeModel()->rowCount(), 10001);
+    QCOMPARE(view.treeProxy()->index(10000, 0).data().toString(), QStringLiteral("\u2026 190000 more"));
+}
+
+QTEST_MAIN(TestDocumentView)
+#include "tst_documentview.moc"
