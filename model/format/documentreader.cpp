@@ -3,6 +3,7 @@
 #include "error.h"
 #include "mappedfile.h"
 #include "textcodec.h"
+#include "tararchive.h"
 #include "ziparchive.h"
 
 #include <algorithm>
@@ -89,8 +90,8 @@ public:
         const auto data = m_doc.file->bytes();
         if (ZipArchive::looksLikeZip(data)) {
             readZip(data);
-        } else if (data.size() > 262 && std::memcmp(data.data() + 257, "ustar", 5) == 0) {
-            throw FormatError("this is a tar archive (torch 0.1.x checkpoint); that format is not supported yet");
+        } else if (TarArchive::looksLikeTar(data)) {
+            readTar(data);
         } else if (looksLikeSafetensors(data)) {
             throw FormatError("this is a safetensors file; that format is not supported yet");
         } else if (!data.empty() && (data[0] == 0x80 || data[0] == '(' || data[0] == '}' || data[0] == ']' ||
@@ -261,6 +262,170 @@ private:
     // Inflated records must outlive the reader: the document's mapping owns them from here.
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> m_owned;
     void keepOwnedBuffers() { m_doc.ownedBuffers = std::move(m_owned); }
+
+    // --- torch 0.1.x tar ----------------------------------------------------------------------
+    // Members: sys_info, storages (count; per storage (key, location, type), int64 count, bytes;
+    // then the view list), tensors (count; per tensor (key, storage key, type), int32 ndim, 4 bytes
+    // of padding, int64 sizes, strides and offset), and pickle, whose persistent ids name tensors
+    // and storages by key, or modules by (class, source file, source).
+    void readTar(std::span<const std::uint8_t> data)
+    {
+        TarArchive tar(data);
+        m_doc.format = ContainerFormat::Tar;
+        for (const char *name : {"sys_info", "storages", "tensors", "pickle"})
+            if (!tar.find(name))
+                throw FormatError(std::string("tar archive without a '") + name +
+                                  "' member: not a torch 0.1.x checkpoint (members: " + tarMemberList(tar) + ")");
+        struct Cursor {
+            std::span<const std::uint8_t> bytes;
+            std::uint64_t base = 0;
+            std::size_t pos = 0;
+            std::string member;
+        };
+        auto cursorOf = [&](const char *name) {
+            const auto *m = tar.find(name);
+            return Cursor{tar.bytes(*m), m->offset, 0, name};
+        };
+        auto runAt = [this](Cursor &c) {
+            m_machine.setBaseOffset(c.base + c.pos);
+            try {
+                auto r = m_machine.run(c.bytes.subspan(c.pos));
+                c.pos += r.end;
+                return r.value;
+            } catch (const FormatError &e) {
+                throw FormatError("tar member '" + c.member + "': " + e.what());
+            }
+        };
+        auto readInt = [](Cursor &c, std::size_t width) -> std::int64_t {
+            if (c.bytes.size() - c.pos < width)
+                throw FormatError("tar member '" + c.member + "' ends at offset " + std::to_string(c.base + c.pos) +
+                                  " (truncated?)");
+            std::uint64_t u = 0;
+            for (std::size_t i = width; i-- > 0;)
+                u = (u << 8) | c.bytes[c.pos + i];
+            c.pos += width;
+            if (width == 4)
+                return static_cast<std::int32_t>(static_cast<std::uint32_t>(u));
+            return static_cast<std::int64_t>(u);
+        };
+        auto keyOf = [](const ValuePtr &v, const std::string &what) {
+            if (v && v->isInt())
+                return std::to_string(v->asInt());
+            if (v && v->kind() == Value::Kind::BigInt)
+                return v->text();
+            if (v && v->isString())
+                return v->text();
+            throw FormatError(what + " key is a " + (v ? v->typeName() : std::string("null")));
+        };
+        auto countOf = [](const ValuePtr &v, const std::string &what) {
+            if (!v || !v->isInt() || v->asInt() < 0)
+                throw FormatError(what + " count is not a non-negative int");
+            return v->asInt();
+        };
+
+        Cursor storages = cursorOf("storages");
+        const auto nStorages = countOf(runAt(storages), "storage");
+        for (std::int64_t i = 0; i < nStorages; ++i) {
+            auto desc = runAt(storages);
+            if (!desc->isSequence() || desc->items().size() < 3 || !desc->items()[2] ||
+                desc->items()[2]->kind() != Value::Kind::Global)
+                throw FormatError("tar member 'storages': storage " + std::to_string(i) +
+                                  " is not described as (key, location, type)");
+            auto s = std::make_shared<StorageRef>();
+            s->key = keyOf(desc->items()[0], "storage");
+            s->location = desc->items()[1] && desc->items()[1]->isString() ? desc->items()[1]->text() : "cpu";
+            auto dt = dtypeFromStorageClass(desc->items()[2]->name());
+            if (!dt)
+                throw FormatError("tar member 'storages': unknown storage type " + desc->items()[2]->qualifiedName());
+            s->dtype = *dt;
+            const std::int64_t numel = readInt(storages, 8);
+            std::uint64_t nbytes = 0;
+            if (numel < 0 || __builtin_mul_overflow(static_cast<std::uint64_t>(numel), dtypeSize(s->dtype), &nbytes) ||
+                nbytes > storages.bytes.size() - storages.pos)
+                throw FormatError("tar member 'storages': storage '" + s->key + "' declares " + std::to_string(numel) +
+                                  " elements, more than the member holds");
+            s->declaredNumel = numel;
+            s->setBytes(storages.bytes.subspan(storages.pos, static_cast<std::size_t>(nbytes)));
+            storages.pos += static_cast<std::size_t>(nbytes);
+            m_doc.storages.emplace(s->key, s);
+        }
+        auto views = runAt(storages);
+        if (views->isSequence())
+            for (const auto &v : views->items()) {
+                if (!v->isSequence() || v->items().size() < 4)
+                    continue;
+                const auto target = keyOf(v->items()[0], "view");
+                const auto root = keyOf(v->items()[1], "view root");
+                auto it = m_doc.storages.find(root);
+                if (it == m_doc.storages.end() || !v->items()[2]->isInt() || !v->items()[3]->isInt())
+                    throw FormatError("tar member 'storages': view '" + target + "' of unknown storage '" + root + "'");
+                const auto size = dtypeSize(it->second->dtype);
+                const auto off = static_cast<std::uint64_t>(std::max<std::int64_t>(0, v->items()[2]->asInt())) * size;
+                const auto len = static_cast<std::uint64_t>(std::max<std::int64_t>(0, v->items()[3]->asInt())) * size;
+                auto view = std::make_shared<StorageRef>(*it->second);
+                view->key = target;
+                if (off > it->second->byteSize || len > it->second->byteSize - off)
+                    throw FormatError("tar member 'storages': view '" + target + "' lies outside storage '" + root + "'");
+                view->setBytes(it->second->data().subspan(static_cast<std::size_t>(off), static_cast<std::size_t>(len)));
+                m_doc.storages.emplace(target, view);
+            }
+
+        std::map<std::string, ValuePtr> tensors;
+        Cursor tc = cursorOf("tensors");
+        const auto nTensors = countOf(runAt(tc), "tensor");
+        for (std::int64_t i = 0; i < nTensors; ++i) {
+            auto desc = runAt(tc);
+            if (!desc->isSequence() || desc->items().size() < 2)
+                throw FormatError("tar member 'tensors': tensor " + std::to_string(i) + " is not (key, storage, type)");
+            const auto key = keyOf(desc->items()[0], "tensor");
+            const auto storageKey = keyOf(desc->items()[1], "tensor storage");
+            const std::int64_t ndim = readInt(tc, 4);
+            readInt(tc, 4);  // padding: older writers stored ndim as 8 bytes
+            if (ndim < 0 || static_cast<std::uint64_t>(ndim) > (tc.bytes.size() - tc.pos) / 16)
+                throw FormatError("tar member 'tensors': tensor '" + key + "' declares " + std::to_string(ndim) +
+                                  " dimensions, more than the member holds");
+            auto ref = std::make_shared<TensorRef>();
+            for (std::int64_t d = 0; d < ndim; ++d)
+                ref->shape.push_back(readInt(tc, 8));
+            for (std::int64_t d = 0; d < ndim; ++d)
+                ref->strides.push_back(readInt(tc, 8));
+            ref->storageOffset = readInt(tc, 8);
+            auto it = m_doc.storages.find(storageKey);
+            if (it == m_doc.storages.end())
+                throw FormatError("tar member 'tensors': tensor '" + key + "' refers to unknown storage '" + storageKey + "'");
+            ref->storage = it->second;
+            ref->dtype = it->second->dtype;
+            ref->rebuild = "tar tensors member";
+            tensors.emplace(key, Value::tensor(ref));
+        }
+
+        Cursor pc = cursorOf("pickle");
+        m_machine.setPersistentLoad([this, &tensors](const ValuePtr &pid, std::uint64_t offset) -> ValuePtr {
+            if (pid->isSequence() && !pid->items().empty())
+                return pid->items()[0];  // (class, source file, source): the class
+            const std::string key = pid->isString() ? pid->text() : pid->isInt() ? std::to_string(pid->asInt()) : "";
+            if (auto t = tensors.find(key); t != tensors.end())
+                return t->second;
+            if (auto s = m_doc.storages.find(key); s != m_doc.storages.end())
+                return Value::storage(s->second);
+            throw FormatError("pickle offset " + std::to_string(offset) + ": persistent id '" + key +
+                              "' names no tensor or storage of the archive");
+        });
+        setProgress(0.0, 1.0);
+        auto r = runAt(pc);
+        m_doc.root = r;
+        m_doc.pickleProtocol = 2;
+        m_doc.formatDetail = "torch 0.1.x tar archive, " + std::to_string(nStorages) + " storages, " +
+                             std::to_string(nTensors) + " tensors";
+    }
+
+    static std::string tarMemberList(const TarArchive &tar)
+    {
+        std::string s;
+        for (std::size_t i = 0; i < tar.members().size() && i < 8; ++i)
+            s += (i ? ", " : "") + tar.members()[i].name;
+        return s;
+    }
 
     // --- legacy stream (torch < 1.6) and plain pickles ----------------------------------------
     struct PendingView {

@@ -638,6 +638,22 @@ private:
 
     void build(ValuePtr &target, const ValuePtr &state)
     {
+        // torch < 0.4: Parameter/Variable objects get (data, grad, hooks, requires_grad, volatile).
+        if (target->kind() == Value::Kind::Object && state && state->isSequence() && !state->items().empty() &&
+            state->items()[0] && state->items()[0]->isTensor()) {
+            const std::string cls = target->objectClass() && target->objectClass()->kind() == Value::Kind::Global
+                                        ? target->objectClass()->qualifiedName()
+                                        : std::string();
+            if (cls == "torch.nn.parameter.Parameter" || cls == "torch.autograd.variable.Variable") {
+                auto ref = std::make_shared<TensorRef>(*state->items()[0]->tensorRef());
+                ref->isParameter = cls == "torch.nn.parameter.Parameter";
+                const auto &st = state->items();
+                ref->requiresGrad = st.size() > 3 && st[3] && st[3]->kind() == Value::Kind::Bool ? st[3]->asBool()
+                                                                                                 : ref->isParameter;
+                target->becomeTensor(std::move(ref));
+                return;
+            }
+        }
         switch (target->kind()) {
         case Value::Kind::Object:
         case Value::Kind::Dict:

@@ -136,6 +136,17 @@ ValuePtr Value::tensor(std::shared_ptr<TensorRef> ref)
     return r;
 }
 
+void Value::becomeTensor(std::shared_ptr<TensorRef> ref)
+{
+    m_kind = Kind::Tensor;
+    m_tensor = std::move(ref);
+    m_pythonClass.clear();
+    // The class, arguments and state that built it are no longer children.
+    m_class.reset();
+    m_args.reset();
+    m_state.reset();
+}
+
 ValuePtr Value::storage(std::shared_ptr<StorageRef> ref)
 {
     auto r = std::make_shared<Value>(Kind::Storage);

@@ -106,6 +106,9 @@ public:
     void setArgs(ValuePtr args) { m_args = std::move(args); }
 
     const std::shared_ptr<TensorRef> &tensorRef() const { return m_tensor; }
+    // Turns this node (an object being built) into a tensor in place, so that every memo
+    // reference to it sees the tensor: torch < 0.4 parameters are filled in by BUILD.
+    void becomeTensor(std::shared_ptr<TensorRef> ref);
     const std::shared_ptr<StorageRef> &storageRef() const { return m_storage; }
 
     // Dict lookup by string key; nullptr when absent.

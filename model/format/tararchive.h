@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// Reads the members of a POSIX (ustar/PAX) tar archive in place: torch 0.1.x checkpoints.
+class TarArchive {
+public:
+    static constexpr std::size_t kMaxMembers = 1u << 16;
+
+    struct Member {
+        std::string name;
+        std::uint64_t offset = 0;  // of its data in the archive
+        std::uint64_t size = 0;
+    };
+
+    // True when the bytes carry a ustar header.
+    static bool looksLikeTar(std::span<const std::uint8_t> data);
+    // Lists the regular files; throws FormatError on a malformed header.
+    explicit TarArchive(std::span<const std::uint8_t> data);
+
+    const std::vector<Member> &members() const { return m_members; }
+    const Member *find(const std::string &name) const;
+    std::span<const std::uint8_t> bytes(const Member &m) const;
+
+private:
+    std::span<const std::uint8_t> m_data;
+    std::vector<Member> m_members;
+};
+
+} // namespace ckpt
