@@ -116,7 +116,9 @@ QWidget *MainWindow::createEmptyPage()
                            page);
     sub->setAlignment(Qt::AlignCenter);
     sub->setWordWrap(true);
-    sub->setStyleSheet(QStringLiteral("QLabel { color: palette(mid); }"));
+    QPalette pal = sub->palette();
+    pal.setColor(QPalette::WindowText, pal.color(QPalette::PlaceholderText));
+    sub->setPalette(pal);
     auto *button = new QPushButton(style()->standardIcon(QStyle::SP_DialogOpenButton), tr("Open\u2026"), page);
     connect(button, &QPushButton::clicked, this, &MainWindow::showOpenDialog);
     m_emptyRecent = new QLabel(page);

@@ -81,7 +81,7 @@ bool DocumentTreeModel::hasChildren(const QModelIndex &parent) const
 
 Qt::ItemFlags DocumentTreeModel::flags(const QModelIndex &index) const
 {
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid))
+    if (!m_snapshot || !index.isValid() || !checkIndex(index, CheckIndexOption::DoNotUseParent))
         return Qt::NoItemFlags;
     Qt::ItemFlags f = Qt::ItemIsEnabled | Qt::ItemIsSelectable;
     if (m_snapshot->node(nodeId(index)).childCount == 0)
@@ -114,8 +114,8 @@ QVariant DocumentTreeModel::toolTip(int id, const TreeNode &n) const
 {
     const QString path = m_snapshot->pathText(id);
     if (n.type == TreeNode::Type::More)
-        return tr("%n more item(s) not listed here: a node lists at most the first %1.", nullptr, int(n.hidden))
-            .arg(valuetext::count(n.row));
+        return tr("%1 more not listed here: a node lists at most its first %2 children.")
+            .arg(valuetext::count(n.hidden), valuetext::count(n.row));
     if (n.type == TreeNode::Type::Alias)
         return tr("%1\nThis object appears earlier in the file; it is shown in full at %2.")
             .arg(path, n.aliasOf <= 0 ? tr("the root") : m_snapshot->pathText(n.aliasOf));
@@ -139,7 +139,8 @@ QVariant DocumentTreeModel::toolTip(int id, const TreeNode &n) const
 
 QVariant DocumentTreeModel::data(const QModelIndex &index, int role) const
 {
-    if (!m_snapshot || !checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::DoNotUseParent))
+    // Views and testers ask about invalid indexes: answer quietly; checkIndex warns about foreign ones.
+    if (!m_snapshot || !index.isValid() || !checkIndex(index, CheckIndexOption::DoNotUseParent))
         return {};
     const int id = nodeId(index);
     const TreeNode &n = m_snapshot->node(id);

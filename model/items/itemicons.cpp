@@ -1,5 +1,6 @@
 #include "itemicons.h"
 
+#include <QGuiApplication>
 #include <QPainter>
 #include <QPainterPath>
 #include <QPixmap>
@@ -33,6 +34,9 @@ QPixmap paintWarning(int size)
 
 QIcon warning()
 {
+    // Pixmaps need a QGuiApplication; a model used from a console program simply has no icon.
+    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+        return {};
     static const QIcon icon = [] {
         QIcon i;
         for (int s : {16, 24, 32, 48})

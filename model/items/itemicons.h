@@ -5,7 +5,7 @@
 namespace ckpt::itemicons {
 
 // A small amber warning triangle, painted (QtGui only: item models cannot ask QStyle).
-// Needs a QGuiApplication.
+// Null without a QGuiApplication.
 QIcon warning();
 
 } // namespace ckpt::itemicons

@@ -34,7 +34,7 @@ int TensorTableModel::columnCount(const QModelIndex &parent) const
 
 QVariant TensorTableModel::data(const QModelIndex &index, int role) const
 {
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+    if (!m_document || !index.isValid() || !checkIndex(index, CheckIndexOption::ParentIsInvalid))
         return {};
     const NamedTensor &nt = m_document->stateDict[static_cast<std::size_t>(index.row())];
     if (!nt.value || !nt.value->tensorRef())

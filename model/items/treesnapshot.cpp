@@ -3,6 +3,7 @@
 #include "document.h"
 #include "valuetree.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 namespace ckpt {

@@ -23,7 +23,7 @@ struct TreeSnapshotOptions {
 
     int m_maxChildren = 10000;   // rows listed under one node; the rest become one "… N more" row
     int m_maxDepth = 1000;       // deeper containers are listed but not opened
-    int m_maxNodes = 2000000;    // rows in the whole tree; past it containers are listed but not opened
+    int m_maxNodes = 500000;     // rows in the whole tree; past it containers are listed but not opened
     std::function<bool()> m_cancelled;
 };
 

@@ -6,6 +6,7 @@
 
 #include <QLocale>
 
+#include <algorithm>
 #include <cmath>
 
 namespace ckpt::valuetext {
@@ -134,7 +135,12 @@ QString bytes(qint64 n)
 
 QString items(qint64 n)
 {
-    return n == 1 ? QStringLiteral("1 item") : QStringLiteral("%1 items").arg(count(n));
+    return counted(n, QStringLiteral("item"), QStringLiteral("items"));
+}
+
+QString counted(qint64 n, const QString &one, const QString &many)
+{
+    return QStringLiteral("%1 %2").arg(count(n), n == 1 ? one : many);
 }
 
 QString tensorSummary(const TensorRef &t)

@@ -35,6 +35,8 @@ QString count(qint64 n);
 QString bytes(qint64 n);
 // "N items" with the singular for one.
 QString items(qint64 n);
+// "1 tensor" / "4 tensors": English plurals without a translator loaded.
+QString counted(qint64 n, const QString &one, const QString &many);
 
 } // namespace valuetext
 } // namespace ckpt

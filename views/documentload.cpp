@@ -1,0 +1,53 @@
+#include "documentload.h"
+
+#include "document.h"
+#include "error.h"
+#include "treesnapshot.h"
+
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QPromise>
+
+#include <new>
+
+namespace ckpt {
+
+void loadDocument(QPromise<DocumentLoad> &promise, const QString &path)
+{
+    QElapsedTimer timer;
+    timer.start();
+    DocumentLoad out;
+    out.path = path;
+    promise.setProgressRange(0, 1000);
+    try {
+        if (!QFileInfo(path).isFile())
+            throw FormatError(path.toStdString() + (QFileInfo::exists(path) ? ": is not a regular file"
+                                                                             : ": no such file"));
+        ReadOptions options;
+        // Reading is 90% of the work, building the tree the rest.
+        options.progress = [&promise](double f) {
+            promise.setProgressValue(static_cast<int>(f * 900));
+            return !promise.isCanceled();
+        };
+        auto doc = std::make_shared<const Document>(readDocument(path.toStdString(), options));
+        if (promise.isCanceled())
+            return;
+        promise.setProgressValue(900);
+        const auto cancelled = [&promise] { return promise.isCanceled(); };
+        out.tree = TreeSnapshot::build(doc, TreeSnapshotOptions().cancelled(cancelled));
+        if (!out.tree)
+            return;  // cancelled
+        out.document = std::move(doc);
+        promise.setProgressValue(1000);
+    } catch (const FormatError &e) {
+        out.error = QString::fromStdString(e.what());
+    } catch (const std::bad_alloc &) {
+        out.error = path + QStringLiteral(": not enough memory to read this file");
+    } catch (const std::exception &e) {
+        out.error = path + QStringLiteral(": ") + QString::fromStdString(e.what());
+    }
+    out.elapsedMs = timer.elapsed();
+    promise.addResult(std::move(out));
+}
+
+} // namespace ckpt

@@ -1,0 +1,473 @@
+#include "documentview.h"
+
+#include "document.h"
+#include "documentload.h"
+#include "documenttreemodel.h"
+#include "tensortablemodel.h"
+#include "valuetext.h"
+
+#include <QFileInfo>
+#include <QFutureWatcher>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QProgressBar>
+#include <QSortFilterProxyModel>
+#include <QSplitter>
+#include <QStackedWidget>
+#include <QStyle>
+#include <QTableView>
+#include <QTimer>
+#include <QTreeView>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <algorithm>
+
+namespace ckpt {
+
+namespace {
+
+constexpr int kExpandChildLimit = 64;     // top-level rows with more children start collapsed
+constexpr int kFilterExpandBudget = 3000; // rows opened to show filter matches
+
+QLabel *caption(const QString &text, QWidget *parent)
+{
+    auto *l = new QLabel(text, parent);
+    QFont f = l->font();
+    f.setBold(true);
+    l->setFont(f);
+    return l;
+}
+
+QLineEdit *filterEdit(const QString &placeholder, QWidget *parent)
+{
+    auto *e = new QLineEdit(parent);
+    e->setPlaceholderText(placeholder);
+    e->setClearButtonEnabled(true);
+    e->setAcceptDrops(false);  // dropped files go to the window, not into the filter text
+    e->setMaximumWidth(320);
+    return e;
+}
+
+QString fileSizeText(const QString &path)
+{
+    const QFileInfo fi(path);
+    return fi.exists() ? valuetext::bytes(fi.size()) : QString();
+}
+
+} // namespace
+
+DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
+{
+    m_treeModel = new DocumentTreeModel(this);
+    m_tableModel = new TensorTableModel(this);
+
+    m_treeProxy = new QSortFilterProxyModel(this);
+    m_treeProxy->setObjectName(QStringLiteral("treeProxy"));
+    m_treeProxy->setSourceModel(m_treeModel);
+    m_treeProxy->setRecursiveFilteringEnabled(true);
+    m_treeProxy->setAutoAcceptChildRows(true);  // a matching container shows what it holds
+    m_treeProxy->setFilterCaseSensitivity(Qt::CaseInsensitive);
+    m_treeProxy->setFilterKeyColumn(DocumentTreeModel::KeyColumn);
+
+    m_tableProxy = new QSortFilterProxyModel(this);
+    m_tableProxy->setObjectName(QStringLiteral("tableProxy"));
+    m_tableProxy->setSourceModel(m_tableModel);
+    m_tableProxy->setSortRole(TensorTableModel::SortRole);
+    m_tableProxy->setFilterCaseSensitivity(Qt::CaseInsensitive);
+    m_tableProxy->setFilterKeyColumn(TensorTableModel::NameColumn);
+
+    m_title = new QLabel(this);
+    m_title->setObjectName(QStringLiteral("title"));
+    QFont tf = m_title->font();
+    tf.setBold(true);
+    tf.setPointSizeF(tf.pointSizeF() * 1.25);
+    m_title->setFont(tf);
+    m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_details = new QLabel(this);
+    m_details->setObjectName(QStringLiteral("details"));
+    m_details->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_details->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // long lines never widen the window
+    m_warnings = new QLabel(this);
+    m_warnings->setObjectName(QStringLiteral("warnings"));
+    m_warnings->setWordWrap(true);
+    m_warnings->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_warnings->setStyleSheet(QStringLiteral("QLabel { color: #8a5a00; }"));
+    m_warnings->hide();
+
+    m_pages = new QStackedWidget(this);
+    m_loadingPage = createLoadingPage();
+    m_contentPage = createContentPage();
+    m_errorPage = createErrorPage();
+    m_pages->addWidget(m_loadingPage);
+    m_pages->addWidget(m_contentPage);
+    m_pages->addWidget(m_errorPage);
+    m_pages->setCurrentWidget(m_contentPage);
+
+    auto *header = new QVBoxLayout;
+    header->setContentsMargins(8, 6, 8, 2);
+    header->setSpacing(2);
+    header->addWidget(m_title);
+    header->addWidget(m_details);
+    header->addWidget(m_warnings);
+
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->setSpacing(2);
+    layout->addLayout(header);
+    layout->addWidget(m_pages, 1);
+}
+
+DocumentView::~DocumentView()
+{
+    if (m_watcher)
+        m_watcher->cancel();  // the worker stops at its next progress report; its result is dropped
+}
+
+QWidget *DocumentView::createLoadingPage()
+{
+    auto *page = new QWidget(this);
+    m_loadingText = new QLabel(page);
+    m_loadingText->setAlignment(Qt::AlignCenter);
+    m_progress = new QProgressBar(page);
+    m_progress->setRange(0, 1000);
+    m_progress->setTextVisible(false);
+    m_progress->setFixedWidth(320);
+    auto *l = new QVBoxLayout(page);
+    l->addStretch(1);
+    l->addWidget(m_loadingText, 0, Qt::AlignHCenter);
+    l->addWidget(m_progress, 0, Qt::AlignHCenter);
+    l->addStretch(2);
+    return page;
+}
+
+QWidget *DocumentView::createContentPage()
+{
+    m_splitter = new QSplitter(Qt::Horizontal, this);
+    m_splitter->setChildrenCollapsible(false);
+
+    // Left: the value tree.
+    auto *left = new QWidget(m_splitter);
+    m_treeCaption = caption(tr("Structure"), left);
+    m_treeFilterEdit = filterEdit(tr("Filter keys\u2026"), left);
+    m_treeFilterEdit->setObjectName(QStringLiteral("treeFilter"));
+    m_tree = new QTreeView(left);
+    m_tree->setObjectName(QStringLiteral("tree"));
+    m_tree->setModel(m_treeProxy);
+    m_tree->setUniformRowHeights(true);  // keeps 10,000-row branches cheap to lay out
+    m_tree->setAlternatingRowColors(true);
+    m_tree->setAllColumnsShowFocus(true);
+    m_tree->setSortingEnabled(false);   // file order is meaningful
+    m_tree->header()->setStretchLastSection(true);
+    m_tree->header()->setSectionResizeMode(QHeaderView::Interactive);
+    auto *leftBar = new QHBoxLayout;
+    leftBar->addWidget(m_treeCaption);
+    leftBar->addStretch(1);
+    leftBar->addWidget(m_treeFilterEdit, 1);
+    auto *leftLayout = new QVBoxLayout(left);
+    leftLayout->setContentsMargins(6, 0, 2, 4);
+    leftLayout->addLayout(leftBar);
+    leftLayout->addWidget(m_tree, 1);
+
+    // Right: the tensors of the state dict.
+    auto *right = new QWidget(m_splitter);
+    m_tableCaption = caption(tr("Tensors"), right);
+    m_tableFilterEdit = filterEdit(tr("Filter tensors\u2026"), right);
+    m_tableFilterEdit->setObjectName(QStringLiteral("tableFilter"));
+    m_table = new QTableView(right);
+    m_table->setObjectName(QStringLiteral("table"));
+    m_table->setModel(m_tableProxy);
+    m_table->setAlternatingRowColors(true);
+    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_table->setWordWrap(false);
+    m_table->setTextElideMode(Qt::ElideMiddle);  // dotted names keep both ends
+    m_table->verticalHeader()->hide();
+    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 6);
+    m_table->horizontalHeader()->setSortIndicatorClearable(true);
+    m_table->horizontalHeader()->setHighlightSections(false);
+    m_table->setSortingEnabled(true);
+    m_table->sortByColumn(-1, Qt::AscendingOrder);  // file order until a header is clicked
+    auto *rightBar = new QHBoxLayout;
+    rightBar->addWidget(m_tableCaption);
+    rightBar->addStretch(1);
+    rightBar->addWidget(m_tableFilterEdit, 1);
+    auto *rightLayout = new QVBoxLayout(right);
+    rightLayout->setContentsMargins(2, 0, 6, 4);
+    rightLayout->addLayout(rightBar);
+    rightLayout->addWidget(m_table, 1);
+
+    m_splitter->addWidget(left);
+    m_splitter->addWidget(right);
+    m_splitter->setStretchFactor(0, 5);
+    m_splitter->setStretchFactor(1, 4);
+
+    // Filtering a large tree takes a moment: wait for a pause in typing.
+    m_treeFilterTimer = new QTimer(this);
+    m_treeFilterTimer->setSingleShot(true);
+    m_treeFilterTimer->setInterval(150);
+    connect(m_treeFilterTimer, &QTimer::timeout, this, [this] { applyTreeFilter(m_treeFilterEdit->text()); });
+    connect(m_treeFilterEdit, &QLineEdit::textChanged, m_treeFilterTimer, qOverload<>(&QTimer::start));
+    connect(m_tableFilterEdit, &QLineEdit::textChanged, m_tableProxy, &QSortFilterProxyModel::setFilterFixedString);
+    connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+            [this](const QModelIndex &current) { selectInTree(current); });
+    return m_splitter;
+}
+
+QWidget *DocumentView::createErrorPage()
+{
+    auto *page = new QWidget(this);
+    auto *icon = new QLabel(page);
+    icon->setPixmap(style()->standardIcon(QStyle::SP_MessageBoxCritical).pixmap(48, 48));
+    icon->setAlignment(Qt::AlignTop);
+    auto *heading = new QLabel(tr("This file could not be read"), page);
+    QFont hf = heading->font();
+    hf.setBold(true);
+    hf.setPointSizeF(hf.pointSizeF() * 1.2);
+    heading->setFont(hf);
+    heading->setStyleSheet(QStringLiteral("QLabel { color: #b00020; }"));
+    m_errorText = new QLabel(page);
+    m_errorText->setObjectName(QStringLiteral("errorText"));
+    m_errorText->setWordWrap(true);
+    m_errorText->setTextFormat(Qt::PlainText);
+    m_errorText->setTextInteractionFlags(Qt::TextSelectableByMouse | Qt::TextSelectableByKeyboard);
+    m_errorText->setCursor(Qt::IBeamCursor);
+    auto *hint = new QLabel(tr("Nothing in the file was run. Checkpoint Studio reads PyTorch files "
+                               "(.pth, .pt, .ckpt, .bin, .tar) and safetensors."),
+                            page);
+    hint->setWordWrap(true);
+    QPalette pal = hint->palette();
+    pal.setColor(QPalette::WindowText, pal.color(QPalette::PlaceholderText));
+    hint->setPalette(pal);
+
+    auto *text = new QVBoxLayout;
+    text->setSpacing(8);
+    text->addWidget(heading);
+    text->addWidget(m_errorText);
+    text->addWidget(hint);
+    auto *row = new QHBoxLayout;
+    row->setSpacing(16);
+    row->addWidget(icon, 0, Qt::AlignTop);
+    row->addLayout(text, 1);
+    auto *l = new QVBoxLayout(page);
+    l->setContentsMargins(32, 32, 32, 32);
+    l->addLayout(row);
+    l->addStretch(1);
+    return page;
+}
+
+void DocumentView::open(const QString &path)
+{
+    if (m_watcher) {
+        // The older job is stale: stop listening, ask it to stop, and let it finish on its own.
+        m_watcher->disconnect();  // progress and finished both
+        m_watcher->cancel();
+        m_watcher->deleteLater();
+        m_watcher = nullptr;
+    }
+    m_path = QFileInfo(path).absoluteFilePath();
+    m_state = State::Loading;
+    m_error.clear();
+    m_document.reset();
+    m_treeModel->setSnapshot(nullptr);
+    m_tableModel->setDocument(nullptr);
+
+    const QString name = QFileInfo(m_path).fileName();
+    m_title->setText(name);
+    m_title->setToolTip(m_path);
+    m_details->setText(tr("Reading\u2026"));
+    m_warnings->hide();
+    m_loadingText->setText(tr("Reading %1\u2026").arg(name));
+    m_progress->setValue(0);
+    m_pages->setCurrentWidget(m_loadingPage);
+
+    auto *watcher = new QFutureWatcher<DocumentLoad>(this);
+    m_watcher = watcher;
+    connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] { finishLoad(watcher); });
+    watcher->setFuture(QtConcurrent::run(&loadDocument, m_path));
+    Q_EMIT loadingStarted(m_path);
+}
+
+void DocumentView::finishLoad(QFutureWatcher<DocumentLoad> *watcher)
+{
+    watcher->deleteLater();
+    if (watcher != m_watcher)
+        return;  // stale: a newer open() owns the view
+    m_watcher = nullptr;
+    const QFuture<DocumentLoad> future = watcher->future();
+    if (future.resultCount() == 0) {
+        showError(m_path + tr(": reading was cancelled"));
+        return;
+    }
+    const DocumentLoad load = future.result();
+    if (load.ok())
+        showDocument(load);
+    else
+        showError(load.error.isEmpty() ? m_path + tr(": unknown error") : load.error);
+}
+
+void DocumentView::showDocument(const DocumentLoad &load)
+{
+    m_document = load.document;
+    m_state = State::Loaded;
+    m_treeModel->setSnapshot(load.tree);
+    m_tableModel->setDocument(load.document);
+
+    const Document &doc = *m_document;
+    QStringList parts;
+    QString format = QString::fromStdString(formatName(doc.format));
+    if (!doc.formatDetail.empty())
+        format += QStringLiteral(" (%1)").arg(QString::fromStdString(doc.formatDetail));
+    parts << format << QString::fromStdString(kindName(doc.kind));
+    if (doc.hasStateDict)
+        parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
+              << tr("%1 parameters").arg(valuetext::count(doc.parameterCount()))
+              << tr("%1 of tensors").arg(valuetext::bytes(doc.stateDictBytes()));
+    else
+        parts << tr("no state dict found");
+    if (const QString size = fileSizeText(m_path); !size.isEmpty())
+        parts << tr("file %1").arg(size);
+    parts << tr("read in %1 ms").arg(load.elapsedMs);
+    m_details->setText(parts.join(QStringLiteral("  \u00b7  ")));
+    m_details->setToolTip(m_path);
+
+    QStringList warnings;
+    for (const auto &w : doc.warnings)
+        warnings << QString::fromStdString(w);
+    if (load.tree->aliasCount() > 0)
+        warnings << tr("%1 in more than one place; repeats link to the first.")
+                        .arg(valuetext::counted(load.tree->aliasCount(), tr("object appears"), tr("objects appear")));
+    if (load.tree->hiddenCount() > 0)
+        warnings << tr("%1 items are not listed in the tree (size limits).")
+                        .arg(valuetext::count(load.tree->hiddenCount()));
+    m_warnings->setText(QStringLiteral("\u26a0 ") + warnings.join(QStringLiteral("\n\u26a0 ")));
+    m_warnings->setVisible(!warnings.isEmpty());
+
+    QString where;
+    if (doc.hasStateDict && !doc.stateDictPath.empty())
+        where = QString::fromStdString(pathText(doc.stateDictPath));
+    if (!doc.hasStateDict)
+        m_tableCaption->setText(tr("Tensors: no state dict found (tensors elsewhere are in the tree)"));
+    else if (where.isEmpty())
+        m_tableCaption->setText(tr("Tensors (%1)").arg(doc.stateDict.size()));
+    else
+        m_tableCaption->setText(tr("Tensors in %1 (%2)").arg(where).arg(doc.stateDict.size()));
+
+    // Open one level: top-level containers that are not huge.
+    m_tree->collapseAll();
+    for (int r = 0; r < m_treeProxy->rowCount(); ++r) {
+        const QModelIndex i = m_treeProxy->index(r, 0);
+        if (m_treeProxy->rowCount(i) <= kExpandChildLimit)
+            m_tree->expand(i);
+    }
+    if (!m_treeFilterEdit->text().isEmpty())
+        applyTreeFilter(m_treeFilterEdit->text());
+    fitColumns();
+    m_pages->setCurrentWidget(m_contentPage);
+    if (isVisible())
+        m_tree->setFocus();  // the keyboard goes to the tree, not the filter box
+    Q_EMIT loaded();
+}
+
+void DocumentView::showError(const QString &message)
+{
+    m_state = State::Failed;
+    m_error = message;
+    m_document.reset();
+    m_errorText->setText(message);
+    m_details->setText(tr("Could not be read"));
+    m_details->setToolTip(m_path);
+    m_pages->setCurrentWidget(m_errorPage);
+    Q_EMIT failed(message);
+}
+
+void DocumentView::fitColumns()
+{
+    // Content width, kept within bounds so that one long key or class name cannot push Value off screen.
+    struct Bounds {
+        int column, min, max;
+    };
+    auto *th = m_tree->header();
+    const Bounds bounds[] = {
+        {DocumentTreeModel::KeyColumn, 140, 300},
+        {DocumentTreeModel::TypeColumn, 60, 200},
+        {DocumentTreeModel::ShapeColumn, 50, 120},
+        {DocumentTreeModel::DTypeColumn, 50, 90},
+    };
+    for (const Bounds &b : bounds) {
+        m_tree->resizeColumnToContents(b.column);
+        th->resizeSection(b.column, std::clamp(th->sectionSize(b.column), b.min, b.max));
+    }
+
+    auto *hh = m_table->horizontalHeader();
+    m_table->resizeColumnsToContents();
+    for (int c = 0; c < TensorTableModel::ColumnCount; ++c)
+        hh->resizeSection(c, std::min(hh->sectionSize(c), c == TensorTableModel::NameColumn ? 360 : 140));
+    hh->setSectionResizeMode(TensorTableModel::NameColumn, QHeaderView::Stretch);
+}
+
+void DocumentView::applyTreeFilter(const QString &text)
+{
+    m_treeProxy->setFilterFixedString(text);
+    if (text.isEmpty()) {
+        m_tree->collapseAll();
+        for (int r = 0; r < m_treeProxy->rowCount(); ++r) {
+            const QModelIndex i = m_treeProxy->index(r, 0);
+            if (m_treeProxy->rowCount(i) <= kExpandChildLimit)
+                m_tree->expand(i);
+        }
+        return;
+    }
+    // Open the branches that lead to matches, breadth first, within a budget.
+    QList<QModelIndex> queue{QModelIndex()};
+    int opened = 0;
+    while (!queue.isEmpty() && opened < kFilterExpandBudget) {
+        const QModelIndex parent = queue.takeFirst();
+        const int rows = m_treeProxy->rowCount(parent);
+        for (int r = 0; r < rows && opened < kFilterExpandBudget; ++r) {
+            const QModelIndex child = m_treeProxy->index(r, 0, parent);
+            const QModelIndex source = m_treeProxy->mapToSource(child);
+            if (m_treeProxy->hasChildren(child) &&
+                !source.data(Qt::DisplayRole).toString().contains(text, Qt::CaseInsensitive)) {
+                m_tree->expand(child);
+                ++opened;
+                queue.append(child);
+            }
+        }
+    }
+}
+
+void DocumentView::selectInTree(const QModelIndex &tableIndex)
+{
+    if (!m_document || !tableIndex.isValid() || m_document->stateDictSource != "dict")
+        return;
+    QStringList path;
+    for (const auto &step : m_document->stateDictPath)
+        path << QString::fromStdString(step);
+    path << tableIndex.data(TensorTableModel::TensorNameRole).toString();
+    const QModelIndex proxy = m_treeProxy->mapFromSource(m_treeModel->indexForPath(path));
+    if (!proxy.isValid())
+        return;
+    m_tree->setCurrentIndex(proxy);
+    m_tree->scrollTo(proxy);
+}
+
+QString DocumentView::summary() const
+{
+    switch (m_state) {
+    case State::Empty: return {};
+    case State::Loading: return tr("Reading %1\u2026").arg(QFileInfo(m_path).fileName());
+    case State::Failed: return tr("Could not read %1").arg(QFileInfo(m_path).fileName());
+    case State::Loaded: break;
+    }
+    const Document &doc = *m_document;
+    QStringList parts{QString::fromStdString(formatName(doc.format)), QString::fromStdString(kindName(doc.kind))};
+    if (doc.hasStateDict)
+        parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
+              << tr("%1 parameters").arg(valuetext::count(doc.parameterCount()));
+    return parts.join(QStringLiteral(" \u00b7 "));
+}
+
+} // namespace ckpt

@@ -1,0 +1,109 @@
+#pragma once
+
+#include <QWidget>
+
+#include <memory>
+
+class QLabel;
+class QLineEdit;
+class QProgressBar;
+class QSortFilterProxyModel;
+class QSplitter;
+class QStackedWidget;
+class QTableView;
+class QTimer;
+class QTreeView;
+template <typename T>
+class QFutureWatcher;
+
+namespace ckpt {
+
+struct Document;
+struct DocumentLoad;
+class DocumentTreeModel;
+class TensorTableModel;
+
+// One open file: a header line, the value tree on the left and the tensor table on the right,
+// each with a filter; a "Reading…" page while the file loads and an error page when it cannot be read.
+class DocumentView : public QWidget {
+    Q_OBJECT
+public:
+    enum class State { Empty, Loading, Loaded, Failed };
+    Q_ENUM(State)
+
+    explicit DocumentView(QWidget *parent = nullptr);
+    ~DocumentView() override;
+
+    // Starts reading `path` in the background and returns at once; a later open() wins over this
+    // one (its result is dropped). Emits loaded() or failed().
+    void open(const QString &path);
+
+    QString path() const { return m_path; }
+    State state() const { return m_state; }
+    bool isLoading() const { return m_state == State::Loading; }
+    // The loaded document; nullptr while loading or after a failure.
+    const std::shared_ptr<const Document> &document() const { return m_document; }
+    // "path: what is wrong" after a failure, empty otherwise.
+    QString errorText() const { return m_error; }
+    // One line for a status bar: "zip · training_checkpoint · 4 tensors · 652 parameters".
+    QString summary() const;
+
+    DocumentTreeModel *treeModel() const { return m_treeModel; }
+    TensorTableModel *tableModel() const { return m_tableModel; }
+    QSortFilterProxyModel *treeProxy() const { return m_treeProxy; }
+    QSortFilterProxyModel *tableProxy() const { return m_tableProxy; }
+    QTreeView *treeView() const { return m_tree; }
+    QTableView *tableView() const { return m_table; }
+    QLineEdit *treeFilter() const { return m_treeFilterEdit; }
+    QLineEdit *tableFilter() const { return m_tableFilterEdit; }
+    // The selectable text on the error page.
+    QLabel *errorLabel() const { return m_errorText; }
+
+Q_SIGNALS:
+    void loadingStarted(const QString &path);
+    void loaded();
+    void failed(const QString &message);
+
+private:
+    void finishLoad(QFutureWatcher<DocumentLoad> *watcher);
+    void showDocument(const DocumentLoad &load);
+    void showError(const QString &message);
+    void applyTreeFilter(const QString &text);
+    void selectInTree(const QModelIndex &tableIndex);
+    void fitColumns();
+    QWidget *createLoadingPage();
+    QWidget *createContentPage();
+    QWidget *createErrorPage();
+
+    QString m_path;
+    State m_state = State::Empty;
+    QString m_error;
+    std::shared_ptr<const Document> m_document;
+    QFutureWatcher<DocumentLoad> *m_watcher = nullptr;
+
+    DocumentTreeModel *m_treeModel = nullptr;
+    TensorTableModel *m_tableModel = nullptr;
+    QSortFilterProxyModel *m_treeProxy = nullptr;
+    QSortFilterProxyModel *m_tableProxy = nullptr;
+
+    QLabel *m_title = nullptr;
+    QLabel *m_details = nullptr;
+    QLabel *m_warnings = nullptr;
+    QStackedWidget *m_pages = nullptr;
+    QWidget *m_loadingPage = nullptr;
+    QWidget *m_contentPage = nullptr;
+    QWidget *m_errorPage = nullptr;
+    QLabel *m_loadingText = nullptr;
+    QProgressBar *m_progress = nullptr;
+    QSplitter *m_splitter = nullptr;
+    QLineEdit *m_treeFilterEdit = nullptr;
+    QLineEdit *m_tableFilterEdit = nullptr;
+    QTreeView *m_tree = nullptr;
+    QTableView *m_table = nullptr;
+    QLabel *m_treeCaption = nullptr;
+    QLabel *m_tableCaption = nullptr;
+    QLabel *m_errorText = nullptr;
+    QTimer *m_treeFilterTimer = nullptr;
+};
+
+} // namespace ckpt
