@@ -349,7 +349,9 @@ void DocumentView::showDocument(const DocumentLoad &load)
     if (doc.hasStateDict && !doc.stateDictPath.empty())
         where = QString::fromStdString(pathText(doc.stateDictPath));
     if (!doc.hasStateDict)
-        m_tableCaption->setText(tr("Tensors: no state dict found (tensors elsewhere are in the tree)"));
+        m_tableCaption->setText(doc.tensors.empty() ? tr("No tensors in this file")
+                                                    : tr("Tensors anywhere in the file (%1; no state dict found)")
+                                                          .arg(doc.tensors.size()));
     else if (where.isEmpty())
         m_tableCaption->setText(tr("Tensors (%1)").arg(doc.stateDict.size()));
     else

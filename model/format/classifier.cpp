@@ -118,12 +118,13 @@ std::vector<NamedTensor> tensorsOfDict(const Value &d)
     return out;
 }
 
-// Validates every tensor reachable from the root once, whatever path reaches it.
+// Validates every tensor reachable from the root once, whatever path reaches it, and lists each
+// with the first path (in document order) that reaches it.
 void validateTensors(Document &doc)
 {
     std::unordered_set<const Value *> seen;
     std::unordered_set<const TensorRef *> checked;
-    std::vector<std::pair<ValuePtr, std::string>> stack{{doc.root, ""}, {doc.constants, "(constants)"}};
+    std::vector<std::pair<ValuePtr, std::string>> stack{{doc.constants, "(constants)"}, {doc.root, ""}};
     std::size_t reported = 0;
     while (!stack.empty()) {
         auto [v, path] = std::move(stack.back());
@@ -131,12 +132,14 @@ void validateTensors(Document &doc)
         if (!v || !seen.insert(v.get()).second)
             continue;
         if (v->isTensor() && v->tensorRef() && checked.insert(v->tensorRef().get()).second) {
+            doc.tensors.push_back({path.empty() ? std::string("tensor") : path, v});
             const auto &problem = v->tensorRef()->validate();
             if (!problem.empty() && reported++ < 50)
                 doc.warnings.push_back("tensor '" + path + "': " + problem);
         }
-        for (auto &c : childrenOf(*v))
-            stack.emplace_back(c.value, path.empty() ? c.label : path + "/" + c.label);
+        auto children = childrenOf(*v);
+        for (auto it = children.rbegin(); it != children.rend(); ++it)
+            stack.emplace_back(std::move(it->value), path.empty() ? it->label : path + "." + it->label);
     }
     if (reported > 50)
         doc.warnings.push_back(std::to_string(reported - 50) + " more tensors do not fit their storage");

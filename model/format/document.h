@@ -67,6 +67,7 @@ struct Document {
     ValuePtr optimizer;
     KeyPath optimizerPath;
     std::vector<KeyPath> weightPaths;   // every path classified as weights (not metadata)
+    std::vector<NamedTensor> tensors;   // every tensor in the file once, named by its dotted path
 
     std::int64_t parameterCount() const;
     std::int64_t stateDictBytes() const;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string_view>
 
 namespace ckpt {
@@ -589,20 +590,26 @@ std::string pathText(const KeyPath &path)
     return s;
 }
 
-std::int64_t Document::parameterCount() const
+namespace {
+// Sums a per-tensor figure, skipping the -1 of an overflowing shape and saturating at int64's max.
+template <typename F> std::int64_t saturatingSum(const std::vector<NamedTensor> &tensors, F figure)
 {
     std::int64_t n = 0;
-    for (const auto &t : stateDict)
-        n += std::max<std::int64_t>(0, t.ref().numel());
+    for (const auto &t : tensors)
+        if (__builtin_add_overflow(n, std::max<std::int64_t>(0, figure(t.ref())), &n))
+            return std::numeric_limits<std::int64_t>::max();
     return n;
+}
+} // namespace
+
+std::int64_t Document::parameterCount() const
+{
+    return saturatingSum(stateDict, [](const TensorRef &r) { return r.numel(); });
 }
 
 std::int64_t Document::stateDictBytes() const
 {
-    std::int64_t n = 0;
-    for (const auto &t : stateDict)
-        n += std::max<std::int64_t>(0, t.ref().nbytes());
-    return n;
+    return saturatingSum(stateDict, [](const TensorRef &r) { return r.nbytes(); });
 }
 
 namespace {
@@ -616,6 +623,10 @@ Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, c
         // Check every tensor's extent against its storage before anything touches data.
         classify(doc);
     } catch (const FormatError &e) {
+        throw FormatError(path + ": " + e.what());
+    } catch (const std::bad_alloc &) {
+        throw FormatError(path + ": out of memory while reading");
+    } catch (const std::exception &e) {
         throw FormatError(path + ": " + e.what());
     }
     return doc;

@@ -237,6 +237,11 @@ json documentToJson(const Document &doc)
                            {"bytes", doc.stateDictBytes()}};
     } else {
         j["state_dict"] = nullptr;
+        // No state dict: still list every tensor the file holds, by path.
+        json tensors = json::array();
+        for (const auto &t : doc.tensors)
+            tensors.push_back(tensorEntry(t));
+        j["tensors"] = tensors;
     }
     if (doc.optimizer) {
         json groups = json::array();

@@ -90,13 +90,14 @@ std::string TensorRef::device() const
 
 bool TensorRef::isContiguous() const
 {
+    if (shape.size() != strides.size())
+        return false;
     std::int64_t expected = 1;
     for (std::size_t i = shape.size(); i-- > 0;) {
         if (shape[i] == 1)
             continue;
-        if (strides[i] != expected)
+        if (strides[i] != expected || __builtin_mul_overflow(expected, shape[i], &expected))
             return false;
-        expected *= shape[i];
     }
     return true;
 }

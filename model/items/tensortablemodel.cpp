@@ -24,7 +24,13 @@ int TensorTableModel::rowCount(const QModelIndex &parent) const
 {
     if (parent.isValid() || !m_document)
         return 0;
-    return static_cast<int>(m_document->stateDict.size());
+    return static_cast<int>(rows().size());
+}
+
+const std::vector<NamedTensor> &TensorTableModel::rows() const
+{
+    // Without a state dict the table lists every tensor of the file, by path.
+    return m_document->hasStateDict ? m_document->stateDict : m_document->tensors;
 }
 
 int TensorTableModel::columnCount(const QModelIndex &parent) const
@@ -36,7 +42,7 @@ QVariant TensorTableModel::data(const QModelIndex &index, int role) const
 {
     if (!m_document || !index.isValid() || !checkIndex(index, CheckIndexOption::ParentIsInvalid))
         return {};
-    const NamedTensor &nt = m_document->stateDict[static_cast<std::size_t>(index.row())];
+    const NamedTensor &nt = rows()[static_cast<std::size_t>(index.row())];
     if (!nt.value || !nt.value->tensorRef())
         return {};
     const TensorRef &t = nt.ref();

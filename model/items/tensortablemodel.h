@@ -3,12 +3,15 @@
 #include <QAbstractTableModel>
 
 #include <memory>
+#include <vector>
 
 namespace ckpt {
 
 struct Document;
+struct NamedTensor;
 
-// The state dict of one document as a table, one row per tensor in file order.
+// The state dict of one document as a table, one row per tensor in file order; without a state
+// dict, every tensor of the file by path.
 class TensorTableModel : public QAbstractTableModel {
     Q_OBJECT
 public:
@@ -44,6 +47,7 @@ public:
 
 private:
     std::shared_ptr<const Document> m_document;
+    const std::vector<NamedTensor> &rows() const;
 };
 
 } // namespace ckpt
