@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 #include <stdexcept>
+#include <string>
+#include <torch/version.h>
 
 namespace ckpt {
 
@@ -49,6 +51,14 @@ c10::ScalarType scalarTypeOf(const TensorRef &ref)
     case DType::QUInt4x2:
     case DType::QUInt2x4: return at::kByte;
     case DType::QInt32: return at::kInt;
+    case DType::Float8E4M3FN:
+    case DType::Float8E5M2:
+    case DType::UInt16:
+    case DType::UInt32:
+    case DType::UInt64:
+    case DType::Complex32:
+        throw std::runtime_error("element type " + std::string(dtypeName(ref.dtype)) + " is not supported by LibTorch " +
+                                 TORCH_VERSION);
     case DType::Unknown: break;
     }
     throw std::runtime_error("tensor has an unknown element type");

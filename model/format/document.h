@@ -14,7 +14,7 @@ namespace ckpt {
 
 class MappedFile;
 
-enum class ContainerFormat { TorchZip, TorchScript, Legacy, Tar, Safetensors, Pickle };
+enum class ContainerFormat { TorchZip, TorchScript, Legacy, Tar, Safetensors, Pickle, Sharded };
 enum class DocumentKind {
     StateDict,
     TrainingCheckpoint,
@@ -51,8 +51,10 @@ struct Document {
     int pickleProtocol = 0;
     ValuePtr root;
     ValuePtr constants;                 // TorchScript: what constants.pkl holds (frozen weights ...)
+    ValuePtr formatMetadata;            // safetensors __metadata__, a shard index's metadata
     std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> ownedBuffers;  // inflated records
+    std::vector<std::shared_ptr<MappedFile>> extraFiles;  // shards of a sharded checkpoint
     std::map<std::string, std::shared_ptr<StorageRef>> storages;
     std::vector<GlobalUse> globals;
     std::vector<std::string> warnings;

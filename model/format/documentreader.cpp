@@ -3,6 +3,7 @@
 #include "error.h"
 #include "mappedfile.h"
 #include "textcodec.h"
+#include "safetensorsreader.h"
 #include "tararchive.h"
 #include "ziparchive.h"
 
@@ -94,7 +95,9 @@ public:
         } else if (TarArchive::looksLikeTar(data)) {
             readTar(data);
         } else if (looksLikeSafetensors(data)) {
-            throw FormatError("this is a safetensors file; that format is not supported yet");
+            readSafetensors(m_doc, data);
+        } else if (looksLikeShardIndex(data)) {
+            readShardIndex(m_doc, data, m_opts);
         } else if (!data.empty() && (data[0] == 0x80 || data[0] == '(' || data[0] == '}' || data[0] == ']' ||
                                      data[0] == 'c' || data[0] == 'L' || data[0] == 'I')) {
             readPickleStream(data);
@@ -119,16 +122,6 @@ private:
         else if (!rest.empty() && rest[0] == 0x80)
             what += ": they look like a second pickle";
         return what;
-    }
-
-    static bool looksLikeSafetensors(std::span<const std::uint8_t> d)
-    {
-        if (d.size() < 10)
-            return false;
-        std::uint64_t n = 0;
-        for (int i = 7; i >= 0; --i)
-            n = (n << 8) | d[static_cast<std::size_t>(i)];
-        return n > 0 && n <= d.size() - 8 && d[8] == '{';
     }
 
     void setProgress(double from, double to)
@@ -578,6 +571,7 @@ std::string formatName(ContainerFormat f)
     case ContainerFormat::Tar: return "tar";
     case ContainerFormat::Safetensors: return "safetensors";
     case ContainerFormat::Pickle: return "pickle";
+    case ContainerFormat::Sharded: return "sharded";
     }
     return "?";
 }

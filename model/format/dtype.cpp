@@ -14,7 +14,7 @@ struct DTypeInfo {
     std::string_view safetensors;  // safetensors tag
 };
 
-constexpr std::array<DTypeInfo, 17> kInfo{{
+constexpr std::array<DTypeInfo, 23> kInfo{{
     {DType::Float64, "float64", 8, "DoubleStorage", "F64"},
     {DType::Float32, "float32", 4, "FloatStorage", "F32"},
     {DType::Float16, "float16", 2, "HalfStorage", "F16"},
@@ -32,6 +32,12 @@ constexpr std::array<DTypeInfo, 17> kInfo{{
     {DType::QInt32, "qint32", 4, "QInt32Storage", ""},
     {DType::QUInt4x2, "quint4x2", 1, "QUInt4x2Storage", ""},
     {DType::QUInt2x4, "quint2x4", 1, "QUInt2x4Storage", ""},
+    {DType::Float8E4M3FN, "float8_e4m3fn", 1, "", "F8_E4M3"},
+    {DType::Float8E5M2, "float8_e5m2", 1, "", "F8_E5M2"},
+    {DType::UInt16, "uint16", 2, "", "U16"},
+    {DType::UInt32, "uint32", 4, "", "U32"},
+    {DType::UInt64, "uint64", 8, "", "U64"},
+    {DType::Complex32, "complex32", 4, "", ""},
 }};
 
 const DTypeInfo *info(DType t)
@@ -57,10 +63,11 @@ std::size_t dtypeSize(DType t)
 
 bool dtypeIsFloating(DType t)
 {
-    return t == DType::Float64 || t == DType::Float32 || t == DType::Float16 || t == DType::BFloat16;
+    return t == DType::Float64 || t == DType::Float32 || t == DType::Float16 || t == DType::BFloat16 ||
+           t == DType::Float8E4M3FN || t == DType::Float8E5M2;
 }
 
-bool dtypeIsComplex(DType t) { return t == DType::Complex64 || t == DType::Complex128; }
+bool dtypeIsComplex(DType t) { return t == DType::Complex64 || t == DType::Complex128 || t == DType::Complex32; }
 
 std::optional<DType> dtypeFromStorageClass(std::string_view name)
 {
@@ -68,14 +75,15 @@ std::optional<DType> dtypeFromStorageClass(std::string_view name)
     if (name.starts_with("cuda."))
         name.remove_prefix(5);
     for (const auto &i : kInfo)
-        if (i.storage == name)
+        if (!i.storage.empty() && i.storage == name)
             return i.type;
     return std::nullopt;
 }
 
 std::optional<DType> dtypeFromTorchName(std::string_view name)
 {
-    static constexpr std::array<std::pair<std::string_view, DType>, 14> aliases{{
+    static constexpr std::array<std::pair<std::string_view, DType>, 15> aliases{{
+        {"chalf", DType::Complex32},
         {"float", DType::Float32},   {"double", DType::Float64}, {"half", DType::Float16},
         {"long", DType::Int64},      {"int", DType::Int32},      {"short", DType::Int16},
         {"cfloat", DType::Complex64}, {"cdouble", DType::Complex128}, {"float32", DType::Float32},

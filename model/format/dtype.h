@@ -27,6 +27,13 @@ enum class DType {
     QInt32,
     QUInt4x2,
     QUInt2x4,
+    // Newer types (torch >= 2.1 UntypedStorage, safetensors): listed and shown, not all computable.
+    Float8E4M3FN,
+    Float8E5M2,
+    UInt16,
+    UInt32,
+    UInt64,
+    Complex32,
 };
 
 // "float32", "bfloat16", "int64", "bool", ... ("unknown" for Unknown).

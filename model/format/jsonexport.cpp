@@ -284,6 +284,8 @@ json documentToJson(const Document &doc)
     } else if (doc.root && doc.root->kind() == Value::Kind::Object) {
         meta["__class__"] = className(*doc.root);
     }
+    if (doc.formatMetadata)
+        meta["__metadata__"] = valueToJson(doc.formatMetadata);
     j["metadata"] = meta;
     json globals = json::array();
     for (const auto &g : doc.globals)

@@ -25,6 +25,8 @@ private Q_SLOTS:
     void specialTensors();
     void torchScript_data();
     void torchScript();
+    void safetensorsValues_data();
+    void safetensorsValues();
 
 private:
     QJsonObject m_expected;
@@ -245,6 +247,28 @@ void TestCompute::torchScript()
     QCOMPARE(static_cast<qsizetype>(sums.size()), want.size());
     for (int k = 0; k < want.size(); ++k)
         QVERIFY(std::abs(sums[static_cast<std::size_t>(k)] - want[k].toDouble()) < 1e-9);
+}
+
+void TestCompute::safetensorsValues_data()
+{
+    QTest::addColumn<QString>("file");
+    for (const char *f : {"weights.safetensors", "sharded/model.safetensors.index.json", "sharded/pytorch_model.bin.index.json"})
+        QTest::newRow(f) << QString(f);
+}
+
+void TestCompute::safetensorsValues()
+{
+    QFETCH(QString, file);
+    const QJsonArray tensors =
+        m_expected.value("__safetensors__").toObject().value(file).toObject().value("tensors").toArray();
+    const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
+    QCOMPARE(static_cast<qsizetype>(doc.stateDict.size()), tensors.size());
+    for (int i = 0; i < tensors.size(); ++i) {
+        const auto row = tensors[i].toArray();
+        const double got = toTensor(doc.stateDict[static_cast<std::size_t>(i)].ref(), false).to(at::kDouble).sum().item<double>();
+        QVERIFY2(std::abs(got - row[3].toDouble()) <= 1e-9 * std::max(1.0, std::abs(row[3].toDouble())),
+                 qPrintable(file + ": " + row[0].toString()));
+    }
 }
 
 QTEST_GUILESS_MAIN(TestCompute)

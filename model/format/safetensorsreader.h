@@ -1,0 +1,31 @@
+#pragma once
+
+#include "document.h"
+
+#include <cstdint>
+#include <span>
+
+namespace ckpt {
+
+// Limits of the safetensors header, as the format's own reader sets them.
+struct SafetensorsLimits {
+    static constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+};
+
+// True when the bytes start like a safetensors file: a plausible header length, then '{'.
+bool looksLikeSafetensors(std::span<const std::uint8_t> data);
+
+// Reads a safetensors file into `doc` (root: a dict of tensors in header order; the header's
+// __metadata__ in doc.formatMetadata). Every check of the format's audit applies: header size
+// limits, checked arithmetic, tensors that neither overlap nor leave gaps nor trailing bytes,
+// no duplicate names, string-only metadata. Throws FormatError.
+void readSafetensors(Document &doc, std::span<const std::uint8_t> data);
+
+// True when the bytes are a sharded checkpoint index (JSON with a "weight_map").
+bool looksLikeShardIndex(std::span<const std::uint8_t> data);
+
+// Reads a sharded checkpoint: every shard the index names (safetensors or torch files, next to
+// the index) merged into one dict of tensors, in weight_map order. Throws FormatError.
+void readShardIndex(Document &doc, std::span<const std::uint8_t> data, const ReadOptions &options);
+
+} // namespace ckpt

@@ -1,0 +1,133 @@
+// safetensors and sharded checkpoints: fixtures made from PyTorch's own bytes, and every check
+// the format's audit asks for, on hand-made hostile headers.
+#include "document.h"
+#include "error.h"
+#include "jsonexport.h"
+
+#include <QtTest>
+
+using namespace ckpt;
+
+namespace {
+QByteArray safetensors(const QByteArray &header, const QByteArray &data, qint64 declared = -1)
+{
+    QByteArray out(8, '\0');
+    const quint64 n = declared < 0 ? static_cast<quint64>(header.size()) : static_cast<quint64>(declared);
+    for (int i = 0; i < 8; ++i)
+        out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+    return out + header + data;
+}
+} // namespace
+
+class TestSafetensors : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void fixtures_data();
+    void fixtures();
+    void hostile_data();
+    void hostile();
+    void minimalFileReads();
+};
+
+void TestSafetensors::fixtures_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("format");
+    QTest::newRow("safetensors") << "weights.safetensors" << "safetensors";
+    QTest::newRow("sharded safetensors") << "sharded/model.safetensors.index.json" << "sharded";
+    QTest::newRow("sharded torch files") << "sharded/pytorch_model.bin.index.json" << "sharded";
+}
+
+void TestSafetensors::fixtures()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, format);
+    QFile f(QStringLiteral(CKPT_FIXTURES_DIR "/expected.json"));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const auto expected = QJsonDocument::fromJson(f.readAll()).object().value("__safetensors__").toObject().value(file).toObject();
+    QVERIFY(!expected.isEmpty());
+    const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
+    QCOMPARE(QString::fromStdString(formatName(doc.format)), format);
+    QCOMPARE(doc.kind, DocumentKind::StateDict);
+    const QJsonArray tensors = expected.value("tensors").toArray();
+    QCOMPARE(static_cast<qsizetype>(doc.stateDict.size()), tensors.size());
+    for (int i = 0; i < tensors.size(); ++i) {
+        const auto row = tensors[i].toArray();
+        const auto &t = doc.stateDict[static_cast<std::size_t>(i)];
+        QCOMPARE(QString::fromStdString(t.name), row[0].toString());
+        QCOMPARE(QString(QLatin1String(dtypeName(t.ref().dtype))), row[1].toString());
+        QJsonArray shape;
+        for (auto d : t.ref().shape)
+            shape.append(static_cast<qint64>(d));
+        QCOMPARE(shape, row[2].toArray());
+        QVERIFY(t.ref().problem.empty());
+        QCOMPARE(static_cast<qint64>(t.ref().spannedBytes().size()), static_cast<qint64>(t.ref().nbytes()));
+    }
+    if (expected.contains("metadata")) {
+        const auto j = documentToJson(doc);
+        QCOMPARE(QString::fromStdString(j["metadata"]["__metadata__"]["note"].get<std::string>()), QString("fixture"));
+    }
+}
+
+void TestSafetensors::hostile_data()
+{
+    QTest::addColumn<QByteArray>("bytes");
+    QTest::addColumn<QString>("message");
+    const QByteArray four(4, '\x01');
+    QTest::newRow("header longer than the file") << safetensors("{}", {}, 1000) << "is longer than the file";
+    QTest::newRow("header past the limit") << safetensors("{}", {}, 200'000'000) << "exceeds the limit";
+    QTest::newRow("not JSON") << safetensors("{nope", {}) << "not valid JSON";
+    QTest::newRow("duplicate names")
+        << safetensors(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", four)
+        << "names 'a' twice";
+    QTest::newRow("overlap")
+        << safetensors(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})", four)
+        << "overlaps";
+    QTest::newRow("gap") << safetensors(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})", four)
+                         << "belong to no tensor";
+    QTest::newRow("trailing bytes") << safetensors(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", four)
+                                    << "after the last tensor";
+    QTest::newRow("size mismatch") << safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", four)
+                                   << "needs 8 bytes but data_offsets span 4";
+    QTest::newRow("offsets past the buffer") << safetensors(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", four)
+                                             << "fall outside";
+    QTest::newRow("shape overflow")
+        << safetensors(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}})", four)
+        << "overflow";
+    QTest::newRow("negative dimension") << safetensors(R"({"a":{"dtype":"U8","shape":[-4],"data_offsets":[0,4]}})", four)
+                                        << "not a non-negative integer";
+    QTest::newRow("unknown dtype") << safetensors(R"({"a":{"dtype":"Q4","shape":[4],"data_offsets":[0,4]}})", four)
+                                   << "unknown dtype 'Q4'";
+    QTest::newRow("non-string metadata")
+        << safetensors(R"({"__metadata__":{"n":1},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", four)
+        << "is not a string";
+    QTest::newRow("begin after end") << safetensors(R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}})", four)
+                                     << "fall outside";
+}
+
+void TestSafetensors::hostile()
+{
+    QFETCH(QByteArray, bytes);
+    QFETCH(QString, message);
+    try {
+        readDocumentFromBytes(bytes.toStdString(), "hostile.safetensors");
+        QFAIL("expected an error");
+    } catch (const FormatError &e) {
+        const QString what = QString::fromUtf8(e.what());
+        QVERIFY2(what.startsWith("hostile.safetensors: safetensors"), qPrintable(what));
+        QVERIFY2(what.contains(message), qPrintable(what));
+    }
+}
+
+void TestSafetensors::minimalFileReads()
+{
+    const auto doc = readDocumentFromBytes(
+        safetensors(R"({"a":{"dtype":"U8","shape":[2,2],"data_offsets":[0,4]}}  )", QByteArray(4, '\x07')).toStdString(),
+        "ok.safetensors");
+    QCOMPARE(doc.stateDict.size(), std::size_t(1));
+    QCOMPARE(doc.stateDict[0].ref().strides, (std::vector<std::int64_t>{2, 1}));
+    QCOMPARE(doc.stateDict[0].ref().spannedBytes()[3], std::uint8_t(7));
+}
+
+QTEST_GUILESS_MAIN(TestSafetensors)
+#include "tst_safetensors.moc"
