@@ -3,11 +3,16 @@
 #include "error.h"
 #include "tensorref.h"
 #include "textcodec.h"
+#include "valuetree.h"
 
 #include <algorithm>
 #include <bit>
 #include <type_traits>
 #include <charconv>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
 #include <cstring>
 #include <unordered_map>
 
@@ -624,6 +629,26 @@ private:
                     return b;
                 }
             }
+            if ((mod == "numpy.core.multiarray" || mod == "numpy._core.multiarray") && fn == "scalar")
+                if (auto v = numpyScalar(a))
+                    return v;
+            if (mod == "datetime" && (fn == "datetime" || fn == "date" || fn == "time"))
+                if (auto v = datetimeValue(fn, a)) {
+                    v->setPythonClass("datetime." + fn);
+                    return v;
+                }
+            if (mod.starts_with("pathlib") && fn.find("Path") != std::string::npos && !a.empty() &&
+                std::all_of(a.begin(), a.end(), [](const ValuePtr &x) { return x && x->isString(); })) {
+                std::string path;
+                for (std::size_t i = 0; i < a.size(); ++i) {
+                    if (i > 0 && !path.empty() && path.back() != '/')
+                        path += '/';
+                    path += a[i]->text();
+                }
+                auto v = Value::string(path);
+                v->setPythonClass(mod + "." + fn);
+                return v;
+            }
             if (mod == "copyreg" && fn == "_reconstructor" && a.size() >= 2) {
                 // Protocol 0/1 instances: copyreg._reconstructor(cls, base, state)
                 auto obj = Value::object(a[0], makeTuple(std::vector<ValuePtr>(a.begin() + 1, a.end())));
@@ -636,8 +661,179 @@ private:
         return obj;
     }
 
+    // numpy dtype object (numpy.dtype('f4', False, True) with BUILD state (3, '<', ...)) to a dtype
+    // and whether its bytes are big-endian.
+    static std::optional<std::pair<DType, bool>> numpyDType(const ValuePtr &d)
+    {
+        if (!d || d->kind() != Value::Kind::Object || !d->args() || !d->args()->isSequence() ||
+            d->args()->items().empty() || !d->args()->items()[0]->isString())
+            return std::nullopt;
+        static const std::map<std::string, DType> codes{
+            {"f2", DType::Float16}, {"f4", DType::Float32}, {"f8", DType::Float64}, {"i1", DType::Int8},
+            {"i2", DType::Int16},   {"i4", DType::Int32},   {"i8", DType::Int64},   {"u1", DType::UInt8},
+            {"u2", DType::UInt16},  {"u4", DType::UInt32},  {"u8", DType::UInt64},  {"b1", DType::Bool},
+            {"c8", DType::Complex64}, {"c16", DType::Complex128}};
+        auto it = codes.find(d->args()->items()[0]->text());
+        if (it == codes.end())
+            return std::nullopt;
+        bool big = false;
+        if (d->state() && d->state()->isSequence() && d->state()->items().size() > 1 && d->state()->items()[1]->isString())
+            big = d->state()->items()[1]->text() == ">";
+        return std::make_pair(it->second, big);
+    }
+
+    static std::string numpyName(const ValuePtr &d) { return d->args()->items()[0]->text(); }
+
+    // numpy array state: (version, shape, dtype, is_fortran, raw bytes). Arrays become tensors.
+    bool buildNumpyArray(ValuePtr &target, const ValuePtr &state)
+    {
+        if (!state->isSequence() || state->items().size() < 5)
+            return false;
+        const auto &st = state->items();
+        auto dt = numpyDType(st[2]);
+        if (!dt || !st[4] || st[4]->kind() != Value::Kind::Bytes || !st[1] || !st[1]->isSequence())
+            return false;  // object arrays and exotic dtypes stay opaque
+        auto ref = std::make_shared<TensorRef>();
+        ref->dtype = dt->first;
+        ref->shape = intTuple(st[1], "numpy array shape");
+        const bool fortran = st[3] && st[3]->kind() == Value::Kind::Bool && st[3]->asBool();
+        ref->strides.assign(ref->shape.size(), 1);
+        std::int64_t step = 1;
+        for (std::size_t k = 0; k < ref->shape.size(); ++k) {
+            const std::size_t i = fortran ? k : ref->shape.size() - 1 - k;
+            ref->strides[i] = step;
+            if (__builtin_mul_overflow(step, std::max<std::int64_t>(1, ref->shape[i]), &step))
+                fail("numpy array shape overflows");
+        }
+        ref->rebuild = "numpy.ndarray";
+        auto storage = std::make_shared<StorageRef>();
+        storage->key = "numpy@" + std::to_string(fileOffset());
+        storage->dtype = ref->dtype;
+        storage->location = "cpu";
+        const std::size_t size = dtypeSize(ref->dtype);
+        if (dt->second && size > 1) {
+            // Big-endian array: keep a byte-swapped copy so the numbers read natively.
+            auto swapped = std::make_shared<std::string>(st[4]->text());
+            const std::size_t unit = dtypeIsComplex(ref->dtype) ? size / 2 : size;
+            for (std::size_t off = 0; off + unit <= swapped->size(); off += unit)
+                std::reverse(swapped->begin() + static_cast<std::ptrdiff_t>(off),
+                             swapped->begin() + static_cast<std::ptrdiff_t>(off + unit));
+            storage->setBytes({reinterpret_cast<const std::uint8_t *>(swapped->data()), swapped->size()});
+            storage->keepAlive = swapped;
+        } else {
+            const auto &raw = st[4]->text();
+            storage->setBytes({reinterpret_cast<const std::uint8_t *>(raw.data()), raw.size()});
+            storage->keepAlive = st[4];
+        }
+        storage->declaredNumel = static_cast<std::int64_t>(storage->byteSize / std::max<std::size_t>(1, size));
+        ref->storage = storage;
+        target->becomeTensor(ref);
+        target->setPythonClass("numpy.ndarray");
+        return true;
+    }
+
+    // numpy scalar: numpy.core.multiarray.scalar(dtype, bytes) to a number.
+    ValuePtr numpyScalar(const std::vector<ValuePtr> &a)
+    {
+        if (a.size() < 2 || !a[1] || a[1]->kind() != Value::Kind::Bytes)
+            return nullptr;
+        auto dt = numpyDType(a[0]);
+        if (!dt || dtypeSize(dt->first) != a[1]->text().size() || dtypeIsComplex(dt->first))
+            return nullptr;
+        std::string raw = a[1]->text();
+        if (dt->second)
+            std::reverse(raw.begin(), raw.end());
+        auto le = [&raw]() {
+            std::uint64_t u = 0;
+            for (std::size_t i = raw.size(); i-- > 0;)
+                u = (u << 8) | static_cast<unsigned char>(raw[i]);
+            return u;
+        };
+        ValuePtr v;
+        const std::uint64_t u = le();
+        switch (dt->first) {
+        case DType::Float64: v = Value::floating(std::bit_cast<double>(u)); break;
+        case DType::Float32: v = Value::floating(std::bit_cast<float>(static_cast<std::uint32_t>(u))); break;
+        case DType::Float16: v = Value::floating(halfToDouble(static_cast<std::uint16_t>(u))); break;
+        case DType::Bool: v = Value::boolean(u != 0); break;
+        case DType::UInt64:
+            if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                v = Value::bigInteger(std::to_string(u));
+            else
+                v = Value::integer(static_cast<std::int64_t>(u));
+            break;
+        case DType::UInt8:
+        case DType::UInt16:
+        case DType::UInt32: v = Value::integer(static_cast<std::int64_t>(u)); break;
+        default: {
+            // Signed: sign-extend from the value's width.
+            const unsigned bits = static_cast<unsigned>(raw.size() * 8);
+            std::int64_t sv = static_cast<std::int64_t>(u);
+            if (bits < 64 && (u >> (bits - 1)) & 1)
+                sv = static_cast<std::int64_t>(u | (~std::uint64_t(0) << bits));
+            v = Value::integer(sv);
+        }
+        }
+        v->setPythonClass("numpy." + std::string(dtypeName(dt->first)));
+        return v;
+    }
+
+    static double halfToDouble(std::uint16_t h)
+    {
+        const int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+        double v;
+        if (exp == 0)
+            v = std::ldexp(mant, -24);
+        else if (exp == 31)
+            v = mant ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+        else
+            v = std::ldexp(mant + 1024, exp - 25);
+        return sign ? -v : v;
+    }
+
+    // datetime.datetime/date/time pickled as their packed bytes: ISO text.
+    static ValuePtr datetimeValue(const std::string &fn, const std::vector<ValuePtr> &a)
+    {
+        if (a.empty() || !a[0] || a[0]->kind() != Value::Kind::Bytes)
+            return nullptr;
+        const std::string &b = a[0]->text();
+        auto u = [&b](std::size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(b[i])); };
+        char buf[64];
+        if (fn == "datetime" && b.size() == 10) {
+            const unsigned us = (u(7) << 16) | (u(8) << 8) | u(9);
+            std::snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02u", (u(0) << 8) | u(1), u(2) & 0x7f, u(3), u(4),
+                          u(5), u(6));
+            std::string s = buf;
+            if (us) {
+                std::snprintf(buf, sizeof buf, ".%06u", us);
+                s += buf;
+            }
+            return Value::string(s);
+        }
+        if (fn == "date" && b.size() == 4) {
+            std::snprintf(buf, sizeof buf, "%04u-%02u-%02u", (u(0) << 8) | u(1), u(2), u(3));
+            return Value::string(buf);
+        }
+        if (fn == "time" && b.size() == 6) {
+            const unsigned us = (u(3) << 16) | (u(4) << 8) | u(5);
+            std::snprintf(buf, sizeof buf, "%02u:%02u:%02u", u(0) & 0x7f, u(1), u(2));
+            std::string s = buf;
+            if (us) {
+                std::snprintf(buf, sizeof buf, ".%06u", us);
+                s += buf;
+            }
+            return Value::string(s);
+        }
+        return nullptr;
+    }
+
     void build(ValuePtr &target, const ValuePtr &state)
     {
+        if (target->kind() == Value::Kind::Object && state &&
+            (className(*target) == "numpy.core.multiarray._reconstruct" ||
+             className(*target) == "numpy._core.multiarray._reconstruct") &&
+            buildNumpyArray(target, state))
+            return;
         // torch < 0.4: Parameter/Variable objects get (data, grad, hooks, requires_grad, volatile).
         if (target->kind() == Value::Kind::Object && state && state->isSequence() && !state->items().empty() &&
             state->items()[0] && state->items()[0]->isTensor()) {

@@ -27,7 +27,10 @@ constexpr std::array<std::string_view, 24> kDangerousNames{
 };
 
 // What this reader interprets as data.
-constexpr std::array<std::string_view, 26> kUnderstood{
+constexpr std::array<std::string_view, 38> kUnderstood{
+    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
+    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "datetime.datetime", "datetime.date",
+    "datetime.time", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath",
     "torch._utils._rebuild_qtensor", "torch._utils._rebuild_sparse_tensor",
     "torch._utils._rebuild_meta_tensor_no_storage", "torch.serialization._get_layout",
     "collections.OrderedDict", "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2",

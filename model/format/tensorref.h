@@ -21,6 +21,7 @@ struct StorageRef {
     std::uint64_t byteSize = 0;  // bytes the record holds, known without reading them
     bool resolved = false;       // the record was found and byteSize is known
     std::string problem;         // why the record could not be resolved, when it could not
+    std::shared_ptr<const void> keepAlive;  // owner of bytes that are not in the mapping (numpy arrays)
 
     // Binds bytes that are already in memory (a view on the mapping).
     void setBytes(std::span<const std::uint8_t> bytes);

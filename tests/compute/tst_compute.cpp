@@ -27,6 +27,8 @@ private Q_SLOTS:
     void torchScript();
     void safetensorsValues_data();
     void safetensorsValues();
+    void numpyArrays_data();
+    void numpyArrays();
 
 private:
     QJsonObject m_expected;
@@ -269,6 +271,32 @@ void TestCompute::safetensorsValues()
         QVERIFY2(std::abs(got - row[3].toDouble()) <= 1e-9 * std::max(1.0, std::abs(row[3].toDouble())),
                  qPrintable(file + ": " + row[0].toString()));
     }
+}
+
+void TestCompute::numpyArrays_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::newRow("zip") << "python_objects.pth";
+    QTest::newRow("legacy") << "python_objects_legacy.pth";
+}
+
+void TestCompute::numpyArrays()
+{
+    QFETCH(QString, file);
+    const QJsonObject expected = m_expected.value("__python_objects__").toObject();
+    const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
+    int checked = 0;
+    for (const auto &t : doc.tensors) {
+        const auto e = expected.value(QString::fromStdString(t.name)).toObject();
+        QVERIFY2(e.contains("ndarray"), t.name.c_str());
+        at::Tensor v = toTensor(t.ref(), false).reshape({-1}).to(at::kDouble);
+        const QJsonArray want = e.value("values").toArray();
+        QCOMPARE(v.numel(), static_cast<std::int64_t>(want.size()));
+        for (int i = 0; i < want.size(); ++i)
+            QCOMPARE(v[i].item<double>(), want[i].toDouble());
+        ++checked;
+    }
+    QCOMPARE(checked, 4);
 }
 
 QTEST_GUILESS_MAIN(TestCompute)

@@ -49,6 +49,8 @@ private Q_SLOTS:
     void hostile();
     void payloadIsNeverRun_data();
     void payloadIsNeverRun();
+    void pythonObjects_data();
+    void pythonObjects();
     void corpus_data();
     void corpus();
 
@@ -208,6 +210,50 @@ void TestDocumentReader::payloadIsNeverRun()
     const auto payload = doc.root->get("payload");
     QVERIFY(payload && payload->kind() == Value::Kind::Object);
     QVERIFY(doc.root->get("weight") && doc.root->get("weight")->isTensor());
+}
+
+void TestDocumentReader::pythonObjects_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::newRow("zip") << "python_objects.pth";
+    QTest::newRow("legacy") << "python_objects_legacy.pth";
+}
+
+void TestDocumentReader::pythonObjects()
+{
+    QFETCH(QString, file);
+    const QJsonObject expected = m_expected.value("__python_objects__").toObject();
+    const auto doc = readDocument(fixture(file).toStdString());
+    const auto meta = QJsonDocument::fromJson(QByteArray::fromStdString(documentToJson(doc)["metadata"].dump()))
+                          .object();
+    for (auto it = expected.begin(); it != expected.end(); ++it) {
+        const QJsonObject e = it.value().toObject();
+        const QJsonValue got = meta.value(it.key());
+        const QString where = file + ": " + it.key();
+        if (e.contains("ndarray")) {
+            // numpy arrays are tensors: dtype and shape as numpy reports them.
+            const auto t = got.toObject().value("__tensor__").toObject();
+            QCOMPARE(t.value("dtype").toString(), e.value("ndarray").toString());
+            QCOMPARE(t.value("shape").toArray(), e.value("shape").toArray());
+            QCOMPARE(t.value("class").toString(), QString("numpy.ndarray"));
+        } else if (e.contains("scalar")) {
+            QVERIFY2(got.toDouble() == e.value("scalar").toDouble(), qPrintable(where));
+        } else if (e.contains("iso")) {
+            QCOMPARE(got.toString(), e.value("iso").toString());
+        } else if (e.contains("path")) {
+            QCOMPARE(got.toString(), e.value("path").toString());
+        } else if (e.contains("fields")) {
+            // Namespaces and user classes: kept opaque, with their attributes readable.
+            QCOMPARE(got.toObject().value("state").toObject(), e.value("fields").toObject());
+            if (e.contains("class"))
+                QCOMPARE(got.toObject().value("__class__").toString(), e.value("class").toString());
+        } else {
+            const auto o = got.toObject();
+            const QJsonObject items = o.contains("dict_items") ? o.value("dict_items").toObject()
+                                                               : o.value("args").toArray().at(0).toObject();
+            QCOMPARE(items, e.value("items").toObject());
+        }
+    }
 }
 
 void TestDocumentReader::corpus_data()
