@@ -61,9 +61,15 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
                 out << "  ! " << r.problem;
             out << '\n';
         }
+        for (const auto &other : doc.otherWeightSets)
+            out << "  also weights under " << pathText(other) << '\n';
     } else {
-        out << "State dict: none found\n";
+        out << "State dict: none found; " << doc.tensors.size() << " tensors elsewhere in the file\n";
+        for (const auto &t : doc.tensors)
+            out << "  " << t.name << "  " << dtypeName(t.ref().dtype) << "  " << shapeText(t.ref().shape) << '\n';
     }
+    for (const auto &c : doc.conventions)
+        out << "Convention: " << c << '\n';
     if (!j["optimizer"].is_null()) {
         const auto &o = j["optimizer"];
         out << "Optimizer: " << pathText(doc.optimizerPath) << " — " << o["type"].get<std::string>() << ", "

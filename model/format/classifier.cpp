@@ -213,6 +213,8 @@ void findOptimizer(Document &doc, const Value &root)
 
 } // namespace
 
+void classifyKind(Document &doc);
+
 std::string kindName(DocumentKind k)
 {
     switch (k) {
@@ -228,7 +230,15 @@ std::string kindName(DocumentKind k)
     return "?";
 }
 
+void detectConventions(Document &doc);
+
 void classify(Document &doc)
+{
+    classifyKind(doc);
+    detectConventions(doc);
+}
+
+void classifyKind(Document &doc)
 {
     validateTensors(doc);
     const ValuePtr &root = doc.root;
@@ -272,39 +282,45 @@ void classify(Document &doc)
     const bool lightning = root->get("pytorch-lightning_version") ||
                            (root->get("state_dict") && (root->get("optimizer_states") || root->get("lr_schedulers") ||
                                                         root->get("loops") || root->get("callbacks")));
-    bool fromModule = false;
-    for (auto key : kStateDictKeys) {
-        auto v = root->get(std::string(key));
-        if (v && (isTensorDict(*v) || isModule(*v) || isScriptObject(*v))) {
-            fromModule = isModule(*v);
-            useStateDict(doc, v, {std::string(key)});
-            break;
+    // Every weight set under the root, one or two levels down; the model's is the first of the
+    // usual keys (model before EMA), else the largest. The others are listed.
+    struct WeightSet {
+        KeyPath path;
+        ValuePtr value;
+        std::size_t priority;
+        std::size_t count;
+    };
+    auto isWeights = [](const Value &v) { return isTensorDict(v) || isModule(v) || isScriptObject(v); };
+    auto priorityOf = [](const std::string &key) {
+        auto it = std::find(kStateDictKeys.begin(), kStateDictKeys.end(), key);
+        return it == kStateDictKeys.end() ? kStateDictKeys.size() : static_cast<std::size_t>(it - kStateDictKeys.begin());
+    };
+    auto sizeOf = [](const Value &v) { return v.isDict() ? v.entries().size() : std::size_t(1); };
+    std::vector<WeightSet> sets;
+    for (const auto &e : root->entries()) {
+        if (!e.key || !e.value)
+            continue;
+        const std::string k = keyText(*e.key);
+        if (isWeights(*e.value)) {
+            sets.push_back({{k}, e.value, priorityOf(k), sizeOf(*e.value)});
+        } else if (e.value->isDict()) {
+            for (const auto &e2 : e.value->entries())
+                if (e2.key && e2.value && isWeights(*e2.value))
+                    sets.push_back({{k, keyText(*e2.key)}, e2.value, kStateDictKeys.size() + 1, sizeOf(*e2.value)});
         }
     }
-    if (!doc.hasStateDict) {
-        // Otherwise the largest dict of tensors one or two levels down.
-        ValuePtr best;
-        KeyPath bestPath;
-        std::size_t bestCount = 0;
-        for (const auto &e : root->entries()) {
-            if (!e.key || !e.value)
-                continue;
-            const std::string k = keyText(*e.key);
-            if (isTensorDict(*e.value) && e.value->entries().size() > bestCount) {
-                best = e.value;
-                bestPath = {k};
-                bestCount = e.value->entries().size();
-            } else if (e.value->isDict()) {
-                for (const auto &e2 : e.value->entries())
-                    if (e2.key && e2.value && isTensorDict(*e2.value) && e2.value->entries().size() > bestCount) {
-                        best = e2.value;
-                        bestPath = {k, keyText(*e2.key)};
-                        bestCount = e2.value->entries().size();
-                    }
+    bool fromModule = false;
+    if (!sets.empty()) {
+        const auto best = std::min_element(sets.begin(), sets.end(), [](const WeightSet &a, const WeightSet &b) {
+            return a.priority != b.priority ? a.priority < b.priority : a.count > b.count;
+        });
+        fromModule = isModule(*best->value);
+        useStateDict(doc, best->value, best->path);
+        for (const auto &w : sets)
+            if (&w != &*best) {
+                doc.otherWeightSets.push_back(w.path);
+                doc.weightPaths.push_back(w.path);
             }
-        }
-        if (best)
-            useStateDict(doc, best, bestPath);
     }
     findOptimizer(doc, *root);
     if (lightning)
@@ -317,6 +333,68 @@ void classify(Document &doc)
         doc.kind = DocumentKind::FullModel;
     else if (doc.hasStateDict && doc.stateDictPath.size() == 1 && root->entries().size() == 1)
         doc.kind = DocumentKind::StateDict;  // a state dict wrapped under one key
+}
+
+namespace {
+bool allNamesStartWith(const std::vector<NamedTensor> &tensors, std::string_view prefix)
+{
+    return !tensors.empty() && std::all_of(tensors.begin(), tensors.end(),
+                                           [prefix](const NamedTensor &t) { return t.name.starts_with(prefix); });
+}
+
+// A dict (or a list of them, as Lightning keeps) that looks like one of the training-state
+// conventions, by its keys.
+bool dictHas(const ValuePtr &v, std::initializer_list<const char *> keys)
+{
+    if (v && v->isSequence() && !v->items().empty())
+        return dictHas(v->items()[0], keys);
+    return v && v->isDict() && std::all_of(keys.begin(), keys.end(), [&v](const char *k) { return v->get(k) != nullptr; });
+}
+} // namespace
+
+void detectConventions(Document &doc)
+{
+    auto &c = doc.conventions;
+    const auto &root = doc.root;
+    const bool dict = root && root->isDict();
+    if (doc.kind == DocumentKind::LightningCheckpoint) {
+        std::string version;
+        if (auto v = root->get("pytorch-lightning_version"); v && v->isString())
+            version = " " + v->text();
+        c.push_back("PyTorch Lightning checkpoint" + version);
+        for (const char *k : {"hyper_parameters", "callbacks", "loops", "lr_schedulers", "optimizer_states"})
+            if (root->get(k))
+                c.push_back(std::string("Lightning ") + k);
+    }
+    if (dict && root->get("model") && root->get("optimizer") && root->get("epoch") &&
+        (root->get("args") || root->get("lr_scheduler")))
+        c.push_back("torchvision reference-script checkpoint (model, optimizer, lr_scheduler, epoch, args)");
+    if (dict && root->get("model") && root->get("ema") && isModule(*root->get("model")))
+        c.push_back("YOLO-style checkpoint: full models under 'model' and 'ema'");
+    for (const char *k : {"ema", "model_ema", "state_dict_ema", "ema_state_dict"})
+        if (dict && root->get(k))
+            c.push_back(std::string("EMA weights under '") + k + "'");
+    if (doc.path.ends_with("pytorch_model.bin") || doc.path.ends_with("pytorch_model.bin.index.json"))
+        c.push_back("Hugging Face pytorch_model.bin");
+    if (allNamesStartWith(doc.stateDict, "module."))
+        c.push_back("keys carry the 'module.' prefix of DataParallel/DistributedDataParallel");
+    if (allNamesStartWith(doc.stateDict, "_orig_mod."))
+        c.push_back("keys carry the '_orig_mod.' prefix of torch.compile");
+    if (doc.kind == DocumentKind::LightningCheckpoint && allNamesStartWith(doc.stateDict, "model."))
+        c.push_back("keys carry Lightning's 'model.' prefix");
+    if (!dict)
+        return;
+    for (const auto &e : root->entries()) {
+        if (!e.key || !e.key->isString() || !e.value)
+            continue;
+        const std::string &k = e.key->text();
+        if (k.find("rng") != std::string::npos)
+            c.push_back("RNG state under '" + k + "'");
+        else if (dictHas(e.value, {"scale", "growth_factor"}))
+            c.push_back("GradScaler state under '" + k + "'");
+        else if (dictHas(e.value, {"last_epoch", "base_lrs"}))
+            c.push_back("LR scheduler state under '" + k + "'");
+    }
 }
 
 } // namespace ckpt

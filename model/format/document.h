@@ -70,6 +70,8 @@ struct Document {
     KeyPath optimizerPath;
     std::vector<KeyPath> weightPaths;   // every path classified as weights (not metadata)
     std::vector<NamedTensor> tensors;   // every tensor in the file once, named by its dotted path
+    std::vector<KeyPath> otherWeightSets;  // weight sets besides the model's (EMA, other networks)
+    std::vector<std::string> conventions;  // recognised layouts: Lightning, EMA, key prefixes, ...
 
     std::int64_t parameterCount() const;
     std::int64_t stateDictBytes() const;

@@ -5,6 +5,7 @@
 #include "textcodec.h"
 #include "valuetree.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <unordered_map>
@@ -232,6 +233,7 @@ json documentToJson(const Document &doc)
             tensors.push_back(tensorEntry(t));
         j["state_dict"] = {{"path", doc.stateDictPath},
                            {"source", doc.stateDictSource},
+                           {"others", doc.otherWeightSets},
                            {"tensors", tensors},
                            {"parameters", doc.parameterCount()},
                            {"bytes", doc.stateDictBytes()}};
@@ -275,6 +277,11 @@ json documentToJson(const Document &doc)
             const KeyPath p{c.label};
             if (startsWith(p, doc.stateDictPath) || startsWith(p, doc.optimizerPath))
                 continue;
+            if (std::any_of(doc.otherWeightSets.begin(), doc.otherWeightSets.end(),
+                            [&p](const KeyPath &w) { return startsWith(p, w); })) {
+                meta[c.label] = json{{"__weights__", "listed under state_dict.others"}};
+                continue;
+            }
             if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
                 continue;  // the root is the state dict: its tensors are listed there
             const bool holdsWeights = (doc.stateDictPath.size() > 1 && doc.stateDictPath[0] == c.label) ||
@@ -287,6 +294,7 @@ json documentToJson(const Document &doc)
     if (doc.formatMetadata)
         meta["__metadata__"] = valueToJson(doc.formatMetadata);
     j["metadata"] = meta;
+    j["conventions"] = doc.conventions;
     json globals = json::array();
     for (const auto &g : doc.globals)
         globals.push_back({{"name", g.name}, {"count", g.count}, {"first_offset", g.firstOffset}});

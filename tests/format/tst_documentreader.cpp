@@ -49,6 +49,8 @@ private Q_SLOTS:
     void hostile();
     void payloadIsNeverRun_data();
     void payloadIsNeverRun();
+    void conventions_data();
+    void conventions();
     void pythonObjects_data();
     void pythonObjects();
     void corpus_data();
@@ -210,6 +212,54 @@ void TestDocumentReader::payloadIsNeverRun()
     const auto payload = doc.root->get("payload");
     QVERIFY(payload && payload->kind() == Value::Kind::Object);
     QVERIFY(doc.root->get("weight") && doc.root->get("weight")->isTensor());
+}
+
+void TestDocumentReader::conventions_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("kind");
+    QTest::addColumn<QString>("stateDictPath");
+    QTest::addColumn<QStringList>("labels");   // each must be found in one convention line
+    QTest::addColumn<QStringList>("others");   // other weight sets listed
+    QTest::newRow("lightning") << "conv_lightning.ckpt" << "lightning_checkpoint" << "state_dict"
+                               << QStringList{"Lightning checkpoint 2.1.0", "Lightning hyper_parameters",
+                                              "Lightning loops", "'model.' prefix", "LR scheduler"}
+                               << QStringList{};
+    QTest::newRow("torchvision") << "conv_torchvision.pth" << "training_checkpoint" << "model"
+                                 << QStringList{"torchvision reference-script", "EMA weights under 'model_ema'",
+                                                "LR scheduler state under 'lr_scheduler'"}
+                                 << QStringList{"model_ema"};
+    QTest::newRow("DataParallel") << "conv_dataparallel.pth" << "state_dict" << ""
+                                  << QStringList{"'module.' prefix of DataParallel"} << QStringList{};
+    QTest::newRow("torch.compile") << "conv_compiled.pth" << "state_dict" << ""
+                                   << QStringList{"'_orig_mod.' prefix of torch.compile"} << QStringList{};
+    QTest::newRow("training state") << "conv_training_state.pth" << "training_checkpoint" << "model_state_dict"
+                                    << QStringList{"EMA weights under 'ema_state_dict'", "GradScaler state under 'scaler'",
+                                                   "LR scheduler state under 'scheduler'", "RNG state under 'rng_state'"}
+                                    << QStringList{"ema_state_dict"};
+}
+
+void TestDocumentReader::conventions()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, kind);
+    QFETCH(QString, stateDictPath);
+    QFETCH(QStringList, labels);
+    QFETCH(QStringList, others);
+    QVERIFY(m_expected.value("__conventions__").toObject().contains(file));
+    const auto doc = readDocument(fixture(file).toStdString());
+    QCOMPARE(QString::fromStdString(kindName(doc.kind)), kind);
+    QCOMPARE(QString::fromStdString(pathText(doc.stateDictPath)), stateDictPath);
+    QCOMPARE(doc.stateDict.size(), std::size_t(4));
+    QStringList found;
+    for (const auto &c : doc.conventions)
+        found << QString::fromStdString(c);
+    for (const auto &label : labels)
+        QVERIFY2(found.join("\n").contains(label), qPrintable(label + " not in:\n" + found.join("\n")));
+    QStringList otherPaths;
+    for (const auto &o : doc.otherWeightSets)
+        otherPaths << QString::fromStdString(pathText(o));
+    QCOMPARE(otherPaths, others);
 }
 
 void TestDocumentReader::pythonObjects_data()
