@@ -344,10 +344,10 @@ bool allNamesStartWith(const std::vector<NamedTensor> &tensors, std::string_view
 
 // A dict (or a list of them, as Lightning keeps) that looks like one of the training-state
 // conventions, by its keys.
-bool dictHas(const ValuePtr &v, std::initializer_list<const char *> keys)
+bool dictHas(ValuePtr v, std::initializer_list<const char *> keys)
 {
     if (v && v->isSequence() && !v->items().empty())
-        return dictHas(v->items()[0], keys);
+        v = v->items()[0];  // one level only: a list may contain itself
     return v && v->isDict() && std::all_of(keys.begin(), keys.end(), [&v](const char *k) { return v->get(k) != nullptr; });
 }
 } // namespace

@@ -47,6 +47,8 @@ private Q_SLOTS:
     void fullModelIsAModuleTree();
     void hostile_data();
     void hostile();
+    void cyclesTerminate_data();
+    void cyclesTerminate();
     void payloadIsNeverRun_data();
     void payloadIsNeverRun();
     void conventions_data();
@@ -190,6 +192,26 @@ void TestDocumentReader::hostile()
         QVERIFY2(what.startsWith(path + ": "), qPrintable(what));
         QVERIFY2(what.contains(message), qPrintable(what));
     }
+}
+
+void TestDocumentReader::cyclesTerminate_data()
+{
+    QTest::addColumn<QByteArray>("pickle");
+    // {'loop': L} where L = [L]
+    QTest::newRow("list holding itself") << QByteArray::fromHex("80027d71008c046c6f6f705d710168016173") + ".";
+    // {'a': D} where D = {'self': D}
+    QTest::newRow("dict holding itself")
+        << QByteArray::fromHex("80027d71008c01617d71018c0473656c6668017373") + ".";
+}
+
+void TestDocumentReader::cyclesTerminate()
+{
+    QFETCH(QByteArray, pickle);
+    // Classification, conventions and the JSON export all finish on cyclic values.
+    const auto doc = readDocumentFromBytes(pickle.toStdString(), "cycle.pkl");
+    QCOMPARE(doc.kind, DocumentKind::Generic);
+    const auto dumped = documentToJson(doc).dump();
+    QVERIFY(dumped.find("__ref__") != std::string::npos);
 }
 
 void TestDocumentReader::payloadIsNeverRun_data()
