@@ -1,5 +1,11 @@
 #include "security.h"
 
+#include "error.h"
+#include "picklemachine.h"
+#include "valuetree.h"
+
+#include <unordered_set>
+
 #include <algorithm>
 #include <array>
 #include <string_view>
@@ -121,11 +127,55 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
     return v;
 }
 
+namespace {
+// Pickles handed to pickle.loads inside the file: their globals run too when Python loads it.
+void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std::vector<std::string> &anomalies,
+                       int level)
+{
+    if (!root || level > 3)
+        return;
+    std::unordered_set<const Value *> seen;
+    std::vector<ValuePtr> stack{root};
+    while (!stack.empty()) {
+        ValuePtr v = std::move(stack.back());
+        stack.pop_back();
+        if (!v || !seen.insert(v.get()).second)
+            continue;
+        const std::string cls = className(*v);
+        if ((cls == "pickle.loads" || cls == "_pickle.loads" || cls == "cPickle.loads" || cls == "dill.loads") &&
+            v->args() && v->args()->isSequence() && !v->args()->items().empty() &&
+            v->args()->items()[0]->kind() == Value::Kind::Bytes) {
+            const auto &bytes = v->args()->items()[0]->text();
+            PickleMachine inner;
+            inner.setPersistentLoad([](const ValuePtr &, std::uint64_t) { return Value::none(); });
+            try {
+                auto r = inner.run({reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()});
+                for (auto g : inner.globals()) {
+                    g.name += " (in a pickle passed to " + cls + ")";
+                    found.push_back(std::move(g));
+                }
+                scanNestedPickles(r.value, found, anomalies, level + 1);
+            } catch (const FormatError &e) {
+                anomalies.push_back("a pickle passed to " + cls + " does not read: " + e.what());
+                for (auto g : inner.globals()) {
+                    g.name += " (in a pickle passed to " + cls + ")";
+                    found.push_back(std::move(g));
+                }
+            }
+        }
+        for (auto &c : childrenOf(*v))
+            stack.push_back(std::move(c.value));
+    }
+}
+} // namespace
+
 SecurityReport securityReport(const Document &doc)
 {
     SecurityReport r;
     r.anomalies = doc.anomalies;
-    for (const auto &g : doc.globals) {
+    std::vector<GlobalUse> globals = doc.globals;
+    scanNestedPickles(doc.root, globals, r.anomalies, 0);
+    for (const auto &g : globals) {
         auto v = classifyGlobal(g);
         if (v.cls == GlobalClass::Dangerous)
             r.dangerous = true;

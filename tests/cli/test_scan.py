@@ -43,6 +43,13 @@ def main():
         check(dangerous == ["posix.system"], f"{f}: dangerous globals {dangerous}")
         check(rep["dangerous"] is True and rep["weights_only_loadable"] is False, f"{f}: verdict {rep}")
         check(not os.path.exists(marker), f"{f}: the payload ran (marker exists)")
+    # Every hostile input that names a dangerous global is flagged; the others are not.
+    for f, info in hostile.items():
+        if info.get("expect") != "ok":
+            continue
+        r = scan(f)
+        want = 3 if info.get("dangerous") else 0
+        check(r.returncode == want, f"{f}: exit {r.returncode}, expected {want}: {r.stdout[:200]}")
     r = scan("state_dict.pth", "os_system.pth")
     check(r.returncode == 3, f"mixed: exit {r.returncode}, expected 3")
     r = scan("truncated.pth", "os_system.pth")

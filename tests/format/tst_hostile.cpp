@@ -1,0 +1,70 @@
+// Hostile inputs an attacker would write (made by the fixture generator, never unpickled there):
+// each gives a clear error or a safe reading, with dangerous names flagged and zip tricks reported.
+// What to expect of each is recorded beside it in fixtures/expected.json ("__hostile__").
+#include "document.h"
+#include "error.h"
+#include "security.h"
+
+#include <QtTest>
+
+using namespace ckpt;
+
+class TestHostile : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void inputs_data();
+    void inputs();
+};
+
+void TestHostile::inputs_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QJsonObject>("expect");
+    QFile f(QStringLiteral(CKPT_FIXTURES_DIR "/expected.json"));
+    if (!f.open(QIODevice::ReadOnly))
+        return;
+    const auto hostile = QJsonDocument::fromJson(f.readAll()).object().value("__hostile__").toObject();
+    for (auto it = hostile.begin(); it != hostile.end(); ++it)
+        if (it.value().toObject().contains("expect"))
+            QTest::newRow(qPrintable(it.key())) << it.key() << it.value().toObject();
+}
+
+void TestHostile::inputs()
+{
+    QFETCH(QString, file);
+    QFETCH(QJsonObject, expect);
+    const QString path = QStringLiteral(CKPT_FIXTURES_DIR "/") + file;
+    const bool opens = expect.value("expect").toString() == "ok";
+    try {
+        const auto doc = readDocument(path.toStdString());
+        QVERIFY2(opens, "expected a clear error, got a reading");
+        const auto report = securityReport(doc);
+        QCOMPARE(report.dangerous, expect.value("dangerous").toBool(false));
+        if (expect.contains("global")) {
+            bool named = false;
+            for (const auto &g : report.globals)
+                named = named || (QString::fromStdString(g.use.name) == expect.value("global").toString() &&
+                                  g.cls == GlobalClass::Dangerous);
+            QVERIFY2(named, qPrintable(expect.value("global").toString() + " not flagged"));
+        }
+        QString warnings, anomalies;
+        for (const auto &w : doc.warnings)
+            warnings += QString::fromStdString(w) + "\n";
+        for (const auto &a : report.anomalies)
+            anomalies += QString::fromStdString(a) + "\n";
+        if (expect.contains("warning"))
+            QVERIFY2(warnings.contains(expect.value("warning").toString()), qPrintable(warnings));
+        if (expect.contains("anomaly"))
+            QVERIFY2(anomalies.contains(expect.value("anomaly").toString()), qPrintable(anomalies));
+        for (const auto &a : expect.value("anomalies").toArray())
+            QVERIFY2(anomalies.contains(a.toString()), qPrintable(anomalies));
+    } catch (const FormatError &e) {
+        const QString what = QString::fromUtf8(e.what());
+        QVERIFY2(!opens, qPrintable(what));
+        QVERIFY2(what.startsWith(path + ": "), qPrintable(what));
+        QVERIFY2(what.contains(expect.value("message").toString()), qPrintable(what));
+    }
+}
+
+QTEST_GUILESS_MAIN(TestHostile)
+#include "tst_hostile.moc"
