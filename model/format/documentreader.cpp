@@ -157,15 +157,27 @@ private:
         }
         if (const auto *bo = zip.find("byteorder")) {
             auto b = zip.read(*bo);
-            if (asText(b.bytes, 16).starts_with("big"))
-                m_doc.warnings.push_back("storages were written big-endian; values are not byte-swapped yet");
+            m_bigEndian = asText(b.bytes, 16).starts_with("big");
         }
+        std::string records;  // torch 2.x bookkeeping records, shown in the format detail
+        for (const char *r : {".format_version", ".storage_alignment"})
+            if (const auto *e = zip.find(r)) {
+                auto b = zip.read(*e);
+                std::string v(asText(b.bytes, 16));
+                while (!v.empty() && (v.back() == '\n' || v.back() == '\r'))
+                    v.pop_back();
+                records += std::string(", ") + (r + 1) + " " + v;
+            }
+        if (zip.find(".data/serialization_id"))
+            records += ", serialization id";
+        if (m_bigEndian)
+            records += ", big-endian storages (swapped on read)";
         const bool mobile = zip.find("bytecode.pkl") != nullptr;
         m_doc.formatDetail = std::string(script ? (mobile ? "TorchScript archive with a mobile (lite interpreter) export"
                                                           : "TorchScript archive")
                                                 : "torch zip archive") +
-                             (version.empty() ? "" : ", version " + version) + ", records under '" + zip.prefix() +
-                             "'";
+                             (version.empty() ? "" : ", version " + version) + records + ", records under '" +
+                             zip.prefix() + "'";
         auto zipCopy = std::make_shared<const ZipArchive>(zip);
         m_doc.root = runZipPickle(zip, zipCopy, *pkl, "data/", data, true);
         // TorchScript keeps frozen weights and other constants in constants.pkl.
@@ -216,8 +228,20 @@ private:
         if (it != m_doc.storages.end())
             return Value::storage(it->second);
         const auto *rec = zip.find(record);
+        const std::size_t unit = dtypeIsComplex(fresh->dtype) ? dtypeSize(fresh->dtype) / 2 : dtypeSize(fresh->dtype);
         if (!rec) {
             fresh->problem = "storage record '" + record + "' is missing from the archive";
+        } else if (m_bigEndian && unit > 1) {
+            // Written on a big-endian machine: the numbers are produced byte-swapped on first use.
+            fresh->setLoader(rec->size, [zip = zipCopy, entry = *rec, file = m_doc.file, unit]() {
+                auto rb = zip->read(entry);
+                auto swapped = std::make_shared<std::vector<std::uint8_t>>(rb.bytes.begin(), rb.bytes.end());
+                for (std::size_t off = 0; off + unit <= swapped->size(); off += unit)
+                    std::reverse(swapped->begin() + static_cast<std::ptrdiff_t>(off),
+                                 swapped->begin() + static_cast<std::ptrdiff_t>(off + unit));
+                return std::shared_ptr<const std::vector<std::uint8_t>>(swapped);
+            });
+            checkDeclaredSize(*fresh);
         } else if (rec->method == 0) {
             try {
                 fresh->setBytes(zip.read(*rec).bytes);
@@ -252,6 +276,8 @@ private:
             s += ", …";
         return s;
     }
+
+    bool m_bigEndian = false;  // the archive's byteorder record says "big"
 
     // Inflated records must outlive the reader: the document's mapping owns them from here.
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> m_owned;

@@ -27,6 +27,7 @@ private Q_SLOTS:
     void torchScript();
     void safetensorsValues_data();
     void safetensorsValues();
+    void bigEndianIsSwapped();
     void numpyArrays_data();
     void numpyArrays();
 
@@ -271,6 +272,18 @@ void TestCompute::safetensorsValues()
         QVERIFY2(std::abs(got - row[3].toDouble()) <= 1e-9 * std::max(1.0, std::abs(row[3].toDouble())),
                  qPrintable(file + ": " + row[0].toString()));
     }
+}
+
+void TestCompute::bigEndianIsSwapped()
+{
+    const QString twin = m_expected.value("__big_endian__").toObject().value("big_endian.pth").toString();
+    const auto big = readDocument(CKPT_FIXTURES_DIR "/big_endian.pth");
+    const auto little = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + twin).toStdString());
+    QVERIFY(QString::fromStdString(big.formatDetail).contains("big-endian"));
+    QCOMPARE(big.stateDict.size(), little.stateDict.size());
+    for (std::size_t i = 0; i < big.stateDict.size(); ++i)
+        QVERIFY2(at::equal(toTensor(big.stateDict[i].ref(), false), toTensor(little.stateDict[i].ref(), false)),
+                 big.stateDict[i].name.c_str());
 }
 
 void TestCompute::numpyArrays_data()
