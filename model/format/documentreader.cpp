@@ -5,9 +5,13 @@
 #include "textcodec.h"
 #include "safetensorsreader.h"
 #include "tararchive.h"
+#include "valuetree.h"
 #include "ziparchive.h"
 
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <cstring>
 #include <limits>
 #include <string_view>
@@ -138,6 +142,10 @@ private:
         m_doc.anomalies = zip.anomalies();
         const auto *pkl = zip.find("data.pkl");
         const bool script = zip.find("constants.pkl") != nullptr;
+        if (!pkl && zip.find("model.json")) {
+            readTorchScriptJson(zip, data);
+            return;
+        }
         if (!pkl) {
             if (zip.find("bytecode.pkl"))
                 throw FormatError("this is a TorchScript mobile (lite interpreter) export without data.pkl; "
@@ -183,6 +191,119 @@ private:
         // TorchScript keeps frozen weights and other constants in constants.pkl.
         if (const auto *constants = script ? zip.find("constants.pkl") : nullptr)
             m_doc.constants = runZipPickle(zip, zipCopy, *constants, "constants/", data, false);
+        keepOwnedBuffers();
+    }
+
+    // TorchScript of torch 1.0-1.2: model.json describes modules, parameters and tensors (strings
+    // for numbers, as protobuf's JSON writes them); attributes.pkl holds attribute values, tensors
+    // among them as torch.jit._pickle.build_tensor_from_id(index).
+    void readTorchScriptJson(const ZipArchive &zip, std::span<const std::uint8_t> data)
+    {
+        using json = nlohmann::json;
+        m_doc.format = ContainerFormat::TorchScript;
+        const auto *model = zip.find("model.json");
+        auto mb = zip.read(*model);
+        if (mb.owned)
+            m_owned.push_back(mb.owned);
+        json j;
+        try {
+            j = json::parse(mb.bytes.begin(), mb.bytes.end());
+        } catch (const json::exception &e) {
+            throw FormatError("record 'model.json' is not valid JSON: " + std::string(e.what()));
+        }
+        auto number = [](const json &v, const std::string &what) -> std::int64_t {
+            try {
+                if (v.is_number_integer())
+                    return v.get<std::int64_t>();
+                if (v.is_string())
+                    return std::stoll(v.get<std::string>());
+            } catch (const std::exception &) {
+            }
+            throw FormatError("model.json: " + what + " is not an integer");
+        };
+        static const std::map<std::string, DType> types{
+            {"FLOAT", DType::Float32}, {"DOUBLE", DType::Float64}, {"FLOAT16", DType::Float16},
+            {"INT64", DType::Int64},   {"INT32", DType::Int32},    {"INT16", DType::Int16},
+            {"INT8", DType::Int8},     {"UINT8", DType::UInt8},    {"BOOL", DType::Bool}};
+        std::vector<ValuePtr> tensors;
+        if (j.contains("tensors") && j["tensors"].is_array())
+            for (const auto &t : j["tensors"]) {
+                auto ref = std::make_shared<TensorRef>();
+                const std::string type = t.value("dataType", "FLOAT");
+                auto it = types.find(type);
+                if (it == types.end())
+                    throw FormatError("model.json: tensor of unsupported dataType " + type);
+                ref->dtype = it->second;
+                for (const auto &d : t.value("dims", json::array()))
+                    ref->shape.push_back(number(d, "tensor dims"));
+                for (const auto &d : t.value("strides", json::array()))
+                    ref->strides.push_back(number(d, "tensor strides"));
+                ref->storageOffset = t.contains("offset") ? number(t["offset"], "tensor offset") : 0;
+                ref->requiresGrad = t.value("requiresGrad", false);
+                ref->rebuild = "model.json";
+                const std::string key = t.contains("data") ? t["data"].value("key", "") : "";
+                auto &storage = m_doc.storages[key];
+                if (!storage) {
+                    storage = std::make_shared<StorageRef>();
+                    storage->key = key;
+                    storage->dtype = ref->dtype;
+                    storage->location = t.value("device", "cpu");
+                    if (const auto *rec = zip.find(key); rec && rec->method == 0)
+                        storage->setBytes(zip.read(*rec).bytes);
+                    else
+                        storage->problem = "tensor record '" + key + "' is missing or compressed";
+                }
+                ref->storage = storage;
+                tensors.push_back(Value::tensor(ref));
+            }
+        // attributes.pkl: a list of attribute values.
+        ValuePtr attributes;
+        if (const auto *a = zip.find("attributes.pkl")) {
+            auto ab = zip.read(*a);
+            if (ab.owned)
+                m_owned.push_back(ab.owned);
+            m_machine.setBaseOffset(ab.owned ? 0 : static_cast<std::uint64_t>(ab.bytes.data() - data.data()));
+            try {
+                attributes = m_machine.run(ab.bytes).value;
+            } catch (const FormatError &e) {
+                throw FormatError("record 'attributes.pkl': " + std::string(e.what()));
+            }
+        }
+        auto tensorAt = [&tensors](std::int64_t i) -> ValuePtr {
+            return i >= 0 && static_cast<std::size_t>(i) < tensors.size() ? tensors[static_cast<std::size_t>(i)] : nullptr;
+        };
+        auto attributeAt = [&](std::int64_t i) -> ValuePtr {
+            if (!attributes || !attributes->isSequence() || i < 0 || static_cast<std::size_t>(i) >= attributes->items().size())
+                return nullptr;
+            ValuePtr v = attributes->items()[static_cast<std::size_t>(i)];
+            if (className(*v) == "torch.jit._pickle.build_tensor_from_id" && v->args() && v->args()->isSequence() &&
+                !v->args()->items().empty() && v->args()->items()[0]->isInt())
+                return tensorAt(v->args()->items()[0]->asInt());
+            return v;
+        };
+        std::function<ValuePtr(const json &, std::uint32_t)> module = [&](const json &m, std::uint32_t depth) -> ValuePtr {
+            if (depth > PickleLimits::kMaxDepth)
+                throw FormatError("model.json: modules nest deeper than the limit");
+            auto attrs = Value::dict();
+            for (const auto &p : m.value("parameters", json::array()))
+                if (auto t = tensorAt(number(p.value("tensorId", json("-1")), "tensorId")))
+                    attrs->entries().push_back({Value::string(p.value("name", "?")), t});
+            for (const auto &a : m.value("attributes", json::array()))
+                if (auto v = attributeAt(number(a.value("id", json("-1")), "attribute id")))
+                    attrs->entries().push_back({Value::string(a.value("name", "?")), v});
+            for (const auto &sub : m.value("submodules", json::array())) {
+                auto child = module(sub, depth + 1);
+                attrs->noteChild(child);
+                attrs->entries().push_back({Value::string(sub.value("name", "?")), child});
+            }
+            auto obj = Value::object(Value::global("__torch__", m.value("name", "module")), Value::tuple());
+            obj->setState(attrs);
+            obj->noteChild(attrs);
+            return obj;
+        };
+        m_doc.root = module(j.value("mainModule", json::object()), 0);
+        m_doc.formatDetail = "TorchScript archive of torch 1.0-1.2 (model.json, producer " +
+                             j.value("producerVersion", std::string("?")) + "), records under '" + zip.prefix() + "'";
         keepOwnedBuffers();
     }
 

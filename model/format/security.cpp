@@ -119,7 +119,8 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
         v.reason = name + " can execute code or reach arbitrary objects";
         return v;
     }
-    if (contains(kUnderstood, name) || isStorageOrDtype(use) || use.module.starts_with("torch.nn.modules.")) {
+    if (contains(kUnderstood, name) || isStorageOrDtype(use) || use.module.starts_with("torch.nn.modules.") ||
+        use.module == "torch.jit._pickle") {
         v.cls = GlobalClass::Understood;
         return v;
     }

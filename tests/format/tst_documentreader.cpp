@@ -348,7 +348,6 @@ void TestDocumentReader::corpus()
     static const QMap<QString, QString> unsupported{
         // Built by a script, not by PyTorch: no 'tensors' member (the corpus README allows an error).
         {"burn_store_tar_multi_dtype_SYNTHETIC.tar", "tar archive without a 'tensors' member"},
-        {"tchrs_foo_2019-05-14.pt", "without a data.pkl record"},
     };
     try {
         const auto doc = readDocument(path.toStdString());
