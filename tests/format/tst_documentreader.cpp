@@ -349,9 +349,57 @@ void TestDocumentReader::corpus()
         // Built by a script, not by PyTorch: no 'tensors' member (the corpus README allows an error).
         {"burn_store_tar_multi_dtype_SYNTHETIC.tar", "tar archive without a 'tensors' member"},
     };
+    // Format, kind and tensor count of each corpus file, checked by hand against MANIFEST.tsv
+    // (its detected format, content kind and storage counts); tensors are the state dict's, or every
+    // tensor of the file when there is none.
+    static const QMap<QString, std::tuple<QString, QString, int>> known{
+        {"ADVERSARIAL_rsac_infected_test_model.bin", {"zip", "state_dict", 23}},
+        {"allennlp_biaffine_dependency_parser_best_2020-01-16.th", {"legacy", "state_dict", 18}},
+        {"allennlp_bidaf_best_2017-08-11.th", {"legacy", "state_dict", 24}},
+        {"allennlp_elmo_multilingual_es_align_2019-06-05.th", {"legacy", "tensor", 1}},
+        {"allennlp_semantic_parsing_wikitables_best_2018-05-14.th", {"legacy", "state_dict", 27}},
+        {"allennlp_simple_tagger_training_state_e1_b0_2021-12-08.th", {"zip", "training_checkpoint", 18}},
+        {"allennlp_tmpout7_training_state_epoch_0_2018-09-27.th", {"legacy", "training_checkpoint", 32}},
+        {"androiddemo_asl_2021-11.ptl", {"torchscript", "torchscript_module", 12}},
+        {"androiddemo_mobilenet_quantized_scripted_2019-09.pt", {"torchscript", "torchscript_module", 110}},
+        {"androiddemo_model-reddit16_2019-09.pt1", {"torchscript", "torchscript_module", 13}},
+        {"burn_complex_nested.pt", {"zip", "state_dict", 23}},
+        {"burn_lpips_squeeze.pt", {"zip", "state_dict", 66}},
+        {"burn_store_bfloat16.pt", {"zip", "state_dict", 1}},
+        {"burn_store_checkpoint.pt", {"zip", "training_checkpoint", 4}},
+        {"burn_store_legacy_shared_storage.pt", {"legacy", "state_dict", 3}},
+        {"burn_store_legacy_uncloned_views.pt", {"legacy", "state_dict", 2}},
+        {"burn_store_non_contiguous.pt", {"zip", "state_dict", 2}},
+        {"candle_boolean_2026.pt", {"zip", "state_dict", 1}},
+        {"candle_config.pt", {"zip", "generic", 0}},
+        {"candle_test_with_key.pt", {"zip", "state_dict", 1}},
+        {"dface_mtcnn.pt", {"legacy", "generic", 21}},
+        {"gopickle_tensor_bfloat16_proto2_legacy_2023.pt", {"legacy", "tensor", 1}},
+        {"gopickle_tensor_bfloat16_proto4_zip_2023.pt", {"zip", "tensor", 1}},
+        {"gopickle_tensor_float16_proto5_zip_2020.pt", {"zip", "tensor", 1}},
+        {"lightning_annealed_epoch0_2020-10.ckpt", {"legacy", "lightning_checkpoint", 35}},
+        {"onmt_test_model2_2017-09.pt", {"legacy", "training_checkpoint", 12}},
+        {"picklejl_linear_state.bin", {"legacy", "state_dict", 2}},
+        {"picklescan_pytorch_model.bin", {"legacy", "state_dict", 38}},
+        {"practicalpytorch_char-rnn-classification_2017-01_TAR.pt", {"tar", "full_model", 4}},
+        {"qsound_entire_model.pth", {"zip", "full_model", 6}},
+        {"quantdemo_model_best.pth.tar", {"zip", "training_checkpoint", 23}},
+        {"quantdemo_model_int8.pt", {"torchscript", "torchscript_module", 10}},
+        {"tchrs_foo4_2019-12-07.pt", {"torchscript", "torchscript_module", 0}},
+        {"tchrs_foo_2019-05-14.pt", {"torchscript", "torchscript_module", 1}},
+        {"tchrs_foo_2022-03-12.pt", {"torchscript", "torchscript_module", 1}},
+        {"torchsharp_exported.method.pt", {"torchscript", "torchscript_module", 1}},
+        {"torchsharp_linrelu.script.pt", {"torchscript", "torchscript_module", 2}},
+        {"vdsr_model_epoch_50_2018-03.pth", {"legacy", "training_checkpoint", 20}},
+    };
     try {
         const auto doc = readDocument(path.toStdString());
         QVERIFY2(!unsupported.contains(name), "now opens: move it out of the unsupported list");
+        QVERIFY2(known.contains(name), "a new corpus file: add its format, kind and tensor count");
+        const auto [format, kind, count] = known.value(name);
+        QCOMPARE(QString::fromStdString(formatName(doc.format)), format);
+        QCOMPARE(QString::fromStdString(kindName(doc.kind)), kind);
+        QCOMPARE(static_cast<int>(doc.hasStateDict ? doc.stateDict.size() : doc.tensors.size()), count);
         for (const auto &t : doc.stateDict)
             QVERIFY2(t.ref().problem.empty(), qPrintable(name + ": " + QString::fromStdString(t.name)));
         // Everything is listed: each tensor anywhere in the tree appears in the JSON export.
