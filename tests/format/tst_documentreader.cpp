@@ -7,18 +7,13 @@
 
 #include <QtTest>
 
+#include "testdata.h"
+
 using namespace ckpt;
 
 namespace {
-QJsonObject expectedListing()
-{
-    QFile f(QStringLiteral(CKPT_FIXTURES_DIR "/expected.json"));
-    if (!f.open(QIODevice::ReadOnly))
-        return {};
-    return QJsonDocument::fromJson(f.readAll()).object();
-}
-
-QString fixture(const QString &name) { return QStringLiteral(CKPT_FIXTURES_DIR "/") + name; }
+using test::expectedListing;
+QString fixture(const QString &name) { return test::fixturePath(name); }
 
 QJsonArray toJsonArray(const std::vector<std::int64_t> &v)
 {

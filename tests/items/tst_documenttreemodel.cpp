@@ -14,19 +14,15 @@
 #include <QSortFilterProxyModel>
 #include <QTest>
 
+#include "testdata.h"
+
 using namespace ckpt;
 
 namespace {
 
-QString fixture(const QString &name)
-{
-    return QStringLiteral(CKPT_FIXTURES_DIR "/") + name;
-}
-
-std::shared_ptr<const Document> readFixture(const QString &name)
-{
-    return std::make_shared<const Document>(readDocument(fixture(name).toStdString()));
-}
+using test::fixturePath;
+using test::readFixture;
+QString fixture(const QString &name) { return fixturePath(name); }
 
 std::shared_ptr<const Document> readBytes(std::string bytes)
 {
@@ -79,13 +75,7 @@ std::string selfListPickle()
     return "\x80\x02}("s + unicode("loop") + "]q\x00h\x00"s + "a"s + unicode("again") + "h\x00u."s;
 }
 
-QJsonObject expectedJson()
-{
-    QFile f(fixture(QStringLiteral("expected.json")));
-    if (!f.open(QIODevice::ReadOnly))
-        return {};
-    return QJsonDocument::fromJson(f.readAll()).object();
-}
+QJsonObject expectedJson() { return test::expectedListing(); }
 
 } // namespace
 

@@ -11,27 +11,17 @@
 #include <QSortFilterProxyModel>
 #include <QTest>
 
+#include "testdata.h"
+
 using namespace ckpt;
 
 namespace {
 
-QString fixture(const QString &name)
-{
-    return QStringLiteral(CKPT_FIXTURES_DIR "/") + name;
-}
+using test::fixturePath;
+using test::readFixture;
+QString fixture(const QString &name) { return fixturePath(name); }
 
-std::shared_ptr<const Document> readFixture(const QString &name)
-{
-    return std::make_shared<const Document>(readDocument(fixture(name).toStdString()));
-}
-
-QJsonObject expectedJson()
-{
-    QFile f(fixture(QStringLiteral("expected.json")));
-    if (!f.open(QIODevice::ReadOnly))
-        return {};
-    return QJsonDocument::fromJson(f.readAll()).object();
-}
+QJsonObject expectedJson() { return test::expectedListing(); }
 
 QString shapeText(const QJsonArray &shape)
 {
