@@ -82,7 +82,7 @@ at::Tensor toTensor(const TensorRef &ref, bool copy)
     if (!ref.storage || !ref.storage->resolved)
         throw std::runtime_error("tensor storage is not available");
     std::int64_t extent = 0;
-    if (!ref.extentElements(extent) || extent > ref.storage->availableElements())
+    if (!ref.extentElements(extent) || !ref.fitsStorage(extent))
         throw std::runtime_error("tensor extent does not fit its storage");
     // from_blob never writes through the pointer here: the view is read-only by contract.
     auto *base = const_cast<std::uint8_t *>(ref.storage->data().data()) +

@@ -148,11 +148,20 @@ const std::string &TensorRef::validate()
         problem = "no storage";
     } else if (!storage->resolved) {
         problem = storage->problem.empty() ? "storage record '" + storage->key + "' is missing" : storage->problem;
-    } else if (extent > storage->availableElements()) {
+    } else if (!fitsStorage(extent)) {
+        // Counted in the tensor's elements: an untyped storage holds bytes of any type.
         problem = "needs " + std::to_string(extent) + " elements of storage '" + storage->key + "' but the record holds " +
-                  std::to_string(storage->availableElements());
+                  std::to_string(storage->byteSize / dtypeSize(dtype));
     }
     return problem;
+}
+
+bool TensorRef::fitsStorage(std::int64_t extent) const
+{
+    std::uint64_t bytes = 0;
+    return storage && storage->resolved && extent >= 0 &&
+           !__builtin_mul_overflow(static_cast<std::uint64_t>(extent), dtypeSize(dtype), &bytes) &&
+           bytes <= storage->byteSize;
 }
 
 std::span<const std::uint8_t> TensorRef::spannedBytes() const

@@ -74,6 +74,8 @@ struct TensorRef {
     // Elements of the storage the tensor spans: offset + 1 + sum(stride*(size-1)), 0 when empty.
     // Returns false on arithmetic overflow or negative values.
     bool extentElements(std::int64_t &out) const;
+    // True when `extent` elements of this tensor's type fit in its storage's bytes.
+    bool fitsStorage(std::int64_t extent) const;
     // Checks the extent against the storage; sets and returns `problem` ("" when it fits).
     const std::string &validate();
     // Bytes from the tensor's first element to one past its last; empty when invalid or empty.

@@ -215,6 +215,11 @@ void TestCompute::specialTensors()
             QCOMPARE(QString::fromStdString(r.device()), QString("meta"));
             QVERIFY_THROWS_EXCEPTION(std::runtime_error, api.statistics(r));
         }
+        if (e.contains("class")) {
+            // A tensor subclass is a tensor, labelled with its class.
+            QCOMPARE(QString::fromStdString(t.value->pythonClass()), e.value("class").toString());
+            QCOMPARE(api.values(r, 0, r.numel()), numbers(e.value("values")));
+        }
     }
 }
 

@@ -58,6 +58,18 @@ void TestHostile::inputs()
             QVERIFY2(anomalies.contains(expect.value("anomaly").toString()), qPrintable(anomalies));
         for (const auto &a : expect.value("anomalies").toArray())
             QVERIFY2(anomalies.contains(a.toString()), qPrintable(anomalies));
+        const QJsonArray tensors = expect.value("tensors").toArray();
+        if (!tensors.isEmpty()) {
+            QCOMPARE(static_cast<qsizetype>(doc.tensors.size()), tensors.size());
+            for (int i = 0; i < tensors.size(); ++i) {
+                const auto row = tensors[i].toArray();
+                const auto &t = doc.tensors[static_cast<std::size_t>(i)];
+                QCOMPARE(QString::fromStdString(t.name), row[0].toString());
+                QCOMPARE(QString(QLatin1String(dtypeName(t.ref().dtype))), row[1].toString());
+                QCOMPARE(static_cast<qint64>(t.ref().shape.at(0)), row[2].toArray().at(0).toInteger());
+                QVERIFY2(t.ref().problem.empty(), t.ref().problem.c_str());
+            }
+        }
     } catch (const FormatError &e) {
         const QString what = QString::fromUtf8(e.what());
         QVERIFY2(!opens, qPrintable(what));
