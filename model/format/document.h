@@ -52,6 +52,7 @@ struct Document {
     ValuePtr root;
     ValuePtr constants;                 // TorchScript: what constants.pkl holds (frozen weights ...)
     ValuePtr formatMetadata;            // safetensors __metadata__, a shard index's metadata
+    std::vector<std::string> sourceRecords;  // TorchScript: its code/*.py records (never run)
     std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> ownedBuffers;  // inflated records
     std::vector<std::shared_ptr<MappedFile>> extraFiles;  // shards of a sharded checkpoint

@@ -186,6 +186,10 @@ private:
                                                 : "torch zip archive") +
                              (version.empty() ? "" : ", version " + version) + records + ", records under '" +
                              zip.prefix() + "'";
+        if (script)
+            for (const auto &e : zip.entries())
+                if (e.name.compare(0, zip.prefix().size() + 5, zip.prefix() + "code/") == 0 && e.name.ends_with(".py"))
+                    m_doc.sourceRecords.push_back(e.name.substr(zip.prefix().size()));
         auto zipCopy = std::make_shared<const ZipArchive>(zip);
         m_doc.root = runZipPickle(zip, zipCopy, *pkl, "data/", data, true);
         // TorchScript keeps frozen weights and other constants in constants.pkl.

@@ -295,6 +295,8 @@ json documentToJson(const Document &doc)
         meta["__metadata__"] = valueToJson(doc.formatMetadata);
     j["metadata"] = meta;
     j["conventions"] = doc.conventions;
+    if (!doc.sourceRecords.empty())
+        j["torchscript_code"] = doc.sourceRecords;
     json globals = json::array();
     for (const auto &g : doc.globals)
         globals.push_back({{"name", g.name}, {"count", g.count}, {"first_offset", g.firstOffset}});

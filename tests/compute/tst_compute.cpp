@@ -237,6 +237,8 @@ void TestCompute::torchScript()
     const auto doc = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + file).toStdString());
     QCOMPARE(doc.format, ContainerFormat::TorchScript);
     QCOMPARE(doc.kind, DocumentKind::ScriptModule);
+    QVERIFY(!doc.sourceRecords.empty());
+    QVERIFY(doc.sourceRecords.front().starts_with("code/__torch__"));
     // Parameters by name, as torch.jit.load's state_dict() lists them.
     const QJsonArray params = expected.value("parameters").toArray();
     int i = 0;
