@@ -16,7 +16,7 @@ namespace ckpt {
 struct PickleLimits {
     static constexpr std::uint32_t kMaxDepth = 1000;              // nesting of containers
     static constexpr std::size_t kMaxMemo = 16u << 20;            // memo entries
-    static constexpr std::size_t kMaxBigIntBytes = 1u << 16;      // LONG1/LONG4 payload
+    static constexpr std::size_t kMaxBigIntBytes = 4096;  // LONG1/LONG4 payload (decimal text is quadratic)
 };
 
 // Every global name a pickle mentions, with how often and where first.

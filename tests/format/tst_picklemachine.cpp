@@ -37,6 +37,7 @@ private Q_SLOTS:
     void errors();
     void memoKeepsIdentity();
     void memoBombStaysShared();
+    void bigIntegerAtTheLimit();
     void nestingLimit_data();
     void nestingLimit();
     void deepTreeDestroysWithoutRecursion();
@@ -207,8 +208,8 @@ void TestPickleMachine::errors_data()
     QTest::newRow("unterminated line") << T("I12") << "not terminated by a newline";
     QTest::newRow("bad INT text") << T("Iabc\n.") << "'abc' is not an integer";
     QTest::newRow("LONG4 negative length") << H("80 02 8b ff ff ff ff") << "negative byte count";
-    QTest::newRow("LONG4 past limit") << H("80 02 8b") + u32(70000) + QByteArray(70000, '\1') + H("2e")
-                                      << "integer of 70000 bytes exceeds the limit";
+    QTest::newRow("LONG4 past limit") << H("80 02 8b") + u32(4097) + QByteArray(4097, '\1') + H("2e")
+                                      << "integer of 4097 bytes exceeds the limit of 4096";
     QTest::newRow("rebuild with a non-storage") << H("80 02 63") + "torch._utils\n_rebuild_tensor_v2\n" +
                                                        H("28 4b 01 4b 00 29 29 89 4e 74 52 2e")
                                                 << "first argument is a int, not a storage";
@@ -263,6 +264,19 @@ void TestPickleMachine::memoBombStaysShared()
     const auto dumped = valueToJson(v).dump();
     QVERIFY2(dumped.size() < 20000, qPrintable(QString::number(dumped.size())));
     QVERIFY(dumped.find("__ref__") != std::string::npos);
+}
+
+void TestPickleMachine::bigIntegerAtTheLimit()
+{
+    // 2**(8*4095): 4096 bytes, the widest integer accepted; Python's own str() gives these digits.
+    const QByteArray p = H("80 02 8b") + u32(4096) + QByteArray(4095, '\0') + H("01 2e");
+    PickleMachine m;
+    const auto v = runPickle(p, m).value;
+    QCOMPARE(v->kind(), Value::Kind::BigInt);
+    const QString digits = QString::fromStdString(v->text());
+    QCOMPARE(digits.size(), 9862);
+    QVERIFY(digits.startsWith(QStringLiteral("55291446525193546445")));
+    QVERIFY(digits.endsWith(QStringLiteral("95010422283725438976")));
 }
 
 void TestPickleMachine::nestingLimit_data()
