@@ -56,6 +56,7 @@ struct Document {
     std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> ownedBuffers;  // inflated records
     std::vector<std::shared_ptr<MappedFile>> extraFiles;  // shards of a sharded checkpoint
+    std::vector<std::shared_ptr<ValueArena>> arenas;      // break the values' cycles when the last copy goes
     std::map<std::string, std::shared_ptr<StorageRef>> storages;
     std::vector<GlobalUse> globals;
     std::vector<std::string> warnings;

@@ -109,6 +109,7 @@ public:
             throw FormatError(describeUnknown(data));
         }
         m_doc.globals = m_machine.globals();
+        m_doc.arenas.push_back(m_machine.arena());
         m_doc.warnings.insert(m_doc.warnings.end(), m_machine.warnings().begin(), m_machine.warnings().end());
     }
 

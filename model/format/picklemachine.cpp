@@ -170,7 +170,13 @@ private:
     }
 
     // --- the stacks ---------------------------------------------------------------------------
-    void push(ValuePtr v) { m_stack.push_back(std::move(v)); }
+    void push(ValuePtr v)
+    {
+        // Only containers can close a cycle (they are what APPEND, SETITEM and BUILD mutate).
+        if (v->kind() >= Value::Kind::Tuple && v->kind() != Value::Kind::Global && v->kind() != Value::Kind::Storage)
+            m_machine.m_arena->add(v);
+        m_stack.push_back(std::move(v));
+    }
     ValuePtr pop()
     {
         if (m_stack.size() <= (m_marks.empty() ? 0 : m_marks.back()))

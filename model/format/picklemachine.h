@@ -47,6 +47,8 @@ public:
     PickleMachine() = default;
     void setPersistentLoad(PersistentLoad load) { m_persistentLoad = std::move(load); }
     void setProgress(Progress p) { m_progress = std::move(p); }
+    // The containers built so far; whoever keeps the values keeps this too (see ValueArena).
+    const std::shared_ptr<ValueArena> &arena() const { return m_arena; }
     // Offset of the data within the file, so that errors and globals name file offsets.
     void setBaseOffset(std::uint64_t base) { m_base = base; }
 
@@ -65,6 +67,7 @@ private:
     std::map<std::string, std::size_t> m_globalIndex;
     std::vector<GlobalUse> m_globals;
     std::vector<std::string> m_warnings;
+    std::shared_ptr<ValueArena> m_arena = std::make_shared<ValueArena>();
 
     friend class PickleRun;
     void noteGlobal(const std::string &module, const std::string &qualname, std::uint64_t offset);

@@ -204,6 +204,7 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
         if (!shard.hasStateDict)
             throw FormatError("shard '" + shards[i] + "' holds no state dict");
         doc.extraFiles.push_back(shard.file);
+        doc.arenas.insert(doc.arenas.end(), shard.arenas.begin(), shard.arenas.end());
         doc.extraFiles.insert(doc.extraFiles.end(), shard.extraFiles.begin(), shard.extraFiles.end());
         doc.warnings.insert(doc.warnings.end(), shard.warnings.begin(), shard.warnings.end());
         doc.globals.insert(doc.globals.end(), shard.globals.begin(), shard.globals.end());

@@ -37,6 +37,23 @@ Value::~Value()
     }
 }
 
+void Value::releaseChildren()
+{
+    // Moved out first, so that destroying them cannot reach back into this node's vectors.
+    std::vector<ValuePtr> items = std::move(m_items);
+    std::vector<DictEntry> entries = std::move(m_entries);
+    ValuePtr cls = std::move(m_class), args = std::move(m_args), state = std::move(m_state);
+    m_items.clear();
+    m_entries.clear();
+}
+
+ValueArena::~ValueArena()
+{
+    for (auto &v : m_values)
+        if (v)
+            v->releaseChildren();
+}
+
 ValuePtr Value::none() { return std::make_shared<Value>(Kind::None); }
 
 ValuePtr Value::boolean(bool v)

@@ -117,6 +117,9 @@ public:
     std::uint32_t height() const { return m_height; }
     void noteChild(const ValuePtr &child);
 
+    // Drops every child (items, entries, class, arguments, state): breaks reference cycles.
+    void releaseChildren();
+
     // Short description of the type for display ("OrderedDict", "tuple", "Tensor", "argparse.Namespace").
     std::string typeName() const;
 
@@ -140,6 +143,20 @@ private:
 
 // A float as Python's repr prints it ("0.1", "1.0", "nan", "inf").
 std::string formatFloat(double v);
+
+// Owns the containers a pickle built, so that cycles (a list that holds itself, through the memo)
+// are broken when the last document using them goes away: shared pointers alone would leak them.
+class ValueArena {
+public:
+    ValueArena() = default;
+    ValueArena(const ValueArena &) = delete;
+    ValueArena &operator=(const ValueArena &) = delete;
+    ~ValueArena();
+    void add(const ValuePtr &v) { m_values.push_back(v); }
+
+private:
+    std::vector<ValuePtr> m_values;
+};
 
 // A scalar key rendered as Python would print it inside a path ("fc1.weight", "0", "True").
 std::string keyText(const Value &key);
