@@ -331,6 +331,8 @@ private:
     // --- globals and calls --------------------------------------------------------------------
     ValuePtr makeGlobal(std::string module, std::string name)
     {
+        if (!isValidUtf8(module) || !isValidUtf8(name))
+            fail("global name is not UTF-8 text (Python refuses it too)");
         auto [m, n] = remapGlobal(std::move(module), std::move(name));
         m_machine.noteGlobal(m, n, fileOffset());
         return Value::global(std::move(m), std::move(n));

@@ -210,6 +210,7 @@ void TestPickleMachine::errors_data()
     QTest::newRow("LONG4 negative length") << H("80 02 8b ff ff ff ff") << "negative byte count";
     QTest::newRow("LONG4 past limit") << H("80 02 8b") + u32(4097) + QByteArray(4097, '\1') + H("2e")
                                       << "integer of 4097 bytes exceeds the limit of 4096";
+    QTest::newRow("GLOBAL not UTF-8") << H("80 02 63 62 75 69 6c 74 69 6e 73 0a 69 8a 74 0a 2e") << "global name is not UTF-8";
     QTest::newRow("rebuild with a non-storage") << H("80 02 63") + "torch._utils\n_rebuild_tensor_v2\n" +
                                                        H("28 4b 01 4b 00 29 29 89 4e 74 52 2e")
                                                 << "first argument is a int, not a storage";

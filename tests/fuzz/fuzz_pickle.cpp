@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     });
     try {
         auto r = m.run({data, size});
-        (void)ckpt::valueToJson(r.value).dump();
+        (void)ckpt::valueToJson(r.value).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     } catch (const ckpt::FormatError &) {
     }
     return 0;
