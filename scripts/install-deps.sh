@@ -9,6 +9,9 @@ PACKAGES=(
     libtorch-dev nlohmann-json3-dev libcli11-dev zlib1g-dev
     python3-torch python3-numpy
     xvfb xauth imagemagick
+    dpkg-dev file lintian desktop-file-utils appstream shared-mime-info xdg-utils man-db
+    libfile-mimeinfo-perl
+    clang
 )
 
 missing=()

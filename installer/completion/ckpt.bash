@@ -1,0 +1,62 @@
+# bash completion for ckpt, the command-line twin of Checkpoint Studio.
+# Installed as /usr/share/bash-completion/completions/ckpt (loaded on demand by bash-completion).
+# Keep in step with app/cli/main.cpp: subcommands info and scan, each with --json.
+
+_ckpt()
+{
+    local cur prev words cword
+    if declare -F _init_completion >/dev/null 2>&1; then
+        _init_completion || return
+    else
+        # Without the bash-completion package: plain word splitting.
+        cur=${COMP_WORDS[COMP_CWORD]}
+        prev=${COMP_WORDS[COMP_CWORD - 1]}
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+    fi
+
+    local subcommand="" i
+    for ((i = 1; i < cword; i++)); do
+        case ${words[i]} in
+            info | scan)
+                subcommand=${words[i]}
+                break
+                ;;
+        esac
+    done
+
+    if [[ -z $subcommand ]]; then
+        if [[ $cur == -* ]]; then
+            mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
+        else
+            mapfile -t COMPREPLY < <(compgen -W 'info scan' -- "$cur")
+        fi
+        return
+    fi
+
+    if [[ $cur == -* ]]; then
+        mapfile -t COMPREPLY < <(compgen -W '--json --help' -- "$cur")
+        return
+    fi
+
+    # `info` takes one file: offer none once a file is given.
+    if [[ $subcommand == info ]]; then
+        local j
+        for ((j = i + 1; j < cword; j++)); do
+            [[ ${words[j]} != -* ]] && return
+        done
+    fi
+
+    # Checkpoints and folders; names are matched case-insensitively by extension.
+    local pattern='@(pth|pt|ckpt|bin|tar|safetensors|json|pkl|pickle|PTH|PT|CKPT|BIN|TAR|SAFETENSORS|JSON|PKL|PICKLE)'
+    if declare -F _filedir >/dev/null 2>&1; then
+        _filedir "$pattern"
+    else
+        local IFS=$'\n'
+        shopt -s extglob
+        COMPREPLY=($(compgen -d -- "$cur") $(compgen -f -X "!*.$pattern" -- "$cur"))
+    fi
+} &&
+    complete -F _ckpt ckpt
+
+# ex: filetype=sh
