@@ -2,6 +2,7 @@
 // layer only and never load LibTorch.
 #include "infocommand.h"
 #include "scancommand.h"
+#include "tensorscommand.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -29,6 +30,20 @@ int main(int argc, char **argv)
     scanCmd->add_option("files", scan.files, "Checkpoint files")->required();
     scanCmd->add_flag("--json", scan.json, "Print JSON");
 
+    ckpt::cli::TensorsOptions tensors;
+    auto *tensorsCmd = app.add_subcommand("tensors", "List the tensors (the state dict, or every tensor), with statistics");
+    tensorsCmd->add_option("file", tensors.file, "Checkpoint file")->required();
+    tensorsCmd->add_flag("--stats", tensors.stats, "Compute min, max, mean, std, L2 norm, zero fraction, NaN and Inf counts");
+    tensorsCmd->add_option("--filter", tensors.filter, "Only tensors whose name contains TEXT (case-insensitive)");
+    tensorsCmd->add_flag("--json", tensors.json, "Print JSON");
+
+    ckpt::cli::ShowOptions show;
+    auto *showCmd = app.add_subcommand("show", "Show one tensor (summary, statistics, first values) or any entry");
+    showCmd->add_option("file", show.file, "Checkpoint file")->required();
+    showCmd->add_option("key", show.key, "State-dict name (fc1.weight) or tree path (model_state_dict/fc1.weight)")->required();
+    showCmd->add_option("--limit", show.limit, "How many values to print (default 100)");
+    showCmd->add_flag("--json", show.json, "Print indented JSON");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
@@ -36,6 +51,10 @@ int main(int argc, char **argv)
     }
     if (infoCmd->parsed())
         return ckpt::cli::runInfo(info, std::cout, std::cerr);
+    if (tensorsCmd->parsed())
+        return ckpt::cli::runTensors(tensors, std::cout, std::cerr);
+    if (showCmd->parsed())
+        return ckpt::cli::runShow(show, std::cout, std::cerr);
     if (scanCmd->parsed())
         return ckpt::cli::runScan(scan, std::cout, std::cerr);
     return 2;

@@ -1,0 +1,173 @@
+#include "tensorscommand.h"
+
+#include "computeloader.h"
+#include "document.h"
+#include "error.h"
+#include "jsonexport.h"
+#include "valuetree.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+namespace ckpt::cli {
+
+namespace {
+using json = nlohmann::ordered_json;
+
+std::string lower(std::string s)
+{
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+}
+
+json number(double v)
+{
+    if (std::isnan(v))
+        return nullptr;
+    if (std::isinf(v))
+        return v > 0 ? "inf" : "-inf";
+    return v;
+}
+
+json statsJson(const TensorStats &s)
+{
+    return json{{"min", number(s.min)},
+                {"max", number(s.max)},
+                {"mean", number(s.mean)},
+                {"std", number(s.std)},
+                {"l2", number(s.l2)},
+                {"zero_fraction", s.count ? number(static_cast<double>(s.zeroCount) / static_cast<double>(s.count)) : json(nullptr)},
+                {"nan", s.nanCount},
+                {"inf", s.infCount}};
+}
+
+json entryJson(const NamedTensor &t)
+{
+    const auto &r = t.ref();
+    json j{{"name", t.name},       {"dtype", std::string(dtypeName(r.dtype))}, {"shape", r.shape},
+           {"numel", r.numel()},   {"bytes", r.nbytes()},                    {"device", r.device()}};
+    if (!r.problem.empty())
+        j["problem"] = r.problem;
+    return j;
+}
+
+// Statistics of one tensor, or the reason there are none (meta tensors, unsupported dtypes).
+json statsOf(const TensorRef &r)
+{
+    try {
+        return statsJson(ComputeLoader::api().statistics(r));
+    } catch (const std::runtime_error &e) {
+        return json{{"error", e.what()}};
+    }
+}
+
+std::string fixed(const json &v)
+{
+    if (v.is_null())
+        return "-";
+    if (v.is_string())
+        return v.get<std::string>();
+    std::ostringstream s;
+    s << std::setprecision(6) << v.get<double>();
+    return s.str();
+}
+
+const std::vector<NamedTensor> &tableOf(const Document &doc) { return doc.hasStateDict ? doc.stateDict : doc.tensors; }
+
+int fail(std::ostream &err, const std::string &file, const std::exception &e)
+{
+    const std::string what = e.what();
+    err << "ckpt: " << (dynamic_cast<const FormatError *>(&e) ? what : file + ": " + what) << '\n';
+    return 1;
+}
+} // namespace
+
+int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &err)
+{
+    try {
+        const Document doc = readDocument(options.file);
+        const std::string filter = lower(options.filter);
+        json rows = json::array();
+        for (const auto &t : tableOf(doc)) {
+            if (!filter.empty() && lower(t.name).find(filter) == std::string::npos)
+                continue;
+            json row = entryJson(t);
+            if (options.stats)
+                row["stats"] = statsOf(t.ref());
+            rows.push_back(std::move(row));
+        }
+        if (options.json) {
+            out << json{{"file", doc.path}, {"tensors", rows}}.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+            return 0;
+        }
+        for (const auto &row : rows) {
+            out << row["name"].get<std::string>() << "  " << row["dtype"].get<std::string>() << "  "
+                << shapeText(row["shape"].get<std::vector<std::int64_t>>()) << "  " << row["device"].get<std::string>();
+            if (row.contains("stats")) {
+                const auto &s = row["stats"];
+                if (s.contains("error"))
+                    out << "  (" << s["error"].get<std::string>() << ")";
+                else
+                    out << "  min " << fixed(s["min"]) << "  max " << fixed(s["max"]) << "  mean " << fixed(s["mean"])
+                        << "  std " << fixed(s["std"]) << "  l2 " << fixed(s["l2"]) << "  zeros "
+                        << fixed(s["zero_fraction"]) << "  nan " << s["nan"].get<std::int64_t>() << "  inf "
+                        << s["inf"].get<std::int64_t>();
+            }
+            out << '\n';
+        }
+        return 0;
+    } catch (const std::exception &e) {
+        return fail(err, options.file, e);
+    }
+}
+
+int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
+{
+    try {
+        const Document doc = readDocument(options.file);
+        ValuePtr value;
+        for (const auto &t : tableOf(doc))
+            if (t.name == options.key) {
+                value = t.value;
+                break;
+            }
+        if (!value) {
+            std::vector<std::string> path;
+            std::stringstream ss(options.key);
+            for (std::string part; std::getline(ss, part, '/');)
+                path.push_back(part);
+            value = findPath(doc.root, path);
+        }
+        if (!value)
+            throw FormatError(doc.path + ": no tensor or entry named '" + options.key + "'");
+        json j;
+        if (value->isTensor()) {
+            const auto &r = *value->tensorRef();
+            j = entryJson({options.key, value});
+            if (r.problem.empty() && r.layout != TensorRef::Layout::Meta) {
+                j["stats"] = statsOf(r);
+                const auto count = std::clamp<std::int64_t>(options.limit, 0, std::max<std::int64_t>(0, r.numel()));
+                try {
+                    auto values = ComputeLoader::api().values(r, 0, count);
+                    json v = json::array();
+                    for (double x : values)
+                        v.push_back(number(x));
+                    j["values"] = v;
+                } catch (const std::runtime_error &e) {
+                    j["values_error"] = e.what();
+                }
+            }
+        } else {
+            j = json{{"name", options.key}, {"type", value->typeName()}, {"value", valueToJson(value)}};
+        }
+        out << j.dump(options.json ? 2 : 1, ' ', false, json::error_handler_t::replace) << '\n';
+        return 0;
+    } catch (const std::exception &e) {
+        return fail(err, options.file, e);
+    }
+}
+
+} // namespace ckpt::cli

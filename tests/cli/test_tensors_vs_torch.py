@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""`ckpt tensors --stats --json` and `ckpt show` judged by PyTorch: for each fixture, PyTorch loads
+the file and computes the same statistics (over non-NaN values, in float64; std unbiased as
+torch.std) and the first values; the CLI must agree."""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
+import torch  # noqa: E402
+from torch_listing import classify  # noqa: E402
+
+FILES = ['state_dict.pth', 'training_checkpoint.pth', 'full_model.pth', 'dtypes.pth', 'dtypes_legacy.pth',
+         'views.pth', 'views_legacy.pth', 'cuda_saved.pth', 'nan_inf.pth', 'special_tensors.pth',
+         'weights.safetensors']
+
+
+def torch_stats(t):
+    if t.is_quantized:
+        t = t.dequantize()
+    if t.is_sparse:
+        t = t.to_dense()
+    v = torch.view_as_real(t).flatten() if t.is_complex() else t.flatten()
+    v = v.double()
+    nan = torch.isnan(v)
+    w = v[~nan]
+    s = {'nan': int(nan.sum()), 'inf': int(torch.isinf(w).sum()),
+         'zero_fraction': float((w == 0).sum()) / v.numel() if v.numel() else None}
+    if w.numel():
+        s.update(min=float(w.min()), max=float(w.max()), mean=float(w.mean()), l2=float(w.pow(2).sum().sqrt()),
+                 std=float(w.std()) if w.numel() > 1 else None)
+    return s
+
+
+def close(a, b):
+    if b is None or (isinstance(b, float) and math.isnan(b)):
+        return a is None
+    if isinstance(b, float) and math.isinf(b):
+        return a == ('inf' if b > 0 else '-inf')
+    return a is not None and not isinstance(a, str) and abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+def tensors_of(path):
+    if path.endswith('.safetensors'):
+        return None
+    obj = torch.load(path, map_location='cpu')
+    kind, _, tensors = classify(obj)
+    return tensors
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--ckpt', required=True)
+    ap.add_argument('--fixtures', required=True)
+    a = ap.parse_args()
+    sys.path.insert(0, a.fixtures)
+    passed = failed = 0
+
+    def check(ok, what):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print('FAIL', what)
+
+    for name in FILES:
+        path = os.path.join(a.fixtures, name)
+        r = subprocess.run([a.ckpt, 'tensors', path, '--stats', '--json'], capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, f'{name}: exit {r.returncode}: {r.stderr}')
+        if r.returncode:
+            continue
+        rows = {row['name']: row for row in json.loads(r.stdout)['tensors']}
+        if name == 'special_tensors.pth':
+            theirs = list(torch.load(path, map_location='cpu').items())
+        elif name == 'weights.safetensors':
+            expected = json.load(open(os.path.join(a.fixtures, 'expected.json')))['__safetensors__'][name]['tensors']
+            check(sorted(rows) == sorted(e[0] for e in expected), f'{name}: names')
+            continue
+        else:
+            theirs = tensors_of(path)
+        for tname, t in theirs:
+            row = rows.get(tname)
+            check(row is not None, f'{name}: {tname} missing')
+            if row is None:
+                continue
+            got = row['stats']
+            if t.is_meta:
+                check('error' in got, f'{name}: {tname}: a meta tensor has no statistics')
+                continue
+            want = torch_stats(t)
+            for k in ('min', 'max', 'mean', 'std', 'l2', 'zero_fraction'):
+                check(close(got.get(k), want.get(k)), f'{name}: {tname}: {k} {got.get(k)} != {want.get(k)}')
+            check(got['nan'] == want['nan'] and got['inf'] == want['inf'], f'{name}: {tname}: nan/inf counts')
+        # ckpt show: the first values of the first tensor, as PyTorch lists them.
+        tname, t = theirs[0]
+        r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '5', '--json'], capture_output=True, text=True,
+                           timeout=60)
+        check(r.returncode == 0, f'{name}: show {tname}: exit {r.returncode}: {r.stderr}')
+        if r.returncode == 0 and not t.is_meta:
+            shown = json.loads(r.stdout)['values']
+            dense = t.dequantize() if t.is_quantized else (t.to_dense() if t.is_sparse else t)
+            flat = (torch.view_as_real(dense) if dense.is_complex() else dense).flatten().double()[:len(shown)].tolist()
+            check(all(close(x, y) for x, y in zip(shown, flat)), f'{name}: show {tname}: {shown} != {flat}')
+    r = subprocess.run([a.ckpt, 'show', os.path.join(a.fixtures, 'training_checkpoint.pth'), 'model_config', '--json'],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and json.loads(r.stdout)['value'] == {'input_size': 10, 'hidden_size': 50, 'output_size': 2},
+          f'show model_config: {r.stdout} {r.stderr}')
+    r = subprocess.run([a.ckpt, 'show', os.path.join(a.fixtures, 'state_dict.pth'), 'no.such.key'],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and r.stderr.startswith('ckpt: ') and 'no.such.key' in r.stderr, f'missing key: {r.stderr}')
+    r = subprocess.run([a.ckpt, 'tensors', os.path.join(a.fixtures, 'training_checkpoint.pth'), '--filter', 'FC2', '--json'],
+                       capture_output=True, text=True, timeout=60)
+    check([row['name'] for row in json.loads(r.stdout)['tensors']] == ['fc2.weight', 'fc2.bias'], f'filter: {r.stdout}')
+    print(f'{passed} passed, {failed} failed')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
