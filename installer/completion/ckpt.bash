@@ -1,6 +1,6 @@
 # bash completion for ckpt, the command-line twin of Checkpoint Studio.
 # Installed as /usr/share/bash-completion/completions/ckpt (loaded on demand by bash-completion).
-# Keep in step with app/cli/main.cpp: subcommands info and scan, each with --json.
+# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors and show.
 
 _ckpt()
 {
@@ -18,7 +18,7 @@ _ckpt()
     local subcommand="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            info | scan)
+            info | scan | tensors | show)
                 subcommand=${words[i]}
                 break
                 ;;
@@ -29,18 +29,24 @@ _ckpt()
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W 'info scan' -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show' -- "$cur")
         fi
         return
     fi
 
     if [[ $cur == -* ]]; then
-        mapfile -t COMPREPLY < <(compgen -W '--json --help' -- "$cur")
+        local options='--json --help'
+        case $subcommand in
+            tensors) options='--stats --filter --json --help' ;;
+            show) options='--limit --json --help' ;;
+        esac
+        mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
+    [[ $prev == --filter || $prev == --limit ]] && return
 
-    # `info` takes one file: offer none once a file is given.
-    if [[ $subcommand == info ]]; then
+    # `info` and `tensors` take one file, `show` a file and a key: offer no file after the first.
+    if [[ $subcommand == info || $subcommand == tensors || $subcommand == show ]]; then
         local j
         for ((j = i + 1; j < cword; j++)); do
             [[ ${words[j]} != -* ]] && return
