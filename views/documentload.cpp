@@ -2,6 +2,7 @@
 
 #include "document.h"
 #include "error.h"
+#include "security.h"
 #include "treesnapshot.h"
 
 #include <QElapsedTimer>
@@ -37,6 +38,7 @@ void loadDocument(QPromise<DocumentLoad> &promise, const QString &path)
         out.tree = TreeSnapshot::build(doc, TreeSnapshotOptions().cancelled(cancelled));
         if (!out.tree)
             return;  // cancelled
+        out.security = std::make_shared<const SecurityReport>(securityReport(*doc));
         out.document = std::move(doc);
         promise.setProgressValue(1000);
     } catch (const FormatError &e) {

@@ -10,6 +10,7 @@ class QPromise;
 namespace ckpt {
 
 struct Document;
+struct SecurityReport;
 class TreeSnapshot;
 
 // What reading one file in the background produced: the document and its tree, or an error.
@@ -17,6 +18,7 @@ struct DocumentLoad {
     QString path;
     std::shared_ptr<const Document> document;
     std::shared_ptr<const TreeSnapshot> tree;
+    std::shared_ptr<const SecurityReport> security;  // what a Python load would do
     QString error;          // "path: what is wrong" when reading failed
     qint64 elapsedMs = 0;
 

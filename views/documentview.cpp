@@ -2,6 +2,7 @@
 
 #include "document.h"
 #include "documentload.h"
+#include "security.h"
 #include "documenttreemodel.h"
 #include "tensortablemodel.h"
 #include "valuetext.h"
@@ -96,6 +97,13 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     m_warnings->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_warnings->setStyleSheet(QStringLiteral("QLabel { color: #8a5a00; }"));
     m_warnings->hide();
+    m_danger = new QLabel(this);
+    m_danger->setObjectName(QStringLiteral("danger"));
+    m_danger->setWordWrap(true);
+    m_danger->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_danger->setStyleSheet(QStringLiteral(
+        "QLabel { background: #b3261e; color: white; padding: 6px 8px; border-radius: 3px; font-weight: bold; }"));
+    m_danger->hide();
 
     m_pages = new QStackedWidget(this);
     m_loadingPage = createLoadingPage();
@@ -111,6 +119,7 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     header->setSpacing(2);
     header->addWidget(m_title);
     header->addWidget(m_details);
+    header->addWidget(m_danger);
     header->addWidget(m_warnings);
 
     auto *layout = new QVBoxLayout(this);
@@ -278,6 +287,7 @@ void DocumentView::open(const QString &path)
     m_title->setToolTip(m_path);
     m_details->setText(tr("Reading\u2026"));
     m_warnings->hide();
+    m_danger->hide();
     m_loadingText->setText(tr("Reading %1\u2026").arg(name));
     m_progress->setValue(0);
     m_pages->setCurrentWidget(m_loadingPage);
@@ -332,6 +342,16 @@ void DocumentView::showDocument(const DocumentLoad &load)
     parts << tr("read in %1 ms").arg(load.elapsedMs);
     m_details->setText(parts.join(QStringLiteral("  \u00b7  ")));
     m_details->setToolTip(m_path);
+
+    QStringList dangerous;
+    if (load.security)
+        for (const auto &g : load.security->globals)
+            if (g.cls == GlobalClass::Dangerous)
+                dangerous << QString::fromStdString(g.use.name);
+    m_danger->setText(tr("\u26a0 This file names code that Python would run on loading it: %1. "
+                         "Checkpoint Studio reads it as data and never runs it; do not torch.load it.")
+                          .arg(dangerous.join(QStringLiteral(", "))));
+    m_danger->setVisible(!dangerous.isEmpty());
 
     QStringList warnings;
     for (const auto &w : doc.warnings)

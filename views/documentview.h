@@ -89,6 +89,7 @@ private:
     QLabel *m_title = nullptr;
     QLabel *m_details = nullptr;
     QLabel *m_warnings = nullptr;
+    QLabel *m_danger = nullptr;  // banner when the file names dangerous globals
     QStackedWidget *m_pages = nullptr;
     QWidget *m_loadingPage = nullptr;
     QWidget *m_contentPage = nullptr;

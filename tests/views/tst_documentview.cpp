@@ -47,6 +47,8 @@ class TestDocumentView : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void opensInBackground();
+    void dangerBanner_data();
+    void dangerBanner();
     void newerOpenWins_data();
     void newerOpenWins();
     void errorPage_data();
@@ -79,6 +81,30 @@ void TestDocumentView::opensInBackground()
     // One level is open: the state dict's tensors are visible rows.
     const QModelIndex sd = view.treeProxy()->mapFromSource(view.treeModel()->indexForPath({"model_state_dict"}));
     QVERIFY(view.treeView()->isExpanded(sd));
+}
+
+void TestDocumentView::dangerBanner_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("named");  // "" when no banner is expected
+    QTest::newRow("clean") << "training_checkpoint.pth" << "";
+    QTest::newRow("os.system") << "os_system.pth" << "posix.system";
+    QTest::newRow("nested pickle") << "nested_pickle.pth" << "pickle.loads";
+}
+
+void TestDocumentView::dangerBanner()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, named);
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture(qPrintable(file)));
+    QVERIFY(loaded.wait(20000));
+    auto *banner = view.findChild<QLabel *>(QStringLiteral("danger"));
+    QVERIFY(banner);
+    QCOMPARE(banner->isVisibleTo(&view), !named.isEmpty());
+    if (!named.isEmpty())
+        QVERIFY2(banner->text().contains(named), qPrintable(banner->text()));
 }
 
 void TestDocumentView::newerOpenWins_data()
