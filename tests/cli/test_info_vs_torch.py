@@ -24,23 +24,10 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 from torch_listing import dtype_name, is_tensor_dict, saved_device  # noqa: E402
+from results import Results  # noqa: E402
 
 RUN_TIMEOUT = 60       # seconds for a well-formed file
 HOSTILE_TIMEOUT = 20   # seconds for a hostile one
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, where, message):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-            print('FAIL %s: %s' % (where, message))
-        return ok
 
 
 # --------------------------------------------------------------------------
@@ -326,8 +313,7 @@ def main():
             except Exception as e:
                 res.check(False, name, 'harness error: %s: %s' % (type(e).__name__, e))
 
-    print('%d passed, %d failed' % (res.passed, res.failed))
-    return 1 if res.failed else 0
+    return res.finish()
 
 
 if __name__ == '__main__':

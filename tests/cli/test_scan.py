@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import Results  # noqa: E402
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -15,15 +18,8 @@ def main():
     a = ap.parse_args()
     expected = json.load(open(os.path.join(a.fixtures, "expected.json")))
     hostile = expected["__hostile__"]
-    passed = failed = 0
-
-    def check(cond, what):
-        nonlocal passed, failed
-        if cond:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL:", what)
+    results = Results()
+    check = results.check
 
     def scan(*files, js=False):
         cmd = [a.ckpt, "scan", *[os.path.join(a.fixtures, f) for f in files]] + (["--json"] if js else [])
@@ -55,8 +51,7 @@ def main():
     r = scan("truncated.pth", "os_system.pth")
     check(r.returncode == 1, f"unreadable file: exit {r.returncode}, expected 1")
     check(r.stderr.startswith("ckpt: ") and "truncated.pth" in r.stderr, f"error line: {r.stderr!r}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return results.finish()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import Results  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 import torch  # noqa: E402
@@ -58,15 +61,8 @@ def main():
     ap.add_argument('--fixtures', required=True)
     a = ap.parse_args()
     sys.path.insert(0, a.fixtures)
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print('FAIL', what)
+    results = Results()
+    check = results.check
 
     for name in FILES:
         path = os.path.join(a.fixtures, name)
@@ -116,8 +112,7 @@ def main():
     r = subprocess.run([a.ckpt, 'tensors', os.path.join(a.fixtures, 'training_checkpoint.pth'), '--filter', 'FC2', '--json'],
                        capture_output=True, text=True, timeout=60)
     check([row['name'] for row in json.loads(r.stdout)['tensors']] == ['fc2.weight', 'fc2.bias'], f'filter: {r.stdout}')
-    print(f'{passed} passed, {failed} failed')
-    return 1 if failed else 0
+    return results.finish()
 
 
 if __name__ == '__main__':
