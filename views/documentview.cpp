@@ -3,6 +3,7 @@
 #include "document.h"
 #include "documentload.h"
 #include "security.h"
+#include "statisticsjob.h"
 #include "documenttreemodel.h"
 #include "tensortablemodel.h"
 #include "valuetext.h"
@@ -14,6 +15,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QProgressBar>
+#include <QToolButton>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
 #include <QStackedWidget>
@@ -133,7 +135,62 @@ DocumentView::~DocumentView()
 {
     if (m_watcher)
         m_watcher->cancel();  // the worker stops at its next progress report; its result is dropped
+    if (m_statsWatcher)
+        m_statsWatcher->cancel();  // and the statistics job before its next tensor
 }
+
+void DocumentView::startStatistics()
+{
+    stopStatistics();
+    if (!m_document || m_tableModel->tensors().empty())
+        return;
+    auto *watcher = new QFutureWatcher<RowStatistics>(this);
+    m_statsWatcher = watcher;
+    m_statsProgress->setRange(0, static_cast<int>(m_tableModel->tensors().size()));
+    m_statsProgress->setValue(0);
+    m_statsProgress->show();
+    m_statsCancel->show();
+    connect(watcher, &QFutureWatcherBase::progressValueChanged, m_statsProgress, &QProgressBar::setValue);
+    connect(watcher, &QFutureWatcherBase::resultReadyAt, this, [this, watcher](int i) {
+        const RowStatistics r = watcher->resultAt(i);
+        if (r.error.isEmpty())
+            m_tableModel->setStatistics(r.row, r.stats);
+        else
+            m_tableModel->setStatisticsError(r.row, r.error);
+    });
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
+        const bool complete = !watcher->isCanceled();
+        for (int c = TensorTableModel::MinColumn; c <= TensorTableModel::NonFiniteColumn; ++c)
+            m_table->resizeColumnToContents(c);  // the numbers are wider than the "…" they replace
+        if (m_statsWatcher == watcher)
+            stopStatistics();
+        Q_EMIT statisticsFinished(complete);
+    });
+    // The job keeps the document alive; the rows it reads are the table's.
+    watcher->setFuture(QtConcurrent::run(&computeStatistics, m_document, &m_tableModel->tensors()));
+}
+
+void DocumentView::stopStatistics()
+{
+    if (!m_statsWatcher)
+        return;
+    auto *watcher = m_statsWatcher;
+    m_statsWatcher = nullptr;
+    if (!watcher->isFinished()) {
+        // Stale or cancelled: stop listening; the job stops before its next tensor.
+        watcher->disconnect(this);
+        watcher->disconnect(m_statsProgress);
+        connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
+        watcher->cancel();
+        Q_EMIT statisticsFinished(false);
+    } else {
+        watcher->deleteLater();
+    }
+    m_statsProgress->hide();
+    m_statsCancel->hide();
+}
+
+void DocumentView::cancelStatistics() { stopStatistics(); }
 
 QWidget *DocumentView::createLoadingPage()
 {
@@ -198,8 +255,21 @@ QWidget *DocumentView::createContentPage()
     m_table->horizontalHeader()->setHighlightSections(false);
     m_table->setSortingEnabled(true);
     m_table->sortByColumn(-1, Qt::AscendingOrder);  // file order until a header is clicked
+    m_statsProgress = new QProgressBar(right);
+    m_statsProgress->setObjectName(QStringLiteral("statisticsProgress"));
+    m_statsProgress->setMaximumWidth(120);
+    m_statsProgress->setFormat(tr("statistics %v/%m"));
+    m_statsProgress->hide();
+    m_statsCancel = new QToolButton(right);
+    m_statsCancel->setObjectName(QStringLiteral("statisticsCancel"));
+    m_statsCancel->setText(tr("Cancel"));
+    m_statsCancel->setToolTip(tr("Stop computing statistics"));
+    m_statsCancel->hide();
+    connect(m_statsCancel, &QToolButton::clicked, this, &DocumentView::cancelStatistics);
     auto *rightBar = new QHBoxLayout;
     rightBar->addWidget(m_tableCaption);
+    rightBar->addWidget(m_statsProgress);
+    rightBar->addWidget(m_statsCancel);
     rightBar->addStretch(1);
     rightBar->addWidget(m_tableFilterEdit, 1);
     auto *rightLayout = new QVBoxLayout(right);
@@ -209,8 +279,8 @@ QWidget *DocumentView::createContentPage()
 
     m_splitter->addWidget(left);
     m_splitter->addWidget(right);
-    m_splitter->setStretchFactor(0, 5);
-    m_splitter->setStretchFactor(1, 4);
+    m_splitter->setStretchFactor(0, 4);  // the table has the wider rows since it shows statistics
+    m_splitter->setStretchFactor(1, 5);
 
     // Filtering a large tree takes a moment: wait for a pause in typing.
     m_treeFilterTimer = new QTimer(this);
@@ -268,6 +338,7 @@ QWidget *DocumentView::createErrorPage()
 
 void DocumentView::open(const QString &path)
 {
+    stopStatistics();
     if (m_watcher) {
         // The older job is stale: stop listening, ask it to stop, and let it finish on its own.
         m_watcher->disconnect();  // progress and finished both
@@ -390,6 +461,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_pages->setCurrentWidget(m_contentPage);
     if (isVisible())
         m_tree->setFocus();  // the keyboard goes to the tree, not the filter box
+    startStatistics();
     Q_EMIT loaded();
 }
 

@@ -12,6 +12,7 @@ class QSplitter;
 class QStackedWidget;
 class QTableView;
 class QTimer;
+class QToolButton;
 class QTreeView;
 template <typename T>
 class QFutureWatcher;
@@ -20,6 +21,7 @@ namespace ckpt {
 
 struct Document;
 struct DocumentLoad;
+struct RowStatistics;
 class DocumentTreeModel;
 class TensorTableModel;
 
@@ -59,10 +61,17 @@ public:
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
 
+    // Statistics of the table's tensors are computed in the background after each load, filled in
+    // as they arrive; cancelStatistics() stops before the next tensor.
+    bool statisticsRunning() const { return m_statsWatcher != nullptr; }
+    void cancelStatistics();
+
 Q_SIGNALS:
     void loadingStarted(const QString &path);
     void loaded();
     void failed(const QString &message);
+    // The statistics job ended: `complete` false when it was cancelled.
+    void statisticsFinished(bool complete);
 
 private:
     void finishLoad(QFutureWatcher<DocumentLoad> *watcher);
@@ -71,6 +80,8 @@ private:
     void applyTreeFilter(const QString &text);
     void selectInTree(const QModelIndex &tableIndex);
     void fitColumns();
+    void startStatistics();
+    void stopStatistics();
     QWidget *createLoadingPage();
     QWidget *createContentPage();
     QWidget *createErrorPage();
@@ -80,6 +91,9 @@ private:
     QString m_error;
     std::shared_ptr<const Document> m_document;
     QFutureWatcher<DocumentLoad> *m_watcher = nullptr;
+    QFutureWatcher<RowStatistics> *m_statsWatcher = nullptr;
+    QProgressBar *m_statsProgress = nullptr;
+    QToolButton *m_statsCancel = nullptr;
 
     DocumentTreeModel *m_treeModel = nullptr;
     TensorTableModel *m_tableModel = nullptr;

@@ -1,5 +1,7 @@
 #include "tensortablemodel.h"
 
+#include <cmath>
+
 #include "document.h"
 #include "itemicons.h"
 #include "valuetext.h"
@@ -17,6 +19,7 @@ void TensorTableModel::setDocument(std::shared_ptr<const Document> doc)
 {
     beginResetModel();
     m_document = std::move(doc);
+    m_stats.assign(m_document ? rows().size() : 0, Stats{});
     endResetModel();
 }
 
@@ -47,6 +50,9 @@ QVariant TensorTableModel::data(const QModelIndex &index, int role) const
         return {};
     const TensorRef &t = nt.ref();
     const int column = index.column();
+    if (column >= MinColumn || role == HasStatisticsRole)
+        if (auto v = statisticsData(index.row(), column, role); v.isValid() || column >= MinColumn)
+            return v;
 
     switch (role) {
     case Qt::DisplayRole:
@@ -120,6 +126,71 @@ QVariant TensorTableModel::headerData(int section, Qt::Orientation orientation, 
     case BytesColumn: return tr("Bytes");
     case DeviceColumn: return tr("Device");
     case RequiresGradColumn: return tr("Grad");
+    case MinColumn: return tr("Min");
+    case MaxColumn: return tr("Max");
+    case MeanColumn: return tr("Mean");
+    case StdColumn: return tr("Std");
+    case NonFiniteColumn: return tr("NaN/Inf");
+    default: return {};
+    }
+}
+
+void TensorTableModel::setStatistics(int row, const TensorStats &stats)
+{
+    if (row < 0 || static_cast<std::size_t>(row) >= m_stats.size())
+        return;
+    m_stats[static_cast<std::size_t>(row)] = {true, stats, {}};
+    Q_EMIT dataChanged(index(row, 0), index(row, ColumnCount - 1));
+}
+
+void TensorTableModel::setStatisticsError(int row, const QString &why)
+{
+    if (row < 0 || static_cast<std::size_t>(row) >= m_stats.size())
+        return;
+    m_stats[static_cast<std::size_t>(row)] = {true, {}, why};
+    Q_EMIT dataChanged(index(row, 0), index(row, ColumnCount - 1));
+}
+
+QVariant TensorTableModel::statisticsData(int row, int column, int role) const
+{
+    const Stats &s = m_stats[static_cast<std::size_t>(row)];
+    if (role == HasStatisticsRole)
+        return s.known;
+    if (!s.known)
+        return role == Qt::DisplayRole ? QVariant(QStringLiteral("\u2026")) : QVariant();
+    const TensorStats &v = s.values;
+    auto number = [&](double x) -> QVariant {
+        if (role == SortRole)
+            return std::isnan(x) ? QVariant() : QVariant(x);
+        if (role == Qt::DisplayRole)
+            return std::isnan(x) ? QStringLiteral("\u2013") : QString::number(x, 'g', 5);
+        if (role == Qt::TextAlignmentRole)
+            return static_cast<int>(Qt::AlignRight | Qt::AlignVCenter);
+        return {};
+    };
+    if (!s.error.isEmpty()) {
+        if (role == Qt::DisplayRole)
+            return column == MinColumn ? tr("n/a") : QString();
+        if (role == Qt::ToolTipRole)
+            return tr("No statistics: %1").arg(s.error);
+        return {};
+    }
+    const bool nonFinite = v.nanCount > 0 || v.infCount > 0;
+    switch (column) {
+    case MinColumn: return number(v.min);
+    case MaxColumn: return number(v.max);
+    case MeanColumn: return number(v.mean);
+    case StdColumn: return number(v.std);
+    case NonFiniteColumn:
+        if (role == Qt::DisplayRole)
+            return nonFinite ? tr("%1 / %2").arg(v.nanCount).arg(v.infCount) : QString();
+        if (role == SortRole)
+            return static_cast<qlonglong>(v.nanCount + v.infCount);
+        if (role == Qt::ForegroundRole && nonFinite)
+            return QBrush(QColor(0xb3, 0x26, 0x1e));
+        if (role == Qt::ToolTipRole && nonFinite)
+            return tr("%1 NaN and %2 Inf values (left out of min, max, mean and std)").arg(v.nanCount).arg(v.infCount);
+        return {};
     default: return {};
     }
 }

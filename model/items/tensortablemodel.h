@@ -1,6 +1,9 @@
 #pragma once
 
+#include "computeapi.h"
+
 #include <QAbstractTableModel>
+#include <QString>
 
 #include <memory>
 #include <vector>
@@ -23,6 +26,11 @@ public:
         BytesColumn,
         DeviceColumn,
         RequiresGradColumn,
+        MinColumn,       // statistics, filled in as they arrive (setStatistics)
+        MaxColumn,
+        MeanColumn,
+        StdColumn,
+        NonFiniteColumn,  // NaN and Inf counts
         ColumnCount
     };
     enum Role {
@@ -30,6 +38,7 @@ public:
         ProblemRole,              // QString: why the tensor cannot be trusted, empty when fine
         TensorNameRole,           // QString: state-dict key
         ShapeRole,                // QList<qlonglong>
+        HasStatisticsRole,        // bool: statistics (or their error) arrived for this row
     };
     Q_ENUM(Role)
 
@@ -40,6 +49,12 @@ public:
     void setDocument(std::shared_ptr<const Document> doc);
     const std::shared_ptr<const Document> &document() const { return m_document; }
 
+    // Statistics of one row, computed elsewhere (GUI thread); the row's statistics cells change.
+    void setStatistics(int row, const TensorStats &stats);
+    void setStatisticsError(int row, const QString &why);
+    // The rows the table shows, in order (the state dict, or every tensor without one).
+    const std::vector<NamedTensor> &tensors() const { return rows(); }
+
     int rowCount(const QModelIndex &parent = {}) const override;
     int columnCount(const QModelIndex &parent = {}) const override;
     QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
@@ -47,7 +62,14 @@ public:
 
 private:
     std::shared_ptr<const Document> m_document;
+    struct Stats {
+        bool known = false;
+        TensorStats values;
+        QString error;
+    };
+    std::vector<Stats> m_stats;
     const std::vector<NamedTensor> &rows() const;
+    QVariant statisticsData(int row, int column, int role) const;
 };
 
 } // namespace ckpt

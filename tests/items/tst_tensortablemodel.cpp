@@ -9,6 +9,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QSortFilterProxyModel>
+#include <QSignalSpy>
 #include <QTest>
 
 #include "testdata.h"
@@ -45,6 +46,7 @@ private Q_SLOTS:
     void filterByName();
     void problemRows();
     void headers();
+    void statistics();
 
 private:
     TensorTableModel *m_model = nullptr;
@@ -162,7 +164,39 @@ void TestTensorTableModel::headers()
     QStringList titles;
     for (int c = 0; c < m_model->columnCount(); ++c)
         titles << m_model->headerData(c, Qt::Horizontal).toString();
-    QCOMPARE(titles, QStringList({"Name", "DType", "Shape", "Numel", "Bytes", "Device", "Grad"}));
+    QCOMPARE(titles, QStringList({"Name", "DType", "Shape", "Numel", "Bytes", "Device", "Grad", "Min", "Max", "Mean",
+                                  "Std", "NaN/Inf"}));
+}
+
+void TestTensorTableModel::statistics()
+{
+    m_model->setDocument(readFixture(QStringLiteral("state_dict.pth")));
+    const QModelIndex mean = m_model->index(1, TensorTableModel::MeanColumn);
+    QVERIFY(!mean.data(TensorTableModel::HasStatisticsRole).toBool());
+    QCOMPARE(mean.data().toString(), QStringLiteral("\u2026"));  // not computed yet
+    QSignalSpy changed(m_model, &QAbstractItemModel::dataChanged);
+    TensorStats s;
+    s.count = 4;
+    s.min = -1.5;
+    s.max = 2.0;
+    s.mean = 0.25;
+    s.std = 1.0;
+    s.nanCount = 1;
+    s.infCount = 2;
+    m_model->setStatistics(1, s);
+    QCOMPARE(changed.count(), 1);
+    QVERIFY(mean.data(TensorTableModel::HasStatisticsRole).toBool());
+    QCOMPARE(mean.data(TensorTableModel::SortRole).toDouble(), 0.25);
+    QCOMPARE(m_model->index(1, TensorTableModel::MinColumn).data().toString(), QStringLiteral("-1.5"));
+    QCOMPARE(m_model->index(1, TensorTableModel::NonFiniteColumn).data().toString(), QStringLiteral("1 / 2"));
+    QCOMPARE(m_model->index(1, TensorTableModel::NonFiniteColumn).data(TensorTableModel::SortRole).toLongLong(), 3);
+    QVERIFY(m_model->index(1, TensorTableModel::NonFiniteColumn).data(Qt::ForegroundRole).isValid());
+    m_model->setStatisticsError(2, QStringLiteral("a meta tensor has a shape but no data"));
+    QVERIFY(m_model->index(2, TensorTableModel::MinColumn).data(Qt::ToolTipRole).toString().contains("meta tensor"));
+    // Rows out of range are ignored, and a new document starts without statistics.
+    m_model->setStatistics(99, s);
+    m_model->setDocument(readFixture(QStringLiteral("state_dict.pth")));
+    QVERIFY(!m_model->index(1, TensorTableModel::MeanColumn).data(TensorTableModel::HasStatisticsRole).toBool());
 }
 
 QTEST_MAIN(TestTensorTableModel)

@@ -3,6 +3,8 @@
 #include "document.h"
 #include "documenttreemodel.h"
 #include "documentview.h"
+#include "statisticsjob.h"
+#include "testdata.h"
 #include "tensortablemodel.h"
 
 #include <QAbstractItemModelTester>
@@ -10,7 +12,12 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTimer>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLabel>
+#include <QFuture>
+#include <QPromise>
 #include <QLineEdit>
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
@@ -24,6 +31,8 @@
 using namespace ckpt;
 
 namespace {
+
+QJsonObject expectedJson() { return test::expectedListing(); }
 
 QString fixture(const char *name)
 {
@@ -47,6 +56,8 @@ class TestDocumentView : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void opensInBackground();
+    void statisticsArrive();
+    void statisticsJobStopsWhenCancelled();
     void dangerBanner_data();
     void dangerBanner();
     void newerOpenWins_data();
@@ -81,6 +92,53 @@ void TestDocumentView::opensInBackground()
     // One level is open: the state dict's tensors are visible rows.
     const QModelIndex sd = view.treeProxy()->mapFromSource(view.treeModel()->indexForPath({"model_state_dict"}));
     QVERIFY(view.treeView()->isExpanded(sd));
+}
+
+void TestDocumentView::statisticsArrive()
+{
+    // After a load the table's statistics are computed in the background (the compute module is
+    // loaded there) and agree with PyTorch's sums from the fixture generator.
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    QSignalSpy finished(&view, &DocumentView::statisticsFinished);
+    view.open(fixture("views.pth"));
+    QVERIFY(loaded.wait(20000));
+    QVERIFY(finished.count() > 0 || finished.wait(60000));
+    QCOMPARE(finished.last().at(0).toBool(), true);
+    QVERIFY(!view.statisticsRunning());
+    const QJsonArray tensors = expectedJson().value("views.pth").toObject().value("tensors").toArray();
+    auto *model = view.tableModel();
+    QCOMPARE(model->rowCount(), tensors.size());
+    for (int r = 0; r < model->rowCount(); ++r) {
+        const auto e = tensors[r].toObject();
+        const QModelIndex mean = model->index(r, TensorTableModel::MeanColumn);
+        QVERIFY(mean.data(TensorTableModel::HasStatisticsRole).toBool());
+        const qint64 numel = e.value("numel").toInteger();
+        if (numel == 0)
+            continue;
+        QVERIFY2(std::abs(mean.data(TensorTableModel::SortRole).toDouble() - e.value("sum").toDouble() / double(numel)) < 1e-9,
+                 qPrintable(e.value("name").toString()));
+    }
+}
+
+void TestDocumentView::statisticsJobStopsWhenCancelled()
+{
+    const auto doc = std::make_shared<const Document>(readDocument(fixture("views.pth").toStdString()));
+    {
+        QPromise<RowStatistics> promise;
+        promise.start();
+        computeStatistics(promise, doc, &doc->stateDict);
+        promise.finish();
+        QCOMPARE(promise.future().resultCount(), static_cast<int>(doc->stateDict.size()));
+    }
+    {
+        QPromise<RowStatistics> promise;
+        promise.start();
+        promise.future().cancel();
+        computeStatistics(promise, doc, &doc->stateDict);
+        promise.finish();
+        QCOMPARE(promise.future().resultCount(), 0);
+    }
 }
 
 void TestDocumentView::dangerBanner_data()

@@ -1,0 +1,31 @@
+#include "statisticsjob.h"
+
+#include "computeloader.h"
+#include "document.h"
+
+#include <QPromise>
+
+namespace ckpt {
+
+void computeStatistics(QPromise<RowStatistics> &promise, std::shared_ptr<const Document> doc,
+                       const std::vector<NamedTensor> *tensors)
+{
+    promise.setProgressRange(0, static_cast<int>(tensors->size()));
+    for (std::size_t i = 0; i < tensors->size(); ++i) {
+        if (promise.isCanceled())
+            return;
+        RowStatistics out;
+        out.row = static_cast<int>(i);
+        try {
+            // The first call loads the compute module (LibTorch), here on the worker thread.
+            out.stats = ComputeLoader::api().statistics((*tensors)[i].ref());
+        } catch (const std::exception &e) {
+            out.error = QString::fromStdString(e.what());
+        }
+        promise.addResult(std::move(out));
+        promise.setProgressValue(static_cast<int>(i + 1));
+    }
+    (void)doc;
+}
+
+} // namespace ckpt
