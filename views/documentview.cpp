@@ -499,7 +499,10 @@ void DocumentView::fitColumns()
     m_table->resizeColumnsToContents();
     for (int c = 0; c < TensorTableModel::ColumnCount; ++c)
         hh->resizeSection(c, std::min(hh->sectionSize(c), c == TensorTableModel::NameColumn ? 360 : 140));
-    hh->setSectionResizeMode(TensorTableModel::NameColumn, QHeaderView::Stretch);
+    // Names keep their width (statistics columns would squeeze a stretched one to nothing); the
+    // last column takes what is left.
+    hh->setSectionResizeMode(TensorTableModel::NameColumn, QHeaderView::Interactive);
+    hh->setStretchLastSection(true);
 }
 
 void DocumentView::applyTreeFilter(const QString &text)
