@@ -83,6 +83,19 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         for (const auto &[k, v] : j["metadata"].items())
             out << "  " << k << ": " << compact(v) << '\n';
     }
+    {
+        const auto &sec = j["security"];
+        std::string dangerous;
+        for (const auto &g : sec["globals"])
+            if (g["class"] == "dangerous")
+                dangerous += (dangerous.empty() ? "" : ", ") + g["name"].get<std::string>();
+        out << "Security: " << (dangerous.empty() ? "no dangerous globals" : "DANGEROUS: " + dangerous) << "; "
+            << (sec["weights_only_loadable"].get<bool>() ? "torch.load(weights_only=True) would accept it"
+                                                         : "torch.load(weights_only=True) would refuse it")
+            << '\n';
+        for (const auto &a : sec["anomalies"])
+            out << "Anomaly: " << a.get<std::string>() << '\n';
+    }
     if (!doc.globals.empty()) {
         out << "Globals:\n";
         for (const auto &g : doc.globals)
