@@ -53,6 +53,8 @@ struct Document {
     ValuePtr constants;                 // TorchScript: what constants.pkl holds (frozen weights ...)
     ValuePtr formatMetadata;            // safetensors __metadata__, a shard index's metadata
     std::vector<std::string> sourceRecords;  // TorchScript: its code/*.py records (never run)
+    std::string sidecarPath;            // <name>_metadata.json beside the file, when there is one
+    ValuePtr sidecar;                   // its content (the seed's inference metadata)
     std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> ownedBuffers;  // inflated records
     std::vector<std::shared_ptr<MappedFile>> extraFiles;  // shards of a sharded checkpoint

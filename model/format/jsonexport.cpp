@@ -295,6 +295,8 @@ json documentToJson(const Document &doc)
         meta["__metadata__"] = valueToJson(doc.formatMetadata);
     j["metadata"] = meta;
     j["conventions"] = doc.conventions;
+    if (doc.sidecar)
+        j["sidecar"] = {{"file", doc.sidecarPath}, {"content", valueToJson(doc.sidecar)}};
     if (!doc.sourceRecords.empty())
         j["torchscript_code"] = doc.sourceRecords;
     json globals = json::array();

@@ -1,5 +1,7 @@
 #include "treesnapshot.h"
 
+#include <filesystem>
+
 #include "document.h"
 #include "valuetree.h"
 
@@ -64,6 +66,14 @@ std::shared_ptr<const TreeSnapshot> TreeSnapshot::build(std::shared_ptr<const Do
             top.push_back(Child{"(root)", doc->root, ChildRole::Key});
         else
             opened.emplace(doc->root.get(), 0);
+        // What the file holds besides its main pickle, and the metadata sidecar beside it.
+        if (doc->constants)
+            top.push_back(Child{"(constants.pkl)", doc->constants, ChildRole::State});
+        if (doc->formatMetadata)
+            top.push_back(Child{"(__metadata__)", doc->formatMetadata, ChildRole::State});
+        if (doc->sidecar)
+            top.push_back(Child{"(sidecar " + std::filesystem::path(doc->sidecarPath).filename().string() + ")",
+                                doc->sidecar, ChildRole::State});
         addChildren(0, std::move(top));
     }
 

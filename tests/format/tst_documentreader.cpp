@@ -46,6 +46,7 @@ private Q_SLOTS:
     void cyclesTerminate();
     void payloadIsNeverRun_data();
     void payloadIsNeverRun();
+    void sidecarIsRead();
     void conventions_data();
     void conventions();
     void pythonObjects_data();
@@ -229,6 +230,27 @@ void TestDocumentReader::payloadIsNeverRun()
     const auto payload = doc.root->get("payload");
     QVERIFY(payload && payload->kind() == Value::Kind::Object);
     QVERIFY(doc.root->get("weight") && doc.root->get("weight")->isTensor());
+}
+
+void TestDocumentReader::sidecarIsRead()
+{
+    // The bundled inference package has the seed's <name>_metadata.json beside it.
+    const QString pth = QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_inference.pth");
+    const auto doc = readDocument(pth.toStdString());
+    QVERIFY(doc.sidecar);
+    QVERIFY(QString::fromStdString(doc.sidecarPath).endsWith("simple_nn_inference_metadata.json"));
+    QFile f(QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_inference_metadata.json"));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QJsonObject onDisk = QJsonDocument::fromJson(f.readAll()).object();
+    const auto j = documentToJson(doc);
+    const QJsonObject read =
+        QJsonDocument::fromJson(QByteArray::fromStdString(j["sidecar"]["content"].dump())).object();
+    QCOMPARE(read, onDisk);
+    // It agrees with the package itself.
+    QCOMPARE(QString::fromStdString(j["metadata"]["class_names"].dump()),
+             QString::fromStdString(j["sidecar"]["content"]["class_names"].dump()));
+    // A file without one has none.
+    QVERIFY(!readDocument(fixture("state_dict.pth").toStdString()).sidecar);
 }
 
 void TestDocumentReader::conventions_data()

@@ -90,6 +90,7 @@ private Q_SLOTS:
     void tensorsMatchTorch_data();
     void tensorsMatchTorch();
     void roles();
+    void sidecarAndConstantsAreTopLevelRows();
     void memoBombShowsAliases();
     void cycleIsAlias();
     void filterKeepsMatchesAndAncestors();
@@ -304,6 +305,28 @@ void TestDocumentTreeModel::tensorsMatchTorch()
         QCOMPARE(key.siblingAtColumn(DocumentTreeModel::DTypeColumn).data().toString(),
                  tensor.value("dtype").toString());
     }
+}
+
+void TestDocumentTreeModel::sidecarAndConstantsAreTopLevelRows()
+{
+    // The metadata sidecar beside the inference package, and a frozen TorchScript module's
+    // constants.pkl, appear as top-level rows after the file's own entries.
+    load(std::make_shared<const Document>(
+        readDocument(CKPT_EXAMPLES_DIR "/simple_nn_inference.pth")));
+    QStringList keys;
+    for (int r = 0; r < m_model->rowCount(); ++r)
+        keys << m_model->index(r, DocumentTreeModel::KeyColumn).data().toString();
+    QCOMPARE(keys.last(), QStringLiteral("(sidecar simple_nn_inference_metadata.json)"));
+    const QModelIndex sidecar = m_model->index(m_model->rowCount() - 1, 0);
+    QStringList sidecarKeys;
+    for (int r = 0; r < m_model->rowCount(sidecar); ++r)
+        sidecarKeys << m_model->index(r, 0, sidecar).data().toString();
+    QVERIFY(sidecarKeys.contains(QStringLiteral("class_names")));
+
+    load(readFixture(QStringLiteral("frozen.pt")));
+    const QModelIndex constants = m_model->index(m_model->rowCount() - 1, 0);
+    QCOMPARE(constants.data().toString(), QStringLiteral("(constants.pkl)"));
+    QCOMPARE(m_model->rowCount(constants), 4);
 }
 
 void TestDocumentTreeModel::roles()
