@@ -20,9 +20,7 @@ using namespace ckpt;
 
 namespace {
 
-using test::fixturePath;
 using test::readFixture;
-QString fixture(const QString &name) { return fixturePath(name); }
 
 std::shared_ptr<const Document> readBytes(std::string bytes)
 {

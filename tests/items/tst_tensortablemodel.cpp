@@ -18,9 +18,7 @@ using namespace ckpt;
 
 namespace {
 
-using test::fixturePath;
 using test::readFixture;
-QString fixture(const QString &name) { return fixturePath(name); }
 
 QJsonObject expectedJson() { return test::expectedListing(); }
 
