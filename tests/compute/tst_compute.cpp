@@ -45,7 +45,7 @@ void TestCompute::initTestCase()
 void TestCompute::valuesAgreeWithPyTorch_data()
 {
     QTest::addColumn<QString>("file");
-    for (const char *f : {"state_dict.pth", "legacy_state_dict.pth", "dtypes.pth", "dtypes_legacy.pth", "views.pth",
+    for (const char *f : {"state_dict.pth", "legacy_state_dict.pth", "legacy_protocol1.pth", "full_model_legacy.pth", "dtypes.pth", "dtypes_legacy.pth", "views.pth",
                           "views_legacy.pth", "cuda_saved.pth", "cuda_saved_legacy.pth", "protocol4.pth",
                           "protocol5.pth", "training_checkpoint.pth", "full_model.pth", "deflated.pth"})
         QTest::newRow(f) << QString(f);
@@ -228,6 +228,7 @@ void TestCompute::torchScript_data()
     QTest::addColumn<QString>("file");
     QTest::newRow("scripted") << "scripted.pt";
     QTest::newRow("frozen") << "frozen.pt";
+    QTest::newRow("mobile (lite interpreter)") << "mobile.ptl";
 }
 
 void TestCompute::torchScript()
