@@ -61,6 +61,10 @@ public:
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
 
+    // The selected rows of the tree or table that has the focus (the table when neither has it),
+    // as tab-separated text of the visible columns: what Edit → Copy puts on the clipboard.
+    QString selectedText() const;
+
     // Statistics of the table's tensors are computed in the background after each load, filled in
     // as they arrive; cancelStatistics() stops before the next tensor.
     bool statisticsRunning() const { return m_statsWatcher != nullptr; }

@@ -3,6 +3,10 @@
 #include "documentview.h"
 
 #include <QAction>
+#include <QPalette>
+#include <QGuiApplication>
+#include <QClipboard>
+#include <QActionGroup>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDragEnterEvent>
@@ -27,6 +31,7 @@ namespace {
 
 const QString kRecentKey = QStringLiteral("recentFiles");
 const QString kGeometryKey = QStringLiteral("mainWindow/geometry");
+const QString kThemeKey = QStringLiteral("view/theme");
 const QString kLastDirKey = QStringLiteral("lastOpenDirectory");
 const QString kAppTitle = QStringLiteral("Checkpoint Studio");
 
@@ -92,6 +97,27 @@ void MainWindow::createActions()
     QAction *quit = file->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Q));
     quit->setMenuRole(QAction::QuitRole);
+
+    QMenu *edit = menuBar()->addMenu(tr("&Edit"));
+    QAction *copy = edit->addAction(tr("&Copy"), this, &MainWindow::copySelection);
+    copy->setShortcut(QKeySequence::Copy);
+    copy->setObjectName(QStringLiteral("copyAction"));
+
+    QMenu *view = menuBar()->addMenu(tr("&View"));
+    QMenu *themes = view->addMenu(tr("&Theme"));
+    auto *group = new QActionGroup(this);
+    const std::pair<Theme, QString> choices[] = {
+        {Theme::System, tr("&System")}, {Theme::Light, tr("&Light")}, {Theme::Dark, tr("&Dark")}};
+    const int savedValue = QSettings().value(kThemeKey, 0).toInt();
+    const auto saved = savedValue >= 0 && savedValue <= 2 ? static_cast<Theme>(savedValue) : Theme::System;
+    for (const auto &[theme, label] : choices) {
+        QAction *a = themes->addAction(label, this, [this, theme = theme] { setTheme(theme); });
+        a->setCheckable(true);
+        a->setChecked(theme == saved);
+        a->setObjectName(QStringLiteral("theme%1").arg(static_cast<int>(theme)));
+        group->addAction(a);
+    }
+    setTheme(saved);
 
     QMenu *help = menuBar()->addMenu(tr("&Help"));
     QAction *about = help->addAction(tr("&About Checkpoint Studio"), this, &MainWindow::showAbout);
@@ -339,6 +365,45 @@ void MainWindow::dropEvent(QDropEvent *event)
         return;
     event->acceptProposedAction();
     openFiles(files);
+}
+
+void MainWindow::copySelection()
+{
+    if (DocumentView *view = currentView()) {
+        const QString text = view->selectedText();
+        if (!text.isEmpty())
+            QGuiApplication::clipboard()->setText(text);
+    }
+}
+
+void MainWindow::setTheme(Theme theme)
+{
+    static const QPalette systemPalette = QApplication::palette();
+    QPalette p = systemPalette;
+    if (theme == Theme::Dark) {
+        const QColor window(0x2b, 0x2d, 0x31), base(0x1e, 0x1f, 0x22), text(0xe6, 0xe6, 0xe6);
+        p.setColor(QPalette::Window, window);
+        p.setColor(QPalette::WindowText, text);
+        p.setColor(QPalette::Base, base);
+        p.setColor(QPalette::AlternateBase, window);
+        p.setColor(QPalette::Text, text);
+        p.setColor(QPalette::Button, window);
+        p.setColor(QPalette::ButtonText, text);
+        p.setColor(QPalette::ToolTipBase, base);
+        p.setColor(QPalette::ToolTipText, text);
+        p.setColor(QPalette::Highlight, QColor(0x3d, 0x6f, 0xb3));
+        p.setColor(QPalette::HighlightedText, Qt::white);
+        p.setColor(QPalette::PlaceholderText, QColor(0x90, 0x90, 0x90));
+        p.setColor(QPalette::Disabled, QPalette::Text, QColor(0x80, 0x80, 0x80));
+    } else if (theme == Theme::Light) {
+        p = QPalette(QColor(0xef, 0xef, 0xef));
+        p.setColor(QPalette::Base, Qt::white);
+        p.setColor(QPalette::Text, Qt::black);
+        p.setColor(QPalette::WindowText, Qt::black);
+    }
+    QApplication::setPalette(p);
+    m_theme = theme;
+    QSettings().setValue(kThemeKey, static_cast<int>(theme));
 }
 
 void MainWindow::closeEvent(QCloseEvent *event)

@@ -32,6 +32,13 @@ public:
     DocumentView *viewAt(int index) const;
     int viewCount() const;
 
+    enum class Theme { System, Light, Dark };
+    // Applies a palette to the whole application and remembers it in QSettings.
+    void setTheme(Theme theme);
+    Theme theme() const { return m_theme; }
+    // Copies the current tab's selected rows to the clipboard (Edit → Copy).
+    void copySelection();
+
     // Most recent first, at most kMaxRecentFiles; kept in QSettings.
     QStringList recentFiles() const;
     void clearRecentFiles();
@@ -50,6 +57,7 @@ protected:
 
 private:
     void createActions();
+    Theme m_theme = Theme::System;
     QWidget *createEmptyPage();
     void addRecentFile(const QString &path);
     void rebuildRecentMenu();

@@ -10,6 +10,10 @@
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QLabel>
+#include <QAction>
+#include <QPalette>
+#include <QGuiApplication>
+#include <QClipboard>
 #include <QMenu>
 #include <QMenuBar>
 #include <QMimeData>
@@ -82,6 +86,8 @@ private Q_SLOTS:
     void recentFiles();
     void closeTabs();
     void menus();
+    void copyPutsRowsOnClipboard();
+    void themeIsAppliedAndRemembered();
     void screenshots_data();
     void screenshots();
 };
@@ -274,6 +280,46 @@ void TestMainWindow::menus()
         if (!a->shortcut().isEmpty())
             shortcuts << a->shortcut().toString();
     QCOMPARE(shortcuts, QStringList({"Ctrl+O", "Ctrl+W", "Ctrl+Q"}));
+}
+
+void TestMainWindow::copyPutsRowsOnClipboard()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    DocumentView *view = w.openFiles({example("simple_nn_checkpoint.pth")});
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    view->tableView()->selectRow(1);  // fc1.bias
+    view->tableView()->setFocus();
+    QGuiApplication::clipboard()->clear();
+    QAction *copy = w.findChild<QAction *>(QStringLiteral("copyAction"));
+    QVERIFY(copy);
+    QCOMPARE(copy->shortcut(), QKeySequence(QKeySequence::Copy));
+    copy->trigger();
+    const QStringList cells = QGuiApplication::clipboard()->text().split(QLatin1Char('\t'));
+    QVERIFY2(cells.size() >= 7, qPrintable(QGuiApplication::clipboard()->text()));
+    QCOMPARE(cells.value(0), QStringLiteral("fc1.bias"));
+    QCOMPARE(cells.value(1), QStringLiteral("float32"));
+    QCOMPARE(cells.value(2), QStringLiteral("[50]"));
+}
+
+void TestMainWindow::themeIsAppliedAndRemembered()
+{
+    {
+        MainWindow w;
+        w.setTheme(MainWindow::Theme::Dark);
+        QVERIFY(QApplication::palette().color(QPalette::Window).lightness() < 100);
+        QVERIFY(QApplication::palette().color(QPalette::WindowText).lightness() > 200);
+    }
+    {
+        MainWindow w;  // a new window starts with the theme chosen last
+        QCOMPARE(w.theme(), MainWindow::Theme::Dark);
+        QVERIFY(w.findChild<QAction *>(QStringLiteral("theme2"))->isChecked());
+        w.setTheme(MainWindow::Theme::Light);
+        QVERIFY(QApplication::palette().color(QPalette::Window).lightness() > 200);
+        w.setTheme(MainWindow::Theme::System);
+    }
 }
 
 void TestMainWindow::screenshots_data()
