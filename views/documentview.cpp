@@ -15,6 +15,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QProgressBar>
+#include <QShortcut>
 #include <QToolButton>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
@@ -74,6 +75,13 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     m_treeProxy->setAutoAcceptChildRows(true);  // a matching container shows what it holds
     m_treeProxy->setFilterCaseSensitivity(Qt::CaseInsensitive);
     m_treeProxy->setFilterKeyColumn(DocumentTreeModel::KeyColumn);
+
+    // Ctrl+F searches the tree: the filter box takes the keyboard with its text selected.
+    auto *find = new QShortcut(QKeySequence::Find, this, nullptr, nullptr, Qt::WidgetWithChildrenShortcut);
+    connect(find, &QShortcut::activated, this, [this] {
+        m_treeFilterEdit->setFocus(Qt::ShortcutFocusReason);
+        m_treeFilterEdit->selectAll();
+    });
 
     m_tableProxy = new QSortFilterProxyModel(this);
     m_tableProxy->setObjectName(QStringLiteral("tableProxy"));

@@ -56,6 +56,7 @@ class TestDocumentView : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void opensInBackground();
+    void findShortcutFocusesFilter();
     void statisticsArrive();
     void statisticsJobStopsWhenCancelled();
     void dangerBanner_data();
@@ -92,6 +93,22 @@ void TestDocumentView::opensInBackground()
     // One level is open: the state dict's tensors are visible rows.
     const QModelIndex sd = view.treeProxy()->mapFromSource(view.treeModel()->indexForPath({"model_state_dict"}));
     QVERIFY(view.treeView()->isExpanded(sd));
+}
+
+void TestDocumentView::findShortcutFocusesFilter()
+{
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.resize(1000, 600);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    view.treeView()->setFocus();
+    view.treeFilter()->setText(QStringLiteral("old"));
+    QTest::keySequence(view.treeView(), QKeySequence::Find);
+    QTRY_VERIFY(view.treeFilter()->hasFocus());
+    QCOMPARE(view.treeFilter()->selectedText(), QStringLiteral("old"));
 }
 
 void TestDocumentView::statisticsArrive()
