@@ -1,5 +1,6 @@
 #include "jsonexport.h"
 
+#include "optimizermap.h"
 #include "picklemachine.h"
 #include "security.h"
 #include "textcodec.h"
@@ -264,6 +265,19 @@ json documentToJson(const Document &doc)
                           {"type", inferOptimizerType(*doc.optimizer)},
                           {"param_groups", groups},
                           {"state", {{"count", count}, {"keys", stateKeys}}}};
+        if (auto map = mapOptimizer(doc)) {
+            json params = json::array();
+            for (const auto &p : map->parameters) {
+                json e{{"id", p.id}, {"group", p.group}, {"name", p.name.empty() ? json(nullptr) : json(p.name)}};
+                if (p.state)
+                    e["state"] = valueToJson(p.state);
+                if (!p.shapeAgrees)
+                    e["shape_mismatch"] = true;
+                params.push_back(std::move(e));
+            }
+            j["optimizer"]["parameters"] = params;
+            j["optimizer"]["mapping"] = {{"certain", map->certain}, {"note", map->note}};
+        }
     } else {
         j["optimizer"] = nullptr;
     }
