@@ -1,5 +1,6 @@
 // ckpt: the command-line twin of Checkpoint Studio. Commands that need no numbers use the format
 // layer only and never load LibTorch.
+#include "exportcommand.h"
 #include "infocommand.h"
 #include "scancommand.h"
 #include "tensorscommand.h"
@@ -44,6 +45,13 @@ int main(int argc, char **argv)
     showCmd->add_option("--limit", show.limit, "How many values to print (default 100)");
     showCmd->add_flag("--json", show.json, "Print indented JSON");
 
+    ckpt::cli::ExportOptions exportOptions;
+    auto *exportCmd = app.add_subcommand("export", "Write one tensor to a .npy or .csv file");
+    exportCmd->add_option("file", exportOptions.file, "Checkpoint file")->required();
+    exportCmd->add_option("key", exportOptions.key, "State-dict name or tree path of the tensor")->required();
+    exportCmd->add_option("-o,--output", exportOptions.output, "Output file (.npy or .csv)")->required();
+    exportCmd->add_flag("--force", exportOptions.force, "Replace an existing output file");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
@@ -51,6 +59,8 @@ int main(int argc, char **argv)
     }
     if (infoCmd->parsed())
         return ckpt::cli::runInfo(info, std::cout, std::cerr);
+    if (exportCmd->parsed())
+        return ckpt::cli::runExport(exportOptions, std::cout, std::cerr);
     if (tensorsCmd->parsed())
         return ckpt::cli::runTensors(tensors, std::cout, std::cerr);
     if (showCmd->parsed())

@@ -1,6 +1,6 @@
 # bash completion for ckpt, the command-line twin of Checkpoint Studio.
 # Installed as /usr/share/bash-completion/completions/ckpt (loaded on demand by bash-completion).
-# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors and show.
+# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show and export.
 
 _ckpt()
 {
@@ -18,7 +18,7 @@ _ckpt()
     local subcommand="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            info | scan | tensors | show)
+            info | scan | tensors | show | export)
                 subcommand=${words[i]}
                 break
                 ;;
@@ -29,7 +29,7 @@ _ckpt()
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show' -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export' -- "$cur")
         fi
         return
     fi
@@ -39,6 +39,7 @@ _ckpt()
         case $subcommand in
             tensors) options='--stats --filter --json --help' ;;
             show) options='--limit --json --help' ;;
+            export) options='-o --output --force --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return

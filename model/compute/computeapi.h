@@ -37,6 +37,11 @@ public:
     // values, or the stored integers when `raw`; sparse tensors give their dense values.
     virtual std::vector<double> values(const TensorRef &tensor, std::int64_t first, std::int64_t count,
                                        bool raw = false) const = 0;
+    // The tensor as a file's bytes: .npy (C order; bfloat16 widened to float32, quantized
+    // dequantized, sparse densified) or .csv (one row per index of the leading dimensions, values
+    // of the last dimension across). Throws std::runtime_error for what the format cannot hold.
+    enum class ExportFormat { Npy, Csv };
+    virtual std::string exportBytes(const TensorRef &tensor, ExportFormat format) const = 0;
 };
 
 } // namespace ckpt

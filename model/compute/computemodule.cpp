@@ -63,6 +63,71 @@ public:
         return s;
     }
 
+    std::string exportBytes(const TensorRef &ref, ExportFormat format) const override
+    {
+        at::Tensor t = toDenseValues(ref);
+        if (t.scalar_type() == at::kBFloat16)
+            t = t.to(at::kFloat);  // numpy has no bfloat16
+        t = t.contiguous();
+        return format == ExportFormat::Npy ? npy(t) : csv(t);
+    }
+
+    static std::string npy(const at::Tensor &t)
+    {
+        const char *descr = nullptr;
+        switch (t.scalar_type()) {
+        case at::kFloat: descr = "<f4"; break;
+        case at::kDouble: descr = "<f8"; break;
+        case at::kHalf: descr = "<f2"; break;
+        case at::kLong: descr = "<i8"; break;
+        case at::kInt: descr = "<i4"; break;
+        case at::kShort: descr = "<i2"; break;
+        case at::kChar: descr = "|i1"; break;
+        case at::kByte: descr = "|u1"; break;
+        case at::kBool: descr = "|b1"; break;
+        case at::kComplexFloat: descr = "<c8"; break;
+        case at::kComplexDouble: descr = "<c16"; break;
+        default: throw std::runtime_error("no .npy type for this tensor");
+        }
+        // Python's tuple text: "()", "(5,)", "(2, 3)".
+        std::string shape = "(";
+        for (std::int64_t i = 0; i < t.dim(); ++i)
+            shape += (i ? ", " : "") + std::to_string(t.size(i));
+        shape += t.dim() == 1 ? ",)" : ")";
+        std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+        // Magic, version 1.0, header length; the header ends in a newline and aligns the data to 64.
+        const std::size_t unpadded = 10 + header.size() + 1;
+        header += std::string((64 - unpadded % 64) % 64, ' ') + "\n";
+        std::string out = std::string("\x93NUMPY\x01\x00", 8);
+        out += static_cast<char>(header.size() & 0xff);
+        out += static_cast<char>((header.size() >> 8) & 0xff);
+        out += header;
+        out.append(static_cast<const char *>(t.data_ptr()), static_cast<std::size_t>(t.nbytes()));
+        return out;
+    }
+
+    static std::string csv(const at::Tensor &t)
+    {
+        if (t.is_complex())
+            throw std::runtime_error("complex values have no .csv form; export .npy");
+        const std::int64_t cols = t.dim() == 0 ? 1 : t.size(-1);
+        at::Tensor d = t.to(at::kDouble).reshape({-1});
+        const double *p = d.data_ptr<double>();
+        const bool integral = !at::isFloatingType(t.scalar_type());
+        const char *fmt = t.scalar_type() == at::kDouble ? "%.17g" : "%.9g";
+        std::string out;
+        char buf[64];
+        for (std::int64_t i = 0; i < d.numel(); ++i) {
+            if (integral)
+                std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(p[i]));
+            else
+                std::snprintf(buf, sizeof buf, fmt, p[i]);
+            out += buf;
+            out += (cols > 0 && (i + 1) % cols == 0) ? '\n' : ',';
+        }
+        return out;
+    }
+
     std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const override
     {
         at::Tensor t = raw && ref.layout == TensorRef::Layout::Strided ? toTensor(ref, false) : toDenseValues(ref);

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""`ckpt export` judged by PyTorch and numpy: every dtype and layout written to .npy loads with
+numpy.load to the values torch.load gives; .csv reads back with numpy.loadtxt; writes never touch
+an input, never replace a file without --force, and leave no temporary file behind."""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from results import Results  # noqa: E402
+
+
+def reference(t):
+    if t.is_quantized:
+        t = t.dequantize()
+    if t.is_sparse:
+        t = t.to_dense()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return t.numpy()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--ckpt', required=True)
+    ap.add_argument('--fixtures', required=True)
+    a = ap.parse_args()
+    sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))  # the subclass fixture's class
+    res = Results()
+    out = tempfile.mkdtemp(prefix='ckpt-export-')
+
+    def export(src, key, dest, *extra):
+        return subprocess.run([a.ckpt, 'export', os.path.join(a.fixtures, src), key, '-o', dest, *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    for src in ('dtypes.pth', 'views.pth', 'special_tensors.pth', 'nan_inf.pth'):
+        theirs = torch.load(os.path.join(a.fixtures, src), map_location='cpu')
+        for key, t in theirs.items():
+            if t.is_meta:
+                continue
+            dest = os.path.join(out, '%s-%s.npy' % (src, key))
+            r = export(src, key, dest)
+            if not res.check(r.returncode == 0, '%s %s' % (src, key), r.stderr):
+                continue
+            got, want = np.load(dest), reference(t)
+            res.check(got.dtype == want.dtype and got.shape == want.shape and
+                      np.array_equal(got, want, equal_nan=True), '%s %s .npy' % (src, key),
+                      '%s %s vs %s %s' % (got.dtype, got.shape, want.dtype, want.shape))
+    for src, key in (('dtypes.pth', 'float64'), ('dtypes.pth', 'int32'), ('views.pth', 'narrow'),
+                     ('training_checkpoint.pth', 'fc1.weight')):
+        dest = os.path.join(out, '%s-%s.csv' % (src, key))
+        r = export(src, key, dest)
+        if not res.check(r.returncode == 0, '%s %s csv' % (src, key), r.stderr):
+            continue
+        obj = torch.load(os.path.join(a.fixtures, src), map_location='cpu')
+        t = obj['model_state_dict'][key] if 'model_state_dict' in obj else obj[key]
+        got = np.loadtxt(dest, delimiter=',', ndmin=2)
+        want = t.double().numpy().reshape(-1, t.shape[-1])
+        res.check(got.shape == want.shape and np.allclose(got, want, rtol=1e-7, atol=0), '%s %s .csv' % (src, key))
+
+    # Safety of writes.
+    src_path = os.path.abspath(os.path.join(a.fixtures, 'views.pth'))
+    before = open(src_path, 'rb').read()
+    link = os.path.join(out, 'same-file.npy')
+    os.symlink(src_path, link)
+    r = subprocess.run([a.ckpt, 'export', src_path, 'base', '-o', link, '--force'], capture_output=True, text=True)
+    res.check(r.returncode == 1 and 'input file' in r.stderr, 'input never overwritten', r.stderr)
+    res.check(open(src_path, 'rb').read() == before, 'input unchanged')
+    existing = os.path.join(out, 'existing.npy')
+    with open(existing, 'wb') as f:
+        f.write(b'keep me')
+    r = export('views.pth', 'base', existing)
+    res.check(r.returncode == 1 and 'already exists' in r.stderr, 'no replace without --force', r.stderr)
+    res.check(open(existing, 'rb').read() == b'keep me', 'existing file kept')
+    r = export('views.pth', 'base', existing, '--force')
+    res.check(r.returncode == 0 and np.array_equal(np.load(existing), reference(torch.load(src_path)['base'])),
+              'replaced with --force', r.stderr)
+    r = export('views.pth', 'base', os.path.join(out, 'no-such-dir', 'x.npy'))
+    res.check(r.returncode == 1 and 'no-such-dir' in r.stderr, 'missing folder is a clear error', r.stderr)
+    r = export('views.pth', 'nothing', os.path.join(out, 'x.npy'))
+    res.check(r.returncode == 1 and "no tensor named 'nothing'" in r.stderr, 'missing key', r.stderr)
+    r = export('special_tensors.pth', 'meta', os.path.join(out, 'meta.npy'))
+    res.check(r.returncode == 1 and 'no data' in r.stderr, 'meta tensor refused', r.stderr)
+    leftovers = [f for f in os.listdir(out) if f.startswith('.')]
+    res.check(not leftovers, 'no temporary files left', str(leftovers))
+    return res.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
