@@ -150,6 +150,14 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
             if (r.problem.empty() && r.layout != TensorRef::Layout::Meta) {
                 j["stats"] = statsOf(r);
                 const auto count = std::clamp<std::int64_t>(options.limit, 0, std::max<std::int64_t>(0, r.numel()));
+                if (options.histogram > 0) {
+                    try {
+                        const auto h = ComputeLoader::api().histogram(r, options.histogram);
+                        j["histogram"] = {{"low", h.low}, {"high", h.high}, {"counts", h.counts}};
+                    } catch (const std::runtime_error &e) {
+                        j["histogram_error"] = e.what();
+                    }
+                }
                 try {
                     auto values = ComputeLoader::api().values(r, 0, count);
                     json v = json::array();

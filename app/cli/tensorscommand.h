@@ -17,6 +17,7 @@ struct ShowOptions {
     std::string file;
     std::string key;
     std::int64_t limit = 100;
+    int histogram = 0;  // bins; 0 for none
     bool json = false;
 };
 

@@ -38,13 +38,13 @@ _ckpt()
         local options='--json --help'
         case $subcommand in
             tensors) options='--stats --filter --json --help' ;;
-            show) options='--limit --json --help' ;;
+            show) options='--limit --histogram --json --help' ;;
             export) options='-o --output --force --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
-    [[ $prev == --filter || $prev == --limit ]] && return
+    [[ $prev == --filter || $prev == --limit || $prev == --histogram ]] && return
 
     # `info` and `tensors` take one file, `show` a file and a key: offer no file after the first.
     if [[ $subcommand == info || $subcommand == tensors || $subcommand == show ]]; then

@@ -23,6 +23,14 @@ struct TensorStats {
     double l2 = std::numeric_limits<double>::quiet_NaN();
 };
 
+// Counts of a tensor's finite values in equal-width bins from its minimum to its maximum, as
+// torch.histc counts them (the maximum falls in the last bin).
+struct Histogram {
+    double low = 0;
+    double high = 0;
+    std::vector<std::int64_t> counts;
+};
+
 // What the compute module (LibTorch) offers the layers above it. The interface has no LibTorch
 // types, so callers do not pay for LibTorch's headers or its start-up until they load the module.
 class ComputeApi {
@@ -41,6 +49,8 @@ public:
     // dequantized, sparse densified) or .csv (one row per index of the leading dimensions, values
     // of the last dimension across). Throws std::runtime_error for what the format cannot hold.
     enum class ExportFormat { Npy, Csv };
+    // Histogram of the finite values in `bins` bins (quantized dequantized, sparse densified).
+    virtual Histogram histogram(const TensorRef &tensor, int bins) const = 0;
     virtual std::string exportBytes(const TensorRef &tensor, ExportFormat format) const = 0;
 };
 

@@ -63,6 +63,40 @@ public:
         return s;
     }
 
+    Histogram histogram(const TensorRef &ref, int bins) const override
+    {
+        if (bins < 1 || bins > 1'000'000)
+            throw std::runtime_error("histogram bins must be between 1 and 1000000");
+        Histogram h;
+        h.counts.assign(static_cast<std::size_t>(bins), 0);
+        at::Tensor t = toDenseValues(ref).reshape({-1});
+        if (t.is_complex())
+            t = at::view_as_real(t).reshape({-1});
+        // Two passes over chunks: the finite range, then the counts, never the whole tensor in float64.
+        double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+        for (std::int64_t start = 0; start < t.numel(); start += kChunk) {
+            at::Tensor c = t.slice(0, start, std::min(start + kChunk, t.numel())).to(at::kDouble);
+            c = c.masked_select(at::isfinite(c));
+            if (c.numel() == 0)
+                continue;
+            lo = std::min(lo, c.min().item<double>());
+            hi = std::max(hi, c.max().item<double>());
+        }
+        if (lo > hi)
+            return h;  // no finite values
+        h.low = lo;
+        h.high = hi;
+        for (std::int64_t start = 0; start < t.numel(); start += kChunk) {
+            at::Tensor c = t.slice(0, start, std::min(start + kChunk, t.numel())).to(at::kDouble);
+            c = c.masked_select(at::isfinite(c));
+            at::Tensor counts = at::histc(c, bins, lo, hi).to(at::kLong);
+            const auto *p = counts.data_ptr<std::int64_t>();
+            for (int b = 0; b < bins; ++b)
+                h.counts[static_cast<std::size_t>(b)] += p[b];
+        }
+        return h;
+    }
+
     std::string exportBytes(const TensorRef &ref, ExportFormat format) const override
     {
         at::Tensor t = toDenseValues(ref);

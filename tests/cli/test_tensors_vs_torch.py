@@ -102,6 +102,21 @@ def main():
             dense = t.dequantize() if t.is_quantized else (t.to_dense() if t.is_sparse else t)
             flat = (torch.view_as_real(dense) if dense.is_complex() else dense).flatten().double()[:len(shown)].tolist()
             check(all(close(x, y) for x, y in zip(shown, flat)), f'{name}: show {tname}: {shown} != {flat}')
+    # Histograms: the counts torch.histc gives over the finite values, range from their min to max.
+    for name, key, bins in (('state_dict.pth', 'fc1.weight', 10), ('nan_inf.pth', 'dirty', 4),
+                            ('dtypes.pth', 'bfloat16', 7), ('special_tensors.pth', 'q', 5)):
+        path = os.path.join(a.fixtures, name)
+        r = subprocess.run([a.ckpt, 'show', path, key, '--histogram', str(bins), '--json'], capture_output=True,
+                           text=True, timeout=60)
+        if not check(r.returncode == 0, f'histogram {name} {key}: {r.stderr}'):
+            continue
+        h = json.loads(r.stdout)['histogram']
+        t = torch.load(path, map_location='cpu')[key]
+        t = (t.dequantize() if t.is_quantized else t).double().flatten()
+        t = t[torch.isfinite(t)]
+        want = torch.histc(t, bins=bins, min=float(t.min()), max=float(t.max())).long().tolist()
+        check(h['counts'] == want and close(h['low'], float(t.min())) and close(h['high'], float(t.max())),
+              f'histogram {name} {key}: {h} != {want}')
     r = subprocess.run([a.ckpt, 'show', os.path.join(a.fixtures, 'training_checkpoint.pth'), 'model_config', '--json'],
                        capture_output=True, text=True, timeout=60)
     check(r.returncode == 0 and json.loads(r.stdout)['value'] == {'input_size': 10, 'hidden_size': 50, 'output_size': 2},
