@@ -1,5 +1,6 @@
 #include "infocommand.h"
 
+#include "clicommon.h"
 #include "document.h"
 #include "error.h"
 #include "jsonexport.h"
@@ -117,12 +118,9 @@ int runInfo(const InfoOptions &options, std::ostream &out, std::ostream &err)
         else
             printText(doc, j, out);
         return 0;
-    } catch (const FormatError &e) {
-        err << "ckpt: " << e.what() << '\n';
     } catch (const std::exception &e) {
-        err << "ckpt: " << options.file << ": " << e.what() << '\n';
+        return reportError(err, options.file, e);
     }
-    return 1;
 }
 
 } // namespace ckpt::cli

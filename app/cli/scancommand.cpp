@@ -1,5 +1,6 @@
 #include "scancommand.h"
 
+#include "clicommon.h"
 #include "document.h"
 #include "error.h"
 #include "jsonexport.h"
@@ -46,10 +47,9 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
             }
         } catch (const std::exception &e) {
             anyError = true;
-            const std::string what = e.what();
-            err << "ckpt: " << (dynamic_cast<const FormatError *>(&e) ? what : file + ": " + what) << '\n';
+            reportError(err, file, e);
             if (options.json)
-                all.push_back({{"file", file}, {"error", what}});
+                all.push_back({{"file", file}, {"error", e.what()}});
         }
     }
     if (options.json)

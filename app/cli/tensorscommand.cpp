@@ -1,5 +1,6 @@
 #include "tensorscommand.h"
 
+#include "clicommon.h"
 #include "computeloader.h"
 #include "document.h"
 #include "error.h"
@@ -77,12 +78,6 @@ std::string fixed(const json &v)
 
 const std::vector<NamedTensor> &tableOf(const Document &doc) { return doc.hasStateDict ? doc.stateDict : doc.tensors; }
 
-int fail(std::ostream &err, const std::string &file, const std::exception &e)
-{
-    const std::string what = e.what();
-    err << "ckpt: " << (dynamic_cast<const FormatError *>(&e) ? what : file + ": " + what) << '\n';
-    return 1;
-}
 } // namespace
 
 int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &err)
@@ -120,7 +115,7 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
         }
         return 0;
     } catch (const std::exception &e) {
-        return fail(err, options.file, e);
+        return reportError(err, options.file, e);
     }
 }
 
@@ -128,19 +123,7 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
         const Document doc = readDocument(options.file);
-        ValuePtr value;
-        for (const auto &t : tableOf(doc))
-            if (t.name == options.key) {
-                value = t.value;
-                break;
-            }
-        if (!value) {
-            std::vector<std::string> path;
-            std::stringstream ss(options.key);
-            for (std::string part; std::getline(ss, part, '/');)
-                path.push_back(part);
-            value = findPath(doc.root, path);
-        }
+        const ValuePtr value = findEntry(doc, options.key);
         if (!value)
             throw FormatError(doc.path + ": no tensor or entry named '" + options.key + "'");
         json j;
@@ -174,7 +157,7 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
         out << j.dump(options.json ? 2 : 1, ' ', false, json::error_handler_t::replace) << '\n';
         return 0;
     } catch (const std::exception &e) {
-        return fail(err, options.file, e);
+        return reportError(err, options.file, e);
     }
 }
 
