@@ -253,12 +253,17 @@ private:
             target->noteChild(kv[i + 1]);
             // Assigning an existing key keeps its position and replaces the value, as Python does.
             bool replaced = false;
-            if (target->kind() == Value::Kind::Dict && !entries.empty() && isHashableScalar(*kv[i])) {
-                const auto key = scalarKey(*kv[i]);
+            if (target->kind() == Value::Kind::Dict) {
+                const auto kind = kv[i]->kind();
+                if (kind == Value::Kind::List || kind == Value::Kind::Dict || kind == Value::Kind::Set)
+                    fail("unhashable type '" + kv[i]->typeName() + "' as a dict key (Python refuses it too)");
+            }
+            if (target->kind() == Value::Kind::Dict && !entries.empty()) {
+                const auto key = dictKey(*kv[i]);
                 std::size_t found = entries.size();
                 if (entries.size() < kIndexFrom) {
                     for (std::size_t j = 0; j < entries.size(); ++j)
-                        if (entries[j].key && isHashableScalar(*entries[j].key) && scalarKey(*entries[j].key) == key)
+                        if (entries[j].key && dictKey(*entries[j].key) == key)
                             found = j;
                 } else {
                     auto &slot = m_dictIndex[target.get()];
@@ -283,6 +288,7 @@ private:
     }
 
     static constexpr std::size_t kIndexFrom = 16;  // dicts this large get a key index
+    std::size_t m_mergedEntries = 0;               // entries copied by BUILD updates so far
     std::unordered_map<const Value *, std::pair<ValuePtr, std::unordered_map<std::string, std::size_t>>> m_dictIndex;
 
     ValuePtr bytesOrText(std::string raw)
@@ -319,13 +325,28 @@ private:
         default: return "n";
         }
     }
+    // A dict key's identity: equal scalars are one key (True == 1 == 1.0, as in Python); other
+    // hashable values (tuples, objects, globals) are the same key when they are the same object.
+    static std::string dictKey(const Value &v)
+    {
+        if (isHashableScalar(v))
+            return scalarKey(v);
+        if (v.kind() == Value::Kind::Float && std::isfinite(v.asFloat()) && v.asFloat() == std::trunc(v.asFloat()) &&
+            std::abs(v.asFloat()) < 9.0e15)
+            return "i" + std::to_string(static_cast<std::int64_t>(v.asFloat()));
+        if (v.kind() == Value::Kind::Float)
+            return "f" + formatFloat(v.asFloat());
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "p%p", static_cast<const void *>(&v));
+        return buf;
+    }
     static void rebuildIndex(std::unordered_map<std::string, std::size_t> &index,
                              const std::vector<Value::DictEntry> &entries)
     {
         index.clear();
         for (std::size_t i = 0; i < entries.size(); ++i)
-            if (entries[i].key && isHashableScalar(*entries[i].key))
-                index.emplace(scalarKey(*entries[i].key), i);
+            if (entries[i].key)
+                index.emplace(dictKey(*entries[i].key), i);
     }
 
     // --- globals and calls --------------------------------------------------------------------
@@ -864,6 +885,10 @@ private:
         case Value::Kind::Tensor:
             if (target->state() && target->state()->isDict() && state && state->isDict()) {
                 // A second BUILD updates the attributes, as Python's default __setstate__ does.
+                // Copies do not consume input, so their total is capped by the input's size.
+                m_mergedEntries += state->entries().size();
+                if (m_mergedEntries > std::max<std::size_t>(1u << 20, 64 * m_data.size()))
+                    fail("BUILD updates copy more entries than a pickle of this size can mean");
                 auto merged = target->state();
                 std::vector<ValuePtr> kv;
                 for (const auto &e : state->entries()) {

@@ -38,6 +38,7 @@ private Q_SLOTS:
     void memoKeepsIdentity();
     void memoBombStaysShared();
     void bigIntegerAtTheLimit();
+    void buildWithItselfDoesNotGrow();
     void nestingLimit_data();
     void nestingLimit();
     void deepTreeDestroysWithoutRecursion();
@@ -101,6 +102,10 @@ void TestPickleMachine::opcodes_data()
     QTest::newRow("SETITEM existing key replaces in place")
         << H("80 02 7d 28 8c 01") + "a" + H("4b 01 8c 01") + "b" + H("4b 02 8c 01") + "a" + H("4b 03 75 2e")
         << "{'a': 3, 'b': 2}";
+    QTest::newRow("float key equal to an int key") << H("80 02 7d 28 4b 01 4b 0a 47 3f f0 00 00 00 00 00 00 4b 0b 75 2e")
+                                                   << "{1: 11}";
+    QTest::newRow("same tuple object is one key")
+        << H("80 02 7d 28 4b 01 85 71 00 4b 0a 68 00 4b 0b 75 2e") << "{(1,): 11}";
     QTest::newRow("EMPTY_SET ADDITEMS") << H("80 04 8f 28 4b 01 4b 02 90 2e") << "{1, 2}";
     QTest::newRow("FROZENSET") << H("80 04 28 4b 01 91 2e") << "frozenset({1})";
     QTest::newRow("BINPUT BINGET") << H("80 02 5d 71 00 30 68 00 2e") << "[]";
@@ -210,6 +215,8 @@ void TestPickleMachine::errors_data()
     QTest::newRow("LONG4 negative length") << H("80 02 8b ff ff ff ff") << "negative byte count";
     QTest::newRow("LONG4 past limit") << H("80 02 8b") + u32(4097) + QByteArray(4097, '\1') + H("2e")
                                       << "integer of 4097 bytes exceeds the limit of 4096";
+    QTest::newRow("list as a dict key") << H("80 02 7d 5d 4b 01 73 2e") << "unhashable type 'list' as a dict key";
+    QTest::newRow("dict as a dict key") << H("80 02 7d 7d 4b 01 73 2e") << "unhashable type 'dict' as a dict key";
     QTest::newRow("GLOBAL not UTF-8") << H("80 02 63 62 75 69 6c 74 69 6e 73 0a 69 8a 74 0a 2e") << "global name is not UTF-8";
     QTest::newRow("rebuild with a non-storage") << H("80 02 63") + "torch._utils\n_rebuild_tensor_v2\n" +
                                                        H("28 4b 01 4b 00 29 29 89 4e 74 52 2e")
@@ -265,6 +272,18 @@ void TestPickleMachine::memoBombStaysShared()
     const auto dumped = valueToJson(v).dump();
     QVERIFY2(dumped.size() < 20000, qPrintable(QString::number(dumped.size())));
     QVERIFY(dumped.find("__ref__") != std::string::npos);
+}
+
+void TestPickleMachine::buildWithItselfDoesNotGrow()
+{
+    // D = {(1,): 10}; then BUILD D with D, 40 times: the same key objects, so no entry is added
+    // (the fuzzer found exponential growth here when tuple keys were compared by nothing).
+    QByteArray p = H("80 02 7d 71 00 28 4b 01 85 4b 0a 75");
+    p += QByteArray(40, '2') + QByteArray(40, 'b') + ".";
+    PickleMachine m;
+    const auto v = runPickle(p, m).value;
+    QCOMPARE(v->entries().size(), std::size_t(1));
+    QCOMPARE(v->state().get(), v.get());
 }
 
 void TestPickleMachine::bigIntegerAtTheLimit()
