@@ -1,5 +1,9 @@
 #include "valuetree.h"
 
+#include "picklemachine.h"
+
+#include <unordered_set>
+
 namespace ckpt {
 
 std::vector<Child> childrenOf(const Value &v)
@@ -75,6 +79,37 @@ bool isModule(const Value &v)
 {
     return v.kind() == Value::Kind::Object && v.state() && v.state()->isDict() && v.state()->get("_parameters") &&
            v.state()->get("_modules");
+}
+
+std::vector<ModuleEntry> moduleTree(const Value &root)
+{
+    std::vector<ModuleEntry> out;
+    if (!isModule(root))
+        return out;
+    std::unordered_set<const Value *> seen;
+    // Depth-first in registration order: children are pushed in reverse.
+    struct Pending {
+        const Value *module;
+        std::string path;
+        std::uint32_t depth;
+    };
+    std::vector<Pending> stack{{&root, std::string(), 0}};
+    while (!stack.empty()) {
+        Pending p = std::move(stack.back());
+        stack.pop_back();
+        if (p.depth > PickleLimits::kMaxDepth || !seen.insert(p.module).second)
+            continue;
+        out.push_back({p.path, className(*p.module)});
+        auto children = p.module->state()->get("_modules");
+        if (!children || !children->isDict())
+            continue;
+        const auto &entries = children->entries();
+        for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+            if (it->key && it->value && isModule(*it->value))
+                stack.push_back({it->value.get(), p.path.empty() ? keyText(*it->key) : p.path + "." + keyText(*it->key),
+                                 p.depth + 1});
+    }
+    return out;
 }
 
 } // namespace ckpt

@@ -30,4 +30,13 @@ std::string className(const Value &v);
 // True for a pickled nn.Module: an object whose attributes hold _parameters and _modules.
 bool isModule(const Value &v);
 
+// The modules of a pickled module tree, from `root` down in registration order: dotted path ("" for
+// the root, "encoder.layer.0") and class ("torch.nn.modules.linear.Linear"). A module reached twice
+// is listed once; the walk is iterative and stops at the pickle depth limit.
+struct ModuleEntry {
+    std::string path;
+    std::string className;
+};
+std::vector<ModuleEntry> moduleTree(const Value &root);
+
 } // namespace ckpt

@@ -143,8 +143,8 @@ def check_good(res, ckpt, name, path, expected):
         check_optimizer(res, where, doc, obj)
     if kind == 'full_model':
         names = [g.get('name', '') for g in doc.get('globals') or [] if isinstance(g, dict)]
-        res.check(any('SimpleNN' in n for n in names), where,
-                  'globals %r do not list the pickled class simple_nn.SimpleNN' % (names,))
+        cls = type(obj).__module__ + '.' + type(obj).__qualname__
+        res.check(cls in names, where, 'globals %r do not list the pickled class %s' % (names, cls))
 
 
 def check_tensors(res, where, sd, tensors, locations):

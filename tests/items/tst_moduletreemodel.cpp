@@ -1,0 +1,134 @@
+// ModuleTreeModel against PyTorch's own figures: for every module of the fixture models the
+// generator writes (expected.json "__modules__"), the elements, bytes and tensor count of
+// module.state_dict() with tied tensors counted once, and the module's class for pickled models.
+#include "document.h"
+#include "moduletreemodel.h"
+
+#include <QAbstractItemModelTester>
+#include <QJsonObject>
+#include <QSortFilterProxyModel>
+#include <QTest>
+
+#include "testdata.h"
+
+using namespace ckpt;
+
+class TestModuleTreeModel : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void modulesMatchTorch_data();
+    void modulesMatchTorch();
+    void tiedWeightsAreAliases();
+    void naturalSort();
+    void sortBySizeAndFilter();
+    void emptyAndReset();
+};
+
+void TestModuleTreeModel::modulesMatchTorch_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<bool>("classes");  // a pickled module tree names each module's class
+    QTest::newRow("full model") << "full_model.pth" << true;
+    QTest::newRow("tied full model") << "tied_full_model.pth" << true;
+    QTest::newRow("tied state dict") << "tied_state_dict.pth" << false;
+}
+
+void TestModuleTreeModel::modulesMatchTorch()
+{
+    QFETCH(QString, file);
+    QFETCH(bool, classes);
+    const QJsonObject modules = test::expectedListing().value(QStringLiteral("__modules__")).toObject().value(file).toObject();
+    QVERIFY2(!modules.isEmpty(), "expected.json has no __modules__ entry: regenerate the fixtures");
+
+    ModuleTreeModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.setDocument(test::readFixture(file));
+    // Leaf modules without tensors (ReLU) have no row in a plain state dict: only modules that hold tensors.
+    int withTensors = 0;
+    for (auto it = modules.begin(); it != modules.end(); ++it) {
+        const QJsonObject m = it.value().toObject();
+        const QModelIndex idx = model.indexOfPath(it.key());
+        if (m.value(QStringLiteral("tensors")).toInt() == 0) {
+            if (classes)
+                QVERIFY2(idx.isValid(), qPrintable(it.key()));  // the module tree lists it anyway
+            continue;
+        }
+        ++withTensors;
+        QVERIFY2(idx.isValid(), qPrintable(it.key()));
+        QCOMPARE(idx.data(ModuleTreeModel::ElementsRole).toLongLong(), m.value(QStringLiteral("elements")).toInteger());
+        QCOMPARE(idx.data(ModuleTreeModel::BytesRole).toLongLong(), m.value(QStringLiteral("bytes")).toInteger());
+        QCOMPARE(idx.siblingAtColumn(ModuleTreeModel::TensorsColumn).data(ModuleTreeModel::SortRole).toLongLong(),
+                 m.value(QStringLiteral("tensors")).toInteger());
+        QVERIFY(!idx.data(ModuleTreeModel::IsTensorRole).toBool());
+        if (classes)
+            QCOMPARE(idx.siblingAtColumn(ModuleTreeModel::ClassColumn).data().toString(),
+                     m.value(QStringLiteral("class")).toString());
+    }
+    QVERIFY(withTensors > 0);
+}
+
+void TestModuleTreeModel::tiedWeightsAreAliases()
+{
+    ModuleTreeModel model;
+    model.setDocument(test::readFixture(QStringLiteral("tied_state_dict.pth")));
+    const QModelIndex head = model.indexOfPath(QStringLiteral("2.weight"));
+    QVERIFY(head.isValid());
+    QCOMPARE(head.data(ModuleTreeModel::AliasOfRole).toString(), QStringLiteral("0.weight"));
+    QVERIFY(head.siblingAtColumn(ModuleTreeModel::NoteColumn).data().toString().contains(QStringLiteral("0.weight")));
+    QVERIFY(model.indexOfPath(QStringLiteral("0.weight")).data(ModuleTreeModel::AliasOfRole).toString().isEmpty());
+    // The tensor row keeps its own size; the module that holds it alone counts it too.
+    QCOMPARE(head.data(ModuleTreeModel::ElementsRole).toLongLong(), 20 * 8);
+    QCOMPARE(model.indexOfPath(QStringLiteral("2")).data(ModuleTreeModel::ElementsRole).toLongLong(), 20 * 8);
+}
+
+void TestModuleTreeModel::naturalSort()
+{
+    QVERIFY(naturalSortKey(QStringLiteral("layer9")) < naturalSortKey(QStringLiteral("layer10")));
+    QVERIFY(naturalSortKey(QStringLiteral("2")) < naturalSortKey(QStringLiteral("10")));
+    QVERIFY(naturalSortKey(QStringLiteral("Alpha")) < naturalSortKey(QStringLiteral("beta")));
+    QCOMPARE(naturalSortKey(QStringLiteral("a1b")), naturalSortKey(QStringLiteral("A1B")));
+}
+
+void TestModuleTreeModel::sortBySizeAndFilter()
+{
+    ModuleTreeModel model;
+    QSortFilterProxyModel proxy;
+    proxy.setSourceModel(&model);
+    proxy.setSortRole(ModuleTreeModel::SortRole);
+    proxy.setRecursiveFilteringEnabled(true);
+    proxy.setFilterKeyColumn(ModuleTreeModel::NameColumn);
+    QAbstractItemModelTester tester(&proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.setDocument(test::readFixture(QStringLiteral("full_model.pth")));
+    QVERIFY(proxy.rowCount() >= 2);
+
+    proxy.sort(ModuleTreeModel::BytesColumn, Qt::DescendingOrder);
+    for (int r = 1; r < proxy.rowCount(); ++r)
+        QVERIFY(proxy.index(r - 1, ModuleTreeModel::BytesColumn).data(ModuleTreeModel::SortRole).toLongLong() >=
+                proxy.index(r, ModuleTreeModel::BytesColumn).data(ModuleTreeModel::SortRole).toLongLong());
+
+    // Filtering by a tensor's name keeps the modules on its way.
+    proxy.setFilterFixedString(QStringLiteral("bias"));
+    QVERIFY(proxy.rowCount() >= 2);
+    for (int r = 0; r < proxy.rowCount(); ++r) {
+        const QModelIndex m = proxy.index(r, 0);
+        QVERIFY(proxy.rowCount(m) >= 1);
+        for (int c = 0; c < proxy.rowCount(m); ++c)
+            QCOMPARE(proxy.index(c, 0, m).data().toString(), QStringLiteral("bias"));
+    }
+}
+
+void TestModuleTreeModel::emptyAndReset()
+{
+    ModuleTreeModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QCOMPARE(model.rowCount(), 0);
+    model.setDocument(test::readFixture(QStringLiteral("state_dict.pth")));
+    QVERIFY(model.rowCount() > 0);
+    QVERIFY(model.moduleCount() >= 2);
+    model.setDocument(nullptr);
+    QCOMPARE(model.rowCount(), 0);
+    QVERIFY(!model.indexOfPath(QStringLiteral("fc1")).isValid());
+}
+
+QTEST_GUILESS_MAIN(TestModuleTreeModel)
+#include "tst_moduletreemodel.moc"
