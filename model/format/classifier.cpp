@@ -1,7 +1,7 @@
 #include "document.h"
 
 #include "picklemachine.h"
-#include "valuetree.h"
+#include "metadata.h"
 #include "valuetree.h"
 
 #include <algorithm>
@@ -342,14 +342,6 @@ bool allNamesStartWith(const std::vector<NamedTensor> &tensors, std::string_view
                                            [prefix](const NamedTensor &t) { return t.name.starts_with(prefix); });
 }
 
-// A dict (or a list of them, as Lightning keeps) that looks like one of the training-state
-// conventions, by its keys.
-bool dictHas(ValuePtr v, std::initializer_list<const char *> keys)
-{
-    if (v && v->isSequence() && !v->items().empty())
-        v = v->items()[0];  // one level only: a list may contain itself
-    return v && v->isDict() && std::all_of(keys.begin(), keys.end(), [&v](const char *k) { return v->get(k) != nullptr; });
-}
 } // namespace
 
 void detectConventions(Document &doc)
@@ -382,18 +374,12 @@ void detectConventions(Document &doc)
         c.push_back("keys carry the '_orig_mod.' prefix of torch.compile");
     if (doc.kind == DocumentKind::LightningCheckpoint && allNamesStartWith(doc.stateDict, "model."))
         c.push_back("keys carry Lightning's 'model.' prefix");
-    if (!dict)
-        return;
-    for (const auto &e : root->entries()) {
-        if (!e.key || !e.key->isString() || !e.value)
-            continue;
-        const std::string &k = e.key->text();
-        if (k.find("rng") != std::string::npos)
-            c.push_back("RNG state under '" + k + "'");
-        else if (dictHas(e.value, {"scale", "growth_factor"}))
-            c.push_back("GradScaler state under '" + k + "'");
-        else if (dictHas(e.value, {"last_epoch", "base_lrs"}))
-            c.push_back("LR scheduler state under '" + k + "'");
+    std::string lastKey;
+    for (const auto &s : trainingStates(doc)) {
+        const std::string key = s.key.substr(0, s.key.find('/'));  // Lightning's list is one convention
+        if (key != lastKey)
+            c.push_back(trainingStateName(s.kind) + " state under '" + key + "'");
+        lastKey = key;
     }
 }
 

@@ -1,5 +1,6 @@
 #include "jsonexport.h"
 
+#include "metadata.h"
 #include "optimizermap.h"
 #include "picklemachine.h"
 #include "security.h"
@@ -154,10 +155,6 @@ json tensorEntry(const NamedTensor &t)
     return j;
 }
 
-bool startsWith(const KeyPath &path, const KeyPath &prefix)
-{
-    return !prefix.empty() && path.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
-}
 
 } // namespace
 
@@ -285,22 +282,18 @@ json documentToJson(const Document &doc)
     json meta = json::object();
     if (doc.root && doc.root->isDict()) {
         JsonWriter writer;
-        for (const auto &c : childrenOf(*doc.root)) {
-            if (c.role != ChildRole::Key)
-                continue;
-            const KeyPath p{c.label};
-            if (startsWith(p, doc.stateDictPath) || startsWith(p, doc.optimizerPath))
-                continue;
-            if (std::any_of(doc.otherWeightSets.begin(), doc.otherWeightSets.end(),
-                            [&p](const KeyPath &w) { return startsWith(p, w); })) {
-                meta[c.label] = json{{"__weights__", "listed under state_dict.others"}};
-                continue;
+        for (const auto &e : metadataEntries(doc)) {
+            switch (e.role) {
+            case MetadataEntry::Role::OtherWeights:
+                meta[e.key] = json{{"__weights__", "listed under state_dict.others"}};
+                break;
+            case MetadataEntry::Role::HoldsWeights:
+                meta[e.key] = json("<contains weights or optimizer state>");
+                break;
+            case MetadataEntry::Role::Plain:
+                meta[e.key] = writer.write(e.value, e.key, 1);
+                break;
             }
-            if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
-                continue;  // the root is the state dict: its tensors are listed there
-            const bool holdsWeights = (doc.stateDictPath.size() > 1 && doc.stateDictPath[0] == c.label) ||
-                                      (doc.optimizerPath.size() > 1 && doc.optimizerPath[0] == c.label);
-            meta[c.label] = holdsWeights ? json("<contains weights or optimizer state>") : writer.write(c.value, c.label, 1);
         }
     } else if (doc.root && doc.root->kind() == Value::Kind::Object) {
         meta["__class__"] = className(*doc.root);

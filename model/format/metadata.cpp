@@ -1,0 +1,137 @@
+#include "metadata.h"
+
+#include "valuetree.h"
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+namespace ckpt {
+
+namespace {
+
+bool startsWith(const KeyPath &path, const KeyPath &prefix)
+{
+    return !prefix.empty() && path.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
+}
+
+// A dict with all of `keys`; for a list (Lightning keeps a list of schedulers), its first item.
+bool dictHas(ValuePtr v, std::initializer_list<const char *> keys)
+{
+    if (v && v->isSequence() && !v->items().empty())
+        v = v->items()[0];  // one level only: a list may contain itself
+    return v && v->isDict() && std::all_of(keys.begin(), keys.end(), [&v](const char *k) { return v->get(k) != nullptr; });
+}
+
+struct FieldSynonyms {
+    const char *label;
+    std::array<const char *, 8> keys;
+};
+
+// Labels in display order, each with the keys the field's libraries and scripts use for it.
+constexpr FieldSynonyms kFields[] = {
+    {"Epoch", {"epoch", "epochs", "current_epoch"}},
+    {"Step", {"global_step", "step", "iteration", "iter", "updates"}},
+    {"Training loss", {"train_loss", "loss", "training_loss"}},
+    {"Validation loss", {"val_loss", "valid_loss", "validation_loss", "best_val_loss", "best_loss"}},
+    {"Best metric", {"best_acc1", "best_acc", "best_prec1", "best_fitness", "best_metric", "accuracy", "val_acc"}},
+    {"Timestamp", {"timestamp", "saved_at", "date", "datetime", "created_at"}},
+    {"PyTorch version", {"pytorch_version", "torch_version"}},
+    {"Lightning version", {"pytorch-lightning_version", "lightning_version"}},
+    {"Model config", {"model_config", "config", "cfg", "model_args"}},
+    {"Hyperparameters", {"hyper_parameters", "hparams", "hyperparameters"}},
+    {"Arguments", {"args", "opt", "opts"}},
+    {"Class names", {"class_names", "classes", "labels", "idx_to_class", "class_to_idx", "names"}},
+    {"Preprocessing", {"preprocessing", "transforms", "normalization"}},
+    {"Input mean", {"input_mean", "mean"}},
+    {"Input std", {"input_std", "std"}},
+};
+
+} // namespace
+
+std::vector<MetadataEntry> metadataEntries(const Document &doc)
+{
+    std::vector<MetadataEntry> out;
+    if (!doc.root || !doc.root->isDict())
+        return out;
+    for (const auto &c : childrenOf(*doc.root)) {
+        if (c.role != ChildRole::Key)
+            continue;
+        const KeyPath p{c.label};
+        if (startsWith(p, doc.stateDictPath) || startsWith(p, doc.optimizerPath))
+            continue;
+        if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
+            continue;  // the root is the state dict: its tensors are listed there
+        MetadataEntry e{c.label, c.value, MetadataEntry::Role::Plain};
+        if (std::any_of(doc.otherWeightSets.begin(), doc.otherWeightSets.end(),
+                        [&p](const KeyPath &w) { return startsWith(p, w); }))
+            e.role = MetadataEntry::Role::OtherWeights;
+        else if ((doc.stateDictPath.size() > 1 && doc.stateDictPath[0] == c.label) ||
+                 (doc.optimizerPath.size() > 1 && doc.optimizerPath[0] == c.label))
+            e.role = MetadataEntry::Role::HoldsWeights;
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+std::vector<KnownField> knownFields(const Document &doc)
+{
+    std::vector<KnownField> out;
+    const auto meta = metadataEntries(doc);
+    for (const auto &field : kFields) {
+        bool found = false;
+        for (const char *key : field.keys) {
+            if (!key || found)
+                continue;
+            for (const auto &e : meta)
+                if (e.role == MetadataEntry::Role::Plain && e.key == key && e.value && !e.value->isNone()) {
+                    out.push_back({field.label, key, e.value, false});
+                    found = true;
+                    break;
+                }
+        }
+        if (found || !doc.sidecar || !doc.sidecar->isDict())
+            continue;
+        for (const char *key : field.keys)
+            if (key && !found)
+                if (auto v = doc.sidecar->get(key); v && !v->isNone()) {
+                    out.push_back({field.label, key, v, true});
+                    found = true;
+                }
+    }
+    return out;
+}
+
+std::string trainingStateName(TrainingState::Kind kind)
+{
+    switch (kind) {
+    case TrainingState::Kind::LrScheduler: return "LR scheduler";
+    case TrainingState::Kind::GradScaler: return "GradScaler";
+    case TrainingState::Kind::Rng: return "RNG";
+    }
+    return {};
+}
+
+std::vector<TrainingState> trainingStates(const Document &doc)
+{
+    std::vector<TrainingState> out;
+    for (const auto &e : metadataEntries(doc)) {
+        if (e.role != MetadataEntry::Role::Plain || !e.value)
+            continue;
+        if (e.key.find("rng") != std::string::npos) {
+            out.push_back({TrainingState::Kind::Rng, e.key, e.value});
+        } else if (dictHas(e.value, {"scale", "growth_factor"})) {
+            out.push_back({TrainingState::Kind::GradScaler, e.key, e.value});
+        } else if (dictHas(e.value, {"last_epoch", "base_lrs"})) {
+            if (e.value->isSequence()) {  // Lightning: one per configured scheduler
+                for (std::size_t i = 0; i < e.value->items().size(); ++i)
+                    out.push_back({TrainingState::Kind::LrScheduler, e.key + "/" + std::to_string(i), e.value->items()[i]});
+            } else {
+                out.push_back({TrainingState::Kind::LrScheduler, e.key, e.value});
+            }
+        }
+    }
+    return out;
+}
+
+} // namespace ckpt

@@ -1,0 +1,50 @@
+#pragma once
+
+#include "document.h"
+
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// A top-level entry of a checkpoint that is not weights: epoch, losses, config, arguments, ...
+struct MetadataEntry {
+    enum class Role {
+        Plain,           // a value to show as it is
+        HoldsWeights,    // a container on the way to the state dict or optimizer state
+        OtherWeights,    // a weight set besides the model's (EMA, a second network)
+    };
+    std::string key;
+    ValuePtr value;
+    Role role = Role::Plain;
+};
+
+// Every root entry of a dict-shaped checkpoint except the state dict, the optimizer state and,
+// when the root is the state dict, its tensors. One definition serves the JSON export and the views.
+std::vector<MetadataEntry> metadataEntries(const Document &doc);
+
+// A value a researcher looks for first ("Epoch", "Validation loss", "Class names"), with the key
+// it was found under and where: the file itself or its metadata JSON sidecar.
+struct KnownField {
+    std::string label;
+    std::string key;
+    ValuePtr value;
+    bool fromSidecar = false;
+};
+
+// The known fields of the file, in a fixed order of labels; each label once (the file's value
+// before the sidecar's; among a label's synonyms the first present).
+std::vector<KnownField> knownFields(const Document &doc);
+
+// Training state kept beside the weights and the optimizer: learning-rate schedulers, AMP
+// GradScalers, RNG states; found under any top-level key by their content.
+struct TrainingState {
+    enum class Kind { LrScheduler, GradScaler, Rng };
+    Kind kind = Kind::LrScheduler;
+    std::string key;  // "lr_scheduler", "lr_schedulers/0"
+    ValuePtr value;
+};
+std::string trainingStateName(TrainingState::Kind kind);  // "LR scheduler", "GradScaler", "RNG"
+std::vector<TrainingState> trainingStates(const Document &doc);
+
+} // namespace ckpt
