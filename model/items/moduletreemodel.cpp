@@ -229,14 +229,7 @@ QVariant ModuleTreeModel::data(const QModelIndex &index, int role) const
         case BytesColumn: return valuetext::bytes(n.bytes);
         case TensorsColumn: return t ? QVariant() : QVariant(valuetext::count(n.tensors));
         case DTypeColumn: return t ? valuetext::dtypeText(t->dtype) : QVariant();
-        case ShapeColumn: {
-            if (!t)
-                return {};
-            QStringList dims;
-            for (auto d : t->shape)
-                dims << QString::number(d);
-            return QStringLiteral("[%1]").arg(dims.join(QStringLiteral(", ")));
-        }
+        case ShapeColumn: return t ? QString::fromStdString(shapeText(t->shape)) : QVariant();
         case NoteColumn: return n.note;
         }
         return {};

@@ -42,6 +42,9 @@ public:
     QModelIndex indexOfPath(const QString &path) const;
     // Modules (rows that are not tensors) in the hierarchy, the root excluded.
     int moduleCount() const;
+    // The whole state dict's elements and bytes, each tensor counted once.
+    qint64 totalElements() const { return m_nodes.empty() ? 0 : m_nodes[0].elements; }
+    qint64 totalBytes() const { return m_nodes.empty() ? 0 : m_nodes[0].bytes; }
 
     QModelIndex index(int row, int column, const QModelIndex &parent = {}) const override;
     QModelIndex parent(const QModelIndex &child) const override;

@@ -1,0 +1,82 @@
+#pragma once
+
+#include "computeapi.h"
+
+#include <QAbstractTableModel>
+#include <QStringList>
+
+#include <memory>
+#include <vector>
+
+namespace ckpt {
+
+struct Document;
+struct NamedTensor;
+
+// The optimizer's per-parameter state as a table: one row per parameter the optimizer keeps state
+// for (id, state-dict name mapped by registration order, group, shape check, step), one column per
+// state tensor (exp_avg, exp_avg_sq, momentum_buffer, …) showing its L2 norm once statistics
+// arrive. The state tensors are listed by stateTensors() for a statistics job; setStatistics()
+// fills them in.
+class OptimizerStateModel : public QAbstractTableModel {
+    Q_OBJECT
+public:
+    enum FixedColumn { IdColumn, NameColumn, GroupColumn, ShapeColumn, StepColumn, FirstStateColumn };
+    enum Role {
+        SortRole = Qt::UserRole,  // numbers as numbers
+        MismatchRole,             // bool: a state tensor's shape differs from the parameter's
+        StatisticsRole,           // QVariant: the cell's TensorStats as a QVariantMap, when known
+    };
+
+    explicit OptimizerStateModel(QObject *parent = nullptr);
+    ~OptimizerStateModel() override;
+
+    void setDocument(std::shared_ptr<const Document> doc);
+    const std::shared_ptr<const Document> &document() const { return m_document; }
+    // "Adam/AdamW", empty without an optimizer.
+    QString optimizerType() const { return m_type; }
+    bool hasOptimizer() const { return !m_type.isEmpty(); }
+    bool mappingCertain() const { return m_certain; }
+    QString mappingNote() const { return m_note; }
+    // State keys shown as columns, in first-seen order.
+    QStringList stateKeys() const { return m_keys; }
+
+    // Every state tensor ("fc1.weight/exp_avg"), for a statistics job; row k of the job is entry k.
+    const std::vector<NamedTensor> &stateTensors() const { return m_tensors; }
+    void setStatistics(int tensor, const TensorStats &stats);
+    void setStatisticsError(int tensor, const QString &why);
+
+    int rowCount(const QModelIndex &parent = {}) const override;
+    int columnCount(const QModelIndex &parent = {}) const override;
+    QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
+    QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
+
+private:
+    struct Row {
+        qint64 id = -1;
+        QString name;
+        int group = 0;
+        QString shape;
+        bool mismatch = false;
+        QString stepText;       // a plain number; empty when step is a tensor (its statistics tell it)
+        int stepTensor = -1;    // index into m_tensors when step is a tensor
+        std::vector<int> tensorOfKey;  // per state key: index into m_tensors, -1 when absent
+    };
+    struct Cell {
+        bool known = false;
+        TensorStats stats;
+        QString error;
+    };
+    std::shared_ptr<const Document> m_document;
+    QString m_type;
+    bool m_certain = false;
+    QString m_note;
+    QStringList m_keys;
+    std::vector<Row> m_rows;
+    std::vector<NamedTensor> m_tensors;
+    std::vector<Cell> m_cells;
+    std::vector<std::pair<int, int>> m_cellPos;  // tensor -> (row, column)
+    QVariant cellData(const Row &r, int tensor, int role) const;
+};
+
+} // namespace ckpt

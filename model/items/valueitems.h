@@ -1,0 +1,32 @@
+#pragma once
+
+#include <QList>
+#include <Qt>
+#include <QString>
+
+#include <memory>
+
+class QStandardItem;
+
+namespace ckpt {
+
+class Value;
+
+// Rows of Key | Type | Value for a value and what it holds, for the small trees of the metadata,
+// optimizer and security views (QStandardItemModel). Containers open up to `maxDepth` levels and
+// `budget` rows in all; a container met again (shared or cyclic) is listed, not opened twice.
+struct ValueItemsBudget {
+    int rows = 20000;
+    int maxDepth = 32;
+};
+
+enum ValueItemRole {
+    ValueItemPathRole = Qt::UserRole + 1,  // QString "key/sub/…" from the section root
+};
+
+// The row for `value` under the label `key`: three items, the first holding the children.
+QList<QStandardItem *> valueRow(const QString &key, const std::shared_ptr<Value> &value, ValueItemsBudget &budget);
+// A section heading row ("Metadata", "Sidecar …") with a bold label and a note in the value column.
+QList<QStandardItem *> sectionRow(const QString &title, const QString &note = {});
+
+} // namespace ckpt

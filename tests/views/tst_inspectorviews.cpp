@@ -1,0 +1,279 @@
+// The inspection views beside the tensor table, offscreen: modules, optimizer, metadata and
+// security. Figures are PyTorch's (expected.json, written by the fixture generator): the
+// optimizer's hyperparameters and state-tensor norms, the metadata entries, the module sums.
+#include "document.h"
+#include "metadataview.h"
+#include "moduletreemodel.h"
+#include "moduleview.h"
+#include "optimizerstatemodel.h"
+#include "optimizerview.h"
+#include "security.h"
+#include "securityview.h"
+#include "testdata.h"
+
+#include <QAbstractItemModelTester>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QLabel>
+#include <QLineEdit>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QStandardItemModel>
+#include <QTest>
+#include <QTreeView>
+
+#include <cmath>
+
+using namespace ckpt;
+
+namespace {
+
+QJsonObject expected(const QString &section) { return test::expectedListing().value(section).toObject(); }
+
+QStandardItem *childNamed(QStandardItem *parent, const QString &key)
+{
+    for (int r = 0; r < parent->rowCount(); ++r)
+        if (parent->child(r, 0)->text() == key)
+            return parent->child(r, 0);
+    return nullptr;
+}
+
+QStandardItem *sectionNamed(QStandardItemModel *m, const QString &title)
+{
+    for (int r = 0; r < m->rowCount(); ++r)
+        if (m->item(r, 0)->text() == title)
+            return m->item(r, 0);
+    return nullptr;
+}
+
+QString valueOf(QStandardItem *keyItem)
+{
+    QStandardItem *parent = keyItem->parent();
+    return parent ? parent->child(keyItem->row(), 2)->text() : keyItem->model()->item(keyItem->row(), 2)->text();
+}
+
+} // namespace
+
+class TestInspectorViews : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void optimizerMatchesTorch_data();
+    void optimizerMatchesTorch();
+    void optimizerCancel();
+    void noOptimizer();
+    void trainingStates();
+    void metadataMatchesTorch();
+    void metadataSidecar();
+    void securityDangerousFirst();
+    void securityCleanFile();
+    void moduleViewSelectsTensors();
+};
+
+void TestInspectorViews::optimizerMatchesTorch_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("type");
+    QTest::newRow("adam") << "training_checkpoint.pth" << "Adam/AdamW";
+    QTest::newRow("sgd momentum, buffers interleaved") << "bn_sgd_checkpoint.pth" << "SGD";
+}
+
+void TestInspectorViews::optimizerMatchesTorch()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, type);
+    OptimizerView view;
+    QAbstractItemModelTester stateTester(view.stateModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester proxyTester(view.stateProxy(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QSignalSpy finished(&view, &OptimizerView::statisticsFinished);
+    view.setDocument(test::readFixture(file));
+    QVERIFY(view.summary()->text().contains(type));
+
+    // Per parameter: the names PyTorch's registration order gives, the step, each state tensor's norm.
+    QVERIFY(finished.wait(60000) || !finished.isEmpty());
+    QCOMPARE(finished.first().first().toBool(), true);
+    const QJsonObject state = expected(QStringLiteral("__optimizer_state__")).value(file).toObject();
+    QVERIFY2(!state.isEmpty(), "regenerate the fixtures");
+    OptimizerStateModel *m = view.stateModel();
+    QCOMPARE(m->rowCount(), state.size());
+    const QStringList keys = m->stateKeys();
+    for (int r = 0; r < m->rowCount(); ++r) {
+        const QString name = m->index(r, OptimizerStateModel::NameColumn).data().toString();
+        QVERIFY2(state.contains(name), qPrintable(name));
+        const QJsonObject torch = state.value(name).toObject();
+        QCOMPARE(m->index(r, OptimizerStateModel::StepColumn).data(OptimizerStateModel::SortRole).toDouble(),
+                 torch.value(QStringLiteral("step")).toDouble());
+        for (int k = 0; k < keys.size(); ++k) {
+            const QVariantMap stats =
+                m->index(r, OptimizerStateModel::FirstStateColumn + k).data(OptimizerStateModel::StatisticsRole).toMap();
+            QVERIFY2(!stats.isEmpty(), qPrintable(name + "/" + keys[k]));
+            const double want = torch.value(keys[k]).toDouble();
+            QVERIFY2(std::fabs(stats.value(QStringLiteral("l2")).toDouble() - want) <= 1e-6 * std::max(1.0, want),
+                     qPrintable(QStringLiteral("%1/%2: %3 vs torch %4").arg(name, keys[k]).arg(stats.value("l2").toDouble()).arg(want)));
+        }
+        QVERIFY(!m->index(r, 0).data(OptimizerStateModel::MismatchRole).toBool());
+    }
+    QVERIFY(m->mappingCertain());
+
+    // Param groups: PyTorch's hyperparameters, one column each.
+    const QJsonObject listing = test::expectedListing().value(file).toObject();
+    const QJsonArray groups = listing.value(QStringLiteral("optimizer")).toObject().value(QStringLiteral("param_groups")).toArray();
+    QStandardItemModel *g = view.groupsModel();
+    if (!groups.isEmpty()) {
+        QCOMPARE(g->rowCount(), groups.size());
+        const QJsonObject g0 = groups.first().toObject();
+        for (auto it = g0.begin(); it != g0.end(); ++it) {
+            if (it.key() == QLatin1String("params")) {
+                QCOMPARE(g->item(0, 1)->text().toInt(), it.value().toArray().size());
+                continue;
+            }
+            int col = -1;
+            for (int c = 0; c < g->columnCount(); ++c)
+                if (g->horizontalHeaderItem(c)->text() == it.key())
+                    col = c;
+            QVERIFY2(col >= 0, qPrintable(it.key()));
+            if (it.value().isDouble())
+                QCOMPARE(g->item(0, col)->text().toDouble(), it.value().toDouble());
+        }
+    } else {
+        QVERIFY(g->rowCount() >= 1);
+    }
+}
+
+void TestInspectorViews::optimizerCancel()
+{
+    OptimizerView view;
+    QSignalSpy finished(&view, &OptimizerView::statisticsFinished);
+    view.setDocument(test::readFixture(QStringLiteral("training_checkpoint.pth")));
+    QVERIFY(view.statisticsRunning());
+    view.cancelStatistics();
+    QVERIFY(!view.statisticsRunning());
+    QCOMPARE(finished.size(), 1);
+    QCOMPARE(finished.first().first().toBool(), false);
+    // A new document while nothing runs, then none: no crash, nothing left running.
+    view.setDocument(test::readFixture(QStringLiteral("bn_sgd_checkpoint.pth")));
+    view.setDocument(nullptr);
+    QVERIFY(!view.statisticsRunning());
+}
+
+void TestInspectorViews::noOptimizer()
+{
+    OptimizerView view;
+    view.setDocument(test::readFixture(QStringLiteral("state_dict.pth")));
+    QVERIFY(view.summary()->text().contains(QStringLiteral("no optimizer")));
+    QCOMPARE(view.stateModel()->rowCount(), 0);
+    QVERIFY(!view.statisticsRunning());
+}
+
+void TestInspectorViews::trainingStates()
+{
+    OptimizerView view;
+    view.setDocument(test::readFixture(QStringLiteral("conv_training_state.pth")));
+    QStandardItemModel *t = view.trainingStateModel();
+    QStringList kinds;
+    for (int r = 0; r < t->rowCount(); ++r)
+        kinds << t->item(r, 0)->text() + QLatin1Char('=') + t->item(r, 1)->text();
+    QCOMPARE(kinds, (QStringList{"scheduler=LR scheduler", "scaler=GradScaler", "rng_state=RNG"}));
+    // The scaler's values as saved.
+    QStandardItem *scaler = t->item(1, 0);
+    QCOMPARE(valueOf(childNamed(scaler, QStringLiteral("scale"))), QStringLiteral("65536.0"));
+
+    view.setDocument(test::readFixture(QStringLiteral("conv_lightning.ckpt")));
+    QCOMPARE(view.trainingStateModel()->rowCount(), 1);
+    QCOMPARE(view.trainingStateModel()->item(0, 0)->text(), QStringLiteral("lr_schedulers/0"));
+}
+
+void TestInspectorViews::metadataMatchesTorch()
+{
+    MetadataView view;
+    view.setDocument(test::readFixture(QStringLiteral("training_checkpoint.pth")));
+    const QJsonObject meta = test::expectedListing().value(QStringLiteral("training_checkpoint.pth")).toObject()
+                                 .value(QStringLiteral("metadata")).toObject();
+    QVERIFY(!meta.isEmpty());
+    QStandardItem *section = sectionNamed(view.model(), MetadataView::metadataTitle());
+    QVERIFY(section);
+    for (auto it = meta.begin(); it != meta.end(); ++it) {
+        QStandardItem *row = childNamed(section, it.key());
+        QVERIFY2(row, qPrintable(it.key()));
+        if (it.value().isDouble())
+            QCOMPARE(valueOf(row).toDouble(), it.value().toDouble());
+        if (it.value().isObject())
+            QCOMPARE(row->rowCount(), it.value().toObject().size());
+    }
+    // The weights and the optimizer are not metadata.
+    QVERIFY(!childNamed(section, QStringLiteral("model_state_dict")));
+    QVERIFY(!childNamed(section, QStringLiteral("optimizer_state_dict")));
+
+    // At a glance: the fields a researcher looks for, from the same values.
+    QStandardItem *glance = sectionNamed(view.model(), MetadataView::summaryTitle());
+    QVERIFY(glance);
+    QCOMPARE(valueOf(childNamed(glance, QStringLiteral("Epoch"))).toInt(), meta.value(QStringLiteral("epoch")).toInt());
+    QCOMPARE(valueOf(childNamed(glance, QStringLiteral("Training loss"))).toDouble(), meta.value(QStringLiteral("train_loss")).toDouble());
+    QCOMPARE(valueOf(childNamed(glance, QStringLiteral("Validation loss"))).toDouble(), meta.value(QStringLiteral("val_loss")).toDouble());
+    QVERIFY(childNamed(glance, QStringLiteral("Model config")));
+
+    view.setDocument(test::readFixture(QStringLiteral("inference_package.pth")));
+    glance = sectionNamed(view.model(), MetadataView::summaryTitle());
+    QStandardItem *classes = childNamed(glance, QStringLiteral("Class names"));
+    QVERIFY(classes);
+    QCOMPARE(classes->rowCount(), 2);
+    QCOMPARE(valueOf(classes->child(0, 0)), QStringLiteral("'Class A'"));
+    QVERIFY(childNamed(glance, QStringLiteral("Input mean")));
+}
+
+void TestInspectorViews::metadataSidecar()
+{
+    MetadataView view;
+    const QString path = QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_inference.pth");
+    auto doc = std::make_shared<const Document>(readDocument(path.toStdString()));
+    QVERIFY(doc->sidecar);
+    view.setDocument(doc);
+    QStandardItem *sidecar = sectionNamed(view.model(), MetadataView::sidecarTitle());
+    QVERIFY(sidecar);
+    QCOMPARE(view.model()->item(sidecar->row(), 2)->text(), QStringLiteral("simple_nn_inference_metadata.json"));
+    QCOMPARE(sidecar->rowCount(), static_cast<int>(doc->sidecar->entries().size()));
+}
+
+void TestInspectorViews::securityDangerousFirst()
+{
+    auto doc = test::readFixture(QStringLiteral("os_system.pth"));
+    auto report = std::make_shared<const SecurityReport>(securityReport(*doc));
+    SecurityView view;
+    QAbstractItemModelTester tester(view.proxy(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    view.setReport(report);
+    QVERIFY(view.verdict()->text().contains(QStringLiteral("would run code")));
+    QCOMPARE(view.model()->rowCount(), static_cast<int>(report->globals.size()));
+    QCOMPARE(view.proxy()->index(0, SecurityView::VerdictColumn).data().toString(), QStringLiteral("dangerous"));
+    QCOMPARE(view.proxy()->index(0, SecurityView::NameColumn).data().toString(), QStringLiteral("posix.system"));
+    QVERIFY(!view.proxy()->index(0, SecurityView::ReasonColumn).data().toString().isEmpty());
+    QVERIFY(view.verdict()->text().contains(QStringLiteral("would refuse")));
+}
+
+void TestInspectorViews::securityCleanFile()
+{
+    auto doc = test::readFixture(QStringLiteral("state_dict.pth"));
+    SecurityView view;
+    view.setReport(std::make_shared<const SecurityReport>(securityReport(*doc)));
+    QVERIFY(view.verdict()->text().contains(QStringLiteral("No dangerous global")));
+    QVERIFY(view.verdict()->text().contains(QStringLiteral("would accept")));
+    for (int r = 0; r < view.model()->rowCount(); ++r)
+        QCOMPARE(view.model()->item(r, SecurityView::VerdictColumn)->text(), QStringLiteral("understood"));
+    view.setReport(nullptr);
+    QCOMPARE(view.model()->rowCount(), 0);
+}
+
+void TestInspectorViews::moduleViewSelectsTensors()
+{
+    ModuleView view;
+    QSignalSpy selected(&view, &ModuleView::tensorSelected);
+    view.setDocument(test::readFixture(QStringLiteral("training_checkpoint.pth")));
+    const QModelIndex weight = view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("fc2.weight")));
+    QVERIFY(weight.isValid());
+    view.view()->setCurrentIndex(weight);
+    QCOMPARE(selected.size(), 1);
+    QCOMPARE(selected.first().first().toString(), QStringLiteral("fc2.weight"));
+    view.filter()->setText(QStringLiteral("fc1"));
+    QCOMPARE(view.proxy()->rowCount(), 1);
+}
+
+QTEST_MAIN(TestInspectorViews)
+#include "tst_inspectorviews.moc"

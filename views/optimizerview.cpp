@@ -1,0 +1,258 @@
+#include "optimizerview.h"
+
+#include "document.h"
+#include "metadata.h"
+#include "optimizerstatemodel.h"
+#include "statisticsjob.h"
+#include "valueitems.h"
+#include "valuetext.h"
+
+#include <QFutureWatcher>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QProgressBar>
+#include <QSortFilterProxyModel>
+#include <QSplitter>
+#include <QStandardItemModel>
+#include <QTableView>
+#include <QToolButton>
+#include <QTreeView>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+namespace ckpt {
+
+namespace {
+
+QLabel *heading(const QString &text, QWidget *parent)
+{
+    auto *l = new QLabel(text, parent);
+    QFont f = l->font();
+    f.setBold(true);
+    l->setFont(f);
+    return l;
+}
+
+QWidget *titled(const QString &title, QWidget *body, QWidget *parent, QWidget *extra = nullptr)
+{
+    auto *box = new QWidget(parent);
+    auto *bar = new QHBoxLayout;
+    bar->addWidget(heading(title, box));
+    if (extra)
+        bar->addWidget(extra);
+    bar->addStretch(1);
+    auto *l = new QVBoxLayout(box);
+    l->setContentsMargins(0, 4, 0, 0);
+    l->addLayout(bar);
+    l->addWidget(body, 1);
+    return box;
+}
+
+} // namespace
+
+OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
+{
+    m_summary = new QLabel(this);
+    m_summary->setObjectName(QStringLiteral("optimizerSummary"));
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_mapping = new QLabel(this);
+    m_mapping->setObjectName(QStringLiteral("optimizerMapping"));
+    m_mapping->setWordWrap(true);
+    m_mapping->setTextInteractionFlags(Qt::TextSelectableByMouse);
+
+    m_groups = new QStandardItemModel(this);
+    m_groupsView = new QTableView(this);
+    m_groupsView->setObjectName(QStringLiteral("paramGroups"));
+    m_groupsView->setModel(m_groups);
+    m_groupsView->verticalHeader()->hide();
+    m_groupsView->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_groupsView->horizontalHeader()->setStretchLastSection(true);
+
+    m_state = new OptimizerStateModel(this);
+    m_stateProxy = new QSortFilterProxyModel(this);
+    m_stateProxy->setSourceModel(m_state);
+    m_stateProxy->setSortRole(OptimizerStateModel::SortRole);
+    m_stateView = new QTableView(this);
+    m_stateView->setObjectName(QStringLiteral("optimizerState"));
+    m_stateView->setModel(m_stateProxy);
+    m_stateView->verticalHeader()->hide();
+    m_stateView->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_stateView->setAlternatingRowColors(true);
+    m_stateView->setSortingEnabled(true);
+    m_stateView->horizontalHeader()->setSortIndicatorClearable(true);
+    m_stateView->sortByColumn(-1, Qt::AscendingOrder);
+    m_stateView->horizontalHeader()->setStretchLastSection(true);
+    m_progress = new QProgressBar(this);
+    m_progress->setObjectName(QStringLiteral("optimizerStatisticsProgress"));
+    m_progress->setMaximumWidth(140);
+    m_progress->setFormat(tr("norms %v/%m"));
+    m_progress->hide();
+    m_cancel = new QToolButton(this);
+    m_cancel->setObjectName(QStringLiteral("optimizerStatisticsCancel"));
+    m_cancel->setText(tr("Cancel"));
+    m_cancel->hide();
+    connect(m_cancel, &QToolButton::clicked, this, &OptimizerView::cancelStatistics);
+    auto *stateExtra = new QWidget(this);
+    auto *stateExtraLayout = new QHBoxLayout(stateExtra);
+    stateExtraLayout->setContentsMargins(0, 0, 0, 0);
+    stateExtraLayout->addWidget(m_progress);
+    stateExtraLayout->addWidget(m_cancel);
+
+    m_training = new QStandardItemModel(this);
+    m_trainingView = new QTreeView(this);
+    m_trainingView->setObjectName(QStringLiteral("trainingStates"));
+    m_trainingView->setModel(m_training);
+    m_trainingView->setUniformRowHeights(true);
+    m_trainingView->setEditTriggers(QAbstractItemView::NoEditTriggers);
+
+    auto *split = new QSplitter(Qt::Vertical, this);
+    split->setObjectName(QStringLiteral("optimizerSplitter"));
+    split->setChildrenCollapsible(false);
+    split->addWidget(titled(tr("Parameter groups"), m_groupsView, split));
+    split->addWidget(titled(tr("Per-parameter state"), m_stateView, split, stateExtra));
+    split->addWidget(titled(tr("Schedulers, scalers and RNG"), m_trainingView, split));
+    split->setStretchFactor(0, 1);
+    split->setStretchFactor(1, 4);
+    split->setStretchFactor(2, 1);
+    m_content = split;
+
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 4, 0, 0);
+    layout->addWidget(m_summary);
+    layout->addWidget(m_mapping);
+    layout->addWidget(split, 1);
+}
+
+OptimizerView::~OptimizerView()
+{
+    if (m_watcher)
+        m_watcher->cancel();
+}
+
+void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
+{
+    stopStatistics();
+    m_document = doc;
+    m_state->setDocument(doc);
+    m_groups->clear();
+    m_training->clear();
+    m_training->setHorizontalHeaderLabels({tr("Key"), tr("Type"), tr("Value")});
+
+    // Training states are shown with or without an optimizer.
+    ValueItemsBudget budget;
+    if (doc)
+        for (const auto &s : trainingStates(*doc)) {
+            auto row = valueRow(QString::fromStdString(s.key), s.value, budget);
+            row[1]->setText(QString::fromStdString(trainingStateName(s.kind)));
+            m_training->appendRow(row);
+        }
+    m_trainingView->expandToDepth(0);
+    m_trainingView->resizeColumnToContents(0);
+
+    if (!doc || !m_state->hasOptimizer()) {
+        m_summary->setText(doc ? tr("This file keeps no optimizer state.") : QString());
+        m_mapping->clear();
+        m_mapping->hide();
+        return;
+    }
+
+    // Param groups: one row each, hyperparameters as columns in first-seen order.
+    QStringList columns{tr("Group"), tr("Parameters")};
+    std::vector<std::pair<QString, ValuePtr>> cells;
+    auto groupsValue = doc->optimizer->get("param_groups");
+    const std::size_t groupCount = groupsValue && groupsValue->isSequence() ? groupsValue->items().size() : 0;
+    for (std::size_t g = 0; g < groupCount; ++g) {
+        const auto &grp = groupsValue->items()[g];
+        if (!grp || !grp->isDict())
+            continue;
+        for (const auto &e : grp->entries())
+            if (e.key) {
+                const QString k = QString::fromStdString(keyText(*e.key));
+                if (k != QLatin1String("params") && !columns.contains(k))
+                    columns << k;
+            }
+    }
+    m_groups->setHorizontalHeaderLabels(columns);
+    for (std::size_t g = 0; g < groupCount; ++g) {
+        const auto &grp = groupsValue->items()[g];
+        QList<QStandardItem *> row;
+        row << new QStandardItem(QString::number(g));
+        auto params = grp && grp->isDict() ? grp->get("params") : nullptr;
+        row << new QStandardItem(params && params->isSequence() ? QString::number(params->items().size()) : QString());
+        for (int c = 2; c < columns.size(); ++c) {
+            auto v = grp && grp->isDict() ? grp->get(columns[c].toStdString()) : nullptr;
+            auto *item = new QStandardItem(v ? valuetext::preview(*v) : QString());
+            item->setToolTip(v ? valuetext::preview(*v, 2000) : QString());
+            row << item;
+        }
+        m_groups->appendRow(row);
+    }
+    m_groupsView->resizeColumnsToContents();
+
+    const qsizetype params = m_state->rowCount();
+    m_summary->setText(tr("<b>%1</b> \u00b7 %2 with state \u00b7 %3 \u00b7 under <code>%4</code>")
+                           .arg(m_state->optimizerType().toHtmlEscaped(),
+                                valuetext::counted(params, tr("parameter"), tr("parameters")),
+                                valuetext::counted(static_cast<qint64>(groupCount), tr("param group"), tr("param groups")),
+                                QString::fromStdString(pathText(doc->optimizerPath)).toHtmlEscaped()));
+    m_mapping->setText((m_state->mappingCertain() ? tr("Names mapped by registration order and checked by shape: ")
+                                                  : tr("\u26a0 The mapping of optimizer ids to names is uncertain: ")) +
+                       m_state->mappingNote());
+    m_mapping->setStyleSheet(m_state->mappingCertain() ? QString() : QStringLiteral("QLabel { color: #8a5a00; }"));
+    m_mapping->show();
+    m_stateView->resizeColumnsToContents();
+
+    if (m_state->stateTensors().empty())
+        return;
+    auto *watcher = new QFutureWatcher<RowStatistics>(this);
+    m_watcher = watcher;
+    m_progress->setRange(0, static_cast<int>(m_state->stateTensors().size()));
+    m_progress->setValue(0);
+    m_progress->show();
+    m_cancel->show();
+    connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
+    connect(watcher, &QFutureWatcherBase::resultReadyAt, this, [this, watcher](int i) {
+        const RowStatistics r = watcher->resultAt(i);
+        if (r.error.isEmpty())
+            m_state->setStatistics(r.row, r.stats);
+        else
+            m_state->setStatisticsError(r.row, r.error);
+    });
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
+        const bool complete = !watcher->isCanceled();
+        if (m_watcher == watcher) {
+            m_stateView->resizeColumnsToContents();
+            stopStatistics();
+        }
+        Q_EMIT statisticsFinished(complete);
+    });
+    // The job owns its copy of the list: a new document may replace the model's while it runs.
+    auto tensors = std::make_shared<const std::vector<NamedTensor>>(m_state->stateTensors());
+    watcher->setFuture(QtConcurrent::run([doc, tensors](QPromise<RowStatistics> &promise) {
+        computeStatistics(promise, doc, tensors.get());
+    }));
+}
+
+void OptimizerView::stopStatistics()
+{
+    if (!m_watcher)
+        return;
+    auto *watcher = m_watcher;
+    m_watcher = nullptr;
+    if (!watcher->isFinished()) {
+        watcher->disconnect(this);
+        watcher->disconnect(m_progress);
+        connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
+        watcher->cancel();
+        Q_EMIT statisticsFinished(false);
+    } else {
+        watcher->deleteLater();
+    }
+    m_progress->hide();
+    m_cancel->hide();
+}
+
+void OptimizerView::cancelStatistics() { stopStatistics(); }
+
+} // namespace ckpt

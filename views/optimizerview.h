@@ -1,0 +1,63 @@
+#pragma once
+
+#include <QWidget>
+
+#include <memory>
+
+class QLabel;
+class QProgressBar;
+class QSortFilterProxyModel;
+class QStandardItemModel;
+class QTableView;
+class QToolButton;
+class QTreeView;
+template <typename T>
+class QFutureWatcher;
+
+namespace ckpt {
+
+struct Document;
+struct RowStatistics;
+class OptimizerStateModel;
+
+// What the optimizer kept: its type inferred from the state's keys, each param group's
+// hyperparameters, per parameter its step and state tensors (L2 norms computed in the background,
+// with progress and cancel), how ids were mapped to names and how sure that is; and the LR
+// scheduler, GradScaler and RNG states saved beside it.
+class OptimizerView : public QWidget {
+    Q_OBJECT
+public:
+    explicit OptimizerView(QWidget *parent = nullptr);
+    ~OptimizerView() override;
+    void setDocument(const std::shared_ptr<const Document> &doc);
+
+    QLabel *summary() const { return m_summary; }
+    QStandardItemModel *groupsModel() const { return m_groups; }
+    OptimizerStateModel *stateModel() const { return m_state; }
+    QSortFilterProxyModel *stateProxy() const { return m_stateProxy; }
+    QStandardItemModel *trainingStateModel() const { return m_training; }
+    bool statisticsRunning() const { return m_watcher != nullptr; }
+    void cancelStatistics();
+
+Q_SIGNALS:
+    void statisticsFinished(bool complete);
+
+private:
+    void stopStatistics();
+    std::shared_ptr<const Document> m_document;
+    QLabel *m_summary = nullptr;
+    QLabel *m_mapping = nullptr;
+    QStandardItemModel *m_groups = nullptr;
+    OptimizerStateModel *m_state = nullptr;
+    QSortFilterProxyModel *m_stateProxy = nullptr;
+    QStandardItemModel *m_training = nullptr;
+    QTableView *m_groupsView = nullptr;
+    QTableView *m_stateView = nullptr;
+    QTreeView *m_trainingView = nullptr;
+    QWidget *m_content = nullptr;
+    QProgressBar *m_progress = nullptr;
+    QToolButton *m_cancel = nullptr;
+    QFutureWatcher<RowStatistics> *m_watcher = nullptr;
+};
+
+} // namespace ckpt

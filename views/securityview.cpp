@@ -1,0 +1,140 @@
+#include "securityview.h"
+
+#include "security.h"
+
+#include <QHeaderView>
+#include <QLabel>
+#include <QSortFilterProxyModel>
+#include <QStandardItemModel>
+#include <QTableView>
+#include <QVBoxLayout>
+
+namespace ckpt {
+
+namespace {
+
+// Rows sort dangerous first, then unknown, then understood.
+int severity(GlobalClass c)
+{
+    switch (c) {
+    case GlobalClass::Dangerous: return 0;
+    case GlobalClass::Unknown: return 1;
+    case GlobalClass::Understood: return 2;
+    }
+    return 3;
+}
+
+QStandardItem *cell(const QString &text, const QVariant &sortKey = {})
+{
+    auto *item = new QStandardItem(text);
+    item->setEditable(false);
+    item->setData(sortKey.isValid() ? sortKey : QVariant(text), Qt::UserRole);
+    return item;
+}
+
+} // namespace
+
+SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
+{
+    m_verdict = new QLabel(this);
+    m_verdict->setObjectName(QStringLiteral("securityVerdict"));
+    m_verdict->setWordWrap(true);
+    m_verdict->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_model = new QStandardItemModel(0, ColumnCount, this);
+    m_model->setHorizontalHeaderLabels({tr("Global"), tr("Verdict"), tr("weights_only"), tr("Uses"),
+                                        tr("First offset"), tr("Why")});
+    m_proxy = new QSortFilterProxyModel(this);
+    m_proxy->setSourceModel(m_model);
+    m_proxy->setSortRole(Qt::UserRole);
+    m_view = new QTableView(this);
+    m_view->setObjectName(QStringLiteral("securityGlobals"));
+    m_view->setModel(m_proxy);
+    m_view->verticalHeader()->hide();
+    m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_view->setSortingEnabled(true);
+    m_view->horizontalHeader()->setStretchLastSection(true);
+    m_view->setWordWrap(false);
+    m_anomalies = new QLabel(this);
+    m_anomalies->setObjectName(QStringLiteral("securityAnomalies"));
+    m_anomalies->setWordWrap(true);
+    m_anomalies->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 4, 0, 0);
+    layout->addWidget(m_verdict);
+    layout->addWidget(m_view, 1);
+    layout->addWidget(m_anomalies);
+}
+
+void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report)
+{
+    m_model->removeRows(0, m_model->rowCount());
+    m_anomalies->clear();
+    m_anomalies->hide();
+    if (!report) {
+        m_verdict->clear();
+        return;
+    }
+    int dangerous = 0, unknown = 0;
+    for (const auto &g : report->globals) {
+        const GlobalClass c = g.cls;
+        dangerous += c == GlobalClass::Dangerous;
+        unknown += c == GlobalClass::Unknown;
+        QList<QStandardItem *> row{
+            cell(QString::fromStdString(g.use.name)),
+            cell(QString::fromStdString(globalClassName(c)), severity(c)),
+            cell(g.weightsOnlyAllowed ? tr("allowed") : tr("refused"), g.weightsOnlyAllowed ? 1 : 0),
+            cell(QString::number(g.use.count), qlonglong(g.use.count)),
+            cell(QString::number(g.use.firstOffset), qulonglong(g.use.firstOffset)),
+            cell(QString::fromStdString(g.reason)),
+        };
+        row[UsesColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+        row[OffsetColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+        row[OffsetColumn]->setToolTip(tr("Byte offset of the first pickle opcode naming it"));
+        if (c != GlobalClass::Understood) {
+            const QColor bg = c == GlobalClass::Dangerous ? QColor(0xf9, 0xd6, 0xd3) : QColor(0xfd, 0xf0, 0xc8);
+            for (auto *item : row) {
+                item->setBackground(bg);
+                item->setForeground(QColor(0x20, 0x20, 0x20));
+            }
+        }
+        m_model->appendRow(row);
+    }
+    m_view->sortByColumn(VerdictColumn, Qt::AscendingOrder);
+    m_view->resizeColumnsToContents();
+
+    QString text;
+    if (report->dangerous)
+        text = tr("<b style='color:#b3261e'>\u26a0 Loading this file in Python would run code.</b> %1 named here can "
+                  "execute commands, import modules or reach files; Checkpoint Studio read the file as data and ran "
+                  "nothing.")
+                   .arg(dangerous == 1 ? tr("1 global") : tr("%1 globals").arg(dangerous));
+    else if (unknown > 0)
+        text = tr("<b>No dangerous global.</b> %1 Python would import from the author's code (classes this reader "
+                  "keeps opaque).")
+                   .arg(unknown == 1 ? tr("1 class") : tr("%1 classes").arg(unknown));
+    else
+        text = tr("<b>No dangerous global.</b> Every global is a reconstructor or container read as data.");
+    text += QLatin1Char(' ');
+    text += report->weightsOnlyLoadable
+                ? tr("<code>torch.load(weights_only=True)</code> would accept it.")
+                : tr("<code>torch.load(weights_only=True)</code> would refuse it (%1).")
+                      .arg(QString::fromStdString([&] {
+                               std::string s;
+                               for (std::size_t i = 0; i < report->weightsOnlyBlockers.size() && i < 5; ++i)
+                                   s += (i ? ", " : "") + report->weightsOnlyBlockers[i];
+                               if (report->weightsOnlyBlockers.size() > 5)
+                                   s += ", \u2026";
+                               return s;
+                           }())
+                               .toHtmlEscaped());
+    m_verdict->setText(text);
+    if (!report->anomalies.empty()) {
+        QStringList lines;
+        for (const auto &a : report->anomalies)
+            lines << QString::fromStdString(a).toHtmlEscaped();
+        m_anomalies->setText(tr("<b>Structural anomalies</b><br>") + lines.join(QStringLiteral("<br>")));
+        m_anomalies->show();
+    }
+}
+
+} // namespace ckpt
