@@ -4,6 +4,7 @@
 #include "infocommand.h"
 #include "scancommand.h"
 #include "tensorscommand.h"
+#include "diffcommand.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -53,6 +54,22 @@ int main(int argc, char **argv)
     exportCmd->add_option("-o,--output", exportOptions.output, "Output file (.npy or .csv)")->required();
     exportCmd->add_flag("--force", exportOptions.force, "Replace an existing output file");
 
+    ckpt::cli::DiffOptions diff;
+    auto *diffCmd = app.add_subcommand("diff", "Compare two checkpoints: added, removed and changed tensors, per-module change, "
+                                               "metadata and optimizer; exit 0 when the weights are equal within tolerance, 1 when "
+                                               "they differ, 2 on error");
+    diffCmd->add_option("a", diff.a, "First checkpoint (the reference)")->required();
+    diffCmd->add_option("b", diff.b, "Second checkpoint")->required();
+    diffCmd->add_option("--atol", diff.atol, "Absolute tolerance (default 0: exact)");
+    diffCmd->add_option("--rtol", diff.rtol, "Relative tolerance, of |b| (default 0)");
+    diffCmd->add_option("--map", diff.mappings, "Rename a's keys starting with OLD to start with NEW (OLD=NEW; repeatable)");
+    diffCmd->add_flag("--json", diff.json, "Print JSON");
+
+    ckpt::cli::SeriesOptions series;
+    auto *seriesCmd = app.add_subcommand("series", "Per-tensor norm and drift across the checkpoints of one run");
+    seriesCmd->add_option("files", series.files, "Checkpoints (ordered by their epoch/step, else by name)")->required();
+    seriesCmd->add_flag("--json", series.json, "Print JSON");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
@@ -66,6 +83,10 @@ int main(int argc, char **argv)
         return ckpt::cli::runTensors(tensors, std::cout, std::cerr);
     if (showCmd->parsed())
         return ckpt::cli::runShow(show, std::cout, std::cerr);
+    if (diffCmd->parsed())
+        return ckpt::cli::runDiff(diff, std::cout, std::cerr);
+    if (seriesCmd->parsed())
+        return ckpt::cli::runSeries(series, std::cout, std::cerr);
     if (scanCmd->parsed())
         return ckpt::cli::runScan(scan, std::cout, std::cerr);
     return 2;

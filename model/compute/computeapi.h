@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -31,6 +33,56 @@ struct Histogram {
     std::vector<std::int64_t> counts;
 };
 
+// How two tensors of one shape differ, summed over every element in float64 chunks. Positions
+// where both hold the same non-finite value (NaN and NaN, Inf and Inf) count as equal; other
+// positions with a non-finite value are counted apart and left out of the figures.
+struct TensorDiff {
+    bool identical = false;        // same dtype, shape and bytes
+    std::int64_t count = 0;        // elements compared
+    std::int64_t outside = 0;      // elements with |a - b| > atol + rtol * |b|, non-finite mismatches included
+    std::int64_t nonFinite = 0;    // positions where a and b disagree and one is NaN or Inf
+    double maxAbs = 0;             // max |a - b| over positions where both are finite
+    double sumAbs = 0;             // sum of |a - b| there
+    double sumSqDiff = 0;          // sum of (a - b)^2, a^2, b^2 and a*b there: they add up per module
+    double sumSqA = 0;
+    double sumSqB = 0;
+    double dot = 0;
+    std::int64_t finite = 0;       // positions where both are finite
+
+    double meanAbs() const { return finite > 0 ? sumAbs / static_cast<double>(finite) : 0.0; }
+    // ||a - b|| / ||a||; 0 for two zero tensors, infinity when only a is zero.
+    double relativeL2() const
+    {
+        if (sumSqA > 0)
+            return std::sqrt(sumSqDiff / sumSqA);
+        return sumSqDiff == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+    }
+    // a·b / (||a|| ||b||); 1 for two zero tensors, NaN when only one is zero.
+    double cosine() const
+    {
+        if (sumSqA == 0 && sumSqB == 0)
+            return 1.0;
+        if (sumSqA == 0 || sumSqB == 0)
+            return std::numeric_limits<double>::quiet_NaN();
+        return dot / (std::sqrt(sumSqA) * std::sqrt(sumSqB));
+    }
+    // Adds another tensor's sums (for a module's figures).
+    void accumulate(const TensorDiff &o)
+    {
+        identical = (count == 0 || identical) && o.identical;
+        count += o.count;
+        outside += o.outside;
+        nonFinite += o.nonFinite;
+        maxAbs = std::max(maxAbs, o.maxAbs);
+        sumAbs += o.sumAbs;
+        sumSqDiff += o.sumSqDiff;
+        sumSqA += o.sumSqA;
+        sumSqB += o.sumSqB;
+        dot += o.dot;
+        finite += o.finite;
+    }
+};
+
 // What the compute module (LibTorch) offers the layers above it. The interface has no LibTorch
 // types, so callers do not pay for LibTorch's headers or its start-up until they load the module.
 class ComputeApi {
@@ -52,6 +104,9 @@ public:
     // Histogram of the finite values in `bins` bins (quantized dequantized, sparse densified).
     virtual Histogram histogram(const TensorRef &tensor, int bins) const = 0;
     virtual std::string exportBytes(const TensorRef &tensor, ExportFormat format) const = 0;
+    // How `b` differs from `a` (same shape; dtypes may differ: both are compared as float64).
+    // Throws std::runtime_error for different shapes or unreadable data.
+    virtual TensorDiff difference(const TensorRef &a, const TensorRef &b, double atol, double rtol) const = 0;
 };
 
 } // namespace ckpt

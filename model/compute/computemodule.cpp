@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <torch/version.h>
 
@@ -160,6 +161,52 @@ public:
             out += (cols > 0 && (i + 1) % cols == 0) ? '\n' : ',';
         }
         return out;
+    }
+
+    TensorDiff difference(const TensorRef &ra, const TensorRef &rb, double atol, double rtol) const override
+    {
+        if (ra.shape != rb.shape)
+            throw std::runtime_error("shapes differ: " + shapeText(ra.shape) + " and " + shapeText(rb.shape));
+        TensorDiff d;
+        at::Tensor a = toDenseValues(ra);
+        at::Tensor b = toDenseValues(rb);
+        if (ra.dtype == rb.dtype && ra.layout == rb.layout && a.scalar_type() == b.scalar_type()) {
+            const at::Tensor ca = a.contiguous(), cb = b.contiguous();
+            d.identical = ca.nbytes() == cb.nbytes() && std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
+        }
+        a = a.reshape({-1});
+        b = b.reshape({-1});
+        if (a.is_complex())
+            a = at::view_as_real(a).reshape({-1});
+        if (b.is_complex())
+            b = at::view_as_real(b).reshape({-1});
+        if (a.numel() != b.numel())
+            throw std::runtime_error("one tensor is complex and the other is not");
+        d.count = a.numel();
+        for (std::int64_t start = 0; start < d.count; start += kChunk) {
+            const std::int64_t end = std::min(start + kChunk, d.count);
+            at::Tensor ca = a.slice(0, start, end).to(at::kDouble);
+            at::Tensor cb = b.slice(0, start, end).to(at::kDouble);
+            const at::Tensor finite = at::isfinite(ca).logical_and(at::isfinite(cb));
+            // Non-finite positions: equal when both hold the same Inf or both are NaN.
+            const at::Tensor sameNonFinite = ca.eq(cb).logical_or(at::isnan(ca).logical_and(at::isnan(cb)));
+            const auto disagree = finite.logical_not().logical_and(sameNonFinite.logical_not()).sum().item<std::int64_t>();
+            d.nonFinite += disagree;
+            d.outside += disagree;
+            at::Tensor fa = ca.masked_select(finite), fb = cb.masked_select(finite);
+            d.finite += fa.numel();
+            if (fa.numel() == 0)
+                continue;
+            const at::Tensor diff = (fa - fb).abs();
+            d.maxAbs = std::max(d.maxAbs, diff.max().item<double>());
+            d.sumAbs += diff.sum().item<double>();
+            d.sumSqDiff += diff.pow(2).sum().item<double>();
+            d.sumSqA += fa.pow(2).sum().item<double>();
+            d.sumSqB += fb.pow(2).sum().item<double>();
+            d.dot += (fa * fb).sum().item<double>();
+            d.outside += diff.gt(fb.abs() * rtol + atol).sum().item<std::int64_t>();
+        }
+        return d;
     }
 
     std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const override

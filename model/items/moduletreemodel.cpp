@@ -2,6 +2,7 @@
 
 #include "document.h"
 #include "dtype.h"
+#include "keyalign.h"
 #include "valuetext.h"
 #include "valuetree.h"
 
@@ -35,26 +36,7 @@ QString shortClass(const std::string &qualified)
 
 } // namespace
 
-QString naturalSortKey(const QString &text)
-{
-    QString key;
-    key.reserve(text.size() + 16);
-    int i = 0;
-    while (i < text.size()) {
-        if (text[i].isDigit()) {
-            int j = i;
-            while (j < text.size() && text[j].isDigit())
-                ++j;
-            const QString digits = text.mid(i, j - i);
-            key += QString(qMax<qsizetype>(0, 12 - digits.size()), QLatin1Char('0')) + digits;
-            i = j;
-        } else {
-            key += text[i].toLower();
-            ++i;
-        }
-    }
-    return key;
-}
+QString naturalSortKey(const QString &text) { return QString::fromStdString(naturalKey(text.toStdString())); }
 
 ModuleTreeModel::ModuleTreeModel(QObject *parent) : QAbstractItemModel(parent) {}
 

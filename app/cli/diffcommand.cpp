@@ -1,0 +1,168 @@
+#include "diffcommand.h"
+
+#include "clicommon.h"
+#include "comparison.h"
+#include "computeloader.h"
+#include "document.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+namespace ckpt::cli {
+
+namespace {
+
+std::string num(double v)
+{
+    if (std::isnan(v))
+        return "nan";
+    std::ostringstream s;
+    s << std::setprecision(4) << v;
+    return s.str();
+}
+
+std::string lrText(const std::vector<double> &lrs)
+{
+    std::string s;
+    for (std::size_t i = 0; i < lrs.size(); ++i)
+        s += (i ? "," : "") + num(lrs[i]);
+    return s.empty() ? "-" : s;
+}
+
+void printText(const Comparison &c, std::ostream &out)
+{
+    out << c.fileA << "\n  vs " << c.fileB << '\n';
+    if (!c.prefixA.empty())
+        out << "names aligned by setting aside the prefix '" << c.prefixA << "' of the first file\n";
+    if (!c.prefixB.empty())
+        out << "names aligned by setting aside the prefix '" << c.prefixB << "' of the second file\n";
+    int identical = 0, close = 0, different = 0, shape = 0, unreadable = 0;
+    for (const auto &t : c.tensors) {
+        identical += t.status == TensorComparison::Status::Identical;
+        close += t.status == TensorComparison::Status::Close;
+        different += t.status == TensorComparison::Status::Different;
+        shape += t.status == TensorComparison::Status::ShapeChanged;
+        unreadable += t.status == TensorComparison::Status::Unreadable;
+    }
+    out << c.tensors.size() << " tensors in both: " << identical << " identical, " << close << " within tolerance, "
+        << different << " different, " << shape << " with another shape";
+    if (unreadable)
+        out << ", " << unreadable << " unreadable";
+    out << "; " << c.onlyA.size() << " removed, " << c.onlyB.size() << " added\n";
+    for (const auto &n : c.onlyA)
+        out << "  - " << n << '\n';
+    for (const auto &n : c.onlyB)
+        out << "  + " << n << '\n';
+    bool header = false;
+    for (const auto &m : c.modules) {
+        if (m.changed == 0)
+            continue;
+        if (!header)
+            out << "modules that changed, most first (relative L2 of the difference):\n";
+        header = true;
+        out << "  " << std::left << std::setw(32) << (m.name.empty() ? "(top level)" : m.name) << std::right
+            << " rel " << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos " << num(m.diff.cosine())
+            << "  (" << m.changed << "/" << m.tensors << " tensors)\n";
+    }
+    header = false;
+    for (const auto &t : c.tensors) {
+        if (t.status == TensorComparison::Status::Identical)
+            continue;
+        if (!header)
+            out << "tensors that are not identical:\n";
+        header = true;
+        out << "  " << t.name << "  " << statusName(t.status);
+        if (t.dtypeA != t.dtypeB)
+            out << "  " << t.dtypeA << " -> " << t.dtypeB;
+        if (t.status == TensorComparison::Status::ShapeChanged)
+            out << "  " << shapeText(t.shapeA) << " -> " << shapeText(t.shapeB);
+        else if (t.status == TensorComparison::Status::Unreadable)
+            out << "  " << t.error;
+        else
+            out << "  max " << num(t.diff.maxAbs) << "  mean " << num(t.diff.meanAbs()) << "  rel " << num(t.diff.relativeL2())
+                << "  cos " << num(t.diff.cosine()) << "  outside " << t.diff.outside;
+        out << '\n';
+    }
+    for (const auto &m : c.metadata)
+        out << "metadata " << m.key << ": " << m.a.value_or("(absent)") << " -> " << m.b.value_or("(absent)") << '\n';
+    if (c.optimizerA || c.optimizerB) {
+        auto side = [](const std::optional<OptimizerSummary> &o) {
+            if (!o)
+                return std::string("none");
+            return o->type + " lr " + lrText(o->learningRates) + " step " + (o->step ? num(*o->step) : "-");
+        };
+        out << "optimizer: " << side(c.optimizerA) << " -> " << side(c.optimizerB) << '\n';
+    }
+    out << "weights " << (c.weightsEqual() ? "equal" : "differ") << " (atol " << c.atol << ", rtol " << c.rtol << ")\n";
+}
+
+} // namespace
+
+int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err)
+{
+    std::string current = options.a;
+    try {
+        CompareOptions co;
+        co.atol(options.atol).rtol(options.rtol);
+        for (const auto &m : options.mappings)
+            co.map(parseKeyMapping(m));
+        const Document a = readDocument(options.a);
+        current = options.b;
+        const Document b = readDocument(options.b);
+        current = options.a;
+        const Comparison c = compareDocuments(a, b, ComputeLoader::api(), co);
+        if (options.json)
+            out << comparisonToJson(c).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+        else
+            printText(c, out);
+        return c.weightsEqual() ? 0 : 1;
+    } catch (const std::exception &e) {
+        reportError(err, current, e);
+        return 2;
+    }
+}
+
+int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err)
+{
+    std::string current;
+    try {
+        std::vector<std::unique_ptr<Document>> docs;
+        std::vector<const Document *> ptrs;
+        for (const auto &f : options.files) {
+            current = f;
+            docs.push_back(std::make_unique<Document>(readDocument(f)));
+            ptrs.push_back(docs.back().get());
+        }
+        current.clear();
+        const Series s = computeSeries(ptrs, ComputeLoader::api());
+        if (options.json) {
+            out << seriesToJson(s).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+            return 0;
+        }
+        out << "checkpoints, in order:\n";
+        for (std::size_t k = 0; k < s.points.size(); ++k)
+            out << "  " << k << "  " << s.points[k].file << "  epoch "
+                << (s.points[k].epoch ? std::to_string(*s.points[k].epoch) : "-") << "  step "
+                << (s.points[k].step ? std::to_string(*s.points[k].step) : "-") << '\n';
+        out << "per tensor: L2 norm at each checkpoint / drift from the first / drift from the previous\n";
+        for (const auto &l : s.layers) {
+            out << "  " << l.name << '\n';
+            for (const auto *row : {&l.norm, &l.driftFromFirst, &l.driftFromPrevious}) {
+                out << "    ";
+                for (double v : *row)
+                    out << std::setw(11) << num(v);
+                out << '\n';
+            }
+        }
+        return 0;
+    } catch (const std::exception &e) {
+        return reportError(err, current, e);
+    }
+}
+
+} // namespace ckpt::cli

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace ckpt::cli {
+
+struct DiffOptions {
+    std::string a;
+    std::string b;
+    double atol = 0.0;
+    double rtol = 0.0;
+    std::vector<std::string> mappings;  // "OLD=NEW", applied to a's names
+    bool json = false;
+};
+
+struct SeriesOptions {
+    std::vector<std::string> files;
+    bool json = false;
+};
+
+// `ckpt diff A B`: what changed between two checkpoints. Exit status 0 when the weights are equal
+// within tolerance (same names after prefix alignment, same shapes), 1 when they differ, 2 on error.
+int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err);
+
+// `ckpt series FILE...`: per tensor, its norm and drift across a run's checkpoints (ordered by
+// epoch, step, then name). 0 on success, 1 on error.
+int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err);
+
+} // namespace ckpt::cli

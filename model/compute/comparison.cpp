@@ -1,0 +1,355 @@
+#include "comparison.h"
+
+#include "dtype.h"
+#include "jsonexport.h"
+#include "metadata.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace ckpt {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+const std::vector<NamedTensor> &tensorsOf(const Document &d) { return d.hasStateDict ? d.stateDict : d.tensors; }
+
+std::vector<std::string> namesOf(const std::vector<NamedTensor> &ts)
+{
+    std::vector<std::string> out;
+    out.reserve(ts.size());
+    for (const auto &t : ts)
+        out.push_back(t.name);
+    return out;
+}
+
+std::string moduleOf(const std::string &name)
+{
+    const auto dot = name.rfind('.');
+    return dot == std::string::npos ? std::string() : name.substr(0, dot);
+}
+
+// JSON has no NaN or Infinity: such figures are written as null.
+ojson number(double v) { return std::isfinite(v) ? ojson(v) : ojson(nullptr); }
+
+ojson diffJson(const TensorDiff &d)
+{
+    return ojson{{"identical", d.identical},
+                 {"elements", d.count},
+                 {"outside_tolerance", d.outside},
+                 {"non_finite_mismatches", d.nonFinite},
+                 {"max_abs_diff", number(d.maxAbs)},
+                 {"mean_abs_diff", number(d.meanAbs())},
+                 {"relative_l2", number(d.relativeL2())},
+                 {"cosine", number(d.cosine())},
+                 {"norm_a", number(std::sqrt(d.sumSqA))},
+                 {"norm_b", number(std::sqrt(d.sumSqB))}};
+}
+
+std::optional<double> scalarOf(const ValuePtr &v, const ComputeApi &api)
+{
+    if (!v)
+        return std::nullopt;
+    switch (v->kind()) {
+    case Value::Kind::Int:
+    case Value::Kind::Bool: return static_cast<double>(v->asInt());
+    case Value::Kind::Float: return v->asFloat();
+    case Value::Kind::Tensor:
+        if (v->tensorRef() && v->tensorRef()->numel() == 1) {
+            const auto values = api.values(*v->tensorRef(), 0, 1);
+            if (!values.empty())
+                return values[0];
+        }
+        return std::nullopt;
+    default: return std::nullopt;
+    }
+}
+
+std::optional<OptimizerSummary> optimizerOf(const Document &d, const ComputeApi &api)
+{
+    if (!d.optimizer)
+        return std::nullopt;
+    OptimizerSummary s;
+    s.type = inferOptimizerType(*d.optimizer);
+    if (auto groups = d.optimizer->get("param_groups"); groups && groups->isSequence())
+        for (const auto &g : groups->items())
+            if (g && g->isDict())
+                if (auto lr = scalarOf(g->get("lr"), api))
+                    s.learningRates.push_back(*lr);
+    if (auto state = d.optimizer->get("state"); state && state->isDict())
+        for (const auto &e : state->entries())
+            if (e.value && e.value->isDict())
+                if (auto step = scalarOf(e.value->get("step"), api))
+                    s.step = std::max(s.step.value_or(*step), *step);
+    return s;
+}
+
+ojson optimizerJson(const std::optional<OptimizerSummary> &o)
+{
+    if (!o)
+        return nullptr;
+    ojson j{{"type", o->type}, {"learning_rates", o->learningRates}};
+    j["step"] = o->step ? ojson(*o->step) : ojson(nullptr);
+    return j;
+}
+
+std::optional<std::int64_t> integerField(const Document &d, const char *label)
+{
+    for (const auto &f : knownFields(d))
+        if (f.label == label && f.value && f.value->isInt())
+            return f.value->asInt();
+    return std::nullopt;
+}
+
+} // namespace
+
+std::string statusName(TensorComparison::Status s)
+{
+    switch (s) {
+    case TensorComparison::Status::Identical: return "identical";
+    case TensorComparison::Status::Close: return "close";
+    case TensorComparison::Status::Different: return "different";
+    case TensorComparison::Status::ShapeChanged: return "shape_changed";
+    case TensorComparison::Status::Unreadable: return "unreadable";
+    }
+    return {};
+}
+
+bool Comparison::weightsEqual() const
+{
+    return onlyA.empty() && onlyB.empty() &&
+           std::all_of(tensors.begin(), tensors.end(), [](const TensorComparison &t) {
+               return t.status == TensorComparison::Status::Identical || t.status == TensorComparison::Status::Close;
+           });
+}
+
+Comparison compareDocuments(const Document &a, const Document &b, const ComputeApi &api, const CompareOptions &options)
+{
+    Comparison c;
+    c.fileA = a.path;
+    c.fileB = b.path;
+    c.atol = options.m_atol;
+    c.rtol = options.m_rtol;
+    const auto &ta = tensorsOf(a);
+    const auto &tb = tensorsOf(b);
+    const KeyAlignment align = alignKeys(namesOf(ta), namesOf(tb), options.m_mappings);
+    c.prefixA = align.prefixA;
+    c.prefixB = align.prefixB;
+    for (auto i : align.onlyA)
+        c.onlyA.push_back(ta[i].name);
+    for (auto j : align.onlyB)
+        c.onlyB.push_back(tb[j].name);
+
+    std::map<std::string, ModuleComparison> modules;
+    std::size_t done = 0;
+    for (const auto &[i, j] : align.pairs) {
+        const TensorRef &ra = ta[i].ref();
+        const TensorRef &rb = tb[j].ref();
+        TensorComparison t;
+        t.name = ta[i].name;
+        t.nameB = tb[j].name;
+        t.dtypeA = dtypeName(ra.dtype);
+        t.dtypeB = dtypeName(rb.dtype);
+        t.shapeA = ra.shape;
+        t.shapeB = rb.shape;
+        if (ra.shape != rb.shape) {
+            t.status = TensorComparison::Status::ShapeChanged;
+        } else {
+            try {
+                t.diff = api.difference(ra, rb, options.m_atol, options.m_rtol);
+                t.status = t.diff.identical         ? TensorComparison::Status::Identical
+                           : t.diff.outside == 0 ? TensorComparison::Status::Close
+                                                  : TensorComparison::Status::Different;
+            } catch (const std::exception &e) {
+                t.status = TensorComparison::Status::Unreadable;
+                t.error = e.what();
+            }
+        }
+        if (t.status != TensorComparison::Status::ShapeChanged && t.status != TensorComparison::Status::Unreadable) {
+            auto &m = modules[moduleOf(t.name.substr(std::min(c.prefixA.size(), t.name.size())))];
+            m.tensors += 1;
+            m.changed += t.status != TensorComparison::Status::Identical;
+            m.diff.accumulate(t.diff);
+        }
+        c.tensors.push_back(std::move(t));
+        if (options.m_progress && !options.m_progress(++done, align.pairs.size()))
+            throw std::runtime_error("comparison cancelled");
+    }
+    for (auto &[name, m] : modules) {
+        m.name = name;
+        c.modules.push_back(m);
+    }
+    std::stable_sort(c.modules.begin(), c.modules.end(), [](const ModuleComparison &x, const ModuleComparison &y) {
+        return x.diff.relativeL2() > y.diff.relativeL2();
+    });
+
+    // Metadata: every top-level entry whose saved value differs.
+    std::map<std::string, std::pair<std::optional<std::string>, std::optional<std::string>>> meta;
+    std::vector<std::string> order;
+    auto collect = [&](const Document &d, bool first) {
+        for (const auto &e : metadataEntries(d)) {
+            if (e.role != MetadataEntry::Role::Plain)
+                continue;
+            auto [it, fresh] = meta.try_emplace(e.key);
+            if (fresh)
+                order.push_back(e.key);
+            (first ? it->second.first : it->second.second) = valueToJson(e.value).dump();
+        }
+    };
+    collect(a, true);
+    collect(b, false);
+    for (const auto &k : order) {
+        const auto &[va, vb] = meta[k];
+        if (va != vb)
+            c.metadata.push_back({k, va, vb});
+    }
+    c.optimizerA = optimizerOf(a, api);
+    c.optimizerB = optimizerOf(b, api);
+    return c;
+}
+
+ojson comparisonToJson(const Comparison &c)
+{
+    ojson j;
+    j["a"] = c.fileA;
+    j["b"] = c.fileB;
+    j["atol"] = c.atol;
+    j["rtol"] = c.rtol;
+    j["equal"] = c.weightsEqual();
+    j["prefixes"] = {{"a", c.prefixA}, {"b", c.prefixB}};
+    j["removed"] = c.onlyA;
+    j["added"] = c.onlyB;
+    std::map<std::string, int> counts;
+    ojson tensors = ojson::array();
+    for (const auto &t : c.tensors) {
+        ++counts[statusName(t.status)];
+        ojson e{{"name", t.name}};
+        if (t.nameB != t.name)
+            e["name_b"] = t.nameB;
+        e["status"] = statusName(t.status);
+        e["dtype"] = t.dtypeA == t.dtypeB ? ojson(t.dtypeA) : ojson{t.dtypeA, t.dtypeB};
+        e["shape"] = t.shapeA == t.shapeB ? ojson(t.shapeA) : ojson{t.shapeA, t.shapeB};
+        if (t.status == TensorComparison::Status::Unreadable)
+            e["error"] = t.error;
+        else if (t.status != TensorComparison::Status::ShapeChanged)
+            e.update(diffJson(t.diff));
+        tensors.push_back(std::move(e));
+    }
+    ojson summary{{"compared", c.tensors.size()}, {"removed", c.onlyA.size()}, {"added", c.onlyB.size()}};
+    for (const char *s : {"identical", "close", "different", "shape_changed", "unreadable"})
+        summary[s] = counts[s];
+    j["summary"] = summary;
+    j["tensors"] = tensors;
+    ojson modules = ojson::array();
+    for (const auto &m : c.modules) {
+        ojson e{{"name", m.name}, {"tensors", m.tensors}, {"changed", m.changed}};
+        e.update(diffJson(m.diff));
+        modules.push_back(std::move(e));
+    }
+    j["modules"] = modules;
+    ojson meta = ojson::array();
+    for (const auto &m : c.metadata)
+        meta.push_back({{"key", m.key},
+                        {"a", m.a ? ojson::parse(*m.a) : ojson(nullptr)},
+                        {"b", m.b ? ojson::parse(*m.b) : ojson(nullptr)},
+                        {"change", !m.a ? "added" : !m.b ? "removed" : "changed"}});
+    j["metadata"] = meta;
+    j["optimizer"] = {{"a", optimizerJson(c.optimizerA)}, {"b", optimizerJson(c.optimizerB)}};
+    return j;
+}
+
+Series computeSeries(const std::vector<const Document *> &input, const ComputeApi &api,
+                     const std::function<bool(std::size_t, std::size_t)> &progress)
+{
+    struct Item {
+        const Document *doc;
+        SeriesPoint point;
+    };
+    std::vector<Item> items;
+    for (const Document *d : input)
+        items.push_back({d, {d->path, integerField(*d, "Epoch"), integerField(*d, "Step")}});
+    std::stable_sort(items.begin(), items.end(), [](const Item &x, const Item &y) {
+        const auto key = [](const Item &i) {
+            return std::make_tuple(i.point.epoch.value_or(INT64_MIN), i.point.step.value_or(INT64_MIN),
+                                   naturalKey(i.point.file));
+        };
+        return key(x) < key(y);
+    });
+    Series s;
+    for (const auto &i : items)
+        s.points.push_back(i.point);
+    if (items.empty())
+        return s;
+
+    // Layers: the first checkpoint's tensors, matched in each later one by aligned name.
+    const auto &first = tensorsOf(*items.front().doc);
+    const auto firstNames = namesOf(first);
+    const std::size_t n = items.size();
+    s.layers.resize(first.size());
+    for (std::size_t l = 0; l < first.size(); ++l) {
+        s.layers[l].name = first[l].name;
+        s.layers[l].norm.assign(n, std::numeric_limits<double>::quiet_NaN());
+        s.layers[l].driftFromFirst.assign(n, std::numeric_limits<double>::quiet_NaN());
+        s.layers[l].driftFromPrevious.assign(n, std::numeric_limits<double>::quiet_NaN());
+    }
+    std::vector<const TensorRef *> previous(first.size(), nullptr);
+    const std::size_t total = n * first.size();
+    std::size_t done = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+        const auto &ts = tensorsOf(*items[k].doc);
+        const KeyAlignment align = alignKeys(firstNames, namesOf(ts));
+        std::vector<const TensorRef *> current(first.size(), nullptr);
+        for (const auto &[i, j] : align.pairs)
+            current[i] = &ts[j].ref();
+        for (std::size_t l = 0; l < first.size(); ++l) {
+            const TensorRef *t = current[l];
+            if (t && t->shape == first[l].ref().shape) {
+                try {
+                    const TensorDiff fromFirst = api.difference(first[l].ref(), *t, 0, 0);
+                    s.layers[l].norm[k] = std::sqrt(fromFirst.sumSqB);
+                    s.layers[l].driftFromFirst[k] = std::sqrt(fromFirst.sumSqDiff);
+                    if (k == 0)
+                        s.layers[l].driftFromPrevious[k] = 0;
+                    else if (previous[l])
+                        s.layers[l].driftFromPrevious[k] = std::sqrt(api.difference(*previous[l], *t, 0, 0).sumSqDiff);
+                } catch (const std::exception &) {
+                    // unreadable data: the point stays NaN
+                }
+            } else {
+                t = nullptr;
+            }
+            previous[l] = t;
+            if (progress && !progress(++done, total))
+                throw std::runtime_error("series cancelled");
+        }
+    }
+    return s;
+}
+
+ojson seriesToJson(const Series &s)
+{
+    ojson points = ojson::array();
+    for (const auto &p : s.points)
+        points.push_back({{"file", p.file},
+                          {"epoch", p.epoch ? ojson(*p.epoch) : ojson(nullptr)},
+                          {"step", p.step ? ojson(*p.step) : ojson(nullptr)}});
+    ojson layers = ojson::array();
+    for (const auto &l : s.layers) {
+        ojson norm = ojson::array(), first = ojson::array(), prev = ojson::array();
+        for (std::size_t k = 0; k < l.norm.size(); ++k) {
+            norm.push_back(number(l.norm[k]));
+            first.push_back(number(l.driftFromFirst[k]));
+            prev.push_back(number(l.driftFromPrevious[k]));
+        }
+        layers.push_back({{"name", l.name}, {"norm", norm}, {"drift_from_first", first}, {"drift_from_previous", prev}});
+    }
+    return ojson{{"checkpoints", points}, {"layers", layers}};
+}
+
+} // namespace ckpt

@@ -1,0 +1,104 @@
+#pragma once
+
+#include "computeapi.h"
+#include "document.h"
+#include "keyalign.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// Options for comparing two checkpoints, set LibTorch-style: CompareOptions().atol(1e-6).
+struct CompareOptions {
+    CompareOptions &atol(double v) { m_atol = v; return *this; }
+    CompareOptions &rtol(double v) { m_rtol = v; return *this; }
+    CompareOptions &map(KeyMapping m) { m_mappings.push_back(std::move(m)); return *this; }
+    // Called after each tensor with (done, total); returning false cancels (compare throws).
+    CompareOptions &progress(std::function<bool(std::size_t, std::size_t)> f) { m_progress = std::move(f); return *this; }
+
+    double m_atol = 0.0;
+    double m_rtol = 0.0;
+    std::vector<KeyMapping> m_mappings;
+    std::function<bool(std::size_t, std::size_t)> m_progress;
+};
+
+// One tensor present in both files.
+struct TensorComparison {
+    enum class Status { Identical, Close, Different, ShapeChanged, Unreadable };
+    std::string name;      // a's name
+    std::string nameB;     // b's name (differs when prefixes or mappings were applied)
+    std::string dtypeA, dtypeB;
+    std::vector<std::int64_t> shapeA, shapeB;
+    Status status = Status::Identical;
+    TensorDiff diff;
+    std::string error;     // Unreadable: why
+};
+std::string statusName(TensorComparison::Status s);  // "identical", "close", "different", "shape_changed", "unreadable"
+
+// Figures of one module (the names' dotted prefix), summed over its tensors present in both files.
+struct ModuleComparison {
+    std::string name;      // "" for tensors at the top level
+    int tensors = 0;
+    int changed = 0;       // tensors not identical
+    TensorDiff diff;
+};
+
+// A top-level metadata entry that differs: its JSON text on each side (absent: nullopt).
+struct MetadataChange {
+    std::string key;
+    std::optional<std::string> a;
+    std::optional<std::string> b;
+};
+
+struct OptimizerSummary {
+    std::string type;
+    std::vector<double> learningRates;  // per param group
+    std::optional<double> step;         // the largest step any parameter records
+};
+
+struct Comparison {
+    std::string fileA, fileB;
+    std::string prefixA, prefixB;           // wrapper prefixes set aside to align the names
+    std::vector<std::string> onlyA, onlyB;  // removed (only in a) and added (only in b)
+    std::vector<TensorComparison> tensors;  // in both, in a's order
+    std::vector<ModuleComparison> modules;  // most changed first (relative L2)
+    std::vector<MetadataChange> metadata;
+    std::optional<OptimizerSummary> optimizerA, optimizerB;
+    double atol = 0, rtol = 0;
+    // Same tensor names (after alignment), shapes, and values within tolerance.
+    bool weightsEqual() const;
+};
+
+// Compares the state dicts (every tensor when a file has none), metadata and optimizer state of two
+// documents. Tensor figures come from `api`, one tensor pair at a time.
+Comparison compareDocuments(const Document &a, const Document &b, const ComputeApi &api, const CompareOptions &options = {});
+nlohmann::ordered_json comparisonToJson(const Comparison &c);
+
+// A run's checkpoints in order: per tensor, its L2 norm at each checkpoint and its drift
+// (||w_t - w_first||, ||w_t - w_previous||).
+struct SeriesPoint {
+    std::string file;
+    std::optional<std::int64_t> epoch;
+    std::optional<std::int64_t> step;
+};
+struct SeriesLayer {
+    std::string name;
+    std::vector<double> norm;           // NaN where the checkpoint lacks the tensor
+    std::vector<double> driftFromFirst;
+    std::vector<double> driftFromPrevious;
+};
+struct Series {
+    std::vector<SeriesPoint> points;
+    std::vector<SeriesLayer> layers;
+};
+// Orders `docs` by epoch, then step, then file name (natural order), and computes the series.
+Series computeSeries(const std::vector<const Document *> &docs, const ComputeApi &api,
+                     const std::function<bool(std::size_t, std::size_t)> &progress = {});
+nlohmann::ordered_json seriesToJson(const Series &s);
+
+} // namespace ckpt

@@ -1,0 +1,101 @@
+#include "keyalign.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace ckpt {
+
+const std::vector<std::string> &knownKeyPrefixes()
+{
+    static const std::vector<std::string> prefixes{"module.", "_orig_mod.", "model."};
+    return prefixes;
+}
+
+std::string commonWrapperPrefix(const std::vector<std::string> &names)
+{
+    if (names.empty())
+        return {};
+    std::string prefix;
+    // Peel one known prefix at a time while every name carries it (DDP around a compiled model).
+    for (bool peeled = true; peeled;) {
+        peeled = false;
+        for (const auto &p : knownKeyPrefixes()) {
+            const std::string candidate = prefix + p;
+            if (std::all_of(names.begin(), names.end(), [&candidate](const std::string &n) {
+                    return n.size() > candidate.size() && n.compare(0, candidate.size(), candidate) == 0;
+                })) {
+                prefix = candidate;
+                peeled = true;
+                break;
+            }
+        }
+    }
+    return prefix;
+}
+
+std::string naturalKey(std::string_view text)
+{
+    std::string key;
+    key.reserve(text.size() + 16);
+    for (std::size_t i = 0; i < text.size();) {
+        if (text[i] >= '0' && text[i] <= '9') {
+            std::size_t j = i;
+            while (j < text.size() && text[j] >= '0' && text[j] <= '9')
+                ++j;
+            if (j - i < 20)
+                key.append(20 - (j - i), '0');
+            key.append(text.substr(i, j - i));
+            i = j;
+        } else {
+            const char ch = text[i++];
+            key += (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+        }
+    }
+    return key;
+}
+
+KeyMapping parseKeyMapping(const std::string &text)
+{
+    const auto eq = text.find('=');
+    if (eq == std::string::npos)
+        throw std::invalid_argument("a key mapping is OLD=NEW, got '" + text + "'");
+    return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+KeyAlignment alignKeys(const std::vector<std::string> &a, const std::vector<std::string> &b,
+                       const std::vector<KeyMapping> &mappings)
+{
+    KeyAlignment out;
+    std::vector<std::string> renamed = a;
+    for (auto &n : renamed)
+        for (const auto &m : mappings)
+            if (n.compare(0, m.from.size(), m.from) == 0) {
+                n = m.to + n.substr(m.from.size());
+                break;
+            }
+    out.prefixA = commonWrapperPrefix(renamed);
+    out.prefixB = commonWrapperPrefix(b);
+    // A prefix both sides share is part of the names, not a wrapper difference.
+    if (out.prefixA == out.prefixB)
+        out.prefixA.clear(), out.prefixB.clear();
+    std::unordered_map<std::string, std::size_t> inB;
+    for (std::size_t j = 0; j < b.size(); ++j)
+        inB.emplace(b[j].substr(out.prefixB.size()), j);
+    std::vector<bool> matchedB(b.size(), false);
+    for (std::size_t i = 0; i < renamed.size(); ++i) {
+        auto it = inB.find(renamed[i].substr(out.prefixA.size()));
+        if (it != inB.end() && !matchedB[it->second]) {
+            out.pairs.emplace_back(i, it->second);
+            matchedB[it->second] = true;
+        } else {
+            out.onlyA.push_back(i);
+        }
+    }
+    for (std::size_t j = 0; j < b.size(); ++j)
+        if (!matchedB[j])
+            out.onlyB.push_back(j);
+    return out;
+}
+
+} // namespace ckpt

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ckpt {
+
+// Prefixes that wrappers put in front of every state-dict key: DataParallel and
+// DistributedDataParallel ("module."), torch.compile ("_orig_mod."), Lightning modules ("model.").
+const std::vector<std::string> &knownKeyPrefixes();
+
+// The wrapper prefixes every name carries, outermost first ("module._orig_mod." peels to both);
+// empty when the names carry none. A prefix counts only when all names start with it.
+std::string commonWrapperPrefix(const std::vector<std::string> &names);
+
+// A key that sorts "layer.10" after "layer.9" and "ckpt_2" before "ckpt_10": runs of digits
+// zero-padded to a fixed width, letters lower-cased.
+std::string naturalKey(std::string_view text);
+
+// A rename rule: names starting with `from` start with `to` instead.
+struct KeyMapping {
+    std::string from;
+    std::string to;
+};
+// Parses "OLD=NEW"; throws std::invalid_argument without '='.
+KeyMapping parseKeyMapping(const std::string &text);
+
+// Two name lists matched up: names of `a` are renamed by the mappings, each side's wrapper prefix
+// is stripped, and names equal after that are pairs. Pairs keep a's order; the rest are listed.
+struct KeyAlignment {
+    std::vector<std::pair<std::size_t, std::size_t>> pairs;  // (index in a, index in b)
+    std::vector<std::size_t> onlyA;
+    std::vector<std::size_t> onlyB;
+    std::string prefixA;  // wrapper prefix stripped from a's names
+    std::string prefixB;
+};
+KeyAlignment alignKeys(const std::vector<std::string> &a, const std::vector<std::string> &b,
+                       const std::vector<KeyMapping> &mappings = {});
+
+} // namespace ckpt
