@@ -1,6 +1,6 @@
 # bash completion for ckpt, the command-line twin of Checkpoint Studio.
 # Installed as /usr/share/bash-completion/completions/ckpt (loaded on demand by bash-completion).
-# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show and export.
+# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show, export, diff and series.
 
 _ckpt()
 {
@@ -18,7 +18,7 @@ _ckpt()
     local subcommand="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            info | scan | tensors | show | export)
+            info | scan | tensors | show | export | diff | series)
                 subcommand=${words[i]}
                 break
                 ;;
@@ -29,7 +29,7 @@ _ckpt()
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export' -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export diff series' -- "$cur")
         fi
         return
     fi
@@ -40,11 +40,12 @@ _ckpt()
             tensors) options='--stats --filter --json --help' ;;
             show) options='--limit --histogram --json --help' ;;
             export) options='-o --output --force --help' ;;
+            diff) options='--atol --rtol --map --json --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
-    [[ $prev == --filter || $prev == --limit || $prev == --histogram ]] && return
+    [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map ]] && return
 
     # `info` and `tensors` take one file, `show` a file and a key: offer no file after the first.
     if [[ $subcommand == info || $subcommand == tensors || $subcommand == show ]]; then
