@@ -107,6 +107,8 @@ public:
     // How `b` differs from `a` (same shape; dtypes may differ: both are compared as float64).
     // Throws std::runtime_error for different shapes or unreadable data.
     virtual TensorDiff difference(const TensorRef &a, const TensorRef &b, double atol, double rtol) const = 0;
+    // Histogram of b - a over the positions where both are finite (same shape; compared as float64).
+    virtual Histogram differenceHistogram(const TensorRef &a, const TensorRef &b, int bins) const = 0;
 };
 
 } // namespace ckpt

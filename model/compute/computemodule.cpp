@@ -66,18 +66,41 @@ public:
 
     Histogram histogram(const TensorRef &ref, int bins) const override
     {
+        at::Tensor t = toDenseValues(ref).reshape({-1});
+        if (t.is_complex())
+            t = at::view_as_real(t).reshape({-1});
+        return histogramOf(t.numel(), bins, [&t](std::int64_t start, std::int64_t end) {
+            at::Tensor c = t.slice(0, start, end).to(at::kDouble);
+            return c.masked_select(at::isfinite(c));
+        });
+    }
+
+    Histogram differenceHistogram(const TensorRef &ra, const TensorRef &rb, int bins) const override
+    {
+        if (ra.shape != rb.shape)
+            throw std::runtime_error("shapes differ: " + shapeText(ra.shape) + " and " + shapeText(rb.shape));
+        at::Tensor a = toDenseValues(ra).reshape({-1});
+        at::Tensor b = toDenseValues(rb).reshape({-1});
+        if (a.is_complex() || b.is_complex())
+            throw std::runtime_error("no histogram of differences for complex tensors");
+        return histogramOf(a.numel(), bins, [&a, &b](std::int64_t start, std::int64_t end) {
+            at::Tensor d = b.slice(0, start, end).to(at::kDouble) - a.slice(0, start, end).to(at::kDouble);
+            return d.masked_select(at::isfinite(d));
+        });
+    }
+
+    // Counts in `bins` equal bins over [min, max] of the finite values `chunk(start, end)` gives,
+    // as torch.histc counts them; two passes over chunks, never the whole tensor in float64.
+    template <typename Chunk>
+    static Histogram histogramOf(std::int64_t n, int bins, const Chunk &chunk)
+    {
         if (bins < 1 || bins > 1'000'000)
             throw std::runtime_error("histogram bins must be between 1 and 1000000");
         Histogram h;
         h.counts.assign(static_cast<std::size_t>(bins), 0);
-        at::Tensor t = toDenseValues(ref).reshape({-1});
-        if (t.is_complex())
-            t = at::view_as_real(t).reshape({-1});
-        // Two passes over chunks: the finite range, then the counts, never the whole tensor in float64.
         double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-        for (std::int64_t start = 0; start < t.numel(); start += kChunk) {
-            at::Tensor c = t.slice(0, start, std::min(start + kChunk, t.numel())).to(at::kDouble);
-            c = c.masked_select(at::isfinite(c));
+        for (std::int64_t start = 0; start < n; start += kChunk) {
+            const at::Tensor c = chunk(start, std::min(start + kChunk, n));
             if (c.numel() == 0)
                 continue;
             lo = std::min(lo, c.min().item<double>());
@@ -87,10 +110,8 @@ public:
             return h;  // no finite values
         h.low = lo;
         h.high = hi;
-        for (std::int64_t start = 0; start < t.numel(); start += kChunk) {
-            at::Tensor c = t.slice(0, start, std::min(start + kChunk, t.numel())).to(at::kDouble);
-            c = c.masked_select(at::isfinite(c));
-            at::Tensor counts = at::histc(c, bins, lo, hi).to(at::kLong);
+        for (std::int64_t start = 0; start < n; start += kChunk) {
+            const at::Tensor counts = at::histc(chunk(start, std::min(start + kChunk, n)), bins, lo, hi).to(at::kLong);
             const auto *p = counts.data_ptr<std::int64_t>();
             for (int b = 0; b < bins; ++b)
                 h.counts[static_cast<std::size_t>(b)] += p[b];

@@ -1,0 +1,239 @@
+// Compare and series views, offscreen, against PyTorch's figures for the same files
+// (expected.json "__compare__", written by the fixture generator): per-tensor change, the
+// "changed only" filter, histograms of both files and of the difference as torch.histc counts
+// them, a run's norms and drifts in epoch order, and cancel.
+#include "comparisonmodel.h"
+#include "compareview.h"
+#include "histogramchart.h"
+#include "seriesview.h"
+#include "testdata.h"
+
+#include <QAbstractItemModelTester>
+#include <QChart>
+#include <QChartView>
+#include <QCheckBox>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QLabel>
+#include <QLineEdit>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QStandardItemModel>
+#include <QTableView>
+#include <QTest>
+#include <QTreeView>
+
+#include <cmath>
+
+using namespace ckpt;
+
+namespace {
+
+QJsonObject compareSection() { return test::expectedListing().value(QStringLiteral("__compare__")).toObject(); }
+
+bool near(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(1.0, std::fabs(b)); }
+
+QList<qint64> countsOf(const QJsonValue &v)
+{
+    QList<qint64> out;
+    for (const auto &c : v.toObject().value(QStringLiteral("counts")).toArray())
+        out << c.toInteger();
+    return out;
+}
+
+QList<qint64> countsOf(const Histogram &h) { return QList<qint64>(h.counts.begin(), h.counts.end()); }
+
+} // namespace
+
+class TestCompareView : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void compareMatchesTorch();
+    void changedOnlyFilter();
+    void histogramsMatchTorch();
+    void prefixedFilesAlign();
+    void unreadableFileIsReported();
+    void cancelLeavesNothingRunning();
+    void seriesMatchesTorch();
+};
+
+void TestCompareView::compareMatchesTorch()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(1).toObject();  // atol 1e-6
+    QVERIFY2(!pair.isEmpty(), "regenerate the fixtures");
+    CompareView view;
+    QAbstractItemModelTester tester(view.model(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester proxyTester(view.proxy(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()),
+                 pair.value("atol").toDouble(), pair.value("rtol").toDouble());
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+    QVERIFY(view.summary()->text().contains(QStringLiteral("Weights differ")));
+
+    const QJsonObject tensors = pair.value(QStringLiteral("tensors")).toObject();
+    for (auto it = tensors.begin(); it != tensors.end(); ++it) {
+        const QModelIndex row = view.model()->indexOfPath(it.key());
+        QVERIFY2(row.isValid(), qPrintable(it.key()));
+        const QJsonObject want = it.value().toObject();
+        QCOMPARE(row.data(ComparisonModel::StatusRole).toString(), want.value("status").toString());
+        QVERIFY2(near(row.siblingAtColumn(ComparisonModel::MaxAbsColumn).data(ComparisonModel::SortRole).toDouble(),
+                      want.value("max_abs_diff").toDouble()), qPrintable(it.key()));
+        if (!want.value("relative_l2").isNull())
+            QVERIFY2(near(row.data(ComparisonModel::MagnitudeRole).toDouble(), want.value("relative_l2").toDouble()),
+                     qPrintable(it.key()));
+        if (!want.value("cosine").isNull())
+            QVERIFY2(near(row.siblingAtColumn(ComparisonModel::CosineColumn).data(ComparisonModel::SortRole).toDouble(),
+                          want.value("cosine").toDouble()), qPrintable(it.key()));
+        // Identical rows carry no colour; changed ones do.
+        QCOMPARE(row.data(Qt::BackgroundRole).isValid(), want.value("status").toString() != QLatin1String("identical"));
+    }
+    // Module rows: PyTorch's per-module sums.
+    const QJsonObject modules = pair.value(QStringLiteral("modules")).toObject();
+    for (auto it = modules.begin(); it != modules.end(); ++it) {
+        const QModelIndex row = view.model()->indexOfPath(it.key());
+        QVERIFY2(row.isValid(), qPrintable(it.key()));
+        const QJsonObject want = it.value().toObject();
+        if (!want.value("relative_l2").isNull())
+            QVERIFY2(near(row.data(ComparisonModel::MagnitudeRole).toDouble(), want.value("relative_l2").toDouble()),
+                     qPrintable(it.key()));
+    }
+    for (const auto &name : pair.value(QStringLiteral("removed")).toArray())
+        QCOMPARE(view.model()->indexOfPath(name.toString()).data(ComparisonModel::StatusRole).toString(), QStringLiteral("removed"));
+    for (const auto &name : pair.value(QStringLiteral("added")).toArray())
+        QCOMPARE(view.model()->indexOfPath(name.toString()).data(ComparisonModel::StatusRole).toString(), QStringLiteral("added"));
+}
+
+void TestCompareView::changedOnlyFilter()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(0).toObject();
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()));
+    QVERIFY(done.wait(60000));
+    const QModelIndex identical = view.model()->indexOfPath(QStringLiteral("encoder.0.weight"));
+    QCOMPARE(identical.data(ComparisonModel::StatusRole).toString(), QStringLiteral("identical"));
+    QVERIFY(view.proxy()->mapFromSource(identical).isValid());
+    view.changedOnly()->setChecked(true);
+    QVERIFY(!view.proxy()->mapFromSource(identical).isValid());
+    QVERIFY(!view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("encoder.0"))).isValid());
+    QVERIFY(view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("head.weight"))).isValid());
+    QVERIFY(view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("aux.weight"))).isValid());
+    view.filter()->setText(QStringLiteral("bias"));
+    QVERIFY(view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("head.bias"))).isValid());
+    QVERIFY(!view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("head.weight"))).isValid());
+}
+
+void TestCompareView::histogramsMatchTorch()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(0).toObject();
+    const QJsonObject histograms = pair.value(QStringLiteral("histograms")).toObject();
+    QVERIFY(!histograms.isEmpty());
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()));
+    QVERIFY(done.wait(60000));
+    for (auto it = histograms.begin(); it != histograms.end(); ++it) {
+        QSignalSpy ready(&view, &CompareView::histogramsReady);
+        QVERIFY(view.selectPath(it.key()));
+        QVERIFY(ready.wait(30000));
+        const QJsonObject want = it.value().toObject();
+        const auto &values = view.valuesChart()->curves();
+        QCOMPARE(values.size(), std::size_t(2));
+        QCOMPARE(countsOf(values[0].histogram), countsOf(want.value("a")));
+        QCOMPARE(countsOf(values[1].histogram), countsOf(want.value("b")));
+        const auto &diff = view.differenceChart()->curves();
+        QCOMPARE(diff.size(), std::size_t(1));
+        QCOMPARE(countsOf(diff[0].histogram), countsOf(want.value("diff")));
+        QVERIFY(near(diff[0].histogram.low, want.value("diff").toObject().value("low").toDouble()));
+        QVERIFY(near(diff[0].histogram.high, want.value("diff").toObject().value("high").toDouble()));
+        QVERIFY(view.figures()->text().contains(QStringLiteral("relative L2")));
+    }
+    // A removed tensor shows its one histogram, and no difference.
+    QSignalSpy ready(&view, &CompareView::histogramsReady);
+    QVERIFY(view.selectPath(QStringLiteral("aux.weight")));
+    QVERIFY(ready.wait(30000));
+    QCOMPARE(view.valuesChart()->curves().size(), std::size_t(1));
+    QVERIFY(view.differenceChart()->curves().empty());
+}
+
+void TestCompareView::prefixedFilesAlign()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(2).toObject();  // module. prefix
+    QVERIFY(pair.value("equal").toBool());
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()));
+    QVERIFY(done.wait(60000));
+    QVERIFY(view.summary()->text().contains(QStringLiteral("Weights equal")));
+    QVERIFY(view.summary()->text().contains(QStringLiteral("module.")));
+    view.changedOnly()->setChecked(true);
+    QCOMPARE(view.proxy()->rowCount(), 0);
+}
+
+void TestCompareView::unreadableFileIsReported()
+{
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(QStringLiteral("state_dict.pth")), test::fixturePath(QStringLiteral("not_a_checkpoint.pth")));
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), false);
+    QVERIFY(view.summary()->text().contains(QStringLiteral("not_a_checkpoint.pth")));
+    QCOMPARE(view.model()->rowCount(), 0);
+}
+
+void TestCompareView::cancelLeavesNothingRunning()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(0).toObject();
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()));
+    QVERIFY(view.isRunning());
+    view.cancel();
+    QVERIFY(!view.isRunning());
+    QCOMPARE(done.size(), 1);
+    QCOMPARE(done.first().first().toBool(), false);
+    QTest::qWait(200);  // the abandoned job's end changes nothing
+    QCOMPARE(view.model()->rowCount(), 0);
+    QCOMPARE(done.size(), 1);
+}
+
+void TestCompareView::seriesMatchesTorch()
+{
+    const QJsonObject series = compareSection().value(QStringLiteral("series")).toObject();
+    QStringList files;
+    for (const auto &f : series.value("files").toArray())
+        files << test::fixturePath(f.toString());
+    SeriesView view;
+    QSignalSpy done(&view, &SeriesView::finished);
+    view.setFiles(files);
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+    QStandardItemModel *m = view.model();
+    const QJsonArray epochs = series.value("epochs").toArray();
+    QCOMPARE(m->columnCount(), 1 + epochs.size());
+    for (int c = 0; c < epochs.size(); ++c)
+        QCOMPARE(m->horizontalHeaderItem(c + 1)->text(), QStringLiteral("epoch %1").arg(epochs[c].toInt()));
+    const QJsonObject layers = series.value("layers").toObject();
+    QCOMPARE(m->rowCount(), layers.size());
+    struct Metric {
+        SeriesView::Metric metric;
+        const char *key;
+    };
+    for (const Metric &metric : {Metric{SeriesView::Metric::Norm, "norm"}, Metric{SeriesView::Metric::DriftFromFirst, "drift_from_first"},
+                                 Metric{SeriesView::Metric::DriftFromPrevious, "drift_from_previous"}}) {
+        view.setMetric(metric.metric);
+        for (int r = 0; r < m->rowCount(); ++r) {
+            const QJsonArray want = layers.value(m->item(r, 0)->text()).toObject().value(QLatin1String(metric.key)).toArray();
+            QCOMPARE(want.size(), epochs.size());
+            for (int c = 0; c < want.size(); ++c)
+                QVERIFY2(near(m->item(r, c + 1)->data(Qt::UserRole).toDouble(), want[c].toDouble()),
+                         qPrintable(QStringLiteral("%1 %2 #%3").arg(m->item(r, 0)->text(), metric.key).arg(c)));
+        }
+        // Every tensor is drawn (fewer than the default eight).
+        QCOMPARE(view.chart()->chart()->series().size(), layers.size());
+    }
+}
+
+QTEST_MAIN(TestCompareView)
+#include "tst_compareview.moc"

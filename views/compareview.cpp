@@ -1,0 +1,418 @@
+#include "compareview.h"
+
+#include "comparison.h"
+#include "comparisonmodel.h"
+#include "computeloader.h"
+#include "document.h"
+#include "histogramchart.h"
+
+#include <QCheckBox>
+#include <QFileInfo>
+#include <QFutureWatcher>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPointer>
+#include <QProgressBar>
+#include <QPromise>
+#include <QSortFilterProxyModel>
+#include <QSplitter>
+#include <QToolButton>
+#include <QTreeView>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <cmath>
+
+namespace ckpt {
+
+// What the background job hands back: both documents (they keep the tensor data alive for the
+// histograms) and the comparison, or an error.
+struct CompareJob {
+    std::shared_ptr<const Document> a, b;
+    std::shared_ptr<const Comparison> comparison;
+    QString error;
+};
+
+namespace {
+
+constexpr int kBins = 64;
+
+// Rows that are changed (when asked) and whose name contains the text; modules on the way stay.
+class ChangeFilter : public QSortFilterProxyModel {
+public:
+    using QSortFilterProxyModel::QSortFilterProxyModel;
+    void setChangedOnly(bool on)
+    {
+        m_changedOnly = on;
+        invalidateFilter();
+    }
+    void setText(const QString &text)
+    {
+        m_text = text;
+        invalidateFilter();
+    }
+
+protected:
+    bool filterAcceptsRow(int row, const QModelIndex &parent) const override
+    {
+        const QModelIndex i = sourceModel()->index(row, 0, parent);
+        if (m_changedOnly && !i.data(ComparisonModel::ChangedRole).toBool())
+            return false;
+        return m_text.isEmpty() || i.data().toString().contains(m_text, Qt::CaseInsensitive);
+    }
+
+private:
+    bool m_changedOnly = false;
+    QString m_text;
+};
+
+QString num(double v)
+{
+    if (std::isnan(v))
+        return QStringLiteral("\u2014");
+    if (std::isinf(v))
+        return QStringLiteral("\u221e");
+    return QString::number(v, 'g', 6);
+}
+
+} // namespace
+
+CompareView::CompareView(QWidget *parent) : QWidget(parent)
+{
+    m_model = new ComparisonModel(this);
+    auto *proxy = new ChangeFilter(this);
+    proxy->setSourceModel(m_model);
+    proxy->setRecursiveFilteringEnabled(true);
+    proxy->setSortRole(ComparisonModel::SortRole);
+    m_proxy = proxy;
+
+    m_title = new QLabel(this);
+    m_title->setObjectName(QStringLiteral("compareTitle"));
+    m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_title->setWordWrap(true);
+    m_summary = new QLabel(this);
+    m_summary->setObjectName(QStringLiteral("compareSummary"));
+    m_summary->setWordWrap(true);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_progress = new QProgressBar(this);
+    m_progress->setMaximumWidth(180);
+    m_progress->setFormat(tr("comparing %v/%m"));
+    m_progress->hide();
+    m_cancel = new QToolButton(this);
+    m_cancel->setObjectName(QStringLiteral("compareCancel"));
+    m_cancel->setText(tr("Cancel"));
+    m_cancel->hide();
+    connect(m_cancel, &QToolButton::clicked, this, &CompareView::cancel);
+    m_changedOnly = new QCheckBox(tr("Changed only"), this);
+    m_changedOnly->setObjectName(QStringLiteral("changedOnly"));
+    m_filter = new QLineEdit(this);
+    m_filter->setObjectName(QStringLiteral("compareFilter"));
+    m_filter->setPlaceholderText(tr("Filter names\u2026"));
+    m_filter->setClearButtonEnabled(true);
+    m_filter->setAcceptDrops(false);
+    m_filter->setMaximumWidth(280);
+    connect(m_changedOnly, &QCheckBox::toggled, this, [this, proxy](bool on) {
+        proxy->setChangedOnly(on);
+        m_tree->expandToDepth(1);
+    });
+    connect(m_filter, &QLineEdit::textChanged, this, [this, proxy](const QString &t) {
+        proxy->setText(t);
+        if (!t.isEmpty())
+            m_tree->expandAll();
+    });
+
+    m_tree = new QTreeView(this);
+    m_tree->setObjectName(QStringLiteral("compareTree"));
+    m_tree->setModel(m_proxy);
+    m_tree->setUniformRowHeights(true);
+    m_tree->setAllColumnsShowFocus(true);
+    m_tree->setSortingEnabled(true);
+    m_tree->header()->setSortIndicatorClearable(true);
+    m_tree->sortByColumn(-1, Qt::AscendingOrder);
+    connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+            [this](const QModelIndex &current) { showTensor(m_proxy->mapToSource(current)); });
+
+    m_figures = new QLabel(this);
+    m_figures->setObjectName(QStringLiteral("compareFigures"));
+    m_figures->setWordWrap(true);
+    m_figures->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_figures->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+    m_log = new QCheckBox(tr("Log counts"), this);
+    m_values = new HistogramChart(this);
+    m_values->setObjectName(QStringLiteral("valuesHistogram"));
+    m_difference = new HistogramChart(this);
+    m_difference->setObjectName(QStringLiteral("differenceHistogram"));
+    connect(m_log, &QCheckBox::toggled, this, [this](bool on) {
+        m_values->setLogCounts(on);
+        m_difference->setLogCounts(on);
+    });
+
+    auto *detail = new QWidget(this);
+    auto *dl = new QVBoxLayout(detail);
+    dl->setContentsMargins(4, 0, 0, 0);
+    dl->addWidget(m_figures);
+    dl->addWidget(m_log);
+    dl->addWidget(m_values, 1);
+    dl->addWidget(m_difference, 1);
+
+    auto *split = new QSplitter(Qt::Horizontal, this);
+    split->setObjectName(QStringLiteral("compareSplitter"));
+    split->setChildrenCollapsible(false);
+    split->addWidget(m_tree);
+    split->addWidget(detail);
+    split->setStretchFactor(0, 3);
+    split->setStretchFactor(1, 2);
+
+    auto *bar = new QHBoxLayout;
+    bar->addWidget(m_summary, 1);
+    bar->addWidget(m_progress);
+    bar->addWidget(m_cancel);
+    bar->addWidget(m_changedOnly);
+    bar->addWidget(m_filter);
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(8, 6, 8, 4);
+    layout->addWidget(m_title);
+    layout->addLayout(bar);
+    layout->addWidget(split, 1);
+}
+
+CompareView::~CompareView()
+{
+    if (m_job)
+        m_job->cancel();
+}
+
+void CompareView::compare(const QString &a, const QString &b, double atol, double rtol)
+{
+    cancel();
+    m_a = QFileInfo(a).absoluteFilePath();
+    m_b = QFileInfo(b).absoluteFilePath();
+    m_atol = atol;
+    m_rtol = rtol;
+    m_model->setComparison(nullptr);
+    m_docA.reset();
+    m_docB.reset();
+    m_figures->clear();
+    m_values->setMessage(QString());
+    m_difference->setMessage(QString());
+    m_title->setText(tr("<b>%1</b> \u2192 <b>%2</b>")
+                         .arg(QFileInfo(m_a).fileName().toHtmlEscaped(), QFileInfo(m_b).fileName().toHtmlEscaped()));
+    m_title->setToolTip(m_a + QLatin1Char('\n') + m_b);
+    m_summary->setText(tr("Reading and comparing\u2026"));
+    m_progress->setRange(0, 0);
+    m_progress->show();
+    m_cancel->show();
+
+    auto *watcher = new QFutureWatcher<std::shared_ptr<CompareJob>>(this);
+    m_job = watcher;
+    connect(watcher, &QFutureWatcherBase::progressRangeChanged, m_progress, &QProgressBar::setRange);
+    connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
+        if (watcher != m_job)
+            return;
+        m_job = nullptr;
+        watcher->deleteLater();
+        m_progress->hide();
+        m_cancel->hide();
+        if (watcher->isCanceled() || watcher->future().resultCount() == 0) {
+            m_summary->setText(tr("Comparison cancelled."));
+            Q_EMIT finished(false);
+            return;
+        }
+        const auto job = watcher->result();
+        if (!job->error.isEmpty()) {
+            m_summary->setText(QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(job->error.toHtmlEscaped()));
+            Q_EMIT finished(false);
+            return;
+        }
+        m_docA = job->a;
+        m_docB = job->b;
+        m_model->setComparison(job->comparison);
+        showResult();
+        Q_EMIT finished(true);
+    });
+    const std::string pa = m_a.toStdString(), pb = m_b.toStdString();
+    watcher->setFuture(QtConcurrent::run([pa, pb, atol, rtol](QPromise<std::shared_ptr<CompareJob>> &promise) {
+        auto job = std::make_shared<CompareJob>();
+        try {
+            ReadOptions ro;
+            ro.progress = [&promise](double) { return !promise.isCanceled(); };
+            job->a = std::make_shared<const Document>(readDocument(pa, ro));
+            job->b = std::make_shared<const Document>(readDocument(pb, ro));
+            CompareOptions co;
+            co.atol(atol).rtol(rtol).progress([&promise](std::size_t done, std::size_t total) {
+                promise.setProgressRange(0, static_cast<int>(total));
+                promise.setProgressValue(static_cast<int>(done));
+                return !promise.isCanceled();
+            });
+            job->comparison = std::make_shared<const Comparison>(compareDocuments(*job->a, *job->b, ComputeLoader::api(), co));
+        } catch (const std::exception &e) {
+            if (promise.isCanceled())
+                return;
+            job->error = QString::fromStdString(e.what());
+        }
+        promise.addResult(job);
+    }));
+}
+
+void CompareView::cancel()
+{
+    if (!m_job)
+        return;
+    auto *watcher = m_job;
+    m_job = nullptr;
+    watcher->disconnect(this);
+    watcher->disconnect(m_progress);
+    connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
+    watcher->cancel();
+    m_progress->hide();
+    m_cancel->hide();
+    m_summary->setText(tr("Comparison cancelled."));
+    Q_EMIT finished(false);
+}
+
+void CompareView::showResult()
+{
+    const Comparison &c = *m_model->comparison();
+    int identical = 0, close = 0, changed = 0, shape = 0;
+    for (const auto &t : c.tensors) {
+        identical += t.status == TensorComparison::Status::Identical;
+        close += t.status == TensorComparison::Status::Close;
+        changed += t.status == TensorComparison::Status::Different || t.status == TensorComparison::Status::Unreadable;
+        shape += t.status == TensorComparison::Status::ShapeChanged;
+    }
+    QString text = tr("<b>%1</b> \u00b7 %2 tensors in both: %3 identical, %4 within tolerance, %5 changed, %6 reshaped"
+                      " \u00b7 %7 removed \u00b7 %8 added")
+                       .arg(c.weightsEqual() ? tr("Weights equal") : tr("Weights differ"))
+                       .arg(c.tensors.size())
+                       .arg(identical)
+                       .arg(close)
+                       .arg(changed)
+                       .arg(shape)
+                       .arg(c.onlyA.size())
+                       .arg(c.onlyB.size());
+    if (!c.prefixA.empty() || !c.prefixB.empty())
+        text += tr(" \u00b7 prefixes set aside: %1").arg(QString::fromStdString((c.prefixA.empty() ? "" : "'" + c.prefixA + "' (first) ") +
+                                                                               (c.prefixB.empty() ? "" : "'" + c.prefixB + "' (second)")).toHtmlEscaped());
+    if (!c.metadata.empty()) {
+        QStringList keys;
+        for (const auto &m : c.metadata)
+            keys << QString::fromStdString(m.key);
+        text += tr("<br>metadata that differs: %1").arg(keys.join(QStringLiteral(", ")).toHtmlEscaped());
+    }
+    m_summary->setText(text);
+    m_tree->expandToDepth(0);
+    for (int col = 0; col < ComparisonModel::ColumnCount; ++col)
+        m_tree->resizeColumnToContents(col);
+}
+
+bool CompareView::selectPath(const QString &path)
+{
+    const QModelIndex source = m_model->indexOfPath(path);
+    const QModelIndex proxyIndex = m_proxy->mapFromSource(source);
+    if (!proxyIndex.isValid())
+        return false;
+    m_tree->scrollTo(proxyIndex);
+    m_tree->setCurrentIndex(proxyIndex);
+    return true;
+}
+
+void CompareView::showTensor(const QModelIndex &index)
+{
+    const int generation = ++m_histogramGeneration;
+    const QString status = index.data(ComparisonModel::StatusRole).toString();
+    const QString nameA = index.data(ComparisonModel::NameARole).toString();
+    const QString nameB = index.data(ComparisonModel::NameBRole).toString();
+    if (!index.isValid() || !m_docA || !m_docB || status == QLatin1String("module")) {
+        m_figures->setText(index.isValid() ? tr("<b>%1</b>: %2 (select a tensor for its histograms)")
+                                                 .arg(index.data(ComparisonModel::PathRole).toString().toHtmlEscaped(),
+                                                      index.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString())
+                                           : QString());
+        m_values->setMessage(QString());
+        m_difference->setMessage(QString());
+        return;
+    }
+    auto find = [](const Document &d, const QString &name) -> const TensorRef * {
+        const auto &list = d.hasStateDict ? d.stateDict : d.tensors;
+        for (const auto &t : list)
+            if (t.name == name.toStdString())
+                return &t.ref();
+        return nullptr;
+    };
+    const TensorRef *ta = nameA.isEmpty() ? nullptr : find(*m_docA, nameA);
+    const TensorRef *tb = nameB.isEmpty() ? nullptr : find(*m_docB, nameB);
+    QString text = tr("<b>%1</b> \u2014 %2").arg(index.data(ComparisonModel::PathRole).toString().toHtmlEscaped(),
+                                                  index.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString());
+    const auto &cmp = *m_model->comparison();
+    for (const auto &t : cmp.tensors)
+        if (QString::fromStdString(t.name) == nameA && t.status != TensorComparison::Status::ShapeChanged &&
+            t.status != TensorComparison::Status::Unreadable) {
+            text += tr("<br>max |\u0394| %1 \u00b7 mean |\u0394| %2 \u00b7 relative L2 %3 \u00b7 cosine %4<br>"
+                       "||a|| %5 \u00b7 ||b|| %6 \u00b7 %7 of %8 elements outside tolerance")
+                        .arg(num(t.diff.maxAbs), num(t.diff.meanAbs()), num(t.diff.relativeL2()), num(t.diff.cosine()),
+                             num(std::sqrt(t.diff.sumSqA)), num(std::sqrt(t.diff.sumSqB)))
+                        .arg(t.diff.outside)
+                        .arg(t.diff.count);
+            if (t.diff.nonFinite)
+                text += tr(" (%1 NaN/Inf mismatches)").arg(t.diff.nonFinite);
+        }
+    m_figures->setText(text);
+    m_values->setMessage(tr("Computing histograms\u2026"));
+    m_difference->setMessage(QString());
+
+    // Histograms off the GUI thread; the documents ride along to keep the data mapped.
+    struct Result {
+        Histogram a, b, diff;
+        bool hasA = false, hasB = false, hasDiff = false;
+        QString error;
+    };
+    auto docA = m_docA, docB = m_docB;
+    auto *watcher = new QFutureWatcher<Result>(this);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, generation] {
+        watcher->deleteLater();
+        if (generation != m_histogramGeneration)
+            return;  // another row was selected since
+        const Result r = watcher->result();
+        std::vector<HistogramChart::Curve> curves;
+        if (r.hasA)
+            curves.push_back({tr("first file"), r.a, QColor(0x1f, 0x77, 0xb4)});
+        if (r.hasB)
+            curves.push_back({tr("second file"), r.b, QColor(0xd6, 0x27, 0x28)});
+        if (!r.error.isEmpty())
+            m_values->setMessage(r.error);
+        else
+            m_values->setCurves(curves, tr("Values"));
+        if (r.hasDiff)
+            m_difference->setCurves({{tr("second \u2212 first"), r.diff, QColor(0x6a, 0x3d, 0x9a)}}, tr("Difference"));
+        else
+            m_difference->setMessage(QString());
+        Q_EMIT histogramsReady();
+    });
+    watcher->setFuture(QtConcurrent::run([ta, tb, docA, docB]() {
+        Result r;
+        try {
+            const ComputeApi &api = ComputeLoader::api();
+            if (ta) {
+                r.a = api.histogram(*ta, kBins);
+                r.hasA = true;
+            }
+            if (tb) {
+                r.b = api.histogram(*tb, kBins);
+                r.hasB = true;
+            }
+            if (ta && tb && ta->shape == tb->shape) {
+                r.diff = api.differenceHistogram(*ta, *tb, kBins);
+                r.hasDiff = true;
+            }
+        } catch (const std::exception &e) {
+            r.error = QString::fromStdString(e.what());
+        }
+        (void)docA;
+        (void)docB;
+        return r;
+    }));
+}
+
+} // namespace ckpt

@@ -1,0 +1,83 @@
+#pragma once
+
+#include <QWidget>
+
+#include <memory>
+
+class QCheckBox;
+class QLabel;
+class QLineEdit;
+class QProgressBar;
+class QSortFilterProxyModel;
+class QToolButton;
+class QTreeView;
+template <typename T>
+class QFutureWatcher;
+
+namespace ckpt {
+
+struct Comparison;
+struct CompareJob;
+struct Document;
+class ComparisonModel;
+class HistogramChart;
+
+// Two checkpoints compared: one tree of both files' tensors by module, coloured by how much each
+// changed, with "changed only" and name filters; for the selected tensor its figures, the two
+// files' histograms overlaid and the histogram of the difference. Reading and comparing run in
+// the background with progress and cancel; a newer compare() drops an older one's result.
+class CompareView : public QWidget {
+    Q_OBJECT
+public:
+    explicit CompareView(QWidget *parent = nullptr);
+    ~CompareView() override;
+
+    // Reads both files and compares them (absolute and relative tolerance as `ckpt diff`).
+    void compare(const QString &a, const QString &b, double atol = 0.0, double rtol = 0.0);
+    void cancel();
+    bool isRunning() const { return m_job != nullptr; }
+    QString fileA() const { return m_a; }
+    QString fileB() const { return m_b; }
+
+    ComparisonModel *model() const { return m_model; }
+    QSortFilterProxyModel *proxy() const { return m_proxy; }
+    QTreeView *tree() const { return m_tree; }
+    QCheckBox *changedOnly() const { return m_changedOnly; }
+    QLineEdit *filter() const { return m_filter; }
+    QLabel *summary() const { return m_summary; }
+    QLabel *figures() const { return m_figures; }
+    HistogramChart *valuesChart() const { return m_values; }
+    HistogramChart *differenceChart() const { return m_difference; }
+    // Selects the row of an aligned tensor path; its histograms follow (histogramsReady()).
+    bool selectPath(const QString &path);
+
+Q_SIGNALS:
+    // The comparison finished: `ok` false after an error (the summary says it) or a cancel.
+    void finished(bool ok);
+    void histogramsReady();
+
+private:
+    void showResult();
+    void showTensor(const QModelIndex &index);
+    QString m_a, m_b;
+    double m_atol = 0, m_rtol = 0;
+    std::shared_ptr<const Document> m_docA, m_docB;
+    QFutureWatcher<std::shared_ptr<CompareJob>> *m_job = nullptr;
+    int m_histogramGeneration = 0;
+
+    ComparisonModel *m_model = nullptr;
+    QSortFilterProxyModel *m_proxy = nullptr;
+    QLabel *m_title = nullptr;
+    QLabel *m_summary = nullptr;
+    QProgressBar *m_progress = nullptr;
+    QToolButton *m_cancel = nullptr;
+    QCheckBox *m_changedOnly = nullptr;
+    QCheckBox *m_log = nullptr;
+    QLineEdit *m_filter = nullptr;
+    QTreeView *m_tree = nullptr;
+    QLabel *m_figures = nullptr;
+    HistogramChart *m_values = nullptr;
+    HistogramChart *m_difference = nullptr;
+};
+
+} // namespace ckpt

@@ -1,0 +1,40 @@
+#pragma once
+
+#include "computeapi.h"
+
+#include <QChartView>
+#include <QColor>
+#include <QString>
+
+#include <vector>
+
+namespace ckpt {
+
+// Histograms drawn as step lines over one value axis, with linear or logarithmic counts; several
+// may be overlaid (a tensor in two files), each with its name and colour.
+class HistogramChart : public QChartView {
+    Q_OBJECT
+public:
+    struct Curve {
+        QString name;
+        Histogram histogram;
+        QColor colour;
+    };
+    explicit HistogramChart(QWidget *parent = nullptr);
+
+    void setCurves(const std::vector<Curve> &curves, const QString &title = {});
+    void setLogCounts(bool log);
+    bool logCounts() const { return m_log; }
+    const std::vector<Curve> &curves() const { return m_curves; }
+    // A line under the chart instead of curves ("computing…", an error).
+    void setMessage(const QString &text);
+
+private:
+    void rebuild();
+    std::vector<Curve> m_curves;
+    QString m_title;
+    QString m_message;
+    bool m_log = false;
+};
+
+} // namespace ckpt

@@ -1,0 +1,290 @@
+#include "seriesview.h"
+
+#include "comparison.h"
+#include "computeloader.h"
+#include "document.h"
+
+#include <QChart>
+#include <QChartView>
+#include <QComboBox>
+#include <QFileInfo>
+#include <QFutureWatcher>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QItemSelectionModel>
+#include <QLabel>
+#include <QLegend>
+#include <QLineSeries>
+#include <QProgressBar>
+#include <QPromise>
+#include <QSplitter>
+#include <QStandardItemModel>
+#include <QTableView>
+#include <QToolButton>
+#include <QValueAxis>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace ckpt {
+
+struct SeriesJob {
+    std::shared_ptr<const Series> series;
+    QString error;
+};
+
+namespace {
+constexpr int kPlotted = 8;  // tensors drawn before the user picks
+const QColor kPalette[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xd6, 0x27, 0x28), QColor(0x2c, 0xa0, 0x2c),
+                           QColor(0xff, 0x7f, 0x0e), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
+                           QColor(0xe3, 0x77, 0xc2), QColor(0x17, 0xbe, 0xcf)};
+} // namespace
+
+SeriesView::SeriesView(QWidget *parent) : QWidget(parent)
+{
+    m_summary = new QLabel(this);
+    m_summary->setObjectName(QStringLiteral("seriesSummary"));
+    m_summary->setWordWrap(true);
+    m_progress = new QProgressBar(this);
+    m_progress->setMaximumWidth(180);
+    m_progress->hide();
+    m_cancel = new QToolButton(this);
+    m_cancel->setText(tr("Cancel"));
+    m_cancel->hide();
+    connect(m_cancel, &QToolButton::clicked, this, &SeriesView::cancel);
+    m_metric = new QComboBox(this);
+    m_metric->setObjectName(QStringLiteral("seriesMetric"));
+    m_metric->addItem(tr("L2 norm"));
+    m_metric->addItem(tr("Drift from the first"));
+    m_metric->addItem(tr("Drift from the previous"));
+    m_metric->setCurrentIndex(1);
+    connect(m_metric, &QComboBox::currentIndexChanged, this, [this] { fill(); });
+
+    m_model = new QStandardItemModel(this);
+    m_table = new QTableView(this);
+    m_table->setObjectName(QStringLiteral("seriesTable"));
+    m_table->setModel(m_model);
+    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_table->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    m_table->verticalHeader()->hide();
+    m_table->setSortingEnabled(true);
+    connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] { plot(); });
+
+    m_chart = new QChartView(this);
+    m_chart->setObjectName(QStringLiteral("seriesChart"));
+    m_chart->setRenderHint(QPainter::Antialiasing);
+    m_chart->setMinimumHeight(200);
+
+    auto *bar = new QHBoxLayout;
+    bar->addWidget(m_summary, 1);
+    bar->addWidget(m_progress);
+    bar->addWidget(m_cancel);
+    bar->addWidget(new QLabel(tr("Show"), this));
+    bar->addWidget(m_metric);
+    auto *split = new QSplitter(Qt::Vertical, this);
+    split->setChildrenCollapsible(false);
+    split->addWidget(m_chart);
+    split->addWidget(m_table);
+    split->setStretchFactor(0, 3);
+    split->setStretchFactor(1, 2);
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(8, 6, 8, 4);
+    layout->addLayout(bar);
+    layout->addWidget(split, 1);
+}
+
+SeriesView::~SeriesView()
+{
+    if (m_job)
+        m_job->cancel();
+}
+
+void SeriesView::setFiles(const QStringList &files)
+{
+    cancel();
+    m_series.reset();
+    m_model->clear();
+    m_summary->setText(tr("Reading %1 checkpoints\u2026").arg(files.size()));
+    m_progress->setRange(0, 0);
+    m_progress->show();
+    m_cancel->show();
+    auto *watcher = new QFutureWatcher<std::shared_ptr<SeriesJob>>(this);
+    m_job = watcher;
+    connect(watcher, &QFutureWatcherBase::progressRangeChanged, m_progress, &QProgressBar::setRange);
+    connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
+        if (watcher != m_job)
+            return;
+        m_job = nullptr;
+        watcher->deleteLater();
+        m_progress->hide();
+        m_cancel->hide();
+        if (watcher->isCanceled() || watcher->future().resultCount() == 0) {
+            m_summary->setText(tr("Cancelled."));
+            Q_EMIT finished(false);
+            return;
+        }
+        const auto job = watcher->result();
+        if (!job->error.isEmpty()) {
+            m_summary->setText(QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(job->error.toHtmlEscaped()));
+            Q_EMIT finished(false);
+            return;
+        }
+        m_series = job->series;
+        fill();
+        Q_EMIT finished(true);
+    });
+    std::vector<std::string> paths;
+    for (const auto &f : files)
+        paths.push_back(QFileInfo(f).absoluteFilePath().toStdString());
+    watcher->setFuture(QtConcurrent::run([paths](QPromise<std::shared_ptr<SeriesJob>> &promise) {
+        auto job = std::make_shared<SeriesJob>();
+        try {
+            std::vector<std::unique_ptr<Document>> docs;
+            std::vector<const Document *> ptrs;
+            ReadOptions ro;
+            ro.progress = [&promise](double) { return !promise.isCanceled(); };
+            for (const auto &p : paths) {
+                docs.push_back(std::make_unique<Document>(readDocument(p, ro)));
+                ptrs.push_back(docs.back().get());
+            }
+            job->series = std::make_shared<const Series>(
+                computeSeries(ptrs, ComputeLoader::api(), [&promise](std::size_t done, std::size_t total) {
+                    promise.setProgressRange(0, static_cast<int>(total));
+                    promise.setProgressValue(static_cast<int>(done));
+                    return !promise.isCanceled();
+                }));
+        } catch (const std::exception &e) {
+            if (promise.isCanceled())
+                return;
+            job->error = QString::fromStdString(e.what());
+        }
+        promise.addResult(job);
+    }));
+}
+
+void SeriesView::cancel()
+{
+    if (!m_job)
+        return;
+    auto *watcher = m_job;
+    m_job = nullptr;
+    watcher->disconnect(this);
+    watcher->disconnect(m_progress);
+    connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
+    watcher->cancel();
+    m_progress->hide();
+    m_cancel->hide();
+    m_summary->setText(tr("Cancelled."));
+    Q_EMIT finished(false);
+}
+
+void SeriesView::setMetric(Metric m) { m_metric->setCurrentIndex(static_cast<int>(m)); }
+
+SeriesView::Metric SeriesView::metric() const { return static_cast<Metric>(m_metric->currentIndex()); }
+
+void SeriesView::fill()
+{
+    m_model->clear();
+    if (!m_series)
+        return;
+    const Series &s = *m_series;
+    QStringList headers{tr("Tensor")};
+    bool epochs = true;
+    for (const auto &p : s.points)
+        epochs = epochs && p.epoch.has_value();
+    for (const auto &p : s.points)
+        headers << (p.epoch ? tr("epoch %1").arg(*p.epoch) : QFileInfo(QString::fromStdString(p.file)).fileName());
+    m_model->setHorizontalHeaderLabels(headers);
+    for (std::size_t c = 0; c < s.points.size(); ++c)
+        m_model->horizontalHeaderItem(static_cast<int>(c + 1))->setToolTip(QString::fromStdString(s.points[c].file));
+    for (const auto &l : s.layers) {
+        const auto &values = metric() == Metric::Norm ? l.norm : metric() == Metric::DriftFromFirst ? l.driftFromFirst : l.driftFromPrevious;
+        QList<QStandardItem *> row{new QStandardItem(QString::fromStdString(l.name))};
+        for (double v : values) {
+            auto *item = new QStandardItem(std::isnan(v) ? QStringLiteral("\u2014") : QString::number(v, 'g', 5));
+            item->setData(std::isnan(v) ? -1.0 : v, Qt::UserRole);
+            item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+            row << item;
+        }
+        m_model->appendRow(row);
+    }
+    m_model->setSortRole(Qt::UserRole);
+    m_summary->setText(tr("%1 checkpoints, %2 tensors%3")
+                           .arg(s.points.size())
+                           .arg(s.layers.size())
+                           .arg(epochs ? tr(", ordered by epoch") : tr(", ordered by name")));
+    m_table->resizeColumnsToContents();
+    // Select the tensors that drifted most by the last checkpoint.
+    std::vector<int> order(s.layers.size());
+    std::iota(order.begin(), order.end(), 0);
+    auto lastDrift = [&s](int i) {
+        const auto &d = s.layers[static_cast<std::size_t>(i)].driftFromFirst;
+        return d.empty() || std::isnan(d.back()) ? -1.0 : d.back();
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return lastDrift(x) > lastDrift(y); });
+    QItemSelection sel;
+    for (std::size_t k = 0; k < order.size() && k < static_cast<std::size_t>(kPlotted); ++k)
+        sel.select(m_model->index(order[k], 0), m_model->index(order[k], m_model->columnCount() - 1));
+    m_table->selectionModel()->select(sel, QItemSelectionModel::ClearAndSelect);
+    plot();
+}
+
+void SeriesView::plot()
+{
+    auto *chart = new QChart;
+    chart->setMargins(QMargins(4, 4, 4, 4));
+    chart->setBackgroundBrush(palette().base());
+    chart->setTitleBrush(palette().text());
+    chart->legend()->setLabelBrush(palette().text());
+    chart->legend()->setAlignment(Qt::AlignRight);
+    if (m_series && !m_series->points.empty()) {
+        const Series &s = *m_series;
+        chart->setTitle(m_metric->currentText());
+        auto *x = new QValueAxis;
+        auto *y = new QValueAxis;
+        bool epochs = true;
+        for (const auto &p : s.points)
+            epochs = epochs && p.epoch.has_value();
+        auto xOf = [&](std::size_t k) { return epochs ? static_cast<double>(*s.points[k].epoch) : static_cast<double>(k); };
+        x->setRange(xOf(0), std::max(xOf(s.points.size() - 1), xOf(0) + 1));
+        x->setTitleText(epochs ? tr("epoch") : tr("checkpoint"));
+        x->setLabelFormat(QStringLiteral("%g"));
+        x->setLabelsBrush(palette().text());
+        x->setTitleBrush(palette().text());
+        y->setLabelFormat(QStringLiteral("%.3g"));
+        y->setLabelsBrush(palette().text());
+        chart->addAxis(x, Qt::AlignBottom);
+        chart->addAxis(y, Qt::AlignLeft);
+        double top = 0;
+        int colour = 0;
+        const QModelIndexList rows = m_table->selectionModel()->selectedRows();
+        for (const QModelIndex &r : rows) {
+            auto *line = new QLineSeries;
+            line->setName(r.data().toString());
+            for (int c = 1; c < m_model->columnCount(); ++c) {
+                const double v = m_model->index(r.row(), c).data(Qt::UserRole).toDouble();
+                if (v >= 0) {
+                    line->append(xOf(static_cast<std::size_t>(c - 1)), v);
+                    top = std::max(top, v);
+                }
+            }
+            QPen pen(kPalette[colour++ % std::size(kPalette)]);
+            pen.setWidthF(2);
+            line->setPen(pen);
+            chart->addSeries(line);
+            line->attachAxis(x);
+            line->attachAxis(y);
+        }
+        y->setRange(0, top > 0 ? top * 1.05 : 1);
+    }
+    QChart *old = m_chart->chart();
+    m_chart->setChart(chart);
+    delete old;
+}
+
+} // namespace ckpt

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <QStringList>
+#include <QWidget>
+
+#include <memory>
+
+class QChartView;
+class QComboBox;
+class QLabel;
+class QProgressBar;
+class QStandardItemModel;
+class QTableView;
+class QToolButton;
+template <typename T>
+class QFutureWatcher;
+
+namespace ckpt {
+
+struct Series;
+struct SeriesJob;
+
+// The checkpoints of one run, in epoch order: per tensor its L2 norm, drift from the first and
+// drift from the previous checkpoint, as a table (tensors × checkpoints) and as line charts of the
+// tensors selected in the table (the most-drifting ones at first).
+class SeriesView : public QWidget {
+    Q_OBJECT
+public:
+    enum class Metric { Norm, DriftFromFirst, DriftFromPrevious };
+    explicit SeriesView(QWidget *parent = nullptr);
+    ~SeriesView() override;
+
+    void setFiles(const QStringList &files);
+    void cancel();
+    bool isRunning() const { return m_job != nullptr; }
+    void setMetric(Metric m);
+
+    const std::shared_ptr<const Series> &series() const { return m_series; }
+    QStandardItemModel *model() const { return m_model; }
+    QTableView *table() const { return m_table; }
+    QChartView *chart() const { return m_chart; }
+    QComboBox *metricBox() const { return m_metric; }
+    QLabel *summary() const { return m_summary; }
+
+Q_SIGNALS:
+    void finished(bool ok);
+
+private:
+    void fill();
+    void plot();
+    Metric metric() const;
+    std::shared_ptr<const Series> m_series;
+    QFutureWatcher<std::shared_ptr<SeriesJob>> *m_job = nullptr;
+    QLabel *m_summary = nullptr;
+    QProgressBar *m_progress = nullptr;
+    QToolButton *m_cancel = nullptr;
+    QComboBox *m_metric = nullptr;
+    QStandardItemModel *m_model = nullptr;
+    QTableView *m_table = nullptr;
+    QChartView *m_chart = nullptr;
+};
+
+} // namespace ckpt
