@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Write the benchmark checkpoints with real PyTorch (/usr/bin/python3).
+
+Usage:  /usr/bin/python3 bench/generate.py [--out bench/data] [--skip-4g]
+
+  sd_1g.pth        state dict, 64 float32 tensors, 1 GiB
+  sd_4g.pth        state dict, 64 float32 tensors, 4 GiB   (same tensor count as the 100 MiB one)
+  sd_100m.pth      state dict, 64 float32 tensors, 100 MiB
+  sd_20k.pth       state dict, 20,000 small tensors (structure-heavy)
+  train_1g.pth     training checkpoint: model + Adam state (exp_avg, exp_avg_sq) + metadata, ~1 GiB
+  seed_*.pth       the seed's small files (checkpoint, inference package, full model), copied from
+                   resources/examples
+
+Files are written once and kept; a file already there with the right size is not rewritten.
+"""
+import argparse
+import collections
+import os
+import shutil
+import sys
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+import torch  # noqa: E402
+
+
+def state_dict(count, elements, seed):
+    g = torch.Generator().manual_seed(seed)
+    side = int(elements ** 0.5)
+    shape = (side, elements // side)
+    return collections.OrderedDict(('layers.%d.weight' % i, torch.randn(shape, generator=g)) for i in range(count))
+
+
+def training_checkpoint(seed):
+    g = torch.Generator().manual_seed(seed)
+    model = collections.OrderedDict(('layers.%d.weight' % i, torch.randn(1152, 1152, generator=g)) for i in range(64))
+    state = {}
+    for i, t in enumerate(model.values()):
+        state[i] = {'step': torch.tensor(100.0), 'exp_avg': torch.randn(t.shape, generator=g) * 1e-3,
+                    'exp_avg_sq': torch.rand(t.shape, generator=g) * 1e-6}
+    optimizer = {'state': state, 'param_groups': [{'lr': 1e-3, 'betas': (0.9, 0.999), 'eps': 1e-8, 'weight_decay': 0,
+                                                   'amsgrad': False, 'maximize': False, 'foreach': None,
+                                                   'capturable': False, 'differentiable': False, 'fused': False,
+                                                   'params': list(range(64))}]}
+    return {'epoch': 12, 'model_state_dict': model, 'optimizer_state_dict': optimizer, 'train_loss': 0.31,
+            'val_loss': 0.35, 'model_config': {'layers': 64, 'width': 1152}, 'timestamp': '2026-01-01T00:00:00',
+            'pytorch_version': torch.__version__.split('+')[0]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--out', default=os.path.join(HERE, 'data'))
+    ap.add_argument('--skip-4g', action='store_true', help='leave out the 4 GiB file')
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    mib = 1 << 20
+    plan = [
+        ('sd_100m.pth', lambda: state_dict(64, 100 * mib // 4 // 64, 1)),
+        ('sd_1g.pth', lambda: state_dict(64, 1024 * mib // 4 // 64, 2)),
+        ('sd_20k.pth', lambda: state_dict(20000, 64, 3)),
+        ('train_1g.pth', lambda: training_checkpoint(4)),
+    ]
+    if not a.skip_4g:
+        plan.append(('sd_4g.pth', lambda: state_dict(64, 4096 * mib // 4 // 64, 5)))
+    for name, make in plan:
+        path = os.path.join(a.out, name)
+        if os.path.exists(path + '.done'):
+            print('kept    %s' % path)
+            continue
+        obj = make()
+        torch.save(obj, path)
+        del obj
+        open(path + '.done', 'w').close()
+        print('wrote   %s (%.1f MiB)' % (path, os.path.getsize(path) / mib))
+    for name in ('simple_nn_checkpoint.pth', 'simple_nn_inference.pth', 'simple_nn_inference_metadata.json',
+                 'simple_nn_full_model.pth'):
+        src = os.path.join(ROOT, 'resources', 'examples', name)
+        dst = os.path.join(a.out, 'seed_' + name[len('simple_nn_'):] if name.startswith('simple_nn_') else name)
+        if name.endswith('.json'):
+            dst = os.path.join(a.out, 'seed_inference_metadata.json')
+        shutil.copyfile(src, dst)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

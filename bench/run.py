@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Run the benchmarks side by side with PyTorch and write bench/RESULTS.md.
+
+Usage:  /usr/bin/python3 bench/run.py [--ckpt build/release/bin/ckpt] [--gui build/release/bin/checkpoint-studio]
+                                      [--data bench/data] [--trials 5] [--quick]
+
+Every row is whole-process wall time (median of the trials, after one warm-up run so the page
+cache is warm) and peak resident memory (the largest over the trials, from wait4's rusage), for
+Checkpoint Studio's command and for /usr/bin/python3 doing the same with torch, in the same run.
+`cp` and `cat > /dev/null` of the file are the byte-moving limits. Run bench/generate.py first.
+"""
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = '/usr/bin/python3'
+
+
+def measure(argv, trials, env=None, stdout=subprocess.DEVNULL):
+    """(median seconds, peak RSS MiB, last returncode) over `trials` runs after one warm-up."""
+    def once():
+        start = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        elapsed = time.perf_counter() - start
+        p.returncode = os.waitstatus_to_exitcode(status)
+        err = p.stderr.read().decode(errors='replace')
+        p.stderr.close()
+        return elapsed, usage.ru_maxrss / 1024.0, p.returncode, err
+    once()
+    times, peak, rc, err = [], 0.0, 0, ''
+    for _ in range(trials):
+        t, rss, rc, err = once()
+        times.append(t)
+        peak = max(peak, rss)
+    return statistics.median(times), peak, rc, err
+
+
+def machine():
+    cpu = ''
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / (1 << 30)
+    torch_version = subprocess.run([PY, '-c', 'import torch; print(torch.__version__)'], capture_output=True,
+                                   text=True).stdout.strip()
+    return '%s, %d cores, %.0f GiB memory, %s %s; PyTorch %s (Debian python3-torch)' % (
+        cpu or platform.processor(), os.cpu_count(), mem, platform.system(), platform.release(), torch_version)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--ckpt', default=os.path.join(ROOT, 'build', 'release', 'bin', 'ckpt'))
+    ap.add_argument('--gui', default=os.path.join(ROOT, 'build', 'release', 'bin', 'checkpoint-studio'))
+    ap.add_argument('--data', default=os.path.join(HERE, 'data'))
+    ap.add_argument('--trials', type=int, default=5)
+    ap.add_argument('--quick', action='store_true', help='3 trials, heavy rows once')
+    ap.add_argument('--out', default=os.path.join(HERE, 'RESULTS.md'))
+    a = ap.parse_args()
+    trials = 3 if a.quick else a.trials
+    heavy = 1 if a.quick else max(1, trials // 2)
+    data = lambda name: os.path.join(a.data, name)  # noqa: E731
+    ops = os.path.join(HERE, 'torch_ops.py')
+    tmp = tempfile.mkdtemp(prefix='ckpt-bench-')
+    have_convert = 'convert' in subprocess.run([a.ckpt, '--help'], capture_output=True, text=True).stdout
+    rows = []
+
+    def row(case, name, ours, theirs, n, target=None, check=None, note=''):
+        if not os.path.exists(data(name)):
+            rows.append((case, name, None, None, None, None, target, 'file missing: run bench/generate.py'))
+            return
+        t1, m1, rc1, e1 = measure(ours, n) if ours else (None, None, 0, '')
+        t2, m2, rc2, e2 = measure(theirs, n) if theirs else (None, None, 0, '')
+        problem = (e1.strip().splitlines() or ['?'])[-1] if rc1 else (e2.strip().splitlines() or ['?'])[-1] if rc2 else ''
+        met = check(t1, m1, t2, m2) if check and not problem else None
+        rows.append((case, name, (t1, m1), (t2, m2), t2 / t1 if t1 and t2 else None, met, target, problem or note))
+        print('%-34s %-14s %s' % (case, name, rows[-1][2:6]), flush=True)
+
+    # Opening: ckpt info --json against torch.load + listing.
+    for name in ('seed_checkpoint.pth', 'sd_100m.pth', 'sd_1g.pth', 'sd_4g.pth', 'sd_20k.pth', 'train_1g.pth'):
+        target, check = None, None
+        if name in ('sd_1g.pth', 'sd_4g.pth'):
+            target = '>= 30x faster, RSS < 32 MiB'
+            check = lambda t1, m1, t2, m2: t2 / t1 >= 30 and m1 < 32  # noqa: E731
+        if name == 'sd_20k.pth':
+            target = '>= 10x faster'
+            check = lambda t1, m1, t2, m2: t2 / t1 >= 10  # noqa: E731
+        row('ckpt info --json', name, [a.ckpt, 'info', '--json', data(name)], [PY, ops, 'list', data(name)],
+            heavy if name in ('sd_4g.pth',) else trials, target, check)
+    # Opening cost grows with tensors, not bytes.
+    by = {r[1]: r for r in rows if r[0] == 'ckpt info --json' and r[2] and r[2][0]}
+    if 'sd_100m.pth' in by and 'sd_4g.pth' in by:
+        small, big = by['sd_100m.pth'][2][0], by['sd_4g.pth'][2][0]
+        rows.append(('open: 4 GiB vs 100 MiB, 64 tensors each', 'sd_4g / sd_100m', (big, None), (small, None),
+                     None, abs(big - small) / small <= 0.2, 'within 20%',
+                     'ckpt %.3f s vs %.3f s (%+.0f%%)' % (big, small, 100 * (big - small) / small)))
+
+    # Statistics over every tensor.
+    for name in ('sd_100m.pth', 'sd_1g.pth'):
+        row('statistics (ckpt tensors --stats)', name, [a.ckpt, 'tensors', '--stats', '--json', data(name)],
+            [PY, ops, 'stats', data(name)], heavy, '>= 3x faster' if name == 'sd_1g.pth' else None,
+            (lambda t1, m1, t2, m2: t2 / t1 >= 3) if name == 'sd_1g.pth' else None)
+
+    # Conversions.
+    out1, out2 = os.path.join(tmp, 'ours.pth'), os.path.join(tmp, 'theirs.pth')
+    if have_convert:
+        row('strip optimizer (convert --to inference)', 'train_1g.pth',
+            [a.ckpt, 'convert', data('train_1g.pth'), '--to', 'inference', '-o', out1, '--force'],
+            [PY, ops, 'strip', data('train_1g.pth'), out2], heavy, '>= 3x faster', lambda t1, m1, t2, m2: t2 / t1 >= 3)
+        row('cast float16 (convert --dtype float16)', 'sd_1g.pth',
+            [a.ckpt, 'convert', data('sd_1g.pth'), '--to', 'state-dict', '--dtype', 'float16', '-o', out1, '--force'],
+            [PY, ops, 'half', data('sd_1g.pth'), out2], heavy)
+    else:
+        rows.append(('strip optimizer (convert --to inference)', 'train_1g.pth', None, None, None, None, '>= 3x faster',
+                     'not measured: ckpt convert is not built yet'))
+    if os.path.exists(data('train_1g.pth')):
+        t, m, _, _ = measure(['cp', data('train_1g.pth'), out2], heavy)
+        rows.append(('baseline: cp', 'train_1g.pth', (t, m), None, None, None, None, ''))
+        t, m, _, _ = measure(['sh', '-c', 'cat "$1" > /dev/null', 'sh', data('train_1g.pth')], heavy)
+        rows.append(('baseline: cat > /dev/null', 'train_1g.pth', (t, m), None, None, None, None, ''))
+        strip = [r for r in rows if r[0].startswith('strip') and r[2]]
+        cp = [r for r in rows if r[0] == 'baseline: cp'][0][2][0]
+        if strip:
+            ours = strip[0][2][0]
+            rows.append(('strip optimizer vs cp', 'train_1g.pth', (ours, None), (cp, None), None, ours <= 2.5 * cp,
+                         'within 2.5x of cp', '%.2fx the time of cp (verification included)' % (ours / cp)))
+    rows.append(('ckpt predict vs forward', 'seed_inference.pth', None, None, None, None, None,
+                 'not measured: prediction is not built yet'))
+
+    # The GUI: time to the tree and to all statistics, printed by the app under CKPT_TIMINGS=1.
+    if os.path.exists(a.gui) and os.path.exists(data('sd_1g.pth')):
+        env = dict(os.environ, QT_QPA_PLATFORM='offscreen', CKPT_TIMINGS='1', CKPT_QUIT_WHEN_IDLE='1')
+        p = subprocess.run([a.gui, data('sd_1g.pth')], capture_output=True, text=True, env=env, timeout=600)
+        timings = {}
+        for line in p.stderr.splitlines():
+            if line.startswith('ckpt-timing '):
+                key, value = line[len('ckpt-timing '):].split('=')
+                timings[key] = float(value) / 1000.0
+        load = [r for r in rows if r[0] == 'ckpt info --json' and r[1] == 'sd_1g.pth' and r[3]]
+        torch_load = load[0][3][0] if load else None
+        if 'tree' in timings:
+            rows.append(('GUI: start to tree shown', 'sd_1g.pth', (timings['tree'], None), (torch_load, None),
+                         torch_load / timings['tree'] if torch_load else None,
+                         timings['tree'] < torch_load / 10 if torch_load else None, '< 1/10 of torch.load', ''))
+        if 'statistics' in timings:
+            rows.append(('GUI: start to all statistics shown', 'sd_1g.pth', (timings['statistics'], None), None, None,
+                         None, None, ''))
+        if not timings:
+            rows.append(('GUI', 'sd_1g.pth', None, None, None, None, None, 'no timings printed: ' + p.stderr[-200:]))
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(a.out, rows, trials, heavy)
+    return 0
+
+
+def fmt_time(v):
+    return '—' if v is None else ('%.3f s' % v if v < 10 else '%.1f s' % v)
+
+
+def fmt_mem(v):
+    return '—' if v is None else '%.0f MiB' % v
+
+
+def write(path, rows, trials, heavy):
+    lines = ['# Benchmarks', '',
+             'Written by `bench/run.py` on %s.' % datetime.datetime.now().strftime('%Y-%m-%d %H:%M'), '',
+             'Machine: %s.' % machine(), '',
+             'Whole-process wall time (median of %d trials, %d for the heaviest rows, after a warm-up run: warm '
+             'page cache) and peak RSS, Checkpoint Studio and PyTorch (`/usr/bin/python3` with torch, import '
+             'included) in the same run. Ratio = PyTorch time / ours.' % (trials, heavy), '',
+             '| case | file | Checkpoint Studio | RSS | PyTorch | RSS | ratio | target | met | note |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    for case, name, ours, theirs, ratio, met, target, note in rows:
+        lines.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            case, name, fmt_time(ours[0]) if ours else '—', fmt_mem(ours[1]) if ours else '—',
+            fmt_time(theirs[0]) if theirs else '—', fmt_mem(theirs[1]) if theirs else '—',
+            '%.1fx' % ratio if ratio else '—', target or '', {True: 'yes', False: '**no**', None: ''}[met],
+            note.replace('|', '\\|')))
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    print('wrote ' + path)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""What a researcher does in Python for each benchmark row, timed as a whole process (import
+torch included) by bench/run.py. Usage: torch_ops.py OP FILE [OUT]
+
+  list    torch.load, then print every tensor's name, shape and dtype (the state dict, or all)
+  stats   torch.load, then min, max, mean, std, L2 norm, zero fraction, NaN and Inf counts per tensor
+  strip   torch.load a training checkpoint and save its inference package (no optimizer state)
+  half    torch.load, cast floating tensors to float16, save the state dict
+"""
+import json
+import sys
+
+import torch
+
+
+def tensors(obj, prefix=''):
+    if torch.is_tensor(obj):
+        yield prefix or 'tensor', obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from tensors(v, '%s%s%s' % (prefix, '.' if prefix else '', k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from tensors(v, '%s%s%d' % (prefix, '.' if prefix else '', i))
+
+
+def model_state(obj):
+    if isinstance(obj, dict):
+        for k in ('model_state_dict', 'state_dict', 'model'):
+            if isinstance(obj.get(k), dict):
+                return obj[k]
+    return obj
+
+
+def main():
+    op, path = sys.argv[1], sys.argv[2]
+    obj = torch.load(path, map_location='cpu')
+    if op == 'list':
+        rows = [[n, list(t.shape), str(t.dtype)] for n, t in tensors(model_state(obj))]
+        print(json.dumps({'tensors': len(rows)}))
+    elif op == 'stats':
+        out = []
+        for n, t in tensors(model_state(obj)):
+            f = t.float() if t.is_floating_point() else t.double()
+            finite = f[torch.isfinite(f)]
+            out.append([n, float(finite.min()), float(finite.max()), float(finite.mean()), float(finite.std()),
+                        float(f.norm()), float((f == 0).float().mean()), int(torch.isnan(f).sum()),
+                        int(torch.isinf(f).sum())])
+        print(json.dumps({'tensors': len(out)}))
+    elif op == 'strip':
+        package = {'model_state_dict': model_state(obj), 'model_config': obj.get('model_config'),
+                   'timestamp': obj.get('timestamp'), 'pytorch_version': torch.__version__}
+        torch.save(package, sys.argv[3])
+    elif op == 'half':
+        sd = model_state(obj)
+        torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[3])
+    else:
+        raise SystemExit('unknown op ' + op)
+
+
+if __name__ == '__main__':
+    main()
