@@ -672,7 +672,7 @@ void DocumentView::restoreLayout()
     const QSettings settings;
     m_splitter->restoreState(settings.value(QLatin1String(kStructureSplitterKey)).toByteArray());
     if (!m_tensorSplitter->restoreState(settings.value(QLatin1String(kTensorSplitterKey)).toByteArray()))
-        m_tensorSplitter->setSizes({260, 340});
+        m_tensorSplitter->setSizes({230, 370});
     if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
         inner->restoreState(settings.value(QLatin1String(kDetailSplitterKey)).toByteArray());
     m_wantedView = settings.value(QLatin1String(kCurrentViewKey), 0).toInt();

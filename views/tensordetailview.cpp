@@ -59,17 +59,17 @@ QString layoutText(const TensorRef &t)
     return t.isContiguous() ? QStringLiteral("strided, contiguous") : QStringLiteral("strided, not contiguous");
 }
 
-// The other tensors of the document that read the same storage record.
-QStringList sharers(const Document &doc, const TensorRef &t, const QString &self)
+// The other tensors of the document that read the same storage record (`self` excluded, under
+// whatever name it is listed).
+QStringList sharers(const Document &doc, const TensorRef *self)
 {
     QStringList out;
-    if (!t.storage)
+    if (!self->storage)
         return out;
     for (const auto &nt : doc.tensors) {
-        if (!nt.value || !nt.value->tensorRef())
+        if (!nt.value || !nt.value->tensorRef() || nt.value->tensorRef().get() == self)
             continue;
-        const TensorRef &o = nt.ref();
-        if (o.storage == t.storage && QString::fromStdString(nt.name) != self)
+        if (nt.ref().storage == self->storage)
             out << QString::fromStdString(nt.name);
     }
     out.removeDuplicates();
@@ -136,7 +136,7 @@ TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
     m_grid->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
     m_grid->verticalHeader()->setDefaultSectionSize(m_grid->fontMetrics().height() + 6);
     m_grid->horizontalHeader()->setSectionResizeMode(QHeaderView::Fixed);
-    m_grid->horizontalHeader()->setDefaultSectionSize(m_grid->fontMetrics().horizontalAdvance(QStringLiteral("-0.000000e+00")) + 8);
+    m_grid->horizontalHeader()->setDefaultSectionSize(m_grid->fontMetrics().horizontalAdvance(QStringLiteral("-0.0000000e-00")) + 4);
     auto *valuesLayout = new QVBoxLayout(valuesPane);
     valuesLayout->setContentsMargins(0, 0, 0, 0);
     auto *valuesBar = new QHBoxLayout;
@@ -228,6 +228,7 @@ void TensorDetailView::setTensor(std::shared_ptr<const Document> doc, const QStr
     ++m_generation;  // whatever is still being computed is for another tensor
     m_doc = tensor ? std::move(doc) : nullptr;
     m_tensor = m_doc ? std::make_shared<const TensorRef>(*tensor) : nullptr;
+    m_source = m_doc ? tensor : nullptr;
     m_name = m_doc ? name : QString();
     m_stats.reset();
     m_statsError.clear();
@@ -247,6 +248,13 @@ void TensorDetailView::setTensor(std::shared_ptr<const Document> doc, const QStr
     if (known)
         m_stats = *known;
     m_rawBox->setVisible(m_tensor->quantization != nullptr);
+    // Columns as wide as the widest text this dtype gives (fixed: a huge grid is never measured).
+    const QString widest = valuetext::elementText(-1.23456789012345e-100, m_tensor->dtype == DType::Complex128 ? DType::Float64 : m_tensor->dtype);
+    const QString sample = m_tensor->dtype == DType::Complex64 || m_tensor->dtype == DType::Complex128
+                               ? QStringLiteral("(%1%1j)").arg(widest)
+                               : widest;
+    m_grid->horizontalHeader()->setDefaultSectionSize(
+        std::max(m_grid->fontMetrics().horizontalAdvance(sample), m_grid->fontMetrics().horizontalAdvance(QStringLiteral("-0.0000"))) + 14);
     const bool hasValues = m_values->noValuesReason().isEmpty();
     m_exportNpy->setEnabled(hasValues);
     m_exportCsv->setEnabled(hasValues);
@@ -309,7 +317,7 @@ void TensorDetailView::showHeader()
     }
     lines << second.join(QStringLiteral(" \u00b7 "));
     if (m_doc) {
-        const QStringList others = sharers(*m_doc, t, m_name);
+        const QStringList others = sharers(*m_doc, m_source);
         if (!others.isEmpty()) {
             QStringList shown = others.mid(0, 6);
             for (QString &o : shown)
@@ -341,12 +349,19 @@ void TensorDetailView::showStatistics()
     }
     const TensorStats &s = *m_stats;
     const double zeros = s.count > 0 ? static_cast<double>(s.zeroCount) / static_cast<double>(s.count) : std::nan("");
-    QString text = tr("min %1 \u00b7 max %2 \u00b7 mean %3 \u00b7 std %4<br>L2 %5 \u00b7 zeros %6")
-                       .arg(number(s.min), number(s.max), number(s.mean), number(s.std), number(s.l2),
-                            valuetext::percent(zeros));
+    auto row = [](const QString &a, const QString &av, const QString &b, const QString &bv) {
+        return QStringLiteral("<tr><td>%1</td><td align=right>&nbsp;%2</td><td>&nbsp;&nbsp;&nbsp;%3</td>"
+                              "<td align=right>&nbsp;%4</td></tr>")
+            .arg(a, av, b, bv);
+    };
+    QString nonFinite = tr("%1 / %2").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount));
     if (s.nanCount > 0 || s.infCount > 0)
-        text += QStringLiteral(" \u00b7 <span style='color:#b3261e'><b>%1</b></span>")
-                    .arg(tr("%1 NaN, %2 Inf").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount)));
+        nonFinite = QStringLiteral("<span style='color:#b3261e'><b>%1</b></span>").arg(nonFinite);
+    const QString text = QStringLiteral("<table cellspacing=0 cellpadding=0>") +
+                         row(tr("min"), number(s.min), tr("max"), number(s.max)) +
+                         row(tr("mean"), number(s.mean), tr("std"), number(s.std)) +
+                         row(tr("L2"), number(s.l2), tr("zeros"), valuetext::percent(zeros)) +
+                         row(tr("NaN / Inf"), nonFinite, QString(), QString()) + QStringLiteral("</table>");
     m_statsLabel->setText(text);
 }
 
@@ -451,6 +466,7 @@ void TensorDetailView::showHistogram()
     x->setRange(low, high);
     x->setLabelFormat(QStringLiteral("%.3g"));
     x->setTickCount(5);
+    x->applyNiceNumbers();  // round tick labels; the bins keep their exact edges
     chart->addAxis(x, Qt::AlignBottom);
     area->attachAxis(x);
     QAbstractAxis *y = nullptr;

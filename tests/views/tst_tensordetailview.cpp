@@ -20,6 +20,7 @@
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QLabel>
+#include <QLineEdit>
 #include <QLineSeries>
 #include <QLogValueAxis>
 #include <QProcess>
@@ -355,14 +356,20 @@ void TestTensorDetailView::exportButtonAsksForAFile()
     TensorDetailView *detail = view.detailView();
     const QString path = dir.filePath(QStringLiteral("picked.npy"));
     bool sawDialog = false;
-    QTimer::singleShot(200, this, [&] {
+    // Type the name into the dialog's file name box once it is up, then press Save.
+    QTimer poll;
+    poll.setInterval(100);
+    connect(&poll, &QTimer::timeout, this, [&] {
         auto *dialog = qobject_cast<QFileDialog *>(QApplication::activeModalWidget());
-        if (!dialog)
+        auto *edit = dialog ? dialog->findChild<QLineEdit *>(QStringLiteral("fileNameEdit")) : nullptr;
+        if (!edit || !dialog->isVisible())
             return;
+        poll.stop();
         sawDialog = true;
-        dialog->selectFile(path);
-        QMetaObject::invokeMethod(dialog, "accept");
+        edit->setText(path);
+        QMetaObject::invokeMethod(dialog, "accept", Qt::QueuedConnection);
     });
+    poll.start();
     QSignalSpy done(detail, &TensorDetailView::exportFinished);
     detail->findChild<QPushButton *>(QStringLiteral("exportNpy"))->click();
     QVERIFY(sawDialog);
