@@ -27,8 +27,8 @@
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTableView>
-#include <QValueAxis>
 #include <QVBoxLayout>
+#include <QValueAxis>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <algorithm>
@@ -52,9 +52,12 @@ QString number(double v)
 QString layoutText(const TensorRef &t)
 {
     switch (t.layout) {
-    case TensorRef::Layout::SparseCoo: return QStringLiteral("sparse COO");
-    case TensorRef::Layout::Meta: return QStringLiteral("meta (shape only)");
-    case TensorRef::Layout::Strided: break;
+    case TensorRef::Layout::SparseCoo:
+        return QStringLiteral("sparse COO");
+    case TensorRef::Layout::Meta:
+        return QStringLiteral("meta (shape only)");
+    case TensorRef::Layout::Strided:
+        break;
     }
     return t.isContiguous() ? QStringLiteral("strided, contiguous") : QStringLiteral("strided, not contiguous");
 }
@@ -90,7 +93,7 @@ struct TensorDetailView::Summary {
 TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
 {
     setObjectName(QStringLiteral("tensorDetail"));
-    m_provider = [] () -> ComputeApi & { return ComputeLoader::api(); };
+    m_provider = []() -> ComputeApi & { return ComputeLoader::api(); };
     m_values = new TensorValuesModel(this);
     m_values->setComputeProvider(m_provider);
     connect(m_values, &TensorValuesModel::fetchFailed, this, [this] { updateMessage(); });
@@ -136,7 +139,8 @@ TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
     m_grid->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
     m_grid->verticalHeader()->setDefaultSectionSize(m_grid->fontMetrics().height() + 6);
     m_grid->horizontalHeader()->setSectionResizeMode(QHeaderView::Fixed);
-    m_grid->horizontalHeader()->setDefaultSectionSize(m_grid->fontMetrics().horizontalAdvance(QStringLiteral("-0.0000000e-00")) + 4);
+    m_grid->horizontalHeader()->setDefaultSectionSize(
+        m_grid->fontMetrics().horizontalAdvance(QStringLiteral("-0.0000000e-00")) + 4);
     auto *valuesLayout = new QVBoxLayout(valuesPane);
     valuesLayout->setContentsMargins(0, 0, 0, 0);
     auto *valuesBar = new QHBoxLayout;
@@ -225,7 +229,7 @@ void TensorDetailView::setComputeProvider(TensorValuesModel::ComputeProvider pro
 void TensorDetailView::setTensor(std::shared_ptr<const Document> doc, const QString &name, const TensorRef *tensor,
                                  const TensorStats *known)
 {
-    ++m_generation;  // whatever is still being computed is for another tensor
+    ++m_generation; // whatever is still being computed is for another tensor
     m_doc = tensor ? std::move(doc) : nullptr;
     m_tensor = m_doc ? std::make_shared<const TensorRef>(*tensor) : nullptr;
     m_source = m_doc ? tensor : nullptr;
@@ -249,12 +253,15 @@ void TensorDetailView::setTensor(std::shared_ptr<const Document> doc, const QStr
         m_stats = *known;
     m_rawBox->setVisible(m_tensor->quantization != nullptr);
     // Columns as wide as the widest text this dtype gives (fixed: a huge grid is never measured).
-    const QString widest = valuetext::elementText(-1.23456789012345e-100, m_tensor->dtype == DType::Complex128 ? DType::Float64 : m_tensor->dtype);
+    const QString widest = valuetext::elementText(
+        -1.23456789012345e-100, m_tensor->dtype == DType::Complex128 ? DType::Float64 : m_tensor->dtype);
     const QString sample = m_tensor->dtype == DType::Complex64 || m_tensor->dtype == DType::Complex128
                                ? QStringLiteral("(%1%1j)").arg(widest)
                                : widest;
     m_grid->horizontalHeader()->setDefaultSectionSize(
-        std::max(m_grid->fontMetrics().horizontalAdvance(sample), m_grid->fontMetrics().horizontalAdvance(QStringLiteral("-0.0000"))) + 14);
+        std::max(m_grid->fontMetrics().horizontalAdvance(sample),
+                 m_grid->fontMetrics().horizontalAdvance(QStringLiteral("-0.0000"))) +
+        14);
     const bool hasValues = m_values->noValuesReason().isEmpty();
     m_exportNpy->setEnabled(hasValues);
     m_exportCsv->setEnabled(hasValues);
@@ -329,7 +336,8 @@ void TensorDetailView::showHeader()
         }
     }
     if (const QString problem = valuetext::tensorProblem(t); !problem.isEmpty())
-        lines << QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(tr("Problem: %1").arg(problem).toHtmlEscaped());
+        lines << QStringLiteral("<span style='color:#b3261e'>%1</span>")
+                     .arg(tr("Problem: %1").arg(problem).toHtmlEscaped());
     m_info->setText(lines.join(QStringLiteral("<br>")));
 }
 
@@ -373,7 +381,7 @@ void TensorDetailView::startSummaryJob(bool needStats)
         watcher->deleteLater();
         const Summary s = watcher->result();
         if (s.generation != m_generation)
-            return;  // stale: another tensor is shown now
+            return; // stale: another tensor is shown now
         m_jobRunning = false;
         if (!m_stats) {
             m_stats = s.stats;
@@ -386,32 +394,32 @@ void TensorDetailView::startSummaryJob(bool needStats)
         Q_EMIT statisticsReady();
         Q_EMIT histogramReady();
     });
-    watcher->setFuture(QtConcurrent::run([provider = m_provider, doc = m_doc, tensor = m_tensor,
-                                          generation = m_generation, needStats] {
-        Summary out;
-        out.generation = generation;
-        ComputeApi *api = nullptr;
-        try {
-            api = &provider();
-        } catch (const std::exception &e) {
-            out.statsError = out.histogramError = QString::fromStdString(e.what());
-            return out;
-        }
-        if (needStats) {
+    watcher->setFuture(QtConcurrent::run(
+        [provider = m_provider, doc = m_doc, tensor = m_tensor, generation = m_generation, needStats] {
+            Summary out;
+            out.generation = generation;
+            ComputeApi *api = nullptr;
             try {
-                out.stats = api->statistics(*tensor);
+                api = &provider();
             } catch (const std::exception &e) {
-                out.statsError = QString::fromStdString(e.what());
+                out.statsError = out.histogramError = QString::fromStdString(e.what());
+                return out;
             }
-        }
-        try {
-            out.histogram = api->histogram(*tensor, kHistogramBins);
-        } catch (const std::exception &e) {
-            out.histogramError = QString::fromStdString(e.what());
-        }
-        (void)doc;  // keeps the mapped bytes alive while the job reads them
-        return out;
-    }));
+            if (needStats) {
+                try {
+                    out.stats = api->statistics(*tensor);
+                } catch (const std::exception &e) {
+                    out.statsError = QString::fromStdString(e.what());
+                }
+            }
+            try {
+                out.histogram = api->histogram(*tensor, kHistogramBins);
+            } catch (const std::exception &e) {
+                out.histogramError = QString::fromStdString(e.what());
+            }
+            (void)doc; // keeps the mapped bytes alive while the job reads them
+            return out;
+        }));
 }
 
 void TensorDetailView::showHistogram()
@@ -439,9 +447,9 @@ void TensorDetailView::showHistogram()
     }
     chart->setTitle({});
     // A step outline over the bins, filled down to the axis: bars without 64 category labels.
-    const double floor = log ? 0.5 : 0.0;  // log axes cannot reach zero; empty bins sit on the floor
+    const double floor = log ? 0.5 : 0.0; // log axes cannot reach zero; empty bins sit on the floor
     const double low = h.low;
-    const double high = h.high > h.low ? h.high : h.low + 1.0;  // one distinct value: one bar
+    const double high = h.high > h.low ? h.high : h.low + 1.0; // one distinct value: one bar
     const double width = (high - low) / static_cast<double>(h.counts.size());
     auto *upper = new QLineSeries;
     auto *lower = new QLineSeries;
@@ -466,7 +474,7 @@ void TensorDetailView::showHistogram()
     x->setRange(low, high);
     x->setLabelFormat(QStringLiteral("%.3g"));
     x->setTickCount(5);
-    x->applyNiceNumbers();  // round tick labels; the bins keep their exact edges
+    x->applyNiceNumbers(); // round tick labels; the bins keep their exact edges
     chart->addAxis(x, Qt::AlignBottom);
     area->attachAxis(x);
     QAbstractAxis *y = nullptr;
@@ -509,8 +517,12 @@ void TensorDetailView::rebuildSliceBar()
         QString what;
         if (shape.empty())
             what = tr("A scalar");
+        else if (shape.size() == 1 && m_values->rowsPerLine() > 1)
+            what = tr("%1 values, %2 per line").arg(valuetext::count(shape[0])).arg(m_values->rowsPerLine());
         else if (shape.size() == 1)
             what = tr("%1 values, one per row").arg(valuetext::count(shape[0]));
+        else if (m_values->rowsPerLine() > 1)
+            what = tr("Rows: dim 0 (%1 to a line), columns: dim 1").arg(m_values->rowsPerLine());
         else
             what = tr("Rows: dim 0, columns: dim 1");
         m_sliceLayout->addWidget(new QLabel(what, m_sliceBar));
@@ -521,14 +533,16 @@ void TensorDetailView::rebuildSliceBar()
         auto *label = new QLabel(tr("dim %1").arg(d), m_sliceBar);
         auto *spin = new QSpinBox(m_sliceBar);
         spin->setObjectName(QStringLiteral("slice%1").arg(d));
-        spin->setRange(0, static_cast<int>(std::clamp<std::int64_t>(shape[static_cast<std::size_t>(d)] - 1, 0, INT_MAX)));
+        spin->setRange(0,
+                       static_cast<int>(std::clamp<std::int64_t>(shape[static_cast<std::size_t>(d)] - 1, 0, INT_MAX)));
         spin->setToolTip(tr("Index in dimension %1 (size %2)").arg(d).arg(shape[static_cast<std::size_t>(d)]));
         connect(spin, &QSpinBox::valueChanged, m_values, [this, d](int v) { m_values->setSliceIndex(d, v); });
         m_sliceLayout->addWidget(label);
         m_sliceLayout->addWidget(spin);
         m_sliceSpins << spin;
     }
-    m_sliceLayout->addWidget(new QLabel(tr("\u2192 rows: dim %1, columns: dim %2").arg(lead).arg(lead + 1), m_sliceBar));
+    m_sliceLayout->addWidget(
+        new QLabel(tr("\u2192 rows: dim %1, columns: dim %2").arg(lead).arg(lead + 1), m_sliceBar));
 }
 
 void TensorDetailView::askExport(ComputeApi::ExportFormat format)
@@ -541,8 +555,9 @@ void TensorDetailView::askExport(ComputeApi::ExportFormat format)
     base.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]")), QStringLiteral("_"));
     const QString dir = settings.value(QLatin1String(kExportDirKey), QDir::homePath()).toString();
     const QString suggested = QDir(dir).filePath(base + (npy ? QStringLiteral(".npy") : QStringLiteral(".csv")));
-    const QString path = QFileDialog::getSaveFileName(this, npy ? tr("Export as .npy") : tr("Export as .csv"), suggested,
-                                                      npy ? tr("NumPy arrays (*.npy)") : tr("Comma-separated values (*.csv)"));
+    const QString path =
+        QFileDialog::getSaveFileName(this, npy ? tr("Export as .npy") : tr("Export as .csv"), suggested,
+                                     npy ? tr("NumPy arrays (*.npy)") : tr("Comma-separated values (*.csv)"));
     if (path.isEmpty())
         return;
     settings.setValue(QLatin1String(kExportDirKey), QFileInfo(path).absolutePath());
@@ -576,19 +591,20 @@ void TensorDetailView::exportTo(const QString &path, ComputeApi::ExportFormat fo
             inputs.push_back(f->path());
     if (!m_doc->sidecarPath.empty())
         inputs.push_back(m_doc->sidecarPath);
-    watcher->setFuture(QtConcurrent::run([provider = m_provider, doc = m_doc, tensor = m_tensor, format, path,
-                                          inputs, name = m_name]() -> Result {
+    watcher->setFuture(QtConcurrent::run([provider = m_provider, doc = m_doc, tensor = m_tensor, format, path, inputs,
+                                          name = m_name]() -> Result {
         try {
             const std::string bytes = provider().exportBytes(*tensor, format);
             WriteOptions options;
-            options.allowOverwrite(true);  // the save dialog asked before replacing a file
+            options.allowOverwrite(true); // the save dialog asked before replacing a file
             for (const auto &in : inputs)
                 options.protect(in);
             writeFileAtomically(QFile::encodeName(path).toStdString(),
                                 std::span(reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()), options);
             (void)doc;
             return {true, QObject::tr("%1 written to %2 (%3)")
-                              .arg(name, QDir::toNativeSeparators(path), valuetext::bytes(static_cast<qint64>(bytes.size())))};
+                              .arg(name, QDir::toNativeSeparators(path),
+                                   valuetext::bytes(static_cast<qint64>(bytes.size())))};
         } catch (const std::exception &e) {
             return {false, QObject::tr("Export failed: %1").arg(QString::fromStdString(e.what()))};
         }
@@ -621,6 +637,9 @@ void TensorDetailView::updateMessage()
     m_grid->setVisible(m_values->noValuesReason().isEmpty());
 }
 
-QString TensorDetailView::messageText() const { return m_message->text(); }
+QString TensorDetailView::messageText() const
+{
+    return m_message->text();
+}
 
 } // namespace ckpt

@@ -85,7 +85,7 @@ private:
     TensorValuesModel::ComputeProvider m_provider;
     std::shared_ptr<const Document> m_doc;
     std::shared_ptr<const TensorRef> m_tensor;
-    const TensorRef *m_source = nullptr;  // the document's own TensorRef (m_tensor is a copy)
+    const TensorRef *m_source = nullptr; // the document's own TensorRef (m_tensor is a copy)
     QString m_name;
     std::optional<TensorStats> m_stats;
     QString m_statsError;

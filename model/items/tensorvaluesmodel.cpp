@@ -17,11 +17,14 @@ namespace ckpt {
 
 namespace {
 
-constexpr std::int64_t kWholeTensorElements = 65536;  // smaller tensors are read in one go
+constexpr std::int64_t kWholeTensorElements = 65536; // smaller tensors are read in one go
 constexpr std::size_t kBlocksPerBatch = 64;          // blocks one background job reads
 constexpr std::size_t kMaxPending = 256;             // older requests are dropped (scrolled away)
 
-int clampToInt(std::int64_t n) { return static_cast<int>(std::clamp<std::int64_t>(n, 0, INT_MAX)); }
+int clampToInt(std::int64_t n)
+{
+    return static_cast<int>(std::clamp<std::int64_t>(n, 0, INT_MAX));
+}
 
 bool isQuantized(DType t)
 {
@@ -82,6 +85,18 @@ void TensorValuesModel::setTensor(std::shared_ptr<const Document> doc, const Ten
         else if (t.numel() < 0)
             m_noValues = tr("The element count overflows.");
     }
+    // A header view keeps a record per row: past kMaxGridRows, several rows share a line.
+    m_rowsPerLine = 1;
+    if (m_tensor && m_noValues.isEmpty()) {
+        const std::int64_t rows = sliceRows();
+        bool done = rows <= kMaxGridRows;
+        for (std::int64_t scale = 1; !done; scale *= 10)
+            for (std::int64_t f : {1, 2, 5})
+                if (!done && (rows + f * scale - 1) / (f * scale) <= kMaxGridRows) {
+                    m_rowsPerLine = f * scale; // 1, 2, 5, 10, 20, ...: lines start at round indices
+                    done = true;
+                }
+    }
     endResetModel();
 }
 
@@ -96,7 +111,10 @@ void TensorValuesModel::setRawValues(bool raw)
         Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, columnCount() - 1));
 }
 
-int TensorValuesModel::leadingDimensions() const { return static_cast<int>(m_slice.size()); }
+int TensorValuesModel::leadingDimensions() const
+{
+    return static_cast<int>(m_slice.size());
+}
 
 std::int64_t TensorValuesModel::sliceIndex(int dim) const
 {
@@ -124,7 +142,6 @@ void TensorValuesModel::setSliceIndex(int dim, std::int64_t idx)
     m_pendingSet.clear();
     if (rowCount() > 0 && columnCount() > 0)
         Q_EMIT dataChanged(index(0, 0), index(rowCount() - 1, columnCount() - 1));
-    Q_EMIT headerDataChanged(Qt::Vertical, 0, rowCount() - 1);
 }
 
 int TensorValuesModel::rowDimension() const
@@ -134,37 +151,52 @@ int TensorValuesModel::rowDimension() const
     return m_shape.size() == 1 ? 0 : rank() - 2;
 }
 
-int TensorValuesModel::columnDimension() const { return m_shape.size() >= 2 ? rank() - 1 : -1; }
+int TensorValuesModel::columnDimension() const
+{
+    return m_shape.size() >= 2 ? rank() - 1 : -1;
+}
+
+std::int64_t TensorValuesModel::sliceRows() const
+{
+    if (m_shape.empty())
+        return 1;
+    return m_shape[static_cast<std::size_t>(rowDimension())];
+}
+
+std::int64_t TensorValuesModel::sliceColumns() const
+{
+    return m_shape.size() < 2 ? 1 : m_shape.back();
+}
 
 int TensorValuesModel::rowCount(const QModelIndex &parent) const
 {
     if (parent.isValid() || !m_tensor || !m_noValues.isEmpty())
         return 0;
-    if (m_shape.empty())
-        return 1;
-    return clampToInt(m_shape[static_cast<std::size_t>(rowDimension())]);
+    return clampToInt((sliceRows() + m_rowsPerLine - 1) / m_rowsPerLine);
 }
 
 int TensorValuesModel::columnCount(const QModelIndex &parent) const
 {
     if (parent.isValid() || !m_tensor || !m_noValues.isEmpty())
         return 0;
-    if (m_shape.size() < 2)
-        return 1;
-    return clampToInt(m_shape.back());
+    return clampToInt(sliceColumns() * m_rowsPerLine);
 }
 
 std::int64_t TensorValuesModel::flatIndex(int row, int column) const
 {
-    if (m_shape.size() < 2)
-        return row;
-    return m_sliceBase + static_cast<std::int64_t>(row) * m_shape.back() + column;
+    // A line of the grid holds m_rowsPerLine whole rows of the slice, in row-major order.
+    return m_sliceBase + static_cast<std::int64_t>(row) * m_rowsPerLine * sliceColumns() + column;
+}
+
+bool TensorValuesModel::inTensor(int row, int column) const
+{
+    return static_cast<std::int64_t>(row) * m_rowsPerLine + column / std::max<std::int64_t>(1, sliceColumns()) <
+           sliceRows();
 }
 
 static std::int64_t blockElementsFor(const TensorRef &t)
 {
-    return t.numel() <= kWholeTensorElements ? std::max<std::int64_t>(1, t.numel())
-                                              : TensorValuesModel::kBlockElements;
+    return t.numel() <= kWholeTensorElements ? std::max<std::int64_t>(1, t.numel()) : TensorValuesModel::kBlockElements;
 }
 
 const std::vector<double> *TensorValuesModel::cachedBlock(std::int64_t block) const
@@ -172,7 +204,7 @@ const std::vector<double> *TensorValuesModel::cachedBlock(std::int64_t block) co
     auto it = m_cache.find(block);
     if (it == m_cache.end())
         return nullptr;
-    m_lru.splice(m_lru.end(), m_lru, it->second.second);  // most recently used last
+    m_lru.splice(m_lru.end(), m_lru, it->second.second); // most recently used last
     return &it->second.first;
 }
 
@@ -244,15 +276,17 @@ void TensorValuesModel::startFetch()
                 for (std::size_t k = i; k < j; ++k) {
                     const auto from = static_cast<std::size_t>((blocks[k] - blocks[i]) * blockSize * vpe);
                     const auto to = std::min(v.size(), from + static_cast<std::size_t>(blockSize * vpe));
-                    batch->blocks.emplace_back(blocks[k], std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(std::min(from, v.size())),
-                                                                           v.begin() + static_cast<std::ptrdiff_t>(to)));
+                    batch->blocks.emplace_back(
+                        blocks[k],
+                        std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(std::min(from, v.size())),
+                                            v.begin() + static_cast<std::ptrdiff_t>(to)));
                 }
                 i = j;
             }
         } catch (const std::exception &e) {
             batch->error = QString::fromStdString(e.what());
         }
-        (void)doc;  // keeps the mapped bytes alive while the job reads them
+        (void)doc; // keeps the mapped bytes alive while the job reads them
         return batch;
     }));
 }
@@ -260,7 +294,7 @@ void TensorValuesModel::startFetch()
 void TensorValuesModel::finishFetch(const std::shared_ptr<Batch> &batch)
 {
     if (!batch || batch->generation != m_generation || !m_tensor) {
-        startFetch();  // stale: what is pending now is for the current tensor
+        startFetch(); // stale: what is pending now is for the current tensor
         return;
     }
     m_fetchedElements += batch->elements;
@@ -291,6 +325,8 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
 {
     if (!m_tensor || !checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
         return {};
+    if (!inTensor(index.row(), index.column()))
+        return {}; // the last line of a wrapped grid may be short
     const std::int64_t flat = flatIndex(index.row(), index.column());
     if (role == FlatIndexRole)
         return static_cast<qlonglong>(flat);
@@ -316,9 +352,12 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
     const double im = m_valuesPerElement == 2 ? (*values)[at + 1] : 0.0;
     const bool nonFinite = !std::isfinite(re) || !std::isfinite(im);
     switch (role) {
-    case IsFetchedRole: return true;
-    case ValueRole: return re;
-    case ImaginaryRole: return m_valuesPerElement == 2 ? QVariant(im) : QVariant();
+    case IsFetchedRole:
+        return true;
+    case ValueRole:
+        return re;
+    case ImaginaryRole:
+        return m_valuesPerElement == 2 ? QVariant(im) : QVariant();
     case Qt::DisplayRole:
         return m_valuesPerElement == 2 ? valuetext::complexElementText(re, im, m_textType)
                                        : valuetext::elementText(re, m_textType);
@@ -334,17 +373,21 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
         }
         for (auto p : position)
             idx << QString::number(p);
-        const QString exact = m_valuesPerElement == 2
-                                  ? valuetext::complexElementText(re, im, DType::Float64)
-                                  : valuetext::elementText(re, m_textType == DType::Float32 || m_textType == DType::Float16 ||
-                                                                   m_textType == DType::BFloat16
-                                                               ? DType::Float64
-                                                               : m_textType);
+        const QString exact =
+            m_valuesPerElement == 2
+                ? valuetext::complexElementText(re, im, DType::Float64)
+                : valuetext::elementText(re, m_textType == DType::Float32 || m_textType == DType::Float16 ||
+                                                     m_textType == DType::BFloat16
+                                                 ? DType::Float64
+                                                 : m_textType);
         return QStringLiteral("[%1] = %2").arg(idx.join(QStringLiteral(", ")), exact);
     }
-    case Qt::ForegroundRole: return nonFinite ? QVariant(QBrush(valuetext::nonFiniteForeground())) : QVariant();
-    case Qt::BackgroundRole: return nonFinite ? QVariant(QBrush(valuetext::nonFiniteBackground())) : QVariant();
-    default: return {};
+    case Qt::ForegroundRole:
+        return nonFinite ? QVariant(QBrush(valuetext::nonFiniteForeground())) : QVariant();
+    case Qt::BackgroundRole:
+        return nonFinite ? QVariant(QBrush(valuetext::nonFiniteBackground())) : QVariant();
+    default:
+        return {};
     }
 }
 
@@ -352,10 +395,17 @@ QVariant TensorValuesModel::headerData(int section, Qt::Orientation orientation,
 {
     if (role != Qt::DisplayRole || !m_tensor)
         return QAbstractTableModel::headerData(section, orientation, role);
-    if (orientation == Qt::Horizontal && m_shape.size() < 2)
+    if (orientation == Qt::Vertical) {
+        if (m_shape.empty())
+            return QStringLiteral("()");
+        return QString::number(static_cast<std::int64_t>(section) * m_rowsPerLine);
+    }
+    const std::int64_t columns = sliceColumns();
+    if (m_rowsPerLine > 1) // a wrapped line: the row offset within the line, then the column
+        return m_shape.size() < 2 ? QStringLiteral("+%1").arg(section)
+                                  : QStringLiteral("+%1, %2").arg(section / columns).arg(section % columns);
+    if (m_shape.size() < 2)
         return tr("value");
-    if (orientation == Qt::Vertical && m_shape.empty())
-        return QStringLiteral("()");
     return QString::number(section);
 }
 

@@ -20,7 +20,10 @@ using namespace ckpt;
 
 namespace {
 
-QJsonObject detailSection() { return test::expectedListing().value("__detail__").toObject(); }
+QJsonObject detailSection()
+{
+    return test::expectedListing().value("__detail__").toObject();
+}
 
 double jsonNumber(const QJsonValue &v)
 {
@@ -62,7 +65,7 @@ bool fetchAll(TensorValuesModel &m, int timeoutMs = 20000)
         return all;
     };
     for (int waited = 0; waited < timeoutMs; waited += 20) {
-        (void)m.index(0, 0).data();  // a display request starts the reads
+        (void)m.index(0, 0).data(); // a display request starts the reads
         for (int r = 0; r < m.rowCount(); ++r)
             for (int c = 0; c < m.columnCount(); ++c)
                 (void)m.index(r, c).data();
@@ -86,6 +89,7 @@ private Q_SLOTS:
     void slicesOfNdTensors();
     void layoutByRank();
     void largeTensorReadsOnlyWhatIsAsked();
+    void longVectorWraps();
     void quantizedRawAndReal();
     void metaTensorHasNoValues();
     void computeModuleMissing();
@@ -122,7 +126,8 @@ void TestTensorValuesModel::valuesMatchTorch_data()
 void TestTensorValuesModel::valuesMatchTorch()
 {
     QFETCH(QString, name);
-    const QJsonObject e = detailSection().value("files").toObject().value("detail.pth").toObject().value(name).toObject();
+    const QJsonObject e =
+        detailSection().value("files").toObject().value("detail.pth").toObject().value(name).toObject();
     const QJsonArray values = e.value("values").toArray();
     QVERIFY(!values.isEmpty());
     const auto doc = test::readFixture(QStringLiteral("detail.pth"));
@@ -137,27 +142,31 @@ void TestTensorValuesModel::valuesMatchTorch()
             const qlonglong flat = i.data(TensorValuesModel::FlatIndexRole).toLongLong();
             const QString where = QStringLiteral("%1 (%2, %3)").arg(name).arg(r).arg(c);
             if (complex) {
-                QVERIFY2(same(i.data(TensorValuesModel::ValueRole).toDouble(), values[int(flat * 2)].toDouble()), qPrintable(where));
-                QVERIFY2(same(i.data(TensorValuesModel::ImaginaryRole).toDouble(), values[int(flat * 2 + 1)].toDouble()),
+                QVERIFY2(same(i.data(TensorValuesModel::ValueRole).toDouble(), values[int(flat * 2)].toDouble()),
                          qPrintable(where));
+                QVERIFY2(
+                    same(i.data(TensorValuesModel::ImaginaryRole).toDouble(), values[int(flat * 2 + 1)].toDouble()),
+                    qPrintable(where));
                 QVERIFY(i.data().toString().endsWith("j)"));
             } else {
                 const double want = jsonNumber(values[int(flat)]);
                 QVERIFY2(same(i.data(TensorValuesModel::ValueRole).toDouble(), want), qPrintable(where));
                 if (!std::isfinite(want))
-                    QVERIFY(i.data(Qt::BackgroundRole).isValid());  // NaN and Inf cells stand out
+                    QVERIFY(i.data(Qt::BackgroundRole).isValid()); // NaN and Inf cells stand out
             }
         }
     // Texts by kind: bools as Python writes them, integers whole.
     if (name == "flags")
-        QCOMPARE(m_model->index(0, 0).data().toString(), values[0].toDouble() != 0 ? QStringLiteral("True") : QStringLiteral("False"));
+        QCOMPARE(m_model->index(0, 0).data().toString(),
+                 values[0].toDouble() != 0 ? QStringLiteral("True") : QStringLiteral("False"));
     if (name == "ints")
         QCOMPARE(m_model->index(0, 0).data().toString(), QString::number(values[0].toInteger()));
 }
 
 void TestTensorValuesModel::slicesOfNdTensors()
 {
-    const QJsonObject e = detailSection().value("files").toObject().value("detail.pth").toObject().value("hyper").toObject();
+    const QJsonObject e =
+        detailSection().value("files").toObject().value("detail.pth").toObject().value("hyper").toObject();
     const QJsonArray values = e.value("values").toArray();
     const auto doc = test::readFixture(QStringLiteral("detail.pth"));
     m_model->setTensor(doc, tensorNamed(*doc, "hyper"));
@@ -176,13 +185,16 @@ void TestTensorValuesModel::slicesOfNdTensors()
             for (int r = 0; r < 4; ++r)
                 for (int c = 0; c < 5; ++c) {
                     const int flat = ((a * 3 + b) * 4 + r) * 5 + c;
-                    QCOMPARE(m_model->index(r, c).data(TensorValuesModel::ValueRole).toDouble(), values[flat].toDouble());
-                    QVERIFY(m_model->index(r, c).data(Qt::ToolTipRole).toString().startsWith(
-                        QStringLiteral("[%1, %2, %3, %4]").arg(a).arg(b).arg(r).arg(c)));
+                    QCOMPARE(m_model->index(r, c).data(TensorValuesModel::ValueRole).toDouble(),
+                             values[flat].toDouble());
+                    QVERIFY(m_model->index(r, c)
+                                .data(Qt::ToolTipRole)
+                                .toString()
+                                .startsWith(QStringLiteral("[%1, %2, %3, %4]").arg(a).arg(b).arg(r).arg(c)));
                 }
         }
     QVERIFY(changed.count() > 0);
-    m_model->setSliceIndex(0, 99);  // clamped to the dimension
+    m_model->setSliceIndex(0, 99); // clamped to the dimension
     QCOMPARE(m_model->sliceIndex(0), 1);
 }
 
@@ -230,9 +242,37 @@ void TestTensorValuesModel::largeTensorReadsOnlyWhatIsAsked()
     QVERIFY(m_model->fetchedElements() < numel / 100);
 }
 
+// 2.5 million values in one dimension: five to a grid line (a million header rows at most).
+void TestTensorValuesModel::longVectorWraps()
+{
+    delete m_tester; // the tester would walk every cell
+    m_tester = nullptr;
+    const QJsonObject e = detailSection().value("long.pth").toObject();
+    const qint64 n = e.value("shape").toArray()[0].toInteger();
+    const auto doc = test::readFixture(QStringLiteral("long.pth"));
+    m_model->setTensor(doc, &doc->stateDict[0].ref());
+    QVERIFY(n > TensorValuesModel::kMaxGridRows);
+    QCOMPARE(m_model->rowsPerLine(), 5);
+    QCOMPARE(m_model->columnCount(), 5);
+    QCOMPARE(qint64(m_model->rowCount()), (n + 4) / 5);
+    QVERIFY(m_model->rowCount() <= TensorValuesModel::kMaxGridRows);
+    QCOMPARE(m_model->headerData(3, Qt::Vertical).toString(), QStringLiteral("15"));
+    QCOMPARE(m_model->headerData(2, Qt::Horizontal).toString(), QStringLiteral("+2"));
+    for (const auto &p : e.value("picks").toArray()) {
+        const qint64 flat = p.toArray()[0].toInteger();
+        const QModelIndex i = m_model->index(int(flat / 5), int(flat % 5));
+        QCOMPARE(i.data(TensorValuesModel::FlatIndexRole).toLongLong(), flat);
+        QTRY_VERIFY_WITH_TIMEOUT((void(i.data()), i.data(TensorValuesModel::IsFetchedRole).toBool()), 20000);
+        QCOMPARE(i.data(TensorValuesModel::ValueRole).toDouble(), p.toArray()[1].toDouble());
+        QVERIFY(i.data(Qt::ToolTipRole).toString().startsWith(QStringLiteral("[%1]").arg(flat)));
+    }
+    QVERIFY(m_model->fetchedElements() < n / 100);
+}
+
 void TestTensorValuesModel::quantizedRawAndReal()
 {
-    const QJsonObject special = test::expectedListing().value("__special__").toObject().value("special_tensors.pth").toObject();
+    const QJsonObject special =
+        test::expectedListing().value("__special__").toObject().value("special_tensors.pth").toObject();
     const auto doc = test::readFixture(QStringLiteral("special_tensors.pth"));
     for (const char *name : {"q", "qc"}) {
         const QJsonObject e = special.value(name).toObject();

@@ -46,12 +46,22 @@ using namespace ckpt;
 
 namespace {
 
-QString fixture(const char *name) { return test::fixturePath(QLatin1String(name)); }
+QString fixture(const char *name)
+{
+    return test::fixturePath(QLatin1String(name));
+}
 
 QJsonObject detailTensor(const QString &file, const QString &name)
 {
     return test::expectedListing()
-        .value("__detail__").toObject().value("files").toObject().value(file).toObject().value(name).toObject();
+        .value("__detail__")
+        .toObject()
+        .value("files")
+        .toObject()
+        .value(file)
+        .toObject()
+        .value(name)
+        .toObject();
 }
 
 // Opens `file` in `view` and waits for it.
@@ -79,19 +89,21 @@ bool selectInTable(DocumentView &view, const QString &name)
 bool visibleCellsArrive(QTableView *grid)
 {
     auto *m = grid->model();
-    return QTest::qWaitFor([&] {
-        const int r0 = std::max(0, grid->rowAt(0)), c0 = std::max(0, grid->columnAt(0));
-        int r1 = grid->rowAt(grid->viewport()->height() - 1), c1 = grid->columnAt(grid->viewport()->width() - 1);
-        r1 = r1 < 0 ? m->rowCount() - 1 : r1;
-        c1 = c1 < 0 ? m->columnCount() - 1 : c1;
-        for (int r = r0; r <= r1; ++r)
-            for (int c = c0; c <= c1; ++c)
-                if (!m->index(r, c).data(TensorValuesModel::IsFetchedRole).toBool()) {
-                    (void)m->index(r, c).data();
-                    return false;
-                }
-        return true;
-    }, 30000);
+    return QTest::qWaitFor(
+        [&] {
+            const int r0 = std::max(0, grid->rowAt(0)), c0 = std::max(0, grid->columnAt(0));
+            int r1 = grid->rowAt(grid->viewport()->height() - 1), c1 = grid->columnAt(grid->viewport()->width() - 1);
+            r1 = r1 < 0 ? m->rowCount() - 1 : r1;
+            c1 = c1 < 0 ? m->columnCount() - 1 : c1;
+            for (int r = r0; r <= r1; ++r)
+                for (int c = c0; c <= c1; ++c)
+                    if (!m->index(r, c).data(TensorValuesModel::IsFetchedRole).toBool()) {
+                        (void)m->index(r, c).data();
+                        return false;
+                    }
+            return true;
+        },
+        30000);
 }
 
 } // namespace
@@ -119,7 +131,7 @@ private Q_SLOTS:
 
 void TestTensorDetailView::initTestCase()
 {
-    QStandardPaths::setTestModeEnabled(true);  // QSettings go to a test location
+    QStandardPaths::setTestModeEnabled(true); // QSettings go to a test location
     QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio Tests"));
     QCoreApplication::setApplicationName(QStringLiteral("tst_tensordetailview"));
     QSettings().clear();
@@ -147,9 +159,9 @@ void TestTensorDetailView::tableSelectionShowsTensor()
     view.show();
     QVERIFY(openAndWait(view, fixture("detail.pth")));
     TensorDetailView *detail = view.detailView();
-    const auto tester = std::make_unique<QAbstractItemModelTester>(detail->valuesModel(),
-                                                                   QAbstractItemModelTester::FailureReportingMode::QtTest);
-    QCOMPARE(detail->tensorName(), view.tableProxy()->index(0, 0).data().toString());  // the first one at once
+    const auto tester = std::make_unique<QAbstractItemModelTester>(
+        detail->valuesModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QCOMPARE(detail->tensorName(), view.tableProxy()->index(0, 0).data().toString()); // the first one at once
     QVERIFY(selectInTable(view, QStringLiteral("matrix")));
     QCOMPARE(detail->tensorName(), QStringLiteral("matrix"));
     const QJsonObject e = detailTensor("detail.pth", "matrix");
@@ -192,7 +204,8 @@ void TestTensorDetailView::treeSelectionShowsTensor()
     const QModelIndex fc2 = view.treeModel()->indexForPath({"model_state_dict", "fc2.bias"});
     view.treeView()->setCurrentIndex(view.treeProxy()->mapFromSource(fc2));
     QCOMPARE(detail->tensorName(), QStringLiteral("model_state_dict/fc2.bias"));
-    const QJsonArray torch = test::expectedListing().value("training_checkpoint.pth").toObject().value("tensors").toArray();
+    const QJsonArray torch =
+        test::expectedListing().value("training_checkpoint.pth").toObject().value("tensors").toArray();
     QJsonArray want;
     for (const auto &t : torch)
         if (t.toObject().value("name").toString() == "fc2.bias")
@@ -213,7 +226,7 @@ void TestTensorDetailView::sliceSpinnersChangeValues()
     TensorDetailView *detail = view.detailView();
     const QJsonArray values = detailTensor("detail.pth", "hyper").value("values").toArray();
     const QList<QSpinBox *> spins = detail->sliceSpinBoxes();
-    QCOMPARE(spins.size(), 2);  // [2, 3, 4, 5]: two leading dimensions
+    QCOMPARE(spins.size(), 2); // [2, 3, 4, 5]: two leading dimensions
     QCOMPARE(spins[0]->maximum(), 1);
     QCOMPARE(spins[1]->maximum(), 2);
     QVERIFY(visibleCellsArrive(detail->valuesView()));
@@ -236,15 +249,24 @@ void TestTensorDetailView::histogramMatchesTorch_data()
 {
     QTest::addColumn<QString>("file");
     QTest::addColumn<QString>("name");
-    QTest::newRow("matrix") << "detail.pth" << "matrix";
-    QTest::newRow("cube") << "detail.pth" << "cube";
-    QTest::newRow("vec (NaN, Inf, zeros)") << "detail.pth" << "vec";
-    QTest::newRow("ints") << "detail.pth" << "ints";
-    QTest::newRow("half") << "detail.pth" << "half";
-    QTest::newRow("complex") << "detail.pth" << "cplx";
-    QTest::newRow("quantized") << "special_tensors.pth" << "q";
-    QTest::newRow("sparse") << "special_tensors.pth" << "sp";
-    QTest::newRow("fc1.weight") << "state_dict.pth" << "fc1.weight";
+    QTest::newRow("matrix") << "detail.pth"
+                            << "matrix";
+    QTest::newRow("cube") << "detail.pth"
+                          << "cube";
+    QTest::newRow("vec (NaN, Inf, zeros)") << "detail.pth"
+                                           << "vec";
+    QTest::newRow("ints") << "detail.pth"
+                          << "ints";
+    QTest::newRow("half") << "detail.pth"
+                          << "half";
+    QTest::newRow("complex") << "detail.pth"
+                             << "cplx";
+    QTest::newRow("quantized") << "special_tensors.pth"
+                               << "q";
+    QTest::newRow("sparse") << "special_tensors.pth"
+                            << "sp";
+    QTest::newRow("fc1.weight") << "state_dict.pth"
+                                << "fc1.weight";
 }
 
 // The pane's histogram has torch.histc's counts over the finite values, min to max, 64 bins.
@@ -296,7 +318,7 @@ void TestTensorDetailView::logCountAxis()
     detail->logCountsBox()->setChecked(true);
     auto *log = qobject_cast<QLogValueAxis *>(chart->axes(Qt::Vertical).value(0));
     QVERIFY(log);
-    QVERIFY(log->min() > 0);  // empty bins sit on a floor above zero
+    QVERIFY(log->min() > 0); // empty bins sit on a floor above zero
     const auto *area = qobject_cast<QAreaSeries *>(chart->series().value(0));
     QVERIFY(area);
     for (const QPointF &p : area->upperSeries()->points())
@@ -328,7 +350,8 @@ void TestTensorDetailView::exportJudgedByNumpy()
     for (const auto &c : cases) {
         QVERIFY(selectInTable(view, QLatin1String(c.name)));
         const bool npy = c.format == ComputeApi::ExportFormat::Npy;
-        const QString path = dir.filePath(QLatin1String(c.name) + (npy ? QStringLiteral(".npy") : QStringLiteral(".csv")));
+        const QString path =
+            dir.filePath(QLatin1String(c.name) + (npy ? QStringLiteral(".npy") : QStringLiteral(".csv")));
         QSignalSpy done(detail, &TensorDetailView::exportFinished);
         detail->exportTo(path, c.format);
         QVERIFY(done.wait(30000));
@@ -471,7 +494,7 @@ void TestTensorDetailView::largeTensorScrollsLazily()
     QVERIFY(visibleCellsArrive(grid));
     const QJsonArray first = large.value("picks").toArray()[0].toArray();
     QCOMPARE(m->index(0, 0).data(TensorValuesModel::ValueRole).toDouble(), first[1].toDouble());
-    for (int step = 0; step < 20; ++step) {  // scroll down and right through the middle
+    for (int step = 0; step < 20; ++step) { // scroll down and right through the middle
         grid->verticalScrollBar()->setValue(grid->verticalScrollBar()->maximum() * step / 20);
         grid->horizontalScrollBar()->setValue(grid->horizontalScrollBar()->maximum() * step / 20);
         QCoreApplication::processEvents();
@@ -496,16 +519,17 @@ void TestTensorDetailView::cancellingStatisticsLeavesDetail()
     QVERIFY(!view.statisticsRunning());
     QCOMPARE(finished.count(), 1);
     QCOMPARE(finished.first().at(0).toBool(), false);
-    QVERIFY(!view.tableModel()->index(0, TensorTableModel::MeanColumn).data(TensorTableModel::HasStatisticsRole).toBool());
+    QVERIFY(
+        !view.tableModel()->index(0, TensorTableModel::MeanColumn).data(TensorTableModel::HasStatisticsRole).toBool());
     TensorDetailView *detail = view.detailView();
     QCOMPARE(detail->tensorName(), QStringLiteral("large"));
     QTRY_VERIFY_WITH_TIMEOUT(detail->statistics().has_value(), 60000);
-    const QJsonObject st = test::expectedListing().value("__detail__").toObject().value("large.pth").toObject()
-                               .value("stats").toObject();
+    const QJsonObject st =
+        test::expectedListing().value("__detail__").toObject().value("large.pth").toObject().value("stats").toObject();
     QVERIFY(std::abs(detail->statistics()->std - st.value("std").toDouble()) < 1e-9);
     QVERIFY(std::abs(detail->statistics()->l2 - st.value("l2").toDouble()) < 1e-9 * st.value("l2").toDouble());
     QTest::qWait(200);
-    QCOMPARE(finished.count(), 1);  // the cancelled job reports nothing more
+    QCOMPARE(finished.count(), 1); // the cancelled job reports nothing more
 }
 
 // Splitter positions and the current tab carry over to the next document view.
@@ -515,7 +539,7 @@ void TestTensorDetailView::layoutRemembered()
     QList<int> outer, inner;
     {
         DocumentView view;
-        view.viewTabs()->addTab(new QLabel(QStringLiteral("later")), QStringLiteral("Modules"));  // as the lead will
+        view.viewTabs()->addTab(new QLabel(QStringLiteral("later")), QStringLiteral("Modules")); // as the lead will
         view.resize(1200, 800);
         view.show();
         QVERIFY(QTest::qWaitForWindowExposed(&view));
