@@ -184,6 +184,12 @@ void DocumentView::startStatistics()
         const bool complete = !watcher->isCanceled();
         for (int c = TensorTableModel::MinColumn; c <= TensorTableModel::NonFiniteColumn; ++c)
             m_table->resizeColumnToContents(c);  // the numbers are wider than the "…" they replace
+        // Names of rows marked NaN/Inf gained an icon: keep them readable, within bounds.
+        auto *hh = m_table->horizontalHeader();
+        const int nameWidth = hh->sectionSize(TensorTableModel::NameColumn);
+        m_table->resizeColumnToContents(TensorTableModel::NameColumn);
+        hh->resizeSection(TensorTableModel::NameColumn,
+                          std::clamp(hh->sectionSize(TensorTableModel::NameColumn), nameWidth, std::max(nameWidth, 360)));
         if (m_statsWatcher == watcher)
             stopStatistics();
         Q_EMIT statisticsFinished(complete);

@@ -486,9 +486,14 @@ void TensorDetailView::showHistogram()
         y = ly;
     } else {
         auto *vy = new QValueAxis;
-        vy->setRange(0, static_cast<double>(top) * 1.05);
         vy->setLabelFormat(QStringLiteral("%d"));
-        vy->applyNiceNumbers();
+        if (top <= 8) {
+            vy->setRange(0, static_cast<double>(top + 1));  // small counts: one tick per count
+            vy->setTickCount(static_cast<int>(top) + 2);
+        } else {
+            vy->setRange(0, static_cast<double>(top) * 1.05);
+            vy->applyNiceNumbers();
+        }
         y = vy;
     }
     y->setObjectName(log ? QStringLiteral("logAxis") : QStringLiteral("linearAxis"));
