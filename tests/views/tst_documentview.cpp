@@ -21,6 +21,7 @@
 #include <QLineEdit>
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
+#include <QStandardPaths>
 #include <QTableView>
 #include <QTest>
 #include <QTreeView>
@@ -55,6 +56,7 @@ std::vector<std::unique_ptr<QAbstractItemModelTester>> attachTesters(DocumentVie
 class TestDocumentView : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    void initTestCase();
     void opensInBackground();
     void findShortcutFocusesFilter();
     void statisticsArrive();
@@ -69,6 +71,14 @@ private Q_SLOTS:
     void tableSelectsTreeRow();
     void hugeListStaysResponsive();
 };
+
+void TestDocumentView::initTestCase()
+{
+    // A shown view remembers its layout in QSettings: keep that out of the user's own settings.
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio Tests"));
+    QCoreApplication::setApplicationName(QStringLiteral("tst_documentview"));
+}
 
 void TestDocumentView::opensInBackground()
 {
