@@ -3,6 +3,10 @@
 #include "document.h"
 #include "documentload.h"
 #include "security.h"
+#include "metadataview.h"
+#include "moduleview.h"
+#include "optimizerview.h"
+#include "securityview.h"
 #include "statisticsjob.h"
 #include "documenttreemodel.h"
 #include "tensordetailview.h"
@@ -190,8 +194,11 @@ void DocumentView::startStatistics()
         m_table->resizeColumnToContents(TensorTableModel::NameColumn);
         hh->resizeSection(TensorTableModel::NameColumn,
                           std::clamp(hh->sectionSize(TensorTableModel::NameColumn), nameWidth, std::max(nameWidth, 360)));
-        if (m_statsWatcher == watcher)
-            stopStatistics();
+        // Only the current job is connected here: a cancelled one was disconnected by stopStatistics().
+        m_statsWatcher = nullptr;
+        watcher->deleteLater();
+        m_statsProgress->hide();
+        m_statsCancel->hide();
         Q_EMIT statisticsFinished(complete);
     });
     // The job keeps the document alive; the rows it reads are the table's.
@@ -202,23 +209,40 @@ void DocumentView::stopStatistics()
 {
     if (!m_statsWatcher)
         return;
+    // Stale or cancelled: stop listening (results not yet delivered are dropped); the job stops
+    // before its next tensor and is deleted when it ends.
     auto *watcher = m_statsWatcher;
     m_statsWatcher = nullptr;
-    if (!watcher->isFinished()) {
-        // Stale or cancelled: stop listening; the job stops before its next tensor.
-        watcher->disconnect(this);
-        watcher->disconnect(m_statsProgress);
+    watcher->disconnect(this);
+    watcher->disconnect(m_statsProgress);
+    if (watcher->isFinished()) {
+        watcher->deleteLater();
+    } else {
         connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
         watcher->cancel();
-        Q_EMIT statisticsFinished(false);
-    } else {
-        watcher->deleteLater();
     }
     m_statsProgress->hide();
     m_statsCancel->hide();
+    Q_EMIT statisticsFinished(false);
 }
 
 void DocumentView::cancelStatistics() { stopStatistics(); }
+
+bool DocumentView::selectTensor(const QString &name)
+{
+    for (int r = 0; r < m_tableModel->rowCount(); ++r) {
+        const QModelIndex source = m_tableModel->index(r, TensorTableModel::NameColumn);
+        if (source.data(TensorTableModel::TensorNameRole).toString() != name)
+            continue;
+        const QModelIndex row = m_tableProxy->mapFromSource(source);
+        if (!row.isValid())
+            return false;  // filtered out of the table
+        m_table->setCurrentIndex(row);
+        m_table->scrollTo(row);
+        return true;
+    }
+    return false;
+}
 
 QString DocumentView::selectedText() const
 {
@@ -340,6 +364,24 @@ QWidget *DocumentView::createContentPage()
     m_viewTabs->setObjectName(QStringLiteral("views"));
     m_viewTabs->setDocumentMode(true);
     m_viewTabs->addTab(m_tensorSplitter, tr("Tensors"));
+    m_modules = new ModuleView(this);
+    m_viewTabs->addTab(m_modules, tr("Modules"));
+    m_optimizer = new OptimizerView(this);
+    m_viewTabs->addTab(m_optimizer, tr("Optimizer"));
+    m_metadata = new MetadataView(this);
+    m_viewTabs->addTab(m_metadata, tr("Metadata"));
+    m_security = new SecurityView(this);
+    m_viewTabs->addTab(m_security, tr("Security"));
+    for (int i = 0; i < m_viewTabs->count(); ++i)
+        m_viewTabs->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
+    // Alt+1 … Alt+5 switch between the views.
+    for (int i = 0; i < m_viewTabs->count(); ++i) {
+        auto *key = new QShortcut(QKeySequence(Qt::ALT | static_cast<Qt::Key>(Qt::Key_1 + i)), this, nullptr, nullptr,
+                                  Qt::WidgetWithChildrenShortcut);
+        connect(key, &QShortcut::activated, this, [this, i] { m_viewTabs->setCurrentIndex(i); });
+    }
+    // A tensor picked in the module hierarchy is shown in the table and the detail pane.
+    connect(m_modules, &ModuleView::tensorSelected, this, [this](const QString &name) { selectTensor(name); });
 
     m_splitter->addWidget(left);
     m_splitter->addWidget(m_viewTabs);
@@ -426,6 +468,10 @@ void DocumentView::open(const QString &path)
     m_document.reset();
     m_treeModel->setSnapshot(nullptr);
     m_tableModel->setDocument(nullptr);
+    m_modules->setDocument(nullptr);
+    m_optimizer->setDocument(nullptr);
+    m_metadata->setDocument(nullptr);
+    m_security->setReport(nullptr);
     showInDetail({}, nullptr, -1);
 
     const QString name = QFileInfo(m_path).fileName();
@@ -470,6 +516,15 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_state = State::Loaded;
     m_treeModel->setSnapshot(load.tree);
     m_tableModel->setDocument(load.document);
+    m_modules->setDocument(load.document);
+    m_optimizer->setDocument(load.document);
+    m_metadata->setDocument(load.document);
+    m_security->setReport(load.security);
+    {
+        const bool dangerous = load.security && load.security->dangerous;
+        m_viewTabs->setTabText(SecurityTab, dangerous ? tr("Security ⚠") : tr("Security"));
+        m_viewTabs->setTabText(OptimizerTab, load.document->optimizer ? tr("Optimizer") : tr("Optimizer (none)"));
+    }
 
     const Document &doc = *m_document;
     QStringList parts;

@@ -26,6 +26,10 @@ struct RowStatistics;
 class DocumentTreeModel;
 class TensorTableModel;
 class TensorDetailView;
+class ModuleView;
+class OptimizerView;
+class MetadataView;
+class SecurityView;
 struct TensorRef;
 
 // One open file: a header line, the value tree on the left and, on the right, tabs of views whose
@@ -66,6 +70,14 @@ public:
     QTabWidget *viewTabs() const { return m_viewTabs; }
     // The pane showing the tensor selected in the table or the tree.
     TensorDetailView *detailView() const { return m_detail; }
+    // The other tabs: the state dict by module, the optimizer state, the metadata, the security report.
+    ModuleView *moduleView() const { return m_modules; }
+    OptimizerView *optimizerView() const { return m_optimizer; }
+    MetadataView *metadataView() const { return m_metadata; }
+    SecurityView *securityView() const { return m_security; }
+    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab };
+    // Selects the table row of a state-dict name (its detail follows); false when not listed.
+    bool selectTensor(const QString &name);
     QSplitter *structureSplitter() const { return m_splitter; }
     QSplitter *tensorSplitter() const { return m_tensorSplitter; }
     QLineEdit *tableFilter() const { return m_tableFilterEdit; }
@@ -135,6 +147,10 @@ private:
     QProgressBar *m_progress = nullptr;
     QSplitter *m_splitter = nullptr;
     QTabWidget *m_viewTabs = nullptr;
+    ModuleView *m_modules = nullptr;
+    OptimizerView *m_optimizer = nullptr;
+    MetadataView *m_metadata = nullptr;
+    SecurityView *m_security = nullptr;
     QSplitter *m_tensorSplitter = nullptr;
     TensorDetailView *m_detail = nullptr;
     const TensorRef *m_detailTensor = nullptr;  // what the detail pane shows (owned by m_document)

@@ -85,12 +85,49 @@ int main(int argc, char *argv[])
     parser.addVersionOption();
     parser.addPositionalArgument(QStringLiteral("FILE"), QStringLiteral("Checkpoints to open, each in a tab."),
                                  QStringLiteral("[FILE...]"));
+    const QStringList viewNames{QStringLiteral("tensors"), QStringLiteral("modules"), QStringLiteral("optimizer"),
+                                QStringLiteral("metadata"), QStringLiteral("security")};
+    QCommandLineOption viewOption(QStringLiteral("view"),
+                                  QStringLiteral("Show this view of the last file: %1.").arg(viewNames.join(QStringLiteral(", "))),
+                                  QStringLiteral("NAME"));
+    QCommandLineOption selectOption(QStringLiteral("select"), QStringLiteral("Select this tensor of the last file."),
+                                    QStringLiteral("KEY"));
+    QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
+                                        QStringLiteral("Save a picture of the window to PNG once the last file is read "
+                                                       "and its statistics are computed, then quit."),
+                                        QStringLiteral("PNG"));
+    parser.addOption(viewOption);
+    parser.addOption(selectOption);
+    parser.addOption(screenshotOption);
     parser.process(app);
+    const int view = parser.isSet(viewOption) ? static_cast<int>(viewNames.indexOf(parser.value(viewOption).toLower())) : -1;
+    if (parser.isSet(viewOption) && view < 0)
+        parser.showHelp(2);
 
     ckpt::MainWindow window;
     window.show();
     ckpt::DocumentView *last = window.openFiles(parser.positionalArguments());
     if (last && qEnvironmentVariableIntValue("CKPT_TIMINGS") == 1)
         instrument(last);
+    if (last && (view >= 0 || parser.isSet(selectOption)))
+        QObject::connect(last, &ckpt::DocumentView::loaded, last, [last, view, key = parser.value(selectOption)] {
+            if (view >= 0)
+                last->viewTabs()->setCurrentIndex(view);
+            if (!key.isEmpty())
+                last->selectTensor(key);
+        });
+    if (last && parser.isSet(screenshotOption)) {
+        const QString png = parser.value(screenshotOption);
+        auto shoot = [&window, png] {
+            // Let the last results and charts paint first.
+            QTimer::singleShot(800, &window, [&window, png] {
+                const bool ok = window.grab().save(png);
+                std::fprintf(stderr, ok ? "saved %s\n" : "could not save %s\n", qPrintable(png));
+                QCoreApplication::exit(ok ? 0 : 1);
+            });
+        };
+        QObject::connect(last, &ckpt::DocumentView::statisticsFinished, &window, shoot);
+        QObject::connect(last, &ckpt::DocumentView::failed, &window, shoot);
+    }
     return QApplication::exec();
 }
