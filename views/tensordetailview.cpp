@@ -1,5 +1,7 @@
 #include "tensordetailview.h"
 
+#include "histogramchart.h"
+
 #include "atomicwrite.h"
 #include "computeloader.h"
 #include "document.h"
@@ -156,14 +158,8 @@ TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
     m_statsLabel->setObjectName(QStringLiteral("detailStatistics"));
     m_statsLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_statsLabel->setWordWrap(true);
-    auto *chart = new QChart;
-    chart->legend()->hide();
-    chart->setMargins(QMargins(4, 4, 4, 4));
-    chart->setBackgroundRoundness(0);
-    m_chartView = new QChartView(chart, chartPane);
+    m_chartView = new HistogramChart(chartPane);
     m_chartView->setObjectName(QStringLiteral("histogram"));
-    m_chartView->setRenderHint(QPainter::Antialiasing);
-    m_chartView->setMinimumSize(240, 160);
     m_logCounts = new QCheckBox(tr("Log counts"), chartPane);
     m_logCounts->setObjectName(QStringLiteral("logCounts"));
     m_logCounts->setChecked(QSettings().value(QStringLiteral("tensorDetail/logCounts"), false).toBool());
@@ -424,88 +420,13 @@ void TensorDetailView::startSummaryJob(bool needStats)
 
 void TensorDetailView::showHistogram()
 {
-    QChart *chart = m_chartView->chart();
-    chart->removeAllSeries();
-    for (QAbstractAxis *axis : chart->axes())
-        chart->removeAxis(axis);
-    if (!m_tensor) {
-        chart->setTitle({});
-        return;
-    }
-    if (!m_histogram) {
-        chart->setTitle(m_histogramError.isEmpty() ? tr("Computing\u2026") : tr("No histogram"));
-        return;
-    }
-    const Histogram &h = *m_histogram;
-    const bool log = m_logCounts->isChecked();
-    qint64 top = 0;
-    for (auto c : h.counts)
-        top = std::max<qint64>(top, c);
-    if (h.counts.empty() || top == 0) {
-        chart->setTitle(tr("No finite values"));
-        return;
-    }
-    chart->setTitle({});
-    // A step outline over the bins, filled down to the axis: bars without 64 category labels.
-    const double floor = log ? 0.5 : 0.0; // log axes cannot reach zero; empty bins sit on the floor
-    const double low = h.low;
-    const double high = h.high > h.low ? h.high : h.low + 1.0; // one distinct value: one bar
-    const double width = (high - low) / static_cast<double>(h.counts.size());
-    auto *upper = new QLineSeries;
-    auto *lower = new QLineSeries;
-    for (std::size_t i = 0; i < h.counts.size(); ++i) {
-        const double y = h.counts[i] > 0 ? static_cast<double>(h.counts[i]) : floor;
-        const double x0 = low + width * static_cast<double>(i);
-        upper->append(x0, y);
-        upper->append(x0 + width, y);
-    }
-    lower->append(low, floor);
-    lower->append(high, floor);
-    auto *area = new QAreaSeries(upper, lower);
-    area->setName(QStringLiteral("counts"));
-    const QColor accent = palette().color(QPalette::Highlight);
-    QColor fill = accent;
-    fill.setAlpha(150);
-    area->setBrush(fill);
-    area->setPen(QPen(accent.darker(130), 1));
-    chart->addSeries(area);
-
-    auto *x = new QValueAxis;
-    x->setRange(low, high);
-    x->setLabelFormat(QStringLiteral("%.3g"));
-    x->setTickCount(5);
-    x->applyNiceNumbers(); // round tick labels; the bins keep their exact edges
-    chart->addAxis(x, Qt::AlignBottom);
-    area->attachAxis(x);
-    QAbstractAxis *y = nullptr;
-    if (log) {
-        auto *ly = new QLogValueAxis;
-        ly->setBase(10);
-        ly->setRange(floor, std::pow(10.0, std::ceil(std::log10(static_cast<double>(top)) + 0.01)));
-        ly->setLabelFormat(QStringLiteral("%g"));
-        y = ly;
-    } else {
-        auto *vy = new QValueAxis;
-        vy->setLabelFormat(QStringLiteral("%d"));
-        if (top <= 8) {
-            vy->setRange(0, static_cast<double>(top + 1));  // small counts: one tick per count
-            vy->setTickCount(static_cast<int>(top) + 2);
-        } else {
-            vy->setRange(0, static_cast<double>(top) * 1.05);
-            vy->applyNiceNumbers();
-        }
-        y = vy;
-    }
-    y->setObjectName(log ? QStringLiteral("logAxis") : QStringLiteral("linearAxis"));
-    chart->addAxis(y, Qt::AlignLeft);
-    area->attachAxis(y);
-    const QColor text = palette().color(QPalette::WindowText);
-    for (QAbstractAxis *a : chart->axes()) {
-        a->setLabelsColor(text);
-        a->setGridLineColor(palette().color(QPalette::Mid));
-    }
-    chart->setBackgroundBrush(palette().color(QPalette::Base));
-    chart->setTitleBrush(text);
+    m_chartView->setLogCounts(m_logCounts->isChecked());
+    if (!m_tensor)
+        m_chartView->setMessage({});
+    else if (!m_histogram)
+        m_chartView->setMessage(m_histogramError.isEmpty() ? tr("Computing\u2026") : tr("No histogram"));
+    else
+        m_chartView->setCurves({{QStringLiteral("counts"), *m_histogram, palette().color(QPalette::Highlight)}});
 }
 
 void TensorDetailView::rebuildSliceBar()

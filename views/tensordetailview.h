@@ -22,6 +22,7 @@ namespace ckpt {
 
 struct Document;
 struct TensorRef;
+class HistogramChart;
 
 // One tensor in detail: what the file says about it (dtype, shape, bytes, device, storage and
 // the other tensors sharing it), its statistics, its values as a grid read block by block (N-D
@@ -53,7 +54,7 @@ public:
     QTableView *valuesView() const { return m_grid; }
     // One spin box per leading dimension of an N-D tensor (empty below three dimensions).
     QList<QSpinBox *> sliceSpinBoxes() const { return m_sliceSpins; }
-    QChartView *histogramView() const { return m_chartView; }
+    HistogramChart *histogramView() const { return m_chartView; }
     QCheckBox *logCountsBox() const { return m_logCounts; }
     // The histogram shown, once computed.
     const std::optional<Histogram> &histogram() const { return m_histogram; }
@@ -109,7 +110,7 @@ private:
     QList<QSpinBox *> m_sliceSpins;
     QCheckBox *m_rawBox = nullptr;
     QTableView *m_grid = nullptr;
-    QChartView *m_chartView = nullptr;
+    HistogramChart *m_chartView = nullptr;
     QCheckBox *m_logCounts = nullptr;
     QPushButton *m_exportNpy = nullptr;
     QPushButton *m_exportCsv = nullptr;

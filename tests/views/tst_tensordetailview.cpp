@@ -5,6 +5,7 @@
 #include "document.h"
 #include "documenttreemodel.h"
 #include "documentview.h"
+#include "histogramchart.h"
 #include "tensordetailview.h"
 #include "tensortablemodel.h"
 #include "tensorvaluesmodel.h"
