@@ -99,32 +99,90 @@ template <typename T> void store(std::uint8_t *p, T v)
     std::memcpy(p, &v, sizeof v);
 }
 
-// The value of an element as a double (exactly) and as float32 (what c10 converts through).
-double readDouble(const std::uint8_t *p, DType t)
+// What one element is, for the counts: 0 zero, 1 subnormal, 2 normal, 3 infinite, 4 NaN.
+template <DType T> int classOf(const std::uint8_t *p)
 {
-    switch (t) {
-    case DType::Float64: return load<double>(p);
-    case DType::Float32: return load<float>(p);
-    case DType::Float16: return halfBitsToFloat(load<std::uint16_t>(p));
-    case DType::BFloat16: return bfloat16BitsToFloat(load<std::uint16_t>(p));
-    default: return 0.0;
+    std::uint64_t bits = 0, expMask = 0, manMask = 0;
+    if constexpr (T == DType::Float64) {
+        bits = load<std::uint64_t>(p) & 0x7FFFFFFFFFFFFFFFull;
+        expMask = 0x7FF0000000000000ull;
+        manMask = 0x000FFFFFFFFFFFFFull;
+    } else if constexpr (T == DType::Float32) {
+        bits = load<std::uint32_t>(p) & 0x7FFFFFFFu;
+        expMask = 0x7F800000u;
+        manMask = 0x007FFFFFu;
+    } else if constexpr (T == DType::Float16) {
+        bits = load<std::uint16_t>(p) & 0x7FFFu;
+        expMask = 0x7C00u;
+        manMask = 0x03FFu;
+    } else {
+        bits = load<std::uint16_t>(p) & 0x7FFFu;
+        expMask = 0x7F80u;
+        manMask = 0x007Fu;
+    }
+    if (bits == 0)
+        return 0;
+    if ((bits & expMask) == 0)
+        return 1;
+    if ((bits & expMask) != expMask)
+        return 2;
+    return (bits & manMask) ? 4 : 3;
+}
+
+template <DType T> double readAs(const std::uint8_t *p)
+{
+    if constexpr (T == DType::Float64)
+        return load<double>(p);
+    else if constexpr (T == DType::Float32)
+        return load<float>(p);
+    else if constexpr (T == DType::Float16)
+        return halfBitsToFloat(load<std::uint16_t>(p));
+    else
+        return bfloat16BitsToFloat(load<std::uint16_t>(p));
+}
+
+template <DType From, DType To> void castLoop(const std::uint8_t *in, std::uint8_t *out, std::size_t n, CastCounts &c)
+{
+    constexpr std::size_t inSize = From == DType::Float64 ? 8 : From == DType::Float32 ? 4 : 2;
+    constexpr std::size_t outSize = To == DType::Float64 ? 8 : To == DType::Float32 ? 4 : 2;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t *src = in + i * inSize;
+        std::uint8_t *dst = out + i * outSize;
+        const double d = readAs<From>(src);
+        if constexpr (To == DType::Float64) {
+            store<double>(dst, d);
+        } else if constexpr (To == DType::Float32) {
+            store<float>(dst, static_cast<float>(d));
+        } else if constexpr (To == DType::Float16) {
+            // c10 converts double to Half through float.
+            store<std::uint16_t>(dst, floatToHalfBits(static_cast<float>(d)));
+        } else {
+            // torch 1.13's CPU kernels write NaN from float32/float64 as 0xFFFF (their vectorised
+            // conversion), from float16 as 0x7FC0 (c10::BFloat16's scalar rounding).
+            store<std::uint16_t>(dst, From != DType::Float16 && d != d ? std::uint16_t(0xFFFF)
+                                                                       : floatToBFloat16Bits(static_cast<float>(d)));
+        }
+        const int before = classOf<From>(src);
+        if (before == 1 || before == 2) {
+            const int after = classOf<To>(dst);
+            if (after == 3)
+                ++c.overflow;
+            else if (after == 0)
+                ++c.zeroed;
+            else if (after == 1 && before == 2)
+                ++c.subnormal;
+        }
     }
 }
 
-bool isSubnormalResult(DType to, const std::uint8_t *p)
+template <DType From> void castFrom(DType to, const std::uint8_t *in, std::uint8_t *out, std::size_t n, CastCounts &c)
 {
     switch (to) {
-    case DType::Float16: {
-        const auto h = load<std::uint16_t>(p);
-        return (h & 0x7C00u) == 0 && (h & 0x3FFu) != 0;
-    }
-    case DType::BFloat16: {
-        const auto b = load<std::uint16_t>(p);
-        return (b & 0x7F80u) == 0 && (b & 0x7Fu) != 0;
-    }
-    case DType::Float32: return std::fpclassify(load<float>(p)) == FP_SUBNORMAL;
-    case DType::Float64: return std::fpclassify(load<double>(p)) == FP_SUBNORMAL;
-    default: return false;
+    case DType::Float64: castLoop<From, DType::Float64>(in, out, n, c); break;
+    case DType::Float32: castLoop<From, DType::Float32>(in, out, n, c); break;
+    case DType::Float16: castLoop<From, DType::Float16>(in, out, n, c); break;
+    case DType::BFloat16: castLoop<From, DType::BFloat16>(in, out, n, c); break;
+    default: break;
     }
 }
 } // namespace
@@ -142,33 +200,12 @@ std::vector<std::uint8_t> castFloats(std::span<const std::uint8_t> in, DType fro
     std::vector<std::uint8_t> out(n * outSize);
     CastCounts c;
     c.values = static_cast<std::int64_t>(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::uint8_t *src = in.data() + i * inSize;
-        std::uint8_t *dst = out.data() + i * outSize;
-        const double d = readDouble(src, from);
-        switch (to) {
-        case DType::Float64: store<double>(dst, d); break;
-        case DType::Float32: store<float>(dst, static_cast<float>(d)); break;
-        // c10 converts double to Half/BFloat16 through float.
-        case DType::Float16: store<std::uint16_t>(dst, floatToHalfBits(static_cast<float>(d))); break;
-        case DType::BFloat16:
-            // torch 1.13's CPU kernels write NaN from float32/float64 as 0xFFFF (their vectorised
-            // conversion), from float16 as 0x7FC0 (c10::BFloat16's scalar rounding).
-            store<std::uint16_t>(dst, std::isnan(d) && from != DType::Float16
-                                          ? std::uint16_t(0xFFFF)
-                                          : floatToBFloat16Bits(static_cast<float>(d)));
-            break;
-        default: break;
-        }
-        if (std::isfinite(d) && d != 0.0) {
-            const double back = readDouble(dst, to);
-            if (std::isinf(back))
-                ++c.overflow;
-            else if (back == 0.0)
-                ++c.zeroed;
-            else if (isSubnormalResult(to, dst) && !isSubnormalResult(from, src))
-                ++c.subnormal;
-        }
+    switch (from) {
+    case DType::Float64: castFrom<DType::Float64>(to, in.data(), out.data(), n, c); break;
+    case DType::Float32: castFrom<DType::Float32>(to, in.data(), out.data(), n, c); break;
+    case DType::Float16: castFrom<DType::Float16>(to, in.data(), out.data(), n, c); break;
+    case DType::BFloat16: castFrom<DType::BFloat16>(to, in.data(), out.data(), n, c); break;
+    default: break;
     }
     if (counts)
         *counts += c;

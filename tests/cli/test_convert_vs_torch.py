@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import types
+import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -192,6 +193,18 @@ def main():
             except Exception as e:  # noqa: BLE001
                 res.check(False, where + ' loads weights-only', str(e)[:300])
                 continue
+            with zipfile.ZipFile(dest) as z:
+                infos = z.infolist()
+                with open(dest, 'rb') as f:
+                    raw = f.read()
+                offsets = [i.header_offset + 30 + struct.unpack('<HH', raw[i.header_offset + 26:i.header_offset + 30])[0] +
+                           struct.unpack('<HH', raw[i.header_offset + 26:i.header_offset + 30])[1] for i in infos]
+                res.check(z.testzip() is None and all(i.compress_type == zipfile.ZIP_STORED for i in infos) and
+                          all(o % 64 == 0 for o in offsets) and
+                          sorted(i.filename for i in infos if not i.filename.startswith('archive/data/')) ==
+                          ['archive/byteorder', 'archive/data.pkl', 'archive/version'],
+                          where + ' zip layout (stored, CRCs, 64-byte aligned, torch records)',
+                          '%s %s' % ([i.filename for i in infos], offsets))
             sd = model_dict(obj, target)
             res.check(isinstance(sd, collections.OrderedDict), where + ' state dict is an OrderedDict', type(sd).__name__)
             compare(where, sd, want, ordered=not src.endswith('.safetensors'))
@@ -426,6 +439,24 @@ def main():
         res.check(r.returncode == 1 and 'temporary file' in r.stderr and os.listdir(locked) == [],
                   'unwritable folder: clear error, nothing left', r.stderr)
     os.chmod(locked, stat.S_IRWXU)
+    # A "folder" that is a file: unwritable for root too.
+    r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'state-dict', '--out-dir', os.path.join(work, 'in.pth'),
+                   expect_ok=False)
+    res.check(r.returncode == 1 and 'temporary file' in r.stderr, 'a file as the output folder: clear error', r.stderr)
+    # A full disk: a 4 KiB tmpfs where one can be mounted (root in a container or VM).
+    full = os.path.join(work, 'full')
+    os.mkdir(full)
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', full], capture_output=True).returncode == 0
+    if mounted:
+        try:
+            r, _ = convert('training_checkpoint.pth', '--to', 'checkpoint', '--out-dir', full, expect_ok=False)
+            res.check(r.returncode == 1 and 'No space left' in r.stderr and os.listdir(full) == [],
+                      'full disk: clear error, nothing left', r.stderr.strip())
+        finally:
+            subprocess.run(['umount', full])
+    else:
+        print('note: cannot mount a tmpfs here; the full-disk check did not run')
+    os.rmdir(full)
     for bad in ('truncated.pth', 'not_a_checkpoint.pth', 'tensor_past_storage.pth', 'deep_nesting.pth'):
         r, _ = convert(bad, '--to', 'state-dict', '--out-dir', work, expect_ok=False)
         res.check(r.returncode == 1 and bad in r.stderr, 'broken input %s refused' % bad, r.stderr.strip()[:200])
