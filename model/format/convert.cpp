@@ -6,6 +6,7 @@
 #include "mappedfile.h"
 #include "picklewriter.h"
 #include "safetensorswriter.h"
+#include "security.h"
 #include "torchzipwriter.h"
 #include "valuetree.h"
 
@@ -331,6 +332,16 @@ private:
             m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
             throw FormatError("--strip-prefix, --add-prefix, --ema, --drop, --drop-optimizer and metadata options do "
                               "not apply to a full model's module tree (only --dtype does)");
+        // Re-saving keeps every global the file names: never launder one that would run code.
+        const auto security = securityReport(m_doc);
+        if (security.dangerous) {
+            std::string names;
+            for (const auto &g : security.globals)
+                if (g.cls == GlobalClass::Dangerous)
+                    names += (names.empty() ? "" : ", ") + g.use.name;
+            throw FormatError("the file names globals that would run code when loaded (" + names +
+                              "); a full model is not re-saved from it (convert to a weights format instead)");
+        }
         m_plan.weightsOnly = false;
         m_plan.root = m_doc.root;
         for (const auto &t : m_doc.stateDict) {
@@ -633,6 +644,12 @@ private:
     void buildTarget()
     {
         markWeightsUsed();
+        if (m_doc.stateDictSource == "module_tree") {
+            const auto tree = findPath(m_doc.root, m_doc.stateDictPath);
+            m_plan.lost.push_back({pathText(m_doc.stateDictPath).empty() ? "(module tree)" : pathText(m_doc.stateDictPath),
+                                   "the architecture (the pickled " + (tree ? className(*tree) : std::string("module")) +
+                                       " tree) is not written, only its weights (--to full-model keeps it)"});
+        }
         const auto userConfig = m_o.config ? jsonToValue(toOrdered(*m_o.config)) : nullptr;
         switch (m_o.to) {
         case ConvertTarget::StateDict: {

@@ -365,6 +365,51 @@ private Q_SLOTS:
         QCOMPARE(planConversion(dp, "/tmp/x.pth", ConvertOptions().stripPrefix("module")).kept.front(), std::string("fc1.weight"));
     }
 
+    void fullModelWithDangerousGlobalRefused()
+    {
+        // A module tree that also asks for os.system: written by our own writers, read back,
+        // and refused for a full-model re-save (a weights format leaves the object out).
+        auto params = Value::dict();
+        params->setPythonClass("collections.OrderedDict");
+        static const float w[2] = {1.5f, -2.0f};
+        auto storage = std::make_shared<StorageRef>();
+        storage->dtype = DType::Float32;
+        storage->setBytes({reinterpret_cast<const std::uint8_t *>(w), sizeof w});
+        auto weight = std::make_shared<TensorRef>(*tensorOn(storage, 0, {2}, {1})->tensorRef());
+        weight->isParameter = true;
+        params->entries().push_back({Value::string("weight"), Value::tensor(weight)});
+        auto modules = Value::dict();
+        modules->setPythonClass("collections.OrderedDict");
+        auto state = Value::dict();
+        state->entries().push_back({Value::string("training"), Value::boolean(true)});
+        state->entries().push_back({Value::string("_parameters"), params});
+        state->entries().push_back({Value::string("_buffers"), Value::dict()});
+        state->entries().push_back({Value::string("_modules"), modules});
+        state->entries().push_back({Value::string("evil"), Value::object(Value::global("posix", "system"),
+                                                                         Value::tuple({Value::string("echo pwned")}))});
+        auto module = Value::object(Value::global("evil_pkg", "Net"), Value::tuple());
+        module->setState(state);
+        PickleWriter writer;
+        const std::string pkl = writer.write(module);
+        std::string file;
+        TorchZipWriter zip([&file](std::span<const std::uint8_t> b) { file.append(reinterpret_cast<const char *>(b.data()), b.size()); });
+        zip.addRecord("data.pkl", pkl);
+        zip.addRecord("data/0", std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(w), sizeof w));
+        zip.addRecord("version", std::string("3\n"));
+        zip.finish();
+        const Document doc = readDocumentFromBytes(file, "evil.pth");
+        QCOMPARE(doc.kind, DocumentKind::FullModel);
+        QCOMPARE(doc.stateDict.size(), std::size_t(1));
+        try {
+            planConversion(doc, "/tmp/never-written.pth", ConvertOptions().target(ConvertTarget::FullModel));
+            QFAIL("a full model naming posix.system was planned");
+        } catch (const FormatError &e) {
+            QVERIFY2(std::string(e.what()).find("posix.system") != std::string::npos, e.what());
+        }
+        const auto plan = planConversion(doc, "/tmp/never-written.pth", ConvertOptions());
+        QCOMPARE(plan.kept, std::vector<std::string>{"weight"});
+    }
+
     void defaultOutputNeverTheInput()
     {
         const auto o = ConvertOptions().target(ConvertTarget::Safetensors).dtype(DType::Float16);
