@@ -126,6 +126,8 @@ def main():
                 part = read_safetensors(sp)[0] if shard.endswith('.safetensors') else torch.load(sp)
                 sd[name] = part[name]
             return sd
+        if src.endswith('scripted.pt'):
+            return collections.OrderedDict(torch.jit.load(p, map_location='cpu').state_dict())
         obj = torch.load(p, map_location='cpu')
         if isinstance(obj, torch.nn.Module):
             return obj.state_dict()
@@ -161,6 +163,8 @@ def main():
         ('training_checkpoint.pth', [], None),
         ('inference_package.pth', [], None),
         ('full_model.pth', [], None),
+        ('full_model_legacy.pth', [], None),
+        ('scripted.pt', [], None),
         ('legacy_state_dict.pth', [], None),
         ('cuda_saved.pth', [], None),
         ('conv_lightning.ckpt', ['--strip-prefix', 'model.'], 'model.'),
@@ -337,6 +341,13 @@ def main():
         with torch.no_grad():
             res.check(torch.equal(model(x.to(dtype)), ref(x.to(dtype))), 'full model %s: same model(x)' % extra)
         orig_model = torch.load(os.path.join(fx, 'full_model.pth'))
+    dest = os.path.join(out, 'legacy-full.pth')
+    r, doc = convert('full_model_legacy.pth', '--to', 'full-model', '-o', dest)
+    if r.returncode == 0:
+        model, ref = torch.load(dest), torch.load(os.path.join(fx, 'full_model_legacy.pth'))
+        with torch.no_grad():
+            res.check(type(model).__name__ == 'SimpleNN' and torch.equal(model(x), ref(x)),
+                      'legacy full model re-saved as zip: same model(x)')
     dest = os.path.join(out, 'yolo.pt')
     r, doc = convert('conv_yolo_style.pt', '--to', 'full-model', '-o', dest)
     if r.returncode == 0:
@@ -431,6 +442,20 @@ def main():
                   'existing output refused without --force', r.stderr)
     r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'checkpoint', '--force')
     res.check(r.returncode == 0, 'existing output replaced with --force')
+    multi = os.path.join(work, 'multi')
+    os.mkdir(multi)
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'state_dict.pth'), os.path.join(fx, 'weights.safetensors'),
+                        '--to', 'safetensors', '--out-dir', multi, '--json'], capture_output=True, text=True, timeout=120)
+    docs = json.loads(r.stdout) if r.returncode == 0 else None
+    res.check(isinstance(docs, list) and [os.path.basename(d['output']) for d in docs] ==
+              ['state_dict_safetensors.safetensors', 'weights_safetensors.safetensors'] and
+              sorted(os.listdir(multi)) == ['state_dict_safetensors.safetensors', 'weights_safetensors.safetensors'],
+              'several inputs: one JSON object each, outputs in --out-dir', r.stderr + r.stdout[:200])
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'state_dict.pth'), os.path.join(fx, 'views.pth'),
+                        '--to', 'state-dict', '-o', os.path.join(multi, 'one.pth')], capture_output=True, text=True)
+    res.check(r.returncode == 1 and '-o' in r.stderr and not os.path.exists(os.path.join(multi, 'one.pth')),
+              '-o with several inputs refused', r.stderr)
+    shutil.rmtree(multi)
     locked = os.path.join(work, 'locked')
     os.mkdir(locked)
     os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)
