@@ -16,6 +16,7 @@
 
 #include <QDir>
 #include <QFile>
+#include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -109,6 +110,39 @@ private Q_SLOTS:
         const bool extras = z.find(std::string("\x01\x00", 2), z.find("PK\x01\x02")) != std::string::npos;
         if (threshold == 1)
             QVERIFY(extras);
+    }
+
+    void zip64ArchiveLoadsInTorch()
+    {
+        // Every record, offset and directory past a 1-byte threshold: ZIP64 fields throughout.
+        // PyTorch's own reader must take it (and Python's zipfile verify every CRC).
+        static const float w[3] = {0.5f, -1.25f, 3.0f};
+        auto storage = std::make_shared<StorageRef>();
+        storage->dtype = DType::Float32;
+        storage->setBytes({reinterpret_cast<const std::uint8_t *>(w), sizeof w});
+        auto root = Value::dict();
+        root->setPythonClass("collections.OrderedDict");
+        root->entries().push_back({Value::string("w"), tensorOn(storage, 0, {3}, {1})});
+        PickleWriter writer;
+        const std::string pkl = writer.write(root);
+        QTemporaryDir dir;
+        const QString path = dir.path() + "/zip64.pth";
+        std::string file;
+        TorchZipWriter zip([&file](std::span<const std::uint8_t> b) { file.append(reinterpret_cast<const char *>(b.data()), b.size()); },
+                           "archive", 1);
+        zip.addRecord("data.pkl", pkl);
+        zip.addRecord("data/0", std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(w), sizeof w));
+        zip.addRecord("version", std::string("3\n"));
+        zip.finish();
+        writeFileAtomically(path.toStdString(), asBytes(file));
+        QProcess python;
+        python.start(QStringLiteral(CKPT_PYTHON),
+                     {"-c", "import sys, torch, zipfile; assert zipfile.ZipFile(sys.argv[1]).testzip() is None; "
+                            "print(torch.load(sys.argv[1], weights_only=True)['w'].tolist())",
+                      path});
+        QVERIFY(python.waitForFinished(120000));
+        QCOMPARE(python.exitCode(), 0);
+        QCOMPARE(python.readAllStandardOutput().trimmed(), QByteArray("[0.5, -1.25, 3.0]"));
     }
 
     void pickleSharingAndRoundTrip()
