@@ -96,7 +96,8 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
     for (const auto &file : options.files) {
         try {
             const Document doc = readDocument(file);
-            const std::string output = options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
+            const std::string output =
+                options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
             const ConversionPlan plan = planConversion(doc, output, o);
             const ConversionResult result = executeConversion(doc, plan, o);
             if (options.json)

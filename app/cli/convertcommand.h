@@ -10,8 +10,8 @@ namespace ckpt::cli {
 struct ConvertCliOptions {
     std::vector<std::string> files;
     std::string to;
-    std::string output;        // -o: one input only
-    std::string outDir;        // --out-dir
+    std::string output; // -o: one input only
+    std::string outDir; // --out-dir
     std::string dtype;
     std::string stripPrefix;
     std::string addPrefix;

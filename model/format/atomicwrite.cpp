@@ -20,8 +20,10 @@ std::string systemError(const std::string &path, const std::string &what, int er
 
 bool sameFile(const std::string &a, const std::string &b)
 {
-    struct stat sa {}, sb {};
-    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    struct stat sa {
+    }, sb{};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 } // namespace
 
@@ -108,7 +110,7 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
         m_fd = -1;
         if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
             throw FormatError(systemError(m_path, "cannot rename the finished file into place", errno));
-        m_temp.clear();  // renamed: nothing to remove
+        m_temp.clear(); // renamed: nothing to remove
     } catch (...) {
         cancel();
         throw;

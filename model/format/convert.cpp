@@ -29,11 +29,16 @@ namespace fs = std::filesystem;
 std::string convertTargetName(ConvertTarget t)
 {
     switch (t) {
-    case ConvertTarget::StateDict: return "state-dict";
-    case ConvertTarget::Checkpoint: return "checkpoint";
-    case ConvertTarget::Inference: return "inference";
-    case ConvertTarget::FullModel: return "full-model";
-    case ConvertTarget::Safetensors: return "safetensors";
+    case ConvertTarget::StateDict:
+        return "state-dict";
+    case ConvertTarget::Checkpoint:
+        return "checkpoint";
+    case ConvertTarget::Inference:
+        return "inference";
+    case ConvertTarget::FullModel:
+        return "full-model";
+    case ConvertTarget::Safetensors:
+        return "safetensors";
     }
     return "?";
 }
@@ -70,7 +75,7 @@ std::string stemOf(const std::string &path)
         if (name.size() > std::strlen(ext) && name.ends_with(ext)) {
             name.resize(name.size() - std::strlen(ext));
             if (std::string_view(ext) == ".index.json")
-                continue;  // model.safetensors.index.json: also drop .safetensors
+                continue; // model.safetensors.index.json: also drop .safetensors
             break;
         }
     return name;
@@ -81,11 +86,16 @@ std::string dtypeSuffix(const std::optional<DType> &t)
     if (!t)
         return {};
     switch (*t) {
-    case DType::Float16: return "_fp16";
-    case DType::BFloat16: return "_bf16";
-    case DType::Float32: return "_fp32";
-    case DType::Float64: return "_fp64";
-    default: return {};
+    case DType::Float16:
+        return "_fp16";
+    case DType::BFloat16:
+        return "_bf16";
+    case DType::Float32:
+        return "_fp32";
+    case DType::Float64:
+        return "_fp64";
+    default:
+        return {};
     }
 }
 
@@ -123,24 +133,29 @@ ValuePtr jsonToValue(const nlohmann::ordered_json &j, int depth = 0)
             l->noteChild(i);
         return l;
     }
-    case nlohmann::json::value_t::string: return Value::string(j.get<std::string>());
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.get<std::int64_t>());
+    case nlohmann::json::value_t::string:
+        return Value::string(j.get<std::string>());
+    case nlohmann::json::value_t::boolean:
+        return Value::boolean(j.get<bool>());
+    case nlohmann::json::value_t::number_integer:
+        return Value::integer(j.get<std::int64_t>());
     case nlohmann::json::value_t::number_unsigned:
         if (j.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
             return Value::bigInteger(std::to_string(j.get<std::uint64_t>()));
         return Value::integer(static_cast<std::int64_t>(j.get<std::uint64_t>()));
-    case nlohmann::json::value_t::number_float: return Value::floating(j.get<double>());
-    default: return Value::none();
+    case nlohmann::json::value_t::number_float:
+        return Value::floating(j.get<double>());
+    default:
+        return Value::none();
     }
 }
 
 // Python's datetime.now().isoformat(): local time with microseconds.
 std::string isoNow()
 {
-    timeval tv {};
+    timeval tv{};
     ::gettimeofday(&tv, nullptr);
-    std::tm tm {};
+    std::tm tm{};
     ::localtime_r(&tv.tv_sec, &tm);
     char buf[64];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -161,25 +176,34 @@ std::string weightsOnlyBlocker(const ValuePtr &v, std::unordered_set<const Value
     case K::Int:
     case K::BigInt:
     case K::Float:
-    case K::String: return {};
-    case K::Bytes: return "holds bytes";
-    case K::Complex: return "holds a complex number";
+    case K::String:
+        return {};
+    case K::Bytes:
+        return "holds bytes";
+    case K::Complex:
+        return "holds a complex number";
     case K::Set:
-    case K::FrozenSet: return "holds a set";
-    case K::Global: return "holds the global " + v->qualifiedName();
-    case K::Object: return "holds an object of class " + className(*v);
-    case K::Storage: return "holds a bare storage";
+    case K::FrozenSet:
+        return "holds a set";
+    case K::Global:
+        return "holds the global " + v->qualifiedName();
+    case K::Object:
+        return "holds an object of class " + className(*v);
+    case K::Storage:
+        return "holds a bare storage";
     case K::Tensor: {
         const auto &t = *v->tensorRef();
         if (t.layout != TensorRef::Layout::Strided || t.quantization || !t.storage || t.dtype != t.storage->dtype ||
             dtypeStorageClass(t.dtype).empty())
             return "holds a tensor this writer cannot store yet (sparse, meta, quantized or " +
                    std::string(dtypeName(t.dtype)) + ")";
-        if (t.isParameter && v->state() && !v->state()->isNone() && !(v->state()->isDict() && v->state()->entries().empty()))
+        if (t.isParameter && v->state() && !v->state()->isNone() &&
+            !(v->state()->isDict() && v->state()->entries().empty()))
             return "holds a parameter with extra state";
         return {};
     }
-    default: break;
+    default:
+        break;
     }
     if (!seen.insert(v.get()).second)
         return {};
@@ -193,7 +217,7 @@ std::string weightsOnlyBlocker(const ValuePtr &v, std::unordered_set<const Value
             return r;
     }
     if (v->isDict() && v->state() && v->pythonClass() != "collections.OrderedDict")
-        return {};  // a plain dict's BUILD state is not written
+        return {}; // a plain dict's BUILD state is not written
     if (v->state())
         if (auto r = weightsOnlyBlocker(v->state(), seen, depth + 1); !r.empty())
             return r;
@@ -241,7 +265,8 @@ std::vector<std::uint8_t> contiguousBytes(const TensorRef &t)
         std::int64_t off = t.storageOffset;
         for (std::size_t d = 0; d < idx.size(); ++d)
             off += idx[d] * t.strides[d];
-        std::memcpy(out.data() + static_cast<std::size_t>(i) * es, data.data() + static_cast<std::size_t>(off) * es, es);
+        std::memcpy(out.data() + static_cast<std::size_t>(i) * es, data.data() + static_cast<std::size_t>(off) * es,
+                    es);
         for (std::size_t d = idx.size(); d-- > 0;) {
             if (++idx[d] < t.shape[d])
                 break;
@@ -306,10 +331,10 @@ private:
     const Document &m_doc;
     const ConvertOptions &m_o;
     ConversionPlan &m_plan;
-    std::vector<std::pair<std::string, ValuePtr>> m_tensors;  // the state dict after edits
-    ValuePtr m_metadata;                                      // the state dict's _metadata, edited
+    std::vector<std::pair<std::string, ValuePtr>> m_tensors; // the state dict after edits
+    ValuePtr m_metadata;                                     // the state dict's _metadata, edited
     std::set<std::string> m_usedRootKeys;
-    std::set<std::string> m_takenFromInfo;  // additional_info entries promoted back to their own key
+    std::set<std::string> m_takenFromInfo; // additional_info entries promoted back to their own key
 
     ValuePtr rootEntry(const std::string &k) const
     {
@@ -365,7 +390,8 @@ private:
                 stack.push_back(c.value);
         }
         for (const auto &c : classes)
-            m_plan.warnings.push_back("loading the full model needs the class " + c + " importable (as the source did)");
+            m_plan.warnings.push_back("loading the full model needs the class " + c +
+                                      " importable (as the source did)");
         m_plan.carried.push_back("(the whole pickled module tree)");
     }
 
@@ -378,14 +404,16 @@ private:
         // Aliases a safetensors file written by this tool recorded in its metadata.
         if (m_doc.format == ContainerFormat::Safetensors && m_doc.formatMetadata && m_doc.formatMetadata->isDict())
             for (const auto &e : m_doc.formatMetadata->entries())
-                if (e.key && e.key->isString() && e.key->text().starts_with("alias:") && e.value && e.value->isString()) {
+                if (e.key && e.key->isString() && e.key->text().starts_with("alias:") && e.value &&
+                    e.value->isString()) {
                     auto it = std::find_if(m_tensors.begin(), m_tensors.end(),
                                            [&](const auto &p) { return p.first == e.value->text(); });
                     if (it != m_tensors.end())
                         m_tensors.emplace_back(e.key->text().substr(6), it->second);
                 }
         if (m_doc.stateDictSource == "dict")
-            if (auto sd = findPath(m_doc.root, m_doc.stateDictPath); sd && sd->isDict() && sd->state() && sd->state()->isDict())
+            if (auto sd = findPath(m_doc.root, m_doc.stateDictPath);
+                sd && sd->isDict() && sd->state() && sd->state()->isDict())
                 m_metadata = sd->state()->get("_metadata");
         if (m_o.promoteEma)
             promoteEma();
@@ -404,8 +432,8 @@ private:
             m_tensors = std::move(kept);
         }
         for (const char *p : {"module.", "_orig_mod.", "model."})
-            if (!m_tensors.empty() && std::all_of(m_tensors.begin(), m_tensors.end(),
-                                                  [p](const auto &t) { return t.first.starts_with(p); }))
+            if (!m_tensors.empty() &&
+                std::all_of(m_tensors.begin(), m_tensors.end(), [p](const auto &t) { return t.first.starts_with(p); }))
                 m_plan.detectedPrefixes.push_back(p);
         const std::string strip = normalisedPrefix(m_o.strip);
         const std::string add = normalisedPrefix(m_o.add);
@@ -422,8 +450,9 @@ private:
                                           "' and keep their names");
             if (without == m_tensors.size())
                 throw FormatError("no key starts with '" + strip + "'" +
-                                  (m_plan.detectedPrefixes.empty() ? std::string()
-                                                                   : " (keys start with '" + m_plan.detectedPrefixes[0] + "')"));
+                                  (m_plan.detectedPrefixes.empty()
+                                       ? std::string()
+                                       : " (keys start with '" + m_plan.detectedPrefixes[0] + "')"));
             std::erase(m_plan.detectedPrefixes, strip);
         }
         if (!add.empty())
@@ -449,7 +478,7 @@ private:
                     else if (k.starts_with(strip))
                         k = k.substr(strip.size());
                     else if (k.empty())
-                        continue;  // the wrapper's own entry has no place any more
+                        continue; // the wrapper's own entry has no place any more
                 }
                 if (!add.empty())
                     k = k.empty() ? add.substr(0, add.size() - 1) : add + k;
@@ -462,8 +491,10 @@ private:
         for (const auto &t : m_tensors) {
             const auto &ref = t.second->tensorRef();
             if (ref->layout != TensorRef::Layout::Strided || ref->quantization || !ref->storage)
-                throw FormatError("tensor '" + t.first + "' is sparse, meta or quantized: it cannot be written yet "
-                                  "(leave it out with --drop '" + t.first + "')");
+                throw FormatError("tensor '" + t.first +
+                                  "' is sparse, meta or quantized: it cannot be written yet "
+                                  "(leave it out with --drop '" +
+                                  t.first + "')");
             if (m_o.to != ConvertTarget::Safetensors &&
                 (ref->dtype != ref->storage->dtype || dtypeStorageClass(ref->dtype).empty()))
                 throw FormatError("tensor '" + t.first + "' is " + std::string(dtypeName(ref->dtype)) +
@@ -514,8 +545,8 @@ private:
             const auto &a = *t.second->tensorRef();
             const auto &b = *it->second->tensorRef();
             if (a.shape != b.shape)
-                throw FormatError("--ema: '" + t.first + "' has shape " + shapeText(b.shape) + " in the EMA weights but " +
-                                  shapeText(a.shape) + " in the model's");
+                throw FormatError("--ema: '" + t.first + "' has shape " + shapeText(b.shape) +
+                                  " in the EMA weights but " + shapeText(a.shape) + " in the model's");
             t.second = it->second;
             ++replaced;
             weights.erase(it);
@@ -525,8 +556,9 @@ private:
                                       " keys have no EMA value and keep the model's weights");
         if (!weights.empty())
             m_plan.warnings.push_back(std::to_string(weights.size()) + " EMA keys match no model key and are left out");
-        m_plan.lost.push_back({pathText(m_doc.stateDictPath).empty() ? "(model weights)" : pathText(m_doc.stateDictPath),
-                               "replaced by the EMA weights under '" + where + "' (--ema)"});
+        m_plan.lost.push_back(
+            {pathText(m_doc.stateDictPath).empty() ? "(model weights)" : pathText(m_doc.stateDictPath),
+             "replaced by the EMA weights under '" + where + "' (--ema)"});
         m_usedRootKeys.insert(where.substr(0, where.find('/')));
     }
 
@@ -551,10 +583,7 @@ private:
         return d;
     }
 
-    ValuePtr optimizerValue()
-    {
-        return m_doc.optimizer;
-    }
+    ValuePtr optimizerValue() { return m_doc.optimizer; }
 
     // Root entries of the source not used by the target, each carried into `into` (when given
     // and it can go into a weights-only file) or listed as lost.
@@ -646,9 +675,10 @@ private:
         markWeightsUsed();
         if (m_doc.stateDictSource == "module_tree") {
             const auto tree = findPath(m_doc.root, m_doc.stateDictPath);
-            m_plan.lost.push_back({pathText(m_doc.stateDictPath).empty() ? "(module tree)" : pathText(m_doc.stateDictPath),
-                                   "the architecture (the pickled " + (tree ? className(*tree) : std::string("module")) +
-                                       " tree) is not written, only its weights (--to full-model keeps it)"});
+            m_plan.lost.push_back(
+                {pathText(m_doc.stateDictPath).empty() ? "(module tree)" : pathText(m_doc.stateDictPath),
+                 "the architecture (the pickled " + (tree ? className(*tree) : std::string("module")) +
+                     " tree) is not written, only its weights (--to full-model keeps it)"});
         }
         const auto userConfig = m_o.config ? jsonToValue(toOrdered(*m_o.config)) : nullptr;
         switch (m_o.to) {
@@ -659,19 +689,24 @@ private:
                 accountRest(rest, "sidecar", "");
                 m_plan.sidecar = valueToJson(rest);
             } else {
-                accountRest(nullptr, "", "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)");
+                accountRest(nullptr, "",
+                            "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)");
             }
             break;
         }
         case ConvertTarget::Checkpoint: {
             auto root = Value::dict();
-            auto put = [&root](const char *k, ValuePtr v) { root->entries().push_back({Value::string(k), std::move(v)}); };
-            put("epoch", pick("epoch", m_o.epochValue ? Value::integer(*m_o.epochValue) : nullptr, {"epoch"}, " (set it with --epoch)"));
+            auto put = [&root](const char *k, ValuePtr v) {
+                root->entries().push_back({Value::string(k), std::move(v)});
+            };
+            put("epoch", pick("epoch", m_o.epochValue ? Value::integer(*m_o.epochValue) : nullptr, {"epoch"},
+                              " (set it with --epoch)"));
             put("model_state_dict", stateDictValue());
             if (m_doc.optimizer && !m_doc.optimizerPath.empty()) {
                 m_usedRootKeys.insert(m_doc.optimizerPath[0]);
                 if (m_o.dropTraining) {
-                    m_plan.lost.push_back({pathText(m_doc.optimizerPath), "optimizer state left out (--drop-optimizer)"});
+                    m_plan.lost.push_back(
+                        {pathText(m_doc.optimizerPath), "optimizer state left out (--drop-optimizer)"});
                 } else if (auto b = blockerOf(m_doc.optimizer); !b.empty()) {
                     m_plan.lost.push_back({pathText(m_doc.optimizerPath), b});
                 } else {
@@ -683,11 +718,12 @@ private:
                                                "only the first optimizer's state goes into optimizer_state_dict"});
                 }
             }
-            put("train_loss", pick("train_loss", m_o.trainLoss ? Value::floating(*m_o.trainLoss) : nullptr, {"train_loss"},
-                                   " (set it with --train-loss)"));
+            put("train_loss", pick("train_loss", m_o.trainLoss ? Value::floating(*m_o.trainLoss) : nullptr,
+                                   {"train_loss"}, " (set it with --train-loss)"));
             put("val_loss", pick("val_loss", m_o.valLoss ? Value::floating(*m_o.valLoss) : nullptr, {"val_loss"},
                                  " (set it with --val-loss)"));
-            put("model_config", pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
+            put("model_config",
+                pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
             put("timestamp", timestampValue());
             put("pytorch_version", versionValue());
             auto info = Value::dict();
@@ -708,9 +744,12 @@ private:
         }
         case ConvertTarget::Inference: {
             auto root = Value::dict();
-            auto put = [&root](const char *k, ValuePtr v) { root->entries().push_back({Value::string(k), std::move(v)}); };
+            auto put = [&root](const char *k, ValuePtr v) {
+                root->entries().push_back({Value::string(k), std::move(v)});
+            };
             put("model_state_dict", stateDictValue());
-            put("model_config", pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
+            put("model_config",
+                pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
             if (m_o.preprocess) {
                 for (const char *k : {"input_mean", "input_std", "preprocessing"})
                     if (rootEntry(k))
@@ -731,14 +770,17 @@ private:
                     items.push_back(Value::string(c));
                 classes = Value::list(std::move(items));
             }
-            put("class_names", pick("class_names", classes, {"class_names", "classes"}, " (set it with --class-names)"));
+            put("class_names",
+                pick("class_names", classes, {"class_names", "classes"}, " (set it with --class-names)"));
             put("timestamp", timestampValue());
             put("pytorch_version", versionValue());
             if (m_doc.optimizer && !m_doc.optimizerPath.empty()) {
                 m_usedRootKeys.insert(m_doc.optimizerPath[0]);
-                m_plan.lost.push_back({pathText(m_doc.optimizerPath), "an inference package carries no optimizer state"});
+                m_plan.lost.push_back(
+                    {pathText(m_doc.optimizerPath), "an inference package carries no optimizer state"});
             }
-            accountRest(nullptr, "", "an inference package holds only the seed's keys (use --to checkpoint to keep it)");
+            accountRest(nullptr, "",
+                        "an inference package holds only the seed's keys (use --to checkpoint to keep it)");
             m_plan.root = root;
             m_plan.sidecar = sidecarOf(root, {"model_state_dict"});
             break;
@@ -747,7 +789,8 @@ private:
             std::map<std::string, std::string> meta;
             if (m_doc.formatMetadata && m_doc.formatMetadata->isDict())
                 for (const auto &e : m_doc.formatMetadata->entries())
-                    if (e.key && e.key->isString() && e.value && e.value->isString() && !e.key->text().starts_with("alias:"))
+                    if (e.key && e.key->isString() && e.value && e.value->isString() &&
+                        !e.key->text().starts_with("alias:"))
                         meta[e.key->text()] = e.value->text();
             if (m_doc.root && m_doc.root->isDict() && !m_doc.stateDictPath.empty())
                 for (const auto &e : m_doc.root->entries()) {
@@ -769,10 +812,11 @@ private:
                     if (e.value->isString()) {
                         meta[k] = e.value->text();
                     } else if (text.find("\"__") != std::string::npos) {
-                        m_plan.lost.push_back({k, "holds tensors or objects, which safetensors metadata (strings) cannot hold"});
+                        m_plan.lost.push_back(
+                            {k, "holds tensors or objects, which safetensors metadata (strings) cannot hold"});
                         continue;
                     } else {
-                        meta[k] = text;  // JSON text: metadata values are strings
+                        meta[k] = text; // JSON text: metadata values are strings
                     }
                     m_plan.carried.push_back("__metadata__/" + k);
                 }
@@ -801,7 +845,8 @@ private:
             m_plan.safetensorsMetadata = std::move(meta);
             break;
         }
-        case ConvertTarget::FullModel: break;
+        case ConvertTarget::FullModel:
+            break;
         }
         if (m_o.sidecar && m_plan.sidecar.is_null())
             m_plan.sidecar = nlohmann::ordered_json::object();
@@ -836,6 +881,9 @@ private:
                 continue;
             if (!done.insert(r.storage.get()).second)
                 continue;
+            // Counting reads every value: a large file can be cancelled here too.
+            if (m_o.progress && !m_o.progress(0.0))
+                throw FormatError("cancelled; nothing was written");
             m_plan.casts[r.storage.get()] = to;
             castFloats(r.storage->data(), r.storage->dtype, to, &m_plan.cast);
         }
@@ -942,7 +990,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
 
     if (plan.target == ConvertTarget::Safetensors) {
         std::vector<SafetensorsEntry> entries;
-        std::map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected;  // crc, size
+        std::map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected; // crc, size
         for (const auto &[name, v] : plan.tensors) {
             const auto ref = v->tensorRef();
             SafetensorsEntry e;
@@ -973,7 +1021,8 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                 auto it = expected.find(t.name);
                 const auto bytes = t.ref().spannedBytes();
                 if (it == expected.end() || crcOf(bytes) != it->second.first || bytes.size() != it->second.second)
-                    throw FormatError(plan.output + ": tensor '" + t.name + "' reads back different from what was written");
+                    throw FormatError(plan.output + ": tensor '" + t.name +
+                                      "' reads back different from what was written");
                 ++result.tensorsVerified;
             }
             std::map<std::string, std::string> meta;
@@ -1024,7 +1073,8 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                 auto it = expected.find(s.key);
                 const auto bytes = s.source->data();
                 if (it == expected.end() || crcOf(bytes) != it->second.first || bytes.size() != it->second.second)
-                    throw FormatError(plan.output + ": storage '" + s.key + "' reads back different from what was written");
+                    throw FormatError(plan.output + ": storage '" + s.key +
+                                      "' reads back different from what was written");
                 ++result.tensorsVerified;
             }
         });
@@ -1070,7 +1120,8 @@ nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const Conver
     j["warnings"] = plan.warnings;
     j["sidecar"] = plan.sidecarPath.empty() ? json(nullptr) : json(plan.sidecarPath);
     if (result)
-        j["result"] = {{"bytes", result->bytes}, {"verified", result->verified}, {"storages_verified", result->tensorsVerified}};
+        j["result"] = {
+            {"bytes", result->bytes}, {"verified", result->verified}, {"storages_verified", result->tensorsVerified}};
     return j;
 }
 

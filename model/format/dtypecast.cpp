@@ -15,16 +15,16 @@ std::uint16_t floatToHalfBits(float f)
     const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
     const std::uint32_t a = x & 0x7FFFFFFFu;
     if (a > 0x7F800000u)
-        return static_cast<std::uint16_t>(sign | 0x7E00u);  // NaN, as c10's fp16_ieee_from_fp32_value
+        return static_cast<std::uint16_t>(sign | 0x7E00u); // NaN, as c10's fp16_ieee_from_fp32_value
     if (a >= 0x477FF000u)
-        return static_cast<std::uint16_t>(sign | 0x7C00u);  // >= 65520 rounds to infinity
+        return static_cast<std::uint16_t>(sign | 0x7C00u); // >= 65520 rounds to infinity
     if (a < 0x38800000u) {
         // Subnormal half (or zero): value = m * 2^(e-150), unit 2^-24.
         if (a < 0x33000000u)
-            return sign;  // below 2^-25 (2^-25 itself ties to even zero)
+            return sign; // below 2^-25 (2^-25 itself ties to even zero)
         const std::uint32_t e = a >> 23;
         const std::uint32_t m = (a & 0x7FFFFFu) | 0x800000u;
-        const std::uint32_t shift = 126 - e;  // 14..24
+        const std::uint32_t shift = 126 - e; // 14..24
         std::uint32_t q = m >> shift;
         const std::uint32_t r = m & ((1u << shift) - 1);
         const std::uint32_t half = 1u << (shift - 1);
@@ -68,7 +68,7 @@ float halfBitsToFloat(std::uint16_t h)
 std::uint16_t floatToBFloat16Bits(float f)
 {
     if (std::isnan(f))
-        return 0x7FC0u;  // c10::BFloat16's round_to_nearest_even
+        return 0x7FC0u; // c10::BFloat16's round_to_nearest_even
     const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
     const std::uint32_t bias = ((u >> 16) & 1u) + 0x7FFFu;
     return static_cast<std::uint16_t>((u + bias) >> 16);
@@ -178,11 +178,20 @@ template <DType From, DType To> void castLoop(const std::uint8_t *in, std::uint8
 template <DType From> void castFrom(DType to, const std::uint8_t *in, std::uint8_t *out, std::size_t n, CastCounts &c)
 {
     switch (to) {
-    case DType::Float64: castLoop<From, DType::Float64>(in, out, n, c); break;
-    case DType::Float32: castLoop<From, DType::Float32>(in, out, n, c); break;
-    case DType::Float16: castLoop<From, DType::Float16>(in, out, n, c); break;
-    case DType::BFloat16: castLoop<From, DType::BFloat16>(in, out, n, c); break;
-    default: break;
+    case DType::Float64:
+        castLoop<From, DType::Float64>(in, out, n, c);
+        break;
+    case DType::Float32:
+        castLoop<From, DType::Float32>(in, out, n, c);
+        break;
+    case DType::Float16:
+        castLoop<From, DType::Float16>(in, out, n, c);
+        break;
+    case DType::BFloat16:
+        castLoop<From, DType::BFloat16>(in, out, n, c);
+        break;
+    default:
+        break;
     }
 }
 } // namespace
@@ -201,11 +210,20 @@ std::vector<std::uint8_t> castFloats(std::span<const std::uint8_t> in, DType fro
     CastCounts c;
     c.values = static_cast<std::int64_t>(n);
     switch (from) {
-    case DType::Float64: castFrom<DType::Float64>(to, in.data(), out.data(), n, c); break;
-    case DType::Float32: castFrom<DType::Float32>(to, in.data(), out.data(), n, c); break;
-    case DType::Float16: castFrom<DType::Float16>(to, in.data(), out.data(), n, c); break;
-    case DType::BFloat16: castFrom<DType::BFloat16>(to, in.data(), out.data(), n, c); break;
-    default: break;
+    case DType::Float64:
+        castFrom<DType::Float64>(to, in.data(), out.data(), n, c);
+        break;
+    case DType::Float32:
+        castFrom<DType::Float32>(to, in.data(), out.data(), n, c);
+        break;
+    case DType::Float16:
+        castFrom<DType::Float16>(to, in.data(), out.data(), n, c);
+        break;
+    case DType::BFloat16:
+        castFrom<DType::BFloat16>(to, in.data(), out.data(), n, c);
+        break;
+    default:
+        break;
     }
     if (counts)
         *counts += c;

@@ -9,14 +9,41 @@ namespace ckpt {
 
 namespace {
 enum : std::uint8_t {
-    MARK = '(', STOP = '.', BINFLOAT = 'G', BININT = 'J', BININT1 = 'K', BININT2 = 'M', NONE = 'N',
-    BINPERSID = 'Q', REDUCE = 'R', BINUNICODE = 'X', APPEND = 'a', BUILD = 'b', GLOBAL = 'c', APPENDS = 'e',
-    BINGET = 'h', LONG_BINGET = 'j', EMPTY_LIST = ']', BINPUT = 'q', LONG_BINPUT = 'r', SETITEMS = 'u',
-    TUPLE = 't', EMPTY_TUPLE = ')', EMPTY_DICT = '}', PROTO = 0x80, NEWOBJ = 0x81, TUPLE1 = 0x85, TUPLE2 = 0x86,
-    TUPLE3 = 0x87, NEWTRUE = 0x88, NEWFALSE = 0x89, LONG1 = 0x8a, LONG4 = 0x8b,
+    MARK = '(',
+    STOP = '.',
+    BINFLOAT = 'G',
+    BININT = 'J',
+    BININT1 = 'K',
+    BININT2 = 'M',
+    NONE = 'N',
+    BINPERSID = 'Q',
+    REDUCE = 'R',
+    BINUNICODE = 'X',
+    APPEND = 'a',
+    BUILD = 'b',
+    GLOBAL = 'c',
+    APPENDS = 'e',
+    BINGET = 'h',
+    LONG_BINGET = 'j',
+    EMPTY_LIST = ']',
+    BINPUT = 'q',
+    LONG_BINPUT = 'r',
+    SETITEMS = 'u',
+    TUPLE = 't',
+    EMPTY_TUPLE = ')',
+    EMPTY_DICT = '}',
+    PROTO = 0x80,
+    NEWOBJ = 0x81,
+    TUPLE1 = 0x85,
+    TUPLE2 = 0x86,
+    TUPLE3 = 0x87,
+    NEWTRUE = 0x88,
+    NEWFALSE = 0x89,
+    LONG1 = 0x8a,
+    LONG4 = 0x8b,
 };
 constexpr int kMaxDepth = 4000;
-constexpr std::size_t kBatch = 1000;  // as Python's pickler batches APPENDS and SETITEMS
+constexpr std::size_t kBatch = 1000; // as Python's pickler batches APPENDS and SETITEMS
 
 void appendLE32(std::string &out, std::uint32_t v)
 {
@@ -53,7 +80,7 @@ std::string encodeLong(const std::string &decimal)
         i = 1;
     if (i == decimal.size())
         throw FormatError("'" + decimal + "' is not an integer");
-    std::vector<std::uint8_t> mag;  // little-endian magnitude
+    std::vector<std::uint8_t> mag; // little-endian magnitude
     for (; i < decimal.size(); ++i) {
         const char c = decimal[i];
         if (c < '0' || c > '9')
@@ -72,7 +99,7 @@ std::string encodeLong(const std::string &decimal)
     while (!mag.empty() && mag.back() == 0)
         mag.pop_back();
     if (mag.empty())
-        return {};  // zero: LONG1 with no bytes
+        return {}; // zero: LONG1 with no bytes
     if (!negative) {
         if (mag.back() & 0x80)
             mag.push_back(0);
@@ -278,14 +305,15 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
     if (t.quantization)
         throw FormatError("a quantized tensor cannot be written yet");
     if (t.dtype != t.storage->dtype)
-        throw FormatError("a " + std::string(dtypeName(t.dtype)) + " tensor on an untyped storage cannot be written yet");
+        throw FormatError("a " + std::string(dtypeName(t.dtype)) +
+                          " tensor on an untyped storage cannot be written yet");
     if (t.shape.size() != t.strides.size())
         throw FormatError("a tensor's shape and strides disagree");
     if (!t.problem.empty())
         throw FormatError("a tensor does not fit its storage: " + t.problem);
     if (t.isParameter) {
-        const bool withState = v->state() && !(v->state()->isDict() && v->state()->entries().empty()) &&
-                               !v->state()->isNone();
+        const bool withState =
+            v->state() && !(v->state()->isDict() && v->state()->entries().empty()) && !v->state()->isNone();
         saveGlobal("torch._utils", withState ? "_rebuild_parameter_with_state" : "_rebuild_parameter");
         op(MARK);
     }
@@ -338,10 +366,18 @@ void PickleWriter::save(const ValuePtr &v, int depth)
     }
     using K = Value::Kind;
     switch (v->kind()) {
-    case K::None: op(NONE); return;
-    case K::Bool: op(v->asBool() ? NEWTRUE : NEWFALSE); return;
-    case K::Int: saveInt(v->asInt()); return;
-    case K::BigInt: saveBigInt(v->text()); return;
+    case K::None:
+        op(NONE);
+        return;
+    case K::Bool:
+        op(v->asBool() ? NEWTRUE : NEWFALSE);
+        return;
+    case K::Int:
+        saveInt(v->asInt());
+        return;
+    case K::BigInt:
+        saveBigInt(v->text());
+        return;
     case K::Float: {
         op(BINFLOAT);
         const auto bits = std::bit_cast<std::uint64_t>(v->asFloat());
@@ -349,7 +385,8 @@ void PickleWriter::save(const ValuePtr &v, int depth)
             m_out.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
         return;
     }
-    default: break;
+    default:
+        break;
     }
     if (get(v.get()))
         return;
@@ -487,7 +524,7 @@ void PickleWriter::save(const ValuePtr &v, int depth)
         const bool noArgs = !args || (args->isSequence() && args->items().empty());
         if (noArgs) {
             op(EMPTY_TUPLE);
-            op(NEWOBJ);  // cls.__new__(cls): what protocol 2 writes for a plain instance
+            op(NEWOBJ); // cls.__new__(cls): what protocol 2 writes for a plain instance
         } else {
             save(args, depth + 1);
             op(REDUCE);
@@ -503,14 +540,17 @@ void PickleWriter::save(const ValuePtr &v, int depth)
         }
         return;
     }
-    case K::Tensor: saveTensor(v, depth); return;
+    case K::Tensor:
+        saveTensor(v, depth);
+        return;
     case K::Storage:
         if (m_options.weightsOnly)
             throw FormatError("a bare storage cannot go into a weights-only file");
         saveStorage(v->storageRef());
         put(v.get());
         return;
-    default: throw FormatError("a " + v->typeName() + " cannot be written");
+    default:
+        throw FormatError("a " + v->typeName() + " cannot be written");
     }
 }
 

@@ -14,23 +14,35 @@ namespace ckpt {
 // A storage the written pickle refers to by persistent id ('storage', torch.<T>Storage, key,
 // location, numel); its bytes go into the container's record `data/<key>`.
 struct PickleStorage {
-    std::string key;                     // "0", "1", ... in order of first use
-    std::shared_ptr<StorageRef> source;  // where the bytes come from
-    DType dtype = DType::Unknown;        // as written (differs from the source's after a cast)
-    std::string location;                // as written ("cpu" unless kept)
-    std::int64_t numel = 0;              // elements
+    std::string key;                    // "0", "1", ... in order of first use
+    std::shared_ptr<StorageRef> source; // where the bytes come from
+    DType dtype = DType::Unknown;       // as written (differs from the source's after a cast)
+    std::string location;               // as written ("cpu" unless kept)
+    std::int64_t numel = 0;             // elements
 };
 
 struct PickleWriterOptions {
     // The dtype each storage is written as; unset: its own (the conversion's dtype cast).
     std::function<DType(const StorageRef &)> storageDType;
-    bool cpuLocations = true;  // saved device tags become "cpu" (what map_location='cpu' does)
+    bool cpuLocations = true; // saved device tags become "cpu" (what map_location='cpu' does)
     // Only what torch.load(weights_only=True) accepts: str subclasses (TorchVersion, torch.device,
     // paths) are written as str; anything else it refuses makes write() throw.
     bool weightsOnly = false;
-    PickleWriterOptions &dtypeOf(std::function<DType(const StorageRef &)> f) { storageDType = std::move(f); return *this; }
-    PickleWriterOptions &keepLocations(bool keep) { cpuLocations = !keep; return *this; }
-    PickleWriterOptions &weightsOnlyFile(bool v) { weightsOnly = v; return *this; }
+    PickleWriterOptions &dtypeOf(std::function<DType(const StorageRef &)> f)
+    {
+        storageDType = std::move(f);
+        return *this;
+    }
+    PickleWriterOptions &keepLocations(bool keep)
+    {
+        cpuLocations = !keep;
+        return *this;
+    }
+    PickleWriterOptions &weightsOnlyFile(bool v)
+    {
+        weightsOnly = v;
+        return *this;
+    }
 };
 
 // Writes a value tree as the protocol-2 pickle torch.save emits: OrderedDicts by REDUCE with their
@@ -68,7 +80,7 @@ private:
     std::unordered_map<std::string, std::uint32_t> m_globalMemo;
     std::unordered_map<const StorageRef *, std::size_t> m_storageIndex;
     std::vector<PickleStorage> m_storages;
-    std::vector<ValuePtr> m_keep;  // values made while writing, kept alive so their addresses stay unique
+    std::vector<ValuePtr> m_keep; // values made while writing, kept alive so their addresses stay unique
     std::uint32_t m_nextMemo = 0;
 };
 

@@ -13,33 +13,52 @@ namespace {
 int dtypeRank(DType t)
 {
     switch (t) {
-    case DType::Bool: return 0;
-    case DType::UInt8: return 1;
-    case DType::Int8: return 2;
-    case DType::Float8E5M2: return 3;
-    case DType::Float8E4M3FN: return 4;
-    case DType::Int16: return 5;
-    case DType::UInt16: return 6;
-    case DType::Float16: return 7;
-    case DType::BFloat16: return 8;
-    case DType::Int32: return 9;
-    case DType::UInt32: return 10;
-    case DType::Float32: return 11;
-    case DType::Complex64: return 12;
-    case DType::Float64: return 13;
-    case DType::Int64: return 14;
-    case DType::UInt64: return 15;
-    default: return -1;
+    case DType::Bool:
+        return 0;
+    case DType::UInt8:
+        return 1;
+    case DType::Int8:
+        return 2;
+    case DType::Float8E5M2:
+        return 3;
+    case DType::Float8E4M3FN:
+        return 4;
+    case DType::Int16:
+        return 5;
+    case DType::UInt16:
+        return 6;
+    case DType::Float16:
+        return 7;
+    case DType::BFloat16:
+        return 8;
+    case DType::Int32:
+        return 9;
+    case DType::UInt32:
+        return 10;
+    case DType::Float32:
+        return 11;
+    case DType::Complex64:
+        return 12;
+    case DType::Float64:
+        return 13;
+    case DType::Int64:
+        return 14;
+    case DType::UInt64:
+        return 15;
+    default:
+        return -1;
     }
 }
 } // namespace
 
-std::string SafetensorsWriter::header(std::vector<SafetensorsEntry> &entries, const std::map<std::string, std::string> &metadata)
+std::string SafetensorsWriter::header(std::vector<SafetensorsEntry> &entries,
+                                      const std::map<std::string, std::string> &metadata)
 {
     std::set<std::string> names;
     for (const auto &e : entries) {
         if (dtypeSafetensorsTag(e.dtype).empty() || dtypeRank(e.dtype) < 0)
-            throw FormatError("tensor '" + e.name + "': safetensors has no type for " + std::string(dtypeName(e.dtype)));
+            throw FormatError("tensor '" + e.name + "': safetensors has no type for " +
+                              std::string(dtypeName(e.dtype)));
         if (e.name == "__metadata__" || !names.insert(e.name).second)
             throw FormatError("tensor name '" + e.name + "' is used twice or reserved");
         std::uint64_t n = dtypeSize(e.dtype);

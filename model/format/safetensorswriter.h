@@ -17,7 +17,7 @@ struct SafetensorsEntry {
     DType dtype = DType::Unknown;
     std::vector<std::int64_t> shape;
     std::uint64_t byteSize = 0;
-    std::function<std::vector<std::uint8_t>()> bytes;  // exactly byteSize bytes
+    std::function<std::vector<std::uint8_t>()> bytes; // exactly byteSize bytes
 };
 
 // Writes a safetensors file as the Python library does: tensors ordered by dtype (wider types
@@ -30,7 +30,8 @@ public:
     using Sink = std::function<void(std::span<const std::uint8_t>)>;
     // Sorts `entries` into the order they are written and returns the header (length prefix
     // included).
-    static std::string header(std::vector<SafetensorsEntry> &entries, const std::map<std::string, std::string> &metadata);
+    static std::string header(std::vector<SafetensorsEntry> &entries,
+                              const std::map<std::string, std::string> &metadata);
     // Writes the whole file to `sink`; `progress(done, total)` after each tensor.
     static void write(const Sink &sink, std::vector<SafetensorsEntry> entries,
                       const std::map<std::string, std::string> &metadata,

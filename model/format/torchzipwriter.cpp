@@ -12,7 +12,7 @@ void le(std::string &out, std::uint64_t v, int bytes)
     for (int i = 0; i < bytes; ++i)
         out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
-constexpr std::uint16_t kFlags = 0x0808;  // UTF-8 names, sizes in a data descriptor
+constexpr std::uint16_t kFlags = 0x0808; // UTF-8 names, sizes in a data descriptor
 constexpr std::uint16_t kVersionZip64 = 45;
 } // namespace
 
@@ -55,12 +55,12 @@ void TorchZipWriter::beginRecord(const std::string &name)
     e.offset = m_offset;
     std::string h;
     le(h, 0x04034b50, 4);
-    le(h, 0, 2);  // version needed (as PyTorch's writer)
+    le(h, 0, 2); // version needed (as PyTorch's writer)
     le(h, kFlags, 2);
-    le(h, 0, 2);  // stored
-    le(h, 0, 2);  // time
-    le(h, 0, 2);  // date
-    le(h, 0, 4);  // crc: in the descriptor
+    le(h, 0, 2); // stored
+    le(h, 0, 2); // time
+    le(h, 0, 2); // date
+    le(h, 0, 4); // crc: in the descriptor
     le(h, 0, 4);
     le(h, 0, 4);
     le(h, full.size(), 2);
@@ -69,7 +69,7 @@ void TorchZipWriter::beginRecord(const std::string &name)
     std::uint64_t pad = (kAlignment - unpadded % kAlignment) % kAlignment;
     le(h, 4 + pad, 2);
     h += full;
-    le(h, 0x4246, 2);  // "FB"
+    le(h, 0x4246, 2); // "FB"
     le(h, pad, 2);
     h.append(pad, 'Z');
     emit(h);
@@ -130,8 +130,8 @@ void TorchZipWriter::finish()
         }
         std::string c;
         le(c, 0x02014b50, 4);
-        le(c, (bigSize || bigOffset) ? kVersionZip64 : 0, 2);  // made by
-        le(c, (bigSize || bigOffset) ? kVersionZip64 : 0, 2);  // needed
+        le(c, (bigSize || bigOffset) ? kVersionZip64 : 0, 2); // made by
+        le(c, (bigSize || bigOffset) ? kVersionZip64 : 0, 2); // needed
         le(c, kFlags, 2);
         le(c, 0, 2);
         le(c, 0, 2);
@@ -141,10 +141,10 @@ void TorchZipWriter::finish()
         le(c, bigSize ? 0xFFFFFFFFu : e.size, 4);
         le(c, e.name.size(), 2);
         le(c, extra.size(), 2);
-        le(c, 0, 2);  // comment
-        le(c, 0, 2);  // disk
-        le(c, 0, 2);  // internal attributes
-        le(c, 0, 4);  // external attributes
+        le(c, 0, 2); // comment
+        le(c, 0, 2); // disk
+        le(c, 0, 2); // internal attributes
+        le(c, 0, 4); // external attributes
         le(c, bigOffset ? 0xFFFFFFFFu : e.offset, 4);
         c += e.name;
         c += extra;
@@ -163,11 +163,11 @@ void TorchZipWriter::finish()
     le(z, m_entries.size(), 8);
     le(z, cdSize, 8);
     le(z, cdOffset, 8);
-    le(z, 0x07064b50, 4);  // locator
+    le(z, 0x07064b50, 4); // locator
     le(z, 0, 4);
     le(z, eocd64, 8);
     le(z, 1, 4);
-    le(z, 0x06054b50, 4);  // end of central directory
+    le(z, 0x06054b50, 4); // end of central directory
     le(z, 0, 2);
     le(z, 0, 2);
     const std::uint64_t n = m_entries.size() >= 0xFFFF ? 0xFFFF : m_entries.size();

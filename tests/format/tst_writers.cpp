@@ -35,8 +35,9 @@ std::span<const std::uint8_t> asBytes(const std::string &s)
 std::string zipOf(const std::vector<std::pair<std::string, std::string>> &records, std::uint64_t threshold)
 {
     std::string out;
-    TorchZipWriter zip([&out](std::span<const std::uint8_t> b) { out.append(reinterpret_cast<const char *>(b.data()), b.size()); },
-                       "archive", threshold);
+    TorchZipWriter zip(
+        [&out](std::span<const std::uint8_t> b) { out.append(reinterpret_cast<const char *>(b.data()), b.size()); },
+        "archive", threshold);
     for (const auto &[name, data] : records)
         zip.addRecord(name, data);
     zip.finish();
@@ -128,8 +129,11 @@ private Q_SLOTS:
         QTemporaryDir dir;
         const QString path = dir.path() + "/zip64.pth";
         std::string file;
-        TorchZipWriter zip([&file](std::span<const std::uint8_t> b) { file.append(reinterpret_cast<const char *>(b.data()), b.size()); },
-                           "archive", 1);
+        TorchZipWriter zip(
+            [&file](std::span<const std::uint8_t> b) {
+                file.append(reinterpret_cast<const char *>(b.data()), b.size());
+            },
+            "archive", 1);
         zip.addRecord("data.pkl", pkl);
         zip.addRecord("data/0", std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(w), sizeof w));
         zip.addRecord("version", std::string("3\n"));
@@ -137,8 +141,9 @@ private Q_SLOTS:
         writeFileAtomically(path.toStdString(), asBytes(file));
         QProcess python;
         python.start(QStringLiteral(CKPT_PYTHON),
-                     {"-c", "import sys, torch, zipfile; assert zipfile.ZipFile(sys.argv[1]).testzip() is None; "
-                            "print(torch.load(sys.argv[1], weights_only=True)['w'].tolist())",
+                     {"-c",
+                      "import sys, torch, zipfile; assert zipfile.ZipFile(sys.argv[1]).testzip() is None; "
+                      "print(torch.load(sys.argv[1], weights_only=True)['w'].tolist())",
                       path});
         QVERIFY(python.waitForFinished(120000));
         QCOMPARE(python.exitCode(), 0);
@@ -159,7 +164,8 @@ private Q_SLOTS:
         auto param = std::make_shared<TensorRef>(*row->tensorRef());
         param->isParameter = true;
         param->requiresGrad = true;
-        auto shared = Value::list({Value::integer(1), Value::bigInteger("-1180591620717411303424"), Value::floating(0.1)});
+        auto shared =
+            Value::list({Value::integer(1), Value::bigInteger("-1180591620717411303424"), Value::floating(0.1)});
         auto root = Value::dict();
         root->setPythonClass("collections.OrderedDict");
         root->entries().push_back({Value::string("a"), weight});
@@ -171,7 +177,7 @@ private Q_SLOTS:
         root->entries().push_back({Value::string("s"), Value::string("héllo")});
         PickleWriter writer;
         const std::string pkl = writer.write(root);
-        QCOMPARE(writer.storages().size(), std::size_t(1));  // shared storage written once
+        QCOMPARE(writer.storages().size(), std::size_t(1)); // shared storage written once
         QCOMPARE(writer.storages()[0].location, std::string("cpu"));
         QCOMPARE(writer.storages()[0].numel, std::int64_t(6));
 
@@ -189,7 +195,7 @@ private Q_SLOTS:
         });
         const auto back = machine.run(asBytes(pkl)).value;
         QCOMPARE(back->entries().size(), std::size_t(7));
-        QVERIFY(back->get("a") == back->get("b"));            // one object through the memo
+        QVERIFY(back->get("a") == back->get("b")); // one object through the memo
         QVERIFY(back->get("l1") == back->get("l2"));
         QVERIFY(back->get("row")->tensorRef()->storage == back->get("a")->tensorRef()->storage);
         QCOMPARE(back->get("row")->tensorRef()->storageOffset, std::int64_t(3));
@@ -227,11 +233,11 @@ private Q_SLOTS:
         auto tuple = Value::tuple({list});
         list->items().push_back(tuple);
         QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter().write(tuple));
-        list->releaseChildren();  // break the cycle the test made
+        list->releaseChildren(); // break the cycle the test made
         // Objects and unknown globals have no place in a weights-only file.
         auto obj = Value::object(Value::global("argparse", "Namespace"), Value::tuple());
         QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter(PickleWriterOptions().weightsOnlyFile(true)).write(obj));
-        QVERIFY(!PickleWriter().write(obj).empty());  // but a full model may hold them
+        QVERIFY(!PickleWriter().write(obj).empty()); // but a full model may hold them
         // A dtype torch 1.x has no typed storage for.
         auto s = std::make_shared<StorageRef>();
         s->dtype = DType::Float8E4M3FN;
@@ -281,13 +287,15 @@ private Q_SLOTS:
     {
         const float in[5] = {1e6f, 1e-6f, 1e-9f, 1.0f, NAN};
         CastCounts c;
-        const auto out = castFloats({reinterpret_cast<const std::uint8_t *>(in), sizeof in}, DType::Float32, DType::Float16, &c);
+        const auto out =
+            castFloats({reinterpret_cast<const std::uint8_t *>(in), sizeof in}, DType::Float32, DType::Float16, &c);
         QCOMPARE(out.size(), std::size_t(10));
         QCOMPARE(c.values, std::int64_t(5));
         QCOMPARE(c.overflow, std::int64_t(1));
         QCOMPARE(c.subnormal, std::int64_t(1));
         QCOMPARE(c.zeroed, std::int64_t(1));
-        QVERIFY_THROWS_EXCEPTION(FormatError, castFloats({reinterpret_cast<const std::uint8_t *>(in), 3}, DType::Float32, DType::Float16));
+        QVERIFY_THROWS_EXCEPTION(
+            FormatError, castFloats({reinterpret_cast<const std::uint8_t *>(in), 3}, DType::Float32, DType::Float16));
         QVERIFY_THROWS_EXCEPTION(FormatError, castFloats({}, DType::Int64, DType::Float16));
     }
 
@@ -298,7 +306,8 @@ private Q_SLOTS:
             std::uint64_t n = dtypeSize(t);
             for (auto d : shape)
                 n *= static_cast<std::uint64_t>(d);
-            entries.push_back({std::move(name), t, std::move(shape), n, [n] { return std::vector<std::uint8_t>(n, 7); }});
+            entries.push_back(
+                {std::move(name), t, std::move(shape), n, [n] { return std::vector<std::uint8_t>(n, 7); }});
         };
         add("z.bias", DType::Float16, {3});
         add("a.weight", DType::Float32, {2, 2});
@@ -307,9 +316,9 @@ private Q_SLOTS:
         const std::string h = SafetensorsWriter::header(entries, {{"format", "pt"}});
         QCOMPARE((h.size() - 8) % 8, std::size_t(0));
         QVERIFY(h.find("\"__metadata__\"") < h.find("\"steps\""));
-        QVERIFY(h.find("\"steps\"") < h.find("\"a.weight\""));   // I64 before F32 as the library sorts
+        QVERIFY(h.find("\"steps\"") < h.find("\"a.weight\"")); // I64 before F32 as the library sorts
         QVERIFY(h.find("\"a.weight\"") < h.find("\"b.weight\""));
-        QVERIFY(h.find("\"b.weight\"") < h.find("\"z.bias\""));  // F32 before F16
+        QVERIFY(h.find("\"b.weight\"") < h.find("\"z.bias\"")); // F32 before F16
         add("steps", DType::Int64, {1});
         QVERIFY_THROWS_EXCEPTION(FormatError, SafetensorsWriter::header(entries, {}));
     }
@@ -322,25 +331,27 @@ private Q_SLOTS:
             AtomicFileWriter w(path, {});
             w.write(std::string("partial"));
             QVERIFY(QFile::exists(QString::fromStdString(w.temporaryPath())));
-        }  // destroyed without commit
+        } // destroyed without commit
         QVERIFY(folderEntries(dir.path()).isEmpty());
         {
             AtomicFileWriter w(path, {});
             w.write(std::string("refused"));
-            QVERIFY_THROWS_EXCEPTION(FormatError, w.commit([](const std::string &) { throw FormatError("verification failed"); }));
+            QVERIFY_THROWS_EXCEPTION(FormatError,
+                                     w.commit([](const std::string &) { throw FormatError("verification failed"); }));
         }
         QVERIFY(folderEntries(dir.path()).isEmpty());
         AtomicFileWriter w(path, {});
         w.write(std::string("done"));
         w.commit();
         QCOMPARE(folderEntries(dir.path()), QStringList{"out.bin"});
-        QVERIFY_THROWS_EXCEPTION(FormatError, AtomicFileWriter(path, {}));  // exists, no force
+        QVERIFY_THROWS_EXCEPTION(FormatError, AtomicFileWriter(path, {})); // exists, no force
         const std::string data = "new";
         writeFileAtomically(path, asBytes(data), WriteOptions().allowOverwrite(true));
         QFile f(QString::fromStdString(path));
         QVERIFY(f.open(QIODevice::ReadOnly));
         QCOMPARE(f.readAll(), QByteArray("new"));
-        QVERIFY_THROWS_EXCEPTION(FormatError, AtomicFileWriter(path, WriteOptions().allowOverwrite(true).protect(path)));
+        QVERIFY_THROWS_EXCEPTION(FormatError,
+                                 AtomicFileWriter(path, WriteOptions().allowOverwrite(true).protect(path)));
     }
 
     void conversionCancelAndExistingOutput()
@@ -349,7 +360,8 @@ private Q_SLOTS:
         const Document doc = readDocument(test::fixturePath("training_checkpoint.pth").toStdString());
         const std::string out = (dir.path() + "/out.pth").toStdString();
         int calls = 0;
-        auto cancelling = ConvertOptions().target(ConvertTarget::Checkpoint).onProgress([&calls](double) { return ++calls < 2; });
+        auto cancelling =
+            ConvertOptions().target(ConvertTarget::Checkpoint).onProgress([&calls](double) { return ++calls < 2; });
         const auto plan = planConversion(doc, out, cancelling);
         try {
             executeConversion(doc, plan, cancelling);
@@ -380,8 +392,10 @@ private Q_SLOTS:
     void conversionsRefused()
     {
         const Document sd = readDocument(test::fixturePath("state_dict.pth").toStdString());
-        QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(sd, "/tmp/x.pth", ConvertOptions().target(ConvertTarget::FullModel)));
-        QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(sd, "/tmp/x.pth", ConvertOptions().stripPrefix("module.")));
+        QVERIFY_THROWS_EXCEPTION(FormatError,
+                                 planConversion(sd, "/tmp/x.pth", ConvertOptions().target(ConvertTarget::FullModel)));
+        QVERIFY_THROWS_EXCEPTION(FormatError,
+                                 planConversion(sd, "/tmp/x.pth", ConvertOptions().stripPrefix("module.")));
         QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(sd, "/tmp/x.pth", ConvertOptions().drop("*")));
         QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(sd, "/tmp/x.pth", ConvertOptions().ema(true)));
         const Document special = readDocument(test::fixturePath("special_tensors.pth").toStdString());
@@ -397,7 +411,8 @@ private Q_SLOTS:
         const Document dp = readDocument(test::fixturePath("conv_dataparallel.pth").toStdString());
         const auto plan = planConversion(dp, "/tmp/x.pth", ConvertOptions());
         QCOMPARE(plan.detectedPrefixes, std::vector<std::string>{"module."});
-        QCOMPARE(planConversion(dp, "/tmp/x.pth", ConvertOptions().stripPrefix("module")).kept.front(), std::string("fc1.weight"));
+        QCOMPARE(planConversion(dp, "/tmp/x.pth", ConvertOptions().stripPrefix("module")).kept.front(),
+                 std::string("fc1.weight"));
     }
 
     void fullModelWithDangerousGlobalRefused()
@@ -427,7 +442,9 @@ private Q_SLOTS:
         PickleWriter writer;
         const std::string pkl = writer.write(module);
         std::string file;
-        TorchZipWriter zip([&file](std::span<const std::uint8_t> b) { file.append(reinterpret_cast<const char *>(b.data()), b.size()); });
+        TorchZipWriter zip([&file](std::span<const std::uint8_t> b) {
+            file.append(reinterpret_cast<const char *>(b.data()), b.size());
+        });
         zip.addRecord("data.pkl", pkl);
         zip.addRecord("data/0", std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(w), sizeof w));
         zip.addRecord("version", std::string("3\n"));
