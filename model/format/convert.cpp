@@ -484,8 +484,12 @@ private:
                     k = k.empty() ? add.substr(0, add.size() - 1) : add + k;
                 md->entries().push_back({Value::string(k), e.value});
             }
-            if (!add.empty())
-                md->entries().insert(md->entries().begin(), {Value::string(""), Value::dict()});
+            if (!add.empty()) {
+                // The wrapper (DataParallel, DDP, a plain Module) records nn.Module's version 1.
+                auto wrapper = Value::dict();
+                wrapper->entries().push_back({Value::string("version"), Value::integer(1)});
+                md->entries().insert(md->entries().begin(), {Value::string(""), wrapper});
+            }
             m_metadata = md;
         }
         for (const auto &t : m_tensors) {

@@ -231,6 +231,24 @@ def main():
             res.check(doc is not None and prefix in doc['detected_prefixes'], src + ' prefix detected',
                       '%s' % (doc and doc['detected_prefixes']))
 
+    # --- prefixes: added and stripped as DataParallel writes and reads them -----------------------
+    dp = torch.load(os.path.join(fx, 'conv_dataparallel.pth'))
+    plain = torch.load(os.path.join(fx, 'state_dict.pth'))
+    r, doc = convert('state_dict.pth', '--to', 'state-dict', '--add-prefix', 'module.', '-o', os.path.join(out, 'dp.pth'))
+    if r.returncode == 0:
+        got = load_weights_only(os.path.join(out, 'dp.pth'))
+        compare('--add-prefix module.', got, collections.OrderedDict(('module.' + k, v) for k, v in plain.items()))
+        res.check(dict(got._metadata) == dict(dp._metadata), '--add-prefix: _metadata as DataParallel writes it',
+                  '%r vs %r' % (dict(got._metadata), dict(dp._metadata)))
+        wrapped = torch.nn.DataParallel(SimpleNN(**CONFIG))
+        wrapped.load_state_dict(got, strict=True)
+        res.check(True, '--add-prefix: DataParallel(SimpleNN).load_state_dict(strict=True)')
+    r, doc = convert('conv_dataparallel.pth', '--to', 'state-dict', '--strip-prefix', 'module', '-o', os.path.join(out, 'nodp.pth'))
+    if r.returncode == 0:
+        got = load_weights_only(os.path.join(out, 'nodp.pth'))
+        res.check(dict(got._metadata) == dict(plain._metadata), '--strip-prefix: _metadata as the bare model writes it',
+                  '%r vs %r' % (dict(got._metadata), dict(plain._metadata)))
+
     # --- the seed's checkpoint values carried, optimizer loadable ---------------------------------
     src = os.path.join(fx, 'training_checkpoint.pth')
     orig = torch.load(src)
