@@ -55,14 +55,14 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
     return o;
 }
 
-void printText(std::ostream &out, const ConversionPlan &plan, const ConversionResult &result)
+// The plan, printed before anything is written: what is kept, dropped, carried and not written.
+void printPlan(std::ostream &out, const ConversionPlan &plan)
 {
     out << plan.input << " -> " << plan.output << " (" << convertTargetName(plan.target) << ")\n";
     out << "  kept " << plan.kept.size() << " keys";
     if (!plan.dropped.empty())
         out << ", dropped " << plan.dropped.size();
-    out << "; tensors " << plan.bytesBefore << " -> " << plan.bytesAfter << " bytes; file " << result.bytes
-        << " bytes, verified\n";
+    out << "; tensors " << plan.bytesBefore << " -> " << plan.bytesAfter << " bytes\n";
     for (const auto &d : plan.dropped)
         out << "  dropped " << d.entry << ": " << d.reason << '\n';
     for (const auto &c : plan.carried)
@@ -73,8 +73,14 @@ void printText(std::ostream &out, const ConversionPlan &plan, const ConversionRe
         out << "  every key starts with '" << p << "' (remove it with --strip-prefix " << p << ")\n";
     for (const auto &w : plan.warnings)
         out << "  warning: " << w << '\n';
+    out.flush();
+}
+
+void printResult(std::ostream &out, const ConversionResult &result)
+{
+    out << "  wrote " << result.output << ": " << result.bytes << " bytes, read back and verified\n";
     if (!result.sidecarPath.empty())
-        out << "  sidecar " << result.sidecarPath << '\n';
+        out << "  wrote " << result.sidecarPath << '\n';
 }
 } // namespace
 
@@ -99,11 +105,13 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             const std::string output =
                 options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
             const ConversionPlan plan = planConversion(doc, output, o);
+            if (!options.json)
+                printPlan(out, plan);
             const ConversionResult result = executeConversion(doc, plan, o);
             if (options.json)
                 all.push_back(conversionToJson(plan, &result));
             else
-                printText(out, plan, result);
+                printResult(out, result);
         } catch (const std::exception &e) {
             status = reportError(err, file, e);
         }

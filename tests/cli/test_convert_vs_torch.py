@@ -287,6 +287,24 @@ def main():
         model = SimpleNN(**obj['model_config'])
         model.load_state_dict(obj['model_state_dict'])
         res.check(True, 'inference package: model rebuilt from its config')
+    r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '--metadata-json', '-o', os.path.join(out, 'side.pth'))
+    if r.returncode == 0:
+        with open(os.path.join(out, 'side_metadata.json')) as f:
+            meta = json.load(f)
+        res.check(list(meta) == ['epoch', 'train_loss', 'val_loss', 'model_config', 'timestamp', 'pytorch_version',
+                                 'additional_info'] and meta['epoch'] == 7 and meta['model_config'] == CONFIG,
+                  '--metadata-json: checkpoint sidecar without weights and optimizer', '%r' % meta)
+    r, doc = convert('training_checkpoint.pth', '--to', 'safetensors', '-o', os.path.join(out, 'meta.safetensors'))
+    if r.returncode == 0:
+        _, meta, _ = read_safetensors(os.path.join(out, 'meta.safetensors'))
+        res.check(meta.get('epoch') == '7' and json.loads(meta.get('model_config', 'null')) == CONFIG and
+                  meta.get('train_loss') == '0.25' and
+                  any(l['entry'] == 'optimizer_state_dict' for l in doc['lost']),
+                  'safetensors: values as metadata strings, optimizer listed as not written', '%r %r' % (meta, doc['lost']))
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'training_checkpoint.pth'), '--to', 'inference',
+                        '-o', os.path.join(out, 'text.pth')], capture_output=True, text=True)
+    res.check(r.returncode == 0 and r.stdout.index('not written: optimizer_state_dict') < r.stdout.index('wrote ') and
+              'verified' in r.stdout, 'text output: the plan before the write', r.stdout + r.stderr)
     # Values a weights-only file cannot hold are listed, not silently lost.
     r, doc = convert('conv_torchvision.pth', '--to', 'checkpoint', '-o', os.path.join(out, 'tv.pth'))
     if doc:
