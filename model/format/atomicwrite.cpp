@@ -111,40 +111,50 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
         if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
             throw FormatError(systemError(m_path, "cannot rename the finished file into place", errno));
         m_temp.clear(); // renamed: nothing to remove
+        // Make the new name itself durable.
+        const auto folder = std::filesystem::path(m_path).parent_path();
+        const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir >= 0) {
+            ::fsync(dir);
+            ::close(dir);
+        }
     } catch (...) {
         cancel();
         throw;
     }
 }
 
+void verifyFileBytes(const std::string &file, std::span<const std::uint8_t> data, const std::string &name)
+{
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw FormatError(systemError(name, "cannot read back", errno));
+    std::vector<std::uint8_t> check(64 * 1024);
+    std::size_t done = 0;
+    bool same = true;
+    while (same) {
+        const ssize_t n = ::read(fd, check.data(), check.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        const auto got = static_cast<std::size_t>(n);
+        same = got <= data.size() - done && std::memcmp(check.data(), data.data() + done, got) == 0;
+        done += got;
+    }
+    ::close(fd);
+    if (!same)
+        throw FormatError(name + ": the written file differs from what was written");
+    if (done != data.size())
+        throw FormatError(name + ": the written file is shorter than what was written");
+}
+
 void writeFileAtomically(const std::string &path, std::span<const std::uint8_t> data, const WriteOptions &options)
 {
     AtomicFileWriter file(path, options);
     file.write(data);
-    file.commit([&](const std::string &temp) {
-        // Read back what the disk holds and compare before it takes the final name.
-        const int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            throw FormatError(systemError(path, "cannot read back", errno));
-        std::vector<std::uint8_t> check(64 * 1024);
-        std::size_t done = 0;
-        bool same = true;
-        while (same) {
-            const ssize_t n = ::read(fd, check.data(), check.size());
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            const auto got = static_cast<std::size_t>(n);
-            same = got <= data.size() - done && std::memcmp(check.data(), data.data() + done, got) == 0;
-            done += got;
-        }
-        ::close(fd);
-        if (!same)
-            throw FormatError(path + ": the written file differs from what was written");
-        if (done != data.size())
-            throw FormatError(path + ": the written file is shorter than what was written");
-    });
+    // Read back what the disk holds and compare before it takes the final name.
+    file.commit([&](const std::string &temp) { verifyFileBytes(temp, data, path); });
 }
 
 } // namespace ckpt

@@ -52,6 +52,9 @@ private:
     std::uint64_t m_size = 0;
 };
 
+// Throws FormatError (naming `name`) unless `file` holds exactly `data`.
+void verifyFileBytes(const std::string &file, std::span<const std::uint8_t> data, const std::string &name);
+
 // Writes `data` to `path` so that the folder holds either the complete new file or what it held
 // before: a temporary file beside the target, fsync, read back and compared, then renamed over the
 // target. Refuses an existing target unless asked, and always refuses an input file (compared by

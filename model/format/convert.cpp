@@ -16,6 +16,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fnmatch.h>
+#include <memory>
 #include <set>
 #include <sys/time.h>
 #include <unordered_map>
@@ -987,8 +988,14 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
     ConversionResult result;
     result.output = plan.output;
     const WriteOptions wo = writeOptionsFor(doc, options);
-    if (!plan.sidecarPath.empty())
-        checkWriteTarget(plan.sidecarPath, wo);
+    // The sidecar goes to its temporary file first: a full disk stops the conversion before
+    // either file takes its name.
+    const std::string sidecarText = plan.sidecarPath.empty() ? std::string() : plan.sidecar.dump(2) + "\n";
+    std::unique_ptr<AtomicFileWriter> sidecar;
+    if (!plan.sidecarPath.empty()) {
+        sidecar = std::make_unique<AtomicFileWriter>(plan.sidecarPath, wo);
+        sidecar->write(sidecarText);
+    }
     AtomicFileWriter file(plan.output, wo);
     auto sink = [&file](std::span<const std::uint8_t> b) { file.write(b); };
 
@@ -1085,9 +1092,10 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
     }
     result.bytes = file.size();
     result.verified = true;
-    if (!plan.sidecarPath.empty()) {
-        const std::string text = plan.sidecar.dump(2) + "\n";
-        writeFileAtomically(plan.sidecarPath, {reinterpret_cast<const std::uint8_t *>(text.data()), text.size()}, wo);
+    if (sidecar) {
+        const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t *>(sidecarText.data()),
+                                                  sidecarText.size());
+        sidecar->commit([&](const std::string &temp) { verifyFileBytes(temp, bytes, plan.sidecarPath); });
         result.sidecarPath = plan.sidecarPath;
     }
     return result;
