@@ -416,6 +416,14 @@ private:
             if (auto sd = findPath(m_doc.root, m_doc.stateDictPath);
                 sd && sd->isDict() && sd->state() && sd->state()->isDict())
                 m_metadata = sd->state()->get("_metadata");
+        // Entries of the state dict that are not tensors (a step counter kept beside the weights).
+        if (m_doc.stateDictSource == "dict")
+            if (auto sd = findPath(m_doc.root, m_doc.stateDictPath); sd && sd->isDict())
+                for (const auto &e : sd->entries())
+                    if (e.key && e.value && !e.value->isTensor())
+                        m_plan.lost.push_back({(m_doc.stateDictPath.empty() ? "" : pathText(m_doc.stateDictPath) + "/") +
+                                                   keyText(*e.key),
+                                               "a non-tensor value (" + e.value->typeName() + ") among the weights; only tensors are written"});
         if (m_o.promoteEma)
             promoteEma();
         // Drop by pattern.
