@@ -194,6 +194,13 @@ std::string weightsOnlyBlocker(const ValuePtr &v, std::unordered_set<const Value
         return "holds a bare storage";
     case K::Tensor: {
         const auto &t = *v->tensorRef();
+        if (t.layout == TensorRef::Layout::Meta && !dtypeStorageClass(t.dtype).empty())
+            return {};
+        if (t.layout == TensorRef::Layout::SparseCoo && t.sparseIndices && t.sparseValues) {
+            if (auto r = weightsOnlyBlocker(t.sparseIndices, seen, depth + 1); !r.empty())
+                return r;
+            return weightsOnlyBlocker(t.sparseValues, seen, depth + 1);
+        }
         if (t.layout != TensorRef::Layout::Strided || t.quantization || !t.storage || t.dtype != t.storage->dtype ||
             dtypeStorageClass(t.dtype).empty())
             return "holds a tensor this writer cannot store yet (sparse, meta, quantized or " +
@@ -313,6 +320,14 @@ public:
             if (!counted.insert(v.get()).second)
                 continue;
             const auto &r = *v->tensorRef();
+            if (r.layout == TensorRef::Layout::Meta)
+                continue;  // no data
+            if (r.layout == TensorRef::Layout::SparseCoo) {
+                const auto b = static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.nbytes()));
+                m_plan.bytesBefore += b;
+                m_plan.bytesAfter += b;  // sparse values are not cast
+                continue;
+            }
             const auto n = static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.numel()));
             m_plan.bytesBefore += n * dtypeSize(r.dtype);
             auto it = r.storage ? m_plan.casts.find(r.storage.get()) : m_plan.casts.end();
@@ -503,17 +518,30 @@ private:
         }
         for (const auto &t : m_tensors) {
             const auto &ref = t.second->tensorRef();
-            if (ref->layout != TensorRef::Layout::Strided || ref->quantization || !ref->storage)
-                throw FormatError("tensor '" + t.first +
-                                  "' is sparse, meta or quantized: it cannot be written yet "
-                                  "(leave it out with --drop '" +
+            if (!t.second->pythonClass().empty())
+                m_plan.warnings.push_back("tensor '" + t.first + "' is a " + t.second->pythonClass() +
+                                          "; it is written as a plain tensor");
+            const bool special = ref->layout != TensorRef::Layout::Strided;
+            if (special && m_o.to == ConvertTarget::Safetensors)
+                throw FormatError("tensor '" + t.first + "' is " +
+                                  (ref->layout == TensorRef::Layout::Meta ? "a meta tensor" : "sparse") +
+                                  ", which safetensors cannot hold (leave it out with --drop '" + t.first + "')");
+            if (ref->quantization)
+                throw FormatError("tensor '" + t.first + "' is quantized: it cannot be written yet (leave it out with --drop '" +
                                   t.first + "')");
-            if (m_o.to != ConvertTarget::Safetensors &&
-                (ref->dtype != ref->storage->dtype || dtypeStorageClass(ref->dtype).empty()))
-                throw FormatError("tensor '" + t.first + "' is " + std::string(dtypeName(ref->dtype)) +
-                                  ", which torch 1.x files cannot hold; convert to safetensors instead");
-            if (!ref->problem.empty())
-                throw FormatError("tensor '" + t.first + "': " + ref->problem);
+            if (special) {
+                if (auto b = blockerOf(t.second); !b.empty())
+                    throw FormatError("tensor '" + t.first + "': " + b);
+            } else {
+                if (!ref->storage)
+                    throw FormatError("tensor '" + t.first + "' has no storage");
+                if (m_o.to != ConvertTarget::Safetensors &&
+                    (ref->dtype != ref->storage->dtype || dtypeStorageClass(ref->dtype).empty()))
+                    throw FormatError("tensor '" + t.first + "' is " + std::string(dtypeName(ref->dtype)) +
+                                      ", which torch 1.x files cannot hold; convert to safetensors instead");
+                if (!ref->problem.empty())
+                    throw FormatError("tensor '" + t.first + "': " + ref->problem);
+            }
             m_plan.kept.push_back(t.first);
         }
     }

@@ -296,12 +296,62 @@ void PickleWriter::saveStorage(const std::shared_ptr<StorageRef> &s)
     op(BINPERSID);
 }
 
+void PickleWriter::saveIntTuple(const std::vector<std::int64_t> &xs)
+{
+    if (xs.empty()) {
+        op(EMPTY_TUPLE);
+        return;
+    }
+    if (xs.size() > 3)
+        op(MARK);
+    for (auto x : xs)
+        saveInt(x);
+    op(xs.size() == 1 ? TUPLE1 : xs.size() == 2 ? TUPLE2 : xs.size() == 3 ? TUPLE3 : TUPLE);
+    put(nullptr);
+}
+
 void PickleWriter::saveTensor(const ValuePtr &v, int depth)
 {
     const TensorRef &t = *v->tensorRef();
-    if (t.layout != TensorRef::Layout::Strided || !t.storage)
-        throw FormatError("a " + std::string(t.layout == TensorRef::Layout::SparseCoo ? "sparse" : "meta") +
-                          " tensor cannot be written yet");
+    if (t.layout == TensorRef::Layout::Meta) {
+        // _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)
+        if (dtypeStorageClass(t.dtype).empty())
+            throw FormatError("a meta tensor of " + std::string(dtypeName(t.dtype)) + " cannot be written yet");
+        saveGlobal("torch._utils", "_rebuild_meta_tensor_no_storage");
+        op(MARK);
+        saveGlobal("torch", std::string(dtypeName(t.dtype)));
+        saveIntTuple(t.shape);
+        saveIntTuple(t.strides);
+        op(t.requiresGrad ? NEWTRUE : NEWFALSE);
+        op(TUPLE);
+        put(nullptr);
+        op(REDUCE);
+        put(v.get());
+        return;
+    }
+    if (t.layout == TensorRef::Layout::SparseCoo) {
+        // _rebuild_sparse_tensor(layout, (indices, values, torch.Size(size)))
+        if (!t.sparseIndices || !t.sparseIndices->isTensor() || !t.sparseValues || !t.sparseValues->isTensor())
+            throw FormatError("a sparse tensor without its indices and values cannot be written");
+        saveGlobal("torch._utils", "_rebuild_sparse_tensor");
+        saveGlobal("torch.serialization", "_get_layout");
+        saveString("torch.sparse_coo");
+        op(TUPLE1);
+        op(REDUCE);
+        save(t.sparseIndices, depth + 1);
+        save(t.sparseValues, depth + 1);
+        saveGlobal("torch", "Size");
+        saveIntTuple(t.shape);
+        op(TUPLE1);
+        op(REDUCE);
+        op(TUPLE3);
+        op(TUPLE2);
+        op(REDUCE);
+        put(v.get());
+        return;
+    }
+    if (!t.storage)
+        throw FormatError("a tensor without storage cannot be written");
     if (t.quantization)
         throw FormatError("a quantized tensor cannot be written yet");
     if (t.dtype != t.storage->dtype)
@@ -321,20 +371,8 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
     op(MARK);
     saveStorage(t.storage);
     saveInt(t.storageOffset);
-    auto intTuple = [this](const std::vector<std::int64_t> &xs) {
-        if (xs.empty()) {
-            op(EMPTY_TUPLE);
-            return;
-        }
-        if (xs.size() > 3)
-            op(MARK);
-        for (auto x : xs)
-            saveInt(x);
-        op(xs.size() == 1 ? TUPLE1 : xs.size() == 2 ? TUPLE2 : xs.size() == 3 ? TUPLE3 : TUPLE);
-        put(nullptr);
-    };
-    intTuple(t.shape);
-    intTuple(t.strides);
+    saveIntTuple(t.shape);
+    saveIntTuple(t.strides);
     op(t.isParameter ? NEWFALSE : (t.requiresGrad ? NEWTRUE : NEWFALSE));
     saveEmptyOrderedDict();
     op(TUPLE);

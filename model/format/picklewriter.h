@@ -47,7 +47,7 @@ struct PickleWriterOptions {
 
 // Writes a value tree as the protocol-2 pickle torch.save emits: OrderedDicts by REDUCE with their
 // `_metadata` by BUILD, tensors by torch._utils._rebuild_tensor_v2 (parameters wrapped in
-// _rebuild_parameter) over typed storages as persistent ids, plain containers and scalars, and
+// _rebuild_parameter; sparse COO and meta tensors by their own rebuilds) over typed storages as persistent ids, plain containers and scalars, and
 // opaque objects re-emitted as class + arguments (NEWOBJ when there are none, REDUCE otherwise) +
 // appended items + BUILD state, so that a pickled module tree survives. Every object written twice
 // (a shared container, a tied tensor, a storage under several tensors) is written once and
@@ -66,6 +66,7 @@ private:
     void saveGlobal(const std::string &module, const std::string &name);
     void saveString(const std::string &s);
     void saveInt(std::int64_t i);
+    void saveIntTuple(const std::vector<std::int64_t> &xs);
     void saveBigInt(const std::string &decimal);
     void saveItems(const std::vector<ValuePtr> &items, int depth);
     void saveEntries(const std::vector<Value::DictEntry> &entries, int depth);

@@ -425,6 +425,26 @@ def main():
         res.check(all(got[k].stride() == want[k].stride() and got[k].storage_offset() == want[k].storage_offset()
                       for k in want), 'views keep strides and offsets')
 
+    # --- sparse and meta tensors; quantized ones refused with the way out --------------------------
+    want = torch.load(os.path.join(fx, 'special_tensors.pth'))
+    r, doc = convert('special_tensors.pth', '--to', 'state-dict', '-o', os.path.join(out, 'sp.pth'), expect_ok=False)
+    res.check(r.returncode == 1 and "--drop 'q'" in r.stderr, 'quantized tensor refused with a hint', r.stderr)
+    r, doc = convert('special_tensors.pth', '--to', 'state-dict', '--drop', 'q*', '-o', os.path.join(out, 'sp.pth'))
+    if r.returncode == 0:
+        got = torch.load(os.path.join(out, 'sp.pth'), weights_only=True)
+        res.check(list(got) == ['sp', 'meta', 'sub'] and got['sp'].is_sparse and
+                  torch.equal(got['sp'].to_dense(), want['sp'].to_dense()) and
+                  torch.equal(got['sp']._indices(), want['sp']._indices()), 'sparse tensor written as torch does')
+        res.check(got['meta'].is_meta and got['meta'].shape == want['meta'].shape and
+                  got['meta'].dtype == want['meta'].dtype, 'meta tensor written as torch does')
+        res.check(torch.equal(got['sub'], want['sub'].as_subclass(torch.Tensor)) and
+                  any('MarkedTensor' in w for w in doc['warnings']), 'tensor subclass written plain, with a warning',
+                  '%r' % doc['warnings'])
+    r, doc = convert('special_tensors.pth', '--to', 'safetensors', '--drop', 'q*', '-o', os.path.join(out, 'sp.safetensors'),
+                     expect_ok=False)
+    res.check(r.returncode == 1 and 'safetensors cannot hold' in r.stderr and
+              not os.path.exists(os.path.join(out, 'sp.safetensors')), 'sparse tensor refused for safetensors', r.stderr)
+
     # --- round trips: converted and converted back equals the original ----------------------------
     for src, chain in (('state_dict.pth', ['checkpoint', 'state-dict']),
                        ('state_dict.pth', ['inference', 'checkpoint', 'state-dict']),
