@@ -3,6 +3,7 @@
 // failing device or a crash would. Afterwards the folder must hold either the complete new file
 // or what it held before under the final name - never a partial file - and, unless the process
 // was killed, nothing else. A killed writer can leave only its hidden temporary file behind.
+// The same faults hit `ckpt export`, the program that writes through this writer.
 #include <QtTest>
 
 namespace {
@@ -36,6 +37,7 @@ void TestWriteFaults::fault_data()
     QTest::addColumn<bool>("existing");       // the target held an older file before
     QTest::addColumn<QString>("outcome");     // "new", "error" or "killed"
     QTest::addColumn<QString>("message");     // what the error says (system reason)
+    QTest::addColumn<bool>("cli");            // written by `ckpt export` instead of the small child
 
     struct Row {
         const char *name, *spec, *outcome, *message;
@@ -60,7 +62,18 @@ void TestWriteFaults::fault_data()
         for (const bool existing : {false, true})
             QTest::newRow(qPrintable(QString::fromLatin1(r.name) + (existing ? ", over an older file" : ", new file")))
                 << QString::fromLatin1(r.spec) << existing << QString::fromLatin1(r.outcome)
-                << QString::fromLatin1(r.message);
+                << QString::fromLatin1(r.message) << false;
+    // The real program: `ckpt export` writes a 2128-byte .npy through the same writer.
+    const Row cliRows[] = {
+        {"ckpt export", "", "new", ""},
+        {"ckpt export, disk full mid-file", "write:ENOSPC:after=1024", "error", "No space left on device"},
+        {"ckpt export, read-only folder", "create:EACCES", "error", "Permission denied"},
+        {"ckpt export, crash between write and rename", "rename:kill", "killed", ""},
+    };
+    for (const auto &r : cliRows)
+        QTest::newRow(qPrintable(QString::fromLatin1(r.name) + ", over an older file"))
+            << QString::fromLatin1(r.spec) << true << QString::fromLatin1(r.outcome) << QString::fromLatin1(r.message)
+            << true;
 }
 
 void TestWriteFaults::fault()
@@ -69,6 +82,7 @@ void TestWriteFaults::fault()
     QFETCH(bool, existing);
     QFETCH(QString, outcome);
     QFETCH(QString, message);
+    QFETCH(bool, cli);
 
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
@@ -94,8 +108,23 @@ void TestWriteFaults::fault()
         env.insert("ASAN_OPTIONS", env.value("ASAN_OPTIONS") + ":verify_asan_link_order=0");
     }
     child.setProcessEnvironment(env);
-    child.start(QStringLiteral(CKPT_WRITEFAULTS_CHILD), {target, QString::number(kSize), QStringLiteral("2")});
-    QVERIFY(child.waitForFinished(60000));
+    const QString model = dir.filePath("model.pth");
+    QByteArray expected = pattern(kSize, 2);
+    if (cli) {
+        // What the same export writes without a fault, for comparison.
+        QVERIFY(QFile::copy(QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_checkpoint.pth"), model));
+        const QString reference = dir.filePath("reference.npy");
+        QProcess plain;
+        plain.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), {"export", model, "fc1.weight", "-o", reference});
+        QVERIFY(plain.waitForFinished(120000));
+        QCOMPARE(plain.exitCode(), 0);
+        expected = readAll(reference);
+        QCOMPARE(expected.size(), 2128);
+        child.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), {"export", model, "fc1.weight", "-o", target, "--force"});
+    } else {
+        child.start(QStringLiteral(CKPT_WRITEFAULTS_CHILD), {target, QString::number(kSize), QStringLiteral("2")});
+    }
+    QVERIFY(child.waitForFinished(120000));
     const QString err = QString::fromLocal8Bit(child.readAllStandardError());
 
     if (!spec.isEmpty())
@@ -115,7 +144,7 @@ void TestWriteFaults::fault()
     // The final name: the complete new file, or exactly what was there before.
     const QByteArray after = readAll(target);
     if (outcome == "new")
-        QVERIFY(after == pattern(kSize, 2));
+        QVERIFY(after == expected);
     else if (existing)
         QVERIFY2(after == before, qPrintable(QString("target holds %1 bytes, not the older file").arg(after.size())));
     else
