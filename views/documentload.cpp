@@ -39,6 +39,8 @@ void loadDocument(QPromise<DocumentLoad> &promise, const QString &path)
         if (!out.tree)
             return;  // cancelled
         out.security = std::make_shared<const SecurityReport>(securityReport(*doc));
+        if (documentTruncated(*doc))
+            throw FormatError(doc->path + ": the file changed or was truncated while it was read");
         out.document = std::move(doc);
         promise.setProgressValue(1000);
     } catch (const FormatError &e) {

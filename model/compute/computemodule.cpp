@@ -61,6 +61,7 @@ public:
             s.std = n > 1 ? std::sqrt(m2 / (n - 1)) : std::numeric_limits<double>::quiet_NaN();
             s.l2 = std::sqrt(sumsq);
         }
+        checkSourceIntact(ref);  // numbers made of a truncated file's zeros are not its numbers
         return s;
     }
 
@@ -106,6 +107,7 @@ public:
             lo = std::min(lo, c.min().item<double>());
             hi = std::max(hi, c.max().item<double>());
         }
+        checkSourceIntact(ref);
         if (lo > hi)
             return h;  // no finite values
         h.low = lo;
@@ -116,6 +118,7 @@ public:
             for (int b = 0; b < bins; ++b)
                 h.counts[static_cast<std::size_t>(b)] += p[b];
         }
+        checkSourceIntact(ref);
         return h;
     }
 
@@ -125,7 +128,9 @@ public:
         if (t.scalar_type() == at::kBFloat16)
             t = t.to(at::kFloat);  // numpy has no bfloat16
         t = t.contiguous();
-        return format == ExportFormat::Npy ? npy(t) : csv(t);
+        std::string out = format == ExportFormat::Npy ? npy(t) : csv(t);
+        checkSourceIntact(ref);  // after the last read of the data, which may view the mapping
+        return out;
     }
 
     static std::string npy(const at::Tensor &t)
@@ -241,7 +246,9 @@ public:
         const std::int64_t end = std::clamp<std::int64_t>(first + count * scale, first, t.numel());
         at::Tensor c = t.slice(0, first, end).to(at::kDouble).contiguous();
         const double *p = c.data_ptr<double>();
-        return {p, p + c.numel()};
+        std::vector<double> out(p, p + c.numel());
+        checkSourceIntact(ref);
+        return out;
     }
 };
 

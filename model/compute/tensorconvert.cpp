@@ -1,5 +1,6 @@
 #include "tensorconvert.h"
 
+#include "mappedfile.h"
 #include "tensorref.h"
 
 #include <ATen/ATen.h>
@@ -29,6 +30,23 @@ at::Tensor toDenseValues(const TensorRef &ref)
         return ((raw - zeros) * scales).to(at::kFloat);
     }
     return ((raw - static_cast<double>(q.zeroPoint)) * q.scale).to(at::kFloat);
+}
+
+void checkSourceIntact(const TensorRef &ref)
+{
+    if (ref.layout == TensorRef::Layout::SparseCoo) {
+        for (const auto *part : {&ref.sparseIndices, &ref.sparseValues})
+            if (*part && (*part)->isTensor())
+                checkSourceIntact(*(*part)->tensorRef());
+        return;
+    }
+    if (ref.quantization)
+        for (const auto *part : {&ref.quantization->scales, &ref.quantization->zeroPoints})
+            if (*part && (*part)->isTensor())
+                checkSourceIntact(*(*part)->tensorRef());
+    // Inline accessors only: this module links its own copy of the format library.
+    if (ref.storage && ref.storage->mapping && ref.storage->mapping->truncated())
+        throw std::runtime_error("the file " + ref.storage->mapping->path() + " changed or was truncated while open");
 }
 
 c10::ScalarType scalarTypeOf(const TensorRef &ref)

@@ -19,6 +19,11 @@ CKPT_COMPUTE_EXPORT at::Tensor toTensor(const TensorRef &ref, bool copy = true);
 // (float), sparse tensors densified, everything else as toTensor. Throws for meta tensors.
 CKPT_COMPUTE_EXPORT at::Tensor toDenseValues(const TensorRef &ref);
 
+// Throws std::runtime_error ("the file PATH changed or was truncated while open") when the tensor's
+// bytes (or its sparse or quantization parts') view a file that was truncated while mapped: values
+// read since may be zeros. Call after the data were consumed, before handing results out.
+CKPT_COMPUTE_EXPORT void checkSourceIntact(const TensorRef &ref);
+
 // LibTorch scalar type for a checkpoint dtype (quantized storages map to their raw integer type).
 CKPT_COMPUTE_EXPORT c10::ScalarType scalarTypeOf(const TensorRef &ref);
 

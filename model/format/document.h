@@ -92,6 +92,10 @@ Document readDocument(const std::string &path, const ReadOptions &options = {});
 // Same, over bytes in memory; `name` stands for the path in messages.
 Document readDocumentFromBytes(std::string bytes, const std::string &name, const ReadOptions &options = {});
 
+// True when a file the document reads from (its own or a shard) was truncated while mapped, so
+// bytes read from it since may be zeros instead of its content (see MappedFile::truncated).
+bool documentTruncated(const Document &doc);
+
 // Finds the state dict, optimizer state and kind of a document whose root is read.
 void classify(Document &doc);
 

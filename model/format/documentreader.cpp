@@ -759,17 +759,63 @@ std::int64_t Document::stateDictBytes() const
     return saturatingSum(stateDict, [](const TensorRef &r) { return r.nbytes(); });
 }
 
+bool documentTruncated(const Document &doc)
+{
+    if (doc.file && doc.file->truncated())
+        return true;
+    for (const auto &f : doc.extraFiles)
+        if (f && f->truncated())
+            return true;
+    return false;
+}
+
 namespace {
+// Tells each storage viewing the file's mapping where its bytes live, so whoever reads them later
+// can tell when the file was cut short under them.
+void noteMappings(Document &doc)
+{
+    if (!doc.file)
+        return;
+    for (auto &[key, storage] : doc.storages)
+        storage->noteMapping(doc.file);
+    std::vector<const TensorRef *> todo;
+    for (const auto &t : doc.tensors)
+        todo.push_back(t.value->tensorRef().get());
+    while (!todo.empty()) {
+        const TensorRef *t = todo.back();
+        todo.pop_back();
+        if (!t)
+            continue;
+        if (t->storage)
+            t->storage->noteMapping(doc.file);
+        for (const auto *part : {&t->sparseIndices, &t->sparseValues})
+            if (*part && (*part)->isTensor())
+                todo.push_back((*part)->tensorRef().get());
+        if (t->quantization)
+            for (const auto *part : {&t->quantization->scales, &t->quantization->zeroPoints})
+                if (*part && (*part)->isTensor())
+                    todo.push_back((*part)->tensorRef().get());
+    }
+}
+
 Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, const ReadOptions &options)
 {
     Document doc;
     doc.path = path;
     doc.file = std::move(file);
+    // A file cut short while we read it reads as zeros past its new end (see MappedFile): say
+    // so rather than whatever those zeros made the reader conclude.
+    const auto truncated = [&doc] { return documentTruncated(doc); };
     try {
         Reader(doc, options).read();
         // Check every tensor's extent against its storage before anything touches data.
         classify(doc);
+        noteMappings(doc);
+        if (truncated())
+            throw FormatError("the file changed or was truncated while it was read");
     } catch (const FormatError &e) {
+        if (truncated())
+            throw FormatError(path + ": the file changed or was truncated while it was read");
         throw FormatError(path + ": " + e.what());
     } catch (const std::bad_alloc &) {
         throw FormatError(path + ": out of memory while reading");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -9,6 +10,12 @@ namespace ckpt {
 
 // A read-only memory mapping of a whole file. Tensor data are views on it, so it lives as long
 // as any document or tensor reference that needs it (hold it by shared_ptr).
+//
+// A file truncated while mapped would kill the process with SIGBUS on the next read past its new
+// end. A process-wide SIGBUS handler (installed by the first open, chained to any earlier one)
+// answers such reads in our mappings with zero pages and marks the mapping truncated(); whoever
+// consumes the bytes checks that and reports "the file changed or was truncated while open"
+// instead of numbers made of zeros. Faults anywhere else go to the earlier handler or the default.
 class MappedFile {
 public:
     // Maps `path`; throws FormatError naming the file and the system's reason.
@@ -23,6 +30,14 @@ public:
     std::size_t size() const { return m_size; }
     const std::string &path() const { return m_path; }
 
+    // True once a read past the file's current end was answered with zeros: the file shrank
+    // while mapped, and bytes read from it since may be zeros instead of its content. Inline, so
+    // a second copy of this library (the compute module links its own) sees the same flag.
+    bool truncated() const { return m_truncated && m_truncated->load(std::memory_order_acquire); }
+    // Whether the SIGBUS guard covers this mapping (false when it is empty, in memory, or no slot
+    // of the guard's table was free).
+    bool guarded() const { return m_truncated != nullptr; }
+
 private:
     MappedFile() = default;
     std::string m_path;
@@ -30,6 +45,8 @@ private:
     std::size_t m_size = 0;
     void *m_map = nullptr;
     std::string m_owned;
+    int m_slot = -1;  // entry in the SIGBUS guard's table of live mappings
+    const std::atomic<bool> *m_truncated = nullptr;  // that entry's flag
 };
 
 } // namespace ckpt

@@ -929,7 +929,8 @@ private:
                                               [](char c) { return c >= '0' && c <= '9'; }))
             fail("'" + text.substr(0, 40) + "' is not an integer");
         if (t.size() > PickleLimits::kMaxBigIntBytes * 3)
-            fail("integer of " + std::to_string(t.size()) + " digits exceeds the limit");
+            fail("integer of " + std::to_string(t.size()) + " digits exceeds the limit of " +
+                 std::to_string(PickleLimits::kMaxBigIntBytes * 3) + " digits");
         isBig = true;
         digits = t[0] == '+' ? t.substr(1) : t;
         return 0;

@@ -9,7 +9,10 @@ namespace ckpt {
 
 // Limits of the safetensors header, as the format's own reader sets them.
 struct SafetensorsLimits {
-    static constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+    static constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // also a shard index's size
+    // Tensors in one file (or one shard index): far beyond real models, and keeps a hostile header
+    // from building millions of tensor records.
+    static constexpr std::size_t kMaxTensors = std::size_t(1) << 17;
 };
 
 // True when the bytes start like a safetensors file: a plausible header length, then '{'.

@@ -1,11 +1,20 @@
 #include "tensorref.h"
 
 #include "error.h"
+#include "mappedfile.h"
 
 #include <algorithm>
 #include <mutex>
 
 namespace ckpt {
+
+namespace {
+std::string elementLimitText(const std::vector<std::int64_t> &shape, std::int64_t n)
+{
+    return "shape " + shapeText(shape) + " has " + std::to_string(n) + " elements, past the limit of " +
+           std::to_string(TensorLimits::kMaxElements) + " (2^48) elements a tensor";
+}
+} // namespace
 
 struct StorageRef::Lazy {
     std::mutex mutex;
@@ -19,6 +28,15 @@ void StorageRef::setBytes(std::span<const std::uint8_t> bytes)
     m_lazy.reset();
     byteSize = bytes.size();
     resolved = true;
+}
+
+void StorageRef::noteMapping(const std::shared_ptr<const MappedFile> &file)
+{
+    if (!file || m_lazy || m_bytes.empty())
+        return;
+    const auto all = file->bytes();
+    if (m_bytes.data() >= all.data() && m_bytes.data() + m_bytes.size() <= all.data() + all.size())
+        mapping = file;
 }
 
 void StorageRef::setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load)
@@ -124,9 +142,16 @@ const std::string &TensorRef::validate()
 {
     problem.clear();
     std::int64_t extent = 0;
+    if (shape.size() > TensorLimits::kMaxRank) {
+        problem = std::to_string(shape.size()) + " dimensions, past the limit of " +
+                  std::to_string(TensorLimits::kMaxRank) + " dimensions a tensor";
+        return problem;
+    }
     if (layout == Layout::Meta) {
         if (numel() < 0)
             problem = "shape " + shapeText(shape) + " overflows 64-bit element counts";
+        else if (numel() > TensorLimits::kMaxElements)
+            problem = elementLimitText(shape, numel());
         return problem;
     }
     if (layout == Layout::SparseCoo) {
@@ -141,6 +166,8 @@ const std::string &TensorRef::validate()
         problem = "unknown element type";
     } else if (numel() < 0) {
         problem = "shape " + shapeText(shape) + " overflows 64-bit element counts";
+    } else if (numel() > TensorLimits::kMaxElements) {
+        problem = elementLimitText(shape, numel());
     } else if (!extentElements(extent)) {
         problem = "shape " + shapeText(shape) + " with strides " + shapeText(strides) + " and offset " +
                   std::to_string(storageOffset) + " is invalid or overflows";

@@ -12,6 +12,17 @@
 
 namespace ckpt {
 
+class MappedFile;
+
+// Limits no input can move. Each has a test at and just past it (tst_limits).
+struct TensorLimits {
+    // Dimensions of one tensor (numpy 2 allows 64; PyTorch kernels far fewer).
+    static constexpr std::size_t kMaxRank = 64;
+    // Elements of one tensor: 2^48 keeps every byte count (16 bytes an element at most) and sums
+    // of them far from 64-bit overflow, and is far beyond any real tensor.
+    static constexpr std::int64_t kMaxElements = std::int64_t(1) << 48;
+};
+
 // A storage record of the file: where its bytes are, never the bytes themselves until asked for.
 struct StorageRef {
     std::string key;            // record name in the archive ("0", "140234...")
@@ -22,10 +33,15 @@ struct StorageRef {
     bool resolved = false;       // the record was found and byteSize is known
     std::string problem;         // why the record could not be resolved, when it could not
     std::shared_ptr<const void> keepAlive;  // owner of bytes that are not in the mapping (numpy arrays)
+    // The mapped file the bytes are a view on, when they are: consumers check mapping->truncated()
+    // after reading (a file cut short while open reads as zeros, see MappedFile).
+    std::shared_ptr<const MappedFile> mapping;
 
     // Binds bytes that are already in memory (a view on the mapping).
     void setBytes(std::span<const std::uint8_t> bytes);
     // Binds a record whose bytes are produced on first use (a deflated zip record).
+    // Records `file` as the source of the bytes when they lie in its mapping.
+    void noteMapping(const std::shared_ptr<const MappedFile> &file);
     void setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load);
     // The record's bytes, produced on the first call for deflated records; throws FormatError when
     // they cannot be produced. Thread-safe.

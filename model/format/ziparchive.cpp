@@ -211,6 +211,10 @@ RecordBytes ZipArchive::read(const Entry &e) const
     if (e.size > kMaxInflatedBytes)
         throw FormatError("zip: deflated record '" + e.name + "' declares " + std::to_string(e.size) +
                           " bytes, past the limit of " + std::to_string(kMaxInflatedBytes));
+    if (e.size > e.compressedSize * kMaxDeflateRatio)  // compressedSize fits in the file: no overflow
+        throw FormatError("zip: deflated record '" + e.name + "' declares " + std::to_string(e.size) + " bytes from " +
+                          std::to_string(e.compressedSize) + ", past deflate's limit ratio of " +
+                          std::to_string(kMaxDeflateRatio) + ":1");
     auto buf = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(e.size));
     z_stream zs{};
     if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)

@@ -20,6 +20,9 @@ class ZipArchive {
 public:
     static constexpr std::size_t kMaxEntries = 1u << 20;
     static constexpr std::uint64_t kMaxInflatedBytes = 1ull << 31;  // one deflated record at most
+    // Declared size over compressed size of a deflated record: deflate cannot do better than
+    // 1032:1, so a record claiming more lies, and is refused before its buffer is allocated.
+    static constexpr std::uint64_t kMaxDeflateRatio = 1032;
 
     struct Entry {
         std::string name;          // full name as stored

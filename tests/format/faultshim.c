@@ -1,0 +1,329 @@
+/* Failure injection for file writers: an LD_PRELOAD interposer that makes one system call fail
+ * the way a full disk, a read-only folder, a failing device or a crash would.
+ *
+ *   CKPT_FAULT=OP:ACTION[:after=N]
+ *
+ * OP      write   write/pwrite/writev on a regular file (fds of terminals and pipes pass)
+ *         fsync   fsync/fdatasync
+ *         rename  rename/renameat/renameat2/linkat (whatever moves the file into place)
+ *         create  open/openat/creat with O_CREAT, mkstemp and friends
+ * ACTION  an errno name (ENOSPC, EACCES, EIO, EDQUOT, EROFS, EXDEV), "short" (writes move at most
+ *         N bytes a call but succeed, as the kernel may do) or "kill" (SIGKILL: a crash)
+ * after=N write: the fault strikes once N bytes have gone to regular files (the write that
+ *         crosses N writes up to N, a short write, as a filling disk does); other OPs: after N
+ *         successful calls of that OP. Default 0.
+ *
+ * When the fault strikes, the shim appends "fired OP ACTION" to $CKPT_FAULT_LOG (when set), so
+ * the driver can tell that the writer reached the injected step. Built without sanitizers. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+enum { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_CREATE };
+enum { ACT_ERRNO, ACT_SHORT, ACT_KILL };
+
+static int g_parsed;
+static int g_op = OP_NONE;
+static int g_action;
+static int g_errno;
+static unsigned long long g_after;
+static unsigned long long g_written;
+static unsigned long long g_calls;
+
+static void parse(void)
+{
+    if (g_parsed)
+        return;
+    g_parsed = 1;
+    const char *spec = getenv("CKPT_FAULT");
+    if (!spec || !*spec)
+        return;
+    char buf[128];
+    strncpy(buf, spec, sizeof buf - 1);
+    buf[sizeof buf - 1] = 0;
+    char *save = NULL;
+    const char *op = strtok_r(buf, ":", &save);
+    const char *act = strtok_r(NULL, ":", &save);
+    const char *opt;
+    while ((opt = strtok_r(NULL, ":", &save)))
+        if (strncmp(opt, "after=", 6) == 0)
+            g_after = strtoull(opt + 6, NULL, 10);
+    if (!op || !act)
+        return;
+    if (!strcmp(op, "write"))
+        g_op = OP_WRITE;
+    else if (!strcmp(op, "fsync"))
+        g_op = OP_FSYNC;
+    else if (!strcmp(op, "rename"))
+        g_op = OP_RENAME;
+    else if (!strcmp(op, "create"))
+        g_op = OP_CREATE;
+    if (!strcmp(act, "short"))
+        g_action = ACT_SHORT;
+    else if (!strcmp(act, "kill"))
+        g_action = ACT_KILL;
+    else {
+        static const struct { const char *name; int value; } names[] = {
+            {"ENOSPC", ENOSPC}, {"EACCES", EACCES}, {"EIO", EIO}, {"EDQUOT", EDQUOT},
+            {"EROFS", EROFS},   {"EXDEV", EXDEV},   {"EPERM", EPERM}};
+        g_action = ACT_ERRNO;
+        g_errno = EIO;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+            if (!strcmp(act, names[i].name))
+                g_errno = names[i].value;
+    }
+}
+
+static void *next(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f) {
+        static const char msg[] = "faultshim: symbol not found\n";
+        (void)!syscall(1, 2, msg, sizeof msg - 1);
+        abort();
+    }
+    return f;
+}
+
+static void note_fired(const char *op)
+{
+    const char *log = getenv("CKPT_FAULT_LOG");
+    if (!log)
+        return;
+    static int (*real_open)(const char *, int, ...);
+    if (!real_open)
+        real_open = (int (*)(const char *, int, ...))next("open");
+    const int fd = real_open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    char line[96];
+    const int n = snprintf(line, sizeof line, "fired %s %s\n", op,
+                           g_action == ACT_KILL ? "kill" : g_action == ACT_SHORT ? "short" : strerror(g_errno));
+    static ssize_t (*real_write)(int, const void *, size_t);
+    if (!real_write)
+        real_write = (ssize_t (*)(int, const void *, size_t))next("write");
+    if (n > 0)
+        (void)!real_write(fd, line, (size_t)n);
+    close(fd);
+}
+
+/* Fault for a call of `op`: returns 1 when the call must fail (errno set), kills for "kill". */
+static int strike(int op, const char *name)
+{
+    parse();
+    if (g_op != op || g_action == ACT_SHORT)
+        return 0;
+    if (g_calls++ < g_after)
+        return 0;
+    note_fired(name);
+    if (g_action == ACT_KILL)
+        raise(SIGKILL);
+    errno = g_errno;
+    return 1;
+}
+
+static int regular(int fd)
+{
+    struct stat st;
+    return fd > 2 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* How many of `n` bytes a write to `fd` may move now; -1 when it must fail (errno set). */
+static ssize_t allowance(int fd, size_t n)
+{
+    parse();
+    if (g_op != OP_WRITE || !regular(fd))
+        return (ssize_t)n;
+    if (g_action == ACT_SHORT) {
+        const size_t cap = g_after ? (size_t)g_after : 1000;
+        if (n > cap)
+            n = cap;
+        if (n) {
+            static int noted;
+            if (!noted++)
+                note_fired("write");
+        }
+        return (ssize_t)n;
+    }
+    if (g_written >= g_after) {
+        note_fired("write");
+        if (g_action == ACT_KILL)
+            raise(SIGKILL);
+        errno = g_errno;
+        return -1;
+    }
+    if (n > g_after - g_written)
+        n = (size_t)(g_after - g_written);
+    return (ssize_t)n;
+}
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    static ssize_t (*real)(int, const void *, size_t);
+    if (!real)
+        real = (ssize_t (*)(int, const void *, size_t))next("write");
+    const ssize_t allowed = allowance(fd, n);
+    if (allowed < 0)
+        return -1;
+    const ssize_t r = real(fd, buf, (size_t)allowed);
+    if (r > 0 && g_op == OP_WRITE && regular(fd))
+        g_written += (unsigned long long)r;
+    return r;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real)
+        real = (ssize_t (*)(int, const void *, size_t, off_t))next("pwrite");
+    const ssize_t allowed = allowance(fd, n);
+    if (allowed < 0)
+        return -1;
+    const ssize_t r = real(fd, buf, (size_t)allowed, off);
+    if (r > 0 && g_op == OP_WRITE && regular(fd))
+        g_written += (unsigned long long)r;
+    return r;
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+
+ssize_t writev(int fd, const struct iovec *iov, int count)
+{
+    /* One buffer at a time: a short write of the first is a valid writev result. */
+    if (count <= 0)
+        return 0;
+    return write(fd, iov[0].iov_base, iov[0].iov_len);
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    if (!real)
+        real = (int (*)(int))next("fsync");
+    return strike(OP_FSYNC, "fsync") ? -1 : real(fd);
+}
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (!real)
+        real = (int (*)(int))next("fdatasync");
+    return strike(OP_FSYNC, "fdatasync") ? -1 : real(fd);
+}
+
+int rename(const char *from, const char *to)
+{
+    static int (*real)(const char *, const char *);
+    if (!real)
+        real = (int (*)(const char *, const char *))next("rename");
+    return strike(OP_RENAME, "rename") ? -1 : real(from, to);
+}
+
+int renameat(int fromDir, const char *from, int toDir, const char *to)
+{
+    static int (*real)(int, const char *, int, const char *);
+    if (!real)
+        real = (int (*)(int, const char *, int, const char *))next("renameat");
+    return strike(OP_RENAME, "renameat") ? -1 : real(fromDir, from, toDir, to);
+}
+
+int renameat2(int fromDir, const char *from, int toDir, const char *to, unsigned flags)
+{
+    static int (*real)(int, const char *, int, const char *, unsigned);
+    if (!real)
+        real = (int (*)(int, const char *, int, const char *, unsigned))next("renameat2");
+    return strike(OP_RENAME, "renameat2") ? -1 : real(fromDir, from, toDir, to, flags);
+}
+
+int linkat(int fromDir, const char *from, int toDir, const char *to, int flags)
+{
+    static int (*real)(int, const char *, int, const char *, int);
+    if (!real)
+        real = (int (*)(int, const char *, int, const char *, int))next("linkat");
+    return strike(OP_RENAME, "linkat") ? -1 : real(fromDir, from, toDir, to, flags);
+}
+
+/* Creating files: a read-only folder refuses even root this way (permission bits do not). */
+static int creating(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
+
+#define OPEN_WRAPPER(fname, ...)                                                                  \
+    {                                                                                             \
+        mode_t mode = 0;                                                                          \
+        if (creating(flags)) {                                                                    \
+            va_list ap;                                                                           \
+            va_start(ap, flags);                                                                  \
+            mode = va_arg(ap, mode_t);                                                            \
+            va_end(ap);                                                                           \
+            if (strike(OP_CREATE, fname))                                                         \
+                return -1;                                                                        \
+        }                                                                                         \
+        return real(__VA_ARGS__, flags, mode);                                                    \
+    }
+
+int open(const char *path, int flags, ...)
+{
+    static int (*real)(const char *, int, ...);
+    if (!real)
+        real = (int (*)(const char *, int, ...))next("open");
+    OPEN_WRAPPER("open", path)
+}
+
+int open64(const char *path, int flags, ...)
+{
+    static int (*real)(const char *, int, ...);
+    if (!real)
+        real = (int (*)(const char *, int, ...))next("open64");
+    OPEN_WRAPPER("open64", path)
+}
+
+int openat(int dir, const char *path, int flags, ...)
+{
+    static int (*real)(int, const char *, int, ...);
+    if (!real)
+        real = (int (*)(int, const char *, int, ...))next("openat");
+    OPEN_WRAPPER("openat", dir, path)
+}
+
+int openat64(int dir, const char *path, int flags, ...)
+{
+    static int (*real)(int, const char *, int, ...);
+    if (!real)
+        real = (int (*)(int, const char *, int, ...))next("openat64");
+    OPEN_WRAPPER("openat64", dir, path)
+}
+
+int creat(const char *path, mode_t mode)
+{
+    static int (*real)(const char *, mode_t);
+    if (!real)
+        real = (int (*)(const char *, mode_t))next("creat");
+    return strike(OP_CREATE, "creat") ? -1 : real(path, mode);
+}
+
+/* glibc's mkstemp opens through an internal call the wrappers above never see. */
+#define MKSTEMP_WRAPPER(fname, proto, args)                                                       \
+    int fname proto                                                                               \
+    {                                                                                             \
+        static int(*real) proto;                                                                  \
+        if (!real)                                                                                \
+            real = (int(*) proto)next(#fname);                                                    \
+        return strike(OP_CREATE, #fname) ? -1 : real args;                                        \
+    }
+
+MKSTEMP_WRAPPER(mkstemp, (char *t), (t))
+MKSTEMP_WRAPPER(mkstemp64, (char *t), (t))
+MKSTEMP_WRAPPER(mkostemp, (char *t, int f), (t, f))
+MKSTEMP_WRAPPER(mkostemp64, (char *t, int f), (t, f))
+MKSTEMP_WRAPPER(mkstemps, (char *t, int s), (t, s))
+MKSTEMP_WRAPPER(mkostemps, (char *t, int s, int f), (t, s, f))

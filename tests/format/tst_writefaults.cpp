@@ -1,0 +1,165 @@
+// Failure injection for writeFileAtomically: a child process writes a file under the fault shim
+// (faultshim.c, LD_PRELOAD), which makes one step fail as a full disk, a read-only folder, a
+// failing device or a crash would. Afterwards the folder must hold either the complete new file
+// or what it held before under the final name - never a partial file - and, unless the process
+// was killed, nothing else. A killed writer can leave only its hidden temporary file behind.
+// The same faults hit `ckpt export`, the program that writes through this writer.
+#include <QtTest>
+
+namespace {
+constexpr int kSize = 256 * 1024;  // several writes' worth, so faults can strike mid-file
+
+QByteArray pattern(int size, unsigned seed)
+{
+    QByteArray b(size, Qt::Uninitialized);
+    for (int i = 0; i < size; ++i)
+        b[i] = static_cast<char>(static_cast<unsigned>(i) * 7 + seed);
+    return b;
+}
+
+QByteArray readAll(const QString &path)
+{
+    QFile f(path);
+    return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+} // namespace
+
+class TestWriteFaults : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void fault_data();
+    void fault();
+};
+
+void TestWriteFaults::fault_data()
+{
+    QTest::addColumn<QString>("spec");        // CKPT_FAULT
+    QTest::addColumn<bool>("existing");       // the target held an older file before
+    QTest::addColumn<QString>("outcome");     // "new", "error" or "killed"
+    QTest::addColumn<QString>("message");     // what the error says (system reason)
+    QTest::addColumn<bool>("cli");            // written by `ckpt export` instead of the small child
+
+    struct Row {
+        const char *name, *spec, *outcome, *message;
+    };
+    const Row rows[] = {
+        {"no fault", "", "new", ""},
+        {"short writes", "write:short:after=1000", "new", ""},
+        {"disk full at once", "write:ENOSPC", "error", "No space left on device"},
+        {"disk full mid-file", "write:ENOSPC:after=4096", "error", "No space left on device"},
+        {"quota mid-file", "write:EDQUOT:after=100000", "error", "quota exceeded"},
+        {"device error on write", "write:EIO:after=65536", "error", "Input/output error"},
+        {"read-only folder", "create:EACCES", "error", "Permission denied"},
+        {"read-only file system", "create:EROFS", "error", "Read-only file system"},
+        {"fsync fails", "fsync:EIO", "error", "Input/output error"},
+        {"rename refused", "rename:EACCES", "error", "Permission denied"},
+        {"rename across devices", "rename:EXDEV", "error", "Invalid cross-device link"},
+        {"crash mid-write", "write:kill:after=4096", "killed", ""},
+        {"crash before fsync", "fsync:kill", "killed", ""},
+        {"crash between write and rename", "rename:kill", "killed", ""},
+    };
+    for (const auto &r : rows)
+        for (const bool existing : {false, true})
+            QTest::newRow(qPrintable(QString::fromLatin1(r.name) + (existing ? ", over an older file" : ", new file")))
+                << QString::fromLatin1(r.spec) << existing << QString::fromLatin1(r.outcome)
+                << QString::fromLatin1(r.message) << false;
+    // The real program: `ckpt export` writes a 2128-byte .npy through the same writer.
+    const Row cliRows[] = {
+        {"ckpt export", "", "new", ""},
+        {"ckpt export, disk full mid-file", "write:ENOSPC:after=1024", "error", "No space left on device"},
+        {"ckpt export, read-only folder", "create:EACCES", "error", "Permission denied"},
+        {"ckpt export, crash between write and rename", "rename:kill", "killed", ""},
+    };
+    for (const auto &r : cliRows)
+        QTest::newRow(qPrintable(QString::fromLatin1(r.name) + ", over an older file"))
+            << QString::fromLatin1(r.spec) << true << QString::fromLatin1(r.outcome) << QString::fromLatin1(r.message)
+            << true;
+}
+
+void TestWriteFaults::fault()
+{
+    QFETCH(QString, spec);
+    QFETCH(bool, existing);
+    QFETCH(QString, outcome);
+    QFETCH(QString, message);
+    QFETCH(bool, cli);
+
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString folder = dir.filePath("out");
+    QVERIFY(QDir().mkpath(folder));
+    const QString target = folder + "/weights.npy";
+    const QByteArray before = pattern(kSize / 2 + 13, 1);
+    if (existing) {
+        QFile f(target);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        QCOMPARE(f.write(before), before.size());
+    }
+    const QString log = dir.filePath("fault.log");
+
+    QProcess child;
+    auto env = QProcessEnvironment::systemEnvironment();
+    if (!spec.isEmpty()) {
+        env.insert("LD_PRELOAD", QStringLiteral(CKPT_FAULTSHIM));
+        env.insert("CKPT_FAULT", spec);
+        env.insert("CKPT_FAULT_LOG", log);
+        // Under AddressSanitizer the shim comes before the ASan runtime in the library list; the
+        // shim calls through to ASan's interceptors, so that order is safe.
+        env.insert("ASAN_OPTIONS", env.value("ASAN_OPTIONS") + ":verify_asan_link_order=0");
+    }
+    child.setProcessEnvironment(env);
+    const QString model = dir.filePath("model.pth");
+    QByteArray expected = pattern(kSize, 2);
+    if (cli) {
+        // What the same export writes without a fault, for comparison.
+        QVERIFY(QFile::copy(QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_checkpoint.pth"), model));
+        const QString reference = dir.filePath("reference.npy");
+        QProcess plain;
+        plain.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), {"export", model, "fc1.weight", "-o", reference});
+        QVERIFY(plain.waitForFinished(120000));
+        QCOMPARE(plain.exitCode(), 0);
+        expected = readAll(reference);
+        QCOMPARE(expected.size(), 2128);
+        child.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), {"export", model, "fc1.weight", "-o", target, "--force"});
+    } else {
+        child.start(QStringLiteral(CKPT_WRITEFAULTS_CHILD), {target, QString::number(kSize), QStringLiteral("2")});
+    }
+    QVERIFY(child.waitForFinished(120000));
+    const QString err = QString::fromLocal8Bit(child.readAllStandardError());
+
+    if (!spec.isEmpty())
+        QVERIFY2(readAll(log).startsWith("fired "), qPrintable("the fault never struck; writer said: " + err));
+
+    if (outcome == "killed") {
+        QCOMPARE(child.exitStatus(), QProcess::CrashExit);
+    } else {
+        QCOMPARE(child.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(child.exitCode(), outcome == "new" ? 0 : 1);
+        if (outcome == "error") {
+            QVERIFY2(err.contains(target), qPrintable(err));
+            QVERIFY2(err.contains(message, Qt::CaseInsensitive), qPrintable(err));
+        }
+    }
+
+    // The final name: the complete new file, or exactly what was there before.
+    const QByteArray after = readAll(target);
+    if (outcome == "new")
+        QVERIFY(after == expected);
+    else if (existing)
+        QVERIFY2(after == before, qPrintable(QString("target holds %1 bytes, not the older file").arg(after.size())));
+    else
+        QVERIFY2(!QFileInfo::exists(target), "a failed write left a file under the final name");
+
+    // Nothing else, except the hidden temporary file of a writer that was killed.
+    const auto entries = QDir(folder).entryList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
+    for (const auto &name : entries) {
+        if (name == "weights.npy")
+            continue;
+        QVERIFY2(outcome == "killed", qPrintable("stray file left behind: " + name));
+        QVERIFY2(name.startsWith('.') && name.contains("weights.npy"),
+                 qPrintable("a killed writer left a visible file: " + name));
+    }
+}
+
+QTEST_GUILESS_MAIN(TestWriteFaults)
+#include "tst_writefaults.moc"
