@@ -4,6 +4,7 @@
 
 #include <memory>
 
+class QFileSystemWatcher;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -83,6 +84,8 @@ public:
     QLineEdit *tableFilter() const { return m_tableFilterEdit; }
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
+    // The banner shown when the file was truncated or changed on disk while open (with a reload link).
+    QLabel *changedBanner() const { return m_changed; }
 
     // The selected rows of the tree or table that has the focus (the table when neither has it),
     // as tab-separated text of the visible columns: what Edit → Copy puts on the clipboard.
@@ -138,7 +141,11 @@ private:
     QLabel *m_title = nullptr;
     QLabel *m_details = nullptr;
     QLabel *m_warnings = nullptr;
-    QLabel *m_danger = nullptr;  // banner when the file names dangerous globals
+    QLabel *m_danger = nullptr;
+    QLabel *m_changed = nullptr;  // the file changed on disk while open
+    QFileSystemWatcher *m_fileWatcher = nullptr;
+    void checkFileChanged();
+    void showFileChanged(const QString &why);  // banner when the file names dangerous globals
     QStackedWidget *m_pages = nullptr;
     QWidget *m_loadingPage = nullptr;
     QWidget *m_contentPage = nullptr;
