@@ -71,6 +71,7 @@ SeriesView::SeriesView(QWidget *parent) : QWidget(parent)
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_table->setSelectionMode(QAbstractItemView::ExtendedSelection);
     m_table->verticalHeader()->hide();
+    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 6);
     m_table->setSortingEnabled(true);
     connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] { plot(); });
 
@@ -91,6 +92,7 @@ SeriesView::SeriesView(QWidget *parent) : QWidget(parent)
     split->addWidget(m_table);
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 2);
+    split->setSizes({600, 300});
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(8, 6, 8, 4);
     layout->addLayout(bar);
@@ -254,6 +256,12 @@ void SeriesView::plot()
         x->setRange(xOf(0), std::max(xOf(s.points.size() - 1), xOf(0) + 1));
         x->setTitleText(epochs ? tr("epoch") : tr("checkpoint"));
         x->setLabelFormat(QStringLiteral("%g"));
+        if (s.points.size() <= 20) {  // whole epochs (or checkpoint numbers) as ticks
+            x->setTickType(QValueAxis::TicksDynamic);
+            x->setTickAnchor(xOf(0));
+            x->setTickInterval(std::max(1.0, std::ceil((xOf(s.points.size() - 1) - xOf(0)) / 10.0)));
+            x->setLabelFormat(QStringLiteral("%.0f"));
+        }
         x->setLabelsBrush(palette().text());
         x->setTitleBrush(palette().text());
         y->setLabelFormat(QStringLiteral("%.3g"));
