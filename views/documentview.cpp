@@ -1,5 +1,6 @@
 #include "documentview.h"
 
+#include "jobpool.h"
 #include "document.h"
 #include "documentload.h"
 #include "security.h"
@@ -219,7 +220,7 @@ void DocumentView::startStatistics()
         Q_EMIT statisticsFinished(complete);
     });
     // The job keeps the document alive; the rows it reads are the table's.
-    watcher->setFuture(QtConcurrent::run(&computeStatistics, m_document, &m_tableModel->tensors()));
+    watcher->setFuture(QtConcurrent::run(jobPool(), &computeStatistics, m_document, &m_tableModel->tensors()));
 }
 
 void DocumentView::stopStatistics()
@@ -520,7 +521,7 @@ void DocumentView::open(const QString &path)
     m_watcher = watcher;
     connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] { finishLoad(watcher); });
-    watcher->setFuture(QtConcurrent::run(&loadDocument, m_path));
+    watcher->setFuture(QtConcurrent::run(jobPool(), &loadDocument, m_path));
     Q_EMIT loadingStarted(m_path);
 }
 

@@ -1,5 +1,6 @@
 #include "seriesview.h"
 
+#include "jobpool.h"
 #include "comparison.h"
 #include "computeloader.h"
 #include "document.h"
@@ -143,7 +144,7 @@ void SeriesView::setFiles(const QStringList &files)
     std::vector<std::string> paths;
     for (const auto &f : files)
         paths.push_back(QFileInfo(f).absoluteFilePath().toStdString());
-    watcher->setFuture(QtConcurrent::run([paths](QPromise<std::shared_ptr<SeriesJob>> &promise) {
+    watcher->setFuture(QtConcurrent::run(jobPool(), [paths](QPromise<std::shared_ptr<SeriesJob>> &promise) {
         auto job = std::make_shared<SeriesJob>();
         try {
             std::vector<std::unique_ptr<Document>> docs;
