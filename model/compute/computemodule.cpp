@@ -1,6 +1,7 @@
 // The compute module: LibTorch behind the ComputeApi interface. Loaded with dlopen when numbers are
 // first needed, so listing a checkpoint never pays for LibTorch.
 #include "computeapi.h"
+#include "predictor.h"
 #include "tensorconvert.h"
 #include "tensorref.h"
 
@@ -242,6 +243,13 @@ public:
         at::Tensor c = t.slice(0, first, end).to(at::kDouble).contiguous();
         const double *p = c.data_ptr<double>();
         return {p, p + c.numel()};
+    }
+
+    std::vector<DeviceInfo> devices() const override { return listDevices(); }
+
+    std::unique_ptr<Predictor> predictor(const Document &doc, const Architecture &arch) const override
+    {
+        return makePredictor(doc, arch);
     }
 };
 
