@@ -7,6 +7,7 @@
 #include "document.h"
 #include "error.h"
 #include "inferencemeta.h"
+#include "predictionjson.h"
 #include "predictioninput.h"
 
 #include <nlohmann/json.hpp>
@@ -44,16 +45,6 @@ bool endsWithIgnoringCase(std::string s, std::string suffix)
         for (auto &c : *t)
             c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s.ends_with(suffix);
-}
-
-std::int64_t product(const std::vector<std::int64_t> &s)
-{
-    return std::accumulate(s.begin(), s.end(), std::int64_t{1}, std::multiplies<>());
-}
-
-bool fullyKnown(const std::vector<std::int64_t> &s)
-{
-    return !s.empty() && std::find(s.begin(), s.end(), -1) == s.end();
 }
 
 // The batch the options describe, shaped as the model takes it.
@@ -99,43 +90,8 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
         }
     }
     // Rows of numbers: each row one sample, reshaped to the model's sample shape.
-    const std::int64_t k = in.shape[1];
-    if (fullyKnown(sample)) {
-        if (product(sample) != k)
-            throw FormatError("each sample has " + std::to_string(k) + " values; the model takes " +
-                              std::to_string(product(sample)) + " (shape " + shapeText(sample) + ")");
-        in.shape.resize(1);
-        in.shape.insert(in.shape.end(), sample.begin(), sample.end());
-    }
+    in.shape = batchShape(in.shape[0], in.shape[1], sample);
     return in;
-}
-
-json toJson(const PredictionResult &r, const Architecture &arch, const std::vector<std::string> &notes,
-            const PredictionInput &in)
-{
-    json outputs = json::array();
-    for (const auto &s : r.outputs) {
-        json top = json::array();
-        for (const auto &t : s.top)
-            top.push_back({{"index", t.index}, {"class", t.label.empty() ? json() : json(t.label)}, {"probability", t.probability}});
-        outputs.push_back({{"logits", s.logits}, {"probabilities", s.probabilities}, {"argmax", s.argmax}, {"top", top}});
-    }
-    return {{"device", r.device},
-            {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions}}},
-            {"normalized", r.normalized},
-            {"half", r.half},
-            {"input_shape", in.shape},
-            {"output_shape", r.outputShape},
-            {"outputs", outputs},
-            {"latency_ms", r.latencyMs},
-            {"notes", notes}};
-}
-
-std::string fixed(double v, int digits)
-{
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-    return buf;
 }
 
 void printArchitecture(std::ostream &out, const Architecture &arch)
@@ -202,26 +158,15 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             options.normalization(pre.mean, pre.std);
         const PredictionResult r = predictor->run(input, options);
         if (o.json) {
-            out << toJson(r, arch, predictor->notes(), input).dump(1) << "\n";
+            out << predictionToJson(r, arch, predictor->notes(), input.shape).dump(1) << "\n";
             return 0;
         }
         printArchitecture(out, arch);
         for (const auto &n : predictor->notes())
             out << "note: " << n << "\n";
-        out << "device: " << r.device << (r.half ? " (float16)" : "") << "\n";
         out << "normalized: " << (r.normalized ? "yes (" + pre.source + ")" : pre.present() ? "no (--no-normalize)" : "no (the file has no mean/std)")
             << "\n";
-        for (std::size_t i = 0; i < r.outputs.size(); ++i) {
-            const auto &s = r.outputs[i];
-            out << "sample " << i + 1 << ":";
-            for (const auto &t : s.top)
-                out << "  " << (t.label.empty() ? "#" + std::to_string(t.index) : t.label) << " " << fixed(t.probability, 4);
-            out << "\n  logits:";
-            for (std::size_t j = 0; j < s.logits.size() && j < 20; ++j)
-                out << " " << formatFloat(s.logits[j]);
-            out << (s.logits.size() > 20 ? " ..." : "") << "\n";
-        }
-        out << "latency: " << fixed(r.latencyMs, 3) << " ms\n";
+        out << predictionToText(r);
         return 0;
     } catch (const std::exception &e) {
         return reportError(err, o.file, e);

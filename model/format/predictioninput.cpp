@@ -232,4 +232,25 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
     return t;
 }
 
+std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample)
+{
+    const bool known = !sample.empty() && std::none_of(sample.begin(), sample.end(), [](std::int64_t d) { return d < 0; });
+    if (!known)
+        return {rows, columns};
+    std::int64_t n = 1;
+    for (auto d : sample)
+        n *= d;
+    if (n != columns)
+        throw FormatError("each sample has " + std::to_string(columns) + " values; the model takes " + std::to_string(n) +
+                          " (shape " + [&sample] {
+                              std::string s = "[";
+                              for (std::size_t i = 0; i < sample.size(); ++i)
+                                  s += (i ? ", " : "") + std::to_string(sample[i]);
+                              return s + "]";
+                          }() + ")");
+    std::vector<std::int64_t> out{rows};
+    out.insert(out.end(), sample.begin(), sample.end());
+    return out;
+}
+
 } // namespace ckpt

@@ -25,4 +25,9 @@ InputTable parseCsv(const std::string &text, const std::string &where = "input")
 // Fortran order) as doubles. Throws FormatError saying what is wrong with the file.
 InputTable parseNpy(const std::string &bytes, const std::string &where);
 
+// The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
+// sample shape is fully known (its product must equal `columns`), else [rows, columns]. Throws
+// FormatError when the counts disagree.
+std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample);
+
 } // namespace ckpt
