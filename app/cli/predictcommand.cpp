@@ -169,6 +169,10 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         out << predictionToText(r);
         return 0;
     } catch (const std::exception &e) {
+        if (std::string_view(e.what()).starts_with(o.file + ":")) {  // LibTorch's load errors name the file already
+            err << "ckpt: " << e.what() << '\n';
+            return 1;
+        }
         return reportError(err, o.file, e);
     }
 }

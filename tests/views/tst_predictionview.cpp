@@ -73,7 +73,8 @@ bool runAndWait(PredictionView &view)
 {
     QSignalSpy spy(&view, &PredictionView::finished);
     view.runButton()->click();
-    if (!spy.wait(60000))
+    // Input errors end the run at once; runs end on a worker thread.
+    if (spy.isEmpty() && !spy.wait(60000))
         return false;
     return spy.first().first().toBool();
 }
