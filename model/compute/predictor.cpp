@@ -21,6 +21,8 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <set>
+#include <cctype>
 #include <sstream>
 #include <stdexcept>
 
@@ -62,10 +64,14 @@ std::string lit(const json &v)
 
 std::string flit(const json &v) { return formatFloat(v.get<double>()); }
 
+// A child's attribute name in the generated source: names come from the file, so only letters,
+// digits and underscores pass (a name is spliced into getattr(self, "...")).
 std::string attributeName(const std::string &name)
 {
-    std::string s = name;
-    std::replace(s.begin(), s.end(), '.', '_');
+    std::string s = name.empty() ? std::string("_") : name;
+    for (char &c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
+            c = '_';
     return s;
 }
 
@@ -192,8 +198,11 @@ struct Builder {
         std::string src = "def forward(self, x):\n";
         if (l.isContainer()) {
             int i = 0;
+            std::set<std::string> taken;
             for (const auto &c : l.children) {
-                const std::string attr = attributeName(c.name);
+                std::string attr = attributeName(c.name);
+                while (!taken.insert(attr).second)
+                    attr += "_";
                 m.register_module(attr, build(c));
                 src += "    _" + std::to_string(i) + " = getattr(self, \"" + attr + "\")\n";
                 src += "    x = _" + std::to_string(i) + ".forward(x)\n";

@@ -18,6 +18,9 @@ namespace {
 using json = nlohmann::ordered_json;
 using Shape = std::vector<std::int64_t>;
 
+// Options beyond this are refused: the shape arithmetic stays far from overflow.
+constexpr std::int64_t kOptionLimit = std::int64_t{1} << 31;
+
 const std::set<std::string> kWeightless = {"Identity", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"};
 
 std::string joinShape(const Shape &s) { return shapeText(s); }
@@ -41,7 +44,10 @@ std::int64_t intOption(const Layer &l, json &o, const char *key, std::optional<s
     }
     if (o[key].is_boolean() || !o[key].is_number_integer())
         fail(l, std::string("option ") + key + " must be an integer");
-    return o[key].get<std::int64_t>();
+    const auto v = o[key].get<std::int64_t>();
+    if (v < -kOptionLimit || v > kOptionLimit)
+        fail(l, std::string("option ") + key + " is out of range");
+    return v;
 }
 
 double floatOption(const Layer &l, json &o, const char *key, double dflt)
@@ -82,8 +88,18 @@ Shape listOption(const Layer &l, json &o, const char *key, std::size_t n, std::o
     } else {
         fail(l, std::string("option ") + key + " must be an integer or a list of " + std::to_string(n));
     }
+    for (auto v : out)
+        if (v < -kOptionLimit || v > kOptionLimit)
+            fail(l, std::string("option ") + key + " is out of range");
     o[key] = out;
     return out;
+}
+
+void requirePositive(const Layer &l, const Shape &values, const char *key, bool zeroAllowed = false)
+{
+    for (auto v : values)
+        if (v < 0 || (v == 0 && !zeroAllowed))
+            fail(l, std::string("option ") + key + (zeroAllowed ? " must not be negative" : " must be positive"));
 }
 
 const Shape *shapeOf(const TensorShapes &t, const std::string &name)
@@ -152,14 +168,17 @@ std::vector<std::string> completeLeaf(Layer &l, const TensorShapes &t)
         if (o.contains("kernel_size") && !o["kernel_size"].is_null() && listOption(l, o, "kernel_size", nd, {}) != k)
             fail(l, "kernel_size is " + o["kernel_size"].dump() + " but the weights say " + joinShape(k));
         o["kernel_size"] = k;
-        listOption(l, o, "stride", nd, 1);
+        requirePositive(l, listOption(l, o, "stride", nd, 1), "stride");
         if (!transposed && o.contains("padding") && o["padding"].is_string()) {
             if (o["padding"] != "same" && o["padding"] != "valid")
                 fail(l, "padding must be 'same', 'valid' or numbers");
         } else {
             listOption(l, o, "padding", nd, 0);
         }
-        listOption(l, o, "dilation", nd, 1);
+        requirePositive(l, listOption(l, o, "dilation", nd, 1), "dilation");
+        requirePositive(l, k, "kernel_size");
+        if (!o["padding"].is_string())
+            requirePositive(l, o["padding"].get<Shape>(), "padding", true);
         if (transposed)
             listOption(l, o, "output_padding", nd, 0);
         if (!o.contains("padding_mode") || o["padding_mode"].is_null())
@@ -281,11 +300,12 @@ std::vector<std::string> completeLeaf(Layer &l, const TensorShapes &t)
         const Shape k = listOption(l, o, "kernel_size", nd, std::nullopt);
         if (!o.contains("stride") || o["stride"].is_null() || (o["stride"].is_array() && o["stride"].empty()))
             o["stride"] = k;
-        listOption(l, o, "stride", nd, std::nullopt);
-        listOption(l, o, "padding", nd, 0);
+        requirePositive(l, k, "kernel_size");
+        requirePositive(l, listOption(l, o, "stride", nd, std::nullopt), "stride");
+        requirePositive(l, listOption(l, o, "padding", nd, 0), "padding", true);
         boolOption(l, o, "ceil_mode", false);
         if (ty.starts_with("Max")) {
-            listOption(l, o, "dilation", nd, 1);
+            requirePositive(l, listOption(l, o, "dilation", nd, 1), "dilation");
             if (boolOption(l, o, "return_indices", false))
                 fail(l, "return_indices=True gives a tuple, not a tensor");
         } else {
@@ -306,8 +326,8 @@ std::vector<std::string> completeLeaf(Layer &l, const TensorShapes &t)
         if (!os.is_array() || os.size() != nd)
             fail(l, "output_size must be an integer or a list of " + std::to_string(nd));
         for (auto &x : os)
-            if (!x.is_null() && !x.is_number_integer())
-                fail(l, "output_size must hold integers or null");
+            if (!x.is_null() && (!x.is_number_integer() || x.get<std::int64_t>() < 1 || x.get<std::int64_t>() > kOptionLimit))
+                fail(l, "output_size must hold positive integers or null");
         if (ty.starts_with("AdaptiveMax") && o.value("return_indices", false))
             fail(l, "return_indices=True gives a tuple, not a tensor");
     } else if (ty == "ReLU" || ty == "Sigmoid" || ty == "Tanh" || ty == "SiLU" || ty == "Mish" || ty == "Hardswish" ||
