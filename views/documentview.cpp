@@ -3,9 +3,15 @@
 #include "document.h"
 #include "documentload.h"
 #include "security.h"
+#include "metadataview.h"
+#include "moduleview.h"
+#include "optimizerview.h"
+#include "securityview.h"
 #include "statisticsjob.h"
 #include "documenttreemodel.h"
+#include "tensordetailview.h"
 #include "tensortablemodel.h"
+#include "treesnapshot.h"
 #include "valuetext.h"
 
 #include <QFileInfo>
@@ -15,6 +21,8 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QProgressBar>
+#include <QSettings>
+#include <QTabWidget>
 #include <QShortcut>
 #include <QToolButton>
 #include <QSortFilterProxyModel>
@@ -35,6 +43,12 @@ namespace {
 
 constexpr int kExpandChildLimit = 64;     // top-level rows with more children start collapsed
 constexpr int kFilterExpandBudget = 3000; // rows opened to show filter matches
+
+// Layout remembered between document views (QSettings, beside the main window's geometry).
+constexpr auto kStructureSplitterKey = "documentView/structureSplitter";
+constexpr auto kTensorSplitterKey = "documentView/tensorSplitter";
+constexpr auto kDetailSplitterKey = "documentView/detailSplitter";
+constexpr auto kCurrentViewKey = "documentView/currentView";
 
 QLabel *caption(const QString &text, QWidget *parent)
 {
@@ -141,6 +155,8 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
 
 DocumentView::~DocumentView()
 {
+    if (m_viewRestored)
+        saveLayout();  // the next document view opens the way this one was left
     if (m_watcher)
         m_watcher->cancel();  // the worker stops at its next progress report; its result is dropped
     if (m_statsWatcher)
@@ -165,13 +181,24 @@ void DocumentView::startStatistics()
             m_tableModel->setStatistics(r.row, r.stats);
         else
             m_tableModel->setStatisticsError(r.row, r.error);
+        if (r.row == m_detailRow && r.error.isEmpty())
+            m_detail->setStatistics(r.stats);
     });
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
         const bool complete = !watcher->isCanceled();
         for (int c = TensorTableModel::MinColumn; c <= TensorTableModel::NonFiniteColumn; ++c)
             m_table->resizeColumnToContents(c);  // the numbers are wider than the "…" they replace
-        if (m_statsWatcher == watcher)
-            stopStatistics();
+        // Names of rows marked NaN/Inf gained an icon: keep them readable, within bounds.
+        auto *hh = m_table->horizontalHeader();
+        const int nameWidth = hh->sectionSize(TensorTableModel::NameColumn);
+        m_table->resizeColumnToContents(TensorTableModel::NameColumn);
+        hh->resizeSection(TensorTableModel::NameColumn,
+                          std::clamp(hh->sectionSize(TensorTableModel::NameColumn), nameWidth, std::max(nameWidth, 360)));
+        // Only the current job is connected here: a cancelled one was disconnected by stopStatistics().
+        m_statsWatcher = nullptr;
+        watcher->deleteLater();
+        m_statsProgress->hide();
+        m_statsCancel->hide();
         Q_EMIT statisticsFinished(complete);
     });
     // The job keeps the document alive; the rows it reads are the table's.
@@ -182,23 +209,40 @@ void DocumentView::stopStatistics()
 {
     if (!m_statsWatcher)
         return;
+    // Stale or cancelled: stop listening (results not yet delivered are dropped); the job stops
+    // before its next tensor and is deleted when it ends.
     auto *watcher = m_statsWatcher;
     m_statsWatcher = nullptr;
-    if (!watcher->isFinished()) {
-        // Stale or cancelled: stop listening; the job stops before its next tensor.
-        watcher->disconnect(this);
-        watcher->disconnect(m_statsProgress);
+    watcher->disconnect(this);
+    watcher->disconnect(m_statsProgress);
+    if (watcher->isFinished()) {
+        watcher->deleteLater();
+    } else {
         connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
         watcher->cancel();
-        Q_EMIT statisticsFinished(false);
-    } else {
-        watcher->deleteLater();
     }
     m_statsProgress->hide();
     m_statsCancel->hide();
+    Q_EMIT statisticsFinished(false);
 }
 
 void DocumentView::cancelStatistics() { stopStatistics(); }
+
+bool DocumentView::selectTensor(const QString &name)
+{
+    for (int r = 0; r < m_tableModel->rowCount(); ++r) {
+        const QModelIndex source = m_tableModel->index(r, TensorTableModel::NameColumn);
+        if (source.data(TensorTableModel::TensorNameRole).toString() != name)
+            continue;
+        const QModelIndex row = m_tableProxy->mapFromSource(source);
+        if (!row.isValid())
+            return false;  // filtered out of the table
+        m_table->setCurrentIndex(row);
+        m_table->scrollTo(row);
+        return true;
+    }
+    return false;
+}
 
 QString DocumentView::selectedText() const
 {
@@ -306,10 +350,48 @@ QWidget *DocumentView::createContentPage()
     rightLayout->addLayout(rightBar);
     rightLayout->addWidget(m_table, 1);
 
+    // The detail pane of the selected tensor, below the table.
+    m_detail = new TensorDetailView(this);
+    m_tensorSplitter = new QSplitter(Qt::Vertical, this);
+    m_tensorSplitter->setObjectName(QStringLiteral("tensorSplitter"));
+    m_tensorSplitter->setChildrenCollapsible(false);
+    m_tensorSplitter->addWidget(right);
+    m_tensorSplitter->addWidget(m_detail);
+    m_tensorSplitter->setStretchFactor(0, 2);
+    m_tensorSplitter->setStretchFactor(1, 3);
+
+    m_viewTabs = new QTabWidget(this);
+    m_viewTabs->setObjectName(QStringLiteral("views"));
+    m_viewTabs->setDocumentMode(true);
+    m_viewTabs->addTab(m_tensorSplitter, tr("Tensors"));
+    m_modules = new ModuleView(this);
+    m_viewTabs->addTab(m_modules, tr("Modules"));
+    m_optimizer = new OptimizerView(this);
+    m_viewTabs->addTab(m_optimizer, tr("Optimizer"));
+    m_metadata = new MetadataView(this);
+    m_viewTabs->addTab(m_metadata, tr("Metadata"));
+    m_security = new SecurityView(this);
+    m_viewTabs->addTab(m_security, tr("Security"));
+    for (int i = 0; i < m_viewTabs->count(); ++i)
+        m_viewTabs->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
+    // Alt+1 … Alt+5 switch between the views.
+    for (int i = 0; i < m_viewTabs->count(); ++i) {
+        auto *key = new QShortcut(QKeySequence(Qt::ALT | static_cast<Qt::Key>(Qt::Key_1 + i)), this, nullptr, nullptr,
+                                  Qt::WidgetWithChildrenShortcut);
+        connect(key, &QShortcut::activated, this, [this, i] { m_viewTabs->setCurrentIndex(i); });
+    }
+    // A tensor picked in the module hierarchy is shown in the table and the detail pane.
+    connect(m_modules, &ModuleView::tensorSelected, this, [this](const QString &name) { selectTensor(name); });
+
     m_splitter->addWidget(left);
-    m_splitter->addWidget(right);
+    m_splitter->addWidget(m_viewTabs);
     m_splitter->setStretchFactor(0, 4);  // the table has the wider rows since it shows statistics
     m_splitter->setStretchFactor(1, 5);
+    restoreLayout();
+    connect(m_splitter, &QSplitter::splitterMoved, this, [this] { saveLayout(); });
+    connect(m_tensorSplitter, &QSplitter::splitterMoved, this, [this] { saveLayout(); });
+    if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
+        connect(inner, &QSplitter::splitterMoved, this, [this] { saveLayout(); });
 
     // Filtering a large tree takes a moment: wait for a pause in typing.
     m_treeFilterTimer = new QTimer(this);
@@ -319,7 +401,12 @@ QWidget *DocumentView::createContentPage()
     connect(m_treeFilterEdit, &QLineEdit::textChanged, m_treeFilterTimer, qOverload<>(&QTimer::start));
     connect(m_tableFilterEdit, &QLineEdit::textChanged, m_tableProxy, &QSortFilterProxyModel::setFilterFixedString);
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
-            [this](const QModelIndex &current) { selectInTree(current); });
+            [this](const QModelIndex &current) {
+                showTableTensor(current);
+                selectInTree(current);
+            });
+    connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+            [this](const QModelIndex &current) { showTreeTensor(current); });
     return m_splitter;
 }
 
@@ -381,6 +468,11 @@ void DocumentView::open(const QString &path)
     m_document.reset();
     m_treeModel->setSnapshot(nullptr);
     m_tableModel->setDocument(nullptr);
+    m_modules->setDocument(nullptr);
+    m_optimizer->setDocument(nullptr);
+    m_metadata->setDocument(nullptr);
+    m_security->setReport(nullptr);
+    showInDetail({}, nullptr, -1);
 
     const QString name = QFileInfo(m_path).fileName();
     m_title->setText(name);
@@ -424,6 +516,15 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_state = State::Loaded;
     m_treeModel->setSnapshot(load.tree);
     m_tableModel->setDocument(load.document);
+    m_modules->setDocument(load.document);
+    m_optimizer->setDocument(load.document);
+    m_metadata->setDocument(load.document);
+    m_security->setReport(load.security);
+    {
+        const bool dangerous = load.security && load.security->dangerous;
+        m_viewTabs->setTabText(SecurityTab, dangerous ? tr("Security ⚠") : tr("Security"));
+        m_viewTabs->setTabText(OptimizerTab, load.document->optimizer ? tr("Optimizer") : tr("Optimizer (none)"));
+    }
 
     const Document &doc = *m_document;
     QStringList parts;
@@ -491,6 +592,9 @@ void DocumentView::showDocument(const DocumentLoad &load)
     if (isVisible())
         m_tree->setFocus();  // the keyboard goes to the tree, not the filter box
     startStatistics();
+    // The first tensor is shown in detail at once.
+    if (m_tableProxy->rowCount() > 0)
+        m_table->setCurrentIndex(m_tableProxy->index(0, TensorTableModel::NameColumn));
     Q_EMIT loaded();
 }
 
@@ -578,6 +682,83 @@ void DocumentView::selectInTree(const QModelIndex &tableIndex)
         return;
     m_tree->setCurrentIndex(proxy);
     m_tree->scrollTo(proxy);
+}
+
+void DocumentView::showTableTensor(const QModelIndex &tableIndex)
+{
+    if (!m_document || !tableIndex.isValid())
+        return;
+    const int row = m_tableProxy->mapToSource(tableIndex).row();
+    const auto &rows = m_tableModel->tensors();
+    if (row < 0 || static_cast<std::size_t>(row) >= rows.size() || !rows[static_cast<std::size_t>(row)].value)
+        return;
+    const NamedTensor &nt = rows[static_cast<std::size_t>(row)];
+    showInDetail(QString::fromStdString(nt.name), nt.value->tensorRef().get(), row);
+}
+
+void DocumentView::showTreeTensor(const QModelIndex &treeIndex)
+{
+    if (!m_document || !treeIndex.isValid() || !treeIndex.data(DocumentTreeModel::IsTensorRole).toBool())
+        return;
+    const auto &snapshot = m_treeModel->snapshot();
+    const QVariant id = treeIndex.data(DocumentTreeModel::NodeIdRole);
+    if (!snapshot || !id.isValid())
+        return;
+    const Value *value = snapshot->node(id.toInt()).value;
+    if (!value || !value->tensorRef())
+        return;
+    // A tensor of the table keeps its row (and the statistics the table has for it).
+    int row = -1;
+    const auto &rows = m_tableModel->tensors();
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        if (rows[i].value.get() == value) {
+            row = static_cast<int>(i);
+            break;
+        }
+    showInDetail(treeIndex.data(DocumentTreeModel::PathTextRole).toString(), value->tensorRef().get(), row);
+}
+
+void DocumentView::showInDetail(const QString &name, const TensorRef *tensor, int tableRow)
+{
+    if (tensor && tensor == m_detailTensor)
+        return;  // the table and the tree follow each other: one tensor, shown once
+    m_detailTensor = tensor;
+    m_detailRow = tableRow;
+    const TensorStats *known = tableRow >= 0 ? m_tableModel->statistics(tableRow) : nullptr;
+    m_detail->setTensor(tensor ? m_document : nullptr, name, tensor, known);
+}
+
+void DocumentView::restoreLayout()
+{
+    const QSettings settings;
+    m_splitter->restoreState(settings.value(QLatin1String(kStructureSplitterKey)).toByteArray());
+    if (!m_tensorSplitter->restoreState(settings.value(QLatin1String(kTensorSplitterKey)).toByteArray()))
+        m_tensorSplitter->setSizes({230, 370});
+    if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
+        inner->restoreState(settings.value(QLatin1String(kDetailSplitterKey)).toByteArray());
+    m_wantedView = settings.value(QLatin1String(kCurrentViewKey), 0).toInt();
+}
+
+void DocumentView::showEvent(QShowEvent *event)
+{
+    QWidget::showEvent(event);
+    if (m_viewRestored)
+        return;
+    // The tabs are all there by the first show: pick the remembered one, then follow the user.
+    m_viewRestored = true;
+    if (m_wantedView >= 0 && m_wantedView < m_viewTabs->count())
+        m_viewTabs->setCurrentIndex(m_wantedView);
+    connect(m_viewTabs, &QTabWidget::currentChanged, this, [this] { saveLayout(); });
+}
+
+void DocumentView::saveLayout() const
+{
+    QSettings settings;
+    settings.setValue(QLatin1String(kStructureSplitterKey), m_splitter->saveState());
+    settings.setValue(QLatin1String(kTensorSplitterKey), m_tensorSplitter->saveState());
+    if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
+        settings.setValue(QLatin1String(kDetailSplitterKey), inner->saveState());
+    settings.setValue(QLatin1String(kCurrentViewKey), m_viewTabs->currentIndex());
 }
 
 QString DocumentView::summary() const

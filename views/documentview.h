@@ -10,6 +10,7 @@ class QProgressBar;
 class QSortFilterProxyModel;
 class QSplitter;
 class QStackedWidget;
+class QTabWidget;
 class QTableView;
 class QTimer;
 class QToolButton;
@@ -24,9 +25,17 @@ struct DocumentLoad;
 struct RowStatistics;
 class DocumentTreeModel;
 class TensorTableModel;
+class TensorDetailView;
+class ModuleView;
+class OptimizerView;
+class MetadataView;
+class SecurityView;
+struct TensorRef;
 
-// One open file: a header line, the value tree on the left and the tensor table on the right,
-// each with a filter; a "Reading…" page while the file loads and an error page when it cannot be read.
+// One open file: a header line, the value tree on the left and, on the right, tabs of views whose
+// first ("Tensors") holds the tensor table above the detail pane of the selected tensor; a
+// "Reading…" page while the file loads and an error page when it cannot be read. Splitter
+// positions and the current tab are remembered (QSettings) for the next document view.
 class DocumentView : public QWidget {
     Q_OBJECT
 public:
@@ -57,6 +66,20 @@ public:
     QTreeView *treeView() const { return m_tree; }
     QTableView *tableView() const { return m_table; }
     QLineEdit *treeFilter() const { return m_treeFilterEdit; }
+    // The tabs on the right; the first is "Tensors" (table and detail pane). Others may be added.
+    QTabWidget *viewTabs() const { return m_viewTabs; }
+    // The pane showing the tensor selected in the table or the tree.
+    TensorDetailView *detailView() const { return m_detail; }
+    // The other tabs: the state dict by module, the optimizer state, the metadata, the security report.
+    ModuleView *moduleView() const { return m_modules; }
+    OptimizerView *optimizerView() const { return m_optimizer; }
+    MetadataView *metadataView() const { return m_metadata; }
+    SecurityView *securityView() const { return m_security; }
+    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab };
+    // Selects the table row of a state-dict name (its detail follows); false when not listed.
+    bool selectTensor(const QString &name);
+    QSplitter *structureSplitter() const { return m_splitter; }
+    QSplitter *tensorSplitter() const { return m_tensorSplitter; }
     QLineEdit *tableFilter() const { return m_tableFilterEdit; }
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
@@ -77,12 +100,20 @@ Q_SIGNALS:
     // The statistics job ended: `complete` false when it was cancelled.
     void statisticsFinished(bool complete);
 
+protected:
+    void showEvent(QShowEvent *event) override;
+
 private:
     void finishLoad(QFutureWatcher<DocumentLoad> *watcher);
     void showDocument(const DocumentLoad &load);
     void showError(const QString &message);
     void applyTreeFilter(const QString &text);
     void selectInTree(const QModelIndex &tableIndex);
+    void showTableTensor(const QModelIndex &tableIndex);
+    void showTreeTensor(const QModelIndex &treeIndex);
+    void showInDetail(const QString &name, const TensorRef *tensor, int tableRow);
+    void restoreLayout();
+    void saveLayout() const;
     void fitColumns();
     void startStatistics();
     void stopStatistics();
@@ -115,6 +146,17 @@ private:
     QLabel *m_loadingText = nullptr;
     QProgressBar *m_progress = nullptr;
     QSplitter *m_splitter = nullptr;
+    QTabWidget *m_viewTabs = nullptr;
+    ModuleView *m_modules = nullptr;
+    OptimizerView *m_optimizer = nullptr;
+    MetadataView *m_metadata = nullptr;
+    SecurityView *m_security = nullptr;
+    QSplitter *m_tensorSplitter = nullptr;
+    TensorDetailView *m_detail = nullptr;
+    const TensorRef *m_detailTensor = nullptr;  // what the detail pane shows (owned by m_document)
+    int m_detailRow = -1;                       // its table row, -1 when it has none
+    int m_wantedView = 0;                       // remembered tab, chosen on first show (tabs may come later)
+    bool m_viewRestored = false;
     QLineEdit *m_treeFilterEdit = nullptr;
     QLineEdit *m_tableFilterEdit = nullptr;
     QTreeView *m_tree = nullptr;

@@ -1,18 +1,26 @@
 #include "histogramchart.h"
 
+#include <QAreaSeries>
 #include <QChart>
+#include <QLegend>
 #include <QLineSeries>
 #include <QLogValueAxis>
 #include <QValueAxis>
 
 #include <algorithm>
+#include <cmath>
 
 namespace ckpt {
 
 HistogramChart::HistogramChart(QWidget *parent) : QChartView(parent)
 {
     setRenderHint(QPainter::Antialiasing);
-    setMinimumHeight(160);
+    setMinimumSize(240, 160);
+    auto *chart = new QChart;
+    chart->setMargins(QMargins(4, 4, 4, 4));
+    chart->setBackgroundRoundness(0);
+    chart->legend()->setAlignment(Qt::AlignTop);
+    setChart(chart);
     rebuild();
 }
 
@@ -41,74 +49,103 @@ void HistogramChart::setMessage(const QString &text)
 
 void HistogramChart::rebuild()
 {
-    auto *chart = new QChart;
-    chart->setMargins(QMargins(4, 4, 4, 4));
+    // One chart for the view's life: callers may hold it; series and axes are replaced.
+    QChart *chart = this->chart();
+    chart->removeAllSeries();
+    for (QAbstractAxis *axis : chart->axes())
+        chart->removeAxis(axis);
+    const QColor text = palette().color(QPalette::WindowText);
+    chart->setBackgroundBrush(palette().color(QPalette::Base));
+    chart->setTitleBrush(text);
+    chart->legend()->setLabelColor(text);
     chart->legend()->setVisible(m_curves.size() > 1);
-    chart->legend()->setAlignment(Qt::AlignTop);
-    chart->setTitle(m_message.isEmpty() ? m_title : m_message);
-    chart->setBackgroundBrush(palette().base());
-    chart->setTitleBrush(palette().text());
-    chart->legend()->setLabelBrush(palette().text());
 
-    double lo = 0, hi = 0, top = 1;
+    double low = 0, high = 0;
+    qint64 top = 0;
     bool any = false;
-    for (const auto &c : m_curves) {
-        if (c.histogram.counts.empty())
-            continue;
-        lo = any ? std::min(lo, c.histogram.low) : c.histogram.low;
-        hi = any ? std::max(hi, c.histogram.high) : c.histogram.high;
-        top = std::max<double>(top, static_cast<double>(*std::max_element(c.histogram.counts.begin(), c.histogram.counts.end())));
-        any = true;
-    }
-    if (hi <= lo)
-        hi = lo + 1;  // one value: give the axis a width
-
-    auto *x = new QValueAxis;
-    x->setRange(lo, hi);
-    x->setLabelFormat(QStringLiteral("%.3g"));
-    x->setLabelsBrush(palette().text());
-    QAbstractAxis *y = nullptr;
-    if (m_log) {
-        auto *ly = new QLogValueAxis;
-        ly->setBase(10);
-        ly->setRange(0.8, top * 1.5);
-        ly->setLabelFormat(QStringLiteral("%g"));
-        ly->setLabelsBrush(palette().text());
-        y = ly;
-    } else {
-        auto *vy = new QValueAxis;
-        vy->setRange(0, top * 1.05);
-        vy->setLabelFormat(QStringLiteral("%d"));
-        vy->setLabelsBrush(palette().text());
-        y = vy;
-    }
-    chart->addAxis(x, Qt::AlignBottom);
-    chart->addAxis(y, Qt::AlignLeft);
-
     for (const auto &c : m_curves) {
         const auto &h = c.histogram;
         if (h.counts.empty())
             continue;
-        auto *s = new QLineSeries;
-        s->setName(c.name);
-        const double width = h.high > h.low ? (h.high - h.low) / static_cast<double>(h.counts.size()) : 1.0;
-        // Steps: each bin's count held across its width; zero counts drop to the axis (log: its floor).
-        for (std::size_t b = 0; b < h.counts.size(); ++b) {
-            const double v = static_cast<double>(h.counts[b]);
-            const double shown = m_log ? std::max(v, 0.8) : v;
-            s->append(h.low + width * static_cast<double>(b), shown);
-            s->append(h.low + width * static_cast<double>(b + 1), shown);
-        }
-        QPen pen(c.colour);
-        pen.setWidthF(1.6);
-        s->setPen(pen);
-        chart->addSeries(s);
-        s->attachAxis(x);
-        s->attachAxis(y);
+        low = any ? std::min(low, h.low) : h.low;
+        high = any ? std::max(high, h.high) : h.high;
+        for (auto n : h.counts)
+            top = std::max<qint64>(top, n);
+        any = true;
     }
-    QChart *old = this->chart();
-    setChart(chart);
-    delete old;
+    if (!m_message.isEmpty() || !any || top == 0) {
+        chart->setTitle(!m_message.isEmpty() ? m_message : m_curves.empty() ? QString() : tr("No finite values"));
+        return;
+    }
+    chart->setTitle(m_title);
+    if (high <= low)
+        high = low + 1.0;  // one distinct value: one bar
+
+    // Each histogram as a step outline over its bins, filled down to the axis: bars without 64
+    // category labels. Log axes cannot reach zero, so empty bins sit on a floor there.
+    const double floor = m_log ? 0.5 : 0.0;
+    std::vector<QAreaSeries *> areas;
+    for (const auto &c : m_curves) {
+        const auto &h = c.histogram;
+        if (h.counts.empty())
+            continue;
+        const double hl = h.low, hh = h.high > h.low ? h.high : h.low + 1.0;
+        const double width = (hh - hl) / static_cast<double>(h.counts.size());
+        auto *upper = new QLineSeries;
+        auto *lower = new QLineSeries;
+        for (std::size_t i = 0; i < h.counts.size(); ++i) {
+            const double y = h.counts[i] > 0 ? static_cast<double>(h.counts[i]) : floor;
+            const double x0 = hl + width * static_cast<double>(i);
+            upper->append(x0, y);
+            upper->append(x0 + width, y);
+        }
+        lower->append(hl, floor);
+        lower->append(hh, floor);
+        auto *area = new QAreaSeries(upper, lower);
+        area->setName(c.name);
+        QColor fill = c.colour;
+        fill.setAlpha(m_curves.size() > 1 ? 90 : 150);
+        area->setBrush(fill);
+        area->setPen(QPen(c.colour.darker(130), 1));
+        chart->addSeries(area);
+        areas.push_back(area);
+    }
+
+    auto *x = new QValueAxis;
+    x->setRange(low, high);
+    x->setLabelFormat(QStringLiteral("%.3g"));
+    x->setTickCount(5);
+    x->applyNiceNumbers();  // round tick labels; the bins keep their exact edges
+    QAbstractAxis *y = nullptr;
+    if (m_log) {
+        auto *ly = new QLogValueAxis;
+        ly->setBase(10);
+        ly->setRange(floor, std::pow(10.0, std::ceil(std::log10(static_cast<double>(top)) + 0.01)));
+        ly->setLabelFormat(QStringLiteral("%g"));
+        y = ly;
+    } else {
+        auto *vy = new QValueAxis;
+        vy->setLabelFormat(QStringLiteral("%d"));
+        if (top <= 8) {
+            vy->setRange(0, static_cast<double>(top + 1));  // small counts: one tick per count
+            vy->setTickCount(static_cast<int>(top) + 2);
+        } else {
+            vy->setRange(0, static_cast<double>(top) * 1.05);
+            vy->applyNiceNumbers();
+        }
+        y = vy;
+    }
+    y->setObjectName(m_log ? QStringLiteral("logAxis") : QStringLiteral("linearAxis"));
+    chart->addAxis(x, Qt::AlignBottom);
+    chart->addAxis(y, Qt::AlignLeft);
+    for (auto *area : areas) {
+        area->attachAxis(x);
+        area->attachAxis(y);
+    }
+    for (QAbstractAxis *a : chart->axes()) {
+        a->setLabelsColor(text);
+        a->setGridLineColor(palette().color(QPalette::Mid));
+    }
 }
 
 } // namespace ckpt

@@ -47,7 +47,8 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
         auto section = sectionRow(summaryTitle());
         for (const auto &f : fields) {
             auto row = valueRow(QString::fromStdString(f.label), f.value, budget);
-            row[1]->setText(f.fromSidecar ? tr("%1 (sidecar)").arg(QString::fromStdString(f.key)) : QString::fromStdString(f.key));
+            row[1]->setText(f.fromSidecar ? tr("sidecar: %1").arg(QString::fromStdString(f.key))
+                                          : tr("key: %1").arg(QString::fromStdString(f.key)));
             section[0]->appendRow(row);
         }
         m_model->appendRow(section);

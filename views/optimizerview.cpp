@@ -19,6 +19,8 @@
 #include <QToolButton>
 #include <QTreeView>
 #include <QVBoxLayout>
+
+#include <algorithm>
 #include <QtConcurrent/QtConcurrentRun>
 
 namespace ckpt {
@@ -49,6 +51,21 @@ QWidget *titled(const QString &title, QWidget *body, QWidget *parent, QWidget *e
     return box;
 }
 
+// Hyperparameters as Python prints them: small tuples of numbers inline ("(0.9, 0.999)").
+QString hyperparameterText(const Value &v)
+{
+    if (v.isSequence() && !v.items().empty() && v.items().size() <= 8 &&
+        std::all_of(v.items().begin(), v.items().end(), [](const ValuePtr &i) { return i && !i->isContainer(); })) {
+        QStringList parts;
+        for (const auto &i : v.items())
+            parts << valuetext::preview(*i);
+        const bool tuple = v.kind() == Value::Kind::Tuple;
+        return (tuple ? QStringLiteral("(") : QStringLiteral("[")) + parts.join(QStringLiteral(", ")) +
+               (tuple && parts.size() == 1 ? QStringLiteral(",)") : tuple ? QStringLiteral(")") : QStringLiteral("]"));
+    }
+    return valuetext::preview(v);
+}
+
 } // namespace
 
 OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
@@ -66,6 +83,7 @@ OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
     m_groupsView->setObjectName(QStringLiteral("paramGroups"));
     m_groupsView->setModel(m_groups);
     m_groupsView->verticalHeader()->hide();
+    m_groupsView->verticalHeader()->setDefaultSectionSize(m_groupsView->fontMetrics().height() + 6);
     m_groupsView->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_groupsView->horizontalHeader()->setStretchLastSection(true);
 
@@ -77,6 +95,7 @@ OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
     m_stateView->setObjectName(QStringLiteral("optimizerState"));
     m_stateView->setModel(m_stateProxy);
     m_stateView->verticalHeader()->hide();
+    m_stateView->verticalHeader()->setDefaultSectionSize(m_stateView->fontMetrics().height() + 6);
     m_stateView->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_stateView->setAlternatingRowColors(true);
     m_stateView->setSortingEnabled(true);
@@ -182,7 +201,7 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
         row << new QStandardItem(params && params->isSequence() ? QString::number(params->items().size()) : QString());
         for (int c = 2; c < columns.size(); ++c) {
             auto v = grp && grp->isDict() ? grp->get(columns[c].toStdString()) : nullptr;
-            auto *item = new QStandardItem(v ? valuetext::preview(*v) : QString());
+            auto *item = new QStandardItem(v ? hyperparameterText(*v) : QString());
             item->setToolTip(v ? valuetext::preview(*v, 2000) : QString());
             row << item;
         }
@@ -196,7 +215,7 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
                                 valuetext::counted(params, tr("parameter"), tr("parameters")),
                                 valuetext::counted(static_cast<qint64>(groupCount), tr("param group"), tr("param groups")),
                                 QString::fromStdString(pathText(doc->optimizerPath)).toHtmlEscaped()));
-    m_mapping->setText((m_state->mappingCertain() ? tr("Names mapped by registration order and checked by shape: ")
+    m_mapping->setText((m_state->mappingCertain() ? tr("Parameter names: ")
                                                   : tr("\u26a0 The mapping of optimizer ids to names is uncertain: ")) +
                        m_state->mappingNote());
     m_mapping->setStyleSheet(m_state->mappingCertain() ? QString() : QStringLiteral("QLabel { color: #8a5a00; }"));
@@ -220,11 +239,13 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
             m_state->setStatisticsError(r.row, r.error);
     });
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
+        // Only the current job is connected here: a cancelled one was disconnected by stopStatistics().
         const bool complete = !watcher->isCanceled();
-        if (m_watcher == watcher) {
-            m_stateView->resizeColumnsToContents();
-            stopStatistics();
-        }
+        m_watcher = nullptr;
+        watcher->deleteLater();
+        m_progress->hide();
+        m_cancel->hide();
+        m_stateView->resizeColumnsToContents();
         Q_EMIT statisticsFinished(complete);
     });
     // The job owns its copy of the list: a new document may replace the model's while it runs.
@@ -238,19 +259,21 @@ void OptimizerView::stopStatistics()
 {
     if (!m_watcher)
         return;
+    // Stop listening (results not yet delivered are dropped) and let the job end on its own: it
+    // stops before its next tensor.
     auto *watcher = m_watcher;
     m_watcher = nullptr;
-    if (!watcher->isFinished()) {
-        watcher->disconnect(this);
-        watcher->disconnect(m_progress);
+    watcher->disconnect(this);
+    watcher->disconnect(m_progress);
+    if (watcher->isFinished()) {
+        watcher->deleteLater();
+    } else {
         connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
         watcher->cancel();
-        Q_EMIT statisticsFinished(false);
-    } else {
-        watcher->deleteLater();
     }
     m_progress->hide();
     m_cancel->hide();
+    Q_EMIT statisticsFinished(false);
 }
 
 void OptimizerView::cancelStatistics() { stopStatistics(); }

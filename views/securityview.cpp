@@ -50,6 +50,7 @@ SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
     m_view->setObjectName(QStringLiteral("securityGlobals"));
     m_view->setModel(m_proxy);
     m_view->verticalHeader()->hide();
+    m_view->verticalHeader()->setDefaultSectionSize(m_view->fontMetrics().height() + 6);
     m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_view->setSortingEnabled(true);
     m_view->horizontalHeader()->setStretchLastSection(true);

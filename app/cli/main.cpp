@@ -1,11 +1,12 @@
 // ckpt: the command-line twin of Checkpoint Studio. Commands that need no numbers use the format
 // layer only and never load LibTorch.
+#include "convertcommand.h"
+#include "diffcommand.h"
 #include "exportcommand.h"
 #include "infocommand.h"
 #include "predictcommand.h"
 #include "scancommand.h"
 #include "tensorscommand.h"
-#include "diffcommand.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -55,6 +56,32 @@ int main(int argc, char **argv)
     exportCmd->add_option("-o,--output", exportOptions.output, "Output file (.npy or .csv)")->required();
     exportCmd->add_flag("--force", exportOptions.force, "Replace an existing output file");
 
+    ckpt::cli::ConvertCliOptions convert;
+    auto *convertCmd = app.add_subcommand(
+        "convert", "Convert checkpoints: state dict, training checkpoint, inference package, full model, safetensors");
+    convertCmd->add_option("files", convert.files, "Checkpoint files to convert")->required();
+    convertCmd->add_option("--to", convert.to, "Target: state-dict, checkpoint, inference, full-model, safetensors")
+        ->required()
+        ->check(CLI::IsMember({"state-dict", "checkpoint", "inference", "full-model", "safetensors"}));
+    convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
+    convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs (default: beside each input)");
+    convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16 or float32");
+    convertCmd->add_option("--strip-prefix", convert.stripPrefix, "Remove a key prefix (module., model., _orig_mod.)");
+    convertCmd->add_option("--add-prefix", convert.addPrefix, "Add a key prefix");
+    convertCmd->add_flag("--ema", convert.ema, "Use the EMA weights as the model's");
+    convertCmd->add_option("--drop", convert.drop, "Leave out keys matching a glob PATTERN (repeatable)");
+    convertCmd->add_flag("--drop-optimizer", convert.dropOptimizer, "Leave out optimizer, scheduler, GradScaler and RNG state");
+    convertCmd->add_flag("--keep-device", convert.keepDevice, "Keep saved device tags (default: written as cpu)");
+    convertCmd->add_option("--config", convert.config, "model_config as JSON");
+    convertCmd->add_option("--class-names", convert.classNames, "class_names, comma-separated");
+    convertCmd->add_option("--preprocessing", convert.preprocessing, "preprocessing as JSON ({\"mean\": [...], \"std\": [...]})");
+    convertCmd->add_option("--epoch", convert.epoch, "epoch of a checkpoint");
+    convertCmd->add_option("--train-loss", convert.trainLoss, "train_loss of a checkpoint");
+    convertCmd->add_option("--val-loss", convert.valLoss, "val_loss of a checkpoint");
+    convertCmd->add_flag("--metadata-json", convert.metadataJson, "Also write <name>_metadata.json (always for inference)");
+    convertCmd->add_flag("--force", convert.force, "Replace existing output files");
+    convertCmd->add_flag("--json", convert.json, "Print the plan and result as JSON");
+
     ckpt::cli::DiffOptions diff;
     auto *diffCmd = app.add_subcommand("diff", "Compare two checkpoints: added, removed and changed tensors, per-module change, "
                                                "metadata and optimizer; exit 0 when the weights are equal within tolerance, 1 when "
@@ -100,6 +127,8 @@ int main(int argc, char **argv)
     }
     if (infoCmd->parsed())
         return ckpt::cli::runInfo(info, std::cout, std::cerr);
+    if (convertCmd->parsed())
+        return ckpt::cli::runConvert(convert, std::cout, std::cerr);
     if (exportCmd->parsed())
         return ckpt::cli::runExport(exportOptions, std::cout, std::cerr);
     if (tensorsCmd->parsed())

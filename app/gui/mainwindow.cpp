@@ -1,6 +1,8 @@
 #include "mainwindow.h"
 
+#include "compareview.h"
 #include "documentview.h"
+#include "seriesview.h"
 
 #include <QAction>
 #include <QPalette>
@@ -90,6 +92,14 @@ void MainWindow::createActions()
     open->setShortcut(QKeySequence::Open);
     open->setIcon(style()->standardIcon(QStyle::SP_DialogOpenButton));
     m_recentMenu = file->addMenu(tr("Open &Recent"));
+    file->addSeparator();
+    QAction *compare = file->addAction(tr("Co&mpare With\u2026"), this, &MainWindow::showCompareDialog);
+    compare->setObjectName(QStringLiteral("compareAction"));
+    compare->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_D));
+    compare->setStatusTip(tr("Compare the current file with another (or drop a file with Ctrl held)"));
+    QAction *series = file->addAction(tr("Compare Training &Run\u2026"), this, &MainWindow::showSeriesDialog);
+    series->setObjectName(QStringLiteral("seriesAction"));
+    series->setStatusTip(tr("Norms and drift of every tensor across a run's checkpoints"));
     file->addSeparator();
     m_closeTabAction = file->addAction(tr("&Close Tab"), this, &MainWindow::closeCurrentTab);
     m_closeTabAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_W));
@@ -181,7 +191,7 @@ DocumentView *MainWindow::openFile(const QString &path)
     const QString absolute = QFileInfo(path).absoluteFilePath();
     for (int i = 0; i < viewCount(); ++i) {
         DocumentView *v = viewAt(i);
-        if (v->path() == absolute) {
+        if (v && v->path() == absolute) {
             if (v->state() == DocumentView::State::Failed)
                 v->open(absolute);  // try again: the file may have been fixed
             m_tabs->setCurrentIndex(i);
@@ -234,9 +244,11 @@ void MainWindow::updateForCurrentTab()
 {
     DocumentView *view = currentView();
     if (!view) {
-        setWindowTitle(kAppTitle);
-        m_statusLabel->setText(tr("No file open"));
-        m_closeTabAction->setEnabled(false);
+        const bool other = m_tabs->currentWidget() != nullptr;  // a compare or series tab
+        setWindowTitle(other ? QStringLiteral("%1 \u2014 %2").arg(kAppTitle, m_tabs->tabText(m_tabs->currentIndex()))
+                             : kAppTitle);
+        m_statusLabel->setText(other ? m_tabs->tabText(m_tabs->currentIndex()) : tr("No file open"));
+        m_closeTabAction->setEnabled(other);
         return;
     }
     setWindowTitle(QStringLiteral("%1 \u2014 %2").arg(kAppTitle, QFileInfo(view->path()).fileName()));
@@ -364,7 +376,71 @@ void MainWindow::dropEvent(QDropEvent *event)
     if (files.isEmpty())
         return;
     event->acceptProposedAction();
+    // With Ctrl held: one file is compared with the open one, several make a training run.
+    if (event->modifiers() & Qt::ControlModifier) {
+        if (files.size() == 1 && currentView()) {
+            compareFiles(currentView()->path(), files.first());
+            return;
+        }
+        if (files.size() > 1) {
+            openSeries(files);
+            return;
+        }
+    }
     openFiles(files);
+}
+
+CompareView *MainWindow::compareFiles(const QString &a, const QString &b)
+{
+    auto *view = new CompareView(m_tabs);
+    const int index = m_tabs->addTab(view, tr("%1 \u2194 %2").arg(QFileInfo(a).fileName(), QFileInfo(b).fileName()));
+    m_tabs->setTabToolTip(index, a + QLatin1Char('\n') + b);
+    m_tabs->setCurrentIndex(index);
+    m_stack->setCurrentWidget(m_tabs);
+    view->compare(a, b);
+    return view;
+}
+
+SeriesView *MainWindow::openSeries(const QStringList &paths)
+{
+    auto *view = new SeriesView(m_tabs);
+    const int index = m_tabs->addTab(view, tr("Run of %1 checkpoints").arg(paths.size()));
+    m_tabs->setTabToolTip(index, paths.join(QLatin1Char('\n')));
+    m_tabs->setCurrentIndex(index);
+    m_stack->setCurrentWidget(m_tabs);
+    view->setFiles(paths);
+    return view;
+}
+
+void MainWindow::showCompareDialog()
+{
+    QSettings settings;
+    QString first = currentView() ? currentView()->path() : QString();
+    if (first.isEmpty()) {
+        first = QFileDialog::getOpenFileName(this, tr("First Checkpoint"), settings.value(kLastDirKey).toString(),
+                                             tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+        if (first.isEmpty())
+            return;
+    }
+    const QString second = QFileDialog::getOpenFileName(
+        this, tr("Compare %1 With").arg(QFileInfo(first).fileName()), QFileInfo(first).absolutePath(),
+        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+    if (second.isEmpty())
+        return;
+    settings.setValue(kLastDirKey, QFileInfo(second).absolutePath());
+    compareFiles(first, second);
+}
+
+void MainWindow::showSeriesDialog()
+{
+    QSettings settings;
+    const QStringList files = QFileDialog::getOpenFileNames(
+        this, tr("Checkpoints of One Run"), settings.value(kLastDirKey).toString(),
+        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+    if (files.size() < 2)
+        return;
+    settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
+    openSeries(files);
 }
 
 void MainWindow::copySelection()

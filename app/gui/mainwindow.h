@@ -12,6 +12,8 @@ class QTabWidget;
 namespace ckpt {
 
 class DocumentView;
+class CompareView;
+class SeriesView;
 
 // The application window: one tab per open checkpoint, an empty state with a hint when none is
 // open, File/Help menus, recent files, and files dropped anywhere on it.
@@ -26,11 +28,15 @@ public:
     // Opens each file in a tab (or shows its tab when it is already open). Returns the last view.
     DocumentView *openFiles(const QStringList &paths);
     DocumentView *openFile(const QString &path);
+    // A tab comparing two checkpoints (as `ckpt diff`), or a run's checkpoints (as `ckpt series`).
+    CompareView *compareFiles(const QString &a, const QString &b);
+    SeriesView *openSeries(const QStringList &paths);
 
     QTabWidget *tabs() const { return m_tabs; }
+    // Document tabs only (compare and series tabs are not DocumentViews): nullptr for those.
     DocumentView *currentView() const;
     DocumentView *viewAt(int index) const;
-    int viewCount() const;
+    int viewCount() const;  // every tab
 
     enum class Theme { System, Light, Dark };
     // Applies a palette to the whole application and remembers it in QSettings.
@@ -45,6 +51,10 @@ public:
 
 public Q_SLOTS:
     void showOpenDialog();
+    // File → Compare With…: the current file against one the user picks.
+    void showCompareDialog();
+    // File → Compare Training Run…: several checkpoints of one run.
+    void showSeriesDialog();
     void closeTab(int index);
     void closeCurrentTab();
     void showAbout();

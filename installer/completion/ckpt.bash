@@ -1,6 +1,6 @@
 # bash completion for ckpt, the command-line twin of Checkpoint Studio.
 # Installed as /usr/share/bash-completion/completions/ckpt (loaded on demand by bash-completion).
-# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show, export, diff, series and predict.
+# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show, export, convert, diff, series and predict.
 
 _ckpt()
 {
@@ -18,7 +18,7 @@ _ckpt()
     local subcommand="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            info | scan | tensors | show | export | diff | series | predict)
+            info | scan | tensors | show | export | convert | diff | series | predict)
                 subcommand=${words[i]}
                 break
                 ;;
@@ -29,7 +29,7 @@ _ckpt()
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export diff series predict' -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export convert diff series predict' -- "$cur")
         fi
         return
     fi
@@ -40,6 +40,7 @@ _ckpt()
             tensors) options='--stats --filter --json --help' ;;
             show) options='--limit --histogram --json --help' ;;
             export) options='-o --output --force --help' ;;
+            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --force --json --help' ;;
             diff) options='--atol --rtol --map --json --help' ;;
             predict) options='--arch --arch-spec --activation --input --input-file --device --half --no-normalize --top --json --show-arch --export-torchscript --force --help' ;;
         esac
@@ -47,6 +48,29 @@ _ckpt()
         return
     fi
     [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map || $prev == --input || $prev == --activation || $prev == --device || $prev == --top || $prev == --arch-spec ]] && return
+    if [[ $subcommand == convert ]]; then
+        case $prev in
+            --to)
+                mapfile -t COMPREPLY < <(compgen -W 'state-dict checkpoint inference full-model safetensors' -- "$cur")
+                return
+                ;;
+            --dtype)
+                mapfile -t COMPREPLY < <(compgen -W 'float16 bfloat16 float32' -- "$cur")
+                return
+                ;;
+            --strip-prefix | --add-prefix)
+                mapfile -t COMPREPLY < <(compgen -W 'module. model. _orig_mod.' -- "$cur")
+                return
+                ;;
+            --out-dir)
+                mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+                return
+                ;;
+            --drop | --config | --class-names | --preprocessing | --epoch | --train-loss | --val-loss)
+                return
+                ;;
+        esac
+    fi
 
     # `info` and `tensors` take one file, `show` a file and a key: offer no file after the first.
     if [[ $subcommand == info || $subcommand == tensors || $subcommand == show ]]; then

@@ -2,6 +2,7 @@
 
 #include "error.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -12,32 +13,21 @@
 namespace ckpt {
 
 namespace {
-std::string systemError(const std::string &path, const std::string &what)
+std::string systemError(const std::string &path, const std::string &what, int err)
 {
-    return path + ": " + what + ": " + std::strerror(errno);
+    return path + ": " + what + ": " + std::strerror(err);
 }
 
 bool sameFile(const std::string &a, const std::string &b)
 {
-    struct stat sa {}, sb {};
-    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    struct stat sa {
+    }, sb{};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
-
-// Removes the temporary file unless released: every failure leaves the folder as it was.
-struct TempFile {
-    std::string path;
-    int fd = -1;
-    ~TempFile()
-    {
-        if (fd >= 0)
-            ::close(fd);
-        if (!path.empty())
-            ::unlink(path.c_str());
-    }
-};
 } // namespace
 
-void writeFileAtomically(const std::string &path, std::span<const std::uint8_t> data, const WriteOptions &options)
+void checkWriteTarget(const std::string &path, const WriteOptions &options)
 {
     for (const auto &input : options.inputs)
         if (sameFile(path, input))
@@ -49,43 +39,122 @@ void writeFileAtomically(const std::string &path, std::span<const std::uint8_t> 
         if (!options.overwrite)
             throw FormatError(path + ": already exists (use --force to replace it)");
     }
-    const auto folder = std::filesystem::path(path).parent_path();
-    TempFile tmp;
+}
+
+AtomicFileWriter::AtomicFileWriter(std::string path, const WriteOptions &options)
+    : m_path(std::move(path)), m_options(options)
+{
+    checkWriteTarget(m_path, m_options);
+    const auto folder = std::filesystem::path(m_path).parent_path();
     std::string pattern = (folder.empty() ? std::filesystem::path(".") : folder) /
-                          ("." + std::filesystem::path(path).filename().string() + ".XXXXXX");
-    tmp.fd = ::mkstemp(pattern.data());
-    if (tmp.fd < 0)
-        throw FormatError(systemError(path, "cannot create a temporary file in its folder"));
-    tmp.path = pattern;
+                          ("." + std::filesystem::path(m_path).filename().string() + ".XXXXXX");
+    m_fd = ::mkstemp(pattern.data());
+    if (m_fd < 0)
+        throw FormatError(systemError(m_path, "cannot create a temporary file in its folder", errno));
+    m_temp = pattern;
+}
+
+AtomicFileWriter::~AtomicFileWriter()
+{
+    cancel();
+}
+
+void AtomicFileWriter::cancel()
+{
+    if (m_fd >= 0)
+        ::close(m_fd);
+    m_fd = -1;
+    if (!m_temp.empty())
+        ::unlink(m_temp.c_str());
+    m_temp.clear();
+}
+
+void AtomicFileWriter::write(std::span<const std::uint8_t> data)
+{
+    if (m_fd < 0)
+        throw FormatError(m_path + ": the file is already finished or cancelled");
     for (std::size_t done = 0; done < data.size();) {
-        const ssize_t n = ::write(tmp.fd, data.data() + done, data.size() - done);
+        const ssize_t n = ::write(m_fd, data.data() + done, std::min<std::size_t>(data.size() - done, 1u << 30));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            throw FormatError(systemError(path, "cannot write"));
+            const int err = errno;
+            cancel();
+            throw FormatError(systemError(m_path, "cannot write", err));
+        }
+        if (n == 0) {
+            cancel();
+            throw FormatError(m_path + ": cannot write: the disk accepts no more bytes");
         }
         done += static_cast<std::size_t>(n);
     }
-    if (::fsync(tmp.fd) != 0)
-        throw FormatError(systemError(path, "cannot flush to disk"));
-    // Read back what the disk holds and compare before it takes the final name.
-    if (::lseek(tmp.fd, 0, SEEK_SET) != 0)
-        throw FormatError(systemError(path, "cannot read back"));
-    std::vector<std::uint8_t> check(64 * 1024);
-    for (std::size_t done = 0; done < data.size();) {
-        const ssize_t n = ::read(tmp.fd, check.data(), std::min(check.size(), data.size() - done));
-        if (n <= 0)
-            throw FormatError(path + ": the written file is shorter than what was written");
-        if (std::memcmp(check.data(), data.data() + done, static_cast<std::size_t>(n)) != 0)
-            throw FormatError(path + ": the written file differs from what was written");
-        done += static_cast<std::size_t>(n);
+    m_size += data.size();
+}
+
+void AtomicFileWriter::commit(const std::function<void(const std::string &)> &verify)
+{
+    if (m_fd < 0)
+        throw FormatError(m_path + ": the file is already finished or cancelled");
+    try {
+        if (::fsync(m_fd) != 0)
+            throw FormatError(systemError(m_path, "cannot flush to disk", errno));
+        ::fchmod(m_fd, 0644);
+        if (verify)
+            verify(m_temp);
+        // The target may have appeared, or become an input, while we wrote.
+        checkWriteTarget(m_path, m_options);
+        if (::close(m_fd) != 0) {
+            m_fd = -1;
+            throw FormatError(systemError(m_path, "cannot close", errno));
+        }
+        m_fd = -1;
+        if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
+            throw FormatError(systemError(m_path, "cannot rename the finished file into place", errno));
+        m_temp.clear(); // renamed: nothing to remove
+        // Make the new name itself durable.
+        const auto folder = std::filesystem::path(m_path).parent_path();
+        const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir >= 0) {
+            ::fsync(dir);
+            ::close(dir);
+        }
+    } catch (...) {
+        cancel();
+        throw;
     }
-    ::fchmod(tmp.fd, 0644);
-    ::close(tmp.fd);
-    tmp.fd = -1;
-    if (::rename(tmp.path.c_str(), path.c_str()) != 0)
-        throw FormatError(systemError(path, "cannot rename the finished file into place"));
-    tmp.path.clear();  // renamed: nothing to remove
+}
+
+void verifyFileBytes(const std::string &file, std::span<const std::uint8_t> data, const std::string &name)
+{
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw FormatError(systemError(name, "cannot read back", errno));
+    std::vector<std::uint8_t> check(64 * 1024);
+    std::size_t done = 0;
+    bool same = true;
+    while (same) {
+        const ssize_t n = ::read(fd, check.data(), check.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        const auto got = static_cast<std::size_t>(n);
+        same = got <= data.size() - done && std::memcmp(check.data(), data.data() + done, got) == 0;
+        done += got;
+    }
+    ::close(fd);
+    if (!same)
+        throw FormatError(name + ": the written file differs from what was written");
+    if (done != data.size())
+        throw FormatError(name + ": the written file is shorter than what was written");
+}
+
+void writeFileAtomically(const std::string &path, std::span<const std::uint8_t> data, const WriteOptions &options)
+{
+    AtomicFileWriter file(path, options);
+    file.write(data);
+    // Read back what the disk holds and compare before it takes the final name.
+    file.commit([&](const std::string &temp) { verifyFileBytes(temp, data, path); });
 }
 
 } // namespace ckpt

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -13,6 +14,46 @@ struct WriteOptions {
     WriteOptions &allowOverwrite(bool v) { overwrite = v; return *this; }
     WriteOptions &protect(std::string path) { inputs.push_back(std::move(path)); return *this; }
 };
+
+// Refuses a target that is an input (by device and inode), a directory, or an existing file
+// without `overwrite`. Throws FormatError naming the path.
+void checkWriteTarget(const std::string &path, const WriteOptions &options);
+
+// A file written in pieces that appears under its final name only when complete and verified:
+// a temporary file beside the target, appended to (short writes and EINTR handled), fsync'ed,
+// checked by the caller's verifier, then renamed. Cancelled (the temporary removed) by cancel(),
+// by an exception escaping commit(), or by destruction before commit().
+class AtomicFileWriter {
+public:
+    AtomicFileWriter(std::string path, const WriteOptions &options);
+    ~AtomicFileWriter();
+    AtomicFileWriter(const AtomicFileWriter &) = delete;
+    AtomicFileWriter &operator=(const AtomicFileWriter &) = delete;
+
+    // Appends bytes; throws FormatError with the system's reason (full disk ...).
+    void write(std::span<const std::uint8_t> data);
+    void write(const std::string &data) { write({reinterpret_cast<const std::uint8_t *>(data.data()), data.size()}); }
+    // Bytes written so far.
+    std::uint64_t size() const { return m_size; }
+    const std::string &path() const { return m_path; }
+    // Where the bytes go until commit(); empty once committed or cancelled.
+    const std::string &temporaryPath() const { return m_temp; }
+
+    // Flushes to disk, runs `verify(temporaryPath)` (it throws to refuse), then renames into place.
+    void commit(const std::function<void(const std::string &temporaryPath)> &verify = {});
+    // Removes the temporary file; the folder is as it was. Safe to call twice.
+    void cancel();
+
+private:
+    std::string m_path;
+    std::string m_temp;
+    WriteOptions m_options;
+    int m_fd = -1;
+    std::uint64_t m_size = 0;
+};
+
+// Throws FormatError (naming `name`) unless `file` holds exactly `data`.
+void verifyFileBytes(const std::string &file, std::span<const std::uint8_t> data, const std::string &name);
 
 // Writes `data` to `path` so that the folder holds either the complete new file or what it held
 // before: a temporary file beside the target, fsync, read back and compared, then renamed over the

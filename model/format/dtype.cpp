@@ -99,6 +99,22 @@ std::optional<DType> dtypeFromTorchName(std::string_view name)
     return std::nullopt;
 }
 
+std::string_view dtypeStorageClass(DType t)
+{
+    for (const auto &i : kInfo)
+        if (i.type == t)
+            return i.storage;
+    return {};
+}
+
+std::string_view dtypeSafetensorsTag(DType t)
+{
+    for (const auto &i : kInfo)
+        if (i.type == t)
+            return i.safetensors;
+    return {};
+}
+
 std::optional<DType> dtypeFromSafetensors(std::string_view tag)
 {
     for (const auto &i : kInfo)

@@ -42,6 +42,10 @@ std::string_view dtypeName(DType t);
 std::size_t dtypeSize(DType t);
 bool dtypeIsFloating(DType t);
 bool dtypeIsComplex(DType t);
+// Typed storage class name ("FloatStorage"); empty when torch 1.x has none for the type.
+std::string_view dtypeStorageClass(DType t);
+// safetensors dtype tag ("F32"); empty when the format has none.
+std::string_view dtypeSafetensorsTag(DType t);
 // From a storage class name ("FloatStorage", "HalfStorage", "cuda.FloatStorage" ...).
 std::optional<DType> dtypeFromStorageClass(std::string_view name);
 // From a dtype global's name inside `torch` ("float16", "half", "bfloat16", "long" ...).

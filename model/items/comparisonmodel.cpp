@@ -59,12 +59,12 @@ QString stripped(const std::string &name, const std::string &prefix)
 
 } // namespace
 
-QColor changeColour(double magnitude, bool identical)
+QColor changeColour(double magnitude, bool identical, bool structural)
 {
-    if (identical || magnitude == 0)
+    if (structural)
+        return QColor(0xd7, 0xc4, 0xf2);
+    if (identical || magnitude == 0 || std::isnan(magnitude))
         return {};
-    if (std::isinf(magnitude) || std::isnan(magnitude))
-        return QColor(0xd7, 0xc4, 0xf2);  // structural change: violet
     // log10 of the relative change from 1e-7 (barely) to 1 (replaced): pale yellow to red.
     const double t = std::clamp((std::log10(std::max(magnitude, 1e-12)) + 7.0) / 7.0, 0.0, 1.0);
     return QColor::fromHsvF(0.16 * (1.0 - t), 0.15 + 0.55 * t, 1.0);
@@ -218,7 +218,7 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         }
         return {};
     case Qt::BackgroundRole: {
-        const QColor c = changeColour(magnitude, !n.changed);
+        const QColor c = changeColour(magnitude, !n.changed, structural);
         return c.isValid() ? QVariant(c) : QVariant();
     }
     case Qt::ForegroundRole:

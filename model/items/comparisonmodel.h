@@ -50,7 +50,8 @@ private:
     const Node &nodeOf(const QModelIndex &index) const;
 };
 
-// The background colour for a change of relative size `magnitude` (0: none, +inf: structural).
-QColor changeColour(double magnitude, bool identical);
+// The background colour of a change: none when identical, violet for a structural change (added,
+// removed, reshaped), else pale yellow to red as the relative change grows from 1e-7 to 1 (log scale).
+QColor changeColour(double magnitude, bool identical, bool structural = false);
 
 } // namespace ckpt

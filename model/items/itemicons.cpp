@@ -30,7 +30,39 @@ QPixmap paintWarning(int size)
     return pm;
 }
 
+QPixmap paintNonFinite(int size)
+{
+    QPixmap pm(size, size);
+    pm.fill(Qt::transparent);
+    QPainter p(&pm);
+    p.setRenderHint(QPainter::Antialiasing);
+    const qreal m = size * 0.08;
+    p.setPen(QPen(QColor(0x8c, 0x1d, 0x18), size / 16.0));
+    p.setBrush(QColor(0xd9, 0x3a, 0x2f));
+    p.drawEllipse(QRectF(m, m, size - 2 * m, size - 2 * m));
+    p.setPen(QPen(Qt::white, size / 8.0, Qt::SolidLine, Qt::RoundCap));
+    p.drawLine(QPointF(size / 2.0, size * 0.27), QPointF(size / 2.0, size * 0.58));
+    p.drawPoint(QPointF(size / 2.0, size * 0.74));
+    return pm;
+}
+
+QIcon paintedIcon(QPixmap (*paint)(int))
+{
+    QIcon i;
+    for (int s : {16, 24, 32, 48})
+        i.addPixmap(paint(s));
+    return i;
+}
+
 } // namespace
+
+QIcon nonFinite()
+{
+    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+        return {};
+    static const QIcon icon = paintedIcon(&paintNonFinite);
+    return icon;
+}
 
 QIcon warning()
 {

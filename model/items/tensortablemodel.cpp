@@ -50,6 +50,19 @@ QVariant TensorTableModel::data(const QModelIndex &index, int role) const
         return {};
     const TensorRef &t = nt.ref();
     const int column = index.column();
+    if (role == NonFiniteRole || role == StatisticsRole)
+        return statisticsData(index.row(), column, role);
+    if (role == Qt::BackgroundRole || role == Qt::ForegroundRole ||
+        (role == Qt::DecorationRole && column == NameColumn)) {
+        // Rows whose values hold NaN or Inf stand out across the whole row.
+        if (statisticsData(index.row(), column, NonFiniteRole).toBool() && valuetext::tensorProblem(t).isEmpty()) {
+            if (role == Qt::BackgroundRole)
+                return QBrush(valuetext::nonFiniteBackground());
+            if (role == Qt::ForegroundRole)
+                return QBrush(valuetext::nonFiniteForeground());
+            return itemicons::nonFinite();
+        }
+    }
     if (column >= MinColumn || role == HasStatisticsRole)
         if (auto v = statisticsData(index.row(), column, role); v.isValid() || column >= MinColumn)
             return v;
@@ -130,6 +143,8 @@ QVariant TensorTableModel::headerData(int section, Qt::Orientation orientation, 
     case MaxColumn: return tr("Max");
     case MeanColumn: return tr("Mean");
     case StdColumn: return tr("Std");
+    case L2Column: return tr("L2");
+    case ZeroFractionColumn: return tr("Zeros");
     case NonFiniteColumn: return tr("NaN/Inf");
     default: return {};
     }
@@ -151,11 +166,30 @@ void TensorTableModel::setStatisticsError(int row, const QString &why)
     Q_EMIT dataChanged(index(row, 0), index(row, ColumnCount - 1));
 }
 
+const TensorStats *TensorTableModel::statistics(int row) const
+{
+    if (row < 0 || static_cast<std::size_t>(row) >= m_stats.size())
+        return nullptr;
+    const Stats &s = m_stats[static_cast<std::size_t>(row)];
+    return s.known && s.error.isEmpty() ? &s.values : nullptr;
+}
+
+QString TensorTableModel::statisticsError(int row) const
+{
+    if (row < 0 || static_cast<std::size_t>(row) >= m_stats.size())
+        return {};
+    return m_stats[static_cast<std::size_t>(row)].error;
+}
+
 QVariant TensorTableModel::statisticsData(int row, int column, int role) const
 {
     const Stats &s = m_stats[static_cast<std::size_t>(row)];
     if (role == HasStatisticsRole)
         return s.known;
+    if (role == NonFiniteRole)
+        return s.known && s.error.isEmpty() && (s.values.nanCount > 0 || s.values.infCount > 0);
+    if (role == StatisticsRole)
+        return s.known && s.error.isEmpty() ? QVariant::fromValue(s.values) : QVariant();
     if (!s.known)
         return role == Qt::DisplayRole ? QVariant(QStringLiteral("\u2026")) : QVariant();
     const TensorStats &v = s.values;
@@ -181,6 +215,21 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
     case MaxColumn: return number(v.max);
     case MeanColumn: return number(v.mean);
     case StdColumn: return number(v.std);
+    case L2Column: return number(v.l2);
+    case ZeroFractionColumn: {
+        if (v.count <= 0)
+            return role == Qt::DisplayRole ? QVariant(QStringLiteral("\u2013")) : QVariant();
+        const double fraction = static_cast<double>(v.zeroCount) / static_cast<double>(v.count);
+        if (role == SortRole)
+            return fraction;
+        if (role == Qt::DisplayRole)
+            return valuetext::percent(fraction);
+        if (role == Qt::ToolTipRole)
+            return tr("%1 of %2 elements are zero").arg(valuetext::count(v.zeroCount), valuetext::count(v.count));
+        if (role == Qt::TextAlignmentRole)
+            return static_cast<int>(Qt::AlignRight | Qt::AlignVCenter);
+        return {};
+    }
     case NonFiniteColumn:
         if (role == Qt::DisplayRole)
             return nonFinite ? tr("%1 / %2").arg(v.nanCount).arg(v.infCount) : QString();

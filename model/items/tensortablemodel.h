@@ -30,7 +30,9 @@ public:
         MaxColumn,
         MeanColumn,
         StdColumn,
-        NonFiniteColumn,  // NaN and Inf counts
+        L2Column,            // Euclidean norm of the non-NaN values
+        ZeroFractionColumn,  // zeros among all elements
+        NonFiniteColumn,     // NaN and Inf counts
         ColumnCount
     };
     enum Role {
@@ -39,6 +41,8 @@ public:
         TensorNameRole,           // QString: state-dict key
         ShapeRole,                // QList<qlonglong>
         HasStatisticsRole,        // bool: statistics (or their error) arrived for this row
+        NonFiniteRole,            // bool: the statistics found NaN or Inf values in this row's tensor
+        StatisticsRole,           // QVariant<ckpt::TensorStats> once known (invalid before or on error)
     };
     Q_ENUM(Role)
 
@@ -52,6 +56,10 @@ public:
     // Statistics of one row, computed elsewhere (GUI thread); the row's statistics cells change.
     void setStatistics(int row, const TensorStats &stats);
     void setStatisticsError(int row, const QString &why);
+    // The statistics of `row`, nullptr while unknown or when they failed.
+    const TensorStats *statistics(int row) const;
+    // The row's error text when its statistics failed, empty otherwise.
+    QString statisticsError(int row) const;
     // The rows the table shows, in order (the state dict, or every tensor without one).
     const std::vector<NamedTensor> &tensors() const { return rows(); }
 
@@ -73,3 +81,5 @@ private:
 };
 
 } // namespace ckpt
+
+Q_DECLARE_METATYPE(ckpt::TensorStats)

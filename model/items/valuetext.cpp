@@ -1,5 +1,6 @@
 #include "valuetext.h"
 
+#include "dtype.h"
 #include "tensorref.h"
 #include "value.h"
 #include "valuetree.h"
@@ -202,5 +203,68 @@ QString preview(const Value &v, int maxChars)
     }
     return {};
 }
+
+QString percent(double fraction)
+{
+    if (std::isnan(fraction))
+        return QStringLiteral("\u2013");
+    if (fraction > 0 && fraction < 0.0005)
+        return QStringLiteral("< 0.1 %");
+    return QStringLiteral("%1 %").arg(QLocale().toString(fraction * 100.0, 'f', 1));
+}
+
+namespace {
+
+int significantDigits(DType t)
+{
+    switch (t) {
+    case DType::Float16:
+    case DType::BFloat16: return 4;
+    case DType::Float64:
+    case DType::Complex128: return 10;
+    default: return 6;
+    }
+}
+
+bool isIntegral(DType t)
+{
+    switch (t) {
+    case DType::Int64:
+    case DType::Int32:
+    case DType::Int16:
+    case DType::Int8:
+    case DType::UInt8:
+    case DType::UInt16:
+    case DType::UInt32:
+    case DType::UInt64: return true;
+    default: return false;
+    }
+}
+
+} // namespace
+
+QString elementText(double v, DType t)
+{
+    if (std::isnan(v))
+        return QStringLiteral("nan");
+    if (std::isinf(v))
+        return v > 0 ? QStringLiteral("inf") : QStringLiteral("-inf");
+    if (t == DType::Bool)
+        return v != 0 ? QStringLiteral("True") : QStringLiteral("False");
+    if (isIntegral(t))
+        return QString::number(static_cast<qlonglong>(v));
+    return QString::number(v, 'g', significantDigits(t));
+}
+
+QString complexElementText(double re, double im, DType t)
+{
+    const QString imag = elementText(im, t);
+    const QString sign = imag.startsWith(QLatin1Char('-')) ? QString() : QStringLiteral("+");
+    return QLatin1Char('(') + elementText(re, t) + sign + imag + QStringLiteral("j)");
+}
+
+QColor nonFiniteBackground() { return QColor(0xfd, 0xe3, 0xe1); }
+
+QColor nonFiniteForeground() { return QColor(0x8c, 0x1d, 0x18); }
 
 } // namespace ckpt::valuetext

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <QColor>
 #include <QString>
 
 namespace ckpt {
@@ -37,6 +38,18 @@ QString bytes(qint64 n);
 QString items(qint64 n);
 // "1 tensor" / "4 tensors": English plurals without a translator loaded.
 QString counted(qint64 n, const QString &one, const QString &many);
+
+// "12.5 %" (one decimal; "< 0.1 %" for small non-zero fractions).
+QString percent(double fraction);
+// One element as the values grid shows it: integers whole, bools True/False, floats to the
+// precision of `t` ("nan", "inf", "-inf" as PyTorch prints them).
+QString elementText(double v, DType t);
+// A complex element "(1.5+2j)" with its parts to the precision of `t`.
+QString complexElementText(double re, double im, DType t);
+// Colours that mark NaN and Inf (rows of the tensor table, cells of the values grid); readable
+// with light and dark palettes because both are set together.
+QColor nonFiniteBackground();
+QColor nonFiniteForeground();
 
 } // namespace valuetext
 } // namespace ckpt

@@ -1,7 +1,9 @@
 // MainWindow: files from the command line, dropped files, a broken file, recent files, tabs, and
 // screenshots of the window for people to look at (saved under the build folder).
 #include "document.h"
+#include "compareview.h"
 #include "documentview.h"
+#include "seriesview.h"
 #include "mainwindow.h"
 #include "tensortablemodel.h"
 
@@ -23,6 +25,8 @@
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTableView>
+#include <QSignalSpy>
+#include <QStandardItemModel>
 #include <QTest>
 
 using namespace ckpt;
@@ -47,7 +51,7 @@ void saveScreenshot(QWidget &w, const QString &name)
 }
 
 // Sends a drag-enter and, when it is accepted, a drop of `urls` to the window's centre.
-bool dropUrls(QWidget &target, const QList<QUrl> &urls)
+bool dropUrls(QWidget &target, const QList<QUrl> &urls, Qt::KeyboardModifiers modifiers = Qt::NoModifier)
 {
     QMimeData mime;
     mime.setUrls(urls);
@@ -56,7 +60,7 @@ bool dropUrls(QWidget &target, const QList<QUrl> &urls)
     QCoreApplication::sendEvent(&target, &enter);
     if (!enter.isAccepted())
         return false;
-    QDropEvent drop(QPointF(pos), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QDropEvent drop(QPointF(pos), Qt::CopyAction, &mime, Qt::LeftButton, modifiers);
     QCoreApplication::sendEvent(&target, &drop);
     return drop.isAccepted();
 }
@@ -88,6 +92,7 @@ private Q_SLOTS:
     void menus();
     void copyPutsRowsOnClipboard();
     void themeIsAppliedAndRemembered();
+    void ctrlDropCompares();
     void screenshots_data();
     void screenshots();
 };
@@ -279,7 +284,7 @@ void TestMainWindow::menus()
     for (QAction *a : findMenu(w, QStringLiteral("File"))->menu()->actions())
         if (!a->shortcut().isEmpty())
             shortcuts << a->shortcut().toString();
-    QCOMPARE(shortcuts, QStringList({"Ctrl+O", "Ctrl+W", "Ctrl+Q"}));
+    QCOMPARE(shortcuts, QStringList({"Ctrl+O", "Ctrl+D", "Ctrl+W", "Ctrl+Q"}));
 }
 
 void TestMainWindow::copyPutsRowsOnClipboard()
@@ -320,6 +325,54 @@ void TestMainWindow::themeIsAppliedAndRemembered()
         QVERIFY(QApplication::palette().color(QPalette::Window).lightness() > 200);
         w.setTheme(MainWindow::Theme::System);
     }
+}
+
+void TestMainWindow::ctrlDropCompares()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    w.openFiles({fixture("compare/base.pth")});
+    QTRY_COMPARE_WITH_TIMEOUT(w.viewAt(0)->state(), DocumentView::State::Loaded, 20000);
+    // One file dropped with Ctrl: compared with the open one, in a new tab.
+    QVERIFY(dropUrls(w, {QUrl::fromLocalFile(fixture("compare/finetuned.pth"))}, Qt::ControlModifier));
+    QCOMPARE(w.viewCount(), 2);
+    auto *compare = qobject_cast<CompareView *>(w.tabs()->currentWidget());
+    QVERIFY(compare);
+    QVERIFY(!w.currentView());
+    QCOMPARE(QFileInfo(compare->fileA()).fileName(), QStringLiteral("base.pth"));
+    QCOMPARE(QFileInfo(compare->fileB()).fileName(), QStringLiteral("finetuned.pth"));
+    QSignalSpy compared(compare, &CompareView::finished);
+    QVERIFY(compared.wait(30000));
+    QVERIFY(compare->summary()->text().contains(QStringLiteral("Weights differ")));
+    QVERIFY(w.windowTitle().contains(QStringLiteral("base.pth")));
+    QVERIFY(compare->selectPath(QStringLiteral("head.weight")));
+    QSignalSpy histograms(compare, &CompareView::histogramsReady);
+    QVERIFY(histograms.wait(30000));
+    QTest::qWait(50);
+    saveScreenshot(w, QStringLiteral("compare.png"));
+
+    // Several files with Ctrl: a training run. Opening a file still finds its document tab.
+    QStringList run;
+    for (const char *name : {"ckpt_a.pth", "ckpt_b.pth", "ckpt_c.pth", "ckpt_d.pth"})
+        run << fixture((std::string("compare/run/") + name).c_str());
+    QList<QUrl> urls;
+    for (const auto &f : run)
+        urls << QUrl::fromLocalFile(f);
+    QVERIFY(dropUrls(w, urls, Qt::ControlModifier));
+    auto *series = qobject_cast<SeriesView *>(w.tabs()->currentWidget());
+    QVERIFY(series);
+    QSignalSpy ran(series, &SeriesView::finished);
+    QVERIFY(ran.wait(30000));
+    QCOMPARE(series->model()->columnCount(), 5);
+    QTest::qWait(50);
+    saveScreenshot(w, QStringLiteral("series.png"));
+    QCOMPARE(w.openFile(fixture("compare/base.pth")), w.viewAt(0));
+    QCOMPARE(w.tabs()->currentIndex(), 0);
+    // Closing the compare tabs leaves the document.
+    w.closeTab(2);
+    w.closeTab(1);
+    QCOMPARE(w.viewCount(), 1);
 }
 
 void TestMainWindow::screenshots_data()

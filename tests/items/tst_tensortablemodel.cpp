@@ -1,5 +1,6 @@
 // TensorTableModel against PyTorch's own listing (expected.json, written by generate_fixtures.py):
 // same tensors, in file order, with PyTorch's dtype, shape, element count and byte size.
+#include "computeloader.h"
 #include "document.h"
 #include "tensortablemodel.h"
 
@@ -12,6 +13,8 @@
 #include <QSignalSpy>
 #include <QTest>
 
+#include <cmath>
+
 #include "testdata.h"
 
 using namespace ckpt;
@@ -21,6 +24,42 @@ namespace {
 using test::readFixture;
 
 QJsonObject expectedJson() { return test::expectedListing(); }
+
+// PyTorch's statistics of each tensor (expected.json "__detail__", written by the generator).
+QJsonObject detailStats(const QString &file) { return expectedJson().value("__detail__").toObject().value("files").toObject().value(file).toObject(); }
+
+// A number from expected.json, where NaN and infinities are written as strings.
+double jsonNumber(const QJsonValue &v)
+{
+    if (v.isString()) {
+        const QString s = v.toString();
+        return s == "nan" ? std::nan("") : (s == "inf" ? INFINITY : -INFINITY);
+    }
+    return v.isNull() || v.isUndefined() ? std::nan("") : v.toDouble();
+}
+
+bool close(double got, double want)
+{
+    if (std::isnan(want))
+        return std::isnan(got);
+    if (std::isinf(want))
+        return got == want;
+    return std::abs(got - want) <= 1e-9 * std::max(1.0, std::abs(want));
+}
+
+// The table's statistics filled in with the compute module, as the document view's job does.
+void fillStatistics(TensorTableModel &model)
+{
+    ComputeApi &api = ComputeLoader::api();
+    for (int r = 0; r < model.rowCount(); ++r) {
+        const auto &t = model.tensors()[static_cast<std::size_t>(r)];
+        try {
+            model.setStatistics(r, api.statistics(t.ref()));
+        } catch (const std::exception &e) {
+            model.setStatisticsError(r, QString::fromStdString(e.what()));
+        }
+    }
+}
 
 QString shapeText(const QJsonArray &shape)
 {
@@ -45,6 +84,10 @@ private Q_SLOTS:
     void problemRows();
     void headers();
     void statistics();
+    void statisticsMatchTorch_data();
+    void statisticsMatchTorch();
+    void nonFiniteRowsMarked();
+    void sortsByNorm();
 
 private:
     TensorTableModel *m_model = nullptr;
@@ -163,7 +206,7 @@ void TestTensorTableModel::headers()
     for (int c = 0; c < m_model->columnCount(); ++c)
         titles << m_model->headerData(c, Qt::Horizontal).toString();
     QCOMPARE(titles, QStringList({"Name", "DType", "Shape", "Numel", "Bytes", "Device", "Grad", "Min", "Max", "Mean",
-                                  "Std", "NaN/Inf"}));
+                                  "Std", "L2", "Zeros", "NaN/Inf"}));
 }
 
 void TestTensorTableModel::statistics()
@@ -195,6 +238,110 @@ void TestTensorTableModel::statistics()
     m_model->setStatistics(99, s);
     m_model->setDocument(readFixture(QStringLiteral("state_dict.pth")));
     QVERIFY(!m_model->index(1, TensorTableModel::MeanColumn).data(TensorTableModel::HasStatisticsRole).toBool());
+}
+
+void TestTensorTableModel::statisticsMatchTorch_data()
+{
+    QTest::addColumn<QString>("file");
+    for (const char *f : {"detail.pth", "state_dict.pth", "views.pth", "nan_inf.pth", "dtypes.pth", "special_tensors.pth"})
+        QTest::newRow(f) << QString::fromLatin1(f);
+}
+
+// Every statistics column (L2 and the zero fraction included) agrees with what PyTorch computed.
+void TestTensorTableModel::statisticsMatchTorch()
+{
+    QFETCH(QString, file);
+    const QJsonObject expected = detailStats(file);
+    QVERIFY2(!expected.isEmpty(), "expected.json has no __detail__ section for this file");
+    m_model->setDocument(readFixture(file));
+    fillStatistics(*m_model);
+    QCOMPARE(m_model->rowCount(), expected.size());
+    const int sort = TensorTableModel::SortRole;
+    for (int r = 0; r < m_model->rowCount(); ++r) {
+        const QString name = m_model->index(r, TensorTableModel::NameColumn).data().toString();
+        const QJsonObject e = expected.value(name).toObject();
+        QVERIFY2(!e.isEmpty(), qPrintable(name));
+        auto cell = [&](int column, int role) { return m_model->index(r, column).data(role); };
+        if (e.value("meta").toBool()) {
+            QVERIFY(cell(TensorTableModel::MinColumn, Qt::ToolTipRole).toString().contains("meta"));
+            QVERIFY(!cell(TensorTableModel::L2Column, TensorTableModel::StatisticsRole).isValid());
+            continue;
+        }
+        const QJsonObject st = e.value("stats").toObject();
+        const QString where = file + ": " + name;
+        auto check = [&](int column, const char *key) {
+            const QVariant v = cell(column, sort);
+            const double got = v.isValid() ? v.toDouble() : std::nan("");
+            QVERIFY2(close(got, jsonNumber(st.value(key))),
+                     qPrintable(QStringLiteral("%1 %2: %3 != %4").arg(where, key).arg(got).arg(jsonNumber(st.value(key)))));
+        };
+        check(TensorTableModel::MinColumn, "min");
+        check(TensorTableModel::MaxColumn, "max");
+        check(TensorTableModel::MeanColumn, "mean");
+        check(TensorTableModel::StdColumn, "std");
+        check(TensorTableModel::L2Column, "l2");
+        check(TensorTableModel::ZeroFractionColumn, "zero_fraction");
+        QCOMPARE(cell(TensorTableModel::NonFiniteColumn, sort).toLongLong(),
+                 st.value("nan").toInteger() + st.value("inf").toInteger());
+        QVERIFY(!cell(TensorTableModel::L2Column, Qt::DisplayRole).toString().isEmpty());
+        QVERIFY(cell(TensorTableModel::ZeroFractionColumn, Qt::DisplayRole).toString().contains('%') ||
+                st.value("count").toInteger() == 0);
+    }
+}
+
+// Rows whose tensor holds NaN or Inf are marked across the row (colours and an icon), others not.
+void TestTensorTableModel::nonFiniteRowsMarked()
+{
+    const QJsonObject expected = detailStats(QStringLiteral("nan_inf.pth"));
+    m_model->setDocument(readFixture(QStringLiteral("nan_inf.pth")));
+    QVERIFY(!m_model->index(0, 0).data(TensorTableModel::NonFiniteRole).toBool());  // nothing known yet
+    fillStatistics(*m_model);
+    int marked = 0;
+    for (int r = 0; r < m_model->rowCount(); ++r) {
+        const QString name = m_model->index(r, 0).data().toString();
+        const QJsonObject st = expected.value(name).toObject().value("stats").toObject();
+        const bool dirty = st.value("nan").toInteger() + st.value("inf").toInteger() > 0;
+        marked += dirty;
+        QCOMPARE(m_model->index(r, 0).data(TensorTableModel::NonFiniteRole).toBool(), dirty);
+        for (int c = 0; c < TensorTableModel::ColumnCount; ++c) {
+            QCOMPARE(m_model->index(r, c).data(Qt::BackgroundRole).isValid(), dirty);
+            QCOMPARE(m_model->index(r, c).data(Qt::ForegroundRole).isValid(), dirty);
+        }
+        QCOMPARE(m_model->index(r, TensorTableModel::NameColumn).data(Qt::DecorationRole).isValid(), dirty);
+    }
+    QVERIFY(marked >= 2);  // 'dirty' and 'half_dirty'
+    // Marked rows survive sorting and filtering.
+    m_proxy->sort(TensorTableModel::NonFiniteColumn, Qt::DescendingOrder);
+    QVERIFY(m_proxy->index(0, 0).data(TensorTableModel::NonFiniteRole).toBool());
+    m_proxy->setFilterFixedString(QStringLiteral("clean"));
+    QCOMPARE(m_proxy->rowCount(), 1);
+    QVERIFY(!m_proxy->index(0, 0).data(Qt::BackgroundRole).isValid());
+}
+
+// Sorting by the new columns orders rows as PyTorch's numbers do.
+void TestTensorTableModel::sortsByNorm()
+{
+    const QJsonObject expected = detailStats(QStringLiteral("state_dict.pth"));
+    m_model->setDocument(readFixture(QStringLiteral("state_dict.pth")));
+    fillStatistics(*m_model);
+    QList<QPair<double, QString>> want;
+    for (auto it = expected.begin(); it != expected.end(); ++it)
+        want.append({it.value().toObject().value("stats").toObject().value("l2").toDouble(), it.key()});
+    std::sort(want.begin(), want.end(), [](const auto &a, const auto &b) { return a.first > b.first; });
+    m_proxy->sort(TensorTableModel::L2Column, Qt::DescendingOrder);
+    QStringList got, wantNames;
+    for (int r = 0; r < m_proxy->rowCount(); ++r)
+        got << m_proxy->index(r, 0).data().toString();
+    for (const auto &w : want)
+        wantNames << w.second;
+    QCOMPARE(got, wantNames);
+    m_proxy->sort(TensorTableModel::ZeroFractionColumn, Qt::AscendingOrder);
+    double last = -1;
+    for (int r = 0; r < m_proxy->rowCount(); ++r) {
+        const double z = m_proxy->index(r, TensorTableModel::ZeroFractionColumn).data(TensorTableModel::SortRole).toDouble();
+        QVERIFY(z >= last);
+        last = z;
+    }
 }
 
 QTEST_MAIN(TestTensorTableModel)

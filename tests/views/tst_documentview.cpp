@@ -6,6 +6,11 @@
 #include "statisticsjob.h"
 #include "testdata.h"
 #include "tensortablemodel.h"
+#include "metadataview.h"
+#include "moduletreemodel.h"
+#include "moduleview.h"
+#include "optimizerview.h"
+#include "securityview.h"
 
 #include <QAbstractItemModelTester>
 #include <QElapsedTimer>
@@ -21,6 +26,9 @@
 #include <QLineEdit>
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
+#include <QStandardPaths>
+#include <QTabWidget>
+#include <QStandardItemModel>
 #include <QTableView>
 #include <QTest>
 #include <QTreeView>
@@ -55,6 +63,7 @@ std::vector<std::unique_ptr<QAbstractItemModelTester>> attachTesters(DocumentVie
 class TestDocumentView : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    void initTestCase();
     void opensInBackground();
     void findShortcutFocusesFilter();
     void statisticsArrive();
@@ -68,7 +77,16 @@ private Q_SLOTS:
     void filters();
     void tableSelectsTreeRow();
     void hugeListStaysResponsive();
+    void inspectionTabs();
 };
+
+void TestDocumentView::initTestCase()
+{
+    // A shown view remembers its layout in QSettings: keep that out of the user's own settings.
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio Tests"));
+    QCoreApplication::setApplicationName(QStringLiteral("tst_documentview"));
+}
 
 void TestDocumentView::opensInBackground()
 {
@@ -336,6 +354,43 @@ void TestDocumentView::hugeListStaysResponsive()
     QVERIFY2(worstGap < 1000, qPrintable(QStringLiteral("event loop stalled for %1 ms").arg(worstGap)));
     QCOMPARE(view.treeModel()->rowCount(), 10001);
     QCOMPARE(view.treeProxy()->index(10000, 0).data().toString(), QStringLiteral("\u2026 190000 more"));
+}
+
+void TestDocumentView::inspectionTabs()
+{
+    DocumentView view;
+    view.resize(1000, 700);
+    view.show();
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    QTabWidget *tabs = view.viewTabs();
+    QCOMPARE(tabs->count(), 5);
+    QCOMPARE(tabs->widget(DocumentView::ModulesTab), static_cast<QWidget *>(view.moduleView()));
+    QCOMPARE(tabs->widget(DocumentView::SecurityTab), static_cast<QWidget *>(view.securityView()));
+    // Each view shows the loaded document.
+    QVERIFY(view.moduleView()->model()->rowCount() > 0);
+    QVERIFY(view.optimizerView()->summary()->text().contains(QStringLiteral("Adam")));
+    QVERIFY(view.metadataView()->model()->rowCount() > 0);
+    QVERIFY(view.securityView()->verdict()->text().contains(QStringLiteral("No dangerous global")));
+    QCOMPARE(tabs->tabText(DocumentView::OptimizerTab), QStringLiteral("Optimizer"));
+    // Alt+2 shows the modules; a tensor picked there becomes the table's current row.
+    view.activateWindow();
+    QTest::keyClick(&view, Qt::Key_2, Qt::AltModifier);
+    QCOMPARE(tabs->currentIndex(), int(DocumentView::ModulesTab));
+    const QModelIndex fc2 = view.moduleView()->proxy()->mapFromSource(
+        view.moduleView()->model()->indexOfPath(QStringLiteral("fc2.weight")));
+    view.moduleView()->view()->setCurrentIndex(fc2);
+    QCOMPARE(view.tableView()->currentIndex().data(TensorTableModel::TensorNameRole).toString(), QStringLiteral("fc2.weight"));
+
+    // A dangerous file marks the Security tab; a file without optimizer says so on its tab.
+    view.open(fixture("os_system.pth"));
+    QVERIFY(loaded.wait(20000));
+    QVERIFY(tabs->tabText(DocumentView::SecurityTab).contains(QChar(0x26a0)));
+    view.open(fixture("state_dict.pth"));
+    QVERIFY(loaded.wait(20000));
+    QCOMPARE(tabs->tabText(DocumentView::OptimizerTab), QStringLiteral("Optimizer (none)"));
+    QVERIFY(!tabs->tabText(DocumentView::SecurityTab).contains(QChar(0x26a0)));
 }
 
 QTEST_MAIN(TestDocumentView)

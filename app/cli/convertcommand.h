@@ -1,0 +1,38 @@
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ckpt::cli {
+
+struct ConvertCliOptions {
+    std::vector<std::string> files;
+    std::string to;
+    std::string output; // -o: one input only
+    std::string outDir; // --out-dir
+    std::string dtype;
+    std::string stripPrefix;
+    std::string addPrefix;
+    bool ema = false;
+    std::vector<std::string> drop;
+    bool dropOptimizer = false;
+    bool keepDevice = false;
+    std::string config;        // JSON
+    std::string classNames;    // a,b,c
+    std::string preprocessing; // JSON
+    std::optional<long long> epoch;
+    std::optional<double> trainLoss;
+    std::optional<double> valLoss;
+    bool metadataJson = false;
+    bool force = false;
+    bool json = false;
+};
+
+// `ckpt convert`: each input to the target format, with edits; plans, writes safely (temporary
+// file, read back and compared, renamed; never an input, an existing file only with --force) and
+// reports what was kept, dropped, carried and lost. 0 on success, 1 on any error.
+int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream &err);
+
+} // namespace ckpt::cli

@@ -1,0 +1,1176 @@
+#include "convert.h"
+
+#include "atomicwrite.h"
+#include "error.h"
+#include "jsonexport.h"
+#include "mappedfile.h"
+#include "picklewriter.h"
+#include "safetensorswriter.h"
+#include "security.h"
+#include "torchzipwriter.h"
+#include "valuetree.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fnmatch.h>
+#include <memory>
+#include <set>
+#include <sys/time.h>
+#include <unordered_map>
+#include <unordered_set>
+#include <zlib.h>
+
+namespace ckpt {
+
+namespace fs = std::filesystem;
+
+std::string convertTargetName(ConvertTarget t)
+{
+    switch (t) {
+    case ConvertTarget::StateDict:
+        return "state-dict";
+    case ConvertTarget::Checkpoint:
+        return "checkpoint";
+    case ConvertTarget::Inference:
+        return "inference";
+    case ConvertTarget::FullModel:
+        return "full-model";
+    case ConvertTarget::Safetensors:
+        return "safetensors";
+    }
+    return "?";
+}
+
+std::optional<ConvertTarget> convertTargetFromName(const std::string &name)
+{
+    for (auto t : {ConvertTarget::StateDict, ConvertTarget::Checkpoint, ConvertTarget::Inference,
+                   ConvertTarget::FullModel, ConvertTarget::Safetensors})
+        if (convertTargetName(t) == name)
+            return t;
+    return std::nullopt;
+}
+
+std::optional<DType> castDTypeFromName(const std::string &name)
+{
+    if (name == "float16" || name == "fp16" || name == "half")
+        return DType::Float16;
+    if (name == "bfloat16" || name == "bf16")
+        return DType::BFloat16;
+    if (name == "float32" || name == "fp32" || name == "float")
+        return DType::Float32;
+    if (name == "float64" || name == "fp64" || name == "double")
+        return DType::Float64;
+    return std::nullopt;
+}
+
+namespace {
+
+// The file name without the extensions a checkpoint carries.
+std::string stemOf(const std::string &path)
+{
+    std::string name = fs::path(path).filename().string();
+    for (const char *ext : {".index.json", ".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar", ".pkl"})
+        if (name.size() > std::strlen(ext) && name.ends_with(ext)) {
+            name.resize(name.size() - std::strlen(ext));
+            if (std::string_view(ext) == ".index.json")
+                continue; // model.safetensors.index.json: also drop .safetensors
+            break;
+        }
+    return name;
+}
+
+std::string dtypeSuffix(const std::optional<DType> &t)
+{
+    if (!t)
+        return {};
+    switch (*t) {
+    case DType::Float16:
+        return "_fp16";
+    case DType::BFloat16:
+        return "_bf16";
+    case DType::Float32:
+        return "_fp32";
+    case DType::Float64:
+        return "_fp64";
+    default:
+        return {};
+    }
+}
+
+std::string sidecarPathFor(const std::string &output)
+{
+    const fs::path p(output);
+    return (p.parent_path() / (p.stem().string() + "_metadata.json")).string();
+}
+
+nlohmann::ordered_json toOrdered(const nlohmann::json &j)
+{
+    return nlohmann::ordered_json::parse(j.dump());
+}
+
+ValuePtr jsonToValue(const nlohmann::ordered_json &j, int depth = 0)
+{
+    if (depth > 200)
+        throw FormatError("JSON nests too deep");
+    switch (j.type()) {
+    case nlohmann::json::value_t::object: {
+        auto d = Value::dict();
+        for (const auto &[k, v] : j.items()) {
+            auto child = jsonToValue(v, depth + 1);
+            d->noteChild(child);
+            d->entries().push_back({Value::string(k), child});
+        }
+        return d;
+    }
+    case nlohmann::json::value_t::array: {
+        std::vector<ValuePtr> items;
+        for (const auto &v : j)
+            items.push_back(jsonToValue(v, depth + 1));
+        auto l = Value::list(std::move(items));
+        for (const auto &i : l->items())
+            l->noteChild(i);
+        return l;
+    }
+    case nlohmann::json::value_t::string:
+        return Value::string(j.get<std::string>());
+    case nlohmann::json::value_t::boolean:
+        return Value::boolean(j.get<bool>());
+    case nlohmann::json::value_t::number_integer:
+        return Value::integer(j.get<std::int64_t>());
+    case nlohmann::json::value_t::number_unsigned:
+        if (j.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+            return Value::bigInteger(std::to_string(j.get<std::uint64_t>()));
+        return Value::integer(static_cast<std::int64_t>(j.get<std::uint64_t>()));
+    case nlohmann::json::value_t::number_float:
+        return Value::floating(j.get<double>());
+    default:
+        return Value::none();
+    }
+}
+
+// Python's datetime.now().isoformat(): local time with microseconds.
+std::string isoNow()
+{
+    timeval tv{};
+    ::gettimeofday(&tv, nullptr);
+    std::tm tm{};
+    ::localtime_r(&tv.tv_sec, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    char us[16];
+    std::snprintf(us, sizeof us, ".%06ld", static_cast<long>(tv.tv_usec));
+    return std::string(buf) + (tv.tv_usec ? us : "");
+}
+
+// Why a value cannot go into a file torch.load(weights_only=True) accepts; "" when it can.
+std::string weightsOnlyBlocker(const ValuePtr &v, std::unordered_set<const Value *> &seen, int depth = 0)
+{
+    if (!v || depth > 2000)
+        return depth > 2000 ? "nests too deep" : "";
+    using K = Value::Kind;
+    switch (v->kind()) {
+    case K::None:
+    case K::Bool:
+    case K::Int:
+    case K::BigInt:
+    case K::Float:
+    case K::String:
+        return {};
+    case K::Bytes:
+        return "holds bytes";
+    case K::Complex:
+        return "holds a complex number";
+    case K::Set:
+    case K::FrozenSet:
+        return "holds a set";
+    case K::Global:
+        return "holds the global " + v->qualifiedName();
+    case K::Object:
+        return "holds an object of class " + className(*v);
+    case K::Storage:
+        return "holds a bare storage";
+    case K::Tensor: {
+        const auto &t = *v->tensorRef();
+        if (t.layout == TensorRef::Layout::Meta && !dtypeStorageClass(t.dtype).empty())
+            return {};
+        if (t.layout == TensorRef::Layout::SparseCoo && t.sparseIndices && t.sparseValues) {
+            if (auto r = weightsOnlyBlocker(t.sparseIndices, seen, depth + 1); !r.empty())
+                return r;
+            return weightsOnlyBlocker(t.sparseValues, seen, depth + 1);
+        }
+        if (t.layout != TensorRef::Layout::Strided || t.quantization || !t.storage || t.dtype != t.storage->dtype ||
+            dtypeStorageClass(t.dtype).empty())
+            return "holds a tensor this writer cannot store yet (sparse, meta, quantized or " +
+                   std::string(dtypeName(t.dtype)) + ")";
+        if (t.isParameter && v->state() && !v->state()->isNone() &&
+            !(v->state()->isDict() && v->state()->entries().empty()))
+            return "holds a parameter with extra state";
+        return {};
+    }
+    default:
+        break;
+    }
+    if (!seen.insert(v.get()).second)
+        return {};
+    for (const auto &i : v->items())
+        if (auto r = weightsOnlyBlocker(i, seen, depth + 1); !r.empty())
+            return r;
+    for (const auto &e : v->entries()) {
+        if (auto r = weightsOnlyBlocker(e.key, seen, depth + 1); !r.empty())
+            return r;
+        if (auto r = weightsOnlyBlocker(e.value, seen, depth + 1); !r.empty())
+            return r;
+    }
+    if (v->isDict() && v->state() && v->pythonClass() != "collections.OrderedDict")
+        return {}; // a plain dict's BUILD state is not written
+    if (v->state())
+        if (auto r = weightsOnlyBlocker(v->state(), seen, depth + 1); !r.empty())
+            return r;
+    return {};
+}
+
+std::string blockerOf(const ValuePtr &v)
+{
+    std::unordered_set<const Value *> seen;
+    return weightsOnlyBlocker(v, seen);
+}
+
+std::string normalisedPrefix(std::string p)
+{
+    if (!p.empty() && p.back() != '.')
+        p += '.';
+    return p;
+}
+
+bool isFloating(DType t)
+{
+    return t == DType::Float64 || t == DType::Float32 || t == DType::Float16 || t == DType::BFloat16;
+}
+
+// Bytes of a tensor in row-major order, gathered through its strides when it is not contiguous.
+std::vector<std::uint8_t> contiguousBytes(const TensorRef &t)
+{
+    const std::size_t es = dtypeSize(t.dtype);
+    const std::int64_t n = t.numel();
+    if (n <= 0)
+        return {};
+    if (t.isContiguous()) {
+        auto span = t.spannedBytes();
+        if (span.size() != static_cast<std::size_t>(n) * es)
+            throw FormatError("tensor data does not fit its storage");
+        return {span.begin(), span.end()};
+    }
+    std::int64_t extent = 0;
+    if (!t.extentElements(extent) || !t.fitsStorage(extent))
+        throw FormatError("tensor does not fit its storage");
+    const auto data = t.storage->data();
+    std::vector<std::uint8_t> out(static_cast<std::size_t>(n) * es);
+    std::vector<std::int64_t> idx(t.shape.size(), 0);
+    for (std::int64_t i = 0; i < n; ++i) {
+        std::int64_t off = t.storageOffset;
+        for (std::size_t d = 0; d < idx.size(); ++d)
+            off += idx[d] * t.strides[d];
+        std::memcpy(out.data() + static_cast<std::size_t>(i) * es, data.data() + static_cast<std::size_t>(off) * es,
+                    es);
+        for (std::size_t d = idx.size(); d-- > 0;) {
+            if (++idx[d] < t.shape[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    return out;
+}
+
+ValuePtr plainTensor(const ValuePtr &v)
+{
+    auto ref = std::make_shared<TensorRef>(*v->tensorRef());
+    ref->isParameter = false;
+    ref->requiresGrad = false;
+    return Value::tensor(ref);
+}
+
+bool isTrainingStateKey(const std::string &k)
+{
+    return k.find("rng") != std::string::npos || k.find("scheduler") != std::string::npos ||
+           k.find("scaler") != std::string::npos || k == "lr_schedulers" || k.find("optimizer") != std::string::npos ||
+           k == "optim" || k == "opt";
+}
+
+class Planner {
+public:
+    Planner(const Document &doc, const ConvertOptions &o, ConversionPlan &plan) : m_doc(doc), m_o(o), m_plan(plan) {}
+
+    void run()
+    {
+        m_plan.castTo = m_o.castTo;
+        if (m_o.to == ConvertTarget::FullModel) {
+            planFullModel();
+        } else {
+            collectStateDict();
+            buildTarget();
+        }
+        if (m_o.castTo)
+            planCasts();
+        // Sizes of the kept tensors, before and after the cast (a tied tensor counts once).
+        std::unordered_set<const Value *> counted;
+        for (const auto &[name, v] : m_tensors) {
+            if (!counted.insert(v.get()).second)
+                continue;
+            const auto &r = *v->tensorRef();
+            if (r.layout == TensorRef::Layout::Meta)
+                continue;  // no data
+            if (r.layout == TensorRef::Layout::SparseCoo) {
+                const auto b = static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.nbytes()));
+                m_plan.bytesBefore += b;
+                m_plan.bytesAfter += b;  // sparse values are not cast
+                continue;
+            }
+            const auto n = static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.numel()));
+            m_plan.bytesBefore += n * dtypeSize(r.dtype);
+            auto it = r.storage ? m_plan.casts.find(r.storage.get()) : m_plan.casts.end();
+            m_plan.bytesAfter += n * dtypeSize(it == m_plan.casts.end() ? r.dtype : it->second);
+        }
+        if (!m_o.keepDevices) {
+            std::set<std::string> devices;
+            for (const auto &t : m_doc.tensors)
+                if (t.ref().storage && !t.ref().storage->location.empty() && t.ref().storage->location != "cpu")
+                    devices.insert(t.ref().storage->location);
+            for (const auto &d : devices)
+                m_plan.warnings.push_back("saved device tag '" + d + "' is written as 'cpu'");
+        }
+    }
+
+private:
+    const Document &m_doc;
+    const ConvertOptions &m_o;
+    ConversionPlan &m_plan;
+    std::vector<std::pair<std::string, ValuePtr>> m_tensors; // the state dict after edits
+    ValuePtr m_metadata;                                     // the state dict's _metadata, edited
+    std::set<std::string> m_usedRootKeys;
+    std::set<std::string> m_takenFromInfo; // additional_info entries promoted back to their own key
+
+    ValuePtr rootEntry(const std::string &k) const
+    {
+        return m_doc.root && m_doc.root->isDict() ? m_doc.root->get(k) : nullptr;
+    }
+
+    // A value a checkpoint written by this tool keeps under additional_info (class names, ...).
+    ValuePtr infoEntry(const std::string &k) const
+    {
+        auto info = rootEntry("additional_info");
+        return info && info->isDict() ? info->get(k) : nullptr;
+    }
+
+    void planFullModel()
+    {
+        if (m_doc.stateDictSource != "module_tree")
+            throw FormatError("a full model can only be re-saved from a file that holds a pickled module tree; "
+                              "building one from a state dict needs an architecture (not available yet)");
+        if (!m_o.strip.empty() || !m_o.add.empty() || m_o.promoteEma || !m_o.drops.empty() || m_o.dropTraining ||
+            m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
+            throw FormatError("--strip-prefix, --add-prefix, --ema, --drop, --drop-optimizer and metadata options do "
+                              "not apply to a full model's module tree (only --dtype does)");
+        // Re-saving keeps every global the file names: never launder one that would run code.
+        const auto security = securityReport(m_doc);
+        if (security.dangerous) {
+            std::string names;
+            for (const auto &g : security.globals)
+                if (g.cls == GlobalClass::Dangerous)
+                    names += (names.empty() ? "" : ", ") + g.use.name;
+            throw FormatError("the file names globals that would run code when loaded (" + names +
+                              "); a full model is not re-saved from it (convert to a weights format instead)");
+        }
+        m_plan.weightsOnly = false;
+        m_plan.root = m_doc.root;
+        for (const auto &t : m_doc.stateDict) {
+            m_plan.kept.push_back(t.name);
+            m_tensors.emplace_back(t.name, t.value);
+        }
+        std::set<std::string> classes;
+        std::unordered_set<const Value *> seen;
+        std::vector<ValuePtr> stack{m_doc.root};
+        while (!stack.empty()) {
+            auto v = stack.back();
+            stack.pop_back();
+            if (!v || !seen.insert(v.get()).second)
+                continue;
+            if (v->kind() == Value::Kind::Object) {
+                const auto name = className(*v);
+                if (!name.starts_with("torch.") && !name.starts_with("collections.") && !name.starts_with("builtins."))
+                    classes.insert(name);
+            }
+            for (auto &c : childrenOf(*v))
+                stack.push_back(c.value);
+        }
+        for (const auto &c : classes)
+            m_plan.warnings.push_back("loading the full model needs the class " + c +
+                                      " importable (as the source did)");
+        m_plan.carried.push_back("(the whole pickled module tree)");
+    }
+
+    void collectStateDict()
+    {
+        if (!m_doc.hasStateDict || m_doc.stateDict.empty())
+            throw FormatError("no state dict found: nothing to convert");
+        for (const auto &t : m_doc.stateDict)
+            m_tensors.emplace_back(t.name, t.value);
+        // Aliases a safetensors file written by this tool recorded in its metadata.
+        if (m_doc.format == ContainerFormat::Safetensors && m_doc.formatMetadata && m_doc.formatMetadata->isDict())
+            for (const auto &e : m_doc.formatMetadata->entries())
+                if (e.key && e.key->isString() && e.key->text().starts_with("alias:") && e.value &&
+                    e.value->isString()) {
+                    auto it = std::find_if(m_tensors.begin(), m_tensors.end(),
+                                           [&](const auto &p) { return p.first == e.value->text(); });
+                    if (it != m_tensors.end())
+                        m_tensors.emplace_back(e.key->text().substr(6), it->second);
+                }
+        if (m_doc.stateDictSource == "dict")
+            if (auto sd = findPath(m_doc.root, m_doc.stateDictPath);
+                sd && sd->isDict() && sd->state() && sd->state()->isDict())
+                m_metadata = sd->state()->get("_metadata");
+        // Entries of the state dict that are not tensors (a step counter kept beside the weights).
+        if (m_doc.stateDictSource == "dict")
+            if (auto sd = findPath(m_doc.root, m_doc.stateDictPath); sd && sd->isDict())
+                for (const auto &e : sd->entries())
+                    if (e.key && e.value && !e.value->isTensor())
+                        m_plan.lost.push_back({(m_doc.stateDictPath.empty() ? "" : pathText(m_doc.stateDictPath) + "/") +
+                                                   keyText(*e.key),
+                                               "a non-tensor value (" + e.value->typeName() + ") among the weights; only tensors are written"});
+        if (m_o.promoteEma)
+            promoteEma();
+        // Drop by pattern.
+        if (!m_o.drops.empty()) {
+            std::vector<std::pair<std::string, ValuePtr>> kept;
+            for (auto &t : m_tensors) {
+                const auto it = std::find_if(m_o.drops.begin(), m_o.drops.end(), [&](const std::string &p) {
+                    return ::fnmatch(p.c_str(), t.first.c_str(), 0) == 0;
+                });
+                if (it != m_o.drops.end())
+                    m_plan.dropped.push_back({t.first, "matches --drop " + *it});
+                else
+                    kept.push_back(std::move(t));
+            }
+            m_tensors = std::move(kept);
+        }
+        for (const char *p : {"module.", "_orig_mod.", "model."})
+            if (!m_tensors.empty() &&
+                std::all_of(m_tensors.begin(), m_tensors.end(), [p](const auto &t) { return t.first.starts_with(p); }))
+                m_plan.detectedPrefixes.push_back(p);
+        const std::string strip = normalisedPrefix(m_o.strip);
+        const std::string add = normalisedPrefix(m_o.add);
+        if (!strip.empty()) {
+            std::size_t without = 0;
+            for (auto &t : m_tensors) {
+                if (t.first.starts_with(strip))
+                    t.first = t.first.substr(strip.size());
+                else
+                    ++without;
+            }
+            if (without)
+                m_plan.warnings.push_back(std::to_string(without) + " keys do not start with '" + strip +
+                                          "' and keep their names");
+            if (without == m_tensors.size())
+                throw FormatError("no key starts with '" + strip + "'" +
+                                  (m_plan.detectedPrefixes.empty()
+                                       ? std::string()
+                                       : " (keys start with '" + m_plan.detectedPrefixes[0] + "')"));
+            std::erase(m_plan.detectedPrefixes, strip);
+        }
+        if (!add.empty())
+            for (auto &t : m_tensors)
+                t.first = add + t.first;
+        std::set<std::string> names;
+        for (const auto &t : m_tensors)
+            if (!names.insert(t.first).second)
+                throw FormatError("two keys would both be named '" + t.first + "' after the prefix edits");
+        if (m_tensors.empty())
+            throw FormatError("every key was dropped: nothing to write");
+        if (m_metadata && m_metadata->isDict() && (!strip.empty() || !add.empty())) {
+            auto md = Value::dict();
+            md->setPythonClass(m_metadata->pythonClass());
+            const std::string stripBare = strip.empty() ? "" : strip.substr(0, strip.size() - 1);
+            for (const auto &e : m_metadata->entries()) {
+                if (!e.key || !e.key->isString())
+                    continue;
+                std::string k = e.key->text();
+                if (!strip.empty()) {
+                    if (k == stripBare)
+                        k.clear();
+                    else if (k.starts_with(strip))
+                        k = k.substr(strip.size());
+                    else if (k.empty())
+                        continue; // the wrapper's own entry has no place any more
+                }
+                if (!add.empty())
+                    k = k.empty() ? add.substr(0, add.size() - 1) : add + k;
+                md->entries().push_back({Value::string(k), e.value});
+            }
+            if (!add.empty()) {
+                // The wrapper (DataParallel, DDP, a plain Module) records nn.Module's version 1.
+                auto wrapper = Value::dict();
+                wrapper->entries().push_back({Value::string("version"), Value::integer(1)});
+                md->entries().insert(md->entries().begin(), {Value::string(""), wrapper});
+            }
+            m_metadata = md;
+        }
+        for (const auto &t : m_tensors) {
+            const auto &ref = t.second->tensorRef();
+            if (!t.second->pythonClass().empty())
+                m_plan.warnings.push_back("tensor '" + t.first + "' is a " + t.second->pythonClass() +
+                                          "; it is written as a plain tensor");
+            const bool special = ref->layout != TensorRef::Layout::Strided;
+            if (special && m_o.to == ConvertTarget::Safetensors)
+                throw FormatError("tensor '" + t.first + "' is " +
+                                  (ref->layout == TensorRef::Layout::Meta ? "a meta tensor" : "sparse") +
+                                  ", which safetensors cannot hold (leave it out with --drop '" + t.first + "')");
+            if (ref->quantization)
+                throw FormatError("tensor '" + t.first + "' is quantized: it cannot be written yet (leave it out with --drop '" +
+                                  t.first + "')");
+            if (special) {
+                if (auto b = blockerOf(t.second); !b.empty())
+                    throw FormatError("tensor '" + t.first + "': " + b);
+            } else {
+                if (!ref->storage)
+                    throw FormatError("tensor '" + t.first + "' has no storage");
+                if (m_o.to != ConvertTarget::Safetensors &&
+                    (ref->dtype != ref->storage->dtype || dtypeStorageClass(ref->dtype).empty()))
+                    throw FormatError("tensor '" + t.first + "' is " + std::string(dtypeName(ref->dtype)) +
+                                      ", which torch 1.x files cannot hold; convert to safetensors instead");
+                if (!ref->problem.empty())
+                    throw FormatError("tensor '" + t.first + "': " + ref->problem);
+            }
+            m_plan.kept.push_back(t.first);
+        }
+    }
+
+    void promoteEma()
+    {
+        ValuePtr ema;
+        std::string where;
+        for (const auto &p : m_doc.otherWeightSets) {
+            std::string lower = pathText(p);
+            std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+            if (lower.find("ema") != std::string::npos) {
+                ema = findPath(m_doc.root, p);
+                where = pathText(p);
+                break;
+            }
+        }
+        if (!ema)
+            throw FormatError("--ema: the file holds no EMA weights");
+        if (!ema->isDict())
+            throw FormatError("--ema: the EMA weights under '" + where + "' are a module tree; not supported yet");
+        std::map<std::string, ValuePtr> weights;
+        bool allModule = true;
+        std::size_t count = 0;
+        for (const auto &e : ema->entries())
+            if (e.key && e.value && e.value->isTensor() && keyText(*e.key) != "n_averaged") {
+                weights[keyText(*e.key)] = e.value;
+                allModule = allModule && keyText(*e.key).starts_with("module.");
+                ++count;
+            }
+        if (allModule && count && !m_tensors.empty() && !m_tensors[0].first.starts_with("module.")) {
+            std::map<std::string, ValuePtr> stripped;
+            for (auto &[k, v] : weights)
+                stripped[k.substr(7)] = v;
+            weights = std::move(stripped);
+        }
+        std::size_t replaced = 0;
+        for (auto &t : m_tensors) {
+            auto it = weights.find(t.first);
+            if (it == weights.end())
+                continue;
+            const auto &a = *t.second->tensorRef();
+            const auto &b = *it->second->tensorRef();
+            if (a.shape != b.shape)
+                throw FormatError("--ema: '" + t.first + "' has shape " + shapeText(b.shape) +
+                                  " in the EMA weights but " + shapeText(a.shape) + " in the model's");
+            t.second = it->second;
+            ++replaced;
+            weights.erase(it);
+        }
+        if (replaced < m_tensors.size())
+            m_plan.warnings.push_back(std::to_string(m_tensors.size() - replaced) +
+                                      " keys have no EMA value and keep the model's weights");
+        if (!weights.empty())
+            m_plan.warnings.push_back(std::to_string(weights.size()) + " EMA keys match no model key and are left out");
+        m_plan.lost.push_back(
+            {pathText(m_doc.stateDictPath).empty() ? "(model weights)" : pathText(m_doc.stateDictPath),
+             "replaced by the EMA weights under '" + where + "' (--ema)"});
+        m_usedRootKeys.insert(where.substr(0, where.find('/')));
+    }
+
+    // The state dict as torch.save(model.state_dict()) writes it: plain tensors (no parameters)
+    // in an OrderedDict with its _metadata; tied tensors stay one object.
+    ValuePtr stateDictValue()
+    {
+        auto d = Value::dict();
+        d->setPythonClass("collections.OrderedDict");
+        std::unordered_map<const Value *, ValuePtr> made;
+        for (const auto &[name, v] : m_tensors) {
+            auto &p = made[v.get()];
+            if (!p)
+                p = plainTensor(v);
+            d->entries().push_back({Value::string(name), p});
+        }
+        if (m_metadata) {
+            auto state = Value::dict();
+            state->entries().push_back({Value::string("_metadata"), m_metadata});
+            d->setState(state);
+        }
+        return d;
+    }
+
+    ValuePtr optimizerValue() { return m_doc.optimizer; }
+
+    // Root entries of the source not used by the target, each carried into `into` (when given
+    // and it can go into a weights-only file) or listed as lost.
+    void accountRest(const ValuePtr &into, const std::string &intoName, const std::string &why)
+    {
+        if (!m_doc.root || !m_doc.root->isDict() || m_doc.stateDictPath.empty())
+            return;
+        for (const auto &e : m_doc.root->entries()) {
+            if (!e.key)
+                continue;
+            const std::string k = keyText(*e.key);
+            if (m_usedRootKeys.contains(k))
+                continue;
+            if (m_o.dropTraining && isTrainingStateKey(k)) {
+                m_plan.lost.push_back({k, "training state left out (--drop-optimizer)"});
+                continue;
+            }
+            if (!into) {
+                m_plan.lost.push_back({k, why});
+                continue;
+            }
+            if (auto b = blockerOf(e.value); !b.empty()) {
+                m_plan.lost.push_back({k, b + ", which a weights-only file cannot hold"});
+                continue;
+            }
+            into->entries().push_back({Value::string(k), e.value});
+            m_plan.carried.push_back(intoName + "/" + k);
+        }
+    }
+
+    // `key` from the user, else from the source, else None with a warning.
+    ValuePtr pick(const std::string &key, const ValuePtr &user, std::initializer_list<const char *> sourceKeys,
+                  const std::string &hint)
+    {
+        if (user) {
+            m_plan.carried.push_back(key + " (given)");
+            for (const char *s : sourceKeys)
+                if (rootEntry(s))
+                    m_usedRootKeys.insert(s);
+            return user;
+        }
+        for (const char *s : sourceKeys)
+            if (auto v = rootEntry(s)) {
+                m_usedRootKeys.insert(s);
+                if (auto b = blockerOf(v); !b.empty()) {
+                    m_plan.lost.push_back({s, b + ", which a weights-only file cannot hold"});
+                    break;
+                }
+                m_plan.carried.push_back(std::string(s) == key ? key : key + " (from '" + s + "')");
+                return v;
+            }
+        for (const char *s : sourceKeys)
+            if (auto v = infoEntry(s); v && blockerOf(v).empty()) {
+                m_plan.carried.push_back(key + " (from 'additional_info/" + s + "')");
+                m_takenFromInfo.insert(s);
+                return v;
+            }
+        if (!hint.empty())
+            m_plan.warnings.push_back(key + " is not in the source; written as None" + hint);
+        return Value::none();
+    }
+
+    ValuePtr versionValue()
+    {
+        auto v = pick("pytorch_version", nullptr, {"pytorch_version"}, "");
+        if (v->isNone())
+            m_plan.warnings.push_back("pytorch_version is not in the source; written as None");
+        return v;
+    }
+
+    ValuePtr timestampValue()
+    {
+        if (auto v = rootEntry("timestamp")) {
+            m_usedRootKeys.insert("timestamp");
+            m_plan.carried.push_back("timestamp");
+            return v;
+        }
+        return Value::string(isoNow());
+    }
+
+    void markWeightsUsed()
+    {
+        if (!m_doc.stateDictPath.empty())
+            m_usedRootKeys.insert(m_doc.stateDictPath[0]);
+    }
+
+    void buildTarget()
+    {
+        markWeightsUsed();
+        if (m_doc.stateDictSource == "module_tree") {
+            const auto tree = findPath(m_doc.root, m_doc.stateDictPath);
+            m_plan.lost.push_back(
+                {pathText(m_doc.stateDictPath).empty() ? "(module tree)" : pathText(m_doc.stateDictPath),
+                 "the architecture (the pickled " + (tree ? className(*tree) : std::string("module")) +
+                     " tree) is not written, only its weights (--to full-model keeps it)"});
+        }
+        const auto userConfig = m_o.config ? jsonToValue(toOrdered(*m_o.config)) : nullptr;
+        switch (m_o.to) {
+        case ConvertTarget::StateDict: {
+            m_plan.root = stateDictValue();
+            if (m_o.sidecar) {
+                auto rest = Value::dict();
+                accountRest(rest, "sidecar", "");
+                m_plan.sidecar = valueToJson(rest);
+            } else {
+                accountRest(nullptr, "",
+                            "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)");
+            }
+            break;
+        }
+        case ConvertTarget::Checkpoint: {
+            auto root = Value::dict();
+            auto put = [&root](const char *k, ValuePtr v) {
+                root->entries().push_back({Value::string(k), std::move(v)});
+            };
+            put("epoch", pick("epoch", m_o.epochValue ? Value::integer(*m_o.epochValue) : nullptr, {"epoch"},
+                              " (set it with --epoch)"));
+            put("model_state_dict", stateDictValue());
+            if (m_doc.optimizer && !m_doc.optimizerPath.empty()) {
+                m_usedRootKeys.insert(m_doc.optimizerPath[0]);
+                if (m_o.dropTraining) {
+                    m_plan.lost.push_back(
+                        {pathText(m_doc.optimizerPath), "optimizer state left out (--drop-optimizer)"});
+                } else if (auto b = blockerOf(m_doc.optimizer); !b.empty()) {
+                    m_plan.lost.push_back({pathText(m_doc.optimizerPath), b});
+                } else {
+                    put("optimizer_state_dict", m_doc.optimizer);
+                    m_plan.carried.push_back("optimizer_state_dict (from '" + pathText(m_doc.optimizerPath) + "')");
+                    auto list = rootEntry(m_doc.optimizerPath[0]);
+                    if (m_doc.optimizerPath.size() > 1 && list && list->isSequence() && list->items().size() > 1)
+                        m_plan.lost.push_back({m_doc.optimizerPath[0] + "/1…",
+                                               "only the first optimizer's state goes into optimizer_state_dict"});
+                }
+            }
+            put("train_loss", pick("train_loss", m_o.trainLoss ? Value::floating(*m_o.trainLoss) : nullptr,
+                                   {"train_loss"}, " (set it with --train-loss)"));
+            put("val_loss", pick("val_loss", m_o.valLoss ? Value::floating(*m_o.valLoss) : nullptr, {"val_loss"},
+                                 " (set it with --val-loss)"));
+            put("model_config",
+                pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
+            put("timestamp", timestampValue());
+            put("pytorch_version", versionValue());
+            auto info = Value::dict();
+            if (auto given = rootEntry("additional_info"); given && given->isDict() && blockerOf(given).empty()) {
+                m_usedRootKeys.insert("additional_info");
+                for (const auto &e : given->entries())
+                    if (!e.key || !m_takenFromInfo.contains(keyText(*e.key)))
+                        info->entries().push_back(e);
+                m_plan.carried.push_back("additional_info");
+            }
+            accountRest(info, "additional_info", "");
+            carryFormatMetadata(info);
+            put("additional_info", info);
+            m_plan.root = root;
+            if (m_o.sidecar)
+                m_plan.sidecar = sidecarOf(root, {"model_state_dict", "optimizer_state_dict"});
+            break;
+        }
+        case ConvertTarget::Inference: {
+            auto root = Value::dict();
+            auto put = [&root](const char *k, ValuePtr v) {
+                root->entries().push_back({Value::string(k), std::move(v)});
+            };
+            put("model_state_dict", stateDictValue());
+            put("model_config",
+                pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
+            if (m_o.preprocess) {
+                for (const char *k : {"input_mean", "input_std", "preprocessing"})
+                    if (rootEntry(k))
+                        m_usedRootKeys.insert(k);
+                put("preprocessing", jsonToValue(toOrdered(*m_o.preprocess)));
+                m_plan.carried.push_back("preprocessing (given)");
+            } else if (rootEntry("input_mean") || rootEntry("input_std") || infoEntry("input_mean")) {
+                put("input_mean", pick("input_mean", nullptr, {"input_mean"}, " (set --preprocessing)"));
+                put("input_std", pick("input_std", nullptr, {"input_std"}, " (set --preprocessing)"));
+            } else {
+                put("preprocessing", pick("preprocessing", nullptr, {"preprocessing", "normalization"},
+                                          " (set it with --preprocessing)"));
+            }
+            ValuePtr classes;
+            if (m_o.classes) {
+                std::vector<ValuePtr> items;
+                for (const auto &c : *m_o.classes)
+                    items.push_back(Value::string(c));
+                classes = Value::list(std::move(items));
+            }
+            put("class_names",
+                pick("class_names", classes, {"class_names", "classes"}, " (set it with --class-names)"));
+            put("timestamp", timestampValue());
+            put("pytorch_version", versionValue());
+            if (m_doc.optimizer && !m_doc.optimizerPath.empty()) {
+                m_usedRootKeys.insert(m_doc.optimizerPath[0]);
+                m_plan.lost.push_back(
+                    {pathText(m_doc.optimizerPath), "an inference package carries no optimizer state"});
+            }
+            accountRest(nullptr, "",
+                        "an inference package holds only the seed's keys (use --to checkpoint to keep it)");
+            m_plan.root = root;
+            m_plan.sidecar = sidecarOf(root, {"model_state_dict"});
+            break;
+        }
+        case ConvertTarget::Safetensors: {
+            std::map<std::string, std::string> meta;
+            if (m_doc.formatMetadata && m_doc.formatMetadata->isDict())
+                for (const auto &e : m_doc.formatMetadata->entries())
+                    if (e.key && e.key->isString() && e.value && e.value->isString() &&
+                        !e.key->text().starts_with("alias:"))
+                        meta[e.key->text()] = e.value->text();
+            if (m_doc.root && m_doc.root->isDict() && !m_doc.stateDictPath.empty())
+                for (const auto &e : m_doc.root->entries()) {
+                    if (!e.key)
+                        continue;
+                    const std::string k = keyText(*e.key);
+                    if (m_usedRootKeys.contains(k))
+                        continue;
+                    if (!m_doc.optimizerPath.empty() && k == m_doc.optimizerPath[0]) {
+                        m_plan.lost.push_back({k, "safetensors holds no optimizer state"});
+                        continue;
+                    }
+                    if (m_o.dropTraining && isTrainingStateKey(k)) {
+                        m_plan.lost.push_back({k, "training state left out (--drop-optimizer)"});
+                        continue;
+                    }
+                    const auto j = valueToJson(e.value);
+                    const std::string text = j.dump();
+                    if (e.value->isString()) {
+                        meta[k] = e.value->text();
+                    } else if (text.find("\"__") != std::string::npos) {
+                        m_plan.lost.push_back(
+                            {k, "holds tensors or objects, which safetensors metadata (strings) cannot hold"});
+                        continue;
+                    } else {
+                        meta[k] = text; // JSON text: metadata values are strings
+                    }
+                    m_plan.carried.push_back("__metadata__/" + k);
+                }
+            if (!meta.contains("format"))
+                meta["format"] = "pt";
+            // Sharing is not allowed: a tensor that is exactly another one is written once.
+            std::map<std::tuple<const StorageRef *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>>,
+                     std::string>
+                seen;
+            std::map<const StorageRef *, std::string> sharedStorage;
+            for (const auto &[name, v] : m_tensors) {
+                const auto &r = *v->tensorRef();
+                auto key = std::make_tuple(r.storage.get(), r.storageOffset, r.shape, r.strides);
+                if (auto it = seen.find(key); it != seen.end()) {
+                    meta["alias:" + name] = it->second;
+                    m_plan.warnings.push_back("'" + name + "' is the same tensor as '" + it->second +
+                                              "': written once, recorded as an alias in __metadata__");
+                    continue;
+                }
+                seen.emplace(key, name);
+                if (auto [it, fresh] = sharedStorage.emplace(r.storage.get(), name); !fresh)
+                    m_plan.warnings.push_back("'" + name + "' shares storage with '" + it->second +
+                                              "'; safetensors cannot share, so its values are copied");
+                m_plan.tensors.emplace_back(name, v);
+            }
+            m_plan.safetensorsMetadata = std::move(meta);
+            break;
+        }
+        case ConvertTarget::FullModel:
+            break;
+        }
+        if (m_o.sidecar && m_plan.sidecar.is_null())
+            m_plan.sidecar = nlohmann::ordered_json::object();
+    }
+
+    void carryFormatMetadata(const ValuePtr &info)
+    {
+        if (m_doc.formatMetadata && m_doc.formatMetadata->isDict() && !m_doc.formatMetadata->entries().empty() &&
+            blockerOf(m_doc.formatMetadata).empty()) {
+            const char *name = m_doc.format == ContainerFormat::Safetensors ? "safetensors_metadata" : "index_metadata";
+            info->entries().push_back({Value::string(name), m_doc.formatMetadata});
+            m_plan.carried.push_back(std::string("additional_info/") + name);
+        }
+    }
+
+    static nlohmann::ordered_json sidecarOf(const ValuePtr &root, std::initializer_list<const char *> skip)
+    {
+        auto d = Value::dict();
+        for (const auto &e : root->entries())
+            if (std::none_of(skip.begin(), skip.end(), [&](const char *s) { return keyText(*e.key) == s; }))
+                d->entries().push_back(e);
+        return valueToJson(d);
+    }
+
+    void planCasts()
+    {
+        const DType to = *m_o.castTo;
+        std::set<const StorageRef *> done;
+        for (const auto &[name, v] : m_tensors) {
+            const auto &r = *v->tensorRef();
+            if (!isFloating(r.dtype) || r.dtype == to || !r.storage)
+                continue;
+            if (!done.insert(r.storage.get()).second)
+                continue;
+            // Counting reads every value: a large file can be cancelled here too.
+            if (m_o.progress && !m_o.progress(0.0))
+                throw FormatError("cancelled; nothing was written");
+            m_plan.casts[r.storage.get()] = to;
+            castFloats(r.storage->data(), r.storage->dtype, to, &m_plan.cast);
+        }
+        if (m_plan.cast.overflow)
+            m_plan.warnings.push_back(std::to_string(m_plan.cast.overflow) + " values overflow " +
+                                      std::string(dtypeName(to)) + " and become ±inf");
+        if (m_plan.cast.subnormal)
+            m_plan.warnings.push_back(std::to_string(m_plan.cast.subnormal) + " values become subnormal in " +
+                                      std::string(dtypeName(to)) + " (precision lost)");
+        if (m_plan.cast.zeroed)
+            m_plan.warnings.push_back(std::to_string(m_plan.cast.zeroed) + " non-zero values become zero in " +
+                                      std::string(dtypeName(to)));
+    }
+};
+
+std::uint32_t crcOf(std::span<const std::uint8_t> b)
+{
+    std::uint32_t crc = 0;
+    for (std::size_t done = 0; done < b.size();) {
+        const auto n = static_cast<uInt>(std::min<std::size_t>(b.size() - done, 1u << 30));
+        crc = static_cast<std::uint32_t>(::crc32(crc, b.data() + done, n));
+        done += n;
+    }
+    return crc;
+}
+
+PickleWriterOptions pickleOptions(const ConversionPlan &plan, const ConvertOptions &o)
+{
+    PickleWriterOptions p;
+    p.weightsOnly = plan.weightsOnly;
+    p.cpuLocations = !o.keepDevices;
+    const auto casts = plan.casts;
+    p.storageDType = [casts](const StorageRef &s) {
+        auto it = casts.find(&s);
+        return it == casts.end() ? s.dtype : it->second;
+    };
+    return p;
+}
+
+} // namespace
+
+std::string defaultOutputPath(const std::string &input, const ConvertOptions &options, const std::string &outDir)
+{
+    const fs::path in(input);
+    const fs::path folder = outDir.empty() ? in.parent_path() : fs::path(outDir);
+    std::string ext = options.to == ConvertTarget::Safetensors ? ".safetensors" : ".pth";
+    std::string suffix = "_" + convertTargetName(options.to);
+    std::replace(suffix.begin(), suffix.end(), '-', '_');
+    std::string name = stemOf(input) + suffix + dtypeSuffix(options.castTo) + ext;
+    fs::path out = folder / name;
+    std::error_code ec;
+    for (int i = 2; fs::equivalent(out, in, ec) && !ec; ++i)
+        out = folder / (stemOf(input) + suffix + "_" + std::to_string(i) + ext);
+    return out.string();
+}
+
+ConversionPlan planConversion(const Document &doc, const std::string &output, const ConvertOptions &options)
+{
+    ConversionPlan plan;
+    plan.input = doc.path;
+    plan.output = output;
+    plan.target = options.to;
+    if (options.castTo && !isFloating(*options.castTo))
+        throw FormatError("--dtype must be a floating type");
+    try {
+        Planner(doc, options, plan).run();
+    } catch (const FormatError &e) {
+        throw FormatError(doc.path + ": " + e.what());
+    }
+    if (options.to == ConvertTarget::Inference || options.sidecar)
+        plan.sidecarPath = sidecarPathFor(output);
+    return plan;
+}
+
+namespace {
+void report(const ConvertOptions &o, std::uint64_t done, std::uint64_t total, const std::string &output)
+{
+    if (o.progress && !o.progress(total ? static_cast<double>(done) / static_cast<double>(total) : 1.0))
+        throw FormatError(output + ": cancelled; nothing was written");
+}
+
+WriteOptions writeOptionsFor(const Document &doc, const ConvertOptions &o)
+{
+    WriteOptions w;
+    w.allowOverwrite(o.overwrite).protect(doc.path);
+    if (!doc.sidecarPath.empty())
+        w.protect(doc.sidecarPath);
+    for (const auto &f : doc.extraFiles)
+        if (f)
+            w.protect(f->path());
+    return w;
+}
+} // namespace
+
+ConversionResult executeConversion(const Document &doc, const ConversionPlan &plan, const ConvertOptions &options)
+{
+    ConversionResult result;
+    result.output = plan.output;
+    const WriteOptions wo = writeOptionsFor(doc, options);
+    // The sidecar goes to its temporary file first: a full disk stops the conversion before
+    // either file takes its name.
+    const std::string sidecarText = plan.sidecarPath.empty() ? std::string() : plan.sidecar.dump(2) + "\n";
+    std::unique_ptr<AtomicFileWriter> sidecar;
+    if (!plan.sidecarPath.empty()) {
+        sidecar = std::make_unique<AtomicFileWriter>(plan.sidecarPath, wo);
+        sidecar->write(sidecarText);
+    }
+    AtomicFileWriter file(plan.output, wo);
+    auto sink = [&file](std::span<const std::uint8_t> b) { file.write(b); };
+
+    if (plan.target == ConvertTarget::Safetensors) {
+        std::vector<SafetensorsEntry> entries;
+        std::map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected; // crc, size
+        for (const auto &[name, v] : plan.tensors) {
+            const auto ref = v->tensorRef();
+            SafetensorsEntry e;
+            e.name = name;
+            auto it = ref->storage ? plan.casts.find(ref->storage.get()) : plan.casts.end();
+            e.dtype = it == plan.casts.end() ? ref->dtype : it->second;
+            e.shape = ref->shape;
+            e.byteSize = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ref->numel())) * dtypeSize(e.dtype);
+            const DType to = e.dtype;
+            e.bytes = [ref, to, name, &expected]() {
+                auto b = contiguousBytes(*ref);
+                if (to != ref->dtype)
+                    b = castFloats(b, ref->dtype, to);
+                expected[name] = {crcOf(b), b.size()};
+                return b;
+            };
+            entries.push_back(std::move(e));
+        }
+        SafetensorsWriter::write(sink, std::move(entries), plan.safetensorsMetadata,
+                                 [&](std::uint64_t d, std::uint64_t t) { report(options, d, t, plan.output); });
+        file.commit([&](const std::string &temp) {
+            const Document back = readDocument(temp);
+            if (back.format != ContainerFormat::Safetensors || back.stateDict.size() != plan.tensors.size())
+                throw FormatError(plan.output + ": reading the written file back gives " +
+                                  std::to_string(back.stateDict.size()) + " tensors, expected " +
+                                  std::to_string(plan.tensors.size()));
+            for (const auto &t : back.stateDict) {
+                auto it = expected.find(t.name);
+                const auto bytes = t.ref().spannedBytes();
+                if (it == expected.end() || crcOf(bytes) != it->second.first || bytes.size() != it->second.second)
+                    throw FormatError(plan.output + ": tensor '" + t.name +
+                                      "' reads back different from what was written");
+                ++result.tensorsVerified;
+            }
+            std::map<std::string, std::string> meta;
+            if (back.formatMetadata && back.formatMetadata->isDict())
+                for (const auto &e : back.formatMetadata->entries())
+                    meta[keyText(*e.key)] = e.value && e.value->isString() ? e.value->text() : "";
+            if (meta != plan.safetensorsMetadata)
+                throw FormatError(plan.output + ": the metadata reads back different from what was written");
+        });
+    } else {
+        PickleWriter writer(pickleOptions(plan, options));
+        const std::string pkl = writer.write(plan.root);
+        TorchZipWriter zip(sink);
+        zip.addRecord("data.pkl", pkl);
+        zip.addRecord("byteorder", std::string("little"));
+        std::uint64_t total = 0, done = 0;
+        for (const auto &s : writer.storages())
+            total += s.source->byteSize;
+        std::map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected;
+        for (const auto &s : writer.storages()) {
+            auto bytes = s.source->data();
+            zip.beginRecord("data/" + s.key);
+            if (s.dtype != s.source->dtype) {
+                const auto cast = castFloats(bytes, s.source->dtype, s.dtype);
+                zip.append(cast);
+                expected[s.key] = {crcOf(cast), cast.size()};
+            } else {
+                zip.append(bytes);
+                expected[s.key] = {crcOf(bytes), bytes.size()};
+            }
+            zip.endRecord();
+            done += s.source->byteSize;
+            report(options, done, total, plan.output);
+        }
+        zip.addRecord("version", std::string("3\n"));
+        zip.finish();
+        file.commit([&](const std::string &temp) {
+            const Document back = readDocument(temp);
+            // Structure: the tree read back pickles to the very bytes written.
+            PickleWriterOptions again = pickleOptions(plan, options);
+            again.storageDType = {};
+            PickleWriter rewriter(again);
+            if (rewriter.write(back.root) != pkl)
+                throw FormatError(plan.output + ": the structure reads back different from what was written");
+            if (rewriter.storages().size() != writer.storages().size())
+                throw FormatError(plan.output + ": the storages read back differ from those written");
+            for (const auto &s : rewriter.storages()) {
+                auto it = expected.find(s.key);
+                const auto bytes = s.source->data();
+                if (it == expected.end() || crcOf(bytes) != it->second.first || bytes.size() != it->second.second)
+                    throw FormatError(plan.output + ": storage '" + s.key +
+                                      "' reads back different from what was written");
+                ++result.tensorsVerified;
+            }
+        });
+    }
+    result.bytes = file.size();
+    result.verified = true;
+    if (sidecar) {
+        const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t *>(sidecarText.data()),
+                                                  sidecarText.size());
+        sidecar->commit([&](const std::string &temp) { verifyFileBytes(temp, bytes, plan.sidecarPath); });
+        result.sidecarPath = plan.sidecarPath;
+    }
+    return result;
+}
+
+nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const ConversionResult *result)
+{
+    using json = nlohmann::ordered_json;
+    json j;
+    j["input"] = plan.input;
+    j["output"] = plan.output;
+    j["target"] = convertTargetName(plan.target);
+    j["kept"] = plan.kept;
+    json dropped = json::array();
+    for (const auto &d : plan.dropped)
+        dropped.push_back({{"name", d.entry}, {"reason", d.reason}});
+    j["dropped"] = dropped;
+    j["carried"] = plan.carried;
+    json lost = json::array();
+    for (const auto &l : plan.lost)
+        lost.push_back({{"entry", l.entry}, {"reason", l.reason}});
+    j["lost"] = lost;
+    j["detected_prefixes"] = plan.detectedPrefixes;
+    if (plan.castTo)
+        j["cast"] = {{"dtype", std::string(dtypeName(*plan.castTo))},
+                     {"values", plan.cast.values},
+                     {"overflow", plan.cast.overflow},
+                     {"subnormal", plan.cast.subnormal},
+                     {"zeroed", plan.cast.zeroed}};
+    else
+        j["cast"] = nullptr;
+    j["bytes_before"] = plan.bytesBefore;
+    j["bytes_after"] = plan.bytesAfter;
+    j["warnings"] = plan.warnings;
+    j["sidecar"] = plan.sidecarPath.empty() ? json(nullptr) : json(plan.sidecarPath);
+    if (result)
+        j["result"] = {
+            {"bytes", result->bytes}, {"verified", result->verified}, {"storages_verified", result->tensorsVerified}};
+    return j;
+}
+
+} // namespace ckpt

@@ -1,0 +1,125 @@
+#pragma once
+
+#include "document.h"
+#include "dtypecast.h"
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ckpt {
+
+// What a conversion writes.
+enum class ConvertTarget {
+    StateDict,    // what torch.save(model.state_dict()) writes
+    Checkpoint,   // the seed's comprehensive training checkpoint
+    Inference,    // the seed's inference package, with its <name>_metadata.json sidecar
+    FullModel,    // a pickled module tree (re-saving a full model after edits)
+    Safetensors,
+};
+
+// "state-dict", "checkpoint", "inference", "full-model", "safetensors".
+std::string convertTargetName(ConvertTarget t);
+std::optional<ConvertTarget> convertTargetFromName(const std::string &name);
+// "float16"/"fp16"/"half", "bfloat16"/"bf16", "float32"/"fp32"/"float", "float64".
+std::optional<DType> castDTypeFromName(const std::string &name);
+
+// Options of a conversion, with chainable setters (ConvertOptions().target(...).dtype(...)).
+struct ConvertOptions {
+    ConvertTarget to = ConvertTarget::StateDict;
+    std::optional<DType> castTo;               // floating tensors of the model cast to this type
+    std::string strip;                         // key prefix removed ("module.")
+    std::string add;                           // key prefix added
+    bool promoteEma = false;                   // EMA weights become the model's
+    std::vector<std::string> drops;            // glob patterns of state-dict keys to leave out
+    bool dropTraining = false;                 // optimizer, scheduler, GradScaler, RNG state left out
+    bool keepDevices = false;                  // keep saved device tags (default: remapped to cpu)
+    std::optional<nlohmann::json> config;      // model_config
+    std::optional<nlohmann::json> preprocess;  // preprocessing ({mean, std} or anything)
+    std::optional<std::vector<std::string>> classes;
+    std::optional<std::int64_t> epochValue;
+    std::optional<double> trainLoss;
+    std::optional<double> valLoss;
+    bool sidecar = false;                      // also write <name>_metadata.json (always for inference)
+    bool overwrite = false;                    // replace existing outputs (--force)
+    std::function<bool(double)> progress;      // fraction written; returning false cancels
+
+    ConvertOptions &target(ConvertTarget t) { to = t; return *this; }
+    ConvertOptions &dtype(DType t) { castTo = t; return *this; }
+    ConvertOptions &stripPrefix(std::string p) { strip = std::move(p); return *this; }
+    ConvertOptions &addPrefix(std::string p) { add = std::move(p); return *this; }
+    ConvertOptions &ema(bool v) { promoteEma = v; return *this; }
+    ConvertOptions &drop(std::string pattern) { drops.push_back(std::move(pattern)); return *this; }
+    ConvertOptions &dropTrainingState(bool v) { dropTraining = v; return *this; }
+    ConvertOptions &keepDevice(bool v) { keepDevices = v; return *this; }
+    ConvertOptions &modelConfig(nlohmann::json j) { config = std::move(j); return *this; }
+    ConvertOptions &preprocessing(nlohmann::json j) { preprocess = std::move(j); return *this; }
+    ConvertOptions &classNames(std::vector<std::string> c) { classes = std::move(c); return *this; }
+    ConvertOptions &epoch(std::int64_t e) { epochValue = e; return *this; }
+    ConvertOptions &losses(std::optional<double> train, std::optional<double> val) { trainLoss = train; valLoss = val; return *this; }
+    ConvertOptions &metadataJson(bool v) { sidecar = v; return *this; }
+    ConvertOptions &force(bool v) { overwrite = v; return *this; }
+    ConvertOptions &onProgress(std::function<bool(double)> p) { progress = std::move(p); return *this; }
+};
+
+// Everything a conversion will do, known before a byte is written: the keys kept and dropped,
+// the non-tensor values carried over or lost (with why), sizes, cast counts and warnings.
+struct ConversionPlan {
+    struct Loss {
+        std::string entry;
+        std::string reason;
+    };
+    std::string input;
+    std::string output;
+    std::string sidecarPath;                // empty when no sidecar is written
+    ConvertTarget target = ConvertTarget::StateDict;
+    std::vector<std::string> kept;          // state-dict keys written, in order (after renames)
+    std::vector<Loss> dropped;              // source keys left out
+    std::vector<std::string> carried;       // non-tensor entries written ("epoch", "additional_info/args")
+    std::vector<Loss> lost;                 // non-tensor entries not written
+    std::vector<std::string> detectedPrefixes;  // prefixes every key carries ("module.")
+    std::vector<std::string> warnings;
+    std::uint64_t bytesBefore = 0;          // tensor bytes of the kept keys as stored
+    std::uint64_t bytesAfter = 0;           // after the cast
+    std::optional<DType> castTo;
+    CastCounts cast;
+
+    // What gets written (filled by planConversion, used by executeConversion).
+    ValuePtr root;                                   // torch targets
+    bool weightsOnly = true;                         // torch targets other than full-model
+    std::vector<std::pair<std::string, ValuePtr>> tensors;  // safetensors
+    std::map<std::string, std::string> safetensorsMetadata;
+    nlohmann::ordered_json sidecar;
+    std::map<const StorageRef *, DType> casts;       // storages written as another dtype
+};
+
+struct ConversionResult {
+    std::string output;
+    std::string sidecarPath;
+    std::uint64_t bytes = 0;          // size of the written file
+    std::size_t tensorsVerified = 0;  // storages (torch) or tensors (safetensors) compared after reading back
+    bool verified = false;
+};
+
+// `<stem>_<target><ext>` beside the input (or in `outDir`), never the input's own name.
+std::string defaultOutputPath(const std::string &input, const ConvertOptions &options, const std::string &outDir = {});
+
+// Plans converting `doc` to `output`. Throws FormatError when the conversion cannot be done
+// (no state dict, a full model asked from weights alone, edits that collide, a tensor type the
+// target cannot hold).
+ConversionPlan planConversion(const Document &doc, const std::string &output, const ConvertOptions &options);
+
+// Writes the plan: a temporary file in the target folder, streamed, read back with the project's
+// own reader and compared (every storage's bytes and the structure), then renamed; the sidecar
+// likewise. Never writes over an input; over an existing file only with `force`. Cancelling
+// through the progress callback or any failure leaves the folder as it was. Throws FormatError.
+ConversionResult executeConversion(const Document &doc, const ConversionPlan &plan, const ConvertOptions &options);
+
+// The plan (and the result, when given) as the JSON `ckpt convert --json` prints.
+nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const ConversionResult *result);
+
+} // namespace ckpt

@@ -1,0 +1,121 @@
+#include "safetensorswriter.h"
+
+#include "error.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace ckpt {
+
+namespace {
+// The safetensors library's Dtype order (it sorts by dtype, widest-last enum first).
+int dtypeRank(DType t)
+{
+    switch (t) {
+    case DType::Bool:
+        return 0;
+    case DType::UInt8:
+        return 1;
+    case DType::Int8:
+        return 2;
+    case DType::Float8E5M2:
+        return 3;
+    case DType::Float8E4M3FN:
+        return 4;
+    case DType::Int16:
+        return 5;
+    case DType::UInt16:
+        return 6;
+    case DType::Float16:
+        return 7;
+    case DType::BFloat16:
+        return 8;
+    case DType::Int32:
+        return 9;
+    case DType::UInt32:
+        return 10;
+    case DType::Float32:
+        return 11;
+    case DType::Complex64:
+        return 12;
+    case DType::Float64:
+        return 13;
+    case DType::Int64:
+        return 14;
+    case DType::UInt64:
+        return 15;
+    default:
+        return -1;
+    }
+}
+} // namespace
+
+std::string SafetensorsWriter::header(std::vector<SafetensorsEntry> &entries,
+                                      const std::map<std::string, std::string> &metadata)
+{
+    std::set<std::string> names;
+    for (const auto &e : entries) {
+        if (dtypeSafetensorsTag(e.dtype).empty() || dtypeRank(e.dtype) < 0)
+            throw FormatError("tensor '" + e.name + "': safetensors has no type for " +
+                              std::string(dtypeName(e.dtype)));
+        if (e.name == "__metadata__" || !names.insert(e.name).second)
+            throw FormatError("tensor name '" + e.name + "' is used twice or reserved");
+        std::uint64_t n = dtypeSize(e.dtype);
+        for (auto d : e.shape)
+            if (d < 0 || __builtin_mul_overflow(n, static_cast<std::uint64_t>(d), &n))
+                throw FormatError("tensor '" + e.name + "': shape overflows");
+        if (n != e.byteSize)
+            throw FormatError("tensor '" + e.name + "': " + std::to_string(e.byteSize) + " bytes for a shape of " +
+                              std::to_string(n));
+    }
+    std::stable_sort(entries.begin(), entries.end(), [](const SafetensorsEntry &a, const SafetensorsEntry &b) {
+        const int ra = dtypeRank(a.dtype), rb = dtypeRank(b.dtype);
+        return ra != rb ? ra > rb : a.name < b.name;
+    });
+    nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    if (!metadata.empty()) {
+        nlohmann::ordered_json m = nlohmann::ordered_json::object();
+        for (const auto &[k, v] : metadata)
+            m[k] = v;
+        j["__metadata__"] = m;
+    }
+    std::uint64_t offset = 0;
+    for (const auto &e : entries) {
+        nlohmann::ordered_json t;
+        t["dtype"] = std::string(dtypeSafetensorsTag(e.dtype));
+        t["shape"] = e.shape;
+        t["data_offsets"] = {offset, offset + e.byteSize};
+        offset += e.byteSize;
+        j[e.name] = t;
+    }
+    std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+    text.append((8 - text.size() % 8) % 8, ' ');
+    std::string out;
+    for (int i = 0; i < 8; ++i)
+        out.push_back(static_cast<char>((static_cast<std::uint64_t>(text.size()) >> (8 * i)) & 0xFF));
+    return out + text;
+}
+
+void SafetensorsWriter::write(const Sink &sink, std::vector<SafetensorsEntry> entries,
+                              const std::map<std::string, std::string> &metadata,
+                              const std::function<void(std::uint64_t, std::uint64_t)> &progress)
+{
+    const std::string head = header(entries, metadata);
+    sink({reinterpret_cast<const std::uint8_t *>(head.data()), head.size()});
+    std::uint64_t total = 0, done = 0;
+    for (const auto &e : entries)
+        total += e.byteSize;
+    for (const auto &e : entries) {
+        const auto bytes = e.bytes();
+        if (bytes.size() != e.byteSize)
+            throw FormatError("tensor '" + e.name + "' produced " + std::to_string(bytes.size()) + " bytes, expected " +
+                              std::to_string(e.byteSize));
+        sink(bytes);
+        done += bytes.size();
+        if (progress)
+            progress(done, total);
+    }
+}
+
+} // namespace ckpt

@@ -1,0 +1,41 @@
+#pragma once
+
+#include "dtype.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// One tensor of a safetensors file: contiguous row-major bytes produced when written.
+struct SafetensorsEntry {
+    std::string name;
+    DType dtype = DType::Unknown;
+    std::vector<std::int64_t> shape;
+    std::uint64_t byteSize = 0;
+    std::function<std::vector<std::uint8_t>()> bytes; // exactly byteSize bytes
+};
+
+// Writes a safetensors file as the Python library does: tensors ordered by dtype (wider types
+// first, in the library's order) then name, a compact JSON header with `__metadata__` first,
+// padded with spaces to a multiple of 8 bytes, then the data without gaps. Sharing is not allowed
+// in the format: callers write an alias once and record it in the metadata. Throws FormatError
+// for a dtype the format has no tag for, duplicate names, or bytes of the wrong size.
+class SafetensorsWriter {
+public:
+    using Sink = std::function<void(std::span<const std::uint8_t>)>;
+    // Sorts `entries` into the order they are written and returns the header (length prefix
+    // included).
+    static std::string header(std::vector<SafetensorsEntry> &entries,
+                              const std::map<std::string, std::string> &metadata);
+    // Writes the whole file to `sink`; `progress(done, total)` after each tensor.
+    static void write(const Sink &sink, std::vector<SafetensorsEntry> entries,
+                      const std::map<std::string, std::string> &metadata,
+                      const std::function<void(std::uint64_t, std::uint64_t)> &progress = {});
+};
+
+} // namespace ckpt

@@ -1,0 +1,552 @@
+#!/usr/bin/env python3
+"""`ckpt convert` judged by PyTorch: every output is loaded by real torch.load (weights formats
+through the weights-only allowlist), its keys, dtypes, shapes and values compared with what torch
+itself reads from the source (or torch's own cast of it), SimpleNN.load_state_dict(strict=True)
+accepts it, a re-saved full model computes the same model(x), the inference sidecar has the seed's
+layout, a file converted and converted back equals the original, and broken inputs, existing
+outputs and unwritable folders are refused with the folder left as it was."""
+import argparse
+import collections
+import json
+import os
+import pickle
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import types
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
+import torch  # noqa: E402
+from results import Results  # noqa: E402
+from simple_nn import SimpleNN  # noqa: E402
+from torch._weights_only_unpickler import _get_allowed_globals  # noqa: E402
+
+SEED_CHECKPOINT_KEYS = ['epoch', 'model_state_dict', 'optimizer_state_dict', 'train_loss', 'val_loss',
+                        'model_config', 'timestamp', 'pytorch_version', 'additional_info']
+CONFIG = {'input_size': 10, 'hidden_size': 50, 'output_size': 2}
+
+
+class _AllowlistUnpickler(pickle.Unpickler):
+    """torch 1.13's weights_only reader refuses BINFLOAT (any Python float) outright, a bug fixed in
+    torch 2.0; where that alone stops it, the file is read with the same allowlist of globals."""
+
+    def find_class(self, module, name):
+        allowed = _get_allowed_globals()
+        full = '%s.%s' % (module, name)
+        if full not in allowed:
+            raise pickle.UnpicklingError('global %s is not on the weights-only allowlist' % full)
+        return allowed[full]
+
+
+ALLOWLIST_PICKLE = types.SimpleNamespace(Unpickler=_AllowlistUnpickler, __name__='allowlist_pickle')
+
+
+def load_weights_only(path):
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if 'Unsupported operand 71' not in str(e):  # 71 = BINFLOAT
+            raise
+        return torch.load(path, pickle_module=ALLOWLIST_PICKLE)
+
+
+def read_safetensors(path):
+    """The safetensors layout parsed by hand (Debian has no safetensors package)."""
+    dtypes = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'F64': torch.float64,
+              'I64': torch.int64, 'I32': torch.int32, 'I16': torch.int16, 'I8': torch.int8, 'U8': torch.uint8,
+              'BOOL': torch.bool}
+    with open(path, 'rb') as f:
+        data = f.read()
+    n = struct.unpack('<Q', data[:8])[0]
+    header = json.loads(data[8:8 + n], object_pairs_hook=collections.OrderedDict)
+    meta = header.pop('__metadata__', {})
+    body = data[8 + n:]
+    out = collections.OrderedDict()
+    end = 0
+    for name, h in header.items():
+        b, e = h['data_offsets']
+        assert b == end, 'gap or overlap before %s' % name
+        end = e
+        raw = bytearray(body[b:e])
+        t = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.zeros(0, dtype=torch.uint8)
+        out[name] = t.view(dtypes[h['dtype']]).reshape(h['shape']).clone()
+    assert end == len(body), 'trailing bytes'
+    return out, meta, n
+
+
+def same_tensor(a, b):
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.is_floating_point():
+        bits = {torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: torch.int16,
+                torch.bfloat16: torch.int16}[a.dtype]
+        return torch.equal(a.contiguous().view(bits), b.contiguous().view(bits))
+    return torch.equal(a, b)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--ckpt', required=True)
+    ap.add_argument('--fixtures', required=True)
+    a = ap.parse_args()
+    fx = os.path.abspath(a.fixtures)
+    res = Results()
+    out = tempfile.mkdtemp(prefix='ckpt-convert-')
+
+    def convert(src, *args, expect_ok=True):
+        r = subprocess.run([a.ckpt, 'convert', src if os.path.isabs(src) else os.path.join(fx, src), *args, '--json'],
+                           capture_output=True, text=True, timeout=120)
+        doc = None
+        if r.returncode == 0:
+            try:
+                doc = json.loads(r.stdout)
+            except ValueError:
+                res.check(False, 'convert %s %s' % (src, args), 'stdout is not JSON: ' + r.stdout[:200])
+        if expect_ok:
+            res.check(r.returncode == 0, 'convert %s %s' % (src, ' '.join(args)), r.stderr.strip())
+        return r, doc
+
+    def reference(src):
+        """The model's state dict as torch reads the source."""
+        p = os.path.join(fx, src)
+        if src.endswith('.safetensors'):
+            return read_safetensors(p)[0]
+        if src.endswith('.index.json'):
+            with open(p) as f:
+                index = json.load(f)
+            sd = collections.OrderedDict()
+            for name, shard in index['weight_map'].items():
+                sp = os.path.join(os.path.dirname(p), shard)
+                part = read_safetensors(sp)[0] if shard.endswith('.safetensors') else torch.load(sp)
+                sd[name] = part[name]
+            return sd
+        if src.endswith('scripted.pt'):
+            return collections.OrderedDict(torch.jit.load(p, map_location='cpu').state_dict())
+        obj = torch.load(p, map_location='cpu')
+        if isinstance(obj, torch.nn.Module):
+            return obj.state_dict()
+        for k in ('model_state_dict', 'state_dict'):
+            if isinstance(obj, dict) and k in obj:
+                return obj[k]
+        return obj
+
+    def compare(where, got, want, ordered=True):
+        if not res.check((list(got) == list(want)) if ordered else (set(got) == set(want)), where + ' keys',
+                         '%s vs %s' % (list(got)[:6], list(want)[:6])):
+            return
+        for k in want:
+            res.check(same_tensor(got[k], want[k]), '%s %s' % (where, k),
+                      '%s %s vs %s %s' % (got[k].dtype, tuple(got[k].shape), want[k].dtype, tuple(want[k].shape)))
+
+    def strict_load(where, sd):
+        m = SimpleNN(**CONFIG)
+        try:
+            m.load_state_dict(sd, strict=True)
+            res.check(True, where + ' SimpleNN.load_state_dict(strict=True)')
+        except Exception as e:  # noqa: BLE001
+            res.check(False, where + ' SimpleNN.load_state_dict(strict=True)', str(e)[:300])
+
+    def model_dict(obj, target):
+        if target == 'state-dict':
+            return obj
+        return obj['model_state_dict']
+
+    # --- every source kind × the weights targets -------------------------------------------------
+    sources = [
+        ('state_dict.pth', [], None),
+        ('training_checkpoint.pth', [], None),
+        ('inference_package.pth', [], None),
+        ('full_model.pth', [], None),
+        ('full_model_legacy.pth', [], None),
+        ('scripted.pt', [], None),
+        ('legacy_state_dict.pth', [], None),
+        ('cuda_saved.pth', [], None),
+        ('conv_lightning.ckpt', ['--strip-prefix', 'model.'], 'model.'),
+        ('conv_dataparallel.pth', ['--strip-prefix', 'module.'], 'module.'),
+        ('conv_compiled.pth', ['--strip-prefix', '_orig_mod.'], '_orig_mod.'),
+        ('weights.safetensors', ['--drop', 'half', '--drop', 'brain', '--drop', 'steps', '--drop', 'mask',
+                                 '--drop', 'empty'], None),
+        ('sharded/model.safetensors.index.json', [], None),
+        ('sharded/pytorch_model.bin.index.json', [], None),
+    ]
+    for src, edits, prefix in sources:
+        want = reference(src)
+        want = collections.OrderedDict((k[len(prefix):] if prefix else k, v) for k, v in want.items()
+                                       if not (src == 'weights.safetensors' and k in ('half', 'brain', 'steps', 'mask', 'empty')))
+        for target in ('state-dict', 'checkpoint', 'inference', 'safetensors'):
+            dest = os.path.join(out, '%s.%s.%s' % (src.replace('/', '_'), target, 'safetensors' if target == 'safetensors' else 'pth'))
+            r, doc = convert(src, '--to', target, '-o', dest, *edits)
+            where = '%s -> %s' % (src, target)
+            if r.returncode != 0:
+                continue
+            res.check(doc['result']['verified'] is True and doc['output'] == dest, where + ' verified')
+            if target == 'safetensors':
+                got, meta, n = read_safetensors(dest)
+                res.check(n % 8 == 0 and meta.get('format') == 'pt', where + ' header', 'len %d meta %r' % (n, meta))
+                compare(where, got, want, ordered=False)
+                strict_load(where, got)
+                continue
+            try:
+                obj = load_weights_only(dest)
+            except Exception as e:  # noqa: BLE001
+                res.check(False, where + ' loads weights-only', str(e)[:300])
+                continue
+            with zipfile.ZipFile(dest) as z:
+                infos = z.infolist()
+                with open(dest, 'rb') as f:
+                    raw = f.read()
+                offsets = [i.header_offset + 30 + struct.unpack('<HH', raw[i.header_offset + 26:i.header_offset + 30])[0] +
+                           struct.unpack('<HH', raw[i.header_offset + 26:i.header_offset + 30])[1] for i in infos]
+                res.check(z.testzip() is None and all(i.compress_type == zipfile.ZIP_STORED for i in infos) and
+                          all(o % 64 == 0 for o in offsets) and
+                          sorted(i.filename for i in infos if not i.filename.startswith('archive/data/')) ==
+                          ['archive/byteorder', 'archive/data.pkl', 'archive/version'],
+                          where + ' zip layout (stored, CRCs, 64-byte aligned, torch records)',
+                          '%s %s' % ([i.filename for i in infos], offsets))
+            sd = model_dict(obj, target)
+            res.check(isinstance(sd, collections.OrderedDict), where + ' state dict is an OrderedDict', type(sd).__name__)
+            compare(where, sd, want, ordered=not src.endswith('.safetensors'))
+            strict_load(where, sd)
+            if target == 'checkpoint':
+                keys = [k for k in SEED_CHECKPOINT_KEYS if k != 'optimizer_state_dict' or k in obj]
+                res.check(list(obj) == keys, where + ' seed checkpoint layout', '%s' % list(obj))
+            if target == 'inference':
+                res.check(list(obj)[0] == 'model_state_dict' and 'optimizer_state_dict' not in obj and
+                          'class_names' in obj and 'model_config' in obj, where + ' inference layout', '%s' % list(obj))
+                side = dest[:-len('.pth')] + '_metadata.json'
+                if res.check(os.path.exists(side), where + ' sidecar written'):
+                    with open(side) as f:
+                        meta = json.load(f, object_pairs_hook=collections.OrderedDict)
+                    expect = collections.OrderedDict((k, v) for k, v in obj.items() if k != 'model_state_dict')
+                    res.check(json.loads(json.dumps(expect, default=str)) == meta, where + ' sidecar content',
+                              '%s vs %s' % (list(meta), list(expect)))
+        if prefix:
+            r, doc = convert(src, '--to', 'state-dict', '-o', os.path.join(out, 'noprefix-' + src))
+            res.check(doc is not None and prefix in doc['detected_prefixes'], src + ' prefix detected',
+                      '%s' % (doc and doc['detected_prefixes']))
+
+    # --- prefixes: added and stripped as DataParallel writes and reads them -----------------------
+    dp = torch.load(os.path.join(fx, 'conv_dataparallel.pth'))
+    plain = torch.load(os.path.join(fx, 'state_dict.pth'))
+    r, doc = convert('state_dict.pth', '--to', 'state-dict', '--add-prefix', 'module.', '-o', os.path.join(out, 'dp.pth'))
+    if r.returncode == 0:
+        got = load_weights_only(os.path.join(out, 'dp.pth'))
+        compare('--add-prefix module.', got, collections.OrderedDict(('module.' + k, v) for k, v in plain.items()))
+        res.check(dict(got._metadata) == dict(dp._metadata), '--add-prefix: _metadata as DataParallel writes it',
+                  '%r vs %r' % (dict(got._metadata), dict(dp._metadata)))
+        wrapped = torch.nn.DataParallel(SimpleNN(**CONFIG))
+        wrapped.load_state_dict(got, strict=True)
+        res.check(True, '--add-prefix: DataParallel(SimpleNN).load_state_dict(strict=True)')
+    r, doc = convert('conv_dataparallel.pth', '--to', 'state-dict', '--strip-prefix', 'module', '-o', os.path.join(out, 'nodp.pth'))
+    if r.returncode == 0:
+        got = load_weights_only(os.path.join(out, 'nodp.pth'))
+        res.check(dict(got._metadata) == dict(plain._metadata), '--strip-prefix: _metadata as the bare model writes it',
+                  '%r vs %r' % (dict(got._metadata), dict(plain._metadata)))
+
+    # --- the seed's checkpoint values carried, optimizer loadable ---------------------------------
+    src = os.path.join(fx, 'training_checkpoint.pth')
+    orig = torch.load(src)
+    dest = os.path.join(out, 'tc.pth')
+    r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '-o', dest)
+    if r.returncode == 0:
+        obj = load_weights_only(dest)
+        res.check(obj['epoch'] == 7 and obj['train_loss'] == 0.25 and obj['val_loss'] == 0.3125 and
+                  obj['model_config'] == orig['model_config'], 'checkpoint values carried',
+                  '%r' % {k: obj[k] for k in ('epoch', 'train_loss', 'val_loss', 'model_config')})
+        m = SimpleNN(**CONFIG)
+        m.load_state_dict(obj['model_state_dict'])
+        opt = torch.optim.Adam(m.parameters(), lr=0.001)
+        try:
+            opt.load_state_dict(obj['optimizer_state_dict'])
+            ok = all(same_tensor(opt.state_dict()['state'][i][k], orig['optimizer_state_dict']['state'][i][k])
+                     for i in orig['optimizer_state_dict']['state'] for k in ('exp_avg', 'exp_avg_sq'))
+            res.check(ok and opt.state_dict()['param_groups'] == orig['optimizer_state_dict']['param_groups'],
+                      'optimizer state carried and loadable')
+        except Exception as e:  # noqa: BLE001
+            res.check(False, 'optimizer state carried and loadable', str(e)[:300])
+    # User-supplied values, the ModelSaver sidecar layout (preprocessing {mean, std}).
+    dest = os.path.join(out, 'deploy.pth')
+    r, doc = convert('state_dict.pth', '--to', 'inference', '-o', dest, '--config', json.dumps(CONFIG),
+                     '--class-names', 'Negative,Positive', '--preprocessing', json.dumps({'mean': [0.5] * 10, 'std': [0.2] * 10}))
+    if r.returncode == 0:
+        obj = load_weights_only(dest)
+        res.check(list(obj) == ['model_state_dict', 'model_config', 'preprocessing', 'class_names', 'timestamp',
+                                'pytorch_version'], 'inference from a state dict: the seed\'s ModelSaver layout', '%s' % list(obj))
+        res.check(obj['model_config'] == CONFIG and obj['class_names'] == ['Negative', 'Positive'] and
+                  obj['preprocessing'] == {'mean': [0.5] * 10, 'std': [0.2] * 10}, 'inference: given values written')
+        with open(os.path.join(out, 'deploy_metadata.json')) as f:
+            meta = json.load(f, object_pairs_hook=collections.OrderedDict)
+        res.check(list(meta) == ['model_config', 'preprocessing', 'class_names', 'timestamp', 'pytorch_version'] and
+                  meta['model_config'] == CONFIG, 'inference sidecar: the seed\'s keys', '%s' % list(meta))
+        model = SimpleNN(**obj['model_config'])
+        model.load_state_dict(obj['model_state_dict'])
+        res.check(True, 'inference package: model rebuilt from its config')
+    r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '--metadata-json', '-o', os.path.join(out, 'side.pth'))
+    if r.returncode == 0:
+        with open(os.path.join(out, 'side_metadata.json')) as f:
+            meta = json.load(f)
+        res.check(list(meta) == ['epoch', 'train_loss', 'val_loss', 'model_config', 'timestamp', 'pytorch_version',
+                                 'additional_info'] and meta['epoch'] == 7 and meta['model_config'] == CONFIG,
+                  '--metadata-json: checkpoint sidecar without weights and optimizer', '%r' % meta)
+    r, doc = convert('training_checkpoint.pth', '--to', 'safetensors', '-o', os.path.join(out, 'meta.safetensors'))
+    if r.returncode == 0:
+        _, meta, _ = read_safetensors(os.path.join(out, 'meta.safetensors'))
+        res.check(meta.get('epoch') == '7' and json.loads(meta.get('model_config', 'null')) == CONFIG and
+                  meta.get('train_loss') == '0.25' and
+                  any(l['entry'] == 'optimizer_state_dict' for l in doc['lost']),
+                  'safetensors: values as metadata strings, optimizer listed as not written', '%r %r' % (meta, doc['lost']))
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'training_checkpoint.pth'), '--to', 'inference',
+                        '-o', os.path.join(out, 'text.pth')], capture_output=True, text=True)
+    res.check(r.returncode == 0 and r.stdout.index('not written: optimizer_state_dict') < r.stdout.index('wrote ') and
+              'verified' in r.stdout, 'text output: the plan before the write', r.stdout + r.stderr)
+    # Values a weights-only file cannot hold are listed, not silently lost.
+    r, doc = convert('conv_torchvision.pth', '--to', 'checkpoint', '-o', os.path.join(out, 'tv.pth'))
+    if doc:
+        lost = {l['entry']: l['reason'] for l in doc['lost']}
+        res.check('args' in lost and 'argparse.Namespace' in lost['args'], 'torchvision args listed as lost', '%r' % lost)
+        obj = load_weights_only(os.path.join(out, 'tv.pth'))
+        res.check('lr_scheduler' in obj['additional_info'] and 'model_ema' in obj['additional_info'],
+                  'scheduler and EMA carried into additional_info', '%s' % list(obj['additional_info']))
+    r, doc = convert('training_checkpoint.pth', '--to', 'state-dict', '-o', os.path.join(out, 'tc-sd.pth'))
+    if doc:
+        res.check({l['entry'] for l in doc['lost']} >= {'epoch', 'optimizer_state_dict', 'train_loss'},
+                  'state-dict target lists what it does not write', '%r' % doc['lost'])
+
+    # --- EMA promotion, dropping training state ---------------------------------------------------
+    src = os.path.join(fx, 'conv_training_state.pth')
+    orig = torch.load(src)
+    dest = os.path.join(out, 'ema.pth')
+    r, doc = convert('conv_training_state.pth', '--to', 'checkpoint', '--ema', '--drop-optimizer', '-o', dest)
+    if r.returncode == 0:
+        obj = load_weights_only(dest)
+        compare('--ema', obj['model_state_dict'], orig['ema_state_dict'])
+        res.check('optimizer_state_dict' not in obj and 'scheduler' not in obj['additional_info'] and
+                  'rng_state' not in obj['additional_info'] and 'scaler' not in obj['additional_info'],
+                  '--drop-optimizer leaves training state out', '%s / %s' % (list(obj), list(obj['additional_info'])))
+
+    # --- dtype casts: bit for bit what torch's .to(dtype) gives, with counts -----------------------
+    src = os.path.join(fx, 'cast_edges.pth')
+    orig = torch.load(src)
+    for dtype, name in ((torch.float16, 'float16'), (torch.bfloat16, 'bfloat16'), (torch.float32, 'float32')):
+        for target in ('state-dict', 'safetensors'):
+            dest = os.path.join(out, 'cast-%s.%s' % (name, 'safetensors' if target == 'safetensors' else 'pth'))
+            r, doc = convert('cast_edges.pth', '--to', target, '--dtype', name, '-o', dest)
+            if r.returncode != 0:
+                continue
+            got = read_safetensors(dest)[0] if target == 'safetensors' else load_weights_only(dest)
+            want = collections.OrderedDict((k, v.to(dtype) if v.is_floating_point() else v) for k, v in orig.items())
+            compare('cast %s %s' % (name, target), got, want, ordered=target != 'safetensors')
+            overflow = subnormal = zeroed = 0
+            for v in orig.values():
+                if not v.is_floating_point() or v.dtype == dtype:
+                    continue
+                c = v.to(dtype).double()
+                src64 = v.double()
+                finite = torch.isfinite(src64) & (src64 != 0)
+                overflow += int((finite & torch.isinf(c)).sum())
+                zeroed += int((finite & (c == 0)).sum())
+                tiny = {torch.float16: 2.0 ** -14, torch.bfloat16: 2.0 ** -126, torch.float32: 2.0 ** -126}[dtype]
+                was_sub = {torch.float16: 2.0 ** -14, torch.bfloat16: 2.0 ** -126, torch.float32: 2.0 ** -126,
+                           torch.float64: 2.0 ** -1022}[v.dtype]
+                subnormal += int((finite & (c != 0) & (c.abs() < tiny) & ~(src64.abs() < was_sub)).sum())
+            cast = doc['cast']
+            res.check((cast['overflow'], cast['subnormal'], cast['zeroed']) == (overflow, subnormal, zeroed),
+                      'cast %s counts' % name, '%r vs %r' % (cast, (overflow, subnormal, zeroed)))
+            if overflow:
+                res.check(any('overflow' in w for w in doc['warnings']), 'cast %s overflow warned' % name)
+
+    # --- full model: re-saved, same model(x), after a cast too -----------------------------------
+    orig_model = torch.load(os.path.join(fx, 'full_model.pth'))
+    x = torch.randn(5, 10, generator=torch.Generator().manual_seed(3))
+    for extra, dtype in (([], torch.float32), (['--dtype', 'bfloat16'], torch.bfloat16)):
+        dest = os.path.join(out, 'full-%s.pth' % str(dtype).split('.')[-1])
+        r, doc = convert('full_model.pth', '--to', 'full-model', '-o', dest, *extra)
+        if r.returncode != 0:
+            continue
+        model = torch.load(dest)
+        res.check(type(model).__name__ == 'SimpleNN' and all(p.dtype == dtype for p in model.parameters()) and
+                  all(isinstance(p, torch.nn.Parameter) for p in model.parameters()),
+                  'full model %s: a SimpleNN with %s parameters' % (extra, dtype))
+        ref = orig_model.to(dtype) if dtype != torch.float32 else orig_model
+        with torch.no_grad():
+            res.check(torch.equal(model(x.to(dtype)), ref(x.to(dtype))), 'full model %s: same model(x)' % extra)
+        orig_model = torch.load(os.path.join(fx, 'full_model.pth'))
+    dest = os.path.join(out, 'legacy-full.pth')
+    r, doc = convert('full_model_legacy.pth', '--to', 'full-model', '-o', dest)
+    if r.returncode == 0:
+        model, ref = torch.load(dest), torch.load(os.path.join(fx, 'full_model_legacy.pth'))
+        with torch.no_grad():
+            res.check(type(model).__name__ == 'SimpleNN' and torch.equal(model(x), ref(x)),
+                      'legacy full model re-saved as zip: same model(x)')
+    dest = os.path.join(out, 'yolo.pt')
+    r, doc = convert('conv_yolo_style.pt', '--to', 'full-model', '-o', dest)
+    if r.returncode == 0:
+        obj, want = torch.load(dest), torch.load(os.path.join(fx, 'conv_yolo_style.pt'))
+        res.check(list(obj) == list(want) and obj['epoch'] == want['epoch'], 'YOLO-style re-save keeps its entries')
+        compare('YOLO-style ema', obj['ema'].state_dict(), want['ema'].state_dict())
+    r, doc = convert('state_dict.pth', '--to', 'full-model', '-o', os.path.join(out, 'nope.pth'), expect_ok=False)
+    res.check(r.returncode == 1 and 'architecture' in r.stderr and not os.path.exists(os.path.join(out, 'nope.pth')),
+              'full model from a state dict refused', r.stderr)
+
+    # --- shared storages stay shared; safetensors aliases come back ------------------------------
+    src = os.path.join(fx, 'tied_weights.pth')
+    orig = torch.load(src)
+    dest = os.path.join(out, 'tied.pth')
+    r, doc = convert('tied_weights.pth', '--to', 'state-dict', '-o', dest)
+    if r.returncode == 0:
+        got = load_weights_only(dest)
+        compare('tied', got, orig)
+        res.check(got['encoder.weight'] is got['decoder.weight'] and
+                  got['row'].storage().data_ptr() == got['encoder.weight'].storage().data_ptr() and
+                  got['row'].storage_offset() == 4, 'tied tensors and views share one storage')
+    dest = os.path.join(out, 'tied.safetensors')
+    r, doc = convert('tied_weights.pth', '--to', 'safetensors', '-o', dest)
+    if r.returncode == 0:
+        got, meta, _ = read_safetensors(dest)
+        res.check(meta.get('alias:decoder.weight') == 'encoder.weight' and 'decoder.weight' not in got,
+                  'safetensors: alias written once, recorded in __metadata__', '%r' % meta)
+        back = os.path.join(out, 'tied-back.pth')
+        r, doc = convert(dest, '--to', 'state-dict', '-o', back)
+        if r.returncode == 0:
+            got = load_weights_only(back)
+            compare('tied via safetensors', got, orig, ordered=False)
+            res.check(got['encoder.weight'] is got['decoder.weight'], 'alias restored as one tensor')
+    src = os.path.join(fx, 'views.pth')
+    r, doc = convert('views.pth', '--to', 'state-dict', '-o', os.path.join(out, 'views.pth'))
+    if r.returncode == 0:
+        got, want = load_weights_only(os.path.join(out, 'views.pth')), torch.load(src)
+        compare('views', got, want)
+        res.check(all(got[k].stride() == want[k].stride() and got[k].storage_offset() == want[k].storage_offset()
+                      for k in want), 'views keep strides and offsets')
+
+    # --- sparse and meta tensors; quantized ones refused with the way out --------------------------
+    want = torch.load(os.path.join(fx, 'special_tensors.pth'))
+    r, doc = convert('special_tensors.pth', '--to', 'state-dict', '-o', os.path.join(out, 'sp.pth'), expect_ok=False)
+    res.check(r.returncode == 1 and "--drop 'q'" in r.stderr, 'quantized tensor refused with a hint', r.stderr)
+    r, doc = convert('special_tensors.pth', '--to', 'state-dict', '--drop', 'q*', '-o', os.path.join(out, 'sp.pth'))
+    if r.returncode == 0:
+        got = torch.load(os.path.join(out, 'sp.pth'), weights_only=True)
+        res.check(list(got) == ['sp', 'meta', 'sub'] and got['sp'].is_sparse and
+                  torch.equal(got['sp'].to_dense(), want['sp'].to_dense()) and
+                  torch.equal(got['sp']._indices(), want['sp']._indices()), 'sparse tensor written as torch does')
+        res.check(got['meta'].is_meta and got['meta'].shape == want['meta'].shape and
+                  got['meta'].dtype == want['meta'].dtype, 'meta tensor written as torch does')
+        res.check(torch.equal(got['sub'], want['sub'].as_subclass(torch.Tensor)) and
+                  any('MarkedTensor' in w for w in doc['warnings']), 'tensor subclass written plain, with a warning',
+                  '%r' % doc['warnings'])
+    r, doc = convert('special_tensors.pth', '--to', 'safetensors', '--drop', 'q*', '-o', os.path.join(out, 'sp.safetensors'),
+                     expect_ok=False)
+    res.check(r.returncode == 1 and 'safetensors cannot hold' in r.stderr and
+              not os.path.exists(os.path.join(out, 'sp.safetensors')), 'sparse tensor refused for safetensors', r.stderr)
+
+    # --- round trips: converted and converted back equals the original ----------------------------
+    for src, chain in (('state_dict.pth', ['checkpoint', 'state-dict']),
+                       ('state_dict.pth', ['inference', 'checkpoint', 'state-dict']),
+                       ('training_checkpoint.pth', ['checkpoint', 'checkpoint']),
+                       ('inference_package.pth', ['checkpoint', 'inference']),
+                       ('state_dict.pth', ['safetensors', 'state-dict'])):
+        cur = os.path.join(fx, src)
+        for i, target in enumerate(chain):
+            nxt = os.path.join(out, 'rt-%s-%d-%s.%s' % (src, i, '-'.join(chain), 'safetensors' if target == 'safetensors' else 'pth'))
+            r, doc = convert(cur, '--to', target, '-o', nxt)
+            cur = nxt
+            if r.returncode != 0:
+                break
+        else:
+            orig = torch.load(os.path.join(fx, src))
+            final = load_weights_only(cur)
+            where = 'round trip %s via %s' % (src, ' -> '.join(chain))
+            if src == 'state_dict.pth':
+                compare(where, final, orig, ordered='safetensors' not in chain)
+                if 'safetensors' not in chain:
+                    res.check(final._metadata == orig._metadata, where + ' _metadata', '%r vs %r' % (final._metadata, orig._metadata))
+            else:
+                compare(where, final['model_state_dict'], orig['model_state_dict'])
+                res.check(final['model_state_dict']._metadata == orig['model_state_dict']._metadata, where + ' _metadata')
+                keys = [k for k in orig if k != 'model_state_dict']
+                res.check(all(k in final and final[k] == orig[k] for k in keys if k != 'optimizer_state_dict'),
+                          where + ' values', '%r' % {k: final.get(k) for k in keys})
+                if 'optimizer_state_dict' in orig:
+                    o, f = orig['optimizer_state_dict'], final['optimizer_state_dict']
+                    res.check(o['param_groups'] == f['param_groups'] and all(
+                        same_tensor(f['state'][i][k], o['state'][i][k]) for i in o['state'] for k in o['state'][i]),
+                        where + ' optimizer state')
+
+    # --- safety: inputs, existing outputs, unwritable folders, broken inputs ----------------------
+    work = tempfile.mkdtemp(prefix='ckpt-convert-safety-')
+    shutil.copy(os.path.join(fx, 'state_dict.pth'), os.path.join(work, 'in.pth'))
+    with open(os.path.join(work, 'in.pth'), 'rb') as f:
+        before = f.read()
+    r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'state-dict', '-o', os.path.join(work, 'in.pth'), '--force',
+                   expect_ok=False)
+    with open(os.path.join(work, 'in.pth'), 'rb') as f:
+        res.check(r.returncode == 1 and 'input' in r.stderr and f.read() == before, 'an input is never overwritten', r.stderr)
+    r, doc = convert(os.path.join(work, 'in.pth'), '--to', 'checkpoint')
+    res.check(doc is not None and doc['output'] == os.path.join(work, 'in_checkpoint.pth'), 'default output name beside the input',
+              '%s' % (doc and doc['output']))
+    with open(os.path.join(work, 'in_checkpoint.pth'), 'rb') as f:
+        first = f.read()
+    r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'checkpoint', expect_ok=False)
+    with open(os.path.join(work, 'in_checkpoint.pth'), 'rb') as f:
+        res.check(r.returncode == 1 and 'already exists' in r.stderr and f.read() == first,
+                  'existing output refused without --force', r.stderr)
+    r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'checkpoint', '--force')
+    res.check(r.returncode == 0, 'existing output replaced with --force')
+    multi = os.path.join(work, 'multi')
+    os.mkdir(multi)
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'state_dict.pth'), os.path.join(fx, 'weights.safetensors'),
+                        '--to', 'safetensors', '--out-dir', multi, '--json'], capture_output=True, text=True, timeout=120)
+    docs = json.loads(r.stdout) if r.returncode == 0 else None
+    res.check(isinstance(docs, list) and [os.path.basename(d['output']) for d in docs] ==
+              ['state_dict_safetensors.safetensors', 'weights_safetensors.safetensors'] and
+              sorted(os.listdir(multi)) == ['state_dict_safetensors.safetensors', 'weights_safetensors.safetensors'],
+              'several inputs: one JSON object each, outputs in --out-dir', r.stderr + r.stdout[:200])
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'state_dict.pth'), os.path.join(fx, 'views.pth'),
+                        '--to', 'state-dict', '-o', os.path.join(multi, 'one.pth')], capture_output=True, text=True)
+    res.check(r.returncode == 1 and '-o' in r.stderr and not os.path.exists(os.path.join(multi, 'one.pth')),
+              '-o with several inputs refused', r.stderr)
+    shutil.rmtree(multi)
+    locked = os.path.join(work, 'locked')
+    os.mkdir(locked)
+    os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)
+    if os.geteuid() != 0:
+        r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'state-dict', '--out-dir', locked, expect_ok=False)
+        res.check(r.returncode == 1 and 'temporary file' in r.stderr and os.listdir(locked) == [],
+                  'unwritable folder: clear error, nothing left', r.stderr)
+    os.chmod(locked, stat.S_IRWXU)
+    # A "folder" that is a file: unwritable for root too.
+    r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'state-dict', '--out-dir', os.path.join(work, 'in.pth'),
+                   expect_ok=False)
+    res.check(r.returncode == 1 and 'temporary file' in r.stderr, 'a file as the output folder: clear error', r.stderr)
+    # A full disk: a 4 KiB tmpfs where one can be mounted (root in a container or VM).
+    full = os.path.join(work, 'full')
+    os.mkdir(full)
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4k', 'tmpfs', full], capture_output=True).returncode == 0
+    if mounted:
+        try:
+            r, _ = convert('training_checkpoint.pth', '--to', 'checkpoint', '--out-dir', full, expect_ok=False)
+            res.check(r.returncode == 1 and 'No space left' in r.stderr and os.listdir(full) == [],
+                      'full disk: clear error, nothing left', r.stderr.strip())
+        finally:
+            subprocess.run(['umount', full])
+    else:
+        print('note: cannot mount a tmpfs here; the full-disk check did not run')
+    os.rmdir(full)
+    for bad in ('truncated.pth', 'not_a_checkpoint.pth', 'tensor_past_storage.pth', 'deep_nesting.pth'):
+        r, _ = convert(bad, '--to', 'state-dict', '--out-dir', work, expect_ok=False)
+        res.check(r.returncode == 1 and bad in r.stderr, 'broken input %s refused' % bad, r.stderr.strip()[:200])
+    leftovers = sorted(f for f in os.listdir(work) if f not in ('in.pth', 'in_checkpoint.pth', 'locked'))
+    res.check(leftovers == [], 'no temporary or partial files left', '%s' % leftovers)
+    shutil.rmtree(work)
+    shutil.rmtree(out)
+    return res.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

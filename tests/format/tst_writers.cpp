@@ -1,0 +1,475 @@
+// The writers' internals: the torch zip layout (64-byte alignment, ZIP64 past a threshold), the
+// pickle writer (sharing kept through the memo, trees that read back and re-write to the same
+// bytes, what it refuses), float casts at their edges, and the safety of writes (cancel, failed
+// verification, existing outputs, inputs) leaving the folder as it was.
+#include "atomicwrite.h"
+#include "convert.h"
+#include "document.h"
+#include "dtypecast.h"
+#include "error.h"
+#include "picklemachine.h"
+#include "picklewriter.h"
+#include "safetensorswriter.h"
+#include "testdata.h"
+#include "torchzipwriter.h"
+#include "ziparchive.h"
+
+#include <QDir>
+#include <QFile>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+using namespace ckpt;
+
+namespace {
+std::span<const std::uint8_t> asBytes(const std::string &s)
+{
+    return {reinterpret_cast<const std::uint8_t *>(s.data()), s.size()};
+}
+
+std::string zipOf(const std::vector<std::pair<std::string, std::string>> &records, std::uint64_t threshold)
+{
+    std::string out;
+    TorchZipWriter zip(
+        [&out](std::span<const std::uint8_t> b) { out.append(reinterpret_cast<const char *>(b.data()), b.size()); },
+        "archive", threshold);
+    for (const auto &[name, data] : records)
+        zip.addRecord(name, data);
+    zip.finish();
+    if (zip.bytesWritten() != out.size())
+        throw std::runtime_error("bytesWritten disagrees with the bytes written");
+    return out;
+}
+
+std::uint16_t le16(const std::string &s, std::size_t at)
+{
+    return static_cast<std::uint16_t>(static_cast<std::uint8_t>(s[at]) | (static_cast<std::uint8_t>(s[at + 1]) << 8));
+}
+
+QStringList folderEntries(const QString &dir)
+{
+    return QDir(dir).entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot, QDir::Name);
+}
+
+ValuePtr tensorOn(const std::shared_ptr<StorageRef> &s, std::int64_t offset, std::vector<std::int64_t> shape,
+                  std::vector<std::int64_t> strides)
+{
+    auto t = std::make_shared<TensorRef>();
+    t->storage = s;
+    t->dtype = s->dtype;
+    t->storageOffset = offset;
+    t->shape = std::move(shape);
+    t->strides = std::move(strides);
+    t->rebuild = "_rebuild_tensor_v2";
+    return Value::tensor(t);
+}
+} // namespace
+
+class TestWriters : public QObject {
+    Q_OBJECT
+
+private Q_SLOTS:
+    void zipRecordsAligned_data()
+    {
+        QTest::addColumn<quint64>("threshold");
+        QTest::newRow("plain zip") << quint64(TorchZipWriter::kZip64Threshold);
+        QTest::newRow("zip64 for everything past 16 bytes") << quint64(16);
+        QTest::newRow("zip64 for every offset") << quint64(1);
+    }
+    void zipRecordsAligned()
+    {
+        QFETCH(quint64, threshold);
+        std::vector<std::pair<std::string, std::string>> records{
+            {"data.pkl", std::string("\x80\x02}q\x00.", 6)},
+            {"data/0", std::string(100, 'a')},
+            {"data/a-much-longer-record-name-than-usual", std::string(3, 'b')},
+            {"data/empty", std::string()},
+            {"version", "3\n"}};
+        const std::string z = zipOf(records, threshold);
+        const ZipArchive zip(asBytes(z));
+        QCOMPARE(zip.prefix(), std::string("archive/"));
+        QCOMPARE(zip.entries().size(), records.size());
+        QVERIFY(zip.anomalies().empty());
+        for (const auto &[name, data] : records) {
+            const auto *e = zip.find(name);
+            QVERIFY2(e, name.c_str());
+            QCOMPARE(e->method, std::uint16_t(0));
+            QCOMPARE(e->dataOffset % 64, std::uint64_t(0));
+            // The padding is an "FB" extra field, as PyTorch's writer makes it.
+            const auto nameLen = le16(z, e->localHeaderOffset + 26);
+            QCOMPARE(le16(z, e->localHeaderOffset + 30 + nameLen), std::uint16_t(0x4246));
+            const auto bytes = zip.read(*e).bytes;
+            QCOMPARE(std::string(reinterpret_cast<const char *>(bytes.data()), bytes.size()), data);
+        }
+        // ZIP64 end records are always there; ZIP64 extras only at or past the threshold.
+        QVERIFY(z.find("PK\x06\x06") != std::string::npos);
+        const bool extras = z.find(std::string("\x01\x00", 2), z.find("PK\x01\x02")) != std::string::npos;
+        if (threshold == 1)
+            QVERIFY(extras);
+    }
+
+    void zip64ArchiveLoadsInTorch()
+    {
+        // Every record, offset and directory past a 1-byte threshold: ZIP64 fields throughout.
+        // PyTorch's own reader must take it (and Python's zipfile verify every CRC).
+        static const float w[3] = {0.5f, -1.25f, 3.0f};
+        auto storage = std::make_shared<StorageRef>();
+        storage->dtype = DType::Float32;
+        storage->setBytes({reinterpret_cast<const std::uint8_t *>(w), sizeof w});
+        auto root = Value::dict();
+        root->setPythonClass("collections.OrderedDict");
+        root->entries().push_back({Value::string("w"), tensorOn(storage, 0, {3}, {1})});
+        PickleWriter writer;
+        const std::string pkl = writer.write(root);
+        QTemporaryDir dir;
+        const QString path = dir.path() + "/zip64.pth";
+        std::string file;
+        TorchZipWriter zip(
+            [&file](std::span<const std::uint8_t> b) {
+                file.append(reinterpret_cast<const char *>(b.data()), b.size());
+            },
+            "archive", 1);
+        zip.addRecord("data.pkl", pkl);
+        zip.addRecord("data/0", std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(w), sizeof w));
+        zip.addRecord("version", std::string("3\n"));
+        zip.finish();
+        writeFileAtomically(path.toStdString(), asBytes(file));
+        QProcess python;
+        python.start(QStringLiteral(CKPT_PYTHON),
+                     {"-c",
+                      "import sys, torch, zipfile; assert zipfile.ZipFile(sys.argv[1]).testzip() is None; "
+                      "print(torch.load(sys.argv[1], weights_only=True)['w'].tolist())",
+                      path});
+        QVERIFY(python.waitForFinished(120000));
+        QCOMPARE(python.exitCode(), 0);
+        QCOMPARE(python.readAllStandardOutput().trimmed(), QByteArray("[0.5, -1.25, 3.0]"));
+    }
+
+    void pickleSharingAndRoundTrip()
+    {
+        // Two names for one tensor, a view on the same storage, a shared list, a parameter, scalars.
+        static const float values[6] = {1, 2, 3, 4, 5, 6};
+        auto storage = std::make_shared<StorageRef>();
+        storage->key = "orig";
+        storage->dtype = DType::Float32;
+        storage->location = "cuda:1";
+        storage->setBytes({reinterpret_cast<const std::uint8_t *>(values), sizeof values});
+        auto weight = tensorOn(storage, 0, {2, 3}, {3, 1});
+        auto row = tensorOn(storage, 3, {3}, {1});
+        auto param = std::make_shared<TensorRef>(*row->tensorRef());
+        param->isParameter = true;
+        param->requiresGrad = true;
+        auto shared =
+            Value::list({Value::integer(1), Value::bigInteger("-1180591620717411303424"), Value::floating(0.1)});
+        auto root = Value::dict();
+        root->setPythonClass("collections.OrderedDict");
+        root->entries().push_back({Value::string("a"), weight});
+        root->entries().push_back({Value::string("b"), weight});
+        root->entries().push_back({Value::string("row"), row});
+        root->entries().push_back({Value::string("p"), Value::tensor(param)});
+        root->entries().push_back({Value::string("l1"), shared});
+        root->entries().push_back({Value::string("l2"), shared});
+        root->entries().push_back({Value::string("s"), Value::string("héllo")});
+        PickleWriter writer;
+        const std::string pkl = writer.write(root);
+        QCOMPARE(writer.storages().size(), std::size_t(1)); // shared storage written once
+        QCOMPARE(writer.storages()[0].location, std::string("cpu"));
+        QCOMPARE(writer.storages()[0].numel, std::int64_t(6));
+
+        PickleMachine machine;
+        std::map<std::string, std::shared_ptr<StorageRef>> seen;
+        machine.setPersistentLoad([&](const ValuePtr &pid, std::uint64_t) {
+            const std::string key = pid->items()[2]->text();
+            auto &s = seen[key];
+            if (!s) {
+                s = std::make_shared<StorageRef>(*storage);
+                s->key = key;
+                s->location = pid->items()[3]->text();
+            }
+            return Value::storage(s);
+        });
+        const auto back = machine.run(asBytes(pkl)).value;
+        QCOMPARE(back->entries().size(), std::size_t(7));
+        QVERIFY(back->get("a") == back->get("b")); // one object through the memo
+        QVERIFY(back->get("l1") == back->get("l2"));
+        QVERIFY(back->get("row")->tensorRef()->storage == back->get("a")->tensorRef()->storage);
+        QCOMPARE(back->get("row")->tensorRef()->storageOffset, std::int64_t(3));
+        QVERIFY(back->get("p")->tensorRef()->isParameter && back->get("p")->tensorRef()->requiresGrad);
+        QCOMPARE(back->get("l1")->items()[1]->text(), std::string("-1180591620717411303424"));
+        QCOMPARE(back->get("s")->text(), std::string("héllo"));
+        // What was read writes the very same bytes again.
+        QCOMPARE(PickleWriter().write(back), pkl);
+    }
+
+    void encodeLongMatchesPython_data()
+    {
+        QTest::addColumn<QString>("decimal");
+        QTest::addColumn<QByteArray>("payload");
+        QTest::newRow("0") << "0" << QByteArray();
+        QTest::newRow("127") << "127" << QByteArray("\x7f", 1);
+        QTest::newRow("128") << "128" << QByteArray("\x80\x00", 2);
+        QTest::newRow("-1") << "-1" << QByteArray("\xff", 1);
+        QTest::newRow("-128") << "-128" << QByteArray("\x80", 1);
+        QTest::newRow("-129") << "-129" << QByteArray("\x7f\xff", 2);
+        QTest::newRow("2^70") << "1180591620717411303424" << QByteArray("\x00\x00\x00\x00\x00\x00\x00\x00\x40", 9);
+    }
+    void encodeLongMatchesPython()
+    {
+        QFETCH(QString, decimal);
+        QFETCH(QByteArray, payload);
+        const std::string got = encodeLong(decimal.toStdString());
+        QCOMPARE(QByteArray(got.data(), static_cast<int>(got.size())), payload);
+    }
+
+    void pickleWriterRefuses()
+    {
+        // A tuple that contains itself through a list.
+        auto list = Value::list();
+        auto tuple = Value::tuple({list});
+        list->items().push_back(tuple);
+        QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter().write(tuple));
+        list->releaseChildren(); // break the cycle the test made
+        // Objects and unknown globals have no place in a weights-only file.
+        auto obj = Value::object(Value::global("argparse", "Namespace"), Value::tuple());
+        QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter(PickleWriterOptions().weightsOnlyFile(true)).write(obj));
+        QVERIFY(!PickleWriter().write(obj).empty()); // but a full model may hold them
+        // A dtype torch 1.x has no typed storage for.
+        auto s = std::make_shared<StorageRef>();
+        s->dtype = DType::Float8E4M3FN;
+        static const std::uint8_t byte = 0;
+        s->setBytes({&byte, 1});
+        QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter().write(tensorOn(s, 0, {1}, {1})));
+        // A storage whose bytes are missing.
+        auto missing = std::make_shared<StorageRef>();
+        missing->dtype = DType::Float32;
+        missing->problem = "storage record 'data/0' is missing from the archive";
+        try {
+            PickleWriter().write(tensorOn(missing, 0, {1}, {1}));
+            QFAIL("wrote a tensor without bytes");
+        } catch (const FormatError &e) {
+            QVERIFY(std::string(e.what()).find("missing") != std::string::npos);
+        }
+    }
+
+    void halfAndBFloat16Edges_data()
+    {
+        // Expected bits as torch 1.13 gives them (torch.tensor([v]).half() / .bfloat16()).
+        QTest::addColumn<float>("value");
+        QTest::addColumn<int>("half");
+        QTest::addColumn<int>("bf16");
+        QTest::newRow("1") << 1.0f << 0x3C00 << 0x3F80;
+        QTest::newRow("max half") << 65504.0f << 0x7BFF << 0x4780;
+        QTest::newRow("65520 ties to inf") << 65520.0f << 0x7C00 << 0x4780;
+        QTest::newRow("smallest subnormal") << std::ldexp(1.0f, -24) << 0x0001 << 0x3380;
+        QTest::newRow("2^-25 ties to zero") << std::ldexp(1.0f, -25) << 0x0000 << 0x3300;
+        QTest::newRow("1.5 * 2^-25 rounds up") << std::ldexp(1.5f, -25) << 0x0001 << 0x3340;
+        QTest::newRow("1 + 2^-11 ties to even") << 1.0f + std::ldexp(1.0f, -11) << 0x3C00 << 0x3F80;
+        QTest::newRow("-0") << -0.0f << 0x8000 << 0x8000;
+        QTest::newRow("-inf") << -INFINITY << 0xFC00 << 0xFF80;
+    }
+    void halfAndBFloat16Edges()
+    {
+        QFETCH(float, value);
+        QFETCH(int, half);
+        QFETCH(int, bf16);
+        QCOMPARE(int(floatToHalfBits(value)), half);
+        QCOMPARE(int(floatToBFloat16Bits(value)), bf16);
+        if (std::isfinite(value) && half != 0x7C00 && half != 0)
+            QCOMPARE(floatToHalfBits(halfBitsToFloat(static_cast<std::uint16_t>(half))), std::uint16_t(half));
+    }
+
+    void castCounts()
+    {
+        const float in[5] = {1e6f, 1e-6f, 1e-9f, 1.0f, NAN};
+        CastCounts c;
+        const auto out =
+            castFloats({reinterpret_cast<const std::uint8_t *>(in), sizeof in}, DType::Float32, DType::Float16, &c);
+        QCOMPARE(out.size(), std::size_t(10));
+        QCOMPARE(c.values, std::int64_t(5));
+        QCOMPARE(c.overflow, std::int64_t(1));
+        QCOMPARE(c.subnormal, std::int64_t(1));
+        QCOMPARE(c.zeroed, std::int64_t(1));
+        QVERIFY_THROWS_EXCEPTION(
+            FormatError, castFloats({reinterpret_cast<const std::uint8_t *>(in), 3}, DType::Float32, DType::Float16));
+        QVERIFY_THROWS_EXCEPTION(FormatError, castFloats({}, DType::Int64, DType::Float16));
+    }
+
+    void safetensorsHeaderOrderAndPadding()
+    {
+        std::vector<SafetensorsEntry> entries;
+        auto add = [&entries](std::string name, DType t, std::vector<std::int64_t> shape) {
+            std::uint64_t n = dtypeSize(t);
+            for (auto d : shape)
+                n *= static_cast<std::uint64_t>(d);
+            entries.push_back(
+                {std::move(name), t, std::move(shape), n, [n] { return std::vector<std::uint8_t>(n, 7); }});
+        };
+        add("z.bias", DType::Float16, {3});
+        add("a.weight", DType::Float32, {2, 2});
+        add("steps", DType::Int64, {1});
+        add("b.weight", DType::Float32, {1});
+        const std::string h = SafetensorsWriter::header(entries, {{"format", "pt"}});
+        QCOMPARE((h.size() - 8) % 8, std::size_t(0));
+        QVERIFY(h.find("\"__metadata__\"") < h.find("\"steps\""));
+        QVERIFY(h.find("\"steps\"") < h.find("\"a.weight\"")); // I64 before F32 as the library sorts
+        QVERIFY(h.find("\"a.weight\"") < h.find("\"b.weight\""));
+        QVERIFY(h.find("\"b.weight\"") < h.find("\"z.bias\"")); // F32 before F16
+        add("steps", DType::Int64, {1});
+        QVERIFY_THROWS_EXCEPTION(FormatError, SafetensorsWriter::header(entries, {}));
+    }
+
+    void atomicWriterLeavesNothingBehind()
+    {
+        QTemporaryDir dir;
+        const std::string path = (dir.path() + "/out.bin").toStdString();
+        {
+            AtomicFileWriter w(path, {});
+            w.write(std::string("partial"));
+            QVERIFY(QFile::exists(QString::fromStdString(w.temporaryPath())));
+        } // destroyed without commit
+        QVERIFY(folderEntries(dir.path()).isEmpty());
+        {
+            AtomicFileWriter w(path, {});
+            w.write(std::string("refused"));
+            QVERIFY_THROWS_EXCEPTION(FormatError,
+                                     w.commit([](const std::string &) { throw FormatError("verification failed"); }));
+        }
+        QVERIFY(folderEntries(dir.path()).isEmpty());
+        AtomicFileWriter w(path, {});
+        w.write(std::string("done"));
+        w.commit();
+        QCOMPARE(folderEntries(dir.path()), QStringList{"out.bin"});
+        QVERIFY_THROWS_EXCEPTION(FormatError, AtomicFileWriter(path, {})); // exists, no force
+        const std::string data = "new";
+        writeFileAtomically(path, asBytes(data), WriteOptions().allowOverwrite(true));
+        QFile f(QString::fromStdString(path));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll(), QByteArray("new"));
+        QVERIFY_THROWS_EXCEPTION(FormatError,
+                                 AtomicFileWriter(path, WriteOptions().allowOverwrite(true).protect(path)));
+    }
+
+    void conversionCancelAndExistingOutput()
+    {
+        QTemporaryDir dir;
+        const Document doc = readDocument(test::fixturePath("training_checkpoint.pth").toStdString());
+        const std::string out = (dir.path() + "/out.pth").toStdString();
+        int calls = 0;
+        auto cancelling =
+            ConvertOptions().target(ConvertTarget::Checkpoint).onProgress([&calls](double) { return ++calls < 2; });
+        const auto plan = planConversion(doc, out, cancelling);
+        try {
+            executeConversion(doc, plan, cancelling);
+            QFAIL("a cancelled conversion finished");
+        } catch (const FormatError &e) {
+            QVERIFY(std::string(e.what()).find("cancelled") != std::string::npos);
+        }
+        QVERIFY(folderEntries(dir.path()).isEmpty());
+
+        const auto options = ConvertOptions().target(ConvertTarget::Inference);
+        const auto result = executeConversion(doc, planConversion(doc, out, options), options);
+        QVERIFY(result.verified);
+        QCOMPARE(folderEntries(dir.path()), (QStringList{"out.pth", "out_metadata.json"}));
+        QFile f(QString::fromStdString(out));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QByteArray before = f.readAll();
+        f.close();
+        QVERIFY_THROWS_EXCEPTION(FormatError, executeConversion(doc, planConversion(doc, out, options), options));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll(), before);
+        QCOMPARE(folderEntries(dir.path()), (QStringList{"out.pth", "out_metadata.json"}));
+        // The written file reads back as the kind it was made to be.
+        const Document back = readDocument(out);
+        QCOMPARE(back.kind, DocumentKind::InferencePackage);
+        QCOMPARE(back.stateDict.size(), doc.stateDict.size());
+    }
+
+    void conversionsRefused()
+    {
+        const Document sd = readDocument(test::fixturePath("state_dict.pth").toStdString());
+        QVERIFY_THROWS_EXCEPTION(FormatError,
+                                 planConversion(sd, "/tmp/x.pth", ConvertOptions().target(ConvertTarget::FullModel)));
+        QVERIFY_THROWS_EXCEPTION(FormatError,
+                                 planConversion(sd, "/tmp/x.pth", ConvertOptions().stripPrefix("module.")));
+        QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(sd, "/tmp/x.pth", ConvertOptions().drop("*")));
+        QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(sd, "/tmp/x.pth", ConvertOptions().ema(true)));
+        const Document special = readDocument(test::fixturePath("special_tensors.pth").toStdString());
+        QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(special, "/tmp/x.pth", ConvertOptions()));
+        const Document bad = readDocument(test::fixturePath("tensor_past_storage.pth").toStdString());
+        try {
+            planConversion(bad, "/tmp/x.pth", ConvertOptions());
+            QFAIL("a tensor past its storage was planned");
+        } catch (const FormatError &e) {
+            QVERIFY(std::string(e.what()).starts_with(bad.path));
+        }
+        // Every key carries the same prefix: offered.
+        const Document dp = readDocument(test::fixturePath("conv_dataparallel.pth").toStdString());
+        const auto plan = planConversion(dp, "/tmp/x.pth", ConvertOptions());
+        QCOMPARE(plan.detectedPrefixes, std::vector<std::string>{"module."});
+        QCOMPARE(planConversion(dp, "/tmp/x.pth", ConvertOptions().stripPrefix("module")).kept.front(),
+                 std::string("fc1.weight"));
+    }
+
+    void fullModelWithDangerousGlobalRefused()
+    {
+        // A module tree that also asks for os.system: written by our own writers, read back,
+        // and refused for a full-model re-save (a weights format leaves the object out).
+        auto params = Value::dict();
+        params->setPythonClass("collections.OrderedDict");
+        static const float w[2] = {1.5f, -2.0f};
+        auto storage = std::make_shared<StorageRef>();
+        storage->dtype = DType::Float32;
+        storage->setBytes({reinterpret_cast<const std::uint8_t *>(w), sizeof w});
+        auto weight = std::make_shared<TensorRef>(*tensorOn(storage, 0, {2}, {1})->tensorRef());
+        weight->isParameter = true;
+        params->entries().push_back({Value::string("weight"), Value::tensor(weight)});
+        auto modules = Value::dict();
+        modules->setPythonClass("collections.OrderedDict");
+        auto state = Value::dict();
+        state->entries().push_back({Value::string("training"), Value::boolean(true)});
+        state->entries().push_back({Value::string("_parameters"), params});
+        state->entries().push_back({Value::string("_buffers"), Value::dict()});
+        state->entries().push_back({Value::string("_modules"), modules});
+        state->entries().push_back({Value::string("evil"), Value::object(Value::global("posix", "system"),
+                                                                         Value::tuple({Value::string("echo pwned")}))});
+        auto module = Value::object(Value::global("evil_pkg", "Net"), Value::tuple());
+        module->setState(state);
+        PickleWriter writer;
+        const std::string pkl = writer.write(module);
+        std::string file;
+        TorchZipWriter zip([&file](std::span<const std::uint8_t> b) {
+            file.append(reinterpret_cast<const char *>(b.data()), b.size());
+        });
+        zip.addRecord("data.pkl", pkl);
+        zip.addRecord("data/0", std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t *>(w), sizeof w));
+        zip.addRecord("version", std::string("3\n"));
+        zip.finish();
+        const Document doc = readDocumentFromBytes(file, "evil.pth");
+        QCOMPARE(doc.kind, DocumentKind::FullModel);
+        QCOMPARE(doc.stateDict.size(), std::size_t(1));
+        try {
+            planConversion(doc, "/tmp/never-written.pth", ConvertOptions().target(ConvertTarget::FullModel));
+            QFAIL("a full model naming posix.system was planned");
+        } catch (const FormatError &e) {
+            QVERIFY2(std::string(e.what()).find("posix.system") != std::string::npos, e.what());
+        }
+        const auto plan = planConversion(doc, "/tmp/never-written.pth", ConvertOptions());
+        QCOMPARE(plan.kept, std::vector<std::string>{"weight"});
+    }
+
+    void defaultOutputNeverTheInput()
+    {
+        const auto o = ConvertOptions().target(ConvertTarget::Safetensors).dtype(DType::Float16);
+        QCOMPARE(defaultOutputPath("/m/model.pth", o), std::string("/m/model_safetensors_fp16.safetensors"));
+        QCOMPARE(defaultOutputPath("/m/model.safetensors.index.json", ConvertOptions(), "/o"),
+                 std::string("/o/model_state_dict.pth"));
+    }
+};
+
+QTEST_GUILESS_MAIN(TestWriters)
+#include "tst_writers.moc"

@@ -1,0 +1,341 @@
+// TensorValuesModel: the values grid against the numbers PyTorch wrote into expected.json
+// ("__detail__", from generate_fixtures.py), slices of N-D tensors, lazy block reads of a 4096 x
+// 4096 matrix, and what happens without a compute module.
+#include "computeloader.h"
+#include "document.h"
+#include "tensorvaluesmodel.h"
+
+#include <QAbstractItemModelTester>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QSignalSpy>
+#include <QTest>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "testdata.h"
+
+using namespace ckpt;
+
+namespace {
+
+QJsonObject detailSection()
+{
+    return test::expectedListing().value("__detail__").toObject();
+}
+
+double jsonNumber(const QJsonValue &v)
+{
+    if (v.isString()) {
+        const QString s = v.toString();
+        return s == "nan" ? std::nan("") : (s == "inf" ? INFINITY : -INFINITY);
+    }
+    return v.toDouble();
+}
+
+bool same(double got, double want)
+{
+    if (std::isnan(want))
+        return std::isnan(got);
+    return got == want || std::abs(got - want) <= 1e-12 * std::max(1.0, std::abs(want));
+}
+
+const TensorRef *tensorNamed(const Document &doc, const std::string &name)
+{
+    for (const auto &t : doc.stateDict)
+        if (t.name == name)
+            return &t.ref();
+    return nullptr;
+}
+
+TensorValuesModel::ComputeProvider realCompute()
+{
+    return []() -> ComputeApi & { return ComputeLoader::api(); };
+}
+
+// Asks for every cell of the grid (as a view painting it would) until all have arrived.
+bool fetchAll(TensorValuesModel &m, int timeoutMs = 20000)
+{
+    auto allThere = [&] {
+        bool all = true;
+        for (int r = 0; r < m.rowCount(); ++r)
+            for (int c = 0; c < m.columnCount(); ++c)
+                all = m.index(r, c).data(TensorValuesModel::IsFetchedRole).toBool() && all;
+        return all;
+    };
+    for (int waited = 0; waited < timeoutMs; waited += 20) {
+        (void)m.index(0, 0).data(); // a display request starts the reads
+        for (int r = 0; r < m.rowCount(); ++r)
+            for (int c = 0; c < m.columnCount(); ++c)
+                (void)m.index(r, c).data();
+        if (allThere())
+            return true;
+        QTest::qWait(20);
+    }
+    return false;
+}
+
+} // namespace
+
+class TestTensorValuesModel : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void cleanup();
+
+    void valuesMatchTorch_data();
+    void valuesMatchTorch();
+    void slicesOfNdTensors();
+    void layoutByRank();
+    void largeTensorReadsOnlyWhatIsAsked();
+    void longVectorWraps();
+    void quantizedRawAndReal();
+    void metaTensorHasNoValues();
+    void computeModuleMissing();
+    void newTensorDropsOldReads();
+
+private:
+    TensorValuesModel *m_model = nullptr;
+    QAbstractItemModelTester *m_tester = nullptr;
+};
+
+void TestTensorValuesModel::init()
+{
+    m_model = new TensorValuesModel;
+    m_model->setComputeProvider(realCompute());
+    m_tester = new QAbstractItemModelTester(m_model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+}
+
+void TestTensorValuesModel::cleanup()
+{
+    delete m_tester;
+    delete m_model;
+}
+
+void TestTensorValuesModel::valuesMatchTorch_data()
+{
+    QTest::addColumn<QString>("name");
+    const QJsonObject files = detailSection().value("files").toObject().value("detail.pth").toObject();
+    for (auto it = files.begin(); it != files.end(); ++it)
+        QTest::newRow(qPrintable(it.key())) << it.key();
+}
+
+// Every value of every detail.pth tensor, in the grid's cells, as PyTorch lists them (slice 0 of
+// N-D tensors; complex as real and imaginary parts).
+void TestTensorValuesModel::valuesMatchTorch()
+{
+    QFETCH(QString, name);
+    const QJsonObject e =
+        detailSection().value("files").toObject().value("detail.pth").toObject().value(name).toObject();
+    const QJsonArray values = e.value("values").toArray();
+    QVERIFY(!values.isEmpty());
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    const TensorRef *t = tensorNamed(*doc, name.toStdString());
+    QVERIFY(t);
+    m_model->setTensor(doc, t);
+    QVERIFY(fetchAll(*m_model));
+    const bool complex = e.value("dtype").toString().startsWith("complex");
+    for (int r = 0; r < m_model->rowCount(); ++r)
+        for (int c = 0; c < m_model->columnCount(); ++c) {
+            const QModelIndex i = m_model->index(r, c);
+            const qlonglong flat = i.data(TensorValuesModel::FlatIndexRole).toLongLong();
+            const QString where = QStringLiteral("%1 (%2, %3)").arg(name).arg(r).arg(c);
+            if (complex) {
+                QVERIFY2(same(i.data(TensorValuesModel::ValueRole).toDouble(), values[int(flat * 2)].toDouble()),
+                         qPrintable(where));
+                QVERIFY2(
+                    same(i.data(TensorValuesModel::ImaginaryRole).toDouble(), values[int(flat * 2 + 1)].toDouble()),
+                    qPrintable(where));
+                QVERIFY(i.data().toString().endsWith("j)"));
+            } else {
+                const double want = jsonNumber(values[int(flat)]);
+                QVERIFY2(same(i.data(TensorValuesModel::ValueRole).toDouble(), want), qPrintable(where));
+                if (!std::isfinite(want))
+                    QVERIFY(i.data(Qt::BackgroundRole).isValid()); // NaN and Inf cells stand out
+            }
+        }
+    // Texts by kind: bools as Python writes them, integers whole.
+    if (name == "flags")
+        QCOMPARE(m_model->index(0, 0).data().toString(),
+                 values[0].toDouble() != 0 ? QStringLiteral("True") : QStringLiteral("False"));
+    if (name == "ints")
+        QCOMPARE(m_model->index(0, 0).data().toString(), QString::number(values[0].toInteger()));
+}
+
+void TestTensorValuesModel::slicesOfNdTensors()
+{
+    const QJsonObject e =
+        detailSection().value("files").toObject().value("detail.pth").toObject().value("hyper").toObject();
+    const QJsonArray values = e.value("values").toArray();
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    m_model->setTensor(doc, tensorNamed(*doc, "hyper"));
+    QCOMPARE(m_model->rank(), 4);
+    QCOMPARE(m_model->leadingDimensions(), 2);
+    QCOMPARE(m_model->rowCount(), 4);
+    QCOMPARE(m_model->columnCount(), 5);
+    QSignalSpy changed(m_model, &QAbstractItemModel::dataChanged);
+    for (int a = 0; a < 2; ++a)
+        for (int b = 0; b < 3; ++b) {
+            m_model->setSliceIndex(0, a);
+            m_model->setSliceIndex(1, b);
+            QCOMPARE(m_model->sliceIndex(0), a);
+            QCOMPARE(m_model->sliceIndex(1), b);
+            QVERIFY(fetchAll(*m_model));
+            for (int r = 0; r < 4; ++r)
+                for (int c = 0; c < 5; ++c) {
+                    const int flat = ((a * 3 + b) * 4 + r) * 5 + c;
+                    QCOMPARE(m_model->index(r, c).data(TensorValuesModel::ValueRole).toDouble(),
+                             values[flat].toDouble());
+                    QVERIFY(m_model->index(r, c)
+                                .data(Qt::ToolTipRole)
+                                .toString()
+                                .startsWith(QStringLiteral("[%1, %2, %3, %4]").arg(a).arg(b).arg(r).arg(c)));
+                }
+        }
+    QVERIFY(changed.count() > 0);
+    m_model->setSliceIndex(0, 99); // clamped to the dimension
+    QCOMPARE(m_model->sliceIndex(0), 1);
+}
+
+void TestTensorValuesModel::layoutByRank()
+{
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    const QJsonObject files = detailSection().value("files").toObject().value("detail.pth").toObject();
+    for (const char *name : {"vec", "matrix", "cube", "scalar", "transposed"}) {
+        const QJsonArray shape = files.value(name).toObject().value("shape").toArray();
+        m_model->setTensor(doc, tensorNamed(*doc, name));
+        const int rank = int(shape.size());
+        QCOMPARE(m_model->rank(), rank);
+        const int rows = rank == 0 ? 1 : int(shape[rank == 1 ? 0 : rank - 2].toInteger());
+        const int cols = rank < 2 ? 1 : int(shape[rank - 1].toInteger());
+        QCOMPARE(m_model->rowCount(), rows);
+        QCOMPARE(m_model->columnCount(), cols);
+        QCOMPARE(m_model->leadingDimensions(), std::max(0, rank - 2));
+    }
+}
+
+// A 4096 x 4096 float32 matrix: reading a corner reads a few blocks, not 16 million elements.
+void TestTensorValuesModel::largeTensorReadsOnlyWhatIsAsked()
+{
+    const QJsonObject large = detailSection().value("large.pth").toObject();
+    // The tester walks every cell after a reset; it watches the small tensors, not this one.
+    delete m_tester;
+    m_tester = nullptr;
+    const auto doc = test::readFixture(QStringLiteral("large.pth"));
+    QCOMPARE(doc->stateDict.size(), std::size_t(1));
+    m_model->setTensor(doc, &doc->stateDict[0].ref());
+    QCOMPARE(m_model->rowCount(), int(large.value("shape").toArray()[0].toInteger()));
+    QCOMPARE(m_model->columnCount(), int(large.value("shape").toArray()[1].toInteger()));
+    const qint64 numel = qint64(m_model->rowCount()) * m_model->columnCount();
+    QCOMPARE(m_model->fetchedElements(), 0);
+    for (const auto &p : large.value("picks").toArray()) {
+        const qint64 flat = p.toArray()[0].toInteger();
+        const QModelIndex i = m_model->index(int(flat / m_model->columnCount()), int(flat % m_model->columnCount()));
+        QCOMPARE(i.data(TensorValuesModel::FlatIndexRole).toLongLong(), flat);
+        QTRY_VERIFY_WITH_TIMEOUT((void(i.data()), i.data(TensorValuesModel::IsFetchedRole).toBool()), 20000);
+        QCOMPARE(i.data(TensorValuesModel::ValueRole).toDouble(), p.toArray()[1].toDouble());
+    }
+    // Seven cells: at most a block each.
+    QVERIFY2(m_model->fetchedElements() <= 7 * TensorValuesModel::kBlockElements,
+             qPrintable(QString::number(m_model->fetchedElements())));
+    QVERIFY(m_model->fetchedElements() < numel / 100);
+}
+
+// 2.5 million values in one dimension: five to a grid line (a million header rows at most).
+void TestTensorValuesModel::longVectorWraps()
+{
+    delete m_tester; // the tester would walk every cell
+    m_tester = nullptr;
+    const QJsonObject e = detailSection().value("long.pth").toObject();
+    const qint64 n = e.value("shape").toArray()[0].toInteger();
+    const auto doc = test::readFixture(QStringLiteral("long.pth"));
+    m_model->setTensor(doc, &doc->stateDict[0].ref());
+    QVERIFY(n > TensorValuesModel::kMaxGridRows);
+    QCOMPARE(m_model->rowsPerLine(), 5);
+    QCOMPARE(m_model->columnCount(), 5);
+    QCOMPARE(qint64(m_model->rowCount()), (n + 4) / 5);
+    QVERIFY(m_model->rowCount() <= TensorValuesModel::kMaxGridRows);
+    QCOMPARE(m_model->headerData(3, Qt::Vertical).toString(), QStringLiteral("15"));
+    QCOMPARE(m_model->headerData(2, Qt::Horizontal).toString(), QStringLiteral("+2"));
+    for (const auto &p : e.value("picks").toArray()) {
+        const qint64 flat = p.toArray()[0].toInteger();
+        const QModelIndex i = m_model->index(int(flat / 5), int(flat % 5));
+        QCOMPARE(i.data(TensorValuesModel::FlatIndexRole).toLongLong(), flat);
+        QTRY_VERIFY_WITH_TIMEOUT((void(i.data()), i.data(TensorValuesModel::IsFetchedRole).toBool()), 20000);
+        QCOMPARE(i.data(TensorValuesModel::ValueRole).toDouble(), p.toArray()[1].toDouble());
+        QVERIFY(i.data(Qt::ToolTipRole).toString().startsWith(QStringLiteral("[%1]").arg(flat)));
+    }
+    QVERIFY(m_model->fetchedElements() < n / 100);
+}
+
+void TestTensorValuesModel::quantizedRawAndReal()
+{
+    const QJsonObject special =
+        test::expectedListing().value("__special__").toObject().value("special_tensors.pth").toObject();
+    const auto doc = test::readFixture(QStringLiteral("special_tensors.pth"));
+    for (const char *name : {"q", "qc"}) {
+        const QJsonObject e = special.value(name).toObject();
+        m_model->setTensor(doc, tensorNamed(*doc, name));
+        QVERIFY(fetchAll(*m_model));
+        const int cols = m_model->columnCount();
+        for (int k = 0; k < e.value("dequantized").toArray().size(); ++k)
+            QVERIFY(std::abs(m_model->index(k / cols, k % cols).data(TensorValuesModel::ValueRole).toDouble() -
+                             e.value("dequantized").toArray()[k].toDouble()) < 1e-6);
+        m_model->setRawValues(true);
+        QVERIFY(m_model->rawValues());
+        QVERIFY(fetchAll(*m_model));
+        for (int k = 0; k < e.value("raw").toArray().size(); ++k) {
+            const QModelIndex i = m_model->index(k / cols, k % cols);
+            QCOMPARE(i.data(TensorValuesModel::ValueRole).toDouble(), e.value("raw").toArray()[k].toDouble());
+            QCOMPARE(i.data().toString(), QString::number(e.value("raw").toArray()[k].toInteger()));
+        }
+    }
+}
+
+void TestTensorValuesModel::metaTensorHasNoValues()
+{
+    const auto doc = test::readFixture(QStringLiteral("special_tensors.pth"));
+    m_model->setTensor(doc, tensorNamed(*doc, "meta"));
+    QVERIFY(m_model->hasTensor());
+    QVERIFY(m_model->noValuesReason().contains(QStringLiteral("meta")));
+    QCOMPARE(m_model->rowCount(), 0);
+    QCOMPARE(m_model->fetchedElements(), 0);
+}
+
+// Without the compute module the grid says why, once, and asks no more.
+void TestTensorValuesModel::computeModuleMissing()
+{
+    const QString reason = QStringLiteral("libckpt_compute.so: cannot open shared object file");
+    m_model->setComputeProvider([reason]() -> ComputeApi & { throw std::runtime_error(reason.toStdString()); });
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    m_model->setTensor(doc, tensorNamed(*doc, "matrix"));
+    QSignalSpy failed(m_model, &TensorValuesModel::fetchFailed);
+    (void)m_model->index(0, 0).data();
+    QVERIFY(failed.wait(10000));
+    QVERIFY(failed.first().first().toString().contains(reason));
+    QCOMPARE(m_model->errorText(), reason);
+    QCOMPARE(m_model->index(0, 0).data().toString(), QStringLiteral("?"));
+    QTest::qWait(100);
+    QCOMPARE(failed.count(), 1);
+    QVERIFY(!m_model->isFetching());
+}
+
+// Reads started for one tensor never land in the next one's cells.
+void TestTensorValuesModel::newTensorDropsOldReads()
+{
+    const QJsonObject files = detailSection().value("files").toObject().value("detail.pth").toObject();
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    m_model->setTensor(doc, tensorNamed(*doc, "matrix"));
+    (void)m_model->index(0, 0).data();
+    m_model->setTensor(doc, tensorNamed(*doc, "ints"));
+    QVERIFY(fetchAll(*m_model));
+    QCOMPARE(m_model->index(0, 0).data(TensorValuesModel::ValueRole).toDouble(),
+             files.value("ints").toObject().value("values").toArray()[0].toDouble());
+    m_model->clear();
+    QCOMPARE(m_model->rowCount(), 0);
+    QVERIFY(!m_model->hasTensor());
+}
+
+QTEST_MAIN(TestTensorValuesModel)
+#include "tst_tensorvaluesmodel.moc"

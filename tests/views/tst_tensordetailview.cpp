@@ -1,0 +1,564 @@
+// The tensor detail pane inside the document view: selection from the table and the tree, values
+// and slices, the histogram, export (judged by numpy and PyTorch), a 4096 x 4096 matrix that
+// scrolls without being read whole, a missing compute module, and the remembered layout. The
+// numbers come from expected.json ("__detail__"), written by PyTorch in generate_fixtures.py.
+#include "document.h"
+#include "documenttreemodel.h"
+#include "documentview.h"
+#include "histogramchart.h"
+#include "tensordetailview.h"
+#include "tensortablemodel.h"
+#include "tensorvaluesmodel.h"
+#include "testdata.h"
+
+#include <QAbstractItemModelTester>
+#include <QApplication>
+#include <QAreaSeries>
+#include <QChart>
+#include <QChartView>
+#include <QCheckBox>
+#include <QFileDialog>
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QLabel>
+#include <QLineEdit>
+#include <QLineSeries>
+#include <QLogValueAxis>
+#include <QProcess>
+#include <QPushButton>
+#include <QScrollBar>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QStandardPaths>
+#include <QTabWidget>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QTimer>
+#include <QTreeView>
+
+#include <cmath>
+#include <stdexcept>
+
+using namespace ckpt;
+
+namespace {
+
+QString fixture(const char *name)
+{
+    return test::fixturePath(QLatin1String(name));
+}
+
+QJsonObject detailTensor(const QString &file, const QString &name)
+{
+    return test::expectedListing()
+        .value("__detail__")
+        .toObject()
+        .value("files")
+        .toObject()
+        .value(file)
+        .toObject()
+        .value(name)
+        .toObject();
+}
+
+// Opens `file` in `view` and waits for it.
+bool openAndWait(DocumentView &view, const QString &file)
+{
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(file);
+    return loaded.wait(30000);
+}
+
+// Makes the table's current row the tensor called `name`.
+bool selectInTable(DocumentView &view, const QString &name)
+{
+    for (int r = 0; r < view.tableProxy()->rowCount(); ++r) {
+        const QModelIndex i = view.tableProxy()->index(r, TensorTableModel::NameColumn);
+        if (i.data().toString() == name) {
+            view.tableView()->setCurrentIndex(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+// Waits until every cell the grid shows has its value.
+bool visibleCellsArrive(QTableView *grid)
+{
+    auto *m = grid->model();
+    return QTest::qWaitFor(
+        [&] {
+            const int r0 = std::max(0, grid->rowAt(0)), c0 = std::max(0, grid->columnAt(0));
+            int r1 = grid->rowAt(grid->viewport()->height() - 1), c1 = grid->columnAt(grid->viewport()->width() - 1);
+            r1 = r1 < 0 ? m->rowCount() - 1 : r1;
+            c1 = c1 < 0 ? m->columnCount() - 1 : c1;
+            for (int r = r0; r <= r1; ++r)
+                for (int c = c0; c <= c1; ++c)
+                    if (!m->index(r, c).data(TensorValuesModel::IsFetchedRole).toBool()) {
+                        (void)m->index(r, c).data();
+                        return false;
+                    }
+            return true;
+        },
+        30000);
+}
+
+} // namespace
+
+class TestTensorDetailView : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void layout();
+    void tableSelectionShowsTensor();
+    void treeSelectionShowsTensor();
+    void sliceSpinnersChangeValues();
+    void histogramMatchesTorch_data();
+    void histogramMatchesTorch();
+    void logCountAxis();
+    void exportJudgedByNumpy();
+    void exportButtonAsksForAFile();
+    void exportNeverWritesTheInput();
+    void metaTensorSaysSo();
+    void computeModuleMissing();
+    void largeTensorScrollsLazily();
+    void cancellingStatisticsLeavesDetail();
+    void layoutRemembered();
+};
+
+void TestTensorDetailView::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true); // QSettings go to a test location
+    QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio Tests"));
+    QCoreApplication::setApplicationName(QStringLiteral("tst_tensordetailview"));
+    QSettings().clear();
+}
+
+void TestTensorDetailView::layout()
+{
+    DocumentView view;
+    QTabWidget *tabs = view.viewTabs();
+    QVERIFY(tabs);
+    QCOMPARE(tabs->objectName(), QStringLiteral("views"));
+    QCOMPARE(tabs->count(), 5);  // Tensors, Modules, Optimizer, Metadata, Security
+    QCOMPARE(tabs->tabText(0), QStringLiteral("Tensors"));
+    auto *split = qobject_cast<QSplitter *>(tabs->widget(0));
+    QVERIFY(split);
+    QCOMPARE(split->orientation(), Qt::Vertical);
+    QVERIFY(split->widget(0)->isAncestorOf(view.tableView()));
+    QCOMPARE(split->widget(1), view.detailView());
+}
+
+void TestTensorDetailView::tableSelectionShowsTensor()
+{
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("detail.pth")));
+    TensorDetailView *detail = view.detailView();
+    const auto tester = std::make_unique<QAbstractItemModelTester>(
+        detail->valuesModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QCOMPARE(detail->tensorName(), view.tableProxy()->index(0, 0).data().toString()); // the first one at once
+    QVERIFY(selectInTable(view, QStringLiteral("matrix")));
+    QCOMPARE(detail->tensorName(), QStringLiteral("matrix"));
+    const QJsonObject e = detailTensor("detail.pth", "matrix");
+    const QJsonArray values = e.value("values").toArray();
+    auto *title = detail->findChild<QLabel *>(QStringLiteral("detailTitle"));
+    QCOMPARE(title->text(), QStringLiteral("matrix"));
+    const QString info = detail->findChild<QLabel *>(QStringLiteral("detailInfo"))->text();
+    QVERIFY2(info.contains(e.value("dtype").toString()) && info.contains(QStringLiteral("[6, 7]")), qPrintable(info));
+    QVERIFY(visibleCellsArrive(detail->valuesView()));
+    auto *m = detail->valuesModel();
+    QCOMPARE(m->rowCount(), 6);
+    QCOMPARE(m->columnCount(), 7);
+    for (int r = 0; r < 6; ++r)
+        for (int c = 0; c < 7; ++c)
+            if (m->index(r, c).data(TensorValuesModel::IsFetchedRole).toBool())
+                QCOMPARE(m->index(r, c).data(TensorValuesModel::ValueRole).toDouble(), values[r * 7 + c].toDouble());
+    // Statistics: the table's, or the pane's own; either way PyTorch's.
+    QTRY_VERIFY_WITH_TIMEOUT(detail->statistics().has_value(), 30000);
+    const QJsonObject st = e.value("stats").toObject();
+    QVERIFY(std::abs(detail->statistics()->l2 - st.value("l2").toDouble()) < 1e-9 * st.value("l2").toDouble());
+    QVERIFY(std::abs(detail->statistics()->mean - st.value("mean").toDouble()) < 1e-9);
+}
+
+void TestTensorDetailView::treeSelectionShowsTensor()
+{
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("training_checkpoint.pth")));
+    // An optimizer state tensor: in the tree, not in the table.
+    const QStringList path{"optimizer_state_dict", "state", "0", "exp_avg"};
+    const QModelIndex source = view.treeModel()->indexForPath(path);
+    QVERIFY(source.isValid());
+    view.treeView()->setCurrentIndex(view.treeProxy()->mapFromSource(source));
+    TensorDetailView *detail = view.detailView();
+    QCOMPARE(detail->tensorName(), path.join('/'));
+    QVERIFY(visibleCellsArrive(detail->valuesView()));
+    QTRY_VERIFY_WITH_TIMEOUT(detail->statistics().has_value(), 30000);
+    // A state-dict tensor picked in the tree is the table's row too.
+    const QModelIndex fc2 = view.treeModel()->indexForPath({"model_state_dict", "fc2.bias"});
+    view.treeView()->setCurrentIndex(view.treeProxy()->mapFromSource(fc2));
+    QCOMPARE(detail->tensorName(), QStringLiteral("model_state_dict/fc2.bias"));
+    const QJsonArray torch =
+        test::expectedListing().value("training_checkpoint.pth").toObject().value("tensors").toArray();
+    QJsonArray want;
+    for (const auto &t : torch)
+        if (t.toObject().value("name").toString() == "fc2.bias")
+            want = t.toObject().value("values").toArray();
+    QVERIFY(!want.isEmpty());
+    QVERIFY(visibleCellsArrive(detail->valuesView()));
+    for (int r = 0; r < want.size(); ++r)
+        QCOMPARE(detail->valuesModel()->index(r, 0).data(TensorValuesModel::ValueRole).toDouble(), want[r].toDouble());
+}
+
+void TestTensorDetailView::sliceSpinnersChangeValues()
+{
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("detail.pth")));
+    QVERIFY(selectInTable(view, QStringLiteral("hyper")));
+    TensorDetailView *detail = view.detailView();
+    const QJsonArray values = detailTensor("detail.pth", "hyper").value("values").toArray();
+    const QList<QSpinBox *> spins = detail->sliceSpinBoxes();
+    QCOMPARE(spins.size(), 2); // [2, 3, 4, 5]: two leading dimensions
+    QCOMPARE(spins[0]->maximum(), 1);
+    QCOMPARE(spins[1]->maximum(), 2);
+    QVERIFY(visibleCellsArrive(detail->valuesView()));
+    auto *m = detail->valuesModel();
+    QCOMPARE(m->index(0, 0).data(TensorValuesModel::ValueRole).toDouble(), values[0].toDouble());
+    spins[0]->setValue(1);
+    spins[1]->setValue(2);
+    QVERIFY(visibleCellsArrive(detail->valuesView()));
+    for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 5; ++c)
+            QCOMPARE(m->index(r, c).data(TensorValuesModel::ValueRole).toDouble(),
+                     values[((1 * 3 + 2) * 4 + r) * 5 + c].toDouble());
+    // 2-D and 1-D tensors have no slice to pick.
+    QVERIFY(selectInTable(view, QStringLiteral("vec")));
+    QVERIFY(detail->sliceSpinBoxes().isEmpty());
+    QCOMPARE(detail->valuesModel()->columnCount(), 1);
+}
+
+void TestTensorDetailView::histogramMatchesTorch_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("name");
+    QTest::newRow("matrix") << "detail.pth"
+                            << "matrix";
+    QTest::newRow("cube") << "detail.pth"
+                          << "cube";
+    QTest::newRow("vec (NaN, Inf, zeros)") << "detail.pth"
+                                           << "vec";
+    QTest::newRow("ints") << "detail.pth"
+                          << "ints";
+    QTest::newRow("half") << "detail.pth"
+                          << "half";
+    QTest::newRow("complex") << "detail.pth"
+                             << "cplx";
+    QTest::newRow("quantized") << "special_tensors.pth"
+                               << "q";
+    QTest::newRow("sparse") << "special_tensors.pth"
+                            << "sp";
+    QTest::newRow("fc1.weight") << "state_dict.pth"
+                                << "fc1.weight";
+}
+
+// The pane's histogram has torch.histc's counts over the finite values, min to max, 64 bins.
+void TestTensorDetailView::histogramMatchesTorch()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, name);
+    const QJsonObject want = detailTensor(file, name).value("histogram").toObject();
+    QVERIFY(!want.isEmpty());
+    QCOMPARE(want.value("bins").toInt(), TensorDetailView::kHistogramBins);
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture(qPrintable(file))));
+    QVERIFY(selectInTable(view, name));
+    TensorDetailView *detail = view.detailView();
+    QTRY_VERIFY_WITH_TIMEOUT(detail->histogram().has_value(), 30000);
+    const Histogram &h = *detail->histogram();
+    QList<qint64> got(h.counts.begin(), h.counts.end());
+    QList<qint64> expected;
+    for (const auto &c : want.value("counts").toArray())
+        expected << c.toInteger();
+    QCOMPARE(got, expected);
+    QVERIFY(std::abs(h.low - want.value("low").toDouble()) <= 1e-12 * std::max(1.0, std::abs(h.low)));
+    QVERIFY(std::abs(h.high - want.value("high").toDouble()) <= 1e-12 * std::max(1.0, std::abs(h.high)));
+    // The chart draws those counts: one step per bin.
+    const auto series = detail->histogramView()->chart()->series();
+    QCOMPARE(series.size(), 1);
+    auto *area = qobject_cast<QAreaSeries *>(series.first());
+    QVERIFY(area);
+    const QList<QPointF> points = area->upperSeries()->points();
+    QCOMPARE(points.size(), 2 * expected.size());
+    for (int i = 0; i < expected.size(); ++i)
+        QCOMPARE(qint64(points[2 * i].y()), expected[i]);
+}
+
+void TestTensorDetailView::logCountAxis()
+{
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("detail.pth")));
+    QVERIFY(selectInTable(view, QStringLiteral("vec")));
+    TensorDetailView *detail = view.detailView();
+    QTRY_VERIFY_WITH_TIMEOUT(detail->histogram().has_value(), 30000);
+    detail->logCountsBox()->setChecked(false);
+    QChart *chart = detail->histogramView()->chart();
+    QVERIFY(!qobject_cast<QLogValueAxis *>(chart->axes(Qt::Vertical).value(0)));
+    detail->logCountsBox()->setChecked(true);
+    auto *log = qobject_cast<QLogValueAxis *>(chart->axes(Qt::Vertical).value(0));
+    QVERIFY(log);
+    QVERIFY(log->min() > 0); // empty bins sit on a floor above zero
+    const auto *area = qobject_cast<QAreaSeries *>(chart->series().value(0));
+    QVERIFY(area);
+    for (const QPointF &p : area->upperSeries()->points())
+        QVERIFY(p.y() >= log->min());
+    detail->logCountsBox()->setChecked(false);
+    QVERIFY(!qobject_cast<QLogValueAxis *>(chart->axes(Qt::Vertical).value(0)));
+}
+
+// Files the pane writes, read back by numpy and compared with torch.load's tensors.
+void TestTensorDetailView::exportJudgedByNumpy()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("detail.pth")));
+    TensorDetailView *detail = view.detailView();
+    QStringList args{QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/check_export.py"), fixture("detail.pth")};
+    const struct {
+        const char *name;
+        ComputeApi::ExportFormat format;
+    } cases[] = {{"matrix", ComputeApi::ExportFormat::Npy}, {"hyper", ComputeApi::ExportFormat::Npy},
+                 {"vec", ComputeApi::ExportFormat::Npy},    {"ints", ComputeApi::ExportFormat::Npy},
+                 {"flags", ComputeApi::ExportFormat::Npy},  {"cplx", ComputeApi::ExportFormat::Npy},
+                 {"half", ComputeApi::ExportFormat::Npy},   {"transposed", ComputeApi::ExportFormat::Npy},
+                 {"scalar", ComputeApi::ExportFormat::Npy}, {"matrix", ComputeApi::ExportFormat::Csv},
+                 {"cube", ComputeApi::ExportFormat::Csv},   {"ints", ComputeApi::ExportFormat::Csv}};
+    for (const auto &c : cases) {
+        QVERIFY(selectInTable(view, QLatin1String(c.name)));
+        const bool npy = c.format == ComputeApi::ExportFormat::Npy;
+        const QString path =
+            dir.filePath(QLatin1String(c.name) + (npy ? QStringLiteral(".npy") : QStringLiteral(".csv")));
+        QSignalSpy done(detail, &TensorDetailView::exportFinished);
+        detail->exportTo(path, c.format);
+        QVERIFY(done.wait(30000));
+        QVERIFY2(done.first().at(0).toBool(), qPrintable(done.first().at(1).toString()));
+        QVERIFY(detail->messageText().contains(QFileInfo(path).fileName()));
+        args << QLatin1String(c.name) << path;
+    }
+    QProcess python;
+    python.start(QStringLiteral(CKPT_PYTHON), args);
+    QVERIFY(python.waitForFinished(120000));
+    const QString out = QString::fromUtf8(python.readAllStandardOutput() + python.readAllStandardError());
+    QVERIFY2(python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0, qPrintable(out));
+    QCOMPARE(out.count(QStringLiteral("ok ")), int(std::size(cases)));
+}
+
+// The Export button asks for a file name (a Qt file dialog offscreen), then writes it.
+void TestTensorDetailView::exportButtonAsksForAFile()
+{
+    QTemporaryDir dir;
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("detail.pth")));
+    QVERIFY(selectInTable(view, QStringLiteral("cube")));
+    TensorDetailView *detail = view.detailView();
+    const QString path = dir.filePath(QStringLiteral("picked.npy"));
+    bool sawDialog = false;
+    // Type the name into the dialog's file name box once it is up, then press Save.
+    QTimer poll;
+    poll.setInterval(100);
+    connect(&poll, &QTimer::timeout, this, [&] {
+        auto *dialog = qobject_cast<QFileDialog *>(QApplication::activeModalWidget());
+        auto *edit = dialog ? dialog->findChild<QLineEdit *>(QStringLiteral("fileNameEdit")) : nullptr;
+        if (!edit || !dialog->isVisible())
+            return;
+        poll.stop();
+        sawDialog = true;
+        edit->setText(path);
+        QMetaObject::invokeMethod(dialog, "accept", Qt::QueuedConnection);
+    });
+    poll.start();
+    QSignalSpy done(detail, &TensorDetailView::exportFinished);
+    detail->findChild<QPushButton *>(QStringLiteral("exportNpy"))->click();
+    QVERIFY(sawDialog);
+    QVERIFY(done.wait(30000));
+    QVERIFY2(done.first().at(0).toBool(), qPrintable(done.first().at(1).toString()));
+    QVERIFY2(done.first().at(1).toString().contains(path), qPrintable(done.first().at(1).toString()));
+    QProcess python;
+    python.setProcessChannelMode(QProcess::MergedChannels);
+    python.start(QStringLiteral(CKPT_PYTHON),
+                 {QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/check_export.py"), fixture("detail.pth"), "cube", path});
+    QVERIFY(python.waitForFinished(120000));
+    QVERIFY2(python.exitCode() == 0, python.readAll().constData());
+}
+
+void TestTensorDetailView::exportNeverWritesTheInput()
+{
+    QTemporaryDir dir;
+    const QString copy = dir.filePath(QStringLiteral("detail.pth"));
+    QVERIFY(QFile::copy(fixture("detail.pth"), copy));
+    QFile f(copy);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    const QByteArray before = f.readAll();
+    f.close();
+    DocumentView view;
+    QVERIFY(openAndWait(view, copy));
+    TensorDetailView *detail = view.detailView();
+    QSignalSpy done(detail, &TensorDetailView::exportFinished);
+    detail->exportTo(copy, ComputeApi::ExportFormat::Npy);
+    QVERIFY(done.wait(30000));
+    QVERIFY(!done.first().at(0).toBool());
+    QVERIFY2(detail->messageText().contains(QStringLiteral("input")), qPrintable(detail->messageText()));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    QCOMPARE(f.readAll(), before);
+    // A folder that does not exist: the error names it.
+    QSignalSpy again(detail, &TensorDetailView::exportFinished);
+    detail->exportTo(dir.filePath(QStringLiteral("no-such-dir/x.csv")), ComputeApi::ExportFormat::Csv);
+    QVERIFY(again.wait(30000));
+    QVERIFY(!again.first().at(0).toBool());
+    QVERIFY2(detail->messageText().contains(QStringLiteral("no-such-dir")), qPrintable(detail->messageText()));
+}
+
+void TestTensorDetailView::metaTensorSaysSo()
+{
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("special_tensors.pth")));
+    QVERIFY(selectInTable(view, QStringLiteral("meta")));
+    TensorDetailView *detail = view.detailView();
+    QVERIFY2(detail->messageText().contains(QStringLiteral("meta")), qPrintable(detail->messageText()));
+    QVERIFY(!detail->valuesView()->isVisible());
+    QVERIFY(!detail->findChild<QPushButton *>(QStringLiteral("exportNpy"))->isEnabled());
+    QVERIFY(!detail->isComputing());
+    // Quantized: the stored integers are one tick away.
+    QVERIFY(selectInTable(view, QStringLiteral("q")));
+    auto *raw = detail->findChild<QCheckBox *>(QStringLiteral("rawValues"));
+    QVERIFY(raw->isVisible());
+    raw->setChecked(true);
+    QVERIFY(detail->valuesModel()->rawValues());
+}
+
+// Without the compute module the pane says why instead of crashing.
+void TestTensorDetailView::computeModuleMissing()
+{
+    const QString reason = QStringLiteral("cannot load libckpt_compute.so: no such file");
+    TensorDetailView detail;
+    detail.setComputeProvider([reason]() -> ComputeApi & { throw std::runtime_error(reason.toStdString()); });
+    detail.resize(900, 400);
+    detail.show();
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    detail.setTensor(doc, QStringLiteral("matrix"), &doc->stateDict[1].ref());
+    QTRY_VERIFY_WITH_TIMEOUT(detail.messageText().contains(reason), 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!detail.isComputing(), 20000);
+    QVERIFY(!detail.statistics().has_value());
+    QVERIFY(detail.findChild<QLabel *>(QStringLiteral("detailStatistics"))->text().contains(reason));
+    QSignalSpy done(&detail, &TensorDetailView::exportFinished);
+    QTemporaryDir dir;
+    detail.exportTo(dir.filePath(QStringLiteral("x.npy")), ComputeApi::ExportFormat::Npy);
+    QVERIFY(done.wait(20000));
+    QVERIFY(!done.first().at(0).toBool());
+    QVERIFY(detail.messageText().contains(reason));
+}
+
+// 16 million elements: the grid shows its corner and its far end after scrolling, and reads
+// only blocks around what it shows.
+void TestTensorDetailView::largeTensorScrollsLazily()
+{
+    const QJsonObject large = test::expectedListing().value("__detail__").toObject().value("large.pth").toObject();
+    TensorDetailView detail;
+    detail.resize(1000, 600);
+    detail.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&detail));
+    const auto doc = test::readFixture(QStringLiteral("large.pth"));
+    detail.setTensor(doc, QStringLiteral("large"), &doc->stateDict[0].ref());
+    QTableView *grid = detail.valuesView();
+    auto *m = detail.valuesModel();
+    const qint64 numel = qint64(m->rowCount()) * m->columnCount();
+    QCOMPARE(numel, qint64(4096) * 4096);
+    QVERIFY(visibleCellsArrive(grid));
+    const QJsonArray first = large.value("picks").toArray()[0].toArray();
+    QCOMPARE(m->index(0, 0).data(TensorValuesModel::ValueRole).toDouble(), first[1].toDouble());
+    for (int step = 0; step < 20; ++step) { // scroll down and right through the middle
+        grid->verticalScrollBar()->setValue(grid->verticalScrollBar()->maximum() * step / 20);
+        grid->horizontalScrollBar()->setValue(grid->horizontalScrollBar()->maximum() * step / 20);
+        QCoreApplication::processEvents();
+    }
+    grid->scrollToBottom();
+    grid->horizontalScrollBar()->setValue(grid->horizontalScrollBar()->maximum());
+    QVERIFY(visibleCellsArrive(grid));
+    const QJsonArray last = large.value("picks").toArray().last().toArray();
+    QCOMPARE(m->index(4095, 4095).data(TensorValuesModel::ValueRole).toDouble(), last[1].toDouble());
+    QVERIFY2(m->fetchedElements() < numel / 100, qPrintable(QString::number(m->fetchedElements())));
+}
+
+// Cancelling the table's statistics stops them at once; the detail pane still gets its own,
+// and they are PyTorch's (a 4096 x 4096 matrix keeps the job busy long enough to cancel it).
+void TestTensorDetailView::cancellingStatisticsLeavesDetail()
+{
+    DocumentView view;
+    QSignalSpy finished(&view, &DocumentView::statisticsFinished);
+    QVERIFY(openAndWait(view, fixture("large.pth")));
+    QVERIFY(view.statisticsRunning());
+    view.cancelStatistics();
+    QVERIFY(!view.statisticsRunning());
+    QCOMPARE(finished.count(), 1);
+    QCOMPARE(finished.first().at(0).toBool(), false);
+    QVERIFY(
+        !view.tableModel()->index(0, TensorTableModel::MeanColumn).data(TensorTableModel::HasStatisticsRole).toBool());
+    TensorDetailView *detail = view.detailView();
+    QCOMPARE(detail->tensorName(), QStringLiteral("large"));
+    QTRY_VERIFY_WITH_TIMEOUT(detail->statistics().has_value(), 60000);
+    const QJsonObject st =
+        test::expectedListing().value("__detail__").toObject().value("large.pth").toObject().value("stats").toObject();
+    QVERIFY(std::abs(detail->statistics()->std - st.value("std").toDouble()) < 1e-9);
+    QVERIFY(std::abs(detail->statistics()->l2 - st.value("l2").toDouble()) < 1e-9 * st.value("l2").toDouble());
+    QTest::qWait(200);
+    QCOMPARE(finished.count(), 1); // the cancelled job reports nothing more
+}
+
+// Splitter positions and the current tab carry over to the next document view.
+void TestTensorDetailView::layoutRemembered()
+{
+    QSettings().clear();
+    QList<int> outer, inner;
+    {
+        DocumentView view;
+        view.viewTabs()->addTab(new QLabel(QStringLiteral("later")), QStringLiteral("Modules")); // as the lead will
+        view.resize(1200, 800);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        view.structureSplitter()->setSizes({300, 900});
+        view.tensorSplitter()->setSizes({500, 250});
+        outer = view.structureSplitter()->sizes();
+        inner = view.tensorSplitter()->sizes();
+        view.viewTabs()->setCurrentIndex(1);
+    }
+    DocumentView next;
+    next.viewTabs()->addTab(new QLabel(QStringLiteral("later")), QStringLiteral("Modules"));
+    next.resize(1200, 800);
+    next.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&next));
+    QCOMPARE(next.viewTabs()->currentIndex(), 1);
+    QCOMPARE(next.structureSplitter()->sizes(), outer);
+    QCOMPARE(next.tensorSplitter()->sizes(), inner);
+}
+
+QTEST_MAIN(TestTensorDetailView)
+#include "tst_tensordetailview.moc"
