@@ -110,6 +110,20 @@ def main():
         r = run(e['file'], e['args'])
         res.check(r.returncode == 1 and all(m in r.stderr for m in e['message']) and r.stderr.startswith('ckpt: ')
                   and 'terminate' not in r.stderr, 'error: ' + e['name'], r.stderr.strip())
+    # Every fixture, hostile ones included, and the real-world corpus when present: an architecture
+    # or an error line, never a crash (--show-arch reads the file and resolves, no LibTorch).
+    corpus = os.path.join(HERE, '..', '..', '..', 'shared', 'corpus', 'files')
+    files = [os.path.join(a.fixtures, f) for f in sorted(os.listdir(a.fixtures))]
+    if os.path.isdir(corpus):
+        files += [os.path.join(corpus, f) for f in sorted(os.listdir(corpus))]
+    for path in files:
+        if not os.path.isfile(path) or path.endswith(('.json', '.npy', '.csv', '.png', '.txt')) or \
+                os.path.getsize(path) > 200 << 20:
+            continue
+        r = subprocess.run([a.ckpt, 'predict', path, '--show-arch'], capture_output=True, text=True, timeout=120)
+        res.check(r.returncode == 0 or (r.returncode == 1 and r.stderr.startswith('ckpt: ')),
+                  '--show-arch on %s' % os.path.basename(path), 'exit %d %s' % (r.returncode, r.stderr[:300]))
+
     # An export never replaces a file without --force, never writes over an input.
     existing = os.path.join(tmp, 'existing.pt')
     with open(existing, 'wb') as f:
