@@ -306,6 +306,7 @@ PredictionView::~PredictionView() = default;
 void PredictionView::setDocument(std::shared_ptr<const Document> doc)
 {
     m_doc = std::move(doc);
+    ++m_generation;  // a run still going for the previous document is dropped when it ends
     m_result.reset();
     m_image.reset();
     m_results->setRowCount(0);
