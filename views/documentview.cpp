@@ -8,6 +8,7 @@
 #include "moduleview.h"
 #include "optimizerview.h"
 #include "securityview.h"
+#include "predictionview.h"
 #include "statisticsjob.h"
 #include "documenttreemodel.h"
 #include "tensordetailview.h"
@@ -404,9 +405,11 @@ QWidget *DocumentView::createContentPage()
     m_viewTabs->addTab(m_metadata, tr("Metadata"));
     m_security = new SecurityView(this);
     m_viewTabs->addTab(m_security, tr("Security"));
+    m_prediction = new PredictionView(this);
+    m_viewTabs->addTab(m_prediction, tr("Predict"));
     for (int i = 0; i < m_viewTabs->count(); ++i)
         m_viewTabs->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
-    // Alt+1 … Alt+5 switch between the views.
+    // Alt+1 … Alt+6 switch between the views.
     for (int i = 0; i < m_viewTabs->count(); ++i) {
         auto *key = new QShortcut(QKeySequence(Qt::ALT | static_cast<Qt::Key>(Qt::Key_1 + i)), this, nullptr, nullptr,
                                   Qt::WidgetWithChildrenShortcut);
@@ -504,6 +507,7 @@ void DocumentView::open(const QString &path)
     m_optimizer->setDocument(nullptr);
     m_metadata->setDocument(nullptr);
     m_security->setReport(nullptr);
+    m_prediction->setDocument(nullptr);
     showInDetail({}, nullptr, -1);
 
     const QString name = QFileInfo(m_path).fileName();
@@ -556,6 +560,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_optimizer->setDocument(load.document);
     m_metadata->setDocument(load.document);
     m_security->setReport(load.security);
+    m_prediction->setDocument(load.document);
     {
         const bool dangerous = load.security && load.security->dangerous;
         m_viewTabs->setTabText(SecurityTab, dangerous ? tr("Security ⚠") : tr("Security"));

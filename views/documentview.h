@@ -31,6 +31,7 @@ class ModuleView;
 class OptimizerView;
 class MetadataView;
 class SecurityView;
+class PredictionView;
 struct TensorRef;
 
 // One open file: a header line, the value tree on the left and, on the right, tabs of views whose
@@ -76,7 +77,8 @@ public:
     OptimizerView *optimizerView() const { return m_optimizer; }
     MetadataView *metadataView() const { return m_metadata; }
     SecurityView *securityView() const { return m_security; }
-    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab };
+    PredictionView *predictionView() const { return m_prediction; }
+    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab, PredictTab };
     // Selects the table row of a state-dict name (its detail follows); false when not listed.
     bool selectTensor(const QString &name);
     QSplitter *structureSplitter() const { return m_splitter; }
@@ -158,6 +160,7 @@ private:
     OptimizerView *m_optimizer = nullptr;
     MetadataView *m_metadata = nullptr;
     SecurityView *m_security = nullptr;
+    PredictionView *m_prediction = nullptr;
     QSplitter *m_tensorSplitter = nullptr;
     TensorDetailView *m_detail = nullptr;
     const TensorRef *m_detailTensor = nullptr;  // what the detail pane shows (owned by m_document)

@@ -1,5 +1,7 @@
 #include "predictionview.h"
 
+#include "jobpool.h"
+
 #include "computeloader.h"
 #include "document.h"
 #include "predictionjson.h"
@@ -594,7 +596,7 @@ void PredictionView::run()
         showResult();
         Q_EMIT finished(true);
     });
-    watcher->setFuture(QtConcurrent::run([doc = m_doc, arch = *m_arch, predictor = m_predictor, in = std::move(*input),
+    watcher->setFuture(QtConcurrent::run(jobPool(), [doc = m_doc, arch = *m_arch, predictor = m_predictor, in = std::move(*input),
                                           options]() mutable {
         RunOutcome out;
         try {
@@ -699,7 +701,7 @@ void PredictionView::listDevices()
         m_device->setCurrentIndex(keep >= 0 ? keep : 0);
         Q_EMIT devicesListed();
     });
-    watcher->setFuture(QtConcurrent::run([]() -> std::vector<DeviceInfo> {
+    watcher->setFuture(QtConcurrent::run(jobPool(), []() -> std::vector<DeviceInfo> {
         try {
             return ComputeLoader::api().devices();
         } catch (const std::exception &e) {

@@ -89,7 +89,7 @@ int main(int argc, char *argv[])
     parser.addPositionalArgument(QStringLiteral("FILE"), QStringLiteral("Checkpoints to open, each in a tab."),
                                  QStringLiteral("[FILE...]"));
     const QStringList viewNames{QStringLiteral("tensors"), QStringLiteral("modules"), QStringLiteral("optimizer"),
-                                QStringLiteral("metadata"), QStringLiteral("security")};
+                                QStringLiteral("metadata"), QStringLiteral("security"), QStringLiteral("predict")};
     QCommandLineOption viewOption(QStringLiteral("view"),
                                   QStringLiteral("Show this view of the last file: %1.").arg(viewNames.join(QStringLiteral(", "))),
                                   QStringLiteral("NAME"));
