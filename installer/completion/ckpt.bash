@@ -40,7 +40,7 @@ _ckpt()
             tensors) options='--stats --filter --json --help' ;;
             show) options='--limit --histogram --json --help' ;;
             export) options='-o --output --force --help' ;;
-            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --force --json --help' ;;
+            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
             diff) options='--atol --rtol --map --json --help' ;;
             predict) options='--arch --arch-spec --activation --input --input-file --device --half --no-normalize --top --json --show-arch --export-torchscript --force --help' ;;
         esac
@@ -51,7 +51,7 @@ _ckpt()
     if [[ $subcommand == convert ]]; then
         case $prev in
             --to)
-                mapfile -t COMPREPLY < <(compgen -W 'state-dict checkpoint inference full-model safetensors' -- "$cur")
+                mapfile -t COMPREPLY < <(compgen -W 'state-dict checkpoint inference full-model safetensors torchscript' -- "$cur")
                 return
                 ;;
             --dtype)
@@ -66,7 +66,7 @@ _ckpt()
                 mapfile -t COMPREPLY < <(compgen -d -- "$cur")
                 return
                 ;;
-            --drop | --config | --class-names | --preprocessing | --epoch | --train-loss | --val-loss)
+            --drop | --config | --class-names | --preprocessing | --epoch | --train-loss | --val-loss | --arch-spec | --activation)
                 return
                 ;;
         esac

@@ -96,6 +96,21 @@ def main():
         ok, why = close(got, c['expected']['logits'])
         res.check(ok, name + ': exported TorchScript in Python', why)
 
+        # The same export through `ckpt convert --to torchscript`, with the case's architecture options.
+        arch_args = []
+        for i, arg in enumerate(c['args']):
+            if arg in ('--arch', '--arch-spec', '--activation') and i + 1 < len(c['args']):
+                arch_args += [arg, c['args'][i + 1]]
+        converted = dest[:-3] + '_converted.pt'
+        p = subprocess.run([a.ckpt, 'convert', c['file'], '--to', 'torchscript', '-o', converted] + arch_args,
+                           capture_output=True, text=True, timeout=120, cwd=a.fixtures)
+        if res.check(p.returncode == 0 and os.path.exists(converted), name + ': convert --to torchscript', p.stderr.strip()):
+            module = torch.jit.load(converted, map_location='cpu').eval()
+            with torch.no_grad():
+                y = module(x)
+            ok, why = close(y.reshape(x.shape[0], -1).double().tolist(), c['expected']['logits'])
+            res.check(ok, name + ': converted TorchScript in Python', why)
+
     # Text output names the classes and the normalisation.
     c = section['cases'][0]
     r = run(c['file'], c['args'])
