@@ -111,46 +111,6 @@ nlohmann::ordered_json toOrdered(const nlohmann::json &j)
     return nlohmann::ordered_json::parse(j.dump());
 }
 
-ValuePtr jsonToValue(const nlohmann::ordered_json &j, int depth = 0)
-{
-    if (depth > 200)
-        throw FormatError("JSON nests too deep");
-    switch (j.type()) {
-    case nlohmann::json::value_t::object: {
-        auto d = Value::dict();
-        for (const auto &[k, v] : j.items()) {
-            auto child = jsonToValue(v, depth + 1);
-            d->noteChild(child);
-            d->entries().push_back({Value::string(k), child});
-        }
-        return d;
-    }
-    case nlohmann::json::value_t::array: {
-        std::vector<ValuePtr> items;
-        for (const auto &v : j)
-            items.push_back(jsonToValue(v, depth + 1));
-        auto l = Value::list(std::move(items));
-        for (const auto &i : l->items())
-            l->noteChild(i);
-        return l;
-    }
-    case nlohmann::json::value_t::string:
-        return Value::string(j.get<std::string>());
-    case nlohmann::json::value_t::boolean:
-        return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer:
-        return Value::integer(j.get<std::int64_t>());
-    case nlohmann::json::value_t::number_unsigned:
-        if (j.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-            return Value::bigInteger(std::to_string(j.get<std::uint64_t>()));
-        return Value::integer(static_cast<std::int64_t>(j.get<std::uint64_t>()));
-    case nlohmann::json::value_t::number_float:
-        return Value::floating(j.get<double>());
-    default:
-        return Value::none();
-    }
-}
-
 // Python's datetime.now().isoformat(): local time with microseconds.
 std::string isoNow()
 {

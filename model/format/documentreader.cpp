@@ -1,4 +1,5 @@
 #include "document.h"
+#include "jsonexport.h"
 
 #include "error.h"
 #include "mappedfile.h"
@@ -829,38 +830,6 @@ Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, c
 namespace {
 constexpr std::uintmax_t kMaxSidecarBytes = 16u << 20;
 
-ValuePtr jsonToValue(const nlohmann::json &j, std::uint32_t depth)
-{
-    if (depth > PickleLimits::kMaxDepth)
-        throw FormatError("nesting deeper than the limit");
-    switch (j.type()) {
-    case nlohmann::json::value_t::object: {
-        auto d = Value::dict();
-        for (const auto &[k, v] : j.items()) {
-            auto child = jsonToValue(v, depth + 1);
-            d->noteChild(child);
-            d->entries().push_back({Value::string(k), child});
-        }
-        return d;
-    }
-    case nlohmann::json::value_t::array: {
-        std::vector<ValuePtr> items;
-        for (const auto &v : j)
-            items.push_back(jsonToValue(v, depth + 1));
-        return Value::list(std::move(items));
-    }
-    case nlohmann::json::value_t::string: return Value::string(j.get<std::string>());
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.get<std::int64_t>());
-    case nlohmann::json::value_t::number_unsigned:
-        return j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
-                   ? Value::bigInteger(std::to_string(j.get<std::uint64_t>()))
-                   : Value::integer(static_cast<std::int64_t>(j.get<std::uint64_t>()));
-    case nlohmann::json::value_t::number_float: return Value::floating(j.get<double>());
-    default: return Value::none();
-    }
-}
-
 // The seed's ModelSaver writes `<name>_metadata.json` next to `<name>.pth`: read it when present.
 void readSidecar(Document &doc)
 {
@@ -878,7 +847,7 @@ void readSidecar(Document &doc)
     try {
         auto mapped = MappedFile::open(sidecar.string());
         const auto bytes = mapped->bytes();
-        doc.sidecar = jsonToValue(nlohmann::json::parse(bytes.begin(), bytes.end()), 0);
+        doc.sidecar = jsonToValue(nlohmann::ordered_json::parse(bytes.begin(), bytes.end()));
         doc.sidecarPath = sidecar.string();
     } catch (const std::exception &e) {
         doc.warnings.push_back("sidecar " + sidecar.string() + " is not readable JSON: " + e.what());

@@ -1,5 +1,6 @@
 #include "jsonexport.h"
 
+#include "error.h"
 #include "metadata.h"
 #include "optimizermap.h"
 #include "picklemachine.h"
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <unordered_map>
 
@@ -159,6 +161,45 @@ json tensorEntry(const NamedTensor &t)
 } // namespace
 
 json valueToJson(const ValuePtr &v) { return JsonWriter().write(v, "", 0); }
+
+namespace {
+ValuePtr jsonToValueAt(const json &j, std::uint32_t depth)
+{
+    if (depth > PickleLimits::kMaxDepth)
+        throw FormatError("JSON nests deeper than the limit of " + std::to_string(PickleLimits::kMaxDepth) + " levels");
+    switch (j.type()) {
+    case json::value_t::object: {
+        auto d = Value::dict();
+        for (const auto &[k, v] : j.items()) {
+            auto child = jsonToValueAt(v, depth + 1);
+            d->noteChild(child);
+            d->entries().push_back({Value::string(k), child});
+        }
+        return d;
+    }
+    case json::value_t::array: {
+        std::vector<ValuePtr> items;
+        for (const auto &v : j)
+            items.push_back(jsonToValueAt(v, depth + 1));
+        auto l = Value::list(std::move(items));
+        for (const auto &i : l->items())
+            l->noteChild(i);
+        return l;
+    }
+    case json::value_t::string: return Value::string(j.get<std::string>());
+    case json::value_t::boolean: return Value::boolean(j.get<bool>());
+    case json::value_t::number_integer: return Value::integer(j.get<std::int64_t>());
+    case json::value_t::number_unsigned:
+        return j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+                   ? Value::bigInteger(std::to_string(j.get<std::uint64_t>()))
+                   : Value::integer(static_cast<std::int64_t>(j.get<std::uint64_t>()));
+    case json::value_t::number_float: return Value::floating(j.get<double>());
+    default: return Value::none();
+    }
+}
+} // namespace
+
+ValuePtr jsonToValue(const json &j) { return jsonToValueAt(j, 0); }
 
 std::string inferOptimizerType(const Value &opt)
 {

@@ -12,6 +12,10 @@ namespace ckpt {
 // {"__ref__": "path"} for an object already written at another path (shared or cyclic).
 nlohmann::ordered_json valueToJson(const ValuePtr &v);
 
+// Plain JSON as a value tree, keys in the JSON's order: objects as dicts, arrays as lists, numbers
+// as int (wider ones exact) or float. Throws FormatError past the pickle nesting limit.
+ValuePtr jsonToValue(const nlohmann::ordered_json &j);
+
 // Inferred optimizer family from its state keys and hyperparameters ("Adam", "SGD", ...).
 std::string inferOptimizerType(const Value &optimizerState);
 
