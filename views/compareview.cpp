@@ -262,12 +262,8 @@ void CompareView::cancel()
 {
     if (!m_job)
         return;
-    auto *watcher = m_job;
+    abandonJob(m_job);
     m_job = nullptr;
-    watcher->disconnect(this);
-    watcher->disconnect(m_progress);
-    connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
-    watcher->cancel();
     m_progress->hide();
     m_cancel->hide();
     m_summary->setText(tr("Comparison cancelled."));

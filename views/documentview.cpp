@@ -228,18 +228,8 @@ void DocumentView::stopStatistics()
 {
     if (!m_statsWatcher)
         return;
-    // Stale or cancelled: stop listening (results not yet delivered are dropped); the job stops
-    // before its next tensor and is deleted when it ends.
-    auto *watcher = m_statsWatcher;
+    abandonJob(m_statsWatcher);  // stale or cancelled: the job stops before its next tensor
     m_statsWatcher = nullptr;
-    watcher->disconnect(this);
-    watcher->disconnect(m_statsProgress);
-    if (watcher->isFinished()) {
-        watcher->deleteLater();
-    } else {
-        connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
-        watcher->cancel();
-    }
     m_statsProgress->hide();
     m_statsCancel->hide();
     Q_EMIT statisticsFinished(false);
@@ -490,13 +480,8 @@ QWidget *DocumentView::createErrorPage()
 void DocumentView::open(const QString &path)
 {
     stopStatistics();
-    if (m_watcher) {
-        // The older job is stale: stop listening, ask it to stop, and let it finish on its own.
-        m_watcher->disconnect();  // progress and finished both
-        m_watcher->cancel();
-        m_watcher->deleteLater();
-        m_watcher = nullptr;
-    }
+    abandonJob(m_watcher);  // an older reading is stale
+    m_watcher = nullptr;
     m_path = QFileInfo(path).absoluteFilePath();
     m_state = State::Loading;
     m_error.clear();

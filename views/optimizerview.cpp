@@ -260,18 +260,8 @@ void OptimizerView::stopStatistics()
 {
     if (!m_watcher)
         return;
-    // Stop listening (results not yet delivered are dropped) and let the job end on its own: it
-    // stops before its next tensor.
-    auto *watcher = m_watcher;
+    abandonJob(m_watcher);  // the job stops before its next tensor
     m_watcher = nullptr;
-    watcher->disconnect(this);
-    watcher->disconnect(m_progress);
-    if (watcher->isFinished()) {
-        watcher->deleteLater();
-    } else {
-        connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
-        watcher->cancel();
-    }
     m_progress->hide();
     m_cancel->hide();
     Q_EMIT statisticsFinished(false);

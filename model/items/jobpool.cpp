@@ -1,5 +1,6 @@
 #include "jobpool.h"
 
+#include <QFutureWatcher>
 #include <QThread>
 #include <QThreadPool>
 
@@ -14,6 +15,19 @@ QThreadPool *jobPool()
         return p;
     }();
     return pool;
+}
+
+void abandonJob(QFutureWatcherBase *watcher)
+{
+    if (!watcher)
+        return;
+    watcher->disconnect();
+    if (watcher->isFinished()) {
+        watcher->deleteLater();
+        return;
+    }
+    QObject::connect(watcher, &QFutureWatcherBase::finished, watcher, &QObject::deleteLater);
+    watcher->cancel();
 }
 
 } // namespace ckpt

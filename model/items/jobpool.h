@@ -1,5 +1,6 @@
 #pragma once
 
+class QFutureWatcherBase;
 class QThreadPool;
 
 namespace ckpt {
@@ -9,5 +10,10 @@ namespace ckpt {
 // stays free for Qt itself, which converts and scales images on it while painting; with our jobs
 // there, a paint on a two-core machine waited for a statistics chunk to finish (a 1 s freeze).
 QThreadPool *jobPool();
+
+// Stops listening to a background job and lets it end on its own: disconnects the watcher from
+// everyone (results not yet delivered are dropped), asks the job to stop, and deletes the watcher
+// once the job has ended. For cancels, and for jobs a newer one made stale.
+void abandonJob(QFutureWatcherBase *watcher);
 
 } // namespace ckpt
