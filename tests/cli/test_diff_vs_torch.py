@@ -21,6 +21,13 @@ def close(x, y, rel=1e-9, abs_=1e-12):
     return math.isclose(float(x), float(y), rel_tol=rel, abs_tol=abs_)
 
 
+def describe_pair_tensor(a, b, atol, rtol):
+    """The figures the fixture generator gives, for one pair of tensors torch holds."""
+    sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
+    from compare_fixtures import figures, sums
+    return figures(sums(a, b, atol, rtol))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -83,6 +90,43 @@ def main():
     p = subprocess.run([a.ckpt, 'diff', os.path.join(a.fixtures, first['a']), os.path.join(a.fixtures, first['b']),
                         '--map', 'nonsense'], capture_output=True, text=True, timeout=60)
     res.check(p.returncode == 2 and 'OLD=NEW' in p.stderr, 'bad --map', 'exit %d %s' % (p.returncode, p.stderr))
+
+    # A file against its own conversions: to a state dict (same bytes: identical, exit 0) and to
+    # float16 (figures as torch computes them between the two files it loads).
+    import tempfile
+    import torch
+    tmp = tempfile.mkdtemp(prefix='ckpt-diff-')
+    base = os.path.join(a.fixtures, first['a'])
+    sd_out, half_out = os.path.join(tmp, 'sd.pth'), os.path.join(tmp, 'half.safetensors')
+    p1 = subprocess.run([a.ckpt, 'convert', base, '--to', 'state-dict', '-o', sd_out], capture_output=True, text=True, timeout=120)
+    p2 = subprocess.run([a.ckpt, 'convert', base, '--to', 'safetensors', '--dtype', 'float16', '-o', half_out],
+                        capture_output=True, text=True, timeout=120)
+    if res.check(p1.returncode == 0 and p2.returncode == 0, 'conversions for diff', p1.stderr + p2.stderr):
+        p = subprocess.run([a.ckpt, 'diff', base, sd_out, '--json'], capture_output=True, text=True, timeout=120)
+        doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
+        res.check(p.returncode == 0 and doc.get('equal') and all(t['status'] == 'identical' for t in doc['tensors']),
+                  'diff with its own state-dict conversion', p.stdout[-300:] + p.stderr)
+        p = subprocess.run([a.ckpt, 'diff', base, half_out, '--json', '--atol', '1e-3', '--rtol', '1e-3'],
+                           capture_output=True, text=True, timeout=120)
+        doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
+        a_sd = torch.load(base)['model_state_dict']
+        # The safetensors file, read back by torch from its own bytes (no safetensors package here).
+        with open(half_out, 'rb') as f:
+            header_len = int.from_bytes(f.read(8), 'little')
+            header = json.loads(f.read(header_len))
+            payload = f.read()
+        for t in doc.get('tensors', []):
+            info = header.get(t['name'])
+            if not res.check(info is not None, 'half conversion has ' + t['name']):
+                continue
+            begin, end = info['data_offsets']
+            b = torch.frombuffer(bytearray(payload[begin:end]), dtype=torch.float16).reshape(info['shape'])
+            want = describe_pair_tensor(a_sd[t['name']], b, 1e-3, 1e-3)
+            for key in ('max_abs_diff', 'relative_l2', 'cosine'):
+                res.check(close(t[key], want[key]), 'diff with its float16 conversion: ' + t['name'] + ' ' + key,
+                          'ckpt %r, torch %r' % (t[key], want[key]))
+            res.check(t['outside_tolerance'] == want['outside_tolerance'], 'float16 conversion outside: ' + t['name'])
+            res.check(t['dtype'] == ['float32', 'float16'], 'float16 conversion dtypes: ' + t['name'], str(t['dtype']))
 
     # Series: given in name order, put in epoch order; norms and drifts as torch computes them.
     series = expected['series']
