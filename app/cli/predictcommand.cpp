@@ -70,9 +70,18 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
         in.shape = t.shape;
     } else {
         const std::string &f = o.inputFile;
-        if (endsWithIgnoringCase(f, ".png") || endsWithIgnoringCase(f, ".jpg") || endsWithIgnoringCase(f, ".jpeg"))
-            throw FormatError(f + ": images are read by Checkpoint Studio's prediction pane (resized and scaled there); "
-                                  "the CLI takes the pixels as .npy ([N, C, H, W] in [0, 1]) or .csv");
+        if (endsWithIgnoringCase(f, ".png") || endsWithIgnoringCase(f, ".jpg") || endsWithIgnoringCase(f, ".jpeg") ||
+            endsWithIgnoringCase(f, ".bmp")) {
+            // An image for a convolutional model: resized to its input size, scaled to [0, 1].
+            if (sample.size() != 3 || sample[1] <= 0 || sample[2] <= 0)
+                throw FormatError(f + ": this model does not take images (its samples have shape " + shapeText(sample) +
+                                  "); give the input as .npy or .csv");
+            InputTable t = parseImage(readText(f, std::size_t{256} << 20), f, static_cast<int>(sample[0]),
+                                      static_cast<int>(sample[1]), static_cast<int>(sample[2]));
+            in.values = std::move(t.values);
+            in.shape = t.shape;
+            return in;
+        }
         InputTable t;
         if (endsWithIgnoringCase(f, ".npy"))
             t = parseNpy(readText(f, std::size_t{1} << 30), f);

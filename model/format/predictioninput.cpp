@@ -2,12 +2,16 @@
 
 #include "error.h"
 
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+
 #include <algorithm>
 #include <bit>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <sstream>
 
 namespace ckpt {
@@ -251,6 +255,50 @@ std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, co
     std::vector<std::int64_t> out{rows};
     out.insert(out.end(), sample.begin(), sample.end());
     return out;
+}
+
+InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width)
+{
+    if (channels != 1 && channels != 3 && channels != 4)
+        throw FormatError(where + ": a model's image input has 1, 3 or 4 channels, not " + std::to_string(channels));
+    if (height < 1 || width < 1 || height > kMaxImageSide || width > kMaxImageSide)
+        throw FormatError(where + ": the model's input size " + std::to_string(width) + "x" + std::to_string(height) +
+                          " is not an image size (at most " + std::to_string(kMaxImageSide) + " a side)");
+    if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
+        throw FormatError(where + ": the image file is too large");
+    int w = 0, h = 0, found = 0;
+    // The size first, from the header: a huge image is refused before any pixel is allocated.
+    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                               &found))
+        throw FormatError(where + ": not an image this program can read (" + stbi_failure_reason() + ")");
+    if (w < 1 || h < 1 || w > kMaxImageSide || h > kMaxImageSide)
+        throw FormatError(where + ": the image is " + std::to_string(w) + "x" + std::to_string(h) + ", more than " +
+                          std::to_string(kMaxImageSide) + " pixels a side");
+    std::unique_ptr<stbi_uc, void (*)(void *)> pixels(
+        stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                              &found, channels),
+        stbi_image_free);
+    if (!pixels)
+        throw FormatError(where + ": the image cannot be decoded (" + stbi_failure_reason() + ")");
+    std::vector<unsigned char> resized;
+    const unsigned char *src = pixels.get();
+    if (w != width || h != height) {
+        resized.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * static_cast<std::size_t>(channels));
+        if (!stbir_resize_uint8(pixels.get(), w, h, 0, resized.data(), width, height, 0, channels))
+            throw FormatError(where + ": the image cannot be resized to " + std::to_string(width) + "x" +
+                              std::to_string(height));
+        src = resized.data();
+    }
+    InputTable t;
+    t.shape = {1, channels, height, width};
+    t.values.resize(static_cast<std::size_t>(channels) * static_cast<std::size_t>(height) * static_cast<std::size_t>(width));
+    // HWC bytes to CHW values in [0, 1], as torchvision's ToTensor.
+    for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x)
+            for (int c = 0; c < channels; ++c)
+                t.values[(static_cast<std::size_t>(c) * height + y) * width + x] =
+                    src[(static_cast<std::size_t>(y) * width + x) * channels + c] / 255.0;
+    return t;
 }
 
 } // namespace ckpt

@@ -25,6 +25,13 @@ InputTable parseCsv(const std::string &text, const std::string &where = "input")
 // Fortran order) as doubles. Throws FormatError saying what is wrong with the file.
 InputTable parseNpy(const std::string &bytes, const std::string &where);
 
+// An image file (PNG, JPEG, BMP, GIF's first frame, …) as one sample for a convolutional model:
+// decoded to `channels` channels (1 grey, 3 RGB, 4 RGBA), resized to `height` × `width` when it
+// has another size (stb's default filter), scaled to [0, 1]; shape [1, channels, height, width].
+// Throws FormatError for what is not an image, or one wider or taller than kMaxImageSide.
+inline constexpr int kMaxImageSide = 8192;
+InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width);
+
 // The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
 // sample shape is fully known (its product must equal `columns`), else [rows, columns]. Throws
 // FormatError when the counts disagree.
