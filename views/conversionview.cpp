@@ -123,14 +123,15 @@ ConversionDropTarget::ConversionDropTarget(ConvertTarget target, const QString &
     auto *l = new QVBoxLayout(this);
     l->addWidget(t);
     l->addWidget(d);
-    setAutoFillBackground(true);
+    setHighlighted(false);
 }
 
 void ConversionDropTarget::setHighlighted(bool on)
 {
-    QPalette pal = palette();
-    pal.setColor(QPalette::Window, on ? pal.color(QPalette::Highlight).lighter(170) : QPalette().color(QPalette::Window));
-    setPalette(pal);
+    // A dashed outline says "drop here"; it turns to the highlight colour while files hover.
+    setStyleSheet(QStringLiteral("QFrame#%1 { border: 2px dashed %2; border-radius: 6px; background: %3; }")
+                      .arg(objectName(), on ? QStringLiteral("palette(highlight)") : QStringLiteral("palette(mid)"),
+                           on ? QStringLiteral("palette(alternate-base)") : QStringLiteral("palette(base)")));
 }
 
 void ConversionDropTarget::dragEnterEvent(QDragEnterEvent *event)
@@ -219,10 +220,12 @@ void ConversionView::buildUi()
     m_queueView->horizontalHeader()->setStretchLastSection(true);
     m_queueView->setAlternatingRowColors(true);
     m_queueView->setWordWrap(false);
-    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 200);
+    m_queueView->setTextElideMode(Qt::ElideMiddle);  // a long name keeps its ending (_fp16.pth)
+    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 180);
     m_queueView->setColumnWidth(ConversionQueueModel::TargetColumn, 120);
     m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 70);
-    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 240);
+    m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 110);
+    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 260);
     connect(m_queueView->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
         showSelected();
         updateButtons();
@@ -362,7 +365,7 @@ QWidget *ConversionView::buildOptions()
     auto *values = new QFormLayout(valuesBox);
     values->addRow(tr("Model config:"), line(QStringLiteral("config"), tr("JSON")));
     values->addRow(tr("Class names:"), line(QStringLiteral("classNames"), tr("cat, dog or a JSON list")));
-    values->addRow(tr("Preprocessing:"), line(QStringLiteral("preprocessing"), tr("JSON {\"mean\": [...], \"std\": [...]}")));
+    values->addRow(tr("Preprocessing:"), line(QStringLiteral("preprocessing"), tr("not in the file; JSON {\"mean\", \"std\"}")));
     values->addRow(tr("Epoch:"), line(QStringLiteral("epoch"), tr("not in the file")));
     values->addRow(tr("Training loss:"), line(QStringLiteral("trainLoss"), tr("not in the file")));
     values->addRow(tr("Validation loss:"), line(QStringLiteral("valLoss"), tr("not in the file")));
@@ -546,8 +549,10 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     m_strip->setCurrentText(s.stripPrefix);
     auto setText = [this](const QString &name, const QString &text) {
         auto *e = static_cast<QLineEdit *>(m_fields[name]);
-        if (e->text() != text)
+        if (e->text() != text) {
             e->setText(text);
+            e->setCursorPosition(0);  // long JSON reads from its start
+        }
     };
     setText(QStringLiteral("addPrefix"), s.addPrefix);
     setText(QStringLiteral("drops"), s.drops.join(QStringLiteral(", ")));
@@ -754,10 +759,14 @@ void ConversionView::finishRun()
             item.status = S::Done;
             item.progress = 1;
             item.output = QString::fromStdString(run.result.output);
-            item.result = run.result.verified ? tr("verified: %1 read back and compared")
-                                                    .arg(valuetext::counted(static_cast<qint64>(run.result.tensorsVerified),
-                                                                 tr("storage"), tr("storages")))
-                                              : tr("written, not verified");
+            // Safetensors outputs are compared tensor by tensor, torch files storage by storage.
+            const bool st = item.target == ConvertTarget::Safetensors;
+            item.result = run.result.verified
+                              ? tr("verified (%1 read back)")
+                                    .arg(valuetext::counted(static_cast<qint64>(run.result.tensorsVerified),
+                                                            st ? tr("tensor") : tr("storage"),
+                                                            st ? tr("tensors") : tr("storages")))
+                              : tr("written, not verified");
         } else if (run.cancelled) {
             item.status = S::Cancelled;
             item.result = tr("cancelled; nothing was written");
