@@ -2,7 +2,7 @@
 """Judges a file the conversion pane wrote, with real PyTorch: it must load through torch.load's
 weights-only allowlist, hold exactly the source's state-dict keys with torch's own `.to(dtype)` of
 each tensor (bit for bit), and, for an inference package, the class names and config asked for.
-Usage: check_conversion.py OUTPUT SOURCE [--dtype float16] [--class-names a,b] [--drop GLOB] [--inference]"""
+Usage: check_conversion.py OUTPUT SOURCE [--dtype float16] [--class-names a,b] [--drop GLOB] [--strip PREFIX] [--inference]"""
 import argparse
 import fnmatch
 import json
@@ -32,6 +32,7 @@ def main():
     ap.add_argument('--class-names')
     ap.add_argument('--inference', action='store_true')
     ap.add_argument('--drop', action='append', default=[])
+    ap.add_argument('--strip', default='')
     a = ap.parse_args()
     failures = []
 
@@ -42,6 +43,8 @@ def main():
 
     src = torch.load(a.source, map_location='cpu')
     want_sd = {k: v for k, v in source_state_dict(src).items() if not any(fnmatch.fnmatchcase(k, d) for d in a.drop)}
+    if a.strip:
+        want_sd = {(k[len(a.strip):] if k.startswith(a.strip) else k): v for k, v in want_sd.items()}
     got = load_weights_only(a.output)
     got_sd = got['model_state_dict'] if a.inference else got
     check(list(got_sd.keys()) == list(want_sd.keys()), 'keys %s' % list(got_sd.keys()))

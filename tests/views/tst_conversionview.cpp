@@ -110,6 +110,8 @@ private Q_SLOTS:
     void cancelLeavesNoFile();
     void existingOutputAsksPolicy();
     void unwritableFolderIsClearError();
+    void fullDiskIsClearError();
+    void detectedPrefixIsOffered();
     void unreadableFileCannotBeConverted();
 };
 
@@ -349,6 +351,67 @@ void TestConversionView::unwritableFolderIsClearError()
     }
     QCOMPARE(filesIn(locked), QStringList());
     QFile::setPermissions(locked, QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner);
+}
+
+void TestConversionView::fullDiskIsClearError()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    // A 4 KiB tmpfs: a disk that fills up while the file is written (root in a container or VM).
+    QProcess mount;
+    mount.start(QStringLiteral("mount"), {QStringLiteral("-t"), QStringLiteral("tmpfs"), QStringLiteral("-o"),
+                                          QStringLiteral("size=4k"), QStringLiteral("tmpfs"), out.path()});
+    if (!mount.waitForFinished() || mount.exitStatus() != QProcess::NormalExit || mount.exitCode() != 0)
+        QSKIP("a tmpfs cannot be mounted here");
+    struct Unmount {
+        QString path;
+        ~Unmount() { QProcess::execute(QStringLiteral("umount"), {path}); }
+    } unmount{out.path()};
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("training_checkpoint.pth"))}, ConvertTarget::Checkpoint);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Failed);
+    QVERIFY2(resultOf(view, 0).contains(QStringLiteral("No space left")), qPrintable(resultOf(view, 0)));
+    QCOMPARE(filesIn(out.path()), QStringList());
+}
+
+void TestConversionView::detectedPrefixIsOffered()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    QAbstractItemModelTester planTester(view.planModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("conv_dataparallel.pth"));
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::StateDict), {input}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    auto *strip = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("stripPrefix")));
+    QVERIFY(strip);
+    const auto doc = test::readFixture(QStringLiteral("conv_dataparallel.pth"));
+    const ConversionPlan plain =
+        planConversion(*doc, out.filePath(QStringLiteral("x.pth")).toStdString(), ConvertOptions());
+    QCOMPARE(plain.detectedPrefixes, std::vector<std::string>{"module."});
+    QVERIFY(strip->findText(QStringLiteral("module.")) > 0);  // offered after "none"
+    strip->setCurrentIndex(strip->findText(QStringLiteral("module.")));
+    QCOMPARE(statusOf(view, 0), Status::Planning);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    const ConversionPlan want = planConversion(*doc, out.filePath(QStringLiteral("x.pth")).toStdString(),
+                                               ConvertOptions().stripPrefix("module."));
+    QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Kept), qt(want.kept));
+    for (const QString &k : view.planModel()->entries(ConversionPlanModel::Change::Kept))
+        QVERIFY2(!k.startsWith(QStringLiteral("module.")), qPrintable(k));
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    const QString output =
+        view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
+    QString log;
+    QVERIFY2(judgedByTorch({output, input, QStringLiteral("--strip"), QStringLiteral("module.")}, &log), qPrintable(log));
 }
 
 void TestConversionView::unreadableFileCannotBeConverted()
