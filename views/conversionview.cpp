@@ -5,6 +5,7 @@
 #include "keyalign.h"
 #include "valuetext.h"
 
+#include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDesktopServices>
@@ -26,6 +27,9 @@
 #include <QScrollArea>
 #include <QSplitter>
 #include <QStyle>
+#include <QStyleOptionProgressBar>
+#include <QStyledItemDelegate>
+#include <QPainter>
 #include <QTableView>
 #include <QTimer>
 #include <QToolButton>
@@ -94,6 +98,32 @@ QStringList localFiles(const QMimeData *mime)
             out << url.toLocalFile();
     return out;
 }
+
+// The progress column as a bar while a file is written (and full once it is done).
+class ProgressDelegate : public QStyledItemDelegate {
+public:
+    using QStyledItemDelegate::QStyledItemDelegate;
+    void paint(QPainter *painter, const QStyleOptionViewItem &option, const QModelIndex &index) const override
+    {
+        using S = ConversionQueueItem::Status;
+        const auto status = static_cast<S>(index.data(ConversionQueueModel::StatusRole).toInt());
+        if (status != S::Running && status != S::Done) {
+            QStyledItemDelegate::paint(painter, option, index);
+            return;
+        }
+        QStyleOptionProgressBar bar;
+        bar.rect = option.rect.adjusted(2, 3, -2, -3);
+        bar.minimum = 0;
+        bar.maximum = 100;
+        bar.progress = qRound(index.data(ConversionQueueModel::ProgressRole).toDouble() * 100);
+        bar.text = index.data().toString();
+        bar.textVisible = true;
+        bar.state = option.state | QStyle::State_Horizontal;
+        bar.palette = option.palette;
+        const QWidget *w = option.widget;
+        (w ? w->style() : QApplication::style())->drawControl(QStyle::CE_ProgressBar, &bar, painter, w);
+    }
+};
 
 const QString kFileFilter = QStringLiteral(
     "PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)");
@@ -220,12 +250,13 @@ void ConversionView::buildUi()
     m_queueView->horizontalHeader()->setStretchLastSection(true);
     m_queueView->setAlternatingRowColors(true);
     m_queueView->setWordWrap(false);
-    m_queueView->setTextElideMode(Qt::ElideMiddle);  // a long name keeps its ending (_fp16.pth)
-    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 180);
+    m_queueView->setTextElideMode(Qt::ElideMiddle);
+    m_queueView->setItemDelegateForColumn(ConversionQueueModel::ProgressColumn, new ProgressDelegate(m_queueView));  // a long name keeps its ending (_fp16.pth)
+    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 165);
     m_queueView->setColumnWidth(ConversionQueueModel::TargetColumn, 120);
-    m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 70);
-    m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 110);
-    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 260);
+    m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 90);
+    m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 95);
+    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 225);
     connect(m_queueView->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
         showSelected();
         updateButtons();
