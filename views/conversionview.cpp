@@ -372,6 +372,13 @@ QWidget *ConversionView::buildOptions()
 
     auto *editsBox = new QGroupBox(tr("Edits"), page);
     auto *edits = new QFormLayout(editsBox);
+    m_target = new QComboBox(this);
+    for (ConvertTarget t : {ConvertTarget::StateDict, ConvertTarget::Checkpoint, ConvertTarget::Inference,
+                            ConvertTarget::FullModel, ConvertTarget::Safetensors})
+        m_target->addItem(convertTargetLabel(t), static_cast<int>(t));
+    add(QStringLiteral("target"), m_target);
+    connect(m_target, &QComboBox::currentIndexChanged, this, [this] { applyPanel(QStringLiteral("target")); });
+    edits->addRow(tr("Convert to:"), m_target);
     m_dtype = new QComboBox(this);
     m_dtype->addItem(tr("keep as stored"), QString());
     for (const char *d : {"float16", "bfloat16", "float32"})
@@ -574,10 +581,19 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     m_loadingPanel = true;
     const ConversionSettings &s = item.settings;
     m_dtype->setCurrentIndex(std::max(0, m_dtype->findData(s.dtype)));
-    m_strip->clear();
-    m_strip->addItem(QString());
-    m_strip->addItems(item.prefixes);
-    m_strip->setCurrentText(s.stripPrefix);
+    m_target->setCurrentIndex(std::max(0, m_target->findData(static_cast<int>(item.target))));
+    // Rebuilt only when the offered prefixes change, so that typing in it keeps the cursor.
+    QStringList offered{QString()};
+    offered << item.prefixes;
+    QStringList shown;
+    for (int i = 0; i < m_strip->count(); ++i)
+        shown << m_strip->itemText(i);
+    if (shown != offered) {
+        m_strip->clear();
+        m_strip->addItems(offered);
+    }
+    if (m_strip->currentText() != s.stripPrefix)
+        m_strip->setCurrentText(s.stripPrefix);
     auto setText = [this](const QString &name, const QString &text) {
         auto *e = static_cast<QLineEdit *>(m_fields[name]);
         if (e->text() != text) {
@@ -647,12 +663,17 @@ void ConversionView::applyPanel(const QString &field)
             s.valLoss = text(field);
     };
     apply(m_defaults, true);
+    const auto target = static_cast<ConvertTarget>(m_target->currentData().toInt());
+    if (field == QLatin1String("target"))
+        m_lastTarget = target;
     using S = ConversionQueueItem::Status;
     for (int row : selectedRows()) {
         ConversionQueueItem item = m_queue->item(row);
         if (item.status == S::Running || item.status == S::Queued)
             continue;
         apply(item.settings, false);
+        if (field == QLatin1String("target"))
+            item.target = target;
         item.output = outputPathFor(item.input, item.settings, item.target);
         ++item.planGeneration;  // a plan asked before this edit is stale
         item.status = S::Planning;

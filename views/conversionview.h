@@ -85,7 +85,7 @@ public:
     QTableView *queueView() const { return m_queueView; }
     QLabel *planSummary() const { return m_summary; }
     ConversionDropTarget *dropTarget(ConvertTarget target) const;
-    // Options panel fields (object names dtype, stripPrefix, addPrefix, ema, dropOptimizer,
+    // Options panel fields (object names target, dtype, stripPrefix, addPrefix, ema, dropOptimizer,
     // keepDevice, sidecar, drops, config, classNames, preprocessing, epoch, trainLoss, valLoss, outDir).
     QWidget *optionWidget(const QString &name) const;
 
@@ -122,6 +122,7 @@ private:
     QPushButton *m_revealButton = nullptr;
     std::map<ConvertTarget, ConversionDropTarget *> m_targets;
     std::map<QString, QWidget *> m_fields;
+    QComboBox *m_target = nullptr;
     QComboBox *m_dtype = nullptr;
     QComboBox *m_strip = nullptr;
     QTimer *m_replan = nullptr;

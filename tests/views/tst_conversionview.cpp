@@ -112,6 +112,7 @@ private Q_SLOTS:
     void unwritableFolderIsClearError();
     void fullDiskIsClearError();
     void detectedPrefixIsOffered();
+    void targetCanBeChanged();
     void unreadableFileCannotBeConverted();
 };
 
@@ -412,6 +413,32 @@ void TestConversionView::detectedPrefixIsOffered()
         view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
     QString log;
     QVERIFY2(judgedByTorch({output, input, QStringLiteral("--strip"), QStringLiteral("module.")}, &log), qPrintable(log));
+}
+
+void TestConversionView::targetCanBeChanged()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("state_dict.pth"))}, ConvertTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    QVERIFY(target);
+    QCOMPARE(target->currentData().toInt(), static_cast<int>(ConvertTarget::StateDict));
+    target->setCurrentIndex(target->findData(static_cast<int>(ConvertTarget::Safetensors)));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QCOMPARE(view.planModel()->plan()->target, ConvertTarget::Safetensors);
+    const QString output =
+        view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
+    QCOMPARE(output, QDir(out.path()).filePath(QStringLiteral("state_dict_safetensors.safetensors")));
+    QCOMPARE(QString::fromStdString(view.planModel()->plan()->output), output);
+    QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::TargetColumn).data().toString(),
+             convertTargetLabel(ConvertTarget::Safetensors));
+    // Files added next go to the target last chosen.
+    view.addFiles({test::fixturePath(QStringLiteral("state_dict.pth"))});
+    QCOMPARE(view.queueModel()->index(1, ConversionQueueModel::TargetColumn).data().toString(),
+             convertTargetLabel(ConvertTarget::Safetensors));
 }
 
 void TestConversionView::unreadableFileCannotBeConverted()
