@@ -1,5 +1,6 @@
 #include "compareview.h"
 
+#include "jobpool.h"
 #include "comparison.h"
 #include "comparisonmodel.h"
 #include "computeloader.h"
@@ -234,7 +235,7 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
         Q_EMIT finished(true);
     });
     const std::string pa = m_a.toStdString(), pb = m_b.toStdString();
-    watcher->setFuture(QtConcurrent::run([pa, pb, atol, rtol](QPromise<std::shared_ptr<CompareJob>> &promise) {
+    watcher->setFuture(QtConcurrent::run(jobPool(), [pa, pb, atol, rtol](QPromise<std::shared_ptr<CompareJob>> &promise) {
         auto job = std::make_shared<CompareJob>();
         try {
             ReadOptions ro;
@@ -390,7 +391,7 @@ void CompareView::showTensor(const QModelIndex &index)
             m_difference->setMessage(QString());
         Q_EMIT histogramsReady();
     });
-    watcher->setFuture(QtConcurrent::run([ta, tb, docA, docB]() {
+    watcher->setFuture(QtConcurrent::run(jobPool(), [ta, tb, docA, docB]() {
         Result r;
         try {
             const ComputeApi &api = ComputeLoader::api();

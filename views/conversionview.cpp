@@ -2,6 +2,7 @@
 
 #include "conversionplanmodel.h"
 #include "document.h"
+#include "jobpool.h"
 #include "keyalign.h"
 #include "valuetext.h"
 
@@ -511,7 +512,7 @@ void ConversionView::requestPlan(int row)
         m_queue->update(r, it);
         Q_EMIT planned(r);
     });
-    watcher->setFuture(QtConcurrent::run(planFile, item.input, item.document, item.target, item.settings));
+    watcher->setFuture(QtConcurrent::run(jobPool(), planFile, item.input, item.document, item.target, item.settings));
 }
 
 QList<int> ConversionView::selectedRows() const
@@ -776,7 +777,7 @@ void ConversionView::startNext()
     auto doc = item.document;
     auto plan = item.plan;
     const quint64 id = item.id;
-    m_runWatcher->setFuture(QtConcurrent::run([doc, plan, options, cancelFlag, id](QPromise<ConversionRun> &promise) mutable {
+    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, options, cancelFlag, id](QPromise<ConversionRun> &promise) mutable {
         promise.setProgressRange(0, 1000);
         ConversionRun run;
         run.id = id;

@@ -1,5 +1,6 @@
 #include "documentview.h"
 
+#include "jobpool.h"
 #include "document.h"
 #include "documentload.h"
 #include "security.h"
@@ -7,6 +8,7 @@
 #include "moduleview.h"
 #include "optimizerview.h"
 #include "securityview.h"
+#include "predictionview.h"
 #include "statisticsjob.h"
 #include "documenttreemodel.h"
 #include "tensordetailview.h"
@@ -15,6 +17,7 @@
 #include "valuetext.h"
 
 #include <QFileInfo>
+#include <QFileSystemWatcher>
 #include <QFutureWatcher>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -128,6 +131,20 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     m_danger->setStyleSheet(QStringLiteral(
         "QLabel { background: #b3261e; color: white; padding: 6px 8px; border-radius: 3px; font-weight: bold; }"));
     m_danger->hide();
+    m_changed = new QLabel(this);
+    m_changed->setObjectName(QStringLiteral("changed"));
+    m_changed->setWordWrap(true);
+    m_changed->setTextFormat(Qt::RichText);
+    m_changed->setStyleSheet(QStringLiteral(
+        "QLabel { background: #8a5a00; color: white; padding: 6px 8px; border-radius: 3px; }"));
+    m_changed->hide();
+    connect(m_changed, &QLabel::linkActivated, this, [this] { open(m_path); });
+    // A file rewritten or truncated on disk while open: say so at once, as an editor would.
+    m_fileWatcher = new QFileSystemWatcher(this);
+    connect(m_fileWatcher, &QFileSystemWatcher::fileChanged, this, [this](const QString &path) {
+        if (path == m_path && m_state == State::Loaded)
+            showFileChanged(tr("changed on disk since it was read"));
+    });
 
     m_pages = new QStackedWidget(this);
     m_loadingPage = createLoadingPage();
@@ -144,6 +161,7 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     header->addWidget(m_title);
     header->addWidget(m_details);
     header->addWidget(m_danger);
+    header->addWidget(m_changed);
     header->addWidget(m_warnings);
 
     auto *layout = new QVBoxLayout(this);
@@ -199,10 +217,11 @@ void DocumentView::startStatistics()
         watcher->deleteLater();
         m_statsProgress->hide();
         m_statsCancel->hide();
+        checkFileChanged();
         Q_EMIT statisticsFinished(complete);
     });
     // The job keeps the document alive; the rows it reads are the table's.
-    watcher->setFuture(QtConcurrent::run(&computeStatistics, m_document, &m_tableModel->tensors()));
+    watcher->setFuture(QtConcurrent::run(jobPool(), &computeStatistics, m_document, &m_tableModel->tensors()));
 }
 
 void DocumentView::stopStatistics()
@@ -227,6 +246,20 @@ void DocumentView::stopStatistics()
 }
 
 void DocumentView::cancelStatistics() { stopStatistics(); }
+
+void DocumentView::checkFileChanged()
+{
+    if (m_document && documentTruncated(*m_document))
+        showFileChanged(tr("was truncated while open: numbers read from it now would not be its numbers, and are not "
+                           "shown"));
+}
+
+void DocumentView::showFileChanged(const QString &why)
+{
+    m_changed->setText(tr("\u26a0 %1 %2. <a href=\"reload\" style=\"color: white\">Read it again</a>")
+                           .arg(QFileInfo(m_path).fileName().toHtmlEscaped(), why.toHtmlEscaped()));
+    m_changed->show();
+}
 
 bool DocumentView::selectTensor(const QString &name)
 {
@@ -372,9 +405,11 @@ QWidget *DocumentView::createContentPage()
     m_viewTabs->addTab(m_metadata, tr("Metadata"));
     m_security = new SecurityView(this);
     m_viewTabs->addTab(m_security, tr("Security"));
+    m_prediction = new PredictionView(this);
+    m_viewTabs->addTab(m_prediction, tr("Predict"));
     for (int i = 0; i < m_viewTabs->count(); ++i)
         m_viewTabs->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
-    // Alt+1 … Alt+5 switch between the views.
+    // Alt+1 … Alt+6 switch between the views.
     for (int i = 0; i < m_viewTabs->count(); ++i) {
         auto *key = new QShortcut(QKeySequence(Qt::ALT | static_cast<Qt::Key>(Qt::Key_1 + i)), this, nullptr, nullptr,
                                   Qt::WidgetWithChildrenShortcut);
@@ -472,6 +507,7 @@ void DocumentView::open(const QString &path)
     m_optimizer->setDocument(nullptr);
     m_metadata->setDocument(nullptr);
     m_security->setReport(nullptr);
+    m_prediction->setDocument(nullptr);
     showInDetail({}, nullptr, -1);
 
     const QString name = QFileInfo(m_path).fileName();
@@ -480,6 +516,7 @@ void DocumentView::open(const QString &path)
     m_details->setText(tr("Reading\u2026"));
     m_warnings->hide();
     m_danger->hide();
+    m_changed->hide();
     m_loadingText->setText(tr("Reading %1\u2026").arg(name));
     m_progress->setValue(0);
     m_pages->setCurrentWidget(m_loadingPage);
@@ -488,7 +525,7 @@ void DocumentView::open(const QString &path)
     m_watcher = watcher;
     connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] { finishLoad(watcher); });
-    watcher->setFuture(QtConcurrent::run(&loadDocument, m_path));
+    watcher->setFuture(QtConcurrent::run(jobPool(), &loadDocument, m_path));
     Q_EMIT loadingStarted(m_path);
 }
 
@@ -514,12 +551,16 @@ void DocumentView::showDocument(const DocumentLoad &load)
 {
     m_document = load.document;
     m_state = State::Loaded;
+    if (!m_fileWatcher->files().isEmpty())
+        m_fileWatcher->removePaths(m_fileWatcher->files());
+    m_fileWatcher->addPath(m_path);
     m_treeModel->setSnapshot(load.tree);
     m_tableModel->setDocument(load.document);
     m_modules->setDocument(load.document);
     m_optimizer->setDocument(load.document);
     m_metadata->setDocument(load.document);
     m_security->setReport(load.security);
+    m_prediction->setDocument(load.document);
     {
         const bool dangerous = load.security && load.security->dangerous;
         m_viewTabs->setTabText(SecurityTab, dangerous ? tr("Security ⚠") : tr("Security"));

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+class QFileSystemWatcher;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -30,6 +31,7 @@ class ModuleView;
 class OptimizerView;
 class MetadataView;
 class SecurityView;
+class PredictionView;
 struct TensorRef;
 
 // One open file: a header line, the value tree on the left and, on the right, tabs of views whose
@@ -75,7 +77,8 @@ public:
     OptimizerView *optimizerView() const { return m_optimizer; }
     MetadataView *metadataView() const { return m_metadata; }
     SecurityView *securityView() const { return m_security; }
-    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab };
+    PredictionView *predictionView() const { return m_prediction; }
+    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab, PredictTab };
     // Selects the table row of a state-dict name (its detail follows); false when not listed.
     bool selectTensor(const QString &name);
     QSplitter *structureSplitter() const { return m_splitter; }
@@ -83,6 +86,8 @@ public:
     QLineEdit *tableFilter() const { return m_tableFilterEdit; }
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
+    // The banner shown when the file was truncated or changed on disk while open (with a reload link).
+    QLabel *changedBanner() const { return m_changed; }
 
     // The selected rows of the tree or table that has the focus (the table when neither has it),
     // as tab-separated text of the visible columns: what Edit → Copy puts on the clipboard.
@@ -138,7 +143,11 @@ private:
     QLabel *m_title = nullptr;
     QLabel *m_details = nullptr;
     QLabel *m_warnings = nullptr;
-    QLabel *m_danger = nullptr;  // banner when the file names dangerous globals
+    QLabel *m_danger = nullptr;
+    QLabel *m_changed = nullptr;  // the file changed on disk while open
+    QFileSystemWatcher *m_fileWatcher = nullptr;
+    void checkFileChanged();
+    void showFileChanged(const QString &why);  // banner when the file names dangerous globals
     QStackedWidget *m_pages = nullptr;
     QWidget *m_loadingPage = nullptr;
     QWidget *m_contentPage = nullptr;
@@ -151,6 +160,7 @@ private:
     OptimizerView *m_optimizer = nullptr;
     MetadataView *m_metadata = nullptr;
     SecurityView *m_security = nullptr;
+    PredictionView *m_prediction = nullptr;
     QSplitter *m_tensorSplitter = nullptr;
     TensorDetailView *m_detail = nullptr;
     const TensorRef *m_detailTensor = nullptr;  // what the detail pane shows (owned by m_document)

@@ -1,5 +1,6 @@
 #include "optimizerview.h"
 
+#include "jobpool.h"
 #include "document.h"
 #include "metadata.h"
 #include "optimizerstatemodel.h"
@@ -250,7 +251,7 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
     });
     // The job owns its copy of the list: a new document may replace the model's while it runs.
     auto tensors = std::make_shared<const std::vector<NamedTensor>>(m_state->stateTensors());
-    watcher->setFuture(QtConcurrent::run([doc, tensors](QPromise<RowStatistics> &promise) {
+    watcher->setFuture(QtConcurrent::run(jobPool(), [doc, tensors](QPromise<RowStatistics> &promise) {
         computeStatistics(promise, doc, tensors.get());
     }));
 }

@@ -1,5 +1,6 @@
 #include "seriesview.h"
 
+#include "jobpool.h"
 #include "comparison.h"
 #include "computeloader.h"
 #include "document.h"
@@ -71,6 +72,7 @@ SeriesView::SeriesView(QWidget *parent) : QWidget(parent)
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_table->setSelectionMode(QAbstractItemView::ExtendedSelection);
     m_table->verticalHeader()->hide();
+    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 6);
     m_table->setSortingEnabled(true);
     connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] { plot(); });
 
@@ -91,6 +93,7 @@ SeriesView::SeriesView(QWidget *parent) : QWidget(parent)
     split->addWidget(m_table);
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 2);
+    split->setSizes({600, 300});
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(8, 6, 8, 4);
     layout->addLayout(bar);
@@ -141,7 +144,7 @@ void SeriesView::setFiles(const QStringList &files)
     std::vector<std::string> paths;
     for (const auto &f : files)
         paths.push_back(QFileInfo(f).absoluteFilePath().toStdString());
-    watcher->setFuture(QtConcurrent::run([paths](QPromise<std::shared_ptr<SeriesJob>> &promise) {
+    watcher->setFuture(QtConcurrent::run(jobPool(), [paths](QPromise<std::shared_ptr<SeriesJob>> &promise) {
         auto job = std::make_shared<SeriesJob>();
         try {
             std::vector<std::unique_ptr<Document>> docs;
@@ -254,6 +257,12 @@ void SeriesView::plot()
         x->setRange(xOf(0), std::max(xOf(s.points.size() - 1), xOf(0) + 1));
         x->setTitleText(epochs ? tr("epoch") : tr("checkpoint"));
         x->setLabelFormat(QStringLiteral("%g"));
+        if (s.points.size() <= 20) {  // whole epochs (or checkpoint numbers) as ticks
+            x->setTickType(QValueAxis::TicksDynamic);
+            x->setTickAnchor(xOf(0));
+            x->setTickInterval(std::max(1.0, std::ceil((xOf(s.points.size() - 1) - xOf(0)) / 10.0)));
+            x->setLabelFormat(QStringLiteral("%.0f"));
+        }
         x->setLabelsBrush(palette().text());
         x->setTitleBrush(palette().text());
         y->setLabelFormat(QStringLiteral("%.3g"));

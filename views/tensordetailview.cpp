@@ -1,5 +1,6 @@
 #include "tensordetailview.h"
 
+#include "jobpool.h"
 #include "histogramchart.h"
 
 #include "atomicwrite.h"
@@ -390,7 +391,7 @@ void TensorDetailView::startSummaryJob(bool needStats)
         Q_EMIT statisticsReady();
         Q_EMIT histogramReady();
     });
-    watcher->setFuture(QtConcurrent::run(
+    watcher->setFuture(QtConcurrent::run(jobPool(), 
         [provider = m_provider, doc = m_doc, tensor = m_tensor, generation = m_generation, needStats] {
             Summary out;
             out.generation = generation;
@@ -517,7 +518,7 @@ void TensorDetailView::exportTo(const QString &path, ComputeApi::ExportFormat fo
             inputs.push_back(f->path());
     if (!m_doc->sidecarPath.empty())
         inputs.push_back(m_doc->sidecarPath);
-    watcher->setFuture(QtConcurrent::run([provider = m_provider, doc = m_doc, tensor = m_tensor, format, path, inputs,
+    watcher->setFuture(QtConcurrent::run(jobPool(), [provider = m_provider, doc = m_doc, tensor = m_tensor, format, path, inputs,
                                           name = m_name]() -> Result {
         try {
             const std::string bytes = provider().exportBytes(*tensor, format);

@@ -1,11 +1,15 @@
 #include "convertcommand.h"
 
+#include "predictcommand.h"
+
 #include "clicommon.h"
 #include "convert.h"
 #include "document.h"
 #include "error.h"
 
 #include <nlohmann/json.hpp>
+
+#include <filesystem>
 #include <ostream>
 #include <sstream>
 
@@ -84,8 +88,43 @@ void printResult(std::ostream &out, const ConversionResult &result)
 }
 } // namespace
 
+namespace {
+
+// `--to torchscript`: the file's architecture (or the one given) with its weights, as a TorchScript
+// file Python's torch.jit.load runs; the same export as `ckpt predict --export-torchscript`.
+int convertToTorchScript(const ConvertCliOptions &options, std::ostream &out, std::ostream &err)
+{
+    if (!options.output.empty() && options.files.size() != 1) {
+        err << "ckpt: -o names one output: give one input, or use --out-dir\n";
+        return 1;
+    }
+    int status = 0;
+    for (const auto &file : options.files) {
+        PredictCommandOptions p;
+        p.file = file;
+        p.arch = options.arch;
+        p.archSpec = options.archSpec;
+        p.activation = options.activation;
+        p.force = options.force;
+        if (!options.output.empty()) {
+            p.exportTorchScript = options.output;
+        } else {
+            const std::filesystem::path in(file);
+            const std::filesystem::path dir = options.outDir.empty() ? in.parent_path() : std::filesystem::path(options.outDir);
+            p.exportTorchScript = (dir / (in.stem().string() + "_torchscript.pt")).string();
+        }
+        if (runPredict(p, out, err) != 0)
+            status = 1;
+    }
+    return status;
+}
+
+} // namespace
+
 int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream &err)
 {
+    if (options.to == "torchscript")
+        return convertToTorchScript(options, out, err);
     ConvertOptions o;
     try {
         o = toOptions(options);

@@ -28,6 +28,10 @@ struct ConvertCliOptions {
     bool metadataJson = false;
     bool force = false;
     bool json = false;
+    // --to torchscript: the architecture, as `ckpt predict` takes it.
+    std::string arch;
+    std::string archSpec;
+    std::string activation = "relu";
 };
 
 // `ckpt convert`: each input to the target format, with edits; plans, writes safely (temporary

@@ -4,6 +4,7 @@
 #include "diffcommand.h"
 #include "exportcommand.h"
 #include "infocommand.h"
+#include "predictcommand.h"
 #include "scancommand.h"
 #include "tensorscommand.h"
 
@@ -59,9 +60,12 @@ int main(int argc, char **argv)
     auto *convertCmd = app.add_subcommand(
         "convert", "Convert checkpoints: state dict, training checkpoint, inference package, full model, safetensors");
     convertCmd->add_option("files", convert.files, "Checkpoint files to convert")->required();
-    convertCmd->add_option("--to", convert.to, "Target: state-dict, checkpoint, inference, full-model, safetensors")
+    convertCmd->add_option("--to", convert.to, "Target: state-dict, checkpoint, inference, full-model, safetensors, torchscript")
         ->required()
-        ->check(CLI::IsMember({"state-dict", "checkpoint", "inference", "full-model", "safetensors"}));
+        ->check(CLI::IsMember({"state-dict", "checkpoint", "inference", "full-model", "safetensors", "torchscript"}));
+    convertCmd->add_option("--arch", convert.arch, "--to torchscript: a TorchScript file of the same model, for a state dict");
+    convertCmd->add_option("--arch-spec", convert.archSpec, "--to torchscript: the architecture as JSON (text or a .json file)");
+    convertCmd->add_option("--activation", convert.activation, "--to torchscript: activation of an inferred MLP (default relu)");
     convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
     convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs (default: beside each input)");
     convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16 or float32");
@@ -97,6 +101,28 @@ int main(int argc, char **argv)
     seriesCmd->add_option("files", series.files, "Checkpoints (ordered by their epoch/step, else by name)")->required();
     seriesCmd->add_flag("--json", series.json, "Print JSON");
 
+    ckpt::cli::PredictCommandOptions predict;
+    auto *predictCmd = app.add_subcommand(
+        "predict", "Run the file's model on inputs, with the package's normalisation: logits, probabilities, top classes");
+    predictCmd->add_option("file", predict.file, "Checkpoint, full model, inference package or TorchScript file")->required();
+    auto *archOpt = predictCmd->add_option("--arch", predict.arch, "TorchScript file of the same model to load the weights into");
+    predictCmd->add_option("--arch-spec", predict.archSpec, "Architecture as a JSON list of layers (text or a .json file)")
+        ->excludes(archOpt);
+    predictCmd->add_option("--activation", predict.activation,
+                           "Activation between the layers of an MLP inferred from the weights (relu, tanh, sigmoid, gelu, "
+                           "silu, elu, leaky_relu, none; default relu)");
+    auto *inputOpt = predictCmd->add_option("--input", predict.inputs, "One sample's values, \"v1,v2,...\" (repeat for a batch)");
+    predictCmd->add_option("--input-file", predict.inputFile, "Samples from a .csv (one per row) or .npy file")->excludes(inputOpt);
+    predictCmd->add_option("--device", predict.device, "cpu (default), cuda or cuda:N");
+    predictCmd->add_flag("--half", predict.half, "Run in float16 (GPU only)");
+    predictCmd->add_flag("--no-normalize", predict.noNormalize, "Do not apply the package's input mean/std");
+    predictCmd->add_option("--top", predict.top, "How many top classes to list (default 5)");
+    predictCmd->add_flag("--json", predict.json, "Print JSON");
+    predictCmd->add_flag("--show-arch", predict.showArchitecture, "Print the architecture that would run, and stop");
+    predictCmd->add_option("--export-torchscript", predict.exportTorchScript,
+                           "Also write the model with its weights as a TorchScript file (torch.jit.load runs it)");
+    predictCmd->add_flag("--force", predict.force, "Replace an existing export file");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
@@ -116,6 +142,8 @@ int main(int argc, char **argv)
         return ckpt::cli::runDiff(diff, std::cout, std::cerr);
     if (seriesCmd->parsed())
         return ckpt::cli::runSeries(series, std::cout, std::cerr);
+    if (predictCmd->parsed())
+        return ckpt::cli::runPredict(predict, std::cout, std::cerr);
     if (scanCmd->parsed())
         return ckpt::cli::runScan(scan, std::cout, std::cerr);
     return 2;

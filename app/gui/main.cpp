@@ -44,7 +44,10 @@ void instrument(ckpt::DocumentView *view)
     auto *clock = new QElapsedTimer;
     auto maxStall = std::make_shared<qint64>(0);
     QObject::connect(ticker, &QTimer::timeout, view, [clock, maxStall] {
-        *maxStall = std::max(*maxStall, clock->restart());
+        const qint64 gap = clock->restart();
+        *maxStall = std::max(*maxStall, gap);
+        if (gap > 100)
+            std::fprintf(stderr, "ckpt-timing stall=%lld at=%.0f\n", static_cast<long long>(gap), msSinceProcessStart());
     });
     QObject::connect(view, &ckpt::DocumentView::loaded, view, [view, ticker, clock] {
         std::fprintf(stderr, "ckpt-timing tree=%.0f\n", msSinceProcessStart());
@@ -86,7 +89,7 @@ int main(int argc, char *argv[])
     parser.addPositionalArgument(QStringLiteral("FILE"), QStringLiteral("Checkpoints to open, each in a tab."),
                                  QStringLiteral("[FILE...]"));
     const QStringList viewNames{QStringLiteral("tensors"), QStringLiteral("modules"), QStringLiteral("optimizer"),
-                                QStringLiteral("metadata"), QStringLiteral("security")};
+                                QStringLiteral("metadata"), QStringLiteral("security"), QStringLiteral("predict")};
     QCommandLineOption viewOption(QStringLiteral("view"),
                                   QStringLiteral("Show this view of the last file: %1.").arg(viewNames.join(QStringLiteral(", "))),
                                   QStringLiteral("NAME"));

@@ -1,6 +1,6 @@
 # bash completion for ckpt, the command-line twin of Checkpoint Studio.
 # Installed as /usr/share/bash-completion/completions/ckpt (loaded on demand by bash-completion).
-# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show, export, convert, diff and series.
+# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show, export, convert, diff, series and predict.
 
 _ckpt()
 {
@@ -18,7 +18,7 @@ _ckpt()
     local subcommand="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            info | scan | tensors | show | export | convert | diff | series)
+            info | scan | tensors | show | export | convert | diff | series | predict)
                 subcommand=${words[i]}
                 break
                 ;;
@@ -29,7 +29,7 @@ _ckpt()
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export convert diff series' -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export convert diff series predict' -- "$cur")
         fi
         return
     fi
@@ -40,17 +40,18 @@ _ckpt()
             tensors) options='--stats --filter --json --help' ;;
             show) options='--limit --histogram --json --help' ;;
             export) options='-o --output --force --help' ;;
-            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --force --json --help' ;;
+            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
             diff) options='--atol --rtol --map --json --help' ;;
+            predict) options='--arch --arch-spec --activation --input --input-file --device --half --no-normalize --top --json --show-arch --export-torchscript --force --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
-    [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map ]] && return
+    [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map || $prev == --input || $prev == --activation || $prev == --device || $prev == --top || $prev == --arch-spec ]] && return
     if [[ $subcommand == convert ]]; then
         case $prev in
             --to)
-                mapfile -t COMPREPLY < <(compgen -W 'state-dict checkpoint inference full-model safetensors' -- "$cur")
+                mapfile -t COMPREPLY < <(compgen -W 'state-dict checkpoint inference full-model safetensors torchscript' -- "$cur")
                 return
                 ;;
             --dtype)
@@ -65,7 +66,7 @@ _ckpt()
                 mapfile -t COMPREPLY < <(compgen -d -- "$cur")
                 return
                 ;;
-            --drop | --config | --class-names | --preprocessing | --epoch | --train-loss | --val-loss)
+            --drop | --config | --class-names | --preprocessing | --epoch | --train-loss | --val-loss | --arch-spec | --activation)
                 return
                 ;;
         esac
@@ -80,7 +81,7 @@ _ckpt()
     fi
 
     # Checkpoints and folders; names are matched case-insensitively by extension.
-    local pattern='@(pth|pt|ckpt|bin|tar|safetensors|json|pkl|pickle|PTH|PT|CKPT|BIN|TAR|SAFETENSORS|JSON|PKL|PICKLE)'
+    local pattern='@(pth|pt|ckpt|bin|tar|safetensors|json|pkl|pickle|csv|npy|PTH|PT|CKPT|BIN|TAR|SAFETENSORS|JSON|PKL|PICKLE|CSV|NPY)'
     if declare -F _filedir >/dev/null 2>&1; then
         _filedir "$pattern"
     else

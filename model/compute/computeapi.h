@@ -11,6 +11,8 @@
 namespace ckpt {
 
 struct TensorRef;
+struct Document;
+struct Architecture;
 
 // Summary statistics of a tensor's values; NaNs are counted, not folded into the other figures.
 struct TensorStats {
@@ -83,6 +85,75 @@ struct TensorDiff {
     }
 };
 
+
+// A device a prediction can run on: "cpu", "cuda:0", ...; unavailable ones say why.
+struct DeviceInfo {
+    std::string id;
+    std::string label;
+    bool available = false;
+    std::string reason;
+};
+
+// One batch of inputs: the shape (batch first) and the values in row-major order. Models whose
+// first layer is an Embedding take them as integer indices.
+struct PredictionInput {
+    std::vector<std::int64_t> shape;
+    std::vector<double> values;
+};
+
+// How to run a batch, LibTorch style with chainable setters.
+struct PredictOptions {
+    std::string device = "cpu";           // "cpu", "cuda", "cuda:N"
+    bool normalize = true;                // apply mean/std when there are some
+    bool half = false;                    // float16 weights and inputs (GPU only)
+    int topK = 5;
+    std::vector<double> mean;             // per feature (last dimension) or per channel (dimension 1)
+    std::vector<double> std;
+    std::vector<std::string> classNames;  // names of the outputs, by index
+    PredictOptions &onDevice(std::string d) { device = std::move(d); return *this; }
+    PredictOptions &normalized(bool v) { normalize = v; return *this; }
+    PredictOptions &float16(bool v) { half = v; return *this; }
+    PredictOptions &top(int k) { topK = k; return *this; }
+    PredictOptions &normalization(std::vector<double> m, std::vector<double> s) { mean = std::move(m); std = std::move(s); return *this; }
+    PredictOptions &classes(std::vector<std::string> names) { classNames = std::move(names); return *this; }
+};
+
+struct TopClass {
+    std::int64_t index = 0;
+    std::string label;  // the class name, or "" when the file names none
+    double probability = 0;
+};
+
+// One sample's outputs: the model's values flattened, their probabilities, the best classes.
+struct SampleOutput {
+    std::vector<double> logits;
+    std::vector<double> probabilities;
+    std::vector<TopClass> top;
+    std::int64_t argmax = -1;
+};
+
+struct PredictionResult {
+    std::string device;                      // where it ran ("cpu", "cuda:0")
+    bool normalized = false;                 // mean/std were applied
+    bool half = false;
+    std::vector<std::int64_t> outputShape;   // the model's output, batch first
+    std::vector<SampleOutput> outputs;
+    double latencyMs = 0;                    // the forward pass, inputs on the device to outputs back
+};
+
+// A model ready to run: weights loaded, eval mode. One caller at a time.
+class Predictor {
+public:
+    virtual ~Predictor() = default;
+    // What loading noticed that the user should see (keys ignored, weights cast to float32).
+    virtual std::vector<std::string> notes() const = 0;
+    // Runs one batch without gradients. Throws std::runtime_error saying what is wrong (input
+    // shape, device, a layer refusing its input).
+    virtual PredictionResult run(const PredictionInput &input, const PredictOptions &options) = 0;
+    // The model with its weights as a TorchScript archive (what torch.jit.save writes).
+    virtual std::string torchScriptBytes() const = 0;
+};
+
 // What the compute module (LibTorch) offers the layers above it. The interface has no LibTorch
 // types, so callers do not pay for LibTorch's headers or its start-up until they load the module.
 class ComputeApi {
@@ -109,6 +180,12 @@ public:
     virtual TensorDiff difference(const TensorRef &a, const TensorRef &b, double atol, double rtol) const = 0;
     // Histogram of b - a over the positions where both are finite (same shape; compared as float64).
     virtual Histogram differenceHistogram(const TensorRef &a, const TensorRef &b, int bins) const = 0;
+    // CPU and every CUDA device LibTorch sees; CUDA shown unavailable, with the reason, otherwise.
+    virtual std::vector<DeviceInfo> devices() const = 0;
+    // The document's weights in the architecture (see architecture.h), on the CPU in eval mode.
+    // The document may go away afterwards. Throws std::runtime_error when the weights do not fit
+    // the architecture (missing, unexpected, mis-shaped keys listed) or a TorchScript file cannot load.
+    virtual std::unique_ptr<Predictor> predictor(const Document &doc, const Architecture &arch) const = 0;
 };
 
 } // namespace ckpt

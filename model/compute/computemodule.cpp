@@ -1,6 +1,7 @@
 // The compute module: LibTorch behind the ComputeApi interface. Loaded with dlopen when numbers are
 // first needed, so listing a checkpoint never pays for LibTorch.
 #include "computeapi.h"
+#include "predictor.h"
 #include "tensorconvert.h"
 #include "tensorref.h"
 
@@ -254,6 +255,13 @@ public:
         std::vector<double> out(p, p + c.numel());
         checkSourceIntact(ref);
         return out;
+    }
+
+    std::vector<DeviceInfo> devices() const override { return listDevices(); }
+
+    std::unique_ptr<Predictor> predictor(const Document &doc, const Architecture &arch) const override
+    {
+        return makePredictor(doc, arch);
     }
 };
 

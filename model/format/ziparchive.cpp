@@ -145,6 +145,9 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
         r.need(e.dataOffset, e.compressedSize, ("data of '" + e.name + "'").c_str());
         m_entries.push_back(std::move(e));
     }
+    m_index.reserve(m_entries.size());
+    for (std::size_t i = 0; i < m_entries.size(); ++i)
+        m_index.emplace(m_entries[i].name, i);  // the first of duplicate names wins, as the scan did
     findAnomalies();
     if (!m_entries.empty()) {
         const auto &first = m_entries.front().name;
@@ -186,10 +189,8 @@ void ZipArchive::findAnomalies()
 const ZipArchive::Entry *ZipArchive::find(const std::string &relativeName) const
 {
     const std::string full = m_prefix + relativeName;
-    for (const auto &e : m_entries)
-        if (e.name == full)
-            return &e;
-    return nullptr;
+    const auto it = m_index.find(full);
+    return it == m_index.end() ? nullptr : &m_entries[it->second];
 }
 
 RecordBytes ZipArchive::read(const Entry &e) const

@@ -4,6 +4,8 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace ckpt {
@@ -57,6 +59,8 @@ private:
     std::vector<Entry> m_entries;
     std::string m_prefix;
     std::vector<std::string> m_anomalies;
+    // Name -> first entry with it: finding each of 20,000 storages must not scan the directory.
+    std::unordered_map<std::string, std::size_t> m_index;
     void findAnomalies();
 };
 

@@ -1,5 +1,6 @@
 #include "tensorvaluesmodel.h"
 
+#include "jobpool.h"
 #include "computeapi.h"
 #include "document.h"
 #include "valuetext.h"
@@ -256,7 +257,7 @@ void TensorValuesModel::startFetch()
     const std::int64_t blockSize = blockElementsFor(*m_tensor);
     const std::int64_t numel = m_tensor->numel();
     const int vpe = m_valuesPerElement;
-    watcher->setFuture(QtConcurrent::run([provider = m_provider, doc = m_doc, tensor = m_tensor, raw = m_raw,
+    watcher->setFuture(QtConcurrent::run(jobPool(), [provider = m_provider, doc = m_doc, tensor = m_tensor, raw = m_raw,
                                           generation = m_generation, blocks, blockSize, numel, vpe] {
         auto batch = std::make_shared<Batch>();
         batch->generation = generation;

@@ -92,6 +92,10 @@ void TestBadInput::badFilesBesideGoodOnes()
     } catch (const std::exception &e) {
         QCOMPARE(QString::fromStdString(e.what()), changed);
     }
+    // The victim's tab says its file changed on disk, with a link to read it again.
+    QTRY_VERIFY_WITH_TIMEOUT(victimView->changedBanner()->isVisibleTo(victimView), 5000);
+    QVERIFY(victimView->changedBanner()->text().contains(QFileInfo(victim).fileName()));
+    QVERIFY(!goodView->changedBanner()->isVisibleTo(goodView));
     // The window repaints the victim's tab (its tree and table read from the document) and lives.
     w.tabs()->setCurrentIndex(4);
     QVERIFY(QTest::qWaitForWindowExposed(&w));

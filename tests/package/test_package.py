@@ -317,7 +317,7 @@ def test(r, args, build_dir, tmp):
         r.check(f"man page {page}(1) formats without warnings", rc == 0 and not err.strip() and "NAME" in text,
                 f"exit {rc}\n{indent(err)}")
         if page == "ckpt":
-            undocumented = [s for s in subcommands if not re.search(rf"\bckpt {re.escape(s)}\b", text)]
+            undocumented = [s for s in subcommands if not re.search(rf"\bckpt\s+{re.escape(s)}\b", text)]
             r.check("ckpt(1) documents every subcommand of ckpt --help", not undocumented, f"{undocumented}")
         with gzip.open(path, "rb") as fh:
             fh.read()

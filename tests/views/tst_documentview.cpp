@@ -365,7 +365,7 @@ void TestDocumentView::inspectionTabs()
     view.open(fixture("training_checkpoint.pth"));
     QVERIFY(loaded.wait(20000));
     QTabWidget *tabs = view.viewTabs();
-    QCOMPARE(tabs->count(), 5);
+    QCOMPARE(tabs->count(), 6);
     QCOMPARE(tabs->widget(DocumentView::ModulesTab), static_cast<QWidget *>(view.moduleView()));
     QCOMPARE(tabs->widget(DocumentView::SecurityTab), static_cast<QWidget *>(view.securityView()));
     // Each view shows the loaded document.

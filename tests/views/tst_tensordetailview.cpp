@@ -144,7 +144,7 @@ void TestTensorDetailView::layout()
     QTabWidget *tabs = view.viewTabs();
     QVERIFY(tabs);
     QCOMPARE(tabs->objectName(), QStringLiteral("views"));
-    QCOMPARE(tabs->count(), 5);  // Tensors, Modules, Optimizer, Metadata, Security
+    QCOMPARE(tabs->count(), 6);  // Tensors, Modules, Optimizer, Metadata, Security, Predict
     QCOMPARE(tabs->tabText(0), QStringLiteral("Tensors"));
     auto *split = qobject_cast<QSplitter *>(tabs->widget(0));
     QVERIFY(split);

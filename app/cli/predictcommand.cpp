@@ -1,0 +1,180 @@
+#include "predictcommand.h"
+
+#include "architecture.h"
+#include "atomicwrite.h"
+#include "clicommon.h"
+#include "computeloader.h"
+#include "document.h"
+#include "error.h"
+#include "inferencemeta.h"
+#include "predictionjson.h"
+#include "predictioninput.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+namespace ckpt::cli {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::string readText(const std::string &path, std::size_t limit)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw FormatError(path + ": cannot be opened");
+    std::string data;
+    char buf[1 << 16];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        data.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (data.size() > limit)
+            throw FormatError(path + ": larger than " + std::to_string(limit >> 20) + " MiB, too large for an input");
+    }
+    return data;
+}
+
+bool endsWithIgnoringCase(std::string s, std::string suffix)
+{
+    for (auto *t : {&s, &suffix})
+        for (auto &c : *t)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s.ends_with(suffix);
+}
+
+// The batch the options describe, shaped as the model takes it.
+PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &arch)
+{
+    if (!o.inputs.empty() && !o.inputFile.empty())
+        throw FormatError("give --input or --input-file, not both");
+    const auto &sample = arch.inputShape;
+    PredictionInput in;
+    if (!o.inputs.empty()) {
+        InputTable t;
+        for (std::size_t i = 0; i < o.inputs.size(); ++i) {
+            auto row = parseRow(o.inputs[i], "--input " + std::to_string(i + 1));
+            if (i > 0 && static_cast<std::int64_t>(row.size()) != t.shape[1])
+                throw FormatError("--input " + std::to_string(i + 1) + " has " + std::to_string(row.size()) +
+                                  " values, the first has " + std::to_string(t.shape[1]));
+            if (i == 0)
+                t.shape = {0, static_cast<std::int64_t>(row.size())};
+            t.values.insert(t.values.end(), row.begin(), row.end());
+        }
+        t.shape[0] = static_cast<std::int64_t>(o.inputs.size());
+        in.values = std::move(t.values);
+        in.shape = t.shape;
+    } else {
+        const std::string &f = o.inputFile;
+        if (endsWithIgnoringCase(f, ".png") || endsWithIgnoringCase(f, ".jpg") || endsWithIgnoringCase(f, ".jpeg"))
+            throw FormatError(f + ": images are read by Checkpoint Studio's prediction pane (resized and scaled there); "
+                                  "the CLI takes the pixels as .npy ([N, C, H, W] in [0, 1]) or .csv");
+        InputTable t;
+        if (endsWithIgnoringCase(f, ".npy"))
+            t = parseNpy(readText(f, std::size_t{1} << 30), f);
+        else if (endsWithIgnoringCase(f, ".csv") || endsWithIgnoringCase(f, ".txt"))
+            t = parseCsv(readText(f, std::size_t{256} << 20), f);
+        else
+            throw FormatError(f + ": the input file must be .csv or .npy");
+        in.values = std::move(t.values);
+        in.shape = t.shape;
+        if (endsWithIgnoringCase(f, ".npy")) {
+            // One sample without its batch dimension gets one.
+            if ((!sample.empty() && in.shape.size() == sample.size()) || (sample.empty() && in.shape.size() == 1))
+                in.shape.insert(in.shape.begin(), 1);
+            return in;
+        }
+    }
+    // Rows of numbers: each row one sample, reshaped to the model's sample shape.
+    in.shape = batchShape(in.shape[0], in.shape[1], sample);
+    return in;
+}
+
+void printArchitecture(std::ostream &out, const Architecture &arch)
+{
+    out << "architecture: " << sourceName(arch.source) << (arch.exact ? " (exact)" : " (not exact)") << "\n";
+    for (const auto &a : arch.assumptions)
+        out << "  assumption: " << a << "\n";
+    for (const auto &line : describeArchitecture(arch))
+        out << "  " << line << "\n";
+    if (!arch.inputShape.empty())
+        out << "input shape: " << shapeText(arch.inputShape) << (arch.integerInput ? " (integer indices)" : "") << "\n";
+}
+
+} // namespace
+
+int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &err)
+{
+    try {
+        if (o.top < 0)
+            throw FormatError("--top must be 0 or more");
+        const Document doc = readDocument(o.file);
+        ArchitectureRequest request;
+        request.scriptPath = o.arch;
+        request.activation = o.activation;
+        if (!o.archSpec.empty()) {
+            const auto first = o.archSpec.find_first_not_of(" \t\r\n");
+            const bool inline_ = first != std::string::npos && (o.archSpec[first] == '[' || o.archSpec[first] == '{');
+            request.spec = inline_ ? o.archSpec : readText(o.archSpec, std::size_t{16} << 20);
+        }
+        const Architecture arch = resolveArchitecture(doc, request);
+        if (o.showArchitecture) {
+            if (o.json)
+                out << json{{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions},
+                            {"input_shape", arch.inputShape}, {"spec", arch.root.type.empty() ? json() : specOf(arch)}}
+                           .dump(1)
+                    << "\n";
+            else
+                printArchitecture(out, arch);
+            return 0;
+        }
+        const bool wantRun = !o.inputs.empty() || !o.inputFile.empty();
+        if (!wantRun && o.exportTorchScript.empty())
+            throw FormatError("give the inputs: --input \"v1,v2,...\" (repeatable) or --input-file F.csv|F.npy");
+        // Inputs are checked before LibTorch is loaded: a malformed row fails fast.
+        PredictionInput input;
+        if (wantRun)
+            input = gatherInput(o, arch);
+        auto predictor = ComputeLoader::api().predictor(doc, arch);
+        if (!o.exportTorchScript.empty()) {
+            const std::string bytes = predictor->torchScriptBytes();
+            WriteOptions w = WriteOptions().allowOverwrite(o.force).protect(o.file);
+            if (!o.arch.empty())
+                w.protect(o.arch);
+            writeFileAtomically(o.exportTorchScript, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, w);
+            if (!wantRun) {
+                out << o.exportTorchScript << ": " << bytes.size() << " bytes of TorchScript\n";
+                return 0;
+            }
+        }
+        const Preprocessing pre = preprocessingOf(doc);
+        PredictOptions options;
+        options.onDevice(o.device).normalized(!o.noNormalize).float16(o.half).top(o.top).classes(classNamesOf(doc));
+        if (pre.present())
+            options.normalization(pre.mean, pre.std);
+        const PredictionResult r = predictor->run(input, options);
+        if (o.json) {
+            out << predictionToJson(r, arch, predictor->notes(), input.shape).dump(1) << "\n";
+            return 0;
+        }
+        printArchitecture(out, arch);
+        for (const auto &n : predictor->notes())
+            out << "note: " << n << "\n";
+        out << "normalized: " << (r.normalized ? "yes (" + pre.source + ")" : pre.present() ? "no (--no-normalize)" : "no (the file has no mean/std)")
+            << "\n";
+        out << predictionToText(r);
+        return 0;
+    } catch (const std::exception &e) {
+        if (std::string_view(e.what()).starts_with(o.file + ":")) {  // LibTorch's load errors name the file already
+            err << "ckpt: " << e.what() << '\n';
+            return 1;
+        }
+        return reportError(err, o.file, e);
+    }
+}
+
+} // namespace ckpt::cli

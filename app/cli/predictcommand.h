@@ -1,0 +1,30 @@
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace ckpt::cli {
+
+struct PredictCommandOptions {
+    std::string file;
+    std::string arch;                 // --arch FILE.pt: a TorchScript file of the same model
+    std::string archSpec;             // --arch-spec: JSON text or a .json file
+    std::string activation = "relu";  // between the Linear layers of an inferred MLP
+    std::vector<std::string> inputs;  // --input "v1,v2,...", one sample each
+    std::string inputFile;            // --input-file F.csv|F.npy
+    std::string device = "cpu";
+    bool noNormalize = false;
+    bool half = false;
+    int top = 5;
+    bool json = false;
+    bool showArchitecture = false;    // --show-arch: print the architecture and stop
+    std::string exportTorchScript;    // --export-torchscript OUT.pt
+    bool force = false;
+};
+
+// `ckpt predict`: runs the file's model on the inputs with the package's preprocessing and prints
+// logits, probabilities and the top classes (or JSON). 0 on success, 1 on error.
+int runPredict(const PredictCommandOptions &options, std::ostream &out, std::ostream &err);
+
+} // namespace ckpt::cli

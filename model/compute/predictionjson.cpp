@@ -1,0 +1,52 @@
+#include "predictionjson.h"
+
+#include "architecture.h"
+
+#include <cstdio>
+
+namespace ckpt {
+
+nlohmann::ordered_json predictionToJson(const PredictionResult &r, const Architecture &arch,
+                                        const std::vector<std::string> &notes, const std::vector<std::int64_t> &inputShape)
+{
+    using json = nlohmann::ordered_json;
+    json outputs = json::array();
+    for (const auto &s : r.outputs) {
+        json top = json::array();
+        for (const auto &t : s.top)
+            top.push_back({{"index", t.index}, {"class", t.label.empty() ? json() : json(t.label)}, {"probability", t.probability}});
+        outputs.push_back({{"logits", s.logits}, {"probabilities", s.probabilities}, {"argmax", s.argmax}, {"top", top}});
+    }
+    return {{"device", r.device},
+            {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions}}},
+            {"normalized", r.normalized},
+            {"half", r.half},
+            {"input_shape", inputShape},
+            {"output_shape", r.outputShape},
+            {"outputs", outputs},
+            {"latency_ms", r.latencyMs},
+            {"notes", notes}};
+}
+
+std::string predictionToText(const PredictionResult &r)
+{
+    std::string out;
+    char buf[64];
+    for (std::size_t i = 0; i < r.outputs.size(); ++i) {
+        const auto &s = r.outputs[i];
+        out += "sample " + std::to_string(i + 1) + ":";
+        for (const auto &t : s.top) {
+            std::snprintf(buf, sizeof buf, " %.4f", t.probability);
+            out += "  " + (t.label.empty() ? "#" + std::to_string(t.index) : t.label) + buf;
+        }
+        out += "\n  logits:";
+        for (std::size_t j = 0; j < s.logits.size() && j < 20; ++j)
+            out += " " + formatFloat(s.logits[j]);
+        out += s.logits.size() > 20 ? " ...\n" : "\n";
+    }
+    std::snprintf(buf, sizeof buf, "%.3f", r.latencyMs);
+    out += "device: " + r.device + (r.half ? " (float16)" : "") + "  latency: " + buf + " ms\n";
+    return out;
+}
+
+} // namespace ckpt

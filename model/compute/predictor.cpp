@@ -1,0 +1,574 @@
+// Prediction: every architecture becomes a TorchScript module. A TorchScript file is loaded as it
+// is; a module tree or a spec is turned into TorchScript source (one small class per layer, the
+// weights as its parameters and buffers) and compiled by LibTorch, so what runs here is exactly
+// what `--export-torchscript` writes and Python's torch.jit.load runs.
+#include "predictor.h"
+
+#include "architecture.h"
+#include "document.h"
+#include "error.h"
+#include "keyalign.h"
+#include "tensorconvert.h"
+#include "tensorref.h"
+
+#include <dlfcn.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+#include <cctype>
+#include <sstream>
+#include <stdexcept>
+
+namespace ckpt {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::string cudaUnavailableReason()
+{
+    // The CUDA half of LibTorch is a separate library: loaded means this build has CUDA.
+    if (void *h = ::dlopen("libtorch_cuda.so", RTLD_LAZY | RTLD_NOLOAD)) {
+        ::dlclose(h);
+        return "no CUDA device is visible";
+    }
+    return std::string("this build's LibTorch (") + TORCH_VERSION + ") has no CUDA";
+}
+
+// A TorchScript literal.
+std::string lit(const json &v)
+{
+    if (v.is_null())
+        return "None";
+    if (v.is_boolean())
+        return v.get<bool>() ? "True" : "False";
+    if (v.is_string())
+        return "\"" + v.get<std::string>() + "\"";
+    if (v.is_number_float())
+        return formatFloat(v.get<double>());
+    if (v.is_array()) {
+        std::string s = "[";
+        for (std::size_t i = 0; i < v.size(); ++i)
+            s += (i ? ", " : "") + lit(v[i]);
+        return s + "]";
+    }
+    return v.dump();
+}
+
+std::string flit(const json &v) { return formatFloat(v.get<double>()); }
+
+// A child's attribute name in the generated source: names come from the file, so only letters,
+// digits and underscores pass (a name is spliced into getattr(self, "...")).
+std::string attributeName(const std::string &name)
+{
+    std::string s = name.empty() ? std::string("_") : name;
+    for (char &c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
+            c = '_';
+    return s;
+}
+
+bool isBuffer(const std::string &local) { return local.starts_with("running_") || local == "num_batches_tracked"; }
+
+// The body of a leaf's forward: `x` in, a return statement out.
+std::string leafBody(const Layer &l, const std::map<std::string, bool> &has)
+{
+    const json &o = l.options;
+    const std::string &ty = l.type;
+    auto p = [&](const char *name) { return has.count(name) ? std::string("self.") + name : std::string("None"); };
+    if (ty == "Linear")
+        return "return torch.linear(x, self.weight, " + p("bias") + ")";
+    if (ty == "Conv1d" || ty == "Conv2d") {
+        const std::string op = ty == "Conv1d" ? "torch.conv1d" : "torch.conv2d";
+        return "return " + op + "(x, self.weight, " + p("bias") + ", " + lit(o["stride"]) + ", " + lit(o["padding"]) +
+               ", " + lit(o["dilation"]) + ", " + lit(o["groups"]) + ")";
+    }
+    if (ty == "ConvTranspose1d" || ty == "ConvTranspose2d") {
+        const std::string op = ty == "ConvTranspose1d" ? "torch.conv_transpose1d" : "torch.conv_transpose2d";
+        return "return " + op + "(x, self.weight, " + p("bias") + ", " + lit(o["stride"]) + ", " + lit(o["padding"]) +
+               ", " + lit(o["output_padding"]) + ", " + lit(o["groups"]) + ", " + lit(o["dilation"]) + ")";
+    }
+    if (ty == "BatchNorm1d" || ty == "BatchNorm2d") {
+        // Eval mode: the running statistics; without them PyTorch normalises with the batch's own.
+        const bool track = has.count("running_mean") > 0;
+        return "return torch.batch_norm(x, " + p("weight") + ", " + p("bias") + ", " + p("running_mean") + ", " +
+               p("running_var") + ", " + (track ? "False" : "True") + ", " + flit(o["momentum"]) + ", " +
+               flit(o["eps"]) + ", False)";
+    }
+    if (ty == "InstanceNorm1d" || ty == "InstanceNorm2d") {
+        const bool track = has.count("running_mean") > 0;
+        return "return torch.instance_norm(x, " + p("weight") + ", " + p("bias") + ", " + p("running_mean") + ", " +
+               p("running_var") + ", " + (track ? "False" : "True") + ", " + flit(o["momentum"]) + ", " +
+               flit(o["eps"]) + ", False)";
+    }
+    if (ty == "LayerNorm")
+        return "return torch.layer_norm(x, " + lit(o["normalized_shape"]) + ", " + p("weight") + ", " + p("bias") +
+               ", " + flit(o["eps"]) + ", False)";
+    if (ty == "GroupNorm")
+        return "return torch.group_norm(x, " + lit(o["num_groups"]) + ", " + p("weight") + ", " + p("bias") + ", " +
+               flit(o["eps"]) + ", False)";
+    if (ty == "Embedding")
+        return "return torch.embedding(self.weight, x, " +
+               (o["padding_idx"].is_null() ? std::string("-1") : lit(o["padding_idx"])) + ", False, False)";
+    if (ty == "Flatten")
+        return "return torch.flatten(x, " + lit(o["start_dim"]) + ", " + lit(o["end_dim"]) + ")";
+    if (ty == "ReLU")
+        return "return torch.relu(x)";
+    if (ty == "ReLU6" || ty == "Hardtanh")
+        return "return torch.hardtanh(x, " + flit(o["min_val"]) + ", " + flit(o["max_val"]) + ")";
+    if (ty == "LeakyReLU")
+        return "return torch.leaky_relu(x, " + flit(o["negative_slope"]) + ")";
+    if (ty == "PReLU")
+        return "return torch.prelu(x, self.weight)";
+    if (ty == "GELU")
+        return "return torch.gelu(x, approximate=" + lit(o["approximate"]) + ")";
+    if (ty == "SiLU")
+        return "return torch.silu(x)";
+    if (ty == "Mish")
+        return "return torch.mish(x)";
+    if (ty == "ELU")
+        return "return torch.elu(x, " + flit(o["alpha"]) + ", 1.0, 1.0)";
+    if (ty == "Softplus")
+        return "return torch.softplus(x, " + flit(o["beta"]) + ", " + flit(o["threshold"]) + ")";
+    if (ty == "Hardswish")
+        return "return torch.hardswish(x)";
+    if (ty == "Hardsigmoid")
+        return "return torch.hardsigmoid(x)";
+    if (ty == "Softsign")
+        return "return x / (torch.abs(x) + 1)";
+    if (ty == "Sigmoid")
+        return "return torch.sigmoid(x)";
+    if (ty == "Tanh")
+        return "return torch.tanh(x)";
+    if (ty == "Softmax" || ty == "LogSoftmax") {
+        const std::string op = ty == "Softmax" ? "torch.softmax" : "torch.log_softmax";
+        if (!o["dim"].is_null())
+            return "return " + op + "(x, " + lit(o["dim"]) + ")";
+        // dim=None: PyTorch's legacy choice (_get_softmax_dim).
+        return "d = 1\n        if x.dim() == 0 or x.dim() == 1 or x.dim() == 3:\n            d = 0\n        return " + op +
+               "(x, d)";
+    }
+    if (ty == "MaxPool1d" || ty == "MaxPool2d")
+        return "return torch." + std::string(ty == "MaxPool1d" ? "max_pool1d" : "max_pool2d") + "(x, " +
+               lit(o["kernel_size"]) + ", " + lit(o["stride"]) + ", " + lit(o["padding"]) + ", " + lit(o["dilation"]) +
+               ", " + lit(o["ceil_mode"]) + ")";
+    if (ty == "AvgPool1d")
+        return "return torch.avg_pool1d(x, " + lit(o["kernel_size"]) + ", " + lit(o["stride"]) + ", " +
+               lit(o["padding"]) + ", " + lit(o["ceil_mode"]) + ", " + lit(o["count_include_pad"]) + ")";
+    if (ty == "AvgPool2d")
+        return "return torch.avg_pool2d(x, " + lit(o["kernel_size"]) + ", " + lit(o["stride"]) + ", " +
+               lit(o["padding"]) + ", " + lit(o["ceil_mode"]) + ", " + lit(o["count_include_pad"]) + ", " +
+               lit(o["divisor_override"]) + ")";
+    if (ty.starts_with("Adaptive")) {
+        const json &os = o["output_size"];
+        std::string size = "[";
+        for (std::size_t i = 0; i < os.size(); ++i)
+            size += (i ? ", " : "") +
+                    (os[i].is_null() ? "x.size(" + std::to_string(static_cast<int>(i) - static_cast<int>(os.size())) + ")"
+                                     : lit(os[i]));
+        size += "]";
+        const bool max = ty.starts_with("AdaptiveMax");
+        const std::string op = std::string("torch.adaptive_") + (max ? "max" : "avg") + "_pool" +
+                               (os.size() == 1 ? "1d" : "2d");
+        return "return " + op + "(x, " + size + ")" + (max ? "[0]" : "");
+    }
+    if (ty == "Identity" || ty == "Dropout" || ty == "Dropout1d" || ty == "Dropout2d" || ty == "AlphaDropout")
+        return "return x";
+    throw std::runtime_error("layer " + l.path + ": type " + ty + " cannot be run");
+}
+
+struct Builder {
+    std::shared_ptr<torch::jit::CompilationUnit> cu = std::make_shared<torch::jit::CompilationUnit>();
+    std::map<std::string, at::Tensor> weights;
+    std::vector<std::string> notes;
+    int counter = 0;
+
+    torch::jit::Module build(const Layer &l)
+    {
+        const std::string type = l.isContainer() ? (l.type == "Sequential" ? std::string("Sequential") : "Container") : l.type;
+        torch::jit::Module m(c10::QualifiedName("__torch__.ckpt_studio." + type + "_" + std::to_string(counter++)), cu,
+                             false);
+        std::string src = "def forward(self, x):\n";
+        if (l.isContainer()) {
+            int i = 0;
+            std::set<std::string> taken;
+            for (const auto &c : l.children) {
+                std::string attr = attributeName(c.name);
+                while (!taken.insert(attr).second)
+                    attr += "_";
+                m.register_module(attr, build(c));
+                src += "    _" + std::to_string(i) + " = getattr(self, \"" + attr + "\")\n";
+                src += "    x = _" + std::to_string(i) + ".forward(x)\n";
+                ++i;
+            }
+            src += "    return x\n";
+        } else {
+            std::map<std::string, bool> has;
+            for (const auto &local : l.tensors) {
+                auto it = weights.find(l.tensorName(local));
+                if (it == weights.end())
+                    throw std::runtime_error("weight " + l.tensorName(local) + " is missing");
+                if (isBuffer(local))
+                    m.register_buffer(local, it->second);
+                else
+                    m.register_parameter(local, it->second, false);
+                has[local] = true;
+            }
+            src += "    " + leafBody(l, has) + "\n";
+            // leafBody may span lines indented for the method body already.
+        }
+        try {
+            m.define(src);
+        } catch (const c10::Error &e) {
+            throw std::runtime_error("layer " + (l.path.empty() ? std::string("(model)") : l.path) + " (" + l.type +
+                                     "): LibTorch could not compile it: " + e.what_without_backtrace());
+        }
+        return m;
+    }
+};
+
+std::string firstLine(const std::string &s)
+{
+    const auto nl = s.find('\n');
+    return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+std::string lastLine(const std::string &s)
+{
+    std::string t = s;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' '))
+        t.pop_back();
+    const auto nl = t.rfind('\n');
+    return nl == std::string::npos ? t : t.substr(nl + 1);
+}
+
+torch::jit::Module loadScript(const std::string &path)
+{
+    try {
+        return torch::jit::load(path, c10::Device(c10::kCPU));
+    } catch (const c10::Error &e) {
+        const std::string msg = e.what_without_backtrace();
+        std::string hint;
+        if (msg.find("version") != std::string::npos || msg.find("Unknown builtin op") != std::string::npos ||
+            msg.find("Unknown type name") != std::string::npos || msg.find("unknown") != std::string::npos)
+            hint = std::string(" (it probably needs a newer LibTorch than ") + TORCH_VERSION + ")";
+        throw std::runtime_error(path + ": LibTorch cannot load this TorchScript file" + hint + ": " + firstLine(msg));
+    }
+}
+
+// A checkpoint tensor as the model computes with it: float32 for every floating type but float64.
+at::Tensor weightTensor(const NamedTensor &w, std::vector<std::string> &notes)
+{
+    at::Tensor t = toDenseValues(w.ref()).contiguous().clone();
+    if (t.is_floating_point() && t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) {
+        notes.push_back(w.name + " is stored as " + std::string(c10::toString(t.scalar_type())) + ", computed as float32");
+        t = t.to(at::kFloat);
+    }
+    return t;
+}
+
+class TorchPredictor final : public Predictor {
+public:
+    TorchPredictor(const Document &doc, const Architecture &arch) : m_arch(arch)
+    {
+        m_arch.weights.clear();  // the document's tensors are copied below; nothing refers to it later
+        torch::NoGradGuard noGrad;
+        switch (arch.source) {
+        case Architecture::Source::TorchScript:
+            m_module = loadScript(arch.scriptPath);
+            break;
+        case Architecture::Source::ScriptArchitecture:
+            m_module = loadScript(arch.scriptPath);
+            loadWeightsInto(arch.weights);
+            break;
+        default: {
+            Builder b;
+            for (const auto &w : arch.weights)
+                b.weights[w.name] = weightTensor(w, m_notes);
+            m_module = b.build(arch.root);
+            break;
+        }
+        }
+        (void)doc;
+        m_module.eval();
+    }
+
+    std::vector<std::string> notes() const override { return m_notes; }
+
+    std::string torchScriptBytes() const override
+    {
+        std::ostringstream os;
+        m_module.save(os);
+        return os.str();
+    }
+
+    PredictionResult run(const PredictionInput &input, const PredictOptions &o) override
+    {
+        PredictionResult r;
+        c10::Device device(c10::kCPU);
+        try {
+            device = c10::Device(o.device);
+        } catch (const c10::Error &) {
+            throw std::runtime_error("unknown device '" + o.device + "' (cpu, cuda or cuda:N)");
+        }
+        if (device.is_cuda()) {
+            if (!torch::cuda::is_available())
+                throw std::runtime_error(o.device + ": " + cudaUnavailableReason());
+            const auto count = static_cast<int>(torch::cuda::device_count());
+            if (device.has_index() && device.index() >= count)
+                throw std::runtime_error(o.device + ": LibTorch sees " + std::to_string(count) + " CUDA device(s)");
+            if (!device.has_index())
+                device = c10::Device(c10::kCUDA, 0);
+        } else if (!device.is_cpu()) {
+            throw std::runtime_error(o.device + ": only cpu and cuda devices are supported");
+        }
+        if (o.half && !device.is_cuda())
+            throw std::runtime_error("float16 inference runs on a GPU only; choose a cuda device");
+        r.device = device.str();
+        r.half = o.half;
+
+        at::Tensor x = makeInput(input);
+        if (o.normalize && !o.mean.empty() && !m_arch.integerInput) {
+            x = normalise(x, o.mean, o.std);
+            r.normalized = true;
+        }
+        if (!m_arch.integerInput)
+            x = x.to(at::kFloat);
+
+        c10::InferenceMode guard;
+        torch::jit::Module &m = moduleFor(device, o.half);
+        x = x.to(device);
+        if (o.half && x.is_floating_point())
+            x = x.to(at::kHalf);
+        const auto start = std::chrono::steady_clock::now();
+        c10::IValue out;
+        try {
+            out = m.forward({x});
+        } catch (const c10::Error &e) {
+            throw std::runtime_error("the model refused an input of shape " + shapeText(x.sizes().vec()) + ": " +
+                                     firstLine(e.what_without_backtrace()));
+        } catch (const std::exception &e) {
+            // The TorchScript interpreter's error: a traceback whose last line says what went wrong.
+            throw std::runtime_error("the model refused an input of shape " + shapeText(x.sizes().vec()) + ": " +
+                                     lastLine(e.what()));
+        }
+        at::Tensor y = outputTensor(out).to(at::kCPU);
+        const auto end = std::chrono::steady_clock::now();
+        r.latencyMs = std::chrono::duration<double, std::milli>(end - start).count();
+        fillOutputs(r, y.to(at::kDouble), input.shape.empty() ? 1 : input.shape[0], o);
+        return r;
+    }
+
+private:
+    Architecture m_arch;
+    torch::jit::Module m_module;  // on the CPU in float32: the master copy
+    torch::jit::Module m_placed;  // a copy on another device or in float16
+    std::string m_placedKey;
+    std::vector<std::string> m_notes;
+
+    torch::jit::Module &moduleFor(const c10::Device &device, bool half)
+    {
+        if (device.is_cpu() && !half)
+            return m_module;
+        const std::string key = device.str() + (half ? "/half" : "");
+        if (key != m_placedKey) {
+            m_placed = m_module.deepcopy();
+            m_placed.to(device, half ? at::kHalf : at::kFloat);  // as map_location does, then .half()
+            m_placed.eval();
+            m_placedKey = key;
+        }
+        return m_placed;
+    }
+
+    void loadWeightsInto(const std::vector<NamedTensor> &weights)
+    {
+        std::vector<std::pair<std::string, at::Tensor>> slots;
+        for (const auto &p : m_module.named_parameters(true))
+            slots.emplace_back(p.name, p.value);
+        for (const auto &b : m_module.named_buffers(true))
+            slots.emplace_back(b.name, b.value);
+        std::vector<std::string> ours, theirs;
+        for (const auto &w : weights)
+            ours.push_back(w.name);
+        for (const auto &s : slots)
+            theirs.push_back(s.first);
+        const KeyAlignment al = alignKeys(ours, theirs);
+        std::vector<std::string> missing, unexpected, mismatched;
+        for (auto i : al.onlyB)
+            missing.push_back(theirs[i]);
+        for (auto i : al.onlyA)
+            if (!ours[i].ends_with("num_batches_tracked"))
+                unexpected.push_back(ours[i]);
+        for (auto [i, j] : al.pairs)
+            if (weights[i].ref().shape != slots[j].second.sizes().vec())
+                mismatched.push_back(ours[i] + " " + shapeText(weights[i].ref().shape) + " vs " +
+                                     shapeText(slots[j].second.sizes().vec()) + " in the architecture");
+        auto list = [](const std::vector<std::string> &v) {
+            std::string s;
+            for (const auto &x : v)
+                s += (s.empty() ? "" : ", ") + x;
+            return s;
+        };
+        if (!missing.empty() || !mismatched.empty()) {
+            std::string msg = "the weights do not fit the architecture " + m_arch.scriptPath + ":";
+            if (!missing.empty())
+                msg += " missing keys: " + list(missing) + ";";
+            if (!unexpected.empty())
+                msg += " unexpected keys: " + list(unexpected) + ";";
+            if (!mismatched.empty())
+                msg += " shape mismatches: " + list(mismatched) + ";";
+            msg.pop_back();
+            throw std::runtime_error(msg);
+        }
+        if (!unexpected.empty())
+            m_notes.push_back("unexpected keys ignored: " + list(unexpected));
+        if (!al.prefixA.empty())
+            m_notes.push_back("the checkpoint's key prefix '" + al.prefixA + "' was stripped");
+        for (auto [i, j] : al.pairs) {
+            at::Tensor src = toDenseValues(weights[i].ref());
+            slots[j].second.copy_(src);  // the architecture's dtype stays, as load_state_dict keeps it
+        }
+    }
+
+    at::Tensor makeInput(const PredictionInput &in) const
+    {
+        if (in.shape.empty())
+            throw std::runtime_error("the input has no shape");
+        std::int64_t n = 1;
+        for (auto d : in.shape) {
+            if (d < 0 || (d > 0 && n > (std::int64_t{1} << 40) / d))
+                throw std::runtime_error("input shape " + shapeText(in.shape) + " is invalid or too large");
+            n *= d;
+        }
+        if (n != static_cast<std::int64_t>(in.values.size()))
+            throw std::runtime_error("input shape " + shapeText(in.shape) + " needs " + std::to_string(n) + " values, got " +
+                                     std::to_string(in.values.size()));
+        at::Tensor t = at::from_blob(const_cast<double *>(in.values.data()), in.shape, at::kDouble).clone();
+        if (m_arch.integerInput) {
+            if (!at::equal(t, t.round()))
+                throw std::runtime_error("this model takes integer indices (it starts with an Embedding)");
+            t = t.to(at::kLong);
+        }
+        // Layers this application built check the shape before anything runs, naming the layer.
+        if (!m_arch.root.type.empty()) {
+            try {
+                propagateShape(m_arch.root, in.shape);
+            } catch (const std::exception &e) {
+                std::vector<std::int64_t> sample(in.shape.begin() + 1, in.shape.end());
+                std::string want;
+                if (!m_arch.inputShape.empty())
+                    want = " (the model takes samples of shape " + shapeText(m_arch.inputShape) + ")";
+                throw std::runtime_error("input samples of shape " + shapeText(sample) + " do not fit" + want + ": " +
+                                         e.what());
+            }
+        }
+        return t;
+    }
+
+    static at::Tensor normalise(const at::Tensor &x, const std::vector<double> &mean, const std::vector<double> &stdev)
+    {
+        if (mean.size() != stdev.size())
+            throw std::runtime_error("the normalisation has " + std::to_string(mean.size()) + " means but " +
+                                     std::to_string(stdev.size()) + " standard deviations");
+        for (double s : stdev)
+            if (s == 0 || !std::isfinite(s))
+                throw std::runtime_error("the normalisation has a zero or non-finite standard deviation");
+        const auto k = static_cast<std::int64_t>(mean.size());
+        at::Tensor m = at::tensor(mean, at::kDouble), s = at::tensor(stdev, at::kDouble);
+        at::Tensor xd = x.to(at::kDouble);
+        if (k == 1)
+            return (xd - m) / s;
+        if (x.dim() >= 3 && x.size(1) == k) {  // per channel: [N, C, ...]
+            std::vector<std::int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+            shape[1] = k;
+            return (xd - m.reshape(shape)) / s.reshape(shape);
+        }
+        if (x.dim() >= 1 && x.size(-1) == k)  // per feature
+            return (xd - m) / s;
+        throw std::runtime_error("the normalisation has " + std::to_string(k) + " values, the input of shape " +
+                                 shapeText(x.sizes().vec()) + " has neither that many features nor channels; run without it");
+    }
+
+    static at::Tensor outputTensor(const c10::IValue &out)
+    {
+        if (out.isTensor())
+            return out.toTensor();
+        if (out.isTuple() && !out.toTupleRef().elements().empty() && out.toTupleRef().elements()[0].isTensor())
+            return out.toTupleRef().elements()[0].toTensor();
+        if (out.isList() && out.toListRef().size() > 0 && out.toListRef()[0].isTensor())
+            return out.toListRef()[0].toTensor();
+        throw std::runtime_error("the model returned " + out.tagKind() + ", not a tensor");
+    }
+
+    void fillOutputs(PredictionResult &r, const at::Tensor &y, std::int64_t batch, const PredictOptions &o) const
+    {
+        r.outputShape = y.sizes().vec();
+        at::Tensor rows = y.dim() >= 1 && y.size(0) == batch ? y.reshape({batch, -1}) : y.reshape({1, -1});
+        at::Tensor probs;
+        switch (m_arch.output) {
+        case Architecture::Output::LogProbabilities: probs = rows.exp(); break;
+        case Architecture::Output::Probabilities: probs = rows; break;
+        case Architecture::Output::Logits: probs = at::softmax(rows, 1); break;
+        }
+        rows = rows.contiguous();
+        probs = probs.contiguous();
+        const std::int64_t k = rows.size(1);
+        for (std::int64_t i = 0; i < rows.size(0); ++i) {
+            SampleOutput s;
+            const double *lp = rows[i].data_ptr<double>();
+            const double *pp = probs[i].data_ptr<double>();
+            s.logits.assign(lp, lp + k);
+            s.probabilities.assign(pp, pp + k);
+            std::vector<std::int64_t> order(static_cast<std::size_t>(k));
+            std::iota(order.begin(), order.end(), 0);
+            std::stable_sort(order.begin(), order.end(), [&s](std::int64_t a, std::int64_t b) {
+                return s.probabilities[static_cast<std::size_t>(a)] > s.probabilities[static_cast<std::size_t>(b)];
+            });
+            if (!order.empty())
+                s.argmax = order[0];
+            for (std::int64_t j = 0; j < std::min<std::int64_t>(std::max(o.topK, 0), k); ++j) {
+                TopClass t;
+                t.index = order[static_cast<std::size_t>(j)];
+                t.probability = s.probabilities[static_cast<std::size_t>(t.index)];
+                if (t.index < static_cast<std::int64_t>(o.classNames.size()))
+                    t.label = o.classNames[static_cast<std::size_t>(t.index)];
+                s.top.push_back(t);
+            }
+            r.outputs.push_back(std::move(s));
+        }
+    }
+};
+
+} // namespace
+
+std::vector<DeviceInfo> listDevices()
+{
+    std::vector<DeviceInfo> out;
+    out.push_back({"cpu", "CPU", true, {}});
+    if (torch::cuda::is_available()) {
+        const auto n = torch::cuda::device_count();
+        for (std::size_t i = 0; i < n; ++i)
+            out.push_back({"cuda:" + std::to_string(i), "CUDA " + std::to_string(i), true, {}});
+    } else {
+        out.push_back({"cuda", "CUDA", false, cudaUnavailableReason()});
+    }
+    return out;
+}
+
+std::unique_ptr<Predictor> makePredictor(const Document &doc, const Architecture &arch)
+{
+    try {
+        return std::make_unique<TorchPredictor>(doc, arch);
+    } catch (const c10::Error &e) {
+        throw std::runtime_error(firstLine(e.what_without_backtrace()));
+    }
+}
+
+} // namespace ckpt

@@ -1,0 +1,979 @@
+#include "architecture.h"
+
+#include "error.h"
+#include "jsonexport.h"
+#include "picklemachine.h"
+#include "valuetree.h"
+
+#include <algorithm>
+#include <map>
+#include <numeric>
+#include <set>
+#include <unordered_set>
+
+namespace ckpt {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+using Shape = std::vector<std::int64_t>;
+
+// Options beyond this are refused: the shape arithmetic stays far from overflow.
+constexpr std::int64_t kOptionLimit = std::int64_t{1} << 31;
+
+const std::set<std::string> kWeightless = {"Identity", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout"};
+
+std::string joinShape(const Shape &s) { return shapeText(s); }
+
+std::string layerLabel(const Layer &l)
+{
+    return (l.path.empty() ? std::string("the model") : "layer " + l.path) + " (" + l.type + ")";
+}
+
+[[noreturn]] void fail(const Layer &l, const std::string &what) { throw FormatError(layerLabel(l) + ": " + what); }
+
+// Sizes of the tensors a layer may use, by local name.
+using TensorShapes = std::map<std::string, Shape>;
+
+std::int64_t intOption(const Layer &l, json &o, const char *key, std::optional<std::int64_t> dflt)
+{
+    if (!o.contains(key) || o[key].is_null()) {
+        if (!dflt)
+            fail(l, std::string("option ") + key + " is required");
+        o[key] = *dflt;
+    }
+    if (o[key].is_boolean() || !o[key].is_number_integer())
+        fail(l, std::string("option ") + key + " must be an integer");
+    const auto v = o[key].get<std::int64_t>();
+    if (v < -kOptionLimit || v > kOptionLimit)
+        fail(l, std::string("option ") + key + " is out of range");
+    return v;
+}
+
+double floatOption(const Layer &l, json &o, const char *key, double dflt)
+{
+    if (!o.contains(key) || o[key].is_null())
+        o[key] = dflt;
+    if (!o[key].is_number())
+        fail(l, std::string("option ") + key + " must be a number");
+    return o[key].get<double>();
+}
+
+bool boolOption(const Layer &l, json &o, const char *key, bool dflt)
+{
+    if (!o.contains(key) || o[key].is_null())
+        o[key] = dflt;
+    if (!o[key].is_boolean())
+        fail(l, std::string("option ") + key + " must be true or false");
+    return o[key].get<bool>();
+}
+
+// An int or a list of n ints (PyTorch's _pair/_single), stored back as a list.
+Shape listOption(const Layer &l, json &o, const char *key, std::size_t n, std::optional<std::int64_t> dflt)
+{
+    if (!o.contains(key) || o[key].is_null()) {
+        if (!dflt)
+            fail(l, std::string("option ") + key + " is required");
+        o[key] = *dflt;
+    }
+    Shape out;
+    if (o[key].is_number_integer() && !o[key].is_boolean()) {
+        out.assign(n, o[key].get<std::int64_t>());
+    } else if (o[key].is_array() && o[key].size() == n) {
+        for (const auto &x : o[key]) {
+            if (!x.is_number_integer())
+                fail(l, std::string("option ") + key + " must hold integers");
+            out.push_back(x.get<std::int64_t>());
+        }
+    } else {
+        fail(l, std::string("option ") + key + " must be an integer or a list of " + std::to_string(n));
+    }
+    for (auto v : out)
+        if (v < -kOptionLimit || v > kOptionLimit)
+            fail(l, std::string("option ") + key + " is out of range");
+    o[key] = out;
+    return out;
+}
+
+void requirePositive(const Layer &l, const Shape &values, const char *key, bool zeroAllowed = false)
+{
+    for (auto v : values)
+        if (v < 0 || (v == 0 && !zeroAllowed))
+            fail(l, std::string("option ") + key + (zeroAllowed ? " must not be negative" : " must be positive"));
+}
+
+const Shape *shapeOf(const TensorShapes &t, const std::string &name)
+{
+    auto it = t.find(name);
+    return it == t.end() ? nullptr : &it->second;
+}
+
+void requireShape(const Layer &l, const TensorShapes &t, const std::string &name, const Shape &want)
+{
+    const Shape *s = shapeOf(t, name);
+    if (!s)
+        fail(l, "weight " + l.tensorName(name) + " is missing");
+    if (*s != want)
+        fail(l, l.tensorName(name) + " has shape " + joinShape(*s) + ", the layer needs " + joinShape(want));
+}
+
+void checkOption(const Layer &l, json &o, const char *key, std::int64_t fromWeights)
+{
+    if (o.contains(key) && !o[key].is_null() && o[key] != fromWeights)
+        fail(l, std::string(key) + " is " + o[key].dump() + " but the weights say " + std::to_string(fromWeights));
+    o[key] = fromWeights;
+}
+
+// Completes a leaf's options with PyTorch's defaults and checks them against its tensors.
+// Returns the names of the tensors it uses.
+std::vector<std::string> completeLeaf(Layer &l, const TensorShapes &t)
+{
+    json &o = l.options;
+    const std::string &ty = l.type;
+    std::vector<std::string> used;
+    auto use = [&](const std::string &n) {
+        if (shapeOf(t, n))
+            used.push_back(n);
+    };
+    if (ty == "Linear") {
+        const Shape *w = shapeOf(t, "weight");
+        if (!w)
+            fail(l, "weight " + l.tensorName("weight") + " is missing");
+        if (w->size() != 2)
+            fail(l, l.tensorName("weight") + " has shape " + joinShape(*w) + ", a Linear weight is 2-D");
+        checkOption(l, o, "in_features", (*w)[1]);
+        checkOption(l, o, "out_features", (*w)[0]);
+        const bool wantBias = !o.contains("bias") || o["bias"].is_null() || o["bias"] == true;
+        o.erase("bias");
+        if (shapeOf(t, "bias"))
+            requireShape(l, t, "bias", {(*w)[0]});
+        else if (wantBias && l.pythonClass.empty())
+            fail(l, "weight " + l.tensorName("bias") + " is missing (say \"bias\": false for a layer without one)");
+        use("weight");
+        use("bias");
+    } else if (ty == "Conv1d" || ty == "Conv2d" || ty == "ConvTranspose1d" || ty == "ConvTranspose2d") {
+        const std::size_t nd = ty.back() == '1' || ty == "Conv1d" || ty == "ConvTranspose1d" ? 1 : 2;
+        const bool transposed = ty.starts_with("ConvTranspose");
+        const Shape *w = shapeOf(t, "weight");
+        if (!w)
+            fail(l, "weight " + l.tensorName("weight") + " is missing");
+        if (w->size() != nd + 2)
+            fail(l, l.tensorName("weight") + " has shape " + joinShape(*w) + ", expected " + std::to_string(nd + 2) + "-D");
+        const auto groups = intOption(l, o, "groups", 1);
+        if (groups < 1)
+            fail(l, "groups must be positive");
+        checkOption(l, o, "in_channels", transposed ? (*w)[0] : (*w)[1] * groups);
+        checkOption(l, o, "out_channels", transposed ? (*w)[1] * groups : (*w)[0]);
+        Shape k(w->begin() + 2, w->end());
+        if (o.contains("kernel_size") && !o["kernel_size"].is_null() && listOption(l, o, "kernel_size", nd, {}) != k)
+            fail(l, "kernel_size is " + o["kernel_size"].dump() + " but the weights say " + joinShape(k));
+        o["kernel_size"] = k;
+        requirePositive(l, listOption(l, o, "stride", nd, 1), "stride");
+        if (!transposed && o.contains("padding") && o["padding"].is_string()) {
+            if (o["padding"] != "same" && o["padding"] != "valid")
+                fail(l, "padding must be 'same', 'valid' or numbers");
+        } else {
+            listOption(l, o, "padding", nd, 0);
+        }
+        requirePositive(l, listOption(l, o, "dilation", nd, 1), "dilation");
+        requirePositive(l, k, "kernel_size");
+        if (!o["padding"].is_string())
+            requirePositive(l, o["padding"].get<Shape>(), "padding", true);
+        if (transposed)
+            listOption(l, o, "output_padding", nd, 0);
+        if (!o.contains("padding_mode") || o["padding_mode"].is_null())
+            o["padding_mode"] = "zeros";
+        if (o["padding_mode"] != "zeros")
+            fail(l, "padding_mode " + o["padding_mode"].dump() + " is not supported (only 'zeros')");
+        const std::int64_t outCh = o["out_channels"].get<std::int64_t>();
+        if (shapeOf(t, "bias"))
+            requireShape(l, t, "bias", {outCh});
+        else if (l.pythonClass.empty() && o.value("bias", true) == true)
+            fail(l, "weight " + l.tensorName("bias") + " is missing (say \"bias\": false for a layer without one)");
+        o.erase("bias");
+        o.erase("transposed");
+        if (!transposed)
+            o.erase("output_padding");
+        use("weight");
+        use("bias");
+    } else if (ty == "BatchNorm1d" || ty == "BatchNorm2d" || ty == "InstanceNorm1d" || ty == "InstanceNorm2d") {
+        const Shape *s = shapeOf(t, "running_mean");
+        if (!s)
+            s = shapeOf(t, "weight");
+        if (s && s->size() == 1)
+            checkOption(l, o, "num_features", (*s)[0]);
+        const auto n = intOption(l, o, "num_features", std::nullopt);
+        floatOption(l, o, "eps", 1e-5);
+        floatOption(l, o, "momentum", 0.1);
+        const bool instance = ty.starts_with("Instance");
+        const bool affine = boolOption(l, o, "affine", instance ? shapeOf(t, "weight") != nullptr : true);
+        const bool track = boolOption(l, o, "track_running_stats", instance ? shapeOf(t, "running_mean") != nullptr : true);
+        if (affine) {
+            requireShape(l, t, "weight", {n});
+            requireShape(l, t, "bias", {n});
+            use("weight");
+            use("bias");
+        }
+        if (track) {
+            requireShape(l, t, "running_mean", {n});
+            requireShape(l, t, "running_var", {n});
+            use("running_mean");
+            use("running_var");
+        }
+        use("num_batches_tracked");
+    } else if (ty == "LayerNorm") {
+        if ((!o.contains("normalized_shape") || o["normalized_shape"].is_null()) && shapeOf(t, "weight"))
+            o["normalized_shape"] = *shapeOf(t, "weight");
+        if (o.contains("normalized_shape") && o["normalized_shape"].is_number_integer())
+            o["normalized_shape"] = json::array({o["normalized_shape"]});
+        if (!o.contains("normalized_shape") || !o["normalized_shape"].is_array() || o["normalized_shape"].empty())
+            fail(l, "option normalized_shape is required");
+        const Shape ns = o["normalized_shape"].get<Shape>();
+        floatOption(l, o, "eps", 1e-5);
+        if (boolOption(l, o, "elementwise_affine", shapeOf(t, "weight") != nullptr || !l.pythonClass.empty())) {
+            requireShape(l, t, "weight", ns);
+            use("weight");
+            if (shapeOf(t, "bias")) {
+                requireShape(l, t, "bias", ns);
+                use("bias");
+            }
+        }
+    } else if (ty == "GroupNorm") {
+        const auto g = intOption(l, o, "num_groups", std::nullopt);
+        if (shapeOf(t, "weight") && shapeOf(t, "weight")->size() == 1)
+            checkOption(l, o, "num_channels", (*shapeOf(t, "weight"))[0]);
+        const auto c = intOption(l, o, "num_channels", std::nullopt);
+        if (g < 1 || c % g != 0)
+            fail(l, "num_channels " + std::to_string(c) + " is not divisible by num_groups " + std::to_string(g));
+        floatOption(l, o, "eps", 1e-5);
+        if (boolOption(l, o, "affine", shapeOf(t, "weight") != nullptr)) {
+            requireShape(l, t, "weight", {c});
+            requireShape(l, t, "bias", {c});
+            use("weight");
+            use("bias");
+        }
+    } else if (ty == "Embedding") {
+        const Shape *w = shapeOf(t, "weight");
+        if (!w || w->size() != 2)
+            fail(l, "weight " + l.tensorName("weight") + (w ? " must be 2-D" : " is missing"));
+        checkOption(l, o, "num_embeddings", (*w)[0]);
+        checkOption(l, o, "embedding_dim", (*w)[1]);
+        if (o.contains("max_norm") && !o["max_norm"].is_null())
+            fail(l, "max_norm is not supported (it renormalises the weights as it runs)");
+        if (!o.contains("padding_idx"))
+            o["padding_idx"] = nullptr;
+        use("weight");
+    } else if (ty == "PReLU") {
+        const Shape *w = shapeOf(t, "weight");
+        if (!w || w->size() != 1)
+            fail(l, "weight " + l.tensorName("weight") + (w ? " must be 1-D" : " is missing"));
+        o["num_parameters"] = (*w)[0];
+        use("weight");
+    } else if (ty == "Flatten") {
+        intOption(l, o, "start_dim", 1);
+        intOption(l, o, "end_dim", -1);
+    } else if (ty == "LeakyReLU") {
+        floatOption(l, o, "negative_slope", 0.01);
+    } else if (ty == "ELU") {
+        floatOption(l, o, "alpha", 1.0);
+    } else if (ty == "GELU") {
+        if (!o.contains("approximate") || o["approximate"].is_null())
+            o["approximate"] = "none";
+        if (o["approximate"] != "none" && o["approximate"] != "tanh")
+            fail(l, "approximate must be 'none' or 'tanh'");
+    } else if (ty == "Softplus") {
+        floatOption(l, o, "beta", 1.0);
+        floatOption(l, o, "threshold", 20.0);
+    } else if (ty == "Hardtanh") {
+        floatOption(l, o, "min_val", -1.0);
+        floatOption(l, o, "max_val", 1.0);
+    } else if (ty == "ReLU6") {
+        o["min_val"] = 0.0;
+        o["max_val"] = 6.0;
+    } else if (ty == "Softmax" || ty == "LogSoftmax") {
+        if (!o.contains("dim"))
+            o["dim"] = nullptr;
+        if (!o["dim"].is_null() && !o["dim"].is_number_integer())
+            fail(l, "dim must be an integer");
+    } else if (ty == "MaxPool1d" || ty == "MaxPool2d" || ty == "AvgPool1d" || ty == "AvgPool2d") {
+        const std::size_t nd = ty.back() == 'd' && ty[ty.size() - 2] == '1' ? 1 : 2;
+        const Shape k = listOption(l, o, "kernel_size", nd, std::nullopt);
+        if (!o.contains("stride") || o["stride"].is_null() || (o["stride"].is_array() && o["stride"].empty()))
+            o["stride"] = k;
+        requirePositive(l, k, "kernel_size");
+        requirePositive(l, listOption(l, o, "stride", nd, std::nullopt), "stride");
+        requirePositive(l, listOption(l, o, "padding", nd, 0), "padding", true);
+        boolOption(l, o, "ceil_mode", false);
+        if (ty.starts_with("Max")) {
+            requirePositive(l, listOption(l, o, "dilation", nd, 1), "dilation");
+            if (boolOption(l, o, "return_indices", false))
+                fail(l, "return_indices=True gives a tuple, not a tensor");
+        } else {
+            boolOption(l, o, "count_include_pad", true);
+            if (nd == 2 && !o.contains("divisor_override"))
+                o["divisor_override"] = nullptr;
+        }
+    } else if (ty == "AdaptiveAvgPool1d" || ty == "AdaptiveAvgPool2d" || ty == "AdaptiveMaxPool1d" ||
+               ty == "AdaptiveMaxPool2d") {
+        const std::size_t nd = ty.back() == 'd' && ty[ty.size() - 2] == '1' ? 1 : 2;
+        if (!o.contains("output_size"))
+            fail(l, "option output_size is required");
+        json &os = o["output_size"];
+        if (os.is_number_integer())
+            os = json::array({os, os});
+        if (nd == 1 && os.is_array() && os.size() == 2 && os[0] == os[1])
+            os = json::array({os[0]});
+        if (!os.is_array() || os.size() != nd)
+            fail(l, "output_size must be an integer or a list of " + std::to_string(nd));
+        for (auto &x : os)
+            if (!x.is_null() && (!x.is_number_integer() || x.get<std::int64_t>() < 1 || x.get<std::int64_t>() > kOptionLimit))
+                fail(l, "output_size must hold positive integers or null");
+        if (ty.starts_with("AdaptiveMax") && o.value("return_indices", false))
+            fail(l, "return_indices=True gives a tuple, not a tensor");
+    } else if (ty == "ReLU" || ty == "Sigmoid" || ty == "Tanh" || ty == "SiLU" || ty == "Mish" || ty == "Hardswish" ||
+               ty == "Hardsigmoid" || ty == "Softsign" || kWeightless.count(ty)) {
+        // nothing to complete
+    } else {
+        fail(l, "this layer type is not supported");
+    }
+    for (const auto &[name, shape] : t)
+        if (std::find(used.begin(), used.end(), name) == used.end())
+            fail(l, "weight " + l.tensorName(name) + " " + joinShape(shape) + " is not used by a " + ty + " layer");
+    return used;
+}
+
+std::string lastComponent(const std::string &cls)
+{
+    const auto dot = cls.rfind('.');
+    return dot == std::string::npos ? cls : cls.substr(dot + 1);
+}
+
+bool isSupported(const std::string &type)
+{
+    const auto &all = supportedLayerTypes();
+    return std::find(all.begin(), all.end(), type) != all.end();
+}
+
+// Scalars, strings, None and lists of them: the options a module's constructor stored.
+bool isOptionValue(const ValuePtr &v, int depth = 0)
+{
+    if (!v)
+        return false;
+    switch (v->kind()) {
+    case Value::Kind::None:
+    case Value::Kind::Bool:
+    case Value::Kind::Int:
+    case Value::Kind::Float:
+    case Value::Kind::String: return true;
+    case Value::Kind::Tuple:
+    case Value::Kind::List:
+        return depth < 2 && std::all_of(v->items().begin(), v->items().end(),
+                                        [depth](const ValuePtr &x) { return isOptionValue(x, depth + 1); });
+    default: return false;
+    }
+}
+
+std::vector<std::pair<std::string, ValuePtr>> namedEntries(const ValuePtr &dict)
+{
+    std::vector<std::pair<std::string, ValuePtr>> out;
+    if (dict && dict->isDict())
+        for (const auto &e : dict->entries())
+            if (e.key && e.value)
+                out.emplace_back(keyText(*e.key), e.value);
+    return out;
+}
+
+Layer layerFromModule(const Value &m, const std::string &name, const std::string &path,
+                      std::unordered_set<const Value *> &seen, std::uint32_t depth, std::vector<std::string> &assumptions)
+{
+    if (depth > PickleLimits::kMaxDepth)
+        throw FormatError("module tree nested too deeply at " + path);
+    Layer l;
+    l.name = name;
+    l.path = path;
+    l.pythonClass = className(m);
+    const bool standard = l.pythonClass.starts_with("torch.nn.modules.");
+    const std::string base = lastComponent(l.pythonClass);
+    if (!seen.insert(&m).second)
+        throw FormatError((path.empty() ? std::string("the model") : "module " + path) +
+                          " is used twice in the tree; weight sharing between layers is not supported");
+    TensorShapes tensors;
+    for (const char *key : {"_parameters", "_buffers"})
+        for (auto &[n, v] : namedEntries(m.state()->get(key)))
+            if (v->isTensor())
+                tensors[n] = v->tensorRef()->shape;
+    for (const auto &e : m.state()->entries())
+        if (e.key && e.key->isString() && !e.key->text().starts_with("_") && e.key->text() != "training" &&
+            e.key->text() != "inplace" && isOptionValue(e.value))
+            l.options[e.key->text()] = valueToJson(e.value);
+    std::vector<std::pair<std::string, ValuePtr>> children;
+    for (auto &[n, v] : namedEntries(m.state()->get("_modules")))
+        if (isModule(*v))
+            children.emplace_back(n, v);
+    const bool container = standard && (base == "Sequential" || base == "ModuleList" || base == "ModuleDict");
+    if (standard && !container) {
+        l.type = base;
+        if (!isSupported(base))
+            fail(l, "torch.nn." + base + " is not supported; supported layers are listed in the README");
+        if (!children.empty())
+            fail(l, "a standard layer with submodules is not supported");
+        for (auto &[n, s] : tensors)
+            l.tensors.push_back(n);
+        completeLeaf(l, tensors);
+        return l;
+    }
+    l.type = container && base == "Sequential" ? "Sequential" : "Container";
+    const std::string who = (path.empty() ? std::string("the model") : path) + " (" + l.pythonClass + ")";
+    if (children.empty())
+        throw FormatError(who + " has its own forward code, which a pickle does not carry: give a TorchScript "
+                                "architecture (--arch) or a spec (--arch-spec)");
+    if (!tensors.empty())
+        throw FormatError(who + " holds its own weights (" + tensors.begin()->first +
+                          "), which only its forward code, not in the file, knows how to use: give --arch or --arch-spec");
+    if (l.type == "Container") {
+        std::string names;
+        for (auto &[n, v] : children)
+            names += (names.empty() ? "" : ", ") + n;
+        assumptions.push_back(who + ": its forward is not in the file; its children run in registration order (" +
+                              names + ")");
+    }
+    for (auto &[n, v] : children)
+        l.children.push_back(layerFromModule(*v, n, path.empty() ? n : path + "." + n, seen, depth + 1, assumptions));
+    return l;
+}
+
+void collectLeaves(const Layer &l, std::vector<const Layer *> &out)
+{
+    if (l.isContainer()) {
+        for (const auto &c : l.children)
+            collectLeaves(c, out);
+    } else {
+        out.push_back(&l);
+    }
+}
+
+std::int64_t normDim(std::int64_t d, std::size_t rank)
+{
+    return d < 0 ? d + static_cast<std::int64_t>(rank) : d;
+}
+
+// floor or ceil of a/b for b > 0.
+std::int64_t divRound(std::int64_t a, std::int64_t b, bool ceil)
+{
+    std::int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != ceil))
+        q += ceil ? 1 : -1;
+    return q;
+}
+
+Shape propagateLeaf(const Layer &l, Shape s)
+{
+    const json &o = l.options;
+    const std::string &ty = l.type;
+    auto need = [&](bool ok, const std::string &what) {
+        if (!ok)
+            fail(l, "cannot take an input of shape " + joinShape(s) + ": " + what);
+    };
+    if (ty == "Linear") {
+        need(!s.empty() && s.back() == o["in_features"].get<std::int64_t>(),
+             "it needs " + std::to_string(o["in_features"].get<std::int64_t>()) + " features in the last dimension");
+        s.back() = o["out_features"].get<std::int64_t>();
+    } else if (ty.starts_with("Conv") || ty.starts_with("MaxPool") || ty.starts_with("AvgPool")) {
+        const bool conv = ty.starts_with("Conv");
+        const bool transposed = ty.starts_with("ConvTranspose");
+        const std::size_t nd = o["kernel_size"].size();
+        need(s.size() == nd + 2 || s.size() == nd + 1,
+             "it needs " + std::to_string(nd + 2) + " dimensions (batch, channels, " + (nd == 1 ? "length" : "height, width") + ")");
+        if (conv)
+            need(s[s.size() - nd - 1] == o["in_channels"].get<std::int64_t>(),
+                 "it needs " + std::to_string(o["in_channels"].get<std::int64_t>()) + " channels");
+        const Shape k = o["kernel_size"].get<Shape>(), st = o["stride"].get<Shape>();
+        const Shape d = o.contains("dilation") ? o["dilation"].get<Shape>() : Shape(nd, 1);
+        const bool ceil = o.value("ceil_mode", false);
+        for (std::size_t i = 0; i < nd; ++i) {
+            std::int64_t &x = s[s.size() - nd + i];
+            if (conv && o["padding"].is_string()) {
+                if (o["padding"] == "valid")
+                    x = (x - d[i] * (k[i] - 1) - 1) / st[i] + 1;
+                need(x > 0, "the output would be empty");
+                continue;
+            }
+            const std::int64_t p = o["padding"][i].get<std::int64_t>();
+            if (transposed) {
+                x = (x - 1) * st[i] - 2 * p + d[i] * (k[i] - 1) + o["output_padding"][i].get<std::int64_t>() + 1;
+            } else {
+                if (!conv)
+                    need(2 * p <= k[i], "padding must be at most half the kernel size");
+                const std::int64_t span = x + 2 * p - d[i] * (k[i] - 1) - 1;
+                need(span >= 0, "the input is smaller than the kernel");
+                std::int64_t out = divRound(span, st[i], ceil && !conv) + 1;
+                if (ceil && !conv && (out - 1) * st[i] >= x + p)
+                    --out;  // PyTorch: the last window must start inside the input or left padding
+                x = out;
+            }
+            need(x > 0, "the output would be empty");
+        }
+        if (conv)
+            s[s.size() - nd - 1] = o["out_channels"].get<std::int64_t>();
+    } else if (ty.starts_with("BatchNorm") || ty.starts_with("InstanceNorm") || ty == "GroupNorm") {
+        const std::int64_t c = ty == "GroupNorm" ? o["num_channels"].get<std::int64_t>() : o["num_features"].get<std::int64_t>();
+        need(s.size() >= 2 && s[1] == c, "it needs " + std::to_string(c) + " channels in dimension 1");
+        if (ty == "BatchNorm1d")
+            need(s.size() == 2 || s.size() == 3, "it needs 2 or 3 dimensions");
+        if (ty == "BatchNorm2d")
+            need(s.size() == 4, "it needs 4 dimensions");
+    } else if (ty == "LayerNorm") {
+        const Shape ns = o["normalized_shape"].get<Shape>();
+        need(s.size() >= ns.size() && std::equal(ns.rbegin(), ns.rend(), s.rbegin()),
+             "its last dimensions must be " + joinShape(ns));
+    } else if (ty == "Embedding") {
+        s.push_back(o["embedding_dim"].get<std::int64_t>());
+    } else if (ty == "Flatten") {
+        if (s.empty())
+            return s;
+        const auto a = normDim(o["start_dim"].get<std::int64_t>(), s.size());
+        const auto b = normDim(o["end_dim"].get<std::int64_t>(), s.size());
+        need(a >= 0 && b < static_cast<std::int64_t>(s.size()) && a <= b, "start_dim/end_dim are outside the input");
+        Shape out(s.begin(), s.begin() + a);
+        out.push_back(std::accumulate(s.begin() + a, s.begin() + b + 1, std::int64_t{1}, std::multiplies<>()));
+        out.insert(out.end(), s.begin() + b + 1, s.end());
+        s = out;
+    } else if (ty.starts_with("Adaptive")) {
+        const json &os = o["output_size"];
+        need(s.size() >= os.size() + 1, "it needs " + std::to_string(os.size() + 1) + " or more dimensions");
+        for (std::size_t i = 0; i < os.size(); ++i)
+            if (!os[i].is_null())
+                s[s.size() - os.size() + i] = os[i].get<std::int64_t>();
+    } else if (ty == "Softmax" || ty == "LogSoftmax") {
+        if (!o["dim"].is_null()) {
+            const auto d = normDim(o["dim"].get<std::int64_t>(), s.size());
+            need(d >= 0 && d < static_cast<std::int64_t>(s.size()), "dim is outside the input");
+        }
+    } else if (ty == "PReLU") {
+        const auto n = o["num_parameters"].get<std::int64_t>();
+        need(n == 1 || (s.size() >= 2 && s[1] == n), "it needs " + std::to_string(n) + " channels in dimension 1");
+    }
+    return s;
+}
+
+Shape propagate(const Layer &l, Shape s)
+{
+    if (!l.isContainer())
+        return propagateLeaf(l, std::move(s));
+    for (const auto &c : l.children)
+        s = propagate(c, std::move(s));
+    return s;
+}
+
+// One sample's shape from the first layer that constrains it; unknown spatial sizes are found by
+// trying the usual image sizes until the whole network accepts one.
+void inferInput(Architecture &a, const Document &doc)
+{
+    const auto leaves = leavesInOrder(a.root);
+    const Layer *first = nullptr;
+    for (const Layer *l : leaves)
+        if (!kWeightless.count(l->type)) {
+            first = l;
+            break;
+        }
+    if (!first)
+        return;
+    const json &o = first->options;
+    const std::string &ty = first->type;
+    Shape shape;
+    if (ty == "Linear")
+        shape = {o["in_features"].get<std::int64_t>()};
+    else if (ty == "BatchNorm1d")
+        shape = {o["num_features"].get<std::int64_t>()};
+    else if (ty == "LayerNorm")
+        shape = o["normalized_shape"].get<Shape>();
+    else if (ty == "Embedding") {
+        shape = {-1};
+        a.integerInput = true;
+    } else if (ty == "Conv1d" || ty == "ConvTranspose1d" || ty == "InstanceNorm1d")
+        shape = {o.contains("in_channels") ? o["in_channels"].get<std::int64_t>() : o["num_features"].get<std::int64_t>(), -1};
+    else if (ty == "Conv2d" || ty == "ConvTranspose2d")
+        shape = {o["in_channels"].get<std::int64_t>(), -1, -1};
+    else if (ty == "BatchNorm2d" || ty == "InstanceNorm2d")
+        shape = {o["num_features"].get<std::int64_t>(), -1, -1};
+    else if (ty == "GroupNorm")
+        shape = {o["num_channels"].get<std::int64_t>(), -1, -1};
+    else
+        return;
+    // A package may say the size: input_shape / input_size / image_size (a list), at the root or in model_config.
+    for (const ValuePtr &where : {doc.root, doc.root && doc.root->isDict() ? doc.root->get("model_config") : nullptr}) {
+        if (!where || !where->isDict())
+            continue;
+        for (const char *key : {"input_shape", "input_size", "image_size"}) {
+            auto v = where->get(key);
+            if (!v || !v->isSequence())
+                continue;
+            Shape given;
+            for (const auto &x : v->items())
+                if (x && x->isInt())
+                    given.push_back(x->asInt());
+            // [C, H, W] or [H, W] for the spatial sizes.
+            if (given.size() == shape.size() && (given[0] == shape[0] || shape[0] == -1))
+                shape = given;
+            else if (given.size() + 1 == shape.size())
+                std::copy(given.begin(), given.end(), shape.begin() + 1);
+        }
+    }
+    if (std::find(shape.begin(), shape.end(), -1) != shape.end() && !a.integerInput) {
+        std::vector<std::int64_t> sizes = {224, 32, 28, 64, 96, 128, 256, 299, 16};
+        for (std::int64_t i = 1; i <= 512; ++i)
+            sizes.push_back(i);
+        for (std::int64_t size : sizes) {
+            Shape trial{1};
+            for (auto d : shape)
+                trial.push_back(d == -1 ? size : d);
+            try {
+                propagate(a.root, trial);
+                shape.assign(trial.begin() + 1, trial.end());
+                break;
+            } catch (const FormatError &) {
+            }
+        }
+    }
+    a.inputShape = shape;
+}
+
+void finish(Architecture &a, const Document &doc)
+{
+    inferInput(a, doc);
+    const auto leaves = leavesInOrder(a.root);
+    for (auto it = leaves.rbegin(); it != leaves.rend(); ++it) {
+        const std::string &ty = (*it)->type;
+        if (kWeightless.count(ty) || ty == "Flatten")
+            continue;
+        if (ty == "LogSoftmax")
+            a.output = Architecture::Output::LogProbabilities;
+        else if (ty == "Softmax" || ty == "Sigmoid")
+            a.output = Architecture::Output::Probabilities;
+        break;
+    }
+    // A full check of the chain before anything runs: wrong widths between layers are caught here.
+    if (!a.inputShape.empty() && std::find(a.inputShape.begin(), a.inputShape.end(), -1) == a.inputShape.end()) {
+        Shape trial{1};
+        trial.insert(trial.end(), a.inputShape.begin(), a.inputShape.end());
+        propagate(a.root, trial);
+    }
+}
+
+std::string optionText(const json &v)
+{
+    if (v.is_array()) {
+        std::string s = "(";
+        for (std::size_t i = 0; i < v.size(); ++i)
+            s += (i ? ", " : "") + optionText(v[i]);
+        return s + (v.size() == 1 ? ",)" : ")");
+    }
+    if (v.is_null())
+        return "None";
+    if (v.is_boolean())
+        return v.get<bool>() ? "True" : "False";
+    if (v.is_string())
+        return "'" + v.get<std::string>() + "'";
+    if (v.is_number_float())
+        return formatFloat(v.get<double>());
+    return v.dump();
+}
+
+void describe(const Layer &l, int depth, std::vector<std::string> &out)
+{
+    std::string line(static_cast<std::size_t>(depth) * 2, ' ');
+    line += (l.name.empty() ? std::string("(model)") : l.name) + ": ";
+    if (l.isContainer()) {
+        line += l.type == "Sequential" ? "Sequential" : lastComponent(l.pythonClass) + " (children in order)";
+        out.push_back(line);
+        for (const auto &c : l.children)
+            describe(c, depth + 1, out);
+        return;
+    }
+    line += l.type + "(";
+    bool firstOption = true;
+    for (const auto &[k, v] : l.options.items()) {
+        line += (firstOption ? "" : ", ") + k + "=" + optionText(v);
+        firstOption = false;
+    }
+    out.push_back(line + ")");
+}
+
+std::string activationLayer(const std::string &activation)
+{
+    static const std::map<std::string, std::string> kTypes = {
+        {"relu", "ReLU"}, {"tanh", "Tanh"}, {"sigmoid", "Sigmoid"}, {"gelu", "GELU"}, {"silu", "SiLU"},
+        {"elu", "ELU"},   {"leaky_relu", "LeakyReLU"}, {"none", ""}};
+    auto it = kTypes.find(activation);
+    if (it == kTypes.end())
+        throw FormatError("unknown activation '" + activation +
+                          "' (relu, tanh, sigmoid, gelu, silu, elu, leaky_relu or none)");
+    return it->second;
+}
+
+} // namespace
+
+std::string sourceName(Architecture::Source source)
+{
+    switch (source) {
+    case Architecture::Source::TorchScript: return "torchscript";
+    case Architecture::Source::ModuleTree: return "module_tree";
+    case Architecture::Source::ScriptArchitecture: return "torchscript_architecture";
+    case Architecture::Source::Spec: return "spec";
+    case Architecture::Source::PackageSpec: return "package_spec";
+    case Architecture::Source::InferredMlp: return "inferred_mlp";
+    }
+    return {};
+}
+
+const std::vector<std::string> &supportedLayerTypes()
+{
+    static const std::vector<std::string> kTypes = {
+        "Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
+        "InstanceNorm1d", "InstanceNorm2d", "LayerNorm", "GroupNorm", "Embedding", "Dropout", "Dropout1d", "Dropout2d",
+        "AlphaDropout", "Identity", "Flatten", "ReLU", "ReLU6", "LeakyReLU", "PReLU", "GELU", "SiLU", "Mish", "ELU",
+        "Softplus", "Hardtanh", "Hardswish", "Hardsigmoid", "Softsign", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+        "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+        "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Sequential"};
+    return kTypes;
+}
+
+std::vector<const Layer *> leavesInOrder(const Layer &root)
+{
+    std::vector<const Layer *> out;
+    collectLeaves(root, out);
+    return out;
+}
+
+std::vector<std::int64_t> propagateShape(const Layer &root, std::vector<std::int64_t> shape)
+{
+    return propagate(root, std::move(shape));
+}
+
+Architecture architectureFromSpec(const Document &doc, const nlohmann::ordered_json &specIn, Architecture::Source source)
+{
+    const std::string where = source == Architecture::Source::PackageSpec ? doc.path + ": the package's architecture"
+                                                                          : std::string("architecture spec");
+    json spec = specIn;
+    json inputShape;
+    if (spec.is_object()) {
+        inputShape = spec.value("input_shape", json());
+        spec = spec.value("layers", json());
+    }
+    if (!spec.is_array() || spec.empty())
+        throw FormatError(where + ": expected a JSON list of layers, e.g. [{\"type\": \"Linear\", \"name\": \"fc1\"}, "
+                                  "{\"type\": \"ReLU\"}]");
+    if (!doc.hasStateDict)
+        throw FormatError(doc.path + ": the file holds no state dict to run with an architecture");
+    Architecture a;
+    a.source = source;
+    a.weights = doc.stateDict;
+    a.root.type = "Sequential";
+    std::map<std::string, Shape> all;
+    for (const auto &w : a.weights)
+        all[w.name] = w.ref().shape;
+    std::set<std::string> used, names;
+    for (std::size_t i = 0; i < spec.size(); ++i) {
+        const json &item = spec[i];
+        if (!item.is_object() || !item.contains("type") || !item["type"].is_string())
+            throw FormatError(where + ": layer " + std::to_string(i) + " needs a \"type\"");
+        Layer l;
+        l.type = item["type"].get<std::string>();
+        for (const char *prefix : {"torch.nn.", "nn."})
+            if (l.type.starts_with(prefix))
+                l.type = l.type.substr(std::string(prefix).size());
+        l.name = item.contains("name") && item["name"].is_string() ? item["name"].get<std::string>() : std::to_string(i);
+        l.path = l.name;
+        if (l.name.empty() || !names.insert(l.name).second)
+            throw FormatError(where + ": layer " + std::to_string(i) + " has an empty or repeated name '" + l.name + "'");
+        if (!isSupported(l.type) || l.type == "Sequential")
+            throw FormatError(where + ": layer " + l.name + ": type '" + l.type + "' is not supported");
+        for (const auto &[k, v] : item.items())
+            if (k != "type" && k != "name")
+                l.options[k] = v;
+        TensorShapes tensors;
+        const std::string prefix = l.name + ".";
+        for (const auto &[n, s] : all)
+            if (n.starts_with(prefix) && n.find('.', prefix.size()) == std::string::npos)
+                tensors[n.substr(prefix.size())] = s;
+        for (const auto &n : completeLeaf(l, tensors)) {
+            l.tensors.push_back(n);
+            used.insert(l.tensorName(n));
+        }
+        a.root.children.push_back(std::move(l));
+    }
+    std::string unused;
+    for (const auto &w : a.weights)
+        if (!used.count(w.name) && !w.name.ends_with("num_batches_tracked"))
+            unused += (unused.empty() ? "" : ", ") + w.name + " " + shapeText(w.ref().shape);
+    if (!unused.empty())
+        throw FormatError(where + " does not match the weights: no layer uses " + unused);
+    if (source == Architecture::Source::PackageSpec)
+        a.assumptions.push_back("layers and their order as the package's 'architecture' entry lists them");
+    else if (source == Architecture::Source::Spec)
+        a.assumptions.push_back("layers and their order as the given spec lists them");
+    if (inputShape.is_array() && !inputShape.empty()) {
+        try {
+            a.inputShape = inputShape.get<Shape>();
+        } catch (const std::exception &) {
+            throw FormatError(where + ": input_shape must be a list of integers");
+        }
+    }
+    const Shape given = a.inputShape;
+    finish(a, doc);
+    if (!given.empty())
+        a.inputShape = given;
+    return a;
+}
+
+std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const std::string &activation, std::string *why)
+{
+    auto no = [why](std::string reason) -> std::optional<json> {
+        if (why)
+            *why = std::move(reason);
+        return std::nullopt;
+    };
+    const std::string act = activationLayer(activation);
+    if (!doc.hasStateDict || doc.stateDict.empty())
+        return no("the file holds no state dict");
+    std::map<std::string, const TensorRef *> byName;
+    for (const auto &w : doc.stateDict)
+        byName[w.name] = &w.ref();
+    json layers = json::array();
+    std::set<std::string> used;
+    std::int64_t width = -1;
+    for (const auto &w : doc.stateDict) {
+        if (!w.name.ends_with(".weight") && w.name != "weight")
+            continue;
+        const std::string prefix = w.name.size() > 7 ? w.name.substr(0, w.name.size() - 7) : "";
+        const auto &s = w.ref().shape;
+        if (s.size() != 2)
+            return no(w.name + " has shape " + shapeText(s) + ": not a Linear layer's weight");
+        if (width != -1 && s[1] != width)
+            return no(w.name + " takes " + std::to_string(s[1]) + " features but the layer before gives " +
+                      std::to_string(width));
+        width = s[0];
+        if (!layers.empty() && !act.empty())
+            layers.push_back({{"type", act}, {"name", "activation" + std::to_string(layers.size())}});
+        json layer = {{"type", "Linear"}, {"name", prefix}, {"in_features", s[1]}, {"out_features", s[0]}};
+        used.insert(w.name);
+        if (auto b = byName.find(prefix.empty() ? "bias" : prefix + ".bias"); b != byName.end())
+            used.insert(b->first);
+        else
+            layer["bias"] = false;
+        layers.push_back(layer);
+    }
+    if (layers.empty())
+        return no("no tensor is a Linear weight");
+    for (const auto &w : doc.stateDict)
+        if (!used.count(w.name))
+            return no(w.name + " " + shapeText(w.ref().shape) + " belongs to no Linear layer");
+    // Activation layers get names that cannot collide with the weights' prefixes.
+    for (auto &l : layers)
+        if (l["type"] != "Linear") {
+            std::string n = l["name"].get<std::string>();
+            while (byName.count(n + ".weight") || byName.count(n + ".bias"))
+                n = "_" + n;
+            l["name"] = n;
+        }
+    return layers;
+}
+
+nlohmann::ordered_json specOf(const Architecture &arch)
+{
+    json out = json::array();
+    for (const Layer *l : leavesInOrder(arch.root)) {
+        json item = {{"type", l->type}, {"name", l->path}};
+        for (const auto &[k, v] : l->options.items())
+            item[k] = v;
+        out.push_back(item);
+    }
+    return out;
+}
+
+std::vector<std::string> describeArchitecture(const Architecture &arch)
+{
+    std::vector<std::string> out;
+    if (arch.source == Architecture::Source::TorchScript || arch.source == Architecture::Source::ScriptArchitecture) {
+        out.push_back("TorchScript: " + arch.scriptPath);
+        return out;
+    }
+    describe(arch.root, 0, out);
+    return out;
+}
+
+Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest &request)
+{
+    if (!request.scriptPath.empty() && !request.spec.empty())
+        throw FormatError("give either a TorchScript architecture or a spec, not both");
+    if (!request.scriptPath.empty()) {
+        if (!doc.hasStateDict)
+            throw FormatError(doc.path + ": the file holds no state dict to load into " + request.scriptPath);
+        Architecture a;
+        a.source = Architecture::Source::ScriptArchitecture;
+        a.exact = true;
+        a.scriptPath = request.scriptPath;
+        a.weights = doc.stateDict;
+        return a;
+    }
+    if (!request.spec.empty()) {
+        json spec;
+        try {
+            spec = json::parse(request.spec);
+        } catch (const std::exception &e) {
+            throw FormatError(std::string("architecture spec is not valid JSON: ") + e.what());
+        }
+        return architectureFromSpec(doc, spec, Architecture::Source::Spec);
+    }
+    if (doc.format == ContainerFormat::TorchScript || doc.kind == DocumentKind::ScriptModule) {
+        Architecture a;
+        a.source = Architecture::Source::TorchScript;
+        a.exact = true;
+        a.scriptPath = doc.path;
+        a.weights = doc.stateDict;
+        return a;
+    }
+    if (doc.hasStateDict && doc.stateDictSource == "module_tree") {
+        ValuePtr module = doc.stateDictPath.empty() ? doc.root : findPath(doc.root, doc.stateDictPath);
+        if (!module || !isModule(*module))
+            throw FormatError(doc.path + ": the module tree could not be found");
+        Architecture a;
+        a.source = Architecture::Source::ModuleTree;
+        a.weights = doc.stateDict;
+        std::unordered_set<const Value *> seen;
+        try {
+            a.root = layerFromModule(*module, "", "", seen, 0, a.assumptions);
+        } catch (const FormatError &e) {
+            throw FormatError(doc.path + ": " + e.what());
+        }
+        a.exact = a.assumptions.empty();
+        finish(a, doc);
+        return a;
+    }
+    if (doc.hasStateDict && doc.root && doc.root->isDict())
+        if (auto spec = doc.root->get("architecture"); spec && (spec->isSequence() || spec->isDict()))
+            return architectureFromSpec(doc, valueToJson(spec), Architecture::Source::PackageSpec);
+    if (!doc.hasStateDict)
+        throw FormatError(doc.path + ": the file holds no weights to run");
+    std::string why;
+    auto spec = inferMlpSpec(doc, request.activation, &why);
+    if (!spec)
+        throw FormatError(doc.path + ": a state dict alone does not say its architecture, and it is not a chain of "
+                                     "Linear layers (" + why + "): give a TorchScript file of the model (--arch) or "
+                                     "a spec (--arch-spec)");
+    Architecture a = architectureFromSpec(doc, *spec, Architecture::Source::InferredMlp);
+    a.assumptions.clear();
+    std::string widths;
+    for (const Layer *l : leavesInOrder(a.root))
+        if (l->type == "Linear")
+            widths += (widths.empty() ? std::to_string(l->options["in_features"].get<std::int64_t>()) : "") + " -> " +
+                      std::to_string(l->options["out_features"].get<std::int64_t>());
+    a.assumptions.push_back("a chain of Linear layers read from the weight shapes: " + widths);
+    a.assumptions.push_back(request.activation == "none"
+                                ? std::string("no activation between the layers (chosen; the weights cannot tell)")
+                                : "activation " + activationLayer(request.activation) +
+                                      " between the layers (chosen; the weights cannot tell), none after the last");
+    return a;
+}
+
+} // namespace ckpt

@@ -1,0 +1,256 @@
+#include "predictioninput.h"
+
+#include "error.h"
+
+#include <algorithm>
+#include <bit>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+namespace ckpt {
+
+namespace {
+
+std::vector<std::string> splitFields(const std::string &text)
+{
+    std::vector<std::string> out;
+    // Commas (or semicolons, tabs) separate; spaces alone separate only when there is no comma.
+    const bool hasDelimiter = text.find_first_of(",;\t") != std::string::npos;
+    std::string cur;
+    auto flush = [&] {
+        auto b = cur.find_first_not_of(" \r");
+        auto e = cur.find_last_not_of(" \r");
+        out.push_back(b == std::string::npos ? std::string() : cur.substr(b, e - b + 1));
+        cur.clear();
+    };
+    for (char c : text) {
+        if (hasDelimiter ? (c == ',' || c == ';' || c == '\t') : (c == ' ' || c == '\r')) {
+            if (hasDelimiter || !cur.empty())
+                flush();
+        } else {
+            cur += c;
+        }
+    }
+    if (hasDelimiter || !cur.empty())
+        flush();
+    if (!hasDelimiter)
+        out.erase(std::remove(out.begin(), out.end(), std::string()), out.end());
+    return out;
+}
+
+bool toNumber(const std::string &field, double &out)
+{
+    std::string f = field;
+    if (f.size() >= 2 && (f.front() == '"' || f.front() == '\'') && f.back() == f.front())
+        f = f.substr(1, f.size() - 2);
+    if (f.empty())
+        return false;
+    std::string lower = f;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (lower == "nan") {
+        out = std::nan("");
+        return true;
+    }
+    if (lower == "inf" || lower == "+inf" || lower == "-inf") {
+        out = lower[0] == '-' ? -INFINITY : INFINITY;
+        return true;
+    }
+    const char *b = f.data() + (f[0] == '+' ? 1 : 0);
+    const char *e = f.data() + f.size();
+    auto [p, ec] = std::from_chars(b, e, out);
+    return ec == std::errc() && p == e;
+}
+
+} // namespace
+
+std::vector<double> parseRow(const std::string &text, const std::string &where)
+{
+    std::vector<double> out;
+    const auto fields = splitFields(text);
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        double v = 0;
+        if (!toNumber(fields[i], v))
+            throw FormatError(where + ", value " + std::to_string(i + 1) + ": '" + fields[i] + "' is not a number");
+        out.push_back(v);
+    }
+    if (out.empty())
+        throw FormatError(where + ": no values");
+    return out;
+}
+
+InputTable parseCsv(const std::string &text, const std::string &where)
+{
+    InputTable t;
+    std::istringstream in(text);
+    std::string line;
+    std::int64_t rows = 0, lineNo = 0;
+    while (std::getline(in, line)) {
+        ++lineNo;
+        if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t\r")] == '#')
+            continue;
+        if (rows == 0 && t.header.empty()) {
+            // A first row with no number at all is a header of names.
+            const auto fields = splitFields(line);
+            double dummy = 0;
+            if (!fields.empty() && std::none_of(fields.begin(), fields.end(), [&](const std::string &f) { return toNumber(f, dummy); })) {
+                t.header = fields;
+                continue;
+            }
+        }
+        auto row = parseRow(line, where + ", line " + std::to_string(lineNo));
+        if (rows == 0)
+            t.shape = {0, static_cast<std::int64_t>(row.size())};
+        else if (static_cast<std::int64_t>(row.size()) != t.shape[1])
+            throw FormatError(where + ", line " + std::to_string(lineNo) + ": " + std::to_string(row.size()) +
+                              " values, the first row has " + std::to_string(t.shape[1]));
+        t.values.insert(t.values.end(), row.begin(), row.end());
+        ++rows;
+    }
+    if (rows == 0)
+        throw FormatError(where + ": no rows of numbers");
+    if (!t.header.empty() && static_cast<std::int64_t>(t.header.size()) != t.shape[1])
+        throw FormatError(where + ": the header names " + std::to_string(t.header.size()) + " columns, the rows have " +
+                          std::to_string(t.shape[1]));
+    t.shape[0] = rows;
+    return t;
+}
+
+InputTable parseNpy(const std::string &bytes, const std::string &where)
+{
+    auto bad = [&where](const std::string &what) { return FormatError(where + ": " + what); };
+    if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0)
+        throw bad("not a .npy file (no \\x93NUMPY magic)");
+    const auto major = static_cast<unsigned char>(bytes[6]);
+    std::size_t headerLen = 0, start = 0;
+    if (major == 1) {
+        headerLen = static_cast<unsigned char>(bytes[8]) | (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+        start = 10;
+    } else if (major == 2 || major == 3) {
+        if (bytes.size() < 12)
+            throw bad("truncated header");
+        for (int i = 0; i < 4; ++i)
+            headerLen |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+        start = 12;
+    } else {
+        throw bad("unknown .npy version " + std::to_string(major));
+    }
+    if (headerLen > bytes.size() - start)
+        throw bad("the header runs past the end of the file");
+    const std::string header = bytes.substr(start, headerLen);
+    auto field = [&](const std::string &key) {
+        const auto k = header.find("'" + key + "'");
+        if (k == std::string::npos)
+            throw bad("the header has no '" + key + "'");
+        auto p = header.find(':', k);
+        if (p == std::string::npos)
+            throw bad("malformed header");
+        return p + 1;
+    };
+    std::size_t p = field("descr");
+    const auto q1 = header.find('\'', p), q2 = q1 == std::string::npos ? q1 : header.find('\'', q1 + 1);
+    if (q2 == std::string::npos)
+        throw bad("malformed descr");
+    const std::string descr = header.substr(q1 + 1, q2 - q1 - 1);
+    p = field("fortran_order");
+    const bool fortran = header.compare(header.find_first_not_of(' ', p), 4, "True") == 0;
+    p = field("shape");
+    const auto open = header.find('(', p), close = header.find(')', p);
+    if (open == std::string::npos || close == std::string::npos || close < open)
+        throw bad("malformed shape");
+    InputTable t;
+    std::int64_t count = 1;
+    std::stringstream shapeText(header.substr(open + 1, close - open - 1));
+    std::string dim;
+    while (std::getline(shapeText, dim, ',')) {
+        dim.erase(std::remove(dim.begin(), dim.end(), ' '), dim.end());
+        if (dim.empty())
+            continue;
+        std::int64_t d = 0;
+        auto [e, ec] = std::from_chars(dim.data(), dim.data() + dim.size(), d);
+        if (ec != std::errc() || e != dim.data() + dim.size() || d < 0)
+            throw bad("malformed shape dimension '" + dim + "'");
+        if (d > 0 && count > (std::int64_t{1} << 34) / d)
+            throw bad("the array is too large");
+        count *= d;
+        t.shape.push_back(d);
+    }
+    if (descr.size() < 3)
+        throw bad("unsupported dtype '" + descr + "'");
+    const char order = descr[0], kind = descr[1];
+    int size = 0;
+    std::from_chars(descr.data() + 2, descr.data() + descr.size(), size);
+    const bool swap = size > 1 && ((order == '>' && std::endian::native == std::endian::little) ||
+                                   (order == '<' && std::endian::native == std::endian::big));
+    if (!((kind == 'f' && (size == 2 || size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
+          (kind == 'b' && size == 1)))
+        throw bad("unsupported dtype '" + descr + "' (floats, integers and bools are)");
+    const std::size_t dataStart = start + headerLen;
+    if (bytes.size() - dataStart < static_cast<std::size_t>(count) * static_cast<std::size_t>(size))
+        throw bad("the data are shorter than the shape " + std::string("needs"));
+    t.values.resize(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i) {
+        unsigned char b[8];
+        std::memcpy(b, bytes.data() + dataStart + static_cast<std::size_t>(i) * size, static_cast<std::size_t>(size));
+        if (swap)
+            std::reverse(b, b + size);
+        double v = 0;
+        if (kind == 'f' && size == 8) { double x; std::memcpy(&x, b, 8); v = x; }
+        else if (kind == 'f' && size == 4) { float x; std::memcpy(&x, b, 4); v = x; }
+        else if (kind == 'f') {
+            std::uint16_t h; std::memcpy(&h, b, 2);
+            const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+            v = e == 0 ? std::ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(m + 1024, e - 25);
+            if (h & 0x8000) v = -v;
+        }
+        else if (kind == 'b') v = b[0] ? 1 : 0;
+        else if (kind == 'u') { std::uint64_t x = 0; std::memcpy(&x, b, static_cast<std::size_t>(size)); if (std::endian::native == std::endian::big) x >>= 64 - 8 * size; v = static_cast<double>(x); }
+        else { std::int64_t x = 0; std::memcpy(&x, b, static_cast<std::size_t>(size)); if (std::endian::native == std::endian::big) x >>= 64 - 8 * size; else { const int sh = 64 - 8 * size; x = (x << sh) >> sh; } v = static_cast<double>(x); }
+        t.values[static_cast<std::size_t>(i)] = v;
+    }
+    if (fortran && t.shape.size() > 1) {
+        // Column-major to row-major.
+        std::vector<double> c(t.values.size());
+        std::vector<std::int64_t> idx(t.shape.size(), 0);
+        for (std::int64_t i = 0; i < count; ++i) {
+            std::int64_t f = 0, stride = 1;
+            for (std::size_t d = 0; d < t.shape.size(); ++d) {
+                f += idx[d] * stride;
+                stride *= t.shape[d];
+            }
+            c[static_cast<std::size_t>(i)] = t.values[static_cast<std::size_t>(f)];
+            for (std::size_t d = t.shape.size(); d-- > 0;) {
+                if (++idx[d] < t.shape[d])
+                    break;
+                idx[d] = 0;
+            }
+        }
+        t.values = std::move(c);
+    }
+    return t;
+}
+
+std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample)
+{
+    const bool known = !sample.empty() && std::none_of(sample.begin(), sample.end(), [](std::int64_t d) { return d < 0; });
+    if (!known)
+        return {rows, columns};
+    std::int64_t n = 1;
+    for (auto d : sample)
+        n *= d;
+    if (n != columns)
+        throw FormatError("each sample has " + std::to_string(columns) + " values; the model takes " + std::to_string(n) +
+                          " (shape " + [&sample] {
+                              std::string s = "[";
+                              for (std::size_t i = 0; i < sample.size(); ++i)
+                                  s += (i ? ", " : "") + std::to_string(sample[i]);
+                              return s + "]";
+                          }() + ")");
+    std::vector<std::int64_t> out{rows};
+    out.insert(out.end(), sample.begin(), sample.end());
+    return out;
+}
+
+} // namespace ckpt

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ckpt {
+
+// Numbers for a prediction: a batch of rows, or an array with its shape (batch first).
+struct InputTable {
+    std::vector<std::int64_t> shape;   // [rows, columns] for text; the array's shape for .npy
+    std::vector<double> values;        // row-major
+    std::vector<std::string> header;   // column names when the CSV block had a header row
+};
+
+// One row of numbers separated by commas, semicolons, tabs or spaces ("0.5, 1, -2e-3").
+// Throws FormatError naming the value that is not a number (`where` says which row).
+std::vector<double> parseRow(const std::string &text, const std::string &where = "input");
+
+// A CSV block: one sample per line, blank lines skipped, an optional header row of names.
+// Every row must have as many values as the first. Throws FormatError naming the row and value.
+InputTable parseCsv(const std::string &text, const std::string &where = "input");
+
+// A .npy file's array (little- or big-endian float16/32/64, int8-64, uint8-64, bool; C or
+// Fortran order) as doubles. Throws FormatError saying what is wrong with the file.
+InputTable parseNpy(const std::string &bytes, const std::string &where);
+
+// The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
+// sample shape is fully known (its product must equal `columns`), else [rows, columns]. Throws
+// FormatError when the counts disagree.
+std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample);
+
+} // namespace ckpt

@@ -1,0 +1,288 @@
+// The prediction pane offscreen, judged by PyTorch: the generator's cases (expected.json,
+// __predict__) run through the pane's own inputs — the form, a pasted CSV batch, a PNG image —
+// must give PyTorch's logits and probabilities within 1e-5, with the package's normalisation
+// shown and switchable, the architecture's source and assumptions visible, devices listed (CUDA
+// disabled with its reason when LibTorch has none), and errors shown in the pane.
+#include "computeloader.h"
+#include "document.h"
+#include "predictionview.h"
+#include "testdata.h"
+
+#include <QChart>
+#include <QChartView>
+#include <QCheckBox>
+#include <QClipboard>
+#include <QComboBox>
+#include <QGuiApplication>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStandardItemModel>
+#include <QTabWidget>
+#include <QTableWidget>
+#include <QTest>
+
+#include <cmath>
+
+using namespace ckpt;
+
+namespace {
+
+QJsonObject predictCase(const QString &name)
+{
+    const auto cases = test::expectedListing().value(QStringLiteral("__predict__")).toObject().value(QStringLiteral("cases")).toArray();
+    for (const auto &c : cases)
+        if (c.toObject().value(QStringLiteral("name")).toString() == name)
+            return c.toObject();
+    return {};
+}
+
+// The rows a case passes with --input, as CSV lines.
+QString inputRows(const QJsonObject &c)
+{
+    QStringList rows;
+    const auto args = c.value(QStringLiteral("args")).toArray();
+    for (int i = 0; i + 1 < args.size(); ++i)
+        if (args[i].toString() == QLatin1String("--input"))
+            rows << args[i + 1].toString();
+    return rows.join(QLatin1Char('\n'));
+}
+
+double worst(const PredictionResult &r, const QJsonArray &want, bool probabilities)
+{
+    double w = 0;
+    if (static_cast<int>(r.outputs.size()) != want.size())
+        return INFINITY;
+    for (int i = 0; i < want.size(); ++i) {
+        const auto &got = probabilities ? r.outputs[static_cast<std::size_t>(i)].probabilities : r.outputs[static_cast<std::size_t>(i)].logits;
+        const auto row = want[i].toArray();
+        if (static_cast<int>(got.size()) != row.size())
+            return INFINITY;
+        for (int j = 0; j < row.size(); ++j)
+            w = std::max(w, std::abs(got[static_cast<std::size_t>(j)] - row[j].toDouble()));
+    }
+    return w;
+}
+
+bool runAndWait(PredictionView &view)
+{
+    QSignalSpy spy(&view, &PredictionView::finished);
+    view.runButton()->click();
+    // Input errors end the run at once; runs end on a worker thread.
+    if (spy.isEmpty() && !spy.wait(60000))
+        return false;
+    return spy.first().first().toBool();
+}
+
+} // namespace
+
+class TestPredictionView : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void packageBatchMatchesTorch_data();
+    void packageBatchMatchesTorch();
+    void formAndQuickFills();
+    void imageMatchesTorch();
+    void devicesAndErrors();
+    void architectureChoices();
+};
+
+void TestPredictionView::packageBatchMatchesTorch_data()
+{
+    QTest::addColumn<QString>("caseName");
+    QTest::addColumn<bool>("normalize");
+    QTest::newRow("seed package, normalised") << QStringLiteral("seed inference package, normalised") << true;
+    QTest::newRow("seed package, normalisation off") << QStringLiteral("seed inference package, --no-normalize") << false;
+    QTest::newRow("full SimpleNN") << QStringLiteral("full SimpleNN") << false;
+    QTest::newRow("TorchScript") << QStringLiteral("TorchScript file") << false;
+    QTest::newRow("embedding") << QStringLiteral("layer zoo: Embedding") << false;
+}
+
+void TestPredictionView::packageBatchMatchesTorch()
+{
+    QFETCH(QString, caseName);
+    QFETCH(bool, normalize);
+    const QJsonObject c = predictCase(caseName);
+    QVERIFY2(!c.isEmpty(), qPrintable(caseName));
+    PredictionView view;
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+    QCOMPARE(QString::fromStdString(sourceName(view.architecture()->source)), c.value(QStringLiteral("source")).toString());
+    QCOMPARE(view.normalizeBox()->isChecked(), c.value(QStringLiteral("file")).toString() == QLatin1String("predict_package.pth"));
+    view.normalizeBox()->setChecked(normalize);
+    view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
+    view.batchEdit()->setPlainText(inputRows(c));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    QCOMPARE(view.result().normalized, c.value(QStringLiteral("normalized")).toBool());
+    const auto expected = c.value(QStringLiteral("expected")).toObject();
+    const double dl = worst(view.result(), expected.value(QStringLiteral("logits")).toArray(), false);
+    const double dp = worst(view.result(), expected.value(QStringLiteral("probabilities")).toArray(), true);
+    QVERIFY2(dl <= 1e-5, qPrintable(QStringLiteral("logits differ by %1").arg(dl)));
+    QVERIFY2(dp <= 1e-5, qPrintable(QStringLiteral("probabilities differ by %1").arg(dp)));
+    QCOMPARE(view.resultsTable()->rowCount(), static_cast<int>(view.result().outputs.size()));
+    // The class names of the package label the table, the chart and the copied JSON.
+    const auto classes = c.value(QStringLiteral("classes")).toArray();
+    if (!classes.isEmpty()) {
+        const auto best = view.result().outputs[0].argmax;
+        QCOMPARE(view.resultsTable()->item(0, 1)->text(), classes[static_cast<int>(best)].toString());
+    }
+    QVERIFY(view.chartView()->chart() && !view.chartView()->chart()->series().isEmpty());
+    const auto json = QJsonDocument::fromJson(view.resultJson().toUtf8()).object();
+    QCOMPARE(json.value(QStringLiteral("outputs")).toArray().size(), static_cast<int>(view.result().outputs.size()));
+    QCOMPARE(json.value(QStringLiteral("architecture")).toObject().value(QStringLiteral("source")).toString(),
+             c.value(QStringLiteral("source")).toString());
+    view.copyText();
+    QVERIFY(QGuiApplication::clipboard()->text().contains(QLatin1String("latency")));
+}
+
+void TestPredictionView::formAndQuickFills()
+{
+    const QJsonObject c = predictCase(QStringLiteral("seed save_for_inference preprocessing, CSV with header"));
+    QVERIFY(!c.isEmpty());
+    PredictionView view;
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    // One field per feature, named as the package names them.
+    QCOMPARE(view.shapeEdit()->text(), QStringLiteral("10"));
+    QCOMPARE(view.formTable()->rowCount(), 10);
+    QCOMPARE(view.formTable()->item(3, 0)->text(), QStringLiteral("f3"));
+    QVERIFY(view.architectureLabel()->text().contains(QLatin1String("assumption")) ||
+            view.architectureLabel()->text().contains(QLatin1String("ReLU")));
+    // The batch file with its header pasted; row 3 copied into the form gives PyTorch's third sample.
+    QFile csv(test::fixturePath(QStringLiteral("predict_rows.csv")));
+    QVERIFY(csv.open(QIODevice::ReadOnly));
+    view.batchEdit()->setPlainText(QString::fromUtf8(csv.readAll()));
+    view.fillFromBatchRow(2);
+    QCOMPARE(view.inputTabs()->currentIndex(), int(PredictionView::FormTab));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    const auto want = c.value(QStringLiteral("expected")).toObject().value(QStringLiteral("logits")).toArray()[2].toArray();
+    QCOMPARE(view.result().outputs.size(), std::size_t{1});
+    for (int j = 0; j < want.size(); ++j)
+        QVERIFY(std::abs(view.result().outputs[0].logits[static_cast<std::size_t>(j)] - want[j].toDouble()) <= 1e-5);
+    QCOMPARE(view.resultsTable()->item(0, 1)->text().startsWith(QLatin1String("Negative")) ||
+                 view.resultsTable()->item(0, 1)->text().startsWith(QLatin1String("Positive")),
+             true);
+    // Quick fills: zeros everywhere; random values that parse and run (Ctrl+Enter runs too).
+    view.fillZeros();
+    for (int i = 0; i < 10; ++i)
+        QCOMPARE(view.formTable()->item(i, 1)->text(), QStringLiteral("0"));
+    view.fillRandom();
+    bool anyNonZero = false;
+    for (int i = 0; i < 10; ++i)
+        anyNonZero |= view.formTable()->item(i, 1)->text() != QLatin1String("0");
+    QVERIFY(anyNonZero);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QSignalSpy spy(&view, &PredictionView::finished);
+    view.formTable()->setFocus();
+    QTest::keyClick(view.formTable(), Qt::Key_Return, Qt::ControlModifier);
+    QVERIFY(spy.wait(60000));
+    QVERIFY2(spy.first().first().toBool(), qPrintable(view.runError()));
+}
+
+void TestPredictionView::imageMatchesTorch()
+{
+    const QJsonObject c = predictCase(QStringLiteral("CNN package, per-channel normalisation"));
+    QVERIFY(!c.isEmpty());
+    PredictionView view;
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+    QCOMPARE(view.shapeEdit()->text(), QStringLiteral("3, 12, 12"));
+    QVERIFY(view.normalizeBox()->isChecked());
+    QString error;
+    QVERIFY2(view.loadImage(test::fixturePath(c.value(QStringLiteral("image")).toString()), &error), qPrintable(error));
+    QCOMPARE(view.inputTabs()->currentIndex(), int(PredictionView::ImageTab));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    const auto expected = c.value(QStringLiteral("expected")).toObject();
+    QVERIFY(worst(view.result(), expected.value(QStringLiteral("logits")).toArray(), false) <= 1e-5);
+    QVERIFY(worst(view.result(), expected.value(QStringLiteral("probabilities")).toArray(), true) <= 1e-5);
+    QVERIFY(view.result().normalized);
+    if (const char *dir = std::getenv("CKPT_SCREENSHOT_DIR")) {
+        view.resize(1100, 720);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QTest::qWait(200);
+        QVERIFY(view.grab().save(QString::fromLocal8Bit(dir) + QStringLiteral("/prediction.png")));
+    }
+    // A picture for a model that takes feature vectors is refused with the reason.
+    PredictionView mlp;
+    mlp.setDocument(test::readFixture(QStringLiteral("predict_package.pth")));
+    QVERIFY(!mlp.loadImage(test::fixturePath(c.value(QStringLiteral("image")).toString()), &error));
+    QVERIFY2(error.contains(QLatin1String("does not take images")), qPrintable(error));
+}
+
+void TestPredictionView::devicesAndErrors()
+{
+    PredictionView view;
+    QSignalSpy listed(&view, &PredictionView::devicesListed);
+    view.setDocument(test::readFixture(QStringLiteral("predict_package.pth")));
+    QVERIFY(listed.wait(60000));
+    // The pane lists what LibTorch reports: unavailable devices disabled, with their reason.
+    const auto devices = ComputeLoader::api().devices();
+    QCOMPARE(view.deviceBox()->count(), static_cast<int>(devices.size()));
+    auto *model = qobject_cast<QStandardItemModel *>(view.deviceBox()->model());
+    for (int i = 0; i < view.deviceBox()->count(); ++i) {
+        const auto &d = devices[static_cast<std::size_t>(i)];
+        QCOMPARE(model->item(i)->isEnabled(), d.available);
+        if (!d.available)
+            QVERIFY(model->item(i)->toolTip().contains(QString::fromStdString(d.reason)));
+    }
+    QCOMPARE(view.deviceBox()->currentData(Qt::UserRole).toString(), QStringLiteral("cpu"));
+    // Non-numeric and wrongly sized batches: the pane says what is wrong and keeps working.
+    view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
+    view.batchEdit()->setPlainText(QStringLiteral("1,2,abc,4,5,6,7,8,9,10"));
+    QVERIFY(!runAndWait(view));
+    QVERIFY2(view.statusLabel()->text().contains(QLatin1String("not a number")), qPrintable(view.statusLabel()->text()));
+    view.batchEdit()->setPlainText(QStringLiteral("1,2,3"));
+    QVERIFY(!runAndWait(view));
+    QVERIFY2(view.runError().contains(QLatin1String("10")), qPrintable(view.runError()));
+    // An edited sample shape the model cannot take is refused by the model's own check.
+    view.shapeEdit()->setText(QStringLiteral("3"));
+    QVERIFY(!runAndWait(view));
+    QVERIFY2(view.runError().contains(QLatin1String("10 features")), qPrintable(view.runError()));
+}
+
+void TestPredictionView::architectureChoices()
+{
+    PredictionView view;
+    view.setDocument(test::readFixture(QStringLiteral("predict_state_dict.pth")));
+    QCOMPARE(view.architecture()->source, Architecture::Source::InferredMlp);
+    QVERIFY(view.activationBox()->isEnabled());
+    // The proposed spec is shown for editing; switching the activation changes the assumption.
+    QVERIFY(view.specEdit()->toPlainText().contains(QLatin1String("\"Linear\"")));
+    view.activationBox()->setCurrentText(QStringLiteral("tanh"));
+    QVERIFY(view.architectureLabel()->text().contains(QLatin1String("Tanh")));
+    // A TorchScript architecture that does not fit the weights: the run says which keys.
+    view.scriptPathEdit()->setText(test::fixturePath(QStringLiteral("predict_arch_wide.pt")));
+    view.architectureSource()->setCurrentIndex(1);
+    QCOMPARE(view.architecture()->source, Architecture::Source::ScriptArchitecture);
+    view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
+    view.batchEdit()->setPlainText(QStringLiteral("1,2,3,4,5,6,7,8,9,10"));
+    QVERIFY(!runAndWait(view));
+    QVERIFY2(view.runError().contains(QLatin1String("fc1.weight")), qPrintable(view.runError()));
+    // The matching file runs, exact.
+    const QJsonObject c = predictCase(QStringLiteral("state dict + TorchScript architecture"));
+    view.scriptPathEdit()->setText(test::fixturePath(QStringLiteral("predict_arch.pt")));
+    view.applyArchitecture();
+    QVERIFY(view.architecture()->exact);
+    QStringList rows;
+    const auto args = c.value(QStringLiteral("args")).toArray();
+    for (int i = 0; i + 1 < args.size(); ++i)
+        if (args[i].toString() == QLatin1String("--input"))
+            rows << args[i + 1].toString();
+    view.batchEdit()->setPlainText(rows.join(QLatin1Char('\n')));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    QVERIFY(worst(view.result(), c.value(QStringLiteral("expected")).toObject().value(QStringLiteral("logits")).toArray(), false) <= 1e-5);
+    // A malformed spec is reported where the architecture is shown.
+    view.specEdit()->setPlainText(QStringLiteral("[{\"type\": \"Conv3d\"}]"));
+    view.architectureSource()->setCurrentIndex(2);
+    QVERIFY(!view.architecture().has_value());
+    QVERIFY2(view.architectureLabel()->text().contains(QLatin1String("Conv3d")), qPrintable(view.architectureLabel()->text()));
+}
+
+QTEST_MAIN(TestPredictionView)
+#include "tst_predictionview.moc"

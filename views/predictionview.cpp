@@ -1,0 +1,731 @@
+#include "predictionview.h"
+
+#include "jobpool.h"
+
+#include "computeloader.h"
+#include "document.h"
+#include "predictionjson.h"
+#include "predictioninput.h"
+
+#include <QApplication>
+#include <QBarCategoryAxis>
+#include <QBarSeries>
+#include <QBarSet>
+#include <QChart>
+#include <QChartView>
+#include <QCheckBox>
+#include <QClipboard>
+#include <QComboBox>
+#include <QFile>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QFutureWatcher>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QImage>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+#include <QScrollArea>
+#include <QShortcut>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QStandardItemModel>
+#include <QTabWidget>
+#include <QTableWidget>
+#include <QValueAxis>
+#include <QVBoxLayout>
+#include <QtConcurrent>
+
+#include <numeric>
+#include <random>
+
+namespace ckpt {
+
+namespace {
+
+QString q(const std::string &s) { return QString::fromStdString(s); }
+
+QString shapeString(const std::vector<std::int64_t> &s)
+{
+    QStringList parts;
+    for (auto d : s)
+        parts << (d < 0 ? QStringLiteral("?") : QString::number(d));
+    return parts.join(QStringLiteral(", "));
+}
+
+QString sourceTitle(Architecture::Source s)
+{
+    switch (s) {
+    case Architecture::Source::TorchScript: return PredictionView::tr("TorchScript, run as it is");
+    case Architecture::Source::ModuleTree: return PredictionView::tr("Pickled module tree");
+    case Architecture::Source::ScriptArchitecture: return PredictionView::tr("Weights loaded into a TorchScript file");
+    case Architecture::Source::Spec: return PredictionView::tr("Spec written by hand");
+    case Architecture::Source::PackageSpec: return PredictionView::tr("The package's architecture spec");
+    case Architecture::Source::InferredMlp: return PredictionView::tr("MLP inferred from the weight shapes");
+    }
+    return {};
+}
+
+struct RunOutcome {
+    std::shared_ptr<Predictor> predictor;
+    std::optional<PredictionResult> result;
+    std::vector<std::string> notes;
+    QString error;
+};
+
+} // namespace
+
+PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
+{
+    auto *splitter = new QSplitter(Qt::Horizontal, this);
+    auto *outer = new QVBoxLayout(this);
+    outer->setContentsMargins(0, 0, 0, 0);
+    outer->addWidget(splitter);
+
+    // Left: architecture, preprocessing, input, device, run.
+    auto *controls = new QWidget;
+    auto *left = new QVBoxLayout(controls);
+
+    auto *archBox = new QGroupBox(tr("Architecture"));
+    auto *archForm = new QFormLayout(archBox);
+    m_archSource = new QComboBox;
+    m_archSource->addItems({tr("From the file"), tr("TorchScript file of the model"), tr("Spec (JSON list of layers)")});
+    archForm->addRow(tr("Source"), m_archSource);
+    m_activation = new QComboBox;
+    m_activation->addItems({QStringLiteral("relu"), QStringLiteral("tanh"), QStringLiteral("sigmoid"), QStringLiteral("gelu"),
+                            QStringLiteral("silu"), QStringLiteral("elu"), QStringLiteral("leaky_relu"), QStringLiteral("none")});
+    m_activation->setToolTip(tr("Activation between the Linear layers of an MLP inferred from the weights"));
+    archForm->addRow(tr("Activation"), m_activation);
+    auto *pathRow = new QHBoxLayout;
+    m_scriptPath = new QLineEdit;
+    m_scriptPath->setPlaceholderText(tr("model_scripted.pt"));
+    auto *browse = new QPushButton(tr("Browse…"));
+    pathRow->addWidget(m_scriptPath);
+    pathRow->addWidget(browse);
+    archForm->addRow(tr("TorchScript"), pathRow);
+    m_spec = new QPlainTextEdit;
+    m_spec->setPlaceholderText(QStringLiteral("[{\"type\": \"Linear\", \"name\": \"fc1\"}, {\"type\": \"ReLU\"}, ...]"));
+    m_spec->setMaximumHeight(110);
+    archForm->addRow(tr("Spec"), m_spec);
+    auto *apply = new QPushButton(tr("Apply"));
+    archForm->addRow(QString(), apply);
+    m_archLabel = new QLabel;
+    m_archLabel->setWordWrap(true);
+    m_archLabel->setTextFormat(Qt::RichText);
+    archForm->addRow(m_archLabel);
+    left->addWidget(archBox);
+
+    auto *preBox = new QGroupBox(tr("Preprocessing"));
+    auto *preLayout = new QVBoxLayout(preBox);
+    m_normalize = new QCheckBox(tr("Normalise the input: (x − mean) / std"));
+    m_preLabel = new QLabel;
+    m_preLabel->setWordWrap(true);
+    preLayout->addWidget(m_normalize);
+    preLayout->addWidget(m_preLabel);
+    left->addWidget(preBox);
+
+    auto *inBox = new QGroupBox(tr("Input"));
+    auto *inLayout = new QVBoxLayout(inBox);
+    auto *shapeRow = new QHBoxLayout;
+    shapeRow->addWidget(new QLabel(tr("Sample shape")));
+    m_shape = new QLineEdit;
+    m_shape->setToolTip(tr("One sample's shape, inferred from the first layer; edit it for another size"));
+    shapeRow->addWidget(m_shape);
+    inLayout->addLayout(shapeRow);
+    m_inputTabs = new QTabWidget;
+    m_form = new QTableWidget(0, 2);
+    m_form->setHorizontalHeaderLabels({tr("Feature"), tr("Value")});
+    m_form->horizontalHeader()->setStretchLastSection(true);
+    m_form->verticalHeader()->setVisible(false);
+    m_inputTabs->addTab(m_form, tr("Form"));
+    auto *batchPage = new QWidget;
+    auto *batchLayout = new QVBoxLayout(batchPage);
+    m_batch = new QPlainTextEdit;
+    m_batch->setPlaceholderText(tr("One sample per line, values separated by commas; a header row of names is skipped"));
+    batchLayout->addWidget(m_batch);
+    auto *batchFile = new QPushButton(tr("Open .csv or .npy…"));
+    batchLayout->addWidget(batchFile);
+    m_inputTabs->addTab(batchPage, tr("Batch (CSV)"));
+    auto *imagePage = new QWidget;
+    auto *imageLayout = new QVBoxLayout(imagePage);
+    auto *openImage = new QPushButton(tr("Open image…"));
+    m_imagePreview = new QLabel(tr("No image: resized to the model's input size, scaled to [0, 1], normalised per channel"));
+    m_imagePreview->setWordWrap(true);
+    m_imagePreview->setAlignment(Qt::AlignCenter);
+    imageLayout->addWidget(openImage);
+    imageLayout->addWidget(m_imagePreview, 1);
+    m_inputTabs->addTab(imagePage, tr("Image"));
+    inLayout->addWidget(m_inputTabs, 1);
+    auto *fills = new QHBoxLayout;
+    auto *zeros = new QPushButton(tr("Zeros"));
+    auto *random = new QPushButton(tr("Random"));
+    m_batchRow = new QSpinBox;
+    m_batchRow->setMinimum(1);
+    m_batchRow->setMaximum(1);
+    m_batchRow->setPrefix(tr("row "));
+    auto *useRow = new QPushButton(tr("From batch"));
+    for (QWidget *w : {static_cast<QWidget *>(zeros), static_cast<QWidget *>(random), static_cast<QWidget *>(m_batchRow),
+                       static_cast<QWidget *>(useRow)})
+        fills->addWidget(w);
+    inLayout->addLayout(fills);
+    left->addWidget(inBox, 1);
+
+    auto *devRow = new QHBoxLayout;
+    devRow->addWidget(new QLabel(tr("Device")));
+    m_device = new QComboBox;
+    auto *devModel = new QStandardItemModel(m_device);
+    auto *cpu = new QStandardItem(tr("CPU"));
+    cpu->setData(QStringLiteral("cpu"), Qt::UserRole);
+    devModel->appendRow(cpu);
+    m_device->setModel(devModel);
+    devRow->addWidget(m_device, 1);
+    m_half = new QCheckBox(tr("float16"));
+    m_half->setEnabled(false);
+    m_half->setToolTip(tr("Half precision, on a GPU only"));
+    devRow->addWidget(m_half);
+    left->addLayout(devRow);
+    m_run = new QPushButton(tr("Run (Ctrl+Enter)"));
+    m_run->setDefault(true);
+    left->addWidget(m_run);
+
+    auto *scroll = new QScrollArea;
+    scroll->setWidget(controls);
+    scroll->setWidgetResizable(true);
+    splitter->addWidget(scroll);
+
+    // Right: status, results table, chart, copy.
+    auto *resultsPane = new QWidget;
+    auto *right = new QVBoxLayout(resultsPane);
+    m_status = new QLabel(tr("Choose an input and run"));
+    m_status->setWordWrap(true);
+    m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    right->addWidget(m_status);
+    m_results = new QTableWidget(0, 4);
+    m_results->setHorizontalHeaderLabels({tr("Sample"), tr("Top class"), tr("Probability"), tr("Top k")});
+    m_results->horizontalHeader()->setStretchLastSection(true);
+    m_results->verticalHeader()->setVisible(false);
+    m_results->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_results->setSelectionMode(QAbstractItemView::SingleSelection);
+    m_results->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    right->addWidget(m_results, 1);
+    m_chart = new QChartView;
+    m_chart->setRenderHint(QPainter::Antialiasing);
+    m_chart->setMinimumHeight(220);
+    right->addWidget(m_chart, 2);
+    auto *copyRow = new QHBoxLayout;
+    auto *copyText = new QPushButton(tr("Copy as text"));
+    auto *copyJson = new QPushButton(tr("Copy as JSON"));
+    copyRow->addStretch(1);
+    copyRow->addWidget(copyText);
+    copyRow->addWidget(copyJson);
+    right->addLayout(copyRow);
+    splitter->addWidget(resultsPane);
+    splitter->setStretchFactor(1, 1);
+
+    connect(apply, &QPushButton::clicked, this, &PredictionView::applyArchitecture);
+    connect(m_archSource, &QComboBox::currentIndexChanged, this, [this](int) { applyArchitecture(); });
+    connect(m_activation, &QComboBox::currentIndexChanged, this, [this](int) { applyArchitecture(); });
+    connect(browse, &QPushButton::clicked, this, [this] {
+        const QString f = QFileDialog::getOpenFileName(this, tr("TorchScript file of the model"), QString(),
+                                                       tr("TorchScript (*.pt *.pth *.zip);;All files (*)"));
+        if (f.isEmpty())
+            return;
+        m_scriptPath->setText(f);
+        m_archSource->setCurrentIndex(1);
+        applyArchitecture();
+    });
+    connect(m_shape, &QLineEdit::editingFinished, this, &PredictionView::rebuildForm);
+    connect(zeros, &QPushButton::clicked, this, &PredictionView::fillZeros);
+    connect(random, &QPushButton::clicked, this, &PredictionView::fillRandom);
+    connect(useRow, &QPushButton::clicked, this, [this] { fillFromBatchRow(m_batchRow->value() - 1); });
+    connect(m_batch, &QPlainTextEdit::textChanged, this, [this] {
+        m_batchRow->setMaximum(std::max(1, static_cast<int>(m_batch->toPlainText().count(QLatin1Char('\n'))) + 1));
+    });
+    connect(batchFile, &QPushButton::clicked, this, [this] {
+        const QString f = QFileDialog::getOpenFileName(this, tr("Input rows"), QString(), tr("Inputs (*.csv *.npy *.txt)"));
+        if (f.isEmpty())
+            return;
+        QFile file(f);
+        if (!file.open(QIODevice::ReadOnly) || file.size() > (qint64{64} << 20)) {
+            setStatus(tr("%1: cannot be read (or larger than 64 MiB)").arg(f), true);
+            return;
+        }
+        const QByteArray bytes = file.readAll();
+        try {
+            if (f.endsWith(QLatin1String(".npy"), Qt::CaseInsensitive)) {
+                const InputTable t = parseNpy(bytes.toStdString(), f.toStdString());
+                const std::int64_t rows = t.shape.empty() ? 1 : t.shape[0];
+                const std::int64_t cols = rows ? static_cast<std::int64_t>(t.values.size()) / rows : 0;
+                QString text;
+                for (std::int64_t r = 0; r < rows; ++r) {
+                    QStringList vals;
+                    for (std::int64_t c = 0; c < cols; ++c)
+                        vals << QString::number(t.values[static_cast<std::size_t>(r * cols + c)], 'g', 17);
+                    text += vals.join(QStringLiteral(",")) + QLatin1Char('\n');
+                }
+                m_batch->setPlainText(text);
+            } else {
+                m_batch->setPlainText(QString::fromUtf8(bytes));
+            }
+            m_inputTabs->setCurrentIndex(BatchTab);
+        } catch (const std::exception &e) {
+            setStatus(q(e.what()), true);
+        }
+    });
+    connect(openImage, &QPushButton::clicked, this, [this] {
+        const QString f = QFileDialog::getOpenFileName(this, tr("Image"), QString(), tr("Images (*.png *.jpg *.jpeg *.bmp)"));
+        QString error;
+        if (!f.isEmpty() && !loadImage(f, &error))
+            setStatus(error, true);
+    });
+    connect(m_device, &QComboBox::currentIndexChanged, this, [this](int) {
+        const bool cuda = m_device->currentData(Qt::UserRole).toString().startsWith(QLatin1String("cuda"));
+        m_half->setEnabled(cuda);
+        if (!cuda)
+            m_half->setChecked(false);
+    });
+    connect(m_run, &QPushButton::clicked, this, &PredictionView::run);
+    connect(copyText, &QPushButton::clicked, this, &PredictionView::copyText);
+    connect(copyJson, &QPushButton::clicked, this, &PredictionView::copyJson);
+    connect(m_results, &QTableWidget::currentCellChanged, this, [this](int row, int, int, int) {
+        if (row >= 0)
+            showChart(row);
+    });
+    for (auto key : {Qt::Key_Return, Qt::Key_Enter}) {
+        auto *shortcut = new QShortcut(QKeySequence(Qt::CTRL | key), this);
+        shortcut->setContext(Qt::WidgetWithChildrenShortcut);
+        connect(shortcut, &QShortcut::activated, this, &PredictionView::run);
+    }
+}
+
+PredictionView::~PredictionView() = default;
+
+void PredictionView::setDocument(std::shared_ptr<const Document> doc)
+{
+    m_doc = std::move(doc);
+    ++m_generation;  // a run still going for the previous document is dropped when it ends
+    m_result.reset();
+    m_image.reset();
+    m_results->setRowCount(0);
+    m_chart->setChart(new QChart);
+    m_pre = m_doc ? preprocessingOf(*m_doc) : Preprocessing{};
+    m_classes = m_doc ? classNamesOf(*m_doc) : std::vector<std::string>{};
+    m_features = m_doc ? featureNamesOf(*m_doc) : std::vector<std::string>{};
+    m_normalize->setEnabled(m_pre.present());
+    m_normalize->setChecked(m_pre.present());
+    if (m_pre.present()) {
+        auto list = [](const std::vector<double> &v) {
+            QStringList s;
+            for (std::size_t i = 0; i < v.size() && i < 8; ++i)
+                s << QString::number(v[i], 'g', 4);
+            return s.join(QStringLiteral(", ")) + (v.size() > 8 ? QStringLiteral(", …") : QString());
+        };
+        m_preLabel->setText(tr("From %1, %2 values — mean %3; std %4")
+                                .arg(q(m_pre.source))
+                                .arg(m_pre.mean.size())
+                                .arg(list(m_pre.mean), list(m_pre.std)));
+    } else {
+        m_preLabel->setText(tr("The file carries no input mean/std"));
+    }
+    {
+        const QSignalBlocker block(m_archSource);
+        m_archSource->setCurrentIndex(0);
+    }
+    m_spec->clear();
+    applyArchitecture();
+    if (m_devices.empty())
+        listDevices();
+}
+
+void PredictionView::applyArchitecture()
+{
+    ++m_archVersion;
+    m_predictor.reset();
+    m_arch.reset();
+    m_archError.clear();
+    if (!m_doc) {
+        m_archLabel->setText(QString());
+        return;
+    }
+    ArchitectureRequest request;
+    request.activation = m_activation->currentText().toStdString();
+    const int source = m_archSource->currentIndex();
+    if (source == 1)
+        request.scriptPath = m_scriptPath->text().toStdString();
+    else if (source == 2)
+        request.spec = m_spec->toPlainText().toStdString();
+    try {
+        if (source == 1 && request.scriptPath.empty())
+            throw std::runtime_error(tr("choose the TorchScript file").toStdString());
+        if (source == 2 && request.spec.empty())
+            throw std::runtime_error(tr("write the spec").toStdString());
+        m_arch = resolveArchitecture(*m_doc, request);
+    } catch (const std::exception &e) {
+        m_archError = q(e.what());
+    }
+    m_activation->setEnabled(source == 0 && m_arch && m_arch->source == Architecture::Source::InferredMlp);
+    if (!m_arch) {
+        m_archLabel->setText(QStringLiteral("<span style='color:#c0392b'>%1</span>").arg(m_archError.toHtmlEscaped()));
+        m_shape->clear();
+        rebuildForm();
+        return;
+    }
+    // Propose the spec the application runs, so that the user can edit it.
+    if (source == 0 && !m_arch->root.type.empty())
+        m_spec->setPlainText(q(specOf(*m_arch).dump(1)));
+    QString html = QStringLiteral("<b>%1</b> — %2").arg(sourceTitle(m_arch->source).toHtmlEscaped(),
+                                                        m_arch->exact ? tr("exact") : tr("not exact"));
+    for (const auto &a : m_arch->assumptions)
+        html += QStringLiteral("<br>• <i>%1</i>").arg(q(a).toHtmlEscaped());
+    QStringList lines;
+    for (const auto &l : describeArchitecture(*m_arch))
+        lines << q(l).toHtmlEscaped();
+    m_archLabel->setToolTip(QStringLiteral("<pre>%1</pre>").arg(lines.join(QLatin1Char('\n'))));
+    m_archLabel->setText(html);
+    m_shape->setText(shapeString(m_arch->inputShape));
+    rebuildForm();
+}
+
+std::vector<std::int64_t> PredictionView::sampleShape() const
+{
+    std::vector<std::int64_t> out;
+    const auto parts = m_shape->text().split(QRegularExpression(QStringLiteral("[,x× ]+")), Qt::SkipEmptyParts);
+    for (const QString &p : parts) {
+        bool ok = false;
+        const auto v = p.toLongLong(&ok);
+        out.push_back(ok && v > 0 ? v : -1);
+    }
+    return out;
+}
+
+void PredictionView::rebuildForm()
+{
+    const auto shape = sampleShape();
+    const bool vector = shape.size() == 1 && shape[0] > 0 && shape[0] <= 4096;
+    const int n = vector ? static_cast<int>(shape[0]) : 0;
+    m_form->setRowCount(n);
+    for (int i = 0; i < n; ++i) {
+        const QString name = m_features.size() == static_cast<std::size_t>(n) ? q(m_features[static_cast<std::size_t>(i)])
+                                                                              : QStringLiteral("x[%1]").arg(i);
+        auto *label = new QTableWidgetItem(name);
+        label->setFlags(label->flags() & ~Qt::ItemIsEditable);
+        m_form->setItem(i, 0, label);
+        if (!m_form->item(i, 1))
+            m_form->setItem(i, 1, new QTableWidgetItem(QStringLiteral("0")));
+    }
+    m_inputTabs->setTabEnabled(FormTab, vector);
+    const bool image = shape.size() == 3 && (shape[0] == 1 || shape[0] == 3 || shape[0] == 4);
+    m_inputTabs->setTabEnabled(ImageTab, image);
+    if (!vector && m_inputTabs->currentIndex() == FormTab)
+        m_inputTabs->setCurrentIndex(image ? ImageTab : BatchTab);
+}
+
+void PredictionView::fillZeros()
+{
+    for (int i = 0; i < m_form->rowCount(); ++i)
+        m_form->item(i, 1)->setText(QStringLiteral("0"));
+    m_inputTabs->setCurrentIndex(FormTab);
+}
+
+void PredictionView::fillRandom()
+{
+    std::mt19937 gen(QRandomGenerator::global()->generate());
+    std::normal_distribution<double> normal(0.0, 1.0);
+    for (int i = 0; i < m_form->rowCount(); ++i) {
+        // Around the package's mean and spread when it has them, so the normalised input is N(0, 1).
+        double v = normal(gen);
+        if (m_pre.present() && m_pre.mean.size() == static_cast<std::size_t>(m_form->rowCount()))
+            v = m_pre.mean[static_cast<std::size_t>(i)] + v * m_pre.std[static_cast<std::size_t>(i)];
+        m_form->item(i, 1)->setText(QString::number(v, 'g', 6));
+    }
+    m_inputTabs->setCurrentIndex(FormTab);
+}
+
+void PredictionView::fillFromBatchRow(int row)
+{
+    try {
+        const InputTable t = parseCsv(m_batch->toPlainText().toStdString(), "batch");
+        if (row < 0 || row >= t.shape[0])
+            throw std::runtime_error(tr("the batch has %1 rows").arg(t.shape[0]).toStdString());
+        if (t.shape[1] != m_form->rowCount())
+            throw std::runtime_error(
+                tr("the batch has %1 values per row, the form %2").arg(t.shape[1]).arg(m_form->rowCount()).toStdString());
+        for (int i = 0; i < m_form->rowCount(); ++i)
+            m_form->item(i, 1)->setText(
+                QString::number(t.values[static_cast<std::size_t>(row * t.shape[1] + i)], 'g', 17));
+        m_inputTabs->setCurrentIndex(FormTab);
+    } catch (const std::exception &e) {
+        setStatus(q(e.what()), true);
+    }
+}
+
+bool PredictionView::loadImage(const QString &path, QString *error)
+{
+    auto fail = [error](const QString &why) {
+        if (error)
+            *error = why;
+        return false;
+    };
+    QImage img(path);
+    if (img.isNull())
+        return fail(tr("%1: not an image Qt can read").arg(path));
+    auto shape = sampleShape();
+    if (shape.size() != 3 || !(shape[0] == 1 || shape[0] == 3 || shape[0] == 4))
+        return fail(tr("this model does not take images (its samples have shape [%1])").arg(shapeString(shape)));
+    const int c = static_cast<int>(shape[0]);
+    const int h = shape[1] > 0 ? static_cast<int>(shape[1]) : img.height();
+    const int w = shape[2] > 0 ? static_cast<int>(shape[2]) : img.width();
+    if (h > 8192 || w > 8192)
+        return fail(tr("the input size %1×%2 is too large").arg(w).arg(h));
+    if (img.width() != w || img.height() != h)
+        img = img.scaled(w, h, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
+    img = img.convertToFormat(c == 1 ? QImage::Format_Grayscale8 : c == 3 ? QImage::Format_RGB888 : QImage::Format_RGBA8888);
+    PredictionInput in;
+    in.shape = {1, c, h, w};
+    in.values.resize(static_cast<std::size_t>(c) * h * w);
+    for (int y = 0; y < h; ++y) {
+        const uchar *line = img.constScanLine(y);
+        for (int x = 0; x < w; ++x)
+            for (int ch = 0; ch < c; ++ch)
+                in.values[(static_cast<std::size_t>(ch) * h + y) * w + x] = line[x * c + ch] / 255.0;
+    }
+    m_image = std::move(in);
+    m_imagePreview->setPixmap(QPixmap::fromImage(img.scaled(160, 160, Qt::KeepAspectRatio, Qt::FastTransformation)));
+    m_imagePreview->setToolTip(tr("%1, as %2×%3, %4 channel(s)").arg(path).arg(w).arg(h).arg(c));
+    m_inputTabs->setCurrentIndex(ImageTab);
+    return true;
+}
+
+std::optional<PredictionInput> PredictionView::gatherInput(QString *error) const
+{
+    try {
+        PredictionInput in;
+        const auto shape = sampleShape();
+        switch (m_inputTabs->currentIndex()) {
+        case FormTab: {
+            if (m_form->rowCount() == 0)
+                throw std::runtime_error(tr("the form has no fields: give the sample shape").toStdString());
+            for (int i = 0; i < m_form->rowCount(); ++i) {
+                const auto v = parseRow(m_form->item(i, 1)->text().toStdString(),
+                                        m_form->item(i, 0)->text().toStdString());
+                if (v.size() != 1)
+                    throw std::runtime_error(m_form->item(i, 0)->text().toStdString() + ": one number per field");
+                in.values.push_back(v[0]);
+            }
+            in.shape = {1};
+            in.shape.insert(in.shape.end(), shape.begin(), shape.end());
+            break;
+        }
+        case BatchTab: {
+            const InputTable t = parseCsv(m_batch->toPlainText().toStdString(), "batch");
+            in.values = t.values;
+            in.shape = batchShape(t.shape[0], t.shape[1], shape);
+            break;
+        }
+        default:
+            if (!m_image)
+                throw std::runtime_error(tr("open an image first").toStdString());
+            in = *m_image;
+            break;
+        }
+        return in;
+    } catch (const std::exception &e) {
+        if (error)
+            *error = q(e.what());
+        return std::nullopt;
+    }
+}
+
+void PredictionView::run()
+{
+    if (m_running || !m_doc)
+        return;
+    if (!m_arch) {
+        m_runError = tr("no architecture: %1").arg(m_archError);
+        setStatus(m_runError, true);
+        Q_EMIT finished(false);
+        return;
+    }
+    QString error;
+    auto input = gatherInput(&error);
+    if (!input) {
+        m_runError = error;
+        setStatus(error, true);
+        Q_EMIT finished(false);
+        return;
+    }
+    PredictOptions options;
+    options.onDevice(m_device->currentData(Qt::UserRole).toString().toStdString())
+        .normalized(m_normalize->isChecked())
+        .float16(m_half->isChecked())
+        .top(5)
+        .classes(m_classes);
+    if (m_pre.present())
+        options.normalization(m_pre.mean, m_pre.std);
+    m_running = true;
+    m_run->setEnabled(false);
+    setStatus(tr("Running…"), false);
+    const quint64 generation = ++m_generation;
+    const quint64 archVersion = m_archVersion;
+    auto *watcher = new QFutureWatcher<RunOutcome>(this);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, generation, archVersion,
+                                                           shape = input->shape] {
+        watcher->deleteLater();
+        m_running = false;
+        m_run->setEnabled(true);
+        if (generation != m_generation)
+            return;  // a newer document or run took over
+        RunOutcome out = watcher->result();
+        if (archVersion == m_archVersion)
+            m_predictor = out.predictor;  // keep the loaded model for the next run
+        if (!out.result) {
+            m_runError = out.error;
+            setStatus(out.error, true);
+            Q_EMIT finished(false);
+            return;
+        }
+        m_runError.clear();
+        m_result = std::move(out.result);
+        m_notes = out.notes;
+        m_resultInputShape = shape;
+        showResult();
+        Q_EMIT finished(true);
+    });
+    watcher->setFuture(QtConcurrent::run(jobPool(), [doc = m_doc, arch = *m_arch, predictor = m_predictor, in = std::move(*input),
+                                          options]() mutable {
+        RunOutcome out;
+        try {
+            if (!predictor)
+                predictor = ComputeLoader::api().predictor(*doc, arch);  // loads LibTorch on first use
+            out.result = predictor->run(in, options);
+            out.notes = predictor->notes();
+        } catch (const std::exception &e) {
+            out.error = q(e.what());
+        }
+        out.predictor = predictor;
+        return out;
+    }));
+}
+
+void PredictionView::showResult()
+{
+    const auto &r = *m_result;
+    m_results->setRowCount(static_cast<int>(r.outputs.size()));
+    for (int i = 0; i < static_cast<int>(r.outputs.size()); ++i) {
+        const auto &s = r.outputs[static_cast<std::size_t>(i)];
+        QStringList top;
+        for (const auto &t : s.top)
+            top << QStringLiteral("%1 %2").arg(t.label.empty() ? QStringLiteral("#%1").arg(t.index) : q(t.label))
+                       .arg(t.probability, 0, 'f', 4);
+        const TopClass best = s.top.empty() ? TopClass{} : s.top.front();
+        m_results->setItem(i, 0, new QTableWidgetItem(QString::number(i + 1)));
+        m_results->setItem(i, 1, new QTableWidgetItem(best.label.empty() ? QStringLiteral("#%1").arg(best.index) : q(best.label)));
+        m_results->setItem(i, 2, new QTableWidgetItem(QString::number(best.probability, 'f', 4)));
+        m_results->setItem(i, 3, new QTableWidgetItem(top.join(QStringLiteral(", "))));
+    }
+    QString status = tr("Ran %n sample(s) on %1 in %2 ms", nullptr, static_cast<int>(r.outputs.size()))
+                         .arg(q(r.device) + (r.half ? tr(" (float16)") : QString()))
+                         .arg(r.latencyMs, 0, 'f', 2);
+    status += r.normalized ? tr(" · normalised with %1").arg(q(m_pre.source)) : tr(" · not normalised");
+    for (const auto &n : m_notes)
+        status += QStringLiteral("\n") + tr("note: %1").arg(q(n));
+    setStatus(status, false);
+    m_results->setCurrentCell(0, 0);
+    showChart(0);
+}
+
+void PredictionView::showChart(int sample)
+{
+    if (!m_result || sample < 0 || sample >= static_cast<int>(m_result->outputs.size()))
+        return;
+    const auto &s = m_result->outputs[static_cast<std::size_t>(sample)];
+    // Every class when there are few; the 20 most probable otherwise.
+    std::vector<std::size_t> shown(s.probabilities.size());
+    std::iota(shown.begin(), shown.end(), 0);
+    if (shown.size() > 20) {
+        std::partial_sort(shown.begin(), shown.begin() + 20, shown.end(),
+                          [&s](std::size_t a, std::size_t b) { return s.probabilities[a] > s.probabilities[b]; });
+        shown.resize(20);
+    }
+    auto *set = new QBarSet(tr("probability"));
+    QStringList categories;
+    for (auto i : shown) {
+        *set << s.probabilities[i];
+        categories << (i < m_classes.size() ? q(m_classes[i]) : QString::number(i));
+    }
+    auto *series = new QBarSeries;
+    series->append(set);
+    auto *chart = new QChart;
+    chart->addSeries(series);
+    chart->setTitle(tr("Sample %1: probabilities").arg(sample + 1));
+    chart->legend()->hide();
+    auto *x = new QBarCategoryAxis;
+    x->append(categories);
+    auto *y = new QValueAxis;
+    y->setRange(0, 1);
+    chart->addAxis(x, Qt::AlignBottom);
+    chart->addAxis(y, Qt::AlignLeft);
+    series->attachAxis(x);
+    series->attachAxis(y);
+    QChart *old = m_chart->chart();
+    m_chart->setChart(chart);
+    delete old;
+}
+
+void PredictionView::listDevices()
+{
+    auto *watcher = new QFutureWatcher<std::vector<DeviceInfo>>(this);
+    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
+        watcher->deleteLater();
+        m_devices = watcher->result();
+        if (m_devices.empty())
+            return;
+        auto *model = qobject_cast<QStandardItemModel *>(m_device->model());
+        const QString current = m_device->currentData(Qt::UserRole).toString();
+        model->clear();
+        for (const auto &d : m_devices) {
+            auto *item = new QStandardItem(d.available ? q(d.label) : tr("%1 — %2").arg(q(d.label), q(d.reason)));
+            item->setData(q(d.id), Qt::UserRole);
+            if (!d.available) {
+                item->setFlags(item->flags() & ~(Qt::ItemIsEnabled | Qt::ItemIsSelectable));
+                item->setToolTip(q(d.reason));
+            }
+            model->appendRow(item);
+        }
+        const int keep = m_device->findData(current, Qt::UserRole);
+        m_device->setCurrentIndex(keep >= 0 ? keep : 0);
+        Q_EMIT devicesListed();
+    });
+    watcher->setFuture(QtConcurrent::run(jobPool(), []() -> std::vector<DeviceInfo> {
+        try {
+            return ComputeLoader::api().devices();
+        } catch (const std::exception &e) {
+            return {{"cpu", "CPU", true, {}}, {"cuda", "CUDA", false, e.what()}};
+        }
+    }));
+}
+
+void PredictionView::setStatus(const QString &text, bool error)
+{
+    m_status->setText(text);
+    m_status->setStyleSheet(error ? QStringLiteral("color: #c0392b") : QString());
+}
+
+QString PredictionView::resultText() const { return m_result ? q(predictionToText(*m_result)) : QString(); }
+
+QString PredictionView::resultJson() const
+{
+    if (!m_result || !m_arch)
+        return {};
+    return q(predictionToJson(*m_result, *m_arch, m_notes, m_resultInputShape).dump(1));
+}
+
+void PredictionView::copyText() const { QApplication::clipboard()->setText(resultText()); }
+void PredictionView::copyJson() const { QApplication::clipboard()->setText(resultJson()); }
+
+} // namespace ckpt
