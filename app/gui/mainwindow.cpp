@@ -1,6 +1,7 @@
 #include "mainwindow.h"
 
 #include "compareview.h"
+#include "conversionview.h"
 #include "documentview.h"
 #include "seriesview.h"
 
@@ -100,6 +101,9 @@ void MainWindow::createActions()
     QAction *series = file->addAction(tr("Compare Training &Run\u2026"), this, &MainWindow::showSeriesDialog);
     series->setObjectName(QStringLiteral("seriesAction"));
     series->setStatusTip(tr("Norms and drift of every tensor across a run's checkpoints"));
+    QAction *convertFile = file->addAction(tr("Con&vert This File\u2026"), this, &MainWindow::convertCurrentFile);
+    convertFile->setObjectName(QStringLiteral("convertFileAction"));
+    convertFile->setStatusTip(tr("Queue the current file in the conversions tab"));
     file->addSeparator();
     m_closeTabAction = file->addAction(tr("&Close Tab"), this, &MainWindow::closeCurrentTab);
     m_closeTabAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_W));
@@ -114,6 +118,11 @@ void MainWindow::createActions()
     copy->setObjectName(QStringLiteral("copyAction"));
 
     QMenu *view = menuBar()->addMenu(tr("&View"));
+    QAction *conversions = view->addAction(tr("&Conversions\u2026"), this, [this] { showConversions(); });
+    conversions->setObjectName(QStringLiteral("conversionsAction"));
+    conversions->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
+    conversions->setStatusTip(tr("Convert checkpoints: state dict, checkpoint, inference package, full model, safetensors"));
+    view->addSeparator();
     QMenu *themes = view->addMenu(tr("&Theme"));
     auto *group = new QActionGroup(this);
     const std::pair<Theme, QString> choices[] = {
@@ -410,6 +419,27 @@ SeriesView *MainWindow::openSeries(const QStringList &paths)
     m_stack->setCurrentWidget(m_tabs);
     view->setFiles(paths);
     return view;
+}
+
+ConversionView *MainWindow::showConversions()
+{
+    if (!m_conversions || m_tabs->indexOf(m_conversions) < 0) {  // never made, or its tab was closed
+        m_conversions = new ConversionView(m_tabs);
+        m_conversions->setObjectName(QStringLiteral("conversions"));
+        connect(m_conversions, &ConversionView::openRequested, this, [this](const QString &path) { openFile(path); });
+        m_tabs->addTab(m_conversions, tr("Conversions"));
+    }
+    m_tabs->setCurrentWidget(m_conversions);
+    m_stack->setCurrentWidget(m_tabs);
+    return m_conversions;
+}
+
+void MainWindow::convertCurrentFile()
+{
+    const QString path = currentView() ? currentView()->path() : QString();
+    ConversionView *pane = showConversions();
+    if (!path.isEmpty())
+        pane->addFiles({path});
 }
 
 void MainWindow::showCompareDialog()

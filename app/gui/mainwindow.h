@@ -1,6 +1,7 @@
 #pragma once
 
 #include <QMainWindow>
+#include <QPointer>
 #include <QStringList>
 
 class QAction;
@@ -14,6 +15,7 @@ namespace ckpt {
 class DocumentView;
 class CompareView;
 class SeriesView;
+class ConversionView;
 
 // The application window: one tab per open checkpoint, an empty state with a hint when none is
 // open, File/Help menus, recent files, and files dropped anywhere on it.
@@ -31,6 +33,8 @@ public:
     // A tab comparing two checkpoints (as `ckpt diff`), or a run's checkpoints (as `ckpt series`).
     CompareView *compareFiles(const QString &a, const QString &b);
     SeriesView *openSeries(const QStringList &paths);
+    // The conversions tab (one, reused), shown.
+    ConversionView *showConversions();
 
     QTabWidget *tabs() const { return m_tabs; }
     // Document tabs only (compare and series tabs are not DocumentViews): nullptr for those.
@@ -55,6 +59,8 @@ public Q_SLOTS:
     void showCompareDialog();
     // File → Compare Training Run…: several checkpoints of one run.
     void showSeriesDialog();
+    // File → Convert This File…: the current document queued in the conversions tab.
+    void convertCurrentFile();
     void closeTab(int index);
     void closeCurrentTab();
     void showAbout();
@@ -82,6 +88,7 @@ private:
     QMenu *m_recentMenu = nullptr;
     QAction *m_closeTabAction = nullptr;
     QLabel *m_statusLabel = nullptr;
+    QPointer<ConversionView> m_conversions;
 };
 
 } // namespace ckpt

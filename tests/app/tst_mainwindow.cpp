@@ -2,6 +2,8 @@
 // screenshots of the window for people to look at (saved under the build folder).
 #include "document.h"
 #include "compareview.h"
+#include "conversionqueuemodel.h"
+#include "conversionview.h"
 #include "documentview.h"
 #include "seriesview.h"
 #include "mainwindow.h"
@@ -27,6 +29,9 @@
 #include <QTableView>
 #include <QSignalSpy>
 #include <QStandardItemModel>
+#include <QTemporaryDir>
+#include <QComboBox>
+#include <QLineEdit>
 #include <QTest>
 
 using namespace ckpt;
@@ -93,6 +98,8 @@ private Q_SLOTS:
     void copyPutsRowsOnClipboard();
     void themeIsAppliedAndRemembered();
     void ctrlDropCompares();
+    void conversionsTab();
+    void conversionsScreenshot();
     void screenshots_data();
     void screenshots();
 };
@@ -373,6 +380,79 @@ void TestMainWindow::ctrlDropCompares()
     w.closeTab(2);
     w.closeTab(1);
     QCOMPARE(w.viewCount(), 1);
+}
+
+// View → Conversions… shows one conversions tab, reused; File → Convert This File… queues the
+// open file there; the pane's Open opens the output in a tab of its own.
+void TestMainWindow::conversionsTab()
+{
+    MainWindow w;
+    w.show();
+    auto *conversions = w.findChild<QAction *>(QStringLiteral("conversionsAction"));
+    QVERIFY(conversions);
+    QCOMPARE(conversions->shortcut().toString(), QStringLiteral("Ctrl+Shift+C"));
+    conversions->trigger();
+    ConversionView *pane = w.findChild<ConversionView *>();
+    QVERIFY(pane);
+    QCOMPARE(w.viewCount(), 1);
+    QCOMPARE(w.viewAt(0), nullptr);  // not a document
+    QVERIFY(!w.currentView());
+
+    const QString file = QFileInfo(example("simple_nn_checkpoint.pth")).absoluteFilePath();
+    DocumentView *doc = w.openFile(file);
+    QCOMPARE(w.viewCount(), 2);
+    w.findChild<QAction *>(QStringLiteral("convertFileAction"))->trigger();
+    QCOMPARE(w.tabs()->currentWidget(), pane);  // the same pane, shown again
+    QCOMPARE(w.viewCount(), 2);
+    QCOMPARE(pane->queueModel()->rowCount(), 1);
+    QCOMPARE(pane->queueModel()->index(0, 0).data(ConversionQueueModel::PathRole).toString(), file);
+    QTRY_VERIFY_WITH_TIMEOUT(pane->queueModel()->index(0, 0).data(ConversionQueueModel::StatusRole).toInt() !=
+                                 static_cast<int>(ConversionQueueItem::Status::Planning),
+                             20000);
+
+    Q_EMIT pane->openRequested(file);  // as the pane's Open does for a finished output
+    QCOMPARE(w.currentView(), doc);
+    QCOMPARE(w.viewCount(), 2);
+}
+
+// The conversions tab with a finished, verified queue and the plan of its first file, for people
+// to look at (docs/screenshots/conversion.png is this one, taken under xvfb).
+void TestMainWindow::conversionsScreenshot()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    ConversionView *pane = w.showConversions();
+    auto *outDir = pane->findChild<QLineEdit *>(QStringLiteral("outDir"));
+    QVERIFY(outDir);
+    outDir->setFocus();
+    QTest::keyClicks(outDir, out.path());
+    pane->addFiles({fixture("inference_package.pth")}, ConvertTarget::Safetensors);
+    pane->addFiles({fixture("state_dict.pth")}, ConvertTarget::Checkpoint);
+    pane->addFiles({fixture("full_model.pth")}, ConvertTarget::FullModel);
+    pane->addFiles({fixture("training_checkpoint.pth")}, ConvertTarget::Inference);
+    auto status = [pane](int row) {
+        return static_cast<ConversionQueueItem::Status>(
+            pane->queueModel()->index(row, 0).data(ConversionQueueModel::StatusRole).toInt());
+    };
+    for (int r = 0; r < 4; ++r)
+        QTRY_VERIFY_WITH_TIMEOUT(status(r) != ConversionQueueItem::Status::Planning, 20000);
+    // The last file: float16, class names typed in.
+    auto *dtype = pane->findChild<QComboBox *>(QStringLiteral("dtype"));
+    dtype->setCurrentIndex(dtype->findData(QStringLiteral("float16")));
+    auto *names = pane->findChild<QLineEdit *>(QStringLiteral("classNames"));
+    names->setFocus();
+    QTest::keyClicks(names, QStringLiteral("cat, dog"));
+    QTRY_COMPARE_WITH_TIMEOUT(status(3), ConversionQueueItem::Status::Ready, 20000);
+    QSignalSpy done(pane, &ConversionView::queueFinished);
+    pane->runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
+    QCOMPARE(status(3), ConversionQueueItem::Status::Done);
+    pane->selectRow(3);
+    QTest::qWait(100);
+    saveScreenshot(w, QStringLiteral("conversion.png"));
 }
 
 void TestMainWindow::screenshots_data()

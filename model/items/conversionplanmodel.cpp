@@ -1,0 +1,102 @@
+#include "conversionplanmodel.h"
+
+#include "convert.h"
+
+#include <QColor>
+
+namespace ckpt {
+
+ConversionPlanModel::ConversionPlanModel(QObject *parent) : QAbstractTableModel(parent) {}
+
+int ConversionPlanModel::rowCount(const QModelIndex &parent) const
+{
+    return parent.isValid() ? 0 : static_cast<int>(m_rows.size());
+}
+
+int ConversionPlanModel::columnCount(const QModelIndex &parent) const { return parent.isValid() ? 0 : ColumnCount; }
+
+QString ConversionPlanModel::changeText(Change change)
+{
+    switch (change) {
+    case Change::Kept: return tr("kept");
+    case Change::Dropped: return tr("dropped");
+    case Change::Carried: return tr("carried");
+    case Change::Lost: return tr("not written");
+    case Change::Warning: return tr("warning");
+    }
+    return {};
+}
+
+QVariant ConversionPlanModel::data(const QModelIndex &index, int role) const
+{
+    if (!hasIndex(index.row(), index.column(), index.parent()))
+        return {};
+    const Row &r = m_rows[static_cast<std::size_t>(index.row())];
+    switch (role) {
+    case Qt::DisplayRole:
+    case Qt::ToolTipRole:
+        switch (index.column()) {
+        case ChangeColumn: return changeText(r.change);
+        case EntryColumn: return r.entry;
+        case DetailColumn: return r.detail;
+        default: return {};
+        }
+    case Qt::ForegroundRole:
+        if (index.column() != ChangeColumn)
+            return {};
+        switch (r.change) {
+        case Change::Dropped:
+        case Change::Lost: return QColor(0xc0, 0x30, 0x30);
+        case Change::Warning: return QColor(0xb0, 0x70, 0x00);
+        case Change::Carried: return QColor(0x2e, 0x6f, 0xb0);
+        default: return {};
+        }
+    case ChangeRole: return static_cast<int>(r.change);
+    default: return {};
+    }
+}
+
+QVariant ConversionPlanModel::headerData(int section, Qt::Orientation orientation, int role) const
+{
+    if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
+        return {};
+    switch (section) {
+    case ChangeColumn: return tr("Change");
+    case EntryColumn: return tr("Entry");
+    case DetailColumn: return tr("Detail");
+    default: return {};
+    }
+}
+
+void ConversionPlanModel::setPlan(std::shared_ptr<const ConversionPlan> plan)
+{
+    beginResetModel();
+    m_plan = std::move(plan);
+    m_rows.clear();
+    if (m_plan) {
+        const auto q = [](const std::string &s) { return QString::fromStdString(s); };
+        const QString cast = m_plan->castTo ? tr("floating tensors as %1").arg(q(std::string(dtypeName(*m_plan->castTo)))) : QString();
+        for (const auto &k : m_plan->kept)
+            m_rows.push_back({Change::Kept, q(k), cast});
+        for (const auto &d : m_plan->dropped)
+            m_rows.push_back({Change::Dropped, q(d.entry), q(d.reason)});
+        for (const auto &c : m_plan->carried)
+            m_rows.push_back({Change::Carried, q(c), {}});
+        for (const auto &l : m_plan->lost)
+            m_rows.push_back({Change::Lost, q(l.entry), q(l.reason)});
+        for (const auto &w : m_plan->warnings)
+            m_rows.push_back({Change::Warning, {}, q(w)});
+    }
+    endResetModel();
+}
+
+QStringList ConversionPlanModel::entries(Change change) const
+{
+    QStringList out;
+    for (const Row &r : m_rows)
+        if (r.change == change)
+            out << (change == Change::Warning ? r.detail : r.entry);
+    return out;
+}
+
+} // namespace ckpt

@@ -1,0 +1,134 @@
+#include "conversionqueuemodel.h"
+
+#include "convert.h"
+
+#include <QColor>
+#include <QFileInfo>
+#include <QGuiApplication>
+#include <QPalette>
+
+namespace ckpt {
+
+ConversionQueueModel::ConversionQueueModel(QObject *parent) : QAbstractTableModel(parent) {}
+
+int ConversionQueueModel::rowCount(const QModelIndex &parent) const
+{
+    return parent.isValid() ? 0 : static_cast<int>(m_items.size());
+}
+
+int ConversionQueueModel::columnCount(const QModelIndex &parent) const { return parent.isValid() ? 0 : ColumnCount; }
+
+QString ConversionQueueModel::statusText(ConversionQueueItem::Status status)
+{
+    using S = ConversionQueueItem::Status;
+    switch (status) {
+    case S::Planning: return tr("Planning\u2026");
+    case S::Ready: return tr("Ready");
+    case S::Invalid: return tr("Cannot convert");
+    case S::Queued: return tr("Queued");
+    case S::Running: return tr("Writing\u2026");
+    case S::Done: return tr("Done");
+    case S::Failed: return tr("Failed");
+    case S::Cancelled: return tr("Cancelled");
+    case S::Skipped: return tr("Skipped");
+    }
+    return {};
+}
+
+QVariant ConversionQueueModel::data(const QModelIndex &index, int role) const
+{
+    if (!hasIndex(index.row(), index.column(), index.parent()))
+        return {};
+    const ConversionQueueItem &it = m_items[static_cast<std::size_t>(index.row())];
+    using S = ConversionQueueItem::Status;
+    switch (role) {
+    case Qt::DisplayRole:
+        switch (index.column()) {
+        case FileColumn: return QFileInfo(it.input).fileName();
+        case TargetColumn: return convertTargetLabel(it.target);
+        case StatusColumn: return statusText(it.status);
+        case ProgressColumn:
+            return it.status == S::Running || it.status == S::Done
+                       ? QStringLiteral("%1%").arg(qRound(it.progress * 100))
+                       : QString();
+        case ResultColumn: return it.result;
+        case OutputColumn: return QFileInfo(it.output).fileName();
+        default: return {};
+        }
+    case Qt::ToolTipRole:
+        switch (index.column()) {
+        case FileColumn: return it.input;
+        case OutputColumn: return it.output;
+        case ResultColumn:
+        case StatusColumn: return it.result.isEmpty() ? QVariant() : QVariant(it.result);
+        default: return {};
+        }
+    case Qt::ForegroundRole:
+        if (index.column() == StatusColumn || index.column() == ResultColumn) {
+            if (it.status == S::Failed || it.status == S::Invalid)
+                return QColor(0xc0, 0x30, 0x30);
+            if (it.status == S::Done)
+                return QColor(0x2e, 0x8b, 0x3e);
+        }
+        return {};
+    case StatusRole: return static_cast<int>(it.status);
+    case ProgressRole: return it.progress;
+    case PathRole: return index.column() == OutputColumn ? it.output : it.input;
+    case IdRole: return it.id;
+    default: return {};
+    }
+}
+
+QVariant ConversionQueueModel::headerData(int section, Qt::Orientation orientation, int role) const
+{
+    if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
+        return {};
+    switch (section) {
+    case FileColumn: return tr("File");
+    case TargetColumn: return tr("Target");
+    case StatusColumn: return tr("Status");
+    case ProgressColumn: return tr("Progress");
+    case ResultColumn: return tr("Verification");
+    case OutputColumn: return tr("Output");
+    default: return {};
+    }
+}
+
+int ConversionQueueModel::append(ConversionQueueItem item)
+{
+    item.id = m_nextId++;
+    const int row = static_cast<int>(m_items.size());
+    beginInsertRows({}, row, row);
+    m_items.push_back(std::move(item));
+    endInsertRows();
+    return row;
+}
+
+void ConversionQueueModel::remove(int row)
+{
+    if (row < 0 || row >= rowCount())
+        return;
+    beginRemoveRows({}, row, row);
+    m_items.erase(m_items.begin() + row);
+    endRemoveRows();
+}
+
+void ConversionQueueModel::update(int row, const ConversionQueueItem &item)
+{
+    if (row < 0 || row >= rowCount())
+        return;
+    const quint64 id = m_items[static_cast<std::size_t>(row)].id;
+    m_items[static_cast<std::size_t>(row)] = item;
+    m_items[static_cast<std::size_t>(row)].id = id;
+    Q_EMIT dataChanged(index(row, 0), index(row, ColumnCount - 1));
+}
+
+int ConversionQueueModel::rowOf(quint64 id) const
+{
+    for (std::size_t i = 0; i < m_items.size(); ++i)
+        if (m_items[i].id == id)
+            return static_cast<int>(i);
+    return -1;
+}
+
+} // namespace ckpt

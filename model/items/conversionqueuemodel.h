@@ -1,0 +1,69 @@
+#pragma once
+
+#include "conversionsettings.h"
+
+#include <QAbstractTableModel>
+#include <QMap>
+#include <QStringList>
+
+#include <memory>
+
+namespace ckpt {
+
+struct ConversionPlan;
+struct Document;
+
+// One file of the conversion queue: what it is converted to, with which settings, its plan
+// (computed in the background) and where it stands.
+struct ConversionQueueItem {
+    enum class Status { Planning, Ready, Invalid, Queued, Running, Done, Failed, Cancelled, Skipped };
+    quint64 id = 0;
+    QString input;
+    ConvertTarget target = ConvertTarget::StateDict;
+    ConversionSettings settings;
+    Status status = Status::Planning;
+    double progress = 0;             // 0..1 while running
+    QString output;
+    QString result;                  // "verified: 6 storages read back", the error, "cancelled"
+    std::shared_ptr<const Document> document;
+    std::shared_ptr<const ConversionPlan> plan;
+    QMap<QString, QString> sourceValues;  // see sourceValueTexts
+    QStringList prefixes;                 // key prefixes every key carries
+    int planGeneration = 0;               // a newer plan request makes older results stale
+};
+
+// The conversion queue as a table: file, target, status, progress, verification, output.
+class ConversionQueueModel : public QAbstractTableModel {
+    Q_OBJECT
+public:
+    enum Column { FileColumn, TargetColumn, StatusColumn, ProgressColumn, ResultColumn, OutputColumn, ColumnCount };
+    enum Role {
+        StatusRole = Qt::UserRole,  // ConversionQueueItem::Status as int
+        ProgressRole,               // double 0..1
+        PathRole,                   // the input's path (FileColumn) or the output's (OutputColumn)
+        IdRole,
+    };
+
+    explicit ConversionQueueModel(QObject *parent = nullptr);
+
+    int rowCount(const QModelIndex &parent = {}) const override;
+    int columnCount(const QModelIndex &parent = {}) const override;
+    QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
+    QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
+
+    // Appends an item (its id is assigned here) and returns its row.
+    int append(ConversionQueueItem item);
+    void remove(int row);
+    const ConversionQueueItem &item(int row) const { return m_items.at(static_cast<std::size_t>(row)); }
+    // Replaces the row's item (its id is kept) and tells the views.
+    void update(int row, const ConversionQueueItem &item);
+    int rowOf(quint64 id) const;  // -1 when gone
+
+    static QString statusText(ConversionQueueItem::Status status);
+
+private:
+    std::vector<ConversionQueueItem> m_items;
+    quint64 m_nextId = 1;
+};
+
+} // namespace ckpt

@@ -1,0 +1,146 @@
+#include "conversionsettings.h"
+
+#include "document.h"
+#include "error.h"
+#include "jsonexport.h"
+#include "metadata.h"
+
+#include <QObject>
+
+namespace ckpt {
+
+namespace {
+
+nlohmann::json parseJson(const QString &what, const QString &text)
+{
+    try {
+        return nlohmann::json::parse(text.toStdString());
+    } catch (const nlohmann::json::exception &e) {
+        throw FormatError(what.toStdString() + " is not valid JSON: " + e.what());
+    }
+}
+
+QString jsonText(const nlohmann::ordered_json &j) { return QString::fromStdString(j.dump()); }
+
+bool edited(const std::optional<QString> &v) { return v && !v->trimmed().isEmpty(); }
+
+} // namespace
+
+QMap<QString, QString> sourceValueTexts(const Document &doc)
+{
+    QMap<QString, QString> out;
+    nlohmann::ordered_json mean, stdev;
+    for (const KnownField &f : knownFields(doc)) {
+        const auto j = valueToJson(f.value);
+        if (f.label == "Model config") {
+            out.insert(QStringLiteral("config"), jsonText(j));
+        } else if (f.label == "Class names") {
+            bool strings = j.is_array();
+            QStringList names;
+            if (strings)
+                for (const auto &e : j) {
+                    strings = strings && e.is_string();
+                    if (e.is_string())
+                        names << QString::fromStdString(e.get<std::string>());
+                }
+            out.insert(QStringLiteral("classNames"), strings ? names.join(QStringLiteral(", ")) : jsonText(j));
+        } else if (f.label == "Preprocessing") {
+            out.insert(QStringLiteral("preprocessing"), jsonText(j));
+        } else if (f.label == "Input mean") {
+            mean = j;
+        } else if (f.label == "Input std") {
+            stdev = j;
+        } else if (f.label == "Epoch") {
+            out.insert(QStringLiteral("epoch"), jsonText(j));
+        } else if (f.label == "Training loss") {
+            out.insert(QStringLiteral("trainLoss"), jsonText(j));
+        } else if (f.label == "Validation loss") {
+            out.insert(QStringLiteral("valLoss"), jsonText(j));
+        }
+    }
+    // An inference package keeps input_mean/input_std as two entries: shown as one preprocessing value.
+    if (!out.contains(QStringLiteral("preprocessing")) && !mean.is_null() && !stdev.is_null())
+        out.insert(QStringLiteral("preprocessing"), jsonText(nlohmann::ordered_json{{"mean", mean}, {"std", stdev}}));
+    return out;
+}
+
+ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget target)
+{
+    ConvertOptions o;
+    o.target(target);
+    if (!s.dtype.isEmpty()) {
+        const auto t = castDTypeFromName(s.dtype.toStdString());
+        if (!t)
+            throw FormatError("dtype must be float16, bfloat16 or float32 (got '" + s.dtype.toStdString() + "')");
+        o.dtype(*t);
+    }
+    o.stripPrefix(s.stripPrefix.trimmed().toStdString()).addPrefix(s.addPrefix.trimmed().toStdString());
+    o.ema(s.ema).dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
+    for (const QString &d : s.drops)
+        if (!d.trimmed().isEmpty())
+            o.drop(d.trimmed().toStdString());
+    if (edited(s.config))
+        o.modelConfig(parseJson(QObject::tr("Model config"), *s.config));
+    if (edited(s.preprocessing))
+        o.preprocessing(parseJson(QObject::tr("Preprocessing"), *s.preprocessing));
+    if (edited(s.classNames)) {
+        std::vector<std::string> names;
+        const QString text = s.classNames->trimmed();
+        if (text.startsWith(QLatin1Char('['))) {
+            const auto j = parseJson(QObject::tr("Class names"), text);
+            if (!j.is_array())
+                throw FormatError("Class names must be a JSON list of strings or names separated by commas");
+            for (const auto &e : j) {
+                if (!e.is_string())
+                    throw FormatError("Class names must be a JSON list of strings or names separated by commas");
+                names.push_back(e.get<std::string>());
+            }
+        } else {
+            for (const QString &part : text.split(QLatin1Char(',')))
+                if (!part.trimmed().isEmpty())
+                    names.push_back(part.trimmed().toStdString());
+        }
+        o.classNames(std::move(names));
+    }
+    if (edited(s.epoch)) {
+        bool ok = false;
+        const qint64 e = s.epoch->trimmed().toLongLong(&ok);
+        if (!ok)
+            throw FormatError("Epoch must be a whole number (got '" + s.epoch->trimmed().toStdString() + "')");
+        o.epoch(e);
+    }
+    auto loss = [](const std::optional<QString> &v, const char *what) -> std::optional<double> {
+        if (!edited(v))
+            return std::nullopt;
+        bool ok = false;
+        const double d = v->trimmed().toDouble(&ok);
+        if (!ok)
+            throw FormatError(std::string(what) + " must be a number (got '" + v->trimmed().toStdString() + "')");
+        return d;
+    };
+    o.losses(loss(s.trainLoss, "Training loss"), loss(s.valLoss, "Validation loss"));
+    return o;
+}
+
+QString outputPathFor(const QString &input, const ConversionSettings &settings, ConvertTarget target)
+{
+    ConvertOptions o;
+    o.target(target);
+    if (const auto t = castDTypeFromName(settings.dtype.toStdString()); t && !settings.dtype.isEmpty())
+        o.dtype(*t);
+    return QString::fromStdString(defaultOutputPath(input.toStdString(), o, settings.outDir.toStdString()));
+}
+
+QString convertTargetLabel(ConvertTarget target)
+{
+    switch (target) {
+    case ConvertTarget::StateDict: return QObject::tr("State dict");
+    case ConvertTarget::Checkpoint: return QObject::tr("Checkpoint");
+    case ConvertTarget::Inference: return QObject::tr("Inference package");
+    case ConvertTarget::FullModel: return QObject::tr("Full model");
+    case ConvertTarget::Safetensors: return QObject::tr("Safetensors");
+    }
+    return {};
+}
+
+} // namespace ckpt

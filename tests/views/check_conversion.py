@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Judges a file the conversion pane wrote, with real PyTorch: it must load through torch.load's
+weights-only allowlist, hold exactly the source's state-dict keys with torch's own `.to(dtype)` of
+each tensor (bit for bit), and, for an inference package, the class names and config asked for.
+Usage: check_conversion.py OUTPUT SOURCE [--dtype float16] [--class-names a,b] [--drop GLOB] [--strip PREFIX] [--inference]"""
+import argparse
+import fnmatch
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'cli'))
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
+import torch  # noqa: E402
+from test_convert_vs_torch import load_weights_only  # noqa: E402  (torch 1.13 refuses Python floats)
+
+
+def source_state_dict(obj):
+    if isinstance(obj, dict):
+        for key in ('model_state_dict', 'state_dict'):
+            if key in obj and isinstance(obj[key], dict):
+                return obj[key]
+    return obj
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('output')
+    ap.add_argument('source')
+    ap.add_argument('--dtype')
+    ap.add_argument('--class-names')
+    ap.add_argument('--inference', action='store_true')
+    ap.add_argument('--drop', action='append', default=[])
+    ap.add_argument('--strip', default='')
+    a = ap.parse_args()
+    failures = []
+
+    def check(ok, what):
+        print('%s %s' % ('ok' if ok else 'FAIL', what))
+        if not ok:
+            failures.append(what)
+
+    src = torch.load(a.source, map_location='cpu')
+    want_sd = {k: v for k, v in source_state_dict(src).items() if not any(fnmatch.fnmatchcase(k, d) for d in a.drop)}
+    if a.strip:
+        want_sd = {(k[len(a.strip):] if k.startswith(a.strip) else k): v for k, v in want_sd.items()}
+    got = load_weights_only(a.output)
+    got_sd = got['model_state_dict'] if a.inference else got
+    check(list(got_sd.keys()) == list(want_sd.keys()), 'keys %s' % list(got_sd.keys()))
+    dtype = getattr(torch, a.dtype) if a.dtype else None
+    for k, v in want_sd.items():
+        if k not in got_sd:
+            continue
+        want = v.to(dtype) if dtype is not None and v.is_floating_point() else v
+        g = got_sd[k]
+        check(g.dtype == want.dtype and g.shape == want.shape and torch.equal(g, want),
+              '%s: %s %s' % (k, g.dtype, tuple(g.shape)))
+    if a.inference:
+        if a.class_names is not None:
+            check(got.get('class_names') == a.class_names.split(','), 'class_names %r' % got.get('class_names'))
+        if isinstance(src, dict) and 'model_config' in src:
+            check(got.get('model_config') == src['model_config'], 'model_config %r' % got.get('model_config'))
+        sidecar = os.path.splitext(a.output)[0] + '_metadata.json'
+        if os.path.exists(sidecar):
+            with open(sidecar) as f:
+                meta = json.load(f)
+            if a.class_names is not None and 'class_names' in meta:
+                check(meta['class_names'] == a.class_names.split(','), 'sidecar class_names %r' % meta['class_names'])
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

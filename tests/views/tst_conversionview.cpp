@@ -1,0 +1,466 @@
+// The conversion pane, offscreen: files dropped on a target are planned in the background as the
+// engine's planConversion plans them, with the values the file carries prefilled; the queue
+// converts one file at a time, verified, and real PyTorch loads what it wrote; cancel leaves no
+// file; an existing output is replaced only when the policy says so; an unwritable folder is a
+// clear error on its row.
+#include "conversionplanmodel.h"
+#include "conversionqueuemodel.h"
+#include "conversionview.h"
+#include "testdata.h"
+
+#include <QAbstractItemModelTester>
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDir>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFile>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMimeData>
+#include <QProcess>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <unistd.h>
+
+using namespace ckpt;
+using Status = ConversionQueueItem::Status;
+
+namespace {
+
+constexpr int kWait = 60000;
+
+// Drags `paths` onto `target` and drops them, as a file manager would.
+bool dropFiles(QWidget *target, const QStringList &paths)
+{
+    QList<QUrl> urls;
+    for (const QString &p : paths)
+        urls << QUrl::fromLocalFile(p);
+    QMimeData mime;
+    mime.setUrls(urls);
+    const QPoint pos = target->rect().center();
+    QDragEnterEvent enter(pos, Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(target, &enter);
+    if (!enter.isAccepted())
+        return false;
+    QDropEvent drop(QPointF(pos), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(target, &drop);
+    return drop.isAccepted();
+}
+
+Status statusOf(const ConversionView &v, int row)
+{
+    return static_cast<Status>(v.queueModel()->index(row, 0).data(ConversionQueueModel::StatusRole).toInt());
+}
+
+QString resultOf(const ConversionView &v, int row)
+{
+    return v.queueModel()->index(row, ConversionQueueModel::ResultColumn).data().toString();
+}
+
+QLineEdit *field(const ConversionView &v, const char *name)
+{
+    return qobject_cast<QLineEdit *>(v.optionWidget(QLatin1String(name)));
+}
+
+// Types into a field as a user does (textEdited, not setText).
+void typeInto(QLineEdit *edit, const QString &text)
+{
+    QVERIFY(edit);
+    edit->selectAll();
+    QTest::keyClick(edit, Qt::Key_Delete);
+    QTest::keyClicks(edit, text);
+}
+
+QStringList filesIn(const QString &dir)
+{
+    return QDir(dir).entryList(QDir::Files | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
+}
+
+QStringList qt(const std::vector<std::string> &v)
+{
+    QStringList out;
+    for (const auto &s : v)
+        out << QString::fromStdString(s);
+    return out;
+}
+
+// Runs tests/views/check_conversion.py: PyTorch loads the output and compares it with the source.
+bool judgedByTorch(const QStringList &args, QString *log)
+{
+    QProcess python;
+    python.setProcessChannelMode(QProcess::MergedChannels);
+    python.start(QStringLiteral(CKPT_PYTHON),
+                 QStringList{QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/check_conversion.py")} + args);
+    if (!python.waitForFinished(120000))
+        return false;
+    *log = QString::fromUtf8(python.readAll());
+    return python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0;
+}
+
+} // namespace
+
+class TestConversionView : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void dropPlanRunAndTorchLoads();
+    void multiFileDropRunsAsQueue();
+    void cancelLeavesNoFile();
+    void existingOutputAsksPolicy();
+    void unwritableFolderIsClearError();
+    void fullDiskIsClearError();
+    void detectedPrefixIsOffered();
+    void targetCanBeChanged();
+    void unreadableFileCannotBeConverted();
+};
+
+void TestConversionView::dropPlanRunAndTorchLoads()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.resize(1200, 800);
+    QAbstractItemModelTester queueTester(view.queueModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester planTester(view.planModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    view.show();
+    const QString input = test::fixturePath(QStringLiteral("training_checkpoint.pth"));
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::Inference), {input}));
+    QCOMPARE(view.queueModel()->rowCount(), 1);
+    QCOMPARE(view.currentRow(), 0);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+
+    // The values the file carries are prefilled from it (as torch.load reads them).
+    const QJsonObject meta = test::expectedListing()
+                                 .value(QStringLiteral("training_checkpoint.pth"))
+                                 .toObject()
+                                 .value(QStringLiteral("metadata"))
+                                 .toObject();
+    QVERIFY(!meta.isEmpty());
+    QCOMPARE(field(view, "epoch")->text().toInt(), meta.value(QStringLiteral("epoch")).toInt());
+    QCOMPARE(field(view, "trainLoss")->text().toDouble(), meta.value(QStringLiteral("train_loss")).toDouble());
+    QCOMPARE(field(view, "valLoss")->text().toDouble(), meta.value(QStringLiteral("val_loss")).toDouble());
+    QCOMPARE(QJsonDocument::fromJson(field(view, "config")->text().toUtf8()).object(),
+             meta.value(QStringLiteral("model_config")).toObject());
+    QVERIFY(field(view, "classNames")->text().isEmpty());  // the file has none
+
+    // Options: float16, a key left out, class names, an output folder.
+    auto *dtype = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("dtype")));
+    QVERIFY(dtype);
+    dtype->setCurrentIndex(dtype->findData(QStringLiteral("float16")));
+    typeInto(field(view, "drops"), QStringLiteral("*.bias"));
+    typeInto(field(view, "classNames"), QStringLiteral("cat, dog"));
+    typeInto(field(view, "outDir"), out.path());
+    QCOMPARE(statusOf(view, 0), Status::Planning);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+
+    // The plan shown is the engine's plan for the same options.
+    const auto doc = test::readFixture(QStringLiteral("training_checkpoint.pth"));
+    const auto options =
+        ConvertOptions().target(ConvertTarget::Inference).dtype(DType::Float16).drop("*.bias").classNames({"cat", "dog"});
+    const std::string output = defaultOutputPath(input.toStdString(), options, out.path().toStdString());
+    const ConversionPlan want = planConversion(*doc, output, options);
+    const auto *plan = view.planModel();
+    QVERIFY(plan->plan());
+    QCOMPARE(plan->plan()->output, output);
+    QCOMPARE(plan->entries(ConversionPlanModel::Change::Kept), qt(want.kept));
+    QStringList dropped, lost;
+    for (const auto &d : want.dropped)
+        dropped << QString::fromStdString(d.entry);
+    for (const auto &l : want.lost)
+        lost << QString::fromStdString(l.entry);
+    QCOMPARE(plan->entries(ConversionPlanModel::Change::Dropped), dropped);
+    QVERIFY(!dropped.isEmpty() && dropped.first().endsWith(QStringLiteral(".bias")));
+    QVERIFY(lost.contains(QStringLiteral("optimizer_state_dict")));  // listed before anything is written
+    QCOMPARE(plan->entries(ConversionPlanModel::Change::Carried), qt(want.carried));
+    QCOMPARE(plan->entries(ConversionPlanModel::Change::Lost), lost);
+    QCOMPARE(plan->plan()->bytesBefore, want.bytesBefore);
+    QCOMPARE(plan->plan()->bytesAfter, want.bytesAfter);
+    QCOMPARE(want.bytesAfter * 2, want.bytesBefore);  // float32 → float16
+    const QString summary = view.planSummary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("%1 kept").arg(want.kept.size())), qPrintable(summary));
+    QVERIFY2(summary.contains(QStringLiteral("cast to float16")), qPrintable(summary));
+
+    // Run: written, verified, and PyTorch agrees.
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    QVERIFY2(resultOf(view, 0).startsWith(QStringLiteral("verified")), qPrintable(resultOf(view, 0)));
+    QCOMPARE(view.queueModel()->index(0, 0).data(ConversionQueueModel::ProgressRole).toDouble(), 1.0);
+    const QString written = QString::fromStdString(output);
+    QVERIFY(QFile::exists(written));
+    QVERIFY(QFile::exists(QString::fromStdString(want.sidecarPath)));
+    QString log;
+    const bool ok = judgedByTorch({written, input, QStringLiteral("--dtype"), QStringLiteral("float16"),
+                                   QStringLiteral("--class-names"), QStringLiteral("cat,dog"),
+                                   QStringLiteral("--drop"), QStringLiteral("*.bias"),
+                                   QStringLiteral("--inference")},
+                                  &log);
+    QVERIFY2(ok, qPrintable(log));
+
+    // Open asks the application to open the output.
+    QSignalSpy open(&view, &ConversionView::openRequested);
+    view.openSelected();
+    QCOMPARE(open.count(), 1);
+    QCOMPARE(open.first().first().toString(), written);
+}
+
+void TestConversionView::multiFileDropRunsAsQueue()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    QAbstractItemModelTester queueTester(view.queueModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    const QStringList inputs{test::fixturePath(QStringLiteral("state_dict.pth")),
+                             test::fixturePath(QStringLiteral("training_checkpoint.pth")),
+                             test::fixturePath(QStringLiteral("inference_package.pth"))};
+    // The output folder first: new files take the panel's generic options.
+    typeInto(field(view, "outDir"), out.path());
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::StateDict), inputs));
+    QCOMPARE(view.queueModel()->rowCount(), 3);
+    for (int r = 0; r < 3; ++r)
+        QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, r), Status::Ready, kWait);
+
+    // One at a time: never two rows writing at once, and in queue order.
+    int maxRunning = 0;
+    connect(view.queueModel(), &QAbstractItemModel::dataChanged, &view, [&] {
+        int running = 0;
+        for (int r = 0; r < view.queueModel()->rowCount(); ++r)
+            running += statusOf(view, r) == Status::Running;
+        maxRunning = std::max(maxRunning, running);
+    });
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, kWait);
+    QCOMPARE(maxRunning, 1);
+    QCOMPARE(finished.count(), 3);
+    for (int r = 0; r < 3; ++r) {
+        QCOMPARE(finished.at(r).first().toInt(), r);
+        QCOMPARE(statusOf(view, r), Status::Done);
+        const QString output = view.queueModel()->index(r, ConversionQueueModel::OutputColumn)
+                                   .data(ConversionQueueModel::PathRole)
+                                   .toString();
+        QCOMPARE(QFileInfo(output).absolutePath(), QFileInfo(out.path()).absoluteFilePath());
+        QString log;
+        QVERIFY2(judgedByTorch({output, inputs[r]}, &log), qPrintable(log));
+    }
+}
+
+void TestConversionView::cancelLeavesNoFile()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    // 64 MiB of float32: long enough to be cancelled while it is written.
+    view.addFiles({test::fixturePath(QStringLiteral("large.pth"))}, ConvertTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QCOMPARE(statusOf(view, 0), Status::Running);
+    QVERIFY(view.isRunning());
+    view.cancel();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Cancelled);
+    QVERIFY(!view.isRunning());
+    QCOMPARE(filesIn(out.path()), QStringList());  // neither the output nor a temporary file
+
+    // Run again: it completes.
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    QCOMPARE(filesIn(out.path()), QStringList{QStringLiteral("large_state_dict.pth")});
+}
+
+void TestConversionView::existingOutputAsksPolicy()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    QStringList asked;
+    bool answer = false;
+    view.setOverwritePolicy([&](const QString &path) {
+        asked << path;
+        return answer;
+    });
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("state_dict.pth"));
+    view.addFiles({input}, ConvertTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    const QString output = view.queueModel()->index(0, ConversionQueueModel::OutputColumn)
+                               .data(ConversionQueueModel::PathRole)
+                               .toString();
+    {
+        QFile old(output);
+        QVERIFY(old.open(QIODevice::WriteOnly));
+        old.write("the old file");
+    }
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(asked, QStringList{output});
+    QCOMPARE(statusOf(view, 0), Status::Skipped);
+    {
+        QFile old(output);
+        QVERIFY(old.open(QIODevice::ReadOnly));
+        QCOMPARE(old.readAll(), QByteArray("the old file"));
+    }
+    QCOMPARE(filesIn(out.path()).size(), 1);
+
+    answer = true;
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, kWait);
+    QCOMPARE(asked.size(), 2);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    QString log;
+    QVERIFY2(judgedByTorch({output, input}, &log), qPrintable(log));
+}
+
+void TestConversionView::unwritableFolderIsClearError()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    const QString input = test::fixturePath(QStringLiteral("state_dict.pth"));
+    // A "folder" that is a file: unwritable for everyone, root included.
+    const QString notAFolder = out.filePath(QStringLiteral("plain-file"));
+    {
+        QFile f(notAFolder);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+    }
+    QStringList folders{notAFolder};
+    const QString locked = out.filePath(QStringLiteral("locked"));
+    QVERIFY(QDir().mkpath(locked));
+    QVERIFY(QFile::setPermissions(locked, QFileDevice::ReadOwner | QFileDevice::ExeOwner));
+    if (geteuid() != 0)  // root writes anywhere
+        folders << locked;
+    for (const QString &folder : folders) {
+        ConversionView view;
+        typeInto(field(view, "outDir"), folder);
+        view.addFiles({input}, ConvertTarget::StateDict);
+        QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+        QSignalSpy finished(&view, &ConversionView::itemFinished);
+        view.runQueue();
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+        QCOMPARE(statusOf(view, 0), Status::Failed);
+        const QString error = resultOf(view, 0);
+        QVERIFY2(error.contains(folder) && error.contains(QStringLiteral("temporary file")), qPrintable(error));
+        QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::ResultColumn).data(Qt::ToolTipRole).toString(),
+                 error);
+    }
+    QCOMPARE(filesIn(locked), QStringList());
+    QFile::setPermissions(locked, QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner);
+}
+
+void TestConversionView::fullDiskIsClearError()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    // A 4 KiB tmpfs: a disk that fills up while the file is written (root in a container or VM).
+    QProcess mount;
+    mount.start(QStringLiteral("mount"), {QStringLiteral("-t"), QStringLiteral("tmpfs"), QStringLiteral("-o"),
+                                          QStringLiteral("size=4k"), QStringLiteral("tmpfs"), out.path()});
+    if (!mount.waitForFinished() || mount.exitStatus() != QProcess::NormalExit || mount.exitCode() != 0)
+        QSKIP("a tmpfs cannot be mounted here");
+    struct Unmount {
+        QString path;
+        ~Unmount() { QProcess::execute(QStringLiteral("umount"), {path}); }
+    } unmount{out.path()};
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("training_checkpoint.pth"))}, ConvertTarget::Checkpoint);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Failed);
+    QVERIFY2(resultOf(view, 0).contains(QStringLiteral("No space left")), qPrintable(resultOf(view, 0)));
+    QCOMPARE(filesIn(out.path()), QStringList());
+}
+
+void TestConversionView::detectedPrefixIsOffered()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    QAbstractItemModelTester planTester(view.planModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("conv_dataparallel.pth"));
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::StateDict), {input}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    auto *strip = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("stripPrefix")));
+    QVERIFY(strip);
+    const auto doc = test::readFixture(QStringLiteral("conv_dataparallel.pth"));
+    const ConversionPlan plain =
+        planConversion(*doc, out.filePath(QStringLiteral("x.pth")).toStdString(), ConvertOptions());
+    QCOMPARE(plain.detectedPrefixes, std::vector<std::string>{"module."});
+    QVERIFY(strip->findText(QStringLiteral("module.")) > 0);  // offered after "none"
+    strip->setCurrentIndex(strip->findText(QStringLiteral("module.")));
+    QCOMPARE(statusOf(view, 0), Status::Planning);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    const ConversionPlan want = planConversion(*doc, out.filePath(QStringLiteral("x.pth")).toStdString(),
+                                               ConvertOptions().stripPrefix("module."));
+    QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Kept), qt(want.kept));
+    for (const QString &k : view.planModel()->entries(ConversionPlanModel::Change::Kept))
+        QVERIFY2(!k.startsWith(QStringLiteral("module.")), qPrintable(k));
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    const QString output =
+        view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
+    QString log;
+    QVERIFY2(judgedByTorch({output, input, QStringLiteral("--strip"), QStringLiteral("module.")}, &log), qPrintable(log));
+}
+
+void TestConversionView::targetCanBeChanged()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("state_dict.pth"))}, ConvertTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    QVERIFY(target);
+    QCOMPARE(target->currentData().toInt(), static_cast<int>(ConvertTarget::StateDict));
+    target->setCurrentIndex(target->findData(static_cast<int>(ConvertTarget::Safetensors)));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QCOMPARE(view.planModel()->plan()->target, ConvertTarget::Safetensors);
+    const QString output =
+        view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
+    QCOMPARE(output, QDir(out.path()).filePath(QStringLiteral("state_dict_safetensors.safetensors")));
+    QCOMPARE(QString::fromStdString(view.planModel()->plan()->output), output);
+    QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::TargetColumn).data().toString(),
+             convertTargetLabel(ConvertTarget::Safetensors));
+    // Files added next go to the target last chosen.
+    view.addFiles({test::fixturePath(QStringLiteral("state_dict.pth"))});
+    QCOMPARE(view.queueModel()->index(1, ConversionQueueModel::TargetColumn).data().toString(),
+             convertTargetLabel(ConvertTarget::Safetensors));
+}
+
+void TestConversionView::unreadableFileCannotBeConverted()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString junk = dir.filePath(QStringLiteral("junk.pth"));
+    {
+        QFile f(junk);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("not a checkpoint at all");
+    }
+    ConversionView view;
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::Safetensors), {junk}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
+    QVERIFY2(resultOf(view, 0).startsWith(junk), qPrintable(resultOf(view, 0)));
+    // Nothing to run: the queue finishes without writing.
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QCOMPARE(done.count(), 1);
+    QCOMPARE(filesIn(dir.path()), QStringList{QStringLiteral("junk.pth")});
+}
+
+QTEST_MAIN(TestConversionView)
+#include "tst_conversionview.moc"

@@ -1,0 +1,883 @@
+#include "conversionview.h"
+
+#include "conversionplanmodel.h"
+#include "document.h"
+#include "jobpool.h"
+#include "keyalign.h"
+#include "valuetext.h"
+
+#include <QApplication>
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDesktopServices>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QFutureWatcher>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QPromise>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSplitter>
+#include <QStyle>
+#include <QStyleOptionProgressBar>
+#include <QStyledItemDelegate>
+#include <QPainter>
+#include <QTableView>
+#include <QTimer>
+#include <QToolButton>
+#include <QUrl>
+#include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
+
+namespace ckpt {
+
+// What writing one file produced, handed back to the GUI thread.
+struct ConversionRun {
+    quint64 id = 0;
+    ConversionResult result;
+    QString error;
+    bool ok = false;
+    bool cancelled = false;
+};
+
+namespace {
+
+// What planning one file produced: its document (read once), the plan, or why it cannot be done.
+struct PlanOutcome {
+    std::shared_ptr<const Document> document;
+    std::shared_ptr<const ConversionPlan> plan;
+    QMap<QString, QString> sourceValues;
+    QStringList prefixes;
+    QString output;
+    QString error;
+};
+
+PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, ConvertTarget target,
+                     const ConversionSettings &settings)
+{
+    PlanOutcome out;
+    try {
+        if (!doc)
+            doc = std::make_shared<const Document>(readDocument(input.toStdString()));
+        out.document = doc;
+        out.sourceValues = sourceValueTexts(*doc);
+        std::vector<std::string> names;
+        names.reserve(doc->stateDict.size());
+        for (const auto &t : doc->stateDict)
+            names.push_back(t.name);
+        if (const std::string p = commonWrapperPrefix(names); !p.empty())
+            out.prefixes << QString::fromStdString(p);
+        out.output = outputPathFor(input, settings, target);
+        const ConvertOptions options = toConvertOptions(settings, target);
+        auto plan = std::make_shared<ConversionPlan>(planConversion(*doc, out.output.toStdString(), options));
+        for (const auto &p : plan->detectedPrefixes)
+            if (!out.prefixes.contains(QString::fromStdString(p)))
+                out.prefixes << QString::fromStdString(p);
+        out.plan = std::move(plan);
+    } catch (const std::exception &e) {
+        out.error = QString::fromStdString(e.what());
+    }
+    return out;
+}
+
+QStringList localFiles(const QMimeData *mime)
+{
+    QStringList out;
+    if (!mime || !mime->hasUrls())
+        return out;
+    for (const QUrl &url : mime->urls())
+        if (url.isLocalFile() && QFileInfo(url.toLocalFile()).isFile())
+            out << url.toLocalFile();
+    return out;
+}
+
+// The progress column as a bar while a file is written (and full once it is done).
+class ProgressDelegate : public QStyledItemDelegate {
+public:
+    using QStyledItemDelegate::QStyledItemDelegate;
+    void paint(QPainter *painter, const QStyleOptionViewItem &option, const QModelIndex &index) const override
+    {
+        using S = ConversionQueueItem::Status;
+        const auto status = static_cast<S>(index.data(ConversionQueueModel::StatusRole).toInt());
+        if (status != S::Running && status != S::Done) {
+            QStyledItemDelegate::paint(painter, option, index);
+            return;
+        }
+        QStyleOptionProgressBar bar;
+        bar.rect = option.rect.adjusted(2, 3, -2, -3);
+        bar.minimum = 0;
+        bar.maximum = 100;
+        bar.progress = qRound(index.data(ConversionQueueModel::ProgressRole).toDouble() * 100);
+        bar.text = index.data().toString();
+        bar.textVisible = true;
+        bar.state = option.state | QStyle::State_Horizontal;
+        bar.palette = option.palette;
+        const QWidget *w = option.widget;
+        (w ? w->style() : QApplication::style())->drawControl(QStyle::CE_ProgressBar, &bar, painter, w);
+    }
+};
+
+const QString kFileFilter = QStringLiteral(
+    "PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)");
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+ConversionDropTarget::ConversionDropTarget(ConvertTarget target, const QString &title, const QString &description,
+                                           QWidget *parent)
+    : QFrame(parent), m_target(target)
+{
+    setObjectName(QStringLiteral("target-") + QString::fromStdString(convertTargetName(target)));
+    setAcceptDrops(true);
+    setFrameShape(QFrame::StyledPanel);
+    setCursor(Qt::PointingHandCursor);
+    setToolTip(tr("Drop files here, or click to choose files to convert to: %1").arg(title));
+    setMinimumHeight(72);
+    auto *t = new QLabel(QStringLiteral("<b>%1</b>").arg(title.toHtmlEscaped()), this);
+    t->setAlignment(Qt::AlignCenter);
+    auto *d = new QLabel(description, this);
+    d->setAlignment(Qt::AlignCenter);
+    d->setWordWrap(true);
+    QPalette pal = d->palette();
+    pal.setColor(QPalette::WindowText, pal.color(QPalette::PlaceholderText));
+    d->setPalette(pal);
+    auto *l = new QVBoxLayout(this);
+    l->addWidget(t);
+    l->addWidget(d);
+    setHighlighted(false);
+}
+
+void ConversionDropTarget::setHighlighted(bool on)
+{
+    // A dashed outline says "drop here"; it turns to the highlight colour while files hover.
+    setStyleSheet(QStringLiteral("QFrame#%1 { border: 2px dashed %2; border-radius: 6px; background: %3; }")
+                      .arg(objectName(), on ? QStringLiteral("palette(highlight)") : QStringLiteral("palette(mid)"),
+                           on ? QStringLiteral("palette(alternate-base)") : QStringLiteral("palette(base)")));
+}
+
+void ConversionDropTarget::dragEnterEvent(QDragEnterEvent *event)
+{
+    if (!localFiles(event->mimeData()).isEmpty()) {
+        event->acceptProposedAction();
+        setHighlighted(true);
+    }
+}
+
+void ConversionDropTarget::dragLeaveEvent(QDragLeaveEvent *event)
+{
+    setHighlighted(false);
+    QFrame::dragLeaveEvent(event);
+}
+
+void ConversionDropTarget::dropEvent(QDropEvent *event)
+{
+    setHighlighted(false);
+    const QStringList files = localFiles(event->mimeData());
+    if (files.isEmpty())
+        return;
+    event->acceptProposedAction();
+    Q_EMIT filesDropped(files, m_target);
+}
+
+void ConversionDropTarget::mouseReleaseEvent(QMouseEvent *event)
+{
+    QFrame::mouseReleaseEvent(event);
+    const QStringList files = QFileDialog::getOpenFileNames(this, tr("Files to Convert"), QString(), kFileFilter);
+    if (!files.isEmpty())
+        Q_EMIT filesDropped(files, m_target);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ConversionView::ConversionView(QWidget *parent) : QWidget(parent)
+{
+    m_queue = new ConversionQueueModel(this);
+    m_plan = new ConversionPlanModel(this);
+    m_replan = new QTimer(this);
+    m_replan->setSingleShot(true);
+    m_replan->setInterval(250);
+    connect(m_replan, &QTimer::timeout, this, &ConversionView::replanSelection);
+    m_overwrite = [this](const QString &output) {
+        return QMessageBox::question(this, tr("Replace Existing File?"),
+                                     tr("%1 already exists.\nReplace it with the converted file?").arg(output),
+                                     QMessageBox::Yes | QMessageBox::No, QMessageBox::No) == QMessageBox::Yes;
+    };
+    buildUi();
+    updateButtons();
+}
+
+ConversionView::~ConversionView()
+{
+    if (m_cancel)
+        m_cancel->store(true);
+    if (m_runWatcher)
+        m_runWatcher->waitForFinished();
+}
+
+void ConversionView::buildUi()
+{
+    auto *targets = new QHBoxLayout;
+    const std::tuple<ConvertTarget, QString, QString> defs[] = {
+        {ConvertTarget::StateDict, tr("State dict"), tr("model.state_dict() only")},
+        {ConvertTarget::Checkpoint, tr("Checkpoint"), tr("epoch, losses, optimizer, config")},
+        {ConvertTarget::Inference, tr("Inference package"), tr("weights, config, class names, preprocessing")},
+        {ConvertTarget::FullModel, tr("Full model"), tr("the pickled module, re-saved")},
+        {ConvertTarget::Safetensors, tr("Safetensors"), tr("tensors only, no pickle")},
+    };
+    for (const auto &[target, title, description] : defs) {
+        auto *t = new ConversionDropTarget(target, title, description, this);
+        connect(t, &ConversionDropTarget::filesDropped, this,
+                [this](const QStringList &paths, ConvertTarget to) { addFiles(paths, to); });
+        m_targets[target] = t;
+        targets->addWidget(t);
+    }
+
+    m_queueView = new QTableView(this);
+    m_queueView->setObjectName(QStringLiteral("queue"));
+    m_queueView->setModel(m_queue);
+    m_queueView->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_queueView->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    m_queueView->verticalHeader()->hide();
+    m_queueView->horizontalHeader()->setStretchLastSection(true);
+    m_queueView->setAlternatingRowColors(true);
+    m_queueView->setWordWrap(false);
+    m_queueView->setTextElideMode(Qt::ElideMiddle);
+    m_queueView->setItemDelegateForColumn(ConversionQueueModel::ProgressColumn, new ProgressDelegate(m_queueView));  // a long name keeps its ending (_fp16.pth)
+    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 165);
+    m_queueView->setColumnWidth(ConversionQueueModel::TargetColumn, 120);
+    m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 90);
+    m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 95);
+    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 225);
+    connect(m_queueView->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
+        showSelected();
+        updateButtons();
+    });
+    connect(m_queue, &QAbstractItemModel::dataChanged, this, [this](const QModelIndex &tl) {
+        if (tl.row() == currentRow())
+            showSelected();
+        updateButtons();
+    });
+    connect(m_queueView, &QTableView::doubleClicked, this, [this] { openSelected(); });
+
+    m_runButton = new QPushButton(style()->standardIcon(QStyle::SP_MediaPlay), tr("Convert All"), this);
+    m_runButton->setObjectName(QStringLiteral("run"));
+    connect(m_runButton, &QPushButton::clicked, this, &ConversionView::runQueue);
+    m_cancelButton = new QPushButton(style()->standardIcon(QStyle::SP_MediaStop), tr("Cancel"), this);
+    m_cancelButton->setObjectName(QStringLiteral("cancel"));
+    connect(m_cancelButton, &QPushButton::clicked, this, &ConversionView::cancel);
+    m_removeButton = new QPushButton(tr("Remove"), this);
+    connect(m_removeButton, &QPushButton::clicked, this, &ConversionView::removeSelected);
+    m_openButton = new QPushButton(tr("Open"), this);
+    m_openButton->setObjectName(QStringLiteral("open"));
+    m_openButton->setToolTip(tr("Open the converted file in a new tab"));
+    connect(m_openButton, &QPushButton::clicked, this, &ConversionView::openSelected);
+    m_revealButton = new QPushButton(tr("Reveal"), this);
+    m_revealButton->setToolTip(tr("Show the converted file's folder"));
+    connect(m_revealButton, &QPushButton::clicked, this, &ConversionView::revealSelected);
+    auto *buttons = new QHBoxLayout;
+    buttons->addWidget(m_runButton);
+    buttons->addWidget(m_cancelButton);
+    buttons->addStretch(1);
+    buttons->addWidget(m_removeButton);
+    buttons->addWidget(m_openButton);
+    buttons->addWidget(m_revealButton);
+
+    m_summary = new QLabel(this);
+    m_summary->setObjectName(QStringLiteral("planSummary"));
+    m_summary->setWordWrap(true);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_planView = new QTableView(this);
+    m_planView->setObjectName(QStringLiteral("plan"));
+    m_planView->setModel(m_plan);
+    m_planView->verticalHeader()->hide();
+    m_planView->horizontalHeader()->setStretchLastSection(true);
+    m_planView->setColumnWidth(ConversionPlanModel::ChangeColumn, 90);
+    m_planView->setColumnWidth(ConversionPlanModel::EntryColumn, 260);
+    m_planView->setWordWrap(false);
+    m_planView->setSelectionBehavior(QAbstractItemView::SelectRows);
+
+    auto *queueBox = new QWidget(this);
+    auto *ql = new QVBoxLayout(queueBox);
+    ql->setContentsMargins(0, 0, 0, 0);
+    auto *queueTitle = new QLabel(tr("<b>Queue</b>"), queueBox);
+    ql->addWidget(queueTitle);
+    ql->addWidget(m_queueView);
+    ql->addLayout(buttons);
+    auto *planBox = new QWidget(this);
+    auto *pl = new QVBoxLayout(planBox);
+    pl->setContentsMargins(0, 0, 0, 0);
+    pl->addWidget(new QLabel(tr("<b>Plan of the selected file</b>"), planBox));
+    pl->addWidget(m_summary);
+    pl->addWidget(m_planView);
+
+    auto *left = new QSplitter(Qt::Vertical, this);
+    left->addWidget(queueBox);
+    left->addWidget(planBox);
+    left->setStretchFactor(0, 1);
+    left->setStretchFactor(1, 2);
+
+    auto *scroll = new QScrollArea(this);
+    scroll->setWidget(buildOptions());
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setMinimumWidth(340);
+
+    auto *split = new QSplitter(Qt::Horizontal, this);
+    split->addWidget(left);
+    split->addWidget(scroll);
+    split->setStretchFactor(0, 3);
+    split->setStretchFactor(1, 1);
+
+    auto *hint = new QLabel(tr("Drop one or many checkpoints on a target (or click it). Nothing is written until "
+                               "you press Convert All; every output is read back and verified."),
+                            this);
+    hint->setWordWrap(true);
+    auto *l = new QVBoxLayout(this);
+    l->addWidget(hint);
+    l->addLayout(targets);
+    l->addWidget(split, 1);
+}
+
+QWidget *ConversionView::buildOptions()
+{
+    auto *page = new QWidget(this);
+    auto *form = new QFormLayout;
+    auto add = [this](const QString &name, QWidget *w) {
+        w->setObjectName(name);
+        m_fields[name] = w;
+        return w;
+    };
+    auto line = [this, add](const QString &name, const QString &placeholder) {
+        auto *e = new QLineEdit(this);
+        e->setPlaceholderText(placeholder);
+        add(name, e);
+        connect(e, &QLineEdit::textEdited, this, [this, name] { applyPanel(name); });
+        return e;
+    };
+    auto check = [this, add](const QString &name, const QString &text) {
+        auto *c = new QCheckBox(text, this);
+        add(name, c);
+        connect(c, &QCheckBox::toggled, this, [this, name] { applyPanel(name); });
+        return c;
+    };
+
+    auto *editsBox = new QGroupBox(tr("Edits"), page);
+    auto *edits = new QFormLayout(editsBox);
+    m_target = new QComboBox(this);
+    for (ConvertTarget t : {ConvertTarget::StateDict, ConvertTarget::Checkpoint, ConvertTarget::Inference,
+                            ConvertTarget::FullModel, ConvertTarget::Safetensors})
+        m_target->addItem(convertTargetLabel(t), static_cast<int>(t));
+    add(QStringLiteral("target"), m_target);
+    connect(m_target, &QComboBox::currentIndexChanged, this, [this] { applyPanel(QStringLiteral("target")); });
+    edits->addRow(tr("Convert to:"), m_target);
+    m_dtype = new QComboBox(this);
+    m_dtype->addItem(tr("keep as stored"), QString());
+    for (const char *d : {"float16", "bfloat16", "float32"})
+        m_dtype->addItem(QString::fromLatin1(d), QString::fromLatin1(d));
+    add(QStringLiteral("dtype"), m_dtype);
+    connect(m_dtype, &QComboBox::currentIndexChanged, this, [this] { applyPanel(QStringLiteral("dtype")); });
+    edits->addRow(tr("Data type:"), m_dtype);
+    m_strip = new QComboBox(this);
+    m_strip->setEditable(true);
+    m_strip->setInsertPolicy(QComboBox::NoInsert);
+    add(QStringLiteral("stripPrefix"), m_strip);
+    m_strip->lineEdit()->setPlaceholderText(tr("none"));
+    connect(m_strip, &QComboBox::currentTextChanged, this, [this] { applyPanel(QStringLiteral("stripPrefix")); });
+    edits->addRow(tr("Strip prefix:"), m_strip);
+    edits->addRow(tr("Add prefix:"), line(QStringLiteral("addPrefix"), tr("none")));
+    edits->addRow(tr("Drop keys:"), line(QStringLiteral("drops"), tr("glob patterns, comma-separated")));
+    edits->addRow(check(QStringLiteral("ema"), tr("Use the EMA weights as the model's")));
+    edits->addRow(check(QStringLiteral("dropOptimizer"), tr("Drop optimizer, scheduler and RNG state")));
+    edits->addRow(check(QStringLiteral("keepDevice"), tr("Keep saved device tags")));
+
+    auto *valuesBox = new QGroupBox(tr("Values (from the file; edit to replace)"), page);
+    auto *values = new QFormLayout(valuesBox);
+    values->addRow(tr("Model config:"), line(QStringLiteral("config"), tr("JSON")));
+    values->addRow(tr("Class names:"), line(QStringLiteral("classNames"), tr("cat, dog or a JSON list")));
+    values->addRow(tr("Preprocessing:"), line(QStringLiteral("preprocessing"), tr("not in the file; JSON {\"mean\", \"std\"}")));
+    values->addRow(tr("Epoch:"), line(QStringLiteral("epoch"), tr("not in the file")));
+    values->addRow(tr("Training loss:"), line(QStringLiteral("trainLoss"), tr("not in the file")));
+    values->addRow(tr("Validation loss:"), line(QStringLiteral("valLoss"), tr("not in the file")));
+
+    auto *outBox = new QGroupBox(tr("Output"), page);
+    auto *outs = new QFormLayout(outBox);
+    auto *dir = line(QStringLiteral("outDir"), tr("beside each input"));
+    auto *browse = new QToolButton(this);
+    browse->setText(QStringLiteral("\u2026"));
+    connect(browse, &QToolButton::clicked, this, [this, dir] {
+        const QString d = QFileDialog::getExistingDirectory(this, tr("Output Folder"), dir->text());
+        if (d.isEmpty())
+            return;
+        dir->setText(d);
+        applyPanel(QStringLiteral("outDir"));
+    });
+    auto *dirRow = new QHBoxLayout;
+    dirRow->addWidget(dir);
+    dirRow->addWidget(browse);
+    outs->addRow(tr("Folder:"), dirRow);
+    outs->addRow(check(QStringLiteral("sidecar"), tr("Write the metadata JSON sidecar")));
+
+    auto *l = new QVBoxLayout(page);
+    l->addWidget(new QLabel(tr("<b>Options of the selected files</b>"), page));
+    l->addWidget(editsBox);
+    l->addWidget(valuesBox);
+    l->addWidget(outBox);
+    l->addStretch(1);
+    Q_UNUSED(form);
+    delete form;
+    return page;
+}
+
+ConversionDropTarget *ConversionView::dropTarget(ConvertTarget target) const
+{
+    const auto it = m_targets.find(target);
+    return it == m_targets.end() ? nullptr : it->second;
+}
+
+QWidget *ConversionView::optionWidget(const QString &name) const
+{
+    const auto it = m_fields.find(name);
+    return it == m_fields.end() ? nullptr : it->second;
+}
+
+void ConversionView::addFiles(const QStringList &paths, ConvertTarget target)
+{
+    m_lastTarget = target;
+    int first = -1;
+    for (const QString &p : paths) {
+        if (p.isEmpty())
+            continue;
+        ConversionQueueItem item;
+        item.input = QFileInfo(p).absoluteFilePath();
+        item.target = target;
+        // The generic options as last set; the values a file carries start from its source's.
+        item.settings.dtype = m_defaults.dtype;
+        item.settings.addPrefix = m_defaults.addPrefix;
+        item.settings.ema = m_defaults.ema;
+        item.settings.dropOptimizer = m_defaults.dropOptimizer;
+        item.settings.keepDevice = m_defaults.keepDevice;
+        item.settings.sidecar = m_defaults.sidecar;
+        item.settings.drops = m_defaults.drops;
+        item.settings.outDir = m_defaults.outDir;
+        item.output = outputPathFor(item.input, item.settings, target);
+        const int row = m_queue->append(std::move(item));
+        if (first < 0)
+            first = row;
+        requestPlan(row);
+    }
+    if (first >= 0)
+        selectRow(first);
+}
+
+void ConversionView::requestPlan(int row)
+{
+    ConversionQueueItem item = m_queue->item(row);
+    if (item.status == ConversionQueueItem::Status::Running || item.status == ConversionQueueItem::Status::Queued)
+        return;
+    item.status = ConversionQueueItem::Status::Planning;
+    item.result.clear();
+    item.progress = 0;
+    const int generation = ++item.planGeneration;
+    m_queue->update(row, item);
+    const quint64 id = item.id;
+    auto *watcher = new QFutureWatcher<PlanOutcome>(this);
+    connect(watcher, &QFutureWatcher<PlanOutcome>::finished, this, [this, watcher, id, generation] {
+        watcher->deleteLater();
+        const int r = m_queue->rowOf(id);
+        if (r < 0 || m_queue->item(r).planGeneration != generation)
+            return;  // removed, or replanned since: this result is stale
+        const PlanOutcome out = watcher->result();
+        ConversionQueueItem it = m_queue->item(r);
+        if (out.document)
+            it.document = out.document;
+        it.sourceValues = out.sourceValues;
+        it.prefixes = out.prefixes;
+        if (!out.output.isEmpty())
+            it.output = out.output;
+        it.plan = out.plan;
+        it.status = out.plan ? ConversionQueueItem::Status::Ready : ConversionQueueItem::Status::Invalid;
+        it.result = out.error;
+        if (out.plan && !out.plan->lost.empty())
+            it.result = tr("%n value(s) will not be written", nullptr, static_cast<int>(out.plan->lost.size()));
+        m_queue->update(r, it);
+        Q_EMIT planned(r);
+    });
+    watcher->setFuture(QtConcurrent::run(jobPool(), planFile, item.input, item.document, item.target, item.settings));
+}
+
+QList<int> ConversionView::selectedRows() const
+{
+    QList<int> rows;
+    for (const QModelIndex &i : m_queueView->selectionModel()->selectedRows())
+        rows << i.row();
+    std::sort(rows.begin(), rows.end());
+    return rows;
+}
+
+int ConversionView::currentRow() const
+{
+    const QList<int> rows = selectedRows();
+    return rows.isEmpty() ? -1 : rows.first();
+}
+
+void ConversionView::selectRow(int row)
+{
+    m_queueView->selectionModel()->select(m_queue->index(row, 0),
+                                          QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    m_queueView->setCurrentIndex(m_queue->index(row, 0));
+}
+
+void ConversionView::showSelected()
+{
+    const int row = currentRow();
+    if (row < 0) {
+        m_plan->setPlan(nullptr);
+        m_summary->clear();
+        return;
+    }
+    const ConversionQueueItem &item = m_queue->item(row);
+    loadPanel(item);
+    if (m_plan->plan() != item.plan)
+        m_plan->setPlan(item.plan);
+    using S = ConversionQueueItem::Status;
+    if (!item.plan) {
+        m_summary->setText(item.status == S::Planning ? tr("Reading and planning %1\u2026").arg(QFileInfo(item.input).fileName())
+                                                      : tr("<span style=\"color:#c03030\">%1</span>").arg(item.result.toHtmlEscaped()));
+        return;
+    }
+    const ConversionPlan &p = *item.plan;
+    QString text = tr("%1 \u2192 <b>%2</b> (%3)<br>%4 kept, %5 dropped; %6 carried, %7 not written; tensors %8 \u2192 %9")
+                       .arg(QFileInfo(item.input).fileName().toHtmlEscaped(),
+                            QFileInfo(QString::fromStdString(p.output)).fileName().toHtmlEscaped(),
+                            convertTargetLabel(p.target))
+                       .arg(p.kept.size())
+                       .arg(p.dropped.size())
+                       .arg(p.carried.size())
+                       .arg(p.lost.size())
+                       .arg(valuetext::bytes(static_cast<qint64>(p.bytesBefore)), valuetext::bytes(static_cast<qint64>(p.bytesAfter)));
+    if (p.castTo)
+        text += tr("<br>cast to %1: %2 values, %3 overflow to \u00b1inf, %4 become subnormal, %5 become zero")
+                    .arg(QString::fromStdString(std::string(dtypeName(*p.castTo))))
+                    .arg(p.cast.values)
+                    .arg(p.cast.overflow)
+                    .arg(p.cast.subnormal)
+                    .arg(p.cast.zeroed);
+    if (!p.sidecarPath.empty())
+        text += tr("<br>also writes %1").arg(QFileInfo(QString::fromStdString(p.sidecarPath)).fileName().toHtmlEscaped());
+    m_summary->setText(text);
+}
+
+void ConversionView::loadPanel(const ConversionQueueItem &item)
+{
+    m_loadingPanel = true;
+    const ConversionSettings &s = item.settings;
+    m_dtype->setCurrentIndex(std::max(0, m_dtype->findData(s.dtype)));
+    m_target->setCurrentIndex(std::max(0, m_target->findData(static_cast<int>(item.target))));
+    // Rebuilt only when the offered prefixes change, so that typing in it keeps the cursor.
+    QStringList offered{QString()};
+    offered << item.prefixes;
+    QStringList shown;
+    for (int i = 0; i < m_strip->count(); ++i)
+        shown << m_strip->itemText(i);
+    if (shown != offered) {
+        m_strip->clear();
+        m_strip->addItems(offered);
+    }
+    if (m_strip->currentText() != s.stripPrefix)
+        m_strip->setCurrentText(s.stripPrefix);
+    auto setText = [this](const QString &name, const QString &text) {
+        auto *e = static_cast<QLineEdit *>(m_fields[name]);
+        if (e->text() != text) {
+            e->setText(text);
+            e->setCursorPosition(0);  // long JSON reads from its start
+        }
+    };
+    setText(QStringLiteral("addPrefix"), s.addPrefix);
+    setText(QStringLiteral("drops"), s.drops.join(QStringLiteral(", ")));
+    setText(QStringLiteral("outDir"), s.outDir);
+    const std::pair<QString, const std::optional<QString> *> values[] = {
+        {QStringLiteral("config"), &s.config},       {QStringLiteral("classNames"), &s.classNames},
+        {QStringLiteral("preprocessing"), &s.preprocessing}, {QStringLiteral("epoch"), &s.epoch},
+        {QStringLiteral("trainLoss"), &s.trainLoss}, {QStringLiteral("valLoss"), &s.valLoss}};
+    for (const auto &[name, v] : values)
+        setText(name, *v ? **v : item.sourceValues.value(name));
+    static_cast<QCheckBox *>(m_fields[QStringLiteral("ema")])->setChecked(s.ema);
+    static_cast<QCheckBox *>(m_fields[QStringLiteral("dropOptimizer")])->setChecked(s.dropOptimizer);
+    static_cast<QCheckBox *>(m_fields[QStringLiteral("keepDevice")])->setChecked(s.keepDevice);
+    auto *sidecar = static_cast<QCheckBox *>(m_fields[QStringLiteral("sidecar")]);
+    sidecar->setChecked(s.sidecar || item.target == ConvertTarget::Inference);
+    sidecar->setEnabled(item.target != ConvertTarget::Inference);
+    m_loadingPanel = false;
+}
+
+void ConversionView::applyPanel(const QString &field)
+{
+    if (m_loadingPanel)
+        return;
+    auto text = [this](const QString &name) { return static_cast<QLineEdit *>(m_fields[name])->text(); };
+    auto checked = [this](const QString &name) { return static_cast<QCheckBox *>(m_fields[name])->isChecked(); };
+    auto apply = [&](ConversionSettings &s, bool generic) {
+        if (field == QLatin1String("dtype"))
+            s.dtype = m_dtype->currentData().toString();
+        else if (field == QLatin1String("stripPrefix") && !generic)
+            s.stripPrefix = m_strip->currentText();
+        else if (field == QLatin1String("addPrefix"))
+            s.addPrefix = text(field);
+        else if (field == QLatin1String("drops")) {
+            s.drops.clear();
+            for (const QString &d : text(field).split(QLatin1Char(','), Qt::SkipEmptyParts))
+                if (!d.trimmed().isEmpty())
+                    s.drops << d.trimmed();
+        } else if (field == QLatin1String("outDir"))
+            s.outDir = text(field).trimmed();
+        else if (field == QLatin1String("ema"))
+            s.ema = checked(field);
+        else if (field == QLatin1String("dropOptimizer"))
+            s.dropOptimizer = checked(field);
+        else if (field == QLatin1String("keepDevice"))
+            s.keepDevice = checked(field);
+        else if (field == QLatin1String("sidecar"))
+            s.sidecar = checked(field);
+        else if (generic)
+            return;  // the values a file carries are its own
+        else if (field == QLatin1String("config"))
+            s.config = text(field);
+        else if (field == QLatin1String("classNames"))
+            s.classNames = text(field);
+        else if (field == QLatin1String("preprocessing"))
+            s.preprocessing = text(field);
+        else if (field == QLatin1String("epoch"))
+            s.epoch = text(field);
+        else if (field == QLatin1String("trainLoss"))
+            s.trainLoss = text(field);
+        else if (field == QLatin1String("valLoss"))
+            s.valLoss = text(field);
+    };
+    apply(m_defaults, true);
+    const auto target = static_cast<ConvertTarget>(m_target->currentData().toInt());
+    if (field == QLatin1String("target"))
+        m_lastTarget = target;
+    using S = ConversionQueueItem::Status;
+    for (int row : selectedRows()) {
+        ConversionQueueItem item = m_queue->item(row);
+        if (item.status == S::Running || item.status == S::Queued)
+            continue;
+        apply(item.settings, false);
+        if (field == QLatin1String("target"))
+            item.target = target;
+        item.output = outputPathFor(item.input, item.settings, item.target);
+        ++item.planGeneration;  // a plan asked before this edit is stale
+        item.status = S::Planning;
+        item.plan.reset();
+        m_loadingPanel = true;  // the panel already shows what was typed
+        m_queue->update(row, item);
+        m_loadingPanel = false;
+    }
+    m_replan->start();
+}
+
+void ConversionView::replanSelection()
+{
+    for (int row : selectedRows())
+        if (m_queue->item(row).status == ConversionQueueItem::Status::Planning)
+            requestPlan(row);
+}
+
+void ConversionView::removeSelected()
+{
+    const QList<int> rows = selectedRows();
+    for (auto it = rows.rbegin(); it != rows.rend(); ++it)
+        if (m_queue->item(*it).id != m_running && m_queue->item(*it).status != ConversionQueueItem::Status::Queued)
+            m_queue->remove(*it);
+    showSelected();
+    updateButtons();
+}
+
+void ConversionView::runQueue()
+{
+    using S = ConversionQueueItem::Status;
+    for (int row = 0; row < m_queue->rowCount(); ++row) {
+        ConversionQueueItem item = m_queue->item(row);
+        if (!item.plan || item.status == S::Planning || item.status == S::Running || item.status == S::Queued ||
+            item.status == S::Done || item.status == S::Invalid)
+            continue;
+        item.status = S::Queued;
+        item.progress = 0;
+        item.result.clear();
+        m_queue->update(row, item);
+    }
+    if (!m_running)
+        startNext();
+}
+
+void ConversionView::startNext()
+{
+    using S = ConversionQueueItem::Status;
+    int row = -1;
+    for (int r = 0; r < m_queue->rowCount() && row < 0; ++r)
+        if (m_queue->item(r).status == S::Queued)
+            row = r;
+    if (row < 0) {
+        updateButtons();
+        Q_EMIT queueFinished();
+        return;
+    }
+    ConversionQueueItem item = m_queue->item(row);
+    ConvertOptions options;
+    try {
+        options = toConvertOptions(item.settings, item.target);
+    } catch (const std::exception &e) {
+        item.status = S::Failed;
+        item.result = QString::fromStdString(e.what());
+        m_queue->update(row, item);
+        Q_EMIT itemFinished(row);
+        startNext();
+        return;
+    }
+    const QString sidecar = QString::fromStdString(item.plan->sidecarPath);
+    const bool exists = QFileInfo::exists(item.output) || (!sidecar.isEmpty() && QFileInfo::exists(sidecar));
+    if (exists) {
+        const QString which = QFileInfo::exists(item.output) ? item.output : sidecar;
+        if (!m_overwrite || !m_overwrite(which)) {
+            item.status = S::Skipped;
+            item.result = tr("%1 exists; kept as it was").arg(QFileInfo(which).fileName());
+            m_queue->update(row, item);
+            Q_EMIT itemFinished(row);
+            startNext();
+            return;
+        }
+        options.force(true);
+    }
+    item.status = S::Running;
+    item.progress = 0;
+    m_queue->update(row, item);
+    m_running = item.id;
+    m_cancel = std::make_shared<std::atomic_bool>(false);
+    m_runWatcher = new QFutureWatcher<ConversionRun>(this);
+    connect(m_runWatcher, &QFutureWatcher<ConversionRun>::progressValueChanged, this, [this](int value) {
+        const int r = m_queue->rowOf(m_running);
+        if (r < 0)
+            return;
+        ConversionQueueItem it = m_queue->item(r);
+        it.progress = value / 1000.0;
+        m_queue->update(r, it);
+    });
+    connect(m_runWatcher, &QFutureWatcher<ConversionRun>::finished, this, &ConversionView::finishRun);
+    auto cancelFlag = m_cancel;
+    auto doc = item.document;
+    auto plan = item.plan;
+    const quint64 id = item.id;
+    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, options, cancelFlag, id](QPromise<ConversionRun> &promise) mutable {
+        promise.setProgressRange(0, 1000);
+        ConversionRun run;
+        run.id = id;
+        options.onProgress([&promise, cancelFlag](double f) {
+            promise.setProgressValue(static_cast<int>(f * 1000));
+            return !cancelFlag->load();
+        });
+        try {
+            run.result = executeConversion(*doc, *plan, options);
+            run.ok = true;
+        } catch (const std::exception &e) {
+            run.error = QString::fromStdString(e.what());
+            run.cancelled = cancelFlag->load();
+        }
+        promise.addResult(run);
+    }));
+    updateButtons();
+}
+
+void ConversionView::finishRun()
+{
+    const ConversionRun run = m_runWatcher->result();
+    m_runWatcher->deleteLater();
+    m_runWatcher = nullptr;
+    m_running = 0;
+    m_cancel.reset();
+    const int row = m_queue->rowOf(run.id);
+    if (row >= 0) {
+        using S = ConversionQueueItem::Status;
+        ConversionQueueItem item = m_queue->item(row);
+        if (run.ok) {
+            item.status = S::Done;
+            item.progress = 1;
+            item.output = QString::fromStdString(run.result.output);
+            // Safetensors outputs are compared tensor by tensor, torch files storage by storage.
+            const bool st = item.target == ConvertTarget::Safetensors;
+            item.result = run.result.verified
+                              ? tr("verified (%1 read back)")
+                                    .arg(valuetext::counted(static_cast<qint64>(run.result.tensorsVerified),
+                                                            st ? tr("tensor") : tr("storage"),
+                                                            st ? tr("tensors") : tr("storages")))
+                              : tr("written, not verified");
+        } else if (run.cancelled) {
+            item.status = S::Cancelled;
+            item.result = tr("cancelled; nothing was written");
+        } else {
+            item.status = S::Failed;
+            item.result = run.error;
+        }
+        m_queue->update(row, item);
+        Q_EMIT itemFinished(row);
+    }
+    startNext();
+}
+
+void ConversionView::cancel()
+{
+    using S = ConversionQueueItem::Status;
+    for (int row = 0; row < m_queue->rowCount(); ++row) {
+        ConversionQueueItem item = m_queue->item(row);
+        if (item.status == S::Queued) {
+            item.status = S::Ready;
+            m_queue->update(row, item);
+        }
+    }
+    if (m_cancel)
+        m_cancel->store(true);
+    updateButtons();
+}
+
+void ConversionView::openSelected()
+{
+    const int row = currentRow();
+    if (row >= 0 && m_queue->item(row).status == ConversionQueueItem::Status::Done)
+        Q_EMIT openRequested(m_queue->item(row).output);
+}
+
+void ConversionView::revealSelected()
+{
+    const int row = currentRow();
+    if (row >= 0 && m_queue->item(row).status == ConversionQueueItem::Status::Done)
+        QDesktopServices::openUrl(QUrl::fromLocalFile(QFileInfo(m_queue->item(row).output).absolutePath()));
+}
+
+void ConversionView::updateButtons()
+{
+    using S = ConversionQueueItem::Status;
+    bool runnable = false;
+    for (int r = 0; r < m_queue->rowCount(); ++r) {
+        const S s = m_queue->item(r).status;
+        runnable = runnable || (m_queue->item(r).plan && s != S::Planning && s != S::Running && s != S::Queued &&
+                                s != S::Done && s != S::Invalid);
+    }
+    m_runButton->setEnabled(runnable);
+    m_cancelButton->setEnabled(m_running != 0);
+    const int row = currentRow();
+    const bool done = row >= 0 && m_queue->item(row).status == S::Done;
+    m_openButton->setEnabled(done);
+    m_revealButton->setEnabled(done);
+    m_removeButton->setEnabled(row >= 0);
+}
+
+} // namespace ckpt

@@ -1,0 +1,139 @@
+#pragma once
+
+#include "conversionqueuemodel.h"
+
+#include <QFrame>
+#include <QWidget>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+class QTableView;
+class QTimer;
+template <typename T>
+class QFutureWatcher;
+
+namespace ckpt {
+
+class ConversionPlanModel;
+struct ConversionRun;
+
+// A drop target of the conversion pane: files dropped on it (or chosen with a click) are queued
+// for conversion to its target.
+class ConversionDropTarget : public QFrame {
+    Q_OBJECT
+public:
+    ConversionDropTarget(ConvertTarget target, const QString &title, const QString &description,
+                         QWidget *parent = nullptr);
+    ConvertTarget target() const { return m_target; }
+
+Q_SIGNALS:
+    void filesDropped(const QStringList &paths, ckpt::ConvertTarget target);
+
+protected:
+    void dragEnterEvent(QDragEnterEvent *event) override;
+    void dragLeaveEvent(QDragLeaveEvent *event) override;
+    void dropEvent(QDropEvent *event) override;
+    void mouseReleaseEvent(QMouseEvent *event) override;
+
+private:
+    void setHighlighted(bool on);
+    ConvertTarget m_target;
+};
+
+// The conversions pane: five drop targets (one per `ckpt convert --to` target), options for the
+// selected files (prefilled with the values each file carries), the plan of the selected file
+// (keys kept and dropped, values carried or not written, size before → after, cast warnings),
+// and a queue converted one file at a time in the background with progress, cancel, the
+// verification result, and Open/Reveal for finished outputs. Planning runs off the GUI thread.
+class ConversionView : public QWidget {
+    Q_OBJECT
+public:
+    // Asked before an existing output is replaced; true replaces it.
+    using OverwritePolicy = std::function<bool(const QString &output)>;
+
+    explicit ConversionView(QWidget *parent = nullptr);
+    ~ConversionView() override;
+
+    // Queues files for `target` with the current options; each is read and planned in the background.
+    void addFiles(const QStringList &paths, ConvertTarget target);
+    // Same, with the target last used (state dict at first).
+    void addFiles(const QStringList &paths) { addFiles(paths, m_lastTarget); }
+    // Converts every planned file not yet converted, one at a time.
+    void runQueue();
+    // Cancels the file being written (nothing of it is left) and stops the queue.
+    void cancel();
+    bool isRunning() const { return m_running != 0; }
+    void removeSelected();
+    // Selects a queue row: the options panel and the plan show that file.
+    void selectRow(int row);
+    int currentRow() const;
+    // Default: a QMessageBox question. Tests replace it.
+    void setOverwritePolicy(OverwritePolicy policy) { m_overwrite = std::move(policy); }
+    void openSelected();    // emits openRequested for a finished item
+    void revealSelected();  // the output's folder in the desktop's file manager
+
+    ConversionQueueModel *queueModel() const { return m_queue; }
+    ConversionPlanModel *planModel() const { return m_plan; }
+    QTableView *queueView() const { return m_queueView; }
+    QLabel *planSummary() const { return m_summary; }
+    ConversionDropTarget *dropTarget(ConvertTarget target) const;
+    // Options panel fields (object names target, dtype, stripPrefix, addPrefix, ema, dropOptimizer,
+    // keepDevice, sidecar, drops, config, classNames, preprocessing, epoch, trainLoss, valLoss, outDir).
+    QWidget *optionWidget(const QString &name) const;
+
+Q_SIGNALS:
+    void openRequested(const QString &path);
+    // A row's plan arrived (or failed: its status says which).
+    void planned(int row);
+    // A row finished writing: done, failed, cancelled or skipped.
+    void itemFinished(int row);
+    void queueFinished();
+
+private:
+    void buildUi();
+    QWidget *buildOptions();
+    void requestPlan(int row);
+    void replanSelection();
+    void showSelected();
+    void loadPanel(const ConversionQueueItem &item);
+    void applyPanel(const QString &field);
+    void startNext();
+    void finishRun();
+    void updateButtons();
+    QList<int> selectedRows() const;
+
+    ConversionQueueModel *m_queue = nullptr;
+    ConversionPlanModel *m_plan = nullptr;
+    QTableView *m_queueView = nullptr;
+    QTableView *m_planView = nullptr;
+    QLabel *m_summary = nullptr;
+    QPushButton *m_runButton = nullptr;
+    QPushButton *m_cancelButton = nullptr;
+    QPushButton *m_removeButton = nullptr;
+    QPushButton *m_openButton = nullptr;
+    QPushButton *m_revealButton = nullptr;
+    std::map<ConvertTarget, ConversionDropTarget *> m_targets;
+    std::map<QString, QWidget *> m_fields;
+    QComboBox *m_target = nullptr;
+    QComboBox *m_dtype = nullptr;
+    QComboBox *m_strip = nullptr;
+    QTimer *m_replan = nullptr;
+    bool m_loadingPanel = false;
+
+    ConversionSettings m_defaults;  // the panel's generic options, given to new files
+    ConvertTarget m_lastTarget = ConvertTarget::StateDict;
+    OverwritePolicy m_overwrite;
+    quint64 m_running = 0;  // id of the item being written
+    std::shared_ptr<std::atomic_bool> m_cancel;
+    QFutureWatcher<ConversionRun> *m_runWatcher = nullptr;
+};
+
+} // namespace ckpt
