@@ -6,6 +6,7 @@
 #include "computeloader.h"
 #include "document.h"
 #include "histogramchart.h"
+#include "metadata.h"
 
 #include <QCheckBox>
 #include <QFileInfo>
@@ -14,6 +15,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+#include <QLocale>
 #include <QPointer>
 #include <QProgressBar>
 #include <QPromise>
@@ -93,6 +95,14 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     m_title->setObjectName(QStringLiteral("compareTitle"));
     m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_title->setWordWrap(true);
+    for (QLabel **side : {&m_sideA, &m_sideB}) {
+        *side = new QLabel(this);
+        (*side)->setObjectName(side == &m_sideA ? QStringLiteral("compareSideA") : QStringLiteral("compareSideB"));
+        (*side)->setTextInteractionFlags(Qt::TextSelectableByMouse);
+        (*side)->setWordWrap(true);
+        (*side)->setFrameShape(QFrame::StyledPanel);
+        (*side)->setMargin(4);
+    }
     m_summary = new QLabel(this);
     m_summary->setObjectName(QStringLiteral("compareSummary"));
     m_summary->setWordWrap(true);
@@ -175,6 +185,10 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(8, 6, 8, 4);
     layout->addWidget(m_title);
+    auto *sides = new QHBoxLayout;
+    sides->addWidget(m_sideA, 1);
+    sides->addWidget(m_sideB, 1);
+    layout->addLayout(sides);
     layout->addLayout(bar);
     layout->addWidget(split, 1);
 }
@@ -201,6 +215,8 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
     m_title->setText(tr("<b>%1</b> \u2192 <b>%2</b>")
                          .arg(QFileInfo(m_a).fileName().toHtmlEscaped(), QFileInfo(m_b).fileName().toHtmlEscaped()));
     m_title->setToolTip(m_a + QLatin1Char('\n') + m_b);
+    m_sideA->setText(tr("<b>first</b> %1").arg(QFileInfo(m_a).fileName().toHtmlEscaped()));
+    m_sideB->setText(tr("<b>second</b> %1").arg(QFileInfo(m_b).fileName().toHtmlEscaped()));
     m_summary->setText(tr("Reading and comparing\u2026"));
     m_progress->setRange(0, 0);
     m_progress->show();
@@ -270,9 +286,33 @@ void CompareView::cancel()
     Q_EMIT finished(false);
 }
 
+namespace {
+// One file's side of the comparison: what it is and holds.
+QString sideText(const QString &which, const QString &path, const Document &d)
+{
+    QStringList parts{QString::fromStdString(formatName(d.format)), QString::fromStdString(kindName(d.kind))};
+    const auto &tensors = d.hasStateDict ? d.stateDict : d.tensors;
+    qint64 elements = 0, bytes = 0;
+    for (const auto &t : tensors) {
+        elements += t.ref().numel();
+        bytes += t.ref().nbytes();
+    }
+    parts << QObject::tr("%1 tensors").arg(tensors.size()) << QObject::tr("%1 elements").arg(QLocale().toString(elements))
+          << QLocale().formattedDataSize(bytes, 1, QLocale::DataSizeIecFormat);
+    for (const auto &f : knownFields(d))
+        if (f.label == "Epoch" || f.label == "Step")
+            parts << QStringLiteral("%1 %2").arg(QString::fromStdString(f.label).toLower(),
+                                                  f.value && f.value->isInt() ? QString::number(f.value->asInt()) : QStringLiteral("?"));
+    return QStringLiteral("<b>%1</b> %2<br>%3").arg(which, QFileInfo(path).fileName().toHtmlEscaped(),
+                                                    parts.join(QStringLiteral(" \u00b7 ")).toHtmlEscaped());
+}
+} // namespace
+
 void CompareView::showResult()
 {
     const Comparison &c = *m_model->comparison();
+    m_sideA->setText(sideText(tr("first"), m_a, *m_docA));
+    m_sideB->setText(sideText(tr("second"), m_b, *m_docB));
     int identical = 0, close = 0, changed = 0, shape = 0;
     for (const auto &t : c.tensors) {
         identical += t.status == TensorComparison::Status::Identical;

@@ -45,6 +45,9 @@ public:
     QCheckBox *changedOnly() const { return m_changedOnly; }
     QLineEdit *filter() const { return m_filter; }
     QLabel *summary() const { return m_summary; }
+    // The two files side by side: name, format, kind, tensors, parameters, size, epoch.
+    QLabel *sideA() const { return m_sideA; }
+    QLabel *sideB() const { return m_sideB; }
     QLabel *figures() const { return m_figures; }
     HistogramChart *valuesChart() const { return m_values; }
     HistogramChart *differenceChart() const { return m_difference; }
@@ -68,6 +71,8 @@ private:
     ComparisonModel *m_model = nullptr;
     QSortFilterProxyModel *m_proxy = nullptr;
     QLabel *m_title = nullptr;
+    QLabel *m_sideA = nullptr;
+    QLabel *m_sideB = nullptr;
     QLabel *m_summary = nullptr;
     QProgressBar *m_progress = nullptr;
     QToolButton *m_cancel = nullptr;

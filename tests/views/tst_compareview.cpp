@@ -70,6 +70,11 @@ void TestCompareView::compareMatchesTorch()
     QVERIFY(done.wait(60000));
     QCOMPARE(done.first().first().toBool(), true);
     QVERIFY(view.summary()->text().contains(QStringLiteral("Weights differ")));
+    // Side by side: each file with its kind, tensor count and epoch.
+    QVERIFY2(view.sideA()->text().contains(QStringLiteral("base.pth")) && view.sideA()->text().contains(QStringLiteral("epoch 1")) &&
+                 view.sideA()->text().contains(QStringLiteral("8 tensors")), qPrintable(view.sideA()->text()));
+    QVERIFY2(view.sideB()->text().contains(QStringLiteral("finetuned.pth")) && view.sideB()->text().contains(QStringLiteral("epoch 5")) &&
+                 view.sideB()->text().contains(QStringLiteral("8 tensors")), qPrintable(view.sideB()->text()));
 
     const QJsonObject tensors = pair.value(QStringLiteral("tensors")).toObject();
     for (auto it = tensors.begin(); it != tensors.end(); ++it) {
