@@ -1007,11 +1007,11 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
             e.shape = ref->shape;
             e.byteSize = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ref->numel())) * dtypeSize(e.dtype);
             const DType to = e.dtype;
-            e.bytes = [ref, to, name, &expected]() {
+            e.bytes = [ref, to, key = name, &expected]() {  // a copy: clang cannot capture a structured binding
                 auto b = contiguousBytes(*ref);
                 if (to != ref->dtype)
                     b = castFloats(b, ref->dtype, to);
-                expected[name] = {crcOf(b), b.size()};
+                expected[key] = {crcOf(b), b.size()};
                 return b;
             };
             entries.push_back(std::move(e));
