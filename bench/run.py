@@ -138,8 +138,20 @@ def main():
             ours = strip[0][2][0]
             rows.append(('strip optimizer vs cp', 'train_1g.pth', (ours, None), (cp, None), None, ours <= 2.5 * cp,
                          'within 2.5x of cp', '%.2fx the time of cp (verification included)' % (ours / cp)))
-    rows.append(('ckpt predict vs forward', 'seed_inference.pth', None, None, None, None, None,
-                 'not measured: prediction is not built yet'))
+    # Prediction on the seed's inference package: whole process, and the forward pass in-process.
+    row10 = ','.join(['0.5'] * 10)
+    row('ckpt predict (whole process)', 'seed_inference.pth',
+        [a.ckpt, 'predict', data('seed_inference.pth'), '--input', row10, '--json'],
+        [PY, ops, 'predict', data('seed_inference.pth'), row10], trials)
+    if os.path.exists(data('seed_inference.pth')):
+        import json as _json
+        ours = [_json.loads(subprocess.run([a.ckpt, 'predict', data('seed_inference.pth'), '--input', row10, '--json'],
+                                           capture_output=True, text=True).stdout)['latency_ms'] for _ in range(trials)]
+        theirs = [_json.loads(subprocess.run([PY, ops, 'predict', data('seed_inference.pth'), row10],
+                                             capture_output=True, text=True).stdout)['latency_ms'] for _ in range(trials)]
+        mo, mt = statistics.median(ours) / 1000, statistics.median(theirs) / 1000
+        rows.append(('predict: one forward pass, in-process', 'seed_inference.pth', (mo, None), (mt, None), mt / mo,
+                     None, None, 'ckpt %.3f ms, PyTorch %.3f ms' % (mo * 1000, mt * 1000)))
 
     # The GUI: time to the tree and to all statistics, printed by the app under CKPT_TIMINGS=1.
     if os.path.exists(a.gui) and os.path.exists(data('sd_1g.pth')):
@@ -168,7 +180,9 @@ def main():
 
 
 def fmt_time(v):
-    return '—' if v is None else ('%.3f s' % v if v < 10 else '%.1f s' % v)
+    if v is None:
+        return '—'
+    return '%.3f ms' % (v * 1000) if v < 0.01 else ('%.3f s' % v if v < 10 else '%.1f s' % v)
 
 
 def fmt_mem(v):

@@ -6,6 +6,7 @@ torch included) by bench/run.py. Usage: torch_ops.py OP FILE [OUT]
   stats   torch.load, then min, max, mean, std, L2 norm, zero fraction, NaN and Inf counts per tensor
   strip   torch.load a training checkpoint and save its inference package (no optimizer state)
   half    torch.load, cast floating tensors to float16, save the state dict
+  predict torch.load the seed's inference package, build SimpleNN, normalise one row, forward
 """
 import json
 import sys
@@ -54,6 +55,23 @@ def main():
     elif op == 'half':
         sd = model_state(obj)
         torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[3])
+    elif op == 'predict':
+        import os
+        import time
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'fixtures'))
+        from simple_nn import SimpleNN
+        cfg = obj['model_config']
+        model = SimpleNN(cfg['input_size'], cfg['hidden_size'], cfg['output_size'])
+        model.load_state_dict(obj['model_state_dict'])
+        model.eval()
+        pre = obj.get('preprocessing') or {'mean': obj['input_mean'], 'std': obj['input_std']}
+        x = (torch.tensor([[float(v) for v in sys.argv[3].split(',')]]) - torch.tensor(pre['mean'])) / \
+            torch.tensor(pre['std'])
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            y = torch.softmax(model(x), dim=1)
+            ms = (time.perf_counter() - t0) * 1000
+        print(json.dumps({'probabilities': y.tolist(), 'latency_ms': ms}))
     else:
         raise SystemExit('unknown op ' + op)
 
