@@ -338,8 +338,15 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
     }
     m_spec->clear();
     applyArchitecture();
-    if (m_devices.empty())
+}
+
+void PredictionView::showEvent(QShowEvent *event)
+{
+    QWidget::showEvent(event);
+    if (!m_devicesRequested) {
+        m_devicesRequested = true;
         listDevices();
+    }
 }
 
 void PredictionView::applyArchitecture()

@@ -16,6 +16,7 @@ class QChartView;
 class QComboBox;
 class QLabel;
 class QLineEdit;
+class QShowEvent;
 class QPlainTextEdit;
 class QPushButton;
 class QSpinBox;
@@ -94,6 +95,11 @@ Q_SIGNALS:
     // The compute module listed its devices.
     void devicesListed();
 
+protected:
+    // Devices are listed when the pane is first shown: asking LibTorch loads it (about 0.7 s), which
+    // must not hold up a document's first picture.
+    void showEvent(QShowEvent *event) override;
+
 private:
     struct Prepared;
     std::optional<PredictionInput> gatherInput(QString *error) const;
@@ -111,6 +117,7 @@ private:
     std::vector<std::string> m_classes;
     std::vector<std::string> m_features;
     std::vector<DeviceInfo> m_devices;
+    bool m_devicesRequested = false;
     std::shared_ptr<Predictor> m_predictor;  // built for m_arch on first run; dropped when it changes
     std::optional<PredictionResult> m_result;
     std::vector<std::int64_t> m_resultInputShape;

@@ -220,6 +220,8 @@ void TestPredictionView::devicesAndErrors()
     PredictionView view;
     QSignalSpy listed(&view, &PredictionView::devicesListed);
     view.setDocument(test::readFixture(QStringLiteral("predict_package.pth")));
+    QVERIFY(listed.isEmpty() && !QTest::qWaitFor([&listed] { return !listed.isEmpty(); }, 300));  // not before it is shown
+    view.show();
     QVERIFY(listed.wait(60000));
     // The pane lists what LibTorch reports: unavailable devices disabled, with their reason.
     const auto devices = ComputeLoader::api().devices();
