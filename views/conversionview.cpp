@@ -231,7 +231,7 @@ void ConversionView::buildUi()
         {ConvertTarget::StateDict, tr("State dict"), tr("model.state_dict() only")},
         {ConvertTarget::Checkpoint, tr("Checkpoint"), tr("epoch, losses, optimizer, config")},
         {ConvertTarget::Inference, tr("Inference package"), tr("weights, config, class names, preprocessing")},
-        {ConvertTarget::FullModel, tr("Full model"), tr("the pickled module, re-saved")},
+        {ConvertTarget::FullModel, tr("Full model"), tr("a pickled nn.Module: re-saved, or built from weights")},
         {ConvertTarget::Safetensors, tr("Safetensors"), tr("tensors only, no pickle")},
     };
     for (const auto &[target, title, description] : defs) {
@@ -399,6 +399,11 @@ QWidget *ConversionView::buildOptions()
     edits->addRow(check(QStringLiteral("ema"), tr("Use the EMA weights as the model's")));
     edits->addRow(check(QStringLiteral("dropOptimizer"), tr("Drop optimizer, scheduler and RNG state")));
     edits->addRow(check(QStringLiteral("keepDevice"), tr("Keep saved device tags")));
+    auto *arch = line(QStringLiteral("architecture"), tr("full model from weights: JSON layer list"));
+    arch->setToolTip(tr("The layers a full model is built of when the file holds only weights, as a JSON list: "
+                        "[{\"type\": \"Conv2d\", \"name\": \"features.0\", \"padding\": 1}, {\"type\": \"ReLU\"}, …]. "
+                        "Empty: the package's own architecture, else a chain of Linear layers with ReLU between."));
+    edits->addRow(tr("Architecture:"), arch);
 
     auto *valuesBox = new QGroupBox(tr("Values (from the file; edit to replace)"), page);
     auto *values = new QFormLayout(valuesBox);
@@ -605,6 +610,7 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     setText(QStringLiteral("addPrefix"), s.addPrefix);
     setText(QStringLiteral("drops"), s.drops.join(QStringLiteral(", ")));
     setText(QStringLiteral("outDir"), s.outDir);
+    setText(QStringLiteral("architecture"), s.architecture);
     const std::pair<QString, const std::optional<QString> *> values[] = {
         {QStringLiteral("config"), &s.config},       {QStringLiteral("classNames"), &s.classNames},
         {QStringLiteral("preprocessing"), &s.preprocessing}, {QStringLiteral("epoch"), &s.epoch},
@@ -640,6 +646,8 @@ void ConversionView::applyPanel(const QString &field)
                     s.drops << d.trimmed();
         } else if (field == QLatin1String("outDir"))
             s.outDir = text(field).trimmed();
+        else if (field == QLatin1String("architecture"))
+            s.architecture = text(field);
         else if (field == QLatin1String("ema"))
             s.ema = checked(field);
         else if (field == QLatin1String("dropOptimizer"))

@@ -3,6 +3,7 @@
 #include "error.h"
 #include "valuetree.h"
 
+#include <fstream>
 #include <ostream>
 #include <sstream>
 
@@ -25,6 +26,35 @@ ValuePtr findEntry(const Document &doc, const std::string &key)
     for (std::string part; std::getline(ss, part, '/');)
         path.push_back(part);
     return findPath(doc.root, path);
+}
+
+std::string readText(const std::string &path, std::size_t limit)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw FormatError(path + ": cannot be opened");
+    std::string data;
+    char buf[1 << 16];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        data.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (data.size() > limit)
+            throw FormatError(path + ": larger than " + std::to_string(limit >> 20) + " MiB, too large for an input");
+    }
+    return data;
+}
+
+ArchitectureRequest architectureRequest(const std::string &arch, const std::string &archSpec,
+                                        const std::string &activation)
+{
+    ArchitectureRequest request;
+    request.scriptPath = arch;
+    request.activation = activation;
+    if (!archSpec.empty()) {
+        const auto first = archSpec.find_first_not_of(" \t\r\n");
+        const bool inline_ = first != std::string::npos && (archSpec[first] == '[' || archSpec[first] == '{');
+        request.spec = inline_ ? archSpec : readText(archSpec, std::size_t{16} << 20);
+    }
+    return request;
 }
 
 } // namespace ckpt::cli

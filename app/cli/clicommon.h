@@ -1,5 +1,6 @@
 #pragma once
 
+#include "architecture.h"
 #include "document.h"
 
 #include <exception>
@@ -15,5 +16,13 @@ int reportError(std::ostream &err, const std::string &file, const std::exception
 // One entry of a document by state-dict name (or a tensor's path when there is no state dict),
 // else by tree path ("model_state_dict/fc1.weight"); nullptr when there is none.
 ValuePtr findEntry(const Document &doc, const std::string &key);
+
+// A whole file as text; refused (FormatError) past `limit` bytes.
+std::string readText(const std::string &path, std::size_t limit);
+
+// The architecture the options --arch FILE.pt, --arch-spec (JSON text or a .json file) and
+// --activation ask for, as `ckpt predict` and `ckpt convert` take them.
+ArchitectureRequest architectureRequest(const std::string &arch, const std::string &archSpec,
+                                        const std::string &activation);
 
 } // namespace ckpt::cli

@@ -56,6 +56,7 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
     if (c.epoch)
         o.epoch(*c.epoch);
     o.losses(c.trainLoss, c.valLoss);
+    o.arch(architectureRequest(c.arch, c.archSpec, c.activation));
     return o;
 }
 

@@ -28,7 +28,7 @@ struct ConvertCliOptions {
     bool metadataJson = false;
     bool force = false;
     bool json = false;
-    // --to torchscript: the architecture, as `ckpt predict` takes it.
+    // --to torchscript, and --to full-model from weights: the architecture, as `ckpt predict` takes it.
     std::string arch;
     std::string archSpec;
     std::string activation = "relu";

@@ -64,8 +64,8 @@ int main(int argc, char **argv)
         ->required()
         ->check(CLI::IsMember({"state-dict", "checkpoint", "inference", "full-model", "safetensors", "torchscript"}));
     convertCmd->add_option("--arch", convert.arch, "--to torchscript: a TorchScript file of the same model, for a state dict");
-    convertCmd->add_option("--arch-spec", convert.archSpec, "--to torchscript: the architecture as JSON (text or a .json file)");
-    convertCmd->add_option("--activation", convert.activation, "--to torchscript: activation of an inferred MLP (default relu)");
+    convertCmd->add_option("--arch-spec", convert.archSpec, "--to torchscript/full-model: the layers as JSON (text or a .json file)");
+    convertCmd->add_option("--activation", convert.activation, "--to torchscript/full-model: activation of an inferred MLP (default relu)");
     convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
     convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs (default: beside each input)");
     convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16 or float32");

@@ -24,21 +24,6 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-std::string readText(const std::string &path, std::size_t limit)
-{
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw FormatError(path + ": cannot be opened");
-    std::string data;
-    char buf[1 << 16];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-        data.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (data.size() > limit)
-            throw FormatError(path + ": larger than " + std::to_string(limit >> 20) + " MiB, too large for an input");
-    }
-    return data;
-}
-
 bool endsWithIgnoringCase(std::string s, std::string suffix)
 {
     for (auto *t : {&s, &suffix})
@@ -122,14 +107,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         if (o.top < 0)
             throw FormatError("--top must be 0 or more");
         const Document doc = readDocument(o.file);
-        ArchitectureRequest request;
-        request.scriptPath = o.arch;
-        request.activation = o.activation;
-        if (!o.archSpec.empty()) {
-            const auto first = o.archSpec.find_first_not_of(" \t\r\n");
-            const bool inline_ = first != std::string::npos && (o.archSpec[first] == '[' || o.archSpec[first] == '{');
-            request.spec = inline_ ? o.archSpec : readText(o.archSpec, std::size_t{16} << 20);
-        }
+        const ArchitectureRequest request = architectureRequest(o.arch, o.archSpec, o.activation);
         const Architecture arch = resolveArchitecture(doc, request);
         if (o.showArchitecture) {
             if (o.json)

@@ -64,6 +64,10 @@ std::string lit(const json &v)
 
 std::string flit(const json &v) { return formatFloat(v.get<double>()); }
 
+// BatchNorm's momentum (None: a cumulative average). Evaluation never updates the statistics, so
+// the value only has to be a number.
+std::string momentumLiteral(const json &v) { return v.is_null() ? std::string("0.0") : flit(v); }
+
 // A child's attribute name in the generated source: names come from the file, so only letters,
 // digits and underscores pass (a name is spliced into getattr(self, "...")).
 std::string attributeName(const std::string &name)
@@ -99,13 +103,13 @@ std::string leafBody(const Layer &l, const std::map<std::string, bool> &has)
         // Eval mode: the running statistics; without them PyTorch normalises with the batch's own.
         const bool track = has.count("running_mean") > 0;
         return "return torch.batch_norm(x, " + p("weight") + ", " + p("bias") + ", " + p("running_mean") + ", " +
-               p("running_var") + ", " + (track ? "False" : "True") + ", " + flit(o["momentum"]) + ", " +
+               p("running_var") + ", " + (track ? "False" : "True") + ", " + momentumLiteral(o["momentum"]) + ", " +
                flit(o["eps"]) + ", False)";
     }
     if (ty == "InstanceNorm1d" || ty == "InstanceNorm2d") {
         const bool track = has.count("running_mean") > 0;
         return "return torch.instance_norm(x, " + p("weight") + ", " + p("bias") + ", " + p("running_mean") + ", " +
-               p("running_var") + ", " + (track ? "False" : "True") + ", " + flit(o["momentum"]) + ", " +
+               p("running_var") + ", " + (track ? "False" : "True") + ", " + momentumLiteral(o["momentum"]) + ", " +
                flit(o["eps"]) + ", False)";
     }
     if (ty == "LayerNorm")

@@ -204,7 +204,8 @@ std::vector<std::string> completeLeaf(Layer &l, const TensorShapes &t)
             checkOption(l, o, "num_features", (*s)[0]);
         const auto n = intOption(l, o, "num_features", std::nullopt);
         floatOption(l, o, "eps", 1e-5);
-        floatOption(l, o, "momentum", 0.1);
+        if (!o.contains("momentum") || !o["momentum"].is_null())  // None: a cumulative average
+            floatOption(l, o, "momentum", 0.1);
         const bool instance = ty.starts_with("Instance");
         const bool affine = boolOption(l, o, "affine", instance ? shapeOf(t, "weight") != nullptr : true);
         const bool track = boolOption(l, o, "track_running_stats", instance ? shapeOf(t, "running_mean") != nullptr : true);
@@ -791,6 +792,7 @@ Architecture architectureFromSpec(const Document &doc, const nlohmann::ordered_j
         for (const auto &[k, v] : item.items())
             if (k != "type" && k != "name")
                 l.options[k] = v;
+        l.given = l.options;
         TensorShapes tensors;
         const std::string prefix = l.name + ".";
         for (const auto &[n, s] : all)

@@ -18,6 +18,7 @@ struct Layer {
     std::string type;         // "Linear", "Conv2d", ..., "Sequential", or "Container" (children in order)
     std::string pythonClass;  // "torch.nn.modules.linear.Linear", a user's class; "" for specs
     nlohmann::ordered_json options = nlohmann::ordered_json::object();
+    nlohmann::ordered_json given = nlohmann::ordered_json::object();  // spec layers: options as written
     std::vector<std::string> tensors;  // its own parameters and buffers by local name ("weight", "running_mean")
     std::vector<Layer> children;
     bool isContainer() const { return type == "Sequential" || type == "Container"; }

@@ -1,6 +1,7 @@
 #include "convert.h"
 
 #include "atomicwrite.h"
+#include "fullmodel.h"
 #include "error.h"
 #include "jsonexport.h"
 #include "mappedfile.h"
@@ -266,8 +267,10 @@ public:
     void run()
     {
         m_plan.castTo = m_o.castTo;
-        if (m_o.to == ConvertTarget::FullModel) {
+        if (m_o.to == ConvertTarget::FullModel && m_doc.stateDictSource == "module_tree") {
             planFullModel();
+        } else if (m_o.to == ConvertTarget::FullModel) {
+            planFullModelFromWeights();
         } else {
             collectStateDict();
             buildTarget();
@@ -326,9 +329,9 @@ private:
 
     void planFullModel()
     {
-        if (m_doc.stateDictSource != "module_tree")
-            throw FormatError("a full model can only be re-saved from a file that holds a pickled module tree; "
-                              "building one from a state dict needs an architecture (not available yet)");
+        if (!m_o.architecture.scriptPath.empty() || !m_o.architecture.spec.empty())
+            throw FormatError("the file holds its own module tree, which is re-saved as it is: --arch and --arch-spec "
+                              "do not apply");
         if (!m_o.strip.empty() || !m_o.add.empty() || m_o.promoteEma || !m_o.drops.empty() || m_o.dropTraining ||
             m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
             throw FormatError("--strip-prefix, --add-prefix, --ema, --drop, --drop-optimizer and metadata options do "
@@ -369,6 +372,34 @@ private:
             m_plan.warnings.push_back("loading the full model needs the class " + c +
                                       " importable (as the source did)");
         m_plan.carried.push_back("(the whole pickled module tree)");
+    }
+
+    // A torch.nn.Sequential of standard layers around the (edited) state dict: the architecture
+    // the user gave, else the package's own spec, else an MLP read from a chain of Linear weights.
+    void planFullModelFromWeights()
+    {
+        if (m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
+            throw FormatError("a full model holds only the module: --config, --class-names, --preprocessing, --epoch "
+                              "and the losses do not apply (write them with --to inference or --to checkpoint)");
+        collectStateDict();
+        Document edited = m_doc;
+        edited.stateDict.clear();
+        for (const auto &[name, v] : m_tensors)
+            edited.stateDict.push_back({name, v});
+        Architecture arch;
+        try {
+            arch = resolveArchitecture(edited, m_o.architecture);
+        } catch (const FormatError &e) {
+            throw FormatError(std::string("a full model needs an architecture: ") + e.what());
+        }
+        m_plan.root = moduleTreeValue(arch);
+        m_plan.weightsOnly = false;
+        markWeightsUsed();
+        accountRest(nullptr, "", "a full model holds only the module (keep it with --to checkpoint or inference)");
+        const auto leaves = leavesInOrder(arch.root);
+        m_plan.carried.push_back("(torch.nn.Sequential, " + std::to_string(leaves.size()) + " layers, eval mode)");
+        for (const auto &a : arch.assumptions)
+            m_plan.warnings.push_back("architecture: " + a);
     }
 
     void collectStateDict()

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "architecture.h"
 #include "document.h"
 #include "dtypecast.h"
 
@@ -18,7 +19,7 @@ enum class ConvertTarget {
     StateDict,    // what torch.save(model.state_dict()) writes
     Checkpoint,   // the seed's comprehensive training checkpoint
     Inference,    // the seed's inference package, with its <name>_metadata.json sidecar
-    FullModel,    // a pickled module tree (re-saving a full model after edits)
+    FullModel,    // a pickled module tree: a full model re-saved, or built from weights + architecture
     Safetensors,
 };
 
@@ -46,6 +47,8 @@ struct ConvertOptions {
     std::optional<double> valLoss;
     bool sidecar = false;                      // also write <name>_metadata.json (always for inference)
     bool overwrite = false;                    // replace existing outputs (--force)
+    ArchitectureRequest architecture;          // full-model from weights: the layers (default: the
+                                               // package's spec, else an MLP read from the weights)
     std::function<bool(double)> progress;      // fraction written; returning false cancels
 
     ConvertOptions &target(ConvertTarget t) { to = t; return *this; }
@@ -63,6 +66,7 @@ struct ConvertOptions {
     ConvertOptions &losses(std::optional<double> train, std::optional<double> val) { trainLoss = train; valLoss = val; return *this; }
     ConvertOptions &metadataJson(bool v) { sidecar = v; return *this; }
     ConvertOptions &force(bool v) { overwrite = v; return *this; }
+    ConvertOptions &arch(ArchitectureRequest r) { architecture = std::move(r); return *this; }
     ConvertOptions &onProgress(std::function<bool(double)> p) { progress = std::move(p); return *this; }
 };
 

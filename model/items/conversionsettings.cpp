@@ -76,6 +76,8 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget targe
     }
     o.stripPrefix(s.stripPrefix.trimmed().toStdString()).addPrefix(s.addPrefix.trimmed().toStdString());
     o.ema(s.ema).dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
+    if (!s.architecture.trimmed().isEmpty() && target == ConvertTarget::FullModel)
+        o.arch(ArchitectureRequest().layers(s.architecture.trimmed().toStdString()));
     for (const QString &d : s.drops)
         if (!d.trimmed().isEmpty())
             o.drop(d.trimmed().toStdString());

@@ -25,6 +25,8 @@ struct ConversionSettings {
     bool sidecar = false;    // metadata JSON sidecar (always written for inference)
     QStringList drops;       // glob patterns
     QString outDir;          // empty: beside the input
+    QString architecture;    // full model from weights: a JSON list of layers (empty: the package's
+                             // own spec, else a chain of Linear layers read from the weights)
     std::optional<QString> config, classNames, preprocessing, epoch, trainLoss, valLoss;
 };
 

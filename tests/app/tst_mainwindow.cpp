@@ -433,12 +433,14 @@ void TestMainWindow::conversionsScreenshot()
     pane->addFiles({fixture("state_dict.pth")}, ConvertTarget::Checkpoint);
     pane->addFiles({fixture("full_model.pth")}, ConvertTarget::FullModel);
     pane->addFiles({fixture("training_checkpoint.pth")}, ConvertTarget::Inference);
+    pane->addFiles({fixture("state_dict.pth")}, ConvertTarget::FullModel);  // built from weights
     auto status = [pane](int row) {
         return static_cast<ConversionQueueItem::Status>(
             pane->queueModel()->index(row, 0).data(ConversionQueueModel::StatusRole).toInt());
     };
-    for (int r = 0; r < 4; ++r)
+    for (int r = 0; r < 5; ++r)
         QTRY_VERIFY_WITH_TIMEOUT(status(r) != ConversionQueueItem::Status::Planning, 20000);
+    pane->selectRow(3);
     // The last file: float16, class names typed in.
     auto *dtype = pane->findChild<QComboBox *>(QStringLiteral("dtype"));
     dtype->setCurrentIndex(dtype->findData(QStringLiteral("float16")));
@@ -450,9 +452,13 @@ void TestMainWindow::conversionsScreenshot()
     pane->runQueue();
     QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
     QCOMPARE(status(3), ConversionQueueItem::Status::Done);
+    QCOMPARE(status(4), ConversionQueueItem::Status::Done);
     pane->selectRow(3);
     QTest::qWait(100);
     saveScreenshot(w, QStringLiteral("conversion.png"));
+    pane->selectRow(4);
+    QTest::qWait(100);
+    saveScreenshot(w, QStringLiteral("conversion-full-model.png"));
 }
 
 void TestMainWindow::screenshots_data()

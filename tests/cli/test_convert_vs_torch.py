@@ -90,6 +90,167 @@ def same_tensor(a, b):
     return torch.equal(a, b)
 
 
+def spec_of(model, prefix=''):
+    """A tree of Sequentials as `--arch-spec` takes it: the leaves in run order under dotted names,
+    with the options PyTorch stored on each (tuples as lists)."""
+    layers = []
+    for name, m in model.named_children():
+        if isinstance(m, torch.nn.Sequential):
+            layers += spec_of(m, prefix + name + '.')
+            continue
+        item = {'type': type(m).__name__, 'name': prefix + name}
+        if isinstance(m, (torch.nn.Linear, torch.nn.modules.conv._ConvNd)) and m.bias is None:
+            item['bias'] = False
+        for k, v in vars(m).items():
+            if not k.startswith('_') and k != 'training':
+                item[k] = list(v) if isinstance(v, tuple) else v
+        layers.append(item)
+    return layers
+
+
+def module_tree_differences(a, b, path='model'):
+    """Where two unpickled module trees differ: class, every attribute of __dict__ (type and value),
+    parameters (nn.Parameter, requires_grad, bits) and buffers, children by name and order."""
+    out = []
+    if type(a) is not type(b):
+        return ['%s: %s vs %s' % (path, type(a).__name__, type(b).__name__)]
+    va, vb = vars(a), vars(b)
+    if set(va) != set(vb):
+        out.append('%s: attributes %s' % (path, sorted(set(va) ^ set(vb))))
+    for k in va:
+        if k in ('_parameters', '_buffers', '_modules') or k not in vb:
+            continue
+        if type(va[k]) is not type(vb[k]) or va[k] != vb[k]:
+            out.append('%s.%s: %r vs %r' % (path, k, va[k], vb[k]))
+    for slot in ('_parameters', '_buffers'):
+        if list(va[slot]) != list(vb[slot]):
+            out.append('%s.%s: %s vs %s' % (path, slot, list(va[slot]), list(vb[slot])))
+            continue
+        for n, x in va[slot].items():
+            y = vb[slot][n]
+            if (x is None) != (y is None):
+                out.append('%s.%s: None in one only' % (path, n))
+            elif x is not None and (type(x) is not type(y) or x.requires_grad != y.requires_grad or
+                                    not same_tensor(x.detach(), y.detach())):
+                out.append('%s.%s: %s/%s vs %s/%s' % (path, n, type(x).__name__, x.requires_grad, type(y).__name__,
+                                                      y.requires_grad))
+    if list(va['_modules']) != list(vb['_modules']):
+        out.append('%s: children %s vs %s' % (path, list(va['_modules']), list(vb['_modules'])))
+    else:
+        for n in va['_modules']:
+            out += module_tree_differences(va['_modules'][n], vb['_modules'][n], '%s.%s' % (path, n))
+    return out
+
+
+def full_model_from_weights(res, convert, fx, out):
+    """`--to full-model` from weights alone: a Sequential of standard torch.nn classes that torch.load
+    turns into the same module tree torch pickled for the original, computing the same model(x)."""
+    g = torch.Generator().manual_seed(11)
+    inputs = {'predict_cnn': torch.rand(2, 3, 12, 12, generator=g), 'predict_zoo_mlp': torch.randn(3, 6, generator=g),
+              'predict_zoo_conv1d': torch.randn(2, 2, 16, generator=g),
+              'predict_zoo_deconv': torch.rand(2, 3, 5, 5, generator=g),
+              'predict_zoo_embedding': torch.tensor([[1, 2, 3, 0, 9], [4, 4, 0, 0, 7]]),
+              'predict_odd_names': torch.randn(2, 4, generator=g), 'predict_nested': torch.rand(2, 3, 8, 8, generator=g)}
+    for name, x in inputs.items():
+        ref = torch.load(os.path.join(fx, name + '.pth')).eval()  # what is written: eval mode
+        sd_file = name + '_state_dict.pth'
+        dest = os.path.join(out, name + '-full.pth')
+        spec = json.dumps(spec_of(ref))
+        r, doc = convert(sd_file, '--to', 'full-model', '--arch-spec', spec, '-o', dest)
+        if r.returncode != 0:
+            continue
+        model = torch.load(dest)
+        diffs = module_tree_differences(model, ref)
+        res.check(not diffs, '%s: the module tree equals the one torch pickled' % name, '; '.join(diffs[:6]))
+        with torch.no_grad():
+            res.check(same_tensor(model(x), ref(x)), '%s: same model(x)' % name)
+        sd, want = model.state_dict(), torch.load(os.path.join(fx, sd_file))
+        res.check(list(sd) == list(want) and all(same_tensor(sd[k], want[k]) for k in want),
+                  '%s: state_dict() gives the source weights, in order' % name)
+        ref.load_state_dict(sd, strict=True)
+
+    # The seed's SimpleNN weights, no architecture given: an MLP read from the shapes (ReLU between).
+    src = torch.load(os.path.join(fx, 'state_dict.pth'))
+    ref = SimpleNN(10, 50, 2).eval()
+    ref.load_state_dict(src)
+    x = torch.randn(4, 10, generator=g)
+    for extra, dtype in (([], torch.float32), (['--dtype', 'bfloat16'], torch.bfloat16)):
+        dest = os.path.join(out, 'simple-full-%s.pth' % str(dtype).split('.')[-1])
+        r, doc = convert('state_dict.pth', '--to', 'full-model', '-o', dest, *extra)
+        if r.returncode != 0:
+            continue
+        model = torch.load(dest)
+        res.check(isinstance(model, torch.nn.Sequential) and not model.training and
+                  [type(m).__name__ for m in model] == ['Linear', 'ReLU', 'Linear'] and
+                  all(isinstance(p, torch.nn.Parameter) and p.dtype == dtype for p in model.parameters()),
+                  'SimpleNN weights %s: Sequential(Linear, ReLU, Linear) of %s parameters, eval mode' % (extra, dtype),
+                  repr(model))
+        res.check(any('ReLU' in w for w in doc['warnings']), 'SimpleNN weights: the chosen activation is said',
+                  '%r' % doc['warnings'])
+        cast = ref.to(dtype) if dtype != torch.float32 else ref
+        with torch.no_grad():
+            res.check(same_tensor(model(x.to(dtype)), cast(x.to(dtype))), 'SimpleNN weights %s: same model(x)' % extra)
+        if dtype == torch.float32:
+            SimpleNN(10, 50, 2).load_state_dict(model.state_dict(), strict=True)
+            # Converted back, the state dict is the original's, tensor for tensor.
+            back = os.path.join(out, 'simple-full-back.pth')
+            r, doc = convert(dest, '--to', 'state-dict', '-o', back)
+            if r.returncode == 0:
+                got = load_weights_only(back)
+                res.check(list(got) == list(src) and all(same_tensor(got[k], src[k]) for k in src),
+                          'full model from weights converted back: the same state dict')
+        ref = SimpleNN(10, 50, 2).eval()
+        ref.load_state_dict(src)
+
+    # A package with its own architecture spec: the spec builds the model; metadata listed as lost.
+    package = torch.load(os.path.join(fx, 'predict_package_spec.pth'))
+    dest = os.path.join(out, 'package-full.pth')
+    r, doc = convert('predict_package_spec.pth', '--to', 'full-model', '-o', dest)
+    if r.returncode == 0:
+        model = torch.load(dest)
+        types_ = [type(m).__name__ for m in model]
+        res.check(types_ == [l['type'] for l in package['architecture']], 'package spec: its layers, in order',
+                  '%s' % types_)
+        sd = package['model_state_dict']
+        h = torch.randn(3, sd['0.weight'].shape[1], generator=g)
+        want = h
+        for i, layer in enumerate(package['architecture']):
+            n = layer.get('name', str(i))
+            want = (torch.nn.functional.linear(want, sd[n + '.weight'], sd.get(n + '.bias'))
+                    if layer['type'] == 'Linear' else getattr(torch, layer['type'].lower())(want))
+        with torch.no_grad():
+            res.check(torch.allclose(model(h), want, rtol=0, atol=1e-6), 'package spec: model(x) as the spec computes')
+        res.check({l['entry'] for l in doc['lost']} >= {'class_names', 'architecture'},
+                  'package spec: the entries a full model cannot hold are listed', '%r' % doc['lost'])
+    # A DataParallel state dict, its prefix stripped on the way.
+    dest = os.path.join(out, 'dp-full.pth')
+    r, doc = convert('conv_dataparallel.pth', '--to', 'full-model', '--strip-prefix', 'module.', '-o', dest)
+    if r.returncode == 0:
+        sd = torch.load(os.path.join(fx, 'conv_dataparallel.pth'))
+        got = torch.load(dest).state_dict()
+        res.check(list(got) == [k[len('module.'):] for k in sd] and
+                  all(same_tensor(got[k[len('module.'):]], v) for k, v in sd.items()),
+                  'DataParallel weights, prefix stripped: a full model of the same tensors')
+
+    # Refused, with nothing written.
+    scripted = os.path.join(fx, 'predict_scripted.pt')
+    refusals = [
+        ('TorchScript source', 'predict_scripted.pt', [], 'torchscript'),
+        ('CNN weights without an architecture', 'predict_cnn_state_dict.pth', [], '--arch-spec'),
+        ('spec that does not match the weights', 'predict_cnn_state_dict.pth',
+         ['--arch-spec', json.dumps([{'type': 'Linear', 'name': '0'}])], '0.weight'),
+        ('TorchScript architecture', 'state_dict.pth', ['--arch', scripted], 'torchscript'),
+        ('metadata options', 'state_dict.pth', ['--class-names', 'a,b'], 'do not apply'),
+        ('spec for a file with its own module tree', 'full_model.pth',
+         ['--arch-spec', json.dumps([{'type': 'Linear', 'name': 'fc1'}])], 'do not apply'),
+    ]
+    for what, src, args, message in refusals:
+        dest = os.path.join(out, 'refused.pth')
+        r, doc = convert(src, '--to', 'full-model', '-o', dest, *args, expect_ok=False)
+        res.check(r.returncode == 1 and message.lower() in r.stderr.lower() and not os.path.exists(dest),
+                  'full model refused: %s' % what, r.stderr.strip())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -390,9 +551,7 @@ def main():
         obj, want = torch.load(dest), torch.load(os.path.join(fx, 'conv_yolo_style.pt'))
         res.check(list(obj) == list(want) and obj['epoch'] == want['epoch'], 'YOLO-style re-save keeps its entries')
         compare('YOLO-style ema', obj['ema'].state_dict(), want['ema'].state_dict())
-    r, doc = convert('state_dict.pth', '--to', 'full-model', '-o', os.path.join(out, 'nope.pth'), expect_ok=False)
-    res.check(r.returncode == 1 and 'architecture' in r.stderr and not os.path.exists(os.path.join(out, 'nope.pth')),
-              'full model from a state dict refused', r.stderr)
+    full_model_from_weights(res, convert, fx, out)
 
     # --- shared storages stay shared; safetensors aliases come back ------------------------------
     src = os.path.join(fx, 'tied_weights.pth')

@@ -7,6 +7,7 @@
 #include "document.h"
 #include "dtypecast.h"
 #include "error.h"
+#include "fullmodel.h"
 #include "picklemachine.h"
 #include "picklewriter.h"
 #include "safetensorswriter.h"
@@ -392,8 +393,23 @@ private Q_SLOTS:
     void conversionsRefused()
     {
         const Document sd = readDocument(test::fixturePath("state_dict.pth").toStdString());
-        QVERIFY_THROWS_EXCEPTION(FormatError,
-                                 planConversion(sd, "/tmp/x.pth", ConvertOptions().target(ConvertTarget::FullModel)));
+        // A CNN's weights alone do not say their layers: a full model needs --arch-spec.
+        const Document cnn = readDocument(test::fixturePath("predict_cnn_state_dict.pth").toStdString());
+        try {
+            planConversion(cnn, "/tmp/x.pth", ConvertOptions().target(ConvertTarget::FullModel));
+            QFAIL("a full model was planned from a CNN's weights without an architecture");
+        } catch (const FormatError &e) {
+            QVERIFY2(std::string(e.what()).find("--arch-spec") != std::string::npos, e.what());
+        }
+        // Metadata has no place in a full model; a TorchScript architecture cannot be pickled.
+        QVERIFY_THROWS_EXCEPTION(
+            FormatError, planConversion(sd, "/tmp/x.pth",
+                                        ConvertOptions().target(ConvertTarget::FullModel).classNames({"a", "b"})));
+        QVERIFY_THROWS_EXCEPTION(
+            FormatError,
+            planConversion(sd, "/tmp/x.pth",
+                           ConvertOptions().target(ConvertTarget::FullModel).arch(ArchitectureRequest().script(
+                               test::fixturePath("predict_arch.pt").toStdString()))));
         QVERIFY_THROWS_EXCEPTION(FormatError,
                                  planConversion(sd, "/tmp/x.pth", ConvertOptions().stripPrefix("module.")));
         QVERIFY_THROWS_EXCEPTION(FormatError, planConversion(sd, "/tmp/x.pth", ConvertOptions().drop("*")));
@@ -413,6 +429,58 @@ private Q_SLOTS:
         QCOMPARE(plan.detectedPrefixes, std::vector<std::string>{"module."});
         QCOMPARE(planConversion(dp, "/tmp/x.pth", ConvertOptions().stripPrefix("module")).kept.front(),
                  std::string("fc1.weight"));
+    }
+
+    void fullModelNesting_data()
+    {
+        QTest::addColumn<QString>("spec");
+        QTest::addColumn<QString>("error");  // empty: written
+        const QString head = R"({"type": "Linear", "name": "%1"})";
+        auto spec = [&](QStringList names) {
+            QStringList items;
+            for (int i = 0; i < names.size(); ++i)
+                items << (names[i].startsWith('~') ? QString(R"({"type": "ReLU", "name": "%1"})").arg(names[i].mid(1))
+                                                   : head.arg(names[i]));
+            return "[" + items.join(", ") + "]";
+        };
+        QTest::newRow("flat") << spec({"fc1", "~act", "fc2"}) << "";
+        QTest::newRow("nested in order") << spec({"a.fc1", "~a.act", "fc2"}) << "";
+        QTest::newRow("interleaved") << spec({"a.fc1", "~b", "a.fc2"}) << "cannot keep this order";
+        QTest::newRow("leaf then container") << spec({"fc1", "~fc1.act", "fc2"}) << "not a container";
+        QTest::newRow("empty part") << spec({"fc1", "~x..y", "fc2"}) << "empty part";
+    }
+
+    void fullModelNesting()
+    {
+        // Weights of two Linear layers under whatever names the row's spec gives them.
+        QFETCH(QString, spec);
+        QFETCH(QString, error);
+        const Document sd = readDocument(test::fixturePath("state_dict.pth").toStdString());
+        QStringList linear;
+        const auto parsed = nlohmann::ordered_json::parse(spec.toStdString());
+        for (const auto &l : parsed)
+            if (l["type"] == "Linear")
+                linear << QString::fromStdString(l["name"].get<std::string>());
+        QCOMPARE(linear.size(), 2);
+        const std::map<std::string, std::string> rename = {{"fc1.", linear[0].toStdString() + "."},
+                                                           {"fc2.", linear[1].toStdString() + "."}};
+        Document edited = sd;
+        for (auto &t : edited.stateDict)
+            for (const auto &[from, to] : rename)
+                if (t.name.starts_with(from))
+                    t.name = to + t.name.substr(from.size());
+        try {
+            const Architecture arch = architectureFromSpec(edited, parsed, Architecture::Source::Spec);
+            const ValuePtr tree = moduleTreeValue(arch);
+            QVERIFY2(error.isEmpty(), "written although the names do not nest");
+            QCOMPARE(tree->objectClass()->qualifiedName(), std::string("torch.nn.modules.container.Sequential"));
+            // The tree reads back as a module tree whose state dict has the spec's names.
+            const std::string bytes = PickleWriter().write(tree);
+            QVERIFY(!bytes.empty());
+        } catch (const FormatError &e) {
+            QVERIFY2(!error.isEmpty(), e.what());
+            QVERIFY2(std::string(e.what()).find(error.toStdString()) != std::string::npos, e.what());
+        }
     }
 
     void fullModelWithDangerousGlobalRefused()

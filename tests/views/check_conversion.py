@@ -2,7 +2,10 @@
 """Judges a file the conversion pane wrote, with real PyTorch: it must load through torch.load's
 weights-only allowlist, hold exactly the source's state-dict keys with torch's own `.to(dtype)` of
 each tensor (bit for bit), and, for an inference package, the class names and config asked for.
-Usage: check_conversion.py OUTPUT SOURCE [--dtype float16] [--class-names a,b] [--drop GLOB] [--strip PREFIX] [--inference]"""
+A full model (--full-model REF) is loaded as one (weights_only=False) and must compute what the
+reference model REF computes on a random input of --input-shape.
+Usage: check_conversion.py OUTPUT SOURCE [--dtype float16] [--class-names a,b] [--drop GLOB] [--strip PREFIX]
+       [--inference] [--full-model REF --input-shape 2,3,12,12]"""
 import argparse
 import fnmatch
 import json
@@ -33,6 +36,8 @@ def main():
     ap.add_argument('--inference', action='store_true')
     ap.add_argument('--drop', action='append', default=[])
     ap.add_argument('--strip', default='')
+    ap.add_argument('--full-model')
+    ap.add_argument('--input-shape')
     a = ap.parse_args()
     failures = []
 
@@ -45,7 +50,16 @@ def main():
     want_sd = {k: v for k, v in source_state_dict(src).items() if not any(fnmatch.fnmatchcase(k, d) for d in a.drop)}
     if a.strip:
         want_sd = {(k[len(a.strip):] if k.startswith(a.strip) else k): v for k, v in want_sd.items()}
-    got = load_weights_only(a.output)
+    if a.full_model:
+        got = torch.load(a.output)
+        check(isinstance(got, torch.nn.Module) and not got.training, 'a torch.nn.Module in eval mode: %r' % got)
+        ref = torch.load(a.full_model).eval()
+        x = torch.rand(*[int(n) for n in a.input_shape.split(',')], generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            check(torch.equal(got(x), ref(x)), 'model(x) equals the reference model\'s')
+        got = got.state_dict()
+    else:
+        got = load_weights_only(a.output)
     got_sd = got['model_state_dict'] if a.inference else got
     check(list(got_sd.keys()) == list(want_sd.keys()), 'keys %s' % list(got_sd.keys()))
     dtype = getattr(torch, a.dtype) if a.dtype else None

@@ -113,6 +113,7 @@ private Q_SLOTS:
     void fullDiskIsClearError();
     void detectedPrefixIsOffered();
     void targetCanBeChanged();
+    void fullModelFromWeightsTakesAnArchitecture();
     void unreadableFileCannotBeConverted();
 };
 
@@ -439,6 +440,43 @@ void TestConversionView::targetCanBeChanged()
     view.addFiles({test::fixturePath(QStringLiteral("state_dict.pth"))});
     QCOMPARE(view.queueModel()->index(1, ConversionQueueModel::TargetColumn).data().toString(),
              convertTargetLabel(ConvertTarget::Safetensors));
+}
+
+void TestConversionView::fullModelFromWeightsTakesAnArchitecture()
+{
+    // A CNN's weights alone dropped on "Full model": the plan says an architecture is needed; the
+    // layers typed into the Architecture field make it a module PyTorch runs like the original.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("predict_cnn_state_dict.pth"));
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::FullModel), {input}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
+    QVERIFY2(resultOf(view, 0).contains(QStringLiteral("architecture")), qPrintable(resultOf(view, 0)));
+    const QString spec = QStringLiteral(
+        R"([{"type": "Conv2d", "name": "0", "padding": 1}, {"type": "BatchNorm2d", "name": "1"}, )"
+        R"({"type": "ReLU", "name": "2"}, {"type": "MaxPool2d", "name": "3", "kernel_size": 2}, )"
+        R"({"type": "Conv2d", "name": "4"}, {"type": "BatchNorm2d", "name": "5"}, )"
+        R"({"type": "LeakyReLU", "name": "6", "negative_slope": 0.1}, {"type": "AvgPool2d", "name": "7", "kernel_size": 2}, )"
+        R"({"type": "Flatten", "name": "8"}, {"type": "Dropout", "name": "9", "p": 0.3}, {"type": "Linear", "name": "10"}, )"
+        R"({"type": "LogSoftmax", "name": "11", "dim": 1}])");
+    typeInto(field(view, "architecture"), spec);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QVERIFY(view.planModel()->plan());
+    QCOMPARE(view.planModel()->plan()->kept.size(), std::size_t{16});
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    const QString written = QString::fromStdString(view.planModel()->plan()->output);
+    QVERIFY(QFile::exists(written));
+    QString log;
+    QVERIFY2(judgedByTorch({written, input, QStringLiteral("--full-model"),
+                            test::fixturePath(QStringLiteral("predict_cnn.pth")), QStringLiteral("--input-shape"),
+                            QStringLiteral("2,3,12,12")},
+                           &log),
+             qPrintable(log));
 }
 
 void TestConversionView::unreadableFileCannotBeConverted()
