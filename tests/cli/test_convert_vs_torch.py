@@ -387,6 +387,19 @@ def main():
                     expect = collections.OrderedDict((k, v) for k, v in obj.items() if k != 'model_state_dict')
                     res.check(json.loads(json.dumps(expect, default=str)) == meta, where + ' sidecar content',
                               '%s vs %s' % (list(meta), list(expect)))
+        # A full model from the weights of each kind (an MLP read from the shapes): the same
+        # tensors, and the same model(x) as the seed's SimpleNN holding them.
+        if src not in ('full_model.pth', 'full_model_legacy.pth', 'scripted.pt'):
+            dest = os.path.join(out, '%s.full-model.pth' % src.replace('/', '_'))
+            r, doc = convert(src, '--to', 'full-model', '-o', dest, *edits)
+            if r.returncode == 0:
+                model = torch.load(dest)
+                compare(src + ' -> full-model', model.state_dict(), want, ordered=not src.endswith('.safetensors'))
+                ref = SimpleNN(**CONFIG).eval()
+                ref.load_state_dict(model.state_dict())
+                x = torch.randn(3, CONFIG['input_size'], generator=torch.Generator().manual_seed(6))
+                with torch.no_grad():
+                    res.check(same_tensor(model(x), ref(x)), src + ' -> full-model: same model(x) as SimpleNN')
         if prefix:
             r, doc = convert(src, '--to', 'state-dict', '-o', os.path.join(out, 'noprefix-' + src))
             res.check(doc is not None and prefix in doc['detected_prefixes'], src + ' prefix detected',
