@@ -126,15 +126,18 @@ private:
 json tensorEntry(const NamedTensor &t)
 {
     const auto &r = t.ref();
-    json j{{"name", t.name},
-           {"dtype", std::string(dtypeName(r.dtype))},
-           {"shape", r.shape},
-           {"strides", r.strides},
-           {"storage_offset", r.storageOffset},
-           {"numel", r.numel()},
-           {"bytes", r.nbytes()},
-           {"device", r.device()},
-           {"requires_grad", r.requiresGrad}};
+    // Room for every key first: an ordered_map that grows copies its entries (their keys are const).
+    json j = json::object();
+    j.get_ref<json::object_t &>().reserve(12);
+    j["name"] = t.name;
+    j["dtype"] = dtypeName(r.dtype);
+    j["shape"] = r.shape;
+    j["strides"] = r.strides;
+    j["storage_offset"] = r.storageOffset;
+    j["numel"] = r.numel();
+    j["bytes"] = r.nbytes();
+    j["device"] = r.device();
+    j["requires_grad"] = r.requiresGrad;
     if (r.storage)
         j["storage"] = r.storage->key;
     if (r.layout == TensorRef::Layout::SparseCoo)
@@ -260,7 +263,10 @@ json securityToJson(const SecurityReport &report)
 
 json documentToJson(const Document &doc)
 {
-    json j;
+    // ordered_json objects are vectors of (const key, value) pairs: growing one copies every value
+    // in it, the whole tensor list included. Room for every key is made first.
+    json j = json::object();
+    j.get_ref<json::object_t &>().reserve(24);
     j["file"] = doc.path;
     j["format"] = formatName(doc.format);
     j["format_detail"] = doc.formatDetail;
@@ -268,21 +274,26 @@ json documentToJson(const Document &doc)
     j["kind"] = kindName(doc.kind);
     if (doc.hasStateDict) {
         json tensors = json::array();
+        tensors.get_ref<json::array_t &>().reserve(doc.stateDict.size());
         for (const auto &t : doc.stateDict)
             tensors.push_back(tensorEntry(t));
-        j["state_dict"] = {{"path", doc.stateDictPath},
-                           {"source", doc.stateDictSource},
-                           {"others", doc.otherWeightSets},
-                           {"tensors", tensors},
-                           {"parameters", doc.parameterCount()},
-                           {"bytes", doc.stateDictBytes()}};
+        json &sd = j["state_dict"];
+        sd = json::object();
+        sd.get_ref<json::object_t &>().reserve(8);
+        sd["path"] = doc.stateDictPath;
+        sd["source"] = doc.stateDictSource;
+        sd["others"] = doc.otherWeightSets;
+        sd["tensors"] = std::move(tensors);  // moved: a copy of 20,000 entries costs more than making them
+        sd["parameters"] = doc.parameterCount();
+        sd["bytes"] = doc.stateDictBytes();
     } else {
         j["state_dict"] = nullptr;
         // No state dict: still list every tensor the file holds, by path.
         json tensors = json::array();
+        tensors.get_ref<json::array_t &>().reserve(doc.tensors.size());
         for (const auto &t : doc.tensors)
             tensors.push_back(tensorEntry(t));
-        j["tensors"] = tensors;
+        j["tensors"] = std::move(tensors);
     }
     if (doc.optimizer) {
         json groups = json::array();
@@ -341,7 +352,7 @@ json documentToJson(const Document &doc)
     }
     if (doc.formatMetadata)
         meta["__metadata__"] = valueToJson(doc.formatMetadata);
-    j["metadata"] = meta;
+    j["metadata"] = std::move(meta);
     j["conventions"] = doc.conventions;
     if (doc.sidecar)
         j["sidecar"] = {{"file", doc.sidecarPath}, {"content", valueToJson(doc.sidecar)}};
@@ -350,7 +361,7 @@ json documentToJson(const Document &doc)
     json globals = json::array();
     for (const auto &g : doc.globals)
         globals.push_back({{"name", g.name}, {"count", g.count}, {"first_offset", g.firstOffset}});
-    j["globals"] = globals;
+    j["globals"] = std::move(globals);
     j["security"] = securityToJson(securityReport(doc));
     j["warnings"] = doc.warnings;
     return j;
