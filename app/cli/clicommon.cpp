@@ -9,6 +9,8 @@
 
 namespace ckpt::cli {
 
+std::vector<std::shared_ptr<void>> *g_keptUntilExit = nullptr;
+
 int reportError(std::ostream &err, const std::string &file, const std::exception &e)
 {
     const std::string what = e.what();

@@ -4,6 +4,8 @@
 #include "document.h"
 
 #include <exception>
+#include <memory>
+#include <vector>
 #include <iosfwd>
 #include <string>
 
@@ -16,6 +18,20 @@ int reportError(std::ostream &err, const std::string &file, const std::exception
 // One entry of a document by state-dict name (or a tensor's path when there is no state dict),
 // else by tree path ("model_state_dict/fc1.weight"); nullptr when there is none.
 ValuePtr findEntry(const Document &doc, const std::string &key);
+
+// Hands `value` to the process for the rest of its life and returns it. A command that is done
+// when it has used a document ends without taking the document apart value by value (for a file
+// of 20,000 tensors that costs longer than reading it): the memory goes back when the process
+// exits. What is kept stays reachable, so leak checkers do not report it.
+template <class T> T &keepUntilExit(T value)
+{
+    extern std::vector<std::shared_ptr<void>> *g_keptUntilExit;
+    if (!g_keptUntilExit)
+        g_keptUntilExit = new std::vector<std::shared_ptr<void>>;
+    auto kept = std::make_shared<T>(std::move(value));
+    g_keptUntilExit->push_back(kept);
+    return *kept;
+}
 
 // A whole file as text; refused (FormatError) past `limit` bytes.
 std::string readText(const std::string &path, std::size_t limit);

@@ -16,7 +16,7 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
         const bool npy = options.output.ends_with(".npy");
         if (!npy && !options.output.ends_with(".csv"))
             throw FormatError(options.output + ": the output must end in .npy or .csv");
-        const Document doc = readDocument(options.file);
+        const Document &doc = keepUntilExit(readDocument(options.file));
         const ValuePtr value = findEntry(doc, options.key);
         if (!value || !value->isTensor())
             throw FormatError(doc.path + ": no tensor named '" + options.key + "'");

@@ -111,8 +111,8 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
 int runInfo(const InfoOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document doc = readDocument(options.file);
-        const auto j = documentToJson(doc);
+        const Document &doc = keepUntilExit(readDocument(options.file));
+        const auto &j = keepUntilExit(documentToJson(doc));
         if (options.json)
             out << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
         else

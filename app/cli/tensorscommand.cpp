@@ -83,7 +83,7 @@ const std::vector<NamedTensor> &tableOf(const Document &doc) { return doc.hasSta
 int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document doc = readDocument(options.file);
+        const Document &doc = keepUntilExit(readDocument(options.file));
         const std::string filter = lower(options.filter);
         json rows = json::array();
         for (const auto &t : tableOf(doc)) {
@@ -122,7 +122,7 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
 int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document doc = readDocument(options.file);
+        const Document &doc = keepUntilExit(readDocument(options.file));
         const ValuePtr value = findEntry(doc, options.key);
         if (!value)
             throw FormatError(doc.path + ": no tensor or entry named '" + options.key + "'");
