@@ -4,7 +4,25 @@
 #include <QThread>
 #include <QThreadPool>
 
+#include <latch>
+
 namespace ckpt {
+
+namespace {
+// Starts every thread of `pool` now and keeps them. A thread created later can be held up by a
+// library being loaded: pthread_create waits for the loader's TLS lock, which dlopen holds while
+// LibTorch loads (about a quarter of a second here), and the GUI thread starting a job would
+// freeze for as long.
+void startThreadsNow(QThreadPool *pool)
+{
+    pool->setExpiryTimeout(-1);
+    const int n = pool->maxThreadCount();
+    auto started = std::make_shared<std::latch>(n);
+    for (int i = 0; i < n; ++i)
+        pool->start([started] { started->arrive_and_wait(); });  // n distinct threads, each waits for all
+    started->wait();
+}
+} // namespace
 
 QThreadPool *jobPool()
 {
@@ -12,6 +30,9 @@ QThreadPool *jobPool()
         auto *p = new QThreadPool;  // lives as long as the process: jobs may outlive every window
         p->setMaxThreadCount(std::max(2, QThread::idealThreadCount()));
         p->setObjectName(QStringLiteral("ckpt jobs"));
+        startThreadsNow(p);
+        // Qt converts images on its global pool while painting: its threads are made now too.
+        startThreadsNow(QThreadPool::globalInstance());
         return p;
     }();
     return pool;
