@@ -1,6 +1,7 @@
 #include "convert.h"
 
 #include "atomicwrite.h"
+#include "crc.h"
 #include "fullmodel.h"
 #include "error.h"
 #include "jsonexport.h"
@@ -931,16 +932,7 @@ private:
     }
 };
 
-std::uint32_t crcOf(std::span<const std::uint8_t> b)
-{
-    std::uint32_t crc = 0;
-    for (std::size_t done = 0; done < b.size();) {
-        const auto n = static_cast<uInt>(std::min<std::size_t>(b.size() - done, 1u << 30));
-        crc = static_cast<std::uint32_t>(::crc32(crc, b.data() + done, n));
-        done += n;
-    }
-    return crc;
-}
+std::uint32_t crcOf(std::span<const std::uint8_t> b) { return crc32Of(b); }
 
 PickleWriterOptions pickleOptions(const ConversionPlan &plan, const ConvertOptions &o)
 {
@@ -1083,15 +1075,15 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         for (const auto &s : writer.storages()) {
             auto bytes = s.source->data();
             zip.beginRecord("data/" + s.key);
+            std::uint64_t size = bytes.size();
             if (s.dtype != s.source->dtype) {
                 const auto cast = castFloats(bytes, s.source->dtype, s.dtype);
                 zip.append(cast);
-                expected[s.key] = {crcOf(cast), cast.size()};
+                size = cast.size();
             } else {
                 zip.append(bytes);
-                expected[s.key] = {crcOf(bytes), bytes.size()};
             }
-            zip.endRecord();
+            expected[s.key] = {zip.endRecord(), size};  // the CRC the zip computed as it wrote
             done += s.source->byteSize;
             report(options, done, total, plan.output);
         }

@@ -1,5 +1,7 @@
 #include "torchzipwriter.h"
 
+#include "crc.h"
+
 #include "error.h"
 
 #include <zlib.h>
@@ -82,17 +84,12 @@ void TorchZipWriter::append(std::span<const std::uint8_t> data)
     if (!m_open)
         throw FormatError("zip writer: no record is open");
     auto &e = m_entries.back();
-    std::size_t done = 0;
-    while (done < data.size()) {
-        const auto n = static_cast<uInt>(std::min<std::size_t>(data.size() - done, 1u << 30));
-        e.crc = static_cast<std::uint32_t>(::crc32(e.crc, data.data() + done, n));
-        done += n;
-    }
+    e.crc = crc32Of(data, e.crc);
     e.size += data.size();
     emit(data);
 }
 
-void TorchZipWriter::endRecord()
+std::uint32_t TorchZipWriter::endRecord()
 {
     if (!m_open)
         throw FormatError("zip writer: no record is open");
@@ -105,6 +102,7 @@ void TorchZipWriter::endRecord()
     le(d, e.size, big ? 8 : 4);
     emit(d);
     m_open = false;
+    return e.crc;
 }
 
 void TorchZipWriter::finish()

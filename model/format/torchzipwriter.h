@@ -31,7 +31,8 @@ public:
     // A record written in chunks (a storage): begin, append any number of times, end.
     void beginRecord(const std::string &name);
     void append(std::span<const std::uint8_t> data);
-    void endRecord();
+    // Ends the record; returns its CRC-32 (as the zip records it).
+    std::uint32_t endRecord();
     // Writes the central directory and end records. No record may follow.
     void finish();
     std::uint64_t bytesWritten() const { return m_offset; }

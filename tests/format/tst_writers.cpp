@@ -4,6 +4,7 @@
 // verification, existing outputs, inputs) leaving the folder as it was.
 #include "atomicwrite.h"
 #include "convert.h"
+#include "crc.h"
 #include "document.h"
 #include "dtypecast.h"
 #include "error.h"
@@ -22,6 +23,8 @@
 #include <QTest>
 
 #include <bit>
+#include <span>
+#include <zlib.h>
 #include <cmath>
 #include <cstring>
 
@@ -429,6 +432,35 @@ private Q_SLOTS:
         QCOMPARE(plan.detectedPrefixes, std::vector<std::string>{"module."});
         QCOMPARE(planConversion(dp, "/tmp/x.pth", ConvertOptions().stripPrefix("module")).kept.front(),
                  std::string("fc1.weight"));
+    }
+
+    void crcAcrossCoresEqualsZlib()
+    {
+        // 40 MiB and odd sizes: split across threads and joined, the CRC is zlib's serial one,
+        // from zero and continued from an earlier part.
+        std::vector<std::uint8_t> data((std::size_t{40} << 20) + 13);
+        std::uint64_t x = 0x9E3779B97F4A7C15ull;
+        for (auto &b : data) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b = static_cast<std::uint8_t>(x);
+        }
+        auto serial = [](std::span<const std::uint8_t> b, uLong crc) {
+            for (std::size_t done = 0; done < b.size();) {
+                const auto n = static_cast<uInt>(std::min<std::size_t>(b.size() - done, 1u << 20));
+                crc = ::crc32(crc, b.data() + done, n);
+                done += n;
+            }
+            return static_cast<std::uint32_t>(crc);
+        };
+        const std::span<const std::uint8_t> all(data);
+        QCOMPARE(crc32Of(all), serial(all, 0));
+        const auto head = all.first(std::size_t{17} << 20);
+        const auto tail = all.subspan(head.size());
+        QCOMPARE(crc32Of(tail, crc32Of(head)), serial(all, 0));
+        QCOMPARE(crc32Of(all.first(100)), serial(all.first(100), 0));
+        QCOMPARE(crc32Of({}), 0u);
     }
 
     void fullModelNesting_data()
