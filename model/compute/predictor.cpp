@@ -13,6 +13,7 @@
 
 #include <dlfcn.h>
 #include <torch/cuda.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 #include <torch/version.h>
 
@@ -354,6 +355,9 @@ public:
         const auto start = std::chrono::steady_clock::now();
         c10::IValue out;
         try {
+            // A prediction by hand is one call: the graph executor's profiling and optimising runs
+            // would cost it tens of milliseconds before the first answer and never pay back.
+            torch::jit::GraphOptimizerEnabledGuard runAsWritten(false);
             out = m.forward({x});
         } catch (const c10::Error &e) {
             throw std::runtime_error("the model refused an input of shape " + shapeText(x.sizes().vec()) + ": " +
