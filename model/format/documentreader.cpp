@@ -801,6 +801,7 @@ void noteMappings(Document &doc)
 
 Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, const ReadOptions &options)
 {
+    const ValuePoolScope pool;  // the document's values come from one pool
     Document doc;
     doc.path = path;
     doc.file = std::move(file);

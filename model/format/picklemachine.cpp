@@ -121,7 +121,12 @@ private:
     int m_protocol = 0;
     std::vector<ValuePtr> m_stack;
     std::vector<std::size_t> m_marks;
+    // The memo. Picklers number entries 0, 1, 2, ... in order, so they live in a vector; an index
+    // far past the entries stored (a hand-made pickle) goes to the map, so that no allocation is
+    // sized by a number read from the file.
+    std::vector<ValuePtr> m_memoDense;
     std::unordered_map<std::uint64_t, ValuePtr> m_memo;
+    std::size_t m_memoCount = 0;
 
     [[noreturn]] void fail(const std::string &what) const
     {
@@ -217,12 +222,31 @@ private:
 
     void memoPut(std::uint64_t index, const ValuePtr &v)
     {
-        if (m_memo.size() >= PickleLimits::kMaxMemo && !m_memo.contains(index))
-            fail("memo grows past the limit of " + std::to_string(PickleLimits::kMaxMemo) + " entries");
+        if (index < m_memoDense.size()) {
+            if (!m_memoDense[index] && m_memo.erase(index) == 0)  // counted once, wherever it was
+                ++m_memoCount;
+            m_memoDense[index] = v;
+            return;
+        }
+        if (index <= 2 * m_memoCount + 1024 && !m_memo.contains(index)) {
+            if (m_memoCount >= PickleLimits::kMaxMemo)
+                fail("memo grows past the limit of " + std::to_string(PickleLimits::kMaxMemo) + " entries");
+            m_memoDense.resize(static_cast<std::size_t>(index) + 1);
+            m_memoDense[index] = v;
+            ++m_memoCount;
+            return;
+        }
+        if (!m_memo.contains(index)) {
+            if (m_memoCount >= PickleLimits::kMaxMemo)
+                fail("memo grows past the limit of " + std::to_string(PickleLimits::kMaxMemo) + " entries");
+            ++m_memoCount;
+        }
         m_memo[index] = v;
     }
     ValuePtr memoGet(std::uint64_t index)
     {
+        if (index < m_memoDense.size() && m_memoDense[index])
+            return m_memoDense[index];
         auto it = m_memo.find(index);
         if (it == m_memo.end())
             fail("memo entry " + std::to_string(index) + " was never stored");
@@ -1203,7 +1227,7 @@ void PickleRun::step()
     }
     case BINPUT: memoPut(take(1)[0], top()); break;
     case LONG_BINPUT: memoPut(readLE<std::uint32_t>(), top()); break;
-    case MEMOIZE: memoPut(m_memo.size(), top()); break;
+    case MEMOIZE: memoPut(m_memoCount, top()); break;
     case GLOBAL: {
         std::string module = readLine();
         std::string name = readLine();

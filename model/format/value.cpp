@@ -1,5 +1,7 @@
 #include "value.h"
 
+#include <memory_resource>
+
 #include "tensorref.h"
 
 #include <algorithm>
@@ -7,6 +9,40 @@
 #include <cmath>
 
 namespace ckpt {
+
+namespace {
+
+// A pool of blocks handed out in order and never given back one by one: values die together.
+struct ValuePool {
+    std::pmr::monotonic_buffer_resource blocks{std::size_t{256} << 10};
+};
+
+thread_local std::shared_ptr<ValuePool> t_pool;
+
+// The allocator allocate_shared keeps in each value's control block: it holds the pool, so the
+// pool lives as long as any value carved from it.
+template <class T> struct PoolAllocator {
+    using value_type = T;
+    std::shared_ptr<ValuePool> pool;
+    explicit PoolAllocator(std::shared_ptr<ValuePool> p) : pool(std::move(p)) {}
+    template <class U> PoolAllocator(const PoolAllocator<U> &o) : pool(o.pool) {}
+    T *allocate(std::size_t n) { return static_cast<T *>(pool->blocks.allocate(n * sizeof(T), alignof(T))); }
+    void deallocate(T *, std::size_t) noexcept {}
+    template <class U> bool operator==(const PoolAllocator<U> &o) const { return pool == o.pool; }
+};
+
+ValuePtr makeValue(Value::Kind kind)
+{
+    if (t_pool)
+        return std::allocate_shared<Value>(PoolAllocator<Value>(t_pool), kind);
+    return std::make_shared<Value>(kind);
+}
+
+} // namespace
+
+ValuePoolScope::ValuePoolScope() : m_previous(t_pool) { t_pool = std::make_shared<ValuePool>(); }
+
+ValuePoolScope::~ValuePoolScope() { t_pool = std::static_pointer_cast<ValuePool>(m_previous); }
 
 Value::~Value()
 {
@@ -54,39 +90,39 @@ ValueArena::~ValueArena()
             v->releaseChildren();
 }
 
-ValuePtr Value::none() { return std::make_shared<Value>(Kind::None); }
+ValuePtr Value::none() { return makeValue(Kind::None); }
 
 ValuePtr Value::boolean(bool v)
 {
-    auto r = std::make_shared<Value>(Kind::Bool);
+    auto r = makeValue(Kind::Bool);
     r->m_int = v ? 1 : 0;
     return r;
 }
 
 ValuePtr Value::integer(std::int64_t v)
 {
-    auto r = std::make_shared<Value>(Kind::Int);
+    auto r = makeValue(Kind::Int);
     r->m_int = v;
     return r;
 }
 
 ValuePtr Value::bigInteger(std::string decimal)
 {
-    auto r = std::make_shared<Value>(Kind::BigInt);
+    auto r = makeValue(Kind::BigInt);
     r->m_text = std::move(decimal);
     return r;
 }
 
 ValuePtr Value::floating(double v)
 {
-    auto r = std::make_shared<Value>(Kind::Float);
+    auto r = makeValue(Kind::Float);
     r->m_float = v;
     return r;
 }
 
 ValuePtr Value::complex(double re, double im)
 {
-    auto r = std::make_shared<Value>(Kind::Complex);
+    auto r = makeValue(Kind::Complex);
     r->m_float = re;
     r->m_imag = im;
     return r;
@@ -94,21 +130,21 @@ ValuePtr Value::complex(double re, double im)
 
 ValuePtr Value::string(std::string utf8)
 {
-    auto r = std::make_shared<Value>(Kind::String);
+    auto r = makeValue(Kind::String);
     r->m_text = std::move(utf8);
     return r;
 }
 
 ValuePtr Value::bytes(std::string raw)
 {
-    auto r = std::make_shared<Value>(Kind::Bytes);
+    auto r = makeValue(Kind::Bytes);
     r->m_text = std::move(raw);
     return r;
 }
 
 ValuePtr Value::tuple(std::vector<ValuePtr> items)
 {
-    auto r = std::make_shared<Value>(Kind::Tuple);
+    auto r = makeValue(Kind::Tuple);
     for (const auto &i : items)
         r->noteChild(i);
     r->m_items = std::move(items);
@@ -117,20 +153,20 @@ ValuePtr Value::tuple(std::vector<ValuePtr> items)
 
 ValuePtr Value::list(std::vector<ValuePtr> items)
 {
-    auto r = std::make_shared<Value>(Kind::List);
+    auto r = makeValue(Kind::List);
     for (const auto &i : items)
         r->noteChild(i);
     r->m_items = std::move(items);
     return r;
 }
 
-ValuePtr Value::dict() { return std::make_shared<Value>(Kind::Dict); }
+ValuePtr Value::dict() { return makeValue(Kind::Dict); }
 
-ValuePtr Value::set(Kind kind) { return std::make_shared<Value>(kind); }
+ValuePtr Value::set(Kind kind) { return makeValue(kind); }
 
 ValuePtr Value::global(std::string module, std::string name)
 {
-    auto r = std::make_shared<Value>(Kind::Global);
+    auto r = makeValue(Kind::Global);
     r->m_text = std::move(module);
     r->m_name = std::move(name);
     return r;
@@ -138,7 +174,7 @@ ValuePtr Value::global(std::string module, std::string name)
 
 ValuePtr Value::object(ValuePtr cls, ValuePtr args)
 {
-    auto r = std::make_shared<Value>(Kind::Object);
+    auto r = makeValue(Kind::Object);
     r->noteChild(cls);
     r->noteChild(args);
     r->m_class = std::move(cls);
@@ -148,7 +184,7 @@ ValuePtr Value::object(ValuePtr cls, ValuePtr args)
 
 ValuePtr Value::tensor(std::shared_ptr<TensorRef> ref)
 {
-    auto r = std::make_shared<Value>(Kind::Tensor);
+    auto r = makeValue(Kind::Tensor);
     r->m_tensor = std::move(ref);
     return r;
 }
@@ -166,7 +202,7 @@ void Value::becomeTensor(std::shared_ptr<TensorRef> ref)
 
 ValuePtr Value::storage(std::shared_ptr<StorageRef> ref)
 {
-    auto r = std::make_shared<Value>(Kind::Storage);
+    auto r = makeValue(Kind::Storage);
     r->m_storage = std::move(ref);
     return r;
 }
