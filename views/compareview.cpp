@@ -1,5 +1,7 @@
 #include "compareview.h"
 
+#include "jobwatch.h"
+
 #include "jobpool.h"
 #include "comparison.h"
 #include "comparisonmodel.h"
@@ -223,33 +225,20 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
     m_cancel->show();
 
     auto *watcher = new QFutureWatcher<std::shared_ptr<CompareJob>>(this);
-    m_job = watcher;
-    connect(watcher, &QFutureWatcherBase::progressRangeChanged, m_progress, &QProgressBar::setRange);
-    connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
-    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
-        if (watcher != m_job)
-            return;
-        m_job = nullptr;
-        watcher->deleteLater();
-        m_progress->hide();
-        m_cancel->hide();
-        if (watcher->isCanceled() || watcher->future().resultCount() == 0) {
-            m_summary->setText(tr("Comparison cancelled."));
+    watchViewJob(
+        this, watcher, m_job, m_progress, m_cancel,
+        [this](const std::shared_ptr<CompareJob> &job) {
+            m_docA = job->a;
+            m_docB = job->b;
+            m_model->setComparison(job->comparison);
+            showResult();
+            Q_EMIT finished(true);
+        },
+        [this](const QString &error) {
+            m_summary->setText(error.isEmpty() ? tr("Comparison cancelled.")
+                                               : QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(error.toHtmlEscaped()));
             Q_EMIT finished(false);
-            return;
-        }
-        const auto job = watcher->result();
-        if (!job->error.isEmpty()) {
-            m_summary->setText(QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(job->error.toHtmlEscaped()));
-            Q_EMIT finished(false);
-            return;
-        }
-        m_docA = job->a;
-        m_docB = job->b;
-        m_model->setComparison(job->comparison);
-        showResult();
-        Q_EMIT finished(true);
-    });
+        });
     const std::string pa = m_a.toStdString(), pb = m_b.toStdString();
     watcher->setFuture(QtConcurrent::run(jobPool(), [pa, pb, atol, rtol](QPromise<std::shared_ptr<CompareJob>> &promise) {
         auto job = std::make_shared<CompareJob>();

@@ -1,5 +1,7 @@
 #include "seriesview.h"
 
+#include "jobwatch.h"
+
 #include "jobpool.h"
 #include "comparison.h"
 #include "computeloader.h"
@@ -116,31 +118,18 @@ void SeriesView::setFiles(const QStringList &files)
     m_progress->show();
     m_cancel->show();
     auto *watcher = new QFutureWatcher<std::shared_ptr<SeriesJob>>(this);
-    m_job = watcher;
-    connect(watcher, &QFutureWatcherBase::progressRangeChanged, m_progress, &QProgressBar::setRange);
-    connect(watcher, &QFutureWatcherBase::progressValueChanged, m_progress, &QProgressBar::setValue);
-    connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
-        if (watcher != m_job)
-            return;
-        m_job = nullptr;
-        watcher->deleteLater();
-        m_progress->hide();
-        m_cancel->hide();
-        if (watcher->isCanceled() || watcher->future().resultCount() == 0) {
-            m_summary->setText(tr("Cancelled."));
+    watchViewJob(
+        this, watcher, m_job, m_progress, m_cancel,
+        [this](const std::shared_ptr<SeriesJob> &job) {
+            m_series = job->series;
+            fill();
+            Q_EMIT finished(true);
+        },
+        [this](const QString &error) {
+            m_summary->setText(error.isEmpty() ? tr("Cancelled.")
+                                               : QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(error.toHtmlEscaped()));
             Q_EMIT finished(false);
-            return;
-        }
-        const auto job = watcher->result();
-        if (!job->error.isEmpty()) {
-            m_summary->setText(QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(job->error.toHtmlEscaped()));
-            Q_EMIT finished(false);
-            return;
-        }
-        m_series = job->series;
-        fill();
-        Q_EMIT finished(true);
-    });
+        });
     std::vector<std::string> paths;
     for (const auto &f : files)
         paths.push_back(QFileInfo(f).absoluteFilePath().toStdString());

@@ -123,12 +123,19 @@ private:
     std::unordered_map<const Value *, std::string> m_seen;
 };
 
+// An empty object with room for `keys` keys. ordered_json objects are vectors of (const key,
+// value) pairs: growing one copies every value in it (a whole tensor list), so room comes first.
+json objectWithRoom(std::size_t keys)
+{
+    json j = json::object();
+    j.get_ref<json::object_t &>().reserve(keys);
+    return j;
+}
+
 json tensorEntry(const NamedTensor &t)
 {
     const auto &r = t.ref();
-    // Room for every key first: an ordered_map that grows copies its entries (their keys are const).
-    json j = json::object();
-    j.get_ref<json::object_t &>().reserve(12);
+    json j = objectWithRoom(12);
     j["name"] = t.name;
     j["dtype"] = dtypeName(r.dtype);
     j["shape"] = r.shape;
@@ -263,10 +270,7 @@ json securityToJson(const SecurityReport &report)
 
 json documentToJson(const Document &doc)
 {
-    // ordered_json objects are vectors of (const key, value) pairs: growing one copies every value
-    // in it, the whole tensor list included. Room for every key is made first.
-    json j = json::object();
-    j.get_ref<json::object_t &>().reserve(24);
+    json j = objectWithRoom(24);
     j["file"] = doc.path;
     j["format"] = formatName(doc.format);
     j["format_detail"] = doc.formatDetail;
@@ -278,8 +282,7 @@ json documentToJson(const Document &doc)
         for (const auto &t : doc.stateDict)
             tensors.push_back(tensorEntry(t));
         json &sd = j["state_dict"];
-        sd = json::object();
-        sd.get_ref<json::object_t &>().reserve(8);
+        sd = objectWithRoom(8);
         sd["path"] = doc.stateDictPath;
         sd["source"] = doc.stateDictSource;
         sd["others"] = doc.otherWeightSets;
