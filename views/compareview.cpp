@@ -220,13 +220,18 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
     m_sideA->setText(tr("<b>first</b> %1").arg(QFileInfo(m_a).fileName().toHtmlEscaped()));
     m_sideB->setText(tr("<b>second</b> %1").arg(QFileInfo(m_b).fileName().toHtmlEscaped()));
     m_summary->setText(tr("Reading and comparing\u2026"));
-    m_progress->setRange(0, 0);
-    m_progress->show();
-    m_cancel->show();
-
-    auto *watcher = new QFutureWatcher<std::shared_ptr<CompareJob>>(this);
-    watchViewJob(
-        this, watcher, m_job, m_progress, m_cancel,
+    const std::string pa = m_a.toStdString(), pb = m_b.toStdString();
+    startViewJob(
+        this, m_job, m_progress, m_cancel,
+        [pa, pb, atol, rtol](CompareJob &job, QPromise<std::shared_ptr<CompareJob>> &promise) {
+            ReadOptions ro;
+            ro.progress = [&promise](double) { return !promise.isCanceled(); };
+            job.a = std::make_shared<const Document>(readDocument(pa, ro));
+            job.b = std::make_shared<const Document>(readDocument(pb, ro));
+            CompareOptions co;
+            co.atol(atol).rtol(rtol).progress(progressReporter(promise));
+            job.comparison = std::make_shared<const Comparison>(compareDocuments(*job.a, *job.b, ComputeLoader::api(), co));
+        },
         [this](const std::shared_ptr<CompareJob> &job) {
             m_docA = job->a;
             m_docB = job->b;
@@ -239,38 +244,12 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
                                                : QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(error.toHtmlEscaped()));
             Q_EMIT finished(false);
         });
-    const std::string pa = m_a.toStdString(), pb = m_b.toStdString();
-    watcher->setFuture(QtConcurrent::run(jobPool(), [pa, pb, atol, rtol](QPromise<std::shared_ptr<CompareJob>> &promise) {
-        auto job = std::make_shared<CompareJob>();
-        try {
-            ReadOptions ro;
-            ro.progress = [&promise](double) { return !promise.isCanceled(); };
-            job->a = std::make_shared<const Document>(readDocument(pa, ro));
-            job->b = std::make_shared<const Document>(readDocument(pb, ro));
-            CompareOptions co;
-            co.atol(atol).rtol(rtol).progress([&promise](std::size_t done, std::size_t total) {
-                promise.setProgressRange(0, static_cast<int>(total));
-                promise.setProgressValue(static_cast<int>(done));
-                return !promise.isCanceled();
-            });
-            job->comparison = std::make_shared<const Comparison>(compareDocuments(*job->a, *job->b, ComputeLoader::api(), co));
-        } catch (const std::exception &e) {
-            if (promise.isCanceled())
-                return;
-            job->error = QString::fromStdString(e.what());
-        }
-        promise.addResult(job);
-    }));
 }
 
 void CompareView::cancel()
 {
-    if (!m_job)
+    if (!cancelViewJob(m_job, m_progress, m_cancel))
         return;
-    abandonJob(m_job);
-    m_job = nullptr;
-    m_progress->hide();
-    m_cancel->hide();
     m_summary->setText(tr("Comparison cancelled."));
     Q_EMIT finished(false);
 }

@@ -114,12 +114,22 @@ void SeriesView::setFiles(const QStringList &files)
     m_series.reset();
     m_model->clear();
     m_summary->setText(tr("Reading %1 checkpoints\u2026").arg(files.size()));
-    m_progress->setRange(0, 0);
-    m_progress->show();
-    m_cancel->show();
-    auto *watcher = new QFutureWatcher<std::shared_ptr<SeriesJob>>(this);
-    watchViewJob(
-        this, watcher, m_job, m_progress, m_cancel,
+    std::vector<std::string> paths;
+    for (const auto &f : files)
+        paths.push_back(QFileInfo(f).absoluteFilePath().toStdString());
+    startViewJob(
+        this, m_job, m_progress, m_cancel,
+        [paths](SeriesJob &job, QPromise<std::shared_ptr<SeriesJob>> &promise) {
+            std::vector<std::unique_ptr<Document>> docs;
+            std::vector<const Document *> ptrs;
+            ReadOptions ro;
+            ro.progress = [&promise](double) { return !promise.isCanceled(); };
+            for (const auto &p : paths) {
+                docs.push_back(std::make_unique<Document>(readDocument(p, ro)));
+                ptrs.push_back(docs.back().get());
+            }
+            job.series = std::make_shared<const Series>(computeSeries(ptrs, ComputeLoader::api(), progressReporter(promise)));
+        },
         [this](const std::shared_ptr<SeriesJob> &job) {
             m_series = job->series;
             fill();
@@ -130,43 +140,12 @@ void SeriesView::setFiles(const QStringList &files)
                                                : QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(error.toHtmlEscaped()));
             Q_EMIT finished(false);
         });
-    std::vector<std::string> paths;
-    for (const auto &f : files)
-        paths.push_back(QFileInfo(f).absoluteFilePath().toStdString());
-    watcher->setFuture(QtConcurrent::run(jobPool(), [paths](QPromise<std::shared_ptr<SeriesJob>> &promise) {
-        auto job = std::make_shared<SeriesJob>();
-        try {
-            std::vector<std::unique_ptr<Document>> docs;
-            std::vector<const Document *> ptrs;
-            ReadOptions ro;
-            ro.progress = [&promise](double) { return !promise.isCanceled(); };
-            for (const auto &p : paths) {
-                docs.push_back(std::make_unique<Document>(readDocument(p, ro)));
-                ptrs.push_back(docs.back().get());
-            }
-            job->series = std::make_shared<const Series>(
-                computeSeries(ptrs, ComputeLoader::api(), [&promise](std::size_t done, std::size_t total) {
-                    promise.setProgressRange(0, static_cast<int>(total));
-                    promise.setProgressValue(static_cast<int>(done));
-                    return !promise.isCanceled();
-                }));
-        } catch (const std::exception &e) {
-            if (promise.isCanceled())
-                return;
-            job->error = QString::fromStdString(e.what());
-        }
-        promise.addResult(job);
-    }));
 }
 
 void SeriesView::cancel()
 {
-    if (!m_job)
+    if (!cancelViewJob(m_job, m_progress, m_cancel))
         return;
-    abandonJob(m_job);
-    m_job = nullptr;
-    m_progress->hide();
-    m_cancel->hide();
     m_summary->setText(tr("Cancelled."));
     Q_EMIT finished(false);
 }
