@@ -12,20 +12,6 @@
 
 namespace ckpt {
 
-struct ComparisonModel::Node {
-    QString name;
-    QString path;
-    QString status;        // see StatusRole
-    QString nameA, nameB;
-    QString dtype, shape;
-    int parent = -1;
-    int row = 0;
-    std::vector<int> children;
-    int tensor = -1;       // index into comparison->tensors for tensors in both
-    bool changed = false;
-    TensorDiff diff;       // tensors and (summed) modules
-    bool hasFigures = false;
-};
 
 namespace {
 
@@ -70,7 +56,7 @@ QColor changeColour(double magnitude, bool identical, bool structural)
     return QColor::fromHsvF(0.16 * (1.0 - t), 0.15 + 0.55 * t, 1.0);
 }
 
-ComparisonModel::ComparisonModel(QObject *parent) : QAbstractItemModel(parent) {}
+ComparisonModel::ComparisonModel(QObject *parent) : FlatTreeModel(parent) {}
 
 ComparisonModel::~ComparisonModel() = default;
 
@@ -156,38 +142,6 @@ QModelIndex ComparisonModel::indexOfPath(const QString &path) const
         if (m_nodes[i].path == path)
             return createIndex(m_nodes[i].row, 0, static_cast<quintptr>(i));
     return {};
-}
-
-const ComparisonModel::Node &ComparisonModel::nodeOf(const QModelIndex &index) const
-{
-    return m_nodes[index.isValid() ? static_cast<std::size_t>(index.internalId()) : 0];
-}
-
-QModelIndex ComparisonModel::index(int row, int column, const QModelIndex &parent) const
-{
-    if (m_nodes.empty() || column < 0 || column >= ColumnCount || row < 0 || (parent.isValid() && parent.column() != 0))
-        return {};
-    const Node &p = nodeOf(parent);
-    if (row >= static_cast<int>(p.children.size()))
-        return {};
-    return createIndex(row, column, static_cast<quintptr>(p.children[static_cast<std::size_t>(row)]));
-}
-
-QModelIndex ComparisonModel::parent(const QModelIndex &child) const
-{
-    if (!child.isValid())
-        return {};
-    const Node &n = nodeOf(child);
-    if (n.parent <= 0)
-        return {};
-    return createIndex(m_nodes[static_cast<std::size_t>(n.parent)].row, 0, static_cast<quintptr>(n.parent));
-}
-
-int ComparisonModel::rowCount(const QModelIndex &parent) const
-{
-    if (m_nodes.empty() || (parent.isValid() && parent.column() != 0))
-        return 0;
-    return static_cast<int>(nodeOf(parent).children.size());
 }
 
 int ComparisonModel::columnCount(const QModelIndex &) const { return ColumnCount; }

@@ -1,6 +1,9 @@
 #pragma once
 
-#include <QAbstractItemModel>
+#include "computeapi.h"
+#include "flattreemodel.h"
+
+#include <QString>
 
 #include <memory>
 #include <vector>
@@ -9,11 +12,27 @@ namespace ckpt {
 
 struct Comparison;
 
+// One row of a ComparisonModel: a module or a tensor of the aligned names.
+struct ComparisonNode {
+    QString name;
+    QString path;
+    QString status;        // see ComparisonModel::StatusRole
+    QString nameA, nameB;
+    QString dtype, shape;
+    int parent = -1;
+    int row = 0;
+    std::vector<int> children;
+    int tensor = -1;       // index into comparison->tensors for tensors in both
+    bool changed = false;
+    TensorDiff diff;       // tensors and (summed) modules
+    bool hasFigures = false;
+};
+
 // A comparison of two checkpoints as one tree: the tensors of both files folded into modules by
 // their aligned names, each row with its change (identical, within tolerance, different, another
 // shape, added, removed) and figures; module rows sum their tensors' figures. Rows are coloured by
 // the size of the change (relative L2 on a log scale) so the layers that moved most stand out.
-class ComparisonModel : public QAbstractItemModel {
+class ComparisonModel : public FlatTreeModel<ComparisonNode> {
     Q_OBJECT
 public:
     enum Column { NameColumn, ChangeColumn, MaxAbsColumn, RelativeColumn, CosineColumn, DTypeColumn, ShapeColumn,
@@ -36,18 +55,13 @@ public:
     const std::shared_ptr<const Comparison> &comparison() const { return m_comparison; }
     QModelIndex indexOfPath(const QString &path) const;
 
-    QModelIndex index(int row, int column, const QModelIndex &parent = {}) const override;
-    QModelIndex parent(const QModelIndex &child) const override;
-    int rowCount(const QModelIndex &parent = {}) const override;
     int columnCount(const QModelIndex &parent = {}) const override;
     QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
     QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
 
 private:
-    struct Node;
+    using Node = ComparisonNode;
     std::shared_ptr<const Comparison> m_comparison;
-    std::vector<Node> m_nodes;
-    const Node &nodeOf(const QModelIndex &index) const;
 };
 
 // The background colour of a change: none when identical, violet for a structural change (added,

@@ -38,7 +38,7 @@ QString shortClass(const std::string &qualified)
 
 QString naturalSortKey(const QString &text) { return QString::fromStdString(naturalKey(text.toStdString())); }
 
-ModuleTreeModel::ModuleTreeModel(QObject *parent) : QAbstractItemModel(parent) {}
+ModuleTreeModel::ModuleTreeModel(QObject *parent) : FlatTreeModel(parent) {}
 
 ModuleTreeModel::~ModuleTreeModel() = default;
 
@@ -160,38 +160,6 @@ int ModuleTreeModel::moduleCount() const
     for (std::size_t i = 1; i < m_nodes.size(); ++i)
         n += m_nodes[i].tensor < 0;
     return n;
-}
-
-const ModuleTreeModel::Node &ModuleTreeModel::nodeOf(const QModelIndex &index) const
-{
-    return m_nodes[index.isValid() ? static_cast<std::size_t>(index.internalId()) : 0];
-}
-
-QModelIndex ModuleTreeModel::index(int row, int column, const QModelIndex &parent) const
-{
-    if (m_nodes.empty() || column < 0 || column >= ColumnCount || row < 0 || (parent.isValid() && parent.column() != 0))
-        return {};
-    const Node &p = nodeOf(parent);
-    if (row >= static_cast<int>(p.children.size()))
-        return {};
-    return createIndex(row, column, static_cast<quintptr>(p.children[static_cast<std::size_t>(row)]));
-}
-
-QModelIndex ModuleTreeModel::parent(const QModelIndex &child) const
-{
-    if (!child.isValid())
-        return {};
-    const Node &n = nodeOf(child);
-    if (n.parent <= 0)
-        return {};
-    return createIndex(m_nodes[n.parent].row, 0, static_cast<quintptr>(n.parent));
-}
-
-int ModuleTreeModel::rowCount(const QModelIndex &parent) const
-{
-    if (m_nodes.empty() || (parent.isValid() && parent.column() != 0))
-        return 0;
-    return static_cast<int>(nodeOf(parent).children.size());
 }
 
 int ModuleTreeModel::columnCount(const QModelIndex &) const { return ColumnCount; }

@@ -1,6 +1,8 @@
 #pragma once
 
-#include <QAbstractItemModel>
+#include "flattreemodel.h"
+
+#include <QString>
 
 #include <cstdint>
 #include <memory>
@@ -10,13 +12,30 @@ namespace ckpt {
 
 struct Document;
 
+// One row of a ModuleTreeModel: a module or a tensor.
+struct ModuleTreeNode {
+    QString name;              // last component
+    QString path;              // dotted path from the root
+    QString className;         // module class (full models) or "Parameter"/"Tensor"
+    QString aliasOf;           // tensors: the first name of the same tensor
+    QString note;
+    std::int32_t parent = -1;
+    std::int32_t row = 0;
+    std::vector<std::int32_t> children;
+    std::int64_t elements = 0;
+    std::int64_t bytes = 0;
+    std::int64_t tensors = 0;
+    std::int32_t tensor = -1;  // index into the document's state dict for tensor rows
+};
+
+
 // The state dict folded into its module hierarchy: "encoder.layer.3.attention.query.weight" becomes
 // encoder › layer › 3 › attention › query › weight. Each module row sums the elements and bytes of
 // the tensors under it, counting a tensor that appears under two names (tied weights) once, as
 // `module.state_dict()` deduplicated by storage would. A pickled full model also gives each module
 // its class. Rows keep the state dict's order; SortRole sorts names naturally ("layer.10" after
 // "layer.9") and numbers as numbers.
-class ModuleTreeModel : public QAbstractItemModel {
+class ModuleTreeModel : public FlatTreeModel<ModuleTreeNode> {
     Q_OBJECT
 public:
     enum Column { NameColumn, ClassColumn, ElementsColumn, BytesColumn, TensorsColumn, DTypeColumn, ShapeColumn,
@@ -46,31 +65,13 @@ public:
     qint64 totalElements() const { return m_nodes.empty() ? 0 : m_nodes[0].elements; }
     qint64 totalBytes() const { return m_nodes.empty() ? 0 : m_nodes[0].bytes; }
 
-    QModelIndex index(int row, int column, const QModelIndex &parent = {}) const override;
-    QModelIndex parent(const QModelIndex &child) const override;
-    int rowCount(const QModelIndex &parent = {}) const override;
     int columnCount(const QModelIndex &parent = {}) const override;
     QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
     QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
 
 private:
-    struct Node {
-        QString name;              // last component
-        QString path;              // dotted path from the root
-        QString className;         // module class (full models) or "Parameter"/"Tensor"
-        QString aliasOf;           // tensors: the first name of the same tensor
-        QString note;
-        std::int32_t parent = -1;
-        std::int32_t row = 0;
-        std::vector<std::int32_t> children;
-        std::int64_t elements = 0;
-        std::int64_t bytes = 0;
-        std::int64_t tensors = 0;
-        std::int32_t tensor = -1;  // index into the document's state dict for tensor rows
-    };
+    using Node = ModuleTreeNode;
     std::shared_ptr<const Document> m_document;
-    std::vector<Node> m_nodes;  // node 0 is the invisible root
-    const Node &nodeOf(const QModelIndex &index) const;
 };
 
 // A key that sorts "layer.10" after "layer.9": runs of digits padded to a fixed width.
