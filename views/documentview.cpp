@@ -181,6 +181,14 @@ DocumentView::~DocumentView()
         m_statsWatcher->cancel();  // and the statistics job before its next tensor
 }
 
+void DocumentView::updatePredictionDocument()
+{
+    if (!m_predictionStale || m_viewTabs->currentIndex() != PredictTab)
+        return;
+    m_predictionStale = false;
+    m_prediction->setDocument(m_document);
+}
+
 void DocumentView::startStatistics()
 {
     stopStatistics();
@@ -493,6 +501,7 @@ void DocumentView::open(const QString &path)
     m_metadata->setDocument(nullptr);
     m_security->setReport(nullptr);
     m_prediction->setDocument(nullptr);
+    m_predictionStale = false;
     showInDetail({}, nullptr, -1);
 
     const QString name = QFileInfo(m_path).fileName();
@@ -545,7 +554,10 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_optimizer->setDocument(load.document);
     m_metadata->setDocument(load.document);
     m_security->setReport(load.security);
-    m_prediction->setDocument(load.document);
+    // The Predict tab resolves the architecture (a walk over every module and tensor) when it is
+    // first shown, not while the file's first picture waits.
+    m_predictionStale = true;
+    updatePredictionDocument();
     {
         const bool dangerous = load.security && load.security->dangerous;
         m_viewTabs->setTabText(SecurityTab, dangerous ? tr("Security ⚠") : tr("Security"));
@@ -774,7 +786,10 @@ void DocumentView::showEvent(QShowEvent *event)
     m_viewRestored = true;
     if (m_wantedView >= 0 && m_wantedView < m_viewTabs->count())
         m_viewTabs->setCurrentIndex(m_wantedView);
-    connect(m_viewTabs, &QTabWidget::currentChanged, this, [this] { saveLayout(); });
+    connect(m_viewTabs, &QTabWidget::currentChanged, this, [this] {
+        updatePredictionDocument();
+        saveLayout();
+    });
 }
 
 void DocumentView::saveLayout() const

@@ -130,6 +130,8 @@ private:
     State m_state = State::Empty;
     QString m_error;
     std::shared_ptr<const Document> m_document;
+    bool m_predictionStale = false;  // the Predict tab has not been given m_document yet
+    void updatePredictionDocument();
     QFutureWatcher<DocumentLoad> *m_watcher = nullptr;
     QFutureWatcher<RowStatistics> *m_statsWatcher = nullptr;
     QProgressBar *m_statsProgress = nullptr;

@@ -3,6 +3,7 @@
 #include "document.h"
 #include "documenttreemodel.h"
 #include "documentview.h"
+#include "predictionview.h"
 #include "statisticsjob.h"
 #include "testdata.h"
 #include "tensortablemodel.h"
@@ -391,6 +392,19 @@ void TestDocumentView::inspectionTabs()
     QVERIFY(loaded.wait(20000));
     QCOMPARE(tabs->tabText(DocumentView::OptimizerTab), QStringLiteral("Optimizer (none)"));
     QVERIFY(!tabs->tabText(DocumentView::SecurityTab).contains(QChar(0x26a0)));
+
+    // The Predict tab works out the architecture when it is shown, not while the file opens.
+    tabs->setCurrentIndex(DocumentView::TensorsTab);
+    view.open(fixture("predict_package.pth"));
+    QVERIFY(loaded.wait(20000));
+    QVERIFY(!view.predictionView()->architecture().has_value());
+    tabs->setCurrentIndex(DocumentView::PredictTab);
+    QVERIFY2(view.predictionView()->architecture().has_value(), qPrintable(view.predictionView()->architectureError()));
+    QCOMPARE(view.predictionView()->architecture()->source, Architecture::Source::InferredMlp);
+    // Opened while Predict is the current tab: given at once.
+    view.open(fixture("predict_state_dict.pth"));
+    QVERIFY(loaded.wait(20000));
+    QVERIFY(view.predictionView()->architecture().has_value());
 }
 
 QTEST_MAIN(TestDocumentView)
