@@ -10,6 +10,7 @@
 #include <string>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -289,7 +290,11 @@ void castFloatToHalf(const std::uint8_t *in, std::uint8_t *out, std::size_t n, C
     std::vector<float> src(kBlock);
     std::vector<std::uint16_t> dst(kBlock);
 #if defined(__x86_64__)
-    static const bool fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    static const bool fast = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);  // clang knows no "f16c" here
+        return f16c && __builtin_cpu_supports("avx2");
+    }();
 #else
     constexpr bool fast = false;
 #endif
