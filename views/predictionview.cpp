@@ -338,15 +338,23 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
     }
     m_spec->clear();
     applyArchitecture();
+    requestDevices();
 }
 
 void PredictionView::showEvent(QShowEvent *event)
 {
     QWidget::showEvent(event);
-    if (!m_devicesRequested) {
-        m_devicesRequested = true;
-        listDevices();
-    }
+    requestDevices();
+}
+
+void PredictionView::requestDevices()
+{
+    // Listing devices loads LibTorch (a quarter of a second or more). Not before the pane is seen
+    // with a file in it: at start-up, the file's own reading would wait for the loader's lock.
+    if (m_devicesRequested || !m_doc || !isVisible())
+        return;
+    m_devicesRequested = true;
+    listDevices();
 }
 
 void PredictionView::applyArchitecture()

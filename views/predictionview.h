@@ -118,6 +118,7 @@ private:
     std::vector<std::string> m_features;
     std::vector<DeviceInfo> m_devices;
     bool m_devicesRequested = false;
+    void requestDevices();
     std::shared_ptr<Predictor> m_predictor;  // built for m_arch on first run; dropped when it changes
     std::optional<PredictionResult> m_result;
     std::vector<std::int64_t> m_resultInputShape;
