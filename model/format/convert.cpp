@@ -1071,19 +1071,29 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         std::uint64_t total = 0, done = 0;
         for (const auto &s : writer.storages())
             total += s.source->byteSize;
-        std::map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected;
+        // What each record must read back as: the source's own bytes when written unchanged
+        // (compared byte for byte), else the CRC and size of what was written (a cast).
+        struct Expected {
+            std::uint32_t crc = 0;
+            std::uint64_t size = 0;
+            std::span<const std::uint8_t> same;
+        };
+        std::map<std::string, Expected> expected;
         for (const auto &s : writer.storages()) {
             auto bytes = s.source->data();
             zip.beginRecord("data/" + s.key);
-            std::uint64_t size = bytes.size();
+            Expected e;
+            e.size = bytes.size();
             if (s.dtype != s.source->dtype) {
                 const auto cast = castFloats(bytes, s.source->dtype, s.dtype);
                 zip.append(cast);
-                size = cast.size();
+                e.size = cast.size();
             } else {
                 zip.append(bytes);
+                e.same = bytes;
             }
-            expected[s.key] = {zip.endRecord(), size};  // the CRC the zip computed as it wrote
+            e.crc = zip.endRecord();  // the CRC the zip computed as it wrote
+            expected[s.key] = e;
             done += s.source->byteSize;
             report(options, done, total, plan.output);
         }
@@ -1102,7 +1112,11 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
             for (const auto &s : rewriter.storages()) {
                 auto it = expected.find(s.key);
                 const auto bytes = s.source->data();
-                if (it == expected.end() || crcOf(bytes) != it->second.first || bytes.size() != it->second.second)
+                const bool same =
+                    it != expected.end() && bytes.size() == it->second.size &&
+                    (it->second.same.data() ? std::memcmp(bytes.data(), it->second.same.data(), bytes.size()) == 0
+                                            : crcOf(bytes) == it->second.crc);
+                if (!same)
                     throw FormatError(plan.output + ": storage '" + s.key +
                                       "' reads back different from what was written");
                 ++result.tensorsVerified;

@@ -8,7 +8,9 @@
  *         rename  rename/renameat/renameat2/linkat (whatever moves the file into place)
  *         create  open/openat/creat with O_CREAT, mkstemp and friends
  * ACTION  an errno name (ENOSPC, EACCES, EIO, EDQUOT, EROFS, EXDEV), "short" (writes move at most
- *         N bytes a call but succeed, as the kernel may do) or "kill" (SIGKILL: a crash)
+ *         N bytes a call but succeed, as the kernel may do), "kill" (SIGKILL: a crash) or, for
+ *         write, "corrupt" (the byte at stream position N is written flipped, and the write
+ *         succeeds: a device that returns other bytes than it was given)
  * after=N write: the fault strikes once N bytes have gone to regular files (the write that
  *         crosses N writes up to N, a short write, as a filling disk does); other OPs: after N
  *         successful calls of that OP. Default 0.
@@ -31,7 +33,7 @@
 #include <unistd.h>
 
 enum { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_CREATE };
-enum { ACT_ERRNO, ACT_SHORT, ACT_KILL };
+enum { ACT_ERRNO, ACT_SHORT, ACT_KILL, ACT_CORRUPT };
 
 static int g_parsed;
 static int g_op = OP_NONE;
@@ -71,6 +73,8 @@ static void parse(void)
         g_op = OP_CREATE;
     if (!strcmp(act, "short"))
         g_action = ACT_SHORT;
+    else if (!strcmp(act, "corrupt"))
+        g_action = ACT_CORRUPT;
     else if (!strcmp(act, "kill"))
         g_action = ACT_KILL;
     else {
@@ -109,7 +113,10 @@ static void note_fired(const char *op)
         return;
     char line[96];
     const int n = snprintf(line, sizeof line, "fired %s %s\n", op,
-                           g_action == ACT_KILL ? "kill" : g_action == ACT_SHORT ? "short" : strerror(g_errno));
+                           g_action == ACT_KILL      ? "kill"
+                           : g_action == ACT_SHORT   ? "short"
+                           : g_action == ACT_CORRUPT ? "corrupt"
+                                                     : strerror(g_errno));
     static ssize_t (*real_write)(int, const void *, size_t);
     if (!real_write)
         real_write = (ssize_t (*)(int, const void *, size_t))next("write");
@@ -143,7 +150,7 @@ static int regular(int fd)
 static ssize_t allowance(int fd, size_t n)
 {
     parse();
-    if (g_op != OP_WRITE || !regular(fd))
+    if (g_op != OP_WRITE || !regular(fd) || g_action == ACT_CORRUPT)
         return (ssize_t)n;
     if (g_action == ACT_SHORT) {
         const size_t cap = g_after ? (size_t)g_after : 1000;
@@ -168,6 +175,23 @@ static ssize_t allowance(int fd, size_t n)
     return (ssize_t)n;
 }
 
+/* "corrupt": a copy of `buf` with the byte at stream position g_after flipped, when this write
+ * covers it (the caller frees it); NULL otherwise. */
+static void *corrupted(int fd, const void *buf, size_t n)
+{
+    parse();
+    if (g_op != OP_WRITE || g_action != ACT_CORRUPT || !regular(fd) || g_after < g_written ||
+        g_after - g_written >= n)
+        return NULL;
+    unsigned char *copy = malloc(n);
+    if (!copy)
+        return NULL;
+    memcpy(copy, buf, n);
+    copy[g_after - g_written] ^= 0xFF;
+    note_fired("write");
+    return copy;
+}
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
     static ssize_t (*real)(int, const void *, size_t);
@@ -176,7 +200,9 @@ ssize_t write(int fd, const void *buf, size_t n)
     const ssize_t allowed = allowance(fd, n);
     if (allowed < 0)
         return -1;
-    const ssize_t r = real(fd, buf, (size_t)allowed);
+    void *bad = corrupted(fd, buf, (size_t)allowed);
+    const ssize_t r = real(fd, bad ? bad : buf, (size_t)allowed);
+    free(bad);
     if (r > 0 && g_op == OP_WRITE && regular(fd))
         g_written += (unsigned long long)r;
     return r;
@@ -190,7 +216,9 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
     const ssize_t allowed = allowance(fd, n);
     if (allowed < 0)
         return -1;
-    const ssize_t r = real(fd, buf, (size_t)allowed, off);
+    void *bad = corrupted(fd, buf, (size_t)allowed);
+    const ssize_t r = real(fd, bad ? bad : buf, (size_t)allowed, off);
+    free(bad);
     if (r > 0 && g_op == OP_WRITE && regular(fd))
         g_written += (unsigned long long)r;
     return r;

@@ -3,7 +3,9 @@
 // failing device or a crash would. Afterwards the folder must hold either the complete new file
 // or what it held before under the final name - never a partial file - and, unless the process
 // was killed, nothing else. A killed writer can leave only its hidden temporary file behind.
-// The same faults hit `ckpt export`, the program that writes through this writer.
+// The same faults hit `ckpt export`, the program that writes through this writer, and a device
+// that silently writes other bytes than it was given must be caught by `ckpt convert`'s reading
+// back: nothing under the final name, and the reason said.
 #include <QtTest>
 
 namespace {
@@ -22,6 +24,18 @@ QByteArray readAll(const QString &path)
     QFile f(path);
     return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
 }
+
+// Where the data of the zip record `name` starts in `zip` (from its local header); -1 when absent.
+qint64 recordDataOffset(const QByteArray &zip, const QByteArray &name)
+{
+    for (qsizetype at = zip.indexOf(name); at >= 30; at = zip.indexOf(name, at + 1)) {
+        const qsizetype h = at - 30;
+        auto le16 = [&](qsizetype i) { return static_cast<quint8>(zip[i]) | static_cast<quint8>(zip[i + 1]) << 8; };
+        if (zip.mid(h, 4) == QByteArray("PK\x03\x04", 4) && le16(h + 26) == name.size())
+            return h + 30 + le16(h + 26) + le16(h + 28);
+    }
+    return -1;
+}
 } // namespace
 
 class TestWriteFaults : public QObject {
@@ -29,6 +43,8 @@ class TestWriteFaults : public QObject {
 private Q_SLOTS:
     void fault_data();
     void fault();
+    void corruptionCaughtByReadingBack_data();
+    void corruptionCaughtByReadingBack();
 };
 
 void TestWriteFaults::fault_data()
@@ -159,6 +175,61 @@ void TestWriteFaults::fault()
         QVERIFY2(name.startsWith('.') && name.contains("weights.npy"),
                  qPrintable("a killed writer left a visible file: " + name));
     }
+}
+
+void TestWriteFaults::corruptionCaughtByReadingBack_data()
+{
+    QTest::addColumn<QByteArray>("record");      // the record a byte of is flipped on its way to disk
+    QTest::addColumn<QStringList>("options");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("a storage written as it is (compared byte for byte)") << QByteArray("data/0") << QStringList()
+                                                                         << "reads back different";
+    QTest::newRow("a storage cast to float16 (compared by CRC)")
+        << QByteArray("data/0") << QStringList{"--dtype", "float16"} << "reads back different";
+    QTest::newRow("the pickle") << QByteArray("data.pkl") << QStringList() << "";
+}
+
+void TestWriteFaults::corruptionCaughtByReadingBack()
+{
+    QFETCH(QByteArray, record);
+    QFETCH(QStringList, options);
+    QFETCH(QString, message);
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString model = dir.filePath("model.pth");
+    QVERIFY(QFile::copy(QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_checkpoint.pth"), model));
+    const QString folder = dir.filePath("out");
+    QVERIFY(QDir().mkpath(folder));
+    // The same conversion without a fault says where the record's bytes lie in the file.
+    const QString reference = dir.filePath("reference.pth");
+    QProcess plain;
+    plain.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), QStringList{"convert", model, "--to", "state-dict", "-o", reference} + options);
+    QVERIFY(plain.waitForFinished(120000));
+    QCOMPARE(plain.exitCode(), 0);
+    const qint64 at = recordDataOffset(readAll(reference), "archive/" + record);
+    QVERIFY2(at > 0, record.constData());
+
+    const QString target = folder + "/converted.pth";
+    const QString log = dir.filePath("fault.log");
+    QProcess child;
+    auto env = QProcessEnvironment::systemEnvironment();
+    env.insert("LD_PRELOAD", QStringLiteral(CKPT_FAULTSHIM));
+    env.insert("CKPT_FAULT", QStringLiteral("write:corrupt:after=%1").arg(at + 10));
+    env.insert("CKPT_FAULT_LOG", log);
+    env.insert("ASAN_OPTIONS", env.value("ASAN_OPTIONS") + ":verify_asan_link_order=0");
+    child.setProcessEnvironment(env);
+    child.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), QStringList{"convert", model, "--to", "state-dict", "-o", target} + options);
+    QVERIFY(child.waitForFinished(120000));
+    const QString err = QString::fromLocal8Bit(child.readAllStandardError());
+    QVERIFY2(readAll(log).startsWith("fired write corrupt"), qPrintable("the fault never struck: " + err));
+    QCOMPARE(child.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(child.exitCode(), 1);
+    QVERIFY2(err.contains("converted.pth"), qPrintable(err));
+    if (!message.isEmpty())
+        QVERIFY2(err.contains(message), qPrintable(err));
+    // Nothing under the final name, and no temporary file left.
+    const auto entries = QDir(folder).entryList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
+    QVERIFY2(entries.isEmpty(), qPrintable(entries.join(", ")));
 }
 
 QTEST_GUILESS_MAIN(TestWriteFaults)
