@@ -112,11 +112,12 @@ int runInfo(const InfoOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
         const Document &doc = keepUntilExit(readDocument(options.file));
-        const auto &j = keepUntilExit(documentToJson(doc));
-        if (options.json)
-            out << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-        else
-            printText(doc, j, out);
+        if (options.json) {
+            writeDocumentJson(doc, out);
+            out << '\n';
+        } else {
+            printText(doc, keepUntilExit(documentToJson(doc)), out);
+        }
         return 0;
     } catch (const std::exception &e) {
         return reportError(err, options.file, e);

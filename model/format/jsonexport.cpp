@@ -1,5 +1,9 @@
 #include "jsonexport.h"
 
+#include <algorithm>
+#include <charconv>
+#include <ostream>
+
 #include "error.h"
 #include "metadata.h"
 #include "optimizermap.h"
@@ -268,7 +272,22 @@ json securityToJson(const SecurityReport &report)
                 {"anomalies", report.anomalies}};
 }
 
-json documentToJson(const Document &doc)
+namespace {
+// Stands where the tensor list goes when writeDocumentJson streams it.
+const char *const kTensorsPlaceholder = "\x01tensors\x01";
+
+json tensorList(const std::vector<NamedTensor> &list, bool placeholder)
+{
+    if (placeholder)
+        return kTensorsPlaceholder;
+    json tensors = json::array();
+    tensors.get_ref<json::array_t &>().reserve(list.size());
+    for (const auto &t : list)
+        tensors.push_back(tensorEntry(t));
+    return tensors;
+}
+
+json documentJson(const Document &doc, bool placeholder)
 {
     json j = objectWithRoom(24);
     j["file"] = doc.path;
@@ -277,10 +296,7 @@ json documentToJson(const Document &doc)
     j["pickle_protocol"] = doc.pickleProtocol;
     j["kind"] = kindName(doc.kind);
     if (doc.hasStateDict) {
-        json tensors = json::array();
-        tensors.get_ref<json::array_t &>().reserve(doc.stateDict.size());
-        for (const auto &t : doc.stateDict)
-            tensors.push_back(tensorEntry(t));
+        json tensors = tensorList(doc.stateDict, placeholder);
         json &sd = j["state_dict"];
         sd = objectWithRoom(8);
         sd["path"] = doc.stateDictPath;
@@ -292,11 +308,7 @@ json documentToJson(const Document &doc)
     } else {
         j["state_dict"] = nullptr;
         // No state dict: still list every tensor the file holds, by path.
-        json tensors = json::array();
-        tensors.get_ref<json::array_t &>().reserve(doc.tensors.size());
-        for (const auto &t : doc.tensors)
-            tensors.push_back(tensorEntry(t));
-        j["tensors"] = std::move(tensors);
+        j["tensors"] = tensorList(doc.tensors, placeholder);
     }
     if (doc.optimizer) {
         json groups = json::array();
@@ -368,6 +380,152 @@ json documentToJson(const Document &doc)
     j["security"] = securityToJson(securityReport(doc));
     j["warnings"] = doc.warnings;
     return j;
+}
+} // namespace
+
+json documentToJson(const Document &doc) { return documentJson(doc, false); }
+
+namespace {
+// A string as dump writes it: plain printable ASCII directly, anything else through nlohmann.
+void appendString(std::string &o, const std::string &s)
+{
+    const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+        return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7F && c != '"' && c != '\\';
+    });
+    if (plain) {
+        o += '"';
+        o += s;
+        o += '"';
+    } else {
+        o += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+}
+
+void appendInt(std::string &o, std::int64_t v)
+{
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    o.append(buf, r.ptr);
+}
+
+void appendInts(std::string &o, const std::vector<std::int64_t> &v, const std::string &pad, int indent)
+{
+    if (v.empty()) {
+        o += "[]";
+        return;
+    }
+    o += '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        o += i ? "," : "";
+        o += pad;
+        o.append(static_cast<std::size_t>(2 * indent), ' ');
+        appendInt(o, v[i]);
+    }
+    o += pad;
+    o.append(static_cast<std::size_t>(indent), ' ');
+    o += ']';
+}
+
+// One tensorEntry() as dump(indent) writes it at the nesting `pad` ("\n" and the entry's own
+// indentation), without building it; entries with quantization go through nlohmann.
+void appendTensorEntry(std::string &o, const NamedTensor &t, const std::string &pad, int indent)
+{
+    const auto &r = t.ref();
+    if (r.quantization) {
+        const std::string entry = tensorEntry(t).dump(indent, ' ', false, json::error_handler_t::replace);
+        for (std::size_t from = 0;;) {
+            const auto nl = entry.find('\n', from);
+            o.append(entry, from, (nl == std::string::npos ? entry.size() : nl) - from);
+            if (nl == std::string::npos)
+                break;
+            o += pad;
+            from = nl + 1;
+        }
+        return;
+    }
+    const std::string in(static_cast<std::size_t>(indent), ' ');
+    auto key = [&](const char *k, bool first = false) {
+        if (!first)
+            o += ',';
+        o += pad;
+        o += in;
+        o += '"';
+        o += k;
+        o += "\": ";
+    };
+    o += '{';
+    key("name", true);
+    appendString(o, t.name);
+    key("dtype");
+    appendString(o, std::string(dtypeName(r.dtype)));
+    key("shape");
+    appendInts(o, r.shape, pad, indent);
+    key("strides");
+    appendInts(o, r.strides, pad, indent);
+    key("storage_offset");
+    appendInt(o, r.storageOffset);
+    key("numel");
+    appendInt(o, r.numel());
+    key("bytes");
+    appendInt(o, r.nbytes());
+    key("device");
+    appendString(o, r.device());
+    key("requires_grad");
+    o += r.requiresGrad ? "true" : "false";
+    if (r.storage) {
+        key("storage");
+        appendString(o, r.storage->key);
+    }
+    if (r.layout == TensorRef::Layout::SparseCoo || r.layout == TensorRef::Layout::Meta) {
+        key("layout");
+        o += r.layout == TensorRef::Layout::Meta ? "\"meta\"" : "\"sparse_coo\"";
+    }
+    if (!r.problem.empty()) {
+        key("problem");
+        appendString(o, r.problem);
+    }
+    o += pad;
+    o += '}';
+}
+} // namespace
+
+void writeDocumentJson(const Document &doc, std::ostream &out, int indent)
+{
+    const std::string text =
+        documentJson(doc, true).dump(indent, ' ', false, json::error_handler_t::replace);
+    const std::string mark = json(kTensorsPlaceholder).dump();  // as dump escapes it
+    const auto at = text.find(mark);
+    if (at == std::string::npos) {  // cannot happen: the placeholder is always written
+        out << documentToJson(doc).dump(indent, ' ', false, json::error_handler_t::replace);
+        return;
+    }
+    const auto lineStart = text.rfind('\n', at) + 1;
+    const std::size_t level = text.find_first_not_of(' ', lineStart) - lineStart;  // the key's indentation
+    const std::string inner = "\n" + std::string(level + static_cast<std::size_t>(indent), ' ');
+    out.write(text.data(), static_cast<std::streamsize>(at));
+    const auto &list = doc.hasStateDict ? doc.stateDict : doc.tensors;
+    if (list.empty()) {
+        out << "[]";
+    } else {
+        std::string buf;
+        buf.reserve(std::size_t{1} << 16);
+        buf += '[';
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            if (i)
+                buf += ',';
+            buf += inner;
+            appendTensorEntry(buf, list[i], inner, indent);
+            if (buf.size() > (std::size_t{1} << 16) - 4096) {
+                out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+                buf.clear();
+            }
+        }
+        buf += '\n';
+        buf.append(level, ' ');
+        buf += ']';
+        out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+    }
+    out.write(text.data() + at + mark.size(), static_cast<std::streamsize>(text.size() - at - mark.size()));
 }
 
 } // namespace ckpt

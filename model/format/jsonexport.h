@@ -3,6 +3,7 @@
 #include "document.h"
 
 #include <nlohmann/json.hpp>
+#include <iosfwd>
 
 namespace ckpt {
 
@@ -25,5 +26,8 @@ nlohmann::ordered_json securityToJson(const SecurityReport &report);
 
 // The stable document `ckpt info --json` prints.
 nlohmann::ordered_json documentToJson(const Document &doc);
+// The same document as text, exactly documentToJson(doc).dump(indent) (invalid UTF-8 replaced),
+// with the tensor list written entry by entry instead of built as one tree first.
+void writeDocumentJson(const Document &doc, std::ostream &out, int indent = 2);
 
 } // namespace ckpt
