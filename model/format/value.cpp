@@ -5,6 +5,18 @@
 
 #include <sys/mman.h>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CKPT_LSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CKPT_LSAN 1
+#endif
+#ifdef CKPT_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include "tensorref.h"
 
 #include <algorithm>
@@ -36,11 +48,19 @@ class HugePageResource final : public std::pmr::memory_resource {
         if (const auto tail = start + size + kHuge - (aligned + size); tail > 0)
             ::munmap(reinterpret_cast<void *>(aligned + size), tail);
         ::madvise(reinterpret_cast<void *>(aligned), size, MADV_HUGEPAGE);
+#ifdef CKPT_LSAN
+        // The values here point to what they allocated: the leak checker must look in here too.
+        __lsan_register_root_region(reinterpret_cast<void *>(aligned), size);
+#endif
         return reinterpret_cast<void *>(aligned);
     }
     void do_deallocate(void *p, std::size_t bytes, std::size_t) override
     {
-        ::munmap(p, (bytes + kHuge - 1) / kHuge * kHuge);
+        const std::size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+#ifdef CKPT_LSAN
+        __lsan_unregister_root_region(p, size);
+#endif
+        ::munmap(p, size);
     }
     bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override { return this == &other; }
 };
