@@ -50,6 +50,7 @@ private:
     WriteOptions m_options;
     int m_fd = -1;
     std::uint64_t m_size = 0;
+    std::uint64_t m_flushStarted = 0;  // bytes the disk was asked to start writing
 };
 
 // Throws FormatError (naming `name`) unless `file` holds exactly `data`.
