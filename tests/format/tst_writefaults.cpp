@@ -25,6 +25,17 @@ QByteArray readAll(const QString &path)
     return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
 }
 
+// Runs a child under the fault shim with CKPT_FAULT=`spec`, noting in `log` when it strikes.
+void underFault(QProcessEnvironment &env, const QString &spec, const QString &log)
+{
+    env.insert("LD_PRELOAD", QStringLiteral(CKPT_FAULTSHIM));
+    env.insert("CKPT_FAULT", spec);
+    env.insert("CKPT_FAULT_LOG", log);
+    // Under AddressSanitizer the shim comes before the ASan runtime in the library list; the shim
+    // calls through to ASan's interceptors, so that order is safe.
+    env.insert("ASAN_OPTIONS", env.value("ASAN_OPTIONS") + ":verify_asan_link_order=0");
+}
+
 // Where the data of the zip record `name` starts in `zip` (from its local header); -1 when absent.
 qint64 recordDataOffset(const QByteArray &zip, const QByteArray &name)
 {
@@ -115,14 +126,8 @@ void TestWriteFaults::fault()
 
     QProcess child;
     auto env = QProcessEnvironment::systemEnvironment();
-    if (!spec.isEmpty()) {
-        env.insert("LD_PRELOAD", QStringLiteral(CKPT_FAULTSHIM));
-        env.insert("CKPT_FAULT", spec);
-        env.insert("CKPT_FAULT_LOG", log);
-        // Under AddressSanitizer the shim comes before the ASan runtime in the library list; the
-        // shim calls through to ASan's interceptors, so that order is safe.
-        env.insert("ASAN_OPTIONS", env.value("ASAN_OPTIONS") + ":verify_asan_link_order=0");
-    }
+    if (!spec.isEmpty())
+        underFault(env, spec, log);
     child.setProcessEnvironment(env);
     const QString model = dir.filePath("model.pth");
     QByteArray expected = pattern(kSize, 2);
@@ -213,10 +218,7 @@ void TestWriteFaults::corruptionCaughtByReadingBack()
     const QString log = dir.filePath("fault.log");
     QProcess child;
     auto env = QProcessEnvironment::systemEnvironment();
-    env.insert("LD_PRELOAD", QStringLiteral(CKPT_FAULTSHIM));
-    env.insert("CKPT_FAULT", QStringLiteral("write:corrupt:after=%1").arg(at + 10));
-    env.insert("CKPT_FAULT_LOG", log);
-    env.insert("ASAN_OPTIONS", env.value("ASAN_OPTIONS") + ":verify_asan_link_order=0");
+    underFault(env, QStringLiteral("write:corrupt:after=%1").arg(at + 10), log);
     child.setProcessEnvironment(env);
     child.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), QStringList{"convert", model, "--to", "state-dict", "-o", target} + options);
     QVERIFY(child.waitForFinished(120000));
