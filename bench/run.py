@@ -196,12 +196,14 @@ def main():
 
 # What holds back a row that misses its target, as measured with perf on this machine.
 LIMITS = {
-    'sd_20k': 'the work per tensor. Reading makes about 25 values per tensor (the pickle\'s tuples, '
-              'strings and ints, all kept by its memo until the end, as Python\'s unpickler keeps them), '
-              'checks every tensor against its storage record, and `--json` writes 7 MB of JSON (about 120 ms '
-              'of the total). Left: malloc and page faults for ~500,000 values, hash lookups of 20,000 record '
-              'names, the JSON. A value tree that is not made of one heap object per pickle value would be '
-              'the next step.',
+    'sd_20k': 'the work per tensor, about 13 µs of it. Reading makes some 25 values per tensor (the pickle\'s '
+              'tuples, strings and ints, all kept by its memo until the end, as Python\'s unpickler keeps them: '
+              '~150 MiB), resolves each storage record by name and checks every tensor against it; the JSON is '
+              'streamed (~45 ms for 7 MB). Left: allocation and first-touch page faults for those values (now '
+              'from one huge-page pool, whose cost varies with how readily the kernel finds huge pages: runs of '
+              'the same binary measured 0.17-0.26 s, 7.5x-11.3x), 20,000 hash lookups of record names, the '
+              'storage checks. A value tree that is not one heap object per pickle value would be the next '
+              'step.',
     'open: 4 GiB': 'both take a few milliseconds, mostly process start; the difference is noise, not bytes '
                    '(neither reads a tensor byte).',
     'strip optimizer': 'writing and reading back every kept byte: the copy into the page cache and two CRC-32 '
