@@ -150,7 +150,8 @@ def full_model_from_weights(res, convert, fx, out):
               'predict_zoo_conv1d': torch.randn(2, 2, 16, generator=g),
               'predict_zoo_deconv': torch.rand(2, 3, 5, 5, generator=g),
               'predict_zoo_embedding': torch.tensor([[1, 2, 3, 0, 9], [4, 4, 0, 0, 7]]),
-              'predict_odd_names': torch.randn(2, 4, generator=g), 'predict_nested': torch.rand(2, 3, 8, 8, generator=g)}
+              'predict_odd_names': torch.randn(2, 4, generator=g), 'predict_nested': torch.rand(2, 3, 8, 8, generator=g),
+              'predict_zoo_rest1d': torch.randn(2, 2, 5, generator=g), 'predict_zoo_rest2d': torch.rand(2, 3, 6, 7, generator=g)}
     for name, x in inputs.items():
         ref = torch.load(os.path.join(fx, name + '.pth')).eval()  # what is written: eval mode
         sd_file = name + '_state_dict.pth'
