@@ -240,8 +240,7 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
             Q_EMIT finished(true);
         },
         [this](const QString &error) {
-            m_summary->setText(error.isEmpty() ? tr("Comparison cancelled.")
-                                               : QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(error.toHtmlEscaped()));
+            m_summary->setText(jobFailureText(error, tr("Comparison cancelled.")));
             Q_EMIT finished(false);
         });
 }

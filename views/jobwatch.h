@@ -14,6 +14,13 @@
 
 namespace ckpt {
 
+// What a view's summary says when its job gave no result: `cancelled`, or the error in red.
+inline QString jobFailureText(const QString &error, const QString &cancelled)
+{
+    return error.isEmpty() ? cancelled
+                           : QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(error.toHtmlEscaped());
+}
+
 // What a view's background job reports as it goes: (done, total) → keep going.
 template <class Result> auto progressReporter(QPromise<Result> &promise)
 {

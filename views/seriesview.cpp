@@ -136,8 +136,7 @@ void SeriesView::setFiles(const QStringList &files)
             Q_EMIT finished(true);
         },
         [this](const QString &error) {
-            m_summary->setText(error.isEmpty() ? tr("Cancelled.")
-                                               : QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(error.toHtmlEscaped()));
+            m_summary->setText(jobFailureText(error, tr("Cancelled.")));
             Q_EMIT finished(false);
         });
 }
