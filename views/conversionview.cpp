@@ -21,6 +21,8 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+
+#include <array>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QPromise>
@@ -50,6 +52,28 @@ struct ConversionRun {
 };
 
 namespace {
+
+// The settings a file's own values fill (text fields, unset until edited) and those a check box
+// edits, by the name of their field; for a const or an editable ConversionSettings.
+template <class Settings> auto valueFields(Settings &s)
+{
+    using V = decltype(&s.config);
+    return std::array<std::pair<QLatin1String, V>, 6>{{{QLatin1String("config"), &s.config},
+                                                        {QLatin1String("classNames"), &s.classNames},
+                                                        {QLatin1String("preprocessing"), &s.preprocessing},
+                                                        {QLatin1String("epoch"), &s.epoch},
+                                                        {QLatin1String("trainLoss"), &s.trainLoss},
+                                                        {QLatin1String("valLoss"), &s.valLoss}}};
+}
+
+template <class Settings> auto checkFields(Settings &s)
+{
+    using B = decltype(&s.ema);
+    return std::array<std::pair<QLatin1String, B>, 4>{{{QLatin1String("ema"), &s.ema},
+                                                       {QLatin1String("dropOptimizer"), &s.dropOptimizer},
+                                                       {QLatin1String("keepDevice"), &s.keepDevice},
+                                                       {QLatin1String("sidecar"), &s.sidecar}}};
+}
 
 // What planning one file produced: its document (read once), the plan, or why it cannot be done.
 struct PlanOutcome {
@@ -611,15 +635,10 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     setText(QStringLiteral("drops"), s.drops.join(QStringLiteral(", ")));
     setText(QStringLiteral("outDir"), s.outDir);
     setText(QStringLiteral("architecture"), s.architecture);
-    const std::pair<QString, const std::optional<QString> *> values[] = {
-        {QStringLiteral("config"), &s.config},       {QStringLiteral("classNames"), &s.classNames},
-        {QStringLiteral("preprocessing"), &s.preprocessing}, {QStringLiteral("epoch"), &s.epoch},
-        {QStringLiteral("trainLoss"), &s.trainLoss}, {QStringLiteral("valLoss"), &s.valLoss}};
-    for (const auto &[name, v] : values)
+    for (const auto &[name, v] : valueFields(s))
         setText(name, *v ? **v : item.sourceValues.value(name));
-    static_cast<QCheckBox *>(m_fields[QStringLiteral("ema")])->setChecked(s.ema);
-    static_cast<QCheckBox *>(m_fields[QStringLiteral("dropOptimizer")])->setChecked(s.dropOptimizer);
-    static_cast<QCheckBox *>(m_fields[QStringLiteral("keepDevice")])->setChecked(s.keepDevice);
+    for (const auto &[name, b] : checkFields(s))
+        static_cast<QCheckBox *>(m_fields[name])->setChecked(*b);
     auto *sidecar = static_cast<QCheckBox *>(m_fields[QStringLiteral("sidecar")]);
     sidecar->setChecked(s.sidecar || item.target == ConvertTarget::Inference);
     sidecar->setEnabled(item.target != ConvertTarget::Inference);
@@ -648,28 +667,14 @@ void ConversionView::applyPanel(const QString &field)
             s.outDir = text(field).trimmed();
         else if (field == QLatin1String("architecture"))
             s.architecture = text(field);
-        else if (field == QLatin1String("ema"))
-            s.ema = checked(field);
-        else if (field == QLatin1String("dropOptimizer"))
-            s.dropOptimizer = checked(field);
-        else if (field == QLatin1String("keepDevice"))
-            s.keepDevice = checked(field);
-        else if (field == QLatin1String("sidecar"))
-            s.sidecar = checked(field);
-        else if (generic)
+        for (const auto &[name, b] : checkFields(s))
+            if (field == name)
+                *b = checked(field);
+        if (generic)
             return;  // the values a file carries are its own
-        else if (field == QLatin1String("config"))
-            s.config = text(field);
-        else if (field == QLatin1String("classNames"))
-            s.classNames = text(field);
-        else if (field == QLatin1String("preprocessing"))
-            s.preprocessing = text(field);
-        else if (field == QLatin1String("epoch"))
-            s.epoch = text(field);
-        else if (field == QLatin1String("trainLoss"))
-            s.trainLoss = text(field);
-        else if (field == QLatin1String("valLoss"))
-            s.valLoss = text(field);
+        for (const auto &[name, v] : valueFields(s))
+            if (field == name)
+                *v = text(field);
     };
     apply(m_defaults, true);
     const auto target = static_cast<ConvertTarget>(m_target->currentData().toInt());
