@@ -932,8 +932,6 @@ private:
     }
 };
 
-std::uint32_t crcOf(std::span<const std::uint8_t> b) { return crc32Of(b); }
-
 PickleWriterOptions pickleOptions(const ConversionPlan &plan, const ConvertOptions &o)
 {
     PickleWriterOptions p;
@@ -1034,7 +1032,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                 auto b = contiguousBytes(*ref);
                 if (to != ref->dtype)
                     b = castFloats(b, ref->dtype, to);
-                expected[key] = {crcOf(b), b.size()};
+                expected[key] = {crc32Of(b), b.size()};
                 return b;
             };
             entries.push_back(std::move(e));
@@ -1050,7 +1048,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
             for (const auto &t : back.stateDict) {
                 auto it = expected.find(t.name);
                 const auto bytes = t.ref().spannedBytes();
-                if (it == expected.end() || crcOf(bytes) != it->second.first || bytes.size() != it->second.second)
+                if (it == expected.end() || crc32Of(bytes) != it->second.first || bytes.size() != it->second.second)
                     throw FormatError(plan.output + ": tensor '" + t.name +
                                       "' reads back different from what was written");
                 ++result.tensorsVerified;
@@ -1115,7 +1113,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                 const bool same =
                     it != expected.end() && bytes.size() == it->second.size &&
                     (it->second.same.data() ? std::memcmp(bytes.data(), it->second.same.data(), bytes.size()) == 0
-                                            : crcOf(bytes) == it->second.crc);
+                                            : crc32Of(bytes) == it->second.crc);
                 if (!same)
                     throw FormatError(plan.output + ": storage '" + s.key +
                                       "' reads back different from what was written");

@@ -494,11 +494,7 @@ void writeDocumentJson(const Document &doc, std::ostream &out, int indent)
     const std::string text =
         documentJson(doc, true).dump(indent, ' ', false, json::error_handler_t::replace);
     const std::string mark = json(kTensorsPlaceholder).dump();  // as dump escapes it
-    const auto at = text.find(mark);
-    if (at == std::string::npos) {  // cannot happen: the placeholder is always written
-        out << documentToJson(doc).dump(indent, ' ', false, json::error_handler_t::replace);
-        return;
-    }
+    const auto at = text.find(mark);  // documentJson always writes it, once
     const auto lineStart = text.rfind('\n', at) + 1;
     const std::size_t level = text.find_first_not_of(' ', lineStart) - lineStart;  // the key's indentation
     const std::string inner = "\n" + std::string(level + static_cast<std::size_t>(indent), ' ');
