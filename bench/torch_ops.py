@@ -35,7 +35,7 @@ def model_state(obj):
 
 def main():
     op, path = sys.argv[1], sys.argv[2]
-    obj = torch.load(path, map_location='cpu')
+    obj = torch.load(path, map_location='cpu', weights_only=False)
     if op == 'list':
         rows = [[n, list(t.shape), str(t.dtype)] for n, t in tensors(model_state(obj))]
         print(json.dumps({'tensors': len(rows)}))

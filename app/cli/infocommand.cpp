@@ -52,11 +52,15 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         for (const auto &t : doc.stateDict)
             width = std::max(width, t.name.size());
         width = std::min<std::size_t>(width, 60);
-        out << "  " << std::left << std::setw(static_cast<int>(width)) << "name" << "  " << std::setw(9) << "dtype"
+        std::size_t dtypeWidth = 5;  // "float8_e4m3fn" is longer than the usual names
+        for (const auto &t : doc.stateDict)
+            dtypeWidth = std::max(dtypeWidth, dtypeName(t.ref().dtype).size());
+        const int dw = static_cast<int>(dtypeWidth + 2);
+        out << "  " << std::left << std::setw(static_cast<int>(width)) << "name" << "  " << std::setw(dw) << "dtype"
             << std::setw(20) << "shape" << "device\n";
         for (const auto &t : doc.stateDict) {
             const auto &r = t.ref();
-            out << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  " << std::setw(9)
+            out << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  " << std::setw(dw)
                 << dtypeName(r.dtype) << std::setw(20) << shapeText(r.shape) << r.device();
             if (!r.problem.empty())
                 out << "  ! " << r.problem;

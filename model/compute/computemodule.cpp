@@ -247,7 +247,7 @@ public:
         t = t.reshape({-1});
         if (t.is_complex())
             t = at::view_as_real(t).reshape({-1});
-        const std::int64_t scale = ref.dtype == DType::Complex64 || ref.dtype == DType::Complex128 ? 2 : 1;
+        const std::int64_t scale = dtypeIsComplex(ref.dtype) ? 2 : 1;
         first = std::clamp<std::int64_t>(first * scale, 0, t.numel());
         const std::int64_t end = std::clamp<std::int64_t>(first + count * scale, first, t.numel());
         at::Tensor c = t.slice(0, first, end).to(at::kDouble).contiguous();

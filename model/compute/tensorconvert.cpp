@@ -4,6 +4,9 @@
 #include "tensorref.h"
 
 #include <ATen/ATen.h>
+#include <cmath>
+#include <limits>
+#include <vector>
 #include <stdexcept>
 #include <string>
 #include <torch/version.h>
@@ -69,18 +72,75 @@ c10::ScalarType scalarTypeOf(const TensorRef &ref)
     case DType::QUInt4x2:
     case DType::QUInt2x4: return at::kByte;
     case DType::QInt32: return at::kInt;
+    // Newer element types are read through a type of their width and decoded (see decodeNewer).
     case DType::Float8E4M3FN:
-    case DType::Float8E5M2:
-    case DType::UInt16:
-    case DType::UInt32:
-    case DType::UInt64:
-    case DType::Complex32:
-        throw std::runtime_error("element type " + std::string(dtypeName(ref.dtype)) + " is not supported by LibTorch " +
-                                 TORCH_VERSION);
+    case DType::Float8E5M2: return at::kByte;
+    case DType::UInt16: return at::kShort;
+    case DType::UInt32: return at::kInt;
+    case DType::UInt64: return at::kLong;
+    case DType::Complex32: return at::kHalf;
     case DType::Unknown: break;
     }
     throw std::runtime_error("tensor has an unknown element type");
 }
+
+namespace {
+
+bool isNewer(DType t)
+{
+    return t == DType::Float8E4M3FN || t == DType::Float8E5M2 || t == DType::UInt16 || t == DType::UInt32 ||
+           t == DType::UInt64 || t == DType::Complex32;
+}
+
+// float8_e4m3fn: sign, 4 exponent bits (bias 7), 3 mantissa bits; no infinities, S.1111.111 is NaN.
+at::Tensor e4m3fnTable()
+{
+    std::vector<float> v(256);
+    for (int b = 0; b < 256; ++b) {
+        const int e = (b >> 3) & 0xF, m = b & 7;
+        float x = e == 0 ? std::ldexp(static_cast<float>(m) / 8.0f, -6) : std::ldexp(1.0f + static_cast<float>(m) / 8.0f, e - 7);
+        if (e == 15 && m == 7)
+            x = std::numeric_limits<float>::quiet_NaN();
+        v[static_cast<std::size_t>(b)] = (b & 0x80) ? -x : x;
+    }
+    return at::tensor(v, at::kFloat);
+}
+
+c10::ScalarType decodedType(DType t)
+{
+    switch (t) {
+    case DType::Float8E4M3FN:
+    case DType::Float8E5M2: return at::kFloat;
+    case DType::UInt16: return at::kInt;
+    case DType::Complex32: return at::kComplexFloat;
+    default: return at::kLong;
+    }
+}
+
+// The numbers of an element type LibTorch 1.13 has no scalar type for, from its raw bits: float8 as
+// float32, uint16 as int32, uint32 as int64, uint64 as int64 (float64 when a value passes 2^63 - 1),
+// complex32 as complex64. Every value is exact except uint64 above 2^53 in the float64 case.
+at::Tensor decodeNewer(DType t, const at::Tensor &raw)
+{
+    switch (t) {
+    case DType::Float8E4M3FN: {
+        static const at::Tensor table = e4m3fnTable();
+        return table.index_select(0, raw.reshape({-1}).to(at::kLong)).reshape(raw.sizes());
+    }
+    case DType::Float8E5M2:  // the upper byte of a float16
+        return (raw.to(at::kInt) * 256).to(at::kShort).view(at::kHalf).to(at::kFloat);
+    case DType::UInt16: return raw.to(at::kInt).bitwise_and(0xFFFF);
+    case DType::UInt32: return raw.to(at::kLong).bitwise_and(std::int64_t{0xFFFFFFFF});
+    case DType::UInt64:
+        if (!raw.lt(0).any().item<bool>())
+            return raw.clone();
+        return raw.to(at::kDouble) + raw.lt(0).to(at::kDouble) * 18446744073709551616.0;
+    default: break;
+    }
+    throw std::runtime_error("internal: no decoder for " + std::string(dtypeName(t)));
+}
+
+} // namespace
 
 at::Tensor toTensor(const TensorRef &ref, bool copy)
 {
@@ -96,7 +156,7 @@ at::Tensor toTensor(const TensorRef &ref, bool copy)
     const auto type = scalarTypeOf(ref);
     const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
     if (ref.numel() == 0)
-        return at::empty(ref.shape, options);
+        return at::empty(ref.shape, isNewer(ref.dtype) ? options.dtype(decodedType(ref.dtype)) : options);
     if (!ref.storage || !ref.storage->resolved)
         throw std::runtime_error("tensor storage is not available");
     std::int64_t extent = 0;
@@ -105,7 +165,17 @@ at::Tensor toTensor(const TensorRef &ref, bool copy)
     // from_blob never writes through the pointer here: the view is read-only by contract.
     auto *base = const_cast<std::uint8_t *>(ref.storage->data().data()) +
                  static_cast<std::size_t>(ref.storageOffset) * dtypeSize(ref.dtype);
+    if (ref.dtype == DType::Complex32) {  // pairs of float16: real, imaginary
+        auto shape = ref.shape, strides = ref.strides;
+        for (auto &st : strides)
+            st *= 2;
+        shape.push_back(2);
+        strides.push_back(1);
+        return at::view_as_complex(at::from_blob(base, shape, strides, options).to(at::kFloat).contiguous());
+    }
     at::Tensor view = at::from_blob(base, ref.shape, ref.strides, options);
+    if (isNewer(ref.dtype))
+        return decodeNewer(ref.dtype, view);  // always a copy
     if (!copy)
         return view;
     return view.clone();  // keeps the strides when they are dense, as torch.load's tensor has them

@@ -12,6 +12,9 @@ struct TensorRef;
 
 // The tensor's data as a CPU at::Tensor with its shape and strides. With `copy` false the tensor
 // views the file's mapping and must not outlive the Document; with `copy` true it owns its data.
+// Element types LibTorch 1.13 lacks come decoded into a wider one, always copied: float8 as float32,
+// uint16 as int32, uint32 and uint64 as int64 (uint64 as float64 when a value passes 2^63 - 1),
+// complex32 as complex64.
 // Throws std::runtime_error when the reference's extent does not fit its storage.
 CKPT_COMPUTE_EXPORT at::Tensor toTensor(const TensorRef &ref, bool copy = true);
 
@@ -24,7 +27,8 @@ CKPT_COMPUTE_EXPORT at::Tensor toDenseValues(const TensorRef &ref);
 // read since may be zeros. Call after the data were consumed, before handing results out.
 CKPT_COMPUTE_EXPORT void checkSourceIntact(const TensorRef &ref);
 
-// LibTorch scalar type for a checkpoint dtype (quantized storages map to their raw integer type).
+// LibTorch scalar type a checkpoint dtype's bits are read as (quantized storages map to their raw
+// integer type, the newer types to one of their width).
 CKPT_COMPUTE_EXPORT c10::ScalarType scalarTypeOf(const TensorRef &ref);
 
 } // namespace ckpt

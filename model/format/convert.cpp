@@ -527,15 +527,29 @@ private:
             } else {
                 if (!ref->storage)
                     throw FormatError("tensor '" + t.first + "' has no storage");
-                if (m_o.to != ConvertTarget::Safetensors &&
-                    (ref->dtype != ref->storage->dtype || dtypeStorageClass(ref->dtype).empty()))
-                    throw FormatError("tensor '" + t.first + "' is " + std::string(dtypeName(ref->dtype)) +
-                                      ", which torch 1.x files cannot hold; convert to safetensors instead");
+                if (m_o.to != ConvertTarget::Safetensors && ref->dtype != ref->storage->dtype && !ref->storage->untyped)
+                    throw FormatError("tensor '" + t.first + "' is " + std::string(dtypeName(ref->dtype)) + " on a " +
+                                      std::string(dtypeName(ref->storage->dtype)) + " storage, which cannot be written");
+                if (m_o.to != ConvertTarget::Safetensors && dtypeStorageClass(ref->dtype).empty())
+                    noteNewDType(ref->dtype);
                 if (!ref->problem.empty())
                     throw FormatError("tensor '" + t.first + "': " + ref->problem);
             }
             m_plan.kept.push_back(t.first);
         }
+    }
+
+    // A dtype torch 1.x has no typed storage for is written as newer torch writes it; say which
+    // torch reads it back.
+    void noteNewDType(DType d)
+    {
+        const char *since = d == DType::UInt16 || d == DType::UInt32 || d == DType::UInt64 ? "2.3"
+                            : d == DType::Complex32                                       ? "2.0"
+                                                                                          : "2.1";
+        const std::string w = std::string(dtypeName(d)) + " tensors are written as torch " + since +
+                              " writes them (_rebuild_tensor_v3): torch.load needs torch " + since + " or newer";
+        if (std::find(m_plan.warnings.begin(), m_plan.warnings.end(), w) == m_plan.warnings.end())
+            m_plan.warnings.push_back(w);
     }
 
     void promoteEma()

@@ -72,10 +72,12 @@ std::shared_ptr<StorageRef> storageFromPid(const std::vector<ValuePtr> &pid, std
     key = pid[2]->isString() ? pid[2]->text() : std::to_string(pid[2]->asInt());
     auto ref = std::make_shared<StorageRef>();
     ref->key = key;
-    if (type->text() == "torch" || type->text() == "torch.cuda") {
-        if (type->name() == "UntypedStorage")
-            ref->dtype = DType::UInt8;
-        else if (auto dt = dtypeFromStorageClass(type->name()))
+    // torch >= 2.0 names the byte storage of the newer dtypes torch.storage.UntypedStorage.
+    if ((type->text() == "torch.storage" || type->text() == "torch") && type->name() == "UntypedStorage") {
+        ref->dtype = DType::UInt8;
+        ref->untyped = true;
+    } else if (type->text() == "torch" || type->text() == "torch.cuda") {
+        if (auto dt = dtypeFromStorageClass(type->name()))
             ref->dtype = *dt;
     }
     if (ref->dtype == DType::Unknown)

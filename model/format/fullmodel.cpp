@@ -167,7 +167,8 @@ std::vector<std::pair<std::string, json>> constructorAttributes(const Layer &l)
     } else if (t == "LeakyReLU") {
         a = {{"negative_slope", l.options["negative_slope"]}, {"inplace", inplace}};
     } else if (t == "PReLU") {
-        a = {{"num_parameters", l.options["num_parameters"]}};
+        // `init` is stored since torch 2.0 (reset_parameters reads it); 1.13 ignores it.
+        a = {{"num_parameters", l.options["num_parameters"]}, {"init", option(l, "init", 0.25)}};
     } else if (t == "GELU") {
         a = {{"approximate", l.options["approximate"]}};
     } else if (t == "ELU") {

@@ -261,6 +261,16 @@ void PickleWriter::saveEmptyOrderedDict()
     put(nullptr);
 }
 
+DType PickleWriter::writtenDType(const StorageRef &s) const
+{
+    return m_options.storageDType ? m_options.storageDType(s) : s.dtype;
+}
+
+bool PickleWriter::writtenUntyped(const StorageRef &s) const
+{
+    return s.untyped || storageClassName(writtenDType(s)).empty();
+}
+
 void PickleWriter::saveStorage(const std::shared_ptr<StorageRef> &s)
 {
     auto it = m_storageIndex.find(s.get());
@@ -272,13 +282,11 @@ void PickleWriter::saveStorage(const std::shared_ptr<StorageRef> &s)
         PickleStorage ps;
         ps.key = std::to_string(m_storages.size());
         ps.source = s;
-        ps.dtype = m_options.storageDType ? m_options.storageDType(*s) : s->dtype;
+        ps.dtype = writtenDType(*s);
         ps.location = m_options.cpuLocations || s->location.empty() ? std::string("cpu") : s->location;
-        const auto size = dtypeSize(s->dtype);
+        ps.untyped = writtenUntyped(*s);
+        const auto size = ps.untyped ? 1 : dtypeSize(s->dtype);
         ps.numel = size ? static_cast<std::int64_t>(s->byteSize / size) : 0;
-        if (storageClassName(ps.dtype).empty())
-            throw FormatError("storage '" + s->key + "' holds " + std::string(dtypeName(ps.dtype)) +
-                              ", which torch 1.x has no typed storage for; it cannot be written yet");
         index = m_storages.size();
         m_storageIndex.emplace(s.get(), index);
         m_storages.push_back(std::move(ps));
@@ -288,7 +296,10 @@ void PickleWriter::saveStorage(const std::shared_ptr<StorageRef> &s)
     const auto &ps = m_storages[index];
     op(MARK);
     saveString("storage");
-    saveGlobal("torch", storageClassName(ps.dtype));
+    if (ps.untyped)
+        saveGlobal("torch.storage", "UntypedStorage");
+    else
+        saveGlobal("torch", storageClassName(ps.dtype));
     saveString(ps.key);
     saveString(ps.location);
     saveInt(ps.numel);
@@ -354,9 +365,12 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
         throw FormatError("a tensor without storage cannot be written");
     if (t.quantization)
         throw FormatError("a quantized tensor cannot be written yet");
-    if (t.dtype != t.storage->dtype)
-        throw FormatError("a " + std::string(dtypeName(t.dtype)) +
-                          " tensor on an untyped storage cannot be written yet");
+    // A dtype with no typed storage class (float8, uint16/32/64, complex32) or a tensor on an
+    // untyped storage is written as torch >= 2.0 writes it: _rebuild_tensor_v3 naming the dtype.
+    const bool v3 = writtenUntyped(*t.storage);
+    if (!v3 && t.dtype != t.storage->dtype)
+        throw FormatError("a " + std::string(dtypeName(t.dtype)) + " tensor on a " +
+                          std::string(dtypeName(t.storage->dtype)) + " storage cannot be written");
     if (t.shape.size() != t.strides.size())
         throw FormatError("a tensor's shape and strides disagree");
     if (!t.problem.empty())
@@ -367,7 +381,7 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
         saveGlobal("torch._utils", withState ? "_rebuild_parameter_with_state" : "_rebuild_parameter");
         op(MARK);
     }
-    saveGlobal("torch._utils", "_rebuild_tensor_v2");
+    saveGlobal("torch._utils", v3 ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2");
     op(MARK);
     saveStorage(t.storage);
     saveInt(t.storageOffset);
@@ -375,6 +389,10 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
     saveIntTuple(t.strides);
     op(t.isParameter ? NEWFALSE : (t.requiresGrad ? NEWTRUE : NEWFALSE));
     saveEmptyOrderedDict();
+    if (v3) {
+        const DType dtype = t.dtype == t.storage->dtype ? writtenDType(*t.storage) : t.dtype;
+        saveGlobal("torch", std::string(dtypeName(dtype)));
+    }
     op(TUPLE);
     put(nullptr);
     op(REDUCE);

@@ -18,7 +18,8 @@ struct PickleStorage {
     std::shared_ptr<StorageRef> source; // where the bytes come from
     DType dtype = DType::Unknown;       // as written (differs from the source's after a cast)
     std::string location;               // as written ("cpu" unless kept)
-    std::int64_t numel = 0;             // elements
+    std::int64_t numel = 0;             // elements (bytes when untyped)
+    bool untyped = false;               // written as torch.storage.UntypedStorage (torch >= 2.0 reads it)
 };
 
 struct PickleWriterOptions {
@@ -63,6 +64,8 @@ private:
     void save(const ValuePtr &v, int depth);
     void saveTensor(const ValuePtr &v, int depth);
     void saveStorage(const std::shared_ptr<StorageRef> &s);
+    DType writtenDType(const StorageRef &s) const;  // after the conversion's cast
+    bool writtenUntyped(const StorageRef &s) const; // as torch.storage.UntypedStorage
     void saveGlobal(const std::string &module, const std::string &name);
     void saveString(const std::string &s);
     void saveInt(std::int64_t i);

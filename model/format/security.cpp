@@ -33,7 +33,7 @@ constexpr std::array<std::string_view, 24> kDangerousNames{
 };
 
 // What this reader interprets as data.
-constexpr std::array<std::string_view, 38> kUnderstood{
+constexpr std::array<std::string_view, 39> kUnderstood{
     "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
     "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "datetime.datetime", "datetime.date",
     "datetime.time", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath",
@@ -45,18 +45,18 @@ constexpr std::array<std::string_view, 38> kUnderstood{
     "torch._tensor._rebuild_from_type", "torch.Size", "torch.device", "torch.torch_version.TorchVersion",
     "_codecs.encode", "builtins.set", "builtins.frozenset", "builtins.complex", "builtins.bytearray",
     "copyreg._reconstructor", "torch.nn.parameter.Parameter", "torch.Tensor", "torch.autograd.variable.Variable",
-    "builtins.object", "torch.UntypedStorage",
+    "builtins.object", "torch.UntypedStorage", "torch.storage.UntypedStorage",
 };
 
 // What torch.load(weights_only=True) accepts (PyTorch's allow-list of plain containers, tensors,
 // parameters, dtypes, torch.Size, OrderedDict and the tensor rebuild functions).
-constexpr std::array<std::string_view, 18> kWeightsOnly{
+constexpr std::array<std::string_view, 19> kWeightsOnly{
     "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3",
     "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state",
     "torch._utils._rebuild_sparse_tensor", "torch._utils._rebuild_meta_tensor_no_storage",
     "torch._utils._rebuild_nested_tensor", "torch._utils._rebuild_qtensor", "torch._tensor._rebuild_from_type_v2",
     "torch.Size", "torch.Tensor", "torch.nn.parameter.Parameter", "_codecs.encode", "torch.device",
-    "torch.serialization._get_layout", "torch.UntypedStorage", "builtins.set",
+    "torch.serialization._get_layout", "torch.UntypedStorage", "torch.storage.UntypedStorage", "builtins.set",
 };
 
 bool moduleMatches(std::string_view module, std::string_view prefix)
@@ -71,10 +71,10 @@ bool isStorageOrDtype(const GlobalUse &g)
     const std::string_view n = g.qualname;
     if (n.ends_with("Storage"))
         return true;
-    static constexpr std::array<std::string_view, 24> dtypes{
+    static constexpr std::array<std::string_view, 28> dtypes{
         "float16", "float32", "float64", "bfloat16", "half", "float", "double", "int8", "int16", "int32",
-        "int64", "uint8", "bool", "long", "int", "short", "complex64", "complex128", "cfloat", "cdouble",
-        "qint8", "quint8", "qint32", "strided"};
+        "int64", "uint8", "bool", "long", "int", "short", "complex32", "complex64", "complex128", "chalf", "cfloat",
+        "cdouble", "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "strided"};
     return std::find(dtypes.begin(), dtypes.end(), n) != dtypes.end() || n.starts_with("per_tensor") ||
            n.starts_with("per_channel") || n.starts_with("float8") || n.starts_with("uint") || n == "sparse_coo";
 }

@@ -29,6 +29,7 @@ struct StorageRef {
     DType dtype = DType::Unknown;
     std::string location;       // saved device: "cpu", "cuda:0", ...
     std::int64_t declaredNumel = 0;  // element count the pickle declared
+    bool untyped = false;        // torch.UntypedStorage: bytes whose tensors name their own dtype (_rebuild_tensor_v3)
     std::uint64_t byteSize = 0;  // bytes the record holds, known without reading them
     bool resolved = false;       // the record was found and byteSize is known
     std::string problem;         // why the record could not be resolved, when it could not

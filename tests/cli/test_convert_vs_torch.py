@@ -8,6 +8,7 @@ outputs and unwritable folders are refused with the folder left as it was."""
 import argparse
 import collections
 import json
+import math
 import os
 import pickle
 import shutil
@@ -108,6 +109,10 @@ def spec_of(model, prefix=''):
     return layers
 
 
+# Module attributes the full-model writer stores that torch 1.13 does not: PReLU.init (torch >= 2.0).
+NEWER_ATTRIBUTES = {'PReLU': {'init'}}
+
+
 def module_tree_differences(a, b, path='model'):
     """Where two unpickled module trees differ: class, every attribute of __dict__ (type and value),
     parameters (nn.Parameter, requires_grad, bits) and buffers, children by name and order."""
@@ -115,8 +120,10 @@ def module_tree_differences(a, b, path='model'):
     if type(a) is not type(b):
         return ['%s: %s vs %s' % (path, type(a).__name__, type(b).__name__)]
     va, vb = vars(a), vars(b)
-    if set(va) != set(vb):
-        out.append('%s: attributes %s' % (path, sorted(set(va) ^ set(vb))))
+    # Attributes newer torch versions store (and older ones ignore) may be ours alone.
+    extra = set(va) - set(vb) - NEWER_ATTRIBUTES.get(type(a).__name__, set())
+    if extra or set(vb) - set(va):
+        out.append('%s: attributes %s' % (path, sorted(extra | (set(vb) - set(va)))))
     for k in va:
         if k in ('_parameters', '_buffers', '_modules') or k not in vb:
             continue
@@ -153,25 +160,25 @@ def full_model_from_weights(res, convert, fx, out):
               'predict_odd_names': torch.randn(2, 4, generator=g), 'predict_nested': torch.rand(2, 3, 8, 8, generator=g),
               'predict_zoo_rest1d': torch.randn(2, 2, 5, generator=g), 'predict_zoo_rest2d': torch.rand(2, 3, 6, 7, generator=g)}
     for name, x in inputs.items():
-        ref = torch.load(os.path.join(fx, name + '.pth')).eval()  # what is written: eval mode
+        ref = torch.load(os.path.join(fx, name + '.pth'), weights_only=False).eval()  # what is written: eval mode
         sd_file = name + '_state_dict.pth'
         dest = os.path.join(out, name + '-full.pth')
         spec = json.dumps(spec_of(ref))
         r, doc = convert(sd_file, '--to', 'full-model', '--arch-spec', spec, '-o', dest)
         if r.returncode != 0:
             continue
-        model = torch.load(dest)
+        model = torch.load(dest, weights_only=False)
         diffs = module_tree_differences(model, ref)
         res.check(not diffs, '%s: the module tree equals the one torch pickled' % name, '; '.join(diffs[:6]))
         with torch.no_grad():
             res.check(same_tensor(model(x), ref(x)), '%s: same model(x)' % name)
-        sd, want = model.state_dict(), torch.load(os.path.join(fx, sd_file))
+        sd, want = model.state_dict(), torch.load(os.path.join(fx, sd_file), weights_only=False)
         res.check(list(sd) == list(want) and all(same_tensor(sd[k], want[k]) for k in want),
                   '%s: state_dict() gives the source weights, in order' % name)
         ref.load_state_dict(sd, strict=True)
 
     # The seed's SimpleNN weights, no architecture given: an MLP read from the shapes (ReLU between).
-    src = torch.load(os.path.join(fx, 'state_dict.pth'))
+    src = torch.load(os.path.join(fx, 'state_dict.pth'), weights_only=False)
     ref = SimpleNN(10, 50, 2).eval()
     ref.load_state_dict(src)
     x = torch.randn(4, 10, generator=g)
@@ -180,7 +187,7 @@ def full_model_from_weights(res, convert, fx, out):
         r, doc = convert('state_dict.pth', '--to', 'full-model', '-o', dest, *extra)
         if r.returncode != 0:
             continue
-        model = torch.load(dest)
+        model = torch.load(dest, weights_only=False)
         res.check(isinstance(model, torch.nn.Sequential) and not model.training and
                   [type(m).__name__ for m in model] == ['Linear', 'ReLU', 'Linear'] and
                   all(isinstance(p, torch.nn.Parameter) and p.dtype == dtype for p in model.parameters()),
@@ -204,11 +211,11 @@ def full_model_from_weights(res, convert, fx, out):
         ref.load_state_dict(src)
 
     # A package with its own architecture spec: the spec builds the model; metadata listed as lost.
-    package = torch.load(os.path.join(fx, 'predict_package_spec.pth'))
+    package = torch.load(os.path.join(fx, 'predict_package_spec.pth'), weights_only=False)
     dest = os.path.join(out, 'package-full.pth')
     r, doc = convert('predict_package_spec.pth', '--to', 'full-model', '-o', dest)
     if r.returncode == 0:
-        model = torch.load(dest)
+        model = torch.load(dest, weights_only=False)
         types_ = [type(m).__name__ for m in model]
         res.check(types_ == [l['type'] for l in package['architecture']], 'package spec: its layers, in order',
                   '%s' % types_)
@@ -227,8 +234,8 @@ def full_model_from_weights(res, convert, fx, out):
     dest = os.path.join(out, 'dp-full.pth')
     r, doc = convert('conv_dataparallel.pth', '--to', 'full-model', '--strip-prefix', 'module.', '-o', dest)
     if r.returncode == 0:
-        sd = torch.load(os.path.join(fx, 'conv_dataparallel.pth'))
-        got = torch.load(dest).state_dict()
+        sd = torch.load(os.path.join(fx, 'conv_dataparallel.pth'), weights_only=False)
+        got = torch.load(dest, weights_only=False).state_dict()
         res.check(list(got) == [k[len('module.'):] for k in sd] and
                   all(same_tensor(got[k[len('module.'):]], v) for k, v in sd.items()),
                   'DataParallel weights, prefix stripped: a full model of the same tensors')
@@ -250,6 +257,50 @@ def full_model_from_weights(res, convert, fx, out):
         r, doc = convert(src, '--to', 'full-model', '-o', dest, *args, expect_ok=False)
         res.check(r.returncode == 1 and message.lower() in r.stderr.lower() and not os.path.exists(dest),
                   'full model refused: %s' % what, r.stderr.strip())
+
+
+def newer_dtypes(res, convert, ckpt, fx, out):
+    """float8, uint16/32/64 and complex32 tensors (torch >= 2.x types) kept through a conversion:
+    written as torch 2.x writes them (_rebuild_tensor_v3 on an UntypedStorage), with the warning of
+    which torch reads them; read back here value for value; and, where this torch has the types,
+    loaded by torch.load(weights_only=True) bit for bit."""
+    src = os.path.join(fx, 'newer_dtypes.pth')
+    with open(os.path.join(fx, 'expected.json')) as f:
+        newer = json.load(f)['__newer_dtypes__']
+    for target, ext, extra in (('state-dict', '.pth', ()), ('inference', '.pth', ()),
+                               ('safetensors', '.safetensors', ('--drop', 'c32'))):
+        dest = os.path.join(out, 'newer_' + target + ext)
+        r, doc = convert(src, '--to', target, '-o', dest, *extra)
+        if r.returncode != 0:
+            continue
+        if ext == '.pth':
+            res.check(any('float8_e4m3fn tensors are written as torch 2.1 writes them' in w for w in doc['warnings']) and
+                      any('torch.load needs torch 2.3 or newer' in w for w in doc['warnings']),
+                      'newer dtypes -> %s: the warning says which torch reads the file' % target, str(doc['warnings']))
+        for name, e in newer['tensors'].items():
+            if name in extra:
+                continue
+            p = subprocess.run([ckpt, 'show', dest, name, '--limit', '1000', '--json'], capture_output=True, text=True,
+                               timeout=60)
+            got = json.loads(p.stdout) if p.returncode == 0 else {}
+            flat = [float(v) for x in e['values'] for v in (x if isinstance(x, list) else [x])]
+            vals = got.get('values') or []
+            vals = [float(x) if isinstance(x, str) else x for x in vals]  # 'inf', '-inf'
+            same = len(vals) == len(flat) and all((x is None and math.isnan(y)) or x == y for x, y in zip(vals, flat))
+            res.check(got.get('dtype') == e['dtype'] and got.get('shape') == e['shape'] and same,
+                      'newer dtypes -> %s: %s read back' % (target, name), p.stderr.strip() or str(got)[:200])
+        if ext == '.pth' and all(hasattr(torch, n) for n in ('float8_e4m3fn', 'uint16', 'complex32')):
+            theirs = torch.load(src)
+            got = torch.load(dest)  # torch's default: weights_only=True since 2.6
+            got = got['model_state_dict'] if target == 'inference' else got
+            for name, t in theirs.items():
+                g = got.get(name)
+                res.check(g is not None and g.dtype == t.dtype and g.shape == t.shape and
+                          torch.equal(g.contiguous().view(torch.uint8), t.contiguous().view(torch.uint8)),
+                          'newer dtypes -> %s: torch %s reads %s bit for bit' % (target, torch.__version__, name))
+            if target == 'state-dict':
+                res.check(got['u16_view'].untyped_storage().data_ptr() == got['u16'].untyped_storage().data_ptr(),
+                          'newer dtypes -> state-dict: u16_view still shares u16\'s storage')
 
 
 def main():
@@ -285,12 +336,12 @@ def main():
             sd = collections.OrderedDict()
             for name, shard in index['weight_map'].items():
                 sp = os.path.join(os.path.dirname(p), shard)
-                part = read_safetensors(sp)[0] if shard.endswith('.safetensors') else torch.load(sp)
+                part = read_safetensors(sp)[0] if shard.endswith('.safetensors') else torch.load(sp, weights_only=False)
                 sd[name] = part[name]
             return sd
         if src.endswith('scripted.pt'):
             return collections.OrderedDict(torch.jit.load(p, map_location='cpu').state_dict())
-        obj = torch.load(p, map_location='cpu')
+        obj = torch.load(p, map_location='cpu', weights_only=False)
         if isinstance(obj, torch.nn.Module):
             return obj.state_dict()
         for k in ('model_state_dict', 'state_dict'):
@@ -394,7 +445,7 @@ def main():
             dest = os.path.join(out, '%s.full-model.pth' % src.replace('/', '_'))
             r, doc = convert(src, '--to', 'full-model', '-o', dest, *edits)
             if r.returncode == 0:
-                model = torch.load(dest)
+                model = torch.load(dest, weights_only=False)
                 compare(src + ' -> full-model', model.state_dict(), want, ordered=not src.endswith('.safetensors'))
                 ref = SimpleNN(**CONFIG).eval()
                 ref.load_state_dict(model.state_dict())
@@ -407,8 +458,8 @@ def main():
                       '%s' % (doc and doc['detected_prefixes']))
 
     # --- prefixes: added and stripped as DataParallel writes and reads them -----------------------
-    dp = torch.load(os.path.join(fx, 'conv_dataparallel.pth'))
-    plain = torch.load(os.path.join(fx, 'state_dict.pth'))
+    dp = torch.load(os.path.join(fx, 'conv_dataparallel.pth'), weights_only=False)
+    plain = torch.load(os.path.join(fx, 'state_dict.pth'), weights_only=False)
     r, doc = convert('state_dict.pth', '--to', 'state-dict', '--add-prefix', 'module.', '-o', os.path.join(out, 'dp.pth'))
     if r.returncode == 0:
         got = load_weights_only(os.path.join(out, 'dp.pth'))
@@ -426,7 +477,7 @@ def main():
 
     # --- the seed's checkpoint values carried, optimizer loadable ---------------------------------
     src = os.path.join(fx, 'training_checkpoint.pth')
-    orig = torch.load(src)
+    orig = torch.load(src, weights_only=False)
     dest = os.path.join(out, 'tc.pth')
     r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '-o', dest)
     if r.returncode == 0:
@@ -495,7 +546,7 @@ def main():
 
     # --- EMA promotion, dropping training state ---------------------------------------------------
     src = os.path.join(fx, 'conv_training_state.pth')
-    orig = torch.load(src)
+    orig = torch.load(src, weights_only=False)
     dest = os.path.join(out, 'ema.pth')
     r, doc = convert('conv_training_state.pth', '--to', 'checkpoint', '--ema', '--drop-optimizer', '-o', dest)
     if r.returncode == 0:
@@ -507,7 +558,7 @@ def main():
 
     # --- dtype casts: bit for bit what torch's .to(dtype) gives, with counts -----------------------
     src = os.path.join(fx, 'cast_edges.pth')
-    orig = torch.load(src)
+    orig = torch.load(src, weights_only=False)
     for dtype, name in ((torch.float16, 'float16'), (torch.bfloat16, 'bfloat16'), (torch.float32, 'float32')):
         for target in ('state-dict', 'safetensors'):
             dest = os.path.join(out, 'cast-%s.%s' % (name, 'safetensors' if target == 'safetensors' else 'pth'))
@@ -537,39 +588,40 @@ def main():
                 res.check(any('overflow' in w for w in doc['warnings']), 'cast %s overflow warned' % name)
 
     # --- full model: re-saved, same model(x), after a cast too -----------------------------------
-    orig_model = torch.load(os.path.join(fx, 'full_model.pth'))
+    orig_model = torch.load(os.path.join(fx, 'full_model.pth'), weights_only=False)
     x = torch.randn(5, 10, generator=torch.Generator().manual_seed(3))
     for extra, dtype in (([], torch.float32), (['--dtype', 'bfloat16'], torch.bfloat16)):
         dest = os.path.join(out, 'full-%s.pth' % str(dtype).split('.')[-1])
         r, doc = convert('full_model.pth', '--to', 'full-model', '-o', dest, *extra)
         if r.returncode != 0:
             continue
-        model = torch.load(dest)
+        model = torch.load(dest, weights_only=False)
         res.check(type(model).__name__ == 'SimpleNN' and all(p.dtype == dtype for p in model.parameters()) and
                   all(isinstance(p, torch.nn.Parameter) for p in model.parameters()),
                   'full model %s: a SimpleNN with %s parameters' % (extra, dtype))
         ref = orig_model.to(dtype) if dtype != torch.float32 else orig_model
         with torch.no_grad():
             res.check(torch.equal(model(x.to(dtype)), ref(x.to(dtype))), 'full model %s: same model(x)' % extra)
-        orig_model = torch.load(os.path.join(fx, 'full_model.pth'))
+        orig_model = torch.load(os.path.join(fx, 'full_model.pth'), weights_only=False)
     dest = os.path.join(out, 'legacy-full.pth')
     r, doc = convert('full_model_legacy.pth', '--to', 'full-model', '-o', dest)
     if r.returncode == 0:
-        model, ref = torch.load(dest), torch.load(os.path.join(fx, 'full_model_legacy.pth'))
+        model, ref = torch.load(dest, weights_only=False), torch.load(os.path.join(fx, 'full_model_legacy.pth'), weights_only=False)
         with torch.no_grad():
             res.check(type(model).__name__ == 'SimpleNN' and torch.equal(model(x), ref(x)),
                       'legacy full model re-saved as zip: same model(x)')
     dest = os.path.join(out, 'yolo.pt')
     r, doc = convert('conv_yolo_style.pt', '--to', 'full-model', '-o', dest)
     if r.returncode == 0:
-        obj, want = torch.load(dest), torch.load(os.path.join(fx, 'conv_yolo_style.pt'))
+        obj, want = torch.load(dest, weights_only=False), torch.load(os.path.join(fx, 'conv_yolo_style.pt'), weights_only=False)
         res.check(list(obj) == list(want) and obj['epoch'] == want['epoch'], 'YOLO-style re-save keeps its entries')
         compare('YOLO-style ema', obj['ema'].state_dict(), want['ema'].state_dict())
     full_model_from_weights(res, convert, fx, out)
+    newer_dtypes(res, convert, a.ckpt, fx, out)
 
     # --- shared storages stay shared; safetensors aliases come back ------------------------------
     src = os.path.join(fx, 'tied_weights.pth')
-    orig = torch.load(src)
+    orig = torch.load(src, weights_only=False)
     dest = os.path.join(out, 'tied.pth')
     r, doc = convert('tied_weights.pth', '--to', 'state-dict', '-o', dest)
     if r.returncode == 0:
@@ -593,13 +645,13 @@ def main():
     src = os.path.join(fx, 'views.pth')
     r, doc = convert('views.pth', '--to', 'state-dict', '-o', os.path.join(out, 'views.pth'))
     if r.returncode == 0:
-        got, want = load_weights_only(os.path.join(out, 'views.pth')), torch.load(src)
+        got, want = load_weights_only(os.path.join(out, 'views.pth')), torch.load(src, weights_only=False)
         compare('views', got, want)
         res.check(all(got[k].stride() == want[k].stride() and got[k].storage_offset() == want[k].storage_offset()
                       for k in want), 'views keep strides and offsets')
 
     # --- sparse and meta tensors; quantized ones refused with the way out --------------------------
-    want = torch.load(os.path.join(fx, 'special_tensors.pth'))
+    want = torch.load(os.path.join(fx, 'special_tensors.pth'), weights_only=False)
     r, doc = convert('special_tensors.pth', '--to', 'state-dict', '-o', os.path.join(out, 'sp.pth'), expect_ok=False)
     res.check(r.returncode == 1 and "--drop 'q'" in r.stderr, 'quantized tensor refused with a hint', r.stderr)
     r, doc = convert('special_tensors.pth', '--to', 'state-dict', '--drop', 'q*', '-o', os.path.join(out, 'sp.pth'))
@@ -632,7 +684,7 @@ def main():
             if r.returncode != 0:
                 break
         else:
-            orig = torch.load(os.path.join(fx, src))
+            orig = torch.load(os.path.join(fx, src), weights_only=False)
             final = load_weights_only(cur)
             where = 'round trip %s via %s' % (src, ' -> '.join(chain))
             if src == 'state_dict.pth':

@@ -109,7 +109,7 @@ def main():
         p = subprocess.run([a.ckpt, 'diff', base, half_out, '--json', '--atol', '1e-3', '--rtol', '1e-3'],
                            capture_output=True, text=True, timeout=120)
         doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
-        a_sd = torch.load(base)['model_state_dict']
+        a_sd = torch.load(base, weights_only=False)['model_state_dict']
         # The safetensors file, read back by torch from its own bytes (no safetensors package here).
         with open(half_out, 'rb') as f:
             header_len = int.from_bytes(f.read(8), 'little')

@@ -39,7 +39,7 @@ def main():
                               capture_output=True, text=True, timeout=60)
 
     for src in ('dtypes.pth', 'views.pth', 'special_tensors.pth', 'nan_inf.pth'):
-        theirs = torch.load(os.path.join(a.fixtures, src), map_location='cpu')
+        theirs = torch.load(os.path.join(a.fixtures, src), map_location='cpu', weights_only=False)
         for key, t in theirs.items():
             if t.is_meta:
                 continue
@@ -57,7 +57,7 @@ def main():
         r = export(src, key, dest)
         if not res.check(r.returncode == 0, '%s %s csv' % (src, key), r.stderr):
             continue
-        obj = torch.load(os.path.join(a.fixtures, src), map_location='cpu')
+        obj = torch.load(os.path.join(a.fixtures, src), map_location='cpu', weights_only=False)
         t = obj['model_state_dict'][key] if 'model_state_dict' in obj else obj[key]
         got = np.loadtxt(dest, delimiter=',', ndmin=2)
         want = t.double().numpy().reshape(-1, t.shape[-1])
@@ -78,7 +78,7 @@ def main():
     res.check(r.returncode == 1 and 'already exists' in r.stderr, 'no replace without --force', r.stderr)
     res.check(open(existing, 'rb').read() == b'keep me', 'existing file kept')
     r = export('views.pth', 'base', existing, '--force')
-    res.check(r.returncode == 0 and np.array_equal(np.load(existing), reference(torch.load(src_path)['base'])),
+    res.check(r.returncode == 0 and np.array_equal(np.load(existing), reference(torch.load(src_path, weights_only=False)['base'])),
               'replaced with --force', r.stderr)
     r = export('views.pth', 'base', os.path.join(out, 'no-such-dir', 'x.npy'))
     res.check(r.returncode == 1 and 'no-such-dir' in r.stderr, 'missing folder is a clear error', r.stderr)

@@ -30,7 +30,7 @@ def main():
         res.check(opt['mapping']['certain'] is True, name, 'mapping not certain: %s' % opt['mapping']['note'])
         got = [p['name'] for p in opt['parameters']]
         res.check(got == names, name, '%s != %s' % (got, names))
-        theirs = torch.load(path, map_location='cpu')['optimizer_state_dict']
+        theirs = torch.load(path, map_location='cpu', weights_only=False)['optimizer_state_dict']
         ids = [i for g in theirs['param_groups'] for i in g['params']]
         res.check([p['id'] for p in opt['parameters']] == ids, name, 'ids')
         for p in opt['parameters']:

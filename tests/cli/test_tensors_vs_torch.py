@@ -50,7 +50,7 @@ def close(a, b):
 def tensors_of(path):
     if path.endswith('.safetensors'):
         return None
-    obj = torch.load(path, map_location='cpu')
+    obj = torch.load(path, map_location='cpu', weights_only=False)
     kind, _, tensors = classify(obj)
     return tensors
 
@@ -72,7 +72,7 @@ def main():
             continue
         rows = {row['name']: row for row in json.loads(r.stdout)['tensors']}
         if name == 'special_tensors.pth':
-            theirs = list(torch.load(path, map_location='cpu').items())
+            theirs = list(torch.load(path, map_location='cpu', weights_only=False).items())
         elif name == 'weights.safetensors':
             expected = json.load(open(os.path.join(a.fixtures, 'expected.json')))['__safetensors__'][name]['tensors']
             check(sorted(rows) == sorted(e[0] for e in expected), f'{name}: names')
@@ -102,6 +102,32 @@ def main():
             dense = t.dequantize() if t.is_quantized else (t.to_dense() if t.is_sparse else t)
             flat = (torch.view_as_real(dense) if dense.is_complex() else dense).flatten().double()[:len(shown)].tolist()
             check(all(close(x, y) for x, y in zip(shown, flat)), f'{name}: show {tname}: {shown} != {flat}')
+    # Element types torch 1.x has no storage class for (tests/fixtures/newer_dtypes.py): dtype, shape,
+    # statistics and values against the generator's account, torch's own where it has the types.
+    newer = json.load(open(os.path.join(a.fixtures, 'expected.json')))['__newer_dtypes__']
+    path = os.path.join(a.fixtures, 'newer_dtypes.pth')
+    r = subprocess.run([a.ckpt, 'tensors', path, '--stats', '--json'], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, f'newer_dtypes.pth: exit {r.returncode}: {r.stderr}')
+    rows = {row['name']: row for row in json.loads(r.stdout)['tensors']} if r.returncode == 0 else {}
+    check(list(rows) == list(newer['tensors']), f'newer_dtypes.pth: tensors {list(rows)}')
+    for tname, e in newer['tensors'].items():
+        row = rows.get(tname)
+        if not check(row is not None and row['dtype'] == e['dtype'] and row['shape'] == e['shape'],
+                     f'newer_dtypes.pth: {tname}: {row and (row["dtype"], row["shape"])} != {e["dtype"]}, {e["shape"]}'):
+            continue
+        flat = [float(v) for x in e['values'] for v in (x if isinstance(x, list) else [x])]
+        want = torch_stats(torch.tensor(flat, dtype=torch.float64))
+        got = row['stats']
+        for k in ('min', 'max', 'mean', 'std', 'l2', 'zero_fraction'):
+            check(close(got.get(k), want.get(k)), f'newer_dtypes.pth: {tname}: {k} {got.get(k)} != {want.get(k)} '
+                  f'({newer["judge"]})')
+        check(got['nan'] == want['nan'] and got['inf'] == want['inf'], f'newer_dtypes.pth: {tname}: nan/inf counts')
+        r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '1000', '--json'], capture_output=True, text=True,
+                           timeout=60)
+        shown = json.loads(r.stdout)['values'] if r.returncode == 0 else None
+        same = shown is not None and len(shown) == len(flat) and all(
+            (x is None and math.isnan(y)) or close(x, y) for x, y in zip(shown, flat))
+        check(same, f'newer_dtypes.pth: show {tname}: {shown} != {flat}')
     # Histograms: the counts torch.histc gives over the finite values, range from their min to max.
     for name, key, bins in (('state_dict.pth', 'fc1.weight', 10), ('nan_inf.pth', 'dirty', 4),
                             ('dtypes.pth', 'bfloat16', 7), ('special_tensors.pth', 'q', 5)):
@@ -111,7 +137,7 @@ def main():
         if not check(r.returncode == 0, f'histogram {name} {key}: {r.stderr}'):
             continue
         h = json.loads(r.stdout)['histogram']
-        t = torch.load(path, map_location='cpu')[key]
+        t = torch.load(path, map_location='cpu', weights_only=False)[key]
         t = (t.dequantize() if t.is_quantized else t).double().flatten()
         t = t[torch.isfinite(t)]
         want = torch.histc(t, bins=bins, min=float(t.min()), max=float(t.max())).long().tolist()

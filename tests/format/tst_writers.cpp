@@ -242,12 +242,27 @@ private Q_SLOTS:
         auto obj = Value::object(Value::global("argparse", "Namespace"), Value::tuple());
         QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter(PickleWriterOptions().weightsOnlyFile(true)).write(obj));
         QVERIFY(!PickleWriter().write(obj).empty()); // but a full model may hold them
-        // A dtype torch 1.x has no typed storage for.
+        // A dtype torch 1.x has no typed storage for is written as torch 2.x writes it: an untyped
+        // storage counted in bytes, and _rebuild_tensor_v3 naming the dtype.
         auto s = std::make_shared<StorageRef>();
-        s->dtype = DType::Float8E4M3FN;
-        static const std::uint8_t byte = 0;
-        s->setBytes({&byte, 1});
-        QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter().write(tensorOn(s, 0, {1}, {1})));
+        s->dtype = DType::UInt16;
+        static const std::uint8_t bytes[4] = {1, 0, 2, 0};
+        s->setBytes({bytes, 4});
+        PickleWriter untyped;
+        const std::string pkl = untyped.write(tensorOn(s, 0, {2}, {1}));
+        QVERIFY(pkl.find("torch._utils\n_rebuild_tensor_v3") != std::string::npos);
+        QVERIFY(pkl.find("torch.storage\nUntypedStorage") != std::string::npos);
+        QVERIFY(pkl.find("torch\nuint16") != std::string::npos);
+        QCOMPARE(untyped.storages().size(), std::size_t{1});
+        QVERIFY(untyped.storages()[0].untyped);
+        QCOMPARE(untyped.storages()[0].numel, std::int64_t{4});  // bytes, as torch counts an UntypedStorage
+        // A tensor of one dtype on a typed storage of another has no pickled form.
+        auto typed = std::make_shared<StorageRef>();
+        typed->dtype = DType::Int16;
+        typed->setBytes({bytes, 4});
+        auto mismatched = tensorOn(typed, 0, {2}, {1});
+        mismatched->tensorRef()->dtype = DType::UInt16;
+        QVERIFY_THROWS_EXCEPTION(FormatError, PickleWriter().write(mismatched));
         // A storage whose bytes are missing.
         auto missing = std::make_shared<StorageRef>();
         missing->dtype = DType::Float32;

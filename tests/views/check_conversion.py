@@ -46,14 +46,14 @@ def main():
         if not ok:
             failures.append(what)
 
-    src = torch.load(a.source, map_location='cpu')
+    src = torch.load(a.source, map_location='cpu', weights_only=False)
     want_sd = {k: v for k, v in source_state_dict(src).items() if not any(fnmatch.fnmatchcase(k, d) for d in a.drop)}
     if a.strip:
         want_sd = {(k[len(a.strip):] if k.startswith(a.strip) else k): v for k, v in want_sd.items()}
     if a.full_model:
-        got = torch.load(a.output)
+        got = torch.load(a.output, weights_only=False)
         check(isinstance(got, torch.nn.Module) and not got.training, 'a torch.nn.Module in eval mode: %r' % got)
-        ref = torch.load(a.full_model).eval()
+        ref = torch.load(a.full_model, weights_only=False).eval()
         x = torch.rand(*[int(n) for n in a.input_shape.split(',')], generator=torch.Generator().manual_seed(5))
         with torch.no_grad():
             check(torch.equal(got(x), ref(x)), 'model(x) equals the reference model\'s')

@@ -15,7 +15,7 @@ from test_export_vs_torch import reference  # noqa: E402
 
 def main():
     fixture, pairs = sys.argv[1], sys.argv[2:]
-    theirs = torch.load(fixture, map_location='cpu')
+    theirs = torch.load(fixture, map_location='cpu', weights_only=False)
     failures = 0
     for key, path in zip(pairs[::2], pairs[1::2]):
         want = reference(theirs[key])
