@@ -48,6 +48,14 @@ namespace ckpt {
 
 namespace {
 
+std::string joinedText(const std::vector<std::string> &items)
+{
+    std::string s;
+    for (const auto &i : items)
+        s += (s.empty() ? "" : ", ") + i;
+    return s;
+}
+
 QString q(const std::string &s) { return QString::fromStdString(s); }
 
 QString shapeString(const std::vector<std::int64_t> &s)
@@ -184,10 +192,17 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     devModel->appendRow(cpu);
     m_device->setModel(devModel);
     devRow->addWidget(m_device, 1);
-    m_half = new QCheckBox(tr("float16"));
-    m_half->setEnabled(false);
-    m_half->setToolTip(tr("Half precision, on a GPU only"));
-    devRow->addWidget(m_half);
+    m_precision = new QComboBox;
+    auto *precisionModel = new QStandardItemModel(m_precision);
+    for (const char *d : {"float32", "float16", "bfloat16"}) {
+        auto *item = new QStandardItem(QString::fromLatin1(d));
+        item->setData(QString::fromLatin1(d), Qt::UserRole);
+        precisionModel->appendRow(item);
+    }
+    m_precision->setModel(precisionModel);
+    m_precision->setToolTip(tr("Precision of the weights and inputs; the device decides which it runs"));
+    devRow->addWidget(m_precision);
+    updatePrecisions();
     left->addLayout(devRow);
     m_run = new QPushButton(tr("Run (Ctrl+Enter)"));
     m_run->setDefault(true);
@@ -283,12 +298,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
         if (!f.isEmpty() && !loadImage(f, &error))
             setStatus(error, true);
     });
-    connect(m_device, &QComboBox::currentIndexChanged, this, [this](int) {
-        const bool cuda = m_device->currentData(Qt::UserRole).toString().startsWith(QLatin1String("cuda"));
-        m_half->setEnabled(cuda);
-        if (!cuda)
-            m_half->setChecked(false);
-    });
+    connect(m_device, &QComboBox::currentIndexChanged, this, [this](int) { updatePrecisions(); });
     connect(m_run, &QPushButton::clicked, this, &PredictionView::run);
     connect(copyText, &QPushButton::clicked, this, &PredictionView::copyText);
     connect(copyJson, &QPushButton::clicked, this, &PredictionView::copyJson);
@@ -577,7 +587,7 @@ void PredictionView::run()
     PredictOptions options;
     options.onDevice(m_device->currentData(Qt::UserRole).toString().toStdString())
         .normalized(m_normalize->isChecked())
-        .float16(m_half->isChecked())
+        .precision(m_precision->currentData(Qt::UserRole).toString().toStdString())
         .top(5)
         .classes(m_classes);
     if (m_pre.present())
@@ -644,7 +654,7 @@ void PredictionView::showResult()
         m_results->setItem(i, 3, new QTableWidgetItem(top.join(QStringLiteral(", "))));
     }
     QString status = tr("Ran %n sample(s) on %1 in %2 ms", nullptr, static_cast<int>(r.outputs.size()))
-                         .arg(q(r.device) + (r.half ? tr(" (float16)") : QString()))
+                         .arg(q(r.device) + (r.dtype != "float32" ? QStringLiteral(" (%1)").arg(q(r.dtype)) : QString()))
                          .arg(r.latencyMs, 0, 'f', 2);
     status += r.normalized ? tr(" · normalised with %1").arg(q(m_pre.source)) : tr(" · not normalised");
     for (const auto &n : m_notes)
@@ -692,6 +702,28 @@ void PredictionView::showChart(int sample)
     delete old;
 }
 
+// The precisions the chosen device runs, from its listing; until devices are listed (or for a
+// device not listed) float32 alone.
+void PredictionView::updatePrecisions()
+{
+    const std::string id = m_device->currentData(Qt::UserRole).toString().toStdString();
+    std::vector<std::string> offered{"float32"};
+    for (const auto &d : m_devices)
+        if (d.id == id && d.available)
+            offered = d.dtypes;
+    auto *model = qobject_cast<QStandardItemModel *>(m_precision->model());
+    for (int i = 0; i < model->rowCount(); ++i) {
+        QStandardItem *item = model->item(i);
+        const bool ok = std::find(offered.begin(), offered.end(), item->data(Qt::UserRole).toString().toStdString()) !=
+                        offered.end();
+        item->setFlags(ok ? item->flags() | Qt::ItemIsEnabled | Qt::ItemIsSelectable
+                          : item->flags() & ~(Qt::ItemIsEnabled | Qt::ItemIsSelectable));
+        item->setToolTip(ok ? QString() : tr("%1 does not run %2").arg(q(id), item->text()));
+    }
+    if (!(model->item(m_precision->currentIndex())->flags() & Qt::ItemIsEnabled))
+        m_precision->setCurrentIndex(0);
+}
+
 void PredictionView::listDevices()
 {
     auto *watcher = new QFutureWatcher<std::vector<DeviceInfo>>(this);
@@ -706,6 +738,8 @@ void PredictionView::listDevices()
         for (const auto &d : m_devices) {
             auto *item = new QStandardItem(d.available ? q(d.label) : tr("%1 — %2").arg(q(d.label), q(d.reason)));
             item->setData(q(d.id), Qt::UserRole);
+            if (d.available && !d.name.empty())
+                item->setToolTip(tr("%1\nprecisions: %2").arg(q(d.label), QString::fromStdString(joinedText(d.dtypes))));
             if (!d.available) {
                 item->setFlags(item->flags() & ~(Qt::ItemIsEnabled | Qt::ItemIsSelectable));
                 item->setToolTip(q(d.reason));
@@ -714,13 +748,22 @@ void PredictionView::listDevices()
         }
         const int keep = m_device->findData(current, Qt::UserRole);
         m_device->setCurrentIndex(keep >= 0 ? keep : 0);
+        updatePrecisions();
         Q_EMIT devicesListed();
     });
     watcher->setFuture(QtConcurrent::run(jobPool(), []() -> std::vector<DeviceInfo> {
         try {
             return ComputeLoader::api().devices();
         } catch (const std::exception &e) {
-            return {{"cpu", "CPU", true, {}}, {"cuda", "CUDA", false, e.what()}};
+            DeviceInfo cpu, cuda;
+            cpu.id = "cpu";
+            cpu.label = "CPU";
+            cpu.available = true;
+            cpu.dtypes = {"float32"};
+            cuda.id = "cuda";
+            cuda.label = "CUDA";
+            cuda.reason = e.what();
+            return {cpu, cuda};
         }
     }));
 }

@@ -62,7 +62,7 @@ public:
     QTableWidget *formTable() const { return m_form; }
     QPlainTextEdit *batchEdit() const { return m_batch; }
     QComboBox *deviceBox() const { return m_device; }
-    QCheckBox *halfBox() const { return m_half; }
+    QComboBox *precisionBox() const { return m_precision; }
     QPushButton *runButton() const { return m_run; }
     QTableWidget *resultsTable() const { return m_results; }
     QChartView *chartView() const { return m_chart; }
@@ -108,6 +108,7 @@ private:
     void showResult();
     void showChart(int sample);
     void listDevices();
+    void updatePrecisions();
     void setStatus(const QString &text, bool error);
 
     std::shared_ptr<const Document> m_doc;
@@ -143,7 +144,7 @@ private:
     QSpinBox *m_batchRow = nullptr;
     QLabel *m_imagePreview = nullptr;
     QComboBox *m_device = nullptr;
-    QCheckBox *m_half = nullptr;
+    QComboBox *m_precision = nullptr;  // float32, float16, bfloat16: those the device runs enabled
     QPushButton *m_run = nullptr;
     QTableWidget *m_results = nullptr;
     QChartView *m_chart = nullptr;

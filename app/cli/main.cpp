@@ -114,7 +114,14 @@ int main(int argc, char **argv)
     auto *inputOpt = predictCmd->add_option("--input", predict.inputs, "One sample's values, \"v1,v2,...\" (repeat for a batch)");
     predictCmd->add_option("--input-file", predict.inputFile, "Samples from a .csv (one per row) or .npy file")->excludes(inputOpt);
     predictCmd->add_option("--device", predict.device, "cpu (default), cuda or cuda:N");
-    predictCmd->add_flag("--half", predict.half, "Run in float16 (GPU only)");
+    predictCmd->add_option("--dtype", predict.dtype,
+                           "Precision of the weights and inputs: float32 (default), float16 or bfloat16 (where the "
+                           "device runs it: see ckpt devices)")
+        ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
+    predictCmd->add_flag("--half", predict.half, "Run in float16 (--dtype float16)");
+    predictCmd->add_option("--repeat", predict.repeat,
+                           "Run the batch N times and report each forward pass's latency (the median is shown)")
+        ->check(CLI::Range(1, 10000));
     predictCmd->add_flag("--no-normalize", predict.noNormalize, "Do not apply the package's input mean/std");
     predictCmd->add_option("--top", predict.top, "How many top classes to list (default 5)");
     predictCmd->add_flag("--json", predict.json, "Print JSON");
@@ -123,11 +130,18 @@ int main(int argc, char **argv)
                            "Also write the model with its weights as a TorchScript file (torch.jit.load runs it)");
     predictCmd->add_flag("--force", predict.force, "Replace an existing export file");
 
+    ckpt::cli::DevicesCommandOptions devicesOptions;
+    auto *devicesCmd = app.add_subcommand(
+        "devices", "List where predictions can run: CPU and CUDA devices with name, memory and precisions");
+    devicesCmd->add_flag("--json", devicesOptions.json, "Print JSON");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
         return app.exit(e);
     }
+    if (devicesCmd->parsed())
+        return ckpt::cli::runDevices(devicesOptions, std::cout, std::cerr);
     if (infoCmd->parsed())
         return ckpt::cli::runInfo(info, std::cout, std::cerr);
     if (convertCmd->parsed())

@@ -140,7 +140,14 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         }
         const Preprocessing pre = preprocessingOf(doc);
         PredictOptions options;
-        options.onDevice(o.device).normalized(!o.noNormalize).float16(o.half).top(o.top).classes(classNamesOf(doc));
+        if (o.half && o.dtype != "float32" && o.dtype != "float16")
+            throw std::runtime_error("--half asks for float16, --dtype for " + o.dtype + ": give one");
+        options.onDevice(o.device)
+            .normalized(!o.noNormalize)
+            .precision(o.half ? std::string("float16") : o.dtype)
+            .repeated(o.repeat)
+            .top(o.top)
+            .classes(classNamesOf(doc));
         if (pre.present())
             options.normalization(pre.mean, pre.std);
         const PredictionResult r = predictor->run(input, options);
@@ -161,6 +168,44 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             return 1;
         }
         return reportError(err, o.file, e);
+    }
+}
+
+int runDevices(const DevicesCommandOptions &o, std::ostream &out, std::ostream &err)
+{
+    try {
+        const auto devices = ComputeLoader::api().devices();
+        if (o.json) {
+            json list = json::array();
+            for (const auto &d : devices)
+                list.push_back({{"id", d.id},
+                                {"label", d.label},
+                                {"available", d.available},
+                                {"reason", d.reason.empty() ? json() : json(d.reason)},
+                                {"name", d.name.empty() ? json() : json(d.name)},
+                                {"memory_bytes", d.memoryBytes ? json(d.memoryBytes) : json()},
+                                {"capability", d.capability.empty() ? json() : json(d.capability)},
+                                {"dtypes", d.dtypes}});
+            out << json{{"torch", ComputeLoader::api().torchVersion()}, {"devices", list}}.dump(1) << "\n";
+            return 0;
+        }
+        out << "LibTorch " << ComputeLoader::api().torchVersion() << "\n";
+        for (const auto &d : devices) {
+            out << "  " << d.id << "  " << d.label;
+            if (d.available) {
+                out << "  (";
+                for (std::size_t i = 0; i < d.dtypes.size(); ++i)
+                    out << (i ? ", " : "") << d.dtypes[i];
+                out << ")";
+            } else {
+                out << "  unavailable: " << d.reason;
+            }
+            out << "\n";
+        }
+        return 0;
+    } catch (const std::exception &e) {
+        err << "ckpt: " << e.what() << '\n';
+        return 1;
     }
 }
 

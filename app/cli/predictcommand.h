@@ -15,7 +15,9 @@ struct PredictCommandOptions {
     std::string inputFile;            // --input-file F.csv|F.npy
     std::string device = "cpu";
     bool noNormalize = false;
-    bool half = false;
+    bool half = false;                // --half: --dtype float16
+    std::string dtype = "float32";    // float32, float16 or bfloat16
+    int repeat = 1;                   // --repeat N: run the batch N times, latency of each
     int top = 5;
     bool json = false;
     bool showArchitecture = false;    // --show-arch: print the architecture and stop
@@ -26,5 +28,13 @@ struct PredictCommandOptions {
 // `ckpt predict`: runs the file's model on the inputs with the package's preprocessing and prints
 // logits, probabilities and the top classes (or JSON). 0 on success, 1 on error.
 int runPredict(const PredictCommandOptions &options, std::ostream &out, std::ostream &err);
+
+struct DevicesCommandOptions {
+    bool json = false;
+};
+
+// `ckpt devices`: where predictions can run (CPU, each CUDA device with its name, memory, compute
+// capability and precisions; CUDA's absence with the reason). 0 on success, 1 on error.
+int runDevices(const DevicesCommandOptions &options, std::ostream &out, std::ostream &err);
 
 } // namespace ckpt::cli

@@ -1,6 +1,6 @@
 # bash completion for ckpt, the command-line twin of Checkpoint Studio.
 # Installed as /usr/share/bash-completion/completions/ckpt (loaded on demand by bash-completion).
-# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show, export, convert, diff, series and predict.
+# Keep in step with app/cli/main.cpp: subcommands info, scan, tensors, show, export, convert, diff, series, predict and devices.
 
 _ckpt()
 {
@@ -18,7 +18,7 @@ _ckpt()
     local subcommand="" i
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-            info | scan | tensors | show | export | convert | diff | series | predict)
+            info | scan | tensors | show | export | convert | diff | series | predict | devices)
                 subcommand=${words[i]}
                 break
                 ;;
@@ -29,7 +29,7 @@ _ckpt()
         if [[ $cur == -* ]]; then
             mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
         else
-            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export convert diff series predict' -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W 'info scan tensors show export convert diff series predict devices' -- "$cur")
         fi
         return
     fi
@@ -42,12 +42,16 @@ _ckpt()
             export) options='-o --output --force --help' ;;
             convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
             diff) options='--atol --rtol --map --json --help' ;;
-            predict) options='--arch --arch-spec --activation --input --input-file --device --half --no-normalize --top --json --show-arch --export-torchscript --force --help' ;;
+            predict) options='--arch --arch-spec --activation --input --input-file --device --dtype --half --repeat --no-normalize --top --json --show-arch --export-torchscript --force --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
-    [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map || $prev == --input || $prev == --activation || $prev == --device || $prev == --top || $prev == --arch-spec ]] && return
+    [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map || $prev == --input || $prev == --activation || $prev == --device || $prev == --top || $prev == --repeat || $prev == --arch-spec ]] && return
+    if [[ $subcommand == predict && $prev == --dtype ]]; then
+        mapfile -t COMPREPLY < <(compgen -W 'float32 float16 bfloat16' -- "$cur")
+        return
+    fi
     if [[ $subcommand == convert ]]; then
         case $prev in
             --to)

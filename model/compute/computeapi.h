@@ -92,6 +92,10 @@ struct DeviceInfo {
     std::string label;
     bool available = false;
     std::string reason;
+    std::string name;                  // "NVIDIA H200", where the driver tells
+    std::uint64_t memoryBytes = 0;     // the device's total memory; 0 where unknown
+    std::string capability;            // CUDA compute capability ("9.0")
+    std::vector<std::string> dtypes;   // what predictions can run in here: "float32", "float16", "bfloat16"
 };
 
 // One batch of inputs: the shape (batch first) and the values in row-major order. Models whose
@@ -105,14 +109,16 @@ struct PredictionInput {
 struct PredictOptions {
     std::string device = "cpu";           // "cpu", "cuda", "cuda:N"
     bool normalize = true;                // apply mean/std when there are some
-    bool half = false;                    // float16 weights and inputs (GPU only)
+    std::string dtype = "float32";        // weights and inputs: float32, float16 or bfloat16
+    int repeat = 1;                       // forward passes over the same batch (latency of each)
     int topK = 5;
     std::vector<double> mean;             // per feature (last dimension) or per channel (dimension 1)
     std::vector<double> std;
     std::vector<std::string> classNames;  // names of the outputs, by index
     PredictOptions &onDevice(std::string d) { device = std::move(d); return *this; }
     PredictOptions &normalized(bool v) { normalize = v; return *this; }
-    PredictOptions &float16(bool v) { half = v; return *this; }
+    PredictOptions &precision(std::string d) { dtype = std::move(d); return *this; }
+    PredictOptions &repeated(int n) { repeat = n; return *this; }
     PredictOptions &top(int k) { topK = k; return *this; }
     PredictOptions &normalization(std::vector<double> m, std::vector<double> s) { mean = std::move(m); std = std::move(s); return *this; }
     PredictOptions &classes(std::vector<std::string> names) { classNames = std::move(names); return *this; }
@@ -135,10 +141,12 @@ struct SampleOutput {
 struct PredictionResult {
     std::string device;                      // where it ran ("cpu", "cuda:0")
     bool normalized = false;                 // mean/std were applied
-    bool half = false;
+    std::string dtype = "float32";           // what the weights and inputs ran in
     std::vector<std::int64_t> outputShape;   // the model's output, batch first
     std::vector<SampleOutput> outputs;
     double latencyMs = 0;                    // the forward pass, inputs on the device to outputs back
+                                             // (the median when it ran more than once)
+    std::vector<double> runsMs;              // each forward pass's latency, in order
 };
 
 // A model ready to run: weights loaded, eval mode. One caller at a time.

@@ -20,11 +20,13 @@ nlohmann::ordered_json predictionToJson(const PredictionResult &r, const Archite
     return {{"device", r.device},
             {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions}}},
             {"normalized", r.normalized},
-            {"half", r.half},
+            {"dtype", r.dtype},
+            {"half", r.dtype == "float16"},
             {"input_shape", inputShape},
             {"output_shape", r.outputShape},
             {"outputs", outputs},
             {"latency_ms", r.latencyMs},
+            {"latency_runs_ms", r.runsMs},
             {"notes", notes}};
 }
 
@@ -45,7 +47,12 @@ std::string predictionToText(const PredictionResult &r)
         out += s.logits.size() > 20 ? " ...\n" : "\n";
     }
     std::snprintf(buf, sizeof buf, "%.3f", r.latencyMs);
-    out += "device: " + r.device + (r.half ? " (float16)" : "") + "  latency: " + buf + " ms\n";
+    out += "device: " + r.device + (r.dtype != "float32" ? " (" + r.dtype + ")" : "") + "  latency: " + buf + " ms";
+    if (r.runsMs.size() > 1) {
+        std::snprintf(buf, sizeof buf, "%.3f", r.runsMs.front());
+        out += " (median of " + std::to_string(r.runsMs.size()) + " runs; the first " + buf + " ms)";
+    }
+    out += "\n";
     return out;
 }
 

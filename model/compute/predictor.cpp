@@ -24,6 +24,7 @@
 #include <numeric>
 #include <set>
 #include <cctype>
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 
@@ -33,6 +34,10 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
+DeviceInfo describeDevice(const c10::Device &device);  // name, memory and precisions, below
+std::string deviceText(const DeviceInfo &d);
+std::string joined(const std::vector<std::string> &items);
+
 std::string cudaUnavailableReason()
 {
     // The CUDA half of LibTorch is a separate library: loaded means this build has CUDA.
@@ -41,6 +46,114 @@ std::string cudaUnavailableReason()
         return "no CUDA device is visible";
     }
     return std::string("this build's LibTorch (") + TORCH_VERSION + ") has no CUDA";
+}
+
+// The CUDA driver's own account of a device (name, memory, compute capability), through libcuda,
+// which every CUDA LibTorch loads: LibTorch's C++ API does not say, and CUDA's headers are not
+// needed to build this. The five entry points are the driver's stable C ABI.
+struct CudaDriver {
+    using Init = int (*)(unsigned);
+    using Get = int (*)(int *, int);
+    using Name = int (*)(char *, int, int);
+    using TotalMem = int (*)(std::size_t *, int);
+    using Attribute = int (*)(int *, int, int);
+    Init init = nullptr;
+    Get get = nullptr;
+    Name name = nullptr;
+    TotalMem totalMem = nullptr;
+    Attribute attribute = nullptr;
+    bool ready = false;
+
+    static const CudaDriver &instance()
+    {
+        static const CudaDriver d = [] {
+            CudaDriver c;
+            void *h = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+            if (!h)
+                return c;
+            c.init = reinterpret_cast<Init>(::dlsym(h, "cuInit"));
+            c.get = reinterpret_cast<Get>(::dlsym(h, "cuDeviceGet"));
+            c.name = reinterpret_cast<Name>(::dlsym(h, "cuDeviceGetName"));
+            c.totalMem = reinterpret_cast<TotalMem>(::dlsym(h, "cuDeviceTotalMem_v2"));
+            c.attribute = reinterpret_cast<Attribute>(::dlsym(h, "cuDeviceGetAttribute"));
+            c.ready = c.init && c.get && c.name && c.totalMem && c.attribute && c.init(0) == 0;
+            return c;
+        }();
+        return d;
+    }
+
+    // Fills name, memory and capability for CUDA device `index`; leaves them empty when it cannot.
+    void describe(int index, DeviceInfo &d) const
+    {
+        int dev = 0;
+        if (!ready || get(&dev, index) != 0)
+            return;
+        char buf[256] = {};
+        if (name(buf, sizeof buf - 1, dev) == 0)
+            d.name = buf;
+        std::size_t bytes = 0;
+        if (totalMem(&bytes, dev) == 0)
+            d.memoryBytes = bytes;
+        int major = 0, minor = 0;
+        constexpr int kMajor = 75, kMinor = 76;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR/MINOR
+        if (attribute(&major, kMajor, dev) == 0 && attribute(&minor, kMinor, dev) == 0)
+            d.capability = std::to_string(major) + "." + std::to_string(minor);
+    }
+};
+
+std::string gibText(std::uint64_t bytes)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+    return buf;
+}
+
+c10::ScalarType precisionType(const std::string &dtype)
+{
+    if (dtype == "float32" || dtype.empty())
+        return at::kFloat;
+    if (dtype == "float16")
+        return at::kHalf;
+    if (dtype == "bfloat16")
+        return at::kBFloat16;
+    throw std::runtime_error("unknown precision '" + dtype + "' (float32, float16 or bfloat16)");
+}
+
+// Whether this LibTorch runs a linear layer in `type` on the CPU (LibTorch 1.13 has no float16
+// matrix product there; 2.x has).
+bool cpuRuns(c10::ScalarType type)
+{
+    try {
+        c10::InferenceMode guard;
+        const at::Tensor x = at::ones({1, 2}, at::TensorOptions().dtype(type));
+        (void)at::linear(x, at::ones({2, 2}, x.options()));
+        return true;
+    } catch (const c10::Error &) {
+        return false;
+    }
+}
+
+std::vector<std::string> cpuPrecisions()
+{
+    static const std::vector<std::string> list = [] {
+        std::vector<std::string> out{"float32"};
+        if (cpuRuns(at::kHalf))
+            out.push_back("float16");
+        if (cpuRuns(at::kBFloat16))
+            out.push_back("bfloat16");
+        return out;
+    }();
+    return list;
+}
+
+// float16 on every CUDA device LibTorch supports; bfloat16 from compute capability 8.0 (Ampere),
+// as torch.cuda.is_bf16_supported() says.
+std::vector<std::string> cudaPrecisions(const DeviceInfo &d)
+{
+    std::vector<std::string> out{"float32", "float16"};
+    if (d.capability.empty() || std::stoi(d.capability) >= 8)
+        out.push_back("bfloat16");
+    return out;
 }
 
 // A TorchScript literal.
@@ -334,10 +447,14 @@ public:
         } else if (!device.is_cpu()) {
             throw std::runtime_error(o.device + ": only cpu and cuda devices are supported");
         }
-        if (o.half && !device.is_cuda())
-            throw std::runtime_error("float16 inference runs on a GPU only; choose a cuda device");
+        const c10::ScalarType precision = precisionType(o.dtype);
+        const DeviceInfo info = describeDevice(device);
+        if (std::find(info.dtypes.begin(), info.dtypes.end(), o.dtype) == info.dtypes.end())
+            throw std::runtime_error(o.dtype + " inference is not available on " + deviceText(info) +
+                                     (device.is_cpu() ? std::string(" with LibTorch ") + TORCH_VERSION : std::string()) +
+                                     "; it offers " + joined(info.dtypes));
         r.device = device.str();
-        r.half = o.half;
+        r.dtype = o.dtype;
 
         at::Tensor x = makeInput(input);
         if (o.normalize && !o.mean.empty() && !m_arch.integerInput) {
@@ -348,28 +465,49 @@ public:
             x = x.to(at::kFloat);
 
         c10::InferenceMode guard;
-        torch::jit::Module &m = moduleFor(device, o.half);
-        x = x.to(device);
-        if (o.half && x.is_floating_point())
-            x = x.to(at::kHalf);
-        const auto start = std::chrono::steady_clock::now();
-        c10::IValue out;
+        auto outOfMemory = [&](const c10::Error &e, const char *doing) {
+            return std::runtime_error("out of memory on " + deviceText(info) + " while " + doing + " (" +
+                                      firstLine(e.what_without_backtrace()) +
+                                      "); try a smaller batch, float16 or bfloat16, or another device");
+        };
+        torch::jit::Module *placed = nullptr;
+        try {
+            placed = &moduleFor(device, precision);
+            x = x.to(device);
+            if (precision != at::kFloat && x.is_floating_point())
+                x = x.to(precision);
+        } catch (const c10::OutOfMemoryError &e) {
+            throw outOfMemory(e, "moving the weights and inputs there");
+        }
+        torch::jit::Module &m = *placed;
+        at::Tensor y;
         try {
             // A prediction by hand is one call: the graph executor's profiling and optimising runs
             // would cost it tens of milliseconds before the first answer and never pay back.
             torch::jit::GraphOptimizerEnabledGuard runAsWritten(false);
-            out = m.forward({x});
+            for (int i = 0; i < std::max(1, o.repeat); ++i) {
+                const auto start = std::chrono::steady_clock::now();
+                const c10::IValue out = m.forward({x});
+                y = outputTensor(out).to(at::kCPU);  // waits for the device
+                const auto end = std::chrono::steady_clock::now();
+                r.runsMs.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+            }
+        } catch (const c10::OutOfMemoryError &e) {
+            throw outOfMemory(e, "running the model");
         } catch (const c10::Error &e) {
-            throw std::runtime_error("the model refused an input of shape " + shapeText(x.sizes().vec()) + ": " +
-                                     firstLine(e.what_without_backtrace()));
+            // LibTorch 1.13's CPU allocator reports a failed allocation as a plain error.
+            const std::string what = e.what_without_backtrace();
+            if (what.find("can't allocate memory") != std::string::npos ||
+                what.find("not enough memory") != std::string::npos)
+                throw outOfMemory(e, "running the model");
+            throw refused(x, precision, o.dtype, info, firstLine(what));
         } catch (const std::exception &e) {
             // The TorchScript interpreter's error: a traceback whose last line says what went wrong.
-            throw std::runtime_error("the model refused an input of shape " + shapeText(x.sizes().vec()) + ": " +
-                                     lastLine(e.what()));
+            throw refused(x, precision, o.dtype, info, lastLine(e.what()));
         }
-        at::Tensor y = outputTensor(out).to(at::kCPU);
-        const auto end = std::chrono::steady_clock::now();
-        r.latencyMs = std::chrono::duration<double, std::milli>(end - start).count();
+        std::vector<double> sorted = r.runsMs;
+        std::sort(sorted.begin(), sorted.end());
+        r.latencyMs = sorted[sorted.size() / 2];
         fillOutputs(r, y.to(at::kDouble), input.shape.empty() ? 1 : input.shape[0], o);
         return r;
     }
@@ -377,22 +515,40 @@ public:
 private:
     Architecture m_arch;
     torch::jit::Module m_module;  // on the CPU in float32: the master copy
-    torch::jit::Module m_placed;  // a copy on another device or in float16
-    std::string m_placedKey;
+    // Copies on other devices or in other precisions, made at first use and kept: the weights
+    // move to a device once, however many predictions follow.
+    std::map<std::string, torch::jit::Module> m_placed;
     std::vector<std::string> m_notes;
 
-    torch::jit::Module &moduleFor(const c10::Device &device, bool half)
+    // A forward pass that failed. In float16 or bfloat16 a layer's kernel may lack that type on the
+    // device (LibTorch 1.13's CPU Mish in bfloat16, say): the message says the precision was the cause.
+    static std::runtime_error refused(const at::Tensor &x, c10::ScalarType precision, const std::string &dtype,
+                                      const DeviceInfo &info, const std::string &why)
     {
-        if (device.is_cpu() && !half)
-            return m_module;
-        const std::string key = device.str() + (half ? "/half" : "");
-        if (key != m_placedKey) {
-            m_placed = m_module.deepcopy();
-            m_placed.to(device, half ? at::kHalf : at::kFloat);  // as map_location does, then .half()
-            m_placed.eval();
-            m_placedKey = key;
+        std::string msg = "the model refused an input of shape " + shapeText(x.sizes().vec()) + ": " + why;
+        if (precision != at::kFloat) {
+            if (why.find("not implemented for") != std::string::npos)
+                msg = "a layer of this model has no " + dtype + " kernel on " + deviceText(info) + " (" + why +
+                      "); run it in float32";
+            else
+                msg += " (running in " + dtype + "; float32 may work)";
         }
-        return m_placed;
+        return std::runtime_error(msg);
+    }
+
+    torch::jit::Module &moduleFor(const c10::Device &device, c10::ScalarType precision)
+    {
+        if (device.is_cpu() && precision == at::kFloat)
+            return m_module;
+        const std::string key = device.str() + "/" + c10::toString(precision);
+        auto it = m_placed.find(key);
+        if (it == m_placed.end()) {
+            torch::jit::Module copy = m_module.deepcopy();
+            copy.to(device, precision);  // as map_location does, then .half() / .bfloat16()
+            copy.eval();
+            it = m_placed.emplace(key, std::move(copy)).first;
+        }
+        return it->second;
     }
 
     void loadWeightsInto(const std::vector<NamedTensor> &weights)
@@ -556,16 +712,58 @@ private:
 
 } // namespace
 
+namespace {
+
+DeviceInfo describeDevice(const c10::Device &device)
+{
+    DeviceInfo d;
+    d.id = device.str();
+    d.available = true;
+    if (device.is_cpu()) {
+        d.label = "CPU";
+        d.dtypes = cpuPrecisions();
+        return d;
+    }
+    const int index = device.has_index() ? device.index() : 0;
+    d.id = "cuda:" + std::to_string(index);
+    CudaDriver::instance().describe(index, d);
+    d.label = d.id;
+    if (!d.name.empty())
+        d.label += " — " + d.name;
+    if (d.memoryBytes)
+        d.label += ", " + gibText(d.memoryBytes);
+    if (!d.capability.empty())
+        d.label += ", compute " + d.capability;
+    d.dtypes = cudaPrecisions(d);
+    return d;
+}
+
+std::string deviceText(const DeviceInfo &d) { return d.label.empty() ? d.id : d.label; }
+
+std::string joined(const std::vector<std::string> &items)
+{
+    std::string s;
+    for (const auto &i : items)
+        s += (s.empty() ? "" : ", ") + i;
+    return s;
+}
+
+} // namespace
+
 std::vector<DeviceInfo> listDevices()
 {
     std::vector<DeviceInfo> out;
-    out.push_back({"cpu", "CPU", true, {}});
+    out.push_back(describeDevice(c10::Device(c10::kCPU)));
     if (torch::cuda::is_available()) {
         const auto n = torch::cuda::device_count();
         for (std::size_t i = 0; i < n; ++i)
-            out.push_back({"cuda:" + std::to_string(i), "CUDA " + std::to_string(i), true, {}});
+            out.push_back(describeDevice(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i))));
     } else {
-        out.push_back({"cuda", "CUDA", false, cudaUnavailableReason()});
+        DeviceInfo cuda;
+        cuda.id = "cuda";
+        cuda.label = "CUDA";
+        cuda.reason = cudaUnavailableReason();
+        out.push_back(cuda);
     }
     return out;
 }

@@ -17,6 +17,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import torch  # noqa: E402
+import numpy as np  # noqa: E402
 from results import Results  # noqa: E402
 
 ATOL = 1e-5
@@ -51,6 +52,50 @@ def main():
     def run(file, args):
         return subprocess.run([a.ckpt, 'predict', file] + args, capture_output=True, text=True, timeout=120,
                               cwd=a.fixtures)
+
+    # Devices: the CPU offers the precisions this torch runs a linear layer in on the CPU (LibTorch
+    # 1.13 has no float16 matrix product there); CUDA is listed as this torch sees it.
+    r = subprocess.run([a.ckpt, 'devices', '--json'], capture_output=True, text=True, timeout=120)
+    devices = json.loads(r.stdout)['devices'] if r.returncode == 0 else []
+    res.check(r.returncode == 0, 'ckpt devices --json', r.stderr.strip())
+    cpu = next((d for d in devices if d['id'] == 'cpu'), None)
+    runs = []
+    for dtype in ('float32', 'float16', 'bfloat16'):
+        try:
+            torch.nn.functional.linear(torch.ones(1, 2, dtype=getattr(torch, dtype)), torch.ones(2, 2, dtype=getattr(torch, dtype)))
+            runs.append(dtype)
+        except RuntimeError:
+            pass
+    res.check(cpu is not None and cpu['available'] and cpu['dtypes'] == runs, 'devices: the CPU offers %s' % runs,
+              str(cpu))
+    cuda = [d for d in devices if d['id'].startswith('cuda')]
+    if torch.cuda.is_available():
+        res.check([d['id'] for d in cuda] == ['cuda:%d' % i for i in range(torch.cuda.device_count())] and
+                  all(d['available'] and d['name'] == torch.cuda.get_device_name(i) for i, d in enumerate(cuda)),
+                  'devices: every CUDA device, named as torch names it', str(cuda))
+    else:
+        res.check(len(cuda) == 1 and not cuda[0]['available'] and cuda[0]['reason'], 'devices: CUDA unavailable, with why',
+                  str(cuda))
+    reduced = [d for d in runs if d != 'float32']
+
+    # Out of memory: a transposed convolution whose output needs 16 TB. PyTorch fails to allocate
+    # it; ckpt must say it ran out of memory, on which device, and what to try.
+    spec = json.dumps([{'type': 'ConvTranspose2d', 'name': '0', 'in_channels': 1, 'out_channels': 1,
+                        'kernel_size': [1, 1], 'stride': [2000000, 2000000], 'bias': False}])
+    huge, four = os.path.join(tmp, 'huge_output.pth'), os.path.join(tmp, 'huge_input.npy')
+    torch.save({'0.weight': torch.ones(1, 1, 1, 1)}, huge)
+    np.save(four, np.ones((1, 1, 2, 2), dtype=np.float32))
+    try:
+        conv = torch.nn.ConvTranspose2d(1, 1, 1, stride=2000000, bias=False)
+        with torch.no_grad():
+            conv(torch.ones(1, 1, 2, 2))
+        torch_failed = ''
+    except RuntimeError as e:
+        torch_failed = str(e).splitlines()[0]
+    r = run(huge, ['--arch-spec', spec, '--input-file', four])
+    res.check(torch_failed and r.returncode == 1 and 'out of memory on CPU' in r.stderr and 'smaller batch' in r.stderr,
+              'a model too large for memory: "out of memory on CPU", as PyTorch fails (%s)' % torch_failed[:60],
+              r.stderr.strip())
 
     for c in section['cases']:
         name = c['name']
@@ -95,6 +140,27 @@ def main():
         got = y.reshape(x.shape[0], -1).double().tolist()
         ok, why = close(got, c['expected']['logits'])
         res.check(ok, name + ': exported TorchScript in Python', why)
+        # Reduced precision on the CPU: what PyTorch computes with the same module and input cast.
+        # Where PyTorch cannot run it in that precision either, ckpt must refuse, saying so.
+        for dtype in reduced:
+            r = run(c['file'], c['args'] + ['--json', '--dtype', dtype])
+            low = torch.jit.load(dest, map_location='cpu').eval().to(getattr(torch, dtype))
+            xl = x.to(getattr(torch, dtype)) if x.is_floating_point() else x
+            try:
+                with torch.no_grad():
+                    want = low(xl).reshape(x.shape[0], -1).double().tolist()
+            except RuntimeError as e:
+                res.check(r.returncode == 1 and dtype in r.stderr and 'float32' in r.stderr,
+                          name + ': --dtype %s refused as PyTorch refuses it (%s)' % (dtype, str(e).splitlines()[-1][:80]),
+                          r.stderr.strip())
+                continue
+            if not res.check(r.returncode == 0, name + ': --dtype ' + dtype, r.stderr.strip()):
+                continue
+            doc = json.loads(r.stdout)
+            got = [o['logits'] for o in doc['outputs']]
+            worst = max(abs(u - v) for g, w in zip(got, want) for u, v in zip(g, w))
+            res.check(doc['dtype'] == dtype and worst <= 1e-6 * max(1.0, max(abs(v) for w in want for v in w)),
+                      name + ': --dtype %s as PyTorch computes it (%.2g)' % (dtype, worst))
 
         # The same export through `ckpt convert --to torchscript`, with the case's architecture options.
         arch_args = []

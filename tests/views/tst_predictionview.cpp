@@ -202,7 +202,7 @@ void TestPredictionView::imageMatchesTorch()
     QVERIFY(worst(view.result(), expected.value(QStringLiteral("probabilities")).toArray(), true) <= 1e-5);
     QVERIFY(view.result().normalized);
     if (const char *dir = std::getenv("CKPT_SCREENSHOT_DIR")) {
-        view.resize(1100, 720);
+        view.resize(1100, 980);
         view.show();
         QVERIFY(QTest::qWaitForWindowExposed(&view));
         QTest::qWait(200);
@@ -234,6 +234,16 @@ void TestPredictionView::devicesAndErrors()
             QVERIFY(model->item(i)->toolTip().contains(QString::fromStdString(d.reason)));
     }
     QCOMPARE(view.deviceBox()->currentData(Qt::UserRole).toString(), QStringLiteral("cpu"));
+    // The precision menu offers what the chosen device runs (test_predict_vs_torch judges that list
+    // against PyTorch), the rest disabled; float32 is chosen.
+    auto *precisions = qobject_cast<QStandardItemModel *>(view.precisionBox()->model());
+    QCOMPARE(precisions->rowCount(), 3);
+    for (int i = 0; i < precisions->rowCount(); ++i) {
+        const std::string dtype = precisions->item(i)->data(Qt::UserRole).toString().toStdString();
+        const bool offered = std::find(devices[0].dtypes.begin(), devices[0].dtypes.end(), dtype) != devices[0].dtypes.end();
+        QCOMPARE(precisions->item(i)->isEnabled(), offered);
+    }
+    QCOMPARE(view.precisionBox()->currentText(), QStringLiteral("float32"));
     // Non-numeric and wrongly sized batches: the pane says what is wrong and keeps working.
     view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
     view.batchEdit()->setPlainText(QStringLiteral("1,2,abc,4,5,6,7,8,9,10"));
