@@ -12,6 +12,7 @@
 #include "tensorref.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 #include <torch/cuda.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
@@ -25,6 +26,7 @@
 #include <set>
 #include <cctype>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -465,9 +467,8 @@ public:
             x = x.to(at::kFloat);
 
         c10::InferenceMode guard;
-        auto outOfMemory = [&](const c10::Error &e, const char *doing) {
-            return std::runtime_error("out of memory on " + deviceText(info) + " while " + doing + " (" +
-                                      firstLine(e.what_without_backtrace()) +
+        auto outOfMemory = [&](const std::string &why, const char *doing) {
+            return std::runtime_error("out of memory on " + deviceText(info) + " while " + doing + " (" + why +
                                       "); try a smaller batch, float16 or bfloat16, or another device");
         };
         torch::jit::Module *placed = nullptr;
@@ -477,7 +478,7 @@ public:
             if (precision != at::kFloat && x.is_floating_point())
                 x = x.to(precision);
         } catch (const c10::OutOfMemoryError &e) {
-            throw outOfMemory(e, "moving the weights and inputs there");
+            throw outOfMemory(firstLine(e.what_without_backtrace()), "moving the weights and inputs there");
         }
         torch::jit::Module &m = *placed;
         at::Tensor y;
@@ -493,17 +494,19 @@ public:
                 r.runsMs.push_back(std::chrono::duration<double, std::milli>(end - start).count());
             }
         } catch (const c10::OutOfMemoryError &e) {
-            throw outOfMemory(e, "running the model");
+            throw outOfMemory(firstLine(e.what_without_backtrace()), "running the model");
         } catch (const c10::Error &e) {
-            // LibTorch 1.13's CPU allocator reports a failed allocation as a plain error.
-            const std::string what = e.what_without_backtrace();
-            if (what.find("can't allocate memory") != std::string::npos ||
-                what.find("not enough memory") != std::string::npos)
-                throw outOfMemory(e, "running the model");
-            throw refused(x, precision, o.dtype, info, firstLine(what));
+            const std::string what = firstLine(e.what_without_backtrace());
+            if (isOutOfMemory(what))
+                throw outOfMemory(what, "running the model");
+            throw refused(x, precision, o.dtype, info, what);
         } catch (const std::exception &e) {
-            // The TorchScript interpreter's error: a traceback whose last line says what went wrong.
-            throw refused(x, precision, o.dtype, info, lastLine(e.what()));
+            // The TorchScript interpreter's error: a traceback whose last line says what went wrong
+            // (an allocation that failed inside the graph comes this way too).
+            const std::string what = lastLine(e.what());
+            if (isOutOfMemory(what))
+                throw outOfMemory(what, "running the model");
+            throw refused(x, precision, o.dtype, info, what);
         }
         std::vector<double> sorted = r.runsMs;
         std::sort(sorted.begin(), sorted.end());
@@ -519,6 +522,16 @@ private:
     // move to a device once, however many predictions follow.
     std::map<std::string, torch::jit::Module> m_placed;
     std::vector<std::string> m_notes;
+
+    // A failed allocation, as LibTorch words it: CUDA's caching allocator ("CUDA out of memory"),
+    // the CPU allocator (1.13 throws a plain error: "can't allocate memory"; 2.x "not enough memory").
+    static bool isOutOfMemory(const std::string &what)
+    {
+        for (const char *s : {"out of memory", "can't allocate memory", "not enough memory", "OutOfMemoryError"})
+            if (what.find(s) != std::string::npos)
+                return true;
+        return false;
+    }
 
     // A forward pass that failed. In float16 or bfloat16 a layer's kernel may lack that type on the
     // device (LibTorch 1.13's CPU Mish in bfloat16, say): the message says the precision was the cause.
@@ -720,7 +733,23 @@ DeviceInfo describeDevice(const c10::Device &device)
     d.id = device.str();
     d.available = true;
     if (device.is_cpu()) {
+        // The processor's model name and the machine's memory, where Linux tells.
+        std::ifstream cpuinfo("/proc/cpuinfo");
+        for (std::string line; std::getline(cpuinfo, line);)
+            if (line.starts_with("model name")) {
+                const auto colon = line.find(':');
+                if (colon != std::string::npos)
+                    d.name = line.substr(line.find_first_not_of(' ', colon + 1));
+                break;
+            }
+        const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+        if (pages > 0 && pageSize > 0)
+            d.memoryBytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(pageSize);
         d.label = "CPU";
+        if (!d.name.empty())
+            d.label += " — " + d.name;
+        if (d.memoryBytes)
+            d.label += ", " + gibText(d.memoryBytes);
         d.dtypes = cpuPrecisions();
         return d;
     }

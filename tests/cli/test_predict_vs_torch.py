@@ -68,6 +68,11 @@ def main():
             pass
     res.check(cpu is not None and cpu['available'] and cpu['dtypes'] == runs, 'devices: the CPU offers %s' % runs,
               str(cpu))
+    model_name = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name')),
+                      None)
+    memory = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    res.check(cpu is not None and cpu['name'] == model_name and cpu['memory_bytes'] == memory,
+              'devices: the CPU named as /proc/cpuinfo names it, with the machine\'s memory', str(cpu))
     cuda = [d for d in devices if d['id'].startswith('cuda')]
     if torch.cuda.is_available():
         res.check([d['id'] for d in cuda] == ['cuda:%d' % i for i in range(torch.cuda.device_count())] and
