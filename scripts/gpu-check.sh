@@ -43,9 +43,20 @@ if [ -z "$ckpt" ]; then
     args=(-S . -B "$out/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCKPT_BUILD_GUI=OFF -DCKPT_BUILD_TESTS=OFF
           -DCKPT_TORCH_FROM_PYTHON=ON -DPython3_EXECUTABLE="$(command -v "$python")")
     [ -n "$third" ] && args+=(-DCKPT_THIRD_PARTY_DIR="$third")
+    # A CUDA LibTorch's CMake files look for the CUDA toolkit: point them at the one PyTorch names.
+    cuda_home=$("$python" -c 'from torch.utils.cpp_extension import CUDA_HOME; print(CUDA_HOME or "")' 2>/dev/null || true)
+    nvcc=$(command -v nvcc || true)
+    [ -z "$nvcc" ] && [ -n "$cuda_home" ] && [ -x "$cuda_home/bin/nvcc" ] && nvcc=$cuda_home/bin/nvcc
+    [ -n "$nvcc" ] && args+=(-DCMAKE_CUDA_COMPILER="$nvcc" -DCUDAToolkit_ROOT="$(dirname "$(dirname "$nvcc")")")
+    say "toolchain: $(c++ --version | head -1); cmake $(cmake --version | head -1 | awk '{print $3}'); nvcc ${nvcc:-none}"
     t0=$(date +%s)
-    cmake "${args[@]}" > "$out/configure.log" 2>&1 || { say "FAIL configure (see $out/configure.log)"; exit 1; }
-    cmake --build "$out/build" --target ckpt -j "$(nproc)" > "$out/build.log" 2>&1 || { say "FAIL build (see $out/build.log)"; exit 1; }
+    failed() {  # the log's end goes into the report: the machine may be gone before anyone reads the file
+        say "FAIL $1 (see $2); its last lines:"
+        tail -25 "$2" | tee -a "$report"
+        exit 1
+    }
+    cmake "${args[@]}" > "$out/configure.log" 2>&1 || failed configure "$out/configure.log"
+    cmake --build "$out/build" --target ckpt ckpt_compute -j "$(nproc)" > "$out/build.log" 2>&1 || failed build "$out/build.log"
     ckpt="$out/build/bin/ckpt"
     say "built ckpt against $(grep -m1 'LibTorch' "$out/configure.log" | sed 's/^-- //') in $(( $(date +%s) - t0 )) s"
 fi
@@ -62,7 +73,8 @@ run() {
     if "$@" > "$out/$name.log" 2>&1; then
         say "PASS $name: $(tail -1 "$out/$name.log") ($(( $(date +%s) - t0 )) s)"
     else
-        say "FAIL $name: $(tail -1 "$out/$name.log") (see $out/$name.log)"
+        say "FAIL $name: $(tail -1 "$out/$name.log") (see $out/$name.log); the failures:"
+        grep -E '^FAIL|Error|Traceback' "$out/$name.log" | head -20 | tee -a "$report"
         status=1
     fi
 }
