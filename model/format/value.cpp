@@ -99,6 +99,30 @@ ValuePtr makeValue(Value::Kind kind)
 
 } // namespace
 
+const std::string &Value::emptyText()
+{
+    static const std::string empty;
+    return empty;
+}
+
+const ValuePtr &Value::noValue()
+{
+    static const ValuePtr none;
+    return none;
+}
+
+const std::shared_ptr<TensorRef> &Value::tensorRef() const
+{
+    static const std::shared_ptr<TensorRef> none;
+    return m_extra ? m_extra->tensor : none;
+}
+
+const std::shared_ptr<StorageRef> &Value::storageRef() const
+{
+    static const std::shared_ptr<StorageRef> none;
+    return m_extra ? m_extra->storage : none;
+}
+
 ValuePoolScope::ValuePoolScope() : m_previous(t_pool) { t_pool = std::make_shared<ValuePool>(); }
 
 ValuePoolScope::~ValuePoolScope() { t_pool = std::static_pointer_cast<ValuePool>(m_previous); }
@@ -106,7 +130,7 @@ ValuePoolScope::~ValuePoolScope() { t_pool = std::static_pointer_cast<ValuePool>
 Value::~Value()
 {
     // Destroy children iteratively: a deeply nested tree must not overflow the stack on the way out.
-    if (m_items.empty() && m_entries.empty() && !m_args && !m_state && !m_class)
+    if (m_items.empty() && m_entries.empty() && !m_extra)
         return;
     std::vector<ValuePtr> pending;
     auto take = [&pending](Value &v) {
@@ -118,9 +142,11 @@ Value::~Value()
             pending.push_back(std::move(e.value));
         }
         v.m_entries.clear();
-        pending.push_back(std::move(v.m_args));
-        pending.push_back(std::move(v.m_state));
-        pending.push_back(std::move(v.m_class));
+        if (v.m_extra) {
+            pending.push_back(std::move(v.m_extra->args));
+            pending.push_back(std::move(v.m_extra->state));
+            pending.push_back(std::move(v.m_extra->cls));
+        }
     };
     take(*this);
     while (!pending.empty()) {
@@ -137,7 +163,12 @@ void Value::releaseChildren()
     // Moved out first, so that destroying them cannot reach back into this node's vectors.
     std::vector<ValuePtr> items = std::move(m_items);
     std::vector<DictEntry> entries = std::move(m_entries);
-    ValuePtr cls = std::move(m_class), args = std::move(m_args), state = std::move(m_state);
+    ValuePtr cls, args, state;
+    if (m_extra) {
+        cls = std::move(m_extra->cls);
+        args = std::move(m_extra->args);
+        state = std::move(m_extra->state);
+    }
     m_items.clear();
     m_entries.clear();
 }
@@ -183,7 +214,7 @@ ValuePtr Value::complex(double re, double im)
 {
     auto r = makeValue(Kind::Complex);
     r->m_float = re;
-    r->m_imag = im;
+    r->extra().imag = im;
     return r;
 }
 
@@ -227,7 +258,7 @@ ValuePtr Value::global(std::string module, std::string name)
 {
     auto r = makeValue(Kind::Global);
     r->m_text = std::move(module);
-    r->m_name = std::move(name);
+    r->extra().name = std::move(name);
     return r;
 }
 
@@ -236,33 +267,30 @@ ValuePtr Value::object(ValuePtr cls, ValuePtr args)
     auto r = makeValue(Kind::Object);
     r->noteChild(cls);
     r->noteChild(args);
-    r->m_class = std::move(cls);
-    r->m_args = std::move(args);
+    r->extra().cls = std::move(cls);
+    r->extra().args = std::move(args);
     return r;
 }
 
 ValuePtr Value::tensor(std::shared_ptr<TensorRef> ref)
 {
     auto r = makeValue(Kind::Tensor);
-    r->m_tensor = std::move(ref);
+    r->extra().tensor = std::move(ref);
     return r;
 }
 
 void Value::becomeTensor(std::shared_ptr<TensorRef> ref)
 {
     m_kind = Kind::Tensor;
-    m_tensor = std::move(ref);
-    m_pythonClass.clear();
-    // The class, arguments and state that built it are no longer children.
-    m_class.reset();
-    m_args.reset();
-    m_state.reset();
+    // The class, arguments, state and Python class that built it are no longer its own.
+    m_extra.reset();
+    extra().tensor = std::move(ref);
 }
 
 ValuePtr Value::storage(std::shared_ptr<StorageRef> ref)
 {
     auto r = makeValue(Kind::Storage);
-    r->m_storage = std::move(ref);
+    r->extra().storage = std::move(ref);
     return r;
 }
 
@@ -277,7 +305,7 @@ bool Value::isContainer() const
     case Kind::Object:
         return true;
     default:
-        return m_kind == Kind::Tensor && m_state != nullptr;
+        return m_kind == Kind::Tensor && state() != nullptr;
     }
 }
 
@@ -297,9 +325,9 @@ void Value::noteChild(const ValuePtr &child)
 
 std::string Value::typeName() const
 {
-    if (!m_pythonClass.empty()) {
+    if (!pythonClass().empty()) {
         // Short, familiar names for the classes the reader understands.
-        const std::string &c = m_pythonClass;
+        const std::string &c = pythonClass();
         auto dot = c.rfind('.');
         if (c == "collections.OrderedDict" || c == "torch.Size" || c == "torch.device" || c == "builtins.bytearray")
             return dot == std::string::npos ? c : c.substr(dot + 1);
@@ -320,8 +348,8 @@ std::string Value::typeName() const
     case Kind::Set: return "set";
     case Kind::FrozenSet: return "frozenset";
     case Kind::Global: return "global";
-    case Kind::Object: return m_class && m_class->m_kind == Kind::Global ? m_class->qualifiedName() : "object";
-    case Kind::Tensor: return m_tensor && m_tensor->isParameter ? "Parameter" : "Tensor";
+    case Kind::Object: return objectClass() && objectClass()->m_kind == Kind::Global ? objectClass()->qualifiedName() : "object";
+    case Kind::Tensor: return tensorRef() && tensorRef()->isParameter ? "Parameter" : "Tensor";
     case Kind::Storage: return "Storage";
     }
     return "?";

@@ -77,12 +77,12 @@ public:
     bool asBool() const { return m_int != 0; }
     std::int64_t asInt() const { return m_int; }
     double asFloat() const { return m_float; }
-    double imag() const { return m_imag; }
+    double imag() const { return m_extra ? m_extra->imag : 0.0; }
     // String, Bytes and BigInt text; for Global the module.
     const std::string &text() const { return m_text; }
     // For Global: the name inside the module.
-    const std::string &name() const { return m_name; }
-    std::string qualifiedName() const { return m_text + "." + m_name; }
+    const std::string &name() const { return m_extra ? m_extra->name : emptyText(); }
+    std::string qualifiedName() const { return m_text + "." + name(); }
 
     // Tuple, List, Set, FrozenSet elements; Object: items appended after construction.
     std::vector<ValuePtr> &items() { return m_items; }
@@ -93,23 +93,23 @@ public:
 
     // Python class this value came from when it is not the plain builtin ("collections.OrderedDict",
     // "torch.Size", "torch.device", "torch.torch_version.TorchVersion", "builtins.bytearray").
-    const std::string &pythonClass() const { return m_pythonClass; }
-    void setPythonClass(std::string cls) { m_pythonClass = std::move(cls); }
+    const std::string &pythonClass() const { return m_extra ? m_extra->pythonClass : emptyText(); }
+    void setPythonClass(std::string cls) { extra().pythonClass = std::move(cls); }
 
     // Object: its class (a Global), constructor arguments (a Tuple) and state set by BUILD.
     // Dict: state holds what BUILD set, e.g. the OrderedDict's `_metadata` attribute, kept apart.
     // Tensor: state holds extra attributes a parameter or subclass carried.
-    const ValuePtr &objectClass() const { return m_class; }
-    const ValuePtr &args() const { return m_args; }
-    const ValuePtr &state() const { return m_state; }
-    void setState(ValuePtr state) { m_state = std::move(state); }
-    void setArgs(ValuePtr args) { m_args = std::move(args); }
+    const ValuePtr &objectClass() const { return m_extra ? m_extra->cls : noValue(); }
+    const ValuePtr &args() const { return m_extra ? m_extra->args : noValue(); }
+    const ValuePtr &state() const { return m_extra ? m_extra->state : noValue(); }
+    void setState(ValuePtr state) { extra().state = std::move(state); }
+    void setArgs(ValuePtr args) { extra().args = std::move(args); }
 
-    const std::shared_ptr<TensorRef> &tensorRef() const { return m_tensor; }
+    const std::shared_ptr<TensorRef> &tensorRef() const;
     // Turns this node (an object being built) into a tensor in place, so that every memo
     // reference to it sees the tensor: torch < 0.4 parameters are filled in by BUILD.
     void becomeTensor(std::shared_ptr<TensorRef> ref);
-    const std::shared_ptr<StorageRef> &storageRef() const { return m_storage; }
+    const std::shared_ptr<StorageRef> &storageRef() const;
 
     // Dict lookup by string key; nullptr when absent.
     ValuePtr get(const std::string &key) const;
@@ -124,21 +124,37 @@ public:
     std::string typeName() const;
 
 private:
+    // What few values have (a global's name, an object's class, arguments and state, a dict's
+    // Python class, a storage, a tensor's reference, a complex's imaginary part) lives out of line: a file of 20,000
+    // tensors makes half a million values, and their size was most of the time spent reading it
+    // (the kernel zeroing the pages they fill).
+    struct Extra {
+        double imag = 0.0;
+        std::string name;
+        std::string pythonClass;
+        ValuePtr cls;
+        ValuePtr args;
+        ValuePtr state;
+        std::shared_ptr<StorageRef> storage;
+        std::shared_ptr<TensorRef> tensor;
+    };
+    Extra &extra()
+    {
+        if (!m_extra)
+            m_extra = std::make_unique<Extra>();
+        return *m_extra;
+    }
+    static const std::string &emptyText();
+    static const ValuePtr &noValue();
+
     Kind m_kind = Kind::None;
     std::uint32_t m_height = 0;
     std::int64_t m_int = 0;
     double m_float = 0.0;
-    double m_imag = 0.0;
     std::string m_text;
-    std::string m_name;
-    std::string m_pythonClass;
     std::vector<ValuePtr> m_items;
     std::vector<DictEntry> m_entries;
-    ValuePtr m_class;
-    ValuePtr m_args;
-    ValuePtr m_state;
-    std::shared_ptr<TensorRef> m_tensor;
-    std::shared_ptr<StorageRef> m_storage;
+    std::unique_ptr<Extra> m_extra;
 };
 
 // A float as Python's repr prints it ("0.1", "1.0", "nan", "inf").
