@@ -6,6 +6,7 @@
 #include "document.h"
 #include "predictionjson.h"
 #include "predictioninput.h"
+#include "textcodec.h"
 
 #include <QApplication>
 #include <QBarCategoryAxis>
@@ -47,14 +48,6 @@
 namespace ckpt {
 
 namespace {
-
-std::string joinedText(const std::vector<std::string> &items)
-{
-    std::string s;
-    for (const auto &i : items)
-        s += (s.empty() ? "" : ", ") + i;
-    return s;
-}
 
 QString q(const std::string &s) { return QString::fromStdString(s); }
 
@@ -739,7 +732,7 @@ void PredictionView::listDevices()
             auto *item = new QStandardItem(d.available ? q(d.label) : tr("%1 — %2").arg(q(d.label), q(d.reason)));
             item->setData(q(d.id), Qt::UserRole);
             if (d.available && !d.name.empty())
-                item->setToolTip(tr("%1\nprecisions: %2").arg(q(d.label), QString::fromStdString(joinedText(d.dtypes))));
+                item->setToolTip(tr("%1\nprecisions: %2").arg(q(d.label), QString::fromStdString(joinText(d.dtypes))));
             if (!d.available) {
                 item->setFlags(item->flags() & ~(Qt::ItemIsEnabled | Qt::ItemIsSelectable));
                 item->setToolTip(q(d.reason));

@@ -9,6 +9,7 @@
 #include "inferencemeta.h"
 #include "predictionjson.h"
 #include "predictioninput.h"
+#include "textcodec.h"
 
 #include <nlohmann/json.hpp>
 
@@ -193,10 +194,7 @@ int runDevices(const DevicesCommandOptions &o, std::ostream &out, std::ostream &
         for (const auto &d : devices) {
             out << "  " << d.id << "  " << d.label;
             if (d.available) {
-                out << "  (";
-                for (std::size_t i = 0; i < d.dtypes.size(); ++i)
-                    out << (i ? ", " : "") << d.dtypes[i];
-                out << ")";
+                out << "  (" << joinText(d.dtypes) << ")";
             } else {
                 out << "  unavailable: " << d.reason;
             }

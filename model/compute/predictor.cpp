@@ -10,6 +10,7 @@
 #include "keyalign.h"
 #include "tensorconvert.h"
 #include "tensorref.h"
+#include "textcodec.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -35,10 +36,6 @@ namespace ckpt {
 namespace {
 
 using json = nlohmann::ordered_json;
-
-DeviceInfo describeDevice(const c10::Device &device);  // name, memory and precisions, below
-std::string deviceText(const DeviceInfo &d);
-std::string joined(const std::vector<std::string> &items);
 
 std::string cudaUnavailableReason()
 {
@@ -137,15 +134,12 @@ bool cpuRuns(c10::ScalarType type)
 
 std::vector<std::string> cpuPrecisions()
 {
-    static const std::vector<std::string> list = [] {
-        std::vector<std::string> out{"float32"};
-        if (cpuRuns(at::kHalf))
-            out.push_back("float16");
-        if (cpuRuns(at::kBFloat16))
-            out.push_back("bfloat16");
-        return out;
-    }();
-    return list;
+    std::vector<std::string> out{"float32"};
+    if (cpuRuns(at::kHalf))
+        out.push_back("float16");
+    if (cpuRuns(at::kBFloat16))
+        out.push_back("bfloat16");
+    return out;
 }
 
 // float16 on every CUDA device LibTorch supports; bfloat16 from compute capability 8.0 (Ampere),
@@ -157,6 +151,57 @@ std::vector<std::string> cudaPrecisions(const DeviceInfo &d)
         out.push_back("bfloat16");
     return out;
 }
+
+// The processor's model name and the machine's memory, where Linux tells, and the precisions.
+DeviceInfo describeCpu()
+{
+    DeviceInfo d;
+    d.id = "cpu";
+    d.available = true;
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; std::getline(cpuinfo, line);)
+        if (line.starts_with("model name")) {
+            const auto colon = line.find(':');
+            if (colon != std::string::npos)
+                d.name = line.substr(line.find_first_not_of(' ', colon + 1));
+            break;
+        }
+    const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && pageSize > 0)
+        d.memoryBytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(pageSize);
+    d.label = "CPU";
+    if (!d.name.empty())
+        d.label += " — " + d.name;
+    if (d.memoryBytes)
+        d.label += ", " + gibText(d.memoryBytes);
+    d.dtypes = cpuPrecisions();
+    return d;
+}
+
+// Each prediction checks its device and names it in errors: the CPU is described once.
+DeviceInfo describeDevice(const c10::Device &device)
+{
+    if (device.is_cpu()) {
+        static const DeviceInfo cpu = describeCpu();
+        return cpu;
+    }
+    DeviceInfo d;
+    d.available = true;
+    const int index = device.has_index() ? device.index() : 0;
+    d.id = "cuda:" + std::to_string(index);
+    CudaDriver::instance().describe(index, d);
+    d.label = d.id;
+    if (!d.name.empty())
+        d.label += " — " + d.name;
+    if (d.memoryBytes)
+        d.label += ", " + gibText(d.memoryBytes);
+    if (!d.capability.empty())
+        d.label += ", compute " + d.capability;
+    d.dtypes = cudaPrecisions(d);
+    return d;
+}
+
+std::string deviceText(const DeviceInfo &d) { return d.label.empty() ? d.id : d.label; }
 
 // A TorchScript literal.
 std::string lit(const json &v)
@@ -454,7 +499,7 @@ public:
         if (std::find(info.dtypes.begin(), info.dtypes.end(), o.dtype) == info.dtypes.end())
             throw std::runtime_error(o.dtype + " inference is not available on " + deviceText(info) +
                                      (device.is_cpu() ? std::string(" with LibTorch ") + TORCH_VERSION : std::string()) +
-                                     "; it offers " + joined(info.dtypes));
+                                     "; it offers " + joinText(info.dtypes));
         r.device = device.str();
         r.dtype = o.dtype;
 
@@ -470,6 +515,10 @@ public:
         auto outOfMemory = [&](const std::string &why, const char *doing) {
             return std::runtime_error("out of memory on " + deviceText(info) + " while " + doing + " (" + why +
                                       "); try a smaller batch, float16 or bfloat16, or another device");
+        };
+        auto failed = [&](const std::string &what) {
+            return isOutOfMemory(what) ? outOfMemory(what, "running the model")
+                                       : refused(x, precision, o.dtype, info, what);
         };
         torch::jit::Module *placed = nullptr;
         try {
@@ -496,17 +545,11 @@ public:
         } catch (const c10::OutOfMemoryError &e) {
             throw outOfMemory(firstLine(e.what_without_backtrace()), "running the model");
         } catch (const c10::Error &e) {
-            const std::string what = firstLine(e.what_without_backtrace());
-            if (isOutOfMemory(what))
-                throw outOfMemory(what, "running the model");
-            throw refused(x, precision, o.dtype, info, what);
+            throw failed(firstLine(e.what_without_backtrace()));
         } catch (const std::exception &e) {
             // The TorchScript interpreter's error: a traceback whose last line says what went wrong
             // (an allocation that failed inside the graph comes this way too).
-            const std::string what = lastLine(e.what());
-            if (isOutOfMemory(what))
-                throw outOfMemory(what, "running the model");
-            throw refused(x, precision, o.dtype, info, what);
+            throw failed(lastLine(e.what()));
         }
         std::vector<double> sorted = r.runsMs;
         std::sort(sorted.begin(), sorted.end());
@@ -587,25 +630,19 @@ private:
             if (weights[i].ref().shape != slots[j].second.sizes().vec())
                 mismatched.push_back(ours[i] + " " + shapeText(weights[i].ref().shape) + " vs " +
                                      shapeText(slots[j].second.sizes().vec()) + " in the architecture");
-        auto list = [](const std::vector<std::string> &v) {
-            std::string s;
-            for (const auto &x : v)
-                s += (s.empty() ? "" : ", ") + x;
-            return s;
-        };
         if (!missing.empty() || !mismatched.empty()) {
             std::string msg = "the weights do not fit the architecture " + m_arch.scriptPath + ":";
             if (!missing.empty())
-                msg += " missing keys: " + list(missing) + ";";
+                msg += " missing keys: " + joinText(missing) + ";";
             if (!unexpected.empty())
-                msg += " unexpected keys: " + list(unexpected) + ";";
+                msg += " unexpected keys: " + joinText(unexpected) + ";";
             if (!mismatched.empty())
-                msg += " shape mismatches: " + list(mismatched) + ";";
+                msg += " shape mismatches: " + joinText(mismatched) + ";";
             msg.pop_back();
             throw std::runtime_error(msg);
         }
         if (!unexpected.empty())
-            m_notes.push_back("unexpected keys ignored: " + list(unexpected));
+            m_notes.push_back("unexpected keys ignored: " + joinText(unexpected));
         if (!al.prefixA.empty())
             m_notes.push_back("the checkpoint's key prefix '" + al.prefixA + "' was stripped");
         for (auto [i, j] : al.pairs) {
@@ -722,60 +759,6 @@ private:
         }
     }
 };
-
-} // namespace
-
-namespace {
-
-DeviceInfo describeDevice(const c10::Device &device)
-{
-    DeviceInfo d;
-    d.id = device.str();
-    d.available = true;
-    if (device.is_cpu()) {
-        // The processor's model name and the machine's memory, where Linux tells.
-        std::ifstream cpuinfo("/proc/cpuinfo");
-        for (std::string line; std::getline(cpuinfo, line);)
-            if (line.starts_with("model name")) {
-                const auto colon = line.find(':');
-                if (colon != std::string::npos)
-                    d.name = line.substr(line.find_first_not_of(' ', colon + 1));
-                break;
-            }
-        const long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
-        if (pages > 0 && pageSize > 0)
-            d.memoryBytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(pageSize);
-        d.label = "CPU";
-        if (!d.name.empty())
-            d.label += " — " + d.name;
-        if (d.memoryBytes)
-            d.label += ", " + gibText(d.memoryBytes);
-        d.dtypes = cpuPrecisions();
-        return d;
-    }
-    const int index = device.has_index() ? device.index() : 0;
-    d.id = "cuda:" + std::to_string(index);
-    CudaDriver::instance().describe(index, d);
-    d.label = d.id;
-    if (!d.name.empty())
-        d.label += " — " + d.name;
-    if (d.memoryBytes)
-        d.label += ", " + gibText(d.memoryBytes);
-    if (!d.capability.empty())
-        d.label += ", compute " + d.capability;
-    d.dtypes = cudaPrecisions(d);
-    return d;
-}
-
-std::string deviceText(const DeviceInfo &d) { return d.label.empty() ? d.id : d.label; }
-
-std::string joined(const std::vector<std::string> &items)
-{
-    std::string s;
-    for (const auto &i : items)
-        s += (s.empty() ? "" : ", ") + i;
-    return s;
-}
 
 } // namespace
 

@@ -256,4 +256,15 @@ std::string hexPreview(std::string_view bytes, std::size_t maxBytes)
     return out;
 }
 
+std::string joinText(const std::vector<std::string> &items, std::string_view separator)
+{
+    std::string s;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i)
+            s += separator;
+        s += items[i];
+    }
+    return s;
+}
+
 } // namespace ckpt

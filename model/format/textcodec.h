@@ -4,6 +4,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ckpt {
 
@@ -24,5 +25,7 @@ std::string decodeRawUnicodeEscape(std::string_view raw);
 std::string twosComplementToDecimal(std::span<const std::uint8_t> bytes);
 // Lower-case hex of bytes, at most `maxBytes` of them, with "…" when cut.
 std::string hexPreview(std::string_view bytes, std::size_t maxBytes);
+// The items with `separator` between them ("a, b, c").
+std::string joinText(const std::vector<std::string> &items, std::string_view separator = ", ");
 
 } // namespace ckpt
