@@ -47,7 +47,10 @@ if [ -z "$ckpt" ]; then
     cuda_home=$("$python" -c 'from torch.utils.cpp_extension import CUDA_HOME; print(CUDA_HOME or "")' 2>/dev/null || true)
     nvcc=$(command -v nvcc || true)
     [ -z "$nvcc" ] && [ -n "$cuda_home" ] && [ -x "$cuda_home/bin/nvcc" ] && nvcc=$cuda_home/bin/nvcc
-    [ -n "$nvcc" ] && args+=(-DCMAKE_CUDA_COMPILER="$nvcc" -DCUDAToolkit_ROOT="$(dirname "$(dirname "$nvcc")")")
+    # Both CUDA modules LibTorch's files use (FindCUDAToolkit and the older FindCUDA) get the same
+    # toolkit, so that a second CUDA elsewhere on the machine cannot be mixed in.
+    [ -n "$nvcc" ] && args+=(-DCMAKE_CUDA_COMPILER="$nvcc" -DCUDAToolkit_ROOT="$(dirname "$(dirname "$nvcc")")"
+                             -DCUDA_TOOLKIT_ROOT_DIR="$(dirname "$(dirname "$nvcc")")")
     say "toolchain: $(c++ --version | head -1); cmake $(cmake --version | head -1 | awk '{print $3}'); nvcc ${nvcc:-none}"
     t0=$(date +%s)
     failed() {  # the log's end goes into the report: the machine may be gone before anyone reads the file

@@ -81,6 +81,13 @@ def main():
     else:
         res.check(len(cuda) == 1 and not cuda[0]['available'] and cuda[0]['reason'], 'devices: CUDA unavailable, with why',
                   str(cuda))
+        # Asking for it anyway: refused, with the same reason, whether or not an index is given.
+        c = section['cases'][0]
+        reason = cuda[0]['reason'] if cuda else '?'
+        for device in ('cuda', 'cuda:1'):
+            r = run(c['file'], c['args'] + ['--device', device])
+            res.check(r.returncode == 1 and r.stderr.startswith('ckpt: ') and device + ': ' + reason in r.stderr
+                      and not r.stdout, '--device %s without CUDA: refused, saying why' % device, r.stderr.strip())
     reduced = [d for d in runs if d != 'float32']
 
     # Out of memory: a transposed convolution whose output needs 16 TB. PyTorch fails to allocate
