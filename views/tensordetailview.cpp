@@ -250,8 +250,11 @@ void TensorDetailView::setTensor(std::shared_ptr<const Document> doc, const QStr
         m_stats = *known;
     m_rawBox->setVisible(m_tensor->quantization != nullptr);
     // Columns as wide as the widest text this dtype gives (fixed: a huge grid is never measured).
-    const QString widest = valuetext::elementText(
-        -1.23456789012345e-100, m_tensor->dtype == DType::Complex128 ? DType::Float64 : m_tensor->dtype);
+    const QString widest =
+        dtypeIsIntegral(m_tensor->dtype)
+            ? valuetext::widestIntegerText(m_tensor->dtype)
+            : valuetext::elementText(-1.23456789012345e-100,
+                                     m_tensor->dtype == DType::Complex128 ? DType::Float64 : m_tensor->dtype);
     const QString sample = m_tensor->dtype == DType::Complex64 || m_tensor->dtype == DType::Complex128
                                ? QStringLiteral("(%1%1j)").arg(widest)
                                : widest;
@@ -359,11 +362,15 @@ void TensorDetailView::showStatistics()
                               "<td align=right>&nbsp;%4</td></tr>")
             .arg(a, av, b, bv);
     };
+    auto extreme = [&s](bool max) {  // an integer tensor's exactly
+        const QString exact = valuetext::exactExtremeText(s, max);
+        return exact.isEmpty() ? number(max ? s.max : s.min) : exact;
+    };
     QString nonFinite = tr("%1 / %2").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount));
     if (s.nanCount > 0 || s.infCount > 0)
         nonFinite = QStringLiteral("<span style='color:#b3261e'><b>%1</b></span>").arg(nonFinite);
     const QString text = QStringLiteral("<table cellspacing=0 cellpadding=0>") +
-                         row(tr("min"), number(s.min), tr("max"), number(s.max)) +
+                         row(tr("min"), extreme(false), tr("max"), extreme(true)) +
                          row(tr("mean"), number(s.mean), tr("std"), number(s.std)) +
                          row(tr("L2"), number(s.l2), tr("zeros"), valuetext::percent(zeros)) +
                          row(tr("NaN / Inf"), nonFinite, QString(), QString()) + QStringLiteral("</table>");

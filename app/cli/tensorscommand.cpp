@@ -33,10 +33,16 @@ json number(double v)
     return v;
 }
 
+// An integer exactly: a uint64's bits as the unsigned number they are.
+json integer(std::int64_t v, bool asUnsigned)
+{
+    return asUnsigned ? json(static_cast<std::uint64_t>(v)) : json(v);
+}
+
 json statsJson(const TensorStats &s)
 {
-    return json{{"min", number(s.min)},
-                {"max", number(s.max)},
+    return json{{"min", s.exact ? integer(s.exactMin, s.exactUnsigned) : number(s.min)},
+                {"max", s.exact ? integer(s.exactMax, s.exactUnsigned) : number(s.max)},
                 {"mean", number(s.mean)},
                 {"std", number(s.std)},
                 {"l2", number(s.l2)},
@@ -71,6 +77,8 @@ std::string fixed(const json &v)
         return "-";
     if (v.is_string())
         return v.get<std::string>();
+    if (v.is_number_integer())  // an integer tensor's exact extremes
+        return v.dump();
     std::ostringstream s;
     s << std::setprecision(6) << v.get<double>();
     return s.str();
@@ -142,10 +150,16 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
                     }
                 }
                 try {
-                    auto values = ComputeLoader::api().values(r, 0, count);
+                    // Integers as integers, exactly (past 2^53 a double would round them); bools as
+                    // true and false, as torch's tolist() gives them.
                     json v = json::array();
-                    for (double x : values)
-                        v.push_back(number(x));
+                    if (dtypeIsIntegral(r.dtype) || r.dtype == DType::Bool) {
+                        for (std::int64_t x : ComputeLoader::api().integers(r, 0, count))
+                            v.push_back(r.dtype == DType::Bool ? json(x != 0) : integer(x, r.dtype == DType::UInt64));
+                    } else {
+                        for (double x : ComputeLoader::api().values(r, 0, count))
+                            v.push_back(number(x));
+                    }
                     j["values"] = v;
                 } catch (const std::runtime_error &e) {
                     j["values_error"] = e.what();

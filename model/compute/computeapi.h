@@ -25,6 +25,12 @@ struct TensorStats {
     double mean = std::numeric_limits<double>::quiet_NaN();
     double std = std::numeric_limits<double>::quiet_NaN();  // unbiased, as torch.std
     double l2 = std::numeric_limits<double>::quiet_NaN();
+    // Integer and bool tensors: min and max exactly, as the doubles above cannot hold them past
+    // 2^53. A uint64 tensor's are the bits of the unsigned values (exactUnsigned).
+    bool exact = false;
+    bool exactUnsigned = false;
+    std::int64_t exactMin = 0;
+    std::int64_t exactMax = 0;
 };
 
 // Counts of a tensor's finite values in equal-width bins from its minimum to its maximum, as
@@ -176,6 +182,10 @@ public:
     // values, or the stored integers when `raw`; sparse tensors give their dense values.
     virtual std::vector<double> values(const TensorRef &tensor, std::int64_t first, std::int64_t count,
                                        bool raw = false) const = 0;
+    // The same elements exactly, for integer and bool tensors and a quantized tensor's stored
+    // integers: uint64 elements come as their bits (read them as std::uint64_t). Throws
+    // std::runtime_error for other element types.
+    virtual std::vector<std::int64_t> integers(const TensorRef &tensor, std::int64_t first, std::int64_t count) const = 0;
     // The tensor as a file's bytes: .npy (C order; bfloat16 widened to float32, quantized
     // dequantized, sparse densified) or .csv (one row per index of the leading dimensions, values
     // of the last dimension across). Throws std::runtime_error for what the format cannot hold.

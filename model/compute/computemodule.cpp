@@ -55,6 +55,25 @@ public:
             m2 += cm2 + delta * delta * n * cn / total;
             n = total;
         }
+        // Integer and bool tensors: the extremes exactly too, on the integers themselves. uint64 on
+        // its bits, with the sign bit flipped: signed order then is the unsigned one.
+        if (!ref.quantization && (dtypeIsIntegral(ref.dtype) || ref.dtype == DType::Bool) && s.count > 0) {
+            constexpr std::int64_t flip = std::numeric_limits<std::int64_t>::min();
+            const bool u64 = ref.dtype == DType::UInt64;
+            at::Tensor ints = toIntegers(ref).reshape({-1});
+            std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = std::numeric_limits<std::int64_t>::min();
+            for (std::int64_t start = 0; start < ints.numel(); start += kChunk) {
+                at::Tensor c = ints.slice(0, start, std::min(start + kChunk, ints.numel())).to(at::kLong);
+                if (u64)
+                    c = c.bitwise_xor(flip);
+                lo = std::min(lo, c.min().item<std::int64_t>());
+                hi = std::max(hi, c.max().item<std::int64_t>());
+            }
+            s.exact = true;
+            s.exactUnsigned = u64;
+            s.exactMin = u64 ? lo ^ flip : lo;
+            s.exactMax = u64 ? hi ^ flip : hi;
+        }
         if (n > 0) {
             s.min = mn;
             s.max = mx;
@@ -128,32 +147,53 @@ public:
 
     std::string exportBytes(const TensorRef &ref, ExportFormat format) const override
     {
-        at::Tensor t = toDenseValues(ref);
-        if (t.scalar_type() == at::kBFloat16)
-            t = t.to(at::kFloat);  // numpy has no bfloat16
-        t = t.contiguous();
-        std::string out = format == ExportFormat::Npy ? npy(t) : csv(t);
+        std::string out;
+        const bool integers = (dtypeIsIntegral(ref.dtype) || ref.dtype == DType::Bool) && !ref.quantization;
+        const char *unsignedDescr = ref.dtype == DType::UInt16   ? "<u2"
+                                    : ref.dtype == DType::UInt32 ? "<u4"
+                                    : ref.dtype == DType::UInt64 ? "<u8"
+                                                                 : nullptr;
+        if (format == ExportFormat::Csv && integers) {
+            // Integers written from the integers, never through a double (which rounds past 2^53).
+            out = csvIntegers(toIntegers(ref).to(at::kLong).contiguous(), ref.shape, ref.dtype == DType::UInt64);
+        } else if (format == ExportFormat::Npy && unsignedDescr) {
+            // numpy has the unsigned types LibTorch 1.13 lacks: their bits, narrowed to their width.
+            const auto width = ref.dtype == DType::UInt16 ? at::kShort : ref.dtype == DType::UInt32 ? at::kInt : at::kLong;
+            out = npy(toIntegers(ref).to(width).contiguous(), unsignedDescr);
+        } else {
+            at::Tensor t = toDenseValues(ref);
+            if (t.scalar_type() == at::kBFloat16)
+                t = t.to(at::kFloat);  // numpy has no bfloat16
+            t = t.contiguous();
+            out = format == ExportFormat::Npy ? npy(t) : csv(t);
+        }
         checkSourceIntact(ref);  // after the last read of the data, which may view the mapping
         return out;
     }
 
-    static std::string npy(const at::Tensor &t)
+    static const char *npyDescr(c10::ScalarType type)
     {
-        const char *descr = nullptr;
-        switch (t.scalar_type()) {
-        case at::kFloat: descr = "<f4"; break;
-        case at::kDouble: descr = "<f8"; break;
-        case at::kHalf: descr = "<f2"; break;
-        case at::kLong: descr = "<i8"; break;
-        case at::kInt: descr = "<i4"; break;
-        case at::kShort: descr = "<i2"; break;
-        case at::kChar: descr = "|i1"; break;
-        case at::kByte: descr = "|u1"; break;
-        case at::kBool: descr = "|b1"; break;
-        case at::kComplexFloat: descr = "<c8"; break;
-        case at::kComplexDouble: descr = "<c16"; break;
+        switch (type) {
+        case at::kFloat: return "<f4";
+        case at::kDouble: return "<f8";
+        case at::kHalf: return "<f2";
+        case at::kLong: return "<i8";
+        case at::kInt: return "<i4";
+        case at::kShort: return "<i2";
+        case at::kChar: return "|i1";
+        case at::kByte: return "|u1";
+        case at::kBool: return "|b1";
+        case at::kComplexFloat: return "<c8";
+        case at::kComplexDouble: return "<c16";
         default: throw std::runtime_error("no .npy type for this tensor");
         }
+    }
+
+    // `descr` names numpy's element type when it is not the tensor's own (the unsigned types).
+    static std::string npy(const at::Tensor &t, const char *descr = nullptr)
+    {
+        if (!descr)
+            descr = npyDescr(t.scalar_type());
         // Python's tuple text: "()", "(5,)", "(2, 3)".
         std::string shape = "(";
         for (std::int64_t i = 0; i < t.dim(); ++i)
@@ -178,15 +218,29 @@ public:
         const std::int64_t cols = t.dim() == 0 ? 1 : t.size(-1);
         at::Tensor d = t.to(at::kDouble).reshape({-1});
         const double *p = d.data_ptr<double>();
-        const bool integral = !at::isFloatingType(t.scalar_type());
         const char *fmt = t.scalar_type() == at::kDouble ? "%.17g" : "%.9g";
         std::string out;
         char buf[64];
         for (std::int64_t i = 0; i < d.numel(); ++i) {
-            if (integral)
-                std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(p[i]));
+            std::snprintf(buf, sizeof buf, fmt, p[i]);
+            out += buf;
+            out += (cols > 0 && (i + 1) % cols == 0) ? '\n' : ',';
+        }
+        return out;
+    }
+
+    // One row per index of the leading dimensions; uint64 bits written as the unsigned numbers.
+    static std::string csvIntegers(const at::Tensor &ints, const std::vector<std::int64_t> &shape, bool asUnsigned)
+    {
+        const std::int64_t cols = shape.empty() ? 1 : shape.back();
+        const std::int64_t *p = ints.data_ptr<std::int64_t>();
+        std::string out;
+        char buf[32];
+        for (std::int64_t i = 0; i < ints.numel(); ++i) {
+            if (asUnsigned)
+                std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(static_cast<std::uint64_t>(p[i])));
             else
-                std::snprintf(buf, sizeof buf, fmt, p[i]);
+                std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(p[i]));
             out += buf;
             out += (cols > 0 && (i + 1) % cols == 0) ? '\n' : ',';
         }
@@ -253,6 +307,18 @@ public:
         at::Tensor c = t.slice(0, first, end).to(at::kDouble).contiguous();
         const double *p = c.data_ptr<double>();
         std::vector<double> out(p, p + c.numel());
+        checkSourceIntact(ref);
+        return out;
+    }
+
+    std::vector<std::int64_t> integers(const TensorRef &ref, std::int64_t first, std::int64_t count) const override
+    {
+        at::Tensor t = toIntegers(ref).reshape({-1});
+        first = std::clamp<std::int64_t>(first, 0, t.numel());
+        const std::int64_t end = std::clamp<std::int64_t>(first + count, first, t.numel());
+        at::Tensor c = t.slice(0, first, end).to(at::kLong).contiguous();
+        const std::int64_t *p = c.data_ptr<std::int64_t>();
+        std::vector<std::int64_t> out(p, p + c.numel());
         checkSourceIntact(ref);
         return out;
     }

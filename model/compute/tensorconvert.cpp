@@ -140,23 +140,22 @@ at::Tensor decodeNewer(DType t, const at::Tensor &raw)
     throw std::runtime_error("internal: no decoder for " + std::string(dtypeName(t)));
 }
 
-} // namespace
-
-at::Tensor toTensor(const TensorRef &ref, bool copy)
+// toTensor, with the newer element types decoded or (`decode` false) left as their bits.
+at::Tensor tensorOf(const TensorRef &ref, bool copy, bool decode)
 {
     if (!ref.problem.empty())
         throw std::runtime_error(ref.problem);
     if (ref.layout == TensorRef::Layout::Meta)
         throw std::runtime_error("a meta tensor has a shape but no data");
     if (ref.layout == TensorRef::Layout::SparseCoo) {
-        at::Tensor indices = toTensor(*ref.sparseIndices->tensorRef(), copy);
-        at::Tensor values = toTensor(*ref.sparseValues->tensorRef(), copy);
+        at::Tensor indices = tensorOf(*ref.sparseIndices->tensorRef(), copy, true);
+        at::Tensor values = tensorOf(*ref.sparseValues->tensorRef(), copy, decode);
         return at::sparse_coo_tensor(indices, values, ref.shape);
     }
     const auto type = scalarTypeOf(ref);
     const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
     if (ref.numel() == 0)
-        return at::empty(ref.shape, isNewer(ref.dtype) ? options.dtype(decodedType(ref.dtype)) : options);
+        return at::empty(ref.shape, decode && isNewer(ref.dtype) ? options.dtype(decodedType(ref.dtype)) : options);
     if (!ref.storage || !ref.storage->resolved)
         throw std::runtime_error("tensor storage is not available");
     std::int64_t extent = 0;
@@ -174,11 +173,25 @@ at::Tensor toTensor(const TensorRef &ref, bool copy)
         return at::view_as_complex(at::from_blob(base, shape, strides, options).to(at::kFloat).contiguous());
     }
     at::Tensor view = at::from_blob(base, ref.shape, ref.strides, options);
-    if (isNewer(ref.dtype))
+    if (decode && isNewer(ref.dtype))
         return decodeNewer(ref.dtype, view);  // always a copy
     if (!copy)
         return view;
     return view.clone();  // keeps the strides when they are dense, as torch.load's tensor has them
+}
+
+} // namespace
+
+at::Tensor toTensor(const TensorRef &ref, bool copy) { return tensorOf(ref, copy, true); }
+
+at::Tensor toIntegers(const TensorRef &ref)
+{
+    const bool stored = ref.quantization != nullptr;  // a quantized tensor's integers, as stored
+    if (!dtypeIsIntegral(ref.dtype) && ref.dtype != DType::Bool && !stored)
+        throw std::runtime_error("a " + std::string(dtypeName(ref.dtype)) + " tensor's elements are not integers");
+    // uint64 undecoded: its bits, as an int64 tensor (decoding would go through float64 past 2^63).
+    at::Tensor t = tensorOf(ref, false, ref.dtype != DType::UInt64);
+    return t.is_sparse() ? t.to_dense() : t;
 }
 
 } // namespace ckpt

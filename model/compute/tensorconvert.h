@@ -18,6 +18,13 @@ struct TensorRef;
 // Throws std::runtime_error when the reference's extent does not fit its storage.
 CKPT_COMPUTE_EXPORT at::Tensor toTensor(const TensorRef &ref, bool copy = true);
 
+// The elements of an integer or bool tensor, or a quantized tensor's stored integers, exactly, as a
+// dense tensor of an integer or bool type that holds them, viewing the file's mapping where it can
+// (do not let it outlive the Document): convert what you read with .to(at::kLong). uint64
+// elements come as their bits in int64 (read them as std::uint64_t). Throws std::runtime_error for
+// other element types.
+CKPT_COMPUTE_EXPORT at::Tensor toIntegers(const TensorRef &ref);
+
 // The numbers a person means by the tensor, as a dense CPU tensor: quantized tensors dequantized
 // (float), sparse tensors densified, everything else as toTensor. Throws for meta tensors.
 CKPT_COMPUTE_EXPORT at::Tensor toDenseValues(const TensorRef &ref);

@@ -69,6 +69,21 @@ bool dtypeIsFloating(DType t)
 
 bool dtypeIsComplex(DType t) { return t == DType::Complex64 || t == DType::Complex128 || t == DType::Complex32; }
 
+bool dtypeIsIntegral(DType t)
+{
+    switch (t) {
+    case DType::Int64:
+    case DType::Int32:
+    case DType::Int16:
+    case DType::Int8:
+    case DType::UInt8:
+    case DType::UInt16:
+    case DType::UInt32:
+    case DType::UInt64: return true;
+    default: return false;
+    }
+}
+
 std::optional<DType> dtypeFromStorageClass(std::string_view name)
 {
     // "cuda.FloatStorage" (old CUDA storages) names the same element type.

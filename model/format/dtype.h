@@ -42,6 +42,8 @@ std::string_view dtypeName(DType t);
 std::size_t dtypeSize(DType t);
 bool dtypeIsFloating(DType t);
 bool dtypeIsComplex(DType t);
+// Signed and unsigned integers, int8 to uint64 (not bool, not the quantized types).
+bool dtypeIsIntegral(DType t);
 // Typed storage class name ("FloatStorage"); empty when torch 1.x has none for the type.
 std::string_view dtypeStorageClass(DType t);
 // safetensors dtype tag ("F32"); empty when the format has none.

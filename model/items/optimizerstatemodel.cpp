@@ -151,8 +151,11 @@ QVariant OptimizerStateModel::cellData(const Row &r, int tensor, int role) const
             return head + tr("\nstatistics pending");
         if (!c.error.isEmpty())
             return head + QLatin1Char('\n') + c.error;
+        const QString exactMin = valuetext::exactExtremeText(c.stats, false);  // integer states (step counts)
+        const QString exactMax = valuetext::exactExtremeText(c.stats, true);
         return head + tr("\nL2 norm %1\nmin %2  max %3\nmean %4  std %5\nNaN %6  Inf %7")
-                          .arg(number(c.stats.l2), number(c.stats.min), number(c.stats.max), number(c.stats.mean),
+                          .arg(number(c.stats.l2), exactMin.isEmpty() ? number(c.stats.min) : exactMin,
+                               exactMax.isEmpty() ? number(c.stats.max) : exactMax, number(c.stats.mean),
                                number(c.stats.std))
                           .arg(c.stats.nanCount)
                           .arg(c.stats.infCount);

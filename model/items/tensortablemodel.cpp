@@ -211,8 +211,15 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
     }
     const bool nonFinite = v.nanCount > 0 || v.infCount > 0;
     switch (column) {
-    case MinColumn: return number(v.min);
-    case MaxColumn: return number(v.max);
+    case MinColumn:
+    case MaxColumn: {
+        // An integer tensor's extremes exactly: 123456 rather than 1.2346e+05.
+        const bool max = column == MaxColumn;
+        const QString exact = valuetext::exactExtremeText(v, max);
+        if (!exact.isEmpty() && role == Qt::DisplayRole)
+            return exact;
+        return number(max ? v.max : v.min);
+    }
     case MeanColumn: return number(v.mean);
     case StdColumn: return number(v.std);
     case L2Column: return number(v.l2);

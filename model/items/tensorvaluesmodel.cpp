@@ -38,7 +38,7 @@ bool isQuantized(DType t)
 // What one background job read: blocks of values, or why it could not.
 struct TensorValuesModel::Batch {
     std::uint64_t generation = 0;
-    std::vector<std::pair<std::int64_t, std::vector<double>>> blocks;
+    std::vector<std::pair<std::int64_t, Block>> blocks;
     std::int64_t elements = 0;
     QString error;
 };
@@ -200,7 +200,12 @@ static std::int64_t blockElementsFor(const TensorRef &t)
     return t.numel() <= kWholeTensorElements ? std::max<std::int64_t>(1, t.numel()) : TensorValuesModel::kBlockElements;
 }
 
-const std::vector<double> *TensorValuesModel::cachedBlock(std::int64_t block) const
+bool TensorValuesModel::exactIntegers() const
+{
+    return dtypeIsIntegral(m_textType) || m_textType == DType::Bool;
+}
+
+const TensorValuesModel::Block *TensorValuesModel::cachedBlock(std::int64_t block) const
 {
     auto it = m_cache.find(block);
     if (it == m_cache.end())
@@ -258,7 +263,8 @@ void TensorValuesModel::startFetch()
     const std::int64_t numel = m_tensor->numel();
     const int vpe = m_valuesPerElement;
     watcher->setFuture(QtConcurrent::run(jobPool(), [provider = m_provider, doc = m_doc, tensor = m_tensor, raw = m_raw,
-                                          generation = m_generation, blocks, blockSize, numel, vpe] {
+                                          exact = exactIntegers(), generation = m_generation, blocks, blockSize,
+                                          numel, vpe] {
         auto batch = std::make_shared<Batch>();
         batch->generation = generation;
         try {
@@ -272,15 +278,28 @@ void TensorValuesModel::startFetch()
                     ++j;
                 const std::int64_t first = blocks[i] * blockSize;
                 const std::int64_t count = std::min(numel, blocks[j - 1] * blockSize + blockSize) - first;
-                const std::vector<double> v = api.values(*tensor, first, count, raw);
+                std::vector<std::int64_t> ints;
+                std::vector<double> v;
+                if (exact) {
+                    ints = api.integers(*tensor, first, count);
+                    const bool u64 = tensor->dtype == DType::UInt64;
+                    v.reserve(ints.size());
+                    for (std::int64_t x : ints)
+                        v.push_back(u64 ? static_cast<double>(static_cast<std::uint64_t>(x)) : static_cast<double>(x));
+                } else {
+                    v = api.values(*tensor, first, count, raw);
+                }
                 batch->elements += count;
+                auto part = [](const auto &all, std::size_t from, std::size_t to) {
+                    from = std::min(from, all.size());
+                    to = std::min(to, all.size());
+                    return std::decay_t<decltype(all)>(all.begin() + static_cast<std::ptrdiff_t>(from),
+                                                       all.begin() + static_cast<std::ptrdiff_t>(to));
+                };
                 for (std::size_t k = i; k < j; ++k) {
                     const auto from = static_cast<std::size_t>((blocks[k] - blocks[i]) * blockSize * vpe);
-                    const auto to = std::min(v.size(), from + static_cast<std::size_t>(blockSize * vpe));
-                    batch->blocks.emplace_back(
-                        blocks[k],
-                        std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(std::min(from, v.size())),
-                                            v.begin() + static_cast<std::ptrdiff_t>(to)));
+                    const auto to = from + static_cast<std::size_t>(blockSize * vpe);
+                    batch->blocks.emplace_back(blocks[k], Block{part(v, from, to), part(ints, from, to)});
                 }
                 i = j;
             }
@@ -338,7 +357,8 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
         return {};
     const std::int64_t blockSize = blockElementsFor(*m_tensor);
     const std::int64_t block = flat / blockSize;
-    const std::vector<double> *values = cachedBlock(block);
+    const Block *cached = cachedBlock(block);
+    const std::vector<double> *values = cached ? &cached->values : nullptr;
     const auto at = static_cast<std::size_t>((flat - block * blockSize) * m_valuesPerElement);
     if (!values || at + static_cast<std::size_t>(m_valuesPerElement) > values->size()) {
         if (role == IsFetchedRole)
@@ -351,6 +371,7 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
     }
     const double re = (*values)[at];
     const double im = m_valuesPerElement == 2 ? (*values)[at + 1] : 0.0;
+    const bool exact = at < cached->integers.size();
     const bool nonFinite = !std::isfinite(re) || !std::isfinite(im);
     switch (role) {
     case IsFetchedRole:
@@ -360,6 +381,8 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
     case ImaginaryRole:
         return m_valuesPerElement == 2 ? QVariant(im) : QVariant();
     case Qt::DisplayRole:
+        if (exact)
+            return valuetext::integerText(cached->integers[at], m_textType);
         return m_valuesPerElement == 2 ? valuetext::complexElementText(re, im, m_textType)
                                        : valuetext::elementText(re, m_textType);
     case Qt::ToolTipRole: {
@@ -374,14 +397,15 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
         }
         for (auto p : position)
             idx << QString::number(p);
-        const QString exact =
-            m_valuesPerElement == 2
+        const QString text =
+            exact ? valuetext::integerText(cached->integers[at], m_textType)
+            : m_valuesPerElement == 2
                 ? valuetext::complexElementText(re, im, DType::Float64)
                 : valuetext::elementText(re, m_textType == DType::Float32 || m_textType == DType::Float16 ||
                                                      m_textType == DType::BFloat16
                                                  ? DType::Float64
                                                  : m_textType);
-        return QStringLiteral("[%1] = %2").arg(idx.join(QStringLiteral(", ")), exact);
+        return QStringLiteral("[%1] = %2").arg(idx.join(QStringLiteral(", ")), text);
     }
     case Qt::ForegroundRole:
         return nonFinite ? QVariant(QBrush(valuetext::nonFiniteForeground())) : QVariant();

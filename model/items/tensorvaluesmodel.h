@@ -93,11 +93,18 @@ Q_SIGNALS:
 
 private:
     struct Batch;
+    // One block's elements as numbers and, for integer and bool tensors (and raw quantized ones),
+    // exactly as integers: the text comes from these, since doubles round past 2^53.
+    struct Block {
+        std::vector<double> values;
+        std::vector<std::int64_t> integers;
+    };
+    bool exactIntegers() const;
     std::int64_t flatIndex(int row, int column) const;
     std::int64_t sliceRows() const;
     std::int64_t sliceColumns() const;
     bool inTensor(int row, int column) const;
-    const std::vector<double> *cachedBlock(std::int64_t block) const;
+    const Block *cachedBlock(std::int64_t block) const;
     void request(std::int64_t block) const;
     void startFetch();
     void finishFetch(const std::shared_ptr<Batch> &batch);
@@ -117,7 +124,7 @@ private:
     QString m_error;
 
     // Cache: block number -> values, least recently used at the front of m_lru.
-    mutable std::unordered_map<std::int64_t, std::pair<std::vector<double>, std::list<std::int64_t>::iterator>> m_cache;
+    mutable std::unordered_map<std::int64_t, std::pair<Block, std::list<std::int64_t>::iterator>> m_cache;
     mutable std::list<std::int64_t> m_lru;
     mutable std::vector<std::int64_t> m_pending; // newest last
     mutable std::unordered_set<std::int64_t> m_pendingSet;

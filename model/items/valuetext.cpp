@@ -1,5 +1,6 @@
 #include "valuetext.h"
 
+#include "computeapi.h"
 #include "dtype.h"
 #include "tensorref.h"
 #include "value.h"
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace ckpt::valuetext {
 
@@ -226,21 +228,6 @@ int significantDigits(DType t)
     }
 }
 
-bool isIntegral(DType t)
-{
-    switch (t) {
-    case DType::Int64:
-    case DType::Int32:
-    case DType::Int16:
-    case DType::Int8:
-    case DType::UInt8:
-    case DType::UInt16:
-    case DType::UInt32:
-    case DType::UInt64: return true;
-    default: return false;
-    }
-}
-
 } // namespace
 
 QString elementText(double v, DType t)
@@ -251,9 +238,41 @@ QString elementText(double v, DType t)
         return v > 0 ? QStringLiteral("inf") : QStringLiteral("-inf");
     if (t == DType::Bool)
         return v != 0 ? QStringLiteral("True") : QStringLiteral("False");
-    if (isIntegral(t))
+    if (dtypeIsIntegral(t) && std::abs(v) < 0x1p63)
         return QString::number(static_cast<qlonglong>(v));
     return QString::number(v, 'g', significantDigits(t));
+}
+
+QString integerText(std::int64_t v, DType t)
+{
+    if (t == DType::Bool)
+        return v != 0 ? QStringLiteral("True") : QStringLiteral("False");
+    if (t == DType::UInt64)
+        return QString::number(static_cast<qulonglong>(v));
+    return QString::number(static_cast<qlonglong>(v));
+}
+
+QString widestIntegerText(DType t)
+{
+    switch (t) {
+    case DType::Int8: return integerText(std::numeric_limits<std::int8_t>::min(), t);
+    case DType::Int16: return integerText(std::numeric_limits<std::int16_t>::min(), t);
+    case DType::Int32: return integerText(std::numeric_limits<std::int32_t>::min(), t);
+    case DType::Int64: return integerText(std::numeric_limits<std::int64_t>::min(), t);
+    case DType::UInt8: return integerText(std::numeric_limits<std::uint8_t>::max(), t);
+    case DType::UInt16: return integerText(std::numeric_limits<std::uint16_t>::max(), t);
+    case DType::UInt32: return integerText(std::numeric_limits<std::uint32_t>::max(), t);
+    case DType::UInt64: return integerText(-1, t);  // all bits set
+    default: return integerText(0, t);
+    }
+}
+
+QString exactExtremeText(const TensorStats &s, bool max)
+{
+    if (!s.exact)
+        return {};
+    const std::int64_t v = max ? s.exactMax : s.exactMin;
+    return s.exactUnsigned ? QString::number(static_cast<qulonglong>(v)) : QString::number(static_cast<qlonglong>(v));
 }
 
 QString complexElementText(double re, double im, DType t)

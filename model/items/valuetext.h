@@ -3,11 +3,14 @@
 #include <QColor>
 #include <QString>
 
+#include <cstdint>
+
 namespace ckpt {
 
 enum class DType;
 class Value;
 struct TensorRef;
+struct TensorStats;
 
 // Display text for values, shared by the item models so that every view says the same thing.
 namespace valuetext {
@@ -44,6 +47,15 @@ QString percent(double fraction);
 // One element as the values grid shows it: integers whole, bools True/False, floats to the
 // precision of `t` ("nan", "inf", "-inf" as PyTorch prints them).
 QString elementText(double v, DType t);
+// An integer or bool element exactly (what ComputeApi::integers gives): a uint64 tensor's bits as
+// the unsigned number they are, bools True/False.
+QString integerText(std::int64_t v, DType t);
+// The longest text an element of integer type `t` has: its minimum ("-128"), or an unsigned
+// type's maximum ("18446744073709551615").
+QString widestIntegerText(DType t);
+// An integer or bool tensor's min (or `max`) exactly; empty for other tensors, whose extremes are
+// doubles the caller writes its own way.
+QString exactExtremeText(const TensorStats &s, bool max);
 // A complex element "(1.5+2j)" with its parts to the precision of `t`.
 QString complexElementText(double re, double im, DType t);
 // Colours that mark NaN and Inf (rows of the tensor table, cells of the values grid); readable

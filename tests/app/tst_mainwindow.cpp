@@ -470,6 +470,7 @@ void TestMainWindow::screenshots_data()
     QTest::newRow("memo bomb") << fixture("memo_bomb.pth") << "memo-bomb.png";
     QTest::newRow("tensor past storage") << fixture("tensor_past_storage.pth") << "problem.png";
     QTest::newRow("dtypes") << fixture("dtypes.pth") << "dtypes.png";
+    QTest::newRow("integer extremes") << fixture("int_extremes.pth") << "int-extremes.png";
 }
 
 // Pictures of the window on files that show off the tree's features, for reviews.

@@ -283,10 +283,13 @@ def newer_dtypes(res, convert, ckpt, fx, out):
             p = subprocess.run([ckpt, 'show', dest, name, '--limit', '1000', '--json'], capture_output=True, text=True,
                                timeout=60)
             got = json.loads(p.stdout) if p.returncode == 0 else {}
-            flat = [float(v) for x in e['values'] for v in (x if isinstance(x, list) else [x])]
+            # Integers exactly, as ints (up to 2^64 - 1); the rest as floats.
+            exact = e['dtype'].startswith('uint')
+            flat = [v if exact else float(v) for x in e['values'] for v in (x if isinstance(x, list) else [x])]
             vals = got.get('values') or []
             vals = [float(x) if isinstance(x, str) else x for x in vals]  # 'inf', '-inf'
-            same = len(vals) == len(flat) and all((x is None and math.isnan(y)) or x == y for x, y in zip(vals, flat))
+            same = len(vals) == len(flat) and all((x is None and math.isnan(y)) or (x == y and type(x) is type(y))
+                                                  for x, y in zip(vals, flat))
             res.check(got.get('dtype') == e['dtype'] and got.get('shape') == e['shape'] and same,
                       'newer dtypes -> %s: %s read back' % (target, name), p.stderr.strip() or str(got)[:200])
         if ext == '.pth' and all(hasattr(torch, n) for n in ('float8_e4m3fn', 'uint16', 'complex32')):

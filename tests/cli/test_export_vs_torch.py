@@ -3,6 +3,7 @@
 numpy.load to the values torch.load gives; .csv reads back with numpy.loadtxt; writes never touch
 an input, never replace a file without --force, and leave no temporary file behind."""
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,14 @@ def reference(t):
     return t.numpy()
 
 
+def as_int(text):
+    """A .csv field as the integer it spells, or the text itself when it is not an integer."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -38,7 +47,7 @@ def main():
         return subprocess.run([a.ckpt, 'export', os.path.join(a.fixtures, src), key, '-o', dest, *extra],
                               capture_output=True, text=True, timeout=60)
 
-    for src in ('dtypes.pth', 'views.pth', 'special_tensors.pth', 'nan_inf.pth'):
+    for src in ('dtypes.pth', 'views.pth', 'special_tensors.pth', 'nan_inf.pth', 'int_extremes.pth'):
         theirs = torch.load(os.path.join(a.fixtures, src), map_location='cpu', weights_only=False)
         for key, t in theirs.items():
             if t.is_meta:
@@ -62,6 +71,32 @@ def main():
         got = np.loadtxt(dest, delimiter=',', ndmin=2)
         want = t.double().numpy().reshape(-1, t.shape[-1])
         res.check(got.shape == want.shape and np.allclose(got, want, rtol=1e-7, atol=0), '%s %s .csv' % (src, key))
+
+    # Integers in .csv exactly, int64 at its ends and past 2^53 (a double in between would round).
+    theirs = torch.load(os.path.join(a.fixtures, 'int_extremes.pth'), weights_only=False)
+    for key in ('int64', 'int64_strided', 'int32', 'step'):
+        dest = os.path.join(out, 'int_extremes-%s.csv' % key)
+        r = export('int_extremes.pth', key, dest)
+        if not res.check(r.returncode == 0, 'int_extremes.pth %s csv' % key, r.stderr):
+            continue
+        want = theirs[key].reshape(-1, theirs[key].shape[-1] if theirs[key].dim() else 1).tolist()
+        got = [[as_int(x) for x in line.split(',')] for line in open(dest).read().splitlines()]
+        res.check(got == want, 'int_extremes.pth %s .csv exactly' % key, '%s vs %s' % (got, want))
+    # The unsigned types torch 1.x lacks: .npy in numpy's own uint16/32/64, .csv exactly, up to 2^64 - 1.
+    newer = json.load(open(os.path.join(a.fixtures, 'expected.json')))['__newer_dtypes__']['tensors']
+    for key, e in newer.items():
+        if not e['dtype'].startswith('uint'):
+            continue
+        dest = os.path.join(out, 'newer-%s' % key)
+        r1, r2 = export('newer_dtypes.pth', key, dest + '.npy'), export('newer_dtypes.pth', key, dest + '.csv')
+        if not res.check(r1.returncode == 0 and r2.returncode == 0, 'newer_dtypes.pth %s' % key, r1.stderr + r2.stderr):
+            continue
+        got = np.load(dest + '.npy')
+        res.check(got.dtype == np.dtype(e['dtype']) and list(got.shape) == e['shape'] and
+                  got.flatten().tolist() == e['values'], 'newer_dtypes.pth %s .npy as numpy.%s' % (key, e['dtype']),
+                  '%s %s %s' % (got.dtype, got.shape, got.flatten().tolist()))
+        csv = [as_int(x) for line in open(dest + '.csv').read().splitlines() for x in line.split(',')]
+        res.check(csv == e['values'], 'newer_dtypes.pth %s .csv exactly' % key, str(csv))
 
     # Safety of writes.
     src_path = os.path.abspath(os.path.join(a.fixtures, 'views.pth'))

@@ -19,7 +19,17 @@ from torch_listing import classify  # noqa: E402
 
 FILES = ['state_dict.pth', 'training_checkpoint.pth', 'full_model.pth', 'dtypes.pth', 'dtypes_legacy.pth',
          'views.pth', 'views_legacy.pth', 'cuda_saved.pth', 'nan_inf.pth', 'special_tensors.pth',
-         'weights.safetensors']
+         'int_extremes.pth', 'weights.safetensors']
+
+
+def is_exact(t):
+    """Integer and bool tensors: their numbers are shown exactly, as ints (bools), not floats."""
+    return not t.is_quantized and not t.is_floating_point() and not t.is_complex()
+
+
+def same_exactly(got, want):
+    """Equal values of equal Python types: 3 is not 3.0, True is not 1."""
+    return len(got) == len(want) and all(type(g) is type(w) and g == w for g, w in zip(got, want))
 
 
 def torch_stats(t):
@@ -90,8 +100,23 @@ def main():
                 continue
             want = torch_stats(t)
             for k in ('min', 'max', 'mean', 'std', 'l2', 'zero_fraction'):
+                if is_exact(t) and k in ('min', 'max') and t.numel():
+                    # Integer extremes exactly, as ints: a double would round them past 2^53.
+                    dense = t.to_dense() if t.is_sparse else t
+                    w = int(dense.min() if k == 'min' else dense.max())
+                    check(same_exactly([got.get(k)], [w]), f'{name}: {tname}: {k} {got.get(k)!r} != {w!r} exactly')
+                    continue
                 check(close(got.get(k), want.get(k)), f'{name}: {tname}: {k} {got.get(k)} != {want.get(k)}')
             check(got['nan'] == want['nan'] and got['inf'] == want['inf'], f'{name}: {tname}: nan/inf counts')
+            if is_exact(t) and not t.is_meta:
+                # ckpt show: an integer or bool tensor's values exactly, of the types tolist() gives.
+                r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '50', '--json'], capture_output=True,
+                                   text=True, timeout=60)
+                dense = t.to_dense() if t.is_sparse else t
+                want_values = dense.flatten()[:50].tolist()
+                shown = json.loads(r.stdout)['values'] if r.returncode == 0 else None
+                check(shown is not None and same_exactly(shown, want_values),
+                      f'{name}: show {tname}: {shown} != {want_values} exactly')
         # ckpt show: the first values of the first tensor, as PyTorch lists them.
         tname, t = theirs[0]
         r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '5', '--json'], capture_output=True, text=True,
@@ -115,16 +140,25 @@ def main():
         if not check(row is not None and row['dtype'] == e['dtype'] and row['shape'] == e['shape'],
                      f'newer_dtypes.pth: {tname}: {row and (row["dtype"], row["shape"])} != {e["dtype"]}, {e["shape"]}'):
             continue
+        exact = e['dtype'].startswith('uint')  # integers: values and extremes exactly, up to 2^64 - 1
+        ints = [v for x in e['values'] for v in (x if isinstance(x, list) else [x])] if exact else []
         flat = [float(v) for x in e['values'] for v in (x if isinstance(x, list) else [x])]
         want = torch_stats(torch.tensor(flat, dtype=torch.float64))
         got = row['stats']
         for k in ('min', 'max', 'mean', 'std', 'l2', 'zero_fraction'):
+            if exact and k in ('min', 'max'):
+                w = min(ints) if k == 'min' else max(ints)
+                check(same_exactly([got.get(k)], [w]), f'newer_dtypes.pth: {tname}: {k} {got.get(k)!r} != {w!r} exactly')
+                continue
             check(close(got.get(k), want.get(k)), f'newer_dtypes.pth: {tname}: {k} {got.get(k)} != {want.get(k)} '
                   f'({newer["judge"]})')
         check(got['nan'] == want['nan'] and got['inf'] == want['inf'], f'newer_dtypes.pth: {tname}: nan/inf counts')
         r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '1000', '--json'], capture_output=True, text=True,
                            timeout=60)
         shown = json.loads(r.stdout)['values'] if r.returncode == 0 else None
+        if exact:
+            check(shown is not None and same_exactly(shown, ints), f'newer_dtypes.pth: show {tname}: {shown} != {ints} exactly')
+            continue
         same = shown is not None and len(shown) == len(flat) and all(
             (x is None and math.isnan(y)) or close(x, y) for x, y in zip(shown, flat))
         check(same, f'newer_dtypes.pth: show {tname}: {shown} != {flat}')

@@ -14,6 +14,7 @@
 #include <QTest>
 
 #include <cmath>
+#include <limits>
 
 #include "testdata.h"
 
@@ -86,6 +87,7 @@ private Q_SLOTS:
     void statistics();
     void statisticsMatchTorch_data();
     void statisticsMatchTorch();
+    void integerExtremesExactly();
     void nonFiniteRowsMarked();
     void sortsByNorm();
 
@@ -286,6 +288,33 @@ void TestTensorTableModel::statisticsMatchTorch()
         QVERIFY(!cell(TensorTableModel::L2Column, Qt::DisplayRole).toString().isEmpty());
         QVERIFY(cell(TensorTableModel::ZeroFractionColumn, Qt::DisplayRole).toString().contains('%') ||
                 st.value("count").toInteger() == 0);
+    }
+}
+
+// An integer tensor's min and max are shown whole and exact: -9223372036854775808 and
+// 9007199254740993, not -9.2234e+18 (int_extremes.pth, against the values PyTorch wrote).
+void TestTensorTableModel::integerExtremesExactly()
+{
+    const QJsonArray tensors = test::expectedListing().value("int_extremes.pth").toObject().value("tensors").toArray();
+    QVERIFY(!tensors.isEmpty());
+    m_model->setDocument(readFixture(QStringLiteral("int_extremes.pth")));
+    fillStatistics(*m_model);
+    QCOMPARE(m_model->rowCount(), tensors.size());
+    for (int r = 0; r < m_model->rowCount(); ++r) {
+        const QString name = m_model->index(r, TensorTableModel::NameColumn).data().toString();
+        QJsonArray values;
+        for (const auto &t : tensors)
+            if (t.toObject().value("name").toString() == name)
+                values = t.toObject().value("values").toArray();
+        QVERIFY2(!values.isEmpty(), qPrintable(name));
+        qlonglong lo = std::numeric_limits<qlonglong>::max(), hi = std::numeric_limits<qlonglong>::min();
+        for (const auto &v : values) {
+            const qlonglong x = v.isBool() ? qlonglong(v.toBool()) : v.toInteger();
+            lo = std::min(lo, x);
+            hi = std::max(hi, x);
+        }
+        QCOMPARE(m_model->index(r, TensorTableModel::MinColumn).data().toString(), QString::number(lo));
+        QCOMPARE(m_model->index(r, TensorTableModel::MaxColumn).data().toString(), QString::number(hi));
     }
 }
 

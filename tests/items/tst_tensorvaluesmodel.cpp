@@ -12,6 +12,7 @@
 #include <QTest>
 
 #include <cmath>
+#include <functional>
 #include <stdexcept>
 
 #include "testdata.h"
@@ -91,6 +92,7 @@ private Q_SLOTS:
     void largeTensorReadsOnlyWhatIsAsked();
     void longVectorWraps();
     void quantizedRawAndReal();
+    void integersExactly();
     void metaTensorHasNoValues();
     void computeModuleMissing();
     void newTensorDropsOldReads();
@@ -291,6 +293,55 @@ void TestTensorValuesModel::quantizedRawAndReal()
             QCOMPARE(i.data().toString(), QString::number(e.value("raw").toArray()[k].toInteger()));
         }
     }
+}
+
+// Integer and bool tensors in the grid exactly as PyTorch wrote them: int64 at its ends and past
+// 2^53, where a double would round (int_extremes.pth), and uint64 up to 2^64 - 1 (newer_dtypes.pth,
+// whose expected values come as text because Qt's JSON keeps such numbers as doubles).
+void TestTensorValuesModel::integersExactly()
+{
+    auto checkGrid = [this](const std::shared_ptr<const Document> &doc, const std::string &name,
+                            const std::function<QString(qlonglong)> &want, qlonglong count) {
+        m_model->setTensor(doc, tensorNamed(*doc, name));
+        QVERIFY(fetchAll(*m_model));
+        qlonglong seen = 0;
+        for (int r = 0; r < m_model->rowCount(); ++r)
+            for (int c = 0; c < m_model->columnCount(); ++c) {
+                const QModelIndex i = m_model->index(r, c);
+                const QVariant flat = i.data(TensorValuesModel::FlatIndexRole);
+                if (!flat.isValid())
+                    continue;
+                const QString text = want(flat.toLongLong());
+                QCOMPARE(i.data().toString(), text);
+                QVERIFY2(i.data(Qt::ToolTipRole).toString().endsWith(QStringLiteral("= ") + text),
+                         qPrintable(i.data(Qt::ToolTipRole).toString()));
+                ++seen;
+            }
+        QCOMPARE(seen, count);
+    };
+    const QJsonArray tensors = test::expectedListing().value("int_extremes.pth").toObject().value("tensors").toArray();
+    QVERIFY(!tensors.isEmpty());
+    const auto doc = test::readFixture(QStringLiteral("int_extremes.pth"));
+    for (const auto &t : tensors) {
+        const QJsonArray values = t.toObject().value("values").toArray();
+        checkGrid(doc, t.toObject().value("name").toString().toStdString(), [&values](qlonglong k) {
+            const QJsonValue v = values[int(k)];
+            return v.isBool() ? (v.toBool() ? QStringLiteral("True") : QStringLiteral("False"))
+                              : QString::number(v.toInteger());
+        }, values.size());
+    }
+    const QJsonObject newer = test::expectedListing().value("__newer_dtypes__").toObject().value("tensors").toObject();
+    const auto newerDoc = test::readFixture(QStringLiteral("newer_dtypes.pth"));
+    int unsignedTensors = 0;
+    for (auto it = newer.begin(); it != newer.end(); ++it) {
+        const QJsonArray text = it.value().toObject().value("text").toArray();
+        if (text.isEmpty())
+            continue;
+        ++unsignedTensors;
+        checkGrid(newerDoc, it.key().toStdString(), [&text](qlonglong k) { return text[int(k)].toString(); },
+                  text.size());
+    }
+    QVERIFY(unsignedTensors >= 3); // uint16, uint32, uint64 (and uint64 past 2^63)
 }
 
 void TestTensorValuesModel::metaTensorHasNoValues()
