@@ -143,7 +143,10 @@ private:
     // --- torch zip -------------------------------------------------------------------------
     void readZip(std::span<const std::uint8_t> data)
     {
-        ZipArchive zip(data);
+        // Shared from the start: storages read lazily keep it, and a copy of a 20,000-record index
+        // cost as much as building it.
+        const auto shared = std::make_shared<const ZipArchive>(data);
+        const ZipArchive &zip = *shared;
         m_doc.anomalies = zip.anomalies();
         const auto *pkl = zip.find("data.pkl");
         const bool script = zip.find("constants.pkl") != nullptr;
@@ -195,11 +198,10 @@ private:
             for (const auto &e : zip.entries())
                 if (e.name.compare(0, zip.prefix().size() + 5, zip.prefix() + "code/") == 0 && e.name.ends_with(".py"))
                     m_doc.sourceRecords.push_back(e.name.substr(zip.prefix().size()));
-        auto zipCopy = std::make_shared<const ZipArchive>(zip);
-        m_doc.root = runZipPickle(zip, zipCopy, *pkl, "data/", data, true);
+        m_doc.root = runZipPickle(zip, shared, *pkl, "data/", data, true);
         // TorchScript keeps frozen weights and other constants in constants.pkl.
         if (const auto *constants = script ? zip.find("constants.pkl") : nullptr)
-            m_doc.constants = runZipPickle(zip, zipCopy, *constants, "constants/", data, false);
+            m_doc.constants = runZipPickle(zip, shared, *constants, "constants/", data, false);
         keepOwnedBuffers();
     }
 
@@ -317,12 +319,12 @@ private:
     }
 
     // Runs one pickle of the archive; its storages are records under `recordPrefix`.
-    ValuePtr runZipPickle(const ZipArchive &zip, const std::shared_ptr<const ZipArchive> &zipCopy,
+    ValuePtr runZipPickle(const ZipArchive &zip, const std::shared_ptr<const ZipArchive> &zipShared,
                           const ZipArchive::Entry &pkl, const std::string &recordPrefix,
                           std::span<const std::uint8_t> data, bool main)
     {
-        m_machine.setPersistentLoad([this, &zip, zipCopy, recordPrefix](const ValuePtr &pid, std::uint64_t offset) {
-            return loadZipStorage(zip, zipCopy, recordPrefix, pid, offset);
+        m_machine.setPersistentLoad([this, &zip, zipShared, recordPrefix](const ValuePtr &pid, std::uint64_t offset) {
+            return loadZipStorage(zip, zipShared, recordPrefix, pid, offset);
         });
         auto pb = zip.read(pkl);
         if (pb.owned)
@@ -342,7 +344,7 @@ private:
         }
     }
 
-    ValuePtr loadZipStorage(const ZipArchive &zip, const std::shared_ptr<const ZipArchive> &zipCopy,
+    ValuePtr loadZipStorage(const ZipArchive &zip, const std::shared_ptr<const ZipArchive> &zipShared,
                             const std::string &recordPrefix, const ValuePtr &pid, std::uint64_t offset)
     {
         if (!pid->isSequence() || pid->items().empty() || !pid->items()[0]->isString() ||
@@ -353,9 +355,10 @@ private:
         std::string key;
         auto fresh = storageFromPid(pid->items(), key, offset);
         const std::string record = recordPrefix + key;
-        // Storages are shared by key within one pickle's namespace (data/ or constants/).
-        auto it = m_doc.storages.find(record);
-        if (it != m_doc.storages.end())
+        // Storages are shared by key within one pickle's namespace (data/ or constants/). One
+        // search finds it or where it goes.
+        const auto it = m_doc.storages.lower_bound(record);
+        if (it != m_doc.storages.end() && it->first == record)
             return Value::storage(it->second);
         const auto *rec = zip.find(record);
         const std::size_t unit = dtypeIsComplex(fresh->dtype) ? dtypeSize(fresh->dtype) / 2 : dtypeSize(fresh->dtype);
@@ -363,7 +366,7 @@ private:
             fresh->problem = "storage record '" + record + "' is missing from the archive";
         } else if (m_bigEndian && unit > 1) {
             // Written on a big-endian machine: the numbers are produced byte-swapped on first use.
-            fresh->setLoader(rec->size, [zip = zipCopy, entry = *rec, file = m_doc.file, unit]() {
+            fresh->setLoader(rec->size, [zip = zipShared, entry = *rec, file = m_doc.file, unit]() {
                 auto rb = zip->read(entry);
                 auto swapped = std::make_shared<std::vector<std::uint8_t>>(rb.bytes.begin(), rb.bytes.end());
                 for (std::size_t off = 0; off + unit <= swapped->size(); off += unit)
@@ -382,10 +385,10 @@ private:
         } else {
             // A deflated record (a re-zipped file) is inflated when its numbers are first needed,
             // never at open. The closure keeps the mapping alive.
-            fresh->setLoader(rec->size, [zip = zipCopy, entry = *rec, file = m_doc.file]() { return zip->read(entry).owned; });
+            fresh->setLoader(rec->size, [zip = zipShared, entry = *rec, file = m_doc.file]() { return zip->read(entry).owned; });
             checkDeclaredSize(*fresh);
         }
-        m_doc.storages.emplace(record, fresh);
+        m_doc.storages.emplace_hint(it, record, fresh);
         return Value::storage(fresh);
     }
 

@@ -57,11 +57,11 @@ std::vector<MetadataEntry> metadataEntries(const Document &doc)
     for (const auto &c : childrenOf(*doc.root)) {
         if (c.role != ChildRole::Key)
             continue;
+        if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
+            continue;  // the root is the state dict: its tensors are listed there (checked first: cheap)
         const KeyPath p{c.label};
         if (startsWith(p, doc.stateDictPath) || startsWith(p, doc.optimizerPath))
             continue;
-        if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
-            continue;  // the root is the state dict: its tensors are listed there
         MetadataEntry e{c.label, c.value, MetadataEntry::Role::Plain};
         if (std::any_of(doc.otherWeightSets.begin(), doc.otherWeightSets.end(),
                         [&p](const KeyPath &w) { return startsWith(p, w); }))

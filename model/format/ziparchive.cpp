@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
-#include <unordered_set>
 #include <zlib.h>
 
 namespace ckpt {
@@ -25,6 +24,13 @@ struct Reader {
         if (off > d.size() || n > d.size() - off)
             throw FormatError(std::string("zip: ") + what + " at offset " + std::to_string(off) +
                               " runs past the end of the file");
+    }
+    // The same for a part of one record ("local header of 'archive/data.pkl'"): the message is
+    // only made when it is needed, not once per record of a 20,000-record archive.
+    void need(std::uint64_t off, std::uint64_t n, const char *what, const std::string &record) const
+    {
+        if (off > d.size() || n > d.size() - off)
+            need(off, n, (std::string(what) + " of '" + record + "'").c_str());
     }
     std::uint16_t u16(std::uint64_t off) const { return static_cast<std::uint16_t>(d[off] | (d[off + 1] << 8)); }
     std::uint32_t u32(std::uint64_t off) const
@@ -132,23 +138,24 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
             throw FormatError("zip: entry '" + e.name + "' uses ZIP64 sentinels without the ZIP64 extra field");
         off += 46 + std::uint64_t(nameLen) + extraLen + commentLen;
 
-        r.need(e.localHeaderOffset, 30, ("local header of '" + e.name + "'").c_str());
+        r.need(e.localHeaderOffset, 30, "local header", e.name);
         if (r.u32(e.localHeaderOffset) != kLocalSig)
             throw FormatError("zip: entry '" + e.name + "' points at offset " + std::to_string(e.localHeaderOffset) +
                               " where there is no local header");
         const std::uint64_t lName = r.u16(e.localHeaderOffset + 26);
         const std::uint64_t lExtra = r.u16(e.localHeaderOffset + 28);
         e.dataOffset = e.localHeaderOffset + 30 + lName + lExtra;
-        r.need(e.localHeaderOffset + 30, lName, ("local name of '" + e.name + "'").c_str());
+        r.need(e.localHeaderOffset + 30, lName, "local name", e.name);
         if (std::string_view(reinterpret_cast<const char *>(data.data() + e.localHeaderOffset + 30), lName) != e.name)
             m_anomalies.push_back("record '" + e.name + "': the local header names it differently");
-        r.need(e.dataOffset, e.compressedSize, ("data of '" + e.name + "'").c_str());
+        r.need(e.dataOffset, e.compressedSize, "data", e.name);
         m_entries.push_back(std::move(e));
     }
     m_index.reserve(m_entries.size());
-    for (std::size_t i = 0; i < m_entries.size(); ++i)
-        m_index.emplace(m_entries[i].name, i);  // the first of duplicate names wins, as the scan did
-    findAnomalies();
+    std::vector<bool> repeated(m_entries.size());
+    for (std::size_t i = 0; i < m_entries.size(); ++i)  // the first of duplicate names wins, as the scan did
+        repeated[i] = !m_index.emplace(m_entries[i].name, i).second;
+    findAnomalies(repeated);
     if (!m_entries.empty()) {
         const auto &first = m_entries.front().name;
         const auto slash = first.find('/');
@@ -163,12 +170,13 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
     }
 }
 
-void ZipArchive::findAnomalies()
+void ZipArchive::findAnomalies(const std::vector<bool> &repeated)
 {
     std::vector<const Entry *> byOffset;
-    std::unordered_set<std::string_view> names;
-    for (const auto &e : m_entries) {
-        if (!names.insert(e.name).second)
+    byOffset.reserve(m_entries.size());
+    for (std::size_t i = 0; i < m_entries.size(); ++i) {
+        const Entry &e = m_entries[i];
+        if (repeated[i])
             m_anomalies.push_back("record '" + e.name + "' appears more than once");
         if (e.name.starts_with('/') || e.name.find("..") != std::string::npos || e.name.find('\\') != std::string::npos)
             m_anomalies.push_back("record '" + e.name + "' has a path-like name");

@@ -61,7 +61,7 @@ private:
     std::vector<std::string> m_anomalies;
     // Name -> first entry with it: finding each of 20,000 storages must not scan the directory.
     std::unordered_map<std::string, std::size_t> m_index;
-    void findAnomalies();
+    void findAnomalies(const std::vector<bool> &repeated);  // repeated[i]: entry i repeats an earlier name
 };
 
 } // namespace ckpt
