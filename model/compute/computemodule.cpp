@@ -31,8 +31,24 @@ public:
         s.count = t.numel();
         double n = 0, mean = 0, m2 = 0, sumsq = 0;
         double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+        // Integer and bool tensors: the extremes exactly too, on the integers themselves, chunk by
+        // chunk beside the doubles. uint64 on its bits, with the sign bit flipped: signed order
+        // then is the unsigned one.
+        constexpr std::int64_t flip = std::numeric_limits<std::int64_t>::min();
+        s.exact = !ref.quantization && (dtypeIsIntegral(ref.dtype) || ref.dtype == DType::Bool) && s.count > 0;
+        s.exactUnsigned = s.exact && ref.dtype == DType::UInt64;
+        const at::Tensor ints = s.exact ? toIntegers(ref).reshape({-1}) : at::Tensor();
+        std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = std::numeric_limits<std::int64_t>::min();
         for (std::int64_t start = 0; start < t.numel(); start += kChunk) {
-            at::Tensor c = t.slice(0, start, std::min(start + kChunk, t.numel())).to(at::kDouble);
+            const std::int64_t end = std::min(start + kChunk, t.numel());
+            if (s.exact) {
+                at::Tensor ic = ints.slice(0, start, end).to(at::kLong);
+                if (s.exactUnsigned)
+                    ic = ic.bitwise_xor(flip);
+                lo = std::min(lo, ic.min().item<std::int64_t>());
+                hi = std::max(hi, ic.max().item<std::int64_t>());
+            }
+            at::Tensor c = t.slice(0, start, end).to(at::kDouble);
             at::Tensor nan = at::isnan(c);
             const auto nanCount = nan.sum().item<std::int64_t>();
             s.nanCount += nanCount;
@@ -55,24 +71,9 @@ public:
             m2 += cm2 + delta * delta * n * cn / total;
             n = total;
         }
-        // Integer and bool tensors: the extremes exactly too, on the integers themselves. uint64 on
-        // its bits, with the sign bit flipped: signed order then is the unsigned one.
-        if (!ref.quantization && (dtypeIsIntegral(ref.dtype) || ref.dtype == DType::Bool) && s.count > 0) {
-            constexpr std::int64_t flip = std::numeric_limits<std::int64_t>::min();
-            const bool u64 = ref.dtype == DType::UInt64;
-            at::Tensor ints = toIntegers(ref).reshape({-1});
-            std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = std::numeric_limits<std::int64_t>::min();
-            for (std::int64_t start = 0; start < ints.numel(); start += kChunk) {
-                at::Tensor c = ints.slice(0, start, std::min(start + kChunk, ints.numel())).to(at::kLong);
-                if (u64)
-                    c = c.bitwise_xor(flip);
-                lo = std::min(lo, c.min().item<std::int64_t>());
-                hi = std::max(hi, c.max().item<std::int64_t>());
-            }
-            s.exact = true;
-            s.exactUnsigned = u64;
-            s.exactMin = u64 ? lo ^ flip : lo;
-            s.exactMax = u64 ? hi ^ flip : hi;
+        if (s.exact) {
+            s.exactMin = s.exactUnsigned ? lo ^ flip : lo;
+            s.exactMax = s.exactUnsigned ? hi ^ flip : hi;
         }
         if (n > 0) {
             s.min = mn;
