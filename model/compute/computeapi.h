@@ -41,7 +41,8 @@ struct Histogram {
     std::vector<std::int64_t> counts;
 };
 
-// How two tensors of one shape differ, summed over every element in float64 chunks. Positions
+// How two tensors of one shape differ, summed over every element in float64 chunks (two integer
+// tensors: each |a - b| taken exactly on the integers, then summed in float64). Positions
 // where both hold the same non-finite value (NaN and NaN, Inf and Inf) count as equal; other
 // positions with a non-finite value are counted apart and left out of the figures.
 struct TensorDiff {

@@ -18,6 +18,10 @@ namespace {
 
 constexpr std::int64_t kChunk = 1 << 20;  // elements converted to double at a time
 
+// Integer and bool tensors, whose elements are worked on as integers; a quantized tensor's are
+// the values its integers stand for.
+bool integral(const TensorRef &r) { return !r.quantization && (dtypeIsIntegral(r.dtype) || r.dtype == DType::Bool); }
+
 class TorchCompute final : public ComputeApi {
 public:
     std::string torchVersion() const override { return TORCH_VERSION; }
@@ -35,7 +39,7 @@ public:
         // chunk beside the doubles. uint64 on its bits, with the sign bit flipped: signed order
         // then is the unsigned one.
         constexpr std::int64_t flip = std::numeric_limits<std::int64_t>::min();
-        s.exact = !ref.quantization && (dtypeIsIntegral(ref.dtype) || ref.dtype == DType::Bool) && s.count > 0;
+        s.exact = integral(ref) && s.count > 0;
         s.exactUnsigned = s.exact && ref.dtype == DType::UInt64;
         const at::Tensor ints = s.exact ? toIntegers(ref).reshape({-1}) : at::Tensor();
         std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = std::numeric_limits<std::int64_t>::min();
@@ -149,7 +153,7 @@ public:
     std::string exportBytes(const TensorRef &ref, ExportFormat format) const override
     {
         std::string out;
-        const bool integers = (dtypeIsIntegral(ref.dtype) || ref.dtype == DType::Bool) && !ref.quantization;
+        const bool integers = integral(ref);
         const char *unsignedDescr = ref.dtype == DType::UInt16   ? "<u2"
                                     : ref.dtype == DType::UInt32 ? "<u4"
                                     : ref.dtype == DType::UInt64 ? "<u8"
@@ -259,6 +263,10 @@ public:
             const at::Tensor ca = a.contiguous(), cb = b.contiguous();
             d.identical = ca.nbytes() == cb.nbytes() && std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
         }
+        if (integral(ra) && integral(rb)) {
+            integerDifference(ra, rb, atol, rtol, d);
+            return d;
+        }
         a = a.reshape({-1});
         b = b.reshape({-1});
         if (a.is_complex())
@@ -294,6 +302,40 @@ public:
         checkSourceIntact(ra);  // figures made of a truncated file's zeros are not its figures
         checkSourceIntact(rb);
         return d;
+    }
+
+    // Two integer tensors compared on their integers: a difference of 1 between int64 values past
+    // 2^53 is a difference, which it is not once both are rounded to float64. Each |a - b| is exact
+    // (in 128 bits: uint64 minus int64 minimum needs 65); the sums are float64 of those.
+    static void integerDifference(const TensorRef &ra, const TensorRef &rb, double atol, double rtol, TensorDiff &d)
+    {
+        const at::Tensor a = toIntegers(ra).reshape({-1}), b = toIntegers(rb).reshape({-1});
+        const bool ua = ra.dtype == DType::UInt64, ub = rb.dtype == DType::UInt64;
+        const auto wide = [](std::int64_t v, bool bits) {
+            return bits ? static_cast<__int128>(static_cast<std::uint64_t>(v)) : static_cast<__int128>(v);
+        };
+        d.count = a.numel();
+        d.finite = d.count;
+        for (std::int64_t start = 0; start < d.count; start += kChunk) {
+            const std::int64_t end = std::min(start + kChunk, d.count);
+            const at::Tensor ca = a.slice(0, start, end).to(at::kLong).contiguous();
+            const at::Tensor cb = b.slice(0, start, end).to(at::kLong).contiguous();
+            const std::int64_t *pa = ca.data_ptr<std::int64_t>(), *pb = cb.data_ptr<std::int64_t>();
+            for (std::int64_t i = 0; i < end - start; ++i) {
+                const __int128 x = wide(pa[i], ua), y = wide(pb[i], ub);
+                const __int128 e = x > y ? x - y : y - x;
+                const double ad = static_cast<double>(e), fa = static_cast<double>(x), fb = static_cast<double>(y);
+                d.maxAbs = std::max(d.maxAbs, ad);
+                d.sumAbs += ad;
+                d.sumSqDiff += ad * ad;
+                d.sumSqA += fa * fa;
+                d.sumSqB += fb * fb;
+                d.dot += fa * fb;
+                d.outside += e != 0 && ad > atol + rtol * std::abs(fb);
+            }
+        }
+        checkSourceIntact(ra);
+        checkSourceIntact(rb);
     }
 
     std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const override

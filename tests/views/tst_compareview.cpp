@@ -55,6 +55,7 @@ private Q_SLOTS:
     void unreadableFileIsReported();
     void cancelLeavesNothingRunning();
     void seriesMatchesTorch();
+    void integerTensorsExactly();
 };
 
 void TestCompareView::compareMatchesTorch()
@@ -237,6 +238,32 @@ void TestCompareView::seriesMatchesTorch()
         }
         // Every tensor is drawn (fewer than the default eight).
         QCOMPARE(view.chart()->chart()->series().size(), layers.size());
+    }
+}
+
+// Integer tensors compared on their integers: a counter past 2^53 that moved by one has changed
+// (in float64 both round to the same value), and each status and figure is PyTorch's.
+void TestCompareView::integerTensorsExactly()
+{
+    QJsonObject pair;
+    for (const auto &p : compareSection().value(QStringLiteral("pairs")).toArray())
+        if (p.toObject().value("b").toString().endsWith(QLatin1String("counts_b.pth")) && p.toObject().value("atol").toDouble() == 0)
+            pair = p.toObject();
+    QVERIFY2(!pair.isEmpty(), "regenerate the fixtures");
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()), 0, 0);
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+    const QJsonObject tensors = pair.value(QStringLiteral("tensors")).toObject();
+    QCOMPARE(tensors.value("tracker.num_batches").toObject().value("status").toString(), QStringLiteral("different"));
+    for (auto it = tensors.begin(); it != tensors.end(); ++it) {
+        const QModelIndex row = view.model()->indexOfPath(it.key());
+        QVERIFY2(row.isValid(), qPrintable(it.key()));
+        const QJsonObject want = it.value().toObject();
+        QCOMPARE(row.data(ComparisonModel::StatusRole).toString(), want.value("status").toString());
+        QVERIFY2(near(row.siblingAtColumn(ComparisonModel::MaxAbsColumn).data(ComparisonModel::SortRole).toDouble(),
+                      want.value("max_abs_diff").toDouble()), qPrintable(it.key()));
     }
 }
 
