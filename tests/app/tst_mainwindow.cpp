@@ -156,7 +156,8 @@ void TestMainWindow::openFromCommandLine()
     QCOMPARE(w.recentFiles().value(0), QFileInfo(example("simple_nn_checkpoint.pth")).absoluteFilePath());
 
     view->tableView()->setCurrentIndex(view->tableView()->model()->index(0, 0));  // fc1.weight, in the tree too
-    QTest::qWait(50);
+    QTRY_VERIFY_WITH_TIMEOUT(!view->statisticsRunning(), 30000);  // the picture with its figures, not "..."
+    QTest::qWait(200);
     saveScreenshot(w, QStringLiteral("mainwindow.png"));
 }
 
