@@ -22,11 +22,51 @@ constexpr std::int64_t kChunk = 1 << 20;  // elements converted to double at a t
 // the values its integers stand for.
 bool integral(const TensorRef &r) { return !r.quantization && (dtypeIsIntegral(r.dtype) || r.dtype == DType::Bool); }
 
+// LibTorch's errors carry a C++ backtrace in what() (1.13 always): only the message goes on.
+template <typename F> auto plainErrors(F &&f) -> decltype(f())
+{
+    try {
+        return f();
+    } catch (const c10::Error &e) {
+        throw std::runtime_error(e.what_without_backtrace());
+    }
+}
+
 class TorchCompute final : public ComputeApi {
 public:
     std::string torchVersion() const override { return TORCH_VERSION; }
-
     TensorStats statistics(const TensorRef &ref) const override
+    {
+        return plainErrors([&] { return statisticsImpl(ref); });
+    }
+    Histogram histogram(const TensorRef &ref, int bins) const override
+    {
+        return plainErrors([&] { return histogramImpl(ref, bins); });
+    }
+    Histogram differenceHistogram(const TensorRef &ra, const TensorRef &rb, int bins) const override
+    {
+        return plainErrors([&] { return differenceHistogramImpl(ra, rb, bins); });
+    }
+    std::string exportBytes(const TensorRef &ref, ExportFormat format) const override
+    {
+        return plainErrors([&] { return exportBytesImpl(ref, format); });
+    }
+    TensorDiff difference(const TensorRef &ra, const TensorRef &rb, double atol, double rtol) const override
+    {
+        return plainErrors([&] { return differenceImpl(ra, rb, atol, rtol); });
+    }
+    std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const override
+    {
+        return plainErrors([&] { return valuesImpl(ref, first, count, raw); });
+    }
+    std::vector<std::int64_t> integers(const TensorRef &ref, std::int64_t first, std::int64_t count) const override
+    {
+        return plainErrors([&] { return integersImpl(ref, first, count); });
+    }
+
+private:
+
+    TensorStats statisticsImpl(const TensorRef &ref) const
     {
         TensorStats s;
         at::Tensor t = toDenseValues(ref).reshape({-1});
@@ -90,7 +130,7 @@ public:
         return s;
     }
 
-    Histogram histogram(const TensorRef &ref, int bins) const override
+    Histogram histogramImpl(const TensorRef &ref, int bins) const
     {
         at::Tensor t = toDenseValues(ref).reshape({-1});
         if (t.is_complex())
@@ -103,7 +143,7 @@ public:
         return h;
     }
 
-    Histogram differenceHistogram(const TensorRef &ra, const TensorRef &rb, int bins) const override
+    Histogram differenceHistogramImpl(const TensorRef &ra, const TensorRef &rb, int bins) const
     {
         if (ra.shape != rb.shape)
             throw std::runtime_error("shapes differ: " + shapeText(ra.shape) + " and " + shapeText(rb.shape));
@@ -150,7 +190,7 @@ public:
         return h;
     }
 
-    std::string exportBytes(const TensorRef &ref, ExportFormat format) const override
+    std::string exportBytesImpl(const TensorRef &ref, ExportFormat format) const
     {
         std::string out;
         const bool integers = integral(ref);
@@ -252,7 +292,7 @@ public:
         return out;
     }
 
-    TensorDiff difference(const TensorRef &ra, const TensorRef &rb, double atol, double rtol) const override
+    TensorDiff differenceImpl(const TensorRef &ra, const TensorRef &rb, double atol, double rtol) const
     {
         if (ra.shape != rb.shape)
             throw std::runtime_error("shapes differ: " + shapeText(ra.shape) + " and " + shapeText(rb.shape));
@@ -338,7 +378,7 @@ public:
         checkSourceIntact(rb);
     }
 
-    std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const override
+    std::vector<double> valuesImpl(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const
     {
         at::Tensor t = raw && ref.layout == TensorRef::Layout::Strided ? toTensor(ref, false) : toDenseValues(ref);
         t = t.reshape({-1});
@@ -354,7 +394,7 @@ public:
         return out;
     }
 
-    std::vector<std::int64_t> integers(const TensorRef &ref, std::int64_t first, std::int64_t count) const override
+    std::vector<std::int64_t> integersImpl(const TensorRef &ref, std::int64_t first, std::int64_t count) const
     {
         at::Tensor t = toIntegers(ref).reshape({-1});
         first = std::clamp<std::int64_t>(first, 0, t.numel());
@@ -366,6 +406,7 @@ public:
         return out;
     }
 
+public:
     std::vector<DeviceInfo> devices() const override { return listDevices(); }
 
     std::unique_ptr<Predictor> predictor(const Document &doc, const Architecture &arch) const override

@@ -125,9 +125,11 @@ bool TensorRef::extentElements(std::int64_t &out) const
     out = 0;
     if (storageOffset < 0 || shape.size() != strides.size())
         return false;
+    if (std::any_of(shape.begin(), shape.end(), [](std::int64_t d) { return d < 0; }))
+        return false;  // a negative size anywhere, also after a 0
     std::int64_t last = storageOffset;
     for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (shape[i] < 0 || strides[i] < 0)
+        if (strides[i] < 0)
             return false;
         if (shape[i] == 0)
             return true;  // an empty tensor touches no element
