@@ -30,7 +30,7 @@ int main(int argc, char **argv)
     ckpt::cli::ScanOptions scan;
     auto *scanCmd = app.add_subcommand(
         "scan", "Say what each file would do if loaded in Python: its globals, dangerous ones flagged. "
-                "Exit 0: nothing dangerous; 3: something dangerous; 1: a file could not be read");
+                "Exit 0: nothing dangerous; 3: something dangerous (also when another file could not be read); 1: a file could not be read");
     scanCmd->add_option("files", scan.files, "Checkpoint files")->required();
     scanCmd->add_flag("--json", scan.json, "Print JSON");
 

@@ -5,26 +5,38 @@
 #include "error.h"
 #include "jsonexport.h"
 #include "security.h"
+#include "textcodec.h"
 
 #include <iostream>
 
 namespace ckpt::cli {
 
 namespace {
-void printText(const Document &doc, const SecurityReport &r, std::ostream &out)
+void printGlobals(const SecurityReport &r, std::ostream &out)
 {
-    out << doc.path << ": " << (r.dangerous ? "DANGEROUS" : "no dangerous globals") << "; "
-        << (r.weightsOnlyLoadable ? "torch.load(weights_only=True) would accept it"
-                                  : "torch.load(weights_only=True) would refuse it") << '\n';
     for (const auto &g : r.globals) {
-        out << "  " << (g.cls == GlobalClass::Dangerous ? "!! " : "   ") << g.use.name << " ×" << g.use.count
+        out << "  " << (g.cls == GlobalClass::Dangerous ? "!! " : "   ") << displayText(g.use.name) << " ×" << g.use.count
             << " at offset " << g.use.firstOffset << " — " << globalClassName(g.cls);
         if (!g.reason.empty())
             out << ": " << g.reason;
         out << '\n';
     }
     for (const auto &a : r.anomalies)
-        out << "  anomaly: " << a << '\n';
+        out << "  anomaly: " << displayText(a) << '\n';
+}
+
+void printText(const Document &doc, const SecurityReport &r, std::ostream &out)
+{
+    std::size_t unknown = 0;
+    for (const auto &g : r.globals)
+        unknown += g.cls == GlobalClass::Unknown;
+    out << doc.path << ": " << (r.dangerous ? "DANGEROUS" : "no dangerous globals");
+    if (unknown > 0)
+        out << " (" << unknown << " unknown: Python would import " << (unknown == 1 ? "its module" : "their modules") << ")";
+    out << "; "
+        << (r.weightsOnlyLoadable ? "torch.load(weights_only=True) would accept it"
+                                  : "torch.load(weights_only=True) would refuse it") << '\n';
+    printGlobals(r, out);
 }
 } // namespace
 
@@ -45,6 +57,27 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
             } else {
                 printText(doc, report, out);
             }
+        } catch (const ReadFailure &e) {
+            // Unreadable, but what its pickles named before the fault would still run in Python.
+            anyError = true;
+            reportError(err, file, e);
+            SecurityReport partial;
+            for (const auto &g : e.globals) {
+                partial.globals.push_back(classifyGlobal(g));
+                partial.dangerous = partial.dangerous || partial.globals.back().cls == GlobalClass::Dangerous;
+            }
+            anyDangerous = anyDangerous || partial.dangerous;
+            if (options.json) {
+                auto j = securityToJson(partial);
+                j["file"] = file;
+                j["error"] = e.what();
+                j["weights_only_loadable"] = false;
+                all.push_back(std::move(j));
+            } else if (!partial.globals.empty()) {
+                out << file << ": " << (partial.dangerous ? "DANGEROUS" : "no dangerous globals")
+                    << " in what reads before the error\n";
+                printGlobals(partial, out);
+            }
         } catch (const std::exception &e) {
             anyError = true;
             reportError(err, file, e);
@@ -56,7 +89,9 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
         out << (options.files.size() == 1 && !all.empty() ? all[0] : all)
                    .dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
             << '\n';
-    return anyError ? 1 : anyDangerous ? 3 : 0;
+    // Something dangerous outranks a file that could not be read: a gate that tests for 3 must
+    // not pass a batch because another file in it is broken.
+    return anyDangerous ? 3 : anyError ? 1 : 0;
 }
 
 } // namespace ckpt::cli

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "error.h"
 #include "picklemachine.h"
 #include "tensorref.h"
 #include "value.h"
@@ -42,6 +43,14 @@ struct NamedTensor {
     const TensorRef &ref() const { return *value->tensorRef(); }
 };
 
+// A file that does not read, with the globals its pickles named before the fault: Python runs
+// what comes before a broken tail, so a scanner still reports them.
+class ReadFailure : public FormatError {
+public:
+    ReadFailure(const std::string &what, std::vector<GlobalUse> named) : FormatError(what), globals(std::move(named)) {}
+    std::vector<GlobalUse> globals;
+};
+
 // Everything read from one file. Immutable once returned by readDocument; safe to share
 // between threads for reading.
 struct Document {
@@ -61,6 +70,7 @@ struct Document {
     std::vector<std::shared_ptr<ValueArena>> arenas;      // break the values' cycles when the last copy goes
     std::map<std::string, std::shared_ptr<StorageRef>> storages;
     std::vector<GlobalUse> globals;
+    std::vector<OpcodeUse> opcodes;     // every opcode of the pickles read, by opcode byte
     std::vector<std::string> warnings;
     std::vector<std::string> anomalies;  // structural oddities a scanner reports (see security.h)
 

@@ -5,6 +5,7 @@
 #include "mappedfile.h"
 #include "textcodec.h"
 #include "safetensorsreader.h"
+#include "security.h"
 #include "tararchive.h"
 #include "valuetree.h"
 #include "ziparchive.h"
@@ -97,6 +98,16 @@ public:
 
     void read()
     {
+        try {
+            readContainer();
+        } catch (const FormatError &e) {
+            throw ReadFailure(e.what(), m_machine.globals());
+        }
+    }
+
+private:
+    void readContainer()
+    {
         const auto data = m_doc.file->bytes();
         if (ZipArchive::looksLikeZip(data)) {
             readZip(data);
@@ -113,6 +124,7 @@ public:
             throw FormatError(describeUnknown(data));
         }
         m_doc.globals = m_machine.globals();
+        m_doc.opcodes = m_machine.opcodes();
         m_doc.arenas.push_back(m_machine.arena());
         m_doc.warnings.insert(m_doc.warnings.end(), m_machine.warnings().begin(), m_machine.warnings().end());
     }
@@ -394,8 +406,9 @@ private:
 
     void checkDeclaredSize(StorageRef &s)
     {
-        const auto need = static_cast<std::uint64_t>(s.declaredNumel) * dtypeSize(s.dtype);
-        if (s.declaredNumel > 0 && s.byteSize < need)
+        std::uint64_t need = 0;
+        const bool overflows = __builtin_mul_overflow(static_cast<std::uint64_t>(s.declaredNumel), dtypeSize(s.dtype), &need);
+        if (s.declaredNumel > 0 && (overflows || s.byteSize < need))
             m_doc.warnings.push_back("storage '" + s.key + "' declares " + std::to_string(s.declaredNumel) +
                                      " elements but its record holds " + std::to_string(s.byteSize) + " bytes");
     }
@@ -404,7 +417,7 @@ private:
     {
         std::string s;
         for (std::size_t i = 0; i < zip.entries().size() && i < 8; ++i)
-            s += (i ? ", " : "") + zip.entries()[i].name;
+            s += (i ? ", " : "") + displayText(zip.entries()[i].name);
         if (zip.entries().size() > 8)
             s += ", …";
         return s;
@@ -425,10 +438,14 @@ private:
     {
         TarArchive tar(data);
         m_doc.format = ContainerFormat::Tar;
-        for (const char *name : {"sys_info", "storages", "tensors", "pickle"})
+        // torch.load extracts these three; sys_info it never reads.
+        for (const char *name : {"storages", "tensors", "pickle"})
             if (!tar.find(name))
                 throw FormatError(std::string("tar archive without a '") + name +
                                   "' member: not a torch 0.1.x checkpoint (members: " + tarMemberList(tar) + ")");
+        if (!tar.find("sys_info"))
+            m_doc.anomalies.push_back("tar archive without the 'sys_info' member torch 0.1.x writes (torch.load reads it "
+                                      "without one; members: " + tarMemberList(tar) + ")");
         struct Cursor {
             std::span<const std::uint8_t> bytes;
             std::uint64_t base = 0;
@@ -576,7 +593,7 @@ private:
     {
         std::string s;
         for (std::size_t i = 0; i < tar.members().size() && i < 8; ++i)
-            s += (i ? ", " : "") + tar.members()[i].name;
+            s += (i ? ", " : "") + displayText(tar.members()[i].name);
         return s;
     }
 
@@ -820,6 +837,18 @@ Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, c
         noteMappings(doc);
         if (truncated())
             throw FormatError("the file changed or was truncated while it was read");
+    } catch (const ReadFailure &e) {
+        if (truncated())
+            throw FormatError(path + ": the file changed or was truncated while it was read");
+        // What Python would run before it reached the fault still runs: say so.
+        std::string dangerous;
+        for (const auto &g : e.globals)
+            if (classifyGlobal(g).cls == GlobalClass::Dangerous)
+                dangerous += (dangerous.empty() ? "" : ", ") + g.name;
+        throw ReadFailure(path + ": " + e.what() +
+                              (dangerous.empty() ? "" : " (before that point it names " + dangerous +
+                                                            ", which Python would run when loading it)"),
+                          e.globals);
     } catch (const FormatError &e) {
         if (truncated())
             throw FormatError(path + ": the file changed or was truncated while it was read");

@@ -69,6 +69,24 @@ std::pair<std::string, std::string> remapGlobal(std::string module, std::string 
             name = "str";
         else if (name == "long")
             name = "int";
+        else if (name == "raw_input")
+            name = "input";
+        else if (name == "reduce")
+            module = "functools";
+        else if (name == "intern")
+            module = "sys";
+    } else if (module == "httplib") {
+        module = "http.client";
+    } else if (module == "urllib2") {
+        module = "urllib.request";
+    } else if (module == "urlparse") {
+        module = "urllib.parse";
+    } else if (module == "commands") {
+        module = "subprocess";
+    } else if (module == "SocketServer") {
+        module = "socketserver";
+    } else if (module == "cStringIO" || module == "StringIO") {
+        module = "io";
     } else if (module == "copy_reg") {
         module = "copyreg";
     } else if (module == "exceptions") {
@@ -93,7 +111,7 @@ std::string_view opcodeName(std::uint8_t op)
 
 void PickleMachine::noteGlobal(const std::string &module, const std::string &qualname, std::uint64_t offset)
 {
-    const std::string name = module + "." + qualname;
+    const std::string name = module == kComputedName ? module : module + "." + qualname;
     auto it = m_globalIndex.find(name);
     if (it == m_globalIndex.end()) {
         m_globalIndex.emplace(name, m_globals.size());
@@ -104,6 +122,15 @@ void PickleMachine::noteGlobal(const std::string &module, const std::string &qua
 }
 
 std::vector<GlobalUse> PickleMachine::globals() const { return m_globals; }
+
+std::vector<OpcodeUse> PickleMachine::opcodes() const
+{
+    std::vector<OpcodeUse> out;
+    for (std::size_t op = 0; op < m_opcodeFirst.size(); ++op)
+        if (m_opcodeFirst[op] != kNever)
+            out.push_back({static_cast<std::uint8_t>(op), m_opcodeFirst[op]});
+    return out;
+}
 
 // One execution of the machine over one pickle.
 class PickleRun {
@@ -119,6 +146,8 @@ private:
     std::size_t m_opStart = 0;
     std::uint8_t m_op = 0;
     int m_protocol = 0;
+    static constexpr int kMaxRebuildNesting = 8;
+    int m_rebuildNesting = 0;
     std::vector<ValuePtr> m_stack;
     std::vector<std::size_t> m_marks;
     // The memo. Picklers number entries 0, 1, 2, ... in order, so they live in a vector; an index
@@ -396,7 +425,9 @@ private:
         out.reserve(v->items().size());
         for (const auto &i : v->items()) {
             if (!i || (i->kind() != Value::Kind::Int && i->kind() != Value::Kind::Bool))
-                fail(std::string(what) + " holds a " + (i ? i->typeName() : std::string("null")) + ", not an int");
+                fail(std::string(what) + (i && i->kind() == Value::Kind::BigInt
+                                               ? " holds an integer past int64 (" + i->text().substr(0, 40) + ")"
+                                               : " holds a " + (i ? i->typeName() : std::string("null")) + ", not an int"));
             out.push_back(i->asInt());
         }
         return out;
@@ -582,7 +613,19 @@ private:
                 (fn == "_rebuild_from_type_v2" || fn == "_rebuild_from_type")) {
                 if (a.size() < 3)
                     fail("torch._tensor." + fn + " takes at least 3 arguments");
-                ValuePtr inner = call(a[0], a[2]);
+                // It calls its first argument on its third: a file can make that itself, or nest it
+                // without end. PyTorch nests it once.
+                if (m_rebuildNesting >= kMaxRebuildNesting)
+                    fail("torch._tensor." + fn + " nested more than " + std::to_string(kMaxRebuildNesting) + " deep");
+                ++m_rebuildNesting;
+                ValuePtr inner;
+                try {
+                    inner = call(a[0], a[2]);
+                } catch (...) {
+                    --m_rebuildNesting;
+                    throw;
+                }
+                --m_rebuildNesting;
                 if (inner && inner->isTensor() && a[1] && a[1]->kind() == Value::Kind::Global) {
                     const std::string cls = a[1]->qualifiedName();
                     const bool param = cls == "torch.nn.parameter.Parameter";
@@ -1022,6 +1065,8 @@ void PickleRun::step()
 {
     m_opStart = m_pos;
     m_op = m_data[m_pos++];
+    if (auto &first = m_machine.m_opcodeFirst[m_op]; first == PickleMachine::kNever)
+        first = fileOffset();
     switch (m_op) {
     case PROTO: {
         const int p = take(1)[0];
@@ -1237,8 +1282,17 @@ void PickleRun::step()
     case STACK_GLOBAL: {
         auto name = pop();
         auto module = pop();
-        if (!name->isString() || !module->isString())
+        const auto computed = [](const ValuePtr &v) { return v->kind() == Value::Kind::Object; };
+        if ((!name->isString() && !computed(name)) || (!module->isString() && !computed(module)))
             fail("STACK_GLOBAL needs two strings, found " + module->typeName() + " and " + name->typeName());
+        if (!name->isString() || !module->isString()) {
+            // Results of calls this reader does not make (_codecs.encode(..., 'rot13'), str(...)):
+            // strings when Python loads the file, naming whatever function they spell. Kept as
+            // an opaque global, flagged.
+            m_machine.noteGlobal(std::string(kComputedName), std::string(kComputedName), fileOffset());
+            push(Value::global(std::string(kComputedName), std::string(kComputedName)));
+            break;
+        }
         push(makeGlobal(module->text(), name->text()));
         break;
     }

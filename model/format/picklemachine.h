@@ -2,12 +2,14 @@
 
 #include "value.h"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ckpt {
@@ -26,6 +28,16 @@ struct GlobalUse {
     std::uint64_t firstOffset = 0;
     std::string module;      // as remapped for Python 3
     std::string qualname;    // may hold dots: an attribute chain Python would follow
+};
+
+// Module and name of a global that STACK_GLOBAL takes from values other than strings: Python
+// would import whatever those values are when it loads the file.
+inline constexpr std::string_view kComputedName = "<computed at load time>";
+
+// An opcode a pickle uses, and where first (a file offset).
+struct OpcodeUse {
+    std::uint8_t op = 0;
+    std::uint64_t firstOffset = 0;
 };
 
 // Interprets pickle opcodes (protocols 0-5) as data and builds a Value tree.
@@ -57,6 +69,8 @@ public:
 
     // Globals seen in every run of this machine, in order of first use.
     std::vector<GlobalUse> globals() const;
+    // Every opcode met in the runs of this machine, by opcode byte, with the offset it was first met at.
+    std::vector<OpcodeUse> opcodes() const;
     // Things worth telling the user that did not stop the reading (hooks, ignored BUILDs).
     const std::vector<std::string> &warnings() const { return m_warnings; }
 
@@ -66,6 +80,12 @@ private:
     std::uint64_t m_base = 0;
     std::map<std::string, std::size_t> m_globalIndex;
     std::vector<GlobalUse> m_globals;
+    static constexpr std::uint64_t kNever = ~std::uint64_t(0);
+    std::array<std::uint64_t, 256> m_opcodeFirst = [] {
+        std::array<std::uint64_t, 256> a{};
+        a.fill(kNever);
+        return a;
+    }();
     std::vector<std::string> m_warnings;
     std::shared_ptr<ValueArena> m_arena = std::make_shared<ValueArena>();
 

@@ -16,24 +16,47 @@ namespace {
 
 // Modules whose callables execute code, spawn processes, touch files or the network, or load
 // further code. Matched by module prefix ("os" matches "os.path" too).
-constexpr std::array<std::string_view, 40> kDangerousModules{
-    "os", "posix", "nt", "subprocess", "sys", "socket", "runpy", "pty", "shutil", "ctypes", "pickle", "_pickle",
-    "cPickle", "dill", "marshal", "importlib", "imp", "pkgutil", "webbrowser", "venv", "code", "codeop", "commands",
-    "multiprocessing", "signal", "asyncio", "http", "urllib", "urllib2", "requests", "ftplib", "telnetlib",
-    "smtplib", "xmlrpc", "tempfile", "glob", "zipimport", "torch.hub", "numpy.testing", "_posixsubprocess",
+constexpr std::string_view kDangerousModules[]{
+    // processes, the interpreter, code loading
+    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "runpy", "pty", "ctypes", "_ctypes", "signal",
+    "importlib", "imp", "pkgutil", "zipimport", "site", "code", "codeop", "commands", "venv", "ensurepip",
+    "distutils", "setuptools", "idlelib", "lib2to3", "_osx_support", "_aix_support", "multiprocessing",
+    "concurrent", "asyncio",
+    // debuggers and profilers: each runs a string of code (pdb.run, timeit.timeit, cProfile.run ...)
+    "bdb", "pdb", "pydoc", "timeit", "cProfile", "profile", "trace", "doctest",
+    // nested pickles and other loaders of objects
+    "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve",
+    // files and archives
+    "shutil", "tempfile", "glob", "fileinput", "linecache", "dbm", "sqlite3", "gzip", "bz2", "lzma", "zipfile",
+    "tarfile", "logging.config",
+    // the network
+    "socket", "socketserver", "ssl", "http", "httplib", "httplib2", "urllib", "urllib2", "urllib3", "requests",
+    "aiohttp", "ftplib", "telnetlib", "smtplib", "smtpd", "imaplib", "poplib", "nntplib", "xmlrpc", "wsgiref",
+    "webbrowser", "mailcap", "pipes",
+    // IPython's magics, NumPy's and PyTorch's own code runners and loaders
+    "IPython", "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "torch.hub", "torch.package",
+    "torch.utils.collect_env", "torch.utils.cpp_extension", "torch.jit.unsupported_tensor_ops",
+    "torch.fx.graph_module", "torch.distributed.rpc", "torch._dynamo", "torch._inductor",
 };
 
 // Single callables that are dangerous although their module is not.
-constexpr std::array<std::string_view, 24> kDangerousNames{
-    "builtins.eval", "builtins.exec", "builtins.compile", "builtins.getattr", "builtins.setattr",
-    "builtins.delattr", "builtins.__import__", "builtins.open", "builtins.breakpoint", "builtins.input",
-    "builtins.globals", "builtins.locals", "builtins.vars", "builtins.help", "operator.attrgetter",
-    "operator.methodcaller", "operator.itemgetter", "functools.partial", "functools.reduce",
-    "torch.load", "torch.serialization.load", "torch.jit.load", "numpy.load", "torch._C._jit_load",
+constexpr std::string_view kDangerousNames[]{
+    "builtins.eval", "builtins.exec", "builtins.execfile", "builtins.compile", "builtins.getattr",
+    "builtins.setattr", "builtins.delattr", "builtins.__import__", "builtins.open", "builtins.file",
+    "builtins.breakpoint", "builtins.input", "builtins.globals", "builtins.locals", "builtins.vars", "builtins.help",
+    "builtins.apply", "builtins.reload", "io.open", "io.open_code", "io.FileIO", "_io.open", "_io.open_code",
+    "_io.FileIO", "codecs.open", "types.CodeType", "types.FunctionType", "types.LambdaType", "operator.attrgetter",
+    "operator.methodcaller", "operator.itemgetter", "operator.call", "functools.partial", "functools.reduce",
+    "_operator.attrgetter", "_operator.methodcaller", "_operator.itemgetter", "_operator.call", "_functools.partial",
+    "_functools.reduce",
+    "platform.popen", "yaml.load", "yaml.unsafe_load", "yaml.full_load", "pandas.read_pickle",
+    "pandas.io.pickle.read_pickle", "numpy.load", "numpy.lib.npyio.load", "torch.load", "torch.serialization.load",
+    "torch.serialization._load", "torch.storage._load_from_bytes", "torch.jit.load", "torch._C._jit_load",
+    "torch.ops.load_library", "torch.classes.load_library",
 };
 
 // What this reader interprets as data.
-constexpr std::array<std::string_view, 39> kUnderstood{
+constexpr std::string_view kUnderstood[]{
     "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
     "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "datetime.datetime", "datetime.date",
     "datetime.time", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath",
@@ -48,40 +71,73 @@ constexpr std::array<std::string_view, 39> kUnderstood{
     "builtins.object", "torch.UntypedStorage", "torch.storage.UntypedStorage",
 };
 
-// What torch.load(weights_only=True) accepts (PyTorch's allow-list of plain containers, tensors,
-// parameters, dtypes, torch.Size, OrderedDict and the tensor rebuild functions).
-constexpr std::array<std::string_view, 19> kWeightsOnly{
-    "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3",
-    "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state",
-    "torch._utils._rebuild_sparse_tensor", "torch._utils._rebuild_meta_tensor_no_storage",
-    "torch._utils._rebuild_nested_tensor", "torch._utils._rebuild_qtensor", "torch._tensor._rebuild_from_type_v2",
-    "torch.Size", "torch.Tensor", "torch.nn.parameter.Parameter", "_codecs.encode", "torch.device",
-    "torch.serialization._get_layout", "torch.UntypedStorage", "torch.storage.UntypedStorage", "builtins.set",
+// What PyTorch 2.6's torch.load(weights_only=True), the default since 2.6, accepts
+// (torch/_weights_only_unpickler.py, _get_allowed_globals): containers, tensors, parameters,
+// torch.Size and torch.device, the tensor rebuild functions; with the storage and tensor classes,
+// dtypes and quantization schemes matched below.
+constexpr std::string_view kWeightsOnly[]{
+    "collections.OrderedDict", "collections.Counter", "torch.nn.parameter.Parameter",
+    "torch.serialization._get_layout", "torch.Size", "torch.Tensor", "torch.device", "_codecs.encode",
+    "builtins.bytearray", "builtins.set", "builtins.complex", "torch._utils._rebuild_parameter",
+    "torch._utils._rebuild_parameter_with_state", "torch._utils._rebuild_qtensor", "torch._utils._rebuild_tensor",
+    "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3", "torch._utils._rebuild_sparse_tensor",
+    "torch._utils._rebuild_meta_tensor_no_storage", "torch._utils._rebuild_nested_tensor",
+    "torch._utils._rebuild_wrapper_subclass", "torch._utils._rebuild_device_tensor_from_numpy",
+    "torch._utils._rebuild_device_tensor_from_cpu_tensor", "torch._tensor._rebuild_from_type_v2",
+    "torch.storage.TypedStorage", "torch.storage.UntypedStorage", "torch.per_tensor_affine",
+    "torch.per_tensor_symmetric", "torch.per_channel_affine", "torch.per_channel_symmetric",
+    "torch.per_channel_affine_float_qparams",
 };
+
+// dtypes as str(dtype) names them ("torch.float32"): what the weights-only reader accepts. Other
+// spellings (torch.half, torch.long) are aliases this reader understands but PyTorch's does not list.
+constexpr std::string_view kDtypeNames[]{
+    "float16", "float32", "float64", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+    "uint64", "bool", "complex32", "complex64", "complex128", "qint8", "quint8", "qint32", "quint4x2", "quint2x4",
+    "float8_e5m2", "float8_e4m3fn", "float8_e5m2fnuz", "float8_e4m3fnuz", "bits8", "bits16", "bits1x8", "bits2x4",
+    "bits4x2",
+};
+constexpr std::string_view kDtypeAliases[]{
+    "half", "float", "double", "long", "int", "short", "chalf", "cfloat", "cdouble", "strided", "sparse_coo",
+};
+
+// The opcodes PyTorch 2.6's weights-only reader interprets; any other stops it ("Unsupported
+// operand"), whatever the globals: FRAME and SHORT_BINUNICODE of protocol 4, protocol 0-1's text opcodes.
+constexpr std::string_view kWeightsOnlyOpcodes[]{
+    "APPEND", "APPENDS", "BINFLOAT", "BINGET", "BININT", "BININT1", "BININT2", "BINPERSID", "BINPUT",
+    "BINUNICODE", "BUILD", "EMPTY_DICT", "EMPTY_LIST", "EMPTY_SET", "EMPTY_TUPLE", "GLOBAL", "LONG1",
+    "LONG_BINGET", "LONG_BINPUT", "MARK", "NEWFALSE", "NEWOBJ", "NEWTRUE", "NONE", "PROTO", "REDUCE", "SETITEM",
+    "SETITEMS", "SHORT_BINSTRING", "STOP", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+};
+
+template <typename List> bool contains(const List &list, std::string_view s)
+{
+    return std::find(std::begin(list), std::end(list), s) != std::end(list);
+}
 
 bool moduleMatches(std::string_view module, std::string_view prefix)
 {
     return module == prefix || (module.starts_with(prefix) && module.size() > prefix.size() && module[prefix.size()] == '.');
 }
 
-bool isStorageOrDtype(const GlobalUse &g)
+// Storage classes ("torch.FloatStorage", "torch.cuda.HalfStorage") and the legacy tensor types
+// ("torch.FloatTensor", "torch.cuda.sparse.LongTensor"), as torch._storage_classes and
+// torch._tensor_classes name them.
+bool isStorageOrTensorClass(const GlobalUse &g)
 {
-    if (g.module != "torch" && g.module != "torch.cuda")
-        return false;
     const std::string_view n = g.qualname;
-    if (n.ends_with("Storage"))
-        return true;
-    static constexpr std::array<std::string_view, 28> dtypes{
-        "float16", "float32", "float64", "bfloat16", "half", "float", "double", "int8", "int16", "int32",
-        "int64", "uint8", "bool", "long", "int", "short", "complex32", "complex64", "complex128", "chalf", "cfloat",
-        "cdouble", "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "strided"};
-    return std::find(dtypes.begin(), dtypes.end(), n) != dtypes.end() || n.starts_with("per_tensor") ||
-           n.starts_with("per_channel") || n.starts_with("float8") || n.starts_with("uint") || n == "sparse_coo";
+    if (g.module == "torch" || g.module == "torch.cuda")
+        return (n.ends_with("Storage") || n.ends_with("Tensor")) && n != "Tensor";
+    return (g.module == "torch.sparse" || g.module == "torch.cuda.sparse") && n.ends_with("Tensor");
 }
 
-template <std::size_t N> bool contains(const std::array<std::string_view, N> &list, std::string_view s)
+bool isDtype(const GlobalUse &g) { return g.module == "torch" && contains(kDtypeNames, g.qualname); }
+
+// dtype aliases, layouts and quantization schemes: constants this reader understands.
+bool isTorchConstant(const GlobalUse &g)
 {
-    return std::find(list.begin(), list.end(), s) != list.end();
+    const std::string_view n = g.qualname;
+    return g.module == "torch" && (contains(kDtypeAliases, n) || n.starts_with("per_tensor") || n.starts_with("per_channel"));
 }
 
 } // namespace
@@ -101,7 +157,13 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
     GlobalVerdict v;
     v.use = use;
     const std::string &name = use.name;
-    v.weightsOnlyAllowed = contains(kWeightsOnly, name) || isStorageOrDtype(use);
+    v.weightsOnlyAllowed = contains(kWeightsOnly, name) || isStorageOrTensorClass(use) || isDtype(use);
+    if (use.module == kComputedName) {
+        v.cls = GlobalClass::Dangerous;
+        v.reason = "its module and name are computed when Python loads the file: any function can be reached";
+        v.weightsOnlyAllowed = false;
+        return v;
+    }
     if (use.qualname.find('.') != std::string::npos) {
         v.cls = GlobalClass::Dangerous;
         v.reason = "a dotted name makes Python follow attributes (" + use.qualname + ")";
@@ -119,7 +181,8 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
         v.reason = name + " can execute code or reach arbitrary objects";
         return v;
     }
-    if (contains(kUnderstood, name) || isStorageOrDtype(use) || use.module.starts_with("torch.nn.modules.") ||
+    if (contains(kUnderstood, name) || isStorageOrTensorClass(use) || isDtype(use) || isTorchConstant(use) ||
+        use.module.starts_with("torch.nn.modules.") ||
         use.module == "torch.jit._pickle") {
         v.cls = GlobalClass::Understood;
         return v;
@@ -186,10 +249,21 @@ SecurityReport securityReport(const Document &doc)
         }
         r.globals.push_back(std::move(v));
     }
-    // TorchScript archives are loaded with torch.jit.load, never with torch.load.
-    if (doc.format == ContainerFormat::TorchScript) {
+    // Files torch.load(weights_only=True) refuses whatever they hold.
+    const auto refuse = [&r](std::string why) {
         r.weightsOnlyLoadable = false;
-        r.weightsOnlyBlockers.push_back("(a TorchScript archive: torch.jit.load, not torch.load)");
+        r.weightsOnlyBlockers.push_back(std::move(why));
+    };
+    switch (doc.format) {
+    case ContainerFormat::TorchScript: refuse("(a TorchScript archive: torch.jit.load, not torch.load)"); break;
+    case ContainerFormat::Tar: refuse("(the tar format of torch < 0.4: torch.load refuses weights_only=True for it)"); break;
+    case ContainerFormat::Safetensors:
+    case ContainerFormat::Sharded: refuse("(safetensors: no pickle, so no code; read by safetensors, not torch.load)"); break;
+    default:
+        for (const auto &o : doc.opcodes)
+            if (const auto name = opcodeName(o.op); !contains(kWeightsOnlyOpcodes, name))
+                refuse("(pickle opcode " + std::string(name) + " at offset " + std::to_string(o.firstOffset) +
+                       ", which the weights-only reader does not interpret)");
     }
     return r;
 }

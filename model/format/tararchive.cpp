@@ -31,9 +31,37 @@ std::uint64_t octal(std::span<const std::uint8_t> h, std::size_t off, std::size_
 }
 } // namespace
 
+// As Python's tarfile takes a header, and so torch.load, which tries tarfile before the pickle
+// formats: a first block, not all zeros, whose checksum field (octal text up to a NUL, blanks
+// stripped) equals the sum of its bytes with that field counted as blanks, unsigned or signed.
+// No "ustar" magic needed: old tar headers have none, and a pickle can hide in the name field.
 bool TarArchive::looksLikeTar(std::span<const std::uint8_t> data)
 {
-    return data.size() >= kBlock && std::memcmp(data.data() + 257, "ustar", 5) == 0;
+    if (data.size() < kBlock)
+        return false;
+    const auto h = data.first(kBlock);
+    if (std::all_of(h.begin(), h.end(), [](std::uint8_t b) { return b == 0; }))
+        return false;
+    std::string text = field(h, 148, 8);
+    const auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+    while (!text.empty() && blank(text.back()))
+        text.pop_back();
+    const auto first = std::find_if_not(text.begin(), text.end(), blank);
+    text.erase(text.begin(), first);
+    std::int64_t stored = 0;
+    for (char c : text) {
+        if (c < '0' || c > '7')
+            return false;  // tarfile: "invalid header"
+        stored = stored * 8 + (c - '0');
+    }
+    std::int64_t sumUnsigned = 8 * ' ', sumSigned = 8 * ' ';
+    for (std::size_t i = 0; i < kBlock; ++i) {
+        if (i >= 148 && i < 156)
+            continue;
+        sumUnsigned += h[i];
+        sumSigned += static_cast<std::int8_t>(h[i]);
+    }
+    return stored == sumUnsigned || stored == sumSigned;
 }
 
 TarArchive::TarArchive(std::span<const std::uint8_t> data) : m_data(data)

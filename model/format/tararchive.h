@@ -18,7 +18,7 @@ public:
         std::uint64_t size = 0;
     };
 
-    // True when the bytes carry a ustar header.
+    // True when the bytes start with a tar header Python's tarfile would take (ustar or older).
     static bool looksLikeTar(std::span<const std::uint8_t> data);
     // Lists the regular files; throws FormatError on a malformed header.
     explicit TarArchive(std::span<const std::uint8_t> data);

@@ -240,6 +240,32 @@ std::string twosComplementToDecimal(std::span<const std::uint8_t> bytes)
     return s;
 }
 
+std::string displayText(std::string_view text)
+{
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    const auto escape = [&out](std::uint8_t b) {
+        out += "\\x";
+        out += kDigits[b >> 4];
+        out += kDigits[b & 15];
+    };
+    for (std::size_t i = 0; i < text.size();) {
+        const auto b = static_cast<std::uint8_t>(text[i]);
+        const std::size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+        const bool control = b < 0x20 || b == 0x7f || (b == 0xc2 && i + 1 < text.size() &&
+                                                       static_cast<std::uint8_t>(text[i + 1]) < 0xa0);
+        if (len == 0 || i + len > text.size() || control || !isValidUtf8(text.substr(i, len))) {
+            escape(b);
+            ++i;
+        } else {
+            out.append(text.substr(i, len));
+            i += len;
+        }
+    }
+    return out;
+}
+
 std::string hexPreview(std::string_view bytes, std::size_t maxBytes)
 {
     static constexpr char kDigits[] = "0123456789abcdef";

@@ -271,6 +271,14 @@ def check_hostile(res, ckpt, name, path, info):
         res.check(any(info['tensor'] in w for w in warnings), where,
                   'exit 0 but no warning mentions the tensor %r that runs past its storage; warnings: %r'
                   % (info['tensor'], warnings))
+    # Tensors whose computation the file would make unbounded: refused with a reason, quickly.
+    if info.get('refused'):
+        p = subprocess.run([ckpt, 'tensors', '--stats', '--json', path], capture_output=True, timeout=HOSTILE_TIMEOUT)
+        listing = json.loads(p.stdout.decode('utf-8')) if p.returncode == 0 else {}
+        stats = {t['name']: t.get('stats', {}) for t in listing.get('tensors', [])}
+        for name in info['refused']:
+            res.check('refused' in (stats.get(name) or {}).get('error', ''), where,
+                      'statistics of %s not refused: exit %d, %r' % (name, p.returncode, stats.get(name)))
     if marker:
         names = [g.get('name', '') for g in doc.get('globals') or [] if isinstance(g, dict)]
         res.check(any('system' in n for n in names), where,

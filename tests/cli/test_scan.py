@@ -53,10 +53,63 @@ def main():
         check(r.returncode == 0 and want in r.stdout, f"info {f}: {want!r} not in the summary")
     r = scan("state_dict.pth", "os_system.pth")
     check(r.returncode == 3, f"mixed: exit {r.returncode}, expected 3")
+    # A broken file beside a dangerous one: the danger decides (3); beside clean ones, 1.
     r = scan("truncated.pth", "os_system.pth")
-    check(r.returncode == 1, f"unreadable file: exit {r.returncode}, expected 1")
+    check(r.returncode == 3, f"unreadable and dangerous: exit {r.returncode}, expected 3")
     check(r.stderr.startswith("ckpt: ") and "truncated.pth" in r.stderr, f"error line: {r.stderr!r}")
+    r = scan("truncated.pth", "state_dict.pth")
+    check(r.returncode == 1, f"unreadable file: exit {r.returncode}, expected 1")
+    # Files that do not read, but name a dangerous global before the fault (Python runs it then
+    # fails): exit 3, the global listed, the error given.
+    for f, info in hostile.items():
+        if info.get("expect") != "error" or not info.get("dangerous"):
+            continue
+        r = scan(f, js=True)
+        check(r.returncode == 3, f"{f}: exit {r.returncode}, expected 3: {r.stderr[:200]}")
+        rep = json.loads(r.stdout) if r.stdout.strip() else {}
+        dangerous = [g["name"] for g in rep.get("globals", []) if g["class"] == "dangerous"]
+        check(info["global"] in dangerous and rep.get("error"), f"{f}: report {rep}")
+    check_weights_only_verdict(a, hostile, check)
     return results.finish()
+
+
+def check_weights_only_verdict(a, hostile, check):
+    """Whether torch.load(weights_only=True) takes each file, judged by the PyTorch here. The
+    verdict is PyTorch 2.6's (its default): with torch >= 2.6 it must agree both ways. Older torch
+    accepts less (no Python floats in 1.13, fewer globals) and loads TorchScript through
+    torch.jit.load, so there: what it accepts, other than TorchScript, the verdict accepts too."""
+    import glob
+    import warnings
+    import torch
+    warnings.simplefilter("ignore")
+    version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+    files = sorted(glob.glob(os.path.join(a.fixtures, "*")))
+    corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "corpus", "files")
+    if os.path.isdir(corpus):
+        files += sorted(os.path.join(corpus, f) for f in os.listdir(corpus) if not f.startswith("ADVERSARIAL"))
+    compared = 0
+    for path in files:
+        name = os.path.basename(path)
+        if not os.path.isfile(path) or name in hostile or name.endswith((".json", ".png", ".npy", ".csv", ".txt")):
+            continue
+        r = subprocess.run([a.ckpt, "scan", "--json", path], capture_output=True, text=True, timeout=60)
+        if r.returncode not in (0, 3):
+            continue  # no verdict for a file that does not read
+        rep = json.loads(r.stdout)
+        try:
+            torch.load(path, weights_only=True, map_location="cpu")
+            accepted, why = True, ""
+        except Exception as e:  # noqa: BLE001 -- any refusal is a refusal
+            accepted, why = False, str(e).strip().splitlines()[-1][:160] if str(e).strip() else type(e).__name__
+        ours = rep["weights_only_loadable"]
+        if version >= (2, 6):
+            check(ours == accepted, f"{name}: weights_only verdict {ours}, torch {torch.__version__} "
+                                    f"{'accepts' if accepted else 'refuses: ' + why}; blockers {rep['weights_only_blockers']}")
+        elif accepted and "torchscript" not in json.dumps(rep.get("weights_only_blockers", [])).lower():
+            check(ours, f"{name}: torch {torch.__version__} accepts it with weights_only=True, the verdict refuses: "
+                        f"{rep['weights_only_blockers']}")
+        compared += 1
+    check(compared >= 20, f"only {compared} files had a weights_only verdict to compare")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,14 @@ void TestHostile::inputs()
             QVERIFY2(anomalies.contains(expect.value("anomaly").toString()), qPrintable(anomalies));
         for (const auto &a : expect.value("anomalies").toArray())
             QVERIFY2(anomalies.contains(a.toString()), qPrintable(anomalies));
+        // A tensor the file makes invalid is marked, the rest of the file still read.
+        if (const QJsonArray problem = expect.value("problem").toArray(); !problem.isEmpty()) {
+            bool marked = false;
+            for (const auto &t : doc.tensors)
+                marked = marked || (QString::fromStdString(t.name) == problem[0].toString() &&
+                                    QString::fromStdString(t.ref().problem).contains(problem[1].toString()));
+            QVERIFY2(marked, qPrintable(problem[0].toString() + " not marked"));
+        }
         const QJsonArray tensors = expect.value("tensors").toArray();
         if (!tensors.isEmpty()) {
             QCOMPARE(static_cast<qsizetype>(doc.tensors.size()), tensors.size());
@@ -75,6 +83,17 @@ void TestHostile::inputs()
         QVERIFY2(!opens, qPrintable(what));
         QVERIFY2(what.startsWith(path + ": "), qPrintable(what));
         QVERIFY2(what.contains(expect.value("message").toString()), qPrintable(what));
+        // What Python would run before the fault is still named, and the message says so.
+        const auto *failure = dynamic_cast<const ReadFailure *>(&e);
+        if (expect.value("dangerous").toBool(false)) {
+            QVERIFY2(failure, "no globals kept with the error");
+            bool named = false;
+            for (const auto &g : failure->globals)
+                named = named || (QString::fromStdString(g.name) == expect.value("global").toString() &&
+                                  classifyGlobal(g).cls == GlobalClass::Dangerous);
+            QVERIFY2(named, qPrintable(expect.value("global").toString() + " not kept"));
+            QVERIFY2(what.contains(QStringLiteral("which Python would run")), qPrintable(what));
+        }
     }
 }
 

@@ -42,7 +42,24 @@ void TestSecurity::classify_data()
     QTest::newRow("ossify is not os") << "ossify" << "thing" << "unknown" << false;
     QTest::newRow("OrderedDict") << "collections" << "OrderedDict" << "understood" << true;
     QTest::newRow("rebuild v2") << "torch._utils" << "_rebuild_tensor_v2" << "understood" << true;
-    QTest::newRow("rebuild v1") << "torch._utils" << "_rebuild_tensor" << "understood" << false;
+    QTest::newRow("rebuild v1") << "torch._utils" << "_rebuild_tensor" << "understood" << true;
+    // Each of these ran code, a command or opened a file under torch.load in the audit that found them.
+    QTest::newRow("timeit.timeit") << "timeit" << "timeit" << "dangerous" << false;
+    QTest::newRow("cProfile.run") << "cProfile" << "run" << "dangerous" << false;
+    QTest::newRow("pydoc.pipepager") << "pydoc" << "pipepager" << "dangerous" << false;
+    QTest::newRow("pydoc.locate") << "pydoc" << "locate" << "dangerous" << false;
+    QTest::newRow("io.open") << "io" << "open" << "dangerous" << false;
+    QTest::newRow("fx forward from src") << "torch.fx.graph_module" << "_forward_from_src" << "dangerous" << false;
+    QTest::newRow("storage from bytes") << "torch.storage" << "_load_from_bytes" << "dangerous" << false;
+    QTest::newRow("collect_env.run") << "torch.utils.collect_env" << "run" << "dangerous" << false;
+    QTest::newRow("_operator alias") << "_operator" << "attrgetter" << "dangerous" << false;
+    QTest::newRow("computed name") << "<computed at load time>" << "<computed at load time>" << "dangerous" << false;
+    QTest::newRow("io.BytesIO is not io.open") << "io" << "BytesIO" << "unknown" << false;
+    QTest::newRow("legacy tensor type") << "torch" << "FloatTensor" << "understood" << true;
+    QTest::newRow("cuda sparse tensor type") << "torch.cuda.sparse" << "LongTensor" << "understood" << true;
+    QTest::newRow("dtype alias") << "torch" << "half" << "understood" << false;
+    QTest::newRow("qscheme") << "torch" << "per_channel_affine" << "understood" << true;
+    QTest::newRow("Counter") << "collections" << "Counter" << "unknown" << true;
     QTest::newRow("FloatStorage") << "torch" << "FloatStorage" << "understood" << true;
     QTest::newRow("dtype") << "torch" << "bfloat16" << "understood" << true;
     QTest::newRow("TorchVersion") << "torch.torch_version" << "TorchVersion" << "understood" << false;
