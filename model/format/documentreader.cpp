@@ -320,6 +320,7 @@ private:
                 attrs->entries().push_back({Value::string(sub.value("name", "?")), child});
             }
             auto obj = Value::object(Value::global("__torch__", m.value("name", "module")), Value::tuple());
+            obj->setBuiltByNew(true);
             obj->setState(attrs);
             obj->noteChild(attrs);
             return obj;

@@ -253,6 +253,7 @@ public:
         const std::string cls = torchModuleClass(type);
         const auto dot = cls.rfind('.');
         auto obj = Value::object(Value::global(cls.substr(0, dot), cls.substr(dot + 1)), Value::tuple());
+        obj->setBuiltByNew(true);
         auto state = Value::dict();
         auto params = orderedDict();
         auto buffers = orderedDict();

@@ -412,6 +412,14 @@ private:
         return Value::global(std::move(m), std::move(n));
     }
 
+    // An opaque object this class's NEWOBJ made: built by __new__, not by a call.
+    static ValuePtr markNew(ValuePtr v, const ValuePtr &cls)
+    {
+        if (v && v->kind() == Value::Kind::Object && v->objectClass() == cls)
+            v->setBuiltByNew(true);
+        return v;
+    }
+
     static bool isGlobal(const ValuePtr &v, std::string_view qualified)
     {
         return v && v->kind() == Value::Kind::Global && v->qualifiedName() == qualified;
@@ -746,8 +754,11 @@ private:
                 return v;
             }
             if (mod == "copyreg" && fn == "_reconstructor" && a.size() >= 2) {
-                // Protocol 0/1 instances: copyreg._reconstructor(cls, base, state)
-                auto obj = Value::object(a[0], makeTuple(std::vector<ValuePtr>(a.begin() + 1, a.end())));
+                // Protocol 0/1 instances: copyreg._reconstructor(cls, base, state). With base
+                // object and no state that is object.__new__(cls), as NEWOBJ makes it.
+                const bool plain = isGlobal(a[1], "builtins.object") && (a.size() < 3 || !a[2] || a[2]->isNone());
+                auto obj = Value::object(a[0], plain ? makeTuple({}) : makeTuple(std::vector<ValuePtr>(a.begin() + 1, a.end())));
+                obj->setBuiltByNew(plain);
                 checkDepth(obj);
                 return obj;
             }
@@ -1317,7 +1328,7 @@ void PickleRun::step()
         auto cls = pop();
         if (!args->isSequence())
             fail("NEWOBJ arguments are a " + args->typeName() + ", not a tuple");
-        push(call(cls, args));
+        push(markNew(call(cls, args), cls));
         break;
     }
     case NEWOBJ_EX: {
@@ -1326,7 +1337,7 @@ void PickleRun::step()
         auto cls = pop();
         if (!args->isSequence() || !kwargs->isDict())
             fail("NEWOBJ_EX needs a tuple and a dict");
-        ValuePtr v = call(cls, args);
+        ValuePtr v = markNew(call(cls, args), cls);
         if (v->kind() == Value::Kind::Object && !kwargs->entries().empty())
             v->setArgs(makeTuple({args, kwargs}));
         push(v);
@@ -1336,7 +1347,10 @@ void PickleRun::step()
         std::string module = readLine();
         std::string name = readLine();
         auto cls = makeGlobal(std::move(module), std::move(name));
-        push(call(cls, makeTuple(popMark())));
+        auto args = popMark();
+        // Python calls the class when there are arguments, else takes cls.__new__(cls).
+        auto v = call(cls, makeTuple(args));
+        push(args.empty() ? markNew(v, cls) : v);
         break;
     }
     case OBJ: {
@@ -1344,7 +1358,8 @@ void PickleRun::step()
         if (items.empty())
             fail("OBJ without a class");
         auto cls = items.front();
-        push(call(cls, makeTuple(std::vector<ValuePtr>(items.begin() + 1, items.end()))));
+        auto v = call(cls, makeTuple(std::vector<ValuePtr>(items.begin() + 1, items.end())));
+        push(items.size() == 1 ? markNew(v, cls) : v);
         break;
     }
     case BUILD: {

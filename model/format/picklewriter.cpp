@@ -576,15 +576,14 @@ void PickleWriter::save(const ValuePtr &v, int depth)
                                    : std::string("?")) +
                               " cannot go into a weights-only file");
         save(v->objectClass(), depth + 1);
+        // As it was made: cls.__new__(cls, *args) (NEWOBJ, what protocol 2 writes for an instance)
+        // or a call of the class or function (REDUCE, a __reduce__ such as f()).
         const ValuePtr &args = v->args();
-        const bool noArgs = !args || (args->isSequence() && args->items().empty());
-        if (noArgs) {
+        if (!args || (args->isSequence() && args->items().empty()))
             op(EMPTY_TUPLE);
-            op(NEWOBJ); // cls.__new__(cls): what protocol 2 writes for a plain instance
-        } else {
+        else
             save(args, depth + 1);
-            op(REDUCE);
-        }
+        op(v->builtByNew() ? NEWOBJ : REDUCE);
         put(v.get());
         if (!v->items().empty())
             saveItems(v->items(), depth);

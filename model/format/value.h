@@ -104,6 +104,10 @@ public:
     const ValuePtr &state() const { return m_extra ? m_extra->state : noValue(); }
     void setState(ValuePtr state) { extra().state = std::move(state); }
     void setArgs(ValuePtr args) { extra().args = std::move(args); }
+    // Object: made by cls.__new__(cls, *args) (NEWOBJ, or INST/OBJ without arguments) rather than
+    // by calling its class or function (REDUCE): a writer must say the same.
+    bool builtByNew() const { return m_extra && m_extra->builtByNew; }
+    void setBuiltByNew(bool v) { extra().builtByNew = v; }
 
     const std::shared_ptr<TensorRef> &tensorRef() const;
     // Turns this node (an object being built) into a tensor in place, so that every memo
@@ -135,6 +139,7 @@ private:
         ValuePtr cls;
         ValuePtr args;
         ValuePtr state;
+        bool builtByNew = false;
         std::shared_ptr<StorageRef> storage;
         std::shared_ptr<TensorRef> tensor;
     };

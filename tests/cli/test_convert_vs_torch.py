@@ -613,6 +613,20 @@ def main():
         with torch.no_grad():
             res.check(type(model).__name__ == 'SimpleNN' and torch.equal(model(x), ref(x)),
                       'legacy full model re-saved as zip: same model(x)')
+    # Calls and instances made as the source made them: a REDUCE with no arguments stays a call
+    # (torch.get_default_dtype()), protocol 1's copyreg._reconstructor instances become NEWOBJ.
+    for src in ('full_model_calls.pth', 'full_model_protocol1.pth'):
+        dest = os.path.join(out, src.replace('.pth', '.resaved.pth'))
+        r, doc = convert(src, '--to', 'full-model', '-o', dest)
+        if r.returncode == 0:
+            try:
+                model = torch.load(dest, weights_only=False)
+                ref = torch.load(os.path.join(fx, src), weights_only=False)
+                with torch.no_grad():
+                    res.check(model.default_dtype_call == torch.get_default_dtype() and torch.equal(model(x), ref(x)),
+                              src + ' re-saved: the call made again, same model(x)')
+            except Exception as e:  # noqa: BLE001 -- torch refusing the file is the failure
+                res.check(False, src + ' re-saved: torch.load fails: %s' % e)
     dest = os.path.join(out, 'yolo.pt')
     r, doc = convert('conv_yolo_style.pt', '--to', 'full-model', '-o', dest)
     if r.returncode == 0:

@@ -164,8 +164,11 @@ void TestPickleMachine::opcodes_data()
                                          H("85 81 7d 62 2e")
                                   << "torch.torch_version.TorchVersion:'1.13.1'";
     QTest::newRow("dtype global") << T("ctorch\nfloat16\n.") << "<global torch.float16>";
+    // copyreg._reconstructor(K, object, None) is object.__new__(K): an instance with no arguments.
     QTest::newRow("copyreg._reconstructor") << T("ccopy_reg\n_reconstructor\n(cm\nK\nc__builtin__\nobject\nNtR.")
-                                            << "<object <global m.K> args=(<global builtins.object>, None)>";
+                                            << "<object <global m.K> args=()>";
+    QTest::newRow("copyreg._reconstructor, other base") << T("ccopy_reg\n_reconstructor\n(cm\nK\nc__builtin__\nlist\n(ltR.")
+                                                        << "<object <global m.K> args=(<global builtins.list>, [])>";
 }
 
 void TestPickleMachine::opcodes()
