@@ -770,6 +770,17 @@ Architecture architectureFromSpec(const Document &doc, const nlohmann::ordered_j
     a.source = source;
     a.weights = doc.stateDict;
     a.root.type = "Sequential";
+    // A single module's own state dict (nn.Linear(5, 3).state_dict(): 'weight', 'bias') against a
+    // one-layer spec: that layer holds them. The model runs as a Sequential of it, whose keys
+    // are the layer's name, a dot, and the file's.
+    if (spec.size() == 1 && spec[0].is_object() &&
+        std::none_of(a.weights.begin(), a.weights.end(), [](const NamedTensor &w) { return w.name.find('.') != std::string::npos; })) {
+        const std::string name = spec[0].contains("name") && spec[0]["name"].is_string() ? spec[0]["name"].get<std::string>() : "0";
+        for (auto &w : a.weights)
+            w.name = name + "." + w.name;
+        a.assumptions.push_back("the file's tensors are one module's own (no prefix): they belong to layer '" + name +
+                                "', and a model made from them is a Sequential holding it");
+    }
     std::map<std::string, Shape> all;
     for (const auto &w : a.weights)
         all[w.name] = w.ref().shape;
@@ -857,7 +868,8 @@ std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const st
         width = s[0];
         if (!layers.empty() && !act.empty())
             layers.push_back({{"type", act}, {"name", "activation" + std::to_string(layers.size())}});
-        json layer = {{"type", "Linear"}, {"name", prefix}, {"in_features", s[1]}, {"out_features", s[0]}};
+        json layer = {{"type", "Linear"}, {"name", prefix.empty() ? std::string("0") : prefix}, {"in_features", s[1]},
+                      {"out_features", s[0]}};
         used.insert(w.name);
         if (auto b = byName.find(prefix.empty() ? "bias" : prefix + ".bias"); b != byName.end())
             used.insert(b->first);
@@ -964,7 +976,8 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
                                      "Linear layers (" + why + "): give a TorchScript file of the model (--arch) or "
                                      "a spec (--arch-spec)");
     Architecture a = architectureFromSpec(doc, *spec, Architecture::Source::InferredMlp);
-    a.assumptions.clear();
+    // What the spec route assumed about a given spec does not apply; what it said of the names does.
+    std::erase_if(a.assumptions, [](const std::string &s) { return !s.starts_with("the file's tensors are one module's own"); });
     std::string widths;
     for (const Layer *l : leavesInOrder(a.root))
         if (l->type == "Linear")
