@@ -3,6 +3,8 @@
 #include "error.h"
 #include "valuetree.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <ostream>
 #include <sstream>
@@ -34,7 +36,7 @@ std::string readText(const std::string &path, std::size_t limit)
 {
     std::ifstream in(path, std::ios::binary);
     if (!in)
-        throw FormatError(path + ": cannot be opened");
+        throw FormatError(path + ": cannot be opened: " + std::strerror(errno));
     std::string data;
     char buf[1 << 16];
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {

@@ -41,8 +41,10 @@ std::string compact(const nlohmann::ordered_json &j, std::size_t max = 100)
 void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostream &out)
 {
     out << "File:     " << doc.path << '\n';
-    out << "Format:   " << formatName(doc.format) << " (" << doc.formatDetail << "), pickle protocol "
-        << doc.pickleProtocol << '\n';
+    out << "Format:   " << formatName(doc.format) << " (" << doc.formatDetail << ")";
+    if (doc.hasPickle())
+        out << ", pickle protocol " << doc.pickleProtocol;
+    out << '\n';
     out << "Kind:     " << kindName(doc.kind) << '\n';
     if (doc.hasStateDict) {
         out << "State dict: " << (doc.stateDictPath.empty() ? std::string("(root)") : pathText(doc.stateDictPath))

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 
     ckpt::cli::ConvertCliOptions convert;
     auto *convertCmd = app.add_subcommand(
-        "convert", "Convert checkpoints: state dict, training checkpoint, inference package, full model, safetensors");
+        "convert", "Convert checkpoints: state dict, training checkpoint, inference package, full model, safetensors, TorchScript");
     convertCmd->add_option("files", convert.files, "Checkpoint files to convert")->required();
     convertCmd->add_option("--to", convert.to, "Target: state-dict, checkpoint, inference, full-model, safetensors, torchscript")
         ->required()
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
                            "Activation between the layers of an MLP inferred from the weights (relu, tanh, sigmoid, gelu, "
                            "silu, elu, leaky_relu, none; default relu)");
     auto *inputOpt = predictCmd->add_option("--input", predict.inputs, "One sample's values, \"v1,v2,...\" (repeat for a batch)");
-    predictCmd->add_option("--input-file", predict.inputFile, "Samples from a .csv (one per row) or .npy file")->excludes(inputOpt);
+    predictCmd->add_option("--input-file", predict.inputFile, "Samples from a .csv (one per row) or .npy file, or an image (.png, .jpg, .bmp) for a convolutional model")->excludes(inputOpt);
     predictCmd->add_option("--device", predict.device, "cpu (default), cuda or cuda:N");
     predictCmd->add_option("--dtype", predict.dtype,
                            "Precision of the weights and inputs: float32 (default), float16 or bfloat16 (where the "

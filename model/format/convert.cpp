@@ -74,13 +74,17 @@ namespace {
 std::string stemOf(const std::string &path)
 {
     std::string name = fs::path(path).filename().string();
-    for (const char *ext : {".index.json", ".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar", ".pkl"})
-        if (name.size() > std::strlen(ext) && name.ends_with(ext)) {
-            name.resize(name.size() - std::strlen(ext));
-            if (std::string_view(ext) == ".index.json")
-                continue; // model.safetensors.index.json: also drop .safetensors
-            break;
-        }
+    // model.safetensors.index.json and model_best.pth.tar lose both extensions.
+    bool again = true;
+    while (again) {
+        again = false;
+        for (const char *ext : {".index.json", ".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar", ".pkl", ".th"})
+            if (name.size() > std::strlen(ext) && name.ends_with(ext)) {
+                name.resize(name.size() - std::strlen(ext));
+                again = std::string_view(ext) == ".index.json" || std::string_view(ext) == ".tar";
+                break;
+            }
+    }
     return name;
 }
 

@@ -88,6 +88,8 @@ struct Document {
     std::vector<std::string> conventions;  // recognised layouts: Lightning, EMA, key prefixes, ...
 
     std::int64_t parameterCount() const;
+    // False for safetensors files and their shard indexes, which hold no pickle at all.
+    bool hasPickle() const { return format != ContainerFormat::Safetensors && format != ContainerFormat::Sharded; }
     std::int64_t stateDictBytes() const;
 };
 

@@ -293,7 +293,7 @@ json documentJson(const Document &doc, bool placeholder)
     j["file"] = doc.path;
     j["format"] = formatName(doc.format);
     j["format_detail"] = doc.formatDetail;
-    j["pickle_protocol"] = doc.pickleProtocol;
+    j["pickle_protocol"] = doc.hasPickle() ? json(doc.pickleProtocol) : json(nullptr);
     j["kind"] = kindName(doc.kind);
     if (doc.hasStateDict) {
         json tensors = tensorList(doc.stateDict, placeholder);

@@ -732,6 +732,13 @@ def main():
     r, doc = convert(os.path.join(work, 'in.pth'), '--to', 'checkpoint')
     res.check(doc is not None and doc['output'] == os.path.join(work, 'in_checkpoint.pth'), 'default output name beside the input',
               '%s' % (doc and doc['output']))
+    # model_best.pth.tar (torchvision's examples, the corpus) and .th (AllenNLP) lose both extensions.
+    stems = tempfile.mkdtemp(prefix='ckpt-convert-stems-')
+    for name, stem in (('model_best.pth.tar', 'model_best'), ('weights.th', 'weights')):
+        shutil.copy(os.path.join(fx, 'state_dict.pth'), os.path.join(stems, name))
+        r, doc = convert(os.path.join(stems, name), '--to', 'state-dict')
+        res.check(doc is not None and doc['output'] == os.path.join(stems, stem + '_state_dict.pth'),
+                  'default output name for ' + name, '%s' % (doc and doc['output']))
     with open(os.path.join(work, 'in_checkpoint.pth'), 'rb') as f:
         first = f.read()
     r, _ = convert(os.path.join(work, 'in.pth'), '--to', 'checkpoint', expect_ok=False)

@@ -69,6 +69,12 @@ def main():
         rep = json.loads(r.stdout) if r.stdout.strip() else {}
         dangerous = [g["name"] for g in rep.get("globals", []) if g["class"] == "dangerous"]
         check(info["global"] in dangerous and rep.get("error"), f"{f}: report {rep}")
+    # safetensors holds no pickle: no protocol, and torch.load does not read it.
+    st = os.path.join(a.fixtures, "weights.safetensors")
+    info = subprocess.run([a.ckpt, "info", "--json", st], capture_output=True, text=True, timeout=60)
+    text = subprocess.run([a.ckpt, "info", st], capture_output=True, text=True, timeout=60)
+    check(info.returncode == 0 and json.loads(info.stdout)["pickle_protocol"] is None and "protocol" not in text.stdout,
+          f"safetensors: pickle protocol reported: {info.stdout[:300]} {text.stdout[:300]}")
     check_weights_only_verdict(a, hostile, check)
     return results.finish()
 
