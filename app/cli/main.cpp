@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     showCmd->add_option("file", show.file, "Checkpoint file")->required();
     showCmd->add_option("key", show.key, "State-dict name (fc1.weight) or tree path (model_state_dict/fc1.weight)")->required();
     showCmd->add_option("--limit", show.limit, "How many values to print (default 100)");
-    showCmd->add_option("--histogram", show.histogram, "Also count the finite values in BINS equal bins (as torch.histc)");
+    showCmd->add_option("--histogram", show.histogram, "Also count the finite values in BINS equal bins (as torch.histc on the values in float64)");
     showCmd->add_flag("--json", show.json, "Print indented JSON");
 
     ckpt::cli::ExportOptions exportOptions;

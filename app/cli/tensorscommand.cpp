@@ -140,6 +140,8 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
             j = entryJson({options.key, value});
             if (r.problem.empty() && r.layout != TensorRef::Layout::Meta) {
                 j["stats"] = statsOf(r);
+                if (dtypeIsComplex(r.dtype))
+                    j["stats"]["over"] = "real and imaginary parts together";
                 const auto count = std::clamp<std::int64_t>(options.limit, 0, std::max<std::int64_t>(0, r.numel()));
                 if (options.histogram > 0) {
                     try {
@@ -156,6 +158,11 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
                     if (dtypeIsIntegral(r.dtype) || r.dtype == DType::Bool) {
                         for (std::int64_t x : ComputeLoader::api().integers(r, 0, count))
                             v.push_back(r.dtype == DType::Bool ? json(x != 0) : integer(x, r.dtype == DType::UInt64));
+                    } else if (dtypeIsComplex(r.dtype)) {
+                        // [real, imaginary] per element, as torch.view_as_real(t).tolist() gives them.
+                        const auto parts = ComputeLoader::api().values(r, 0, count);
+                        for (std::size_t i = 0; i + 1 < parts.size(); i += 2)
+                            v.push_back(json::array({number(parts[i]), number(parts[i + 1])}));
                     } else {
                         for (double x : ComputeLoader::api().values(r, 0, count))
                             v.push_back(number(x));

@@ -34,7 +34,8 @@ struct TensorStats {
 };
 
 // Counts of a tensor's finite values in equal-width bins from its minimum to its maximum, as
-// torch.histc counts them (the maximum falls in the last bin).
+// torch.histc counts them in float64 (the maximum falls in the last bin); histc in float32 can put a
+// value at an edge into the neighbouring bin.
 struct Histogram {
     double low = 0;
     double high = 0;

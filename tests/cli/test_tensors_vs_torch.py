@@ -116,13 +116,24 @@ def main():
                 shown = json.loads(r.stdout)['values'] if r.returncode == 0 else None
                 check(shown is not None and same_exactly(shown, want_values),
                       f'{name}: show {tname}: {shown} != {want_values} exactly')
+        # ckpt show: a complex tensor's values as [real, imaginary] pairs, as view_as_real().tolist().
+        for tname, t in theirs:
+            if t.is_complex():
+                r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '4', '--json'], capture_output=True,
+                                   text=True, timeout=60)
+                shown = json.loads(r.stdout) if r.returncode == 0 else {}
+                want = torch.view_as_real(t.to(torch.complex128)).flatten(0, -2)[:4].tolist()
+                check(len(shown.get('values', [])) == len(want) and all(
+                    close(x, y) for p, q in zip(shown['values'], want) for x, y in zip(p, q)) and
+                    shown['stats'].get('over') == 'real and imaginary parts together',
+                    f'{name}: show {tname}: {shown.get("values")} != {want}')
         # ckpt show: the first values of the first tensor, as PyTorch lists them.
         tname, t = theirs[0]
         r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '5', '--json'], capture_output=True, text=True,
                            timeout=60)
         check(r.returncode == 0, f'{name}: show {tname}: exit {r.returncode}: {r.stderr}')
         if r.returncode == 0 and not t.is_meta:
-            shown = json.loads(r.stdout)['values']
+            shown = [v for x in json.loads(r.stdout)['values'] for v in (x if isinstance(x, list) else [x])]
             dense = t.dequantize() if t.is_quantized else (t.to_dense() if t.is_sparse else t)
             flat = (torch.view_as_real(dense) if dense.is_complex() else dense).flatten().double()[:len(shown)].tolist()
             check(all(close(x, y) for x, y in zip(shown, flat)), f'{name}: show {tname}: {shown} != {flat}')
@@ -158,6 +169,10 @@ def main():
         if exact:
             check(shown is not None and same_exactly(shown, ints), f'newer_dtypes.pth: show {tname}: {shown} != {ints} exactly')
             continue
+        if e['dtype'].startswith('complex'):  # [real, imaginary] per element, as view_as_real().tolist()
+            check(shown is not None and all(isinstance(p, list) and len(p) == 2 for p in shown),
+                  f'newer_dtypes.pth: show {tname}: {shown} are not [real, imaginary] pairs')
+            shown = [v for p in shown or [] for v in p]
         same = shown is not None and len(shown) == len(flat) and all(
             (x is None and math.isnan(y)) or close(x, y) for x, y in zip(shown, flat))
         check(same, f'newer_dtypes.pth: show {tname}: {shown} != {flat}')
