@@ -286,7 +286,7 @@ def newer_dtypes(res, convert, ckpt, fx, out):
             # Integers exactly, as ints (up to 2^64 - 1); the rest as floats.
             exact = e['dtype'].startswith('uint')
             flat = [v if exact else float(v) for x in e['values'] for v in (x if isinstance(x, list) else [x])]
-            vals = got.get('values') or []
+            vals = [v for x in got.get('values') or [] for v in (x if isinstance(x, list) else [x])]  # complex: pairs
             vals = [float(x) if isinstance(x, str) else x for x in vals]  # 'inf', '-inf'
             same = len(vals) == len(flat) and all((x is None and math.isnan(y)) or (x == y and type(x) is type(y))
                                                   for x, y in zip(vals, flat))
