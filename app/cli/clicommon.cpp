@@ -1,6 +1,7 @@
 #include "clicommon.h"
 
 #include "error.h"
+#include "textcodec.h"
 #include "valuetree.h"
 
 #include <cerrno>
@@ -16,7 +17,7 @@ std::vector<std::shared_ptr<void>> *g_keptUntilExit = nullptr;
 int reportError(std::ostream &err, const std::string &file, const std::exception &e)
 {
     const std::string what = e.what();
-    err << "ckpt: " << (dynamic_cast<const FormatError *>(&e) ? what : file + ": " + what) << '\n';
+    err << "ckpt: " << displayText(dynamic_cast<const FormatError *>(&e) ? what : file + ": " + what) << '\n';
     return 1;
 }
 

@@ -1,6 +1,7 @@
 #include "diffcommand.h"
 
 #include "clicommon.h"
+#include "textcodec.h"
 #include "comparison.h"
 #include "computeloader.h"
 #include "document.h"
@@ -118,8 +119,11 @@ int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err)
         const Comparison c = compareDocuments(a, b, ComputeLoader::api(), co);
         if (options.json)
             out << comparisonToJson(c).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-        else
-            printText(c, out);
+        else {
+            std::ostringstream text;  // names come from the files: no control bytes to the terminal
+            printText(c, text);
+            out << displayText(text.str(), true);
+        }
         return c.weightsEqual() ? 0 : 1;
     } catch (const std::exception &e) {
         reportError(err, current, e);

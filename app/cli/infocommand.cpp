@@ -1,6 +1,7 @@
 #include "infocommand.h"
 
 #include "clicommon.h"
+#include "textcodec.h"
 #include "document.h"
 #include "error.h"
 #include "jsonexport.h"
@@ -122,7 +123,10 @@ int runInfo(const InfoOptions &options, std::ostream &out, std::ostream &err)
             writeDocumentJson(doc, out);
             out << '\n';
         } else {
-            printText(doc, keepUntilExit(documentToJson(doc)), out);
+            // Names and values come from the file: no control bytes reach the terminal.
+            std::ostringstream text;
+            printText(doc, keepUntilExit(documentToJson(doc)), text);
+            out << displayText(text.str(), true);
         }
         return 0;
     } catch (const std::exception &e) {

@@ -1,6 +1,7 @@
 #include "tensorscommand.h"
 
 #include "clicommon.h"
+#include "textcodec.h"
 #include "computeloader.h"
 #include "document.h"
 #include "error.h"
@@ -107,12 +108,12 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
             return 0;
         }
         for (const auto &row : rows) {
-            out << row["name"].get<std::string>() << "  " << row["dtype"].get<std::string>() << "  "
+            out << displayText(row["name"].get<std::string>()) << "  " << row["dtype"].get<std::string>() << "  "
                 << shapeText(row["shape"].get<std::vector<std::int64_t>>()) << "  " << row["device"].get<std::string>();
             if (row.contains("stats")) {
                 const auto &s = row["stats"];
                 if (s.contains("error"))
-                    out << "  (" << s["error"].get<std::string>() << ")";
+                    out << "  (" << displayText(s["error"].get<std::string>()) << ")";
                 else
                     out << "  min " << fixed(s["min"]) << "  max " << fixed(s["max"]) << "  mean " << fixed(s["mean"])
                         << "  std " << fixed(s["std"]) << "  l2 " << fixed(s["l2"]) << "  zeros "

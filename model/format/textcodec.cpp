@@ -240,7 +240,7 @@ std::string twosComplementToDecimal(std::span<const std::uint8_t> bytes)
     return s;
 }
 
-std::string displayText(std::string_view text)
+std::string displayText(std::string_view text, bool keepLines)
 {
     static constexpr char kDigits[] = "0123456789abcdef";
     std::string out;
@@ -253,7 +253,7 @@ std::string displayText(std::string_view text)
     for (std::size_t i = 0; i < text.size();) {
         const auto b = static_cast<std::uint8_t>(text[i]);
         const std::size_t len = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-        const bool control = b < 0x20 || b == 0x7f || (b == 0xc2 && i + 1 < text.size() &&
+        const bool control = (b < 0x20 && !(keepLines && (b == '\n' || b == '\t'))) || b == 0x7f || (b == 0xc2 && i + 1 < text.size() &&
                                                        static_cast<std::uint8_t>(text[i + 1]) < 0xa0);
         if (len == 0 || i + len > text.size() || control || !isValidUtf8(text.substr(i, len))) {
             escape(b);

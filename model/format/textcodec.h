@@ -27,7 +27,8 @@ std::string twosComplementToDecimal(std::span<const std::uint8_t> bytes);
 std::string hexPreview(std::string_view bytes, std::size_t maxBytes);
 // Text from a file made safe to show: control characters and bytes that are not UTF-8 become
 // \xNN, so a name cannot send escape sequences to a terminal or break a message's encoding.
-std::string displayText(std::string_view text);
+// `keepLines`: newlines and tabs stay (a whole report that is already laid out).
+std::string displayText(std::string_view text, bool keepLines = false);
 // The items with `separator` between them ("a, b, c").
 std::string joinText(const std::vector<std::string> &items, std::string_view separator = ", ");
 

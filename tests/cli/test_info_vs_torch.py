@@ -271,6 +271,14 @@ def check_hostile(res, ckpt, name, path, info):
         res.check(any(info['tensor'] in w for w in warnings), where,
                   'exit 0 but no warning mentions the tensor %r that runs past its storage; warnings: %r'
                   % (info['tensor'], warnings))
+    # Text meant for a terminal carries no control bytes from the file (escapes come out as \xNN).
+    if info.get('text_clean'):
+        for args in (['info', path], ['tensors', '--stats', path], ['diff', path, path], ['scan', path]):
+            p = subprocess.run([ckpt] + args, capture_output=True, timeout=HOSTILE_TIMEOUT)
+            raw = [b for b in p.stdout + p.stderr if (b < 0x20 and b not in (0x0a, 0x09)) or b == 0x7f]
+            named = args[0] in ('info', 'tensors')  # these list every key; diff and scan only what differs
+            res.check(p.returncode == 0 and not raw and (b'\\x1b' in p.stdout or not named), where,
+                      'ckpt %s: exit %d, control bytes %r in %r' % (args[0], p.returncode, raw[:5], p.stdout[:300]))
     # Tensors whose computation the file would make unbounded: refused with a reason, quickly.
     if info.get('refused'):
         p = subprocess.run([ckpt, 'tensors', '--stats', '--json', path], capture_output=True, timeout=HOSTILE_TIMEOUT)
