@@ -61,11 +61,7 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
             // Unreadable, but what its pickles named before the fault would still run in Python.
             anyError = true;
             reportError(err, file, e);
-            SecurityReport partial;
-            for (const auto &g : e.globals) {
-                partial.globals.push_back(classifyGlobal(g));
-                partial.dangerous = partial.dangerous || partial.globals.back().cls == GlobalClass::Dangerous;
-            }
+            const SecurityReport partial = globalsReport(e.globals);
             anyDangerous = anyDangerous || partial.dangerous;
             if (options.json) {
                 auto j = securityToJson(partial);

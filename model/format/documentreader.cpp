@@ -843,9 +843,9 @@ Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, c
             throw FormatError(path + ": the file changed or was truncated while it was read");
         // What Python would run before it reached the fault still runs: say so.
         std::string dangerous;
-        for (const auto &g : e.globals)
-            if (classifyGlobal(g).cls == GlobalClass::Dangerous)
-                dangerous += (dangerous.empty() ? "" : ", ") + g.name;
+        for (const auto &g : globalsReport(e.globals).globals)
+            if (g.cls == GlobalClass::Dangerous)
+                dangerous += (dangerous.empty() ? "" : ", ") + g.use.name;
         throw ReadFailure(path + ": " + e.what() +
                               (dangerous.empty() ? "" : " (before that point it names " + dangerous +
                                                             ", which Python would run when loading it)"),

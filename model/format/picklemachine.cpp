@@ -59,43 +59,31 @@ constexpr OpName kOpNames[] = {
 };
 
 // Python 2 module names as Python 3's unpickler maps them.
+// (Python 2 module, name) to Python 3's, as _compat_pickle's NAME_MAPPING has them.
+constexpr std::array<std::array<std::string_view, 4>, 7> kNameMapping{{
+    {"__builtin__", "xrange", "builtins", "range"},
+    {"__builtin__", "unicode", "builtins", "str"},
+    {"__builtin__", "long", "builtins", "int"},
+    {"__builtin__", "raw_input", "builtins", "input"},
+    {"__builtin__", "reduce", "functools", "reduce"},
+    {"__builtin__", "intern", "sys", "intern"},
+    {"UserDict", "UserDict", "collections", "UserDict"},
+}};
+// Python 2 modules to Python 3's (its IMPORT_MAPPING), for every name in them.
+constexpr std::array<std::array<std::string_view, 2>, 11> kImportMapping{{
+    {"__builtin__", "builtins"}, {"exceptions", "builtins"}, {"copy_reg", "copyreg"}, {"cPickle", "pickle"},
+    {"httplib", "http.client"}, {"urllib2", "urllib.request"}, {"urlparse", "urllib.parse"},
+    {"commands", "subprocess"}, {"SocketServer", "socketserver"}, {"cStringIO", "io"}, {"StringIO", "io"},
+}};
+
 std::pair<std::string, std::string> remapGlobal(std::string module, std::string name)
 {
-    if (module == "__builtin__") {
-        module = "builtins";
-        if (name == "xrange")
-            name = "range";
-        else if (name == "unicode")
-            name = "str";
-        else if (name == "long")
-            name = "int";
-        else if (name == "raw_input")
-            name = "input";
-        else if (name == "reduce")
-            module = "functools";
-        else if (name == "intern")
-            module = "sys";
-    } else if (module == "httplib") {
-        module = "http.client";
-    } else if (module == "urllib2") {
-        module = "urllib.request";
-    } else if (module == "urlparse") {
-        module = "urllib.parse";
-    } else if (module == "commands") {
-        module = "subprocess";
-    } else if (module == "SocketServer") {
-        module = "socketserver";
-    } else if (module == "cStringIO" || module == "StringIO") {
-        module = "io";
-    } else if (module == "copy_reg") {
-        module = "copyreg";
-    } else if (module == "exceptions") {
-        module = "builtins";
-    } else if (module == "UserDict" && name == "UserDict") {
-        module = "collections";
-    } else if (module == "cPickle") {
-        module = "pickle";
-    }
+    for (const auto &[m2, n2, m3, n3] : kNameMapping)
+        if (module == m2 && name == n2)
+            return {std::string(m3), std::string(n3)};
+    for (const auto &[m2, m3] : kImportMapping)
+        if (module == m2)
+            return {std::string(m3), std::move(name)};
     return {std::move(module), std::move(name)};
 }
 
@@ -625,15 +613,12 @@ private:
                 // without end. PyTorch nests it once.
                 if (m_rebuildNesting >= kMaxRebuildNesting)
                     fail("torch._tensor." + fn + " nested more than " + std::to_string(kMaxRebuildNesting) + " deep");
-                ++m_rebuildNesting;
-                ValuePtr inner;
-                try {
-                    inner = call(a[0], a[2]);
-                } catch (...) {
-                    --m_rebuildNesting;
-                    throw;
-                }
-                --m_rebuildNesting;
+                struct Nest {
+                    int &depth;
+                    explicit Nest(int &d) : depth(++d) {}
+                    ~Nest() { --depth; }
+                } nest(m_rebuildNesting);
+                ValuePtr inner = call(a[0], a[2]);
                 if (inner && inner->isTensor() && a[1] && a[1]->kind() == Value::Kind::Global) {
                     const std::string cls = a[1]->qualifiedName();
                     const bool param = cls == "torch.nn.parameter.Parameter";

@@ -233,12 +233,9 @@ void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std:
 }
 } // namespace
 
-SecurityReport securityReport(const Document &doc)
+SecurityReport globalsReport(const std::vector<GlobalUse> &globals)
 {
     SecurityReport r;
-    r.anomalies = doc.anomalies;
-    std::vector<GlobalUse> globals = doc.globals;
-    scanNestedPickles(doc.root, globals, r.anomalies, 0);
     for (const auto &g : globals) {
         auto v = classifyGlobal(g);
         if (v.cls == GlobalClass::Dangerous)
@@ -249,6 +246,16 @@ SecurityReport securityReport(const Document &doc)
         }
         r.globals.push_back(std::move(v));
     }
+    return r;
+}
+
+SecurityReport securityReport(const Document &doc)
+{
+    std::vector<GlobalUse> globals = doc.globals;
+    std::vector<std::string> anomalies = doc.anomalies;
+    scanNestedPickles(doc.root, globals, anomalies, 0);
+    SecurityReport r = globalsReport(globals);
+    r.anomalies = std::move(anomalies);
     // Files torch.load(weights_only=True) refuses whatever they hold.
     const auto refuse = [&r](std::string why) {
         r.weightsOnlyLoadable = false;

@@ -34,6 +34,9 @@ struct SecurityReport {
 
 // Classifies one global by name.
 GlobalVerdict classifyGlobal(const GlobalUse &use);
+// Classifies a list of globals (what a file names, or what it named before it failed to read):
+// the report's globals, `dangerous` and weights-only blockers; no anomalies, no container checks.
+SecurityReport globalsReport(const std::vector<GlobalUse> &globals);
 // The report for a read document.
 SecurityReport securityReport(const Document &doc);
 
