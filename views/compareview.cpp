@@ -11,6 +11,7 @@
 #include "metadata.h"
 
 #include <QCheckBox>
+#include <QDoubleValidator>
 #include <QFileInfo>
 #include <QFutureWatcher>
 #include <QHBoxLayout>
@@ -29,6 +30,7 @@
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <cmath>
+#include <utility>
 
 namespace ckpt {
 
@@ -72,6 +74,26 @@ private:
     bool m_changedOnly = false;
     QString m_text;
 };
+
+// A tolerance as the field shows it: "0" for exact, else the shortest text that reads back the same.
+QString toleranceText(double v)
+{
+    const QString shortText = QString::number(v, 'g', 6);
+    return shortText.toDouble() == v ? shortText : QString::number(v, 'g', 17);
+}
+
+// The field's tolerance; empty is 0 (exact). False when it is not a finite number >= 0.
+bool toleranceOf(const QLineEdit *edit, double &out)
+{
+    const QString text = edit->text().trimmed();
+    if (text.isEmpty()) {
+        out = 0;
+        return true;
+    }
+    bool ok = false;
+    out = QLocale::c().toDouble(text, &ok);
+    return ok && std::isfinite(out) && out >= 0;
+}
 
 QString num(double v)
 {
@@ -126,6 +148,21 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     m_filter->setClearButtonEnabled(true);
     m_filter->setAcceptDrops(false);
     m_filter->setMaximumWidth(280);
+    for (QLineEdit **edit : {&m_atolEdit, &m_rtolEdit}) {
+        const bool abs = edit == &m_atolEdit;
+        *edit = new QLineEdit(QStringLiteral("0"), this);
+        (*edit)->setObjectName(abs ? QStringLiteral("compareAtol") : QStringLiteral("compareRtol"));
+        (*edit)->setMaximumWidth(90);
+        (*edit)->setAcceptDrops(false);
+        auto *validator = new QDoubleValidator(0.0, 1e300, 17, *edit);
+        validator->setNotation(QDoubleValidator::ScientificNotation);
+        validator->setLocale(QLocale::c());
+        (*edit)->setValidator(validator);
+        (*edit)->setToolTip(tr("A tensor is within tolerance when every element has |second \u2212 first| \u2264 "
+                               "absolute + relative \u00d7 |second| (as ckpt diff --atol/--rtol). 0: exact. "
+                               "Press Enter to compare again."));
+        connect(*edit, &QLineEdit::editingFinished, this, &CompareView::toleranceEdited);
+    }
     connect(m_changedOnly, &QCheckBox::toggled, this, [this, proxy](bool on) {
         proxy->setChangedOnly(on);
         m_tree->expandToDepth(1);
@@ -182,6 +219,14 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     bar->addWidget(m_summary, 1);
     bar->addWidget(m_progress);
     bar->addWidget(m_cancel);
+    auto *atolLabel = new QLabel(tr("&abs tol"), this);
+    atolLabel->setBuddy(m_atolEdit);
+    auto *rtolLabel = new QLabel(tr("&rel tol"), this);
+    rtolLabel->setBuddy(m_rtolEdit);
+    bar->addWidget(atolLabel);
+    bar->addWidget(m_atolEdit);
+    bar->addWidget(rtolLabel);
+    bar->addWidget(m_rtolEdit);
     bar->addWidget(m_changedOnly);
     bar->addWidget(m_filter);
     auto *layout = new QVBoxLayout(this);
@@ -208,6 +253,8 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
     m_b = QFileInfo(b).absoluteFilePath();
     m_atol = atol;
     m_rtol = rtol;
+    m_atolEdit->setText(toleranceText(atol));
+    m_rtolEdit->setText(toleranceText(rtol));
     m_model->setComparison(nullptr);
     m_docA.reset();
     m_docB.reset();
@@ -237,12 +284,28 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
             m_docB = job->b;
             m_model->setComparison(job->comparison);
             showResult();
+            if (!m_reselect.isEmpty())
+                selectPath(std::exchange(m_reselect, QString()));
             Q_EMIT finished(true);
         },
         [this](const QString &error) {
+            m_reselect.clear();
             m_summary->setText(jobFailureText(error, tr("Comparison cancelled.")));
             Q_EMIT finished(false);
         });
+}
+
+void CompareView::toleranceEdited()
+{
+    double atol = 0, rtol = 0;
+    const bool okA = toleranceOf(m_atolEdit, atol), okR = toleranceOf(m_rtolEdit, rtol);
+    for (auto [edit, ok] : {std::pair{m_atolEdit, okA}, std::pair{m_rtolEdit, okR}})
+        edit->setStyleSheet(ok ? QString() : QStringLiteral("color: #b3261e"));
+    if (!okA || !okR || m_a.isEmpty() || (atol == m_atol && rtol == m_rtol))
+        return;
+    const QModelIndex current = m_proxy->mapToSource(m_tree->currentIndex());
+    m_reselect = current.isValid() ? current.data(ComparisonModel::PathRole).toString() : QString();
+    compare(m_a, m_b, atol, rtol);
 }
 
 void CompareView::cancel()

@@ -44,6 +44,10 @@ public:
     QTreeView *tree() const { return m_tree; }
     QCheckBox *changedOnly() const { return m_changedOnly; }
     QLineEdit *filter() const { return m_filter; }
+    // Absolute and relative tolerance, as `ckpt diff --atol/--rtol` (empty or 0: exact). Editing
+    // one and pressing Enter (or leaving it) compares the files again, keeping the selected tensor.
+    QLineEdit *atolEdit() const { return m_atolEdit; }
+    QLineEdit *rtolEdit() const { return m_rtolEdit; }
     QLabel *summary() const { return m_summary; }
     // The two files side by side: name, format, kind, tensors, parameters, size, epoch.
     QLabel *sideA() const { return m_sideA; }
@@ -61,6 +65,7 @@ Q_SIGNALS:
 
 private:
     void showResult();
+    void toleranceEdited();
     void showTensor(const QModelIndex &index);
     QString m_a, m_b;
     double m_atol = 0, m_rtol = 0;
@@ -79,6 +84,9 @@ private:
     QCheckBox *m_changedOnly = nullptr;
     QCheckBox *m_log = nullptr;
     QLineEdit *m_filter = nullptr;
+    QLineEdit *m_atolEdit = nullptr;
+    QLineEdit *m_rtolEdit = nullptr;
+    QString m_reselect;  // the tensor path to select again once a new comparison is shown
     QTreeView *m_tree = nullptr;
     QLabel *m_figures = nullptr;
     HistogramChart *m_values = nullptr;

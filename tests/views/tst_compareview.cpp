@@ -79,6 +79,7 @@ private Q_SLOTS:
     void cancelLeavesNothingRunning();
     void seriesMatchesTorch();
     void integerTensorsExactly();
+    void toleranceFieldsCompareAgain();
 };
 
 void TestCompareView::compareMatchesTorch()
@@ -267,6 +268,59 @@ void TestCompareView::integerTensorsExactly()
     const QJsonObject tensors = pair.value(QStringLiteral("tensors")).toObject();
     QCOMPARE(tensors.value("tracker.num_batches").toObject().value("status").toString(), QStringLiteral("different"));
     checkTensorRows(view, tensors);
+}
+
+// Typing a tolerance and pressing Enter compares again: the rows become PyTorch's for that
+// tolerance (the pair with atol 1e-3 and rtol 1e-3: float32 against its float16 copy), and the
+// selected tensor stays selected.
+void TestCompareView::toleranceFieldsCompareAgain()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(3).toObject();
+    QCOMPARE(pair.value("atol").toDouble(), 1e-3);
+    QCOMPARE(pair.value("rtol").toDouble(), 1e-3);
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()));
+    QVERIFY(done.wait(60000));
+    QCOMPARE(view.atolEdit()->text(), QStringLiteral("0"));
+    QCOMPARE(view.rtolEdit()->text(), QStringLiteral("0"));
+    const QString exact = view.summary()->text();
+    QVERIFY(view.selectPath(QStringLiteral("head.weight")));
+
+    // Typing is checked: a minus sign is not taken.
+    view.atolEdit()->clear();
+    QTest::keyClicks(view.atolEdit(), QStringLiteral("-1e-3"));
+    QCOMPARE(view.atolEdit()->text(), QStringLiteral("1e-3"));
+    done.clear();
+    QTest::keyClick(view.atolEdit(), Qt::Key_Return);
+    QVERIFY(done.wait(60000));
+    view.rtolEdit()->clear();
+    QTest::keyClicks(view.rtolEdit(), QStringLiteral("0.001"));
+    done.clear();
+    QTest::keyClick(view.rtolEdit(), Qt::Key_Return);
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+
+    checkTensorRows(view, pair.value(QStringLiteral("tensors")).toObject());
+    if (QTest::currentTestFailed())
+        return;
+    int close = 0;
+    const QJsonObject tensors = pair.value(QStringLiteral("tensors")).toObject();
+    for (const auto &t : tensors)
+        close += t.toObject().value("status").toString() == QLatin1String("close");
+    QVERIFY(close > 0);
+    const QString within = QStringLiteral(" %1 within tolerance").arg(close);
+    QVERIFY2(view.summary()->text().contains(within), qPrintable(view.summary()->text()));
+    QVERIFY2(!exact.contains(within), qPrintable(exact));
+    const QModelIndex current = view.proxy()->mapToSource(view.tree()->currentIndex());
+    QCOMPARE(current.data(ComparisonModel::PathRole).toString(), QStringLiteral("head.weight"));
+
+    // Enter with nothing changed does not compare again.
+    done.clear();
+    QTest::keyClick(view.rtolEdit(), Qt::Key_Return);
+    QTest::qWait(100);
+    QVERIFY(!view.isRunning());
+    QCOMPARE(done.size(), 0);
 }
 
 QTEST_MAIN(TestCompareView)
