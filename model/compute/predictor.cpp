@@ -360,6 +360,8 @@ struct Builder {
         const std::string type = l.isContainer() ? (l.type == "Sequential" ? std::string("Sequential") : "Container") : l.type;
         torch::jit::Module m(c10::QualifiedName("__torch__.ckpt_studio." + type + "_" + std::to_string(counter++)), cu,
                              false);
+        // Every module torch.jit.script writes has its `training` flag; saved in eval mode.
+        m.register_attribute("training", c10::BoolType::get(), false);
         std::string src = "def forward(self, x):\n";
         if (l.isContainer()) {
             int i = 0;

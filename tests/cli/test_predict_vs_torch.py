@@ -145,7 +145,15 @@ def main():
         r = run(c['file'], [x for x in c['args'] if x not in ('--json',)] + ['--export-torchscript', dest])
         if not res.check(r.returncode == 0 and os.path.exists(dest), name + ': export', r.stderr.strip()):
             continue
-        module = torch.jit.load(dest, map_location='cpu').eval()
+        module = torch.jit.load(dest, map_location='cpu')
+        # As torch.jit.script writes it: every module has its `training` flag, saved in eval mode,
+        # so that torch.jit.freeze takes it as it is.
+        flags = [getattr(m, 'training', None) for m in module.modules()]
+        res.check(flags and all(f is False for f in flags), name + ': exported modules in eval mode', repr(flags))
+        try:
+            torch.jit.freeze(module)
+        except Exception as e:
+            res.check(False, name + ': torch.jit.freeze of the export', str(e).splitlines()[0])
         x = torch.tensor(c['model_input'], dtype=getattr(torch, c['model_input_dtype']))
         with torch.no_grad():
             y = module(x)
