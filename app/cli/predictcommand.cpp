@@ -152,14 +152,21 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         if (pre.present())
             options.normalization(pre.mean, pre.std);
         const PredictionResult r = predictor->run(input, options);
+        std::vector<std::string> notes = predictor->notes();
+        if (!pre.problem.empty())
+            notes.push_back("normalisation: " + pre.problem);
         if (o.json) {
-            out << predictionToJson(r, arch, predictor->notes(), input.shape).dump(1) << "\n";
+            out << predictionToJson(r, arch, notes, input.shape).dump(1) << "\n";
             return 0;
         }
         printArchitecture(out, arch);
-        for (const auto &n : predictor->notes())
+        for (const auto &n : notes)
             out << "note: " << n << "\n";
-        out << "normalized: " << (r.normalized ? "yes (" + pre.source + ")" : pre.present() ? "no (--no-normalize)" : "no (the file has no mean/std)")
+        out << "normalized: "
+            << (r.normalized      ? "yes (" + pre.source + ")"
+                : pre.present()   ? std::string("no (--no-normalize)")
+                : pre.problem.empty() ? std::string("no (the file has no mean/std)")
+                                      : std::string("no (its mean/std cannot be used)"))
             << "\n";
         out << predictionToText(r);
         return 0;

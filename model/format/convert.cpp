@@ -6,6 +6,7 @@
 #include "error.h"
 #include "jsonexport.h"
 #include "mappedfile.h"
+#include "metadata.h"
 #include "picklewriter.h"
 #include "safetensorswriter.h"
 #include "security.h"
@@ -319,6 +320,7 @@ private:
     ValuePtr m_metadata;                                     // the state dict's _metadata, edited
     std::set<std::string> m_usedRootKeys;
     std::set<std::string> m_takenFromInfo; // additional_info entries promoted back to their own key
+    std::set<std::string> m_takenFromFormat; // safetensors __metadata__ entries promoted to their own key
 
     ValuePtr rootEntry(const std::string &k) const
     {
@@ -692,6 +694,12 @@ private:
                 m_takenFromInfo.insert(s);
                 return v;
             }
+        for (const char *s : sourceKeys)
+            if (auto v = formatMetadataValue(m_doc, s); v && !v->isNone()) {
+                m_plan.carried.push_back(key + " (from '__metadata__/" + s + "')");
+                m_takenFromFormat.insert(s);
+                return v;
+            }
         if (!hint.empty())
             m_plan.warnings.push_back(key + " is not in the source; written as None" + hint);
         return Value::none();
@@ -710,6 +718,11 @@ private:
         if (auto v = rootEntry("timestamp")) {
             m_usedRootKeys.insert("timestamp");
             m_plan.carried.push_back("timestamp");
+            return v;
+        }
+        if (auto v = formatMetadataValue(m_doc, "timestamp")) {
+            m_takenFromFormat.insert("timestamp");
+            m_plan.carried.push_back("timestamp (from '__metadata__/timestamp')");
             return v;
         }
         return Value::string(isoNow());
@@ -778,7 +791,11 @@ private:
             put("timestamp", timestampValue());
             put("pytorch_version", versionValue());
             auto info = Value::dict();
-            if (auto given = rootEntry("additional_info"); given && given->isDict() && blockerOf(given).empty()) {
+            ValuePtr given = rootEntry("additional_info");
+            if (!given)
+                if ((given = formatMetadataValue(m_doc, "additional_info")) && given->isDict())
+                    m_takenFromFormat.insert("additional_info");
+            if (given && given->isDict() && blockerOf(given).empty()) {
                 m_usedRootKeys.insert("additional_info");
                 for (const auto &e : given->entries())
                     if (!e.key || !m_takenFromInfo.contains(keyText(*e.key)))
@@ -807,7 +824,8 @@ private:
                         m_usedRootKeys.insert(k);
                 put("preprocessing", jsonToValue(toOrdered(*m_o.preprocess)));
                 m_plan.carried.push_back("preprocessing (given)");
-            } else if (rootEntry("input_mean") || rootEntry("input_std") || infoEntry("input_mean")) {
+            } else if (rootEntry("input_mean") || rootEntry("input_std") || infoEntry("input_mean") ||
+                       formatMetadataValue(m_doc, "input_mean")) {
                 put("input_mean", pick("input_mean", nullptr, {"input_mean"}, " (set --preprocessing)"));
                 put("input_std", pick("input_std", nullptr, {"input_std"}, " (set --preprocessing)"));
             } else {
@@ -838,11 +856,15 @@ private:
         }
         case ConvertTarget::Safetensors: {
             std::map<std::string, std::string> meta;
+            std::set<std::string> jsonKeys;  // values written as JSON text, listed under kSafetensorsJsonKeys
             if (m_doc.formatMetadata && m_doc.formatMetadata->isDict())
                 for (const auto &e : m_doc.formatMetadata->entries())
                     if (e.key && e.key->isString() && e.value && e.value->isString() &&
-                        !e.key->text().starts_with("alias:"))
+                        !e.key->text().starts_with("alias:") && e.key->text() != kSafetensorsJsonKeys) {
                         meta[e.key->text()] = e.value->text();
+                        if (auto v = formatMetadataValue(m_doc, e.key->text()); v && !v->isString())
+                            jsonKeys.insert(e.key->text());
+                    }
             if (m_doc.root && m_doc.root->isDict() && !m_doc.stateDictPath.empty())
                 for (const auto &e : m_doc.root->entries()) {
                     if (!e.key)
@@ -868,11 +890,14 @@ private:
                         continue;
                     } else {
                         meta[k] = text; // JSON text: metadata values are strings
+                        jsonKeys.insert(k);
                     }
                     m_plan.carried.push_back("__metadata__/" + k);
                 }
             if (!meta.contains("format"))
                 meta["format"] = "pt";
+            if (!jsonKeys.empty())
+                meta[std::string(kSafetensorsJsonKeys)] = nlohmann::json(jsonKeys).dump();
             // Sharing is not allowed: a tensor that is exactly another one is written once.
             std::map<std::tuple<const StorageRef *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>>,
                      std::string>
@@ -903,14 +928,24 @@ private:
             m_plan.sidecar = nlohmann::ordered_json::object();
     }
 
+    // The source's __metadata__ (or shard index metadata) under additional_info, less the entries
+    // promoted to keys of their own, the JSON marker and aliases (the tensors are written apart).
     void carryFormatMetadata(const ValuePtr &info)
     {
-        if (m_doc.formatMetadata && m_doc.formatMetadata->isDict() && !m_doc.formatMetadata->entries().empty() &&
-            blockerOf(m_doc.formatMetadata).empty()) {
-            const char *name = m_doc.format == ContainerFormat::Safetensors ? "safetensors_metadata" : "index_metadata";
-            info->entries().push_back({Value::string(name), m_doc.formatMetadata});
-            m_plan.carried.push_back(std::string("additional_info/") + name);
+        if (!m_doc.formatMetadata || !m_doc.formatMetadata->isDict() || !blockerOf(m_doc.formatMetadata).empty())
+            return;
+        auto rest = Value::dict();
+        for (const auto &e : m_doc.formatMetadata->entries()) {
+            const std::string k = e.key ? keyText(*e.key) : std::string();
+            if (m_takenFromFormat.contains(k) || k == kSafetensorsJsonKeys || k.starts_with("alias:"))
+                continue;
+            rest->entries().push_back({e.key, formatMetadataValue(m_doc, k) ? formatMetadataValue(m_doc, k) : e.value});
         }
+        if (rest->entries().empty())
+            return;
+        const char *name = m_doc.format == ContainerFormat::Safetensors ? "safetensors_metadata" : "index_metadata";
+        info->entries().push_back({Value::string(name), rest});
+        m_plan.carried.push_back(std::string("additional_info/") + name);
     }
 
     static nlohmann::ordered_json sidecarOf(const ValuePtr &root, std::initializer_list<const char *> skip)

@@ -1,15 +1,74 @@
 #include "inferencemeta.h"
 
+#include "dtypecast.h"
 #include "metadata.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <map>
 
 namespace ckpt {
 
 namespace {
 
-// Numbers of a list or tuple (ints, floats or bools); empty when any item is something else.
+// One element of a dense tensor's storage as a double; false for types that are not plain numbers.
+bool elementAt(const std::uint8_t *p, DType t, double &out)
+{
+    auto load = [p]<class T>(T) {
+        T v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    };
+    switch (t) {
+    case DType::Float64: out = load(double{}); return true;
+    case DType::Float32: out = load(float{}); return true;
+    case DType::Float16: out = halfBitsToFloat(load(std::uint16_t{})); return true;
+    case DType::BFloat16: out = bfloat16BitsToFloat(load(std::uint16_t{})); return true;
+    case DType::Int64: out = static_cast<double>(load(std::int64_t{})); return true;
+    case DType::Int32: out = load(std::int32_t{}); return true;
+    case DType::Int16: out = load(std::int16_t{}); return true;
+    case DType::Int8: out = load(std::int8_t{}); return true;
+    case DType::UInt8: out = load(std::uint8_t{}); return true;
+    case DType::Bool: out = load(std::uint8_t{}) != 0; return true;
+    default: return false;
+    }
+}
+
+// The numbers of a small tensor (or numpy array) whose sizes are all 1 but one: [3], [3, 1, 1],
+// [1, 3]; what torch.tensor(mean).view(3, 1, 1) and train_data.mean(axis=0) give. Empty otherwise.
+std::vector<double> tensorNumbers(const TensorRef &r)
+{
+    constexpr std::int64_t kMaxValues = 1 << 16;
+    if (r.layout != TensorRef::Layout::Strided || r.quantization || !r.storage || !r.problem.empty() ||
+        r.shape.size() != r.strides.size())
+        return {};
+    std::int64_t count = 1, stride = 0;
+    for (std::size_t i = 0; i < r.shape.size(); ++i)
+        if (r.shape[i] != 1) {
+            if (count != 1)
+                return {};  // two dimensions of more than one value: not a vector
+            count = r.shape[i];
+            stride = r.strides[i];
+        }
+    std::int64_t extent = 0;
+    if (count < 1 || count > kMaxValues || !r.extentElements(extent) || !r.fitsStorage(extent))
+        return {};
+    const std::size_t size = dtypeSize(r.dtype);
+    const auto bytes = r.storage->data();
+    std::vector<double> out;
+    for (std::int64_t i = 0; i < count; ++i) {
+        const auto at = static_cast<std::size_t>(r.storageOffset + i * stride) * size;
+        double v = 0;
+        if (at + size > bytes.size() || !elementAt(bytes.data() + at, r.dtype, v))
+            return {};
+        out.push_back(v);
+    }
+    return out;
+}
+
+// Numbers of a list or tuple (ints, floats or bools), a number, or a small tensor or numpy
+// array; empty when it is something else.
 std::vector<double> numbers(const ValuePtr &v)
 {
     std::vector<double> out;
@@ -17,6 +76,13 @@ std::vector<double> numbers(const ValuePtr &v)
         return out;
     if (v->kind() == Value::Kind::Float || v->kind() == Value::Kind::Int)
         return {v->kind() == Value::Kind::Float ? v->asFloat() : static_cast<double>(v->asInt())};
+    if (v->isTensor() && v->tensorRef()) {
+        try {
+            return tensorNumbers(*v->tensorRef());
+        } catch (const std::exception &) {
+            return {};  // a record that cannot be read: no normalisation, said as a problem
+        }
+    }
     if (!v->isSequence())
         return out;
     for (const auto &item : v->items()) {
@@ -45,7 +111,7 @@ std::vector<std::string> strings(const ValuePtr &v)
     return out;
 }
 
-// A root entry of the file (a dict), else of its sidecar.
+// A root entry of the file (a dict), else of its safetensors __metadata__, else of its sidecar.
 ValuePtr lookup(const Document &doc, const std::string &key, bool *fromSidecar = nullptr)
 {
     if (doc.root && doc.root->isDict())
@@ -54,6 +120,11 @@ ValuePtr lookup(const Document &doc, const std::string &key, bool *fromSidecar =
                 *fromSidecar = false;
             return v;
         }
+    if (auto v = formatMetadataValue(doc, key); v && !v->isNone()) {
+        if (fromSidecar)
+            *fromSidecar = false;
+        return v;
+    }
     if (doc.sidecar && doc.sidecar->isDict())
         if (auto v = doc.sidecar->get(key); v && !v->isNone()) {
             if (fromSidecar)
@@ -65,28 +136,68 @@ ValuePtr lookup(const Document &doc, const std::string &key, bool *fromSidecar =
 
 } // namespace
 
+namespace {
+
+// Why a mean/std pair found under `where` cannot normalise; empty when it can.
+std::string preprocessingProblem(const std::string &where, const ValuePtr &meanValue, const ValuePtr &stdValue,
+                                 const Preprocessing &p)
+{
+    auto describe = [](const char *what, const ValuePtr &v, const std::vector<double> &n) -> std::string {
+        if (!v || v->isNone())
+            return std::string(what) + " is missing";
+        if (n.empty())
+            return std::string(what) + " is not a list of numbers (" + v->typeName() + ")";
+        return {};
+    };
+    std::string why = describe("mean", meanValue, p.mean);
+    if (why.empty())
+        why = describe("std", stdValue, p.std);
+    if (why.empty() && p.mean.size() != p.std.size())
+        why = "mean has " + std::to_string(p.mean.size()) + " values and std " + std::to_string(p.std.size());
+    if (why.empty() && std::any_of(p.std.begin(), p.std.end(), [](double s) { return !(s != 0) || !std::isfinite(s); }))
+        why = "std holds zero or a non-finite value";
+    return why.empty() ? why : where + ": " + why;
+}
+
+} // namespace
+
 Preprocessing preprocessingOf(const Document &doc)
 {
-    Preprocessing p;
+    Preprocessing found;
     bool sidecar = false;
-    if (auto m = lookup(doc, "input_mean", &sidecar)) {
-        p.mean = numbers(m);
-        p.std = numbers(lookup(doc, "input_std"));
-        p.source = std::string(sidecar ? "sidecar " : "") + "input_mean/input_std";
-        if (p.present())
+    auto consider = [&found](Preprocessing p, const std::string &where, const ValuePtr &mean, const ValuePtr &std) {
+        p.problem = preprocessingProblem(where, mean, std, p);
+        if (p.problem.empty())
             return p;
+        if (found.problem.empty())
+            found.problem = p.problem + "; inputs are not normalised";
+        return Preprocessing{};
+    };
+    if (auto m = lookup(doc, "input_mean", &sidecar)) {
+        const auto s = lookup(doc, "input_std");
+        Preprocessing p;
+        p.mean = numbers(m);
+        p.std = numbers(s);
+        p.source = std::string(sidecar ? "sidecar " : "") + "input_mean/input_std";
+        if (auto ok = consider(p, p.source, m, s); ok.present())
+            return ok;
+    } else if (auto s = lookup(doc, "input_std", &sidecar)) {
+        consider(Preprocessing{}, std::string(sidecar ? "sidecar " : "") + "input_mean/input_std", nullptr, s);
     }
     for (const char *key : {"preprocessing", "normalization", "normalize"}) {
         auto v = lookup(doc, key, &sidecar);
-        if (!v || !v->isDict())
+        if (!v || !v->isDict() || (!v->get("mean") && !v->get("std")))
             continue;
+        Preprocessing p;
         p.mean = numbers(v->get("mean"));
         p.std = numbers(v->get("std"));
         p.source = std::string(sidecar ? "sidecar " : "") + key;
-        if (p.present())
-            return p;
+        if (auto ok = consider(p, p.source, v->get("mean"), v->get("std")); ok.present())
+            return ok;
     }
-    return {};
+    Preprocessing none;
+    none.problem = found.problem;
+    return none;
 }
 
 std::vector<std::string> classNamesOf(const Document &doc)

@@ -13,11 +13,16 @@ struct Preprocessing {
     std::vector<double> mean;
     std::vector<double> std;
     std::string source;  // where it was found: "input_mean/input_std", "preprocessing", "sidecar preprocessing"
+    // When the file has a mean or std that cannot be used (only one of them, lengths that differ,
+    // a zero std, not numbers): why, for the user; the inputs are then not normalised.
+    std::string problem;
     bool present() const { return !mean.empty() && mean.size() == std.size(); }
 };
 
 // The package's normalisation: input_mean/input_std, or preprocessing/normalization {mean, std}
-// (in the file, else in its metadata sidecar). Absent (empty) when there is none or it is malformed.
+// (in the file, else its safetensors __metadata__, else its metadata sidecar); each a list of
+// numbers, a small tensor or a numpy array. Absent (empty) when there is none or it is malformed,
+// with `problem` saying what is wrong in the second case.
 Preprocessing preprocessingOf(const Document &doc);
 
 // Output names: class_names, classes, labels or names (a list), idx_to_class ({index: name}) or

@@ -1,6 +1,9 @@
 #include "metadata.h"
 
+#include "jsonexport.h"
 #include "valuetree.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
@@ -47,7 +50,58 @@ constexpr FieldSynonyms kFields[] = {
     {"Input std", {"input_std", "std"}},
 };
 
+bool oneOf(const std::string &key, std::initializer_list<std::string_view> names)
+{
+    return std::find(names.begin(), names.end(), key) != names.end();
+}
+
+// JSON text as a value; null when it is not JSON (or nests past the limit).
+ValuePtr parsedJson(const std::string &text)
+{
+    const auto j = nlohmann::ordered_json::parse(text, nullptr, false);
+    if (j.is_discarded())
+        return nullptr;
+    try {
+        return jsonToValue(j);
+    } catch (const std::exception &) {
+        return nullptr;
+    }
+}
+
 } // namespace
+
+ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
+{
+    if (!doc.formatMetadata || !doc.formatMetadata->isDict() || key == kSafetensorsJsonKeys || key.starts_with("alias:"))
+        return nullptr;
+    const auto v = doc.formatMetadata->get(key);
+    if (!v || !v->isString())
+        return v;  // a shard index's metadata is JSON already
+    const std::string &text = v->text();
+    bool marked = false;
+    if (const auto marker = doc.formatMetadata->get(std::string(kSafetensorsJsonKeys)); marker && marker->isString())
+        if (const auto keys = parsedJson(marker->text()); keys && keys->isSequence())
+            marked = std::any_of(keys->items().begin(), keys->items().end(),
+                                 [&key](const ValuePtr &k) { return k && k->isString() && k->text() == key; });
+    if (marked) {
+        const auto decoded = parsedJson(text);
+        return decoded ? decoded : v;
+    }
+    // Other writers' strings: numbers and structures where the key says what it holds.
+    ValuePtr decoded;
+    if (oneOf(key, {"epoch", "epochs", "current_epoch", "global_step", "step", "iteration"})) {
+        if ((decoded = parsedJson(text)) && !decoded->isInt())
+            decoded = nullptr;
+    } else if (oneOf(key, {"train_loss", "val_loss", "loss", "best_val_loss", "best_loss", "valid_loss"})) {
+        if ((decoded = parsedJson(text)) && decoded->kind() != Value::Kind::Float && !decoded->isInt())
+            decoded = nullptr;
+    } else if (oneOf(key, {"model_config", "config", "preprocessing", "normalization", "class_names", "classes",
+                           "labels", "idx_to_class", "class_to_idx", "input_mean", "input_std", "feature_names"})) {
+        if ((decoded = parsedJson(text)) && !decoded->isDict() && !decoded->isSequence())
+            decoded = nullptr;
+    }
+    return decoded ? decoded : v;
+}
 
 std::vector<MetadataEntry> metadataEntries(const Document &doc)
 {
@@ -90,6 +144,12 @@ std::vector<KnownField> knownFields(const Document &doc)
                     break;
                 }
         }
+        for (const char *key : field.keys)
+            if (key && !found)
+                if (auto v = formatMetadataValue(doc, key); v && !v->isNone()) {
+                    out.push_back({field.label, key, v, false, true});
+                    found = true;
+                }
         if (found || !doc.sidecar || !doc.sidecar->isDict())
             continue;
         for (const char *key : field.keys)

@@ -3,6 +3,7 @@
 #include "document.h"
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ckpt {
@@ -23,6 +24,16 @@ struct MetadataEntry {
 // when the root is the state dict, its tensors. One definition serves the JSON export and the views.
 std::vector<MetadataEntry> metadataEntries(const Document &doc);
 
+// The key this tool's safetensors writer adds to __metadata__: a JSON list of the keys whose values
+// it wrote as JSON text (epoch, losses, config, ...); every other value is a string as it was.
+inline constexpr std::string_view kSafetensorsJsonKeys = "checkpoint_studio.json_keys";
+
+// A safetensors file's (or shard index's) __metadata__ entry as the value it was written from:
+// JSON text decoded where this tool's writer marked it so; in other writers' files, where the key
+// names a count (epoch, step), a loss or a structure (config, class names, mean/std) and the text
+// is one. Otherwise the string itself. Null when absent; the marker and aliases are not values.
+ValuePtr formatMetadataValue(const Document &doc, const std::string &key);
+
 // A value a researcher looks for first ("Epoch", "Validation loss", "Class names"), with the key
 // it was found under and where: the file itself or its metadata JSON sidecar.
 struct KnownField {
@@ -30,10 +41,11 @@ struct KnownField {
     std::string key;
     ValuePtr value;
     bool fromSidecar = false;
+    bool fromFormatMetadata = false;  // a safetensors file's __metadata__ (decoded)
 };
 
-// The known fields of the file, in a fixed order of labels; each label once (the file's value
-// before the sidecar's; among a label's synonyms the first present).
+// The known fields of the file, in a fixed order of labels; each label once (the file's value,
+// else its decoded __metadata__ entry, else the sidecar's; among a label's synonyms the first present).
 std::vector<KnownField> knownFields(const Document &doc);
 
 // Training state kept beside the weights and the optimizer: learning-rate schedulers, AMP

@@ -692,7 +692,10 @@ def main():
                        ('state_dict.pth', ['inference', 'checkpoint', 'state-dict']),
                        ('training_checkpoint.pth', ['checkpoint', 'checkpoint']),
                        ('inference_package.pth', ['checkpoint', 'inference']),
-                       ('state_dict.pth', ['safetensors', 'state-dict'])):
+                       ('state_dict.pth', ['safetensors', 'state-dict']),
+                       # Metadata goes into __metadata__ as text and comes back as the values it was.
+                       ('training_checkpoint.pth', ['safetensors', 'checkpoint']),
+                       ('inference_package.pth', ['safetensors', 'inference'])):
         cur = os.path.join(fx, src)
         for i, target in enumerate(chain):
             nxt = os.path.join(out, 'rt-%s-%d-%s.%s' % (src, i, '-'.join(chain), 'safetensors' if target == 'safetensors' else 'pth'))
@@ -709,12 +712,26 @@ def main():
                 if 'safetensors' not in chain:
                     res.check(final._metadata == orig._metadata, where + ' _metadata', '%r vs %r' % (final._metadata, orig._metadata))
             else:
-                compare(where, final['model_state_dict'], orig['model_state_dict'])
-                res.check(final['model_state_dict']._metadata == orig['model_state_dict']._metadata, where + ' _metadata')
+                via_safetensors = 'safetensors' in chain
+                compare(where, final['model_state_dict'], orig['model_state_dict'], ordered=not via_safetensors)
+                if not via_safetensors:
+                    res.check(final['model_state_dict']._metadata == orig['model_state_dict']._metadata, where + ' _metadata')
                 keys = [k for k in orig if k != 'model_state_dict']
-                res.check(all(k in final and final[k] == orig[k] for k in keys if k != 'optimizer_state_dict'),
+                res.check(all(k in final and final[k] == orig[k] and type(final[k]) is type(orig[k])
+                              for k in keys if k != 'optimizer_state_dict'),
                           where + ' values', '%r' % {k: final.get(k) for k in keys})
-                if 'optimizer_state_dict' in orig:
+                if via_safetensors:
+                    res.check('optimizer_state_dict' not in final, where + ': no optimizer state (safetensors has none)')
+                    if 'input_mean' in orig:
+                        # The package read back from safetensors normalises and names its classes.
+                        row = ','.join('%r' % v for v in orig['input_mean'])
+                        sf = os.path.join(out, 'rt-%s-0-%s.safetensors' % (src, '-'.join(chain)))
+                        p = subprocess.run([a.ckpt, 'predict', sf, '--input', row, '--json'], capture_output=True, text=True)
+                        pred = json.loads(p.stdout) if p.returncode == 0 else {}
+                        res.check(pred.get('normalized') is True and
+                                  pred['outputs'][0]['top'][0]['class'] in orig['class_names'],
+                                  where + ': predict on the safetensors package normalises, names classes', p.stdout + p.stderr)
+                elif 'optimizer_state_dict' in orig:
                     o, f = orig['optimizer_state_dict'], final['optimizer_state_dict']
                     res.check(o['param_groups'] == f['param_groups'] and all(
                         same_tensor(f['state'][i][k], o['state'][i][k]) for i in o['state'] for k in o['state'][i]),

@@ -122,6 +122,8 @@ def main():
         ok, why = close(got_probs, c['expected']['probabilities'])
         res.check(ok, name + ': probabilities', why)
         res.check(doc['normalized'] == c['normalized'], name + ': normalized', str(doc['normalized']))
+        if c.get('note'):
+            res.check(any(c['note'] in n for n in doc['notes']), name + ': says why', '%r' % doc['notes'])
         res.check(doc['architecture']['source'] == c['source'], name + ': source', doc['architecture']['source'])
         res.check(doc['architecture']['exact'] == c['exact'], name + ': exact', str(doc['architecture']['exact']))
         res.check(c['exact'] or len(doc['architecture']['assumptions']) > 0, name + ': assumptions shown')

@@ -2,7 +2,9 @@
 // the format's audit asks for, on hand-made hostile headers.
 #include "document.h"
 #include "error.h"
+#include "inferencemeta.h"
 #include "jsonexport.h"
+#include "metadata.h"
 
 #include <QtTest>
 
@@ -27,6 +29,7 @@ private Q_SLOTS:
     void hostile_data();
     void hostile();
     void minimalFileReads();
+    void metadataValuesDecoded();
 };
 
 void TestSafetensors::fixtures_data()
@@ -127,6 +130,44 @@ void TestSafetensors::minimalFileReads()
     QCOMPARE(doc.stateDict.size(), std::size_t(1));
     QCOMPARE(doc.stateDict[0].ref().strides, (std::vector<std::int64_t>{2, 1}));
     QCOMPARE(doc.stateDict[0].ref().spannedBytes()[3], std::uint8_t(7));
+}
+
+// __metadata__ values are strings. Where this tool's writer marked a key as JSON, its value comes
+// back as the value written; in other files, counts, losses and structures under the keys that
+// name them are read as what they say, and everything else stays text.
+void TestSafetensors::metadataValuesDecoded()
+{
+    const char *header = R"({"__metadata__":{"format":"pt","epoch":"12","train_loss":"0.5","note":"7","model_config":"{\"width\": 3}",
+        "class_names":"[\"cat\", \"dog\"]","input_mean":"[0.5, 0.25]","input_std":"[2, 4]","lr":"0.001","tag":"[1]",
+        "checkpoint_studio.json_keys":"[\"lr\", \"tag\"]","alias:b":"a"},
+        "a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})";
+    const auto doc = readDocumentFromBytes(safetensors(header, QByteArray(4, '\x01')).toStdString(), "meta.safetensors");
+    QCOMPARE(formatMetadataValue(doc, "epoch")->asInt(), 12);
+    QCOMPARE(formatMetadataValue(doc, "train_loss")->asFloat(), 0.5);
+    QVERIFY(formatMetadataValue(doc, "note")->isString());  // not a key that names a number
+    QCOMPARE(formatMetadataValue(doc, "note")->text(), std::string("7"));
+    QCOMPARE(formatMetadataValue(doc, "model_config")->get("width")->asInt(), 3);
+    QCOMPARE(formatMetadataValue(doc, "lr")->asFloat(), 0.001);       // marked
+    QVERIFY(formatMetadataValue(doc, "tag")->isSequence());            // marked
+    QVERIFY(!formatMetadataValue(doc, "checkpoint_studio.json_keys"));
+    QVERIFY(!formatMetadataValue(doc, "alias:b"));
+    QVERIFY(!formatMetadataValue(doc, "absent"));
+    QCOMPARE(classNamesOf(doc), (std::vector<std::string>{"cat", "dog"}));
+    const Preprocessing pre = preprocessingOf(doc);
+    QCOMPARE(pre.mean, (std::vector<double>{0.5, 0.25}));
+    QCOMPARE(pre.std, (std::vector<double>{2, 4}));
+    bool epoch = false;
+    for (const auto &f : knownFields(doc))
+        if (f.label == "Epoch")
+            epoch = f.fromFormatMetadata && f.value->asInt() == 12;
+    QVERIFY(epoch);
+
+    // Text that is not what its key names stays text.
+    const auto odd = readDocumentFromBytes(
+        safetensors(R"({"__metadata__":{"epoch":"last","model_config":"small"},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
+                    QByteArray(4, '\x01')).toStdString(), "odd.safetensors");
+    QCOMPARE(formatMetadataValue(odd, "epoch")->text(), std::string("last"));
+    QCOMPARE(formatMetadataValue(odd, "model_config")->text(), std::string("small"));
 }
 
 QTEST_GUILESS_MAIN(TestSafetensors)
