@@ -4,6 +4,7 @@
 #include "crc.h"
 #include "fullmodel.h"
 #include "error.h"
+#include "inferencemeta.h"
 #include "jsonexport.h"
 #include "mappedfile.h"
 #include "metadata.h"
@@ -19,6 +20,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fnmatch.h>
+#include <functional>
 #include <memory>
 #include <set>
 #include <sys/time.h>
@@ -948,13 +950,31 @@ private:
         m_plan.carried.push_back(std::string("additional_info/") + name);
     }
 
+    // The sidecar: the root less the weights, as JSON. A small vector tensor among the metadata
+    // (input_mean kept as a tensor or numpy array) is written as its numbers, which a deployment
+    // reading the JSON can use; other tensors stay described ({"__tensor__": ...}).
     static nlohmann::ordered_json sidecarOf(const ValuePtr &root, std::initializer_list<const char *> skip)
     {
         auto d = Value::dict();
         for (const auto &e : root->entries())
             if (std::none_of(skip.begin(), skip.end(), [&](const char *s) { return keyText(*e.key) == s; }))
                 d->entries().push_back(e);
-        return valueToJson(d);
+        auto j = valueToJson(d);
+        std::function<void(const ValuePtr &, nlohmann::ordered_json &, int)> numbersFor =
+            [&numbersFor](const ValuePtr &v, nlohmann::ordered_json &out, int depth) {
+                if (!v || depth > 4)
+                    return;
+                if (v->isTensor() && v->tensorRef()) {
+                    if (auto n = vectorTensorNumbers(*v->tensorRef()); !n.empty() && v->tensorRef()->numel() == std::ssize(n))
+                        out = n;
+                } else if (v->isDict() && out.is_object()) {
+                    for (const auto &e : v->entries())
+                        if (e.key && e.key->isString() && out.contains(e.key->text()))
+                            numbersFor(e.value, out[e.key->text()], depth + 1);
+                }
+            };
+        numbersFor(d, j, 0);
+        return j;
     }
 
     void planCasts()

@@ -76,13 +76,8 @@ std::vector<double> numbers(const ValuePtr &v)
         return out;
     if (v->kind() == Value::Kind::Float || v->kind() == Value::Kind::Int)
         return {v->kind() == Value::Kind::Float ? v->asFloat() : static_cast<double>(v->asInt())};
-    if (v->isTensor() && v->tensorRef()) {
-        try {
-            return tensorNumbers(*v->tensorRef());
-        } catch (const std::exception &) {
-            return {};  // a record that cannot be read: no normalisation, said as a problem
-        }
-    }
+    if (v->isTensor() && v->tensorRef())
+        return vectorTensorNumbers(*v->tensorRef());  // empty when unreadable: said as a problem
     if (!v->isSequence())
         return out;
     for (const auto &item : v->items()) {
@@ -254,6 +249,15 @@ std::vector<std::string> classNamesOf(const Document &doc)
             return out;
     }
     return {};
+}
+
+std::vector<double> vectorTensorNumbers(const TensorRef &tensor)
+{
+    try {
+        return tensorNumbers(tensor);
+    } catch (const std::exception &) {
+        return {};
+    }
 }
 
 std::vector<std::string> featureNamesOf(const Document &doc)

@@ -29,6 +29,10 @@ Preprocessing preprocessingOf(const Document &doc);
 // class_to_idx ({name: index}, inverted). Empty when the file names none.
 std::vector<std::string> classNamesOf(const Document &doc);
 
+// The numbers of a small tensor or numpy array whose sizes are all 1 but one ([3], [3, 1, 1]),
+// read from its storage as doubles; empty for anything else (or a record that cannot be read).
+std::vector<double> vectorTensorNumbers(const TensorRef &tensor);
+
 // Input feature names: feature_names, features, input_names or columns (a list of strings).
 std::vector<std::string> featureNamesOf(const Document &doc);
 

@@ -523,6 +523,15 @@ def main():
         res.check(list(meta) == ['epoch', 'train_loss', 'val_loss', 'model_config', 'timestamp', 'pytorch_version',
                                  'additional_info'] and meta['epoch'] == 7 and meta['model_config'] == CONFIG,
                   '--metadata-json: checkpoint sidecar without weights and optimizer', '%r' % meta)
+    # Mean and std kept as a tensor and a numpy array: the sidecar holds their numbers.
+    r, doc = convert('predict_package_tensor_mean.pth', '--to', 'inference', '-o', os.path.join(out, 'tmean.pth'))
+    if r.returncode == 0:
+        with open(os.path.join(out, 'tmean_metadata.json')) as f:
+            meta = json.load(f)
+        src = torch.load(os.path.join(fx, 'predict_package_tensor_mean.pth'), weights_only=False)
+        res.check(meta.get('input_mean') == src['input_mean'].double().tolist() and
+                  meta.get('input_std') == src['input_std'].tolist(),
+                  'sidecar: mean/std kept as tensor and numpy array written as their numbers', '%r' % meta.get('input_mean'))
     r, doc = convert('training_checkpoint.pth', '--to', 'safetensors', '-o', os.path.join(out, 'meta.safetensors'))
     if r.returncode == 0:
         _, meta, _ = read_safetensors(os.path.join(out, 'meta.safetensors'))
