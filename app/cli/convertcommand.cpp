@@ -2,7 +2,10 @@
 
 #include "predictcommand.h"
 
+#include "architecture.h"
+#include "atomicwrite.h"
 #include "clicommon.h"
+#include "computeloader.h"
 #include "convert.h"
 #include "document.h"
 #include "error.h"
@@ -35,7 +38,7 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
     if (!c.dtype.empty()) {
         const auto t = castDTypeFromName(c.dtype);
         if (!t)
-            throw FormatError("--dtype must be float16, bfloat16 or float32 (got '" + c.dtype + "')");
+            throw FormatError("--dtype must be float16, bfloat16, float32 or float64 (got '" + c.dtype + "')");
         o.dtype(*t);
     }
     o.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema).dropTrainingState(c.dropOptimizer);
@@ -92,31 +95,99 @@ void printResult(std::ostream &out, const ConversionResult &result)
 namespace {
 
 // `--to torchscript`: the file's architecture (or the one given) with its weights, as a TorchScript
-// file Python's torch.jit.load runs; the same export as `ckpt predict --export-torchscript`.
-int convertToTorchScript(const ConvertCliOptions &options, std::ostream &out, std::ostream &err)
+// file Python's torch.jit.load runs; the module `ckpt predict --export-torchscript` writes. The
+// weight edits apply first (--drop, --strip-prefix, --add-prefix, --ema, as for a state dict), then
+// --dtype casts the module's floating parameters and buffers; metadata options have nowhere to go.
+int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ostream &err)
 {
-    if (!options.output.empty() && options.files.size() != 1) {
-        err << "ckpt: -o names one output: give one input, or use --out-dir\n";
+    std::string dtype = "float32";
+    ConvertOptions edits;
+    bool edited = false;
+    try {
+        if (!c.output.empty() && c.files.size() != 1)
+            throw FormatError("-o names one output: give one input, or use --out-dir");
+        if (!c.output.empty() && !c.outDir.empty())
+            throw FormatError("give -o or --out-dir, not both");
+        if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
+            c.valLoss || c.metadataJson || c.keepDevice || c.dropOptimizer)
+            throw FormatError("a TorchScript file holds the module and its weights only: --config, --preprocessing, "
+                              "--class-names, --epoch, the losses, --metadata-json, --keep-device and --drop-optimizer "
+                              "do not apply to --to torchscript");
+        if (!c.dtype.empty()) {
+            const auto t = castDTypeFromName(c.dtype);
+            if (!t)
+                throw FormatError("--dtype must be float16, bfloat16, float32 or float64 (got '" + c.dtype + "')");
+            dtype = std::string(dtypeName(*t));
+            edits.dtype(*t);
+        }
+        edits.target(ConvertTarget::StateDict).stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema);
+        for (const auto &d : c.drop)
+            edits.drop(d);
+        edited = !c.stripPrefix.empty() || !c.addPrefix.empty() || c.ema || !c.drop.empty();
+    } catch (const std::exception &e) {
+        err << "ckpt: " << e.what() << '\n';
         return 1;
     }
+    nlohmann::ordered_json all = nlohmann::ordered_json::array();
     int status = 0;
-    for (const auto &file : options.files) {
-        PredictCommandOptions p;
-        p.file = file;
-        p.arch = options.arch;
-        p.archSpec = options.archSpec;
-        p.activation = options.activation;
-        p.force = options.force;
-        if (!options.output.empty()) {
-            p.exportTorchScript = options.output;
-        } else {
-            const std::filesystem::path in(file);
-            const std::filesystem::path dir = options.outDir.empty() ? in.parent_path() : std::filesystem::path(options.outDir);
-            p.exportTorchScript = (dir / (in.stem().string() + "_torchscript.pt")).string();
+    for (const auto &file : c.files) {
+        try {
+            const std::string output =
+                c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", edits.castTo, c.outDir) : c.output;
+            Document doc = keepUntilExit(readDocument(file));
+            std::vector<ConversionPlan::Loss> dropped;
+            std::vector<std::string> warnings;
+            if (edited) {
+                if (doc.format == ContainerFormat::TorchScript)
+                    throw FormatError("the file is TorchScript: its module is exported as it is; --drop, "
+                                      "--strip-prefix, --add-prefix and --ema do not apply");
+                const ConversionPlan plan = planConversion(doc, output, edits);
+                doc.stateDict.clear();
+                for (const auto &e : plan.root->entries())
+                    doc.stateDict.push_back({keyText(*e.key), e.value});
+                dropped = plan.dropped;
+                warnings = plan.warnings;
+            }
+            const Architecture arch = resolveArchitecture(doc, architectureRequest(c.arch, c.archSpec, c.activation));
+            const auto predictor = ComputeLoader::api().predictor(doc, arch);
+            const std::string bytes = predictor->torchScriptBytes(dtype);
+            WriteOptions w = WriteOptions().allowOverwrite(c.force).protect(file);
+            if (!c.arch.empty())
+                w.protect(c.arch);
+            writeFileAtomically(output, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, w);
+            std::vector<std::string> notes = predictor->notes();
+            for (const auto &a : arch.assumptions)
+                notes.push_back("architecture: " + a);
+            if (c.json) {
+                nlohmann::ordered_json d;
+                for (const auto &l : dropped)
+                    d.push_back({{"entry", l.entry}, {"reason", l.reason}});
+                all.push_back({{"input", file},
+                               {"output", output},
+                               {"target", "torchscript"},
+                               {"dtype", dtype},
+                               {"bytes", bytes.size()},
+                               {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}}},
+                               {"dropped", d.is_null() ? nlohmann::ordered_json::array() : d},
+                               {"warnings", warnings},
+                               {"notes", notes}});
+            } else {
+                out << file << " -> " << output << " (torchscript, " << dtype << ")\n";
+                out << "  architecture: " << sourceName(arch.source) << (arch.exact ? " (exact)" : " (not exact)") << '\n';
+                for (const auto &l : dropped)
+                    out << "  dropped " << l.entry << ": " << l.reason << '\n';
+                for (const auto &wn : warnings)
+                    out << "  warning: " << wn << '\n';
+                for (const auto &n : notes)
+                    out << "  note: " << n << '\n';
+                out << "  wrote " << output << ": " << bytes.size() << " bytes of TorchScript\n";
+            }
+        } catch (const std::exception &e) {
+            status = reportError(err, file, e);
         }
-        if (runPredict(p, out, err) != 0)
-            status = 1;
     }
+    if (c.json)
+        out << (c.files.size() == 1 && all.size() == 1 ? all[0] : all).dump(2) << '\n';
     return status;
 }
 

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     convertCmd->add_option("--activation", convert.activation, "--to torchscript/full-model: activation of an inferred MLP (default relu)");
     convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
     convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs (default: beside each input)");
-    convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16 or float32");
+    convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16, float32 or float64");
     convertCmd->add_option("--strip-prefix", convert.stripPrefix, "Remove a key prefix (module., model., _orig_mod.)");
     convertCmd->add_option("--add-prefix", convert.addPrefix, "Add a key prefix");
     convertCmd->add_flag("--ema", convert.ema, "Use the EMA weights as the model's");

@@ -129,7 +129,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             input = gatherInput(o, arch);
         auto predictor = ComputeLoader::api().predictor(doc, arch);
         if (!o.exportTorchScript.empty()) {
-            const std::string bytes = predictor->torchScriptBytes();
+            const std::string bytes = predictor->torchScriptBytes("float32");
             WriteOptions w = WriteOptions().allowOverwrite(o.force).protect(o.file);
             if (!o.arch.empty())
                 w.protect(o.arch);

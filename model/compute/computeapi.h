@@ -166,8 +166,10 @@ public:
     // Runs one batch without gradients. Throws std::runtime_error saying what is wrong (input
     // shape, device, a layer refusing its input).
     virtual PredictionResult run(const PredictionInput &input, const PredictOptions &options) = 0;
-    // The model with its weights as a TorchScript archive (what torch.jit.save writes).
-    virtual std::string torchScriptBytes() const = 0;
+    // The model with its weights as a TorchScript archive (what torch.jit.save writes), its
+    // floating-point parameters and buffers in `dtype` (float32, float16, bfloat16 or float64;
+    // cast as Module.to(dtype) casts them).
+    virtual std::string torchScriptBytes(const std::string &dtype) const = 0;
 };
 
 // What the compute module (LibTorch) offers the layers above it. The interface has no LibTorch

@@ -469,10 +469,18 @@ public:
 
     std::vector<std::string> notes() const override { return m_notes; }
 
-    std::string torchScriptBytes() const override
+    std::string torchScriptBytes(const std::string &dtype) const override
     {
+        const c10::ScalarType type = dtype == "float64" ? at::kDouble : precisionType(dtype);
         std::ostringstream os;
-        m_module.save(os);
+        if (type == at::kFloat) {
+            m_module.save(os);
+        } else {
+            torch::jit::Module copy = m_module.deepcopy();
+            copy.to(type);
+            copy.eval();
+            copy.save(os);
+        }
         return os.str();
     }
 

@@ -1020,19 +1020,25 @@ PickleWriterOptions pickleOptions(const ConversionPlan &plan, const ConvertOptio
 
 } // namespace
 
-std::string defaultOutputPath(const std::string &input, const ConvertOptions &options, const std::string &outDir)
+std::string defaultOutputPathFor(const std::string &input, const std::string &suffix, const std::string &ext,
+                                 const std::optional<DType> &castTo, const std::string &outDir)
 {
     const fs::path in(input);
     const fs::path folder = outDir.empty() ? in.parent_path() : fs::path(outDir);
-    std::string ext = options.to == ConvertTarget::Safetensors ? ".safetensors" : ".pth";
-    std::string suffix = "_" + convertTargetName(options.to);
-    std::replace(suffix.begin(), suffix.end(), '-', '_');
-    std::string name = stemOf(input) + suffix + dtypeSuffix(options.castTo) + ext;
+    const std::string name = stemOf(input) + suffix + dtypeSuffix(castTo) + ext;
     fs::path out = folder / name;
     std::error_code ec;
     for (int i = 2; fs::equivalent(out, in, ec) && !ec; ++i)
         out = folder / (stemOf(input) + suffix + "_" + std::to_string(i) + ext);
     return out.string();
+}
+
+std::string defaultOutputPath(const std::string &input, const ConvertOptions &options, const std::string &outDir)
+{
+    std::string suffix = "_" + convertTargetName(options.to);
+    std::replace(suffix.begin(), suffix.end(), '-', '_');
+    return defaultOutputPathFor(input, suffix, options.to == ConvertTarget::Safetensors ? ".safetensors" : ".pth",
+                                options.castTo, outDir);
 }
 
 ConversionPlan planConversion(const Document &doc, const std::string &output, const ConvertOptions &options)

@@ -111,6 +111,9 @@ struct ConversionResult {
 
 // `<stem>_<target><ext>` beside the input (or in `outDir`), never the input's own name.
 std::string defaultOutputPath(const std::string &input, const ConvertOptions &options, const std::string &outDir = {});
+// The same with a suffix and extension of one's own ("_torchscript", ".pt"): `<stem><suffix>[_fp16]<ext>`.
+std::string defaultOutputPathFor(const std::string &input, const std::string &suffix, const std::string &ext,
+                                 const std::optional<DType> &castTo, const std::string &outDir = {});
 
 // Plans converting `doc` to `output`. Throws FormatError when the conversion cannot be done
 // (no state dict, a full model asked from weights alone, edits that collide, a tensor type the

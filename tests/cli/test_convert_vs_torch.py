@@ -746,6 +746,28 @@ def main():
                         same_tensor(f['state'][i][k], o['state'][i][k]) for i in o['state'] for k in o['state'][i]),
                         where + ' optimizer state')
 
+    # --- --to torchscript takes the weight edits and the dtype; metadata options are refused -------
+    src = torch.load(os.path.join(fx, 'predict_package.pth'), weights_only=False)['model_state_dict']
+    r, doc = convert('predict_package.pth', '--to', 'torchscript', '--dtype', 'bfloat16', '--out-dir', out)
+    want_name = os.path.join(out, 'predict_package_torchscript_bf16.pt')
+    if res.check(doc is not None and doc['output'] == want_name and doc['dtype'] == 'bfloat16',
+                 'torchscript: default name carries the dtype', '%r' % doc):
+        m = torch.jit.load(want_name)
+        sd = m.state_dict()
+        res.check(set(sd) == set(src) and all(sd[k].dtype == torch.bfloat16 and torch.equal(sd[k], src[k].to(torch.bfloat16))
+                                              for k in src) and m.training is False,
+                  'torchscript --dtype bfloat16: weights as torch .to(bfloat16) gives them', '%r' % {k: v.dtype for k, v in sd.items()})
+    r, doc = convert('predict_package.pth', '--to', 'torchscript', '--drop', 'fc2.*', '-o', os.path.join(out, 'ts_drop.pt'))
+    if doc is not None:
+        sd = torch.jit.load(os.path.join(out, 'ts_drop.pt')).state_dict()
+        res.check(set(sd) == {'fc1.weight', 'fc1.bias'} and sorted(d['entry'] for d in doc['dropped']) == ['fc2.bias', 'fc2.weight'] and
+                  torch.equal(sd['fc1.weight'], src['fc1.weight']), 'torchscript --drop: the dropped layer is not exported',
+                  '%r %r' % (list(sd), doc['dropped']))
+    for args, why in ((['--epoch', '3'], 'do not apply to --to torchscript'),
+                      (['-o', os.path.join(out, 'x.pt'), '--out-dir', out], 'not both')):
+        r, _ = convert('predict_package.pth', '--to', 'torchscript', *args, expect_ok=False)
+        res.check(r.returncode == 1 and why in r.stderr, 'torchscript: %s refused' % ' '.join(args[:1]), r.stderr)
+
     # --- safety: inputs, existing outputs, unwritable folders, broken inputs ----------------------
     work = tempfile.mkdtemp(prefix='ckpt-convert-safety-')
     shutil.copy(os.path.join(fx, 'state_dict.pth'), os.path.join(work, 'in.pth'))
