@@ -8,6 +8,7 @@
 #include "jsonexport.h"
 #include "mappedfile.h"
 #include "metadata.h"
+#include "optimizermap.h"
 #include "picklewriter.h"
 #include "safetensorswriter.h"
 #include "security.h"
@@ -776,7 +777,7 @@ private:
                 } else if (auto b = blockerOf(m_doc.optimizer); !b.empty()) {
                     m_plan.lost.push_back({pathText(m_doc.optimizerPath), b});
                 } else {
-                    put("optimizer_state_dict", m_doc.optimizer);
+                    put("optimizer_state_dict", optimizerWithoutDropped());
                     m_plan.carried.push_back("optimizer_state_dict (from '" + pathText(m_doc.optimizerPath) + "')");
                     auto list = rootEntry(m_doc.optimizerPath[0]);
                     if (m_doc.optimizerPath.size() > 1 && list && list->isSequence() && list->items().size() > 1)
@@ -928,6 +929,71 @@ private:
         }
         if (m_o.sidecar && m_plan.sidecar.is_null())
             m_plan.sidecar = nlohmann::ordered_json::object();
+    }
+
+    // The optimizer state for the parameters that are kept. PyTorch's load_state_dict pairs the
+    // saved ids with an optimizer's parameters in order and refuses groups of other sizes, so a
+    // parameter left out with --drop leaves the optimizer too: its state and its id in
+    // param_groups go, and the ids are numbered again from 0 as torch numbers a smaller model's.
+    // Where the ids cannot be told apart by name, the state is written as it is, with a warning.
+    ValuePtr optimizerWithoutDropped()
+    {
+        if (m_plan.dropped.empty())
+            return m_doc.optimizer;
+        std::set<std::string> dropped;
+        for (const auto &d : m_plan.dropped)
+            dropped.insert(d.entry);
+        const auto map = mapOptimizer(m_doc);
+        std::set<std::int64_t> leave;
+        if (map)
+            for (const auto &p : map->parameters)
+                if (dropped.contains(p.name))
+                    leave.insert(p.id);
+        const auto groups = m_doc.optimizer->get("param_groups");
+        const auto state = m_doc.optimizer->get("state");
+        if (!map || !map->certain || !groups || !groups->isSequence()) {
+            m_plan.warnings.push_back("optimizer_state_dict is written whole: its parameters cannot be matched to "
+                                      "names (" + (map ? map->note : std::string("no param_groups")) +
+                                      "), so the state of dropped tensors stays; an optimizer over the kept "
+                                      "parameters will refuse it (--drop-optimizer leaves it out)");
+            return m_doc.optimizer;
+        }
+        if (leave.empty())
+            return m_doc.optimizer;  // only buffers were dropped
+        std::map<std::int64_t, std::int64_t> renumber;
+        auto newGroups = Value::list();
+        for (const auto &group : groups->items()) {
+            auto g = Value::dict();
+            for (const auto &e : group->entries()) {
+                if (e.key && e.key->isString() && e.key->text() == "params" && e.value && e.value->isSequence()) {
+                    auto ids = Value::list();
+                    for (const auto &id : e.value->items())
+                        if (id && id->isInt() && !leave.contains(id->asInt())) {
+                            const auto fresh = static_cast<std::int64_t>(renumber.size());
+                            renumber.emplace(id->asInt(), fresh);
+                            ids->items().push_back(Value::integer(fresh));
+                        }
+                    g->entries().push_back({e.key, ids});
+                } else {
+                    g->entries().push_back(e);
+                }
+            }
+            newGroups->items().push_back(g);
+        }
+        auto newState = Value::dict();
+        if (state && state->isDict())
+            for (const auto &e : state->entries())
+                if (e.key && e.key->isInt())
+                    if (auto it = renumber.find(e.key->asInt()); it != renumber.end())
+                        newState->entries().push_back({Value::integer(it->second), e.value});
+        auto opt = Value::dict();
+        for (const auto &e : m_doc.optimizer->entries()) {
+            const std::string k = e.key ? keyText(*e.key) : std::string();
+            opt->entries().push_back({e.key, k == "state" ? newState : k == "param_groups" ? newGroups : e.value});
+        }
+        m_plan.carried.push_back("optimizer state for the " + std::to_string(renumber.size()) +
+                                 " kept parameters (" + std::to_string(leave.size()) + " dropped with their tensors)");
+        return opt;
     }
 
     // The source's __metadata__ (or shard index metadata) under additional_info, less the entries

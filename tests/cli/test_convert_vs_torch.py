@@ -746,6 +746,24 @@ def main():
                         same_tensor(f['state'][i][k], o['state'][i][k]) for i in o['state'] for k in o['state'][i]),
                         where + ' optimizer state')
 
+    # --- --drop takes the dropped parameters' optimizer state with them ---------------------------
+    # What torch writes for the smaller model: an Adam over fc2 alone, given the source's state for it.
+    orig = torch.load(os.path.join(fx, 'training_checkpoint.pth'), weights_only=False)
+    r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '--drop', 'fc1.*', '-o', os.path.join(out, 'drop_opt.pth'))
+    if r.returncode == 0:
+        got = torch.load(os.path.join(out, 'drop_opt.pth'), weights_only=False)
+        kept = [torch.nn.Parameter(t.clone()) for t in got['model_state_dict'].values()]
+        adam = torch.optim.Adam(kept)
+        try:
+            adam.load_state_dict(got['optimizer_state_dict'])
+            loaded = ''
+        except (ValueError, KeyError) as e:
+            loaded = str(e)
+        o, f = orig['optimizer_state_dict'], got['optimizer_state_dict']
+        res.check(not loaded and f['param_groups'][0]['params'] == [0, 1] and
+                  all(same_tensor(f['state'][new][k], o['state'][old][k]) for new, old in ((0, 2), (1, 3)) for k in o['state'][old]),
+                  '--drop: the optimizer keeps the state of the kept parameters only, and torch loads it', loaded or '%r' % f['param_groups'])
+
     # --- --to torchscript takes the weight edits and the dtype; metadata options are refused -------
     src = torch.load(os.path.join(fx, 'predict_package.pth'), weights_only=False)['model_state_dict']
     r, doc = convert('predict_package.pth', '--to', 'torchscript', '--dtype', 'bfloat16', '--out-dir', out)
