@@ -37,8 +37,8 @@ struct TensorStats {
 // torch.histc counts them in float64 (the maximum falls in the last bin); histc in float32 can put a
 // value at an edge into the neighbouring bin.
 struct Histogram {
-    double low = 0;
-    double high = 0;
+    double low = 0;   // the range counted over: [min, max] of the finite values, or [v - 1, v + 1]
+    double high = 0;  // when they are all v (as torch.histc counts a constant tensor)
     std::vector<std::int64_t> counts;
 };
 

@@ -179,6 +179,11 @@ private:
         }
         if (lo > hi)
             return h;  // no finite values
+        if (lo == hi) {
+            // One value: torch.histc counts over [v - 1, v + 1] then; the bins say so.
+            lo -= 1;
+            hi += 1;
+        }
         h.low = lo;
         h.high = hi;
         for (std::int64_t start = 0; start < n; start += kChunk) {

@@ -30,6 +30,7 @@ private Q_SLOTS:
     void bigEndianIsSwapped();
     void numpyArrays_data();
     void numpyArrays();
+    void histogramsAgreeWithTorchHistc();
 
 private:
     QJsonObject m_expected;
@@ -318,6 +319,36 @@ void TestCompute::numpyArrays()
         ++checked;
     }
     QCOMPARE(checked, 4);
+}
+
+
+// Every tensor of detail.pth (a constant scalar among them) histogrammed as torch.histc counts it,
+// over the range it counts in: [min, max], widened by one each side for a single value.
+void TestCompute::histogramsAgreeWithTorchHistc()
+{
+    const auto doc = readDocument(CKPT_FIXTURES_DIR "/detail.pth");
+    const QJsonObject files = m_expected.value("__detail__").toObject().value("files").toObject();
+    const QJsonObject tensors = files.value("detail.pth").toObject();
+    QVERIFY(tensors.contains("scalar"));
+    int checked = 0;
+    for (const auto &t : doc.stateDict) {
+        const QJsonObject want = tensors.value(QString::fromStdString(t.name)).toObject().value("histogram").toObject();
+        if (want.isEmpty())
+            continue;
+        const Histogram h = ComputeLoader::api().histogram(t.ref(), want.value("bins").toInt());
+        QList<qint64> got(h.counts.begin(), h.counts.end()), counts;
+        for (const auto &c : want.value("counts").toArray())
+            counts << c.toInteger();
+        QCOMPARE(got, counts);
+        QCOMPARE(h.low, want.value("low").toDouble());
+        QCOMPARE(h.high, want.value("high").toDouble());
+        ++checked;
+    }
+    QCOMPARE(checked, static_cast<int>(tensors.size()));
+    const Histogram scalar = ComputeLoader::api().histogram(doc.stateDict[8].ref(), 64);
+    QCOMPARE(doc.stateDict[8].name, std::string("scalar"));
+    QCOMPARE(scalar.low, 1.5);  // 2.5 - 1: where torch.histc counts it
+    QCOMPARE(scalar.high, 3.5);
 }
 
 QTEST_GUILESS_MAIN(TestCompute)
