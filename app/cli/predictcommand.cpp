@@ -59,13 +59,17 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
         if (endsWithIgnoringCase(f, ".png") || endsWithIgnoringCase(f, ".jpg") || endsWithIgnoringCase(f, ".jpeg") ||
             endsWithIgnoringCase(f, ".bmp")) {
             // An image for a convolutional model: resized to its input size, scaled to [0, 1].
-            if (sample.size() != 3 || sample[1] <= 0 || sample[2] <= 0)
+            if (sample.size() != 3 || sample[0] <= 0 || sample[1] == 0 || sample[2] == 0)
                 throw FormatError(f + ": this model does not take images (its samples have shape " + shapeText(sample) +
                                   "); give the input as .npy or .csv");
+            // A model that takes any size, or whose size could not be told (-1), runs the image at
+            // its own size, as PyTorch would; one with a fixed size gets it resized.
+            const bool ownSize = arch.inputSizeChosen || sample[1] < 0 || sample[2] < 0;
             InputTable t = parseImage(readText(f, std::size_t{256} << 20), f, static_cast<int>(sample[0]),
-                                      static_cast<int>(sample[1]), static_cast<int>(sample[2]));
+                                      ownSize ? 0 : static_cast<int>(sample[1]), ownSize ? 0 : static_cast<int>(sample[2]));
             in.values = std::move(t.values);
             in.shape = t.shape;
+            in.note = t.note;
             return in;
         }
         InputTable t;
@@ -153,6 +157,8 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             options.normalization(pre.mean, pre.std);
         const PredictionResult r = predictor->run(input, options);
         std::vector<std::string> notes = predictor->notes();
+        if (!input.note.empty())
+            notes.push_back(input.note);
         if (!pre.problem.empty())
             notes.push_back("normalisation: " + pre.problem);
         if (o.json) {

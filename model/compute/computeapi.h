@@ -111,6 +111,7 @@ struct DeviceInfo {
 struct PredictionInput {
     std::vector<std::int64_t> shape;
     std::vector<double> values;
+    std::string note;  // what was done to it on the way, for the user (an image resized)
 };
 
 // How to run a batch, LibTorch style with chainable setters.

@@ -630,10 +630,20 @@ void inferInput(Architecture &a, const Document &doc)
                 trial.push_back(d == -1 ? size : d);
             try {
                 propagate(a.root, trial);
-                shape.assign(trial.begin() + 1, trial.end());
-                break;
+            } catch (const FormatError &) {
+                continue;
+            }
+            // Does another size run too (an adaptive pool before the head)? Then the size is a choice.
+            Shape other{1};
+            for (auto d : shape)
+                other.push_back(d == -1 ? size * 2 + 1 : d);
+            try {
+                propagate(a.root, other);
+                a.inputSizeChosen = true;
             } catch (const FormatError &) {
             }
+            shape.assign(trial.begin() + 1, trial.end());
+            break;
         }
     }
     a.inputShape = shape;

@@ -45,6 +45,9 @@ struct Architecture {
     std::vector<NamedTensor> weights;      // state-dict names (relative to root) and tensors
     std::vector<std::int64_t> inputShape;  // one sample's shape; -1 where any size goes; empty: unknown
     bool integerInput = false;             // indices (an Embedding comes first)
+    // The spatial sizes of inputShape were picked among the sizes the layers take (no Linear after a
+    // Flatten fixes them, the file does not say): other sizes run too, so an image runs at its own.
+    bool inputSizeChosen = false;
     Output output = Output::Logits;        // what the last layer gives
 };
 

@@ -261,7 +261,8 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
 {
     if (channels != 1 && channels != 3 && channels != 4)
         throw FormatError(where + ": a model's image input has 1, 3 or 4 channels, not " + std::to_string(channels));
-    if (height < 1 || width < 1 || height > kMaxImageSide || width > kMaxImageSide)
+    const bool ownSize = height == 0 && width == 0;
+    if (!ownSize && (height < 1 || width < 1 || height > kMaxImageSide || width > kMaxImageSide))
         throw FormatError(where + ": the model's input size " + std::to_string(width) + "x" + std::to_string(height) +
                           " is not an image size (at most " + std::to_string(kMaxImageSide) + " a side)");
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
@@ -274,30 +275,63 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
     if (w < 1 || h < 1 || w > kMaxImageSide || h > kMaxImageSide)
         throw FormatError(where + ": the image is " + std::to_string(w) + "x" + std::to_string(h) + ", more than " +
                           std::to_string(kMaxImageSide) + " pixels a side");
-    std::unique_ptr<stbi_uc, void (*)(void *)> pixels(
-        stbi_load_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
-                              &found, channels),
-        stbi_image_free);
-    if (!pixels)
-        throw FormatError(where + ": the image cannot be decoded (" + stbi_failure_reason() + ")");
-    std::vector<unsigned char> resized;
-    const unsigned char *src = pixels.get();
-    if (w != width || h != height) {
-        resized.resize(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * static_cast<std::size_t>(channels));
-        if (!stbir_resize_uint8(pixels.get(), w, h, 0, resized.data(), width, height, 0, channels))
-            throw FormatError(where + ": the image cannot be resized to " + std::to_string(width) + "x" +
-                              std::to_string(height));
-        src = resized.data();
+    const auto *data = reinterpret_cast<const stbi_uc *>(bytes.data());
+    const int size = static_cast<int>(bytes.size());
+    // A grey model gets PIL's convert('L') of a colour image, what torchvision pipelines feed it:
+    // L = (19595 R + 38470 G + 7471 B + 2^15) >> 16 (stb's own weights differ). So colour is
+    // decoded as RGB and made grey here; grey images come through unchanged.
+    const bool toGrey = channels == 1 && found >= 3;
+    const int decoded = toGrey ? 3 : channels;
+    // 16-bit PNGs keep their precision: values / 65535.
+    const bool wide = stbi_is_16_bit_from_memory(data, size) != 0;
+    std::vector<float> px;  // decoded, HWC, in [0, 1]
+    {
+        std::unique_ptr<void, void (*)(void *)> pixels(
+            wide ? static_cast<void *>(stbi_load_16_from_memory(data, size, &w, &h, &found, decoded))
+                 : static_cast<void *>(stbi_load_from_memory(data, size, &w, &h, &found, decoded)),
+            stbi_image_free);
+        if (!pixels)
+            throw FormatError(where + ": the image cannot be decoded (" + stbi_failure_reason() + ")");
+        const std::size_t n = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
+        px.resize(n * static_cast<std::size_t>(channels));
+        const auto *p8 = static_cast<const stbi_uc *>(pixels.get());
+        const auto *p16 = static_cast<const stbi_us *>(pixels.get());
+        for (std::size_t i = 0; i < n; ++i) {
+            if (toGrey) {
+                const std::size_t k = i * 3;
+                px[i] = wide ? static_cast<float>((0.299 * p16[k] + 0.587 * p16[k + 1] + 0.114 * p16[k + 2]) / 65535.0)
+                             : static_cast<float>(((19595u * p8[k] + 38470u * p8[k + 1] + 7471u * p8[k + 2] + 0x8000u) >> 16) / 255.0);
+            } else {
+                for (int c = 0; c < channels; ++c) {
+                    const std::size_t k = i * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c);
+                    px[k] = wide ? static_cast<float>(p16[k] / 65535.0) : static_cast<float>(p8[k] / 255.0);
+                }
+            }
+        }
     }
     InputTable t;
+    if (ownSize) {
+        width = w;
+        height = h;
+    }
+    if (w != width || h != height) {
+        t.note = "the image (" + std::to_string(w) + "x" + std::to_string(h) + ") was resized to the model's input size " +
+                 std::to_string(width) + "x" + std::to_string(height);
+        std::vector<float> resized(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) *
+                                   static_cast<std::size_t>(channels));
+        if (!stbir_resize_float(px.data(), w, h, 0, resized.data(), width, height, 0, channels))
+            throw FormatError(where + ": the image cannot be resized to " + std::to_string(width) + "x" +
+                              std::to_string(height));
+        px = std::move(resized);
+    }
     t.shape = {1, channels, height, width};
     t.values.resize(static_cast<std::size_t>(channels) * static_cast<std::size_t>(height) * static_cast<std::size_t>(width));
-    // HWC bytes to CHW values in [0, 1], as torchvision's ToTensor.
+    // HWC to CHW values in [0, 1], as torchvision's ToTensor.
     for (int y = 0; y < height; ++y)
         for (int x = 0; x < width; ++x)
             for (int c = 0; c < channels; ++c)
                 t.values[(static_cast<std::size_t>(c) * height + y) * width + x] =
-                    src[(static_cast<std::size_t>(y) * width + x) * channels + c] / 255.0;
+                    px[(static_cast<std::size_t>(y) * width + x) * channels + c];
     return t;
 }
 

@@ -11,6 +11,7 @@ struct InputTable {
     std::vector<std::int64_t> shape;   // [rows, columns] for text; the array's shape for .npy
     std::vector<double> values;        // row-major
     std::vector<std::string> header;   // column names when the CSV block had a header row
+    std::string note;                  // what was done to the input on the way (an image resized)
 };
 
 // One row of numbers separated by commas, semicolons, tabs or spaces ("0.5, 1, -2e-3").
@@ -27,7 +28,8 @@ InputTable parseNpy(const std::string &bytes, const std::string &where);
 
 // An image file (PNG, JPEG, BMP, GIF's first frame, …) as one sample for a convolutional model:
 // decoded to `channels` channels (1 grey, 3 RGB, 4 RGBA), resized to `height` × `width` when it
-// has another size (stb's default filter), scaled to [0, 1]; shape [1, channels, height, width].
+// has another size (stb's default filter; `note` says so), or kept at its own size when both are
+// 0 (a model that takes any size); scaled to [0, 1]; shape [1, channels, height, width].
 // Throws FormatError for what is not an image, or one wider or taller than kMaxImageSide.
 inline constexpr int kMaxImageSide = 8192;
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width);

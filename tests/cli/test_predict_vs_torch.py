@@ -199,6 +199,11 @@ def main():
             ok, why = close(y.reshape(x.shape[0], -1).double().tolist(), c['expected']['logits'])
             res.check(ok, name + ': converted TorchScript in Python', why)
 
+    # A model of one input size gets an image of another resized, and says so.
+    r = run('predict_cnn_package.pth', ['--input-file', 'predict_image_20x14.png', '--json'])
+    res.check(r.returncode == 0 and any('resized to the model\'s input size 12x12' in n for n in json.loads(r.stdout)['notes']),
+              'an image of another size is resized, with a note', r.stdout[-400:] + r.stderr)
+
     # Text output names the classes and the normalisation.
     c = section['cases'][0]
     r = run(c['file'], c['args'])
