@@ -580,7 +580,7 @@ void ConversionView::showSelected()
         m_plan->setPlan(item.plan);
     using S = ConversionQueueItem::Status;
     if (!item.plan) {
-        m_summary->setText(item.status == S::Planning ? tr("Reading and planning %1\u2026").arg(QFileInfo(item.input).fileName())
+        m_summary->setText(item.status == S::Planning ? tr("Reading and planning %1\u2026").arg(QFileInfo(item.input).fileName().toHtmlEscaped())
                                                       : tr("<span style=\"color:#c03030\">%1</span>").arg(item.result.toHtmlEscaped()));
         return;
     }

@@ -113,20 +113,25 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     tf.setBold(true);
     tf.setPointSizeF(tf.pointSizeF() * 1.25);
     m_title->setFont(tf);
+    // These four show file names and text from the file: plain, so a '<' is never read as a tag.
+    m_title->setTextFormat(Qt::PlainText);
     m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_details = new QLabel(this);
     m_details->setObjectName(QStringLiteral("details"));
+    m_details->setTextFormat(Qt::PlainText);
     m_details->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_details->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // long lines never widen the window
     m_warnings = new QLabel(this);
     m_warnings->setObjectName(QStringLiteral("warnings"));
     m_warnings->setWordWrap(true);
+    m_warnings->setTextFormat(Qt::PlainText);
     m_warnings->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_warnings->setStyleSheet(QStringLiteral("QLabel { color: #8a5a00; }"));
     m_warnings->hide();
     m_danger = new QLabel(this);
     m_danger->setObjectName(QStringLiteral("danger"));
     m_danger->setWordWrap(true);
+    m_danger->setTextFormat(Qt::PlainText);
     m_danger->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_danger->setStyleSheet(QStringLiteral(
         "QLabel { background: #b3261e; color: white; padding: 6px 8px; border-radius: 3px; font-weight: bold; }"));

@@ -126,6 +126,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_normalize = new QCheckBox(tr("Normalise the input: (x − mean) / std"));
     m_preLabel = new QLabel;
     m_preLabel->setWordWrap(true);
+    m_preLabel->setTextFormat(Qt::PlainText);
     preLayout->addWidget(m_normalize);
     preLayout->addWidget(m_preLabel);
     left->addWidget(preBox);
@@ -211,6 +212,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     auto *right = new QVBoxLayout(resultsPane);
     m_status = new QLabel(tr("Choose an input and run"));
     m_status->setWordWrap(true);
+    m_status->setTextFormat(Qt::PlainText);  // errors quote the model and the input
     m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
     right->addWidget(m_status);
     m_results = new QTableWidget(0, 4);

@@ -10,6 +10,7 @@
 #include "tensortablemodel.h"
 #include "tensorvaluesmodel.h"
 #include "testdata.h"
+#include "valuetext.h"
 
 #include <QAbstractItemModelTester>
 #include <QApplication>
@@ -35,6 +36,7 @@
 #include <QStandardPaths>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTextDocument>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
@@ -125,6 +127,7 @@ private Q_SLOTS:
     void exportNeverWritesTheInput();
     void metaTensorSaysSo();
     void computeModuleMissing();
+    void smallFiguresAreShown();
     void largeTensorScrollsLazily();
     void cancellingStatisticsLeavesDetail();
     void layoutRemembered();
@@ -475,6 +478,38 @@ void TestTensorDetailView::computeModuleMissing()
     QVERIFY(done.wait(20000));
     QVERIFY(!done.first().at(0).toBool());
     QVERIFY(detail.messageText().contains(reason));
+}
+
+// Figures that start with '<' ("< 0.1 %" zeros) reach the statistics table as text, not as a tag
+// that swallows them; a tensor name that looks like markup is shown as written.
+void TestTensorDetailView::smallFiguresAreShown()
+{
+    TensorDetailView detail;
+    detail.setComputeProvider([]() -> ComputeApi & { throw std::runtime_error("no compute in this test"); });
+    detail.resize(900, 400);
+    detail.show();
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    TensorStats known;
+    known.count = 100000;
+    known.zeroCount = 3;  // 0.003 %: below what percent() shows as a number
+    known.min = -1.5;
+    known.max = 2.5;
+    known.mean = 0.25;
+    known.std = 1.0;
+    known.l2 = 316.0;
+    const QString name = QStringLiteral("<b>matrix</b>");
+    detail.setTensor(doc, name, &doc->stateDict[1].ref(), &known);
+    const QString zeros = valuetext::percent(3.0 / 100000.0);
+    QVERIFY2(zeros.startsWith(QLatin1Char('<')), qPrintable(zeros));  // the case this test is about
+    auto *stats = detail.findChild<QLabel *>(QStringLiteral("detailStatistics"));
+    QTextDocument shown;
+    shown.setHtml(stats->text());
+    const QString plain = shown.toPlainText();
+    QVERIFY2(plain.contains(zeros), qPrintable(plain));
+    QVERIFY2(plain.contains(QStringLiteral("zeros")) && plain.contains(QStringLiteral("NaN / Inf")), qPrintable(plain));
+    auto *title = detail.findChild<QLabel *>(QStringLiteral("detailTitle"));
+    QCOMPARE(title->text(), name);
+    QCOMPARE(title->textFormat(), Qt::PlainText);
 }
 
 // 16 million elements: the grid shows its corner and its far end after scrolling, and reads
