@@ -17,6 +17,8 @@
 #include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
+#include <QEvent>
+#include <QLegend>
 #include <QFile>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -317,7 +319,13 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
     m_result.reset();
     m_image.reset();
     m_results->setRowCount(0);
-    m_chart->setChart(new QChart);
+    {
+        QChart *old = m_chart->chart();
+        auto *empty = new QChart;
+        styleChart(empty);
+        m_chart->setChart(empty);
+        delete old;  // the view gives up ownership of a replaced chart
+    }
     m_pre = m_doc ? preprocessingOf(*m_doc) : Preprocessing{};
     m_classes = m_doc ? classNamesOf(*m_doc) : std::vector<std::string>{};
     m_features = m_doc ? featureNamesOf(*m_doc) : std::vector<std::string>{};
@@ -692,9 +700,32 @@ void PredictionView::showChart(int sample)
     chart->addAxis(y, Qt::AlignLeft);
     series->attachAxis(x);
     series->attachAxis(y);
+    styleChart(chart);
     QChart *old = m_chart->chart();
     m_chart->setChart(chart);
     delete old;
+}
+
+void PredictionView::styleChart(QChart *chart) const
+{
+    if (!chart)
+        return;
+    const QPalette &p = palette();
+    chart->setBackgroundBrush(p.color(QPalette::Base));
+    chart->setTitleBrush(p.color(QPalette::Text));
+    chart->legend()->setLabelColor(p.color(QPalette::Text));
+    for (QAbstractAxis *axis : chart->axes()) {
+        axis->setLabelsColor(p.color(QPalette::Text));
+        axis->setLinePenColor(p.color(QPalette::Mid));
+        axis->setGridLineColor(p.color(QPalette::Mid));
+    }
+}
+
+void PredictionView::changeEvent(QEvent *event)
+{
+    QWidget::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange && m_chart)
+        styleChart(m_chart->chart());
 }
 
 // The precisions the chosen device runs, from its listing; until devices are listed (or for a

@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+class QChart;
 class QCheckBox;
 class QChartView;
 class QComboBox;
@@ -99,6 +100,8 @@ protected:
     // Devices are listed when the pane is first shown: asking LibTorch loads it (about 0.7 s), which
     // must not hold up a document's first picture.
     void showEvent(QShowEvent *event) override;
+    // A theme change recolours the chart (QChart draws in its own light theme otherwise).
+    void changeEvent(QEvent *event) override;
 
 private:
     struct Prepared;
@@ -107,6 +110,7 @@ private:
     void rebuildForm();
     void showResult();
     void showChart(int sample);
+    void styleChart(QChart *chart) const;
     void listDevices();
     void updatePrecisions();
     void setStatus(const QString &text, bool error);

@@ -15,6 +15,7 @@
 #include <QChartView>
 #include <QCheckBox>
 #include <QDir>
+#include <QEvent>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -441,6 +442,13 @@ void TensorDetailView::showHistogram()
         m_chartView->setMessage(m_histogramError.isEmpty() ? tr("Computing\u2026") : tr("No histogram"));
     else
         m_chartView->setCurves({{QStringLiteral("counts"), *m_histogram, palette().color(QPalette::Highlight)}});
+}
+
+void TensorDetailView::changeEvent(QEvent *event)
+{
+    QWidget::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange && m_chartView)
+        showHistogram();
 }
 
 void TensorDetailView::rebuildSliceBar()

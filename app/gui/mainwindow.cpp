@@ -487,26 +487,58 @@ void MainWindow::setTheme(Theme theme)
 {
     static const QPalette systemPalette = QApplication::palette();
     QPalette p = systemPalette;
+    // Colours for enabled widgets (Active and Inactive groups) only: setting a role for every group
+    // would make disabled controls look enabled. The Disabled group gets its own, dimmer colours.
+    auto enabled = [&p](QPalette::ColorRole role, const QColor &c) {
+        p.setColor(QPalette::Active, role, c);
+        p.setColor(QPalette::Inactive, role, c);
+    };
+    auto disabled = [&p](QPalette::ColorRole role, const QColor &c) { p.setColor(QPalette::Disabled, role, c); };
     if (theme == Theme::Dark) {
         const QColor window(0x2b, 0x2d, 0x31), base(0x1e, 0x1f, 0x22), text(0xe6, 0xe6, 0xe6);
-        p.setColor(QPalette::Window, window);
-        p.setColor(QPalette::WindowText, text);
-        p.setColor(QPalette::Base, base);
-        p.setColor(QPalette::AlternateBase, window);
-        p.setColor(QPalette::Text, text);
-        p.setColor(QPalette::Button, window);
-        p.setColor(QPalette::ButtonText, text);
-        p.setColor(QPalette::ToolTipBase, base);
-        p.setColor(QPalette::ToolTipText, text);
-        p.setColor(QPalette::Highlight, QColor(0x3d, 0x6f, 0xb3));
-        p.setColor(QPalette::HighlightedText, Qt::white);
-        p.setColor(QPalette::PlaceholderText, QColor(0x90, 0x90, 0x90));
-        p.setColor(QPalette::Disabled, QPalette::Text, QColor(0x80, 0x80, 0x80));
+        const QColor dimText(0x7a, 0x7c, 0x80), dimBase(0x26, 0x27, 0x2a);
+        for (auto group : {QPalette::Active, QPalette::Inactive, QPalette::Disabled}) {
+            // Bevels and frames: the system palette's are made for a light window.
+            p.setColor(group, QPalette::Light, window.lighter(150));
+            p.setColor(group, QPalette::Midlight, window.lighter(125));
+            p.setColor(group, QPalette::Mid, window.lighter(140));
+            p.setColor(group, QPalette::Dark, window.darker(150));
+            p.setColor(group, QPalette::Shadow, Qt::black);
+            p.setColor(group, QPalette::Window, window);
+            p.setColor(group, QPalette::Button, window);
+            p.setColor(group, QPalette::ToolTipBase, base);
+            p.setColor(group, QPalette::ToolTipText, text);
+            p.setColor(group, QPalette::Link, QColor(0x6c, 0xa8, 0xf0));
+        }
+        enabled(QPalette::WindowText, text);
+        enabled(QPalette::Base, base);
+        enabled(QPalette::AlternateBase, window);
+        enabled(QPalette::Text, text);
+        enabled(QPalette::ButtonText, text);
+        enabled(QPalette::BrightText, Qt::white);
+        enabled(QPalette::Highlight, QColor(0x3d, 0x6f, 0xb3));
+        enabled(QPalette::HighlightedText, Qt::white);
+        enabled(QPalette::PlaceholderText, QColor(0x90, 0x90, 0x90));
+        disabled(QPalette::WindowText, dimText);
+        disabled(QPalette::Text, dimText);
+        disabled(QPalette::ButtonText, dimText);
+        disabled(QPalette::BrightText, dimText);
+        disabled(QPalette::PlaceholderText, QColor(0x5c, 0x5e, 0x62));
+        disabled(QPalette::Base, dimBase);
+        disabled(QPalette::AlternateBase, window);
+        disabled(QPalette::Highlight, QColor(0x3a, 0x40, 0x4a));
+        disabled(QPalette::HighlightedText, dimText);
     } else if (theme == Theme::Light) {
-        p = QPalette(QColor(0xef, 0xef, 0xef));
-        p.setColor(QPalette::Base, Qt::white);
-        p.setColor(QPalette::Text, Qt::black);
-        p.setColor(QPalette::WindowText, Qt::black);
+        p = QPalette(QColor(0xef, 0xef, 0xef));  // computes every group, Disabled included
+        enabled(QPalette::Base, Qt::white);
+        enabled(QPalette::Text, Qt::black);
+        enabled(QPalette::WindowText, Qt::black);
+        enabled(QPalette::ButtonText, Qt::black);
+        const QColor dimText(0x9a, 0x9a, 0x9a);
+        disabled(QPalette::WindowText, dimText);
+        disabled(QPalette::Text, dimText);
+        disabled(QPalette::ButtonText, dimText);
+        disabled(QPalette::Base, QColor(0xef, 0xef, 0xef));
     }
     QApplication::setPalette(p);
     m_theme = theme;

@@ -317,6 +317,28 @@ void TestMainWindow::copyPutsRowsOnClipboard()
     QCOMPARE(cells.value(2), QStringLiteral("[50]"));
 }
 
+namespace {
+
+// Disabled text is set apart from enabled text: a colour of its own, with less contrast to its
+// background than enabled text has.
+void disabledLooksDisabled(const QPalette &p)
+{
+    const std::pair<QPalette::ColorRole, QPalette::ColorRole> pairs[] = {
+        {QPalette::Text, QPalette::Base}, {QPalette::WindowText, QPalette::Window},
+        {QPalette::ButtonText, QPalette::Button}};
+    for (const auto &[fg, bg] : pairs) {
+        const auto contrast = [&p, fg = fg, bg = bg](QPalette::ColorGroup g) {
+            return std::abs(p.color(g, fg).lightness() - p.color(g, bg).lightness());
+        };
+        QVERIFY2(p.color(QPalette::Disabled, fg) != p.color(QPalette::Active, fg),
+                 qPrintable(QStringLiteral("role %1").arg(int(fg))));
+        QVERIFY2(contrast(QPalette::Disabled) < contrast(QPalette::Active),
+                 qPrintable(QStringLiteral("role %1: %2 vs %3").arg(int(fg)).arg(contrast(QPalette::Disabled)).arg(contrast(QPalette::Active))));
+    }
+}
+
+} // namespace
+
 void TestMainWindow::themeIsAppliedAndRemembered()
 {
     {
@@ -324,6 +346,8 @@ void TestMainWindow::themeIsAppliedAndRemembered()
         w.setTheme(MainWindow::Theme::Dark);
         QVERIFY(QApplication::palette().color(QPalette::Window).lightness() < 100);
         QVERIFY(QApplication::palette().color(QPalette::WindowText).lightness() > 200);
+        disabledLooksDisabled(QApplication::palette());
+        QVERIFY(!QTest::currentTestFailed());
     }
     {
         MainWindow w;  // a new window starts with the theme chosen last
@@ -331,6 +355,8 @@ void TestMainWindow::themeIsAppliedAndRemembered()
         QVERIFY(w.findChild<QAction *>(QStringLiteral("theme2"))->isChecked());
         w.setTheme(MainWindow::Theme::Light);
         QVERIFY(QApplication::palette().color(QPalette::Window).lightness() > 200);
+        disabledLooksDisabled(QApplication::palette());
+        QVERIFY(!QTest::currentTestFailed());
         w.setTheme(MainWindow::Theme::System);
     }
 }

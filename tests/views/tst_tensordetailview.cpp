@@ -14,6 +14,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QApplication>
+#include <QAbstractAxis>
 #include <QAreaSeries>
 #include <QChart>
 #include <QChartView>
@@ -128,6 +129,7 @@ private Q_SLOTS:
     void metaTensorSaysSo();
     void computeModuleMissing();
     void smallFiguresAreShown();
+    void histogramFollowsThePalette();
     void largeTensorScrollsLazily();
     void cancellingStatisticsLeavesDetail();
     void layoutRemembered();
@@ -510,6 +512,38 @@ void TestTensorDetailView::smallFiguresAreShown()
     auto *title = detail.findChild<QLabel *>(QStringLiteral("detailTitle"));
     QCOMPARE(title->text(), name);
     QCOMPARE(title->textFormat(), Qt::PlainText);
+}
+
+// A theme change (a new application palette) redraws the histogram in the new colours at once,
+// not when another tensor is selected.
+void TestTensorDetailView::histogramFollowsThePalette()
+{
+    const QPalette before = QApplication::palette();
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("detail.pth")));
+    TensorDetailView *detail = view.detailView();
+    QTRY_VERIFY_WITH_TIMEOUT(detail->histogram().has_value(), 30000);
+    QChart *chart = detail->histogramView()->chart();
+    QCOMPARE(chart->backgroundBrush().color(), detail->palette().color(QPalette::Base));
+    QPalette dark = before;
+    const QColor base(0x1e, 0x1f, 0x22), text(0xe6, 0xe6, 0xe6), highlight(0x3d, 0x6f, 0xb3);
+    dark.setColor(QPalette::Base, base);
+    dark.setColor(QPalette::Window, base);
+    dark.setColor(QPalette::WindowText, text);
+    dark.setColor(QPalette::Highlight, highlight);
+    QVERIFY(before.color(QPalette::Base) != base && before.color(QPalette::Highlight) != highlight);
+    QApplication::setPalette(dark);
+    QTRY_COMPARE(chart->backgroundBrush().color(), base);
+    QCOMPARE(detail->histogramView()->chart(), chart);  // the same chart, recoloured
+    const auto *area = qobject_cast<QAreaSeries *>(chart->series().value(0));
+    QVERIFY(area);
+    QCOMPARE(area->brush().color().rgb(), highlight.rgb());  // the curve too (its alpha aside)
+    for (QAbstractAxis *axis : chart->axes())
+        QCOMPARE(axis->labelsColor(), text);
+    QApplication::setPalette(before);
+    QTRY_COMPARE(chart->backgroundBrush().color(), before.color(QPalette::Base));
 }
 
 // 16 million elements: the grid shows its corner and its far end after scrolling, and reads
