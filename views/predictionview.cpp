@@ -53,6 +53,23 @@ namespace {
 
 QString q(const std::string &s) { return QString::fromStdString(s); }
 
+// How many rows the Embedding a model takes indices into has (indices run from 0 to that less one);
+// nullopt when the model takes values, or the table's size is not known.
+std::optional<std::int64_t> indexCount(const Architecture &arch)
+{
+    if (!arch.integerInput)
+        return std::nullopt;
+    for (const Layer *l : leavesInOrder(arch.root)) {
+        if (l->type != "Embedding")
+            continue;
+        const auto it = l->options.find("num_embeddings");
+        if (it != l->options.end() && it->is_number_integer() && it->get<std::int64_t>() > 0)
+            return it->get<std::int64_t>();
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
 QString shapeString(const std::vector<std::int64_t> &s)
 {
     QStringList parts;
@@ -463,6 +480,15 @@ void PredictionView::fillZeros()
 void PredictionView::fillRandom()
 {
     std::mt19937 gen(QRandomGenerator::global()->generate());
+    if (m_arch && m_arch->integerInput) {
+        // Indices into the Embedding, not values: Gaussian floats are not accepted by Run.
+        const std::int64_t rows = indexCount(*m_arch).value_or(1);
+        std::uniform_int_distribution<std::int64_t> index(0, rows - 1);
+        for (int i = 0; i < m_form->rowCount(); ++i)
+            m_form->item(i, 1)->setText(QString::number(index(gen)));
+        m_inputTabs->setCurrentIndex(FormTab);
+        return;
+    }
     std::normal_distribution<double> normal(0.0, 1.0);
     for (int i = 0; i < m_form->rowCount(); ++i) {
         // Around the package's mean and spread when it has them, so the normalised input is N(0, 1).

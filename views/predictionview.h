@@ -84,6 +84,8 @@ public Q_SLOTS:
     // Runs the current input on the chosen device (also Ctrl+Enter).
     void run();
     void fillZeros();
+    // Random values for the form: around the package's mean and std when it has them; indices in
+    // [0, num_embeddings) when the model starts with an Embedding.
     void fillRandom();
     // Copies row `row` (0-based) of the batch into the form.
     void fillFromBatchRow(int row);

@@ -93,6 +93,7 @@ private Q_SLOTS:
     void devicesAndErrors();
     void architectureChoices();
     void chartFollowsThePalette();
+    void randomIndicesForEmbedding();
 };
 
 void TestPredictionView::packageBatchMatchesTorch_data()
@@ -326,6 +327,35 @@ void TestPredictionView::chartFollowsThePalette()
         QCOMPARE(axis->labelsColor(), text);
     QApplication::setPalette(before);
     QTRY_COMPARE(chart->backgroundBrush().color(), before.color(QPalette::Base));
+}
+
+// A model that starts with an Embedding takes indices: Random fills integers below the table's
+// row count (PyTorch's weight.shape[0]), and Run accepts them.
+void TestPredictionView::randomIndicesForEmbedding()
+{
+    const auto doc = test::readFixture(QStringLiteral("tied_full_model.pth"));
+    std::int64_t rows = -1;
+    for (const auto &t : doc->stateDict)
+        if (t.name == "0.weight")
+            rows = t.ref().shape.at(0);
+    QVERIFY(rows > 1);
+    PredictionView view;
+    view.setDocument(doc);
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+    QVERIFY(view.architecture()->integerInput);
+    view.shapeEdit()->setText(QStringLiteral("5"));
+    Q_EMIT view.shapeEdit()->editingFinished();
+    QCOMPARE(view.formTable()->rowCount(), 5);
+    for (int round = 0; round < 20; ++round) {
+        view.fillRandom();
+        for (int i = 0; i < 5; ++i) {
+            bool ok = false;
+            const qlonglong v = view.formTable()->item(i, 1)->text().toLongLong(&ok);
+            QVERIFY2(ok && v >= 0 && v < rows, qPrintable(view.formTable()->item(i, 1)->text()));
+        }
+    }
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    QCOMPARE(view.result().outputs.size(), std::size_t{1});
 }
 
 QTEST_MAIN(TestPredictionView)
