@@ -24,6 +24,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QProgressBar>
+#include <QScopedValueRollback>
 #include <QSettings>
 #include <QTabWidget>
 #include <QShortcut>
@@ -441,7 +442,8 @@ QWidget *DocumentView::createContentPage()
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex &current) {
                 showTableTensor(current);
-                selectInTree(current);
+                if (!m_syncingSelection)
+                    selectInTree(current);
             });
     connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex &current) { showTreeTensor(current); });
@@ -716,6 +718,7 @@ void DocumentView::selectInTree(const QModelIndex &tableIndex)
 {
     if (!m_document || !tableIndex.isValid() || m_document->stateDictSource != "dict")
         return;
+    const QScopedValueRollback<bool> guard(m_syncingSelection, true);
     QStringList path;
     for (const auto &step : m_document->stateDictPath)
         path << QString::fromStdString(step);
@@ -759,6 +762,24 @@ void DocumentView::showTreeTensor(const QModelIndex &treeIndex)
             break;
         }
     showInDetail(treeIndex.data(DocumentTreeModel::PathTextRole).toString(), value->tensorRef().get(), row);
+    if (!m_syncingSelection)
+        selectInTable(row);
+}
+
+void DocumentView::selectInTable(int sourceRow)
+{
+    const QScopedValueRollback<bool> guard(m_syncingSelection, true);
+    const QModelIndex proxy = sourceRow >= 0
+                                  ? m_tableProxy->mapFromSource(m_tableModel->index(sourceRow, TensorTableModel::NameColumn))
+                                  : QModelIndex();
+    if (!proxy.isValid()) {
+        // Not a row of the table (an optimizer tensor), or filtered out: no row stays highlighted.
+        m_table->selectionModel()->clear();
+        return;
+    }
+    m_table->selectionModel()->setCurrentIndex(
+        proxy, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    m_table->scrollTo(proxy);
 }
 
 void DocumentView::showInDetail(const QString &name, const TensorRef *tensor, int tableRow)

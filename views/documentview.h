@@ -116,6 +116,8 @@ private:
     void selectInTree(const QModelIndex &tableIndex);
     void showTableTensor(const QModelIndex &tableIndex);
     void showTreeTensor(const QModelIndex &treeIndex);
+    // The table's current row follows the tree: `sourceRow` of the table model, or none (-1).
+    void selectInTable(int sourceRow);
     void showInDetail(const QString &name, const TensorRef *tensor, int tableRow);
     void restoreLayout();
     void saveLayout() const;
@@ -169,6 +171,7 @@ private:
     int m_detailRow = -1;                       // its table row, -1 when it has none
     int m_wantedView = 0;                       // remembered tab, chosen on first show (tabs may come later)
     bool m_viewRestored = false;
+    bool m_syncingSelection = false;  // one view is following the other: do not echo back
     QLineEdit *m_treeFilterEdit = nullptr;
     QLineEdit *m_tableFilterEdit = nullptr;
     QTreeView *m_tree = nullptr;
