@@ -322,7 +322,9 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     });
     for (auto key : {Qt::Key_Return, Qt::Key_Enter}) {
         auto *shortcut = new QShortcut(QKeySequence(Qt::CTRL | key), this);
-        shortcut->setContext(Qt::WidgetWithChildrenShortcut);
+        // Anywhere in the window while the pane is shown (a hidden pane's shortcut is not live),
+        // not only with the keyboard already inside it.
+        shortcut->setContext(Qt::WindowShortcut);
         connect(shortcut, &QShortcut::activated, this, &PredictionView::run);
     }
 }

@@ -119,11 +119,18 @@ void MainWindow::createActions()
     copy->setObjectName(QStringLiteral("copyAction"));
 
     QMenu *view = menuBar()->addMenu(tr("&View"));
+    m_viewMenu = view;
     QAction *conversions = view->addAction(tr("&Conversions\u2026"), this, [this] { showConversions(); });
     conversions->setObjectName(QStringLiteral("conversionsAction"));
     conversions->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
     conversions->setStatusTip(tr("Convert checkpoints: state dict, checkpoint, inference package, full model, safetensors"));
     view->addSeparator();
+    // The document's own actions go here (see showViewActions); without a document, the same
+    // entries disabled, so the keys can be found before a file is open.
+    m_placeholderViewActions = DocumentView::makeViewActions(this);
+    for (QAction *a : std::as_const(m_placeholderViewActions))
+        a->setEnabled(false);
+    m_viewActionsEnd = view->addSeparator();
     QMenu *themes = view->addMenu(tr("&Theme"));
     auto *group = new QActionGroup(this);
     const std::pair<Theme, QString> choices[] = {
@@ -250,9 +257,23 @@ void MainWindow::onViewStateChanged(DocumentView *view)
         updateForCurrentTab();
 }
 
+void MainWindow::showViewActions(DocumentView *view)
+{
+    for (const QPointer<QAction> &a : std::as_const(m_shownViewActions))
+        if (a)
+            m_viewMenu->removeAction(a);
+    m_shownViewActions.clear();
+    const QList<QAction *> actions = view ? view->viewActions() : m_placeholderViewActions;
+    for (QAction *a : actions) {
+        m_viewMenu->insertAction(m_viewActionsEnd, a);
+        m_shownViewActions << a;
+    }
+}
+
 void MainWindow::updateForCurrentTab()
 {
     DocumentView *view = currentView();
+    showViewActions(view);
     if (!view) {
         const bool other = m_tabs->currentWidget() != nullptr;  // a compare or series tab
         setWindowTitle(other ? QStringLiteral("%1 \u2014 %2").arg(kAppTitle, m_tabs->tabText(m_tabs->currentIndex()))
