@@ -105,6 +105,7 @@ void MainWindow::createActions()
     QAction *convertFile = file->addAction(tr("Con&vert This File\u2026"), this, &MainWindow::convertCurrentFile);
     convertFile->setObjectName(QStringLiteral("convertFileAction"));
     convertFile->setStatusTip(tr("Queue the current file in the conversions tab"));
+    m_convertFileAction = convertFile;
     file->addSeparator();
     m_closeTabAction = file->addAction(tr("&Close Tab"), this, &MainWindow::closeCurrentTab);
     m_closeTabAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_W));
@@ -280,8 +281,11 @@ void MainWindow::updateForCurrentTab()
                              : kAppTitle);
         m_statusLabel->setText(other ? m_tabs->tabText(m_tabs->currentIndex()) : tr("No file open"));
         m_closeTabAction->setEnabled(other);
+        m_convertFileAction->setEnabled(true);  // shows the conversions tab
         return;
     }
+    // A file that could not be read cannot be converted either: queuing it only gives an error row.
+    m_convertFileAction->setEnabled(view->state() != DocumentView::State::Failed);
     setWindowTitle(QStringLiteral("%1 \u2014 %2").arg(kAppTitle, QFileInfo(view->path()).fileName()));
     m_statusLabel->setText(view->summary());
     m_closeTabAction->setEnabled(true);
@@ -458,6 +462,8 @@ ConversionView *MainWindow::showConversions()
 
 void MainWindow::convertCurrentFile()
 {
+    if (currentView() && currentView()->state() == DocumentView::State::Failed)
+        return;  // the action is disabled then; a direct call does nothing either
     const QString path = currentView() ? currentView()->path() : QString();
     ConversionView *pane = showConversions();
     if (!path.isEmpty())

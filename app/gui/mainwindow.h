@@ -93,6 +93,7 @@ private:
     QList<QPointer<QAction>> m_shownViewActions;  // the current document's, or the placeholders
     QList<QAction *> m_placeholderViewActions;    // disabled, shown while no document is current
     QAction *m_closeTabAction = nullptr;
+    QAction *m_convertFileAction = nullptr;
     QLabel *m_statusLabel = nullptr;
     QPointer<ConversionView> m_conversions;
 };

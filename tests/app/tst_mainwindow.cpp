@@ -204,11 +204,19 @@ void TestMainWindow::brokenFileShowsError()
     QVERIFY(!w.tabs()->tabIcon(0).isNull());
     QVERIFY(w.findChild<QLabel *>(QStringLiteral("statusLabel"))->text().contains(QStringLiteral("Could not read")));
     QVERIFY(w.recentFiles().isEmpty());  // only files that opened are remembered
+    // Nothing to convert in a file that could not be read.
+    QAction *convert = w.findChild<QAction *>(QStringLiteral("convertFileAction"));
+    QVERIFY(!convert->isEnabled());
     saveScreenshot(w, QStringLiteral("error.png"));
 
     // The window keeps working: a good file opens next to the broken one.
     DocumentView *good = w.openFile(example("simple_nn_checkpoint.pth"));
     QTRY_COMPARE_WITH_TIMEOUT(good->state(), DocumentView::State::Loaded, 20000);
+    QCOMPARE(w.viewCount(), 2);
+    QVERIFY(convert->isEnabled());
+    w.tabs()->setCurrentIndex(0);
+    QVERIFY(!convert->isEnabled());
+    w.convertCurrentFile();  // called directly: no conversions tab with an error row
     QCOMPARE(w.viewCount(), 2);
 }
 
