@@ -395,7 +395,7 @@ void CompareView::showTensor(const QModelIndex &index)
     if (!index.isValid() || !m_docA || !m_docB || status == QLatin1String("module")) {
         m_figures->setText(index.isValid() ? tr("<b>%1</b>: %2 (select a tensor for its histograms)")
                                                  .arg(index.data(ComparisonModel::PathRole).toString().toHtmlEscaped(),
-                                                      index.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString())
+                                                      index.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString().toHtmlEscaped())
                                            : QString());
         m_values->setMessage(QString());
         m_difference->setMessage(QString());
@@ -411,7 +411,7 @@ void CompareView::showTensor(const QModelIndex &index)
     const TensorRef *ta = nameA.isEmpty() ? nullptr : find(*m_docA, nameA);
     const TensorRef *tb = nameB.isEmpty() ? nullptr : find(*m_docB, nameB);
     QString text = tr("<b>%1</b> \u2014 %2").arg(index.data(ComparisonModel::PathRole).toString().toHtmlEscaped(),
-                                                  index.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString());
+                                                  index.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString().toHtmlEscaped());
     const auto &cmp = *m_model->comparison();
     for (const auto &t : cmp.tensors)
         if (QString::fromStdString(t.name) == nameA && t.status != TensorComparison::Status::ShapeChanged &&

@@ -402,7 +402,10 @@ QWidget *ConversionView::buildOptions()
                             ConvertTarget::FullModel, ConvertTarget::Safetensors})
         m_target->addItem(convertTargetLabel(t), static_cast<int>(t));
     add(QStringLiteral("target"), m_target);
-    connect(m_target, &QComboBox::currentIndexChanged, this, [this] { applyPanel(QStringLiteral("target")); });
+    connect(m_target, &QComboBox::currentIndexChanged, this, [this] {
+        enableFieldsFor(static_cast<ConvertTarget>(m_target->currentData().toInt()));
+        applyPanel(QStringLiteral("target"));
+    });
     edits->addRow(tr("Convert to:"), m_target);
     m_dtype = new QComboBox(this);
     m_dtype->addItem(tr("keep as stored"), QString());
@@ -580,7 +583,7 @@ void ConversionView::showSelected()
         m_plan->setPlan(item.plan);
     using S = ConversionQueueItem::Status;
     if (!item.plan) {
-        m_summary->setText(item.status == S::Planning ? tr("Reading and planning %1\u2026").arg(QFileInfo(item.input).fileName())
+        m_summary->setText(item.status == S::Planning ? tr("Reading and planning %1\u2026").arg(QFileInfo(item.input).fileName().toHtmlEscaped())
                                                       : tr("<span style=\"color:#c03030\">%1</span>").arg(item.result.toHtmlEscaped()));
         return;
     }
@@ -642,13 +645,39 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     auto *sidecar = static_cast<QCheckBox *>(m_fields[QStringLiteral("sidecar")]);
     sidecar->setChecked(s.sidecar || item.target == ConvertTarget::Inference);
     sidecar->setEnabled(item.target != ConvertTarget::Inference);
+    enableFieldsFor(item.target);
     m_loadingPanel = false;
+}
+
+void ConversionView::enableFieldsFor(ConvertTarget target)
+{
+    QStringList names{QStringLiteral("architecture")};
+    for (const auto &entry : valueFields(m_defaults))
+        names << entry.first;
+    for (const QString &name : std::as_const(names)) {
+        const auto it = m_fields.find(name);
+        if (it == m_fields.end())
+            continue;
+        QWidget *w = it->second;
+        const bool used = targetUsesField(target, name);
+        if (!w->property("usedToolTip").isValid())
+            w->setProperty("usedToolTip", w->toolTip());
+        w->setEnabled(used);
+        w->setToolTip(used ? w->property("usedToolTip").toString()
+                           : tr("Not written to a %1").arg(convertTargetLabel(target).toLower()));
+        if (auto *form = qobject_cast<QFormLayout *>(w->parentWidget() ? w->parentWidget()->layout() : nullptr))
+            if (QWidget *label = form->labelForField(w))
+                label->setEnabled(used);
+    }
 }
 
 void ConversionView::applyPanel(const QString &field)
 {
     if (m_loadingPanel)
         return;
+    const auto target = static_cast<ConvertTarget>(m_target->currentData().toInt());
+    if (const auto it = m_fields.find(field); it != m_fields.end() && !it->second->isEnabled())
+        return;  // a field the target does not write
     auto text = [this](const QString &name) { return static_cast<QLineEdit *>(m_fields[name])->text(); };
     auto checked = [this](const QString &name) { return static_cast<QCheckBox *>(m_fields[name])->isChecked(); };
     auto apply = [&](ConversionSettings &s, bool generic) {
@@ -677,7 +706,6 @@ void ConversionView::applyPanel(const QString &field)
                 *v = text(field);
     };
     apply(m_defaults, true);
-    const auto target = static_cast<ConvertTarget>(m_target->currentData().toInt());
     if (field == QLatin1String("target"))
         m_lastTarget = target;
     using S = ConversionQueueItem::Status;

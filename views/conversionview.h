@@ -105,6 +105,8 @@ private:
     void showSelected();
     void loadPanel(const ConversionQueueItem &item);
     void applyPanel(const QString &field);
+    // Fields the target does not write (an inference package keeps no epoch) are disabled.
+    void enableFieldsFor(ConvertTarget target);
     void startNext();
     void finishRun();
     void updateButtons();

@@ -23,10 +23,12 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+#include <QAction>
+#include <QApplication>
 #include <QProgressBar>
+#include <QScopedValueRollback>
 #include <QSettings>
 #include <QTabWidget>
-#include <QShortcut>
 #include <QToolButton>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
@@ -93,12 +95,6 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     m_treeProxy->setFilterCaseSensitivity(Qt::CaseInsensitive);
     m_treeProxy->setFilterKeyColumn(DocumentTreeModel::KeyColumn);
 
-    // Ctrl+F searches the tree: the filter box takes the keyboard with its text selected.
-    auto *find = new QShortcut(QKeySequence::Find, this, nullptr, nullptr, Qt::WidgetWithChildrenShortcut);
-    connect(find, &QShortcut::activated, this, [this] {
-        m_treeFilterEdit->setFocus(Qt::ShortcutFocusReason);
-        m_treeFilterEdit->selectAll();
-    });
 
     m_tableProxy = new QSortFilterProxyModel(this);
     m_tableProxy->setObjectName(QStringLiteral("tableProxy"));
@@ -113,20 +109,25 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     tf.setBold(true);
     tf.setPointSizeF(tf.pointSizeF() * 1.25);
     m_title->setFont(tf);
+    // These four show file names and text from the file: plain, so a '<' is never read as a tag.
+    m_title->setTextFormat(Qt::PlainText);
     m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_details = new QLabel(this);
     m_details->setObjectName(QStringLiteral("details"));
+    m_details->setTextFormat(Qt::PlainText);
     m_details->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_details->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // long lines never widen the window
     m_warnings = new QLabel(this);
     m_warnings->setObjectName(QStringLiteral("warnings"));
     m_warnings->setWordWrap(true);
+    m_warnings->setTextFormat(Qt::PlainText);
     m_warnings->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_warnings->setStyleSheet(QStringLiteral("QLabel { color: #8a5a00; }"));
     m_warnings->hide();
     m_danger = new QLabel(this);
     m_danger->setObjectName(QStringLiteral("danger"));
     m_danger->setWordWrap(true);
+    m_danger->setTextFormat(Qt::PlainText);
     m_danger->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_danger->setStyleSheet(QStringLiteral(
         "QLabel { background: #b3261e; color: white; padding: 6px 8px; border-radius: 3px; font-weight: bold; }"));
@@ -407,12 +408,18 @@ QWidget *DocumentView::createContentPage()
     m_viewTabs->addTab(m_prediction, tr("Predict"));
     for (int i = 0; i < m_viewTabs->count(); ++i)
         m_viewTabs->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
-    // Alt+1 … Alt+6 switch between the views.
-    for (int i = 0; i < m_viewTabs->count(); ++i) {
-        auto *key = new QShortcut(QKeySequence(Qt::ALT | static_cast<Qt::Key>(Qt::Key_1 + i)), this, nullptr, nullptr,
-                                  Qt::WidgetWithChildrenShortcut);
-        connect(key, &QShortcut::activated, this, [this, i] { m_viewTabs->setCurrentIndex(i); });
-    }
+    // Alt+1 … Alt+6 switch between the views, and Ctrl+F searches the tree, wherever the keyboard
+    // is in the window: actions of this widget with a window context are live only while it is
+    // shown, so the document of another (hidden) tab takes none of them.
+    m_viewActions = makeViewActions(this);
+    for (int i = 0; i < m_viewActions.size() - 1; ++i)
+        connect(m_viewActions[i], &QAction::triggered, this, [this, i] { showView(i); });
+    // Ctrl+F: the structure filter takes the keyboard with its text selected.
+    connect(m_viewActions.last(), &QAction::triggered, this, [this] {
+        m_treeFilterEdit->setFocus(Qt::ShortcutFocusReason);
+        m_treeFilterEdit->selectAll();
+    });
+    addActions(m_viewActions);
     // A tensor picked in the module hierarchy is shown in the table and the detail pane.
     connect(m_modules, &ModuleView::tensorSelected, this, [this](const QString &name) { selectTensor(name); });
 
@@ -436,7 +443,8 @@ QWidget *DocumentView::createContentPage()
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex &current) {
                 showTableTensor(current);
-                selectInTree(current);
+                if (!m_syncingSelection)
+                    selectInTree(current);
             });
     connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex &current) { showTreeTensor(current); });
@@ -711,6 +719,7 @@ void DocumentView::selectInTree(const QModelIndex &tableIndex)
 {
     if (!m_document || !tableIndex.isValid() || m_document->stateDictSource != "dict")
         return;
+    const QScopedValueRollback<bool> guard(m_syncingSelection, true);
     QStringList path;
     for (const auto &step : m_document->stateDictPath)
         path << QString::fromStdString(step);
@@ -754,6 +763,65 @@ void DocumentView::showTreeTensor(const QModelIndex &treeIndex)
             break;
         }
     showInDetail(treeIndex.data(DocumentTreeModel::PathTextRole).toString(), value->tensorRef().get(), row);
+    if (!m_syncingSelection)
+        selectInTable(row);
+}
+
+QList<QAction *> DocumentView::makeViewActions(QObject *parent)
+{
+    QList<QAction *> out;
+    const QString names[ViewTabCount] = {tr("&Tensors"), tr("&Modules"), tr("&Optimizer"),
+                                     tr("Meta&data"), tr("&Security"), tr("&Predict")};
+    for (int i = 0; i < ViewTabCount; ++i) {
+        auto *a = new QAction(names[i], parent);
+        a->setObjectName(QStringLiteral("showView%1").arg(i));
+        a->setShortcut(QKeySequence(Qt::ALT | static_cast<Qt::Key>(Qt::Key_1 + i)));
+        a->setShortcutContext(Qt::WindowShortcut);
+        a->setStatusTip(tr("Show the %1 tab").arg(QString(names[i]).remove(QLatin1Char('&'))));
+        out << a;
+    }
+    auto *find = new QAction(tr("&Find in Structure\u2026"), parent);
+    find->setObjectName(QStringLiteral("findAction"));
+    find->setShortcut(QKeySequence::Find);
+    find->setShortcutContext(Qt::WindowShortcut);
+    find->setStatusTip(tr("Filter the structure tree by key"));
+    out << find;
+    return out;
+}
+
+void DocumentView::showView(int index)
+{
+    if (index < 0 || index >= m_viewTabs->count())
+        return;
+    m_viewTabs->setCurrentIndex(index);
+    // The keyboard goes into the pane (its first control that takes Tab focus), so its own keys
+    // (arrows, Enter) work at once.
+    QWidget *page = m_viewTabs->widget(index);
+    if (!page->isVisible() || page->isAncestorOf(QApplication::focusWidget()))
+        return;
+    for (QWidget *w = page->nextInFocusChain(); w && w != page; w = w->nextInFocusChain()) {
+        if (page->isAncestorOf(w) && (w->focusPolicy() & Qt::TabFocus) && w->isVisible() && w->isEnabled()) {
+            w->setFocus(Qt::ShortcutFocusReason);
+            return;
+        }
+    }
+    page->setFocus(Qt::ShortcutFocusReason);
+}
+
+void DocumentView::selectInTable(int sourceRow)
+{
+    const QScopedValueRollback<bool> guard(m_syncingSelection, true);
+    const QModelIndex proxy = sourceRow >= 0
+                                  ? m_tableProxy->mapFromSource(m_tableModel->index(sourceRow, TensorTableModel::NameColumn))
+                                  : QModelIndex();
+    if (!proxy.isValid()) {
+        // Not a row of the table (an optimizer tensor), or filtered out: no row stays highlighted.
+        m_table->selectionModel()->clear();
+        return;
+    }
+    m_table->selectionModel()->setCurrentIndex(
+        proxy, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    m_table->scrollTo(proxy);
 }
 
 void DocumentView::showInDetail(const QString &name, const TensorRef *tensor, int tableRow)

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+class QAction;
 class QFileSystemWatcher;
 class QLabel;
 class QLineEdit;
@@ -78,7 +79,15 @@ public:
     MetadataView *metadataView() const { return m_metadata; }
     SecurityView *securityView() const { return m_security; }
     PredictionView *predictionView() const { return m_prediction; }
-    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab, PredictTab };
+    // Keyboard actions of this view, for a window's menu: one per tab (Alt+1 … Alt+6), then
+    // Find (Ctrl+F, the structure filter). Their shortcuts work anywhere in the window while this
+    // view is shown (a view in a hidden tab takes none).
+    QList<QAction *> viewActions() const { return m_viewActions; }
+    // The same actions unconnected, owned by `parent` (a menu's entries while no view is shown).
+    static QList<QAction *> makeViewActions(QObject *parent);
+    // Shows tab `index` of viewTabs() and moves the keyboard into it.
+    void showView(int index);
+    enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab, PredictTab, ViewTabCount };
     // Selects the table row of a state-dict name (its detail follows); false when not listed.
     bool selectTensor(const QString &name);
     QSplitter *structureSplitter() const { return m_splitter; }
@@ -116,6 +125,8 @@ private:
     void selectInTree(const QModelIndex &tableIndex);
     void showTableTensor(const QModelIndex &tableIndex);
     void showTreeTensor(const QModelIndex &treeIndex);
+    // The table's current row follows the tree: `sourceRow` of the table model, or none (-1).
+    void selectInTable(int sourceRow);
     void showInDetail(const QString &name, const TensorRef *tensor, int tableRow);
     void restoreLayout();
     void saveLayout() const;
@@ -169,6 +180,8 @@ private:
     int m_detailRow = -1;                       // its table row, -1 when it has none
     int m_wantedView = 0;                       // remembered tab, chosen on first show (tabs may come later)
     bool m_viewRestored = false;
+    bool m_syncingSelection = false;  // one view is following the other: do not echo back
+    QList<QAction *> m_viewActions;   // Alt+1 … Alt+6, then Find
     QLineEdit *m_treeFilterEdit = nullptr;
     QLineEdit *m_tableFilterEdit = nullptr;
     QTreeView *m_tree = nullptr;

@@ -2,6 +2,7 @@
 
 #include <QAreaSeries>
 #include <QChart>
+#include <QEvent>
 #include <QLegend>
 #include <QLineSeries>
 #include <QLogValueAxis>
@@ -45,6 +46,13 @@ void HistogramChart::setMessage(const QString &text)
     m_curves.clear();
     m_message = text;
     rebuild();
+}
+
+void HistogramChart::changeEvent(QEvent *event)
+{
+    QChartView::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange)
+        rebuild();
 }
 
 void HistogramChart::rebuild()

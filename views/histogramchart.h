@@ -29,6 +29,10 @@ public:
     // A line under the chart instead of curves ("computing…", an error).
     void setMessage(const QString &text);
 
+protected:
+    // A new palette (the theme changed) redraws the chart in its colours.
+    void changeEvent(QEvent *event) override;
+
 private:
     void rebuild();
     std::vector<Curve> m_curves;

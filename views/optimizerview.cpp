@@ -77,6 +77,7 @@ OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
     m_mapping = new QLabel(this);
     m_mapping->setObjectName(QStringLiteral("optimizerMapping"));
     m_mapping->setWordWrap(true);
+    m_mapping->setTextFormat(Qt::PlainText);  // names parameters from the file
     m_mapping->setTextInteractionFlags(Qt::TextSelectableByMouse);
 
     m_groups = new QStandardItemModel(this);

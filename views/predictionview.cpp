@@ -17,6 +17,8 @@
 #include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
+#include <QEvent>
+#include <QLegend>
 #include <QFile>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -50,6 +52,23 @@ namespace ckpt {
 namespace {
 
 QString q(const std::string &s) { return QString::fromStdString(s); }
+
+// How many rows the Embedding a model takes indices into has (indices run from 0 to that less one);
+// nullopt when the model takes values, or the table's size is not known.
+std::optional<std::int64_t> indexCount(const Architecture &arch)
+{
+    if (!arch.integerInput)
+        return std::nullopt;
+    for (const Layer *l : leavesInOrder(arch.root)) {
+        if (l->type != "Embedding")
+            continue;
+        const auto it = l->options.find("num_embeddings");
+        if (it != l->options.end() && it->is_number_integer() && it->get<std::int64_t>() > 0)
+            return it->get<std::int64_t>();
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
 
 QString shapeString(const std::vector<std::int64_t> &s)
 {
@@ -126,6 +145,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_normalize = new QCheckBox(tr("Normalise the input: (x − mean) / std"));
     m_preLabel = new QLabel;
     m_preLabel->setWordWrap(true);
+    m_preLabel->setTextFormat(Qt::PlainText);
     preLayout->addWidget(m_normalize);
     preLayout->addWidget(m_preLabel);
     left->addWidget(preBox);
@@ -211,6 +231,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     auto *right = new QVBoxLayout(resultsPane);
     m_status = new QLabel(tr("Choose an input and run"));
     m_status->setWordWrap(true);
+    m_status->setTextFormat(Qt::PlainText);  // errors quote the model and the input
     m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
     right->addWidget(m_status);
     m_results = new QTableWidget(0, 4);
@@ -301,7 +322,9 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     });
     for (auto key : {Qt::Key_Return, Qt::Key_Enter}) {
         auto *shortcut = new QShortcut(QKeySequence(Qt::CTRL | key), this);
-        shortcut->setContext(Qt::WidgetWithChildrenShortcut);
+        // Anywhere in the window while the pane is shown (a hidden pane's shortcut is not live),
+        // not only with the keyboard already inside it.
+        shortcut->setContext(Qt::WindowShortcut);
         connect(shortcut, &QShortcut::activated, this, &PredictionView::run);
     }
 }
@@ -315,7 +338,13 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
     m_result.reset();
     m_image.reset();
     m_results->setRowCount(0);
-    m_chart->setChart(new QChart);
+    {
+        QChart *old = m_chart->chart();
+        auto *empty = new QChart;
+        styleChart(empty);
+        m_chart->setChart(empty);
+        delete old;  // the view gives up ownership of a replaced chart
+    }
     m_pre = m_doc ? preprocessingOf(*m_doc) : Preprocessing{};
     m_classes = m_doc ? classNamesOf(*m_doc) : std::vector<std::string>{};
     m_features = m_doc ? featureNamesOf(*m_doc) : std::vector<std::string>{};
@@ -453,6 +482,15 @@ void PredictionView::fillZeros()
 void PredictionView::fillRandom()
 {
     std::mt19937 gen(QRandomGenerator::global()->generate());
+    if (m_arch && m_arch->integerInput) {
+        // Indices into the Embedding, not values: Gaussian floats are not accepted by Run.
+        const std::int64_t rows = indexCount(*m_arch).value_or(1);
+        std::uniform_int_distribution<std::int64_t> index(0, rows - 1);
+        for (int i = 0; i < m_form->rowCount(); ++i)
+            m_form->item(i, 1)->setText(QString::number(index(gen)));
+        m_inputTabs->setCurrentIndex(FormTab);
+        return;
+    }
     std::normal_distribution<double> normal(0.0, 1.0);
     for (int i = 0; i < m_form->rowCount(); ++i) {
         // Around the package's mean and spread when it has them, so the normalised input is N(0, 1).
@@ -690,9 +728,32 @@ void PredictionView::showChart(int sample)
     chart->addAxis(y, Qt::AlignLeft);
     series->attachAxis(x);
     series->attachAxis(y);
+    styleChart(chart);
     QChart *old = m_chart->chart();
     m_chart->setChart(chart);
     delete old;
+}
+
+void PredictionView::styleChart(QChart *chart) const
+{
+    if (!chart)
+        return;
+    const QPalette &p = palette();
+    chart->setBackgroundBrush(p.color(QPalette::Base));
+    chart->setTitleBrush(p.color(QPalette::Text));
+    chart->legend()->setLabelColor(p.color(QPalette::Text));
+    for (QAbstractAxis *axis : chart->axes()) {
+        axis->setLabelsColor(p.color(QPalette::Text));
+        axis->setLinePenColor(p.color(QPalette::Mid));
+        axis->setGridLineColor(p.color(QPalette::Mid));
+    }
+}
+
+void PredictionView::changeEvent(QEvent *event)
+{
+    QWidget::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange && m_chart)
+        styleChart(m_chart->chart());
 }
 
 // The precisions the chosen device runs, from its listing; until devices are listed (or for a

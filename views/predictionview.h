@@ -11,6 +11,7 @@
 #include <optional>
 #include <vector>
 
+class QChart;
 class QCheckBox;
 class QChartView;
 class QComboBox;
@@ -83,6 +84,8 @@ public Q_SLOTS:
     // Runs the current input on the chosen device (also Ctrl+Enter).
     void run();
     void fillZeros();
+    // Random values for the form: around the package's mean and std when it has them; indices in
+    // [0, num_embeddings) when the model starts with an Embedding.
     void fillRandom();
     // Copies row `row` (0-based) of the batch into the form.
     void fillFromBatchRow(int row);
@@ -99,6 +102,8 @@ protected:
     // Devices are listed when the pane is first shown: asking LibTorch loads it (about 0.7 s), which
     // must not hold up a document's first picture.
     void showEvent(QShowEvent *event) override;
+    // A theme change recolours the chart (QChart draws in its own light theme otherwise).
+    void changeEvent(QEvent *event) override;
 
 private:
     struct Prepared;
@@ -107,6 +112,7 @@ private:
     void rebuildForm();
     void showResult();
     void showChart(int sample);
+    void styleChart(QChart *chart) const;
     void listDevices();
     void updatePrecisions();
     void setStatus(const QString &text, bool error);

@@ -9,6 +9,7 @@
 
 #include <QChart>
 #include <QChartView>
+#include <QEvent>
 #include <QComboBox>
 #include <QFileInfo>
 #include <QFutureWatcher>
@@ -198,6 +199,13 @@ void SeriesView::fill()
         sel.select(m_model->index(order[k], 0), m_model->index(order[k], m_model->columnCount() - 1));
     m_table->selectionModel()->select(sel, QItemSelectionModel::ClearAndSelect);
     plot();
+}
+
+void SeriesView::changeEvent(QEvent *event)
+{
+    QWidget::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange && m_chart)
+        plot();
 }
 
 void SeriesView::plot()

@@ -45,6 +45,10 @@ public:
 Q_SIGNALS:
     void finished(bool ok);
 
+protected:
+    // A theme change redraws the chart in the new palette.
+    void changeEvent(QEvent *event) override;
+
 private:
     void fill();
     void plot();

@@ -15,6 +15,7 @@
 #include <QChartView>
 #include <QCheckBox>
 #include <QDir>
+#include <QEvent>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -106,9 +107,11 @@ TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
     QFont tf = m_title->font();
     tf.setBold(true);
     m_title->setFont(tf);
+    m_title->setTextFormat(Qt::PlainText);  // a tensor name from the file is never markup
     m_title->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_info = new QLabel(this);
     m_info->setObjectName(QStringLiteral("detailInfo"));
+    m_info->setTextFormat(Qt::RichText);  // names and keys from the file in it are escaped
     m_info->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_info->setWordWrap(true);
     m_info->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
@@ -121,6 +124,7 @@ TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
     m_message = new QLabel(this);
     m_message->setObjectName(QStringLiteral("detailMessage"));
     m_message->setWordWrap(true);
+    m_message->setTextFormat(Qt::PlainText);  // errors quote names and text from the file
     m_message->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_message->hide();
 
@@ -157,6 +161,7 @@ TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
     auto *chartPane = new QWidget(this);
     m_statsLabel = new QLabel(chartPane);
     m_statsLabel->setObjectName(QStringLiteral("detailStatistics"));
+    m_statsLabel->setTextFormat(Qt::RichText);  // a table; every figure in it is escaped
     m_statsLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_statsLabel->setWordWrap(true);
     m_chartView = new HistogramChart(chartPane);
@@ -357,22 +362,24 @@ void TensorDetailView::showStatistics()
     }
     const TensorStats &s = *m_stats;
     const double zeros = s.count > 0 ? static_cast<double>(s.zeroCount) / static_cast<double>(s.count) : std::nan("");
-    auto row = [](const QString &a, const QString &av, const QString &b, const QString &bv) {
+    // Figures are plain text ("< 0.1 %" starts with a '<'), escaped here; `avHtml` is markup already.
+    auto row = [](const QString &a, const QString &avHtml, const QString &b, const QString &bv) {
         return QStringLiteral("<tr><td>%1</td><td align=right>&nbsp;%2</td><td>&nbsp;&nbsp;&nbsp;%3</td>"
                               "<td align=right>&nbsp;%4</td></tr>")
-            .arg(a, av, b, bv);
+            .arg(a.toHtmlEscaped(), avHtml, b.toHtmlEscaped(), bv.toHtmlEscaped());
     };
+    auto html = [](const QString &plain) { return plain.toHtmlEscaped(); };
     auto extreme = [&s](bool max) {  // an integer tensor's exactly
         const QString exact = valuetext::exactExtremeText(s, max);
         return exact.isEmpty() ? number(max ? s.max : s.min) : exact;
     };
-    QString nonFinite = tr("%1 / %2").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount));
+    QString nonFinite = tr("%1 / %2").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount)).toHtmlEscaped();
     if (s.nanCount > 0 || s.infCount > 0)
         nonFinite = QStringLiteral("<span style='color:#b3261e'><b>%1</b></span>").arg(nonFinite);
     const QString text = QStringLiteral("<table cellspacing=0 cellpadding=0>") +
-                         row(tr("min"), extreme(false), tr("max"), extreme(true)) +
-                         row(tr("mean"), number(s.mean), tr("std"), number(s.std)) +
-                         row(tr("L2"), number(s.l2), tr("zeros"), valuetext::percent(zeros)) +
+                         row(tr("min"), html(extreme(false)), tr("max"), extreme(true)) +
+                         row(tr("mean"), html(number(s.mean)), tr("std"), number(s.std)) +
+                         row(tr("L2"), html(number(s.l2)), tr("zeros"), valuetext::percent(zeros)) +
                          row(tr("NaN / Inf"), nonFinite, QString(), QString()) + QStringLiteral("</table>");
     m_statsLabel->setText(text);
 }
@@ -435,6 +442,13 @@ void TensorDetailView::showHistogram()
         m_chartView->setMessage(m_histogramError.isEmpty() ? tr("Computing\u2026") : tr("No histogram"));
     else
         m_chartView->setCurves({{QStringLiteral("counts"), *m_histogram, palette().color(QPalette::Highlight)}});
+}
+
+void TensorDetailView::changeEvent(QEvent *event)
+{
+    QWidget::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange && m_chartView)
+        showHistogram();
 }
 
 void TensorDetailView::rebuildSliceBar()

@@ -72,6 +72,10 @@ Q_SIGNALS:
     void histogramReady();
     void exportFinished(bool ok, const QString &message);
 
+protected:
+    // The histogram's colour is the palette's highlight: a theme change redraws it.
+    void changeEvent(QEvent *event) override;
+
 private:
     struct Summary;
     void showHeader();

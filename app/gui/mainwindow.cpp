@@ -73,6 +73,7 @@ MainWindow::MainWindow(QWidget *parent) : QMainWindow(parent)
 
     m_statusLabel = new QLabel(this);
     m_statusLabel->setObjectName(QStringLiteral("statusLabel"));
+    m_statusLabel->setTextFormat(Qt::PlainText);  // a document's summary names its file
     statusBar()->addWidget(m_statusLabel, 1);
 
     createActions();
@@ -104,6 +105,7 @@ void MainWindow::createActions()
     QAction *convertFile = file->addAction(tr("Con&vert This File\u2026"), this, &MainWindow::convertCurrentFile);
     convertFile->setObjectName(QStringLiteral("convertFileAction"));
     convertFile->setStatusTip(tr("Queue the current file in the conversions tab"));
+    m_convertFileAction = convertFile;
     file->addSeparator();
     m_closeTabAction = file->addAction(tr("&Close Tab"), this, &MainWindow::closeCurrentTab);
     m_closeTabAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_W));
@@ -118,11 +120,18 @@ void MainWindow::createActions()
     copy->setObjectName(QStringLiteral("copyAction"));
 
     QMenu *view = menuBar()->addMenu(tr("&View"));
+    m_viewMenu = view;
     QAction *conversions = view->addAction(tr("&Conversions\u2026"), this, [this] { showConversions(); });
     conversions->setObjectName(QStringLiteral("conversionsAction"));
     conversions->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
     conversions->setStatusTip(tr("Convert checkpoints: state dict, checkpoint, inference package, full model, safetensors"));
     view->addSeparator();
+    // The document's own actions go here (see showViewActions); without a document, the same
+    // entries disabled, so the keys can be found before a file is open.
+    m_placeholderViewActions = DocumentView::makeViewActions(this);
+    for (QAction *a : std::as_const(m_placeholderViewActions))
+        a->setEnabled(false);
+    m_viewActionsEnd = view->addSeparator();
     QMenu *themes = view->addMenu(tr("&Theme"));
     auto *group = new QActionGroup(this);
     const std::pair<Theme, QString> choices[] = {
@@ -249,17 +258,34 @@ void MainWindow::onViewStateChanged(DocumentView *view)
         updateForCurrentTab();
 }
 
+void MainWindow::showViewActions(DocumentView *view)
+{
+    for (const QPointer<QAction> &a : std::as_const(m_shownViewActions))
+        if (a)
+            m_viewMenu->removeAction(a);
+    m_shownViewActions.clear();
+    const QList<QAction *> actions = view ? view->viewActions() : m_placeholderViewActions;
+    for (QAction *a : actions) {
+        m_viewMenu->insertAction(m_viewActionsEnd, a);
+        m_shownViewActions << a;
+    }
+}
+
 void MainWindow::updateForCurrentTab()
 {
     DocumentView *view = currentView();
+    showViewActions(view);
     if (!view) {
         const bool other = m_tabs->currentWidget() != nullptr;  // a compare or series tab
         setWindowTitle(other ? QStringLiteral("%1 \u2014 %2").arg(kAppTitle, m_tabs->tabText(m_tabs->currentIndex()))
                              : kAppTitle);
         m_statusLabel->setText(other ? m_tabs->tabText(m_tabs->currentIndex()) : tr("No file open"));
         m_closeTabAction->setEnabled(other);
+        m_convertFileAction->setEnabled(true);  // shows the conversions tab
         return;
     }
+    // A file that could not be read cannot be converted either: queuing it only gives an error row.
+    m_convertFileAction->setEnabled(view->state() != DocumentView::State::Failed);
     setWindowTitle(QStringLiteral("%1 \u2014 %2").arg(kAppTitle, QFileInfo(view->path()).fileName()));
     m_statusLabel->setText(view->summary());
     m_closeTabAction->setEnabled(true);
@@ -436,6 +462,8 @@ ConversionView *MainWindow::showConversions()
 
 void MainWindow::convertCurrentFile()
 {
+    if (currentView() && currentView()->state() == DocumentView::State::Failed)
+        return;  // the action is disabled then; a direct call does nothing either
     const QString path = currentView() ? currentView()->path() : QString();
     ConversionView *pane = showConversions();
     if (!path.isEmpty())
@@ -486,26 +514,58 @@ void MainWindow::setTheme(Theme theme)
 {
     static const QPalette systemPalette = QApplication::palette();
     QPalette p = systemPalette;
+    // Colours for enabled widgets (Active and Inactive groups) only: setting a role for every group
+    // would make disabled controls look enabled. The Disabled group gets its own, dimmer colours.
+    auto enabled = [&p](QPalette::ColorRole role, const QColor &c) {
+        p.setColor(QPalette::Active, role, c);
+        p.setColor(QPalette::Inactive, role, c);
+    };
+    auto disabled = [&p](QPalette::ColorRole role, const QColor &c) { p.setColor(QPalette::Disabled, role, c); };
     if (theme == Theme::Dark) {
         const QColor window(0x2b, 0x2d, 0x31), base(0x1e, 0x1f, 0x22), text(0xe6, 0xe6, 0xe6);
-        p.setColor(QPalette::Window, window);
-        p.setColor(QPalette::WindowText, text);
-        p.setColor(QPalette::Base, base);
-        p.setColor(QPalette::AlternateBase, window);
-        p.setColor(QPalette::Text, text);
-        p.setColor(QPalette::Button, window);
-        p.setColor(QPalette::ButtonText, text);
-        p.setColor(QPalette::ToolTipBase, base);
-        p.setColor(QPalette::ToolTipText, text);
-        p.setColor(QPalette::Highlight, QColor(0x3d, 0x6f, 0xb3));
-        p.setColor(QPalette::HighlightedText, Qt::white);
-        p.setColor(QPalette::PlaceholderText, QColor(0x90, 0x90, 0x90));
-        p.setColor(QPalette::Disabled, QPalette::Text, QColor(0x80, 0x80, 0x80));
+        const QColor dimText(0x7a, 0x7c, 0x80), dimBase(0x26, 0x27, 0x2a);
+        for (auto group : {QPalette::Active, QPalette::Inactive, QPalette::Disabled}) {
+            // Bevels and frames: the system palette's are made for a light window.
+            p.setColor(group, QPalette::Light, window.lighter(150));
+            p.setColor(group, QPalette::Midlight, window.lighter(125));
+            p.setColor(group, QPalette::Mid, window.lighter(140));
+            p.setColor(group, QPalette::Dark, window.darker(150));
+            p.setColor(group, QPalette::Shadow, Qt::black);
+            p.setColor(group, QPalette::Window, window);
+            p.setColor(group, QPalette::Button, window);
+            p.setColor(group, QPalette::ToolTipBase, base);
+            p.setColor(group, QPalette::ToolTipText, text);
+            p.setColor(group, QPalette::Link, QColor(0x6c, 0xa8, 0xf0));
+        }
+        enabled(QPalette::WindowText, text);
+        enabled(QPalette::Base, base);
+        enabled(QPalette::AlternateBase, window);
+        enabled(QPalette::Text, text);
+        enabled(QPalette::ButtonText, text);
+        enabled(QPalette::BrightText, Qt::white);
+        enabled(QPalette::Highlight, QColor(0x3d, 0x6f, 0xb3));
+        enabled(QPalette::HighlightedText, Qt::white);
+        enabled(QPalette::PlaceholderText, QColor(0x90, 0x90, 0x90));
+        disabled(QPalette::WindowText, dimText);
+        disabled(QPalette::Text, dimText);
+        disabled(QPalette::ButtonText, dimText);
+        disabled(QPalette::BrightText, dimText);
+        disabled(QPalette::PlaceholderText, QColor(0x5c, 0x5e, 0x62));
+        disabled(QPalette::Base, dimBase);
+        disabled(QPalette::AlternateBase, window);
+        disabled(QPalette::Highlight, QColor(0x3a, 0x40, 0x4a));
+        disabled(QPalette::HighlightedText, dimText);
     } else if (theme == Theme::Light) {
-        p = QPalette(QColor(0xef, 0xef, 0xef));
-        p.setColor(QPalette::Base, Qt::white);
-        p.setColor(QPalette::Text, Qt::black);
-        p.setColor(QPalette::WindowText, Qt::black);
+        p = QPalette(QColor(0xef, 0xef, 0xef));  // computes every group, Disabled included
+        enabled(QPalette::Base, Qt::white);
+        enabled(QPalette::Text, Qt::black);
+        enabled(QPalette::WindowText, Qt::black);
+        enabled(QPalette::ButtonText, Qt::black);
+        const QColor dimText(0x9a, 0x9a, 0x9a);
+        disabled(QPalette::WindowText, dimText);
+        disabled(QPalette::Text, dimText);
+        disabled(QPalette::ButtonText, dimText);
+        disabled(QPalette::Base, QColor(0xef, 0xef, 0xef));
     }
     QApplication::setPalette(p);
     m_theme = theme;

@@ -80,13 +80,20 @@ private:
     void updateEmptyPage();
     void updateForCurrentTab();
     void onViewStateChanged(DocumentView *view);
+    // The View menu lists the current document's keyboard actions (tabs, Find).
+    void showViewActions(DocumentView *view);
 
     QStackedWidget *m_stack = nullptr;
     QWidget *m_emptyPage = nullptr;
     QLabel *m_emptyRecent = nullptr;
     QTabWidget *m_tabs = nullptr;
     QMenu *m_recentMenu = nullptr;
+    QMenu *m_viewMenu = nullptr;
+    QAction *m_viewActionsEnd = nullptr;          // the separator the document's actions go before
+    QList<QPointer<QAction>> m_shownViewActions;  // the current document's, or the placeholders
+    QList<QAction *> m_placeholderViewActions;    // disabled, shown while no document is current
     QAction *m_closeTabAction = nullptr;
+    QAction *m_convertFileAction = nullptr;
     QLabel *m_statusLabel = nullptr;
     QPointer<ConversionView> m_conversions;
 };

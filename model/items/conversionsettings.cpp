@@ -64,6 +64,22 @@ QMap<QString, QString> sourceValueTexts(const Document &doc)
     return out;
 }
 
+bool targetUsesField(ConvertTarget target, QStringView field)
+{
+    switch (target) {
+    case ConvertTarget::Checkpoint:
+        return field == u"config" || field == u"epoch" || field == u"trainLoss" || field == u"valLoss";
+    case ConvertTarget::Inference:
+        return field == u"config" || field == u"classNames" || field == u"preprocessing";
+    case ConvertTarget::FullModel:
+        return field == u"architecture";
+    case ConvertTarget::StateDict:
+    case ConvertTarget::Safetensors:
+        return false;
+    }
+    return false;
+}
+
 ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget target)
 {
     ConvertOptions o;
@@ -76,16 +92,16 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget targe
     }
     o.stripPrefix(s.stripPrefix.trimmed().toStdString()).addPrefix(s.addPrefix.trimmed().toStdString());
     o.ema(s.ema).dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
-    if (!s.architecture.trimmed().isEmpty() && target == ConvertTarget::FullModel)
+    if (!s.architecture.trimmed().isEmpty() && targetUsesField(target, u"architecture"))
         o.arch(ArchitectureRequest().layers(s.architecture.trimmed().toStdString()));
     for (const QString &d : s.drops)
         if (!d.trimmed().isEmpty())
             o.drop(d.trimmed().toStdString());
-    if (edited(s.config))
+    if (edited(s.config) && targetUsesField(target, u"config"))
         o.modelConfig(parseJson(QObject::tr("Model config"), *s.config));
-    if (edited(s.preprocessing))
+    if (edited(s.preprocessing) && targetUsesField(target, u"preprocessing"))
         o.preprocessing(parseJson(QObject::tr("Preprocessing"), *s.preprocessing));
-    if (edited(s.classNames)) {
+    if (edited(s.classNames) && targetUsesField(target, u"classNames")) {
         std::vector<std::string> names;
         const QString text = s.classNames->trimmed();
         if (text.startsWith(QLatin1Char('['))) {
@@ -104,7 +120,7 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget targe
         }
         o.classNames(std::move(names));
     }
-    if (edited(s.epoch)) {
+    if (edited(s.epoch) && targetUsesField(target, u"epoch")) {
         bool ok = false;
         const qint64 e = s.epoch->trimmed().toLongLong(&ok);
         if (!ok)
@@ -120,7 +136,8 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget targe
             throw FormatError(std::string(what) + " must be a number (got '" + v->trimmed().toStdString() + "')");
         return d;
     };
-    o.losses(loss(s.trainLoss, "Training loss"), loss(s.valLoss, "Validation loss"));
+    o.losses(targetUsesField(target, u"trainLoss") ? loss(s.trainLoss, "Training loss") : std::nullopt,
+             targetUsesField(target, u"valLoss") ? loss(s.valLoss, "Validation loss") : std::nullopt);
     return o;
 }
 

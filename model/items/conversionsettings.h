@@ -34,7 +34,15 @@ struct ConversionSettings {
 // "epoch", "trainLoss", "valLoss"), as text the options panel shows (JSON, or "a, b" for names).
 QMap<QString, QString> sourceValueTexts(const Document &doc);
 
-// The engine's options for `settings` (without progress or force). Throws FormatError saying
+// Whether converting to `target` writes the value of the settings field `field` ("config",
+// "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture"), as
+// planConversion builds each target: a checkpoint keeps the config, the epoch and the losses; an
+// inference package the config, the class names and the preprocessing; a full model built from
+// weights reads the architecture; other targets write none of them.
+bool targetUsesField(ConvertTarget target, QStringView field);
+
+// The engine's options for `settings` (without progress or force); values the target does not
+// write are left out (a full model would refuse them). Throws FormatError saying
 // which field is wrong (JSON that does not parse, an epoch that is not a whole number).
 ConvertOptions toConvertOptions(const ConversionSettings &settings, ConvertTarget target);
 

@@ -7,6 +7,7 @@
 #include "documentview.h"
 #include "seriesview.h"
 #include "mainwindow.h"
+#include "predictionview.h"
 #include "tensortablemodel.h"
 
 #include <QAbstractItemModelTester>
@@ -15,6 +16,7 @@
 #include <QDropEvent>
 #include <QLabel>
 #include <QAction>
+#include <QApplication>
 #include <QPalette>
 #include <QGuiApplication>
 #include <QClipboard>
@@ -27,6 +29,8 @@
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTreeView>
+#include <QLineEdit>
 #include <QSignalSpy>
 #include <QStandardItemModel>
 #include <QTemporaryDir>
@@ -96,6 +100,7 @@ private Q_SLOTS:
     void closeTabs();
     void menus();
     void copyPutsRowsOnClipboard();
+    void viewKeysWorkAnywhereInTheWindow();
     void themeIsAppliedAndRemembered();
     void ctrlDropCompares();
     void conversionsTab();
@@ -199,11 +204,19 @@ void TestMainWindow::brokenFileShowsError()
     QVERIFY(!w.tabs()->tabIcon(0).isNull());
     QVERIFY(w.findChild<QLabel *>(QStringLiteral("statusLabel"))->text().contains(QStringLiteral("Could not read")));
     QVERIFY(w.recentFiles().isEmpty());  // only files that opened are remembered
+    // Nothing to convert in a file that could not be read.
+    QAction *convert = w.findChild<QAction *>(QStringLiteral("convertFileAction"));
+    QVERIFY(!convert->isEnabled());
     saveScreenshot(w, QStringLiteral("error.png"));
 
     // The window keeps working: a good file opens next to the broken one.
     DocumentView *good = w.openFile(example("simple_nn_checkpoint.pth"));
     QTRY_COMPARE_WITH_TIMEOUT(good->state(), DocumentView::State::Loaded, 20000);
+    QCOMPARE(w.viewCount(), 2);
+    QVERIFY(convert->isEnabled());
+    w.tabs()->setCurrentIndex(0);
+    QVERIFY(!convert->isEnabled());
+    w.convertCurrentFile();  // called directly: no conversions tab with an error row
     QCOMPARE(w.viewCount(), 2);
 }
 
@@ -295,6 +308,61 @@ void TestMainWindow::menus()
     QCOMPARE(shortcuts, QStringList({"Ctrl+O", "Ctrl+D", "Ctrl+W", "Ctrl+Q"}));
 }
 
+// Alt+1 … Alt+6 and Ctrl+F are in the View menu, and they (and Ctrl+Enter in Predict) work with
+// the keyboard anywhere in the window, on the current document only.
+void TestMainWindow::viewKeysWorkAnywhereInTheWindow()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    w.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&w));
+    // Before a file is open the entries are there, disabled.
+    QMenu *viewMenu = findMenu(w, QStringLiteral("View"))->menu();
+    auto viewShortcuts = [viewMenu] {
+        QStringList out;
+        for (QAction *a : viewMenu->actions())
+            if (!a->shortcut().isEmpty())
+                out << a->shortcut().toString() + (a->isEnabled() ? QString() : QStringLiteral(" (off)"));
+        return out;
+    };
+    const QStringList off{"Ctrl+Shift+C", "Alt+1 (off)", "Alt+2 (off)", "Alt+3 (off)", "Alt+4 (off)", "Alt+5 (off)",
+                          "Alt+6 (off)", QKeySequence(QKeySequence::Find).toString() + " (off)"};
+    QCOMPARE(viewShortcuts(), off);
+
+    DocumentView *other = w.openFile(example("simple_nn_inference.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(other->state(), DocumentView::State::Loaded, 20000);
+    DocumentView *view = w.openFile(example("simple_nn_checkpoint.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    QCOMPARE(viewShortcuts(), QStringList({"Ctrl+Shift+C", "Alt+1", "Alt+2", "Alt+3", "Alt+4", "Alt+5", "Alt+6",
+                                           QKeySequence(QKeySequence::Find).toString()}));
+    for (QAction *a : view->viewActions())
+        QVERIFY(viewMenu->actions().contains(a));
+
+    // The keyboard in the structure tree, outside the tabs on the right.
+    view->viewTabs()->setCurrentIndex(DocumentView::TensorsTab);
+    other->viewTabs()->setCurrentIndex(DocumentView::TensorsTab);
+    view->treeView()->setFocus();
+    QTRY_VERIFY(view->treeView()->hasFocus());
+    QTest::keyClick(view->treeView(), Qt::Key_6, Qt::AltModifier);
+    QCOMPARE(view->viewTabs()->currentIndex(), int(DocumentView::PredictTab));
+    QCOMPARE(other->viewTabs()->currentIndex(), int(DocumentView::TensorsTab));  // only the current document
+    QVERIFY(view->predictionView()->isAncestorOf(QApplication::focusWidget()));  // the keyboard went with it
+
+    // Ctrl+Enter runs with the keyboard back in the tree.
+    view->treeView()->setFocus();
+    QTRY_VERIFY(view->treeView()->hasFocus());
+    QSignalSpy ran(view->predictionView(), &PredictionView::finished);
+    QTest::keyClick(view->treeView(), Qt::Key_Return, Qt::ControlModifier);
+    QVERIFY(!ran.isEmpty() || ran.wait(60000));
+
+    // Ctrl+F from the Predict tab: the structure filter.
+    QTest::keySequence(QApplication::focusWidget(), QKeySequence::Find);
+    QTRY_VERIFY(view->treeFilter()->hasFocus());
+    QTest::keyClick(view->treeFilter(), Qt::Key_1, Qt::AltModifier);
+    QCOMPARE(view->viewTabs()->currentIndex(), int(DocumentView::TensorsTab));
+}
+
 void TestMainWindow::copyPutsRowsOnClipboard()
 {
     MainWindow w;
@@ -317,6 +385,28 @@ void TestMainWindow::copyPutsRowsOnClipboard()
     QCOMPARE(cells.value(2), QStringLiteral("[50]"));
 }
 
+namespace {
+
+// Disabled text is set apart from enabled text: a colour of its own, with less contrast to its
+// background than enabled text has.
+void disabledLooksDisabled(const QPalette &p)
+{
+    const std::pair<QPalette::ColorRole, QPalette::ColorRole> pairs[] = {
+        {QPalette::Text, QPalette::Base}, {QPalette::WindowText, QPalette::Window},
+        {QPalette::ButtonText, QPalette::Button}};
+    for (const auto &[fg, bg] : pairs) {
+        const auto contrast = [&p, fg = fg, bg = bg](QPalette::ColorGroup g) {
+            return std::abs(p.color(g, fg).lightness() - p.color(g, bg).lightness());
+        };
+        QVERIFY2(p.color(QPalette::Disabled, fg) != p.color(QPalette::Active, fg),
+                 qPrintable(QStringLiteral("role %1").arg(int(fg))));
+        QVERIFY2(contrast(QPalette::Disabled) < contrast(QPalette::Active),
+                 qPrintable(QStringLiteral("role %1: %2 vs %3").arg(int(fg)).arg(contrast(QPalette::Disabled)).arg(contrast(QPalette::Active))));
+    }
+}
+
+} // namespace
+
 void TestMainWindow::themeIsAppliedAndRemembered()
 {
     {
@@ -324,6 +414,8 @@ void TestMainWindow::themeIsAppliedAndRemembered()
         w.setTheme(MainWindow::Theme::Dark);
         QVERIFY(QApplication::palette().color(QPalette::Window).lightness() < 100);
         QVERIFY(QApplication::palette().color(QPalette::WindowText).lightness() > 200);
+        disabledLooksDisabled(QApplication::palette());
+        QVERIFY(!QTest::currentTestFailed());
     }
     {
         MainWindow w;  // a new window starts with the theme chosen last
@@ -331,6 +423,8 @@ void TestMainWindow::themeIsAppliedAndRemembered()
         QVERIFY(w.findChild<QAction *>(QStringLiteral("theme2"))->isChecked());
         w.setTheme(MainWindow::Theme::Light);
         QVERIFY(QApplication::palette().color(QPalette::Window).lightness() > 200);
+        disabledLooksDisabled(QApplication::palette());
+        QVERIFY(!QTest::currentTestFailed());
         w.setTheme(MainWindow::Theme::System);
     }
 }

@@ -113,6 +113,7 @@ private Q_SLOTS:
     void fullDiskIsClearError();
     void detectedPrefixIsOffered();
     void targetCanBeChanged();
+    void fieldsFollowTheTarget();
     void fullModelFromWeightsTakesAnArchitecture();
     void unreadableFileCannotBeConverted();
 };
@@ -440,6 +441,49 @@ void TestConversionView::targetCanBeChanged()
     view.addFiles({test::fixturePath(QStringLiteral("state_dict.pth"))});
     QCOMPARE(view.queueModel()->index(1, ConversionQueueModel::TargetColumn).data().toString(),
              convertTargetLabel(ConvertTarget::Safetensors));
+}
+
+// Values a target does not write are not offered for editing: an inference package keeps no
+// epoch or losses (its plan lists them as not written), a checkpoint no class names; an epoch
+// typed for a checkpoint does not stop a full model, which refuses such values, from being planned.
+void TestConversionView::fieldsFollowTheTarget()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::Inference), {test::fixturePath(QStringLiteral("training_checkpoint.pth"))}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    auto enabled = [&view] {
+        QStringList on;
+        for (const char *name : {"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture"})
+            if (field(view, name)->isEnabled())
+                on << QLatin1String(name);
+        return on;
+    };
+    QCOMPARE(enabled(), QStringList({"config", "classNames", "preprocessing"}));
+    QVERIFY(!field(view, "epoch")->text().isEmpty());  // still shows what the file has
+    const QStringList lost = view.planModel()->entries(ConversionPlanModel::Change::Lost);
+    for (const char *key : {"epoch", "train_loss", "val_loss"})
+        QVERIFY2(lost.contains(QLatin1String(key)), qPrintable(lost.join(QStringLiteral(", "))));
+
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    target->setCurrentIndex(target->findData(static_cast<int>(ConvertTarget::Checkpoint)));
+    QCOMPARE(enabled(), QStringList({"config", "epoch", "trainLoss", "valLoss"}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    typeInto(field(view, "epoch"), QStringLiteral("77"));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+
+    target->setCurrentIndex(target->findData(static_cast<int>(ConvertTarget::FullModel)));
+    QCOMPARE(enabled(), QStringList({"architecture"}));
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(resultOf(view, 0)));
+
+    for (ConvertTarget t : {ConvertTarget::StateDict, ConvertTarget::Safetensors}) {
+        target->setCurrentIndex(target->findData(static_cast<int>(t)));
+        QVERIFY(enabled().isEmpty());
+    }
 }
 
 void TestConversionView::fullModelFromWeightsTakesAnArchitecture()

@@ -77,6 +77,7 @@ private Q_SLOTS:
     void errorPage();
     void filters();
     void tableSelectsTreeRow();
+    void treeSelectsTableRow();
     void hugeListStaysResponsive();
     void inspectionTabs();
 };
@@ -313,6 +314,46 @@ void TestDocumentView::tableSelectsTreeRow()
     const QModelIndex current = view.treeView()->currentIndex();
     QCOMPARE(current.data(DocumentTreeModel::PathRole).toStringList(),
              QStringList({"model_state_dict", "fc2.weight"}));
+}
+
+// The other direction: a state-dict tensor picked in the tree is the table's one highlighted row;
+// a tensor the table does not list (optimizer state) leaves no row highlighted there.
+void TestDocumentView::treeSelectsTableRow()
+{
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    auto selectedNames = [&view] {
+        QStringList names;
+        for (const QModelIndex &i : view.tableView()->selectionModel()->selectedRows(TensorTableModel::NameColumn))
+            names << i.data().toString();
+        return names;
+    };
+    // The first row picked (through the selection model: selectRow follows the keyboard modifiers).
+    view.tableView()->selectionModel()->setCurrentIndex(view.tableProxy()->index(0, 0),
+                                                        QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    QCOMPARE(selectedNames(), QStringList{view.tableProxy()->index(0, 0).data().toString()});
+    const QModelIndex bias = view.treeModel()->indexForPath({"model_state_dict", "fc1.bias"});
+    QVERIFY(bias.isValid());
+    view.treeView()->setCurrentIndex(view.treeProxy()->mapFromSource(bias));
+    QCOMPARE(selectedNames(), QStringList{QStringLiteral("fc1.bias")});
+    QCOMPARE(view.tableView()->currentIndex().siblingAtColumn(TensorTableModel::NameColumn).data().toString(),
+             QStringLiteral("fc1.bias"));
+    // No echo back: the tree keeps the row the user picked.
+    QCOMPARE(view.treeView()->currentIndex().data(DocumentTreeModel::PathRole).toStringList(),
+             QStringList({"model_state_dict", "fc1.bias"}));
+    // Sorted differently, the table still finds the row.
+    view.tableView()->sortByColumn(TensorTableModel::NumelColumn, Qt::DescendingOrder);
+    const QModelIndex w2 = view.treeModel()->indexForPath({"model_state_dict", "fc2.weight"});
+    view.treeView()->setCurrentIndex(view.treeProxy()->mapFromSource(w2));
+    QCOMPARE(selectedNames(), QStringList{QStringLiteral("fc2.weight")});
+    const QModelIndex state = view.treeModel()->indexForPath({"optimizer_state_dict", "state", "0", "exp_avg"});
+    QVERIFY(state.isValid());
+    view.treeView()->setCurrentIndex(view.treeProxy()->mapFromSource(state));
+    QVERIFY(selectedNames().isEmpty());
+    QCOMPARE(view.treeView()->currentIndex().data(DocumentTreeModel::PathRole).toStringList(),
+             QStringList({"optimizer_state_dict", "state", "0", "exp_avg"}));
 }
 
 // A file holding a 200,000-element list: read and built off the GUI thread, the event loop keeps

@@ -13,6 +13,8 @@
 #include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
+#include <QApplication>
+#include <QAbstractAxis>
 #include <QGuiApplication>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -90,6 +92,8 @@ private Q_SLOTS:
     void imageMatchesTorch();
     void devicesAndErrors();
     void architectureChoices();
+    void chartFollowsThePalette();
+    void randomIndicesForEmbedding();
 };
 
 void TestPredictionView::packageBatchMatchesTorch_data()
@@ -294,6 +298,64 @@ void TestPredictionView::architectureChoices()
     view.architectureSource()->setCurrentIndex(2);
     QVERIFY(!view.architecture().has_value());
     QVERIFY2(view.architectureLabel()->text().contains(QLatin1String("Conv3d")), qPrintable(view.architectureLabel()->text()));
+}
+
+// The probabilities chart is drawn in the window's colours, and a theme change (a new application
+// palette) recolours it at once.
+void TestPredictionView::chartFollowsThePalette()
+{
+    const QPalette before = QApplication::palette();
+    const QJsonObject c = predictCase(QStringLiteral("full SimpleNN"));
+    QVERIFY(!c.isEmpty());
+    PredictionView view;
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
+    view.batchEdit()->setPlainText(inputRows(c));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    QChart *chart = view.chartView()->chart();
+    QVERIFY(chart && !chart->series().isEmpty());
+    QCOMPARE(chart->backgroundBrush().color(), view.palette().color(QPalette::Base));
+    QPalette dark = before;
+    const QColor base(0x1e, 0x1f, 0x22), text(0xe6, 0xe6, 0xe6);
+    dark.setColor(QPalette::Base, base);
+    dark.setColor(QPalette::Text, text);
+    dark.setColor(QPalette::WindowText, text);
+    QApplication::setPalette(dark);
+    QTRY_COMPARE(chart->backgroundBrush().color(), base);
+    QCOMPARE(chart->titleBrush().color(), text);
+    for (QAbstractAxis *axis : chart->axes())
+        QCOMPARE(axis->labelsColor(), text);
+    QApplication::setPalette(before);
+    QTRY_COMPARE(chart->backgroundBrush().color(), before.color(QPalette::Base));
+}
+
+// A model that starts with an Embedding takes indices: Random fills integers below the table's
+// row count (PyTorch's weight.shape[0]), and Run accepts them.
+void TestPredictionView::randomIndicesForEmbedding()
+{
+    const auto doc = test::readFixture(QStringLiteral("tied_full_model.pth"));
+    std::int64_t rows = -1;
+    for (const auto &t : doc->stateDict)
+        if (t.name == "0.weight")
+            rows = t.ref().shape.at(0);
+    QVERIFY(rows > 1);
+    PredictionView view;
+    view.setDocument(doc);
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+    QVERIFY(view.architecture()->integerInput);
+    view.shapeEdit()->setText(QStringLiteral("5"));
+    Q_EMIT view.shapeEdit()->editingFinished();
+    QCOMPARE(view.formTable()->rowCount(), 5);
+    for (int round = 0; round < 20; ++round) {
+        view.fillRandom();
+        for (int i = 0; i < 5; ++i) {
+            bool ok = false;
+            const qlonglong v = view.formTable()->item(i, 1)->text().toLongLong(&ok);
+            QVERIFY2(ok && v >= 0 && v < rows, qPrintable(view.formTable()->item(i, 1)->text()));
+        }
+    }
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    QCOMPARE(view.result().outputs.size(), std::size_t{1});
 }
 
 QTEST_MAIN(TestPredictionView)

@@ -10,9 +10,11 @@
 #include "tensortablemodel.h"
 #include "tensorvaluesmodel.h"
 #include "testdata.h"
+#include "valuetext.h"
 
 #include <QAbstractItemModelTester>
 #include <QApplication>
+#include <QAbstractAxis>
 #include <QAreaSeries>
 #include <QChart>
 #include <QChartView>
@@ -35,6 +37,7 @@
 #include <QStandardPaths>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTextDocument>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
@@ -125,6 +128,8 @@ private Q_SLOTS:
     void exportNeverWritesTheInput();
     void metaTensorSaysSo();
     void computeModuleMissing();
+    void smallFiguresAreShown();
+    void histogramFollowsThePalette();
     void largeTensorScrollsLazily();
     void cancellingStatisticsLeavesDetail();
     void layoutRemembered();
@@ -475,6 +480,70 @@ void TestTensorDetailView::computeModuleMissing()
     QVERIFY(done.wait(20000));
     QVERIFY(!done.first().at(0).toBool());
     QVERIFY(detail.messageText().contains(reason));
+}
+
+// Figures that start with '<' ("< 0.1 %" zeros) reach the statistics table as text, not as a tag
+// that swallows them; a tensor name that looks like markup is shown as written.
+void TestTensorDetailView::smallFiguresAreShown()
+{
+    TensorDetailView detail;
+    detail.setComputeProvider([]() -> ComputeApi & { throw std::runtime_error("no compute in this test"); });
+    detail.resize(900, 400);
+    detail.show();
+    const auto doc = test::readFixture(QStringLiteral("detail.pth"));
+    TensorStats known;
+    known.count = 100000;
+    known.zeroCount = 3;  // 0.003 %: below what percent() shows as a number
+    known.min = -1.5;
+    known.max = 2.5;
+    known.mean = 0.25;
+    known.std = 1.0;
+    known.l2 = 316.0;
+    const QString name = QStringLiteral("<b>matrix</b>");
+    detail.setTensor(doc, name, &doc->stateDict[1].ref(), &known);
+    const QString zeros = valuetext::percent(3.0 / 100000.0);
+    QVERIFY2(zeros.startsWith(QLatin1Char('<')), qPrintable(zeros));  // the case this test is about
+    auto *stats = detail.findChild<QLabel *>(QStringLiteral("detailStatistics"));
+    QTextDocument shown;
+    shown.setHtml(stats->text());
+    const QString plain = shown.toPlainText();
+    QVERIFY2(plain.contains(zeros), qPrintable(plain));
+    QVERIFY2(plain.contains(QStringLiteral("zeros")) && plain.contains(QStringLiteral("NaN / Inf")), qPrintable(plain));
+    auto *title = detail.findChild<QLabel *>(QStringLiteral("detailTitle"));
+    QCOMPARE(title->text(), name);
+    QCOMPARE(title->textFormat(), Qt::PlainText);
+}
+
+// A theme change (a new application palette) redraws the histogram in the new colours at once,
+// not when another tensor is selected.
+void TestTensorDetailView::histogramFollowsThePalette()
+{
+    const QPalette before = QApplication::palette();
+    DocumentView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(openAndWait(view, fixture("detail.pth")));
+    TensorDetailView *detail = view.detailView();
+    QTRY_VERIFY_WITH_TIMEOUT(detail->histogram().has_value(), 30000);
+    QChart *chart = detail->histogramView()->chart();
+    QCOMPARE(chart->backgroundBrush().color(), detail->palette().color(QPalette::Base));
+    QPalette dark = before;
+    const QColor base(0x1e, 0x1f, 0x22), text(0xe6, 0xe6, 0xe6), highlight(0x3d, 0x6f, 0xb3);
+    dark.setColor(QPalette::Base, base);
+    dark.setColor(QPalette::Window, base);
+    dark.setColor(QPalette::WindowText, text);
+    dark.setColor(QPalette::Highlight, highlight);
+    QVERIFY(before.color(QPalette::Base) != base && before.color(QPalette::Highlight) != highlight);
+    QApplication::setPalette(dark);
+    QTRY_COMPARE(chart->backgroundBrush().color(), base);
+    QCOMPARE(detail->histogramView()->chart(), chart);  // the same chart, recoloured
+    const auto *area = qobject_cast<QAreaSeries *>(chart->series().value(0));
+    QVERIFY(area);
+    QCOMPARE(area->brush().color().rgb(), highlight.rgb());  // the curve too (its alpha aside)
+    for (QAbstractAxis *axis : chart->axes())
+        QCOMPARE(axis->labelsColor(), text);
+    QApplication::setPalette(before);
+    QTRY_COMPARE(chart->backgroundBrush().color(), before.color(QPalette::Base));
 }
 
 // 16 million elements: the grid shows its corner and its far end after scrolling, and reads
