@@ -59,6 +59,37 @@ std::optional<ConvertTarget> convertTargetFromName(const std::string &name)
     return std::nullopt;
 }
 
+bool targetWrites(ConvertTarget target, ConvertField field)
+{
+    using F = ConvertField;
+    switch (target) {
+    case ConvertTarget::Checkpoint:
+        return field != F::Architecture;
+    case ConvertTarget::Inference:
+        return field == F::ModelConfig || field == F::ClassNames || field == F::Preprocessing;
+    case ConvertTarget::FullModel:
+        return field == F::Architecture;
+    case ConvertTarget::StateDict:
+    case ConvertTarget::Safetensors:
+        return false;
+    }
+    return false;
+}
+
+std::string convertFieldOption(ConvertField field)
+{
+    switch (field) {
+    case ConvertField::ModelConfig: return "--config";
+    case ConvertField::ClassNames: return "--class-names";
+    case ConvertField::Preprocessing: return "--preprocessing";
+    case ConvertField::Epoch: return "--epoch";
+    case ConvertField::TrainLoss: return "--train-loss";
+    case ConvertField::ValLoss: return "--val-loss";
+    case ConvertField::Architecture: return "--arch/--arch-spec";
+    }
+    return "?";
+}
+
 std::optional<DType> castDTypeFromName(const std::string &name)
 {
     if (name == "float16" || name == "fp16" || name == "half")
@@ -275,6 +306,7 @@ public:
 
     void run()
     {
+        refuseValuesWithNoPlace();
         m_plan.castTo = m_o.castTo;
         if (m_o.to == ConvertTarget::FullModel && m_doc.stateDictSource == "module_tree") {
             planFullModel();
@@ -388,9 +420,6 @@ private:
     // the user gave, else the package's own spec, else an MLP read from a chain of Linear weights.
     void planFullModelFromWeights()
     {
-        if (m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
-            throw FormatError("a full model holds only the module: --config, --class-names, --preprocessing, --epoch "
-                              "and the losses do not apply (write them with --to inference or --to checkpoint)");
         collectStateDict();
         Document edited = m_doc;
         edited.stateDict.clear();
@@ -670,6 +699,42 @@ private:
         }
     }
 
+    // Values the user gave that the target has no place for are an error, not a silent loss.
+    void refuseValuesWithNoPlace() const
+    {
+        const std::pair<ConvertField, bool> given[] = {
+            {ConvertField::ModelConfig, m_o.config.has_value()},
+            {ConvertField::ClassNames, m_o.classes.has_value()},
+            {ConvertField::Preprocessing, m_o.preprocess.has_value()},
+            {ConvertField::Epoch, m_o.epochValue.has_value()},
+            {ConvertField::TrainLoss, m_o.trainLoss.has_value()},
+            {ConvertField::ValLoss, m_o.valLoss.has_value()},
+            {ConvertField::Architecture, !m_o.architecture.scriptPath.empty() || !m_o.architecture.spec.empty()},
+        };
+        std::string misplaced;
+        int count = 0;
+        for (const auto &[field, isGiven] : given)
+            if (isGiven && !targetWrites(m_o.to, field)) {
+                misplaced += (misplaced.empty() ? "" : ", ") + convertFieldOption(field);
+                ++count;
+            }
+        if (misplaced.empty())
+            return;
+        std::string why;
+        switch (m_o.to) {
+        case ConvertTarget::StateDict: why = "a state dict holds only tensors"; break;
+        case ConvertTarget::Safetensors: why = "safetensors holds the tensors and the source's own metadata"; break;
+        case ConvertTarget::FullModel: why = "a full model holds only the module"; break;
+        case ConvertTarget::Inference: why = "an inference package holds weights, config, preprocessing and class names"; break;
+        case ConvertTarget::Checkpoint: why = "a checkpoint is not built from an architecture"; break;
+        }
+        throw FormatError(misplaced + (count > 1 ? " do" : " does") + " not apply to --to " + convertTargetName(m_o.to) +
+                          ": " + why + " (" +
+                          (m_o.to == ConvertTarget::Checkpoint ? std::string("--arch-spec is for --to full-model")
+                                                              : std::string("write metadata with --to checkpoint or inference")) +
+                          ")");
+    }
+
     // `key` from the user, else from the source, else None with a warning.
     ValuePtr pick(const std::string &key, const ValuePtr &user, std::initializer_list<const char *> sourceKeys,
                   const std::string &hint)
@@ -807,6 +872,19 @@ private:
             }
             accountRest(info, "additional_info", "");
             carryFormatMetadata(info);
+            // Given class names and preprocessing wait in additional_info for an inference
+            // package (replacing the source's own).
+            if (m_o.classes) {
+                std::vector<ValuePtr> items;
+                for (const auto &c : *m_o.classes)
+                    items.push_back(Value::string(c));
+                setEntry(info, "class_names", Value::list(std::move(items)));
+                m_plan.carried.push_back("additional_info/class_names (given)");
+            }
+            if (m_o.preprocess) {
+                setEntry(info, "preprocessing", jsonToValue(toOrdered(*m_o.preprocess)));
+                m_plan.carried.push_back("additional_info/preprocessing (given)");
+            }
             put("additional_info", info);
             m_plan.root = root;
             if (m_o.sidecar)
@@ -929,6 +1007,17 @@ private:
         }
         if (m_o.sidecar && m_plan.sidecar.is_null())
             m_plan.sidecar = nlohmann::ordered_json::object();
+    }
+
+    // Sets `key` in a dict, replacing an entry of that name.
+    static void setEntry(const ValuePtr &dict, const std::string &key, ValuePtr value)
+    {
+        for (auto &e : dict->entries())
+            if (e.key && e.key->isString() && e.key->text() == key) {
+                e.value = std::move(value);
+                return;
+            }
+        dict->entries().push_back({Value::string(key), std::move(value)});
     }
 
     // The optimizer state for the parameters that are kept. PyTorch's load_state_dict pairs the

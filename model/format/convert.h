@@ -29,6 +29,16 @@ std::optional<ConvertTarget> convertTargetFromName(const std::string &name);
 // "float16"/"fp16"/"half", "bfloat16"/"bf16", "float32"/"fp32"/"float", "float64".
 std::optional<DType> castDTypeFromName(const std::string &name);
 
+// A value the user can give for the output.
+enum class ConvertField { ModelConfig, ClassNames, Preprocessing, Epoch, TrainLoss, ValLoss, Architecture };
+// Whether `target` writes `field` when it is given: a checkpoint writes config, epoch and losses
+// at the root and class names and preprocessing under additional_info; an inference package
+// config, class names and preprocessing; a full model from weights its architecture; a state dict
+// and safetensors none. planConversion refuses a given value the target has no place for.
+bool targetWrites(ConvertTarget target, ConvertField field);
+// The command-line option of a field ("--class-names").
+std::string convertFieldOption(ConvertField field);
+
 // Options of a conversion, with chainable setters (ConvertOptions().target(...).dtype(...)).
 struct ConvertOptions {
     ConvertTarget to = ConvertTarget::StateDict;

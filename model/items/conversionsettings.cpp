@@ -66,17 +66,15 @@ QMap<QString, QString> sourceValueTexts(const Document &doc)
 
 bool targetUsesField(ConvertTarget target, QStringView field)
 {
-    switch (target) {
-    case ConvertTarget::Checkpoint:
-        return field == u"config" || field == u"epoch" || field == u"trainLoss" || field == u"valLoss";
-    case ConvertTarget::Inference:
-        return field == u"config" || field == u"classNames" || field == u"preprocessing";
-    case ConvertTarget::FullModel:
-        return field == u"architecture";
-    case ConvertTarget::StateDict:
-    case ConvertTarget::Safetensors:
-        return false;
-    }
+    static const std::pair<QStringView, ConvertField> kFields[] = {
+        {u"config", ConvertField::ModelConfig},     {u"classNames", ConvertField::ClassNames},
+        {u"preprocessing", ConvertField::Preprocessing}, {u"epoch", ConvertField::Epoch},
+        {u"trainLoss", ConvertField::TrainLoss},    {u"valLoss", ConvertField::ValLoss},
+        {u"architecture", ConvertField::Architecture},
+    };
+    for (const auto &[name, f] : kFields)
+        if (name == field)
+            return targetWrites(target, f);
     return false;
 }
 

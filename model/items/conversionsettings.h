@@ -35,10 +35,8 @@ struct ConversionSettings {
 QMap<QString, QString> sourceValueTexts(const Document &doc);
 
 // Whether converting to `target` writes the value of the settings field `field` ("config",
-// "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture"), as
-// planConversion builds each target: a checkpoint keeps the config, the epoch and the losses; an
-// inference package the config, the class names and the preprocessing; a full model built from
-// weights reads the architecture; other targets write none of them.
+// "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture"): the engine's
+// own targetWrites for that field.
 bool targetUsesField(ConvertTarget target, QStringView field);
 
 // The engine's options for `settings` (without progress or force); values the target does not

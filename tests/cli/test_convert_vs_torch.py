@@ -248,7 +248,7 @@ def full_model_from_weights(res, convert, fx, out):
         ('spec that does not match the weights', 'predict_cnn_state_dict.pth',
          ['--arch-spec', json.dumps([{'type': 'Linear', 'name': '0'}])], '0.weight'),
         ('TorchScript architecture', 'state_dict.pth', ['--arch', scripted], 'torchscript'),
-        ('metadata options', 'state_dict.pth', ['--class-names', 'a,b'], 'do not apply'),
+        ('metadata options', 'state_dict.pth', ['--class-names', 'a,b'], '--class-names does not apply'),
         ('spec for a file with its own module tree', 'full_model.pth',
          ['--arch-spec', json.dumps([{'type': 'Linear', 'name': 'fc1'}])], 'do not apply'),
     ]
@@ -745,6 +745,27 @@ def main():
                     res.check(o['param_groups'] == f['param_groups'] and all(
                         same_tensor(f['state'][i][k], o['state'][i][k]) for i in o['state'] for k in o['state'][i]),
                         where + ' optimizer state')
+
+    # --- given values go where the target has a place for them, else are refused ----------------
+    r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '--class-names', 'up,down',
+                     '--preprocessing', '{"mean": [0.5], "std": [0.25]}', '-o', os.path.join(out, 'given.pth'))
+    if r.returncode == 0:
+        got = torch.load(os.path.join(out, 'given.pth'), weights_only=False)
+        res.check(got['additional_info'].get('class_names') == ['up', 'down'] and
+                  got['additional_info'].get('preprocessing') == {'mean': [0.5], 'std': [0.25]},
+                  'checkpoint: given class names and preprocessing kept in additional_info', '%r' % got['additional_info'])
+        r, doc = convert(os.path.join(out, 'given.pth'), '--to', 'inference', '-o', os.path.join(out, 'given_inf.pth'))
+        if r.returncode == 0:
+            pkg = torch.load(os.path.join(out, 'given_inf.pth'), weights_only=False)
+            res.check(pkg.get('class_names') == ['up', 'down'] and pkg.get('preprocessing') == {'mean': [0.5], 'std': [0.25]},
+                      'checkpoint -> inference: they become the package\'s', '%r' % {k: pkg.get(k) for k in ('class_names', 'preprocessing')})
+    for target, args in (('state-dict', ['--config', '{"a": 1}']), ('safetensors', ['--epoch', '2']),
+                         ('inference', ['--epoch', '2', '--val-loss', '0.5']),
+                         ('checkpoint', ['--arch-spec', '[{"type": "Linear", "name": "fc1"}]'])):
+        dest = os.path.join(out, 'misplaced.out')
+        r, _ = convert('training_checkpoint.pth', '--to', target, '-o', dest, *args, expect_ok=False)
+        res.check(r.returncode == 1 and 'not apply to --to ' + target in r.stderr and args[0] in r.stderr and
+                  not os.path.exists(dest), '--to %s refuses %s' % (target, ' '.join(args[::2])), r.stderr.strip())
 
     # --- --drop takes the dropped parameters' optimizer state with them ---------------------------
     # What torch writes for the smaller model: an Adam over fc2 alone, given the source's state for it.

@@ -444,7 +444,8 @@ void TestConversionView::targetCanBeChanged()
 }
 
 // Values a target does not write are not offered for editing: an inference package keeps no
-// epoch or losses (its plan lists them as not written), a checkpoint no class names; an epoch
+// epoch or losses (its plan lists them as not written), a checkpoint everything but an
+// architecture (class names and preprocessing under additional_info); an epoch
 // typed for a checkpoint does not stop a full model, which refuses such values, from being planned.
 void TestConversionView::fieldsFollowTheTarget()
 {
@@ -470,7 +471,7 @@ void TestConversionView::fieldsFollowTheTarget()
 
     auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
     target->setCurrentIndex(target->findData(static_cast<int>(ConvertTarget::Checkpoint)));
-    QCOMPARE(enabled(), QStringList({"config", "epoch", "trainLoss", "valLoss"}));
+    QCOMPARE(enabled(), QStringList({"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss"}));
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
     typeInto(field(view, "epoch"), QStringLiteral("77"));
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
