@@ -21,6 +21,7 @@
 #include <QLegend>
 #include <QFile>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QFutureWatcher>
 #include <QGroupBox>
@@ -175,7 +176,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     auto *imagePage = new QWidget;
     auto *imageLayout = new QVBoxLayout(imagePage);
     auto *openImage = new QPushButton(tr("Open image…"));
-    m_imagePreview = new QLabel(tr("No image: resized to the model's input size, scaled to [0, 1], normalised per channel"));
+    m_imagePreview = new QLabel(tr("No image: decoded as ckpt predict does (resized to a fixed input size, or at its own size where the model takes any), scaled to [0, 1], normalised per channel"));
     m_imagePreview->setWordWrap(true);
     m_imagePreview->setAlignment(Qt::AlignCenter);
     imageLayout->addWidget(openImage);
@@ -362,7 +363,8 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
                                 .arg(m_pre.mean.size())
                                 .arg(list(m_pre.mean), list(m_pre.std)));
     } else {
-        m_preLabel->setText(tr("The file carries no input mean/std"));
+        m_preLabel->setText(m_pre.problem.empty() ? tr("The file carries no input mean/std")
+                                                  : tr("Not applied: %1").arg(q(m_pre.problem)));
     }
     {
         const QSignalBlocker block(m_archSource);
@@ -527,32 +529,42 @@ bool PredictionView::loadImage(const QString &path, QString *error)
             *error = why;
         return false;
     };
-    QImage img(path);
-    if (img.isNull())
-        return fail(tr("%1: not an image Qt can read").arg(path));
     auto shape = sampleShape();
     if (shape.size() != 3 || !(shape[0] == 1 || shape[0] == 3 || shape[0] == 4))
         return fail(tr("this model does not take images (its samples have shape [%1])").arg(shapeString(shape)));
-    const int c = static_cast<int>(shape[0]);
-    const int h = shape[1] > 0 ? static_cast<int>(shape[1]) : img.height();
-    const int w = shape[2] > 0 ? static_cast<int>(shape[2]) : img.width();
-    if (h > 8192 || w > 8192)
-        return fail(tr("the input size %1×%2 is too large").arg(w).arg(h));
-    if (img.width() != w || img.height() != h)
-        img = img.scaled(w, h, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
-    img = img.convertToFormat(c == 1 ? QImage::Format_Grayscale8 : c == 3 ? QImage::Format_RGB888 : QImage::Format_RGBA8888);
-    PredictionInput in;
-    in.shape = {1, c, h, w};
-    in.values.resize(static_cast<std::size_t>(c) * h * w);
-    for (int y = 0; y < h; ++y) {
-        const uchar *line = img.constScanLine(y);
-        for (int x = 0; x < w; ++x)
-            for (int ch = 0; ch < c; ++ch)
-                in.values[(static_cast<std::size_t>(ch) * h + y) * w + x] = line[x * c + ch] / 255.0;
+    QFile file(path);
+    constexpr qint64 kMaxImageFile = qint64{256} << 20;
+    if (!file.open(QIODevice::ReadOnly))
+        return fail(tr("%1: %2").arg(path, file.errorString()));
+    if (file.size() > kMaxImageFile)
+        return fail(tr("%1: the image file is larger than 256 MiB").arg(path));
+    const QByteArray bytes = file.readAll();
+    // The same decoding as `ckpt predict --input-file`: a model that takes any size (or whose size
+    // is not given) runs the image at its own size; a grey model gets PIL's convert('L').
+    const bool ownSize = shape[1] <= 0 || shape[2] <= 0 || (m_arch && m_arch->inputSizeChosen && shape == m_arch->inputShape);
+    InputTable t;
+    try {
+        t = parseImage(bytes.toStdString(), QFileInfo(path).fileName().toStdString(), static_cast<int>(shape[0]),
+                       ownSize ? 0 : static_cast<int>(shape[1]), ownSize ? 0 : static_cast<int>(shape[2]));
+    } catch (const std::exception &e) {
+        return fail(q(e.what()));
     }
+    PredictionInput in;
+    in.shape = t.shape;
+    in.values = std::move(t.values);
+    in.note = t.note;
+    const auto h = in.shape[2], w = in.shape[3];
+    QImage preview;
+    preview.loadFromData(bytes);
+    m_imagePreview->setPixmap(preview.isNull() ? QPixmap()
+                                               : QPixmap::fromImage(preview.scaled(160, 160, Qt::KeepAspectRatio, Qt::FastTransformation)));
+    m_imagePreview->setToolTip(tr("%1, as %2×%3, %4 channel(s)%5")
+                                   .arg(path)
+                                   .arg(w)
+                                   .arg(h)
+                                   .arg(shape[0])
+                                   .arg(in.note.empty() ? QString() : QStringLiteral("\n") + q(in.note)));
     m_image = std::move(in);
-    m_imagePreview->setPixmap(QPixmap::fromImage(img.scaled(160, 160, Qt::KeepAspectRatio, Qt::FastTransformation)));
-    m_imagePreview->setToolTip(tr("%1, as %2×%3, %4 channel(s)").arg(path).arg(w).arg(h).arg(c));
     m_inputTabs->setCurrentIndex(ImageTab);
     return true;
 }
@@ -660,6 +672,8 @@ void PredictionView::run()
                 predictor = ComputeLoader::api().predictor(*doc, arch);  // loads LibTorch on first use
             out.result = predictor->run(in, options);
             out.notes = predictor->notes();
+            if (!in.note.empty())
+                out.notes.push_back(in.note);
         } catch (const std::exception &e) {
             out.error = q(e.what());
         }
@@ -687,7 +701,9 @@ void PredictionView::showResult()
     QString status = tr("Ran %n sample(s) on %1 in %2 ms", nullptr, static_cast<int>(r.outputs.size()))
                          .arg(q(r.device) + (r.dtype != "float32" ? QStringLiteral(" (%1)").arg(q(r.dtype)) : QString()))
                          .arg(r.latencyMs, 0, 'f', 2);
-    status += r.normalized ? tr(" · normalised with %1").arg(q(m_pre.source)) : tr(" · not normalised");
+    status += r.normalized ? tr(" · normalised with %1").arg(q(m_pre.source))
+                           : m_pre.problem.empty() ? tr(" · not normalised")
+                                                   : tr(" · not normalised: %1").arg(q(m_pre.problem));
     for (const auto &n : m_notes)
         status += QStringLiteral("\n") + tr("note: %1").arg(q(n));
     setStatus(status, false);

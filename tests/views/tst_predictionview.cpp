@@ -212,6 +212,21 @@ void TestPredictionView::imageMatchesTorch()
         QTest::qWait(200);
         QVERIFY(view.grab().save(QString::fromLocal8Bit(dir) + QStringLiteral("/prediction.png")));
     }
+    // A model that takes any size runs a picture at its own size; a grey one gets PIL's
+    // convert('L') of a colour picture: both as ckpt predict decodes them, matching torch.
+    for (const char *name : {"CNN of any input size, a 20x14 PNG at its own size", "grey CNN, a colour PNG as PIL converts it to L",
+                             "grey CNN, a 16-bit PNG"}) {
+        const QJsonObject own = predictCase(QString::fromLatin1(name));
+        QVERIFY2(!own.isEmpty(), name);
+        PredictionView any;
+        any.setDocument(test::readFixture(own.value(QStringLiteral("file")).toString()));
+        QVERIFY2(any.architecture().has_value(), qPrintable(any.architectureError()));
+        const QJsonArray args = own.value(QStringLiteral("args")).toArray();
+        QVERIFY2(any.loadImage(test::fixturePath(args.at(1).toString()), &error), qPrintable(error));
+        QVERIFY2(runAndWait(any), qPrintable(any.runError()));
+        QVERIFY2(worst(any.result(), own.value(QStringLiteral("expected")).toObject().value(QStringLiteral("logits")).toArray(), false) <= 1e-5,
+                 name);
+    }
     // A picture for a model that takes feature vectors is refused with the reason.
     PredictionView mlp;
     mlp.setDocument(test::readFixture(QStringLiteral("predict_package.pth")));
