@@ -19,10 +19,10 @@
 namespace ckpt::cli {
 
 namespace {
-nlohmann::json parseJsonOption(const std::string &what, const std::string &text)
+nlohmann::ordered_json parseJsonOption(const std::string &what, const std::string &text)
 {
     try {
-        return nlohmann::json::parse(text);
+        return nlohmann::ordered_json::parse(text);
     } catch (const nlohmann::json::exception &e) {
         throw FormatError(what + " is not valid JSON: " + e.what());
     }

@@ -78,7 +78,7 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
         else if (endsWithIgnoringCase(f, ".csv") || endsWithIgnoringCase(f, ".txt"))
             t = parseCsv(readText(f, std::size_t{256} << 20), f);
         else
-            throw FormatError(f + ": the input file must be .csv or .npy");
+            throw FormatError(f + ": the input file must be .csv, .txt, .npy or an image (.png, .jpg, .jpeg, .bmp)");
         in.values = std::move(t.values);
         in.shape = t.shape;
         if (endsWithIgnoringCase(f, ".npy")) {

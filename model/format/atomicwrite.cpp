@@ -49,8 +49,13 @@ AtomicFileWriter::AtomicFileWriter(std::string path, const WriteOptions &options
     std::string pattern = (folder.empty() ? std::filesystem::path(".") : folder) /
                           ("." + std::filesystem::path(m_path).filename().string() + ".XXXXXX");
     m_fd = ::mkstemp(pattern.data());
-    if (m_fd < 0)
-        throw FormatError(systemError(m_path, "cannot create a temporary file in its folder", errno));
+    if (m_fd < 0) {
+        const int error = errno;
+        std::error_code ec;
+        if (error == ENOENT && !folder.empty() && !std::filesystem::is_directory(folder, ec))
+            throw FormatError(m_path + ": the folder " + folder.string() + " does not exist");
+        throw FormatError(systemError(m_path, "cannot create a temporary file in its folder", error));
+    }
     m_temp = pattern;
 }
 

@@ -113,7 +113,7 @@ std::string stemOf(const std::string &path)
     bool again = true;
     while (again) {
         again = false;
-        for (const char *ext : {".index.json", ".safetensors", ".pth", ".pt", ".ckpt", ".bin", ".tar", ".pkl", ".th"})
+        for (const char *ext : {".index.json", ".safetensors", ".pth", ".pt", ".ptl", ".ckpt", ".bin", ".tar", ".pkl", ".th"})
             if (name.size() > std::strlen(ext) && name.ends_with(ext)) {
                 name.resize(name.size() - std::strlen(ext));
                 again = std::string_view(ext) == ".index.json" || std::string_view(ext) == ".tar";
@@ -145,11 +145,6 @@ std::string sidecarPathFor(const std::string &output)
 {
     const fs::path p(output);
     return (p.parent_path() / (p.stem().string() + "_metadata.json")).string();
-}
-
-nlohmann::ordered_json toOrdered(const nlohmann::json &j)
-{
-    return nlohmann::ordered_json::parse(j.dump());
 }
 
 // Python's datetime.now().isoformat(): local time with microseconds.
@@ -429,7 +424,11 @@ private:
         try {
             arch = resolveArchitecture(edited, m_o.architecture);
         } catch (const FormatError &e) {
-            throw FormatError(std::string("a full model needs an architecture: ") + e.what());
+            // The reason names the file already; said once, after it.
+            std::string why = e.what();
+            if (!edited.path.empty() && why.starts_with(edited.path + ": "))
+                why.erase(0, edited.path.size() + 2);
+            throw FormatError(std::string("a full model needs an architecture: ") + why);
         }
         m_plan.root = moduleTreeValue(arch);
         m_plan.weightsOnly = false;
@@ -546,6 +545,24 @@ private:
             }
             m_metadata = md;
         }
+        // Every quantized tensor named at once, with the options that leave them out.
+        std::string quantized, drops;
+        int quantizedCount = 0;
+        for (const auto &t : m_tensors)
+            if (t.second->tensorRef()->quantization) {
+                if (++quantizedCount <= 8) {
+                    quantized += (quantized.empty() ? "'" : ", '") + t.first + "'";
+                    drops += " --drop '" + t.first + "'";
+                }
+            }
+        if (quantizedCount)
+            throw FormatError(std::string(quantizedCount == 1 ? "tensor " : "tensors ") + quantized +
+                              (quantizedCount > 8 ? " and " + std::to_string(quantizedCount - 8) + " more" : "") +
+                              (quantizedCount == 1 ? " is" : " are") +
+                              (quantizedCount == 1 ? " quantized: it cannot be written yet (leave it out with"
+                                                   : " quantized: they cannot be written yet (leave them out with") +
+                              drops +
+                              (quantizedCount > 8 ? " ..., or a pattern" : "") + ")");
         for (const auto &t : m_tensors) {
             const auto &ref = t.second->tensorRef();
             if (!t.second->pythonClass().empty())
@@ -556,9 +573,6 @@ private:
                 throw FormatError("tensor '" + t.first + "' is " +
                                   (ref->layout == TensorRef::Layout::Meta ? "a meta tensor" : "sparse") +
                                   ", which safetensors cannot hold (leave it out with --drop '" + t.first + "')");
-            if (ref->quantization)
-                throw FormatError("tensor '" + t.first + "' is quantized: it cannot be written yet (leave it out with --drop '" +
-                                  t.first + "')");
             if (special) {
                 if (auto b = blockerOf(t.second); !b.empty())
                     throw FormatError("tensor '" + t.first + "': " + b);
@@ -812,7 +826,7 @@ private:
                  "the architecture (the pickled " + (tree ? className(*tree) : std::string("module")) +
                      " tree) is not written, only its weights (--to full-model keeps it)"});
         }
-        const auto userConfig = m_o.config ? jsonToValue(toOrdered(*m_o.config)) : nullptr;
+        const auto userConfig = m_o.config ? jsonToValue(*m_o.config) : nullptr;
         switch (m_o.to) {
         case ConvertTarget::StateDict: {
             m_plan.root = stateDictValue();
@@ -882,7 +896,7 @@ private:
                 m_plan.carried.push_back("additional_info/class_names (given)");
             }
             if (m_o.preprocess) {
-                setEntry(info, "preprocessing", jsonToValue(toOrdered(*m_o.preprocess)));
+                setEntry(info, "preprocessing", jsonToValue(*m_o.preprocess));
                 m_plan.carried.push_back("additional_info/preprocessing (given)");
             }
             put("additional_info", info);
@@ -903,7 +917,7 @@ private:
                 for (const char *k : {"input_mean", "input_std", "preprocessing"})
                     if (rootEntry(k))
                         m_usedRootKeys.insert(k);
-                put("preprocessing", jsonToValue(toOrdered(*m_o.preprocess)));
+                put("preprocessing", jsonToValue(*m_o.preprocess));
                 m_plan.carried.push_back("preprocessing (given)");
             } else if (rootEntry("input_mean") || rootEntry("input_std") || infoEntry("input_mean") ||
                        formatMetadataValue(m_doc, "input_mean")) {

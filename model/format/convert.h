@@ -49,8 +49,8 @@ struct ConvertOptions {
     std::vector<std::string> drops;            // glob patterns of state-dict keys to leave out
     bool dropTraining = false;                 // optimizer, scheduler, GradScaler, RNG state left out
     bool keepDevices = false;                  // keep saved device tags (default: remapped to cpu)
-    std::optional<nlohmann::json> config;      // model_config
-    std::optional<nlohmann::json> preprocess;  // preprocessing ({mean, std} or anything)
+    std::optional<nlohmann::ordered_json> config;      // model_config, keys in the order given
+    std::optional<nlohmann::ordered_json> preprocess;  // preprocessing ({mean, std} or anything)
     std::optional<std::vector<std::string>> classes;
     std::optional<std::int64_t> epochValue;
     std::optional<double> trainLoss;
@@ -69,8 +69,8 @@ struct ConvertOptions {
     ConvertOptions &drop(std::string pattern) { drops.push_back(std::move(pattern)); return *this; }
     ConvertOptions &dropTrainingState(bool v) { dropTraining = v; return *this; }
     ConvertOptions &keepDevice(bool v) { keepDevices = v; return *this; }
-    ConvertOptions &modelConfig(nlohmann::json j) { config = std::move(j); return *this; }
-    ConvertOptions &preprocessing(nlohmann::json j) { preprocess = std::move(j); return *this; }
+    ConvertOptions &modelConfig(nlohmann::ordered_json j) { config = std::move(j); return *this; }
+    ConvertOptions &preprocessing(nlohmann::ordered_json j) { preprocess = std::move(j); return *this; }
     ConvertOptions &classNames(std::vector<std::string> c) { classes = std::move(c); return *this; }
     ConvertOptions &epoch(std::int64_t e) { epochValue = e; return *this; }
     ConvertOptions &losses(std::optional<double> train, std::optional<double> val) { trainLoss = train; valLoss = val; return *this; }

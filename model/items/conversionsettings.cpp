@@ -11,10 +11,10 @@ namespace ckpt {
 
 namespace {
 
-nlohmann::json parseJson(const QString &what, const QString &text)
+nlohmann::ordered_json parseJson(const QString &what, const QString &text)
 {
     try {
-        return nlohmann::json::parse(text.toStdString());
+        return nlohmann::ordered_json::parse(text.toStdString());
     } catch (const nlohmann::json::exception &e) {
         throw FormatError(what.toStdString() + " is not valid JSON: " + e.what());
     }

@@ -679,7 +679,8 @@ def main():
     # --- sparse and meta tensors; quantized ones refused with the way out --------------------------
     want = torch.load(os.path.join(fx, 'special_tensors.pth'), weights_only=False)
     r, doc = convert('special_tensors.pth', '--to', 'state-dict', '-o', os.path.join(out, 'sp.pth'), expect_ok=False)
-    res.check(r.returncode == 1 and "--drop 'q'" in r.stderr, 'quantized tensor refused with a hint', r.stderr)
+    res.check(r.returncode == 1 and "--drop 'q'" in r.stderr and "--drop 'qc'" in r.stderr,
+              'quantized tensors refused together, each with its --drop', r.stderr)
     r, doc = convert('special_tensors.pth', '--to', 'state-dict', '--drop', 'q*', '-o', os.path.join(out, 'sp.pth'))
     if r.returncode == 0:
         got = torch.load(os.path.join(out, 'sp.pth'), weights_only=True)
@@ -745,6 +746,17 @@ def main():
                     res.check(o['param_groups'] == f['param_groups'] and all(
                         same_tensor(f['state'][i][k], o['state'][i][k]) for i in o['state'] for k in o['state'][i]),
                         where + ' optimizer state')
+
+    r, _ = convert('state_dict.pth', '--to', 'state-dict', '--out-dir', os.path.join(out, 'no', 'such'), expect_ok=False)
+    res.check(r.returncode == 1 and 'does not exist' in r.stderr and os.path.join(out, 'no', 'such') in r.stderr,
+              'an output folder that does not exist is named', r.stderr.strip())
+
+    # A given config keeps the order of its keys, as json.loads and a Python dict keep it.
+    given = '{"width": 3, "depth": 2, "act": "relu"}'
+    r, doc = convert('state_dict.pth', '--to', 'inference', '--config', given, '-o', os.path.join(out, 'ordered.pth'))
+    if r.returncode == 0:
+        got = torch.load(os.path.join(out, 'ordered.pth'), weights_only=False)['model_config']
+        res.check(list(got.items()) == list(json.loads(given).items()), '--config keeps its key order', '%r' % got)
 
     # --- given values go where the target has a place for them, else are refused ----------------
     r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '--class-names', 'up,down',
@@ -821,7 +833,7 @@ def main():
               '%s' % (doc and doc['output']))
     # model_best.pth.tar (torchvision's examples, the corpus) and .th (AllenNLP) lose both extensions.
     stems = tempfile.mkdtemp(prefix='ckpt-convert-stems-')
-    for name, stem in (('model_best.pth.tar', 'model_best'), ('weights.th', 'weights')):
+    for name, stem in (('model_best.pth.tar', 'model_best'), ('weights.th', 'weights'), ('mobile.ptl', 'mobile')):
         shutil.copy(os.path.join(fx, 'state_dict.pth'), os.path.join(stems, name))
         r, doc = convert(os.path.join(stems, name), '--to', 'state-dict')
         res.check(doc is not None and doc['output'] == os.path.join(stems, stem + '_state_dict.pth'),
