@@ -460,6 +460,9 @@ private:
             if (auto sd = findPath(m_doc.root, m_doc.stateDictPath);
                 sd && sd->isDict() && sd->state() && sd->state()->isDict())
                 m_metadata = sd->state()->get("_metadata");
+        if (m_doc.stateDictSource == "module_tree")
+            if (auto module = findPath(m_doc.root, m_doc.stateDictPath))
+                m_metadata = moduleVersions(*module);
         // Entries of the state dict that are not tensors (a step counter kept beside the weights).
         if (m_doc.stateDictSource == "dict")
             if (auto sd = findPath(m_doc.root, m_doc.stateDictPath); sd && sd->isDict())
@@ -1021,6 +1024,27 @@ private:
         }
         if (m_o.sidecar && m_plan.sidecar.is_null())
             m_plan.sidecar = nlohmann::ordered_json::object();
+    }
+
+    // The _metadata module.state_dict() records: for each module, in the order state_dict visits
+    // them, {'version': cls._version}: 2 for the normalisation layers that count batches
+    // (BatchNorm and InstanceNorm, _NormBase), 1 (nn.Module's) for the others.
+    static ValuePtr moduleVersions(const Value &module)
+    {
+        auto md = Value::dict();
+        md->setPythonClass("collections.OrderedDict");
+        for (const auto &m : moduleTree(module)) {
+            const std::string_view cls = m.className;
+            const auto dot = cls.rfind('.');
+            const std::string_view name = dot == std::string_view::npos ? cls : cls.substr(dot + 1);
+            const bool normBase = cls.starts_with("torch.nn.modules.") &&
+                                  (name.find("BatchNorm") != std::string_view::npos ||
+                                   name.find("InstanceNorm") != std::string_view::npos);
+            auto version = Value::dict();
+            version->entries().push_back({Value::string("version"), Value::integer(normBase ? 2 : 1)});
+            md->entries().push_back({Value::string(m.path), version});
+        }
+        return md;
     }
 
     // Sets `key` in a dict, replacing an entry of that name.

@@ -751,6 +751,16 @@ def main():
     res.check(r.returncode == 1 and 'does not exist' in r.stderr and os.path.join(out, 'no', 'such') in r.stderr,
               'an output folder that does not exist is named', r.stderr.strip())
 
+    # A full model's weights carry the _metadata module.state_dict() records (module versions).
+    for src in ('predict_cnn.pth', 'full_model.pth'):
+        dest = os.path.join(out, 'md-' + src)
+        r, doc = convert(src, '--to', 'state-dict', '-o', dest)
+        if r.returncode == 0:
+            want = torch.load(os.path.join(fx, src), weights_only=False).state_dict()._metadata
+            got = torch.load(dest, weights_only=False)._metadata
+            res.check(list(got.items()) == list(want.items()), src + ' -> state-dict: _metadata as module.state_dict() has it',
+                      '%r vs %r' % (list(got.items())[:4], list(want.items())[:4]))
+
     # A given config keeps the order of its keys, as json.loads and a Python dict keep it.
     given = '{"width": 3, "depth": 2, "act": "relu"}'
     r, doc = convert('state_dict.pth', '--to', 'inference', '--config', given, '-o', os.path.join(out, 'ordered.pth'))
