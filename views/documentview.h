@@ -93,6 +93,8 @@ public:
     QSplitter *structureSplitter() const { return m_splitter; }
     QSplitter *tensorSplitter() const { return m_tensorSplitter; }
     QLineEdit *tableFilter() const { return m_tableFilterEdit; }
+    // "Tensors in model_state_dict (16)"; "(3 of 16)" while the filter hides rows.
+    QLabel *tableCaption() const { return m_tableCaption; }
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
     // The banner shown when the file was truncated or changed on disk while open (with a reload link).
@@ -122,6 +124,8 @@ private:
     void showDocument(const DocumentLoad &load);
     void showError(const QString &message);
     void applyTreeFilter(const QString &text);
+    void applyTableFilter(const QString &text);
+    void updateTableCaption();
     void selectInTree(const QModelIndex &tableIndex);
     void showTableTensor(const QModelIndex &tableIndex);
     void showTreeTensor(const QModelIndex &treeIndex);
@@ -181,6 +185,7 @@ private:
     int m_wantedView = 0;                       // remembered tab, chosen on first show (tabs may come later)
     bool m_viewRestored = false;
     bool m_syncingSelection = false;  // one view is following the other: do not echo back
+    bool m_filteringTable = false;    // the table's filter is moving rows: the current row is not the user's
     QList<QAction *> m_viewActions;   // Alt+1 … Alt+6, then Find
     QLineEdit *m_treeFilterEdit = nullptr;
     QLineEdit *m_tableFilterEdit = nullptr;
