@@ -2,6 +2,7 @@
 
 #include "compareview.h"
 #include "conversionview.h"
+#include "documenttabwidget.h"
 #include "documentview.h"
 #include "seriesview.h"
 
@@ -56,12 +57,11 @@ MainWindow::MainWindow(QWidget *parent) : QMainWindow(parent)
     setWindowTitle(kAppTitle);
     setAcceptDrops(true);
 
-    m_tabs = new QTabWidget(this);
+    m_tabs = new DocumentTabWidget(this);
     m_tabs->setObjectName(QStringLiteral("tabs"));
     m_tabs->setTabsClosable(true);
     m_tabs->setMovable(true);
     m_tabs->setDocumentMode(true);
-    m_tabs->setElideMode(Qt::ElideMiddle);
     connect(m_tabs, &QTabWidget::tabCloseRequested, this, &MainWindow::closeTab);
     connect(m_tabs, &QTabWidget::currentChanged, this, [this] { updateForCurrentTab(); });
 

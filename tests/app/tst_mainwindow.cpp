@@ -27,7 +27,9 @@
 #include <QStackedWidget>
 #include <QStandardPaths>
 #include <QStatusBar>
+#include <QTabBar>
 #include <QTabWidget>
+#include <QToolButton>
 #include <QTableView>
 #include <QTreeView>
 #include <QLineEdit>
@@ -98,6 +100,7 @@ private Q_SLOTS:
     void sameFileTwiceReusesTab();
     void recentFiles();
     void closeTabs();
+    void manyTabsStayReadable();
     void menus();
     void copyPutsRowsOnClipboard();
     void viewKeysWorkAnywhereInTheWindow();
@@ -294,6 +297,50 @@ void TestMainWindow::closeTabs()
     QCOMPARE(w.windowTitle(), QStringLiteral("Checkpoint Studio"));
     QVERIFY(w.findChild<QLabel *>(QStringLiteral("emptyHint"))->isVisible());
     QTest::qWait(200);  // let deleted views' jobs finish in the background without touching anything
+}
+
+// A dozen open files: each tab still shows the start of its name (elided at the right, not to
+// "s…t"), and the bar scrolls rather than squeezing them.
+void TestMainWindow::manyTabsStayReadable()
+{
+    MainWindow w;
+    w.resize(1000, 700);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    const char *names[] = {"predict_package_class_to_idx.pth", "predict_package_idx_to_class.pth", "predict_package_preprocessing.pth",
+                           "predict_odd_names_state_dict.pth", "predict_nested_state_dict.pth", "conv_training_state.pth",
+                           "conv_torchvision.pth", "conv_dataparallel.pth", "payload_then_garbage.pth", "negative_after_zero.pth",
+                           "deflate_declares_huge.pth", "os_system.pth"};
+    for (const char *name : names)
+        w.openFile(fixture(name));
+    w.openFile(fixture(names[0]));  // the first tab current: the bar starts at the left
+    QTest::qWait(50);
+    auto *tabs = w.findChild<QTabWidget *>(QStringLiteral("tabs"));
+    QVERIFY(tabs);
+    QCOMPARE(tabs->count(), int(std::size(names)));
+    QTabBar *bar = tabs->tabBar();
+    QCOMPARE(bar->elideMode(), Qt::ElideRight);
+    QVERIFY(bar->usesScrollButtons());
+    const QFontMetrics fm(bar->font());
+    constexpr int kLeading = 10;
+    for (int i = 0; i < tabs->count(); ++i) {
+        const QString text = bar->tabText(i);
+        QWidget *close = bar->tabButton(i, QTabBar::RightSide);
+        const int need = fm.horizontalAdvance(text.left(kLeading) + QChar(0x2026)) + (close ? close->width() : 0);
+        QVERIFY2(bar->tabRect(i).width() >= need,
+                 qPrintable(QStringLiteral("%1: %2 px for %3 px").arg(text).arg(bar->tabRect(i).width()).arg(need)));
+    }
+    // They do not all fit in 1000 px: the scroll buttons show.
+    bool scrolls = false;
+    for (auto *b : bar->findChildren<QToolButton *>())
+        scrolls = scrolls || (b->isVisible() && b->objectName().startsWith(QLatin1String("Scroll")));  // ScrollLeftButton, ScrollRightButton
+    QVERIFY(scrolls);
+    saveScreenshot(w, QStringLiteral("many-tabs.png"));
+    // Let the loads and their statistics end: a process leaving while LibTorch is still being
+    // loaded in the background crashes in its static initialisers.
+    for (int i = 0; i < w.viewCount(); ++i)
+        if (DocumentView *v = w.viewAt(i))
+            QTRY_VERIFY_WITH_TIMEOUT(!v->isLoading() && !v->statisticsRunning(), 30000);
 }
 
 void TestMainWindow::menus()
