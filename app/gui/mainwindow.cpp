@@ -310,12 +310,20 @@ void MainWindow::closeCurrentTab()
     closeTab(m_tabs->currentIndex());
 }
 
+QString MainWindow::checkpointFileFilter()
+{
+    // What the reader takes (it goes by content, these are the names such files have): torch.save
+    // files, TorchScript and mobile (.ptl) archives, plain pickles, safetensors, shard indexes.
+    return tr("PyTorch checkpoints (*.pth *.pt *.ptl *.ckpt *.bin *.tar *.th *.pkl *.safetensors *.index.json);;"
+              "All files (*)");
+}
+
 void MainWindow::showOpenDialog()
 {
     QSettings settings;
     const QStringList files = QFileDialog::getOpenFileNames(
         this, tr("Open Checkpoint"), settings.value(kLastDirKey).toString(),
-        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+        checkpointFileFilter());
     if (files.isEmpty())
         return;
     settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
@@ -476,13 +484,13 @@ void MainWindow::showCompareDialog()
     QString first = currentView() ? currentView()->path() : QString();
     if (first.isEmpty()) {
         first = QFileDialog::getOpenFileName(this, tr("First Checkpoint"), settings.value(kLastDirKey).toString(),
-                                             tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+                                             checkpointFileFilter());
         if (first.isEmpty())
             return;
     }
     const QString second = QFileDialog::getOpenFileName(
         this, tr("Compare %1 With").arg(QFileInfo(first).fileName()), QFileInfo(first).absolutePath(),
-        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+        checkpointFileFilter());
     if (second.isEmpty())
         return;
     settings.setValue(kLastDirKey, QFileInfo(second).absolutePath());
@@ -494,7 +502,7 @@ void MainWindow::showSeriesDialog()
     QSettings settings;
     const QStringList files = QFileDialog::getOpenFileNames(
         this, tr("Checkpoints of One Run"), settings.value(kLastDirKey).toString(),
-        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+        checkpointFileFilter());
     if (files.size() < 2)
         return;
     settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
