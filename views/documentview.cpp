@@ -510,6 +510,7 @@ void DocumentView::open(const QString &path)
     m_path = QFileInfo(path).absoluteFilePath();
     m_state = State::Loading;
     m_error.clear();
+    m_dangerousGlobals.clear();
     m_document.reset();
     m_treeModel->setSnapshot(nullptr);
     m_tableModel->setDocument(nullptr);
@@ -608,6 +609,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
                          "Checkpoint Studio reads it as data and never runs it; do not torch.load it.")
                           .arg(dangerous.join(QStringLiteral(", "))));
     m_danger->setVisible(!dangerous.isEmpty());
+    m_dangerousGlobals = dangerous;
 
     QStringList warnings;
     for (const auto &w : doc.warnings)

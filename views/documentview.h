@@ -1,5 +1,6 @@
 #pragma once
 
+#include <QStringList>
 #include <QWidget>
 
 #include <memory>
@@ -59,6 +60,8 @@ public:
     const std::shared_ptr<const Document> &document() const { return m_document; }
     // "path: what is wrong" after a failure, empty otherwise.
     QString errorText() const { return m_error; }
+    // The loaded file's globals that Python would run on loading it (os.system, ...); empty when none.
+    QStringList dangerousGlobals() const { return m_dangerousGlobals; }
     // One line for a status bar: "zip · training_checkpoint · 4 tensors · 652 parameters".
     QString summary() const;
 
@@ -144,6 +147,7 @@ private:
     QString m_path;
     State m_state = State::Empty;
     QString m_error;
+    QStringList m_dangerousGlobals;
     std::shared_ptr<const Document> m_document;
     bool m_predictionStale = false;  // the Predict tab has not been given m_document yet
     void updatePredictionDocument();

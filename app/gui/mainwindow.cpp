@@ -251,9 +251,21 @@ void MainWindow::onViewStateChanged(DocumentView *view)
     const int index = m_tabs->indexOf(view);
     if (index < 0)
         return;
-    m_tabs->setTabIcon(index, view->state() == DocumentView::State::Failed
-                                  ? style()->standardIcon(QStyle::SP_MessageBoxWarning)
-                                  : QIcon());
+    // Two markers: a warning sign when the file could not be read, a red stop sign when it names
+    // code that Python would run on loading it (read here as data, never run); the tooltip says which.
+    const bool failed = view->state() == DocumentView::State::Failed;
+    const QStringList dangerous = failed ? QStringList() : view->dangerousGlobals();
+    m_tabs->setTabIcon(index, failed               ? style()->standardIcon(QStyle::SP_MessageBoxWarning)
+                              : !dangerous.isEmpty() ? style()->standardIcon(QStyle::SP_MessageBoxCritical)
+                                                     : QIcon());
+    QString tip = view->path();
+    if (failed)
+        tip += QLatin1Char('\n') + tr("Could not be read: %1").arg(view->errorText());
+    else if (!dangerous.isEmpty())
+        tip += QLatin1Char('\n') + tr("Dangerous: names code that Python would run on loading it (%1). "
+                                      "Read here as data, never run; do not torch.load it.")
+                                       .arg(dangerous.join(QStringLiteral(", ")));
+    m_tabs->setTabToolTip(index, tip);
     if (view == currentView())
         updateForCurrentTab();
 }

@@ -22,6 +22,7 @@
 #include <QApplication>
 #include <QPalette>
 #include <QGuiApplication>
+#include <QImage>
 #include <QClipboard>
 #include <QMenu>
 #include <QMenuBar>
@@ -102,6 +103,7 @@ private Q_SLOTS:
     void dropOpensTab();
     void dropIgnoresNonFiles();
     void brokenFileShowsError();
+    void dangerousFileTabIsMarked();
     void sameFileTwiceReusesTab();
     void recentFiles();
     void closeTabs();
@@ -227,6 +229,39 @@ void TestMainWindow::brokenFileShowsError()
     QVERIFY(!convert->isEnabled());
     w.convertCurrentFile();  // called directly: no conversions tab with an error row
     QCOMPARE(w.viewCount(), 2);
+}
+
+// A file naming code that Python would run gets its own tab marker (not the unreadable one's), and
+// the tab's tooltip says why; a clean file's tab has none.
+void TestMainWindow::dangerousFileTabIsMarked()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    DocumentView *clean = w.openFile(fixture("state_dict.pth"));
+    DocumentView *dangerous = w.openFile(fixture("os_system.pth"));
+    DocumentView *broken = w.openFile(fixture("not_a_checkpoint.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(clean->state(), DocumentView::State::Loaded, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(dangerous->state(), DocumentView::State::Loaded, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(broken->state(), DocumentView::State::Failed, 20000);
+    QTabWidget *tabs = w.tabs();
+    const int c = tabs->indexOf(clean), d = tabs->indexOf(dangerous), b = tabs->indexOf(broken);
+    QVERIFY(tabs->tabIcon(c).isNull());
+    QVERIFY(!tabs->tabIcon(d).isNull());
+    QVERIFY(!tabs->tabIcon(b).isNull());
+    const QImage dangerImage = tabs->tabIcon(d).pixmap(16, 16).toImage();
+    QVERIFY(dangerImage != tabs->tabIcon(b).pixmap(16, 16).toImage());
+    QVERIFY(!dangerous->dangerousGlobals().isEmpty());
+    const QString tip = tabs->tabToolTip(d);
+    QVERIFY2(tip.startsWith(dangerous->path()), qPrintable(tip));
+    for (const QString &g : dangerous->dangerousGlobals())
+        QVERIFY2(tip.contains(g), qPrintable(tip));
+    QVERIFY2(tip.contains(QStringLiteral("Dangerous")), qPrintable(tip));
+    QVERIFY2(tabs->tabToolTip(b).contains(QStringLiteral("Could not be read")), qPrintable(tabs->tabToolTip(b)));
+    QCOMPARE(tabs->tabToolTip(c), clean->path());
+    tabs->setCurrentIndex(d);
+    QTest::qWait(20);
+    saveScreenshot(w, QStringLiteral("dangerous-tab.png"));
 }
 
 void TestMainWindow::sameFileTwiceReusesTab()
