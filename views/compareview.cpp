@@ -9,6 +9,7 @@
 #include "document.h"
 #include "histogramchart.h"
 #include "metadata.h"
+#include "valuetext.h"
 
 #include <QCheckBox>
 #include <QDoubleValidator>
@@ -332,7 +333,8 @@ QString sideText(const QString &which, const QString &path, const Document &d)
         elements += t.ref().numel();
         bytes += t.ref().nbytes();
     }
-    parts << QObject::tr("%1 tensors").arg(tensors.size()) << QObject::tr("%1 elements").arg(QLocale().toString(elements))
+    parts << valuetext::counted(static_cast<qint64>(tensors.size()), CompareView::tr("tensor"), CompareView::tr("tensors"))
+          << valuetext::counted(elements, CompareView::tr("element"), CompareView::tr("elements"))
           << QLocale().formattedDataSize(bytes, 1, QLocale::DataSizeIecFormat);
     for (const auto &f : knownFields(d))
         if (f.label == "Epoch" || f.label == "Step")

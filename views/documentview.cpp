@@ -590,7 +590,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
     parts << format << QString::fromStdString(kindName(doc.kind));
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << tr("%1 parameters").arg(valuetext::count(doc.parameterCount()))
+              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"))
               << tr("%1 of tensors").arg(valuetext::bytes(doc.stateDictBytes()));
     else
         parts << tr("no state dict found");
@@ -618,8 +618,8 @@ void DocumentView::showDocument(const DocumentLoad &load)
         warnings << tr("%1 in more than one place; repeats link to the first.")
                         .arg(valuetext::counted(load.tree->aliasCount(), tr("object appears"), tr("objects appear")));
     if (load.tree->hiddenCount() > 0)
-        warnings << tr("%1 items are not listed in the tree (size limits).")
-                        .arg(valuetext::count(load.tree->hiddenCount()));
+        warnings << tr("%1 not listed in the tree (size limits).")
+                        .arg(valuetext::counted(load.tree->hiddenCount(), tr("item is"), tr("items are")));
     m_warnings->setText(QStringLiteral("\u26a0 ") + warnings.join(QStringLiteral("\n\u26a0 ")));
     m_warnings->setVisible(!warnings.isEmpty());
 
@@ -942,7 +942,7 @@ QString DocumentView::summary() const
     QStringList parts{QString::fromStdString(formatName(doc.format)), QString::fromStdString(kindName(doc.kind))};
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << tr("%1 parameters").arg(valuetext::count(doc.parameterCount()));
+              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"));
     return parts.join(QStringLiteral(" \u00b7 "));
 }
 
