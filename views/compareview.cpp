@@ -9,10 +9,12 @@
 #include "document.h"
 #include "histogramchart.h"
 #include "metadata.h"
+#include "valuetext.h"
 
 #include <QCheckBox>
 #include <QDoubleValidator>
 #include <QFileInfo>
+#include <QFontMetrics>
 #include <QFutureWatcher>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -21,6 +23,8 @@
 #include <QLocale>
 #include <QPointer>
 #include <QProgressBar>
+#include <QSet>
+#include <QStyle>
 #include <QPromise>
 #include <QSortFilterProxyModel>
 #include <QSplitter>
@@ -29,7 +33,9 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <utility>
 
 namespace ckpt {
@@ -327,7 +333,8 @@ QString sideText(const QString &which, const QString &path, const Document &d)
         elements += t.ref().numel();
         bytes += t.ref().nbytes();
     }
-    parts << QObject::tr("%1 tensors").arg(tensors.size()) << QObject::tr("%1 elements").arg(QLocale().toString(elements))
+    parts << valuetext::counted(static_cast<qint64>(tensors.size()), CompareView::tr("tensor"), CompareView::tr("tensors"))
+          << valuetext::counted(elements, CompareView::tr("element"), CompareView::tr("elements"))
           << QLocale().formattedDataSize(bytes, 1, QLocale::DataSizeIecFormat);
     for (const auto &f : knownFields(d))
         if (f.label == "Epoch" || f.label == "Step")
@@ -373,6 +380,29 @@ void CompareView::showResult()
     m_tree->expandToDepth(0);
     for (int col = 0; col < ComparisonModel::ColumnCount; ++col)
         m_tree->resizeColumnToContents(col);
+    fitChangeColumn();
+}
+
+// resizeColumnToContents measures the rows shown now; a row opened or unfiltered later ("within
+// tolerance" two levels down) would be elided. The column's few words are measured on every row.
+void CompareView::fitChangeColumn()
+{
+    QSet<QString> texts;
+    std::function<void(const QModelIndex &)> walk = [&](const QModelIndex &parent) {
+        for (int r = 0; r < m_model->rowCount(parent); ++r) {
+            const QModelIndex i = m_model->index(r, ComparisonModel::ChangeColumn, parent);
+            texts.insert(i.data().toString());
+            walk(i.siblingAtColumn(0));
+        }
+    };
+    walk({});
+    const QFontMetrics fm(m_tree->font());
+    // QStyledItemDelegate pads the text by the focus frame margin + 1 on each side.
+    const int pad = 2 * (m_tree->style()->pixelMetric(QStyle::PM_FocusFrameHMargin, nullptr, m_tree) + 1) + 6;
+    int width = m_tree->header()->sectionSize(ComparisonModel::ChangeColumn);
+    for (const QString &t : std::as_const(texts))
+        width = std::max(width, fm.horizontalAdvance(t) + pad);
+    m_tree->header()->resizeSection(ComparisonModel::ChangeColumn, width);
 }
 
 bool CompareView::selectPath(const QString &path)

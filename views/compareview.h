@@ -65,6 +65,7 @@ Q_SIGNALS:
 
 private:
     void showResult();
+    void fitChangeColumn();
     void toleranceEdited();
     void showTensor(const QModelIndex &index);
     QString m_a, m_b;

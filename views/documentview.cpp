@@ -269,7 +269,9 @@ bool DocumentView::selectTensor(const QString &name)
         const QModelIndex row = m_tableProxy->mapFromSource(source);
         if (!row.isValid())
             return false;  // filtered out of the table
-        m_table->setCurrentIndex(row);
+        // Through the selection model: QAbstractItemView::setCurrentIndex would follow whatever
+        // keyboard modifiers are down and add the row to the selection.
+        m_table->selectionModel()->setCurrentIndex(row, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
         m_table->scrollTo(row);
         return true;
     }
@@ -345,6 +347,7 @@ QWidget *DocumentView::createContentPage()
     // Right: the tensors of the state dict.
     auto *right = new QWidget(m_splitter);
     m_tableCaption = caption(tr("Tensors"), right);
+    m_tableCaption->setObjectName(QStringLiteral("tableCaption"));
     m_tableFilterEdit = filterEdit(tr("Filter tensors\u2026"), right);
     m_tableFilterEdit->setObjectName(QStringLiteral("tableFilter"));
     m_table = new QTableView(right);
@@ -439,9 +442,15 @@ QWidget *DocumentView::createContentPage()
     m_treeFilterTimer->setInterval(150);
     connect(m_treeFilterTimer, &QTimer::timeout, this, [this] { applyTreeFilter(m_treeFilterEdit->text()); });
     connect(m_treeFilterEdit, &QLineEdit::textChanged, m_treeFilterTimer, qOverload<>(&QTimer::start));
-    connect(m_tableFilterEdit, &QLineEdit::textChanged, m_tableProxy, &QSortFilterProxyModel::setFilterFixedString);
+    connect(m_tableFilterEdit, &QLineEdit::textChanged, this, &DocumentView::applyTableFilter);
+    for (auto signal : {&QAbstractItemModel::rowsInserted, &QAbstractItemModel::rowsRemoved})
+        connect(m_tableProxy, signal, this, [this] { updateTableCaption(); });
+    connect(m_tableProxy, &QAbstractItemModel::modelReset, this, [this] { updateTableCaption(); });
+    connect(m_tableProxy, &QAbstractItemModel::layoutChanged, this, [this] { updateTableCaption(); });
     connect(m_table->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex &current) {
+                if (m_filteringTable)
+                    return;
                 showTableTensor(current);
                 if (!m_syncingSelection)
                     selectInTree(current);
@@ -501,6 +510,7 @@ void DocumentView::open(const QString &path)
     m_path = QFileInfo(path).absoluteFilePath();
     m_state = State::Loading;
     m_error.clear();
+    m_dangerousGlobals.clear();
     m_document.reset();
     m_treeModel->setSnapshot(nullptr);
     m_tableModel->setDocument(nullptr);
@@ -580,7 +590,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
     parts << format << QString::fromStdString(kindName(doc.kind));
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << tr("%1 parameters").arg(valuetext::count(doc.parameterCount()))
+              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"))
               << tr("%1 of tensors").arg(valuetext::bytes(doc.stateDictBytes()));
     else
         parts << tr("no state dict found");
@@ -599,6 +609,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
                          "Checkpoint Studio reads it as data and never runs it; do not torch.load it.")
                           .arg(dangerous.join(QStringLiteral(", "))));
     m_danger->setVisible(!dangerous.isEmpty());
+    m_dangerousGlobals = dangerous;
 
     QStringList warnings;
     for (const auto &w : doc.warnings)
@@ -607,22 +618,12 @@ void DocumentView::showDocument(const DocumentLoad &load)
         warnings << tr("%1 in more than one place; repeats link to the first.")
                         .arg(valuetext::counted(load.tree->aliasCount(), tr("object appears"), tr("objects appear")));
     if (load.tree->hiddenCount() > 0)
-        warnings << tr("%1 items are not listed in the tree (size limits).")
-                        .arg(valuetext::count(load.tree->hiddenCount()));
+        warnings << tr("%1 not listed in the tree (size limits).")
+                        .arg(valuetext::counted(load.tree->hiddenCount(), tr("item is"), tr("items are")));
     m_warnings->setText(QStringLiteral("\u26a0 ") + warnings.join(QStringLiteral("\n\u26a0 ")));
     m_warnings->setVisible(!warnings.isEmpty());
 
-    QString where;
-    if (doc.hasStateDict && !doc.stateDictPath.empty())
-        where = QString::fromStdString(pathText(doc.stateDictPath));
-    if (!doc.hasStateDict)
-        m_tableCaption->setText(doc.tensors.empty() ? tr("No tensors in this file")
-                                                    : tr("Tensors anywhere in the file (%1; no state dict found)")
-                                                          .arg(doc.tensors.size()));
-    else if (where.isEmpty())
-        m_tableCaption->setText(tr("Tensors (%1)").arg(doc.stateDict.size()));
-    else
-        m_tableCaption->setText(tr("Tensors in %1 (%2)").arg(where).arg(doc.stateDict.size()));
+    updateTableCaption();
 
     // Open one level: top-level containers that are not huge.
     m_tree->collapseAll();
@@ -642,6 +643,65 @@ void DocumentView::showDocument(const DocumentLoad &load)
     if (m_tableProxy->rowCount() > 0)
         m_table->setCurrentIndex(m_tableProxy->index(0, TensorTableModel::NameColumn));
     Q_EMIT loaded();
+}
+
+// "Tensors in model_state_dict (16)", or "(3 of 16)" while the filter hides some.
+void DocumentView::updateTableCaption()
+{
+    if (!m_document) {
+        m_tableCaption->setText(tr("Tensors"));
+        return;
+    }
+    const Document &doc = *m_document;
+    const int total = m_tableModel->rowCount();
+    const int shown = m_tableProxy->rowCount();
+    const QString count = shown < total ? tr("%1 of %2").arg(shown).arg(total) : QString::number(total);
+    QString where;
+    if (doc.hasStateDict && !doc.stateDictPath.empty())
+        where = QString::fromStdString(pathText(doc.stateDictPath));
+    if (!doc.hasStateDict)
+        m_tableCaption->setText(total == 0 ? tr("No tensors in this file")
+                                           : tr("Tensors anywhere in the file (%1; no state dict found)").arg(count));
+    else if (where.isEmpty())
+        m_tableCaption->setText(tr("Tensors (%1)").arg(count));
+    else
+        m_tableCaption->setText(tr("Tensors in %1 (%2)").arg(where, count));
+}
+
+// Filters the table. The tensor in the detail pane stays current and highlighted when it is
+// still listed; when it is filtered out, the first listed row becomes current and highlighted
+// (the detail and the tree follow it), so the pane never shows a row the table does not mark.
+void DocumentView::applyTableFilter(const QString &text)
+{
+    {
+        // Removing the current row makes the selection model move the current index to a
+        // neighbour without selecting it: not a choice of the user's, so nothing follows it.
+        const QScopedValueRollback<bool> guard(m_filteringTable, true);
+        m_tableProxy->setFilterFixedString(text);
+    }
+    if (!m_document)
+        return;
+    QItemSelectionModel *selection = m_table->selectionModel();
+    if (m_detailRow < 0) {
+        // The detail shows a tensor the table does not list (from the tree): no row is marked.
+        selection->clear();
+        return;
+    }
+    QModelIndex row = m_tableProxy->mapFromSource(m_tableModel->index(m_detailRow, TensorTableModel::NameColumn));
+    if (!row.isValid())
+        row = m_tableProxy->index(0, TensorTableModel::NameColumn);
+    if (!row.isValid()) {
+        selection->clear();  // nothing listed; the detail keeps what it showed
+        return;
+    }
+    // The current index may already be on that row (moved there while filtering): then no signal says so.
+    const bool already = selection->currentIndex().isValid() && selection->currentIndex().row() == row.row();
+    selection->setCurrentIndex(row, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    if (already) {
+        showTableTensor(row);
+        selectInTree(row);
+    }
+    m_table->scrollTo(row);
 }
 
 void DocumentView::showError(const QString &message)
@@ -882,7 +942,7 @@ QString DocumentView::summary() const
     QStringList parts{QString::fromStdString(formatName(doc.format)), QString::fromStdString(kindName(doc.kind))};
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << tr("%1 parameters").arg(valuetext::count(doc.parameterCount()));
+              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"));
     return parts.join(QStringLiteral(" \u00b7 "));
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <QStringList>
 #include <QWidget>
 
 #include <memory>
@@ -59,6 +60,8 @@ public:
     const std::shared_ptr<const Document> &document() const { return m_document; }
     // "path: what is wrong" after a failure, empty otherwise.
     QString errorText() const { return m_error; }
+    // The loaded file's globals that Python would run on loading it (os.system, ...); empty when none.
+    QStringList dangerousGlobals() const { return m_dangerousGlobals; }
     // One line for a status bar: "zip · training_checkpoint · 4 tensors · 652 parameters".
     QString summary() const;
 
@@ -93,6 +96,8 @@ public:
     QSplitter *structureSplitter() const { return m_splitter; }
     QSplitter *tensorSplitter() const { return m_tensorSplitter; }
     QLineEdit *tableFilter() const { return m_tableFilterEdit; }
+    // "Tensors in model_state_dict (16)"; "(3 of 16)" while the filter hides rows.
+    QLabel *tableCaption() const { return m_tableCaption; }
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
     // The banner shown when the file was truncated or changed on disk while open (with a reload link).
@@ -122,6 +127,8 @@ private:
     void showDocument(const DocumentLoad &load);
     void showError(const QString &message);
     void applyTreeFilter(const QString &text);
+    void applyTableFilter(const QString &text);
+    void updateTableCaption();
     void selectInTree(const QModelIndex &tableIndex);
     void showTableTensor(const QModelIndex &tableIndex);
     void showTreeTensor(const QModelIndex &treeIndex);
@@ -140,6 +147,7 @@ private:
     QString m_path;
     State m_state = State::Empty;
     QString m_error;
+    QStringList m_dangerousGlobals;
     std::shared_ptr<const Document> m_document;
     bool m_predictionStale = false;  // the Predict tab has not been given m_document yet
     void updatePredictionDocument();
@@ -181,6 +189,7 @@ private:
     int m_wantedView = 0;                       // remembered tab, chosen on first show (tabs may come later)
     bool m_viewRestored = false;
     bool m_syncingSelection = false;  // one view is following the other: do not echo back
+    bool m_filteringTable = false;    // the table's filter is moving rows: the current row is not the user's
     QList<QAction *> m_viewActions;   // Alt+1 … Alt+6, then Find
     QLineEdit *m_treeFilterEdit = nullptr;
     QLineEdit *m_tableFilterEdit = nullptr;

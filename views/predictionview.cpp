@@ -6,6 +6,7 @@
 #include "document.h"
 #include "predictionjson.h"
 #include "predictioninput.h"
+#include "valuetext.h"
 #include "textcodec.h"
 
 #include <QApplication>
@@ -509,7 +510,8 @@ void PredictionView::fillFromBatchRow(int row)
     try {
         const InputTable t = parseCsv(m_batch->toPlainText().toStdString(), "batch");
         if (row < 0 || row >= t.shape[0])
-            throw std::runtime_error(tr("the batch has %1 rows").arg(t.shape[0]).toStdString());
+            throw std::runtime_error(
+                tr("the batch has %1").arg(valuetext::counted(t.shape[0], tr("row"), tr("rows"))).toStdString());
         if (t.shape[1] != m_form->rowCount())
             throw std::runtime_error(
                 tr("the batch has %1 values per row, the form %2").arg(t.shape[1]).arg(m_form->rowCount()).toStdString());
@@ -698,7 +700,9 @@ void PredictionView::showResult()
         m_results->setItem(i, 2, new QTableWidgetItem(QString::number(best.probability, 'f', 4)));
         m_results->setItem(i, 3, new QTableWidgetItem(top.join(QStringLiteral(", "))));
     }
-    QString status = tr("Ran %n sample(s) on %1 in %2 ms", nullptr, static_cast<int>(r.outputs.size()))
+    // English plurals by hand: tr("%n sample(s)") shows "(s)" as long as no translation is loaded.
+    QString status = tr("Ran %1 on %2 in %3 ms")
+                         .arg(valuetext::counted(static_cast<qint64>(r.outputs.size()), tr("sample"), tr("samples")))
                          .arg(q(r.device) + (r.dtype != "float32" ? QStringLiteral(" (%1)").arg(q(r.dtype)) : QString()))
                          .arg(r.latencyMs, 0, 'f', 2);
     status += r.normalized ? tr(" · normalised with %1").arg(q(m_pre.source))

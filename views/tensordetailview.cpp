@@ -301,7 +301,7 @@ void TensorDetailView::showHeader()
     QString dtype = valuetext::dtypeText(t.dtype);
     QStringList first{tr("<b>%1</b>").arg(dtype.toHtmlEscaped()),
                       tr("shape %1").arg(QString::fromStdString(shapeText(t.shape))),
-                      tr("%1 elements").arg(t.numel() < 0 ? tr("overflowing") : valuetext::count(t.numel())),
+                      t.numel() < 0 ? tr("overflowing elements") : valuetext::counted(t.numel(), tr("element"), tr("elements")),
                       tr("%1 (%2 bytes)").arg(valuetext::bytes(t.nbytes()), valuetext::count(t.nbytes())),
                       tr("device %1").arg(QString::fromStdString(t.device()).toHtmlEscaped())};
     if (t.requiresGrad)
@@ -466,9 +466,9 @@ void TensorDetailView::rebuildSliceBar()
         if (shape.empty())
             what = tr("A scalar");
         else if (shape.size() == 1 && m_values->rowsPerLine() > 1)
-            what = tr("%1 values, %2 per line").arg(valuetext::count(shape[0])).arg(m_values->rowsPerLine());
+            what = tr("%1, %2 per line").arg(valuetext::counted(shape[0], tr("value"), tr("values"))).arg(m_values->rowsPerLine());
         else if (shape.size() == 1)
-            what = tr("%1 values, one per row").arg(valuetext::count(shape[0]));
+            what = shape[0] == 1 ? tr("1 value") : tr("%1 values, one per row").arg(valuetext::count(shape[0]));
         else if (m_values->rowsPerLine() > 1)
             what = tr("Rows: dim 0 (%1 to a line), columns: dim 1").arg(m_values->rowsPerLine());
         else

@@ -2,6 +2,7 @@
 
 #include "compareview.h"
 #include "conversionview.h"
+#include "documenttabwidget.h"
 #include "documentview.h"
 #include "seriesview.h"
 
@@ -56,12 +57,11 @@ MainWindow::MainWindow(QWidget *parent) : QMainWindow(parent)
     setWindowTitle(kAppTitle);
     setAcceptDrops(true);
 
-    m_tabs = new QTabWidget(this);
+    m_tabs = new DocumentTabWidget(this);
     m_tabs->setObjectName(QStringLiteral("tabs"));
     m_tabs->setTabsClosable(true);
     m_tabs->setMovable(true);
     m_tabs->setDocumentMode(true);
-    m_tabs->setElideMode(Qt::ElideMiddle);
     connect(m_tabs, &QTabWidget::tabCloseRequested, this, &MainWindow::closeTab);
     connect(m_tabs, &QTabWidget::currentChanged, this, [this] { updateForCurrentTab(); });
 
@@ -251,9 +251,21 @@ void MainWindow::onViewStateChanged(DocumentView *view)
     const int index = m_tabs->indexOf(view);
     if (index < 0)
         return;
-    m_tabs->setTabIcon(index, view->state() == DocumentView::State::Failed
-                                  ? style()->standardIcon(QStyle::SP_MessageBoxWarning)
-                                  : QIcon());
+    // Two markers: a warning sign when the file could not be read, a red stop sign when it names
+    // code that Python would run on loading it (read here as data, never run); the tooltip says which.
+    const bool failed = view->state() == DocumentView::State::Failed;
+    const QStringList dangerous = failed ? QStringList() : view->dangerousGlobals();
+    m_tabs->setTabIcon(index, failed               ? style()->standardIcon(QStyle::SP_MessageBoxWarning)
+                              : !dangerous.isEmpty() ? style()->standardIcon(QStyle::SP_MessageBoxCritical)
+                                                     : QIcon());
+    QString tip = view->path();
+    if (failed)
+        tip += QLatin1Char('\n') + tr("Could not be read: %1").arg(view->errorText());
+    else if (!dangerous.isEmpty())
+        tip += QLatin1Char('\n') + tr("Dangerous: names code that Python would run on loading it (%1). "
+                                      "Read here as data, never run; do not torch.load it.")
+                                       .arg(dangerous.join(QStringLiteral(", ")));
+    m_tabs->setTabToolTip(index, tip);
     if (view == currentView())
         updateForCurrentTab();
 }
@@ -310,12 +322,20 @@ void MainWindow::closeCurrentTab()
     closeTab(m_tabs->currentIndex());
 }
 
+QString MainWindow::checkpointFileFilter()
+{
+    // What the reader takes (it goes by content, these are the names such files have): torch.save
+    // files, TorchScript and mobile (.ptl) archives, plain pickles, safetensors, shard indexes.
+    return tr("PyTorch checkpoints (*.pth *.pt *.ptl *.ckpt *.bin *.tar *.th *.pkl *.safetensors *.index.json);;"
+              "All files (*)");
+}
+
 void MainWindow::showOpenDialog()
 {
     QSettings settings;
     const QStringList files = QFileDialog::getOpenFileNames(
         this, tr("Open Checkpoint"), settings.value(kLastDirKey).toString(),
-        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+        checkpointFileFilter());
     if (files.isEmpty())
         return;
     settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
@@ -476,13 +496,13 @@ void MainWindow::showCompareDialog()
     QString first = currentView() ? currentView()->path() : QString();
     if (first.isEmpty()) {
         first = QFileDialog::getOpenFileName(this, tr("First Checkpoint"), settings.value(kLastDirKey).toString(),
-                                             tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+                                             checkpointFileFilter());
         if (first.isEmpty())
             return;
     }
     const QString second = QFileDialog::getOpenFileName(
         this, tr("Compare %1 With").arg(QFileInfo(first).fileName()), QFileInfo(first).absolutePath(),
-        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+        checkpointFileFilter());
     if (second.isEmpty())
         return;
     settings.setValue(kLastDirKey, QFileInfo(second).absolutePath());
@@ -494,7 +514,7 @@ void MainWindow::showSeriesDialog()
     QSettings settings;
     const QStringList files = QFileDialog::getOpenFileNames(
         this, tr("Checkpoints of One Run"), settings.value(kLastDirKey).toString(),
-        tr("PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)"));
+        checkpointFileFilter());
     if (files.size() < 2)
         return;
     settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());

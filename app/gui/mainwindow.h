@@ -25,6 +25,8 @@ public:
     static constexpr int kMaxRecentFiles = 10;
 
     explicit MainWindow(QWidget *parent = nullptr);
+    // The file dialogs' name filter: every file name the reader is known to take, then all files.
+    static QString checkpointFileFilter();
     ~MainWindow() override;
 
     // Opens each file in a tab (or shows its tab when it is already open). Returns the last view.

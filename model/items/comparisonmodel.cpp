@@ -7,6 +7,7 @@
 #include <QHash>
 #include <QStringList>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -106,6 +107,8 @@ void ComparisonModel::setComparison(std::shared_ptr<const Comparison> comparison
             n.shape = t.shapeA == t.shapeB ? QString::fromStdString(shapeText(t.shapeA))
                                            : QString::fromStdString(shapeText(t.shapeA) + " \u2192 " + shapeText(t.shapeB));
             n.changed = t.status != TensorComparison::Status::Identical;
+            n.level = t.status == TensorComparison::Status::Identical ? 0 : t.status == TensorComparison::Status::Close ? 1 : 2;
+            n.structural = t.status == TensorComparison::Status::ShapeChanged || t.status == TensorComparison::Status::Unreadable;
             n.hasFigures = t.status != TensorComparison::Status::ShapeChanged && t.status != TensorComparison::Status::Unreadable;
             if (n.hasFigures)
                 n.diff = t.diff;
@@ -115,18 +118,24 @@ void ComparisonModel::setComparison(std::shared_ptr<const Comparison> comparison
             n.status = QStringLiteral("removed");
             n.nameA = QString::fromStdString(name);
             n.changed = true;
+            n.level = 2;
+            n.structural = true;
         }
         for (const auto &name : c.onlyB) {
             Node &n = m_nodes[static_cast<std::size_t>(nodeAt(stripped(name, c.prefixB)))];
             n.status = QStringLiteral("added");
             n.nameB = QString::fromStdString(name);
             n.changed = true;
+            n.level = 2;
+            n.structural = true;
         }
         // Sum figures and changes into every module on the way up (children come after parents).
         for (std::size_t i = m_nodes.size(); i-- > 1;) {
             const Node &n = m_nodes[i];
             Node &p = m_nodes[static_cast<std::size_t>(n.parent)];
             p.changed = p.changed || n.changed;
+            p.level = std::max(p.level, n.level);
+            p.structural = p.structural || n.structural;
             if (n.hasFigures) {
                 p.diff.accumulate(n.diff);
                 p.hasFigures = true;
@@ -162,7 +171,7 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         case NameColumn: return n.name;
         case ChangeColumn:
             if (n.status == QLatin1String("module"))
-                return n.changed ? tr("changed") : tr("identical");
+                return n.level == 0 ? tr("identical") : n.level == 1 ? tr("within tolerance") : tr("changed");
             return statusText(n.status);
         case MaxAbsColumn: return n.hasFigures ? figure(n.diff.maxAbs) : QString();
         case RelativeColumn: return n.hasFigures ? figure(n.diff.relativeL2()) : QString();
@@ -172,7 +181,10 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         }
         return {};
     case Qt::BackgroundRole: {
-        const QColor c = changeColour(magnitude, !n.changed, structural);
+        QColor c = changeColour(magnitude, !n.changed, structural);
+        // A module whose only change is structure (a tensor added or removed) has no figures to colour by.
+        if (!c.isValid() && n.status == QLatin1String("module") && n.structural)
+            c = changeColour(magnitude, false, true);
         return c.isValid() ? QVariant(c) : QVariant();
     }
     case Qt::ForegroundRole:

@@ -24,13 +24,16 @@ struct ComparisonNode {
     std::vector<int> children;
     int tensor = -1;       // index into comparison->tensors for tensors in both
     bool changed = false;
+    int level = 0;           // 0 identical, 1 within tolerance, 2 changed; a module's is its worst tensor's
+    bool structural = false; // a module with an added, removed, reshaped or unreadable tensor under it
     TensorDiff diff;       // tensors and (summed) modules
     bool hasFigures = false;
 };
 
 // A comparison of two checkpoints as one tree: the tensors of both files folded into modules by
 // their aligned names, each row with its change (identical, within tolerance, different, another
-// shape, added, removed) and figures; module rows sum their tensors' figures. Rows are coloured by
+// shape, added, removed) and figures; module rows sum their tensors' figures and say the worst
+// change under them (identical, within tolerance, else changed). Rows are coloured by
 // the size of the change (relative L2 on a log scale) so the layers that moved most stand out.
 class ComparisonModel : public FlatTreeModel<ComparisonNode> {
     Q_OBJECT

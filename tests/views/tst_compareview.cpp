@@ -11,6 +11,7 @@
 #include <QAbstractItemModelTester>
 #include <QChart>
 #include <QChartView>
+#include <QHash>
 #include <QCheckBox>
 #include <QJsonArray>
 #include <QJsonObject>
@@ -24,6 +25,7 @@
 #include <QTreeView>
 
 #include <cmath>
+#include <functional>
 
 using namespace ckpt;
 
@@ -80,6 +82,8 @@ private Q_SLOTS:
     void seriesMatchesTorch();
     void integerTensorsExactly();
     void toleranceFieldsCompareAgain();
+    void moduleRowsRollUpTolerance_data();
+    void moduleRowsRollUpTolerance();
 };
 
 void TestCompareView::compareMatchesTorch()
@@ -321,6 +325,102 @@ void TestCompareView::toleranceFieldsCompareAgain()
     QTest::qWait(100);
     QVERIFY(!view.isRunning());
     QCOMPARE(done.size(), 0);
+}
+
+void TestCompareView::moduleRowsRollUpTolerance_data()
+{
+    QTest::addColumn<int>("pair");
+    QTest::addColumn<bool>("changedOnlyFirst");
+    const QJsonArray pairs = compareSection().value(QStringLiteral("pairs")).toArray();
+    for (int i = 0; i < pairs.size(); ++i) {
+        const QJsonObject p = pairs.at(i).toObject();
+        for (bool changedOnly : {false, true})
+            QTest::addRow("%d %s-%s atol %g%s", i, qPrintable(p.value("a").toString()), qPrintable(p.value("b").toString()),
+                          p.value("atol").toDouble(), changedOnly ? " changed only" : "")
+                << i << changedOnly;
+    }
+}
+
+// A module row says the worst change under it, from PyTorch's status of each tensor: identical
+// when all are, within tolerance when all are identical or within, else changed (a tensor added or
+// removed is a change); its colour follows. And no row's Change text is elided, however deep.
+void TestCompareView::moduleRowsRollUpTolerance()
+{
+    QFETCH(int, pair);
+    const QJsonObject p = compareSection().value(QStringLiteral("pairs")).toArray().at(pair).toObject();
+    if (!p.value(QStringLiteral("map")).toArray().isEmpty())
+        QSKIP("PyTorch's figures are for renamed tensors (--map); the view compares names as they are");
+    QFETCH(bool, changedOnlyFirst);
+    CompareView view;
+    view.resize(1200, 700);
+    view.show();
+    // Rows hidden while the columns are sized (changed only) must fit when they are shown.
+    view.changedOnly()->setChecked(changedOnlyFirst);
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(p.value("a").toString()), test::fixturePath(p.value("b").toString()),
+                 p.value("atol").toDouble(), p.value("rtol").toDouble());
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+
+    // Each tensor path with its rank (0 identical, 1 within tolerance, 2 anything else) and whether
+    // its values moved (as checkTensorRows: those rows carry a colour).
+    struct Want {
+        int rank;
+        bool moved;
+    };
+    QHash<QString, Want> want;
+    const QJsonObject tensors = p.value(QStringLiteral("tensors")).toObject();
+    for (auto it = tensors.begin(); it != tensors.end(); ++it) {
+        const QString status = it.value().toObject().value("status").toString();
+        const QJsonValue rel = it.value().toObject().value("relative_l2");
+        want.insert(it.key(), {status == QLatin1String("identical") ? 0 : status == QLatin1String("close") ? 1 : 2,
+                               status != QLatin1String("identical") && (!rel.isDouble() || rel.toDouble() != 0)});
+    }
+    for (const char *side : {"added", "removed"})
+        for (const auto &name : p.value(QLatin1String(side)).toArray())
+            want.insert(name.toString(), {2, true});
+    const QStringList words{QStringLiteral("identical"), QStringLiteral("within tolerance"), QStringLiteral("changed")};
+
+    int modules = 0;
+    bool sawWithin = false;
+    std::function<void(const QModelIndex &)> walk = [&](const QModelIndex &parent) {
+        for (int r = 0; r < view.model()->rowCount(parent); ++r) {
+            const QModelIndex row = view.model()->index(r, 0, parent);
+            walk(row);
+            if (row.data(ComparisonModel::StatusRole).toString() != QLatin1String("module"))
+                continue;
+            const QString path = row.data(ComparisonModel::PathRole).toString();
+            int worst = -1;
+            bool moved = false;
+            for (auto it = want.constBegin(); it != want.constEnd(); ++it)
+                if (it.key().startsWith(path + QLatin1Char('.'))) {
+                    worst = std::max(worst, it.value().rank);
+                    moved = moved || it.value().moved;
+                }
+            QVERIFY2(worst >= 0, qPrintable(path));
+            ++modules;
+            sawWithin = sawWithin || worst == 1;
+            QCOMPARE(row.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString(), words[worst]);
+            QVERIFY2(row.data(Qt::BackgroundRole).isValid() == moved, qPrintable(path));
+        }
+    };
+    walk({});
+    QVERIFY(modules > 0);
+    if (pair == 1)
+        QVERIFY2(sawWithin, "pair 1 (atol 1e-6) has modules whose tensors are all within tolerance");
+
+    // Every row, opened or not, fits its Change text.
+    view.changedOnly()->setChecked(false);
+    view.tree()->expandAll();
+    std::function<void(const QModelIndex &)> fits = [&](const QModelIndex &parent) {
+        for (int r = 0; r < view.proxy()->rowCount(parent); ++r) {
+            const QModelIndex change = view.proxy()->index(r, ComparisonModel::ChangeColumn, parent);
+            QVERIFY2(view.tree()->columnWidth(ComparisonModel::ChangeColumn) >= view.tree()->sizeHintForIndex(change).width(),
+                     qPrintable(change.data().toString()));
+            fits(change.siblingAtColumn(0));
+        }
+    };
+    fits({});
 }
 
 QTEST_MAIN(TestCompareView)

@@ -5,6 +5,7 @@
 #include "documentview.h"
 #include "predictionview.h"
 #include "statisticsjob.h"
+#include "tensordetailview.h"
 #include "testdata.h"
 #include "tensortablemodel.h"
 #include "metadataview.h"
@@ -76,6 +77,7 @@ private Q_SLOTS:
     void errorPage_data();
     void errorPage();
     void filters();
+    void tableFilterKeepsDetailOnMarkedRow();
     void tableSelectsTreeRow();
     void treeSelectsTableRow();
     void hugeListStaysResponsive();
@@ -302,6 +304,66 @@ void TestDocumentView::filters()
     view.tableView()->sortByColumn(TensorTableModel::NumelColumn, Qt::DescendingOrder);
     QCOMPARE(view.tableProxy()->index(0, 0).data().toString(), QStringLiteral("fc1.weight"));
     QCOMPARE(view.tableProxy()->index(3, 0).data().toString(), QStringLiteral("fc2.bias"));
+}
+
+// While the table's filter hides rows its caption says how many of how many are listed, and the
+// detail pane shows the one highlighted row: the tensor it showed when that is still listed, else
+// the first listed row (highlighted, with the tree following), never a row the table does not mark.
+void TestDocumentView::tableFilterKeepsDetailOnMarkedRow()
+{
+    DocumentView view;
+    const auto testers = attachTesters(view);
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    const int total = view.tableModel()->rowCount();
+    QVERIFY(total > 2);
+    QCOMPARE(view.tableCaption()->text(), QStringLiteral("Tensors in model_state_dict (%1)").arg(total));
+
+    auto marked = [&view] {
+        QStringList names;
+        for (const QModelIndex &i : view.tableView()->selectionModel()->selectedRows(TensorTableModel::NameColumn))
+            names << i.data().toString();
+        return names;
+    };
+    // The detail shows exactly the one highlighted row, which is the table's current row and the tree's.
+    auto checkDetailIsMarked = [&](const QString &want) {
+        QCOMPARE(marked().join(QLatin1Char(',')), want);
+        QCOMPARE(view.detailView()->tensorName(), want);
+        QCOMPARE(view.tableView()->currentIndex().siblingAtColumn(TensorTableModel::NameColumn).data().toString(), want);
+        QCOMPARE(view.treeView()->currentIndex().data(DocumentTreeModel::PathRole).toStringList(),
+                 QStringList({QStringLiteral("model_state_dict"), want}));
+    };
+
+    QVERIFY(view.selectTensor(QStringLiteral("fc2.weight")));
+    checkDetailIsMarked(QStringLiteral("fc2.weight"));
+    if (QTest::currentTestFailed())
+        return;
+
+    // fc2.weight filtered out: the first listed row takes over, highlighted.
+    view.tableFilter()->setText(QStringLiteral("bias"));
+    const int shown = view.tableProxy()->rowCount();
+    QVERIFY(shown > 0 && shown < total);
+    QCOMPARE(view.tableCaption()->text(), QStringLiteral("Tensors in model_state_dict (%1 of %2)").arg(shown).arg(total));
+    checkDetailIsMarked(view.tableProxy()->index(0, TensorTableModel::NameColumn).data().toString());
+    if (QTest::currentTestFailed())
+        return;
+
+    // Still listed under another filter: it stays.
+    QVERIFY(view.selectTensor(QStringLiteral("fc2.bias")));
+    view.tableFilter()->setText(QStringLiteral("fc2"));
+    checkDetailIsMarked(QStringLiteral("fc2.bias"));
+    if (QTest::currentTestFailed())
+        return;
+
+    // Nothing listed: nothing marked, the detail keeps its tensor.
+    view.tableFilter()->setText(QStringLiteral("no such tensor"));
+    QCOMPARE(view.tableCaption()->text(), QStringLiteral("Tensors in model_state_dict (0 of %1)").arg(total));
+    QVERIFY(marked().isEmpty());
+    QCOMPARE(view.detailView()->tensorName(), QStringLiteral("fc2.bias"));
+
+    view.tableFilter()->clear();
+    QCOMPARE(view.tableCaption()->text(), QStringLiteral("Tensors in model_state_dict (%1)").arg(total));
 }
 
 void TestDocumentView::tableSelectsTreeRow()

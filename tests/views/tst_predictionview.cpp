@@ -129,6 +129,9 @@ void TestPredictionView::packageBatchMatchesTorch()
     QVERIFY2(dl <= 1e-5, qPrintable(QStringLiteral("logits differ by %1").arg(dl)));
     QVERIFY2(dp <= 1e-5, qPrintable(QStringLiteral("probabilities differ by %1").arg(dp)));
     QCOMPARE(view.resultsTable()->rowCount(), static_cast<int>(view.result().outputs.size()));
+    const int samples = static_cast<int>(view.result().outputs.size());
+    const QString ran = samples == 1 ? QStringLiteral("Ran 1 sample on ") : QStringLiteral("Ran %1 samples on ").arg(samples);
+    QVERIFY2(view.statusLabel()->text().startsWith(ran), qPrintable(view.statusLabel()->text()));
     // The class names of the package label the table, the chart and the copied JSON.
     const auto classes = c.value(QStringLiteral("classes")).toArray();
     if (!classes.isEmpty()) {
@@ -165,6 +168,7 @@ void TestPredictionView::formAndQuickFills()
     QVERIFY2(runAndWait(view), qPrintable(view.runError()));
     const auto want = c.value(QStringLiteral("expected")).toObject().value(QStringLiteral("logits")).toArray()[2].toArray();
     QCOMPARE(view.result().outputs.size(), std::size_t{1});
+    QVERIFY2(view.statusLabel()->text().startsWith(QLatin1String("Ran 1 sample on ")), qPrintable(view.statusLabel()->text()));
     for (int j = 0; j < want.size(); ++j)
         QVERIFY(std::abs(view.result().outputs[0].logits[static_cast<std::size_t>(j)] - want[j].toDouble()) <= 1e-5);
     QCOMPARE(view.resultsTable()->item(0, 1)->text().startsWith(QLatin1String("Negative")) ||

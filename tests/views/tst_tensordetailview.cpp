@@ -189,6 +189,17 @@ void TestTensorDetailView::tableSelectionShowsTensor()
     const QJsonObject st = e.value("stats").toObject();
     QVERIFY(std::abs(detail->statistics()->l2 - st.value("l2").toDouble()) < 1e-9 * st.value("l2").toDouble());
     QVERIFY(std::abs(detail->statistics()->mean - st.value("mean").toDouble()) < 1e-9);
+
+    // The element count in English for every size, a scalar's one included ("1 element").
+    for (const char *name : {"matrix", "vec", "scalar"}) {
+        QVERIFY(selectInTable(view, QLatin1String(name)));
+        qint64 numel = 1;
+        for (const auto &d : detailTensor("detail.pth", QLatin1String(name)).value("shape").toArray())
+            numel *= d.toInteger();
+        const QString text = detail->findChild<QLabel *>(QStringLiteral("detailInfo"))->text();
+        const QString want = numel == 1 ? QStringLiteral(" 1 element \u00b7") : QStringLiteral(" %1 elements \u00b7").arg(numel);
+        QVERIFY2(text.contains(want), qPrintable(text));
+    }
 }
 
 void TestTensorDetailView::treeSelectionShowsTensor()
