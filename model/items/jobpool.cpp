@@ -1,5 +1,6 @@
 #include "jobpool.h"
 
+#include <QCoreApplication>
 #include <QFutureWatcher>
 #include <QThread>
 #include <QThreadPool>
@@ -22,6 +23,17 @@ void startThreadsNow(QThreadPool *pool)
         pool->start([started] { started->arrive_and_wait(); });  // n distinct threads, each waits for all
     started->wait();
 }
+
+QThreadPool *g_pool = nullptr;
+
+// When the application object goes, before the process's static objects do: a job still running
+// then (LibTorch being loaded, a statistic being computed) would otherwise run on while exit()
+// takes apart what it uses. Views cancel their jobs when they close, so the wait is short.
+void waitForJobs()
+{
+    if (g_pool)
+        g_pool->waitForDone();
+}
 } // namespace
 
 QThreadPool *jobPool()
@@ -33,6 +45,8 @@ QThreadPool *jobPool()
         startThreadsNow(p);
         // Qt converts images on its global pool while painting: its threads are made now too.
         startThreadsNow(QThreadPool::globalInstance());
+        g_pool = p;
+        qAddPostRoutine(waitForJobs);
         return p;
     }();
     return pool;
