@@ -108,7 +108,7 @@ PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, 
                 out.prefixes << QString::fromStdString(p);
         out.plan = std::move(plan);
     } catch (const std::exception &e) {
-        out.error = QString::fromStdString(e.what());
+        out.error = panelWording(e.what());
     }
     return out;
 }
@@ -779,7 +779,7 @@ void ConversionView::startNext()
         options = toConvertOptions(item.settings, item.target);
     } catch (const std::exception &e) {
         item.status = S::Failed;
-        item.result = QString::fromStdString(e.what());
+        item.result = panelWording(e.what());
         m_queue->update(row, item);
         Q_EMIT itemFinished(row);
         startNext();
@@ -830,7 +830,7 @@ void ConversionView::startNext()
             run.result = executeConversion(*doc, *plan, options);
             run.ok = true;
         } catch (const std::exception &e) {
-            run.error = QString::fromStdString(e.what());
+            run.error = panelWording(e.what());
             run.cancelled = cancelFlag->load();
         }
         promise.addResult(run);

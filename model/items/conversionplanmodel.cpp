@@ -1,5 +1,7 @@
 #include "conversionplanmodel.h"
 
+#include "conversionsettings.h"
+
 #include "convert.h"
 
 #include <QColor>
@@ -79,13 +81,13 @@ void ConversionPlanModel::setPlan(std::shared_ptr<const ConversionPlan> plan)
         for (const auto &k : m_plan->kept)
             m_rows.push_back({Change::Kept, q(k), cast});
         for (const auto &d : m_plan->dropped)
-            m_rows.push_back({Change::Dropped, q(d.entry), q(d.reason)});
+            m_rows.push_back({Change::Dropped, q(d.entry), panelWording(d.reason)});
         for (const auto &c : m_plan->carried)
             m_rows.push_back({Change::Carried, q(c), {}});
         for (const auto &l : m_plan->lost)
-            m_rows.push_back({Change::Lost, q(l.entry), q(l.reason)});
+            m_rows.push_back({Change::Lost, q(l.entry), panelWording(l.reason)});
         for (const auto &w : m_plan->warnings)
-            m_rows.push_back({Change::Warning, {}, q(w)});
+            m_rows.push_back({Change::Warning, {}, panelWording(w)});
     }
     endResetModel();
 }

@@ -78,6 +78,47 @@ bool targetUsesField(ConvertTarget target, QStringView field)
     return false;
 }
 
+QString panelWording(const std::string &engineText)
+{
+    // Longest first: a phrase is replaced before the option it contains.
+    static const std::pair<const char *, const char *> kWords[] = {
+        {"a TorchScript file of the model (--arch) or a spec (--arch-spec)",
+         "the layers in the Architecture field (ckpt convert --arch also takes a TorchScript file)"},
+        {"give --arch or --arch-spec", "give the layers in the Architecture field"},
+        {"--arch-spec is for --to full-model", "an architecture is for the Full model target"},
+        {"--to checkpoint or inference", "the Checkpoint or Inference package target"},
+        {"--to inference or --to checkpoint", "the Inference package or Checkpoint target"},
+        {"--metadata-json or --to checkpoint", "the metadata JSON sidecar or the Checkpoint target"},
+        {"use --to checkpoint to keep it", "the Checkpoint target keeps it"},
+        {"--to checkpoint", "the Checkpoint target"},
+        {"--to inference", "the Inference package target"},
+        {"--to full-model", "the Full model target"},
+        {"--to state-dict", "the State dict target"},
+        {"--to safetensors", "the Safetensors target"},
+        {"--arch/--arch-spec", "an architecture"},
+        {"--arch-spec", "the Architecture field"},
+        {"--metadata-json", "the metadata JSON sidecar"},
+        {"--drop-optimizer", "'Drop optimizer, scheduler and RNG state'"},
+        {"--drop ", "Drop keys: "},
+        {"--strip-prefix", "Strip prefix"},
+        {"--add-prefix", "Add prefix"},
+        {"--ema", "'Use the EMA weights'"},
+        {"--dtype", "Data type"},
+        {"--config", "the Model config field"},
+        {"--class-names", "the Class names field"},
+        {"--preprocessing", "the Preprocessing field"},
+        {"--epoch", "the Epoch field"},
+        {"--train-loss", "the Training loss field"},
+        {"--val-loss", "the Validation loss field"},
+    };
+    QString text = QString::fromStdString(engineText);
+    if (!text.contains(QLatin1String("--")))
+        return text;
+    for (const auto &[engine, panel] : kWords)
+        text.replace(QLatin1String(engine), QLatin1String(panel));
+    return text;
+}
+
 ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget target)
 {
     ConvertOptions o;

@@ -39,6 +39,11 @@ QMap<QString, QString> sourceValueTexts(const Document &doc);
 // own targetWrites for that field.
 bool targetUsesField(ConvertTarget target, QStringView field);
 
+// The engine's words (planConversion's reasons, warnings and errors name `ckpt convert`'s options)
+// as this panel says them: "--to checkpoint" becomes "the Checkpoint target", "--epoch" "the Epoch
+// field", "--drop 'x'" "Drop keys: 'x'". Text without options comes back unchanged.
+QString panelWording(const std::string &engineText);
+
 // The engine's options for `settings` (without progress or force); values the target does not
 // write are left out (a full model would refuse them). Throws FormatError saying
 // which field is wrong (JSON that does not parse, an epoch that is not a whole number).

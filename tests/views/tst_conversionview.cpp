@@ -468,6 +468,15 @@ void TestConversionView::fieldsFollowTheTarget()
     const QStringList lost = view.planModel()->entries(ConversionPlanModel::Change::Lost);
     for (const char *key : {"epoch", "train_loss", "val_loss"})
         QVERIFY2(lost.contains(QLatin1String(key)), qPrintable(lost.join(QStringLiteral(", "))));
+    // The plan speaks of this panel's targets and fields, not of ckpt's options.
+    for (int r = 0; r < view.planModel()->rowCount(); ++r) {
+        const QString detail = view.planModel()->index(r, ConversionPlanModel::DetailColumn).data().toString();
+        QVERIFY2(!detail.contains(QLatin1String("--")), qPrintable(detail));
+    }
+    QVERIFY(view.planModel()->entries(ConversionPlanModel::Change::Lost).size() > 0);
+    QCOMPARE(panelWording("an inference package holds only the seed's keys (use --to checkpoint to keep it)"),
+             QStringLiteral("an inference package holds only the seed's keys (the Checkpoint target keeps it)"));
+    QCOMPARE(panelWording("set it with --epoch"), QStringLiteral("set it with the Epoch field"));
 
     auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
     target->setCurrentIndex(target->findData(static_cast<int>(ConvertTarget::Checkpoint)));
