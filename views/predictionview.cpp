@@ -543,11 +543,13 @@ bool PredictionView::loadImage(const QString &path, QString *error)
     const QByteArray bytes = file.readAll();
     // The same decoding as `ckpt predict --input-file`: a model that takes any size (or whose size
     // is not given) runs the image at its own size; a grey model gets PIL's convert('L').
-    const bool ownSize = shape[1] <= 0 || shape[2] <= 0 || (m_arch && m_arch->inputSizeChosen && shape == m_arch->inputShape);
     InputTable t;
     try {
-        t = parseImage(bytes.toStdString(), QFileInfo(path).fileName().toStdString(), static_cast<int>(shape[0]),
-                       ownSize ? 0 : static_cast<int>(shape[1]), ownSize ? 0 : static_cast<int>(shape[2]));
+        const std::string data = bytes.toStdString();
+        const auto [height, width] = m_arch ? imageRunSize(data, *m_arch, shape)
+                                   : shape[1] > 0 && shape[2] > 0 ? std::pair<int, int>{static_cast<int>(shape[1]), static_cast<int>(shape[2])}
+                                                                  : std::pair<int, int>{0, 0};
+        t = parseImage(data, QFileInfo(path).fileName().toStdString(), static_cast<int>(shape[0]), height, width);
     } catch (const std::exception &e) {
         return fail(q(e.what()));
     }

@@ -100,7 +100,7 @@ namespace {
 // --dtype casts the module's floating parameters and buffers; metadata options have nowhere to go.
 int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ostream &err)
 {
-    std::string dtype = "float32";
+    std::string dtype;  // empty: the weights as they are
     ConvertOptions edits;
     bool edited = false;
     try {
@@ -139,7 +139,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             std::vector<std::string> warnings;
             if (edited) {
                 if (doc.format == ContainerFormat::TorchScript)
-                    throw FormatError("the file is TorchScript: its module is exported as it is; --drop, "
+                    throw FormatError(file + ": the file is TorchScript: its module is exported as it is; --drop, "
                                       "--strip-prefix, --add-prefix and --ema do not apply");
                 const ConversionPlan plan = planConversion(doc, output, edits);
                 doc.stateDict.clear();
@@ -165,14 +165,14 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
                 all.push_back({{"input", file},
                                {"output", output},
                                {"target", "torchscript"},
-                               {"dtype", dtype},
+                               {"dtype", dtype.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(dtype)},
                                {"bytes", bytes.size()},
                                {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}}},
                                {"dropped", d.is_null() ? nlohmann::ordered_json::array() : d},
                                {"warnings", warnings},
                                {"notes", notes}});
             } else {
-                out << file << " -> " << output << " (torchscript, " << dtype << ")\n";
+                out << file << " -> " << output << " (torchscript" << (dtype.empty() ? "" : ", " + dtype) << ")\n";
                 out << "  architecture: " << sourceName(arch.source) << (arch.exact ? " (exact)" : " (not exact)") << '\n';
                 for (const auto &l : dropped)
                     out << "  dropped " << l.entry << ": " << l.reason << '\n';

@@ -62,11 +62,11 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
             if (sample.size() != 3 || sample[0] <= 0 || sample[1] == 0 || sample[2] == 0)
                 throw FormatError(f + ": this model does not take images (its samples have shape " + shapeText(sample) +
                                   "); give the input as .npy or .csv");
-            // A model that takes any size, or whose size could not be told (-1), runs the image at
-            // its own size, as PyTorch would; one with a fixed size gets it resized.
-            const bool ownSize = arch.inputSizeChosen || sample[1] < 0 || sample[2] < 0;
-            InputTable t = parseImage(readText(f, std::size_t{256} << 20), f, static_cast<int>(sample[0]),
-                                      ownSize ? 0 : static_cast<int>(sample[1]), ownSize ? 0 : static_cast<int>(sample[2]));
+            // A model that takes any size runs a picture up to its chosen size at the picture's own
+            // size, as PyTorch would; otherwise the picture is resized to the model's size.
+            const std::string bytes = readText(f, std::size_t{256} << 20);
+            const auto [height, width] = imageRunSize(bytes, arch, sample);
+            InputTable t = parseImage(bytes, f, static_cast<int>(sample[0]), height, width);
             in.values = std::move(t.values);
             in.shape = t.shape;
             in.note = t.note;
@@ -133,7 +133,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             input = gatherInput(o, arch);
         auto predictor = ComputeLoader::api().predictor(doc, arch);
         if (!o.exportTorchScript.empty()) {
-            const std::string bytes = predictor->torchScriptBytes("float32");
+            const std::string bytes = predictor->torchScriptBytes("");
             WriteOptions w = WriteOptions().allowOverwrite(o.force).protect(o.file);
             if (!o.arch.empty())
                 w.protect(o.arch);

@@ -169,7 +169,7 @@ public:
     virtual PredictionResult run(const PredictionInput &input, const PredictOptions &options) = 0;
     // The model with its weights as a TorchScript archive (what torch.jit.save writes), its
     // floating-point parameters and buffers in `dtype` (float32, float16, bfloat16 or float64;
-    // cast as Module.to(dtype) casts them).
+    // cast as Python's Module.to(dtype) casts them, integer ones left alone), or as they are ("").
     virtual std::string torchScriptBytes(const std::string &dtype) const = 0;
 };
 

@@ -471,16 +471,22 @@ public:
 
     std::string torchScriptBytes(const std::string &dtype) const override
     {
-        const c10::ScalarType type = dtype == "float64" ? at::kDouble : precisionType(dtype);
         std::ostringstream os;
-        if (type == at::kFloat) {
+        if (dtype.empty()) {
             m_module.save(os);
-        } else {
-            torch::jit::Module copy = m_module.deepcopy();
-            copy.to(type);
-            copy.eval();
-            copy.save(os);
+            return os.str();
         }
+        const c10::ScalarType type = dtype == "float64" ? at::kDouble : precisionType(dtype);
+        // As Python's Module.to(dtype): floating parameters and buffers only (LibTorch's
+        // Module::to casts integer ones too: num_batches_tracked, position ids).
+        torch::jit::Module copy = m_module.deepcopy();
+        for (auto sub : copy.modules())
+            for (const auto &slot : sub.named_attributes(false))
+                if (slot.value.isTensor() && slot.value.toTensor().is_floating_point() &&
+                    slot.value.toTensor().scalar_type() != type)
+                    sub.setattr(slot.name, slot.value.toTensor().to(type));
+        copy.eval();
+        copy.save(os);
         return os.str();
     }
 

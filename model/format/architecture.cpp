@@ -1001,4 +1001,18 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
     return a;
 }
 
+bool takesInput(const Architecture &arch, const std::vector<std::int64_t> &sample)
+{
+    if (arch.root.type.empty())
+        return true;  // TorchScript: only running it tells
+    Shape trial{1};
+    trial.insert(trial.end(), sample.begin(), sample.end());
+    try {
+        propagate(arch.root, trial);
+        return true;
+    } catch (const FormatError &) {
+        return false;
+    }
+}
+
 } // namespace ckpt

@@ -67,6 +67,10 @@ struct ArchitectureRequest {
     ArchitectureRequest &between(std::string a) { activation = std::move(a); return *this; }
 };
 
+// Whether the layers take one sample of `sample`'s shape (every width and size checked as the
+// architecture is); true for TorchScript, which only running tells.
+bool takesInput(const Architecture &arch, const std::vector<std::int64_t> &sample);
+
 // The architecture that runs `doc`: the one requested, else the most exact the file allows
 // (TorchScript, module tree, the package's spec, an MLP inferred from a Linear chain). Throws
 // FormatError saying what is missing or which layer does not match its weights.

@@ -745,11 +745,14 @@ private:
         case ConvertTarget::Inference: why = "an inference package holds weights, config, preprocessing and class names"; break;
         case ConvertTarget::Checkpoint: why = "a checkpoint is not built from an architecture"; break;
         }
+        std::string hint;
+        switch (m_o.to) {
+        case ConvertTarget::Checkpoint: hint = "an architecture is for --to full-model"; break;
+        case ConvertTarget::Inference: hint = "a checkpoint keeps the epoch and losses: --to checkpoint"; break;
+        default: hint = "write metadata with --to checkpoint or inference"; break;
+        }
         throw FormatError(misplaced + (count > 1 ? " do" : " does") + " not apply to --to " + convertTargetName(m_o.to) +
-                          ": " + why + " (" +
-                          (m_o.to == ConvertTarget::Checkpoint ? std::string("--arch-spec is for --to full-model")
-                                                              : std::string("write metadata with --to checkpoint or inference")) +
-                          ")");
+                          ": " + why + " (" + hint + ")");
     }
 
     // `key` from the user, else from the source, else None with a warning.
@@ -982,7 +985,7 @@ private:
                     const std::string text = j.dump();
                     if (e.value->isString()) {
                         meta[k] = e.value->text();
-                    } else if (text.find("\"__") != std::string::npos) {
+                    } else if (holdsNonJson(e.value)) {
                         m_plan.lost.push_back(
                             {k, "holds tensors or objects, which safetensors metadata (strings) cannot hold"});
                         continue;
@@ -1047,6 +1050,27 @@ private:
         return md;
     }
 
+    // Whether a value holds what JSON text cannot carry back (tensors, objects, globals, bytes):
+    // valueToJson describes those ({"__tensor__": ...}) rather than writing them.
+    static bool holdsNonJson(const ValuePtr &v, int depth = 0)
+    {
+        if (!v || depth > 64)
+            return depth > 64;
+        using K = Value::Kind;
+        switch (v->kind()) {
+        case K::None: case K::Bool: case K::Int: case K::BigInt: case K::Float: case K::String:
+            return false;
+        case K::Tuple: case K::List:
+            return std::any_of(v->items().begin(), v->items().end(), [depth](const ValuePtr &i) { return holdsNonJson(i, depth + 1); });
+        case K::Dict:
+            return std::any_of(v->entries().begin(), v->entries().end(), [depth](const Value::DictEntry &e) {
+                return !e.key || !e.key->isString() || holdsNonJson(e.value, depth + 1);
+            });
+        default:
+            return true;
+        }
+    }
+
     // Sets `key` in a dict, replacing an entry of that name.
     static void setEntry(const ValuePtr &dict, const std::string &key, ValuePtr value)
     {
@@ -1091,16 +1115,28 @@ private:
         auto newGroups = Value::list();
         for (const auto &group : groups->items()) {
             auto g = Value::dict();
+            // Positions kept in this group's params; torch >= 2.6 lists param_names beside them.
+            std::vector<bool> keptAt;
+            if (const auto params = group->get("params"); params && params->isSequence())
+                for (const auto &id : params->items())
+                    keptAt.push_back(!(id && id->isInt() && leave.contains(id->asInt())));
             for (const auto &e : group->entries()) {
-                if (e.key && e.key->isString() && e.key->text() == "params" && e.value && e.value->isSequence()) {
+                const std::string k = e.key && e.key->isString() ? e.key->text() : std::string();
+                if (k == "params" && e.value && e.value->isSequence()) {
                     auto ids = Value::list();
                     for (const auto &id : e.value->items())
                         if (id && id->isInt() && !leave.contains(id->asInt())) {
-                            const auto fresh = static_cast<std::int64_t>(renumber.size());
-                            renumber.emplace(id->asInt(), fresh);
-                            ids->items().push_back(Value::integer(fresh));
+                            const auto [it, fresh] = renumber.emplace(id->asInt(), static_cast<std::int64_t>(renumber.size()));
+                            ids->items().push_back(Value::integer(it->second));
+                            (void)fresh;
                         }
                     g->entries().push_back({e.key, ids});
+                } else if (k == "param_names" && e.value && e.value->isSequence() && e.value->items().size() == keptAt.size()) {
+                    auto names = Value::list();
+                    for (std::size_t i = 0; i < keptAt.size(); ++i)
+                        if (keptAt[i])
+                            names->items().push_back(e.value->items()[i]);
+                    g->entries().push_back({e.key, names});
                 } else {
                     g->entries().push_back(e);
                 }
@@ -1139,7 +1175,7 @@ private:
         if (rest->entries().empty())
             return;
         const char *name = m_doc.format == ContainerFormat::Safetensors ? "safetensors_metadata" : "index_metadata";
-        info->entries().push_back({Value::string(name), rest});
+        setEntry(info, name, rest);  // replaces one carried in from an earlier round trip
         m_plan.carried.push_back(std::string("additional_info/") + name);
     }
 
@@ -1157,9 +1193,14 @@ private:
             [&numbersFor](const ValuePtr &v, nlohmann::ordered_json &out, int depth) {
                 if (!v || depth > 4)
                     return;
-                if (v->isTensor() && v->tensorRef()) {
-                    if (auto n = vectorTensorNumbers(*v->tensorRef()); !n.empty() && v->tensorRef()->numel() == std::ssize(n))
-                        out = n;
+                if (v->isTensor() && v->tensorRef() && dtypeIsFloating(v->tensorRef()->dtype)) {
+                    const auto &r = *v->tensorRef();
+                    if (auto n = vectorTensorNumbers(r); !n.empty() && r.numel() == std::ssize(n)) {
+                        if (r.shape.empty())
+                            out = n[0];  // a 0-d tensor (a loss kept as a tensor) is a number
+                        else
+                            out = n;
+                    }
                 } else if (v->isDict() && out.is_object()) {
                     for (const auto &e : v->entries())
                         if (e.key && e.key->isString() && out.contains(e.key->text()))

@@ -115,7 +115,7 @@ ValuePtr lookup(const Document &doc, const std::string &key, bool *fromSidecar =
                 *fromSidecar = false;
             return v;
         }
-    if (auto v = formatMetadataValue(doc, key); v && !v->isNone()) {
+    if (auto v = formatMetadataValue(doc, key); v && !v->isNone() && !v->isString()) {  // text it could not decode: look on
         if (fromSidecar)
             *fromSidecar = false;
         return v;
@@ -148,7 +148,7 @@ std::string preprocessingProblem(const std::string &where, const ValuePtr &meanV
     if (why.empty())
         why = describe("std", stdValue, p.std);
     if (why.empty() && p.mean.size() != p.std.size())
-        why = "mean has " + std::to_string(p.mean.size()) + " values and std " + std::to_string(p.std.size());
+        why = "mean and std differ in length (" + std::to_string(p.mean.size()) + " and " + std::to_string(p.std.size()) + ")";
     if (why.empty() && std::any_of(p.std.begin(), p.std.end(), [](double s) { return !(s != 0) || !std::isfinite(s); }))
         why = "std holds zero or a non-finite value";
     return why.empty() ? why : where + ": " + why;
@@ -161,6 +161,11 @@ Preprocessing preprocessingOf(const Document &doc)
     Preprocessing found;
     bool sidecar = false;
     auto consider = [&found](Preprocessing p, const std::string &where, const ValuePtr &mean, const ValuePtr &std) {
+        // One value against several broadcasts, as (x - mean) / std does in torch.
+        if (p.mean.size() == 1 && p.std.size() > 1)
+            p.mean.assign(p.std.size(), p.mean[0]);
+        else if (p.std.size() == 1 && p.mean.size() > 1)
+            p.std.assign(p.mean.size(), p.std[0]);
         p.problem = preprocessingProblem(where, mean, std, p);
         if (p.problem.empty())
             return p;

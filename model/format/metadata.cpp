@@ -78,13 +78,13 @@ ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
     if (!v || !v->isString())
         return v;  // a shard index's metadata is JSON already
     const std::string &text = v->text();
-    bool marked = false;
-    if (const auto marker = doc.formatMetadata->get(std::string(kSafetensorsJsonKeys)); marker && marker->isString())
-        if (const auto keys = parsedJson(marker->text()); keys && keys->isSequence())
-            marked = std::any_of(keys->items().begin(), keys->items().end(),
-                                 [&key](const ValuePtr &k) { return k && k->isString() && k->text() == key; });
-    if (marked) {
-        const auto decoded = parsedJson(text);
+    if (const auto marker = doc.formatMetadata->get(std::string(kSafetensorsJsonKeys)); marker && marker->isString()) {
+        // This tool's file: the marker says exactly which values are JSON; the others are text.
+        const auto keys = parsedJson(marker->text());
+        const bool marked = keys && keys->isSequence() &&
+                            std::any_of(keys->items().begin(), keys->items().end(),
+                                        [&key](const ValuePtr &k) { return k && k->isString() && k->text() == key; });
+        const auto decoded = marked ? parsedJson(text) : nullptr;
         return decoded ? decoded : v;
     }
     // Other writers' strings: numbers and structures where the key says what it holds.
@@ -95,8 +95,9 @@ ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
     } else if (oneOf(key, {"train_loss", "val_loss", "loss", "best_val_loss", "best_loss", "valid_loss"})) {
         if ((decoded = parsedJson(text)) && decoded->kind() != Value::Kind::Float && !decoded->isInt())
             decoded = nullptr;
-    } else if (oneOf(key, {"model_config", "config", "preprocessing", "normalization", "class_names", "classes",
-                           "labels", "idx_to_class", "class_to_idx", "input_mean", "input_std", "feature_names"})) {
+    } else if (oneOf(key, {"model_config", "config", "preprocessing", "normalization", "normalize", "class_names",
+                           "classes", "labels", "names", "idx_to_class", "class_to_idx", "input_mean", "input_std",
+                           "feature_names", "features", "input_names", "columns"})) {
         if ((decoded = parsedJson(text)) && !decoded->isDict() && !decoded->isSequence())
             decoded = nullptr;
     }

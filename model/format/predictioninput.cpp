@@ -1,5 +1,6 @@
 #include "predictioninput.h"
 
+#include "architecture.h"
 #include "error.h"
 
 #include <stb/stb_image.h>
@@ -333,6 +334,21 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
                 t.values[(static_cast<std::size_t>(c) * height + y) * width + x] =
                     px[(static_cast<std::size_t>(y) * width + x) * channels + c];
     return t;
+}
+
+std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample)
+{
+    if (sample.size() != 3 || sample[1] <= 0 || sample[2] <= 0)
+        return {0, 0};
+    const std::pair<int, int> model{static_cast<int>(sample[1]), static_cast<int>(sample[2])};
+    if (!arch.inputSizeChosen || sample != arch.inputShape || bytes.size() > static_cast<std::size_t>(INT32_MAX))
+        return model;
+    int w = 0, h = 0, found = 0;
+    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &found))
+        return model;  // parseImage says what is wrong
+    if (h > model.first || w > model.second || !takesInput(arch, {sample[0], h, w}))
+        return model;
+    return {0, 0};
 }
 
 } // namespace ckpt

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ckpt {
@@ -33,6 +34,13 @@ InputTable parseNpy(const std::string &bytes, const std::string &where);
 // Throws FormatError for what is not an image, or one wider or taller than kMaxImageSide.
 inline constexpr int kMaxImageSide = 8192;
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width);
+
+struct Architecture;
+// The {height, width} an image should be given to parseImage for a model whose samples have
+// shape `sample` ([C, H, W], -1 where unknown): {0, 0}, the picture's own size, where the size is
+// unknown, or was only chosen (`inputSizeChosen`: the layers take others) and the picture is no
+// larger and the layers take its size; else the model's size, to resize to.
+std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample);
 
 // The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
 // sample shape is fully known (its product must equal `columns`), else [rows, columns]. Throws

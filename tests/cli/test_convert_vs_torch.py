@@ -824,6 +824,15 @@ def main():
         res.check(set(sd) == {'fc1.weight', 'fc1.bias'} and sorted(d['entry'] for d in doc['dropped']) == ['fc2.bias', 'fc2.weight'] and
                   torch.equal(sd['fc1.weight'], src['fc1.weight']), 'torchscript --drop: the dropped layer is not exported',
                   '%r %r' % (list(sd), doc['dropped']))
+    # Integer buffers stay integers, as Python's module.half() leaves them.
+    r, doc = convert('predict_cnn.pth', '--to', 'torchscript', '--dtype', 'float16', '-o', os.path.join(out, 'ts_cnn16.pt'))
+    if doc is not None:
+        sd = torch.jit.load(os.path.join(out, 'ts_cnn16.pt')).state_dict()
+        want = torch.load(os.path.join(fx, 'predict_cnn.pth'), weights_only=False).half().state_dict()
+        res.check(all(sd[k].dtype == want[k].dtype and torch.equal(sd[k], want[k]) for k in want) and
+                  any(v.dtype == torch.int64 for v in sd.values()),
+                  'torchscript --dtype float16: floating tensors cast, num_batches_tracked left int64',
+                  '%r' % {k: v.dtype for k, v in sd.items()})
     for args, why in ((['--epoch', '3'], 'do not apply to --to torchscript'),
                       (['-o', os.path.join(out, 'x.pt'), '--out-dir', out], 'not both')):
         r, _ = convert('predict_package.pth', '--to', 'torchscript', *args, expect_ok=False)

@@ -204,6 +204,11 @@ def main():
     res.check(r.returncode == 0 and any('resized to the model\'s input size 12x12' in n for n in json.loads(r.stdout)['notes']),
               'an image of another size is resized, with a note', r.stdout[-400:] + r.stderr)
 
+    # A model that takes any size, but not one as small as the picture: resized to its chosen size.
+    r = run('predict_cnn_pooled.pth', ['--input-file', 'predict_image_6x6.png', '--json'])
+    res.check(r.returncode == 0 and any('was resized to the model\'s input size 224x224' in n for n in json.loads(r.stdout)['notes']),
+              'a picture too small for the layers is resized to the chosen size', r.stdout[-400:] + r.stderr)
+
     # Text output names the classes and the normalisation.
     c = section['cases'][0]
     r = run(c['file'], c['args'])

@@ -137,19 +137,17 @@ void TestSafetensors::minimalFileReads()
 // name them are read as what they say, and everything else stays text.
 void TestSafetensors::metadataValuesDecoded()
 {
+    // Another writer's file: keys that name a count, a loss or a structure are read as such.
     const char *header = R"({"__metadata__":{"format":"pt","epoch":"12","train_loss":"0.5","note":"7","model_config":"{\"width\": 3}",
-        "class_names":"[\"cat\", \"dog\"]","input_mean":"[0.5, 0.25]","input_std":"[2, 4]","lr":"0.001","tag":"[1]",
-        "checkpoint_studio.json_keys":"[\"lr\", \"tag\"]","alias:b":"a"},
+        "class_names":"[\"cat\", \"dog\"]","input_mean":"[0.5, 0.25]","input_std":"[2, 4]","lr":"0.001","alias:b":"a"},
         "a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})";
     const auto doc = readDocumentFromBytes(safetensors(header, QByteArray(4, '\x01')).toStdString(), "meta.safetensors");
     QCOMPARE(formatMetadataValue(doc, "epoch")->asInt(), 12);
     QCOMPARE(formatMetadataValue(doc, "train_loss")->asFloat(), 0.5);
     QVERIFY(formatMetadataValue(doc, "note")->isString());  // not a key that names a number
     QCOMPARE(formatMetadataValue(doc, "note")->text(), std::string("7"));
+    QVERIFY(formatMetadataValue(doc, "lr")->isString());
     QCOMPARE(formatMetadataValue(doc, "model_config")->get("width")->asInt(), 3);
-    QCOMPARE(formatMetadataValue(doc, "lr")->asFloat(), 0.001);       // marked
-    QVERIFY(formatMetadataValue(doc, "tag")->isSequence());            // marked
-    QVERIFY(!formatMetadataValue(doc, "checkpoint_studio.json_keys"));
     QVERIFY(!formatMetadataValue(doc, "alias:b"));
     QVERIFY(!formatMetadataValue(doc, "absent"));
     QCOMPARE(classNamesOf(doc), (std::vector<std::string>{"cat", "dog"}));
@@ -161,6 +159,15 @@ void TestSafetensors::metadataValuesDecoded()
         if (f.label == "Epoch")
             epoch = f.fromFormatMetadata && f.value->asInt() == 12;
     QVERIFY(epoch);
+
+    // This tool's file: exactly the keys its marker lists are JSON; the rest stay text.
+    const auto ours = readDocumentFromBytes(
+        safetensors(R"({"__metadata__":{"lr":"0.001","tag":"[1]","step":"1000","checkpoint_studio.json_keys":"[\"lr\", \"tag\"]"},
+            "a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", QByteArray(4, '\x01')).toStdString(), "ours.safetensors");
+    QCOMPARE(formatMetadataValue(ours, "lr")->asFloat(), 0.001);
+    QVERIFY(formatMetadataValue(ours, "tag")->isSequence());
+    QCOMPARE(formatMetadataValue(ours, "step")->text(), std::string("1000"));  // written as a string
+    QVERIFY(!formatMetadataValue(ours, "checkpoint_studio.json_keys"));
 
     // Text that is not what its key names stays text.
     const auto odd = readDocumentFromBytes(
