@@ -28,6 +28,17 @@ nlohmann::ordered_json parseJsonOption(const std::string &what, const std::strin
     }
 }
 
+// --dtype as a cast: none when not given; FormatError for a name that is not a floating type.
+std::optional<DType> castOption(const std::string &name)
+{
+    if (name.empty())
+        return std::nullopt;
+    const auto t = castDTypeFromName(name);
+    if (!t)
+        throw FormatError("--dtype must be float16, bfloat16, float32 or float64 (got '" + name + "')");
+    return t;
+}
+
 ConvertOptions toOptions(const ConvertCliOptions &c)
 {
     ConvertOptions o;
@@ -35,12 +46,8 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
     if (!target)
         throw FormatError("--to must be one of state-dict, checkpoint, inference, full-model, safetensors");
     o.target(*target);
-    if (!c.dtype.empty()) {
-        const auto t = castDTypeFromName(c.dtype);
-        if (!t)
-            throw FormatError("--dtype must be float16, bfloat16, float32 or float64 (got '" + c.dtype + "')");
+    if (const auto t = castOption(c.dtype))
         o.dtype(*t);
-    }
     o.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema).dropTrainingState(c.dropOptimizer);
     o.keepDevice(c.keepDevice).metadataJson(c.metadataJson).force(c.force);
     for (const auto &d : c.drop)
@@ -100,7 +107,7 @@ namespace {
 // --dtype casts the module's floating parameters and buffers; metadata options have nowhere to go.
 int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ostream &err)
 {
-    std::string dtype;  // empty: the weights as they are
+    std::optional<DType> cast;  // none: the weights as they are
     ConvertOptions edits;
     bool edited = false;
     try {
@@ -113,13 +120,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             throw FormatError("a TorchScript file holds the module and its weights only: --config, --preprocessing, "
                               "--class-names, --epoch, the losses, --metadata-json, --keep-device and --drop-optimizer "
                               "do not apply to --to torchscript");
-        if (!c.dtype.empty()) {
-            const auto t = castDTypeFromName(c.dtype);
-            if (!t)
-                throw FormatError("--dtype must be float16, bfloat16, float32 or float64 (got '" + c.dtype + "')");
-            dtype = std::string(dtypeName(*t));
-            edits.dtype(*t);
-        }
+        cast = castOption(c.dtype);  // done by LibTorch on the module, not by the planner
         edits.target(ConvertTarget::StateDict).stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema);
         for (const auto &d : c.drop)
             edits.drop(d);
@@ -128,12 +129,13 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         err << "ckpt: " << e.what() << '\n';
         return 1;
     }
+    const std::string dtype = cast ? std::string(dtypeName(*cast)) : std::string();
     nlohmann::ordered_json all = nlohmann::ordered_json::array();
     int status = 0;
     for (const auto &file : c.files) {
         try {
             const std::string output =
-                c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", edits.castTo, c.outDir) : c.output;
+                c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", cast, c.outDir) : c.output;
             Document doc = keepUntilExit(readDocument(file));
             std::vector<ConversionPlan::Loss> dropped;
             std::vector<std::string> warnings;
@@ -159,7 +161,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             for (const auto &a : arch.assumptions)
                 notes.push_back("architecture: " + a);
             if (c.json) {
-                nlohmann::ordered_json d;
+                nlohmann::ordered_json d = nlohmann::ordered_json::array();
                 for (const auto &l : dropped)
                     d.push_back({{"entry", l.entry}, {"reason", l.reason}});
                 all.push_back({{"input", file},
@@ -168,7 +170,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
                                {"dtype", dtype.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(dtype)},
                                {"bytes", bytes.size()},
                                {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}}},
-                               {"dropped", d.is_null() ? nlohmann::ordered_json::array() : d},
+                               {"dropped", d},
                                {"warnings", warnings},
                                {"notes", notes}});
             } else {

@@ -21,7 +21,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fnmatch.h>
-#include <functional>
 #include <memory>
 #include <set>
 #include <sys/time.h>
@@ -737,22 +736,24 @@ private:
             }
         if (misplaced.empty())
             return;
+        const char *metadataHint = "write metadata with --to checkpoint or inference";
         std::string why;
         switch (m_o.to) {
-        case ConvertTarget::StateDict: why = "a state dict holds only tensors"; break;
-        case ConvertTarget::Safetensors: why = "safetensors holds the tensors and the source's own metadata"; break;
-        case ConvertTarget::FullModel: why = "a full model holds only the module"; break;
-        case ConvertTarget::Inference: why = "an inference package holds weights, config, preprocessing and class names"; break;
-        case ConvertTarget::Checkpoint: why = "a checkpoint is not built from an architecture"; break;
-        }
-        std::string hint;
-        switch (m_o.to) {
-        case ConvertTarget::Checkpoint: hint = "an architecture is for --to full-model"; break;
-        case ConvertTarget::Inference: hint = "a checkpoint keeps the epoch and losses: --to checkpoint"; break;
-        default: hint = "write metadata with --to checkpoint or inference"; break;
+        case ConvertTarget::StateDict: why = std::string("a state dict holds only tensors (") + metadataHint + ")"; break;
+        case ConvertTarget::Safetensors:
+            why = std::string("safetensors holds the tensors and the source's own metadata (") + metadataHint + ")";
+            break;
+        case ConvertTarget::FullModel: why = std::string("a full model holds only the module (") + metadataHint + ")"; break;
+        case ConvertTarget::Inference:
+            why = "an inference package holds weights, config, preprocessing and class names (a checkpoint keeps the "
+                  "epoch and losses: --to checkpoint)";
+            break;
+        case ConvertTarget::Checkpoint:
+            why = "a checkpoint is not built from an architecture (an architecture is for --to full-model)";
+            break;
         }
         throw FormatError(misplaced + (count > 1 ? " do" : " does") + " not apply to --to " + convertTargetName(m_o.to) +
-                          ": " + why + " (" + hint + ")");
+                          ": " + why);
     }
 
     // `key` from the user, else from the source, else None with a warning.
@@ -894,11 +895,8 @@ private:
             carryFormatMetadata(info);
             // Given class names and preprocessing wait in additional_info for an inference
             // package (replacing the source's own).
-            if (m_o.classes) {
-                std::vector<ValuePtr> items;
-                for (const auto &c : *m_o.classes)
-                    items.push_back(Value::string(c));
-                setEntry(info, "class_names", Value::list(std::move(items)));
+            if (auto classes = givenClassNames()) {
+                setEntry(info, "class_names", classes);
                 m_plan.carried.push_back("additional_info/class_names (given)");
             }
             if (m_o.preprocess) {
@@ -933,13 +931,7 @@ private:
                 put("preprocessing", pick("preprocessing", nullptr, {"preprocessing", "normalization"},
                                           " (set it with --preprocessing)"));
             }
-            ValuePtr classes;
-            if (m_o.classes) {
-                std::vector<ValuePtr> items;
-                for (const auto &c : *m_o.classes)
-                    items.push_back(Value::string(c));
-                classes = Value::list(std::move(items));
-            }
+            const ValuePtr classes = givenClassNames();
             put("class_names",
                 pick("class_names", classes, {"class_names", "classes"}, " (set it with --class-names)"));
             put("timestamp", timestampValue());
@@ -1071,6 +1063,34 @@ private:
         }
     }
 
+    // Replaces the description valueToJson wrote for a small floating tensor (in `out`) by its
+    // numbers: a list, or one number for a 0-d tensor (a loss kept as a tensor); dicts recursed.
+    static void writeTensorNumbers(const ValuePtr &v, nlohmann::ordered_json &out, int depth)
+    {
+        if (!v || depth > 4)
+            return;
+        if (v->isTensor() && v->tensorRef() && dtypeIsFloating(v->tensorRef()->dtype)) {
+            const auto &r = *v->tensorRef();
+            if (auto n = vectorTensorNumbers(r); !n.empty() && r.numel() == std::ssize(n))
+                out = r.shape.empty() ? nlohmann::ordered_json(n[0]) : nlohmann::ordered_json(n);
+        } else if (v->isDict() && out.is_object()) {
+            for (const auto &e : v->entries())
+                if (e.key && e.key->isString() && out.contains(e.key->text()))
+                    writeTensorNumbers(e.value, out[e.key->text()], depth + 1);
+        }
+    }
+
+    // --class-names as the list a package holds; null when not given.
+    ValuePtr givenClassNames() const
+    {
+        if (!m_o.classes)
+            return nullptr;
+        std::vector<ValuePtr> items;
+        for (const auto &c : *m_o.classes)
+            items.push_back(Value::string(c));
+        return Value::list(std::move(items));
+    }
+
     // Sets `key` in a dict, replacing an entry of that name.
     static void setEntry(const ValuePtr &dict, const std::string &key, ValuePtr value)
     {
@@ -1126,9 +1146,8 @@ private:
                     auto ids = Value::list();
                     for (const auto &id : e.value->items())
                         if (id && id->isInt() && !leave.contains(id->asInt())) {
-                            const auto [it, fresh] = renumber.emplace(id->asInt(), static_cast<std::int64_t>(renumber.size()));
+                            const auto it = renumber.emplace(id->asInt(), static_cast<std::int64_t>(renumber.size())).first;
                             ids->items().push_back(Value::integer(it->second));
-                            (void)fresh;
                         }
                     g->entries().push_back({e.key, ids});
                 } else if (k == "param_names" && e.value && e.value->isSequence() && e.value->items().size() == keptAt.size()) {
@@ -1170,7 +1189,8 @@ private:
             const std::string k = e.key ? keyText(*e.key) : std::string();
             if (m_takenFromFormat.contains(k) || k == kSafetensorsJsonKeys || k.starts_with("alias:"))
                 continue;
-            rest->entries().push_back({e.key, formatMetadataValue(m_doc, k) ? formatMetadataValue(m_doc, k) : e.value});
+            const auto decoded = formatMetadataValue(m_doc, k);
+            rest->entries().push_back({e.key, decoded ? decoded : e.value});
         }
         if (rest->entries().empty())
             return;
@@ -1189,25 +1209,7 @@ private:
             if (std::none_of(skip.begin(), skip.end(), [&](const char *s) { return keyText(*e.key) == s; }))
                 d->entries().push_back(e);
         auto j = valueToJson(d);
-        std::function<void(const ValuePtr &, nlohmann::ordered_json &, int)> numbersFor =
-            [&numbersFor](const ValuePtr &v, nlohmann::ordered_json &out, int depth) {
-                if (!v || depth > 4)
-                    return;
-                if (v->isTensor() && v->tensorRef() && dtypeIsFloating(v->tensorRef()->dtype)) {
-                    const auto &r = *v->tensorRef();
-                    if (auto n = vectorTensorNumbers(r); !n.empty() && r.numel() == std::ssize(n)) {
-                        if (r.shape.empty())
-                            out = n[0];  // a 0-d tensor (a loss kept as a tensor) is a number
-                        else
-                            out = n;
-                    }
-                } else if (v->isDict() && out.is_object()) {
-                    for (const auto &e : v->entries())
-                        if (e.key && e.key->isString() && out.contains(e.key->text()))
-                            numbersFor(e.value, out[e.key->text()], depth + 1);
-                }
-            };
-        numbersFor(d, j, 0);
+        writeTensorNumbers(d, j, 0);
         return j;
     }
 
