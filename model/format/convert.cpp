@@ -840,10 +840,13 @@ private:
             if (m_o.sidecar) {
                 auto rest = Value::dict();
                 accountRest(rest, "sidecar", "");
+                carryFormatMetadata(rest, "sidecar");
                 m_plan.sidecar = valueToJson(rest);
             } else {
-                accountRest(nullptr, "",
-                            "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)");
+                const std::string why =
+                    "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)";
+                accountRest(nullptr, "", why);
+                carryFormatMetadata(nullptr, "", why);
             }
             break;
         }
@@ -892,7 +895,7 @@ private:
                 m_plan.carried.push_back("additional_info");
             }
             accountRest(info, "additional_info", "");
-            carryFormatMetadata(info);
+            carryFormatMetadata(info, "additional_info");
             // Given class names and preprocessing wait in additional_info for an inference
             // package (replacing the source's own).
             if (auto classes = givenClassNames()) {
@@ -941,8 +944,9 @@ private:
                 m_plan.lost.push_back(
                     {pathText(m_doc.optimizerPath), "an inference package carries no optimizer state"});
             }
-            accountRest(nullptr, "",
-                        "an inference package holds only the seed's keys (use --to checkpoint to keep it)");
+            const std::string why = "an inference package holds only the seed's keys (use --to checkpoint to keep it)";
+            accountRest(nullptr, "", why);
+            carryFormatMetadata(nullptr, "", why);
             m_plan.root = root;
             m_plan.sidecar = sidecarOf(root, {"model_state_dict"});
             break;
@@ -1180,23 +1184,36 @@ private:
 
     // The source's __metadata__ (or shard index metadata) under additional_info, less the entries
     // promoted to keys of their own, the JSON marker and aliases (the tensors are written apart).
-    void carryFormatMetadata(const ValuePtr &info)
+    // The container's own metadata (safetensors __metadata__, a sharded index's "metadata") not
+    // already taken for a field: kept under `into` as safetensors_metadata/index_metadata, or, when
+    // the target has no place for it (into null), listed as lost with `why` rather than dropped silently.
+    void carryFormatMetadata(const ValuePtr &into, const std::string &intoName, const std::string &why = {})
     {
-        if (!m_doc.formatMetadata || !m_doc.formatMetadata->isDict() || !blockerOf(m_doc.formatMetadata).empty())
+        if (!m_doc.formatMetadata || !m_doc.formatMetadata->isDict())
             return;
+        const bool safetensors = m_doc.format == ContainerFormat::Safetensors;
+        const std::string where = safetensors ? "__metadata__/" : "metadata/";
         auto rest = Value::dict();
         for (const auto &e : m_doc.formatMetadata->entries()) {
             const std::string k = e.key ? keyText(*e.key) : std::string();
-            if (m_takenFromFormat.contains(k) || k == kSafetensorsJsonKeys || k.starts_with("alias:"))
+            // The writer's own bookkeeping (safetensors' "format" tag, an index's "total_size" of its
+            // shards) describes the source's layout, not the model.
+            if (m_takenFromFormat.contains(k) || k == kSafetensorsJsonKeys || k.starts_with("alias:") ||
+                k == (safetensors ? "format" : "total_size"))
                 continue;
             const auto decoded = formatMetadataValue(m_doc, k);
             rest->entries().push_back({e.key, decoded ? decoded : e.value});
         }
         if (rest->entries().empty())
             return;
-        const char *name = m_doc.format == ContainerFormat::Safetensors ? "safetensors_metadata" : "index_metadata";
-        setEntry(info, name, rest);  // replaces one carried in from an earlier round trip
-        m_plan.carried.push_back(std::string("additional_info/") + name);
+        if (!into || !blockerOf(rest).empty()) {
+            for (const auto &e : rest->entries())
+                m_plan.lost.push_back({where + keyText(*e.key), into ? blockerOf(rest) : why});
+            return;
+        }
+        const char *name = safetensors ? "safetensors_metadata" : "index_metadata";
+        setEntry(into, name, rest);  // replaces one carried in from an earlier round trip
+        m_plan.carried.push_back(intoName + "/" + name);
     }
 
     // The sidecar: the root less the weights, as JSON. A small vector tensor among the metadata

@@ -747,6 +747,28 @@ def main():
                         same_tensor(f['state'][i][k], o['state'][i][k]) for i in o['state'] for k in o['state'][i]),
                         where + ' optimizer state')
 
+    # Another writer's __metadata__ (weights.safetensors: format, note) is kept where the target has
+    # a place for it and listed as not written where it has none, never dropped silently.
+    sf_note = read_safetensors(os.path.join(fx, 'weights.safetensors'))[1]['note']
+    r, doc = convert('weights.safetensors', '--to', 'checkpoint', '-o', os.path.join(out, 'sfmeta_ckpt.pth'))
+    if r.returncode == 0:
+        info = torch.load(os.path.join(out, 'sfmeta_ckpt.pth'), weights_only=True)['additional_info']
+        res.check(info.get('safetensors_metadata') == {'note': sf_note},
+                  'safetensors -> checkpoint: __metadata__ kept in additional_info (less its "format" tag)', '%r' % info)
+    r, doc = convert('weights.safetensors', '--to', 'state-dict', '--metadata-json',
+                     '-o', os.path.join(out, 'sfmeta_sd.pth'))
+    if r.returncode == 0:
+        with open(os.path.join(out, 'sfmeta_sd_metadata.json')) as f:
+            side = json.load(f)
+        res.check(side.get('safetensors_metadata') == {'note': sf_note},
+                  'safetensors -> state-dict --metadata-json: __metadata__ in the sidecar', '%r' % side)
+    for target in ('inference', 'state-dict'):
+        r, doc = convert('weights.safetensors', '--to', target, '-o', os.path.join(out, 'sfmeta_%s.pth' % target))
+        if r.returncode == 0:
+            res.check([l['entry'] for l in doc['lost']] == ['__metadata__/note'],
+                      'safetensors -> %s: __metadata__ it has no place for is listed as not written' % target,
+                      '%r' % doc['lost'])
+
     r, _ = convert('state_dict.pth', '--to', 'state-dict', '--out-dir', os.path.join(out, 'no', 'such'), expect_ok=False)
     res.check(r.returncode == 1 and 'does not exist' in r.stderr and os.path.join(out, 'no', 'such') in r.stderr,
               'an output folder that does not exist is named', r.stderr.strip())
