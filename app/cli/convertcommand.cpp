@@ -8,11 +8,16 @@
 #include "computeloader.h"
 #include "convert.h"
 #include "document.h"
+#include "dtypecast.h"
 #include "error.h"
+#include "inferencemeta.h"
+#include "tensorref.h"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <ostream>
 #include <sstream>
 
@@ -71,13 +76,19 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
 }
 
 // The plan, printed before anything is written: what is kept, dropped, carried and not written.
-void printPlan(std::ostream &out, const ConversionPlan &plan)
+void printPlan(std::ostream &out, const ConversionPlan &plan, const std::string &targetLabel = {})
 {
-    out << plan.input << " -> " << plan.output << " (" << convertTargetName(plan.target) << ")\n";
+    out << plan.input << " -> " << plan.output << " ("
+        << (targetLabel.empty() ? convertTargetName(plan.target) : targetLabel) << ")\n";
     out << "  kept " << plan.kept.size() << " keys";
     if (!plan.dropped.empty())
         out << ", dropped " << plan.dropped.size();
-    out << "; tensors " << plan.bytesBefore << " -> " << plan.bytesAfter << " bytes\n";
+    if (plan.bytesBefore != plan.bytesAfter)
+        out << "; their tensors " << plan.bytesBefore << " -> " << plan.bytesAfter << " bytes\n";
+    else if (plan.bytesBefore)
+        out << "; their tensors " << plan.bytesBefore << " bytes\n";
+    else
+        out << '\n';
     for (const auto &d : plan.dropped)
         out << "  dropped " << d.entry << ": " << d.reason << '\n';
     for (const auto &c : plan.carried)
@@ -101,6 +112,44 @@ void printResult(std::ostream &out, const ConversionResult &result)
 
 namespace {
 
+// The written module read back by this program's own reader: a TorchScript archive in which each
+// weight exported under its own name has its shape, the cast dtype where one was asked for, and,
+// without a cast, the very bytes of the source (LibTorch copies them). A given architecture may
+// name its weights otherwise; those are checked by LibTorch's loading alone. Returns how many
+// tensors were compared.
+std::size_t verifyTorchScriptExport(const Document &written, const Document &source, std::optional<DType> cast,
+                                    const std::string &output)
+{
+    if (written.format != ContainerFormat::TorchScript)
+        throw FormatError(output + ": read back, it is not a TorchScript archive (" + written.formatDetail + ")");
+    std::map<std::string, const TensorRef *> got;
+    for (const auto &[name, v] : written.stateDict)
+        if (v && v->isTensor())
+            got.emplace(name, v->tensorRef().get());
+    std::size_t compared = 0;
+    for (const auto &[name, v] : source.stateDict) {
+        const auto it = got.find(name);
+        if (!v || !v->isTensor() || it == got.end() || v->tensorRef()->layout != TensorRef::Layout::Strided ||
+            v->tensorRef()->quantization)
+            continue;
+        const TensorRef &want = *v->tensorRef();
+        const TensorRef &have = *it->second;
+        const DType dtype = cast && canCastFloats(want.dtype, *cast) ? *cast : want.dtype;
+        if (have.shape != want.shape || have.dtype != dtype)
+            throw FormatError(output + ": read back, '" + name + "' is " + std::string(dtypeName(have.dtype)) + " " +
+                              shapeText(have.shape) + " where " + std::string(dtypeName(dtype)) + " " +
+                              shapeText(want.shape) + " was exported");
+        if (!cast && want.isContiguous() && have.isContiguous()) {
+            const auto a = want.spannedBytes();
+            const auto b = have.spannedBytes();
+            if (a.size() != b.size() || !std::equal(a.begin(), a.end(), b.begin()))
+                throw FormatError(output + ": read back, the values of '" + name + "' differ from the source's");
+        }
+        ++compared;
+    }
+    return compared;
+}
+
 // `--to torchscript`: the file's architecture (or the one given) with its weights, as a TorchScript
 // file Python's torch.jit.load runs; the module `ckpt predict --export-torchscript` writes. The
 // weight edits apply first (--drop, --strip-prefix, --add-prefix, --ema, as for a state dict), then
@@ -120,8 +169,12 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             throw FormatError("a TorchScript file holds the module and its weights only: --config, --preprocessing, "
                               "--class-names, --epoch, the losses, --metadata-json, --keep-device and --drop-optimizer "
                               "do not apply to --to torchscript");
-        cast = castOption(c.dtype);  // done by LibTorch on the module, not by the planner
-        edits.target(ConvertTarget::StateDict).stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema);
+        // LibTorch casts the module; the planner only counts what the cast does (overflow, ...).
+        cast = castOption(c.dtype);
+        edits.target(ConvertTarget::StateDict).forModuleExport(true);
+        edits.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema);
+        if (cast)
+            edits.dtype(*cast);
         for (const auto &d : c.drop)
             edits.drop(d);
         edited = !c.stripPrefix.empty() || !c.addPrefix.empty() || c.ema || !c.drop.empty();
@@ -136,53 +189,56 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         try {
             const std::string output =
                 c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", cast, c.outDir) : c.output;
-            Document doc = keepUntilExit(readDocument(file));
-            std::vector<ConversionPlan::Loss> dropped;
-            std::vector<std::string> warnings;
-            if (edited) {
-                if (doc.format == ContainerFormat::TorchScript)
-                    throw FormatError(file + ": the file is TorchScript: its module is exported as it is; --drop, "
-                                      "--strip-prefix, --add-prefix and --ema do not apply");
-                const ConversionPlan plan = planConversion(doc, output, edits);
-                doc.stateDict.clear();
-                for (const auto &e : plan.root->entries())
-                    doc.stateDict.push_back({keyText(*e.key), e.value});
-                dropped = plan.dropped;
-                warnings = plan.warnings;
-            }
-            const Architecture arch = resolveArchitecture(doc, architectureRequest(c.arch, c.archSpec, c.activation));
-            const auto predictor = ComputeLoader::api().predictor(doc, arch);
-            const std::string bytes = predictor->torchScriptBytes(dtype);
             WriteOptions w = WriteOptions().allowOverwrite(c.force).protect(file);
             if (!c.arch.empty())
                 w.protect(c.arch);
-            writeFileAtomically(output, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, w);
+            checkWriteTarget(output, w);  // before any work, as for the other targets
+            Document doc = keepUntilExit(readDocument(file));
+            // The plan says what goes in (the weights, edited) and what the module cannot hold
+            // (optimizer state, metadata, class names, preprocessing), as for the other targets.
+            if (doc.format == ContainerFormat::TorchScript && edited)
+                throw FormatError(file + ": the file is TorchScript: its module is exported as it is; --drop, "
+                                  "--strip-prefix, --add-prefix and --ema do not apply");
+            ConversionPlan plan = planConversion(doc, output, edits);
+            if (doc.format != ContainerFormat::TorchScript) {
+                doc.stateDict.clear();
+                for (const auto &e : plan.root->entries())
+                    doc.stateDict.push_back({keyText(*e.key), e.value});
+            }
+            const Preprocessing prep = preprocessingOf(doc);
+            if (prep.present())
+                plan.warnings.push_back("the package normalises its inputs (" + prep.source +
+                                        "); the TorchScript module does not: normalise inputs before calling it");
+            const Architecture arch = resolveArchitecture(doc, architectureRequest(c.arch, c.archSpec, c.activation));
+            const auto predictor = ComputeLoader::api().predictor(doc, arch);
+            const std::string bytes = predictor->torchScriptBytes(dtype);
             std::vector<std::string> notes = predictor->notes();
             for (const auto &a : arch.assumptions)
                 notes.push_back("architecture: " + a);
-            if (c.json) {
-                nlohmann::ordered_json d = nlohmann::ordered_json::array();
-                for (const auto &l : dropped)
-                    d.push_back({{"entry", l.entry}, {"reason", l.reason}});
-                all.push_back({{"input", file},
-                               {"output", output},
-                               {"target", "torchscript"},
-                               {"dtype", dtype.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(dtype)},
-                               {"bytes", bytes.size()},
-                               {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}}},
-                               {"dropped", d},
-                               {"warnings", warnings},
-                               {"notes", notes}});
-            } else {
-                out << file << " -> " << output << " (torchscript" << (dtype.empty() ? "" : ", " + dtype) << ")\n";
+            if (!c.json) {
+                printPlan(out, plan, "torchscript" + (dtype.empty() ? std::string() : ", " + dtype));
                 out << "  architecture: " << sourceName(arch.source) << (arch.exact ? " (exact)" : " (not exact)") << '\n';
-                for (const auto &l : dropped)
-                    out << "  dropped " << l.entry << ": " << l.reason << '\n';
-                for (const auto &wn : warnings)
-                    out << "  warning: " << wn << '\n';
                 for (const auto &n : notes)
                     out << "  note: " << n << '\n';
-                out << "  wrote " << output << ": " << bytes.size() << " bytes of TorchScript\n";
+            }
+            ConversionResult result;
+            result.output = output;
+            result.bytes = bytes.size();
+            AtomicFileWriter writer(output, w);
+            writer.write(bytes);
+            writer.commit([&](const std::string &temporary) {
+                verifyFileBytes(temporary, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, output);
+                result.tensorsVerified = verifyTorchScriptExport(readDocument(temporary), doc, cast, output);
+            });
+            result.verified = true;
+            if (c.json) {
+                auto j = conversionToJson(plan, &result);
+                j["target"] = "torchscript";
+                j["architecture"] = {{"source", sourceName(arch.source)}, {"exact", arch.exact}};
+                j["notes"] = notes;
+                all.push_back(std::move(j));
+            } else {
+                out << "  wrote " << output << ": " << bytes.size() << " bytes of TorchScript, read back and verified\n";
             }
         } catch (const std::exception &e) {
             status = reportError(err, file, e);
@@ -217,6 +273,8 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             const Document doc = readDocument(file);
             const std::string output =
                 options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
+            // An existing output or the input's own name is refused before the plan is printed.
+            checkWriteTarget(output, WriteOptions().allowOverwrite(o.overwrite).protect(file));
             const ConversionPlan plan = planConversion(doc, output, o);
             if (!options.json)
                 printPlan(out, plan);

@@ -72,7 +72,8 @@ int main(int argc, char **argv)
     convertCmd->add_option("--strip-prefix", convert.stripPrefix, "Remove a key prefix (module., model., _orig_mod.)");
     convertCmd->add_option("--add-prefix", convert.addPrefix, "Add a key prefix");
     convertCmd->add_flag("--ema", convert.ema, "Use the EMA weights as the model's");
-    convertCmd->add_option("--drop", convert.drop, "Leave out keys matching a glob PATTERN (repeatable)");
+    convertCmd->add_option("--drop", convert.drop, "Leave out keys matching a glob PATTERN (repeatable)")
+        ->allow_extra_args(false);
     convertCmd->add_flag("--drop-optimizer", convert.dropOptimizer, "Leave out optimizer, scheduler, GradScaler and RNG state");
     convertCmd->add_flag("--keep-device", convert.keepDevice, "Keep saved device tags (default: written as cpu)");
     convertCmd->add_option("--config", convert.config, "model_config as JSON");
@@ -93,7 +94,8 @@ int main(int argc, char **argv)
     diffCmd->add_option("b", diff.b, "Second checkpoint")->required();
     diffCmd->add_option("--atol", diff.atol, "Absolute tolerance (default 0: exact)");
     diffCmd->add_option("--rtol", diff.rtol, "Relative tolerance, of |b| (default 0)");
-    diffCmd->add_option("--map", diff.mappings, "Rename a's keys starting with OLD to start with NEW (OLD=NEW; repeatable)");
+    diffCmd->add_option("--map", diff.mappings, "Rename a's keys starting with OLD to start with NEW (OLD=NEW; repeatable)")
+        ->allow_extra_args(false);
     diffCmd->add_flag("--json", diff.json, "Print JSON");
 
     ckpt::cli::SeriesOptions series;
@@ -111,7 +113,8 @@ int main(int argc, char **argv)
     predictCmd->add_option("--activation", predict.activation,
                            "Activation between the layers of an MLP inferred from the weights (relu, tanh, sigmoid, gelu, "
                            "silu, elu, leaky_relu, none; default relu)");
-    auto *inputOpt = predictCmd->add_option("--input", predict.inputs, "One sample's values, \"v1,v2,...\" (repeat for a batch)");
+    auto *inputOpt = predictCmd->add_option("--input", predict.inputs, "One sample's values, \"v1,v2,...\" (repeat for a batch)")
+                          ->allow_extra_args(false);
     predictCmd->add_option("--input-file", predict.inputFile, "Samples from a .csv (one per row) or .npy file, or an image (.png, .jpg, .bmp) for a convolutional model")->excludes(inputOpt);
     predictCmd->add_option("--device", predict.device, "cpu (default), cuda or cuda:N");
     predictCmd->add_option("--dtype", predict.dtype,

@@ -826,7 +826,7 @@ private:
     void buildTarget()
     {
         markWeightsUsed();
-        if (m_doc.stateDictSource == "module_tree") {
+        if (m_doc.stateDictSource == "module_tree" && !m_o.moduleExport) {
             const auto tree = findPath(m_doc.root, m_doc.stateDictPath);
             m_plan.lost.push_back(
                 {pathText(m_doc.stateDictPath).empty() ? "(module tree)" : pathText(m_doc.stateDictPath),
@@ -844,7 +844,8 @@ private:
                 m_plan.sidecar = valueToJson(rest);
             } else {
                 const std::string why =
-                    "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)";
+                    m_o.moduleExport ? "a TorchScript file holds the module and its weights only"
+                                     : "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)";
                 accountRest(nullptr, "", why);
                 carryFormatMetadata(nullptr, "", why);
             }

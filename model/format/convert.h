@@ -56,6 +56,8 @@ struct ConvertOptions {
     std::optional<double> trainLoss;
     std::optional<double> valLoss;
     bool sidecar = false;                      // also write <name>_metadata.json (always for inference)
+    bool moduleExport = false;                 // a state dict planned for a module written elsewhere
+                                               // (TorchScript): what it cannot hold is said so
     bool overwrite = false;                    // replace existing outputs (--force)
     ArchitectureRequest architecture;          // full-model from weights: the layers (default: the
                                                // package's spec, else an MLP read from the weights)
@@ -76,6 +78,7 @@ struct ConvertOptions {
     ConvertOptions &losses(std::optional<double> train, std::optional<double> val) { trainLoss = train; valLoss = val; return *this; }
     ConvertOptions &metadataJson(bool v) { sidecar = v; return *this; }
     ConvertOptions &force(bool v) { overwrite = v; return *this; }
+    ConvertOptions &forModuleExport(bool v) { moduleExport = v; return *this; }
     ConvertOptions &arch(ArchitectureRequest r) { architecture = std::move(r); return *this; }
     ConvertOptions &onProgress(std::function<bool(double)> p) { progress = std::move(p); return *this; }
 };

@@ -833,8 +833,18 @@ def main():
     src = torch.load(os.path.join(fx, 'predict_package.pth'), weights_only=False)['model_state_dict']
     r, doc = convert('predict_package.pth', '--to', 'torchscript', '--dtype', 'bfloat16', '--out-dir', out)
     want_name = os.path.join(out, 'predict_package_torchscript_bf16.pt')
-    if res.check(doc is not None and doc['output'] == want_name and doc['dtype'] == 'bfloat16',
+    if res.check(doc is not None and doc['output'] == want_name and doc['cast']['dtype'] == 'bfloat16',
                  'torchscript: default name carries the dtype', '%r' % doc):
+        # The same plan as every target: what the module cannot hold is listed, the package's
+        # normalisation is warned about (the exported module does not apply it), the file verified.
+        pkg = torch.load(os.path.join(fx, 'predict_package.pth'), weights_only=False)
+        res.check(sorted(l['entry'] for l in doc['lost']) == sorted(k for k in pkg if k != 'model_state_dict') and
+                  all('TorchScript' in l['reason'] for l in doc['lost']),
+                  'torchscript: the package\'s metadata is listed as not written', '%r' % doc['lost'])
+        res.check(any('normalise inputs' in w for w in doc['warnings']) and doc['result']['verified'] and
+                  doc['result']['storages_verified'] == len(src) and doc['kept'] == list(src) and
+                  doc['bytes_after'] == sum(t.numel() * 2 for t in src.values()),
+                  'torchscript: normalisation warned, sizes after the cast, export read back and verified', '%r' % doc)
         m = torch.jit.load(want_name)
         sd = m.state_dict()
         res.check(set(sd) == set(src) and all(sd[k].dtype == torch.bfloat16 and torch.equal(sd[k], src[k].to(torch.bfloat16))
@@ -843,7 +853,7 @@ def main():
     r, doc = convert('predict_package.pth', '--to', 'torchscript', '--drop', 'fc2.*', '-o', os.path.join(out, 'ts_drop.pt'))
     if doc is not None:
         sd = torch.jit.load(os.path.join(out, 'ts_drop.pt')).state_dict()
-        res.check(set(sd) == {'fc1.weight', 'fc1.bias'} and sorted(d['entry'] for d in doc['dropped']) == ['fc2.bias', 'fc2.weight'] and
+        res.check(set(sd) == {'fc1.weight', 'fc1.bias'} and sorted(d['name'] for d in doc['dropped']) == ['fc2.bias', 'fc2.weight'] and
                   torch.equal(sd['fc1.weight'], src['fc1.weight']), 'torchscript --drop: the dropped layer is not exported',
                   '%r %r' % (list(sd), doc['dropped']))
     # Integer buffers stay integers, as Python's module.half() leaves them.
