@@ -9,6 +9,7 @@
 #include "tensorscommand.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -21,6 +22,9 @@ int main(int argc, char **argv)
     CLI::App app{"ckpt — inspect PyTorch checkpoints without Python and without running their code", "ckpt"};
     app.set_version_flag("--version", std::string("ckpt ") + CKPT_VERSION);
     app.require_subcommand(1);
+    app.failure_message([](const CLI::App *, const CLI::Error &e) {
+        return "ckpt: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+    });
 
     ckpt::cli::InfoOptions info;
     auto *infoCmd = app.add_subcommand("info", "Summarise a checkpoint: format, kind, state dict, optimizer, metadata");
@@ -90,8 +94,8 @@ int main(int argc, char **argv)
     auto *diffCmd = app.add_subcommand("diff", "Compare two checkpoints: added, removed and changed tensors, per-module change, "
                                                "metadata and optimizer; exit 0 when the weights are equal within tolerance, 1 when "
                                                "they differ, 2 on error");
-    diffCmd->add_option("a", diff.a, "First checkpoint (the reference)")->required();
-    diffCmd->add_option("b", diff.b, "Second checkpoint")->required();
+    diffCmd->add_option("before", diff.a, "First checkpoint (the reference)")->required();
+    diffCmd->add_option("after", diff.b, "Second checkpoint")->required();
     diffCmd->add_option("--atol", diff.atol, "Absolute tolerance (default 0: exact)");
     diffCmd->add_option("--rtol", diff.rtol, "Relative tolerance, of |b| (default 0)");
     diffCmd->add_option("--map", diff.mappings, "Rename a's keys starting with OLD to start with NEW (OLD=NEW; repeatable)")
@@ -138,10 +142,25 @@ int main(int argc, char **argv)
         "devices", "List where predictions can run: CPU and CUDA devices with name, memory and precisions");
     devicesCmd->add_flag("--json", devicesOptions.json, "Print JSON");
 
+    // A word that names no command is said so (CLI11 would only say that one is required).
+    if (argc > 1 && argv[1][0] != '-') {
+        const auto subs = app.get_subcommands([](const CLI::App *) { return true; });
+        if (std::none_of(subs.begin(), subs.end(), [&](const CLI::App *s) { return s->get_name() == argv[1]; })) {
+            std::string names;
+            for (const auto *s : subs)
+                names += (names.empty() ? "" : ", ") + s->get_name();
+            std::cerr << "ckpt: unknown command '" << argv[1] << "' (commands: " << names << ")\n"
+                      << "Run with --help for more information.\n";
+            return 2;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
-        return app.exit(e);
+        // --help and --version exit 0; every mistake in the command line exits 2, whatever
+        // CLI11's own code for it, so that scripts tell it from a file that cannot be read.
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
     }
     if (devicesCmd->parsed())
         return ckpt::cli::runDevices(devicesOptions, std::cout, std::cerr);

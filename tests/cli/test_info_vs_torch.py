@@ -18,6 +18,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 
 sys.dont_write_bytecode = True
@@ -328,6 +329,22 @@ def main():
                 check_hostile(res, ckpt, name, os.path.join(fixtures, name), info)
             except Exception as e:
                 res.check(False, name, 'harness error: %s: %s' % (type(e).__name__, e))
+
+    # Mistakes in the command line exit 2 with a line that names them; help and version exit 0.
+    sd = os.path.join(fixtures, 'state_dict.pth')
+    for argv, says in ((['frobnicate', sd], "unknown command 'frobnicate'"), (['diff', sd], 'after is required'),
+                       (['convert', sd, '--to', 'onnx'], 'onnx not in'), (['info'], 'file is required'),
+                       (['convert', '--drop', 'fc2.*', sd, '--to', 'state-dict', '-o',
+                         os.path.join(tempfile.mkdtemp(prefix='ckpt-usage-'), 'out.pth')], None)):
+        r = subprocess.run([ckpt] + argv, capture_output=True, text=True, timeout=60)
+        if says is None:  # --drop takes one pattern: the file after it is the positional one
+            res.check(r.returncode == 0, 'usage: --drop takes one value, the file after it is the input', r.stderr)
+            continue
+        res.check(r.returncode == 2 and r.stderr.startswith('ckpt: ') and says in r.stderr,
+                  'usage error exits 2: ckpt %s' % ' '.join(argv[:1]), 'rc %d: %s' % (r.returncode, r.stderr.strip()))
+    for argv in (['--help'], ['info', '--help'], ['--version']):
+        r = subprocess.run([ckpt] + argv, capture_output=True, text=True, timeout=60)
+        res.check(r.returncode == 0 and r.stdout, 'ckpt %s exits 0' % ' '.join(argv), r.stderr)
 
     return res.finish()
 
