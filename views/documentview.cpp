@@ -590,7 +590,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
     parts << format << QString::fromStdString(kindName(doc.kind));
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"))
+              << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"))
               << tr("%1 of tensors").arg(valuetext::bytes(doc.stateDictBytes()));
     else
         parts << tr("no state dict found");
@@ -942,7 +942,7 @@ QString DocumentView::summary() const
     QStringList parts{QString::fromStdString(formatName(doc.format)), QString::fromStdString(kindName(doc.kind))};
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"));
+              << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"));
     return parts.join(QStringLiteral(" \u00b7 "));
 }
 

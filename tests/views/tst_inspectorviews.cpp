@@ -297,6 +297,8 @@ void TestInspectorViews::moduleViewSelectsTensors()
     ModuleView view;
     QSignalSpy selected(&view, &ModuleView::tensorSelected);
     view.setDocument(test::readFixture(QStringLiteral("training_checkpoint.pth")));
+    QCOMPARE(view.model()->headerData(ModuleTreeModel::ElementsColumn, Qt::Horizontal).toString(),
+             QStringLiteral("Elements"));
     const QModelIndex weight = view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("fc2.weight")));
     QVERIFY(weight.isValid());
     view.view()->setCurrentIndex(weight);
