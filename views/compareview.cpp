@@ -200,6 +200,8 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     m_values->setObjectName(QStringLiteral("valuesHistogram"));
     m_difference = new HistogramChart(this);
     m_difference->setObjectName(QStringLiteral("differenceHistogram"));
+    m_values->setMessage(valuesHint());
+    m_difference->setMessage(differenceHint());
     connect(m_log, &QCheckBox::toggled, this, [this](bool on) {
         m_values->setLogCounts(on);
         m_difference->setLogCounts(on);
@@ -265,8 +267,8 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
     m_docA.reset();
     m_docB.reset();
     m_figures->clear();
-    m_values->setMessage(QString());
-    m_difference->setMessage(QString());
+    m_values->setMessage(valuesHint());
+    m_difference->setMessage(differenceHint());
     m_title->setText(tr("<b>%1</b> \u2192 <b>%2</b>")
                          .arg(QFileInfo(m_a).fileName().toHtmlEscaped(), QFileInfo(m_b).fileName().toHtmlEscaped()));
     m_title->setToolTip(m_a + QLatin1Char('\n') + m_b);
@@ -416,6 +418,16 @@ bool CompareView::selectPath(const QString &path)
     return true;
 }
 
+QString CompareView::valuesHint()
+{
+    return tr("Select a tensor to see its values in both files");
+}
+
+QString CompareView::differenceHint()
+{
+    return tr("Select a tensor to see the histogram of second \u2212 first");
+}
+
 void CompareView::showTensor(const QModelIndex &index)
 {
     const int generation = ++m_histogramGeneration;
@@ -427,8 +439,8 @@ void CompareView::showTensor(const QModelIndex &index)
                                                  .arg(index.data(ComparisonModel::PathRole).toString().toHtmlEscaped(),
                                                       index.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString().toHtmlEscaped())
                                            : QString());
-        m_values->setMessage(QString());
-        m_difference->setMessage(QString());
+        m_values->setMessage(valuesHint());
+        m_difference->setMessage(differenceHint());
         return;
     }
     auto find = [](const Document &d, const QString &name) -> const TensorRef * {
@@ -484,7 +496,7 @@ void CompareView::showTensor(const QModelIndex &index)
         if (r.hasDiff)
             m_difference->setCurves({{tr("second \u2212 first"), r.diff, QColor(0x6a, 0x3d, 0x9a)}}, tr("Difference"));
         else
-            m_difference->setMessage(QString());
+            m_difference->setMessage(tr("No difference: the tensor is not in both files with one shape"));
         Q_EMIT histogramsReady();
     });
     watcher->setFuture(QtConcurrent::run(jobPool(), [ta, tb, docA, docB]() {

@@ -55,6 +55,9 @@ public:
     QLabel *figures() const { return m_figures; }
     HistogramChart *valuesChart() const { return m_values; }
     HistogramChart *differenceChart() const { return m_difference; }
+    // What the charts say until a tensor is selected.
+    static QString valuesHint();
+    static QString differenceHint();
     // Selects the row of an aligned tensor path; its histograms follow (histogramsReady()).
     bool selectPath(const QString &path);
 

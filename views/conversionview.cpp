@@ -21,6 +21,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMouseEvent>
 
 #include <array>
 #include <QMessageBox>
@@ -165,7 +166,8 @@ ConversionDropTarget::ConversionDropTarget(ConvertTarget target, const QString &
     setAcceptDrops(true);
     setFrameShape(QFrame::StyledPanel);
     setCursor(Qt::PointingHandCursor);
-    setToolTip(tr("Drop files here, or click to choose files to convert to: %1").arg(title));
+    m_title = title;
+    setSelectionCount(0);
     setMinimumHeight(72);
     auto *t = new QLabel(QStringLiteral("<b>%1</b>").arg(title.toHtmlEscaped()), this);
     t->setAlignment(Qt::AlignCenter);
@@ -179,6 +181,14 @@ ConversionDropTarget::ConversionDropTarget(ConvertTarget target, const QString &
     l->addWidget(t);
     l->addWidget(d);
     setHighlighted(false);
+}
+
+void ConversionDropTarget::setSelectionCount(int selected)
+{
+    setToolTip(selected > 0
+                   ? tr("Click to convert the %1 to: %2 instead.\nDrop files here to queue them for it.")
+                         .arg(selected == 1 ? tr("selected file") : tr("%1 selected files").arg(selected), m_title)
+                   : tr("Drop files here, or click to choose files, to convert them to: %1").arg(m_title));
 }
 
 void ConversionDropTarget::setHighlighted(bool on)
@@ -216,9 +226,8 @@ void ConversionDropTarget::dropEvent(QDropEvent *event)
 void ConversionDropTarget::mouseReleaseEvent(QMouseEvent *event)
 {
     QFrame::mouseReleaseEvent(event);
-    const QStringList files = QFileDialog::getOpenFileNames(this, tr("Files to Convert"), QString(), kFileFilter);
-    if (!files.isEmpty())
-        Q_EMIT filesDropped(files, m_target);
+    if (event->button() == Qt::LeftButton && rect().contains(event->position().toPoint()))
+        Q_EMIT clicked(m_target);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +271,7 @@ void ConversionView::buildUi()
         auto *t = new ConversionDropTarget(target, title, description, this);
         connect(t, &ConversionDropTarget::filesDropped, this,
                 [this](const QStringList &paths, ConvertTarget to) { addFiles(paths, to); });
+        connect(t, &ConversionDropTarget::clicked, this, &ConversionView::activateTarget);
         m_targets[target] = t;
         targets->addWidget(t);
     }
@@ -277,11 +287,12 @@ void ConversionView::buildUi()
     m_queueView->setWordWrap(false);
     m_queueView->setTextElideMode(Qt::ElideMiddle);
     m_queueView->setItemDelegateForColumn(ConversionQueueModel::ProgressColumn, new ProgressDelegate(m_queueView));  // a long name keeps its ending (_fp16.pth)
-    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 165);
-    m_queueView->setColumnWidth(ConversionQueueModel::TargetColumn, 120);
-    m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 90);
-    m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 95);
-    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 225);
+    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 150);
+    m_queueView->setColumnWidth(ConversionQueueModel::TargetColumn, 115);
+    m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 75);
+    m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 75);
+    m_queueView->setColumnWidth(ConversionQueueModel::PlanColumn, 255);
+    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 180);
     connect(m_queueView->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
         showSelected();
         updateButtons();
@@ -362,8 +373,9 @@ void ConversionView::buildUi()
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 1);
 
-    auto *hint = new QLabel(tr("Drop one or many checkpoints on a target (or click it). Nothing is written until "
-                               "you press Convert All; every output is read back and verified."),
+    auto *hint = new QLabel(tr("Drop one or many checkpoints on a target to queue them; click a target to convert the "
+                               "selected files to it instead (with none selected, to choose files). Nothing is written "
+                               "until you press Convert All; every output is read back and verified."),
                             this);
     hint->setWordWrap(true);
     auto *l = new QVBoxLayout(this);
@@ -538,13 +550,28 @@ void ConversionView::requestPlan(int row)
             it.output = out.output;
         it.plan = out.plan;
         it.status = out.plan ? ConversionQueueItem::Status::Ready : ConversionQueueItem::Status::Invalid;
-        it.result = out.error;
-        if (out.plan && !out.plan->lost.empty())
-            it.result = tr("%n value(s) will not be written", nullptr, static_cast<int>(out.plan->lost.size()));
+        it.result = out.error;  // the plan column says what the plan leaves out
         m_queue->update(r, it);
         Q_EMIT planned(r);
     });
     watcher->setFuture(QtConcurrent::run(jobPool(), planFile, item.input, item.document, item.target, item.settings));
+}
+
+void ConversionView::activateTarget(ConvertTarget target)
+{
+    if (selectedRows().isEmpty()) {
+        const QStringList files = QFileDialog::getOpenFileNames(this, tr("Files to Convert"), QString(), kFileFilter);
+        if (!files.isEmpty())
+            addFiles(files, target);
+        return;
+    }
+    // As choosing it under "Convert to": the selected files are retargeted and planned again.
+    {
+        const QSignalBlocker block(m_target);
+        m_target->setCurrentIndex(m_target->findData(static_cast<int>(target)));
+    }
+    applyPanel(QStringLiteral("target"));
+    enableFieldsFor(target);
 }
 
 QList<int> ConversionView::selectedRows() const
@@ -919,6 +946,9 @@ void ConversionView::updateButtons()
     m_openButton->setEnabled(done);
     m_revealButton->setEnabled(done);
     m_removeButton->setEnabled(row >= 0);
+    const int selected = static_cast<int>(selectedRows().size());
+    for (const auto &[target, card] : m_targets)
+        card->setSelectionCount(selected);
 }
 
 } // namespace ckpt

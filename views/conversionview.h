@@ -25,17 +25,20 @@ namespace ckpt {
 class ConversionPlanModel;
 struct ConversionRun;
 
-// A drop target of the conversion pane: files dropped on it (or chosen with a click) are queued
-// for conversion to its target.
+// A drop target of the conversion pane: files dropped on it are queued for conversion to its
+// target; a click is the pane's to interpret (retarget the selected files, or choose files).
 class ConversionDropTarget : public QFrame {
     Q_OBJECT
 public:
     ConversionDropTarget(ConvertTarget target, const QString &title, const QString &description,
                          QWidget *parent = nullptr);
     ConvertTarget target() const { return m_target; }
+    // The tooltip says what a click does with this many queue rows selected.
+    void setSelectionCount(int selected);
 
 Q_SIGNALS:
     void filesDropped(const QStringList &paths, ckpt::ConvertTarget target);
+    void clicked(ckpt::ConvertTarget target);
 
 protected:
     void dragEnterEvent(QDragEnterEvent *event) override;
@@ -46,6 +49,7 @@ protected:
 private:
     void setHighlighted(bool on);
     ConvertTarget m_target;
+    QString m_title;
 };
 
 // The conversions pane: five drop targets (one per `ckpt convert --to` target), options for the
@@ -72,6 +76,9 @@ public:
     void cancel();
     bool isRunning() const { return m_running != 0; }
     void removeSelected();
+    // A target card was clicked: the selected files are converted to `target` instead; with none
+    // selected, a file dialog chooses files to queue for it.
+    void activateTarget(ConvertTarget target);
     // Selects a queue row: the options panel and the plan show that file.
     void selectRow(int row);
     int currentRow() const;

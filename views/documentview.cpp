@@ -117,6 +117,7 @@ DocumentView::DocumentView(QWidget *parent) : QWidget(parent)
     m_details->setTextFormat(Qt::PlainText);
     m_details->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_details->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // long lines never widen the window
+    m_details->setWordWrap(true);  // and in a narrow one they wrap rather than lose their end
     m_warnings = new QLabel(this);
     m_warnings->setObjectName(QStringLiteral("warnings"));
     m_warnings->setWordWrap(true);
@@ -220,7 +221,7 @@ void DocumentView::startStatistics()
         const int nameWidth = hh->sectionSize(TensorTableModel::NameColumn);
         m_table->resizeColumnToContents(TensorTableModel::NameColumn);
         hh->resizeSection(TensorTableModel::NameColumn,
-                          std::clamp(hh->sectionSize(TensorTableModel::NameColumn), nameWidth, std::max(nameWidth, 360)));
+                          std::clamp(hh->sectionSize(TensorTableModel::NameColumn), nameWidth, std::max(nameWidth, 280)));
         // Only the current job is connected here: a cancelled one was disconnected by stopStatistics().
         m_statsWatcher = nullptr;
         watcher->deleteLater();
@@ -392,8 +393,8 @@ QWidget *DocumentView::createContentPage()
     m_tensorSplitter->setChildrenCollapsible(false);
     m_tensorSplitter->addWidget(right);
     m_tensorSplitter->addWidget(m_detail);
-    m_tensorSplitter->setStretchFactor(0, 2);
-    m_tensorSplitter->setStretchFactor(1, 3);
+    m_tensorSplitter->setStretchFactor(0, 3);  // the table is what a file is opened to see
+    m_tensorSplitter->setStretchFactor(1, 2);
 
     m_viewTabs = new QTabWidget(this);
     m_viewTabs->setObjectName(QStringLiteral("views"));
@@ -428,7 +429,7 @@ QWidget *DocumentView::createContentPage()
 
     m_splitter->addWidget(left);
     m_splitter->addWidget(m_viewTabs);
-    m_splitter->setStretchFactor(0, 4);  // the table has the wider rows since it shows statistics
+    m_splitter->setStretchFactor(0, 2);  // the table has the wider rows since it shows statistics
     m_splitter->setStretchFactor(1, 5);
     restoreLayout();
     connect(m_splitter, &QSplitter::splitterMoved, this, [this] { saveLayout(); });
@@ -590,7 +591,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
     parts << format << QString::fromStdString(kindName(doc.kind));
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"))
+              << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"))
               << tr("%1 of tensors").arg(valuetext::bytes(doc.stateDictBytes()));
     else
         parts << tr("no state dict found");
@@ -736,8 +737,10 @@ void DocumentView::fitColumns()
 
     auto *hh = m_table->horizontalHeader();
     m_table->resizeColumnsToContents();
+    // Names are elided in the middle and statistics print six significant digits: narrow caps
+    // keep std, L2 and zeros on screen at the default window size.
     for (int c = 0; c < TensorTableModel::ColumnCount; ++c)
-        hh->resizeSection(c, std::min(hh->sectionSize(c), c == TensorTableModel::NameColumn ? 360 : 140));
+        hh->resizeSection(c, std::min(hh->sectionSize(c), c == TensorTableModel::NameColumn ? 280 : 110));
     // Names keep their width (statistics columns would squeeze a stretched one to nothing); the
     // last column takes what is left.
     hh->setSectionResizeMode(TensorTableModel::NameColumn, QHeaderView::Interactive);
@@ -897,9 +900,12 @@ void DocumentView::showInDetail(const QString &name, const TensorRef *tensor, in
 void DocumentView::restoreLayout()
 {
     const QSettings settings;
-    m_splitter->restoreState(settings.value(QLatin1String(kStructureSplitterKey)).toByteArray());
+    // Without a saved layout: the structure tree takes about 27% of the width, and the tensor
+    // table about 63% of the height over the selected tensor's detail (13 or so rows at 1280x800).
+    if (!m_splitter->restoreState(settings.value(QLatin1String(kStructureSplitterKey)).toByteArray()))
+        m_splitter->setSizes({270, 730});
     if (!m_tensorSplitter->restoreState(settings.value(QLatin1String(kTensorSplitterKey)).toByteArray()))
-        m_tensorSplitter->setSizes({230, 370});
+        m_tensorSplitter->setSizes({380, 220});
     if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
         inner->restoreState(settings.value(QLatin1String(kDetailSplitterKey)).toByteArray());
     m_wantedView = settings.value(QLatin1String(kCurrentViewKey), 0).toInt();
@@ -942,7 +948,7 @@ QString DocumentView::summary() const
     QStringList parts{QString::fromStdString(formatName(doc.format)), QString::fromStdString(kindName(doc.kind))};
     if (doc.hasStateDict)
         parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << valuetext::counted(doc.parameterCount(), tr("parameter"), tr("parameters"));
+              << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"));
     return parts.join(QStringLiteral(" \u00b7 "));
 }
 

@@ -55,6 +55,18 @@ void HistogramChart::changeEvent(QEvent *event)
         rebuild();
 }
 
+QColor HistogramChart::drawnColour(const Curve &curve) const
+{
+    const QColor base = palette().color(QPalette::Base);
+    QColor c = curve.colour.isValid() ? curve.colour : palette().color(QPalette::Highlight);
+    // A selection blue is made to carry white text, so on a dark background it nearly vanishes:
+    // step it away from the background's lightness until the bars read in either theme.
+    const bool dark = base.lightness() < 128;
+    for (int i = 0; i < 8 && std::abs(c.lightness() - base.lightness()) < 100; ++i)
+        c = dark ? c.lighter(120) : c.darker(120);
+    return c;
+}
+
 void HistogramChart::rebuild()
 {
     // One chart for the view's life: callers may hold it; series and axes are replaced.
@@ -63,8 +75,12 @@ void HistogramChart::rebuild()
     for (QAbstractAxis *axis : chart->axes())
         chart->removeAxis(axis);
     const QColor text = palette().color(QPalette::WindowText);
-    chart->setBackgroundBrush(palette().color(QPalette::Base));
-    chart->setTitleBrush(text);
+    const bool empty = std::none_of(m_curves.begin(), m_curves.end(),
+                                    [](const Curve &c) { return !c.histogram.counts.empty(); });
+    // Without curves the chart is the pane's own background, its line in the placeholder colour:
+    // a hint, not a blank white panel.
+    chart->setBackgroundBrush(palette().color(empty ? QPalette::Window : QPalette::Base));
+    chart->setTitleBrush(empty ? palette().color(QPalette::PlaceholderText) : text);
     chart->legend()->setLabelColor(text);
     chart->legend()->setVisible(m_curves.size() > 1);
 
@@ -111,10 +127,12 @@ void HistogramChart::rebuild()
         lower->append(hh, floor);
         auto *area = new QAreaSeries(upper, lower);
         area->setName(c.name);
-        QColor fill = c.colour;
-        fill.setAlpha(m_curves.size() > 1 ? 90 : 150);
+        const QColor colour = drawnColour(c);
+        QColor fill = colour;
+        fill.setAlpha(m_curves.size() > 1 ? 110 : 200);
         area->setBrush(fill);
-        area->setPen(QPen(c.colour.darker(130), 1));
+        const bool dark = palette().color(QPalette::Base).lightness() < 128;
+        area->setPen(QPen(dark ? colour.lighter(125) : colour.darker(130), 1));
         chart->addSeries(area);
         areas.push_back(area);
     }

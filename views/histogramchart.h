@@ -18,7 +18,7 @@ public:
     struct Curve {
         QString name;
         Histogram histogram;
-        QColor colour;
+        QColor colour;  // invalid: the palette's highlight colour, followed when the theme changes
     };
     explicit HistogramChart(QWidget *parent = nullptr);
 
@@ -26,8 +26,12 @@ public:
     void setLogCounts(bool log);
     bool logCounts() const { return m_log; }
     const std::vector<Curve> &curves() const { return m_curves; }
-    // A line under the chart instead of curves ("computing…", an error).
+    // A line in place of the curves ("computing…", an error, what selecting a row shows).
     void setMessage(const QString &text);
+    QString message() const { return m_message; }
+    // The colour a curve is drawn in: its own (or the highlight colour), lightened or darkened
+    // until it stands out from the chart's background in the current palette.
+    QColor drawnColour(const Curve &curve) const;
 
 protected:
     // A new palette (the theme changed) redraws the chart in its colours.

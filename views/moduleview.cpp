@@ -72,7 +72,7 @@ void ModuleView::setDocument(const std::shared_ptr<const Document> &doc)
     }
     const qint64 elements = m_model->totalElements();
     const qint64 bytes = m_model->totalBytes();
-    m_summary->setText(tr("%1 \u00b7 %2 \u00b7 %3 parameters \u00b7 %4")
+    m_summary->setText(tr("%1 \u00b7 %2 \u00b7 %3 elements \u00b7 %4")
                            .arg(valuetext::counted(m_model->moduleCount(), tr("module"), tr("modules")),
                                 valuetext::counted(static_cast<qint64>(doc->stateDict.size()), tr("tensor"), tr("tensors")),
                                 valuetext::count(elements), valuetext::bytes(bytes)));

@@ -24,6 +24,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
+#include <QFrame>
 #include <QFutureWatcher>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -218,15 +219,29 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_precision->setToolTip(tr("Precision of the weights and inputs; the device decides which it runs"));
     devRow->addWidget(m_precision);
     updatePrecisions();
-    left->addLayout(devRow);
     m_run = new QPushButton(tr("Run (Ctrl+Enter)"));
+    m_run->setObjectName(QStringLiteral("run"));
     m_run->setDefault(true);
-    left->addWidget(m_run);
+    devRow->addWidget(m_run);
 
+    // The settings scroll; the device and Run stay in a bar under them, always in view.
     auto *scroll = new QScrollArea;
+    scroll->setObjectName(QStringLiteral("predictControls"));
     scroll->setWidget(controls);
     scroll->setWidgetResizable(true);
-    splitter->addWidget(scroll);
+    scroll->setFrameShape(QFrame::NoFrame);
+    auto *actionBar = new QFrame;
+    actionBar->setObjectName(QStringLiteral("predictActions"));
+    actionBar->setFrameShape(QFrame::StyledPanel);
+    devRow->setContentsMargins(8, 6, 8, 6);
+    actionBar->setLayout(devRow);
+    auto *leftPane = new QWidget;
+    auto *leftColumn = new QVBoxLayout(leftPane);
+    leftColumn->setContentsMargins(0, 0, 0, 0);
+    leftColumn->setSpacing(0);
+    leftColumn->addWidget(scroll, 1);
+    leftColumn->addWidget(actionBar);
+    splitter->addWidget(leftPane);
 
     // Right: status, results table, chart, copy.
     auto *resultsPane = new QWidget;
@@ -238,7 +253,20 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     right->addWidget(m_status);
     m_results = new QTableWidget(0, 4);
     m_results->setHorizontalHeaderLabels({tr("Sample"), tr("Top class"), tr("Probability"), tr("Top k")});
-    m_results->horizontalHeader()->setStretchLastSection(true);
+    // The columns share the pane's width, Top k taking the rest (elided; the whole list in its
+    // tooltip), so that no column hides behind a horizontal scroll bar in a narrow window. Rows keep
+    // one line: a batch may have thousands.
+    {
+        QHeaderView *hh = m_results->horizontalHeader();
+        hh->setSectionResizeMode(0, QHeaderView::ResizeToContents);
+        hh->setSectionResizeMode(1, QHeaderView::Interactive);
+        hh->setSectionResizeMode(2, QHeaderView::ResizeToContents);
+        hh->setSectionResizeMode(3, QHeaderView::Stretch);
+        hh->resizeSection(1, 90);
+        m_results->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+        m_results->setWordWrap(false);
+        m_results->setTextElideMode(Qt::ElideRight);
+    }
     m_results->verticalHeader()->setVisible(false);
     m_results->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_results->setSelectionMode(QAbstractItemView::SingleSelection);
@@ -700,8 +728,12 @@ void PredictionView::showResult()
         m_results->setItem(i, 0, new QTableWidgetItem(QString::number(i + 1)));
         m_results->setItem(i, 1, new QTableWidgetItem(best.label.empty() ? QStringLiteral("#%1").arg(best.index) : q(best.label)));
         m_results->setItem(i, 2, new QTableWidgetItem(QString::number(best.probability, 'f', 4)));
-        m_results->setItem(i, 3, new QTableWidgetItem(top.join(QStringLiteral(", "))));
+        auto *topItem = new QTableWidgetItem(top.join(QStringLiteral(", ")));
+        topItem->setToolTip(top.join(QLatin1Char('\n')));
+        m_results->setItem(i, 3, topItem);
     }
+    m_results->resizeColumnToContents(1);
+    m_results->horizontalHeader()->resizeSection(1, std::min(m_results->horizontalHeader()->sectionSize(1), 160));
     // English plurals by hand: tr("%n sample(s)") shows "(s)" as long as no translation is loaded.
     QString status = tr("Ran %1 on %2 in %3 ms")
                          .arg(valuetext::counted(static_cast<qint64>(r.outputs.size()), tr("sample"), tr("samples")))

@@ -32,6 +32,26 @@ QStandardItem *cell(const QString &text, const QVariant &sortKey = {})
     return item;
 }
 
+// What the Why column says of a global: the format layer's reason for a dangerous one; else why
+// torch.load(weights_only=True) takes or refuses it, so that no row leaves its verdict unexplained.
+QString reasonText(const GlobalVerdict &g)
+{
+    if (!g.reason.empty())
+        return QString::fromStdString(g.reason);
+    if (g.weightsOnlyAllowed)
+        return SecurityView::tr("on torch.load(weights_only=True)'s allow-list");
+    switch (g.cls) {
+    case GlobalClass::Dangerous:
+        return SecurityView::tr("can run code on loading; not on torch.load(weights_only=True)'s allow-list");
+    case GlobalClass::Unknown:
+        return SecurityView::tr("a class from the author's code that Python would import; not on "
+                                "torch.load(weights_only=True)'s allow-list");
+    case GlobalClass::Understood:
+        return SecurityView::tr("read here as data, but not on torch.load(weights_only=True)'s allow-list");
+    }
+    return {};
+}
+
 } // namespace
 
 SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
@@ -86,7 +106,7 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
             cell(g.weightsOnlyAllowed ? tr("allowed") : tr("refused"), g.weightsOnlyAllowed ? 1 : 0),
             cell(QString::number(g.use.count), qlonglong(g.use.count)),
             cell(QString::number(g.use.firstOffset), qulonglong(g.use.firstOffset)),
-            cell(QString::fromStdString(g.reason)),
+            cell(reasonText(g)),
         };
         row[UsesColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
         row[OffsetColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);

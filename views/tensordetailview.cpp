@@ -441,7 +441,7 @@ void TensorDetailView::showHistogram()
     else if (!m_histogram)
         m_chartView->setMessage(m_histogramError.isEmpty() ? tr("Computing\u2026") : tr("No histogram"));
     else
-        m_chartView->setCurves({{QStringLiteral("counts"), *m_histogram, palette().color(QPalette::Highlight)}});
+        m_chartView->setCurves({{QStringLiteral("counts"), *m_histogram, QColor()}});  // the highlight colour
 }
 
 void TensorDetailView::changeEvent(QEvent *event)

@@ -15,6 +15,19 @@ public:
     using QTabBar::QTabBar;
 
 protected:
+    QSize tabSizeHint(int index) const override
+    {
+        // QTabBar::minimumTabSizeHint measures through this function with the elided text: the
+        // cap is worked out from QTabBar's own hint, never from minimumTabSizeHint.
+        QSize size = QTabBar::tabSizeHint(index);
+        const QFontMetrics fm = fontMetrics();
+        const int text = fm.horizontalAdvance(tabText(index));
+        const int room = DocumentTabWidget::maxTextWidth(fm);
+        if (text > room)
+            size.setWidth(size.width() - text + room);
+        return size;
+    }
+
     QSize minimumTabSizeHint(int index) const override
     {
         QSize size = QTabBar::minimumTabSizeHint(index);  // three characters, the ellipsis, icon, close button
@@ -25,6 +38,11 @@ protected:
 };
 
 } // namespace
+
+int DocumentTabWidget::maxTextWidth(const QFontMetrics &fm)
+{
+    return fm.horizontalAdvance(QString(kMaxChars, QLatin1Char('n')));
+}
 
 DocumentTabWidget::DocumentTabWidget(QWidget *parent) : QTabWidget(parent)
 {

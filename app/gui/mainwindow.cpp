@@ -4,6 +4,7 @@
 #include "conversionview.h"
 #include "documenttabwidget.h"
 #include "documentview.h"
+#include "itemicons.h"
 #include "seriesview.h"
 
 #include <QAction>
@@ -26,6 +27,7 @@
 #include <QStackedWidget>
 #include <QStatusBar>
 #include <QStyle>
+#include <QTabBar>
 #include <QTabWidget>
 #include <QVBoxLayout>
 
@@ -251,12 +253,13 @@ void MainWindow::onViewStateChanged(DocumentView *view)
     const int index = m_tabs->indexOf(view);
     if (index < 0)
         return;
-    // Two markers: a warning sign when the file could not be read, a red stop sign when it names
-    // code that Python would run on loading it (read here as data, never run); the tooltip says which.
+    // Two markers: the error sign when the file could not be read, a red shield when it was read
+    // but names code that Python would run on loading it (read here as data, never run); the
+    // tooltip says which.
     const bool failed = view->state() == DocumentView::State::Failed;
     const QStringList dangerous = failed ? QStringList() : view->dangerousGlobals();
-    m_tabs->setTabIcon(index, failed               ? style()->standardIcon(QStyle::SP_MessageBoxWarning)
-                              : !dangerous.isEmpty() ? style()->standardIcon(QStyle::SP_MessageBoxCritical)
+    m_tabs->setTabIcon(index, failed               ? style()->standardIcon(QStyle::SP_MessageBoxCritical)
+                              : !dangerous.isEmpty() ? itemicons::danger()
                                                      : QIcon());
     QString tip = view->path();
     if (failed)
@@ -289,9 +292,11 @@ void MainWindow::updateForCurrentTab()
     showViewActions(view);
     if (!view) {
         const bool other = m_tabs->currentWidget() != nullptr;  // a compare or series tab
-        setWindowTitle(other ? QStringLiteral("%1 \u2014 %2").arg(kAppTitle, m_tabs->tabText(m_tabs->currentIndex()))
-                             : kAppTitle);
-        m_statusLabel->setText(other ? m_tabs->tabText(m_tabs->currentIndex()) : tr("No file open"));
+        QString name = m_tabs->tabText(m_tabs->currentIndex());
+        if (const auto *compare = qobject_cast<const CompareView *>(m_tabs->currentWidget()))
+            name = tr("%1 \u2194 %2").arg(QFileInfo(compare->fileA()).fileName(), QFileInfo(compare->fileB()).fileName());
+        setWindowTitle(other ? QStringLiteral("%1 \u2014 %2").arg(kAppTitle, name) : kAppTitle);
+        m_statusLabel->setText(other ? name : tr("No file open"));
         m_closeTabAction->setEnabled(other);
         m_convertFileAction->setEnabled(true);  // shows the conversions tab
         return;
@@ -448,11 +453,18 @@ void MainWindow::dropEvent(QDropEvent *event)
 CompareView *MainWindow::compareFiles(const QString &a, const QString &b)
 {
     auto *view = new CompareView(m_tabs);
-    const int index = m_tabs->addTab(view, tr("%1 \u2194 %2").arg(QFileInfo(a).fileName(), QFileInfo(b).fileName()));
-    m_tabs->setTabToolTip(index, a + QLatin1Char('\n') + b);
+    // Both names, each elided in its middle, so that the tab never reads as the first file's own.
+    const QFontMetrics fm = m_tabs->tabBar()->fontMetrics();
+    const int each = (DocumentTabWidget::maxTextWidth(fm) - fm.horizontalAdvance(QStringLiteral(" \u2194 "))) / 2;
+    auto shortName = [&fm, each](const QString &path) {
+        return fm.elidedText(QFileInfo(path).fileName(), Qt::ElideMiddle, each);
+    };
+    const int index = m_tabs->addTab(view, itemicons::compare(), tr("%1 \u2194 %2").arg(shortName(a), shortName(b)));
+    m_tabs->setTabToolTip(index, tr("Comparison of\n%1\nwith\n%2").arg(a, b));
     m_tabs->setCurrentIndex(index);
     m_stack->setCurrentWidget(m_tabs);
     view->compare(a, b);
+    updateForCurrentTab();  // the window's title names both files, known from here on
     return view;
 }
 

@@ -9,6 +9,18 @@
 
 namespace ckpt {
 
+namespace {
+
+// The states in which an item has been through a write (or a refusal to write): only then has
+// the verification column anything to say.
+bool afterWrite(ConversionQueueItem::Status s)
+{
+    using S = ConversionQueueItem::Status;
+    return s == S::Done || s == S::Failed || s == S::Cancelled || s == S::Skipped;
+}
+
+} // namespace
+
 ConversionQueueModel::ConversionQueueModel(QObject *parent) : QAbstractTableModel(parent) {}
 
 int ConversionQueueModel::rowCount(const QModelIndex &parent) const
@@ -35,6 +47,24 @@ QString ConversionQueueModel::statusText(ConversionQueueItem::Status status)
     return {};
 }
 
+QString ConversionQueueModel::planText(const ConversionQueueItem &item)
+{
+    using S = ConversionQueueItem::Status;
+    if (item.status == S::Invalid)
+        return item.result;
+    if (!item.plan)
+        return item.status == S::Planning ? tr("planning\u2026") : QString();
+    const ConversionPlan &p = *item.plan;
+    // English plurals by hand: tr("%n ...(s)") shows "(s)" as long as no translation is loaded.
+    QStringList parts;
+    parts << (p.kept.size() == 1 ? tr("1 tensor") : tr("%1 tensors").arg(p.kept.size()));
+    if (!p.dropped.empty())
+        parts << tr("%1 dropped").arg(p.dropped.size());
+    if (!p.lost.empty())
+        parts << (p.lost.size() == 1 ? tr("1 value not written") : tr("%1 values not written").arg(p.lost.size()));
+    return tr("will write %1").arg(parts.join(QStringLiteral(" \u00b7 ")));
+}
+
 QVariant ConversionQueueModel::data(const QModelIndex &index, int role) const
 {
     if (!hasIndex(index.row(), index.column(), index.parent()))
@@ -51,7 +81,8 @@ QVariant ConversionQueueModel::data(const QModelIndex &index, int role) const
             return it.status == S::Running || it.status == S::Done
                        ? QStringLiteral("%1%").arg(qRound(it.progress * 100))
                        : QString();
-        case ResultColumn: return it.result;
+        case PlanColumn: return planText(it);
+        case ResultColumn: return afterWrite(it.status) ? it.result : QString();
         case OutputColumn: return QFileInfo(it.output).fileName();
         default: return {};
         }
@@ -59,15 +90,20 @@ QVariant ConversionQueueModel::data(const QModelIndex &index, int role) const
         switch (index.column()) {
         case FileColumn: return it.input;
         case OutputColumn: return it.output;
-        case ResultColumn:
+        case PlanColumn:
+            return it.plan && !it.plan->lost.empty()
+                       ? tr("Entries the target cannot hold are listed in the plan below; nothing is written "
+                            "until Convert All")
+                       : QVariant(planText(it));
+        case ResultColumn: return afterWrite(it.status) && !it.result.isEmpty() ? QVariant(it.result) : QVariant();
         case StatusColumn: return it.result.isEmpty() ? QVariant() : QVariant(it.result);
         default: return {};
         }
     case Qt::ForegroundRole:
-        if (index.column() == StatusColumn || index.column() == ResultColumn) {
+        if (index.column() == StatusColumn || index.column() == ResultColumn || index.column() == PlanColumn) {
             if (it.status == S::Failed || it.status == S::Invalid)
-                return QColor(0xc0, 0x30, 0x30);
-            if (it.status == S::Done)
+                return index.column() == PlanColumn && it.status == S::Failed ? QVariant() : QColor(0xc0, 0x30, 0x30);
+            if (it.status == S::Done && index.column() != PlanColumn)
                 return QColor(0x2e, 0x8b, 0x3e);
         }
         return {};
@@ -88,6 +124,7 @@ QVariant ConversionQueueModel::headerData(int section, Qt::Orientation orientati
     case TargetColumn: return tr("Target");
     case StatusColumn: return tr("Status");
     case ProgressColumn: return tr("Progress");
+    case PlanColumn: return tr("Plan");
     case ResultColumn: return tr("Verification");
     case OutputColumn: return tr("Output");
     default: return {};

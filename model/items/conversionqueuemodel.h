@@ -24,7 +24,8 @@ struct ConversionQueueItem {
     Status status = Status::Planning;
     double progress = 0;             // 0..1 while running
     QString output;
-    QString result;                  // "verified: 6 storages read back", the error, "cancelled"
+    QString result;                  // "verified: 6 storages read back", the error, "cancelled";
+                                     // for an Invalid item, why it cannot be planned
     std::shared_ptr<const Document> document;
     std::shared_ptr<const ConversionPlan> plan;
     QMap<QString, QString> sourceValues;  // see sourceValueTexts
@@ -32,11 +33,22 @@ struct ConversionQueueItem {
     int planGeneration = 0;               // a newer plan request makes older results stale
 };
 
-// The conversion queue as a table: file, target, status, progress, verification, output.
+// The conversion queue as a table: file, target, status, progress, plan, verification, output.
+// The plan column says what the plan will do before anything is written; the verification column
+// stays empty until the file has been written (or its writing failed).
 class ConversionQueueModel : public QAbstractTableModel {
     Q_OBJECT
 public:
-    enum Column { FileColumn, TargetColumn, StatusColumn, ProgressColumn, ResultColumn, OutputColumn, ColumnCount };
+    enum Column {
+        FileColumn,
+        TargetColumn,
+        StatusColumn,
+        ProgressColumn,
+        PlanColumn,    // "4 tensors · 5 values not written", or why it cannot be planned
+        ResultColumn,  // verification, after the write
+        OutputColumn,
+        ColumnCount
+    };
     enum Role {
         StatusRole = Qt::UserRole,  // ConversionQueueItem::Status as int
         ProgressRole,               // double 0..1
@@ -60,6 +72,8 @@ public:
     int rowOf(quint64 id) const;  // -1 when gone
 
     static QString statusText(ConversionQueueItem::Status status);
+    // The plan column's text for an item: what its plan writes and leaves out.
+    static QString planText(const ConversionQueueItem &item);
 
 private:
     std::vector<ConversionQueueItem> m_items;

@@ -46,6 +46,46 @@ QPixmap paintNonFinite(int size)
     return pm;
 }
 
+QPixmap paintDanger(int size)
+{
+    QPixmap pm(size, size);
+    pm.fill(Qt::transparent);
+    QPainter p(&pm);
+    p.setRenderHint(QPainter::Antialiasing);
+    const qreal w = size, m = size * 0.08;
+    QPainterPath shield;
+    shield.moveTo(w / 2.0, m);
+    shield.cubicTo(w * 0.68, m + w * 0.08, w * 0.82, m + w * 0.10, w - m - w * 0.04, m + w * 0.10);
+    shield.cubicTo(w - m - w * 0.04, w * 0.58, w * 0.72, w * 0.80, w / 2.0, w - m);
+    shield.cubicTo(w * 0.28, w * 0.80, m + w * 0.04, w * 0.58, m + w * 0.04, m + w * 0.10);
+    shield.cubicTo(w * 0.18, m + w * 0.10, w * 0.32, m + w * 0.08, w / 2.0, m);
+    shield.closeSubpath();
+    p.setPen(QPen(QColor(0x7a, 0x12, 0x0c), size / 16.0));
+    p.setBrush(QColor(0xc6, 0x28, 0x28));
+    p.drawPath(shield);
+    p.setPen(QPen(Qt::white, size / 8.0, Qt::SolidLine, Qt::RoundCap));
+    p.drawLine(QPointF(w / 2.0, w * 0.27), QPointF(w / 2.0, w * 0.54));
+    p.drawPoint(QPointF(w / 2.0, w * 0.71));
+    return pm;
+}
+
+QPixmap paintCompare(int size)
+{
+    QPixmap pm(size, size);
+    pm.fill(Qt::transparent);
+    QPainter p(&pm);
+    p.setRenderHint(QPainter::Antialiasing);
+    const qreal w = size;
+    const QRectF page(0, 0, w * 0.55, w * 0.72);
+    p.setPen(QPen(QColor(0x15, 0x4f, 0x7a), size / 16.0));
+    p.setBrush(QColor(0x1f, 0x77, 0xb4));
+    p.drawRoundedRect(page.translated(w * 0.06, w * 0.06), w * 0.06, w * 0.06);
+    p.setPen(QPen(QColor(0x8c, 0x1a, 0x1b), size / 16.0));
+    p.setBrush(QColor(0xd6, 0x27, 0x28, 220));
+    p.drawRoundedRect(page.translated(w * 0.39, w * 0.22), w * 0.06, w * 0.06);
+    return pm;
+}
+
 QIcon paintedIcon(QPixmap (*paint)(int))
 {
     QIcon i;
@@ -61,6 +101,22 @@ QIcon nonFinite()
     if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
         return {};
     static const QIcon icon = paintedIcon(&paintNonFinite);
+    return icon;
+}
+
+QIcon danger()
+{
+    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+        return {};
+    static const QIcon icon = paintedIcon(&paintDanger);
+    return icon;
+}
+
+QIcon compare()
+{
+    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+        return {};
+    static const QIcon icon = paintedIcon(&paintCompare);
     return icon;
 }
 

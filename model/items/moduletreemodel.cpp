@@ -225,7 +225,7 @@ QVariant ModuleTreeModel::headerData(int section, Qt::Orientation orientation, i
     switch (section) {
     case NameColumn: return tr("Module");
     case ClassColumn: return tr("Class");
-    case ElementsColumn: return tr("Parameters");
+    case ElementsColumn: return tr("Elements");
     case BytesColumn: return tr("Bytes");
     case TensorsColumn: return tr("Tensors");
     case DTypeColumn: return tr("DType");

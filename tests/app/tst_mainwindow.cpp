@@ -1,6 +1,8 @@
 // MainWindow: files from the command line, dropped files, a broken file, recent files, tabs, and
 // screenshots of the window for people to look at (saved under the build folder).
 #include "document.h"
+#include "documenttabwidget.h"
+#include "itemicons.h"
 #include "compareview.h"
 #include "conversionqueuemodel.h"
 #include "conversionview.h"
@@ -12,6 +14,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QDir>
+#include <QFile>
 #include <QDirIterator>
 #include <QFileInfo>
 #include <QRegularExpression>
@@ -31,6 +34,7 @@
 #include <QStackedWidget>
 #include <QStandardPaths>
 #include <QStatusBar>
+#include <QStyle>
 #include <QTabBar>
 #include <QTabWidget>
 #include <QToolButton>
@@ -42,6 +46,10 @@
 #include <QTemporaryDir>
 #include <QComboBox>
 #include <QLineEdit>
+#include <QScrollArea>
+#include <QTableWidget>
+#include <QHeaderView>
+#include <QPushButton>
 #include <QTest>
 
 #include <algorithm>
@@ -108,6 +116,11 @@ private Q_SLOTS:
     void recentFiles();
     void closeTabs();
     void manyTabsStayReadable();
+    void longNameTabIsCapped();
+    void predictRunIsAlwaysInView_data();
+    void predictRunIsAlwaysInView();
+    void tensorTableHasTheRoom();
+    void compareTabNamesBothFiles();
     void openDialogOffersWhatIsRead();
     void menus();
     void copyPutsRowsOnClipboard();
@@ -251,6 +264,10 @@ void TestMainWindow::dangerousFileTabIsMarked()
     QVERIFY(!tabs->tabIcon(b).isNull());
     const QImage dangerImage = tabs->tabIcon(d).pixmap(16, 16).toImage();
     QVERIFY(dangerImage != tabs->tabIcon(b).pixmap(16, 16).toImage());
+    // The unreadable file has the style's error sign; the dangerous one, which was read, its shield.
+    QCOMPARE(tabs->tabIcon(b).pixmap(16, 16).toImage(),
+             w.style()->standardIcon(QStyle::SP_MessageBoxCritical).pixmap(16, 16).toImage());
+    QCOMPARE(dangerImage, itemicons::danger().pixmap(16, 16).toImage());
     QVERIFY(!dangerous->dangerousGlobals().isEmpty());
     const QString tip = tabs->tabToolTip(d);
     QVERIFY2(tip.startsWith(dangerous->path()), qPrintable(tip));
@@ -262,6 +279,9 @@ void TestMainWindow::dangerousFileTabIsMarked()
     tabs->setCurrentIndex(d);
     QTest::qWait(20);
     saveScreenshot(w, QStringLiteral("dangerous-tab.png"));
+    dangerous->showView(DocumentView::SecurityTab);
+    QTest::qWait(20);
+    saveScreenshot(w, QStringLiteral("dangerous-security.png"));
 }
 
 void TestMainWindow::sameFileTwiceReusesTab()
@@ -382,6 +402,144 @@ void TestMainWindow::manyTabsStayReadable()
     for (int i = 0; i < w.viewCount(); ++i)
         if (DocumentView *v = w.viewAt(i))
             QTRY_VERIFY_WITH_TIMEOUT(!v->isLoading() && !v->statisticsRunning(), 30000);
+}
+
+// One very long file name does not take half the tab bar: its tab is capped (the name elided,
+// the whole path in the tooltip) and the tabs beside it keep their full names.
+void TestMainWindow::longNameTabIsCapped()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString longName = dir.filePath(
+        QStringLiteral("a_really_long_experiment_name_resnet50_finetune_lr0.001_bs256_epoch120_seed42_final_best_v2_trained_model.pth"));
+    QVERIFY(QFile::copy(fixture("state_dict.pth"), longName));
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    DocumentView *a = w.openFile(fixture("training_checkpoint.pth"));
+    DocumentView *b = w.openFile(longName);
+    QTRY_COMPARE_WITH_TIMEOUT(a->state(), DocumentView::State::Loaded, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(b->state(), DocumentView::State::Loaded, 20000);
+    QTabBar *bar = w.tabs()->tabBar();
+    const int i = w.tabs()->indexOf(b);
+    const QFontMetrics fm(bar->font());
+    const int cap = DocumentTabWidget::maxTextWidth(fm) + 80;  // name, close button, margins
+    QVERIFY2(bar->tabRect(i).width() <= cap, qPrintable(QStringLiteral("%1 px > %2 px").arg(bar->tabRect(i).width()).arg(cap)));
+    QVERIFY(bar->tabRect(i).width() < w.width() / 3);
+    QVERIFY(bar->tabToolTip(i).startsWith(b->path()));
+    // The short name beside it is shown whole.
+    const int j = w.tabs()->indexOf(a);
+    QVERIFY(bar->tabRect(j).width() >= fm.horizontalAdvance(bar->tabText(j)));
+    saveScreenshot(w, QStringLiteral("long-name-tab.png"));
+    QTRY_VERIFY_WITH_TIMEOUT(!a->statisticsRunning() && !b->statisticsRunning(), 30000);
+}
+
+// The Predict pane's device and Run button never scroll away with its settings, and its results
+// table and the file's header line fit a small window without hiding anything sideways.
+void TestMainWindow::predictRunIsAlwaysInView_data()
+{
+    QTest::addColumn<QSize>("size");
+    QTest::newRow("1280x800") << QSize(1280, 800);
+    QTest::newRow("1024x700") << QSize(1024, 700);
+}
+
+void TestMainWindow::predictRunIsAlwaysInView()
+{
+    QFETCH(QSize, size);
+    MainWindow w;
+    w.resize(size);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    DocumentView *view = w.openFile(fixture("predict_cnn_package.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    view->showView(DocumentView::PredictTab);
+    QTest::qWait(50);
+    PredictionView *predict = view->predictionView();
+    for (QWidget *widget : {static_cast<QWidget *>(predict->runButton()), static_cast<QWidget *>(predict->deviceBox())}) {
+        QVERIFY(widget->isVisible());
+        // Whole, not clipped by a scroll area, and inside the window.
+        QCOMPARE(widget->visibleRegion().boundingRect(), widget->rect());
+        const QRect inWindow(widget->mapTo(&w, QPoint(0, 0)), widget->size());
+        QVERIFY2(w.rect().contains(inWindow), qPrintable(QStringLiteral("%1,%2 %3x%4")
+                                                             .arg(inWindow.x()).arg(inWindow.y())
+                                                             .arg(inWindow.width()).arg(inWindow.height())));
+        for (QWidget *p = widget->parentWidget(); p != predict; p = p->parentWidget())
+            QVERIFY2(!qobject_cast<QScrollArea *>(p), "scrolls with the settings");
+    }
+    // Every results column is within the table's width: no horizontal scrolling to see Top k.
+    QTableWidget *results = predict->resultsTable();
+    QVERIFY2(results->horizontalHeader()->length() <= results->viewport()->width(),
+             qPrintable(QStringLiteral("%1 px of columns in %2 px")
+                            .arg(results->horizontalHeader()->length())
+                            .arg(results->viewport()->width())));
+    // The header line under the file name wraps rather than losing its end ("read in …").
+    auto *details = view->findChild<QLabel *>(QStringLiteral("details"));
+    QVERIFY(details);
+    const int needed = details->fontMetrics().horizontalAdvance(details->text());
+    if (needed > details->width())
+        QVERIFY2(details->height() >= 2 * details->fontMetrics().lineSpacing(),
+                 qPrintable(QStringLiteral("%1 px of text in %2 px, %3 px high")
+                                .arg(needed).arg(details->width()).arg(details->height())));
+    saveScreenshot(w, QStringLiteral("predict-%1x%2.png").arg(size.width()).arg(size.height()));
+    QTRY_VERIFY_WITH_TIMEOUT(!view->statisticsRunning(), 30000);
+}
+
+// At the default size the tensor table gets most of the window: a dozen rows or more (about 8
+// before), and the statistics columns through zeros on screen once they are computed.
+void TestMainWindow::tensorTableHasTheRoom()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    DocumentView *view = w.openFile(fixture("conv_lightning.ckpt"));
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!view->statisticsRunning(), 30000);
+    QTest::qWait(50);
+    saveScreenshot(w, QStringLiteral("tensors-default.png"));
+    QTableView *table = view->tableView();
+    const int rows = table->viewport()->height() / table->verticalHeader()->defaultSectionSize();
+    QVERIFY2(rows >= 12, qPrintable(QStringLiteral("%1 rows").arg(rows)));
+    const int zeros = TensorTableModel::ZeroFractionColumn;
+    QVERIFY2(table->columnViewportPosition(zeros) + table->columnWidth(zeros) <= table->viewport()->width(),
+             qPrintable(QStringLiteral("zeros column ends at %1 px of %2")
+                            .arg(table->columnViewportPosition(zeros) + table->columnWidth(zeros))
+                            .arg(table->viewport()->width())));
+    w.setTheme(MainWindow::Theme::Dark);  // the histogram in the dark theme's colours
+    QTest::qWait(50);
+    saveScreenshot(w, QStringLiteral("tensors-dark.png"));
+    w.setTheme(MainWindow::Theme::System);
+}
+
+// A compare tab of two long names shows both (each elided in its middle), never only the first.
+void TestMainWindow::compareTabNamesBothFiles()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString first = dir.filePath(QStringLiteral("a_really_long_experiment_name_resnet50_finetune_lr0.001_final.pth"));
+    const QString second = dir.filePath(QStringLiteral("checkpoint2.pth"));
+    QVERIFY(QFile::copy(fixture("compare/base.pth"), first));
+    QVERIFY(QFile::copy(fixture("compare/finetuned.pth"), second));
+    MainWindow w;
+    w.resize(1024, 700);
+    w.show();
+    CompareView *compare = w.compareFiles(first, second);
+    const int i = w.tabs()->indexOf(compare);
+    const QString title = w.tabs()->tabText(i);
+    QVERIFY2(title.contains(QStringLiteral(" \u2194 checkpoint2.pth")), qPrintable(title));
+    QVERIFY2(title.startsWith(QStringLiteral("a_really")) && title.contains(QStringLiteral("final.pth \u2194")),
+             qPrintable(title));
+    QVERIFY(w.tabs()->tabToolTip(i).contains(first) && w.tabs()->tabToolTip(i).contains(second));
+    QCOMPARE(w.tabs()->tabIcon(i).pixmap(16, 16).toImage(), itemicons::compare().pixmap(16, 16).toImage());
+    // The whole title fits the capped tab: nothing of the second name is cut off.
+    QTabBar *bar = w.tabs()->tabBar();
+    QVERIFY(bar->tabRect(i).width() >= QFontMetrics(bar->font()).horizontalAdvance(title));
+    QSignalSpy compared(compare, &CompareView::finished);
+    QVERIFY(compared.wait(30000));
+    QVERIFY(w.windowTitle().contains(QFileInfo(first).fileName()));
+    QTest::qWait(20);
+    saveScreenshot(w, QStringLiteral("compare-tab-1024.png"));
 }
 
 // Every fixture and example the reader opens (whatever its name: .ptl mobile archives, shard
@@ -568,6 +726,11 @@ void TestMainWindow::ctrlDropCompares()
     QVERIFY(compared.wait(30000));
     QVERIFY(compare->summary()->text().contains(QStringLiteral("Weights differ")));
     QVERIFY(w.windowTitle().contains(QStringLiteral("base.pth")));
+    // The tab names both files and has an icon of its own (not a document's).
+    const QString title = w.tabs()->tabText(w.tabs()->currentIndex());
+    QCOMPARE(title, QStringLiteral("base.pth \u2194 finetuned.pth"));
+    QVERIFY(!w.tabs()->tabIcon(w.tabs()->currentIndex()).isNull());
+    QVERIFY(w.tabs()->tabToolTip(w.tabs()->currentIndex()).contains(compare->fileB()));
     QVERIFY(compare->selectPath(QStringLiteral("head.weight")));
     QSignalSpy histograms(compare, &CompareView::histogramsReady);
     QVERIFY(histograms.wait(30000));

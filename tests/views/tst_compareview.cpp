@@ -9,6 +9,7 @@
 #include "testdata.h"
 
 #include <QAbstractItemModelTester>
+#include <QAreaSeries>
 #include <QChart>
 #include <QChartView>
 #include <QHash>
@@ -76,6 +77,8 @@ private Q_SLOTS:
     void compareMatchesTorch();
     void changedOnlyFilter();
     void histogramsMatchTorch();
+    void chartsSayWhatToSelect();
+    void histogramColoursFollowThePalette();
     void prefixedFilesAlign();
     void unreadableFileIsReported();
     void cancelLeavesNothingRunning();
@@ -175,6 +178,58 @@ void TestCompareView::histogramsMatchTorch()
     QVERIFY(ready.wait(30000));
     QCOMPARE(view.valuesChart()->curves().size(), std::size_t(1));
     QVERIFY(view.differenceChart()->curves().empty());
+}
+
+// Before a tensor is picked the two charts say what they will show, in the palette's colours.
+void TestCompareView::chartsSayWhatToSelect()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(0).toObject();
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()));
+    QVERIFY(done.wait(60000));
+    for (HistogramChart *chart : {view.valuesChart(), view.differenceChart()}) {
+        QVERIFY(chart->curves().empty());
+        QVERIFY2(chart->message().startsWith(QStringLiteral("Select a tensor")), qPrintable(chart->message()));
+        QCOMPARE(chart->chart()->title(), chart->message());
+        QCOMPARE(chart->chart()->backgroundBrush().color(), chart->palette().color(QPalette::Window));
+    }
+    QSignalSpy ready(&view, &CompareView::histogramsReady);
+    const QString path = pair.value(QStringLiteral("histograms")).toObject().begin().key();
+    QVERIFY(view.selectPath(path));
+    QVERIFY(ready.wait(30000));
+    QVERIFY(view.valuesChart()->message().isEmpty());
+    QCOMPARE(view.valuesChart()->chart()->backgroundBrush().color(), view.valuesChart()->palette().color(QPalette::Base));
+}
+
+// The histogram bars stand out from the chart in a light and in a dark palette: the highlight
+// colour is stepped away from the background when it is too close (a dark theme's selection blue).
+void TestCompareView::histogramColoursFollowThePalette()
+{
+    HistogramChart chart;
+    Histogram h;
+    h.low = 0;
+    h.high = 1;
+    h.counts = {1, 3, 2};
+    chart.setCurves({{QStringLiteral("counts"), h, QColor()}});
+    auto barColour = [&chart] {
+        const auto series = chart.chart()->series();
+        return series.isEmpty() ? QColor() : static_cast<QAreaSeries *>(series.first())->brush().color();
+    };
+    for (const bool dark : {false, true}) {
+        QPalette p = chart.palette();
+        p.setColor(QPalette::Base, dark ? QColor(0x1e, 0x1e, 0x1e) : Qt::white);
+        p.setColor(QPalette::Window, dark ? QColor(0x2b, 0x2b, 0x2b) : QColor(0xef, 0xef, 0xef));
+        p.setColor(QPalette::Highlight, dark ? QColor(0x3d, 0x6f, 0xb3) : QColor(0x30, 0x8c, 0xc6));
+        chart.setPalette(p);  // the chart is redrawn in the new colours
+        const QColor bar = barColour();
+        QVERIFY(bar.isValid());
+        QVERIFY2(std::abs(bar.lightness() - p.color(QPalette::Base).lightness()) >= 100,
+                 qPrintable(QStringLiteral("%1 on %2").arg(bar.name(), p.color(QPalette::Base).name())));
+        QCOMPARE(chart.chart()->backgroundBrush().color(), p.color(QPalette::Base));
+        // Still the highlight's hue: the theme's colour, not a fixed one.
+        QVERIFY(std::abs(bar.hslHue() - p.color(QPalette::Highlight).hslHue()) <= 6);
+    }
 }
 
 void TestCompareView::prefixedFilesAlign()

@@ -20,6 +20,7 @@
 #include <QMimeData>
 #include <QProcess>
 #include <QSignalSpy>
+#include <QTableView>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -58,6 +59,12 @@ Status statusOf(const ConversionView &v, int row)
 QString resultOf(const ConversionView &v, int row)
 {
     return v.queueModel()->index(row, ConversionQueueModel::ResultColumn).data().toString();
+}
+
+// The plan column: what the plan writes, or why there is no plan.
+QString planOf(const ConversionView &v, int row)
+{
+    return v.queueModel()->index(row, ConversionQueueModel::PlanColumn).data().toString();
 }
 
 QLineEdit *field(const ConversionView &v, const char *name)
@@ -113,6 +120,8 @@ private Q_SLOTS:
     void fullDiskIsClearError();
     void detectedPrefixIsOffered();
     void targetCanBeChanged();
+    void queueShowsPlanBeforeVerification();
+    void clickedTargetRetargetsSelection();
     void fieldsFollowTheTarget();
     void fullModelFromWeightsTakesAnArchitecture();
     void unreadableFileCannotBeConverted();
@@ -417,6 +426,66 @@ void TestConversionView::detectedPrefixIsOffered()
     QVERIFY2(judgedByTorch({output, input, QStringLiteral("--strip"), QStringLiteral("module.")}, &log), qPrintable(log));
 }
 
+// Before anything runs, the queue says what the plan will do (in a column of its own, worded as
+// a plan); the verification column speaks only once the file has been written.
+void TestConversionView::queueShowsPlanBeforeVerification()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("training_checkpoint.pth"))}, ConvertTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    const auto *queue = view.queueModel();
+    QCOMPARE(queue->headerData(ConversionQueueModel::PlanColumn, Qt::Horizontal).toString(), QStringLiteral("Plan"));
+    QCOMPARE(queue->headerData(ConversionQueueModel::ResultColumn, Qt::Horizontal).toString(),
+             QStringLiteral("Verification"));
+    const QString plan = planOf(view, 0);
+    QVERIFY2(plan.startsWith(QStringLiteral("will write")), qPrintable(plan));
+    QVERIFY2(plan.contains(QStringLiteral("not written")), qPrintable(plan));  // the optimizer, epoch, ...
+    QVERIFY2(resultOf(view, 0).isEmpty(), qPrintable(resultOf(view, 0)));
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    QVERIFY2(resultOf(view, 0).startsWith(QStringLiteral("verified")), qPrintable(resultOf(view, 0)));
+}
+
+// A target card clicked with queue rows selected converts those files to it instead (its tooltip
+// says so); it does not ask for more files.
+void TestConversionView::clickedTargetRetargetsSelection()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.resize(1200, 800);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("state_dict.pth")),
+                   test::fixturePath(QStringLiteral("training_checkpoint.pth"))},
+                  ConvertTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 1), Status::Ready, kWait);
+    view.queueView()->selectAll();
+    ConversionDropTarget *card = view.dropTarget(ConvertTarget::Safetensors);
+    QVERIFY2(card->toolTip().contains(QStringLiteral("2 selected files")), qPrintable(card->toolTip()));
+    QTest::mouseClick(card, Qt::LeftButton);
+    QCOMPARE(view.queueModel()->rowCount(), 2);  // no file was added
+    for (int r = 0; r < 2; ++r) {
+        QCOMPARE(view.queueModel()->index(r, ConversionQueueModel::TargetColumn).data().toString(),
+                 convertTargetLabel(ConvertTarget::Safetensors));
+        QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, r), Status::Ready, kWait);
+        const QString output =
+            view.queueModel()->index(r, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
+        QVERIFY2(output.endsWith(QStringLiteral(".safetensors")), qPrintable(output));
+    }
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    QCOMPARE(target->currentData().toInt(), static_cast<int>(ConvertTarget::Safetensors));
+    view.queueView()->clearSelection();
+    QVERIFY2(card->toolTip().contains(QStringLiteral("choose files")), qPrintable(card->toolTip()));
+}
+
 void TestConversionView::targetCanBeChanged()
 {
     QTemporaryDir out;
@@ -507,7 +576,7 @@ void TestConversionView::fullModelFromWeightsTakesAnArchitecture()
     const QString input = test::fixturePath(QStringLiteral("predict_cnn_state_dict.pth"));
     QVERIFY(dropFiles(view.dropTarget(ConvertTarget::FullModel), {input}));
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
-    QVERIFY2(resultOf(view, 0).contains(QStringLiteral("architecture")), qPrintable(resultOf(view, 0)));
+    QVERIFY2(planOf(view, 0).contains(QStringLiteral("architecture")), qPrintable(planOf(view, 0)));
     const QString spec = QStringLiteral(
         R"([{"type": "Conv2d", "name": "0", "padding": 1}, {"type": "BatchNorm2d", "name": "1"}, )"
         R"({"type": "ReLU", "name": "2"}, {"type": "MaxPool2d", "name": "3", "kernel_size": 2}, )"
@@ -546,7 +615,9 @@ void TestConversionView::unreadableFileCannotBeConverted()
     ConversionView view;
     QVERIFY(dropFiles(view.dropTarget(ConvertTarget::Safetensors), {junk}));
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
-    QVERIFY2(resultOf(view, 0).startsWith(junk), qPrintable(resultOf(view, 0)));
+    // Why it cannot be converted is the plan's to say; nothing was verified.
+    QVERIFY2(planOf(view, 0).startsWith(junk), qPrintable(planOf(view, 0)));
+    QVERIFY2(resultOf(view, 0).isEmpty(), qPrintable(resultOf(view, 0)));
     // Nothing to run: the queue finishes without writing.
     QSignalSpy done(&view, &ConversionView::queueFinished);
     view.runQueue();

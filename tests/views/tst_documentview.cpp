@@ -112,6 +112,10 @@ void TestDocumentView::opensInBackground()
     QCOMPARE(view.treeProxy()->rowCount(), 6);
     QVERIFY(view.summary().contains(QStringLiteral("training_checkpoint")));
     QVERIFY(view.summary().contains(QStringLiteral("4 tensors")));
+    // Elements, as the CLI and the compare view count them: buffers and integer tensors are no
+    // parameters.
+    QVERIFY2(view.summary().contains(QStringLiteral(" elements")), qPrintable(view.summary()));
+    QVERIFY2(!view.summary().contains(QStringLiteral("parameter")), qPrintable(view.summary()));
     // One level is open: the state dict's tensors are visible rows.
     const QModelIndex sd = view.treeProxy()->mapFromSource(view.treeModel()->indexForPath({"model_state_dict"}));
     QVERIFY(view.treeView()->isExpanded(sd));

@@ -66,6 +66,8 @@ private Q_SLOTS:
     void metadataSidecar();
     void securityDangerousFirst();
     void securityCleanFile();
+    void securityRefusedRowsSayWhy_data();
+    void securityRefusedRowsSayWhy();
     void moduleViewSelectsTensors();
 };
 
@@ -248,6 +250,35 @@ void TestInspectorViews::securityDangerousFirst()
     QVERIFY(view.verdict()->text().contains(QStringLiteral("would refuse")));
 }
 
+// Every row says why: a global torch.load(weights_only=True) refuses names the allow-list, whatever
+// this reader makes of it (a pickled nn.Module's classes are understood here, refused there).
+void TestInspectorViews::securityRefusedRowsSayWhy_data()
+{
+    QTest::addColumn<QString>("fixture");
+    QTest::newRow("full model") << QStringLiteral("full_model.pth");
+    QTest::newRow("dangerous") << QStringLiteral("os_system.pth");
+}
+
+void TestInspectorViews::securityRefusedRowsSayWhy()
+{
+    QFETCH(QString, fixture);
+    auto doc = test::readFixture(fixture);
+    SecurityView view;
+    view.setReport(std::make_shared<const SecurityReport>(securityReport(*doc)));
+    int refused = 0;
+    for (int r = 0; r < view.model()->rowCount(); ++r) {
+        const QString name = view.model()->item(r, SecurityView::NameColumn)->text();
+        const QString why = view.model()->item(r, SecurityView::ReasonColumn)->text();
+        QVERIFY2(!why.isEmpty(), qPrintable(name));
+        if (view.model()->item(r, SecurityView::WeightsOnlyColumn)->text() == QStringLiteral("refused")) {
+            ++refused;
+            if (view.model()->item(r, SecurityView::VerdictColumn)->text() != QStringLiteral("dangerous"))
+                QVERIFY2(why.contains(QStringLiteral("allow-list")), qPrintable(name + QStringLiteral(": ") + why));
+        }
+    }
+    QVERIFY(refused > 0);
+}
+
 void TestInspectorViews::securityCleanFile()
 {
     auto doc = test::readFixture(QStringLiteral("state_dict.pth"));
@@ -266,6 +297,8 @@ void TestInspectorViews::moduleViewSelectsTensors()
     ModuleView view;
     QSignalSpy selected(&view, &ModuleView::tensorSelected);
     view.setDocument(test::readFixture(QStringLiteral("training_checkpoint.pth")));
+    QCOMPARE(view.model()->headerData(ModuleTreeModel::ElementsColumn, Qt::Horizontal).toString(),
+             QStringLiteral("Elements"));
     const QModelIndex weight = view.proxy()->mapFromSource(view.model()->indexOfPath(QStringLiteral("fc2.weight")));
     QVERIFY(weight.isValid());
     view.view()->setCurrentIndex(weight);
