@@ -33,6 +33,34 @@ ValuePtr findEntry(const Document &doc, const std::string &key)
     return findPath(doc.root, path);
 }
 
+std::string securitySummary(const Document &doc, const SecurityReport &report)
+{
+    if (!doc.hasPickle())
+        return "not a pickle: holds no code (the safetensors library reads it, not torch.load)";
+    std::string line;
+    std::size_t unknown = 0;
+    for (const auto &g : report.globals) {
+        unknown += g.cls == GlobalClass::Unknown;
+        if (g.cls == GlobalClass::Dangerous)
+            line += (line.empty() ? "DANGEROUS: " : ", ") + g.use.name;
+    }
+    if (line.empty())
+        line = "no dangerous globals";
+    if (unknown > 0)
+        line += " (" + std::to_string(unknown) + " unknown: Python would import " +
+                (unknown == 1 ? "its module" : "their modules") + ")";
+    if (report.weightsOnlyLoadable)
+        return line + "; torch.load(weights_only=True) would accept it";
+    line += "; torch.load(weights_only=True) would refuse it: ";
+    const auto &b = report.weightsOnlyBlockers;
+    constexpr std::size_t kShown = 4;
+    for (std::size_t i = 0; i < b.size() && i < kShown; ++i)
+        line += (i ? ", " : "") + b[i];
+    if (b.size() > kShown)
+        line += " and " + std::to_string(b.size() - kShown) + " more";
+    return line;
+}
+
 std::string readText(const std::string &path, std::size_t limit)
 {
     std::ifstream in(path, std::ios::binary);

@@ -2,6 +2,7 @@
 
 #include "architecture.h"
 #include "document.h"
+#include "security.h"
 
 #include <exception>
 #include <memory>
@@ -32,6 +33,11 @@ template <class T> T &keepUntilExit(T value)
     g_keptUntilExit->push_back(kept);
     return *kept;
 }
+
+// What loading the file in Python would do, in one line (info and scan): dangerous globals, and
+// whether torch.load(weights_only=True) takes it and, when not, what stops it; a file with no
+// pickle says so.
+std::string securitySummary(const Document &doc, const SecurityReport &report);
 
 // A whole file as text; refused (FormatError) past `limit` bytes.
 std::string readText(const std::string &path, std::size_t limit);

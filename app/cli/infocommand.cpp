@@ -5,6 +5,9 @@
 #include "document.h"
 #include "error.h"
 #include "jsonexport.h"
+#include "metadata.h"
+#include "security.h"
+#include "valuetree.h"
 
 #include <iomanip>
 #include <iostream>
@@ -88,26 +91,36 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";
-        for (const auto &[k, v] : j["metadata"].items())
-            out << "  " << k << ": " << compact(v) << '\n';
+        for (const auto &[k, v] : j["metadata"].items()) {
+            if (k != "__metadata__" || !doc.formatMetadata || !doc.formatMetadata->isDict()) {
+                out << "  " << k << ": " << compact(v) << '\n';
+                continue;
+            }
+            // A safetensors file's (or an index's) own metadata: strings, shown as the values
+            // they encode (numbers, lists, the JSON this program's writer stores).
+            const std::string where = doc.format == ContainerFormat::Safetensors ? "__metadata__/" : "metadata/";
+            for (const auto &e : doc.formatMetadata->entries()) {
+                const std::string key = e.key ? keyText(*e.key) : std::string();
+                if (key == kSafetensorsJsonKeys)
+                    continue;
+                const ValuePtr decoded = formatMetadataValue(doc, key);
+                out << "  " << where << key << ": " << compact(valueToJson(decoded ? decoded : e.value)) << '\n';
+            }
+        }
     }
+    if (doc.sidecar)
+        out << "Sidecar:  " << doc.sidecarPath << " (" << (doc.sidecar->isDict() ? doc.sidecar->entries().size() : 0)
+            << " entries; ckpt info --json shows them)\n";
     {
-        const auto &sec = j["security"];
-        std::string dangerous;
-        for (const auto &g : sec["globals"])
-            if (g["class"] == "dangerous")
-                dangerous += (dangerous.empty() ? "" : ", ") + g["name"].get<std::string>();
-        out << "Security: " << (dangerous.empty() ? "no dangerous globals" : "DANGEROUS: " + dangerous) << "; "
-            << (sec["weights_only_loadable"].get<bool>() ? "torch.load(weights_only=True) would accept it"
-                                                         : "torch.load(weights_only=True) would refuse it")
-            << '\n';
-        for (const auto &a : sec["anomalies"])
-            out << "Anomaly: " << a.get<std::string>() << '\n';
+        const SecurityReport report = securityReport(doc);
+        out << "Security: " << securitySummary(doc, report) << '\n';
+        for (const auto &a : report.anomalies)
+            out << "Anomaly: " << a << '\n';
     }
     if (!doc.globals.empty()) {
         out << "Globals:\n";
         for (const auto &g : doc.globals)
-            out << "  " << g.name << " ×" << g.count << '\n';
+            out << "  " << g.name << (g.count > 1 ? " (named " + std::to_string(g.count) + " times)" : "") << '\n';
     }
     for (const auto &w : doc.warnings)
         out << "Warning: " << w << '\n';

@@ -37,6 +37,7 @@ int main(int argc, char **argv)
                 "Exit 0: nothing dangerous; 3: something dangerous (also when another file could not be read); 1: a file could not be read");
     scanCmd->add_option("files", scan.files, "Checkpoint files")->required();
     scanCmd->add_flag("--json", scan.json, "Print JSON");
+    scanCmd->add_flag("--verbose", scan.verbose, "List the understood globals too (by default only counted)");
 
     ckpt::cli::TensorsOptions tensors;
     auto *tensorsCmd = app.add_subcommand("tensors", "List the tensors (the state dict, or every tensor), with statistics");

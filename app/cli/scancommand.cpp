@@ -7,36 +7,50 @@
 #include "security.h"
 #include "textcodec.h"
 
+#include <algorithm>
 #include <iostream>
+#include <utility>
 
 namespace ckpt::cli {
 
 namespace {
-void printGlobals(const SecurityReport &r, std::ostream &out)
+// Dangerous globals first, then unknown ones, each in the order the pickle names them; the globals
+// this reader understands (containers, tensor rebuilds, torch.nn layers) only counted unless
+// `verbose`: a quantized mobile model names hundreds of them.
+void printGlobals(const SecurityReport &r, bool verbose, std::ostream &out)
 {
-    for (const auto &g : r.globals) {
-        out << "  " << (g.cls == GlobalClass::Dangerous ? "!! " : "   ") << displayText(g.use.name) << " ×" << g.use.count
-            << " at offset " << g.use.firstOffset << " — " << globalClassName(g.cls);
-        if (!g.reason.empty())
-            out << ": " << g.reason;
+    std::vector<const GlobalVerdict *> sorted;
+    for (const auto &g : r.globals)
+        sorted.push_back(&g);
+    const auto rank = [](GlobalClass c) { return c == GlobalClass::Dangerous ? 0 : c == GlobalClass::Unknown ? 1 : 2; };
+    std::stable_sort(sorted.begin(), sorted.end(), [&](const GlobalVerdict *a, const GlobalVerdict *b) {
+        return std::pair(rank(a->cls), a->use.firstOffset) < std::pair(rank(b->cls), b->use.firstOffset);
+    });
+    std::size_t understood = 0;
+    for (const auto *g : sorted) {
+        if (g->cls == GlobalClass::Understood && !verbose) {
+            ++understood;
+            continue;
+        }
+        out << "  " << (g->cls == GlobalClass::Dangerous ? "!! " : "   ") << displayText(g->use.name) << " — "
+            << globalClassName(g->cls) << ", at offset " << g->use.firstOffset;
+        if (g->use.count > 1)
+            out << " (named " << g->use.count << " times)";
+        if (!g->reason.empty())
+            out << ": " << g->reason;
         out << '\n';
     }
+    if (understood > 0)
+        out << "     and " << understood << " understood global" << (understood == 1 ? "" : "s")
+            << " (containers, tensor rebuilds, torch.nn layers; --verbose lists them)\n";
     for (const auto &a : r.anomalies)
         out << "  anomaly: " << displayText(a) << '\n';
 }
 
-void printText(const Document &doc, const SecurityReport &r, std::ostream &out)
+void printText(const Document &doc, const SecurityReport &r, bool verbose, std::ostream &out)
 {
-    std::size_t unknown = 0;
-    for (const auto &g : r.globals)
-        unknown += g.cls == GlobalClass::Unknown;
-    out << doc.path << ": " << (r.dangerous ? "DANGEROUS" : "no dangerous globals");
-    if (unknown > 0)
-        out << " (" << unknown << " unknown: Python would import " << (unknown == 1 ? "its module" : "their modules") << ")";
-    out << "; "
-        << (r.weightsOnlyLoadable ? "torch.load(weights_only=True) would accept it"
-                                  : "torch.load(weights_only=True) would refuse it") << '\n';
-    printGlobals(r, out);
+    out << displayText(doc.path) << ": " << displayText(securitySummary(doc, r)) << '\n';
+    printGlobals(r, verbose, out);
 }
 } // namespace
 
@@ -55,7 +69,7 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
                 j["file"] = file;
                 all.push_back(std::move(j));
             } else {
-                printText(doc, report, out);
+                printText(doc, report, options.verbose, out);
             }
         } catch (const ReadFailure &e) {
             // Unreadable, but what its pickles named before the fault would still run in Python.
@@ -72,7 +86,7 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
             } else if (!partial.globals.empty()) {
                 out << file << ": " << (partial.dangerous ? "DANGEROUS" : "no dangerous globals")
                     << " in what reads before the error\n";
-                printGlobals(partial, out);
+                printGlobals(partial, options.verbose, out);
             }
         } catch (const std::exception &e) {
             anyError = true;

@@ -9,6 +9,7 @@ namespace ckpt::cli {
 struct ScanOptions {
     std::vector<std::string> files;
     bool json = false;
+    bool verbose = false;  // text: list the understood globals too
 };
 
 // `ckpt scan`: what each file would do if loaded in Python. Exit 0 when nothing dangerous is

@@ -153,6 +153,10 @@ struct PredictionResult {
     std::string dtype = "float32";           // what the weights and inputs ran in
     std::vector<std::int64_t> outputShape;   // the model's output, batch first
     std::vector<SampleOutput> outputs;
+    // How the probabilities were made from the outputs: "softmax" (logits of several classes),
+    // "sigmoid" (one logit: a binary classifier's positive class), "exp" (log-probabilities) or
+    // "as is" (the model ends in Softmax or Sigmoid).
+    std::string probabilitiesFrom = "softmax";
     double latencyMs = 0;                    // the forward pass, inputs on the device to outputs back
                                              // (the median when it ran more than once)
     std::vector<double> runsMs;              // each forward pass's latency, in order

@@ -25,6 +25,7 @@ nlohmann::ordered_json predictionToJson(const PredictionResult &r, const Archite
             {"input_shape", inputShape},
             {"output_shape", r.outputShape},
             {"outputs", outputs},
+            {"probabilities_from", r.probabilitiesFrom},
             {"latency_ms", r.latencyMs},
             {"latency_runs_ms", r.runsMs},
             {"notes", notes}};
@@ -46,6 +47,8 @@ std::string predictionToText(const PredictionResult &r)
             out += " " + formatFloat(s.logits[j]);
         out += s.logits.size() > 20 ? " ...\n" : "\n";
     }
+    if (r.probabilitiesFrom == "sigmoid")
+        out += "one output: its probability is sigmoid(logit), a binary classifier's positive class\n";
     std::snprintf(buf, sizeof buf, "%.3f", r.latencyMs);
     out += "device: " + r.device + (r.dtype != "float32" ? " (" + r.dtype + ")" : "") + "  latency: " + buf + " ms";
     if (r.runsMs.size() > 1) {

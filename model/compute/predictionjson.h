@@ -12,7 +12,7 @@ struct Architecture;
 
 // {"device", "architecture": {"source", "exact", "assumptions"}, "normalized", "half", "input_shape",
 //  "output_shape", "outputs": [{"logits", "probabilities", "argmax", "top": [{"index", "class",
-//  "probability"}]}], "latency_ms", "notes"}.
+//  "probability"}]}], "probabilities_from": "softmax|sigmoid|exp|as is", "latency_ms", "notes"}.
 nlohmann::ordered_json predictionToJson(const PredictionResult &result, const Architecture &arch,
                                         const std::vector<std::string> &notes, const std::vector<std::int64_t> &inputShape);
 

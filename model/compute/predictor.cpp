@@ -743,9 +743,18 @@ private:
         at::Tensor rows = y.dim() >= 1 && y.size(0) == batch ? y.reshape({batch, -1}) : y.reshape({1, -1});
         at::Tensor probs;
         switch (m_arch.output) {
-        case Architecture::Output::LogProbabilities: probs = rows.exp(); break;
-        case Architecture::Output::Probabilities: probs = rows; break;
-        case Architecture::Output::Logits: probs = at::softmax(rows, 1); break;
+        case Architecture::Output::LogProbabilities: probs = rows.exp(); r.probabilitiesFrom = "exp"; break;
+        case Architecture::Output::Probabilities: probs = rows; r.probabilitiesFrom = "as is"; break;
+        case Architecture::Output::Logits:
+            // A softmax over one value is always 1: a single logit is a binary classifier's.
+            if (rows.size(1) == 1) {
+                probs = at::sigmoid(rows);
+                r.probabilitiesFrom = "sigmoid";
+            } else {
+                probs = at::softmax(rows, 1);
+                r.probabilitiesFrom = "softmax";
+            }
+            break;
         }
         rows = rows.contiguous();
         probs = probs.contiguous();

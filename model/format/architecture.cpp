@@ -384,6 +384,35 @@ std::vector<std::pair<std::string, ValuePtr>> namedEntries(const ValuePtr &dict)
     return out;
 }
 
+// How many children at the end of a user's module class are activations or dropout registered
+// after all its weighted layers (at least two of those), the pattern of a class whose forward
+// uses one ReLU and one Dropout between every pair of layers; 0 when the children do not end so.
+// Output activations (Sigmoid, Softmax, LogSoftmax) are not counted: a class that registers one
+// last usually applies it last.
+std::size_t trailingSharedModules(const std::vector<Layer> &children)
+{
+    static const std::set<std::string> hidden{"ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "ELU", "SELU",
+                                               "CELU", "Tanh", "Mish", "Hardswish", "Hardtanh", "Dropout",
+                                               "Dropout1d", "Dropout2d", "AlphaDropout"};
+    std::size_t tail = 0;
+    while (tail < children.size()) {
+        const Layer &c = children[children.size() - 1 - tail];
+        if (c.isContainer() || !c.tensors.empty() || !hidden.contains(c.type))
+            break;
+        ++tail;
+    }
+    if (tail == 0)
+        return 0;
+    std::size_t weighted = 0;
+    for (std::size_t i = 0; i + tail < children.size(); ++i) {
+        const Layer &c = children[i];
+        if (!c.isContainer() && c.tensors.empty())
+            return 0;  // a layer without weights among the others: the order may well be the forward's
+        ++weighted;
+    }
+    return weighted >= 2 ? tail : 0;
+}
+
 Layer layerFromModule(const Value &m, const std::string &name, const std::string &path,
                       std::unordered_set<const Value *> &seen, std::uint32_t depth, std::vector<std::string> &assumptions)
 {
@@ -431,15 +460,36 @@ Layer layerFromModule(const Value &m, const std::string &name, const std::string
     if (!tensors.empty())
         throw FormatError(who + " holds its own weights (" + tensors.begin()->first +
                           "), which only its forward code, not in the file, knows how to use: give --arch or --arch-spec");
-    if (l.type == "Container") {
-        std::string names;
-        for (auto &[n, v] : children)
-            names += (names.empty() ? "" : ", ") + n;
-        assumptions.push_back(who + ": its forward is not in the file; its children run in registration order (" +
-                              names + ")");
-    }
     for (auto &[n, v] : children)
         l.children.push_back(layerFromModule(*v, n, path.empty() ? n : path + "." + n, seen, depth + 1, assumptions));
+    if (l.type == "Container") {
+        std::string names;
+        for (const auto &c : l.children)
+            names += (names.empty() ? "" : ", ") + c.name;
+        if (const std::size_t shared = trailingSharedModules(l.children)) {
+            // self.fc1, self.fc2, self.fc3, self.relu, self.dropout: the activation and dropout are
+            // registered once and used between the layers; run in registration order they would
+            // follow the output layer. Applied after every layer but the last instead.
+            const std::vector<Layer> tail(l.children.end() - static_cast<std::ptrdiff_t>(shared), l.children.end());
+            const std::vector<Layer> layers(l.children.begin(), l.children.end() - static_cast<std::ptrdiff_t>(shared));
+            l.children.clear();
+            std::string tailNames;
+            for (const auto &t : tail)
+                tailNames += (tailNames.empty() ? "" : ", ") + t.name;
+            for (std::size_t i = 0; i < layers.size(); ++i) {
+                l.children.push_back(layers[i]);
+                if (i + 1 < layers.size())
+                    l.children.insert(l.children.end(), tail.begin(), tail.end());
+            }
+            assumptions.push_back(who + ": its forward is not in the file; its children are registered as " + names +
+                                  ": " + tailNames + " (no weights, registered after the layers) taken to be shared "
+                                  "and applied after every layer but the last, the usual forward of such a class; "
+                                  "give --arch-spec if it differs");
+        } else {
+            assumptions.push_back(who + ": its forward is not in the file; its children run in registration order (" +
+                                  names + ")");
+        }
+    }
     return l;
 }
 

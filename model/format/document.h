@@ -88,8 +88,14 @@ struct Document {
     std::vector<std::string> conventions;  // recognised layouts: Lightning, EMA, key prefixes, ...
 
     std::int64_t parameterCount() const;
-    // False for safetensors files and their shard indexes, which hold no pickle at all.
-    bool hasPickle() const { return format != ContainerFormat::Safetensors && format != ContainerFormat::Sharded; }
+    // A shard index: whether its shards are torch.save files (pytorch_model.bin shards), whose
+    // globals, opcodes and anomalies are the index's.
+    bool pickledShards = false;
+    // False for safetensors files and the indexes of safetensors shards, which hold no pickle at all.
+    bool hasPickle() const
+    {
+        return format == ContainerFormat::Sharded ? pickledShards : format != ContainerFormat::Safetensors;
+    }
     std::int64_t stateDictBytes() const;
 };
 

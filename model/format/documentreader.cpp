@@ -100,6 +100,10 @@ public:
     {
         try {
             readContainer();
+        } catch (const ReadFailure &e) {  // a shard's: what it named is kept
+            std::vector<GlobalUse> named = m_machine.globals();
+            named.insert(named.end(), e.globals.begin(), e.globals.end());
+            throw ReadFailure(e.what(), std::move(named));
         } catch (const FormatError &e) {
             throw ReadFailure(e.what(), m_machine.globals());
         }
@@ -123,8 +127,11 @@ private:
         } else {
             throw FormatError(describeUnknown(data));
         }
-        m_doc.globals = m_machine.globals();
-        m_doc.opcodes = m_machine.opcodes();
+        // Appended: a shard index already holds what its shards' pickles named.
+        const auto globals = m_machine.globals();  // returned by value
+        const auto opcodes = m_machine.opcodes();
+        m_doc.globals.insert(m_doc.globals.end(), globals.begin(), globals.end());
+        m_doc.opcodes.insert(m_doc.opcodes.end(), opcodes.begin(), opcodes.end());
         m_doc.arenas.push_back(m_machine.arena());
         m_doc.warnings.insert(m_doc.warnings.end(), m_machine.warnings().begin(), m_machine.warnings().end());
     }

@@ -278,9 +278,27 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
                 return options.progress((static_cast<double>(i) + f) / static_cast<double>(n));
             };
         const auto path = (dir / shards[i]).string();
-        Document shard = readDocument(path, sub);  // its errors already name the shard's path
-        if (!shard.hasStateDict)
-            throw FormatError("shard '" + shards[i] + "' holds no state dict");
+        Document shard;
+        try {
+            shard = readDocument(path, sub);  // its errors already name the shard's path
+        } catch (const ReadFailure &e) {
+            // What the shards named so far would run in Python all the same: a scanner reports it.
+            std::vector<GlobalUse> named = doc.globals;
+            named.insert(named.end(), e.globals.begin(), e.globals.end());
+            throw ReadFailure(e.what(), std::move(named));
+        }
+        if (!shard.hasStateDict) {
+            std::vector<GlobalUse> named = doc.globals;
+            named.insert(named.end(), shard.globals.begin(), shard.globals.end());
+            throw ReadFailure("shard '" + shards[i] + "' holds no state dict", std::move(named));
+        }
+        if (shard.hasPickle() && !doc.pickledShards) {
+            doc.pickledShards = true;
+            doc.pickleProtocol = shard.pickleProtocol;
+        }
+        doc.opcodes.insert(doc.opcodes.end(), shard.opcodes.begin(), shard.opcodes.end());
+        for (const auto &a : shard.anomalies)
+            doc.anomalies.push_back(shards[i] + ": " + a);
         doc.extraFiles.push_back(shard.file);
         doc.arenas.insert(doc.arenas.end(), shard.arenas.begin(), shard.arenas.end());
         doc.extraFiles.insert(doc.extraFiles.end(), shard.extraFiles.begin(), shard.extraFiles.end());

@@ -251,6 +251,7 @@ SecurityReport globalsReport(const std::vector<GlobalUse> &globals)
 
 SecurityReport securityReport(const Document &doc)
 {
+    static const std::string kNoPickle = "(safetensors: no pickle, so no code; read by safetensors, not torch.load)";
     std::vector<GlobalUse> globals = doc.globals;
     std::vector<std::string> anomalies = doc.anomalies;
     scanNestedPickles(doc.root, globals, anomalies, 0);
@@ -264,8 +265,13 @@ SecurityReport securityReport(const Document &doc)
     switch (doc.format) {
     case ContainerFormat::TorchScript: refuse("(a TorchScript archive: torch.jit.load, not torch.load)"); break;
     case ContainerFormat::Tar: refuse("(the tar format of torch < 0.4: torch.load refuses weights_only=True for it)"); break;
-    case ContainerFormat::Safetensors:
-    case ContainerFormat::Sharded: refuse("(safetensors: no pickle, so no code; read by safetensors, not torch.load)"); break;
+    case ContainerFormat::Safetensors: refuse(kNoPickle); break;
+    case ContainerFormat::Sharded:
+        if (!doc.hasPickle()) {
+            refuse(kNoPickle);
+            break;
+        }
+        [[fallthrough]];  // torch.save shards: each is loaded with torch.load
     default:
         for (const auto &o : doc.opcodes)
             if (const auto name = opcodeName(o.op); !contains(kWeightsOnlyOpcodes, name))
