@@ -1,6 +1,7 @@
 #include "convertcommand.h"
 
 #include "predictcommand.h"
+#include "scriptexport.h"
 
 #include "architecture.h"
 #include "atomicwrite.h"
@@ -112,42 +113,16 @@ void printResult(std::ostream &out, const ConversionResult &result)
 
 namespace {
 
-// The written module read back by this program's own reader: a TorchScript archive in which each
-// weight exported under its own name has its shape, the cast dtype where one was asked for, and,
-// without a cast, the very bytes of the source (LibTorch copies them). A given architecture may
-// name its weights otherwise; those are checked by LibTorch's loading alone. Returns how many
-// tensors were compared.
-std::size_t verifyTorchScriptExport(const Document &written, const Document &source, std::optional<DType> cast,
-                                    const std::string &output)
+// Every file the command line names as an input (all the files converted, --arch, an --arch-spec
+// file), added to `w`: no output of a run replaces one of them.
+WriteOptions runInputs(const ConvertCliOptions &c, WriteOptions w)
 {
-    if (written.format != ContainerFormat::TorchScript)
-        throw FormatError(output + ": read back, it is not a TorchScript archive (" + written.formatDetail + ")");
-    std::map<std::string, const TensorRef *> got;
-    for (const auto &[name, v] : written.stateDict)
-        if (v && v->isTensor())
-            got.emplace(name, v->tensorRef().get());
-    std::size_t compared = 0;
-    for (const auto &[name, v] : source.stateDict) {
-        const auto it = got.find(name);
-        if (!v || !v->isTensor() || it == got.end() || v->tensorRef()->layout != TensorRef::Layout::Strided ||
-            v->tensorRef()->quantization)
-            continue;
-        const TensorRef &want = *v->tensorRef();
-        const TensorRef &have = *it->second;
-        const DType dtype = cast && canCastFloats(want.dtype, *cast) ? *cast : want.dtype;
-        if (have.shape != want.shape || have.dtype != dtype)
-            throw FormatError(output + ": read back, '" + name + "' is " + std::string(dtypeName(have.dtype)) + " " +
-                              shapeText(have.shape) + " where " + std::string(dtypeName(dtype)) + " " +
-                              shapeText(want.shape) + " was exported");
-        if (!cast && want.isContiguous() && have.isContiguous()) {
-            const auto a = want.spannedBytes();
-            const auto b = have.spannedBytes();
-            if (a.size() != b.size() || !std::equal(a.begin(), a.end(), b.begin()))
-                throw FormatError(output + ": read back, the values of '" + name + "' differ from the source's");
-        }
-        ++compared;
-    }
-    return compared;
+    for (const auto &f : c.files)
+        w.protect(f);
+    for (const auto *p : {&c.arch, &c.archSpec})
+        if (!p->empty())
+            w.protect(*p);
+    return w;
 }
 
 // `--to torchscript`: the file's architecture (or the one given) with its weights, as a TorchScript
@@ -158,7 +133,6 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
 {
     std::optional<DType> cast;  // none: the weights as they are
     ConvertOptions edits;
-    bool edited = false;
     try {
         if (!c.output.empty() && c.files.size() != 1)
             throw FormatError("-o names one output: give one input, or use --out-dir");
@@ -171,13 +145,11 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
                               "do not apply to --to torchscript");
         // LibTorch casts the module; the planner only counts what the cast does (overflow, ...).
         cast = castOption(c.dtype);
-        edits.target(ConvertTarget::StateDict).forModuleExport(true);
         edits.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema);
         if (cast)
             edits.dtype(*cast);
         for (const auto &d : c.drop)
             edits.drop(d);
-        edited = !c.stripPrefix.empty() || !c.addPrefix.empty() || c.ema || !c.drop.empty();
     } catch (const std::exception &e) {
         err << "ckpt: " << e.what() << '\n';
         return 1;
@@ -189,56 +161,32 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         try {
             const std::string output =
                 c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", cast, c.outDir) : c.output;
-            WriteOptions w = WriteOptions().allowOverwrite(c.force).protect(file);
-            if (!c.arch.empty())
-                w.protect(c.arch);
+            WriteOptions w = runInputs(c, WriteOptions().allowOverwrite(c.force));
             checkWriteTarget(output, w);  // before any work, as for the other targets
-            Document doc = keepUntilExit(readDocument(file));
-            // The plan says what goes in (the weights, edited) and what the module cannot hold
-            // (optimizer state, metadata, class names, preprocessing), as for the other targets.
-            if (doc.format == ContainerFormat::TorchScript && edited)
-                throw FormatError(file + ": the file is TorchScript: its module is exported as it is; --drop, "
-                                  "--strip-prefix, --add-prefix and --ema do not apply");
-            ConversionPlan plan = planConversion(doc, output, edits);
-            if (doc.format != ContainerFormat::TorchScript) {
-                doc.stateDict.clear();
-                for (const auto &e : plan.root->entries())
-                    doc.stateDict.push_back({keyText(*e.key), e.value});
-            }
-            const Preprocessing prep = preprocessingOf(doc);
-            if (prep.present())
-                plan.warnings.push_back("the package normalises its inputs (" + prep.source +
-                                        "); the TorchScript module does not: normalise inputs before calling it");
-            const Architecture arch = resolveArchitecture(doc, architectureRequest(c.arch, c.archSpec, c.activation));
-            const auto predictor = ComputeLoader::api().predictor(doc, arch);
-            const std::string bytes = predictor->torchScriptBytes(dtype);
-            std::vector<std::string> notes = predictor->notes();
-            for (const auto &a : arch.assumptions)
+            const Document &doc = keepUntilExit(readDocument(file));
+            for (const auto &p : protectingInputs(doc, c.force).inputs)
+                w.protect(p);
+            const ScriptExport plan =
+                planScriptExport(doc, output, edits, architectureRequest(c.arch, c.archSpec, c.activation));
+            std::vector<std::string> notes;
+            for (const auto &a : plan.architecture.assumptions)
                 notes.push_back("architecture: " + a);
             if (!c.json) {
-                printPlan(out, plan, "torchscript" + (dtype.empty() ? std::string() : ", " + dtype));
-                out << "  architecture: " << sourceName(arch.source) << (arch.exact ? " (exact)" : " (not exact)") << '\n';
+                printPlan(out, plan.plan, "torchscript" + (dtype.empty() ? std::string() : ", " + dtype));
+                out << "  architecture: " << sourceName(plan.architecture.source)
+                    << (plan.architecture.exact ? " (exact)" : " (not exact)") << '\n';
                 for (const auto &n : notes)
                     out << "  note: " << n << '\n';
             }
-            ConversionResult result;
-            result.output = output;
-            result.bytes = bytes.size();
-            AtomicFileWriter writer(output, w);
-            writer.write(bytes);
-            writer.commit([&](const std::string &temporary) {
-                verifyFileBytes(temporary, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, output);
-                result.tensorsVerified = verifyTorchScriptExport(readDocument(temporary), doc, cast, output);
-            });
-            result.verified = true;
+            std::vector<std::string> loading;
+            const ConversionResult result = executeScriptExport(plan, w, &loading);
             if (c.json) {
-                auto j = conversionToJson(plan, &result);
-                j["target"] = "torchscript";
-                j["architecture"] = {{"source", sourceName(arch.source)}, {"exact", arch.exact}};
-                j["notes"] = notes;
-                all.push_back(std::move(j));
+                loading.insert(loading.end(), notes.begin(), notes.end());
+                all.push_back(scriptExportToJson(plan, &result, loading));
             } else {
-                out << "  wrote " << output << ": " << bytes.size() << " bytes of TorchScript, read back and verified\n";
+                for (const auto &n : loading)
+                    out << "  note: " << n << '\n';
+                out << "  wrote " << output << ": " << result.bytes << " bytes of TorchScript, read back and verified\n";
             }
         } catch (const std::exception &e) {
             status = reportError(err, file, e);
@@ -258,6 +206,8 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
     ConvertOptions o;
     try {
         o = toOptions(options);
+        for (const auto &p : runInputs(options, WriteOptions()).inputs)
+            o.protect(p);  // no conversion of the run writes over another one's input
         if (!options.output.empty() && options.files.size() != 1)
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!options.output.empty() && !options.outDir.empty())
@@ -273,8 +223,8 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             const Document doc = readDocument(file);
             const std::string output =
                 options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
-            // An existing output or the input's own name is refused before the plan is printed.
-            checkWriteTarget(output, WriteOptions().allowOverwrite(o.overwrite).protect(file));
+            // An existing output or an input's name is refused before the plan is printed.
+            checkWriteTarget(output, runInputs(options, protectingInputs(doc, o.overwrite)));
             const ConversionPlan plan = planConversion(doc, output, o);
             if (!options.json)
                 printPlan(out, plan);

@@ -2,6 +2,7 @@
 
 #include "atomicwrite.h"
 #include "clicommon.h"
+#include "convert.h"
 #include "computeloader.h"
 #include "document.h"
 #include "error.h"
@@ -23,7 +24,7 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
         const std::string bytes = ComputeLoader::api().exportBytes(
             *value->tensorRef(), npy ? ComputeApi::ExportFormat::Npy : ComputeApi::ExportFormat::Csv);
         writeFileAtomically(options.output, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()},
-                            WriteOptions().allowOverwrite(options.force).protect(options.file));
+                            protectingInputs(doc, options.force));
         out << options.output << ": " << bytes.size() << " bytes\n";
         return 0;
     } catch (const std::exception &e) {

@@ -4,12 +4,16 @@
 #include "textcodec.h"
 #include "document.h"
 #include "error.h"
+#include "inferencemeta.h"
 #include "jsonexport.h"
 #include "metadata.h"
 #include "security.h"
 #include "valuetree.h"
 
+#include <climits>
+#include <cmath>
 #include <iomanip>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -40,6 +44,30 @@ std::string compact(const nlohmann::ordered_json &j, std::size_t max = 100)
     if (s.size() > max)
         s = s.substr(0, max - 1) + "…";
     return s;
+}
+
+// The optimizer's step: the largest `step` among the per-parameter states (a number, or the 0-d
+// tensor torch >= 1.12 keeps), read without LibTorch.
+std::optional<std::int64_t> optimizerStep(const Document &doc)
+{
+    const ValuePtr state = doc.optimizer && doc.optimizer->isDict() ? doc.optimizer->get("state") : nullptr;
+    if (!state || !state->isDict())
+        return std::nullopt;
+    std::optional<std::int64_t> best;
+    for (const auto &e : state->entries()) {
+        const ValuePtr step = e.value && e.value->isDict() ? e.value->get("step") : nullptr;
+        std::optional<double> v;
+        if (step && step->isInt())
+            v = static_cast<double>(step->asInt());
+        else if (step && step->kind() == Value::Kind::Float)
+            v = step->asFloat();
+        else if (step && step->isTensor())
+            if (const auto n = vectorTensorNumbers(*step->tensorRef()); n.size() == 1)
+                v = n[0];
+        if (v && std::isfinite(*v) && std::abs(*v) < 9e15)
+            best = std::max(best.value_or(INT64_MIN), static_cast<std::int64_t>(*v));
+    }
+    return best;
 }
 
 void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostream &out)
@@ -85,9 +113,19 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         const auto &o = j["optimizer"];
         out << "Optimizer: " << pathText(doc.optimizerPath) << " — " << o["type"].get<std::string>() << ", "
             << o["state"]["count"].get<std::size_t>() << " parameter states";
-        if (!o["param_groups"].empty() && o["param_groups"][0].contains("lr"))
-            out << ", lr " << compact(o["param_groups"][0]["lr"]);
+        if (const auto step = optimizerStep(doc))
+            out << ", step " << *step;
         out << '\n';
+        // What resuming needs: each group's hyperparameters, as the optimizer was built with them.
+        std::size_t g = 0;
+        for (const auto &group : o["param_groups"]) {
+            std::string line;
+            for (const auto &[k, v] : group.items())
+                if (k != "params" && !v.is_null())
+                    line += (line.empty() ? "" : ", ") + k + " " + compact(v, 40);
+            out << "  group " << g++ << " (" << (group.contains("params") ? group["params"].size() : 0)
+                << " parameters): " << line << '\n';
+        }
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";

@@ -3,6 +3,7 @@
 #include "architecture.h"
 #include "atomicwrite.h"
 #include "clicommon.h"
+#include "convert.h"
 #include "computeloader.h"
 #include "document.h"
 #include "error.h"
@@ -134,9 +135,12 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         auto predictor = ComputeLoader::api().predictor(doc, arch);
         if (!o.exportTorchScript.empty()) {
             const std::string bytes = predictor->torchScriptBytes("");
-            WriteOptions w = WriteOptions().allowOverwrite(o.force).protect(o.file);
-            if (!o.arch.empty())
-                w.protect(o.arch);
+            // Never over one of the run's inputs: the file (its shards and sidecar), the
+            // architecture, the spec file, the input file.
+            WriteOptions w = protectingInputs(doc, o.force);
+            for (const auto *p : {&o.arch, &o.archSpec, &o.inputFile})
+                if (!p->empty())
+                    w.protect(*p);
             writeFileAtomically(o.exportTorchScript, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, w);
             if (!wantRun) {
                 out << o.exportTorchScript << ": " << bytes.size() << " bytes of TorchScript\n";

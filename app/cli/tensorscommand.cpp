@@ -72,6 +72,12 @@ json statsOf(const TensorRef &r)
     }
 }
 
+// Columns on a terminal: UTF-8 continuation bytes take no column.
+std::size_t textWidth(const std::string &s)
+{
+    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
 std::string fixed(const json &v)
 {
     if (v.is_null())
@@ -86,6 +92,50 @@ std::string fixed(const json &v)
 }
 
 const std::vector<NamedTensor> &tableOf(const Document &doc) { return doc.hasStateDict ? doc.stateDict : doc.tensors; }
+
+// `ckpt show` as text: what the JSON says, a line each.
+std::string showText(const json &j)
+{
+    const auto dump = [](const json &v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); };
+    std::string text;
+    if (!j.contains("dtype")) {
+        text = displayText(j["name"].get<std::string>()) + " (" + j["type"].get<std::string>() + "): " +
+               displayText(dump(j["value"])) + "\n";
+        return text;
+    }
+    text = displayText(j["name"].get<std::string>()) + "  " + j["dtype"].get<std::string>() + "  " +
+           shapeText(j["shape"].get<std::vector<std::int64_t>>()) + "  " + j["device"].get<std::string>() + "  " +
+           dump(j["numel"]) + " elements\n";
+    if (j.contains("stats")) {
+        const auto &st = j["stats"];
+        if (st.contains("error")) {
+            text += "  statistics: " + displayText(st["error"].get<std::string>()) + "\n";
+        } else {
+            text += "  min " + fixed(st["min"]) + "  max " + fixed(st["max"]) + "  mean " + fixed(st["mean"]) + "  std " +
+                    fixed(st["std"]) + "  l2 " + fixed(st["l2"]);
+            if (st["zero_fraction"].is_number())
+                text += "  zeros " + fixed(st["zero_fraction"].get<double>() * 100) + " %";
+            text += "  nan " + dump(st["nan"]) + "  inf " + dump(st["inf"]) +
+                    (st.contains("over") ? "  (" + st["over"].get<std::string>() + ")" : "") + "\n";
+        }
+    }
+    if (j.contains("histogram")) {
+        const auto &h = j["histogram"];
+        text += "  histogram [" + fixed(h["low"]) + ", " + fixed(h["high"]) + "]: " + dump(h["counts"]) + "\n";
+    }
+    if (j.contains("histogram_error"))
+        text += "  histogram: " + j["histogram_error"].get<std::string>() + "\n";
+    if (j.contains("values")) {
+        const auto &v = j["values"];
+        text += "  values (the first " + std::to_string(v.size()) + " of " + dump(j["numel"]) + "): ";
+        for (std::size_t i = 0; i < v.size(); ++i)
+            text += (i ? ", " : "") + (v[i].is_number_float() ? fixed(v[i]) : dump(v[i]));
+        text += "\n";
+    }
+    if (j.contains("values_error"))
+        text += "  values: " + displayText(j["values_error"].get<std::string>()) + "\n";
+    return text;
+}
 
 } // namespace
 
@@ -107,20 +157,47 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
             out << json{{"file", doc.path}, {"tensors", rows}}.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
             return 0;
         }
+        if (rows.empty()) {
+            out << (filter.empty() ? "no tensors in the file\n"
+                                   : "no tensor name contains '" + displayText(options.filter) + "'\n");
+            return 0;
+        }
+        // A table: one column per field, each as wide as its widest cell.
+        std::vector<std::vector<std::string>> cells;
+        std::vector<std::string> header{"name", "dtype", "shape", "device"};
+        if (options.stats)
+            header.insert(header.end(), {"min", "max", "mean", "std", "l2", "zeros %", "nan", "inf"});
+        cells.push_back(header);
         for (const auto &row : rows) {
-            out << displayText(row["name"].get<std::string>()) << "  " << row["dtype"].get<std::string>() << "  "
-                << shapeText(row["shape"].get<std::vector<std::int64_t>>()) << "  " << row["device"].get<std::string>();
+            std::vector<std::string> line{displayText(row["name"].get<std::string>()), row["dtype"].get<std::string>(),
+                                          shapeText(row["shape"].get<std::vector<std::int64_t>>()),
+                                          row["device"].get<std::string>()};
             if (row.contains("stats")) {
-                const auto &s = row["stats"];
-                if (s.contains("error"))
-                    out << "  (" << displayText(s["error"].get<std::string>()) << ")";
-                else
-                    out << "  min " << fixed(s["min"]) << "  max " << fixed(s["max"]) << "  mean " << fixed(s["mean"])
-                        << "  std " << fixed(s["std"]) << "  l2 " << fixed(s["l2"]) << "  zeros "
-                        << fixed(s["zero_fraction"]) << "  nan " << s["nan"].get<std::int64_t>() << "  inf "
-                        << s["inf"].get<std::int64_t>();
+                const auto &st = row["stats"];
+                if (st.contains("error")) {
+                    line.push_back("(" + displayText(st["error"].get<std::string>()) + ")");
+                } else {
+                    for (const char *k : {"min", "max", "mean", "std", "l2"})
+                        line.push_back(fixed(st[k]));
+                    line.push_back(st["zero_fraction"].is_number() ? fixed(st["zero_fraction"].get<double>() * 100) : "-");
+                    line.push_back(std::to_string(st["nan"].get<std::int64_t>()));
+                    line.push_back(std::to_string(st["inf"].get<std::int64_t>()));
+                }
             }
-            out << '\n';
+            cells.push_back(std::move(line));
+        }
+        std::vector<std::size_t> width(header.size(), 0);
+        for (const auto &line : cells)
+            for (std::size_t i = 0; i + 1 < line.size() && i < width.size(); ++i)  // the last cell is not padded
+                width[i] = std::max(width[i], std::min<std::size_t>(textWidth(line[i]), 60));
+        for (const auto &line : cells) {
+            std::string text;
+            for (std::size_t i = 0; i < line.size(); ++i) {
+                text += line[i];
+                if (i + 1 < line.size())
+                    text += std::string(width[i] > textWidth(line[i]) ? width[i] - textWidth(line[i]) : 0, ' ') + "  ";
+            }
+            out << text << '\n';
         }
         return 0;
     } catch (const std::exception &e) {
@@ -176,7 +253,11 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
         } else {
             j = json{{"name", options.key}, {"type", value->typeName()}, {"value", valueToJson(value)}};
         }
-        out << j.dump(options.json ? 2 : 1, ' ', false, json::error_handler_t::replace) << '\n';
+        if (options.json) {
+            out << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+            return 0;
+        }
+        out << showText(j);
         return 0;
     } catch (const std::exception &e) {
         return reportError(err, options.file, e);

@@ -306,7 +306,7 @@ private:
         at::Tensor b = toDenseValues(rb);
         if (ra.dtype == rb.dtype && ra.layout == rb.layout && a.scalar_type() == b.scalar_type()) {
             const at::Tensor ca = a.contiguous(), cb = b.contiguous();
-            d.identical = ca.nbytes() == cb.nbytes() && std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
+            d.identical = ca.nbytes() == cb.nbytes() && (ca.nbytes() == 0 || std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0);
         }
         if (integral(ra) && integral(rb)) {
             integerDifference(ra, rb, atol, rtol, d);

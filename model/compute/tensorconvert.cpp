@@ -142,32 +142,10 @@ at::Tensor decodeNewer(DType t, const at::Tensor &raw)
 
 // toTensor, with the newer element types decoded or (`decode` false) left as their bits.
 namespace {
-// Work over a tensor is bounded by what the file stores, not by the shape it declares: strides of
-// 0 (an expand) can make a view of 2^40 elements out of 16 stored ones, and a sparse tensor can
-// declare a dense size it would take terabytes to fill. Up to 16 times what is stored, plus 16 Mi
-// elements, is computed; beyond that the tensor is refused before any work or allocation.
-constexpr std::int64_t kViewFactor = 16;
-constexpr std::int64_t kFreeElements = std::int64_t(1) << 24;
-
 void checkWorkBudget(const TensorRef &ref)
 {
-    const std::int64_t logical = ref.numel();
-    std::int64_t stored = 0;
-    const char *what = nullptr;
-    if (ref.layout == TensorRef::Layout::SparseCoo) {
-        stored = ref.sparseValues && ref.sparseValues->tensorRef() ? ref.sparseValues->tensorRef()->numel() : 0;
-        what = " stored values: making it dense would fill all of them";
-    } else if (ref.layout == TensorRef::Layout::Strided && ref.storage && ref.storage->resolved && dtypeSize(ref.dtype) > 0) {
-        stored = static_cast<std::int64_t>(ref.storage->byteSize / dtypeSize(ref.dtype));
-        what = " stored elements (strides repeat them, as an expand does): computing over the view would visit each";
-    } else {
-        return;
-    }
-    if (logical <= kFreeElements || logical / kViewFactor <= stored)
-        return;
-    throw std::runtime_error("the tensor has " + std::to_string(logical) + " elements over " + std::to_string(stored) +
-                             what + "; refused (more than " + std::to_string(kViewFactor) +
-                             " times what the file holds)");
+    if (const std::string problem = workBudgetProblem(ref); !problem.empty())
+        throw std::runtime_error(problem);
 }
 } // namespace
 

@@ -543,26 +543,34 @@ Shape propagateLeaf(const Layer &l, Shape s)
         const bool ceil = o.value("ceil_mode", false);
         for (std::size_t i = 0; i < nd; ++i) {
             std::int64_t &x = s[s.size() - nd + i];
+            // Sizes, strides and paddings come from the file or a spec: computed wide, then bounded.
+            using Wide = __int128;
+            const Wide kk = k[i], dd = d[i], ss = st[i];
+            need(ss > 0 && kk > 0 && dd > 0, "kernel size, stride and dilation must be positive");
+            Wide out = x;
             if (conv && o["padding"].is_string()) {
                 if (o["padding"] == "valid")
-                    x = (x - d[i] * (k[i] - 1) - 1) / st[i] + 1;
-                need(x > 0, "the output would be empty");
-                continue;
-            }
-            const std::int64_t p = o["padding"][i].get<std::int64_t>();
-            if (transposed) {
-                x = (x - 1) * st[i] - 2 * p + d[i] * (k[i] - 1) + o["output_padding"][i].get<std::int64_t>() + 1;
+                    out = (Wide(x) - dd * (kk - 1) - 1) / ss + 1;
             } else {
-                if (!conv)
-                    need(2 * p <= k[i], "padding must be at most half the kernel size");
-                const std::int64_t span = x + 2 * p - d[i] * (k[i] - 1) - 1;
-                need(span >= 0, "the input is smaller than the kernel");
-                std::int64_t out = divRound(span, st[i], ceil && !conv) + 1;
-                if (ceil && !conv && (out - 1) * st[i] >= x + p)
-                    --out;  // PyTorch: the last window must start inside the input or left padding
-                x = out;
+                const Wide p = o["padding"][i].get<std::int64_t>();
+                if (transposed) {
+                    out = (Wide(x) - 1) * ss - 2 * p + dd * (kk - 1) + o["output_padding"][i].get<std::int64_t>() + 1;
+                } else {
+                    if (!conv)
+                        need(2 * p <= kk, "padding must be at most half the kernel size");
+                    const Wide span = Wide(x) + 2 * p - dd * (kk - 1) - 1;
+                    need(span >= 0, "the input is smaller than the kernel");
+                    need(span <= Wide(ArchitectureLimits::kMaxActivation) * 4, "the padded input is too large");
+                    out = divRound(static_cast<std::int64_t>(span), st[i], ceil && !conv) + 1;
+                    if (ceil && !conv && (out - 1) * ss >= Wide(x) + p)
+                        --out;  // PyTorch: the last window must start inside the input or left padding
+                }
             }
-            need(x > 0, "the output would be empty");
+            need(out > 0, "the output would be empty");
+            need(out <= ArchitectureLimits::kMaxActivation,
+                 "its output would be more than " + std::to_string(ArchitectureLimits::kMaxActivation) +
+                     " values wide, more than this program runs");
+            x = static_cast<std::int64_t>(out);
         }
         if (conv)
             s[s.size() - nd - 1] = o["out_channels"].get<std::int64_t>();
@@ -586,7 +594,9 @@ Shape propagateLeaf(const Layer &l, Shape s)
         const auto b = normDim(o["end_dim"].get<std::int64_t>(), s.size());
         need(a >= 0 && b < static_cast<std::int64_t>(s.size()) && a <= b, "start_dim/end_dim are outside the input");
         Shape out(s.begin(), s.begin() + a);
-        out.push_back(std::accumulate(s.begin() + a, s.begin() + b + 1, std::int64_t{1}, std::multiplies<>()));
+        out.push_back(std::accumulate(s.begin() + a, s.begin() + b + 1, std::int64_t{1}, [](std::int64_t p, std::int64_t v) {
+            return p > 0 && v > ArchitectureLimits::kMaxActivation / p ? ArchitectureLimits::kMaxActivation + 1 : p * v;
+        }));
         out.insert(out.end(), s.begin() + b + 1, s.end());
         s = out;
     } else if (ty.starts_with("Adaptive")) {
@@ -604,6 +614,14 @@ Shape propagateLeaf(const Layer &l, Shape s)
         const auto n = o["num_parameters"].get<std::int64_t>();
         need(n == 1 || (s.size() >= 2 && s[1] == n), "it needs " + std::to_string(n) + " channels in dimension 1");
     }
+    // Sizes from a file or a spec decide what LibTorch allocates when the model runs.
+    std::int64_t values = 1;
+    for (const auto d : s)
+        if (d > 0 && (d > ArchitectureLimits::kMaxActivation || values > ArchitectureLimits::kMaxActivation / d))
+            fail(l, "its output " + joinShape(s) + " would hold more than " +
+                        std::to_string(ArchitectureLimits::kMaxActivation) + " values, more than this program runs");
+        else if (d > 0)
+            values *= d;
     return s;
 }
 

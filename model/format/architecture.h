@@ -2,12 +2,19 @@
 
 #include "document.h"
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace ckpt {
+
+struct ArchitectureLimits {
+    // Values one layer's output may hold for one sample (2^30: 4 GiB of float32). Layer sizes come
+    // from the file or a spec; beyond this a run would only exhaust memory.
+    static constexpr std::int64_t kMaxActivation = std::int64_t(1) << 30;
+};
 
 // One layer of an architecture: a standard torch.nn layer with its options as PyTorch names them
 // (completed with PyTorch's defaults and checked against its weights), or a container whose

@@ -1014,6 +1014,10 @@ private:
                 if (auto [it, fresh] = sharedStorage.emplace(r.storage.get(), name); !fresh)
                     m_plan.warnings.push_back("'" + name + "' shares storage with '" + it->second +
                                               "'; safetensors cannot share, so its values are copied");
+                // safetensors stores every element of a view: an expanded tensor becomes all of them.
+                if (const std::string problem = workBudgetProblem(r); !problem.empty())
+                    throw FormatError("'" + name + "': " + problem + "; safetensors would store each element "
+                                      "(a torch format keeps the view; or leave it out with --drop)");
                 m_plan.tensors.emplace_back(name, v);
             }
             m_plan.safetensorsMetadata = std::move(meta);
@@ -1322,8 +1326,31 @@ void report(const ConvertOptions &o, std::uint64_t done, std::uint64_t total, co
 
 WriteOptions writeOptionsFor(const Document &doc, const ConvertOptions &o)
 {
+    WriteOptions w = protectingInputs(doc, o.overwrite);
+    for (const auto &p : o.protectedPaths)
+        w.protect(p);
+    if (!o.architecture.scriptPath.empty())
+        w.protect(o.architecture.scriptPath);
+    return w;
+}
+} // namespace
+
+Document readWrittenBack(const std::string &temporary, const std::string &output)
+{
+    try {
+        return readDocument(temporary);
+    } catch (const FormatError &e) {
+        std::string why = e.what();
+        if (why.starts_with(temporary + ": "))
+            why.erase(0, temporary.size() + 2);
+        throw FormatError(output + ": what was written does not read back, so it was not kept: " + why);
+    }
+}
+
+WriteOptions protectingInputs(const Document &doc, bool overwrite)
+{
     WriteOptions w;
-    w.allowOverwrite(o.overwrite).protect(doc.path);
+    w.allowOverwrite(overwrite).protect(doc.path);
     if (!doc.sidecarPath.empty())
         w.protect(doc.sidecarPath);
     for (const auto &f : doc.extraFiles)
@@ -1331,7 +1358,6 @@ WriteOptions writeOptionsFor(const Document &doc, const ConvertOptions &o)
             w.protect(f->path());
     return w;
 }
-} // namespace
 
 ConversionResult executeConversion(const Document &doc, const ConversionPlan &plan, const ConvertOptions &options)
 {
@@ -1373,7 +1399,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         SafetensorsWriter::write(sink, std::move(entries), plan.safetensorsMetadata,
                                  [&](std::uint64_t d, std::uint64_t t) { report(options, d, t, plan.output); });
         file.commit([&](const std::string &temp) {
-            const Document back = readDocument(temp);
+            const Document back = readWrittenBack(temp, plan.output);
             if (back.format != ContainerFormat::Safetensors || back.stateDict.size() != plan.tensors.size())
                 throw FormatError(plan.output + ": reading the written file back gives " +
                                   std::to_string(back.stateDict.size()) + " tensors, expected " +
@@ -1431,7 +1457,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         zip.addRecord("version", std::string("3\n"));
         zip.finish();
         file.commit([&](const std::string &temp) {
-            const Document back = readDocument(temp);
+            const Document back = readWrittenBack(temp, plan.output);
             // Structure: the tree read back pickles to the very bytes written.
             PickleWriterOptions again = pickleOptions(plan, options);
             again.storageDType = {};

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "architecture.h"
+#include "atomicwrite.h"
 #include "document.h"
 #include "dtypecast.h"
 
@@ -59,6 +60,7 @@ struct ConvertOptions {
     bool moduleExport = false;                 // a state dict planned for a module written elsewhere
                                                // (TorchScript): what it cannot hold is said so
     bool overwrite = false;                    // replace existing outputs (--force)
+    std::vector<std::string> protectedPaths;   // other inputs of the run (never written either)
     ArchitectureRequest architecture;          // full-model from weights: the layers (default: the
                                                // package's spec, else an MLP read from the weights)
     std::function<bool(double)> progress;      // fraction written; returning false cancels
@@ -79,6 +81,7 @@ struct ConvertOptions {
     ConvertOptions &metadataJson(bool v) { sidecar = v; return *this; }
     ConvertOptions &force(bool v) { overwrite = v; return *this; }
     ConvertOptions &forModuleExport(bool v) { moduleExport = v; return *this; }
+    ConvertOptions &protect(std::string path) { protectedPaths.push_back(std::move(path)); return *this; }
     ConvertOptions &arch(ArchitectureRequest r) { architecture = std::move(r); return *this; }
     ConvertOptions &onProgress(std::function<bool(double)> p) { progress = std::move(p); return *this; }
 };
@@ -127,6 +130,14 @@ std::string defaultOutputPath(const std::string &input, const ConvertOptions &op
 // The same with a suffix and extension of one's own ("_torchscript", ".pt"): `<stem><suffix>[_fp16]<ext>`.
 std::string defaultOutputPathFor(const std::string &input, const std::string &suffix, const std::string &ext,
                                  const std::optional<DType> &castTo, const std::string &outDir = {});
+
+// Write options that refuse every file `doc` was read from (the file, its shards, its sidecar),
+// so that no output of a run replaces one of its inputs, --force or not.
+WriteOptions protectingInputs(const Document &doc, bool overwrite);
+
+// Reads a file just written to `temporary` (before it is renamed to `output`); a failure is said
+// of `output`, the temporary file being gone by the time the user reads it.
+Document readWrittenBack(const std::string &temporary, const std::string &output);
 
 // Plans converting `doc` to `output`. Throws FormatError when the conversion cannot be done
 // (no state dict, a full model asked from weights alone, edits that collide, a tensor type the

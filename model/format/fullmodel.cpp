@@ -365,6 +365,13 @@ ValuePtr moduleTreeValue(const Architecture &arch)
         if (torchModuleClass(l.type).empty())
             throw FormatError("layer " + l.path + ": " + l.type + " has no torch.nn class here");
         const auto parts = splitDots(l.name);
+        // Each level is a Sequential a few pickle levels deep; the reader (this one, and Python's
+        // recursion limit) stops long before a thousand.
+        constexpr std::size_t kMaxNesting = 64;
+        if (parts.size() > kMaxNesting)
+            throw FormatError("layer '" + l.name.substr(0, 80) + (l.name.size() > 80 ? "…" : "") + "' nests " +
+                              std::to_string(parts.size() - 1) + " containers deep; at most " +
+                              std::to_string(kMaxNesting - 1) + " are written");
         std::size_t at = 0;
         std::string path;
         for (std::size_t i = 0; i + 1 < parts.size(); ++i) {

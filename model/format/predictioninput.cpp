@@ -160,7 +160,10 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
         throw bad("malformed descr");
     const std::string descr = header.substr(q1 + 1, q2 - q1 - 1);
     p = field("fortran_order");
-    const bool fortran = header.compare(header.find_first_not_of(' ', p), 4, "True") == 0;
+    const auto flag = header.find_first_not_of(' ', p);
+    if (flag == std::string::npos)
+        throw bad("malformed header (fortran_order has no value)");
+    const bool fortran = header.compare(flag, 4, "True") == 0;
     p = field("shape");
     const auto open = header.find('(', p), close = header.find(')', p);
     if (open == std::string::npos || close == std::string::npos || close < open)
@@ -182,6 +185,8 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
         count *= d;
         t.shape.push_back(d);
     }
+    if (t.shape.empty())
+        throw bad("a 0-d array (one number) is not samples: save an array of shape [N, features] or [N, C, H, W]");
     if (descr.size() < 3)
         throw bad("unsupported dtype '" + descr + "'");
     const char order = descr[0], kind = descr[1];

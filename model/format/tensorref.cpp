@@ -218,4 +218,26 @@ std::string shapeText(const std::vector<std::int64_t> &shape)
     return s + "]";
 }
 
+std::string workBudgetProblem(const TensorRef &ref)
+{
+    constexpr std::int64_t kViewFactor = 16;
+    constexpr std::int64_t kFreeElements = std::int64_t(1) << 24;
+    const std::int64_t logical = ref.numel();
+    std::int64_t stored = 0;
+    const char *what = nullptr;
+    if (ref.layout == TensorRef::Layout::SparseCoo) {
+        stored = ref.sparseValues && ref.sparseValues->tensorRef() ? ref.sparseValues->tensorRef()->numel() : 0;
+        what = " stored values: making it dense would fill all of them";
+    } else if (ref.layout == TensorRef::Layout::Strided && ref.storage && ref.storage->resolved && dtypeSize(ref.dtype) > 0) {
+        stored = static_cast<std::int64_t>(ref.storage->byteSize / dtypeSize(ref.dtype));
+        what = " stored elements (strides repeat them, as an expand does): computing over the view would visit each";
+    } else {
+        return {};
+    }
+    if (logical <= kFreeElements || logical / kViewFactor <= stored)
+        return {};
+    return "the tensor has " + std::to_string(logical) + " elements over " + std::to_string(stored) + what +
+           "; refused (more than " + std::to_string(kViewFactor) + " times what the file holds)";
+}
+
 } // namespace ckpt

@@ -100,6 +100,13 @@ struct TensorRef {
     std::span<const std::uint8_t> spannedBytes() const;
 };
 
+// Work over a tensor is bounded by what the file stores, not by the shape it declares: strides of
+// 0 (an expand) can make a view of 2^40 elements out of 16 stored ones, and a sparse tensor can
+// declare a dense size it would take terabytes to fill. Up to 16 times what is stored, plus 16 Mi
+// elements, may be computed or written out; beyond that this says why the tensor is refused
+// ("" when it is within the budget).
+std::string workBudgetProblem(const TensorRef &ref);
+
 // "[2, 3]" style text for a shape.
 std::string shapeText(const std::vector<std::int64_t> &shape);
 

@@ -911,6 +911,52 @@ def main():
     res.check(r.returncode == 1 and '-o' in r.stderr and not os.path.exists(os.path.join(multi, 'one.pth')),
               '-o with several inputs refused', r.stderr)
     shutil.rmtree(multi)
+
+    # One conversion of a run never writes over another input of the same run, --force or not:
+    # a/m.pth -> d/m_state_dict.pth, when d/m_state_dict.pth is the run's second input.
+    run_dir = tempfile.mkdtemp(prefix='ckpt-convert-run-')
+    os.makedirs(os.path.join(run_dir, 'a'))
+    os.makedirs(os.path.join(run_dir, 'd'))
+    shutil.copy(os.path.join(fx, 'state_dict.pth'), os.path.join(run_dir, 'a', 'm.pth'))
+    second = os.path.join(run_dir, 'd', 'm_state_dict.pth')
+    shutil.copy(os.path.join(fx, 'training_checkpoint.pth'), second)
+    with open(second, 'rb') as f:
+        second_bytes = f.read()
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(run_dir, 'a', 'm.pth'), second, '--to', 'state-dict',
+                        '--out-dir', os.path.join(run_dir, 'd'), '--force'], capture_output=True, text=True, timeout=120)
+    with open(second, 'rb') as f:
+        res.check(f.read() == second_bytes and 'is an input file' in r.stderr,
+                  'a run\'s output never replaces another of its inputs', r.stderr.strip())
+    spec = os.path.join(run_dir, 'spec.json')
+    with open(spec, 'w') as f:
+        json.dump([{'type': 'Linear', 'name': 'fc1'}, {'type': 'ReLU'}, {'type': 'Linear', 'name': 'fc2'}], f)
+    r, _ = convert('state_dict.pth', '--to', 'full-model', '--arch-spec', spec, '-o', spec, '--force', expect_ok=False)
+    with open(spec) as f:
+        res.check(r.returncode == 1 and 'is an input file' in r.stderr and json.load(f)[0]['name'] == 'fc1',
+                  'the --arch-spec file is an input too', r.stderr.strip())
+
+    # An expanded view (stride 0) stays a view in a torch format; safetensors, which would store
+    # each of its 2^26 elements, refuses it with the way out.
+    r, doc = convert('expanded_huge.pth', '--to', 'state-dict', '-o', os.path.join(run_dir, 'expanded.pth'))
+    if r.returncode == 0:
+        got = torch.load(os.path.join(run_dir, 'expanded.pth'), weights_only=True)
+        res.check(got['x'].stride() == (0,) and got['x'].shape == (1 << 26,) and os.path.getsize(os.path.join(run_dir, 'expanded.pth')) < 8192,
+                  'expanded view written as a view', '%r' % (got['x'].stride(),))
+    r, _ = convert('expanded_huge.pth', '--to', 'safetensors', '-o', os.path.join(run_dir, 'expanded.safetensors'), expect_ok=False)
+    res.check(r.returncode == 1 and "'x'" in r.stderr and '--drop' in r.stderr and
+              not os.path.exists(os.path.join(run_dir, 'expanded.safetensors')),
+              'expanded view refused for safetensors, naming the tensor', r.stderr.strip())
+    r, _ = convert('expanded_huge.pth', '--to', 'safetensors', '--drop', 'x', '-o', os.path.join(run_dir, 'expanded.safetensors'))
+    res.check(r.returncode == 0, 'expanded view left out with --drop: safetensors written', r.stderr.strip())
+
+    # A spec nesting hundreds of Sequentials is refused before anything is written, naming the layer.
+    deep = '.'.join(['s'] * 600) + '.fc'
+    torch.save(collections.OrderedDict([(deep + '.weight', torch.ones(2, 3)), (deep + '.bias', torch.zeros(2))]),
+               os.path.join(run_dir, 'deep_sd.pth'))
+    r, _ = convert(os.path.join(run_dir, 'deep_sd.pth'), '--to', 'full-model', '-o', os.path.join(run_dir, 'deep.pth'),
+                   expect_ok=False)
+    res.check(r.returncode == 1 and 'containers deep' in r.stderr and not os.path.exists(os.path.join(run_dir, 'deep.pth')),
+              'a spec nesting 600 containers is refused', r.stderr.strip()[:300])
     locked = os.path.join(work, 'locked')
     os.mkdir(locked)
     os.chmod(locked, stat.S_IRUSR | stat.S_IXUSR)

@@ -5,6 +5,7 @@ an input, never replace a file without --force, and leave no temporary file behi
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,18 @@ def main():
     res.check(r.returncode == 1 and "no tensor named 'nothing'" in r.stderr, 'missing key', r.stderr)
     r = export('special_tensors.pth', 'meta', os.path.join(out, 'meta.npy'))
     res.check(r.returncode == 1 and 'no data' in r.stderr, 'meta tensor refused', r.stderr)
+    # A sharded checkpoint's shards are its inputs too: exporting over one (here through a .npy
+    # name linked to it) is refused, --force or not.
+    shards = os.path.join(out, 'shards')
+    shutil.copytree(os.path.join(a.fixtures, 'sharded'), shards)
+    shard = os.path.join(shards, 'model-00002-of-00002.bin')
+    before = open(shard, 'rb').read()
+    link = os.path.join(shards, 'shard2.npy')
+    os.symlink(shard, link)
+    r = subprocess.run([a.ckpt, 'export', os.path.join(shards, 'pytorch_model.bin.index.json'), 'fc1.bias', '-o', link,
+                        '--force'], capture_output=True, text=True)
+    res.check(r.returncode == 1 and 'input file' in r.stderr and open(shard, 'rb').read() == before,
+              'a shard of the file is never overwritten', r.stderr)
     leftovers = [f for f in os.listdir(out) if f.startswith('.')]
     res.check(not leftovers, 'no temporary files left', str(leftovers))
     return res.finish()

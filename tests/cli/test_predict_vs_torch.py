@@ -10,6 +10,7 @@ message that says what is wrong."""
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,17 +91,18 @@ def main():
                       and not r.stdout, '--device %s without CUDA: refused, saying why' % device, r.stderr.strip())
     reduced = [d for d in runs if d != 'float32']
 
-    # Out of memory: a transposed convolution whose output needs 16 TB. PyTorch fails to allocate
-    # it; ckpt must say it ran out of memory, on which device, and what to try.
+    # Out of memory: a transposed convolution whose output is 2^30 values a sample (the most one
+    # layer may give a sample), on a batch of 16384: 64 TiB. PyTorch fails to allocate it; ckpt
+    # must say it ran out of memory, on which device, and what to try.
     spec = json.dumps([{'type': 'ConvTranspose2d', 'name': '0', 'in_channels': 1, 'out_channels': 1,
-                        'kernel_size': [1, 1], 'stride': [2000000, 2000000], 'bias': False}])
+                        'kernel_size': [1, 1], 'stride': [32767, 32767], 'bias': False}])
     huge, four = os.path.join(tmp, 'huge_output.pth'), os.path.join(tmp, 'huge_input.npy')
     torch.save({'0.weight': torch.ones(1, 1, 1, 1)}, huge)
-    np.save(four, np.ones((1, 1, 2, 2), dtype=np.float32))
+    np.save(four, np.ones((16384, 1, 2, 2), dtype=np.float32))
     try:
-        conv = torch.nn.ConvTranspose2d(1, 1, 1, stride=2000000, bias=False)
+        conv = torch.nn.ConvTranspose2d(1, 1, 1, stride=32767, bias=False)
         with torch.no_grad():
-            conv(torch.ones(1, 1, 2, 2))
+            conv(torch.ones(16384, 1, 2, 2))
         torch_failed = ''
     except RuntimeError as e:
         torch_failed = str(e).splitlines()[0]
@@ -245,6 +247,12 @@ def main():
     res.check(r.returncode == 1 and open(existing, 'rb').read() == b'keep', 'export keeps an existing file', r.stderr)
     r = run('predict_cnn.pth', ['--export-torchscript', 'predict_cnn.pth', '--force'])
     res.check(r.returncode == 1 and 'input' in r.stderr, 'export never overwrites its input', r.stderr)
+    rows = os.path.join(tmp, 'rows.csv')
+    shutil.copy(os.path.join(a.fixtures, 'predict_rows.csv'), rows)
+    r = run('predict_package_preprocessing.pth', ['--input-file', rows, '--export-torchscript', rows, '--force'])
+    with open(rows) as f, open(os.path.join(a.fixtures, 'predict_rows.csv')) as g:
+        res.check(r.returncode == 1 and 'input' in r.stderr and f.read() == g.read(),
+                  'export never overwrites the --input-file', r.stderr)
     return res.finish()
 
 

@@ -201,6 +201,26 @@ def main():
     r = subprocess.run([a.ckpt, 'tensors', os.path.join(a.fixtures, 'training_checkpoint.pth'), '--filter', 'FC2', '--json'],
                        capture_output=True, text=True, timeout=60)
     check([row['name'] for row in json.loads(r.stdout)['tensors']] == ['fc2.weight', 'fc2.bias'], f'filter: {r.stdout}')
+    # Text: a table with a header, statistics in aligned columns; a filter that matches nothing says so.
+    path = os.path.join(a.fixtures, 'training_checkpoint.pth')
+    r = subprocess.run([a.ckpt, 'tensors', path, '--stats'], capture_output=True, text=True, timeout=60)
+    lines = r.stdout.splitlines()
+    sd = torch.load(path, weights_only=False)['model_state_dict']
+    check(r.returncode == 0 and lines[0].split() == ['name', 'dtype', 'shape', 'device', 'min', 'max', 'mean', 'std', 'l2',
+                                                     'zeros', '%', 'nan', 'inf'] and
+          len({l.index('float32') for l in lines[1:]}) == 1 and [l.split()[0] for l in lines[1:]] == list(sd),
+          f'tensors --stats text table: {r.stdout}')
+    r = subprocess.run([a.ckpt, 'tensors', path, '--filter', 'zzz'], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "no tensor name contains 'zzz'" in r.stdout, f'filter matching nothing: {r.stdout!r}')
+    # show without --json: text, the values as torch has them.
+    r = subprocess.run([a.ckpt, 'show', path, 'fc2.bias'], capture_output=True, text=True, timeout=60)
+    first = [float(v) for v in r.stdout.split('):', 1)[1].split(',')] if '):' in r.stdout else []
+    check(r.returncode == 0 and not r.stdout.lstrip().startswith('{') and 'fc2.bias  float32  [2]' in r.stdout and
+          len(first) == 2 and all(abs(x - y) <= 1e-5 * max(1, abs(y)) for x, y in zip(first, sd['fc2.bias'].tolist())),
+          f'show text: {r.stdout}')
+    r = subprocess.run([a.ckpt, 'show', path, 'epoch'], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and r.stdout.strip() == 'epoch (int): %d' % torch.load(path, weights_only=False)['epoch'],
+          f'show a value as text: {r.stdout!r}')
     return results.finish()
 
 

@@ -1,0 +1,123 @@
+#include "scriptexport.h"
+
+#include "atomicwrite.h"
+#include "computeloader.h"
+#include "dtypecast.h"
+#include "error.h"
+#include "inferencemeta.h"
+#include "tensorref.h"
+#include "valuetree.h"
+
+#include <algorithm>
+#include <map>
+
+namespace ckpt {
+
+namespace {
+
+// The written module read back by this program's own reader: a TorchScript archive in which each
+// weight exported under its own name has its shape, the cast dtype where one was asked for, and,
+// without a cast, the very bytes of the source (LibTorch copies them). A given architecture may
+// name its weights otherwise; those are checked by LibTorch's loading alone. Returns how many
+// tensors were compared.
+std::size_t verifyExport(const Document &written, const Document &source, std::optional<DType> cast,
+                         const std::string &output)
+{
+    if (written.format != ContainerFormat::TorchScript)
+        throw FormatError(output + ": read back, it is not a TorchScript archive (" + written.formatDetail + ")");
+    std::map<std::string, const TensorRef *> got;
+    for (const auto &[name, v] : written.stateDict)
+        if (v && v->isTensor())
+            got.emplace(name, v->tensorRef().get());
+    std::size_t compared = 0;
+    for (const auto &[name, v] : source.stateDict) {
+        const auto it = got.find(name);
+        if (!v || !v->isTensor() || it == got.end() || v->tensorRef()->layout != TensorRef::Layout::Strided ||
+            v->tensorRef()->quantization)
+            continue;
+        const TensorRef &want = *v->tensorRef();
+        const TensorRef &have = *it->second;
+        const DType dtype = cast && canCastFloats(want.dtype, *cast) ? *cast : want.dtype;
+        if (have.shape != want.shape || have.dtype != dtype)
+            throw FormatError(output + ": read back, '" + name + "' is " + std::string(dtypeName(have.dtype)) + " " +
+                              shapeText(have.shape) + " where " + std::string(dtypeName(dtype)) + " " +
+                              shapeText(want.shape) + " was exported");
+        if (!cast && want.isContiguous() && have.isContiguous()) {
+            const auto a = want.spannedBytes();
+            const auto b = have.spannedBytes();
+            if (a.size() != b.size() || !std::equal(a.begin(), a.end(), b.begin()))
+                throw FormatError(output + ": read back, the values of '" + name + "' differ from the source's");
+        }
+        ++compared;
+    }
+    return compared;
+}
+
+bool editsWeights(const ConvertOptions &o)
+{
+    return !o.strip.empty() || !o.add.empty() || o.promoteEma || !o.drops.empty();
+}
+
+} // namespace
+
+ScriptExport planScriptExport(const Document &doc, const std::string &output, ConvertOptions edits,
+                              const ArchitectureRequest &request)
+{
+    if (doc.format == ContainerFormat::TorchScript && editsWeights(edits))
+        throw FormatError(doc.path + ": the file is TorchScript: its module is exported as it is; --drop, "
+                                     "--strip-prefix, --add-prefix and --ema do not apply");
+    ScriptExport e;
+    e.cast = edits.castTo;  // counted by the planner, done by LibTorch
+    edits.target(ConvertTarget::StateDict).forModuleExport(true);
+    // The plan says what goes in (the weights, edited) and what the module cannot hold (optimizer
+    // state, metadata, class names, preprocessing), as for the other targets.
+    e.plan = planConversion(doc, output, edits);
+    auto edited = std::make_shared<Document>(doc);
+    if (doc.format != ContainerFormat::TorchScript) {
+        edited->stateDict.clear();
+        for (const auto &entry : e.plan.root->entries())
+            edited->stateDict.push_back({keyText(*entry.key), entry.value});
+    }
+    if (const Preprocessing prep = preprocessingOf(*edited); prep.present())
+        e.plan.warnings.push_back("the package normalises its inputs (" + prep.source +
+                                  "); the TorchScript module does not: normalise inputs before calling it");
+    e.architecture = resolveArchitecture(*edited, request);
+    e.source = std::move(edited);
+    return e;
+}
+
+ConversionResult executeScriptExport(const ScriptExport &e, const WriteOptions &w, std::vector<std::string> *notes,
+                                     const std::function<bool()> &cancelled)
+{
+    const std::string &output = e.plan.output;
+    checkWriteTarget(output, w);
+    const auto predictor = ComputeLoader::api().predictor(*e.source, e.architecture);
+    const std::string bytes = predictor->torchScriptBytes(e.cast ? std::string(dtypeName(*e.cast)) : std::string());
+    if (notes)
+        *notes = predictor->notes();
+    if (cancelled && cancelled())
+        throw FormatError("cancelled; nothing was written");
+    ConversionResult result;
+    result.output = output;
+    result.bytes = bytes.size();
+    AtomicFileWriter writer(output, w);
+    writer.write(bytes);
+    writer.commit([&](const std::string &temporary) {
+        verifyFileBytes(temporary, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, output);
+        result.tensorsVerified = verifyExport(readWrittenBack(temporary, output), *e.source, e.cast, output);
+    });
+    result.verified = true;
+    return result;
+}
+
+nlohmann::ordered_json scriptExportToJson(const ScriptExport &e, const ConversionResult *result,
+                                          const std::vector<std::string> &notes)
+{
+    auto j = conversionToJson(e.plan, result);
+    j["target"] = "torchscript";
+    j["architecture"] = {{"source", sourceName(e.architecture.source)}, {"exact", e.architecture.exact}};
+    j["notes"] = notes;
+    return j;
+}
+
+} // namespace ckpt
