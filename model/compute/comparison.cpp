@@ -199,7 +199,9 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
             auto [it, fresh] = meta.try_emplace(e.key);
             if (fresh)
                 order.push_back(e.key);
-            (first ? it->second.first : it->second.second) = valueToJson(e.value).dump();
+            // Replaced, as info --json does: a saved string need not be UTF-8.
+            (first ? it->second.first : it->second.second) =
+                valueToJson(e.value).dump(-1, ' ', false, ojson::error_handler_t::replace);
         }
     };
     collect(a, true);
@@ -256,8 +258,8 @@ ojson comparisonToJson(const Comparison &c)
     ojson meta = ojson::array();
     for (const auto &m : c.metadata)
         meta.push_back({{"key", m.key},
-                        {"a", m.a ? ojson::parse(*m.a) : ojson(nullptr)},
-                        {"b", m.b ? ojson::parse(*m.b) : ojson(nullptr)},
+                        {"a", m.a ? parseOrderedJson(*m.a) : ojson(nullptr)},  // linear in the keys
+                        {"b", m.b ? parseOrderedJson(*m.b) : ojson(nullptr)},
                         {"change", !m.a ? "added" : !m.b ? "removed" : "changed"}});
     j["metadata"] = meta;
     j["optimizer"] = {{"a", optimizerJson(c.optimizerA)}, {"b", optimizerJson(c.optimizerB)}};

@@ -1,5 +1,6 @@
 #include "document.h"
 
+#include "error.h"
 #include "picklemachine.h"
 #include "metadata.h"
 #include "valuetree.h"
@@ -12,6 +13,20 @@
 namespace ckpt {
 
 namespace {
+
+// Bytes of names made from keys for the whole file: a long key shared through the memo and
+// nested deep would otherwise make names of gigabytes from a file of kilobytes.
+struct NameBudget {
+    std::size_t total = 0;
+    void charge(std::size_t nameBytes)
+    {
+        total += nameBytes;
+        if (total > PickleLimits::kMaxPathTotalBytes)
+            throw FormatError("the tensors' paths together are longer than " +
+                              std::to_string(PickleLimits::kMaxPathTotalBytes) +
+                              " bytes (long keys nested deep); refusing to name them");
+    }
+};
 
 bool isTensorDict(const Value &v)
 {
@@ -49,21 +64,25 @@ bool isScriptObject(const Value &v)
 // Every tensor a TorchScript object holds, named by attribute path: parameters and buffers,
 // and tensors kept inside packed parameter objects (quantized and XNNPACK contexts).
 void flattenScriptObject(const Value &obj, const std::string &prefix, std::vector<NamedTensor> &out,
-                         std::unordered_set<const Value *> &seen, std::uint32_t depth)
+                         std::unordered_set<const Value *> &seen, std::uint32_t depth, NameBudget &budget)
 {
     if (depth > PickleLimits::kMaxDepth || !seen.insert(&obj).second)
         return;
-    for (const auto &c : childrenOf(obj)) {
+    for (const auto &c : childrenOf(obj, ChildLabels::Deferred)) {
         if (!c.value || c.role == ChildRole::Args)
             continue;
+        if (!c.value->isTensor() && !c.value->isContainer())
+            continue;  // names only for what can hold tensors
         const bool anonymous = c.role == ChildRole::State;
-        const std::string name = anonymous ? prefix : prefix + c.label;
+        if (!anonymous)
+            budget.charge(prefix.size() + childLabelSize(c));
+        const std::string name = anonymous ? prefix : prefix + childLabel(c);
         if (c.value->isTensor()) {
             out.push_back({anonymous ? (prefix.empty() ? std::string("(state)") : prefix.substr(0, prefix.size() - 1))
                                      : name,
                            c.value});
         } else if (c.value->isContainer()) {
-            flattenScriptObject(*c.value, anonymous ? prefix : name + ".", out, seen, depth + 1);
+            flattenScriptObject(*c.value, anonymous ? prefix : name + ".", out, seen, depth + 1, budget);
         }
     }
 }
@@ -79,7 +98,7 @@ bool isOptimizerState(const Value &v)
 
 // A module's parameters and persistent buffers, then its children's, as state_dict() orders them.
 void flattenModule(const Value &module, const std::string &prefix, std::vector<NamedTensor> &out,
-                   std::unordered_set<const Value *> &seen, std::uint32_t depth)
+                   std::unordered_set<const Value *> &seen, std::uint32_t depth, NameBudget &budget)
 {
     if (depth > PickleLimits::kMaxDepth || !seen.insert(&module).second)
         return;
@@ -99,13 +118,17 @@ void flattenModule(const Value &module, const std::string &prefix, std::vector<N
             const std::string name = keyText(*e.key);
             if (std::string_view(group) == "_buffers" && nonPersistent.contains(name))
                 continue;
+            budget.charge(prefix.size() + name.size());
             out.push_back({prefix + name, e.value});
         }
     }
     if (auto children = attrs->get("_modules"); children && children->isDict())
         for (const auto &e : children->entries())
-            if (e.key && e.value && isModule(*e.value))
-                flattenModule(*e.value, prefix + keyText(*e.key) + ".", out, seen, depth + 1);
+            if (e.key && e.value && isModule(*e.value) && !seen.contains(e.value.get())) {
+                std::string key = keyText(*e.key);
+                budget.charge(prefix.size() + key.size() + 1);
+                flattenModule(*e.value, prefix + key + ".", out, seen, depth + 1, budget);
+            }
 }
 
 std::vector<NamedTensor> tensorsOfDict(const Value &d)
@@ -119,27 +142,60 @@ std::vector<NamedTensor> tensorsOfDict(const Value &d)
 }
 
 // Validates every tensor reachable from the root once, whatever path reaches it, and lists each
-// with the first path (in document order) that reaches it.
+// with the first path (in document order) that reaches it. Paths are kept as links to the parent's
+// and made into text only for tensors: a long key nested deep costs its length once, not per level.
 void validateTensors(Document &doc)
 {
+    struct PathNode {
+        std::size_t parent;      // index into nodes; kNoParent at a root
+        std::size_t size;        // length of the whole path's text
+        const Value *key;        // the label is keyText(*key) when set (no copy of a long key)
+        std::string label;
+    };
+    constexpr std::size_t kNoParent = ~std::size_t(0);
+    std::vector<PathNode> nodes{{kNoParent, 11, nullptr, "(constants)"}, {kNoParent, 0, nullptr, ""}};
+    auto pathOf = [&nodes](std::size_t n) {
+        std::vector<std::size_t> chain;
+        for (; n != kNoParent; n = nodes[n].parent)
+            chain.push_back(n);
+        std::string path;
+        path.reserve(nodes[chain.front()].size);
+        for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+            const auto &node = nodes[*it];
+            if (!path.empty())
+                path += '.';
+            path += node.key ? (node.key->isString() ? node.key->text() : keyText(*node.key)) : node.label;
+        }
+        return path;
+    };
+    NameBudget budget;
     std::unordered_set<const Value *> seen;
     std::unordered_set<const TensorRef *> checked;
-    std::vector<std::pair<ValuePtr, std::string>> stack{{doc.constants, "(constants)"}, {doc.root, ""}};
+    std::vector<std::pair<ValuePtr, std::size_t>> stack{{doc.constants, 0}, {doc.root, 1}};
     std::size_t reported = 0;
     while (!stack.empty()) {
-        auto [v, path] = std::move(stack.back());
+        auto [v, node] = std::move(stack.back());
         stack.pop_back();
         if (!v || !seen.insert(v.get()).second)
             continue;
         if (v->isTensor() && v->tensorRef() && checked.insert(v->tensorRef().get()).second) {
+            budget.charge(nodes[node].size);
+            const std::string path = pathOf(node);
             doc.tensors.push_back({path.empty() ? std::string("tensor") : path, v});
             const auto &problem = v->tensorRef()->validate();
             if (!problem.empty() && reported++ < 50)
                 doc.warnings.push_back("tensor '" + path + "': " + problem);
         }
-        auto children = childrenOf(*v);
-        for (auto it = children.rbegin(); it != children.rend(); ++it)
-            stack.emplace_back(std::move(it->value), path.empty() ? it->label : path + "." + it->label);
+        auto children = childrenOf(*v, ChildLabels::Deferred);
+        for (auto it = children.rbegin(); it != children.rend(); ++it) {
+            if (!it->value || seen.contains(it->value.get()))
+                continue;
+            const std::size_t parentSize = nodes[node].size;
+            const std::size_t labelSize = childLabelSize(*it);
+            nodes.push_back({node, parentSize == 0 ? labelSize : parentSize + 1 + labelSize, it->key,
+                             std::move(it->label)});
+            stack.emplace_back(std::move(it->value), nodes.size() - 1);
+        }
     }
     if (reported > 50)
         doc.warnings.push_back(std::to_string(reported - 50) + " more tensors do not fit their storage");
@@ -173,11 +229,13 @@ void useStateDict(Document &doc, const ValuePtr &v, KeyPath path)
     if (isModule(*v)) {
         doc.stateDictSource = "module_tree";
         std::unordered_set<const Value *> seen;
-        flattenModule(*v, "", doc.stateDict, seen, 0);
+        NameBudget budget;
+        flattenModule(*v, "", doc.stateDict, seen, 0, budget);
     } else if (isScriptObject(*v)) {
         doc.stateDictSource = "script_module";
         std::unordered_set<const Value *> seen;
-        flattenScriptObject(*v, "", doc.stateDict, seen, 0);
+        NameBudget budget;
+        flattenScriptObject(*v, "", doc.stateDict, seen, 0, budget);
     } else {
         doc.stateDictSource = "dict";
         doc.stateDict = tensorsOfDict(*v);
@@ -263,7 +321,8 @@ void classifyKind(Document &doc)
         if (doc.constants) {
             std::unordered_set<const Value *> seen;
             std::vector<NamedTensor> constants;
-            flattenScriptObject(*doc.constants, "constants.", constants, seen, 0);
+            NameBudget budget;
+            flattenScriptObject(*doc.constants, "constants.", constants, seen, 0, budget);
             doc.stateDict.insert(doc.stateDict.end(), constants.begin(), constants.end());
         }
         return;

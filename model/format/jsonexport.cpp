@@ -36,85 +36,265 @@ json tensorJson(const TensorRef &t)
     return j;
 }
 
+// About what one JSON document may take (a sixth of a gigabyte as text, more as a tree).
+constexpr std::size_t kJsonOutputBudget = std::size_t{160} << 20;
+
+// How many bytes (roughly, as dumped) one JSON document may still take. A value a pickle
+// references many times through the memo costs the pickle a few bytes per reference but the JSON
+// its whole text each time: past the budget the rest is left out, marked {"__truncated__": ...}.
+struct JsonBudget {
+    std::size_t left = kJsonOutputBudget;
+    bool spend(std::size_t bytes)
+    {
+        if (bytes > left) {
+            left = 0;
+            return false;
+        }
+        left -= bytes;
+        return true;
+    }
+    bool exhausted() const { return left == 0; }
+};
+
+json truncatedMarker() { return json{{"__truncated__", "output limit"}}; }
+
+// Adds `key` to an object, or replaces the value of a key it has (keeping the key's place), in
+// constant time: ordered_json's own operator[] searches every key, quadratic over a large dict.
+class ObjectBuilder {
+public:
+    explicit ObjectBuilder(json &object) : m_object(object.get_ref<json::object_t &>()) {}
+    void set(std::string key, json value)
+    {
+        auto [it, fresh] = m_index.try_emplace(key, m_object.size());
+        if (fresh)
+            m_object.emplace_back(std::move(key), std::move(value));
+        else
+            (m_object.begin() + static_cast<std::ptrdiff_t>(it->second))->second = std::move(value);
+    }
+
+private:
+    json::object_t &m_object;
+    std::unordered_map<std::string, std::size_t> m_index;
+};
+
 class JsonWriter {
 public:
+    explicit JsonWriter(JsonBudget &budget) : m_budget(budget) {}
+
+    // `path` names the value in __ref__ entries of later sightings.
     json write(const ValuePtr &v, const std::string &path, std::uint32_t depth)
+    {
+        return write(v, Where{kNoNode, nullptr, path, Join::Root}, depth);
+    }
+
+private:
+    static constexpr std::size_t kNoNode = ~std::size_t(0);
+    // Strings and bytes at least this long are written once; later sightings are a __ref__.
+    static constexpr std::size_t kSharedStringBytes = 1024;
+
+    // How a child's path joins its parent's: "a/b"; "b" alone under an empty path (dict entries and
+    // elements, as before); or always with the slash ("(state)", "(args)", "[0]", dict_items).
+    enum class Join : std::uint8_t { Root, SkipEmpty, Always };
+    struct Where {
+        std::size_t parent;
+        const Value *key;        // the label is this key's text when set
+        std::string_view label;
+        Join join;
+    };
+    // Paths are links to the parent's node, made into text only for a __ref__: a long key nested
+    // deep then costs its length once rather than once per level.
+    struct PathNode {
+        std::size_t parent;
+        std::size_t size;
+        const Value *key;
+        std::string label;
+        Join join;
+    };
+
+    static std::size_t labelSize(const Where &w)
+    {
+        if (!w.key)
+            return w.label.size();
+        return w.key->isString() ? w.key->text().size() : keyText(*w.key).size();
+    }
+
+    std::size_t nodeFor(const Where &w)
+    {
+        const std::size_t parentSize = w.parent == kNoNode ? 0 : m_nodes[w.parent].size;
+        const bool slash = w.join == Join::Always || (w.join == Join::SkipEmpty && parentSize > 0);
+        m_nodes.push_back({w.parent, parentSize + (slash ? 1 : 0) + labelSize(w), w.key,
+                           w.key ? std::string() : std::string(w.label), w.join});
+        return m_nodes.size() - 1;
+    }
+
+    std::string pathOf(std::size_t n) const
+    {
+        std::vector<std::size_t> chain;
+        for (; n != kNoNode; n = m_nodes[n].parent)
+            chain.push_back(n);
+        std::string path;
+        for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+            const auto &node = m_nodes[*it];
+            if (node.join == Join::Always || (node.join == Join::SkipEmpty && !path.empty()))
+                path += '/';
+            path += node.key ? (node.key->isString() ? node.key->text() : keyText(*node.key)) : node.label;
+        }
+        return path;
+    }
+
+    json ref(std::size_t node)
+    {
+        if (!m_budget.spend(m_nodes[node].size + 16))
+            return truncatedMarker();
+        return json{{"__ref__", pathOf(node)}};
+    }
+
+    json write(const ValuePtr &v, const Where &where, std::uint32_t depth)
     {
         if (!v)
             return nullptr;
         if (depth > PickleLimits::kMaxDepth)
             return json{{"__truncated__", "nesting limit"}};
+        if (m_budget.exhausted())
+            return truncatedMarker();
         switch (v->kind()) {
-        case Value::Kind::None: return nullptr;
-        case Value::Kind::Bool: return v->asBool();
-        case Value::Kind::Int: return v->asInt();
-        case Value::Kind::BigInt: return json{{"__int__", v->text()}};
+        case Value::Kind::String:
+        case Value::Kind::Bytes:
+            if (v->text().size() >= kSharedStringBytes) {
+                if (auto it = m_seen.find(v.get()); it != m_seen.end())
+                    return ref(it->second);
+                m_seen.emplace(v.get(), nodeFor(where));
+            }
+            break;
+        case Value::Kind::None:
+        case Value::Kind::Bool:
+        case Value::Kind::Int:
+        case Value::Kind::BigInt:
         case Value::Kind::Float:
+        case Value::Kind::Complex:
+        case Value::Kind::Global:
+        case Value::Kind::Storage:
+            break;
+        default:
+            // Containers: write each object once; later sightings point at the first.
+            if (auto it = m_seen.find(v.get()); it != m_seen.end())
+                return ref(it->second);
+            break;
+        }
+        switch (v->kind()) {
+        case Value::Kind::None: m_budget.spend(4); return nullptr;
+        case Value::Kind::Bool: m_budget.spend(5); return v->asBool();
+        case Value::Kind::Int: m_budget.spend(8); return v->asInt();
+        case Value::Kind::BigInt:
+            if (!m_budget.spend(v->text().size() + 12))
+                return truncatedMarker();
+            return json{{"__int__", v->text()}};
+        case Value::Kind::Float:
+            m_budget.spend(8);
             if (!std::isfinite(v->asFloat()))
                 return json{{"__float__", formatFloat(v->asFloat())}};
             return v->asFloat();
-        case Value::Kind::Complex: return json{{"__complex__", {v->asFloat(), v->imag()}}};
-        case Value::Kind::String: return v->text();
+        case Value::Kind::Complex: m_budget.spend(16); return json{{"__complex__", {v->asFloat(), v->imag()}}};
+        case Value::Kind::String:
+            if (!m_budget.spend(v->text().size() + 2))
+                return truncatedMarker();
+            return v->text();
         case Value::Kind::Bytes:
+            m_budget.spend(48 + std::min<std::size_t>(v->text().size(), 256) * 2);
             return json{{"__bytes__", {{"length", v->text().size()}, {"hex", hexPreview(v->text(), 256)}}}};
-        case Value::Kind::Global: return json{{"__global__", v->qualifiedName()}};
+        case Value::Kind::Global:
+            if (!m_budget.spend(v->text().size() + v->name().size() + 16))
+                return truncatedMarker();
+            return json{{"__global__", v->qualifiedName()}};
         case Value::Kind::Storage:
+            m_budget.spend(64 + v->storageRef()->key.size());
             return json{{"__storage__", {{"key", v->storageRef()->key}, {"dtype", std::string(dtypeName(v->storageRef()->dtype))}}}};
         default: break;
         }
-        // Containers: write each object once; later sightings point at the first.
-        if (auto it = m_seen.find(v.get()); it != m_seen.end())
-            return json{{"__ref__", it->second}};
-        m_seen.emplace(v.get(), path);
-        auto sub = [&](const Child &c) { return write(c.value, path.empty() ? c.label : path + "/" + c.label, depth + 1); };
+        const std::size_t node = nodeFor(where);
+        m_seen.emplace(v.get(), node);
+        m_budget.spend(2);
+        auto child = [node](const Child &c, Join join) {
+            return Where{node, c.key, c.key ? std::string_view() : std::string_view(c.label), join};
+        };
         switch (v->kind()) {
         case Value::Kind::Tuple:
         case Value::Kind::List: {
             json a = json::array();
-            for (const auto &c : childrenOf(*v))
-                a.push_back(sub(c));
+            for (const auto &c : childrenOf(*v, ChildLabels::Deferred)) {
+                if (m_budget.exhausted()) {
+                    a.push_back(truncatedMarker());
+                    break;
+                }
+                a.push_back(write(c.value, child(c, Join::SkipEmpty), depth + 1));
+            }
             return a;
         }
         case Value::Kind::Set:
         case Value::Kind::FrozenSet: {
             json a = json::array();
-            for (const auto &c : childrenOf(*v))
-                a.push_back(sub(c));
+            for (const auto &c : childrenOf(*v, ChildLabels::Deferred)) {
+                if (m_budget.exhausted()) {
+                    a.push_back(truncatedMarker());
+                    break;
+                }
+                a.push_back(write(c.value, child(c, Join::SkipEmpty), depth + 1));
+            }
             return json{{v->kind() == Value::Kind::Set ? "__set__" : "__frozenset__", a}};
         }
         case Value::Kind::Dict: {
             json o = json::object();
-            for (const auto &c : childrenOf(*v))
-                if (c.role == ChildRole::Key)
-                    o[c.label] = sub(c);
+            ObjectBuilder builder(o);
+            for (const auto &c : childrenOf(*v, ChildLabels::Deferred))
+                if (c.role == ChildRole::Key) {
+                    if (!m_budget.spend(childLabelSize(c) + 4)) {
+                        builder.set("__truncated__", "output limit");
+                        break;
+                    }
+                    builder.set(childLabel(c), write(c.value, child(c, Join::SkipEmpty), depth + 1));
+                }
             return o;
         }
         case Value::Kind::Tensor: {
+            m_budget.spend(96);
             json t{{"__tensor__", tensorJson(*v->tensorRef())}};
             if (v->state())
-                t["state"] = write(v->state(), path + "/(state)", depth + 1);
+                t["state"] = write(v->state(), Where{node, nullptr, "(state)", Join::Always}, depth + 1);
             if (!v->pythonClass().empty())
                 t["__tensor__"]["class"] = v->pythonClass();
             return t;
         }
         case Value::Kind::Object: {
-            json o{{"__class__", v->objectClass() && v->objectClass()->kind() == Value::Kind::Global
-                                     ? v->objectClass()->qualifiedName()
-                                     : std::string("<computed>")}};
+            const bool named = v->objectClass() && v->objectClass()->kind() == Value::Kind::Global;
+            m_budget.spend(16 + (named ? v->objectClass()->text().size() + v->objectClass()->name().size() : 0));
+            json o{{"__class__", named ? v->objectClass()->qualifiedName() : std::string("<computed>")}};
             if (v->args() && !(v->args()->isSequence() && v->args()->items().empty()))
-                o["args"] = write(v->args(), path + "/(args)", depth + 1);
+                o["args"] = write(v->args(), Where{node, nullptr, "(args)", Join::Always}, depth + 1);
             if (v->state())
-                o["state"] = write(v->state(), path + "/(state)", depth + 1);
+                o["state"] = write(v->state(), Where{node, nullptr, "(state)", Join::Always}, depth + 1);
             if (!v->items().empty()) {
                 json a = json::array();
-                for (std::size_t i = 0; i < v->items().size(); ++i)
-                    a.push_back(write(v->items()[i], path + "/[" + std::to_string(i) + "]", depth + 1));
+                for (std::size_t i = 0; i < v->items().size(); ++i) {
+                    if (m_budget.exhausted()) {
+                        a.push_back(truncatedMarker());
+                        break;
+                    }
+                    const std::string label = "[" + std::to_string(i) + "]";
+                    a.push_back(write(v->items()[i], Where{node, nullptr, label, Join::Always}, depth + 1));
+                }
                 o["items"] = a;
             }
             if (!v->entries().empty()) {
                 json d = json::object();
-                for (const auto &e : v->entries())
-                    d[keyText(*e.key)] = write(e.value, path + "/" + keyText(*e.key), depth + 1);
+                ObjectBuilder builder(d);
+                for (const auto &e : v->entries()) {
+                    if (!m_budget.spend((e.key && e.key->isString() ? e.key->text().size() : 16) + 4)) {
+                        builder.set("__truncated__", "output limit");
+                        break;
+                    }
+                    builder.set(e.key ? keyText(*e.key) : std::string("?"),
+                                write(e.value, Where{node, e.key.get(), "?", Join::Always}, depth + 1));
+                }
                 o["dict_items"] = d;
             }
             return o;
@@ -123,8 +303,9 @@ public:
         }
     }
 
-private:
-    std::unordered_map<const Value *, std::string> m_seen;
+    JsonBudget &m_budget;
+    std::vector<PathNode> m_nodes;
+    std::unordered_map<const Value *, std::size_t> m_seen;  // containers, and long strings and bytes
 };
 
 // An empty object with room for `keys` keys. ordered_json objects are vectors of (const key,
@@ -174,7 +355,104 @@ json tensorEntry(const NamedTensor &t)
 
 } // namespace
 
-json valueToJson(const ValuePtr &v) { return JsonWriter().write(v, "", 0); }
+json valueToJson(const ValuePtr &v)
+{
+    JsonBudget budget;
+    return JsonWriter(budget).write(v, "", 0);
+}
+
+namespace {
+// Builds an ordered_json from nlohmann's SAX events, adding each key in constant time.
+class OrderedJsonBuilder {
+public:
+    using number_integer_t = json::number_integer_t;
+    using number_unsigned_t = json::number_unsigned_t;
+    using number_float_t = json::number_float_t;
+    using string_t = json::string_t;
+    using binary_t = json::binary_t;
+
+    explicit OrderedJsonBuilder(std::size_t maxDepth) : m_maxDepth(maxDepth) {}
+
+    bool null() { return add(nullptr); }
+    bool boolean(bool v) { return add(v); }
+    bool number_integer(number_integer_t v) { return add(v); }
+    bool number_unsigned(number_unsigned_t v) { return add(v); }
+    bool number_float(number_float_t v, const string_t &) { return add(v); }
+    bool string(string_t &v) { return add(std::move(v)); }
+    bool binary(binary_t &v) { return add(json::binary(std::move(v))); }
+    bool start_object(std::size_t) { return open(json::object()); }
+    bool key(string_t &k)
+    {
+        m_key = std::move(k);
+        return true;
+    }
+    bool end_object() { return close(); }
+    bool start_array(std::size_t) { return open(json::array()); }
+    bool end_array() { return close(); }
+    bool parse_error(std::size_t, const std::string &, const nlohmann::detail::exception &) { return false; }
+
+    json take() { return std::move(m_root); }
+
+private:
+    struct Open {
+        json *value;
+        std::unordered_map<std::string, std::size_t> keys;  // objects: where each key is
+    };
+
+    json *add(json v, bool)
+    {
+        if (m_stack.empty()) {
+            m_root = std::move(v);
+            return &m_root;
+        }
+        auto &top = m_stack.back();
+        if (top.value->is_array()) {
+            auto &a = top.value->get_ref<json::array_t &>();
+            a.push_back(std::move(v));
+            return &a.back();
+        }
+        auto &o = top.value->get_ref<json::object_t &>();
+        auto [it, fresh] = top.keys.try_emplace(m_key, o.size());
+        if (fresh) {
+            o.emplace_back(std::move(m_key), std::move(v));
+            return &o.back().second;
+        }
+        auto &slot = (o.begin() + static_cast<std::ptrdiff_t>(it->second))->second;
+        slot = std::move(v);
+        return &slot;
+    }
+    bool add(json v)
+    {
+        add(std::move(v), true);
+        return true;
+    }
+    bool open(json v)
+    {
+        if (m_stack.size() >= m_maxDepth)
+            return false;
+        m_stack.push_back({add(std::move(v), true), {}});
+        return true;
+    }
+    bool close()
+    {
+        m_stack.pop_back();
+        return true;
+    }
+
+    std::size_t m_maxDepth;
+    json m_root;
+    std::vector<Open> m_stack;
+    std::string m_key;
+};
+} // namespace
+
+json parseOrderedJson(std::string_view text, std::size_t maxDepth)
+{
+    OrderedJsonBuilder builder(maxDepth);
+    if (!json::sax_parse(text, &builder, json::input_format_t::json, true, false))
+        return json(json::value_t::discarded);
+    return builder.take();
+}
 
 namespace {
 ValuePtr jsonToValueAt(const json &j, std::uint32_t depth)
@@ -289,6 +567,10 @@ json tensorList(const std::vector<NamedTensor> &list, bool placeholder)
 
 json documentJson(const Document &doc, bool placeholder)
 {
+    // One budget for every value the document writes: an optimizer's per-parameter states are
+    // written one by one, and each may reference the same long string.
+    JsonBudget budget;
+    auto valueToJson = [&budget](const ValuePtr &v) { return JsonWriter(budget).write(v, "", 0); };
     json j = objectWithRoom(24);
     j["file"] = doc.path;
     j["format"] = formatName(doc.format);
@@ -347,26 +629,31 @@ json documentJson(const Document &doc, bool placeholder)
     }
     // Metadata: every root entry that is neither the weights nor the optimizer.
     json meta = json::object();
+    ObjectBuilder metaBuilder(meta);
     if (doc.root && doc.root->isDict()) {
-        JsonWriter writer;
+        JsonWriter writer(budget);
         for (const auto &e : metadataEntries(doc)) {
+            if (!budget.spend(e.key.size() + 4)) {
+                metaBuilder.set("__truncated__", "output limit");
+                break;
+            }
             switch (e.role) {
             case MetadataEntry::Role::OtherWeights:
-                meta[e.key] = json{{"__weights__", "listed under state_dict.others"}};
+                metaBuilder.set(e.key, json{{"__weights__", "listed under state_dict.others"}});
                 break;
             case MetadataEntry::Role::HoldsWeights:
-                meta[e.key] = json("<contains weights or optimizer state>");
+                metaBuilder.set(e.key, json("<contains weights or optimizer state>"));
                 break;
             case MetadataEntry::Role::Plain:
-                meta[e.key] = writer.write(e.value, e.key, 1);
+                metaBuilder.set(e.key, writer.write(e.value, e.key, 1));
                 break;
             }
         }
     } else if (doc.root && doc.root->kind() == Value::Kind::Object) {
-        meta["__class__"] = className(*doc.root);
+        metaBuilder.set("__class__", className(*doc.root));
     }
     if (doc.formatMetadata)
-        meta["__metadata__"] = valueToJson(doc.formatMetadata);
+        metaBuilder.set("__metadata__", valueToJson(doc.formatMetadata));
     j["metadata"] = std::move(meta);
     j["conventions"] = doc.conventions;
     if (doc.sidecar)

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <iosfwd>
+#include <string_view>
 
 namespace ckpt {
 
@@ -12,6 +13,12 @@ namespace ckpt {
 // {"__int__": "digits"}, {"__float__": "nan"}, {"__set__": [...]}, {"__global__": "m.name"},
 // {"__ref__": "path"} for an object already written at another path (shared or cyclic).
 nlohmann::ordered_json valueToJson(const ValuePtr &v);
+
+// JSON text parsed in time linear in its size (nlohmann's own parser looks up every key of an
+// ordered_json object among those before it: quadratic over a large object). Keys keep their order;
+// a repeated key keeps its first place and its last value, as parse() does. A discarded value
+// when the text is not JSON or nests deeper than `maxDepth` arrays and objects.
+nlohmann::ordered_json parseOrderedJson(std::string_view text, std::size_t maxDepth = 100000);
 
 // Plain JSON as a value tree, keys in the JSON's order: objects as dicts, arrays as lists, numbers
 // as int (wider ones exact) or float. Throws FormatError past the pickle nesting limit.

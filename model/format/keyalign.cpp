@@ -16,22 +16,23 @@ std::string commonWrapperPrefix(const std::vector<std::string> &names)
 {
     if (names.empty())
         return {};
-    std::string prefix;
     // Peel one known prefix at a time while every name carries it (DDP around a compiled model).
+    // Each step compares only the next few bytes of each name, from where the last one ended:
+    // a name of "module." repeated is linear, not quadratic.
+    std::size_t at = 0;
     for (bool peeled = true; peeled;) {
         peeled = false;
         for (const auto &p : knownKeyPrefixes()) {
-            const std::string candidate = prefix + p;
-            if (std::all_of(names.begin(), names.end(), [&candidate](const std::string &n) {
-                    return n.size() > candidate.size() && n.compare(0, candidate.size(), candidate) == 0;
+            if (std::all_of(names.begin(), names.end(), [at, &p](const std::string &n) {
+                    return n.size() > at + p.size() && n.compare(at, p.size(), p) == 0;
                 })) {
-                prefix = candidate;
+                at += p.size();
                 peeled = true;
                 break;
             }
         }
     }
-    return prefix;
+    return names.front().substr(0, at);
 }
 
 std::string naturalKey(std::string_view text)

@@ -1,6 +1,7 @@
 #include "metadata.h"
 
 #include "jsonexport.h"
+#include "picklemachine.h"
 #include "valuetree.h"
 
 #include <nlohmann/json.hpp>
@@ -58,7 +59,8 @@ bool oneOf(const std::string &key, std::initializer_list<std::string_view> names
 // JSON text as a value; null when it is not JSON (or nests past the limit).
 ValuePtr parsedJson(const std::string &text)
 {
-    const auto j = nlohmann::ordered_json::parse(text, nullptr, false);
+    // Linear-time parse; past the nesting limit jsonToValue would refuse it anyway.
+    const auto j = parseOrderedJson(text, PickleLimits::kMaxDepth + 1);
     if (j.is_discarded())
         return nullptr;
     try {

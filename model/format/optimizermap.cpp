@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <string_view>
+#include <unordered_map>
 
 namespace ckpt {
 
@@ -13,6 +14,56 @@ bool looksLikeBuffer(const std::string &name)
 {
     static constexpr std::array<std::string_view, 3> suffixes{"running_mean", "running_var", "num_batches_tracked"};
     return std::any_of(suffixes.begin(), suffixes.end(), [&name](std::string_view s) { return name.ends_with(s); });
+}
+} // namespace
+
+namespace {
+// An optimizer only updates floating (or complex) parameters: integer and bool tensors (a flow's
+// int64 `permutation`, a bool mask) are buffers, wherever they are registered.
+bool couldBeParameter(const NamedTensor &t)
+{
+    const auto dtype = t.ref().dtype;
+    return dtype == DType::Unknown || dtypeIsFloating(dtype) || dtypeIsComplex(dtype);
+}
+
+bool shapeFits(const OptimizerParameter &p, const NamedTensor &t)
+{
+    if (!p.state || !p.state->isDict())
+        return true;
+    for (const auto &e : p.state->entries())
+        if (e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty() &&
+            e.value->tensorRef()->shape != t.ref().shape)
+            return false;
+    return true;
+}
+
+// Parameters matched to candidates in order, each to the first later candidate its state's shape
+// fits (from the front), or the last earlier one (from the back); empty when some parameter fits
+// none. Where both directions give the same matching, it is the only one that keeps the order.
+std::vector<std::size_t> embedInOrder(const std::vector<OptimizerParameter> &params,
+                                      const std::vector<const NamedTensor *> &candidates, bool fromBack)
+{
+    std::vector<std::size_t> at(params.size());
+    if (!fromBack) {
+        std::size_t c = 0;
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            while (c < candidates.size() && !shapeFits(params[i], *candidates[c]))
+                ++c;
+            if (c == candidates.size())
+                return {};
+            at[i] = c++;
+        }
+    } else {
+        std::size_t c = candidates.size();
+        for (std::size_t i = params.size(); i-- > 0;) {
+            while (c > 0 && !shapeFits(params[i], *candidates[c - 1]))
+                --c;
+            if (c == 0)
+                return {};
+            at[i] = --c;
+        }
+    }
+    return at;
 }
 } // namespace
 
@@ -33,18 +84,22 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
                 if (id && id->isInt())
                     map.parameters.push_back({id->asInt(), g, {}, nullptr, true});
         }
-    if (state && state->isDict())
+    if (state && state->isDict()) {
+        // Indexed once (the first entry of an id wins): looking each id up in turn is quadratic.
+        std::unordered_map<std::int64_t, ValuePtr> byId;
+        byId.reserve(state->entries().size());
+        for (const auto &e : state->entries())
+            if (e.key && e.key->isInt())
+                byId.try_emplace(e.key->asInt(), e.value);
         for (auto &p : map.parameters)
-            for (const auto &e : state->entries())
-                if (e.key && e.key->isInt() && e.key->asInt() == p.id) {
-                    p.state = e.value;
-                    break;
-                }
+            if (auto it = byId.find(p.id); it != byId.end())
+                p.state = it->second;
+    }
     // Candidates in registration order: parameters, without buffers.
     std::vector<const NamedTensor *> candidates;
     for (const auto &t : doc.stateDict) {
         const bool buffer = doc.stateDictSource == "module_tree" ? !t.ref().isParameter : looksLikeBuffer(t.name);
-        if (!buffer)
+        if (!buffer && couldBeParameter(t))
             candidates.push_back(&t);
     }
     if (map.parameters.empty()) {
@@ -55,19 +110,39 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
         map.note = "no state dict to map the optimizer's parameters to";
         return map;
     }
-    const std::size_t n = std::min(candidates.size(), map.parameters.size());
+    // More candidates than parameters (buffers of floating type that no name tells apart, such as
+    // the masks of masked layers): keep the order, skip the candidates no parameter's state fits.
+    std::vector<std::size_t> at;
+    bool unique = false;
+    std::size_t skipped = 0;
+    if (candidates.size() > map.parameters.size()) {
+        at = embedInOrder(map.parameters, candidates, false);
+        if (!at.empty()) {
+            unique = at == embedInOrder(map.parameters, candidates, true);
+            skipped = candidates.size() - map.parameters.size();
+        }
+    }
+    const bool byShape = !at.empty();
+    if (!byShape) {
+        at.resize(std::min(candidates.size(), map.parameters.size()));
+        for (std::size_t i = 0; i < at.size(); ++i)
+            at[i] = i;
+    }
     bool shapesAgree = true;
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = 0; i < at.size(); ++i) {
         auto &p = map.parameters[i];
-        p.name = candidates[i]->name;
-        if (p.state && p.state->isDict())
-            for (const auto &e : p.state->entries())
-                if (e.value && e.value->isTensor() && e.value->tensorRef()->shape.size() > 0 &&
-                    e.value->tensorRef()->shape != candidates[i]->ref().shape)
-                    p.shapeAgrees = false;
+        const auto &t = *candidates[at[i]];
+        p.name = t.name;
+        p.shapeAgrees = shapeFits(p, t);
         shapesAgree = shapesAgree && p.shapeAgrees;
     }
-    if (candidates.size() != map.parameters.size()) {
+    if (byShape) {
+        map.certain = unique;
+        map.note = "by registration order and shape, taking " + std::to_string(skipped) +
+                   " floating state-dict tensors for buffers" +
+                   (unique ? ": the only order-keeping matching where every state tensor has its parameter's shape"
+                           : ": names are likely but not certain (tensors of the same shapes could be swapped)");
+    } else if (candidates.size() != map.parameters.size()) {
         map.note = "the optimizer has " + std::to_string(map.parameters.size()) + " parameters and the state dict " +
                    std::to_string(candidates.size()) + ": names are a guess by order";
     } else if (!shapesAgree) {

@@ -20,8 +20,9 @@ struct OptimizerParameter {
 // The optimizer's parameters mapped to state-dict names. PyTorch numbers parameters in the order
 // they were registered in param_groups; the state dict lists parameters (and buffers) in the same
 // registration order, so the k-th id is the k-th parameter. Buffers (BatchNorm running stats) are
-// told apart by name in a plain state dict, exactly in a pickled module; every mapped tensor's
-// state is checked by shape.
+// told apart by name in a plain state dict, exactly in a pickled module, and by dtype (an optimizer
+// holds only floating and complex tensors); floating buffers no name tells apart are skipped where
+// the state's shapes fit no parameter. Every mapped tensor's state is checked by shape.
 struct OptimizerMap {
     std::vector<OptimizerParameter> parameters;
     bool certain = false;

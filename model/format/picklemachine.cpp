@@ -225,6 +225,15 @@ private:
         return items;
     }
 
+    // A container that is already some value's child and grows taller leaves its parents' heights
+    // stale (they were noted when it was added): the depth limit is then checked on the whole
+    // result at STOP. Pickles Python writes fill each container before adding it to its parent.
+    void noteGrowth(const Value &target, std::uint32_t heightBefore)
+    {
+        if (target.hasParent() && target.height() > heightBefore)
+            m_lateNesting = true;
+    }
+
     void checkDepth(const ValuePtr &v)
     {
         if (v && v->height() > PickleLimits::kMaxDepth)
@@ -275,11 +284,13 @@ private:
     {
         if (target->kind() != Value::Kind::List && target->kind() != Value::Kind::Object)
             fail("cannot append to " + target->typeName());
+        const auto before = target->height();
         for (auto &i : items) {
             target->noteChild(i);
             target->items().push_back(std::move(i));
         }
         checkDepth(target);
+        noteGrowth(*target, before);
     }
 
     void setItems(ValuePtr &target, std::vector<ValuePtr> kv)
@@ -288,6 +299,7 @@ private:
             fail("odd number of items for a dict");
         if (target->kind() != Value::Kind::Dict && target->kind() != Value::Kind::Object)
             fail("cannot set items on " + target->typeName() + " (expected a dict)");
+        const auto before = target->height();
         auto &entries = target->entries();
         for (std::size_t i = 0; i < kv.size(); i += 2) {
             target->noteChild(kv[i]);
@@ -326,6 +338,7 @@ private:
                 entries.push_back({std::move(kv[i]), std::move(kv[i + 1])});
         }
         checkDepth(target);
+        noteGrowth(*target, before);
     }
 
     static constexpr std::size_t kIndexFrom = 16;  // dicts this large get a key index
@@ -962,8 +975,12 @@ private:
             } else {
                 target->setState(state);
             }
-            target->noteChild(state);
-            checkDepth(target);
+            {
+                const auto before = target->height();
+                target->noteChild(state);
+                checkDepth(target);
+                noteGrowth(*target, before);
+            }
             break;
         case Value::Kind::String:
             // TorchVersion and other str subclasses: an empty attribute dict carries nothing.
@@ -1033,6 +1050,7 @@ public:
 private:
     void step();
     bool m_stopped = false;
+    bool m_lateNesting = false;  // a container grew after it was added to another (see noteGrowth)
     ValuePtr m_result;
 };
 
@@ -1080,6 +1098,10 @@ void PickleRun::step()
     }
     case STOP:
         m_result = pop();
+        // Heights noted while building miss nesting made by filling a container after it was
+        // added to its parent: measure the result itself then, so the limit holds either way.
+        if (m_lateNesting && m_result && treeHeight(*m_result, PickleLimits::kMaxDepth) > PickleLimits::kMaxDepth)
+            fail("nesting deeper than the limit of " + std::to_string(PickleLimits::kMaxDepth) + " levels");
         m_stopped = true;
         break;
     case MARK: m_marks.push_back(m_stack.size()); break;
@@ -1218,11 +1240,13 @@ void PickleRun::step()
         auto &s = top();
         if (s->kind() != Value::Kind::Set)
             fail("ADDITEMS target is a " + s->typeName() + ", not a set");
+        const auto before = s->height();
         for (auto &i : items) {
             s->noteChild(i);
             s->items().push_back(std::move(i));
         }
         checkDepth(s);
+        noteGrowth(*s, before);
         break;
     }
     case APPEND: {

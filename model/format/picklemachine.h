@@ -19,6 +19,9 @@ struct PickleLimits {
     static constexpr std::uint32_t kMaxDepth = 1000;              // nesting of containers
     static constexpr std::size_t kMaxMemo = 16u << 20;            // memo entries
     static constexpr std::size_t kMaxBigIntBytes = 4096;  // LONG1/LONG4 payload (decimal text is quadratic)
+    // Paths made of keys (tensor names, modules' dotted paths) of one file together: a long key
+    // shared through the memo and nested deep would otherwise make gigabytes from a small file.
+    static constexpr std::size_t kMaxPathTotalBytes = 256u << 20;
 };
 
 // Every global name a pickle mentions, with how often and where first.

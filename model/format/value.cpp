@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <unordered_map>
 
 namespace ckpt {
 
@@ -319,8 +320,74 @@ ValuePtr Value::get(const std::string &key) const
 
 void Value::noteChild(const ValuePtr &child)
 {
-    if (child && child->m_height + 1 > m_height)
+    if (!child)
+        return;
+    child->m_hasParent = true;
+    if (child->m_height + 1 > m_height)
         m_height = child->m_height + 1;
+}
+
+namespace {
+// The i-th child in the order noteChild sees them: items, entries (key, value), class, args, state.
+const Value *childAt(const Value &v, std::size_t i)
+{
+    if (i < v.items().size())
+        return v.items()[i].get();
+    i -= v.items().size();
+    if (i < 2 * v.entries().size()) {
+        const auto &e = v.entries()[i / 2];
+        return (i % 2 ? e.value : e.key).get();
+    }
+    return nullptr;
+}
+} // namespace
+
+std::uint32_t treeHeight(const Value &root, std::uint32_t limit)
+{
+    // Post-order walk with an explicit stack; a node on the stack (a cycle) counts as height 0.
+    constexpr std::uint32_t kOnStack = ~std::uint32_t(0);
+    std::unordered_map<const Value *, std::uint32_t> height;  // finished nodes, and kOnStack
+    struct Frame {
+        const Value *v;
+        std::size_t next;
+        std::uint32_t h;
+    };
+    std::vector<Frame> stack{{&root, 0, 0}};
+    height.emplace(&root, kOnStack);
+    while (!stack.empty()) {
+        Frame &f = stack.back();
+        const Value &v = *f.v;
+        const std::size_t plain = v.items().size() + 2 * v.entries().size();
+        const Value *child = nullptr;
+        while (!child && f.next < plain + 3) {
+            const std::size_t i = f.next++;
+            child = i < plain ? childAt(v, i) : (i == plain ? v.objectClass() : i == plain + 1 ? v.args() : v.state()).get();
+            if (!child)
+                continue;
+            auto [it, fresh] = height.try_emplace(child, kOnStack);
+            if (!fresh) {
+                if (it->second != kOnStack)
+                    f.h = std::max(f.h, it->second + 1);
+                else
+                    f.h = std::max<std::uint32_t>(f.h, 1);
+                child = nullptr;
+            }
+        }
+        if (child) {
+            if (stack.size() > limit)
+                return limit + 1;  // a chain of more than `limit` children below the root
+            stack.push_back({child, 0, 0});
+            continue;
+        }
+        const std::uint32_t h = f.h;
+        height[f.v] = h;
+        stack.pop_back();
+        if (h > limit)
+            return h;
+        if (!stack.empty())
+            stack.back().h = std::max(stack.back().h, h + 1);
+    }
+    return height[&root];
 }
 
 std::string Value::typeName() const

@@ -118,8 +118,11 @@ public:
     // Dict lookup by string key; nullptr when absent.
     ValuePtr get(const std::string &key) const;
     // Height of the tree under this node as known when children were added; guards nesting depth.
+    // A child that grows after it was added does not raise its parents' heights: see treeHeight().
     std::uint32_t height() const { return m_height; }
     void noteChild(const ValuePtr &child);
+    // True once this value was noted as another's child (it may then be reached through a parent).
+    bool hasParent() const { return m_hasParent; }
 
     // Drops every child (items, entries, class, arguments, state): breaks reference cycles.
     void releaseChildren();
@@ -153,6 +156,7 @@ private:
     static const ValuePtr &noValue();
 
     Kind m_kind = Kind::None;
+    bool m_hasParent = false;
     std::uint32_t m_height = 0;
     std::int64_t m_int = 0;
     double m_float = 0.0;
@@ -193,6 +197,12 @@ public:
 private:
     std::vector<ValuePtr> m_values;
 };
+
+// The true height of the graph under `root` (the longest chain of children, a cycle counted once),
+// computed iteratively in O(nodes + edges); stops early, returning a value above `limit`, as soon
+// as a chain longer than `limit` is found. Unlike Value::height() it holds whatever order the
+// graph was built in (a list appended to after it was put in its parent).
+std::uint32_t treeHeight(const Value &root, std::uint32_t limit);
 
 // A scalar key rendered as Python would print it inside a path ("fc1.weight", "0", "True").
 std::string keyText(const Value &key);

@@ -6,14 +6,22 @@
 
 namespace ckpt {
 
-std::vector<Child> childrenOf(const Value &v)
+std::vector<Child> childrenOf(const Value &v, ChildLabels labels)
 {
+    const bool deferred = labels == ChildLabels::Deferred;
+    auto keyed = [deferred](const ValuePtr &key, const ValuePtr &value, ChildRole role) {
+        if (!key)
+            return Child{"?", value, role};
+        if (deferred)
+            return Child{{}, value, role, key.get()};
+        return Child{keyText(*key), value, role};
+    };
     std::vector<Child> out;
     switch (v.kind()) {
     case Value::Kind::Dict:
         out.reserve(v.entries().size() + 1);
         for (const auto &e : v.entries())
-            out.push_back({e.key ? keyText(*e.key) : "?", e.value, ChildRole::Key});
+            out.push_back(keyed(e.key, e.value, ChildRole::Key));
         if (v.state())
             out.push_back({"(state)", v.state(), ChildRole::State});
         break;
@@ -31,7 +39,7 @@ std::vector<Child> childrenOf(const Value &v)
         if (v.state()) {
             if (v.state()->isDict() && v.state()->pythonClass().empty()) {
                 for (const auto &e : v.state()->entries())
-                    out.push_back({e.key ? keyText(*e.key) : "?", e.value, ChildRole::Attribute});
+                    out.push_back(keyed(e.key, e.value, ChildRole::Attribute));
             } else {
                 out.push_back({"(state)", v.state(), ChildRole::State});
             }
@@ -39,7 +47,7 @@ std::vector<Child> childrenOf(const Value &v)
         for (std::size_t i = 0; i < v.items().size(); ++i)
             out.push_back({"[" + std::to_string(i) + "]", v.items()[i], ChildRole::Item});
         for (const auto &e : v.entries())
-            out.push_back({e.key ? keyText(*e.key) : "?", e.value, ChildRole::Item});
+            out.push_back(keyed(e.key, e.value, ChildRole::Item));
         break;
     case Value::Kind::Tensor:
         if (v.state())
@@ -49,6 +57,15 @@ std::vector<Child> childrenOf(const Value &v)
         break;
     }
     return out;
+}
+
+std::string childLabel(const Child &c) { return c.key ? keyText(*c.key) : c.label; }
+
+std::size_t childLabelSize(const Child &c)
+{
+    if (!c.key)
+        return c.label.size();
+    return c.key->isString() ? c.key->text().size() : keyText(*c.key).size();
 }
 
 ValuePtr findPath(const ValuePtr &root, const std::vector<std::string> &path)
@@ -94,6 +111,7 @@ std::vector<ModuleEntry> moduleTree(const Value &root)
         std::uint32_t depth;
     };
     std::vector<Pending> stack{{&root, std::string(), 0}};
+    std::size_t total = 0;  // bytes of the paths made
     while (!stack.empty()) {
         Pending p = std::move(stack.back());
         stack.pop_back();
@@ -105,9 +123,13 @@ std::vector<ModuleEntry> moduleTree(const Value &root)
             continue;
         const auto &entries = children->entries();
         for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-            if (it->key && it->value && isModule(*it->value))
-                stack.push_back({it->value.get(), p.path.empty() ? keyText(*it->key) : p.path + "." + keyText(*it->key),
-                                 p.depth + 1});
+            if (it->key && it->value && isModule(*it->value)) {
+                std::string key = keyText(*it->key);
+                total += p.path.size() + 1 + key.size();
+                if (total > PickleLimits::kMaxPathTotalBytes)
+                    return out;  // long keys nested deep: the paths would take gigabytes
+                stack.push_back({it->value.get(), p.path.empty() ? std::move(key) : p.path + "." + key, p.depth + 1});
+            }
     }
     return out;
 }
