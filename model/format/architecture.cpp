@@ -413,6 +413,39 @@ std::size_t trailingSharedModules(const std::vector<Layer> &children)
     return weighted >= 2 ? tail : 0;
 }
 
+// A package's `architecture` entry as the plain JSON a spec is: a list repeating one dict
+// (`[{"type": "ReLU"}] * 3`) pickles it once and refers to it again, and each use is a layer, so
+// shared lists and dicts are written out in full (valueToJson would refer to the first). Bounded in
+// depth, as specs are shallow; what is not plain data stays tagged for the spec's error to name.
+nlohmann::ordered_json specJson(const ValuePtr &v, int depth = 0)
+{
+    using json = nlohmann::ordered_json;
+    if (!v || depth > 32)
+        return depth > 32 ? json("(nested too deeply)") : json(nullptr);
+    switch (v->kind()) {
+    case Value::Kind::Tuple:
+    case Value::Kind::List: {
+        if (v->items().size() > 65536)
+            return json("(a list of " + std::to_string(v->items().size()) + " items)");
+        json a = json::array();
+        for (const auto &i : v->items())
+            a.push_back(specJson(i, depth + 1));
+        return a;
+    }
+    case Value::Kind::Dict: {
+        if (v->entries().size() > 256)  // a layer has a few options, not thousands
+            return json("(a dict of " + std::to_string(v->entries().size()) + " entries)");
+        json o = json::object();
+        for (const auto &e : v->entries())
+            if (e.key && e.key->isString() && !o.contains(e.key->text()))
+                o[e.key->text()] = specJson(e.value, depth + 1);
+        return o;
+    }
+    default:
+        return valueToJson(v);
+    }
+}
+
 Layer layerFromModule(const Value &m, const std::string &name, const std::string &path,
                       std::unordered_set<const Value *> &seen, std::uint32_t depth, std::vector<std::string> &assumptions)
 {
@@ -614,10 +647,12 @@ Shape propagateLeaf(const Layer &l, Shape s)
         const auto n = o["num_parameters"].get<std::int64_t>();
         need(n == 1 || (s.size() >= 2 && s[1] == n), "it needs " + std::to_string(n) + " channels in dimension 1");
     }
-    // Sizes from a file or a spec decide what LibTorch allocates when the model runs.
+    // Sizes from a file or a spec decide what LibTorch allocates when the model runs: bounded per
+    // sample (the first dimension is the batch).
     std::int64_t values = 1;
-    for (const auto d : s)
-        if (d > 0 && (d > ArchitectureLimits::kMaxActivation || values > ArchitectureLimits::kMaxActivation / d))
+    for (std::size_t i = s.size() > 1 ? 1 : 0; i < s.size(); ++i)
+        if (const std::int64_t d = s[i];
+            d > 0 && (d > ArchitectureLimits::kMaxActivation || values > ArchitectureLimits::kMaxActivation / d))
             fail(l, "its output " + joinShape(s) + " would hold more than " +
                         std::to_string(ArchitectureLimits::kMaxActivation) + " values, more than this program runs");
         else if (d > 0)
@@ -735,7 +770,11 @@ void finish(Architecture &a, const Document &doc)
     if (!a.inputShape.empty() && std::find(a.inputShape.begin(), a.inputShape.end(), -1) == a.inputShape.end()) {
         Shape trial{1};
         trial.insert(trial.end(), a.inputShape.begin(), a.inputShape.end());
-        propagate(a.root, trial);
+        try {
+            propagate(a.root, trial);
+        } catch (const FormatError &e) {
+            throw FormatError(doc.path + ": " + e.what());
+        }
     }
 }
 
@@ -1044,7 +1083,7 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
     }
     if (doc.hasStateDict && doc.root && doc.root->isDict())
         if (auto spec = doc.root->get("architecture"); spec && (spec->isSequence() || spec->isDict()))
-            return architectureFromSpec(doc, valueToJson(spec), Architecture::Source::PackageSpec);
+            return architectureFromSpec(doc, specJson(spec), Architecture::Source::PackageSpec);
     if (!doc.hasStateDict)
         throw FormatError(doc.path + ": the file holds no weights to run");
     std::string why;

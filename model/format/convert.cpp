@@ -1083,9 +1083,14 @@ private:
             if (auto n = vectorTensorNumbers(r); !n.empty() && r.numel() == std::ssize(n))
                 out = r.shape.empty() ? nlohmann::ordered_json(n[0]) : nlohmann::ordered_json(n);
         } else if (v->isDict() && out.is_object()) {
+            // Looked up through an index: an ordered_json object finds a key by walking its keys.
+            std::unordered_map<std::string_view, nlohmann::ordered_json *> byKey;
+            for (auto &[k, child] : out.items())
+                byKey.emplace(k, &child);
             for (const auto &e : v->entries())
-                if (e.key && e.key->isString() && out.contains(e.key->text()))
-                    writeTensorNumbers(e.value, out[e.key->text()], depth + 1);
+                if (e.key && e.key->isString() && (e.value && (e.value->isTensor() || e.value->isDict())))
+                    if (const auto it = byKey.find(e.key->text()); it != byKey.end())
+                        writeTensorNumbers(e.value, *it->second, depth + 1);
         }
     }
 

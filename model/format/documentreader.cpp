@@ -890,7 +890,12 @@ void readSidecar(Document &doc)
     try {
         auto mapped = MappedFile::open(sidecar.string());
         const auto bytes = mapped->bytes();
-        doc.sidecar = jsonToValue(nlohmann::ordered_json::parse(bytes.begin(), bytes.end()));
+        // Linear in its size (nlohmann's parse into ordered_json is quadratic in an object's keys).
+        const auto parsed = parseOrderedJson(
+            std::string_view(reinterpret_cast<const char *>(bytes.data()), bytes.size()), PickleLimits::kMaxDepth + 1);
+        if (parsed.is_discarded())
+            throw FormatError("not JSON, or nested deeper than " + std::to_string(PickleLimits::kMaxDepth) + " levels");
+        doc.sidecar = jsonToValue(parsed);
         doc.sidecarPath = sidecar.string();
     } catch (const std::exception &e) {
         doc.warnings.push_back("sidecar " + sidecar.string() + " is not readable JSON: " + e.what());
