@@ -241,8 +241,25 @@ bool looksLikeShardIndex(std::span<const std::uint8_t> d)
            head[head.find_first_not_of(" \t\r\n")] == '{' && head.find("\"weight_map\"") != std::string_view::npos;
 }
 
+namespace {
+// Shard indexes being read on this thread. A shard that is itself an index is refused before it
+// is read (below); this catches one that became an index after that check, so an index naming
+// itself, or indexes naming each other, can neither recurse without end nor fan out.
+thread_local int t_indexDepth = 0;
+struct IndexDepth {
+    IndexDepth() { ++t_indexDepth; }
+    ~IndexDepth() { --t_indexDepth; }
+    IndexDepth(const IndexDepth &) = delete;
+    IndexDepth &operator=(const IndexDepth &) = delete;
+};
+} // namespace
+
 void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOptions &options)
 {
+    if (t_indexDepth > 0)
+        throw FormatError("shard index named as a shard by another shard index: a shard must be a checkpoint "
+                          "file (safetensors or torch), not an index");
+    const IndexDepth depth;
     if (d.size() > SafetensorsLimits::kMaxHeaderBytes)
         throw FormatError("shard index of " + std::to_string(d.size()) + " bytes exceeds the limit of " +
                           std::to_string(SafetensorsLimits::kMaxHeaderBytes));
@@ -258,15 +275,20 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
     const auto dir = std::filesystem::path(doc.path).parent_path();
     // Open each shard once, in order of first mention.
     std::vector<std::string> shards;
+    std::vector<std::string> firstTensor;  // of each shard, for messages
     for (const auto &name : weightOrder) {
         const json &file = index["weight_map"].at(name);
         if (!file.is_string())
             throw FormatError("shard index: weight_map['" + name + "'] is not a file name");
         const auto f = file.get<std::string>();
-        if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "..")
-            throw FormatError("shard index: shard name '" + f + "' is not a plain file name next to the index");
-        if (std::find(shards.begin(), shards.end(), f) == shards.end())
+        if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "." ||
+            f == "..")
+            throw FormatError("shard index: shard name '" + f + "' (weight_map['" + name +
+                              "']) is not a plain file name next to the index");
+        if (std::find(shards.begin(), shards.end(), f) == shards.end()) {
             shards.push_back(f);
+            firstTensor.push_back(name);
+        }
     }
     if (shards.empty())
         throw FormatError("shard index: weight_map names no tensors");
@@ -278,6 +300,18 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
                 return options.progress((static_cast<double>(i) + f) / static_cast<double>(n));
             };
         const auto path = (dir / shards[i]).string();
+        const std::string entry = "shard '" + shards[i] + "' (weight_map['" + firstTensor[i] + "'])";
+        // Before reading it: a shard that is an index could name this index again, or fan out.
+        std::shared_ptr<MappedFile> probe;
+        try {
+            probe = MappedFile::open(path);  // a folder, a FIFO, a missing file: said with the entry
+        } catch (const FormatError &e) {
+            throw FormatError("shard index: " + entry + ": " + path + ": " + e.what());
+        }
+        if (looksLikeShardIndex(probe->bytes()))
+            throw FormatError("shard index: " + entry + " is itself a shard index; a shard must be a "
+                              "checkpoint file (safetensors or torch), not an index");
+        probe.reset();
         Document shard;
         try {
             shard = readDocument(path, sub);  // its errors already name the shard's path

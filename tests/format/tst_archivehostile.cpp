@@ -19,6 +19,29 @@ using namespace ckpt;
 
 namespace {
 
+std::string le(std::uint64_t v, int bytes)
+{
+    std::string out;
+    for (int i = 0; i < bytes; ++i)
+        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+    return out;
+}
+
+// A safetensors file of one float32 tensor `name` of one element.
+std::string oneTensorSafetensors(const std::string &name = "t")
+{
+    const std::string header = R"({")" + name + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+    return le(header.size(), 8) + header + std::string(4, '\0');
+}
+
+bool writeFile(const QString &path, const std::string &bytes)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::WriteOnly))
+        return false;
+    return f.write(bytes.data(), static_cast<qint64>(bytes.size())) == static_cast<qint64>(bytes.size());
+}
+
 // Reads `path`; "" when it reads, the error otherwise.
 std::string readError(const QString &path)
 {
@@ -73,9 +96,14 @@ private:
 class TestArchiveHostile : public QObject {
     Q_OBJECT
 private Q_SLOTS:
-    // MappedFile
     void fifoIsRefused();
     void directoryIsRefused();
+    void shardNamingItsIndex();
+    void shardIndexesFanningOut();
+    void shardThatIsAFifo();
+    void shardNamedDot();
+    void shardThatIsAFolder();
+    void validShardIndexStillReads();
 };
 
 void TestArchiveHostile::fifoIsRefused()
@@ -100,6 +128,105 @@ void TestArchiveHostile::directoryIsRefused()
     QVERIFY(dir.isValid());
     const auto err = readError(dir.path());
     VERIFY_CONTAINS(err, "is a directory, not a regular file");
+}
+
+void TestArchiveHostile::shardNamingItsIndex()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString index = dir.filePath("model.safetensors.index.json");
+    QVERIFY(writeFile(index, R"({"weight_map": {"a": "model.safetensors.index.json"}})"));
+    const auto err = readError(index);
+    VERIFY_CONTAINS(err, "shard 'model.safetensors.index.json' (weight_map['a']) is itself a shard index");
+}
+
+void TestArchiveHostile::shardIndexesFanningOut()
+{
+    // Each index names the next two: 2^18 opens if indexes could nest. The first
+    // nested index stops the read.
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const int levels = 18;
+    for (int i = 0; i < levels; ++i) {
+        const std::string a = "l" + std::to_string(i + 1) + "a.index.json";
+        const std::string b = "l" + std::to_string(i + 1) + "b.index.json";
+        const std::string body = R"({"weight_map": {"t": ")" + a + R"(", "u": ")" + b + R"("}})";
+        const QString base = i == 0 ? QStringLiteral("model.safetensors.index.json")
+                                    : QStringLiteral("l%1%2.index.json").arg(i);
+        if (i == 0) {
+            QVERIFY(writeFile(dir.filePath(base), body));
+        } else {
+            QVERIFY(writeFile(dir.filePath(QStringLiteral("l%1a.index.json").arg(i)), body));
+            QVERIFY(writeFile(dir.filePath(QStringLiteral("l%1b.index.json").arg(i)), body));
+        }
+    }
+    QVERIFY(writeFile(dir.filePath(QStringLiteral("l%1a.index.json").arg(levels)), oneTensorSafetensors()));
+    QVERIFY(writeFile(dir.filePath(QStringLiteral("l%1b.index.json").arg(levels)), oneTensorSafetensors("u")));
+    QElapsedTimer timer;
+    timer.start();
+    const auto err = readError(dir.filePath("model.safetensors.index.json"));
+    QVERIFY2(timer.elapsed() < 5000, "indexes naming indexes fanned out");
+    VERIFY_CONTAINS(err, "shard 'l1a.index.json' (weight_map['t']) is itself a shard index");
+}
+
+void TestArchiveHostile::shardThatIsAFifo()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString index = dir.filePath("model.safetensors.index.json");
+    QVERIFY(writeFile(index, R"({"weight_map": {"t": "w.safetensors"}})"));
+    const QString fifo = dir.filePath("w.safetensors");
+    QVERIFY(::mkfifo(QFile::encodeName(fifo).constData(), 0600) == 0);
+    std::string err;
+    {
+        const FifoUnblocker unblock(fifo, std::chrono::seconds(5));
+        err = readError(index);
+        QVERIFY2(!unblock.fired(), "reading a FIFO shard blocked until a writer came");
+    }
+    VERIFY_CONTAINS(err, index.toStdString() + ": shard index: shard 'w.safetensors' (weight_map['t'])");
+    VERIFY_CONTAINS(err, "is a FIFO (named pipe), not a regular file");
+}
+
+void TestArchiveHostile::shardNamedDot()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString index = dir.filePath("model.safetensors.index.json");
+    QVERIFY(writeFile(index, R"({"weight_map": {"fc.weight": "."}})"));
+    const auto err = readError(index);
+    VERIFY_CONTAINS(err, index.toStdString() + ": shard index: shard name '.' (weight_map['fc.weight'])");
+    VERIFY_CONTAINS(err, "is not a plain file name next to the index");
+}
+
+void TestArchiveHostile::shardThatIsAFolder()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QVERIFY(QDir(dir.path()).mkdir("sub"));
+    const QString index = dir.filePath("model.safetensors.index.json");
+    QVERIFY(writeFile(index, R"({"weight_map": {"fc.weight": "sub"}})"));
+    const auto err = readError(index);
+    VERIFY_CONTAINS(err, index.toStdString() + ": shard index: shard 'sub' (weight_map['fc.weight'])");
+    VERIFY_CONTAINS(err, "is a directory, not a regular file");
+}
+
+void TestArchiveHostile::validShardIndexStillReads()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString index = dir.filePath("model.safetensors.index.json");
+    QVERIFY(writeFile(index, R"({"metadata": {"total_size": 8, "nested": {"a": [1, [2]]}},
+                                 "weight_map": {"t": "a.safetensors", "u": "b.safetensors"}})"));
+    QVERIFY(writeFile(dir.filePath("a.safetensors"), oneTensorSafetensors("t")));
+    QVERIFY(writeFile(dir.filePath("b.safetensors"), oneTensorSafetensors("u")));
+    try {
+        const auto doc = readDocument(index.toStdString());
+        QCOMPARE(doc.format, ContainerFormat::Sharded);
+        QCOMPARE(doc.stateDict.size(), std::size_t(2));
+        QVERIFY(doc.formatMetadata);
+    } catch (const FormatError &e) {
+        QFAIL(e.what());
+    }
 }
 
 QTEST_GUILESS_MAIN(TestArchiveHostile)
