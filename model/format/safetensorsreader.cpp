@@ -47,9 +47,9 @@ public:
     bool number_float(number_float_t, const string_t &) override { return true; }
     bool string(string_t &) override { return true; }
     bool binary(binary_t &) override { return true; }
-    bool start_object(std::size_t) override { return ++m_depth, true; }
+    bool start_object(std::size_t) override { return enter(); }
     bool end_object() override { return --m_depth, true; }
-    bool start_array(std::size_t) override { return ++m_depth, true; }
+    bool start_array(std::size_t) override { return enter(); }
     bool end_array() override { return --m_depth, true; }
     bool key(string_t &key) override
     {
@@ -77,6 +77,14 @@ public:
     }
 
 private:
+    // Refused here, before anything is built: nlohmann's dump and comparisons recurse once a level.
+    bool enter()
+    {
+        if (++m_depth > SafetensorsLimits::kMaxJsonDepth)
+            throw FormatError(m_what + " nests deeper than " + std::to_string(SafetensorsLimits::kMaxJsonDepth) +
+                              " levels, the limit");
+        return true;
+    }
     ParsedJson &m_out;
     std::size_t m_maxKeys;
     const std::string &m_what;
@@ -85,6 +93,26 @@ private:
     std::set<std::string> m_seenChild;
     std::vector<std::string> *m_children = nullptr;
 };
+
+// A JSON value for an error message: short scalars as written, the rest by kind. Never the whole
+// value: it can be megabytes long, or nested as deep as the limit allows.
+std::string describe(const json &v)
+{
+    switch (v.type()) {
+    case json::value_t::array:
+        return "a list of " + std::to_string(v.size());
+    case json::value_t::object:
+        return "an object";
+    case json::value_t::string: {
+        const auto &text = v.get_ref<const std::string &>();
+        if (text.size() <= 32)
+            return v.dump(-1, ' ', false, json::error_handler_t::replace);
+        return "a string of " + std::to_string(text.size()) + " bytes";
+    }
+    default:
+        return v.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+}
 
 ParsedJson parseUnique(std::string_view text, const std::string &what, std::size_t maxKeys)
 {
@@ -177,7 +205,7 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
                               " dimensions exceeds the limit of " + std::to_string(TensorLimits::kMaxRank));
         for (const auto &dim : info["shape"]) {
             if (!dim.is_number_unsigned())
-                throw FormatError(where + ": shape holds " + dim.dump() + ", not a non-negative integer");
+                throw FormatError(where + ": shape holds " + describe(dim) + ", not a non-negative integer");
             const auto v = dim.get<std::uint64_t>();
             if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                 throw FormatError(where + ": dimension " + std::to_string(v) + " is too large");
@@ -363,8 +391,10 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
         auto meta = Value::dict();
         for (const auto &k : parsed.childOrder.at("metadata")) {
             const json &v = index["metadata"].at(k);
-            meta->entries().push_back({Value::string(k), v.is_string() ? Value::string(v.get<std::string>())
-                                                                   : Value::string(v.dump())});
+            // Not a string: shown as JSON (bounded: the parse refused deep nesting).
+            const auto text = v.is_string() ? v.get<std::string>()
+                                            : v.dump(-1, ' ', false, json::error_handler_t::replace);
+            meta->entries().push_back({Value::string(k), Value::string(text)});
         }
         doc.formatMetadata = meta;
     }

@@ -53,6 +53,16 @@ std::string readError(const QString &path)
     }
 }
 
+std::string bytesError(const std::string &bytes, const std::string &name = "mem.pth")
+{
+    try {
+        readDocumentFromBytes(bytes, name);
+        return {};
+    } catch (const FormatError &e) {
+        return e.what();
+    }
+}
+
 // Unblocks a reader stuck opening the FIFO `path` (by opening it for writing after `after`), so a
 // reader that blocks fails its test instead of hanging it.
 class FifoUnblocker {
@@ -96,14 +106,21 @@ private:
 class TestArchiveHostile : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    // MappedFile
     void fifoIsRefused();
     void directoryIsRefused();
+    // shard indexes
     void shardNamingItsIndex();
     void shardIndexesFanningOut();
     void shardThatIsAFifo();
     void shardNamedDot();
     void shardThatIsAFolder();
     void validShardIndexStillReads();
+    // JSON nesting
+    void deepShapeInHeader();
+    void deepMetadataInIndex();
+    void nestingAtTheLimitReads();
+    void longShapeValueNotDumped();
 };
 
 void TestArchiveHostile::fifoIsRefused()
@@ -227,6 +244,59 @@ void TestArchiveHostile::validShardIndexStillReads()
     } catch (const FormatError &e) {
         QFAIL(e.what());
     }
+}
+
+void TestArchiveHostile::deepShapeInHeader()
+{
+    // 200,000 levels: dumping it for the message recursed once a level, past the stack.
+    const std::size_t depth = 200'000;
+    const std::string header = R"({"t":{"dtype":"F32","shape":)" + std::string(depth, '[') + std::string(depth, ']') +
+                               R"(,"data_offsets":[0,0]}})";
+    const auto err = bytesError(le(header.size(), 8) + header, "deep.safetensors");
+    VERIFY_CONTAINS(err, "safetensors header nests deeper than " +
+                             std::to_string(SafetensorsLimits::kMaxJsonDepth) + " levels");
+}
+
+void TestArchiveHostile::deepMetadataInIndex()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const std::size_t depth = 200'000;
+    const QString index = dir.filePath("model.safetensors.index.json");
+    QVERIFY(writeFile(index, R"({"weight_map": {"t": "a.safetensors"}, "metadata": {"x": )" + std::string(depth, '[') +
+                                 std::string(depth, ']') + "}}"));
+    QVERIFY(writeFile(dir.filePath("a.safetensors"), oneTensorSafetensors("t")));
+    const auto err = readError(index);
+    VERIFY_CONTAINS(err, "shard index nests deeper than " + std::to_string(SafetensorsLimits::kMaxJsonDepth) +
+                             " levels");
+}
+
+void TestArchiveHostile::nestingAtTheLimitReads()
+{
+    // The header object is level 1; a shape value nested to exactly the limit is still parsed
+    // (and refused for what it is, not for its depth); one level more is refused for depth.
+    const int limit = SafetensorsLimits::kMaxJsonDepth;
+    const auto header = [](int levels) {  // levels of the shape value: object, tensor object, then lists
+        const std::size_t lists = static_cast<std::size_t>(levels - 2);
+        return R"({"t":{"dtype":"F32","shape":)" + std::string(lists, '[') + std::string(lists, ']') +
+               R"(,"data_offsets":[0,0]}})";
+    };
+    const auto at = header(limit);
+    const auto atErr = bytesError(le(at.size(), 8) + at, "at.safetensors");
+    VERIFY_CONTAINS(atErr, "shape holds a list of 1, not a non-negative integer");
+    const auto past = header(limit + 1);
+    const auto pastErr = bytesError(le(past.size(), 8) + past, "past.safetensors");
+    VERIFY_CONTAINS(pastErr, "nests deeper than " + std::to_string(limit) + " levels");
+}
+
+void TestArchiveHostile::longShapeValueNotDumped()
+{
+    // A long string where a dimension belongs is described, not copied into the message.
+    const std::string big(1 << 20, 'x');
+    const std::string header = R"({"t":{"dtype":"F32","shape":[")" + big + R"("],"data_offsets":[0,4]}})";
+    const auto err = bytesError(le(header.size(), 8) + header + std::string(4, '\0'), "s.safetensors");
+    VERIFY_CONTAINS(err, "shape holds a string of 1048576 bytes, not a non-negative integer");
+    QVERIFY2(err.size() < 1000, "the message copies the value");
 }
 
 QTEST_GUILESS_MAIN(TestArchiveHostile)
