@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 using namespace ckpt;
+using namespace std::string_literals;
 
 namespace {
 
@@ -33,6 +34,28 @@ std::string oneTensorSafetensors(const std::string &name = "t")
     const std::string header = R"({")" + name + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
     return le(header.size(), 8) + header + std::string(4, '\0');
 }
+
+// A zip of stored records, as torch writes them (ZIP64 not needed at these sizes).
+std::string zipOf(const std::vector<std::pair<std::string, std::string>> &records)
+{
+    std::string out, cd;
+    for (const auto &[name, data] : records) {
+        const std::uint64_t offset = out.size();
+        out += le(0x04034b50, 4) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4) + le(data.size(), 4) +
+               le(data.size(), 4) + le(name.size(), 2) + le(0, 2) + name + data;
+        cd += le(0x02014b50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4) +
+              le(data.size(), 4) + le(data.size(), 4) + le(name.size(), 2) + le(0, 2) + le(0, 2) + le(0, 2) +
+              le(0, 2) + le(0, 4) + le(offset, 4) + name;
+    }
+    const std::uint64_t cdOffset = out.size();
+    out += cd;
+    out += le(0x06054b50, 4) + le(0, 2) + le(0, 2) + le(records.size(), 2) + le(records.size(), 2) +
+           le(cd.size(), 4) + le(cdOffset, 4) + le(0, 2);
+    return out;
+}
+
+const std::string kBenignPickle = "\x80\x02}q\x00."s;
+const std::string kEvilPickle = "\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03."s;
 
 bool writeFile(const QString &path, const std::string &bytes)
 {
@@ -121,6 +144,12 @@ private Q_SLOTS:
     void deepMetadataInIndex();
     void nestingAtTheLimitReads();
     void longShapeValueNotDumped();
+    // zip
+    void zipDuplicateRecords_data();
+    void zipDuplicateRecords();
+    void zipIdenticalCopiesRead();
+    void zipRecordsUnderTwoFolders_data();
+    void zipRecordsUnderTwoFolders();
 };
 
 void TestArchiveHostile::fifoIsRefused()
@@ -297,6 +326,74 @@ void TestArchiveHostile::longShapeValueNotDumped()
     const auto err = bytesError(le(header.size(), 8) + header + std::string(4, '\0'), "s.safetensors");
     VERIFY_CONTAINS(err, "shape holds a string of 1048576 bytes, not a non-negative integer");
     QVERIFY2(err.size() < 1000, "the message copies the value");
+}
+
+void TestArchiveHostile::zipDuplicateRecords_data()
+{
+    QTest::addColumn<std::string>("firstName");
+    QTest::addColumn<std::string>("first");
+    QTest::addColumn<std::string>("secondName");
+    QTest::addColumn<std::string>("second");
+    // torch reads the last copy: a scan of the first said "safe" while torch ran the second.
+    QTest::newRow("benign first") << std::string("archive/data.pkl") << kBenignPickle
+                                  << std::string("archive/data.pkl") << kEvilPickle;
+    QTest::newRow("evil first") << std::string("archive/data.pkl") << kEvilPickle << std::string("archive/data.pkl")
+                                << kBenignPickle;
+    // torch (miniz) compares names without regard to case.
+    QTest::newRow("other case") << std::string("archive/data.pkl") << kBenignPickle
+                                << std::string("archive/DATA.pkl") << kEvilPickle;
+    QTest::newRow("storage") << std::string("archive/data/0") << std::string(4, '\1')
+                             << std::string("archive/data/0") << std::string(4, '\2');
+}
+
+void TestArchiveHostile::zipDuplicateRecords()
+{
+    QFETCH(std::string, firstName);
+    QFETCH(std::string, first);
+    QFETCH(std::string, secondName);
+    QFETCH(std::string, second);
+    std::vector<std::pair<std::string, std::string>> records{{"archive/data.pkl", kBenignPickle}};
+    if (firstName == "archive/data.pkl")
+        records.clear();
+    records.insert(records.end(), {{firstName, first}, {"archive/version", "3\n"}, {secondName, second}});
+    const auto err = bytesError(zipOf(records), "dup.pth");
+    VERIFY_CONTAINS(err, "dup.pth: zip: record '" + secondName + "' appears twice");
+    VERIFY_CONTAINS(err, "with different contents; readers disagree on which copy they use");
+}
+
+void TestArchiveHostile::zipIdenticalCopiesRead()
+{
+    // Two identical copies read the same whichever is taken: read, and reported.
+    const auto zip = zipOf({{"archive/data.pkl", kBenignPickle}, {"archive/version", "3\n"},
+                            {"archive/version", "3\n"}});
+    try {
+        const auto doc = readDocumentFromBytes(zip, "same.pth");
+        QCOMPARE(doc.format, ContainerFormat::TorchZip);
+        bool reported = false;
+        for (const auto &a : doc.anomalies)
+            reported = reported || a.find("'archive/version' appears more than once") != std::string::npos;
+        QVERIFY(reported);
+    } catch (const FormatError &e) {
+        QFAIL(e.what());
+    }
+}
+
+void TestArchiveHostile::zipRecordsUnderTwoFolders_data()
+{
+    QTest::addColumn<std::string>("other");
+    QTest::newRow("no folder") << std::string("data.pkl");
+    QTest::newRow("another folder") << std::string("other/data.pkl");
+    QTest::newRow("folder in other case") << std::string("Archive/data.pkl");
+}
+
+void TestArchiveHostile::zipRecordsUnderTwoFolders()
+{
+    // torch takes the first record's folder and refuses records outside it.
+    QFETCH(std::string, other);
+    const auto zip = zipOf({{"archive/version", "3\n"}, {other, kEvilPickle}, {"archive/data.pkl", kBenignPickle}});
+    const auto err = bytesError(zip, "split.pth");
+    VERIFY_CONTAINS(err, "split.pth: zip: record '" + other + "' is not under 'archive/'");
+    VERIFY_CONTAINS(err, "torch refuses such an archive");
 }
 
 QTEST_GUILESS_MAIN(TestArchiveHostile)
