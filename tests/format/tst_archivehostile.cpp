@@ -5,6 +5,7 @@
 #include "error.h"
 #include "mappedfile.h"
 #include "safetensorsreader.h"
+#include "tararchive.h"
 
 #include <QtTest>
 
@@ -56,6 +57,77 @@ std::string zipOf(const std::vector<std::pair<std::string, std::string>> &record
 
 const std::string kBenignPickle = "\x80\x02}q\x00."s;
 const std::string kEvilPickle = "\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03."s;
+
+// One tar header, checksummed as tarfile checks it. `sizeField`, when given, replaces the octal
+// size (12 bytes); `magic` false makes an old (v7) header.
+std::string tarHeader(const std::string &name, std::uint64_t size, char type = '0', const std::string &prefix = {},
+                      bool magic = true, const std::string &sizeField = {})
+{
+    std::string h(512, '\0');
+    h.replace(0, std::min<std::size_t>(name.size(), 100), name.substr(0, 100));
+    h.replace(100, 8, "0000644"s + '\0');
+    h.replace(108, 8, "0000000"s + '\0');
+    h.replace(116, 8, "0000000"s + '\0');
+    char octal[13];
+    std::snprintf(octal, sizeof octal, "%011llo", static_cast<unsigned long long>(size));
+    h.replace(124, 12, sizeField.empty() ? std::string(octal, 12) : sizeField.substr(0, 12));
+    h.replace(136, 12, "00000000000"s + '\0');
+    h[156] = type;
+    if (magic)
+        h.replace(257, 8, "ustar\0" "00"s);
+    h.replace(345, std::min<std::size_t>(prefix.size(), 155), prefix.substr(0, 155));
+    h.replace(148, 8, std::string(8, ' '));
+    unsigned sum = 0;
+    for (unsigned char c : h)
+        sum += c;
+    char chk[8];
+    std::snprintf(chk, sizeof chk, "%06o", sum);
+    h.replace(148, 8, std::string(chk, 6) + '\0' + ' ');
+    return h;
+}
+
+std::string tarPad(std::size_t n) { return std::string((512 - n % 512) % 512, '\0'); }
+
+std::string tarMember(const std::string &name, const std::string &data, char type = '0')
+{
+    return tarHeader(name, data.size(), type) + data + tarPad(data.size());
+}
+
+// A PAX record: its length counts itself.
+std::string paxRecord(const std::string &keyword, const std::string &value)
+{
+    const std::string body = " " + keyword + "=" + value + "\n";
+    std::size_t n = body.size() + 1;
+    while (std::to_string(n).size() + body.size() != n)
+        ++n;
+    return std::to_string(n) + body;
+}
+
+std::string tarEnd() { return std::string(1024, '\0'); }
+
+// The members TarArchive lists, "name:size" each, or "error: ..." when it refuses the archive.
+QStringList tarMembers(const std::string &tar)
+{
+    try {
+        const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t *>(tar.data()), tar.size());
+        const TarArchive archive(bytes);
+        QStringList out;
+        for (const auto &m : archive.members())
+            out << QString::fromStdString(m.name) + ":" + QString::number(m.size);
+        return out;
+    } catch (const FormatError &e) {
+        return {QStringLiteral("error: ") + QString::fromStdString(e.what())};
+    }
+}
+
+// What torch 0.1.x wrote, around `pickle`.
+std::string legacyTar(const std::string &beforePickle, const std::string &pickle)
+{
+    const std::string count = "\x80\x02K\x00."s;  // no storages (and no views of them), no tensors
+    return tarMember("sys_info", "\x80\x02}q\x00."s) + tarMember("storages", count + "\x80\x02]."s) +
+           tarMember("tensors", count) +
+           beforePickle + tarMember("pickle", pickle) + tarEnd();
+}
 
 bool writeFile(const QString &path, const std::string &bytes)
 {
@@ -150,6 +222,16 @@ private Q_SLOTS:
     void zipIdenticalCopiesRead();
     void zipRecordsUnderTwoFolders_data();
     void zipRecordsUnderTwoFolders();
+    // tar
+    void tarDuplicateMembers_data();
+    void tarDuplicateMembers();
+    void tarDuplicateThroughTheReader();
+    void tarPaxRenames_data();
+    void tarPaxRenames();
+    void tarPaxMtimeReads();
+    void tarLayouts_data();
+    void tarLayouts();
+    void realTarShapeStillReads();
 };
 
 void TestArchiveHostile::fifoIsRefused()
@@ -394,6 +476,163 @@ void TestArchiveHostile::zipRecordsUnderTwoFolders()
     const auto err = bytesError(zip, "split.pth");
     VERIFY_CONTAINS(err, "split.pth: zip: record '" + other + "' is not under 'archive/'");
     VERIFY_CONTAINS(err, "torch refuses such an archive");
+}
+
+void TestArchiveHostile::tarDuplicateMembers_data()
+{
+    QTest::addColumn<std::string>("tar");
+    QTest::addColumn<QString>("name");
+    const std::string one = tarMember("pickle", kBenignPickle);
+    QTest::newRow("same name") << one + tarMember("pickle", kEvilPickle) + tarEnd() << "pickle";
+    QTest::newRow("same name, evil first") << tarMember("pickle", kEvilPickle) + one + tarEnd() << "pickle";
+    QTest::newRow("with ./") << one + tarMember("./pickle", kEvilPickle) + tarEnd() << "./pickle";
+    // tarfile reads a symlink's target for it; it takes types it does not know for files.
+    QTest::newRow("then a symlink") << one + tarHeader("pickle", 0, '2') + tarEnd() << "pickle";
+    QTest::newRow("then an unknown type") << one + tarMember("pickle", kEvilPickle, 'A') + tarEnd() << "pickle";
+    QTest::newRow("then a contiguous file") << one + tarMember("pickle", kEvilPickle, '7') + tarEnd() << "pickle";
+    QTest::newRow("through the ustar prefix")
+        << tarMember("a/pickle", kBenignPickle) + tarHeader("pickle", kEvilPickle.size(), '0', "a") + kEvilPickle +
+               tarPad(kEvilPickle.size()) + tarEnd()
+        << "a/pickle";
+}
+
+void TestArchiveHostile::tarDuplicateMembers()
+{
+    QFETCH(std::string, tar);
+    QFETCH(QString, name);
+    const QStringList members = tarMembers(tar);
+    QCOMPARE(members.size(), 1);
+    QVERIFY2(members[0].startsWith("error: tar: member '" + name + "' appears twice"), qPrintable(members[0]));
+    QVERIFY2(members[0].contains("readers disagree on which copy they use"), qPrintable(members[0]));
+}
+
+void TestArchiveHostile::tarDuplicateThroughTheReader()
+{
+    const auto err = bytesError(legacyTar(tarMember("pickle", kBenignPickle), kEvilPickle), "dup.pth");
+    VERIFY_CONTAINS(err, "dup.pth: tar: member 'pickle' appears twice");
+}
+
+void TestArchiveHostile::tarPaxRenames_data()
+{
+    QTest::addColumn<std::string>("beforePickle");
+    QTest::addColumn<QString>("message");
+    const std::string decoy = kEvilPickle;
+    const auto pax = [](char type, const std::string &records) { return tarMember("././@PaxHeader", records, type); };
+    QTest::newRow("path") << pax('x', paxRecord("path", "pickle")) + tarMember("decoy", decoy)
+                          << "the PAX header at offset 3072 sets 'path'";
+    QTest::newRow("global path") << pax('g', paxRecord("path", "pickle")) + tarMember("decoy", decoy)
+                                 << "the PAX global header at offset 3072 sets 'path'";
+    QTest::newRow("solaris path") << pax('X', paxRecord("path", "pickle")) + tarMember("decoy", decoy)
+                                  << "sets 'path'";
+    QTest::newRow("linkpath") << pax('x', paxRecord("linkpath", "pickle")) + tarHeader("ln", 0, '2')
+                              << "sets 'linkpath'";
+    QTest::newRow("size") << pax('x', paxRecord("size", "0")) + tarMember("decoy", decoy) << "sets 'size'";
+    QTest::newRow("sparse") << pax('x', paxRecord("GNU.sparse.map", "0,0")) + tarMember("decoy", decoy)
+                            << "sets 'GNU.sparse'";
+    // Older Pythons parse records on into the padding after the declared size.
+    const std::string declared = paxRecord("mtime", "1");
+    std::string padded = tarHeader("././@PaxHeader", declared.size(), 'x') + declared + paxRecord("path", "pickle");
+    padded += tarPad(padded.size());
+    QTest::newRow("path in the padding") << padded + tarMember("decoy", decoy) << "sets 'path'";
+}
+
+void TestArchiveHostile::tarPaxRenames()
+{
+    QFETCH(std::string, beforePickle);
+    QFETCH(QString, message);
+    const QStringList members = tarMembers(legacyTar(beforePickle, kBenignPickle));
+    QCOMPARE(members.size(), 1);
+    QVERIFY2(members[0].startsWith("error: tar: ") && members[0].contains(message), qPrintable(members[0]));
+    QVERIFY2(members[0].contains("would rename or resize a member"), qPrintable(members[0]));
+    const auto err = bytesError(legacyTar(beforePickle, kBenignPickle), "pax.pth");
+    VERIFY_CONTAINS(err, "pax.pth: tar: ");
+}
+
+void TestArchiveHostile::tarPaxMtimeReads()
+{
+    // torch 0.1.x (tarfile in PAX format) wrote an mtime record before every member.
+    const auto pax = tarMember("././@PaxHeader", paxRecord("mtime", "1485049682.0"), 'x');
+    const std::string count = "\x80\x02K\x00."s;
+    const std::string tar = pax + tarMember("sys_info", kBenignPickle) + pax + tarMember("storages", count + "\x80\x02]."s) +
+                            pax + tarMember("tensors", count) + pax + tarMember("pickle", kBenignPickle) + tarEnd();
+    QCOMPARE(tarMembers(tar), (QStringList{"sys_info:6", "storages:9", "tensors:5", "pickle:6"}));
+    try {
+        const auto doc = readDocumentFromBytes(tar, "mtime.pth");
+        QCOMPARE(doc.format, ContainerFormat::Tar);
+    } catch (const FormatError &e) {
+        QFAIL(e.what());
+    }
+}
+
+void TestArchiveHostile::tarLayouts_data()
+{
+    // Where tarfile finds members, and what it calls them.
+    QTest::addColumn<std::string>("tar");
+    QTest::addColumn<QStringList>("members");
+    const std::string data(10, 'd');
+    QTest::newRow("GNU long name") << tarHeader("././@LongLink", 7, 'L') + "pickle"s + '\0' + tarPad(7) +
+                                          tarMember("decoy", data) + tarEnd()
+                                   << QStringList{"pickle:10"};
+    // Of two long names the first (outermost) wins.
+    QTest::newRow("two GNU long names")
+        << tarHeader("././@LongLink", 7, 'L') + "pickle"s + '\0' + tarPad(7) + tarHeader("././@LongLink", 6, 'L') +
+               "decoy"s + '\0' + tarPad(6) + tarMember("x", data) + tarEnd()
+        << QStringList{"pickle:10"};
+    // tarfile reads the long name up to a NUL, past the declared size into the padding.
+    QTest::newRow("long name into the padding")
+        << tarHeader("././@LongLink", 3, 'L') + "pic" + "kle"s + '\0' + tarPad(7) + tarMember("x", data) + tarEnd()
+        << QStringList{"pickle:10"};
+    // A folder (or link) has no data, whatever its size field says: the next block is a header.
+    QTest::newRow("folder with a size") << tarHeader("dir/", 512, '5') + tarMember("pickle", data) + tarEnd()
+                                        << QStringList{"pickle:10"};
+    QTest::newRow("old-style folder with a size")
+        << tarHeader("dir/", 512, '\0') + tarMember("pickle", data) + tarEnd() << QStringList{"pickle:10"};
+    QTest::newRow("symlink with a size") << tarHeader("ln", 512, '2') + tarMember("pickle", data) + tarEnd()
+                                         << QStringList{"pickle:10"};
+    // Types tarfile does not know are files to it.
+    QTest::newRow("unknown type") << tarMember("pickle", data, 'A') + tarEnd() << QStringList{"pickle:10"};
+    // The ustar prefix is joined to the name without the magic.
+    QTest::newRow("prefix without magic")
+        << tarHeader("pickle", data.size(), '0', "x", false) + data + tarPad(data.size()) + tarEnd()
+        << QStringList{"x/pickle:10"};
+    // Sizes: base-256, and octal text as int(text, 8) reads it, up to the first NUL.
+    std::string base256(12, '\0');
+    base256[0] = '\x80';
+    base256[11] = 10;
+    QTest::newRow("base-256 size") << tarHeader("pickle", 0, '0', {}, true, base256) + data + tarPad(10) + tarEnd()
+                                   << QStringList{"pickle:10"};
+    QTest::newRow("NUL before the digits") << tarHeader("a", 0, '0', {}, true, "\0 0000001000"s) +
+                                                  tarMember("pickle", data) + tarEnd()
+                                           << QStringList{"a:0", "pickle:10"};
+    QTest::newRow("0o prefix and underscores")
+        << tarHeader("pickle", 0, '0', {}, true, " +0o1_2 "s + std::string(4, '\0')) + data + tarPad(10) + tarEnd()
+        << QStringList{"pickle:10"};
+    QTest::newRow("junk size") << tarHeader("pickle", 0, '0', {}, true, "12x"s + std::string(9, '\0')) + tarEnd()
+                               << QStringList{"error: tar: size of 'pickle' is not an octal number"};
+    QTest::newRow("negative size") << tarHeader("pickle", 0, '0', {}, true, "\xff"s + std::string(11, '\xff')) +
+                                          tarEnd()
+                                   << QStringList{"error: tar: size of 'pickle' is negative"};
+    QTest::newRow("GNU sparse") << tarMember("pickle", data, 'S') + tarEnd()
+                                << QStringList{"error: tar: member 'pickle' is a GNU sparse file, which is not "
+                                               "supported"};
+}
+
+void TestArchiveHostile::tarLayouts()
+{
+    QFETCH(std::string, tar);
+    QFETCH(QStringList, members);
+    QCOMPARE(tarMembers(tar), members);
+}
+
+void TestArchiveHostile::realTarShapeStillReads()
+{
+    // As torch 0.1.x wrote it: still a torch tar checkpoint.
+    try {
+        const auto doc = readDocumentFromBytes(legacyTar({}, kBenignPickle), "legacy.pth");
+        QCOMPARE(doc.format, ContainerFormat::Tar);
+    } catch (const FormatError &e) {
+        QFAIL(e.what());
+    }
 }
 
 QTEST_GUILESS_MAIN(TestArchiveHostile)
