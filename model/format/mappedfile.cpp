@@ -98,7 +98,9 @@ int registerMapping(const MappedFile *owner, const void *data, std::size_t size)
 std::shared_ptr<MappedFile> MappedFile::open(const std::string &path)
 {
     installGuard();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever. Only
+    // mmap reads through this descriptor, and it ignores the flag, so it is not cleared.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         throw FormatError(std::string("cannot open: ") + std::strerror(errno));
     struct stat st {};
@@ -107,9 +109,16 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string &path)
         ::close(fd);
         throw FormatError(std::string("cannot stat: ") + std::strerror(e));
     }
-    if (S_ISDIR(st.st_mode)) {
+    // Only a regular file has a size to map: a FIFO or a device would block, or read as empty.
+    if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw FormatError("is a directory");
+        const char *what = S_ISDIR(st.st_mode)    ? "a directory"
+                           : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "of an unknown kind";
+        throw FormatError(std::string("is ") + what + ", not a regular file");
     }
     std::shared_ptr<MappedFile> f(new MappedFile);
     f->m_path = path;

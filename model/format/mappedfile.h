@@ -18,7 +18,7 @@ namespace ckpt {
 // instead of numbers made of zeros. Faults anywhere else go to the earlier handler or the default.
 class MappedFile {
 public:
-    // Maps `path`; throws FormatError naming the file and the system's reason.
+    // Maps the regular file `path` (never blocks on a FIFO); throws FormatError with the reason.
     static std::shared_ptr<MappedFile> open(const std::string &path);
     // Wraps bytes already in memory (tests, decompressed records); the mapping owns a copy.
     static std::shared_ptr<MappedFile> fromBytes(std::string bytes, std::string name = "<memory>");

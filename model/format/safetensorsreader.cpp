@@ -47,9 +47,9 @@ public:
     bool number_float(number_float_t, const string_t &) override { return true; }
     bool string(string_t &) override { return true; }
     bool binary(binary_t &) override { return true; }
-    bool start_object(std::size_t) override { return ++m_depth, true; }
+    bool start_object(std::size_t) override { return enter(); }
     bool end_object() override { return --m_depth, true; }
-    bool start_array(std::size_t) override { return ++m_depth, true; }
+    bool start_array(std::size_t) override { return enter(); }
     bool end_array() override { return --m_depth, true; }
     bool key(string_t &key) override
     {
@@ -77,6 +77,14 @@ public:
     }
 
 private:
+    // Refused here, before anything is built: nlohmann's dump and comparisons recurse once a level.
+    bool enter()
+    {
+        if (++m_depth > SafetensorsLimits::kMaxJsonDepth)
+            throw FormatError(m_what + " nests deeper than " + std::to_string(SafetensorsLimits::kMaxJsonDepth) +
+                              " levels, the limit");
+        return true;
+    }
     ParsedJson &m_out;
     std::size_t m_maxKeys;
     const std::string &m_what;
@@ -85,6 +93,26 @@ private:
     std::set<std::string> m_seenChild;
     std::vector<std::string> *m_children = nullptr;
 };
+
+// A JSON value for an error message: short scalars as written, the rest by kind. Never the whole
+// value: it can be megabytes long, or nested as deep as the limit allows.
+std::string describe(const json &v)
+{
+    switch (v.type()) {
+    case json::value_t::array:
+        return "a list of " + std::to_string(v.size());
+    case json::value_t::object:
+        return "an object";
+    case json::value_t::string: {
+        const auto &text = v.get_ref<const std::string &>();
+        if (text.size() <= 32)
+            return v.dump(-1, ' ', false, json::error_handler_t::replace);
+        return "a string of " + std::to_string(text.size()) + " bytes";
+    }
+    default:
+        return v.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+}
 
 ParsedJson parseUnique(std::string_view text, const std::string &what, std::size_t maxKeys)
 {
@@ -177,7 +205,7 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
                               " dimensions exceeds the limit of " + std::to_string(TensorLimits::kMaxRank));
         for (const auto &dim : info["shape"]) {
             if (!dim.is_number_unsigned())
-                throw FormatError(where + ": shape holds " + dim.dump() + ", not a non-negative integer");
+                throw FormatError(where + ": shape holds " + describe(dim) + ", not a non-negative integer");
             const auto v = dim.get<std::uint64_t>();
             if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                 throw FormatError(where + ": dimension " + std::to_string(v) + " is too large");
@@ -241,8 +269,25 @@ bool looksLikeShardIndex(std::span<const std::uint8_t> d)
            head[head.find_first_not_of(" \t\r\n")] == '{' && head.find("\"weight_map\"") != std::string_view::npos;
 }
 
+namespace {
+// Shard indexes being read on this thread. A shard that is itself an index is refused before it
+// is read (below); this catches one that became an index after that check, so an index naming
+// itself, or indexes naming each other, can neither recurse without end nor fan out.
+thread_local int t_indexDepth = 0;
+struct IndexDepth {
+    IndexDepth() { ++t_indexDepth; }
+    ~IndexDepth() { --t_indexDepth; }
+    IndexDepth(const IndexDepth &) = delete;
+    IndexDepth &operator=(const IndexDepth &) = delete;
+};
+} // namespace
+
 void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOptions &options)
 {
+    if (t_indexDepth > 0)
+        throw FormatError("shard index named as a shard by another shard index: a shard must be a checkpoint "
+                          "file (safetensors or torch), not an index");
+    const IndexDepth depth;
     if (d.size() > SafetensorsLimits::kMaxHeaderBytes)
         throw FormatError("shard index of " + std::to_string(d.size()) + " bytes exceeds the limit of " +
                           std::to_string(SafetensorsLimits::kMaxHeaderBytes));
@@ -258,15 +303,20 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
     const auto dir = std::filesystem::path(doc.path).parent_path();
     // Open each shard once, in order of first mention.
     std::vector<std::string> shards;
+    std::vector<std::string> firstTensor;  // of each shard, for messages
     for (const auto &name : weightOrder) {
         const json &file = index["weight_map"].at(name);
         if (!file.is_string())
             throw FormatError("shard index: weight_map['" + name + "'] is not a file name");
         const auto f = file.get<std::string>();
-        if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "..")
-            throw FormatError("shard index: shard name '" + f + "' is not a plain file name next to the index");
-        if (std::find(shards.begin(), shards.end(), f) == shards.end())
+        if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "." ||
+            f == "..")
+            throw FormatError("shard index: shard name '" + f + "' (weight_map['" + name +
+                              "']) is not a plain file name next to the index");
+        if (std::find(shards.begin(), shards.end(), f) == shards.end()) {
             shards.push_back(f);
+            firstTensor.push_back(name);
+        }
     }
     if (shards.empty())
         throw FormatError("shard index: weight_map names no tensors");
@@ -278,6 +328,18 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
                 return options.progress((static_cast<double>(i) + f) / static_cast<double>(n));
             };
         const auto path = (dir / shards[i]).string();
+        const std::string entry = "shard '" + shards[i] + "' (weight_map['" + firstTensor[i] + "'])";
+        // Before reading it: a shard that is an index could name this index again, or fan out.
+        std::shared_ptr<MappedFile> probe;
+        try {
+            probe = MappedFile::open(path);  // a folder, a FIFO, a missing file: said with the entry
+        } catch (const FormatError &e) {
+            throw FormatError("shard index: " + entry + ": " + path + ": " + e.what());
+        }
+        if (looksLikeShardIndex(probe->bytes()))
+            throw FormatError("shard index: " + entry + " is itself a shard index; a shard must be a "
+                              "checkpoint file (safetensors or torch), not an index");
+        probe.reset();
         Document shard;
         try {
             shard = readDocument(path, sub);  // its errors already name the shard's path
@@ -329,8 +391,10 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
         auto meta = Value::dict();
         for (const auto &k : parsed.childOrder.at("metadata")) {
             const json &v = index["metadata"].at(k);
-            meta->entries().push_back({Value::string(k), v.is_string() ? Value::string(v.get<std::string>())
-                                                                   : Value::string(v.dump())});
+            // Not a string: shown as JSON (bounded: the parse refused deep nesting).
+            const auto text = v.is_string() ? v.get<std::string>()
+                                            : v.dump(-1, ' ', false, json::error_handler_t::replace);
+            meta->entries().push_back({Value::string(k), Value::string(text)});
         }
         doc.formatMetadata = meta;
     }

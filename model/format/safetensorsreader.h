@@ -13,6 +13,8 @@ struct SafetensorsLimits {
     // Tensors in one file (or one shard index): far beyond real models, and keeps a hostile header
     // from building millions of tensor records.
     static constexpr std::size_t kMaxTensors = std::size_t(1) << 17;
+    // Nesting of the header's (or a shard index's) JSON: real ones nest three levels.
+    static constexpr int kMaxJsonDepth = 64;
 };
 
 // True when the bytes start like a safetensors file: a plausible header length, then '{'.

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string_view>
+#include <unordered_set>
 
 namespace ckpt {
 
@@ -16,18 +19,72 @@ std::string field(std::span<const std::uint8_t> h, std::size_t off, std::size_t 
     return {p, strnlen(p, len)};
 }
 
-std::uint64_t octal(std::span<const std::uint8_t> h, std::size_t off, std::size_t len, const std::string &what)
+// A header's number field as Python's tarfile reads it (nti): base-256 when the first byte is
+// 0x80 (0xFF: negative), else ASCII text up to the first NUL, blanks stripped, as int(text, 8)
+// parses it. Only forms on which int() gives the same value are taken; any other is refused
+// (tarfile would refuse the archive or stop reading it there).
+std::uint64_t number(std::span<const std::uint8_t> h, std::size_t off, std::size_t len, const std::string &what)
 {
+    if (h[off] == 0x80) {
+        std::uint64_t v = 0;
+        for (std::size_t i = 1; i < len; ++i) {
+            if (v >> 56)
+                throw FormatError("tar: " + what + " overflows");
+            v = (v << 8) | h[off + i];
+        }
+        return v;
+    }
+    if (h[off] == 0xFF)
+        throw FormatError("tar: " + what + " is negative");
+    const char *p = reinterpret_cast<const char *>(h.data() + off);
+    std::string_view t(p, strnlen(p, len));
+    const auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); };
+    while (!t.empty() && blank(t.front()))
+        t.remove_prefix(1);
+    while (!t.empty() && blank(t.back()))
+        t.remove_suffix(1);
+    if (t.empty())
+        return 0;
+    const auto bad = [&] { return FormatError("tar: " + what + " is not an octal number"); };
+    std::size_t i = t.front() == '+' ? 1 : 0;
+    if (i + 1 < t.size() && t[i] == '0' && (t[i + 1] == 'o' || t[i + 1] == 'O')) {
+        i += 2;
+        if (i < t.size() && t[i] == '_')
+            ++i;
+    }
+    if (i == t.size())
+        throw bad();
+    const auto octalDigit = [](char c) { return c >= '0' && c <= '7'; };
+    const std::size_t first = i;
     std::uint64_t v = 0;
-    std::size_t i = 0;
-    while (i < len && (h[off + i] == ' ' || h[off + i] == 0))
-        ++i;
-    for (; i < len && h[off + i] >= '0' && h[off + i] <= '7'; ++i) {
+    for (; i < t.size(); ++i) {
+        if (t[i] == '_' && i > first && i + 1 < t.size() && octalDigit(t[i - 1]) && octalDigit(t[i + 1]))
+            continue;  // int() allows single underscores between digits
+        if (!octalDigit(t[i]))
+            throw bad();
         if (v > (~std::uint64_t(0) >> 3))
             throw FormatError("tar: " + what + " overflows");
-        v = v * 8 + (h[off + i] - '0');
+        v = v * 8 + static_cast<std::uint64_t>(t[i] - '0');
     }
     return v;
+}
+
+// tarfile applies a PAX record's path, linkpath or size (and GNU.sparse.*) to the next member, or
+// with 'g' to all later ones: it renames a member, or moves where the next header starts. This
+// reader does not follow them, so an archive that sets any is refused. The bytes are searched, not
+// parsed: Python versions parse records differently (older ones read on into the block's padding),
+// but none can set a keyword whose name and '=' do not appear. Real archives set only mtime and
+// the like (torch 0.1.x wrote an mtime record before every member).
+void refusePaxRenames(std::span<const std::uint8_t> block, std::uint64_t at, char type)
+{
+    const std::string_view text(reinterpret_cast<const char *>(block.data()), block.size());
+    // "path=" is also in "linkpath=", "size=" in "GNU.sparse.size=": the longer name is tried first.
+    for (const std::string_view keyword : {"linkpath=", "path=", "GNU.sparse", "size="})
+        if (text.find(keyword) != std::string_view::npos)
+            throw FormatError(std::string("tar: the PAX ") + (type == 'g' ? "global " : "") + "header at offset " +
+                              std::to_string(at) + " sets '" + std::string(keyword.substr(0, keyword.find('='))) +
+                              "': Python's tarfile (and so torch.load) would rename or resize a member, and read "
+                              "another one than this reader; refused");
 }
 } // namespace
 
@@ -64,31 +121,70 @@ bool TarArchive::looksLikeTar(std::span<const std::uint8_t> data)
     return stored == sumUnsigned || stored == sumSigned;
 }
 
+// The members Python's tarfile lists, by its rules: the ustar prefix joined to any header's name
+// (tarfile does not ask for the magic), a GNU 'L' record naming the next member (the outermost of
+// several wins), data only after regular files and types it does not know (it takes those for
+// files; links, folders and devices have none, whatever their size field says).
 TarArchive::TarArchive(std::span<const std::uint8_t> data) : m_data(data)
 {
     std::uint64_t pos = 0;
-    std::string longName;
+    std::optional<std::string> longName;
+    // Every member's name, "./" dropped (find() takes either): of two with one name tarfile, and
+    // so torch.load, takes the last, and this reader the first, so an archive with two is refused.
+    std::unordered_set<std::string> names;
     while (pos + kBlock <= data.size()) {
         auto h = data.subspan(static_cast<std::size_t>(pos), kBlock);
         if (std::all_of(h.begin(), h.end(), [](std::uint8_t b) { return b == 0; }))
             break;  // end of archive
         std::string name = field(h, 0, 100);
-        const std::string prefix = field(h, 345, 155);
-        if (std::memcmp(h.data() + 257, "ustar", 5) == 0 && !prefix.empty())
-            name = prefix + "/" + name;
-        const std::uint64_t size = octal(h, 124, 12, "size of '" + name + "'");
+        const std::uint64_t size = number(h, 124, 12, "size of '" + name + "'");
         const char type = static_cast<char>(h[156]);
         const std::uint64_t dataAt = pos + kBlock;
-        if (size > data.size() - dataAt)
-            throw FormatError("tar: member '" + name + "' of " + std::to_string(size) + " bytes runs past the end");
-        if (type == 'L') {
-            longName = std::string(reinterpret_cast<const char *>(data.data() + dataAt), strnlen(reinterpret_cast<const char *>(data.data() + dataAt), static_cast<std::size_t>(size)));
-        } else if (type == '0' || type == '\0') {
-            if (m_members.size() >= kMaxMembers)
-                throw FormatError("tar: more than " + std::to_string(kMaxMembers) + " members");
-            m_members.push_back({longName.empty() ? name : longName, dataAt, size});
-            longName.clear();
+        const auto runsPast = [&] {
+            return FormatError("tar: member '" + name + "' of " + std::to_string(size) + " bytes runs past the end");
+        };
+        if (type == 'L' || type == 'K' || type == 'x' || type == 'g' || type == 'X') {
+            if (size > data.size() - dataAt)
+                throw runsPast();
+            const std::uint64_t padded = (size + kBlock - 1) / kBlock * kBlock;
+            // tarfile reads whole blocks: the padding after the declared size counts too.
+            const auto block = data.subspan(static_cast<std::size_t>(dataAt),
+                                            static_cast<std::size_t>(std::min(padded, data.size() - dataAt)));
+            if (type == 'L' && !longName)
+                longName = field(block, 0, block.size());
+            else if (type != 'L' && type != 'K')
+                refusePaxRenames(block, pos, type);
+            pos = dataAt + padded;
+            continue;
         }
+        if (type == 'S')
+            throw FormatError("tar: member '" + name + "' is a GNU sparse file, which is not supported");
+        const bool folder = type == '5' || (type == '\0' && name.ends_with('/'));
+        if (folder)
+            while (name.ends_with('/'))
+                name.pop_back();
+        if (const std::string prefix = field(h, 345, 155); !prefix.empty())
+            name = prefix + "/" + name;
+        if (longName) {
+            name = std::move(*longName);
+            longName.reset();
+            if (folder && name.ends_with('/'))
+                name.pop_back();
+        }
+        if (!names.insert(name.starts_with("./") ? name.substr(2) : name).second)
+            throw FormatError("tar: member '" + name + "' appears twice; readers disagree on which copy they use "
+                              "(Python's tarfile, and so torch.load, reads the last), so the archive is refused");
+        const bool known = type == '0' || type == '\0' || (type >= '1' && type <= '7');
+        const bool file = !known || (!folder && (type == '0' || type == '\0' || type == '7'));
+        if (!file) {
+            pos = dataAt;
+            continue;
+        }
+        if (size > data.size() - dataAt)
+            throw runsPast();
+        if (m_members.size() >= kMaxMembers)
+            throw FormatError("tar: more than " + std::to_string(kMaxMembers) + " members");
+        m_members.push_back({name, dataAt, size});
         pos = dataAt + (size + kBlock - 1) / kBlock * kBlock;
     }
 }

@@ -20,7 +20,8 @@ public:
 
     // True when the bytes start with a tar header Python's tarfile would take (ustar or older).
     static bool looksLikeTar(std::span<const std::uint8_t> data);
-    // Lists the regular files; throws FormatError on a malformed header.
+    // Lists the files Python's tarfile would (see the .cpp); throws FormatError on a malformed header,
+    // a name that appears twice, PAX records that rename or resize a member, or a GNU sparse file.
     explicit TarArchive(std::span<const std::uint8_t> data);
 
     const std::vector<Member> &members() const { return m_members; }

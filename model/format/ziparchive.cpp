@@ -151,23 +151,57 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
         r.need(e.dataOffset, e.compressedSize, "data", e.name);
         m_entries.push_back(std::move(e));
     }
-    m_index.reserve(m_entries.size());
-    std::vector<bool> repeated(m_entries.size());
-    for (std::size_t i = 0; i < m_entries.size(); ++i)  // the first of duplicate names wins, as the scan did
-        repeated[i] = !m_index.emplace(m_entries[i].name, i).second;
-    findAnomalies(repeated);
+    // torch takes the folder of the first record as the archive's, and refuses the archive when
+    // any record lies outside it ("file in archive is not in a subdirectory"). A record outside
+    // could hold what another reader takes for the checkpoint: refuse it here too. (An archive
+    // whose first record is in no folder has no prefix; torch refuses it, this reader takes its
+    // records by their full names.)
     if (!m_entries.empty()) {
         const auto &first = m_entries.front().name;
         const auto slash = first.find('/');
         if (slash != std::string::npos) {
             m_prefix = first.substr(0, slash + 1);
             for (const auto &e : m_entries)
-                if (e.name.compare(0, m_prefix.size(), m_prefix) != 0) {
-                    m_prefix.clear();
-                    break;
-                }
+                if (e.name.compare(0, m_prefix.size(), m_prefix) != 0)
+                    throw FormatError("zip: record '" + e.name + "' is not under '" + m_prefix +
+                                      "', the folder of the first record '" + first +
+                                      "'; torch refuses such an archive (file in archive is not in a subdirectory)");
         }
     }
+    // torch's reader (miniz) finds a record by a binary search over names compared without regard
+    // to ASCII case, so of two copies it may read either (in practice the last); this reader and
+    // Python's zipfile differ again. A scan of one copy says nothing about the other: copies that
+    // differ are refused. Identical copies are harmless, and stay an anomaly.
+    m_index.reserve(m_entries.size());
+    std::vector<bool> repeated(m_entries.size());
+    std::unordered_map<std::string, std::size_t> folded;  // lower-cased name -> first entry with it
+    folded.reserve(m_entries.size());
+    for (std::size_t i = 0; i < m_entries.size(); ++i) {
+        const Entry &e = m_entries[i];
+        std::string key = e.name;
+        std::transform(key.begin(), key.end(), key.begin(),
+                       [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+        const auto [it, fresh] = folded.emplace(std::move(key), i);
+        repeated[i] = !fresh;
+        if (!fresh && !sameContent(m_entries[it->second], e)) {
+            const std::string &first = m_entries[it->second].name;
+            throw FormatError("zip: record '" + e.name + "' appears twice" +
+                              (first == e.name ? "" : " (as '" + first + "', which torch takes for the same name)") +
+                              " with different contents; readers disagree on which copy they use (torch reads the "
+                              "last), so a scan of one copy says nothing about what torch loads");
+        }
+        m_index.emplace(e.name, i);  // of identical copies, the first
+    }
+    findAnomalies(repeated);
+}
+
+bool ZipArchive::sameContent(const Entry &a, const Entry &b) const
+{
+    // Both ranges were checked against the file when the entries were read.
+    return a.method == b.method && (a.flags & 0x1) == (b.flags & 0x1) && a.size == b.size &&
+           a.compressedSize == b.compressedSize &&
+           std::memcmp(m_data.data() + a.dataOffset, m_data.data() + b.dataOffset,
+                       static_cast<std::size_t>(a.compressedSize)) == 0;
 }
 
 void ZipArchive::findAnomalies(const std::vector<bool> &repeated)

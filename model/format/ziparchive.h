@@ -40,7 +40,9 @@ public:
     // True when the bytes start like a zip file (local header or empty-archive signature).
     static bool looksLikeZip(std::span<const std::uint8_t> data);
 
-    // Parses the directory; throws FormatError on a malformed archive.
+    // Parses the directory; throws FormatError on a malformed archive, on a name that appears twice
+    // (ignoring ASCII case, as torch looks names up) with different contents, and on records that
+    // do not all share the first record's folder (torch refuses those).
     explicit ZipArchive(std::span<const std::uint8_t> data);
 
     const std::vector<Entry> &entries() const { return m_entries; }
@@ -59,9 +61,10 @@ private:
     std::vector<Entry> m_entries;
     std::string m_prefix;
     std::vector<std::string> m_anomalies;
-    // Name -> first entry with it: finding each of 20,000 storages must not scan the directory.
+    // Name -> entry with it: finding each of 20,000 storages must not scan the directory.
     std::unordered_map<std::string, std::size_t> m_index;
     void findAnomalies(const std::vector<bool> &repeated);  // repeated[i]: entry i repeats an earlier name
+    bool sameContent(const Entry &a, const Entry &b) const;  // same method, sizes and stored bytes
 };
 
 } // namespace ckpt
