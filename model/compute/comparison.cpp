@@ -203,6 +203,16 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
             (first ? it->second.first : it->second.second) =
                 valueToJson(e.value).dump(-1, ' ', false, ojson::error_handler_t::replace);
         }
+        // A safetensors file keeps these in its __metadata__ (as text): compared as the values
+        // they were written from, so a checkpoint and its safetensors copy agree on its epoch.
+        for (const auto &[k, v] : formatMetadataEntries(d)) {
+            auto [it, fresh] = meta.try_emplace(k);
+            if (fresh)
+                order.push_back(k);
+            auto &slot = first ? it->second.first : it->second.second;
+            if (!slot)
+                slot = valueToJson(v).dump(-1, ' ', false, ojson::error_handler_t::replace);
+        }
     };
     collect(a, true);
     collect(b, false);

@@ -1204,16 +1204,9 @@ private:
         const bool safetensors = m_doc.format == ContainerFormat::Safetensors;
         const std::string where = safetensors ? "__metadata__/" : "metadata/";
         auto rest = Value::dict();
-        for (const auto &e : m_doc.formatMetadata->entries()) {
-            const std::string k = e.key ? keyText(*e.key) : std::string();
-            // The writer's own bookkeeping (safetensors' "format" tag, an index's "total_size" of its
-            // shards) describes the source's layout, not the model.
-            if (m_takenFromFormat.contains(k) || k == kSafetensorsJsonKeys || k.starts_with("alias:") ||
-                k == (safetensors ? "format" : "total_size"))
-                continue;
-            const auto decoded = formatMetadataValue(m_doc, k);
-            rest->entries().push_back({e.key, decoded ? decoded : e.value});
-        }
+        for (auto &[k, v] : formatMetadataEntries(m_doc))
+            if (!m_takenFromFormat.contains(k))
+                rest->entries().push_back({Value::string(k), v});
         if (rest->entries().empty())
             return;
         if (!into || !blockerOf(rest).empty()) {

@@ -72,6 +72,22 @@ ValuePtr parsedJson(const std::string &text)
 
 } // namespace
 
+std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Document &doc)
+{
+    std::vector<std::pair<std::string, ValuePtr>> out;
+    if (!doc.formatMetadata || !doc.formatMetadata->isDict())
+        return out;
+    const bool safetensors = doc.format == ContainerFormat::Safetensors;
+    for (const auto &e : doc.formatMetadata->entries()) {
+        const std::string k = e.key ? keyText(*e.key) : std::string();
+        if (k == kSafetensorsJsonKeys || k.starts_with("alias:") || k == (safetensors ? "format" : "total_size"))
+            continue;
+        const auto decoded = formatMetadataValue(doc, k);
+        out.emplace_back(k, decoded ? decoded : e.value);
+    }
+    return out;
+}
+
 ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
 {
     if (!doc.formatMetadata || !doc.formatMetadata->isDict() || key == kSafetensorsJsonKeys || key.starts_with("alias:"))

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ckpt {
@@ -33,6 +34,11 @@ inline constexpr std::string_view kSafetensorsJsonKeys = "checkpoint_studio.json
 // names a count (epoch, step), a loss or a structure (config, class names, mean/std) and the text
 // is one. Otherwise the string itself. Null when absent; the marker and aliases are not values.
 ValuePtr formatMetadataValue(const Document &doc, const std::string &key);
+
+// The container's own metadata that describes the model, decoded (formatMetadataValue), in the
+// file's order: everything but the marker, aliases and the writers' bookkeeping (safetensors'
+// "format" tag, an index's "total_size" of its shards), which describe the source's layout.
+std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Document &doc);
 
 // A value a researcher looks for first ("Epoch", "Validation loss", "Class names"), with the key
 // it was found under and where: the file itself or its metadata JSON sidecar.

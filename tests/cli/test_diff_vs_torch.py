@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -145,6 +146,28 @@ def main():
                 values = got.get(key, [])
                 res.check(len(values) == len(want[key]) and all(close(x, y, abs_=1e-9) for x, y in zip(values, want[key])),
                           'series %s %s' % (name, key), 'ckpt %r, torch %r' % (values, want[key]))
+
+    # A checkpoint and its safetensors copy: the epoch, losses and config kept in __metadata__ are
+    # the same values, not "absent"; a value that really differs is still reported.
+    tmp = tempfile.mkdtemp(prefix='ckpt-diff-sf-')
+    src = os.path.join(a.fixtures, 'training_checkpoint.pth')
+    copy = os.path.join(tmp, 'copy.safetensors')
+    p = subprocess.run([a.ckpt, 'convert', src, '--to', 'safetensors', '-o', copy], capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'convert to safetensors for diff', p.stderr):
+        p = subprocess.run([a.ckpt, 'diff', src, copy, '--json'], capture_output=True, text=True, timeout=120)
+        doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
+        keys = [m['key'] for m in doc.get('metadata', [])]
+        want = torch.load(src, weights_only=False)
+        res.check(p.returncode == 0 and not any(k in keys for k in ('epoch', 'train_loss', 'val_loss', 'model_config')),
+                  'diff checkpoint vs its safetensors copy: metadata read from __metadata__', '%r' % doc.get('metadata'))
+        bumped = os.path.join(tmp, 'bumped.pth')
+        p = subprocess.run([a.ckpt, 'convert', copy, '--to', 'checkpoint', '--epoch', str(want['epoch'] + 1), '-o', bumped],
+                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run([a.ckpt, 'diff', copy, bumped, '--json'], capture_output=True, text=True, timeout=120)
+        doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
+        epoch = [m for m in doc.get('metadata', []) if m['key'] == 'epoch']
+        res.check(epoch and epoch[0]['a'] == want['epoch'] and epoch[0]['b'] == want['epoch'] + 1,
+                  'diff: an epoch that differs between a safetensors file and a checkpoint is reported', '%r' % doc.get('metadata'))
     return res.finish()
 
 
