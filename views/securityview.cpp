@@ -61,7 +61,7 @@ SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
     m_verdict->setWordWrap(true);
     m_verdict->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_model = new QStandardItemModel(0, ColumnCount, this);
-    m_model->setHorizontalHeaderLabels({tr("Global"), tr("Verdict"), tr("weights_only"), tr("Uses"),
+    m_model->setHorizontalHeaderLabels({tr("Global"), tr("Verdict"), tr("weights_only"), tr("Named"),
                                         tr("First offset"), tr("Why")});
     m_proxy = new QSortFilterProxyModel(this);
     m_proxy->setSourceModel(m_model);

@@ -27,21 +27,6 @@ std::string num(double v)
     return s.str();
 }
 
-// A cosine similarity near 1 keeps the digits that say how near: 0.99998, or 1 - 2e-07 where six
-// significant digits would round it to 1.
-std::string cosText(double v)
-{
-    if (std::isnan(v) || v == 1.0)
-        return num(v);
-    std::ostringstream s;
-    s << std::setprecision(6) << v;
-    if (s.str() != "1")
-        return s.str();
-    std::ostringstream gap;
-    gap << "1 - " << std::setprecision(2) << (1.0 - v);
-    return gap.str();
-}
-
 std::string lrText(const std::vector<double> &lrs)
 {
     std::string s;
@@ -82,7 +67,7 @@ void printText(const Comparison &c, std::ostream &out)
             out << "modules that changed, most first (relative L2 of the difference):\n";
         header = true;
         out << "  " << std::left << std::setw(32) << (m.name.empty() ? "(top level)" : m.name) << std::right
-            << " rel " << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos " << cosText(m.diff.cosine())
+            << " rel " << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos " << cosineText(m.diff.cosine())
             << "  (" << m.changed << "/" << m.tensors << " tensors)\n";
     }
     header = false;
@@ -101,7 +86,7 @@ void printText(const Comparison &c, std::ostream &out)
             out << "  " << t.error;
         else
             out << "  max " << num(t.diff.maxAbs) << "  mean " << num(t.diff.meanAbs()) << "  rel " << num(t.diff.relativeL2())
-                << "  cos " << cosText(t.diff.cosine()) << "  outside " << t.diff.outside;
+                << "  cos " << cosineText(t.diff.cosine()) << "  outside " << t.diff.outside;
         out << '\n';
     }
     for (const auto &m : c.metadata)

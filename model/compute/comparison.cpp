@@ -1,5 +1,9 @@
 #include "comparison.h"
 
+#include <cmath>
+#include <cstdio>
+#include <string_view>
+
 #include "dtype.h"
 #include "jsonexport.h"
 #include "metadata.h"
@@ -13,6 +17,18 @@
 #include <unordered_map>
 
 namespace ckpt {
+
+std::string cosineText(double v)
+{
+    if (std::isnan(v))
+        return "nan";
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    if (v == 1.0 || std::string_view(buf) != "1")
+        return buf;
+    std::snprintf(buf, sizeof buf, "1 - %.2g", 1.0 - v);
+    return buf;
+}
 
 namespace {
 

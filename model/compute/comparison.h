@@ -13,6 +13,10 @@
 
 namespace ckpt {
 
+// A cosine similarity for people: six significant digits, and where those round a value short of 1
+// to "1", the gap instead ("1 - 2e-07"); "nan" for NaN.
+std::string cosineText(double v);
+
 // Options for comparing two checkpoints, set LibTorch-style: CompareOptions().atol(1e-6).
 struct CompareOptions {
     CompareOptions &atol(double v) { m_atol = v; return *this; }

@@ -175,7 +175,10 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
             return statusText(n.status);
         case MaxAbsColumn: return n.hasFigures ? figure(n.diff.maxAbs) : QString();
         case RelativeColumn: return n.hasFigures ? figure(n.diff.relativeL2()) : QString();
-        case CosineColumn: return n.hasFigures ? figure(n.diff.cosine()) : QString();
+        case CosineColumn:
+            return n.hasFigures ? (std::isnan(n.diff.cosine()) ? figure(n.diff.cosine())
+                                                               : QString::fromStdString(cosineText(n.diff.cosine())))
+                                : QString();
         case DTypeColumn: return n.dtype;
         case ShapeColumn: return n.shape;
         }

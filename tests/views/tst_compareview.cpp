@@ -2,6 +2,7 @@
 // (expected.json "__compare__", written by the fixture generator): per-tensor change, the
 // "changed only" filter, histograms of both files and of the difference as torch.histc counts
 // them, a run's norms and drifts in epoch order, and cancel.
+#include "comparison.h"
 #include "comparisonmodel.h"
 #include "compareview.h"
 #include "histogramchart.h"
@@ -74,6 +75,7 @@ void checkTensorRows(CompareView &view, const QJsonObject &tensors)
 class TestCompareView : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    void cosineKeepsItsGapToOne();
     void compareMatchesTorch();
     void changedOnlyFilter();
     void histogramsMatchTorch();
@@ -476,6 +478,16 @@ void TestCompareView::moduleRowsRollUpTolerance()
         }
     };
     fits({});
+}
+
+// 0.9999998 is not 1: the column and `ckpt diff` say how far from it (one function serves both).
+void TestCompareView::cosineKeepsItsGapToOne()
+{
+    QCOMPARE(QString::fromStdString(cosineText(0.99998)), QStringLiteral("0.99998"));
+    QCOMPARE(QString::fromStdString(cosineText(0.9999998)), QStringLiteral("1 - 2e-07"));
+    QCOMPARE(QString::fromStdString(cosineText(1.0)), QStringLiteral("1"));
+    QCOMPARE(QString::fromStdString(cosineText(-0.5)), QStringLiteral("-0.5"));
+    QCOMPARE(QString::fromStdString(cosineText(std::nan(""))), QStringLiteral("nan"));
 }
 
 QTEST_MAIN(TestCompareView)
