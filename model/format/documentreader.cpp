@@ -116,7 +116,13 @@ private:
         if (ZipArchive::looksLikeZip(data)) {
             readZip(data);
         } else if (TarArchive::looksLikeTar(data)) {
-            readTar(data);
+            try {
+                readTar(data);
+            } catch (const TarArchive::NotATar &e) {
+                // As torch.load does when tarfile refuses the archive: a pickle from the first byte.
+                m_doc.anomalies.push_back(std::string(e.what()) + "; read so here too");
+                readPickleStream(data);
+            }
         } else if (looksLikeSafetensors(data)) {
             readSafetensors(m_doc, data);
         } else if (looksLikeShardIndex(data)) {

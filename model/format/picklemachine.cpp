@@ -575,6 +575,8 @@ private:
         ref->requiresGrad = requiresGrad;
         auto v = Value::tensor(ref);
         v->setPythonClass(t->pythonClass());
+        if (t->state())
+            v->noteChild(t->state());  // the copy is as tall as the tensor it copies
         v->setState(t->state());
         return v;
     }
@@ -1347,8 +1349,15 @@ void PickleRun::step()
         if (!args->isSequence() || !kwargs->isDict())
             fail("NEWOBJ_EX needs a tuple and a dict");
         ValuePtr v = markNew(call(cls, args), cls);
-        if (v->kind() == Value::Kind::Object && !kwargs->entries().empty())
-            v->setArgs(makeTuple({args, kwargs}));
+        if (v->kind() == Value::Kind::Object && !kwargs->entries().empty()) {
+            // The keyword arguments nest like any child: their height counts toward the limit.
+            auto both = makeTuple({args, kwargs});
+            const auto before = v->height();
+            v->noteChild(both);
+            v->setArgs(both);
+            checkDepth(v);
+            noteGrowth(*v, before);
+        }
         push(v);
         break;
     }

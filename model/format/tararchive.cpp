@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string_view>
 #include <unordered_set>
@@ -20,24 +21,27 @@ std::string field(std::span<const std::uint8_t> h, std::size_t off, std::size_t 
 }
 
 // A header's number field as Python's tarfile reads it (nti): base-256 when the first byte is
-// 0x80 (0xFF: negative), else ASCII text up to the first NUL, blanks stripped, as int(text, 8)
-// parses it. Only forms on which int() gives the same value are taken; any other is refused
-// (tarfile would refuse the archive or stop reading it there).
-std::uint64_t number(std::span<const std::uint8_t> h, std::size_t off, std::size_t len, const std::string &what)
+// 0x80 (0xFF: negative), else ASCII text up to the first NUL, whitespace stripped, as int(text, 8)
+// parses it (a sign, a 0o prefix, single underscores between digits). Empty when tarfile would
+// raise "invalid header". Values past 64 bits are clamped: they are sizes no file has.
+std::optional<std::int64_t> ntiValue(std::span<const std::uint8_t> h, std::size_t off, std::size_t len)
 {
-    if (h[off] == 0x80) {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    if (h[off] == 0x80 || h[off] == 0xFF) {
         std::uint64_t v = 0;
+        bool clamped = false;
         for (std::size_t i = 1; i < len; ++i) {
-            if (v >> 56)
-                throw FormatError("tar: " + what + " overflows");
+            clamped = clamped || (v >> 55) != 0;
             v = (v << 8) | h[off + i];
         }
-        return v;
+        if (h[off] == 0x80)
+            return clamped || v > static_cast<std::uint64_t>(kMax) ? kMax : static_cast<std::int64_t>(v);
+        return -kMax;  // negative: tarfile takes it, no real field holds one
     }
-    if (h[off] == 0xFF)
-        throw FormatError("tar: " + what + " is negative");
     const char *p = reinterpret_cast<const char *>(h.data() + off);
     std::string_view t(p, strnlen(p, len));
+    if (std::any_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+        return std::nullopt;  // not ASCII
     const auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); };
     while (!t.empty() && blank(t.front()))
         t.remove_prefix(1);
@@ -45,28 +49,65 @@ std::uint64_t number(std::span<const std::uint8_t> h, std::size_t off, std::size
         t.remove_suffix(1);
     if (t.empty())
         return 0;
-    const auto bad = [&] { return FormatError("tar: " + what + " is not an octal number"); };
-    std::size_t i = t.front() == '+' ? 1 : 0;
+    std::size_t i = 0;
+    const bool negative = t[0] == '-';
+    if (t[0] == '+' || t[0] == '-')
+        ++i;
     if (i + 1 < t.size() && t[i] == '0' && (t[i + 1] == 'o' || t[i + 1] == 'O')) {
         i += 2;
         if (i < t.size() && t[i] == '_')
             ++i;
     }
     if (i == t.size())
-        throw bad();
+        return std::nullopt;
     const auto octalDigit = [](char c) { return c >= '0' && c <= '7'; };
     const std::size_t first = i;
-    std::uint64_t v = 0;
+    std::int64_t v = 0;
     for (; i < t.size(); ++i) {
         if (t[i] == '_' && i > first && i + 1 < t.size() && octalDigit(t[i - 1]) && octalDigit(t[i + 1]))
             continue;  // int() allows single underscores between digits
         if (!octalDigit(t[i]))
-            throw bad();
-        if (v > (~std::uint64_t(0) >> 3))
-            throw FormatError("tar: " + what + " overflows");
-        v = v * 8 + static_cast<std::uint64_t>(t[i] - '0');
+            return std::nullopt;
+        v = v > (kMax >> 3) ? kMax : v * 8 + (t[i] - '0');
     }
-    return v;
+    return negative ? -v : v;
+}
+
+std::uint64_t number(std::span<const std::uint8_t> h, std::size_t off, std::size_t len, const std::string &what)
+{
+    const auto v = ntiValue(h, off, len);
+    if (!v)
+        throw FormatError("tar: " + what + " is not an octal number");
+    if (*v < 0)
+        throw FormatError("tar: " + what + " is negative");
+    return static_cast<std::uint64_t>(*v);
+}
+
+// Whether tarfile takes a block as a header (TarInfo.frobuf): its checksum is the sum of its bytes
+// with that field as blanks (unsigned or signed), and every number field reads.
+bool validHeader(std::span<const std::uint8_t> h)
+{
+    const auto stored = ntiValue(h, 148, 8);
+    if (!stored)
+        return false;
+    std::int64_t sumUnsigned = 8 * ' ', sumSigned = 8 * ' ';
+    for (std::size_t i = 0; i < kBlock; ++i) {
+        if (i >= 148 && i < 156)
+            continue;
+        sumUnsigned += h[i];
+        sumSigned += static_cast<std::int8_t>(h[i]);
+    }
+    if (*stored != sumUnsigned && *stored != sumSigned)
+        return false;
+    // mode, uid, gid, size, mtime, devmajor, devminor
+    constexpr std::pair<std::size_t, std::size_t> fields[]{{100, 8}, {108, 8}, {116, 8}, {124, 12},
+                                                           {136, 12}, {329, 8}, {337, 8}};
+    return std::all_of(std::begin(fields), std::end(fields), [&](const auto &f) { return ntiValue(h, f.first, f.second).has_value(); });
+}
+
+bool zeroBlock(std::span<const std::uint8_t> h)
+{
+    return std::all_of(h.begin(), h.end(), [](std::uint8_t b) { return b == 0; });
 }
 
 // tarfile applies a PAX record's path, linkpath or size (and GNU.sparse.*) to the next member, or
@@ -89,36 +130,15 @@ void refusePaxRenames(std::span<const std::uint8_t> block, std::uint64_t at, cha
 } // namespace
 
 // As Python's tarfile takes a header, and so torch.load, which tries tarfile before the pickle
-// formats: a first block, not all zeros, whose checksum field (octal text up to a NUL, blanks
-// stripped) equals the sum of its bytes with that field counted as blanks, unsigned or signed.
-// No "ustar" magic needed: old tar headers have none, and a pickle can hide in the name field.
+// formats: a first block, not all zeros, that tarfile reads as a header (checksum and number
+// fields as it parses them). No "ustar" magic needed: old tar headers have none, and a pickle can
+// hide in the name field. When tarfile refuses the first header, torch reads a pickle from offset 0.
 bool TarArchive::looksLikeTar(std::span<const std::uint8_t> data)
 {
     if (data.size() < kBlock)
         return false;
     const auto h = data.first(kBlock);
-    if (std::all_of(h.begin(), h.end(), [](std::uint8_t b) { return b == 0; }))
-        return false;
-    std::string text = field(h, 148, 8);
-    const auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
-    while (!text.empty() && blank(text.back()))
-        text.pop_back();
-    const auto first = std::find_if_not(text.begin(), text.end(), blank);
-    text.erase(text.begin(), first);
-    std::int64_t stored = 0;
-    for (char c : text) {
-        if (c < '0' || c > '7')
-            return false;  // tarfile: "invalid header"
-        stored = stored * 8 + (c - '0');
-    }
-    std::int64_t sumUnsigned = 8 * ' ', sumSigned = 8 * ' ';
-    for (std::size_t i = 0; i < kBlock; ++i) {
-        if (i >= 148 && i < 156)
-            continue;
-        sumUnsigned += h[i];
-        sumSigned += static_cast<std::int8_t>(h[i]);
-    }
-    return stored == sumUnsigned || stored == sumSigned;
+    return !zeroBlock(h) && validHeader(h);
 }
 
 // The members Python's tarfile lists, by its rules: the ustar prefix joined to any header's name
@@ -132,10 +152,30 @@ TarArchive::TarArchive(std::span<const std::uint8_t> data) : m_data(data)
     // Every member's name, "./" dropped (find() takes either): of two with one name tarfile, and
     // so torch.load, takes the last, and this reader the first, so an archive with two is refused.
     std::unordered_set<std::string> names;
-    while (pos + kBlock <= data.size()) {
+    // After a GNU long-name or PAX record tarfile needs a header: missing, zero or invalid, it
+    // raises ReadError, and torch.load then reads the file as a pickle from offset 0.
+    bool extended = false;
+    const auto notTar = [&](std::uint64_t at) {
+        return NotATar("tar: the extended header before offset " + std::to_string(at) +
+                       " has no valid header after it: Python's tarfile refuses the archive, and torch.load then "
+                       "reads the file as a pickle from its first byte");
+    };
+    while (true) {
+        if (pos + kBlock > data.size()) {
+            if (extended)
+                throw notTar(pos);
+            break;
+        }
         auto h = data.subspan(static_cast<std::size_t>(pos), kBlock);
-        if (std::all_of(h.begin(), h.end(), [](std::uint8_t b) { return b == 0; }))
-            break;  // end of archive
+        if (zeroBlock(h) || !validHeader(h)) {
+            if (extended)
+                throw notTar(pos);
+            if (pos == 0 && !zeroBlock(h))
+                throw NotATar("tar: the first header is not one Python's tarfile reads (its checksum or a number "
+                              "field): torch.load reads the file as a pickle from its first byte");
+            break;  // the end of the archive, or where tarfile stops reading it
+        }
+        extended = false;
         std::string name = field(h, 0, 100);
         const std::uint64_t size = number(h, 124, 12, "size of '" + name + "'");
         const char type = static_cast<char>(h[156]);
@@ -155,6 +195,7 @@ TarArchive::TarArchive(std::span<const std::uint8_t> data) : m_data(data)
             else if (type != 'L' && type != 'K')
                 refusePaxRenames(block, pos, type);
             pos = dataAt + padded;
+            extended = true;
             continue;
         }
         if (type == 'S')

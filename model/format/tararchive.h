@@ -1,5 +1,7 @@
 #pragma once
 
+#include "error.h"
+
 #include <cstdint>
 #include <span>
 #include <string>
@@ -16,6 +18,13 @@ public:
         std::string name;
         std::uint64_t offset = 0;  // of its data in the archive
         std::uint64_t size = 0;
+    };
+
+    // Thrown when tarfile takes the first header but refuses the archive after it (a GNU or PAX
+    // record with no header following): torch.load then reads the file as a pickle stream.
+    class NotATar : public FormatError {
+    public:
+        using FormatError::FormatError;
     };
 
     // True when the bytes start with a tar header Python's tarfile would take (ustar or older).

@@ -65,6 +65,7 @@ private:
     std::unordered_map<std::string, std::size_t> m_index;
     void findAnomalies(const std::vector<bool> &repeated);  // repeated[i]: entry i repeats an earlier name
     bool sameContent(const Entry &a, const Entry &b) const;  // same method, sizes and stored bytes
+    mutable std::uint64_t m_comparedBytes = 0;              // by sameContent, bounded by the file's size
 };
 
 } // namespace ckpt
