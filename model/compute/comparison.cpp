@@ -24,8 +24,8 @@ std::string cosineText(double v)
         return "nan";
     char buf[48];
     std::snprintf(buf, sizeof buf, "%.6g", v);
-    if (v == 1.0 || std::string_view(buf) != "1")
-        return buf;
+    if (v >= 1.0 || std::string_view(buf) != "1")
+        return v > 1.0 ? std::string("1") : std::string(buf);  // rounding can give 1 + 2e-16
     std::snprintf(buf, sizeof buf, "1 - %.2g", 1.0 - v);
     return buf;
 }

@@ -48,7 +48,7 @@ std::string predictionToText(const PredictionResult &r)
         out += s.logits.size() > 20 ? " ...\n" : "\n";
     }
     if (r.probabilitiesFrom == "sigmoid")
-        out += "one output: its probability is sigmoid(logit), a binary classifier's positive class\n";
+        out += "one output, taken as a binary classifier's logit: its probability is sigmoid(logit)\n";
     std::snprintf(buf, sizeof buf, "%.3f", r.latencyMs);
     out += "device: " + r.device + (r.dtype != "float32" ? " (" + r.dtype + ")" : "") + "  latency: " + buf + " ms";
     if (r.runsMs.size() > 1) {

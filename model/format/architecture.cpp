@@ -385,15 +385,19 @@ std::vector<std::pair<std::string, ValuePtr>> namedEntries(const ValuePtr &dict)
 }
 
 // How many children at the end of a user's module class are activations or dropout registered
-// after all its weighted layers (at least two of those), the pattern of a class whose forward
+// after all its Linear/Conv layers (at least two, and nothing else), the pattern of a class whose forward
 // uses one ReLU and one Dropout between every pair of layers; 0 when the children do not end so.
 // Output activations (Sigmoid, Softmax, LogSoftmax) are not counted: a class that registers one
 // last usually applies it last.
 std::size_t trailingSharedModules(const std::vector<Layer> &children)
 {
+    // Tanh, like Sigmoid, often ends a network (generators, actors): not counted.
     static const std::set<std::string> hidden{"ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "ELU", "SELU",
-                                               "CELU", "Tanh", "Mish", "Hardswish", "Hardtanh", "Dropout",
+                                               "CELU", "Mish", "Hardswish", "Hardtanh", "Dropout",
                                                "Dropout1d", "Dropout2d", "AlphaDropout"};
+    // Only chains of the layers an activation goes between: with a norm layer among them
+    // (conv, bn, relu) registration order is usually the forward's own.
+    static const std::set<std::string> main{"Linear", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"};
     std::size_t tail = 0;
     while (tail < children.size()) {
         const Layer &c = children[children.size() - 1 - tail];
@@ -405,9 +409,8 @@ std::size_t trailingSharedModules(const std::vector<Layer> &children)
         return 0;
     std::size_t weighted = 0;
     for (std::size_t i = 0; i + tail < children.size(); ++i) {
-        const Layer &c = children[i];
-        if (!c.isContainer() && c.tensors.empty())
-            return 0;  // a layer without weights among the others: the order may well be the forward's
+        if (!main.contains(children[i].type))
+            return 0;  // a norm, pooling or container among them: the order may well be the forward's
         ++weighted;
     }
     return weighted >= 2 ? tail : 0;

@@ -137,11 +137,16 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
         shapesAgree = shapesAgree && p.shapeAgrees;
     }
     if (byShape) {
-        map.certain = unique;
-        map.note = "by registration order and shape, taking " + std::to_string(skipped) +
-                   " floating state-dict tensors for buffers" +
-                   (unique ? ": the only order-keeping matching where every state tensor has its parameter's shape"
-                           : ": names are likely but not certain (tensors of the same shapes could be swapped)");
+        // Several param groups (decay / no decay) need not list parameters in the model's order:
+        // the one order-keeping matching is then no proof.
+        const bool oneGroup = std::all_of(map.parameters.begin(), map.parameters.end(),
+                                          [](const auto &p) { return p.group == 0; });
+        map.certain = unique && oneGroup;
+        map.note = "by registration order and shape, leaving out " + std::to_string(skipped) +
+                   " floating state-dict tensors (buffers, or parameters the optimizer does not hold)" +
+                   (!oneGroup ? ": names are a guess (several param groups need not follow the model's order)"
+                    : unique  ? ": the only order-keeping matching where every state tensor has its parameter's shape"
+                              : ": names are likely but not certain (tensors of the same shapes could be swapped)");
     } else if (candidates.size() != map.parameters.size()) {
         map.note = "the optimizer has " + std::to_string(map.parameters.size()) + " parameters and the state dict " +
                    std::to_string(candidates.size()) + ": names are a guess by order";

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import subprocess
+import tempfile
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,6 +43,22 @@ def main():
                 else:
                     ok = mine == value
                 res.check(ok, '%s: %s.%s' % (name, p['name'], key), '%s vs %s' % (mine, value))
+
+    # A frozen layer left out of an optimizer with two param groups (weights, then biases): the
+    # groups' order is not the model's, so no mapping may be called certain.
+    tmp = tempfile.mkdtemp(prefix='ckpt-optimizer-')
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    for q in m[0].parameters():
+        q.requires_grad = False
+    opt = torch.optim.Adam([{'params': [m[1].weight, m[2].weight]}, {'params': [m[1].bias, m[2].bias], 'weight_decay': 0}])
+    m(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    path = os.path.join(tmp, 'groups_frozen.pth')
+    torch.save({'model_state_dict': m.state_dict(), 'optimizer_state_dict': opt.state_dict()}, path)
+    r = subprocess.run([a.ckpt, 'info', path, '--json'], capture_output=True, text=True, timeout=60)
+    mapping = json.loads(r.stdout)['optimizer']['mapping'] if r.returncode == 0 else {}
+    res.check(mapping.get('certain') is False, 'frozen layer and two param groups: mapping not certain', '%r' % mapping)
     return res.finish()
 
 

@@ -486,6 +486,7 @@ void TestCompareView::cosineKeepsItsGapToOne()
     QCOMPARE(QString::fromStdString(cosineText(0.99998)), QStringLiteral("0.99998"));
     QCOMPARE(QString::fromStdString(cosineText(0.9999998)), QStringLiteral("1 - 2e-07"));
     QCOMPARE(QString::fromStdString(cosineText(1.0)), QStringLiteral("1"));
+    QCOMPARE(QString::fromStdString(cosineText(1.0000000000000002)), QStringLiteral("1"));  // rounding past 1
     QCOMPARE(QString::fromStdString(cosineText(-0.5)), QStringLiteral("-0.5"));
     QCOMPARE(QString::fromStdString(cosineText(std::nan(""))), QStringLiteral("nan"));
 }
