@@ -6,19 +6,13 @@
 #include "architecture.h"
 #include "atomicwrite.h"
 #include "clicommon.h"
-#include "computeloader.h"
 #include "convert.h"
 #include "document.h"
-#include "dtypecast.h"
 #include "error.h"
-#include "inferencemeta.h"
-#include "tensorref.h"
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <filesystem>
-#include <map>
 #include <ostream>
 #include <sstream>
 

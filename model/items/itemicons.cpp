@@ -9,12 +9,8 @@ namespace ckpt::itemicons {
 
 namespace {
 
-QPixmap paintWarning(int size)
+void paintWarning(QPainter &p, qreal size)
 {
-    QPixmap pm(size, size);
-    pm.fill(Qt::transparent);
-    QPainter p(&pm);
-    p.setRenderHint(QPainter::Antialiasing);
     const qreal m = size * 0.06;
     QPainterPath tri;
     tri.moveTo(size / 2.0, m);
@@ -27,15 +23,10 @@ QPixmap paintWarning(int size)
     p.setPen(QPen(QColor(0x30, 0x20, 0x00), size / 8.0, Qt::SolidLine, Qt::RoundCap));
     p.drawLine(QPointF(size / 2.0, size * 0.36), QPointF(size / 2.0, size * 0.66));
     p.drawPoint(QPointF(size / 2.0, size * 0.80));
-    return pm;
 }
 
-QPixmap paintNonFinite(int size)
+void paintNonFinite(QPainter &p, qreal size)
 {
-    QPixmap pm(size, size);
-    pm.fill(Qt::transparent);
-    QPainter p(&pm);
-    p.setRenderHint(QPainter::Antialiasing);
     const qreal m = size * 0.08;
     p.setPen(QPen(QColor(0x8c, 0x1d, 0x18), size / 16.0));
     p.setBrush(QColor(0xd9, 0x3a, 0x2f));
@@ -43,15 +34,10 @@ QPixmap paintNonFinite(int size)
     p.setPen(QPen(Qt::white, size / 8.0, Qt::SolidLine, Qt::RoundCap));
     p.drawLine(QPointF(size / 2.0, size * 0.27), QPointF(size / 2.0, size * 0.58));
     p.drawPoint(QPointF(size / 2.0, size * 0.74));
-    return pm;
 }
 
-QPixmap paintDanger(int size)
+void paintDanger(QPainter &p, qreal size)
 {
-    QPixmap pm(size, size);
-    pm.fill(Qt::transparent);
-    QPainter p(&pm);
-    p.setRenderHint(QPainter::Antialiasing);
     const qreal w = size, m = size * 0.08;
     QPainterPath shield;
     shield.moveTo(w / 2.0, m);
@@ -66,15 +52,10 @@ QPixmap paintDanger(int size)
     p.setPen(QPen(Qt::white, size / 8.0, Qt::SolidLine, Qt::RoundCap));
     p.drawLine(QPointF(w / 2.0, w * 0.27), QPointF(w / 2.0, w * 0.54));
     p.drawPoint(QPointF(w / 2.0, w * 0.71));
-    return pm;
 }
 
-QPixmap paintCompare(int size)
+void paintCompare(QPainter &p, qreal size)
 {
-    QPixmap pm(size, size);
-    pm.fill(Qt::transparent);
-    QPainter p(&pm);
-    p.setRenderHint(QPainter::Antialiasing);
     const qreal w = size;
     const QRectF page(0, 0, w * 0.55, w * 0.72);
     p.setPen(QPen(QColor(0x15, 0x4f, 0x7a), size / 16.0));
@@ -83,22 +64,36 @@ QPixmap paintCompare(int size)
     p.setPen(QPen(QColor(0x8c, 0x1a, 0x1b), size / 16.0));
     p.setBrush(QColor(0xd6, 0x27, 0x28, 220));
     p.drawRoundedRect(page.translated(w * 0.39, w * 0.22), w * 0.06, w * 0.06);
-    return pm;
 }
 
-QIcon paintedIcon(QPixmap (*paint)(int))
+// One icon at the sizes views ask for, each pixmap painted antialiased on a transparent square.
+QIcon paintedIcon(void (*paint)(QPainter &, qreal))
 {
     QIcon i;
-    for (int s : {16, 24, 32, 48})
-        i.addPixmap(paint(s));
+    for (int s : {16, 24, 32, 48}) {
+        QPixmap pm(s, s);
+        pm.fill(Qt::transparent);
+        {
+            QPainter p(&pm);
+            p.setRenderHint(QPainter::Antialiasing);
+            paint(p, s);
+        }
+        i.addPixmap(pm);
+    }
     return i;
+}
+
+// Pixmaps need a QGuiApplication; a model used from a console program simply has no icon.
+bool canPaint()
+{
+    return qobject_cast<QGuiApplication *>(QCoreApplication::instance()) != nullptr;
 }
 
 } // namespace
 
 QIcon nonFinite()
 {
-    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+    if (!canPaint())
         return {};
     static const QIcon icon = paintedIcon(&paintNonFinite);
     return icon;
@@ -106,7 +101,7 @@ QIcon nonFinite()
 
 QIcon danger()
 {
-    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+    if (!canPaint())
         return {};
     static const QIcon icon = paintedIcon(&paintDanger);
     return icon;
@@ -114,7 +109,7 @@ QIcon danger()
 
 QIcon compare()
 {
-    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+    if (!canPaint())
         return {};
     static const QIcon icon = paintedIcon(&paintCompare);
     return icon;
@@ -122,15 +117,9 @@ QIcon compare()
 
 QIcon warning()
 {
-    // Pixmaps need a QGuiApplication; a model used from a console program simply has no icon.
-    if (!qobject_cast<QGuiApplication *>(QCoreApplication::instance()))
+    if (!canPaint())
         return {};
-    static const QIcon icon = [] {
-        QIcon i;
-        for (int s : {16, 24, 32, 48})
-            i.addPixmap(paintWarning(s));
-        return i;
-    }();
+    static const QIcon icon = paintedIcon(&paintWarning);
     return icon;
 }
 
