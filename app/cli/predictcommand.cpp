@@ -10,6 +10,7 @@
 #include "inferencemeta.h"
 #include "predictionjson.h"
 #include "predictioninput.h"
+#include "scriptexport.h"
 #include "textcodec.h"
 
 #include <nlohmann/json.hpp>
@@ -141,9 +142,11 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             for (const auto *p : {&o.arch, &o.archSpec, &o.inputFile})
                 if (!p->empty())
                     w.protect(*p);
-            writeFileAtomically(o.exportTorchScript, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, w);
+            const ConversionResult written = writeScriptExport(bytes, doc, std::nullopt, o.exportTorchScript, w);
             if (!wantRun) {
-                out << o.exportTorchScript << ": " << bytes.size() << " bytes of TorchScript\n";
+                out << o.exportTorchScript << ": " << written.bytes << " bytes of TorchScript, read back: "
+                    << written.tensorsVerified << " weight" << (written.tensorsVerified == 1 ? "" : "s")
+                    << " as exported\n";
                 return 0;
             }
         }

@@ -97,6 +97,12 @@ ConversionResult executeScriptExport(const ScriptExport &e, const WriteOptions &
         *notes = predictor->notes();
     if (cancelled && cancelled())
         throw FormatError("cancelled; nothing was written");
+    return writeScriptExport(bytes, *e.source, e.cast, output, w);
+}
+
+ConversionResult writeScriptExport(const std::string &bytes, const Document &source, std::optional<DType> cast,
+                                   const std::string &output, const WriteOptions &w)
+{
     ConversionResult result;
     result.output = output;
     result.bytes = bytes.size();
@@ -104,7 +110,7 @@ ConversionResult executeScriptExport(const ScriptExport &e, const WriteOptions &
     writer.write(bytes);
     writer.commit([&](const std::string &temporary) {
         verifyFileBytes(temporary, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()}, output);
-        result.tensorsVerified = verifyExport(readWrittenBack(temporary, output), *e.source, e.cast, output);
+        result.tensorsVerified = verifyExport(readWrittenBack(temporary, output), source, cast, output);
     });
     result.verified = true;
     return result;

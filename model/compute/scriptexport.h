@@ -35,6 +35,12 @@ ScriptExport planScriptExport(const Document &doc, const std::string &output, Co
 ConversionResult executeScriptExport(const ScriptExport &e, const WriteOptions &w, std::vector<std::string> *notes = nullptr,
                                      const std::function<bool()> &cancelled = {});
 
+// Writes TorchScript bytes LibTorch produced for `source`'s weights to `output` safely: into a
+// temporary file, read back (as executeScriptExport checks it), then renamed. What
+// `ckpt predict --export-torchscript` and executeScriptExport both write with.
+ConversionResult writeScriptExport(const std::string &bytes, const Document &source, std::optional<DType> cast,
+                                   const std::string &output, const WriteOptions &w);
+
 // conversionToJson's document with "target": "torchscript", the architecture and the notes.
 nlohmann::ordered_json scriptExportToJson(const ScriptExport &e, const ConversionResult *result,
                                           const std::vector<std::string> &notes);

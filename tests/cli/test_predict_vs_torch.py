@@ -245,6 +245,14 @@ def main():
         f.write(b'keep')
     r = run('predict_cnn.pth', ['--export-torchscript', existing])
     res.check(r.returncode == 1 and open(existing, 'rb').read() == b'keep', 'export keeps an existing file', r.stderr)
+    # Written as conversions are: to a temporary file, read back, then renamed; the summary says how
+    # many weights were found again as exported (those of the model's state dict).
+    fresh = os.path.join(tmp, 'fresh.pt')
+    r = run('predict_cnn.pth', ['--export-torchscript', fresh])
+    want = len(torch.load(os.path.join(a.fixtures, 'predict_cnn.pth'), map_location='cpu').state_dict())
+    res.check(r.returncode == 0 and ('read back: %d weights as exported' % want) in r.stdout and
+              not [f for f in os.listdir(tmp) if f.startswith('.fresh.pt') or f.startswith('fresh.pt.')],
+              'export is read back (%d weights) and leaves no temporary file' % want, r.stdout + r.stderr)
     r = run('predict_cnn.pth', ['--export-torchscript', 'predict_cnn.pth', '--force'])
     res.check(r.returncode == 1 and 'input' in r.stderr, 'export never overwrites its input', r.stderr)
     rows = os.path.join(tmp, 'rows.csv')
