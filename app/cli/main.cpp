@@ -132,6 +132,11 @@ int main(int argc, char **argv)
         ->check(CLI::Range(1, 10000));
     predictCmd->add_flag("--no-normalize", predict.noNormalize, "Do not apply the package's input mean/std");
     predictCmd->add_option("--top", predict.top, "How many top classes to list (default 5)");
+    predictCmd->add_option("--probabilities", predict.probabilities,
+                           "How outputs become probabilities: auto (default: softmax; sigmoid for one output; as the "
+                           "model gives them when it ends in Softmax, Sigmoid or LogSoftmax), softmax, sigmoid (each "
+                           "output on its own: multi-label), none (the outputs are values, e.g. a regression's)")
+        ->check(CLI::IsMember({"auto", "softmax", "sigmoid", "none"}));
     predictCmd->add_flag("--json", predict.json, "Print JSON");
     predictCmd->add_flag("--show-arch", predict.showArchitecture, "Print the architecture that would run, and stop");
     predictCmd->add_option("--export-torchscript", predict.exportTorchScript,

@@ -159,7 +159,8 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             .precision(o.half ? std::string("float16") : o.dtype)
             .repeated(o.repeat)
             .top(o.top)
-            .classes(classNamesOf(doc));
+            .classes(classNamesOf(doc))
+            .probabilitiesBy(o.probabilities);
         if (pre.present())
             options.normalization(pre.mean, pre.std);
         const PredictionResult r = predictor->run(input, options);

@@ -19,6 +19,7 @@ struct PredictCommandOptions {
     std::string dtype = "float32";    // float32, float16 or bfloat16
     int repeat = 1;                   // --repeat N: run the batch N times, latency of each
     int top = 5;
+    std::string probabilities = "auto";  // --probabilities auto|softmax|sigmoid|none
     bool json = false;
     bool showArchitecture = false;    // --show-arch: print the architecture and stop
     std::string exportTorchScript;    // --export-torchscript OUT.pt

@@ -124,6 +124,11 @@ struct PredictOptions {
     std::vector<double> mean;             // per feature (last dimension) or per channel (dimension 1)
     std::vector<double> std;
     std::vector<std::string> classNames;  // names of the outputs, by index
+    // How probabilities are made from the outputs: "auto" (as the architecture's last layer and
+    // the output's width say: see PredictionResult::probabilitiesFrom), "softmax" (one class of
+    // several), "sigmoid" (each output its own yes/no: multi-label), "none" (the outputs are values,
+    // e.g. a regression's: no probabilities, the top ranked by value).
+    std::string probabilities = "auto";
     PredictOptions &onDevice(std::string d) { device = std::move(d); return *this; }
     PredictOptions &normalized(bool v) { normalize = v; return *this; }
     PredictOptions &precision(std::string d) { dtype = std::move(d); return *this; }
@@ -131,12 +136,14 @@ struct PredictOptions {
     PredictOptions &top(int k) { topK = k; return *this; }
     PredictOptions &normalization(std::vector<double> m, std::vector<double> s) { mean = std::move(m); std = std::move(s); return *this; }
     PredictOptions &classes(std::vector<std::string> names) { classNames = std::move(names); return *this; }
+    PredictOptions &probabilitiesBy(std::string how) { probabilities = std::move(how); return *this; }
 };
 
 struct TopClass {
     std::int64_t index = 0;
     std::string label;  // the class name, or "" when the file names none
-    double probability = 0;
+    double probability = 0;  // NaN when no probabilities were asked for
+    double value = 0;        // the model's output
 };
 
 // One sample's outputs: the model's values flattened, their probabilities, the best classes.
@@ -154,8 +161,9 @@ struct PredictionResult {
     std::vector<std::int64_t> outputShape;   // the model's output, batch first
     std::vector<SampleOutput> outputs;
     // How the probabilities were made from the outputs: "softmax" (logits of several classes),
-    // "sigmoid" (one logit: a binary classifier's positive class), "exp" (log-probabilities) or
-    // "as is" (the model ends in Softmax or Sigmoid).
+    // "sigmoid" (one logit: a binary classifier's positive class; or each output, when asked),
+    // "exp" (log-probabilities), "as is" (the model ends in Softmax or Sigmoid) or "none" (asked
+    // for: the outputs are values, `probabilities` is empty and the top is ranked by value).
     std::string probabilitiesFrom = "softmax";
     double latencyMs = 0;                    // the forward pass, inputs on the device to outputs back
                                              // (the median when it ran more than once)

@@ -2,6 +2,7 @@
 
 #include "architecture.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace ckpt {
@@ -14,7 +15,10 @@ nlohmann::ordered_json predictionToJson(const PredictionResult &r, const Archite
     for (const auto &s : r.outputs) {
         json top = json::array();
         for (const auto &t : s.top)
-            top.push_back({{"index", t.index}, {"class", t.label.empty() ? json() : json(t.label)}, {"probability", t.probability}});
+            top.push_back({{"index", t.index},
+                           {"class", t.label.empty() ? json() : json(t.label)},
+                           {"probability", std::isnan(t.probability) ? json() : json(t.probability)},
+                           {"value", t.value}});
         outputs.push_back({{"logits", s.logits}, {"probabilities", s.probabilities}, {"argmax", s.argmax}, {"top", top}});
     }
     return {{"device", r.device},
@@ -39,16 +43,23 @@ std::string predictionToText(const PredictionResult &r)
         const auto &s = r.outputs[i];
         out += "sample " + std::to_string(i + 1) + ":";
         for (const auto &t : s.top) {
-            std::snprintf(buf, sizeof buf, " %.4f", t.probability);
-            out += "  " + (t.label.empty() ? "#" + std::to_string(t.index) : t.label) + buf;
+            const std::string figure = std::isnan(t.probability) ? formatFloat(t.value) : [&] {
+                std::snprintf(buf, sizeof buf, "%.4f", t.probability);
+                return std::string(buf);
+            }();
+            out += "  " + (t.label.empty() ? "#" + std::to_string(t.index) : t.label) + " " + figure;
         }
-        out += "\n  logits:";
+        out += r.probabilitiesFrom == "none" ? "\n  outputs:" : "\n  logits:";
         for (std::size_t j = 0; j < s.logits.size() && j < 20; ++j)
             out += " " + formatFloat(s.logits[j]);
         out += s.logits.size() > 20 ? " ...\n" : "\n";
     }
     if (r.probabilitiesFrom == "sigmoid")
-        out += "one output, taken as a binary classifier's logit: its probability is sigmoid(logit)\n";
+        out += r.outputs.empty() || r.outputs.front().logits.size() == 1
+                   ? "one output, taken as a binary classifier's logit: its probability is sigmoid(logit)\n"
+                   : "each output's probability is sigmoid(output), on its own (multi-label)\n";
+    else if (r.probabilitiesFrom == "none")
+        out += "outputs as values (--probabilities none): ranked by value, no probabilities\n";
     std::snprintf(buf, sizeof buf, "%.3f", r.latencyMs);
     out += "device: " + r.device + (r.dtype != "float32" ? " (" + r.dtype + ")" : "") + "  latency: " + buf + " ms";
     if (r.runsMs.size() > 1) {

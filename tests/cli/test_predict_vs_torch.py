@@ -142,6 +142,35 @@ def main():
             else:
                 res.check(all(t['class'] is None for t in o['top']), name + ': no class names')
 
+        # --probabilities chosen by hand: softmax, sigmoid (each output on its own, multi-label) or
+        # none (values, e.g. a regression's), applied by PyTorch to the outputs it computed.
+        if c['file'] in ('predict_package.pth', 'predict_full_binary.pth', 'predict_zoo_mlp.pth') and \
+                '--no-normalize' not in c['args']:
+            outputs = torch.tensor(c['expected']['logits'], dtype=torch.float64)
+            for how, want in (('softmax', torch.softmax(outputs, 1)), ('sigmoid', torch.sigmoid(outputs)), ('none', None)):
+                r = run(c['file'], c['args'] + ['--json', '--top', '2', '--probabilities', how])
+                if not res.check(r.returncode == 0, name + ': --probabilities ' + how, r.stderr.strip()):
+                    continue
+                d = json.loads(r.stdout)
+                ok, why = close([o['logits'] for o in d['outputs']], c['expected']['logits'])
+                if want is not None:
+                    ok2, why2 = close([o['probabilities'] for o in d['outputs']], want.tolist())
+                    ranked = [sorted(range(len(p)), key=lambda i: -p[i])[:2] for p in want.tolist()]
+                else:
+                    ok2 = all(o['probabilities'] == [] and all(t['probability'] is None for t in o['top'])
+                              for o in d['outputs'])
+                    why2 = 'probabilities given'
+                    ranked = [sorted(range(len(v)), key=lambda i: -v[i])[:2] for v in c['expected']['logits']]
+                tops = [[t['index'] for t in o['top']] for o in d['outputs']]
+                values = all(abs(t['value'] - v[t['index']]) <= ATOL for o, v in zip(d['outputs'], c['expected']['logits'])
+                             for t in o['top'])
+                res.check(ok and ok2 and d['probabilities_from'] == how and tops == ranked and values,
+                          name + ': --probabilities %s as PyTorch computes it' % how,
+                          '%s %s from=%s top=%s want %s' % (why, why2, d['probabilities_from'], tops, ranked))
+            r = run(c['file'], c['args'] + ['--probabilities', 'none'])
+            res.check(r.returncode == 0 and 'outputs as values' in r.stdout and '  outputs:' in r.stdout,
+                      name + ': --probabilities none in text', r.stdout + r.stderr)
+
         # The architecture as TorchScript, run back by Python.
         if not c['export']:
             continue
@@ -240,6 +269,8 @@ def main():
                   '--show-arch on %s' % os.path.basename(path), 'exit %d %s' % (r.returncode, r.stderr[:300]))
 
     # An export never replaces a file without --force, never writes over an input.
+    r = run('predict_package.pth', ['--input', ','.join(['0'] * 10), '--probabilities', 'logits'])
+    res.check(r.returncode == 2 and '--probabilities' in r.stderr, '--probabilities names what it takes', r.stderr.strip())
     existing = os.path.join(tmp, 'existing.pt')
     with open(existing, 'wb') as f:
         f.write(b'keep')
