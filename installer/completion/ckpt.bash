@@ -37,17 +37,22 @@ _ckpt()
     if [[ $cur == -* ]]; then
         local options='--json --help'
         case $subcommand in
+            scan) options='--json --verbose --help' ;;
             tensors) options='--stats --filter --json --help' ;;
             show) options='--limit --histogram --json --help' ;;
             export) options='-o --output --force --help' ;;
             convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
             diff) options='--atol --rtol --map --json --help' ;;
-            predict) options='--arch --arch-spec --activation --input --input-file --device --dtype --half --repeat --no-normalize --top --json --show-arch --export-torchscript --force --help' ;;
+            predict) options='--arch --arch-spec --activation --input --input-file --device --dtype --half --repeat --no-normalize --top --probabilities --json --show-arch --export-torchscript --force --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
     [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map || $prev == --input || $prev == --activation || $prev == --device || $prev == --top || $prev == --repeat || $prev == --arch-spec ]] && return
+    if [[ $subcommand == predict && $prev == --probabilities ]]; then
+        mapfile -t COMPREPLY < <(compgen -W 'auto softmax sigmoid none' -- "$cur")
+        return
+    fi
     if [[ $subcommand == predict && $prev == --dtype ]]; then
         mapfile -t COMPREPLY < <(compgen -W 'float32 float16 bfloat16' -- "$cur")
         return

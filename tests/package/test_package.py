@@ -335,6 +335,20 @@ def test(r, args, build_dir, tmp):
             f"exit {rc}, offered {lines[0]!r}, subcommands {subcommands}, {err.strip()}")
     r.check("bash completion offers --json after a subcommand",
             "--json" in lines[1].split() and "--json" in lines[2].split(), f"{lines[:3]} {err.strip()}")
+    # Every option each subcommand's --help lists is completed and named by the man page, so that a
+    # new option cannot be left out of either.
+    ckpt_page = re.sub(r".\x08", "", run(["man", "-l", usr / "share" / "man" / "man1" / "ckpt.1.gz"],
+                                          env=dict(os.environ, MANWIDTH="200", LC_ALL="C.UTF-8"))[1])
+    for sub in subcommands:
+        _, sub_help, _ = run([usr / "bin" / "ckpt", sub, "--help"])
+        options = sorted(set(re.findall(r"^\s+(?:-\w,)?(--[\w-]+)", sub_help, re.M)) - {"--help"})
+        rc, out, err = run(["bash", "--norc", "--noprofile", "-c", script.split("\nt ckpt")[0] + f"\nt ckpt {sub} --\n"])
+        offered = set(out.split())
+        missing = [o for o in options if o not in offered]
+        r.check(f"bash completion offers every option of ckpt {sub} --help", options and not missing,
+                f"missing {missing}; offered {sorted(offered)}")
+        unnamed = [o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", ckpt_page)]
+        r.check(f"ckpt(1) names every option of ckpt {sub} --help", not unnamed, f"{unnamed}")
 
     # --- Desktop integration ------------------------------------------------------------------
     if gui:
