@@ -6,6 +6,7 @@ Usage:  /usr/bin/python3 bench/generate.py [--out bench/data] [--skip-4g]
   sd_1g.pth        state dict, 64 float32 tensors, 1 GiB
   sd_4g.pth        state dict, 64 float32 tensors, 4 GiB   (same tensor count as the 100 MiB one)
   sd_100m.pth      state dict, 64 float32 tensors, 100 MiB
+  sd_1g_tuned.pth  sd_1g.pth with every weight moved by small noise (what `ckpt diff` compares it to)
   sd_20k.pth       state dict, 20,000 small tensors (structure-heavy)
   train_1g.pth     training checkpoint: model + Adam state (exp_avg, exp_avg_sq) + metadata, ~1 GiB
   seed_*.pth       the seed's small files (checkpoint, inference package, full model), copied from
@@ -31,6 +32,11 @@ def state_dict(count, elements, seed):
     side = int(elements ** 0.5)
     shape = (side, elements // side)
     return collections.OrderedDict(('layers.%d.weight' % i, torch.randn(shape, generator=g)) for i in range(count))
+
+
+def tuned(sd, seed):
+    g = torch.Generator().manual_seed(seed)
+    return collections.OrderedDict((k, v + 1e-3 * torch.randn(v.shape, generator=g)) for k, v in sd.items())
 
 
 def training_checkpoint(seed):
@@ -59,6 +65,7 @@ def main():
     plan = [
         ('sd_100m.pth', lambda: state_dict(64, 100 * mib // 4 // 64, 1)),
         ('sd_1g.pth', lambda: state_dict(64, 1024 * mib // 4 // 64, 2)),
+        ('sd_1g_tuned.pth', lambda: tuned(state_dict(64, 1024 * mib // 4 // 64, 2), 6)),
         ('sd_20k.pth', lambda: state_dict(20000, 64, 3)),
         ('train_1g.pth', lambda: training_checkpoint(4)),
     ]

@@ -7,6 +7,8 @@ torch included) by bench/run.py. Usage: torch_ops.py OP FILE [OUT]
   strip   torch.load a training checkpoint and save its inference package (no optimizer state)
   half    torch.load, cast floating tensors to float16, save the state dict
   predict torch.load the seed's inference package, build SimpleNN, normalise one row, forward
+  diff    torch.load two state dicts (FILE OTHER), then per tensor in float64 what `ckpt diff` gives:
+          max and mean |a - b|, relative L2, cosine, elements outside torch.allclose's tolerance
 """
 import json
 import sys
@@ -72,6 +74,21 @@ def main():
             y = torch.softmax(model(x), dim=1)
             ms = (time.perf_counter() - t0) * 1000
         print(json.dumps({'probabilities': y.tolist(), 'latency_ms': ms}))
+    elif op == 'diff':
+        other = model_state(torch.load(sys.argv[3], map_location='cpu', weights_only=False))
+        out = []
+        for n, t in tensors(model_state(obj)):
+            u = other.get(n)
+            if u is None or u.shape != t.shape:
+                continue
+            a, b = t.double().reshape(-1), u.double().reshape(-1)
+            finite = torch.isfinite(a) & torch.isfinite(b)
+            a, b = a[finite], b[finite]
+            d = (a - b).abs()
+            out.append([n, torch.equal(t, u), float(d.max()) if d.numel() else 0.0, float(d.mean()) if d.numel() else 0.0,
+                        float(d.norm() / a.norm()), float(torch.dot(a, b) / (a.norm() * b.norm())),
+                        int((d > 0).sum())])  # outside ckpt diff's default tolerance: exact
+        print(json.dumps({'tensors': len(out)}))
     else:
         raise SystemExit('unknown op ' + op)
 
