@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "dtype.h"
+#include "error.h"
 #include "jsonexport.h"
 #include "metadata.h"
 
@@ -53,6 +54,17 @@ std::string moduleOf(const std::string &name)
 
 // JSON has no NaN or Infinity: such figures are written as null.
 ojson number(double v) { return std::isfinite(v) ? ojson(v) : ojson(nullptr); }
+
+// A metadata value as text to compare: plain JSON, so that a config whose pickle shares a value
+// equals one that does not (the same value to Python); as shown when it is no JSON (a cycle).
+std::string comparableText(const ValuePtr &v)
+{
+    try {
+        return valueToPlainJson(v, "metadata").dump(-1, ' ', false, ojson::error_handler_t::replace);
+    } catch (const FormatError &) {
+        return valueToJson(v).dump(-1, ' ', false, ojson::error_handler_t::replace);
+    }
+}
 
 ojson diffJson(const TensorDiff &d)
 {
@@ -216,8 +228,7 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
             if (fresh)
                 order.push_back(e.key);
             // Replaced, as info --json does: a saved string need not be UTF-8.
-            (first ? it->second.first : it->second.second) =
-                valueToJson(e.value).dump(-1, ' ', false, ojson::error_handler_t::replace);
+            (first ? it->second.first : it->second.second) = comparableText(e.value);
         }
         // A safetensors file keeps these in its __metadata__ (as text): compared as the values
         // they were written from, so a checkpoint and its safetensors copy agree on its epoch.
@@ -227,7 +238,7 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
                 order.push_back(k);
             auto &slot = first ? it->second.first : it->second.second;
             if (!slot)
-                slot = valueToJson(v).dump(-1, ' ', false, ojson::error_handler_t::replace);
+                slot = comparableText(v);
         }
     };
     collect(a, true);

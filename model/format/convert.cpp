@@ -841,7 +841,7 @@ private:
                 auto rest = Value::dict();
                 accountRest(rest, "sidecar", "");
                 carryFormatMetadata(rest, "sidecar");
-                m_plan.sidecar = valueToJson(rest);
+                m_plan.sidecar = sidecarOf(rest, {});
             } else {
                 const std::string why =
                     m_o.moduleExport ? "a TorchScript file holds the module and its weights only"
@@ -978,8 +978,13 @@ private:
                         m_plan.lost.push_back({k, "training state left out (--drop-optimizer)"});
                         continue;
                     }
-                    const auto j = valueToJson(e.value);
-                    const std::string text = j.dump();
+                    std::string text;
+                    try {
+                        text = e.value->isString() ? std::string() : valueToPlainJson(e.value, "JSON text").dump();
+                    } catch (const FormatError &error) {
+                        m_plan.lost.push_back({k, error.what()});
+                        continue;
+                    }
                     if (e.value->isString()) {
                         meta[k] = e.value->text();
                     } else if (holdsNonJson(e.value)) {
@@ -1219,17 +1224,46 @@ private:
         m_plan.carried.push_back(intoName + "/" + name);
     }
 
-    // The sidecar: the root less the weights, as JSON. A small vector tensor among the metadata
+    // The sidecar: the root less the weights, as the plain JSON a deployment reads (what the
+    // file shares written out in full at each place). A small vector tensor among the metadata
     // (input_mean kept as a tensor or numpy array) is written as its numbers, which a deployment
-    // reading the JSON can use; other tensors stay described ({"__tensor__": ...}).
-    static nlohmann::ordered_json sidecarOf(const ValuePtr &root, std::initializer_list<const char *> skip)
+    // reading the JSON can use; other tensors stay described ({"__tensor__": ...}). An entry JSON
+    // cannot hold (one containing itself, or too large) is left out of the sidecar, and said so.
+    nlohmann::ordered_json sidecarOf(const ValuePtr &root, std::initializer_list<const char *> skip)
     {
         auto d = Value::dict();
         for (const auto &e : root->entries())
             if (std::none_of(skip.begin(), skip.end(), [&](const char *s) { return keyText(*e.key) == s; }))
                 d->entries().push_back(e);
-        auto j = valueToJson(d);
+        std::vector<const Value *> within{d.get()};
+        auto j = plainEntries(d, "", within);
         writeTensorNumbers(d, j, 0);
+        return j;
+    }
+
+    // A dict's entries as plain JSON. An entry that cannot be is written entry by entry when it is
+    // a dict (a few levels down), else left out and listed as not written.
+    nlohmann::ordered_json plainEntries(const ValuePtr &dict, const std::string &path, std::vector<const Value *> &within)
+    {
+        auto j = nlohmann::ordered_json::object();
+        for (const auto &e : dict->entries()) {
+            const std::string key = path + keyText(*e.key);
+            if (std::find(within.begin(), within.end(), e.value.get()) != within.end()) {
+                m_plan.lost.push_back({key, "not in the sidecar: it is the very dict that holds it (a cycle), which JSON cannot hold"});
+                continue;
+            }
+            try {
+                j[keyText(*e.key)] = valueToPlainJson(e.value, "JSON text");
+            } catch (const FormatError &error) {
+                if (e.value && e.value->isDict() && within.size() < 5) {
+                    within.push_back(e.value.get());
+                    j[keyText(*e.key)] = plainEntries(e.value, key + "/", within);
+                    within.pop_back();
+                } else {
+                    m_plan.lost.push_back({key, std::string("not in the sidecar: ") + error.what()});
+                }
+            }
+        }
         return j;
     }
 

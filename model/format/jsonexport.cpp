@@ -17,6 +17,7 @@
 #include <limits>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace ckpt {
 
@@ -38,6 +39,8 @@ json tensorJson(const TensorRef &t)
 
 // About what one JSON document may take (a sixth of a gigabyte as text, more as a tree).
 constexpr std::size_t kJsonOutputBudget = std::size_t{160} << 20;
+// What plain JSON (a sidecar, metadata to edit) may take: metadata, not a data set.
+constexpr std::size_t kPlainJsonBudget = std::size_t{16} << 20;
 
 // How many bytes (roughly, as dumped) one JSON document may still take. A value a pickle
 // references many times through the memo costs the pickle a few bytes per reference but the JSON
@@ -80,6 +83,13 @@ private:
 class JsonWriter {
 public:
     explicit JsonWriter(JsonBudget &budget) : m_budget(budget) {}
+    // Plain JSON for another program to read: shared values written in full at each place, and
+    // what would otherwise be marked (a cycle, the nesting or output limit) thrown as a
+    // FormatError about `what`.
+    JsonWriter(JsonBudget &budget, std::string what)
+        : m_budget(budget), m_plain(true), m_what(std::move(what)), m_limit(budget.left)
+    {
+    }
 
     // `path` names the value in __ref__ entries of later sightings.
     json write(const ValuePtr &v, const std::string &path, std::uint32_t depth)
@@ -91,6 +101,7 @@ private:
     static constexpr std::size_t kNoNode = ~std::size_t(0);
     // Strings and bytes at least this long are written once; later sightings are a __ref__.
     static constexpr std::size_t kSharedStringBytes = 1024;
+    static constexpr std::size_t kPlainNodeBytes = 16;
 
     // How a child's path joins its parent's: "a/b"; "b" alone under an empty path (dict entries and
     // elements, as before); or always with the slash ("(state)", "(args)", "[0]", dict_items).
@@ -145,19 +156,62 @@ private:
     json ref(std::size_t node)
     {
         if (!m_budget.spend(m_nodes[node].size + 16))
-            return truncatedMarker();
+            return truncated();
         return json{{"__ref__", pathOf(node)}};
     }
+
+    // The output limit reached: marked, or for plain JSON an error.
+    json truncated()
+    {
+        if (m_plain)
+            throw FormatError(m_what + ": more than " + std::to_string(m_limit >> 20) +
+                              " MiB as JSON (each value the file shares written out in full)");
+        return truncatedMarker();
+    }
+    void truncated(ObjectBuilder &builder)
+    {
+        truncated();
+        builder.set("__truncated__", "output limit");
+    }
+
+    // A container being written, for plain JSON: one met again inside itself is a cycle.
+    class OnPath {
+    public:
+        OnPath(JsonWriter &w, const Value *v, std::size_t node) : m_w(w), m_v(w.m_plain ? v : nullptr)
+        {
+            if (m_v && !w.m_onPath.insert(m_v).second) {
+                m_v = nullptr;
+                throw FormatError(w.m_what + ": '" + w.pathOf(node) + "' contains itself, which JSON cannot hold");
+            }
+        }
+        ~OnPath()
+        {
+            if (m_v)
+                m_w.m_onPath.erase(m_v);
+        }
+        OnPath(const OnPath &) = delete;
+        OnPath &operator=(const OnPath &) = delete;
+
+    private:
+        JsonWriter &m_w;
+        const Value *m_v;
+    };
 
     json write(const ValuePtr &v, const Where &where, std::uint32_t depth)
     {
         if (!v)
             return nullptr;
-        if (depth > PickleLimits::kMaxDepth)
+        if (depth > PickleLimits::kMaxDepth) {
+            if (m_plain)
+                throw FormatError(m_what + ": nested deeper than " + std::to_string(PickleLimits::kMaxDepth) + " levels");
             return json{{"__truncated__", "nesting limit"}};
-        if (m_budget.exhausted())
-            return truncatedMarker();
-        switch (v->kind()) {
+        }
+        // Plain JSON writes a shared value at every place: each value is charged for its tree node
+        // too, so that a few bytes of pickle sharing a list with itself level after level stop
+        // at the budget rather than at gigabytes of nodes.
+        if (m_budget.exhausted() || (m_plain && !m_budget.spend(kPlainNodeBytes)))
+            return truncated();
+        switch (m_plain ? Value::Kind::None : v->kind()) {  // plain JSON refers to nothing
         case Value::Kind::String:
         case Value::Kind::Bytes:
             if (v->text().size() >= kSharedStringBytes) {
@@ -187,7 +241,7 @@ private:
         case Value::Kind::Int: m_budget.spend(8); return v->asInt();
         case Value::Kind::BigInt:
             if (!m_budget.spend(v->text().size() + 12))
-                return truncatedMarker();
+                return truncated();
             return json{{"__int__", v->text()}};
         case Value::Kind::Float:
             m_budget.spend(8);
@@ -197,14 +251,14 @@ private:
         case Value::Kind::Complex: m_budget.spend(16); return json{{"__complex__", {v->asFloat(), v->imag()}}};
         case Value::Kind::String:
             if (!m_budget.spend(v->text().size() + 2))
-                return truncatedMarker();
+                return truncated();
             return v->text();
         case Value::Kind::Bytes:
             m_budget.spend(48 + std::min<std::size_t>(v->text().size(), 256) * 2);
             return json{{"__bytes__", {{"length", v->text().size()}, {"hex", hexPreview(v->text(), 256)}}}};
         case Value::Kind::Global:
             if (!m_budget.spend(v->text().size() + v->name().size() + 16))
-                return truncatedMarker();
+                return truncated();
             return json{{"__global__", v->qualifiedName()}};
         case Value::Kind::Storage:
             m_budget.spend(64 + v->storageRef()->key.size());
@@ -212,7 +266,9 @@ private:
         default: break;
         }
         const std::size_t node = nodeFor(where);
-        m_seen.emplace(v.get(), node);
+        if (!m_plain)
+            m_seen.emplace(v.get(), node);
+        const OnPath onPath(*this, v.get(), node);
         m_budget.spend(2);
         auto child = [node](const Child &c, Join join) {
             return Where{node, c.key, c.key ? std::string_view() : std::string_view(c.label), join};
@@ -223,7 +279,7 @@ private:
             json a = json::array();
             for (const auto &c : childrenOf(*v, ChildLabels::Deferred)) {
                 if (m_budget.exhausted()) {
-                    a.push_back(truncatedMarker());
+                    a.push_back(truncated());
                     break;
                 }
                 a.push_back(write(c.value, child(c, Join::SkipEmpty), depth + 1));
@@ -235,7 +291,7 @@ private:
             json a = json::array();
             for (const auto &c : childrenOf(*v, ChildLabels::Deferred)) {
                 if (m_budget.exhausted()) {
-                    a.push_back(truncatedMarker());
+                    a.push_back(truncated());
                     break;
                 }
                 a.push_back(write(c.value, child(c, Join::SkipEmpty), depth + 1));
@@ -248,7 +304,7 @@ private:
             for (const auto &c : childrenOf(*v, ChildLabels::Deferred))
                 if (c.role == ChildRole::Key) {
                     if (!m_budget.spend(childLabelSize(c) + 4)) {
-                        builder.set("__truncated__", "output limit");
+                        truncated(builder);
                         break;
                     }
                     builder.set(childLabel(c), write(c.value, child(c, Join::SkipEmpty), depth + 1));
@@ -276,7 +332,7 @@ private:
                 json a = json::array();
                 for (std::size_t i = 0; i < v->items().size(); ++i) {
                     if (m_budget.exhausted()) {
-                        a.push_back(truncatedMarker());
+                        a.push_back(truncated());
                         break;
                     }
                     const std::string label = "[" + std::to_string(i) + "]";
@@ -289,7 +345,7 @@ private:
                 ObjectBuilder builder(d);
                 for (const auto &e : v->entries()) {
                     if (!m_budget.spend((e.key && e.key->isString() ? e.key->text().size() : 16) + 4)) {
-                        builder.set("__truncated__", "output limit");
+                        truncated(builder);
                         break;
                     }
                     builder.set(e.key ? keyText(*e.key) : std::string("?"),
@@ -304,8 +360,12 @@ private:
     }
 
     JsonBudget &m_budget;
+    const bool m_plain = false;
+    const std::string m_what;
+    const std::size_t m_limit = kJsonOutputBudget;
     std::vector<PathNode> m_nodes;
     std::unordered_map<const Value *, std::size_t> m_seen;  // containers, and long strings and bytes
+    std::unordered_set<const Value *> m_onPath;             // plain JSON: the containers being written
 };
 
 // An empty object with room for `keys` keys. ordered_json objects are vectors of (const key,
@@ -359,6 +419,12 @@ json valueToJson(const ValuePtr &v)
 {
     JsonBudget budget;
     return JsonWriter(budget).write(v, "", 0);
+}
+
+json valueToPlainJson(const ValuePtr &v, const std::string &what)
+{
+    JsonBudget budget{kPlainJsonBudget};
+    return JsonWriter(budget, what).write(v, "", 0);
 }
 
 namespace {

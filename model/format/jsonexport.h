@@ -14,6 +14,13 @@ namespace ckpt {
 // {"__ref__": "path"} for an object already written at another path (shared or cyclic).
 nlohmann::ordered_json valueToJson(const ValuePtr &v);
 
+// The same, as plain JSON for a file or field another program reads (a metadata sidecar,
+// safetensors metadata, a config to edit): a value the file shares is written out in full at each
+// place, as Python's json.dump writes it, never as a __ref__. What valueToJson would mark instead —
+// a value containing itself, nesting past the pickle limit, more than the output budget — throws a
+// FormatError that begins with `what`. Values JSON cannot hold are still tagged.
+nlohmann::ordered_json valueToPlainJson(const ValuePtr &v, const std::string &what);
+
 // JSON text parsed in time linear in its size (nlohmann's own parser looks up every key of an
 // ordered_json object among those before it: quadratic over a large object). Keys keep their order;
 // a repeated key keeps its first place and its last value, as parse() does. A discarded value

@@ -523,6 +523,43 @@ def main():
         res.check(list(meta) == ['epoch', 'train_loss', 'val_loss', 'model_config', 'timestamp', 'pytorch_version',
                                  'additional_info'] and meta['epoch'] == 7 and meta['model_config'] == CONFIG,
                   '--metadata-json: checkpoint sidecar without weights and optimizer', '%r' % meta)
+    # A config that shares values (one long description string and one dict used twice; pickle
+    # writes each once and refers to it again): the sidecar and safetensors metadata hold the plain
+    # JSON Python's json.dumps writes of what torch.load returns, each place in full. A dict that
+    # contains itself is no JSON: that entry is left out of the sidecar and said so; the file keeps it.
+    shared_src = os.path.join(out, 'shared_config.pth')
+    desc, block = 'a description ' * 200, {'width': 64, 'act': 'relu'}
+    shared_config = {'input_size': 10, 'desc': desc, 'summary': desc, 'encoder': block, 'decoder': block}
+    looped = {'name': 'looped'}
+    looped['self'] = looped
+    torch.save({'model_state_dict': {'fc.weight': torch.ones(2, 10)}, 'model_config': shared_config,
+                'class_names': ['a', 'b'], 'looped': looped, 'epoch': 3}, shared_src)
+    r, doc = convert(shared_src, '--to', 'inference', '-o', os.path.join(out, 'shared_inf.pth'))
+    if r.returncode == 0:
+        with open(os.path.join(out, 'shared_inf_metadata.json')) as f:
+            side = json.load(f)
+        res.check(side.get('model_config') == json.loads(json.dumps(shared_config)),
+                  'sidecar: values the pickle shares written in full, as json.dumps writes them',
+                  json.dumps(side.get('model_config'))[:300])
+    r, doc = convert(shared_src, '--to', 'checkpoint', '--metadata-json', '-o', os.path.join(out, 'shared_ck.pth'))
+    if r.returncode == 0:
+        with open(os.path.join(out, 'shared_ck_metadata.json')) as f:
+            side = json.load(f)
+        kept = torch.load(os.path.join(out, 'shared_ck.pth'), weights_only=False)
+        info = side.get('additional_info', {})
+        res.check(info.get('looped') == {'name': 'looped'} and info.get('class_names') == ['a', 'b'] and
+                  side.get('model_config') == json.loads(json.dumps(shared_config)) and
+                  [l['entry'] for l in doc['lost'] if 'JSON cannot hold' in l['reason']] == ['additional_info/looped/self'] and
+                  kept['additional_info']['looped']['self'] is kept['additional_info']['looped'],
+                  'sidecar: the entry of a dict that is the dict itself left out and said so; the checkpoint keeps it',
+                  '%r %r' % (list(side), doc['lost']))
+    r, doc = convert(shared_src, '--to', 'safetensors', '-o', os.path.join(out, 'shared.safetensors'))
+    if r.returncode == 0:
+        _, meta, _ = read_safetensors(os.path.join(out, 'shared.safetensors'))
+        res.check(json.loads(meta.get('model_config', 'null')) == json.loads(json.dumps(shared_config)) and
+                  'looped' not in meta and any(l['entry'] == 'looped' for l in doc['lost']),
+                  'safetensors metadata: shared values in full, a cycle left out and said so',
+                  '%r %r' % (meta.get('model_config', '')[:200], doc['lost']))
     # Mean and std kept as a tensor and a numpy array: the sidecar holds their numbers.
     r, doc = convert('predict_package_tensor_mean.pth', '--to', 'inference', '-o', os.path.join(out, 'tmean.pth'))
     if r.returncode == 0:

@@ -168,6 +168,21 @@ def main():
         epoch = [m for m in doc.get('metadata', []) if m['key'] == 'epoch']
         res.check(epoch and epoch[0]['a'] == want['epoch'] and epoch[0]['b'] == want['epoch'] + 1,
                   'diff: an epoch that differs between a safetensors file and a checkpoint is reported', '%r' % doc.get('metadata'))
+    # Metadata equal to Python is equal to diff: a config whose pickle shares one long string
+    # (written once, referred to again) against the same config with two equal strings.
+    text = 'a long description ' * 100
+    shared = os.path.join(tmp, 'shared.pth')
+    unshared = os.path.join(tmp, 'unshared.pth')
+    weights = {'fc.weight': torch.ones(2, 2)}
+    torch.save({'model_state_dict': weights, 'model_config': {'desc': text, 'again': text}}, shared)
+    torch.save({'model_state_dict': weights, 'model_config': {'desc': text, 'again': ''.join(list(text))}}, unshared)
+    with open(shared, 'rb') as f1, open(unshared, 'rb') as f2:
+        res.check(f1.read() != f2.read(), 'the shared and unshared configs pickle differently')
+    want_equal = torch.load(shared)['model_config'] == torch.load(unshared)['model_config']
+    p = subprocess.run([a.ckpt, 'diff', shared, unshared, '--json'], capture_output=True, text=True, timeout=120)
+    doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
+    res.check(want_equal and p.returncode == 0 and not [m for m in doc.get('metadata', []) if m['key'] == 'model_config'],
+              'diff: a config sharing a string equals the same config unshared, as in Python', p.stdout[-600:] + p.stderr)
     return res.finish()
 
 

@@ -95,6 +95,8 @@ private Q_SLOTS:
     void jsonPathsOfLongNestedKeys();
     void jsonRepeatedStringIsReferenced();
     void jsonBudgetAcrossWriters();
+    void plainJsonWritesSharedValuesInFull();
+    void plainJsonRefusesCyclesAndBlowUp();
     void jsonDictOfManyKeys();
     void parseOrderedJsonIsLinearAndKeepsOrder();
     void metadataJsonOfManyKeys();
@@ -165,6 +167,58 @@ void TestDos::jsonRepeatedStringIsReferenced()
     const auto small = str("abc");
     const json s = valueToJson(Value::list({small, small}));
     QCOMPARE(s.dump(), std::string(R"(["abc","abc"])"));
+}
+
+void TestDos::plainJsonWritesSharedValuesInFull()
+{
+    // What Python's json.dump writes for a config sharing a long string and a list: each place in
+    // full. A sidecar or a safetensors metadata value read by another program holds no __ref__.
+    const auto text = str(std::string(2000, 'x'));
+    auto layers = Value::list({Value::integer(1), Value::integer(2)});
+    auto inner = dictOf({{str("layers"), layers}});
+    auto root = dictOf({{str("desc"), text}, {str("again"), text}, {str("a"), inner}, {str("b"), inner},
+                        {str("c"), layers}});
+    const json plain = valueToPlainJson(root, "sidecar");
+    QCOMPARE(plain["again"].get<std::string>(), std::string(2000, 'x'));
+    QCOMPARE(plain["b"].dump(), std::string(R"({"layers":[1,2]})"));
+    QCOMPARE(plain["c"].dump(), std::string("[1,2]"));
+    QVERIFY(plain.dump().find("__ref__") == std::string::npos);
+    // valueToJson (what `info --json` shows) still writes each shared value once.
+    const json shown = valueToJson(root);
+    QCOMPARE(shown["again"]["__ref__"].get<std::string>(), std::string("desc"));
+    QCOMPARE(shown["b"]["__ref__"].get<std::string>(), std::string("a"));
+    // A value shared by siblings is not a cycle, however deep.
+    auto leaf = Value::list({Value::integer(7)});
+    ValuePtr v = leaf;
+    for (int i = 0; i < 10; ++i)
+        v = Value::list({v, v});
+    const json tree = valueToPlainJson(v, "sidecar");
+    QCOMPARE(tree[1][0][1][1][0][0][1][0][1][1][0].get<int>(), 7);
+}
+
+void TestDos::plainJsonRefusesCyclesAndBlowUp()
+{
+    // A list containing itself: JSON cannot hold it; the error names the path.
+    auto self = Value::list({Value::integer(1)});
+    auto holder = dictOf({{str("loop"), self}});
+    self->items().push_back(holder);
+    try {
+        valueToPlainJson(dictOf({{str("config"), self}}), "JSON text");
+        QFAIL("expected a refusal");
+    } catch (const FormatError &e) {
+        QVERIFY2(QString(e.what()).startsWith("JSON text: 'config/1/loop' contains itself"), e.what());
+    }
+    // A list holding one list twice, 60 levels deep: 2^60 leaves written out in full. A few
+    // hundred bytes of pickle; stopped at the plain-JSON budget, quickly and saying why.
+    ValuePtr v = Value::list({Value::integer(1)});
+    for (int i = 0; i < 60; ++i)
+        v = Value::list({v, v});
+    try {
+        valueToPlainJson(v, "sidecar entry 'x'");
+        QFAIL("expected a refusal");
+    } catch (const FormatError &e) {
+        QVERIFY2(QString(e.what()).contains("sidecar entry 'x': more than 16 MiB as JSON"), e.what());
+    }
 }
 
 void TestDos::jsonBudgetAcrossWriters()
