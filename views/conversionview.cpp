@@ -1,9 +1,12 @@
 #include "conversionview.h"
 
+#include "computeloader.h"
 #include "conversionplanmodel.h"
 #include "document.h"
+#include "error.h"
 #include "jobpool.h"
 #include "keyalign.h"
+#include "scriptexport.h"
 #include "valuetext.h"
 
 #include <QApplication>
@@ -47,6 +50,7 @@ namespace ckpt {
 struct ConversionRun {
     quint64 id = 0;
     ConversionResult result;
+    QStringList notes;  // TorchScript: what building the module noticed
     QString error;
     bool ok = false;
     bool cancelled = false;
@@ -80,14 +84,35 @@ template <class Settings> auto checkFields(Settings &s)
 struct PlanOutcome {
     std::shared_ptr<const Document> document;
     std::shared_ptr<const ConversionPlan> plan;
+    std::shared_ptr<const ScriptExport> scriptExport;
     QMap<QString, QString> sourceValues;
     QStringList prefixes;
     QString output;
     QString error;
+    QString computeError;  // TorchScript: why the compute module cannot be loaded
 };
 
-PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, ConvertTarget target,
-                     const ConversionSettings &settings)
+// Why the compute module (LibTorch) cannot be loaded, as the pane says it; empty when it can.
+QString probeFailure(const ConversionView::ComputeProbe &probe)
+{
+    try {
+        if (probe)
+            probe();
+        else
+            ComputeLoader::api();
+        return {};
+    } catch (const std::exception &e) {
+        return QString::fromStdString(e.what());
+    }
+}
+
+QString computeUnavailableText(const QString &why)
+{
+    return ConversionView::tr("TorchScript export needs the compute module (LibTorch), which cannot be loaded: %1").arg(why);
+}
+
+PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, PaneTarget target,
+                     const ConversionSettings &settings, const ConversionView::ComputeProbe &probe)
 {
     PlanOutcome out;
     try {
@@ -103,7 +128,20 @@ PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, 
             out.prefixes << QString::fromStdString(p);
         out.output = outputPathFor(input, settings, target);
         const ConvertOptions options = toConvertOptions(settings, target);
-        auto plan = std::make_shared<ConversionPlan>(planConversion(*doc, out.output.toStdString(), options));
+        std::shared_ptr<const ConversionPlan> plan;
+        if (!engineTarget(target)) {
+            // Planning itself needs no LibTorch, writing does: a file that cannot be written is
+            // said so now, on its row, not when Convert All is pressed.
+            out.computeError = probeFailure(probe);
+            if (!out.computeError.isEmpty())
+                throw FormatError(computeUnavailableText(out.computeError).toStdString());
+            auto e = std::make_shared<const ScriptExport>(
+                planScriptExport(*doc, out.output.toStdString(), options, architectureRequestFor(settings)));
+            plan = std::shared_ptr<const ConversionPlan>(e, &e->plan);
+            out.scriptExport = std::move(e);
+        } else {
+            plan = std::make_shared<const ConversionPlan>(planConversion(*doc, out.output.toStdString(), options));
+        }
         for (const auto &p : plan->detectedPrefixes)
             if (!out.prefixes.contains(QString::fromStdString(p)))
                 out.prefixes << QString::fromStdString(p);
@@ -139,17 +177,33 @@ public:
         }
         QStyleOptionProgressBar bar;
         bar.rect = option.rect.adjusted(2, 3, -2, -3);
+        const double progress = index.data(ConversionQueueModel::ProgressRole).toDouble();
+        // A negative progress is work that reports none (building a TorchScript module): a busy bar.
         bar.minimum = 0;
-        bar.maximum = 100;
-        bar.progress = qRound(index.data(ConversionQueueModel::ProgressRole).toDouble() * 100);
-        bar.text = index.data().toString();
-        bar.textVisible = true;
+        bar.maximum = progress < 0 ? 0 : 100;
+        bar.progress = progress < 0 ? 0 : qRound(progress * 100);
+        bar.text = progress < 0 ? QString() : index.data().toString();
+        bar.textVisible = progress >= 0;
         bar.state = option.state | QStyle::State_Horizontal;
         bar.palette = option.palette;
         const QWidget *w = option.widget;
         (w ? w->style() : QApplication::style())->drawControl(QStyle::CE_ProgressBar, &bar, painter, w);
     }
 };
+
+// Where a TorchScript export's architecture comes from, in the Predict pane's words.
+QString architectureSourceTitle(Architecture::Source s)
+{
+    switch (s) {
+    case Architecture::Source::TorchScript: return ConversionView::tr("the TorchScript file itself");
+    case Architecture::Source::ModuleTree: return ConversionView::tr("pickled module tree");
+    case Architecture::Source::ScriptArchitecture: return ConversionView::tr("weights loaded into a TorchScript file");
+    case Architecture::Source::Spec: return ConversionView::tr("the Architecture field");
+    case Architecture::Source::PackageSpec: return ConversionView::tr("the package's architecture spec");
+    case Architecture::Source::InferredMlp: return ConversionView::tr("MLP inferred from the weight shapes");
+    }
+    return {};
+}
 
 const QString kFileFilter = QStringLiteral(
     "PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)");
@@ -158,37 +212,56 @@ const QString kFileFilter = QStringLiteral(
 
 // ---------------------------------------------------------------------------------------------
 
-ConversionDropTarget::ConversionDropTarget(ConvertTarget target, const QString &title, const QString &description,
+ConversionDropTarget::ConversionDropTarget(PaneTarget target, const QString &title, const QString &description,
                                            QWidget *parent)
     : QFrame(parent), m_target(target)
 {
-    setObjectName(QStringLiteral("target-") + QString::fromStdString(convertTargetName(target)));
+    setObjectName(QStringLiteral("target-") + paneTargetName(target));
     setAcceptDrops(true);
     setFrameShape(QFrame::StyledPanel);
     setCursor(Qt::PointingHandCursor);
     m_title = title;
+    m_description = description;
     setSelectionCount(0);
     setMinimumHeight(72);
     auto *t = new QLabel(QStringLiteral("<b>%1</b>").arg(title.toHtmlEscaped()), this);
     t->setAlignment(Qt::AlignCenter);
-    auto *d = new QLabel(description, this);
-    d->setAlignment(Qt::AlignCenter);
-    d->setWordWrap(true);
-    QPalette pal = d->palette();
+    m_descriptionLabel = new QLabel(description, this);
+    m_descriptionLabel->setObjectName(QStringLiteral("description"));
+    m_descriptionLabel->setAlignment(Qt::AlignCenter);
+    m_descriptionLabel->setWordWrap(true);
+    QPalette pal = m_descriptionLabel->palette();
     pal.setColor(QPalette::WindowText, pal.color(QPalette::PlaceholderText));
-    d->setPalette(pal);
+    m_descriptionLabel->setPalette(pal);
     auto *l = new QVBoxLayout(this);
     l->addWidget(t);
-    l->addWidget(d);
+    l->addWidget(m_descriptionLabel);
     setHighlighted(false);
 }
 
+QString ConversionDropTarget::description() const { return m_descriptionLabel->text(); }
+
 void ConversionDropTarget::setSelectionCount(int selected)
 {
-    setToolTip(selected > 0
-                   ? tr("Click to convert the %1 to: %2 instead.\nDrop files here to queue them for it.")
-                         .arg(selected == 1 ? tr("selected file") : tr("%1 selected files").arg(selected), m_title)
-                   : tr("Drop files here, or click to choose files, to convert them to: %1").arg(m_title));
+    m_selected = selected;
+    QString tip = selected > 0
+                      ? tr("Click to convert the %1 to: %2 instead.\nDrop files here to queue them for it.")
+                            .arg(selected == 1 ? tr("selected file") : tr("%1 selected files").arg(selected), m_title)
+                      : tr("Drop files here, or click to choose files, to convert them to: %1").arg(m_title);
+    if (!m_unavailable.isEmpty())
+        tip = tr("%1 cannot be written here: %2").arg(m_title, m_unavailable);
+    setToolTip(tip);
+}
+
+void ConversionDropTarget::setUnavailable(const QString &reason)
+{
+    m_unavailable = reason;
+    m_descriptionLabel->setText(reason.isEmpty() ? m_description : tr("unavailable: LibTorch cannot be loaded"));
+    // The reason in the error colour the queue uses, not the hint's grey.
+    QPalette pal = m_descriptionLabel->palette();
+    pal.setColor(QPalette::WindowText, reason.isEmpty() ? palette().color(QPalette::PlaceholderText) : QColor(0xc0, 0x30, 0x30));
+    m_descriptionLabel->setPalette(pal);
+    setSelectionCount(m_selected);
 }
 
 void ConversionDropTarget::setHighlighted(bool on)
@@ -260,17 +333,18 @@ ConversionView::~ConversionView()
 void ConversionView::buildUi()
 {
     auto *targets = new QHBoxLayout;
-    const std::tuple<ConvertTarget, QString, QString> defs[] = {
-        {ConvertTarget::StateDict, tr("State dict"), tr("model.state_dict() only")},
-        {ConvertTarget::Checkpoint, tr("Checkpoint"), tr("epoch, losses, optimizer, config")},
-        {ConvertTarget::Inference, tr("Inference package"), tr("weights, config, class names, preprocessing")},
-        {ConvertTarget::FullModel, tr("Full model"), tr("a pickled nn.Module: re-saved, or built from weights")},
-        {ConvertTarget::Safetensors, tr("Safetensors"), tr("tensors only, no pickle")},
+    const std::tuple<PaneTarget, QString, QString> defs[] = {
+        {PaneTarget::StateDict, tr("State dict"), tr("model.state_dict() only")},
+        {PaneTarget::Checkpoint, tr("Checkpoint"), tr("epoch, losses, optimizer, config")},
+        {PaneTarget::Inference, tr("Inference package"), tr("weights, config, class names, preprocessing")},
+        {PaneTarget::FullModel, tr("Full model"), tr("a pickled nn.Module: re-saved, or built from weights")},
+        {PaneTarget::Safetensors, tr("Safetensors"), tr("tensors only, no pickle")},
+        {PaneTarget::TorchScript, tr("TorchScript"), tr("the module and its weights, for torch.jit.load")},
     };
     for (const auto &[target, title, description] : defs) {
         auto *t = new ConversionDropTarget(target, title, description, this);
         connect(t, &ConversionDropTarget::filesDropped, this,
-                [this](const QStringList &paths, ConvertTarget to) { addFiles(paths, to); });
+                [this](const QStringList &paths, PaneTarget to) { addFiles(paths, to); });
         connect(t, &ConversionDropTarget::clicked, this, &ConversionView::activateTarget);
         m_targets[target] = t;
         targets->addWidget(t);
@@ -410,12 +484,12 @@ QWidget *ConversionView::buildOptions()
     auto *editsBox = new QGroupBox(tr("Edits"), page);
     auto *edits = new QFormLayout(editsBox);
     m_target = new QComboBox(this);
-    for (ConvertTarget t : {ConvertTarget::StateDict, ConvertTarget::Checkpoint, ConvertTarget::Inference,
-                            ConvertTarget::FullModel, ConvertTarget::Safetensors})
+    for (PaneTarget t : {PaneTarget::StateDict, PaneTarget::Checkpoint, PaneTarget::Inference, PaneTarget::FullModel,
+                         PaneTarget::Safetensors, PaneTarget::TorchScript})
         m_target->addItem(convertTargetLabel(t), static_cast<int>(t));
     add(QStringLiteral("target"), m_target);
     connect(m_target, &QComboBox::currentIndexChanged, this, [this] {
-        enableFieldsFor(static_cast<ConvertTarget>(m_target->currentData().toInt()));
+        enableFieldsFor(static_cast<PaneTarget>(m_target->currentData().toInt()));
         applyPanel(QStringLiteral("target"));
     });
     edits->addRow(tr("Convert to:"), m_target);
@@ -438,11 +512,21 @@ QWidget *ConversionView::buildOptions()
     edits->addRow(check(QStringLiteral("ema"), tr("Use the EMA weights as the model's")));
     edits->addRow(check(QStringLiteral("dropOptimizer"), tr("Drop optimizer, scheduler and RNG state")));
     edits->addRow(check(QStringLiteral("keepDevice"), tr("Keep saved device tags")));
-    auto *arch = line(QStringLiteral("architecture"), tr("full model from weights: JSON layer list"));
-    arch->setToolTip(tr("The layers a full model is built of when the file holds only weights, as a JSON list: "
+    auto *arch = line(QStringLiteral("architecture"), tr("full model, TorchScript: JSON layer list"));
+    arch->setToolTip(tr("The layers a full model or a TorchScript module is built of when the file holds only "
+                        "weights, as a JSON list: "
                         "[{\"type\": \"Conv2d\", \"name\": \"features.0\", \"padding\": 1}, {\"type\": \"ReLU\"}, …]. "
-                        "Empty: the package's own architecture, else a chain of Linear layers with ReLU between."));
+                        "Empty: the file's own module, else the package's own architecture, else a chain of Linear "
+                        "layers with the activation below between."));
     edits->addRow(tr("Architecture:"), arch);
+    m_activation = new QComboBox(this);
+    for (const char *a : {"relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "none"})
+        m_activation->addItem(QString::fromLatin1(a), QString::fromLatin1(a));
+    m_activation->setToolTip(tr("Between the Linear layers of a chain read from the weights (the file has no "
+                                "architecture and the Architecture field is empty)"));
+    add(QStringLiteral("activation"), m_activation);
+    connect(m_activation, &QComboBox::currentIndexChanged, this, [this] { applyPanel(QStringLiteral("activation")); });
+    edits->addRow(tr("Activation:"), m_activation);
 
     auto *valuesBox = new QGroupBox(tr("Values (from the file; edit to replace)"), page);
     auto *values = new QFormLayout(valuesBox);
@@ -482,7 +566,7 @@ QWidget *ConversionView::buildOptions()
     return page;
 }
 
-ConversionDropTarget *ConversionView::dropTarget(ConvertTarget target) const
+ConversionDropTarget *ConversionView::dropTarget(PaneTarget target) const
 {
     const auto it = m_targets.find(target);
     return it == m_targets.end() ? nullptr : it->second;
@@ -494,7 +578,7 @@ QWidget *ConversionView::optionWidget(const QString &name) const
     return it == m_fields.end() ? nullptr : it->second;
 }
 
-void ConversionView::addFiles(const QStringList &paths, ConvertTarget target)
+void ConversionView::addFiles(const QStringList &paths, PaneTarget target)
 {
     m_lastTarget = target;
     int first = -1;
@@ -513,6 +597,7 @@ void ConversionView::addFiles(const QStringList &paths, ConvertTarget target)
         item.settings.sidecar = m_defaults.sidecar;
         item.settings.drops = m_defaults.drops;
         item.settings.outDir = m_defaults.outDir;
+        item.settings.activation = m_defaults.activation;
         item.output = outputPathFor(item.input, item.settings, target);
         const int row = m_queue->append(std::move(item));
         if (first < 0)
@@ -549,15 +634,49 @@ void ConversionView::requestPlan(int row)
         if (!out.output.isEmpty())
             it.output = out.output;
         it.plan = out.plan;
+        it.scriptExport = out.scriptExport;
+        it.notes.clear();
         it.status = out.plan ? ConversionQueueItem::Status::Ready : ConversionQueueItem::Status::Invalid;
         it.result = out.error;  // the plan column says what the plan leaves out
         m_queue->update(r, it);
+        if (it.target == PaneTarget::TorchScript)
+            setComputeUnavailable(out.computeError);
         Q_EMIT planned(r);
     });
-    watcher->setFuture(QtConcurrent::run(jobPool(), planFile, item.input, item.document, item.target, item.settings));
+    watcher->setFuture(
+        QtConcurrent::run(jobPool(), planFile, item.input, item.document, item.target, item.settings, m_probe));
 }
 
-void ConversionView::activateTarget(ConvertTarget target)
+void ConversionView::showEvent(QShowEvent *event)
+{
+    QWidget::showEvent(event);
+    probeCompute();
+}
+
+void ConversionView::probeCompute()
+{
+    if (m_probed)
+        return;
+    m_probed = true;
+    auto *watcher = new QFutureWatcher<QString>(this);
+    connect(watcher, &QFutureWatcher<QString>::finished, this, [this, watcher] {
+        watcher->deleteLater();
+        setComputeUnavailable(watcher->result());
+    });
+    watcher->setFuture(QtConcurrent::run(jobPool(), probeFailure, m_probe));
+}
+
+void ConversionView::setComputeUnavailable(const QString &reason)
+{
+    if (ConversionDropTarget *card = dropTarget(PaneTarget::TorchScript))
+        card->setUnavailable(reason);
+    const int index = m_target->findData(static_cast<int>(PaneTarget::TorchScript));
+    m_target->setItemText(index, reason.isEmpty() ? convertTargetLabel(PaneTarget::TorchScript)
+                                                  : tr("%1 (needs LibTorch)").arg(convertTargetLabel(PaneTarget::TorchScript)));
+    m_target->setItemData(index, reason.isEmpty() ? QVariant() : QVariant(computeUnavailableText(reason)), Qt::ToolTipRole);
+}
+
+void ConversionView::activateTarget(PaneTarget target)
 {
     if (selectedRows().isEmpty()) {
         const QStringList files = QFileDialog::getOpenFileNames(this, tr("Files to Convert"), QString(), kFileFilter);
@@ -618,7 +737,7 @@ void ConversionView::showSelected()
     QString text = tr("%1 \u2192 <b>%2</b> (%3)<br>%4 kept, %5 dropped; %6 carried, %7 not written; tensors %8 \u2192 %9")
                        .arg(QFileInfo(item.input).fileName().toHtmlEscaped(),
                             QFileInfo(QString::fromStdString(p.output)).fileName().toHtmlEscaped(),
-                            convertTargetLabel(p.target))
+                            convertTargetLabel(item.target))
                        .arg(p.kept.size())
                        .arg(p.dropped.size())
                        .arg(p.carried.size())
@@ -633,6 +752,15 @@ void ConversionView::showSelected()
                     .arg(p.cast.zeroed);
     if (!p.sidecarPath.empty())
         text += tr("<br>also writes %1").arg(QFileInfo(QString::fromStdString(p.sidecarPath)).fileName().toHtmlEscaped());
+    if (item.scriptExport) {
+        const Architecture &a = item.scriptExport->architecture;
+        text += tr("<br>architecture: %1 (%2)")
+                    .arg(architectureSourceTitle(a.source), a.exact ? tr("exact") : tr("not exact"));
+        for (const auto &assumption : a.assumptions)
+            text += tr("<br>assumed: %1").arg(QString::fromStdString(assumption).toHtmlEscaped());
+    }
+    for (const QString &note : item.notes)
+        text += tr("<br>note: %1").arg(note.toHtmlEscaped());
     m_summary->setText(text);
 }
 
@@ -665,20 +793,23 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     setText(QStringLiteral("drops"), s.drops.join(QStringLiteral(", ")));
     setText(QStringLiteral("outDir"), s.outDir);
     setText(QStringLiteral("architecture"), s.architecture);
+    m_activation->setCurrentIndex(std::max(0, m_activation->findData(s.activation)));
     for (const auto &[name, v] : valueFields(s))
         setText(name, *v ? **v : item.sourceValues.value(name));
+    // A box the target has no use for shows unchecked (TorchScript keeps no device tags).
     for (const auto &[name, b] : checkFields(s))
-        static_cast<QCheckBox *>(m_fields[name])->setChecked(*b);
+        static_cast<QCheckBox *>(m_fields[name])
+            ->setChecked(*b && (name == QLatin1String("ema") || targetUsesField(item.target, QString(name))));
     auto *sidecar = static_cast<QCheckBox *>(m_fields[QStringLiteral("sidecar")]);
-    sidecar->setChecked(s.sidecar || item.target == ConvertTarget::Inference);
-    sidecar->setEnabled(item.target != ConvertTarget::Inference);
+    sidecar->setChecked((s.sidecar || item.target == PaneTarget::Inference) && targetUsesField(item.target, u"sidecar"));
     enableFieldsFor(item.target);
     m_loadingPanel = false;
 }
 
-void ConversionView::enableFieldsFor(ConvertTarget target)
+void ConversionView::enableFieldsFor(PaneTarget target)
 {
-    QStringList names{QStringLiteral("architecture")};
+    QStringList names{QStringLiteral("architecture"), QStringLiteral("activation"), QStringLiteral("sidecar"),
+                      QStringLiteral("keepDevice"), QStringLiteral("dropOptimizer")};
     for (const auto &entry : valueFields(m_defaults))
         names << entry.first;
     for (const QString &name : std::as_const(names)) {
@@ -686,12 +817,17 @@ void ConversionView::enableFieldsFor(ConvertTarget target)
         if (it == m_fields.end())
             continue;
         QWidget *w = it->second;
-        const bool used = targetUsesField(target, name);
+        // An inference package always has its sidecar: checked, and not for the user to clear.
+        const bool used = targetUsesField(target, name) && !(name == QLatin1String("sidecar") && target == PaneTarget::Inference);
         if (!w->property("usedToolTip").isValid())
             w->setProperty("usedToolTip", w->toolTip());
         w->setEnabled(used);
         w->setToolTip(used ? w->property("usedToolTip").toString()
-                           : tr("Not written to a %1").arg(convertTargetLabel(target).toLower()));
+                      : name == QLatin1String("sidecar") && target == PaneTarget::Inference
+                          ? tr("An inference package always has its metadata JSON sidecar")
+                      : target == PaneTarget::TorchScript
+                          ? tr("A TorchScript file holds the module and its weights only")
+                          : tr("Not written to a %1").arg(convertTargetLabel(target).toLower()));
         if (auto *form = qobject_cast<QFormLayout *>(w->parentWidget() ? w->parentWidget()->layout() : nullptr))
             if (QWidget *label = form->labelForField(w))
                 label->setEnabled(used);
@@ -702,7 +838,7 @@ void ConversionView::applyPanel(const QString &field)
 {
     if (m_loadingPanel)
         return;
-    const auto target = static_cast<ConvertTarget>(m_target->currentData().toInt());
+    const auto target = static_cast<PaneTarget>(m_target->currentData().toInt());
     if (const auto it = m_fields.find(field); it != m_fields.end() && !it->second->isEnabled())
         return;  // a field the target does not write
     auto text = [this](const QString &name) { return static_cast<QLineEdit *>(m_fields[name])->text(); };
@@ -723,6 +859,8 @@ void ConversionView::applyPanel(const QString &field)
             s.outDir = text(field).trimmed();
         else if (field == QLatin1String("architecture"))
             s.architecture = text(field);
+        else if (field == QLatin1String("activation"))
+            s.activation = m_activation->currentData().toString();
         for (const auto &[name, b] : checkFields(s))
             if (field == name)
                 *b = checked(field);
@@ -827,7 +965,8 @@ void ConversionView::startNext()
         options.force(true);
     }
     item.status = S::Running;
-    item.progress = 0;
+    item.progress = item.scriptExport ? -1 : 0;  // building a module reports no fraction: a busy bar
+    item.notes.clear();
     m_queue->update(row, item);
     m_running = item.id;
     m_cancel = std::make_shared<std::atomic_bool>(false);
@@ -844,8 +983,9 @@ void ConversionView::startNext()
     auto cancelFlag = m_cancel;
     auto doc = item.document;
     auto plan = item.plan;
+    auto script = item.scriptExport;
     const quint64 id = item.id;
-    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, options, cancelFlag, id](QPromise<ConversionRun> &promise) mutable {
+    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, script, options, cancelFlag, id](QPromise<ConversionRun> &promise) mutable {
         promise.setProgressRange(0, 1000);
         ConversionRun run;
         run.id = id;
@@ -854,7 +994,17 @@ void ConversionView::startNext()
             return !cancelFlag->load();
         });
         try {
-            run.result = executeConversion(*doc, *plan, options);
+            if (script) {
+                // LibTorch builds the module (loaded on first use), then the file is written to a
+                // temporary, read back, verified and renamed; a cancel is heard before writing.
+                std::vector<std::string> notes;
+                run.result = executeScriptExport(*script, protectingInputs(*doc, options.overwrite), &notes,
+                                                 [cancelFlag] { return cancelFlag->load(); });
+                for (const auto &n : notes)
+                    run.notes << QString::fromStdString(n);
+            } else {
+                run.result = executeConversion(*doc, *plan, options);
+            }
             run.ok = true;
         } catch (const std::exception &e) {
             run.error = panelWording(e.what());
@@ -880,8 +1030,10 @@ void ConversionView::finishRun()
             item.status = S::Done;
             item.progress = 1;
             item.output = QString::fromStdString(run.result.output);
-            // Safetensors outputs are compared tensor by tensor, torch files storage by storage.
-            const bool st = item.target == ConvertTarget::Safetensors;
+            item.notes = run.notes;
+            // Safetensors and TorchScript outputs are compared tensor by tensor, torch files
+            // storage by storage.
+            const bool st = item.target == PaneTarget::Safetensors || item.target == PaneTarget::TorchScript;
             item.result = run.result.verified
                               ? tr("verified (%1 read back)")
                                     .arg(valuetext::counted(static_cast<qint64>(run.result.tensorsVerified),

@@ -30,15 +30,20 @@ struct ConversionRun;
 class ConversionDropTarget : public QFrame {
     Q_OBJECT
 public:
-    ConversionDropTarget(ConvertTarget target, const QString &title, const QString &description,
+    ConversionDropTarget(PaneTarget target, const QString &title, const QString &description,
                          QWidget *parent = nullptr);
-    ConvertTarget target() const { return m_target; }
+    PaneTarget target() const { return m_target; }
     // The tooltip says what a click does with this many queue rows selected.
     void setSelectionCount(int selected);
+    // The target cannot write (TorchScript without LibTorch): the card says so and why; files
+    // dropped on it are still queued, their rows saying the same. Empty: available again.
+    void setUnavailable(const QString &reason);
+    QString unavailableReason() const { return m_unavailable; }
+    QString description() const;
 
 Q_SIGNALS:
-    void filesDropped(const QStringList &paths, ckpt::ConvertTarget target);
-    void clicked(ckpt::ConvertTarget target);
+    void filesDropped(const QStringList &paths, ckpt::PaneTarget target);
+    void clicked(ckpt::PaneTarget target);
 
 protected:
     void dragEnterEvent(QDragEnterEvent *event) override;
@@ -48,11 +53,15 @@ protected:
 
 private:
     void setHighlighted(bool on);
-    ConvertTarget m_target;
+    PaneTarget m_target;
     QString m_title;
+    QString m_description;
+    QString m_unavailable;
+    int m_selected = 0;
+    QLabel *m_descriptionLabel = nullptr;
 };
 
-// The conversions pane: five drop targets (one per `ckpt convert --to` target), options for the
+// The conversions pane: six drop targets (one per `ckpt convert --to` target), options for the
 // selected files (prefilled with the values each file carries), the plan of the selected file
 // (keys kept and dropped, values carried or not written, size before → after, cast warnings),
 // and a queue converted one file at a time in the background with progress, cancel, the
@@ -62,12 +71,16 @@ class ConversionView : public QWidget {
 public:
     // Asked before an existing output is replaced; true replaces it.
     using OverwritePolicy = std::function<bool(const QString &output)>;
+    // Called off the GUI thread before a file is planned for TorchScript (and once when the pane is
+    // first shown): throws, saying why, when the compute module (LibTorch) cannot be loaded.
+    using ComputeProbe = std::function<void()>;
 
     explicit ConversionView(QWidget *parent = nullptr);
     ~ConversionView() override;
 
     // Queues files for `target` with the current options; each is read and planned in the background.
-    void addFiles(const QStringList &paths, ConvertTarget target);
+    void addFiles(const QStringList &paths, PaneTarget target);
+    void addFiles(const QStringList &paths, ConvertTarget target) { addFiles(paths, paneTarget(target)); }
     // Same, with the target last used (state dict at first).
     void addFiles(const QStringList &paths) { addFiles(paths, m_lastTarget); }
     // Converts every planned file not yet converted, one at a time.
@@ -78,12 +91,14 @@ public:
     void removeSelected();
     // A target card was clicked: the selected files are converted to `target` instead; with none
     // selected, a file dialog chooses files to queue for it.
-    void activateTarget(ConvertTarget target);
+    void activateTarget(PaneTarget target);
     // Selects a queue row: the options panel and the plan show that file.
     void selectRow(int row);
     int currentRow() const;
     // Default: a QMessageBox question. Tests replace it.
     void setOverwritePolicy(OverwritePolicy policy) { m_overwrite = std::move(policy); }
+    // Default: loading ComputeLoader::api(). Tests replace it.
+    void setComputeProbe(ComputeProbe probe) { m_probe = std::move(probe); }
     void openSelected();    // emits openRequested for a finished item
     void revealSelected();  // the output's folder in the desktop's file manager
 
@@ -91,9 +106,11 @@ public:
     ConversionPlanModel *planModel() const { return m_plan; }
     QTableView *queueView() const { return m_queueView; }
     QLabel *planSummary() const { return m_summary; }
-    ConversionDropTarget *dropTarget(ConvertTarget target) const;
+    ConversionDropTarget *dropTarget(PaneTarget target) const;
+    ConversionDropTarget *dropTarget(ConvertTarget target) const { return dropTarget(paneTarget(target)); }
     // Options panel fields (object names target, dtype, stripPrefix, addPrefix, ema, dropOptimizer,
-    // keepDevice, sidecar, drops, config, classNames, preprocessing, epoch, trainLoss, valLoss, outDir).
+    // keepDevice, sidecar, drops, architecture, activation, config, classNames, preprocessing,
+    // epoch, trainLoss, valLoss, outDir).
     QWidget *optionWidget(const QString &name) const;
 
 Q_SIGNALS:
@@ -104,6 +121,11 @@ Q_SIGNALS:
     void itemFinished(int row);
     void queueFinished();
 
+protected:
+    // The compute module is probed when the pane is first shown (loading LibTorch takes a while
+    // and is not needed before), so that the TorchScript card says up front when it cannot write.
+    void showEvent(QShowEvent *event) override;
+
 private:
     void buildUi();
     QWidget *buildOptions();
@@ -113,7 +135,11 @@ private:
     void loadPanel(const ConversionQueueItem &item);
     void applyPanel(const QString &field);
     // Fields the target does not write (an inference package keeps no epoch) are disabled.
-    void enableFieldsFor(ConvertTarget target);
+    void enableFieldsFor(PaneTarget target);
+    void probeCompute();
+    // The compute module could not be loaded (reason), or could (empty): the TorchScript card and
+    // its entry under "Convert to" say so.
+    void setComputeUnavailable(const QString &reason);
     void startNext();
     void finishRun();
     void updateButtons();
@@ -129,17 +155,20 @@ private:
     QPushButton *m_removeButton = nullptr;
     QPushButton *m_openButton = nullptr;
     QPushButton *m_revealButton = nullptr;
-    std::map<ConvertTarget, ConversionDropTarget *> m_targets;
+    std::map<PaneTarget, ConversionDropTarget *> m_targets;
     std::map<QString, QWidget *> m_fields;
     QComboBox *m_target = nullptr;
     QComboBox *m_dtype = nullptr;
     QComboBox *m_strip = nullptr;
+    QComboBox *m_activation = nullptr;
     QTimer *m_replan = nullptr;
     bool m_loadingPanel = false;
 
     ConversionSettings m_defaults;  // the panel's generic options, given to new files
-    ConvertTarget m_lastTarget = ConvertTarget::StateDict;
+    PaneTarget m_lastTarget = PaneTarget::StateDict;
     OverwritePolicy m_overwrite;
+    ComputeProbe m_probe;
+    bool m_probed = false;
     quint64 m_running = 0;  // id of the item being written
     std::shared_ptr<std::atomic_bool> m_cancel;
     QFutureWatcher<ConversionRun> *m_runWatcher = nullptr;

@@ -41,6 +41,7 @@
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStandardItemModel>
+#include <QStylePainter>
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QValueAxis>
@@ -55,6 +56,36 @@ namespace ckpt {
 namespace {
 
 QString q(const std::string &s) { return QString::fromStdString(s); }
+
+// A combo box whose current text, when longer than the box, ends in "…" rather than being cut
+// off mid-letter ("CPU — Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz, 123 GiB"); its popup is
+// as wide as its longest entry.
+class ElidingComboBox : public QComboBox {
+public:
+    using QComboBox::QComboBox;
+    void showPopup() override
+    {
+        int widest = 0;
+        for (int i = 0; i < count(); ++i)
+            widest = std::max(widest, fontMetrics().horizontalAdvance(itemText(i)));
+        view()->setMinimumWidth(widest + 4 * style()->pixelMetric(QStyle::PM_DefaultFrameWidth, nullptr, this) +
+                                style()->pixelMetric(QStyle::PM_ScrollBarExtent, nullptr, this) + 16);
+        QComboBox::showPopup();
+    }
+
+protected:
+    void paintEvent(QPaintEvent *) override
+    {
+        QStylePainter painter(this);
+        painter.setPen(palette().color(QPalette::Text));
+        QStyleOptionComboBox option;
+        initStyleOption(&option);
+        painter.drawComplexControl(QStyle::CC_ComboBox, option);
+        const QRect field = style()->subControlRect(QStyle::CC_ComboBox, &option, QStyle::SC_ComboBoxEditField, this);
+        option.currentText = fontMetrics().elidedText(option.currentText, Qt::ElideRight, field.width() - 2);
+        painter.drawControl(QStyle::CE_ComboBoxLabel, option);
+    }
+};
 
 // How many rows the Embedding a model takes indices into has (indices run from 0 to that less one);
 // nullopt when the model takes values, or the table's size is not known.
@@ -199,15 +230,22 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     inLayout->addLayout(fills);
     left->addWidget(inBox, 1);
 
+    // The device has a line of its own, the whole pane wide: its name and memory ("cuda:0 — NVIDIA
+    // H200, 139.8 GiB, compute 9.0") are what tell devices apart. Precision and Run below it.
     auto *devRow = new QHBoxLayout;
     devRow->addWidget(new QLabel(tr("Device")));
-    m_device = new QComboBox;
+    m_device = new ElidingComboBox;
+    m_device->setObjectName(QStringLiteral("device"));
+    // Its size hint is not its longest entry's: the pane keeps its width, the text is elided.
+    m_device->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_device->setMinimumContentsLength(12);
     auto *devModel = new QStandardItemModel(m_device);
     auto *cpu = new QStandardItem(tr("CPU"));
     cpu->setData(QStringLiteral("cpu"), Qt::UserRole);
     devModel->appendRow(cpu);
     m_device->setModel(devModel);
     devRow->addWidget(m_device, 1);
+    auto *runRow = new QHBoxLayout;
     m_precision = new QComboBox;
     auto *precisionModel = new QStandardItemModel(m_precision);
     for (const char *d : {"float32", "float16", "bfloat16"}) {
@@ -217,12 +255,16 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     }
     m_precision->setModel(precisionModel);
     m_precision->setToolTip(tr("Precision of the weights and inputs; the device decides which it runs"));
-    devRow->addWidget(m_precision);
+    runRow->addWidget(new QLabel(tr("Precision")));
+    runRow->addWidget(m_precision);
     updatePrecisions();
     m_run = new QPushButton(tr("Run (Ctrl+Enter)"));
     m_run->setObjectName(QStringLiteral("run"));
     m_run->setDefault(true);
-    devRow->addWidget(m_run);
+    runRow->addWidget(m_run, 1);
+    auto *actionRows = new QVBoxLayout;
+    actionRows->addLayout(devRow);
+    actionRows->addLayout(runRow);
 
     // The settings scroll; the device and Run stay in a bar under them, always in view.
     auto *scroll = new QScrollArea;
@@ -233,8 +275,8 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     auto *actionBar = new QFrame;
     actionBar->setObjectName(QStringLiteral("predictActions"));
     actionBar->setFrameShape(QFrame::StyledPanel);
-    devRow->setContentsMargins(8, 6, 8, 6);
-    actionBar->setLayout(devRow);
+    actionRows->setContentsMargins(8, 6, 8, 6);
+    actionBar->setLayout(actionRows);
     auto *leftPane = new QWidget;
     auto *leftColumn = new QVBoxLayout(leftPane);
     leftColumn->setContentsMargins(0, 0, 0, 0);
@@ -273,9 +315,11 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_results->setEditTriggers(QAbstractItemView::NoEditTriggers);
     right->addWidget(m_results, 1);
     m_chart = new QChartView;
+    m_chart->setObjectName(QStringLiteral("probabilities"));
     m_chart->setRenderHint(QPainter::Antialiasing);
     m_chart->setMinimumHeight(220);
     right->addWidget(m_chart, 2);
+    showEmptyChart();
     auto *copyRow = new QHBoxLayout;
     auto *copyText = new QPushButton(tr("Copy as text"));
     auto *copyJson = new QPushButton(tr("Copy as JSON"));
@@ -342,7 +386,10 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
         if (!f.isEmpty() && !loadImage(f, &error))
             setStatus(error, true);
     });
-    connect(m_device, &QComboBox::currentIndexChanged, this, [this](int) { updatePrecisions(); });
+    connect(m_device, &QComboBox::currentIndexChanged, this, [this](int) {
+        updatePrecisions();
+        updateDeviceToolTip();
+    });
     connect(m_run, &QPushButton::clicked, this, &PredictionView::run);
     connect(copyText, &QPushButton::clicked, this, &PredictionView::copyText);
     connect(copyJson, &QPushButton::clicked, this, &PredictionView::copyJson);
@@ -368,13 +415,7 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
     m_result.reset();
     m_image.reset();
     m_results->setRowCount(0);
-    {
-        QChart *old = m_chart->chart();
-        auto *empty = new QChart;
-        styleChart(empty);
-        m_chart->setChart(empty);
-        delete old;  // the view gives up ownership of a replaced chart
-    }
+    showEmptyChart();
     m_pre = m_doc ? preprocessingOf(*m_doc) : Preprocessing{};
     m_classes = m_doc ? classNamesOf(*m_doc) : std::vector<std::string>{};
     m_features = m_doc ? featureNamesOf(*m_doc) : std::vector<std::string>{};
@@ -788,13 +829,34 @@ void PredictionView::showChart(int sample)
     delete old;
 }
 
+void PredictionView::showEmptyChart()
+{
+    // Until a run, the chart's place says what will be drawn there, in the placeholder colour on
+    // the pane's own background (as the histograms do): a hint, not a blank white panel.
+    auto *empty = new QChart;
+    // Short: QChart elides a title wider than the chart, and the pane may be narrow.
+    empty->setTitle(m_doc ? tr("Class probabilities appear here after Run") : tr("No model to run"));
+    empty->legend()->hide();
+    styleChart(empty);
+    QChart *old = m_chart->chart();
+    m_chart->setChart(empty);
+    delete old;  // the view gives up ownership of a replaced chart
+}
+
+QString PredictionView::chartPlaceholder() const
+{
+    const QChart *chart = m_chart->chart();
+    return chart && chart->series().isEmpty() ? chart->title() : QString();
+}
+
 void PredictionView::styleChart(QChart *chart) const
 {
     if (!chart)
         return;
     const QPalette &p = palette();
-    chart->setBackgroundBrush(p.color(QPalette::Base));
-    chart->setTitleBrush(p.color(QPalette::Text));
+    const bool empty = chart->series().isEmpty();
+    chart->setBackgroundBrush(p.color(empty ? QPalette::Window : QPalette::Base));
+    chart->setTitleBrush(p.color(empty ? QPalette::PlaceholderText : QPalette::Text));
     chart->legend()->setLabelColor(p.color(QPalette::Text));
     for (QAbstractAxis *axis : chart->axes()) {
         axis->setLabelsColor(p.color(QPalette::Text));
@@ -857,6 +919,7 @@ void PredictionView::listDevices()
         const int keep = m_device->findData(current, Qt::UserRole);
         m_device->setCurrentIndex(keep >= 0 ? keep : 0);
         updatePrecisions();
+        updateDeviceToolTip();
         Q_EMIT devicesListed();
     });
     watcher->setFuture(QtConcurrent::run(jobPool(), []() -> std::vector<DeviceInfo> {
@@ -874,6 +937,14 @@ void PredictionView::listDevices()
             return {cpu, cuda};
         }
     }));
+}
+
+void PredictionView::updateDeviceToolTip()
+{
+    // The whole name, however narrow the box: the chosen entry's own tooltip (precisions) after it.
+    const QString text = m_device->currentText();
+    const QString more = m_device->itemData(m_device->currentIndex(), Qt::ToolTipRole).toString();
+    m_device->setToolTip(more.startsWith(text) ? more : more.isEmpty() ? text : text + QLatin1Char('\n') + more);
 }
 
 void PredictionView::setStatus(const QString &text, bool error)

@@ -67,6 +67,8 @@ public:
     QPushButton *runButton() const { return m_run; }
     QTableWidget *resultsTable() const { return m_results; }
     QChartView *chartView() const { return m_chart; }
+    // What the chart's place says before a run ("" while it shows probabilities).
+    QString chartPlaceholder() const;
     QLabel *statusLabel() const { return m_status; }
 
     // Loads an image for a convolutional model: resized to the input size, scaled to [0, 1],
@@ -112,6 +114,8 @@ private:
     void rebuildForm();
     void showResult();
     void showChart(int sample);
+    void showEmptyChart();
+    void updateDeviceToolTip();
     void styleChart(QChart *chart) const;
     void listDevices();
     void updatePrecisions();

@@ -78,7 +78,7 @@ QVariant ConversionQueueModel::data(const QModelIndex &index, int role) const
         case TargetColumn: return convertTargetLabel(it.target);
         case StatusColumn: return statusText(it.status);
         case ProgressColumn:
-            return it.status == S::Running || it.status == S::Done
+            return (it.status == S::Running || it.status == S::Done) && it.progress >= 0
                        ? QStringLiteral("%1%").arg(qRound(it.progress * 100))
                        : QString();
         case PlanColumn: return planText(it);

@@ -12,6 +12,7 @@ namespace ckpt {
 
 struct ConversionPlan;
 struct Document;
+struct ScriptExport;
 
 // One file of the conversion queue: what it is converted to, with which settings, its plan
 // (computed in the background) and where it stands.
@@ -19,15 +20,17 @@ struct ConversionQueueItem {
     enum class Status { Planning, Ready, Invalid, Queued, Running, Done, Failed, Cancelled, Skipped };
     quint64 id = 0;
     QString input;
-    ConvertTarget target = ConvertTarget::StateDict;
+    PaneTarget target = PaneTarget::StateDict;
     ConversionSettings settings;
     Status status = Status::Planning;
-    double progress = 0;             // 0..1 while running
+    double progress = 0;             // 0..1 while running; -1 running with no fraction to tell
     QString output;
     QString result;                  // "verified: 6 storages read back", the error, "cancelled";
                                      // for an Invalid item, why it cannot be planned
     std::shared_ptr<const Document> document;
-    std::shared_ptr<const ConversionPlan> plan;
+    std::shared_ptr<const ConversionPlan> plan;        // for TorchScript, scriptExport's own plan
+    std::shared_ptr<const ScriptExport> scriptExport;  // TorchScript: the plan with its architecture
+    QStringList notes;                    // TorchScript: what building the module noticed
     QMap<QString, QString> sourceValues;  // see sourceValueTexts
     QStringList prefixes;                 // key prefixes every key carries
     int planGeneration = 0;               // a newer plan request makes older results stale

@@ -26,6 +26,37 @@ bool edited(const std::optional<QString> &v) { return v && !v->trimmed().isEmpty
 
 } // namespace
 
+PaneTarget paneTarget(ConvertTarget target)
+{
+    switch (target) {
+    case ConvertTarget::StateDict: return PaneTarget::StateDict;
+    case ConvertTarget::Checkpoint: return PaneTarget::Checkpoint;
+    case ConvertTarget::Inference: return PaneTarget::Inference;
+    case ConvertTarget::FullModel: return PaneTarget::FullModel;
+    case ConvertTarget::Safetensors: return PaneTarget::Safetensors;
+    }
+    return PaneTarget::StateDict;
+}
+
+std::optional<ConvertTarget> engineTarget(PaneTarget target)
+{
+    switch (target) {
+    case PaneTarget::StateDict: return ConvertTarget::StateDict;
+    case PaneTarget::Checkpoint: return ConvertTarget::Checkpoint;
+    case PaneTarget::Inference: return ConvertTarget::Inference;
+    case PaneTarget::FullModel: return ConvertTarget::FullModel;
+    case PaneTarget::Safetensors: return ConvertTarget::Safetensors;
+    case PaneTarget::TorchScript: return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+QString paneTargetName(PaneTarget target)
+{
+    const auto engine = engineTarget(target);
+    return engine ? QString::fromStdString(convertTargetName(*engine)) : QStringLiteral("torchscript");
+}
+
 QMap<QString, QString> sourceValueTexts(const Document &doc)
 {
     QMap<QString, QString> out;
@@ -64,8 +95,15 @@ QMap<QString, QString> sourceValueTexts(const Document &doc)
     return out;
 }
 
-bool targetUsesField(ConvertTarget target, QStringView field)
+bool targetUsesField(PaneTarget target, QStringView field)
 {
+    const auto engine = engineTarget(target);
+    if (field == u"sidecar" || field == u"keepDevice" || field == u"dropOptimizer")
+        return engine.has_value();
+    if (field == u"activation")
+        field = u"architecture";  // the activation is part of the architecture asked for
+    if (!engine)  // TorchScript: the module and its weights only
+        return field == u"architecture";
     static const std::pair<QStringView, ConvertField> kFields[] = {
         {u"config", ConvertField::ModelConfig},     {u"classNames", ConvertField::ClassNames},
         {u"preprocessing", ConvertField::Preprocessing}, {u"epoch", ConvertField::Epoch},
@@ -74,7 +112,7 @@ bool targetUsesField(ConvertTarget target, QStringView field)
     };
     for (const auto &[name, f] : kFields)
         if (name == field)
-            return targetWrites(target, f);
+            return targetWrites(*engine, f);
     return false;
 }
 
@@ -96,10 +134,13 @@ QString panelWording(const std::string &engineText)
         {"--to state-dict", "the State dict target"},
         {"--to safetensors", "the Safetensors target"},
         {"--arch/--arch-spec", "an architecture"},
+        {"--to torchscript", "the TorchScript target"},
+        {"--activation", "the Activation field"},
         {"--arch-spec", "the Architecture field"},
         {"--metadata-json", "the metadata JSON sidecar"},
         {"--drop-optimizer", "'Drop optimizer, scheduler and RNG state'"},
         {"--drop ", "Drop keys: "},
+        {"--drop,", "Drop keys,"},
         {"--strip-prefix", "Strip prefix"},
         {"--add-prefix", "Add prefix"},
         {"--ema", "'Use the EMA weights'"},
@@ -119,10 +160,20 @@ QString panelWording(const std::string &engineText)
     return text;
 }
 
-ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget target)
+ArchitectureRequest architectureRequestFor(const ConversionSettings &s)
+{
+    ArchitectureRequest request;
+    request.layers(s.architecture.trimmed().toStdString());
+    if (!s.activation.trimmed().isEmpty())
+        request.between(s.activation.trimmed().toStdString());
+    return request;
+}
+
+ConvertOptions toConvertOptions(const ConversionSettings &s, PaneTarget target)
 {
     ConvertOptions o;
-    o.target(target);
+    // TorchScript: the weight edits of a state dict (planScriptExport takes them as such).
+    o.target(engineTarget(target).value_or(ConvertTarget::StateDict));
     if (!s.dtype.isEmpty()) {
         const auto t = castDTypeFromName(s.dtype.toStdString());
         if (!t)
@@ -130,9 +181,12 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget targe
         o.dtype(*t);
     }
     o.stripPrefix(s.stripPrefix.trimmed().toStdString()).addPrefix(s.addPrefix.trimmed().toStdString());
-    o.ema(s.ema).dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
-    if (!s.architecture.trimmed().isEmpty() && targetUsesField(target, u"architecture"))
-        o.arch(ArchitectureRequest().layers(s.architecture.trimmed().toStdString()));
+    o.ema(s.ema);
+    if (targetUsesField(target, u"sidecar"))
+        o.dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
+    // TorchScript's architecture goes to planScriptExport (architectureRequestFor), not the plan.
+    if (engineTarget(target) && targetUsesField(target, u"architecture"))
+        o.arch(architectureRequestFor(s));
     for (const QString &d : s.drops)
         if (!d.trimmed().isEmpty())
             o.drop(d.trimmed().toStdString());
@@ -180,23 +234,31 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, ConvertTarget targe
     return o;
 }
 
-QString outputPathFor(const QString &input, const ConversionSettings &settings, ConvertTarget target)
+QString outputPathFor(const QString &input, const ConversionSettings &settings, PaneTarget target)
 {
+    std::optional<DType> cast;
+    if (!settings.dtype.isEmpty())
+        cast = castDTypeFromName(settings.dtype.toStdString());
+    const auto engine = engineTarget(target);
+    if (!engine)  // as `ckpt convert --to torchscript` names it
+        return QString::fromStdString(
+            defaultOutputPathFor(input.toStdString(), "_torchscript", ".pt", cast, settings.outDir.toStdString()));
     ConvertOptions o;
-    o.target(target);
-    if (const auto t = castDTypeFromName(settings.dtype.toStdString()); t && !settings.dtype.isEmpty())
-        o.dtype(*t);
+    o.target(*engine);
+    if (cast)
+        o.dtype(*cast);
     return QString::fromStdString(defaultOutputPath(input.toStdString(), o, settings.outDir.toStdString()));
 }
 
-QString convertTargetLabel(ConvertTarget target)
+QString convertTargetLabel(PaneTarget target)
 {
     switch (target) {
-    case ConvertTarget::StateDict: return QObject::tr("State dict");
-    case ConvertTarget::Checkpoint: return QObject::tr("Checkpoint");
-    case ConvertTarget::Inference: return QObject::tr("Inference package");
-    case ConvertTarget::FullModel: return QObject::tr("Full model");
-    case ConvertTarget::Safetensors: return QObject::tr("Safetensors");
+    case PaneTarget::StateDict: return QObject::tr("State dict");
+    case PaneTarget::Checkpoint: return QObject::tr("Checkpoint");
+    case PaneTarget::Inference: return QObject::tr("Inference package");
+    case PaneTarget::FullModel: return QObject::tr("Full model");
+    case PaneTarget::Safetensors: return QObject::tr("Safetensors");
+    case PaneTarget::TorchScript: return QObject::tr("TorchScript");
     }
     return {};
 }

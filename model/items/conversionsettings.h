@@ -12,6 +12,17 @@ namespace ckpt {
 
 struct Document;
 
+// A target of the conversion pane: the engine's ConvertTarget values (the same numbers) and
+// TorchScript, which the compute module writes as `ckpt convert --to torchscript` does (the
+// file's architecture with its weights, for torch.jit.load; planScriptExport/executeScriptExport).
+enum class PaneTarget { StateDict, Checkpoint, Inference, FullModel, Safetensors, TorchScript };
+
+PaneTarget paneTarget(ConvertTarget target);
+// The engine's target; none for TorchScript, which planConversion does not write.
+std::optional<ConvertTarget> engineTarget(PaneTarget target);
+// "state-dict", ... as `ckpt convert --to` names them; "torchscript".
+QString paneTargetName(PaneTarget target);
+
 // What the conversion pane's options panel holds for one queued file, as the user typed it.
 // The values a file carries (config, class names, ...) are unset until the user edits them:
 // unset, the engine takes them from the source itself.
@@ -25,8 +36,10 @@ struct ConversionSettings {
     bool sidecar = false;    // metadata JSON sidecar (always written for inference)
     QStringList drops;       // glob patterns
     QString outDir;          // empty: beside the input
-    QString architecture;    // full model from weights: a JSON list of layers (empty: the package's
-                             // own spec, else a chain of Linear layers read from the weights)
+    QString architecture;    // full model from weights and TorchScript: a JSON list of layers (empty:
+                             // the file's own module, else the package's spec, else a chain of
+                             // Linear layers read from the weights)
+    QString activation = QStringLiteral("relu");  // between the Linear layers of that inferred chain
     std::optional<QString> config, classNames, preprocessing, epoch, trainLoss, valLoss;
 };
 
@@ -35,9 +48,11 @@ struct ConversionSettings {
 QMap<QString, QString> sourceValueTexts(const Document &doc);
 
 // Whether converting to `target` writes the value of the settings field `field` ("config",
-// "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture"): the engine's
-// own targetWrites for that field.
-bool targetUsesField(ConvertTarget target, QStringView field);
+// "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture", "activation"):
+// the engine's own targetWrites for that field. TorchScript takes the architecture and the weight
+// edits only; "sidecar", "keepDevice" and "dropOptimizer" apply to every target but TorchScript
+// (`ckpt convert --to torchscript` refuses them).
+bool targetUsesField(PaneTarget target, QStringView field);
 
 // The engine's words (planConversion's reasons, warnings and errors name `ckpt convert`'s options)
 // as this panel says them: "--to checkpoint" becomes "the Checkpoint target", "--epoch" "the Epoch
@@ -45,14 +60,20 @@ bool targetUsesField(ConvertTarget target, QStringView field);
 QString panelWording(const std::string &engineText);
 
 // The engine's options for `settings` (without progress or force); values the target does not
-// write are left out (a full model would refuse them). Throws FormatError saying
+// write are left out (a full model would refuse them). For TorchScript: the weight edits and the
+// dtype of a state dict, as planScriptExport takes them. Throws FormatError saying
 // which field is wrong (JSON that does not parse, an epoch that is not a whole number).
-ConvertOptions toConvertOptions(const ConversionSettings &settings, ConvertTarget target);
+ConvertOptions toConvertOptions(const ConversionSettings &settings, PaneTarget target);
 
-// Where the output goes: `<stem>_<target>...` beside the input or in the chosen folder.
-QString outputPathFor(const QString &input, const ConversionSettings &settings, ConvertTarget target);
+// The architecture the Architecture and Activation fields ask for (empty spec: the file's own).
+ArchitectureRequest architectureRequestFor(const ConversionSettings &settings);
 
-// "State dict", "Checkpoint", ... for each target.
-QString convertTargetLabel(ConvertTarget target);
+// Where the output goes: `<stem>_<target>...` beside the input or in the chosen folder; for
+// TorchScript `<stem>_torchscript[_fp16].pt`, as `ckpt convert --to torchscript` names it.
+QString outputPathFor(const QString &input, const ConversionSettings &settings, PaneTarget target);
+
+// "State dict", "Checkpoint", ..., "TorchScript" for each target.
+QString convertTargetLabel(PaneTarget target);
+inline QString convertTargetLabel(ConvertTarget target) { return convertTargetLabel(paneTarget(target)); }
 
 } // namespace ckpt

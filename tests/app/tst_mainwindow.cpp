@@ -812,11 +812,12 @@ void TestMainWindow::conversionsScreenshot()
     pane->addFiles({fixture("full_model.pth")}, ConvertTarget::FullModel);
     pane->addFiles({fixture("training_checkpoint.pth")}, ConvertTarget::Inference);
     pane->addFiles({fixture("state_dict.pth")}, ConvertTarget::FullModel);  // built from weights
+    pane->addFiles({fixture("predict_cnn_package.pth")}, PaneTarget::TorchScript);
     auto status = [pane](int row) {
         return static_cast<ConversionQueueItem::Status>(
             pane->queueModel()->index(row, 0).data(ConversionQueueModel::StatusRole).toInt());
     };
-    for (int r = 0; r < 5; ++r)
+    for (int r = 0; r < 6; ++r)
         QTRY_VERIFY_WITH_TIMEOUT(status(r) != ConversionQueueItem::Status::Planning, 20000);
     pane->selectRow(3);
     // The last file: float16, class names typed in.
@@ -831,12 +832,16 @@ void TestMainWindow::conversionsScreenshot()
     QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, 60000);
     QCOMPARE(status(3), ConversionQueueItem::Status::Done);
     QCOMPARE(status(4), ConversionQueueItem::Status::Done);
+    QCOMPARE(status(5), ConversionQueueItem::Status::Done);
     pane->selectRow(3);
     QTest::qWait(100);
     saveScreenshot(w, QStringLiteral("conversion.png"));
     pane->selectRow(4);
     QTest::qWait(100);
     saveScreenshot(w, QStringLiteral("conversion-full-model.png"));
+    pane->selectRow(5);
+    QTest::qWait(100);
+    saveScreenshot(w, QStringLiteral("conversion-torchscript.png"));
 }
 
 void TestMainWindow::screenshots_data()

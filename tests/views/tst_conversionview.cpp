@@ -2,10 +2,12 @@
 // engine's planConversion plans them, with the values the file carries prefilled; the queue
 // converts one file at a time, verified, and real PyTorch loads what it wrote; cancel leaves no
 // file; an existing output is replaced only when the policy says so; an unwritable folder is a
-// clear error on its row.
+// clear error on its row. The TorchScript target writes what `ckpt convert --to torchscript`
+// writes, which Python's torch.jit.load runs as the original model.
 #include "conversionplanmodel.h"
 #include "conversionqueuemodel.h"
 #include "conversionview.h"
+#include "scriptexport.h"
 #include "testdata.h"
 
 #include <QAbstractItemModelTester>
@@ -107,6 +109,41 @@ bool judgedByTorch(const QStringList &args, QString *log)
     return python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0;
 }
 
+// Runs tests/views/check_torchscript.py: torch.jit.load loads the output, which holds the
+// reference's weights and computes what the reference model computes.
+bool scriptJudgedByTorch(const QStringList &args, QString *log)
+{
+    QProcess python;
+    python.setProcessChannelMode(QProcess::MergedChannels);
+    python.start(QStringLiteral(CKPT_PYTHON),
+                 QStringList{QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/check_torchscript.py")} + args);
+    if (!python.waitForFinished(120000))
+        return false;
+    *log = QString::fromUtf8(python.readAll());
+    return python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0;
+}
+
+// The names of the option fields enabled now, among those a target may leave unused.
+QStringList enabledFields(const ConversionView &view)
+{
+    QStringList on;
+    for (const char *name : {"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture",
+                             "activation", "sidecar", "keepDevice", "dropOptimizer"})
+        if (view.optionWidget(QLatin1String(name))->isEnabled())
+            on << QLatin1String(name);
+    return on;
+}
+
+// The CNN of predict_cnn.pth as the Architecture field takes it (its weights alone are in
+// predict_cnn_state_dict.pth).
+const QString kCnnSpec = QStringLiteral(
+    R"([{"type": "Conv2d", "name": "0", "padding": 1}, {"type": "BatchNorm2d", "name": "1"}, )"
+    R"({"type": "ReLU", "name": "2"}, {"type": "MaxPool2d", "name": "3", "kernel_size": 2}, )"
+    R"({"type": "Conv2d", "name": "4"}, {"type": "BatchNorm2d", "name": "5"}, )"
+    R"({"type": "LeakyReLU", "name": "6", "negative_slope": 0.1}, {"type": "AvgPool2d", "name": "7", "kernel_size": 2}, )"
+    R"({"type": "Flatten", "name": "8"}, {"type": "Dropout", "name": "9", "p": 0.3}, {"type": "Linear", "name": "10"}, )"
+    R"({"type": "LogSoftmax", "name": "11", "dim": 1}])");
+
 } // namespace
 
 class TestConversionView : public QObject {
@@ -125,6 +162,10 @@ private Q_SLOTS:
     void fieldsFollowTheTarget();
     void fullModelFromWeightsTakesAnArchitecture();
     void unreadableFileCannotBeConverted();
+    void torchScriptTargetRunsAndTorchLoads();
+    void torchScriptWithoutArchitectureIsClearError();
+    void torchScriptCancelLeavesNoFile();
+    void torchScriptWithoutLibTorchSaysSo();
 };
 
 void TestConversionView::dropPlanRunAndTorchLoads()
@@ -623,6 +664,261 @@ void TestConversionView::unreadableFileCannotBeConverted()
     view.runQueue();
     QCOMPARE(done.count(), 1);
     QCOMPARE(filesIn(dir.path()), QStringList{QStringLiteral("junk.pth")});
+}
+
+void TestConversionView::torchScriptTargetRunsAndTorchLoads()
+{
+    // A pickled CNN and the seed's inference package dropped on the TorchScript card: planned as
+    // planScriptExport plans them (`ckpt convert --to torchscript`), written one after the other,
+    // verified, and run by torch.jit.load as the originals run.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.resize(1400, 800);
+    QAbstractItemModelTester queueTester(view.queueModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester planTester(view.planModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    const QString cnn = test::fixturePath(QStringLiteral("predict_cnn.pth"));
+    const QString package = test::fixturePath(QStringLiteral("predict_package.pth"));
+    ConversionDropTarget *card = view.dropTarget(PaneTarget::TorchScript);
+    QVERIFY(card);
+    QCOMPARE(card->objectName(), QStringLiteral("target-torchscript"));
+    QVERIFY(dropFiles(card, {cnn, package}));
+    QCOMPARE(view.queueModel()->rowCount(), 2);
+    for (int r = 0; r < 2; ++r) {
+        QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, r) != Status::Planning, kWait);
+        QVERIFY2(statusOf(view, r) == Status::Ready, qPrintable(planOf(view, r)));
+        QCOMPARE(view.queueModel()->index(r, ConversionQueueModel::TargetColumn).data().toString(),
+                 QStringLiteral("TorchScript"));
+    }
+    // What the target cannot hold is disabled, as the command line refuses it; the architecture,
+    // the weight edits and the dtype stay.
+    QCOMPARE(view.currentRow(), 0);
+    QCOMPARE(enabledFields(view), QStringList({"architecture", "activation"}));
+    for (const char *name : {"dtype", "stripPrefix", "addPrefix", "drops", "ema", "outDir"})
+        QVERIFY2(view.optionWidget(QLatin1String(name))->isEnabled(), name);
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    QCOMPARE(target->currentData().toInt(), static_cast<int>(PaneTarget::TorchScript));
+
+    // The CNN: its own module tree, exactly; the output named as the command line names it.
+    const QString cnnOut = QDir(out.path()).filePath(QStringLiteral("predict_cnn_torchscript.pt"));
+    {
+        const auto doc = test::readFixture(QStringLiteral("predict_cnn.pth"));
+        const ScriptExport want = planScriptExport(
+            *doc,
+            defaultOutputPathFor(cnn.toStdString(), "_torchscript", ".pt", std::nullopt, out.path().toStdString()),
+            ConvertOptions(), ArchitectureRequest());
+        QCOMPARE(QString::fromStdString(want.plan.output), cnnOut);
+        QVERIFY(view.planModel()->plan());
+        QCOMPARE(QString::fromStdString(view.planModel()->plan()->output), cnnOut);
+        QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Kept), qt(want.plan.kept));
+        QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data().toString(),
+                 QStringLiteral("predict_cnn_torchscript.pt"));
+        const QString summary = view.planSummary()->text();
+        QVERIFY2(summary.contains(QStringLiteral("(TorchScript)")), qPrintable(summary));
+        QVERIFY2(summary.contains(QStringLiteral("architecture: pickled module tree (exact)")), qPrintable(summary));
+    }
+
+    // The package, cast to bfloat16: the name carries the cast; its metadata is listed as not
+    // written (a TorchScript file holds the module and its weights only) and its normalisation
+    // is warned about, as planScriptExport says.
+    view.selectRow(1);
+    auto *dtype = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("dtype")));
+    dtype->setCurrentIndex(dtype->findData(QStringLiteral("bfloat16")));
+    QCOMPARE(statusOf(view, 1), Status::Planning);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 1), Status::Ready, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Ready);  // only the selected file was changed
+    const QString packageOut = QDir(out.path()).filePath(QStringLiteral("predict_package_torchscript_bf16.pt"));
+    {
+        const auto doc = test::readFixture(QStringLiteral("predict_package.pth"));
+        const ScriptExport want = planScriptExport(*doc, packageOut.toStdString(),
+                                                   ConvertOptions().dtype(DType::BFloat16), ArchitectureRequest());
+        const auto *plan = view.planModel();
+        QVERIFY(plan->plan());
+        QCOMPARE(QString::fromStdString(plan->plan()->output), packageOut);
+        QCOMPARE(plan->entries(ConversionPlanModel::Change::Kept), qt(want.plan.kept));
+        QStringList lost;
+        for (const auto &l : want.plan.lost)
+            lost << QString::fromStdString(l.entry);
+        QCOMPARE(plan->entries(ConversionPlanModel::Change::Lost), lost);
+        for (const char *key : {"model_config", "input_mean", "input_std", "class_names"})
+            QVERIFY2(lost.contains(QLatin1String(key)), key);
+        for (int r = 0; r < plan->rowCount(); ++r)
+            if (plan->index(r, ConversionPlanModel::ChangeColumn).data().toString() == QLatin1String("not written"))
+                QCOMPARE(plan->index(r, ConversionPlanModel::DetailColumn).data().toString(),
+                         QStringLiteral("a TorchScript file holds the module and its weights only"));
+        const QStringList warnings = plan->entries(ConversionPlanModel::Change::Warning);
+        QCOMPARE(warnings.size(), static_cast<qsizetype>(want.plan.warnings.size()));
+        QVERIFY2(warnings.join(QLatin1Char('\n')).contains(QStringLiteral("normalise inputs before calling it")),
+                 qPrintable(warnings.join(QLatin1Char('\n'))));
+        QCOMPARE(plan->plan()->bytesAfter, want.plan.bytesAfter);
+        QCOMPARE(want.plan.bytesAfter * 2, want.plan.bytesBefore);  // float32 → bfloat16
+        const QString summary = view.planSummary()->text();
+        QVERIFY2(summary.contains(QStringLiteral("cast to bfloat16")), qPrintable(summary));
+        QVERIFY2(summary.contains(QStringLiteral("MLP inferred from the weight shapes (not exact)")), qPrintable(summary));
+        QVERIFY2(summary.contains(QStringLiteral("assumed: ")), qPrintable(summary));
+    }
+
+    // Run: one at a time, each verified by reading it back; nothing else left in the folder.
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QCOMPARE(statusOf(view, 0), Status::Running);
+    QVERIFY(view.isRunning());
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, kWait);
+    QCOMPARE(finished.count(), 2);
+    for (int r = 0; r < 2; ++r) {
+        QVERIFY2(statusOf(view, r) == Status::Done, qPrintable(resultOf(view, r)));
+        QVERIFY2(resultOf(view, r).startsWith(QStringLiteral("verified (")), qPrintable(resultOf(view, r)));
+        QCOMPARE(view.queueModel()->index(r, 0).data(ConversionQueueModel::ProgressRole).toDouble(), 1.0);
+    }
+    QCOMPARE(resultOf(view, 0), QStringLiteral("verified (16 tensors read back)"));
+    QCOMPARE(resultOf(view, 1), QStringLiteral("verified (4 tensors read back)"));
+    QStringList written = filesIn(out.path());
+    written.sort();
+    QCOMPARE(written, QStringList({QStringLiteral("predict_cnn_torchscript.pt"),
+                                   QStringLiteral("predict_package_torchscript_bf16.pt")}));
+
+    // PyTorch runs them: the CNN computes what the pickled original computes; the package holds
+    // torch's own .to(bfloat16) of its weights.
+    QString log;
+    QVERIFY2(scriptJudgedByTorch({cnnOut, cnn, QStringLiteral("--input-shape"), QStringLiteral("2,3,12,12")}, &log),
+             qPrintable(log));
+    QVERIFY2(scriptJudgedByTorch({packageOut, package, QStringLiteral("--dtype"), QStringLiteral("bfloat16"),
+                                  QStringLiteral("--input-shape"), QStringLiteral("4,10")},
+                                 &log),
+             qPrintable(log));
+
+    // Open asks the application to open the output.
+    view.selectRow(0);
+    QSignalSpy open(&view, &ConversionView::openRequested);
+    view.openSelected();
+    QCOMPARE(open.count(), 1);
+    QCOMPARE(open.first().first().toString(), cnnOut);
+
+    // Back to a state dict: the fields that target uses come back.
+    target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::StateDict)));
+    QCOMPARE(enabledFields(view), QStringList({"sidecar", "keepDevice", "dropOptimizer"}));
+}
+
+void TestConversionView::torchScriptWithoutArchitectureIsClearError()
+{
+    // A CNN's weights alone: no architecture to script. The row says so (and what to do); the
+    // layers typed into the Architecture field make a module PyTorch runs as the original CNN.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("predict_cnn_state_dict.pth"));
+    QVERIFY(dropFiles(view.dropTarget(PaneTarget::TorchScript), {input}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
+    const QString why = planOf(view, 0);
+    QVERIFY2(why.contains(QStringLiteral("does not say its architecture")), qPrintable(why));
+    // In this panel's words: the field to fill, not the command line's --arch-spec.
+    QVERIFY2(why.contains(QStringLiteral("give the layers in the Architecture field")) &&
+                 !why.contains(QLatin1String("--arch-spec")),
+             qPrintable(why));
+    QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::StatusColumn).data().toString(),
+             ConversionQueueModel::statusText(Status::Invalid));
+    QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::StatusColumn).data(Qt::ToolTipRole).toString(), why);
+    QVERIFY2(view.planSummary()->text().contains(why.toHtmlEscaped()), qPrintable(view.planSummary()->text()));
+    QCOMPARE(enabledFields(view), QStringList({"architecture", "activation"}));
+    // Nothing to run.
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QCOMPARE(done.count(), 1);
+    QCOMPARE(filesIn(out.path()), QStringList());
+
+    typeInto(field(view, "architecture"), kCnnSpec);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    QVERIFY2(view.planSummary()->text().contains(QStringLiteral("architecture: the Architecture field")),
+             qPrintable(view.planSummary()->text()));
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Done, qPrintable(resultOf(view, 0)));
+    const QString written = QDir(out.path()).filePath(QStringLiteral("predict_cnn_state_dict_torchscript.pt"));
+    QCOMPARE(filesIn(out.path()), QStringList{QFileInfo(written).fileName()});
+    QString log;
+    QVERIFY2(scriptJudgedByTorch({written, test::fixturePath(QStringLiteral("predict_cnn.pth")),
+                                  QStringLiteral("--input-shape"), QStringLiteral("2,3,12,12")},
+                                 &log),
+             qPrintable(log));
+}
+
+void TestConversionView::torchScriptCancelLeavesNoFile()
+{
+    // A cancel is heard before the module is written: nothing of it is left; run again, it is.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("predict_cnn.pth"))}, PaneTarget::TorchScript);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QCOMPARE(statusOf(view, 0), Status::Running);
+    // Building the module reports no fraction: the row's progress is a busy bar, not 0%.
+    QVERIFY(view.queueModel()->index(0, 0).data(ConversionQueueModel::ProgressRole).toDouble() < 0);
+    QVERIFY(view.queueModel()->index(0, ConversionQueueModel::ProgressColumn).data().toString().isEmpty());
+    view.cancel();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Cancelled);
+    QCOMPARE(resultOf(view, 0), QStringLiteral("cancelled; nothing was written"));
+    QCOMPARE(filesIn(out.path()), QStringList());
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Done);
+    QCOMPARE(filesIn(out.path()), QStringList{QStringLiteral("predict_cnn_torchscript.pt")});
+}
+
+void TestConversionView::torchScriptWithoutLibTorchSaysSo()
+{
+    // Without the compute module the TorchScript card says so as soon as the pane is shown, and a
+    // file queued for it says why it cannot be written; the other targets work as before.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    const QString reason = QStringLiteral("cannot load the compute module (LibTorch): /nowhere/libckpt_compute.so: not found");
+    view.setComputeProbe([reason] { throw std::runtime_error(reason.toStdString()); });
+    ConversionDropTarget *card = view.dropTarget(PaneTarget::TorchScript);
+    QVERIFY(card->unavailableReason().isEmpty());
+    view.show();
+    QTRY_COMPARE_WITH_TIMEOUT(card->unavailableReason(), reason, kWait);
+    QVERIFY2(card->description().contains(QStringLiteral("unavailable")), qPrintable(card->description()));
+    QVERIFY2(card->toolTip().contains(reason), qPrintable(card->toolTip()));
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    const int index = target->findData(static_cast<int>(PaneTarget::TorchScript));
+    QVERIFY2(target->itemText(index).contains(QStringLiteral("needs LibTorch")), qPrintable(target->itemText(index)));
+    QVERIFY(target->itemData(index, Qt::ToolTipRole).toString().contains(reason));
+    // The state-dict card is untouched.
+    QVERIFY(view.dropTarget(PaneTarget::StateDict)->unavailableReason().isEmpty());
+
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("predict_cnn.pth"));
+    QVERIFY(dropFiles(card, {input}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
+    QVERIFY2(planOf(view, 0).contains(QStringLiteral("needs the compute module (LibTorch)")), qPrintable(planOf(view, 0)));
+    QVERIFY2(planOf(view, 0).contains(reason), qPrintable(planOf(view, 0)));
+    QVERIFY(dropFiles(view.dropTarget(PaneTarget::StateDict), {input}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 1), Status::Ready, kWait);
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Invalid);
+    QCOMPARE(statusOf(view, 1), Status::Done);
+    QCOMPARE(filesIn(out.path()), QStringList{QStringLiteral("predict_cnn_state_dict.pth")});
+
+    // Once the module loads, the card is available again.
+    view.setComputeProbe([] {});
+    view.selectRow(0);
+    view.activateTarget(PaneTarget::TorchScript);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QVERIFY(card->unavailableReason().isEmpty());
+    QCOMPARE(target->itemText(index), QStringLiteral("TorchScript"));
 }
 
 QTEST_MAIN(TestConversionView)

@@ -93,6 +93,7 @@ private Q_SLOTS:
     void devicesAndErrors();
     void architectureChoices();
     void chartFollowsThePalette();
+    void chartSaysWhatAppearsBeforeARun();
     void randomIndicesForEmbedding();
 };
 
@@ -257,6 +258,19 @@ void TestPredictionView::devicesAndErrors()
             QVERIFY(model->item(i)->toolTip().contains(QString::fromStdString(d.reason)));
     }
     QCOMPARE(view.deviceBox()->currentData(Qt::UserRole).toString(), QStringLiteral("cpu"));
+    // The device's whole name is readable whatever the box's width: in the box's tooltip, and the
+    // box has a line of its own above Run (it no longer shares one with the precision and Run).
+    QVERIFY2(view.deviceBox()->toolTip().startsWith(QString::fromStdString(devices[0].label)),
+             qPrintable(view.deviceBox()->toolTip()));
+    QCOMPARE(view.deviceBox()->currentText(), QString::fromStdString(devices[0].label));
+    {
+        const QRect device(view.deviceBox()->mapTo(&view, QPoint(0, 0)), view.deviceBox()->size());
+        const QRect run(view.runButton()->mapTo(&view, QPoint(0, 0)), view.runButton()->size());
+        QVERIFY2(device.bottom() < run.top() && device.right() >= run.right() - 1,
+                 qPrintable(QStringLiteral("device %1,%2 %3x%4; run %5,%6 %7x%8")
+                                .arg(device.x()).arg(device.y()).arg(device.width()).arg(device.height())
+                                .arg(run.x()).arg(run.y()).arg(run.width()).arg(run.height())));
+    }
     // The precision menu offers what the chosen device runs (test_predict_vs_torch judges that list
     // against PyTorch), the rest disabled; float32 is chosen.
     auto *precisions = qobject_cast<QStandardItemModel *>(view.precisionBox()->model());
@@ -346,6 +360,32 @@ void TestPredictionView::chartFollowsThePalette()
         QCOMPARE(axis->labelsColor(), text);
     QApplication::setPalette(before);
     QTRY_COMPARE(chart->backgroundBrush().color(), before.color(QPalette::Base));
+}
+
+// Before the first run (and for each new file) the chart's place says what will appear there, in
+// the placeholder colour; a run replaces it with the probabilities.
+void TestPredictionView::chartSaysWhatAppearsBeforeARun()
+{
+    const QJsonObject c = predictCase(QStringLiteral("full SimpleNN"));
+    QVERIFY(!c.isEmpty());
+    PredictionView view;
+    QCOMPARE(view.chartPlaceholder(), QStringLiteral("No model to run"));
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    const QString placeholder = view.chartPlaceholder();
+    QCOMPARE(placeholder, QStringLiteral("Class probabilities appear here after Run"));
+    QChart *chart = view.chartView()->chart();
+    QCOMPARE(chart->title(), placeholder);
+    QVERIFY(chart->series().isEmpty());
+    QCOMPARE(chart->titleBrush().color(), view.palette().color(QPalette::PlaceholderText));
+    QCOMPARE(chart->backgroundBrush().color(), view.palette().color(QPalette::Window));
+    view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
+    view.batchEdit()->setPlainText(inputRows(c));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    QVERIFY(view.chartPlaceholder().isEmpty());
+    QVERIFY(!view.chartView()->chart()->series().isEmpty());
+    QCOMPARE(view.chartView()->chart()->titleBrush().color(), view.palette().color(QPalette::Text));
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    QCOMPARE(view.chartPlaceholder(), placeholder);
 }
 
 // A model that starts with an Embedding takes indices: Random fills integers below the table's
