@@ -321,6 +321,28 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     right->addWidget(m_chart, 2);
     showEmptyChart();
     auto *copyRow = new QHBoxLayout;
+    // How the outputs are read: as ckpt predict --probabilities. A change runs the batch again
+    // (the model stays loaded).
+    m_probabilities = new QComboBox;
+    m_probabilities->setObjectName(QStringLiteral("probabilitiesFrom"));
+    const std::pair<const char *, QString> readings[] = {
+        {"auto", tr("Probabilities: automatic")},
+        {"softmax", tr("Probabilities: softmax")},
+        {"sigmoid", tr("Probabilities: sigmoid, each output")},
+        {"none", tr("Values, no probabilities")},
+    };
+    for (const auto &[id, label] : readings)
+        m_probabilities->addItem(label, QString::fromLatin1(id));
+    m_probabilities->setToolTip(
+        tr("Automatic: softmax over the outputs; sigmoid for a single output (a binary classifier); as the "
+           "model gives them when it ends in Softmax, Sigmoid or LogSoftmax.\nSigmoid, each output: a "
+           "multi-label head, every output its own yes/no.\nValues: the outputs as they are (a regression), "
+           "ranked by value."));
+    connect(m_probabilities, &QComboBox::currentIndexChanged, this, [this] {
+        if (m_result && !m_running)
+            run();
+    });
+    copyRow->addWidget(m_probabilities);
     auto *copyText = new QPushButton(tr("Copy as text"));
     auto *copyJson = new QPushButton(tr("Copy as JSON"));
     copyRow->addStretch(1);
@@ -705,7 +727,8 @@ void PredictionView::run()
         .normalized(m_normalize->isChecked())
         .precision(m_precision->currentData(Qt::UserRole).toString().toStdString())
         .top(5)
-        .classes(m_classes);
+        .classes(m_classes)
+        .probabilitiesBy(m_probabilities->currentData().toString().toStdString());
     if (m_pre.present())
         options.normalization(m_pre.mean, m_pre.std);
     m_running = true;
@@ -758,17 +781,23 @@ void PredictionView::run()
 void PredictionView::showResult()
 {
     const auto &r = *m_result;
+    const bool values = r.probabilitiesFrom == "none";
+    m_results->setHorizontalHeaderItem(2, new QTableWidgetItem(values ? tr("Value") : tr("Probability")));
     m_results->setRowCount(static_cast<int>(r.outputs.size()));
     for (int i = 0; i < static_cast<int>(r.outputs.size()); ++i) {
         const auto &s = r.outputs[static_cast<std::size_t>(i)];
+        // A probability to four places, or (values asked for) the model's output itself.
+        const auto figure = [values](const TopClass &t) {
+            return values ? QString::number(t.value, 'g', 6) : QString::number(t.probability, 'f', 4);
+        };
         QStringList top;
         for (const auto &t : s.top)
             top << QStringLiteral("%1 %2").arg(t.label.empty() ? QStringLiteral("#%1").arg(t.index) : q(t.label))
-                       .arg(t.probability, 0, 'f', 4);
+                       .arg(figure(t));
         const TopClass best = s.top.empty() ? TopClass{} : s.top.front();
         m_results->setItem(i, 0, new QTableWidgetItem(QString::number(i + 1)));
         m_results->setItem(i, 1, new QTableWidgetItem(best.label.empty() ? QStringLiteral("#%1").arg(best.index) : q(best.label)));
-        m_results->setItem(i, 2, new QTableWidgetItem(QString::number(best.probability, 'f', 4)));
+        m_results->setItem(i, 2, new QTableWidgetItem(figure(best)));
         auto *topItem = new QTableWidgetItem(top.join(QStringLiteral(", ")));
         topItem->setToolTip(top.join(QLatin1Char('\n')));
         m_results->setItem(i, 3, topItem);
@@ -795,30 +824,42 @@ void PredictionView::showChart(int sample)
     if (!m_result || sample < 0 || sample >= static_cast<int>(m_result->outputs.size()))
         return;
     const auto &s = m_result->outputs[static_cast<std::size_t>(sample)];
-    // Every class when there are few; the 20 most probable otherwise.
-    std::vector<std::size_t> shown(s.probabilities.size());
+    // The probabilities, or the outputs themselves when values were asked for.
+    const bool values = m_result->probabilitiesFrom == "none";
+    const std::vector<double> &bars = values ? s.logits : s.probabilities;
+    // Every class when there are few; the 20 most probable (largest) otherwise.
+    std::vector<std::size_t> shown(bars.size());
     std::iota(shown.begin(), shown.end(), 0);
     if (shown.size() > 20) {
         std::partial_sort(shown.begin(), shown.begin() + 20, shown.end(),
-                          [&s](std::size_t a, std::size_t b) { return s.probabilities[a] > s.probabilities[b]; });
+                          [&bars](std::size_t a, std::size_t b) { return bars[a] > bars[b]; });
         shown.resize(20);
     }
-    auto *set = new QBarSet(tr("probability"));
+    auto *set = new QBarSet(values ? tr("value") : tr("probability"));
     QStringList categories;
+    double low = 0, high = values ? 0 : 1;
     for (auto i : shown) {
-        *set << s.probabilities[i];
+        *set << bars[i];
+        if (values && std::isfinite(bars[i])) {
+            low = std::min(low, bars[i]);
+            high = std::max(high, bars[i]);
+        }
         categories << (i < m_classes.size() ? q(m_classes[i]) : QString::number(i));
     }
+    if (low == high)
+        high = low + 1;
     auto *series = new QBarSeries;
     series->append(set);
     auto *chart = new QChart;
     chart->addSeries(series);
-    chart->setTitle(tr("Sample %1: probabilities").arg(sample + 1));
+    chart->setTitle(values ? tr("Sample %1: outputs").arg(sample + 1) : tr("Sample %1: probabilities").arg(sample + 1));
     chart->legend()->hide();
     auto *x = new QBarCategoryAxis;
     x->append(categories);
     auto *y = new QValueAxis;
-    y->setRange(0, 1);
+    y->setRange(low, high);
+    if (values)
+        y->applyNiceNumbers();
     chart->addAxis(x, Qt::AlignBottom);
     chart->addAxis(y, Qt::AlignLeft);
     series->attachAxis(x);

@@ -64,6 +64,8 @@ public:
     QPlainTextEdit *batchEdit() const { return m_batch; }
     QComboBox *deviceBox() const { return m_device; }
     QComboBox *precisionBox() const { return m_precision; }
+    // How outputs are read: auto, softmax, sigmoid, none (values), as --probabilities.
+    QComboBox *probabilitiesBox() const { return m_probabilities; }
     QPushButton *runButton() const { return m_run; }
     QTableWidget *resultsTable() const { return m_results; }
     QChartView *chartView() const { return m_chart; }
@@ -155,6 +157,7 @@ private:
     QLabel *m_imagePreview = nullptr;
     QComboBox *m_device = nullptr;
     QComboBox *m_precision = nullptr;  // float32, float16, bfloat16: those the device runs enabled
+    QComboBox *m_probabilities = nullptr;
     QPushButton *m_run = nullptr;
     QTableWidget *m_results = nullptr;
     QChartView *m_chart = nullptr;

@@ -15,6 +15,8 @@
 #include <QComboBox>
 #include <QApplication>
 #include <QAbstractAxis>
+#include <QBarSeries>
+#include <QBarSet>
 #include <QGuiApplication>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -95,6 +97,7 @@ private Q_SLOTS:
     void chartFollowsThePalette();
     void chartSaysWhatAppearsBeforeARun();
     void randomIndicesForEmbedding();
+    void outputsReadAsChosen();
 };
 
 void TestPredictionView::packageBatchMatchesTorch_data()
@@ -415,6 +418,69 @@ void TestPredictionView::randomIndicesForEmbedding()
     }
     QVERIFY2(runAndWait(view), qPrintable(view.runError()));
     QCOMPARE(view.result().outputs.size(), std::size_t{1});
+}
+
+void TestPredictionView::outputsReadAsChosen()
+{
+    // The pane's reading of the outputs, as --probabilities: the logits PyTorch computed for the
+    // case, put through softmax and sigmoid here, or shown as values. A change runs again.
+    const QJsonObject c = predictCase(QStringLiteral("layer zoo: MLP"));
+    QVERIFY(!c.isEmpty());
+    PredictionView view;
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+    view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
+    view.batchEdit()->setPlainText(inputRows(c));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    const auto logits = c.value(QStringLiteral("expected")).toObject().value(QStringLiteral("logits")).toArray();
+    QJsonArray sigmoid, softmax;
+    for (const auto &row : logits) {
+        QJsonArray s, m;
+        double sum = 0;
+        for (const auto &v : row.toArray())
+            sum += std::exp(v.toDouble());
+        for (const auto &v : row.toArray()) {
+            s.append(1.0 / (1.0 + std::exp(-v.toDouble())));
+            m.append(std::exp(v.toDouble()) / sum);
+        }
+        sigmoid.append(s);
+        softmax.append(m);
+    }
+    QComboBox *box = view.probabilitiesBox();
+    QCOMPARE(box->currentData().toString(), QStringLiteral("auto"));
+    const auto choose = [&](const char *id) {
+        QSignalSpy spy(&view, &PredictionView::finished);
+        box->setCurrentIndex(box->findData(QString::fromLatin1(id)));
+        return spy.wait(60000) && spy.first().first().toBool();
+    };
+    QVERIFY2(choose("sigmoid"), qPrintable(view.runError()));
+    QCOMPARE(view.result().probabilitiesFrom, std::string("sigmoid"));
+    QVERIFY(worst(view.result(), logits, false) <= 1e-5);
+    QVERIFY(worst(view.result(), sigmoid, true) <= 1e-5);
+    QCOMPARE(view.resultsTable()->horizontalHeaderItem(2)->text(), QStringLiteral("Probability"));
+    QVERIFY2(choose("softmax"), qPrintable(view.runError()));
+    QVERIFY(worst(view.result(), softmax, true) <= 1e-5);
+    QVERIFY2(choose("none"), qPrintable(view.runError()));
+    const auto &r = view.result();
+    QCOMPARE(r.probabilitiesFrom, std::string("none"));
+    QVERIFY(r.outputs[0].probabilities.empty());
+    // The best by value, its value in the table and the chart's bars the outputs themselves.
+    const auto row0 = logits[0].toArray();
+    int best = 0;
+    for (int j = 1; j < row0.size(); ++j)
+        if (row0[j].toDouble() > row0[best].toDouble())
+            best = j;
+    QCOMPARE(static_cast<int>(r.outputs[0].argmax), best);
+    QCOMPARE(view.resultsTable()->horizontalHeaderItem(2)->text(), QStringLiteral("Value"));
+    QVERIFY(std::abs(view.resultsTable()->item(0, 2)->text().toDouble() - row0[best].toDouble()) <= 1e-5);
+    QChart *chart = view.chartView()->chart();
+    QVERIFY(chart->title().contains(QLatin1String("outputs")));
+    auto *series = qobject_cast<QBarSeries *>(chart->series().value(0));
+    QVERIFY(series && series->count() == 1 && series->barSets()[0]->count() == row0.size());
+    for (int j = 0; j < row0.size(); ++j)
+        QVERIFY(std::abs(series->barSets()[0]->at(j) - row0[j].toDouble()) <= 1e-5);
+    QVERIFY(QJsonDocument::fromJson(view.resultJson().toUtf8()).object().value(QStringLiteral("probabilities_from")).toString() ==
+            QLatin1String("none"));
 }
 
 QTEST_MAIN(TestPredictionView)
