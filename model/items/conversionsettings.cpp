@@ -62,7 +62,14 @@ QMap<QString, QString> sourceValueTexts(const Document &doc)
     QMap<QString, QString> out;
     nlohmann::ordered_json mean, stdev;
     for (const KnownField &f : knownFields(doc)) {
-        const auto j = valueToJson(f.value);
+        // As plain JSON: the text becomes the value when edited, so a value the file shares is
+        // written out in full; one JSON cannot hold (a cycle) is shown as info shows it.
+        nlohmann::ordered_json j;
+        try {
+            j = valueToPlainJson(f.value, f.label);
+        } catch (const FormatError &) {
+            j = valueToJson(f.value);
+        }
         if (f.label == "Model config") {
             out.insert(QStringLiteral("config"), jsonText(j));
         } else if (f.label == "Class names") {

@@ -197,6 +197,19 @@ void TestConversionView::dropPlanRunAndTorchLoads()
              meta.value(QStringLiteral("model_config")).toObject());
     QVERIFY(field(view, "classNames")->text().isEmpty());  // the file has none
 
+    // A config sharing a string and a dict: the field holds it in full at each place (the text is
+    // what is written when edited), equal to what torch.load returns.
+    {
+        const QJsonObject shared = test::expectedListing().value(QStringLiteral("__shared_config__")).toObject();
+        ConversionView other;
+        QVERIFY(dropFiles(other.dropTarget(ConvertTarget::Inference),
+                          {test::fixturePath(shared.value(QStringLiteral("file")).toString())}));
+        QTRY_COMPARE_WITH_TIMEOUT(statusOf(other, 0), Status::Ready, kWait);
+        const QString text = field(other, "config")->text();
+        QVERIFY2(!text.contains(QLatin1String("__ref__")), qPrintable(text.left(200)));
+        QCOMPARE(QJsonDocument::fromJson(text.toUtf8()).object(), shared.value(QStringLiteral("model_config")).toObject());
+    }
+
     // Options: float16, a key left out, class names, an output folder.
     auto *dtype = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("dtype")));
     QVERIFY(dtype);
