@@ -37,6 +37,7 @@
 #include <QRandomGenerator>
 #include <QRegularExpression>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QShortcut>
 #include <QSpinBox>
 #include <QSplitter>
@@ -272,6 +273,10 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     scroll->setWidget(controls);
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
+    // Scrolled up and down only: the pane keeps the settings' least width (the splitter cannot
+    // squeeze them under it), so that no field or button is cut at the side of a small window.
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    scroll->setMinimumWidth(controls->minimumSizeHint().width() + scroll->verticalScrollBar()->sizeHint().width());
     auto *actionBar = new QFrame;
     actionBar->setObjectName(QStringLiteral("predictActions"));
     actionBar->setFrameShape(QFrame::StyledPanel);
