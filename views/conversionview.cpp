@@ -365,8 +365,8 @@ void ConversionView::buildUi()
     m_queueView->setColumnWidth(ConversionQueueModel::TargetColumn, 115);
     m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 75);
     m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 75);
-    m_queueView->setColumnWidth(ConversionQueueModel::PlanColumn, 255);
-    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 180);
+    m_queueView->setColumnWidth(ConversionQueueModel::PlanColumn, 240);
+    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 215);  // "verified (16 tensors read back)"
     connect(m_queueView->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
         showSelected();
         updateButtons();
