@@ -248,6 +248,13 @@ private:
 
     void memoPut(std::uint64_t index, const ValuePtr &v)
     {
+        if (m_memo.empty() && index == m_memoDense.size() && m_memoCount == index &&
+            m_memoCount < PickleLimits::kMaxMemo) {
+            // The usual case (entries numbered 0, 1, 2, ... as picklers write them): append.
+            m_memoDense.push_back(v);
+            ++m_memoCount;
+            return;
+        }
         if (index < m_memoDense.size()) {
             if (!m_memoDense[index] && m_memo.erase(index) == 0)  // counted once, wherever it was
                 ++m_memoCount;
@@ -301,6 +308,7 @@ private:
             fail("cannot set items on " + target->typeName() + " (expected a dict)");
         const auto before = target->height();
         auto &entries = target->entries();
+        std::unordered_map<std::string, std::size_t> *index = nullptr;  // this dict's key index, once used
         for (std::size_t i = 0; i < kv.size(); i += 2) {
             target->noteChild(kv[i]);
             target->noteChild(kv[i + 1]);
@@ -312,22 +320,23 @@ private:
                     fail("unhashable type '" + kv[i]->typeName() + "' as a dict key (Python refuses it too)");
             }
             if (target->kind() == Value::Kind::Dict && !entries.empty()) {
-                const auto key = dictKey(*kv[i]);
+                auto key = dictKey(*kv[i]);
                 std::size_t found = entries.size();
                 if (entries.size() < kIndexFrom) {
                     for (std::size_t j = 0; j < entries.size(); ++j)
                         if (entries[j].key && dictKey(*entries[j].key) == key)
                             found = j;
                 } else {
-                    auto &slot = m_dictIndex[target.get()];
-                    slot.first = target;  // keeps the address from being reused while indexed
-                    if (slot.second.size() != entries.size())
-                        rebuildIndex(slot.second, entries);
-                    auto it = slot.second.find(key);
-                    if (it != slot.second.end())
+                    if (!index) {  // looked up once per call: a SETITEMS adds up to 1,000 entries
+                        auto &slot = m_dictIndex[target.get()];
+                        slot.first = target;  // keeps the address from being reused while indexed
+                        index = &slot.second;
+                    }
+                    if (index->size() != entries.size())
+                        rebuildIndex(*index, entries);
+                    const auto [it, fresh] = index->try_emplace(std::move(key), entries.size());
+                    if (!fresh)
                         found = it->second;
-                    else
-                        slot.second.emplace(key, entries.size());
                 }
                 if (found < entries.size()) {
                     entries[found].value = std::move(kv[i + 1]);
@@ -589,21 +598,22 @@ private:
         if (callable && callable->kind() == Value::Kind::Global) {
             const std::string &mod = callable->text();
             const std::string &fn = callable->name();
-            if (mod == "torch._utils" &&
+            const bool utils = mod == "torch._utils";  // most calls of a checkpoint: compared once
+            if (utils &&
                 (fn == "_rebuild_tensor_v2" || fn == "_rebuild_tensor" || fn == "_rebuild_tensor_v3"))
                 return rebuildTensor(fn, a);
-            if (mod == "torch._utils" && fn == "_rebuild_qtensor")
+            if (utils && fn == "_rebuild_qtensor")
                 return rebuildQTensor(a);
-            if (mod == "torch._utils" && fn == "_rebuild_sparse_tensor")
+            if (utils && fn == "_rebuild_sparse_tensor")
                 return rebuildSparse(a);
-            if (mod == "torch._utils" && fn == "_rebuild_meta_tensor_no_storage")
+            if (utils && fn == "_rebuild_meta_tensor_no_storage")
                 return rebuildMeta(a);
             if (mod == "torch.serialization" && fn == "_get_layout" && a.size() == 1 && a[0] && a[0]->isString()) {
                 auto s = Value::string(a[0]->text());
                 s->setPythonClass("torch.layout");
                 return s;
             }
-            if (mod == "torch._utils" && (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state")) {
+            if (utils && (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state")) {
                 if (a.size() < 2 || !a[0] || !a[0]->isTensor())
                     fail("torch._utils." + fn + ": first argument is not a tensor");
                 auto v = withTensorFlags(a[0], true, a[1] && a[1]->kind() == Value::Kind::Bool && a[1]->asBool());
@@ -1192,22 +1202,14 @@ void PickleRun::step()
     case NEXT_BUFFER: fail("out-of-band buffers are not part of a checkpoint file");
     case READONLY_BUFFER: top(); break;
     case EMPTY_TUPLE: push(makeTuple({})); break;
-    case TUPLE1: {
-        auto a = pop();
-        push(makeTuple({a}));
-        break;
-    }
-    case TUPLE2: {
-        auto b = pop();
-        auto a = pop();
-        push(makeTuple({a, b}));
-        break;
-    }
+    case TUPLE1:
+    case TUPLE2:
     case TUPLE3: {
-        auto c = pop();
-        auto b = pop();
-        auto a = pop();
-        push(makeTuple({a, b, c}));
+        // Items moved off the stack, last first (an initializer list would copy each).
+        std::vector<ValuePtr> items(static_cast<std::size_t>(m_op - TUPLE1 + 1));
+        for (auto it = items.rbegin(); it != items.rend(); ++it)
+            *it = pop();
+        push(makeTuple(std::move(items)));
         break;
     }
     case TUPLE: push(makeTuple(popMark())); break;

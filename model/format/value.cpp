@@ -1,5 +1,6 @@
 #include "value.h"
 
+#include <atomic>
 #include <memory_resource>
 #include <new>
 
@@ -73,19 +74,32 @@ HugePageResource &hugePages()
 }
 
 // A pool of blocks handed out in order and never given back one by one: values die together.
+// Counted by hand (the scope that made it, and each value's allocator): a shared_ptr in every
+// value's control block would cost 8 bytes more per value, of which a file can make half a million.
 struct ValuePool {
     std::pmr::monotonic_buffer_resource blocks{std::size_t{2} << 20, &hugePages()};
+    std::atomic<std::size_t> refs{1};
 };
 
-thread_local std::shared_ptr<ValuePool> t_pool;
+void retain(ValuePool *p) { p->refs.fetch_add(1, std::memory_order_relaxed); }
+void release(ValuePool *p)
+{
+    if (p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        delete p;
+}
+
+thread_local ValuePool *t_pool = nullptr;
 
 // The allocator allocate_shared keeps in each value's control block: it holds the pool, so the
 // pool lives as long as any value carved from it.
 template <class T> struct PoolAllocator {
     using value_type = T;
-    std::shared_ptr<ValuePool> pool;
-    explicit PoolAllocator(std::shared_ptr<ValuePool> p) : pool(std::move(p)) {}
-    template <class U> PoolAllocator(const PoolAllocator<U> &o) : pool(o.pool) {}
+    ValuePool *pool;
+    explicit PoolAllocator(ValuePool *p) : pool(p) { retain(pool); }
+    PoolAllocator(const PoolAllocator &o) : pool(o.pool) { retain(pool); }
+    template <class U> PoolAllocator(const PoolAllocator<U> &o) : pool(o.pool) { retain(pool); }
+    PoolAllocator &operator=(const PoolAllocator &) = delete;
+    ~PoolAllocator() { release(pool); }
     T *allocate(std::size_t n) { return static_cast<T *>(pool->blocks.allocate(n * sizeof(T), alignof(T))); }
     void deallocate(T *, std::size_t) noexcept {}
     template <class U> bool operator==(const PoolAllocator<U> &o) const { return pool == o.pool; }
@@ -124,9 +138,14 @@ const std::shared_ptr<StorageRef> &Value::storageRef() const
     return m_extra ? m_extra->storage : none;
 }
 
-ValuePoolScope::ValuePoolScope() : m_previous(t_pool) { t_pool = std::make_shared<ValuePool>(); }
+// The enclosing scope keeps its own pool alive: m_previous only remembers it (owning nothing).
+ValuePoolScope::ValuePoolScope() : m_previous(std::shared_ptr<void>(), t_pool) { t_pool = new ValuePool; }
 
-ValuePoolScope::~ValuePoolScope() { t_pool = std::static_pointer_cast<ValuePool>(m_previous); }
+ValuePoolScope::~ValuePoolScope()
+{
+    release(t_pool);  // values made from it keep it until they go
+    t_pool = static_cast<ValuePool *>(m_previous.get());
+}
 
 Value::~Value()
 {
