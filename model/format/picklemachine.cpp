@@ -462,7 +462,7 @@ private:
         if (!a[0] || a[0]->kind() != Value::Kind::Storage)
             fail("torch._utils." + fn + ": first argument is a " + (a[0] ? a[0]->typeName() : "null") +
                  ", not a storage");
-        auto ref = std::make_shared<TensorRef>();
+        auto ref = makeTensorRef();
         ref->storage = a[0]->storageRef();
         ref->dtype = ref->storage->dtype;
         ref->rebuild = fn;

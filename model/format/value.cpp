@@ -112,7 +112,44 @@ ValuePtr makeValue(Value::Kind kind)
     return std::make_shared<Value>(kind);
 }
 
+template <class T> std::shared_ptr<T> makePooled()
+{
+    if (t_pool)
+        return std::allocate_shared<T>(PoolAllocator<T>(t_pool));
+    return std::make_shared<T>();
+}
+
 } // namespace
+
+std::shared_ptr<TensorRef> makeTensorRef() { return makePooled<TensorRef>(); }
+
+std::shared_ptr<StorageRef> makeStorageRef() { return makePooled<StorageRef>(); }
+
+Value::Extra &Value::extra()
+{
+    if (!m_extra) {
+        if (ValuePool *pool = t_pool) {
+            void *at = pool->blocks.allocate(sizeof(Extra), alignof(Extra));
+            auto *e = new (at) Extra;
+            retain(pool);
+            e->pool = pool;
+            m_extra.reset(e);
+        } else {
+            m_extra.reset(new Extra);
+        }
+    }
+    return *m_extra;
+}
+
+void Value::ExtraDeleter::operator()(Extra *e) const noexcept
+{
+    if (auto *pool = static_cast<ValuePool *>(e->pool)) {
+        e->~Extra();  // its memory goes back with the pool
+        release(pool);
+    } else {
+        delete e;
+    }
+}
 
 const std::string &Value::emptyText()
 {
