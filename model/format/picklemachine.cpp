@@ -6,6 +6,7 @@
 #include "valuetree.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <type_traits>
 #include <charconv>
@@ -1056,6 +1057,26 @@ private:
 
     std::vector<std::string> m_warnings;
 
+    // None, the booleans and small ints, made once per pickle and shared, as Python shares them
+    // (a state dict's shapes, strides, offsets and requires_grad flags are a third of its values).
+    // Nothing changes a scalar once made: only containers are mutated, and identity is looked at
+    // only for containers (memo of writers, aliases in trees, cycles).
+    static constexpr std::int64_t kSmallIntMin = -5, kSmallIntMax = 256;
+    std::array<ValuePtr, kSmallIntMax - kSmallIntMin + 1> m_smallInts;
+    ValuePtr m_none, m_true, m_false;
+    template <class Make> static const ValuePtr &shared(ValuePtr &slot, Make make)
+    {
+        if (!slot)
+            slot = make();
+        return slot;
+    }
+    ValuePtr smallInt(std::int64_t v)
+    {
+        if (v < kSmallIntMin || v > kSmallIntMax)
+            return Value::integer(v);
+        return shared(m_smallInts[static_cast<std::size_t>(v - kSmallIntMin)], [v] { return Value::integer(v); });
+    }
+
 public:
     const std::vector<std::string> &warnings() const { return m_warnings; }
 
@@ -1125,9 +1146,9 @@ void PickleRun::step()
         break;
     case POP_MARK: popMark(); break;
     case DUP: push(top()); break;
-    case NONE: push(Value::none()); break;
-    case NEWTRUE: push(Value::boolean(true)); break;
-    case NEWFALSE: push(Value::boolean(false)); break;
+    case NONE: push(shared(m_none, [] { return Value::none(); })); break;
+    case NEWTRUE: push(shared(m_true, [] { return Value::boolean(true); })); break;
+    case NEWFALSE: push(shared(m_false, [] { return Value::boolean(false); })); break;
     case INT: {
         const std::string line = readLine();
         if (line == "01")
@@ -1138,9 +1159,9 @@ void PickleRun::step()
             push(intFromText(line));
         break;
     }
-    case BININT: push(Value::integer(readLE<std::int32_t>())); break;
-    case BININT1: push(Value::integer(take(1)[0])); break;
-    case BININT2: push(Value::integer(readLE<std::uint16_t>())); break;
+    case BININT: push(smallInt(readLE<std::int32_t>())); break;
+    case BININT1: push(smallInt(take(1)[0])); break;
+    case BININT2: push(smallInt(readLE<std::uint16_t>())); break;
     case LONG: push(intFromText(readLine())); break;
     case LONG1: {
         const auto n = take(1)[0];
