@@ -1,6 +1,7 @@
 #include "value.h"
 
 #include <atomic>
+#include <cstdint>
 #include <memory_resource>
 #include <new>
 
@@ -77,8 +78,47 @@ HugePageResource &hugePages()
 // Counted by hand (the scope that made it, and each value's allocator): a shared_ptr in every
 // value's control block would cost 8 bytes more per value, of which a file can make half a million.
 struct ValuePool {
-    std::pmr::monotonic_buffer_resource blocks{std::size_t{2} << 20, &hugePages()};
     std::atomic<std::size_t> refs{1};
+
+    ValuePool() = default;
+    ValuePool(const ValuePool &) = delete;
+    ValuePool &operator=(const ValuePool &) = delete;
+    ~ValuePool()
+    {
+        for (const auto &[at, size] : m_blocks)
+            hugePages().deallocate(at, size, alignof(std::max_align_t));
+    }
+
+    // Inline bump allocation (half a million calls for a large state dict); a new block, twice
+    // the last up to 64 MiB, when this one is full.
+    void *allocate(std::size_t bytes, std::size_t align)
+    {
+        const auto at = (reinterpret_cast<std::uintptr_t>(m_next) + align - 1) & ~(std::uintptr_t(align) - 1);
+        const auto end = reinterpret_cast<std::uintptr_t>(m_end);
+        if (m_next && at <= end && bytes <= end - at) {
+            m_next = reinterpret_cast<char *>(at + bytes);
+            return reinterpret_cast<void *>(at);
+        }
+        return refill(bytes, align);
+    }
+
+private:
+    std::vector<std::pair<void *, std::size_t>> m_blocks;
+    char *m_next = nullptr;
+    char *m_end = nullptr;
+    std::size_t m_blockSize = std::size_t{2} << 20;
+
+    void *refill(std::size_t bytes, std::size_t align)
+    {
+        const std::size_t size = std::max(m_blockSize, bytes + align);
+        m_blocks.reserve(m_blocks.size() + 1);
+        void *block = hugePages().allocate(size, alignof(std::max_align_t));
+        m_blocks.emplace_back(block, size);
+        m_blockSize = std::min(m_blockSize * 2, std::size_t{64} << 20);
+        m_next = static_cast<char *>(block);
+        m_end = m_next + size;
+        return allocate(bytes, align);
+    }
 };
 
 void retain(ValuePool *p) { p->refs.fetch_add(1, std::memory_order_relaxed); }
@@ -100,7 +140,7 @@ template <class T> struct PoolAllocator {
     template <class U> PoolAllocator(const PoolAllocator<U> &o) : pool(o.pool) { retain(pool); }
     PoolAllocator &operator=(const PoolAllocator &) = delete;
     ~PoolAllocator() { release(pool); }
-    T *allocate(std::size_t n) { return static_cast<T *>(pool->blocks.allocate(n * sizeof(T), alignof(T))); }
+    T *allocate(std::size_t n) { return static_cast<T *>(pool->allocate(n * sizeof(T), alignof(T))); }
     void deallocate(T *, std::size_t) noexcept {}
     template <class U> bool operator==(const PoolAllocator<U> &o) const { return pool == o.pool; }
 };
@@ -129,7 +169,7 @@ Value::Extra &Value::extra()
 {
     if (!m_extra) {
         if (ValuePool *pool = t_pool) {
-            void *at = pool->blocks.allocate(sizeof(Extra), alignof(Extra));
+            void *at = pool->allocate(sizeof(Extra), alignof(Extra));
             auto *e = new (at) Extra;
             retain(pool);
             e->pool = pool;
