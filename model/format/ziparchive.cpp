@@ -175,12 +175,17 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
     // differ are refused. Identical copies are harmless, and stay an anomaly.
     m_index.reserve(m_entries.size());
     std::vector<bool> repeated(m_entries.size());
-    // Lower-cased name -> first entry with it. Names without capitals (all that torch writes) are
-    // their own folded form and are viewed in place; the others are kept here.
+    const auto isUpper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    const bool anyUpper = std::any_of(m_entries.begin(), m_entries.end(), [&](const Entry &e) {
+        return std::any_of(e.name.begin(), e.name.end(), isUpper);
+    });
+    // Lower-cased name -> first entry with it. When no name has capitals (all that torch writes)
+    // every name is its own folded form, and the index itself is that map; otherwise the folded
+    // names are kept here, those without capitals viewed in place.
     std::unordered_map<std::string_view, std::size_t> folded;
     std::deque<std::string> lowered;
-    folded.reserve(m_entries.size());
-    const auto isUpper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    if (anyUpper)
+        folded.reserve(m_entries.size());
     for (std::size_t i = 0; i < m_entries.size(); ++i) {
         const Entry &e = m_entries[i];
         std::string_view key = e.name;
@@ -190,7 +195,8 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
                            [&](char c) { return isUpper(c) ? static_cast<char>(c - 'A' + 'a') : c; });
             key = lowered.emplace_back(std::move(low));
         }
-        const auto [it, fresh] = folded.emplace(key, i);
+        // Of identical copies, the index keeps the first.
+        const auto [it, fresh] = anyUpper ? folded.emplace(key, i) : m_index.emplace(key, i);
         repeated[i] = !fresh;
         if (!fresh && !sameContent(m_entries[it->second], e)) {
             const std::string &first = m_entries[it->second].name;
@@ -199,7 +205,8 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
                               " with different contents; readers disagree on which copy they use (torch reads the "
                               "last), so a scan of one copy says nothing about what torch loads");
         }
-        m_index.emplace(std::string_view(e.name), i);  // of identical copies, the first
+        if (anyUpper)
+            m_index.emplace(std::string_view(e.name), i);
     }
     findAnomalies(repeated);
 }
