@@ -309,7 +309,7 @@ private:
             fail("cannot set items on " + target->typeName() + " (expected a dict)");
         const auto before = target->height();
         auto &entries = target->entries();
-        std::unordered_map<std::string, std::size_t> *index = nullptr;  // this dict's key index, once used
+        DictIndex *index = nullptr;  // this dict's key index, once used
         for (std::size_t i = 0; i < kv.size(); i += 2) {
             target->noteChild(kv[i]);
             target->noteChild(kv[i + 1]);
@@ -321,9 +321,9 @@ private:
                     fail("unhashable type '" + kv[i]->typeName() + "' as a dict key (Python refuses it too)");
             }
             if (target->kind() == Value::Kind::Dict && !entries.empty()) {
-                auto key = dictKey(*kv[i]);
                 std::size_t found = entries.size();
                 if (entries.size() < kIndexFrom) {
+                    const auto key = dictKey(*kv[i]);
                     for (std::size_t j = 0; j < entries.size(); ++j)
                         if (entries[j].key && dictKey(*entries[j].key) == key)
                             found = j;
@@ -335,9 +335,9 @@ private:
                     }
                     if (index->size() != entries.size())
                         rebuildIndex(*index, entries);
-                    const auto [it, fresh] = index->try_emplace(std::move(key), entries.size());
+                    const auto [at, fresh] = index->add(*kv[i], entries.size());
                     if (!fresh)
-                        found = it->second;
+                        found = at;
                 }
                 if (found < entries.size()) {
                     entries[found].value = std::move(kv[i + 1]);
@@ -353,7 +353,30 @@ private:
 
     static constexpr std::size_t kIndexFrom = 16;  // dicts this large get a key index
     std::size_t m_mergedEntries = 0;               // entries copied by BUILD updates so far
-    std::unordered_map<const Value *, std::pair<ValuePtr, std::unordered_map<std::string, std::size_t>>> m_dictIndex;
+    // A large dict's keys -> their entries. String keys (nearly all) are viewed in place: the key
+    // values are the dict's own, never changed, and the dict is held while indexed. Other keys go
+    // by dictKey().
+    struct DictIndex {
+        std::unordered_map<std::string_view, std::size_t> strings;
+        std::unordered_map<std::string, std::size_t> others;
+        std::size_t size() const { return strings.size() + others.size(); }
+        // The entry that has key `k` already (false), or `at`, now recorded for it (true).
+        std::pair<std::size_t, bool> add(const Value &k, std::size_t at)
+        {
+            if (k.kind() == Value::Kind::String) {
+                const auto [it, fresh] = strings.try_emplace(std::string_view(k.text()), at);
+                return {it->second, fresh};
+            }
+            const auto [it, fresh] = others.try_emplace(dictKey(k), at);
+            return {it->second, fresh};
+        }
+        void clear()
+        {
+            strings.clear();
+            others.clear();
+        }
+    };
+    std::unordered_map<const Value *, std::pair<ValuePtr, DictIndex>> m_dictIndex;
 
     ValuePtr bytesOrText(std::string raw)
     {
@@ -404,13 +427,12 @@ private:
         std::snprintf(buf, sizeof buf, "p%p", static_cast<const void *>(&v));
         return buf;
     }
-    static void rebuildIndex(std::unordered_map<std::string, std::size_t> &index,
-                             const std::vector<Value::DictEntry> &entries)
+    static void rebuildIndex(DictIndex &index, const std::vector<Value::DictEntry> &entries)
     {
         index.clear();
         for (std::size_t i = 0; i < entries.size(); ++i)
             if (entries[i].key)
-                index.emplace(dictKey(*entries[i].key), i);
+                index.add(*entries[i].key, i);
     }
 
     // --- globals and calls --------------------------------------------------------------------
