@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <string_view>
 #include <unordered_set>
 
@@ -25,6 +26,66 @@ struct NameBudget {
             throw FormatError("the tensors' paths together are longer than " +
                               std::to_string(PickleLimits::kMaxPathTotalBytes) +
                               " bytes (long keys nested deep); refusing to name them");
+    }
+};
+
+// A set of addresses, open addressing in one array: std::unordered_set makes a heap node per
+// element, and validateTensors() puts every tensor of the file in two of them.
+class AddressSet {
+public:
+    // True when `p` (never null) was not in the set yet.
+    bool insert(const void *p)
+    {
+        if ((m_size + 1) * 2 > m_slots.size())
+            grow();
+        return place(p);
+    }
+    bool contains(const void *p) const
+    {
+        if (m_slots.empty())
+            return false;
+        const std::size_t mask = m_slots.size() - 1;
+        for (std::size_t i = hash(p) & mask;; i = (i + 1) & mask) {
+            if (m_slots[i] == p)
+                return true;
+            if (!m_slots[i])
+                return false;
+        }
+    }
+
+private:
+    std::vector<const void *> m_slots;  // a power of two long, at most half full
+    std::size_t m_size = 0;
+
+    static std::size_t hash(const void *p)
+    {
+        auto x = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(p));
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdULL;
+        x ^= x >> 33;
+        return static_cast<std::size_t>(x);
+    }
+    bool place(const void *p)
+    {
+        const std::size_t mask = m_slots.size() - 1;
+        for (std::size_t i = hash(p) & mask;; i = (i + 1) & mask) {
+            if (!m_slots[i]) {
+                m_slots[i] = p;
+                ++m_size;
+                return true;
+            }
+            if (m_slots[i] == p)
+                return false;
+        }
+    }
+    void grow()
+    {
+        std::vector<const void *> old = std::move(m_slots);
+        m_slots.assign(std::max<std::size_t>(64, old.size() * 2), nullptr);
+        m_size = 0;
+        for (const void *p : old)
+            if (p)
+                place(p);
     }
 };
 
@@ -154,8 +215,9 @@ void validateTensors(Document &doc)
     };
     constexpr std::size_t kNoParent = ~std::size_t(0);
     std::vector<PathNode> nodes{{kNoParent, 11, nullptr, "(constants)"}, {kNoParent, 0, nullptr, ""}};
-    auto pathOf = [&nodes](std::size_t n) {
-        std::vector<std::size_t> chain;
+    std::vector<std::size_t> chain;  // reused: one path is made per tensor
+    auto pathOf = [&nodes, &chain](std::size_t n) {
+        chain.clear();
         for (; n != kNoParent; n = nodes[n].parent)
             chain.push_back(n);
         std::string path;
@@ -169,26 +231,28 @@ void validateTensors(Document &doc)
         return path;
     };
     NameBudget budget;
-    std::unordered_set<const Value *> seen;
-    std::unordered_set<const TensorRef *> checked;
+    AddressSet seen;
+    AddressSet checked;
     std::vector<std::pair<ValuePtr, std::size_t>> stack{{doc.constants, 0}, {doc.root, 1}};
     std::size_t reported = 0;
     while (!stack.empty()) {
         auto [v, node] = std::move(stack.back());
         stack.pop_back();
-        if (!v || !seen.insert(v.get()).second)
+        if (!v || !seen.insert(v.get()))
             continue;
-        if (v->isTensor() && v->tensorRef() && checked.insert(v->tensorRef().get()).second) {
+        if (v->isTensor() && v->tensorRef() && checked.insert(v->tensorRef().get())) {
             budget.charge(nodes[node].size);
-            const std::string path = pathOf(node);
-            doc.tensors.push_back({path.empty() ? std::string("tensor") : path, v});
+            std::string path = pathOf(node);
             const auto &problem = v->tensorRef()->validate();
             if (!problem.empty() && reported++ < 50)
                 doc.warnings.push_back("tensor '" + path + "': " + problem);
+            doc.tensors.push_back({path.empty() ? std::string("tensor") : std::move(path), v});
         }
         auto children = childrenOf(*v, ChildLabels::Deferred);
         for (auto it = children.rbegin(); it != children.rend(); ++it) {
-            if (!it->value || seen.contains(it->value.get()))
+            // Only tensors and containers can hold or be a tensor: scalars need neither a visit
+            // nor a path (they are half of the values of a state dict: its keys' and shapes' ints).
+            if (!it->value || !(it->value->isTensor() || it->value->isContainer()) || seen.contains(it->value.get()))
                 continue;
             const std::size_t parentSize = nodes[node].size;
             const std::size_t labelSize = childLabelSize(*it);

@@ -71,7 +71,7 @@ std::shared_ptr<StorageRef> storageFromPid(const std::vector<ValuePtr> &pid, std
     if (!pid[2] || !(pid[2]->isString() || pid[2]->isInt()))
         fail("has no key");
     key = pid[2]->isString() ? pid[2]->text() : std::to_string(pid[2]->asInt());
-    auto ref = std::make_shared<StorageRef>();
+    auto ref = makeStorageRef();
     ref->key = key;
     // torch >= 2.0 names the byte storage of the newer dtypes torch.storage.UntypedStorage.
     if ((type->text() == "torch.storage" || type->text() == "torch") && type->name() == "UntypedStorage") {

@@ -761,7 +761,44 @@ void appendInt(std::string &o, std::int64_t v)
     o.append(buf, r.ptr);
 }
 
-void appendInts(std::string &o, const std::vector<std::int64_t> &v, const std::string &pad, int indent)
+// The fixed text between an entry's values, as dump(indent) writes it at one nesting: made once
+// for all entries, so that an entry is a few appends rather than one per character.
+struct EntryLayout {
+    std::string pad;         // "\n" and the entry's own indentation
+    std::string in;          // one indent step
+    std::string item;        // "\n" and the indentation of an element of shape or strides
+    std::string close;       // "\n", the indentation of a list's "]"
+    std::string name, dtype, shape, strides, storageOffset, numel, bytes, device, requiresGrad, storage, layout,
+        problem;             // ",\n<indent>\"key\": " ("{\n<indent>\"name\": " for the first)
+
+    EntryLayout(const std::string &p, int indent)
+        : pad(p), in(static_cast<std::size_t>(indent), ' ')
+    {
+        auto key = [this](const char *k, bool first = false) {
+            std::string s(first ? "{" : ",");
+            s.append(pad).append(in).append(1, '"').append(k).append("\": ");
+            return s;
+        };
+        item = pad;
+        item.append(static_cast<std::size_t>(2 * indent), ' ');
+        close = pad;
+        close.append(in);
+        name = key("name", true);
+        dtype = key("dtype");
+        shape = key("shape");
+        strides = key("strides");
+        storageOffset = key("storage_offset");
+        numel = key("numel");
+        bytes = key("bytes");
+        device = key("device");
+        requiresGrad = key("requires_grad");
+        storage = key("storage");
+        layout = key("layout");
+        problem = key("problem");
+    }
+};
+
+void appendInts(std::string &o, const std::vector<std::int64_t> &v, const EntryLayout &l)
 {
     if (v.empty()) {
         o += "[]";
@@ -769,19 +806,18 @@ void appendInts(std::string &o, const std::vector<std::int64_t> &v, const std::s
     }
     o += '[';
     for (std::size_t i = 0; i < v.size(); ++i) {
-        o += i ? "," : "";
-        o += pad;
-        o.append(static_cast<std::size_t>(2 * indent), ' ');
+        if (i)
+            o += ',';
+        o += l.item;
         appendInt(o, v[i]);
     }
-    o += pad;
-    o.append(static_cast<std::size_t>(indent), ' ');
+    o += l.close;
     o += ']';
 }
 
 // One tensorEntry() as dump(indent) writes it at the nesting `pad` ("\n" and the entry's own
 // indentation), without building it; entries with quantization go through nlohmann.
-void appendTensorEntry(std::string &o, const NamedTensor &t, const std::string &pad, int indent)
+void appendTensorEntry(std::string &o, const NamedTensor &t, const EntryLayout &l, int indent)
 {
     const auto &r = t.ref();
     if (r.quantization) {
@@ -791,53 +827,44 @@ void appendTensorEntry(std::string &o, const NamedTensor &t, const std::string &
             o.append(entry, from, (nl == std::string::npos ? entry.size() : nl) - from);
             if (nl == std::string::npos)
                 break;
-            o += pad;
+            o += l.pad;
             from = nl + 1;
         }
         return;
     }
-    const std::string in(static_cast<std::size_t>(indent), ' ');
-    auto key = [&](const char *k, bool first = false) {
-        if (!first)
-            o += ',';
-        o += pad;
-        o += in;
-        o += '"';
-        o += k;
-        o += "\": ";
-    };
-    o += '{';
-    key("name", true);
+    o += l.name;
     appendString(o, t.name);
-    key("dtype");
-    appendString(o, std::string(dtypeName(r.dtype)));
-    key("shape");
-    appendInts(o, r.shape, pad, indent);
-    key("strides");
-    appendInts(o, r.strides, pad, indent);
-    key("storage_offset");
+    o += l.dtype;
+    o += '"';
+    o += dtypeName(r.dtype);  // plain ASCII names
+    o += '"';
+    o += l.shape;
+    appendInts(o, r.shape, l);
+    o += l.strides;
+    appendInts(o, r.strides, l);
+    o += l.storageOffset;
     appendInt(o, r.storageOffset);
-    key("numel");
+    o += l.numel;
     appendInt(o, r.numel());
-    key("bytes");
+    o += l.bytes;
     appendInt(o, r.nbytes());
-    key("device");
+    o += l.device;
     appendString(o, r.device());
-    key("requires_grad");
+    o += l.requiresGrad;
     o += r.requiresGrad ? "true" : "false";
     if (r.storage) {
-        key("storage");
+        o += l.storage;
         appendString(o, r.storage->key);
     }
     if (r.layout == TensorRef::Layout::SparseCoo || r.layout == TensorRef::Layout::Meta) {
-        key("layout");
+        o += l.layout;
         o += r.layout == TensorRef::Layout::Meta ? "\"meta\"" : "\"sparse_coo\"";
     }
     if (!r.problem.empty()) {
-        key("problem");
+        o += l.problem;
         appendString(o, r.problem);
     }
-    o += pad;
+    o += l.pad;
     o += '}';
 }
 } // namespace
@@ -856,6 +883,7 @@ void writeDocumentJson(const Document &doc, std::ostream &out, int indent)
     if (list.empty()) {
         out << "[]";
     } else {
+        const EntryLayout layout(inner, indent);
         std::string buf;
         buf.reserve(std::size_t{1} << 16);
         buf += '[';
@@ -863,7 +891,7 @@ void writeDocumentJson(const Document &doc, std::ostream &out, int indent)
             if (i)
                 buf += ',';
             buf += inner;
-            appendTensorEntry(buf, list[i], inner, indent);
+            appendTensorEntry(buf, list[i], layout, indent);
             if (buf.size() > (std::size_t{1} << 16) - 4096) {
                 out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
                 buf.clear();

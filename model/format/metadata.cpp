@@ -127,20 +127,22 @@ std::vector<MetadataEntry> metadataEntries(const Document &doc)
     std::vector<MetadataEntry> out;
     if (!doc.root || !doc.root->isDict())
         return out;
-    for (const auto &c : childrenOf(*doc.root)) {
+    // Labels deferred: a state dict at the root has 20,000 keys this skips without their text.
+    for (const auto &c : childrenOf(*doc.root, ChildLabels::Deferred)) {
         if (c.role != ChildRole::Key)
             continue;
         if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
             continue;  // the root is the state dict: its tensors are listed there (checked first: cheap)
-        const KeyPath p{c.label};
+        const std::string label = childLabel(c);
+        const KeyPath p{label};
         if (startsWith(p, doc.stateDictPath) || startsWith(p, doc.optimizerPath))
             continue;
-        MetadataEntry e{c.label, c.value, MetadataEntry::Role::Plain};
+        MetadataEntry e{label, c.value, MetadataEntry::Role::Plain};
         if (std::any_of(doc.otherWeightSets.begin(), doc.otherWeightSets.end(),
                         [&p](const KeyPath &w) { return startsWith(p, w); }))
             e.role = MetadataEntry::Role::OtherWeights;
-        else if ((doc.stateDictPath.size() > 1 && doc.stateDictPath[0] == c.label) ||
-                 (doc.optimizerPath.size() > 1 && doc.optimizerPath[0] == c.label))
+        else if ((doc.stateDictPath.size() > 1 && doc.stateDictPath[0] == label) ||
+                 (doc.optimizerPath.size() > 1 && doc.optimizerPath[0] == label))
             e.role = MetadataEntry::Role::HoldsWeights;
         out.push_back(std::move(e));
     }

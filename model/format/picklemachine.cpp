@@ -6,6 +6,7 @@
 #include "valuetree.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <type_traits>
 #include <charconv>
@@ -248,6 +249,13 @@ private:
 
     void memoPut(std::uint64_t index, const ValuePtr &v)
     {
+        if (m_memo.empty() && index == m_memoDense.size() && m_memoCount == index &&
+            m_memoCount < PickleLimits::kMaxMemo) {
+            // The usual case (entries numbered 0, 1, 2, ... as picklers write them): append.
+            m_memoDense.push_back(v);
+            ++m_memoCount;
+            return;
+        }
         if (index < m_memoDense.size()) {
             if (!m_memoDense[index] && m_memo.erase(index) == 0)  // counted once, wherever it was
                 ++m_memoCount;
@@ -301,6 +309,7 @@ private:
             fail("cannot set items on " + target->typeName() + " (expected a dict)");
         const auto before = target->height();
         auto &entries = target->entries();
+        DictIndex *index = nullptr;  // this dict's key index, once used
         for (std::size_t i = 0; i < kv.size(); i += 2) {
             target->noteChild(kv[i]);
             target->noteChild(kv[i + 1]);
@@ -312,22 +321,23 @@ private:
                     fail("unhashable type '" + kv[i]->typeName() + "' as a dict key (Python refuses it too)");
             }
             if (target->kind() == Value::Kind::Dict && !entries.empty()) {
-                const auto key = dictKey(*kv[i]);
                 std::size_t found = entries.size();
                 if (entries.size() < kIndexFrom) {
+                    const auto key = dictKey(*kv[i]);
                     for (std::size_t j = 0; j < entries.size(); ++j)
                         if (entries[j].key && dictKey(*entries[j].key) == key)
                             found = j;
                 } else {
-                    auto &slot = m_dictIndex[target.get()];
-                    slot.first = target;  // keeps the address from being reused while indexed
-                    if (slot.second.size() != entries.size())
-                        rebuildIndex(slot.second, entries);
-                    auto it = slot.second.find(key);
-                    if (it != slot.second.end())
-                        found = it->second;
-                    else
-                        slot.second.emplace(key, entries.size());
+                    if (!index) {  // looked up once per call: a SETITEMS adds up to 1,000 entries
+                        auto &slot = m_dictIndex[target.get()];
+                        slot.first = target;  // keeps the address from being reused while indexed
+                        index = &slot.second;
+                    }
+                    if (index->size() != entries.size())
+                        rebuildIndex(*index, entries);
+                    const auto [at, fresh] = index->add(*kv[i], entries.size());
+                    if (!fresh)
+                        found = at;
                 }
                 if (found < entries.size()) {
                     entries[found].value = std::move(kv[i + 1]);
@@ -343,7 +353,30 @@ private:
 
     static constexpr std::size_t kIndexFrom = 16;  // dicts this large get a key index
     std::size_t m_mergedEntries = 0;               // entries copied by BUILD updates so far
-    std::unordered_map<const Value *, std::pair<ValuePtr, std::unordered_map<std::string, std::size_t>>> m_dictIndex;
+    // A large dict's keys -> their entries. String keys (nearly all) are viewed in place: the key
+    // values are the dict's own, never changed, and the dict is held while indexed. Other keys go
+    // by dictKey().
+    struct DictIndex {
+        std::unordered_map<std::string_view, std::size_t> strings;
+        std::unordered_map<std::string, std::size_t> others;
+        std::size_t size() const { return strings.size() + others.size(); }
+        // The entry that has key `k` already (false), or `at`, now recorded for it (true).
+        std::pair<std::size_t, bool> add(const Value &k, std::size_t at)
+        {
+            if (k.kind() == Value::Kind::String) {
+                const auto [it, fresh] = strings.try_emplace(std::string_view(k.text()), at);
+                return {it->second, fresh};
+            }
+            const auto [it, fresh] = others.try_emplace(dictKey(k), at);
+            return {it->second, fresh};
+        }
+        void clear()
+        {
+            strings.clear();
+            others.clear();
+        }
+    };
+    std::unordered_map<const Value *, std::pair<ValuePtr, DictIndex>> m_dictIndex;
 
     ValuePtr bytesOrText(std::string raw)
     {
@@ -394,13 +427,12 @@ private:
         std::snprintf(buf, sizeof buf, "p%p", static_cast<const void *>(&v));
         return buf;
     }
-    static void rebuildIndex(std::unordered_map<std::string, std::size_t> &index,
-                             const std::vector<Value::DictEntry> &entries)
+    static void rebuildIndex(DictIndex &index, const std::vector<Value::DictEntry> &entries)
     {
         index.clear();
         for (std::size_t i = 0; i < entries.size(); ++i)
             if (entries[i].key)
-                index.emplace(dictKey(*entries[i].key), i);
+                index.add(*entries[i].key, i);
     }
 
     // --- globals and calls --------------------------------------------------------------------
@@ -453,7 +485,7 @@ private:
         if (!a[0] || a[0]->kind() != Value::Kind::Storage)
             fail("torch._utils." + fn + ": first argument is a " + (a[0] ? a[0]->typeName() : "null") +
                  ", not a storage");
-        auto ref = std::make_shared<TensorRef>();
+        auto ref = makeTensorRef();
         ref->storage = a[0]->storageRef();
         ref->dtype = ref->storage->dtype;
         ref->rebuild = fn;
@@ -589,21 +621,22 @@ private:
         if (callable && callable->kind() == Value::Kind::Global) {
             const std::string &mod = callable->text();
             const std::string &fn = callable->name();
-            if (mod == "torch._utils" &&
+            const bool utils = mod == "torch._utils";  // most calls of a checkpoint: compared once
+            if (utils &&
                 (fn == "_rebuild_tensor_v2" || fn == "_rebuild_tensor" || fn == "_rebuild_tensor_v3"))
                 return rebuildTensor(fn, a);
-            if (mod == "torch._utils" && fn == "_rebuild_qtensor")
+            if (utils && fn == "_rebuild_qtensor")
                 return rebuildQTensor(a);
-            if (mod == "torch._utils" && fn == "_rebuild_sparse_tensor")
+            if (utils && fn == "_rebuild_sparse_tensor")
                 return rebuildSparse(a);
-            if (mod == "torch._utils" && fn == "_rebuild_meta_tensor_no_storage")
+            if (utils && fn == "_rebuild_meta_tensor_no_storage")
                 return rebuildMeta(a);
             if (mod == "torch.serialization" && fn == "_get_layout" && a.size() == 1 && a[0] && a[0]->isString()) {
                 auto s = Value::string(a[0]->text());
                 s->setPythonClass("torch.layout");
                 return s;
             }
-            if (mod == "torch._utils" && (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state")) {
+            if (utils && (fn == "_rebuild_parameter" || fn == "_rebuild_parameter_with_state")) {
                 if (a.size() < 2 || !a[0] || !a[0]->isTensor())
                     fail("torch._utils." + fn + ": first argument is not a tensor");
                 auto v = withTensorFlags(a[0], true, a[1] && a[1]->kind() == Value::Kind::Bool && a[1]->asBool());
@@ -1046,6 +1079,26 @@ private:
 
     std::vector<std::string> m_warnings;
 
+    // None, the booleans and small ints, made once per pickle and shared, as Python shares them
+    // (a state dict's shapes, strides, offsets and requires_grad flags are a third of its values).
+    // Nothing changes a scalar once made: only containers are mutated, and identity is looked at
+    // only for containers (memo of writers, aliases in trees, cycles).
+    static constexpr std::int64_t kSmallIntMin = -5, kSmallIntMax = 256;
+    std::array<ValuePtr, kSmallIntMax - kSmallIntMin + 1> m_smallInts;
+    ValuePtr m_none, m_true, m_false;
+    template <class Make> static const ValuePtr &shared(ValuePtr &slot, Make make)
+    {
+        if (!slot)
+            slot = make();
+        return slot;
+    }
+    ValuePtr smallInt(std::int64_t v)
+    {
+        if (v < kSmallIntMin || v > kSmallIntMax)
+            return Value::integer(v);
+        return shared(m_smallInts[static_cast<std::size_t>(v - kSmallIntMin)], [v] { return Value::integer(v); });
+    }
+
 public:
     const std::vector<std::string> &warnings() const { return m_warnings; }
 
@@ -1115,9 +1168,9 @@ void PickleRun::step()
         break;
     case POP_MARK: popMark(); break;
     case DUP: push(top()); break;
-    case NONE: push(Value::none()); break;
-    case NEWTRUE: push(Value::boolean(true)); break;
-    case NEWFALSE: push(Value::boolean(false)); break;
+    case NONE: push(shared(m_none, [] { return Value::none(); })); break;
+    case NEWTRUE: push(shared(m_true, [] { return Value::boolean(true); })); break;
+    case NEWFALSE: push(shared(m_false, [] { return Value::boolean(false); })); break;
     case INT: {
         const std::string line = readLine();
         if (line == "01")
@@ -1128,9 +1181,9 @@ void PickleRun::step()
             push(intFromText(line));
         break;
     }
-    case BININT: push(Value::integer(readLE<std::int32_t>())); break;
-    case BININT1: push(Value::integer(take(1)[0])); break;
-    case BININT2: push(Value::integer(readLE<std::uint16_t>())); break;
+    case BININT: push(smallInt(readLE<std::int32_t>())); break;
+    case BININT1: push(smallInt(take(1)[0])); break;
+    case BININT2: push(smallInt(readLE<std::uint16_t>())); break;
     case LONG: push(intFromText(readLine())); break;
     case LONG1: {
         const auto n = take(1)[0];
@@ -1192,22 +1245,14 @@ void PickleRun::step()
     case NEXT_BUFFER: fail("out-of-band buffers are not part of a checkpoint file");
     case READONLY_BUFFER: top(); break;
     case EMPTY_TUPLE: push(makeTuple({})); break;
-    case TUPLE1: {
-        auto a = pop();
-        push(makeTuple({a}));
-        break;
-    }
-    case TUPLE2: {
-        auto b = pop();
-        auto a = pop();
-        push(makeTuple({a, b}));
-        break;
-    }
+    case TUPLE1:
+    case TUPLE2:
     case TUPLE3: {
-        auto c = pop();
-        auto b = pop();
-        auto a = pop();
-        push(makeTuple({a, b, c}));
+        // Items moved off the stack, last first (an initializer list would copy each).
+        std::vector<ValuePtr> items(static_cast<std::size_t>(m_op - TUPLE1 + 1));
+        for (auto it = items.rbegin(); it != items.rend(); ++it)
+            *it = pop();
+        push(makeTuple(std::move(items)));
         break;
     }
     case TUPLE: push(makeTuple(popMark())); break;

@@ -205,6 +205,13 @@ void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std:
         stack.pop_back();
         if (!v || !seen.insert(v.get()).second)
             continue;
+        if (v->kind() != Value::Kind::Object) {
+            // Only an object can be a call to pickle.loads; only containers hold one.
+            for (auto &c : childrenOf(*v, ChildLabels::Deferred))
+                if (c.value && c.value->isContainer())
+                    stack.push_back(std::move(c.value));
+            continue;
+        }
         const std::string cls = className(*v);
         if ((cls == "pickle.loads" || cls == "_pickle.loads" || cls == "cPickle.loads" || cls == "dill.loads") &&
             v->args() && v->args()->isSequence() && !v->args()->items().empty() &&
@@ -227,8 +234,9 @@ void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std:
                 }
             }
         }
-        for (auto &c : childrenOf(*v))
-            stack.push_back(std::move(c.value));
+        for (auto &c : childrenOf(*v, ChildLabels::Deferred))
+            if (c.value && c.value->isContainer())
+                stack.push_back(std::move(c.value));
     }
 }
 } // namespace

@@ -100,6 +100,11 @@ struct TensorRef {
     std::span<const std::uint8_t> spannedBytes() const;
 };
 
+// A new TensorRef or StorageRef, made from the thread's value pool when one is active (as the
+// values that refer to it are; see ValuePoolScope), else on the heap.
+std::shared_ptr<TensorRef> makeTensorRef();
+std::shared_ptr<StorageRef> makeStorageRef();
+
 // Work over a tensor is bounded by what the file stores, not by the shape it declares: strides of
 // 0 (an expand) can make a view of 2^40 elements out of 16 stored ones, and a sparse tensor can
 // declare a dense size it would take terabytes to fill. Up to 16 times what is stored, plus 16 Mi

@@ -1,5 +1,7 @@
 #include "value.h"
 
+#include <atomic>
+#include <cstdint>
 #include <memory_resource>
 #include <new>
 
@@ -73,20 +75,72 @@ HugePageResource &hugePages()
 }
 
 // A pool of blocks handed out in order and never given back one by one: values die together.
+// Counted by hand (the scope that made it, and each value's allocator): a shared_ptr in every
+// value's control block would cost 8 bytes more per value, of which a file can make half a million.
 struct ValuePool {
-    std::pmr::monotonic_buffer_resource blocks{std::size_t{2} << 20, &hugePages()};
+    std::atomic<std::size_t> refs{1};
+
+    ValuePool() = default;
+    ValuePool(const ValuePool &) = delete;
+    ValuePool &operator=(const ValuePool &) = delete;
+    ~ValuePool()
+    {
+        for (const auto &[at, size] : m_blocks)
+            hugePages().deallocate(at, size, alignof(std::max_align_t));
+    }
+
+    // Inline bump allocation (half a million calls for a large state dict); a new block, twice
+    // the last up to 64 MiB, when this one is full.
+    void *allocate(std::size_t bytes, std::size_t align)
+    {
+        const auto at = (reinterpret_cast<std::uintptr_t>(m_next) + align - 1) & ~(std::uintptr_t(align) - 1);
+        const auto end = reinterpret_cast<std::uintptr_t>(m_end);
+        if (m_next && at <= end && bytes <= end - at) {
+            m_next = reinterpret_cast<char *>(at + bytes);
+            return reinterpret_cast<void *>(at);
+        }
+        return refill(bytes, align);
+    }
+
+private:
+    std::vector<std::pair<void *, std::size_t>> m_blocks;
+    char *m_next = nullptr;
+    char *m_end = nullptr;
+    std::size_t m_blockSize = std::size_t{2} << 20;
+
+    void *refill(std::size_t bytes, std::size_t align)
+    {
+        const std::size_t size = std::max(m_blockSize, bytes + align);
+        m_blocks.reserve(m_blocks.size() + 1);
+        void *block = hugePages().allocate(size, alignof(std::max_align_t));
+        m_blocks.emplace_back(block, size);
+        m_blockSize = std::min(m_blockSize * 2, std::size_t{64} << 20);
+        m_next = static_cast<char *>(block);
+        m_end = m_next + size;
+        return allocate(bytes, align);
+    }
 };
 
-thread_local std::shared_ptr<ValuePool> t_pool;
+void retain(ValuePool *p) { p->refs.fetch_add(1, std::memory_order_relaxed); }
+void release(ValuePool *p)
+{
+    if (p->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        delete p;
+}
+
+thread_local ValuePool *t_pool = nullptr;
 
 // The allocator allocate_shared keeps in each value's control block: it holds the pool, so the
 // pool lives as long as any value carved from it.
 template <class T> struct PoolAllocator {
     using value_type = T;
-    std::shared_ptr<ValuePool> pool;
-    explicit PoolAllocator(std::shared_ptr<ValuePool> p) : pool(std::move(p)) {}
-    template <class U> PoolAllocator(const PoolAllocator<U> &o) : pool(o.pool) {}
-    T *allocate(std::size_t n) { return static_cast<T *>(pool->blocks.allocate(n * sizeof(T), alignof(T))); }
+    ValuePool *pool;
+    explicit PoolAllocator(ValuePool *p) : pool(p) { retain(pool); }
+    PoolAllocator(const PoolAllocator &o) : pool(o.pool) { retain(pool); }
+    template <class U> PoolAllocator(const PoolAllocator<U> &o) : pool(o.pool) { retain(pool); }
+    PoolAllocator &operator=(const PoolAllocator &) = delete;
+    ~PoolAllocator() { release(pool); }
+    T *allocate(std::size_t n) { return static_cast<T *>(pool->allocate(n * sizeof(T), alignof(T))); }
     void deallocate(T *, std::size_t) noexcept {}
     template <class U> bool operator==(const PoolAllocator<U> &o) const { return pool == o.pool; }
 };
@@ -98,7 +152,44 @@ ValuePtr makeValue(Value::Kind kind)
     return std::make_shared<Value>(kind);
 }
 
+template <class T> std::shared_ptr<T> makePooled()
+{
+    if (t_pool)
+        return std::allocate_shared<T>(PoolAllocator<T>(t_pool));
+    return std::make_shared<T>();
+}
+
 } // namespace
+
+std::shared_ptr<TensorRef> makeTensorRef() { return makePooled<TensorRef>(); }
+
+std::shared_ptr<StorageRef> makeStorageRef() { return makePooled<StorageRef>(); }
+
+Value::Extra &Value::extra()
+{
+    if (!m_extra) {
+        if (ValuePool *pool = t_pool) {
+            void *at = pool->allocate(sizeof(Extra), alignof(Extra));
+            auto *e = new (at) Extra;
+            retain(pool);
+            e->pool = pool;
+            m_extra.reset(e);
+        } else {
+            m_extra.reset(new Extra);
+        }
+    }
+    return *m_extra;
+}
+
+void Value::ExtraDeleter::operator()(Extra *e) const noexcept
+{
+    if (auto *pool = static_cast<ValuePool *>(e->pool)) {
+        e->~Extra();  // its memory goes back with the pool
+        release(pool);
+    } else {
+        delete e;
+    }
+}
 
 const std::string &Value::emptyText()
 {
@@ -124,9 +215,14 @@ const std::shared_ptr<StorageRef> &Value::storageRef() const
     return m_extra ? m_extra->storage : none;
 }
 
-ValuePoolScope::ValuePoolScope() : m_previous(t_pool) { t_pool = std::make_shared<ValuePool>(); }
+// The enclosing scope keeps its own pool alive: m_previous only remembers it (owning nothing).
+ValuePoolScope::ValuePoolScope() : m_previous(std::shared_ptr<void>(), t_pool) { t_pool = new ValuePool; }
 
-ValuePoolScope::~ValuePoolScope() { t_pool = std::static_pointer_cast<ValuePool>(m_previous); }
+ValuePoolScope::~ValuePoolScope()
+{
+    release(t_pool);  // values made from it keep it until they go
+    t_pool = static_cast<ValuePool *>(m_previous.get());
+}
 
 Value::~Value()
 {

@@ -136,6 +136,7 @@ private:
     // tensors makes half a million values, and their size was most of the time spent reading it
     // (the kernel zeroing the pages they fill).
     struct Extra {
+        void *pool = nullptr;  // the value pool it was carved from, which it keeps alive; null: the heap
         double imag = 0.0;
         std::string name;
         std::string pythonClass;
@@ -146,12 +147,12 @@ private:
         std::shared_ptr<StorageRef> storage;
         std::shared_ptr<TensorRef> tensor;
     };
-    Extra &extra()
-    {
-        if (!m_extra)
-            m_extra = std::make_unique<Extra>();
-        return *m_extra;
-    }
+    // Made from the thread's value pool when one is active (see ValuePoolScope), else the heap:
+    // 20,000 tensors have 60,000 of these (tensors, storages, their OrderedDicts of hooks).
+    Extra &extra();
+    struct ExtraDeleter {
+        void operator()(Extra *e) const noexcept;
+    };
     static const std::string &emptyText();
     static const ValuePtr &noValue();
 
@@ -163,7 +164,7 @@ private:
     std::string m_text;
     std::vector<ValuePtr> m_items;
     std::vector<DictEntry> m_entries;
-    std::unique_ptr<Extra> m_extra;
+    std::unique_ptr<Extra, ExtraDeleter> m_extra;
 };
 
 // A float as Python's repr prints it ("0.1", "1.0", "nan", "inf").

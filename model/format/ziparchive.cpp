@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <string_view>
 #include <zlib.h>
 
@@ -174,14 +175,28 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
     // differ are refused. Identical copies are harmless, and stay an anomaly.
     m_index.reserve(m_entries.size());
     std::vector<bool> repeated(m_entries.size());
-    std::unordered_map<std::string, std::size_t> folded;  // lower-cased name -> first entry with it
-    folded.reserve(m_entries.size());
+    const auto isUpper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    const bool anyUpper = std::any_of(m_entries.begin(), m_entries.end(), [&](const Entry &e) {
+        return std::any_of(e.name.begin(), e.name.end(), isUpper);
+    });
+    // Lower-cased name -> first entry with it. When no name has capitals (all that torch writes)
+    // every name is its own folded form, and the index itself is that map; otherwise the folded
+    // names are kept here, those without capitals viewed in place.
+    std::unordered_map<std::string_view, std::size_t> folded;
+    std::deque<std::string> lowered;
+    if (anyUpper)
+        folded.reserve(m_entries.size());
     for (std::size_t i = 0; i < m_entries.size(); ++i) {
         const Entry &e = m_entries[i];
-        std::string key = e.name;
-        std::transform(key.begin(), key.end(), key.begin(),
-                       [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-        const auto [it, fresh] = folded.emplace(std::move(key), i);
+        std::string_view key = e.name;
+        if (std::any_of(e.name.begin(), e.name.end(), isUpper)) {
+            std::string low = e.name;
+            std::transform(low.begin(), low.end(), low.begin(),
+                           [&](char c) { return isUpper(c) ? static_cast<char>(c - 'A' + 'a') : c; });
+            key = lowered.emplace_back(std::move(low));
+        }
+        // Of identical copies, the index keeps the first.
+        const auto [it, fresh] = anyUpper ? folded.emplace(key, i) : m_index.emplace(key, i);
         repeated[i] = !fresh;
         if (!fresh && !sameContent(m_entries[it->second], e)) {
             const std::string &first = m_entries[it->second].name;
@@ -190,7 +205,8 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
                               " with different contents; readers disagree on which copy they use (torch reads the "
                               "last), so a scan of one copy says nothing about what torch loads");
         }
-        m_index.emplace(e.name, i);  // of identical copies, the first
+        if (anyUpper)
+            m_index.emplace(std::string_view(e.name), i);
     }
     findAnomalies(repeated);
 }
@@ -238,8 +254,17 @@ void ZipArchive::findAnomalies(const std::vector<bool> &repeated)
 
 const ZipArchive::Entry *ZipArchive::find(const std::string &relativeName) const
 {
-    const std::string full = m_prefix + relativeName;
-    const auto it = m_index.find(full);
+    // Joined on the stack: this runs once per storage, 20,000 times for some files.
+    char buf[256];
+    const std::size_t n = m_prefix.size() + relativeName.size();
+    if (n > sizeof buf) {
+        const std::string full = m_prefix + relativeName;
+        const auto it = m_index.find(std::string_view(full));
+        return it == m_index.end() ? nullptr : &m_entries[it->second];
+    }
+    std::memcpy(buf, m_prefix.data(), m_prefix.size());
+    std::memcpy(buf + m_prefix.size(), relativeName.data(), relativeName.size());
+    const auto it = m_index.find(std::string_view(buf, n));
     return it == m_index.end() ? nullptr : &m_entries[it->second];
 }
 

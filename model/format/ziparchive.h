@@ -44,6 +44,9 @@ public:
     // (ignoring ASCII case, as torch looks names up) with different contents, and on records that
     // do not all share the first record's folder (torch refuses those).
     explicit ZipArchive(std::span<const std::uint8_t> data);
+    // The index refers to the entries' names in place: an archive is neither copied nor moved.
+    ZipArchive(const ZipArchive &) = delete;
+    ZipArchive &operator=(const ZipArchive &) = delete;
 
     const std::vector<Entry> &entries() const { return m_entries; }
     // Top folder every record lives under ("archive/", the file's stem, ...), with its slash.
@@ -61,8 +64,9 @@ private:
     std::vector<Entry> m_entries;
     std::string m_prefix;
     std::vector<std::string> m_anomalies;
-    // Name -> entry with it: finding each of 20,000 storages must not scan the directory.
-    std::unordered_map<std::string, std::size_t> m_index;
+    // Name -> entry with it: finding each of 20,000 storages must not scan the directory. Keys
+    // view the entries' own names (no copy of 20,000 names).
+    std::unordered_map<std::string_view, std::size_t> m_index;
     void findAnomalies(const std::vector<bool> &repeated);  // repeated[i]: entry i repeats an earlier name
     bool sameContent(const Entry &a, const Entry &b) const;  // same method, sizes and stored bytes
     mutable std::uint64_t m_comparedBytes = 0;              // by sameContent, bounded by the file's size

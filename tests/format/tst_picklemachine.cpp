@@ -4,8 +4,12 @@
 #include "picklemachine.h"
 #include "pyrepr.h"
 #include "jsonexport.h"
+#include "tensorref.h"
+#include "value.h"
 
 #include <QtTest>
+
+#include <thread>
 
 using namespace ckpt;
 
@@ -36,6 +40,8 @@ private Q_SLOTS:
     void errors_data();
     void errors();
     void memoKeepsIdentity();
+    void sharedScalarsStayUnchanged();
+    void valuesOutliveTheirPool();
     void memoBombStaysShared();
     void bigIntegerAtTheLimit();
     void buildWithItselfDoesNotGrow();
@@ -255,6 +261,55 @@ void TestPickleMachine::memoKeepsIdentity()
     auto outer = runPickle(q, m2).value;
     QCOMPARE(QString::fromStdString(pyRepr(outer)), QString("[[1], [1]]"));
     QCOMPARE(outer->items()[0].get(), outer->items()[1].get());
+}
+
+void TestPickleMachine::sharedScalarsStayUnchanged()
+{
+    // Small ints, None and booleans are made once per pickle (as Python shares them). A BUILD on
+    // one is ignored, as torch.load would fail it; the other occurrences stay what they were.
+    // MARK 5 5 EMPTY_DICT BUILD None None True True 300 300 LIST STOP
+    const QByteArray p = H("80 02 28 4b 05 4b 05 7d 62 4e 4e 88 88 4d 2c 01 4d 2c 01 6c 2e");
+    PickleMachine m;
+    auto r = runPickle(p, m);
+    QCOMPARE(QString::fromStdString(pyRepr(r.value)), QString("[5, 5, None, None, True, True, 300, 300]"));
+    QCOMPARE(r.value->items()[0].get(), r.value->items()[1].get());  // shared, as in Python
+    QVERIFY(r.value->items()[0]->pythonClass().empty());
+    QCOMPARE(m.warnings().size(), std::size_t{1});  // the ignored BUILD
+    // A dict keyed by equal small ints still has one key, and a list holding shared ints keeps
+    // its own items: {0: [0, 0], 1: 0}
+    const QByteArray q = H("80 02 7d 28 4b 00 5d 28 4b 00 4b 00 65 4b 01 4b 00 75 2e");
+    PickleMachine m2;
+    QCOMPARE(QString::fromStdString(pyRepr(runPickle(q, m2).value)), QString("{0: [0, 0], 1: 0}"));
+}
+
+void TestPickleMachine::valuesOutliveTheirPool()
+{
+    // Values, their out-of-line parts and tensor references come from the pool of the scope
+    // that made them; they keep it alive after the scope ends, on any thread (ASan checks this).
+    ValuePtr d, t;
+    {
+        const ValuePoolScope pool;
+        d = Value::dict();
+        d->setPythonClass("collections.OrderedDict");
+        auto ref = makeTensorRef();
+        ref->shape = {2, 3};
+        ref->storage = makeStorageRef();
+        ref->storage->key = "0";
+        t = Value::tensor(ref);
+        {
+            const ValuePoolScope inner;  // a nested scope: values made here live in its own pool
+            d->entries().push_back({Value::string("inner"), Value::integer(7)});
+            d->setState(Value::dict());
+        }
+        d->entries().push_back({Value::string("tensor"), t});
+    }
+    QCOMPARE(QString::fromStdString(d->pythonClass()), QString("collections.OrderedDict"));
+    QCOMPARE(t->tensorRef()->shape, (std::vector<std::int64_t>{2, 3}));
+    QCOMPARE(QString::fromStdString(t->tensorRef()->storage->key), QString("0"));
+    QCOMPARE(d->entries().size(), std::size_t{2});
+    QCOMPARE(d->entries()[0].value->asInt(), std::int64_t{7});
+    t.reset();
+    std::thread([v = std::move(d)]() mutable { v.reset(); }).join();
 }
 
 void TestPickleMachine::memoBombStaysShared()
