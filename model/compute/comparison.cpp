@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -55,15 +56,41 @@ std::string moduleOf(const std::string &name)
 // JSON has no NaN or Infinity: such figures are written as null.
 ojson number(double v) { return std::isfinite(v) ? ojson(v) : ojson(nullptr); }
 
-// A metadata value as text to compare: plain JSON, so that a config whose pickle shares a value
-// equals one that does not (the same value to Python); as shown when it is no JSON (a cycle).
-std::string comparableText(const ValuePtr &v)
+// A file's metadata entries as text, shown and compared. Shown as info shows them: one JSON
+// writer for all of a file's entries, so that a value they share is written once and referred to
+// after (a few bytes of pickle can share one large string under thousands of keys). Compared as
+// plain JSON, so that a config whose pickle shares a value equals one that does not (the same value
+// to Python), within one budget for the comparison; as shown past it.
+struct MetadataText {
+    std::string shown;
+    std::optional<std::string> plain;  // none past the budget (or for a cycle)
+    bool operator==(const MetadataText &o) const { return plain && o.plain ? *plain == *o.plain : shown == o.shown; }
+};
+
+std::vector<MetadataText> metadataTexts(const std::vector<std::pair<std::string, ValuePtr>> &entries,
+                                        PlainJsonBudget &budget)
 {
-    try {
-        return valueToPlainJson(v, "metadata").dump(-1, ' ', false, ojson::error_handler_t::replace);
-    } catch (const FormatError &) {
-        return valueToJson(v).dump(-1, ' ', false, ojson::error_handler_t::replace);
+    const auto text = [](const ojson &j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); };
+    auto all = Value::dict();
+    for (const auto &[k, v] : entries)
+        all->entries().push_back({Value::string(k), v});
+    const ojson shown = valueToJson(all);
+    std::unordered_map<std::string_view, const ojson *> byKey;  // past the output limit, a key is missing
+    for (const auto &[k, v] : shown.items())
+        byKey.emplace(k, &v);
+    std::vector<MetadataText> out;
+    out.reserve(entries.size());
+    for (const auto &[k, v] : entries) {
+        const auto it = byKey.find(k);
+        MetadataText t{it != byKey.end() ? text(*it->second) : std::string(R"({"__truncated__":"output limit"})"),
+                       std::nullopt};
+        try {
+            t.plain = text(valueToPlainJson(v, "metadata", budget));
+        } catch (const FormatError &) {
+        }
+        out.push_back(std::move(t));
     }
+    return out;
 }
 
 ojson diffJson(const TensorDiff &d)
@@ -218,35 +245,37 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
     });
 
     // Metadata: every top-level entry whose saved value differs.
-    std::map<std::string, std::pair<std::optional<std::string>, std::optional<std::string>>> meta;
+    std::map<std::string, std::pair<std::optional<MetadataText>, std::optional<MetadataText>>> meta;
     std::vector<std::string> order;
+    PlainJsonBudget budget;
     auto collect = [&](const Document &d, bool first) {
-        for (const auto &e : metadataEntries(d)) {
-            if (e.role != MetadataEntry::Role::Plain)
-                continue;
-            auto [it, fresh] = meta.try_emplace(e.key);
-            if (fresh)
-                order.push_back(e.key);
-            // Replaced, as info --json does: a saved string need not be UTF-8.
-            (first ? it->second.first : it->second.second) = comparableText(e.value);
-        }
+        std::vector<std::pair<std::string, ValuePtr>> entries;
+        std::set<std::string> keys;
+        for (const auto &e : metadataEntries(d))
+            if (e.role == MetadataEntry::Role::Plain && keys.insert(e.key).second)
+                entries.emplace_back(e.key, e.value);
         // A safetensors file keeps these in its __metadata__ (as text): compared as the values
         // they were written from, so a checkpoint and its safetensors copy agree on its epoch.
-        for (const auto &[k, v] : formatMetadataEntries(d)) {
-            auto [it, fresh] = meta.try_emplace(k);
+        for (const auto &[k, v] : formatMetadataEntries(d))
+            if (keys.insert(k).second)
+                entries.emplace_back(k, v);
+        auto texts = metadataTexts(entries, budget);
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            auto [it, fresh] = meta.try_emplace(entries[i].first);
             if (fresh)
-                order.push_back(k);
-            auto &slot = first ? it->second.first : it->second.second;
-            if (!slot)
-                slot = comparableText(v);
+                order.push_back(entries[i].first);
+            (first ? it->second.first : it->second.second) = std::move(texts[i]);
         }
     };
     collect(a, true);
     collect(b, false);
+    const auto shown = [](const std::optional<MetadataText> &t) {
+        return t ? std::optional<std::string>(t->shown) : std::nullopt;
+    };
     for (const auto &k : order) {
         const auto &[va, vb] = meta[k];
-        if (va != vb)
-            c.metadata.push_back({k, va, vb});
+        if (!va || !vb || !(*va == *vb))
+            c.metadata.push_back({k, shown(va), shown(vb)});
     }
     c.optimizerA = optimizerOf(a, api);
     c.optimizerB = optimizerOf(b, api);

@@ -955,6 +955,7 @@ private:
         case ConvertTarget::Safetensors: {
             std::map<std::string, std::string> meta;
             std::set<std::string> jsonKeys;  // values written as JSON text, listed under kSafetensorsJsonKeys
+            PlainJsonBudget metaBudget;      // for all of them together: the header stays small
             if (m_doc.formatMetadata && m_doc.formatMetadata->isDict())
                 for (const auto &e : m_doc.formatMetadata->entries())
                     if (e.key && e.key->isString() && e.value && e.value->isString() &&
@@ -980,7 +981,8 @@ private:
                     }
                     std::string text;
                     try {
-                        text = e.value->isString() ? std::string() : valueToPlainJson(e.value, "JSON text").dump();
+                        text = e.value->isString() ? std::string()
+                                                   : valueToPlainJson(e.value, "JSON text", metaBudget).dump();
                     } catch (const FormatError &error) {
                         m_plan.lost.push_back({k, error.what()});
                         continue;
@@ -1225,40 +1227,58 @@ private:
     }
 
     // The sidecar: the root less the weights, as the plain JSON a deployment reads (what the
-    // file shares written out in full at each place). A small vector tensor among the metadata
-    // (input_mean kept as a tensor or numpy array) is written as its numbers, which a deployment
-    // reading the JSON can use; other tensors stay described ({"__tensor__": ...}). An entry JSON
-    // cannot hold (one containing itself, or too large) is left out of the sidecar, and said so.
+    // file shares written out in full at each place, within one budget for the whole sidecar). A
+    // small vector tensor among the metadata (input_mean kept as a tensor or numpy array) is
+    // written as its numbers, which a deployment reading the JSON can use; other tensors stay
+    // described ({"__tensor__": ...}). An entry JSON cannot hold (one containing itself, or past
+    // the budget) is left out of the sidecar, and said so.
     nlohmann::ordered_json sidecarOf(const ValuePtr &root, std::initializer_list<const char *> skip)
     {
         auto d = Value::dict();
         for (const auto &e : root->entries())
             if (std::none_of(skip.begin(), skip.end(), [&](const char *s) { return keyText(*e.key) == s; }))
                 d->entries().push_back(e);
-        std::vector<const Value *> within{d.get()};
-        auto j = plainEntries(d, "", within);
+        PlainSidecar sidecar{{}, {root.get(), d.get(), m_doc.root.get()}, {}};
+        auto j = plainEntries(d, "", sidecar);
         writeTensorNumbers(d, j, 0);
         return j;
     }
 
-    // A dict's entries as plain JSON. An entry that cannot be is written entry by entry when it is
-    // a dict (a few levels down), else left out and listed as not written.
-    nlohmann::ordered_json plainEntries(const ValuePtr &dict, const std::string &path, std::vector<const Value *> &within)
+    struct PlainSidecar {
+        PlainJsonBudget budget;
+        std::vector<const Value *> within;                          // the dicts being written, the roots
+        std::unordered_map<const Value *, std::string> splitAt;     // dicts written entry by entry, and where
+    };
+
+    // A dict's entries as plain JSON. An entry that cannot be, because it holds a cycle, is written
+    // entry by entry when it is a dict (a few levels down, once per dict); otherwise it is left out
+    // and listed as not written.
+    nlohmann::ordered_json plainEntries(const ValuePtr &dict, const std::string &path, PlainSidecar &sidecar)
     {
         auto j = nlohmann::ordered_json::object();
+        JsonObjectBuilder builder(j);
         for (const auto &e : dict->entries()) {
-            const std::string key = path + keyText(*e.key);
-            if (std::find(within.begin(), within.end(), e.value.get()) != within.end()) {
-                m_plan.lost.push_back({key, "not in the sidecar: it is the very dict that holds it (a cycle), which JSON cannot hold"});
+            const std::string label = keyText(*e.key);
+            const std::string key = path + label;
+            const Value *value = e.value.get();
+            if (std::find(sidecar.within.begin(), sidecar.within.end(), value) != sidecar.within.end()) {
+                m_plan.lost.push_back({key, "not in the sidecar: it is a dict that holds it (a cycle), which JSON cannot hold"});
+                continue;
+            }
+            if (const auto it = sidecar.splitAt.find(value); it != sidecar.splitAt.end()) {
+                m_plan.lost.push_back({key, "not in the sidecar: the same dict as '" + it->second +
+                                                "', which holds a cycle; written there, without it"});
                 continue;
             }
             try {
-                j[keyText(*e.key)] = valueToPlainJson(e.value, "JSON text");
+                builder.set(label, valueToPlainJson(e.value, "JSON text", sidecar.budget));
             } catch (const FormatError &error) {
-                if (e.value && e.value->isDict() && within.size() < 5) {
-                    within.push_back(e.value.get());
-                    j[keyText(*e.key)] = plainEntries(e.value, key + "/", within);
-                    within.pop_back();
+                // Past the budget, everything after fails at once: nothing is split then.
+                if (e.value && e.value->isDict() && sidecar.budget.left > 0 && sidecar.within.size() < 8) {
+                    sidecar.splitAt.emplace(value, key);
+                    sidecar.within.push_back(value);
+                    builder.set(label, plainEntries(e.value, key + "/", sidecar));
+                    sidecar.within.pop_back();
                 } else {
                     m_plan.lost.push_back({key, std::string("not in the sidecar: ") + error.what()});
                 }

@@ -39,8 +39,6 @@ json tensorJson(const TensorRef &t)
 
 // About what one JSON document may take (a sixth of a gigabyte as text, more as a tree).
 constexpr std::size_t kJsonOutputBudget = std::size_t{160} << 20;
-// What plain JSON (a sidecar, metadata to edit) may take: metadata, not a data set.
-constexpr std::size_t kPlainJsonBudget = std::size_t{16} << 20;
 
 // How many bytes (roughly, as dumped) one JSON document may still take. A value a pickle
 // references many times through the memo costs the pickle a few bytes per reference but the JSON
@@ -61,24 +59,7 @@ struct JsonBudget {
 
 json truncatedMarker() { return json{{"__truncated__", "output limit"}}; }
 
-// Adds `key` to an object, or replaces the value of a key it has (keeping the key's place), in
-// constant time: ordered_json's own operator[] searches every key, quadratic over a large dict.
-class ObjectBuilder {
-public:
-    explicit ObjectBuilder(json &object) : m_object(object.get_ref<json::object_t &>()) {}
-    void set(std::string key, json value)
-    {
-        auto [it, fresh] = m_index.try_emplace(key, m_object.size());
-        if (fresh)
-            m_object.emplace_back(std::move(key), std::move(value));
-        else
-            (m_object.begin() + static_cast<std::ptrdiff_t>(it->second))->second = std::move(value);
-    }
-
-private:
-    json::object_t &m_object;
-    std::unordered_map<std::string, std::size_t> m_index;
-};
+using ObjectBuilder = JsonObjectBuilder;
 
 class JsonWriter {
 public:
@@ -86,8 +67,8 @@ public:
     // Plain JSON for another program to read: shared values written in full at each place, and
     // what would otherwise be marked (a cycle, the nesting or output limit) thrown as a
     // FormatError about `what`.
-    JsonWriter(JsonBudget &budget, std::string what)
-        : m_budget(budget), m_plain(true), m_what(std::move(what)), m_limit(budget.left)
+    JsonWriter(JsonBudget &budget, std::string what, std::size_t limit)
+        : m_budget(budget), m_plain(true), m_what(std::move(what)), m_limit(limit)
     {
     }
 
@@ -164,8 +145,9 @@ private:
     json truncated()
     {
         if (m_plain)
-            throw FormatError(m_what + ": more than " + std::to_string(m_limit >> 20) +
-                              " MiB as JSON (each value the file shares written out in full)");
+            throw FormatError(m_what + ": past the " + std::to_string(m_limit >> 10) +
+                              " KiB of JSON the values written with it may take together (each value the file "
+                              "shares written out in full)");
         return truncatedMarker();
     }
     void truncated(ObjectBuilder &builder)
@@ -421,10 +403,35 @@ json valueToJson(const ValuePtr &v)
     return JsonWriter(budget).write(v, "", 0);
 }
 
-json valueToPlainJson(const ValuePtr &v, const std::string &what)
+JsonObjectBuilder::JsonObjectBuilder(json &object) : m_object(object.get_ref<json::object_t &>()) {}
+
+void JsonObjectBuilder::set(std::string key, json value)
 {
-    JsonBudget budget{kPlainJsonBudget};
-    return JsonWriter(budget, what).write(v, "", 0);
+    auto [it, fresh] = m_index.try_emplace(key, m_object.size());
+    if (fresh)
+        m_object.emplace_back(std::move(key), std::move(value));
+    else
+        (m_object.begin() + static_cast<std::ptrdiff_t>(it->second))->second = std::move(value);
+}
+
+json valueToPlainJson(const ValuePtr &v, const std::string &what, PlainJsonBudget &budget)
+{
+    JsonBudget spent{budget.left};
+    struct Settle {  // what was spent stays spent, written or not
+        PlainJsonBudget &to;
+        JsonBudget &from;
+        ~Settle() { to.left = from.left; }
+    } settle{budget, spent};
+    return JsonWriter(spent, what, budget.total).write(v, "", 0);
+}
+
+json valueToPlainJsonOrShown(const ValuePtr &v, PlainJsonBudget &budget)
+{
+    try {
+        return valueToPlainJson(v, "value", budget);
+    } catch (const FormatError &) {
+        return valueToJson(v);
+    }
 }
 
 namespace {

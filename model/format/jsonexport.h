@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <iosfwd>
 #include <string_view>
+#include <unordered_map>
 
 namespace ckpt {
 
@@ -14,12 +15,37 @@ namespace ckpt {
 // {"__ref__": "path"} for an object already written at another path (shared or cyclic).
 nlohmann::ordered_json valueToJson(const ValuePtr &v);
 
+// How much plain JSON may be made for one purpose — one sidecar, one safetensors header, one
+// comparison's metadata, one pane's fields — shared by every value made for it: a few bytes of
+// pickle can share one large list under thousands of keys. Spent by failed values too, so that the
+// work stays bounded however often a caller retries.
+struct PlainJsonBudget {
+    std::size_t total = std::size_t{16} << 20;
+    std::size_t left = total;
+};
+
 // The same, as plain JSON for a file or field another program reads (a metadata sidecar,
 // safetensors metadata, a config to edit): a value the file shares is written out in full at each
 // place, as Python's json.dump writes it, never as a __ref__. What valueToJson would mark instead —
-// a value containing itself, nesting past the pickle limit, more than the output budget — throws a
+// a value containing itself, nesting past the pickle limit, more than the budget left — throws a
 // FormatError that begins with `what`. Values JSON cannot hold are still tagged.
-nlohmann::ordered_json valueToPlainJson(const ValuePtr &v, const std::string &what);
+nlohmann::ordered_json valueToPlainJson(const ValuePtr &v, const std::string &what, PlainJsonBudget &budget);
+
+// Plain JSON where the budget allows it, else what valueToJson shows (a __ref__, a marker): for a
+// value shown or compared rather than written.
+nlohmann::ordered_json valueToPlainJsonOrShown(const ValuePtr &v, PlainJsonBudget &budget);
+
+// Adds keys to an ordered_json object in constant time (ordered_json's operator[] searches every
+// key before it: quadratic over a large dict). A key added again keeps its place, takes the value.
+class JsonObjectBuilder {
+public:
+    explicit JsonObjectBuilder(nlohmann::ordered_json &object);
+    void set(std::string key, nlohmann::ordered_json value);
+
+private:
+    nlohmann::ordered_json::object_t &m_object;
+    std::unordered_map<std::string, std::size_t> m_index;
+};
 
 // JSON text parsed in time linear in its size (nlohmann's own parser looks up every key of an
 // ordered_json object among those before it: quadratic over a large object). Keys keep their order;

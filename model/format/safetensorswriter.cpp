@@ -73,12 +73,18 @@ std::string SafetensorsWriter::header(std::vector<SafetensorsEntry> &entries,
         const int ra = dtypeRank(a.dtype), rb = dtypeRank(b.dtype);
         return ra != rb ? ra > rb : a.name < b.name;
     });
+    // Keys are appended: every name is unique (checked above; the metadata's are a map's), and
+    // ordered_json's operator[] would search the keys before it, quadratic over 100,000 tensors.
     nlohmann::ordered_json j = nlohmann::ordered_json::object();
+    auto &object = j.get_ref<nlohmann::ordered_json::object_t &>();
+    object.reserve(entries.size() + 1);
     if (!metadata.empty()) {
         nlohmann::ordered_json m = nlohmann::ordered_json::object();
+        auto &meta = m.get_ref<nlohmann::ordered_json::object_t &>();
+        meta.reserve(metadata.size());
         for (const auto &[k, v] : metadata)
-            m[k] = v;
-        j["__metadata__"] = m;
+            meta.emplace_back(k, v);
+        object.emplace_back("__metadata__", std::move(m));
     }
     std::uint64_t offset = 0;
     for (const auto &e : entries) {
@@ -87,7 +93,7 @@ std::string SafetensorsWriter::header(std::vector<SafetensorsEntry> &entries,
         t["shape"] = e.shape;
         t["data_offsets"] = {offset, offset + e.byteSize};
         offset += e.byteSize;
-        j[e.name] = t;
+        object.emplace_back(e.name, std::move(t));
     }
     std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
     text.append((8 - text.size() % 8) % 8, ' ');

@@ -20,7 +20,16 @@ nlohmann::ordered_json parseJson(const QString &what, const QString &text)
     }
 }
 
-QString jsonText(const nlohmann::ordered_json &j) { return QString::fromStdString(j.dump()); }
+// A value's JSON for a field: invalid UTF-8 replaced (a saved string need not be UTF-8), and
+// a text too large for a line edit said so rather than shown (the file's value is kept unless edited).
+QString jsonText(const nlohmann::ordered_json &j)
+{
+    constexpr std::size_t kMostShown = std::size_t{256} << 10;
+    const std::string text = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    if (text.size() > kMostShown)
+        return QObject::tr("(%1 KiB of JSON: too large to edit here)").arg(text.size() >> 10);
+    return QString::fromStdString(text);
+}
 
 bool edited(const std::optional<QString> &v) { return v && !v->trimmed().isEmpty(); }
 
@@ -61,15 +70,12 @@ QMap<QString, QString> sourceValueTexts(const Document &doc)
 {
     QMap<QString, QString> out;
     nlohmann::ordered_json mean, stdev;
+    // As plain JSON: the text becomes the value when edited, so a value the file shares is
+    // written out in full; one JSON cannot hold (a cycle, more than the fields' budget) is shown
+    // as info shows it. The fields are line edits on the GUI thread: a few hundred KiB at most.
+    PlainJsonBudget budget{std::size_t{256} << 10};
     for (const KnownField &f : knownFields(doc)) {
-        // As plain JSON: the text becomes the value when edited, so a value the file shares is
-        // written out in full; one JSON cannot hold (a cycle) is shown as info shows it.
-        nlohmann::ordered_json j;
-        try {
-            j = valueToPlainJson(f.value, f.label);
-        } catch (const FormatError &) {
-            j = valueToJson(f.value);
-        }
+        const nlohmann::ordered_json j = valueToPlainJsonOrShown(f.value, budget);
         if (f.label == "Model config") {
             out.insert(QStringLiteral("config"), jsonText(j));
         } else if (f.label == "Class names") {

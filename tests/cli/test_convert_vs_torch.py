@@ -560,6 +560,54 @@ def main():
                   'looped' not in meta and any(l['entry'] == 'looped' for l in doc['lost']),
                   'safetensors metadata: shared values in full, a cycle left out and said so',
                   '%r %r' % (meta.get('model_config', '')[:200], doc['lost']))
+    # A few KiB of pickle sharing one list (2 MB as JSON) under 200 keys: 400 MB written out in
+    # full. One 16 MiB budget holds for the whole sidecar and the whole safetensors header: the
+    # entries past it are listed as not written. A diff of two such files shows each shared value
+    # once (as info does).
+    inner = list(range(1000))
+    block = [inner] * 300
+    wide = {'model_state_dict': {'fc.weight': torch.ones(2, 2)}}
+    for i in range(200):
+        wide['table_%03d' % i] = block
+    wide_src = os.path.join(out, 'wide_shared.pth')
+    torch.save(wide, wide_src)
+    r, doc = convert(wide_src, '--to', 'state-dict', '--metadata-json', '-o', os.path.join(out, 'wide_sd.pth'))
+    if r.returncode == 0:
+        side_path = os.path.join(out, 'wide_sd_metadata.json')
+        with open(side_path) as f:
+            side = json.load(f)
+        past = [l for l in doc['lost'] if 'past the 16384 KiB' in l['reason']]
+        res.check(os.path.getsize(side_path) < (17 << 20) and side and all(v == block for v in side.values()) and
+                  len(side) + len(past) == 200,
+                  'sidecar: 200 keys sharing one 2 MB list stop at one 16 MiB budget, the rest listed as not written',
+                  '%d bytes, %d written, %d past' % (os.path.getsize(side_path), len(side), len(past)))
+    r, doc = convert(wide_src, '--to', 'safetensors', '-o', os.path.join(out, 'wide.safetensors'))
+    if r.returncode == 0:
+        _, meta, header = read_safetensors(os.path.join(out, 'wide.safetensors'))
+        past = [l for l in doc['lost'] if 'past the 16384 KiB' in l['reason']]
+        res.check(header < (17 << 20) and len([k for k in meta if k.startswith('table_')]) + len(past) == 200 and
+                  all(json.loads(meta[k]) == block for k in meta if k.startswith('table_')),
+                  'safetensors metadata: the same budget for the whole header', '%d header bytes' % header)
+    narrow = dict(list(wide.items())[:21])
+    narrow_src = os.path.join(out, 'narrow_shared.pth')
+    torch.save(narrow, narrow_src)
+    d = subprocess.run([a.ckpt, 'diff', wide_src, narrow_src, '--json'], capture_output=True, text=True, timeout=120)
+    keys = [m['key'] for m in json.loads(d.stdout).get('metadata', [])] if d.returncode in (0, 1) else []
+    res.check(d.returncode == 0 and len(d.stdout) < (1 << 20) and len(keys) == 180 and 'table_000' not in keys,
+              'diff: shared metadata compared in full, shown once; only the keys one file lacks differ',
+              '%d bytes, exit %d, %d keys %s' % (len(d.stdout), d.returncode, len(keys), d.stderr[-300:]))
+    # A root dict that holds itself: its weights never reach the sidecar through the loop.
+    loop = {'model_state_dict': {'fc.weight': torch.ones(2, 2)}, 'epoch': 1}
+    loop['self'] = loop
+    loop_src = os.path.join(out, 'root_loop.pth')
+    torch.save(loop, loop_src)
+    r, doc = convert(loop_src, '--to', 'checkpoint', '--metadata-json', '-o', os.path.join(out, 'root_loop_ck.pth'))
+    if r.returncode == 0:
+        with open(os.path.join(out, 'root_loop_ck_metadata.json')) as f:
+            side = json.load(f)
+        res.check('self' not in side.get('additional_info', {}) and 'fc.weight' not in json.dumps(side) and
+                  any(l['entry'] == 'additional_info/self' and 'cycle' in l['reason'] for l in doc['lost']),
+                  'sidecar: a root holding itself is not written again inside it', '%r %r' % (side, doc['lost']))
     # Mean and std kept as a tensor and a numpy array: the sidecar holds their numbers.
     r, doc = convert('predict_package_tensor_mean.pth', '--to', 'inference', '-o', os.path.join(out, 'tmean.pth'))
     if r.returncode == 0:

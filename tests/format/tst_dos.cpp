@@ -178,7 +178,8 @@ void TestDos::plainJsonWritesSharedValuesInFull()
     auto inner = dictOf({{str("layers"), layers}});
     auto root = dictOf({{str("desc"), text}, {str("again"), text}, {str("a"), inner}, {str("b"), inner},
                         {str("c"), layers}});
-    const json plain = valueToPlainJson(root, "sidecar");
+    PlainJsonBudget budget;
+    const json plain = valueToPlainJson(root, "sidecar", budget);
     QCOMPARE(plain["again"].get<std::string>(), std::string(2000, 'x'));
     QCOMPARE(plain["b"].dump(), std::string(R"({"layers":[1,2]})"));
     QCOMPARE(plain["c"].dump(), std::string("[1,2]"));
@@ -192,7 +193,7 @@ void TestDos::plainJsonWritesSharedValuesInFull()
     ValuePtr v = leaf;
     for (int i = 0; i < 10; ++i)
         v = Value::list({v, v});
-    const json tree = valueToPlainJson(v, "sidecar");
+    const json tree = valueToPlainJson(v, "sidecar", budget);
     QCOMPARE(tree[1][0][1][1][0][0][1][0][1][1][0].get<int>(), 7);
 }
 
@@ -203,7 +204,8 @@ void TestDos::plainJsonRefusesCyclesAndBlowUp()
     auto holder = dictOf({{str("loop"), self}});
     self->items().push_back(holder);
     try {
-        valueToPlainJson(dictOf({{str("config"), self}}), "JSON text");
+        PlainJsonBudget budget;
+        valueToPlainJson(dictOf({{str("config"), self}}), "JSON text", budget);
         QFAIL("expected a refusal");
     } catch (const FormatError &e) {
         QVERIFY2(QString(e.what()).startsWith("JSON text: 'config/1/loop' contains itself"), e.what());
@@ -213,12 +215,28 @@ void TestDos::plainJsonRefusesCyclesAndBlowUp()
     ValuePtr v = Value::list({Value::integer(1)});
     for (int i = 0; i < 60; ++i)
         v = Value::list({v, v});
+    PlainJsonBudget budget;
     try {
-        valueToPlainJson(v, "sidecar entry 'x'");
+        valueToPlainJson(v, "sidecar entry 'x'", budget);
         QFAIL("expected a refusal");
     } catch (const FormatError &e) {
-        QVERIFY2(QString(e.what()).contains("sidecar entry 'x': more than 16 MiB as JSON"), e.what());
+        QVERIFY2(QString(e.what()).contains("sidecar entry 'x': past the 16384 KiB of JSON"), e.what());
     }
+    QCOMPARE(budget.left, std::size_t{0});
+    // One budget for every value made for one purpose: 2,000 keys of a sidecar sharing one list
+    // of 1 MiB as JSON stop at 16 of them (not 2 GB of JSON), the rest refused at once.
+    auto list = Value::list(std::vector<ValuePtr>(1u << 17, Value::integer(1234567)));
+    PlainJsonBudget shared;
+    int written = 0, refused = 0;
+    for (int i = 0; i < 2000; ++i) {
+        try {
+            valueToPlainJson(list, "key " + std::to_string(i), shared);
+            ++written;
+        } catch (const FormatError &) {
+            ++refused;
+        }
+    }
+    QVERIFY2(written > 0 && written < 16 && refused == 2000 - written, qPrintable(QString::number(written)));
 }
 
 void TestDos::jsonBudgetAcrossWriters()
