@@ -5,6 +5,7 @@
 #include "computeloader.h"
 #include "document.h"
 #include "predictionjson.h"
+#include "predictionoutputs.h"
 #include "predictioninput.h"
 #include "valuetext.h"
 #include "textcodec.h"
@@ -326,8 +327,8 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     right->addWidget(m_chart, 2);
     showEmptyChart();
     auto *copyRow = new QHBoxLayout;
-    // How the outputs are read: as ckpt predict --probabilities. A change runs the batch again
-    // (the model stays loaded).
+    // How the outputs are read: as ckpt predict --probabilities. A change reads the shown result
+    // again (the outputs are kept; the model does not run again).
     m_probabilities = new QComboBox;
     m_probabilities->setObjectName(QStringLiteral("probabilitiesFrom"));
     const std::pair<const char *, QString> readings[] = {
@@ -344,8 +345,10 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
            "multi-label head, every output its own yes/no.\nValues: the outputs as they are (a regression), "
            "ranked by value."));
     connect(m_probabilities, &QComboBox::currentIndexChanged, this, [this] {
-        if (m_result && !m_running)
-            run();
+        if (!m_result)
+            return;
+        rereadOutputs();
+        showResult();
     });
     copyRow->addWidget(m_probabilities);
     auto *copyText = new QPushButton(tr("Copy as text"));
@@ -743,7 +746,7 @@ void PredictionView::run()
     const quint64 archVersion = m_archVersion;
     auto *watcher = new QFutureWatcher<RunOutcome>(this);
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, generation, archVersion,
-                                                           shape = input->shape] {
+                                                           shape = input->shape, output = m_arch->output] {
         watcher->deleteLater();
         m_running = false;
         m_run->setEnabled(true);
@@ -760,8 +763,10 @@ void PredictionView::run()
         }
         m_runError.clear();
         m_result = std::move(out.result);
+        m_resultOutput = output;
         m_notes = out.notes;
         m_resultInputShape = shape;
+        rereadOutputs();  // the reading chosen while it ran, if it changed
         showResult();
         Q_EMIT finished(true);
     });
@@ -781,6 +786,11 @@ void PredictionView::run()
         out.predictor = predictor;
         return out;
     }));
+}
+
+void PredictionView::rereadOutputs()
+{
+    readOutputs(*m_result, m_resultOutput, m_probabilities->currentData().toString().toStdString(), 5, m_classes);
 }
 
 void PredictionView::showResult()
@@ -837,7 +847,7 @@ void PredictionView::showChart(int sample)
     std::iota(shown.begin(), shown.end(), 0);
     if (shown.size() > 20) {
         std::partial_sort(shown.begin(), shown.begin() + 20, shown.end(),
-                          [&bars](std::size_t a, std::size_t b) { return bars[a] > bars[b]; });
+                          [&bars](std::size_t a, std::size_t b) { return outputRanksBefore(bars[a], bars[b]); });
         shown.resize(20);
     }
     auto *set = new QBarSet(values ? tr("value") : tr("probability"));

@@ -114,6 +114,8 @@ private:
     std::optional<PredictionInput> gatherInput(QString *error) const;
     std::vector<std::int64_t> sampleShape() const;
     void rebuildForm();
+    // Reads the kept outputs as the probabilities switch says (no run).
+    void rereadOutputs();
     void showResult();
     void showChart(int sample);
     void showEmptyChart();
@@ -135,6 +137,7 @@ private:
     std::shared_ptr<Predictor> m_predictor;  // built for m_arch on first run; dropped when it changes
     std::optional<PredictionResult> m_result;
     std::vector<std::int64_t> m_resultInputShape;
+    Architecture::Output m_resultOutput = Architecture::Output::Logits;  // the last layer of the model that ran
     std::vector<std::string> m_notes;
     QString m_runError;
     bool m_running = false;

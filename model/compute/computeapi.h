@@ -142,7 +142,7 @@ struct PredictOptions {
 struct TopClass {
     std::int64_t index = 0;
     std::string label;  // the class name, or "" when the file names none
-    double probability = 0;  // NaN when no probabilities were asked for
+    double probability = 0;  // NaN when no probabilities were asked for ("none")
     double value = 0;        // the model's output
 };
 

@@ -17,7 +17,7 @@ nlohmann::ordered_json predictionToJson(const PredictionResult &r, const Archite
         for (const auto &t : s.top)
             top.push_back({{"index", t.index},
                            {"class", t.label.empty() ? json() : json(t.label)},
-                           {"probability", std::isnan(t.probability) ? json() : json(t.probability)},
+                           {"probability", r.probabilitiesFrom == "none" ? json() : json(t.probability)},
                            {"value", t.value}});
         outputs.push_back({{"logits", s.logits}, {"probabilities", s.probabilities}, {"argmax", s.argmax}, {"top", top}});
     }
@@ -43,7 +43,7 @@ std::string predictionToText(const PredictionResult &r)
         const auto &s = r.outputs[i];
         out += "sample " + std::to_string(i + 1) + ":";
         for (const auto &t : s.top) {
-            const std::string figure = std::isnan(t.probability) ? formatFloat(t.value) : [&] {
+            const std::string figure = r.probabilitiesFrom == "none" ? formatFloat(t.value) : [&] {
                 std::snprintf(buf, sizeof buf, "%.4f", t.probability);
                 return std::string(buf);
             }();

@@ -3,6 +3,7 @@
 // weights as its parameters and buffers) and compiled by LibTorch, so what runs here is exactly
 // what `--export-torchscript` writes and Python's torch.jit.load runs.
 #include "predictor.h"
+#include "predictionoutputs.h"
 
 #include "architecture.h"
 #include "document.h"
@@ -741,68 +742,16 @@ private:
     void fillOutputs(PredictionResult &r, const at::Tensor &y, std::int64_t batch, const PredictOptions &o) const
     {
         r.outputShape = y.sizes().vec();
-        at::Tensor rows = y.dim() >= 1 && y.size(0) == batch ? y.reshape({batch, -1}) : y.reshape({1, -1});
-        at::Tensor probs;
-        if (o.probabilities == "softmax") {
-            probs = at::softmax(rows, 1);
-            r.probabilitiesFrom = "softmax";
-        } else if (o.probabilities == "sigmoid") {
-            probs = at::sigmoid(rows);
-            r.probabilitiesFrom = "sigmoid";
-        } else if (o.probabilities == "none") {
-            r.probabilitiesFrom = "none";
-        } else if (o.probabilities != "auto") {
-            throw std::runtime_error("probabilities by '" + o.probabilities + "': auto, softmax, sigmoid or none");
-        } else {
-            switch (m_arch.output) {
-            case Architecture::Output::LogProbabilities: probs = rows.exp(); r.probabilitiesFrom = "exp"; break;
-            case Architecture::Output::Probabilities: probs = rows; r.probabilitiesFrom = "as is"; break;
-            case Architecture::Output::Logits:
-                // A softmax over one value is always 1: a single logit is a binary classifier's.
-                if (rows.size(1) == 1) {
-                    probs = at::sigmoid(rows);
-                    r.probabilitiesFrom = "sigmoid";
-                } else {
-                    probs = at::softmax(rows, 1);
-                    r.probabilitiesFrom = "softmax";
-                }
-                break;
-            }
-        }
-        rows = rows.contiguous();
-        const bool withProbabilities = probs.defined();
-        if (withProbabilities)
-            probs = probs.contiguous();
+        const at::Tensor rows =
+            (y.dim() >= 1 && y.size(0) == batch ? y.reshape({batch, -1}) : y.reshape({1, -1})).contiguous();
         const std::int64_t k = rows.size(1);
         for (std::int64_t i = 0; i < rows.size(0); ++i) {
             SampleOutput s;
             const double *lp = rows[i].data_ptr<double>();
             s.logits.assign(lp, lp + k);
-            if (withProbabilities) {
-                const double *pp = probs[i].data_ptr<double>();
-                s.probabilities.assign(pp, pp + k);
-            }
-            // Ranked by probability, or by value when there are none (the same order for a softmax).
-            const std::vector<double> &rank = withProbabilities ? s.probabilities : s.logits;
-            std::vector<std::int64_t> order(static_cast<std::size_t>(k));
-            std::iota(order.begin(), order.end(), 0);
-            std::stable_sort(order.begin(), order.end(), [&rank](std::int64_t a, std::int64_t b) {
-                return rank[static_cast<std::size_t>(a)] > rank[static_cast<std::size_t>(b)];
-            });
-            if (!order.empty())
-                s.argmax = order[0];
-            for (std::int64_t j = 0; j < std::min<std::int64_t>(std::max(o.topK, 0), k); ++j) {
-                TopClass t;
-                t.index = order[static_cast<std::size_t>(j)];
-                t.value = s.logits[static_cast<std::size_t>(t.index)];
-                t.probability = withProbabilities ? s.probabilities[static_cast<std::size_t>(t.index)]
-                                                  : std::numeric_limits<double>::quiet_NaN();
-                if (t.index < static_cast<std::int64_t>(o.classNames.size()))
-                    t.label = o.classNames[static_cast<std::size_t>(t.index)];
-                s.top.push_back(t);
-            }
             r.outputs.push_back(std::move(s));
         }
+        readOutputs(r, m_arch.output, o.probabilities, o.topK, o.classNames);
     }
 };
 

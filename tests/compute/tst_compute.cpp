@@ -3,6 +3,7 @@
 // load it.
 #include "computeloader.h"
 #include "document.h"
+#include "predictionoutputs.h"
 #include "tensorconvert.h"
 
 #include <ATen/ATen.h>
@@ -31,6 +32,7 @@ private Q_SLOTS:
     void numpyArrays_data();
     void numpyArrays();
     void histogramsAgreeWithTorchHistc();
+    void outputsReadAsATenReadsThem();
 
 private:
     QJsonObject m_expected;
@@ -349,6 +351,70 @@ void TestCompute::histogramsAgreeWithTorchHistc()
     QCOMPARE(doc.stateDict[8].name, std::string("scalar"));
     QCOMPARE(scalar.low, 1.5);  // 2.5 - 1: where torch.histc counts it
     QCOMPARE(scalar.high, 3.5);
+}
+
+void TestCompute::outputsReadAsATenReadsThem()
+{
+    // readOutputs is plain C++ (the prediction pane uses it without LibTorch): its softmax,
+    // sigmoid and exp must be ATen's, and its ranking the descending order with NaN last.
+    const at::Tensor logits = at::randn({4, 7}, at::kDouble) * 20;
+    const auto resultOf = [&](const at::Tensor &rows) {
+        PredictionResult r;
+        for (std::int64_t i = 0; i < rows.size(0); ++i) {
+            SampleOutput s;
+            const at::Tensor row = rows[i].contiguous();
+            s.logits.assign(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
+            r.outputs.push_back(s);
+        }
+        return r;
+    };
+    const auto worst = [](const PredictionResult &r, const at::Tensor &want) {
+        double w = 0;
+        for (std::int64_t i = 0; i < want.size(0); ++i)
+            for (std::int64_t j = 0; j < want.size(1); ++j)
+                w = std::max(w, std::abs(r.outputs[i].probabilities[j] - want[i][j].item<double>()));
+        return w;
+    };
+    using O = Architecture::Output;
+    const std::vector<std::string> names{"a", "b", "c", "d", "e", "f", "g"};
+    PredictionResult r = resultOf(logits);
+    readOutputs(r, O::Logits, "auto", 3, names);
+    QCOMPARE(r.probabilitiesFrom, std::string("softmax"));
+    QVERIFY(worst(r, at::softmax(logits, 1)) <= 1e-15);
+    const at::Tensor order = std::get<1>(at::sort(logits, 1, /*descending=*/true));
+    for (std::int64_t i = 0; i < 4; ++i) {
+        QCOMPARE(r.outputs[i].argmax, order[i][0].item<std::int64_t>());
+        QCOMPARE(static_cast<int>(r.outputs[i].top.size()), 3);
+        for (int j = 0; j < 3; ++j) {
+            QCOMPARE(r.outputs[i].top[j].index, order[i][j].item<std::int64_t>());
+            QCOMPARE(r.outputs[i].top[j].label, names[static_cast<std::size_t>(order[i][j].item<std::int64_t>())]);
+            QCOMPARE(r.outputs[i].top[j].value, logits[i][order[i][j]].item<double>());
+        }
+    }
+    r = resultOf(logits);
+    readOutputs(r, O::Logits, "sigmoid", 3, names);
+    QVERIFY(worst(r, at::sigmoid(logits)) <= 1e-15);
+    r = resultOf(logits);
+    readOutputs(r, O::LogProbabilities, "auto", 3, {});
+    QCOMPARE(r.probabilitiesFrom, std::string("exp"));
+    QVERIFY(worst(r, logits.exp()) <= 1e-12 * logits.exp().max().item<double>());
+    r = resultOf(logits.slice(1, 0, 1));
+    readOutputs(r, O::Logits, "auto", 3, {});
+    QCOMPARE(r.probabilitiesFrom, std::string("sigmoid"));  // one output: a binary classifier's logit
+    QCOMPARE(r.outputs[0].top.size(), std::size_t{1});
+    // Values: no probabilities; NaN ranks after every number, -inf included.
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    r = resultOf(at::tensor({1.0, nan, -inf, 3.0, nan}, at::kDouble).reshape({1, 5}));
+    readOutputs(r, O::Logits, "none", 5, {});
+    QCOMPARE(r.probabilitiesFrom, std::string("none"));
+    QVERIFY(r.outputs[0].probabilities.empty());
+    std::vector<std::int64_t> ranked;
+    for (const auto &t : r.outputs[0].top) {
+        ranked.push_back(t.index);
+        QVERIFY(std::isnan(t.probability));
+    }
+    QCOMPARE(ranked, (std::vector<std::int64_t>{3, 0, 2, 1, 4}));
+    QVERIFY_THROWS_EXCEPTION(std::runtime_error, readOutputs(r, O::Logits, "logits", 5, {}));
 }
 
 QTEST_GUILESS_MAIN(TestCompute)

@@ -423,7 +423,8 @@ void TestPredictionView::randomIndicesForEmbedding()
 void TestPredictionView::outputsReadAsChosen()
 {
     // The pane's reading of the outputs, as --probabilities: the logits PyTorch computed for the
-    // case, put through softmax and sigmoid here, or shown as values. A change runs again.
+    // case, put through softmax and sigmoid here, or shown as values. A change reads the kept
+    // outputs again at once (the model does not run); one made during a run applies to its result.
     const QJsonObject c = predictCase(QStringLiteral("layer zoo: MLP"));
     QVERIFY(!c.isEmpty());
     PredictionView view;
@@ -451,7 +452,7 @@ void TestPredictionView::outputsReadAsChosen()
     const auto choose = [&](const char *id) {
         QSignalSpy spy(&view, &PredictionView::finished);
         box->setCurrentIndex(box->findData(QString::fromLatin1(id)));
-        return spy.wait(60000) && spy.first().first().toBool();
+        return spy.isEmpty() && view.result().probabilitiesFrom == (std::string(id) == "auto" ? "as is" : id);
     };
     QVERIFY2(choose("sigmoid"), qPrintable(view.runError()));
     QCOMPARE(view.result().probabilitiesFrom, std::string("sigmoid"));
@@ -481,6 +482,14 @@ void TestPredictionView::outputsReadAsChosen()
         QVERIFY(std::abs(series->barSets()[0]->at(j) - row0[j].toDouble()) <= 1e-5);
     QVERIFY(QJsonDocument::fromJson(view.resultJson().toUtf8()).object().value(QStringLiteral("probabilities_from")).toString() ==
             QLatin1String("none"));
+    // Chosen while a run is on its way: its result is read as chosen.
+    QSignalSpy spy(&view, &PredictionView::finished);
+    view.runButton()->click();
+    QVERIFY(view.isRunning());
+    box->setCurrentIndex(box->findData(QStringLiteral("sigmoid")));
+    QVERIFY(spy.wait(60000) && spy.first().first().toBool());
+    QCOMPARE(view.result().probabilitiesFrom, std::string("sigmoid"));
+    QVERIFY(worst(view.result(), sigmoid, true) <= 1e-5);
 }
 
 QTEST_MAIN(TestPredictionView)
