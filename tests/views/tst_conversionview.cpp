@@ -96,32 +96,25 @@ QStringList qt(const std::vector<std::string> &v)
     return out;
 }
 
-// Runs tests/views/check_conversion.py: PyTorch loads the output and compares it with the source.
-bool judgedByTorch(const QStringList &args, QString *log)
+// Runs one of the checks beside this test with PyTorch; true when it passed.
+bool pythonCheck(const char *script, const QStringList &args, QString *log)
 {
     QProcess python;
     python.setProcessChannelMode(QProcess::MergedChannels);
     python.start(QStringLiteral(CKPT_PYTHON),
-                 QStringList{QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/check_conversion.py")} + args);
+                 QStringList{QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/") + QLatin1String(script)} + args);
     if (!python.waitForFinished(120000))
         return false;
     *log = QString::fromUtf8(python.readAll());
     return python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0;
 }
 
-// Runs tests/views/check_torchscript.py: torch.jit.load loads the output, which holds the
-// reference's weights and computes what the reference model computes.
-bool scriptJudgedByTorch(const QStringList &args, QString *log)
-{
-    QProcess python;
-    python.setProcessChannelMode(QProcess::MergedChannels);
-    python.start(QStringLiteral(CKPT_PYTHON),
-                 QStringList{QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/check_torchscript.py")} + args);
-    if (!python.waitForFinished(120000))
-        return false;
-    *log = QString::fromUtf8(python.readAll());
-    return python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0;
-}
+// check_conversion.py: PyTorch loads the output and compares it with the source.
+bool judgedByTorch(const QStringList &args, QString *log) { return pythonCheck("check_conversion.py", args, log); }
+
+// check_torchscript.py: torch.jit.load loads the output, which holds the reference's weights and
+// computes what the reference model computes.
+bool scriptJudgedByTorch(const QStringList &args, QString *log) { return pythonCheck("check_torchscript.py", args, log); }
 
 // The names of the option fields enabled now, among those a target may leave unused.
 QStringList enabledFields(const ConversionView &view)
