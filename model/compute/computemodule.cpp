@@ -103,11 +103,14 @@ private:
             const double cn = static_cast<double>(c.numel());
             if (cn == 0)
                 continue;
-            mn = std::min(mn, c.min().item<double>());
-            mx = std::max(mx, c.max().item<double>());
+            // One pass each: the extremes together, sums of squares as dot products.
+            const auto [cmin, cmax] = at::aminmax(c);
+            mn = std::min(mn, cmin.item<double>());
+            mx = std::max(mx, cmax.item<double>());
             const double cmean = c.mean().item<double>();
-            const double cm2 = (c - cmean).pow(2).sum().item<double>();
-            sumsq += c.pow(2).sum().item<double>();
+            const at::Tensor deviation = c - cmean;
+            const double cm2 = at::dot(deviation, deviation).item<double>();
+            sumsq += at::dot(c, c).item<double>();
             // Chan et al.: merge the chunk's mean and squared deviations into the running ones.
             const double delta = cmean - mean;
             const double total = n + cn;
