@@ -202,14 +202,12 @@ def main():
 
 # What holds back a row that misses its target, as measured with perf on this machine.
 LIMITS = {
-    'sd_20k': 'the work per tensor, about 13 µs of it. Reading makes some 25 values per tensor (the pickle\'s '
-              'tuples, strings and ints, all kept by its memo until the end, as Python\'s unpickler keeps them: '
-              '~150 MiB), resolves each storage record by name and checks every tensor against it; the JSON is '
-              'streamed (~45 ms for 7 MB). Left: allocation and first-touch page faults for those values (now '
-              'from one huge-page pool, whose cost varies with how readily the kernel finds huge pages: runs of '
-              'the same binary measured 0.17-0.26 s, 7.5x-11.3x), 20,000 hash lookups of record names, the '
-              'storage checks. A value tree that is not one heap object per pickle value would be the next '
-              'step.',
+    'sd_20k': 'the work per tensor, 6-9 µs of it (callgrind: 443M instructions for 20,000 tensors). Reading '
+              'makes some 25 values per tensor, kept by the pickle memo until the end as Python\'s unpickler '
+              'keeps them (83 MiB); a quarter of the wall time is the kernel zeroing the pages they take, the '
+              'rest the pickle run, tensor checks and the streamed JSON. Runs of one binary vary with how '
+              'readily the kernel finds huge pages. A value tree that is not one heap object per pickle value '
+              'would be the next step.',
     'open: 4 GiB': 'both take a few milliseconds, mostly process start; the difference is noise, not bytes '
                    '(neither reads a tensor byte).',
     'strip optimizer': 'writing and reading back every kept byte: the copy into the page cache and two CRC-32 '
