@@ -2,7 +2,6 @@
 
 #include "architecture.h"
 
-#include <cmath>
 #include <cstdio>
 
 namespace ckpt {

@@ -24,8 +24,6 @@
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <limits>
-#include <numeric>
 #include <set>
 #include <cctype>
 #include <cstdio>
