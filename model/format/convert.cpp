@@ -1126,7 +1126,9 @@ private:
     // The optimizer state for the parameters that are kept. PyTorch's load_state_dict pairs the
     // saved ids with an optimizer's parameters in order and refuses groups of other sizes, so a
     // parameter left out with --drop leaves the optimizer too: its state and its id in
-    // param_groups go, and the ids are numbered again from 0 as torch numbers a smaller model's.
+    // param_groups go, and the ids are numbered again from 0 as torch numbers a smaller model's
+    // (torch >= 2.6's param_names lose the same positions; state keyed by name, as torch.distributed
+    // writes it, loses the dropped names and needs no renumbering).
     // Where the ids cannot be told apart by name, the state is written as it is, with a warning.
     ValuePtr optimizerWithoutDropped()
     {
@@ -1137,10 +1139,18 @@ private:
             dropped.insert(d.entry);
         const auto map = mapOptimizer(m_doc);
         std::set<std::int64_t> leave;
+        std::set<std::string> leaveKeys;  // torch.distributed's layout: parameters keyed by name
         if (map)
             for (const auto &p : map->parameters)
-                if (dropped.contains(p.name))
-                    leave.insert(p.id);
+                if (dropped.contains(p.name)) {
+                    if (p.key.empty())
+                        leave.insert(p.id);
+                    else
+                        leaveKeys.insert(p.key);
+                }
+        const auto left = [&leave, &leaveKeys](const ValuePtr &id) {
+            return id && ((id->isInt() && leave.contains(id->asInt())) || (id->isString() && leaveKeys.contains(id->text())));
+        };
         const auto groups = m_doc.optimizer->get("param_groups");
         const auto state = m_doc.optimizer->get("state");
         if (!map || !map->certain || !groups || !groups->isSequence()) {
@@ -1150,9 +1160,10 @@ private:
                                       "parameters will refuse it (--drop-optimizer leaves it out)");
             return m_doc.optimizer;
         }
-        if (leave.empty())
+        if (leave.empty() && leaveKeys.empty())
             return m_doc.optimizer;  // only buffers were dropped
         std::map<std::int64_t, std::int64_t> renumber;
+        std::size_t keptKeys = 0;
         auto newGroups = Value::list();
         for (const auto &group : groups->items()) {
             auto g = Value::dict();
@@ -1160,15 +1171,18 @@ private:
             std::vector<bool> keptAt;
             if (const auto params = group->get("params"); params && params->isSequence())
                 for (const auto &id : params->items())
-                    keptAt.push_back(!(id && id->isInt() && leave.contains(id->asInt())));
+                    keptAt.push_back(!left(id));
             for (const auto &e : group->entries()) {
                 const std::string k = e.key && e.key->isString() ? e.key->text() : std::string();
                 if (k == "params" && e.value && e.value->isSequence()) {
                     auto ids = Value::list();
                     for (const auto &id : e.value->items())
-                        if (id && id->isInt() && !leave.contains(id->asInt())) {
+                        if (id && id->isInt() && !left(id)) {
                             const auto it = renumber.emplace(id->asInt(), static_cast<std::int64_t>(renumber.size())).first;
                             ids->items().push_back(Value::integer(it->second));
+                        } else if (id && id->isString() && !left(id)) {
+                            ids->items().push_back(id);  // a name needs no renumbering
+                            ++keptKeys;
                         }
                     g->entries().push_back({e.key, ids});
                 } else if (k == "param_names" && e.value && e.value->isSequence() && e.value->items().size() == keptAt.size()) {
@@ -1184,18 +1198,24 @@ private:
             newGroups->items().push_back(g);
         }
         auto newState = Value::dict();
-        if (state && state->isDict())
-            for (const auto &e : state->entries())
-                if (e.key && e.key->isInt())
+        if (state && state->isDict()) {
+            for (const auto &e : state->entries()) {
+                if (e.key && e.key->isInt()) {
                     if (auto it = renumber.find(e.key->asInt()); it != renumber.end())
                         newState->entries().push_back({Value::integer(it->second), e.value});
+                } else if (e.key && e.key->isString() && !left(e.key)) {
+                    newState->entries().push_back(e);
+                }
+            }
+        }
         auto opt = Value::dict();
         for (const auto &e : m_doc.optimizer->entries()) {
             const std::string k = e.key ? keyText(*e.key) : std::string();
             opt->entries().push_back({e.key, k == "state" ? newState : k == "param_groups" ? newGroups : e.value});
         }
-        m_plan.carried.push_back("optimizer state for the " + std::to_string(renumber.size()) +
-                                 " kept parameters (" + std::to_string(leave.size()) + " dropped with their tensors)");
+        m_plan.carried.push_back("optimizer state for the " + std::to_string(renumber.size() + keptKeys) +
+                                 " kept parameters (" + std::to_string(leave.size() + leaveKeys.size()) +
+                                 " dropped with their tensors)");
         return opt;
     }
 

@@ -687,7 +687,7 @@ json documentJson(const Document &doc, bool placeholder)
         if (auto map = mapOptimizer(doc)) {
             json params = json::array();
             for (const auto &p : map->parameters) {
-                json e{{"id", p.id}, {"group", p.group}, {"name", p.name.empty() ? json(nullptr) : json(p.name)}};
+                json e{{"id", p.key.empty() ? json(p.id) : json(p.key)}, {"group", p.group}, {"name", p.name.empty() ? json(nullptr) : json(p.name)}};
                 if (p.state)
                     e["state"] = valueToJson(p.state);
                 if (!p.shapeAgrees)

@@ -1,5 +1,6 @@
 #include "optimizermap.h"
 
+#include "keyalign.h"
 #include "valuetree.h"
 
 #include <algorithm>
@@ -65,6 +66,39 @@ std::vector<std::size_t> embedInOrder(const std::vector<OptimizerParameter> &par
     }
     return at;
 }
+
+// Each parameter named as the optimizer recorded it, checked against the state dict: the name must
+// be there (wrapper prefixes such as `module.` aside) and each state tensor must have its shape.
+OptimizerMap mapByRecordedNames(const Document &doc, OptimizerMap map, const std::vector<std::string> &recorded)
+{
+    // The model the optimizer saw may have been wrapped (DataParallel's `module.`, torch.compile's
+    // `_orig_mod.`) when its weights were saved, or the other way round: aligned as `diff` aligns.
+    std::vector<std::string> names;
+    names.reserve(doc.stateDict.size());
+    for (const auto &t : doc.stateDict)
+        names.push_back(t.name);
+    std::vector<const NamedTensor *> match(recorded.size(), nullptr);
+    for (const auto &[i, j] : alignKeys(recorded, names).pairs)
+        match[i] = &doc.stateDict[j];
+    std::size_t missing = 0, mismatched = 0;
+    for (std::size_t i = 0; i < map.parameters.size(); ++i) {
+        auto &p = map.parameters[i];
+        const NamedTensor *t = match[i];
+        p.name = t ? t->name : recorded[i];
+        p.shapeAgrees = !t || shapeFits(p, *t);
+        missing += t ? 0 : 1;
+        mismatched += p.shapeAgrees ? 0 : 1;
+    }
+    const bool byKey = !map.parameters.empty() && !map.parameters.front().key.empty();
+    map.note = byKey ? "by the parameter names the optimizer keys its state with"
+                     : "by the parameter names the optimizer recorded (param_names)";
+    map.certain = missing == 0 && mismatched == 0;
+    if (missing)
+        map.note += "; " + std::to_string(missing) + " of them not in the state dict";
+    if (mismatched)
+        map.note += "; " + std::to_string(mismatched) + " with state tensors of another shape than the weight";
+    return map;
+}
 } // namespace
 
 std::optional<OptimizerMap> mapOptimizer(const Document &doc)
@@ -74,26 +108,55 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
     OptimizerMap map;
     const auto groups = doc.optimizer->get("param_groups");
     const auto state = doc.optimizer->get("state");
+    // The names the optimizer recorded: a group's `param_names` (one string per entry of `params`),
+    // or the params themselves where they are strings. Empty where any parameter lacks one.
+    std::vector<std::string> recorded;
+    bool allRecorded = true;
     if (groups && groups->isSequence())
         for (std::size_t g = 0; g < groups->items().size(); ++g) {
             const auto &group = groups->items()[g];
             const auto params = group && group->isDict() ? group->get("params") : nullptr;
             if (!params || !params->isSequence())
                 continue;
-            for (const auto &id : params->items())
-                if (id && id->isInt())
-                    map.parameters.push_back({id->asInt(), g, {}, nullptr, true});
+            const auto names = group->get("param_names");
+            const bool named = names && names->isSequence() && names->items().size() == params->items().size();
+            for (std::size_t i = 0; i < params->items().size(); ++i) {
+                const auto &id = params->items()[i];
+                if (!id || !(id->isInt() || id->isString()))
+                    continue;
+                OptimizerParameter p;
+                p.group = g;
+                if (id->isInt())
+                    p.id = id->asInt();
+                else
+                    p.key = id->text();
+                const auto &name = named ? names->items()[i] : nullptr;
+                if (name && name->isString())
+                    recorded.push_back(name->text());
+                else if (!p.key.empty())
+                    recorded.push_back(p.key);
+                else
+                    allRecorded = false;
+                map.parameters.push_back(std::move(p));
+            }
         }
     if (state && state->isDict()) {
         // Indexed once (the first entry of an id wins): looking each id up in turn is quadratic.
         std::unordered_map<std::int64_t, ValuePtr> byId;
+        std::unordered_map<std::string, ValuePtr> byKey;
         byId.reserve(state->entries().size());
         for (const auto &e : state->entries())
             if (e.key && e.key->isInt())
                 byId.try_emplace(e.key->asInt(), e.value);
+            else if (e.key && e.key->isString())
+                byKey.try_emplace(e.key->text(), e.value);
         for (auto &p : map.parameters)
-            if (auto it = byId.find(p.id); it != byId.end())
+            if (!p.key.empty()) {
+                if (auto it = byKey.find(p.key); it != byKey.end())
+                    p.state = it->second;
+            } else if (auto it = byId.find(p.id); it != byId.end()) {
                 p.state = it->second;
+            }
     }
     // Candidates in registration order: parameters, without buffers.
     std::vector<const NamedTensor *> candidates;
@@ -110,6 +173,8 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
         map.note = "no state dict to map the optimizer's parameters to";
         return map;
     }
+    if (allRecorded && recorded.size() == map.parameters.size())
+        return mapByRecordedNames(doc, std::move(map), recorded);
     // More candidates than parameters (buffers of floating type that no name tells apart, such as
     // the masks of masked layers): keep the order, skip the candidates no parameter's state fits.
     std::vector<std::size_t> at;

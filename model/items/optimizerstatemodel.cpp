@@ -63,13 +63,14 @@ void OptimizerStateModel::setDocument(std::shared_ptr<const Document> doc)
             for (const auto &p : map->parameters) {
                 Row r;
                 r.id = p.id;
+                r.key = QString::fromStdString(p.key);
                 r.name = QString::fromStdString(p.name);
                 r.group = static_cast<int>(p.group);
                 r.mismatch = !p.shapeAgrees;
                 if (auto it = byName.find(p.name); it != byName.end())
                     r.shape = QString::fromStdString(shapeText(it->second->shape));
                 r.tensorOfKey.assign(static_cast<std::size_t>(m_keys.size()), -1);
-                const std::string label = p.name.empty() ? "#" + std::to_string(p.id) : p.name;
+                const std::string label = !p.name.empty() ? p.name : !p.key.empty() ? p.key : "#" + std::to_string(p.id);
                 if (p.state && p.state->isDict()) {
                     for (const auto &e : p.state->entries()) {
                         if (!e.key || !e.value)
@@ -196,7 +197,7 @@ QVariant OptimizerStateModel::data(const QModelIndex &index, int role) const
     switch (role) {
     case Qt::DisplayRole:
         switch (col) {
-        case IdColumn: return r.id;
+        case IdColumn: return r.key.isEmpty() ? QVariant(r.id) : QVariant(r.key);
         case NameColumn: return r.name.isEmpty() ? tr("(not mapped)") : r.name;
         case GroupColumn: return r.group;
         case ShapeColumn: return r.mismatch ? r.shape + tr("  \u2260 state") : r.shape;
@@ -205,7 +206,7 @@ QVariant OptimizerStateModel::data(const QModelIndex &index, int role) const
         return {};
     case SortRole:
         switch (col) {
-        case IdColumn: return r.id;
+        case IdColumn: return r.key.isEmpty() ? QVariant(r.id) : QVariant(r.key);
         case GroupColumn: return r.group;
         case StepColumn: return r.stepText.toDouble();
         default: return data(index, Qt::DisplayRole);
@@ -222,8 +223,8 @@ QVariant OptimizerStateModel::data(const QModelIndex &index, int role) const
             return tr("No state-dict tensor could be matched to this optimizer id");
         return {};
     case Qt::TextAlignmentRole:
-        if (col == IdColumn || col == GroupColumn || col == StepColumn)
-            return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+        if ((col == IdColumn && r.key.isEmpty()) || col == GroupColumn || col == StepColumn)
+            return QVariant(Qt::AlignRight | Qt::AlignVCenter);  // numbers; a name as key reads left
         return {};
     }
     return {};

@@ -54,6 +54,7 @@ public:
 private:
     struct Row {
         qint64 id = -1;
+        QString key;            // the optimizer's key where it is a name (then id is -1)
         QString name;
         int group = 0;
         QString shape;

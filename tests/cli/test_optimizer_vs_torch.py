@@ -11,7 +11,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 import torch  # noqa: E402
+from optimizer_fixtures import frozen_run, with_param_names, without_param_names  # noqa: E402
 from results import Results  # noqa: E402
 
 
@@ -59,7 +61,69 @@ def main():
     r = subprocess.run([a.ckpt, 'info', path, '--json'], capture_output=True, text=True, timeout=60)
     mapping = json.loads(r.stdout)['optimizer']['mapping'] if r.returncode == 0 else {}
     res.check(mapping.get('certain') is False, 'frozen layer and two param groups: mapping not certain', '%r' % mapping)
+    check_recorded_names(a.ckpt, a.fixtures, tmp, res)
     return res.finish()
+
+
+def info_optimizer(ckpt, path):
+    r = subprocess.run([ckpt, 'info', path, '--json'], capture_output=True, text=True, timeout=60)
+    return json.loads(r.stdout)['optimizer'] if r.returncode == 0 else {'error': r.stderr}
+
+
+def check_recorded_names(ckpt, fixtures, tmp, res):
+    """Optimizers that recorded their parameters' names (the fixtures optimizer_param_names.pth and
+    optimizer_fqn.pth, checked with the others above) are mapped by those names, certainly, where
+    the shapes alone leave the mapping a guess."""
+    m, opt, names = frozen_run()
+    sd = opt.state_dict()
+    path = os.path.join(tmp, 'frozen_plain.pth')
+    torch.save({'model_state_dict': m.state_dict(), 'optimizer_state_dict': without_param_names(sd)}, path)
+    o = info_optimizer(ckpt, path)
+    res.check(o.get('mapping', {}).get('certain') is False, 'frozen layer of the same shape, no names: not certain', '%r' % o)
+
+    # The model saved under DataParallel's prefix, which the optimizer's names do not carry.
+    named = with_param_names(sd, names)
+    path = os.path.join(tmp, 'frozen_param_names_module.pth')
+    torch.save({'model_state_dict': {'module.' + k: v for k, v in m.state_dict().items()}, 'optimizer_state_dict': named}, path)
+    o = info_optimizer(ckpt, path)
+    got = [p['name'] for p in o.get('parameters', [])]
+    res.check(o.get('mapping', {}).get('certain') is True and got == ['module.' + n for n in names],
+              'param_names under module.: mapped through the prefix', '%s %r' % (got, o.get('mapping')))
+
+    # A recorded name the weights do not have: said, and not certain.
+    wrong = {'state': sd['state'], 'param_groups': [dict(named['param_groups'][0], param_names=['x'] + names[1:])]}
+    path = os.path.join(tmp, 'frozen_param_names_wrong.pth')
+    torch.save({'model_state_dict': m.state_dict(), 'optimizer_state_dict': wrong}, path)
+    o = info_optimizer(ckpt, path)
+    res.check(o.get('mapping', {}).get('certain') is False and 'not in the state dict' in o.get('mapping', {}).get('note', ''),
+              'param_names naming a missing weight: not certain, and said', '%r' % o.get('mapping'))
+
+    # --drop takes a dropped parameter's state out of both layouts.
+    for label, src in (('param_names', 'optimizer_param_names.pth'), ('names as keys', 'optimizer_fqn.pth')):
+        before = torch.load(os.path.join(fixtures, src), weights_only=False)['optimizer_state_dict']
+        out = os.path.join(tmp, 'dropped_' + src)
+        r = subprocess.run([ckpt, 'convert', os.path.join(fixtures, src), '--to', 'checkpoint', '--drop', '2.*', '-o', out],
+                           capture_output=True, text=True, timeout=60)
+        if not res.check(r.returncode == 0, '%s: convert --drop' % label, r.stderr):
+            continue
+        got = torch.load(out, weights_only=False)['optimizer_state_dict']
+        group = got['param_groups'][0]
+        if label == 'param_names':
+            kept = group['params'] == [0, 1] and group['param_names'] == names[:2] and sorted(got['state']) == [0, 1]
+            same = all(torch.equal(got['state'][i]['exp_avg'], before['state'][i]['exp_avg']) for i in (0, 1))
+            # What PyTorch's own load_state_dict says of it, for an optimizer over the kept layer.
+            kept_layer = torch.nn.Linear(4, 4)
+            try:
+                torch.optim.Adam(list(kept_layer.parameters())).load_state_dict(got)
+                loaded = ''
+            except (ValueError, KeyError) as e:
+                loaded = str(e)
+        else:
+            kept = group['params'] == names[:2] and sorted(got['state']) == sorted(names[:2])
+            same = all(torch.equal(got['state'][n]['exp_avg'], before['state'][n]['exp_avg']) for n in names[:2])
+            loaded = ''
+        res.check(kept and same and not loaded, "%s: --drop leaves the dropped parameters' state out" % label,
+                  loaded or '%r / %r' % (got['param_groups'], list(got['state'])))
 
 
 if __name__ == '__main__':

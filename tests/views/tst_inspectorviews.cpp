@@ -77,6 +77,9 @@ void TestInspectorViews::optimizerMatchesTorch_data()
     QTest::addColumn<QString>("type");
     QTest::newRow("adam") << "training_checkpoint.pth" << "Adam/AdamW";
     QTest::newRow("sgd momentum, buffers interleaved") << "bn_sgd_checkpoint.pth" << "SGD";
+    // A frozen layer of the same shape: only the names the optimizer recorded tell which layers it holds.
+    QTest::newRow("param_names") << "optimizer_param_names.pth" << "Adam/AdamW";
+    QTest::newRow("state keyed by name") << "optimizer_fqn.pth" << "Adam/AdamW";
 }
 
 void TestInspectorViews::optimizerMatchesTorch()
