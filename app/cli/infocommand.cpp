@@ -121,11 +121,14 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         for (const auto &group : o["param_groups"]) {
             std::string line;
             for (const auto &[k, v] : group.items())
-                if (k != "params" && !v.is_null())
+                if (k != "params" && k != "param_names" && !v.is_null())
                     line += (line.empty() ? "" : ", ") + k + " " + compact(v, 40);
             out << "  group " << g++ << " (" << (group.contains("params") ? group["params"].size() : 0)
                 << " parameters): " << line << '\n';
         }
+        if (o.contains("mapping"))
+            out << "  parameter names (" << (o["mapping"]["certain"].get<bool>() ? "certain" : "uncertain") << "): "
+                << o["mapping"]["note"].get<std::string>() << '\n';
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";
