@@ -867,7 +867,7 @@ private:
                 } else if (auto b = blockerOf(m_doc.optimizer); !b.empty()) {
                     m_plan.lost.push_back({pathText(m_doc.optimizerPath), b});
                 } else {
-                    put("optimizer_state_dict", optimizerWithoutDropped());
+                    put("optimizer_state_dict", optimizerForOutput());
                     m_plan.carried.push_back("optimizer_state_dict (from '" + pathText(m_doc.optimizerPath) + "')");
                     auto list = rootEntry(m_doc.optimizerPath[0]);
                     if (m_doc.optimizerPath.size() > 1 && list && list->isSequence() && list->items().size() > 1)
@@ -1128,44 +1128,65 @@ private:
     // parameter left out with --drop leaves the optimizer too: its state and its id in
     // param_groups go, and the ids are numbered again from 0 as torch numbers a smaller model's
     // (torch >= 2.6's param_names lose the same positions; state keyed by name, as torch.distributed
-    // writes it, loses the dropped names and needs no renumbering).
+    // writes it, loses the dropped names and needs no renumbering). Names the optimizer recorded
+    // take the prefix edits the weights take, so that they still name the weights.
     // Where the ids cannot be told apart by name, the state is written as it is, with a warning.
-    ValuePtr optimizerWithoutDropped()
+    ValuePtr optimizerForOutput()
     {
-        if (m_plan.dropped.empty())
+        const std::string strip = normalisedPrefix(m_o.strip);
+        const std::string add = normalisedPrefix(m_o.add);
+        const auto renamed = [&strip, &add](const std::string &name) {
+            return add + (!strip.empty() && name.starts_with(strip) ? name.substr(strip.size()) : name);
+        };
+        const bool renames = !strip.empty() || !add.empty();
+        const auto groups = m_doc.optimizer->get("param_groups");
+        const auto state = m_doc.optimizer->get("state");
+        if ((m_plan.dropped.empty() && !renames) || !groups || !groups->isSequence())
             return m_doc.optimizer;
-        std::set<std::string> dropped;
-        for (const auto &d : m_plan.dropped)
-            dropped.insert(d.entry);
-        const auto map = mapOptimizer(m_doc);
         std::set<std::int64_t> leave;
         std::set<std::string> leaveKeys;  // torch.distributed's layout: parameters keyed by name
-        if (map)
-            for (const auto &p : map->parameters)
-                if (dropped.contains(p.name)) {
-                    if (p.key.empty())
-                        leave.insert(p.id);
-                    else
-                        leaveKeys.insert(p.key);
-                }
+        if (!m_plan.dropped.empty()) {
+            std::set<std::string> dropped;
+            for (const auto &d : m_plan.dropped)
+                dropped.insert(d.entry);
+            const auto map = mapOptimizer(m_doc);
+            if (map && map->certain) {
+                for (const auto &p : map->parameters)
+                    if (dropped.contains(p.name)) {
+                        if (p.key.empty())
+                            leave.insert(p.id);
+                        else
+                            leaveKeys.insert(p.key);
+                    }
+            } else {
+                m_plan.warnings.push_back("optimizer_state_dict is written whole: its parameters cannot be matched "
+                                          "to names (" + (map ? map->note : std::string("no param_groups")) +
+                                          "), so the state of dropped tensors stays; an optimizer over the kept "
+                                          "parameters will refuse it (--drop-optimizer leaves it out)");
+            }
+        }
         const auto left = [&leave, &leaveKeys](const ValuePtr &id) {
             return id && ((id->isInt() && leave.contains(id->asInt())) || (id->isString() && leaveKeys.contains(id->text())));
         };
-        const auto groups = m_doc.optimizer->get("param_groups");
-        const auto state = m_doc.optimizer->get("state");
-        if (!map || !map->certain || !groups || !groups->isSequence()) {
-            m_plan.warnings.push_back("optimizer_state_dict is written whole: its parameters cannot be matched to "
-                                      "names (" + (map ? map->note : std::string("no param_groups")) +
-                                      "), so the state of dropped tensors stays; an optimizer over the kept "
-                                      "parameters will refuse it (--drop-optimizer leaves it out)");
-            return m_doc.optimizer;
-        }
-        if (leave.empty() && leaveKeys.empty())
-            return m_doc.optimizer;  // only buffers were dropped
+        // A name the optimizer recorded, as the weights are now named.
+        std::size_t namesRenamed = 0;
+        const auto nameValue = [&](const ValuePtr &name) {
+            if (!renames || !name || !name->isString())
+                return name;
+            std::string now = renamed(name->text());
+            if (now == name->text())
+                return name;
+            ++namesRenamed;
+            return Value::string(std::move(now));
+        };
         std::map<std::int64_t, std::int64_t> renumber;
-        std::size_t keptKeys = 0;
+        std::size_t kept = 0;
         auto newGroups = Value::list();
         for (const auto &group : groups->items()) {
+            if (!group || !group->isDict()) {
+                newGroups->items().push_back(group);
+                continue;
+            }
             auto g = Value::dict();
             // Positions kept in this group's params; torch >= 2.6 lists param_names beside them.
             std::vector<bool> keptAt;
@@ -1176,20 +1197,23 @@ private:
                 const std::string k = e.key && e.key->isString() ? e.key->text() : std::string();
                 if (k == "params" && e.value && e.value->isSequence()) {
                     auto ids = Value::list();
-                    for (const auto &id : e.value->items())
-                        if (id && id->isInt() && !left(id)) {
+                    for (const auto &id : e.value->items()) {
+                        if (left(id))
+                            continue;
+                        ++kept;
+                        if (id && id->isInt() && !leave.empty()) {
                             const auto it = renumber.emplace(id->asInt(), static_cast<std::int64_t>(renumber.size())).first;
                             ids->items().push_back(Value::integer(it->second));
-                        } else if (id && id->isString() && !left(id)) {
-                            ids->items().push_back(id);  // a name needs no renumbering
-                            ++keptKeys;
+                        } else {
+                            ids->items().push_back(nameValue(id));  // a name needs no renumbering
                         }
+                    }
                     g->entries().push_back({e.key, ids});
                 } else if (k == "param_names" && e.value && e.value->isSequence() && e.value->items().size() == keptAt.size()) {
                     auto names = Value::list();
                     for (std::size_t i = 0; i < keptAt.size(); ++i)
                         if (keptAt[i])
-                            names->items().push_back(e.value->items()[i]);
+                            names->items().push_back(nameValue(e.value->items()[i]));
                     g->entries().push_back({e.key, names});
                 } else {
                     g->entries().push_back(e);
@@ -1197,14 +1221,18 @@ private:
             }
             newGroups->items().push_back(g);
         }
+        if (leave.empty() && leaveKeys.empty() && namesRenamed == 0)
+            return m_doc.optimizer;  // nothing of it changes (only buffers dropped, no recorded names)
         auto newState = Value::dict();
         if (state && state->isDict()) {
             for (const auto &e : state->entries()) {
-                if (e.key && e.key->isInt()) {
+                if (left(e.key))
+                    continue;
+                if (e.key && e.key->isInt() && !leave.empty()) {
                     if (auto it = renumber.find(e.key->asInt()); it != renumber.end())
                         newState->entries().push_back({Value::integer(it->second), e.value});
-                } else if (e.key && e.key->isString() && !left(e.key)) {
-                    newState->entries().push_back(e);
+                } else {
+                    newState->entries().push_back({nameValue(e.key), e.value});
                 }
             }
         }
@@ -1213,9 +1241,11 @@ private:
             const std::string k = e.key ? keyText(*e.key) : std::string();
             opt->entries().push_back({e.key, k == "state" ? newState : k == "param_groups" ? newGroups : e.value});
         }
-        m_plan.carried.push_back("optimizer state for the " + std::to_string(renumber.size() + keptKeys) +
-                                 " kept parameters (" + std::to_string(leave.size() + leaveKeys.size()) +
-                                 " dropped with their tensors)");
+        if (!leave.empty() || !leaveKeys.empty())
+            m_plan.carried.push_back("optimizer state for the " + std::to_string(kept) + " kept parameters (" +
+                                     std::to_string(leave.size() + leaveKeys.size()) + " dropped with their tensors)");
+        if (namesRenamed)
+            m_plan.carried.push_back("the parameter names the optimizer recorded, with the weights' prefix edits");
         return opt;
     }
 

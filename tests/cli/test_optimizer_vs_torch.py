@@ -125,6 +125,24 @@ def check_recorded_names(ckpt, fixtures, tmp, res):
         res.check(kept and same and not loaded, "%s: --drop leaves the dropped parameters' state out" % label,
                   loaded or '%r / %r' % (got['param_groups'], list(got['state'])))
 
+        # Prefix edits rename the weights; the names the optimizer recorded follow them.
+        out = os.path.join(tmp, 'prefixed_' + src)
+        r = subprocess.run([ckpt, 'convert', os.path.join(fixtures, src), '--to', 'checkpoint', '--add-prefix', 'net.', '-o', out],
+                           capture_output=True, text=True, timeout=60)
+        if not res.check(r.returncode == 0, '%s: convert --add-prefix' % label, r.stderr):
+            continue
+        got = torch.load(out, weights_only=False)
+        group = got['optimizer_state_dict']['param_groups'][0]
+        recorded = group['param_names'] if label == 'param_names' else group['params']
+        state_keys = sorted(got['optimizer_state_dict']['state'])
+        want = ['net.' + n for n in names]
+        res.check(recorded == want and list(got['model_state_dict'])[2:] == want and
+                  (state_keys == [0, 1, 2, 3] if label == 'param_names' else state_keys == sorted(want)),
+                  '%s: --add-prefix renames the recorded names with the weights' % label, '%r %r' % (recorded, state_keys))
+        o = info_optimizer(ckpt, out)
+        res.check(o.get('mapping', {}).get('certain') is True and [p['name'] for p in o.get('parameters', [])] == want,
+                  '%s: the renamed file maps certainly' % label, '%r' % o.get('mapping'))
+
 
 if __name__ == '__main__':
     sys.exit(main())
