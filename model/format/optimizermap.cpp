@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <string_view>
 #include <unordered_map>
 
@@ -63,6 +64,37 @@ std::vector<std::size_t> embedInOrder(const std::vector<OptimizerParameter> &par
                 return {};
             at[i] = --c;
         }
+    }
+    return at;
+}
+
+// The one candidate each parameter's state fits by shape, where that candidate is the only one of
+// its shape and no two parameters share it: a matching that needs no order. Empty otherwise.
+std::vector<std::size_t> matchByUniqueShape(const std::vector<OptimizerParameter> &params,
+                                            const std::vector<const NamedTensor *> &candidates)
+{
+    std::map<std::vector<std::int64_t>, std::vector<std::size_t>> byShape;
+    for (std::size_t c = 0; c < candidates.size(); ++c)
+        byShape[candidates[c]->ref().shape].push_back(c);
+    std::vector<std::size_t> at(params.size());
+    std::vector<bool> taken(candidates.size(), false);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const auto &p = params[i];
+        const std::vector<std::int64_t> *shape = nullptr;
+        if (p.state && p.state->isDict())
+            for (const auto &e : p.state->entries())
+                if (e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty()) {
+                    shape = &e.value->tensorRef()->shape;
+                    break;
+                }
+        if (!shape)
+            return {};
+        const auto it = byShape.find(*shape);
+        if (it == byShape.end() || it->second.size() != 1 || taken[it->second.front()] ||
+            !shapeFits(p, *candidates[it->second.front()]))
+            return {};
+        at[i] = it->second.front();
+        taken[at[i]] = true;
     }
     return at;
 }
@@ -175,6 +207,19 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
     }
     if (allRecorded && recorded.size() == map.parameters.size())
         return mapByRecordedNames(doc, std::move(map), recorded);
+    // Several param groups (a head with its own learning rate, decay / no decay) need not list
+    // parameters in the model's order; shapes found once each still tell them apart.
+    const bool oneGroup = std::all_of(map.parameters.begin(), map.parameters.end(),
+                                      [](const auto &p) { return p.group == 0; });
+    if (!oneGroup)
+        if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
+            for (std::size_t i = 0; i < at.size(); ++i)
+                map.parameters[i].name = candidates[at[i]]->name;
+            map.certain = true;
+            map.note = "by shape: each parameter's state has a shape only one weight has (several param groups "
+                       "need not follow the model's order)";
+            return map;
+        }
     // More candidates than parameters (buffers of floating type that no name tells apart, such as
     // the masks of masked layers): keep the order, skip the candidates no parameter's state fits.
     std::vector<std::size_t> at;
@@ -202,10 +247,7 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
         shapesAgree = shapesAgree && p.shapeAgrees;
     }
     if (byShape) {
-        // Several param groups (decay / no decay) need not list parameters in the model's order:
-        // the one order-keeping matching is then no proof.
-        const bool oneGroup = std::all_of(map.parameters.begin(), map.parameters.end(),
-                                          [](const auto &p) { return p.group == 0; });
+        // With several param groups the one order-keeping matching is no proof.
         map.certain = unique && oneGroup;
         map.note = "by registration order and shape, leaving out " + std::to_string(skipped) +
                    " floating state-dict tensors (buffers, or parameters the optimizer does not hold)" +
@@ -217,6 +259,9 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
                    std::to_string(candidates.size()) + ": names are a guess by order";
     } else if (!shapesAgree) {
         map.note = "some state tensors differ in shape from the parameter at the same position: names are uncertain";
+    } else if (!oneGroup) {
+        map.note = "by registration order, every state tensor with its parameter's shape, but names are a guess: "
+                   "several param groups need not follow the model's order, and shapes do not tell them apart";
     } else {
         map.certain = true;
         map.note = "by registration order; every state tensor has its parameter's shape";

@@ -62,7 +62,37 @@ def main():
     mapping = json.loads(r.stdout)['optimizer']['mapping'] if r.returncode == 0 else {}
     res.check(mapping.get('certain') is False, 'frozen layer and two param groups: mapping not certain', '%r' % mapping)
     check_recorded_names(a.ckpt, a.fixtures, tmp, res)
+    check_reordered_groups(a.ckpt, tmp, res)
     return res.finish()
+
+
+def names_in_id_order(model, opt):
+    """What PyTorch knows: the name of each parameter in the order state_dict() numbers them."""
+    name_of = {id(q): n for n, q in model.named_parameters()}
+    return [name_of[id(q)] for g in opt.param_groups for q in g['params']]
+
+
+def check_reordered_groups(ckpt, tmp, res):
+    """A head given its own learning rate in a first param group: ids no longer follow the model's
+    order. Same shapes: no mapping may be called certain. Shapes found once each: mapped by shape."""
+    for label, widths, certain in (('same shapes', (4, 4, 4), False), ('distinct shapes', (4, 8, 3), True)):
+        torch.manual_seed(2)
+        m = torch.nn.Sequential(torch.nn.Linear(widths[0], widths[1]), torch.nn.Linear(widths[1], widths[2]))
+        opt = torch.optim.Adam([{'params': m[1].parameters(), 'lr': 1e-2}, {'params': m[0].parameters(), 'lr': 1e-4}])
+        m(torch.randn(2, widths[0])).sum().backward()
+        opt.step()
+        path = os.path.join(tmp, 'reordered_%s.pth' % label.replace(' ', '_'))
+        torch.save({'model': m.state_dict(), 'optimizer': opt.state_dict()}, path)
+        o = info_optimizer(ckpt, path)
+        mapping = o.get('mapping', {})
+        got = [p['name'] for p in o.get('parameters', [])]
+        truth = names_in_id_order(m, opt)
+        if certain:
+            res.check(mapping.get('certain') is True and got == truth, 'groups out of model order, %s: mapped by shape' % label,
+                      '%s vs %s %r' % (got, truth, mapping))
+        else:
+            res.check(mapping.get('certain') is False, 'groups out of model order, %s: not certain' % label,
+                      '%s vs %s %r' % (got, truth, mapping))
 
 
 def info_optimizer(ckpt, path):
