@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 #include <ostream>
 #include <sstream>
 
@@ -119,6 +120,29 @@ WriteOptions runInputs(const ConvertCliOptions &c, WriteOptions w)
     return w;
 }
 
+// Inputs whose outputs would have one name (two model.pth files from different folders into one
+// --out-dir, or a file named twice) are refused before anything is written: the second would
+// replace the first (with --force) or fail on the file the run itself just wrote.
+template <typename OutputOf>
+void checkDistinctOutputs(const std::vector<std::string> &files, OutputOf outputOf)
+{
+    namespace fs = std::filesystem;
+    std::map<std::string, std::string> firstInput;  // output, as the file system names it -> input
+    for (const auto &file : files) {
+        const std::string output = outputOf(file);
+        std::error_code ec;
+        fs::path key = fs::weakly_canonical(fs::absolute(output), ec);
+        if (ec)
+            key = fs::absolute(output).lexically_normal();
+        const auto [it, fresh] = firstInput.emplace(key.string(), file);
+        if (!fresh && fs::equivalent(it->second, file, ec))
+            throw FormatError(file + " is named twice among the inputs");
+        if (!fresh)
+            throw FormatError(it->second + " and " + file + " would both be written to " + output +
+                              ": convert them into different folders, or one at a time with -o");
+    }
+}
+
 // `--to torchscript`: the file's architecture (or the one given) with its weights, as a TorchScript
 // file Python's torch.jit.load runs; the module `ckpt predict --export-torchscript` writes. The
 // weight edits apply first (--drop, --strip-prefix, --add-prefix, --ema, as for a state dict), then
@@ -139,6 +163,10 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
                               "do not apply to --to torchscript");
         // LibTorch casts the module; the planner only counts what the cast does (overflow, ...).
         cast = castOption(c.dtype);
+        if (c.output.empty())
+            checkDistinctOutputs(c.files, [&](const std::string &f) {
+                return defaultOutputPathFor(f, "_torchscript", ".pt", cast, c.outDir);
+            });
         edits.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema);
         if (cast)
             edits.dtype(*cast);
@@ -155,6 +183,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         try {
             const std::string output =
                 c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", cast, c.outDir) : c.output;
+            checkOutputExtension(output, false, "a TorchScript export writes a TorchScript archive (torch.jit.load's format)");
             WriteOptions w = runInputs(c, WriteOptions().allowOverwrite(c.force));
             checkWriteTarget(output, w);  // before any work, as for the other targets
             const Document &doc = keepUntilExit(readDocument(file));
@@ -206,6 +235,8 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!options.output.empty() && !options.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
+        if (options.output.empty())
+            checkDistinctOutputs(options.files, [&](const std::string &f) { return defaultOutputPath(f, o, options.outDir); });
     } catch (const std::exception &e) {
         err << "ckpt: " << e.what() << '\n';
         return 1;

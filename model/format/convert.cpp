@@ -16,6 +16,7 @@
 #include "valuetree.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -1401,8 +1402,22 @@ std::string defaultOutputPath(const std::string &input, const ConvertOptions &op
                                 options.castTo, outDir);
 }
 
+void checkOutputExtension(const std::string &output, bool safetensors, const std::string &what)
+{
+    std::string ext = fs::path(output).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!safetensors && ext == ".safetensors")
+        throw FormatError(output + ": the name says safetensors, but " + what +
+                          ", which safetensors readers refuse: give it another name (.pth, .pt), or convert to safetensors");
+    if (safetensors && (ext == ".pth" || ext == ".pt" || ext == ".ckpt"))
+        throw FormatError(output + ": the name says a torch file, but a safetensors conversion writes safetensors, "
+                          "which torch.load refuses: name it .safetensors");
+}
+
 ConversionPlan planConversion(const Document &doc, const std::string &output, const ConvertOptions &options)
 {
+    checkOutputExtension(output, options.to == ConvertTarget::Safetensors,
+                         "a " + convertTargetName(options.to) + " conversion writes a torch zip (torch.load's format)");
     ConversionPlan plan;
     plan.input = doc.path;
     plan.output = output;

@@ -139,6 +139,11 @@ WriteOptions protectingInputs(const Document &doc, bool overwrite);
 // of `output`, the temporary file being gone by the time the user reads it.
 Document readWrittenBack(const std::string &temporary, const std::string &output);
 
+// Refuses an output whose name says another format than the one written: a torch file (`what`
+// names it, "a state-dict conversion writes a torch zip") named .safetensors, or a safetensors file
+// named .pth/.pt/.ckpt, which torch.load would be handed. Throws FormatError naming the file.
+void checkOutputExtension(const std::string &output, bool safetensors, const std::string &what);
+
 // Plans converting `doc` to `output`. Throws FormatError when the conversion cannot be done
 // (no state dict, a full model asked from weights alone, edits that collide, a tensor type the
 // target cannot hold).

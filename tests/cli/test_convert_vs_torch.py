@@ -995,7 +995,32 @@ def main():
                         '--to', 'state-dict', '-o', os.path.join(multi, 'one.pth')], capture_output=True, text=True)
     res.check(r.returncode == 1 and '-o' in r.stderr and not os.path.exists(os.path.join(multi, 'one.pth')),
               '-o with several inputs refused', r.stderr)
+    # Two inputs of one name from two folders would both become multi/model_<target>: refused before
+    # anything is written (with --force the second replaced the first; without it, it failed on it).
+    clash = tempfile.mkdtemp(prefix='ckpt-convert-clash-')
+    for sub in ('a', 'b'):
+        os.mkdir(os.path.join(clash, sub))
+        shutil.copy(os.path.join(fx, 'state_dict.pth' if sub == 'a' else 'views.pth'), os.path.join(clash, sub, 'model.pth'))
     shutil.rmtree(multi)
+    os.mkdir(multi)
+    for target, written in (('state-dict', 'model_state_dict.pth'), ('torchscript', 'model_torchscript.pt')):
+        r = subprocess.run([a.ckpt, 'convert', os.path.join(clash, 'a', 'model.pth'), os.path.join(clash, 'b', 'model.pth'),
+                            '--to', target, '--out-dir', multi, '--force'], capture_output=True, text=True, timeout=120)
+        res.check(r.returncode == 1 and 'would both be written to' in r.stderr and written in r.stderr and
+                  os.listdir(multi) == [], '--to %s: two inputs with one output name refused, nothing written' % target,
+                  r.stderr.strip() + ' / %r' % os.listdir(multi))
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'state_dict.pth'), os.path.join(fx, '.', 'state_dict.pth'),
+                        '--to', 'state-dict', '--out-dir', multi], capture_output=True, text=True, timeout=120)
+    res.check(r.returncode == 1 and 'named twice' in r.stderr and os.listdir(multi) == [],
+              'one input named twice refused', r.stderr.strip())
+    # An output whose name says another format than the one written.
+    for target, name in (('state-dict', 'x.safetensors'), ('torchscript', 'x.SafeTensors'), ('safetensors', 'x.pth')):
+        r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'state_dict.pth'), '--to', target, '-o', os.path.join(multi, name)],
+                           capture_output=True, text=True, timeout=120)
+        res.check(r.returncode == 1 and name in r.stderr and 'the name says' in r.stderr and os.listdir(multi) == [],
+                  '--to %s -o %s refused' % (target, name), r.stderr.strip())
+    shutil.rmtree(multi)
+    shutil.rmtree(clash)
 
     # One conversion of a run never writes over another input of the same run, --force or not:
     # a/m.pth -> d/m_state_dict.pth, when d/m_state_dict.pth is the run's second input.
