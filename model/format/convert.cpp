@@ -704,7 +704,13 @@ private:
                 continue;
             }
             if (!into) {
-                m_plan.lost.push_back({k, why});
+                // Another network's weights (a GAN's discriminator, MTCNN's pnet) are tensors too:
+                // say that they are not the set written, rather than that they are not tensors.
+                const bool otherWeights = std::any_of(m_doc.otherWeightSets.begin(), m_doc.otherWeightSets.end(),
+                                                      [&k](const KeyPath &p) { return !p.empty() && p.front() == k; });
+                m_plan.lost.push_back({k, otherWeights ? "another set of weights: the file's model weights, under '" +
+                                                             pathText(m_doc.stateDictPath) + "', are the ones written"
+                                                       : why});
                 continue;
             }
             if (auto b = blockerOf(e.value); !b.empty()) {
@@ -846,7 +852,7 @@ private:
             } else {
                 const std::string why =
                     m_o.moduleExport ? "a TorchScript file holds the module and its weights only"
-                                     : "a state dict holds only tensors (keep it with --metadata-json or --to checkpoint)";
+                                     : "a state dict holds only the model's weights (keep it with --metadata-json or --to checkpoint)";
                 accountRest(nullptr, "", why);
                 carryFormatMetadata(nullptr, "", why);
             }

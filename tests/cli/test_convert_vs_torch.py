@@ -1013,6 +1013,18 @@ def main():
                         '--to', 'state-dict', '--out-dir', multi], capture_output=True, text=True, timeout=120)
     res.check(r.returncode == 1 and 'named twice' in r.stderr and os.listdir(multi) == [],
               'one input named twice refused', r.stderr.strip())
+    # Two networks in one file: the one not written is said to be other weights, not "not tensors".
+    torch.manual_seed(3)
+    gan = {'generator': torch.nn.Linear(2, 3).state_dict(), 'discriminator': torch.nn.Linear(3, 1).state_dict(), 'epoch': 4}
+    torch.save(gan, os.path.join(clash, 'gan.pth'))
+    r = subprocess.run([a.ckpt, 'convert', os.path.join(clash, 'gan.pth'), '--to', 'state-dict', '-o', os.path.join(multi, 'g.pth'),
+                        '--json'], capture_output=True, text=True, timeout=120)
+    lost = {e['entry']: e['reason'] for e in json.loads(r.stdout)['lost']} if r.returncode == 0 else {}
+    written = torch.load(os.path.join(multi, 'g.pth')) if r.returncode == 0 else {}
+    res.check(set(written) == set(gan['generator']) and 'another set of weights' in lost.get('discriminator', '') and
+              "'generator'" in lost.get('discriminator', '') and 'another set' not in lost.get('epoch', ''),
+              'the other network of a file is listed as other weights', r.stderr + repr(lost))
+    os.remove(os.path.join(multi, 'g.pth'))
     # An output whose name says another format than the one written.
     for target, name in (('state-dict', 'x.safetensors'), ('torchscript', 'x.SafeTensors'), ('safetensors', 'x.pth')):
         r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'state_dict.pth'), '--to', target, '-o', os.path.join(multi, name)],
