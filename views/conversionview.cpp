@@ -1,5 +1,6 @@
 #include "conversionview.h"
 
+#include "architecturewording.h"
 #include "computeloader.h"
 #include "conversionplanmodel.h"
 #include "document.h"
@@ -190,20 +191,6 @@ public:
         (w ? w->style() : QApplication::style())->drawControl(QStyle::CE_ProgressBar, &bar, painter, w);
     }
 };
-
-// Where a TorchScript export's architecture comes from, in the Predict pane's words.
-QString architectureSourceTitle(Architecture::Source s)
-{
-    switch (s) {
-    case Architecture::Source::TorchScript: return ConversionView::tr("the TorchScript file itself");
-    case Architecture::Source::ModuleTree: return ConversionView::tr("pickled module tree");
-    case Architecture::Source::ScriptArchitecture: return ConversionView::tr("weights loaded into a TorchScript file");
-    case Architecture::Source::Spec: return ConversionView::tr("the Architecture field");
-    case Architecture::Source::PackageSpec: return ConversionView::tr("the package's architecture spec");
-    case Architecture::Source::InferredMlp: return ConversionView::tr("MLP inferred from the weight shapes");
-    }
-    return {};
-}
 
 const QString kFileFilter = QStringLiteral(
     "PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)");
