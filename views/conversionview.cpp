@@ -518,7 +518,8 @@ QWidget *ConversionView::buildOptions()
                         "weights, as a JSON list: "
                         "[{\"type\": \"Conv2d\", \"name\": \"features.0\", \"padding\": 1}, {\"type\": \"ReLU\"}, …]. "
                         "Empty: the Architecture file below (TorchScript), else the file's own module, else the "
-                        "package's own architecture, else a chain of Linear layers with the activation below between."));
+                        "package's own architecture, else a chain of Linear layers with the activation below "
+                        "between."));
     edits->addRow(tr("Architecture:"), arch);
     // A TorchScript file of the same model (`ckpt convert --arch`): the field and its browse
     // button ("…", as the output folder's) are one row, enabled and disabled together.
@@ -839,8 +840,9 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
 
 void ConversionView::enableFieldsFor(PaneTarget target)
 {
-    QStringList names{QStringLiteral("architecture"), QStringLiteral("architectureScript"), QStringLiteral("activation"),
-                      QStringLiteral("sidecar"), QStringLiteral("keepDevice"), QStringLiteral("dropOptimizer")};
+    QStringList names{QStringLiteral("architecture"), QStringLiteral("architectureScript"),
+                      QStringLiteral("activation"), QStringLiteral("sidecar"), QStringLiteral("keepDevice"),
+                      QStringLiteral("dropOptimizer")};
     for (const auto &entry : valueFields(m_defaults))
         names << entry.first;
     for (const QString &name : std::as_const(names)) {

@@ -584,8 +584,8 @@ void TestConversionView::fieldsFollowTheTarget()
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
     auto enabled = [&view] {
         QStringList on;
-        for (const char *name :
-             {"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture", "architectureScript"})
+        for (const char *name : {"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss",
+                                 "architecture", "architectureScript"})
             if (field(view, name)->isEnabled())
                 on << QLatin1String(name);
         return on;
@@ -961,9 +961,10 @@ void TestConversionView::torchScriptArchitectureFromFile()
     const QString arch = test::fixturePath(QStringLiteral("gated_arch.pt"));
     QVERIFY(dropFiles(view.dropTarget(PaneTarget::TorchScript), {input}));
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
-    QVERIFY2(planOf(view, 0).contains(QStringLiteral("does not say its architecture")) &&
-                 planOf(view, 0).contains(QStringLiteral("a TorchScript file of the model (the Architecture file field)")),
-             qPrintable(planOf(view, 0)));
+    const QString why = planOf(view, 0);
+    QVERIFY2(why.contains(QStringLiteral("does not say its architecture")) &&
+                 why.contains(QStringLiteral("a TorchScript file of the model (the Architecture file field)")),
+             qPrintable(why));
     QLineEdit *script = field(view, "architectureScript");
     QVERIFY(script && script->isEnabled());
     auto *browse = view.findChild<QToolButton *>(QStringLiteral("browseArchitectureScript"));
@@ -1008,8 +1009,8 @@ QString commandLineError(const QString &input, const QString &arch, const QStrin
 {
     try {
         const Document doc = readDocument(input.toStdString());
-        const ScriptExport e =
-            planScriptExport(doc, output.toStdString(), ConvertOptions(), ArchitectureRequest().script(arch.toStdString()));
+        const ScriptExport e = planScriptExport(doc, output.toStdString(), ConvertOptions(),
+                                                ArchitectureRequest().script(arch.toStdString()));
         executeScriptExport(e, WriteOptions().protect(arch.toStdString()));
     } catch (const std::exception &e) {
         return panelWording(e.what(), PaneTarget::TorchScript);
@@ -1088,7 +1089,8 @@ void TestConversionView::torchScriptArchitectureFileOrLayersNotBoth()
     typeInto(field(view, "outDir"), out.path());
     const QString input = test::fixturePath(QStringLiteral("predict_state_dict.pth"));
     const QString arch = test::fixturePath(QStringLiteral("predict_arch.pt"));
-    const QString layers = QStringLiteral(R"([{"type": "Linear", "name": "fc1"}, {"type": "ReLU"}, {"type": "Linear", "name": "fc2"}])");
+    const QString layers =
+        QStringLiteral(R"([{"type": "Linear", "name": "fc1"}, {"type": "ReLU"}, {"type": "Linear", "name": "fc2"}])");
     view.addFiles({input}, PaneTarget::TorchScript);
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
     typeInto(field(view, "architecture"), layers);
@@ -1113,8 +1115,9 @@ void TestConversionView::torchScriptArchitectureFileOrLayersNotBoth()
     typeInto(field(view, "architecture"), QString());
     QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
     QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
-    QVERIFY2(view.planSummary()->text().contains(QStringLiteral("architecture: weights loaded into a TorchScript file (exact)")),
-             qPrintable(view.planSummary()->text()));
+    const QString summary = view.planSummary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("architecture: weights loaded into a TorchScript file (exact)")),
+             qPrintable(summary));
 }
 
 void TestConversionView::architectureFileIsForTorchScriptOnly()
@@ -1193,7 +1196,8 @@ void TestConversionView::architectureFileIsForTorchScriptOnly()
         bool refused = false;
         try {
             planConversion(*doc, output,
-                           ConvertOptions().target(ConvertTarget::FullModel).arch(ArchitectureRequest().script(arch.toStdString())));
+                           ConvertOptions().target(ConvertTarget::FullModel).arch(
+                               ArchitectureRequest().script(arch.toStdString())));
         } catch (const FormatError &) {
             refused = true;
         }
