@@ -1,5 +1,7 @@
 #include "conversionview.h"
 
+#include "architecturewording.h"
+#include "atomicwrite.h"
 #include "computeloader.h"
 #include "conversionplanmodel.h"
 #include "document.h"
@@ -90,6 +92,7 @@ struct PlanOutcome {
     QString output;
     QString error;
     QString computeError;  // TorchScript: why the compute module cannot be loaded
+    QStringList notes;     // TorchScript: what loading the weights into a given architecture noticed
 };
 
 // Why the compute module (LibTorch) cannot be loaded, as the pane says it; empty when it can.
@@ -136,7 +139,19 @@ PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, 
             if (!out.computeError.isEmpty())
                 throw FormatError(computeUnavailableText(out.computeError).toStdString());
             auto e = std::make_shared<const ScriptExport>(
-                planScriptExport(*doc, out.output.toStdString(), options, architectureRequestFor(settings)));
+                planScriptExport(*doc, out.output.toStdString(), options, architectureRequestFor(settings, target)));
+            if (e->architecture.source == Architecture::Source::ScriptArchitecture) {
+                // Never written over: `ckpt convert` refuses an output that is one of its inputs
+                // before any work (an existing output is the overwrite question's, when run).
+                checkWriteTarget(out.output.toStdString(),
+                                 WriteOptions().allowOverwrite(true).protect(e->architecture.scriptPath));
+                // The TorchScript file given is loaded with the weights now, as writing will load
+                // it: a file that is missing, is not TorchScript, or does not take these weights is
+                // said so on the row, in the words `ckpt convert --arch` uses, before Convert All.
+                const auto loaded = ComputeLoader::api().predictor(*e->source, e->architecture);
+                for (const auto &n : loaded->notes())
+                    out.notes << QString::fromStdString(n);
+            }
             plan = std::shared_ptr<const ConversionPlan>(e, &e->plan);
             out.scriptExport = std::move(e);
         } else {
@@ -147,7 +162,7 @@ PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, 
                 out.prefixes << QString::fromStdString(p);
         out.plan = std::move(plan);
     } catch (const std::exception &e) {
-        out.error = panelWording(e.what());
+        out.error = panelWording(e.what(), target);
     }
     return out;
 }
@@ -190,20 +205,6 @@ public:
         (w ? w->style() : QApplication::style())->drawControl(QStyle::CE_ProgressBar, &bar, painter, w);
     }
 };
-
-// Where a TorchScript export's architecture comes from, in the Predict pane's words.
-QString architectureSourceTitle(Architecture::Source s)
-{
-    switch (s) {
-    case Architecture::Source::TorchScript: return ConversionView::tr("the TorchScript file itself");
-    case Architecture::Source::ModuleTree: return ConversionView::tr("pickled module tree");
-    case Architecture::Source::ScriptArchitecture: return ConversionView::tr("weights loaded into a TorchScript file");
-    case Architecture::Source::Spec: return ConversionView::tr("the Architecture field");
-    case Architecture::Source::PackageSpec: return ConversionView::tr("the package's architecture spec");
-    case Architecture::Source::InferredMlp: return ConversionView::tr("MLP inferred from the weight shapes");
-    }
-    return {};
-}
 
 const QString kFileFilter = QStringLiteral(
     "PyTorch checkpoints (*.pth *.pt *.ckpt *.bin *.tar *.th *.safetensors);;All files (*)");
@@ -516,9 +517,37 @@ QWidget *ConversionView::buildOptions()
     arch->setToolTip(tr("The layers a full model or a TorchScript module is built of when the file holds only "
                         "weights, as a JSON list: "
                         "[{\"type\": \"Conv2d\", \"name\": \"features.0\", \"padding\": 1}, {\"type\": \"ReLU\"}, …]. "
-                        "Empty: the file's own module, else the package's own architecture, else a chain of Linear "
-                        "layers with the activation below between."));
+                        "Empty: the Architecture file below (TorchScript), else the file's own module, else the "
+                        "package's own architecture, else a chain of Linear layers with the activation below "
+                        "between."));
     edits->addRow(tr("Architecture:"), arch);
+    // A TorchScript file of the same model (`ckpt convert --arch`): the field and its browse
+    // button ("…", as the output folder's) are one row, enabled and disabled together.
+    auto *scriptRow = new QWidget(editsBox);
+    auto *scriptLayout = new QHBoxLayout(scriptRow);
+    scriptLayout->setContentsMargins(0, 0, 0, 0);
+    auto *script = line(QStringLiteral("architectureScript"), tr("scripted model (.pt)"));
+    script->setToolTip(tr("A TorchScript file of the same model (torch.jit.save of it, with any weights), for the "
+                          "TorchScript target: the converted file's weights are loaded into it by name and exported "
+                          "with it, exactly; for a model no list of standard layers describes. Give this or the "
+                          "Architecture field, not both."));
+    auto *browseScript = new QToolButton(scriptRow);
+    browseScript->setText(QStringLiteral("\u2026"));
+    browseScript->setObjectName(QStringLiteral("browseArchitectureScript"));
+    connect(browseScript, &QToolButton::clicked, this, [this, script] {
+        const QString f = QFileDialog::getOpenFileName(this, tr("TorchScript File of the Model"),
+                                                       QFileInfo(script->text().trimmed()).absolutePath(),
+                                                       tr("TorchScript (*.pt *.pth *.zip);;All files (*)"));
+        if (f.isEmpty())
+            return;
+        script->setText(f);
+        script->setCursorPosition(script->text().size());  // the file's name, not its folders
+        applyPanel(QStringLiteral("architectureScript"));
+    });
+    scriptLayout->addWidget(script, 1);
+    scriptLayout->addWidget(browseScript);
+    scriptRow->setToolTip(tr("Choose a TorchScript file of the model"));  // what the button beside the field does
+    edits->addRow(tr("Architecture file:"), scriptRow);
     m_activation = new QComboBox(this);
     for (const char *a : {"relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "none"})
         m_activation->addItem(QString::fromLatin1(a), QString::fromLatin1(a));
@@ -635,7 +664,7 @@ void ConversionView::requestPlan(int row)
             it.output = out.output;
         it.plan = out.plan;
         it.scriptExport = out.scriptExport;
-        it.notes.clear();
+        it.notes = out.notes;
         it.status = out.plan ? ConversionQueueItem::Status::Ready : ConversionQueueItem::Status::Invalid;
         it.result = out.error;  // the plan column says what the plan leaves out
         m_queue->update(r, it);
@@ -793,6 +822,9 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     setText(QStringLiteral("drops"), s.drops.join(QStringLiteral(", ")));
     setText(QStringLiteral("outDir"), s.outDir);
     setText(QStringLiteral("architecture"), s.architecture);
+    setText(QStringLiteral("architectureScript"), s.architectureScript);
+    if (auto *e = static_cast<QLineEdit *>(m_fields[QStringLiteral("architectureScript")]); !e->hasFocus())
+        e->setCursorPosition(static_cast<int>(e->text().size()));  // a path reads from its file's name
     m_activation->setCurrentIndex(std::max(0, m_activation->findData(s.activation)));
     for (const auto &[name, v] : valueFields(s))
         setText(name, *v ? **v : item.sourceValues.value(name));
@@ -808,8 +840,9 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
 
 void ConversionView::enableFieldsFor(PaneTarget target)
 {
-    QStringList names{QStringLiteral("architecture"), QStringLiteral("activation"), QStringLiteral("sidecar"),
-                      QStringLiteral("keepDevice"), QStringLiteral("dropOptimizer")};
+    QStringList names{QStringLiteral("architecture"), QStringLiteral("architectureScript"),
+                      QStringLiteral("activation"), QStringLiteral("sidecar"), QStringLiteral("keepDevice"),
+                      QStringLiteral("dropOptimizer")};
     for (const auto &entry : valueFields(m_defaults))
         names << entry.first;
     for (const QString &name : std::as_const(names)) {
@@ -817,19 +850,34 @@ void ConversionView::enableFieldsFor(PaneTarget target)
         if (it == m_fields.end())
             continue;
         QWidget *w = it->second;
+        // A field with a button beside it sits in a row of its own, enabled and explained as one.
+        QWidget *row = w;
+        if (QWidget *p = w->parentWidget(); p && !qobject_cast<QFormLayout *>(p->layout()))
+            row = p;
         // An inference package always has its sidecar: checked, and not for the user to clear.
         const bool used = targetUsesField(target, name) && !(name == QLatin1String("sidecar") && target == PaneTarget::Inference);
-        if (!w->property("usedToolTip").isValid())
-            w->setProperty("usedToolTip", w->toolTip());
-        w->setEnabled(used);
-        w->setToolTip(used ? w->property("usedToolTip").toString()
-                      : name == QLatin1String("sidecar") && target == PaneTarget::Inference
-                          ? tr("An inference package always has its metadata JSON sidecar")
-                      : target == PaneTarget::TorchScript
-                          ? tr("A TorchScript file holds the module and its weights only")
-                          : tr("Not written to a %1").arg(convertTargetLabel(target).toLower()));
-        if (auto *form = qobject_cast<QFormLayout *>(w->parentWidget() ? w->parentWidget()->layout() : nullptr))
-            if (QWidget *label = form->labelForField(w))
+        for (QWidget *tipped : {w, row})
+            if (!tipped->property("usedToolTip").isValid())
+                tipped->setProperty("usedToolTip", tipped->toolTip());
+        const bool script = name == QLatin1String("architectureScript");
+        const QString tip =
+            used ? w->property("usedToolTip").toString()
+            : name == QLatin1String("sidecar") && target == PaneTarget::Inference
+                ? tr("An inference package always has its metadata JSON sidecar")
+            : target == PaneTarget::TorchScript
+                ? tr("A TorchScript file holds the module and its weights only")
+            : script && target == PaneTarget::FullModel
+                ? tr("A full model is a pickled tree of standard layers, which a TorchScript file cannot become: "
+                     "give its layers in the Architecture field (a TorchScript file is for the TorchScript target)")
+            : script ? tr("Not written by the %1 target: a TorchScript file of the model is for the TorchScript target")
+                           .arg(convertTargetLabel(target))
+                     : tr("Not written by the %1 target").arg(convertTargetLabel(target));
+        row->setEnabled(used);
+        w->setToolTip(tip);
+        if (row != w)  // the button beside the field says why too
+            row->setToolTip(used ? row->property("usedToolTip").toString() : tip);
+        if (auto *form = qobject_cast<QFormLayout *>(row->parentWidget() ? row->parentWidget()->layout() : nullptr))
+            if (QWidget *label = form->labelForField(row))
                 label->setEnabled(used);
     }
 }
@@ -859,6 +907,8 @@ void ConversionView::applyPanel(const QString &field)
             s.outDir = text(field).trimmed();
         else if (field == QLatin1String("architecture"))
             s.architecture = text(field);
+        else if (field == QLatin1String("architectureScript"))
+            s.architectureScript = text(field);
         else if (field == QLatin1String("activation"))
             s.activation = m_activation->currentData().toString();
         for (const auto &[name, b] : checkFields(s))
@@ -944,7 +994,7 @@ void ConversionView::startNext()
         options = toConvertOptions(item.settings, item.target);
     } catch (const std::exception &e) {
         item.status = S::Failed;
-        item.result = panelWording(e.what());
+        item.result = panelWording(e.what(), item.target);
         m_queue->update(row, item);
         Q_EMIT itemFinished(row);
         startNext();
@@ -966,7 +1016,6 @@ void ConversionView::startNext()
     }
     item.status = S::Running;
     item.progress = item.scriptExport ? -1 : 0;  // building a module reports no fraction: a busy bar
-    item.notes.clear();
     m_queue->update(row, item);
     m_running = item.id;
     m_cancel = std::make_shared<std::atomic_bool>(false);
@@ -985,7 +1034,8 @@ void ConversionView::startNext()
     auto plan = item.plan;
     auto script = item.scriptExport;
     const quint64 id = item.id;
-    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, script, options, cancelFlag, id](QPromise<ConversionRun> &promise) mutable {
+    const PaneTarget target = item.target;
+    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, script, options, cancelFlag, id, target](QPromise<ConversionRun> &promise) mutable {
         promise.setProgressRange(0, 1000);
         ConversionRun run;
         run.id = id;
@@ -997,9 +1047,14 @@ void ConversionView::startNext()
             if (script) {
                 // LibTorch builds the module (loaded on first use), then the file is written to a
                 // temporary, read back, verified and renamed; a cancel is heard before writing.
+                // The TorchScript file given as the architecture is an input: never written over,
+                // as `ckpt convert` refuses an output that names one of its inputs.
+                WriteOptions w = protectingInputs(*doc, options.overwrite);
+                if (script->architecture.source == Architecture::Source::ScriptArchitecture)
+                    w.protect(script->architecture.scriptPath);
                 std::vector<std::string> notes;
-                run.result = executeScriptExport(*script, protectingInputs(*doc, options.overwrite), &notes,
-                                                 [cancelFlag] { return cancelFlag->load(); });
+                run.result =
+                    executeScriptExport(*script, w, &notes, [cancelFlag] { return cancelFlag->load(); });
                 for (const auto &n : notes)
                     run.notes << QString::fromStdString(n);
             } else {
@@ -1007,7 +1062,7 @@ void ConversionView::startNext()
             }
             run.ok = true;
         } catch (const std::exception &e) {
-            run.error = panelWording(e.what());
+            run.error = panelWording(e.what(), target);
             run.cancelled = cancelFlag->load();
         }
         promise.addResult(run);

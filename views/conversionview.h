@@ -109,8 +109,9 @@ public:
     ConversionDropTarget *dropTarget(PaneTarget target) const;
     ConversionDropTarget *dropTarget(ConvertTarget target) const { return dropTarget(paneTarget(target)); }
     // Options panel fields (object names target, dtype, stripPrefix, addPrefix, ema, dropOptimizer,
-    // keepDevice, sidecar, drops, architecture, activation, config, classNames, preprocessing,
-    // epoch, trainLoss, valLoss, outDir).
+    // keepDevice, sidecar, drops, architecture, architectureScript (a line edit; its browse
+    // button is "browseArchitectureScript"), activation, config, classNames, preprocessing, epoch,
+    // trainLoss, valLoss, outDir).
     QWidget *optionWidget(const QString &name) const;
 
 Q_SIGNALS:

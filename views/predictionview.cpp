@@ -1,5 +1,6 @@
 #include "predictionview.h"
 
+#include "architecturewording.h"
 #include "jobpool.h"
 
 #include "computeloader.h"
@@ -112,19 +113,6 @@ QString shapeString(const std::vector<std::int64_t> &s)
     for (auto d : s)
         parts << (d < 0 ? QStringLiteral("?") : QString::number(d));
     return parts.join(QStringLiteral(", "));
-}
-
-QString sourceTitle(Architecture::Source s)
-{
-    switch (s) {
-    case Architecture::Source::TorchScript: return PredictionView::tr("TorchScript, run as it is");
-    case Architecture::Source::ModuleTree: return PredictionView::tr("Pickled module tree");
-    case Architecture::Source::ScriptArchitecture: return PredictionView::tr("Weights loaded into a TorchScript file");
-    case Architecture::Source::Spec: return PredictionView::tr("Spec written by hand");
-    case Architecture::Source::PackageSpec: return PredictionView::tr("The package's architecture spec");
-    case Architecture::Source::InferredMlp: return PredictionView::tr("MLP inferred from the weight shapes");
-    }
-    return {};
 }
 
 struct RunOutcome {
@@ -527,7 +515,10 @@ void PredictionView::applyArchitecture()
     // Propose the spec the application runs, so that the user can edit it.
     if (source == 0 && !m_arch->root.type.empty())
         m_spec->setPlainText(q(specOf(*m_arch).dump(1)));
-    QString html = QStringLiteral("<b>%1</b> — %2").arg(sourceTitle(m_arch->source).toHtmlEscaped(),
+    QString title = architectureSourceTitle(m_arch->source);  // a phrase: as a title, capitalised
+    if (!title.isEmpty())
+        title[0] = title[0].toUpper();
+    QString html = QStringLiteral("<b>%1</b> — %2").arg(title.toHtmlEscaped(),
                                                         m_arch->exact ? tr("exact") : tr("not exact"));
     for (const auto &a : m_arch->assumptions)
         html += QStringLiteral("<br>• <i>%1</i>").arg(q(a).toHtmlEscaped());

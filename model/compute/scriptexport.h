@@ -25,7 +25,8 @@ struct ScriptExport {
 };
 
 // `edits`: a state-dict conversion's options (target and dtype are set here). Throws FormatError
-// when the file cannot be exported (no architecture, edits on a TorchScript source, ...).
+// when the file cannot be exported (no architecture, edits on a TorchScript source, a TorchScript
+// architecture file that cannot be opened, ...).
 ScriptExport planScriptExport(const Document &doc, const std::string &output, ConvertOptions edits,
                               const ArchitectureRequest &request);
 

@@ -113,6 +113,8 @@ bool targetUsesField(PaneTarget target, QStringView field)
     const auto engine = engineTarget(target);
     if (field == u"sidecar" || field == u"keepDevice" || field == u"dropOptimizer")
         return engine.has_value();
+    if (field == u"architectureScript")
+        return !engine;  // `ckpt convert --arch` is refused by every other target
     if (field == u"activation")
         field = u"architecture";  // the activation is part of the architecture asked for
     if (!engine)  // TorchScript: the module and its weights only
@@ -129,12 +131,25 @@ bool targetUsesField(PaneTarget target, QStringView field)
     return false;
 }
 
-QString panelWording(const std::string &engineText)
+QString panelWording(const std::string &engineText, std::optional<PaneTarget> target)
 {
+    QString text = QString::fromStdString(engineText);
+    // resolveArchitecture's refusal of both sources names no option.
+    text.replace(QLatin1String("give either a TorchScript architecture or a spec, not both"),
+                 QLatin1String("give either a TorchScript file in the Architecture file field or the layers in the "
+                               "Architecture field, not both"));
+    if (!text.contains(QLatin1String("--")))
+        return text;
+    // What to give when the weights do not say their architecture: a TorchScript file is for the
+    // TorchScript target only (a full model is built of standard layers).
+    text.replace(QLatin1String("a TorchScript file of the model (--arch) or a spec (--arch-spec)"),
+                 target == PaneTarget::TorchScript
+                     ? QLatin1String("a TorchScript file of the model (the Architecture file field) or the layers in "
+                                     "the Architecture field")
+                     : QLatin1String("the layers in the Architecture field"));
     // Longest first: a phrase is replaced before the option it contains.
     static const std::pair<const char *, const char *> kWords[] = {
-        {"a TorchScript file of the model (--arch) or a spec (--arch-spec)",
-         "the layers in the Architecture field (ckpt convert --arch also takes a TorchScript file)"},
+        {"--arch and --arch-spec do not apply", "the Architecture field does not apply"},
         {"give --arch or --arch-spec", "give the layers in the Architecture field"},
         {"--arch-spec is for --to full-model", "an architecture is for the Full model target"},
         {"--to checkpoint or inference", "the Checkpoint or Inference package target"},
@@ -165,18 +180,17 @@ QString panelWording(const std::string &engineText)
         {"--train-loss", "the Training loss field"},
         {"--val-loss", "the Validation loss field"},
     };
-    QString text = QString::fromStdString(engineText);
-    if (!text.contains(QLatin1String("--")))
-        return text;
     for (const auto &[engine, panel] : kWords)
         text.replace(QLatin1String(engine), QLatin1String(panel));
     return text;
 }
 
-ArchitectureRequest architectureRequestFor(const ConversionSettings &s)
+ArchitectureRequest architectureRequestFor(const ConversionSettings &s, PaneTarget target)
 {
     ArchitectureRequest request;
     request.layers(s.architecture.trimmed().toStdString());
+    if (targetUsesField(target, u"architectureScript"))
+        request.script(s.architectureScript.trimmed().toStdString());
     if (!s.activation.trimmed().isEmpty())
         request.between(s.activation.trimmed().toStdString());
     return request;
@@ -199,7 +213,7 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, PaneTarget target)
         o.dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
     // TorchScript's architecture goes to planScriptExport (architectureRequestFor), not the plan.
     if (engineTarget(target) && targetUsesField(target, u"architecture"))
-        o.arch(architectureRequestFor(s));
+        o.arch(architectureRequestFor(s, target));
     for (const QString &d : s.drops)
         if (!d.trimmed().isEmpty())
             o.drop(d.trimmed().toStdString());

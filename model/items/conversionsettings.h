@@ -39,6 +39,9 @@ struct ConversionSettings {
     QString architecture;    // full model from weights and TorchScript: a JSON list of layers (empty:
                              // the file's own module, else the package's spec, else a chain of
                              // Linear layers read from the weights)
+    QString architectureScript;  // TorchScript only: a TorchScript file of the same model, whose
+                                 // architecture gets the weights (`ckpt convert --arch`); given with
+                                 // the layers above, the plan refuses both, as the command line does
     QString activation = QStringLiteral("relu");  // between the Linear layers of that inferred chain
     std::optional<QString> config, classNames, preprocessing, epoch, trainLoss, valLoss;
 };
@@ -48,16 +51,19 @@ struct ConversionSettings {
 QMap<QString, QString> sourceValueTexts(const Document &doc);
 
 // Whether converting to `target` writes the value of the settings field `field` ("config",
-// "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture", "activation"):
-// the engine's own targetWrites for that field. TorchScript takes the architecture and the weight
-// edits only; "sidecar", "keepDevice" and "dropOptimizer" apply to every target but TorchScript
-// (`ckpt convert --to torchscript` refuses them).
+// "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture", "activation",
+// "architectureScript"): the engine's own targetWrites for that field. TorchScript takes the
+// architecture and the weight edits only; "sidecar", "keepDevice" and "dropOptimizer" apply to
+// every target but TorchScript (`ckpt convert --to torchscript` refuses them); "architectureScript"
+// to TorchScript alone (a full model is a pickled tree of standard layers, which a TorchScript
+// architecture cannot become).
 bool targetUsesField(PaneTarget target, QStringView field);
 
 // The engine's words (planConversion's reasons, warnings and errors name `ckpt convert`'s options)
 // as this panel says them: "--to checkpoint" becomes "the Checkpoint target", "--epoch" "the Epoch
-// field", "--drop 'x'" "Drop keys: 'x'". Text without options comes back unchanged.
-QString panelWording(const std::string &engineText);
+// field", "--drop 'x'" "Drop keys: 'x'"; what to give for an architecture depends on `target`
+// (only TorchScript takes a TorchScript file). Text without options comes back unchanged.
+QString panelWording(const std::string &engineText, std::optional<PaneTarget> target = std::nullopt);
 
 // The engine's options for `settings` (without progress or force); values the target does not
 // write are left out (a full model would refuse them). For TorchScript: the weight edits and the
@@ -65,8 +71,9 @@ QString panelWording(const std::string &engineText);
 // which field is wrong (JSON that does not parse, an epoch that is not a whole number).
 ConvertOptions toConvertOptions(const ConversionSettings &settings, PaneTarget target);
 
-// The architecture the Architecture and Activation fields ask for (empty spec: the file's own).
-ArchitectureRequest architectureRequestFor(const ConversionSettings &settings);
+// The architecture the Architecture, Architecture file and Activation fields ask for of `target`
+// (neither given: the file's own); the TorchScript file only where the target uses it.
+ArchitectureRequest architectureRequestFor(const ConversionSettings &settings, PaneTarget target);
 
 // Where the output goes: `<stem>_<target>...` beside the input or in the chosen folder; for
 // TorchScript `<stem>_torchscript[_fp16].pt`, as `ckpt convert --to torchscript` names it.

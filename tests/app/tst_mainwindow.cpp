@@ -47,6 +47,7 @@
 #include <QComboBox>
 #include <QLineEdit>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QTableWidget>
 #include <QHeaderView>
 #include <QPushButton>
@@ -813,12 +814,19 @@ void TestMainWindow::conversionsScreenshot()
     pane->addFiles({fixture("training_checkpoint.pth")}, ConvertTarget::Inference);
     pane->addFiles({fixture("state_dict.pth")}, ConvertTarget::FullModel);  // built from weights
     pane->addFiles({fixture("predict_cnn_package.pth")}, PaneTarget::TorchScript);
+    pane->addFiles({fixture("gated_state_dict.pth")}, PaneTarget::TorchScript);  // architecture from a file
     auto status = [pane](int row) {
         return static_cast<ConversionQueueItem::Status>(
             pane->queueModel()->index(row, 0).data(ConversionQueueModel::StatusRole).toInt());
     };
-    for (int r = 0; r < 6; ++r)
+    for (int r = 0; r < 7; ++r)
         QTRY_VERIFY_WITH_TIMEOUT(status(r) != ConversionQueueItem::Status::Planning, 20000);
+    // The weights alone do not say their architecture: a TorchScript file of the model gives it.
+    auto *archFile = pane->findChild<QLineEdit *>(QStringLiteral("architectureScript"));
+    QVERIFY(archFile);
+    archFile->setFocus();
+    QTest::keyClicks(archFile, fixture("gated_arch.pt"));
+    QTRY_COMPARE_WITH_TIMEOUT(status(6), ConversionQueueItem::Status::Ready, 20000);
     pane->selectRow(3);
     // The last file: float16, class names typed in.
     auto *dtype = pane->findChild<QComboBox *>(QStringLiteral("dtype"));
@@ -833,15 +841,23 @@ void TestMainWindow::conversionsScreenshot()
     QCOMPARE(status(3), ConversionQueueItem::Status::Done);
     QCOMPARE(status(4), ConversionQueueItem::Status::Done);
     QCOMPARE(status(5), ConversionQueueItem::Status::Done);
+    QCOMPARE(status(6), ConversionQueueItem::Status::Done);
     pane->selectRow(3);
     QTest::qWait(100);
     saveScreenshot(w, QStringLiteral("conversion.png"));
     pane->selectRow(4);
     QTest::qWait(100);
     saveScreenshot(w, QStringLiteral("conversion-full-model.png"));
-    pane->selectRow(5);
+    pane->selectRow(6);
+    // The options from their top: the target and the architecture fields.
+    auto *options = pane->findChild<QScrollArea *>();
+    QVERIFY(options);
+    options->verticalScrollBar()->setValue(0);
     QTest::qWait(100);
     saveScreenshot(w, QStringLiteral("conversion-torchscript.png"));
+    w.resize(1024, 700);  // the smallest window the panes are laid out for
+    QTest::qWait(100);
+    saveScreenshot(w, QStringLiteral("conversion-torchscript-1024x700.png"));
 }
 
 void TestMainWindow::screenshots_data()

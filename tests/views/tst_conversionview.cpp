@@ -3,10 +3,12 @@
 // converts one file at a time, verified, and real PyTorch loads what it wrote; cancel leaves no
 // file; an existing output is replaced only when the policy says so; an unwritable folder is a
 // clear error on its row. The TorchScript target writes what `ckpt convert --to torchscript`
-// writes, which Python's torch.jit.load runs as the original model.
+// writes, which Python's torch.jit.load runs as the original model, its architecture also taken
+// from a TorchScript file of the same model (`--arch`), refused as the command line refuses it.
 #include "conversionplanmodel.h"
 #include "conversionqueuemodel.h"
 #include "conversionview.h"
+#include "error.h"
 #include "scriptexport.h"
 #include "testdata.h"
 
@@ -19,12 +21,14 @@
 #include <QFile>
 #include <QLabel>
 #include <QLineEdit>
+#include <QFormLayout>
 #include <QMimeData>
 #include <QProcess>
 #include <QSignalSpy>
 #include <QTableView>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QToolButton>
 
 #include <unistd.h>
 
@@ -121,7 +125,7 @@ QStringList enabledFields(const ConversionView &view)
 {
     QStringList on;
     for (const char *name : {"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture",
-                             "activation", "sidecar", "keepDevice", "dropOptimizer"})
+                             "architectureScript", "activation", "sidecar", "keepDevice", "dropOptimizer"})
         if (view.optionWidget(QLatin1String(name))->isEnabled())
             on << QLatin1String(name);
     return on;
@@ -159,6 +163,12 @@ private Q_SLOTS:
     void torchScriptWithoutArchitectureIsClearError();
     void torchScriptCancelLeavesNoFile();
     void torchScriptWithoutLibTorchSaysSo();
+    void torchScriptArchitectureFromFile();
+    void torchScriptArchitectureFileErrors_data();
+    void torchScriptArchitectureFileErrors();
+    void torchScriptArchitectureFileOrLayersNotBoth();
+    void architectureFileIsForTorchScriptOnly();
+    void architectureFileIsNeverWrittenOver();
 };
 
 void TestConversionView::dropPlanRunAndTorchLoads()
@@ -574,7 +584,8 @@ void TestConversionView::fieldsFollowTheTarget()
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
     auto enabled = [&view] {
         QStringList on;
-        for (const char *name : {"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss", "architecture"})
+        for (const char *name : {"config", "classNames", "preprocessing", "epoch", "trainLoss", "valLoss",
+                                 "architecture", "architectureScript"})
             if (field(view, name)->isEnabled())
                 on << QLatin1String(name);
         return on;
@@ -624,6 +635,10 @@ void TestConversionView::fullModelFromWeightsTakesAnArchitecture()
     QVERIFY(dropFiles(view.dropTarget(ConvertTarget::FullModel), {input}));
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
     QVERIFY2(planOf(view, 0).contains(QStringLiteral("architecture")), qPrintable(planOf(view, 0)));
+    // A full model is built of standard layers: the row asks for them, not for a TorchScript file.
+    QVERIFY2(planOf(view, 0).contains(QStringLiteral("give the layers in the Architecture field")) &&
+                 !planOf(view, 0).contains(QStringLiteral("TorchScript")),
+             qPrintable(planOf(view, 0)));
     const QString spec = QStringLiteral(
         R"([{"type": "Conv2d", "name": "0", "padding": 1}, {"type": "BatchNorm2d", "name": "1"}, )"
         R"({"type": "ReLU", "name": "2"}, {"type": "MaxPool2d", "name": "3", "kernel_size": 2}, )"
@@ -701,7 +716,7 @@ void TestConversionView::torchScriptTargetRunsAndTorchLoads()
     // What the target cannot hold is disabled, as the command line refuses it; the architecture,
     // the weight edits and the dtype stay.
     QCOMPARE(view.currentRow(), 0);
-    QCOMPARE(enabledFields(view), QStringList({"architecture", "activation"}));
+    QCOMPARE(enabledFields(view), QStringList({"architecture", "architectureScript", "activation"}));
     for (const char *name : {"dtype", "stripPrefix", "addPrefix", "drops", "ema", "outDir"})
         QVERIFY2(view.optionWidget(QLatin1String(name))->isEnabled(), name);
     auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
@@ -822,15 +837,16 @@ void TestConversionView::torchScriptWithoutArchitectureIsClearError()
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
     const QString why = planOf(view, 0);
     QVERIFY2(why.contains(QStringLiteral("does not say its architecture")), qPrintable(why));
-    // In this panel's words: the field to fill, not the command line's --arch-spec.
-    QVERIFY2(why.contains(QStringLiteral("give the layers in the Architecture field")) &&
-                 !why.contains(QLatin1String("--arch-spec")),
+    // In this panel's words: the fields to fill, not the command line's --arch and --arch-spec.
+    QVERIFY2(why.contains(QStringLiteral("give a TorchScript file of the model (the Architecture file field) or the "
+                                         "layers in the Architecture field")) &&
+                 !why.contains(QLatin1String("--arch")),
              qPrintable(why));
     QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::StatusColumn).data().toString(),
              ConversionQueueModel::statusText(Status::Invalid));
     QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::StatusColumn).data(Qt::ToolTipRole).toString(), why);
     QVERIFY2(view.planSummary()->text().contains(why.toHtmlEscaped()), qPrintable(view.planSummary()->text()));
-    QCOMPARE(enabledFields(view), QStringList({"architecture", "activation"}));
+    QCOMPARE(enabledFields(view), QStringList({"architecture", "architectureScript", "activation"}));
     // Nothing to run.
     QSignalSpy done(&view, &ConversionView::queueFinished);
     view.runQueue();
@@ -840,7 +856,7 @@ void TestConversionView::torchScriptWithoutArchitectureIsClearError()
     typeInto(field(view, "architecture"), kCnnSpec);
     QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
     QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
-    QVERIFY2(view.planSummary()->text().contains(QStringLiteral("architecture: the Architecture field")),
+    QVERIFY2(view.planSummary()->text().contains(QStringLiteral("architecture: layers written by hand (not exact)")),
              qPrintable(view.planSummary()->text()));
     QSignalSpy finished(&view, &ConversionView::itemFinished);
     view.runQueue();
@@ -925,6 +941,307 @@ void TestConversionView::torchScriptWithoutLibTorchSaysSo()
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
     QVERIFY(card->unavailableReason().isEmpty());
     QCOMPARE(target->itemText(index), QStringLiteral("TorchScript"));
+}
+
+void TestConversionView::torchScriptArchitectureFromFile()
+{
+    // A state dict whose forward no list of layers describes (two branches multiplied, a skip):
+    // alone it has no architecture, and its row says what to give. A TorchScript file of the same
+    // model with other weights in the Architecture file field: planned as `ckpt convert --arch`
+    // plans it, exactly; the output holds the state dict's weights bit for bit and computes what
+    // the scripted original computes, as torch.jit.load runs them.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    QAbstractItemModelTester queueTester(view.queueModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QAbstractItemModelTester planTester(view.planModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("gated_state_dict.pth"));
+    const QString arch = test::fixturePath(QStringLiteral("gated_arch.pt"));
+    QVERIFY(dropFiles(view.dropTarget(PaneTarget::TorchScript), {input}));
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Invalid, kWait);
+    const QString why = planOf(view, 0);
+    QVERIFY2(why.contains(QStringLiteral("does not say its architecture")) &&
+                 why.contains(QStringLiteral("a TorchScript file of the model (the Architecture file field)")),
+             qPrintable(why));
+    QLineEdit *script = field(view, "architectureScript");
+    QVERIFY(script && script->isEnabled());
+    auto *browse = view.findChild<QToolButton *>(QStringLiteral("browseArchitectureScript"));
+    QVERIFY(browse && browse->isEnabled());
+
+    typeInto(script, arch);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    const QString written = QDir(out.path()).filePath(QStringLiteral("gated_state_dict_torchscript.pt"));
+    const auto doc = test::readFixture(QStringLiteral("gated_state_dict.pth"));
+    const ScriptExport want = planScriptExport(*doc, written.toStdString(), ConvertOptions(),
+                                               ArchitectureRequest().script(arch.toStdString()));
+    QCOMPARE(want.architecture.source, Architecture::Source::ScriptArchitecture);
+    QVERIFY(view.planModel()->plan());
+    QCOMPARE(QString::fromStdString(view.planModel()->plan()->output), written);
+    QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Kept), qt(want.plan.kept));
+    QVERIFY(!want.plan.kept.empty());
+    const QString summary = view.planSummary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("architecture: weights loaded into a TorchScript file (exact)")),
+             qPrintable(summary));
+    QVERIFY2(!summary.contains(QStringLiteral("assumed:")), qPrintable(summary));
+    QCOMPARE(filesIn(out.path()), QStringList());  // planning wrote nothing
+
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Done, qPrintable(resultOf(view, 0)));
+    QCOMPARE(resultOf(view, 0), QStringLiteral("verified (%1 tensors read back)").arg(doc->stateDict.size()));
+    QCOMPARE(filesIn(out.path()), QStringList{QFileInfo(written).fileName()});
+    QString log;
+    QVERIFY2(scriptJudgedByTorch({written, test::fixturePath(QStringLiteral("gated_scripted.pt")),
+                                  QStringLiteral("--weights"), input, QStringLiteral("--arch-file"), arch,
+                                  QStringLiteral("--input-shape"), QStringLiteral("4,6")},
+                                 &log),
+             qPrintable(log));
+}
+
+namespace {
+// What `ckpt convert --to torchscript --arch FILE` says of FILE, as its code says it: the plan,
+// then building the module (planScriptExport, executeScriptExport); empty when it converts.
+QString commandLineError(const QString &input, const QString &arch, const QString &output)
+{
+    try {
+        const Document doc = readDocument(input.toStdString());
+        const ScriptExport e = planScriptExport(doc, output.toStdString(), ConvertOptions(),
+                                                ArchitectureRequest().script(arch.toStdString()));
+        executeScriptExport(e, WriteOptions().protect(arch.toStdString()));
+    } catch (const std::exception &e) {
+        return panelWording(e.what(), PaneTarget::TorchScript);
+    }
+    return {};
+}
+} // namespace
+
+void TestConversionView::torchScriptArchitectureFileErrors_data()
+{
+    QTest::addColumn<QString>("input");
+    QTest::addColumn<QString>("arch");  // a fixture, or a name in a folder that does not exist
+    QTest::addColumn<QStringList>("says");
+    QTest::newRow("missing file") << "gated_state_dict.pth" << "nowhere/gated_scripted.pt"
+                                  << QStringList{QStringLiteral("nowhere/gated_scripted.pt: cannot be opened: "
+                                                                "No such file or directory")};
+    QTest::newRow("a state dict, not TorchScript") << "gated_state_dict.pth" << "gated_state_dict.pth"
+                                                    << QStringList{QStringLiteral("gated_state_dict.pth"),
+                                                                   QStringLiteral("cannot load this TorchScript file")};
+    QTest::newRow("not a zip") << "gated_state_dict.pth" << "not_a_checkpoint.pth"
+                               << QStringList{QStringLiteral("not_a_checkpoint.pth"),
+                                              QStringLiteral("cannot load this TorchScript file")};
+    QTest::newRow("another model") << "gated_state_dict.pth" << "predict_arch.pt"
+                                   << QStringList{QStringLiteral("the weights do not fit the architecture"),
+                                                  QStringLiteral("predict_arch.pt"),
+                                                  QStringLiteral("missing keys: fc1.weight"),
+                                                  QStringLiteral("unexpected keys: value.weight")};
+    QTest::newRow("other widths") << "predict_state_dict.pth" << "predict_arch_wide.pt"
+                                  << QStringList{QStringLiteral("the weights do not fit the architecture"),
+                                                 QStringLiteral("predict_arch_wide.pt"),
+                                                 QStringLiteral("shape mismatches: fc1.weight [50, 10] vs [40, 10] in "
+                                                                "the architecture")};
+}
+
+void TestConversionView::torchScriptArchitectureFileErrors()
+{
+    // A TorchScript file that is missing, is not TorchScript, or does not take the weights: the
+    // row says so when planned, in the words `ckpt convert --arch` uses, and nothing is written.
+    QFETCH(QString, input);
+    QFETCH(QString, arch);
+    QFETCH(QStringList, says);
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    const QString archPath = arch.startsWith(QLatin1String("nowhere/")) ? out.filePath(arch) : test::fixturePath(arch);
+    ConversionView view;
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(input)}, PaneTarget::TorchScript);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    typeInto(field(view, "architectureScript"), archPath);
+    QCOMPARE(statusOf(view, 0), Status::Planning);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Invalid);
+    const QString why = planOf(view, 0);
+    for (const QString &s : std::as_const(says))
+        QVERIFY2(why.contains(s), qPrintable(why));
+    const QString cli = commandLineError(test::fixturePath(input), archPath,
+                                         QDir(out.path()).filePath(QStringLiteral("cli_torchscript.pt")));
+    QCOMPARE(why, cli);
+    QVERIFY2(view.planSummary()->text().contains(why.toHtmlEscaped()), qPrintable(view.planSummary()->text()));
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QCOMPARE(done.count(), 1);
+    QCOMPARE(statusOf(view, 0), Status::Invalid);
+    QCOMPARE(filesIn(out.path()), QStringList());
+}
+
+void TestConversionView::torchScriptArchitectureFileOrLayersNotBoth()
+{
+    // Layers in the Architecture field and a TorchScript file both given: refused, as the command
+    // line refuses --arch with --arch-spec; either one alone is planned.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("predict_state_dict.pth"));
+    const QString arch = test::fixturePath(QStringLiteral("predict_arch.pt"));
+    const QString layers =
+        QStringLiteral(R"([{"type": "Linear", "name": "fc1"}, {"type": "ReLU"}, {"type": "Linear", "name": "fc2"}])");
+    view.addFiles({input}, PaneTarget::TorchScript);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    typeInto(field(view, "architecture"), layers);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QVERIFY2(view.planSummary()->text().contains(QStringLiteral("architecture: layers written by hand")),
+             qPrintable(view.planSummary()->text()));
+    typeInto(field(view, "architectureScript"), arch);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Invalid);
+    QString engine;
+    try {
+        resolveArchitecture(*test::readFixture(QStringLiteral("predict_state_dict.pth")),
+                            ArchitectureRequest().script(arch.toStdString()).layers(layers.toStdString()));
+    } catch (const std::exception &e) {
+        engine = QString::fromUtf8(e.what());
+    }
+    QVERIFY2(engine.contains(QStringLiteral("not both")), qPrintable(engine));
+    QCOMPARE(planOf(view, 0), panelWording(engine.toStdString(), PaneTarget::TorchScript));
+    QVERIFY2(planOf(view, 0).contains(QStringLiteral("the Architecture file field")) &&
+                 planOf(view, 0).contains(QStringLiteral("the Architecture field, not both")),
+             qPrintable(planOf(view, 0)));
+    typeInto(field(view, "architecture"), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    const QString summary = view.planSummary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("architecture: weights loaded into a TorchScript file (exact)")),
+             qPrintable(summary));
+}
+
+void TestConversionView::architectureFileIsForTorchScriptOnly()
+{
+    // Only the TorchScript target takes a TorchScript file as the architecture: for the others
+    // the field, its label and its browse button are disabled, saying why, and a path typed
+    // for TorchScript is not given to them (a full model would refuse it); it is kept, and used
+    // again when the file goes back to TorchScript.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("predict_state_dict.pth"));
+    const QString arch = test::fixturePath(QStringLiteral("predict_arch.pt"));
+    view.addFiles({input}, PaneTarget::TorchScript);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QLineEdit *script = field(view, "architectureScript");
+    auto *browse = view.findChild<QToolButton *>(QStringLiteral("browseArchitectureScript"));
+    QVERIFY(script && browse);
+    const QString usedTip = script->toolTip();
+    const QString browseTip = browse->parentWidget()->toolTip();
+    QVERIFY2(browseTip.contains(QStringLiteral("Choose a TorchScript file")), qPrintable(browseTip));
+    QVERIFY2(usedTip.contains(QStringLiteral("TorchScript file of the same model")), qPrintable(usedTip));
+    typeInto(script, arch);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    QVERIFY2(view.planSummary()->text().contains(QStringLiteral("weights loaded into a TorchScript file")),
+             qPrintable(view.planSummary()->text()));
+
+    // The label beside the field, found as a person finds it.
+    auto labelOf = [&view](QWidget *w) -> QWidget * {
+        for (auto *form : view.findChildren<QFormLayout *>())
+            for (QWidget *row = w; row; row = row->parentWidget())
+                if (QWidget *label = form->labelForField(row))
+                    return label;
+        return nullptr;
+    };
+    QWidget *label = labelOf(script);
+    QVERIFY(label);
+    QCOMPARE(qobject_cast<QLabel *>(label)->text(), QStringLiteral("Architecture file:"));
+    QVERIFY(label->isEnabled());
+
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    for (PaneTarget t : {PaneTarget::StateDict, PaneTarget::Checkpoint, PaneTarget::Inference, PaneTarget::FullModel,
+                         PaneTarget::Safetensors}) {
+        target->setCurrentIndex(target->findData(static_cast<int>(t)));
+        const QString name = convertTargetLabel(t);
+        QVERIFY2(!script->isEnabled(), qPrintable(name));
+        QVERIFY2(!browse->isEnabled(), qPrintable(name));
+        QVERIFY2(!label->isEnabled(), qPrintable(name));
+        QCOMPARE(script->text(), arch);  // kept for when the target takes it again
+        const QString tip = script->toolTip();
+        QVERIFY2(tip != usedTip && tip.contains(QStringLiteral("TorchScript")), qPrintable(tip));
+        QCOMPARE(browse->parentWidget()->toolTip(), tip);  // the button's row says why too
+        if (t == PaneTarget::FullModel)
+            QVERIFY2(tip.contains(QStringLiteral("give its layers in the Architecture field")), qPrintable(tip));
+        else
+            QVERIFY2(tip.contains(QStringLiteral("Not written by the %1 target").arg(name)), qPrintable(tip));
+        QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    }
+    // A full model of these weights: the chain of Linear layers they imply, as planConversion
+    // plans it without the TorchScript file (which it would refuse).
+    target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::FullModel)));
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    {
+        const auto doc = test::readFixture(QStringLiteral("predict_state_dict.pth"));
+        const std::string output = view.planModel()->plan()->output;
+        const ConversionPlan want = planConversion(*doc, output, ConvertOptions().target(ConvertTarget::FullModel));
+        QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Kept), qt(want.kept));
+        QStringList warnings;
+        for (const auto &w : want.warnings)
+            warnings << panelWording(w);
+        QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Warning), warnings);
+        bool refused = false;
+        try {
+            planConversion(*doc, output,
+                           ConvertOptions().target(ConvertTarget::FullModel).arch(
+                               ArchitectureRequest().script(arch.toStdString())));
+        } catch (const FormatError &) {
+            refused = true;
+        }
+        QVERIFY(refused);  // what the disabled field keeps from it
+    }
+
+    target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::TorchScript)));
+    QVERIFY(script->isEnabled() && browse->isEnabled() && label->isEnabled());
+    QCOMPARE(script->toolTip(), usedTip);
+    QCOMPARE(browse->parentWidget()->toolTip(), browseTip);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    QVERIFY2(view.planSummary()->text().contains(QStringLiteral("weights loaded into a TorchScript file (exact)")),
+             qPrintable(view.planSummary()->text()));
+}
+
+void TestConversionView::architectureFileIsNeverWrittenOver()
+{
+    // The TorchScript file given as the architecture where the output would go: refused on the
+    // row, as `ckpt convert` refuses to write over one of its inputs, and left as it was.
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    const QString arch = QDir(out.path()).filePath(QStringLiteral("gated_state_dict_torchscript.pt"));
+    QVERIFY(QFile::copy(test::fixturePath(QStringLiteral("gated_arch.pt")), arch));
+    QFile original(arch);
+    QVERIFY(original.open(QIODevice::ReadOnly));
+    const QByteArray bytes = original.readAll();
+    original.close();
+    ConversionView view;
+    view.setOverwritePolicy([](const QString &) { return true; });
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("gated_state_dict.pth"))}, PaneTarget::TorchScript);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    typeInto(field(view, "architectureScript"), arch);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Invalid);
+    QCOMPARE(planOf(view, 0), QStringLiteral("%1: is an input file; it is never overwritten").arg(arch));
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QCOMPARE(done.count(), 1);
+    QCOMPARE(filesIn(out.path()), QStringList{QFileInfo(arch).fileName()});
+    QVERIFY(original.open(QIODevice::ReadOnly));
+    QCOMPARE(original.readAll(), bytes);
 }
 
 QTEST_MAIN(TestConversionView)
