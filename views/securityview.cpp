@@ -44,8 +44,8 @@ QString reasonText(const GlobalVerdict &g)
     case GlobalClass::Dangerous:
         return SecurityView::tr("can run code on loading; not on torch.load(weights_only=True)'s allow-list");
     case GlobalClass::Unknown:
-        return SecurityView::tr("a class from the author's code that Python would import; not on "
-                                "torch.load(weights_only=True)'s allow-list");
+        return SecurityView::tr("a class Python would import from its module (the author's code or a library); "
+                                "not on torch.load(weights_only=True)'s allow-list");
     case GlobalClass::Understood:
         return SecurityView::tr("read here as data, but not on torch.load(weights_only=True)'s allow-list");
     }
@@ -130,15 +130,15 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
                   "nothing.")
                    .arg(dangerous == 1 ? tr("1 global") : tr("%1 globals").arg(dangerous));
     else if (unknown > 0)
-        text = tr("<b>No dangerous global.</b> %1 Python would import from the author's code (classes this reader "
-                  "keeps opaque).")
+        text = tr("<b>No dangerous global.</b> Python would import %1 from their modules (the author's code or a "
+                  "library); this reader keeps them opaque.")
                    .arg(unknown == 1 ? tr("1 class") : tr("%1 classes").arg(unknown));
     else
         text = tr("<b>No dangerous global.</b> Every global is a reconstructor or container read as data.");
     text += QLatin1Char(' ');
     text += report->weightsOnlyLoadable
-                ? tr("<code>torch.load(weights_only=True)</code> would accept it.")
-                : tr("<code>torch.load(weights_only=True)</code> would refuse it (%1).")
+                ? tr("<code>torch.load(weights_only=True)</code> of PyTorch 2.6 and later would accept it.")
+                : tr("<code>torch.load(weights_only=True)</code> of PyTorch 2.6 and later would refuse it (%1).")
                       .arg(QString::fromStdString([&] {
                                std::string s;
                                for (std::size_t i = 0; i < report->weightsOnlyBlockers.size() && i < 5; ++i)

@@ -50,8 +50,8 @@ std::string securitySummary(const Document &doc, const SecurityReport &report)
         line += " (" + std::to_string(unknown) + " unknown: Python would import " +
                 (unknown == 1 ? "its module" : "their modules") + ")";
     if (report.weightsOnlyLoadable)
-        return line + "; torch.load(weights_only=True) would accept it";
-    line += "; torch.load(weights_only=True) would refuse it: ";
+        return line + "; torch.load(weights_only=True) of PyTorch >= 2.6 would accept it";
+    line += "; torch.load(weights_only=True) of PyTorch >= 2.6 would refuse it: ";
     const auto &b = report.weightsOnlyBlockers;
     constexpr std::size_t kShown = 4;
     for (std::size_t i = 0; i < b.size() && i < kShown; ++i)

@@ -48,7 +48,7 @@ def main():
         check(r.returncode == want, f"{f}: exit {r.returncode}, expected {want}: {r.stdout[:200]}")
     # `ckpt info` says the same in its text summary.
     for f, want in (("os_system.pth", "Security: DANGEROUS: posix.system"),
-                    ("state_dict.pth", "Security: no dangerous globals; torch.load(weights_only=True) would accept it")):
+                    ("state_dict.pth", "Security: no dangerous globals; torch.load(weights_only=True) of PyTorch >= 2.6 would accept it")):
         r = subprocess.run([a.ckpt, "info", os.path.join(a.fixtures, f)], capture_output=True, text=True, timeout=60)
         check(r.returncode == 0 and want in r.stdout, f"info {f}: {want!r} not in the summary")
     r = scan("state_dict.pth", "os_system.pth")
