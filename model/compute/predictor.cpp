@@ -560,6 +560,8 @@ public:
             }
         } catch (const c10::OutOfMemoryError &e) {
             throw outOfMemory(firstLine(e.what_without_backtrace()), "running the model");
+        } catch (const UnreadableOutput &) {
+            throw;
         } catch (const c10::Error &e) {
             throw failed(firstLine(e.what_without_backtrace()));
         } catch (const std::exception &e) {
@@ -726,6 +728,36 @@ private:
                                  shapeText(x.sizes().vec()) + " has neither that many features nor channels; run without it");
     }
 
+    // The model ran, but gave something predict does not read: not the input's fault.
+    struct UnreadableOutput : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+
+    // "a dict (GenericDict)", "a tuple whose first item is a string (String)".
+    static std::string outputKind(const c10::IValue &v)
+    {
+        std::string what;
+        if (v.isGenericDict())
+            what = "a dict";
+        else if (v.isTuple())
+            what = v.toTupleRef().elements().empty() ? "an empty tuple"
+                                                     : "a tuple whose first item is " + outputKind(v.toTupleRef().elements()[0]);
+        else if (v.isList())
+            what = v.toListRef().empty() ? "an empty list" : "a list whose first item is " + outputKind(v.toListRef()[0]);
+        else if (v.isNone())
+            return "None";
+        else if (v.isString())
+            what = "a string";
+        else if (v.isInt() || v.isDouble() || v.isBool())
+            what = "a number";
+        else if (v.isTensor())
+            return "a tensor";
+        else
+            what = "a value";
+        return v.isTuple() || v.isList() ? what : what + " (" + v.tagKind() + ")";
+    }
+
+    // A tensor, or the first item of a tuple or list (the logits of a model that returns more).
     static at::Tensor outputTensor(const c10::IValue &out)
     {
         if (out.isTensor())
@@ -734,7 +766,8 @@ private:
             return out.toTupleRef().elements()[0].toTensor();
         if (out.isList() && out.toListRef().size() > 0 && out.toListRef()[0].isTensor())
             return out.toListRef()[0].toTensor();
-        throw std::runtime_error("the model returned " + out.tagKind() + ", not a tensor");
+        throw UnreadableOutput("the model ran but returned " + outputKind(out) +
+                               "; predict reads a tensor, or a tuple or list whose first item is a tensor");
     }
 
     void fillOutputs(PredictionResult &r, const at::Tensor &y, std::int64_t batch, const PredictOptions &o) const
