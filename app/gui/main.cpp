@@ -1,6 +1,7 @@
 // checkpoint-studio: opens the files named on the command line, each in a tab.
 #include "documentview.h"
 #include "mainwindow.h"
+#include "whensettled.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -112,7 +113,7 @@ int main(int argc, char *argv[])
                                     QStringLiteral("KEY"));
     QCommandLineOption screenshotOption(QStringLiteral("screenshot"),
                                         QStringLiteral("Save a picture of the window to PNG once the last file is read "
-                                                       "and its statistics are computed, then quit."),
+                                                       "and its statistics (if any) are computed, then quit."),
                                         QStringLiteral("PNG"));
     parser.addOption(viewOption);
     parser.addOption(selectOption);
@@ -136,16 +137,15 @@ int main(int argc, char *argv[])
         });
     if (last && parser.isSet(screenshotOption)) {
         const QString png = parser.value(screenshotOption);
-        auto shoot = [&window, png] {
+        // As soon as nothing is left to wait for: a file without tensors computes no statistics.
+        ckpt::whenSettled(last, &window, [&window, png] {
             // Let the last results and charts paint first.
             QTimer::singleShot(800, &window, [&window, png] {
                 const bool ok = window.grab().save(png);
                 std::fprintf(stderr, ok ? "saved %s\n" : "could not save %s\n", qPrintable(png));
                 QCoreApplication::exit(ok ? 0 : 1);
             });
-        };
-        QObject::connect(last, &ckpt::DocumentView::statisticsFinished, &window, shoot);
-        QObject::connect(last, &ckpt::DocumentView::failed, &window, shoot);
+        });
     }
     return QApplication::exec();
 }

@@ -174,7 +174,9 @@ struct PredictionResult {
 class Predictor {
 public:
     virtual ~Predictor() = default;
-    // What loading noticed that the user should see (keys ignored, weights cast to float32).
+    // What loading noticed that the user should see (keys ignored, weights cast to float32), then
+    // what the last run() noticed about its outputs (a sample's output that is not one score per
+    // class, class names that do not count the outputs).
     virtual std::vector<std::string> notes() const = 0;
     // Runs one batch without gradients. Throws std::runtime_error saying what is wrong (input
     // shape, device, a layer refusing its input).

@@ -1,6 +1,8 @@
 #include "predictionjson.h"
 
 #include "architecture.h"
+#include "predictionoutputs.h"
+#include "tensorref.h"
 
 #include <cstdio>
 
@@ -57,6 +59,10 @@ std::string predictionToText(const PredictionResult &r)
         out += r.outputs.empty() || r.outputs.front().logits.size() == 1
                    ? "one output, taken as a binary classifier's logit: its probability is sigmoid(logit)\n"
                    : "each output's probability is sigmoid(output), on its own (multi-label)\n";
+    else if (r.probabilitiesFrom == "none" && !isScorePerClass(sampleOutputShape(r)))
+        out += "outputs as values: each sample's output has shape " + shapeText(sampleOutputShape(r)) +
+               ", not one score per class; its values are listed flattened (row-major), ranked by value, "
+               "no probabilities\n";
     else if (r.probabilitiesFrom == "none")
         out += "outputs as values (--probabilities none): ranked by value, no probabilities\n";
     std::snprintf(buf, sizeof buf, "%.3f", r.latencyMs);

@@ -40,12 +40,29 @@ double same(double v) { return v; }
 
 bool outputRanksBefore(double a, double b) { return !std::isnan(a) && (std::isnan(b) || a > b); }
 
+std::vector<std::int64_t> sampleOutputShape(const PredictionResult &r)
+{
+    // As the predictor splits the output: by its first dimension when that is the batch.
+    const auto &shape = r.outputShape;
+    if (!shape.empty() && shape.front() == static_cast<std::int64_t>(r.outputs.size()))
+        return {shape.begin() + 1, shape.end()};
+    return shape;
+}
+
+bool isScorePerClass(const std::vector<std::int64_t> &shape)
+{
+    return std::count_if(shape.begin(), shape.end(), [](std::int64_t d) { return d > 1; }) <= 1;
+}
+
 void readOutputs(PredictionResult &r, Architecture::Output output, const std::string &how, int topK,
                  const std::vector<std::string> &classNames)
 {
     const std::size_t width = r.outputs.empty() ? 0 : r.outputs.front().logits.size();
+    const bool perClass = isScorePerClass(sampleOutputShape(r));
     std::string from = how;
-    if (how == "auto") {
+    if (how == "auto" && !perClass) {
+        from = "none";  // a softmax over a map's or a sequence's flattened values is no class probability
+    } else if (how == "auto") {
         switch (output) {
         case Architecture::Output::LogProbabilities: from = "exp"; break;
         case Architecture::Output::Probabilities: from = "as is"; break;
@@ -77,7 +94,7 @@ void readOutputs(PredictionResult &r, Architecture::Output output, const std::st
             t.index = static_cast<std::int64_t>(order[j]);
             t.value = s.logits[order[j]];
             t.probability = values ? std::numeric_limits<double>::quiet_NaN() : s.probabilities[order[j]];
-            if (order[j] < classNames.size())
+            if (perClass && order[j] < classNames.size())
                 t.label = classNames[order[j]];
             s.top.push_back(t);
         }

@@ -467,7 +467,12 @@ public:
         m_module.eval();
     }
 
-    std::vector<std::string> notes() const override { return m_notes; }
+    std::vector<std::string> notes() const override
+    {
+        std::vector<std::string> out = m_notes;
+        out.insert(out.end(), m_runNotes.begin(), m_runNotes.end());
+        return out;
+    }
 
     std::string torchScriptBytes(const std::string &dtype) const override
     {
@@ -493,6 +498,7 @@ public:
     PredictionResult run(const PredictionInput &input, const PredictOptions &o) override
     {
         PredictionResult r;
+        m_runNotes.clear();
         c10::Device device(c10::kCPU);
         try {
             device = c10::Device(o.device);
@@ -560,6 +566,8 @@ public:
             }
         } catch (const c10::OutOfMemoryError &e) {
             throw outOfMemory(firstLine(e.what_without_backtrace()), "running the model");
+        } catch (const UnreadableOutput &) {
+            throw;
         } catch (const c10::Error &e) {
             throw failed(firstLine(e.what_without_backtrace()));
         } catch (const std::exception &e) {
@@ -580,7 +588,8 @@ private:
     // Copies on other devices or in other precisions, made at first use and kept: the weights
     // move to a device once, however many predictions follow.
     std::map<std::string, torch::jit::Module> m_placed;
-    std::vector<std::string> m_notes;
+    std::vector<std::string> m_notes;     // what loading noticed
+    std::vector<std::string> m_runNotes;  // what the last run noticed about its outputs
 
     // A failed allocation, as LibTorch words it: CUDA's caching allocator ("CUDA out of memory"),
     // the CPU allocator (1.13 throws a plain error: "can't allocate memory"; 2.x "not enough memory").
@@ -726,6 +735,36 @@ private:
                                  shapeText(x.sizes().vec()) + " has neither that many features nor channels; run without it");
     }
 
+    // The model ran, but gave something predict does not read: not the input's fault.
+    struct UnreadableOutput : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+
+    // "a dict (GenericDict)", "a tuple whose first item is a string (String)".
+    static std::string outputKind(const c10::IValue &v)
+    {
+        std::string what;
+        if (v.isGenericDict())
+            what = "a dict";
+        else if (v.isTuple())
+            what = v.toTupleRef().elements().empty() ? "an empty tuple"
+                                                     : "a tuple whose first item is " + outputKind(v.toTupleRef().elements()[0]);
+        else if (v.isList())
+            what = v.toListRef().empty() ? "an empty list" : "a list whose first item is " + outputKind(v.toListRef()[0]);
+        else if (v.isNone())
+            return "None";
+        else if (v.isString())
+            what = "a string";
+        else if (v.isInt() || v.isDouble() || v.isBool())
+            what = "a number";
+        else if (v.isTensor())
+            return "a tensor";
+        else
+            what = "a value";
+        return v.isTuple() || v.isList() ? what : what + " (" + v.tagKind() + ")";
+    }
+
+    // A tensor, or the first item of a tuple or list (the logits of a model that returns more).
     static at::Tensor outputTensor(const c10::IValue &out)
     {
         if (out.isTensor())
@@ -734,10 +773,51 @@ private:
             return out.toTupleRef().elements()[0].toTensor();
         if (out.isList() && out.toListRef().size() > 0 && out.toListRef()[0].isTensor())
             return out.toListRef()[0].toTensor();
-        throw std::runtime_error("the model returned " + out.tagKind() + ", not a tensor");
+        throw UnreadableOutput("the model ran but returned " + outputKind(out) +
+                               "; predict reads a tensor, or a tuple or list whose first item is a tensor");
     }
 
-    void fillOutputs(PredictionResult &r, const at::Tensor &y, std::int64_t batch, const PredictOptions &o) const
+    // What a reader of the outputs should know: a sample's output that is not one score per class
+    // (and why a guessed architecture may give one), class names that do not count the outputs.
+    void noteOutputs(const PredictionResult &r, const PredictOptions &o)
+    {
+        const std::vector<std::int64_t> sample = sampleOutputShape(r);
+        const std::size_t width = r.outputs.empty() ? 0 : r.outputs.front().logits.size();
+        if (!isScorePerClass(sample)) {
+            std::string note = "each sample's output has shape " + shapeText(sample) + ", not one score per class: its " +
+                               std::to_string(width) + " values are shown flattened (row-major) as values, not as class "
+                               "probabilities";
+            if (!m_arch.exact && m_arch.source == Architecture::Source::ModuleTree) {
+                const std::string cls = m_arch.root.pythonClass.substr(m_arch.root.pythonClass.rfind('.') + 1);
+                note += ". The file does not carry " + (cls.empty() ? std::string("the model") : cls) +
+                        "'s forward, and running its children in registration order gives this shape: its forward "
+                        "probably does more (a pooling or a flatten between layers). Give a TorchScript export of the "
+                        "model (--arch) or its layers as a spec (--arch-spec)";
+            } else if (!m_arch.exact) {
+                note += ". The architecture was partly guessed (see its assumptions): check that it is the model's";
+            }
+            m_runNotes.push_back(note);
+            return;
+        }
+        const std::size_t names = o.classNames.size();
+        if (names == 0 || names == width)
+            return;
+        const std::string counted = "the file names " + std::to_string(names) + " classes but the model gives " +
+                                    std::to_string(width) + (width == 1 ? " output" : " outputs") + " a sample";
+        if (width == 1 && names == 2)
+            m_runNotes.push_back(counted + " (a binary classifier's logit): its probability is sigmoid(output), usually "
+                                           "of the second class ('" + o.classNames[1] + "'), though it is listed under the "
+                                           "first name");
+        else if (names < width)
+            m_runNotes.push_back(counted + ": the names may not be these outputs', and outputs #" + std::to_string(names) +
+                                 (width - names > 1 ? " to #" + std::to_string(width - 1) : std::string()) +
+                                 " have none (shown by index)");
+        else
+            m_runNotes.push_back(counted + ": the names may not be these outputs' (the first " + std::to_string(width) +
+                                 " are used)");
+    }
+
+    void fillOutputs(PredictionResult &r, const at::Tensor &y, std::int64_t batch, const PredictOptions &o)
     {
         r.outputShape = y.sizes().vec();
         const at::Tensor rows =
@@ -750,6 +830,7 @@ private:
             r.outputs.push_back(std::move(s));
         }
         readOutputs(r, m_arch.output, o.probabilities, o.topK, o.classNames);
+        noteOutputs(r, o);
     }
 };
 

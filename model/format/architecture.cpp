@@ -755,6 +755,92 @@ void inferInput(Architecture &a, const Document &doc)
     a.inputShape = shape;
 }
 
+// "[3, any, any]": a sample's shape as the assumptions word it.
+std::string sampleText(const Shape &shape)
+{
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        s += (i ? ", " : "") + (shape[i] < 0 ? std::string("any") : std::to_string(shape[i]));
+    return s + "]";
+}
+
+// A TorchScript archive does not record what its forward takes: one sample's shape is read from
+// its first weight in registration order (that of the layer the input most likely meets first),
+// by the class of the module holding it, or, for a class of the user's, by the weight's rank.
+// Said as an assumption; nothing is set when the weight tells nothing.
+void inferScriptInput(Architecture &a, const Document &doc)
+{
+    const NamedTensor *first = nullptr;
+    for (const auto &w : doc.stateDict)
+        if (!w.name.starts_with("constants.") && w.value && w.value->isTensor()) {
+            first = &w;
+            break;
+        }
+    // A graph optimised for mobile keeps its weights as constants (XNNPACK contexts), in order.
+    const bool constant = !first && !doc.stateDict.empty() && doc.stateDict.front().name.starts_with("constants.") &&
+                          doc.stateDict.front().value && doc.stateDict.front().value->isTensor();
+    if (constant)
+        first = &doc.stateDict.front();
+    if (!first || !doc.root)
+        return;
+    const Shape &w = first->ref().shape;
+    // The object holding the weight: its attributes from the root, by the name's components.
+    const auto dot = first->name.rfind('.');
+    const std::string local = dot == std::string::npos ? first->name : first->name.substr(dot + 1);
+    ValuePtr owner = constant ? nullptr : doc.root;
+    for (std::size_t begin = 0; owner && dot != std::string::npos && begin <= dot;) {
+        const auto end = first->name.find('.', begin);
+        owner = owner->state() && owner->state()->isDict() ? owner->state()->get(first->name.substr(begin, end - begin))
+                                                           : nullptr;
+        begin = end + 1;
+    }
+    const std::string cls = owner ? lastComponent(className(*owner)) : std::string();
+    auto attribute = [&owner](const char *key) -> std::int64_t {
+        if (!owner || !owner->state() || !owner->state()->isDict())
+            return 0;
+        auto v = owner->state()->get(key);
+        return v && v->isInt() ? v->asInt() : 0;
+    };
+    const auto rank = w.size();
+    const bool weight = local == "weight" || constant;
+    Shape shape;
+    std::string layer = cls.empty() ? std::string("its module") : "a " + cls;
+    bool integer = false;
+    if (weight && cls.starts_with("Conv") && !cls.starts_with("ConvTranspose") && rank >= 3 && rank <= 5) {
+        // A scripted module keeps in_channels; a traced one only its weight [out, in / groups, k...].
+        const std::int64_t in = attribute("in_channels") > 0 ? attribute("in_channels")
+                                                             : w[1] * std::max<std::int64_t>(attribute("groups"), 1);
+        shape.assign(rank - 1, -1);
+        shape[0] = in;
+    } else if (weight && cls.starts_with("ConvTranspose") && rank >= 3 && rank <= 5) {
+        shape.assign(rank - 1, -1);
+        shape[0] = w[0];  // [in, out / groups, k...]
+    } else if (weight && (cls == "Embedding" || cls == "EmbeddingBag") && rank == 2) {
+        shape = {-1};
+        integer = true;
+    } else if (weight && cls == "Linear" && rank == 2) {
+        shape = {w[1]};
+    } else if (weight && (cls == "BatchNorm1d" || cls == "LayerNorm") && rank >= 1) {
+        shape = w;
+    } else if (weight && (cls == "BatchNorm2d" || cls == "InstanceNorm2d" || cls == "GroupNorm") && rank == 1) {
+        shape = {attribute("num_channels") > 0 ? attribute("num_channels") : w[0], -1, -1};
+    } else if (weight && (rank == 2 || rank == 3 || rank == 4)) {
+        // A class this program does not know: read as the layer whose weight has this rank.
+        layer = rank == 2 ? "Linear" : rank == 3 ? "Conv1d" : "Conv2d";
+        shape.assign(rank - 1, -1);
+        shape[0] = w[1];
+        layer = (constant ? std::string("a constant of the optimised graph") : cls.empty() ? std::string("a module") : cls) +
+                ", read as a " + layer + "'s by its rank";
+    } else {
+        return;
+    }
+    a.inputShape = shape;
+    a.integerInput = integer;
+    a.assumptions.push_back("input: one sample of shape " + sampleText(shape) + (integer ? " (integer indices)" : "") +
+                            ", read from the first weight, " + first->name + " " + joinShape(w) + " of " + layer +
+                            ": a TorchScript file does not record what its forward takes");
+}
+
 void finish(Architecture &a, const Document &doc)
 {
     inferInput(a, doc);
@@ -1062,9 +1148,10 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
     if (doc.format == ContainerFormat::TorchScript || doc.kind == DocumentKind::ScriptModule) {
         Architecture a;
         a.source = Architecture::Source::TorchScript;
-        a.exact = true;
+        a.exact = true;  // it runs as it is; only the input shape is guessed, and said so
         a.scriptPath = doc.path;
         a.weights = doc.stateDict;
+        inferScriptInput(a, doc);
         return a;
     }
     if (doc.hasStateDict && doc.stateDictSource == "module_tree") {

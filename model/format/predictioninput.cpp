@@ -245,8 +245,21 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
 std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample)
 {
     const bool known = !sample.empty() && std::none_of(sample.begin(), sample.end(), [](std::int64_t d) { return d < 0; });
-    if (!known)
+    if (!known) {
+        // Channels known, sizes open ([C, any] or [C, any, any], a TorchScript CNN's): a row of C·L
+        // values is [C, L]; a row of C·S·S values a square S×S image. Otherwise the model says.
+        const bool open = sample.size() >= 2 && sample.size() <= 3 && sample[0] > 0 &&
+                          std::all_of(sample.begin() + 1, sample.end(), [](std::int64_t d) { return d < 0; });
+        if (open && columns > 0 && columns % sample[0] == 0) {
+            const std::int64_t per = columns / sample[0];
+            if (sample.size() == 2)
+                return {rows, sample[0], per};
+            auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(per))));
+            if (side * side == per)
+                return {rows, sample[0], side, side};
+        }
         return {rows, columns};
+    }
     std::int64_t n = 1;
     for (auto d : sample)
         n *= d;

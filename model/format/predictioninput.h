@@ -43,8 +43,9 @@ struct Architecture;
 std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample);
 
 // The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
-// sample shape is fully known (its product must equal `columns`), else [rows, columns]. Throws
-// FormatError when the counts disagree.
+// sample shape is fully known (its product must equal `columns`); when only its channels are
+// ([C, any] or [C, any, any]), [rows, C, L] or a square [rows, C, S, S] where the count allows;
+// else [rows, columns]. Throws FormatError when the counts disagree with a known shape.
 std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample);
 
 } // namespace ckpt

@@ -10,6 +10,7 @@
 #include "seriesview.h"
 #include "mainwindow.h"
 #include "predictionview.h"
+#include "whensettled.h"
 #include "tensortablemodel.h"
 
 #include <QAbstractItemModelTester>
@@ -112,6 +113,8 @@ private Q_SLOTS:
     void dropOpensTab();
     void dropIgnoresNonFiles();
     void brokenFileShowsError();
+    void settlesWhenNothingIsLeft_data();
+    void settlesWhenNothingIsLeft();
     void dangerousFileTabIsMarked();
     void sameFileTwiceReusesTab();
     void recentFiles();
@@ -243,6 +246,46 @@ void TestMainWindow::brokenFileShowsError()
     QVERIFY(!convert->isEnabled());
     w.convertCurrentFile();  // called directly: no conversions tab with an error row
     QCOMPARE(w.viewCount(), 2);
+}
+
+// What --screenshot waits for: the file read and its statistics done, or none to do (a file without
+// tensors starts none), or the file failed. Each settles once, with nothing still running.
+void TestMainWindow::settlesWhenNothingIsLeft_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<bool>("readable");
+    QTest::newRow("tensors") << example("simple_nn_checkpoint.pth") << true;
+    QTest::newRow("no tensors, a pickle naming os.system") << fixture("popped_call.pth") << true;
+    for (const char *name : {"candle_config.pt", "tchrs_foo4_2019-12-07.pt"}) {
+        const QString corpus = QStringLiteral(CKPT_CORPUS_DIR "/") + QLatin1String(name);
+        if (QFileInfo::exists(corpus))
+            QTest::newRow(qPrintable(QStringLiteral("no tensors, corpus %1").arg(QLatin1String(name)))) << corpus << true;
+    }
+    QTest::newRow("unreadable") << fixture("not_a_checkpoint.pth") << false;
+}
+
+void TestMainWindow::settlesWhenNothingIsLeft()
+{
+    QFETCH(QString, file);
+    QFETCH(bool, readable);
+    MainWindow w;
+    w.show();
+    DocumentView *view = w.openFile(file);
+    int settled = 0;
+    bool runningThen = true;
+    whenSettled(view, &w, [&] {
+        ++settled;
+        runningThen = view->statisticsRunning();
+    });
+    QTRY_COMPARE_WITH_TIMEOUT(settled, 1, 20000);
+    QCOMPARE(view->state(), readable ? DocumentView::State::Loaded : DocumentView::State::Failed);
+    QVERIFY(!runningThen);
+    // Once only; and a view already settled settles at once.
+    QTest::qWait(200);
+    QCOMPARE(settled, 1);
+    int again = 0;
+    whenSettled(view, &w, [&] { ++again; });
+    QTRY_COMPARE_WITH_TIMEOUT(again, 1, 5000);
 }
 
 // A file naming code that Python would run gets its own tab marker (not the unreadable one's), and

@@ -38,6 +38,176 @@ def close(got, want):
     return worst <= ATOL, 'max |diff| %.3g' % worst
 
 
+class Net(torch.nn.Module):
+    """A user's class whose forward pools between its layers: the pickle carries its children, not
+    its forward, so running them in order (conv, bn, relu, fc) skips the mean and gives a map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.relu = torch.nn.ReLU()
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+class DictOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        return {'logits': self.l(x)}
+
+
+class TupleOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.l(x), x.sum(1)
+
+
+def image_tensor(path):
+    """A PNG as ckpt reads it: RGB, [1, 3, H, W], scaled to [0, 1] (torchvision's ToTensor)."""
+    from PIL import Image
+    pix = torch.tensor(np.asarray(Image.open(path).convert('RGB')), dtype=torch.float64)
+    return (pix.permute(2, 0, 1).unsqueeze(0) / 255).float()
+
+
+def review_cases(res, run, fixtures, tmp):
+    """Models the generator does not write, made here by torch and judged by it: TorchScript CNNs
+    given a PNG and CSV rows, a model returning a dict, class names that do not count the outputs,
+    a user class whose children in order give a map instead of one score per class."""
+    fixtures = os.path.abspath(fixtures)
+
+    def forward(model, x):
+        with torch.no_grad():
+            return model(x).reshape(x.shape[0], -1).double()
+
+    # TorchScript CNNs (scripted and traced): the input shape is read from the first weight (a
+    # Conv2d's [4, 3, 3, 3]: 3 channels, any size) and said as an assumption; a PNG runs at its own
+    # size and a CSV row of 3*S*S values as an S x S image, as PyTorch computes them.
+    torch.manual_seed(61)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    png = os.path.join(fixtures, 'predict_image_20x14.png')
+    x = image_tensor(png)
+    rows = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(62))
+    csv = os.path.join(tmp, 'cnn_rows.csv')
+    np.savetxt(csv, rows.reshape(2, -1).double().numpy(), delimiter=',', fmt='%.17g')
+    for how, module in (('scripted', torch.jit.script(cnn)), ('traced', torch.jit.trace(cnn, torch.rand(1, 3, 12, 12)))):
+        path = os.path.join(tmp, 'cnn_%s.pt' % how)
+        module.save(path)
+        r = run(path, ['--show-arch', '--json'])
+        shown = json.loads(r.stdout) if r.returncode == 0 else {}
+        res.check(shown.get('input_shape') == [3, -1, -1] and shown.get('exact') is True and
+                  any('0.weight [4, 3, 3, 3]' in s and 'Conv2d' in s and 'TorchScript' in s
+                      for s in shown.get('assumptions', [])),
+                  '%s TorchScript CNN: input [3, any, any] from its first weight, said as an assumption' % how,
+                  r.stdout + r.stderr)
+        for what, args, inp in (('a PNG at its own size', ['--input-file', png], x),
+                                ('CSV rows of 3x8x8 values', ['--input-file', csv], rows)):
+            r = run(path, args + ['--json'])
+            if not res.check(r.returncode == 0, '%s TorchScript CNN, %s' % (how, what), r.stderr.strip()):
+                continue
+            d = json.loads(r.stdout)
+            want = forward(module, inp)
+            ok, why = close([o['logits'] for o in d['outputs']], want.tolist())
+            ok2, why2 = close([o['probabilities'] for o in d['outputs']], torch.softmax(want, 1).tolist())
+            res.check(ok and ok2 and d['input_shape'] == list(inp.shape),
+                      '%s TorchScript CNN, %s, as PyTorch computes it' % (how, what),
+                      '%s %s input %s' % (why, why2, d['input_shape']))
+    # A TorchScript MLP: its input is the first Linear's features.
+    mlp = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).eval())
+    path = os.path.join(tmp, 'mlp_scripted.pt')
+    mlp.save(path)
+    r = run(path, ['--show-arch', '--json'])
+    res.check(r.returncode == 0 and json.loads(r.stdout)['input_shape'] == [6], 'TorchScript MLP: input [6] from 0.weight',
+              r.stdout + r.stderr)
+
+    # A model that returns a dict: it ran, but predict does not read a dict; a tuple's first tensor is read.
+    dict_path, tuple_path = os.path.join(tmp, 'returns_dict.pt'), os.path.join(tmp, 'returns_tuple.pt')
+    torch.manual_seed(63)
+    torch.jit.script(DictOut().eval()).save(dict_path)
+    tuple_model = torch.jit.script(TupleOut().eval())
+    tuple_model.save(tuple_path)
+    r = run(dict_path, ['--input', '0.5,-1,2'])
+    res.check(r.returncode == 1 and 'the model ran but returned a dict (GenericDict)' in r.stderr and
+              'a tuple or list whose first item is a tensor' in r.stderr and 'refused' not in r.stderr,
+              'a model returning a dict: it ran, and its output is what predict cannot read', r.stderr.strip())
+    r = run(tuple_path, ['--input', '0.5,-1,2', '--json'])
+    want = forward(lambda t: tuple_model(t)[0], torch.tensor([[0.5, -1.0, 2.0]]))
+    ok, why = close([o['logits'] for o in json.loads(r.stdout)['outputs']] if r.returncode == 0 else [], want.tolist())
+    res.check(ok, 'a model returning a tuple: its first tensor, as PyTorch computes it', why + r.stderr)
+
+    # Class names that do not count the outputs: a note (JSON and text), names only where they exist.
+    torch.manual_seed(64)
+    five = torch.nn.Sequential(torch.nn.Linear(3, 5)).eval()
+    for names, says in ((['x', 'y', 'z'], 'the file names 3 classes but the model gives 5 outputs a sample'),
+                        (['a', 'b', 'c', 'd', 'e', 'f', 'g'], 'the file names 7 classes but the model gives 5 outputs'),
+                        (['a', 'b', 'c', 'd', 'e'], None)):
+        path = os.path.join(tmp, 'five_%d.pth' % len(names))
+        torch.save({'model': five, 'class_names': names}, path)
+        r = run(path, ['--input', '0.5,-1,2', '--json', '--top', '5'])
+        if not res.check(r.returncode == 0, '%d class names for 5 outputs' % len(names), r.stderr.strip()):
+            continue
+        d = json.loads(r.stdout)
+        want = forward(five, torch.tensor([[0.5, -1.0, 2.0]]))
+        ok, why = close([o['logits'] for o in d['outputs']], want.tolist())
+        labels = [t['class'] for t in d['outputs'][0]['top']]
+        named = all(t['class'] == (names[t['index']] if t['index'] < len(names) else None) for t in d['outputs'][0]['top'])
+        noted = any(says in n for n in d['notes']) if says else not any('class' in n for n in d['notes'])
+        res.check(ok and named and noted, '%d class names for 5 outputs: %s' % (len(names), 'a note' if says else 'no note'),
+                  '%s %s %r' % (why, labels, d['notes']))
+        if says:
+            t = run(path, ['--input', '0.5,-1,2'])
+            res.check(t.returncode == 0 and ('note: ' + says) in t.stdout, '%d class names for 5 outputs: noted in text'
+                      % len(names), t.stdout + t.stderr)
+
+    # A user class whose forward pools: its children in order give [1, 8, 8, 5] for the 8x8 input
+    # chosen (the Linear takes 8 features). Shown as values, as PyTorch computes that chain, with no
+    # class probabilities, and a note saying the shape and that the forward probably does more.
+    torch.manual_seed(65)
+    net = Net()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.2, 0.2)
+        net.bn.running_var.uniform_(0.5, 1.5)
+    net.eval()
+    path = os.path.join(tmp, 'user_net.pth')
+    torch.save(net, path)
+    pix = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(66))
+    npy = os.path.join(tmp, 'user_net_input.npy')
+    np.save(npy, pix.numpy())
+    r = run(path, ['--input-file', npy, '--json', '--top', '3'])
+    if res.check(r.returncode == 0, 'user class giving a map: runs', r.stderr.strip()):
+        d = json.loads(r.stdout)
+        with torch.no_grad():
+            chain = net.fc(net.relu(net.bn(net.conv(pix))))
+        ok, why = close([o['logits'] for o in d['outputs']], chain.reshape(1, -1).double().tolist())
+        flat = chain.reshape(-1).double().tolist()
+        best = sorted(range(len(flat)), key=lambda i: -flat[i])[:3]
+        values = d['probabilities_from'] == 'none' and all(o['probabilities'] == [] for o in d['outputs']) and \
+            [t['index'] for t in d['outputs'][0]['top']] == best and \
+            all(t['probability'] is None and t['class'] is None for t in d['outputs'][0]['top'])
+        note = [n for n in d['notes'] if '[8, 8, 5]' in n]
+        res.check(ok and values and d['output_shape'] == [1, 8, 8, 5] and note and 'Net' in note[0] and
+                  '--arch' in note[0] and '--arch-spec' in note[0] and d['architecture']['exact'] is False,
+                  'user class giving a map: its chain\'s values as PyTorch computes them, no class probabilities, '
+                  'a note with the shape and the way out', '%s values=%s %r' % (why, values, d['notes']))
+        t = run(path, ['--input-file', npy])
+        res.check(t.returncode == 0 and 'not one score per class' in t.stdout and 'note: each sample\'s output has shape '
+                  '[8, 8, 5]' in t.stdout, 'user class giving a map: said in text', t.stdout + t.stderr)
+    # The same with a picture, as the review ran it: resized to 8x8, the same note.
+    r = run(path, ['--input-file', png, '--json'])
+    res.check(r.returncode == 0 and json.loads(r.stdout)['probabilities_from'] == 'none' and
+              any('[8, 8, 5]' in n for n in json.loads(r.stdout)['notes']), 'user class giving a map: a PNG too',
+              r.stdout[-600:] + r.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -292,6 +462,7 @@ def main():
     with open(rows) as f, open(os.path.join(a.fixtures, 'predict_rows.csv')) as g:
         res.check(r.returncode == 1 and 'input' in r.stderr and f.read() == g.read(),
                   'export never overwrites the --input-file', r.stderr)
+    review_cases(res, run, a.fixtures, tmp)
     return res.finish()
 
 

@@ -415,6 +415,32 @@ void TestCompute::outputsReadAsATenReadsThem()
     }
     QCOMPARE(ranked, (std::vector<std::int64_t>{3, 0, 2, 1, 4}));
     QVERIFY_THROWS_EXCEPTION(std::runtime_error, readOutputs(r, O::Logits, "logits", 5, {}));
+
+    // A sample's output that is not one score per class ([8, 8, 5] a sample: a map, a sequence)
+    // is read as values, without class names; [7, 1, 1] is still one score per class.
+    r = resultOf(logits);
+    r.outputShape = {4, 7, 1, 1};
+    readOutputs(r, O::Logits, "auto", 3, names);
+    QCOMPARE(r.probabilitiesFrom, std::string("softmax"));
+    QCOMPARE(r.outputs[0].top[0].label, names[static_cast<std::size_t>(order[0][0].item<std::int64_t>())]);
+    const at::Tensor maps = at::randn({2, 8, 8, 5}, at::kDouble);
+    r = resultOf(maps.reshape({2, -1}));
+    r.outputShape = {2, 8, 8, 5};
+    QCOMPARE(sampleOutputShape(r), (std::vector<std::int64_t>{8, 8, 5}));
+    QVERIFY(!isScorePerClass(sampleOutputShape(r)));
+    readOutputs(r, O::Logits, "auto", 3, names);
+    QCOMPARE(r.probabilitiesFrom, std::string("none"));
+    const at::Tensor flatOrder = std::get<1>(at::sort(maps.reshape({2, -1}), 1, /*descending=*/true));
+    for (std::int64_t i = 0; i < 2; ++i) {
+        QVERIFY(r.outputs[i].probabilities.empty());
+        for (int j = 0; j < 3; ++j) {
+            QCOMPARE(r.outputs[i].top[j].index, flatOrder[i][j].item<std::int64_t>());
+            QVERIFY(r.outputs[i].top[j].label.empty());
+        }
+    }
+    readOutputs(r, O::Logits, "sigmoid", 3, names);  // asked for: each value on its own
+    QCOMPARE(r.probabilitiesFrom, std::string("sigmoid"));
+    QVERIFY(r.outputs[0].top[0].label.empty());
 }
 
 QTEST_GUILESS_MAIN(TestCompute)
