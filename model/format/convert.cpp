@@ -1429,7 +1429,8 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
 
     if (plan.target == ConvertTarget::Safetensors) {
         std::vector<SafetensorsEntry> entries;
-        std::map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected; // crc, size
+        std::unordered_map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected; // crc, size
+        expected.reserve(plan.tensors.size());
         for (const auto &[name, v] : plan.tensors) {
             const auto ref = v->tensorRef();
             SafetensorsEntry e;

@@ -787,7 +787,7 @@ template <class T> void appendNumber(std::string &out, T v)
 }
 } // namespace
 
-// Anything but plain text goes through nlohmann: its escapes, its U+FFFD.
+// Anything but plain text goes through nlohmann: its escapes, and its U+FFFD or its error.
 void appendString(std::string &out, std::string_view s)
 {
     if (plainText(s))
@@ -796,7 +796,17 @@ void appendString(std::string &out, std::string_view s)
         out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+void appendStringStrict(std::string &out, std::string_view s)
+{
+    if (plainText(s))
+        appendQuoted(out, s);
+    else
+        out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::strict);
+}
+
 void appendInt(std::string &out, std::int64_t v) { appendNumber(out, v); }
+
+void appendUnsigned(std::string &out, std::uint64_t v) { appendNumber(out, v); }
 
 void appendValue(std::string &out, const json &v, std::string_view pad, int indent)
 {

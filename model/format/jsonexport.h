@@ -77,7 +77,10 @@ namespace jsontext {
 
 // A string, escaped as dump escapes it; invalid UTF-8 written as U+FFFD.
 void appendString(std::string &out, std::string_view s);
+// The same as dump with error_handler_t::strict writes it: invalid UTF-8 throws nlohmann's type_error.
+void appendStringStrict(std::string &out, std::string_view s);
 void appendInt(std::string &out, std::int64_t v);
+void appendUnsigned(std::string &out, std::uint64_t v);
 // Any value (through nlohmann), as dump(indent) writes it nested where `pad` says.
 void appendValue(std::string &out, const nlohmann::ordered_json &v, std::string_view pad, int indent);
 
