@@ -827,15 +827,12 @@ ObjectLayout::ObjectLayout(std::string_view pad, int indent, std::span<const std
     : m_pad(pad), m_memberPad(m_pad + std::string(static_cast<std::size_t>(indent), ' ')),
       m_itemPad(m_memberPad + std::string(static_cast<std::size_t>(indent), ' ')), m_indent(indent)
 {
-    m_keys.reserve(keys.size());
-    for (const auto k : keys)
-        m_keys.push_back(m_memberPad + '"' + std::string(k) + "\": ");
-}
-
-void ObjectLayout::member(std::string &out, std::size_t key, bool first) const
-{
-    out += first ? '{' : ',';
-    out += m_keys[key];
+    m_keys.reserve(2 * keys.size());
+    for (const auto k : keys) {
+        const std::string line = m_memberPad + '"' + std::string(k) + "\": ";
+        m_keys.push_back('{' + line);
+        m_keys.push_back(',' + line);
+    }
 }
 
 void ObjectLayout::value(std::string &out, const std::vector<std::int64_t> &v) const

@@ -96,7 +96,7 @@ public:
     }
     // Starts the member whose key is keys[key]: "{" for the object's first member, else ",", then
     // the member's own line and its key.
-    void member(std::string &out, std::size_t key, bool first) const;
+    void member(std::string &out, std::size_t key, bool first) const { out += m_keys[2 * key + (first ? 0 : 1)]; }
     // A member's value.
     void value(std::string &out, const std::string &v) const { appendString(out, v); }
     void value(std::string &out, std::string_view v) const { appendString(out, v); }
@@ -115,7 +115,7 @@ private:
     std::string m_memberPad;  // one indent step further
     std::string m_itemPad;    // two steps further: the elements of a member's list
     int m_indent;
-    std::vector<std::string> m_keys;  // the member's line and "\"key\": "
+    std::vector<std::string> m_keys;  // per key: "{" then ",", each followed by the member's line and "\"key\": "
 };
 
 // A JSON array written element by element to a stream, as dump(indent) writes it nested where
