@@ -73,14 +73,15 @@ def tensors_of(path):
 
 ROW_KEYS = ['name', 'dtype', 'shape', 'numel', 'bytes', 'device']
 STATS_KEYS = ['min', 'max', 'mean', 'std', 'l2', 'zero_fraction', 'nan', 'inf']
-# A number alone on its line, as a member's value or a list's element (dump(2) and json.dumps alike).
-NUMBER_LINE = re.compile(r'^(\s*(?:"(?:[^"\\]|\\.)*": )?)-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(,?)$', re.M)
+# A floating-point number alone on its line, as a member's value or a list's element (dump(2) and
+# json.dumps alike). Integers are left to be compared as text.
+NUMBER_LINE = re.compile(r'^(\s*(?:"(?:[^"\\]|\\.)*": )?)-?\d+(?:\.\d+(?:[eE][+-]?\d+)?|[eE][+-]?\d+)(,?)$', re.M)
 
 
 def layout_problem(text):
     """Why `text` is not exactly json.dumps(indent=2, ensure_ascii=False) of what it holds plus a line
-    break, else None. Numbers are compared as values, not as text: the two pick the exponent form
-    differently between 1e15 and 1e16."""
+    break, else None. Floating-point numbers are compared as values, not as text: the two pick the
+    exponent form differently between 1e15 and 1e16, and nlohmann's digits need not be the shortest."""
     try:
         doc = json.loads(text)
     except ValueError as e:
