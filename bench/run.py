@@ -101,6 +101,9 @@ def main():
             check = lambda t1, m1, t2, m2: t2 / t1 >= 10  # noqa: E731
         row('ckpt info --json', name, [a.ckpt, 'info', '--json', data(name)], [PY, ops, 'list', data(name)],
             heavy if name in ('sd_4g.pth',) else trials, target, check)
+    # The tensor table as JSON, one row per tensor: the structure-heavy file, against torch.load + listing.
+    row('ckpt tensors --json', 'sd_20k.pth', [a.ckpt, 'tensors', '--json', data('sd_20k.pth')],
+        [PY, ops, 'list', data('sd_20k.pth')], trials)
     # Opening cost grows with tensors, not bytes.
     # A few milliseconds each: the two files are opened alternately, 21 times each, and the
     # medians compared, so that drift and noise fall on both alike.

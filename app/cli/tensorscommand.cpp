@@ -9,10 +9,13 @@
 #include "valuetree.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 namespace ckpt::cli {
 
@@ -52,13 +55,30 @@ json statsJson(const TensorStats &s)
                 {"inf", s.infCount}};
 }
 
-json entryJson(const NamedTensor &t)
+// The keys of an entry (a row of `tensors`, the head of `show`), in order; entryMembers hands them
+// over by number.
+enum EntryKey : std::size_t { kName, kDtype, kShape, kNumel, kBytes, kDevice, kProblem, kStats };
+constexpr std::array<std::string_view, 8> kEntryKeys{"name", "dtype", "shape", "numel", "bytes", "device", "problem", "stats"};
+
+// The members of a tensor's entry, each handed to add(key, value): the one account of an entry,
+// for the tree (entryJson, `show`) and for the streamed rows of `tensors --json`.
+template <class Add> void entryMembers(const NamedTensor &t, Add &&add)
 {
     const auto &r = t.ref();
-    json j{{"name", t.name},       {"dtype", std::string(dtypeName(r.dtype))}, {"shape", r.shape},
-           {"numel", r.numel()},   {"bytes", r.nbytes()},                    {"device", r.device()}};
+    add(kName, t.name);
+    add(kDtype, dtypeName(r.dtype));
+    add(kShape, r.shape);
+    add(kNumel, r.numel());
+    add(kBytes, r.nbytes());
+    add(kDevice, r.device());
     if (!r.problem.empty())
-        j["problem"] = r.problem;
+        add(kProblem, r.problem);
+}
+
+json entryJson(const NamedTensor &t)
+{
+    json j = json::object();
+    entryMembers(t, [&j](std::size_t key, const auto &value) { j[std::string(kEntryKeys[key])] = value; });
     return j;
 }
 
@@ -137,6 +157,38 @@ std::string showText(const json &j)
     return text;
 }
 
+// `tensors --json`: {"file", "tensors": [rows]} as dump(2) would write it, each row written and
+// sent on as it is made rather than the whole list built as one tree first.
+void writeTensorsJson(const Document &doc, const std::vector<const NamedTensor *> &rows, bool stats, std::ostream &out)
+{
+    constexpr int kIndent = 2;
+    const jsontext::ObjectLayout top("\n", kIndent, {"file", "tensors"});
+    std::string head;
+    top.member(head, 0, true);
+    top.value(head, doc.path);
+    top.member(head, 1, false);
+    out << head;
+    jsontext::ArrayStream list(out, top.memberPad(), kIndent);
+    const jsontext::ObjectLayout row(list.elementPad(), kIndent, kEntryKeys);
+    for (const NamedTensor *t : rows) {
+        std::string &o = list.next();
+        bool first = true;
+        const auto add = [&](std::size_t key, const auto &value) {
+            row.member(o, key, first);
+            first = false;
+            row.value(o, value);
+        };
+        entryMembers(*t, add);
+        if (stats)
+            add(kStats, statsOf(t->ref()));
+        row.close(o);
+    }
+    list.finish();
+    head.clear();
+    top.close(head);
+    out << head << '\n';
+}
+
 } // namespace
 
 int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &err)
@@ -144,18 +196,20 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
     try {
         const Document &doc = keepUntilExit(readDocument(options.file));
         const std::string filter = lower(options.filter);
-        json rows = json::array();
-        for (const auto &t : tableOf(doc)) {
-            if (!filter.empty() && lower(t.name).find(filter) == std::string::npos)
-                continue;
-            json row = entryJson(t);
-            if (options.stats)
-                row["stats"] = statsOf(t.ref());
-            rows.push_back(std::move(row));
-        }
+        std::vector<const NamedTensor *> selected;
+        for (const auto &t : tableOf(doc))
+            if (filter.empty() || lower(t.name).find(filter) != std::string::npos)
+                selected.push_back(&t);
         if (options.json) {
-            out << json{{"file", doc.path}, {"tensors", rows}}.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+            writeTensorsJson(doc, selected, options.stats, out);
             return 0;
+        }
+        json rows = json::array();
+        for (const NamedTensor *t : selected) {
+            json row = entryJson(*t);
+            if (options.stats)
+                row["stats"] = statsOf(t->ref());
+            rows.push_back(std::move(row));
         }
         if (rows.empty()) {
             out << (filter.empty() ? "no tensors in the file\n"

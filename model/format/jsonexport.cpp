@@ -1,6 +1,7 @@
 #include "jsonexport.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <ostream>
 
@@ -359,25 +360,35 @@ json objectWithRoom(std::size_t keys)
     return j;
 }
 
-json tensorEntry(const NamedTensor &t)
+// The keys of a tensor list's entry, in the order written; tensorMembers hands them over by number.
+enum EntryKey : std::size_t {
+    kName, kDtype, kShape, kStrides, kStorageOffset, kNumel, kBytes, kDevice, kRequiresGrad, kStorage, kLayout,
+    kQuantization, kProblem
+};
+constexpr std::array<std::string_view, 13> kEntryKeys{
+    "name", "dtype", "shape", "strides", "storage_offset", "numel", "bytes", "device", "requires_grad", "storage",
+    "layout", "quantization", "problem"};
+
+// The members of one entry of the tensor list, in order, each handed to add(key, value): the one
+// account of an entry, for the tree (tensorEntry) and for the streamed text (writeDocumentJson).
+template <class Add> void tensorMembers(const NamedTensor &t, Add &&add)
 {
     const auto &r = t.ref();
-    json j = objectWithRoom(12);
-    j["name"] = t.name;
-    j["dtype"] = dtypeName(r.dtype);
-    j["shape"] = r.shape;
-    j["strides"] = r.strides;
-    j["storage_offset"] = r.storageOffset;
-    j["numel"] = r.numel();
-    j["bytes"] = r.nbytes();
-    j["device"] = r.device();
-    j["requires_grad"] = r.requiresGrad;
+    add(kName, t.name);
+    add(kDtype, dtypeName(r.dtype));
+    add(kShape, r.shape);
+    add(kStrides, r.strides);
+    add(kStorageOffset, r.storageOffset);
+    add(kNumel, r.numel());
+    add(kBytes, r.nbytes());
+    add(kDevice, r.device());
+    add(kRequiresGrad, r.requiresGrad);
     if (r.storage)
-        j["storage"] = r.storage->key;
+        add(kStorage, r.storage->key);
     if (r.layout == TensorRef::Layout::SparseCoo)
-        j["layout"] = "sparse_coo";
+        add(kLayout, "sparse_coo");
     else if (r.layout == TensorRef::Layout::Meta)
-        j["layout"] = "meta";
+        add(kLayout, "meta");
     if (r.quantization) {
         const auto &q = *r.quantization;
         json qj{{"scheme", q.scheme}};
@@ -387,13 +398,18 @@ json tensorEntry(const NamedTensor &t)
             qj["scale"] = q.scale;
             qj["zero_point"] = q.zeroPoint;
         }
-        j["quantization"] = qj;
+        add(kQuantization, qj);
     }
     if (!r.problem.empty())
-        j["problem"] = r.problem;
-    return j;
+        add(kProblem, r.problem);
 }
 
+json tensorEntry(const NamedTensor &t)
+{
+    json j = objectWithRoom(kEntryKeys.size());
+    tensorMembers(t, [&j](std::size_t key, const auto &value) { j[std::string(kEntryKeys[key])] = value; });
+    return j;
+}
 
 } // namespace
 
@@ -745,170 +761,171 @@ json documentJson(const Document &doc, bool placeholder)
 
 json documentToJson(const Document &doc) { return documentJson(doc, false); }
 
+namespace jsontext {
+
 namespace {
-// A string as dump writes it: plain printable ASCII directly, anything else through nlohmann.
-void appendString(std::string &o, const std::string &s)
+// Printable ASCII other than the quote and the backslash: written as it is.
+bool plainText(std::string_view s)
 {
-    const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
         return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7F && c != '"' && c != '\\';
     });
-    if (plain) {
-        o += '"';
-        o += s;
-        o += '"';
-    } else {
-        o += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
-    }
 }
 
-void appendInt(std::string &o, std::int64_t v)
+void appendQuoted(std::string &out, std::string_view s)
+{
+    out += '"';
+    out += s;
+    out += '"';
+}
+
+template <class T> void appendNumber(std::string &out, T v)
 {
     char buf[24];
     const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    o.append(buf, r.ptr);
-}
-
-// The fixed text between an entry's values, as dump(indent) writes it at one nesting: made once
-// for all entries, so that an entry is a few appends rather than one per character.
-struct EntryLayout {
-    std::string pad;         // "\n" and the entry's own indentation
-    std::string in;          // one indent step
-    std::string item;        // "\n" and the indentation of an element of shape or strides
-    std::string close;       // "\n", the indentation of a list's "]"
-    std::string name, dtype, shape, strides, storageOffset, numel, bytes, device, requiresGrad, storage, layout,
-        problem;             // ",\n<indent>\"key\": " ("{\n<indent>\"name\": " for the first)
-
-    EntryLayout(const std::string &p, int indent)
-        : pad(p), in(static_cast<std::size_t>(indent), ' ')
-    {
-        auto key = [this](const char *k, bool first = false) {
-            std::string s(first ? "{" : ",");
-            s.append(pad).append(in).append(1, '"').append(k).append("\": ");
-            return s;
-        };
-        item = pad;
-        item.append(static_cast<std::size_t>(2 * indent), ' ');
-        close = pad;
-        close.append(in);
-        name = key("name", true);
-        dtype = key("dtype");
-        shape = key("shape");
-        strides = key("strides");
-        storageOffset = key("storage_offset");
-        numel = key("numel");
-        bytes = key("bytes");
-        device = key("device");
-        requiresGrad = key("requires_grad");
-        storage = key("storage");
-        layout = key("layout");
-        problem = key("problem");
-    }
-};
-
-void appendInts(std::string &o, const std::vector<std::int64_t> &v, const EntryLayout &l)
-{
-    if (v.empty()) {
-        o += "[]";
-        return;
-    }
-    o += '[';
-    for (std::size_t i = 0; i < v.size(); ++i) {
-        if (i)
-            o += ',';
-        o += l.item;
-        appendInt(o, v[i]);
-    }
-    o += l.close;
-    o += ']';
-}
-
-// One tensorEntry() as dump(indent) writes it at the nesting `pad` ("\n" and the entry's own
-// indentation), without building it; entries with quantization go through nlohmann.
-void appendTensorEntry(std::string &o, const NamedTensor &t, const EntryLayout &l, int indent)
-{
-    const auto &r = t.ref();
-    if (r.quantization) {
-        const std::string entry = tensorEntry(t).dump(indent, ' ', false, json::error_handler_t::replace);
-        for (std::size_t from = 0;;) {
-            const auto nl = entry.find('\n', from);
-            o.append(entry, from, (nl == std::string::npos ? entry.size() : nl) - from);
-            if (nl == std::string::npos)
-                break;
-            o += l.pad;
-            from = nl + 1;
-        }
-        return;
-    }
-    o += l.name;
-    appendString(o, t.name);
-    o += l.dtype;
-    o += '"';
-    o += dtypeName(r.dtype);  // plain ASCII names
-    o += '"';
-    o += l.shape;
-    appendInts(o, r.shape, l);
-    o += l.strides;
-    appendInts(o, r.strides, l);
-    o += l.storageOffset;
-    appendInt(o, r.storageOffset);
-    o += l.numel;
-    appendInt(o, r.numel());
-    o += l.bytes;
-    appendInt(o, r.nbytes());
-    o += l.device;
-    appendString(o, r.device());
-    o += l.requiresGrad;
-    o += r.requiresGrad ? "true" : "false";
-    if (r.storage) {
-        o += l.storage;
-        appendString(o, r.storage->key);
-    }
-    if (r.layout == TensorRef::Layout::SparseCoo || r.layout == TensorRef::Layout::Meta) {
-        o += l.layout;
-        o += r.layout == TensorRef::Layout::Meta ? "\"meta\"" : "\"sparse_coo\"";
-    }
-    if (!r.problem.empty()) {
-        o += l.problem;
-        appendString(o, r.problem);
-    }
-    o += l.pad;
-    o += '}';
+    out.append(buf, r.ptr);
 }
 } // namespace
+
+// Anything but plain text goes through nlohmann: its escapes, and its U+FFFD or its error.
+void appendString(std::string &out, std::string_view s)
+{
+    if (plainText(s))
+        appendQuoted(out, s);
+    else
+        out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void appendStringStrict(std::string &out, std::string_view s)
+{
+    if (plainText(s))
+        appendQuoted(out, s);
+    else
+        out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::strict);
+}
+
+void appendInt(std::string &out, std::int64_t v) { appendNumber(out, v); }
+
+void appendUnsigned(std::string &out, std::uint64_t v) { appendNumber(out, v); }
+
+void appendValue(std::string &out, const json &v, std::string_view pad, int indent)
+{
+    // dump's text at the top level, each line break followed by the nesting's indentation (a
+    // dumped string holds no raw line break).
+    const std::string text = v.dump(indent, ' ', false, json::error_handler_t::replace);
+    for (std::size_t from = 0;;) {
+        const auto nl = text.find('\n', from);
+        out.append(text, from, (nl == std::string::npos ? text.size() : nl) - from);
+        if (nl == std::string::npos)
+            break;
+        out += pad;
+        from = nl + 1;
+    }
+}
+
+ObjectLayout::ObjectLayout(std::string_view pad, int indent, std::span<const std::string_view> keys)
+    : m_pad(pad), m_memberPad(m_pad + std::string(static_cast<std::size_t>(indent), ' ')),
+      m_itemPad(m_memberPad + std::string(static_cast<std::size_t>(indent), ' ')), m_indent(indent)
+{
+    m_keys.reserve(2 * keys.size());
+    for (const auto k : keys) {
+        const std::string line = m_memberPad + '"' + std::string(k) + "\": ";
+        m_keys.push_back('{' + line);
+        m_keys.push_back(',' + line);
+    }
+}
+
+void ObjectLayout::value(std::string &out, const std::vector<std::int64_t> &v) const
+{
+    if (v.empty()) {
+        out += "[]";
+        return;
+    }
+    out += '[';
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (i)
+            out += ',';
+        out += m_itemPad;
+        appendInt(out, v[i]);
+    }
+    out += m_memberPad;
+    out += ']';
+}
+
+void ObjectLayout::close(std::string &out) const
+{
+    out += m_pad;
+    out += '}';
+}
+
+namespace {
+constexpr std::size_t kStreamBuffer = std::size_t{1} << 16;
+}
+
+ArrayStream::ArrayStream(std::ostream &out, std::string_view pad, int indent)
+    : m_out(out), m_pad(pad), m_elementPad(m_pad + std::string(static_cast<std::size_t>(indent), ' '))
+{
+    m_buf.reserve(kStreamBuffer);
+}
+
+void ArrayStream::flushIfFull()
+{
+    if (m_buf.size() >= kStreamBuffer - 4096) {
+        m_out.write(m_buf.data(), static_cast<std::streamsize>(m_buf.size()));
+        m_buf.clear();
+    }
+}
+
+std::string &ArrayStream::next()
+{
+    flushIfFull();
+    m_buf += m_count++ ? ',' : '[';
+    m_buf += m_elementPad;
+    return m_buf;
+}
+
+void ArrayStream::finish()
+{
+    if (m_count) {
+        m_buf += m_pad;
+        m_buf += ']';
+    } else {
+        m_buf += "[]";
+    }
+    m_out.write(m_buf.data(), static_cast<std::streamsize>(m_buf.size()));
+    m_buf.clear();
+}
+
+} // namespace jsontext
 
 void writeDocumentJson(const Document &doc, std::ostream &out, int indent)
 {
     const std::string text =
         documentJson(doc, true).dump(indent, ' ', false, json::error_handler_t::replace);
     const std::string mark = json(kTensorsPlaceholder).dump();  // as dump escapes it
-    const auto at = text.find(mark);  // documentJson always writes it, once
+    const auto at = text.find(mark);  // documentJson always writes it
+    if (text.find(mark, at + 1) != std::string::npos) {
+        // A string of the file's reads as the mark too (only a file made to): which one stands for
+        // the list is unknown, so the document is made whole instead.
+        out << documentToJson(doc).dump(indent, ' ', false, json::error_handler_t::replace);
+        return;
+    }
     const auto lineStart = text.rfind('\n', at) + 1;
     const std::size_t level = text.find_first_not_of(' ', lineStart) - lineStart;  // the key's indentation
-    const std::string inner = "\n" + std::string(level + static_cast<std::size_t>(indent), ' ');
     out.write(text.data(), static_cast<std::streamsize>(at));
-    const auto &list = doc.hasStateDict ? doc.stateDict : doc.tensors;
-    if (list.empty()) {
-        out << "[]";
-    } else {
-        const EntryLayout layout(inner, indent);
-        std::string buf;
-        buf.reserve(std::size_t{1} << 16);
-        buf += '[';
-        for (std::size_t i = 0; i < list.size(); ++i) {
-            if (i)
-                buf += ',';
-            buf += inner;
-            appendTensorEntry(buf, list[i], layout, indent);
-            if (buf.size() > (std::size_t{1} << 16) - 4096) {
-                out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
-                buf.clear();
-            }
-        }
-        buf += '\n';
-        buf.append(level, ' ');
-        buf += ']';
-        out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+    jsontext::ArrayStream list(out, "\n" + std::string(level, ' '), indent);
+    const jsontext::ObjectLayout layout(list.elementPad(), indent, kEntryKeys);
+    for (const auto &t : doc.hasStateDict ? doc.stateDict : doc.tensors) {
+        std::string &o = list.next();
+        bool first = true;
+        tensorMembers(t, [&](std::size_t key, const auto &value) {
+            layout.member(o, key, first);
+            first = false;
+            layout.value(o, value);
+        });
+        layout.close(o);
     }
+    list.finish();
     out.write(text.data() + at + mark.size(), static_cast<std::streamsize>(text.size() - at - mark.size()));
 }
 

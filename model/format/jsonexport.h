@@ -3,9 +3,14 @@
 #include "document.h"
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
+#include <initializer_list>
 #include <iosfwd>
+#include <span>
+#include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace ckpt {
 
@@ -63,6 +68,77 @@ std::string inferOptimizerType(const Value &optimizerState);
 struct SecurityReport;
 // The security report as JSON (`ckpt scan --json`, and "security" in `ckpt info --json`).
 nlohmann::ordered_json securityToJson(const SecurityReport &report);
+
+// Pieces that write JSON text byte for byte as nlohmann's dump(indent, ' ', false,
+// error_handler_t::replace) writes the same values, for lists streamed entry by entry instead of
+// built as one tree first (the tensor list of writeDocumentJson, `ckpt tensors --json`). A `pad` is
+// "\n" and the indentation of the line a value starts on ("\n" alone at the top level).
+namespace jsontext {
+
+// A string, escaped as dump escapes it; invalid UTF-8 written as U+FFFD.
+void appendString(std::string &out, std::string_view s);
+// The same as dump with error_handler_t::strict writes it: invalid UTF-8 throws nlohmann's type_error.
+void appendStringStrict(std::string &out, std::string_view s);
+void appendInt(std::string &out, std::int64_t v);
+void appendUnsigned(std::string &out, std::uint64_t v);
+// Any value (through nlohmann), as dump(indent) writes it nested where `pad` says.
+void appendValue(std::string &out, const nlohmann::ordered_json &v, std::string_view pad, int indent);
+
+// The fixed text between the members of objects written at one nesting, made once for all of
+// them: writing a member is then a few appends. Keys are given once, as plain ASCII.
+class ObjectLayout {
+public:
+    // `pad`: where each object starts; `keys`: every key its objects may have, numbered in order.
+    ObjectLayout(std::string_view pad, int indent, std::span<const std::string_view> keys);
+    ObjectLayout(std::string_view pad, int indent, std::initializer_list<std::string_view> keys)
+        : ObjectLayout(pad, indent, std::span<const std::string_view>(keys.begin(), keys.size()))
+    {
+    }
+    // Starts the member whose key is keys[key]: "{" for the object's first member, else ",", then
+    // the member's own line and its key.
+    void member(std::string &out, std::size_t key, bool first) const { out += m_keys[2 * key + (first ? 0 : 1)]; }
+    // A member's value.
+    void value(std::string &out, const std::string &v) const { appendString(out, v); }
+    void value(std::string &out, std::string_view v) const { appendString(out, v); }
+    void value(std::string &out, const char *v) const { appendString(out, v); }
+    void value(std::string &out, bool v) const { out += v ? "true" : "false"; }
+    void value(std::string &out, std::int64_t v) const { appendInt(out, v); }
+    void value(std::string &out, const std::vector<std::int64_t> &v) const;
+    void value(std::string &out, const nlohmann::ordered_json &v) const { appendValue(out, v, m_memberPad, m_indent); }
+    // Ends an object that has at least one member.
+    void close(std::string &out) const;
+    // "\n" and a member's indentation: the pad of a value nested in a member.
+    const std::string &memberPad() const { return m_memberPad; }
+
+private:
+    std::string m_pad;        // "\n" and the object's own indentation, before its "}"
+    std::string m_memberPad;  // one indent step further
+    std::string m_itemPad;    // two steps further: the elements of a member's list
+    int m_indent;
+    std::vector<std::string> m_keys;  // per key: "{" then ",", each followed by the member's line and "\"key\": "
+};
+
+// A JSON array written element by element to a stream, as dump(indent) writes it nested where
+// `pad` says, sent on to the stream every 60 KiB or so rather than held whole.
+class ArrayStream {
+public:
+    ArrayStream(std::ostream &out, std::string_view pad, int indent);
+    // Starts the next element: the text to append it to, on a line indented as elementPad() says.
+    std::string &next();
+    const std::string &elementPad() const { return m_elementPad; }
+    // Ends the array ("[]" when it had no elements) and writes out what is buffered.
+    void finish();
+
+private:
+    void flushIfFull();
+    std::ostream &m_out;
+    std::string m_pad;
+    std::string m_elementPad;
+    std::string m_buf;
+    std::size_t m_count = 0;
+};
+
+} // namespace jsontext
 
 // The stable document `ckpt info --json` prints.
 nlohmann::ordered_json documentToJson(const Document &doc);

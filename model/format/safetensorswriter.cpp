@@ -1,10 +1,11 @@
 #include "safetensorswriter.h"
 
 #include "error.h"
+#include "jsonexport.h"
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
-#include <set>
+#include <string_view>
+#include <unordered_set>
 
 namespace ckpt {
 
@@ -54,7 +55,8 @@ int dtypeRank(DType t)
 std::string SafetensorsWriter::header(std::vector<SafetensorsEntry> &entries,
                                       const std::map<std::string, std::string> &metadata)
 {
-    std::set<std::string> names;
+    std::unordered_set<std::string_view> names;  // views of the entries' own names, moved by nothing below
+    names.reserve(entries.size());
     for (const auto &e : entries) {
         if (dtypeSafetensorsTag(e.dtype).empty() || dtypeRank(e.dtype) < 0)
             throw FormatError("tensor '" + e.name + "': safetensors has no type for " +
@@ -69,38 +71,63 @@ std::string SafetensorsWriter::header(std::vector<SafetensorsEntry> &entries,
             throw FormatError("tensor '" + e.name + "': " + std::to_string(e.byteSize) + " bytes for a shape of " +
                               std::to_string(n));
     }
+    names = {};
     std::stable_sort(entries.begin(), entries.end(), [](const SafetensorsEntry &a, const SafetensorsEntry &b) {
         const int ra = dtypeRank(a.dtype), rb = dtypeRank(b.dtype);
         return ra != rb ? ra > rb : a.name < b.name;
     });
-    // Keys are appended: every name is unique (checked above; the metadata's are a map's), and
-    // ordered_json's operator[] would search the keys before it, quadratic over 100,000 tensors.
-    nlohmann::ordered_json j = nlohmann::ordered_json::object();
-    auto &object = j.get_ref<nlohmann::ordered_json::object_t &>();
-    object.reserve(entries.size() + 1);
+    // The JSON text written directly, as nlohmann's compact dump(-1) with error_handler_t::strict
+    // writes the same object (invalid UTF-8 throws its error): a tree of 100,000 entries first
+    // cost more than the rest of the header.
+    std::string text = "{";
+    bool first = true;
+    const auto key = [&text, &first](std::string_view k) {
+        if (!first)
+            text += ',';
+        first = false;
+        jsontext::appendStringStrict(text, k);
+        text += ':';
+    };
     if (!metadata.empty()) {
-        nlohmann::ordered_json m = nlohmann::ordered_json::object();
-        auto &meta = m.get_ref<nlohmann::ordered_json::object_t &>();
-        meta.reserve(metadata.size());
-        for (const auto &[k, v] : metadata)
-            meta.emplace_back(k, v);
-        object.emplace_back("__metadata__", std::move(m));
+        key("__metadata__");
+        text += '{';
+        bool firstMeta = true;
+        for (const auto &[k, v] : metadata) {
+            if (!firstMeta)
+                text += ',';
+            firstMeta = false;
+            jsontext::appendStringStrict(text, k);
+            text += ':';
+            jsontext::appendStringStrict(text, v);
+        }
+        text += '}';
     }
     std::uint64_t offset = 0;
     for (const auto &e : entries) {
-        nlohmann::ordered_json t;
-        t["dtype"] = std::string(dtypeSafetensorsTag(e.dtype));
-        t["shape"] = e.shape;
-        t["data_offsets"] = {offset, offset + e.byteSize};
+        key(e.name);
+        text += "{\"dtype\":\"";
+        text += dtypeSafetensorsTag(e.dtype);  // plain ASCII tags
+        text += "\",\"shape\":[";
+        for (std::size_t i = 0; i < e.shape.size(); ++i) {
+            if (i)
+                text += ',';
+            jsontext::appendInt(text, e.shape[i]);
+        }
+        text += "],\"data_offsets\":[";
+        jsontext::appendUnsigned(text, offset);
+        text += ',';
+        jsontext::appendUnsigned(text, offset + e.byteSize);
+        text += "]}";
         offset += e.byteSize;
-        object.emplace_back(e.name, std::move(t));
     }
-    std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+    text += '}';
     text.append((8 - text.size() % 8) % 8, ' ');
     std::string out;
+    out.reserve(8 + text.size());
     for (int i = 0; i < 8; ++i)
         out.push_back(static_cast<char>((static_cast<std::uint64_t>(text.size()) >> (8 * i)) & 0xFF));
-    return out + text;
+    out += text;
+    return out;
 }
 
 void SafetensorsWriter::write(const Sink &sink, std::vector<SafetensorsEntry> entries,

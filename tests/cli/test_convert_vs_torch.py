@@ -66,6 +66,11 @@ def read_safetensors(path):
         data = f.read()
     n = struct.unpack('<Q', data[:8])[0]
     header = json.loads(data[8:8 + n], object_pairs_hook=collections.OrderedDict)
+    # The header as the safetensors library writes it: compact JSON (serde_json's escapes, which are
+    # json.dumps's with ensure_ascii off), spaces up to a multiple of 8 bytes.
+    text = data[8:8 + n].decode('utf-8')
+    assert n % 8 == 0 and text.rstrip(' ') == json.dumps(header, separators=(',', ':'), ensure_ascii=False), \
+        'header text is not compact JSON padded with spaces: %r' % text[:200]
     meta = header.pop('__metadata__', {})
     body = data[8 + n:]
     out = collections.OrderedDict()
@@ -624,6 +629,25 @@ def main():
                   meta.get('train_loss') == '0.25' and
                   any(l['entry'] == 'optimizer_state_dict' for l in doc['lost']),
                   'safetensors: values as metadata strings, optimizer listed as not written', '%r %r' % (meta, doc['lost']))
+    # Names and metadata that need escaping: quotes, backslashes, control bytes, non-ASCII; the header
+    # lists them in the library's order (wider types first, then by name) and they read back as saved.
+    odd = collections.OrderedDict([('caf\u00e9.weight', torch.ones(2, 3)), ('quote"back\\slash', torch.zeros(4).half()),
+                                   ('ctl\x01\x7f\x1f\t\n', torch.arange(5)), ('emoji \U0001F600', torch.tensor(2.0)),
+                                   ('empty', torch.empty(0, 3)), ('b', torch.tensor([True]))])
+    torch.save({'model_state_dict': odd, 'epoch': 3, 'note': 'h\u00e9llo "q"\n\x02'}, os.path.join(out, 'odd.pth'))
+    r, doc = convert(os.path.join(out, 'odd.pth'), '--to', 'safetensors', '-o', os.path.join(out, 'odd.safetensors'))
+    if r.returncode == 0:
+        got, meta, _ = read_safetensors(os.path.join(out, 'odd.safetensors'))
+        rank = {torch.bool: 0, torch.float16: 7, torch.float32: 11, torch.int64: 14}
+        res.check(list(got) == sorted(odd, key=lambda k: (-rank[odd[k].dtype], k.encode())) and
+                  all(same_tensor(got[k], odd[k]) for k in odd) and meta.get('note') == 'h\u00e9llo "q"\n\x02',
+                  'safetensors: names and metadata that need escaping', '%r %r' % (list(got), meta))
+    # A name that is not UTF-8 (a lone surrogate in the pickle) cannot be a JSON key: refused.
+    torch.save({'lone\udcff': torch.ones(1)}, os.path.join(out, 'lone.pth'))
+    r, _ = convert(os.path.join(out, 'lone.pth'), '--to', 'safetensors', '-o', os.path.join(out, 'lone.safetensors'),
+                   expect_ok=False)
+    res.check(r.returncode == 1 and 'UTF-8' in r.stderr and not os.path.exists(os.path.join(out, 'lone.safetensors')),
+              'safetensors: a name that is not UTF-8 is refused', r.stderr)
     r = subprocess.run([a.ckpt, 'convert', os.path.join(fx, 'training_checkpoint.pth'), '--to', 'inference',
                         '-o', os.path.join(out, 'text.pth')], capture_output=True, text=True)
     res.check(r.returncode == 0 and r.stdout.index('not written: optimizer_state_dict') < r.stdout.index('wrote ') and

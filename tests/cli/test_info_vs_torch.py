@@ -25,6 +25,7 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 from torch_listing import dtype_name, is_tensor_dict, saved_device  # noqa: E402
+import torch  # noqa: E402
 from results import Results  # noqa: E402
 
 RUN_TIMEOUT = 60       # seconds for a well-formed file
@@ -342,6 +343,18 @@ def main():
             continue
         res.check(r.returncode == 2 and r.stderr.startswith('ckpt: ') and says in r.stderr,
                   'usage error exits 2: ckpt %s' % ' '.join(argv[:1]), 'rc %d: %s' % (r.returncode, r.stderr.strip()))
+    # The tensor list is streamed into the rest of the document where a marker string stands: a file
+    # whose keys read as that marker must still get its list in the right place.
+    for key in ('\x01tensors\x01', 'other'):
+        with tempfile.TemporaryDirectory(prefix='ckpt-marker-') as folder:
+            path = os.path.join(folder, 'marker.pth')
+            torch.save({key: {'w': torch.ones(2)}, 'epoch': 1, 'note': '\x01tensors\x01'}, path)
+            r = subprocess.run([ckpt, 'info', '--json', path], capture_output=True, text=True, timeout=60)
+        doc = json.loads(r.stdout) if r.returncode == 0 else {}
+        sd = doc.get('state_dict') or {}
+        res.check(sd.get('path') == [key] and [t.get('name') for t in sd.get('tensors') or [] if isinstance(t, dict)]
+                  == ['w'] and doc.get('metadata', {}).get('note') == '\x01tensors\x01',
+                  'info --json with the list marker as a key (%r)' % key, r.stdout[:400] + r.stderr)
     for argv in (['--help'], ['info', '--help'], ['--version']):
         r = subprocess.run([ckpt] + argv, capture_output=True, text=True, timeout=60)
         res.check(r.returncode == 0 and r.stdout, 'ckpt %s exits 0' % ' '.join(argv), r.stderr)

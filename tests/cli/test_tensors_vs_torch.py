@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """`ckpt tensors --stats --json` and `ckpt show` judged by PyTorch: for each fixture, PyTorch loads
 the file and computes the same statistics (over non-NaN values, in float64; std unbiased as
-torch.std) and the first values; the CLI must agree."""
+torch.std) and the first values; the CLI must agree. The `tensors --json` document is checked field
+by field (name, dtype, shape, numel, bytes, device, in that order) and as text: laid out exactly as
+Python's json.dumps(indent=2, ensure_ascii=False) lays out the same values, since the CLI writes it
+row by row rather than through a JSON library."""
 import argparse
+import collections
 import json
 import math
 import os
+import re
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import Results  # noqa: E402
@@ -15,7 +21,7 @@ from results import Results  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 import torch  # noqa: E402
-from torch_listing import classify  # noqa: E402
+from torch_listing import classify, dtype_name, load_with_locations, saved_device  # noqa: E402
 
 FILES = ['state_dict.pth', 'training_checkpoint.pth', 'full_model.pth', 'dtypes.pth', 'dtypes_legacy.pth',
          'views.pth', 'views_legacy.pth', 'cuda_saved.pth', 'nan_inf.pth', 'special_tensors.pth',
@@ -65,6 +71,116 @@ def tensors_of(path):
     return tensors
 
 
+ROW_KEYS = ['name', 'dtype', 'shape', 'numel', 'bytes', 'device']
+STATS_KEYS = ['min', 'max', 'mean', 'std', 'l2', 'zero_fraction', 'nan', 'inf']
+# A floating-point number alone on its line, as a member's value or a list's element (dump(2) and
+# json.dumps alike). Integers are left to be compared as text.
+NUMBER_LINE = re.compile(r'^(\s*(?:"(?:[^"\\]|\\.)*": )?)-?\d+(?:\.\d+(?:[eE][+-]?\d+)?|[eE][+-]?\d+)(,?)$', re.M)
+
+
+def layout_problem(text):
+    """Why `text` is not exactly json.dumps(indent=2, ensure_ascii=False) of what it holds plus a line
+    break, else None. Floating-point numbers are compared as values, not as text: the two pick the
+    exponent form differently between 1e15 and 1e16, and nlohmann's digits need not be the shortest."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        return 'not JSON: %s' % e
+    want = json.dumps(doc, indent=2, ensure_ascii=False) + '\n'
+    if NUMBER_LINE.sub(r'\1N\2', text) != NUMBER_LINE.sub(r'\1N\2', want):
+        a, b = NUMBER_LINE.sub(r'\1N\2', text).splitlines(), NUMBER_LINE.sub(r'\1N\2', want).splitlines()
+        at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return 'line %d: %r, json.dumps writes %r' % (at + 1, a[at] if at < len(a) else None,
+                                                      b[at] if at < len(b) else None)
+    return None
+
+
+def run_json(ckpt, *args):
+    """(exit status, text, document) of `ckpt tensors ARGS --json`; stdout must be UTF-8."""
+    r = subprocess.run([ckpt, 'tensors', *args, '--json'], capture_output=True, timeout=120)
+    text = r.stdout.decode('utf-8')
+    return r.returncode, text, json.loads(text) if r.returncode == 0 else None
+
+
+def stored_bytes(t):
+    """What the file holds for `t`: a sparse tensor's indices and values, else numel * element size."""
+    if t.is_sparse:
+        return sum(p.numel() * p.element_size() for p in (t._indices(), t._values()))
+    return t.numel() * t.element_size()
+
+
+def device_of(t, locations):
+    """Where `t` was saved: its storage's location (a sparse tensor's values'), 'meta' for a meta tensor."""
+    if t.is_meta:
+        return 'meta'
+    if locations is None:
+        return 'cpu'
+    return saved_device(t._values() if t.is_sparse else t, locations)
+
+
+def check_rows(check, where, rows, theirs, locations, stats):
+    """Every row against PyTorch's tensor: the fields, their order, the rows' order."""
+    check([r.get('name') for r in rows] == [n for n, _ in theirs],
+          f'{where}: names {[r.get("name") for r in rows]} != {[n for n, _ in theirs]}')
+    for row, (tname, t) in zip(rows, theirs):
+        keys = ROW_KEYS + (['problem'] if 'problem' in row else []) + (['stats'] if stats else [])
+        check(list(row) == keys, f'{where}: {tname}: fields {list(row)} != {keys}')
+        want = {'dtype': dtype_name(t.dtype), 'shape': list(t.shape), 'numel': t.numel(), 'bytes': stored_bytes(t),
+                'device': device_of(t, locations)}
+        for k, w in want.items():
+            check(row.get(k) == w and type(row.get(k)) is type(w), f'{where}: {tname}: {k} {row.get(k)!r} != {w!r}')
+        if stats and 'error' not in row['stats']:
+            check(list(row['stats']) == STATS_KEYS, f'{where}: {tname}: stats fields {list(row["stats"])}')
+
+
+def check_document(check, ckpt, name, path, theirs, locations):
+    """`tensors --json`, with --stats and with --filter: the same rows, laid out as json.dumps would."""
+    rc, text, plain = run_json(ckpt, path)
+    rcs, text_stats, with_stats = run_json(ckpt, path, '--stats')
+    if not check(rc == 0 and rcs == 0, f'{name}: tensors --json exit {rc}, with --stats {rcs}'):
+        return
+    for args, t in ((['--json'], text), (['--json', '--stats'], text_stats)):
+        problem = layout_problem(t)
+        check(problem is None, f'{name}: tensors {" ".join(args)} as text: {problem}')
+    check(list(plain) == ['file', 'tensors'] and plain['file'] == path, f'{name}: top level {list(plain)}')
+    check(plain['tensors'] == [{k: v for k, v in r.items() if k != 'stats'} for r in with_stats['tensors']],
+          f'{name}: tensors --json and --json --stats list different rows')
+    if theirs is not None:
+        check_rows(check, f'{name} tensors --json', plain['tensors'], theirs, locations, False)
+        check_rows(check, f'{name} tensors --json --stats', with_stats['tensors'], theirs, locations, True)
+    # A filter keeps the rows whose name holds it, any case, in order; one matching nothing, none.
+    for needle in ('WEIGHT', '.0', 'no such name'):
+        rc, text, filtered = run_json(ckpt, path, '--filter', needle)
+        want = [r for r in plain['tensors'] if needle.lower() in r['name'].lower()]
+        check(rc == 0 and filtered == {'file': path, 'tensors': want} and layout_problem(text) is None,
+              f'{name}: --filter {needle!r}: {text[:300]}')
+
+
+def odd_names(folder):
+    """A state dict whose names and values put the writer's escaping and numbers to the test: quotes,
+    backslashes, control bytes, non-ASCII, a lone surrogate (invalid UTF-8 in the file), empty and
+    scalar tensors, NaN, infinities, extremes of each width."""
+    sd = collections.OrderedDict()
+    sd['caf\u00e9.weight'] = torch.tensor([1e-7, 1e20, 123456789.0, -0.0], dtype=torch.float64)
+    sd['quote"back\\slash'] = torch.tensor([5e-324, 1e150, 0.1, 2.5], dtype=torch.float64)
+    sd['ctl\x01\x7f\x1f\t\n'] = torch.tensor([float('nan'), float('inf'), -float('inf'), 1.0])
+    sd['lone\udcff surrogate \U0001F600'] = torch.zeros(3, 0)
+    sd['int64'] = torch.tensor([2 ** 62, -2 ** 63], dtype=torch.int64)
+    sd['bool'] = torch.tensor([True, False])
+    sd['half'] = torch.tensor([65504, -1e-4, 6e-8], dtype=torch.float16)
+    sd['bf16'] = torch.tensor([3.0e38, 1e-38], dtype=torch.bfloat16)
+    sd['empty'] = torch.empty(0)
+    sd['scalar'] = torch.tensor(3.5)
+    sd['complex'] = torch.tensor([1 + 2j, -3.5j])
+    sd['transposed'] = torch.arange(12.).reshape(3, 4).t()
+    sd['all_nan'] = torch.full((4,), float('nan'))
+    sd['big'] = torch.tensor([1.5e15, 9.99e15, 1e16], dtype=torch.float64)
+    path = os.path.join(folder, 'odd_names.pth')
+    torch.save(sd, path)
+    # The names as the file holds them (UTF-8, surrogates passed through), as JSON can carry them.
+    return path, [(k.encode('utf-8', 'surrogatepass').decode('utf-8', 'replace'), v) for k, v in sd.items()], sd
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -73,6 +189,43 @@ def main():
     sys.path.insert(0, a.fixtures)
     results = Results()
     check = results.check
+
+    # The document itself: every row's fields against PyTorch, and the text's layout.
+    for name in FILES:
+        path = os.path.join(a.fixtures, name)
+        if name.endswith('.safetensors'):
+            check_document(check, a.ckpt, name, path, None, None)
+            continue
+        obj, locations = load_with_locations(path)
+        theirs = list(obj.items()) if name == 'special_tensors.pth' else classify(obj)[2]
+        check_document(check, a.ckpt, name, path, theirs, locations)
+    with tempfile.TemporaryDirectory() as folder:
+        path, theirs, sd = odd_names(folder)
+        check_document(check, a.ckpt, 'odd_names.pth', path, theirs, None)
+        rc, text, doc = run_json(a.ckpt, path, '--stats')
+        for row, (tname, t) in zip(doc['tensors'] if doc else [], theirs):
+            got, want = row['stats'], torch_stats(t)
+            for k in ('mean', 'std', 'l2', 'zero_fraction') + (() if is_exact(t) else ('min', 'max')):
+                check(close(got.get(k), want.get(k)), f'odd_names.pth: {tname!r}: {k} {got.get(k)} != {want.get(k)}')
+            if is_exact(t) and t.numel():
+                check(same_exactly([got['min'], got['max']], [int(t.min()), int(t.max())]),
+                      f'odd_names.pth: {tname!r}: extremes {got["min"]!r}, {got["max"]!r}')
+            check(got['nan'] == want['nan'] and got['inf'] == want['inf'], f'odd_names.pth: {tname!r}: nan/inf')
+        # ckpt show starts with the same fields and statistics as the row (its values aside).
+        for row, key in zip(doc['tensors'] if doc else [], sd):
+            r = subprocess.run([a.ckpt, 'show', path, key.encode('utf-8', 'surrogatepass'), '--limit', '0', '--json'],
+                               capture_output=True, timeout=60)
+            shown = json.loads(r.stdout.decode('utf-8')) if r.returncode == 0 else {}
+            shown.get('stats', {}).pop('over', None)
+            head = {k: v for k, v in shown.items() if k in row}
+            check(list(head) == list(row) and head == row and layout_problem(r.stdout.decode('utf-8')) is None,
+                  f'odd_names.pth: show {row["name"]!r}: {head} != the row {row}')
+        # No tensors: an empty list, as dump writes one.
+        for what, obj in (('an empty state dict', collections.OrderedDict()), ('an empty list', [])):
+            empty = os.path.join(folder, 'empty.pth')
+            torch.save(obj, empty)
+            rc, text, _ = run_json(a.ckpt, empty)
+            check(rc == 0 and text == '{\n  "file": %s,\n  "tensors": []\n}\n' % json.dumps(empty), f'{what}: {text!r}')
 
     for name in FILES:
         path = os.path.join(a.fixtures, name)
