@@ -842,6 +842,7 @@ void PredictionView::showChart(int sample)
         shown.resize(20);
     }
     auto *set = new QBarSet(values ? tr("value") : tr("probability"));
+    const bool named = isScorePerClass(sampleOutputShape(*m_result));
     QStringList categories;
     double low = 0, high = values ? 0 : 1;
     for (auto i : shown) {
@@ -850,7 +851,8 @@ void PredictionView::showChart(int sample)
             low = std::min(low, bars[i]);
             high = std::max(high, bars[i]);
         }
-        categories << (i < m_classes.size() ? q(m_classes[i]) : QString::number(i));
+        // A map's flattened values are not classes: named by index only, as readOutputs names them.
+        categories << (named && i < m_classes.size() ? q(m_classes[i]) : QString::number(i));
     }
     if (low == high)
         high = low + 1;
