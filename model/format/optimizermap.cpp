@@ -116,7 +116,7 @@ OptimizerMap mapByRecordedNames(const Document &doc, OptimizerMap map, const std
     for (std::size_t i = 0; i < map.parameters.size(); ++i) {
         auto &p = map.parameters[i];
         const NamedTensor *t = match[i];
-        p.name = t ? t->name : recorded[i];
+        p.name = t ? t->name : std::string();  // a recorded name the weights lack maps to nothing
         p.shapeAgrees = !t || shapeFits(p, *t);
         missing += t ? 0 : 1;
         mismatched += p.shapeAgrees ? 0 : 1;
@@ -144,6 +144,11 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
     // or the params themselves where they are strings. Empty where any parameter lacks one.
     std::vector<std::string> recorded;
     bool allRecorded = true;
+    // The names are copied: a pickle can name one long string many times through its memo, so
+    // what they may take is bounded (real optimizers name a few thousand parameters).
+    constexpr std::size_t kNameBytes = std::size_t(64) << 20;
+    std::size_t nameBytes = 0;
+    const auto spend = [&nameBytes](const std::string &text) { return (nameBytes += text.size() + 1) <= kNameBytes; };
     if (groups && groups->isSequence())
         for (std::size_t g = 0; g < groups->items().size(); ++g) {
             const auto &group = groups->items()[g];
@@ -156,13 +161,19 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
                 const auto &id = params->items()[i];
                 if (!id || !(id->isInt() || id->isString()))
                     continue;
+                const auto &name = named ? names->items()[i] : nullptr;
+                if ((id->isString() && !spend(id->text())) || (name && name->isString() && !spend(name->text()))) {
+                    map.parameters.clear();
+                    map.note = "the optimizer's parameter names take more than " + std::to_string(kNameBytes >> 20) +
+                               " MiB: not read";
+                    return map;
+                }
                 OptimizerParameter p;
                 p.group = g;
                 if (id->isInt())
                     p.id = id->asInt();
                 else
                     p.key = id->text();
-                const auto &name = named ? names->items()[i] : nullptr;
                 if (name && name->isString())
                     recorded.push_back(name->text());
                 else if (!p.key.empty())
