@@ -91,7 +91,7 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
         }
     }
     // Rows of numbers: each row one sample, reshaped to the model's sample shape.
-    in.shape = batchShape(in.shape[0], in.shape[1], sample);
+    in.shape = batchShape(in.shape[0], in.shape[1], sample, arch.inputShapeGuessed);
     return in;
 }
 

@@ -808,8 +808,9 @@ void inferScriptInput(Architecture &a, const Document &doc)
     bool integer = false;
     if (weight && cls.starts_with("Conv") && !cls.starts_with("ConvTranspose") && rank >= 3 && rank <= 5) {
         // A scripted module keeps in_channels; a traced one only its weight [out, in / groups, k...].
-        const std::int64_t in = attribute("in_channels") > 0 ? attribute("in_channels")
-                                                             : w[1] * std::max<std::int64_t>(attribute("groups"), 1);
+        std::int64_t in = attribute("in_channels");
+        if (in <= 0 && __builtin_mul_overflow(w[1], std::max<std::int64_t>(attribute("groups"), 1), &in))
+            return;  // a groups count no layer has: no guess
         shape.assign(rank - 1, -1);
         shape[0] = in;
     } else if (weight && cls.starts_with("ConvTranspose") && rank >= 3 && rank <= 5) {
@@ -835,6 +836,7 @@ void inferScriptInput(Architecture &a, const Document &doc)
         return;
     }
     a.inputShape = shape;
+    a.inputShapeGuessed = true;
     a.integerInput = integer;
     a.assumptions.push_back("input: one sample of shape " + sampleText(shape) + (integer ? " (integer indices)" : "") +
                             ", read from the first weight, " + first->name + " " + joinShape(w) + " of " + layer +

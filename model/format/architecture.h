@@ -55,6 +55,9 @@ struct Architecture {
     // The spatial sizes of inputShape were picked among the sizes the layers take (no Linear after a
     // Flatten fixes them, the file does not say): other sizes run too, so an image runs at its own.
     bool inputSizeChosen = false;
+    // inputShape is a guess from a TorchScript file's first weight, which need not be the layer the
+    // input meets first: a hint, for rows whose count fits it, never a refusal.
+    bool inputShapeGuessed = false;
     Output output = Output::Logits;        // what the last layer gives
 };
 

@@ -242,7 +242,8 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
     return t;
 }
 
-std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample)
+std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample,
+                                     bool guessed)
 {
     const bool known = !sample.empty() && std::none_of(sample.begin(), sample.end(), [](std::int64_t d) { return d < 0; });
     if (!known) {
@@ -263,6 +264,8 @@ std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, co
     std::int64_t n = 1;
     for (auto d : sample)
         n *= d;
+    if (n != columns && guessed)
+        return {rows, columns};  // the guess does not fit: the model says what it takes
     if (n != columns)
         throw FormatError("each sample has " + std::to_string(columns) + " values; the model takes " + std::to_string(n) +
                           " (shape " + [&sample] {

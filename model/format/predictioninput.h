@@ -46,6 +46,7 @@ std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &a
 // sample shape is fully known (its product must equal `columns`); when only its channels are
 // ([C, any] or [C, any, any]), [rows, C, L] or a square [rows, C, S, S] where the count allows;
 // else [rows, columns]. Throws FormatError when the counts disagree with a known shape.
-std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample);
+std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, const std::vector<std::int64_t> &sample,
+                                     bool guessed = false);
 
 } // namespace ckpt

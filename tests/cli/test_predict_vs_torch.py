@@ -53,6 +53,17 @@ class Net(torch.nn.Module):
         return self.fc(self.relu(self.bn(self.conv(x))).mean((2, 3)))
 
 
+class HeadFirst(torch.nn.Module):
+    """The layer registered first is applied last: its weight is not what the input meets."""
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(16, 3)
+        self.body = torch.nn.Linear(8, 16)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+
 class DictOut(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -128,6 +139,24 @@ def review_cases(res, run, fixtures, tmp):
     r = run(path, ['--show-arch', '--json'])
     res.check(r.returncode == 0 and json.loads(r.stdout)['input_shape'] == [6], 'TorchScript MLP: input [6] from 0.weight',
               r.stdout + r.stderr)
+    # The guess is a hint: rows that do not fit it go to the model as they are, and it says.
+    torch.manual_seed(64)
+    head_first = torch.jit.script(HeadFirst().eval())
+    path = os.path.join(tmp, 'head_first.pt')
+    head_first.save(path)
+    rows8 = torch.rand(2, 8, generator=torch.Generator().manual_seed(65))
+    csv8 = os.path.join(tmp, 'rows8.csv')
+    np.savetxt(csv8, rows8.double().numpy(), delimiter=',', fmt='%.17g')
+    r = run(path, ['--input-file', csv8, '--json'])
+    d = json.loads(r.stdout) if r.returncode == 0 else {}
+    ok, why = close([o['logits'] for o in d.get('outputs', [])], forward(head_first, rows8).tolist())
+    res.check(r.returncode == 0 and ok and d['input_shape'] == [2, 8],
+              'TorchScript whose first weight is not its input layer: rows of 8 run as PyTorch runs them',
+              r.stderr.strip() + why)
+    wrong_name = os.path.join(tmp, 'export.safetensors')
+    r = run(path, ['--export-torchscript', wrong_name])
+    res.check(r.returncode == 1 and 'the name says safetensors' in r.stderr and not os.path.exists(wrong_name),
+              '--export-torchscript to a .safetensors name refused', r.stderr.strip())
 
     # A model that returns a dict: it ran, but predict does not read a dict; a tuple's first tensor is read.
     dict_path, tuple_path = os.path.join(tmp, 'returns_dict.pt'), os.path.join(tmp, 'returns_tuple.pt')
