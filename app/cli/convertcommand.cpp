@@ -183,7 +183,6 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         try {
             const std::string output =
                 c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", cast, c.outDir) : c.output;
-            checkOutputExtension(output, false, "a TorchScript export writes a TorchScript archive (torch.jit.load's format)");
             WriteOptions w = runInputs(c, WriteOptions().allowOverwrite(c.force));
             checkWriteTarget(output, w);  // before any work, as for the other targets
             const Document &doc = keepUntilExit(readDocument(file));

@@ -111,6 +111,7 @@ ConversionResult executeScriptExport(const ScriptExport &e, const WriteOptions &
 ConversionResult writeScriptExport(const std::string &bytes, const Document &source, std::optional<DType> cast,
                                    const std::string &output, const WriteOptions &w)
 {
+    checkOutputExtension(output, false, kScriptExportWrites);  // predict --export-torchscript too
     ConversionResult result;
     result.output = output;
     result.bytes = bytes.size();

@@ -1157,8 +1157,14 @@ private:
         const bool renames = !strip.empty() || !add.empty();
         const auto groups = m_doc.optimizer->get("param_groups");
         const auto state = m_doc.optimizer->get("state");
-        if ((m_plan.dropped.empty() && !renames) || !groups || !groups->isSequence())
+        if (m_plan.dropped.empty() && !renames)
             return m_doc.optimizer;
+        if (!groups || !groups->isSequence()) {
+            if (!m_plan.dropped.empty())
+                m_plan.warnings.push_back("optimizer_state_dict is written whole: it has no param_groups to match its "
+                                          "parameters to names, so the state of dropped tensors stays");
+            return m_doc.optimizer;
+        }
         std::set<std::int64_t> leave;
         std::set<std::string> leaveKeys;  // torch.distributed's layout: parameters keyed by name
         if (!m_plan.dropped.empty()) {
@@ -1432,7 +1438,8 @@ void checkOutputExtension(const std::string &output, bool safetensors, const std
 ConversionPlan planConversion(const Document &doc, const std::string &output, const ConvertOptions &options)
 {
     checkOutputExtension(output, options.to == ConvertTarget::Safetensors,
-                         "a " + convertTargetName(options.to) + " conversion writes a torch zip (torch.load's format)");
+                         options.moduleExport ? std::string(kScriptExportWrites)
+                                              : "a " + convertTargetName(options.to) + " conversion writes a torch zip (torch.load's format)");
     ConversionPlan plan;
     plan.input = doc.path;
     plan.output = output;

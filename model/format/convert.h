@@ -143,6 +143,7 @@ Document readWrittenBack(const std::string &temporary, const std::string &output
 // names it, "a state-dict conversion writes a torch zip") named .safetensors, or a safetensors file
 // named .pth/.pt/.ckpt, which torch.load would be handed. Throws FormatError naming the file.
 void checkOutputExtension(const std::string &output, bool safetensors, const std::string &what);
+inline constexpr const char *kScriptExportWrites = "a TorchScript export writes a TorchScript archive (torch.jit.load's format)";
 
 // Plans converting `doc` to `output`. Throws FormatError when the conversion cannot be done
 // (no state dict, a full model asked from weights alone, edits that collide, a tensor type the
