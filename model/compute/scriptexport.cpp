@@ -9,9 +9,6 @@
 #include "valuetree.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <map>
 
 namespace ckpt {
@@ -85,11 +82,6 @@ ScriptExport planScriptExport(const Document &doc, const std::string &output, Co
         e.plan.warnings.push_back("the package normalises its inputs (" + prep.source +
                                   "); the TorchScript module does not: normalise inputs before calling it");
     e.architecture = resolveArchitecture(*edited, request);
-    // A TorchScript file given as the architecture is read when the module is built, by LibTorch,
-    // whose message for a missing file gives no reason: one that cannot be opened is said so now.
-    if (e.architecture.source == Architecture::Source::ScriptArchitecture)
-        if (std::ifstream f(e.architecture.scriptPath, std::ios::binary); !f)
-            throw FormatError(e.architecture.scriptPath + ": cannot be opened: " + std::strerror(errno));
     e.source = std::move(edited);
     return e;
 }

@@ -6,6 +6,9 @@
 #include "valuetree.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <numeric>
 #include <set>
@@ -1131,6 +1134,10 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
     if (!request.scriptPath.empty()) {
         if (!doc.hasStateDict)
             throw FormatError(doc.path + ": the file holds no state dict to load into " + request.scriptPath);
+        // LibTorch reads the file when the module is built, and its message for a missing file gives
+        // no reason: one that cannot be opened is said so now, for predict and export alike.
+        if (std::ifstream f(request.scriptPath, std::ios::binary); !f)
+            throw FormatError(request.scriptPath + ": cannot be opened: " + std::strerror(errno));
         Architecture a;
         a.source = Architecture::Source::ScriptArchitecture;
         a.exact = true;
