@@ -1060,44 +1060,110 @@ std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const st
     const std::string act = activationLayer(activation);
     if (!doc.hasStateDict || doc.stateDict.empty())
         return no("the file holds no state dict");
-    std::map<std::string, const TensorRef *> byName;
-    for (const auto &w : doc.stateDict)
-        byName[w.name] = &w.ref();
-    json layers = json::array();
-    std::set<std::string> used;
-    std::int64_t width = -1;
+    // The tensors by module, in the order the state dict first names each module: a Sequential's
+    // state dict lists its layers in run order ("0.weight", "0.bias", "1.weight", ...).
+    struct Module {
+        std::string prefix;
+        std::map<std::string, const NamedTensor *> members;  // "weight", "bias", "running_mean", ...
+    };
+    std::vector<Module> modules;
+    std::map<std::string, std::size_t> moduleIndex;
+    std::set<std::string> names;
     for (const auto &w : doc.stateDict) {
-        if (!w.name.ends_with(".weight") && w.name != "weight")
-            continue;
-        const std::string prefix = w.name.size() > 7 ? w.name.substr(0, w.name.size() - 7) : "";
-        const auto &s = w.ref().shape;
-        if (s.size() != 2)
-            return no(w.name + " has shape " + shapeText(s) + ": not a Linear layer's weight");
-        if (width != -1 && s[1] != width)
-            return no(w.name + " takes " + std::to_string(s[1]) + " features but the layer before gives " +
-                      std::to_string(width));
-        width = s[0];
-        if (!layers.empty() && !act.empty())
-            layers.push_back({{"type", act}, {"name", "activation" + std::to_string(layers.size())}});
-        json layer = {{"type", "Linear"}, {"name", prefix.empty() ? std::string("0") : prefix}, {"in_features", s[1]},
-                      {"out_features", s[0]}};
-        used.insert(w.name);
-        if (auto b = byName.find(prefix.empty() ? "bias" : prefix + ".bias"); b != byName.end())
-            used.insert(b->first);
-        else
-            layer["bias"] = false;
-        layers.push_back(layer);
+        names.insert(w.name);
+        const auto dot = w.name.rfind('.');
+        const std::string prefix = dot == std::string::npos ? "" : w.name.substr(0, dot);
+        const std::string member = dot == std::string::npos ? w.name : w.name.substr(dot + 1);
+        auto [it, added] = moduleIndex.emplace(prefix, modules.size());
+        if (added)
+            modules.push_back({prefix, {}});
+        modules[it->second].members[member] = &w;
     }
-    if (layers.empty())
+    auto rank1 = [](const NamedTensor *t) { return t && t->ref().shape.size() == 1 ? t->ref().shape[0] : -1; };
+
+    json layers = json::array();
+    std::int64_t width = -1;  // the features the layers so far give; -1 before the first layer
+    bool afterLinear = false;
+    for (const auto &m : modules) {
+        auto member = [&m](const char *n) -> const NamedTensor * {
+            auto it = m.members.find(n);
+            return it == m.members.end() ? nullptr : it->second;
+        };
+        auto unexpected = [&m](std::initializer_list<const char *> known) -> std::string {
+            for (const auto &[k, t] : m.members)
+                if (std::find_if(known.begin(), known.end(), [&k](const char *n) { return k == n; }) == known.end())
+                    return t->name + " " + shapeText(t->ref().shape);
+            return {};
+        };
+        const std::string name = m.prefix.empty() ? std::string("0") : m.prefix;
+        const NamedTensor *weight = member("weight"), *bias = member("bias");
+        if (weight && weight->ref().shape.size() == 2) {
+            if (auto other = unexpected({"weight", "bias"}); !other.empty())
+                return no(other + " belongs to no Linear layer");
+            const auto &s = weight->ref().shape;
+            if (width != -1 && s[1] != width)
+                return no(weight->name + " takes " + std::to_string(s[1]) + " features but the layer before gives " +
+                          std::to_string(width));
+            if (bias && bias->ref().shape != Shape{s[0]})
+                return no(bias->name + " has shape " + shapeText(bias->ref().shape) + ", not the " +
+                          std::to_string(s[0]) + " outputs of " + weight->name);
+            if (afterLinear && !act.empty())
+                layers.push_back({{"type", act}, {"name", "activation" + std::to_string(layers.size())}});
+            json layer = {{"type", "Linear"}, {"name", name}, {"in_features", s[1]}, {"out_features", s[0]}};
+            if (!bias)
+                layer["bias"] = false;
+            layers.push_back(layer);
+            width = s[0];
+            afterLinear = true;
+            continue;
+        }
+        // A normalisation layer over the features: BatchNorm1d keeps running statistics; LayerNorm
+        // has a weight and a bias and nothing else. Neither changes the width.
+        const NamedTensor *mean = member("running_mean"), *var = member("running_var");
+        if (mean || var) {
+            if (auto other = unexpected({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"});
+                !other.empty())
+                return no(other + " belongs to no BatchNorm1d layer");
+            const std::int64_t n = rank1(mean);
+            if (n < 1 || rank1(var) != n || (weight && rank1(weight) != n) || (bias && rank1(bias) != n) ||
+                (!weight) != (!bias))
+                return no("the tensors of " + name + " are not those of a BatchNorm1d layer");
+            if (width != -1 && n != width)
+                return no(mean->name + " normalises " + std::to_string(n) + " features but the layer before gives " +
+                          std::to_string(width));
+            json layer = {{"type", "BatchNorm1d"}, {"name", name}, {"num_features", n}};
+            if (!weight)
+                layer["affine"] = false;
+            layers.push_back(layer);
+            width = n;
+            continue;
+        }
+        if (weight && weight->ref().shape.size() == 1 && bias) {
+            if (auto other = unexpected({"weight", "bias"}); !other.empty())
+                return no(other + " belongs to no LayerNorm layer");
+            const std::int64_t n = rank1(weight);
+            if (rank1(bias) != n)
+                return no(bias->name + " has shape " + shapeText(bias->ref().shape) + ", not that of " + weight->name);
+            if (width != -1 && n != width)
+                return no(weight->name + " normalises " + std::to_string(n) + " features but the layer before gives " +
+                          std::to_string(width));
+            layers.push_back({{"type", "LayerNorm"}, {"name", name}, {"normalized_shape", json::array({n})}});
+            width = n;
+            continue;
+        }
+        if (weight)
+            return no(weight->name + " has shape " + shapeText(weight->ref().shape) +
+                      ": not the weight of a Linear, BatchNorm1d or LayerNorm layer");
+        const NamedTensor *first = m.members.begin()->second;
+        return no(first->name + " " + shapeText(first->ref().shape) + " belongs to no Linear layer");
+    }
+    if (!afterLinear)
         return no("no tensor is a Linear weight");
-    for (const auto &w : doc.stateDict)
-        if (!used.count(w.name))
-            return no(w.name + " " + shapeText(w.ref().shape) + " belongs to no Linear layer");
     // Activation layers get names that cannot collide with the weights' prefixes.
     for (auto &l : layers)
-        if (l["type"] != "Linear") {
+        if (l["name"].get<std::string>().starts_with("activation") && l["type"] == act) {
             std::string n = l["name"].get<std::string>();
-            while (byName.count(n + ".weight") || byName.count(n + ".bias"))
+            while (moduleIndex.count(n))
                 n = "_" + n;
             l["name"] = n;
         }
@@ -1194,16 +1260,30 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
     Architecture a = architectureFromSpec(doc, *spec, Architecture::Source::InferredMlp);
     // What the spec route assumed about a given spec does not apply; what it said of the names does.
     std::erase_if(a.assumptions, [](const std::string &s) { return !s.starts_with("the file's tensors are one module's own"); });
-    std::string widths;
+    std::string chain;
+    std::vector<std::string> norms;
     for (const Layer *l : leavesInOrder(a.root))
-        if (l->type == "Linear")
-            widths += (widths.empty() ? std::to_string(l->options["in_features"].get<std::int64_t>()) : "") + " -> " +
-                      std::to_string(l->options["out_features"].get<std::int64_t>());
-    a.assumptions.push_back("a chain of Linear layers read from the weight shapes: " + widths);
+        if (l->type == "Linear") {
+            chain += (chain.empty() ? std::to_string(l->options["in_features"].get<std::int64_t>()) : "") + " -> " +
+                     std::to_string(l->options["out_features"].get<std::int64_t>());
+        } else if (l->type == "BatchNorm1d" || l->type == "LayerNorm") {
+            chain += " (" + l->type + ")";
+            norms.push_back(l->type + " " + l->path);
+        }
+    a.assumptions.push_back("a chain of Linear layers read from the weight shapes: " + chain);
+    if (!norms.empty()) {
+        std::string list;
+        for (const auto &n : norms)
+            list += (list.empty() ? "" : ", ") + n;
+        a.assumptions.push_back(list + (norms.size() == 1 ? " uses" : " use") +
+                                " PyTorch's default eps 1e-5 (a state dict does not store it)");
+    }
     a.assumptions.push_back(request.activation == "none"
                                 ? std::string("no activation between the layers (chosen; the weights cannot tell)")
                                 : "activation " + activationLayer(request.activation) +
-                                      " between the layers (chosen; the weights cannot tell), none after the last");
+                                      (norms.empty() ? std::string(" between the layers")
+                                                     : std::string(" between the layers, after a layer's norm")) +
+                                      " (chosen; the weights cannot tell), none after the last");
     return a;
 }
 

@@ -90,8 +90,10 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
 // spec, an unsupported layer, weights missing, unused or of the wrong shape.
 Architecture architectureFromSpec(const Document &doc, const nlohmann::ordered_json &spec, Architecture::Source source);
 
-// The spec of an MLP read from the state dict's chain of Linear weights, with `activation`
-// between layers ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "none");
+// The spec of an MLP read from the state dict's chain of Linear weights, with the BatchNorm1d
+// (running statistics) and LayerNorm (a weight and a bias of the width) layers that follow a
+// Linear kept in place, and `activation` before each Linear but the first, after the norms of
+// the layer before ("relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "none");
 // nullopt with the reason in `why` when the weights are not such a chain.
 std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const std::string &activation,
                                                    std::string *why = nullptr);

@@ -310,6 +310,27 @@ def main():
               'a model too large for memory: "out of memory on CPU", as PyTorch fails (%s)' % torch_failed[:60],
               r.stderr.strip())
 
+    # An MLP's norm layers read from the state dict, in place, with what cannot be read said: the
+    # layer list is the Sequential's own (types and widths), eps is PyTorch's default.
+    seq = torch.nn.Sequential(torch.nn.Linear(7, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+                              torch.nn.Linear(16, 9), torch.nn.LayerNorm(9), torch.nn.ReLU(), torch.nn.Linear(9, 4))
+    r = run('predict_mlp_norm_checkpoint.pth', ['--show-arch', '--json'])
+    shown = json.loads(r.stdout) if r.returncode == 0 else {}
+    width = lambda m: getattr(m, 'in_features', getattr(m, 'num_features', (getattr(m, 'normalized_shape', None) or [None])[0]))  # noqa: E731
+    want = [(type(m).__name__, width(m)) for m in seq if not isinstance(m, (torch.nn.ReLU, torch.nn.Dropout))]
+    got = [(l['type'], l.get('in_features', l.get('num_features', (l.get('normalized_shape') or [None])[0])))
+           for l in shown.get('spec', []) if l['type'] != 'ReLU']
+    relus = [i for i, l in enumerate(shown.get('spec', [])) if l['type'] == 'ReLU']
+    res.check(got == want and relus == [2, 5], 'norm layers of an MLP read in place: %s' % want, '%s relu at %s' % (got, relus))
+    res.check(any('eps 1e-5' in a and 'BatchNorm1d 1' in a and 'LayerNorm 5' in a for a in shown.get('assumptions', [])),
+              'norm layers: the default eps said as an assumption', '%r' % shown.get('assumptions'))
+    bad = os.path.join(tmp, 'norm_wrong_width.pth')
+    torch.save({'0.weight': torch.zeros(16, 7), '0.bias': torch.zeros(16), '1.running_mean': torch.zeros(8),
+                '1.running_var': torch.ones(8), '2.weight': torch.zeros(3, 16)}, bad)
+    r = run(bad, ['--input', ','.join(['0'] * 7)])
+    res.check(r.returncode == 1 and '1.running_mean normalises 8 features' in r.stderr and '16' in r.stderr,
+              'a norm layer of the wrong width: refused, naming it', r.stderr.strip())
+
     for c in section['cases']:
         name = c['name']
         r = run(c['file'], c['args'] + ['--json', '--top', '3'])
