@@ -60,6 +60,32 @@ namespace {
 
 QString q(const std::string &s) { return QString::fromStdString(s); }
 
+// The engine's messages name `ckpt predict`'s options; the pane says the same in its own words:
+// its Source box chooses between the file, a TorchScript file of the model and a spec.
+QString paneWording(const std::string &engineText)
+{
+    QString text = q(engineText);
+    if (!text.contains(QLatin1String("--")))
+        return text;
+    static const std::pair<const char *, const char *> kWords[] = {
+        {"a TorchScript architecture (--arch) or a spec (--arch-spec)",
+         "a TorchScript file of the model or a spec (the Source box above)"},
+        {"a TorchScript file of the model (--arch) or a spec (--arch-spec)",
+         "a TorchScript file of the model or a spec (the Source box above)"},
+        {"a TorchScript export of the model (--arch) or its layers as a spec (--arch-spec)",
+         "a TorchScript export of the model or its layers as a spec (the Source box above)"},
+        {"give --arch or --arch-spec", "choose a TorchScript file of the model or a spec as the Source"},
+        {"give --arch-spec if it differs", "give a spec (Source) if it differs"},
+        {"--probabilities none", "Probabilities: none"},
+        {"--activation", "the Activation box"},
+        {"--arch-spec", "a spec"},
+        {" (--arch)", ""},
+    };
+    for (const auto &[cli, pane] : kWords)
+        text.replace(QLatin1String(cli), QLatin1String(pane));
+    return text;
+}
+
 // A combo box whose current text, when longer than the box, ends in "…" rather than being cut
 // off mid-letter ("CPU — Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz, 123 GiB"); its popup is
 // as wide as its longest entry.
@@ -503,7 +529,7 @@ void PredictionView::applyArchitecture()
             throw std::runtime_error(tr("write the spec").toStdString());
         m_arch = resolveArchitecture(*m_doc, request);
     } catch (const std::exception &e) {
-        m_archError = q(e.what());
+        m_archError = paneWording(e.what());
     }
     m_activation->setEnabled(source == 0 && m_arch && m_arch->source == Architecture::Source::InferredMlp);
     if (!m_arch) {
@@ -521,7 +547,7 @@ void PredictionView::applyArchitecture()
     QString html = QStringLiteral("<b>%1</b> — %2").arg(title.toHtmlEscaped(),
                                                         m_arch->exact ? tr("exact") : tr("not exact"));
     for (const auto &a : m_arch->assumptions)
-        html += QStringLiteral("<br>• <i>%1</i>").arg(q(a).toHtmlEscaped());
+        html += QStringLiteral("<br>• <i>%1</i>").arg(paneWording(a).toHtmlEscaped());
     QStringList lines;
     for (const auto &l : describeArchitecture(*m_arch))
         lines << q(l).toHtmlEscaped();
@@ -772,7 +798,7 @@ void PredictionView::run()
             if (!in.note.empty())
                 out.notes.push_back(in.note);
         } catch (const std::exception &e) {
-            out.error = q(e.what());
+            out.error = paneWording(e.what());
         }
         out.predictor = predictor;
         return out;
@@ -819,7 +845,7 @@ void PredictionView::showResult()
                            : m_pre.problem.empty() ? tr(" · not normalised")
                                                    : tr(" · not normalised: %1").arg(q(m_pre.problem));
     for (const auto &n : m_notes)
-        status += QStringLiteral("\n") + tr("note: %1").arg(q(n));
+        status += QStringLiteral("\n") + tr("note: %1").arg(paneWording(n));
     setStatus(status, false);
     m_results->setCurrentCell(0, 0);
     showChart(0);

@@ -308,6 +308,16 @@ void TestPredictionView::architectureChoices()
     QVERIFY(view.specEdit()->toPlainText().contains(QLatin1String("\"Linear\"")));
     view.activationBox()->setCurrentText(QStringLiteral("tanh"));
     QVERIFY(view.architectureLabel()->text().contains(QLatin1String("Tanh")));
+    // A CNN's state dict alone: the way out is said in the pane's words, not `ckpt predict`'s options.
+    {
+        PredictionView cnn;
+        cnn.setDocument(test::readFixture(QStringLiteral("predict_cnn_state_dict.pth")));
+        QVERIFY(!cnn.architecture());
+        const QString error = cnn.architectureError();
+        QVERIFY2(error.contains(QLatin1String("a TorchScript file of the model or a spec (the Source box above)")) &&
+                     !error.contains(QLatin1String("--")),
+                 qPrintable(error));
+    }
     // A TorchScript architecture that does not fit the weights: the run says which keys.
     view.scriptPathEdit()->setText(test::fixturePath(QStringLiteral("predict_arch_wide.pt")));
     view.architectureSource()->setCurrentIndex(1);
