@@ -998,7 +998,7 @@ private:
                     std::string text;
                     try {
                         text = e.value->isString() ? std::string()
-                                                   : valueToPlainJson(e.value, "JSON text", metaBudget).dump();
+                                                   : pythonJsonText(valueToPlainJson(e.value, "JSON text", metaBudget));
                     } catch (const FormatError &error) {
                         m_plan.lost.push_back({k, error.what()});
                         continue;
@@ -1505,7 +1505,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
     const WriteOptions wo = writeOptionsFor(doc, options);
     // The sidecar goes to its temporary file first: a full disk stops the conversion before
     // either file takes its name.
-    const std::string sidecarText = plan.sidecarPath.empty() ? std::string() : plan.sidecar.dump(2) + "\n";
+    const std::string sidecarText = plan.sidecarPath.empty() ? std::string() : pythonJsonText(plan.sidecar, 2) + "\n";
     std::unique_ptr<AtomicFileWriter> sidecar;
     if (!plan.sidecarPath.empty()) {
         sidecar = std::make_unique<AtomicFileWriter>(plan.sidecarPath, wo);

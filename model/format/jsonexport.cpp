@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -535,8 +536,123 @@ private:
 };
 } // namespace
 
+namespace {
+// The tag valueToJson gives a float JSON cannot hold, by the token Python's json module writes.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kNonFiniteTokens{{
+    {"-Infinity", "-inf"}, {"Infinity", "inf"}, {"NaN", "nan"}}};
+
+std::string nonFiniteTag(std::string_view name)
+{
+    return std::string(R"({"__float__":")") + std::string(name) + "\"}";
+}
+
+// The text with Python's NaN, Infinity and -Infinity outside strings replaced by their tags; empty
+// when it has none (the common case: one pass, no copy).
+std::string tagNonFiniteTokens(std::string_view text)
+{
+    std::string out;
+    bool inString = false, any = false;
+    std::size_t copied = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (inString) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                inString = false;
+            continue;
+        }
+        if (c == '"') {
+            inString = true;
+            continue;
+        }
+        if (c != 'N' && c != 'I' && c != '-')
+            continue;
+        for (const auto &[token, name] : kNonFiniteTokens)
+            if (text.substr(i, token.size()) == token) {
+                if (!any)
+                    out.reserve(text.size() + 64);
+                any = true;
+                out.append(text.substr(copied, i - copied));
+                out += nonFiniteTag(name);
+                i += token.size() - 1;
+                copied = i + 1;
+                break;
+            }
+    }
+    if (!any)
+        return {};
+    out.append(text.substr(copied));
+    return out;
+}
+
+// The float a {"__float__": "nan" | "inf" | "-inf"} object stands for.
+std::optional<double> taggedNonFinite(const json &j)
+{
+    if (!j.is_object() || j.size() != 1)
+        return std::nullopt;
+    const auto it = j.find("__float__");
+    if (it == j.end() || !it->is_string())
+        return std::nullopt;
+    const auto &name = it->get_ref<const std::string &>();
+    if (name == "nan")
+        return std::numeric_limits<double>::quiet_NaN();
+    if (name == "inf")
+        return std::numeric_limits<double>::infinity();
+    if (name == "-inf")
+        return -std::numeric_limits<double>::infinity();
+    return std::nullopt;
+}
+
+void appendPythonJson(std::string &out, const json &j, int indent, int depth)
+{
+    if (const auto f = taggedNonFinite(j)) {
+        out += std::isnan(*f) ? "NaN" : *f > 0 ? "Infinity" : "-Infinity";
+        return;
+    }
+    const bool object = j.is_object();
+    if ((!object && !j.is_array()) || j.empty()) {
+        out += j.dump();
+        return;
+    }
+    out += object ? '{' : '[';
+    const std::string inner = indent < 0 ? std::string() : "\n" + std::string(static_cast<std::size_t>(indent) * (depth + 1), ' ');
+    bool first = true;
+    auto item = [&](const std::string *key, const json &v) {
+        if (!first)
+            out += ',';
+        first = false;
+        out += inner;
+        if (key) {
+            out += json(*key).dump();
+            out += indent < 0 ? ":" : ": ";
+        }
+        appendPythonJson(out, v, indent, depth + 1);
+    };
+    if (object)
+        for (const auto &[k, v] : j.items())
+            item(&k, v);
+    else
+        for (const auto &v : j)
+            item(nullptr, v);
+    if (indent >= 0)
+        out += "\n" + std::string(static_cast<std::size_t>(indent) * depth, ' ');
+    out += object ? '}' : ']';
+}
+} // namespace
+
+std::string pythonJsonText(const json &j, int indent)
+{
+    std::string out;
+    appendPythonJson(out, j, indent, 0);
+    return out;
+}
+
 json parseOrderedJson(std::string_view text, std::size_t maxDepth)
 {
+    const std::string tagged = tagNonFiniteTokens(text);
+    if (!tagged.empty())
+        text = tagged;
     OrderedJsonBuilder builder(maxDepth);
     if (!json::sax_parse(text, &builder, json::input_format_t::json, true, false))
         return json(json::value_t::discarded);
@@ -550,6 +666,8 @@ ValuePtr jsonToValueAt(const json &j, std::uint32_t depth)
         throw FormatError("JSON nests deeper than the limit of " + std::to_string(PickleLimits::kMaxDepth) + " levels");
     switch (j.type()) {
     case json::value_t::object: {
+        if (const auto f = taggedNonFinite(j))
+            return Value::floating(*f);
         auto d = Value::dict();
         for (const auto &[k, v] : j.items()) {
             auto child = jsonToValueAt(v, depth + 1);

@@ -56,11 +56,20 @@ private:
 // ordered_json object among those before it: quadratic over a large object). Keys keep their order;
 // a repeated key keeps its first place and its last value, as parse() does. A discarded value
 // when the text is not JSON or nests deeper than `maxDepth` arrays and objects.
+// NaN, Infinity and -Infinity outside strings, which Python's json module writes and reads, are
+// read as {"__float__": ...} tags (see jsonToValue).
 nlohmann::ordered_json parseOrderedJson(std::string_view text, std::size_t maxDepth = 100000);
 
 // Plain JSON as a value tree, keys in the JSON's order: objects as dicts, arrays as lists, numbers
-// as int (wider ones exact) or float. Throws FormatError past the pickle nesting limit.
+// as int (wider ones exact) or float; {"__float__": "nan" | "inf" | "-inf"}, as valueToJson tags a
+// float JSON cannot hold, is that float again. Throws FormatError past the pickle nesting limit.
 ValuePtr jsonToValue(const nlohmann::ordered_json &j);
+
+// JSON text as Python's json.dumps writes it for a file another program reads (a metadata sidecar,
+// safetensors metadata): a float JSON cannot hold, tagged {"__float__": "nan"} by valueToPlainJson,
+// is written NaN, Infinity or -Infinity, which Python's json.loads reads back as that float;
+// everything else as nlohmann's dump(indent) writes it.
+std::string pythonJsonText(const nlohmann::ordered_json &j, int indent = -1);
 
 // Inferred optimizer family from its state keys and hyperparameters ("Adam", "SGD", ...).
 std::string inferOptimizerType(const Value &optimizerState);

@@ -528,6 +528,41 @@ def main():
         res.check(list(meta) == ['epoch', 'train_loss', 'val_loss', 'model_config', 'timestamp', 'pytorch_version',
                                  'additional_info'] and meta['epoch'] == 7 and meta['model_config'] == CONFIG,
                   '--metadata-json: checkpoint sidecar without weights and optimizer', '%r' % meta)
+    # A diverged run's losses (NaN, inf, -inf in a list) and a string that reads "NaN": the sidecar
+    # and safetensors metadata hold what json.dumps writes of them (NaN, Infinity), json.loads reads
+    # back the floats, and a conversion back to a checkpoint restores them as floats, not tags.
+    nan_src = os.path.join(out, 'diverged.pth')
+    diverged = {'epoch': 9, 'model_state_dict': {'fc.weight': torch.ones(2, 3)}, 'train_loss': float('nan'),
+                'val_loss': float('inf'), 'model_config': {'history': [0.5, float('-inf')], 'note': 'NaN'}}
+    torch.save(diverged, nan_src)
+
+    def same_json(a, b):  # NaN equals NaN here, as the value written is the value read
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    r, doc = convert(nan_src, '--to', 'checkpoint', '--metadata-json', '-o', os.path.join(out, 'diverged_ck.pth'))
+    if res.check(r.returncode == 0, 'non-finite losses: checkpoint with sidecar', r.stderr.strip()):
+        with open(os.path.join(out, 'diverged_ck_metadata.json')) as f:
+            text = f.read()
+        side = json.loads(text)
+        res.check('"train_loss": NaN' in text and same_json([side[k] for k in ('train_loss', 'val_loss', 'model_config')],
+                                                            [diverged[k] for k in ('train_loss', 'val_loss', 'model_config')]),
+                  'non-finite losses: the sidecar writes NaN/Infinity as json.dumps does, json.loads reads the floats',
+                  text[:300])
+    st = os.path.join(out, 'diverged.safetensors')
+    r, doc = convert(nan_src, '--to', 'safetensors', '-o', st)
+    if res.check(r.returncode == 0, 'non-finite losses: safetensors', r.stderr.strip()):
+        meta = read_safetensors(st)[1]
+        res.check(meta.get('train_loss') == 'NaN' and meta.get('val_loss') == 'Infinity' and
+                  same_json(json.loads(meta.get('model_config', 'null')), diverged['model_config']),
+                  'non-finite losses: safetensors metadata as json.dumps writes them', '%r' % meta)
+        r, doc = convert(st, '--to', 'checkpoint', '-o', os.path.join(out, 'diverged_back.pth'))
+        if res.check(r.returncode == 0, 'non-finite losses: safetensors back to a checkpoint', r.stderr.strip()):
+            back = torch.load(os.path.join(out, 'diverged_back.pth'))
+            res.check(same_json([back.get(k) for k in ('train_loss', 'val_loss', 'model_config')],
+                                [diverged[k] for k in ('train_loss', 'val_loss', 'model_config')]) and
+                      isinstance(back.get('train_loss'), float),
+                      'non-finite losses: back to a checkpoint, the floats again', '%r' % back)
+
     # A config that shares values (one long description string and one dict used twice; pickle
     # writes each once and refers to it again): the sidecar and safetensors metadata hold the plain
     # JSON Python's json.dumps writes of what torch.load returns, each place in full. A dict that

@@ -9,6 +9,7 @@
 #include "dtypecast.h"
 #include "error.h"
 #include "fullmodel.h"
+#include "jsonexport.h"
 #include "picklemachine.h"
 #include "picklewriter.h"
 #include "safetensorswriter.h"
@@ -78,6 +79,35 @@ class TestWriters : public QObject {
     Q_OBJECT
 
 private Q_SLOTS:
+    void nonFiniteFloatsAsPythonJson()
+    {
+        // Python's json module writes a NaN or infinite float as a bare token and reads it back;
+        // the same tokens inside a string stay text, and the tags valueToJson gives them read as floats.
+        const std::string text = "{\"loss\": NaN, \"best\": Infinity, \"worst\": -Infinity, "
+                                 "\"note\": \"NaN -Infinity \\\" NaN\", \"list\": [1.5, NaN], "
+                                 "\"tag\": {\"__float__\": \"inf\"}, \"two\": {\"__float__\": \"nan\", \"x\": 1}}";
+        const auto j = parseOrderedJson(text);
+        QVERIFY(!j.is_discarded());
+        const ValuePtr v = jsonToValue(j);
+        QVERIFY(std::isnan(v->get("loss")->asFloat()));
+        QCOMPARE(v->get("best")->asFloat(), std::numeric_limits<double>::infinity());
+        QCOMPARE(v->get("worst")->asFloat(), -std::numeric_limits<double>::infinity());
+        QCOMPARE(v->get("note")->text(), std::string("NaN -Infinity \" NaN"));
+        QVERIFY(std::isnan(v->get("list")->items()[1]->asFloat()));
+        QCOMPARE(v->get("tag")->asFloat(), std::numeric_limits<double>::infinity());
+        QVERIFY(v->get("two")->isDict());  // not a tag: a dict with another key too
+        // Written back as Python writes them, the rest as nlohmann does.
+        nlohmann::ordered_json out = {{"loss", {{"__float__", "nan"}}}, {"note", "NaN"}, {"list", {1.5, {{"__float__", "-inf"}}}},
+                                      {"empty", nlohmann::ordered_json::array()}};
+        QCOMPARE(pythonJsonText(out), std::string("{\"loss\":NaN,\"note\":\"NaN\",\"list\":[1.5,-Infinity],\"empty\":[]}"));
+        out.erase("loss");
+        out["list"] = {1.5, 2};
+        out["nested"] = {{"a", {1, 2}}, {"b", nlohmann::ordered_json::object()}};
+        QCOMPARE(pythonJsonText(out, 2), out.dump(2));
+        // Not JSON either way: a token Python does not write.
+        QVERIFY(parseOrderedJson("[nan]").is_discarded());
+    }
+
     void zipRecordsAligned_data()
     {
         QTest::addColumn<quint64>("threshold");
