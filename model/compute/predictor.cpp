@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 #include <cctype>
 #include <cstdio>
@@ -430,15 +431,49 @@ torch::jit::Module loadScript(const std::string &path)
     }
 }
 
+// A floating type as PyTorch's Python names it (c10 says "Half", "BFloat16").
+std::string floatingName(c10::ScalarType type)
+{
+    switch (type) {
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    default: return c10::toString(type);
+    }
+}
+
 // A checkpoint tensor as the model computes with it: float32 for every floating type but float64.
 at::Tensor weightTensor(const NamedTensor &w, std::vector<std::string> &notes)
 {
     at::Tensor t = toDenseValues(w.ref()).contiguous().clone();
     if (t.is_floating_point() && t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) {
-        notes.push_back(w.name + " is stored as " + std::string(c10::toString(t.scalar_type())) + ", computed as float32");
+        notes.push_back(w.name + " is stored as " + floatingName(t.scalar_type()) + ", computed as float32");
         t = t.to(at::kFloat);
     }
     return t;
+}
+
+// As Python's Module.to(dtype): the floating parameters and buffers only (LibTorch's Module::to
+// casts integer ones too: num_batches_tracked, position ids).
+void castFloatingState(torch::jit::Module &module, c10::ScalarType type)
+{
+    for (auto sub : module.modules())
+        for (const auto &slot : sub.named_attributes(false))
+            if (slot.value.isTensor() && slot.value.toTensor().is_floating_point() &&
+                slot.value.toTensor().scalar_type() != type)
+                sub.setattr(slot.name, slot.value.toTensor().to(type));
+}
+
+// The floating types of a module's parameters and buffers.
+std::set<c10::ScalarType> floatingStateTypes(const torch::jit::Module &module)
+{
+    std::set<c10::ScalarType> out;
+    for (const auto &sub : module.modules())
+        for (const auto &slot : sub.named_attributes(false))
+            if (slot.value.isTensor() && slot.value.toTensor().is_floating_point())
+                out.insert(slot.value.toTensor().scalar_type());
+    return out;
 }
 
 class TorchPredictor final : public Predictor {
@@ -465,6 +500,24 @@ public:
         }
         (void)doc;
         m_module.eval();
+        // A TorchScript module saved in float16 or bfloat16 computes in float32, as a checkpoint's
+        // narrow weights do: LibTorch's CPU has no float16 matrix product, and an input is float32.
+        // The file's own module stays as it is for an export.
+        m_float32 = m_module;
+        auto types = floatingStateTypes(m_module);
+        for (const auto narrow : {at::kHalf, at::kBFloat16})
+            if (types.count(narrow)) {
+                m_float32 = m_module.deepcopy();
+                castFloatingState(m_float32, at::kFloat);
+                m_float32.eval();
+                m_notes.push_back("the TorchScript module's weights are stored as " + floatingName(narrow) +
+                                  ", computed as float32");
+                types = floatingStateTypes(m_float32);
+                break;
+            }
+        // A model whose weights are all float64 takes float64 input, as it does in Python.
+        if (types.size() == 1 && *types.begin() == at::kDouble)
+            m_inputType = at::kDouble;
     }
 
     std::vector<std::string> notes() const override
@@ -482,14 +535,8 @@ public:
             return os.str();
         }
         const c10::ScalarType type = dtype == "float64" ? at::kDouble : precisionType(dtype);
-        // As Python's Module.to(dtype): floating parameters and buffers only (LibTorch's
-        // Module::to casts integer ones too: num_batches_tracked, position ids).
         torch::jit::Module copy = m_module.deepcopy();
-        for (auto sub : copy.modules())
-            for (const auto &slot : sub.named_attributes(false))
-                if (slot.value.isTensor() && slot.value.toTensor().is_floating_point() &&
-                    slot.value.toTensor().scalar_type() != type)
-                    sub.setattr(slot.name, slot.value.toTensor().to(type));
+        castFloatingState(copy, type);
         copy.eval();
         copy.save(os);
         return os.str();
@@ -531,7 +578,7 @@ public:
             r.normalized = true;
         }
         if (!m_arch.integerInput)
-            x = x.to(at::kFloat);
+            x = x.to(m_inputType);
 
         c10::InferenceMode guard;
         auto outOfMemory = [&](const std::string &why, const char *doing) {
@@ -584,7 +631,9 @@ public:
 
 private:
     Architecture m_arch;
-    torch::jit::Module m_module;  // on the CPU in float32: the master copy
+    torch::jit::Module m_module;   // on the CPU, as the file or the architecture stores it: the master copy
+    torch::jit::Module m_float32;  // the same in float32 where the file's is narrower (else m_module)
+    c10::ScalarType m_inputType = at::kFloat;  // float64 for a model of float64 weights
     // Copies on other devices or in other precisions, made at first use and kept: the weights
     // move to a device once, however many predictions follow.
     std::map<std::string, torch::jit::Module> m_placed;
@@ -620,11 +669,11 @@ private:
     torch::jit::Module &moduleFor(const c10::Device &device, c10::ScalarType precision)
     {
         if (device.is_cpu() && precision == at::kFloat)
-            return m_module;
+            return m_float32;
         const std::string key = device.str() + "/" + c10::toString(precision);
         auto it = m_placed.find(key);
         if (it == m_placed.end()) {
-            torch::jit::Module copy = m_module.deepcopy();
+            torch::jit::Module copy = m_float32.deepcopy();
             copy.to(device, precision);  // as map_location does, then .half() / .bfloat16()
             copy.eval();
             it = m_placed.emplace(key, std::move(copy)).first;

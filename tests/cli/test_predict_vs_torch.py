@@ -8,6 +8,7 @@ normalisation must be the ones expected; `--export-torchscript` must write a fil
 torch.jit.load runs to the same outputs; bad inputs and mismatched architectures must fail with a
 message that says what is wrong."""
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -235,6 +236,37 @@ def review_cases(res, run, fixtures, tmp):
     res.check(r.returncode == 0 and json.loads(r.stdout)['probabilities_from'] == 'none' and
               any('[8, 8, 5]' in n for n in json.loads(r.stdout)['notes']), 'user class giving a map: a PNG too',
               r.stdout[-600:] + r.stderr)
+
+    # Models stored in other floating types, as the review ran them: TorchScript in float16 and
+    # bfloat16 computes in float32 (as a state dict's narrow weights do; this LibTorch's CPU has no
+    # float16 matrix product), and said so; a float64 model, TorchScript or state dict, takes
+    # float64 input and computes in float64, as it does in Python.
+    torch.manual_seed(63)
+    mlp = torch.nn.Sequential(torch.nn.Linear(10, 5), torch.nn.BatchNorm1d(5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    _ = [b.normal_() for n, b in mlp.named_buffers() if n.endswith('running_mean')]
+    mlp.eval()
+    x = torch.randn(2, 10, generator=torch.Generator().manual_seed(64))
+    npy = os.path.join(tmp, 'dtype_rows.npy')
+    np.save(npy, x.numpy())
+    for name, dtype in (('float16', torch.float16), ('bfloat16', torch.bfloat16), ('float64', torch.float64)):
+        stored = copy.deepcopy(mlp).to(dtype)
+        # What the tool computes: float32 from the stored weights, or float64 throughout.
+        compute = copy.deepcopy(stored).float() if dtype != torch.float64 else stored
+        want = forward(compute, x.to(torch.float64 if dtype == torch.float64 else torch.float32)).tolist()
+        files = [('TorchScript', os.path.join(tmp, 'mlp_%s.pt' % name))]
+        torch.jit.script(stored).save(files[0][1])
+        if dtype == torch.float64:
+            files.append(('state dict', os.path.join(tmp, 'mlp_%s.pth' % name)))
+            torch.save(stored.state_dict(), files[1][1])
+        for kind, path in files:
+            r = run(path, ['--input-file', npy, '--json'])
+            d = json.loads(r.stdout) if r.returncode == 0 else {'outputs': [], 'notes': []}
+            ok, why = close([o['logits'] for o in d['outputs']], want)
+            noted = any(('stored as %s, computed as float32' % name) in n for n in d['notes'])
+            tol_ok = ok if dtype != torch.float64 else ok and why and float(why.split()[-1]) <= 1e-12
+            res.check(r.returncode == 0 and tol_ok and noted == (dtype != torch.float64),
+                      '%s in %s runs as PyTorch computes it%s' % (kind, name, ', and says so' if noted else ''),
+                      '%s %s %r' % (why, r.stderr.strip(), d['notes']))
 
 
 def main():
