@@ -1,6 +1,7 @@
 #include "diffcommand.h"
 
 #include "clicommon.h"
+#include "clitext.h"
 #include "textcodec.h"
 #include "comparison.h"
 #include "computeloader.h"
@@ -9,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <iomanip>
+#include <optional>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -18,13 +19,16 @@ namespace ckpt::cli {
 
 namespace {
 
-std::string num(double v)
+std::string num(double v) { return floatText(v, 4); }
+
+// A metadata value as the comparison holds it (one line of JSON) in the words of the text output:
+// nan and inf as Python writes them, not JSON's tags.
+std::string metadataText(const std::optional<std::string> &shown)
 {
-    if (std::isnan(v))
-        return "nan";
-    std::ostringstream s;
-    s << std::setprecision(4) << v;
-    return s.str();
+    if (!shown)
+        return "(absent)";
+    const auto j = nlohmann::ordered_json::parse(*shown, nullptr, false);
+    return j.is_discarded() ? *shown : valueText(j);
 }
 
 std::string lrText(const std::vector<double> &lrs)
@@ -66,8 +70,8 @@ void printText(const Comparison &c, std::ostream &out)
         if (!header)
             out << "modules that changed, most first (relative L2 of the difference):\n";
         header = true;
-        out << "  " << std::left << std::setw(32) << (m.name.empty() ? "(top level)" : m.name) << std::right
-            << " rel " << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos " << cosineText(m.diff.cosine())
+        out << "  " << padRight(m.name.empty() ? "(top level)" : displayText(m.name), 32) << " rel "
+            << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos " << cosineText(m.diff.cosine())
             << "  (" << m.changed << "/" << m.tensors << " tensors)\n";
     }
     header = false;
@@ -90,7 +94,7 @@ void printText(const Comparison &c, std::ostream &out)
         out << '\n';
     }
     for (const auto &m : c.metadata)
-        out << "metadata " << m.key << ": " << m.a.value_or("(absent)") << " -> " << m.b.value_or("(absent)") << '\n';
+        out << "metadata " << m.key << ": " << metadataText(m.a) << " -> " << metadataText(m.b) << '\n';
     if (c.optimizerA || c.optimizerB) {
         auto side = [](const std::optional<OptimizerSummary> &o) {
             if (!o)
@@ -150,16 +154,16 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
         }
         out << "checkpoints, in order:\n";
         for (std::size_t k = 0; k < s.points.size(); ++k)
-            out << "  " << k << "  " << s.points[k].file << "  epoch "
+            out << "  " << k << "  " << displayText(s.points[k].file) << "  epoch "
                 << (s.points[k].epoch ? std::to_string(*s.points[k].epoch) : "-") << "  step "
                 << (s.points[k].step ? std::to_string(*s.points[k].step) : "-") << '\n';
         out << "per tensor: L2 norm at each checkpoint / drift from the first / drift from the previous\n";
         for (const auto &l : s.layers) {
-            out << "  " << l.name << '\n';
+            out << "  " << displayText(l.name) << '\n';  // names come from the files
             for (const auto *row : {&l.norm, &l.driftFromFirst, &l.driftFromPrevious}) {
                 out << "    ";
                 for (double v : *row)
-                    out << std::setw(11) << num(v);
+                    out << padLeft(num(v), 11);
                 out << '\n';
             }
         }

@@ -1,6 +1,7 @@
 #include "infocommand.h"
 
 #include "clicommon.h"
+#include "clitext.h"
 #include "textcodec.h"
 #include "document.h"
 #include "error.h"
@@ -38,12 +39,32 @@ std::string humanBytes(std::int64_t b)
     return s.str();
 }
 
+// A value on one line, at most `max` bytes (cut at a character, not inside one), with NaN and the
+// infinities as Python writes them.
 std::string compact(const nlohmann::ordered_json &j, std::size_t max = 100)
 {
-    std::string s = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-    if (s.size() > max)
-        s = s.substr(0, max - 1) + "…";
+    std::string s = valueText(j, max);
+    if (s.size() > max) {
+        std::size_t cut = max - 1;
+        while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+            --cut;
+        s = s.substr(0, cut) + "…";
+    }
     return s;
+}
+
+// The tensors as a table: name, dtype, shape, device, and what is wrong with one that cannot be read.
+std::string tensorTable(const std::vector<NamedTensor> &tensors)
+{
+    // Names are made safe here, not after: an escape (\x1b) is wider than the byte it stands for.
+    std::vector<std::vector<std::string>> rows{{"name", "dtype", "shape", "device"}};
+    for (const auto &t : tensors) {
+        const auto &r = t.ref();
+        rows.push_back({displayText(t.name), std::string(dtypeName(r.dtype)), shapeText(r.shape), r.device()});
+        if (!r.problem.empty())
+            rows.back().push_back("! " + r.problem);
+    }
+    return tableText(rows, "  ");
 }
 
 // The optimizer's step: the largest `step` among the per-parameter states (a number, or the 0-d
@@ -82,30 +103,13 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         out << "State dict: " << (doc.stateDictPath.empty() ? std::string("(root)") : pathText(doc.stateDictPath))
             << (doc.stateDictSource == "module_tree" ? " (module tree)" : "") << " — " << doc.stateDict.size()
             << " tensors, " << doc.parameterCount() << " elements, " << humanBytes(doc.stateDictBytes()) << '\n';
-        std::size_t width = 4;
-        for (const auto &t : doc.stateDict)
-            width = std::max(width, t.name.size());
-        width = std::min<std::size_t>(width, 60);
-        std::size_t dtypeWidth = 5;  // "float8_e4m3fn" is longer than the usual names
-        for (const auto &t : doc.stateDict)
-            dtypeWidth = std::max(dtypeWidth, dtypeName(t.ref().dtype).size());
-        const int dw = static_cast<int>(dtypeWidth + 2);
-        out << "  " << std::left << std::setw(static_cast<int>(width)) << "name" << "  " << std::setw(dw) << "dtype"
-            << std::setw(20) << "shape" << "device\n";
-        for (const auto &t : doc.stateDict) {
-            const auto &r = t.ref();
-            out << "  " << std::left << std::setw(static_cast<int>(width)) << t.name << "  " << std::setw(dw)
-                << dtypeName(r.dtype) << std::setw(20) << shapeText(r.shape) << r.device();
-            if (!r.problem.empty())
-                out << "  ! " << r.problem;
-            out << '\n';
-        }
+        out << tensorTable(doc.stateDict);
         for (const auto &other : doc.otherWeightSets)
             out << "  also weights under " << pathText(other) << '\n';
     } else {
         out << "State dict: none found; " << doc.tensors.size() << " tensors elsewhere in the file\n";
-        for (const auto &t : doc.tensors)
-            out << "  " << t.name << "  " << dtypeName(t.ref().dtype) << "  " << shapeText(t.ref().shape) << '\n';
+        if (!doc.tensors.empty())
+            out << tensorTable(doc.tensors);
     }
     for (const auto &c : doc.conventions)
         out << "Convention: " << c << '\n';

@@ -1,6 +1,7 @@
 // ckpt: the command-line twin of Checkpoint Studio. Commands that need no numbers use the format
 // layer only and never load LibTorch.
 #include "convertcommand.h"
+#include "countoption.h"
 #include "diffcommand.h"
 #include "exportcommand.h"
 #include "infocommand.h"
@@ -43,15 +44,20 @@ int main(int argc, char **argv)
     auto *tensorsCmd = app.add_subcommand("tensors", "List the tensors (the state dict, or every tensor), with statistics");
     tensorsCmd->add_option("file", tensors.file, "Checkpoint file")->required();
     tensorsCmd->add_flag("--stats", tensors.stats, "Compute min, max, mean, std, L2 norm, zero fraction, NaN and Inf counts");
-    tensorsCmd->add_option("--filter", tensors.filter, "Only tensors whose name contains TEXT (case-insensitive)");
+    tensorsCmd->add_option("--filter", tensors.filter,
+                           "Only tensors whose name contains TEXT (case-insensitive, in any script: ü finds Ü)");
     tensorsCmd->add_flag("--json", tensors.json, "Print JSON");
 
     ckpt::cli::ShowOptions show;
     auto *showCmd = app.add_subcommand("show", "Show one tensor (summary, statistics, first values) or any entry");
     showCmd->add_option("file", show.file, "Checkpoint file")->required();
     showCmd->add_option("key", show.key, "State-dict name (fc1.weight) or tree path (model_state_dict/fc1.weight)")->required();
-    showCmd->add_option("--limit", show.limit, "How many values to print (default 100)");
-    showCmd->add_option("--histogram", show.histogram, "Also count the finite values in BINS equal bins (as torch.histc on the values in float64)");
+    showCmd->add_option("--limit", show.limit, "How many values to print (default 100; 0: none, only the summary and statistics)")
+        ->check(ckpt::cli::countOption(0, INT64_MAX, "the number of values to print is a whole number, 0 or more"));
+    showCmd->add_option("--histogram", show.histogram,
+                        "Also count the finite values in BINS equal bins (as torch.histc on the values in float64; "
+                        "1 to 1000000 bins)")
+        ->check(ckpt::cli::countOption(1, 1000000, "the number of histogram bins is a whole number from 1 to 1000000"));
     showCmd->add_flag("--json", show.json, "Print indented JSON");
 
     ckpt::cli::ExportOptions exportOptions;
@@ -128,10 +134,12 @@ int main(int argc, char **argv)
         ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
     predictCmd->add_flag("--half", predict.half, "Run in float16 (--dtype float16)");
     predictCmd->add_option("--repeat", predict.repeat,
-                           "Run the batch N times and report each forward pass's latency (the median is shown)")
-        ->check(CLI::Range(1, 10000));
+                           "Run the batch N times and report each forward pass's latency (the median is shown; "
+                           "1 to 10000, default 1)")
+        ->check(ckpt::cli::countOption(1, 10000, "the number of runs is a whole number from 1 to 10000"));
     predictCmd->add_flag("--no-normalize", predict.noNormalize, "Do not apply the package's input mean/std");
-    predictCmd->add_option("--top", predict.top, "How many top classes to list (default 5)");
+    predictCmd->add_option("--top", predict.top, "How many top classes to list (default 5; 1 or more)")
+        ->check(ckpt::cli::countOption(1, INT32_MAX, "the number of top classes is a whole number, 1 or more"));
     predictCmd->add_option("--probabilities", predict.probabilities,
                            "How outputs become probabilities: auto (default: softmax; sigmoid for one output; as the "
                            "model gives them when it ends in Softmax, Sigmoid or LogSoftmax), softmax, sigmoid (each "

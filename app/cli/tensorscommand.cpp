@@ -1,6 +1,7 @@
 #include "tensorscommand.h"
 
 #include "clicommon.h"
+#include "clitext.h"
 #include "textcodec.h"
 #include "computeloader.h"
 #include "document.h"
@@ -11,9 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <iomanip>
 #include <iostream>
-#include <sstream>
 #include <string_view>
 #include <vector>
 
@@ -21,12 +20,6 @@ namespace ckpt::cli {
 
 namespace {
 using json = nlohmann::ordered_json;
-
-std::string lower(std::string s)
-{
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
 
 json number(double v)
 {
@@ -92,35 +85,32 @@ json statsOf(const TensorRef &r)
     }
 }
 
-// Columns on a terminal: UTF-8 continuation bytes take no column.
-std::size_t textWidth(const std::string &s)
+// A statistic in the text: as torch prints the number (nan, inf), but "-" where the tensor has no
+// elements to take it over (zero_fraction is null then).
+std::string statText(const json &stats, const char *key)
 {
-    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-}
-
-std::string fixed(const json &v)
-{
-    if (v.is_null())
-        return "-";
-    if (v.is_string())
-        return v.get<std::string>();
-    if (v.is_number_integer())  // an integer tensor's exact extremes
-        return v.dump();
-    std::ostringstream s;
-    s << std::setprecision(6) << v.get<double>();
-    return s.str();
+    return stats["zero_fraction"].is_null() ? std::string("-") : numberText(stats[key]);
 }
 
 const std::vector<NamedTensor> &tableOf(const Document &doc) { return doc.hasStateDict ? doc.stateDict : doc.tensors; }
 
-// `ckpt show` as text: what the JSON says, a line each.
+// A value of `show`'s list as text: floats as torch prints them (nan, inf), integers exactly, a
+// complex value's [real, imaginary] pair with each part so.
+std::string elementText(const json &v)
+{
+    if (v.is_array())
+        return "[" + (v.size() == 2 ? numberText(v[0]) + ", " + numberText(v[1]) : std::string()) + "]";
+    return v.is_boolean() ? v.dump() : numberText(v);
+}
+
+// `ckpt show` as text: what the JSON says, a line each, its numbers as torch prints them.
 std::string showText(const json &j)
 {
     const auto dump = [](const json &v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); };
     std::string text;
     if (!j.contains("dtype")) {
         text = displayText(j["name"].get<std::string>()) + " (" + j["type"].get<std::string>() + "): " +
-               displayText(dump(j["value"])) + "\n";
+               displayText(valueText(j["value"])) + "\n";
         return text;
     }
     text = displayText(j["name"].get<std::string>()) + "  " + j["dtype"].get<std::string>() + "  " +
@@ -131,25 +121,26 @@ std::string showText(const json &j)
         if (st.contains("error")) {
             text += "  statistics: " + displayText(st["error"].get<std::string>()) + "\n";
         } else {
-            text += "  min " + fixed(st["min"]) + "  max " + fixed(st["max"]) + "  mean " + fixed(st["mean"]) + "  std " +
-                    fixed(st["std"]) + "  l2 " + fixed(st["l2"]);
+            text += "  min " + statText(st, "min") + "  max " + statText(st, "max") + "  mean " + statText(st, "mean") +
+                    "  std " + statText(st, "std") + "  l2 " + statText(st, "l2");
             if (st["zero_fraction"].is_number())
-                text += "  zeros " + fixed(st["zero_fraction"].get<double>() * 100) + " %";
+                text += "  zeros " + floatText(st["zero_fraction"].get<double>() * 100) + " %";
             text += "  nan " + dump(st["nan"]) + "  inf " + dump(st["inf"]) +
                     (st.contains("over") ? "  (" + st["over"].get<std::string>() + ")" : "") + "\n";
         }
     }
     if (j.contains("histogram")) {
         const auto &h = j["histogram"];
-        text += "  histogram [" + fixed(h["low"]) + ", " + fixed(h["high"]) + "]: " + dump(h["counts"]) + "\n";
+        text += "  histogram [" + numberText(h["low"]) + ", " + numberText(h["high"]) + "]: " + dump(h["counts"]) +
+                "\n";
     }
     if (j.contains("histogram_error"))
         text += "  histogram: " + j["histogram_error"].get<std::string>() + "\n";
-    if (j.contains("values")) {
+    if (j.contains("values") && !j["values"].empty()) {  // --limit 0 (or no elements): no list
         const auto &v = j["values"];
         text += "  values (the first " + std::to_string(v.size()) + " of " + dump(j["numel"]) + "): ";
         for (std::size_t i = 0; i < v.size(); ++i)
-            text += (i ? ", " : "") + (v[i].is_number_float() ? fixed(v[i]) : dump(v[i]));
+            text += (i ? ", " : "") + elementText(v[i]);
         text += "\n";
     }
     if (j.contains("values_error"))
@@ -195,10 +186,11 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
 {
     try {
         const Document &doc = keepUntilExit(readDocument(options.file));
-        const std::string filter = lower(options.filter);
+        // Case-insensitive for every script, not ASCII only: "über" finds Über.weight.
+        const std::string filter = foldCase(options.filter);
         std::vector<const NamedTensor *> selected;
         for (const auto &t : tableOf(doc))
-            if (filter.empty() || lower(t.name).find(filter) != std::string::npos)
+            if (filter.empty() || foldCase(t.name).find(filter) != std::string::npos)
                 selected.push_back(&t);
         if (options.json) {
             writeTensorsJson(doc, selected, options.stats, out);
@@ -232,27 +224,16 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
                     line.push_back("(" + displayText(st["error"].get<std::string>()) + ")");
                 } else {
                     for (const char *k : {"min", "max", "mean", "std", "l2"})
-                        line.push_back(fixed(st[k]));
-                    line.push_back(st["zero_fraction"].is_number() ? fixed(st["zero_fraction"].get<double>() * 100) : "-");
+                        line.push_back(statText(st, k));
+                    const auto &zeros = st["zero_fraction"];
+                    line.push_back(zeros.is_number() ? floatText(zeros.get<double>() * 100) : "-");
                     line.push_back(std::to_string(st["nan"].get<std::int64_t>()));
                     line.push_back(std::to_string(st["inf"].get<std::int64_t>()));
                 }
             }
             cells.push_back(std::move(line));
         }
-        std::vector<std::size_t> width(header.size(), 0);
-        for (const auto &line : cells)
-            for (std::size_t i = 0; i + 1 < line.size() && i < width.size(); ++i)  // the last cell is not padded
-                width[i] = std::max(width[i], std::min<std::size_t>(textWidth(line[i]), 60));
-        for (const auto &line : cells) {
-            std::string text;
-            for (std::size_t i = 0; i < line.size(); ++i) {
-                text += line[i];
-                if (i + 1 < line.size())
-                    text += std::string(width[i] > textWidth(line[i]) ? width[i] - textWidth(line[i]) : 0, ' ') + "  ";
-            }
-            out << text << '\n';
-        }
+        out << tableText(cells);
         return 0;
     } catch (const std::exception &e) {
         return reportError(err, options.file, e);

@@ -1407,11 +1407,24 @@ std::string defaultOutputPathFor(const std::string &input, const std::string &su
 {
     const fs::path in(input);
     const fs::path folder = outDir.empty() ? in.parent_path() : fs::path(outDir);
-    const std::string name = stemOf(input) + suffix + dtypeSuffix(castTo) + ext;
-    fs::path out = folder / name;
-    std::error_code ec;
-    for (int i = 2; fs::equivalent(out, in, ec) && !ec; ++i)
-        out = folder / (stemOf(input) + suffix + "_" + std::to_string(i) + ext);
+    // A word the stem already ends with (or is) is not added again: model_safetensors.pth becomes
+    // model_safetensors.safetensors, not model_safetensors_safetensors.safetensors, and
+    // x_state_dict_fp16.pth converted to a float16 state dict keeps its name (numbered below).
+    const std::string stem = stemOf(input);
+    const std::string dtype = dtypeSuffix(castTo);
+    const bool hasDtype = !dtype.empty() && stem.size() > dtype.size() && stem.ends_with(dtype);
+    const std::string_view core = std::string_view(stem).substr(0, stem.size() - (hasDtype ? dtype.size() : 0));
+    const bool hasSuffix = !suffix.empty() && ((core.size() > suffix.size() && core.ends_with(suffix)) ||
+                                               (suffix.front() == '_' && core == std::string_view(suffix).substr(1)));
+    const std::string name = stem + (hasSuffix ? "" : suffix) + (hasDtype ? "" : dtype);
+    // Never the input itself: the same name then gets a number.
+    const auto isInput = [&in](const fs::path &p) {
+        std::error_code ec;
+        return (fs::equivalent(p, in, ec) && !ec) || p.lexically_normal() == in.lexically_normal();
+    };
+    fs::path out = folder / (name + ext);
+    for (int i = 2; isInput(out); ++i)
+        out = folder / (name + "_" + std::to_string(i) + ext);
     return out.string();
 }
 

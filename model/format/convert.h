@@ -125,7 +125,8 @@ struct ConversionResult {
     bool verified = false;
 };
 
-// `<stem>_<target><ext>` beside the input (or in `outDir`), never the input's own name.
+// `<stem>_<target><ext>` beside the input (or in `outDir`), never the input's own name (numbered
+// `_2`, `_3` then); a suffix the stem already ends with is not repeated.
 std::string defaultOutputPath(const std::string &input, const ConvertOptions &options, const std::string &outDir = {});
 // The same with a suffix and extension of one's own ("_torchscript", ".pt"): `<stem><suffix>[_fp16]<ext>`.
 std::string defaultOutputPathFor(const std::string &input, const std::string &suffix, const std::string &ext,

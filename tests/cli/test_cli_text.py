@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""The CLI's text output (not --json) as a user reads it, judged by PyTorch and Python:
+
+- numbers as torch prints them: NaN and the infinities as nan, inf, -inf in `show`, `tensors`,
+  `info` and `diff` text, never JSON's null and "inf" (which --json keeps);
+- count options (--limit, --histogram, --top, --repeat) refuse what makes no sense, with a sentence;
+- `tensors --filter` ignores case in every script, as Python's str.casefold does;
+- text tables align their columns by terminal columns (wide CJK characters, combining marks), as
+  measured with Python's unicodedata;
+- `convert`'s default output names do not repeat a suffix the input's name already carries.
+The numbers come from torch loading the same files; the names from tests/fixtures/generate_fixtures.py."""
+import argparse
+import collections
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unicodedata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
+from results import Results  # noqa: E402
+import torch  # noqa: E402
+from torch_listing import dtype_name  # noqa: E402
+
+
+def run(ckpt, *args, timeout=120):
+    """(exit status, stdout, stderr) of `ckpt ARGS`, as text."""
+    r = subprocess.run([ckpt, *args], capture_output=True, timeout=timeout)
+    return r.returncode, r.stdout.decode('utf-8', 'replace'), r.stderr.decode('utf-8', 'replace')
+
+
+def word(x):
+    """A number as torch prints it in a summary: six significant digits, nan, inf, -inf (C's %g,
+    which Python's % operator follows)."""
+    return '%.6g' % x
+
+
+def agrees(text, x, rel=1e-5):
+    """Whether `text` is the number `x` to six digits, or the word torch prints for it."""
+    if math.isnan(x) or math.isinf(x):
+        return text == word(x)
+    try:
+        return abs(float(text) - x) <= rel * max(1.0, abs(x))
+    except ValueError:
+        return False
+
+
+def torch_stats(t):
+    """min, max, mean, std, l2 over the values that are not NaN, in float64 (as `ckpt` computes them)."""
+    v = torch.view_as_real(t).flatten().double() if t.is_complex() else t.flatten().double()
+    w = v[~torch.isnan(v)]
+    return {'min': float(w.min()), 'max': float(w.max()), 'mean': float(w.mean()),
+            'std': float(w.std()) if w.numel() > 1 else float('nan'), 'l2': float(w.pow(2).sum().sqrt())}
+
+
+def columns(text):
+    """Terminal columns of `text`: 0 for combining marks and format characters (not the soft hyphen)
+    and Hangul medial vowels and final consonants, 2 for East Asian wide and fullwidth, else 1."""
+    width = 0
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat in ('Mn', 'Me') or (cat == 'Cf' and ch != '\u00ad') or 0x1160 <= ord(ch) <= 0x11FF:
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ('W', 'F') else 1
+    return width
+
+
+def cell_columns(line, cells):
+    """The terminal column at which each of `cells` starts in `line` (found in order), or None."""
+    starts, at = [], 0
+    for cell in cells:
+        i = line.find(cell, at)
+        if i < 0:
+            return None
+        starts.append(columns(line[:i]))
+        at = i + len(cell)
+    return starts
+
+
+# --- numbers ------------------------------------------------------------------------------------
+
+def check_numbers(res, ckpt, fixtures, work):
+    path = os.path.join(fixtures, 'nan_inf.pth')
+    sd = torch.load(path, weights_only=True)
+    for key, t in sd.items():
+        rc, out, err = run(ckpt, 'show', path, key)
+        lines = out.splitlines()
+        if not res.check(rc == 0 and len(lines) >= 3, 'show %s' % key, err + out):
+            continue
+        stats = dict(re.findall(r'\b(min|max|mean|std|l2) (\S+)', lines[1]))
+        want = torch_stats(t)
+        res.check(all(agrees(stats.get(k, ''), x) for k, x in want.items()), 'show %s: statistics as torch' % key,
+                  '%s, torch %r' % (lines[1], want))
+        values = ', '.join(word(x) for x in t.double().tolist())
+        res.check(lines[2] == '  values (the first %d of %d): %s' % (t.numel(), t.numel(), values),
+                  'show %s: values as torch prints them' % key, '%r, torch %r' % (lines[2], values))
+        res.check('null' not in out and '"' not in out, 'show %s: no JSON words in the text' % key, out)
+        # --json keeps JSON's convention: NaN is null, an infinity the string "inf" or "-inf".
+        rc, out, err = run(ckpt, 'show', path, key, '--json')
+        got = json.loads(out)['values'] if rc == 0 else None
+        want_json = [None if math.isnan(x) else ('inf' if x > 0 else '-inf') if math.isinf(x) else x
+                     for x in t.double().tolist()]
+        res.check(got == want_json, 'show %s --json: null and "inf" for NaN and infinity' % key, out[-300:])
+
+    # The table of `tensors --stats`: the same words.
+    rc, out, err = run(ckpt, 'tensors', path, '--stats')
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    for key, t in sd.items():
+        cells = rows.get(key, [])
+        want = torch_stats(t)
+        res.check(len(cells) >= 9 and all(agrees(c, want[k]) for c, k in zip(cells[4:9], ('min', 'max', 'mean', 'std', 'l2'))),
+                  'tensors --stats %s: statistics as torch' % key, '%r, torch %r' % (cells, want))
+
+    # The histogram's range, from the finite values.
+    rc, out, err = run(ckpt, 'show', path, 'dirty', '--histogram', '3')
+    m = re.search(r'histogram \[(\S+), (\S+)\]: \[(.*)\]', out)
+    t = sd['dirty'].double()
+    finite = t[torch.isfinite(t)]
+    counts = torch.histc(finite, bins=3, min=float(finite.min()), max=float(finite.max())).long().tolist()
+    res.check(m is not None and agrees(m.group(1), float(finite.min())) and agrees(m.group(2), float(finite.max())) and
+              [int(c) for c in m.group(3).split(',')] == counts, 'show --histogram as text', out)
+
+    # A complex tensor's [real, imaginary] pairs, and values that are not tensors.
+    obj = {'z': torch.tensor([complex(1.5, float('nan')), complex(float('inf'), -2.0)]),
+           'loss': float('nan'), 'best': float('-inf'), 'history': [0.5, float('inf'), float('nan')], 'lr': 0.001}
+    first = os.path.join(work, 'values_a.pth')
+    torch.save(obj, first)
+    loaded = torch.load(first, weights_only=False)  # written just above (torch 1.13's weights_only reader has no floats)
+    rc, out, err = run(ckpt, 'show', first, 'z')
+    pairs = ', '.join('[%s, %s]' % (word(re_), word(im)) for re_, im in torch.view_as_real(loaded['z']).double().tolist())
+    res.check(rc == 0 and out.splitlines()[2].endswith('): ' + pairs), 'show a complex tensor as text', out)
+    for key in ('loss', 'best', 'history', 'lr'):
+        v = loaded[key]
+        text = '[%s]' % ','.join(repr(x) for x in v) if isinstance(v, list) else repr(v)  # repr: nan, inf, -inf
+        rc, out, err = run(ckpt, 'show', first, key)
+        res.check(rc == 0 and out == '%s (%s): %s\n' % (key, type(v).__name__, text), 'show %s as text' % key,
+                  '%r, Python %r' % (out, text))
+        rc, out, err = run(ckpt, 'info', first)
+        res.check(rc == 0 and '\n  %s: %s\n' % (key, text) in out, 'info: metadata %s as text' % key, out[-600:])
+    # diff: metadata that changed, in the same words.
+    second = os.path.join(work, 'values_b.pth')
+    torch.save(dict(obj, loss=0.25), second)
+    rc, out, err = run(ckpt, 'diff', first, second)
+    res.check('\nmetadata loss: %s -> %s\n' % (repr(loaded['loss']), repr(0.25)) in out, 'diff: metadata as text', out)
+
+
+# --- count options -------------------------------------------------------------------------------
+
+def check_counts(res, ckpt, fixtures):
+    path = os.path.join(fixtures, 'nan_inf.pth')
+    predict = os.path.join(fixtures, 'state_dict.pth')
+    refused = [
+        (['show', path, 'dirty', '--limit', '-3'], '--limit', '0 or more'),
+        (['show', path, 'dirty', '--limit', 'many'], '--limit', '0 or more'),
+        (['show', path, 'dirty', '--histogram', '0'], '--histogram', 'from 1 to 1000000'),
+        (['show', path, 'dirty', '--histogram', '-4'], '--histogram', 'from 1 to 1000000'),
+        (['show', path, 'dirty', '--histogram', '1000001'], '--histogram', 'from 1 to 1000000'),
+        (['predict', predict, '--input', '1,2,3,4,5,6,7,8,9,10', '--top', '0'], '--top', '1 or more'),
+        (['predict', predict, '--input', '1,2,3,4,5,6,7,8,9,10', '--top', '-2'], '--top', '1 or more'),
+        (['predict', predict, '--input', '1,2,3,4,5,6,7,8,9,10', '--repeat', '0'], '--repeat', 'from 1 to 10000'),
+        (['predict', predict, '--input', '1,2,3,4,5,6,7,8,9,10', '--repeat', '-1'], '--repeat', 'from 1 to 10000'),
+    ]
+    for args, option, rule in refused:
+        rc, out, err = run(ckpt, *args)
+        value = args[-1]
+        res.check(rc == 2 and err.startswith('ckpt: %s: ' % option) and rule in err and '(not %s)' % value in err
+                  and not out, 'ckpt %s %s %s refused' % (args[0], option, value), 'exit %d: %s' % (rc, err.strip()))
+    # 0 values: the summary and the statistics, no list of values.
+    rc, out, err = run(ckpt, 'show', path, 'dirty', '--limit', '0')
+    res.check(rc == 0 and len(out.splitlines()) == 2 and ' min ' in out and 'values' not in out, 'show --limit 0', out)
+    rc, out, err = run(ckpt, 'show', path, 'dirty', '--limit', '2')
+    res.check(rc == 0 and 'values (the first 2 of 7)' in out, 'show --limit 2', out)
+    rc, out, err = run(ckpt, 'predict', predict, '--input', '1,2,3,4,5,6,7,8,9,10', '--top', '1', '--json')
+    res.check(rc == 0 and len(json.loads(out)['outputs'][0]['top']) == 1, 'predict --top 1', err)
+    # The help says what each count allows.
+    rc, out, err = run(ckpt, 'show', '--help')
+    res.check(rc == 0 and '0: none' in out and '1 to 1000000 bins' in out, 'show --help says what 0 means', out)
+    rc, out, err = run(ckpt, 'predict', '--help')
+    res.check(rc == 0 and '1 or more' in out and '1 to 10000' in out, 'predict --help says the bounds', out)
+
+
+# --- filter --------------------------------------------------------------------------------------
+
+def check_filter(res, ckpt, fixtures):
+    path = os.path.join(fixtures, 'unicode_names.pth')
+    names = list(torch.load(path, weights_only=True))
+    needles = ['ÜBER', 'über', 'σBLOCK', 'ΣBLOCK', 'ς', 'ΛΌΓΟΣ', 'STRASSE', 'ß', 'привет', 'ПрИвЕт', 'ĺŐž', 'ǄUNGLA',
+               'ǆ', 'élan', 'ｆｕｌｌ', 'ＦＵＬＬ', '注意力', 'EMOJI😀', 'CAFE\u0301', 'WEIGHT', 'no such name']
+    for needle in needles:
+        want = [n for n in names if needle.casefold() in n.casefold()]
+        rc, out, err = run(ckpt, 'tensors', path, '--filter', needle, '--json')
+        got = [r['name'] for r in json.loads(out)['tensors']] if rc == 0 else None
+        res.check(got == want, 'tensors --filter %r: as str.casefold' % needle, '%r, Python %r' % (got, want))
+        if needle != 'no such name':
+            res.check(len(want) > 0, 'filter %r finds a name (the test means something)' % needle)
+    # Text output too, and a filter that finds nothing says so in the user's words.
+    rc, out, err = run(ckpt, 'tensors', path, '--filter', 'ÜBER')
+    res.check(rc == 0 and [line.split()[0] for line in out.splitlines()[1:]] == ['Über.weight', 'über.bias'],
+              'tensors --filter ÜBER as text', out)
+    rc, out, err = run(ckpt, 'tensors', path, '--filter', 'Ω')
+    res.check(rc == 0 and out == "no tensor name contains 'Ω'\n", 'a filter that finds nothing', out)
+
+
+# --- table columns -------------------------------------------------------------------------------
+
+def check_columns(res, ckpt, fixtures, work):
+    path = os.path.join(fixtures, 'unicode_names.pth')
+    sd = torch.load(path, weights_only=True)
+    rows = [(n, [n, dtype_name(t.dtype), '[%s]' % ', '.join(str(d) for d in t.shape), 'cpu']) for n, t in sd.items()]
+    header = ['name', 'dtype', 'shape', 'device']
+
+    def aligned(where, lines, indent):
+        starts = [cell_columns(lines[0], header)]
+        starts += [cell_columns(line, cells) for line, (_, cells) in zip(lines[1:], rows)]
+        ok = len(lines) == len(rows) + 1 and all(s is not None and s == starts[0] for s in starts) and \
+            all(line.startswith(indent) for line in lines)
+        res.check(ok, where + ': columns aligned by terminal width',
+                  '\n'.join('%r %r' % (s, line) for s, line in zip(starts, lines)))
+
+    rc, out, err = run(ckpt, 'tensors', path)
+    aligned('tensors', out.splitlines(), '')
+    rc, out, err = run(ckpt, 'tensors', path, '--stats')
+    lines = out.splitlines()
+    aligned('tensors --stats', lines, '')
+    # The statistics columns too: each row's min starts where the header's does.
+    header_min = columns(lines[0][:lines[0].index(' min ') + 1]) if ' min ' in lines[0] else None
+    mins = [columns(line[:m.start(1)]) for line in lines[1:] for m in [re.search(r' cpu +(\S)', line)] if m]
+    res.check(len(mins) == len(sd) and all(m == header_min for m in mins), 'tensors --stats: statistics in one column',
+              '%r, header %r' % (mins, header_min))
+    rc, out, err = run(ckpt, 'info', path)
+    lines = out.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith('  name ')), None)
+    aligned('info', lines[start:start + len(rows) + 1] if start is not None else [], '  ')
+
+    # diff: the modules' table pads names to 32 columns.
+    changed = collections.OrderedDict((n, t + 1 if n != 'plain.weight' else t) for n, t in sd.items())
+    other = os.path.join(work, 'unicode_changed.pth')
+    torch.save(changed, other)
+    rc, out, err = run(ckpt, 'diff', path, other)
+    lines = out.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith('modules that changed')), None)
+    end = next((i for i, line in enumerate(lines) if line.startswith('tensors that are not identical')), len(lines))
+    module_lines = lines[start + 1:end] if start is not None else []
+    modules = {n.rsplit('.', 1)[0] for n in sd if n != 'plain.weight'}
+    res.check(rc == 1 and len(module_lines) == len(modules) and
+              all(columns(line[:line.index(' rel ')]) == 2 + 32 for line in module_lines),
+              'diff: module names padded to 32 terminal columns', '\n'.join(module_lines) or out)
+
+
+# --- convert's default names ---------------------------------------------------------------------
+
+def check_output_names(res, ckpt, fixtures, work):
+    folder = os.path.join(work, 'names')
+    os.mkdir(folder)
+    source = torch.load(os.path.join(fixtures, 'state_dict.pth'), weights_only=True)
+
+    def convert(name, *args):
+        rc, out, err = run(ckpt, 'convert', os.path.join(folder, name), *args, '--json', timeout=300)
+        doc = json.loads(out) if rc == 0 else {}
+        return os.path.basename(doc.get('output', '')) or err.strip()
+
+    for name in ('model_safetensors.pth', 'x_state_dict.pth', 'x_state_dict_fp16.pth', 'w_fp16.pth', 'checkpoint.pth',
+                 'net_torchscript.pth', 'plain.pth'):
+        torch.save(source, os.path.join(folder, name))
+    before = {n: open(os.path.join(folder, n), 'rb').read() for n in os.listdir(folder)}
+    cases = [
+        # A suffix the stem carries is not repeated.
+        (('model_safetensors.pth', '--to', 'safetensors'), 'model_safetensors.safetensors'),
+        (('w_fp16.pth', '--to', 'state-dict', '--dtype', 'float16'), 'w_fp16_state_dict.pth'),
+        (('net_torchscript.pth', '--to', 'torchscript'), 'net_torchscript.pt'),
+        # ... and when that would be the input's own name, a number keeps them apart.
+        (('x_state_dict.pth', '--to', 'state-dict'), 'x_state_dict_2.pth'),
+        (('x_state_dict_fp16.pth', '--to', 'state-dict', '--dtype', 'float16'), 'x_state_dict_fp16_2.pth'),
+        (('checkpoint.pth', '--to', 'checkpoint'), 'checkpoint_2.pth'),
+        # Other names as before.
+        (('plain.pth', '--to', 'state-dict'), 'plain_state_dict.pth'),
+        (('plain.pth', '--to', 'safetensors', '--dtype', 'bfloat16'), 'plain_safetensors_bf16.safetensors'),
+        (('x_state_dict.pth', '--to', 'safetensors'), 'x_state_dict_safetensors.safetensors'),
+        (('model_safetensors.safetensors', '--to', 'state-dict'), 'model_safetensors_state_dict.pth'),
+    ]
+    for args, want in cases:
+        got = convert(*args)
+        res.check(got == want, 'convert %s: default output name' % ' '.join(args), '%r, expected %r' % (got, want))
+    res.check(all(open(os.path.join(folder, n), 'rb').read() == b for n, b in before.items()),
+              'convert: no input was written over')
+    # What was written is what torch saved.
+    written = os.path.join(folder, 'x_state_dict_2.pth')
+    back = torch.load(written, weights_only=True) if os.path.exists(written) else {}
+    res.check(list(back) == list(source) and all(torch.equal(back[k], source[k]) for k in source),
+              'convert: x_state_dict_2.pth holds the state dict')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--ckpt', required=True)
+    ap.add_argument('--fixtures', required=True)
+    a = ap.parse_args()
+    res = Results()
+    work = tempfile.mkdtemp(prefix='ckpt-cli-text-')
+    try:
+        for check in (check_numbers, check_columns, check_output_names):
+            check(res, a.ckpt, a.fixtures, work)
+        check_counts(res, a.ckpt, a.fixtures)
+        check_filter(res, a.ckpt, a.fixtures)
+    finally:
+        shutil.rmtree(work)
+    return res.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
