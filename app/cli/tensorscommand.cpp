@@ -194,7 +194,7 @@ void writeTensorsJson(const Document &doc, const std::vector<const NamedTensor *
 int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document &doc = keepUntilExit(readDocument(options.file));
+        const Document &doc = keepUntilExit(readInput(options.file, options.weights));
         const std::string filter = lower(options.filter);
         std::vector<const NamedTensor *> selected;
         for (const auto &t : tableOf(doc))
@@ -262,7 +262,7 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
 int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document &doc = keepUntilExit(readDocument(options.file));
+        const Document &doc = keepUntilExit(readInput(options.file, options.weights));
         const ValuePtr value = findEntry(doc, options.key);
         if (!value)
             throw FormatError(doc.path + ": no tensor or entry named '" + options.key + "'");
