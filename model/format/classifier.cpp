@@ -588,13 +588,15 @@ std::string describeValue(const Value &v)
 }
 
 // Every path whose labels joined by '.' or '/' read `rest`, below `v` (at most `limit` of them).
-// Each step takes at least one character of the text, and the visits are bounded: a file that
-// repeats one key many times (a pickle can) costs a bounded search, not an exponential one.
+// Each step takes at least one character of the text, and the visits and depth are bounded: a file
+// that repeats one key many times, or holds itself under an empty key (a pickle can), costs a
+// bounded search, not an exponential or endless one.
 void matchDotted(const Value &v, std::string_view rest, KeyPath &prefix, std::vector<KeyPath> &found,
                  std::size_t &visits, std::size_t limit)
 {
     constexpr std::size_t kMaxVisits = 100000;
-    if (found.size() >= limit || ++visits > kMaxVisits)
+    constexpr std::size_t kMaxDepth = 64;  // sets of weights sit a few keys down, never this deep
+    if (found.size() >= limit || ++visits > kMaxVisits || prefix.size() >= kMaxDepth)
         return;
     for (const auto &c : childrenOf(v)) {
         if (found.size() >= limit)
@@ -618,7 +620,7 @@ void matchDotted(const Value &v, std::string_view rest, KeyPath &prefix, std::ve
 // state of a list, as Lightning keeps one per optimizer), then any other root entry.
 std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
 {
-    constexpr std::size_t kMaxCandidates = 64;  // each is mapped in turn: bounded for a hostile file
+    constexpr std::size_t kMaxCandidates = 16;  // each is mapped in turn: bounded for a hostile file
     std::vector<std::pair<ValuePtr, KeyPath>> out;
     std::unordered_set<const Value *> seen;
     auto add = [&](const ValuePtr &v, KeyPath path) {
