@@ -21,6 +21,14 @@ int reportError(std::ostream &err, const std::string &file, const std::exception
     return 1;
 }
 
+Document readInput(const std::string &file, const std::string &weights)
+{
+    Document doc = readDocument(file);
+    if (!weights.empty())
+        useWeightSet(doc, weightSetPath(doc, weights));
+    return doc;
+}
+
 ValuePtr findEntry(const Document &doc, const std::string &key)
 {
     for (const auto &t : doc.hasStateDict ? doc.stateDict : doc.tensors)

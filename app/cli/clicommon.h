@@ -16,6 +16,10 @@ namespace ckpt::cli {
 // names its file) and returns the exit status 1.
 int reportError(std::ostream &err, const std::string &file, const std::exception &e);
 
+// Reads a file for a command; with `weights` (--weights: a tree path, or its dotted form), that set
+// of weights is the model's for everything the command does (see useWeightSet). Throws FormatError.
+Document readInput(const std::string &file, const std::string &weights = {});
+
 // One entry of a document by state-dict name (or a tensor's path when there is no state dict),
 // else by tree path ("model_state_dict/fc1.weight"); nullptr when there is none.
 ValuePtr findEntry(const Document &doc, const std::string &key);

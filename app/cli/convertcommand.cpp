@@ -40,8 +40,44 @@ std::optional<DType> castOption(const std::string &name)
     return t;
 }
 
+// --ema lays the EMA weights over the model's; --weights chooses which set is the model's. Together
+// they would say two things about one choice, and the EMA set --ema finds need not belong to the
+// chosen one (a GAN's generator and discriminator may each have one).
+void refuseEmaWithWeights(const ConvertCliOptions &c)
+{
+    if (c.ema && !c.weights.empty())
+        throw FormatError("--ema and --weights both choose the model's weights: give one (to write a file's EMA "
+                          "weights as the model's, give --weights with the path of the EMA set that `ckpt info` "
+                          "lists, such as ema_state_dict)");
+}
+
+// A full model's module tree is re-saved whole, root and all: a module chosen with --weights under
+// a dict (YOLO's 'ema' beside 'model') would not be what torch.load gives back.
+void refuseNestedModuleAsFullModel(const Document &doc, const ConvertCliOptions &c, const ConvertOptions &o)
+{
+    if (!c.weights.empty() && o.to == ConvertTarget::FullModel && doc.stateDictSource == "module_tree" &&
+        !doc.stateDictPath.empty())
+        throw FormatError(doc.path + ": --to full-model re-saves the file's whole pickled tree, every set of "
+                                     "weights in it, not the module under '" + pathText(doc.stateDictPath) +
+                          "' alone: write that module with --to torchscript, or its weights with --to state-dict");
+}
+
+// Sets of weights beside the model's under the same root key (a teacher beside the student under
+// 'state_dict') go with that key, which the planner accounts for as a whole: said here as the planner
+// says it of a set under a key of its own.
+void noteNestedWeightSets(const Document &doc, ConversionPlan &plan)
+{
+    if (doc.stateDictPath.empty())
+        return;
+    for (const auto &p : doc.otherWeightSets)
+        if (p.size() > 1 && p.front() == doc.stateDictPath.front())
+            plan.lost.push_back({pathText(p), "another set of weights: the file's model weights, under '" +
+                                                  pathText(doc.stateDictPath) + "', are the ones written"});
+}
+
 ConvertOptions toOptions(const ConvertCliOptions &c)
 {
+    refuseEmaWithWeights(c);
     ConvertOptions o;
     const auto target = convertTargetFromName(c.to);
     if (!target)
@@ -156,6 +192,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!c.output.empty() && !c.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
+        refuseEmaWithWeights(c);
         if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
             c.valLoss || c.metadataJson || c.keepDevice || c.dropOptimizer)
             throw FormatError("a TorchScript file holds the module and its weights only: --config, --preprocessing, "
@@ -185,11 +222,12 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
                 c.output.empty() ? defaultOutputPathFor(file, "_torchscript", ".pt", cast, c.outDir) : c.output;
             WriteOptions w = runInputs(c, WriteOptions().allowOverwrite(c.force));
             checkWriteTarget(output, w);  // before any work, as for the other targets
-            const Document &doc = keepUntilExit(readDocument(file));
+            const Document &doc = keepUntilExit(readInput(file, c.weights));
             for (const auto &p : protectingInputs(doc, c.force).inputs)
                 w.protect(p);
-            const ScriptExport plan =
+            ScriptExport plan =
                 planScriptExport(doc, output, edits, architectureRequest(c.arch, c.archSpec, c.activation));
+            noteNestedWeightSets(doc, plan.plan);
             std::vector<std::string> notes;
             for (const auto &a : plan.architecture.assumptions)
                 notes.push_back("architecture: " + a);
@@ -244,12 +282,15 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
     int status = 0;
     for (const auto &file : options.files) {
         try {
-            const Document doc = readDocument(file);
+            const Document doc = readInput(file, options.weights);
             const std::string output =
                 options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
             // An existing output or an input's name is refused before the plan is printed.
             checkWriteTarget(output, runInputs(options, protectingInputs(doc, o.overwrite)));
-            const ConversionPlan plan = planConversion(doc, output, o);
+            refuseNestedModuleAsFullModel(doc, options, o);
+            ConversionPlan plan = planConversion(doc, output, o);
+            if (!(o.to == ConvertTarget::FullModel && doc.stateDictSource == "module_tree"))  // written whole
+                noteNestedWeightSets(doc, plan);
             if (!options.json)
                 printPlan(out, plan);
             const ConversionResult result = executeConversion(doc, plan, o);

@@ -16,6 +16,7 @@ struct ConvertCliOptions {
     std::string stripPrefix;
     std::string addPrefix;
     bool ema = false;
+    std::string weights;  // --weights: the set of weights used as the model's (a tree path)
     std::vector<std::string> drop;
     bool dropOptimizer = false;
     bool keepDevice = false;

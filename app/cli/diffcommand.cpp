@@ -110,21 +110,35 @@ void printText(const Comparison &c, std::ostream &out)
 
 int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err)
 {
+    if (options.weights.size() > 2) {
+        err << "ckpt: --weights is given once (for both files) or twice (the first file's, then the second's), not "
+            << options.weights.size() << " times\n";
+        return 2;
+    }
     std::string current = options.a;
     try {
         CompareOptions co;
         co.atol(options.atol).rtol(options.rtol);
         for (const auto &m : options.mappings)
             co.map(parseKeyMapping(m));
-        const Document a = readDocument(options.a);
+        const auto &w = options.weights;
+        const Document a = readInput(options.a, w.empty() ? std::string() : w.front());
         current = options.b;
-        const Document b = readDocument(options.b);
+        const Document b = readInput(options.b, w.empty() ? std::string() : w.back());
         current = options.a;
         const Comparison c = compareDocuments(a, b, ComputeLoader::api(), co);
-        if (options.json)
-            out << comparisonToJson(c).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-        else {
+        auto setName = [](const Document &d) {
+            return d.stateDictPath.empty() ? std::string("(root)") : pathText(d.stateDictPath);
+        };
+        if (options.json) {
+            auto j = comparisonToJson(c);
+            if (!w.empty())  // which sets were compared, where --weights chose them
+                j["weights"] = {{"a", setName(a)}, {"b", setName(b)}};
+            out << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+        } else {
             std::ostringstream text;  // names come from the files: no control bytes to the terminal
+            if (!w.empty())
+                text << "weights: '" << setName(a) << "' of the first file, '" << setName(b) << "' of the second\n";
             printText(c, text);
             out << displayText(text.str(), true);
         }
@@ -143,7 +157,7 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
         std::vector<const Document *> ptrs;
         for (const auto &f : options.files) {
             current = f;
-            docs.push_back(std::make_unique<Document>(readDocument(f)));
+            docs.push_back(std::make_unique<Document>(readInput(f, options.weights)));
             ptrs.push_back(docs.back().get());
         }
         current.clear();

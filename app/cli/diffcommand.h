@@ -13,11 +13,15 @@ struct DiffOptions {
     double rtol = 0.0;
     std::vector<std::string> mappings;  // "OLD=NEW", applied to a's names
     bool json = false;
+    // --weights: one path for both files, or two (the first file's, then the second's; an empty
+    // one keeps that file's own choice).
+    std::vector<std::string> weights;
 };
 
 struct SeriesOptions {
     std::vector<std::string> files;
     bool json = false;
+    std::string weights;  // --weights: the set of weights of every file (a tree path)
 };
 
 // `ckpt diff A B`: what changed between two checkpoints. Exit status 0 when the weights are equal

@@ -17,7 +17,7 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
         const bool npy = options.output.ends_with(".npy");
         if (!npy && !options.output.ends_with(".csv"))
             throw FormatError(options.output + ": the output must end in .npy or .csv");
-        const Document &doc = keepUntilExit(readDocument(options.file));
+        const Document &doc = keepUntilExit(readInput(options.file, options.weights));
         const ValuePtr value = findEntry(doc, options.key);
         if (!value || !value->isTensor())
             throw FormatError(doc.path + ": no tensor named '" + options.key + "'");

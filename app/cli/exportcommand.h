@@ -10,6 +10,7 @@ struct ExportOptions {
     std::string key;
     std::string output;  // .npy or .csv, by extension
     bool force = false;
+    std::string weights;  // --weights: the set of weights used as the model's (a tree path)
 };
 
 // `ckpt export`: one tensor to .npy or .csv, written safely (temporary file, verified, renamed;

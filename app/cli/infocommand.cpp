@@ -176,7 +176,7 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
 int runInfo(const InfoOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document &doc = keepUntilExit(readDocument(options.file));
+        const Document &doc = keepUntilExit(readInput(options.file, options.weights));
         if (options.json) {
             writeDocumentJson(doc, out);
             out << '\n';

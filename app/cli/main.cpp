@@ -31,6 +31,9 @@ int main(int argc, char **argv)
     auto *infoCmd = app.add_subcommand("info", "Summarise a checkpoint: format, kind, state dict, optimizer, metadata");
     infoCmd->add_option("file", info.file, "Checkpoint file (.pth .pt .ckpt .bin .tar)")->required();
     infoCmd->add_flag("--json", info.json, "Print a stable JSON document instead of text");
+    infoCmd->add_option("--weights", info.weights, "Use the set of weights at PATH as the model's (a tree path as ckpt info "
+                                                   "lists them: ema_state_dict, netD, state_dict/student)")
+        ->type_name("PATH");
 
     ckpt::cli::ScanOptions scan;
     auto *scanCmd = app.add_subcommand(
@@ -47,6 +50,9 @@ int main(int argc, char **argv)
     tensorsCmd->add_option("--filter", tensors.filter,
                            "Only tensors whose name contains TEXT (case-insensitive, in any script: ü finds Ü)");
     tensorsCmd->add_flag("--json", tensors.json, "Print JSON");
+    tensorsCmd->add_option("--weights", tensors.weights, "List the set of weights at PATH as the model's (a tree path as ckpt "
+                                                         "info lists them: ema_state_dict, netD, state_dict/student)")
+        ->type_name("PATH");
 
     ckpt::cli::ShowOptions show;
     auto *showCmd = app.add_subcommand("show", "Show one tensor (summary, statistics, first values) or any entry");
@@ -59,6 +65,9 @@ int main(int argc, char **argv)
                         "1 to 1000000 bins)")
         ->check(ckpt::cli::countOption(1, 1000000, "the number of histogram bins is a whole number from 1 to 1000000"));
     showCmd->add_flag("--json", show.json, "Print indented JSON");
+    showCmd->add_option("--weights", show.weights,
+                        "Look state-dict names up in the set of weights at PATH (a tree path as ckpt info lists them)")
+        ->type_name("PATH");
 
     ckpt::cli::ExportOptions exportOptions;
     auto *exportCmd = app.add_subcommand("export", "Write one tensor to a .npy or .csv file");
@@ -66,6 +75,9 @@ int main(int argc, char **argv)
     exportCmd->add_option("key", exportOptions.key, "State-dict name or tree path of the tensor")->required();
     exportCmd->add_option("-o,--output", exportOptions.output, "Output file (.npy or .csv)")->required();
     exportCmd->add_flag("--force", exportOptions.force, "Replace an existing output file");
+    exportCmd->add_option("--weights", exportOptions.weights,
+                          "Look state-dict names up in the set of weights at PATH (a tree path as ckpt info lists them)")
+        ->type_name("PATH");
 
     ckpt::cli::ConvertCliOptions convert;
     auto *convertCmd = app.add_subcommand(
@@ -83,6 +95,11 @@ int main(int argc, char **argv)
     convertCmd->add_option("--strip-prefix", convert.stripPrefix, "Remove a key prefix (module., model., _orig_mod.)");
     convertCmd->add_option("--add-prefix", convert.addPrefix, "Add a key prefix");
     convertCmd->add_flag("--ema", convert.ema, "Use the EMA weights as the model's");
+    convertCmd->add_option("--weights", convert.weights,
+                           "Write the set of weights at PATH as the model's (a tree path as ckpt info lists them: netD, "
+                           "ema_state_dict, state_dict/student); the former model weights are left out like any other "
+                           "set. Not with --ema")
+        ->type_name("PATH");
     convertCmd->add_option("--drop", convert.drop, "Leave out keys matching a glob PATTERN (repeatable)")
         ->allow_extra_args(false);
     convertCmd->add_flag("--drop-optimizer", convert.dropOptimizer, "Leave out optimizer, scheduler, GradScaler and RNG state");
@@ -108,11 +125,20 @@ int main(int argc, char **argv)
     diffCmd->add_option("--map", diff.mappings, "Rename a's keys starting with OLD to start with NEW (OLD=NEW; repeatable)")
         ->allow_extra_args(false);
     diffCmd->add_flag("--json", diff.json, "Print JSON");
+    diffCmd->add_option("--weights", diff.weights,
+                        "Compare the sets of weights at PATH (a tree path as ckpt info lists them): given once, in both "
+                        "files; given twice, the first file's then the second's (--weights model --weights ema "
+                        "compares a file's weights with its EMA; an empty PATH keeps that file's own)")
+        ->allow_extra_args(false)
+        ->type_name("PATH");
 
     ckpt::cli::SeriesOptions series;
     auto *seriesCmd = app.add_subcommand("series", "Per-tensor norm and drift across the checkpoints of one run");
     seriesCmd->add_option("files", series.files, "Checkpoints (ordered by their epoch/step, else by name)")->required();
     seriesCmd->add_flag("--json", series.json, "Print JSON");
+    seriesCmd->add_option("--weights", series.weights,
+                          "Follow the set of weights at PATH in every file (a tree path as ckpt info lists them)")
+        ->type_name("PATH");
 
     ckpt::cli::PredictCommandOptions predict;
     auto *predictCmd = app.add_subcommand(
@@ -150,6 +176,9 @@ int main(int argc, char **argv)
     predictCmd->add_option("--export-torchscript", predict.exportTorchScript,
                            "Also write the model with its weights as a TorchScript file (torch.jit.load runs it)");
     predictCmd->add_flag("--force", predict.force, "Replace an existing export file");
+    predictCmd->add_option("--weights", predict.weights,
+                           "Run the set of weights at PATH (a tree path as ckpt info lists them: netD, ema_state_dict)")
+        ->type_name("PATH");
 
     ckpt::cli::DevicesCommandOptions devicesOptions;
     auto *devicesCmd = app.add_subcommand(

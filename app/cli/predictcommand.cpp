@@ -113,7 +113,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
     try {
         if (o.top < 0)
             throw FormatError("--top must be 0 or more");
-        const Document &doc = keepUntilExit(readDocument(o.file));
+        const Document &doc = keepUntilExit(readInput(o.file, o.weights));
         const ArchitectureRequest request = architectureRequest(o.arch, o.archSpec, o.activation);
         const Architecture arch = resolveArchitecture(doc, request);
         if (o.showArchitecture) {

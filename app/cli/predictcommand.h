@@ -24,6 +24,7 @@ struct PredictCommandOptions {
     bool showArchitecture = false;    // --show-arch: print the architecture and stop
     std::string exportTorchScript;    // --export-torchscript OUT.pt
     bool force = false;
+    std::string weights;  // --weights: the set of weights used as the model's (a tree path)
 };
 
 // `ckpt predict`: runs the file's model on the inputs with the package's preprocessing and prints

@@ -185,7 +185,7 @@ void writeTensorsJson(const Document &doc, const std::vector<const NamedTensor *
 int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document &doc = keepUntilExit(readDocument(options.file));
+        const Document &doc = keepUntilExit(readInput(options.file, options.weights));
         // Case-insensitive for every script, not ASCII only: "über" finds Über.weight.
         const std::string filter = foldCase(options.filter);
         std::vector<const NamedTensor *> selected;
@@ -243,7 +243,7 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
 int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
-        const Document &doc = keepUntilExit(readDocument(options.file));
+        const Document &doc = keepUntilExit(readInput(options.file, options.weights));
         const ValuePtr value = findEntry(doc, options.key);
         if (!value)
             throw FormatError(doc.path + ": no tensor or entry named '" + options.key + "'");

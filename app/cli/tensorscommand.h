@@ -11,6 +11,7 @@ struct TensorsOptions {
     bool stats = false;
     std::string filter;
     bool json = false;
+    std::string weights;  // --weights: the set of weights used as the model's (a tree path)
 };
 
 struct ShowOptions {
@@ -19,6 +20,7 @@ struct ShowOptions {
     std::int64_t limit = 100;
     int histogram = 0;  // bins; 0 for none
     bool json = false;
+    std::string weights;  // --weights: the set of weights used as the model's (a tree path)
 };
 
 // `ckpt tensors`: the tensor table (the state dict, or every tensor when there is none), with

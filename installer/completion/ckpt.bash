@@ -37,18 +37,19 @@ _ckpt()
     if [[ $cur == -* ]]; then
         local options='--json --help'
         case $subcommand in
+            info | series) options='--json --weights --help' ;;
             scan) options='--json --verbose --help' ;;
-            tensors) options='--stats --filter --json --help' ;;
-            show) options='--limit --histogram --json --help' ;;
-            export) options='-o --output --force --help' ;;
-            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
-            diff) options='--atol --rtol --map --json --help' ;;
-            predict) options='--arch --arch-spec --activation --input --input-file --device --dtype --half --repeat --no-normalize --top --probabilities --json --show-arch --export-torchscript --force --help' ;;
+            tensors) options='--stats --filter --json --weights --help' ;;
+            show) options='--limit --histogram --json --weights --help' ;;
+            export) options='-o --output --force --weights --help' ;;
+            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --weights --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
+            diff) options='--atol --rtol --map --json --weights --help' ;;
+            predict) options='--arch --arch-spec --activation --input --input-file --device --dtype --half --repeat --no-normalize --top --probabilities --json --show-arch --export-torchscript --force --weights --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
     fi
-    [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map || $prev == --input || $prev == --activation || $prev == --device || $prev == --top || $prev == --repeat || $prev == --arch-spec ]] && return
+    [[ $prev == --filter || $prev == --limit || $prev == --histogram || $prev == --atol || $prev == --rtol || $prev == --map || $prev == --input || $prev == --activation || $prev == --device || $prev == --top || $prev == --repeat || $prev == --arch-spec || $prev == --weights ]] && return
     if [[ $subcommand == predict && $prev == --probabilities ]]; then
         mapfile -t COMPREPLY < <(compgen -W 'auto softmax sigmoid none' -- "$cur")
         return

@@ -3,6 +3,7 @@
 #include "error.h"
 #include "picklemachine.h"
 #include "metadata.h"
+#include "optimizermap.h"
 #include "valuetree.h"
 
 #include <algorithm>
@@ -333,6 +334,30 @@ void findOptimizer(Document &doc, const Value &root)
         }
 }
 
+bool isLightning(const Value &root)
+{
+    return root.get("pytorch-lightning_version") ||
+           (root.get("state_dict") &&
+            (root.get("optimizer_states") || root.get("lr_schedulers") || root.get("loops") || root.get("callbacks")));
+}
+
+// The kind of a dict root that is not a state dict itself, once its weights (a module tree when
+// `fromModule`) and optimizer are found.
+DocumentKind kindOfDictRoot(const Document &doc, const Value &root, bool fromModule)
+{
+    if (isLightning(root))
+        return DocumentKind::LightningCheckpoint;
+    if (doc.optimizer || (doc.hasStateDict && hasAnyKey(root, kTrainingKeys)))
+        return DocumentKind::TrainingCheckpoint;  // training state may keep its weights elsewhere
+    if (doc.hasStateDict && hasAnyKey(root, kInferenceKeys))
+        return DocumentKind::InferencePackage;
+    if (fromModule)
+        return DocumentKind::FullModel;
+    if (doc.hasStateDict && doc.stateDictPath.size() == 1 && root.entries().size() == 1)
+        return DocumentKind::StateDict;  // a state dict wrapped under one key
+    return DocumentKind::Generic;
+}
+
 } // namespace
 
 void classifyKind(Document &doc);
@@ -402,9 +427,6 @@ void classifyKind(Document &doc)
                                        e.value->typeName() + ")");
         return;
     }
-    const bool lightning = root->get("pytorch-lightning_version") ||
-                           (root->get("state_dict") && (root->get("optimizer_states") || root->get("lr_schedulers") ||
-                                                        root->get("loops") || root->get("callbacks")));
     // Every weight set under the root, one or two levels down; the model's is the first of the
     // usual keys (model before EMA), else the largest. The others are listed.
     struct WeightSet {
@@ -446,16 +468,7 @@ void classifyKind(Document &doc)
             }
     }
     findOptimizer(doc, *root);
-    if (lightning)
-        doc.kind = DocumentKind::LightningCheckpoint;
-    else if (doc.optimizer || (doc.hasStateDict && hasAnyKey(*root, kTrainingKeys)))
-        doc.kind = DocumentKind::TrainingCheckpoint;  // training state may keep its weights elsewhere
-    else if (doc.hasStateDict && hasAnyKey(*root, kInferenceKeys))
-        doc.kind = DocumentKind::InferencePackage;
-    else if (fromModule)
-        doc.kind = DocumentKind::FullModel;
-    else if (doc.hasStateDict && doc.stateDictPath.size() == 1 && root->entries().size() == 1)
-        doc.kind = DocumentKind::StateDict;  // a state dict wrapped under one key
+    doc.kind = kindOfDictRoot(doc, *root, fromModule);
 }
 
 namespace {
@@ -504,6 +517,230 @@ void detectConventions(Document &doc)
             c.push_back(trainingStateName(s.kind) + " state under '" + key + "'");
         lastKey = key;
     }
+}
+
+namespace {
+
+bool isWeightSet(const Value &v)
+{
+    return isTensorDict(v) || isMostlyTensorDict(v) || isModule(v) || isScriptObject(v);
+}
+
+bool startsWith(const KeyPath &path, const KeyPath &prefix)
+{
+    return prefix.size() <= path.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
+}
+
+std::string quoted(const KeyPath &path)
+{
+    return path.empty() ? std::string("the root") : "'" + pathText(path) + "'";
+}
+
+// The sets of weights the file has, for a message: the model's first.
+std::string weightSetsText(const Document &doc)
+{
+    std::vector<std::string> names;
+    if (doc.hasStateDict)
+        names.push_back(quoted(doc.stateDictPath) + " (the model's weights)");
+    for (const auto &o : doc.otherWeightSets)
+        names.push_back(quoted(o));
+    if (names.empty())
+        return "the file holds no set of weights";
+    constexpr std::size_t kListed = 20;
+    std::string text = names.size() == 1 ? "the file's only set of weights is " : "the file's sets of weights are ";
+    for (std::size_t i = 0; i < names.size() && i < kListed; ++i)
+        text += (i ? ", " : "") + names[i];
+    if (names.size() > kListed)
+        text += " and " + std::to_string(names.size() - kListed) + " more";
+    return text;
+}
+
+// "a dict", "an OrderedDict".
+std::string withArticle(const std::string &noun)
+{
+    const bool vowel = !noun.empty() && std::string_view("aeiouAEIOU").find(noun.front()) != std::string_view::npos;
+    return (vowel ? "an " : "a ") + noun;
+}
+
+// What a value that is not a set of weights is, in a few words.
+std::string describeValue(const Value &v)
+{
+    if (v.isTensor() && v.tensorRef())
+        return "a tensor (" + std::string(dtypeName(v.tensorRef()->dtype)) + ", shape " +
+               shapeText(v.tensorRef()->shape) + ")";
+    if (isOptimizerState(v))
+        return "an optimizer's state";
+    if (v.isDict()) {
+        std::size_t tensors = 0;
+        for (const auto &e : v.entries())
+            tensors += e.value && e.value->isTensor();
+        const std::size_t n = v.entries().size();
+        return withArticle(v.typeName()) + " of " + std::to_string(n) + (n == 1 ? " entry" : " entries") +
+               (n == 0         ? std::string()
+                : tensors == 0 ? std::string(", none of them a tensor")
+                               : ", " + std::to_string(tensors) + " of them tensors");
+    }
+    if (v.isSequence())
+        return withArticle(v.typeName()) + " of " + std::to_string(v.items().size()) + " items";
+    if (v.kind() == Value::Kind::Object)
+        return "an object of class " + v.typeName();
+    return "a value of type " + v.typeName();
+}
+
+// Every path whose labels joined by '.' or '/' read `rest`, below `v` (at most `limit` of them).
+// Each step takes at least one character of the text, and the visits and depth are bounded: a file
+// that repeats one key many times, or holds itself under an empty key (a pickle can), costs a
+// bounded search, not an exponential or endless one.
+void matchDotted(const Value &v, std::string_view rest, KeyPath &prefix, std::vector<KeyPath> &found,
+                 std::size_t &visits, std::size_t limit)
+{
+    constexpr std::size_t kMaxVisits = 100000;
+    constexpr std::size_t kMaxDepth = 64;  // sets of weights sit a few keys down, never this deep
+    if (found.size() >= limit || ++visits > kMaxVisits || prefix.size() >= kMaxDepth)
+        return;
+    for (const auto &c : childrenOf(v)) {
+        if (found.size() >= limit)
+            return;
+        if (!c.value || !rest.starts_with(c.label))
+            continue;
+        if (rest.size() == c.label.size()) {
+            prefix.push_back(c.label);
+            if (std::find(found.begin(), found.end(), prefix) == found.end())
+                found.push_back(prefix);
+            prefix.pop_back();
+        } else if ((rest[c.label.size()] == '.' || rest[c.label.size()] == '/') && c.value->isContainer()) {
+            prefix.push_back(c.label);
+            matchDotted(*c.value, rest.substr(c.label.size() + 1), prefix, found, visits, limit);
+            prefix.pop_back();
+        }
+    }
+}
+
+// The file's optimizer states, in the order findOptimizer prefers them: the usual keys first (each
+// state of a list, as Lightning keeps one per optimizer), then any other root entry.
+std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
+{
+    constexpr std::size_t kMaxCandidates = 16;  // each is mapped in turn: bounded for a hostile file
+    std::vector<std::pair<ValuePtr, KeyPath>> out;
+    std::unordered_set<const Value *> seen;
+    auto add = [&](const ValuePtr &v, KeyPath path) {
+        if (out.size() < kMaxCandidates && seen.insert(v.get()).second)
+            out.emplace_back(v, std::move(path));
+    };
+    for (auto key : kOptimizerKeys) {
+        auto v = root.get(std::string(key));
+        if (!v)
+            continue;
+        if (isOptimizerState(*v))
+            add(v, {std::string(key)});
+        else if (v->isSequence())
+            for (std::size_t i = 0; i < v->items().size(); ++i)
+                if (const auto &item = v->items()[i]; item && isOptimizerState(*item))
+                    add(item, {std::string(key), std::to_string(i)});
+    }
+    for (const auto &e : root.entries())
+        if (e.key && e.value && isOptimizerState(*e.value))
+            add(e.value, {keyText(*e.key)});
+    return out;
+}
+
+// Of several optimizers (a GAN's, one per network), the one whose parameters fit the state dict:
+// a certain mapping first, then one where every parameter's state has its weight's shape; the
+// first found keeps its place when none fits better.
+void pairOptimizer(Document &doc)
+{
+    if (!doc.root || !doc.root->isDict() || !doc.hasStateDict)
+        return;
+    const auto candidates = optimizerCandidates(*doc.root);
+    if (candidates.size() < 2)
+        return;
+    int bestScore = 0;
+    std::size_t best = 0;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+        doc.optimizer = candidates[i].first;
+        const auto map = mapOptimizer(doc);
+        int score = 0;
+        if (map && map->certain)
+            score = 2;
+        else if (map && !map->parameters.empty() &&
+                 std::all_of(map->parameters.begin(), map->parameters.end(),
+                             [](const OptimizerParameter &p) { return !p.name.empty() && p.shapeAgrees; }))
+            score = 1;
+        if (score > bestScore) {
+            bestScore = score;
+            best = i;
+        }
+    }
+    doc.optimizer = candidates[best].first;
+    doc.optimizerPath = candidates[best].second;
+}
+
+} // namespace
+
+KeyPath weightSetPath(const Document &doc, const std::string &text)
+{
+    KeyPath path;
+    if (!text.empty()) {
+        std::string_view rest = text;
+        for (std::size_t slash; (slash = rest.find('/')) != std::string_view::npos; rest.remove_prefix(slash + 1))
+            path.emplace_back(rest.substr(0, slash));
+        path.emplace_back(rest);
+    }
+    if (findPath(doc.root, path))
+        return path;
+    std::vector<KeyPath> found;
+    if (doc.root && !text.empty()) {
+        KeyPath prefix;
+        std::size_t visits = 0;
+        matchDotted(*doc.root, text, prefix, found, visits, 4);
+    }
+    if (found.size() == 1)
+        return found.front();
+    if (found.empty())
+        throw FormatError(doc.path + ": nothing is at '" + text + "' to use as the model's weights; " +
+                          weightSetsText(doc));
+    std::string paths;
+    for (const auto &p : found)
+        paths += (paths.empty() ? "" : ", ") + quoted(p);
+    throw FormatError(doc.path + ": '" + text + "' could mean " + paths + (found.size() >= 4 ? " and more" : "") +
+                      ": write the path with '/' between its keys");
+}
+
+void useWeightSet(Document &doc, const KeyPath &path)
+{
+    if (doc.hasStateDict && path == doc.stateDictPath)
+        return;
+    const ValuePtr v = findPath(doc.root, path);
+    if (!v)
+        throw FormatError(doc.path + ": nothing is at " + quoted(path) + " to use as the model's weights; " +
+                          weightSetsText(doc));
+    if (!isWeightSet(*v))
+        throw FormatError(doc.path + ": " + quoted(path) + " holds " + describeValue(*v) +
+                          ", not a set of weights (a dict of tensors or a module); " + weightSetsText(doc));
+    const bool had = doc.hasStateDict;
+    const KeyPath former = doc.stateDictPath;
+    {
+        // Naming a module tree's tensors can fail (the names' budget): the document stays as it was.
+        Document chosen;
+        useStateDict(chosen, v, path);
+        doc.stateDictSource = std::move(chosen.stateDictSource);
+        doc.stateDict = std::move(chosen.stateDict);
+    }
+    doc.hasStateDict = true;
+    doc.stateDictPath = path;
+    if (std::find(doc.weightPaths.begin(), doc.weightPaths.end(), path) == doc.weightPaths.end())
+        doc.weightPaths.push_back(path);
+    std::erase(doc.otherWeightSets, path);
+    // The former weights are another set unless one holds the other (a module and its submodule).
+    if (had && !startsWith(path, former) && !startsWith(former, path))
+        doc.otherWeightSets.insert(doc.otherWeightSets.begin(), former);
+    const ValuePtr &root = doc.root;
+    if (root->isDict() && !isTensorDict(*root) && !isMostlyTensorDict(*root)) {
+        pairOptimizer(doc);
+        doc.kind = kindOfDictRoot(doc, *root, isModule(*v));
+    }
+    doc.conventions.clear();
+    detectConventions(doc);
 }
 
 } // namespace ckpt

@@ -117,4 +117,17 @@ bool documentTruncated(const Document &doc);
 // Finds the state dict, optimizer state and kind of a document whose root is read.
 void classify(Document &doc);
 
+// The path of the set of weights `text` names: a tree path as `ckpt show` takes them
+// ("state_dict/student"), or the same keys joined by dots ("state_dict.student") where only one
+// path of the file reads so. Throws FormatError naming the file, the text and the file's weight
+// sets when nothing is there or the dotted form fits several paths.
+KeyPath weightSetPath(const Document &doc, const std::string &text);
+
+// Makes the set of weights at `path` (a dict of tensors or a module tree) the model's state dict,
+// as if classify() had chosen it: the state dict's tensors, source and conventions, the kind, and
+// the optimizer that fits it best are derived again; the former model weights become one of
+// otherWeightSets and the chosen set is no longer among them. Throws FormatError naming the file,
+// the path, what is there and the file's weight sets when it is not a set of weights.
+void useWeightSet(Document &doc, const KeyPath &path);
+
 } // namespace ckpt
