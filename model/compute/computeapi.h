@@ -46,12 +46,16 @@ struct Histogram {
 // tensors: each |a - b| taken exactly on the integers, then summed in float64). Positions
 // where both hold the same non-finite value (NaN and NaN, Inf and Inf) count as equal; other
 // positions with a non-finite value are counted apart and left out of the figures.
+// The sums are kept in units of a power of two (`scale`), so that values near the ends of float64
+// (1e300, or subnormals) have the finite, non-zero norms and figures they have: read them through
+// the functions below.
 struct TensorDiff {
     bool identical = false;        // same dtype, shape and bytes
     std::int64_t count = 0;        // elements compared
     std::int64_t outside = 0;      // elements with |a - b| > atol + rtol * |b|, non-finite mismatches included
     std::int64_t nonFinite = 0;    // positions where a and b disagree and one is NaN or Inf
-    double maxAbs = 0;             // max |a - b| over positions where both are finite
+    double maxAbs = 0;             // max |a - b| over positions where both are finite (inf past float64)
+    int scale = 0;                 // sumAbs is in units of 2^scale, the four sums after it of 4^scale
     double sumAbs = 0;             // sum of |a - b| there
     double sumSqDiff = 0;          // sum of (a - b)^2, a^2, b^2 and a*b there: they add up per module
     double sumSqA = 0;
@@ -59,7 +63,11 @@ struct TensorDiff {
     double dot = 0;
     std::int64_t finite = 0;       // positions where both are finite
 
-    double meanAbs() const { return finite > 0 ? sumAbs / static_cast<double>(finite) : 0.0; }
+    double meanAbs() const { return finite > 0 ? std::ldexp(sumAbs / static_cast<double>(finite), scale) : 0.0; }
+    // ||a||, ||b|| and ||a - b|| over the positions where both are finite.
+    double normA() const { return std::ldexp(std::sqrt(sumSqA), scale); }
+    double normB() const { return std::ldexp(std::sqrt(sumSqB), scale); }
+    double normDiff() const { return std::ldexp(std::sqrt(sumSqDiff), scale); }
     // ||a - b|| / ||a||; 0 for two zero tensors, infinity when only a is zero.
     double relativeL2() const
     {
@@ -76,7 +84,19 @@ struct TensorDiff {
             return std::numeric_limits<double>::quiet_NaN();
         return dot / (std::sqrt(sumSqA) * std::sqrt(sumSqB));
     }
-    // Adds another tensor's sums (for a module's figures).
+    // The sums in units of 2^to (of 4^to).
+    void rescale(int to)
+    {
+        const int by = scale - to;
+        sumAbs = std::ldexp(sumAbs, by);
+        sumSqDiff = std::ldexp(sumSqDiff, 2 * by);
+        sumSqA = std::ldexp(sumSqA, 2 * by);
+        sumSqB = std::ldexp(sumSqB, 2 * by);
+        dot = std::ldexp(dot, 2 * by);
+        scale = to;
+    }
+    // Adds another tensor's sums (for a module's figures), in the larger units of the two (sums
+    // that are all zero have no units to speak of).
     void accumulate(const TensorDiff &o)
     {
         identical = (count == 0 || identical) && o.identical;
@@ -84,11 +104,16 @@ struct TensorDiff {
         outside += o.outside;
         nonFinite += o.nonFinite;
         maxAbs = std::max(maxAbs, o.maxAbs);
-        sumAbs += o.sumAbs;
-        sumSqDiff += o.sumSqDiff;
-        sumSqA += o.sumSqA;
-        sumSqB += o.sumSqB;
-        dot += o.dot;
+        const auto none = [](const TensorDiff &d) { return d.sumAbs == 0 && d.sumSqA == 0 && d.sumSqB == 0; };
+        TensorDiff other = o;
+        const int to = none(*this) ? o.scale : none(o) ? scale : std::max(scale, o.scale);
+        rescale(to);
+        other.rescale(to);
+        sumAbs += other.sumAbs;
+        sumSqDiff += other.sumSqDiff;
+        sumSqA += other.sumSqA;
+        sumSqB += other.sumSqB;
+        dot += other.dot;
         finite += o.finite;
     }
 };
