@@ -463,38 +463,40 @@ private:
             d.finite += finiteCount;
             if (finiteCount == 0)
                 continue;
-            // The chunk in the running units (TensorDiff::scale), which grow with the largest
+            // The chunk in the running units (TensorDiff::Scaled), which grow with the largest
             // magnitude met: a sum of squares of values near 1e300 is kept in float64's range.
             const auto magnitude = [](const at::Tensor &v) {
                 const auto [lo, hi] = at::aminmax(v);
                 return std::max(std::abs(lo.item<double>()), std::abs(hi.item<double>()));
             };
             const double big = d.identical ? magnitude(fa) : std::max(magnitude(fa), magnitude(fb));
-            if (const auto e = scaleExponentOf(big); e && (!scaled || *e > d.scale)) {
-                d.rescale(*e);
+            auto &s = d.scaled;
+            if (const auto e = scaleExponentOf(big); e && (!scaled || *e > s.scale)) {
+                s.rescale(*e);
                 scaled = true;
             }
-            const at::Tensor sa = scaledDown(fa, d.scale);
+            const at::Tensor sa = scaledDown(fa, s.scale);
             // Sums of products as dot products: one pass each, no squared copy made.
             const double sumSqA = at::dot(sa, sa).item<double>();
-            d.sumSqA += sumSqA;
+            s.sqA += sumSqA;
             if (d.identical) {  // the same bytes: every difference is 0, b's sums are a's
-                d.sumSqB += sumSqA;
-                d.dot += sumSqA;
+                s.sqB += sumSqA;
+                s.dot += sumSqA;
                 continue;
             }
-            const at::Tensor sb = scaledDown(fb, d.scale);
+            const at::Tensor sb = scaledDown(fb, s.scale);
             // Scaled, a - b cannot overflow; 2^scale times it is the float64 |a - b| (inf past
             // float64's range, as torch's own a - b).
             const at::Tensor diff = sa - sb;
             const at::Tensor absDiff = diff.abs();
-            d.maxAbs = std::max(d.maxAbs, std::ldexp(absDiff.max().item<double>(), d.scale));
-            d.sumAbs += absDiff.sum().item<double>();
-            d.sumSqDiff += at::dot(diff, diff).item<double>();
-            d.sumSqB += at::dot(sb, sb).item<double>();
-            d.dot += at::dot(sa, sb).item<double>();
-            d.outside += absDiff.gt(sb.abs().mul_(rtol).add_(std::ldexp(atol, -d.scale))).sum().item<std::int64_t>();
+            d.maxAbs = std::max(d.maxAbs, std::ldexp(absDiff.max().item<double>(), s.scale));
+            s.abs += absDiff.sum().item<double>();
+            s.sqDiff += at::dot(diff, diff).item<double>();
+            s.sqB += at::dot(sb, sb).item<double>();
+            s.dot += at::dot(sa, sb).item<double>();
+            d.outside += absDiff.gt(sb.abs().mul_(rtol).add_(std::ldexp(atol, -s.scale))).sum().item<std::int64_t>();
         }
+        d.settle();
         checkSourceIntact(ra);  // figures made of a truncated file's zeros are not its figures
         checkSourceIntact(rb);
         return d;
@@ -522,14 +524,15 @@ private:
                 const __int128 e = x > y ? x - y : y - x;
                 const double ad = static_cast<double>(e), fa = static_cast<double>(x), fb = static_cast<double>(y);
                 d.maxAbs = std::max(d.maxAbs, ad);
-                d.sumAbs += ad;
-                d.sumSqDiff += ad * ad;
-                d.sumSqA += fa * fa;
-                d.sumSqB += fb * fb;
-                d.dot += fa * fb;
+                d.scaled.abs += ad;  // in units of 1: integers square within float64's range
+                d.scaled.sqDiff += ad * ad;
+                d.scaled.sqA += fa * fa;
+                d.scaled.sqB += fb * fb;
+                d.scaled.dot += fa * fb;
                 d.outside += e != 0 && ad > atol + rtol * std::abs(fb);
             }
         }
+        d.settle();
         checkSourceIntact(ra);
         checkSourceIntact(rb);
     }

@@ -587,36 +587,32 @@ void TestCompute::differencesAtTheEdges()
 }
 
 // Sums in different units add up in the larger ones; sums that are all zero take the other's
-// units (a zero tensor beside subnormals leaves their figures alone).
+// units (a zero tensor beside subnormals leaves their figures alone). The plain sums are what
+// float64 holds of them: 0 for subnormal squares, inf for squares past its range.
 void TestCompute::scaledSumsAccumulate()
 {
     TensorDiff tiny;  // |a| = 0.5 and |b| = 0.25 in units of 2^-1070
-    tiny.scale = -1070;
     tiny.finite = 1;
-    tiny.sumAbs = 0.25;
-    tiny.sumSqA = 0.25;
-    tiny.sumSqB = 0.0625;
-    tiny.sumSqDiff = 0.0625;
-    tiny.dot = 0.125;
+    tiny.scaled = {-1070, 0.25, 0.0625, 0.25, 0.0625, 0.125};
     TensorDiff zeros;  // a zero tensor in the plain units
     zeros.finite = 4;
     TensorDiff m = zeros;
     m.accumulate(tiny);
-    QCOMPARE(m.scale, -1070);
+    QCOMPARE(m.scaled.scale, -1070);
     QCOMPARE(m.normA(), std::ldexp(0.5, -1070));
     QCOMPARE(m.meanAbs(), std::ldexp(0.25 / 5, -1070));
     QCOMPARE(m.relativeL2(), 0.5);
+    QCOMPARE(m.sumAbs, std::ldexp(0.25, -1070));
+    QCOMPARE(m.sumSqA, 0.0);
     TensorDiff big;  // |a| = 0.5 in units of 2^1000
-    big.scale = 1000;
     big.finite = 1;
-    big.sumAbs = 0.5;
-    big.sumSqA = 0.25;
-    big.sumSqDiff = 0.25;
+    big.scaled = {1000, 0.5, 0.25, 0.25, 0, 0};
     m = tiny;
     m.accumulate(big);
-    QCOMPARE(m.scale, 1000);
+    QCOMPARE(m.scaled.scale, 1000);
     QCOMPARE(m.normA(), std::ldexp(0.5, 1000));  // the subnormal part is below its last place
     QCOMPARE(m.relativeL2(), 1.0);
+    QVERIFY(std::isinf(m.sumSqA));
 }
 
 QTEST_GUILESS_MAIN(TestCompute)
