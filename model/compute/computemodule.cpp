@@ -99,14 +99,14 @@ private:
     TensorStats statisticsImpl(const TensorRef &ref) const
     {
         TensorStats s;
-        at::Tensor t = toDenseValues(ref).reshape({-1});
-        if (t.is_complex())
-            t = at::view_as_real(t).reshape({-1});
-        s.count = t.numel();
-        if (integral(ref) && s.count > 0)
+        if (integral(ref)) {
             integerStatistics(ref, s);
-        else
+        } else {
+            at::Tensor t = toDenseValues(ref).reshape({-1});
+            if (t.is_complex())
+                t = at::view_as_real(t).reshape({-1});
             floatStatistics(t, s);
+        }
         checkSourceIntact(ref);  // numbers made of a truncated file's zeros are not its numbers
         return s;
     }
@@ -117,6 +117,7 @@ private:
     // to inf (inf - inf: NaN) or underflow to 0.
     static void floatStatistics(const at::Tensor &t, TensorStats &s)
     {
+        s.count = t.numel();
         double n = 0, mean = 0, m2 = 0, sumsq = 0;  // mean in units of 2^scale, m2 and sumsq of 4^scale
         std::optional<int> scale;                   // none while no value was finite and non-zero
         double mn = std::numeric_limits<double>::infinity(), mx = -mn;
@@ -189,6 +190,10 @@ private:
             return bits ? static_cast<__int128>(static_cast<std::uint64_t>(v)) : static_cast<__int128>(v);
         };
         const std::int64_t count = ints.numel();
+        s.count = count;
+        s.l2 = 0;  // of no values, as torch.linalg.norm; no extremes, mean or std
+        if (count == 0)
+            return;
         __int128 sum = 0, lo = wide(0), hi = wide(0);
         bool first = true;
         for (std::int64_t start = 0; start < count; start += kChunk) {
@@ -205,16 +210,21 @@ private:
         }
         // sum = pivot * count + rest, |rest| < count: the mean is pivot + rest / count.
         const __int128 pivot = sum / count, rest = sum % count;
+        // Each value and its deviation as float64 (the deviation taken exactly first), their squares
+        // summed by ATen's dot product, which sums in blocks (as the float figures are summed).
         double squares = 0, deviations = 0;
         for (std::int64_t start = 0; start < count; start += kChunk) {
             const at::Tensor c = ints.slice(0, start, std::min(start + kChunk, count)).to(at::kLong).contiguous();
             const std::int64_t *p = c.data_ptr<std::int64_t>();
+            at::Tensor values = at::empty({c.numel()}, at::kDouble), offsets = at::empty({c.numel()}, at::kDouble);
+            double *v = values.data_ptr<double>(), *d = offsets.data_ptr<double>();
             for (std::int64_t i = 0; i < c.numel(); ++i) {
                 const __int128 x = wide(p[i]);
-                const auto v = static_cast<double>(x), d = static_cast<double>(x - pivot);
-                squares += v * v;
-                deviations += d * d;
+                v[i] = static_cast<double>(x);
+                d[i] = static_cast<double>(x - pivot);
             }
+            squares += at::dot(values, values).item<double>();
+            deviations += at::dot(offsets, offsets).item<double>();
         }
         const auto n = static_cast<double>(count);
         const double offset = static_cast<double>(rest) / n;  // the mean's distance from the pivot
