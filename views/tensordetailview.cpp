@@ -369,17 +369,24 @@ void TensorDetailView::showStatistics()
             .arg(a.toHtmlEscaped(), avHtml, b.toHtmlEscaped(), bv.toHtmlEscaped());
     };
     auto html = [](const QString &plain) { return plain.toHtmlEscaped(); };
-    auto extreme = [&s](bool max) {  // an integer tensor's exactly
+    // A figure over no values at all (an empty tensor, or NaNs only, which are left out) is a dash;
+    // one that is NaN over some values (the mean of inf and -inf, the std of one value) is "nan",
+    // as torch gives it, never a dash that reads as "nothing to show"; infinities "inf", "-inf".
+    const bool noValues = s.count - s.nanCount <= 0;
+    auto figure = [noValues](double v) {
+        return noValues && std::isnan(v) ? QStringLiteral("\u2013") : valuetext::elementText(v, DType::Float64);
+    };
+    auto extreme = [&s, &figure](bool max) {  // an integer tensor's exactly
         const QString exact = valuetext::exactExtremeText(s, max);
-        return exact.isEmpty() ? number(max ? s.max : s.min) : exact;
+        return exact.isEmpty() ? figure(max ? s.max : s.min) : exact;
     };
     QString nonFinite = tr("%1 / %2").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount)).toHtmlEscaped();
     if (s.nanCount > 0 || s.infCount > 0)
         nonFinite = QStringLiteral("<span style='color:#b3261e'><b>%1</b></span>").arg(nonFinite);
     const QString text = QStringLiteral("<table cellspacing=0 cellpadding=0>") +
                          row(tr("min"), html(extreme(false)), tr("max"), extreme(true)) +
-                         row(tr("mean"), html(number(s.mean)), tr("std"), number(s.std)) +
-                         row(tr("L2"), html(number(s.l2)), tr("zeros"), valuetext::percent(zeros)) +
+                         row(tr("mean"), html(figure(s.mean)), tr("std"), figure(s.std)) +
+                         row(tr("L2"), html(figure(s.l2)), tr("zeros"), valuetext::percent(zeros)) +
                          row(tr("NaN / Inf"), nonFinite, QString(), QString()) + QStringLiteral("</table>");
     m_statsLabel->setText(text);
 }

@@ -53,8 +53,16 @@ std::string moduleOf(const std::string &name)
     return dot == std::string::npos ? std::string() : name.substr(0, dot);
 }
 
-// JSON has no NaN or Infinity: such figures are written as null.
-ojson number(double v) { return std::isfinite(v) ? ojson(v) : ojson(nullptr); }
+// JSON has no NaN or Infinity: NaN is written as null and an infinity as "inf" or "-inf", as
+// `tensors --stats --json` writes them (a largest difference past float64 is infinite, not absent).
+ojson number(double v)
+{
+    if (std::isnan(v))
+        return nullptr;
+    if (std::isinf(v))
+        return v > 0 ? "inf" : "-inf";
+    return v;
+}
 
 // A file's metadata entries as text, shown and compared. Shown as info shows them: one JSON
 // writer for all of a file's entries, so that a value they share is written once and referred to
@@ -103,8 +111,8 @@ ojson diffJson(const TensorDiff &d)
                  {"mean_abs_diff", number(d.meanAbs())},
                  {"relative_l2", number(d.relativeL2())},
                  {"cosine", number(d.cosine())},
-                 {"norm_a", number(std::sqrt(d.sumSqA))},
-                 {"norm_b", number(std::sqrt(d.sumSqB))}};
+                 {"norm_a", number(d.normA())},
+                 {"norm_b", number(d.normB())}};
 }
 
 std::optional<double> scalarOf(const ValuePtr &v, const ComputeApi &api)
@@ -380,12 +388,12 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
             if (t && t->shape == first[l].ref().shape) {
                 try {
                     const TensorDiff fromFirst = api.difference(first[l].ref(), *t, 0, 0);
-                    s.layers[l].norm[k] = std::sqrt(fromFirst.sumSqB);
-                    s.layers[l].driftFromFirst[k] = std::sqrt(fromFirst.sumSqDiff);
+                    s.layers[l].norm[k] = fromFirst.normB();
+                    s.layers[l].driftFromFirst[k] = fromFirst.normDiff();
                     if (k == 0)
                         s.layers[l].driftFromPrevious[k] = 0;
                     else if (previous[l])
-                        s.layers[l].driftFromPrevious[k] = std::sqrt(api.difference(*previous[l], *t, 0, 0).sumSqDiff);
+                        s.layers[l].driftFromPrevious[k] = api.difference(*previous[l], *t, 0, 0).normDiff();
                 } catch (const std::exception &) {
                     // unreadable data: the point stays NaN
                 }

@@ -51,32 +51,68 @@ struct TensorDiff {
     std::int64_t count = 0;        // elements compared
     std::int64_t outside = 0;      // elements with |a - b| > atol + rtol * |b|, non-finite mismatches included
     std::int64_t nonFinite = 0;    // positions where a and b disagree and one is NaN or Inf
-    double maxAbs = 0;             // max |a - b| over positions where both are finite
+    double maxAbs = 0;             // max |a - b| over positions where both are finite (inf past float64)
     double sumAbs = 0;             // sum of |a - b| there
-    double sumSqDiff = 0;          // sum of (a - b)^2, a^2, b^2 and a*b there: they add up per module
-    double sumSqA = 0;
-    double sumSqB = 0;
+    double sumSqDiff = 0;          // sum of (a - b)^2, a^2, b^2 and a*b there, as float64 holds them:
+    double sumSqA = 0;             // inf past its range, 0 below it (the figures below do not use
+    double sumSqB = 0;             // these but the scaled sums, which keep them finite and non-zero)
     double dot = 0;
     std::int64_t finite = 0;       // positions where both are finite
 
-    double meanAbs() const { return finite > 0 ? sumAbs / static_cast<double>(finite) : 0.0; }
+    // The same sums in units of a power of two, so that values near the ends of float64 (1e300,
+    // subnormals) neither overflow nor underflow them: |a - b| in units of 2^scale, the squares
+    // and products in units of 4^scale. They add up per module (accumulate).
+    struct Scaled {
+        int scale = 0;
+        double abs = 0, sqDiff = 0, sqA = 0, sqB = 0, dot = 0;
+        // The sums in units of 2^to (of 4^to).
+        void rescale(int to)
+        {
+            const int by = scale - to;
+            abs = std::ldexp(abs, by);
+            sqDiff = std::ldexp(sqDiff, 2 * by);
+            sqA = std::ldexp(sqA, 2 * by);
+            sqB = std::ldexp(sqB, 2 * by);
+            dot = std::ldexp(dot, 2 * by);
+            scale = to;
+        }
+        bool zero() const { return abs == 0 && sqA == 0 && sqB == 0; }  // no units to speak of
+    } scaled;
+
+    double meanAbs() const
+    {
+        return finite > 0 ? std::ldexp(scaled.abs / static_cast<double>(finite), scaled.scale) : 0.0;
+    }
+    // ||a||, ||b|| and ||a - b|| over the positions where both are finite.
+    double normA() const { return std::ldexp(std::sqrt(scaled.sqA), scaled.scale); }
+    double normB() const { return std::ldexp(std::sqrt(scaled.sqB), scaled.scale); }
+    double normDiff() const { return std::ldexp(std::sqrt(scaled.sqDiff), scaled.scale); }
     // ||a - b|| / ||a||; 0 for two zero tensors, infinity when only a is zero.
     double relativeL2() const
     {
-        if (sumSqA > 0)
-            return std::sqrt(sumSqDiff / sumSqA);
-        return sumSqDiff == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+        if (scaled.sqA > 0)
+            return std::sqrt(scaled.sqDiff / scaled.sqA);
+        return scaled.sqDiff == 0 ? 0.0 : std::numeric_limits<double>::infinity();
     }
     // a·b / (||a|| ||b||); 1 for two zero tensors, NaN when only one is zero.
     double cosine() const
     {
-        if (sumSqA == 0 && sumSqB == 0)
+        if (scaled.sqA == 0 && scaled.sqB == 0)
             return 1.0;
-        if (sumSqA == 0 || sumSqB == 0)
+        if (scaled.sqA == 0 || scaled.sqB == 0)
             return std::numeric_limits<double>::quiet_NaN();
-        return dot / (std::sqrt(sumSqA) * std::sqrt(sumSqB));
+        return scaled.dot / (std::sqrt(scaled.sqA) * std::sqrt(scaled.sqB));
     }
-    // Adds another tensor's sums (for a module's figures).
+    // Sets the plain sums from the scaled ones.
+    void settle()
+    {
+        sumAbs = std::ldexp(scaled.abs, scaled.scale);
+        sumSqDiff = std::ldexp(scaled.sqDiff, 2 * scaled.scale);
+        sumSqA = std::ldexp(scaled.sqA, 2 * scaled.scale);
+        sumSqB = std::ldexp(scaled.sqB, 2 * scaled.scale);
+        dot = std::ldexp(scaled.dot, 2 * scaled.scale);
+    }
+    // Adds another tensor's sums (for a module's figures), in the larger units of the two.
     void accumulate(const TensorDiff &o)
     {
         identical = (count == 0 || identical) && o.identical;
@@ -84,12 +120,19 @@ struct TensorDiff {
         outside += o.outside;
         nonFinite += o.nonFinite;
         maxAbs = std::max(maxAbs, o.maxAbs);
-        sumAbs += o.sumAbs;
-        sumSqDiff += o.sumSqDiff;
-        sumSqA += o.sumSqA;
-        sumSqB += o.sumSqB;
-        dot += o.dot;
+        Scaled other = o.scaled;
+        const int to = scaled.zero()  ? other.scale
+                       : other.zero() ? scaled.scale
+                                      : std::max(scaled.scale, other.scale);
+        scaled.rescale(to);
+        other.rescale(to);
+        scaled.abs += other.abs;
+        scaled.sqDiff += other.sqDiff;
+        scaled.sqA += other.sqA;
+        scaled.sqB += other.sqB;
+        scaled.dot += other.dot;
         finite += o.finite;
+        settle();
     }
 };
 

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <torch/version.h>
 
@@ -21,6 +22,35 @@ constexpr std::int64_t kChunk = 1 << 20;  // elements converted to double at a t
 // Integer and bool tensors, whose elements are worked on as integers; a quantized tensor's are
 // the values its integers stand for.
 bool integral(const TensorRef &r) { return !r.quantization && (dtypeIsIntegral(r.dtype) || r.dtype == DType::Bool); }
+
+// Values within 2^±kSafeExponent are summed as they are: their squares, added up over any tensor,
+// neither overflow nor underflow float64. Values beyond are first divided by a power of two (exactly)
+// and the figures multiplied back at the end (std::ldexp): plain float64 sums of squares overflow
+// near 1e154 (a float64 tensor near 1e300 would get std inf - inf = NaN and an infinite L2 norm,
+// as torch's own do) and underflow below 1e-162 (subnormals would get std and norm 0).
+constexpr int kSafeExponent = 400;
+
+// The exponent of the power of two values are divided by, for values whose largest finite
+// magnitude is `big`: 0 within the safe range, std::frexp's exponent of `big` beyond (so they
+// fall below 1); none when there is no non-zero finite value to go by.
+std::optional<int> scaleExponentOf(double big)
+{
+    if (!(big > 0) || !std::isfinite(big))
+        return std::nullopt;
+    int e = 0;
+    std::frexp(big, &e);
+    return e > kSafeExponent || e < -kSafeExponent ? e : 0;
+}
+
+// `c` / 2^e, exact for every result above 2^-1074 (a multiplication by a power of two only moves
+// the exponent); in two steps, since 2^-e need not be a float64 itself (2^1074).
+at::Tensor scaledDown(const at::Tensor &c, int e)
+{
+    if (e == 0)
+        return c;
+    const int first = -e / 2;
+    return c.mul(std::ldexp(1.0, first)).mul_(std::ldexp(1.0, -e - first));
+}
 
 // LibTorch's errors carry a C++ backtrace in what() (1.13 always): only the message goes on.
 template <typename F> auto plainErrors(F &&f) -> decltype(f())
@@ -69,48 +99,64 @@ private:
     TensorStats statisticsImpl(const TensorRef &ref) const
     {
         TensorStats s;
-        at::Tensor t = toDenseValues(ref).reshape({-1});
-        if (t.is_complex())
-            t = at::view_as_real(t).reshape({-1});
+        if (integral(ref)) {
+            integerStatistics(ref, s);
+        } else {
+            at::Tensor t = toDenseValues(ref).reshape({-1});
+            if (t.is_complex())
+                t = at::view_as_real(t).reshape({-1});
+            floatStatistics(t, s);
+        }
+        checkSourceIntact(ref);  // numbers made of a truncated file's zeros are not its numbers
+        return s;
+    }
+
+    // Over the non-NaN values in float64, chunk by chunk. The sums are kept in units of a power of
+    // two (see scaleExponentOf), so a tensor near 1e300 has the finite std and L2 norm it has, and
+    // one of subnormals the non-zero ones it has, where plain float64 sums of squares would overflow
+    // to inf (inf - inf: NaN) or underflow to 0.
+    static void floatStatistics(const at::Tensor &t, TensorStats &s)
+    {
         s.count = t.numel();
-        double n = 0, mean = 0, m2 = 0, sumsq = 0;
+        double n = 0, mean = 0, m2 = 0, sumsq = 0;  // mean in units of 2^scale, m2 and sumsq of 4^scale
+        std::optional<int> scale;                   // none while no value was finite and non-zero
         double mn = std::numeric_limits<double>::infinity(), mx = -mn;
-        // Integer and bool tensors: the extremes exactly too, on the integers themselves, chunk by
-        // chunk beside the doubles. uint64 on its bits, with the sign bit flipped: signed order
-        // then is the unsigned one.
-        constexpr std::int64_t flip = std::numeric_limits<std::int64_t>::min();
-        s.exact = integral(ref) && s.count > 0;
-        s.exactUnsigned = s.exact && ref.dtype == DType::UInt64;
-        const at::Tensor ints = s.exact ? toIntegers(ref).reshape({-1}) : at::Tensor();
-        std::int64_t lo = std::numeric_limits<std::int64_t>::max(), hi = std::numeric_limits<std::int64_t>::min();
         for (std::int64_t start = 0; start < t.numel(); start += kChunk) {
             const std::int64_t end = std::min(start + kChunk, t.numel());
-            if (s.exact) {
-                at::Tensor ic = ints.slice(0, start, end).to(at::kLong);
-                if (s.exactUnsigned)
-                    ic = ic.bitwise_xor(flip);
-                lo = std::min(lo, ic.min().item<std::int64_t>());
-                hi = std::max(hi, ic.max().item<std::int64_t>());
-            }
             at::Tensor c = t.slice(0, start, end).to(at::kDouble);
             at::Tensor nan = at::isnan(c);
             const auto nanCount = nan.sum().item<std::int64_t>();
             s.nanCount += nanCount;
             if (nanCount > 0)
                 c = c.masked_select(nan.logical_not());
-            s.infCount += at::isinf(c).sum().item<std::int64_t>();
+            const auto infCount = at::isinf(c).sum().item<std::int64_t>();
+            s.infCount += infCount;
             s.zeroCount += c.eq(0).sum().item<std::int64_t>();
             const double cn = static_cast<double>(c.numel());
             if (cn == 0)
                 continue;
             // One pass each: the extremes together, sums of squares as dot products.
             const auto [cmin, cmax] = at::aminmax(c);
-            mn = std::min(mn, cmin.item<double>());
-            mx = std::max(mx, cmax.item<double>());
-            const double cmean = c.mean().item<double>();
-            const at::Tensor deviation = c - cmean;
+            const double lo = cmin.item<double>(), hi = cmax.item<double>();
+            mn = std::min(mn, lo);
+            mx = std::max(mx, hi);
+            double big = std::max(std::abs(lo), std::abs(hi));
+            if (infCount > 0) {  // the largest finite magnitude, past the infinities
+                const at::Tensor finite = c.masked_select(at::isfinite(c));
+                big = finite.numel() > 0 ? finite.abs().max().item<double>() : 0.0;
+            }
+            if (const auto e = scaleExponentOf(big); e && (!scale || *e > *scale)) {
+                const int by = scale.value_or(0) - *e;  // what was summed so far, in the new units
+                mean = std::ldexp(mean, by);
+                m2 = std::ldexp(m2, 2 * by);
+                sumsq = std::ldexp(sumsq, 2 * by);
+                scale = e;
+            }
+            const at::Tensor cs = scaledDown(c, scale.value_or(0));
+            const double cmean = cs.mean().item<double>();
+            const at::Tensor deviation = cs - cmean;
             const double cm2 = at::dot(deviation, deviation).item<double>();
-            sumsq += at::dot(c, c).item<double>();
+            sumsq += at::dot(cs, cs).item<double>();
             // Chan et al.: merge the chunk's mean and squared deviations into the running ones.
             const double delta = cmean - mean;
             const double total = n + cn;
@@ -118,19 +164,82 @@ private:
             m2 += cm2 + delta * delta * n * cn / total;
             n = total;
         }
-        if (s.exact) {
-            s.exactMin = s.exactUnsigned ? lo ^ flip : lo;
-            s.exactMax = s.exactUnsigned ? hi ^ flip : hi;
-        }
+        // No values (empty, or all NaN): no extremes, mean or std, as torch has none; the L2 norm
+        // of nothing is 0, as torch.linalg.norm gives.
+        s.l2 = 0;
         if (n > 0) {
+            const int e = scale.value_or(0);
             s.min = mn;
             s.max = mx;
-            s.mean = mean;
-            s.std = n > 1 ? std::sqrt(m2 / (n - 1)) : std::numeric_limits<double>::quiet_NaN();
-            s.l2 = std::sqrt(sumsq);
+            s.mean = std::ldexp(mean, e);
+            s.std = n > 1 ? std::ldexp(std::sqrt(m2 / (n - 1)), e) : std::numeric_limits<double>::quiet_NaN();
+            s.l2 = std::ldexp(std::sqrt(sumsq), e);
         }
-        checkSourceIntact(ref);  // numbers made of a truncated file's zeros are not its numbers
-        return s;
+    }
+
+    // Integer and bool tensors on their integers: the extremes exactly (a double cannot hold them
+    // past 2^53), the mean from the exact sum (in 128 bits: 2^63 elements of at most 2^64 - 1
+    // fit), the std from deviations from the integer nearest below the mean, taken exactly before
+    // they are squared in float64 (so [2^53, 2^53 + 1] has the std 0.707 it has, not the 0 of two
+    // equal doubles). uint64 elements are their bits, read unsigned.
+    static void integerStatistics(const TensorRef &ref, TensorStats &s)
+    {
+        const at::Tensor ints = toIntegers(ref).reshape({-1});
+        const bool bits = ref.dtype == DType::UInt64;
+        const auto wide = [bits](std::int64_t v) {
+            return bits ? static_cast<__int128>(static_cast<std::uint64_t>(v)) : static_cast<__int128>(v);
+        };
+        const std::int64_t count = ints.numel();
+        s.count = count;
+        s.l2 = 0;  // of no values, as torch.linalg.norm; no extremes, mean or std
+        if (count == 0)
+            return;
+        __int128 sum = 0, lo = wide(0), hi = wide(0);
+        bool first = true;
+        for (std::int64_t start = 0; start < count; start += kChunk) {
+            const at::Tensor c = ints.slice(0, start, std::min(start + kChunk, count)).to(at::kLong).contiguous();
+            const std::int64_t *p = c.data_ptr<std::int64_t>();
+            for (std::int64_t i = 0; i < c.numel(); ++i) {
+                const __int128 x = wide(p[i]);
+                sum += x;
+                lo = first || x < lo ? x : lo;
+                hi = first || x > hi ? x : hi;
+                first = false;
+                s.zeroCount += x == 0;
+            }
+        }
+        // sum = pivot * count + rest, |rest| < count: the mean is pivot + rest / count.
+        const __int128 pivot = sum / count, rest = sum % count;
+        // Each value and its deviation as float64 (the deviation taken exactly first), their squares
+        // summed by ATen's dot product, which sums in blocks (as the float figures are summed).
+        double squares = 0, deviations = 0;
+        for (std::int64_t start = 0; start < count; start += kChunk) {
+            const at::Tensor c = ints.slice(0, start, std::min(start + kChunk, count)).to(at::kLong).contiguous();
+            const std::int64_t *p = c.data_ptr<std::int64_t>();
+            at::Tensor values = at::empty({c.numel()}, at::kDouble), offsets = at::empty({c.numel()}, at::kDouble);
+            double *v = values.data_ptr<double>(), *d = offsets.data_ptr<double>();
+            for (std::int64_t i = 0; i < c.numel(); ++i) {
+                const __int128 x = wide(p[i]);
+                v[i] = static_cast<double>(x);
+                d[i] = static_cast<double>(x - pivot);
+            }
+            squares += at::dot(values, values).item<double>();
+            deviations += at::dot(offsets, offsets).item<double>();
+        }
+        const auto n = static_cast<double>(count);
+        const double offset = static_cast<double>(rest) / n;  // the mean's distance from the pivot
+        // In 64 bits of precision, rounded once more to float64: within half a unit (and a tie's
+        // hair) of the exact mean.
+        s.mean = static_cast<double>(static_cast<long double>(pivot) + static_cast<long double>(rest) / count);
+        s.std = count > 1 ? std::sqrt(std::max(0.0, deviations - n * offset * offset) / (n - 1))
+                          : std::numeric_limits<double>::quiet_NaN();
+        s.l2 = std::sqrt(squares);
+        s.min = static_cast<double>(lo);
+        s.max = static_cast<double>(hi);
+        s.exact = true;
+        s.exactUnsigned = bits;
+        s.exactMin = static_cast<std::int64_t>(static_cast<std::uint64_t>(lo));
+        s.exactMax = static_cast<std::int64_t>(static_cast<std::uint64_t>(hi));
     }
 
     Histogram histogramImpl(const TensorRef &ref, int bins) const
@@ -183,14 +292,34 @@ private:
         if (lo > hi)
             return h;  // no finite values
         if (lo == hi) {
-            // One value: torch.histc counts over [v - 1, v + 1] then; the bins say so.
-            lo -= 1;
-            hi += 1;
+            // One value: torch.histc counts over [v - 1, v + 1] then; the bins say so. Where
+            // float64 rounds both to v (|v| past 2^54; torch.histc refuses "max must be larger
+            // than min"), over v -+ the larger of the spacings of float64 values on either side
+            // of v (they differ at a power of two), which puts v in the middle bin too.
+            const double v = lo;
+            lo = v - 1;
+            hi = v + 1;
+            if (!(lo < hi)) {
+                constexpr double inf = std::numeric_limits<double>::infinity();
+                const double below = v - std::nextafter(v, -inf), above = std::nextafter(v, inf) - v;
+                // At ±DBL_MAX the side past it is infinite: v at the range's edge instead.
+                const double d = std::isinf(below) ? above : std::isinf(above) ? below : std::max(below, above);
+                hi = std::isfinite(v + d) ? v + d : v;
+                lo = std::isfinite(v - d) ? v - d : v;
+            }
         }
         h.low = lo;
         h.high = hi;
+        // A range wider than float64 holds (say -1.7e308 to 1.7e308): torch.histc divides by an
+        // infinite width and counts every value in the first bin. Counted instead on the values
+        // divided by a power of two, exactly, which is what torch.histc counts for values that fit.
+        int e = 0;
+        if (!std::isfinite(hi - lo))
+            std::frexp(std::max(std::abs(lo), std::abs(hi)), &e);
+        const double slo = std::ldexp(lo, -e), shi = std::ldexp(hi, -e);
         for (std::int64_t start = 0; start < n; start += kChunk) {
-            const at::Tensor counts = at::histc(chunk(start, std::min(start + kChunk, n)), bins, lo, hi).to(at::kLong);
+            const at::Tensor counts =
+                at::histc(scaledDown(chunk(start, std::min(start + kChunk, n)), e), bins, slo, shi).to(at::kLong);
             const auto *p = counts.data_ptr<std::int64_t>();
             for (int b = 0; b < bins; ++b)
                 h.counts[static_cast<std::size_t>(b)] += p[b];
@@ -324,6 +453,7 @@ private:
         if (a.numel() != b.numel())
             throw std::runtime_error("one tensor is complex and the other is not");
         d.count = a.numel();
+        bool scaled = false;  // d.scale set by a non-zero finite value
         for (std::int64_t start = 0; start < d.count; start += kChunk) {
             const std::int64_t end = std::min(start + kChunk, d.count);
             const at::Tensor ca = a.slice(0, start, end).to(at::kDouble).contiguous();
@@ -343,23 +473,40 @@ private:
             d.finite += finiteCount;
             if (finiteCount == 0)
                 continue;
+            // The chunk in the running units (TensorDiff::Scaled), which grow with the largest
+            // magnitude met: a sum of squares of values near 1e300 is kept in float64's range.
+            const auto magnitude = [](const at::Tensor &v) {
+                const auto [lo, hi] = at::aminmax(v);
+                return std::max(std::abs(lo.item<double>()), std::abs(hi.item<double>()));
+            };
+            const double big = d.identical ? magnitude(fa) : std::max(magnitude(fa), magnitude(fb));
+            auto &s = d.scaled;
+            if (const auto e = scaleExponentOf(big); e && (!scaled || *e > s.scale)) {
+                s.rescale(*e);
+                scaled = true;
+            }
+            const at::Tensor sa = scaledDown(fa, s.scale);
             // Sums of products as dot products: one pass each, no squared copy made.
-            const double sumSqA = at::dot(fa, fa).item<double>();
-            d.sumSqA += sumSqA;
+            const double sumSqA = at::dot(sa, sa).item<double>();
+            s.sqA += sumSqA;
             if (d.identical) {  // the same bytes: every difference is 0, b's sums are a's
-                d.sumSqB += sumSqA;
-                d.dot += sumSqA;
+                s.sqB += sumSqA;
+                s.dot += sumSqA;
                 continue;
             }
-            const at::Tensor diff = fa - fb;
+            const at::Tensor sb = scaledDown(fb, s.scale);
+            // Scaled, a - b cannot overflow; 2^scale times it is the float64 |a - b| (inf past
+            // float64's range, as torch's own a - b).
+            const at::Tensor diff = sa - sb;
             const at::Tensor absDiff = diff.abs();
-            d.maxAbs = std::max(d.maxAbs, absDiff.max().item<double>());
-            d.sumAbs += absDiff.sum().item<double>();
-            d.sumSqDiff += at::dot(diff, diff).item<double>();
-            d.sumSqB += at::dot(fb, fb).item<double>();
-            d.dot += at::dot(fa, fb).item<double>();
-            d.outside += absDiff.gt(fb.abs().mul_(rtol).add_(atol)).sum().item<std::int64_t>();
+            d.maxAbs = std::max(d.maxAbs, std::ldexp(absDiff.max().item<double>(), s.scale));
+            s.abs += absDiff.sum().item<double>();
+            s.sqDiff += at::dot(diff, diff).item<double>();
+            s.sqB += at::dot(sb, sb).item<double>();
+            s.dot += at::dot(sa, sb).item<double>();
+            d.outside += absDiff.gt(sb.abs().mul_(rtol).add_(std::ldexp(atol, -s.scale))).sum().item<std::int64_t>();
         }
+        d.settle();
         checkSourceIntact(ra);  // figures made of a truncated file's zeros are not its figures
         checkSourceIntact(rb);
         return d;
@@ -387,14 +534,15 @@ private:
                 const __int128 e = x > y ? x - y : y - x;
                 const double ad = static_cast<double>(e), fa = static_cast<double>(x), fb = static_cast<double>(y);
                 d.maxAbs = std::max(d.maxAbs, ad);
-                d.sumAbs += ad;
-                d.sumSqDiff += ad * ad;
-                d.sumSqA += fa * fa;
-                d.sumSqB += fb * fb;
-                d.dot += fa * fb;
+                d.scaled.abs += ad;  // in units of 1: integers square within float64's range
+                d.scaled.sqDiff += ad * ad;
+                d.scaled.sqA += fa * fa;
+                d.scaled.sqB += fb * fb;
+                d.scaled.dot += fa * fb;
                 d.outside += e != 0 && ad > atol + rtol * std::abs(fb);
             }
         }
+        d.settle();
         checkSourceIntact(ra);
         checkSourceIntact(rb);
     }

@@ -48,9 +48,10 @@ def torch_stats(t):
     nan = torch.isnan(v)
     w = v[~nan]
     s = {'nan': int(nan.sum()), 'inf': int(torch.isinf(w).sum()),
-         'zero_fraction': float((w == 0).sum()) / v.numel() if v.numel() else None}
+         'zero_fraction': float((w == 0).sum()) / v.numel() if v.numel() else None,
+         'l2': float(torch.linalg.norm(w))}  # 0 over no values (empty, or NaNs only), as torch has it
     if w.numel():
-        s.update(min=float(w.min()), max=float(w.max()), mean=float(w.mean()), l2=float(w.pow(2).sum().sqrt()),
+        s.update(min=float(w.min()), max=float(w.max()), mean=float(w.mean()),
                  std=float(w.std()) if w.numel() > 1 else None)
     return s
 

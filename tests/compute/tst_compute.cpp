@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <QtTest>
 #include <cmath>
+#include <map>
 
 using namespace ckpt;
 
@@ -33,6 +34,10 @@ private Q_SLOTS:
     void numpyArrays();
     void histogramsAgreeWithTorchHistc();
     void outputsReadAsATenReadsThem();
+    void statisticsAtTheEdges_data();
+    void statisticsAtTheEdges();
+    void differencesAtTheEdges();
+    void scaledSumsAccumulate();
 
 private:
     QJsonObject m_expected;
@@ -441,6 +446,173 @@ void TestCompute::outputsReadAsATenReadsThem()
     readOutputs(r, O::Logits, "sigmoid", 3, names);  // asked for: each value on its own
     QCOMPARE(r.probabilitiesFrom, std::string("sigmoid"));
     QVERIFY(r.outputs[0].top[0].label.empty());
+}
+
+namespace {
+
+// A figure from expected.json, which holds no NaN or Infinity: those come as "nan", "inf", "-inf".
+double figureOf(const QJsonValue &v)
+{
+    if (v.isString()) {
+        const QString s = v.toString();
+        if (s == QLatin1String("nan"))
+            return std::numeric_limits<double>::quiet_NaN();
+        if (s == QLatin1String("inf") || s == QLatin1String("-inf"))
+            return s.startsWith('-') ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+        return s.toDouble();
+    }
+    return v.toDouble();
+}
+
+// `got` is torch's `want` within what n float64 roundings allow: relative 16 n units of the last
+// place (a sum of n terms, then a division or square root), and one unit of the subnormals'
+// spacing (2^-1074) where the figure is that small. NaN is NaN, an infinity that infinity.
+bool agrees(double got, double want, double n)
+{
+    if (std::isnan(want))
+        return std::isnan(got);
+    if (std::isinf(want))
+        return got == want;
+    const double tol = 16 * std::max(n, 1.0) * std::numeric_limits<double>::epsilon() * std::abs(want) +
+                       std::numeric_limits<double>::denorm_min();
+    return std::abs(got - want) <= tol;
+}
+
+QString text(double v) { return QString::number(v, 'g', 17); }
+
+} // namespace
+
+void TestCompute::statisticsAtTheEdges_data()
+{
+    QTest::addColumn<QString>("name");
+    const QJsonObject stats = m_expected.value("__extremes__").toObject().value("stats").toObject();
+    QVERIFY(stats.size() > 30);
+    for (auto it = stats.begin(); it != stats.end(); ++it)
+        QTest::newRow(qPrintable(it.key())) << it.key();
+}
+
+// Each figure of TensorStats against torch's on the same tensor (tests/fixtures/stats_extremes.py):
+// float64 near 1e300 and 1.8e308, subnormals, float16/bfloat16 ends, -0.0, NaN and inf only, one
+// element, none, int64 at its ends. The figures torch computes on the values divided by a power
+// of two (exactly), where its plain float64 sums overflow or underflow for no reason.
+void TestCompute::statisticsAtTheEdges()
+{
+    QFETCH(QString, name);
+    static const auto doc = readDocument(CKPT_FIXTURES_DIR "/extremes/stats.pth");
+    const QJsonObject want = m_expected.value("__extremes__").toObject().value("stats").toObject().value(name)
+                                 .toObject().value("exact").toObject();
+    const NamedTensor *t = nullptr;
+    for (const auto &nt : doc.stateDict)
+        if (QString::fromStdString(nt.name) == name)
+            t = &nt;
+    QVERIFY(t);
+    const TensorStats s = ComputeLoader::api().statistics(t->ref());
+    QCOMPARE(s.count, want.value("count").toInteger());
+    QCOMPARE(s.nanCount, want.value("nan").toInteger());
+    QCOMPARE(s.infCount, want.value("inf").toInteger());
+    const double n = static_cast<double>(s.count - s.nanCount);
+    const double zeros = s.count ? static_cast<double>(s.zeroCount) / static_cast<double>(s.count)
+                                 : std::numeric_limits<double>::quiet_NaN();
+    QVERIFY2(agrees(zeros, figureOf(want.value("zero_fraction")), 1), qPrintable(text(zeros)));
+    if (s.exact) {  // integers: the extremes exactly
+        QCOMPARE(QString::number(s.exactMin), want.value("min").toString());
+        QCOMPARE(QString::number(s.exactMax), want.value("max").toString());
+        // The mean correctly rounded from the exact sum of the integers.
+        QCOMPARE(text(s.mean), text(figureOf(want.value("mean"))));
+    } else {
+        for (const auto &[key, got] : {std::pair{"min", s.min}, std::pair{"max", s.max}}) {
+            const double w = figureOf(want.value(QLatin1String(key)));
+            QVERIFY2(std::isnan(w) ? std::isnan(got) : got == w && std::signbit(got) == std::signbit(w),
+                     qPrintable(QStringLiteral("%1 %2, torch %3").arg(QLatin1String(key), text(got), text(w))));
+        }
+        QVERIFY2(agrees(s.mean, figureOf(want.value("mean")), n),
+                 qPrintable(QStringLiteral("mean %1, torch %2").arg(text(s.mean), text(figureOf(want.value("mean"))))));
+    }
+    QVERIFY2(agrees(s.std, figureOf(want.value("std")), n),
+             qPrintable(QStringLiteral("std %1, torch %2").arg(text(s.std), text(figureOf(want.value("std"))))));
+    QVERIFY2(agrees(s.l2, figureOf(want.value("l2")), n),
+             qPrintable(QStringLiteral("L2 %1, torch %2").arg(text(s.l2), text(figureOf(want.value("l2"))))));
+
+    // The histogram torch.histc counts (on values divided by a power of two where max - min is
+    // past float64); a constant torch.histc refuses (v - 1 == v + 1) in the middle bin.
+    const QJsonValue h = m_expected.value("__extremes__").toObject().value("stats").toObject().value(name)
+                             .toObject().value("histogram");
+    if (n == 0 || s.infCount == n)
+        return;
+    const Histogram got = ComputeLoader::api().histogram(t->ref(), 8);
+    QList<qint64> counts(got.counts.begin(), got.counts.end()), wantCounts;
+    if (h.isNull()) {
+        wantCounts = {0, 0, 0, 0, s.count, 0, 0, 0};
+        QVERIFY(got.low < s.min && s.min < got.high);
+    } else {
+        for (const auto &c : h.toObject().value("counts").toArray())
+            wantCounts << c.toInteger();
+        QCOMPARE(got.low, h.toObject().value("low").toDouble());
+        QCOMPARE(got.high, h.toObject().value("high").toDouble());
+    }
+    QCOMPARE(counts, wantCounts);
+}
+
+// A pair whose differences pass float64 (1e308 against -1e308: |a - b| is inf, as in torch) and
+// whose norms do or fall below its normal numbers: each tensor's figures and each module's sums
+// against torch's, on values divided by a power of two.
+void TestCompute::differencesAtTheEdges()
+{
+    const QJsonObject diff = m_expected.value("__extremes__").toObject().value("diff").toObject();
+    const auto a = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + diff.value("a").toString()).toStdString());
+    const auto b = readDocument((QStringLiteral(CKPT_FIXTURES_DIR "/") + diff.value("b").toString()).toStdString());
+    QCOMPARE(a.stateDict.size(), b.stateDict.size());
+    std::map<QString, TensorDiff> modules;
+    const auto check = [](const QString &where, const TensorDiff &d, const QJsonObject &want) {
+        const double n = static_cast<double>(d.finite);
+        for (const auto &[key, got] : {std::pair{"max_abs_diff", d.maxAbs}, std::pair{"mean_abs_diff", d.meanAbs()},
+                                       std::pair{"relative_l2", d.relativeL2()}, std::pair{"cosine", d.cosine()},
+                                       std::pair{"norm_a", d.normA()}, std::pair{"norm_b", d.normB()}}) {
+            const double w = figureOf(want.value(QLatin1String(key)));
+            QVERIFY2(agrees(got, w, n), qPrintable(QStringLiteral("%1 %2: %3, torch %4").arg(where, QLatin1String(key), text(got), text(w))));
+        }
+        QCOMPARE(d.outside, want.value("outside_tolerance").toInteger());
+        QCOMPARE(d.nonFinite, want.value("non_finite_mismatches").toInteger());
+    };
+    for (std::size_t i = 0; i < a.stateDict.size(); ++i) {
+        const QString name = QString::fromStdString(a.stateDict[i].name);
+        const TensorDiff d = ComputeLoader::api().difference(a.stateDict[i].ref(), b.stateDict[i].ref(), 0, 0);
+        check(name, d, diff.value("tensors").toObject().value(name).toObject().value("exact").toObject());
+        modules[name.section('.', 0, 0)].accumulate(d);
+    }
+    const QJsonObject wantModules = diff.value("modules").toObject();
+    QCOMPARE(modules.size(), static_cast<std::size_t>(wantModules.size()));
+    for (const auto &[name, d] : modules)
+        check(QStringLiteral("module ") + name, d, wantModules.value(name).toObject());
+}
+
+// Sums in different units add up in the larger ones; sums that are all zero take the other's
+// units (a zero tensor beside subnormals leaves their figures alone). The plain sums are what
+// float64 holds of them: 0 for subnormal squares, inf for squares past its range.
+void TestCompute::scaledSumsAccumulate()
+{
+    TensorDiff tiny;  // |a| = 0.5 and |b| = 0.25 in units of 2^-1070
+    tiny.finite = 1;
+    tiny.scaled = {-1070, 0.25, 0.0625, 0.25, 0.0625, 0.125};
+    TensorDiff zeros;  // a zero tensor in the plain units
+    zeros.finite = 4;
+    TensorDiff m = zeros;
+    m.accumulate(tiny);
+    QCOMPARE(m.scaled.scale, -1070);
+    QCOMPARE(m.normA(), std::ldexp(0.5, -1070));
+    QCOMPARE(m.meanAbs(), std::ldexp(0.25 / 5, -1070));
+    QCOMPARE(m.relativeL2(), 0.5);
+    QCOMPARE(m.sumAbs, std::ldexp(0.25, -1070));
+    QCOMPARE(m.sumSqA, 0.0);
+    TensorDiff big;  // |a| = 0.5 in units of 2^1000
+    big.finite = 1;
+    big.scaled = {1000, 0.5, 0.25, 0.25, 0, 0};
+    m = tiny;
+    m.accumulate(big);
+    QCOMPARE(m.scaled.scale, 1000);
+    QCOMPARE(m.normA(), std::ldexp(0.5, 1000));  // the subnormal part is below its last place
+    QCOMPARE(m.relativeL2(), 1.0);
+    QVERIFY(std::isinf(m.sumSqA));
 }
 
 QTEST_GUILESS_MAIN(TestCompute)

@@ -4,6 +4,7 @@
 #include "computeloader.h"
 #include "document.h"
 #include "tensorvaluesmodel.h"
+#include "valuetext.h"
 
 #include <QAbstractItemModelTester>
 #include <QJsonArray>
@@ -96,6 +97,8 @@ private Q_SLOTS:
     void metaTensorHasNoValues();
     void computeModuleMissing();
     void newTensorDropsOldReads();
+    void edgeValuesAsTorchHasThem_data();
+    void edgeValuesAsTorchHasThem();
 
 private:
     TensorValuesModel *m_model = nullptr;
@@ -386,6 +389,69 @@ void TestTensorValuesModel::newTensorDropsOldReads()
     m_model->clear();
     QCOMPARE(m_model->rowCount(), 0);
     QVERIFY(!m_model->hasTensor());
+}
+
+void TestTensorValuesModel::edgeValuesAsTorchHasThem_data()
+{
+    QTest::addColumn<QString>("name");
+    const QJsonObject stats = test::expectedListing().value("__extremes__").toObject().value("stats").toObject();
+    for (auto it = stats.begin(); it != stats.end(); ++it)
+        if (it.value().toObject().contains("values") && !it.value().toObject().value("values").toArray().isEmpty())
+            QTest::newRow(qPrintable(it.key())) << it.key();
+}
+
+// Values at the edges of each float type (tests/fixtures/stats_extremes.py) as torch holds them:
+// subnormals and -0.0 exactly (the sign of zero kept in the text too), NaN and infinities by
+// torch's words, other numbers to the digits the grid shows for the type.
+void TestTensorValuesModel::edgeValuesAsTorchHasThem()
+{
+    QFETCH(QString, name);
+    const QJsonObject e =
+        test::expectedListing().value("__extremes__").toObject().value("stats").toObject().value(name).toObject();
+    const QJsonArray values = e.value("values").toArray();
+    const auto doc = test::readFixture(QStringLiteral("extremes/stats.pth"));
+    const TensorRef *t = tensorNamed(*doc, name.toStdString());
+    QVERIFY(t);
+    m_model->setTensor(doc, t);
+    QVERIFY(fetchAll(*m_model));
+    const bool complex = e.value("dtype").toString().startsWith("complex");
+    const QString dtype = e.value("dtype").toString();
+    // The grid's digits: 4 for float16 and bfloat16, 6 for float32, 10 for float64.
+    const double digits = dtype == "float64" || dtype == "complex128" ? 1e-9
+                          : dtype == "float16" || dtype == "bfloat16" ? 1e-3
+                                                                      : 1e-5;
+    const auto number = [](const QJsonValue &v) { return v.isString() ? v.toString().toDouble() : v.toDouble(); };
+    int seen = 0;
+    for (int r = 0; r < m_model->rowCount(); ++r)
+        for (int c = 0; c < m_model->columnCount(); ++c) {
+            const QModelIndex i = m_model->index(r, c);
+            if (!i.data(TensorValuesModel::IsFetchedRole).toBool())
+                continue;
+            const qlonglong flat = i.data(TensorValuesModel::FlatIndexRole).toLongLong();
+            const int k = int(complex ? 2 * flat : flat);
+            const double want = values[k].isString() && values[k].toString() != QLatin1String("-0.0")
+                                    ? jsonNumber(values[k]) : number(values[k]);
+            const double got = i.data(TensorValuesModel::ValueRole).toDouble();
+            const QString where = QStringLiteral("%1[%2]: %3, torch %4").arg(name).arg(flat).arg(i.data().toString())
+                                      .arg(want, 0, 'g', 17);
+            QVERIFY2(std::isnan(want) ? std::isnan(got) : got == want && std::signbit(got) == std::signbit(want),
+                     qPrintable(where));
+            ++seen;
+            if (complex)
+                continue;  // "(re+imj)": the parts as the real numbers are
+            const QString text = i.data().toString();
+            if (!std::isfinite(want)) {
+                QCOMPARE(text, std::isnan(want) ? QStringLiteral("nan") : want > 0 ? QStringLiteral("inf") : QStringLiteral("-inf"));
+                continue;
+            }
+            bool ok = false;
+            const double shown = text.toDouble(&ok);
+            // 10 digits of 1.7976931348623157e308 round past float64 and do not parse back.
+            QVERIFY2((ok && std::abs(shown - want) <= digits * std::abs(want) && std::signbit(shown) == std::signbit(want)) ||
+                         text == valuetext::elementText(want, DType::Float64),
+                     qPrintable(where));
+        }
+    QCOMPARE(seen * (complex ? 2 : 1), static_cast<int>(values.size()));
 }
 
 QTEST_MAIN(TestTensorValuesModel)

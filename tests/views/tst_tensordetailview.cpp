@@ -3,6 +3,7 @@
 // scrolls without being read whole, a missing compute module, and the remembered layout. The
 // numbers come from expected.json ("__detail__"), written by PyTorch in generate_fixtures.py.
 #include "document.h"
+#include "dtype.h"
 #include "documenttreemodel.h"
 #include "documentview.h"
 #include "histogramchart.h"
@@ -27,6 +28,7 @@
 #include <QLineSeries>
 #include <QLogValueAxis>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QPushButton>
 #include <QScrollBar>
 #include <QSettings>
@@ -133,6 +135,8 @@ private Q_SLOTS:
     void largeTensorScrollsLazily();
     void cancellingStatisticsLeavesDetail();
     void layoutRemembered();
+    void statisticsAtTheEdges_data();
+    void statisticsAtTheEdges();
 };
 
 void TestTensorDetailView::initTestCase()
@@ -642,6 +646,77 @@ void TestTensorDetailView::layoutRemembered()
     QCOMPARE(next.viewTabs()->currentIndex(), 1);
     QCOMPARE(next.structureSplitter()->sizes(), outer);
     QCOMPARE(next.tensorSplitter()->sizes(), inner);
+}
+
+
+void TestTensorDetailView::statisticsAtTheEdges_data()
+{
+    QTest::addColumn<QString>("name");
+    const QJsonObject stats = test::expectedListing().value("__extremes__").toObject().value("stats").toObject();
+    QVERIFY(!stats.isEmpty());
+    for (auto it = stats.begin(); it != stats.end(); ++it)
+        QTest::newRow(qPrintable(it.key())) << it.key();
+}
+
+// The statistics table says what torch says (tests/fixtures/stats_extremes.py): a finite figure
+// of a tensor near 1e300 as a number, an infinite one "inf" or "-inf", a NaN one "nan" (the mean
+// of inf and -inf, the std of one value), never a dash that reads as "nothing there"; the dash
+// only where there are no values (empty, NaN only), whose L2 norm is 0, as torch's.
+void TestTensorDetailView::statisticsAtTheEdges()
+{
+    QFETCH(QString, name);
+    const QJsonObject want = test::expectedListing().value("__extremes__").toObject().value("stats").toObject()
+                                 .value(name).toObject().value("exact").toObject();
+    static const auto doc = test::readFixture(QStringLiteral("extremes/stats.pth"));
+    const TensorRef *ref = nullptr;
+    for (const auto &t : doc->stateDict)
+        if (QString::fromStdString(t.name) == name)
+            ref = &t.ref();
+    QVERIFY(ref);
+    TensorDetailView detail;
+    detail.resize(900, 400);
+    detail.show();
+    detail.setTensor(doc, name, ref);
+    QTRY_VERIFY_WITH_TIMEOUT(detail.statistics().has_value(), 30000);
+    // The table's cells, label and figure by turns: min, max, mean, std, L2, zeros, NaN / Inf.
+    const QString html = detail.findChild<QLabel *>(QStringLiteral("detailStatistics"))->text();
+    QMap<QString, QString> shown;
+    QStringList cells;
+    static const QRegularExpression cell(QStringLiteral("<td[^>]*>(.*?)</td>"));
+    for (auto m = cell.globalMatch(html); m.hasNext();) {
+        QTextDocument d;
+        d.setHtml(m.next().captured(1));
+        cells << d.toPlainText().replace(QChar(0xa0), QLatin1Char(' ')).trimmed();
+    }
+    for (int i = 0; i + 1 < cells.size(); i += 2)
+        shown.insert(cells[i], cells[i + 1]);
+    const qint64 values = want.value("count").toInteger() - want.value("nan").toInteger();
+    for (const char *key : {"min", "max", "mean", "std", "l2"}) {
+        const QString label = QLatin1String(key) == QLatin1String("l2") ? QStringLiteral("L2") : QLatin1String(key);
+        QVERIFY2(shown.contains(label), qPrintable(html));
+        const QString got = shown.value(label);
+        const QJsonValue w = want.value(QLatin1String(key));
+        const QString where = QStringLiteral("%1: %2 shown as '%3', torch %4")
+                                  .arg(name, label, got, w.isString() ? w.toString() : QString::number(w.toDouble(), 'g', 17));
+        static const QRegularExpression integer(QStringLiteral("^-?[0-9]+$"));
+        if (w.toString() == QLatin1String("nan")) {
+            QVERIFY2(got == (values == 0 ? QStringLiteral("\u2013") : QStringLiteral("nan")), qPrintable(where));
+        } else if (w.toString().endsWith(QLatin1String("inf"))) {
+            QVERIFY2(got == w.toString(), qPrintable(where));
+        } else if (integer.match(w.toString()).hasMatch()) {
+            QVERIFY2(got == w.toString(), qPrintable(where));  // an integer tensor's extremes exactly
+        } else {
+            // A number ("-0.0" comes as text: JSON readers drop its sign), to the 10 significant
+            // digits shown: its text as the pane writes torch's figure, or within those digits
+            // (10 digits of 1.7976931348623157e308 round past float64, so they do not parse back).
+            const double v = w.isString() ? w.toString().toDouble() : w.toDouble();
+            bool ok = false;
+            const double g = got.toDouble(&ok);
+            QVERIFY2(got == valuetext::elementText(v, DType::Float64) ||
+                         (ok && std::abs(g - v) <= 5e-10 * std::abs(v) && std::signbit(g) == std::signbit(v)),
+                     qPrintable(where));
+        }
+    }
 }
 
 QTEST_MAIN(TestTensorDetailView)
