@@ -461,7 +461,7 @@ void CompareView::showTensor(const QModelIndex &index)
             text += tr("<br>max |\u0394| %1 \u00b7 mean |\u0394| %2 \u00b7 relative L2 %3 \u00b7 cosine %4<br>"
                        "||a|| %5 \u00b7 ||b|| %6 \u00b7 %7 of %8 elements outside tolerance")
                         .arg(num(t.diff.maxAbs), num(t.diff.meanAbs()), num(t.diff.relativeL2()), num(t.diff.cosine()),
-                             num(std::sqrt(t.diff.sumSqA)), num(std::sqrt(t.diff.sumSqB)))
+                             num(t.diff.normA()), num(t.diff.normB()))
                         .arg(t.diff.outside)
                         .arg(t.diff.count);
             if (t.diff.nonFinite)

@@ -91,6 +91,10 @@ void printText(const Comparison &c, std::ostream &out)
         else
             out << "  max " << num(t.diff.maxAbs) << "  mean " << num(t.diff.meanAbs()) << "  rel " << num(t.diff.relativeL2())
                 << "  cos " << cosineText(t.diff.cosine()) << "  outside " << t.diff.outside;
+        // Positions where one side is NaN or infinite and the other is not the same: the figures
+        // above leave them out, so they are said apart (as the JSON's non_finite_mismatches).
+        if (t.diff.nonFinite)
+            out << "  (" << t.diff.nonFinite << " NaN/Inf mismatch" << (t.diff.nonFinite == 1 ? "" : "es") << ")";
         out << '\n';
     }
     for (const auto &m : c.metadata)

@@ -120,8 +120,10 @@ int main(int argc, char **argv)
                                                "they differ, 2 on error");
     diffCmd->add_option("before", diff.a, "First checkpoint (the reference)")->required();
     diffCmd->add_option("after", diff.b, "Second checkpoint")->required();
-    diffCmd->add_option("--atol", diff.atol, "Absolute tolerance (default 0: exact)");
-    diffCmd->add_option("--rtol", diff.rtol, "Relative tolerance, of |b| (default 0)");
+    diffCmd->add_option("--atol", diff.atol, "Absolute tolerance, 0 or more (default 0: exact)")
+        ->check(ckpt::cli::toleranceOption("--atol: the absolute tolerance is a number, 0 or more, as torch.isclose takes it"));
+    diffCmd->add_option("--rtol", diff.rtol, "Relative tolerance, of |b|, 0 or more (default 0)")
+        ->check(ckpt::cli::toleranceOption("--rtol: the relative tolerance is a number, 0 or more, as torch.isclose takes it"));
     diffCmd->add_option("--map", diff.mappings, "Rename a's keys starting with OLD to start with NEW (OLD=NEW; repeatable)")
         ->allow_extra_args(false);
     diffCmd->add_flag("--json", diff.json, "Print JSON");

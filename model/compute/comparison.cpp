@@ -210,6 +210,14 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
         c.onlyB.push_back(tb[j].name);
 
     std::map<std::string, ModuleComparison> modules;
+    // A module's figures pool its floating tensors: an integer counter beside them
+    // (BatchNorm's num_batches_tracked, a step count) would dominate its relative change. A module
+    // of integer tensors only is measured by them.
+    struct Integers {
+        bool floatingToo = false;
+        TensorDiff diff;
+    };
+    std::map<std::string, Integers> integers;
     std::size_t done = 0;
     for (const auto &[i, j] : align.pairs) {
         const TensorRef &ra = ta[i].ref();
@@ -235,10 +243,17 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
             }
         }
         if (t.status != TensorComparison::Status::ShapeChanged && t.status != TensorComparison::Status::Unreadable) {
-            auto &m = modules[moduleOf(t.name.substr(std::min(c.prefixA.size(), t.name.size())))];
+            const std::string module = moduleOf(t.name.substr(std::min(c.prefixA.size(), t.name.size())));
+            auto &m = modules[module];
             m.tensors += 1;
             m.changed += t.status != TensorComparison::Status::Identical;
-            m.diff.accumulate(t.diff);
+            if (dtypeIsFloating(ra.dtype) || dtypeIsComplex(ra.dtype) || dtypeIsFloating(rb.dtype) ||
+                dtypeIsComplex(rb.dtype)) {
+                m.diff.accumulate(t.diff);
+                integers[module].floatingToo = true;
+            } else {
+                integers[module].diff.accumulate(t.diff);
+            }
         }
         c.tensors.push_back(std::move(t));
         if (options.m_progress && !options.m_progress(++done, align.pairs.size()))
@@ -246,6 +261,8 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
     }
     for (auto &[name, m] : modules) {
         m.name = name;
+        if (const auto &i = integers[name]; !i.floatingToo)
+            m.diff = i.diff;
         c.modules.push_back(m);
     }
     std::stable_sort(c.modules.begin(), c.modules.end(), [](const ModuleComparison &x, const ModuleComparison &y) {

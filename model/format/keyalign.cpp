@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 namespace ckpt {
@@ -75,6 +76,15 @@ KeyAlignment alignKeys(const std::vector<std::string> &a, const std::vector<std:
                 n = m.to + n.substr(m.from.size());
                 break;
             }
+    // A mapping that gives two of a's names the same name would pair one of them at random with b's:
+    // refused, naming both.
+    if (!mappings.empty()) {
+        std::unordered_map<std::string_view, std::size_t> seen;
+        for (std::size_t i = 0; i < renamed.size(); ++i)
+            if (auto [it, fresh] = seen.emplace(renamed[i], i); !fresh)
+                throw std::invalid_argument("the key mapping renames " + a[it->second] + " and " + a[i] +
+                                            " to the same name, " + renamed[i] + ": give mappings that keep names apart");
+    }
     out.prefixA = commonWrapperPrefix(renamed);
     out.prefixB = commonWrapperPrefix(b);
     // A prefix both sides share is part of the names, not a wrapper difference.

@@ -182,6 +182,40 @@ def main():
         epoch = [m for m in doc.get('metadata', []) if m['key'] == 'epoch']
         res.check(epoch and epoch[0]['a'] == want['epoch'] and epoch[0]['b'] == want['epoch'] + 1,
                   'diff: an epoch that differs between a safetensors file and a checkpoint is reported', '%r' % doc.get('metadata'))
+    # Tolerances torch.isclose refuses (NaN, which would pass every file, and negative ones) are
+    # command-line mistakes; a key mapping that gives two of a's names one name is refused, naming
+    # both; a NaN/Inf mismatch is said in the text as in the JSON.
+    mlp_a, mlp_b = os.path.join(tmp, 'mlp_a.pth'), os.path.join(tmp, 'mlp_b.pth')
+    torch.manual_seed(71)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+    torch.save(net.state_dict(), mlp_a)
+    changed = {k: v.clone() for k, v in net.state_dict().items()}
+    changed['0.bias'][:2] = torch.tensor([float('nan'), float('inf')])
+    torch.save(changed, mlp_b)
+    for opt, value in (('--atol', 'nan'), ('--atol', '-1'), ('--rtol', '-0.5'), ('--rtol', 'NaN')):
+        try:
+            torch.isclose(torch.ones(1), torch.ones(1), **{opt[2:]: float(value)})
+            torch_took = True
+        except RuntimeError:
+            torch_took = False
+        p = subprocess.run([a.ckpt, 'diff', mlp_a, mlp_b, opt, value], capture_output=True, text=True, timeout=120)
+        res.check(p.returncode == 2 and opt in p.stderr and '0 or more' in p.stderr and
+                  (torch_took is False or value.lower() == 'nan'),
+                  'diff %s %s: refused (exit 2), as torch.isclose refuses it' % (opt, value), p.stderr.strip())
+    p = subprocess.run([a.ckpt, 'diff', mlp_a, mlp_b, '--atol', 'inf'], capture_output=True, text=True, timeout=120)
+    res.check(p.returncode == 1, 'diff --atol inf: taken, as torch.isclose takes it; the NaN still differs', p.stdout[-300:])
+    p = subprocess.run([a.ckpt, 'diff', mlp_a, mlp_a, '--map', '0.=2.'], capture_output=True, text=True, timeout=120)
+    res.check(p.returncode == 2 and '0.weight' in p.stderr and '2.weight' in p.stderr and 'same name' in p.stderr,
+              'diff --map that gives two keys one name: refused, naming both', p.stderr.strip() + p.stdout[-300:])
+    p = subprocess.run([a.ckpt, 'diff', mlp_a, mlp_b], capture_output=True, text=True, timeout=120)
+    pj = subprocess.run([a.ckpt, 'diff', mlp_a, mlp_b, '--json'], capture_output=True, text=True, timeout=120)
+    bias = [t for t in json.loads(pj.stdout)['tensors'] if t['name'] == '0.bias'] if pj.returncode == 1 else []
+    nf = bias[0]['non_finite_mismatches'] if bias else None
+    want_nf = int((~torch.isclose(net.state_dict()['0.bias'], changed['0.bias'], equal_nan=True) &
+                   ~(torch.isfinite(net.state_dict()['0.bias']) & torch.isfinite(changed['0.bias']))).sum())
+    res.check(nf == want_nf == 2 and ('(%d NaN/Inf mismatches)' % want_nf) in p.stdout,
+              'diff text says the NaN/Inf mismatches the JSON counts', p.stdout[-400:])
+
     # Metadata equal to Python is equal to diff: a config whose pickle shares one long string
     # (written once, referred to again) against the same config with two equal strings.
     text = 'a long description ' * 100
