@@ -446,25 +446,8 @@ private:
             throw FormatError("no state dict found: nothing to convert");
         for (const auto &t : m_doc.stateDict)
             m_tensors.emplace_back(t.name, t.value);
-        // Aliases a safetensors file written by this tool recorded in its metadata. Each names the
-        // first entry of that name, looked up in a table made once: searching every name for each
-        // alias was quadratic (80,000 aliases took 17 s).
-        if (m_doc.format == ContainerFormat::Safetensors && m_doc.formatMetadata && m_doc.formatMetadata->isDict()) {
-            std::unordered_map<std::string, std::size_t> first;
-            first.reserve(m_tensors.size());
-            for (std::size_t i = 0; i < m_tensors.size(); ++i)
-                first.emplace(m_tensors[i].first, i);
-            for (const auto &e : m_doc.formatMetadata->entries())
-                if (e.key && e.key->isString() && e.key->text().starts_with("alias:") && e.value &&
-                    e.value->isString()) {
-                    if (auto it = first.find(e.value->text()); it != first.end()) {
-                        const ValuePtr target = m_tensors[it->second].second;
-                        std::string name = e.key->text().substr(6);
-                        first.emplace(name, m_tensors.size());
-                        m_tensors.emplace_back(std::move(name), target);
-                    }
-                }
-        }
+        // (Aliases a safetensors file written by this tool recorded in its metadata are in the state
+        // dict already: the reader makes each the tensor it names.)
         if (m_doc.stateDictSource == "dict")
             if (auto sd = findPath(m_doc.root, m_doc.stateDictPath);
                 sd && sd->isDict() && sd->state() && sd->state()->isDict())
@@ -1553,12 +1536,18 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                                  [&](std::uint64_t d, std::uint64_t t) { report(options, d, t, plan.output); });
         file.commit([&](const std::string &temp) {
             const Document back = readWrittenBack(temp, plan.output);
-            if (back.format != ContainerFormat::Safetensors || back.stateDict.size() != plan.tensors.size())
+            // The reader gives each recorded alias as the tensor it names.
+            std::unordered_map<std::string_view, std::string_view> aliasOf;
+            for (const auto &[k, v] : plan.safetensorsMetadata)
+                if (k.starts_with("alias:"))
+                    aliasOf.emplace(std::string_view(k).substr(6), v);
+            if (back.format != ContainerFormat::Safetensors || back.stateDict.size() != plan.tensors.size() + aliasOf.size())
                 throw FormatError(plan.output + ": reading the written file back gives " +
                                   std::to_string(back.stateDict.size()) + " tensors, expected " +
-                                  std::to_string(plan.tensors.size()));
+                                  std::to_string(plan.tensors.size() + aliasOf.size()));
             for (const auto &t : back.stateDict) {
-                auto it = expected.find(t.name);
+                const auto alias = aliasOf.find(t.name);
+                auto it = expected.find(alias == aliasOf.end() ? t.name : std::string(alias->second));
                 const auto bytes = t.ref().spannedBytes();
                 if (it == expected.end() || crc32Of(bytes) != it->second.first || bytes.size() != it->second.second)
                     throw FormatError(plan.output + ": tensor '" + t.name +

@@ -257,6 +257,27 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
     if (expected != buffer.size())
         throw FormatError("safetensors: " + std::to_string(buffer.size() - expected) +
                           " bytes after the last tensor belong to no tensor");
+    // Names this tool recorded as aliases when it wrote the file ("alias:NAME": "TARGET", for a
+    // tensor that was the same tensor as another: safetensors cannot share): each is that tensor
+    // again, as torch.load gives the tied weights of the file it came from. A name the header
+    // already has, or a target it lacks, is left as metadata.
+    if (doc.formatMetadata) {
+        std::unordered_map<std::string_view, ValuePtr> byName;
+        byName.reserve(root->entries().size());
+        for (const auto &e : root->entries())
+            byName.emplace(e.key->text(), e.value);
+        std::vector<Value::DictEntry> aliases;
+        for (const auto &e : doc.formatMetadata->entries()) {
+            const std::string &key = e.key->text();
+            if (!key.starts_with("alias:") || header.contains(key.substr(6)))
+                continue;
+            if (const auto it = byName.find(e.value->text()); it != byName.end())
+                aliases.push_back({Value::string(key.substr(6)), it->second});
+        }
+        for (auto &a : aliases)
+            if (byName.emplace(a.key->text(), a.value).second)
+                root->entries().push_back(std::move(a));
+    }
     doc.format = ContainerFormat::Safetensors;
     doc.formatDetail = "safetensors, header " + std::to_string(n) + " bytes, " + std::to_string(ranges.size()) + " tensors";
     doc.root = root;

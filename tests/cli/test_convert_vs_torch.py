@@ -806,6 +806,15 @@ def main():
         got, meta, _ = read_safetensors(dest)
         res.check(meta.get('alias:decoder.weight') == 'encoder.weight' and 'decoder.weight' not in got,
                   'safetensors: alias written once, recorded in __metadata__', '%r' % meta)
+        # Read by the tool, the alias is the tensor it names: the file lists what torch.load gave,
+        # and a diff against the source says the round trip kept everything.
+        t = subprocess.run([a.ckpt, 'tensors', '--json', dest], capture_output=True, text=True, timeout=120)
+        listed = [x['name'] for x in json.loads(t.stdout)['tensors']] if t.returncode == 0 else []
+        res.check(sorted(listed) == sorted(k for k, v in orig.items() if torch.is_tensor(v)),
+                  'safetensors with an alias: tensors lists every name the source has', '%r' % listed)
+        d = subprocess.run([a.ckpt, 'diff', src, dest], capture_output=True, text=True, timeout=120)
+        res.check(d.returncode == 0 and '0 removed, 0 added' in d.stdout,
+                  'safetensors with an alias: diff against the source says equal', d.stdout[-400:] + d.stderr)
         back = os.path.join(out, 'tied-back.pth')
         r, doc = convert(dest, '--to', 'state-dict', '-o', back)
         if r.returncode == 0:

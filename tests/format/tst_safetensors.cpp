@@ -149,6 +149,10 @@ void TestSafetensors::metadataValuesDecoded()
     QVERIFY(formatMetadataValue(doc, "lr")->isString());
     QCOMPARE(formatMetadataValue(doc, "model_config")->get("width")->asInt(), 3);
     QVERIFY(!formatMetadataValue(doc, "alias:b"));
+    // The alias this tool recorded is the tensor it names, as torch.load gave the tied weights.
+    QCOMPARE(doc.stateDict.size(), std::size_t(2));
+    QCOMPARE(doc.stateDict[1].name, std::string("b"));
+    QCOMPARE(doc.stateDict[1].value, doc.stateDict[0].value);
     QVERIFY(!formatMetadataValue(doc, "absent"));
     QCOMPARE(classNamesOf(doc), (std::vector<std::string>{"cat", "dog"}));
     const Preprocessing pre = preprocessingOf(doc);
