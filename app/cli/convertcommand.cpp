@@ -62,19 +62,6 @@ void refuseNestedModuleAsFullModel(const Document &doc, const ConvertCliOptions 
                           "' alone: write that module with --to torchscript, or its weights with --to state-dict");
 }
 
-// Sets of weights beside the model's under the same root key (a teacher beside the student under
-// 'state_dict') go with that key, which the planner accounts for as a whole: said here as the planner
-// says it of a set under a key of its own.
-void noteNestedWeightSets(const Document &doc, ConversionPlan &plan)
-{
-    if (doc.stateDictPath.empty())
-        return;
-    for (const auto &p : doc.otherWeightSets)
-        if (p.size() > 1 && p.front() == doc.stateDictPath.front())
-            plan.lost.push_back({pathText(p), "another set of weights: the file's model weights, under '" +
-                                                  pathText(doc.stateDictPath) + "', are the ones written"});
-}
-
 ConvertOptions toOptions(const ConvertCliOptions &c)
 {
     refuseEmaWithWeights(c);
@@ -227,7 +214,6 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
                 w.protect(p);
             ScriptExport plan =
                 planScriptExport(doc, output, edits, architectureRequest(c.arch, c.archSpec, c.activation));
-            noteNestedWeightSets(doc, plan.plan);
             std::vector<std::string> notes;
             for (const auto &a : plan.architecture.assumptions)
                 notes.push_back("architecture: " + a);
@@ -289,8 +275,6 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             checkWriteTarget(output, runInputs(options, protectingInputs(doc, o.overwrite)));
             refuseNestedModuleAsFullModel(doc, options, o);
             ConversionPlan plan = planConversion(doc, output, o);
-            if (!(o.to == ConvertTarget::FullModel && doc.stateDictSource == "module_tree"))  // written whole
-                noteNestedWeightSets(doc, plan);
             if (!options.json)
                 printPlan(out, plan);
             const ConversionResult result = executeConversion(doc, plan, o);

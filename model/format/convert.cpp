@@ -1447,6 +1447,14 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
     } catch (const FormatError &e) {
         throw FormatError(doc.path + ": " + e.what());
     }
+    // Sets of weights beside the model's under the same root key (a teacher beside the student
+    // under 'state_dict') go with that key, which the planner accounts for as a whole: said as the
+    // planner says it of a set under a key of its own. A full model's own tree is written whole.
+    if (!doc.stateDictPath.empty() && !(options.to == ConvertTarget::FullModel && doc.stateDictSource == "module_tree"))
+        for (const auto &p : doc.otherWeightSets)
+            if (p.size() > 1 && p.front() == doc.stateDictPath.front())
+                plan.lost.push_back({pathText(p), "another set of weights: the file's model weights, under '" +
+                                                      pathText(doc.stateDictPath) + "', are the ones written"});
     if (options.to == ConvertTarget::Inference || options.sidecar)
         plan.sidecarPath = sidecarPathFor(output);
     return plan;

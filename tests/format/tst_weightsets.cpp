@@ -2,6 +2,7 @@
 // tensors as PyTorch lists them (fixtures/expected.json, written by torch.load of the same file),
 // the former model weights listed among the others, the optimizer that belongs to the chosen set,
 // and paths that name nothing, or something that is not a set of weights, refused in words.
+#include "convert.h"
 #include "document.h"
 #include "error.h"
 #include "optimizermap.h"
@@ -69,6 +70,7 @@ private Q_SLOTS:
     void choose_data();
     void choose();
     void chosenAgain();
+    void nestedSetSaidLost();
     void refused_data();
     void refused();
 
@@ -201,6 +203,25 @@ void TestWeightSets::chosenAgain()
     QVERIFY(doc.kind == read.kind);
     QVERIFY(doc.optimizerPath == read.optimizerPath);
     QCOMPARE(listing(doc), listing(read));
+}
+
+// The set beside the model's under the same root key is said to be left out by the planner itself,
+// so the window's conversion pane lists it as `ckpt convert` does.
+void TestWeightSets::nestedSetSaidLost()
+{
+    const Document doc = readDocument(test::fixturePath("weight_sets/distill.pth").toStdString());
+    QCOMPARE(QString::fromStdString(pathText(doc.stateDictPath)), QStringLiteral("state_dict/teacher"));
+    for (const auto target : {ConvertTarget::StateDict, ConvertTarget::Checkpoint, ConvertTarget::Safetensors}) {
+        ConvertOptions options;
+        options.target(target);
+        const auto plan = planConversion(doc, target == ConvertTarget::Safetensors ? "/tmp/x.safetensors" : "/tmp/x.pth",
+                                         options);
+        QStringList lost;
+        for (const auto &l : plan.lost)
+            if (l.reason.starts_with("another set of weights"))
+                lost << QString::fromStdString(l.entry);
+        QCOMPARE(lost, QStringList{"state_dict/student"});
+    }
 }
 
 void TestWeightSets::refused_data()
