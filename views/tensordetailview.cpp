@@ -372,10 +372,7 @@ void TensorDetailView::showStatistics()
     // A figure over no values at all (an empty tensor, or NaNs only, which are left out) is a dash;
     // one that is NaN over some values (the mean of inf and -inf, the std of one value) is "nan",
     // as torch gives it, never a dash that reads as "nothing to show"; infinities "inf", "-inf".
-    const bool noValues = s.count - s.nanCount <= 0;
-    auto figure = [noValues](double v) {
-        return noValues && std::isnan(v) ? QStringLiteral("\u2013") : valuetext::elementText(v, DType::Float64);
-    };
+    auto figure = [&s](double v) { return valuetext::statisticText(v, s, 10); };
     auto extreme = [&s, &figure](bool max) {  // an integer tensor's exactly
         const QString exact = valuetext::exactExtremeText(s, max);
         return exact.isEmpty() ? figure(max ? s.max : s.min) : exact;

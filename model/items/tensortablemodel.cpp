@@ -197,7 +197,7 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
         if (role == SortRole)
             return std::isnan(x) ? QVariant() : QVariant(x);
         if (role == Qt::DisplayRole)
-            return std::isnan(x) ? QStringLiteral("\u2013") : QString::number(x, 'g', 5);
+            return valuetext::statisticText(x, v, 5);
         if (role == Qt::TextAlignmentRole)
             return static_cast<int>(Qt::AlignRight | Qt::AlignVCenter);
         return {};

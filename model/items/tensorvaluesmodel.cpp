@@ -401,10 +401,8 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
             exact ? valuetext::integerText(cached->integers[at], m_textType)
             : m_valuesPerElement == 2
                 ? valuetext::complexElementText(re, im, DType::Float64)
-                : valuetext::elementText(re, m_textType == DType::Float32 || m_textType == DType::Float16 ||
-                                                     m_textType == DType::BFloat16
-                                                 ? DType::Float64
-                                                 : m_textType);
+                : dtypeIsFloating(m_textType) ? valuetext::fullPrecisionText(re)
+                                              : valuetext::elementText(re, m_textType);
         return QStringLiteral("[%1] = %2").arg(idx.join(QStringLiteral(", ")), text);
     }
     case Qt::ForegroundRole:

@@ -220,7 +220,9 @@ namespace {
 int significantDigits(DType t)
 {
     switch (t) {
-    case DType::Float16:
+    // Enough to tell neighbouring values apart: float16's are 2^-10 apart near 1 (1.0205, 1.0215,
+    // as torch prints them), bfloat16's 2^-7.
+    case DType::Float16: return 5;
     case DType::BFloat16: return 4;
     case DType::Float64:
     case DType::Complex128: return 10;
@@ -241,6 +243,24 @@ QString elementText(double v, DType t)
     if (dtypeIsIntegral(t) && std::abs(v) < 0x1p63)
         return QString::number(static_cast<qlonglong>(v));
     return QString::number(v, 'g', significantDigits(t));
+}
+
+QString fullPrecisionText(double v)
+{
+    if (std::isnan(v))
+        return QStringLiteral("nan");
+    if (std::isinf(v))
+        return v > 0 ? QStringLiteral("inf") : QStringLiteral("-inf");
+    return QString::number(v, 'g', QLocale::FloatingPointShortest);
+}
+
+QString statisticText(double v, const TensorStats &s, int digits)
+{
+    if (std::isnan(v))
+        return s.count - s.nanCount <= 0 ? QStringLiteral("\u2013") : QStringLiteral("nan");
+    if (std::isinf(v))
+        return v > 0 ? QStringLiteral("inf") : QStringLiteral("-inf");
+    return QString::number(v, 'g', digits);
 }
 
 QString integerText(std::int64_t v, DType t)

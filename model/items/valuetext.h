@@ -56,6 +56,13 @@ QString widestIntegerText(DType t);
 // An integer or bool tensor's min (or `max`) exactly; empty for other tensors, whose extremes are
 // doubles the caller writes its own way.
 QString exactExtremeText(const TensorStats &s, bool max);
+// A float at full precision: the shortest text that reads back as the same double (as Python's
+// repr), "nan", "inf", "-inf".
+QString fullPrecisionText(double v);
+// A statistic of `s` (its min, mean, std, ...) to `digits` significant digits: a dash where the
+// tensor has no values to measure (empty, or NaNs only, which are left out), "nan" where the figure
+// is NaN over some values (the mean of inf and -inf, the std of one value), as torch gives it.
+QString statisticText(double v, const TensorStats &s, int digits);
 // A complex element "(1.5+2j)" with its parts to the precision of `t`.
 QString complexElementText(double re, double im, DType t);
 // Colours that mark NaN and Inf (rows of the tensor table, cells of the values grid); readable

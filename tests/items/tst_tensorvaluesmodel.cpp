@@ -11,6 +11,7 @@
 #include <QJsonObject>
 #include <QSignalSpy>
 #include <QTest>
+#include <QtCore/qfloat16.h>
 
 #include <cmath>
 #include <functional>
@@ -99,6 +100,7 @@ private Q_SLOTS:
     void newTensorDropsOldReads();
     void edgeValuesAsTorchHasThem_data();
     void edgeValuesAsTorchHasThem();
+    void textTellsNeighboursApart();
 
 private:
     TensorValuesModel *m_model = nullptr;
@@ -416,7 +418,8 @@ void TestTensorValuesModel::edgeValuesAsTorchHasThem()
     QVERIFY(fetchAll(*m_model));
     const bool complex = e.value("dtype").toString().startsWith("complex");
     const QString dtype = e.value("dtype").toString();
-    // The grid's digits: 4 for float16 and bfloat16, 6 for float32, 10 for float64.
+    // The grid's digits: 5 for float16, 4 for bfloat16, 6 for float32, 10 for float64 (checked to
+    // within the looser bound here; textTellsNeighboursApart checks float16 exactly).
     const double digits = dtype == "float64" || dtype == "complex128" ? 1e-9
                           : dtype == "float16" || dtype == "bfloat16" ? 1e-3
                                                                       : 1e-5;
@@ -452,6 +455,28 @@ void TestTensorValuesModel::edgeValuesAsTorchHasThem()
                      qPrintable(where));
         }
     QCOMPARE(seen * (complex ? 2 : 1), static_cast<int>(values.size()));
+}
+
+// Every float16 value's text reads back as that float16 (neighbours near 1 are 2^-10 apart: four
+// digits showed 1 + 21/1024 and 1 + 22/1024 both as "1.021"); a statistic that is NaN over some
+// values says "nan", one over no values a dash; a tooltip's float64 reads back exactly.
+void TestTensorValuesModel::textTellsNeighboursApart()
+{
+    for (int k = 0; k < 1024; ++k)
+        for (const double base : {1.0, 1000.0, 32768.0}) {
+            const double v = static_cast<float>(qfloat16(static_cast<float>(base * (1 + k / 1024.0))));
+            const QString text = valuetext::elementText(v, DType::Float16);
+            bool ok = false;
+            const double back = static_cast<float>(qfloat16(static_cast<float>(text.toDouble(&ok))));
+            QVERIFY2(ok && back == v, qPrintable(QStringLiteral("%1 shown %2").arg(v, 0, 'g', 17).arg(text)));
+        }
+    TensorStats s;
+    s.count = 2;
+    QCOMPARE(valuetext::statisticText(std::nan(""), s, 5), QStringLiteral("nan"));
+    s.nanCount = 2;
+    QCOMPARE(valuetext::statisticText(std::nan(""), s, 5), QStringLiteral("\u2013"));
+    for (const double v : {0.1, 1.0 / 3, 1e300, -5e-324})
+        QCOMPARE(valuetext::fullPrecisionText(v).toDouble(), v);
 }
 
 QTEST_MAIN(TestTensorValuesModel)
