@@ -26,6 +26,14 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
         writeFileAtomically(options.output, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()},
                             protectingInputs(doc, options.force));
         out << options.output << ": " << bytes.size() << " bytes\n";
+        // What the file holds that is not the tensor as stored, said rather than left to be found.
+        const TensorRef &ref = *value->tensorRef();
+        if (ref.quantization)
+            out << "note: a quantized tensor: its values written dequantized (as tensor.dequantize() gives them)\n";
+        else if (npy && ref.dtype == DType::BFloat16)
+            out << "note: numpy has no bfloat16: written as float32, every value exact\n";
+        if (ref.layout == TensorRef::Layout::SparseCoo)
+            out << "note: a sparse tensor: written dense (as tensor.to_dense() gives it)\n";
         return 0;
     } catch (const std::exception &e) {
         return reportError(err, options.file, e);

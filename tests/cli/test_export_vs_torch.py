@@ -61,6 +61,12 @@ def main():
             res.check(got.dtype == want.dtype and got.shape == want.shape and
                       np.array_equal(got, want, equal_nan=True), '%s %s .npy' % (src, key),
                       '%s %s vs %s %s' % (got.dtype, got.shape, want.dtype, want.shape))
+            # What the file holds that is not the tensor as stored is said (numpy has no bfloat16).
+            notes = [line for line in r.stdout.splitlines() if line.startswith('note: ')]
+            said = {'quantized': t.is_quantized, 'sparse': t.is_sparse,
+                    'bfloat16': t.dtype == torch.bfloat16 and not t.is_quantized}
+            res.check(all(any(word in n for n in notes) == want_said for word, want_said in said.items()),
+                      '%s %s: a note exactly where the file is not the tensor as stored' % (src, key), '%r' % notes)
     for src, key in (('dtypes.pth', 'float64'), ('dtypes.pth', 'int32'), ('views.pth', 'narrow'),
                      ('training_checkpoint.pth', 'fc1.weight')):
         dest = os.path.join(out, '%s-%s.csv' % (src, key))
