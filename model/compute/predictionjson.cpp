@@ -4,6 +4,7 @@
 #include "predictionoutputs.h"
 #include "tensorref.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace ckpt {
@@ -44,10 +45,14 @@ std::string predictionToText(const PredictionResult &r)
         const auto &s = r.outputs[i];
         out += "sample " + std::to_string(i + 1) + ":";
         for (const auto &t : s.top) {
-            const std::string figure = r.probabilitiesFrom == "none" ? formatFloat(t.value) : [&] {
-                std::snprintf(buf, sizeof buf, "%.4f", t.probability);
-                return std::string(buf);
-            }();
+            // A NaN probability (a model whose outputs are NaN) reads "nan", as torch prints it,
+            // not printf's "-nan".
+            const std::string figure = r.probabilitiesFrom == "none" ? formatFloat(t.value)
+                                       : !std::isfinite(t.probability) ? formatFloat(t.probability)
+                                                                       : [&] {
+                                                                             std::snprintf(buf, sizeof buf, "%.4f", t.probability);
+                                                                             return std::string(buf);
+                                                                         }();
             out += "  " + (t.label.empty() ? "#" + std::to_string(t.index) : t.label) + " " + figure;
         }
         out += r.probabilitiesFrom == "none" ? "\n  outputs:" : "\n  logits:";

@@ -237,6 +237,18 @@ def review_cases(res, run, fixtures, tmp):
               any('[8, 8, 5]' in n for n in json.loads(r.stdout)['notes']), 'user class giving a map: a PNG too',
               r.stdout[-600:] + r.stderr)
 
+    # A model whose outputs are NaN (a diverged run's weights): the text says nan as torch prints
+    # it (printf's "%.4f" said "-nan"), the JSON null.
+    nan_path = os.path.join(tmp, 'nan_linear.pth')
+    torch.save({'weight': torch.full((3, 4), float('nan')), 'bias': torch.zeros(3)}, nan_path)
+    with torch.no_grad():
+        torch_says = str(torch.softmax(torch.nn.functional.linear(torch.tensor([[1., 2., 3., 4.]]),
+                                                                   torch.full((3, 4), float('nan'))), 1)[0, 0].item())
+    r = run(nan_path, ['--input', '1,2,3,4'])
+    line = next((l for l in r.stdout.splitlines() if l.startswith('sample 1:')), '')
+    res.check(r.returncode == 0 and torch_says == 'nan' and line.split()[3:4] == ['nan'] and '-nan' not in r.stdout,
+              'NaN probabilities printed nan, as torch prints them', r.stdout[-300:] + r.stderr)
+
     # Models stored in other floating types, as the review ran them: TorchScript in float16 and
     # bfloat16 computes in float32 (as a state dict's narrow weights do; this LibTorch's CPU has no
     # float16 matrix product), and said so; a float64 model, TorchScript or state dict, takes
