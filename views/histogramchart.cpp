@@ -10,8 +10,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 namespace ckpt {
+
+namespace {
+// The range a histogram is drawn over: its own, or where all its values are one value v, a bar
+// from v of a width that is more than v's rounding (v + 1 is v itself past 2^53), leftwards where
+// rightwards would pass float64's largest value.
+std::pair<double, double> barSpan(double low, double high)
+{
+    if (high > low)
+        return {low, high};
+    const double d = std::max(1.0, std::abs(low) * 1e-6);
+    return std::isfinite(low + d) ? std::pair{low, low + d} : std::pair{low - d, low};
+}
+} // namespace
 
 HistogramChart::HistogramChart(QWidget *parent) : QChartView(parent)
 {
@@ -102,8 +117,7 @@ void HistogramChart::rebuild()
         return;
     }
     chart->setTitle(m_title);
-    if (high <= low)
-        high = low + 1.0;  // one distinct value: one bar
+    std::tie(low, high) = barSpan(low, high);
 
     // Each histogram as a step outline over its bins, filled down to the axis: bars without 64
     // category labels. Log axes cannot reach zero, so empty bins sit on a floor there.
@@ -113,15 +127,20 @@ void HistogramChart::rebuild()
         const auto &h = c.histogram;
         if (h.counts.empty())
             continue;
-        const double hl = h.low, hh = h.high > h.low ? h.high : h.low + 1.0;
-        const double width = (hh - hl) / static_cast<double>(h.counts.size());
+        const auto [hl, hh] = barSpan(h.low, h.high);
+        // Each edge weighed between the ends, never from their difference, which is past float64
+        // for a range such as [-1.7e308, 1.7e308].
+        const double n = static_cast<double>(h.counts.size());
+        auto edge = [hl = hl, hh = hh, n](std::size_t i) {
+            const double t = static_cast<double>(i) / n;
+            return i == 0 ? hl : hl * (1 - t) + hh * t;
+        };
         auto *upper = new QLineSeries;
         auto *lower = new QLineSeries;
         for (std::size_t i = 0; i < h.counts.size(); ++i) {
             const double y = h.counts[i] > 0 ? static_cast<double>(h.counts[i]) : floor;
-            const double x0 = hl + width * static_cast<double>(i);
-            upper->append(x0, y);
-            upper->append(x0 + width, y);
+            upper->append(edge(i), y);
+            upper->append(i + 1 == h.counts.size() ? hh : edge(i + 1), y);
         }
         lower->append(hl, floor);
         lower->append(hh, floor);

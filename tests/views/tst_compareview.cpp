@@ -11,6 +11,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QAreaSeries>
+#include <QLineSeries>
 #include <QChart>
 #include <QChartView>
 #include <QHash>
@@ -81,6 +82,7 @@ private Q_SLOTS:
     void histogramsMatchTorch();
     void chartsSayWhatToSelect();
     void histogramColoursFollowThePalette();
+    void histogramEdgesAtTheEndsOfFloat64();
     void prefixedFilesAlign();
     void unreadableFileIsReported();
     void cancelLeavesNothingRunning();
@@ -231,6 +233,34 @@ void TestCompareView::histogramColoursFollowThePalette()
         QCOMPARE(chart.chart()->backgroundBrush().color(), p.color(QPalette::Base));
         // Still the highlight's hue: the theme's colour, not a fixed one.
         QVERIFY(std::abs(bar.hslHue() - p.color(QPalette::Highlight).hslHue()) <= 6);
+    }
+}
+
+// Bins over a range past float64 (its width overflows) and a constant past 2^53 (v + 1 is v) are
+// drawn where their values are: every edge finite, in order, from the range's low to its high.
+void TestCompareView::histogramEdgesAtTheEndsOfFloat64()
+{
+    const double max = std::numeric_limits<double>::max();
+    HistogramChart chart;
+    for (const auto &[low, high] : {std::pair{-max, max}, std::pair{0x1p60, 0x1p60}, std::pair{max, max}}) {
+        Histogram h;
+        h.low = low;
+        h.high = high;
+        h.counts = {1, 0, 2, 1};
+        chart.setCurves({{QStringLiteral("counts"), h, QColor()}});
+        const auto series = chart.chart()->series();
+        QCOMPARE(series.size(), 1);
+        const auto points = static_cast<QAreaSeries *>(series.first())->upperSeries()->points();
+        QCOMPARE(points.size(), 8);
+        const QString where = QStringLiteral("[%1, %2]").arg(low).arg(high);
+        for (int i = 0; i < points.size(); ++i) {
+            QVERIFY2(std::isfinite(points[i].x()), qPrintable(where));
+            if (i > 0)
+                QVERIFY2(points[i].x() >= points[i - 1].x(), qPrintable(where));
+        }
+        QVERIFY2(points.last().x() > points.first().x(), qPrintable(where));
+        if (high > low)
+            QVERIFY(points.first().x() == low && points.last().x() == high);
     }
 }
 
