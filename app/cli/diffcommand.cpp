@@ -182,10 +182,10 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
                 text << "    ";
                 for (std::size_t k = 0; k < values->size(); ++k) {
                     const SeriesGap g = (*gaps)[k];
-                    text << padLeft(g == SeriesGap::None           ? num((*values)[k])
-                                    : g == SeriesGap::Absent       ? std::string("absent")
-                                    : g == SeriesGap::Unreadable   ? std::string("unreadable")
-                                                                   : std::string("n/c"),
+                    text << padLeft(g == SeriesGap::None         ? num((*values)[k])
+                                    : g == SeriesGap::Absent     ? std::string("absent")
+                                    : g == SeriesGap::Unreadable ? std::string("unreadable")
+                                                                 : std::string("n/c"),
                                     11);
                 }
                 text << '\n';
