@@ -169,22 +169,39 @@ void SeriesView::fill()
     m_model->setHorizontalHeaderLabels(headers);
     for (std::size_t c = 0; c < s.points.size(); ++c)
         m_model->horizontalHeaderItem(static_cast<int>(c + 1))->setToolTip(QString::fromStdString(s.points[c].file));
+    int partial = 0;  // tensors some checkpoints lack
     for (const auto &l : s.layers) {
-        const auto &values = metric() == Metric::Norm ? l.norm : metric() == Metric::DriftFromFirst ? l.driftFromFirst : l.driftFromPrevious;
+        const bool norm = metric() == Metric::Norm, fromFirst = metric() == Metric::DriftFromFirst;
+        const auto &values = norm ? l.norm : fromFirst ? l.driftFromFirst : l.driftFromPrevious;
+        const auto &gaps = norm ? l.normGap : fromFirst ? l.fromFirstGap : l.fromPreviousGap;
         QList<QStandardItem *> row{new QStandardItem(QString::fromStdString(l.name))};
-        for (double v : values) {
-            auto *item = new QStandardItem(std::isnan(v) ? QStringLiteral("\u2014") : QString::number(v, 'g', 5));
-            item->setData(std::isnan(v) ? -1.0 : v, Qt::UserRole);
+        bool lacking = false;
+        for (std::size_t k = 0; k < values.size(); ++k) {
+            const double v = values[k];
+            const SeriesGap g = gaps[k];
+            lacking = lacking || !l.present(k);
+            // A figure that cannot be given says why: the checkpoint lacks the tensor, or the two
+            // checkpoints cannot be compared (the tooltip gives the reason).
+            const QString text = g == SeriesGap::None         ? (std::isnan(v) ? QStringLiteral("\u2014") : QString::number(v, 'g', 5))
+                                 : g == SeriesGap::Absent     ? tr("absent")
+                                 : g == SeriesGap::Unreadable ? tr("unreadable")
+                                                              : tr("not comparable");
+            auto *item = new QStandardItem(text);
+            if (g != SeriesGap::None)
+                item->setToolTip(QString::fromStdString(seriesGapText(g, fromFirst)));
+            item->setData(g != SeriesGap::None || std::isnan(v) ? -1.0 : v, Qt::UserRole);
             item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
             row << item;
         }
+        partial += lacking ? 1 : 0;
         m_model->appendRow(row);
     }
     m_model->setSortRole(Qt::UserRole);
-    m_summary->setText(tr("%1 checkpoints, %2 tensors%3")
+    m_summary->setText(tr("%1 checkpoints, %2 tensors%3%4")
                            .arg(s.points.size())
                            .arg(s.layers.size())
-                           .arg(epochs ? tr(", ordered by epoch") : tr(", ordered by name")));
+                           .arg(epochs ? tr(", ordered by epoch") : tr(", ordered by name"))
+                           .arg(partial ? tr("; %n tensor(s) absent from some checkpoints", nullptr, partial) : QString()));
     m_table->resizeColumnsToContents();
     // Select the tensors that drifted most by the last checkpoint.
     std::vector<int> order(s.layers.size());

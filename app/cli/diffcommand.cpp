@@ -175,16 +175,47 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
             out << "  " << k << "  " << displayText(s.points[k].file) << "  epoch "
                 << (s.points[k].epoch ? std::to_string(*s.points[k].epoch) : "-") << "  step "
                 << (s.points[k].step ? std::to_string(*s.points[k].step) : "-") << '\n';
-        out << "per tensor: L2 norm at each checkpoint / drift from the first / drift from the previous\n";
+        out << "per tensor: L2 norm at each checkpoint / drift from the first / drift from the previous\n"
+               "(\"absent\": the checkpoint lacks the tensor; \"n/c\": not comparable, the reason is given below)\n";
+        std::ostringstream text;  // names come from the files: no control bytes to the terminal
         for (const auto &l : s.layers) {
-            out << "  " << displayText(l.name) << '\n';  // names come from the files
-            for (const auto *row : {&l.norm, &l.driftFromFirst, &l.driftFromPrevious}) {
-                out << "    ";
-                for (double v : *row)
-                    out << padLeft(num(v), 11);
-                out << '\n';
+            text << "  " << l.name << '\n';
+            const std::pair<const std::vector<double> *, const std::vector<SeriesGap> *> rows[] = {
+                {&l.norm, &l.normGap}, {&l.driftFromFirst, &l.fromFirstGap}, {&l.driftFromPrevious, &l.fromPreviousGap}};
+            for (const auto &[values, gaps] : rows) {
+                text << "    ";
+                for (std::size_t k = 0; k < values->size(); ++k) {
+                    const SeriesGap g = (*gaps)[k];
+                    text << padLeft(g == SeriesGap::None         ? num((*values)[k])
+                                    : g == SeriesGap::Absent     ? std::string("absent")
+                                    : g == SeriesGap::Unreadable ? std::string("unreadable")
+                                                                 : std::string("n/c"),
+                                    11);
+                }
+                text << '\n';
+            }
+            // Why each "n/c" is there: the checkpoints that lack the tensor and its shape changes.
+            std::vector<std::size_t> absent;
+            for (std::size_t k = 0; k < l.shape.size(); ++k)
+                if (!l.present(k))
+                    absent.push_back(k);
+            if (!absent.empty()) {
+                text << "    absent from checkpoint" << (absent.size() > 1 ? "s" : "");
+                for (std::size_t i = 0; i < absent.size(); ++i)
+                    text << (i ? ", " : " ") << absent[i];
+                text << '\n';
+            }
+            const std::optional<std::vector<std::int64_t>> *last = nullptr;
+            for (std::size_t k = 0; k < l.shape.size(); ++k) {
+                if (!l.shape[k])
+                    continue;
+                if (last && **last != *l.shape[k])
+                    text << "    shape changed from " << shapeText(**last) << " to " << shapeText(*l.shape[k])
+                         << " at checkpoint " << k << ": no drift across the change\n";
+                last = &l.shape[k];
             }
         }
+        out << displayText(text.str(), true);
         return 0;
     } catch (const std::exception &e) {
         return reportError(err, current, e);

@@ -380,49 +380,102 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
     if (items.empty())
         return s;
 
-    // Layers: the first checkpoint's tensors, matched in each later one by aligned name.
-    const auto &first = tensorsOf(*items.front().doc);
-    const auto firstNames = namesOf(first);
+    // Layers: every tensor any checkpoint holds, matched across checkpoints by aligned name (each
+    // checkpoint against the names gathered so far), in the order they first appear.
     const std::size_t n = items.size();
-    s.layers.resize(first.size());
-    for (std::size_t l = 0; l < first.size(); ++l) {
-        s.layers[l].name = first[l].name;
-        s.layers[l].norm.assign(n, std::numeric_limits<double>::quiet_NaN());
-        s.layers[l].driftFromFirst.assign(n, std::numeric_limits<double>::quiet_NaN());
-        s.layers[l].driftFromPrevious.assign(n, std::numeric_limits<double>::quiet_NaN());
-    }
-    std::vector<const TensorRef *> previous(first.size(), nullptr);
-    const std::size_t total = n * first.size();
-    std::size_t done = 0;
+    std::vector<std::string> names;
+    std::vector<std::vector<const TensorRef *>> at(n);  // [checkpoint][layer]
     for (std::size_t k = 0; k < n; ++k) {
         const auto &ts = tensorsOf(*items[k].doc);
-        const KeyAlignment align = alignKeys(firstNames, namesOf(ts));
-        std::vector<const TensorRef *> current(first.size(), nullptr);
+        const KeyAlignment align = alignKeys(names, namesOf(ts));
+        std::vector<const TensorRef *> current(names.size() + align.onlyB.size(), nullptr);
         for (const auto &[i, j] : align.pairs)
             current[i] = &ts[j].ref();
-        for (std::size_t l = 0; l < first.size(); ++l) {
-            const TensorRef *t = current[l];
-            if (t && t->shape == first[l].ref().shape) {
-                try {
-                    const TensorDiff fromFirst = api.difference(first[l].ref(), *t, 0, 0);
-                    s.layers[l].norm[k] = fromFirst.normB();
-                    s.layers[l].driftFromFirst[k] = fromFirst.normDiff();
-                    if (k == 0)
-                        s.layers[l].driftFromPrevious[k] = 0;
-                    else if (previous[l])
-                        s.layers[l].driftFromPrevious[k] = api.difference(*previous[l], *t, 0, 0).normDiff();
-                } catch (const std::exception &) {
-                    // unreadable data: the point stays NaN
-                }
-            } else {
-                t = nullptr;
+        for (std::size_t j : align.onlyB) {
+            current[names.size()] = &ts[j].ref();
+            names.push_back(ts[j].name);
+        }
+        at[k] = std::move(current);
+    }
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    s.layers.resize(names.size());
+    for (std::size_t l = 0; l < names.size(); ++l) {
+        SeriesLayer &layer = s.layers[l];
+        layer.name = names[l];
+        layer.shape.assign(n, std::nullopt);
+        layer.norm.assign(n, nan);
+        layer.driftFromFirst.assign(n, nan);
+        layer.driftFromPrevious.assign(n, nan);
+        layer.normGap.assign(n, SeriesGap::Absent);
+        layer.fromFirstGap.assign(n, SeriesGap::Absent);
+        layer.fromPreviousGap.assign(n, SeriesGap::Absent);
+    }
+    const auto tensorAt = [&at](std::size_t k, std::size_t l) { return l < at[k].size() ? at[k][l] : nullptr; };
+    // The drift of `t` from `other` (checkpoint `k`'s tensor from an earlier one), with why none.
+    const auto drift = [&api](const TensorRef *other, const TensorRef &t, double &value, SeriesGap &gap) {
+        if (!other)
+            gap = SeriesGap::AbsentOther;
+        else if (other->shape != t.shape)
+            gap = SeriesGap::ShapeChanged;
+        else {
+            try {
+                value = api.difference(*other, t, 0, 0).normDiff();
+                gap = SeriesGap::None;
+            } catch (const std::exception &) {
+                gap = SeriesGap::Unreadable;
             }
-            previous[l] = t;
+        }
+    };
+    const std::size_t total = n * names.size();
+    std::size_t done = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+        for (std::size_t l = 0; l < names.size(); ++l) {
+            SeriesLayer &layer = s.layers[l];
+            if (const TensorRef *t = tensorAt(k, l)) {
+                layer.shape[k] = t->shape;
+                const TensorRef *first = tensorAt(0, l);
+                try {
+                    // The norm is always this checkpoint's own tensor's; where it has the first's
+                    // shape, one pass gives it and the drift from the first together.
+                    if (first && first->shape == t->shape) {
+                        const TensorDiff fromFirst = api.difference(*first, *t, 0, 0);
+                        layer.norm[k] = fromFirst.normB();
+                        layer.driftFromFirst[k] = fromFirst.normDiff();
+                        layer.fromFirstGap[k] = SeriesGap::None;
+                    } else {
+                        layer.norm[k] = api.difference(*t, *t, 0, 0).normB();
+                        layer.fromFirstGap[k] = first ? SeriesGap::ShapeChanged : SeriesGap::AbsentOther;
+                    }
+                    layer.normGap[k] = SeriesGap::None;
+                } catch (const std::exception &) {
+                    layer.normGap[k] = layer.fromFirstGap[k] = SeriesGap::Unreadable;
+                }
+                if (k == 0) {
+                    layer.driftFromPrevious[k] = layer.normGap[k] == SeriesGap::None ? 0.0 : nan;
+                    layer.fromPreviousGap[k] = layer.normGap[k];
+                } else if (layer.normGap[k] == SeriesGap::Unreadable) {
+                    layer.fromPreviousGap[k] = SeriesGap::Unreadable;
+                } else {
+                    drift(tensorAt(k - 1, l), *t, layer.driftFromPrevious[k], layer.fromPreviousGap[k]);
+                }
+            }
             if (progress && !progress(++done, total))
                 throw std::runtime_error("series cancelled");
         }
     }
     return s;
+}
+
+std::string seriesGapText(SeriesGap g, bool fromFirst)
+{
+    switch (g) {
+    case SeriesGap::None: return {};
+    case SeriesGap::Absent: return "absent";
+    case SeriesGap::AbsentOther: return fromFirst ? "absent from the first checkpoint" : "absent from the previous checkpoint";
+    case SeriesGap::ShapeChanged: return "shape changed";
+    case SeriesGap::Unreadable: return "unreadable";
+    }
+    return {};
 }
 
 ojson seriesToJson(const Series &s)
@@ -432,15 +485,32 @@ ojson seriesToJson(const Series &s)
         points.push_back({{"file", p.file},
                           {"epoch", p.epoch ? ojson(*p.epoch) : ojson(nullptr)},
                           {"step", p.step ? ojson(*p.step) : ojson(nullptr)}});
+    // Per layer, arrays with one entry per checkpoint; a figure is null exactly where its reason
+    // (in "reasons") is not null.
     ojson layers = ojson::array();
     for (const auto &l : s.layers) {
-        ojson norm = ojson::array(), first = ojson::array(), prev = ojson::array();
+        ojson present = ojson::array(), shape = ojson::array(), norm = ojson::array(), first = ojson::array(),
+              prev = ojson::array(), normWhy = ojson::array(), firstWhy = ojson::array(), prevWhy = ojson::array();
+        const auto why = [](SeriesGap g, bool fromFirst) {
+            return g == SeriesGap::None ? ojson(nullptr) : ojson(seriesGapText(g, fromFirst));
+        };
         for (std::size_t k = 0; k < l.norm.size(); ++k) {
-            norm.push_back(number(l.norm[k]));
-            first.push_back(number(l.driftFromFirst[k]));
-            prev.push_back(number(l.driftFromPrevious[k]));
+            present.push_back(l.present(k));
+            shape.push_back(l.shape[k] ? ojson(*l.shape[k]) : ojson(nullptr));
+            norm.push_back(l.normGap[k] == SeriesGap::None ? number(l.norm[k]) : ojson(nullptr));
+            first.push_back(l.fromFirstGap[k] == SeriesGap::None ? number(l.driftFromFirst[k]) : ojson(nullptr));
+            prev.push_back(l.fromPreviousGap[k] == SeriesGap::None ? number(l.driftFromPrevious[k]) : ojson(nullptr));
+            normWhy.push_back(why(l.normGap[k], false));
+            firstWhy.push_back(why(l.fromFirstGap[k], true));
+            prevWhy.push_back(why(l.fromPreviousGap[k], false));
         }
-        layers.push_back({{"name", l.name}, {"norm", norm}, {"drift_from_first", first}, {"drift_from_previous", prev}});
+        layers.push_back({{"name", l.name},
+                          {"present", present},
+                          {"shape", shape},
+                          {"norm", norm},
+                          {"drift_from_first", first},
+                          {"drift_from_previous", prev},
+                          {"reasons", {{"norm", normWhy}, {"drift_from_first", firstWhy}, {"drift_from_previous", prevWhy}}}});
     }
     return ojson{{"checkpoints", points}, {"layers", layers}};
 }

@@ -84,17 +84,29 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
 nlohmann::ordered_json comparisonToJson(const Comparison &c);
 
 // A run's checkpoints in order: per tensor, its L2 norm at each checkpoint and its drift
-// (||w_t - w_first||, ||w_t - w_previous||).
+// (||w_t - w_first||, ||w_t - w_previous||). Every tensor named in any checkpoint is a layer, in the
+// order they first appear; where a figure cannot be given it is NaN and its gap says why.
 struct SeriesPoint {
     std::string file;
     std::optional<std::int64_t> epoch;
     std::optional<std::int64_t> step;
 };
+enum class SeriesGap : std::uint8_t {
+    None,              // the figure is there
+    Absent,            // this checkpoint lacks the tensor
+    AbsentOther,       // the checkpoint drifted from (the first, the previous) lacks it
+    ShapeChanged,      // the two checkpoints hold it in different shapes: no drift between them
+    Unreadable,        // its data could not be read
+};
+std::string seriesGapText(SeriesGap g, bool fromFirst);  // "absent", "shape changed", ...
 struct SeriesLayer {
     std::string name;
-    std::vector<double> norm;           // NaN where the checkpoint lacks the tensor
+    std::vector<std::optional<std::vector<std::int64_t>>> shape;  // per checkpoint; nullopt: absent
+    std::vector<double> norm;           // NaN where normGap says why
     std::vector<double> driftFromFirst;
     std::vector<double> driftFromPrevious;
+    std::vector<SeriesGap> normGap, fromFirstGap, fromPreviousGap;
+    bool present(std::size_t k) const { return shape[k].has_value(); }
 };
 struct Series {
     std::vector<SeriesPoint> points;

@@ -161,6 +161,59 @@ def main():
                 res.check(len(values) == len(want[key]) and all(close(x, y, abs_=1e-9) for x, y in zip(values, want[key])),
                           'series %s %s' % (name, key), 'ckpt %r, torch %r' % (values, want[key]))
 
+    # Series over a run whose tensors come and go and change shape: every tensor any checkpoint
+    # holds is listed; where a checkpoint lacks it, or two checkpoints hold it in different shapes,
+    # the figure is null with its reason, and the others are what torch computes.
+    tmp = tempfile.mkdtemp(prefix='ckpt-series-')
+    g = torch.Generator().manual_seed(7)
+    w0, w1, w2 = torch.randn(2, generator=g), torch.randn(3, generator=g), torch.randn(3, generator=g)
+    h1, h2 = torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g)
+    run = [{'epoch': 0, 'state_dict': {'w': w0}},
+           {'epoch': 1, 'state_dict': {'w': w1, 'head': h1}},
+           {'epoch': 2, 'state_dict': {'w': w2, 'head': h2}}]
+    files = []
+    for k, obj in enumerate(run):
+        files.append(os.path.join(tmp, 'e%d.pth' % k))
+        torch.save(obj, files[-1])
+
+    def norm(t):
+        return torch.linalg.norm(t.double()).item()
+
+    p = subprocess.run([a.ckpt, 'series', '--json'] + files, capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'series with a tensor added and a shape changed', p.stderr):
+        layers = {l['name']: l for l in json.loads(p.stdout)['layers']}
+        res.check(sorted(layers) == ['head', 'w'], 'series lists tensors the first checkpoint lacks', '%r' % sorted(layers))
+        want = {
+            'w': {'present': [True, True, True], 'shape': [[2], [3], [3]],
+                  'norm': [norm(w0), norm(w1), norm(w2)],
+                  'drift_from_first': [0.0, None, None],
+                  'drift_from_previous': [0.0, None, norm(w2.double() - w1.double())],
+                  'reasons': {'norm': [None, None, None],
+                              'drift_from_first': [None, 'shape changed', 'shape changed'],
+                              'drift_from_previous': [None, 'shape changed', None]}},
+            'head': {'present': [False, True, True], 'shape': [None, [4, 2], [4, 2]],
+                     'norm': [None, norm(h1), norm(h2)],
+                     'drift_from_first': [None, None, None],
+                     'drift_from_previous': [None, None, norm(h2.double() - h1.double())],
+                     'reasons': {'norm': ['absent', None, None],
+                                 'drift_from_first': ['absent', 'absent from the first checkpoint',
+                                                      'absent from the first checkpoint'],
+                                 'drift_from_previous': ['absent', 'absent from the previous checkpoint', None]}}}
+        for name, w in want.items():
+            got = layers.get(name, {})
+            for key in ('present', 'shape', 'reasons'):
+                res.check(got.get(key) == w[key], 'series %s %s' % (name, key), 'ckpt %r, expected %r' % (got.get(key), w[key]))
+            for key in ('norm', 'drift_from_first', 'drift_from_previous'):
+                values = got.get(key, [])
+                res.check(len(values) == len(w[key]) and all(close(x, y) for x, y in zip(values, w[key])),
+                          'series %s %s' % (name, key), 'ckpt %r, torch %r' % (values, w[key]))
+    p = subprocess.run([a.ckpt, 'series'] + files, capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'series text with a tensor added and a shape changed', p.stderr):
+        res.check('nan' not in p.stdout and '  head\n' in p.stdout and 'absent from checkpoint 0' in p.stdout
+                  and 'shape changed from [2] to [3] at checkpoint 1' in p.stdout and 'n/c' in p.stdout,
+                  'series text says absent and shape changed, not nan', p.stdout)
+        res.check(('%.4g' % norm(w1)) in p.stdout, 'series text gives the norm after a shape change', p.stdout)
+
     # A checkpoint and its safetensors copy: the epoch, losses and config kept in __metadata__ are
     # the same values, not "absent"; a value that really differs is still reported.
     tmp = tempfile.mkdtemp(prefix='ckpt-diff-sf-')

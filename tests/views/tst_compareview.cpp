@@ -87,6 +87,7 @@ private Q_SLOTS:
     void unreadableFileIsReported();
     void cancelLeavesNothingRunning();
     void seriesMatchesTorch();
+    void seriesListsEveryTensor();
     void integerTensorsExactly();
     void toleranceFieldsCompareAgain();
     void moduleRowsRollUpTolerance_data();
@@ -340,6 +341,49 @@ void TestCompareView::seriesMatchesTorch()
         // Every tensor is drawn (fewer than the default eight).
         QCOMPARE(view.chart()->chart()->series().size(), layers.size());
     }
+}
+
+// A run whose first checkpoint lacks a tensor and where another changes shape: every tensor is a
+// row, the norm is each checkpoint's own, and a figure that cannot be given says why.
+void TestCompareView::seriesListsEveryTensor()
+{
+    const QJsonObject grow = compareSection().value(QStringLiteral("series")).toObject().value(QStringLiteral("growing")).toObject();
+    QVERIFY2(!grow.isEmpty(), "regenerate the fixtures");
+    QStringList files;
+    for (const auto &f : grow.value("files").toArray())
+        files << test::fixturePath(f.toString());
+    SeriesView view;
+    QSignalSpy done(&view, &SeriesView::finished);
+    view.setFiles(files);
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+    QStandardItemModel *m = view.model();
+    QCOMPARE(m->rowCount(), 2);
+    QVERIFY2(view.summary()->text().contains(QStringLiteral("3 checkpoints, 2 tensors")) &&
+                 view.summary()->text().contains(QStringLiteral("absent from some checkpoints")),
+             qPrintable(view.summary()->text()));
+    for (const char *key : {"norm", "drift_from_previous"}) {
+        view.setMetric(QLatin1String(key) == QLatin1String("norm") ? SeriesView::Metric::Norm : SeriesView::Metric::DriftFromPrevious);
+        const QJsonObject want = grow.value(QLatin1String(key)).toObject();
+        for (int r = 0; r < m->rowCount(); ++r) {
+            const QString name = m->item(r, 0)->text();
+            const QJsonArray values = want.value(name).toArray();
+            QVERIFY2(values.size() == 3, qPrintable(name));
+            for (int c = 0; c < 3; ++c) {
+                const QStandardItem *item = m->item(r, c + 1);
+                const QString where = QStringLiteral("%1 %2 #%3: %4").arg(name, QLatin1String(key)).arg(c).arg(item->text());
+                if (values[c].isNull())
+                    QVERIFY2(item->text() == QStringLiteral("absent") || item->text() == QStringLiteral("not comparable"),
+                             qPrintable(where));
+                else
+                    QVERIFY2(near(item->data(Qt::UserRole).toDouble(), values[c].toDouble()), qPrintable(where));
+            }
+        }
+    }
+    // w's drift from the previous between epochs 0 and 1 is not comparable: the shape changed.
+    for (int r = 0; r < m->rowCount(); ++r)
+        if (m->item(r, 0)->text() == QStringLiteral("w"))
+            QCOMPARE(m->item(r, 2)->toolTip(), QStringLiteral("shape changed"));
 }
 
 // Integer tensors compared on their integers: a counter past 2^53 that moved by one has changed
