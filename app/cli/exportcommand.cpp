@@ -5,6 +5,7 @@
 #include "convert.h"
 #include "computeloader.h"
 #include "document.h"
+#include "dtype.h"
 #include "error.h"
 
 #include <iostream>
@@ -30,8 +31,11 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
         const TensorRef &ref = *value->tensorRef();
         if (ref.quantization)
             out << "note: a quantized tensor: its values written dequantized (as tensor.dequantize() gives them)\n";
-        else if (npy && ref.dtype == DType::BFloat16)
-            out << "note: numpy has no bfloat16: written as float32, every value exact\n";
+        else if (npy && (ref.dtype == DType::BFloat16 || ref.dtype == DType::Float8E4M3FN ||
+                         ref.dtype == DType::Float8E5M2))
+            out << "note: numpy has no " << dtypeName(ref.dtype) << ": written as float32, every value exact\n";
+        else if (npy && ref.dtype == DType::Complex32)
+            out << "note: numpy has no complex32: written as complex64, every value exact\n";
         if (ref.layout == TensorRef::Layout::SparseCoo)
             out << "note: a sparse tensor: written dense (as tensor.to_dense() gives it)\n";
         return 0;

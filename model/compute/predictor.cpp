@@ -570,7 +570,8 @@ public:
                                      (device.is_cpu() ? std::string(" with LibTorch ") + TORCH_VERSION : std::string()) +
                                      "; it offers " + joinText(info.dtypes));
         r.device = device.str();
-        r.dtype = o.dtype;
+        // What it computes in: a float64 model at the default precision in float64, and said so.
+        r.dtype = m_inputType == at::kDouble && precision == at::kFloat ? "float64" : o.dtype;
 
         at::Tensor x = makeInput(input);
         if (o.normalize && !o.mean.empty() && !m_arch.integerInput) {
@@ -670,11 +671,16 @@ private:
     {
         if (device.is_cpu() && precision == at::kFloat)
             return m_float32;
-        const std::string key = device.str() + "/" + c10::toString(precision);
+        // A float64 model at the default precision stays float64 on the device, as its input is.
+        const bool keepFloat64 = m_inputType == at::kDouble && precision == at::kFloat;
+        const std::string key = device.str() + "/" + c10::toString(keepFloat64 ? at::kDouble : precision);
         auto it = m_placed.find(key);
         if (it == m_placed.end()) {
             torch::jit::Module copy = m_float32.deepcopy();
-            copy.to(device, precision);  // as map_location does, then .half() / .bfloat16()
+            if (keepFloat64)
+                copy.to(device);  // as map_location does
+            else
+                copy.to(device, precision);  // as map_location does, then .half() / .bfloat16()
             copy.eval();
             it = m_placed.emplace(key, std::move(copy)).first;
         }

@@ -588,17 +588,23 @@ std::string describeValue(const Value &v)
 }
 
 // Every path whose labels joined by '.' or '/' read `rest`, below `v` (at most `limit` of them).
-// Each step takes at least one character of the text, and the visits and depth are bounded: a file
-// that repeats one key many times, or holds itself under an empty key (a pickle can), costs a
-// bounded search, not an exponential or endless one.
+// Each step takes at least one character of the text, and the children looked at and the depth
+// are bounded: a file that repeats one key many times, or holds itself under an empty key (a
+// pickle can), costs a bounded search, not an exponential or endless one. Every child listed
+// counts, not only those descended into: a dict holding itself beside 20,000 other keys would
+// otherwise cost 20,000 per visit.
 void matchDotted(const Value &v, std::string_view rest, KeyPath &prefix, std::vector<KeyPath> &found,
                  std::size_t &visits, std::size_t limit)
 {
-    constexpr std::size_t kMaxVisits = 100000;
+    constexpr std::size_t kMaxChildrenSeen = 1000000;
     constexpr std::size_t kMaxDepth = 64;  // sets of weights sit a few keys down, never this deep
-    if (found.size() >= limit || ++visits > kMaxVisits || prefix.size() >= kMaxDepth)
+    if (found.size() >= limit || visits >= kMaxChildrenSeen || prefix.size() >= kMaxDepth)
         return;
-    for (const auto &c : childrenOf(v)) {
+    const auto children = childrenOf(v);
+    visits += children.size() + 1;
+    for (const auto &c : children) {
+        if (visits > kMaxChildrenSeen)
+            return;
         if (found.size() >= limit)
             return;
         if (!c.value || !rest.starts_with(c.label))

@@ -82,8 +82,8 @@ KeyAlignment alignKeys(const std::vector<std::string> &a, const std::vector<std:
         std::unordered_map<std::string_view, std::size_t> seen;
         for (std::size_t i = 0; i < renamed.size(); ++i)
             if (auto [it, fresh] = seen.emplace(renamed[i], i); !fresh)
-                throw std::invalid_argument("the key mapping renames " + a[it->second] + " and " + a[i] +
-                                            " to the same name, " + renamed[i] + ": give mappings that keep names apart");
+                throw std::invalid_argument("the key mapping gives " + a[it->second] + " and " + a[i] +
+                                            " the same name, " + renamed[i] + ": give mappings that keep names apart");
     }
     out.prefixA = commonWrapperPrefix(renamed);
     out.prefixB = commonWrapperPrefix(b);

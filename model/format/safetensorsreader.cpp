@@ -275,8 +275,15 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
                 aliases.push_back({Value::string(key.substr(6)), it->second});
         }
         for (auto &a : aliases)
-            if (byName.emplace(a.key->text(), a.value).second)
+            if (byName.emplace(a.key->text(), a.value).second) {
+                // Each alias is a tensor to every command (listed, measured, converted): they count
+                // against the tensor limit, so a few bytes of metadata cannot name one tensor a
+                // million times.
+                if (root->entries().size() >= SafetensorsLimits::kMaxTensors)
+                    throw FormatError("safetensors: the tensors and the aliases __metadata__ records exceed the limit of " +
+                                      std::to_string(SafetensorsLimits::kMaxTensors) + " tensors a file");
                 root->entries().push_back(std::move(a));
+            }
     }
     doc.format = ContainerFormat::Safetensors;
     doc.formatDetail = "safetensors, header " + std::to_string(n) + " bytes, " + std::to_string(ranges.size()) + " tensors";

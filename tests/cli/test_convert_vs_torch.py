@@ -815,6 +815,18 @@ def main():
         d = subprocess.run([a.ckpt, 'diff', src, dest], capture_output=True, text=True, timeout=120)
         res.check(d.returncode == 0 and '0 removed, 0 added' in d.stdout,
                   'safetensors with an alias: diff against the source says equal', d.stdout[-400:] + d.stderr)
+        # Aliases count against the tensor limit: a few bytes of metadata naming one tensor 2^17
+        # times are refused, not listed and measured 2^17 times.
+        meta_many = {'alias:a%d' % i: 'w' for i in range(1 << 17)}
+        header = json.dumps({'__metadata__': meta_many, 'w': {'dtype': 'F32', 'shape': [1], 'data_offsets': [0, 4]}},
+                            separators=(',', ':')).encode()
+        header += b' ' * (-len(header) % 8)
+        many = os.path.join(out, 'many_aliases.safetensors')
+        with open(many, 'wb') as f:
+            f.write(struct.pack('<Q', len(header)) + header + b'\0' * 4)
+        t = subprocess.run([a.ckpt, 'info', many], capture_output=True, text=True, timeout=120)
+        res.check(t.returncode == 1 and 'many_aliases.safetensors' in t.stderr and 'limit' in t.stderr,
+                  'safetensors: aliases past the tensor limit refused', t.stderr.strip()[:300])
         back = os.path.join(out, 'tied-back.pth')
         r, doc = convert(dest, '--to', 'state-dict', '-o', back)
         if r.returncode == 0:

@@ -89,6 +89,12 @@ def main():
         want = theirs[key].reshape(-1, theirs[key].shape[-1] if theirs[key].dim() else 1).tolist()
         got = [[as_int(x) for x in line.split(',')] for line in open(dest).read().splitlines()]
         res.check(got == want, 'int_extremes.pth %s .csv exactly' % key, '%s vs %s' % (got, want))
+    # Types numpy lacks are widened, exactly, and said so.
+    for key, word in (('f8_e4m3fn', 'float8_e4m3fn'), ('f8_e5m2', 'float8_e5m2'), ('c32', 'complex32'), ('u16', None)):
+        r = export('newer_dtypes.pth', key, os.path.join(out, 'widened-%s.npy' % key))
+        notes = [l for l in r.stdout.splitlines() if l.startswith('note: ')]
+        res.check(r.returncode == 0 and (any(word in n for n in notes) if word else not notes),
+                  'newer_dtypes.pth %s .npy: %s' % (key, 'widened and said so' if word else 'no note'), '%r' % notes)
     # The unsigned types torch 1.x lacks: .npy in numpy's own uint16/32/64, .csv exactly, up to 2^64 - 1.
     newer = json.load(open(os.path.join(a.fixtures, 'expected.json')))['__newer_dtypes__']['tensors']
     for key, e in newer.items():

@@ -276,7 +276,8 @@ def review_cases(res, run, fixtures, tmp):
             ok, why = close([o['logits'] for o in d['outputs']], want)
             noted = any(('stored as %s, computed as float32' % name) in n for n in d['notes'])
             tol_ok = ok if dtype != torch.float64 else ok and why and float(why.split()[-1]) <= 1e-12
-            res.check(r.returncode == 0 and tol_ok and noted == (dtype != torch.float64),
+            computes = 'float64' if dtype == torch.float64 else 'float32'  # and says so
+            res.check(r.returncode == 0 and tol_ok and noted == (dtype != torch.float64) and d.get('dtype') == computes,
                       '%s in %s runs as PyTorch computes it%s' % (kind, name, ', and says so' if noted else ''),
                       '%s %s %r' % (why, r.stderr.strip(), d['notes']))
 

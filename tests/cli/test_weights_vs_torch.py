@@ -318,6 +318,24 @@ def main():
     check('given twice' in run('diff', '--help').stdout, 'diff --help says how --weights applies to the two files')
 
     shutil.rmtree(tmp, ignore_errors=True)
+    # A hostile file: a dict holding itself under 'a' and 'a.a' beside 20,000 other keys. A dotted
+    # --weights path over it must end (the search counts every child it lists), with a refusal.
+    import pickle
+    d = {'k%05d' % i: i for i in range(20000)}
+    d['a'] = d
+    d['a.a'] = d
+    hostile = os.path.join(tempfile.mkdtemp(prefix='ckpt-weights-hostile-'), 'selfref.pkl')
+    with open(hostile, 'wb') as f:
+        pickle.dump(d, f, protocol=2)
+    try:
+        r = subprocess.run([ckpt, 'info', hostile, '--weights', 'a.' * 60 + 'zz'], capture_output=True, text=True,
+                           timeout=120)
+        ended = True
+    except subprocess.TimeoutExpired:
+        r, ended = None, False
+    check(ended and r.returncode == 1 and 'selfref.pkl' in r.stderr,
+          'a self-holding dict with 20,000 keys: a dotted --weights path is refused, not searched without end',
+          r.stderr.strip() if r else 'did not end in 120 s')
     return res.finish()
 
 
