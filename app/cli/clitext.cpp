@@ -15,41 +15,6 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-// The code point of the UTF-8 sequence at s[i] and its length; length 0 where the bytes there are
-// not UTF-8 (the caller takes that one byte as it is).
-std::size_t decodeAt(std::string_view s, std::size_t i, std::uint32_t &cp)
-{
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    if (c < 0x80) {
-        cp = c;
-        return 1;
-    }
-    if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        cp = c & 0x1Fu;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        cp = c & 0x0Fu;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        cp = c & 0x07u;
-    } else {
-        return 0;
-    }
-    if (i + len > s.size())
-        return 0;
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto cc = static_cast<unsigned char>(s[i + k]);
-        if ((cc & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 template <std::size_t N> bool inRanges(const unicode::Range (&table)[N], std::uint32_t cp)
 {
     const auto *it = std::upper_bound(std::begin(table), std::end(table), cp,
@@ -171,7 +136,7 @@ std::size_t displayWidth(std::string_view text)
     std::size_t width = 0;
     for (std::size_t i = 0; i < text.size();) {
         std::uint32_t cp = 0;
-        const std::size_t len = decodeAt(text, i, cp);
+        const std::size_t len = decodeUtf8(text, i, cp);
         width += len == 0 ? 1 : columnsOf(cp);
         i += len == 0 ? 1 : len;
     }
@@ -220,7 +185,7 @@ std::string foldCase(std::string_view text)
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
         std::uint32_t cp = 0;
-        const std::size_t len = decodeAt(text, i, cp);
+        const std::size_t len = decodeUtf8(text, i, cp);
         if (len == 0) {
             out += text[i++];  // not UTF-8: the byte as it is
             continue;

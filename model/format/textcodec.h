@@ -11,6 +11,9 @@ namespace ckpt {
 // Small text conversions the pickle formats need. Pure functions, no allocation beyond the result.
 
 bool isValidUtf8(std::string_view s);
+// The UTF-8 sequence at byte `i` of `s`: its length, with its code point in `cp`; 0 when the bytes
+// there are not UTF-8 (a surrogate's three bytes are, as Python's pickles may hold them).
+std::size_t decodeUtf8(std::string_view s, std::size_t i, std::uint32_t &cp);
 // Encodes a code point as UTF-8 onto `out`.
 void appendUtf8(std::string &out, std::uint32_t cp);
 // UTF-8 to latin-1 bytes; false when a character is above U+00FF or the text is not UTF-8.
