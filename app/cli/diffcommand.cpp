@@ -21,14 +21,10 @@ namespace {
 
 std::string num(double v) { return floatText(v, 4); }
 
-// A metadata value as the comparison holds it (one line of JSON) in the words of the text output:
-// nan and inf as Python writes them, not JSON's tags.
-std::string metadataText(const std::optional<std::string> &shown)
+// A metadata value in the words of the text output: as Python prints it.
+std::string metadataText(const std::optional<std::string> &python)
 {
-    if (!shown)
-        return "(absent)";
-    const auto j = nlohmann::ordered_json::parse(*shown, nullptr, false);
-    return j.is_discarded() ? *shown : valueText(j);
+    return python ? displayText(*python) : std::string("(absent)");
 }
 
 std::string lrText(const std::vector<double> &lrs)
@@ -98,7 +94,8 @@ void printText(const Comparison &c, std::ostream &out)
         out << '\n';
     }
     for (const auto &m : c.metadata)
-        out << "metadata " << m.key << ": " << metadataText(m.a) << " -> " << metadataText(m.b) << '\n';
+        out << "metadata " << displayText(m.key) << ": " << metadataText(m.pythonA) << " -> " << metadataText(m.pythonB)
+            << '\n';
     if (c.optimizerA || c.optimizerB) {
         auto side = [](const std::optional<OptimizerSummary> &o) {
             if (!o)

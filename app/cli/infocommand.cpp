@@ -8,12 +8,14 @@
 #include "inferencemeta.h"
 #include "jsonexport.h"
 #include "metadata.h"
+#include "pythonrepr.h"
 #include "security.h"
 #include "valuetree.h"
 
 #include <climits>
 #include <cmath>
 #include <iomanip>
+#include <map>
 #include <optional>
 #include <iostream>
 #include <sstream>
@@ -39,18 +41,28 @@ std::string humanBytes(std::int64_t b)
     return s.str();
 }
 
-// A value on one line, at most `max` bytes (cut at a character, not inside one), with NaN and the
-// infinities as Python writes them.
-std::string compact(const nlohmann::ordered_json &j, std::size_t max = 100)
+// Text on one line, at most `max` bytes (cut at a character, not inside one).
+std::string cut(std::string s, std::size_t max)
 {
-    std::string s = valueText(j, max);
     if (s.size() > max) {
-        std::size_t cut = max - 1;
-        while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
-            --cut;
-        s = s.substr(0, cut) + "…";
+        std::size_t at = max - 1;
+        while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80)
+            --at;
+        s = s.substr(0, at) + "…";
     }
     return s;
+}
+
+// A JSON value on one line, with NaN and the infinities as Python writes them.
+std::string compact(const nlohmann::ordered_json &j, std::size_t max = 100)
+{
+    return cut(valueText(j, max), max);
+}
+
+// A value on one line as Python prints it (True, None, (1, 2), 'text').
+std::string compact(const Value &v, std::size_t max = 100)
+{
+    return cut(displayText(pythonRepr(v, ReprLimits{.maxChars = max, .maxItems = max / 2})), max);
 }
 
 // The tensors as a table: name, dtype, shape, device, and what is wrong with one that cannot be read.
@@ -121,12 +133,25 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
             out << ", step " << *step;
         out << '\n';
         // What resuming needs: each group's hyperparameters, as the optimizer was built with them.
+        // Written as Python prints them (betas (0.9, 0.999), amsgrad False) from the file's own
+        // param_groups where the optimizer is a state dict; else from the listing.
+        const ValuePtr optimizer = doc.root ? findPath(doc.root, doc.optimizerPath) : nullptr;
+        const ValuePtr groups = optimizer && optimizer->isDict() ? optimizer->get("param_groups") : nullptr;
         std::size_t g = 0;
         for (const auto &group : o["param_groups"]) {
             std::string line;
-            for (const auto &[k, v] : group.items())
-                if (k != "params" && k != "param_names" && !v.is_null())
-                    line += (line.empty() ? "" : ", ") + k + " " + compact(v, 40);
+            const ValuePtr own = groups && groups->isSequence() && g < groups->items().size() ? groups->items()[g] : nullptr;
+            if (own && own->isDict()) {
+                for (const auto &e : own->entries()) {
+                    const std::string k = e.key ? keyText(*e.key) : std::string();
+                    if (k != "params" && k != "param_names" && e.value && !e.value->isNone())
+                        line += (line.empty() ? "" : ", ") + displayText(k) + " " + compact(*e.value, 40);
+                }
+            } else {
+                for (const auto &[k, v] : group.items())
+                    if (k != "params" && k != "param_names" && !v.is_null())
+                        line += (line.empty() ? "" : ", ") + displayText(k) + " " + compact(v, 40);
+            }
             out << "  group " << g++ << " (" << (group.contains("params") ? group["params"].size() : 0)
                 << " parameters): " << line << '\n';
         }
@@ -136,9 +161,22 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";
+        std::map<std::string, MetadataEntry> entries;  // the file's own values, shown as Python prints them
+        for (auto &e : metadataEntries(doc))
+            entries.emplace(e.key, e);
         for (const auto &[k, v] : j["metadata"].items()) {
             if (k != "__metadata__" || !doc.formatMetadata || !doc.formatMetadata->isDict()) {
-                out << "  " << k << ": " << compact(v) << '\n';
+                const auto it = entries.find(k);
+                std::string text;
+                if (it == entries.end())
+                    text = compact(v);
+                else if (it->second.role == MetadataEntry::Role::OtherWeights)
+                    text = "another set of weights (ckpt info --weights " + displayText(k) + " lists it as the model's)";
+                else if (it->second.role == MetadataEntry::Role::HoldsWeights)
+                    text = "holds the weights or optimizer state listed above";
+                else
+                    text = it->second.value ? compact(*it->second.value) : "None";
+                out << "  " << displayText(k) << ": " << text << '\n';
                 continue;
             }
             // A safetensors file's (or an index's) own metadata: strings, shown as the values
@@ -149,7 +187,8 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
                 if (key == kSafetensorsJsonKeys)
                     continue;
                 const ValuePtr decoded = formatMetadataValue(doc, key);
-                out << "  " << where << key << ": " << compact(valueToJson(decoded ? decoded : e.value)) << '\n';
+                const ValuePtr shown = decoded ? decoded : e.value;
+                out << "  " << where << displayText(key) << ": " << (shown ? compact(*shown) : "None") << '\n';
             }
         }
     }

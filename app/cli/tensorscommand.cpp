@@ -2,6 +2,7 @@
 
 #include "clicommon.h"
 #include "clitext.h"
+#include "pythonrepr.h"
 #include "textcodec.h"
 #include "computeloader.h"
 #include "document.h"
@@ -94,13 +95,15 @@ std::string statText(const json &stats, const char *key)
 
 const std::vector<NamedTensor> &tableOf(const Document &doc) { return doc.hasStateDict ? doc.stateDict : doc.tensors; }
 
-// A value of `show`'s list as text: floats as torch prints them (nan, inf), integers exactly, a
-// complex value's [real, imaginary] pair with each part so.
+// A value of `show`'s list as text: floats as torch prints them (nan, inf), integers exactly, bools
+// True and False, a complex value's [real, imaginary] pair with each part so.
 std::string elementText(const json &v)
 {
     if (v.is_array())
         return "[" + (v.size() == 2 ? numberText(v[0]) + ", " + numberText(v[1]) : std::string()) + "]";
-    return v.is_boolean() ? v.dump() : numberText(v);
+    if (v.is_boolean())
+        return v.get<bool>() ? "True" : "False";  // as torch prints a bool tensor's values
+    return numberText(v);
 }
 
 // `ckpt show` as text: what the JSON says, a line each, its numbers as torch prints them.
@@ -108,11 +111,6 @@ std::string showText(const json &j)
 {
     const auto dump = [](const json &v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); };
     std::string text;
-    if (!j.contains("dtype")) {
-        text = displayText(j["name"].get<std::string>()) + " (" + j["type"].get<std::string>() + "): " +
-               displayText(valueText(j["value"])) + "\n";
-        return text;
-    }
     text = displayText(j["name"].get<std::string>()) + "  " + j["dtype"].get<std::string>() + "  " +
            shapeText(j["shape"].get<std::vector<std::int64_t>>()) + "  " + j["device"].get<std::string>() + "  " +
            dump(j["numel"]) + " elements\n";
@@ -285,8 +283,14 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
                     j["values_error"] = e.what();
                 }
             }
-        } else {
+        } else if (options.json) {
             j = json{{"name", options.key}, {"type", value->typeName()}, {"value", valueToJson(value)}};
+        } else {
+            // Any other entry as Python would print what torch.load returns (True, None, tuples),
+            // the data an object was built from in place of running it.
+            out << displayText(options.key) << " (" << displayText(value->typeName()) << "): "
+                << displayText(pythonRepr(*value, ReprLimits{.maxChars = 200000, .maxItems = 1000})) << '\n';
+            return 0;
         }
         if (options.json) {
             out << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';

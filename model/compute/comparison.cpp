@@ -8,6 +8,7 @@
 #include "error.h"
 #include "jsonexport.h"
 #include "metadata.h"
+#include "pythonrepr.h"
 
 #include <nlohmann/json.hpp>
 
@@ -72,6 +73,7 @@ ojson number(double v)
 struct MetadataText {
     std::string shown;
     std::optional<std::string> plain;  // none past the budget (or for a cycle)
+    std::string python;                // as Python prints it, for text output
     bool operator==(const MetadataText &o) const { return plain && o.plain ? *plain == *o.plain : shown == o.shown; }
 };
 
@@ -91,7 +93,7 @@ std::vector<MetadataText> metadataTexts(const std::vector<std::pair<std::string,
     for (const auto &[k, v] : entries) {
         const auto it = byKey.find(k);
         MetadataText t{it != byKey.end() ? text(*it->second) : std::string(R"({"__truncated__":"output limit"})"),
-                       std::nullopt};
+                       std::nullopt, v ? pythonRepr(*v, ReprLimits{.maxChars = 2000}) : std::string("None")};
         try {
             t.plain = text(valueToPlainJson(v, "metadata", budget));
         } catch (const FormatError &) {
@@ -297,10 +299,13 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
     const auto shown = [](const std::optional<MetadataText> &t) {
         return t ? std::optional<std::string>(t->shown) : std::nullopt;
     };
+    const auto python = [](const std::optional<MetadataText> &t) {
+        return t ? std::optional<std::string>(t->python) : std::nullopt;
+    };
     for (const auto &k : order) {
         const auto &[va, vb] = meta[k];
         if (!va || !vb || !(*va == *vb))
-            c.metadata.push_back({k, shown(va), shown(vb)});
+            c.metadata.push_back({k, shown(va), shown(vb), python(va), python(vb)});
     }
     c.optimizerA = optimizerOf(a, api);
     c.optimizerB = optimizerOf(b, api);

@@ -52,11 +52,14 @@ struct ModuleComparison {
     TensorDiff diff;
 };
 
-// A top-level metadata entry that differs: its JSON text on each side (absent: nullopt).
+// A top-level metadata entry that differs: its JSON text on each side (absent: nullopt), and the
+// value as Python prints it (pythonRepr, cut at a few thousand characters) for text output.
 struct MetadataChange {
     std::string key;
     std::optional<std::string> a;
     std::optional<std::string> b;
+    std::optional<std::string> pythonA;
+    std::optional<std::string> pythonB;
 };
 
 struct OptimizerSummary {

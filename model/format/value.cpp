@@ -524,13 +524,36 @@ std::string formatFloat(double v)
         return "nan";
     if (std::isinf(v))
         return v > 0 ? "inf" : "-inf";
-    // Shortest text that reads back to the same double, as Python's repr does.
+    // Python's repr: the shortest digits that read back to the same double, written out in full
+    // while the decimal exponent is from -4 to 15 (100000.0, 0.0001, 1000000000000000.0), else
+    // in scientific notation with at least two exponent digits (1e-05, 1e+16). std::to_chars's own
+    // choice differs (it takes whichever text is shorter: 1e+05).
     char buf[64];
-    auto res = std::to_chars(buf, buf + sizeof buf, v);
-    std::string s(buf, res.ptr);
-    if (s.find_first_of(".eni") == std::string::npos)
-        s += ".0";
-    return s;
+    const auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    const std::string_view sci(buf, static_cast<std::size_t>(res.ptr - buf));
+    const std::size_t e = sci.find('e');
+    std::string digits;
+    for (char c : sci.substr(0, e))
+        if (c >= '0' && c <= '9')
+            digits += c;
+    int exponent = 0;
+    const std::string_view exp = sci.substr(e + 1);
+    std::from_chars(exp.data() + (exp.front() == '+' ? 1 : 0), exp.data() + exp.size(), exponent);
+    std::string s = std::signbit(v) ? "-" : "";
+    if (exponent < -4 || exponent >= 16) {
+        s += digits.substr(0, 1);
+        if (digits.size() > 1)
+            s += "." + digits.substr(1);
+        const int mag = exponent < 0 ? -exponent : exponent;
+        s += std::string(exponent < 0 ? "e-" : "e+") + (mag < 10 ? "0" : "") + std::to_string(mag);
+        return s;
+    }
+    const int point = exponent + 1;  // digits before the decimal point
+    if (point <= 0)
+        return s + "0." + std::string(static_cast<std::size_t>(-point), '0') + digits;
+    if (static_cast<std::size_t>(point) >= digits.size())
+        return s + digits + std::string(static_cast<std::size_t>(point) - digits.size(), '0') + ".0";
+    return s + digits.substr(0, static_cast<std::size_t>(point)) + "." + digits.substr(static_cast<std::size_t>(point));
 }
 
 std::string keyText(const Value &key)

@@ -137,7 +137,7 @@ def check_numbers(res, ckpt, fixtures, work):
     res.check(rc == 0 and out.splitlines()[2].endswith('): ' + pairs), 'show a complex tensor as text', out)
     for key in ('loss', 'best', 'history', 'lr'):
         v = loaded[key]
-        text = '[%s]' % ','.join(repr(x) for x in v) if isinstance(v, list) else repr(v)  # repr: nan, inf, -inf
+        text = repr(v)  # nan, inf, -inf
         rc, out, err = run(ckpt, 'show', first, key)
         res.check(rc == 0 and out == '%s (%s): %s\n' % (key, type(v).__name__, text), 'show %s as text' % key,
                   '%r, Python %r' % (out, text))
@@ -148,6 +148,38 @@ def check_numbers(res, ckpt, fixtures, work):
     torch.save(dict(obj, loss=0.25), second)
     rc, out, err = run(ckpt, 'diff', first, second)
     res.check('\nmetadata loss: %s -> %s\n' % (repr(loaded['loss']), repr(0.25)) in out, 'diff: metadata as text', out)
+
+
+def check_python_values(res, ckpt, fixtures, work):
+    """Values that are not tensors read as Python prints what torch.load returns: True, None,
+    tuples, OrderedDict, Namespace(...), escapes in strings (repr_values.pth, written by
+    tests/fixtures/repr_fixtures.py); a bool tensor's values as torch prints them."""
+    path = os.path.join(fixtures, 'repr_values.pth')
+    with open(os.path.join(fixtures, 'expected.json')) as f:
+        reprs = json.load(f)['__repr__']['repr']
+    rc, info, err = run(ckpt, 'info', path)
+    res.check(rc == 0, 'info repr_values.pth', err)
+    for key, text in reprs.items():
+        rc, out, err = run(ckpt, 'show', path, key)
+        res.check(rc == 0 and out.split('): ', 1)[-1] == text + '\n', 'show %s as Python prints it' % key,
+                  '%r, Python %r' % (out, text))
+        if len(text) < 90:  # info cuts a long value to one line
+            res.check('\n  %s: %s\n' % (key, text) in info, 'info: metadata %s as Python prints it' % key,
+                      'Python %r' % text)
+    # diff: a changed config in the same words.
+    first, second = os.path.join(work, 'cfg_a.pth'), os.path.join(work, 'cfg_b.pth')
+    a, b = {'cfg': {'act': 'relu', 'bias': True, 'sizes': (64, 32)}}, {'cfg': {'act': 'gelu', 'bias': None, 'sizes': (64,)}}
+    torch.save(a, first)
+    torch.save(b, second)
+    rc, out, err = run(ckpt, 'diff', first, second)
+    res.check('\nmetadata cfg: %r -> %r\n' % (a['cfg'], b['cfg']) in out, 'diff: a changed config as Python prints it', out)
+    # A bool tensor: True and False, as torch prints them.
+    flags = torch.tensor([True, False, True])
+    path = os.path.join(work, 'flags.pth')
+    torch.save({'mask': flags}, path)
+    rc, out, err = run(ckpt, 'show', path, 'mask')
+    want = ', '.join(str(x) for x in flags.tolist())
+    res.check(rc == 0 and out.splitlines()[2].endswith('): ' + want), 'show a bool tensor as text', '%r, torch %r' % (out, want))
 
 
 # --- count options -------------------------------------------------------------------------------
@@ -304,7 +336,7 @@ def main():
     res = Results()
     work = tempfile.mkdtemp(prefix='ckpt-cli-text-')
     try:
-        for check in (check_numbers, check_columns, check_output_names):
+        for check in (check_numbers, check_python_values, check_columns, check_output_names):
             check(res, a.ckpt, a.fixtures, work)
         check_counts(res, a.ckpt, a.fixtures)
         check_filter(res, a.ckpt, a.fixtures)

@@ -4,6 +4,7 @@
 #include "document.h"
 #include "error.h"
 #include "jsonexport.h"
+#include "pythonrepr.h"
 
 #include <QtTest>
 
@@ -53,6 +54,9 @@ private Q_SLOTS:
     void conventions();
     void pythonObjects_data();
     void pythonObjects();
+    void pythonRepr_data();
+    void pythonRepr();
+    void pythonReprLimits();
     void corpus_data();
     void corpus();
     void streamedJsonIsTheDump();
@@ -351,6 +355,45 @@ void TestDocumentReader::pythonObjects()
             QCOMPARE(items, e.value("items").toObject());
         }
     }
+}
+
+void TestDocumentReader::pythonRepr_data()
+{
+    QTest::addColumn<QString>("key");
+    QTest::addColumn<QString>("expected");
+    const QJsonObject reprs = m_expected.value("__repr__").toObject().value("repr").toObject();
+    QVERIFY(!reprs.isEmpty());
+    for (auto it = reprs.begin(); it != reprs.end(); ++it)
+        QTest::newRow(qPrintable(it.key())) << it.key() << it.value().toString();
+}
+
+// What `ckpt show` and `ckpt info` print for a value is what Python's repr prints for what
+// torch.load returns (fixtures/repr_fixtures.py).
+void TestDocumentReader::pythonRepr()
+{
+    QFETCH(QString, key);
+    QFETCH(QString, expected);
+    const auto doc = readDocument(fixture("repr_values.pth").toStdString());
+    const ValuePtr v = doc.root ? doc.root->get(key.toStdString()) : nullptr;
+    QVERIFY2(v, qPrintable(key));
+    QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*v)), expected);
+}
+
+void TestDocumentReader::pythonReprLimits()
+{
+    const auto doc = readDocument(fixture("repr_values.pth").toStdString());
+    // A long container stops after maxItems elements, a long text near maxChars; both say so.
+    auto list = Value::list();
+    for (int i = 0; i < 50; ++i)
+        list->items().push_back(Value::integer(i));
+    QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*list, ReprLimits{.maxItems = 3})), QString("[0, 1, 2, …]"));
+    const std::string cut = ckpt::pythonRepr(*doc.root, ReprLimits{.maxChars = 60});
+    QVERIFY2(cut.size() < 60 + 40 && cut.ends_with("…"), cut.c_str());
+    QVERIFY(cut.starts_with("OrderedDict([('true', True), ('false', False)"));
+    // Nesting deeper than maxDepth is written "…" rather than followed.
+    QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*doc.root->get("l_nested"), ReprLimits{.maxDepth = 2})),
+             QString("[[1, 2], [3, …]]"));
+    QCOMPARE(QString::fromStdString(ckpt::pythonStringRepr("abcdef", 3)), QString("'abc…'"));
 }
 
 void TestDocumentReader::corpus_data()
