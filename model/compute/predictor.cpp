@@ -350,6 +350,44 @@ std::string leafBody(const Layer &l, const std::map<std::string, bool> &has)
     throw std::runtime_error("layer " + l.path + ": type " + ty + " cannot be run");
 }
 
+// Children with dotted names ("module.fc1", a wrapper's prefix or a spec's nesting) grouped as the
+// state dict nests them: consecutive children under one first part become a Sequential of that
+// name, so the module's state_dict() keeps the file's names. Nullopt when a first part comes back
+// after other children, or is also a plain child's name: then the names are flattened instead.
+std::optional<std::vector<Layer>> nestDotted(const std::vector<Layer> &children)
+{
+    std::vector<Layer> out;
+    std::set<std::string> used;
+    bool lastIsGroup = false;
+    for (const Layer &c : children) {
+        const auto dot = c.name.find('.');
+        if (dot == std::string::npos || dot == 0 || dot + 1 == c.name.size()) {
+            if (!used.insert(c.name).second)
+                return std::nullopt;
+            out.push_back(c);
+            lastIsGroup = false;
+            continue;
+        }
+        const std::string head = c.name.substr(0, dot);
+        Layer inner = c;
+        inner.name = c.name.substr(dot + 1);
+        if (lastIsGroup && out.back().name == head) {
+            out.back().children.push_back(std::move(inner));
+            continue;
+        }
+        if (!used.insert(head).second)
+            return std::nullopt;
+        Layer group;
+        group.name = head;
+        group.path = c.path.ends_with("." + inner.name) ? c.path.substr(0, c.path.size() - inner.name.size() - 1) : head;
+        group.type = "Sequential";
+        group.children.push_back(std::move(inner));
+        out.push_back(std::move(group));
+        lastIsGroup = true;
+    }
+    return out;
+}
+
 struct Builder {
     std::shared_ptr<torch::jit::CompilationUnit> cu = std::make_shared<torch::jit::CompilationUnit>();
     std::map<std::string, at::Tensor> weights;
@@ -367,7 +405,13 @@ struct Builder {
         if (l.isContainer()) {
             int i = 0;
             std::set<std::string> taken;
-            for (const auto &c : l.children) {
+            const auto nested = nestDotted(l.children);
+            if (!nested && std::any_of(l.children.begin(), l.children.end(),
+                                       [](const Layer &c) { return c.name.find('.') != std::string::npos; }))
+                notes.push_back("layer names with dots under " + (l.path.empty() ? std::string("the model") : l.path) +
+                                " cannot nest in the order the layers run; the module names them with '_' for '.', "
+                                "so its state_dict() keys differ from the file's");
+            for (const auto &c : nested ? *nested : l.children) {
                 std::string attr = attributeName(c.name);
                 while (!taken.insert(attr).second)
                     attr += "_";
@@ -495,6 +539,7 @@ public:
             for (const auto &w : arch.weights)
                 b.weights[w.name] = weightTensor(w, m_notes);
             m_module = b.build(arch.root);
+            m_notes.insert(m_notes.end(), b.notes.begin(), b.notes.end());
             break;
         }
         }

@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "jsonexport.h"
+#include "keyalign.h"
 #include "picklemachine.h"
 #include "valuetree.h"
 
@@ -1050,6 +1051,17 @@ Architecture architectureFromSpec(const Document &doc, const nlohmann::ordered_j
     return a;
 }
 
+namespace {
+
+// Whether the container lists its tensors by name rather than in the model's order: safetensors
+// files and sharded indexes (their weight_map) do.
+bool namesSortedByContainer(const Document &doc)
+{
+    return doc.format == ContainerFormat::Safetensors || doc.format == ContainerFormat::Sharded;
+}
+
+} // namespace
+
 std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const std::string &activation, std::string *why)
 {
     auto no = [why](std::string reason) -> std::optional<json> {
@@ -1079,6 +1091,11 @@ std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const st
             modules.push_back({prefix, {}});
         modules[it->second].members[member] = &w;
     }
+    // A safetensors file lists its tensors sorted by name (0, 10, 12, 2, …), not in the order the
+    // model registered them: layers run in the names' natural order (2 before 10).
+    if (namesSortedByContainer(doc))
+        std::stable_sort(modules.begin(), modules.end(),
+                         [](const Module &a, const Module &b) { return naturalKey(a.prefix) < naturalKey(b.prefix); });
     auto rank1 = [](const NamedTensor *t) { return t && t->ref().shape.size() == 1 ? t->ref().shape[0] : -1; };
 
     json layers = json::array();
@@ -1107,8 +1124,16 @@ std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const st
             if (bias && bias->ref().shape != Shape{s[0]})
                 return no(bias->name + " has shape " + shapeText(bias->ref().shape) + ", not the " +
                           std::to_string(s[0]) + " outputs of " + weight->name);
-            if (afterLinear && !act.empty())
-                layers.push_back({{"type", act}, {"name", "activation" + std::to_string(layers.size())}});
+            if (afterLinear && !act.empty()) {
+                // Under the two layers' common parent ("module.activation1" between "module.fc1"
+                // and "module.fc2"), so a wrapper's prefix nests the whole chain in one container.
+                const std::string &before = layers.back()["name"].get_ref<const std::string &>();
+                const auto dot = before.rfind('.');
+                const std::string parent = dot == std::string::npos ? std::string() : before.substr(0, dot + 1);
+                layers.push_back({{"type", act},
+                                  {"name", (name.starts_with(parent) ? parent : std::string()) + "activation" +
+                                               std::to_string(layers.size())}});
+            }
             json layer = {{"type", "Linear"}, {"name", name}, {"in_features", s[1]}, {"out_features", s[0]}};
             if (!bias)
                 layer["bias"] = false;
@@ -1161,10 +1186,11 @@ std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const st
         return no("no tensor is a Linear weight");
     // Activation layers get names that cannot collide with the weights' prefixes.
     for (auto &l : layers)
-        if (l["name"].get<std::string>().starts_with("activation") && l["type"] == act) {
+        if (l["type"] == act) {
             std::string n = l["name"].get<std::string>();
+            const auto dot = n.rfind('.');
             while (moduleIndex.count(n))
-                n = "_" + n;
+                n.insert(dot == std::string::npos ? 0 : dot + 1, "_");
             l["name"] = n;
         }
     return layers;
@@ -1271,6 +1297,9 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
             norms.push_back(l->type + " " + l->path);
         }
     a.assumptions.push_back("a chain of Linear layers read from the weight shapes: " + chain);
+    if (namesSortedByContainer(doc))
+        a.assumptions.push_back("the layers run in the natural order of their names (2 before 10): a " +
+                                formatName(doc.format) + " file does not keep the order the model registered them in");
     if (!norms.empty()) {
         std::string list;
         for (const auto &n : norms)
