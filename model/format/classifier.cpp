@@ -362,6 +362,13 @@ DocumentKind kindOfDictRoot(const Document &doc, const Value &root, bool fromMod
 
 void classifyKind(Document &doc);
 
+namespace {
+// How a warning that the optimizer was paired by file order begins (replaced when paired again).
+constexpr std::string_view kPairedByOrder = "optimizer paired by order: ";
+std::string quoted(const KeyPath &path);
+void pairOptimizer(Document &doc);
+} // namespace
+
 std::string kindName(DocumentKind k)
 {
     switch (k) {
@@ -468,6 +475,9 @@ void classifyKind(Document &doc)
             }
     }
     findOptimizer(doc, *root);
+    // A GAN's optimizers need not come in the order of its networks: paired by shape.
+    if (!sets.empty())
+        pairOptimizer(doc);
     doc.kind = kindOfDictRoot(doc, *root, fromModule);
 }
 
@@ -650,35 +660,59 @@ std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
     return out;
 }
 
-// Of several optimizers (a GAN's, one per network), the one whose parameters fit the state dict:
-// a certain mapping first, then one where every parameter's state has its weight's shape; the
-// first found keeps its place when none fits better.
+// Of several optimizers (a GAN's, one per network, in any order), the one whose saved state fits
+// the model's weights: every parameter named and each state tensor (exp_avg, momentum_buffer) of
+// its weight's shape, a certain mapping and state that showed shapes ranking first. Where shapes
+// cannot decide (several fit alike, or none fits), the first in the file is kept, as findOptimizer
+// chose it, and a warning says the pairing is by order.
 void pairOptimizer(Document &doc)
 {
+    std::erase_if(doc.warnings, [](const std::string &w) { return w.starts_with(kPairedByOrder); });
     if (!doc.root || !doc.root->isDict() || !doc.hasStateDict)
         return;
     const auto candidates = optimizerCandidates(*doc.root);
     if (candidates.size() < 2)
         return;
-    int bestScore = 0;
-    std::size_t best = 0;
+    std::vector<int> ranks(candidates.size(), 0);
     for (std::size_t i = 0; i < candidates.size(); ++i) {
         doc.optimizer = candidates[i].first;
         const auto map = mapOptimizer(doc);
-        int score = 0;
-        if (map && map->certain)
-            score = 2;
-        else if (map && !map->parameters.empty() &&
-                 std::all_of(map->parameters.begin(), map->parameters.end(),
-                             [](const OptimizerParameter &p) { return !p.name.empty() && p.shapeAgrees; }))
-            score = 1;
-        if (score > bestScore) {
-            bestScore = score;
-            best = i;
-        }
+        if (!map || map->parameters.empty() ||
+            !std::all_of(map->parameters.begin(), map->parameters.end(),
+                         [](const OptimizerParameter &p) { return !p.name.empty() && p.shapeAgrees; }))
+            continue;
+        // Whether any state tensor had a shape to compare (SGD without momentum keeps none).
+        const bool shown = std::any_of(map->parameters.begin(), map->parameters.end(), [](const OptimizerParameter &p) {
+            if (!p.state || !p.state->isDict())
+                return false;
+            return std::any_of(p.state->entries().begin(), p.state->entries().end(), [](const auto &e) {
+                return e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty();
+            });
+        });
+        ranks[i] = 1 + (map->certain ? 1 : 0) + (shown ? 2 : 0);
     }
-    doc.optimizer = candidates[best].first;
-    doc.optimizerPath = candidates[best].second;
+    const int top = *std::max_element(ranks.begin(), ranks.end());
+    std::vector<std::size_t> best;
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+        if (ranks[i] == top)
+            best.push_back(i);
+    const std::size_t chosen = top == 0 ? 0 : best.front();
+    doc.optimizer = candidates[chosen].first;
+    doc.optimizerPath = candidates[chosen].second;
+    if (top > 0 && best.size() == 1)
+        return;
+    const std::string model = doc.stateDictPath.empty() ? std::string("the model's weights")
+                                                        : "the model's weights under " + quoted(doc.stateDictPath);
+    // Named: every optimizer when none fits, else those that fit alike.
+    std::string names;
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+        if (top == 0 || ranks[i] == top)
+            names += (names.empty() ? "" : ", ") + quoted(candidates[i].second);
+    doc.warnings.push_back(std::string(kPairedByOrder) +
+                           (top == 0 ? "no optimizer state of the file (" + names + ") has the shapes of " + model
+                                     : "the optimizer states " + names + (best.size() == 2 ? " both" : " all") +
+                                           " fit " + model + " by shape") +
+                           ", so the first in the file, " + quoted(doc.optimizerPath) + ", is taken as its optimizer");
 }
 
 } // namespace

@@ -310,6 +310,8 @@ public:
         } else {
             collectStateDict();
             buildTarget();
+            if (m_o.classes)
+                checkClassCount();
         }
         if (m_o.castTo)
             planCasts();
@@ -586,6 +588,51 @@ private:
         }
     }
 
+    // Class names that do not count the model's outputs are said now, not first by predict: the
+    // outputs a sample gets are those of the architecture predict would run (the package's spec, a
+    // module tree, an MLP read from the weights), propagated from the input it reads. Nothing is
+    // said where that architecture cannot be found or does not give one score per class.
+    void checkClassCount()
+    {
+        Document edited = m_doc;
+        edited.stateDict.clear();
+        for (const auto &[name, v] : m_tensors)
+            edited.stateDict.push_back({name, v});
+        std::int64_t width = 0;
+        std::string layer;
+        try {
+            const Architecture arch = resolveArchitecture(edited, {});
+            if (arch.root.type.empty() || arch.inputShape.empty() ||
+                std::find(arch.inputShape.begin(), arch.inputShape.end(), -1) != arch.inputShape.end())
+                return;
+            std::vector<std::int64_t> input{1};
+            input.insert(input.end(), arch.inputShape.begin(), arch.inputShape.end());
+            const auto out = propagateShape(arch.root, input);
+            if (out.size() != 2)
+                return;  // not one score per class (a feature map): no count to compare
+            width = out[1];
+            const auto leaves = leavesInOrder(arch.root);
+            for (auto it = leaves.rbegin(); it != leaves.rend(); ++it)
+                if (!(*it)->tensors.empty()) {
+                    layer = (*it)->path.empty() ? (*it)->type : "'" + (*it)->path + "' (" + (*it)->type + ")";
+                    break;
+                }
+        } catch (const std::exception &) {
+            return;
+        }
+        const auto names = static_cast<std::int64_t>(m_o.classes->size());
+        if (width <= 0 || names == width)
+            return;
+        m_plan.warnings.push_back("--class-names gives " + std::to_string(names) + (names == 1 ? " name" : " names") +
+                                  " but the model gives " + std::to_string(width) +
+                                  (width == 1 ? " output" : " outputs") + " a sample" +
+                                  (layer.empty() ? std::string() : " (its last layer with weights is " + layer + ")") +
+                                  (width == 1 && names == 2
+                                       ? ": a binary classifier's one logit, which predict shows under the first name "
+                                         "although its sigmoid is usually the second class's probability"
+                                       : ": the names will not match the outputs"));
+    }
+
     // A dtype torch 1.x has no typed storage for is written as newer torch writes it; say which
     // torch reads it back.
     void noteNewDType(DType d)
@@ -599,48 +646,144 @@ private:
             m_plan.warnings.push_back(w);
     }
 
+    // A set of weights whose path says EMA, measured against the model's weights: its tensors by
+    // the model's names (a `module.` prefix one side has and the other lacks set aside) and why it
+    // does not fit them, if it does not.
+    struct EmaCandidate {
+        std::string where;
+        std::map<std::string, ValuePtr> weights;  // by the model's names
+        std::size_t common = 0;                   // model keys it holds, each with the model's shape
+        std::string unfit;                        // empty when it fits
+        bool namesModel = false;                  // its path is the model's with "ema" added
+    };
+
+    // Lower-case letters and digits of a path, without a leading or trailing "ema": 'netG_ema',
+    // 'ema_netG' and 'netG' all read "netg".
+    static std::string setStem(const std::string &text)
+    {
+        std::string s;
+        for (unsigned char c : text)
+            if (std::isalnum(c))
+                s += static_cast<char>(std::tolower(c));
+        if (s.starts_with("ema"))
+            s.erase(0, 3);
+        else if (s.ends_with("ema"))
+            s.erase(s.size() - 3);
+        return s;
+    }
+
+    EmaCandidate measureEma(const KeyPath &path) const
+    {
+        EmaCandidate c;
+        c.where = pathText(path);
+        if (!m_doc.stateDictPath.empty()) {
+            const auto &own = m_doc.stateDictPath;
+            c.namesModel = (!setStem(pathText(own)).empty() && setStem(pathText(own)) == setStem(c.where)) ||
+                           (!setStem(own.back()).empty() && setStem(own.back()) == setStem(path.back()));
+        }
+        const ValuePtr ema = findPath(m_doc.root, path);
+        if (!ema || !ema->isDict()) {
+            c.unfit = "it is a module tree, which --ema cannot take weights from yet";
+            return c;
+        }
+        bool allModule = true, anyModule = false;
+        for (const auto &e : ema->entries())
+            if (e.key && e.value && e.value->isTensor() && keyText(*e.key) != "n_averaged") {
+                const std::string k = keyText(*e.key);
+                c.weights[k] = e.value;
+                allModule = allModule && k.starts_with("module.");
+                anyModule = anyModule || k.starts_with("module.");
+            }
+        if (c.weights.empty()) {
+            c.unfit = "it holds no tensors";
+            return c;
+        }
+        const bool modelModule = std::all_of(m_tensors.begin(), m_tensors.end(),
+                                             [](const auto &t) { return t.first.starts_with("module."); });
+        if (allModule && !modelModule) {
+            std::map<std::string, ValuePtr> stripped;
+            for (auto &[k, v] : c.weights)
+                stripped[k.substr(7)] = v;
+            c.weights = std::move(stripped);
+        } else if (!anyModule && modelModule && !m_tensors.empty()) {
+            std::map<std::string, ValuePtr> prefixed;
+            for (auto &[k, v] : c.weights)
+                prefixed["module." + k] = v;
+            c.weights = std::move(prefixed);
+        }
+        for (const auto &t : m_tensors) {
+            auto it = c.weights.find(t.first);
+            if (it == c.weights.end())
+                continue;
+            const auto &a = *t.second->tensorRef();
+            const auto &b = *it->second->tensorRef();
+            if (a.shape != b.shape) {
+                c.unfit = "'" + t.first + "' has shape " + shapeText(b.shape) + " there but " + shapeText(a.shape) +
+                          " in the model's weights";
+                return c;
+            }
+            ++c.common;
+        }
+        if (!c.common)
+            c.unfit = "none of its tensor names is one of the model's (it holds '" + c.weights.begin()->first +
+                      "', the model '" + (m_tensors.empty() ? std::string() : m_tensors.front().first) + "')";
+        return c;
+    }
+
+    // The EMA weights that belong to the model's: of the sets whose path says EMA, those whose
+    // tensors have the model's names and shapes (a file may hold the EMA of several networks, a
+    // GAN's generator and discriminator, in any order); of several, the one named after the model's
+    // set ('netG' -> 'netG_ema', 'ema_netG'). Refused, naming the sets, when none or several fit.
     void promoteEma()
     {
-        ValuePtr ema;
-        std::string where;
+        std::vector<EmaCandidate> found;
         for (const auto &p : m_doc.otherWeightSets) {
             std::string lower = pathText(p);
             std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-            if (lower.find("ema") != std::string::npos) {
-                ema = findPath(m_doc.root, p);
-                where = pathText(p);
-                break;
-            }
+            if (!p.empty() && lower.find("ema") != std::string::npos)
+                found.push_back(measureEma(p));
         }
-        if (!ema)
+        if (found.empty())
             throw FormatError("--ema: the file holds no EMA weights");
-        if (!ema->isDict())
-            throw FormatError("--ema: the EMA weights under '" + where + "' are a module tree; not supported yet");
-        std::map<std::string, ValuePtr> weights;
-        bool allModule = true;
-        std::size_t count = 0;
-        for (const auto &e : ema->entries())
-            if (e.key && e.value && e.value->isTensor() && keyText(*e.key) != "n_averaged") {
-                weights[keyText(*e.key)] = e.value;
-                allModule = allModule && keyText(*e.key).starts_with("module.");
-                ++count;
-            }
-        if (allModule && count && !m_tensors.empty() && !m_tensors[0].first.starts_with("module.")) {
-            std::map<std::string, ValuePtr> stripped;
-            for (auto &[k, v] : weights)
-                stripped[k.substr(7)] = v;
-            weights = std::move(stripped);
+        const std::string model = m_doc.stateDictPath.empty() ? std::string("the model's weights")
+                                                              : "the model's weights under '" +
+                                                                    pathText(m_doc.stateDictPath) + "'";
+        std::vector<const EmaCandidate *> fits;
+        for (const auto &c : found)
+            if (c.unfit.empty())
+                fits.push_back(&c);
+        if (fits.empty()) {
+            std::string why;
+            for (const auto &c : found)
+                why += (why.empty() ? "" : "; ") + ("'" + c.where + "': " + c.unfit);
+            throw FormatError("--ema: no EMA weights in the file fit " + model + " (" + why + ")");
         }
+        // A set that holds every weight of the model before one that holds some.
+        if (std::any_of(fits.begin(), fits.end(), [&](const EmaCandidate *c) { return c->common == m_tensors.size(); }))
+            std::erase_if(fits, [&](const EmaCandidate *c) { return c->common != m_tensors.size(); });
+        if (fits.size() > 1) {
+            std::vector<const EmaCandidate *> named;
+            for (const auto *c : fits)
+                if (c->namesModel)
+                    named.push_back(c);
+            if (named.size() != 1) {
+                std::string names;
+                for (const auto *c : fits)
+                    names += (names.empty() ? "'" : "', '") + c->where;
+                throw FormatError("--ema: several EMA weights fit " + model + " (" + names +
+                                  "') and none is the one named after it: convert the one you mean with --weights "
+                                  "PATH instead");
+            }
+            fits = named;
+        }
+        const EmaCandidate &chosen = *fits.front();
+        auto weights = chosen.weights;
+        const std::string &where = chosen.where;
         std::size_t replaced = 0;
         for (auto &t : m_tensors) {
             auto it = weights.find(t.first);
             if (it == weights.end())
                 continue;
-            const auto &a = *t.second->tensorRef();
-            const auto &b = *it->second->tensorRef();
-            if (a.shape != b.shape)
-                throw FormatError("--ema: '" + t.first + "' has shape " + shapeText(b.shape) +
-                                  " in the EMA weights but " + shapeText(a.shape) + " in the model's");
             t.second = it->second;
             ++replaced;
             weights.erase(it);
@@ -678,6 +821,17 @@ private:
     }
 
     ValuePtr optimizerValue() { return m_doc.optimizer; }
+
+    // "--weights 'netD'" for each other set of weights under the root key `k` ("or" between
+    // them); empty when none is.
+    std::string otherWeightSetsUnder(const std::string &k) const
+    {
+        std::string out;
+        for (const auto &p : m_doc.otherWeightSets)
+            if (!p.empty() && p.front() == k)
+                out += (out.empty() ? "" : " or ") + ("--weights '" + pathText(p) + "'");
+        return out;
+    }
 
     // Root entries of the source not used by the target, each carried into `into` (when given
     // and it can go into a weights-only file) or listed as lost.
@@ -976,6 +1130,15 @@ private:
                     }
                     if (m_o.dropTraining && isTrainingStateKey(k)) {
                         m_plan.lost.push_back({k, "training state left out (--drop-optimizer)"});
+                        continue;
+                    }
+                    // Another network's weights (a GAN's discriminator, the EMA --ema did not take)
+                    // are not metadata that failed to fit: say what they are and how to write them.
+                    if (const std::string sets = otherWeightSetsUnder(k); !sets.empty()) {
+                        m_plan.lost.push_back(
+                            {k, "another set of weights, left out: a safetensors file holds one set, the model's "
+                                "weights (under '" + pathText(m_doc.stateDictPath) +
+                                    "'); convert this one on its own with " + sets});
                         continue;
                     }
                     std::string text;

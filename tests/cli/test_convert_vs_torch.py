@@ -521,6 +521,30 @@ def main():
         model = SimpleNN(**obj['model_config'])
         model.load_state_dict(obj['model_state_dict'])
         res.check(True, 'inference package: model rebuilt from its config')
+    # Class names that do not count the model's outputs are warned of when converting, not first by
+    # predict. The outputs a sample gets are torch's: the pickled CNN run on an image of its size, the
+    # MLP a state dict of Linear layers describes run on a row of its width.
+    cnn = torch.load(os.path.join(fx, 'predict_cnn.pth'), weights_only=False).eval()
+    ema_sd = torch.load(os.path.join(fx, 'weight_sets', 'ema.pth'), weights_only=False)['state_dict']
+    with torch.no_grad():
+        cnn_outputs = cnn(torch.rand(1, 3, 12, 12)).shape[1]
+        x = torch.rand(1, ema_sd['0.weight'].shape[1])
+        mlp_outputs = torch.nn.functional.linear(torch.tanh(torch.nn.functional.linear(x, ema_sd['0.weight'], ema_sd['0.bias'])),
+                                                 ema_sd['2.weight'], ema_sd['2.bias']).shape[1]
+    for src, outputs in (('predict_cnn.pth', cnn_outputs), (os.path.join('weight_sets', 'ema.pth'), mlp_outputs)):
+        for count in (outputs, outputs + 1):
+            names = ','.join('class%d' % i for i in range(count))
+            r, doc = convert(src, '--to', 'inference', '--class-names', names, '--force',
+                             '-o', os.path.join(out, 'named_%d.pth' % count))
+            if r.returncode == 0:
+                counted = [w for w in doc['warnings'] if w.startswith('--class-names gives')]
+                if count == outputs:
+                    res.check(not counted, '%s --class-names with %d names: no warning' % (src, count), str(counted))
+                else:
+                    res.check(len(counted) == 1 and '%d names' % count in counted[0] and
+                              '%d outputs a sample' % outputs in counted[0],
+                              '%s --class-names with %d names for %d outputs: warned' % (src, count, outputs),
+                              str(doc['warnings']))
     r, doc = convert('training_checkpoint.pth', '--to', 'checkpoint', '--metadata-json', '-o', os.path.join(out, 'side.pth'))
     if r.returncode == 0:
         with open(os.path.join(out, 'side_metadata.json')) as f:

@@ -8,7 +8,9 @@ the chosen set as torch.load reads it: `tensors` lists its names, dtypes, shapes
 (torch.load, torch.jit.load and the safetensors layout read it back equal); `predict` gives the logits
 torch computes with it; `diff` and `series` compare and follow it. A path that names nothing, or
 something that is not a set of weights, is refused with exit 1 and a message that names the file,
-the path and the file's sets; `--ema` with `--weights` is refused before anything is read."""
+the path and the file's sets; `--ema` with `--weights` is refused before anything is read. `--ema`
+takes the EMA of the model's own network whatever the file's order, and the optimizer is paired by
+the shapes of its state, by order only where shapes cannot tell (and said so)."""
 import argparse
 import collections
 import json
@@ -242,6 +244,66 @@ def main():
         r = run('convert', ema_path, '--to', to, '--ema', '--weights', 'ema_state_dict', '-o', out)
         check(r.returncode == 1 and '--ema and --weights' in r.stderr and not os.path.exists(out),
               'convert --to %s --ema --weights: refused' % to, r.stderr.strip())
+
+    # --ema takes the EMA of the model's own network: in gan_ema.pth the discriminator's EMA comes
+    # first; in twins_ema.pth both networks (and EMAs) have one architecture and the EMA named after
+    # the model's set ('net_a' -> 'ema_net_a') is the one. What torch.load reads back is that EMA.
+    for name, want_set in (('gan_ema.pth', 'netG_ema'), ('twins_ema.pth', 'ema_net_a')):
+        source = torch.load(fixture(name), map_location='cpu')
+        out = os.path.join(tmp, name.replace('.pth', '_ema.pth'))
+        r = run('convert', fixture(name), '--to', 'state-dict', '--ema', '-o', out)
+        if check(r.returncode == 0, 'convert %s --ema' % name, r.stderr.strip()):
+            ok, why = same_tensors(torch.load(out, weights_only=True), source[want_set])
+            check(ok, 'convert %s --ema: torch reads back %s' % (name, want_set), why)
+            check("EMA weights under '%s'" % want_set in r.stdout, 'convert %s --ema: the plan names %s' %
+                  (name, want_set), r.stdout)
+    # Refused, naming the sets: two EMAs that fit alike, or only another network's EMA.
+    for name, words in (('two_emas.pth', ['several EMA weights fit', "'ema_1'", "'ema_2'", '--weights']),
+                        ('other_ema.pth', ["no EMA weights in the file fit the model's weights under 'netG'",
+                                           "'netD_ema'", 'shape'])):
+        out = os.path.join(tmp, 'never_' + name)
+        r = run('convert', fixture(name), '--to', 'state-dict', '--ema', '-o', out)
+        check(r.returncode == 1 and all(w in r.stderr for w in words) and not os.path.exists(out),
+              'convert %s --ema: refused' % name, r.stderr.strip())
+
+    # The optimizer paired by the shapes of its state (Adam's exp_avg, SGD's momentum_buffer), not
+    # by the file's order: gan_ema.pth lists the discriminator's optimizer first.
+    gan_ema = torch.load(fixture('gan_ema.pth'), map_location='cpu')
+    for weights, opt in (('netG', 'optG'), ('netD', 'optD')):
+        shapes = [list(t.shape) for t in gan_ema[weights].values()]
+        state = gan_ema[opt]['state']
+        check(all(list(v.shape) == shapes[i] for i, st in state.items() for k, v in st.items() if k != 'step'),
+              'gan_ema.pth: %s\'s state has %s\'s shapes (as torch reads it)' % (opt, weights))
+        args = ['info', fixture('gan_ema.pth'), '--json'] + ([] if weights == 'netG' else ['--weights', weights])
+        r = run(*args)
+        if check(r.returncode == 0, ' '.join(args[:1] + args[2:]), r.stderr.strip()):
+            j = json.loads(r.stdout)
+            check(j['optimizer']['path'] == [opt] and
+                  [p.get('name') for p in j['optimizer'].get('parameters', [])] == list(gan_ema[weights]) and
+                  not any('paired by order' in w for w in j['warnings']),
+                  'info gan_ema.pth%s: %s, by shape' % ('' if weights == 'netG' else ' --weights ' + weights, opt),
+                  '%s %s' % (j['optimizer']['path'], j['warnings']))
+    # Shapes alike: the first optimizer in the file, and a warning that says so.
+    r = run('info', fixture('twins_ema.pth'), '--json')
+    if check(r.returncode == 0, 'info twins_ema.pth', r.stderr.strip()):
+        j = json.loads(r.stdout)
+        check(j['optimizer']['path'] == ['opt_b'] and
+              any('paired by order' in w and "'opt_a'" in w and "'opt_b'" in w for w in j['warnings']),
+              'info twins_ema.pth: the first optimizer, said to be paired by order',
+              '%s %s' % (j['optimizer']['path'], j['warnings']))
+
+    # safetensors: the other sets of weights are said to be left out as weights, with the option
+    # that writes each, not as metadata it cannot hold.
+    out = os.path.join(tmp, 'gan_ema.safetensors')
+    r = run('convert', fixture('gan_ema.pth'), '--to', 'safetensors', '--ema', '-o', out, '--json')
+    if check(r.returncode == 0, 'convert gan_ema.pth --to safetensors --ema', r.stderr.strip()):
+        lost = {e['entry']: e['reason'] for e in json.loads(r.stdout)['lost']}
+        for other in ('netD', 'netD_ema'):
+            check('another set of weights' in lost.get(other, '') and "--weights '%s'" % other in lost[other] and
+                  'metadata' not in lost[other], 'convert --to safetensors: %s said to be another set of weights' %
+                  other, repr(lost.get(other)))
+        ok, why = same_tensors(read_safetensors(out), gan_ema['netG_ema'], ordered=False)
+        check(ok, 'convert gan_ema.pth --to safetensors --ema: netG_ema\'s tensors', why)
 
     # predict: torch's logits with the chosen set.
     for path, weights, sd, act, flags in ((gan_path, 'netD', gan['netD'], torch.relu, []),

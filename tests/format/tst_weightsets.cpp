@@ -1,11 +1,16 @@
 // Choosing which set of weights is the model's (useWeightSet, weightSetPath): the chosen set's
 // tensors as PyTorch lists them (fixtures/expected.json, written by torch.load of the same file),
 // the former model weights listed among the others, the optimizer that belongs to the chosen set,
-// and paths that name nothing, or something that is not a set of weights, refused in words.
+// and paths that name nothing, or something that is not a set of weights, refused in words. By
+// default too the optimizer is the one whose state has the model's shapes, and --ema takes the EMA
+// of the model's own network, whatever the order of the file.
 #include "convert.h"
 #include "document.h"
 #include "error.h"
 #include "optimizermap.h"
+#include "valuetree.h"
+
+#include <map>
 
 #include <QtTest>
 
@@ -73,6 +78,14 @@ private Q_SLOTS:
     void nestedSetSaidLost();
     void refused_data();
     void refused();
+    void defaultOptimizerByShape();
+    void pairedByOrderSaid();
+    void emaOfTheModel_data();
+    void emaOfTheModel();
+    void emaRefused_data();
+    void emaRefused();
+    void otherSetsInSafetensors();
+    void classNamesCounted();
 
 private:
     QJsonObject m_expected; // __weight_sets__
@@ -112,6 +125,11 @@ void TestWeightSets::choose_data()
                                                  << "netG"
                                                  << "dict"
                                                  << "training_checkpoint";
+    QTest::newRow("GAN with EMAs, discriminator") << "gan_ema.pth"
+                                                  << "netD"
+                                                  << "netD"
+                                                  << "dict"
+                                                  << "training_checkpoint";
     QTest::newRow("EMA") << "ema.pth"
                          << "ema_state_dict"
                          << "ema_state_dict"
@@ -270,6 +288,175 @@ void TestWeightSets::refused()
     QVERIFY(doc.stateDictPath == read.stateDictPath);
     QCOMPARE(listing(doc), listing(read));
     QCOMPARE(pathTexts(doc.otherWeightSets), pathTexts(read.otherWeightSets));
+}
+
+// Without --weights, the optimizer that trained the model's weights: in gan_ema.pth the
+// discriminator's optimizer comes first in the file, and only shapes tell it is not the generator's.
+void TestWeightSets::defaultOptimizerByShape()
+{
+    int checked = 0;
+    for (auto it = m_expected.begin(); it != m_expected.end(); ++it) {
+        const QJsonObject e = it.value().toObject();
+        const QString set = e.value("default").toString();
+        const QJsonObject optimizers = e.value("optimizers").toObject();
+        if (!optimizers.contains(set))
+            continue;
+        const auto doc = readDocument(test::fixturePath(it.key()).toStdString());
+        QCOMPARE(QString::fromStdString(pathText(doc.optimizerPath)), optimizers.value(set).toString());
+        for (const auto &w : doc.warnings)
+            QVERIFY2(!w.starts_with("optimizer paired by order"), w.c_str());
+        const auto map = mapOptimizer(doc);
+        QVERIFY(map && map->certain);
+        ++checked;
+    }
+    QVERIFY(checked >= 3);
+}
+
+// Two networks of one architecture, each with an SGD optimizer: shapes cannot tell which optimizer
+// is whose, so the first in the file is kept, and a warning says the pairing is by order.
+void TestWeightSets::pairedByOrderSaid()
+{
+    Document doc = readDocument(test::fixturePath("weight_sets/twins_ema.pth").toStdString());
+    QCOMPARE(QString::fromStdString(pathText(doc.stateDictPath)), QStringLiteral("net_a"));
+    QCOMPARE(QString::fromStdString(pathText(doc.optimizerPath)), QStringLiteral("opt_b"));
+    auto said = [](const Document &d) {
+        return std::count_if(d.warnings.begin(), d.warnings.end(), [](const std::string &w) {
+            return w.starts_with("optimizer paired by order") && w.find("'opt_b'") != std::string::npos &&
+                   w.find("'opt_a'") != std::string::npos;
+        });
+    };
+    QCOMPARE(said(doc), 1);
+    // Choosing a set pairs again: said once, not twice.
+    useWeightSet(doc, {"net_b"});
+    QCOMPARE(said(doc), 1);
+}
+
+void TestWeightSets::emaOfTheModel_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("ema");  // the set whose tensors the plan writes
+    // The discriminator's EMA comes first; only the generator's has the generator's shapes.
+    QTest::newRow("GAN, the other network's EMA first") << "gan_ema.pth"
+                                                        << "netG_ema";
+    // Both EMAs have the model's names and shapes; the one named after the model's set is taken.
+    QTest::newRow("twins, named after the set") << "twins_ema.pth"
+                                                << "ema_net_a";
+    QTest::newRow("one EMA") << "ema.pth"
+                             << "ema_state_dict";
+}
+
+void TestWeightSets::emaOfTheModel()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, ema);
+    const Document doc = readDocument(test::fixturePath("weight_sets/" + file).toStdString());
+    const auto plan = planConversion(doc, "/tmp/x.pth", ConvertOptions().ema(true));
+    const ValuePtr want = findPath(doc.root, {ema.toStdString()});
+    QVERIFY(want && want->isDict());
+    QVERIFY(plan.root && plan.root->isDict());
+    QCOMPARE(plan.root->entries().size(), doc.stateDict.size());
+    for (const auto &e : plan.root->entries()) {
+        const std::string name = keyText(*e.key);
+        const ValuePtr w = want->get(name);
+        QVERIFY2(w && w->isTensor(), name.c_str());
+        // The same storage at the same place: the EMA's tensor, not the model's or another set's.
+        QVERIFY2(e.value->tensorRef()->storage == w->tensorRef()->storage &&
+                     e.value->tensorRef()->storageOffset == w->tensorRef()->storageOffset,
+                 name.c_str());
+    }
+    bool said = false;
+    for (const auto &l : plan.lost)
+        said = said || l.reason.find("EMA weights under '" + ema.toStdString() + "'") != std::string::npos;
+    QVERIFY(said);
+}
+
+void TestWeightSets::emaRefused_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QStringList>("words");
+    QTest::newRow("two EMAs fit alike") << "two_emas.pth"
+                                        << QStringList{"several EMA weights fit", "'ema_1'", "'ema_2'", "--weights"};
+    QTest::newRow("only the other network's EMA")
+        << "other_ema.pth" << QStringList{"no EMA weights in the file fit", "'netG'", "'netD_ema'", "shape [10, 6]"};
+}
+
+void TestWeightSets::emaRefused()
+{
+    QFETCH(QString, file);
+    QFETCH(QStringList, words);
+    const std::string path = test::fixturePath("weight_sets/" + file).toStdString();
+    const Document doc = readDocument(path);
+    QString message;
+    try {
+        planConversion(doc, "/tmp/x.pth", ConvertOptions().ema(true));
+    } catch (const FormatError &e) {
+        message = QString::fromStdString(e.what());
+    }
+    QVERIFY2(message.startsWith(QString::fromStdString(path) + ": --ema: "), qPrintable(message));
+    for (const auto &w : words)
+        QVERIFY2(message.contains(w), qPrintable(w + " not in: " + message));
+}
+
+// A safetensors file holds one set of weights: the others are said to be sets of weights left out,
+// with the option that writes each, not metadata that failed to fit.
+void TestWeightSets::otherSetsInSafetensors()
+{
+    {
+        // Converting the generator: the discriminator is the other set.
+        const Document gan = readDocument(test::fixturePath("weight_sets/gan.pth").toStdString());
+        const auto plan =
+            planConversion(gan, "/tmp/x.safetensors", ConvertOptions().target(ConvertTarget::Safetensors));
+        const auto it = std::find_if(plan.lost.begin(), plan.lost.end(), [](const auto &l) { return l.entry == "netD"; });
+        QVERIFY(it != plan.lost.end());
+        QVERIFY2(it->reason.starts_with("another set of weights") &&
+                     it->reason.find("--weights 'netD'") != std::string::npos,
+                 it->reason.c_str());
+    }
+    const Document doc = readDocument(test::fixturePath("weight_sets/gan_ema.pth").toStdString());
+    const auto plan = planConversion(doc, "/tmp/x.safetensors",
+                                     ConvertOptions().target(ConvertTarget::Safetensors).ema(true));
+    std::map<std::string, std::string> lost;
+    for (const auto &l : plan.lost)
+        lost[l.entry] = l.reason;
+    for (const std::string set : {"netD", "netD_ema"}) {
+        QVERIFY2(lost.contains(set), set.c_str());
+        QVERIFY2(lost[set].starts_with("another set of weights") &&
+                     lost[set].find("--weights '" + set + "'") != std::string::npos &&
+                     lost[set].find("metadata") == std::string::npos,
+                 lost[set].c_str());
+    }
+    // The former model weights are said to be replaced by the EMA's.
+    QVERIFY2(lost["netG"].find("replaced by the EMA weights under 'netG_ema'") != std::string::npos,
+             lost["netG"].c_str());
+}
+
+// Class names that do not count the model's outputs are a warning of the plan (the window's
+// conversion pane shows it); the outputs are those of the MLP the weights describe.
+void TestWeightSets::classNamesCounted()
+{
+    const Document doc = readDocument(test::fixturePath("weight_sets/ema.pth").toStdString());
+    const QJsonArray tensors =
+        m_expected.value("weight_sets/ema.pth").toObject().value("sets").toObject().value("state_dict").toArray();
+    // The last Linear's out_features, as torch lists its weight's shape.
+    const auto outputs = tensors.last().toObject().value("shape").toArray().first().toInteger();
+    QVERIFY(outputs >= 2);
+    auto warned = [&](qint64 count) {
+        std::vector<std::string> names;
+        for (qint64 i = 0; i < count; ++i)
+            names.push_back("c" + std::to_string(i));
+        const auto plan = planConversion(doc, "/tmp/x.pth",
+                                         ConvertOptions().target(ConvertTarget::Inference).classNames(names));
+        for (const auto &w : plan.warnings)
+            if (w.starts_with("--class-names gives"))
+                return QString::fromStdString(w);
+        return QString();
+    };
+    QVERIFY2(warned(outputs).isEmpty(), qPrintable(warned(outputs)));
+    const QString more = warned(outputs + 1);
+    QVERIFY2(more.contains(QString::number(outputs + 1) + " names") &&
+                 more.contains(QString::number(outputs) + " outputs a sample"),
+             qPrintable(more));
+    QVERIFY(!warned(outputs - 1).isEmpty());
 }
 
 QTEST_GUILESS_MAIN(TestWeightSets)
