@@ -169,7 +169,7 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
                 const auto it = entries.find(k);
                 std::string text;
                 if (it == entries.end())
-                    text = compact(v);
+                    text = v.is_string() ? cut(displayText(v.get<std::string>()), 100) : compact(v);  // __class__
                 else if (it->second.role == MetadataEntry::Role::OtherWeights)
                     text = "another set of weights (ckpt info --weights " + displayText(k) + " lists it as the model's)";
                 else if (it->second.role == MetadataEntry::Role::HoldsWeights)

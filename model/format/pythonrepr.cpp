@@ -310,7 +310,10 @@ private:
             m_out += "})";
             return;
         }
-        m_out += (cls.empty() ? std::string("object") : shortName(cls)) + "(";
+        // An instance made by its class's __new__ (Namespace, a dataclass) by the class's own name,
+        // as their repr writes it; a call (REDUCE) by the full name of what it calls, so that
+        // venv.main([...]) does not read as a harmless main([...]).
+        m_out += (cls.empty() ? std::string("object") : v.builtByNew() ? shortName(cls) : cls) + "(";
         bool first = true;
         const auto next = [&] {
             if (!first)

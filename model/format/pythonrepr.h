@@ -21,9 +21,10 @@ struct ReprLimits {
 // A value as Python's repr writes what torch.load returns, for plain data: None, True, 1, 0.001,
 // 'text', b'\x00', (1,), [..], {..}, set(), OrderedDict([('a', 1)]), torch.Size([2, 3]),
 // device(type='cuda', index=0). What Python would show by running code is written as data
-// instead: an object as its class's name with its arguments and state (Namespace(lr=0.1), as
-// argparse and dataclasses write theirs), a tensor as <tensor float32 [2, 3] cpu>, a global by its
-// qualified name. A container that holds itself is written [...] as Python does.
+// instead: an instance as its class's name with its arguments and state (Namespace(lr=0.1), as
+// argparse and dataclasses write theirs), a call the pickle asks for as the qualified name of what
+// it calls with its arguments (collections.Counter({...}), venv.main([...])), a tensor as
+// <tensor float32 [2, 3] cpu>, a global by its qualified name. A container that holds itself is written [...] as Python does.
 std::string pythonRepr(const Value &v, const ReprLimits &limits = {});
 
 // Python's repr of a str (UTF-8; a byte that is not UTF-8 is written \xNN) and of bytes, the

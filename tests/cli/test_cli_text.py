@@ -166,6 +166,10 @@ def check_python_values(res, ckpt, fixtures, work):
         if len(text) < 90:  # info cuts a long value to one line
             res.check('\n  %s: %s\n' % (key, text) in info, 'info: metadata %s as Python prints it' % key,
                       'Python %r' % text)
+    # A call the pickle asks for is written with the full name of what it calls, never run: a
+    # payload must not read as a harmless main(...) or system(...).
+    rc, out, err = run(ckpt, 'info', os.path.join(fixtures, 'os_system.pth'))
+    res.check(rc == 0 and "\n  payload: posix.system('touch " in out, 'info: a call shown with its full name', out)
     # diff: a changed config in the same words.
     first, second = os.path.join(work, 'cfg_a.pth'), os.path.join(work, 'cfg_b.pth')
     a, b = {'cfg': {'act': 'relu', 'bias': True, 'sizes': (64, 32)}}, {'cfg': {'act': 'gelu', 'bias': None, 'sizes': (64,)}}
