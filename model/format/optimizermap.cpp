@@ -39,6 +39,17 @@ bool shapeFits(const OptimizerParameter &p, const NamedTensor &t)
     return true;
 }
 
+// The shape a parameter's state gives it: that of its first tensor of one or more dimensions. Null
+// where it has none (no state yet, SGD without momentum, a scalar step only): it fits any weight.
+const std::vector<std::int64_t> *stateShape(const OptimizerParameter &p)
+{
+    if (p.state && p.state->isDict())
+        for (const auto &e : p.state->entries())
+            if (e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty())
+                return &e.value->tensorRef()->shape;
+    return nullptr;
+}
+
 // Parameters matched to candidates in order, each to the first later candidate its state's shape
 // fits (from the front), or the last earlier one (from the back); empty when some parameter fits
 // none. Where both directions give the same matching, it is the only one that keeps the order.
@@ -80,13 +91,7 @@ std::vector<std::size_t> matchByUniqueShape(const std::vector<OptimizerParameter
     std::vector<bool> taken(candidates.size(), false);
     for (std::size_t i = 0; i < params.size(); ++i) {
         const auto &p = params[i];
-        const std::vector<std::int64_t> *shape = nullptr;
-        if (p.state && p.state->isDict())
-            for (const auto &e : p.state->entries())
-                if (e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty()) {
-                    shape = &e.value->tensorRef()->shape;
-                    break;
-                }
+        const auto *shape = stateShape(p);
         if (!shape)
             return {};
         const auto it = byShape.find(*shape);
@@ -97,6 +102,255 @@ std::vector<std::size_t> matchByUniqueShape(const std::vector<OptimizerParameter
         taken[at[i]] = true;
     }
     return at;
+}
+
+constexpr const char *kSharedShapes =
+    "several parameters share these shapes; names follow registration order, which the optimizer may not";
+constexpr std::size_t kUnnamed = static_cast<std::size_t>(-1);
+
+// Names for a note: the first few, and how many more.
+std::string listed(const std::vector<std::string> &names)
+{
+    constexpr std::size_t kShown = 6;
+    if (names.empty())
+        return "none";
+    std::string text;
+    for (std::size_t i = 0; i < names.size() && i < kShown; ++i)
+        text += (i ? ", " : "") + names[i];
+    if (names.size() > kShown)
+        text += " and " + std::to_string(names.size() - kShown) + " more";
+    return text;
+}
+
+// The candidates no parameter is matched to.
+std::vector<std::string> leftOut(const std::vector<const NamedTensor *> &candidates, const std::vector<std::size_t> &at)
+{
+    std::vector<bool> taken(candidates.size(), false);
+    for (const auto c : at)
+        if (c < candidates.size())
+            taken[c] = true;
+    std::vector<std::string> names;
+    for (std::size_t c = 0; c < candidates.size(); ++c)
+        if (!taken[c])
+            names.push_back(candidates[c]->name);
+    return names;
+}
+
+// What a matching tells beyond the names: whether it keeps the model's order, and which of the
+// model's parameters it leaves out (those the optimizer does not update, such as frozen layers).
+struct Placed {
+    bool reordered = false;
+    bool allNamed = true;
+    std::vector<std::string> leftOut;
+    std::string said() const
+    {
+        std::string text;
+        if (reordered)
+            text += "; the optimizer lists parameters in another order than the model registers them";
+        if (allNamed && !leftOut.empty())
+            text += "; not optimized: " + listed(leftOut);
+        return text;
+    }
+};
+
+// Names the parameters after the candidates `at` gives (kUnnamed: left unnamed), each checked by shape.
+Placed place(OptimizerMap &map, const std::vector<const NamedTensor *> &candidates, const std::vector<std::size_t> &at)
+{
+    Placed placed;
+    std::size_t previous = 0;
+    bool any = false;
+    for (std::size_t i = 0; i < map.parameters.size(); ++i) {
+        auto &p = map.parameters[i];
+        if (i >= at.size() || at[i] >= candidates.size()) {
+            p.name.clear();
+            p.shapeAgrees = true;
+            placed.allNamed = false;
+            continue;
+        }
+        const auto &t = *candidates[at[i]];
+        p.name = t.name;
+        p.shapeAgrees = shapeFits(p, t);
+        placed.reordered = placed.reordered || (any && at[i] < previous);
+        previous = at[i];
+        any = true;
+    }
+    placed.leftOut = leftOut(candidates, at);
+    return placed;
+}
+
+// Each parameter matched to the first candidate of its state's shape not yet taken, those without
+// state to the first candidates left: the order within each shape kept. Empty where some shape has
+// too few candidates.
+std::vector<std::size_t> matchByShapeInOrder(const std::vector<OptimizerParameter> &params,
+                                             const std::vector<const NamedTensor *> &candidates)
+{
+    std::map<std::vector<std::int64_t>, std::vector<std::size_t>> byShape;
+    for (std::size_t c = candidates.size(); c-- > 0;)
+        byShape[candidates[c]->ref().shape].push_back(c);  // reversed: the first at the back
+    std::vector<std::size_t> at(params.size(), kUnnamed);
+    std::vector<bool> taken(candidates.size(), false);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const auto *shape = stateShape(params[i]);
+        if (!shape)
+            continue;
+        const auto it = byShape.find(*shape);
+        if (it == byShape.end() || it->second.empty() || !shapeFits(params[i], *candidates[it->second.back()]))
+            return {};
+        at[i] = it->second.back();
+        it->second.pop_back();
+        taken[at[i]] = true;
+    }
+    std::size_t c = 0;
+    for (auto &a : at)
+        if (a == kUnnamed) {
+            while (c < candidates.size() && taken[c])
+                ++c;
+            if (c == candidates.size())
+                return {};
+            a = c;
+            taken[c] = true;
+        }
+    return at;
+}
+
+// The optimizer's parameters as a sequence of whole layers: PyTorch's own ways of listing them
+// (model.parameters(), a head's parameters before a backbone's, a param group per block, frozen
+// layers left out) hand over each module's parameters together, in the module's order. A layer is
+// a run of candidates under one module name; layers of the same shapes are interchangeable, so the
+// matching is unique only where the sequence splits one way into layers and each layer it uses is
+// the only one of its shapes. Where several layers of one shape are all held, they are named in
+// registration order (a guess); where only some of them are, which ones is `undecided`.
+struct LayerMatch {
+    bool found = false;
+    bool unique = false;
+    std::vector<std::size_t> at;  // candidate per parameter, kUnnamed where undecided
+    std::string undecided;        // "2 of the 3 layers 0, 2, 4, which have the same shapes"
+};
+
+std::string_view moduleOf(std::string_view name)
+{
+    const auto dot = name.rfind('.');
+    return dot == std::string_view::npos ? std::string_view() : name.substr(0, dot);
+}
+
+LayerMatch matchByLayers(const std::vector<OptimizerParameter> &params,
+                         const std::vector<const NamedTensor *> &candidates)
+{
+    using Shape = std::vector<std::int64_t>;
+    LayerMatch result;
+    const std::size_t n = params.size();
+    if (n == 0 || candidates.empty())
+        return result;
+    std::vector<std::pair<std::size_t, std::size_t>> layers;  // [begin, end) in candidates
+    for (std::size_t c = 0; c < candidates.size(); ++c)
+        if (c == 0 || moduleOf(candidates[c]->name) != moduleOf(candidates[c - 1]->name))
+            layers.emplace_back(c, c + 1);
+        else
+            layers.back().second = c + 1;
+    // Classes of layers with the same shapes, each class's layers in registration order.
+    std::map<std::vector<Shape>, std::size_t> classOf;
+    std::vector<std::vector<std::size_t>> classLayers;
+    std::map<Shape, std::vector<std::size_t>> classesByFirstShape;
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        std::vector<Shape> shapes;
+        for (std::size_t c = layers[l].first; c < layers[l].second; ++c)
+            shapes.push_back(candidates[c]->ref().shape);
+        const auto [it, added] = classOf.try_emplace(std::move(shapes), classLayers.size());
+        if (added) {
+            classLayers.emplace_back();
+            classesByFirstShape[candidates[layers[l].first]->ref().shape].push_back(it->second);
+        }
+        classLayers[it->second].push_back(l);
+    }
+    std::vector<std::size_t> allClasses(classLayers.size());
+    for (std::size_t k = 0; k < allClasses.size(); ++k)
+        allClasses[k] = k;
+    // A layer lies within one param group: where each parameter's group run ends.
+    std::vector<std::size_t> groupEnd(n);
+    for (std::size_t i = n; i-- > 0;)
+        groupEnd[i] = i + 1 < n && params[i + 1].group == params[i].group ? groupEnd[i + 1] : i + 1;
+    // ways[i]: in how many ways (0, 1, or 2 for more) the first i parameters split into layers.
+    // The work is bounded: a file can list many parameters and many layers of the same first shape.
+    constexpr std::size_t kBudget = std::size_t(1) << 25;
+    std::size_t spent = 0;
+    std::vector<std::uint8_t> ways(n + 1, 0);
+    std::vector<std::size_t> from(n + 1, 0), via(n + 1, 0);
+    ways[0] = 1;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!ways[i])
+            continue;
+        const Shape *shape = stateShape(params[i]);
+        const std::vector<std::size_t> *tried = &allClasses;
+        if (shape) {
+            const auto it = classesByFirstShape.find(*shape);
+            if (it == classesByFirstShape.end())
+                continue;
+            tried = &it->second;
+        }
+        for (const auto k : *tried) {
+            const auto [begin, end] = layers[classLayers[k].front()];
+            const std::size_t length = end - begin;
+            if (++spent > kBudget)
+                return result;
+            if (i + length > groupEnd[i])
+                continue;
+            bool fits = true;
+            for (std::size_t j = 0; fits && j < length; ++j) {
+                if (++spent > kBudget)
+                    return result;
+                fits = shapeFits(params[i + j], *candidates[begin + j]);
+            }
+            if (!fits)
+                continue;
+            if (!ways[i + length]) {
+                from[i + length] = i;
+                via[i + length] = k;
+            }
+            ways[i + length] = static_cast<std::uint8_t>(std::min(2, ways[i + length] + ways[i]));
+        }
+    }
+    if (ways[n] != 1)
+        return result;  // no split into whole layers, or several: parameter by parameter instead
+    std::vector<std::pair<std::size_t, std::size_t>> segments;  // (first parameter, class)
+    for (std::size_t i = n; i > 0; i = from[i])
+        segments.emplace_back(from[i], via[i]);
+    std::reverse(segments.begin(), segments.end());
+    std::vector<std::size_t> used(classLayers.size(), 0);
+    for (const auto &[first, k] : segments)
+        ++used[k];
+    for (std::size_t k = 0; k < used.size(); ++k)
+        if (used[k] > classLayers[k].size())
+            return result;  // more layers of these shapes than the model has
+    result.found = true;
+    result.unique = true;
+    result.at.assign(n, kUnnamed);
+    std::vector<std::size_t> next(classLayers.size(), 0);
+    for (const auto &[first, k] : segments) {
+        const auto &layersOfClass = classLayers[k];
+        const std::size_t layer = layersOfClass[next[k]++];
+        if (used[k] < layersOfClass.size())
+            continue;  // which of them the optimizer holds is not known
+        const auto begin = layers[layer].first;
+        for (std::size_t j = 0; j < layers[layer].second - begin; ++j)
+            result.at[first + j] = begin + j;
+    }
+    for (std::size_t k = 0; k < used.size(); ++k) {
+        if (!used[k])
+            continue;
+        if (used[k] > 1 || classLayers[k].size() > 1)
+            result.unique = false;
+        if (used[k] < classLayers[k].size()) {
+            std::vector<std::string> names;
+            for (const auto l : classLayers[k]) {
+                const auto module = moduleOf(candidates[layers[l].first]->name);
+                names.push_back(module.empty() ? std::string("the model's own parameters") : std::string(module));
+            }
+            result.undecided += (result.undecided.empty() ? "" : "; and ") + std::to_string(used[k]) + " of the " +
+                                std::to_string(names.size()) + " layers " + listed(names) +
+                                ", which have the same shapes";
+        }
+    }
+    return result;
 }
 
 // Each parameter named as the optimizer recorded it, checked against the state dict: the name must
@@ -218,65 +472,80 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
     }
     if (allRecorded && recorded.size() == map.parameters.size())
         return mapByRecordedNames(doc, std::move(map), recorded);
-    // Several param groups (a head with its own learning rate, decay / no decay) need not list
-    // parameters in the model's order; shapes found once each still tell them apart.
-    const bool oneGroup = std::all_of(map.parameters.begin(), map.parameters.end(),
-                                      [](const auto &p) { return p.group == 0; });
-    if (!oneGroup)
-        if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
-            for (std::size_t i = 0; i < at.size(); ++i)
-                map.parameters[i].name = candidates[at[i]]->name;
-            map.certain = true;
-            map.note = "by shape: each parameter's state has a shape only one weight has (several param groups "
-                       "need not follow the model's order)";
+    // Ids are numbered in the order parameters were given to the optimizer, which need not be the
+    // order the model registers them: a head listed first, a head's param group with its own
+    // learning rate, a frozen backbone left out. Shapes decide where they can; where they cannot,
+    // the mapping says so and is not certain (convert then leaves the optimizer's ids alone).
+    if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
+        const auto placed = place(map, candidates, at);
+        map.certain = true;
+        map.note = "by shape: each parameter's state has a shape only one weight has" + placed.said();
+        return map;
+    }
+    if (const auto layers = matchByLayers(map.parameters, candidates); layers.found) {
+        const auto placed = place(map, candidates, layers.at);
+        map.certain = layers.unique;
+        if (layers.unique)
+            map.note = "by the shapes of whole layers: each layer the optimizer holds is the only one with its "
+                       "parameters' shapes (a layer's parameters taken to be given together, in its order)" +
+                       placed.said();
+        else if (layers.undecided.empty())
+            map.note = std::string(kSharedShapes) + placed.said();
+        else
+            map.note = "the optimizer holds " + layers.undecided +
+                       ", and the file does not tell which: their parameters are left unnamed" + placed.said();
+        return map;
+    }
+    // Parameter by parameter. More candidates than parameters (frozen parameters, or buffers of
+    // floating type that no name tells apart, such as the masks of masked layers): keep the order,
+    // skip the candidates no parameter's state fits.
+    const std::size_t n = map.parameters.size();
+    if (candidates.size() > n) {
+        const auto first = embedInOrder(map.parameters, candidates, false);
+        if (!first.empty()) {
+            const auto last = embedInOrder(map.parameters, candidates, true);
+            if (first == last) {
+                const auto placed = place(map, candidates, first);
+                map.note = "by registration order and shape, leaving out " +
+                           std::to_string(candidates.size() - n) +
+                           " floating state-dict tensors (buffers, or parameters the optimizer does not hold: " +
+                           listed(placed.leftOut) +
+                           "); several parameters share these shapes, and the optimizer may not follow registration "
+                           "order";
+                return map;
+            }
+            map.note = "the optimizer's " + std::to_string(n) + " parameters fit several sets of the " +
+                       std::to_string(candidates.size()) +
+                       " floating state-dict tensors by shape (in registration order, the first fit leaves out " +
+                       listed(leftOut(candidates, first)) + ", the last " + listed(leftOut(candidates, last)) +
+                       "): parameters are left unnamed";
             return map;
         }
-    // More candidates than parameters (buffers of floating type that no name tells apart, such as
-    // the masks of masked layers): keep the order, skip the candidates no parameter's state fits.
-    std::vector<std::size_t> at;
-    bool unique = false;
-    std::size_t skipped = 0;
-    if (candidates.size() > map.parameters.size()) {
-        at = embedInOrder(map.parameters, candidates, false);
-        if (!at.empty()) {
-            unique = at == embedInOrder(map.parameters, candidates, true);
-            skipped = candidates.size() - map.parameters.size();
+    }
+    if (candidates.size() == n) {
+        if (const auto at = embedInOrder(map.parameters, candidates, false); !at.empty()) {
+            place(map, candidates, at);
+            map.note = kSharedShapes;
+            return map;
+        }
+        if (const auto at = matchByShapeInOrder(map.parameters, candidates); !at.empty()) {
+            place(map, candidates, at);
+            map.note = "by shape; the optimizer lists parameters in another order than the model "
+                       "registers them, and several parameters share these shapes: among those, names follow "
+                       "registration order, which the optimizer may not";
+            return map;
         }
     }
-    const bool byShape = !at.empty();
-    if (!byShape) {
-        at.resize(std::min(candidates.size(), map.parameters.size()));
-        for (std::size_t i = 0; i < at.size(); ++i)
-            at[i] = i;
-    }
-    bool shapesAgree = true;
-    for (std::size_t i = 0; i < at.size(); ++i) {
-        auto &p = map.parameters[i];
-        const auto &t = *candidates[at[i]];
-        p.name = t.name;
-        p.shapeAgrees = shapeFits(p, t);
-        shapesAgree = shapesAgree && p.shapeAgrees;
-    }
-    if (byShape) {
-        // With several param groups the one order-keeping matching is no proof.
-        map.certain = unique && oneGroup;
-        map.note = "by registration order and shape, leaving out " + std::to_string(skipped) +
-                   " floating state-dict tensors (buffers, or parameters the optimizer does not hold)" +
-                   (!oneGroup ? ": names are a guess (several param groups need not follow the model's order)"
-                    : unique  ? ": the only order-keeping matching where every state tensor has its parameter's shape"
-                              : ": names are likely but not certain (tensors of the same shapes could be swapped)");
-    } else if (candidates.size() != map.parameters.size()) {
-        map.note = "the optimizer has " + std::to_string(map.parameters.size()) + " parameters and the state dict " +
+    // Nothing fits: names by position, a guess, each mismatch marked.
+    std::vector<std::size_t> at(std::min(candidates.size(), n));
+    for (std::size_t i = 0; i < at.size(); ++i)
+        at[i] = i;
+    place(map, candidates, at);
+    if (candidates.size() != n)
+        map.note = "the optimizer has " + std::to_string(n) + " parameters and the state dict " +
                    std::to_string(candidates.size()) + ": names are a guess by order";
-    } else if (!shapesAgree) {
+    else
         map.note = "some state tensors differ in shape from the parameter at the same position: names are uncertain";
-    } else if (!oneGroup) {
-        map.note = "by registration order, every state tensor with its parameter's shape, but names are a guess: "
-                   "several param groups need not follow the model's order, and shapes do not tell them apart";
-    } else {
-        map.certain = true;
-        map.note = "by registration order; every state tensor has its parameter's shape";
-    }
     return map;
 }
 

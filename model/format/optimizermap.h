@@ -22,15 +22,19 @@ struct OptimizerParameter {
 // itself, they are used: torch >= 2.6 lists `param_names` beside each group's `params` when the
 // optimizer was built from named_parameters(), and torch.distributed's optimizer state dicts (FSDP,
 // get_optimizer_state_dict) key parameters by their fully qualified name instead of an integer.
-// Otherwise PyTorch numbers parameters in the order
-// they were registered in param_groups; the state dict lists parameters (and buffers) in the same
-// registration order, so the k-th id is the k-th parameter. Buffers (BatchNorm running stats) are
-// told apart by name in a plain state dict, exactly in a pickled module, and by dtype (an optimizer
-// holds only floating and complex tensors); floating buffers no name tells apart are skipped where
-// the state's shapes fit no parameter. Every mapped tensor's state is checked by shape.
+// Otherwise PyTorch numbers parameters in the order they were given to the optimizer, which is
+// often not the order the model registers them (a head listed first, param groups with their own
+// learning rates, a frozen backbone left out), so the state's shapes decide: certain where each
+// parameter's shape is found once among the weights, or where the parameters split one way only
+// into whole layers (a module's parameters given together, in its order) and each such layer is the
+// only one of its shapes. Where layers or parameters share shapes, the names follow registration
+// order and the mapping is not certain; where only some of several same-shaped layers are held,
+// their parameters are left unnamed. Buffers (BatchNorm running stats) are told apart by name in a
+// plain state dict, exactly in a pickled module, and by dtype (an optimizer holds only floating and
+// complex tensors). Every mapped tensor's state is checked by shape.
 struct OptimizerMap {
     std::vector<OptimizerParameter> parameters;
-    bool certain = false;
+    bool certain = false;  // false: edits (convert --drop) must not renumber the ids by these names
     std::string note;  // why the mapping is or is not certain
 };
 

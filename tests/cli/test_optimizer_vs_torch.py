@@ -3,6 +3,7 @@
 the names model.named_parameters() gives (recorded by the fixture generator), buffers skipped, and
 each parameter's state (momentum buffers, exp_avg, step) matches what torch.load reads."""
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -13,7 +14,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 import torch  # noqa: E402
-from optimizer_fixtures import frozen_run, with_param_names, without_param_names  # noqa: E402
+from optimizer_fixtures import (frozen_run, names_in_id_order, shape_mapped_runs, undecided_runs,  # noqa: E402
+                                with_param_names, without_param_names)
 from results import Results  # noqa: E402
 
 
@@ -63,13 +65,90 @@ def main():
     res.check(mapping.get('certain') is False, 'frozen layer and two param groups: mapping not certain', '%r' % mapping)
     check_recorded_names(a.ckpt, a.fixtures, tmp, res)
     check_reordered_groups(a.ckpt, tmp, res)
+    check_shape_notes(a.ckpt, a.fixtures, res)
+    check_undecided(a.ckpt, tmp, res)
     return res.finish()
 
 
-def names_in_id_order(model, opt):
-    """What PyTorch knows: the name of each parameter in the order state_dict() numbers them."""
-    name_of = {id(q): n for n, q in model.named_parameters()}
-    return [name_of[id(q)] for g in opt.param_groups for q in g['params']]
+def check_shape_notes(ckpt, fixtures, res):
+    """The fixtures mapped by shape (named and judged certain above): the note says where the
+    optimizer's order is not the model's, and which of the model's parameters it does not hold."""
+    for name, _, _ in shape_mapped_runs():
+        path = os.path.join(fixtures, name)
+        theirs = torch.load(path, map_location='cpu', weights_only=False)
+        registered = list(theirs['model_state_dict'])  # Linear layers only: every entry is a parameter
+        model = json.load(open(os.path.join(fixtures, 'expected.json')))['__optimizer__'][name]
+        note = info_optimizer(ckpt, path).get('mapping', {}).get('note', '')
+        left = [n for n in registered if n not in model]
+        reordered = [registered.index(n) for n in model] != sorted(registered.index(n) for n in model)
+        res.check(('not optimized: ' + ', '.join(left) in note) == bool(left), '%s: the note names the parameters '
+                  'not optimized (%s)' % (name, ', '.join(left) or 'none'), note)
+        res.check(('another order than the model registers them' in note) == reordered,
+                  '%s: the note says whether the order is the model\'s' % name, note)
+
+
+def same_shaped_layers(model, opt):
+    """From PyTorch's model: for each set of layers with the same parameter shapes of which the
+    optimizer holds some but not all, how many it holds and which they are."""
+    held = {id(q) for g in opt.param_groups for q in g['params']}
+    classes = collections.OrderedDict()
+    for name, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        if own:
+            classes.setdefault(tuple(tuple(q.shape) for q in own), []).append((name, any(id(q) in held for q in own)))
+    return [(sum(h for _, h in layers), [n for n, _ in layers]) for layers in classes.values()
+            if 0 < sum(h for _, h in layers) < len(layers)]
+
+
+def check_undecided(ckpt, tmp, res):
+    """Files that cannot tell which parameter each id is: not certain, no guess shown as a name, and
+    --drop leaves the optimizer's ids alone (PyTorch then refuses the state for the kept parameters
+    instead of loading one layer's momentum as another's)."""
+    for label, model, opt in undecided_runs():
+        path = os.path.join(tmp, 'undecided_%s.pth' % label.replace(' ', '_').replace(',', ''))
+        torch.save({'epoch': 1, 'model_state_dict': model.state_dict(), 'optimizer_state_dict': opt.state_dict()}, path)
+        o = info_optimizer(ckpt, path)
+        mapping = o.get('mapping', {})
+        res.check(mapping.get('certain') is False, '%s: not certain' % label, '%r' % mapping)
+        truth = names_in_id_order(model, opt)
+        got = [p['name'] for p in o.get('parameters', [])]
+        undecided = same_shaped_layers(model, opt)
+        if undecided:
+            # Which of the same-shaped layers it holds cannot be told: listed, their parameters unnamed.
+            for count, layers in undecided:
+                said = '%d of the %d layers %s' % (count, len(layers), ', '.join(layers))
+                res.check(said in mapping.get('note', ''), '%s: the note lists the candidate layers (%s)' % (label, said),
+                          mapping.get('note', ''))
+            res.check(len(got) == len(truth) and None in got and all(g is None or g == t for g, t in zip(got, truth)),
+                      '%s: the names given are PyTorch\'s, the undecided ones left out' % label, '%s vs %s' % (got, truth))
+            continue
+        res.check('several parameters share these shapes; names follow registration order' in mapping.get('note', ''),
+                  '%s: the note says the names follow registration order' % label, '%r' % mapping)
+        # --drop: the optimizer written whole, with a warning, not renumbered by guessed names.
+        before = opt.state_dict()
+        dropped = [n for n in model.state_dict() if n.startswith('2.')]
+        out = os.path.join(tmp, 'dropped_undecided.pth')
+        r = subprocess.run([ckpt, 'convert', path, '--to', 'checkpoint', '--drop', '2.*', '-o', out],
+                           capture_output=True, text=True, timeout=60)
+        if not res.check(r.returncode == 0, '%s: convert --drop' % label, r.stderr):
+            continue
+        res.check('optimizer_state_dict is written whole' in r.stdout + r.stderr, '%s: --drop warns' % label,
+                  r.stdout + r.stderr)
+        got_sd = torch.load(out, map_location='cpu', weights_only=False)
+        after = got_sd['optimizer_state_dict']
+        res.check(sorted(got_sd['model_state_dict']) == sorted(set(model.state_dict()) - set(dropped)) and
+                  after['param_groups'][0]['params'] == before['param_groups'][0]['params'] and
+                  all(torch.equal(after['state'][i]['momentum_buffer'], before['state'][i]['momentum_buffer'])
+                      for i in before['state']),
+                  '%s: --drop writes the optimizer as it was' % label, '%r' % after['param_groups'])
+        kept = torch.nn.Linear(8, 8)
+        try:
+            torch.optim.SGD(kept.parameters(), lr=0.1, momentum=0.9).load_state_dict(after)
+            refused = False
+        except ValueError:
+            refused = True
+        res.check(refused, '%s: PyTorch refuses the whole state for the kept layer rather than take another '
+                  'layer\'s momentum' % label, '')
 
 
 def check_reordered_groups(ckpt, tmp, res):
