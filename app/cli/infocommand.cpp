@@ -15,7 +15,6 @@
 #include <climits>
 #include <cmath>
 #include <iomanip>
-#include <map>
 #include <optional>
 #include <iostream>
 #include <sstream>
@@ -63,6 +62,26 @@ std::string compact(const nlohmann::ordered_json &j, std::size_t max = 100)
 std::string compact(const Value &v, std::size_t max = 100)
 {
     return cut(displayText(pythonRepr(v, ReprLimits{.maxChars = max, .maxItems = max / 2})), max);
+}
+
+// A metadata entry on one line: its value as Python prints it, or what it is when it holds weights.
+std::string entryText(const MetadataEntry &e)
+{
+    switch (e.role) {
+    case MetadataEntry::Role::OtherWeights:
+        return "another set of weights (ckpt info --weights " + displayText(e.key) + " lists it as the model's)";
+    case MetadataEntry::Role::HoldsWeights: return "holds the weights or optimizer state listed above";
+    case MetadataEntry::Role::Plain: break;
+    }
+    if (!e.value)
+        return "None";
+    // A second optimizer's state (a GAN's discriminator's): what it is, not a dict of tensors.
+    const ValuePtr state = e.value->isDict() ? e.value->get("state") : nullptr;
+    const ValuePtr groups = e.value->isDict() ? e.value->get("param_groups") : nullptr;
+    if (state && state->isDict() && groups && groups->isSequence())
+        return "optimizer state (" + std::to_string(state->entries().size()) + " parameter states, " +
+               std::to_string(groups->items().size()) + (groups->items().size() == 1 ? " group)" : " groups)");
+    return compact(*e.value);
 }
 
 // The tensors as a table: name, dtype, shape, device, and what is wrong with one that cannot be read.
@@ -161,22 +180,17 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";
-        std::map<std::string, MetadataEntry> entries;  // the file's own values, shown as Python prints them
-        for (auto &e : metadataEntries(doc))
-            entries.emplace(e.key, e);
+        // A dict's entries from the file itself, as Python prints them: the JSON's keys are text, so
+        // the entries 1 and '1' would be one key there.
+        const bool dictRoot = doc.root && doc.root->isDict();
+        if (dictRoot)
+            for (const auto &e : metadataEntries(doc))
+                out << "  " << displayText(e.key) << ": " << entryText(e) << '\n';
         for (const auto &[k, v] : j["metadata"].items()) {
             if (k != "__metadata__" || !doc.formatMetadata || !doc.formatMetadata->isDict()) {
-                const auto it = entries.find(k);
-                std::string text;
-                if (it == entries.end())
-                    text = v.is_string() ? cut(displayText(v.get<std::string>()), 100) : compact(v);  // __class__
-                else if (it->second.role == MetadataEntry::Role::OtherWeights)
-                    text = "another set of weights (ckpt info --weights " + displayText(k) + " lists it as the model's)";
-                else if (it->second.role == MetadataEntry::Role::HoldsWeights)
-                    text = "holds the weights or optimizer state listed above";
-                else
-                    text = it->second.value ? compact(*it->second.value) : "None";
-                out << "  " << displayText(k) << ": " << text << '\n';
+                if (!dictRoot)  // __class__ of a module or TorchScript root
+                    out << "  " << displayText(k) << ": "
+                        << (v.is_string() ? cut(displayText(v.get<std::string>()), 100) : compact(v)) << '\n';
                 continue;
             }
             // A safetensors file's (or an index's) own metadata: strings, shown as the values

@@ -1125,14 +1125,16 @@ std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const st
                 return no(bias->name + " has shape " + shapeText(bias->ref().shape) + ", not the " +
                           std::to_string(s[0]) + " outputs of " + weight->name);
             if (afterLinear && !act.empty()) {
-                // Under the two layers' common parent ("module.activation1" between "module.fc1"
-                // and "module.fc2"), so a wrapper's prefix nests the whole chain in one container.
+                // Under the deepest container the two layers share ("module.activation1" between
+                // "module.fc1" and "module.fc2", "body.activation3" between "body.l1.fc" and
+                // "body.l2.fc"), so a wrapper's prefix nests the whole chain in one container.
                 const std::string &before = layers.back()["name"].get_ref<const std::string &>();
-                const auto dot = before.rfind('.');
-                const std::string parent = dot == std::string::npos ? std::string() : before.substr(0, dot + 1);
+                std::size_t shared = 0;  // length of the common prefix that ends with a dot
+                for (std::size_t i = 0; i < before.size() && i < name.size() && before[i] == name[i]; ++i)
+                    if (before[i] == '.')
+                        shared = i + 1;
                 layers.push_back({{"type", act},
-                                  {"name", (name.starts_with(parent) ? parent : std::string()) + "activation" +
-                                               std::to_string(layers.size())}});
+                                  {"name", before.substr(0, shared) + "activation" + std::to_string(layers.size())}});
             }
             json layer = {{"type", "Linear"}, {"name", name}, {"in_features", s[1]}, {"out_features", s[0]}};
             if (!bias)

@@ -114,7 +114,12 @@ private:
         case K::Bool: m_out += v.asBool() ? "True" : "False"; return;
         case K::Int: m_out += std::to_string(v.asInt()); return;
         case K::BigInt: m_out += v.text(); return;
-        case K::Float: m_out += formatFloat(v.asFloat()); return;
+        case K::Float:
+            // numpy.float32 / numpy.float16 scalars as numpy prints them: 0.1, not 0.10000000149011612.
+            m_out += formatFloat(v.asFloat(), v.pythonClass() == "numpy.float32"   ? 32
+                                              : v.pythonClass() == "numpy.float16" ? 16
+                                                                                   : 64);
+            return;
         case K::Complex: m_out += pythonComplexRepr(v.asFloat(), v.imag()); return;
         case K::String: writeString(v); return;
         case K::Bytes: {
@@ -124,12 +129,12 @@ private:
             m_out += array ? ")" : "";
             return;
         }
-        case K::Global: m_out += v.qualifiedName(); return;
+        case K::Global: append(v.qualifiedName()); return;
         case K::Tensor: writeTensor(v); return;
         case K::Storage: {
             const auto &s = v.storageRef();
-            m_out += s ? "<storage " + s->key + " " + std::string(dtypeName(s->dtype)) + " " + s->location + ">"
-                       : std::string("<storage>");
+            append(s ? "<storage " + s->key + " " + std::string(dtypeName(s->dtype)) + " " + s->location + ">"
+                     : std::string("<storage>"));
             return;
         }
         default: break;
@@ -163,15 +168,31 @@ private:
 
     std::size_t room() const { return m_limits.maxChars > m_out.size() ? m_limits.maxChars - m_out.size() : 0; }
 
+    // Text from the file that is not a literal (a class's or an attribute's name): at most the room
+    // left, cut at a character, and made safe to show.
+    void append(std::string_view text)
+    {
+        if (text.size() > room()) {
+            std::size_t at = room();
+            while (at > 0 && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80)
+                --at;
+            text = text.substr(0, at);
+            m_cut = true;
+        }
+        m_out += displayText(text);
+    }
+
     void writeString(const Value &v)
     {
         if (v.pythonClass() == "torch.device") {
             // device(type='cuda', index=0), from the "cuda:0" the reader keeps.
             const std::string &t = v.text();
             const auto colon = t.find(':');
-            m_out += "device(type=" + pythonStringRepr(t.substr(0, colon));
-            if (colon != std::string::npos)
-                m_out += ", index=" + t.substr(colon + 1);
+            m_out += "device(type=" + pythonStringRepr(t.substr(0, colon), room());
+            if (colon != std::string::npos) {
+                m_out += ", index=";
+                append(std::string_view(t).substr(colon + 1));
+            }
             m_out += ")";
             return;
         }
@@ -183,7 +204,8 @@ private:
         } else if (cls.empty() || cls == "torch.torch_version.TorchVersion") {
             m_out += pythonStringRepr(v.text(), room());  // a str subclass writes as str
         } else {
-            m_out += shortName(cls) + "(" + pythonStringRepr(v.text(), room()) + ")";  // PosixPath('/runs')
+            append(shortName(cls));  // PosixPath('/runs')
+            m_out += "(" + pythonStringRepr(v.text(), room()) + ")";
         }
     }
 
@@ -232,7 +254,8 @@ private:
             return;
         }
         if (!cls.empty()) {
-            writeItems(v.items(), shortName(cls) + "(", ")", depth);
+            append(shortName(cls));
+            writeItems(v.items(), "(", ")", depth);
             return;
         }
         writeItems(v.items(), "(", v.items().size() == 1 ? ",)" : ")", depth);
@@ -291,12 +314,66 @@ private:
             m_out += "])";
             return;
         }
-        m_out += cls.empty() ? "{" : shortName(cls) + "({";
+        if (!cls.empty())
+            append(shortName(cls) + "(");
+        m_out += "{";
         writeEntries(v, false, depth);
         m_out += cls.empty() ? "}" : "})";
     }
 
-    // An object as its class's name called with its arguments and its state's attributes.
+    // What an object's class is called: a global by its qualified name (or, for an instance made
+    // by __new__, the class's own name, as Namespace and dataclasses print); getattr(Outer, 'Inner'),
+    // as protocol 2 pickles a nested class, as Outer.Inner. Empty when the class is another value.
+    static std::string classText(const Value &v, bool own)
+    {
+        const ValuePtr &cls = v.objectClass();
+        if (!cls)
+            return "object";
+        if (cls->kind() == Value::Kind::Global)
+            return own ? shortName(cls->qualifiedName()) : cls->qualifiedName();
+        if (cls->kind() == Value::Kind::Object && className(*cls) == "builtins.getattr" && cls->args() &&
+            cls->args()->items().size() == 2 && cls->args()->items()[0] &&
+            cls->args()->items()[0]->kind() == Value::Kind::Global && cls->args()->items()[1] &&
+            cls->args()->items()[1]->isString()) {
+            const Value &outer = *cls->args()->items()[0];
+            return (own ? outer.name() : outer.qualifiedName()) + "." + cls->args()->items()[1]->text();
+        }
+        return {};
+    }
+
+    // Whether Python would write `name=value` for this attribute (an identifier), rather than
+    // putting it into **{...}.
+    static bool identifier(const std::string &name)
+    {
+        if (name.empty() || (name[0] >= '0' && name[0] <= '9'))
+            return false;
+        return std::all_of(name.begin(), name.end(), [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return u >= 0x80 || u == '_' || (u >= '0' && u <= '9') || ((u | 0x20) >= 'a' && (u | 0x20) <= 'z');
+        });
+    }
+
+    // datetime.timedelta(days=1, seconds=3), as Python writes it, from its (days, seconds,
+    // microseconds) arguments; false when they are not three integers.
+    bool writeTimedelta(const Value &v)
+    {
+        const ValuePtr &args = v.args();
+        if (!args || args->items().size() != 3 || !v.items().empty() || (v.state() && !v.state()->isNone()))
+            return false;
+        static constexpr const char *kNames[] = {"days", "seconds", "microseconds"};
+        std::string out;
+        for (std::size_t i = 0; i < 3; ++i) {
+            const ValuePtr &a = args->items()[i];
+            if (!a || !a->isInt())
+                return false;
+            if (a->asInt() != 0)
+                out += (out.empty() ? "" : ", ") + std::string(kNames[i]) + "=" + std::to_string(a->asInt());
+        }
+        m_out += "datetime.timedelta(" + (out.empty() ? std::string("0") : out) + ")";
+        return true;
+    }
+
+    // An object as its class called with its arguments and its state's attributes.
     void writeObject(const Value &v, std::uint32_t depth)
     {
         const std::string cls = className(v);
@@ -304,16 +381,25 @@ private:
             v.args()->items()[0]->kind() == Value::Kind::Global && v.items().empty()) {
             // defaultdict(<class 'list'>, {...}): its factory is a class in every common use.
             const Value &factory = *v.args()->items()[0];
-            m_out += "defaultdict(<class '" + (factory.text() == "builtins" ? factory.name() : factory.qualifiedName()) +
-                     "'>, {";
+            m_out += "defaultdict(<class '";
+            append(factory.text() == "builtins" ? factory.name() : factory.qualifiedName());
+            m_out += "'>, {";
             writeEntries(v, false, depth);
             m_out += "})";
             return;
         }
+        if (cls == "datetime.timedelta" && writeTimedelta(v))
+            return;
         // An instance made by its class's __new__ (Namespace, a dataclass) by the class's own name,
         // as their repr writes it; a call (REDUCE) by the full name of what it calls, so that
-        // venv.main([...]) does not read as a harmless main([...]).
-        m_out += (cls.empty() ? std::string("object") : v.builtByNew() ? shortName(cls) : cls) + "(";
+        // venv.main([...]) does not read as a harmless main([...]); a class that is itself a
+        // call's result as that call.
+        const std::string name = classText(v, v.builtByNew());
+        if (name.empty())
+            write(v.objectClass(), depth + 1);
+        else
+            append(name);
+        m_out += "(";
         bool first = true;
         const auto next = [&] {
             if (!first)
@@ -339,22 +425,39 @@ private:
                 ? state->items()[0]
                 : nullptr;
         if (attrs) {
+            std::vector<const Value::DictEntry *> others;  // not identifiers: **{...}, as argparse writes them
             std::size_t n = 0;
             for (const auto &e : attrs->entries()) {
                 if (full())
                     break;
+                if (!e.key || !e.key->isString() || !identifier(e.key->text())) {
+                    others.push_back(&e);
+                    continue;
+                }
                 next();
                 if (n++ == m_limits.maxItems) {
                     m_out += "…";
                     break;
                 }
-                if (e.key && e.key->isString()) {
-                    m_out += e.key->text() + "=";
-                } else {
-                    write(e.key, depth + 1);
-                    m_out += ": ";
-                }
+                append(e.key->text());
+                m_out += "=";
                 write(e.value, depth + 1);
+            }
+            if (!others.empty() && !full()) {
+                next();
+                m_out += "**{";
+                for (std::size_t i = 0; i < others.size() && !full(); ++i) {
+                    if (i)
+                        m_out += ", ";
+                    if (i == m_limits.maxItems) {
+                        m_out += "…";
+                        break;
+                    }
+                    write(others[i]->key, depth + 1);
+                    m_out += ": ";
+                    write(others[i]->value, depth + 1);
+                }
+                m_out += "}";
             }
         } else if (state && !state->isNone()) {
             next();

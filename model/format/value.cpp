@@ -19,11 +19,14 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "dtypecast.h"
 #include "tensorref.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <unordered_map>
 
 namespace ckpt {
@@ -518,19 +521,14 @@ std::string Value::typeName() const
     return "?";
 }
 
-std::string formatFloat(double v)
+namespace {
+
+// Python's repr layout of a finite value given as std::to_chars' scientific text of its shortest
+// digits ("1.5e-05"): written out in full while the decimal exponent is from -4 to 15 (100000.0,
+// 0.0001, 1000000000000000.0), else in scientific notation with at least two exponent digits
+// (1e-05, 1e+16). std::to_chars's own choice differs (it takes whichever text is shorter: 1e+05).
+std::string pythonLayout(std::string_view sci, bool negative)
 {
-    if (std::isnan(v))
-        return "nan";
-    if (std::isinf(v))
-        return v > 0 ? "inf" : "-inf";
-    // Python's repr: the shortest digits that read back to the same double, written out in full
-    // while the decimal exponent is from -4 to 15 (100000.0, 0.0001, 1000000000000000.0), else
-    // in scientific notation with at least two exponent digits (1e-05, 1e+16). std::to_chars's own
-    // choice differs (it takes whichever text is shorter: 1e+05).
-    char buf[64];
-    const auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
-    const std::string_view sci(buf, static_cast<std::size_t>(res.ptr - buf));
     const std::size_t e = sci.find('e');
     std::string digits;
     for (char c : sci.substr(0, e))
@@ -539,7 +537,7 @@ std::string formatFloat(double v)
     int exponent = 0;
     const std::string_view exp = sci.substr(e + 1);
     std::from_chars(exp.data() + (exp.front() == '+' ? 1 : 0), exp.data() + exp.size(), exponent);
-    std::string s = std::signbit(v) ? "-" : "";
+    std::string s = negative ? "-" : "";
     if (exponent < -4 || exponent >= 16) {
         s += digits.substr(0, 1);
         if (digits.size() > 1)
@@ -554,6 +552,42 @@ std::string formatFloat(double v)
     if (static_cast<std::size_t>(point) >= digits.size())
         return s + digits + std::string(static_cast<std::size_t>(point) - digits.size(), '0') + ".0";
     return s + digits.substr(0, static_cast<std::size_t>(point)) + "." + digits.substr(static_cast<std::size_t>(point));
+}
+
+const char *nonFinite(double v)
+{
+    return std::isnan(v) ? "nan" : !std::isinf(v) ? nullptr : v > 0 ? "inf" : "-inf";
+}
+
+} // namespace
+
+std::string formatFloat(double v)
+{
+    if (const char *word = nonFinite(v))
+        return word;
+    char buf[64];
+    const auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    return pythonLayout(std::string_view(buf, static_cast<std::size_t>(res.ptr - buf)), std::signbit(v));
+}
+
+std::string formatFloat(double v, int bits)
+{
+    if (bits == 64 || nonFinite(v))
+        return formatFloat(v);
+    char buf[64];
+    if (bits == 32) {
+        const auto res = std::to_chars(buf, buf + sizeof buf, static_cast<float>(v), std::chars_format::scientific);
+        return pythonLayout(std::string_view(buf, static_cast<std::size_t>(res.ptr - buf)), std::signbit(v));
+    }
+    // float16: the fewest significant digits that read back to the same half (at most 5 do).
+    const std::uint16_t bitsOf = floatToHalfBits(static_cast<float>(v));
+    int n = 0;
+    for (int digits = 1; digits <= 5; ++digits) {
+        n = std::snprintf(buf, sizeof buf, "%.*e", digits - 1, v);
+        if (floatToHalfBits(static_cast<float>(std::strtod(buf, nullptr))) == bitsOf)
+            break;
+    }
+    return pythonLayout(std::string_view(buf, static_cast<std::size_t>(n)), std::signbit(v));
 }
 
 std::string keyText(const Value &key)

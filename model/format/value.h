@@ -169,6 +169,10 @@ private:
 
 // A float as Python's repr prints it ("0.1", "1.0", "nan", "inf").
 std::string formatFloat(double v);
+// A float32 (bits 32) or float16 (bits 16) value as numpy's repr prints its scalar: the fewest
+// digits that read back to the same value in that precision (0.1, not 0.10000000149011612), laid
+// out as Python lays out a float.
+std::string formatFloat(double v, int bits);
 
 // While one of these is alive on a thread, the values made on that thread are carved from blocks
 // of a pool instead of being allocated one by one; the pool's memory goes back when the last value

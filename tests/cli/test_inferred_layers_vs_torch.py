@@ -120,6 +120,32 @@ class Wrapped(nn.Module):
         return self.net(x)
 
 
+class Deep(nn.Module):
+    """Linear layers at different depths: body.l1.fc, body.l2.fc, then out at the top."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Module()
+        self.body.l1 = nn.Module()
+        self.body.l1.fc = nn.Linear(10, 8)
+        self.body.l2 = nn.Module()
+        self.body.l2.fc = nn.Linear(8, 6)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.body.l2.fc(torch.relu(self.body.l1.fc(x)))))
+
+
+class EncoderHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(10, 12), nn.ReLU(), nn.Linear(12, 8))
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.encoder(x)))
+
+
 def check_prefixes(res, ckpt, tmp):
     torch.manual_seed(73)
     x = torch.rand(5, 10, generator=torch.Generator().manual_seed(74))
@@ -139,6 +165,8 @@ def check_prefixes(res, ckpt, tmp):
                                          'state_dict': collections.OrderedDict(('model.' + k, v) for k, v in sd.items())}),
         ('DataParallel with BatchNorm1d', nn.DataParallel(normed), lambda sd: sd),
         ('two levels with BatchNorm1d', Wrapped(seq), lambda sd: collections.OrderedDict(('model.' + k, v) for k, v in sd.items())),
+        ('layers at different depths', Deep().eval(), lambda sd: sd),
+        ('DataParallel encoder and head', nn.DataParallel(EncoderHead().eval()), lambda sd: sd),
     ]
     for name, holder, wrap in cases:
         saved = wrap(holder.state_dict())
@@ -149,7 +177,8 @@ def check_prefixes(res, ckpt, tmp):
         got, d = predicted(ckpt, path, x)
         if res.check(got is not None, '%s: predict' % name, str(d)):
             res.check(close(got, forward(model, x)), '%s: predict as torch' % name, '%s, torch %s' % (got, forward(model, x)))
-        check_converted(res, ckpt, path, model, x, name, tmp, list(sd))
+        r = check_converted(res, ckpt, path, model, x, name, tmp, list(sd))
+        res.check("'_' for '.'" not in r.stdout + r.stderr, '%s: no note of flattened names' % name, r.stdout)
         # The TorchScript module takes the file's own state dict back.
         ts = os.path.join(tmp, name + '_ts.pt')
         if os.path.exists(ts):

@@ -394,6 +394,19 @@ void TestDocumentReader::pythonReprLimits()
     QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*doc.root->get("l_nested"), ReprLimits{.maxDepth = 2})),
              QString("[[1, 2], [3, …]]"));
     QCOMPARE(QString::fromStdString(ckpt::pythonStringRepr("abcdef", 3)), QString("'abc…'"));
+    // Names from the file (an attribute's, a class's) count against maxChars too: a 5 MB
+    // attribute name is cut, not copied whole, and a control character in it cannot reach a terminal.
+    auto obj = Value::object(Value::global("m", std::string(5'000'000, 'K')), Value::tuple());
+    auto state = Value::dict();
+    state->entries().push_back({Value::string(std::string(5'000'000, 'a') + "\x1b"), Value::integer(1)});
+    obj->setState(state);
+    const std::string hostile = ckpt::pythonRepr(*obj, ReprLimits{.maxChars = 100});
+    QVERIFY2(hostile.size() < 100 + 16, std::to_string(hostile.size()).c_str());
+    auto named = Value::object(Value::global("m", "C"), Value::tuple());
+    auto attrs = Value::dict();
+    attrs->entries().push_back({Value::string("x\x1by"), Value::integer(1)});
+    named->setState(attrs);
+    QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*named)), QString("m.C(**{'x\\x1by': 1})"));
 }
 
 void TestDocumentReader::corpus_data()
