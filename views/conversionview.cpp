@@ -8,6 +8,7 @@
 #include "error.h"
 #include "jobpool.h"
 #include "keyalign.h"
+#include "scriptarchitecturecache.h"
 #include "scriptexport.h"
 #include "valuetext.h"
 
@@ -114,8 +115,30 @@ QString computeUnavailableText(const QString &why)
     return ConversionView::tr("TorchScript export needs the compute module (LibTorch), which cannot be loaded: %1").arg(why);
 }
 
+// The weights a TorchScript architecture is loaded with, as far as loading them can tell: the
+// names, dtypes and shapes.
+std::string weightsKey(const ScriptExport &e)
+{
+    std::string key;
+    auto add = [&key](const std::vector<NamedTensor> &tensors) {
+        for (const auto &t : tensors) {
+            key += t.name;
+            key += '\x1f';
+            key += std::to_string(static_cast<int>(t.ref().dtype));
+            for (const auto d : t.ref().shape)
+                key += ',' + std::to_string(d);
+            key += '\x1e';
+        }
+        key += '\x1d';
+    };
+    add(e.source->stateDict);
+    add(e.architecture.weights);
+    return key;
+}
+
 PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, PaneTarget target,
-                     const ConversionSettings &settings, const ConversionView::ComputeProbe &probe)
+                     const ConversionSettings &settings, const ConversionView::ComputeProbe &probe,
+                     const std::shared_ptr<ScriptArchitectureCache> &architectures)
 {
     PlanOutcome out;
     try {
@@ -148,8 +171,11 @@ PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, 
                 // The TorchScript file given is loaded with the weights now, as writing will load
                 // it: a file that is missing, is not TorchScript, or does not take these weights is
                 // said so on the row, in the words `ckpt convert --arch` uses, before Convert All.
-                const auto loaded = ComputeLoader::api().predictor(*e->source, e->architecture);
-                for (const auto &n : loaded->notes())
+                // Loaded once per state of that file and these weights: replans reuse what it found.
+                const auto notes = architectures->notesFor(e->architecture.scriptPath, weightsKey(*e), [&e] {
+                    return ComputeLoader::api().predictor(*e->source, e->architecture)->notes();
+                });
+                for (const auto &n : notes)
                     out.notes << QString::fromStdString(n);
             }
             plan = std::shared_ptr<const ConversionPlan>(e, &e->plan);
@@ -314,14 +340,16 @@ ConversionView::ConversionView(QWidget *parent) : QWidget(parent)
     m_replan->setSingleShot(true);
     m_replan->setInterval(250);
     connect(m_replan, &QTimer::timeout, this, &ConversionView::replanSelection);
-    m_overwrite = [this](const QString &output) {
-        return QMessageBox::question(this, tr("Replace Existing File?"),
-                                     tr("%1 already exists.\nReplace it with the converted file?").arg(output),
-                                     QMessageBox::Yes | QMessageBox::No, QMessageBox::No) == QMessageBox::Yes;
+    m_overwrite = [this](const QString &, const QString &question) {
+        return QMessageBox::question(this, tr("Replace Existing File?"), question, QMessageBox::Yes | QMessageBox::No,
+                                     QMessageBox::No) == QMessageBox::Yes;
     };
+    m_architectures = std::make_shared<ScriptArchitectureCache>();
     buildUi();
     updateButtons();
 }
+
+int ConversionView::architectureLoads() const { return m_architectures->loads(); }
 
 ConversionView::~ConversionView()
 {
@@ -673,7 +701,8 @@ void ConversionView::requestPlan(int row)
         Q_EMIT planned(r);
     });
     watcher->setFuture(
-        QtConcurrent::run(jobPool(), planFile, item.input, item.document, item.target, item.settings, m_probe));
+        QtConcurrent::run(jobPool(), planFile, item.input, item.document, item.target, item.settings, m_probe,
+                          m_architectures));
 }
 
 void ConversionView::showEvent(QShowEvent *event)
@@ -1004,7 +1033,7 @@ void ConversionView::startNext()
     const bool exists = QFileInfo::exists(item.output) || (!sidecar.isEmpty() && QFileInfo::exists(sidecar));
     if (exists) {
         const QString which = QFileInfo::exists(item.output) ? item.output : sidecar;
-        if (!m_overwrite || !m_overwrite(which)) {
+        if (!m_overwrite || !m_overwrite(which, overwriteQuestion(which, item.id))) {
             item.status = S::Skipped;
             item.result = tr("%1 exists; kept as it was").arg(QFileInfo(which).fileName());
             m_queue->update(row, item);
@@ -1029,19 +1058,24 @@ void ConversionView::startNext()
         m_queue->update(r, it);
     });
     connect(m_runWatcher, &QFutureWatcher<ConversionRun>::finished, this, &ConversionView::finishRun);
-    auto cancelFlag = m_cancel;
+    const auto cancelFlag = m_cancel;
+    const auto isCancelled = [cancelFlag, hook = m_cancelCheckHook] {
+        if (hook)
+            hook();
+        return cancelFlag->load();
+    };
     auto doc = item.document;
     auto plan = item.plan;
     auto script = item.scriptExport;
     const quint64 id = item.id;
     const PaneTarget target = item.target;
-    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, script, options, cancelFlag, id, target](QPromise<ConversionRun> &promise) mutable {
+    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, script, options, cancelFlag, isCancelled, id, target](QPromise<ConversionRun> &promise) mutable {
         promise.setProgressRange(0, 1000);
         ConversionRun run;
         run.id = id;
-        options.onProgress([&promise, cancelFlag](double f) {
+        options.onProgress([&promise, isCancelled](double f) {
             promise.setProgressValue(static_cast<int>(f * 1000));
-            return !cancelFlag->load();
+            return !isCancelled();
         });
         try {
             if (script) {
@@ -1054,7 +1088,7 @@ void ConversionView::startNext()
                     w.protect(script->architecture.scriptPath);
                 std::vector<std::string> notes;
                 run.result =
-                    executeScriptExport(*script, w, &notes, [cancelFlag] { return cancelFlag->load(); });
+                    executeScriptExport(*script, w, &notes, isCancelled);
                 for (const auto &n : notes)
                     run.notes << QString::fromStdString(n);
             } else {
@@ -1085,6 +1119,7 @@ void ConversionView::finishRun()
             item.status = S::Done;
             item.progress = 1;
             item.output = QString::fromStdString(run.result.output);
+            rememberWritten(item);
             item.notes = run.notes;
             // Safetensors and TorchScript outputs are compared tensor by tensor, torch files
             // storage by storage.
@@ -1106,6 +1141,42 @@ void ConversionView::finishRun()
         Q_EMIT itemFinished(row);
     }
     startNext();
+}
+
+void ConversionView::rememberWritten(const ConversionQueueItem &item)
+{
+    QStringList paths{item.output};
+    if (item.plan && !item.plan->sidecarPath.empty())
+        paths << QString::fromStdString(item.plan->sidecarPath);
+    for (const QString &p : paths) {
+        const QFileInfo file(p);
+        if (file.exists())
+            m_written.insert(file.absoluteFilePath(),
+                             {item.id, item.input, item.output, file.size(), file.lastModified()});
+    }
+}
+
+QString ConversionView::overwriteQuestion(const QString &path, quint64 asking) const
+{
+    QString text = tr("%1 already exists.").arg(path);
+    const QFileInfo file(path);
+    // Said only while the file is as the row left it (something else may have written it since).
+    if (const auto it = m_written.constFind(file.absoluteFilePath());
+        it != m_written.constEnd() && file.size() == it->size && file.lastModified() == it->modified) {
+        const QString what =
+            tr("%1 \u2192 %2").arg(QFileInfo(it->input).fileName(), QFileInfo(it->output).fileName());
+        const int row = m_queue->rowOf(it->id);
+        if (it->id == asking)
+            text += QLatin1Char('\n') + tr("This row wrote it earlier in this session (%1).").arg(what);
+        else if (row >= 0)
+            text += QLatin1Char('\n') +
+                    tr("It was written by row %1 of this queue (%2).").arg(QString::number(row + 1), what);
+        else
+            text += QLatin1Char('\n') + tr("It was written earlier in this session by a conversion since removed "
+                                             "from the queue (%1).")
+                                              .arg(what);
+    }
+    return text + QLatin1Char('\n') + tr("Replace it with the converted file?");
 }
 
 void ConversionView::cancel()

@@ -2,7 +2,9 @@
 
 #include "conversionqueuemodel.h"
 
+#include <QDateTime>
 #include <QFrame>
+#include <QHash>
 #include <QWidget>
 
 #include <atomic>
@@ -23,6 +25,7 @@ class QFutureWatcher;
 namespace ckpt {
 
 class ConversionPlanModel;
+class ScriptArchitectureCache;
 struct ConversionRun;
 
 // A drop target of the conversion pane: files dropped on it are queued for conversion to its
@@ -69,8 +72,9 @@ private:
 class ConversionView : public QWidget {
     Q_OBJECT
 public:
-    // Asked before an existing output is replaced; true replaces it.
-    using OverwritePolicy = std::function<bool(const QString &output)>;
+    // Asked before an existing output is replaced; true replaces it. `question` is what the pane
+    // asks: the file, and which row of this queue wrote it when an earlier conversion did.
+    using OverwritePolicy = std::function<bool(const QString &output, const QString &question)>;
     // Called off the GUI thread before a file is planned for TorchScript (and once when the pane is
     // first shown): throws, saying why, when the compute module (LibTorch) cannot be loaded.
     using ComputeProbe = std::function<void()>;
@@ -99,8 +103,17 @@ public:
     void setOverwritePolicy(OverwritePolicy policy) { m_overwrite = std::move(policy); }
     // Default: loading ComputeLoader::api(). Tests replace it.
     void setComputeProbe(ComputeProbe probe) { m_probe = std::move(probe); }
+    // Called on the worker thread each time the file being written asks whether it was cancelled
+    // (at each progress step; for TorchScript once the module is built, before it is written).
+    // Default: nothing. Tests hold the job there, so that a cancel lands at a point they choose.
+    using CancelCheckHook = std::function<void()>;
+    void setCancelCheckHook(CancelCheckHook hook) { m_cancelCheckHook = std::move(hook); }
     void openSelected();    // emits openRequested for a finished item
     void revealSelected();  // the output's folder in the desktop's file manager
+
+    // How many times planning loaded a TorchScript architecture file with a file's weights: a
+    // replan with the file unchanged reuses what the last load found (tests count them).
+    int architectureLoads() const;
 
     ConversionQueueModel *queueModel() const { return m_queue; }
     ConversionPlanModel *planModel() const { return m_plan; }
@@ -145,6 +158,10 @@ private:
     void finishRun();
     void updateButtons();
     QList<int> selectedRows() const;
+    // A finished row's output (and sidecar) are remembered as this session's; the question before
+    // replacing a file says which row wrote it, while the file is still as that row left it.
+    void rememberWritten(const ConversionQueueItem &item);
+    QString overwriteQuestion(const QString &path, quint64 asking) const;
 
     ConversionQueueModel *m_queue = nullptr;
     ConversionPlanModel *m_plan = nullptr;
@@ -168,7 +185,17 @@ private:
     ConversionSettings m_defaults;  // the panel's generic options, given to new files
     PaneTarget m_lastTarget = PaneTarget::StateDict;
     OverwritePolicy m_overwrite;
+    struct Written {
+        quint64 id = 0;  // the row that wrote it
+        QString input;
+        QString output;
+        qint64 size = 0;
+        QDateTime modified;
+    };
+    QHash<QString, Written> m_written;  // by absolute path: files the queue wrote this session
     ComputeProbe m_probe;
+    CancelCheckHook m_cancelCheckHook;
+    std::shared_ptr<ScriptArchitectureCache> m_architectures;  // shared with the planning jobs
     bool m_probed = false;
     quint64 m_running = 0;  // id of the item being written
     std::shared_ptr<std::atomic_bool> m_cancel;

@@ -3,6 +3,7 @@
 #include <QAreaSeries>
 #include <QChart>
 #include <QEvent>
+#include <QFontMetricsF>
 #include <QLegend>
 #include <QLineSeries>
 #include <QLogValueAxis>
@@ -37,6 +38,21 @@ HistogramChart::HistogramChart(QWidget *parent) : QChartView(parent)
     chart->setBackgroundRoundness(0);
     chart->legend()->setAlignment(Qt::AlignTop);
     setChart(chart);
+    // The tick count follows the plot's height, which is known only once the chart is laid out.
+    // Fitted after the layout, not inside it: a new range relays the chart out, which would call
+    // back in while the axis is half set.
+    connect(chart, &QChart::plotAreaChanged, this, [this] {
+        if (m_fitPending)
+            return;
+        m_fitPending = true;
+        QMetaObject::invokeMethod(
+            this,
+            [this] {
+                m_fitPending = false;
+                fitCountTicks();
+            },
+            Qt::QueuedConnection);
+    });
     rebuild();
 }
 
@@ -87,8 +103,12 @@ void HistogramChart::rebuild()
     // One chart for the view's life: callers may hold it; series and axes are replaced.
     QChart *chart = this->chart();
     chart->removeAllSeries();
-    for (QAbstractAxis *axis : chart->axes())
+    m_countAxis = nullptr;
+    m_fittedHeight = -1;
+    for (QAbstractAxis *axis : chart->axes()) {
         chart->removeAxis(axis);
+        delete axis;  // the chart gave up its ownership
+    }
     const QColor text = palette().color(QPalette::WindowText);
     const bool empty = std::none_of(m_curves.begin(), m_curves.end(),
                                     [](const Curve &c) { return !c.histogram.counts.empty(); });
@@ -171,13 +191,8 @@ void HistogramChart::rebuild()
     } else {
         auto *vy = new QValueAxis;
         vy->setLabelFormat(QStringLiteral("%d"));
-        if (top <= 8) {
-            vy->setRange(0, static_cast<double>(top + 1));  // small counts: one tick per count
-            vy->setTickCount(static_cast<int>(top) + 2);
-        } else {
-            vy->setRange(0, static_cast<double>(top) * 1.05);
-            vy->applyNiceNumbers();
-        }
+        m_countAxis = vy;
+        m_top = top;
         y = vy;
     }
     y->setObjectName(m_log ? QStringLiteral("logAxis") : QStringLiteral("linearAxis"));
@@ -191,6 +206,34 @@ void HistogramChart::rebuild()
         a->setLabelsColor(text);
         a->setGridLineColor(palette().color(QPalette::Mid));
     }
+    fitCountTicks();
+}
+
+void HistogramChart::fitCountTicks()
+{
+    if (!m_countAxis || m_top <= 0)
+        return;
+    // Qt Charts gives each label (axis height / ticks) less 4 px of padding above and below, and
+    // elides a label taller than that; a line of text and a little air per tick stays readable.
+    // Before the first layout the plot has no height: the widget's own stands in for it.
+    double height = chart()->plotArea().height();
+    if (height <= 0)
+        height = std::max(0, this->height() - 60);
+    if (std::abs(height - m_fittedHeight) < 1)
+        return;  // fitted to this height already (the plot moves sideways as labels widen)
+    m_fittedHeight = height;
+    const double perTick = QFontMetricsF(m_countAxis->labelsFont()).height() + 12;
+    const int maxTicks = std::max(2, static_cast<int>(height / perTick));
+    // Room above the tallest bin (a count or 5%), then whole-count steps of 1, 2, 5, 10, 20, ...:
+    // the fewest that fit.
+    const double want = std::max(static_cast<double>(m_top) + 1, static_cast<double>(m_top) * 1.05);
+    double step = 1;
+    for (int i = 0; std::ceil(want / step) + 1 > maxTicks; ++i)
+        step *= (i % 3 == 1) ? 2.5 : 2;  // 1, 2, 5, 10, 20, 50, ...
+    const double steps = std::ceil(want / step);
+    const int ticks = static_cast<int>(steps) + 1;
+    m_countAxis->setRange(0, steps * step);
+    m_countAxis->setTickCount(ticks);
 }
 
 } // namespace ckpt

@@ -8,6 +8,8 @@
 
 #include <vector>
 
+class QValueAxis;
+
 namespace ckpt {
 
 // Histograms drawn as step lines over one value axis, with linear or logarithmic counts; several
@@ -39,10 +41,17 @@ protected:
 
 private:
     void rebuild();
+    // On a linear count axis: as many ticks, at round whole counts, as the plot's height has room
+    // for with each label readable (Qt Charts elides a label taller than its share of the axis).
+    void fitCountTicks();
     std::vector<Curve> m_curves;
     QString m_title;
     QString m_message;
     bool m_log = false;
+    QValueAxis *m_countAxis = nullptr;  // the linear count axis shown, if any
+    qint64 m_top = 0;                         // the largest count drawn
+    double m_fittedHeight = -1;               // the plot height the ticks were chosen for
+    bool m_fitPending = false;
 };
 
 } // namespace ckpt

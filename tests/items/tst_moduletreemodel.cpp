@@ -5,9 +5,14 @@
 #include "moduletreemodel.h"
 
 #include <QAbstractItemModelTester>
+#include <QJsonDocument>
 #include <QJsonObject>
+#include <QProcess>
+#include <QSet>
 #include <QSortFilterProxyModel>
 #include <QTest>
+
+#include <functional>
 
 #include "testdata.h"
 
@@ -18,6 +23,8 @@ class TestModuleTreeModel : public QObject {
 private Q_SLOTS:
     void modulesMatchTorch_data();
     void modulesMatchTorch();
+    void scriptModuleClassesMatchTorch_data();
+    void scriptModuleClassesMatchTorch();
     void tiedWeightsAreAliases();
     void naturalSort();
     void sortBySizeAndFilter();
@@ -65,6 +72,56 @@ void TestModuleTreeModel::modulesMatchTorch()
                      m.value(QStringLiteral("class")).toString());
     }
     QVERIFY(withTensors > 0);
+}
+
+void TestModuleTreeModel::scriptModuleClassesMatchTorch_data()
+{
+    QTest::addColumn<QString>("file");
+    // Fixtures whose compiled classes carry the compiler's ___torch_mangle_N (a second Linear of
+    // another shape, a wider copy of a model) and one frozen to a single module.
+    for (const char *f : {"predict_arch.pt", "predict_arch_wide.pt", "gated_scripted.pt", "scripted.pt", "frozen.pt"})
+        QTest::newRow(f) << QString::fromLatin1(f);
+}
+
+// A TorchScript file's modules are the ones torch.jit.load(...).named_modules() lists, each with
+// the class torch reports as its original_name ("Linear", not a mangled compiled name).
+void TestModuleTreeModel::scriptModuleClassesMatchTorch()
+{
+    QFETCH(QString, file);
+    QProcess python;
+    python.start(QStringLiteral(CKPT_PYTHON),
+                 {QStringLiteral(CKPT_TESTS_SOURCE_DIR "/items/torch_modules.py"), test::fixturePath(file)});
+    QVERIFY(python.waitForFinished(120000));
+    QVERIFY2(python.exitCode() == 0, python.readAllStandardError().constData());
+    const QJsonObject torchModules = QJsonDocument::fromJson(python.readAllStandardOutput()).object();
+    QVERIFY(torchModules.contains(QString()));  // the root
+
+    ModuleTreeModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.setDocument(test::readFixture(file));
+    QSet<QString> want;
+    for (auto it = torchModules.begin(); it != torchModules.end(); ++it) {
+        if (it.key().isEmpty())
+            continue;  // the root is the tree itself, not a row
+        want.insert(it.key());
+        const QModelIndex idx = model.indexOfPath(it.key());
+        QVERIFY2(idx.isValid(), qPrintable(it.key()));
+        QCOMPARE(idx.siblingAtColumn(ModuleTreeModel::ClassColumn).data().toString(), it.value().toString());
+    }
+    // Every row that names a module class is one of torch's modules (the constants table is not).
+    QSet<QString> shown;
+    std::function<void(const QModelIndex &)> walk = [&](const QModelIndex &parent) {
+        for (int r = 0; r < model.rowCount(parent); ++r) {
+            const QModelIndex i = model.index(r, 0, parent);
+            const QString cls = i.siblingAtColumn(ModuleTreeModel::ClassColumn).data().toString();
+            if (!i.data(ModuleTreeModel::IsTensorRole).toBool() && !cls.isEmpty() && cls != QLatin1String("constants"))
+                shown.insert(i.data(ModuleTreeModel::PathRole).toString());
+            QVERIFY2(!cls.contains(QLatin1String("mangle")) && !cls.contains(QLatin1String("__torch__")), qPrintable(cls));
+            walk(i);
+        }
+    };
+    walk({});
+    QCOMPARE(shown, want);
 }
 
 void TestModuleTreeModel::tiedWeightsAreAliases()

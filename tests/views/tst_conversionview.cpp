@@ -24,12 +24,14 @@
 #include <QFormLayout>
 #include <QMimeData>
 #include <QProcess>
+#include <QSemaphore>
 #include <QSignalSpy>
 #include <QTableView>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QToolButton>
 
+#include <memory>
 #include <unistd.h>
 
 using namespace ckpt;
@@ -86,6 +88,40 @@ void typeInto(QLineEdit *edit, const QString &text)
     QTest::keyClick(edit, Qt::Key_Delete);
     QTest::keyClicks(edit, text);
 }
+
+// Holds the view's conversion worker where it first asks whether it was cancelled, until opened:
+// a test cancels at exactly that point, however fast the job or slow the machine (no race with the
+// worker finishing first). Opened when it goes, so a failed test leaves no worker blocked.
+class WorkerGate {
+public:
+    explicit WorkerGate(ConversionView &view)
+    {
+        view.setCancelCheckHook([s = m_state] {
+            s->asked.release();
+            s->go.acquire();
+            s->go.release();  // once open, every later ask passes
+        });
+    }
+    ~WorkerGate() { open(); }
+    WorkerGate(const WorkerGate &) = delete;
+    WorkerGate &operator=(const WorkerGate &) = delete;
+    // Waits (blocking the GUI thread, which the worker does not need) until the worker asks.
+    bool reached() { return m_state->asked.tryAcquire(1, kWait); }
+    void open()
+    {
+        if (!m_open)
+            m_state->go.release();
+        m_open = true;
+    }
+
+private:
+    struct State {
+        QSemaphore asked;
+        QSemaphore go;
+    };
+    std::shared_ptr<State> m_state = std::make_shared<State>();
+    bool m_open = false;
+};
 
 QStringList filesIn(const QString &dir)
 {
@@ -150,6 +186,7 @@ private Q_SLOTS:
     void multiFileDropRunsAsQueue();
     void cancelLeavesNoFile();
     void existingOutputAsksPolicy();
+    void replacingAnEarlierRowsOutputSaysSo();
     void unwritableFolderIsClearError();
     void fullDiskIsClearError();
     void detectedPrefixIsOffered();
@@ -167,6 +204,7 @@ private Q_SLOTS:
     void torchScriptArchitectureFileErrors_data();
     void torchScriptArchitectureFileErrors();
     void torchScriptArchitectureFileOrLayersNotBoth();
+    void architectureFileLoadedOncePerState();
     void architectureFileIsForTorchScriptOnly();
     void architectureFileIsNeverWrittenOver();
 };
@@ -323,14 +361,17 @@ void TestConversionView::cancelLeavesNoFile()
     QVERIFY(out.isValid());
     ConversionView view;
     typeInto(field(view, "outDir"), out.path());
-    // 64 MiB of float32: long enough to be cancelled while it is written.
+    // 64 MiB of float32: cancelled at its first progress step, while it is written.
     view.addFiles({test::fixturePath(QStringLiteral("large.pth"))}, ConvertTarget::StateDict);
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
     QSignalSpy finished(&view, &ConversionView::itemFinished);
+    WorkerGate gate(view);
     view.runQueue();
     QCOMPARE(statusOf(view, 0), Status::Running);
     QVERIFY(view.isRunning());
+    QVERIFY(gate.reached());  // the worker is writing and waits for us to cancel
     view.cancel();
+    gate.open();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
     QCOMPARE(statusOf(view, 0), Status::Cancelled);
     QVERIFY(!view.isRunning());
@@ -350,8 +391,11 @@ void TestConversionView::existingOutputAsksPolicy()
     ConversionView view;
     QStringList asked;
     bool answer = false;
-    view.setOverwritePolicy([&](const QString &path) {
+    view.setOverwritePolicy([&](const QString &path, const QString &question) {
         asked << path;
+        // A file the queue did not write: the question names it and claims no row wrote it.
+        if (!question.startsWith(QStringLiteral("%1 already exists.").arg(path)) || question.contains(QStringLiteral("written")))
+            asked << QStringLiteral("unexpected question: ") + question;
         return answer;
     });
     typeInto(field(view, "outDir"), out.path());
@@ -385,6 +429,65 @@ void TestConversionView::existingOutputAsksPolicy()
     QCOMPARE(statusOf(view, 0), Status::Done);
     QString log;
     QVERIFY2(judgedByTorch({output, input}, &log), qPrintable(log));
+}
+
+// Two rows of one queue write the same file: the question before the later one replaces it says
+// which row wrote it, and from what; once something else has changed the file, it no longer does.
+void TestConversionView::replacingAnEarlierRowsOutputSaysSo()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    QStringList questions;
+    view.setOverwritePolicy([&](const QString &, const QString &question) {
+        questions << question;
+        return true;
+    });
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("state_dict.pth"));
+    view.addFiles({test::fixturePath(QStringLiteral("training_checkpoint.pth")), input, input}, ConvertTarget::StateDict);
+    for (int r = 0; r < 3; ++r)
+        QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, r), Status::Ready, kWait);
+    auto outputOf = [&view](int row) {
+        return view.queueModel()->index(row, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
+    };
+    const QString output = outputOf(1);
+    QCOMPARE(outputOf(2), output);
+    QVERIFY(outputOf(0) != output);
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, kWait);
+    for (int r = 0; r < 3; ++r)
+        QCOMPARE(statusOf(view, r), Status::Done);
+    QCOMPARE(questions.size(), 1);
+    const QString said = QStringLiteral("It was written by row 2 of this queue (%1 \u2192 %2).")
+                             .arg(QFileInfo(input).fileName(), QFileInfo(output).fileName());
+    QVERIFY2(questions.first().startsWith(QStringLiteral("%1 already exists.").arg(output)), qPrintable(questions.first()));
+    QVERIFY2(questions.first().contains(said), qPrintable(questions.first()));
+
+    // Row 3 converts again (a new option): its own earlier file; then, changed by someone else,
+    // the file is no longer said to be the queue's.
+    view.selectRow(2);
+    auto *keepDevice = qobject_cast<QCheckBox *>(view.optionWidget(QStringLiteral("keepDevice")));
+    QVERIFY(keepDevice && keepDevice->isEnabled());
+    keepDevice->click();
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 2), Status::Ready, kWait);
+    QCOMPARE(outputOf(2), output);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 2, kWait);
+    QCOMPARE(questions.size(), 2);
+    QVERIFY2(questions.last().contains(QStringLiteral("This row wrote it earlier in this session")), qPrintable(questions.last()));
+    {
+        QFile changed(output);
+        QVERIFY(changed.open(QIODevice::WriteOnly));
+        changed.write("written by something else");
+    }
+    keepDevice->click();
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 2), Status::Ready, kWait);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 3, kWait);
+    QCOMPARE(questions.size(), 3);
+    QVERIFY2(!questions.last().contains(QStringLiteral("written")), qPrintable(questions.last()));
 }
 
 void TestConversionView::unwritableFolderIsClearError()
@@ -873,7 +976,8 @@ void TestConversionView::torchScriptWithoutArchitectureIsClearError()
 
 void TestConversionView::torchScriptCancelLeavesNoFile()
 {
-    // A cancel is heard before the module is written: nothing of it is left; run again, it is.
+    // A cancel is heard before the module is written, even one that comes only once the module is
+    // built: nothing of it is left; run again, it is.
     QTemporaryDir out;
     QVERIFY(out.isValid());
     ConversionView view;
@@ -881,12 +985,16 @@ void TestConversionView::torchScriptCancelLeavesNoFile()
     view.addFiles({test::fixturePath(QStringLiteral("predict_cnn.pth"))}, PaneTarget::TorchScript);
     QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
     QSignalSpy finished(&view, &ConversionView::itemFinished);
+    WorkerGate gate(view);
     view.runQueue();
     QCOMPARE(statusOf(view, 0), Status::Running);
     // Building the module reports no fraction: the row's progress is a busy bar, not 0%.
     QVERIFY(view.queueModel()->index(0, 0).data(ConversionQueueModel::ProgressRole).toDouble() < 0);
     QVERIFY(view.queueModel()->index(0, ConversionQueueModel::ProgressColumn).data().toString().isEmpty());
+    // The module is built and about to be written: cancel there (the latest point it is heard).
+    QVERIFY(gate.reached());
     view.cancel();
+    gate.open();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
     QCOMPARE(statusOf(view, 0), Status::Cancelled);
     QCOMPARE(resultOf(view, 0), QStringLiteral("cancelled; nothing was written"));
@@ -1214,6 +1322,64 @@ void TestConversionView::architectureFileIsForTorchScriptOnly()
              qPrintable(view.planSummary()->text()));
 }
 
+void TestConversionView::architectureFileLoadedOncePerState()
+{
+    // Planning with a TorchScript architecture file loads it with the weights once; replans for
+    // settings that leave the file and the weights as they were reuse what it found. A file
+    // touched or replaced on disk is loaded again, and what the new one says is what the row says.
+    QTemporaryDir out, other, archDir;
+    QVERIFY(out.isValid() && other.isValid() && archDir.isValid());
+    const QString arch = archDir.filePath(QStringLiteral("gated_arch.pt"));
+    QVERIFY(QFile::copy(test::fixturePath(QStringLiteral("gated_arch.pt")), arch));
+    ConversionView view;
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    view.addFiles({test::fixturePath(QStringLiteral("gated_state_dict.pth"))}, PaneTarget::TorchScript);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QCOMPARE(view.architectureLoads(), 0);
+    typeInto(field(view, "architectureScript"), arch);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    QCOMPARE(view.architectureLoads(), 1);
+    const QString planned = planOf(view, 0);
+
+    auto *dtype = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("dtype")));
+    QVERIFY(dtype && dtype->isEnabled());
+    auto replanWith = [&](auto change) {
+        change();
+        QCOMPARE(statusOf(view, 0), Status::Planning);
+        QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    };
+    replanWith([&] { dtype->setCurrentIndex(dtype->findData(QStringLiteral("float16"))); });
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    replanWith([&] { typeInto(field(view, "outDir"), other.path()); });
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    QCOMPARE(view.architectureLoads(), 1);  // the same file, the same weights: not loaded again
+
+    // Touched: another modification time, the same bytes: loaded again.
+    {
+        QFile f(arch);
+        QVERIFY(f.open(QIODevice::ReadWrite));
+        QVERIFY(f.setFileTime(QFileInfo(arch).lastModified().addSecs(60), QFileDevice::FileModificationTime));
+    }
+    replanWith([&] { dtype->setCurrentIndex(0); });
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    QCOMPARE(view.architectureLoads(), 2);
+    QCOMPARE(planOf(view, 0), planned);
+
+    // Replaced by another model's file: loaded again, and the row says these weights do not fit it.
+    QVERIFY(QFile::remove(arch));
+    QVERIFY(QFile::copy(test::fixturePath(QStringLiteral("predict_arch.pt")), arch));
+    replanWith([&] { typeInto(field(view, "outDir"), out.path()); });
+    QCOMPARE(statusOf(view, 0), Status::Invalid);
+    QVERIFY2(planOf(view, 0).contains(QStringLiteral("the weights do not fit the architecture")), qPrintable(planOf(view, 0)));
+    QCOMPARE(view.architectureLoads(), 3);
+    const QString refused = planOf(view, 0);
+    replanWith([&] { dtype->setCurrentIndex(dtype->findData(QStringLiteral("float16"))); });
+    QCOMPARE(planOf(view, 0), refused);  // what that file said, without loading it again
+    QCOMPARE(view.architectureLoads(), 3);
+}
+
 void TestConversionView::architectureFileIsNeverWrittenOver()
 {
     // The TorchScript file given as the architecture where the output would go: refused on the
@@ -1227,7 +1393,7 @@ void TestConversionView::architectureFileIsNeverWrittenOver()
     const QByteArray bytes = original.readAll();
     original.close();
     ConversionView view;
-    view.setOverwritePolicy([](const QString &) { return true; });
+    view.setOverwritePolicy([](const QString &, const QString &) { return true; });
     view.show();
     typeInto(field(view, "outDir"), out.path());
     view.addFiles({test::fixturePath(QStringLiteral("gated_state_dict.pth"))}, PaneTarget::TorchScript);

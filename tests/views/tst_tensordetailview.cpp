@@ -21,6 +21,8 @@
 #include <QChartView>
 #include <QCheckBox>
 #include <QFileDialog>
+#include <QGraphicsScene>
+#include <QGraphicsTextItem>
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QLabel>
@@ -44,7 +46,9 @@
 #include <QTest>
 #include <QTimer>
 #include <QTreeView>
+#include <QValueAxis>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -112,6 +116,38 @@ bool visibleCellsArrive(QTableView *grid)
         30000);
 }
 
+// The count axis's labels as drawn: the visible text items left of the plot, bottom to top.
+QStringList countAxisLabels(const HistogramChart &view)
+{
+    const QRectF plot = view.chart()->plotArea();
+    QList<QPair<qreal, QString>> found;
+    for (QGraphicsItem *item : view.scene()->items()) {
+        const auto *text = dynamic_cast<QGraphicsTextItem *>(item);
+        if (!text || !text->isVisible() || text->toPlainText().isEmpty())
+            continue;
+        const QRectF r = text->sceneBoundingRect();
+        if (r.right() <= plot.left() + 1)
+            found.append({-r.center().y(), text->toPlainText()});
+    }
+    std::sort(found.begin(), found.end());
+    QStringList labels;
+    for (const auto &[y, t] : found)
+        labels << t;
+    return labels;
+}
+
+// What the linear count axis should read at each of its ticks, bottom to top.
+QStringList countAxisTicks(const HistogramChart &view)
+{
+    const auto *axis = qobject_cast<QValueAxis *>(view.chart()->axes(Qt::Vertical).value(0));
+    if (!axis || axis->tickCount() < 2)
+        return {QStringLiteral("(no linear count axis)")};
+    QStringList ticks;
+    for (int i = 0; i < axis->tickCount(); ++i)
+        ticks << QString::number(qRound64(axis->min() + (axis->max() - axis->min()) * i / (axis->tickCount() - 1)));
+    return ticks;
+}
+
 } // namespace
 
 class TestTensorDetailView : public QObject {
@@ -125,6 +161,9 @@ private Q_SLOTS:
     void histogramMatchesTorch_data();
     void histogramMatchesTorch();
     void logCountAxis();
+    void countLabelsReadableInThePane();
+    void countLabelsReadableAtEverySize_data();
+    void countLabelsReadableAtEverySize();
     void exportJudgedByNumpy();
     void exportButtonAsksForAFile();
     void exportNeverWritesTheInput();
@@ -346,6 +385,63 @@ void TestTensorDetailView::logCountAxis()
         QVERIFY(p.y() >= log->min());
     detail->logCountsBox()->setChecked(false);
     QVERIFY(!qobject_cast<QLogValueAxis *>(chart->axes(Qt::Vertical).value(0)));
+}
+
+// The detail pane's short chart (the window's dtypes.png screenshot): float16's 12 values fall in
+// a few bins, up to 8 in one; every tick of the count axis has its label whole, none elided to "...".
+void TestTensorDetailView::countLabelsReadableInThePane()
+{
+    DocumentView view;
+    view.resize(1280, 760);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(openAndWait(view, fixture("dtypes.pth")));
+    QVERIFY(selectInTable(view, QStringLiteral("float16")));
+    TensorDetailView *detail = view.detailView();
+    QTRY_VERIFY_WITH_TIMEOUT(detail->histogram().has_value() && detail->tensorName() == QStringLiteral("float16"), 30000);
+    detail->logCountsBox()->setChecked(false);
+    const HistogramChart &chart = *detail->histogramView();
+    const auto &counts = detail->histogram()->counts;
+    const qint64 top = *std::max_element(counts.begin(), counts.end());
+    QVERIFY2(top > 2 && top <= 8, qPrintable(QString::number(top)));  // the case that had a tick per count
+    QVERIFY2(chart.height() < 200, qPrintable(QString::number(chart.height())));  // on a short chart
+    QTRY_COMPARE(countAxisLabels(chart), countAxisTicks(chart));
+    QVERIFY(countAxisLabels(chart).size() >= 2);
+}
+
+void TestTensorDetailView::countLabelsReadableAtEverySize_data()
+{
+    QTest::addColumn<int>("height");
+    QTest::addColumn<QList<qint64>>("counts");
+    const QList<std::pair<const char *, QList<qint64>>> sets{
+        {"one", {1}}, {"up to 8", {1, 3, 8, 2}}, {"thousands", {1000, 5000, 12345, 0}}};
+    for (const int height : {160, 200, 300, 500, 900})
+        for (const auto &[name, counts] : sets)
+            QTest::addRow("%s, %d px", name, height) << height << counts;
+}
+
+// Whatever the chart's height, the count axis has whole-count ticks, each label readable; a tall
+// chart with small counts keeps a tick per count.
+void TestTensorDetailView::countLabelsReadableAtEverySize()
+{
+    QFETCH(int, height);
+    QFETCH(QList<qint64>, counts);
+    HistogramChart chart;
+    chart.resize(400, height);
+    Histogram h;
+    h.low = -1;
+    h.high = 1;
+    h.counts.assign(counts.begin(), counts.end());
+    chart.setCurves({{QStringLiteral("counts"), h, QColor()}});
+    chart.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&chart));
+    QTRY_COMPARE(countAxisLabels(chart), countAxisTicks(chart));
+    const QStringList labels = countAxisLabels(chart);
+    QVERIFY(labels.size() >= 2);
+    const qint64 top = *std::max_element(counts.begin(), counts.end());
+    QVERIFY(labels.last().toLongLong() > top);  // room above the tallest bin
+    if (height >= 500 && top <= 8)
+        QCOMPARE(labels.size(), int(top) + 2);  // 0, 1, ..., top + 1
 }
 
 // Files the pane writes, read back by numpy and compared with torch.load's tensors.
