@@ -189,8 +189,8 @@ bool newerWeightsOnlyAccepts(const std::string &name)
 // The first value of a tree torch 1.13's weights-only reader refuses, and whether torch 2.6's
 // accepts every such value of the tree.
 struct WeightsOnlyCheck {
-    std::string first;          // "holds a set (builtins.set)"
-    bool newerAccepts = true;   // torch 2.6's reader takes every refused value
+    std::string first;        // "holds a set (builtins.set)"
+    bool newerAccepts = true; // torch 2.6's reader takes every refused value
     std::unordered_set<const Value *> seen;
 
     void refuse(std::string what, bool newer)
@@ -449,7 +449,7 @@ public:
                 auto &s = byClass[cls];
                 if (s.count++ == 0) {
                     s.first = path;
-                    s.text = kind == K::String ? "the str '" + v->text() + "'"
+                    s.text = kind == K::String  ? "the str '" + v->text() + "'"
                              : kind == K::Float ? std::string("a float")
                              : kind == K::Bool  ? std::string("a bool")
                                                 : std::string("an int");
@@ -986,11 +986,12 @@ private:
                 // say that they are not the set written, rather than that they are not tensors.
                 const bool otherWeights = std::any_of(m_doc.otherWeightSets.begin(), m_doc.otherWeightSets.end(),
                                                       [&k](const KeyPath &p) { return !p.empty() && p.front() == k; });
-                m_plan.lost.push_back({k, otherWeights ? "another set of weights: the file's model weights, under '" +
-                                                             pathText(m_doc.stateDictPath) +
-                                                             "', are the ones written; convert this one on its own with " +
-                                                             otherWeightSetsUnder(k)
-                                                       : why});
+                m_plan.lost.push_back({k, otherWeights
+                                              ? "another set of weights: the file's model weights, under '" +
+                                                    pathText(m_doc.stateDictPath) +
+                                                    "', are the ones written; convert this one on its own with " +
+                                                    otherWeightSetsUnder(k)
+                                              : why});
                 continue;
             }
             if (auto b = blockerOf(e.value); !b.empty()) {
@@ -1280,8 +1281,10 @@ private:
                         if (!json.is_null() && writeTensorNumbers(e.value, json, 0)) {
                             meta[k] = pythonJsonText(json);
                             jsonKeys.insert(k);
-                            m_plan.carried.push_back("__metadata__/" + k + " (its tensors or arrays as lists of numbers)");
-                            m_plan.warnings.push_back("'" + k + "' holds tensors or numpy arrays: written to __metadata__ "
+                            m_plan.carried.push_back("__metadata__/" + k +
+                                                     " (its tensors or arrays as lists of numbers)");
+                            m_plan.warnings.push_back("'" + k +
+                                                      "' holds tensors or numpy arrays: written to __metadata__ "
                                                       "as JSON lists of their numbers");
                             continue;
                         }
@@ -1795,7 +1798,8 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
                 plan.lost.push_back({pathText(p), "another set of weights: the file's model weights, under '" +
                                                       pathText(doc.stateDictPath) +
                                                       "', are the ones written; convert this one on its own with "
-                                                      "--weights '" + pathText(p) + "'"});
+                                                      "--weights '" +
+                                                      pathText(p) + "'"});
     if (options.to == ConvertTarget::Inference || options.sidecar)
         plan.sidecarPath = sidecarPathFor(output);
     return plan;
