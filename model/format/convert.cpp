@@ -161,11 +161,53 @@ std::string isoNow()
     return std::string(buf) + (tv.tv_usec ? us : "");
 }
 
-// Why a value cannot go into a file torch.load(weights_only=True) accepts; "" when it can.
-std::string weightsOnlyBlocker(const ValuePtr &v, std::unordered_set<const Value *> &seen, int depth = 0)
+// A weights-only output is written for torch.load(weights_only=True) as torch 1.13 reads it (the
+// LibTorch this program builds on, and the oldest reader the files are tested with; README,
+// "Weights formats"). 1.13's allow-list (torch/_weights_only_unpickler.py) is a subset of torch
+// 2.6's, which the security report judges by: a value only 2.6 accepts (a set, a Counter, a
+// torch.device, a bfloat16 dtype) is not written, and the reason says that 2.6 would take it.
+// The dtypes 1.13's reader lists as globals: not bfloat16, bool, uint8 or the quantized ones.
+constexpr std::string_view kTorch113WeightsOnlyDtypes[]{
+    "torch.complex32", "torch.complex64", "torch.complex128", "torch.float16", "torch.float32",
+    "torch.float64",   "torch.int8",      "torch.int16",      "torch.int32",   "torch.int64",
+};
+
+// Whether torch 2.6's weights-only reader accepts the global `name` ("collections.Counter"), as
+// the security report says it.
+bool newerWeightsOnlyAccepts(const std::string &name)
 {
-    if (!v || depth > 2000)
-        return depth > 2000 ? "nests too deep" : "";
+    const auto dot = name.rfind('.');
+    if (dot == std::string::npos)
+        return false;
+    GlobalUse use;
+    use.name = name;
+    use.module = name.substr(0, dot);
+    use.qualname = name.substr(dot + 1);
+    return classifyGlobal(use).weightsOnlyAllowed;
+}
+
+// The first value of a tree torch 1.13's weights-only reader refuses, and whether torch 2.6's
+// accepts every such value of the tree.
+struct WeightsOnlyCheck {
+    std::string first;        // "holds a set (builtins.set)"
+    bool newerAccepts = true; // torch 2.6's reader takes every refused value
+    std::unordered_set<const Value *> seen;
+
+    void refuse(std::string what, bool newer)
+    {
+        if (first.empty())
+            first = std::move(what);
+        newerAccepts = newerAccepts && newer;
+    }
+    bool settled() const { return !first.empty() && !newerAccepts; }
+};
+
+void weightsOnlyBlocker(const ValuePtr &v, WeightsOnlyCheck &c, int depth = 0)
+{
+    if (!v || c.settled())
+        return;
+    if (depth > 2000)
+        return c.refuse("nests too deep", false);
     using K = Value::Kind;
     switch (v->kind()) {
     case K::None:
@@ -174,64 +216,97 @@ std::string weightsOnlyBlocker(const ValuePtr &v, std::unordered_set<const Value
     case K::BigInt:
     case K::Float:
     case K::String:
-        return {};
+        return;
     case K::Bytes:
-        return "holds bytes";
+        return c.refuse("holds bytes", newerWeightsOnlyAccepts("_codecs.encode"));
     case K::Complex:
-        return "holds a complex number";
+        return c.refuse("holds a complex number", newerWeightsOnlyAccepts("builtins.complex"));
     case K::Set:
+        return c.refuse("holds a set (builtins.set)", newerWeightsOnlyAccepts("builtins.set"));
     case K::FrozenSet:
-        return "holds a set";
-    case K::Global:
-        return "holds the global " + v->qualifiedName();
-    case K::Object:
-        return "holds an object of class " + className(*v);
+        return c.refuse("holds a frozenset (builtins.frozenset)", newerWeightsOnlyAccepts("builtins.frozenset"));
+    case K::Global: {
+        const std::string name = v->qualifiedName();
+        if (std::find(std::begin(kTorch113WeightsOnlyDtypes), std::end(kTorch113WeightsOnlyDtypes), name) !=
+            std::end(kTorch113WeightsOnlyDtypes))
+            return;
+        return c.refuse("holds the global " + name, newerWeightsOnlyAccepts(name));
+    }
+    case K::Object: {
+        const std::string name = className(*v);
+        return c.refuse("holds an object of class " + name, newerWeightsOnlyAccepts(name));
+    }
     case K::Storage:
-        return "holds a bare storage";
+        return c.refuse("holds a bare storage", false);
     case K::Tensor: {
         const auto &t = *v->tensorRef();
         if (t.layout == TensorRef::Layout::Meta && !dtypeStorageClass(t.dtype).empty())
-            return {};
+            return;
         if (t.layout == TensorRef::Layout::SparseCoo && t.sparseIndices && t.sparseValues) {
-            if (auto r = weightsOnlyBlocker(t.sparseIndices, seen, depth + 1); !r.empty())
-                return r;
-            return weightsOnlyBlocker(t.sparseValues, seen, depth + 1);
+            weightsOnlyBlocker(t.sparseIndices, c, depth + 1);
+            return weightsOnlyBlocker(t.sparseValues, c, depth + 1);
         }
         if (t.layout != TensorRef::Layout::Strided || t.quantization || !t.storage || t.dtype != t.storage->dtype ||
             dtypeStorageClass(t.dtype).empty())
-            return "holds a tensor this writer cannot store yet (sparse, meta, quantized or " +
-                   std::string(dtypeName(t.dtype)) + ")";
+            return c.refuse("holds a tensor this writer cannot store yet (sparse, meta, quantized or " +
+                                std::string(dtypeName(t.dtype)) + ")",
+                            false);
         if (t.isParameter && v->state() && !v->state()->isNone() &&
             !(v->state()->isDict() && v->state()->entries().empty()))
-            return "holds a parameter with extra state";
-        return {};
+            return c.refuse("holds a parameter with extra state", false);
+        return;
     }
     default:
         break;
     }
-    if (!seen.insert(v.get()).second)
-        return {};
+    if (!c.seen.insert(v.get()).second)
+        return;
     for (const auto &i : v->items())
-        if (auto r = weightsOnlyBlocker(i, seen, depth + 1); !r.empty())
-            return r;
+        weightsOnlyBlocker(i, c, depth + 1);
     for (const auto &e : v->entries()) {
-        if (auto r = weightsOnlyBlocker(e.key, seen, depth + 1); !r.empty())
-            return r;
-        if (auto r = weightsOnlyBlocker(e.value, seen, depth + 1); !r.empty())
-            return r;
+        weightsOnlyBlocker(e.key, c, depth + 1);
+        weightsOnlyBlocker(e.value, c, depth + 1);
     }
     if (v->isDict() && v->state() && v->pythonClass() != "collections.OrderedDict")
-        return {}; // a plain dict's BUILD state is not written
+        return; // a plain dict's BUILD state is not written
     if (v->state())
-        if (auto r = weightsOnlyBlocker(v->state(), seen, depth + 1); !r.empty())
-            return r;
-    return {};
+        weightsOnlyBlocker(v->state(), c, depth + 1);
 }
 
+// Why a value cannot go into a weights-only file, said whole ("holds a set (builtins.set), ...");
+// "" when it can.
 std::string blockerOf(const ValuePtr &v)
 {
-    std::unordered_set<const Value *> seen;
-    return weightsOnlyBlocker(v, seen);
+    WeightsOnlyCheck c;
+    weightsOnlyBlocker(v, c);
+    if (c.first.empty())
+        return {};
+    if (c.newerAccepts)
+        return c.first + ": torch 2.6's torch.load(weights_only=True) accepts it, but torch 1.13's does not, and a "
+                         "weights-only file is written to load with both";
+    return c.first + ", which a weights-only file cannot hold";
+}
+
+// The entries predict normalises inputs with (inferencemeta.cpp's preprocessingOf): the ones an
+// inference package carries as input_mean/input_std or preprocessing.
+bool isNormalisationKey(const std::string &k)
+{
+    return k == "input_mean" || k == "input_std" || k == "preprocessing" || k == "normalization" || k == "normalize";
+}
+
+// An optimizer's state_dict() (its 'state' and 'param_groups'), or a list of them as Lightning
+// keeps: what a second optimizer (a GAN's optD) is, beside the one found for the model.
+bool holdsOptimizerState(const ValuePtr &v)
+{
+    if (!v)
+        return false;
+    if (v->isSequence())
+        return !v->items().empty() && std::all_of(v->items().begin(), v->items().end(), [](const ValuePtr &i) {
+            return i && i->isDict() && holdsOptimizerState(i);
+        });
+    const auto state = v->isDict() ? v->get("state") : nullptr;
+    const auto groups = v->isDict() ? v->get("param_groups") : nullptr;
+    return state && state->isDict() && groups && groups->isSequence();
 }
 
 std::string normalisedPrefix(std::string p)
@@ -312,6 +387,8 @@ public:
             buildTarget();
             if (m_o.classes)
                 checkClassCount();
+            if (m_plan.weightsOnly && m_plan.root)
+                noteTypeChanges();
         }
         if (m_o.castTo)
             planCasts();
@@ -341,6 +418,61 @@ public:
                     devices.insert(t.ref().storage->location);
             for (const auto &d : devices)
                 m_plan.warnings.push_back("saved device tag '" + d + "' is written as 'cpu'");
+        }
+    }
+
+    // Values read as a str, int or float of a class of their own (a torch.device, a numpy scalar,
+    // a datetime) are written as the plain value to a weights-only file: said once per class, with
+    // where, so that a torch.device coming back as 'cuda:0' is not a surprise. (TorchVersion is a
+    // str that torch itself compares as one; a layout is written as torch writes it.)
+    void noteTypeChanges()
+    {
+        struct Seen {
+            std::string first;
+            std::string text;
+            std::size_t count = 0;
+        };
+        std::map<std::string, Seen> byClass;
+        std::unordered_set<const Value *> seen;
+        std::vector<std::pair<ValuePtr, std::string>> stack{{m_plan.root, ""}};
+        while (!stack.empty()) {
+            auto [v, path] = std::move(stack.back());
+            stack.pop_back();
+            if (!v || v->isTensor() || !seen.insert(v.get()).second)
+                continue;
+            using K = Value::Kind;
+            const K kind = v->kind();
+            if (kind == K::String || kind == K::Int || kind == K::BigInt || kind == K::Float || kind == K::Bool) {
+                const std::string &cls = v->pythonClass();
+                if (cls.empty() || cls == "torch.layout" || cls == "torch.torch_version.TorchVersion")
+                    continue;
+                auto &s = byClass[cls];
+                if (s.count++ == 0) {
+                    s.first = path;
+                    s.text = kind == K::String  ? "the str '" + v->text() + "'"
+                             : kind == K::Float ? std::string("a float")
+                             : kind == K::Bool  ? std::string("a bool")
+                                                : std::string("an int");
+                }
+                continue;
+            }
+            const std::string prefix = path.empty() ? path : path + "/";
+            for (std::size_t i = v->items().size(); i-- > 0;)
+                stack.emplace_back(v->items()[i], prefix + std::to_string(i));
+            for (std::size_t i = v->entries().size(); i-- > 0;)
+                if (const auto &e = v->entries()[i]; e.key && e.value && !e.value->isTensor())
+                    stack.emplace_back(e.value, prefix + keyText(*e.key));
+        }
+        for (const auto &[cls, s] : byClass) {
+            std::string w = "'" + s.first + "'" +
+                            (s.count > 1 ? " and " + std::to_string(s.count - 1) + " other values are " : " is ") +
+                            (s.count > 1 ? cls : "a " + cls) + ", written as " +
+                            (s.count > 1 ? "plain values (the first as " + s.text + ")" : s.text) + ": ";
+            w += newerWeightsOnlyAccepts(cls) ? "torch 2.6's torch.load(weights_only=True) accepts a " + cls +
+                                                    ", but torch 1.13's does not, and a weights-only file is written "
+                                                    "to load with both"
+                                              : "a weights-only file cannot hold a " + cls;
+            m_plan.warnings.push_back(w);
         }
     }
 
@@ -854,13 +986,16 @@ private:
                 // say that they are not the set written, rather than that they are not tensors.
                 const bool otherWeights = std::any_of(m_doc.otherWeightSets.begin(), m_doc.otherWeightSets.end(),
                                                       [&k](const KeyPath &p) { return !p.empty() && p.front() == k; });
-                m_plan.lost.push_back({k, otherWeights ? "another set of weights: the file's model weights, under '" +
-                                                             pathText(m_doc.stateDictPath) + "', are the ones written"
-                                                       : why});
+                m_plan.lost.push_back({k, otherWeights
+                                              ? "another set of weights: the file's model weights, under '" +
+                                                    pathText(m_doc.stateDictPath) +
+                                                    "', are the ones written; convert this one on its own with " +
+                                                    otherWeightSetsUnder(k)
+                                              : why});
                 continue;
             }
             if (auto b = blockerOf(e.value); !b.empty()) {
-                m_plan.lost.push_back({k, b + ", which a weights-only file cannot hold"});
+                m_plan.lost.push_back({k, b});
                 continue;
             }
             into->entries().push_back({Value::string(k), e.value});
@@ -924,7 +1059,7 @@ private:
             if (auto v = rootEntry(s)) {
                 m_usedRootKeys.insert(s);
                 if (auto b = blockerOf(v); !b.empty()) {
-                    m_plan.lost.push_back({s, b + ", which a weights-only file cannot hold"});
+                    m_plan.lost.push_back({s, b});
                     break;
                 }
                 m_plan.carried.push_back(std::string(s) == key ? key : key + " (from '" + s + "')");
@@ -1132,6 +1267,28 @@ private:
                         m_plan.lost.push_back({k, "training state left out (--drop-optimizer)"});
                         continue;
                     }
+                    // A mean and std kept as a tensor or numpy array (alone or in a preprocessing
+                    // dict), the fields an inference package carries for predict: their numbers,
+                    // as the inference sidecar writes them, which predict reads back to normalise
+                    // as the source did. (The reader may take a dict of vectors for weights.)
+                    if (isNormalisationKey(k) && holdsNonJson(e.value)) {
+                        nlohmann::ordered_json json;
+                        try {
+                            json = valueToPlainJson(e.value, "JSON text", metaBudget);
+                        } catch (const FormatError &) {
+                            json = nullptr;
+                        }
+                        if (!json.is_null() && writeTensorNumbers(e.value, json, 0)) {
+                            meta[k] = pythonJsonText(json);
+                            jsonKeys.insert(k);
+                            m_plan.carried.push_back("__metadata__/" + k +
+                                                     " (its tensors or arrays as lists of numbers)");
+                            m_plan.warnings.push_back("'" + k +
+                                                      "' holds tensors or numpy arrays: written to __metadata__ "
+                                                      "as JSON lists of their numbers");
+                            continue;
+                        }
+                    }
                     // Another network's weights (a GAN's discriminator, the EMA --ema did not take)
                     // are not metadata that failed to fit: say what they are and how to write them.
                     if (const std::string sets = otherWeightSetsUnder(k); !sets.empty()) {
@@ -1141,25 +1298,30 @@ private:
                                     "'); convert this one on its own with " + sets});
                         continue;
                     }
-                    std::string text;
+                    // Another network's optimizer (a GAN's optD) is not metadata that failed to fit either.
+                    if (holdsOptimizerState(e.value)) {
+                        m_plan.lost.push_back({k, "safetensors holds no optimizer state"});
+                        continue;
+                    }
+                    nlohmann::ordered_json json;
                     try {
-                        text = e.value->isString() ? std::string()
-                                                   : pythonJsonText(valueToPlainJson(e.value, "JSON text", metaBudget));
+                        if (!e.value->isString())
+                            json = valueToPlainJson(e.value, "JSON text", metaBudget);
                     } catch (const FormatError &error) {
                         m_plan.lost.push_back({k, error.what()});
                         continue;
                     }
                     if (e.value->isString()) {
                         meta[k] = e.value->text();
-                    } else if (holdsNonJson(e.value)) {
+                        m_plan.carried.push_back("__metadata__/" + k);
+                    } else if (!holdsNonJson(e.value)) {
+                        meta[k] = pythonJsonText(json); // JSON text: metadata values are strings
+                        jsonKeys.insert(k);
+                        m_plan.carried.push_back("__metadata__/" + k);
+                    } else {
                         m_plan.lost.push_back(
                             {k, "holds tensors or objects, which safetensors metadata (strings) cannot hold"});
-                        continue;
-                    } else {
-                        meta[k] = text; // JSON text: metadata values are strings
-                        jsonKeys.insert(k);
                     }
-                    m_plan.carried.push_back("__metadata__/" + k);
                 }
             if (!meta.contains("format"))
                 meta["format"] = "pt";
@@ -1243,24 +1405,41 @@ private:
 
     // Replaces the description valueToJson wrote for a small floating tensor (in `out`) by its
     // numbers: a list, or one number for a 0-d tensor (a loss kept as a tensor); dicts recursed.
-    static void writeTensorNumbers(const ValuePtr &v, nlohmann::ordered_json &out, int depth)
+    // True when `out` then holds `v` as plain JSON: nothing in it is a description any more.
+    static bool writeTensorNumbers(const ValuePtr &v, nlohmann::ordered_json &out, int depth)
     {
         if (!v || depth > 4)
-            return;
-        if (v->isTensor() && v->tensorRef() && dtypeIsFloating(v->tensorRef()->dtype)) {
+            return !holdsNonJson(v);
+        if (v->isTensor()) {
+            if (!v->tensorRef() || !dtypeIsFloating(v->tensorRef()->dtype))
+                return false;
             const auto &r = *v->tensorRef();
-            if (auto n = vectorTensorNumbers(r); !n.empty() && r.numel() == std::ssize(n))
-                out = r.shape.empty() ? nlohmann::ordered_json(n[0]) : nlohmann::ordered_json(n);
-        } else if (v->isDict() && out.is_object()) {
-            // Looked up through an index: an ordered_json object finds a key by walking its keys.
-            std::unordered_map<std::string_view, nlohmann::ordered_json *> byKey;
-            for (auto &[k, child] : out.items())
-                byKey.emplace(k, &child);
-            for (const auto &e : v->entries())
-                if (e.key && e.key->isString() && (e.value && (e.value->isTensor() || e.value->isDict())))
-                    if (const auto it = byKey.find(e.key->text()); it != byKey.end())
-                        writeTensorNumbers(e.value, *it->second, depth + 1);
+            auto n = vectorTensorNumbers(r);
+            if (n.empty() || r.numel() != std::ssize(n))
+                return false;
+            out = r.shape.empty() ? nlohmann::ordered_json(n[0]) : nlohmann::ordered_json(n);
+            return true;
         }
+        if (!v->isDict() || !out.is_object())
+            return !holdsNonJson(v);
+        // Looked up through an index: an ordered_json object finds a key by walking its keys.
+        std::unordered_map<std::string_view, nlohmann::ordered_json *> byKey;
+        for (auto &[k, child] : out.items())
+            byKey.emplace(k, &child);
+        bool plain = true;
+        for (const auto &e : v->entries()) {
+            if (!e.key || !e.key->isString()) {
+                plain = false;
+                continue;
+            }
+            if (e.value && (e.value->isTensor() || e.value->isDict())) {
+                const auto it = byKey.find(e.key->text());
+                plain = (it != byKey.end() && writeTensorNumbers(e.value, *it->second, depth + 1)) && plain;
+            } else {
+                plain = plain && !holdsNonJson(e.value);
+            }
+        }
+        return plain;
     }
 
     // --class-names as the list a package holds; null when not given.
@@ -1617,7 +1796,10 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
         for (const auto &p : doc.otherWeightSets)
             if (p.size() > 1 && p.front() == doc.stateDictPath.front())
                 plan.lost.push_back({pathText(p), "another set of weights: the file's model weights, under '" +
-                                                      pathText(doc.stateDictPath) + "', are the ones written"});
+                                                      pathText(doc.stateDictPath) +
+                                                      "', are the ones written; convert this one on its own with "
+                                                      "--weights '" +
+                                                      pathText(p) + "'"});
     if (options.to == ConvertTarget::Inference || options.sidecar)
         plan.sidecarPath = sidecarPathFor(output);
     return plan;

@@ -812,6 +812,7 @@ def main():
         compare('YOLO-style ema', obj['ema'].state_dict(), want['ema'].state_dict())
     full_model_from_weights(res, convert, fx, out)
     newer_dtypes(res, convert, a.ckpt, fx, out)
+    kept_values(res, convert, a.ckpt, fx, out)
 
     # --- shared storages stay shared; safetensors aliases come back ------------------------------
     src = os.path.join(fx, 'tied_weights.pth')
@@ -1217,6 +1218,149 @@ def main():
     shutil.rmtree(work)
     shutil.rmtree(out)
     return res.finish()
+
+
+def _weights_only_13_loads(value):
+    """Whether this torch's torch.load(weights_only=True) reads {'v': value} back (BINFLOAT, which
+    1.13 refuses for any float, read with the same allowlist as load_weights_only does)."""
+    fd, path = tempfile.mkstemp(suffix='.pth')
+    os.close(fd)
+    try:
+        torch.save({'v': value}, path)
+        load_weights_only(path)
+        return True
+    except Exception:  # noqa: BLE001 - any refusal of the weights-only reader
+        return False
+    finally:
+        os.remove(path)
+
+
+def kept_values(res, convert, ckpt, fx, out):
+    """Values beside the weights, judged by torch: mean/std kept as tensors or numpy arrays reach a
+    safetensors file as lists that predict normalises with, as the source did; a weights-only file
+    keeps each value this torch's torch.load(weights_only=True) reads and lists the others with their
+    type and the torch that would read them; a second optimizer and a second set of weights are
+    said to be what they are."""
+    import argparse as _argparse
+    import numpy as np
+
+    def predict(path, row):
+        r = subprocess.run([ckpt, 'predict', path, '--input', ','.join(repr(x) for x in row), '--json'],
+                           capture_output=True, text=True, timeout=120)
+        return json.loads(r.stdout) if r.returncode == 0 else {'error': r.stderr}
+
+    # 1. Mean/std as a tensor and a numpy array, alone and in a preprocessing dict.
+    torch.manual_seed(5)
+    net = SimpleNN(10, 50, 2).eval()
+    mean32 = np.linspace(-1, 1, 10).astype(np.float32)
+    std32 = np.full(10, 0.3, dtype=np.float32)
+    pkgs = {
+        'tmean': os.path.join(fx, 'predict_package_tensor_mean.pth'),
+        'np_pre': os.path.join(out, 'kv_np_pre.pth'),
+        't_pre': os.path.join(out, 'kv_t_pre.pth'),
+    }
+    torch.save({'model_state_dict': net.state_dict(), 'model_config': CONFIG,
+                'preprocessing': {'mean': mean32, 'std': std32}, 'class_names': ['Negative', 'Positive']},
+               pkgs['np_pre'])
+    torch.save({'model_state_dict': net.state_dict(), 'model_config': CONFIG,
+                'preprocessing': {'mean': torch.from_numpy(mean32), 'std': torch.from_numpy(std32)}}, pkgs['t_pre'])
+    row = [0.1 * i - 0.3 for i in range(1, 11)]
+    for name, src in pkgs.items():
+        dest = os.path.join(out, 'kv_%s.safetensors' % name)
+        r, doc = convert(src, '--to', 'safetensors', '-o', dest)
+        if r.returncode != 0:
+            continue
+        theirs = torch.load(src, weights_only=False)
+        _, meta, _ = read_safetensors(dest)
+        lost = {l['entry']: l['reason'] for l in doc['lost']}
+        fields = ['input_mean', 'input_std'] if 'input_mean' in theirs else ['preprocessing']
+        for f in fields:
+            want = theirs[f]
+            want = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in want.items()} if isinstance(want, dict) \
+                else np.asarray(want, dtype=np.float64).tolist()
+            got = json.loads(meta[f]) if f in meta else None
+            res.check(f not in lost and got == want and f in json.loads(meta.get('checkpoint_studio.json_keys', '[]')) and
+                      any(f in w and 'lists' in w for w in doc['warnings']),
+                      'safetensors %s: %s written as the JSON lists of its numbers, with a note' % (name, f),
+                      '%r %r %r' % (lost.get(f), got, doc['warnings']))
+        # predict on the output normalises as on the source: and both as torch does.
+        a, b = predict(src, row), predict(dest, row)
+        sd = theirs['model_state_dict']
+        model = SimpleNN(10, 50, 2).eval()
+        model.load_state_dict(sd)
+        pre = theirs.get('preprocessing') or {'mean': theirs['input_mean'], 'std': theirs['input_std']}
+        x = ((torch.tensor([row], dtype=torch.float64) - torch.as_tensor(np.asarray(pre['mean']), dtype=torch.float64)) /
+             torch.as_tensor(np.asarray(pre['std']), dtype=torch.float64)).float()
+        with torch.no_grad():
+            want = model(x)[0].tolist()
+        la = a.get('outputs', [{}])[0].get('logits')
+        lb = b.get('outputs', [{}])[0].get('logits')
+        res.check(la is not None and la == lb and all(abs(p - q) <= 1e-5 * max(1, abs(q)) for p, q in zip(lb, want)),
+                  'safetensors %s: predict normalises as on the source, as torch computes' % name,
+                  '%r %r %r' % (la, lb, want))
+        info = subprocess.run([ckpt, 'info', dest], capture_output=True, text=True, timeout=60)
+        res.check(info.returncode == 0 and all('__metadata__/' + f + ':' in info.stdout for f in fields),
+                  'safetensors %s: ckpt info shows %s' % (name, fields), info.stdout[-800:] + info.stderr)
+
+    # 2. A weights-only file keeps what torch 1.13's weights_only reads, lists the rest.
+    lin = torch.nn.Linear(4, 2)
+    extra = collections.OrderedDict([
+        ('tags', {'a', 'b'}), ('frozen', frozenset({1})), ('dtype', torch.float16), ('dtype64', torch.float64),
+        ('bdtype', torch.bfloat16), ('counter', collections.Counter({'x': 2})), ('args', _argparse.Namespace(lr=0.5)),
+        ('note', 'plain'), ('sizes', [1, 2, (3, 4)])])
+    messy = os.path.join(out, 'kv_messy.pth')
+    torch.save(dict(epoch=1, model_state_dict=lin.state_dict(), dev=torch.device('cuda:0'), **extra), messy)
+    # What the source's types are called where they are listed: the global pickle names.
+    names = {'tags': 'builtins.set', 'frozen': 'builtins.frozenset', 'bdtype': 'torch.bfloat16',
+             'counter': 'collections.Counter', 'args': 'argparse.Namespace'}
+    dest = os.path.join(out, 'kv_messy_ck.pth')
+    r, doc = convert(messy, '--to', 'checkpoint', '-o', dest)
+    if r.returncode == 0:
+        got = load_weights_only(dest)
+        info = got['additional_info']
+        lost = {l['entry']: l['reason'] for l in doc['lost']}
+        for k, v in extra.items():
+            if _weights_only_13_loads(v):
+                res.check(k in info and info[k] == v and type(info[k]) is type(v) and k not in lost,
+                          'weights-only: %s (%s), which torch %s weights_only reads, is kept' %
+                          (k, type(v).__name__, torch.__version__), '%r %r' % (info.get(k), lost.get(k)))
+            else:
+                why = lost.get(k, '')
+                res.check(k not in info and names.get(k, '?') in why,
+                          'weights-only: %s (%s), which torch %s weights_only refuses, is listed naming its type' %
+                          (k, type(v).__name__, torch.__version__), why)
+        # The torch that would accept it, where the security report says one does.
+        for k in ('tags', 'counter', 'bdtype'):
+            res.check('torch 2.6' in lost.get(k, '') and 'torch 1.13' in lost.get(k, ''),
+                      'weights-only: %s said to load with torch 2.6 but not 1.13' % k, lost.get(k, ''))
+        for k in ('frozen', 'args'):
+            res.check('torch 2.6' not in lost.get(k, '') and 'cannot hold' in lost.get(k, ''),
+                      'weights-only: %s said to be held by no weights-only file' % k, lost.get(k, ''))
+        # torch.device: refused by this torch's weights_only, so written as its string, and said so.
+        if not _weights_only_13_loads(torch.device('cuda:0')):
+            res.check(info.get('dev') == 'cuda:0' and type(info['dev']) is str and
+                      any("'additional_info/dev'" in w and 'torch.device' in w and "'cuda:0'" in w
+                          for w in doc['warnings']),
+                      'weights-only: a torch.device written as its string, with a note of the type change',
+                      '%r %r' % (info.get('dev'), doc['warnings']))
+        else:
+            res.check(isinstance(info.get('dev'), torch.device), 'weights-only: a torch.device kept', repr(info.get('dev')))
+
+    # 3. A second optimizer and a second set of weights are said to be what they are.
+    gan = os.path.join(fx, 'weight_sets', 'gan.pth')
+    r, doc = convert(gan, '--to', 'safetensors', '-o', os.path.join(out, 'kv_gan.safetensors'))
+    if r.returncode == 0:
+        lost = {l['entry']: l['reason'] for l in doc['lost']}
+        theirs = torch.load(gan, weights_only=False)
+        res.check(set(theirs['optD']) == {'state', 'param_groups'} and 'optimizer state' in lost.get('optD', '') and
+                  'tensors or objects' not in lost.get('optD', ''),
+                  'safetensors: the second optimizer is said to be optimizer state', lost.get('optD', ''))
+    for target in ('state-dict', 'inference'):
+        r, doc = convert(gan, '--to', target, '-o', os.path.join(out, 'kv_gan_%s.pth' % target))
+        if r.returncode == 0:
+            lost = {l['entry']: l['reason'] for l in doc['lost']}
+            res.check(lost.get('netD', '').startswith('another set of weights') and "--weights 'netD'" in lost['netD'],
+                      '%s: the other set of weights names the --weights that writes it' % target, lost.get('netD', ''))
 
 
 if __name__ == '__main__':
