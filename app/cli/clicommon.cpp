@@ -29,16 +29,45 @@ Document readInput(const std::string &file, const std::string &weights)
     return doc;
 }
 
-ValuePtr findEntry(const Document &doc, const std::string &key)
+FoundEntry findEntry(const Document &doc, const std::string &key)
 {
+    // Every reading of the text, in the order they are tried.
+    struct Reading {
+        std::string what;
+        ValuePtr value;
+    };
+    std::vector<Reading> readings;
     for (const auto &t : doc.hasStateDict ? doc.stateDict : doc.tensors)
-        if (t.name == key)
-            return t.value;
+        if (t.name == key) {
+            readings.push_back({doc.hasStateDict ? "the state dict's entry of that name" : "the tensor of that name",
+                                t.value});
+            break;
+        }
+    readings.push_back({"the key at the top of the file", findPath(doc.root, {key})});
     std::vector<std::string> path;
     std::stringstream ss(key);
     for (std::string part; std::getline(ss, part, '/');)
         path.push_back(part);
-    return findPath(doc.root, path);
+    std::string steps;
+    for (const auto &p : path)
+        steps += (steps.empty() ? "" : " → ") + p;
+    if (path.empty())
+        readings.push_back({"the whole file", doc.root});
+    else if (path.size() > 1 || path[0] != key)  // one step, the key itself, is the top-level key again
+        readings.push_back({"the path " + steps, findPath(doc.root, path)});
+    FoundEntry found;
+    std::string taken;
+    for (const auto &r : readings) {
+        if (!r.value)
+            continue;
+        if (!found.value) {
+            found.value = r.value;
+            taken = r.what;
+        } else if (r.value != found.value && found.note.empty()) {
+            found.note = "'" + key + "' names both " + taken + " (taken) and " + r.what;
+        }
+    }
+    return found;
 }
 
 std::string securitySummary(const Document &doc, const SecurityReport &report)

@@ -20,9 +20,15 @@ int reportError(std::ostream &err, const std::string &file, const std::exception
 // of weights is the model's for everything the command does (see useWeightSet). Throws FormatError.
 Document readInput(const std::string &file, const std::string &weights = {});
 
-// One entry of a document by state-dict name (or a tensor's path when there is no state dict),
-// else by tree path ("model_state_dict/fc1.weight"); nullptr when there is none.
-ValuePtr findEntry(const Document &doc, const std::string &key);
+// One entry of a document named by the text as written: a state-dict name (or a tensor's path when
+// there is no state dict), else a key at the top of the file equal to the whole text (keys may hold
+// '/'), else a tree path ("model_state_dict/fc1.weight"). `value` is nullptr when none names one;
+// `note` is set when the text names more than one different entry, and says which was taken.
+struct FoundEntry {
+    ValuePtr value;
+    std::string note;
+};
+FoundEntry findEntry(const Document &doc, const std::string &key);
 
 // Hands `value` to the process for the rest of its life and returns it. A command that is done
 // when it has used a document ends without taking the document apart value by value (for a file

@@ -7,8 +7,11 @@
 #include "document.h"
 #include "dtype.h"
 #include "error.h"
+#include "textcodec.h"
 
 #include <iostream>
+#include <limits>
+#include <vector>
 
 namespace ckpt::cli {
 
@@ -19,7 +22,8 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
         if (!npy && !options.output.ends_with(".csv"))
             throw FormatError(options.output + ": the output must end in .npy or .csv");
         const Document &doc = keepUntilExit(readInput(options.file, options.weights));
-        const ValuePtr value = findEntry(doc, options.key);
+        const FoundEntry found = findEntry(doc, options.key);
+        const ValuePtr &value = found.value;
         if (!value || !value->isTensor())
             throw FormatError(doc.path + ": no tensor named '" + options.key + "'");
         const std::string bytes = ComputeLoader::api().exportBytes(
@@ -27,6 +31,8 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
         writeFileAtomically(options.output, {reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()},
                             protectingInputs(doc, options.force));
         out << options.output << ": " << bytes.size() << " bytes\n";
+        if (!found.note.empty())
+            out << "note: " << displayText(found.note) << "\n";
         // What the file holds that is not the tensor as stored, said rather than left to be found.
         const TensorRef &ref = *value->tensorRef();
         if (ref.quantization)
@@ -38,6 +44,19 @@ int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err
             out << "note: numpy has no complex32: written as complex64, every value exact\n";
         if (ref.layout == TensorRef::Layout::SparseCoo)
             out << "note: a sparse tensor: written dense (as tensor.to_dense() gives it)\n";
+        // A .csv holds rows of columns: a 0-d tensor is one value, a 1-d one a row, a 2-d one its
+        // rows; more dimensions than two are laid out flat, which the file cannot say itself.
+        if (!npy && ref.shape.size() > 2) {
+            std::int64_t rows = 1;
+            std::vector<std::int64_t> leading(ref.shape.begin(), ref.shape.end() - 1);
+            for (auto d : leading)
+                if (__builtin_mul_overflow(rows, d, &rows))  // only where the last dimension is 0
+                    rows = std::numeric_limits<std::int64_t>::max();
+            out << "note: a " << ref.shape.size() << "-d tensor " << shapeText(ref.shape) << " written as " << rows
+                << " rows of " << ref.shape.back() << " values: a row for each index of the leading dimensions "
+                << shapeText(leading) << " (the last of them changing fastest), a column for each index of the last; "
+                << "reshape to " << shapeText(ref.shape) << " to get the tensor back\n";
+        }
         return 0;
     } catch (const std::exception &e) {
         return reportError(err, options.file, e);

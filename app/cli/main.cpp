@@ -30,7 +30,7 @@ int main(int argc, char **argv)
     ckpt::cli::InfoOptions info;
     auto *infoCmd = app.add_subcommand("info", "Summarise a checkpoint: format, kind, state dict, optimizer, metadata");
     infoCmd->add_option("file", info.file, "Checkpoint file (.pth .pt .ckpt .bin .tar)")->required();
-    infoCmd->add_flag("--json", info.json, "Print a stable JSON document instead of text");
+    infoCmd->add_flag("--json", info.json, "Print a stable JSON document instead of text (state_dict.parameters as model.parameters() counts them; exact only for a model saved whole, see parameters_exact)");
     infoCmd->add_option("--weights", info.weights, "Use the set of weights at PATH as the model's (a tree path as ckpt info "
                                                    "lists them: ema_state_dict, netD, state_dict/student)")
         ->type_name("PATH");
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     ckpt::cli::ShowOptions show;
     auto *showCmd = app.add_subcommand("show", "Show one tensor (summary, statistics, first values) or any entry");
     showCmd->add_option("file", show.file, "Checkpoint file")->required();
-    showCmd->add_option("key", show.key, "State-dict name (fc1.weight) or tree path (model_state_dict/fc1.weight)")->required();
+    showCmd->add_option("key", show.key, "State-dict name (fc1.weight) or top-level key as written, else tree path (model_state_dict/fc1.weight)")->required();
     showCmd->add_option("--limit", show.limit, "How many values to print (default 100; 0: none, only the summary and statistics)")
         ->check(ckpt::cli::countOption(0, INT64_MAX, "the number of values to print is a whole number, 0 or more"));
     showCmd->add_option("--histogram", show.histogram,
@@ -72,8 +72,8 @@ int main(int argc, char **argv)
     ckpt::cli::ExportOptions exportOptions;
     auto *exportCmd = app.add_subcommand("export", "Write one tensor to a .npy or .csv file");
     exportCmd->add_option("file", exportOptions.file, "Checkpoint file")->required();
-    exportCmd->add_option("key", exportOptions.key, "State-dict name or tree path of the tensor")->required();
-    exportCmd->add_option("-o,--output", exportOptions.output, "Output file (.npy or .csv)")->required();
+    exportCmd->add_option("key", exportOptions.key, "State-dict name or top-level key as written, else tree path of the tensor")->required();
+    exportCmd->add_option("-o,--output", exportOptions.output, "Output file (.npy, or .csv: a row per index of the leading dimensions, a column per index of the last)")->required();
     exportCmd->add_flag("--force", exportOptions.force, "Replace an existing output file");
     exportCmd->add_option("--weights", exportOptions.weights,
                           "Look state-dict names up in the set of weights at PATH (a tree path as ckpt info lists them)")

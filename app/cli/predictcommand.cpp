@@ -95,15 +95,17 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
     return in;
 }
 
-void printArchitecture(std::ostream &out, const Architecture &arch)
+// `inputShape`: the shape of what ran (as --json's input_shape gives it), the batch dimension
+// first; the model's own sample shape when nothing ran (--show-arch).
+void printArchitecture(std::ostream &out, const Architecture &arch, const std::vector<std::int64_t> &inputShape)
 {
     out << "architecture: " << sourceName(arch.source) << (arch.exact ? " (exact)" : " (not exact)") << "\n";
     for (const auto &a : arch.assumptions)
         out << "  assumption: " << a << "\n";
     for (const auto &line : describeArchitecture(arch))
         out << "  " << line << "\n";
-    if (!arch.inputShape.empty())
-        out << "input shape: " << shapeText(arch.inputShape) << (arch.integerInput ? " (integer indices)" : "") << "\n";
+    if (!inputShape.empty())
+        out << "input shape: " << shapeText(inputShape) << (arch.integerInput ? " (integer indices)" : "") << "\n";
 }
 
 } // namespace
@@ -123,7 +125,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
                            .dump(1)
                     << "\n";
             else
-                printArchitecture(out, arch);
+                printArchitecture(out, arch, arch.inputShape);
             return 0;
         }
         const bool wantRun = !o.inputs.empty() || !o.inputFile.empty();
@@ -173,7 +175,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             out << predictionToJson(r, arch, notes, input.shape).dump(1) << "\n";
             return 0;
         }
-        printArchitecture(out, arch);
+        printArchitecture(out, arch, input.shape);
         for (const auto &n : notes)
             out << "note: " << n << "\n";
         out << "normalized: "

@@ -242,9 +242,12 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
 {
     try {
         const Document &doc = keepUntilExit(readInput(options.file, options.weights));
-        const ValuePtr value = findEntry(doc, options.key);
+        const FoundEntry found = findEntry(doc, options.key);
+        const ValuePtr &value = found.value;
         if (!value)
             throw FormatError(doc.path + ": no tensor or entry named '" + options.key + "'");
+        if (!found.note.empty() && !options.json)
+            out << "note: " << displayText(found.note) << '\n';
         json j;
         if (value->isTensor()) {
             const auto &r = *value->tensorRef();
@@ -293,6 +296,8 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
             return 0;
         }
         if (options.json) {
+            if (!found.note.empty())
+                j["note"] = found.note;
             out << j.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
             return 0;
         }

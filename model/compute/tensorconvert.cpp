@@ -13,6 +13,17 @@
 
 namespace ckpt {
 
+namespace {
+
+// Whether LibTorch has a quantized type for the stored integers (the packed 4- and 2-bit types
+// are not read as one value a byte).
+bool torchQuantizable(const TensorRef &ref)
+{
+    return ref.dtype == DType::QInt8 || ref.dtype == DType::QUInt8 || ref.dtype == DType::QInt32;
+}
+
+} // namespace
+
 at::Tensor toDenseValues(const TensorRef &ref)
 {
     at::Tensor t = toTensor(ref, false);
@@ -21,18 +32,50 @@ at::Tensor toDenseValues(const TensorRef &ref)
     if (!ref.quantization)
         return t;
     const auto &q = *ref.quantization;
-    at::Tensor raw = t.to(at::kDouble);
+    // The values are LibTorch's own dequantize() of the stored integers: torch computes them in
+    // float32 by formulas that differ by scheme and, per tensor, by the CPU's vector width (its
+    // vectorised loop rounds some int32 values otherwise than its scalar one), so only its kernel
+    // gives tensor.dequantize()'s bits. The quantized tensor is made contiguous in its suggested
+    // memory format, as torch's dequantize() makes it, so each element goes through the same loop.
     if (q.scales && q.zeroPoints && q.scales->isTensor() && q.zeroPoints->isTensor()) {
         const auto axis = q.axis < 0 ? q.axis + t.dim() : q.axis;
         if (axis < 0 || axis >= t.dim())
             throw std::runtime_error("quantization axis " + std::to_string(q.axis) + " is outside the tensor");
+        at::Tensor scales = toTensor(*q.scales->tensorRef(), false);
+        at::Tensor zeros = toTensor(*q.zeroPoints->tensorRef(), false);
+        if (scales.dim() != 1 || zeros.dim() != 1 || scales.numel() != t.size(axis) || zeros.numel() != t.size(axis))
+            throw std::runtime_error("quantization has " + std::to_string(scales.numel()) + " scales and " +
+                                     std::to_string(zeros.numel()) + " zero points for " +
+                                     std::to_string(t.size(axis)) + " channels");
+        // Float zero points make torch's per_channel_affine_float_qparams (float32 parameters),
+        // integer ones per_channel_affine (float64 scales, int64 zero points).
+        const bool floatParams = at::isFloatingType(zeros.scalar_type());
+        if (torchQuantizable(ref)) {
+            try {
+                return at::_make_per_channel_quantized_tensor(t, floatParams ? scales.to(at::kFloat) : scales.to(at::kDouble),
+                                                              floatParams ? zeros.to(at::kFloat) : zeros.to(at::kLong), axis)
+                    .dequantize();
+            } catch (const c10::Error &) {
+                // Parameters LibTorch refuses (a zero point out of range): the formula of its loop.
+            }
+        }
         std::vector<std::int64_t> shape(static_cast<std::size_t>(t.dim()), 1);
         shape[static_cast<std::size_t>(axis)] = -1;
-        at::Tensor scales = toTensor(*q.scales->tensorRef(), false).to(at::kDouble).reshape(shape);
-        at::Tensor zeros = toTensor(*q.zeroPoints->tensorRef(), false).to(at::kDouble).reshape(shape);
-        return ((raw - zeros) * scales).to(at::kFloat);
+        if (floatParams)  // all in float32
+            return (t.to(at::kFloat) - zeros.to(at::kFloat).reshape(shape)) * scales.to(at::kFloat).reshape(shape);
+        // (float(value) - zero point) in float32, times the float64 scale, rounded to float32.
+        return ((t.to(at::kFloat) - zeros.to(at::kFloat).reshape(shape)).to(at::kDouble) *
+                scales.to(at::kDouble).reshape(shape))
+            .to(at::kFloat);
     }
-    return ((raw - static_cast<double>(q.zeroPoint)) * q.scale).to(at::kFloat);
+    if (torchQuantizable(ref)) {
+        try {
+            return at::_make_per_tensor_quantized_tensor(t, q.scale, q.zeroPoint).dequantize();
+        } catch (const c10::Error &) {
+        }
+    }
+    // torch's scalar loop: (float(value) - float(zero point)) * float(scale), all in float32.
+    return (t.to(at::kFloat) - static_cast<float>(q.zeroPoint)) * static_cast<float>(q.scale);
 }
 
 void checkSourceIntact(const TensorRef &ref)

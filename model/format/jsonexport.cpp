@@ -18,6 +18,7 @@
 #include <limits>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -772,6 +773,58 @@ json tensorList(const std::vector<NamedTensor> &list, bool placeholder)
     return tensors;
 }
 
+// The state dict's parameters as sum(p.numel() for p in model.parameters()) counts them: a tensor
+// tied to another (the same storage, offset, shape, strides and type: an lm_head sharing the
+// embedding's weight) once, buffers not at all. A pickled module tree says which tensors are
+// buffers (its modules' _buffers); any other state dict does not, and the buffers known by name
+// (BatchNorm's running_mean, running_var, num_batches_tracked) are all that is left out: `exact`
+// says which.
+struct ParameterCount {
+    std::int64_t count = 0;
+    bool exact = false;
+};
+
+ParameterCount parameterCount(const Document &doc)
+{
+    ParameterCount out;
+    std::unordered_set<const Value *> buffers;
+    if (doc.stateDictSource == "module_tree") {
+        out.exact = true;
+        std::unordered_set<const Value *> seen;
+        std::vector<ValuePtr> stack{doc.stateDictPath.empty() ? doc.root : findPath(doc.root, doc.stateDictPath)};
+        while (!stack.empty()) {
+            const ValuePtr m = std::move(stack.back());
+            stack.pop_back();
+            if (!m || !isModule(*m) || !seen.insert(m.get()).second)
+                continue;
+            if (auto b = m->state()->get("_buffers"); b && b->isDict())
+                for (const auto &e : b->entries())
+                    if (e.value)
+                        buffers.insert(e.value.get());
+            if (auto children = m->state()->get("_modules"); children && children->isDict())
+                for (const auto &e : children->entries())
+                    stack.push_back(e.value);
+        }
+    }
+    auto knownBuffer = [](const std::string &name) {
+        const auto dot = name.rfind('.');
+        const std::string_view last = dot == std::string::npos ? std::string_view(name) : std::string_view(name).substr(dot + 1);
+        return last == "running_mean" || last == "running_var" || last == "num_batches_tracked";
+    };
+    std::set<std::tuple<const void *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>, int>> counted;
+    for (const auto &t : doc.stateDict) {
+        if (out.exact ? buffers.contains(t.value.get()) : knownBuffer(t.name))
+            continue;
+        const TensorRef &r = t.ref();
+        const void *where = r.storage ? static_cast<const void *>(r.storage.get()) : static_cast<const void *>(&r);
+        if (!counted.insert({where, r.storageOffset, r.shape, r.strides, static_cast<int>(r.dtype)}).second)
+            continue;
+        if (__builtin_add_overflow(out.count, std::max<std::int64_t>(0, r.numel()), &out.count))
+            return {std::numeric_limits<std::int64_t>::max(), out.exact};
+    }
+    return out;
+}
+
 json documentJson(const Document &doc, bool placeholder)
 {
     // One budget for every value the document writes: an optimizer's per-parameter states are
@@ -792,7 +845,10 @@ json documentJson(const Document &doc, bool placeholder)
         sd["source"] = doc.stateDictSource;
         sd["others"] = doc.otherWeightSets;
         sd["tensors"] = std::move(tensors);  // moved: a copy of 20,000 entries costs more than making them
-        sd["parameters"] = doc.parameterCount();
+        const ParameterCount params = parameterCount(doc);
+        sd["parameters"] = params.count;
+        sd["parameters_exact"] = params.exact;
+        sd["elements"] = doc.parameterCount();  // every tensor's, tied ones and buffers included
         sd["bytes"] = doc.stateDictBytes();
     } else {
         j["state_dict"] = nullptr;

@@ -35,6 +35,98 @@ def as_int(text):
         return text
 
 
+def quantized_tensors():
+    """Quantized tensors of every scheme and integer type, large enough that a value computed in
+    another precision than torch's float32 (or by another of its loops) would show."""
+    g = torch.Generator().manual_seed(71)
+    x = torch.randn(203, 37, generator=g) * 3
+    scales = torch.rand(203, generator=g, dtype=torch.float64) * 0.1 + 0.001
+    zeros = torch.randint(-10, 10, (203,), generator=g)
+    cols = torch.rand(37, generator=g, dtype=torch.float64) * 0.1 + 0.001
+    return {
+        'pt_qint8': torch.quantize_per_tensor(x, 0.1, 3, torch.qint8),
+        'pt_quint8': torch.quantize_per_tensor(x, 0.0731, 128, torch.quint8),
+        'pt_qint32': torch.quantize_per_tensor(x * 1e6, 0.0131, 12345, torch.qint32),
+        'pt_qint32_big': torch.quantize_per_tensor(x * 1e8, 0.3, -123457, torch.qint32),
+        'pt_qint8_transposed': torch.quantize_per_tensor(x, 0.0123, -5, torch.qint8).t(),
+        'pc_qint8': torch.quantize_per_channel(x, scales, zeros, 0, torch.qint8),
+        'pc_quint8': torch.quantize_per_channel(x, scales, zeros + 128, 0, torch.quint8),
+        'pc_qint32': torch.quantize_per_channel(x * 1e6, scales, zeros * 1000 + 1234567, 0, torch.qint32),
+        'pc_qint8_axis1': torch.quantize_per_channel(x, cols, torch.randint(-10, 10, (37,), generator=g), 1,
+                                                     torch.qint8),
+        'pc_quint8_float_qparams': torch.quantize_per_channel(x, scales.float(), torch.randn(203, generator=g),
+                                                              0, torch.quint8),
+    }
+
+
+def same_bits(got, want):
+    return got.dtype == want.dtype and got.shape == want.shape and np.array_equal(
+        got.reshape(-1).view(np.uint32), np.ascontiguousarray(want).reshape(-1).view(np.uint32))
+
+
+def quantized_cases(res, ckpt, out):
+    """Dequantized values are tensor.dequantize()'s float32 bits, every one (computed in float64
+    and rounded once, about one in six is a unit in the last place off)."""
+    path = os.path.join(out, 'quantized.pth')
+    torch.save(quantized_tensors(), path)
+    for key, t in torch.load(path).items():
+        dest = os.path.join(out, 'quantized-%s.npy' % key)
+        r = subprocess.run([ckpt, 'export', path, key, '-o', dest], capture_output=True, text=True, timeout=60)
+        if not res.check(r.returncode == 0, 'quantized %s exported' % key, r.stderr):
+            continue
+        got, want = np.load(dest), t.dequantize().numpy()
+        res.check(same_bits(got, want), 'quantized %s (%s): .npy is tensor.dequantize() bit for bit' % (key, t.qscheme()),
+                  '%d of %d differ' % (int((got != want).sum()) if got.shape == want.shape else -1, want.size))
+
+
+def csv_layout_cases(res, ckpt, out):
+    """A .csv is rows of columns: a tensor of more than two dimensions is written with a row for each
+    index of its leading dimensions, and a note says how; 0-d, 1-d and 2-d tensors are written as
+    they are, without one."""
+    path = os.path.join(out, 'layouts.pth')
+    torch.save({'t3': torch.arange(24.).reshape(2, 3, 4), 't4': torch.arange(60.).reshape(5, 1, 3, 4),
+                'i3': torch.arange(24).reshape(2, 3, 4), 'm': torch.arange(6.).reshape(2, 3),
+                'v': torch.arange(5.), 's': torch.tensor(2.5)}, path)
+    for key, t in torch.load(path).items():
+        dest = os.path.join(out, 'layouts-%s.csv' % key)
+        r = subprocess.run([ckpt, 'export', path, key, '-o', dest], capture_output=True, text=True, timeout=60)
+        if not res.check(r.returncode == 0, 'layouts %s .csv' % key, r.stderr):
+            continue
+        got = np.loadtxt(dest, delimiter=',', ndmin=2)
+        rows = int(np.prod(t.shape[:-1])) if t.dim() > 1 else 1
+        want = t.double().numpy().reshape(rows, -1)
+        notes = [line for line in r.stdout.splitlines() if line.startswith('note: ')]
+        if t.dim() > 2:
+            said = ('%d rows of %d values' % (rows, t.shape[-1]) in notes[0] and str(list(t.shape)) in notes[0]
+                    if len(notes) == 1 else False)
+        else:
+            said = not notes
+        res.check(got.shape == want.shape and np.array_equal(got, want), 'layouts %s .csv: values row by row' % key,
+                  '%s vs %s' % (got.shape, want.shape))
+        res.check(said, 'layouts %s (%d-d) .csv: %s' % (key, t.dim(), 'a note says the rows and columns' if t.dim() > 2
+                                                       else 'no note'), '%r' % notes)
+
+
+def slash_key_cases(res, ckpt, out):
+    """A key that holds '/' names its entry as it is written before it is read as a path; where the
+    text is both, the output says which was taken."""
+    path = os.path.join(out, 'slash.pth')
+    torch.save({'encoder/layer_0/kernel': torch.arange(4.), 'a/b': torch.arange(3.) + 10,
+                'a': {'b': torch.arange(2.) + 20, 'c': torch.arange(2.) + 30}}, path)
+    theirs = torch.load(path)
+    for key, want, taken in (('encoder/layer_0/kernel', theirs['encoder/layer_0/kernel'], None),
+                             ('a/b', theirs['a/b'], 'a/b'), ('a/c', theirs['a']['c'], None)):
+        dest = os.path.join(out, 'slash-%d.npy' % len(want))
+        r = subprocess.run([ckpt, 'export', path, key, '-o', dest], capture_output=True, text=True, timeout=60)
+        if not res.check(r.returncode == 0, 'export %r from a file whose keys hold /' % key, r.stderr):
+            continue
+        notes = [line for line in r.stdout.splitlines() if line.startswith('note: ')]
+        said = any("'%s'" % taken in n and 'path' in n for n in notes) if taken else not notes
+        res.check(np.array_equal(np.load(dest), want.numpy()) and said,
+                  'export %r: the entry torch.load gives under it%s' % (key, ', and a note says which' if taken else ''),
+                  '%r' % notes)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -110,6 +202,10 @@ def main():
                   '%s %s %s' % (got.dtype, got.shape, got.flatten().tolist()))
         csv = [as_int(x) for line in open(dest + '.csv').read().splitlines() for x in line.split(',')]
         res.check(csv == e['values'], 'newer_dtypes.pth %s .csv exactly' % key, str(csv))
+
+    quantized_cases(res, a.ckpt, out)
+    csv_layout_cases(res, a.ckpt, out)
+    slash_key_cases(res, a.ckpt, out)
 
     # Safety of writes.
     src_path = os.path.abspath(os.path.join(a.fixtures, 'views.pth'))

@@ -138,6 +138,13 @@ def check_good(res, ckpt, name, path, expected):
             return
         res.check(sd.get('path') == sd_path, where, 'state_dict.path: ckpt says %r, expected %r' % (sd.get('path'), sd_path))
         check_tensors(res, where, sd, tensors, locations)
+        module = resolve(obj, sd_path)
+        if isinstance(module, torch.nn.Module) and not isinstance(module, torch.jit.ScriptModule):
+            # A pickled module tree tells parameters from buffers: the count is parameters()'s.
+            want = sum(p.numel() for p in module.parameters())
+            res.check(sd.get('parameters') == want and sd.get('parameters_exact') is True, where,
+                      'state_dict.parameters: ckpt says %r (exact %r), model.parameters() has %d'
+                      % (sd.get('parameters'), sd.get('parameters_exact'), want))
 
     if kind in ('training_checkpoint', 'inference_package'):
         check_metadata(res, where, doc, obj, kind)
@@ -184,8 +191,10 @@ def check_tensors(res, where, sd, tensors, locations):
             res.check(field in g and json_equal(g[field], value), tw,
                       '%s: ckpt says %r, PyTorch says %r' % (field, g.get(field, '<missing>'), value))
 
-    res.check(sd.get('parameters') == total_numel, where,
-              'state_dict.parameters: ckpt says %r, sum of numel is %d' % (sd.get('parameters'), total_numel))
+    res.check(sd.get('elements') == total_numel, where,
+              'state_dict.elements: ckpt says %r, sum of numel is %d' % (sd.get('elements'), total_numel))
+    res.check(isinstance(sd.get('parameters'), int) and 0 <= sd['parameters'] <= total_numel, where,
+              'state_dict.parameters: ckpt says %r, more than the %d elements' % (sd.get('parameters'), total_numel))
     res.check(sd.get('bytes') == total_bytes, where,
               'state_dict.bytes: ckpt says %r, sum of numel*element_size is %d' % (sd.get('bytes'), total_bytes))
 
@@ -297,6 +306,59 @@ def check_hostile(res, ckpt, name, path, info):
 
 # --------------------------------------------------------------------------
 
+# Models for parameter_cases, at module level so that torch.save can pickle them whole.
+class TiedLM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(100, 16)
+        self.layers = torch.nn.ModuleList([torch.nn.TransformerEncoderLayer(16, 2, 32) for _ in range(2)])
+        self.lm_head = torch.nn.Linear(16, 100, bias=False)
+        self.lm_head.weight = self.emb.weight
+
+
+class Block(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(c)
+        self.conv2 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(c)
+
+
+class ResNetLike(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 16, 7, 2, 3, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        self.layer1 = torch.nn.Sequential(Block(16), Block(16))
+        self.fc = torch.nn.Linear(16, 10)
+
+
+def parameter_cases(res, ckpt):
+    """state_dict.parameters is what sum(p.numel() for p in model.parameters()) says: tied weights
+    (an lm_head sharing the embedding's) once, BatchNorm's running statistics not at all; elements
+    is every tensor's count. Saved whole, the module tree says which tensors are buffers (exact);
+    as a state dict only BatchNorm's buffers are known by name, and parameters_exact says so."""
+    torch.manual_seed(81)
+    with tempfile.TemporaryDirectory(prefix='ckpt-params-') as folder:
+        for name, model in (('tied_lm', TiedLM()), ('resnet_like', ResNetLike())):
+            want = sum(p.numel() for p in model.parameters())
+            elements = sum(t.numel() for t in model.state_dict().values())
+            for how, obj in (('state dict', model.state_dict()), ('whole model', model)):
+                path = os.path.join(folder, '%s_%s.pth' % (name, how.split()[0]))
+                torch.save(obj, path)
+                r = subprocess.run([ckpt, 'info', '--json', path], capture_output=True, text=True, timeout=60)
+                sd = (json.loads(r.stdout).get('state_dict') or {}) if r.returncode == 0 else {}
+                exact = how == 'whole model'
+                res.check(sd.get('parameters') == want and sd.get('elements') == elements and
+                          sd.get('parameters_exact') is exact,
+                          'info --json %s (%s): parameters as model.parameters() counts them, elements every tensor\'s'
+                          % (name, how), 'ckpt: parameters %r elements %r exact %r; torch: parameters() %d, '
+                          'state dict elements %d; %s' % (sd.get('parameters'), sd.get('elements'),
+                                                          sd.get('parameters_exact'), want, elements, r.stderr.strip()))
+            res.check(want != elements, 'info --json %s: the case tells parameters from elements' % name)
+
+
 def main():
     ap = argparse.ArgumentParser(description='Compare `ckpt info --json` with torch.load.')
     ap.add_argument('--ckpt', required=True, help='path to the ckpt binary')
@@ -330,6 +392,8 @@ def main():
                 check_hostile(res, ckpt, name, os.path.join(fixtures, name), info)
             except Exception as e:
                 res.check(False, name, 'harness error: %s: %s' % (type(e).__name__, e))
+
+    parameter_cases(res, ckpt)
 
     # Mistakes in the command line exit 2 with a line that names them; help and version exit 0.
     sd = os.path.join(fixtures, 'state_dict.pth')

@@ -237,6 +237,28 @@ def review_cases(res, run, fixtures, tmp):
               any('[8, 8, 5]' in n for n in json.loads(r.stdout)['notes']), 'user class giving a map: a PNG too',
               r.stdout[-600:] + r.stderr)
 
+    # The text's input shape is what ran, as --json's input_shape says: a BatchNorm CNN saved whole,
+    # whose sample size is not in its weights, given a .npy batch of 2 at 16x16.
+    torch.manual_seed(67)
+    bn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    bn.train()
+    bn(torch.randn(2, 3, 16, 16))
+    bn.eval()
+    path = os.path.join(tmp, 'bn_full.pth')
+    torch.save(bn, path)
+    batch = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(68))
+    npy = os.path.join(tmp, 'bn_batch.npy')
+    np.save(npy, batch.numpy())
+    r, t = run(path, ['--input-file', npy, '--json']), run(path, ['--input-file', npy])
+    if res.check(r.returncode == 0 and t.returncode == 0, 'whole BatchNorm CNN on a .npy batch: runs', r.stderr + t.stderr):
+        d = json.loads(r.stdout)
+        ok, why = close([o['logits'] for o in d['outputs']], forward(bn, batch).tolist())
+        shown = [l for l in t.stdout.splitlines() if l.startswith('input shape: ')]
+        res.check(ok and d['input_shape'] == list(batch.shape) and shown == ['input shape: %s' % list(batch.shape)],
+                  'whole BatchNorm CNN on a .npy batch: the text\'s input shape is the batch that ran, as in --json',
+                  '%s json %s text %r' % (why, d['input_shape'], shown))
+
     # A model whose outputs are NaN (a diverged run's weights): the text says nan as torch prints
     # it (printf's "%.4f" said "-nan"), the JSON null.
     nan_path = os.path.join(tmp, 'nan_linear.pth')

@@ -375,7 +375,58 @@ def main():
     r = subprocess.run([a.ckpt, 'show', path, 'epoch'], capture_output=True, text=True, timeout=60)
     check(r.returncode == 0 and r.stdout.strip() == 'epoch (int): %d' % torch.load(path, weights_only=False)['epoch'],
           f'show a value as text: {r.stdout!r}')
+    with tempfile.TemporaryDirectory() as folder:
+        quantized_show(check, a.ckpt, folder)
+        slash_show(check, a.ckpt, folder)
     return results.finish()
+
+
+def quantized_show(check, ckpt, folder):
+    """ckpt show and tensors --stats read a quantized tensor as tensor.dequantize() does, to the bit:
+    each value shown is its float32 (computed in float64 and rounded once, about one in six was a
+    unit in the last place off), and the statistics are those of its values."""
+    sys.path.insert(0, HERE)
+    from test_export_vs_torch import quantized_tensors
+    path = os.path.join(folder, 'quantized.pth')
+    torch.save(quantized_tensors(), path)
+    rc, _, doc = run_json(ckpt, path, '--stats')
+    rows = {row['name']: row for row in doc['tensors']} if doc else {}
+    for key, t in torch.load(path).items():
+        want = t.dequantize()
+        r = subprocess.run([ckpt, 'show', path, key, '--limit', str(want.numel()), '--json'], capture_output=True,
+                           text=True, timeout=120)
+        shown = json.loads(r.stdout)['values'] if r.returncode == 0 else []
+        got = torch.tensor(shown, dtype=torch.float64) if shown else torch.empty(0, dtype=torch.float64)
+        wanted = want.flatten().double()
+        same = got.shape == wanted.shape and bool((got.float().double() == got).all()) and bool((got == wanted).all())
+        check(same, f'quantized {key} ({t.qscheme()}): show gives tensor.dequantize()\'s float32 values, every one '
+              f'({int((got != wanted).sum()) if got.shape == wanted.shape else "a different count of"} differ)')
+        st, ref = (rows.get(key) or {}).get('stats', {}), torch_stats(want)
+        check(all(close(st.get(k), ref.get(k)) for k in ('min', 'max', 'mean', 'std', 'l2', 'zero_fraction')) and
+              st.get('min') == float(want.min()) and st.get('max') == float(want.max()),
+              f'quantized {key}: tensors --stats are those of tensor.dequantize(): {st} vs {ref}')
+
+
+def slash_show(check, ckpt, folder):
+    """A top-level key that holds '/' is found as written before the text is read as a path; where it
+    is both (and they differ), the one taken is said, in text and in --json."""
+    path = os.path.join(folder, 'slash.pth')
+    torch.save({'encoder/layer_0/kernel': torch.arange(4.), 'a/b': torch.arange(3.) + 10,
+                'a': {'b': torch.arange(2.) + 20, 'c': torch.arange(2.) + 30}, '': torch.tensor([7.])}, path)
+    theirs = torch.load(path)
+    for key, want, both in (('encoder/layer_0/kernel', theirs['encoder/layer_0/kernel'], False),
+                            ('a/b', theirs['a/b'], True), ('a/c', theirs['a']['c'], False), ('', theirs[''], True)):
+        r = subprocess.run([ckpt, 'show', path, key, '--json'], capture_output=True, text=True, timeout=60)
+        shown = json.loads(r.stdout) if r.returncode == 0 else {}
+        note = shown.get('note', '')
+        check(shown.get('values') == want.tolist() and shown.get('shape') == list(want.shape) and
+              (("'%s'" % key) in note and 'taken' in note if both else 'note' not in shown),
+              f'show {key!r}: the entry torch.load gives under that key{", and a note says which" if both else ""}: '
+              f'{r.stdout[:300]} {r.stderr}')
+        t = subprocess.run([ckpt, 'show', path, key], capture_output=True, text=True, timeout=60)
+        notes = [line for line in t.stdout.splitlines() if line.startswith('note: ')]
+        check(t.returncode == 0 and (len(notes) == 1 and 'taken' in notes[0] if both else not notes),
+              f'show {key!r} as text: {"a note says which entry" if both else "no note"}: {t.stdout[:300]} {t.stderr}')
 
 
 if __name__ == '__main__':

@@ -213,8 +213,9 @@ void TestCompute::specialTensors()
             const auto real = api.values(r, 0, r.numel());
             const auto want = numbers(e.value("dequantized"));
             QCOMPARE(real.size(), want.size());
+            // tensor.dequantize()'s float32 values, to the bit (tolist() gives them exactly).
             for (std::size_t i = 0; i < want.size(); ++i)
-                QVERIFY2(std::abs(real[i] - want[i]) < 1e-6, qPrintable(where));
+                QVERIFY2(real[i] == want[i], qPrintable(where + QString(": %1 != %2").arg(real[i], 0, 'g', 17).arg(want[i], 0, 'g', 17)));
         } else if (layout == "sparse_coo") {
             QCOMPARE(r.layout, TensorRef::Layout::SparseCoo);
             QCOMPARE(api.values(r, 0, r.numel()), numbers(e.value("dense")));
