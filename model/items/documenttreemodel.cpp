@@ -133,7 +133,7 @@ QVariant DocumentTreeModel::toolTip(int id, const TreeNode &n) const
         return tip;
     }
     if (v.isString())
-        return path + QLatin1Char('\n') + valuetext::pythonStringRepr(QString::fromStdString(v.text()), 2000);
+        return path + QLatin1Char('\n') + valuetext::pythonStringRepr(v.text(), 2000);
     return path;
 }
 

@@ -2,6 +2,7 @@
 
 #include "computeapi.h"
 #include "dtype.h"
+#include "pythonrepr.h"
 #include "tensorref.h"
 #include "value.h"
 #include "valuetree.h"
@@ -14,114 +15,30 @@
 
 namespace ckpt::valuetext {
 
-namespace {
-
-QString hexByte(unsigned c)
-{
-    return QStringLiteral("\\x%1").arg(c, 2, 16, QLatin1Char('0'));
-}
-
-// Python picks single quotes unless the text holds a single quote and no double quote.
-QChar pickQuote(bool hasSingle, bool hasDouble)
-{
-    return hasSingle && !hasDouble ? QLatin1Char('"') : QLatin1Char('\'');
-}
-
-QString floatNoTrailingZero(double v)
-{
-    QString s = QString::fromStdString(formatFloat(v));
-    if (s.endsWith(QLatin1String(".0")))
-        s.chop(2);
-    return s;
-}
-
-} // namespace
-
 QString dtypeText(DType t)
 {
     const std::string_view n = dtypeName(t);
     return QString::fromLatin1(n.data(), static_cast<qsizetype>(n.size()));
 }
 
-QString pythonStringRepr(const QString &s, int maxChars)
+// The format layer's Python repr (the CLI's too): one set of rules, Python's printable table.
+QString pythonStringRepr(const std::string &utf8, int maxChars)
 {
-    const QChar quote = pickQuote(s.contains(QLatin1Char('\'')), s.contains(QLatin1Char('"')));
-    QString out;
-    out.reserve(std::min<qsizetype>(s.size(), maxChars) + 8);
-    out += quote;
-    int shown = 0;
-    bool cut = false;
-    for (const QChar c : s) {
-        if (shown >= maxChars) {
-            cut = true;
-            break;
-        }
-        ++shown;
-        switch (c.unicode()) {
-        case '\\': out += QLatin1String("\\\\"); continue;
-        case '\n': out += QLatin1String("\\n"); continue;
-        case '\r': out += QLatin1String("\\r"); continue;
-        case '\t': out += QLatin1String("\\t"); continue;
-        default: break;
-        }
-        if (c == quote) {
-            out += QLatin1Char('\\');
-            out += c;
-        } else if (c.unicode() < 0x20 || c.unicode() == 0x7f) {
-            out += hexByte(c.unicode());
-        } else {
-            out += c;
-        }
-    }
-    if (cut)
-        out += QChar(0x2026);
-    out += quote;
-    return out;
+    return QString::fromStdString(::ckpt::pythonStringRepr(utf8, static_cast<std::size_t>(std::max(maxChars, 0))));
 }
 
 QString pythonBytesRepr(const std::string &raw, int maxChars)
 {
-    const bool hasSingle = raw.find('\'') != std::string::npos;
-    const bool hasDouble = raw.find('"') != std::string::npos;
-    const QChar quote = pickQuote(hasSingle, hasDouble);
-    QString out = QStringLiteral("b") + quote;
-    bool cut = false;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-        if (out.size() >= maxChars + 2) {
-            cut = true;
-            break;
-        }
-        const auto c = static_cast<unsigned char>(raw[i]);
-        if (c == '\\')
-            out += QLatin1String("\\\\");
-        else if (c == '\n')
-            out += QLatin1String("\\n");
-        else if (c == '\r')
-            out += QLatin1String("\\r");
-        else if (c == '\t')
-            out += QLatin1String("\\t");
-        else if (QChar(c) == quote)
-            out += QLatin1Char('\\') + QChar(c);
-        else if (c < 0x20 || c >= 0x7f)
-            out += hexByte(c);
-        else
-            out += QLatin1Char(static_cast<char>(c));
-    }
-    if (cut)
-        out += QChar(0x2026);
-    out += quote;
-    if (cut)
+    const auto shown = static_cast<std::size_t>(std::max(maxChars, 0));
+    QString out = QString::fromStdString(::ckpt::pythonBytesRepr(raw, shown));
+    if (raw.size() > shown)
         out += QStringLiteral(" (%1 bytes)").arg(count(static_cast<qint64>(raw.size())));
     return out;
 }
 
 QString pythonComplexRepr(double re, double im)
 {
-    const QString imag = floatNoTrailingZero(im) + QLatin1Char('j');
-    if (re == 0.0 && !std::signbit(re))
-        return imag;
-    const QString sign = std::signbit(im) || std::isnan(im) ? QString() : QStringLiteral("+");
-    return QLatin1Char('(') + floatNoTrailingZero(re) + sign + imag + QLatin1Char(')');
+    return QString::fromStdString(::ckpt::pythonComplexRepr(re, im));
 }
 
 QString count(qint64 n)
@@ -183,7 +100,7 @@ QString preview(const Value &v, int maxChars)
     case K::BigInt: return QString::fromStdString(v.text());
     case K::Float: return QString::fromStdString(formatFloat(v.asFloat()));
     case K::Complex: return pythonComplexRepr(v.asFloat(), v.imag());
-    case K::String: return pythonStringRepr(QString::fromStdString(v.text()), maxChars);
+    case K::String: return pythonStringRepr(v.text(), maxChars);  // the file's bytes: a lone surrogate stays \ud800
     case K::Bytes: return pythonBytesRepr(v.text(), maxChars);
     case K::Global: return QString::fromStdString(v.qualifiedName());
     case K::Tuple:

@@ -16,7 +16,7 @@ struct TensorStats;
 namespace valuetext {
 
 // Python's repr of a str ('abc', "it's"), its content cut at `maxChars` with an ellipsis.
-QString pythonStringRepr(const QString &s, int maxChars = 80);
+QString pythonStringRepr(const std::string &utf8, int maxChars = 80);
 // Python's repr of bytes (b'\x00ab'), cut at `maxChars` characters of content.
 QString pythonBytesRepr(const std::string &raw, int maxChars = 80);
 // A complex number as Python prints it ("(1+2j)", "2j").

@@ -97,6 +97,7 @@ private Q_SLOTS:
     void topLevels();
     void tensorsMatchTorch_data();
     void tensorsMatchTorch();
+    void scalarsAsPythonPrintsThem();
     void roles();
     void sidecarAndConstantsAreTopLevelRows();
     void memoBombShowsAliases();
@@ -313,6 +314,27 @@ void TestDocumentTreeModel::tensorsMatchTorch()
         QCOMPARE(key.siblingAtColumn(DocumentTreeModel::DTypeColumn).data().toString(),
                  tensor.value("dtype").toString());
     }
+}
+
+// The Value column writes a scalar (number, complex, string, bytes, None, a bool) as Python's repr
+// writes what torch.load returns (repr_values.pth, tests/fixtures/repr_fixtures.py).
+void TestDocumentTreeModel::scalarsAsPythonPrintsThem()
+{
+    const QJsonObject reprs = expectedJson().value("__repr__").toObject().value("repr").toObject();
+    QVERIFY(!reprs.isEmpty());
+    load(readFixture("repr_values.pth"));
+    int compared = 0;
+    for (auto it = reprs.begin(); it != reprs.end(); ++it) {
+        const QString key = it.key();
+        if (!(key.startsWith("f_") || key.startsWith("i_") || key.startsWith("c_") || key.startsWith("s_") ||
+              key.startsWith("b_bytes") || key == "true" || key == "false" || key == "none"))
+            continue;  // containers show their item count, objects their class
+        const QModelIndex index = m_model->indexForPath({key}, DocumentTreeModel::ValueColumn);
+        QVERIFY2(index.isValid(), qPrintable(key));
+        QCOMPARE(index.data().toString(), it.value().toString());
+        ++compared;
+    }
+    QVERIFY(compared >= 40);
 }
 
 void TestDocumentTreeModel::sidecarAndConstantsAreTopLevelRows()
