@@ -74,7 +74,12 @@ struct MetadataText {
     std::string shown;
     std::optional<std::string> plain;  // none past the budget (or for a cycle)
     std::string python;                // as Python prints it, for text output
-    bool operator==(const MetadataText &o) const { return plain && o.plain ? *plain == *o.plain : shown == o.shown; }
+    // Equal as JSON and as Python prints them: JSON has no tuples, and a tuple that became a list
+    // (betas (0.9, 0.999) -> [0.9, 0.999]) is a change to the program that reads it.
+    bool operator==(const MetadataText &o) const
+    {
+        return (plain && o.plain ? *plain == *o.plain : shown == o.shown) && python == o.python;
+    }
 };
 
 std::vector<MetadataText> metadataTexts(const std::vector<std::pair<std::string, ValuePtr>> &entries,

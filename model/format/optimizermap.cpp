@@ -4,6 +4,7 @@
 #include "valuetree.h"
 
 #include <algorithm>
+#include <numeric>
 #include <array>
 #include <map>
 #include <string_view>
@@ -476,6 +477,19 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
     // order the model registers them: a head listed first, a head's param group with its own
     // learning rate, a frozen backbone left out. Shapes decide where they can; where they cannot,
     // the mapping says so and is not certain (convert then leaves the optimizer's ids alone).
+    // An optimizer that keeps no state tensors (SGD without momentum) has nothing a shape could
+    // tell apart: its ids are placed in registration order, said as the guess it is.
+    if (std::none_of(map.parameters.begin(), map.parameters.end(),
+                     [](const OptimizerParameter &p) { return stateShape(p) != nullptr; }) &&
+        candidates.size() == map.parameters.size()) {
+        std::vector<std::size_t> at(map.parameters.size());
+        std::iota(at.begin(), at.end(), std::size_t{0});
+        const auto placed = place(map, candidates, at);
+        map.note = "the optimizer keeps no state tensors (SGD without momentum keeps none), so nothing tells its "
+                   "parameters apart: names follow registration order, which the optimizer may not" +
+                   placed.said();
+        return map;
+    }
     if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
         const auto placed = place(map, candidates, at);
         map.certain = true;

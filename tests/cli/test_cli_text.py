@@ -177,6 +177,12 @@ def check_python_values(res, ckpt, fixtures, work):
     torch.save(b, second)
     rc, out, err = run(ckpt, 'diff', first, second)
     res.check('\nmetadata cfg: %r -> %r\n' % (a['cfg'], b['cfg']) in out, 'diff: a changed config as Python prints it', out)
+    # A tuple that became a list is a change (JSON alone cannot tell them apart).
+    third = os.path.join(work, 'cfg_c.pth')
+    torch.save({'cfg': dict(a['cfg'], sizes=[64, 32])}, third)
+    rc, out, err = run(ckpt, 'diff', first, third)
+    res.check("\nmetadata cfg: %r -> %r\n" % (a['cfg'], dict(a['cfg'], sizes=[64, 32])) in out,
+              'diff: a tuple that became a list is a change', out)
     # A bool tensor: True and False, as torch prints them.
     flags = torch.tensor([True, False, True])
     path = os.path.join(work, 'flags.pth')

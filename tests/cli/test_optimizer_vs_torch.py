@@ -65,6 +65,7 @@ def main():
     res.check(mapping.get('certain') is False, 'frozen layer and two param groups: mapping not certain', '%r' % mapping)
     check_recorded_names(a.ckpt, a.fixtures, tmp, res)
     check_reordered_groups(a.ckpt, tmp, res)
+    check_stateless(a.ckpt, tmp, res)
     check_shape_notes(a.ckpt, a.fixtures, res)
     check_undecided(a.ckpt, tmp, res)
     return res.finish()
@@ -172,6 +173,25 @@ def check_reordered_groups(ckpt, tmp, res):
         else:
             res.check(mapping.get('certain') is False, 'groups out of model order, %s: not certain' % label,
                       '%s vs %s %r' % (got, truth, mapping))
+
+
+def check_stateless(ckpt, tmp, res):
+    """SGD without momentum keeps no state tensors: nothing tells its parameters apart, whatever
+    their shapes, and the note says that rather than blaming shared shapes."""
+    for label, widths in (('same shapes', (8, 8, 8)), ('distinct shapes', (4, 8, 3))):
+        torch.manual_seed(3)
+        m = torch.nn.Sequential(torch.nn.Linear(widths[0], widths[1]), torch.nn.Linear(widths[1], widths[2]))
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        m(torch.randn(2, widths[0])).sum().backward()
+        opt.step()
+        if any(torch.is_tensor(v) for st in opt.state_dict()['state'].values() for v in st.values()):
+            res.check(False, 'stateless SGD, %s: torch kept state tensors after all' % label)
+            continue
+        path = os.path.join(tmp, 'stateless_%s.pth' % label.replace(' ', '_'))
+        torch.save({'model': m.state_dict(), 'optimizer': opt.state_dict()}, path)
+        mapping = info_optimizer(ckpt, path).get('mapping', {})
+        res.check(mapping.get('certain') is False and 'keeps no state tensors' in mapping.get('note', ''),
+                  'stateless SGD, %s: not certain, and says why' % label, '%r' % mapping)
 
 
 def info_optimizer(ckpt, path):
