@@ -261,43 +261,42 @@ private:
         writeItems(v.items(), "(", v.items().size() == 1 ? ",)" : ")", depth);
     }
 
-    // Elements with ", " between them, the first maxItems of them.
-    void writeItems(const std::vector<ValuePtr> &items, const std::string &open, const std::string &close,
-                    std::uint32_t depth)
+    // `n` elements with ", " between them, the first maxItems of them (then "…"), each written by
+    // `one(i)`; false when the output filled up on the way.
+    template <class WriteOne> bool writeSeparated(std::size_t n, WriteOne &&one)
     {
-        m_out += open;
-        for (std::size_t i = 0; i < items.size(); ++i) {
+        for (std::size_t i = 0; i < n; ++i) {
             if (full())
-                return;
+                return false;
             if (i)
                 m_out += ", ";
             if (i == m_limits.maxItems) {
                 m_out += "…";
                 break;
             }
-            write(items[i], depth + 1);
+            one(i);
         }
-        m_out += close;
+        return true;
+    }
+
+    void writeItems(const std::vector<ValuePtr> &items, const std::string &open, const std::string &close,
+                    std::uint32_t depth)
+    {
+        m_out += open;
+        if (writeSeparated(items.size(), [&](std::size_t i) { write(items[i], depth + 1); }))
+            m_out += close;
     }
 
     void writeEntries(const Value &v, bool asPairs, std::uint32_t depth)
     {
         const auto &entries = v.entries();
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            if (full())
-                return;
-            if (i)
-                m_out += ", ";
-            if (i == m_limits.maxItems) {
-                m_out += "…";
-                break;
-            }
+        writeSeparated(entries.size(), [&](std::size_t i) {
             m_out += asPairs ? "(" : "";
             write(entries[i].key, depth + 1);
             m_out += asPairs ? ", " : ": ";
             write(entries[i].value, depth + 1);
             m_out += asPairs ? ")" : "";
-        }
+        });
     }
 
     void writeDict(const Value &v, std::uint32_t depth)
@@ -406,15 +405,9 @@ private:
                 m_out += ", ";
             first = false;
         };
-        if (const auto &args = v.args(); args && args->isSequence()) {
-            for (std::size_t i = 0; i < args->items().size() && !full(); ++i) {
-                next();
-                if (i == m_limits.maxItems) {
-                    m_out += "…";
-                    break;
-                }
-                write(args->items()[i], depth + 1);
-            }
+        if (const auto &args = v.args(); args && args->isSequence() && !args->items().empty()) {
+            next();
+            writeSeparated(args->items().size(), [&](std::size_t i) { write(args->items()[i], depth + 1); });
         }
         const ValuePtr &state = v.state();
         // BUILD's state: a dict of attributes, or (dict, slots) as __reduce_ex__ gives it.
@@ -446,17 +439,11 @@ private:
             if (!others.empty() && !full()) {
                 next();
                 m_out += "**{";
-                for (std::size_t i = 0; i < others.size() && !full(); ++i) {
-                    if (i)
-                        m_out += ", ";
-                    if (i == m_limits.maxItems) {
-                        m_out += "…";
-                        break;
-                    }
+                writeSeparated(others.size(), [&](std::size_t i) {
                     write(others[i]->key, depth + 1);
                     m_out += ": ";
                     write(others[i]->value, depth + 1);
-                }
+                });
                 m_out += "}";
             }
         } else if (state && !state->isNone()) {

@@ -98,10 +98,16 @@ bool isModule(const Value &v)
            v.state()->get("_modules");
 }
 
+bool isScriptModule(const Value &v)
+{
+    return className(v).starts_with("__torch__.") && v.state() && v.state()->isDict() && v.state()->get("training");
+}
+
 std::vector<ModuleEntry> moduleTree(const Value &root)
 {
     std::vector<ModuleEntry> out;
-    if (!isModule(root))
+    const bool script = isScriptModule(root);
+    if (!script && !isModule(root))
         return out;
     std::unordered_set<const Value *> seen;
     // Depth-first in registration order: children are pushed in reverse.
@@ -118,12 +124,13 @@ std::vector<ModuleEntry> moduleTree(const Value &root)
         if (p.depth > PickleLimits::kMaxDepth || !seen.insert(p.module).second)
             continue;
         out.push_back({p.path, className(*p.module)});
-        auto children = p.module->state()->get("_modules");
+        // A pickled module keeps its children in _modules; a TorchScript module as attributes.
+        auto children = script ? p.module->state() : p.module->state()->get("_modules");
         if (!children || !children->isDict())
             continue;
         const auto &entries = children->entries();
         for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-            if (it->key && it->value && isModule(*it->value)) {
+            if (it->key && it->value && (script ? isScriptModule(*it->value) : isModule(*it->value))) {
                 std::string key = keyText(*it->key);
                 total += p.path.size() + 1 + key.size();
                 if (total > PickleLimits::kMaxPathTotalBytes)

@@ -40,9 +40,15 @@ std::string className(const Value &v);
 // True for a pickled nn.Module: an object whose attributes hold _parameters and _modules.
 bool isModule(const Value &v);
 
-// The modules of a pickled module tree, from `root` down in registration order: dotted path ("" for
-// the root, "encoder.layer.0") and class ("torch.nn.modules.linear.Linear"). A module reached twice
-// is listed once; the walk is iterative and stops at the pickle depth limit and path bytes budget.
+// True for a TorchScript module object: its class is a compiled one ("__torch__.…") and, as every
+// nn.Module, it keeps a `training` flag (script classes that are not modules have none).
+bool isScriptModule(const Value &v);
+
+// The modules of a pickled module tree, or of a TorchScript module (its submodules are attributes),
+// from `root` down in registration order: dotted path ("" for the root, "encoder.layer.0") and class
+// ("torch.nn.modules.linear.Linear", "__torch__.…Linear"), as torch's named_modules() lists them. A
+// module reached twice is listed once; the walk is iterative and stops at the pickle depth limit and
+// path bytes budget.
 struct ModuleEntry {
     std::string path;
     std::string className;

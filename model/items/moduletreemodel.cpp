@@ -3,7 +3,6 @@
 #include "document.h"
 #include "dtype.h"
 #include "keyalign.h"
-#include "picklemachine.h"
 #include "valuetext.h"
 #include "valuetree.h"
 
@@ -14,8 +13,6 @@
 #include <map>
 #include <tuple>
 #include <unordered_map>
-#include <unordered_set>
-#include <utility>
 
 namespace ckpt {
 
@@ -37,13 +34,6 @@ QString shortClass(const std::string &qualified)
     return QString::fromStdString(dot == std::string::npos ? qualified : qualified.substr(dot + 1));
 }
 
-// A TorchScript module object: its class is a compiled one ("__torch__.…") and, as every
-// nn.Module, it keeps a `training` flag (script classes that are not modules have none).
-bool isScriptModule(const Value &v)
-{
-    return className(v).starts_with("__torch__.") && v.state() && v.state()->isDict() && v.state()->get("training");
-}
-
 // The class name torch reports as a script module's original_name: the last part of its
 // compiled name, never the compiler's "___torch_mangle_N" that tells apart two compiled variants
 // of one class ("__torch__.torch.nn.modules.linear.___torch_mangle_0.Linear" is a Linear).
@@ -57,40 +47,6 @@ QString originalName(const std::string &qualified)
             return QString::fromStdString(last);
         name.resize(dot);
     }
-}
-
-// The submodules of a TorchScript module, depth first in attribute order: path and original
-// class name, as torch's named_modules() lists them. Iterative, bounded by the pickle depth limit.
-std::vector<std::pair<std::string, QString>> scriptModules(const Value &root)
-{
-    std::vector<std::pair<std::string, QString>> out;
-    if (!isScriptModule(root))
-        return out;
-    std::unordered_set<const Value *> seen;
-    struct Pending {
-        const Value *module;
-        std::string path;
-        std::uint32_t depth;
-    };
-    std::vector<Pending> stack{{&root, std::string(), 0}};
-    std::size_t total = 0;  // bytes of the paths made
-    while (!stack.empty()) {
-        Pending p = std::move(stack.back());
-        stack.pop_back();
-        if (p.depth > PickleLimits::kMaxDepth || !seen.insert(p.module).second)
-            continue;
-        out.emplace_back(p.path, originalName(className(*p.module)));
-        const auto &entries = p.module->state()->entries();
-        for (auto it = entries.rbegin(); it != entries.rend(); ++it)
-            if (it->key && it->value && isScriptModule(*it->value)) {
-                std::string key = keyText(*it->key);
-                total += p.path.size() + 1 + key.size();
-                if (total > PickleLimits::kMaxPathTotalBytes)
-                    return out;
-                stack.push_back({it->value.get(), p.path.empty() ? std::move(key) : p.path + "." + key, p.depth + 1});
-            }
-    }
-    return out;
 }
 
 } // namespace
@@ -130,28 +86,17 @@ void ModuleTreeModel::setDocument(std::shared_ptr<const Document> doc)
         return id;
     };
 
-    // A pickled module tree names each module's class, in registration order.
-    if (m_document->stateDictSource == "module_tree") {
+    // A pickled module tree names each module's class, in registration order; a TorchScript module
+    // each submodule's compiled class, shown as torch's original_name.
+    const bool script = m_document->stateDictSource == "script_module";
+    if (script || m_document->stateDictSource == "module_tree") {
         if (auto root = findPath(m_document->root, m_document->stateDictPath); root) {
             for (const auto &m : moduleTree(*root)) {
                 std::int32_t node = 0;
                 if (!m.path.empty())
                     for (const QString &part : QString::fromStdString(m.path).split(QLatin1Char('.')))
                         node = childOf(node, part);
-                m_nodes[node].className = shortClass(m.className);
-            }
-        }
-    }
-
-    // A TorchScript module names each submodule's compiled class.
-    if (m_document->stateDictSource == "script_module") {
-        if (auto root = findPath(m_document->root, m_document->stateDictPath); root) {
-            for (const auto &[path, cls] : scriptModules(*root)) {
-                std::int32_t node = 0;
-                if (!path.empty())
-                    for (const QString &part : QString::fromStdString(path).split(QLatin1Char('.')))
-                        node = childOf(node, part);
-                m_nodes[node].className = cls;
+                m_nodes[node].className = script ? originalName(m.className) : shortClass(m.className);
             }
         }
     }
@@ -204,7 +149,6 @@ void ModuleTreeModel::setDocument(std::shared_ptr<const Document> doc)
     // Containers that are not modules: a pickled state dict's prefixes are modules; in a TorchScript
     // file every module was named above, and what is left is the archive's constants table (or an
     // object's inner attributes), which torch does not list as a module.
-    const bool script = m_document->stateDictSource == "script_module";
     for (auto &n : m_nodes)
         if (n.tensor < 0 && n.className.isEmpty() && n.parent >= 0 && !script)
             n.className = tr("module");
