@@ -931,12 +931,61 @@ private:
         return sign ? -v : v;
     }
 
-    // datetime.datetime/date/time pickled as their packed bytes: ISO text.
+    // The UTC offset of a datetime.timezone as isoformat writes it ("+05:30", "-05:00",
+    // "+00:00:30.000001"); empty for other tzinfo classes (zoneinfo, pytz: their offset depends on
+    // a time zone database the file does not hold).
+    static std::string isoOffset(const Value &tz)
+    {
+        if (className(tz) != "datetime.timezone" || !tz.args() || tz.args()->items().empty())
+            return {};
+        const ValuePtr &delta = tz.args()->items()[0];
+        if (!delta || className(*delta) != "datetime.timedelta" || !delta->args() || delta->args()->items().size() != 3)
+            return {};
+        std::int64_t part[3];
+        for (std::size_t i = 0; i < 3; ++i) {
+            const ValuePtr &x = delta->args()->items()[i];
+            if (!x || !x->isInt() || x->asInt() < -1 || x->asInt() > 86'400'000'000)
+                return {};
+            part[i] = x->asInt();
+        }
+        // Python keeps |offset| < 1 day: days is -1 or 0.
+        std::int64_t us = (part[0] * 86'400 + part[1]) * 1'000'000 + part[2];
+        const char sign = us < 0 ? '-' : '+';
+        us = us < 0 ? -us : us;
+        if (us >= std::int64_t(86'400) * 1'000'000)
+            return {};
+        char buf[48];
+        const auto secs = us / 1'000'000;
+        std::snprintf(buf, sizeof buf, "%c%02d:%02d", sign, static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60));
+        std::string out = buf;
+        if (secs % 60 || us % 1'000'000) {
+            std::snprintf(buf, sizeof buf, ":%02d", static_cast<int>(secs % 60));
+            out += buf;
+        }
+        if (us % 1'000'000) {
+            std::snprintf(buf, sizeof buf, ".%06d", static_cast<int>(us % 1'000'000));
+            out += buf;
+        }
+        return out;
+    }
+
+    // datetime.datetime/date/time pickled as their packed bytes: ISO text (with the UTC offset of
+    // a datetime.timezone); the tzinfo itself is kept as the value's state.
     static ValuePtr datetimeValue(const std::string &fn, const std::vector<ValuePtr> &a)
     {
-        if (a.empty() || !a[0] || a[0]->kind() != Value::Kind::Bytes)
+        if (a.empty() || a.size() > 2 || !a[0] || a[0]->kind() != Value::Kind::Bytes)
             return nullptr;
-        const std::string &b = a[0]->text();
+        const ValuePtr tz = a.size() == 2 && a[1] && !a[1]->isNone() ? a[1] : nullptr;
+        if (tz && fn == "date")
+            return nullptr;
+        auto value = datetimeText(fn, a[0]->text(), tz ? isoOffset(*tz) : std::string());
+        if (value && tz)
+            value->setState(tz);
+        return value;
+    }
+
+    static ValuePtr datetimeText(const std::string &fn, const std::string &b, const std::string &offset)
+    {
         auto u = [&b](std::size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(b[i])); };
         char buf[64];
         if (fn == "datetime" && b.size() == 10) {
@@ -948,7 +997,7 @@ private:
                 std::snprintf(buf, sizeof buf, ".%06u", us);
                 s += buf;
             }
-            return Value::string(s);
+            return Value::string(s + offset);
         }
         if (fn == "date" && b.size() == 4) {
             std::snprintf(buf, sizeof buf, "%04u-%02u-%02u", (u(0) << 8) | u(1), u(2), u(3));
@@ -962,7 +1011,7 @@ private:
                 std::snprintf(buf, sizeof buf, ".%06u", us);
                 s += buf;
             }
-            return Value::string(s);
+            return Value::string(s + offset);
         }
         return nullptr;
     }

@@ -1,5 +1,7 @@
 #include "pythonrepr.h"
 
+#include "dtypecast.h"
+#include "mappedfile.h"
 #include "tensorref.h"
 #include "textcodec.h"
 #include "unicodeprintable.h"
@@ -8,6 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <vector>
 
 namespace ckpt {
@@ -56,6 +60,204 @@ bool appendCommonEscape(std::string &out, std::uint32_t c, char quote)
     }
     return false;
 }
+
+// torch's repr of a tensor, as torch 1.13's _tensor_str writes it with the default print options
+// (precision 4, line width 80), for the tensors it writes on one line: 0-d, and 1-d ones short
+// enough (best_acc1 = tensor(76.1300), mean = tensor([0.4850, 0.4560, 0.4060])). Empty when the
+// tensor is not one of those, or its values cannot be read: the caller writes a summary instead.
+namespace torchrepr {
+
+constexpr std::size_t kLineWidth = 80;
+constexpr std::size_t kIndent = 7;  // "tensor("
+constexpr std::uint64_t kMaxStorageBytes = std::uint64_t(16) << 20;  // never inflate a big record for a repr
+
+bool isFloating(DType t)
+{
+    return t == DType::Float32 || t == DType::Float64 || t == DType::Float16 || t == DType::BFloat16;
+}
+
+bool isIntegral(DType t)
+{
+    return t == DType::Int64 || t == DType::Int32 || t == DType::Int16 || t == DType::Int8 || t == DType::UInt8 ||
+           t == DType::Bool;
+}
+
+template <class T> T load(const std::uint8_t *p)
+{
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// One element as Python's float (double) or int, as tensor.tolist() gives it.
+struct Element {
+    double f = 0;
+    std::int64_t i = 0;
+};
+
+Element readElement(DType t, const std::uint8_t *p)
+{
+    switch (t) {
+    case DType::Float64: return {load<double>(p), 0};
+    case DType::Float32: return {load<float>(p), 0};
+    case DType::Float16: return {halfBitsToFloat(load<std::uint16_t>(p)), 0};
+    case DType::BFloat16: return {bfloat16BitsToFloat(load<std::uint16_t>(p)), 0};
+    case DType::Int64: return {0, load<std::int64_t>(p)};
+    case DType::Int32: return {0, load<std::int32_t>(p)};
+    case DType::Int16: return {0, load<std::int16_t>(p)};
+    case DType::Int8: return {0, load<std::int8_t>(p)};
+    case DType::UInt8: return {0, load<std::uint8_t>(p)};
+    case DType::Bool: return {0, load<std::uint8_t>(p) != 0};
+    default: return {};
+    }
+}
+
+std::string printf1(const char *format, int width, double v)
+{
+    // Python writes nan and inf without a sign for NaN, glibc may write "-nan".
+    if (std::isnan(v))
+        return std::string(static_cast<std::size_t>(std::max(0, width - 3)), ' ') + "nan";
+    char buf[400];
+    std::snprintf(buf, sizeof buf, format, width, v);
+    return buf;
+}
+
+// _Formatter: one width and one style (integer-valued, fixed or scientific) for all elements.
+class Formatter {
+public:
+    Formatter(DType dtype, const std::vector<Element> &values) : m_floating(isFloating(dtype)), m_bool(dtype == DType::Bool)
+    {
+        if (!m_floating) {
+            for (const auto &e : values)
+                m_width = std::max(m_width, intText(e).size());
+            return;
+        }
+        double lo = 0, hi = 0;
+        bool any = false;
+        for (const auto &e : values) {
+            if (!std::isfinite(e.f) || e.f == 0)
+                continue;
+            const double a = std::fabs(e.f);
+            lo = any ? std::min(lo, a) : a;
+            hi = any ? std::max(hi, a) : a;
+            any = true;
+            if (e.f != std::ceil(e.f))
+                m_intMode = false;
+        }
+        if (!any)
+            return;
+        m_sci = hi / lo > 1000.0 || hi > 1.0e8 || (!m_intMode && lo < 1.0e-4);
+        for (const auto &e : values)
+            if (std::isfinite(e.f) && e.f != 0)
+                m_width = std::max(m_width, m_sci ? printf1("%.*e", 4, e.f).size()
+                                            : m_intMode ? printf1("%.*f", 0, e.f).size() + 1
+                                                        : printf1("%.*f", 4, e.f).size());
+    }
+
+    std::string format(const Element &e) const
+    {
+        std::string s;
+        if (!m_floating) {
+            s = intText(e);
+        } else if (m_sci) {
+            s = printf1("%*.4e", static_cast<int>(m_width), e.f);
+        } else if (m_intMode) {
+            s = printf1("%.*f", 0, e.f);
+            if (std::isfinite(e.f))
+                s += '.';
+        } else {
+            s = printf1("%.*f", 4, e.f);
+        }
+        if (s.size() < m_width)
+            s.insert(0, m_width - s.size(), ' ');
+        return s;
+    }
+
+    std::size_t width() const { return m_width; }
+
+private:
+    std::string intText(const Element &e) const { return m_bool ? (e.i ? "True" : "False") : std::to_string(e.i); }
+
+    bool m_floating;
+    bool m_bool;
+    bool m_intMode = true;
+    bool m_sci = false;
+    std::size_t m_width = 1;
+};
+
+std::string dtypeSuffix(DType t)
+{
+    return "dtype=torch." + std::string(dtypeName(t));
+}
+
+std::string repr(const TensorRef &t)
+{
+    const bool oneD = t.shape.size() == 1;
+    if (t.isParameter || t.layout != TensorRef::Layout::Strided || t.quantization || !t.problem.empty() ||
+        (!isIntegral(t.dtype) && !isFloating(t.dtype)) || t.shape.size() > 1 || t.strides.size() != t.shape.size())
+        return {};
+    const std::int64_t n = t.numel();
+    std::vector<std::string> suffixes;
+    const std::string device = t.device();
+    if (device != "cpu")
+        suffixes.push_back("device='" + device + "'");
+    std::string body;
+    if (n == 0) {
+        // An empty tensor shows its dtype whenever it is not float32: nothing else tells it.
+        if (t.dtype != DType::Float32)
+            suffixes.push_back(dtypeSuffix(t.dtype));
+        body = "[]";
+    } else {
+        if (n > 64 || !t.storage || !t.storage->resolved || t.storage->byteSize > kMaxStorageBytes)
+            return {};
+        const std::size_t size = dtypeSize(t.dtype);
+        std::vector<Element> values;
+        try {
+            const auto bytes = t.storage->data();
+            const std::int64_t stride = oneD ? t.strides[0] : 0;
+            for (std::int64_t k = 0; k < n; ++k) {
+                const auto at = static_cast<std::uint64_t>(t.storageOffset + k * stride) * size;
+                if (at + size > bytes.size())
+                    return {};
+                values.push_back(readElement(t.dtype, bytes.data() + at));
+            }
+            if (t.storage->mapping && t.storage->mapping->truncated())
+                return {};
+        } catch (const std::exception &) {
+            return {};
+        }
+        const Formatter formatter(t.dtype, values);
+        if (!oneD) {
+            body = formatter.format(values[0]);
+        } else {
+            // _vector_str: as many elements to a line as fit; a tensor that needs two lines is not written here.
+            const std::size_t perLine = std::max<std::size_t>(1, (kLineWidth - kIndent) / (formatter.width() + 2));
+            if (values.size() > perLine)
+                return {};
+            body = "[";
+            for (std::size_t k = 0; k < values.size(); ++k)
+                body += (k ? ", " : "") + formatter.format(values[k]);
+            body += "]";
+        }
+        if (t.dtype != DType::Float32 && t.dtype != DType::Int64 && t.dtype != DType::Bool)
+            suffixes.push_back(dtypeSuffix(t.dtype));
+    }
+    if (t.requiresGrad)
+        suffixes.push_back("requires_grad=True");
+    // _add_suffixes: a suffix that would pass the line width goes on a line of its own, which a
+    // one-line repr does not do.
+    std::string out = "tensor(" + body;
+    std::size_t line = out.size() + 1;
+    for (const auto &s : suffixes) {
+        if (line + s.size() + 2 > kLineWidth)
+            return {};
+        out += ", " + s;
+        line += s.size() + 2;
+    }
+    return out + ")";
+}
+
+} // namespace torchrepr
 
 std::string noTrailingZero(double v)
 {
@@ -121,7 +323,7 @@ private:
                                                                                    : 64);
             return;
         case K::Complex: m_out += pythonComplexRepr(v.asFloat(), v.imag()); return;
-        case K::String: writeString(v); return;
+        case K::String: writeString(v, depth); return;
         case K::Bytes: {
             const bool array = v.pythonClass() == "builtins.bytearray";
             m_out += array ? "bytearray(" : "";
@@ -182,7 +384,7 @@ private:
         m_out += displayText(text);
     }
 
-    void writeString(const Value &v)
+    void writeString(const Value &v, std::uint32_t depth)
     {
         if (v.pythonClass() == "torch.device") {
             // device(type='cuda', index=0), from the "cuda:0" the reader keeps.
@@ -200,7 +402,15 @@ private:
         if (cls == "torch.layout") {  // torch.strided, as the reader keeps it
             m_out += v.text();
         } else if (cls.starts_with("datetime.")) {
-            m_out += datetimeRepr(cls, v.text());
+            std::string text = datetimeRepr(cls, v.text());
+            if (!v.state() || v.state()->isNone()) {
+                m_out += text;
+                return;
+            }
+            text.pop_back();
+            m_out += text + ", tzinfo=";
+            writeTzinfo(*v.state(), depth + 1);
+            m_out += ")";
         } else if (cls.empty() || cls == "torch.torch_version.TorchVersion") {
             m_out += pythonStringRepr(v.text(), room());  // a str subclass writes as str
         } else {
@@ -209,10 +419,34 @@ private:
         }
     }
 
-    // datetime.datetime(2024, 5, 6, 7, 8, 9, 123456) from the ISO text the reader keeps: seconds
-    // and microseconds are left out when zero, as Python leaves them out.
-    static std::string datetimeRepr(const std::string &cls, const std::string &iso)
+    // A datetime's tzinfo as Python writes it: datetime.timezone.utc, zoneinfo.ZoneInfo(key='...'),
+    // any other as its call (datetime.timezone(datetime.timedelta(seconds=3600)), pytz._p(...)).
+    void writeTzinfo(const Value &tz, std::uint32_t depth)
     {
+        const std::string cls = tz.kind() == Value::Kind::Object ? classText(tz, false) : std::string();
+        const auto &args = tz.args() ? tz.args()->items() : std::vector<ValuePtr>{};
+        if (cls == "datetime.timezone" && args.size() == 1 && args[0] && className(*args[0]) == "datetime.timedelta" &&
+            args[0]->args() &&
+            std::all_of(args[0]->args()->items().begin(), args[0]->args()->items().end(),
+                        [](const ValuePtr &x) { return x && x->isInt() && x->asInt() == 0; })) {
+            m_out += "datetime.timezone.utc";  // timezone(timedelta(0)) is the utc singleton
+            return;
+        }
+        if (cls == "zoneinfo.ZoneInfo._unpickle" && args.size() == 2 && args[0] && args[0]->isString()) {
+            m_out += "zoneinfo.ZoneInfo(key=" + pythonStringRepr(args[0]->text(), room()) + ")";
+            return;
+        }
+        write(tz, depth);
+    }
+
+    // datetime.datetime(2024, 5, 6, 7, 8, 9, 123456) from the ISO text the reader keeps: seconds
+    // and microseconds are left out when zero, as Python leaves them out; a UTC offset after the
+    // clock is not a field (the tzinfo is written from the value's state).
+    static std::string datetimeRepr(const std::string &cls, std::string_view iso)
+    {
+        const std::size_t clockAt = cls == "datetime.datetime" ? iso.find('T') : cls == "datetime.time" ? 0 : iso.npos;
+        if (clockAt != iso.npos)
+            iso = iso.substr(0, iso.find_first_of("+-", clockAt));
         std::vector<std::string> fields;
         for (std::size_t i = 0; i < iso.size();) {
             std::size_t j = i;
@@ -240,6 +474,10 @@ private:
         const auto &t = v.tensorRef();
         if (!t) {
             m_out += "<tensor>";
+            return;
+        }
+        if (std::string text = torchrepr::repr(*t); !text.empty()) {
+            m_out += text;
             return;
         }
         m_out += std::string(t->isParameter ? "<parameter " : "<tensor ") + std::string(dtypeName(t->dtype)) + " " +

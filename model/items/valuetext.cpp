@@ -112,7 +112,14 @@ QString preview(const Value &v, int maxChars)
         const std::string cls = className(v);
         return cls.empty() ? QStringLiteral("object") : QString::fromStdString(cls);
     }
-    case K::Tensor: return v.tensorRef() ? tensorSummary(*v.tensorRef()) : QStringLiteral("Tensor");
+    case K::Tensor:
+        if (!v.tensorRef())
+            return QStringLiteral("Tensor");
+        // A number kept as a tensor (best_acc1, a loss): its value is what matters, as torch prints it.
+        if (v.tensorRef()->shape.empty() && !v.tensorRef()->isParameter)
+            if (const std::string text = ::ckpt::pythonRepr(v); text.starts_with("tensor("))
+                return QString::fromStdString(text);
+        return tensorSummary(*v.tensorRef());
     case K::Storage:
         if (const auto &s = v.storageRef())
             return QStringLiteral("storage %1 (%2, %3)")

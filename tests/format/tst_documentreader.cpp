@@ -407,6 +407,35 @@ void TestDocumentReader::pythonReprLimits()
     attrs->entries().push_back({Value::string("x\x1by"), Value::integer(1)});
     named->setState(attrs);
     QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*named)), QString("m.C(**{'x\\x1by': 1})"));
+
+    // A tensor torch would print on several lines (ten float32 values of width 6, a 2-d one), a
+    // Parameter ("Parameter containing:" and a line break), and one whose record is missing
+    // are written as a summary; torch's repr of those lies outside one line of text.
+    static const float kValues[10] = {0.05f, 0.15f, 0.25f, 0.35f, 0.45f, 0.55f, 0.65f, 0.75f, 0.85f, 0.95f};
+    auto storage = std::make_shared<ckpt::StorageRef>();
+    storage->key = "0";
+    storage->dtype = ckpt::DType::Float32;
+    storage->location = "cpu";
+    storage->setBytes({reinterpret_cast<const std::uint8_t *>(kValues), sizeof kValues});
+    storage->resolved = true;
+    auto tensorOf = [&](std::vector<std::int64_t> shape, std::vector<std::int64_t> strides, bool parameter) {
+        auto ref = std::make_shared<ckpt::TensorRef>();
+        ref->dtype = ckpt::DType::Float32;
+        ref->shape = std::move(shape);
+        ref->strides = std::move(strides);
+        ref->storage = storage;
+        ref->isParameter = parameter;
+        ref->validate();
+        return ckpt::pythonRepr(*Value::tensor(ref));
+    };
+    QCOMPARE(QString::fromStdString(tensorOf({9}, {1}, false)),
+             QString("tensor([0.0500, 0.1500, 0.2500, 0.3500, 0.4500, 0.5500, 0.6500, 0.7500, 0.8500])"));
+    QCOMPARE(QString::fromStdString(tensorOf({10}, {1}, false)), QString("<tensor float32 [10] cpu>"));
+    QCOMPARE(QString::fromStdString(tensorOf({2, 5}, {5, 1}, false)), QString("<tensor float32 [2, 5] cpu>"));
+    QCOMPARE(QString::fromStdString(tensorOf({}, {}, true)), QString("<parameter float32 [] cpu>"));
+    QCOMPARE(QString::fromStdString(tensorOf({}, {}, false)), QString("tensor(0.0500)"));
+    storage->resolved = false;
+    QCOMPARE(QString::fromStdString(tensorOf({}, {}, false)), QString("<tensor float32 [] cpu>"));
 }
 
 void TestDocumentReader::corpus_data()
