@@ -443,6 +443,12 @@ void classifyKind(Document &doc)
         std::size_t count;
     };
     auto isWeights = [](const Value &v) { return isTensorDict(v) || isModule(v) || isScriptObject(v); };
+    // Normalisation constants kept as tensors ({'mean': tensor([...]), 'std': ...}) are a dict of
+    // tensors too, but no model's weights.
+    auto isPreprocessing = [](const std::string &key) {
+        return key == "preprocessing" || key == "normalization" || key == "normalisation" || key == "transform" ||
+               key == "transforms";
+    };
     auto priorityOf = [](const std::string &key) {
         auto it = std::find(kStateDictKeys.begin(), kStateDictKeys.end(), key);
         return it == kStateDictKeys.end() ? kStateDictKeys.size() : static_cast<std::size_t>(it - kStateDictKeys.begin());
@@ -453,11 +459,13 @@ void classifyKind(Document &doc)
         if (!e.key || !e.value)
             continue;
         const std::string k = keyText(*e.key);
+        if (isPreprocessing(k))
+            continue;
         if (isWeights(*e.value)) {
             sets.push_back({{k}, e.value, priorityOf(k), sizeOf(*e.value)});
         } else if (e.value->isDict()) {
             for (const auto &e2 : e.value->entries())
-                if (e2.key && e2.value && isWeights(*e2.value))
+                if (e2.key && e2.value && !isPreprocessing(keyText(*e2.key)) && isWeights(*e2.value))
                     sets.push_back({{k, keyText(*e2.key)}, e2.value, kStateDictKeys.size() + 1, sizeOf(*e2.value)});
         }
     }

@@ -193,7 +193,9 @@ std::string dtypeSuffix(DType t)
 std::string repr(const TensorRef &t)
 {
     const bool oneD = t.shape.size() == 1;
-    if (t.isParameter || t.layout != TensorRef::Layout::Strided || t.quantization || !t.problem.empty() ||
+    // A numpy array prints as numpy does (array([...], dtype=float32)), by other rules: summarised.
+    if (t.isParameter || t.rebuild == "numpy.ndarray" || t.layout != TensorRef::Layout::Strided || t.quantization ||
+        !t.problem.empty() ||
         (!isIntegral(t.dtype) && !isFloating(t.dtype)) || t.shape.size() > 1 || t.strides.size() != t.shape.size())
         return {};
     const std::int64_t n = t.numel();

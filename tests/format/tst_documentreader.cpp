@@ -436,6 +436,9 @@ void TestDocumentReader::pythonReprLimits()
     QCOMPARE(QString::fromStdString(tensorOf({}, {}, false)), QString("tensor(0.0500)"));
     storage->resolved = false;
     QCOMPARE(QString::fromStdString(tensorOf({}, {}, false)), QString("<tensor float32 [] cpu>"));
+    // A numpy array is not a torch tensor: torch's repr would misname it.
+    const auto numpyDoc = readDocument(fixture("python_objects.pth").toStdString());
+    QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*numpyDoc.root->get("np_bool"))), QString("<tensor bool [3] cpu>"));
 }
 
 void TestDocumentReader::corpus_data()

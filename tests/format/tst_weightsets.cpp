@@ -105,6 +105,14 @@ void TestWeightSets::defaultsAgreeWithGenerator()
         const QJsonObject e = it.value().toObject();
         QCOMPARE(QString::fromStdString(pathText(doc.stateDictPath)), e.value("default").toString());
         QCOMPARE(listing(doc), listing(e.value("sets").toObject().value(e.value("default").toString()).toArray()));
+        // Every other set the generator wrote is listed, and nothing else (normalisation constants
+        // held as tensors are not a set of weights).
+        QStringList others = e.value("sets").toObject().keys();
+        others.removeAll(e.value("default").toString());
+        QStringList got = pathTexts(doc.otherWeightSets);
+        others.sort();
+        got.sort();
+        QCOMPARE(got, others);
     }
 }
 
