@@ -423,12 +423,20 @@ std::size_t trailingSharedModules(const std::vector<Layer> &children)
 // A package's `architecture` entry as the plain JSON a spec is: a list repeating one dict
 // (`[{"type": "ReLU"}] * 3`) pickles it once and refers to it again, and each use is a layer, so
 // shared lists and dicts are written out in full (valueToJson would refer to the first). Bounded in
-// depth, as specs are shallow; what is not plain data stays tagged for the spec's error to name.
-nlohmann::ordered_json specJson(const ValuePtr &v, int depth = 0)
+// depth, as specs are shallow, and in size: sharing lets 30 levels of [x, x] in a 1 KB file stand
+// for 2^30 entries, so writing out stops past kMaxSpecNodes entries in all, with an error. What is
+// not plain data stays tagged for the spec's error to name.
+constexpr std::size_t kMaxSpecNodes = 100'000;
+
+nlohmann::ordered_json specJson(const ValuePtr &v, std::size_t &budget, int depth = 0)
 {
     using json = nlohmann::ordered_json;
     if (!v || depth > 32)
         return depth > 32 ? json("(nested too deeply)") : json(nullptr);
+    if (budget == 0)
+        throw FormatError("the package's architecture spells out more than " + std::to_string(kMaxSpecNodes) +
+                          " entries (lists or dicts it refers to again and again); a spec of layers is far smaller");
+    --budget;
     switch (v->kind()) {
     case Value::Kind::Tuple:
     case Value::Kind::List: {
@@ -436,7 +444,7 @@ nlohmann::ordered_json specJson(const ValuePtr &v, int depth = 0)
             return json("(a list of " + std::to_string(v->items().size()) + " items)");
         json a = json::array();
         for (const auto &i : v->items())
-            a.push_back(specJson(i, depth + 1));
+            a.push_back(specJson(i, budget, depth + 1));
         return a;
     }
     case Value::Kind::Dict: {
@@ -445,7 +453,7 @@ nlohmann::ordered_json specJson(const ValuePtr &v, int depth = 0)
         json o = json::object();
         for (const auto &e : v->entries())
             if (e.key && e.key->isString() && !o.contains(e.key->text()))
-                o[e.key->text()] = specJson(e.value, depth + 1);
+                o[e.key->text()] = specJson(e.value, budget, depth + 1);
         return o;
     }
     default:
@@ -1275,8 +1283,16 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         return a;
     }
     if (doc.hasStateDict && doc.root && doc.root->isDict())
-        if (auto spec = doc.root->get("architecture"); spec && (spec->isSequence() || spec->isDict()))
-            return architectureFromSpec(doc, specJson(spec), Architecture::Source::PackageSpec);
+        if (auto spec = doc.root->get("architecture"); spec && (spec->isSequence() || spec->isDict())) {
+            std::size_t budget = kMaxSpecNodes;
+            nlohmann::ordered_json written;
+            try {
+                written = specJson(spec, budget);
+            } catch (const FormatError &e) {
+                throw FormatError(doc.path + ": " + e.what());
+            }
+            return architectureFromSpec(doc, written, Architecture::Source::PackageSpec);
+        }
     if (!doc.hasStateDict)
         throw FormatError(doc.path + ": the file holds no weights to run");
     std::string why;

@@ -1383,24 +1383,40 @@ private:
     }
 
     // Whether a value holds what JSON text cannot carry back (tensors, objects, globals, bytes):
-    // valueToJson describes those ({"__tensor__": ...}) rather than writing them.
-    static bool holdsNonJson(const ValuePtr &v, int depth = 0)
+    // valueToJson describes those ({"__tensor__": ...}) rather than writing them. A list or dict
+    // shared many times ([x, x] nested 60 deep in a 1 KB file) is looked into once.
+    static bool holdsNonJson(const ValuePtr &v)
+    {
+        std::unordered_set<const Value *> plain;
+        return holdsNonJson(v, 0, plain);
+    }
+
+    static bool holdsNonJson(const ValuePtr &v, int depth, std::unordered_set<const Value *> &plain)
     {
         if (!v || depth > 64)
             return depth > 64;
+        if (plain.contains(v.get()))
+            return false;
         using K = Value::Kind;
+        bool non = true;
         switch (v->kind()) {
         case K::None: case K::Bool: case K::Int: case K::BigInt: case K::Float: case K::String:
             return false;
         case K::Tuple: case K::List:
-            return std::any_of(v->items().begin(), v->items().end(), [depth](const ValuePtr &i) { return holdsNonJson(i, depth + 1); });
+            non = std::any_of(v->items().begin(), v->items().end(),
+                              [&](const ValuePtr &i) { return holdsNonJson(i, depth + 1, plain); });
+            break;
         case K::Dict:
-            return std::any_of(v->entries().begin(), v->entries().end(), [depth](const Value::DictEntry &e) {
-                return !e.key || !e.key->isString() || holdsNonJson(e.value, depth + 1);
+            non = std::any_of(v->entries().begin(), v->entries().end(), [&](const Value::DictEntry &e) {
+                return !e.key || !e.key->isString() || holdsNonJson(e.value, depth + 1, plain);
             });
+            break;
         default:
             return true;
         }
+        if (!non)
+            plain.insert(v.get());
+        return non;
     }
 
     // Replaces the description valueToJson wrote for a small floating tensor (in `out`) by its

@@ -1,6 +1,8 @@
 // Containers built to make this reader and PyTorch (or Python's zipfile/tarfile) disagree, or to
 // make the reader recurse, block or fan out: shard indexes naming indexes, FIFOs, JSON nested past
 // any real header, duplicate records, tar PAX and GNU headers. Every input is made here, as bytes.
+#include "architecture.h"
+#include "convert.h"
 #include "document.h"
 #include "error.h"
 #include "mappedfile.h"
@@ -53,6 +55,39 @@ std::string zipOf(const std::vector<std::pair<std::string, std::string>> &record
     out += le(0x06054b50, 4) + le(0, 2) + le(0, 2) + le(records.size(), 2) + le(records.size(), 2) +
            le(cd.size(), 4) + le(cdOffset, 4) + le(0, 2);
     return out;
+}
+
+// A torch zip whose data.pkl is {'model_state_dict': {'fc.weight': [2, 4] float32, 'fc.bias': [2]},
+// `key`: L} where L0 = 1 and L(i) = [L(i-1), L(i-1)] for `levels` levels: a kilobyte that stands
+// for 2^levels entries when shared lists are written out.
+std::string sharedListsCheckpoint(const std::string &key, int levels)
+{
+    auto unicode = [](const std::string &t) { return "X"s + le(t.size(), 4) + t; };
+    auto global = [](const std::string &m, const std::string &n) { return "c" + m + "\n" + n + "\n"; };
+    auto ints = [](std::initializer_list<int> xs) {
+        std::string t = "(";
+        for (int x : xs)
+            t += "J" + le(static_cast<std::uint32_t>(x), 4);
+        return t + "t";
+    };
+    auto tensor = [&](const std::string &storage, int numel, std::initializer_list<int> size,
+                      std::initializer_list<int> stride) {
+        const std::string pid = "(" + unicode("storage") + global("torch", "FloatStorage") + unicode(storage) +
+                                unicode("cpu") + "J" + le(static_cast<std::uint32_t>(numel), 4) + "tQ";
+        return global("torch._utils", "_rebuild_tensor_v2") + "(" + pid + "K\x00"s + ints(size) + ints(stride) +
+               "\x89" + global("collections", "OrderedDict") + ")RtR";
+    };
+    std::string p = "\x80\x02}("s + unicode("model_state_dict") + "}(" + unicode("fc.weight") +
+                    tensor("0", 8, {2, 4}, {4, 1}) + unicode("fc.bias") + tensor("1", 2, {2}, {1}) + "u" +
+                    unicode(key) + "K\x01r" + le(0, 4) + "0";
+    for (int i = 1; i <= levels; ++i) {
+        p += "]("s + "j" + le(i - 1, 4) + "j" + le(i - 1, 4) + "e" + "r" + le(i, 4);
+        if (i < levels)
+            p += "0";
+    }
+    p += "u.";
+    return zipOf({{"archive/data.pkl", p}, {"archive/data/0", std::string(32, '\0')},
+                  {"archive/data/1", std::string(8, '\0')}, {"archive/version", "3\n"}});
 }
 
 const std::string kBenignPickle = "\x80\x02}q\x00."s;
@@ -202,6 +237,8 @@ class TestArchiveHostile : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     // MappedFile
+    void sharedArchitectureIsRefused();
+    void sharedMetadataConverts();
     void fifoIsRefused();
     void directoryIsRefused();
     // shard indexes
@@ -233,6 +270,48 @@ private Q_SLOTS:
     void tarLayouts();
     void realTarShapeStillReads();
 };
+
+// An inference package's architecture of lists shared at 30 levels (2^30 entries written out)
+// is refused at once, rather than spelled out until memory runs out.
+void TestArchiveHostile::sharedArchitectureIsRefused()
+{
+    const Document doc = readDocumentFromBytes(sharedListsCheckpoint("architecture", 30), "dag.pth");
+    QVERIFY(doc.hasStateDict);
+    try {
+        resolveArchitecture(doc);
+        QFAIL("an architecture of 2^30 entries was accepted");
+    } catch (const FormatError &e) {
+        const QString what = QString::fromUtf8(e.what());
+        QVERIFY2(what.startsWith("dag.pth: the package's architecture spells out more than"), e.what());
+    }
+}
+
+// Metadata of lists shared at 60 levels: planning a conversion that writes the metadata as JSON
+// looks into each shared list once (it used to visit 2^60 nodes and never finish).
+void TestArchiveHostile::sharedMetadataConverts()
+{
+    const Document doc = readDocumentFromBytes(sharedListsCheckpoint("config", 60), "meta.pth");
+    for (const auto target : {ConvertTarget::Inference, ConvertTarget::Checkpoint}) {
+        ConvertOptions options;
+        options.target(target).metadataJson(true);
+        std::atomic<bool> done{false};
+        std::thread watchdog([&done] {
+            for (int i = 0; i < 600 && !done; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (!done) {
+                std::fputs("planConversion did not finish within 60 s\n", stderr);
+                std::abort();
+            }
+        });
+        try {
+            planConversion(doc, "/tmp/meta_out.pth", options);
+        } catch (const FormatError &) {
+            // A refusal is an answer too; only never answering is wrong.
+        }
+        done = true;
+        watchdog.join();
+    }
+}
 
 void TestArchiveHostile::fifoIsRefused()
 {
