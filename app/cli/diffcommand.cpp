@@ -35,6 +35,13 @@ std::string lrText(const std::vector<double> &lrs)
     return s.empty() ? "-" : s;
 }
 
+// Where a side holds NaN or infinite values, the norms as torch gives them ("norm 3.742 -> inf"):
+// the figures before it are over the finite positions and can read 0 for weights that blew up.
+std::string normsText(const NonFiniteValues &nf, double normA, double normB)
+{
+    return nf.any() ? "  norm " + num(normA) + " -> " + num(normB) : std::string();
+}
+
 void printText(const Comparison &c, std::ostream &out)
 {
     out << c.fileA << "\n  vs " << c.fileB << '\n';
@@ -64,11 +71,15 @@ void printText(const Comparison &c, std::ostream &out)
         if (m.changed == 0)
             continue;
         if (!header)
-            out << "modules that changed, most first (relative L2 of the difference):\n";
+            out << "modules that changed, those with NaN/Inf mismatches first, then most changed (relative L2 of "
+                   "the difference):\n";
         header = true;
         out << "  " << padRight(m.name.empty() ? "(top level)" : displayText(m.name), 32) << " rel "
             << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos " << cosineText(m.diff.cosine())
-            << "  (" << m.changed << "/" << m.tensors << " tensors)\n";
+            << "  (" << m.changed << "/" << m.tensors << " tensors)";
+        if (m.diverged())
+            out << "  diverged: " << m.diff.nonFinite << " NaN/Inf mismatch" << (m.diff.nonFinite == 1 ? "" : "es");
+        out << normsText(m.nonFinite, m.normA, m.normB) << '\n';
     }
     header = false;
     for (const auto &t : c.tensors) {
@@ -91,6 +102,8 @@ void printText(const Comparison &c, std::ostream &out)
         // above leave them out, so they are said apart (as the JSON's non_finite_mismatches).
         if (t.diff.nonFinite)
             out << "  (" << t.diff.nonFinite << " NaN/Inf mismatch" << (t.diff.nonFinite == 1 ? "" : "es") << ")";
+        if (t.status != TensorComparison::Status::ShapeChanged && t.status != TensorComparison::Status::Unreadable)
+            out << normsText(t.nonFinite, t.normA, t.normB);
         out << '\n';
     }
     for (const auto &m : c.metadata)
@@ -168,10 +181,13 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
             return 0;
         }
         out << "checkpoints, in order:\n";
-        for (std::size_t k = 0; k < s.points.size(); ++k)
+        for (std::size_t k = 0; k < s.points.size(); ++k) {
             out << "  " << k << "  " << displayText(s.points[k].file) << "  epoch "
                 << (s.points[k].epoch ? std::to_string(*s.points[k].epoch) : "-") << "  step "
                 << (s.points[k].step ? std::to_string(*s.points[k].step) : "-") << '\n';
+            for (const auto &note : s.points[k].notes)
+                out << "     " << displayText(note) << '\n';
+        }
         out << "per tensor: L2 norm at each checkpoint / drift from the first / drift from the previous\n"
                "(\"absent\": the checkpoint lacks the tensor; \"n/c\": not comparable, the reason is given below)\n";
         std::ostringstream text;  // names come from the files: no control bytes to the terminal
@@ -202,6 +218,21 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
                     text << (i ? ", " : " ") << absent[i];
                 text << '\n';
             }
+            // Where the tensor holds NaN or infinite values: its figures there are nan or inf, as
+            // torch's, and this line says how many of each (a run that diverged).
+            std::string nonFinite;
+            for (std::size_t k = 0; k < l.nanCount.size(); ++k) {
+                if (!l.nanCount[k] && !l.infCount[k])
+                    continue;
+                nonFinite += std::string(nonFinite.empty() ? " " : ", ") + std::to_string(k) + " (";
+                if (l.nanCount[k])
+                    nonFinite += std::to_string(l.nanCount[k]) + " NaN" + (l.infCount[k] ? ", " : "");
+                if (l.infCount[k])
+                    nonFinite += std::to_string(l.infCount[k]) + " Inf";
+                nonFinite += ")";
+            }
+            if (!nonFinite.empty())
+                text << "    NaN or Inf values at checkpoint" << nonFinite << '\n';
             const std::optional<std::vector<std::int64_t>> *last = nullptr;
             for (std::size_t k = 0; k < l.shape.size(); ++k) {
                 if (!l.shape[k])

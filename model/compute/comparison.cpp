@@ -9,11 +9,14 @@
 #include "jsonexport.h"
 #include "metadata.h"
 #include "pythonrepr.h"
+#include "tensorref.h"
+#include "value.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -108,7 +111,7 @@ std::vector<MetadataText> metadataTexts(const std::vector<std::pair<std::string,
     return out;
 }
 
-ojson diffJson(const TensorDiff &d)
+ojson diffJson(const TensorDiff &d, const NonFiniteValues &nf, double normA, double normB)
 {
     return ojson{{"identical", d.identical},
                  {"elements", d.count},
@@ -118,8 +121,13 @@ ojson diffJson(const TensorDiff &d)
                  {"mean_abs_diff", number(d.meanAbs())},
                  {"relative_l2", number(d.relativeL2())},
                  {"cosine", number(d.cosine())},
+                 // Over the positions compared (both finite), as relative_l2 and cosine are made.
                  {"norm_a", number(d.normA())},
-                 {"norm_b", number(d.normB())}};
+                 {"norm_b", number(d.normB())},
+                 // Each file's tensor's own, over every element, as torch gives it: inf, NaN (null).
+                 {"tensor_norm_a", number(normA)},
+                 {"tensor_norm_b", number(normB)},
+                 {"non_finite", {{"a", {{"nan", nf.nanA}, {"inf", nf.infA}}}, {"b", {{"nan", nf.nanB}, {"inf", nf.infB}}}}}};
 }
 
 std::optional<double> scalarOf(const ValuePtr &v, const ComputeApi &api)
@@ -169,13 +177,99 @@ ojson optimizerJson(const std::optional<OptimizerSummary> &o)
     return j;
 }
 
-std::optional<std::int64_t> integerField(const Document &d, const char *label)
+// An epoch or step, to order a run's checkpoints by: an int (a numpy integer included), a float
+// holding a whole number (5.0), or a one-element tensor of either (torch.tensor(5), as scripts save
+// a counter they kept on the device). Any other number (2.5, NaN, past int64) orders nothing, and
+// a note says so rather than a rounded guess; a value of another kind is no epoch.
+std::optional<std::int64_t> orderingField(const Document &d, const char *label, const char *word,
+                                          const ComputeApi &api, std::vector<std::string> &notes)
 {
-    for (const auto &f : knownFields(d))
-        if (f.label == label && f.value && f.value->isInt())
-            return f.value->asInt();
+    const auto whole = [&](double v) -> std::optional<std::int64_t> {
+        // 2^63 is exactly a double: [-2^63, 2^63) holds every int64.
+        if (v == std::trunc(v) && v >= -0x1p63 && v < 0x1p63)
+            return static_cast<std::int64_t>(v);
+        notes.push_back(std::string(word) + " " + formatFloat(v) +
+                        " is not a whole number: the checkpoint is not ordered by it");
+        return std::nullopt;
+    };
+    for (const auto &f : knownFields(d)) {
+        if (f.label != label || !f.value)
+            continue;
+        const Value &v = *f.value;
+        if (v.isInt())
+            return v.asInt();
+        if (v.kind() == Value::Kind::Float)
+            return whole(v.asFloat());
+        if (v.isTensor() && v.tensorRef() && v.tensorRef()->numel() == 1) {
+            const TensorRef &t = *v.tensorRef();
+            try {
+                if (dtypeIsIntegral(t.dtype)) {
+                    const auto ints = api.integers(t, 0, 1);
+                    // uint64 comes as its bits: one past int64 is no position either.
+                    if (ints.size() == 1 && (t.dtype != DType::UInt64 || ints[0] >= 0))
+                        return ints[0];
+                } else if (dtypeIsFloating(t.dtype)) {
+                    const auto values = api.values(t, 0, 1);
+                    if (values.size() == 1)
+                        return whole(values[0]);
+                }
+            } catch (const std::exception &e) {
+                notes.push_back(std::string(word) + " could not be read: " + e.what());
+            }
+        }
+        return std::nullopt;
+    }
     return std::nullopt;
 }
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// A tensor's L2 norm as torch.linalg.norm gives it: NaN when it holds a NaN, inf when it holds an
+// infinity (statistics' own l2 is over the values that are not NaN).
+double torchNorm(const TensorStats &s)
+{
+    return s.nanCount > 0 ? kNaN : s.infCount > 0 ? kInf : s.l2;
+}
+
+// ||b - a|| as torch computes it, where `d` (of a and b) met a position that is not finite on both
+// sides: NaN where either holds a NaN, or both the same infinity at one place (inf - inf); else an
+// infinity met another value: inf.
+double torchDiffNorm(const TensorDiff &d, const TensorStats &sa, const TensorStats &sb)
+{
+    if (d.finite == d.count)
+        return d.normDiff();
+    if (sa.nanCount > 0 || sb.nanCount > 0)
+        return kNaN;
+    // No NaN: each position not finite on both sides holds an infinity; those not counted as
+    // mismatches hold the same one on both.
+    return d.count - d.finite > d.nonFinite ? kNaN : kInf;
+}
+
+// A pool of tensor comparisons: their sums, NaN/Inf counts and norms (as torch: inf, NaN).
+struct Pool {
+    TensorDiff diff;
+    NonFiniteValues nonFinite;
+    double normA = 0, normB = 0;  // hypot of the tensors' own norms, exact where all are finite
+    void add(const TensorComparison &t)
+    {
+        diff.accumulate(t.diff);
+        nonFinite.add(t.nonFinite);
+        normA = std::hypot(normA, t.normA);
+        normB = std::hypot(normB, t.normB);
+    }
+    void into(ModuleComparison &m) const
+    {
+        m.diff = diff;
+        m.nonFinite = nonFinite;
+        // hypot(inf, NaN) is inf: a NaN anywhere makes the pooled norm NaN, as torch's.
+        const auto norm = [](std::int64_t nans, std::int64_t infs, double hyp) {
+            return nans > 0 ? kNaN : infs > 0 ? kInf : hyp;
+        };
+        m.normA = nonFinite.any() ? norm(nonFinite.nanA, nonFinite.infA, normA) : diff.normA();
+        m.normB = nonFinite.any() ? norm(nonFinite.nanB, nonFinite.infB, normB) : diff.normB();
+    }
+};
 
 } // namespace
 
@@ -220,11 +314,11 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
     // A module's figures pool its floating tensors: an integer counter beside them
     // (BatchNorm's num_batches_tracked, a step count) would dominate its relative change. A module
     // of integer tensors only is measured by them.
-    struct Integers {
+    struct Pools {
         bool floatingToo = false;
-        TensorDiff diff;
+        Pool floating, integers;
     };
-    std::map<std::string, Integers> integers;
+    std::map<std::string, Pools> pools;
     std::size_t done = 0;
     for (const auto &[i, j] : align.pairs) {
         const TensorRef &ra = ta[i].ref();
@@ -244,6 +338,16 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
                 t.status = t.diff.identical         ? TensorComparison::Status::Identical
                            : t.diff.outside == 0 ? TensorComparison::Status::Close
                                                   : TensorComparison::Status::Different;
+                t.normA = t.diff.normA();
+                t.normB = t.diff.normB();
+                if (t.diff.finite < t.diff.count) {
+                    // A NaN or infinity on either side, which the figures leave out: counted, and
+                    // the norms made torch's (a tensor that went to inf has the norm inf).
+                    const TensorStats sa = api.statistics(ra), sb = api.statistics(rb);
+                    t.nonFinite = {sa.nanCount, sa.infCount, sb.nanCount, sb.infCount};
+                    t.normA = torchNorm(sa);
+                    t.normB = torchNorm(sb);
+                }
             } catch (const std::exception &e) {
                 t.status = TensorComparison::Status::Unreadable;
                 t.error = e.what();
@@ -254,12 +358,13 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
             auto &m = modules[module];
             m.tensors += 1;
             m.changed += t.status != TensorComparison::Status::Identical;
+            auto &p = pools[module];
             if (dtypeIsFloating(ra.dtype) || dtypeIsComplex(ra.dtype) || dtypeIsFloating(rb.dtype) ||
                 dtypeIsComplex(rb.dtype)) {
-                m.diff.accumulate(t.diff);
-                integers[module].floatingToo = true;
+                p.floating.add(t);
+                p.floatingToo = true;
             } else {
-                integers[module].diff.accumulate(t.diff);
+                p.integers.add(t);
             }
         }
         c.tensors.push_back(std::move(t));
@@ -268,11 +373,15 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
     }
     for (auto &[name, m] : modules) {
         m.name = name;
-        if (const auto &i = integers[name]; !i.floatingToo)
-            m.diff = i.diff;
+        const auto &p = pools[name];
+        (p.floatingToo ? p.floating : p.integers).into(m);
         c.modules.push_back(m);
     }
+    // Diverged modules (a NaN or infinity came, went or moved) first: their figures, over the
+    // finite positions, can read 0 for a module whose weights blew up.
     std::stable_sort(c.modules.begin(), c.modules.end(), [](const ModuleComparison &x, const ModuleComparison &y) {
+        if (x.diverged() != y.diverged())
+            return x.diverged();
         return x.diff.relativeL2() > y.diff.relativeL2();
     });
 
@@ -341,7 +450,7 @@ ojson comparisonToJson(const Comparison &c)
         if (t.status == TensorComparison::Status::Unreadable)
             e["error"] = t.error;
         else if (t.status != TensorComparison::Status::ShapeChanged)
-            e.update(diffJson(t.diff));
+            e.update(diffJson(t.diff, t.nonFinite, t.normA, t.normB));
         tensors.push_back(std::move(e));
     }
     ojson summary{{"compared", c.tensors.size()}, {"removed", c.onlyA.size()}, {"added", c.onlyB.size()}};
@@ -351,8 +460,8 @@ ojson comparisonToJson(const Comparison &c)
     j["tensors"] = tensors;
     ojson modules = ojson::array();
     for (const auto &m : c.modules) {
-        ojson e{{"name", m.name}, {"tensors", m.tensors}, {"changed", m.changed}};
-        e.update(diffJson(m.diff));
+        ojson e{{"name", m.name}, {"tensors", m.tensors}, {"changed", m.changed}, {"diverged", m.diverged()}};
+        e.update(diffJson(m.diff, m.nonFinite, m.normA, m.normB));
         modules.push_back(std::move(e));
     }
     j["modules"] = modules;
@@ -375,8 +484,12 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
         SeriesPoint point;
     };
     std::vector<Item> items;
-    for (const Document *d : input)
-        items.push_back({d, {d->path, integerField(*d, "Epoch"), integerField(*d, "Step")}});
+    for (const Document *d : input) {
+        SeriesPoint p{d->path, std::nullopt, std::nullopt, {}};
+        p.epoch = orderingField(*d, "Epoch", "epoch", api, p.notes);
+        p.step = orderingField(*d, "Step", "step", api, p.notes);
+        items.push_back({d, std::move(p)});
+    }
     std::stable_sort(items.begin(), items.end(), [](const Item &x, const Item &y) {
         const auto key = [](const Item &i) {
             return std::make_tuple(i.point.epoch.value_or(INT64_MIN), i.point.step.value_or(INT64_MIN),
@@ -419,17 +532,23 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
         layer.normGap.assign(n, SeriesGap::Absent);
         layer.fromFirstGap.assign(n, SeriesGap::Absent);
         layer.fromPreviousGap.assign(n, SeriesGap::Absent);
+        layer.nanCount.assign(n, 0);
+        layer.infCount.assign(n, 0);
     }
     const auto tensorAt = [&at](std::size_t k, std::size_t l) { return l < at[k].size() ? at[k][l] : nullptr; };
     // The drift of `t` from `other` (checkpoint `k`'s tensor from an earlier one), with why none.
-    const auto drift = [&api](const TensorRef *other, const TensorRef &t, double &value, SeriesGap &gap) {
+    // ||t - other|| as torch gives it (inf, NaN where they hold such values), from their difference.
+    const auto driftOf = [&api](const TensorDiff &d, const TensorRef &other, const TensorRef &t) {
+        return d.finite < d.count ? torchDiffNorm(d, api.statistics(other), api.statistics(t)) : d.normDiff();
+    };
+    const auto drift = [&api, &driftOf](const TensorRef *other, const TensorRef &t, double &value, SeriesGap &gap) {
         if (!other)
             gap = SeriesGap::AbsentOther;
         else if (other->shape != t.shape)
             gap = SeriesGap::ShapeChanged;
         else {
             try {
-                value = api.difference(*other, t, 0, 0).normDiff();
+                value = driftOf(api.difference(*other, t, 0, 0), *other, t);
                 gap = SeriesGap::None;
             } catch (const std::exception &) {
                 gap = SeriesGap::Unreadable;
@@ -446,14 +565,22 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
                 const TensorRef *first = tensorAt(0, l);
                 try {
                     // The norm is always this checkpoint's own tensor's; where it has the first's
-                    // shape, one pass gives it and the drift from the first together.
-                    if (first && first->shape == t->shape) {
-                        const TensorDiff fromFirst = api.difference(*first, *t, 0, 0);
-                        layer.norm[k] = fromFirst.normB();
-                        layer.driftFromFirst[k] = fromFirst.normDiff();
+                    // shape, one pass gives it and the drift from the first together. Those figures
+                    // leave out positions that are not finite: where there are any, the tensor's
+                    // statistics count them and the norm and drift are torch's (inf, NaN).
+                    const bool sameShape = first && first->shape == t->shape;
+                    const TensorDiff d = api.difference(sameShape ? *first : *t, *t, 0, 0);
+                    layer.norm[k] = d.normB();
+                    if (d.finite < d.count) {
+                        const TensorStats st = api.statistics(*t);
+                        layer.norm[k] = torchNorm(st);
+                        layer.nanCount[k] = st.nanCount;
+                        layer.infCount[k] = st.infCount;
+                    }
+                    if (sameShape) {
+                        layer.driftFromFirst[k] = driftOf(d, *first, *t);
                         layer.fromFirstGap[k] = SeriesGap::None;
                     } else {
-                        layer.norm[k] = api.difference(*t, *t, 0, 0).normB();
                         layer.fromFirstGap[k] = first ? SeriesGap::ShapeChanged : SeriesGap::AbsentOther;
                     }
                     layer.normGap[k] = SeriesGap::None;
@@ -461,7 +588,9 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
                     layer.normGap[k] = layer.fromFirstGap[k] = SeriesGap::Unreadable;
                 }
                 if (k == 0) {
-                    layer.driftFromPrevious[k] = layer.normGap[k] == SeriesGap::None ? 0.0 : nan;
+                    // Against itself, as the drift from the first: 0, or NaN as torch's w - w
+                    // where w holds a NaN or an infinity.
+                    layer.driftFromPrevious[k] = layer.normGap[k] == SeriesGap::None ? layer.driftFromFirst[k] : nan;
                     layer.fromPreviousGap[k] = layer.normGap[k];
                 } else if (layer.normGap[k] == SeriesGap::Unreadable) {
                     layer.fromPreviousGap[k] = SeriesGap::Unreadable;
@@ -494,15 +623,18 @@ ojson seriesToJson(const Series &s)
     for (const auto &p : s.points)
         points.push_back({{"file", p.file},
                           {"epoch", p.epoch ? ojson(*p.epoch) : ojson(nullptr)},
-                          {"step", p.step ? ojson(*p.step) : ojson(nullptr)}});
+                          {"step", p.step ? ojson(*p.step) : ojson(nullptr)},
+                          {"notes", p.notes}});
     // Per layer, arrays with one entry per checkpoint; a figure is null exactly where its reason
-    // (in "reasons") is not null.
+    // (in "reasons") is not null: why there is none, or "nan" where the figure is NaN (JSON has no
+    // NaN; an infinite one is "inf").
     ojson layers = ojson::array();
     for (const auto &l : s.layers) {
         ojson present = ojson::array(), shape = ojson::array(), norm = ojson::array(), first = ojson::array(),
-              prev = ojson::array(), normWhy = ojson::array(), firstWhy = ojson::array(), prevWhy = ojson::array();
-        const auto why = [](SeriesGap g, bool fromFirst) {
-            return g == SeriesGap::None ? ojson(nullptr) : ojson(seriesGapText(g, fromFirst));
+              prev = ojson::array(), normWhy = ojson::array(), firstWhy = ojson::array(), prevWhy = ojson::array(),
+              nans = ojson::array(), infs = ojson::array();
+        const auto why = [](SeriesGap g, bool fromFirst, double v) {
+            return g != SeriesGap::None ? ojson(seriesGapText(g, fromFirst)) : std::isnan(v) ? ojson("nan") : ojson(nullptr);
         };
         for (std::size_t k = 0; k < l.norm.size(); ++k) {
             present.push_back(l.present(k));
@@ -510,9 +642,12 @@ ojson seriesToJson(const Series &s)
             norm.push_back(l.normGap[k] == SeriesGap::None ? number(l.norm[k]) : ojson(nullptr));
             first.push_back(l.fromFirstGap[k] == SeriesGap::None ? number(l.driftFromFirst[k]) : ojson(nullptr));
             prev.push_back(l.fromPreviousGap[k] == SeriesGap::None ? number(l.driftFromPrevious[k]) : ojson(nullptr));
-            normWhy.push_back(why(l.normGap[k], false));
-            firstWhy.push_back(why(l.fromFirstGap[k], true));
-            prevWhy.push_back(why(l.fromPreviousGap[k], false));
+            normWhy.push_back(why(l.normGap[k], false, l.norm[k]));
+            firstWhy.push_back(why(l.fromFirstGap[k], true, l.driftFromFirst[k]));
+            prevWhy.push_back(why(l.fromPreviousGap[k], false, l.driftFromPrevious[k]));
+            const bool counted = l.normGap[k] == SeriesGap::None;
+            nans.push_back(counted ? ojson(l.nanCount[k]) : ojson(nullptr));
+            infs.push_back(counted ? ojson(l.infCount[k]) : ojson(nullptr));
         }
         layers.push_back({{"name", l.name},
                           {"present", present},
@@ -520,6 +655,8 @@ ojson seriesToJson(const Series &s)
                           {"norm", norm},
                           {"drift_from_first", first},
                           {"drift_from_previous", prev},
+                          {"nan_count", nans},
+                          {"inf_count", infs},
                           {"reasons", {{"norm", normWhy}, {"drift_from_first", firstWhy}, {"drift_from_previous", prevWhy}}}});
     }
     return ojson{{"checkpoints", points}, {"layers", layers}};

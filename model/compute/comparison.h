@@ -31,6 +31,20 @@ struct CompareOptions {
     std::function<bool(std::size_t, std::size_t)> m_progress;
 };
 
+// How many NaN and infinite elements each file's tensor holds (pooled over a module's tensors):
+// the figures of a TensorDiff leave such positions out, these say they are there.
+struct NonFiniteValues {
+    std::int64_t nanA = 0, infA = 0, nanB = 0, infB = 0;
+    bool any() const { return nanA || infA || nanB || infB; }
+    void add(const NonFiniteValues &o)
+    {
+        nanA += o.nanA;
+        infA += o.infA;
+        nanB += o.nanB;
+        infB += o.infB;
+    }
+};
+
 // One tensor present in both files.
 struct TensorComparison {
     enum class Status { Identical, Close, Different, ShapeChanged, Unreadable };
@@ -40,6 +54,10 @@ struct TensorComparison {
     std::vector<std::int64_t> shapeA, shapeB;
     Status status = Status::Identical;
     TensorDiff diff;
+    NonFiniteValues nonFinite;
+    // Each file's tensor's own L2 norm as torch gives it: inf where it holds an infinity, NaN where
+    // it holds a NaN (diff.normA() and normB() leave out the positions where either is not finite).
+    double normA = 0, normB = 0;
     std::string error;     // Unreadable: why
 };
 std::string statusName(TensorComparison::Status s);  // "identical", "close", "different", "shape_changed", "unreadable"
@@ -50,6 +68,11 @@ struct ModuleComparison {
     int tensors = 0;
     int changed = 0;       // tensors not identical
     TensorDiff diff;
+    NonFiniteValues nonFinite;
+    double normA = 0, normB = 0;  // of the pooled tensors, as for one tensor (inf, NaN)
+    // NaN or an infinity appeared, went or moved between the files (diff.nonFinite > 0): its
+    // figures over the finite positions may read unchanged while the module diverged.
+    bool diverged() const { return diff.nonFinite > 0; }
 };
 
 // A top-level metadata entry that differs: its JSON text on each side (absent: nullopt), and the
@@ -73,7 +96,7 @@ struct Comparison {
     std::string prefixA, prefixB;           // wrapper prefixes set aside to align the names
     std::vector<std::string> onlyA, onlyB;  // removed (only in a) and added (only in b)
     std::vector<TensorComparison> tensors;  // in both, in a's order
-    std::vector<ModuleComparison> modules;  // most changed first (relative L2)
+    std::vector<ModuleComparison> modules;  // diverged ones first, then most changed (relative L2)
     std::vector<MetadataChange> metadata;
     std::optional<OptimizerSummary> optimizerA, optimizerB;
     double atol = 0, rtol = 0;
@@ -88,11 +111,14 @@ nlohmann::ordered_json comparisonToJson(const Comparison &c);
 
 // A run's checkpoints in order: per tensor, its L2 norm at each checkpoint and its drift
 // (||w_t - w_first||, ||w_t - w_previous||). Every tensor named in any checkpoint is a layer, in the
-// order they first appear; where a figure cannot be given it is NaN and its gap says why.
+// order they first appear; where a figure cannot be given it is NaN and its gap says why. The
+// figures are torch's: a norm or drift of a tensor holding an infinity is inf, one holding a NaN is
+// NaN (with no gap), as is the drift between two that hold the same infinity at one place.
 struct SeriesPoint {
     std::string file;
-    std::optional<std::int64_t> epoch;
+    std::optional<std::int64_t> epoch;  // an int, a whole float or a one-element tensor of either
     std::optional<std::int64_t> step;
+    std::vector<std::string> notes;     // an epoch or step that is not a whole number, and so no order
 };
 enum class SeriesGap : std::uint8_t {
     None,              // the figure is there
@@ -109,6 +135,8 @@ struct SeriesLayer {
     std::vector<double> driftFromFirst;
     std::vector<double> driftFromPrevious;
     std::vector<SeriesGap> normGap, fromFirstGap, fromPreviousGap;
+    // Per checkpoint, the tensor's NaN and infinite elements (0 where absent or unreadable).
+    std::vector<std::int64_t> nanCount, infCount;
     bool present(std::size_t k) const { return shape[k].has_value(); }
 };
 struct Series {

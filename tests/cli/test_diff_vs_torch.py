@@ -41,6 +41,141 @@ def describe_pair_tensor(a, b, atol, rtol):
     return figures(sums(a, b, atol, rtol))
 
 
+def as_json(v):
+    """A float as ckpt writes it in JSON: NaN as null, an infinity as "inf" or "-inf"."""
+    if math.isnan(v):
+        return None
+    if math.isinf(v):
+        return 'inf' if v > 0 else '-inf'
+    return v
+
+
+def same_json_figure(got, want):
+    if want is None or isinstance(want, str):
+        return got == want
+    return not isinstance(got, str) and close(got, want)
+
+
+def check_divergence(a, res):
+    """A run whose weight went to inf, then NaN: every norm and drift is what torch computes (inf,
+    nan), never 0 or the norm of the finite rest; diff puts the diverged module first and says so."""
+    import torch
+    tmp = tempfile.mkdtemp(prefix='ckpt-diverge-')
+    g = torch.Generator().manual_seed(11)
+    w0, bias, other = torch.randn(3, generator=g), torch.randn(1, generator=g), torch.randn(4, generator=g)
+    w1 = w0.clone()
+    w1[1] = float('inf')
+    w2 = w1.clone()
+    w2[0] = 5.0                  # the infinity where it was: torch's w2 - w1 is NaN there
+    w3 = w0.clone()
+    w3[1] = float('nan')
+    w3[2] = float('-inf')
+    run = [{'fc.weight': w0, 'fc.bias': bias, 'other.weight': other},
+           {'fc.weight': w1, 'fc.bias': bias, 'other.weight': other * 3},
+           {'fc.weight': w2, 'fc.bias': bias, 'other.weight': other * 4},
+           {'fc.weight': w3, 'other.weight': other * 5}]
+    files = []
+    for k, sd in enumerate(run):
+        files.append(os.path.join(tmp, 'n%d.pth' % k))
+        torch.save(sd, files[-1])
+
+    def norm(t):
+        return torch.linalg.norm(t.double()).item()
+
+    p = subprocess.run([a.ckpt, 'series', '--json'] + files, capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'series of a diverging run', p.stderr):
+        layers = {l['name']: l for l in json.loads(p.stdout)['layers']}
+        for name in ('fc.weight', 'other.weight'):
+            ts = [sd[name] for sd in run]
+            want = {'norm': [norm(t) for t in ts],
+                    'drift_from_first': [norm(t.double() - ts[0].double()) for t in ts],
+                    'drift_from_previous': [norm(t.double() - ts[max(k - 1, 0)].double()) for k, t in enumerate(ts)],
+                    'nan_count': [int(torch.isnan(t).sum()) for t in ts],
+                    'inf_count': [int(torch.isinf(t).sum()) for t in ts]}
+            got = layers.get(name, {})
+            for key in ('norm', 'drift_from_first', 'drift_from_previous'):
+                values, expect = got.get(key, []), [as_json(v) for v in want[key]]
+                res.check(len(values) == len(expect) and all(same_json_figure(x, y) for x, y in zip(values, expect)),
+                          'diverging series %s %s' % (name, key), 'ckpt %r, torch %r' % (values, expect))
+                why = got.get('reasons', {}).get(key)
+                res.check(why == ['nan' if math.isnan(v) else None for v in want[key]],
+                          'diverging series %s reasons %s: "nan" where the figure is NaN' % (name, key), '%r' % why)
+            for key in ('nan_count', 'inf_count'):
+                res.check(got.get(key) == want[key], 'diverging series %s %s' % (name, key),
+                          'ckpt %r, torch %r' % (got.get(key), want[key]))
+        res.check(math.isinf(norm(w1.double() - w0.double())) and
+                  math.isnan(norm(w2.double() - w1.double())), 'torch gives inf, then nan, for these drifts')
+    p = subprocess.run([a.ckpt, 'series'] + files, capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'series text of a diverging run', p.stderr):
+        res.check('NaN or Inf values at checkpoint 1 (1 Inf), 2 (1 Inf), 3 (1 NaN, 1 Inf)' in p.stdout
+                  and ' inf ' in p.stdout and ' nan' in p.stdout,
+                  'series text gives inf and nan and says where the tensor holds them', p.stdout)
+
+    # diff of the first two: fc gained an infinity. The per-tensor figures stay over the finite
+    # positions (the mismatch counted apart), but the norms are torch's and the module comes first,
+    # flagged, though `other` changed more by relative L2.
+    p = subprocess.run([a.ckpt, 'diff', files[0], files[1], '--json'], capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 1, 'diff of a diverged pair: exit 1', p.stderr + p.stdout[-300:]):
+        doc = json.loads(p.stdout)
+        mods = doc['modules']
+        flags = [(m['name'], m.get('diverged')) for m in mods]
+        res.check(flags == [('fc', True), ('other', False)], 'diff puts the diverged module first', '%r' % flags)
+        fc = {m['name']: m for m in mods}.get('fc', {})
+        a_fc = torch.cat([w0, bias]).double()
+        b_fc = torch.cat([w1, bias]).double()
+        for key, want in (('tensor_norm_a', norm(a_fc)), ('tensor_norm_b', norm(b_fc))):
+            res.check(same_json_figure(fc.get(key), as_json(want)), 'diverged module ' + key,
+                      'ckpt %r, torch %r' % (fc.get(key), want))
+        res.check(fc.get('non_finite') == {'a': {'nan': 0, 'inf': 0}, 'b': {'nan': 0, 'inf': int(torch.isinf(b_fc).sum())}},
+                  'diverged module non_finite counts', '%r' % fc.get('non_finite'))
+        t = {t['name']: t for t in doc['tensors']}.get('fc.weight', {})
+        for key, want in (('tensor_norm_a', norm(w0)), ('tensor_norm_b', norm(w1))):
+            res.check(same_json_figure(t.get(key), as_json(want)), 'diverged tensor ' + key,
+                      'ckpt %r, torch %r' % (t.get(key), want))
+        res.check(t.get('status') == 'different' and t.get('non_finite_mismatches') == 1,
+                  'diverged tensor is different with 1 mismatch', '%r' % t)
+    p = subprocess.run([a.ckpt, 'diff', files[0], files[1]], capture_output=True, text=True, timeout=120)
+    lines = p.stdout.splitlines()
+    fc_line = [l for l in lines if l.strip().startswith('fc ')]
+    other_line = [l for l in lines if l.strip().startswith('other ')]
+    res.check(fc_line and other_line and lines.index(fc_line[0]) < lines.index(other_line[0]) and
+              'diverged: 1 NaN/Inf mismatch' in fc_line[0] and fc_line[0].endswith('-> inf'),
+              'diff text lists the diverged module first, flagged, with its norm going to inf', p.stdout)
+    res.check(any(l.strip().startswith('fc.weight ') and '(1 NaN/Inf mismatch)' in l and l.endswith('-> inf')
+                  for l in lines), 'diff text gives the tensor\'s norm going to inf', p.stdout)
+
+
+def check_epoch_order(a, res):
+    """Epochs saved as a 0-d tensor (int or float) or a whole float order the run as an int does;
+    an epoch that is not a whole number orders nothing and is said."""
+    import torch
+    tmp = tempfile.mkdtemp(prefix='ckpt-epochs-')
+    epochs = {'a': torch.tensor(5), 'b': torch.tensor(1), 'c': 3.0, 'd': torch.tensor(4.0), 'e': torch.tensor([2])}
+    files = []
+    for n, ep in epochs.items():
+        files.append(os.path.join(tmp, n + '.pth'))
+        torch.save({'epoch': ep, 'state_dict': {'w': torch.ones(2) * float(ep)}}, files[-1])
+    # What Python makes of each: int() of a tensor or float holding a whole number.
+    want = sorted(epochs, key=lambda n: int(epochs[n]))
+    p = subprocess.run([a.ckpt, 'series', '--json'] + files, capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'series of tensor and float epochs', p.stderr):
+        doc = json.loads(p.stdout)
+        order = [os.path.splitext(os.path.basename(c['file']))[0] for c in doc['checkpoints']]
+        res.check(order == want, 'series orders by epochs saved as tensors and floats', '%r, expected %r' % (order, want))
+        res.check([c['epoch'] for c in doc['checkpoints']] == [int(epochs[n]) for n in want],
+                  'series reads epochs saved as tensors and floats', '%r' % [c['epoch'] for c in doc['checkpoints']])
+    frac = os.path.join(tmp, 'frac.pth')
+    torch.save({'epoch': 2.5, 'state_dict': {'w': torch.ones(2)}}, frac)
+    p = subprocess.run([a.ckpt, 'series', '--json', frac, files[0]], capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'series with a fractional epoch', p.stderr):
+        c = {os.path.basename(c['file']): c for c in json.loads(p.stdout)['checkpoints']}.get('frac.pth', {})
+        res.check(c.get('epoch') is None and any('2.5' in n and 'not a whole number' in n for n in c.get('notes', [])),
+                  'series says an epoch that is not a whole number rather than round it', '%r' % c)
+    p = subprocess.run([a.ckpt, 'series', frac, files[0]], capture_output=True, text=True, timeout=120)
+    res.check(p.returncode == 0 and 'epoch 2.5 is not a whole number' in p.stdout,
+              'series text says an epoch that is not a whole number', p.stdout)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -89,9 +224,12 @@ def main():
                 res.check(same_figure(m[key], figure(key, want[key])), where,
                           'module %s %s: ckpt %r, torch %r' % (name, key, m[key], want[key]))
             res.check(m['outside_tolerance'] == want['outside_tolerance'], where, 'module %s outside' % name)
-        # Modules come most changed first.
-        rels = [float(m['relative_l2']) for m in doc['modules']]  # an infinite one is "inf"
-        res.check(rels == sorted(rels, reverse=True), where, 'modules not ordered by change: %r' % rels)
+        # Modules come diverged first (a NaN/Inf mismatch: their figures over the finite positions
+        # can read 0), then most changed.
+        keys = [(m['non_finite_mismatches'] > 0, float(m['relative_l2'])) for m in doc['modules']]  # inf is "inf"
+        res.check(keys == sorted(keys, reverse=True), where, 'modules not ordered by divergence, change: %r' % keys)
+        res.check(all(m.get('diverged') == (m['non_finite_mismatches'] > 0) for m in doc['modules']), where,
+                  'module diverged flags')
 
     # The text form says the same, and errors exit 2.
     first = expected['pairs'][0]
@@ -268,6 +406,9 @@ def main():
                    ~(torch.isfinite(net.state_dict()['0.bias']) & torch.isfinite(changed['0.bias']))).sum())
     res.check(nf == want_nf == 2 and ('(%d NaN/Inf mismatches)' % want_nf) in p.stdout,
               'diff text says the NaN/Inf mismatches the JSON counts', p.stdout[-400:])
+
+    check_divergence(a, res)
+    check_epoch_order(a, res)
 
     # Metadata equal to Python is equal to diff: a config whose pickle shares one long string
     # (written once, referred to again) against the same config with two equal strings.
