@@ -136,6 +136,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         if (wantRun)
             input = gatherInput(o, arch);
         auto predictor = ComputeLoader::api().predictor(doc, arch);
+        json exported;  // what --export-torchscript wrote, for --json
         if (!o.exportTorchScript.empty()) {
             const std::string bytes = predictor->torchScriptBytes("");
             // Never over one of the run's inputs: the file (its shards and sidecar), the
@@ -145,10 +146,26 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
                 if (!p->empty())
                     w.protect(*p);
             const ConversionResult written = writeScriptExport(bytes, doc, std::nullopt, o.exportTorchScript, w);
-            if (!wantRun) {
-                out << o.exportTorchScript << ": " << written.bytes << " bytes of TorchScript, read back: "
+            // Said whether or not inputs run too, in convert --to torchscript's words: the outputs
+            // printed below are of normalised inputs; the module written takes them normalised.
+            std::vector<std::string> warnings;
+            if (auto warning = scriptNormalisationWarning(doc))
+                warnings.push_back(std::move(*warning));
+            exported = {{"output", written.output},
+                        {"bytes", written.bytes},
+                        {"verified", written.verified},
+                        {"storages_verified", written.tensorsVerified},  // as convert --json names it
+                        {"warnings", warnings}};
+            if (!o.json) {
+                out << "wrote " << written.output << ": " << written.bytes << " bytes of TorchScript, read back: "
                     << written.tensorsVerified << " weight" << (written.tensorsVerified == 1 ? "" : "s")
                     << " as exported\n";
+                for (const auto &warning : warnings)
+                    out << "warning: " << warning << '\n';
+            }
+            if (!wantRun) {
+                if (o.json)
+                    out << json{{"export", exported}}.dump(1) << "\n";
                 return 0;
             }
         }
@@ -172,7 +189,10 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         if (!pre.problem.empty())
             notes.push_back("normalisation: " + pre.problem);
         if (o.json) {
-            out << predictionToJson(r, arch, notes, input.shape).dump(1) << "\n";
+            json j = predictionToJson(r, arch, notes, input.shape);
+            if (!exported.is_null())
+                j["export"] = exported;
+            out << j.dump(1) << "\n";
             return 0;
         }
         printArchitecture(out, arch, input.shape);

@@ -391,6 +391,7 @@ std::optional<std::vector<Layer>> nestDotted(const std::vector<Layer> &children)
 struct Builder {
     std::shared_ptr<torch::jit::CompilationUnit> cu = std::make_shared<torch::jit::CompilationUnit>();
     std::map<std::string, at::Tensor> weights;
+    std::set<std::string> frozen;  // parameters the file recorded with requires_grad=False
     std::vector<std::string> notes;
     int counter = 0;
 
@@ -427,10 +428,16 @@ struct Builder {
                 auto it = weights.find(l.tensorName(local));
                 if (it == weights.end())
                     throw std::runtime_error("weight " + l.tensorName(local) + " is missing");
-                if (isBuffer(local))
+                if (isBuffer(local)) {
                     m.register_buffer(local, it->second);
-                else
-                    m.register_parameter(local, it->second, false);
+                } else {
+                    // As torch.jit.script writes a module: its parameters require grad, so the
+                    // exported file fine-tunes; one the file saved frozen stays frozen.
+                    at::Tensor p = it->second;
+                    if (p.is_floating_point() || p.is_complex())
+                        p.set_requires_grad(!frozen.count(l.tensorName(local)));
+                    m.register_parameter(local, p, false);
+                }
                 has[local] = true;
             }
             src += "    " + leafBody(l, has) + "\n";
@@ -505,8 +512,14 @@ void castFloatingState(torch::jit::Module &module, c10::ScalarType type)
     for (auto sub : module.modules())
         for (const auto &slot : sub.named_attributes(false))
             if (slot.value.isTensor() && slot.value.toTensor().is_floating_point() &&
-                slot.value.toTensor().scalar_type() != type)
-                sub.setattr(slot.name, slot.value.toTensor().to(type));
+                slot.value.toTensor().scalar_type() != type) {
+                // A parameter that requires grad still does after the cast, as after Python's .half().
+                const at::Tensor t = slot.value.toTensor();
+                at::Tensor cast = t.to(type).detach();
+                if (t.requires_grad())
+                    cast.set_requires_grad(true);
+                sub.setattr(slot.name, cast);
+            }
 }
 
 // The floating types of a module's parameters and buffers.
@@ -536,8 +549,13 @@ public:
             break;
         default: {
             Builder b;
-            for (const auto &w : arch.weights)
+            for (const auto &w : arch.weights) {
                 b.weights[w.name] = weightTensor(w, m_notes);
+                // A pickled full model's nn.Parameter carries its flag; a state dict's tensors
+                // (detached by state_dict()) carry none, and become parameters that train.
+                if (w.ref().isParameter && !w.ref().requiresGrad)
+                    b.frozen.insert(w.name);
+            }
             m_module = b.build(arch.root);
             m_notes.insert(m_notes.end(), b.notes.begin(), b.notes.end());
             break;

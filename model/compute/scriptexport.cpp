@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 
 namespace ckpt {
 
@@ -60,6 +62,15 @@ bool editsWeights(const ConvertOptions &o)
 
 } // namespace
 
+std::optional<std::string> scriptNormalisationWarning(const Document &doc)
+{
+    const Preprocessing prep = preprocessingOf(doc);
+    if (!prep.present())
+        return std::nullopt;
+    return "the package normalises its inputs (" + prep.source +
+           "); the TorchScript module does not: normalise inputs before calling it";
+}
+
 ScriptExport planScriptExport(const Document &doc, const std::string &output, ConvertOptions edits,
                               const ArchitectureRequest &request)
 {
@@ -74,13 +85,29 @@ ScriptExport planScriptExport(const Document &doc, const std::string &output, Co
     e.plan = planConversion(doc, output, edits);
     auto edited = std::make_shared<Document>(doc);
     if (doc.format != ContainerFormat::TorchScript) {
+        // The plan's weights are plain tensors, as state_dict() gives them; a pickled full model's
+        // frozen parameter (requires_grad=False) stays frozen in the module, as torch.jit.script
+        // keeps it (predict, which exports the file's own tensors, does the same).
+        using View = std::tuple<const StorageRef *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>>;
+        auto viewOf = [](const TensorRef &t) { return View{t.storage.get(), t.storageOffset, t.shape, t.strides}; };
+        std::set<View> frozen;
+        for (const auto &w : doc.stateDict)
+            if (w.value && w.value->isTensor() && w.ref().isParameter && !w.ref().requiresGrad && w.ref().storage)
+                frozen.insert(viewOf(w.ref()));
         edited->stateDict.clear();
-        for (const auto &entry : e.plan.root->entries())
-            edited->stateDict.push_back({keyText(*entry.key), entry.value});
+        for (const auto &entry : e.plan.root->entries()) {
+            ValuePtr v = entry.value;
+            if (v && v->isTensor() && v->tensorRef()->storage && frozen.count(viewOf(*v->tensorRef()))) {
+                auto ref = std::make_shared<TensorRef>(*v->tensorRef());
+                ref->isParameter = true;
+                ref->requiresGrad = false;
+                v = Value::tensor(ref);
+            }
+            edited->stateDict.push_back({keyText(*entry.key), v});
+        }
     }
-    if (const Preprocessing prep = preprocessingOf(*edited); prep.present())
-        e.plan.warnings.push_back("the package normalises its inputs (" + prep.source +
-                                  "); the TorchScript module does not: normalise inputs before calling it");
+    if (auto warning = scriptNormalisationWarning(*edited))
+        e.plan.warnings.push_back(std::move(*warning));
     e.architecture = resolveArchitecture(*edited, request);
     e.source = std::move(edited);
     return e;

@@ -24,6 +24,11 @@ struct ScriptExport {
     std::shared_ptr<const Document> source;    // the document with its state dict edited
 };
 
+// What to say when `doc` carries a normalisation (input_mean/input_std, a preprocessing entry)
+// that an exported TorchScript module does not apply; nothing when it carries none. Convert's
+// export and `ckpt predict --export-torchscript` say it in these words.
+std::optional<std::string> scriptNormalisationWarning(const Document &doc);
+
 // `edits`: a state-dict conversion's options (target and dtype are set here). Throws FormatError
 // when the file cannot be exported (no architecture, edits on a TorchScript source, a TorchScript
 // architecture file that cannot be opened, ...).

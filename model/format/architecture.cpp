@@ -476,10 +476,14 @@ Layer layerFromModule(const Value &m, const std::string &name, const std::string
         throw FormatError((path.empty() ? std::string("the model") : "module " + path) +
                           " is used twice in the tree; weight sharing between layers is not supported");
     TensorShapes tensors;
+    // In the order the module registered them, parameters before buffers, as torch's
+    // named_parameters() and state_dict() list them (weight, bias; running_mean, running_var,
+    // num_batches_tracked): an optimizer's state follows that order.
+    std::vector<std::string> registered;
     for (const char *key : {"_parameters", "_buffers"})
         for (auto &[n, v] : namedEntries(m.state()->get(key)))
-            if (v->isTensor())
-                tensors[n] = v->tensorRef()->shape;
+            if (v->isTensor() && tensors.emplace(n, v->tensorRef()->shape).second)
+                registered.push_back(n);
     for (const auto &e : m.state()->entries())
         if (e.key && e.key->isString() && !e.key->text().starts_with("_") && e.key->text() != "training" &&
             e.key->text() != "inplace" && isOptionValue(e.value))
@@ -495,8 +499,7 @@ Layer layerFromModule(const Value &m, const std::string &name, const std::string
             fail(l, "torch.nn." + base + " is not supported; supported layers are listed in the README");
         if (!children.empty())
             fail(l, "a standard layer with submodules is not supported");
-        for (auto &[n, s] : tensors)
-            l.tensors.push_back(n);
+        l.tensors = registered;
         completeLeaf(l, tensors);
         return l;
     }
@@ -506,7 +509,7 @@ Layer layerFromModule(const Value &m, const std::string &name, const std::string
         throw FormatError(who + " has its own forward code, which a pickle does not carry: give a TorchScript "
                                 "architecture (--arch) or a spec (--arch-spec)");
     if (!tensors.empty())
-        throw FormatError(who + " holds its own weights (" + tensors.begin()->first +
+        throw FormatError(who + " holds its own weights (" + registered.front() +
                           "), which only its forward code, not in the file, knows how to use: give --arch or --arch-spec");
     for (auto &[n, v] : children)
         l.children.push_back(layerFromModule(*v, n, path.empty() ? n : path + "." + n, seen, depth + 1, assumptions));

@@ -813,6 +813,7 @@ def main():
     full_model_from_weights(res, convert, fx, out)
     newer_dtypes(res, convert, a.ckpt, fx, out)
     kept_values(res, convert, a.ckpt, fx, out)
+    script_like_torch(res, convert, out)
 
     # --- shared storages stay shared; safetensors aliases come back ------------------------------
     src = os.path.join(fx, 'tied_weights.pth')
@@ -1361,6 +1362,122 @@ def kept_values(res, convert, ckpt, fx, out):
             lost = {l['entry']: l['reason'] for l in doc['lost']}
             res.check(lost.get('netD', '').startswith('another set of weights') and "--weights 'netD'" in lost['netD'],
                       '%s: the other set of weights names the --weights that writes it' % target, lost.get('netD', ''))
+
+
+def _script_reference(model):
+    """torch.jit.script's module of `model` (a copy: the original keeps training below)."""
+    import copy
+    return torch.jit.script(copy.deepcopy(model).eval())
+
+
+def _trained_adam(model, x, steps=2):
+    """An Adam optimizer's state_dict after a few steps on `model` (a copy), as a training checkpoint
+    keeps it: one exp_avg per trainable parameter, in parameters() order."""
+    import copy
+    m = copy.deepcopy(model).train()
+    opt = torch.optim.Adam([p for p in m.parameters()], lr=1e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        m(x).square().sum().backward()
+        opt.step()
+    return opt.state_dict()
+
+
+def script_like_torch(res, convert, out):
+    """The TorchScript `convert --to torchscript` writes has what torch.jit.script of the same model
+    has: named_parameters() and named_buffers() in torch's order (weight before bias; running_mean,
+    running_var, num_batches_tracked), parameters that require grad (a frozen one of a pickled full
+    model stays frozen), buffers that do not; and the original training's optimizer state loads
+    into an optimizer over the export's parameters, each exp_avg the shape of its parameter, and a
+    step trains the base layers."""
+    from simple_nn import SimpleNN
+    nn = torch.nn
+    torch.manual_seed(71)
+    cnn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(4 * 3 * 3, 2))
+    mlp_bn = nn.Sequential(nn.Linear(7, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    frozen = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+    for p in frozen[0].parameters():  # a fine-tuning setup: the first layer frozen
+        p.requires_grad_(False)
+    for m, shape in ((cnn, (4, 3, 8, 8)), (mlp_bn, (8, 7)), (frozen, (8, 6))):
+        m.train()
+        with torch.no_grad():  # running statistics that are not the defaults
+            for _ in range(3):
+                m(torch.randn(*shape))
+        m.eval()
+    simple = SimpleNN(10, 50, 2).eval()
+    spec = [{'type': 'Linear'}, {'type': 'BatchNorm1d'}, {'type': 'ReLU'}, {'type': 'Linear'}]
+    cases = []  # (what, source file, extra args, torch model, input)
+    for name, model, shape in (('full SimpleNN', simple, (3, 10)), ('full CNN with BatchNorm2d', cnn, (2, 3, 8, 8)),
+                               ('full model, first layer frozen', frozen, (4, 6))):
+        path = os.path.join(out, 'sl_%s.pth' % name.split()[1].strip(','))
+        torch.save(model, path)
+        cases.append((name, path, [], model, torch.randn(*shape)))
+    sd_path = os.path.join(out, 'sl_mlp_bn_checkpoint.pth')
+    torch.save({'epoch': 1, 'model_state_dict': mlp_bn.state_dict()}, sd_path)
+    cases.append(('state dict, inferred MLP with BatchNorm1d', sd_path, [], mlp_bn, torch.randn(4, 7)))
+    cases.append(('state dict, spec with BatchNorm1d', sd_path, ['--arch-spec', json.dumps(spec)], mlp_bn,
+                  torch.randn(4, 7)))
+    for i, (name, src, args, model, x) in enumerate(cases):
+        dest = os.path.join(out, 'sl_%d.pt' % i)
+        r, doc = convert(src, '--to', 'torchscript', *args, '-o', dest)
+        if doc is None:
+            continue
+        if name.startswith('state dict'):
+            want_source = 'spec' if args else 'inferred_mlp'
+            res.check(doc['architecture']['source'] == want_source, name + ': built from the %s' % want_source,
+                      '%r' % doc['architecture'])
+        got, want = torch.jit.load(dest), _script_reference(model)
+        gp, wp = list(got.named_parameters()), list(want.named_parameters())
+        res.check([n for n, _ in gp] == [n for n, _ in wp] and
+                  [tuple(p.shape) for _, p in gp] == [tuple(p.shape) for _, p in wp],
+                  name + ': named_parameters() in torch.jit.script\'s order',
+                  '%r vs %r' % ([n for n, _ in gp], [n for n, _ in wp]))
+        res.check([n for n, _ in got.named_buffers()] == [n for n, _ in want.named_buffers()],
+                  name + ': named_buffers() in torch.jit.script\'s order',
+                  '%r vs %r' % ([n for n, _ in got.named_buffers()], [n for n, _ in want.named_buffers()]))
+        res.check([p.requires_grad for _, p in gp] == [p.requires_grad for _, p in wp] and
+                  not any(b.requires_grad for _, b in got.named_buffers()),
+                  name + ': requires_grad of parameters and buffers as torch.jit.script\'s',
+                  '%r vs %r' % ([(n, p.requires_grad) for n, p in gp], [(n, p.requires_grad) for n, p in wp]))
+        # The original training's optimizer state into an optimizer over the export's parameters.
+        state = _trained_adam(model, x)
+        params = list(got.parameters())
+        opt = torch.optim.Adam(params, lr=1e-3)
+        try:
+            opt.load_state_dict(state)
+            loaded = ''
+        except (ValueError, KeyError) as e:
+            loaded = str(e)
+        trained = [p for p in params if p.requires_grad]
+        shapes = [(tuple(opt.state[p]['exp_avg'].shape), tuple(p.shape)) for p in trained if p in opt.state]
+        res.check(not loaded and len(shapes) == len(trained) and all(a == b for a, b in shapes) and
+                  not any(p in opt.state for p in params if not p.requires_grad),
+                  name + ': the original Adam state loads, each exp_avg the shape of its parameter',
+                  loaded or '%r' % shapes)
+        if loaded or not shapes or any(a != b for a, b in shapes):
+            continue
+        before = [p.detach().clone() for p in params]
+        try:
+            opt.zero_grad()
+            got(x).square().sum().backward()
+            opt.step()
+            stepped = ''
+        except RuntimeError as e:
+            stepped = str(e).splitlines()[0]
+        moved = [not torch.equal(b, p.detach()) for b, p in zip(before, params)]
+        res.check(not stepped and moved == [p.requires_grad for p in params],
+                  name + ': a training step moves exactly the parameters that require grad (the first layer too)',
+                  stepped or '%r' % list(zip([n for n, _ in gp], moved)))
+    # A cast keeps what trains, as Python's module.half() does.
+    dest = os.path.join(out, 'sl_frozen16.pt')
+    r, doc = convert(cases[2][1], '--to', 'torchscript', '--dtype', 'float16', '-o', dest)
+    if doc is not None:
+        got, want = torch.jit.load(dest), _script_reference(frozen.half())
+        res.check([(n, p.dtype, p.requires_grad) for n, p in got.named_parameters()] ==
+                  [(n, p.dtype, p.requires_grad) for n, p in want.named_parameters()],
+                  'torchscript --dtype float16: parameters keep requires_grad as torch.jit.script(model.half())',
+                  '%r' % [(n, p.dtype, p.requires_grad) for n, p in got.named_parameters()])
 
 
 if __name__ == '__main__':

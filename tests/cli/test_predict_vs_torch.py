@@ -304,6 +304,65 @@ def review_cases(res, run, fixtures, tmp):
                       '%s %s %r' % (why, r.stderr.strip(), d['notes']))
 
 
+def export_says_what_it_wrote(res, run, ckpt, fixtures, tmp):
+    """`--export-torchscript` always says what it wrote, with or without inputs, in text and JSON;
+    where the package normalises its inputs it warns, in `convert --to torchscript`'s own words, that
+    the module written does not, and that warning is true: the module gives the printed logits for
+    the normalised rows, not for the rows as given."""
+    fixtures = os.path.abspath(fixtures)
+    pkg = os.path.join(fixtures, 'predict_package.pth')
+    r = subprocess.run([ckpt, 'convert', pkg, '--to', 'torchscript', '-o', os.path.join(tmp, 'conv_pkg.pt'), '--json'],
+                       capture_output=True, text=True, timeout=120)
+    convert_warnings = [w for w in json.loads(r.stdout)['warnings'] if 'normalise' in w] if r.returncode == 0 else []
+    if not res.check(len(convert_warnings) == 1, 'convert --to torchscript warns of the package\'s normalisation',
+                     r.stdout[-400:] + r.stderr):
+        return
+    warning = convert_warnings[0]
+    package = torch.load(pkg, map_location='cpu')
+    mean = torch.tensor(package['input_mean'], dtype=torch.float64)
+    std = torch.tensor(package['input_std'], dtype=torch.float64)
+    rows = torch.randn(3, 10, generator=torch.Generator().manual_seed(91)) * 1.5 + 0.3
+    inputs = sum((['--input', ','.join(repr(v) for v in row)] for row in rows.tolist()), [])
+    for label, args in (('without inputs', []), ('with inputs', inputs)):
+        for fmt in ('text', 'json'):
+            dest = os.path.join(tmp, 'said_%s_%s.pt' % (label.split()[0], fmt))
+            r = run(pkg, args + ['--export-torchscript', dest] + (['--json'] if fmt == 'json' else []))
+            what = 'predict --export-torchscript %s (%s)' % (label, fmt)
+            if not res.check(r.returncode == 0 and os.path.exists(dest), what, r.stderr.strip()):
+                continue
+            if fmt == 'text':
+                lines = r.stdout.splitlines()
+                res.check(any(l.startswith('wrote %s: ' % dest) and 'read back: 4 weights as exported' in l for l in lines)
+                          and ('warning: ' + warning) in lines,
+                          what + ': says what it wrote, and the normalisation warning convert gives', r.stdout[-1500:])
+                continue
+            try:
+                doc = json.loads(r.stdout)
+            except ValueError:
+                res.check(False, what + ': stdout is JSON', r.stdout[:300])
+                continue
+            e = doc.get('export', {})
+            res.check(e.get('output') == dest and e.get('bytes') == os.path.getsize(dest) and e.get('verified') is True
+                      and e.get('storages_verified') == 4 and e.get('warnings') == [warning],
+                      what + ': says what it wrote, and the normalisation warning convert gives', '%r' % e)
+            if args:
+                # The printed logits are of the normalised rows; the module written takes rows normalised.
+                module = torch.jit.load(dest)
+                with torch.no_grad():
+                    want = module(((rows.double() - mean) / std).float()).double().tolist()
+                    raw = module(rows.float()).double().tolist()
+                got = [o['logits'] for o in doc['outputs']]
+                ok, why = close(got, want)
+                res.check(ok and doc['normalized'] is True and not close(got, raw)[0],
+                          what + ': the warning is true (the module gives these logits for normalised rows only)', why)
+    # No normalisation, no warning; the line saying what was written still comes.
+    dest = os.path.join(tmp, 'said_cnn.pt')
+    r = run('predict_cnn.pth', ['--input-file', 'predict_images.npy', '--export-torchscript', dest])
+    res.check(r.returncode == 0 and ('wrote %s: ' % dest) in r.stdout and 'warning:' not in r.stdout,
+              'predict --export-torchscript with inputs, no normalisation: says what it wrote, warns of nothing',
+              r.stdout[-800:] + r.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -579,6 +638,7 @@ def main():
     with open(rows) as f, open(os.path.join(a.fixtures, 'predict_rows.csv')) as g:
         res.check(r.returncode == 1 and 'input' in r.stderr and f.read() == g.read(),
                   'export never overwrites the --input-file', r.stderr)
+    export_says_what_it_wrote(res, run, a.ckpt, a.fixtures, tmp)
     review_cases(res, run, a.fixtures, tmp)
     return res.finish()
 
