@@ -3,8 +3,9 @@
 #include "architecture.h"
 #include "error.h"
 
+#include "pilimage.h"
+
 #include <stb/stb_image.h>
-#include <stb/stb_image_resize.h>
 
 #include <algorithm>
 #include <bit>
@@ -279,6 +280,63 @@ std::vector<std::int64_t> batchShape(std::int64_t rows, std::int64_t columns, co
     return out;
 }
 
+namespace {
+
+// An image's width and height from its header: libjpeg's for a JPEG, stb's for the rest.
+bool imageSize(const std::string &bytes, const std::string &where, int &w, int &h, std::string &why)
+{
+    if (isJpeg(bytes)) {
+        try {
+            jpegSize(bytes, where, w, h);
+        } catch (const FormatError &e) {
+            why = e.what();
+            return false;
+        }
+        return true;
+    }
+    int found = 0;
+    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &found)) {
+        why = where + ": not an image this program can read (" + stbi_failure_reason() + ")";
+        return false;
+    }
+    return true;
+}
+
+// PIL's convert('L') of RGB: L = (19595 R + 38470 G + 7471 B + 2^15) >> 16.
+std::uint8_t pilLuma(const std::uint8_t *rgb)
+{
+    return static_cast<std::uint8_t>((19595u * rgb[0] + 38470u * rgb[1] + 7471u * rgb[2] + 0x8000u) >> 16);
+}
+
+// Decoded 8-bit pixels (1 or 3 channels) as PIL's convert() to the model's mode gives them:
+// L→RGB repeats the grey, RGB→L weighs as above, alpha is opaque.
+Pixels8 toChannels(const Pixels8 &in, int channels)
+{
+    if (in.channels == channels)
+        return in;
+    Pixels8 out;
+    out.width = in.width;
+    out.height = in.height;
+    out.channels = channels;
+    const std::size_t n = static_cast<std::size_t>(in.width) * static_cast<std::size_t>(in.height);
+    out.data.resize(n * static_cast<std::size_t>(channels));
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t *p = &in.data[i * static_cast<std::size_t>(in.channels)];
+        std::uint8_t *q = &out.data[i * static_cast<std::size_t>(channels)];
+        if (channels == 1) {
+            q[0] = in.channels >= 3 ? pilLuma(p) : p[0];
+        } else {
+            for (int c = 0; c < 3; ++c)
+                q[c] = in.channels >= 3 ? p[c] : p[0];
+            if (channels == 4)
+                q[3] = in.channels == 4 ? p[3] : 255;
+        }
+    }
+    return out;
+}
+
+} // namespace
+
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width)
 {
     if (channels != 1 && channels != 3 && channels != 4)
@@ -289,71 +347,91 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
                           " is not an image size (at most " + std::to_string(kMaxImageSide) + " a side)");
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
         throw FormatError(where + ": the image file is too large");
-    int w = 0, h = 0, found = 0;
+    int w = 0, h = 0;
     // The size first, from the header: a huge image is refused before any pixel is allocated.
-    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
-                               &found))
-        throw FormatError(where + ": not an image this program can read (" + stbi_failure_reason() + ")");
+    std::string why;
+    if (!imageSize(bytes, where, w, h, why))
+        throw FormatError(why);
     if (w < 1 || h < 1 || w > kMaxImageSide || h > kMaxImageSide)
         throw FormatError(where + ": the image is " + std::to_string(w) + "x" + std::to_string(h) + ", more than " +
                           std::to_string(kMaxImageSide) + " pixels a side");
     const auto *data = reinterpret_cast<const stbi_uc *>(bytes.data());
     const int size = static_cast<int>(bytes.size());
-    // A grey model gets PIL's convert('L') of a colour image, what torchvision pipelines feed it:
-    // L = (19595 R + 38470 G + 7471 B + 2^15) >> 16 (stb's own weights differ). So colour is
-    // decoded as RGB and made grey here; grey images come through unchanged.
-    const bool toGrey = channels == 1 && found >= 3;
-    const int decoded = toGrey ? 3 : channels;
-    // 16-bit PNGs keep their precision: values / 65535.
-    const bool wide = stbi_is_16_bit_from_memory(data, size) != 0;
-    std::vector<float> px;  // decoded, HWC, in [0, 1]
-    {
-        std::unique_ptr<void, void (*)(void *)> pixels(
-            wide ? static_cast<void *>(stbi_load_16_from_memory(data, size, &w, &h, &found, decoded))
-                 : static_cast<void *>(stbi_load_from_memory(data, size, &w, &h, &found, decoded)),
-            stbi_image_free);
-        if (!pixels)
-            throw FormatError(where + ": the image cannot be decoded (" + stbi_failure_reason() + ")");
-        const std::size_t n = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
-        px.resize(n * static_cast<std::size_t>(channels));
-        const auto *p8 = static_cast<const stbi_uc *>(pixels.get());
-        const auto *p16 = static_cast<const stbi_us *>(pixels.get());
-        for (std::size_t i = 0; i < n; ++i) {
-            if (toGrey) {
-                const std::size_t k = i * 3;
-                px[i] = wide ? static_cast<float>((0.299 * p16[k] + 0.587 * p16[k + 1] + 0.114 * p16[k + 2]) / 65535.0)
-                             : static_cast<float>(((19595u * p8[k] + 38470u * p8[k + 1] + 7471u * p8[k + 2] + 0x8000u) >> 16) / 255.0);
-            } else {
-                for (int c = 0; c < channels; ++c) {
-                    const std::size_t k = i * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c);
-                    px[k] = wide ? static_cast<float>(p16[k] / 65535.0) : static_cast<float>(p8[k] / 255.0);
-                }
-            }
-        }
-    }
-    InputTable t;
+    // 16-bit PNGs keep their precision: values / 65535 (PIL itself would cut them to 8 bits).
+    const bool wide = !isJpeg(bytes) && stbi_is_16_bit_from_memory(data, size) != 0;
     if (ownSize) {
         width = w;
         height = h;
     }
-    if (w != width || h != height) {
-        t.note = "the image (" + std::to_string(w) + "x" + std::to_string(h) + ") was resized to the model's input size " +
-                 std::to_string(width) + "x" + std::to_string(height);
-        std::vector<float> resized(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) *
-                                   static_cast<std::size_t>(channels));
-        if (!stbir_resize_float(px.data(), w, h, 0, resized.data(), width, height, 0, channels))
-            throw FormatError(where + ": the image cannot be resized to " + std::to_string(width) + "x" +
-                              std::to_string(height));
-        px = std::move(resized);
-    }
+    InputTable t;
     t.shape = {1, channels, height, width};
     t.values.resize(static_cast<std::size_t>(channels) * static_cast<std::size_t>(height) * static_cast<std::size_t>(width));
-    // HWC to CHW values in [0, 1], as torchvision's ToTensor.
-    for (int y = 0; y < height; ++y)
-        for (int x = 0; x < width; ++x)
-            for (int c = 0; c < channels; ++c)
-                t.values[(static_cast<std::size_t>(c) * height + y) * width + x] =
-                    px[(static_cast<std::size_t>(y) * width + x) * channels + c];
+    const bool resize = w != width || h != height;
+    if (resize)
+        t.note = "the image (" + std::to_string(w) + "x" + std::to_string(h) + ") was resized to the model's input size " +
+                 std::to_string(width) + "x" + std::to_string(height) +
+                 " with PIL's bilinear filter (antialiased), as torchvision's Resize((" + std::to_string(height) + ", " +
+                 std::to_string(width) + ")) does to a PIL image";
+    // HWC samples to CHW values, as torchvision's ToTensor.
+    auto store = [&](auto sample) {
+        for (int y = 0; y < height; ++y)
+            for (int x = 0; x < width; ++x)
+                for (int c = 0; c < channels; ++c)
+                    t.values[(static_cast<std::size_t>(c) * height + y) * width + x] =
+                        sample((static_cast<std::size_t>(y) * width + x) * channels + c);
+    };
+    if (!wide) {
+        // 8-bit pictures as PIL gives them: JPEGs decoded by libjpeg with PIL's settings, the rest
+        // by stb (exact for PNG, BMP and GIF); converted to the model's mode as PIL's convert()
+        // does, resized by PIL's own bilinear arithmetic, then divided by 255.
+        Pixels8 px;
+        if (isJpeg(bytes)) {
+            px = toChannels(decodeJpeg(bytes, where, kMaxImageSide), channels);
+        } else {
+            int found = 0;
+            // A grey model gets PIL's convert('L') of a colour picture: decoded as RGB, weighed here.
+            (void)stbi_info_from_memory(data, size, &w, &h, &found);
+            const int decoded = channels == 1 && found >= 3 ? 3 : channels;
+            std::unique_ptr<stbi_uc, void (*)(void *)> pixels(stbi_load_from_memory(data, size, &w, &h, &found, decoded),
+                                                              stbi_image_free);
+            if (!pixels)
+                throw FormatError(where + ": the image cannot be decoded (" + stbi_failure_reason() + ")");
+            px.width = w;
+            px.height = h;
+            px.channels = decoded;
+            px.data.assign(pixels.get(), pixels.get() + static_cast<std::size_t>(w) * static_cast<std::size_t>(h) *
+                                                            static_cast<std::size_t>(decoded));
+            px = toChannels(px, channels);
+        }
+        if (resize)
+            px = pilResizeBilinear(px, width, height);
+        store([&](std::size_t k) { return px.data[k] / 255.0; });
+        return t;
+    }
+    int found = 0;
+    (void)stbi_info_from_memory(data, size, &w, &h, &found);
+    const bool toGrey = channels == 1 && found >= 3;
+    std::unique_ptr<stbi_us, void (*)(void *)> pixels(stbi_load_16_from_memory(data, size, &w, &h, &found, toGrey ? 3 : channels),
+                                                      stbi_image_free);
+    if (!pixels)
+        throw FormatError(where + ": the image cannot be decoded (" + stbi_failure_reason() + ")");
+    const std::size_t n = static_cast<std::size_t>(w) * static_cast<std::size_t>(h);
+    std::vector<double> px(n * static_cast<std::size_t>(channels));
+    const stbi_us *p16 = pixels.get();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (toGrey) {
+            const std::size_t k = i * 3;
+            px[i] = (0.299 * p16[k] + 0.587 * p16[k + 1] + 0.114 * p16[k + 2]) / 65535.0;
+        } else {
+            for (int c = 0; c < channels; ++c) {
+                const std::size_t k = i * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c);
+                px[k] = p16[k] / 65535.0;
+            }
+        }
+    }
+    if (resize)
+        px = resizeBilinear(px, w, h, channels, width, height);
+    store([&](std::size_t k) { return px[k]; });
     return t;
 }
 
@@ -364,8 +442,9 @@ std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &a
     const std::pair<int, int> model{static_cast<int>(sample[1]), static_cast<int>(sample[2])};
     if (!arch.inputSizeChosen || sample != arch.inputShape || bytes.size() > static_cast<std::size_t>(INT32_MAX))
         return model;
-    int w = 0, h = 0, found = 0;
-    if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &found))
+    int w = 0, h = 0;
+    std::string why;
+    if (!imageSize(bytes, "image", w, h, why))
         return model;  // parseImage says what is wrong
     if (h > model.first || w > model.second || !takesInput(arch, {sample[0], h, w}))
         return model;

@@ -27,10 +27,12 @@ InputTable parseCsv(const std::string &text, const std::string &where = "input")
 // Fortran order) as doubles. Throws FormatError saying what is wrong with the file.
 InputTable parseNpy(const std::string &bytes, const std::string &where);
 
-// An image file (PNG, JPEG, BMP, GIF's first frame, …) as one sample for a convolutional model:
-// decoded to `channels` channels (1 grey, 3 RGB, 4 RGBA), resized to `height` × `width` when it
-// has another size (stb's default filter; `note` says so), or kept at its own size when both are
-// 0 (a model that takes any size); scaled to [0, 1]; shape [1, channels, height, width].
+// An image file (PNG, JPEG, BMP, GIF's first frame, …) as one sample for a convolutional model,
+// bit for bit the tensor PIL and torchvision give: decoded as PIL decodes it (JPEG by libjpeg with
+// PIL's settings), converted to `channels` channels as PIL's convert('L'/'RGB'/'RGBA') does,
+// resized to `height` × `width` when it has another size by PIL's bilinear resize (torchvision's
+// Resize((h, w)) on a PIL image; `note` says so), or kept at its own size when both are 0 (a model
+// that takes any size); scaled to [0, 1] as ToTensor; shape [1, channels, height, width].
 // Throws FormatError for what is not an image, or one wider or taller than kMaxImageSide.
 inline constexpr int kMaxImageSide = 8192;
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width);
