@@ -1,5 +1,7 @@
 #include "clicommon.h"
 
+#include "computeloader.h"
+
 #include "error.h"
 #include "textcodec.h"
 #include "valuetree.h"
@@ -17,8 +19,20 @@ std::vector<std::shared_ptr<void>> *g_keptUntilExit = nullptr;
 int reportError(std::ostream &err, const std::string &file, const std::exception &e)
 {
     const std::string what = e.what();
-    err << "ckpt: " << displayText(dynamic_cast<const FormatError *>(&e) ? what : file + ": " + what) << '\n';
+    // No file named (a failure no one input causes): the reason alone, not "ckpt: : reason".
+    const bool named = dynamic_cast<const FormatError *>(&e) || file.empty();
+    err << "ckpt: " << displayText(named ? what : file + ": " + what) << '\n';
     return 1;
+}
+
+ComputeApi *computeModuleOrReport(std::ostream &err)
+{
+    try {
+        return &ComputeLoader::api();
+    } catch (const std::exception &e) {
+        err << "ckpt: " << displayText(e.what()) << '\n';
+        return nullptr;
+    }
 }
 
 Document readInput(const std::string &file, const std::string &weights)
@@ -75,26 +89,58 @@ std::string securitySummary(const Document &doc, const SecurityReport &report)
     if (!doc.hasPickle())
         return "not a pickle: holds no code (the safetensors library reads it, not torch.load)";
     std::string line;
+    // torch.jit.load imports no Python module: a TorchScript archive's own classes (__torch__.*)
+    // are compiled from the code the archive holds.
+    const bool script = doc.format == ContainerFormat::TorchScript;
     std::size_t unknown = 0;
+    std::size_t scriptClasses = 0;
     for (const auto &g : report.globals) {
-        unknown += g.cls == GlobalClass::Unknown;
+        if (g.cls == GlobalClass::Unknown)
+            ++(script && g.use.name.starts_with("__torch__.") ? scriptClasses : unknown);
         if (g.cls == GlobalClass::Dangerous)
             line += (line.empty() ? "DANGEROUS: " : ", ") + g.use.name;
     }
     if (line.empty())
         line = "no dangerous globals";
+    std::vector<std::string> notes;
+    if (scriptClasses > 0)
+        notes.push_back(std::to_string(scriptClasses) +
+                        (scriptClasses == 1 ? " TorchScript class, which torch.jit.load compiles"
+                                            : " TorchScript classes, which torch.jit.load compiles") +
+                        " from the archive's own code, importing no Python module");
     if (unknown > 0)
-        line += " (" + std::to_string(unknown) + " unknown: Python would import " +
-                (unknown == 1 ? "its module" : "their modules") + ")";
+        notes.push_back(std::to_string(unknown) + " unknown: " +
+                        (script ? std::string("torch.jit.load imports no Python module for ") +
+                                      (unknown == 1 ? "it" : "them")
+                                : std::string("Python would import ") + (unknown == 1 ? "its module" : "their modules")));
+    for (std::size_t i = 0; i < notes.size(); ++i)
+        line += (i ? "; " : " (") + notes[i] + (i + 1 == notes.size() ? ")" : "");
     if (report.weightsOnlyLoadable)
         return line + "; torch.load(weights_only=True) of PyTorch >= 2.6 would accept it";
-    line += "; torch.load(weights_only=True) of PyTorch >= 2.6 would refuse it: ";
-    const auto &b = report.weightsOnlyBlockers;
+    line += "; torch.load(weights_only=True) of PyTorch >= 2.6 would refuse it";
+    // A file refused whole: that is the reason, not the globals it names.
+    if (!report.weightsOnlyFileReason.empty())
+        return line + ": " + report.weightsOnlyFileReason;
+    // The globals it refuses, then what else stops it (an opcode it does not interpret), each
+    // list cut after a few.
     constexpr std::size_t kShown = 4;
-    for (std::size_t i = 0; i < b.size() && i < kShown; ++i)
-        line += (i ? ", " : "") + b[i];
-    if (b.size() > kShown)
-        line += " and " + std::to_string(b.size() - kShown) + " more";
+    std::vector<std::string> globals, others;
+    for (const auto &b : report.weightsOnlyBlockers)
+        if (b.size() > 2 && b.front() == '(' && b.back() == ')')
+            others.push_back(b.substr(1, b.size() - 2));
+        else
+            globals.push_back(b);
+    const auto list = [&](const std::vector<std::string> &items, const char *separator) {
+        std::string text;
+        for (std::size_t i = 0; i < items.size() && i < kShown; ++i)
+            text += (i ? separator : "") + items[i];
+        if (items.size() > kShown)
+            text += " and " + std::to_string(items.size() - kShown) + " more";
+        return text;
+    };
+    line += ": " + list(globals, ", ");
+    if (!others.empty())
+        line += (globals.empty() ? "" : "; ") + list(others, "; ");
     return line;
 }
 

@@ -10,11 +10,20 @@
 #include <iosfwd>
 #include <string>
 
+namespace ckpt {
+class ComputeApi;
+}
+
 namespace ckpt::cli {
 
 // Prints the one-line error every command gives ("ckpt: FILE: reason"; a FormatError already
 // names its file) and returns the exit status 1.
 int reportError(std::ostream &err, const std::string &file, const std::exception &e);
+
+// The compute module (LibTorch) for a command that compares several files: when it cannot be
+// loaded, no file is at fault, so the one-line error names the module ("ckpt: cannot load the
+// compute module ...: looked for it at ...") and nullptr is returned.
+ComputeApi *computeModuleOrReport(std::ostream &err);
 
 // Reads a file for a command; with `weights` (--weights: a tree path, or its dotted form), that set
 // of weights is the model's for everything the command does (see useWeightSet). Throws FormatError.

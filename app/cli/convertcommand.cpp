@@ -81,10 +81,23 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
     if (!c.preprocessing.empty())
         o.preprocessing(parseJsonOption("--preprocessing", c.preprocessing));
     if (!c.classNames.empty()) {
+        // "cat, dog" names cat and dog: the spaces around a name are not part of it. A name
+        // that is nothing but spaces (",," or a comma at the end) is a mistake, not a class.
         std::vector<std::string> names;
-        std::stringstream ss(c.classNames);
-        for (std::string part; std::getline(ss, part, ',');)
-            names.push_back(part);
+        constexpr const char *kSpace = " \t\r\n\v\f";
+        for (std::size_t start = 0;;) {
+            const auto comma = c.classNames.find(',', start);
+            std::string part = c.classNames.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            const auto first = part.find_first_not_of(kSpace);
+            if (first == std::string::npos)
+                throw FormatError("--class-names: name " + std::to_string(names.size() + 1) +
+                                  " is empty; give the names separated by commas, such as \"cat, dog\"");
+            part = part.substr(first, part.find_last_not_of(kSpace) - first + 1);
+            names.push_back(std::move(part));
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
         o.classNames(std::move(names));
     }
     if (c.epoch)

@@ -140,7 +140,10 @@ int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err)
         current = options.b;
         const Document b = readInput(options.b, w.empty() ? std::string() : w.back());
         current = options.a;
-        const Comparison c = compareDocuments(a, b, ComputeLoader::api(), co);
+        const ComputeApi *api = computeModuleOrReport(err);
+        if (!api)
+            return 2;
+        const Comparison c = compareDocuments(a, b, *api, co);
         auto setName = [](const Document &d) {
             return d.stateDictPath.empty() ? std::string("(root)") : pathText(d.stateDictPath);
         };
@@ -175,7 +178,10 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
             ptrs.push_back(docs.back().get());
         }
         current.clear();
-        const Series s = computeSeries(ptrs, ComputeLoader::api());
+        const ComputeApi *api = computeModuleOrReport(err);
+        if (!api)
+            return 1;
+        const Series s = computeSeries(ptrs, *api);
         if (options.json) {
             out << seriesToJson(s).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
             return 0;

@@ -190,6 +190,9 @@ int runTensors(const TensorsOptions &options, std::ostream &out, std::ostream &e
         for (const auto &t : tableOf(doc))
             if (filter.empty() || foldCase(t.name).find(filter) != std::string::npos)
                 selected.push_back(&t);
+        // Statistics without the compute module fail the command (one line, exit 1), not each row.
+        if (options.stats && !selected.empty())
+            ComputeLoader::api();
         if (options.json) {
             writeTensorsJson(doc, selected, options.stats, out);
             return 0;
@@ -253,6 +256,7 @@ int runShow(const ShowOptions &options, std::ostream &out, std::ostream &err)
             const auto &r = *value->tensorRef();
             j = entryJson({options.key, value});
             if (r.problem.empty() && r.layout != TensorRef::Layout::Meta) {
+                ComputeLoader::api();  // without it, the command fails (one line, exit 1)
                 j["stats"] = statsOf(r);
                 if (dtypeIsComplex(r.dtype))
                     j["stats"]["over"] = "real and imaginary parts together";

@@ -39,28 +39,38 @@ ComputeApi &ComputeLoader::api()
     const auto dir = executableDir();
     candidates.push_back(dir / moduleFileName());
     candidates.push_back(dir / ".." / "lib" / "checkpoint-studio" / moduleFileName());
-    std::string tried;
+    // Every place tried and why it failed, on one line: the CLI prints an error as one line.
+    std::vector<std::string> tried;
+    const auto failed = [&tried](const std::filesystem::path &c, const std::string &why) {
+        tried.push_back(c.lexically_normal().string() + " (" + why + ")");
+    };
     for (const auto &c : candidates) {
         if (!std::filesystem::exists(c)) {
-            tried += "\n  " + c.string() + ": not found";
+            failed(c, "not found");
             continue;
         }
         void *handle = ::dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!handle) {
-            tried += "\n  " + c.string() + ": " + ::dlerror();
+            const char *why = ::dlerror();
+            failed(c, why ? why : "dlopen failed");
             continue;
         }
         using Factory = ComputeApi *(*)();
         auto factory = reinterpret_cast<Factory>(::dlsym(handle, "ckpt_compute_api"));
         if (!factory) {
-            tried += "\n  " + c.string() + ": no ckpt_compute_api symbol";
+            failed(c, "not a compute module (no ckpt_compute_api symbol)");
             continue;
         }
         ComputeApi *a = factory();
         g_api.store(a);
         return *a;
     }
-    throw std::runtime_error("cannot load the compute module (LibTorch):" + tried);
+    std::string places;
+    for (std::size_t i = 0; i < tried.size(); ++i)
+        places += (i == 0 ? "" : i + 1 == tried.size() ? " and " : ", ") + tried[i];
+    throw std::runtime_error("cannot load the compute module " + moduleFileName() +
+                             " (LibTorch), which computes the numbers: looked for it at " + places +
+                             "; install it beside the program, or set CKPT_COMPUTE_MODULE to its path");
 }
 
 } // namespace ckpt

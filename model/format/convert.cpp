@@ -424,7 +424,8 @@ public:
     // Values read as a str, int or float of a class of their own (a torch.device, a numpy scalar,
     // a datetime) are written as the plain value to a weights-only file: said once per class, with
     // where, so that a torch.device coming back as 'cuda:0' is not a surprise. (TorchVersion is a
-    // str that torch itself compares as one; a layout is written as torch writes it.)
+    // str that torch itself compares as one; a layout is written as torch writes it.) A numpy array
+    // (an input_std kept as np.array) is written as a torch tensor of its dtype: said the same way.
     void noteTypeChanges()
     {
         struct Seen {
@@ -438,8 +439,18 @@ public:
         while (!stack.empty()) {
             auto [v, path] = std::move(stack.back());
             stack.pop_back();
-            if (!v || v->isTensor() || !seen.insert(v.get()).second)
+            if (!v || !seen.insert(v.get()).second)
                 continue;
+            if (v->isTensor()) {
+                if (const auto &r = v->tensorRef(); r && r->rebuild == "numpy.ndarray") {
+                    auto &s = byClass["numpy.ndarray"];
+                    if (s.count++ == 0) {
+                        s.first = path;
+                        s.text = "a torch." + std::string(dtypeName(r->dtype)) + " tensor";
+                    }
+                }
+                continue;
+            }
             using K = Value::Kind;
             const K kind = v->kind();
             if (kind == K::String || kind == K::Int || kind == K::BigInt || kind == K::Float || kind == K::Bool) {
@@ -460,14 +471,19 @@ public:
             for (std::size_t i = v->items().size(); i-- > 0;)
                 stack.emplace_back(v->items()[i], prefix + std::to_string(i));
             for (std::size_t i = v->entries().size(); i-- > 0;)
-                if (const auto &e = v->entries()[i]; e.key && e.value && !e.value->isTensor())
+                if (const auto &e = v->entries()[i]; e.key && e.value)
                     stack.emplace_back(e.value, prefix + keyText(*e.key));
         }
         for (const auto &[cls, s] : byClass) {
+            const bool arrays = cls == "numpy.ndarray";
             std::string w = "'" + s.first + "'" +
                             (s.count > 1 ? " and " + std::to_string(s.count - 1) + " other values are " : " is ") +
                             (s.count > 1 ? cls : "a " + cls) + ", written as " +
-                            (s.count > 1 ? "plain values (the first as " + s.text + ")" : s.text) + ": ";
+                            (s.count > 1 ? (arrays ? "tensors of their dtypes and values (the first as "
+                                                   : "plain values (the first as ") +
+                                               s.text + ")"
+                                         : s.text + (arrays ? " of the same values" : "")) +
+                            ": ";
             w += newerWeightsOnlyAccepts(cls) ? "torch 2.6's torch.load(weights_only=True) accepts a " + cls +
                                                     ", but torch 1.13's does not, and a weights-only file is written "
                                                     "to load with both"
@@ -998,6 +1014,10 @@ private:
                 m_plan.lost.push_back({k, b});
                 continue;
             }
+            if (isEmptyPackageField(k, e.value)) {
+                m_plan.lost.push_back({k, "None in the source (an empty field): nothing to keep"});
+                continue;
+            }
             into->entries().push_back({Value::string(k), e.value});
             m_plan.carried.push_back(intoName + "/" + k);
         }
@@ -1044,10 +1064,12 @@ private:
                           ": " + why);
     }
 
-    // `key` from the user, else from the source, else None with a warning.
+    // `key` from the user, else from the source, else None with a warning. A source entry that is
+    // None (a field an earlier conversion wrote empty) is not a value to carry: it is said to be None.
     ValuePtr pick(const std::string &key, const ValuePtr &user, std::initializer_list<const char *> sourceKeys,
                   const std::string &hint)
     {
+        std::string noneAt;  // the source entry that is None, when one is
         if (user) {
             m_plan.carried.push_back(key + " (given)");
             for (const char *s : sourceKeys)
@@ -1058,6 +1080,11 @@ private:
         for (const char *s : sourceKeys)
             if (auto v = rootEntry(s)) {
                 m_usedRootKeys.insert(s);
+                if (v->isNone()) {
+                    if (noneAt.empty())
+                        noneAt = s;
+                    continue;
+                }
                 if (auto b = blockerOf(v); !b.empty()) {
                     m_plan.lost.push_back({s, b});
                     break;
@@ -1066,7 +1093,7 @@ private:
                 return v;
             }
         for (const char *s : sourceKeys)
-            if (auto v = infoEntry(s); v && blockerOf(v).empty()) {
+            if (auto v = infoEntry(s); v && !v->isNone() && blockerOf(v).empty()) {
                 m_plan.carried.push_back(key + " (from 'additional_info/" + s + "')");
                 m_takenFromInfo.insert(s);
                 return v;
@@ -1077,17 +1104,21 @@ private:
                 m_takenFromFormat.insert(s);
                 return v;
             }
-        if (!hint.empty())
-            m_plan.warnings.push_back(key + " is not in the source; written as None" + hint);
+        m_plan.warnings.push_back(
+            (noneAt.empty() ? key + " is not in the source"
+                            : (noneAt == key ? key : key + " ('" + noneAt + "')") + " is None in the source") +
+            "; written as None" + hint);
         return Value::none();
     }
 
-    ValuePtr versionValue()
+    ValuePtr versionValue() { return pick("pytorch_version", nullptr, {"pytorch_version"}, ""); }
+
+    // The fields an inference package writes as None when the source has none (inference below):
+    // an empty one is no information, so a checkpoint made from the package does not keep it.
+    static bool isEmptyPackageField(const std::string &k, const ValuePtr &v)
     {
-        auto v = pick("pytorch_version", nullptr, {"pytorch_version"}, "");
-        if (v->isNone())
-            m_plan.warnings.push_back("pytorch_version is not in the source; written as None");
-        return v;
+        return v && v->isNone() &&
+               (k == "preprocessing" || k == "input_mean" || k == "input_std" || k == "class_names");
     }
 
     ValuePtr timestampValue()
@@ -1178,9 +1209,16 @@ private:
                     m_takenFromFormat.insert("additional_info");
             if (given && given->isDict() && blockerOf(given).empty()) {
                 m_usedRootKeys.insert("additional_info");
-                for (const auto &e : given->entries())
-                    if (!e.key || !m_takenFromInfo.contains(keyText(*e.key)))
-                        info->entries().push_back(e);
+                for (const auto &e : given->entries()) {
+                    if (e.key && m_takenFromInfo.contains(keyText(*e.key)))
+                        continue;
+                    if (e.key && isEmptyPackageField(keyText(*e.key), e.value)) {
+                        m_plan.lost.push_back({"additional_info/" + keyText(*e.key),
+                                               "None in the source (an empty field): nothing to keep"});
+                        continue;
+                    }
+                    info->entries().push_back(e);
+                }
                 m_plan.carried.push_back("additional_info");
             }
             accountRest(info, "additional_info", "");

@@ -271,8 +271,17 @@ SecurityReport securityReport(const Document &doc)
         r.weightsOnlyBlockers.push_back(std::move(why));
     };
     switch (doc.format) {
-    case ContainerFormat::TorchScript: refuse("(a TorchScript archive: torch.jit.load, not torch.load)"); break;
-    case ContainerFormat::Tar: refuse("(the tar format of torch < 0.4: torch.load refuses weights_only=True for it)"); break;
+    // torch.load refuses these two before it unpickles anything: the globals play no part.
+    case ContainerFormat::TorchScript:
+        r.weightsOnlyFileReason = "it is a TorchScript archive, which torch.load refuses with weights_only=True "
+                                  "(torch.jit.load reads it)";
+        refuse("(a TorchScript archive: torch.jit.load, not torch.load)");
+        break;
+    case ContainerFormat::Tar:
+        r.weightsOnlyFileReason = "it is in the tar format of torch < 0.4, which torch.load refuses with "
+                                  "weights_only=True";
+        refuse("(the tar format of torch < 0.4: torch.load refuses weights_only=True for it)");
+        break;
     case ContainerFormat::Safetensors: refuse(kNoPickle); break;
     case ContainerFormat::Sharded:
         if (!doc.hasPickle()) {

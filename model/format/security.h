@@ -30,6 +30,9 @@ struct SecurityReport {
     bool dangerous = false;
     bool weightsOnlyLoadable = true;
     std::vector<std::string> weightsOnlyBlockers;  // globals the safe loader refuses
+    // Why the safe loader refuses the whole file before reading any pickle (a TorchScript archive,
+    // the tar format), whatever the file names; empty when it reads the pickle. Also among the blockers.
+    std::string weightsOnlyFileReason;
 };
 
 // Classifies one global by name.

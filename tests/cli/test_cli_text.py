@@ -7,7 +7,9 @@
 - `tensors --filter` ignores case in every script, as Python's str.casefold does;
 - text tables align their columns by terminal columns (wide CJK characters, combining marks), as
   measured with Python's unicodedata;
-- `convert`'s default output names do not repeat a suffix the input's name already carries.
+- `convert`'s default output names do not repeat a suffix the input's name already carries;
+- a command that needs the compute module, run where it cannot be loaded, fails with one line that
+  says what could not be loaded and where it was looked for, and the README's exit status.
 The numbers come from torch loading the same files; the names from tests/fixtures/generate_fixtures.py."""
 import argparse
 import collections
@@ -341,6 +343,53 @@ def check_output_names(res, ckpt, fixtures, work):
               'convert: x_state_dict_2.pth holds the state dict')
 
 
+# --- without the compute module ------------------------------------------------------------------
+
+def check_no_compute_module(res, ckpt, fixtures, work):
+    """`ckpt` copied alone into a folder (no libckpt_compute.so beside it, none in ../lib): every
+    command that needs numbers fails as other failures do, with one line on stderr naming the
+    module and where it was looked for, no escaped newline in it, an input file named or none (never
+    an empty name), and the exit status README gives; nothing on stdout. Commands that need no
+    numbers still work."""
+    lone = os.path.join(work, 'lonebin')
+    os.mkdir(lone)
+    binary = os.path.join(lone, 'ckpt')
+    shutil.copy2(ckpt, binary)
+    env = {k: v for k, v in os.environ.items() if k != 'CKPT_COMPUTE_MODULE'}
+    fixtures = os.path.abspath(fixtures)
+    sd = os.path.join(fixtures, 'state_dict.pth')
+    ck = os.path.join(fixtures, 'training_checkpoint.pth')
+    key = next(iter(torch.load(sd, weights_only=True)))
+    npy = os.path.join(work, 'lone.npy')
+    cases = [
+        (('tensors', sd, '--stats'), 1),
+        (('tensors', sd, '--stats', '--json'), 1),
+        (('show', sd, key), 1),
+        (('export', sd, key, '-o', npy), 1),
+        (('diff', sd, ck), 2),  # README: diff exits 2 when it cannot compare
+        (('series', sd, ck), 1),
+        (('predict', os.path.join(fixtures, 'predict_package.pth'), '--input', ','.join(['0.5'] * 10)), 1),
+        (('devices',), 1),
+    ]
+    for args, want in cases:
+        r = subprocess.run([binary, *args], capture_output=True, timeout=120, env=env, cwd=work)
+        out, err = r.stdout.decode('utf-8', 'replace'), r.stderr.decode('utf-8', 'replace')
+        lines = err.splitlines()
+        where = os.path.join(lone, 'libckpt_compute.so')
+        res.check(r.returncode == want and out == '' and len(lines) == 1 and lines[0].startswith('ckpt: ') and
+                  not lines[0].startswith('ckpt: : ') and 'cannot load the compute module libckpt_compute.so' in lines[0] and
+                  where + ' (not found)' in lines[0] and '\\x0a' not in lines[0],
+                  'without the compute module: ckpt %s fails with one line, exit %d' % (args[0], want),
+                  'exit %d, stdout %r, stderr %r' % (r.returncode, out[:300], err[:600]))
+        if args[0] in ('tensors', 'show', 'export', 'predict'):
+            res.check(lines[:1] and lines[0].startswith('ckpt: %s: ' % args[1]),
+                      'without the compute module: ckpt %s names its file' % args[0], err)
+    res.check(not os.path.exists(npy), 'without the compute module: export writes nothing')
+    r = subprocess.run([binary, 'tensors', sd], capture_output=True, timeout=120, env=env)
+    res.check(r.returncode == 0 and key in r.stdout.decode(), 'without the compute module: tensors without --stats works',
+              r.stderr.decode())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -351,6 +400,7 @@ def main():
     try:
         for check in (check_numbers, check_python_values, check_columns, check_output_names):
             check(res, a.ckpt, a.fixtures, work)
+        check_no_compute_module(res, a.ckpt, a.fixtures, work)
         check_counts(res, a.ckpt, a.fixtures)
         check_filter(res, a.ckpt, a.fixtures)
     finally:

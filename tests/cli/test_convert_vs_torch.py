@@ -814,6 +814,7 @@ def main():
     newer_dtypes(res, convert, a.ckpt, fx, out)
     kept_values(res, convert, a.ckpt, fx, out)
     script_like_torch(res, convert, out)
+    package_words(res, convert, a.ckpt, fx, out)
 
     # --- shared storages stay shared; safetensors aliases come back ------------------------------
     src = os.path.join(fx, 'tied_weights.pth')
@@ -1478,6 +1479,116 @@ def script_like_torch(res, convert, out):
                   [(n, p.dtype, p.requires_grad) for n, p in want.named_parameters()],
                   'torchscript --dtype float16: parameters keep requires_grad as torch.jit.script(model.half())',
                   '%r' % [(n, p.dtype, p.requires_grad) for n, p in got.named_parameters()])
+
+
+
+def package_words(res, convert, ckpt, fx, out):
+    """What convert says about an inference package's fields, judged by what torch loads back: a
+    package turned back into a checkpoint says no field is both carried and missing, and keeps no
+    empty (None) field the original checkpoint did not have; --class-names are trimmed names; a
+    numpy mean/std written as a tensor is said to be, as other type changes are; a 1-value std is
+    broadcast as torchvision's Normalize does, other length mismatches are not applied."""
+    import numpy as np
+
+    # 1. checkpoint -> inference -> checkpoint.
+    src = os.path.join(fx, 'training_checkpoint.pth')
+    inf, ck2 = os.path.join(out, 'pw_inf.pth'), os.path.join(out, 'pw_ck2.pth')
+    r1, _ = convert(src, '--to', 'inference', '-o', inf)
+    r2, doc = convert(inf, '--to', 'checkpoint', '-o', ck2)
+    if r1.returncode == 0 and r2.returncode == 0:
+        original, package, back = (torch.load(p, weights_only=False) for p in (src, inf, ck2))
+        carried = {c.split(' ')[0] for c in doc['carried']}
+        both = [w for w in doc['warnings'] for c in carried if w.startswith(c + ' ')]
+        res.check(not both, 'checkpoint from a package: no field both carried and said to be missing', repr(both))
+        for k, v in package.items():
+            if v is None and k in back:
+                # A None kept at its own key is said to be None, not carried.
+                res.check(k not in carried and any(w.startswith(k + ' is None in the source') for w in doc['warnings']),
+                          'checkpoint from a package: %s, None in the package, is said to be None' % k,
+                          '%r %r' % (doc['carried'], doc['warnings']))
+        info = back.get('additional_info', {})
+        had = original.get('additional_info') or {}
+        empty = [k for k, v in info.items() if v is None and k not in had]
+        res.check(not empty, 'checkpoint from a package: no None entry the source did not have in additional_info',
+                  '%r (carried %r)' % (info, doc['carried']))
+        res.check(all(('additional_info/' + k) in carried or 'additional_info' in carried for k in info),
+                  'checkpoint from a package: what additional_info holds is said to be carried', repr(doc['carried']))
+
+    # 2. --class-names: the spaces around a name are not part of it; an empty name is refused.
+    dest = os.path.join(out, 'pw_names.pth')
+    r, _ = convert('state_dict.pth', '--to', 'inference', '-o', dest, '--class-names', ' cat, dog ,\tbig bird')
+    if r.returncode == 0:
+        res.check(torch.load(dest, weights_only=False)['class_names'] == ['cat', 'dog', 'big bird'],
+                  '--class-names "cat, dog": names trimmed', repr(torch.load(dest, weights_only=False)['class_names']))
+    for bad in ('cat,,dog', 'cat, ', ' , dog'):
+        dest = os.path.join(out, 'pw_bad_names.pth')
+        r, _ = convert('state_dict.pth', '--to', 'inference', '-o', dest, '--class-names', bad, expect_ok=False)
+        res.check(r.returncode == 1 and '--class-names' in r.stderr and 'empty' in r.stderr and
+                  len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(dest),
+                  '--class-names %r: an empty name refused with one line, nothing written' % bad, r.stderr)
+
+    # 3. A numpy mean/std written as a tensor is said to be, with the dtype torch loads.
+    torch.manual_seed(11)
+    net = SimpleNN(10, 50, 2).eval()
+    srcnp = os.path.join(out, 'pw_numpy.pth')
+    torch.save({'model_state_dict': net.state_dict(), 'input_mean': np.linspace(0, 1, 10, dtype=np.float32),
+                'input_std': np.full(10, 0.5, dtype=np.float64), 'class_names': ['a', 'b']}, srcnp)
+    dest = os.path.join(out, 'pw_numpy_inf.pth')
+    r, doc = convert(srcnp, '--to', 'inference', '-o', dest)
+    if r.returncode == 0:
+        got = torch.load(dest, weights_only=False)
+        theirs = torch.load(srcnp, weights_only=False)
+        for k in ('input_mean', 'input_std'):
+            res.check(isinstance(got[k], torch.Tensor) and np.array_equal(got[k].numpy(), theirs[k]),
+                      'inference: %s written as a tensor of the same values' % k, repr(got[k]))
+        first = next((k for k in theirs if isinstance(theirs[k], np.ndarray)), None)
+        said = [w for w in doc['warnings'] if 'numpy.ndarray' in w]
+        res.check(len(said) == 1 and ("'%s'" % first) in said[0] and
+                  str(got[first].dtype) in said[0] and 'weights-only' in said[0],
+                  'inference: numpy arrays written as tensors are said to be (with the first one\'s torch dtype)',
+                  repr(doc['warnings']))
+
+    # 4. Mean/std lengths (README): a 1-value std is broadcast over the features, as torch's
+    # (x - mean) / std and torchvision's Normalize do; 10 means against 2 stds are not applied, with a note.
+    row = [0.1 * i - 0.3 for i in range(1, 11)]
+    x = torch.tensor([row], dtype=torch.float64)
+    mean = [0.05 * i for i in range(10)]
+    for std, applied in (([0.5], True), ([0.5, 0.25], False)):
+        dest = os.path.join(out, 'pw_std%d.pth' % len(std))
+        torch.save({'model_state_dict': net.state_dict(), 'model_config': CONFIG,
+                    'preprocessing': {'mean': mean, 'std': std}}, dest)
+        p = subprocess.run([ckpt, 'predict', dest, '--input', ','.join(repr(v) for v in row), '--json'],
+                           capture_output=True, text=True, timeout=120)
+        try:
+            doc = json.loads(p.stdout)
+        except ValueError:
+            doc = {}
+        with torch.no_grad():
+            xin = (x - torch.tensor(mean, dtype=torch.float64)) / torch.tensor(std, dtype=torch.float64) if applied else x
+            want = net(xin.float())[0].tolist()
+        text = json.dumps(doc)
+        outputs = next((v for v in _find_lists(doc, 'logits')), None) or next((v for v in _find_lists(doc, 'outputs')), None)
+        res.check(p.returncode == 0 and outputs is not None and len(outputs) == 2 and
+                  all(abs(a - b) <= 1e-4 * max(1.0, abs(b)) for a, b in zip(outputs, want)) and
+                  (applied or 'differ in length' in text),
+                  'predict: mean of 10 with std of %d %s' % (len(std), 'broadcast and applied' if applied else
+                                                              'not applied, with a note'),
+                  '%s %s, torch %r' % (p.stderr.strip(), text[:600], want))
+
+
+def _find_lists(doc, key):
+    """Every list of numbers under `key` anywhere in a JSON document (the first sample's outputs)."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k == key and isinstance(v, list) and v and all(isinstance(n, (int, float)) for n in v):
+                yield v
+            elif k == key and isinstance(v, list) and v and isinstance(v[0], list):
+                yield v[0]
+            else:
+                yield from _find_lists(v, key)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _find_lists(v, key)
 
 
 if __name__ == '__main__':

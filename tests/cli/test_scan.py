@@ -76,6 +76,7 @@ def main():
     check(info.returncode == 0 and json.loads(info.stdout)["pickle_protocol"] is None and "protocol" not in text.stdout,
           f"safetensors: pickle protocol reported: {info.stdout[:300]} {text.stdout[:300]}")
     check_weights_only_verdict(a, hostile, check)
+    check_torchscript_words(a, check)
     return results.finish()
 
 
@@ -117,6 +118,77 @@ def check_weights_only_verdict(a, hostile, check):
         compared += 1
     check(compared >= 20, f"only {compared} files had a weights_only verdict to compare")
 
+
+
+def _archive_classes(path):
+    """The TorchScript classes (__torch__.*) an archive's data.pkl names, read with pickletools:
+    nothing is unpickled, nothing run."""
+    import pickletools
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        name = next(n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+        data = z.read(name)
+    found, strings = set(), []
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+            strings.append(arg)
+        elif op.name == "GLOBAL":
+            found.add(arg.replace(" ", "."))
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            found.add(strings[-2] + "." + strings[-1])
+    return {g for g in found if g.startswith("__torch__.")}
+
+
+def check_torchscript_words(a, check):
+    """The summary line for TorchScript archives, judged by torch: torch.jit.load of an archive
+    whose class's Python module is nowhere to import loads it and imports no module (its classes
+    are compiled from the archive's code), so the line does not say Python would import them; it
+    counts the archive's classes as pickletools lists them; it gives the archive as the reason
+    torch.load(weights_only=True) refuses it, with no stray comma, however many classes there are."""
+    import re
+    import tempfile
+    import textwrap
+    import torch
+    work = tempfile.mkdtemp(prefix="ckpt-scan-ts-")
+    mod = os.path.join(work, "foo_user_module.py")
+    with open(mod, "w") as f:
+        f.write(textwrap.dedent("""
+            import torch
+            class Foo(torch.nn.Module):
+                def forward(self, x):
+                    return x + 1
+        """))
+    script = os.path.join(work, "foo.pt")
+    subprocess.run([sys.executable, "-c", "import sys, torch; sys.path.insert(0, %r); import foo_user_module as m; "
+                    "torch.jit.save(torch.jit.script(m.Foo()), %r)" % (work, script)], check=True, timeout=300)
+    os.remove(mod)
+    probe = subprocess.run([sys.executable, "-c", "import sys, torch; m = torch.jit.load(%r); "
+                            "print(float(m(torch.tensor(1.0))), 'foo_user_module' in sys.modules)" % script],
+                           capture_output=True, text=True, timeout=300, cwd=work)
+    check(probe.returncode == 0 and probe.stdout.split() == ["2.0", "False"],
+          f"torch.jit.load reads foo.pt without its module: {probe.stdout} {probe.stderr[-300:]}")
+    files = [script] + [os.path.join(a.fixtures, f) for f in ("scripted.pt", "gated_scripted.pt", "frozen.pt")]
+    for path in files:
+        name = os.path.basename(path)
+        r = subprocess.run([a.ckpt, "scan", path], capture_output=True, text=True, timeout=60)
+        line = r.stdout.splitlines()[0] if r.stdout else ""
+        classes = _archive_classes(path)
+        m = re.search(r"\((\d+) TorchScript class(es)?, which torch\.jit\.load compiles from the archive's own code", line)
+        check(r.returncode == 0 and m is not None and int(m.group(1)) == len(classes),
+              f"scan {name}: the {len(classes)} TorchScript classes counted as compiled from the archive: {line}")
+        check("would import" not in line and "unknown" not in line,
+              f"scan {name}: no 'Python would import' for TorchScript classes: {line}")
+        check(re.search(r",\s*[(,;]|\(\s*,|,\s*$", line) is None and "and 1 more" not in line,
+              f"scan {name}: a stray comma or a hidden reason: {line}")
+        check(line.endswith("would refuse it: it is a TorchScript archive, which torch.load refuses with "
+                            "weights_only=True (torch.jit.load reads it)"),
+              f"scan {name}: the archive given as the reason: {line}")
+    shutil_rmtree(work)
+
+
+def shutil_rmtree(path):
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
 
 if __name__ == "__main__":
     sys.exit(main())
