@@ -3,6 +3,7 @@
 #include "computeloader.h"
 
 #include "error.h"
+#include "safetensorsreader.h"
 #include "textcodec.h"
 #include "valuetree.h"
 
@@ -58,6 +59,7 @@ FoundEntry findEntry(const Document &doc, const std::string &key)
             break;
         }
     readings.push_back({"the key at the top of the file", findPath(doc.root, {key})});
+    readings.push_back({"the file's own metadata entry, as info names it", findFormatMetadata(doc, key)});
     std::vector<std::string> path;
     std::stringstream ss(key);
     for (std::string part; std::getline(ss, part, '/');)

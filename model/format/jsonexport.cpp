@@ -62,6 +62,17 @@ struct JsonBudget {
 
 json truncatedMarker() { return json{{"__truncated__", "output limit"}}; }
 
+// The value of decimal digits (no sign) that fit 64 bits unsigned.
+std::optional<std::uint64_t> unsignedOf(std::string_view digits)
+{
+    std::uint64_t u = 0;
+    const auto r = std::from_chars(digits.data(), digits.data() + digits.size(), u);
+    if (r.ec != std::errc() || r.ptr != digits.data() + digits.size() || digits.empty() || digits[0] == '-' ||
+        digits[0] == '+')
+        return std::nullopt;
+    return u;
+}
+
 using ObjectBuilder = JsonObjectBuilder;
 
 class JsonWriter {
@@ -227,6 +238,11 @@ private:
         case Value::Kind::BigInt:
             if (!m_budget.spend(v->text().size() + 12))
                 return truncated();
+            // Plain JSON: what fits 64 bits unsigned is a JSON number as it is; a wider one stays
+            // tagged in the tree, and pythonJsonText writes its digits (JSON numbers have no width).
+            if (m_plain)
+                if (const auto u = unsignedOf(v->text()))
+                    return *u;
             return json{{"__int__", v->text()}};
         case Value::Kind::Float:
             m_budget.spend(8);
@@ -468,7 +484,14 @@ public:
     bool boolean(bool v) { return add(v); }
     bool number_integer(number_integer_t v) { return add(v); }
     bool number_unsigned(number_unsigned_t v) { return add(v); }
-    bool number_float(number_float_t v, const string_t &) { return add(v); }
+    // nlohmann reads an integer past 64 bits as a float; the literal keeps its digits, tagged as
+    // valueToJson tags a wider integer (jsonToValue makes it that integer again).
+    bool number_float(number_float_t v, const string_t &literal)
+    {
+        if (literal.find_first_of(".eE") == string_t::npos)
+            return add(json{{"__int__", literal}});
+        return add(v);
+    }
     bool string(string_t &v) { return add(std::move(v)); }
     bool binary(binary_t &v) { return add(json::binary(std::move(v))); }
     bool start_object(std::size_t) { return open(json::object()); }
@@ -605,10 +628,35 @@ std::optional<double> taggedNonFinite(const json &j)
     return std::nullopt;
 }
 
+// The digits of a {"__int__": "digits"} object: an integer as Python writes it ("-" then digits,
+// no leading zero) that a 64-bit signed integer cannot hold (nothing else is tagged so), within
+// the digits a pickle's integer may have.
+std::optional<std::string> taggedWideInt(const json &j)
+{
+    if (!j.is_object() || j.size() != 1)
+        return std::nullopt;
+    const auto it = j.find("__int__");
+    if (it == j.end() || !it->is_string())
+        return std::nullopt;
+    const auto &text = it->get_ref<const std::string &>();
+    const std::string_view digits = std::string_view(text).substr(!text.empty() && text[0] == '-' ? 1 : 0);
+    if (digits.empty() || digits.size() > PickleLimits::kMaxBigIntBytes * 3 || (digits[0] == '0' && digits.size() > 1) ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    std::int64_t i = 0;
+    if (std::from_chars(text.data(), text.data() + text.size(), i).ec == std::errc())
+        return std::nullopt;
+    return text;
+}
+
 void appendPythonJson(std::string &out, const json &j, int indent, int depth)
 {
     if (const auto f = taggedNonFinite(j)) {
         out += std::isnan(*f) ? "NaN" : *f > 0 ? "Infinity" : "-Infinity";
+        return;
+    }
+    if (const auto digits = taggedWideInt(j)) {
+        out += *digits;
         return;
     }
     const bool object = j.is_object();
@@ -661,6 +709,76 @@ json parseOrderedJson(std::string_view text, std::size_t maxDepth)
 }
 
 namespace {
+// Hands on to `to` only the events of one member of the top-level object: the rest of the text is
+// read, not built.
+template <class Sax> class MemberFilter {
+public:
+    using number_integer_t = json::number_integer_t;
+    using number_unsigned_t = json::number_unsigned_t;
+    using number_float_t = json::number_float_t;
+    using string_t = json::string_t;
+    using binary_t = json::binary_t;
+
+    MemberFilter(Sax &to, std::string_view member) : m_to(to), m_member(member) {}
+
+    bool null() { return !taken() || m_to.null(); }
+    bool boolean(bool v) { return !taken() || m_to.boolean(v); }
+    bool number_integer(number_integer_t v) { return !taken() || m_to.number_integer(v); }
+    bool number_unsigned(number_unsigned_t v) { return !taken() || m_to.number_unsigned(v); }
+    bool number_float(number_float_t v, const string_t &s) { return !taken() || m_to.number_float(v, s); }
+    bool string(string_t &v) { return !taken() || m_to.string(v); }
+    bool binary(binary_t &v) { return !taken() || m_to.binary(v); }
+    bool start_object(std::size_t n) { return open() || m_to.start_object(n); }
+    bool end_object() { return close() || m_to.end_object(); }
+    bool start_array(std::size_t n) { return open() || m_to.start_array(n); }
+    bool end_array() { return close() || m_to.end_array(); }
+    bool key(string_t &k)
+    {
+        if (m_depth == 1) {
+            m_inMember = k == m_member;
+            return true;
+        }
+        return !taken() || m_to.key(k);
+    }
+    bool parse_error(std::size_t p, const std::string &t, const nlohmann::detail::exception &e)
+    {
+        return m_to.parse_error(p, t, e);
+    }
+
+private:
+    bool taken() const { return m_inMember && m_depth >= 1; }
+    // True when the event is not the member's: the top-level object's own, or another member's.
+    bool open()
+    {
+        const bool skip = !taken();
+        ++m_depth;
+        return skip;
+    }
+    bool close()
+    {
+        --m_depth;
+        return !taken();
+    }
+    Sax &m_to;
+    std::string_view m_member;
+    std::size_t m_depth = 0;
+    bool m_inMember = false;
+};
+} // namespace
+
+json parseOrderedJsonMember(std::string_view text, std::string_view member, std::size_t maxDepth)
+{
+    const std::string tagged = tagNonFiniteTokens(text);
+    if (!tagged.empty())
+        text = tagged;
+    OrderedJsonBuilder builder(maxDepth);
+    MemberFilter<OrderedJsonBuilder> filter(builder, member);
+    if (!json::sax_parse(text, &filter, json::input_format_t::json, true, false))
+        return json(json::value_t::discarded);
+    return builder.take();
+}
+
+namespace {
 ValuePtr jsonToValueAt(const json &j, std::uint32_t depth)
 {
     if (depth > PickleLimits::kMaxDepth)
@@ -669,6 +787,8 @@ ValuePtr jsonToValueAt(const json &j, std::uint32_t depth)
     case json::value_t::object: {
         if (const auto f = taggedNonFinite(j))
             return Value::floating(*f);
+        if (const auto digits = taggedWideInt(j))
+            return Value::bigInteger(*digits);
         auto d = Value::dict();
         for (const auto &[k, v] : j.items()) {
             auto child = jsonToValueAt(v, depth + 1);

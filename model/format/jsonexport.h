@@ -33,7 +33,8 @@ struct PlainJsonBudget {
 // safetensors metadata, a config to edit): a value the file shares is written out in full at each
 // place, as Python's json.dump writes it, never as a __ref__. What valueToJson would mark instead —
 // a value containing itself, nesting past the pickle limit, more than the budget left — throws a
-// FormatError that begins with `what`. Values JSON cannot hold are still tagged.
+// FormatError that begins with `what`. Values JSON cannot hold are still tagged; so is an integer
+// past 64 bits unsigned (pythonJsonText writes its digits).
 nlohmann::ordered_json valueToPlainJson(const ValuePtr &v, const std::string &what, PlainJsonBudget &budget);
 
 // Plain JSON where the budget allows it, else what valueToJson shows (a __ref__, a marker): for a
@@ -57,18 +58,27 @@ private:
 // a repeated key keeps its first place and its last value, as parse() does. A discarded value
 // when the text is not JSON or nests deeper than `maxDepth` arrays and objects.
 // NaN, Infinity and -Infinity outside strings, which Python's json module writes and reads, are
-// read as {"__float__": ...} tags (see jsonToValue).
+// read as {"__float__": ...} tags, and an integer past 64 bits (which Python writes and reads
+// exactly) as {"__int__": "digits"} rather than a float (see jsonToValue).
 nlohmann::ordered_json parseOrderedJson(std::string_view text, std::size_t maxDepth = 100000);
+
+// The same for one member of the text's top-level object (a shard index's "metadata"): the other
+// members are read but not built. Null when the object has no such member.
+nlohmann::ordered_json parseOrderedJsonMember(std::string_view text, std::string_view member,
+                                              std::size_t maxDepth = 100000);
 
 // Plain JSON as a value tree, keys in the JSON's order: objects as dicts, arrays as lists, numbers
 // as int (wider ones exact) or float; {"__float__": "nan" | "inf" | "-inf"}, as valueToJson tags a
-// float JSON cannot hold, is that float again. Throws FormatError past the pickle nesting limit.
+// float JSON cannot hold, is that float again, and {"__int__": "digits"}, as valueToJson tags an
+// integer wider than 64 bits and parseOrderedJson reads one, that integer. Throws FormatError past
+// the pickle nesting limit.
 ValuePtr jsonToValue(const nlohmann::ordered_json &j);
 
 // JSON text as Python's json.dumps writes it for a file another program reads (a metadata sidecar,
 // safetensors metadata): a float JSON cannot hold, tagged {"__float__": "nan"} by valueToPlainJson,
-// is written NaN, Infinity or -Infinity, which Python's json.loads reads back as that float;
-// everything else as nlohmann's dump(indent) writes it.
+// is written NaN, Infinity or -Infinity, which Python's json.loads reads back as that float; an
+// integer wider than 64 bits, tagged {"__int__": "digits"}, as its digits, which json.loads reads
+// back as that int; everything else as nlohmann's dump(indent) writes it.
 std::string pythonJsonText(const nlohmann::ordered_json &j, int indent = -1);
 
 // Inferred optimizer family from its state keys and hyperparameters ("Adam", "SGD", ...).

@@ -1,11 +1,15 @@
 #include "safetensorsreader.h"
 
 #include "error.h"
+#include "jsonexport.h"
 #include "mappedfile.h"
+#include "metadata.h"
 #include "textcodec.h"
+#include "valuetree.h"
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
@@ -349,6 +353,7 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
     if (shards.empty())
         throw FormatError("shard index: weight_map names no tensors");
     std::map<std::string, Document> opened;
+    std::unordered_map<std::string, std::size_t> globalAt;  // where each global is in doc.globals
     for (std::size_t i = 0; i < shards.size(); ++i) {
         ReadOptions sub;
         if (options.progress)
@@ -393,7 +398,16 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
         doc.arenas.insert(doc.arenas.end(), shard.arenas.begin(), shard.arenas.end());
         doc.extraFiles.insert(doc.extraFiles.end(), shard.extraFiles.begin(), shard.extraFiles.end());
         doc.warnings.insert(doc.warnings.end(), shard.warnings.begin(), shard.warnings.end());
-        doc.globals.insert(doc.globals.end(), shard.globals.begin(), shard.globals.end());
+        // One entry a global, as for one file: its uses summed over the shards, and where it is
+        // first named (an offset in the pickle of the first shard, in weight_map order, that names it).
+        for (const auto &g : shard.globals) {
+            const auto [at, fresh] = globalAt.try_emplace(g.module + '\n' + g.qualname + '\n' + g.name, doc.globals.size());
+            if (fresh)
+                doc.globals.push_back(g);
+            else if (auto &count = doc.globals[at->second].count; __builtin_add_overflow(count, g.count, &count)) {
+                count = std::numeric_limits<std::int64_t>::max();
+            }
+        }
         for (const auto &[k, v] : shard.storages)
             doc.storages.emplace(shards[i] + ":" + k, v);
         opened.emplace(shards[i], std::move(shard));
@@ -416,20 +430,43 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
         root->entries().push_back({Value::string(name), found->value});
     }
     if (index.contains("metadata") && index["metadata"].is_object()) {
-        auto meta = Value::dict();
-        for (const auto &k : parsed.childOrder.at("metadata")) {
-            const json &v = index["metadata"].at(k);
-            // Not a string: shown as JSON (bounded: the parse refused deep nesting).
-            const auto text = v.is_string() ? v.get<std::string>()
-                                            : v.dump(-1, ' ', false, json::error_handler_t::replace);
-            meta->entries().push_back({Value::string(k), Value::string(text)});
-        }
-        doc.formatMetadata = meta;
+        // The values as json.load gives them (a number, a list, a dict in its order, an integer of
+        // any width exact), by the one reading of JSON as values the tool has. Read again from the
+        // text because the parse above keeps neither nested order nor integers past 64 bits. The
+        // text is known to parse, nesting at most kMaxJsonDepth.
+        const auto metadata = parseOrderedJsonMember(text, "metadata");
+        if (metadata.is_object())
+            doc.formatMetadata = jsonToValue(metadata);
     }
     doc.format = ContainerFormat::Sharded;
     doc.formatDetail = "sharded checkpoint, " + std::to_string(shards.size()) + " shards (" +
                        formatName(opened.begin()->second.format) + ")";
     doc.root = root;
+}
+
+ValuePtr findFormatMetadata(const Document &doc, const std::string &path)
+{
+    if (!doc.formatMetadata || !doc.formatMetadata->isDict())
+        return nullptr;
+    const std::string_view prefix = doc.format == ContainerFormat::Safetensors ? "__metadata__/" : "metadata/";
+    if (!path.starts_with(prefix))
+        return nullptr;
+    const std::string rest = path.substr(prefix.size());
+    // The key whole first (a key may hold "/"), then its first part and keys within its value.
+    if (doc.formatMetadata->get(rest))
+        return formatMetadataValue(doc, rest);
+    std::vector<std::string> parts;
+    for (std::size_t from = 0;;) {
+        const auto slash = rest.find('/', from);
+        parts.push_back(rest.substr(from, slash == std::string::npos ? std::string::npos : slash - from));
+        if (slash == std::string::npos)
+            break;
+        from = slash + 1;
+    }
+    if (parts.size() < 2 || !doc.formatMetadata->get(parts[0]))
+        return nullptr;
+    const ValuePtr top = formatMetadataValue(doc, parts[0]);
+    return findPath(top, std::vector<std::string>(parts.begin() + 1, parts.end()));
 }
 
 } // namespace ckpt

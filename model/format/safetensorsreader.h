@@ -33,4 +33,9 @@ bool looksLikeShardIndex(std::span<const std::uint8_t> data);
 // the index) merged into one dict of tensors, in weight_map order. Throws FormatError.
 void readShardIndex(Document &doc, std::span<const std::uint8_t> data, const ReadOptions &options);
 
+// The entry of a safetensors file's __metadata__ or a shard index's metadata that `path` names as
+// `ckpt info` prints it ("__metadata__/KEY", "metadata/KEY", then keys within it separated by
+// "/"), as the value it encodes; null when there is none.
+ValuePtr findFormatMetadata(const Document &doc, const std::string &path);
+
 } // namespace ckpt

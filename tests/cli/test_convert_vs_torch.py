@@ -815,6 +815,7 @@ def main():
     kept_values(res, convert, a.ckpt, fx, out)
     script_like_torch(res, convert, out)
     package_words(res, convert, a.ckpt, fx, out)
+    json_values(res, convert, a.ckpt, fx, out)
 
     # --- shared storages stay shared; safetensors aliases come back ------------------------------
     src = os.path.join(fx, 'tied_weights.pth')
@@ -1589,6 +1590,100 @@ def _find_lists(doc, key):
     elif isinstance(doc, list):
         for v in doc:
             yield from _find_lists(v, key)
+def json_values(res, convert, ckpt, fx, out):
+    """Integers past 64 bits in what the tool writes as JSON (the inference sidecar, safetensors
+    __metadata__) are plain numbers, byte for byte as json.dumps writes them, and come back exact;
+    a shard index's metadata reads as json.load gives it, and `show` finds it by info's name."""
+    d = os.path.join(fx, 'json_values')
+
+    # 1. The inference sidecar: model_config as json.dumps writes it.
+    src = os.path.join(d, 'bigcfg.pth')
+    want = torch.load(src, weights_only=False)
+    dest = os.path.join(out, 'jv_bigcfg_inf.pth')
+    r, doc = convert(src, '--to', 'inference', '-o', dest)
+    if r.returncode == 0:
+        sidecar = os.path.join(out, 'jv_bigcfg_inf_metadata.json')
+        with open(sidecar) as f:
+            text = f.read()
+        got = json.loads(text)
+        res.check(got.get('model_config') == want['model_config'] and
+                  all(type(got['model_config'][k]) is int for k in want['model_config']),
+                  'sidecar: integers past 64 bits read back by json.load as the same ints',
+                  repr(got.get('model_config')))
+        res.check(json.dumps(want['model_config'], indent=2).replace('\n', '\n  ') in text and '__int__' not in text,
+                  'sidecar: model_config written as json.dumps writes it', text[:400])
+
+    # 2. safetensors __metadata__: JSON text json.loads reads as the ints; back to a checkpoint, the ints.
+    src = os.path.join(d, 'bigint.pth')
+    want = torch.load(src, weights_only=False)
+    st = os.path.join(out, 'jv_bigint.safetensors')
+    r, doc = convert(src, '--to', 'safetensors', '-o', st)
+    if r.returncode == 0:
+        meta = read_safetensors(st)[1] or {}
+        for k in ('seed', 'u', 'neg', 'nested'):
+            text = meta.get(k, '')
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            res.check(value == want[k] and text == json.dumps(want[k], separators=(',', ':')),
+                      'safetensors __metadata__/%s: %s as json.dumps writes it' % (k, want[k]), repr(text))
+        back = os.path.join(out, 'jv_bigint_back.pth')
+        r, doc = convert(st, '--to', 'checkpoint', '-o', back)
+        if r.returncode == 0:
+            info = torch.load(back, weights_only=False).get('additional_info', {})
+            info = info.get('safetensors_metadata', info)  # the source's __metadata__, kept together
+            for k in ('seed', 'u', 'neg', 'nested'):
+                res.check(info.get(k) == want[k] and type(info.get(k)) is type(want[k]),
+                          'safetensors -> checkpoint: %s comes back as %r' % (k, want[k]), repr(info.get(k)))
+        r = subprocess.run([ckpt, 'info', '--json', st], capture_output=True, text=True, timeout=60)
+        if res.check(r.returncode == 0, 'info --json of the safetensors file', r.stderr.strip()):
+            shown = json.loads(r.stdout)['metadata']['__metadata__']
+            res.check(shown.get('seed') == json.dumps(want['seed'], separators=(',', ':')),
+                      'info --json: __metadata__ strings stay the strings the file holds', repr(shown.get('seed')))
+
+    # 3. A shard index's metadata, as json.load reads it; show finds it by the name info prints.
+    index = os.path.join(d, 'hf', 'pytorch_model.bin.index.json')
+    with open(index) as f:
+        want = json.load(f)['metadata']
+    r = subprocess.run([ckpt, 'info', '--json', index], capture_output=True, text=True, timeout=60)
+    if res.check(r.returncode == 0, 'info --json of a shard index', r.stderr.strip()):
+        doc = json.loads(r.stdout)
+        got = doc['metadata'].get('__metadata__', {})
+        # info --json's stable form tags ints past 64 bits; everything else is json.load's value.
+        tagged = {k: ({'__int__': str(v)} if type(v) is int and not -2 ** 63 <= v < 2 ** 63 else v)
+                  for k, v in want.items()}
+        res.check(got == tagged and list(got) == list(want) and list(got['zeta']) == list(want['zeta']),
+                  'shard index metadata as json.load reads it, in its order', repr(got))
+        res.check(type(got.get('total_size')) is int, 'shard index total_size is a number', repr(got.get('total_size')))
+        # Globals: one entry each, uses summed over the shards (each shard read alone), the offset
+        # the first shard's (in weight_map order) that names it.
+        per_shard = []
+        with open(index) as f:
+            shards = list(dict.fromkeys(json.load(f)['weight_map'].values()))
+        for shard in shards:
+            rs = subprocess.run([ckpt, 'info', '--json', os.path.join(d, 'hf', shard)], capture_output=True,
+                                text=True, timeout=60)
+            per_shard.append((shard, json.loads(rs.stdout)['globals'] if rs.returncode == 0 else []))
+        names = [g['name'] for g in doc['globals']]
+        res.check(len(names) == len(set(names)) and len(names) > 0, 'shard index: each global listed once', repr(names))
+        for g in doc['globals']:
+            counts = [sum(h['count'] for h in gl if h['name'] == g['name']) for _, gl in per_shard]
+            first = next(shard for (shard, gl), c in zip(per_shard, counts) if c)
+            offset = next(h['first_offset'] for h in dict(per_shard)[first] if h['name'] == g['name'])
+            res.check(g['count'] == sum(counts) and g['first_offset'] == offset,
+                      'shard index: global %s named %d times, first in %s' % (g['name'], sum(counts), first), repr(g))
+    r = subprocess.run([ckpt, 'info', index], capture_output=True, text=True, timeout=60)
+    for k, v in want.items():
+        shown = repr(v) if not isinstance(v, str) else None
+        if shown is not None and len(shown) < 60:
+            res.check('metadata/%s: %s' % (k, shown) in r.stdout, 'info: metadata/%s as Python prints it' % k, r.stdout[-600:])
+        rs = subprocess.run([ckpt, 'show', index, 'metadata/' + k], capture_output=True, text=True, timeout=60)
+        res.check(rs.returncode == 0 and rs.stdout.strip().endswith(': ' + repr(v)),
+                  'show metadata/%s: %r' % (k, v), (rs.stdout + rs.stderr).strip())
+    rs = subprocess.run([ckpt, 'show', index, 'metadata/zeta/m'], capture_output=True, text=True, timeout=60)
+    res.check(rs.returncode == 0 and rs.stdout.strip().endswith(': ' + repr(want['zeta']['m'])),
+              'show metadata/zeta/m finds a key within an entry', (rs.stdout + rs.stderr).strip())
 
 
 if __name__ == '__main__':

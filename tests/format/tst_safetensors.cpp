@@ -5,8 +5,11 @@
 #include "inferencemeta.h"
 #include "jsonexport.h"
 #include "metadata.h"
+#include "safetensorsreader.h"
 
 #include <QtTest>
+
+#include <map>
 
 using namespace ckpt;
 
@@ -30,6 +33,7 @@ private Q_SLOTS:
     void hostile();
     void minimalFileReads();
     void metadataValuesDecoded();
+    void shardIndexMetadataAndGlobals();
 };
 
 void TestSafetensors::fixtures_data()
@@ -179,6 +183,38 @@ void TestSafetensors::metadataValuesDecoded()
                     QByteArray(4, '\x01')).toStdString(), "odd.safetensors");
     QCOMPARE(formatMetadataValue(odd, "epoch")->text(), std::string("last"));
     QCOMPARE(formatMetadataValue(odd, "model_config")->text(), std::string("small"));
+}
+
+void TestSafetensors::shardIndexMetadataAndGlobals()
+{
+    // json_fixtures.py's index: "metadata" as json.load gives it (test_convert_vs_torch.py compares
+    // with Python), and the torch shards' globals once each, their uses summed.
+    const std::string dir = CKPT_FIXTURES_DIR "/json_values/hf/";
+    const auto doc = readDocument(dir + "pytorch_model.bin.index.json");
+    QVERIFY(doc.formatMetadata && doc.formatMetadata->isDict());
+    QVERIFY(doc.formatMetadata->get("total_size")->isInt());
+    QCOMPARE(doc.formatMetadata->get("huge")->kind(), Value::Kind::BigInt);
+    QCOMPARE(doc.formatMetadata->get("huge")->text(), std::string("1180591620717411303424"));
+    QCOMPARE(doc.formatMetadata->get("negative_huge")->text(), std::string("-73786976294838206464"));
+    QCOMPARE(doc.formatMetadata->get("ratio")->asFloat(), 0.25);
+    QCOMPARE(doc.formatMetadata->get("flag")->kind(), Value::Kind::Bool);
+    QVERIFY(doc.formatMetadata->get("nothing")->isNone());
+    const auto zeta = doc.formatMetadata->get("zeta");
+    QVERIFY(zeta && zeta->isDict() && zeta->entries().size() == 3);
+    QCOMPARE(zeta->entries()[0].key->text(), std::string("z"));  // the file's order, not sorted
+    QCOMPARE(findFormatMetadata(doc, "metadata/total_size"), doc.formatMetadata->get("total_size"));
+    QCOMPARE(findFormatMetadata(doc, "metadata/zeta/m")->text(), std::string("text"));
+    QVERIFY(!findFormatMetadata(doc, "__metadata__/total_size"));
+    QVERIFY(!findFormatMetadata(doc, "metadata/absent"));
+
+    std::map<std::string, std::int64_t> summed;
+    for (const char *shard : {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"})
+        for (const auto &g : readDocument(dir + shard).globals)
+            summed[g.name] += g.count;
+    std::map<std::string, std::int64_t> listed;
+    for (const auto &g : doc.globals)
+        QVERIFY2(listed.emplace(g.name, g.count).second, g.name.c_str());
+    QCOMPARE(listed, summed);
 }
 
 QTEST_GUILESS_MAIN(TestSafetensors)

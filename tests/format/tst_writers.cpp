@@ -108,6 +108,63 @@ private Q_SLOTS:
         QVERIFY(parseOrderedJson("[nan]").is_discarded());
     }
 
+    void wideIntegersAsPythonJson()
+    {
+        // Python's json module writes an int of any width as its digits and reads it back exact;
+        // nlohmann holds no integer past 64 bits. Plain JSON writes the digits, the JSON read
+        // keeps them, and info's JSON (valueToJson) keeps its documented {"__int__": ...} tag.
+        const std::string wide = "18446744073709551617", negative = "-1180591620717411303424",
+                          unsigned64 = "9223372036854775813";
+        auto d = Value::dict();
+        d->entries().push_back({Value::string("seed"), Value::bigInteger(wide)});
+        d->entries().push_back({Value::string("neg"), Value::bigInteger(negative)});
+        d->entries().push_back({Value::string("u"), Value::bigInteger(unsigned64)});
+        d->entries().push_back(
+            {Value::string("list"), Value::list({Value::integer(10), Value::bigInteger(wide), Value::floating(0.5)})});
+        PlainJsonBudget budget;
+        const auto plain = valueToPlainJson(d, "sidecar", budget);
+        QVERIFY(plain["u"].is_number_unsigned());  // fits 64 bits: a JSON number already
+        const std::string expected = "{\"seed\":" + wide + ",\"neg\":" + negative + ",\"u\":" + unsigned64 +
+                                     ",\"list\":[10," + wide + ",0.5]}";
+        QCOMPARE(pythonJsonText(plain), expected);
+        QCOMPARE(valueToJson(d)["seed"].dump(), std::string("{\"__int__\":\"" + wide + "\"}"));
+        // Read back: the same integers, exact, wherever they are; a float literal stays a float.
+        const auto j = parseOrderedJson(expected + " ");
+        QVERIFY(!j.is_discarded());
+        const ValuePtr v = jsonToValue(j);
+        QCOMPARE(v->get("seed")->kind(), Value::Kind::BigInt);
+        QCOMPARE(v->get("seed")->text(), wide);
+        QCOMPARE(v->get("neg")->kind(), Value::Kind::BigInt);
+        QCOMPARE(v->get("neg")->text(), negative);
+        QCOMPARE(v->get("u")->text(), unsigned64);
+        QCOMPARE(v->get("list")->items()[1]->text(), wide);
+        QCOMPARE(jsonToValue(parseOrderedJson("[1e30, 2.5e19, -9223372036854775808]"))->items()[0]->kind(),
+                 Value::Kind::Float);
+        QCOMPARE(jsonToValue(parseOrderedJson("[1e30, 2.5e19, -9223372036854775808]"))->items()[2]->asInt(),
+                 std::numeric_limits<std::int64_t>::min());
+        // Round trip through the text, indented as the sidecar is.
+        QCOMPARE(pythonJsonText(parseOrderedJson(expected), 2), pythonJsonText(plain, 2));
+        // A tag that is not an integer past 64 bits stays the dict it is.
+        for (const char *text : {R"({"__int__": "12"})", R"({"__int__": "0123456789012345678901"})",
+                                 R"({"__int__": "1e30"})", R"({"__int__": 5})"}) {
+            const ValuePtr t = jsonToValue(parseOrderedJson(text));
+            QVERIFY2(t->isDict(), text);
+            QCOMPARE(pythonJsonText(parseOrderedJson(text)), parseOrderedJson(text).dump());
+        }
+    }
+
+    void oneMemberOfJson()
+    {
+        // A shard index's "metadata" read alone, as json.load reads it: order kept, wide ints exact.
+        const std::string text = R"({"weight_map": {"a": "x", "b": {"metadata": 1}}, "metadata": {"z": 1,)"
+                                 R"( "a": [18446744073709551617, {"k": null}], "t": "s"}, "tail": [1, {"metadata": 2}]})";
+        const auto m = parseOrderedJsonMember(text, "metadata");
+        QCOMPARE(m.dump(), std::string(R"({"z":1,"a":[{"__int__":"18446744073709551617"},{"k":null}],"t":"s"})"));
+        QVERIFY(parseOrderedJsonMember(R"({"other": {"metadata": 1}})", "metadata").is_null());
+        QCOMPARE(parseOrderedJsonMember(R"({"metadata": 5})", "metadata").dump(), std::string("5"));
+        QVERIFY(parseOrderedJsonMember(R"({"metadata": [1,)", "metadata").is_discarded());
+    }
+
     void zipRecordsAligned_data()
     {
         QTest::addColumn<quint64>("threshold");
