@@ -572,7 +572,7 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_modules->setDocument(load.document);
     m_optimizer->setDocument(load.document);
     m_metadata->setDocument(load.document);
-    m_security->setReport(load.security);
+    m_security->setReport(load.security, load.document && load.document->format == ContainerFormat::TorchScript);
     // The Predict tab resolves the architecture (a walk over every module and tensor) when it is
     // first shown, not while the file's first picture waits.
     m_predictionStale = true;

@@ -34,8 +34,11 @@ QStandardItem *cell(const QString &text, const QVariant &sortKey = {})
 
 // What the Why column says of a global: the format layer's reason for a dangerous one; else why
 // torch.load(weights_only=True) takes or refuses it, so that no row leaves its verdict unexplained.
-QString reasonText(const GlobalVerdict &g)
+QString reasonText(const GlobalVerdict &g, bool scriptClass)
 {
+    if (scriptClass)
+        return SecurityView::tr("a TorchScript class: torch.jit.load compiles it from the archive's own code and "
+                                "imports no Python module");
     if (!g.reason.empty())
         return QString::fromStdString(g.reason);
     if (g.weightsOnlyAllowed)
@@ -86,7 +89,7 @@ SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
     layout->addWidget(m_anomalies);
 }
 
-void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report)
+void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report, bool torchScript)
 {
     m_model->removeRows(0, m_model->rowCount());
     m_anomalies->clear();
@@ -95,18 +98,21 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
         m_verdict->clear();
         return;
     }
-    int dangerous = 0, unknown = 0;
+    int dangerous = 0, unknown = 0, scriptClasses = 0;
     for (const auto &g : report->globals) {
         const GlobalClass c = g.cls;
+        // A TorchScript archive's own classes are compiled from its code, never imported.
+        const bool scriptClass = torchScript && c == GlobalClass::Unknown && g.use.name.starts_with("__torch__.");
         dangerous += c == GlobalClass::Dangerous;
-        unknown += c == GlobalClass::Unknown;
+        unknown += c == GlobalClass::Unknown && !scriptClass;
+        scriptClasses += scriptClass;
         QList<QStandardItem *> row{
             cell(QString::fromStdString(g.use.name)),
             cell(QString::fromStdString(globalClassName(c)), severity(c)),
             cell(g.weightsOnlyAllowed ? tr("allowed") : tr("refused"), g.weightsOnlyAllowed ? 1 : 0),
             cell(QString::number(g.use.count), qlonglong(g.use.count)),
             cell(QString::number(g.use.firstOffset), qulonglong(g.use.firstOffset)),
-            cell(reasonText(g)),
+            cell(reasonText(g, scriptClass)),
         };
         row[UsesColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
         row[OffsetColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
@@ -129,10 +135,15 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
                   "execute commands, import modules or reach files; Checkpoint Studio read the file as data and ran "
                   "nothing.")
                    .arg(dangerous == 1 ? tr("1 global") : tr("%1 globals").arg(dangerous));
-    else if (unknown > 0)
+    else if (unknown > 0 && !torchScript)
         text = tr("<b>No dangerous global.</b> Python would import %1 from their modules (the author's code or a "
                   "library); this reader keeps them opaque.")
                    .arg(unknown == 1 ? tr("1 class") : tr("%1 classes").arg(unknown));
+    else if (scriptClasses > 0 || unknown > 0)
+        text = tr("<b>No dangerous global.</b> torch.jit.load compiles %1 from the archive's own code and imports "
+                  "no Python module; this reader keeps them opaque.")
+                   .arg(scriptClasses + unknown == 1 ? tr("1 TorchScript class")
+                                                     : tr("%1 TorchScript classes").arg(scriptClasses + unknown));
     else
         text = tr("<b>No dangerous global.</b> Every global is a reconstructor or container read as data.");
     text += QLatin1Char(' ');
@@ -140,6 +151,9 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
                 ? tr("<code>torch.load(weights_only=True)</code> of PyTorch 2.6 and later would accept it.")
                 : tr("<code>torch.load(weights_only=True)</code> of PyTorch 2.6 and later would refuse it (%1).")
                       .arg(QString::fromStdString([&] {
+                               // A TorchScript or tar file is refused whole, before any global is read.
+                               if (!report->weightsOnlyFileReason.empty())
+                                   return report->weightsOnlyFileReason;
                                std::string s;
                                for (std::size_t i = 0; i < report->weightsOnlyBlockers.size() && i < 5; ++i)
                                    s += (i ? ", " : "") + report->weightsOnlyBlockers[i];

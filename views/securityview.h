@@ -22,7 +22,9 @@ class SecurityView : public QWidget {
 public:
     enum Column { NameColumn, VerdictColumn, WeightsOnlyColumn, UsesColumn, OffsetColumn, ReasonColumn, ColumnCount };
     explicit SecurityView(QWidget *parent = nullptr);
-    void setReport(const std::shared_ptr<const SecurityReport> &report);
+    // `torchScript`: the report is a TorchScript archive's, whose __torch__ classes torch.jit.load
+    // compiles from the archive's code rather than importing them.
+    void setReport(const std::shared_ptr<const SecurityReport> &report, bool torchScript = false);
 
     QLabel *verdict() const { return m_verdict; }
     QStandardItemModel *model() const { return m_model; }

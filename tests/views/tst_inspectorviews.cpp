@@ -68,6 +68,7 @@ private Q_SLOTS:
     void securityCleanFile();
     void securityRefusedRowsSayWhy_data();
     void securityRefusedRowsSayWhy();
+    void securityTorchScriptClasses();
     void moduleViewSelectsTensors();
 };
 
@@ -293,6 +294,28 @@ void TestInspectorViews::securityCleanFile()
         QCOMPARE(view.model()->item(r, SecurityView::VerdictColumn)->text(), QStringLiteral("understood"));
     view.setReport(nullptr);
     QCOMPARE(view.model()->rowCount(), 0);
+}
+
+// A TorchScript archive's __torch__ classes are compiled by torch.jit.load from the archive's own
+// code: nothing says Python would import them, and the safe loader's refusal names the archive.
+void TestInspectorViews::securityTorchScriptClasses()
+{
+    auto doc = test::readFixture(QStringLiteral("scripted.pt"));
+    const auto report = std::make_shared<const SecurityReport>(securityReport(*doc));
+    QVERIFY(!report->weightsOnlyFileReason.empty());
+    SecurityView view;
+    view.setReport(report, true);
+    const QString verdict = view.verdict()->text();
+    QVERIFY2(!verdict.contains(QStringLiteral("Python would import")), qPrintable(verdict));
+    QVERIFY2(verdict.contains(QStringLiteral("TorchScript class")), qPrintable(verdict));
+    QVERIFY2(verdict.contains(QString::fromStdString(report->weightsOnlyFileReason).toHtmlEscaped()), qPrintable(verdict));
+    int classes = 0;
+    for (int r = 0; r < view.model()->rowCount(); ++r)
+        if (view.model()->item(r, SecurityView::NameColumn)->text().startsWith(QStringLiteral("__torch__."))) {
+            ++classes;
+            QVERIFY(view.model()->item(r, SecurityView::ReasonColumn)->text().contains(QStringLiteral("compiles it")));
+        }
+    QVERIFY(classes > 0);
 }
 
 void TestInspectorViews::moduleViewSelectsTensors()
