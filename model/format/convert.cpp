@@ -1282,14 +1282,27 @@ private:
             std::map<std::string, std::string> meta;
             std::set<std::string> jsonKeys;  // values written as JSON text, listed under kSafetensorsJsonKeys
             PlainJsonBudget metaBudget;      // for all of them together: the header stays small
+            // The source's own metadata (a safetensors __metadata__, a shard index's "metadata"):
+            // text as it is, other values (a shard index's total_size) as JSON text.
             if (m_doc.formatMetadata && m_doc.formatMetadata->isDict())
-                for (const auto &e : m_doc.formatMetadata->entries())
-                    if (e.key && e.key->isString() && e.value && e.value->isString() &&
-                        !e.key->text().starts_with("alias:") && e.key->text() != kSafetensorsJsonKeys) {
-                        meta[e.key->text()] = e.value->text();
-                        if (auto v = formatMetadataValue(m_doc, e.key->text()); v && !v->isString())
-                            jsonKeys.insert(e.key->text());
+                for (const auto &e : m_doc.formatMetadata->entries()) {
+                    if (!e.key || !e.key->isString() || !e.value || e.key->text().starts_with("alias:") ||
+                        e.key->text() == kSafetensorsJsonKeys)
+                        continue;
+                    const std::string &k = e.key->text();
+                    if (e.value->isString()) {
+                        meta[k] = e.value->text();
+                        if (auto v = formatMetadataValue(m_doc, k); v && !v->isString())
+                            jsonKeys.insert(k);
+                        continue;
                     }
+                    try {
+                        meta[k] = pythonJsonText(valueToPlainJson(e.value, "JSON text", metaBudget));
+                        jsonKeys.insert(k);
+                    } catch (const FormatError &error) {
+                        m_plan.lost.push_back({"metadata/" + k, error.what()});
+                    }
+                }
             if (m_doc.root && m_doc.root->isDict() && !m_doc.stateDictPath.empty())
                 for (const auto &e : m_doc.root->entries()) {
                     if (!e.key)

@@ -1684,6 +1684,19 @@ def json_values(res, convert, ckpt, fx, out):
     rs = subprocess.run([ckpt, 'show', index, 'metadata/zeta/m'], capture_output=True, text=True, timeout=60)
     res.check(rs.returncode == 0 and rs.stdout.strip().endswith(': ' + repr(want['zeta']['m'])),
               'show metadata/zeta/m finds a key within an entry', (rs.stdout + rs.stderr).strip())
+    # 4. The index's metadata goes into a safetensors file's __metadata__: text as it is, other
+    # values (total_size) as JSON text that json.loads reads back to the index's value.
+    dest = os.path.join(d, 'from_index.safetensors')
+    r = subprocess.run([ckpt, 'convert', index, '--to', 'safetensors', '-o', dest, '--force'], capture_output=True,
+                       text=True, timeout=120)
+    if res.check(r.returncode == 0, 'convert a shard index --to safetensors', r.stderr.strip()):
+        with open(dest, 'rb') as f:
+            header = json.loads(f.read(struct.unpack('<Q', f.read(8))[0]))
+        meta = header.get('__metadata__', {})
+        for k, v in want.items():
+            got = meta.get(k)
+            res.check(got == v if isinstance(v, str) else (got is not None and json.loads(got) == v),
+                      'safetensors __metadata__ keeps the index metadata %s' % k, repr(got))
 
 
 if __name__ == '__main__':
