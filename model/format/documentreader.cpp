@@ -180,9 +180,11 @@ private:
             return;
         }
         if (!pkl) {
-            if (zip.find("bytecode.pkl"))
+            if (const auto *bytecode = zip.find("bytecode.pkl")) {
+                scanBytecodeGlobals(zip, shared, *bytecode, data);  // kept with the error below
                 throw FormatError("this is a TorchScript mobile (lite interpreter) export without data.pkl; "
                                   "that layout is not supported yet");
+            }
             if (zip.find(".data/version"))
                 throw FormatError("this is a torch.package archive; that format is not supported yet");
             throw FormatError("zip archive without a data.pkl record: not a torch.save checkpoint (records: " +
@@ -198,7 +200,12 @@ private:
         }
         if (const auto *bo = zip.find("byteorder")) {
             auto b = zip.read(*bo);
-            m_bigEndian = asText(b.bytes, 16).starts_with("big");
+            // torch.save writes sys.byteorder; torch.load (2.1 and later) refuses any other value.
+            const auto order = asText(b.bytes, 64);
+            if (order != "little" && order != "big")
+                throw FormatError("record '" + bo->name + "' says the byte order is '" + displayText(order) +
+                                  "', neither 'little' nor 'big' (torch.load refuses it: Unknown endianness type)");
+            m_bigEndian = order == "big";
         }
         std::string records;  // torch 2.x bookkeeping records, shown in the format detail
         for (const char *r : {".format_version", ".storage_alignment"})
@@ -227,7 +234,23 @@ private:
         // TorchScript keeps frozen weights and other constants in constants.pkl.
         if (const auto *constants = script ? zip.find("constants.pkl") : nullptr)
             m_doc.constants = runZipPickle(zip, shared, *constants, "constants/", data, false);
+        if (const auto *bytecode = mobile ? zip.find("bytecode.pkl") : nullptr)
+            scanBytecodeGlobals(zip, shared, *bytecode, data);
         keepOwnedBuffers();
+    }
+
+    // A mobile export's bytecode.pkl (the methods' instructions) is read only for the globals it
+    // names, which the security report lists as it does data.pkl's: the lite interpreter
+    // unpickles it too. Its value is not shown; a fault in it is a note, not a failed read, and
+    // what it named up to the fault is kept. Its tensors are constants/ records, as constants.pkl's.
+    void scanBytecodeGlobals(const ZipArchive &zip, const std::shared_ptr<const ZipArchive> &zipShared,
+                             const ZipArchive::Entry &bytecode, std::span<const std::uint8_t> data)
+    {
+        try {
+            runZipPickle(zip, zipShared, bytecode, "constants/", data, false);
+        } catch (const FormatError &e) {
+            m_doc.anomalies.push_back(std::string(e.what()) + " (read only for the globals it names)");
+        }
     }
 
     // TorchScript of torch 1.0-1.2: model.json describes modules, parameters and tensors (strings

@@ -178,6 +178,16 @@ private:
         auto s = take(n);
         return {reinterpret_cast<const char *>(s.data()), s.size()};
     }
+    // A str opcode's bytes: Python decodes them as UTF-8 with 'surrogatepass', so lone surrogates
+    // are text and anything else that is not UTF-8 is an error (UnicodeDecodeError) in Python too.
+    std::string takeUtf8(std::uint64_t n)
+    {
+        std::string s = takeString(n);
+        if (!isValidUtf8(s))
+            fail("text of " + std::to_string(s.size()) + " bytes is not valid UTF-8 (" + hexPreview(s, 16) +
+                 "); Python refuses it too (UnicodeDecodeError)");
+        return s;
+    }
     std::string readLine()
     {
         const auto *begin = m_data.data() + m_pos;
@@ -1278,10 +1288,16 @@ void PickleRun::step()
         break;
     }
     case SHORT_BINSTRING: push(bytesOrText(takeString(take(1)[0]))); break;
-    case UNICODE: push(Value::string(decodeRawUnicodeEscape(readLine()))); break;
-    case BINUNICODE: push(Value::string(takeString(readLE<std::uint32_t>()))); break;
-    case SHORT_BINUNICODE: push(Value::string(takeString(take(1)[0]))); break;
-    case BINUNICODE8: push(Value::string(takeString(readLE<std::uint64_t>()))); break;
+    case UNICODE: {
+        std::string text, error;
+        if (!decodeRawUnicodeEscape(readLine(), text, error))
+            fail("text is not valid raw-unicode-escape: " + error + " (Python refuses it too)");
+        push(Value::string(std::move(text)));
+        break;
+    }
+    case BINUNICODE: push(Value::string(takeUtf8(readLE<std::uint32_t>()))); break;
+    case SHORT_BINUNICODE: push(Value::string(takeUtf8(take(1)[0]))); break;
+    case BINUNICODE8: push(Value::string(takeUtf8(readLE<std::uint64_t>()))); break;
     case BINBYTES: push(Value::bytes(takeString(readLE<std::uint32_t>()))); break;
     case SHORT_BINBYTES: push(Value::bytes(takeString(take(1)[0]))); break;
     case BINBYTES8: push(Value::bytes(takeString(readLE<std::uint64_t>()))); break;

@@ -37,6 +37,31 @@ constexpr std::string_view kDangerousModules[]{
     "IPython", "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "torch.hub", "torch.package",
     "torch.utils.collect_env", "torch.utils.cpp_extension", "torch.jit.unsupported_tensor_ops",
     "torch.fx.graph_module", "torch.distributed.rpc", "torch._dynamo", "torch._inductor",
+    // package installers: installing a package runs its build code
+    "pip", "pkg_resources", "conda",
+};
+
+// Attribute names that, wherever they appear, are a module object rather than a class or a
+// function: modules import these under their own name or an underscore alias ("import os as _os").
+// A global that resolves to a module hands the module itself to the pickle, which can then
+// overwrite what it holds (BUILD sets torch.os.zz = 5 on the live os module; SETITEM on
+// builtins.__dict__ replaces a builtin) for every later line of code in that Python session.
+// Names that are also common function or class names (socket.socket, glob.glob, code) are left
+// out: a user's function called `trace` is not a module.
+constexpr std::string_view kModuleAliases[]{
+    "os", "_os", "sys", "_sys", "posix", "_posix", "nt", "_nt", "posixpath", "ntpath", "subprocess", "_subprocess",
+    "_posixsubprocess", "pickle", "_pickle", "cPickle", "builtins", "_builtins", "__builtin__", "importlib",
+    "_importlib", "_imp", "imp", "runpy", "ctypes", "_ctypes", "shutil", "_shutil", "marshal", "_socket",
+    "multiprocessing", "tempfile", "_tempfile", "zipfile", "tarfile", "urllib", "urllib2", "urllib3", "requests",
+    "webbrowser", "dill", "cloudpickle", "joblib", "pip", "setuptools", "distutils", "pkg_resources", "torch",
+    "_torch", "numpy", "np", "_np",
+};
+
+// PyTorch's submodules: torch.hub, torch._utils and the others named as an attribute of torch.
+constexpr std::string_view kTorchSubmodules[]{
+    "_C", "_utils", "_tensor", "_ops", "_jit_internal", "_weights_only_unpickler", "serialization", "storage",
+    "nn", "jit", "hub", "package", "utils", "autograd", "cuda", "fx", "ops", "classes", "distributed",
+    "multiprocessing", "library", "overrides", "backends", "optim", "onnx", "_dynamo", "_inductor",
 };
 
 // Single callables that are dangerous although their module is not.
@@ -140,6 +165,13 @@ bool isTorchConstant(const GlobalUse &g)
     return g.module == "torch" && (contains(kDtypeAliases, n) || n.starts_with("per_tensor") || n.starts_with("per_channel"));
 }
 
+// Python's own machinery named as a global: a module's namespace (builtins.__dict__), its
+// builtins, a class's internals. Two dunder names are ordinary pickle reconstructors.
+bool isDunder(std::string_view n)
+{
+    return n.size() > 4 && n.starts_with("__") && n.ends_with("__") && n != "__newobj__" && n != "__newobj_ex__";
+}
+
 } // namespace
 
 std::string globalClassName(GlobalClass c)
@@ -170,15 +202,34 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
         v.weightsOnlyAllowed = false;
         return v;
     }
+    const std::string &qual = use.qualname;
+    if (isDunder(qual)) {
+        v.cls = GlobalClass::Dangerous;
+        v.reason = use.module + "." + qual + " is Python's internal machinery (a module's namespace, its builtins or a "
+                   "class's internals), not a class or function: loading the file can read or change it";
+        v.weightsOnlyAllowed = false;
+        return v;
+    }
+    bool moduleObject = contains(kModuleAliases, qual) || (use.module == "torch" && contains(kTorchSubmodules, qual));
+    // torch + hub: the dangerous module torch.hub itself (torch.hub.load is judged by its module below).
+    moduleObject = moduleObject || contains(kDangerousModules, use.module + "." + qual);
+    if (moduleObject) {
+        v.cls = GlobalClass::Dangerous;
+        v.reason = use.module + "." + qual + " is a module, not a class or function: loading the file can change "
+                   "what that module holds for every program in the same Python session";
+        v.weightsOnlyAllowed = false;
+        return v;
+    }
     for (auto m : kDangerousModules)
         if (moduleMatches(use.module, m)) {
             v.cls = GlobalClass::Dangerous;
             v.reason = "module '" + use.module + "' can run commands, load code or reach files and the network";
             return v;
         }
-    if (contains(kDangerousNames, name)) {
+    // By module and name: a global found in a nested pickle carries a note in its display name.
+    if (const std::string full = use.module + "." + qual; contains(kDangerousNames, full)) {
         v.cls = GlobalClass::Dangerous;
-        v.reason = name + " can execute code or reach arbitrary objects";
+        v.reason = full + " can execute code or reach arbitrary objects";
         return v;
     }
     if (contains(kUnderstood, name) || isStorageOrTensorClass(use) || isDtype(use) || isTorchConstant(use) ||

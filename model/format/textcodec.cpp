@@ -172,35 +172,43 @@ bool decodePythonStringLiteral(std::string_view q, std::string &out)
     return true;
 }
 
-std::string decodeRawUnicodeEscape(std::string_view raw)
+bool decodeRawUnicodeEscape(std::string_view raw, std::string &out, std::string &error)
 {
-    std::string out;
+    out.clear();
     out.reserve(raw.size());
     for (std::size_t i = 0; i < raw.size(); ++i) {
         const char c = raw[i];
-        if (c == '\\' && i + 1 < raw.size() && (raw[i + 1] == 'u' || raw[i + 1] == 'U')) {
-            const std::size_t digits = raw[i + 1] == 'u' ? 4 : 8;
-            if (i + 2 + digits <= raw.size()) {
-                std::uint32_t cp = 0;
-                bool ok = true;
-                for (std::size_t k = 0; k < digits; ++k) {
-                    const int h = hexValue(raw[i + 2 + k]);
-                    if (h < 0) {
-                        ok = false;
-                        break;
-                    }
-                    cp = cp * 16 + static_cast<std::uint32_t>(h);
-                }
-                if (ok && cp <= 0x10FFFF) {
-                    appendUtf8(out, cp);
-                    i += 1 + digits;
-                    continue;
-                }
-            }
+        if (c != '\\' || i + 1 == raw.size()) {
+            appendUtf8(out, static_cast<unsigned char>(c));
+            continue;
         }
-        appendUtf8(out, static_cast<unsigned char>(c));
+        // A backslash takes the character after it along, as in Python: two backslashes then
+        // "u0041" stay as written.
+        const char e = raw[++i];
+        if (e != 'u' && e != 'U') {
+            out += '\\';
+            appendUtf8(out, static_cast<unsigned char>(e));
+            continue;
+        }
+        const std::size_t digits = e == 'u' ? 4 : 8;
+        std::uint32_t cp = 0;
+        for (std::size_t k = 0; k < digits; ++k) {
+            const int h = i + 1 + k < raw.size() ? hexValue(raw[i + 1 + k]) : -1;
+            if (h < 0) {
+                error = e == 'u' ? "truncated \\uXXXX escape" : "truncated \\UXXXXXXXX escape";
+                error += " at character " + std::to_string(i - 1);
+                return false;
+            }
+            cp = cp * 16 + static_cast<std::uint32_t>(h);
+        }
+        if (cp > 0x10FFFF) {
+            error = "\\U" + std::string(raw.substr(i + 1, 8)) + " is past U+10FFFF";
+            return false;
+        }
+        appendUtf8(out, cp);
+        i += digits;
     }
-    return out;
+    return true;
 }
 
 std::string twosComplementToDecimal(std::span<const std::uint8_t> bytes)

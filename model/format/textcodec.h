@@ -22,8 +22,9 @@ bool utf8ToLatin1(std::string_view utf8, std::string &out);
 std::string latin1ToUtf8(std::string_view bytes);
 // Protocol 0 STRING argument: a quoted Python literal with backslash escapes.
 bool decodePythonStringLiteral(std::string_view quoted, std::string &out);
-// Protocol 0 UNICODE argument (raw-unicode-escape) to UTF-8.
-std::string decodeRawUnicodeEscape(std::string_view raw);
+// Protocol 0 UNICODE argument (raw-unicode-escape) to UTF-8, as Python's codec decodes it: false,
+// with `error` set, where Python raises (a truncated \uXXXX escape, a \U escape past U+10FFFF).
+bool decodeRawUnicodeEscape(std::string_view raw, std::string &out, std::string &error);
 // Little-endian two's complement bytes to decimal text.
 std::string twosComplementToDecimal(std::span<const std::uint8_t> bytes);
 // Lower-case hex of bytes, at most `maxBytes` of them, with "…" when cut.

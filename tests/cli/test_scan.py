@@ -77,7 +77,96 @@ def main():
           f"safetensors: pickle protocol reported: {info.stdout[:300]} {text.stdout[:300]}")
     check_weights_only_verdict(a, hostile, check)
     check_torchscript_words(a, check)
+    check_built_inputs(a, check)
     return results.finish()
+
+
+def torch_zip(path, records):
+    import zipfile
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in records:
+            z.writestr(name, data)
+
+
+def python_says(code, *args):
+    """Runs `code` in a throwaway Python (the judge) and returns its last line of output."""
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    return (r.stdout.strip().splitlines() or [""])[-1]
+
+
+def check_built_inputs(a, check):
+    """Inputs built here as bytes (never unpickled in this process): globals that are a module
+    object, text Python refuses, an unknown byte order, a mobile export's bytecode.pkl."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="ckpt-scan-")
+
+    def scan_json(path):
+        r = subprocess.run([a.ckpt, "scan", "--json", path], capture_output=True, text=True, timeout=60)
+        return r, (json.loads(r.stdout) if r.stdout.strip() else {})
+
+    # GLOBAL mod name; {'zz': 5}; BUILD: loading sets zz on that module itself (torch.os is os).
+    # Python is asked only what each name resolves to (an import and getattr, nothing unpickled).
+    pairs = [("torch", "os"), ("posixpath", "os"), ("torch", "sys"), ("collections", "_sys"), ("argparse", "_os"),
+             ("torch.serialization", "pickle"), ("torch._utils", "torch"), ("builtins", "__dict__")]
+    for mod, name in pairs:
+        kind = python_says("import importlib, sys, types; o = getattr(importlib.import_module(sys.argv[1]), sys.argv[2]);"
+                           "print('module' if isinstance(o, types.ModuleType) else type(o).__name__)", mod, name)
+        check(kind in ("module", "dict"), f"{mod}.{name}: Python resolves it to a {kind!r}, not a module or namespace")
+        path = os.path.join(tmp, f"{mod}.{name}.pth")
+        pkl = b"\x80\x02c" + mod.encode() + b"\n" + name.encode() + b"\n}X\x02\x00\x00\x00zzK\x05sb."
+        torch_zip(path, [("archive/data.pkl", pkl), ("archive/version", "3\n")])
+        r, rep = scan_json(path)
+        flagged = [g for g in rep.get("globals", []) if g["name"] == f"{mod}.{name}" and g["class"] == "dangerous"]
+        check(r.returncode == 3 and flagged, f"{mod}.{name}: exit {r.returncode}, report {rep}")
+    # pip.main(['install']): an installer runs the build code of what it installs.
+    path = os.path.join(tmp, "pip.main.pth")
+    torch_zip(path, [("archive/data.pkl", b"\x80\x02cpip\nmain\n(X\x07\x00\x00\x00installl\x85R."),
+                     ("archive/version", "3\n")])
+    r, rep = scan_json(path)
+    check(r.returncode == 3 and "pip.main" in [g["name"] for g in rep.get("globals", []) if g["class"] == "dangerous"],
+          f"pip.main: exit {r.returncode}, report {rep}")
+
+    # A str whose bytes are not UTF-8: Python raises UnicodeDecodeError; a lone surrogate it
+    # accepts ('surrogatepass'). Both pickles are harmless: Python unpickles them in a child.
+    head = b"\x80\x02}X\x04\x00\x00\x00name"
+    for value, reads in ((b"X\x03\x00\x00\x00\xff\xfe\xfd", False), (b"X\x03\x00\x00\x00\xed\xa0\x80", True)):
+        pkl = head + value + b"s."
+        verdict = python_says("import pickle, sys\ntry:\n pickle.loads(bytes.fromhex(sys.argv[1])); print('reads')\n"
+                              "except Exception as e:\n print(type(e).__name__)", pkl.hex())
+        check(verdict == ("reads" if reads else "UnicodeDecodeError"), f"Python on {value!r}: {verdict}")
+        path = os.path.join(tmp, "text.pth")
+        torch_zip(path, [("archive/data.pkl", pkl), ("archive/version", "3\n")])
+        r = subprocess.run([a.ckpt, "info", path], capture_output=True, text=True, timeout=60)
+        offset = open(path, "rb").read().find(pkl) + len(head)  # offsets are the file's
+        if reads:
+            check(r.returncode == 0, f"lone surrogate: exit {r.returncode}: {r.stderr}")
+        else:
+            check(r.returncode == 1 and all(w in r.stderr for w in ("archive/data.pkl", f"offset {offset} (BINUNICODE)", "UTF-8")),
+                  f"not UTF-8: exit {r.returncode}, {r.stderr!r}")
+    # Protocol 0 UNICODE past U+10FFFF: Python refuses it.
+    pkl = b"(dVname\nV\\U0011FFFF\ns."
+    verdict = python_says("import pickle, sys\ntry:\n pickle.loads(bytes.fromhex(sys.argv[1])); print('reads')\n"
+                          "except Exception as e:\n print(type(e).__name__)", pkl.hex())
+    check(verdict == "UnicodeDecodeError", f"Python on UNICODE past U+10FFFF: {verdict}")
+    path = os.path.join(tmp, "unicode0.pth")
+    torch_zip(path, [("archive/data.pkl", pkl), ("archive/version", "3\n")])
+    r = subprocess.run([a.ckpt, "info", path], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "UNICODE" in r.stderr, f"UNICODE past U+10FFFF: exit {r.returncode}, {r.stderr!r}")
+
+    # byteorder 'middle': torch.load (2.1 and later) raises "Unknown endianness type: middle".
+    path = os.path.join(tmp, "middle.pth")
+    torch_zip(path, [("archive/data.pkl", b"\x80\x02}."), ("archive/byteorder", "middle"), ("archive/version", "3\n")])
+    r = subprocess.run([a.ckpt, "info", path], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "archive/byteorder" in r.stderr and "middle" in r.stderr,
+          f"byteorder middle: exit {r.returncode}, {r.stderr!r}")
+
+    # A mobile export whose bytecode.pkl calls os.system: flagged as data.pkl's globals are.
+    path = os.path.join(tmp, "mobile.ptl")
+    torch_zip(path, [("m/bytecode.pkl", b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."),
+                     ("m/constants.pkl", b"\x80\x02)."), ("m/data.pkl", b"\x80\x02}."), ("m/version", "8\n")])
+    r, rep = scan_json(path)
+    check(r.returncode == 3 and "os.system" in [g["name"] for g in rep.get("globals", []) if g["class"] == "dangerous"],
+          f"bytecode.pkl os.system: exit {r.returncode}, report {rep}")
 
 
 def check_weights_only_verdict(a, hostile, check):

@@ -12,6 +12,8 @@ class TestSecurity : public QObject {
 private Q_SLOTS:
     void classify_data();
     void classify();
+    void nestedGlobalJudgedByItsName();
+    void moduleObjectReasons();
     void fixtureReports_data();
     void fixtureReports();
     void corpusAdversarialIsFlagged();
@@ -66,6 +68,32 @@ void TestSecurity::classify_data()
     QTest::newRow("nn.Linear") << "torch.nn.modules.linear" << "Linear" << "understood" << false;
     QTest::newRow("user class") << "__main__" << "SimpleNN" << "unknown" << false;
     QTest::newRow("argparse.Namespace") << "argparse" << "Namespace" << "unknown" << false;
+    // Globals that are a module object (torch.os is os): BUILD or SETITEM on them changes that
+    // module for the whole Python session, as the reviewer's torch.os + BUILD did to os.
+    QTest::newRow("torch.os") << "torch" << "os" << "dangerous" << false;
+    QTest::newRow("posixpath.os") << "posixpath" << "os" << "dangerous" << false;
+    QTest::newRow("torch.sys") << "torch" << "sys" << "dangerous" << false;
+    QTest::newRow("collections._sys") << "collections" << "_sys" << "dangerous" << false;
+    QTest::newRow("argparse._os") << "argparse" << "_os" << "dangerous" << false;
+    QTest::newRow("torch.serialization.pickle") << "torch.serialization" << "pickle" << "dangerous" << false;
+    QTest::newRow("torch._utils.torch") << "torch._utils" << "torch" << "dangerous" << false;
+    QTest::newRow("torch.hub module") << "torch" << "hub" << "dangerous" << false;
+    QTest::newRow("torch._utils module") << "torch" << "_utils" << "dangerous" << false;
+    QTest::newRow("logging.config module") << "logging" << "config" << "dangerous" << false;
+    QTest::newRow("builtins.__dict__") << "builtins" << "__dict__" << "dangerous" << false;
+    QTest::newRow("torch.__builtins__") << "torch" << "__builtins__" << "dangerous" << false;
+    QTest::newRow("pip.main") << "pip" << "main" << "dangerous" << false;
+    QTest::newRow("pip internal") << "pip._internal.cli.main" << "main" << "dangerous" << false;
+    QTest::newRow("pkg_resources") << "pkg_resources" << "load_entry_point" << "dangerous" << false;
+    // ... and what must stay as it was: reconstructors, classes named like their module.
+    QTest::newRow("copyreg.__newobj__") << "copyreg" << "__newobj__" << "unknown" << false;
+    QTest::newRow("datetime.datetime") << "datetime" << "datetime" << "understood" << false;
+    QTest::newRow("numpy reconstruct") << "numpy.core.multiarray" << "_reconstruct" << "understood" << false;
+    QTest::newRow("torch.nn Linear") << "torch.nn.modules.linear" << "Linear" << "understood" << false;
+    QTest::newRow("torch.float32") << "torch" << "float32" << "understood" << true;
+    QTest::newRow("torch.device") << "torch" << "device" << "understood" << true;
+    QTest::newRow("a user function named trace") << "mylib.utils" << "trace" << "unknown" << false;
+    QTest::newRow("a user class named Os") << "mylib" << "Os" << "unknown" << false;
 }
 
 void TestSecurity::classify()
@@ -80,6 +108,26 @@ void TestSecurity::classify()
     QCOMPARE(v.weightsOnlyAllowed, weightsOnly);
     if (v.cls == GlobalClass::Dangerous)
         QVERIFY(!v.reason.empty());
+}
+
+// A module object is called so; a dangerous module's function keeps its module's reason.
+void TestSecurity::moduleObjectReasons()
+{
+    const auto reason = [](const char *module, const char *name) {
+        return classifyGlobal(GlobalUse{std::string(module) + "." + name, 1, 0, module, name}).reason;
+    };
+    QVERIFY(reason("torch", "os").find("is a module") != std::string::npos);
+    QVERIFY(reason("torch", "hub").find("is a module") != std::string::npos);
+    QVERIFY(reason("os", "system").find("module 'os'") != std::string::npos);
+    QVERIFY(reason("torch.hub", "load").find("module 'torch.hub'") != std::string::npos);
+}
+
+// A global found in a pickle nested in the file carries a note in its display name; it is judged
+// by its module and name all the same.
+void TestSecurity::nestedGlobalJudgedByItsName()
+{
+    GlobalUse use{"builtins.eval (in a pickle passed to pickle.loads)", 1, 0, "builtins", "eval"};
+    QCOMPARE(classifyGlobal(use).cls, GlobalClass::Dangerous);
 }
 
 void TestSecurity::fixtureReports_data()
