@@ -153,9 +153,9 @@ void flattenScriptObject(const Value &obj, const std::string &prefix, std::vecto
 // torch's state_dict() of a TorchScript module, named from its classes' __parameters__ and
 // __buffers__ declarations: per module its parameters, then its buffers (each in attribute order,
 // None skipped), then its submodules; a plain tensor attribute is neither and is left out, as torch
-// leaves it out. Quantized and XNNPACK weights live in packed objects (torch.classes) that torch's
-// state_dict() of a script module skips: they go to `packed`, named by attribute path, so the weights
-// stay listed. False when a module's class declared nothing (its code record is missing, does not
+// leaves it out. Quantized and XNNPACK weights live in packed objects (torch.classes) or in modules
+// saved through their __getstate__ (a tuple, not attributes), which torch's state_dict() of a script
+// module skips: their tensors go to `packed`, named by attribute path, so the weights stay listed. False when a module's class declared nothing (its code record is missing, does not
 // read or is of another form): the caller then names tensors as without declarations.
 struct DeclaredScriptWalk {
     DeclaredScriptWalk(const ScriptClasses &c, std::vector<NamedTensor> &o, std::vector<NamedTensor> &p)
@@ -200,7 +200,7 @@ struct DeclaredScriptWalk {
             if (!e.key || !e.value || e.value->kind() != Value::Kind::Object)
                 continue;
             const std::string cls = className(*e.value);
-            if (cls.starts_with("__torch__.torch.classes.")) {
+            if (cls.starts_with("__torch__.torch.classes.") || (e.value->state() && !e.value->state()->isDict())) {
                 budget.charge(prefix.size() + keyText(*e.key).size() + 1);
                 flattenScriptObject(*e.value, prefix + keyText(*e.key) + ".", packed, seen, depth + 1, budget);
             } else if (isScriptModule(*e.value) || (isScriptObject(*e.value) && classes.find(cls))) {
