@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace ckpt {
@@ -149,6 +150,70 @@ void flattenScriptObject(const Value &obj, const std::string &prefix, std::vecto
     }
 }
 
+// torch's state_dict() of a TorchScript module, named from its classes' __parameters__ and
+// __buffers__ declarations: per module its parameters, then its buffers (each in attribute order,
+// None skipped), then its submodules; a plain tensor attribute is neither and is left out, as torch
+// leaves it out. Quantized and XNNPACK weights live in packed objects (torch.classes) or in modules
+// saved through their __getstate__ (a tuple, not attributes), which torch's state_dict() of a script
+// module skips: their tensors go to `packed`, named by attribute path, so the weights stay listed. False when a module's class declared nothing (its code record is missing, does not
+// read or is of another form): the caller then names tensors as without declarations.
+struct DeclaredScriptWalk {
+    DeclaredScriptWalk(const ScriptClasses &c, std::vector<NamedTensor> &o, std::vector<NamedTensor> &p)
+        : classes(c), out(o), packed(p)
+    {
+    }
+    const ScriptClasses &classes;
+    std::vector<NamedTensor> &out;
+    std::vector<NamedTensor> &packed;
+    std::vector<ValuePtr> parameters;
+    std::unordered_set<const Value *> seen;
+    NameBudget budget;
+    // Per declaration, its names as sets: a class with many names used by many modules is hashed once.
+    std::unordered_map<const ScriptClassDecl *, std::pair<std::unordered_set<std::string_view>, std::unordered_set<std::string_view>>> sets;
+
+    bool walk(const Value &obj, const std::string &prefix, std::uint32_t depth)
+    {
+        if (depth > PickleLimits::kMaxDepth)
+            return false;
+        if (!seen.insert(&obj).second)
+            return true;  // a module reached twice is listed once, as for a pickled module tree
+        const ScriptClassDecl *decl = classes.find(className(obj));
+        if (!decl || !obj.state() || !obj.state()->isDict())
+            return false;
+        auto [it, fresh] = sets.try_emplace(decl);
+        if (fresh) {
+            it->second.first.insert(decl->parameters.begin(), decl->parameters.end());
+            it->second.second.insert(decl->buffers.begin(), decl->buffers.end());
+        }
+        const auto &[params, buffers] = it->second;
+        const auto &attrs = obj.state()->entries();
+        for (const auto *names : {&params, &buffers})
+            for (const auto &e : attrs) {
+                if (!e.key || !e.key->isString() || !e.value || !e.value->isTensor() || !names->contains(e.key->text()))
+                    continue;
+                budget.charge(prefix.size() + e.key->text().size());
+                out.push_back({prefix + e.key->text(), e.value});
+                if (names == &params)
+                    parameters.push_back(e.value);
+            }
+        for (const auto &e : attrs) {
+            if (!e.key || !e.value || e.value->kind() != Value::Kind::Object)
+                continue;
+            const std::string cls = className(*e.value);
+            if (cls.starts_with("__torch__.torch.classes.") || (e.value->state() && !e.value->state()->isDict())) {
+                budget.charge(prefix.size() + keyText(*e.key).size() + 1);
+                flattenScriptObject(*e.value, prefix + keyText(*e.key) + ".", packed, seen, depth + 1, budget);
+            } else if (isScriptModule(*e.value) || (isScriptObject(*e.value) && classes.find(cls))) {
+                const std::string key = keyText(*e.key);
+                budget.charge(prefix.size() + key.size() + 1);
+                if (!walk(*e.value, prefix + key + ".", depth + 1))
+                    return false;
+            }
+        }
+        return true;
+    }
+};
+
 bool isOptimizerState(const Value &v)
 {
     if (!v.isDict())
@@ -287,8 +352,9 @@ bool hasAnyKey(const Value &d, auto keys)
     return std::any_of(keys.begin(), keys.end(), [&d](std::string_view k) { return d.get(std::string(k)) != nullptr; });
 }
 
-void useStateDict(Document &doc, const ValuePtr &v, KeyPath path)
+void useStateDict(Document &doc, const ValuePtr &v, KeyPath path, const ScriptClasses &classes)
 {
+    doc.scriptDeclared = false;
     doc.hasStateDict = true;
     doc.stateDictPath = std::move(path);
     if (isModule(*v)) {
@@ -298,9 +364,21 @@ void useStateDict(Document &doc, const ValuePtr &v, KeyPath path)
         flattenModule(*v, "", doc.stateDict, seen, 0, budget);
     } else if (isScriptObject(*v)) {
         doc.stateDictSource = "script_module";
-        std::unordered_set<const Value *> seen;
-        NameBudget budget;
-        flattenScriptObject(*v, "", doc.stateDict, seen, 0, budget);
+        std::vector<NamedTensor> declared;
+        std::vector<NamedTensor> packed;
+        DeclaredScriptWalk walk(classes, declared, packed);
+        if (walk.walk(*v, "", 0)) {
+            doc.stateDict = std::move(declared);
+            doc.stateDict.insert(doc.stateDict.end(), packed.begin(), packed.end());
+            // torch.jit.load makes these nn.Parameters; the pickle saved them as plain tensors.
+            for (const auto &p : walk.parameters)
+                p->tensorRef()->isParameter = true;
+            doc.scriptDeclared = true;
+        } else {
+            std::unordered_set<const Value *> seen;
+            NameBudget budget;
+            flattenScriptObject(*v, "", doc.stateDict, seen, 0, budget);
+        }
     } else {
         doc.stateDictSource = "dict";
         doc.stateDict = tensorsOfDict(*v);
@@ -408,12 +486,12 @@ void classifyKind(Document &doc)
     }
     if (isModule(*root)) {
         doc.kind = DocumentKind::FullModel;
-        useStateDict(doc, root, {});
+        useStateDict(doc, root, {}, doc.scriptClasses);
         return;
     }
     if (isScriptObject(*root)) {
         doc.kind = DocumentKind::ScriptModule;
-        useStateDict(doc, root, {});
+        useStateDict(doc, root, {}, doc.scriptClasses);
         if (doc.constants) {
             std::unordered_set<const Value *> seen;
             std::vector<NamedTensor> constants;
@@ -427,7 +505,7 @@ void classifyKind(Document &doc)
         return;
     if (isTensorDict(*root) || isMostlyTensorDict(*root)) {
         doc.kind = DocumentKind::StateDict;
-        useStateDict(doc, root, {});
+        useStateDict(doc, root, {}, doc.scriptClasses);
         for (const auto &e : root->entries())
             if (e.value && !e.value->isTensor())
                 doc.warnings.push_back("the state dict also holds a non-tensor entry '" + keyText(*e.key) + "' (" +
@@ -475,7 +553,7 @@ void classifyKind(Document &doc)
             return a.priority != b.priority ? a.priority < b.priority : a.count > b.count;
         });
         fromModule = isModule(*best->value);
-        useStateDict(doc, best->value, best->path);
+        useStateDict(doc, best->value, best->path, doc.scriptClasses);
         for (const auto &w : sets)
             if (&w != &*best) {
                 doc.otherWeightSets.push_back(w.path);
@@ -770,9 +848,10 @@ void useWeightSet(Document &doc, const KeyPath &path)
     {
         // Naming a module tree's tensors can fail (the names' budget): the document stays as it was.
         Document chosen;
-        useStateDict(chosen, v, path);
+        useStateDict(chosen, v, path, doc.scriptClasses);
         doc.stateDictSource = std::move(chosen.stateDictSource);
         doc.stateDict = std::move(chosen.stateDict);
+        doc.scriptDeclared = chosen.scriptDeclared;
     }
     doc.hasStateDict = true;
     doc.stateDictPath = path;

@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "picklemachine.h"
+#include "scriptclasses.h"
 #include "tensorref.h"
 #include "value.h"
 
@@ -62,6 +63,7 @@ struct Document {
     ValuePtr constants;                 // TorchScript: what constants.pkl holds (frozen weights ...)
     ValuePtr formatMetadata;            // safetensors __metadata__, a shard index's metadata
     std::vector<std::string> sourceRecords;  // TorchScript: its code/*.py records (never run)
+    ScriptClasses scriptClasses;        // TorchScript: each module class's declared parameters and buffers
     std::string sidecarPath;            // <name>_metadata.json beside the file, when there is one
     ValuePtr sidecar;                   // its content (the seed's inference metadata)
     std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
@@ -78,7 +80,10 @@ struct Document {
     DocumentKind kind = DocumentKind::Generic;
     bool hasStateDict = false;
     KeyPath stateDictPath;              // keys from the root to the state dict
-    std::string stateDictSource;        // "dict" or "module_tree"
+    std::string stateDictSource;        // "dict", "module_tree" or "script_module"
+    // A script module whose every module class declared its parameters and buffers: the state dict
+    // is torch's state_dict() (plus constants and packed weights after it) and its parameters are marked.
+    bool scriptDeclared = false;
     std::vector<NamedTensor> stateDict;
     ValuePtr optimizer;
     KeyPath optimizerPath;

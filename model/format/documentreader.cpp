@@ -228,8 +228,10 @@ private:
                              zip.prefix() + "'";
         if (script)
             for (const auto &e : zip.entries())
-                if (e.name.compare(0, zip.prefix().size() + 5, zip.prefix() + "code/") == 0 && e.name.ends_with(".py"))
+                if (e.name.compare(0, zip.prefix().size() + 5, zip.prefix() + "code/") == 0 && e.name.ends_with(".py")) {
                     m_doc.sourceRecords.push_back(e.name.substr(zip.prefix().size()));
+                    readClassDeclarations(zip, e);
+                }
         m_doc.root = runZipPickle(zip, shared, *pkl, "data/", data, true);
         // TorchScript keeps frozen weights and other constants in constants.pkl.
         if (const auto *constants = script ? zip.find("constants.pkl") : nullptr)
@@ -250,6 +252,27 @@ private:
             runZipPickle(zip, zipShared, bytecode, "constants/", data, false);
         } catch (const FormatError &e) {
             m_doc.anomalies.push_back(std::string(e.what()) + " (read only for the globals it names)");
+        }
+    }
+
+    // A code record's module classes' __parameters__ and __buffers__ lines (nothing else of it is
+    // read). The source inflated for this is capped: past the cap, or where a record does not
+    // inflate, its classes are missing and the state dict is named as without declarations.
+    static constexpr std::uint64_t kMaxSourceBytes = 64ull << 20;
+    std::uint64_t m_sourceBytes = 0;
+    void readClassDeclarations(const ZipArchive &zip, const ZipArchive::Entry &e)
+    {
+        if (e.size > kMaxSourceBytes - m_sourceBytes) {
+            m_doc.scriptClasses.truncated = true;
+            return;
+        }
+        m_sourceBytes += e.size;
+        try {
+            auto b = zip.read(e);
+            readScriptClasses(std::string_view(reinterpret_cast<const char *>(b.bytes.data()), b.bytes.size()),
+                              std::string_view(e.name).substr(zip.prefix().size()), m_doc.scriptClasses);
+        } catch (const FormatError &) {
+            m_doc.scriptClasses.truncated = true;  // the code is not needed to list the weights
         }
     }
 

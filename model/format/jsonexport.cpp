@@ -896,9 +896,10 @@ json tensorList(const std::vector<NamedTensor> &list, bool placeholder)
 // The state dict's parameters as sum(p.numel() for p in model.parameters()) counts them: a tensor
 // tied to another (the same storage, offset, shape, strides and type: an lm_head sharing the
 // embedding's weight) once, buffers not at all. A pickled module tree says which tensors are
-// buffers (its modules' _buffers); any other state dict does not, and the buffers known by name
-// (BatchNorm's running_mean, running_var, num_batches_tracked) are all that is left out: `exact`
-// says which.
+// buffers (its modules' _buffers), and so does a TorchScript module whose classes all declared
+// their parameters (the state dict's parameters are marked; frozen constants and packed weights
+// are not parameters); any other state dict does not, and the buffers known by name (BatchNorm's
+// running_mean, running_var, num_batches_tracked) are all that is left out: `exact` says which.
 struct ParameterCount {
     std::int64_t count = 0;
     bool exact = false;
@@ -926,6 +927,9 @@ ParameterCount parameterCount(const Document &doc)
                     stack.push_back(e.value);
         }
     }
+    const bool declared = doc.stateDictSource == "script_module" && doc.scriptDeclared;
+    if (declared)
+        out.exact = true;
     auto knownBuffer = [](const std::string &name) {
         const auto dot = name.rfind('.');
         const std::string_view last = dot == std::string::npos ? std::string_view(name) : std::string_view(name).substr(dot + 1);
@@ -933,7 +937,7 @@ ParameterCount parameterCount(const Document &doc)
     };
     std::set<std::tuple<const void *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>, int>> counted;
     for (const auto &t : doc.stateDict) {
-        if (out.exact ? buffers.contains(t.value.get()) : knownBuffer(t.name))
+        if (declared ? !t.ref().isParameter : out.exact ? buffers.contains(t.value.get()) : knownBuffer(t.name))
             continue;
         const TensorRef &r = t.ref();
         const void *where = r.storage ? static_cast<const void *>(r.storage.get()) : static_cast<const void *>(&r);

@@ -359,6 +359,35 @@ def parameter_cases(res, ckpt):
             res.check(want != elements, 'info --json %s: the case tells parameters from elements' % name)
 
 
+def script_cases(res, ckpt, fixtures):
+    """A TorchScript module's classes declare its parameters and buffers: state_dict.tensors is
+    torch.jit.load(f).state_dict() key by key (a frozen module's constants after it), parameters is
+    sum(p.numel() for p in parameters()), exact; without one class's code record, not exact."""
+    for name in ('script_declared.pt', 'scripted.pt', 'frozen.pt', 'script_declared_partial.pt'):
+        path = os.path.join(fixtures, name)
+        if not res.check(os.path.isfile(path), name, 'fixture file is missing: %s' % path):
+            continue
+        partial = name.endswith('_partial.pt')
+        loaded = torch.jit.load(path.replace('_partial', ''), map_location='cpu')
+        want_keys = list(loaded.state_dict().keys())
+        want = sum(p.numel() for p in loaded.parameters())
+        r = subprocess.run([ckpt, 'info', '--json', path], capture_output=True, text=True, timeout=60)
+        sd = (json.loads(r.stdout).get('state_dict') or {}) if r.returncode == 0 else {}
+        got = [t.get('name') for t in sd.get('tensors') or [] if isinstance(t, dict)]
+        if partial:
+            res.check(sd.get('parameters_exact') is False and all(k in got for k in want_keys), name,
+                      'info --json without a class\'s code record: exact %r, tensors %r; torch: %r; %s'
+                      % (sd.get('parameters_exact'), got, want_keys, r.stderr.strip()))
+            continue
+        while got and got[-1].startswith('constants.'):
+            got.pop()  # a frozen module's weights: constants, which state_dict() does not list
+        res.check(got == want_keys, name, 'info --json state_dict.tensors: ckpt %r, torch state_dict() %r; %s'
+                  % (got, want_keys, r.stderr.strip()))
+        res.check(sd.get('parameters') == want and sd.get('parameters_exact') is True, name,
+                  'info --json state_dict.parameters: ckpt %r (exact %r), torch parameters() %d'
+                  % (sd.get('parameters'), sd.get('parameters_exact'), want))
+
+
 def main():
     ap = argparse.ArgumentParser(description='Compare `ckpt info --json` with torch.load.')
     ap.add_argument('--ckpt', required=True, help='path to the ckpt binary')
@@ -394,6 +423,7 @@ def main():
                 res.check(False, name, 'harness error: %s: %s' % (type(e).__name__, e))
 
     parameter_cases(res, ckpt)
+    script_cases(res, ckpt, fixtures)
 
     # Mistakes in the command line exit 2 with a line that names them; help and version exit 0.
     sd = os.path.join(fixtures, 'state_dict.pth')

@@ -5,6 +5,7 @@
 #include "moduletreemodel.h"
 
 #include <QAbstractItemModelTester>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
@@ -25,6 +26,8 @@ private Q_SLOTS:
     void modulesMatchTorch();
     void scriptModuleClassesMatchTorch_data();
     void scriptModuleClassesMatchTorch();
+    void scriptTensorsAreParametersOrBuffers_data();
+    void scriptTensorsAreParametersOrBuffers();
     void tiedWeightsAreAliases();
     void naturalSort();
     void sortBySizeAndFilter();
@@ -79,7 +82,8 @@ void TestModuleTreeModel::scriptModuleClassesMatchTorch_data()
     QTest::addColumn<QString>("file");
     // Fixtures whose compiled classes carry the compiler's ___torch_mangle_N (a second Linear of
     // another shape, a wider copy of a model) and one frozen to a single module.
-    for (const char *f : {"predict_arch.pt", "predict_arch_wide.pt", "gated_scripted.pt", "scripted.pt", "frozen.pt"})
+    for (const char *f : {"predict_arch.pt", "predict_arch_wide.pt", "gated_scripted.pt", "scripted.pt", "frozen.pt",
+                          "script_declared.pt"})
         QTest::newRow(f) << QString::fromLatin1(f);
 }
 
@@ -122,6 +126,54 @@ void TestModuleTreeModel::scriptModuleClassesMatchTorch()
     };
     walk({});
     QCOMPARE(shown, want);
+}
+
+void TestModuleTreeModel::scriptTensorsAreParametersOrBuffers_data()
+{
+    QTest::addColumn<QString>("file");
+    for (const char *f : {"script_declared.pt", "scripted.pt", "frozen.pt"})
+        QTest::newRow(f) << QString::fromLatin1(f);
+}
+
+// A TorchScript file's tensor rows are torch.jit.load(f).state_dict()'s (expected.json
+// "__script_declarations__"), labelled Parameter where named_parameters() lists them and Tensor
+// otherwise; a plain tensor attribute is no row, and a frozen module's constants are no parameters.
+void TestModuleTreeModel::scriptTensorsAreParametersOrBuffers()
+{
+    QFETCH(QString, file);
+    const QJsonObject want =
+        test::expectedListing().value(QStringLiteral("__script_declarations__")).toObject().value(file).toObject();
+    QVERIFY2(!want.isEmpty(), "expected.json has no __script_declarations__: rebuild the ckpt_fixtures target");
+    QSet<QString> parameters;
+    for (const auto &p : want.value(QStringLiteral("parameters")).toArray())
+        parameters.insert(p.toString());
+    QSet<QString> keys;
+    for (const auto &k : want.value(QStringLiteral("state_dict")).toArray())
+        keys.insert(k.toString());
+
+    ModuleTreeModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.setDocument(test::readFixture(file));
+    int rows = 0;
+    std::function<void(const QModelIndex &)> walk = [&](const QModelIndex &parent) {
+        for (int r = 0; r < model.rowCount(parent); ++r) {
+            const QModelIndex i = model.index(r, 0, parent);
+            walk(i);
+            if (!i.data(ModuleTreeModel::IsTensorRole).toBool())
+                continue;
+            const QString path = i.data(ModuleTreeModel::PathRole).toString();
+            const QString cls = i.siblingAtColumn(ModuleTreeModel::ClassColumn).data().toString();
+            if (path.startsWith(QLatin1String("constants."))) {
+                QCOMPARE(cls, QStringLiteral("Tensor"));  // frozen weights
+                continue;
+            }
+            ++rows;
+            QVERIFY2(keys.contains(path), qPrintable(path + QLatin1String(" is not in torch's state_dict()")));
+            QCOMPARE(cls, parameters.contains(path) ? QStringLiteral("Parameter") : QStringLiteral("Tensor"));
+        }
+    };
+    walk({});
+    QCOMPARE(rows, keys.size());
 }
 
 void TestModuleTreeModel::tiedWeightsAreAliases()
