@@ -42,6 +42,20 @@ std::string normsText(const NonFiniteValues &nf, double normA, double normB)
     return nf.any() ? "  norm " + num(normA) + " -> " + num(normB) : std::string();
 }
 
+// The tensors that could not be read, when nothing else differs: the files are then not known to
+// differ (exit 2, a file that cannot be read whole), rather than said to (exit 1). 0 otherwise.
+std::size_t unreadableOnly(const Comparison &c)
+{
+    std::size_t unreadable = 0;
+    for (const auto &t : c.tensors) {
+        if (t.status == TensorComparison::Status::Unreadable)
+            ++unreadable;
+        else if (t.status != TensorComparison::Status::Identical && t.status != TensorComparison::Status::Close)
+            return 0;
+    }
+    return c.onlyA.empty() && c.onlyB.empty() ? unreadable : 0;
+}
+
 void printText(const Comparison &c, std::ostream &out)
 {
     out << c.fileA << "\n  vs " << c.fileB << '\n';
@@ -63,9 +77,9 @@ void printText(const Comparison &c, std::ostream &out)
         out << ", " << unreadable << " unreadable";
     out << "; " << c.onlyA.size() << " removed, " << c.onlyB.size() << " added\n";
     for (const auto &n : c.onlyA)
-        out << "  - " << n << '\n';
+        out << "  - " << displayText(n) << '\n';
     for (const auto &n : c.onlyB)
-        out << "  + " << n << '\n';
+        out << "  + " << displayText(n) << '\n';
     bool header = false;
     for (const auto &m : c.modules) {
         if (m.changed == 0)
@@ -88,7 +102,7 @@ void printText(const Comparison &c, std::ostream &out)
         if (!header)
             out << "tensors that are not identical:\n";
         header = true;
-        out << "  " << t.name << "  " << statusName(t.status);
+        out << "  " << displayText(t.name) << "  " << statusName(t.status);
         if (t.dtypeA != t.dtypeB)
             out << "  " << t.dtypeA << " -> " << t.dtypeB;
         if (t.status == TensorComparison::Status::ShapeChanged)
@@ -117,7 +131,12 @@ void printText(const Comparison &c, std::ostream &out)
         };
         out << "optimizer: " << side(c.optimizerA) << " -> " << side(c.optimizerB) << '\n';
     }
-    out << "weights " << (c.weightsEqual() ? "equal" : "differ") << " (atol " << c.atol << ", rtol " << c.rtol << ")\n";
+    if (const std::size_t n = unreadableOnly(c))
+        out << "weights not compared whole: " << n << (n == 1 ? " tensor" : " tensors")
+            << " could not be read, and the others are equal (atol " << c.atol << ", rtol " << c.rtol << ")\n";
+    else
+        out << "weights " << (c.weightsEqual() ? "equal" : "differ") << " (atol " << c.atol << ", rtol " << c.rtol
+            << ")\n";
 }
 
 } // namespace
@@ -159,7 +178,7 @@ int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err)
             printText(c, text);
             out << displayText(text.str(), true);
         }
-        return c.weightsEqual() ? 0 : 1;
+        return c.weightsEqual() ? 0 : unreadableOnly(c) ? 2 : 1;
     } catch (const std::exception &e) {
         reportError(err, current, e);
         return 2;
@@ -198,7 +217,7 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
                "(\"absent\": the checkpoint lacks the tensor; \"n/c\": not comparable, the reason is given below)\n";
         std::ostringstream text;  // names come from the files: no control bytes to the terminal
         for (const auto &l : s.layers) {
-            text << "  " << l.name << '\n';
+            text << "  " << displayText(l.name) << '\n';
             const std::pair<const std::vector<double> *, const std::vector<SeriesGap> *> rows[] = {
                 {&l.norm, &l.normGap}, {&l.driftFromFirst, &l.fromFirstGap}, {&l.driftFromPrevious, &l.fromPreviousGap}};
             for (const auto &[values, gaps] : rows) {

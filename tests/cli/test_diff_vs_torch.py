@@ -176,6 +176,41 @@ def check_epoch_order(a, res):
               'series text says an epoch that is not a whole number', p.stdout)
 
 
+def check_hostile_names_and_unreadable(a, res):
+    """A tensor name holding a line break cannot forge a line of diff's or series' verdict; a tensor
+    whose storage record is missing makes the files not comparable whole (exit 2), not different."""
+    import torch
+    import zipfile
+    tmp = tempfile.mkdtemp(prefix='ckpt-hostile-diff-')
+    forged = 'weights are equal (atol 0, rtol 0)'
+    first, second = os.path.join(tmp, 'nl_a.pth'), os.path.join(tmp, 'nl_b.pth')
+    torch.save({'w\n' + forged: torch.ones(2)}, first)
+    torch.save({'v': torch.ones(2)}, second)
+    for cmd in (['diff', first, second], ['series', first, second]):
+        p = subprocess.run([a.ckpt] + cmd, capture_output=True, text=True, timeout=120)
+        lines = p.stdout.splitlines()
+        res.check(p.returncode in (0, 1) and not any(l.strip() == forged for l in lines) and
+                  any('w\\x0a' + forged in l for l in lines),
+                  '%s: a name with a line break is written escaped on one line' % cmd[0], p.stdout)
+    # The same file twice, with one storage record taken out of the archive.
+    whole, cut = os.path.join(tmp, 'whole.pth'), os.path.join(tmp, 'cut.pth')
+    torch.save({'w': torch.ones(2), 'v': torch.zeros(3)}, whole)
+    with zipfile.ZipFile(whole) as z:
+        records = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    # torch numbers storages in pickling order: data/1 is v's.
+    with zipfile.ZipFile(cut, 'w') as z:
+        for name, data in records:
+            if not name.endswith('/data/1'):
+                z.writestr(name, data)
+    p = subprocess.run([a.ckpt, 'diff', cut, cut], capture_output=True, text=True, timeout=120)
+    res.check(p.returncode == 2 and 'could not be read' in p.stdout and 'weights differ' not in p.stdout,
+              'diff: an unreadable tensor makes the comparison incomplete (exit 2), not different',
+              'exit %d: %s%s' % (p.returncode, p.stdout, p.stderr))
+    p = subprocess.run([a.ckpt, 'diff', cut, whole], capture_output=True, text=True, timeout=120)
+    res.check(p.returncode == 2, 'diff: unreadable against readable, the rest equal: exit 2',
+              'exit %d: %s' % (p.returncode, p.stdout))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -425,6 +460,7 @@ def main():
     doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
     res.check(want_equal and p.returncode == 0 and not [m for m in doc.get('metadata', []) if m['key'] == 'model_config'],
               'diff: a config sharing a string equals the same config unshared, as in Python', p.stdout[-600:] + p.stderr)
+    check_hostile_names_and_unreadable(a, res)
     return res.finish()
 
 
