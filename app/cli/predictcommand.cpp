@@ -90,8 +90,13 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
             return in;
         }
     }
-    // Rows of numbers: each row one sample, reshaped to the model's sample shape.
-    in.shape = batchShape(in.shape[0], in.shape[1], sample, arch.inputShapeGuessed);
+    // Rows of numbers: each row one sample, reshaped to the model's sample shape. A mismatch
+    // names where the rows came from.
+    try {
+        in.shape = batchShape(in.shape[0], in.shape[1], sample, arch.inputShapeGuessed);
+    } catch (const FormatError &e) {
+        throw FormatError((o.inputFile.empty() ? std::string("--input") : o.inputFile) + ": " + e.what());
+    }
     return in;
 }
 

@@ -124,6 +124,16 @@ InputTable parseCsv(const std::string &text, const std::string &where)
     return t;
 }
 
+namespace {
+
+// A piece of a file quoted in an error: its first 40 bytes (a header can hold 100 KB of one field).
+std::string cutText(const std::string &text)
+{
+    return text.size() > 40 ? text.substr(0, 40) + "…" : text;
+}
+
+} // namespace
+
 InputTable parseNpy(const std::string &bytes, const std::string &where)
 {
     auto bad = [&where](const std::string &what) { return FormatError(where + ": " + what); };
@@ -180,7 +190,7 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
         std::int64_t d = 0;
         auto [e, ec] = std::from_chars(dim.data(), dim.data() + dim.size(), d);
         if (ec != std::errc() || e != dim.data() + dim.size() || d < 0)
-            throw bad("malformed shape dimension '" + dim + "'");
+            throw bad("malformed shape dimension '" + cutText(dim) + "'");
         if (d > 0 && count > (std::int64_t{1} << 34) / d)
             throw bad("the array is too large");
         count *= d;
@@ -189,7 +199,7 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
     if (t.shape.empty())
         throw bad("a 0-d array (one number) is not samples: save an array of shape [N, features] or [N, C, H, W]");
     if (descr.size() < 3)
-        throw bad("unsupported dtype '" + descr + "'");
+        throw bad("unsupported dtype '" + cutText(descr) + "'");
     const char order = descr[0], kind = descr[1];
     int size = 0;
     std::from_chars(descr.data() + 2, descr.data() + descr.size(), size);
@@ -197,7 +207,7 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
                                    (order == '<' && std::endian::native == std::endian::big));
     if (!((kind == 'f' && (size == 2 || size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
           (kind == 'b' && size == 1)))
-        throw bad("unsupported dtype '" + descr + "' (floats, integers and bools are)");
+        throw bad("unsupported dtype '" + cutText(descr) + "' (floats, integers and bools are)");
     const std::size_t dataStart = start + headerLen;
     if (bytes.size() - dataStart < static_cast<std::size_t>(count) * static_cast<std::size_t>(size))
         throw bad("the data are shorter than the shape " + std::string("needs"));
@@ -296,6 +306,25 @@ bool imageSize(const std::string &bytes, const std::string &where, int &w, int &
     }
     int found = 0;
     if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc *>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &found)) {
+        // stb refuses a PNG past 2^30 pixel bytes in its header pass, then reports the last format
+        // it tried ("unknown image type"): the PNG's own header (IHDR) says its size.
+        static constexpr unsigned char kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+        if (bytes.size() >= 24 && std::equal(std::begin(kPng), std::end(kPng), bytes.begin(),
+                                             [](unsigned char a, char b) { return a == static_cast<unsigned char>(b); }) &&
+            bytes.compare(12, 4, "IHDR") == 0) {
+            auto be32 = [&bytes](std::size_t at) {
+                std::uint32_t v = 0;
+                for (std::size_t i = 0; i < 4; ++i)
+                    v = (v << 8) | static_cast<unsigned char>(bytes[at + i]);
+                return v;
+            };
+            const std::uint32_t pw = be32(16), ph = be32(20);
+            if (pw > static_cast<std::uint32_t>(kMaxImageSide) || ph > static_cast<std::uint32_t>(kMaxImageSide)) {
+                why = where + ": the image is " + std::to_string(pw) + "x" + std::to_string(ph) + ", more than " +
+                      std::to_string(kMaxImageSide) + " pixels a side";
+                return false;
+            }
+        }
         why = where + ": not an image this program can read (" + stbi_failure_reason() + ")";
         return false;
     }

@@ -640,7 +640,36 @@ def main():
                   'export never overwrites the --input-file', r.stderr)
     export_says_what_it_wrote(res, run, a.ckpt, a.fixtures, tmp)
     review_cases(res, run, a.fixtures, tmp)
+    input_errors_name_their_source(res, run, a.fixtures, tmp)
     return res.finish()
+
+
+def input_errors_name_their_source(res, run, fixtures, tmp):
+    """Rows of the wrong width name the file (or --input) they came from; a .npy header's bad field
+    is quoted in a few dozen characters, not whole (100 KB of '(' in one line of stderr)."""
+    import numpy as np
+    four = os.path.join(tmp, 'four.csv')
+    with open(four, 'w') as f:
+        f.write('1,2,3,4\n')
+    width = torch.load(os.path.join(fixtures, 'predict_state_dict.pth'))['fc1.weight'].shape[1]
+    r = run('predict_state_dict.pth', ['--input-file', four])
+    res.check(r.returncode == 1 and r.stderr.startswith('ckpt: %s: ' % four) and 'takes %d' % width in r.stderr,
+              'a CSV of the wrong width names the file', r.stderr)
+    r = run('predict_state_dict.pth', ['--input', '1,2,3'])
+    res.check(r.returncode == 1 and '--input: ' in r.stderr, 'rows of the wrong width name --input', r.stderr)
+    deep = os.path.join(tmp, 'deep.npy')
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + '(' * 100000 + "), }"
+    header += ' ' * (-(len(header) + 13) % 64) + '\n'
+    with open(deep, 'wb') as f:
+        f.write(b'\x93NUMPY\x02\x00' + len(header).to_bytes(4, 'little') + header.encode())
+    try:
+        np.load(deep)
+        numpy_refuses = False
+    except Exception:
+        numpy_refuses = True
+    r = run('predict_state_dict.pth', ['--input-file', deep])
+    res.check(numpy_refuses and r.returncode == 1 and deep in r.stderr and len(r.stderr) < 500,
+              'a malformed .npy header is refused with a short quote of it', '%d bytes: %s' % (len(r.stderr), r.stderr[:300]))
 
 
 if __name__ == '__main__':
