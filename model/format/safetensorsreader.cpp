@@ -141,8 +141,16 @@ bool looksLikeSafetensors(std::span<const std::uint8_t> d)
 {
     if (d.size() < 10)
         return false;
-    // A header longer than the file is still safetensors, to be refused with that reason.
-    return headerLength(d) >= 2 && d[8] == '{';
+    // A header longer than the file is still safetensors, to be refused with that reason. A header
+    // that fits the file exactly as its length says, and opens as JSON text does (another value
+    // than an object, a byte order mark, white space), is one too, refused for what it holds:
+    // no other format starts with a small length and JSON.
+    const std::uint64_t n = headerLength(d);
+    if (n >= 2 && d[8] == '{')
+        return true;
+    const bool opensJson = d[8] == '[' || d[8] == '"' || d[8] == ' ' || d[8] == '\t' || d[8] == '\n' ||
+                           d[8] == '\r' || (d[8] == 0xEF && d[9] == 0xBB);
+    return n >= 2 && n <= d.size() - 8 && opensJson;
 }
 
 void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
@@ -159,6 +167,9 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
     std::string_view text(reinterpret_cast<const char *>(d.data() + 8), static_cast<std::size_t>(n));
     if (!isValidUtf8(text))
         throw FormatError("safetensors: header is not UTF-8");
+    // nlohmann's parser skips a byte order mark; the safetensors library (serde_json) refuses it.
+    if (text.starts_with("\xEF\xBB\xBF"))
+        throw FormatError("safetensors: header starts with a byte order mark, which the safetensors library refuses");
     // One key beyond the tensor limit is the __metadata__ entry.
     const ParsedJson parsed = parseUnique(text, "safetensors header", SafetensorsLimits::kMaxTensors + 1);
     const json &header = parsed.value;

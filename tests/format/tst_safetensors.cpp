@@ -84,6 +84,11 @@ void TestSafetensors::hostile_data()
     QTest::newRow("header longer than the file") << safetensors("{}", {}, 1000) << "is longer than the file";
     QTest::newRow("header past the limit") << safetensors("{}", {}, 200'000'000) << "exceeds the limit";
     QTest::newRow("not JSON") << safetensors("{nope", {}) << "not valid JSON";
+    // Shaped as safetensors, but the header is not an object: said so, not 'unrecognised format'.
+    QTest::newRow("array header") << safetensors("[1,2,3]", QByteArray(16, '\0')) << "safetensors header is not a JSON object";
+    QTest::newRow("string header") << safetensors("\"abc\"", {}) << "safetensors header is not a JSON object";
+    QTest::newRow("byte order mark") << safetensors("\xEF\xBB\xBF{}", {}) << "byte order mark";
+    QTest::newRow("white space first") << safetensors(" [] ", {}) << "safetensors header is not a JSON object";
     QTest::newRow("duplicate names")
         << safetensors(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", four)
         << "names 'a' twice";
