@@ -216,7 +216,7 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
     if (moduleObject) {
         v.cls = GlobalClass::Dangerous;
         v.reason = use.module + "." + qual + " is a module, not a class or function: loading the file can change "
-                   "what that module holds for every program in the same Python session";
+                   "what that module holds for the rest of that Python session";
         v.weightsOnlyAllowed = false;
         return v;
     }
