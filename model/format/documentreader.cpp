@@ -200,11 +200,15 @@ private:
         }
         if (const auto *bo = zip.find("byteorder")) {
             auto b = zip.read(*bo);
-            // torch.save writes sys.byteorder; torch.load (2.1 and later) refuses any other value.
+            // torch.save writes sys.byteorder; torch.load of 2.1 and later refuses any other value,
+            // 1.13 ignores the record. Said as an anomaly, and the file is read on (little-endian, as
+            // 1.13 does): refusing it here would hide what its pickle names from the scan.
             const auto order = asText(b.bytes, 64);
             if (order != "little" && order != "big")
-                throw FormatError("record '" + bo->name + "' says the byte order is '" + displayText(order) +
-                                  "', neither 'little' nor 'big' (torch.load refuses it: Unknown endianness type)");
+                m_doc.anomalies.push_back("record '" + bo->name + "' says the byte order is '" + displayText(order) +
+                                          "', neither 'little' nor 'big': torch.load of PyTorch 2.1 and later "
+                                          "refuses the file (Unknown endianness type), 1.13 ignores the record "
+                                          "and reads it little-endian, as this reader does");
             m_bigEndian = order == "big";
         }
         std::string records;  // torch 2.x bookkeeping records, shown in the format detail

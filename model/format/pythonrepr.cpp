@@ -247,9 +247,10 @@ std::string repr(const TensorRef &t)
     if (t.requiresGrad)
         suffixes.push_back("requires_grad=True");
     // _add_suffixes: a suffix that would pass the line width goes on a line of its own, which a
-    // one-line repr does not do.
+    // one-line repr does not do. torch counts the line as its length + 2 (len(s) - s.rfind('\n') + 1
+    // with no line break: rfind gives -1), so a suffix ending at column 77 already wraps.
     std::string out = "tensor(" + body;
-    std::size_t line = out.size() + 1;
+    std::size_t line = out.size() + 2;
     for (const auto &s : suffixes) {
         if (line + s.size() + 2 > kLineWidth)
             return {};

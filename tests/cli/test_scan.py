@@ -153,12 +153,22 @@ def check_built_inputs(a, check):
     r = subprocess.run([a.ckpt, "info", path], capture_output=True, text=True, timeout=60)
     check(r.returncode == 1 and "UNICODE" in r.stderr, f"UNICODE past U+10FFFF: exit {r.returncode}, {r.stderr!r}")
 
-    # byteorder 'middle': torch.load (2.1 and later) raises "Unknown endianness type: middle".
+    # byteorder 'middle': torch.load (2.1 and later) raises "Unknown endianness type: middle"; torch
+    # 1.13 ignores the record and runs the pickle. The record is an anomaly, and the pickle behind it
+    # is scanned: a fake record must not hide a dangerous global.
     path = os.path.join(tmp, "middle.pth")
     torch_zip(path, [("archive/data.pkl", b"\x80\x02}."), ("archive/byteorder", "middle"), ("archive/version", "3\n")])
-    r = subprocess.run([a.ckpt, "info", path], capture_output=True, text=True, timeout=60)
-    check(r.returncode == 1 and "archive/byteorder" in r.stderr and "middle" in r.stderr,
-          f"byteorder middle: exit {r.returncode}, {r.stderr!r}")
+    r = subprocess.run([a.ckpt, "scan", "--json", path], capture_output=True, text=True, timeout=60)
+    doc = json.loads(r.stdout) if r.returncode == 0 else {}
+    anomalies = (doc[0] if isinstance(doc, list) else doc).get("anomalies", [])
+    check(any("archive/byteorder" in x and "middle" in x for x in anomalies),
+          f"byteorder middle: an anomaly: exit {r.returncode}, {r.stdout[:400]!r} {r.stderr!r}")
+    path = os.path.join(tmp, "middle_system.pth")
+    torch_zip(path, [("archive/data.pkl", b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R."),
+                     ("archive/byteorder", "middle"), ("archive/version", "3\n")])
+    r = subprocess.run([a.ckpt, "scan", path], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 3 and "posix.system" in r.stdout,
+          f"byteorder middle does not hide posix.system: exit {r.returncode}, {r.stdout!r} {r.stderr!r}")
 
     # A mobile export whose bytecode.pkl calls os.system: flagged as data.pkl's globals are.
     path = os.path.join(tmp, "mobile.ptl")

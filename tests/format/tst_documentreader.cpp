@@ -434,6 +434,23 @@ void TestDocumentReader::pythonReprLimits()
     QCOMPARE(QString::fromStdString(tensorOf({2, 5}, {5, 1}, false)), QString("<tensor float32 [2, 5] cpu>"));
     QCOMPARE(QString::fromStdString(tensorOf({}, {}, true)), QString("<parameter float32 [] cpu>"));
     QCOMPARE(QString::fromStdString(tensorOf({}, {}, false)), QString("tensor(0.0500)"));
+    // torch wraps a suffix that would end past column 77 (13 ones with requires_grad=True; 12 fit,
+    // judged by repr_fixtures.py's t1_suffix_fits): a summary then.
+    static const float kOnes[13] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    auto ones = std::make_shared<ckpt::StorageRef>(*storage);
+    ones->setBytes({reinterpret_cast<const std::uint8_t *>(kOnes), sizeof kOnes});
+    auto wrapped = std::make_shared<ckpt::TensorRef>();
+    wrapped->dtype = ckpt::DType::Float32;
+    wrapped->shape = {13};
+    wrapped->strides = {1};
+    wrapped->storage = ones;
+    wrapped->requiresGrad = true;
+    wrapped->validate();
+    QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*Value::tensor(wrapped))), QString("<tensor float32 [13] cpu>"));
+    wrapped->shape = {12};
+    wrapped->validate();
+    QCOMPARE(QString::fromStdString(ckpt::pythonRepr(*Value::tensor(wrapped))),
+             QString("tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.], requires_grad=True)"));
     storage->resolved = false;
     QCOMPARE(QString::fromStdString(tensorOf({}, {}, false)), QString("<tensor float32 [] cpu>"));
     // A numpy array is not a torch tensor: torch's repr would misname it.
