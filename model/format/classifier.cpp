@@ -224,11 +224,19 @@ bool isOptimizerState(const Value &v)
 }
 
 // A module's parameters and persistent buffers, then its children's, as state_dict() orders them.
+// A submodule registered under two names (a shared block) is listed under both, as torch's
+// state_dict() lists it; `seen` holds the modules on the current path only, so that a module that
+// contains itself ends there. A tree that spells out more names than the budget is refused.
 void flattenModule(const Value &module, const std::string &prefix, std::vector<NamedTensor> &out,
                    std::unordered_set<const Value *> &seen, std::uint32_t depth, NameBudget &budget)
 {
     if (depth > PickleLimits::kMaxDepth || !seen.insert(&module).second)
         return;
+    struct Leave {
+        std::unordered_set<const Value *> &seen;
+        const Value *module;
+        ~Leave() { seen.erase(module); }
+    } leave{seen, &module};
     const auto &attrs = module.state();
     std::unordered_set<std::string> nonPersistent;
     if (auto np = attrs->get("_non_persistent_buffers_set"); np && (np->kind() == Value::Kind::Set || np->isSequence()))

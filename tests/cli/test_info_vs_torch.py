@@ -316,6 +316,16 @@ class TiedLM(torch.nn.Module):
         self.lm_head.weight = self.emb.weight
 
 
+class SharedBlock(torch.nn.Module):
+    """One block registered under two names (weight sharing across depth, ALBERT-style): torch's
+    state_dict() lists it under both, parameters() counts it once."""
+    def __init__(self):
+        super().__init__()
+        self.first = torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.BatchNorm1d(6))
+        self.second = self.first
+        self.head = torch.nn.Linear(6, 2)
+
+
 class Block(torch.nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -341,7 +351,7 @@ def parameter_cases(res, ckpt):
     as a state dict only BatchNorm's buffers are known by name, and parameters_exact says so."""
     torch.manual_seed(81)
     with tempfile.TemporaryDirectory(prefix='ckpt-params-') as folder:
-        for name, model in (('tied_lm', TiedLM()), ('resnet_like', ResNetLike())):
+        for name, model in (('tied_lm', TiedLM()), ('resnet_like', ResNetLike()), ('shared_block', SharedBlock())):
             want = sum(p.numel() for p in model.parameters())
             elements = sum(t.numel() for t in model.state_dict().values())
             for how, obj in (('state dict', model.state_dict()), ('whole model', model)):
@@ -350,6 +360,9 @@ def parameter_cases(res, ckpt):
                 r = subprocess.run([ckpt, 'info', '--json', path], capture_output=True, text=True, timeout=60)
                 sd = (json.loads(r.stdout).get('state_dict') or {}) if r.returncode == 0 else {}
                 exact = how == 'whole model'
+                res.check([t['name'] for t in sd.get('tensors', [])] == list(model.state_dict()),
+                          'info --json %s (%s): the tensors state_dict() names, in its order' % (name, how),
+                          repr([t['name'] for t in sd.get('tensors', [])]))
                 res.check(sd.get('parameters') == want and sd.get('elements') == elements and
                           sd.get('parameters_exact') is exact,
                           'info --json %s (%s): parameters as model.parameters() counts them, elements every tensor\'s'
