@@ -141,16 +141,23 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         if (wantRun)
             input = gatherInput(o, arch);
         auto predictor = ComputeLoader::api().predictor(doc, arch);
+        if (o.half && o.dtype != "float32" && o.dtype != "float16")
+            throw std::runtime_error("--half asks for float16, --dtype for " + o.dtype + ": give one");
+        const std::string precision = o.half ? std::string("float16") : o.dtype;
         json exported;  // what --export-torchscript wrote, for --json
         if (!o.exportTorchScript.empty()) {
-            const std::string bytes = predictor->torchScriptBytes("");
+            // The module in the precision the run uses (as convert --dtype casts it), so that
+            // torch.jit.load of it gives the outputs printed below.
+            const std::optional<DType> cast =
+                precision == "float32" ? std::nullopt : dtypeFromTorchName(precision);
+            const std::string bytes = predictor->torchScriptBytes(cast ? precision : std::string());
             // Never over one of the run's inputs: the file (its shards and sidecar), the
             // architecture, the spec file, the input file.
             WriteOptions w = protectingInputs(doc, o.force);
             for (const auto *p : {&o.arch, &o.archSpec, &o.inputFile})
                 if (!p->empty())
                     w.protect(*p);
-            const ConversionResult written = writeScriptExport(bytes, doc, std::nullopt, o.exportTorchScript, w);
+            const ConversionResult written = writeScriptExport(bytes, doc, cast, o.exportTorchScript, w);
             // Said whether or not inputs run too, in convert --to torchscript's words: the outputs
             // printed below are of normalised inputs; the module written takes them normalised.
             std::vector<std::string> warnings;
@@ -176,11 +183,9 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         }
         const Preprocessing pre = preprocessingOf(doc);
         PredictOptions options;
-        if (o.half && o.dtype != "float32" && o.dtype != "float16")
-            throw std::runtime_error("--half asks for float16, --dtype for " + o.dtype + ": give one");
         options.onDevice(o.device)
             .normalized(!o.noNormalize)
-            .precision(o.half ? std::string("float16") : o.dtype)
+            .precision(precision)
             .repeated(o.repeat)
             .top(o.top)
             .classes(classNamesOf(doc))

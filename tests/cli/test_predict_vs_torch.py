@@ -641,7 +641,27 @@ def main():
     export_says_what_it_wrote(res, run, a.ckpt, a.fixtures, tmp)
     review_cases(res, run, a.fixtures, tmp)
     input_errors_name_their_source(res, run, a.fixtures, tmp)
+    export_in_run_precision(res, run, tmp)
     return res.finish()
+
+
+def export_in_run_precision(res, run, tmp):
+    """--dtype bfloat16 with --export-torchscript: the module written holds the weights in the
+    precision that ran, and torch.jit.load of it gives exactly the logits printed."""
+    out = os.path.join(tmp, 'bf16.pt')
+    row = [float(i) for i in range(1, 11)]
+    r = run('predict_state_dict.pth', ['--input', ','.join(map(str, row)), '--dtype', 'bfloat16', '--json',
+                                       '--export-torchscript', out, '--force'])
+    if not res.check(r.returncode == 0, 'predict --dtype bfloat16 --export-torchscript', r.stderr):
+        return
+    printed = json.loads(r.stdout)['outputs'][0]['logits']
+    m = torch.jit.load(out)
+    dtypes = {p.dtype for p in m.parameters()}
+    with torch.no_grad():
+        got = m(torch.tensor([row]).bfloat16())[0].float().tolist()
+    res.check(dtypes == {torch.bfloat16} and got == printed,
+              'the export holds the precision that ran and gives the logits printed',
+              'dtypes %r, torch %r, printed %r' % (dtypes, got, printed))
 
 
 def input_errors_name_their_source(res, run, fixtures, tmp):
