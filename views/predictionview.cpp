@@ -225,7 +225,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     auto *imagePage = new QWidget;
     auto *imageLayout = new QVBoxLayout(imagePage);
     auto *openImage = new QPushButton(tr("Open image…"));
-    m_imagePreview = new QLabel(tr("No image: decoded as ckpt predict does (resized to a fixed input size, or at its own size where the model takes any), scaled to [0, 1], normalised per channel"));
+    m_imagePreview = new QLabel(tr("No image: read as ckpt predict reads it, as PIL does (JPEG by libjpeg, resized to a fixed input size with PIL's bilinear filter, or at its own size where the model takes any), scaled to [0, 1], normalised per channel"));
     m_imagePreview->setWordWrap(true);
     m_imagePreview->setAlignment(Qt::AlignCenter);
     imageLayout->addWidget(openImage);
