@@ -19,6 +19,8 @@
 #include <QLabel>
 #include <QLegend>
 #include <QLineSeries>
+
+#include <limits>
 #include <QProgressBar>
 #include <QPromise>
 #include <QSplitter>
@@ -182,14 +184,17 @@ void SeriesView::fill()
             lacking = lacking || !l.present(k);
             // A figure that cannot be given says why: the checkpoint lacks the tensor, or the two
             // checkpoints cannot be compared (the tooltip gives the reason).
-            const QString text = g == SeriesGap::None         ? (std::isnan(v) ? QStringLiteral("\u2014") : QString::number(v, 'g', 5))
+            // A tensor that holds NaN or Inf has torch's figure, nan or inf, which sorts as the
+            // largest (a diverged weight is the first thing to see) and is not drawn.
+            const QString text = g == SeriesGap::None         ? (std::isnan(v) ? QStringLiteral("nan") : QString::number(v, 'g', 5))
                                  : g == SeriesGap::Absent     ? tr("absent")
                                  : g == SeriesGap::Unreadable ? tr("unreadable")
                                                               : tr("not comparable");
             auto *item = new QStandardItem(text);
             if (g != SeriesGap::None)
                 item->setToolTip(QString::fromStdString(seriesGapText(g, fromFirst)));
-            item->setData(g != SeriesGap::None || std::isnan(v) ? -1.0 : v, Qt::UserRole);
+            item->setData(g != SeriesGap::None ? -1.0 : std::isfinite(v) ? v : std::numeric_limits<double>::infinity(),
+                          Qt::UserRole);
             item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
             row << item;
         }
@@ -208,7 +213,7 @@ void SeriesView::fill()
     std::iota(order.begin(), order.end(), 0);
     auto lastDrift = [&s](int i) {
         const auto &d = s.layers[static_cast<std::size_t>(i)].driftFromFirst;
-        return d.empty() || std::isnan(d.back()) ? -1.0 : d.back();
+        return d.empty() ? -1.0 : std::isfinite(d.back()) ? d.back() : std::numeric_limits<double>::infinity();
     };
     std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return lastDrift(x) > lastDrift(y); });
     QItemSelection sel;
@@ -265,7 +270,7 @@ void SeriesView::plot()
             line->setName(r.data().toString());
             for (int c = 1; c < m_model->columnCount(); ++c) {
                 const double v = m_model->index(r.row(), c).data(Qt::UserRole).toDouble();
-                if (v >= 0) {
+                if (v >= 0 && std::isfinite(v)) {
                     line->append(xOf(static_cast<std::size_t>(c - 1)), v);
                     top = std::max(top, v);
                 }

@@ -88,6 +88,7 @@ private Q_SLOTS:
     void cancelLeavesNothingRunning();
     void seriesMatchesTorch();
     void seriesListsEveryTensor();
+    void seriesShowsDivergence();
     void integerTensorsExactly();
     void toleranceFieldsCompareAgain();
     void moduleRowsRollUpTolerance_data();
@@ -341,6 +342,42 @@ void TestCompareView::seriesMatchesTorch()
         // Every tensor is drawn (fewer than the default eight).
         QCOMPARE(view.chart()->chart()->series().size(), layers.size());
     }
+}
+
+// A weight that went to inf, then NaN: the figures are torch's (written 'inf' and 'nan'), the
+// diverged tensor sorts and is selected first, and the chart draws only its finite points.
+void TestCompareView::seriesShowsDivergence()
+{
+    const QJsonObject div = compareSection().value(QStringLiteral("series")).toObject().value(QStringLiteral("diverging")).toObject();
+    QVERIFY2(!div.isEmpty(), "regenerate the fixtures");
+    QStringList files;
+    for (const auto &f : div.value("files").toArray())
+        files << test::fixturePath(f.toString());
+    SeriesView view;
+    QSignalSpy done(&view, &SeriesView::finished);
+    view.setFiles(files);
+    QVERIFY(done.wait(60000));
+    view.setMetric(SeriesView::Metric::Norm);
+    QStandardItemModel *m = view.model();
+    const QJsonObject norms = div.value("norm").toObject();
+    for (int r = 0; r < m->rowCount(); ++r) {
+        const QString name = m->item(r, 0)->text();
+        const QJsonArray want = norms.value(name).toArray();
+        QCOMPARE(want.size(), 3);
+        for (int c = 0; c < 3; ++c) {
+            const QString torch = want[c].toString();  // Python's repr: 'inf', 'nan' or a number
+            if (torch == QStringLiteral("inf") || torch == QStringLiteral("nan"))
+                QCOMPARE(m->item(r, c + 1)->text(), torch);
+            else
+                QVERIFY(near(m->item(r, c + 1)->data(Qt::UserRole).toDouble(), torch.toDouble()));
+        }
+    }
+    const QModelIndexList selected = view.table()->selectionModel()->selectedRows();
+    QVERIFY(!selected.isEmpty());
+    QCOMPARE(selected.first().data().toString(), div.value("diverged").toString());
+    for (auto *series : view.chart()->chart()->series())
+        for (const QPointF &p : static_cast<QLineSeries *>(series)->points())
+            QVERIFY(std::isfinite(p.y()));
 }
 
 // A run whose first checkpoint lacks a tensor and where another changes shape: every tensor is a
