@@ -610,15 +610,22 @@ std::string tagNonFiniteTokens(std::string_view text)
     return out;
 }
 
+// The text of a {"<tag>": "text"} object (the tags valueToJson writes for what JSON lacks).
+const std::string *tagText(const json &j, const char *tag)
+{
+    if (!j.is_object() || j.size() != 1)
+        return nullptr;
+    const auto it = j.find(tag);
+    return it == j.end() || !it->is_string() ? nullptr : &it->get_ref<const std::string &>();
+}
+
 // The float a {"__float__": "nan" | "inf" | "-inf"} object stands for.
 std::optional<double> taggedNonFinite(const json &j)
 {
-    if (!j.is_object() || j.size() != 1)
+    const std::string *tagged = tagText(j, "__float__");
+    if (!tagged)
         return std::nullopt;
-    const auto it = j.find("__float__");
-    if (it == j.end() || !it->is_string())
-        return std::nullopt;
-    const auto &name = it->get_ref<const std::string &>();
+    const std::string &name = *tagged;
     if (name == "nan")
         return std::numeric_limits<double>::quiet_NaN();
     if (name == "inf")
@@ -633,12 +640,10 @@ std::optional<double> taggedNonFinite(const json &j)
 // the digits a pickle's integer may have.
 std::optional<std::string> taggedWideInt(const json &j)
 {
-    if (!j.is_object() || j.size() != 1)
+    const std::string *tagged = tagText(j, "__int__");
+    if (!tagged)
         return std::nullopt;
-    const auto it = j.find("__int__");
-    if (it == j.end() || !it->is_string())
-        return std::nullopt;
-    const auto &text = it->get_ref<const std::string &>();
+    const std::string &text = *tagged;
     const std::string_view digits = std::string_view(text).substr(!text.empty() && text[0] == '-' ? 1 : 0);
     if (digits.empty() || digits.size() > PickleLimits::kMaxBigIntBytes * 3 || (digits[0] == '0' && digits.size() > 1) ||
         !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))

@@ -68,7 +68,9 @@ namespace torchrepr {
 
 constexpr std::size_t kLineWidth = 80;
 constexpr std::size_t kIndent = 7;  // "tensor("
-constexpr std::uint64_t kMaxStorageBytes = std::uint64_t(16) << 20;  // never inflate a big record for a repr
+// The window asks for a repr while painting: a record bigger than this (a view into a large one,
+// which might have to be inflated) is summarised rather than read.
+constexpr std::uint64_t kMaxStorageBytes = std::uint64_t(1) << 20;
 
 bool isFloating(DType t)
 {

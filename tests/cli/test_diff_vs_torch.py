@@ -56,6 +56,22 @@ def same_json_figure(got, want):
     return not isinstance(got, str) and close(got, want)
 
 
+def norm(t):
+    """torch's L2 norm of a tensor, in float64 (inf or nan where the tensor holds them)."""
+    import torch
+    return torch.linalg.norm(t.double()).item()
+
+
+def run_series(a, folder, prefix, objs):
+    """Saves each object as FOLDER/PREFIXk.pth and runs `ckpt series --json` over them."""
+    import torch
+    files = []
+    for k, obj in enumerate(objs):
+        files.append(os.path.join(folder, '%s%d.pth' % (prefix, k)))
+        torch.save(obj, files[-1])
+    return files, subprocess.run([a.ckpt, 'series', '--json'] + files, capture_output=True, text=True, timeout=120)
+
+
 def check_divergence(a, res):
     """A run whose weight went to inf, then NaN: every norm and drift is what torch computes (inf,
     nan), never 0 or the norm of the finite rest; diff puts the diverged module first and says so."""
@@ -74,15 +90,7 @@ def check_divergence(a, res):
            {'fc.weight': w1, 'fc.bias': bias, 'other.weight': other * 3},
            {'fc.weight': w2, 'fc.bias': bias, 'other.weight': other * 4},
            {'fc.weight': w3, 'other.weight': other * 5}]
-    files = []
-    for k, sd in enumerate(run):
-        files.append(os.path.join(tmp, 'n%d.pth' % k))
-        torch.save(sd, files[-1])
-
-    def norm(t):
-        return torch.linalg.norm(t.double()).item()
-
-    p = subprocess.run([a.ckpt, 'series', '--json'] + files, capture_output=True, text=True, timeout=120)
+    files, p = run_series(a, tmp, 'n', run)
     if res.check(p.returncode == 0, 'series of a diverging run', p.stderr):
         layers = {l['name']: l for l in json.loads(p.stdout)['layers']}
         for name in ('fc.weight', 'other.weight'):
@@ -344,15 +352,7 @@ def main():
     run = [{'epoch': 0, 'state_dict': {'w': w0}},
            {'epoch': 1, 'state_dict': {'w': w1, 'head': h1}},
            {'epoch': 2, 'state_dict': {'w': w2, 'head': h2}}]
-    files = []
-    for k, obj in enumerate(run):
-        files.append(os.path.join(tmp, 'e%d.pth' % k))
-        torch.save(obj, files[-1])
-
-    def norm(t):
-        return torch.linalg.norm(t.double()).item()
-
-    p = subprocess.run([a.ckpt, 'series', '--json'] + files, capture_output=True, text=True, timeout=120)
+    files, p = run_series(a, tmp, 'e', run)
     if res.check(p.returncode == 0, 'series with a tensor added and a shape changed', p.stderr):
         layers = {l['name']: l for l in json.loads(p.stdout)['layers']}
         res.check(sorted(layers) == ['head', 'w'], 'series lists tensors the first checkpoint lacks', '%r' % sorted(layers))

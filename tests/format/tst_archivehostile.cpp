@@ -7,6 +7,7 @@
 #include "error.h"
 #include "mappedfile.h"
 #include "safetensorsreader.h"
+#include "storedzip.h"
 #include "tararchive.h"
 
 #include <QtTest>
@@ -23,38 +24,13 @@ using namespace std::string_literals;
 
 namespace {
 
-std::string le(std::uint64_t v, int bytes)
-{
-    std::string out;
-    for (int i = 0; i < bytes; ++i)
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-    return out;
-}
+using test::le;
 
 // A safetensors file of one float32 tensor `name` of one element.
 std::string oneTensorSafetensors(const std::string &name = "t")
 {
     const std::string header = R"({")" + name + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
     return le(header.size(), 8) + header + std::string(4, '\0');
-}
-
-// A zip of stored records, as torch writes them (ZIP64 not needed at these sizes).
-std::string zipOf(const std::vector<std::pair<std::string, std::string>> &records)
-{
-    std::string out, cd;
-    for (const auto &[name, data] : records) {
-        const std::uint64_t offset = out.size();
-        out += le(0x04034b50, 4) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4) + le(data.size(), 4) +
-               le(data.size(), 4) + le(name.size(), 2) + le(0, 2) + name + data;
-        cd += le(0x02014b50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4) +
-              le(data.size(), 4) + le(data.size(), 4) + le(name.size(), 2) + le(0, 2) + le(0, 2) + le(0, 2) +
-              le(0, 2) + le(0, 4) + le(offset, 4) + name;
-    }
-    const std::uint64_t cdOffset = out.size();
-    out += cd;
-    out += le(0x06054b50, 4) + le(0, 2) + le(0, 2) + le(records.size(), 2) + le(records.size(), 2) +
-           le(cd.size(), 4) + le(cdOffset, 4) + le(0, 2);
-    return out;
 }
 
 // A torch zip whose data.pkl is {'model_state_dict': {'fc.weight': [2, 4] float32, 'fc.bias': [2]},
@@ -86,7 +62,7 @@ std::string sharedListsCheckpoint(const std::string &key, int levels)
             p += "0";
     }
     p += "u.";
-    return zipOf({{"archive/data.pkl", p}, {"archive/data/0", std::string(32, '\0')},
+    return test::storedZip({{"archive/data.pkl", p}, {"archive/data/0", std::string(32, '\0')},
                   {"archive/data/1", std::string(8, '\0')}, {"archive/version", "3\n"}});
 }
 
@@ -517,7 +493,7 @@ void TestArchiveHostile::zipDuplicateRecords()
     if (firstName == "archive/data.pkl")
         records.clear();
     records.insert(records.end(), {{firstName, first}, {"archive/version", "3\n"}, {secondName, second}});
-    const auto err = bytesError(zipOf(records), "dup.pth");
+    const auto err = bytesError(test::storedZip(records), "dup.pth");
     VERIFY_CONTAINS(err, "dup.pth: zip: record '" + secondName + "' appears twice");
     VERIFY_CONTAINS(err, "with different contents; readers disagree on which copy they use");
 }
@@ -525,7 +501,7 @@ void TestArchiveHostile::zipDuplicateRecords()
 void TestArchiveHostile::zipIdenticalCopiesRead()
 {
     // Two identical copies read the same whichever is taken: read, and reported.
-    const auto zip = zipOf({{"archive/data.pkl", kBenignPickle}, {"archive/version", "3\n"},
+    const auto zip = test::storedZip({{"archive/data.pkl", kBenignPickle}, {"archive/version", "3\n"},
                             {"archive/version", "3\n"}});
     try {
         const auto doc = readDocumentFromBytes(zip, "same.pth");
@@ -551,7 +527,7 @@ void TestArchiveHostile::zipRecordsUnderTwoFolders()
 {
     // torch takes the first record's folder and refuses records outside it.
     QFETCH(std::string, other);
-    const auto zip = zipOf({{"archive/version", "3\n"}, {other, kEvilPickle}, {"archive/data.pkl", kBenignPickle}});
+    const auto zip = test::storedZip({{"archive/version", "3\n"}, {other, kEvilPickle}, {"archive/data.pkl", kBenignPickle}});
     const auto err = bytesError(zip, "split.pth");
     VERIFY_CONTAINS(err, "split.pth: zip: record '" + other + "' is not under 'archive/'");
     VERIFY_CONTAINS(err, "torch refuses such an archive");

@@ -5,18 +5,13 @@
 #include "error.h"
 #include "picklemachine.h"
 #include "security.h"
+#include "storedzip.h"
 
 #include <QtTest>
 
 using namespace ckpt;
 
 namespace {
-
-void le(std::string &out, std::uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; ++i)
-        out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
 
 // Runs a pickle; returns "" when it reads, the error otherwise, with the string it made in `text`.
 std::string pickleError(const std::string &pickle, std::string *text = nullptr)
@@ -30,53 +25,6 @@ std::string pickleError(const std::string &pickle, std::string *text = nullptr)
     } catch (const FormatError &e) {
         return e.what();
     }
-}
-
-// A stored zip of the records given, in order (no ZIP64: the records are small).
-std::string zipOf(const std::vector<std::pair<std::string, std::string>> &records)
-{
-    std::string out, cd;
-    for (const auto &[name, data] : records) {
-        const std::uint64_t offset = out.size();
-        le(out, 0x04034b50, 4);
-        le(out, 20, 2);
-        le(out, 0, 2);
-        le(out, 0, 2);
-        le(out, 0, 4);
-        le(out, 0, 4);  // crc: not checked, as torch leaves it out
-        le(out, data.size(), 4);
-        le(out, data.size(), 4);
-        le(out, name.size(), 2);
-        le(out, 0, 2);
-        out += name + data;
-        le(cd, 0x02014b50, 4);
-        le(cd, 20, 2);
-        le(cd, 20, 2);
-        le(cd, 0, 2);
-        le(cd, 0, 2);
-        le(cd, 0, 4);
-        le(cd, 0, 4);
-        le(cd, data.size(), 4);
-        le(cd, data.size(), 4);
-        le(cd, name.size(), 2);
-        le(cd, 0, 2);
-        le(cd, 0, 2);
-        le(cd, 0, 2);
-        le(cd, 0, 2);
-        le(cd, 0, 4);
-        le(cd, offset, 4);
-        cd += name;
-    }
-    const std::uint64_t cdOffset = out.size();
-    out += cd;
-    le(out, 0x06054b50, 4);
-    le(out, 0, 4);
-    le(out, records.size(), 2);
-    le(out, records.size(), 2);
-    le(out, cd.size(), 4);
-    le(out, cdOffset, 4);
-    le(out, 0, 2);
-    return out;
 }
 
 std::string readError(const std::string &file)
@@ -146,7 +94,7 @@ void TestRefusedInput::badTextNamesRecordOffsetOpcode()
     // {'name': b'\xff\xfe\xfd' as a str}: the value's BINUNICODE is at offset 12 of data.pkl, which
     // starts after the 30-byte local header and its 16-byte name: offset 58 of the file.
     const std::string pkl = std::string("\x80\x02}X\x04\x00\x00\x00nameX\x03\x00\x00\x00\xff\xfe\xfds.", 24);
-    const auto err = readError(zipOf({{"archive/data.pkl", pkl}, {"archive/version", "3\n"}}));
+    const auto err = readError(test::storedZip({{"archive/data.pkl", pkl}, {"archive/version", "3\n"}}));
     QVERIFY2(err.find("test.pth") != std::string::npos && err.find("record 'archive/data.pkl'") != std::string::npos &&
                  err.find("pickle offset 58 (BINUNICODE)") != std::string::npos && err.find("UTF-8") != std::string::npos,
              err.c_str());
@@ -155,13 +103,13 @@ void TestRefusedInput::badTextNamesRecordOffsetOpcode()
 void TestRefusedInput::byteOrder()
 {
     for (const char *order : {"little", "big"}) {
-        const auto err = readError(zipOf({{"archive/data.pkl", kEmptyDict}, {"archive/byteorder", order}}));
+        const auto err = readError(test::storedZip({{"archive/data.pkl", kEmptyDict}, {"archive/byteorder", order}}));
         QVERIFY2(err.empty(), err.c_str());
     }
     // torch.load (2.1 and later): ValueError('Unknown endianness type: middle'); 1.13 reads on. The
     // file is read (a pickle behind the record is still scanned) and the record is an anomaly.
     const std::string system("\x80\x02\x63posix\nsystem\nX\x02\x00\x00\x00id\x85R.", 27);
-    const auto doc = readDocumentFromBytes(zipOf({{"archive/data.pkl", system}, {"archive/byteorder", "middle"}}),
+    const auto doc = readDocumentFromBytes(test::storedZip({{"archive/data.pkl", system}, {"archive/byteorder", "middle"}}),
                                            "middle.pth");
     const auto report = securityReport(doc);
     QVERIFY(report.dangerous);
@@ -173,7 +121,7 @@ void TestRefusedInput::byteOrder()
 void TestRefusedInput::mobileBytecodeGlobals()
 {
     const std::string system("\x80\x02\x63os\nsystem\nX\x02\x00\x00\x00id\x85R.", 24);
-    const auto doc = readDocumentFromBytes(zipOf({{"m/bytecode.pkl", system},
+    const auto doc = readDocumentFromBytes(test::storedZip({{"m/bytecode.pkl", system},
                                                   {"m/constants.pkl", std::string("\x80\x02).", 4)},
                                                   {"m/data.pkl", kEmptyDict},
                                                   {"m/version", "8\n"}}),
@@ -186,7 +134,7 @@ void TestRefusedInput::mobileBytecodeGlobals()
     QVERIFY(flagged);
     // A mobile export with no data.pkl does not read, but what its bytecode.pkl names is kept.
     try {
-        readDocumentFromBytes(zipOf({{"m/bytecode.pkl", system}, {"m/version", "8\n"}}), "mobile.ptl");
+        readDocumentFromBytes(test::storedZip({{"m/bytecode.pkl", system}, {"m/version", "8\n"}}), "mobile.ptl");
         QFAIL("a mobile export without data.pkl read");
     } catch (const ReadFailure &e) {
         bool named = false;

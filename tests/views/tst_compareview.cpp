@@ -307,15 +307,21 @@ void TestCompareView::cancelLeavesNothingRunning()
     QCOMPARE(done.size(), 1);
 }
 
+// The checkpoints of a run the generator wrote ({"files": [...]} of expected.json), as paths.
+static QStringList runFiles(const QJsonObject &run)
+{
+    QStringList files;
+    for (const auto &f : run.value("files").toArray())
+        files << test::fixturePath(f.toString());
+    return files;
+}
+
 void TestCompareView::seriesMatchesTorch()
 {
     const QJsonObject series = compareSection().value(QStringLiteral("series")).toObject();
-    QStringList files;
-    for (const auto &f : series.value("files").toArray())
-        files << test::fixturePath(f.toString());
     SeriesView view;
     QSignalSpy done(&view, &SeriesView::finished);
-    view.setFiles(files);
+    view.setFiles(runFiles(series));
     QVERIFY(done.wait(60000));
     QCOMPARE(done.first().first().toBool(), true);
     QStandardItemModel *m = view.model();
@@ -350,12 +356,9 @@ void TestCompareView::seriesShowsDivergence()
 {
     const QJsonObject div = compareSection().value(QStringLiteral("series")).toObject().value(QStringLiteral("diverging")).toObject();
     QVERIFY2(!div.isEmpty(), "regenerate the fixtures");
-    QStringList files;
-    for (const auto &f : div.value("files").toArray())
-        files << test::fixturePath(f.toString());
     SeriesView view;
     QSignalSpy done(&view, &SeriesView::finished);
-    view.setFiles(files);
+    view.setFiles(runFiles(div));
     QVERIFY(done.wait(60000));
     view.setMetric(SeriesView::Metric::Norm);
     QStandardItemModel *m = view.model();
@@ -386,12 +389,9 @@ void TestCompareView::seriesListsEveryTensor()
 {
     const QJsonObject grow = compareSection().value(QStringLiteral("series")).toObject().value(QStringLiteral("growing")).toObject();
     QVERIFY2(!grow.isEmpty(), "regenerate the fixtures");
-    QStringList files;
-    for (const auto &f : grow.value("files").toArray())
-        files << test::fixturePath(f.toString());
     SeriesView view;
     QSignalSpy done(&view, &SeriesView::finished);
-    view.setFiles(files);
+    view.setFiles(runFiles(grow));
     QVERIFY(done.wait(60000));
     QCOMPARE(done.first().first().toBool(), true);
     QStandardItemModel *m = view.model();
