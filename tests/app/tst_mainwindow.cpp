@@ -2,6 +2,7 @@
 // screenshots of the window for people to look at (saved under the build folder).
 #include "document.h"
 #include "documenttabwidget.h"
+#include "isolatedsettings.h"
 #include "itemicons.h"
 #include "compareview.h"
 #include "conversionqueuemodel.h"
@@ -139,9 +140,7 @@ private Q_SLOTS:
 
 void TestMainWindow::initTestCase()
 {
-    QStandardPaths::setTestModeEnabled(true);  // QSettings go to a throw-away test location
-    QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio"));
-    QCoreApplication::setApplicationName(QStringLiteral("Checkpoint Studio Test"));
+    test::isolateSettings(QStringLiteral("Checkpoint Studio"), QStringLiteral("Checkpoint Studio Test"));
 }
 
 void TestMainWindow::init()

@@ -6,6 +6,7 @@
 #include "predictionview.h"
 #include "statisticsjob.h"
 #include "tensordetailview.h"
+#include "isolatedsettings.h"
 #include "testdata.h"
 #include "tensortablemodel.h"
 #include "metadataview.h"
@@ -87,9 +88,7 @@ private Q_SLOTS:
 void TestDocumentView::initTestCase()
 {
     // A shown view remembers its layout in QSettings: keep that out of the user's own settings.
-    QStandardPaths::setTestModeEnabled(true);
-    QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio Tests"));
-    QCoreApplication::setApplicationName(QStringLiteral("tst_documentview"));
+    test::isolateSettings(QStringLiteral("Checkpoint Studio Tests"), QStringLiteral("tst_documentview"));
 }
 
 void TestDocumentView::opensInBackground()

@@ -10,6 +10,7 @@
 #include "tensordetailview.h"
 #include "tensortablemodel.h"
 #include "tensorvaluesmodel.h"
+#include "isolatedsettings.h"
 #include "testdata.h"
 #include "valuetext.h"
 
@@ -180,9 +181,7 @@ private Q_SLOTS:
 
 void TestTensorDetailView::initTestCase()
 {
-    QStandardPaths::setTestModeEnabled(true); // QSettings go to a test location
-    QCoreApplication::setOrganizationName(QStringLiteral("Checkpoint Studio Tests"));
-    QCoreApplication::setApplicationName(QStringLiteral("tst_tensordetailview"));
+    test::isolateSettings(QStringLiteral("Checkpoint Studio Tests"), QStringLiteral("tst_tensordetailview"));
     QSettings().clear();
 }
 
