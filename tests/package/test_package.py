@@ -297,6 +297,9 @@ def test(r, args, build_dir, tmp):
         r.check(f"package: {p.relative_to(root)} is stripped",
                 ".debug_info" not in sections and ".symtab" not in sections)
     check_runs_from(r, "package", usr, args.probe, args.version, example)
+    check_every_needed_library_is_a_dependency(r, depends, [usr / "bin" / "ckpt",
+                                                            usr / "lib" / "checkpoint-studio" / "libckpt_compute.so"]
+                                               + ([usr / "bin" / "checkpoint-studio"] if gui else []))
     if gui:
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
         rc, out, err = run([usr / "bin" / "checkpoint-studio", "--version"], env=env, timeout=60)
@@ -413,6 +416,31 @@ def test(r, args, build_dir, tmp):
         check_elf_files(r, "install prefix", prefix, build_dir, stripped=False)
         check_runs_from(r, "install prefix", prefix, args.probe, args.version,
                         prefix / "share" / "checkpoint-studio" / "examples" / "simple_nn_checkpoint.pth")
+
+
+def check_every_needed_library_is_a_dependency(r, depends, elf_files):
+    """Each shared library an ELF file of the package needs (readelf's NEEDED) belongs to a Debian
+    package that Depends names: a library added to the link (stb, libjpeg, Qt Charts) without the
+    package saying so would install and then fail to start."""
+    names = set(dependency_names(depends))
+    _, cache, _ = run(["ldconfig", "-p"])
+    paths = {}
+    for line in cache.splitlines():
+        m = re.match(r"\s*(\S+) \([^)]*\) => (\S+)", line)
+        if m:
+            paths.setdefault(m.group(1), m.group(2))  # one architecture's copy: the package name is the same
+    missing = []
+    for elf in elf_files:
+        for lib in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic_section(elf)):
+            if lib not in paths:
+                continue  # a library of the package itself, or one ldconfig does not know: dpkg-shlibdeps' job
+            rc, owner, _ = run(["dpkg", "-S", os.path.realpath(paths[lib])])
+            if rc != 0:
+                rc, owner, _ = run(["dpkg", "-S", paths[lib]])
+            package = owner.split(":", 1)[0].strip() if rc == 0 else "?"
+            if package not in names:
+                missing.append(f"{elf.name} needs {lib} from {package}")
+    r.check("Depends names the package of every library the programs need", not missing, "; ".join(missing))
 
 
 def check_mime(r, root, tmp):
