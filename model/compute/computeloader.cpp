@@ -33,12 +33,17 @@ ComputeApi &ComputeLoader::api()
     std::lock_guard lock(g_mutex);
     if (auto *a = g_api.load())
         return *a;
+    // $CKPT_COMPUTE_MODULE is used instead of the installed module, never before it: a build meant to
+    // be tested with another LibTorch must not quietly run with the bundled one when the path is wrong.
     std::vector<std::filesystem::path> candidates;
-    if (const char *env = std::getenv("CKPT_COMPUTE_MODULE"); env && *env)
+    const char *env = std::getenv("CKPT_COMPUTE_MODULE");
+    if (env && *env) {
         candidates.emplace_back(env);
-    const auto dir = executableDir();
-    candidates.push_back(dir / moduleFileName());
-    candidates.push_back(dir / ".." / "lib" / "checkpoint-studio" / moduleFileName());
+    } else {
+        const auto dir = executableDir();
+        candidates.push_back(dir / moduleFileName());
+        candidates.push_back(dir / ".." / "lib" / "checkpoint-studio" / moduleFileName());
+    }
     // Every place tried and why it failed, on one line: the CLI prints an error as one line.
     std::vector<std::string> tried;
     const auto failed = [&tried](const std::filesystem::path &c, const std::string &why) {
@@ -68,6 +73,10 @@ ComputeApi &ComputeLoader::api()
     std::string places;
     for (std::size_t i = 0; i < tried.size(); ++i)
         places += (i == 0 ? "" : i + 1 == tried.size() ? " and " : ", ") + tried[i];
+    if (env && *env)
+        throw std::runtime_error("cannot load the compute module (LibTorch), which computes the numbers, from "
+                                 "CKPT_COMPUTE_MODULE=" + places + "; correct that path, or unset it to use the "
+                                 "module installed with the program");
     throw std::runtime_error("cannot load the compute module " + moduleFileName() +
                              " (LibTorch), which computes the numbers: looked for it at " + places +
                              "; install it beside the program, or set CKPT_COMPUTE_MODULE to its path");
