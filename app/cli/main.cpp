@@ -13,10 +13,29 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <regex>
 
 #ifndef CKPT_VERSION
 #define CKPT_VERSION "0.0.0"
 #endif
+
+namespace {
+
+// CLI11's words for the mistakes a user makes most, as sentences that say what to do.
+std::string usageMessage(const std::string &what)
+{
+    static const std::regex repeated(R"(^(\S+): At Most 1 required but received (\d+)$)");
+    std::smatch m;
+    if (std::regex_match(what, m, repeated))
+        return m[1].str() + " is given " + m[2].str() + " times; it takes one value";
+    if (what == "file is required")
+        return "a checkpoint file is required";
+    if (what == "files is required")
+        return "at least one checkpoint file is required";
+    return what;
+}
+
+} // namespace
 
 int main(int argc, char **argv)
 {
@@ -24,7 +43,7 @@ int main(int argc, char **argv)
     app.set_version_flag("--version", std::string("ckpt ") + CKPT_VERSION);
     app.require_subcommand(1);
     app.failure_message([](const CLI::App *, const CLI::Error &e) {
-        return "ckpt: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+        return "ckpt: " + usageMessage(e.what()) + "\nRun with --help for more information.\n";
     });
 
     ckpt::cli::InfoOptions info;
@@ -86,12 +105,15 @@ int main(int argc, char **argv)
     convertCmd->add_option("--to", convert.to, "Target: state-dict, checkpoint, inference, full-model, safetensors, torchscript")
         ->required()
         ->check(CLI::IsMember({"state-dict", "checkpoint", "inference", "full-model", "safetensors", "torchscript"}));
-    convertCmd->add_option("--arch", convert.arch, "--to torchscript: a TorchScript file of the same model, for a state dict");
-    convertCmd->add_option("--arch-spec", convert.archSpec, "--to torchscript/full-model: the layers as JSON (text or a .json file)");
+    auto *convertArch =
+        convertCmd->add_option("--arch", convert.arch, "--to torchscript: a TorchScript file of the same model, for a state dict");
+    convertCmd->add_option("--arch-spec", convert.archSpec, "--to torchscript/full-model: the layers as JSON (text or a .json file)")
+        ->excludes(convertArch);
     convertCmd->add_option("--activation", convert.activation, "--to torchscript/full-model: activation of an inferred MLP (default relu)");
     convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
     convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs (default: beside each input)");
-    convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16, float32 or float64");
+    convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16, float32 or float64")
+        ->check(CLI::IsMember({"float16", "bfloat16", "float32", "float64"}));
     convertCmd->add_option("--strip-prefix", convert.stripPrefix, "Remove a key prefix (module., model., _orig_mod.)");
     convertCmd->add_option("--add-prefix", convert.addPrefix, "Add a key prefix");
     convertCmd->add_flag("--ema", convert.ema, "Use the EMA weights as the model's");
@@ -121,9 +143,9 @@ int main(int argc, char **argv)
     diffCmd->add_option("before", diff.a, "First checkpoint (the reference)")->required();
     diffCmd->add_option("after", diff.b, "Second checkpoint")->required();
     diffCmd->add_option("--atol", diff.atol, "Absolute tolerance, 0 or more (default 0: exact)")
-        ->check(ckpt::cli::toleranceOption("--atol: the absolute tolerance is a number, 0 or more, as torch.isclose takes it"));
+        ->check(ckpt::cli::toleranceOption("the absolute tolerance is a number, 0 or more, as torch.isclose takes it"));
     diffCmd->add_option("--rtol", diff.rtol, "Relative tolerance, of |b|, 0 or more (default 0)")
-        ->check(ckpt::cli::toleranceOption("--rtol: the relative tolerance is a number, 0 or more, as torch.isclose takes it"));
+        ->check(ckpt::cli::toleranceOption("the relative tolerance is a number, 0 or more, as torch.isclose takes it"));
     diffCmd->add_option("--map", diff.mappings, "Rename a's keys starting with OLD to start with NEW (OLD=NEW; repeatable)")
         ->allow_extra_args(false);
     diffCmd->add_flag("--json", diff.json, "Print JSON");
@@ -155,7 +177,13 @@ int main(int argc, char **argv)
     auto *inputOpt = predictCmd->add_option("--input", predict.inputs, "One sample's values, \"v1,v2,...\" (repeat for a batch)")
                           ->allow_extra_args(false);
     predictCmd->add_option("--input-file", predict.inputFile, "Samples from a .csv (one per row) or .npy file, or an image (.png, .jpg, .bmp) for a convolutional model")->excludes(inputOpt);
-    predictCmd->add_option("--device", predict.device, "cpu (default), cuda or cuda:N");
+    predictCmd->add_option("--device", predict.device, "cpu (default), cuda or cuda:N")
+        ->check(CLI::Validator(
+            [](std::string &v) -> std::string {
+                static const std::regex device(R"(cpu|cuda(:[0-9]+)?)");
+                return std::regex_match(v, device) ? std::string() : "a device is cpu, cuda or cuda:N (not '" + v + "')";
+            },
+            "cpu|cuda[:N]"));
     predictCmd->add_option("--dtype", predict.dtype,
                            "Precision of the weights and inputs: float32 (default), float16 or bfloat16 (where the "
                            "device runs it: see ckpt devices)")

@@ -389,6 +389,44 @@ def check_no_compute_module(res, ckpt, fixtures, work):
     res.check(r.returncode == 0 and key in r.stdout.decode(), 'without the compute module: tensors without --stats works',
               r.stderr.decode())
 
+    # The man page: CKPT_COMPUTE_MODULE is loaded *instead of* the installed module. A wrong path is an
+    # error naming the variable, not a quiet fallback to the module beside the program.
+    wrong = os.path.join(work, 'no-such-module.so')
+    r = subprocess.run([ckpt, 'tensors', sd, '--stats'], capture_output=True, timeout=120,
+                       env=dict(env, CKPT_COMPUTE_MODULE=wrong))
+    err = r.stderr.decode('utf-8', 'replace')
+    res.check(r.returncode == 1 and r.stdout == b'' and len(err.splitlines()) == 1 and
+              'CKPT_COMPUTE_MODULE=' + wrong + ' (not found)' in err,
+              'a wrong CKPT_COMPUTE_MODULE is an error naming it, not a fallback to the bundled module',
+              'exit %d, stderr %r' % (r.returncode, err[:400]))
+
+
+def check_usage_errors(res, ckpt, fixtures, work):
+    """README: a mistake in the command line exits 2 with one sentence on stderr, before any file is
+    read, whatever option it is in: a value outside an option's choices, two options that exclude each
+    other, an option given twice, a missing file. CLI11's own wording ("files is required", "At Most 1
+    required but received 2", an option named twice) is replaced by a sentence that says what to do."""
+    sd = os.path.abspath(os.path.join(fixtures, 'state_dict.pth'))
+    pkg = os.path.abspath(os.path.join(fixtures, 'predict_package.pth'))
+    cases = [
+        (('predict', pkg, '--input-file', 'a.png', '--input-file', 'b.png'), '--input-file is given 2 times; it takes one value'),
+        (('predict', pkg, '--device', 'tpu', '--input', '1'), "a device is cpu, cuda or cuda:N (not 'tpu')"),
+        (('convert', sd, '--to', 'state-dict', '--dtype', 'int8'), 'int8 not in'),
+        (('convert', sd, '--to', 'torchscript', '--arch', 'a.pt', '--arch-spec', '[]'), 'excludes'),
+        (('diff', sd, sd, '--atol', '-1'), 'the absolute tolerance is a number, 0 or more'),
+        (('info',), 'a checkpoint file is required'),
+        (('scan',), 'at least one checkpoint file is required'),
+    ]
+    for args, says in cases:
+        r = subprocess.run([os.path.abspath(ckpt), *args], capture_output=True, timeout=120, cwd=work)
+        err = r.stderr.decode('utf-8', 'replace')
+        lines = err.splitlines()
+        res.check(r.returncode == 2 and r.stdout == b'' and len(lines) == 2 and lines[0].startswith('ckpt: ') and
+                  says in lines[0] and 'At Most' not in err and 'files is required' not in err and
+                  err.count('--atol') <= 1 and lines[1] == 'Run with --help for more information.',
+                  'usage error: ckpt %s exits 2 with one sentence' % ' '.join(args[:1] + args[2:]),
+                  'exit %d, stderr %r' % (r.returncode, err[:400]))
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -403,6 +441,7 @@ def main():
         check_no_compute_module(res, a.ckpt, a.fixtures, work)
         check_counts(res, a.ckpt, a.fixtures)
         check_filter(res, a.ckpt, a.fixtures)
+        check_usage_errors(res, a.ckpt, a.fixtures, work)
     finally:
         shutil.rmtree(work)
     return res.finish()
