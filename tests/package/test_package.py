@@ -486,6 +486,10 @@ def check_mime(r, root, tmp):
         "legacy_model.bin": (LEGACY_HEADER, PYTORCH_TYPE),     # legacy torch.save stream
         "pickled.bin": (b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.", PYTORCH_TYPE),
         "model.safetensors": (struct.pack("<Q", len(header)) + header + b"\0" * 4, SAFETENSORS_TYPE),
+        "model.ptl": (example, PYTORCH_TYPE),                 # a mobile (lite interpreter) archive
+        "model.safetensors.index.json": (json.dumps({"metadata": {}, "weight_map": {"w": "model.safetensors"}}).encode(),
+                                         SAFETENSORS_TYPE),  # a sharded model's index, not any JSON
+        "config.json": (b'{"model_type": "bert"}', "application/json"),
         "firmware.bin": (bytes(range(1, 64)) * 4, "application/octet-stream"),  # .bin is not claimed
         "plain.zip": (plain_zip.read_bytes(), "application/zip"),
         "archive.bin": (plain_zip.read_bytes(), "application/zip"),             # a zip that is no checkpoint
