@@ -25,6 +25,12 @@ std::string numberText(const nlohmann::ordered_json &v, int digits = 6);
 // Stops soon after `limit` bytes.
 std::string valueText(const nlohmann::ordered_json &v, std::size_t limit = std::numeric_limits<std::size_t>::max());
 
+// "1 tensor", "3 tensors": a count and its noun, the noun plural (an s added) unless the count is 1.
+inline std::string countText(std::size_t n, std::string_view noun)
+{
+    return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
+
 // Columns `text` (UTF-8) takes on a terminal: two for East Asian wide and fullwidth characters,
 // none for combining marks and format characters, one for the rest (and for a byte that is not
 // UTF-8). Text from a file goes through displayText first: control bytes have been escaped.

@@ -132,9 +132,15 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
     out << "Kind:     " << kindName(doc.kind) << '\n';
     if (doc.hasStateDict) {
         out << "State dict: " << (doc.stateDictPath.empty() ? std::string("(root)") : pathText(doc.stateDictPath))
-            << (doc.stateDictSource == "module_tree" ? " (module tree)" : "") << " — " << doc.stateDict.size()
-            << " tensors, " << doc.parameterCount() << " elements, " << humanBytes(doc.stateDictBytes()) << '\n';
-        out << tensorTable(doc.stateDict);
+            << (doc.stateDictSource == "module_tree" ? " (module tree)" : "") << " — ";
+        if (doc.stateDict.empty()) {
+            // A module without weights (a TorchScript function-only module): no table of nothing.
+            out << "empty: the model holds no tensors\n";
+        } else {
+            out << countText(doc.stateDict.size(), "tensor") << ", " << doc.parameterCount() << " elements, "
+                << humanBytes(doc.stateDictBytes()) << '\n';
+            out << tensorTable(doc.stateDict);
+        }
         for (const auto &other : doc.otherWeightSets)
             out << "  also weights under " << pathText(other) << '\n';
     } else {

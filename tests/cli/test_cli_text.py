@@ -428,6 +428,27 @@ def check_usage_errors(res, ckpt, fixtures, work):
                   'exit %d, stderr %r' % (r.returncode, err[:400]))
 
 
+def check_state_dict_line(res, ckpt, fixtures, work):
+    """`info`'s State dict line counts as English does ("1 tensor"), and a model with no tensors at all
+    (a TorchScript module of functions only) says so instead of printing an empty table's header."""
+    class NoWeights(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    empty = os.path.join(work, 'no_weights.pt')
+    torch.jit.script(NoWeights()).save(empty)
+    one = os.path.join(work, 'one_tensor.pth')
+    torch.save({'w': torch.zeros(3)}, one)
+    assert len(torch.jit.load(empty).state_dict()) == 0 and len(torch.load(one)) == 1
+    rc, out, err = run(ckpt, 'info', empty)
+    line = next((l for l in out.splitlines() if l.startswith('State dict:')), '')
+    res.check(rc == 0 and line.endswith('empty: the model holds no tensors') and 'name  dtype' not in out,
+              'info: a TorchScript module without tensors says its state dict is empty', out + err)
+    rc, out, err = run(ckpt, 'info', one)
+    line = next((l for l in out.splitlines() if l.startswith('State dict:')), '')
+    res.check(rc == 0 and ' 1 tensor, 3 elements' in line, 'info: one tensor is "1 tensor"', line + err)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -442,6 +463,7 @@ def main():
         check_counts(res, a.ckpt, a.fixtures)
         check_filter(res, a.ckpt, a.fixtures)
         check_usage_errors(res, a.ckpt, a.fixtures, work)
+        check_state_dict_line(res, a.ckpt, a.fixtures, work)
     finally:
         shutil.rmtree(work)
     return res.finish()
