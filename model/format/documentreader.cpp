@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 #include <limits>
 #include <string_view>
 
@@ -929,14 +930,35 @@ Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, c
 namespace {
 constexpr std::uintmax_t kMaxSidecarBytes = 16u << 20;
 
-// The seed's ModelSaver writes `<name>_metadata.json` next to `<name>.pth`: read it when present.
+// The JSON that describes `file` from beside it: the seed's ModelSaver writes `<name>_metadata.json`
+// next to `<name>.pth`; a Hugging Face model folder keeps `config.json` (an adapter's
+// `adapter_config.json`) next to its weights, named pytorch_model.bin, model.safetensors, their
+// shards (model-00001-of-00002.safetensors) or their index. Empty when there is none.
+std::filesystem::path sidecarOf(const std::filesystem::path &file)
+{
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path seed = file.parent_path() / (file.stem().string() + "_metadata.json");
+    if (file.extension() != ".json" && fs::is_regular_file(seed, ec))
+        return seed;
+    static const std::regex huggingFace(
+        R"(((pytorch_model|model)(-\d{5}-of-\d{5})?\.(bin|safetensors))|(pytorch_model\.bin|model\.safetensors)\.index\.json)");
+    static const std::regex adapter(R"(adapter_model\.(bin|safetensors))");
+    const std::string name = file.filename().string();
+    fs::path config;
+    if (std::regex_match(name, huggingFace))
+        config = file.parent_path() / "config.json";
+    else if (std::regex_match(name, adapter))
+        config = file.parent_path() / "adapter_config.json";
+    return !config.empty() && fs::is_regular_file(config, ec) ? config : fs::path();
+}
+
 void readSidecar(Document &doc)
 {
     namespace fs = std::filesystem;
-    const fs::path file(doc.path);
-    const fs::path sidecar = file.parent_path() / (file.stem().string() + "_metadata.json");
+    const fs::path sidecar = sidecarOf(fs::path(doc.path));
     std::error_code ec;
-    if (!fs::is_regular_file(sidecar, ec) || file.extension() == ".json")
+    if (sidecar.empty())
         return;
     const auto size = fs::file_size(sidecar, ec);
     if (ec || size > kMaxSidecarBytes) {

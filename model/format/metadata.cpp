@@ -37,8 +37,11 @@ constexpr FieldSynonyms kFields[] = {
     {"Epoch", {"epoch", "epochs", "current_epoch"}},
     {"Step", {"global_step", "step", "iteration", "iter", "updates"}},
     {"Training loss", {"train_loss", "loss", "training_loss"}},
-    {"Validation loss", {"val_loss", "valid_loss", "validation_loss", "best_val_loss", "best_loss"}},
-    {"Best metric", {"best_acc1", "best_acc", "best_prec1", "best_fitness", "best_metric", "accuracy", "val_acc"}},
+    {"Validation loss", {"val_loss", "valid_loss", "validation_loss"}},
+    {"Best validation loss", {"best_val_loss", "best_loss"}},
+    // Only a key that says "best" is the best; val_acc is the last epoch's, whatever it was.
+    {"Accuracy", {"val_acc", "val_accuracy", "valid_acc", "accuracy", "acc", "test_acc"}},
+    {"Best metric", {"best_acc1", "best_acc", "best_prec1", "best_fitness", "best_metric", "best_score", "best_accuracy"}},
     {"Timestamp", {"timestamp", "saved_at", "date", "datetime", "created_at"}},
     {"PyTorch version", {"pytorch_version", "torch_version"}},
     {"Lightning version", {"pytorch-lightning_version", "lightning_version"}},

@@ -4,6 +4,7 @@
 #include "document.h"
 #include "error.h"
 #include "jsonexport.h"
+#include "metadata.h"
 #include "pythonrepr.h"
 
 #include <QtTest>
@@ -50,6 +51,8 @@ private Q_SLOTS:
     void payloadIsNeverRun_data();
     void payloadIsNeverRun();
     void sidecarIsRead();
+    void huggingFaceConfigIsTheSidecar();
+    void metricLabelsSayWhatTheKeySays();
     void conventions_data();
     void conventions();
     void pythonObjects_data();
@@ -258,6 +261,60 @@ void TestDocumentReader::sidecarIsRead()
              QString::fromStdString(j["sidecar"]["content"]["class_names"].dump()));
     // A file without one has none.
     QVERIFY(!readDocument(fixture("state_dict.pth").toStdString()).sidecar);
+}
+
+void TestDocumentReader::huggingFaceConfigIsTheSidecar()
+{
+    // A Hugging Face model folder: the weights under the names transformers writes, config.json
+    // beside them. Each weights file shows the config; a file of another name in the folder does not.
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString config = dir.filePath(QStringLiteral("config.json"));
+    {
+        QFile f(config);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(R"({"model_type": "bert", "hidden_size": 768, "architectures": ["BertModel"]})");
+    }
+    for (const char *name : {"pytorch_model.bin", "pytorch_model-00001-of-00002.bin", "other.bin"})
+        QVERIFY(QFile::copy(fixture(QStringLiteral("state_dict.pth")), dir.filePath(QString::fromLatin1(name))));
+    for (const char *name : {"pytorch_model.bin", "pytorch_model-00001-of-00002.bin"}) {
+        const auto doc = readDocument(dir.filePath(QString::fromLatin1(name)).toStdString());
+        QVERIFY2(doc.sidecar && doc.sidecar->isDict(), name);
+        QCOMPARE(QString::fromStdString(doc.sidecarPath), config);
+        QCOMPARE(QString::fromStdString(documentToJson(doc)["sidecar"]["content"]["model_type"].get<std::string>()),
+                 QStringLiteral("bert"));
+        QVERIFY(!doc.stateDict.empty());  // the weights are read as before
+    }
+    QVERIFY(!readDocument(dir.filePath(QStringLiteral("other.bin")).toStdString()).sidecar);
+    // The seed's own <name>_metadata.json comes first.
+    {
+        QFile f(dir.filePath(QStringLiteral("pytorch_model_metadata.json")));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(R"({"class_names": ["a", "b"]})");
+    }
+    QVERIFY(QString::fromStdString(readDocument(dir.filePath(QStringLiteral("pytorch_model.bin")).toStdString()).sidecarPath)
+                .endsWith(QStringLiteral("pytorch_model_metadata.json")));
+}
+
+void TestDocumentReader::metricLabelsSayWhatTheKeySays()
+{
+    // val_acc is the last epoch's accuracy and best_val_loss the best loss: labelled so, never one
+    // for the other ("Best metric" only for a key that says best).
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QVERIFY(QFile::copy(fixture(QStringLiteral("state_dict.pth")), dir.filePath(QStringLiteral("run.pth"))));
+    {
+        QFile f(dir.filePath(QStringLiteral("run_metadata.json")));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(R"({"val_acc": 0.81, "val_loss": 0.52, "best_val_loss": 0.47, "best_acc1": 0.84})");
+    }
+    QMap<QString, QString> labels;
+    for (const auto &field : knownFields(readDocument(dir.filePath(QStringLiteral("run.pth")).toStdString())))
+        labels.insert(QString::fromStdString(field.label), QString::fromStdString(field.key));
+    QCOMPARE(labels.value(QStringLiteral("Accuracy")), QStringLiteral("val_acc"));
+    QCOMPARE(labels.value(QStringLiteral("Validation loss")), QStringLiteral("val_loss"));
+    QCOMPARE(labels.value(QStringLiteral("Best validation loss")), QStringLiteral("best_val_loss"));
+    QCOMPARE(labels.value(QStringLiteral("Best metric")), QStringLiteral("best_acc1"));
 }
 
 void TestDocumentReader::conventions_data()
