@@ -641,9 +641,9 @@ private:
             // A quantized model's weights are packed (torch.ScriptObject, tuples of quantized
             // tensors), not a dict of tensors: say that, not merely that there is nothing.
             if (const std::string q = quantizedTensors(); !q.empty())
-                throw FormatError("no state dict of plain tensors: the file holds a quantized model's packed weights, " +
-                                  q + ", and quantized tensors cannot be converted yet (convert the float model "
-                                  "from before quantization, or dequantize the weights in Python first)");
+                throw FormatError("no state dict of plain tensors: the file holds a quantized model's packed "
+                                  "weights, " + q + ", and quantized tensors cannot be converted yet (convert the "
+                                  "float model from before quantization, or dequantize the weights in Python first)");
             throw FormatError("no state dict found: nothing to convert");
         }
         for (const auto &t : m_doc.stateDict)
@@ -1199,7 +1199,8 @@ private:
                 m_plan.lost.push_back({k, "None in the source (an empty field): nothing to keep"});
                 continue;
             }
-            const bool clash = std::any_of(layoutKeys.begin(), layoutKeys.end(), [&k](const char *l) { return k == l; });
+            const bool clash =
+                std::any_of(layoutKeys.begin(), layoutKeys.end(), [&k](const char *l) { return k == l; });
             if (topLevel && !clash) {
                 topLevel->entries().push_back({Value::string(k), value});
                 m_plan.carried.push_back(k);
@@ -1251,8 +1252,8 @@ private:
             break;
         case ConvertTarget::FullModel: why = std::string("a full model holds only the module (") + metadataHint + ")"; break;
         case ConvertTarget::Inference:
-            why = "an inference package holds weights, config, preprocessing and class names (a checkpoint keeps the "
-                  "epoch and losses: --to checkpoint)";
+            why = "an inference package holds weights, config, preprocessing, class names and layers (a checkpoint "
+                  "keeps the epoch and losses: --to checkpoint)";
             break;
         case ConvertTarget::Checkpoint:
             why = "a checkpoint is not built from an architecture (an architecture is for --to full-model)";

@@ -292,6 +292,23 @@ def main():
             # The architecture of a Sequential of standard layers goes with the package: predict runs it.
             spec = got.get('architecture')
             if res.check(spec is not None, 'inference from a full model: the architecture is carried', '%s' % list(got)):
+                # predict runs the package: its layers, normalised by the carried mean and std.
+                sample = np.random.RandomState(0).rand(2, 3, 32, 32).astype(np.float32)
+                npy = os.path.join(out, 'pkg_sample.npy')
+                np.save(npy, sample)
+                p = run('predict', dest, '--input-file', npy, '--json')
+                with torch.no_grad():
+                    mean = torch.tensor(pkg['mean']).view(1, 3, 1, 1)
+                    std = torch.tensor(pkg['std']).view(1, 3, 1, 1)
+                    want_logits = net((torch.from_numpy(sample) - mean) / std)
+                try:
+                    outs = json.loads(p.stdout)['outputs']
+                    ok = all(torch.allclose(torch.tensor(o['logits']), w_, atol=1e-5)
+                             for o, w_ in zip(outs, want_logits)) and len(outs) == 2
+                except (ValueError, KeyError):
+                    ok = False
+                res.check(p.returncode == 0 and ok, 'predict runs the converted package as torch runs the source '
+                          'model on normalised inputs', p.stdout[-400:] + p.stderr)
                 rebuilt = os.path.join(out, 'pkg_inf_rebuilt.pth')
                 r2, _ = convert(dest, '--to', 'full-model', '-o', rebuilt)
                 if res.check(r2.returncode == 0, 'the package\'s architecture builds a full model', r2.stderr):
