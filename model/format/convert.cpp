@@ -1501,6 +1501,15 @@ private:
             if (!given)
                 if ((given = formatMetadataValue(m_doc, "additional_info")) && given->isDict())
                     m_takenFromFormat.insert("additional_info");
+            if (given && given->isDict()) {
+                // Its args or numpy RNG state in the forms a weights-only file holds; when something
+                // else in it cannot be held, it is accounted for below (and said so) as it is.
+                const auto said = m_plan.warnings.size();
+                if (auto formed = weightsOnlyForm(given, "additional_info"); blockerOf(formed).empty())
+                    given = formed;
+                else
+                    m_plan.warnings.resize(said);
+            }
             if (given && given->isDict() && blockerOf(given).empty()) {
                 m_usedRootKeys.insert("additional_info");
                 for (const auto &e : given->entries()) {

@@ -216,6 +216,20 @@ def main():
                       any("additional_info/model_state_dict" in w_ for w_ in doc['warnings']),
                       'a clash goes to additional_info, said so', '%s %r' % (list(g), doc['warnings']))
 
+        # A checkpoint this tool wrote before (or another tool) keeping args and the numpy RNG state
+        # under additional_info: kept there, in the forms a weights-only file holds.
+        np.random.seed(9)
+        nested = os.path.join(out, 'nested_info.pth')
+        torch.save({'model_state_dict': lin.state_dict(), 'epoch': 1,
+                    'additional_info': {'args': argparse.Namespace(lr=0.5), 'np_rng': np.random.get_state()}}, nested)
+        r, doc = convert(nested, '--to', 'checkpoint', '-o', os.path.join(out, 'nested_info_ck.pth'))
+        if res.check(r.returncode == 0, 'additional_info with args and numpy RNG state', r.stderr):
+            g = load_weights_only(os.path.join(out, 'nested_info_ck.pth'))
+            info = g['additional_info']
+            res.check(info.get('args') == {'lr': 0.5} and info['np_rng'][1].dtype == torch.int64 and
+                      'additional_info' not in info,
+                      'additional_info keeps args and the numpy RNG state in place', '%r' % info)
+
     def quantized():
         # --- 2. Quantized inputs: the file and the reason, before any plan ---------------------------
         torch.manual_seed(0)
