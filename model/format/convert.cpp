@@ -392,24 +392,38 @@ public:
         }
         if (m_o.castTo)
             planCasts();
-        // Sizes of the kept tensors, before and after the cast (a tied tensor counts once).
-        std::unordered_set<const Value *> counted;
-        for (const auto &[name, v] : m_tensors) {
-            if (!counted.insert(v.get()).second)
-                continue;
-            const auto &r = *v->tensorRef();
-            if (r.layout == TensorRef::Layout::Meta)
-                continue;  // no data
-            if (r.layout == TensorRef::Layout::SparseCoo) {
-                const auto b = static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.nbytes()));
-                m_plan.bytesBefore += b;
-                m_plan.bytesAfter += b;  // sparse values are not cast
-                continue;
+        // Sizes of the kept tensors, before and after the cast, as the file holds them: a torch
+        // file writes each storage once, whole (tied weights, two names of one tensor or two views
+        // of one storage, count once); safetensors writes each tensor written (an alias is not).
+        if (m_o.to == ConvertTarget::Safetensors) {
+            for (const auto &[name, v] : m_plan.tensors) {
+                const auto &r = *v->tensorRef();
+                const auto n = static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.numel()));
+                m_plan.bytesBefore += n * dtypeSize(r.dtype);
+                auto it = r.storage ? m_plan.casts.find(r.storage.get()) : m_plan.casts.end();
+                m_plan.bytesAfter += n * dtypeSize(it == m_plan.casts.end() ? r.dtype : it->second);
             }
-            const auto n = static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.numel()));
-            m_plan.bytesBefore += n * dtypeSize(r.dtype);
-            auto it = r.storage ? m_plan.casts.find(r.storage.get()) : m_plan.casts.end();
-            m_plan.bytesAfter += n * dtypeSize(it == m_plan.casts.end() ? r.dtype : it->second);
+        } else {
+            std::unordered_set<const StorageRef *> counted;
+            const auto countStorage = [&](const TensorRef &r) {
+                if (r.layout != TensorRef::Layout::Strided || !r.storage || !counted.insert(r.storage.get()).second)
+                    return;
+                const std::uint64_t b = r.storage->byteSize;
+                m_plan.bytesBefore += b;
+                const auto it = m_plan.casts.find(r.storage.get());
+                const std::size_t from = dtypeSize(r.storage->dtype);
+                m_plan.bytesAfter += it == m_plan.casts.end() || !from ? b : b / from * dtypeSize(it->second);
+            };
+            for (const auto &[name, v] : m_tensors) {
+                const auto &r = *v->tensorRef();
+                if (r.layout == TensorRef::Layout::SparseCoo) {  // its indices' and values' storages (not cast)
+                    for (const auto &part : {r.sparseIndices, r.sparseValues})
+                        if (part && part->isTensor() && part->tensorRef())
+                            countStorage(*part->tensorRef());
+                    continue;
+                }
+                countStorage(r);  // a meta tensor has none
+            }
         }
         if (!m_o.keepDevices) {
             std::set<std::string> devices;
@@ -523,6 +537,11 @@ private:
             m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
             throw FormatError("--strip-prefix, --add-prefix, --ema, --drop, --drop-optimizer and metadata options do "
                               "not apply to a full model's module tree (only --dtype does)");
+        // A quantized tensor cannot be written yet: refused now, before a plan says it would be.
+        if (const std::string q = quantizedTensors(); !q.empty())
+            throw FormatError("the model holds " + q +
+                              ", which cannot be written yet: a quantized model is not re-saved (convert the float "
+                              "model from before quantization, or dequantize it in Python first)");
         // Re-saving keeps every global the file names: never launder one that would run code.
         const auto security = securityReport(m_doc);
         if (security.dangerous) {
@@ -578,6 +597,16 @@ private:
             std::string why = e.what();
             if (!edited.path.empty() && why.starts_with(edited.path + ": "))
                 why.erase(0, edited.path.size() + 2);
+            // A TorchScript file (--arch) is refused here (it cannot become a pickled module tree):
+            // the way out offered is the one that works for this target.
+            for (const auto &[from, to] : std::initializer_list<std::pair<std::string_view, std::string_view>>{
+                     {"give a TorchScript file of the model (--arch) or a spec (--arch-spec)",
+                      "give the layers in --arch-spec (a JSON list of layers)"},
+                     {"give a TorchScript architecture (--arch) or a spec (--arch-spec)",
+                      "give the layers in --arch-spec (a JSON list of layers)"},
+                     {"give --arch or --arch-spec", "give the layers in --arch-spec"}})
+                if (const auto at = why.find(from); at != std::string::npos)
+                    why.replace(at, from.size(), to);
             throw FormatError(std::string("a full model needs an architecture: ") + why);
         }
         m_plan.root = moduleTreeValue(arch);
@@ -590,10 +619,33 @@ private:
             m_plan.warnings.push_back("architecture: " + a);
     }
 
+    // Quantized tensors anywhere in the file, named (the first few) with their dtype, for the
+    // reason a conversion is refused: "3 quantized tensors ('fc._packed_params._packed_params.0'
+    // (qint8), ...)"; empty when there are none.
+    std::string quantizedTensors() const
+    {
+        std::string names;
+        std::size_t count = 0;
+        for (const auto &t : m_doc.tensors)
+            if (t.ref().quantization && ++count <= 2)
+                names += (names.empty() ? "'" : ", '") + t.name + "' (" + std::string(dtypeName(t.ref().dtype)) + ")";
+        if (!count)
+            return {};
+        return (count == 1 ? std::string("a quantized tensor (") : std::to_string(count) + " quantized tensors (") +
+               names + (count > 2 ? ", ..." : "") + ")";
+    }
+
     void collectStateDict()
     {
-        if (!m_doc.hasStateDict || m_doc.stateDict.empty())
+        if (!m_doc.hasStateDict || m_doc.stateDict.empty()) {
+            // A quantized model's weights are packed (torch.ScriptObject, tuples of quantized
+            // tensors), not a dict of tensors: say that, not merely that there is nothing.
+            if (const std::string q = quantizedTensors(); !q.empty())
+                throw FormatError("no state dict of plain tensors: the file holds a quantized model's packed "
+                                  "weights, " + q + ", and quantized tensors cannot be converted yet (convert the "
+                                  "float model from before quantization, or dequantize the weights in Python first)");
             throw FormatError("no state dict found: nothing to convert");
+        }
         for (const auto &t : m_doc.stateDict)
             m_tensors.emplace_back(t.name, t.value);
         // (Aliases a safetensors file written by this tool recorded in its metadata are in the state
@@ -981,9 +1033,137 @@ private:
         return out;
     }
 
+    // A value as a weights-only file can hold it, losing nothing torch 1.13 can read back: a numpy
+    // array of uint16 or uint32 (np.random.get_state()'s key), a type torch 1.13 has no tensor of,
+    // becomes an int32 or int64 tensor of the same values, and an argparse.Namespace (a training
+    // script's args) the dict of its fields; each said once, with where. Anything else is returned
+    // as it is (the same object when nothing under it changes, so sharing stays).
+    ValuePtr weightsOnlyForm(const ValuePtr &v, const std::string &path)
+    {
+        std::unordered_map<const Value *, ValuePtr> done;
+        return weightsOnlyForm(v, path, done, 0);
+    }
+
+    ValuePtr weightsOnlyForm(const ValuePtr &v, const std::string &path,
+                             std::unordered_map<const Value *, ValuePtr> &done, int depth)
+    {
+        if (!v || depth > 64)
+            return v;
+        if (const auto it = done.find(v.get()); it != done.end())
+            return it->second;
+        done[v.get()] = v;  // a container met again while it is walked (a cycle) stays itself
+        using K = Value::Kind;
+        ValuePtr out = v;
+        const std::string prefix = path.empty() ? path : path + "/";
+        if (v->isTensor()) {
+            const auto &r = v->tensorRef();
+            if (r && r->rebuild == "numpy.ndarray" && r->storage && r->layout == TensorRef::Layout::Strided &&
+                !r->quantization && r->problem.empty() &&
+                (r->dtype == DType::UInt16 || r->dtype == DType::UInt32)) {
+                const bool narrow = r->dtype == DType::UInt16;
+                const DType to = narrow ? DType::Int32 : DType::Int64;
+                std::vector<std::uint8_t> bytes;
+                try {
+                    bytes = contiguousBytes(*r);
+                } catch (const FormatError &) {
+                    return out;  // its storage is short: refused later, saying so
+                }
+                const std::size_t n = bytes.size() / dtypeSize(r->dtype);
+                auto wide = std::make_shared<std::vector<std::uint8_t>>(n * dtypeSize(to));
+                for (std::size_t i = 0; i < n; ++i) {
+                    if (narrow) {
+                        std::uint16_t x;
+                        std::memcpy(&x, bytes.data() + 2 * i, 2);
+                        const std::int32_t y = x;
+                        std::memcpy(wide->data() + 4 * i, &y, 4);
+                    } else {
+                        std::uint32_t x;
+                        std::memcpy(&x, bytes.data() + 4 * i, 4);
+                        const std::int64_t y = x;
+                        std::memcpy(wide->data() + 8 * i, &y, 8);
+                    }
+                }
+                auto storage = std::make_shared<StorageRef>();
+                storage->key = r->storage->key + "/" + std::string(dtypeName(to));
+                storage->dtype = to;
+                storage->location = "cpu";
+                storage->setBytes({wide->data(), wide->size()});
+                storage->keepAlive = wide;
+                storage->declaredNumel = static_cast<std::int64_t>(n);
+                auto ref = std::make_shared<TensorRef>(*r);
+                ref->dtype = to;
+                ref->storage = storage;
+                ref->storageOffset = 0;
+                ref->strides.assign(ref->shape.size(), 1);
+                for (std::size_t d = ref->shape.size(); d-- > 1;)
+                    ref->strides[d - 1] = ref->strides[d] * std::max<std::int64_t>(1, ref->shape[d]);
+                ref->rebuild.clear();  // a torch tensor now: said below, not again as a numpy array
+                out = Value::tensor(ref);
+                const std::string w = std::string(dtypeName(r->dtype)) +
+                                      " numpy arrays (the first at '" + path +
+                                      "') are written as " + std::string(dtypeName(to)) +
+                                      " tensors of the same values: torch 1.13 has no " +
+                                      std::string(dtypeName(r->dtype)) + " tensor (np.random.set_state takes "
+                                      "such a key as it is; .numpy().astype(np." + std::string(dtypeName(r->dtype)) +
+                                      ") gives the array back)";
+                if (std::none_of(m_plan.warnings.begin(), m_plan.warnings.end(), [&](const std::string &x) {
+                        return x.starts_with(std::string(dtypeName(r->dtype)) + " numpy arrays (");
+                    }))
+                    m_plan.warnings.push_back(w);
+            }
+        } else if (v->kind() == K::Object && className(*v) == "argparse.Namespace" && v->state() &&
+                   v->state()->isDict() && (!v->args() || v->args()->items().empty()) && v->items().empty() &&
+                   v->entries().empty()) {
+            auto fields = Value::dict();
+            for (const auto &e : v->state()->entries())
+                fields->entries().push_back(
+                    {e.key, weightsOnlyForm(e.value, prefix + (e.key ? keyText(*e.key) : std::string()), done,
+                                            depth + 1)});
+            out = fields;
+            m_plan.warnings.push_back("'" + path + "' is an argparse.Namespace, written as the dict of its " +
+                                      std::to_string(fields->entries().size()) +
+                                      " fields (argparse.Namespace(**d) makes it again): the target cannot hold "
+                                      "the object itself");
+        } else if (v->kind() == K::Tuple || v->kind() == K::List) {
+            std::vector<ValuePtr> items;
+            bool changed = false;
+            for (std::size_t i = 0; i < v->items().size(); ++i) {
+                items.push_back(weightsOnlyForm(v->items()[i], prefix + std::to_string(i), done, depth + 1));
+                changed = changed || items.back() != v->items()[i];
+            }
+            if (changed && v->pythonClass().empty() && !v->state()) {
+                out = v->kind() == K::Tuple ? Value::tuple(std::move(items)) : Value::list(std::move(items));
+            }
+        } else if (v->kind() == K::Dict) {
+            std::vector<Value::DictEntry> entries;
+            bool changed = false;
+            for (const auto &e : v->entries()) {
+                entries.push_back(
+                    {e.key, weightsOnlyForm(e.value, prefix + (e.key ? keyText(*e.key) : std::string()), done,
+                                            depth + 1)});
+                changed = changed || entries.back().value != e.value;
+            }
+            if (changed) {
+                auto d = Value::dict();
+                d->entries() = std::move(entries);
+                if (!v->pythonClass().empty())
+                    d->setPythonClass(v->pythonClass());
+                if (v->state())
+                    d->setState(v->state());
+                out = d;
+            }
+        }
+        done[v.get()] = out;
+        return out;
+    }
+
     // Root entries of the source not used by the target, each carried into `into` (when given
-    // and it can go into a weights-only file) or listed as lost.
-    void accountRest(const ValuePtr &into, const std::string &intoName, const std::string &why)
+    // and it can go into a weights-only file) or listed as lost. With `topLevel`, an entry whose
+    // key the target's own layout does not use (`layoutKeys`) goes there under its own key instead:
+    // a checkpoint keeps 'scheduler', 'scaler', 'rng_state' or 'ema_state_dict' where the code that
+    // resumes training reads them (ckpt['scheduler']), and only a clash goes into `into`.
+    void accountRest(const ValuePtr &into, const std::string &intoName, const std::string &why,
+                     const ValuePtr &topLevel = nullptr, std::initializer_list<const char *> layoutKeys = {})
     {
         if (!m_doc.root || !m_doc.root->isDict() || m_doc.stateDictPath.empty())
             return;
@@ -1010,22 +1190,40 @@ private:
                                               : why});
                 continue;
             }
-            if (auto b = blockerOf(e.value); !b.empty()) {
+            const ValuePtr value = weightsOnlyForm(e.value, k);
+            if (auto b = blockerOf(value); !b.empty()) {
                 m_plan.lost.push_back({k, b});
                 continue;
             }
-            if (isEmptyPackageField(k, e.value)) {
+            if (isEmptyPackageField(k, value)) {
                 m_plan.lost.push_back({k, "None in the source (an empty field): nothing to keep"});
                 continue;
             }
-            into->entries().push_back({Value::string(k), e.value});
+            const bool clash =
+                std::any_of(layoutKeys.begin(), layoutKeys.end(), [&k](const char *l) { return k == l; });
+            if (topLevel && !clash) {
+                topLevel->entries().push_back({Value::string(k), value});
+                m_plan.carried.push_back(k);
+                continue;
+            }
+            into->entries().push_back({Value::string(k), value});
             m_plan.carried.push_back(intoName + "/" + k);
+            if (topLevel)
+                m_plan.warnings.push_back("'" + k + "' is a key of the checkpoint's own layout, which holds " +
+                                          "the converted value there: the source's '" + k + "' is kept as '" +
+                                          intoName + "/" + k + "'");
         }
     }
 
     // Values the user gave that the target has no place for are an error, not a silent loss.
     void refuseValuesWithNoPlace() const
     {
+        // An inference package carries its layers as a spec (its 'architecture' entry, which
+        // predict and --to full-model read), not a TorchScript file.
+        if (m_o.to == ConvertTarget::Inference && !m_o.architecture.scriptPath.empty())
+            throw FormatError("--arch does not apply to --to inference: a package carries its layers as a spec "
+                              "(--arch-spec), not a TorchScript file (--to torchscript writes the model with --arch)");
+        const bool packageSpec = m_o.to == ConvertTarget::Inference;
         const std::pair<ConvertField, bool> given[] = {
             {ConvertField::ModelConfig, m_o.config.has_value()},
             {ConvertField::ClassNames, m_o.classes.has_value()},
@@ -1033,7 +1231,8 @@ private:
             {ConvertField::Epoch, m_o.epochValue.has_value()},
             {ConvertField::TrainLoss, m_o.trainLoss.has_value()},
             {ConvertField::ValLoss, m_o.valLoss.has_value()},
-            {ConvertField::Architecture, !m_o.architecture.scriptPath.empty() || !m_o.architecture.spec.empty()},
+            {ConvertField::Architecture,
+             !packageSpec && (!m_o.architecture.scriptPath.empty() || !m_o.architecture.spec.empty())},
         };
         std::string misplaced;
         int count = 0;
@@ -1053,8 +1252,8 @@ private:
             break;
         case ConvertTarget::FullModel: why = std::string("a full model holds only the module (") + metadataHint + ")"; break;
         case ConvertTarget::Inference:
-            why = "an inference package holds weights, config, preprocessing and class names (a checkpoint keeps the "
-                  "epoch and losses: --to checkpoint)";
+            why = "an inference package holds weights, config, preprocessing, class names and layers (a checkpoint "
+                  "keeps the epoch and losses: --to checkpoint)";
             break;
         case ConvertTarget::Checkpoint:
             why = "a checkpoint is not built from an architecture (an architecture is for --to full-model)";
@@ -1109,6 +1308,101 @@ private:
                             : (noneAt == key ? key : key + " ('" + noneAt + "')") + " is None in the source") +
             "; written as None" + hint);
         return Value::none();
+    }
+
+    // A package that keeps its normalisation at the root ({'model': m, 'mean': [...], 'std': [...],
+    // 'image_size': 224}): the entries gathered into the package's preprocessing dict, under their
+    // own names, which predict reads its mean and std from.
+    ValuePtr preprocessingFromRoot()
+    {
+        auto p = Value::dict();
+        std::string names;
+        for (const char *k : {"mean", "std", "image_size", "img_size", "input_size", "resize", "crop_size",
+                              "interpolation"}) {
+            const ValuePtr v = rootEntry(k);
+            if (!v)
+                continue;
+            m_usedRootKeys.insert(k);
+            const ValuePtr value = weightsOnlyForm(v, k);
+            if (auto b = blockerOf(value); !b.empty()) {
+                m_plan.lost.push_back({k, b});
+                continue;
+            }
+            p->entries().push_back({Value::string(k), value});
+            names += (names.empty() ? "'" : ", '") + std::string(k) + "'";
+        }
+        if (p->entries().empty()) {
+            m_plan.warnings.push_back("preprocessing: the source's mean and std cannot be written; written as None "
+                                      "(set it with --preprocessing)");
+            return Value::none();
+        }
+        m_plan.carried.push_back("preprocessing (from " + names + ")");
+        return p;
+    }
+
+    // The layers an inference package carries (its 'architecture' entry, the spec predict and
+    // --to full-model build the model from): the --arch-spec given (checked against the weights),
+    // else the source package's own, else the layers of a pickled module tree when the tree says
+    // them exactly (standard layers in torch.nn.Sequential order, no forward code of its own);
+    // null when none is known.
+    ValuePtr packageArchitecture()
+    {
+        const bool renamed = !m_o.strip.empty() || !m_o.add.empty() || !m_plan.dropped.empty();
+        Document edited = m_doc;
+        edited.stateDict.clear();
+        for (const auto &[name, v] : m_tensors)
+            edited.stateDict.push_back({name, v});
+        if (!m_o.architecture.spec.empty()) {
+            ArchitectureRequest request = m_o.architecture;
+            try {
+                resolveArchitecture(edited, request);
+            } catch (const FormatError &e) {
+                std::string why = e.what();
+                if (!edited.path.empty() && why.starts_with(edited.path + ": "))
+                    why.erase(0, edited.path.size() + 2);
+                throw FormatError("--arch-spec: " + why);
+            }
+            nlohmann::ordered_json spec;
+            try {
+                spec = nlohmann::ordered_json::parse(m_o.architecture.spec);
+            } catch (const nlohmann::json::exception &) {
+                throw FormatError("--arch-spec is not JSON");
+            }
+            if (rootEntry("architecture"))
+                m_usedRootKeys.insert("architecture");
+            m_plan.carried.push_back("architecture (given)");
+            return jsonToValue(spec);
+        }
+        if (const ValuePtr own = rootEntry("architecture"); own && (own->isSequence() || own->isDict())) {
+            m_usedRootKeys.insert("architecture");
+            const ValuePtr value = weightsOnlyForm(own, "architecture");
+            if (auto b = blockerOf(value); !b.empty()) {
+                m_plan.lost.push_back({"architecture", b});
+                return nullptr;
+            }
+            if (renamed)
+                m_plan.warnings.push_back("the package's architecture names the weights as the source did; the "
+                                          "prefix edits and --drop may make it not match them");
+            m_plan.carried.push_back("architecture");
+            return value;
+        }
+        if (m_doc.stateDictSource != "module_tree" || renamed)
+            return nullptr;
+        Architecture arch;
+        try {
+            arch = resolveArchitecture(edited, {});
+        } catch (const FormatError &) {
+            return nullptr;  // a tree with forward code of its own: its weights only, as said
+        }
+        if (arch.source != Architecture::Source::ModuleTree || !arch.exact)
+            return nullptr;
+        m_plan.carried.push_back("architecture (the module tree's " + std::to_string(leavesInOrder(arch.root).size()) +
+                                 " layers, as a spec)");
+        for (auto &l : m_plan.lost)
+            if (l.reason.starts_with("the architecture (the pickled "))
+                l.reason = "the pickled module tree is not written: its weights are, and its layers as the "
+                           "package's architecture spec (--to full-model keeps the tree itself)";
+        return jsonToValue(specOf(arch));
     }
 
     ValuePtr versionValue() { return pick("pytorch_version", nullptr, {"pytorch_version"}, ""); }
@@ -1207,6 +1501,15 @@ private:
             if (!given)
                 if ((given = formatMetadataValue(m_doc, "additional_info")) && given->isDict())
                     m_takenFromFormat.insert("additional_info");
+            if (given && given->isDict()) {
+                // Its args or numpy RNG state in the forms a weights-only file holds; when something
+                // else in it cannot be held, it is accounted for below (and said so) as it is.
+                const auto said = m_plan.warnings.size();
+                if (auto formed = weightsOnlyForm(given, "additional_info"); blockerOf(formed).empty())
+                    given = formed;
+                else
+                    m_plan.warnings.resize(said);
+            }
             if (given && given->isDict() && blockerOf(given).empty()) {
                 m_usedRootKeys.insert("additional_info");
                 for (const auto &e : given->entries()) {
@@ -1221,7 +1524,12 @@ private:
                 }
                 m_plan.carried.push_back("additional_info");
             }
-            accountRest(info, "additional_info", "");
+            // Training state and the source's other entries keep their keys (resume code reads
+            // ckpt['scheduler']); additional_info holds the source's own and what was given.
+            auto ownKeys = Value::dict();
+            accountRest(info, "additional_info", "", ownKeys,
+                        {"epoch", "model_state_dict", "optimizer_state_dict", "train_loss", "val_loss",
+                         "model_config", "timestamp", "pytorch_version", "additional_info"});
             carryFormatMetadata(info, "additional_info");
             // Given class names and preprocessing wait in additional_info for an inference
             // package (replacing the source's own).
@@ -1234,6 +1542,8 @@ private:
                 m_plan.carried.push_back("additional_info/preprocessing (given)");
             }
             put("additional_info", info);
+            for (auto &e : ownKeys->entries())
+                root->entries().push_back(std::move(e));
             m_plan.root = root;
             if (m_o.sidecar)
                 m_plan.sidecar = sidecarOf(root, {"model_state_dict", "optimizer_state_dict"});
@@ -1257,6 +1567,9 @@ private:
                        formatMetadataValue(m_doc, "input_mean")) {
                 put("input_mean", pick("input_mean", nullptr, {"input_mean"}, " (set --preprocessing)"));
                 put("input_std", pick("input_std", nullptr, {"input_std"}, " (set --preprocessing)"));
+            } else if (!rootEntry("preprocessing") && !rootEntry("normalization") &&
+                       (rootEntry("mean") || rootEntry("std"))) {
+                put("preprocessing", preprocessingFromRoot());
             } else {
                 put("preprocessing", pick("preprocessing", nullptr, {"preprocessing", "normalization"},
                                           " (set it with --preprocessing)"));
@@ -1264,6 +1577,8 @@ private:
             const ValuePtr classes = givenClassNames();
             put("class_names",
                 pick("class_names", classes, {"class_names", "classes"}, " (set it with --class-names)"));
+            if (const ValuePtr spec = packageArchitecture())
+                put("architecture", spec);
             put("timestamp", timestampValue());
             put("pytorch_version", versionValue());
             if (m_doc.optimizer && !m_doc.optimizerPath.empty()) {
@@ -1354,18 +1669,23 @@ private:
                         m_plan.lost.push_back({k, "safetensors holds no optimizer state"});
                         continue;
                     }
+                    // A training script's args (an argparse.Namespace): the dict of its fields.
+                    const ValuePtr value = e.value->kind() == Value::Kind::Object &&
+                                                   className(*e.value) == "argparse.Namespace"
+                                               ? weightsOnlyForm(e.value, k)
+                                               : e.value;
                     nlohmann::ordered_json json;
                     try {
-                        if (!e.value->isString())
-                            json = valueToPlainJson(e.value, "JSON text", metaBudget);
+                        if (!value->isString())
+                            json = valueToPlainJson(value, "JSON text", metaBudget);
                     } catch (const FormatError &error) {
                         m_plan.lost.push_back({k, error.what()});
                         continue;
                     }
-                    if (e.value->isString()) {
-                        meta[k] = e.value->text();
+                    if (value->isString()) {
+                        meta[k] = value->text();
                         m_plan.carried.push_back("__metadata__/" + k);
-                    } else if (!holdsNonJson(e.value)) {
+                    } else if (!holdsNonJson(value)) {
                         meta[k] = pythonJsonText(json); // JSON text: metadata values are strings
                         jsonKeys.insert(k);
                         m_plan.carried.push_back("__metadata__/" + k);
@@ -1983,7 +2303,12 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         });
     } else {
         PickleWriter writer(pickleOptions(plan, options));
-        const std::string pkl = writer.write(plan.root);
+        std::string pkl;
+        try {
+            pkl = writer.write(plan.root);
+        } catch (const FormatError &e) {
+            throw FormatError(plan.output + ": not written: " + e.what());
+        }
         TorchZipWriter zip(sink);
         zip.addRecord("data.pkl", pkl);
         zip.addRecord("byteorder", std::string("little"));

@@ -321,9 +321,113 @@ void PickleWriter::saveIntTuple(const std::vector<std::int64_t> &xs)
     put(nullptr);
 }
 
+namespace {
+// numpy's dtype code for the element type ("u4"); empty for a type numpy has none of.
+std::string numpyCode(DType t)
+{
+    switch (t) {
+    case DType::Bool: return "b1";
+    case DType::Int8: return "i1";
+    case DType::UInt8: return "u1";
+    case DType::Int16: return "i2";
+    case DType::UInt16: return "u2";
+    case DType::Int32: return "i4";
+    case DType::UInt32: return "u4";
+    case DType::Int64: return "i8";
+    case DType::UInt64: return "u8";
+    case DType::Float16: return "f2";
+    case DType::Float32: return "f4";
+    case DType::Float64: return "f8";
+    case DType::Complex64: return "c8";
+    case DType::Complex128: return "c16";
+    default: return {};
+    }
+}
+} // namespace
+
+// A numpy array as numpy pickles it at protocol 2: _reconstruct(ndarray, (0,), b'b') then BUILD
+// (1, shape, dtype(code, False, True) with its BUILD state, is_fortran, raw bytes), so that a full
+// pickle gives numpy arrays back as numpy arrays (np.random.get_state()'s uint32 key included).
+void PickleWriter::saveNumpyArray(const ValuePtr &v, int depth)
+{
+    const TensorRef &t = *v->tensorRef();
+    const std::string code = numpyCode(t.dtype);
+    if (code.empty() || !t.storage || t.dtype != t.storage->dtype || t.layout != TensorRef::Layout::Strided)
+        throw FormatError("a numpy array of " + std::string(dtypeName(t.dtype)) + " cannot be written");
+    if (!t.problem.empty())
+        throw FormatError("a numpy array does not fit its storage: " + t.problem);
+    // Its bytes in C order, or in Fortran order as numpy keeps a Fortran array.
+    bool fortran = false;
+    std::span<const std::uint8_t> bytes;
+    if (t.numel() > 0) {
+        std::vector<std::int64_t> f(t.shape.size(), 1);
+        for (std::size_t d = 1; d < t.shape.size(); ++d)
+            f[d] = f[d - 1] * std::max<std::int64_t>(1, t.shape[d - 1]);
+        fortran = t.shape.size() > 1 && !t.isContiguous() && t.strides == f;
+        if (!t.isContiguous() && !fortran)
+            throw FormatError("a numpy array that is a strided view cannot be written");
+        bytes = t.spannedBytes();
+        if (bytes.size() != static_cast<std::size_t>(t.numel()) * dtypeSize(t.dtype))
+            throw FormatError("a numpy array's bytes are not available");
+    }
+    saveGlobal("numpy.core.multiarray", "_reconstruct");
+    saveGlobal("numpy", "ndarray");
+    saveInt(0);
+    op(TUPLE1);
+    put(nullptr);
+    saveGlobal("_codecs", "encode");
+    saveString("b");
+    saveString("latin1");
+    op(TUPLE2);
+    op(REDUCE);
+    put(nullptr);
+    op(TUPLE3);
+    put(nullptr);
+    op(REDUCE);
+    put(v.get());
+    op(MARK);
+    saveInt(1);
+    saveIntTuple(t.shape);
+    saveGlobal("numpy", "dtype");
+    saveString(code);
+    op(NEWFALSE);
+    op(NEWTRUE);
+    op(TUPLE3);
+    put(nullptr);
+    op(REDUCE);
+    put(nullptr);
+    op(MARK);
+    saveInt(3);
+    saveString(dtypeSize(t.dtype) == 1 ? "|" : "<");
+    op(NONE);
+    op(NONE);
+    op(NONE);
+    saveInt(-1);
+    saveInt(-1);
+    saveInt(0);
+    op(TUPLE);
+    put(nullptr);
+    op(BUILD);
+    op(fortran ? NEWTRUE : NEWFALSE);
+    saveGlobal("_codecs", "encode");
+    saveString(latin1ToUtf8(std::string(reinterpret_cast<const char *>(bytes.data()), bytes.size())));
+    saveString("latin1");
+    op(TUPLE2);
+    op(REDUCE);
+    put(nullptr);
+    op(TUPLE);
+    put(nullptr);
+    op(BUILD);
+    (void)depth;
+}
+
 void PickleWriter::saveTensor(const ValuePtr &v, int depth)
 {
     const TensorRef &t = *v->tensorRef();
+    // In a full pickle a numpy array stays one (a weights-only file holds it as a torch tensor).
+    if (!m_options.weightsOnly && t.rebuild == "numpy.ndarray" && !t.isParameter &&
+        v->pythonClass() == "numpy.ndarray")
+        return saveNumpyArray(v, depth);
     if (t.layout == TensorRef::Layout::Meta) {
         // _rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)
         if (dtypeStorageClass(t.dtype).empty())

@@ -63,6 +63,7 @@ public:
 private:
     void save(const ValuePtr &v, int depth);
     void saveTensor(const ValuePtr &v, int depth);
+    void saveNumpyArray(const ValuePtr &v, int depth);
     void saveStorage(const std::shared_ptr<StorageRef> &s);
     DType writtenDType(const StorageRef &s) const;  // after the conversion's cast
     bool writtenUntyped(const StorageRef &s) const; // as torch.storage.UntypedStorage

@@ -357,6 +357,12 @@ def main():
                 return obj[k]
         return obj
 
+    def reference_root(src):
+        """What torch.load gives for the source (None for safetensors and shard indexes)."""
+        if src.endswith('.safetensors') or src.endswith('.index.json') or src.endswith('scripted.pt'):
+            return None
+        return torch.load(os.path.join(fx, src), map_location='cpu', weights_only=False)
+
     def compare(where, got, want, ordered=True):
         if not res.check((list(got) == list(want)) if ordered else (set(got) == set(want)), where + ' keys',
                          '%s vs %s' % (list(got)[:6], list(want)[:6])):
@@ -436,7 +442,13 @@ def main():
             strict_load(where, sd)
             if target == 'checkpoint':
                 keys = [k for k in SEED_CHECKPOINT_KEYS if k != 'optimizer_state_dict' or k in obj]
-                res.check(list(obj) == keys, where + ' seed checkpoint layout', '%s' % list(obj))
+                # The seed's keys in its order, then the source's other entries under their own keys
+                # (a scheduler where resume code reads it).
+                theirs = reference_root(src)
+                extra = list(obj)[len(keys):]
+                res.check(list(obj)[:len(keys)] == keys and
+                          all(k not in keys and isinstance(theirs, dict) and k in theirs for k in extra),
+                          where + ' seed checkpoint layout', '%s' % list(obj))
             if target == 'inference':
                 res.check(list(obj)[0] == 'model_state_dict' and 'optimizer_state_dict' not in obj and
                           'class_names' in obj and 'model_config' in obj, where + ' inference layout', '%s' % list(obj))
@@ -610,11 +622,10 @@ def main():
         with open(os.path.join(out, 'shared_ck_metadata.json')) as f:
             side = json.load(f)
         kept = torch.load(os.path.join(out, 'shared_ck.pth'), weights_only=False)
-        info = side.get('additional_info', {})
-        res.check(info.get('looped') == {'name': 'looped'} and info.get('class_names') == ['a', 'b'] and
+        res.check(side.get('looped') == {'name': 'looped'} and side.get('class_names') == ['a', 'b'] and
                   side.get('model_config') == json.loads(json.dumps(shared_config)) and
-                  [l['entry'] for l in doc['lost'] if 'JSON cannot hold' in l['reason']] == ['additional_info/looped/self'] and
-                  kept['additional_info']['looped']['self'] is kept['additional_info']['looped'],
+                  [l['entry'] for l in doc['lost'] if 'JSON cannot hold' in l['reason']] == ['looped/self'] and
+                  kept['looped']['self'] is kept['looped'],
                   'sidecar: the entry of a dict that is the dict itself left out and said so; the checkpoint keeps it',
                   '%r %r' % (list(side), doc['lost']))
     r, doc = convert(shared_src, '--to', 'safetensors', '-o', os.path.join(out, 'shared.safetensors'))
@@ -669,8 +680,9 @@ def main():
     if r.returncode == 0:
         with open(os.path.join(out, 'root_loop_ck_metadata.json')) as f:
             side = json.load(f)
-        res.check('self' not in side.get('additional_info', {}) and 'fc.weight' not in json.dumps(side) and
-                  any(l['entry'] == 'additional_info/self' and 'cycle' in l['reason'] for l in doc['lost']),
+        res.check('self' not in side and 'self' not in side.get('additional_info', {}) and
+                  'fc.weight' not in json.dumps(side) and
+                  any(l['entry'] == 'self' and 'cycle' in l['reason'] for l in doc['lost']),
                   'sidecar: a root holding itself is not written again inside it', '%r %r' % (side, doc['lost']))
     # Mean and std kept as a tensor and a numpy array: the sidecar holds their numbers.
     r, doc = convert('predict_package_tensor_mean.pth', '--to', 'inference', '-o', os.path.join(out, 'tmean.pth'))
@@ -715,10 +727,14 @@ def main():
     r, doc = convert('conv_torchvision.pth', '--to', 'checkpoint', '-o', os.path.join(out, 'tv.pth'))
     if doc:
         lost = {l['entry']: l['reason'] for l in doc['lost']}
-        res.check('args' in lost and 'argparse.Namespace' in lost['args'], 'torchvision args listed as lost', '%r' % lost)
         obj = load_weights_only(os.path.join(out, 'tv.pth'))
-        res.check('lr_scheduler' in obj['additional_info'] and 'model_ema' in obj['additional_info'],
-                  'scheduler and EMA carried into additional_info', '%s' % list(obj['additional_info']))
+        theirs = torch.load(os.path.join(fx, 'conv_torchvision.pth'), weights_only=False)
+        res.check('args' not in lost and argparse.Namespace(**obj['args']) == theirs['args'] and
+                  any("'args' is an argparse.Namespace" in w for w in doc['warnings']),
+                  'torchvision args kept as the dict of its fields, said so', '%r %r' % (lost, doc['warnings']))
+        # Resume code reads ckpt['lr_scheduler'] and ckpt['model_ema']: they keep their keys.
+        res.check('lr_scheduler' in obj and 'model_ema' in obj and 'lr_scheduler' not in obj['additional_info'],
+                  'scheduler and EMA kept under their own keys', '%s' % list(obj))
     r, doc = convert('training_checkpoint.pth', '--to', 'state-dict', '-o', os.path.join(out, 'tc-sd.pth'))
     if doc:
         res.check({l['entry'] for l in doc['lost']} >= {'epoch', 'optimizer_state_dict', 'train_loss'},
@@ -732,8 +748,8 @@ def main():
     if r.returncode == 0:
         obj = load_weights_only(dest)
         compare('--ema', obj['model_state_dict'], orig['ema_state_dict'])
-        res.check('optimizer_state_dict' not in obj and 'scheduler' not in obj['additional_info'] and
-                  'rng_state' not in obj['additional_info'] and 'scaler' not in obj['additional_info'],
+        res.check('optimizer_state_dict' not in obj and
+                  all(k not in obj and k not in obj['additional_info'] for k in ('scheduler', 'rng_state', 'scaler')),
                   '--drop-optimizer leaves training state out', '%s / %s' % (list(obj), list(obj['additional_info'])))
 
     # --- dtype casts: bit for bit what torch's .to(dtype) gives, with counts -----------------------
@@ -1320,9 +1336,13 @@ def kept_values(res, convert, ckpt, fx, out):
     r, doc = convert(messy, '--to', 'checkpoint', '-o', dest)
     if r.returncode == 0:
         got = load_weights_only(dest)
-        info = got['additional_info']
+        info = got  # the source's other entries keep their keys
         lost = {l['entry']: l['reason'] for l in doc['lost']}
+        res.check(isinstance(info.get('args'), dict) and _argparse.Namespace(**info['args']) == extra['args'],
+                  'weights-only: an argparse.Namespace kept as the dict of its fields', repr(info.get('args')))
         for k, v in extra.items():
+            if k == 'args':
+                continue
             if _weights_only_13_loads(v):
                 res.check(k in info and info[k] == v and type(info[k]) is type(v) and k not in lost,
                           'weights-only: %s (%s), which torch %s weights_only reads, is kept' %
@@ -1336,13 +1356,13 @@ def kept_values(res, convert, ckpt, fx, out):
         for k in ('tags', 'counter', 'bdtype'):
             res.check('torch 2.6' in lost.get(k, '') and 'torch 1.13' in lost.get(k, ''),
                       'weights-only: %s said to load with torch 2.6 but not 1.13' % k, lost.get(k, ''))
-        for k in ('frozen', 'args'):
+        for k in ('frozen',):
             res.check('torch 2.6' not in lost.get(k, '') and 'cannot hold' in lost.get(k, ''),
                       'weights-only: %s said to be held by no weights-only file' % k, lost.get(k, ''))
         # torch.device: refused by this torch's weights_only, so written as its string, and said so.
         if not _weights_only_13_loads(torch.device('cuda:0')):
             res.check(info.get('dev') == 'cuda:0' and type(info['dev']) is str and
-                      any("'additional_info/dev'" in w and 'torch.device' in w and "'cuda:0'" in w
+                      any("'dev'" in w and 'torch.device' in w and "'cuda:0'" in w
                           for w in doc['warnings']),
                       'weights-only: a torch.device written as its string, with a note of the type change',
                       '%r %r' % (info.get('dev'), doc['warnings']))
