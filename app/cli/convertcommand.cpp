@@ -43,6 +43,22 @@ std::optional<DType> castOption(const std::string &name)
 // --ema lays the EMA weights over the model's; --weights chooses which set is the model's. Together
 // they would say two things about one choice, and the EMA set --ema finds need not belong to the
 // chosen one (a GAN's generator and discriminator may each have one).
+// --out-dir names a folder for the outputs: made when it is not there yet (as mkdir -p would), so that
+// `ckpt convert run/*.pth --to safetensors --out-dir out/` works in a fresh folder.
+void makeOutDir(const std::string &dir)
+{
+    if (dir.empty())
+        return;
+    std::error_code ec;
+    if (std::filesystem::is_directory(dir, ec))
+        return;
+    if (std::filesystem::exists(dir, ec))
+        throw FormatError("--out-dir " + dir + ": this is a file, not a folder");
+    std::filesystem::create_directories(dir, ec);
+    if (ec)
+        throw FormatError("--out-dir " + dir + ": cannot make the folder: " + ec.message());
+}
+
 void refuseEmaWithWeights(const ConvertCliOptions &c)
 {
     if (c.ema && !c.weights.empty())
@@ -192,6 +208,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!c.output.empty() && !c.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
+        makeOutDir(c.outDir);
         refuseEmaWithWeights(c);
         if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
             c.valLoss || c.metadataJson || c.keepDevice || c.dropOptimizer)
@@ -271,6 +288,7 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!options.output.empty() && !options.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
+        makeOutDir(options.outDir);
         if (options.output.empty())
             checkDistinctOutputs(options.files, [&](const std::string &f) { return defaultOutputPath(f, o, options.outDir); });
     } catch (const std::exception &e) {

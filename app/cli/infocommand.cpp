@@ -139,6 +139,15 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         } else {
             out << countText(doc.stateDict.size(), "tensor") << ", " << doc.parameterCount() << " elements, "
                 << humanBytes(doc.stateDictBytes()) << '\n';
+            // What model.parameters() would count, and how many train: the figure papers quote.
+            const ParameterCount params = parameterCount(doc);
+            out << "Parameters: " << params.count;
+            if (params.trainable)
+                out << ", " << *params.trainable << " trainable (requires_grad)";
+            if (!params.exact)
+                out << " (estimated: a state dict does not say which tensors are buffers; BatchNorm's running "
+                       "statistics are left out)";
+            out << '\n';
             out << tensorTable(doc.stateDict);
         }
         for (const auto &other : doc.otherWeightSets)

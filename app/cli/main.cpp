@@ -107,11 +107,11 @@ int main(int argc, char **argv)
         ->check(CLI::IsMember({"state-dict", "checkpoint", "inference", "full-model", "safetensors", "torchscript"}));
     auto *convertArch =
         convertCmd->add_option("--arch", convert.arch, "--to torchscript: a TorchScript file of the same model, for a state dict");
-    convertCmd->add_option("--arch-spec", convert.archSpec, "--to torchscript/full-model: the layers as JSON (text or a .json file)")
+    convertCmd->add_option("--arch-spec", convert.archSpec, "--to torchscript/full-model/inference: the layers as JSON (text or a .json file)")
         ->excludes(convertArch);
     convertCmd->add_option("--activation", convert.activation, "--to torchscript/full-model: activation of an inferred MLP (default relu)");
     convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
-    convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs (default: beside each input)");
+    convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs, made when missing (default: beside each input)");
     convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16, float32 or float64")
         ->check(CLI::IsMember({"float16", "bfloat16", "float32", "float64"}));
     convertCmd->add_option("--strip-prefix", convert.stripPrefix, "Remove a key prefix (module., model., _orig_mod.)");

@@ -898,21 +898,12 @@ json tensorList(const std::vector<NamedTensor> &list, bool placeholder)
     return tensors;
 }
 
-// The state dict's parameters as sum(p.numel() for p in model.parameters()) counts them: a tensor
-// tied to another (the same storage, offset, shape, strides and type: an lm_head sharing the
-// embedding's weight) once, buffers not at all. A pickled module tree says which tensors are
-// buffers (its modules' _buffers), and so does a TorchScript module whose classes all declared
-// their parameters (the state dict's parameters are marked; frozen constants and packed weights
-// are not parameters); any other state dict does not, and the buffers known by name (BatchNorm's
-// running_mean, running_var, num_batches_tracked) are all that is left out: `exact` says which.
-struct ParameterCount {
-    std::int64_t count = 0;
-    bool exact = false;
-};
+} // namespace
 
 ParameterCount parameterCount(const Document &doc)
 {
     ParameterCount out;
+    std::int64_t trainable = 0;
     std::unordered_set<const Value *> buffers;
     if (doc.stateDictSource == "module_tree") {
         out.exact = true;
@@ -948,11 +939,18 @@ ParameterCount parameterCount(const Document &doc)
         const void *where = r.storage ? static_cast<const void *>(r.storage.get()) : static_cast<const void *>(&r);
         if (!counted.insert({where, r.storageOffset, r.shape, r.strides, static_cast<int>(r.dtype)}).second)
             continue;
-        if (__builtin_add_overflow(out.count, std::max<std::int64_t>(0, r.numel()), &out.count))
-            return {std::numeric_limits<std::int64_t>::max(), out.exact};
+        const std::int64_t n = std::max<std::int64_t>(0, r.numel());
+        if (__builtin_add_overflow(out.count, n, &out.count))
+            return {std::numeric_limits<std::int64_t>::max(), out.exact, std::nullopt};
+        if (r.requiresGrad)
+            trainable += n;  // at most count: no overflow
     }
+    if (out.exact)
+        out.trainable = trainable;
     return out;
 }
+
+namespace {
 
 json documentJson(const Document &doc, bool placeholder)
 {
@@ -977,6 +975,7 @@ json documentJson(const Document &doc, bool placeholder)
         const ParameterCount params = parameterCount(doc);
         sd["parameters"] = params.count;
         sd["parameters_exact"] = params.exact;
+        sd["trainable_parameters"] = params.trainable ? json(*params.trainable) : json(nullptr);
         sd["elements"] = doc.parameterCount();  // every tensor's, tied ones and buffers included
         sd["bytes"] = doc.stateDictBytes();
     } else {

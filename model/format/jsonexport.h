@@ -3,9 +3,11 @@
 #include "document.h"
 
 #include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -18,6 +20,18 @@ namespace ckpt {
 // tagged: {"__tensor__": {...}}, {"__class__": "m.Name", "args", "state"}, {"__bytes__": ...},
 // {"__int__": "digits"}, {"__float__": "nan"}, {"__set__": [...]}, {"__global__": "m.name"},
 // {"__ref__": "path"} for an object already written at another path (shared or cyclic).
+// The state dict's parameters as sum(p.numel() for p in model.parameters()) counts them: a tied
+// tensor once, buffers not at all. `exact` when the file says which tensors are buffers (a pickled
+// module tree, a TorchScript module whose classes declared their parameters); otherwise only the
+// buffers known by name (BatchNorm's running statistics) are left out. `trainable` (those with
+// requires_grad) where the file records it, that is where the count is exact.
+struct ParameterCount {
+    std::int64_t count = 0;
+    bool exact = false;
+    std::optional<std::int64_t> trainable;
+};
+ParameterCount parameterCount(const Document &doc);
+
 nlohmann::ordered_json valueToJson(const ValuePtr &v);
 
 // How much plain JSON may be made for one purpose — one sidecar, one safetensors header, one

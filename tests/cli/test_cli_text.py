@@ -449,6 +449,55 @@ def check_state_dict_line(res, ckpt, fixtures, work):
     res.check(rc == 0 and ' 1 tensor, 3 elements' in line, 'info: one tensor is "1 tensor"', line + err)
 
 
+def check_parameter_counts(res, ckpt, fixtures, work):
+    """`info` says how many parameters the model has as model.parameters() counts them (a tied weight
+    once, buffers never) and, where the file records requires_grad (a model saved whole), how many
+    train; `--json` carries both. A state dict cannot say which tensors are buffers: the line says so."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Flatten(),
+                            torch.nn.Linear(8 * 6 * 6, 4))
+    m.register_buffer('extra', torch.zeros(5))
+    for p in m[0].parameters():
+        p.requires_grad_(False)  # a frozen stem
+    total = sum(p.numel() for p in m.parameters())
+    trainable = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    whole = os.path.join(work, 'frozen_whole.pth')
+    torch.save(m, whole)
+    rc, out, err = run(ckpt, 'info', whole)
+    line = next((l for l in out.splitlines() if l.startswith('Parameters:')), '')
+    res.check(rc == 0 and line == 'Parameters: %d, %d trainable (requires_grad)' % (total, trainable),
+              'info: a whole model\'s parameters and trainable ones as torch counts them',
+              '%r; torch: %d, %d trainable' % (line, total, trainable))
+    rc, out, err = run(ckpt, 'info', whole, '--json')
+    sd = json.loads(out)['state_dict'] if rc == 0 else {}
+    res.check(sd.get('parameters') == total and sd.get('trainable_parameters') == trainable and sd.get('parameters_exact'),
+              'info --json: parameters and trainable_parameters as torch counts them',
+              '%r; torch: %d, %d' % ({k: sd.get(k) for k in ('parameters', 'trainable_parameters', 'parameters_exact')},
+                                      total, trainable))
+    plain = os.path.join(work, 'frozen_state_dict.pth')
+    torch.save(m.state_dict(), plain)
+    rc, out, err = run(ckpt, 'info', plain)
+    line = next((l for l in out.splitlines() if l.startswith('Parameters:')), '')
+    # BatchNorm's buffers are known by name; the module's own 'extra' buffer cannot be told apart.
+    res.check(rc == 0 and line.startswith('Parameters: %d (estimated' % (total + 5)) and 'trainable' not in line,
+              'info: a state dict\'s parameter count is called an estimate, without a trainable count', line)
+
+
+def check_out_dir_is_made(res, ckpt, fixtures, work):
+    """README's `convert ... --out-dir out/` works in a fresh folder: the folder is made; a file in
+    its place is refused by name."""
+    out_dir = os.path.join(work, 'fresh', 'out')
+    sd = os.path.join(fixtures, 'state_dict.pth')
+    rc, out, err = run(ckpt, 'convert', sd, '--to', 'safetensors', '--out-dir', out_dir)
+    written = os.path.join(out_dir, 'state_dict_safetensors.safetensors')
+    res.check(rc == 0 and os.path.isfile(written), 'convert --out-dir makes a missing folder', out + err)
+    blocker = os.path.join(work, 'a_file')
+    open(blocker, 'w').close()
+    rc, out, err = run(ckpt, 'convert', sd, '--to', 'safetensors', '--out-dir', blocker)
+    res.check(rc == 1 and ('--out-dir %s: this is a file, not a folder' % blocker) in err,
+              'convert --out-dir naming a file is refused', err)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -464,6 +513,8 @@ def main():
         check_filter(res, a.ckpt, a.fixtures)
         check_usage_errors(res, a.ckpt, a.fixtures, work)
         check_state_dict_line(res, a.ckpt, a.fixtures, work)
+        check_parameter_counts(res, a.ckpt, a.fixtures, work)
+        check_out_dir_is_made(res, a.ckpt, a.fixtures, work)
     finally:
         shutil.rmtree(work)
     return res.finish()
