@@ -782,11 +782,18 @@ void TestMainWindow::copyFollowsFocus()
                      qPrintable(cells[c] + QStringLiteral(" vs torch's %1").arg(saved)));
         }
     }
-    // One cell alone (the current one, nothing else selected).
+    // With the keys: Ctrl+C reaches the window's Copy (the view's own copies only its current cell).
+    grid->selectionModel()->setCurrentIndex(gm->index(2, 3), QItemSelectionModel::ClearAndSelect);
+    grid->selectionModel()->select(gm->index(2, 4), QItemSelectionModel::Select);
+    QGuiApplication::clipboard()->clear();
+    QTest::keySequence(grid, QKeySequence::Copy);
+    QCOMPARE(QGuiApplication::clipboard()->text(),
+             gm->index(2, 3).data().toString() + QLatin1Char('\t') + gm->index(2, 4).data().toString());
+    // Nothing selected: the current cell.
     grid->selectionModel()->clearSelection();
-    grid->selectionModel()->setCurrentIndex(gm->index(2, 3), QItemSelectionModel::Select);
+    grid->selectionModel()->setCurrentIndex(gm->index(3, 2), QItemSelectionModel::NoUpdate);
     copy->trigger();
-    QCOMPARE(QGuiApplication::clipboard()->text(), gm->index(2, 3).data().toString());
+    QCOMPARE(QGuiApplication::clipboard()->text(), gm->index(3, 2).data().toString());
 
     // The structure tree: the selected row as shown.
     QTreeView *tree = view->treeView();
@@ -1130,6 +1137,7 @@ void TestMainWindow::screenshots_data()
     QTest::addColumn<QString>("file");
     QTest::addColumn<QString>("png");
     QTest::newRow("full model") << example("simple_nn_full_model.pth") << "full-model.png";
+    QTest::newRow("training checkpoint") << fixture("training_checkpoint.pth") << "training-checkpoint.png";
     QTest::newRow("nested values") << fixture("nested.pth") << "nested.png";
     QTest::newRow("memo bomb") << fixture("memo_bomb.pth") << "memo-bomb.png";
     QTest::newRow("tensor past storage") << fixture("tensor_past_storage.pth") << "problem.png";
