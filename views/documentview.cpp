@@ -1,6 +1,7 @@
 #include "documentview.h"
 
 #include "jobpool.h"
+#include "mappedfile.h"
 #include "document.h"
 #include "documentload.h"
 #include "security.h"
@@ -34,6 +35,7 @@
 #include <QSplitter>
 #include <QStackedWidget>
 #include <QStyle>
+#include <QStyledItemDelegate>
 #include <QTableView>
 #include <QTimer>
 #include <QTreeView>
@@ -74,10 +76,37 @@ QLineEdit *filterEdit(const QString &placeholder, QWidget *parent)
     return e;
 }
 
+// Elides its column's text in the middle: "encoder.lay…weight" says more than "encoder.layers.1…".
+class MiddleElidingDelegate : public QStyledItemDelegate {
+public:
+    using QStyledItemDelegate::QStyledItemDelegate;
+
+protected:
+    void initStyleOption(QStyleOptionViewItem *option, const QModelIndex &index) const override
+    {
+        QStyledItemDelegate::initStyleOption(option, index);
+        option->textElideMode = Qt::ElideMiddle;
+    }
+};
+
 QString fileSizeText(const QString &path)
 {
     const QFileInfo fi(path);
     return fi.exists() ? valuetext::bytes(fi.size()) : QString();
+}
+
+// "4 tensors in model_state_dict (16 in the file)": where the counted tensors are, since a
+// training checkpoint's optimizer holds more of them, which the table (the model's weights) does
+// not list.
+QString tensorCountText(const Document &doc)
+{
+    QString text = valuetext::counted(static_cast<qint64>(doc.stateDict.size()), DocumentView::tr("tensor"),
+                                      DocumentView::tr("tensors"));
+    if (!doc.stateDictPath.empty())
+        text = DocumentView::tr("%1 in %2").arg(text, QString::fromStdString(pathText(doc.stateDictPath)));
+    if (doc.tensors.size() > doc.stateDict.size())
+        text = DocumentView::tr("%1 (%2 in the file)").arg(text).arg(doc.tensors.size());
+    return text;
 }
 
 } // namespace
@@ -336,10 +365,20 @@ QWidget *DocumentView::createContentPage()
     m_tree->setSortingEnabled(false);   // file order is meaningful
     m_tree->header()->setStretchLastSection(true);
     m_tree->header()->setSectionResizeMode(QHeaderView::Interactive);
+    // Dotted keys keep both ends when Key is narrowed; values keep their start.
+    m_tree->setItemDelegateForColumn(DocumentTreeModel::KeyColumn, new MiddleElidingDelegate(m_tree));
+    m_tree->viewport()->installEventFilter(this);
+    // A column the user drags keeps its width: the automatic fitting stops until the next file.
+    connect(m_tree->header(), &QHeaderView::sectionResized, this, [this](int logical) {
+        if (!m_fittingTree && logical != DocumentTreeModel::ValueColumn && isVisible())
+            m_treeColumnsByUser = true;
+    });
     auto *leftBar = new QHBoxLayout;
     leftBar->addWidget(m_treeCaption);
     leftBar->addStretch(1);
     leftBar->addWidget(m_treeFilterEdit, 1);
+    // Narrower than this, Key, Type and the start of Value no longer fit side by side.
+    left->setMinimumWidth(240);
     auto *leftLayout = new QVBoxLayout(left);
     leftLayout->setContentsMargins(6, 0, 2, 4);
     leftLayout->addLayout(leftBar);
@@ -572,7 +611,8 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_modules->setDocument(load.document);
     m_optimizer->setDocument(load.document);
     m_metadata->setDocument(load.document);
-    m_security->setReport(load.security, load.document && load.document->format == ContainerFormat::TorchScript);
+    m_security->setReport(load.security, load.document && load.document->format == ContainerFormat::TorchScript,
+                          load.document.get());
     // The Predict tab resolves the architecture (a walk over every module and tensor) when it is
     // first shown, not while the file's first picture waits.
     m_predictionStale = true;
@@ -589,14 +629,22 @@ void DocumentView::showDocument(const DocumentLoad &load)
     if (!doc.formatDetail.empty())
         format += QStringLiteral(" (%1)").arg(QString::fromStdString(doc.formatDetail));
     parts << format << QString::fromStdString(kindName(doc.kind));
-    if (doc.hasStateDict)
-        parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"))
+    if (doc.hasStateDict) {
+        parts << tensorCountText(doc) << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"))
               << tr("%1 of tensors").arg(valuetext::bytes(doc.stateDictBytes()));
-    else
+    } else {
         parts << tr("no state dict found");
-    if (const QString size = fileSizeText(m_path); !size.isEmpty())
+    }
+    if (doc.format == ContainerFormat::Sharded && !doc.extraFiles.empty()) {
+        // The index is a small JSON file; the weights are in its shards.
+        qint64 shardBytes = 0;
+        for (const auto &shard : doc.extraFiles)
+            shardBytes += shard ? static_cast<qint64>(shard->size()) : 0;
+        const auto shards = static_cast<qint64>(doc.extraFiles.size());
+        parts << tr("%1 of %2").arg(valuetext::bytes(shardBytes), valuetext::counted(shards, tr("shard"), tr("shards")));
+    } else if (const QString size = fileSizeText(m_path); !size.isEmpty()) {
         parts << tr("file %1").arg(size);
+    }
     parts << tr("read in %1 ms").arg(load.elapsedMs);
     m_details->setText(parts.join(QStringLiteral("  \u00b7  ")));
     m_details->setToolTip(m_path);
@@ -719,7 +767,8 @@ void DocumentView::showError(const QString &message)
 
 void DocumentView::fitColumns()
 {
-    // Content width, kept within bounds so that one long key or class name cannot push Value off screen.
+    // Content width, kept within bounds so that one long key or class name cannot push Value off
+    // screen; layoutTreeColumns() then fits them to the pane.
     struct Bounds {
         int column, min, max;
     };
@@ -730,10 +779,16 @@ void DocumentView::fitColumns()
         {DocumentTreeModel::ShapeColumn, 50, 120},
         {DocumentTreeModel::DTypeColumn, 50, 90},
     };
-    for (const Bounds &b : bounds) {
-        m_tree->resizeColumnToContents(b.column);
-        th->resizeSection(b.column, std::clamp(th->sectionSize(b.column), b.min, b.max));
+    {
+        const QScopedValueRollback<bool> guard(m_fittingTree, true);
+        for (const Bounds &b : bounds) {
+            m_tree->setColumnHidden(b.column, false);
+            m_tree->resizeColumnToContents(b.column);
+            m_treeNaturalWidths[b.column] = std::clamp(th->sectionSize(b.column), b.min, b.max);
+        }
     }
+    m_treeColumnsByUser = false;  // a new file: the columns fit it again, until the user drags one
+    layoutTreeColumns();
 
     auto *hh = m_table->horizontalHeader();
     m_table->resizeColumnsToContents();
@@ -745,6 +800,54 @@ void DocumentView::fitColumns()
     // last column takes what is left.
     hh->setSectionResizeMode(TensorTableModel::NameColumn, QHeaderView::Interactive);
     hh->setStretchLastSection(true);
+}
+
+void DocumentView::layoutTreeColumns()
+{
+    if (m_treeColumnsByUser || m_treeNaturalWidths[DocumentTreeModel::KeyColumn] <= 0)
+        return;
+    const QScopedValueRollback<bool> guard(m_fittingTree, true);
+    // Value is what a row is opened to see: it keeps room for a tensor's "[50, 10] float32" or a
+    // short number. When the pane is too narrow for every column at its content width, DType and
+    // Shape go first (Value says both for a tensor), then Type narrows to what "Tensor" needs,
+    // then Key down to about half the pane (elided in its middle; its tooltip has the full path).
+    const QFontMetrics fm = m_tree->fontMetrics();
+    const int available = m_tree->viewport()->width();
+    const int valueRoom = fm.horizontalAdvance(QStringLiteral("[50, 10] float32")) + 12;
+    const auto *nat = m_treeNaturalWidths;
+    int key = nat[DocumentTreeModel::KeyColumn];
+    int type = nat[DocumentTreeModel::TypeColumn];
+    bool shape = true, dtype = true;
+    auto used = [&] {
+        return key + type + (shape ? nat[DocumentTreeModel::ShapeColumn] : 0) +
+               (dtype ? nat[DocumentTreeModel::DTypeColumn] : 0);
+    };
+    if (used() + valueRoom > available)
+        dtype = false;
+    if (used() + valueRoom > available)
+        shape = false;
+    const int typeMin = std::min(type, fm.horizontalAdvance(QStringLiteral("Tensor")) + 16);
+    if (used() + valueRoom > available)
+        type = std::max(typeMin, available - valueRoom - key);
+    const int keyMin = std::min(key, available * 45 / 100);
+    if (used() + valueRoom > available)
+        key = std::max(keyMin, available - valueRoom - type);
+    auto *th = m_tree->header();
+    m_tree->setColumnHidden(DocumentTreeModel::ShapeColumn, !shape);
+    m_tree->setColumnHidden(DocumentTreeModel::DTypeColumn, !dtype);
+    th->resizeSection(DocumentTreeModel::KeyColumn, key);
+    th->resizeSection(DocumentTreeModel::TypeColumn, type);
+    if (shape)
+        th->resizeSection(DocumentTreeModel::ShapeColumn, nat[DocumentTreeModel::ShapeColumn]);
+    if (dtype)
+        th->resizeSection(DocumentTreeModel::DTypeColumn, nat[DocumentTreeModel::DTypeColumn]);
+}
+
+bool DocumentView::eventFilter(QObject *watched, QEvent *event)
+{
+    if (watched == m_tree->viewport() && event->type() == QEvent::Resize)
+        layoutTreeColumns();  // the splitter or the window moved: the columns fit the new width
+    return QWidget::eventFilter(watched, event);
 }
 
 void DocumentView::applyTreeFilter(const QString &text)
@@ -900,10 +1003,11 @@ void DocumentView::showInDetail(const QString &name, const TensorRef *tensor, in
 void DocumentView::restoreLayout()
 {
     const QSettings settings;
-    // Without a saved layout: the structure tree takes about 27% of the width, and the tensor
-    // table about 63% of the height over the selected tensor's detail (13 or so rows at 1280x800).
+    // Without a saved layout: the structure tree takes about a third of the width (Key, Type and
+    // Value side by side at 1280 pixels), and the tensor table about 63% of the height over the
+    // selected tensor's detail (13 or so rows at 1280x800).
     if (!m_splitter->restoreState(settings.value(QLatin1String(kStructureSplitterKey)).toByteArray()))
-        m_splitter->setSizes({270, 730});
+        m_splitter->setSizes({300, 700});
     if (!m_tensorSplitter->restoreState(settings.value(QLatin1String(kTensorSplitterKey)).toByteArray()))
         m_tensorSplitter->setSizes({380, 220});
     if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
@@ -947,8 +1051,7 @@ QString DocumentView::summary() const
     const Document &doc = *m_document;
     QStringList parts{QString::fromStdString(formatName(doc.format)), QString::fromStdString(kindName(doc.kind))};
     if (doc.hasStateDict)
-        parts << valuetext::counted(static_cast<qint64>(doc.stateDict.size()), tr("tensor"), tr("tensors"))
-              << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"));
+        parts << tensorCountText(doc) << valuetext::counted(doc.parameterCount(), tr("element"), tr("elements"));
     return parts.join(QStringLiteral(" \u00b7 "));
 }
 

@@ -62,7 +62,8 @@ public:
     QString errorText() const { return m_error; }
     // The loaded file's globals that Python would run on loading it (os.system, ...); empty when none.
     QStringList dangerousGlobals() const { return m_dangerousGlobals; }
-    // One line for a status bar: "zip · training_checkpoint · 4 tensors · 652 parameters".
+    // One line for a status bar: "zip · training_checkpoint · 4 tensors in model_state_dict (16 in the
+    // file) · 652 elements".
     QString summary() const;
 
     DocumentTreeModel *treeModel() const { return m_treeModel; }
@@ -121,6 +122,7 @@ Q_SIGNALS:
 
 protected:
     void showEvent(QShowEvent *event) override;
+    bool eventFilter(QObject *watched, QEvent *event) override;
 
 private:
     void finishLoad(QFutureWatcher<DocumentLoad> *watcher);
@@ -138,6 +140,11 @@ private:
     void restoreLayout();
     void saveLayout() const;
     void fitColumns();
+    // Fits the structure tree's columns to its width so that Value stays on screen.
+    void layoutTreeColumns();
+    int m_treeNaturalWidths[4] = {0, 0, 0, 0};  // Key, Type, Shape, DType at their content width
+    bool m_fittingTree = false;        // the columns are being sized by the view, not the user
+    bool m_treeColumnsByUser = false;  // the user dragged a column: leave the widths alone
     void startStatistics();
     void stopStatistics();
     QWidget *createLoadingPage();

@@ -1,6 +1,9 @@
 #include "securityview.h"
 
+#include "document.h"
+#include "pythonrepr.h"
 #include "security.h"
+#include "valuetree.h"
 
 #include <QHeaderView>
 #include <QLabel>
@@ -8,6 +11,8 @@
 #include <QStandardItemModel>
 #include <QTableView>
 #include <QVBoxLayout>
+
+#include <unordered_set>
 
 namespace ckpt {
 
@@ -57,6 +62,70 @@ QString reasonText(const GlobalVerdict &g, bool scriptClass)
 
 } // namespace
 
+QMap<QString, QStringList> SecurityView::dangerousCalls(const Document &document, const QStringList &globals,
+                                                        int perGlobal)
+{
+    QMap<QString, QStringList> calls;
+    if (globals.isEmpty())
+        return calls;
+    const std::unordered_set<std::string> wanted = [&] {
+        std::unordered_set<std::string> out;
+        for (const QString &g : globals)
+            out.insert(g.toStdString());
+        return out;
+    }();
+    // Depth first over every value the file holds, each once (a pickle's memo shares them and may
+    // make cycles), within a budget: a file of 20,000 tensors has half a million values.
+    constexpr std::size_t kBudget = 2'000'000;
+    std::unordered_set<const Value *> seen;
+    struct Step {
+        const Value *value;
+        QString path;
+    };
+    std::vector<Step> stack;
+    for (const ValuePtr &top : {document.root, document.constants})
+        if (top)
+            stack.push_back({top.get(), QString()});
+    ReprLimits limits;
+    limits.maxChars = 300;
+    limits.maxItems = 12;
+    limits.maxDepth = 6;
+    while (!stack.empty() && seen.size() < kBudget) {
+        const Step step = std::move(stack.back());
+        stack.pop_back();
+        const Value *v = step.value;
+        if (!v || !seen.insert(v).second)
+            continue;
+        if (v->kind() == Value::Kind::Object) {
+            const std::string cls = className(*v);
+            if (wanted.count(cls) && calls.value(QString::fromStdString(cls)).size() < perGlobal) {
+                QString text = QString::fromStdString(pythonRepr(*v, limits));
+                if (!step.path.isEmpty())
+                    text = tr("%1 at %2").arg(text, step.path);
+                calls[QString::fromStdString(cls)] << text;
+            }
+        }
+        auto child = [&](const ValuePtr &c, const QString &label) {
+            if (c && !seen.count(c.get()))
+                stack.push_back({c.get(), step.path.isEmpty() ? label : step.path + QLatin1Char('/') + label});
+        };
+        // Pushed last first, so that the file's order is the order found.
+        const auto &entries = v->entries();
+        for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+            const bool named = it->key && it->key->kind() == Value::Kind::String;
+            const QString key = named ? QString::fromStdString(it->key->text()) : QStringLiteral("?");
+            child(it->value, key);
+            child(it->key, key);
+        }
+        const auto &items = v->items();
+        for (std::size_t i = items.size(); i-- > 0;)
+            child(items[i], QString::number(i));
+        child(v->state(), QStringLiteral("(state)"));
+        child(v->args(), QStringLiteral("(arguments)"));
+    }
+    return calls;
+}
+
 SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
 {
     m_verdict = new QLabel(this);
@@ -65,7 +134,7 @@ SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
     m_verdict->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_model = new QStandardItemModel(0, ColumnCount, this);
     m_model->setHorizontalHeaderLabels({tr("Global"), tr("Verdict"), tr("weights_only"), tr("Named"),
-                                        tr("First offset"), tr("Why")});
+                                        tr("First offset"), tr("Called with"), tr("Why")});
     m_proxy = new QSortFilterProxyModel(this);
     m_proxy->setSourceModel(m_model);
     m_proxy->setSortRole(Qt::UserRole);
@@ -77,7 +146,11 @@ SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
     m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_view->setSortingEnabled(true);
     m_view->horizontalHeader()->setStretchLastSection(true);
-    m_view->setWordWrap(false);
+    // A long reason or call wraps within its column (each also has the full text as its tooltip);
+    // rows grow to fit what they hold.
+    m_view->setWordWrap(true);
+    m_view->setTextElideMode(Qt::ElideRight);
+    m_view->verticalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_anomalies = new QLabel(this);
     m_anomalies->setObjectName(QStringLiteral("securityAnomalies"));
     m_anomalies->setWordWrap(true);
@@ -89,7 +162,8 @@ SecurityView::SecurityView(QWidget *parent) : QWidget(parent)
     layout->addWidget(m_anomalies);
 }
 
-void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report, bool torchScript)
+void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report, bool torchScript,
+                             const Document *document)
 {
     m_model->removeRows(0, m_model->rowCount());
     m_anomalies->clear();
@@ -97,6 +171,14 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
     if (!report) {
         m_verdict->clear();
         return;
+    }
+    QMap<QString, QStringList> calls;
+    if (document && report->dangerous) {
+        QStringList names;
+        for (const auto &g : report->globals)
+            if (g.cls == GlobalClass::Dangerous)
+                names << QString::fromStdString(g.use.name);
+        calls = dangerousCalls(*document, names);
     }
     int dangerous = 0, unknown = 0, scriptClasses = 0;
     for (const auto &g : report->globals) {
@@ -112,8 +194,13 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
             cell(g.weightsOnlyAllowed ? tr("allowed") : tr("refused"), g.weightsOnlyAllowed ? 1 : 0),
             cell(QString::number(g.use.count), qlonglong(g.use.count)),
             cell(QString::number(g.use.firstOffset), qulonglong(g.use.firstOffset)),
+            cell(calls.value(QString::fromStdString(g.use.name)).join(QLatin1Char('\n'))),
             cell(reasonText(g, scriptClass)),
         };
+        row[ReasonColumn]->setToolTip(row[ReasonColumn]->text());
+        if (!row[CallColumn]->text().isEmpty())
+            row[CallColumn]->setToolTip(tr("What Python would call on loading the file (never run here):\n%1")
+                                            .arg(row[CallColumn]->text()));
         row[UsesColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
         row[OffsetColumn]->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
         row[OffsetColumn]->setToolTip(tr("Byte offset of the first pickle opcode naming it"));
@@ -128,6 +215,14 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
     }
     m_view->sortByColumn(VerdictColumn, Qt::AscendingOrder);
     m_view->resizeColumnsToContents();
+    // The reason and the call share what the other columns leave, each wrapping within its half;
+    // without a call to show, the reason takes it all.
+    auto *header = m_view->horizontalHeader();
+    const int em = m_view->fontMetrics().horizontalAdvance(QLatin1Char('m'));
+    header->resizeSection(NameColumn, std::min(header->sectionSize(NameColumn), 22 * em));
+    m_view->setColumnHidden(CallColumn, calls.isEmpty());
+    header->setSectionResizeMode(CallColumn, QHeaderView::Stretch);
+    header->setSectionResizeMode(ReasonColumn, QHeaderView::Stretch);
 
     QString text;
     if (report->dangerous)

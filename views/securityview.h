@@ -1,5 +1,7 @@
 #pragma once
 
+#include <QMap>
+#include <QStringList>
 #include <QWidget>
 
 #include <memory>
@@ -11,6 +13,7 @@ class QTableView;
 
 namespace ckpt {
 
+struct Document;
 struct SecurityReport;
 
 // What loading the file in Python would do: each global its pickles name, with how this reader
@@ -20,11 +23,28 @@ struct SecurityReport;
 class SecurityView : public QWidget {
     Q_OBJECT
 public:
-    enum Column { NameColumn, VerdictColumn, WeightsOnlyColumn, UsesColumn, OffsetColumn, ReasonColumn, ColumnCount };
+    enum Column {
+        NameColumn,
+        VerdictColumn,
+        WeightsOnlyColumn,
+        UsesColumn,
+        OffsetColumn,
+        CallColumn,  // what a dangerous global is called with, as Python would call it, and where
+        ReasonColumn,
+        ColumnCount
+    };
     explicit SecurityView(QWidget *parent = nullptr);
     // `torchScript`: the report is a TorchScript archive's, whose __torch__ classes torch.jit.load
-    // compiles from the archive's code rather than importing them.
-    void setReport(const std::shared_ptr<const SecurityReport> &report, bool torchScript = false);
+    // compiles from the archive's code rather than importing them. `document`, when given, is
+    // searched for the calls of the dangerous globals (their arguments: the command it would run).
+    void setReport(const std::shared_ptr<const SecurityReport> &report, bool torchScript = false,
+                   const Document *document = nullptr);
+
+    // The calls of each dangerous global in `document`'s values: "posix.system('touch x') at
+    // payload", at most `perGlobal` of each (a budget of visited values bounds the walk).
+    static QMap<QString, QStringList> dangerousCalls(const Document &document, const QStringList &globals,
+                                                     int perGlobal = 3);
+    QTableView *view() const { return m_view; }
 
     QLabel *verdict() const { return m_verdict; }
     QStandardItemModel *model() const { return m_model; }

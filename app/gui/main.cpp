@@ -7,6 +7,9 @@
 #include <QCommandLineParser>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFileInfo>
+#include <QStatusBar>
+#include <QTabWidget>
 #include <QTimer>
 #include <QTreeView>
 
@@ -120,32 +123,53 @@ int main(int argc, char *argv[])
     parser.addOption(screenshotOption);
     parser.process(app);
     const int view = parser.isSet(viewOption) ? static_cast<int>(viewNames.indexOf(parser.value(viewOption).toLower())) : -1;
-    if (parser.isSet(viewOption) && view < 0)
-        parser.showHelp(2);
+    if (parser.isSet(viewOption) && view < 0) {
+        // One line that says what is wrong, not the whole help.
+        std::fprintf(stderr, "checkpoint-studio: unknown view '%s' (views: %s)\n", qPrintable(parser.value(viewOption)),
+                     qPrintable(viewNames.join(QStringLiteral(", "))));
+        return 2;
+    }
+    const QStringList files = parser.positionalArguments();
+    if (files.isEmpty())
+        for (const QCommandLineOption *option : {&viewOption, &selectOption})
+            if (parser.isSet(*option))
+                std::fprintf(stderr, "checkpoint-studio: --%s applies to the last FILE, and none was given\n",
+                             qPrintable(option->names().constFirst()));
 
     ckpt::MainWindow window;
     window.show();
-    ckpt::DocumentView *last = window.openFiles(parser.positionalArguments());
+    ckpt::DocumentView *last = window.openFiles(files);
     if (last && qEnvironmentVariableIntValue("CKPT_TIMINGS") == 1)
         instrument(last);
+    auto showWanted = [&window, last, view, key = parser.value(selectOption)] {
+        if (view >= 0)
+            last->viewTabs()->setCurrentIndex(view);
+        if (key.isEmpty() || last->selectTensor(key))
+            return;
+        // Said where it is seen: the first tensor stays shown, which is not the one asked for.
+        const QString message = QCoreApplication::translate("main", "No tensor named '%1' in %2")
+                                    .arg(key, QFileInfo(last->path()).fileName());
+        std::fprintf(stderr, "checkpoint-studio: %s\n", qPrintable(message));
+        window.statusBar()->showMessage(message);
+    };
     if (last && (view >= 0 || parser.isSet(selectOption)))
-        QObject::connect(last, &ckpt::DocumentView::loaded, last, [last, view, key = parser.value(selectOption)] {
-            if (view >= 0)
-                last->viewTabs()->setCurrentIndex(view);
-            if (!key.isEmpty())
-                last->selectTensor(key);
-        });
-    if (last && parser.isSet(screenshotOption)) {
+        QObject::connect(last, &ckpt::DocumentView::loaded, last, showWanted);
+    if (parser.isSet(screenshotOption)) {
         const QString png = parser.value(screenshotOption);
-        // As soon as nothing is left to wait for: a file without tensors computes no statistics.
-        ckpt::whenSettled(last, &window, [&window, png] {
+        auto shoot = [&window, png] {
             // Let the last results and charts paint first.
             QTimer::singleShot(800, &window, [&window, png] {
                 const bool ok = window.grab().save(png);
                 std::fprintf(stderr, ok ? "saved %s\n" : "could not save %s\n", qPrintable(png));
                 QCoreApplication::exit(ok ? 0 : 1);
             });
-        });
+        };
+        // As soon as nothing is left to wait for: a file without tensors computes no statistics;
+        // without a file, the empty window.
+        if (last)
+            ckpt::whenSettled(last, &window, shoot);
+        else
+            shoot();
     }
     return QApplication::exec();
 }

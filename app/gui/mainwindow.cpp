@@ -5,21 +5,30 @@
 #include "documenttabwidget.h"
 #include "documentview.h"
 #include "itemicons.h"
+#include "itemviewcopy.h"
 #include "seriesview.h"
 
 #include <QAction>
 #include <QPalette>
 #include <QGuiApplication>
 #include <QClipboard>
+#include <QAbstractItemView>
 #include <QActionGroup>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QContextMenuEvent>
+#include <QDir>
 #include <QDragEnterEvent>
 #include <QDropEvent>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QHash>
 #include <QLabel>
+#include <QLineEdit>
+#include <QMenu>
 #include <QMenuBar>
+#include <QPlainTextEdit>
+#include <QTextEdit>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QPushButton>
@@ -79,6 +88,8 @@ MainWindow::MainWindow(QWidget *parent) : QMainWindow(parent)
     statusBar()->addWidget(m_statusLabel, 1);
 
     createActions();
+    // Right-click on any list, table or tree of the window: Copy, Copy name, Copy value.
+    qApp->installEventFilter(this);
 
     QSettings settings;
     if (!restoreGeometry(settings.value(kGeometryKey).toByteArray()))
@@ -384,12 +395,23 @@ void MainWindow::clearRecentFiles()
 void MainWindow::rebuildRecentMenu()
 {
     m_recentMenu->clear();
+    m_recentMenu->setToolTipsVisible(true);  // each entry's full path
     const QStringList files = recentFiles();
+    QHash<QString, int> sameName;
+    for (const QString &path : files)
+        ++sameName[QFileInfo(path).fileName()];
+    const QFontMetrics fm = m_recentMenu->fontMetrics();
     for (int i = 0; i < files.size(); ++i) {
         const QString &path = files[i];
         // &1..&9, then 1&0: keyboard accelerators for the first ten.
         const QString number = i < 9 ? QStringLiteral("&%1").arg(i + 1) : QStringLiteral("1&0");
-        QAction *a = m_recentMenu->addAction(QStringLiteral("%1  %2").arg(number, QFileInfo(path).fileName()));
+        QString label = QFileInfo(path).fileName();
+        // Two files of one name (checkpoints/best.pth of two runs) are told apart by their folders.
+        if (sameName.value(label) > 1)
+            label = tr("%1 \u2014 %2").arg(label, fm.elidedText(QDir::toNativeSeparators(QFileInfo(path).absolutePath()),
+                                                                 Qt::ElideMiddle, fm.averageCharWidth() * 60));
+        label.replace(QLatin1Char('&'), QLatin1String("&&"));  // a '&' in a name is not an accelerator
+        QAction *a = m_recentMenu->addAction(QStringLiteral("%1  %2").arg(number, label));
         a->setToolTip(path);
         a->setStatusTip(path);
         connect(a, &QAction::triggered, this, [this, path] { openFile(path); });
@@ -535,11 +557,57 @@ void MainWindow::showSeriesDialog()
 
 void MainWindow::copySelection()
 {
-    if (DocumentView *view = currentView()) {
-        const QString text = view->selectedText();
-        if (!text.isEmpty())
-            QGuiApplication::clipboard()->setText(text);
+    const QString text = selectionText();
+    if (!text.isEmpty())
+        QGuiApplication::clipboard()->setText(text);
+}
+
+QString MainWindow::selectionText() const
+{
+    // What has the keyboard: a text field's selection, or the selected cells of the list, table
+    // or tree it is in (a cell being edited counts as its view's).
+    QWidget *focus = QApplication::focusWidget();
+    if (focus && focus->window() == this) {
+        if (const auto *edit = qobject_cast<const QLineEdit *>(focus); edit && edit->hasSelectedText())
+            return edit->echoMode() == QLineEdit::Normal ? edit->selectedText() : QString();
+        if (const auto *edit = qobject_cast<const QTextEdit *>(focus))
+            return edit->textCursor().selectedText().replace(QChar::ParagraphSeparator, QLatin1Char('\n'));
+        if (const auto *edit = qobject_cast<const QPlainTextEdit *>(focus))
+            return edit->textCursor().selectedText().replace(QChar::ParagraphSeparator, QLatin1Char('\n'));
+        if (const auto *label = qobject_cast<const QLabel *>(focus); label && label->hasSelectedText())
+            return label->selectedText();
+        for (QWidget *w = focus; w && w != this; w = w->parentWidget())
+            if (const auto *view = qobject_cast<const QAbstractItemView *>(w))
+                return itemviewcopy::selectionText(view);
     }
+    // The keyboard is elsewhere (a tab, a button): the document's table or tree, as before; in
+    // another tab, its first list or table that has a selection.
+    if (const DocumentView *view = currentView())
+        return view->selectedText();
+    if (QWidget *page = m_tabs->currentWidget()) {
+        const auto views = page->findChildren<QAbstractItemView *>();
+        for (const QAbstractItemView *view : views)
+            if (view->isVisible() && view->selectionModel() && view->selectionModel()->hasSelection())
+                return itemviewcopy::selectionText(view);
+    }
+    return {};
+}
+
+bool MainWindow::eventFilter(QObject *watched, QEvent *event)
+{
+    if (event->type() == QEvent::ContextMenu) {
+        auto *viewport = qobject_cast<QWidget *>(watched);
+        auto *view = viewport ? qobject_cast<QAbstractItemView *>(viewport->parentWidget()) : nullptr;
+        if (view && view->viewport() == viewport && view->window() == this &&
+            view->contextMenuPolicy() == Qt::DefaultContextMenu) {
+            const auto *menuEvent = static_cast<QContextMenuEvent *>(event);
+            QMenu *menu = itemviewcopy::contextMenu(view, view->indexAt(menuEvent->pos()));
+            menu->setAttribute(Qt::WA_DeleteOnClose);
+            menu->popup(menuEvent->globalPos());
+            return true;
+        }
+    }
+    return QMainWindow::eventFilter(watched, event);
 }
 
 void MainWindow::setTheme(Theme theme)

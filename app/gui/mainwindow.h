@@ -48,8 +48,12 @@ public:
     // Applies a palette to the whole application and remembers it in QSettings.
     void setTheme(Theme theme);
     Theme theme() const { return m_theme; }
-    // Copies the current tab's selected rows to the clipboard (Edit → Copy).
+    // Edit → Copy: what selectionText() gives, onto the clipboard.
     void copySelection();
+    // What Copy takes: the selected text of the focused text field, else the selected cells (as
+    // tab-separated rows, in view order) of the list, table or tree that has the keyboard,
+    // wherever it is in the window; else the current document's selected rows.
+    QString selectionText() const;
 
     // Most recent first, at most kMaxRecentFiles; kept in QSettings.
     QStringList recentFiles() const;
@@ -72,6 +76,8 @@ protected:
     void dragMoveEvent(QDragMoveEvent *event) override;
     void dropEvent(QDropEvent *event) override;
     void closeEvent(QCloseEvent *event) override;
+    // Opens the Copy menu on a right-click in any item view of the window.
+    bool eventFilter(QObject *watched, QEvent *event) override;
 
 private:
     void createActions();

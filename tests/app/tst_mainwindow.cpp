@@ -15,6 +15,11 @@
 #include "tensortablemodel.h"
 
 #include <QAbstractItemModelTester>
+#include <QContextMenuEvent>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include "testdata.h"
 #include <QDir>
 #include <QFile>
 #include <QDirIterator>
@@ -101,6 +106,30 @@ QAction *findMenu(QMainWindow &w, const QString &title)
     return nullptr;
 }
 
+// What `view` shows of the row of `index`: its visible columns' text, tab-separated.
+QString shownRow(const QAbstractItemView *view, const QModelIndex &index)
+{
+    QStringList cells;
+    const auto *tree = qobject_cast<const QTreeView *>(view);
+    const auto *table = qobject_cast<const QTableView *>(view);
+    for (int c = 0; c < view->model()->columnCount(index.parent()); ++c)
+        if (!(tree && tree->isColumnHidden(c)) && !(table && table->isColumnHidden(c)))
+            cells << index.siblingAtColumn(c).data().toString();
+    return cells.join(QLatin1Char('\t'));
+}
+
+// Edit → Copy with the keyboard in `view`, after selecting the row of `index`.
+QString copyRow(MainWindow &w, QAbstractItemView *view, const QModelIndex &index)
+{
+    view->setFocus(Qt::OtherFocusReason);
+    if (!QTest::qWaitFor([view] { return view->hasFocus(); }))
+        return QStringLiteral("(the view did not take the keyboard)");
+    view->selectionModel()->setCurrentIndex(index, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    QGuiApplication::clipboard()->setText(QStringLiteral("(nothing copied)"));
+    w.findChild<QAction *>(QStringLiteral("copyAction"))->trigger();
+    return QGuiApplication::clipboard()->text();
+}
+
 } // namespace
 
 class TestMainWindow : public QObject {
@@ -129,6 +158,9 @@ private Q_SLOTS:
     void openDialogOffersWhatIsRead();
     void menus();
     void copyPutsRowsOnClipboard();
+    void copyFollowsFocus();
+    void contextMenuCopies();
+    void recentMenuTellsSameNamesApart();
     void viewKeysWorkAnywhereInTheWindow();
     void themeIsAppliedAndRemembered();
     void ctrlDropCompares();
@@ -706,6 +738,204 @@ void TestMainWindow::copyPutsRowsOnClipboard()
     QCOMPARE(cells.value(2), QStringLiteral("[50]"));
 }
 
+// Edit → Copy copies from whichever list, table or tree has the keyboard: the cells the user
+// selected, as they are shown, rows in the order shown.
+void TestMainWindow::copyFollowsFocus()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    w.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&w));
+    DocumentView *view = w.openFile(fixture("training_checkpoint.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    QAction *copy = w.findChild<QAction *>(QStringLiteral("copyAction"));
+
+    // The values grid of fc1.weight ([50, 10]): a 2x2 block selected bottom-right first comes out
+    // top-left first, and holds the numbers torch saved.
+    auto *grid = view->findChild<QTableView *>(QStringLiteral("valuesGrid"));
+    QVERIFY(grid);
+    QTRY_VERIFY_WITH_TIMEOUT(grid->model() && grid->model()->rowCount() >= 2 && grid->model()->columnCount() >= 2, 20000);
+    grid->setFocus(Qt::OtherFocusReason);
+    QTRY_VERIFY(grid->hasFocus());
+    const QAbstractItemModel *gm = grid->model();
+    QTRY_VERIFY_WITH_TIMEOUT(gm->index(1, 1).data().toString() != QStringLiteral("\u2026"), 20000);  // read in the background
+    grid->selectionModel()->select(gm->index(1, 1), QItemSelectionModel::ClearAndSelect);
+    grid->selectionModel()->select(gm->index(1, 0), QItemSelectionModel::Select);
+    grid->selectionModel()->select(gm->index(0, 1), QItemSelectionModel::Select);
+    grid->selectionModel()->select(gm->index(0, 0), QItemSelectionModel::Select);
+    QGuiApplication::clipboard()->clear();
+    copy->trigger();
+    const QStringList lines = QGuiApplication::clipboard()->text().split(QLatin1Char('\n'));
+    QCOMPARE(lines.size(), 2);
+    const QJsonArray values = test::expectedListing()
+                                  .value("training_checkpoint.pth").toObject()
+                                  .value("tensors").toArray().at(0).toObject().value("values").toArray();
+    const int columns = 10;  // fc1.weight is [50, 10], row-major
+    for (int r = 0; r < 2; ++r) {
+        const QStringList cells = lines[r].split(QLatin1Char('\t'));
+        QCOMPARE(cells.size(), 2);
+        for (int c = 0; c < 2; ++c) {
+            QCOMPARE(cells[c], gm->index(r, c).data().toString());
+            const double saved = values.at(r * columns + c).toDouble();
+            QVERIFY2(std::abs(cells[c].toDouble() - saved) <= 1e-6 * std::max(1.0, std::abs(saved)),
+                     qPrintable(cells[c] + QStringLiteral(" vs torch's %1").arg(saved)));
+        }
+    }
+    // With the keys: Ctrl+C reaches the window's Copy (the view's own copies only its current cell).
+    grid->selectionModel()->setCurrentIndex(gm->index(2, 3), QItemSelectionModel::ClearAndSelect);
+    grid->selectionModel()->select(gm->index(2, 4), QItemSelectionModel::Select);
+    QGuiApplication::clipboard()->clear();
+    QTest::keySequence(grid, QKeySequence::Copy);
+    QCOMPARE(QGuiApplication::clipboard()->text(),
+             gm->index(2, 3).data().toString() + QLatin1Char('\t') + gm->index(2, 4).data().toString());
+    // Nothing selected: the current cell.
+    grid->selectionModel()->clearSelection();
+    grid->selectionModel()->setCurrentIndex(gm->index(3, 2), QItemSelectionModel::NoUpdate);
+    copy->trigger();
+    QCOMPARE(QGuiApplication::clipboard()->text(), gm->index(3, 2).data().toString());
+
+    // The structure tree: the selected row as shown.
+    QTreeView *tree = view->treeView();
+    const QModelIndex modelDict = tree->model()->index(1, 0);
+    const QModelIndex fc1 = tree->model()->index(0, 0, modelDict);
+    QCOMPARE(copyRow(w, tree, fc1), shownRow(tree, fc1));
+    QVERIFY(copyRow(w, tree, fc1).startsWith(QStringLiteral("fc1.weight\tTensor")));
+
+    // Metadata, Security and Optimizer tabs: their own rows, not a tensor's.
+    view->viewTabs()->setCurrentIndex(DocumentView::MetadataTab);
+    auto *meta = view->findChild<QTreeView *>(QStringLiteral("metadataTree"));
+    QVERIFY(meta && meta->model()->rowCount() > 0);
+    QCOMPARE(copyRow(w, meta, meta->model()->index(0, 0)), shownRow(meta, meta->model()->index(0, 0)));
+    view->viewTabs()->setCurrentIndex(DocumentView::SecurityTab);
+    auto *security = view->findChild<QTableView *>(QStringLiteral("securityGlobals"));
+    QVERIFY(security && security->model()->rowCount() > 0);
+    const QModelIndex lastGlobal = security->model()->index(security->model()->rowCount() - 1, 0);
+    QCOMPARE(copyRow(w, security, lastGlobal), shownRow(security, lastGlobal));
+    view->viewTabs()->setCurrentIndex(DocumentView::OptimizerTab);
+    auto *groups = view->findChild<QTableView *>(QStringLiteral("paramGroups"));
+    QVERIFY(groups && groups->model()->rowCount() > 0);
+    QCOMPARE(copyRow(w, groups, groups->model()->index(0, 1)), shownRow(groups, groups->model()->index(0, 1)));
+
+    // A text field with selected text copies that text.
+    view->viewTabs()->setCurrentIndex(DocumentView::TensorsTab);
+    view->tableFilter()->setText(QStringLiteral("fc1"));
+    view->tableFilter()->setFocus(Qt::OtherFocusReason);
+    QTRY_VERIFY(view->tableFilter()->hasFocus());
+    view->tableFilter()->selectAll();
+    copy->trigger();
+    QCOMPARE(QGuiApplication::clipboard()->text(), QStringLiteral("fc1"));
+    view->tableFilter()->clear();
+
+    // A comparison tab has no document: its tree is copied all the same.
+    CompareView *compare = w.compareFiles(fixture("training_checkpoint.pth"), fixture("state_dict.pth"));
+    QSignalSpy compared(compare, &CompareView::finished);
+    QVERIFY(compared.wait(60000));
+    auto *compareTree = compare->findChild<QTreeView *>(QStringLiteral("compareTree"));
+    QVERIFY(compareTree);
+    QTRY_VERIFY(compareTree->model()->rowCount() > 0);
+    const QModelIndex first = compareTree->model()->index(0, 0);
+    const QString copied = copyRow(w, compareTree, first);
+    QCOMPARE(copied, shownRow(compareTree, first));
+    QVERIFY(!copied.isEmpty());
+}
+
+// A right-click on a list, table or tree offers Copy, and Copy name / Copy value where the row has them.
+void TestMainWindow::contextMenuCopies()
+{
+    MainWindow w;
+    w.resize(1280, 800);
+    w.show();
+    w.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&w));
+    DocumentView *view = w.openFile(fixture("training_checkpoint.pth"));
+    QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    QTreeView *tree = view->treeView();
+    const QModelIndex fc1 = tree->model()->index(0, 0, tree->model()->index(1, 0));
+    tree->scrollTo(fc1);
+    tree->selectionModel()->setCurrentIndex(fc1, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    auto openMenu = [](QAbstractItemView *v, const QModelIndex &index) -> QMenu * {
+        const QPoint at = v->visualRect(index).center();
+        QContextMenuEvent event(QContextMenuEvent::Mouse, at, v->viewport()->mapToGlobal(at));
+        QCoreApplication::sendEvent(v->viewport(), &event);
+        return qobject_cast<QMenu *>(QApplication::activePopupWidget());
+    };
+    QMenu *menu = openMenu(tree, fc1);
+    QVERIFY(menu);
+    QStringList names;
+    for (QAction *a : menu->actions())
+        names << a->objectName();
+    QCOMPARE(names, QStringList({"contextCopy", "contextCopyName", "contextCopyValue"}));
+    auto trigger = [](QMenu *m, const char *name) {
+        QGuiApplication::clipboard()->clear();
+        m->findChild<QAction *>(QLatin1String(name))->trigger();
+        m->close();
+        return QGuiApplication::clipboard()->text();
+    };
+    QCOMPARE(trigger(menu, "contextCopyName"), QStringLiteral("fc1.weight"));
+    menu = openMenu(tree, fc1);
+    QVERIFY(menu);
+    // Value as the tree shows it: torch's shape, dtype and device of fc1.weight.
+    const QJsonObject saved = test::expectedListing()
+                                  .value("training_checkpoint.pth").toObject()
+                                  .value("tensors").toArray().at(0).toObject();
+    QStringList shape;
+    for (const QJsonValue &d : saved.value("shape").toArray())
+        shape << QString::number(d.toInt());
+    QCOMPARE(trigger(menu, "contextCopyValue"), QStringLiteral("[%1] %2 %3")
+                                                     .arg(shape.join(QStringLiteral(", ")), saved.value("dtype").toString(),
+                                                          saved.value("device_saved").toString()));
+    menu = openMenu(tree, fc1);
+    QVERIFY(menu);
+    QCOMPARE(trigger(menu, "contextCopy"), shownRow(tree, fc1));
+
+    // The values grid has neither names nor a Value column: Copy alone.
+    auto *grid = view->findChild<QTableView *>(QStringLiteral("valuesGrid"));
+    QTRY_VERIFY_WITH_TIMEOUT(grid->model() && grid->model()->rowCount() > 0, 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(grid->model()->index(0, 0).data().toString() != QStringLiteral("\u2026"), 20000);
+    grid->selectionModel()->setCurrentIndex(grid->model()->index(0, 0), QItemSelectionModel::ClearAndSelect);
+    menu = openMenu(grid, grid->model()->index(0, 0));
+    QVERIFY(menu);
+    QCOMPARE(menu->actions().size(), 1);
+    QCOMPARE(trigger(menu, "contextCopy"), grid->model()->index(0, 0).data().toString());
+}
+
+// The Recent menu tells two files of one name apart by their folders; every entry's tooltip is its path.
+void TestMainWindow::recentMenuTellsSameNamesApart()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QStringList paths;
+    for (const char *run : {"run-a", "run-b"}) {
+        QVERIFY(QDir(dir.path()).mkpath(QLatin1String(run)));
+        paths << dir.filePath(QStringLiteral("%1/best.pth").arg(QLatin1String(run)));
+        QVERIFY(QFile::copy(fixture("state_dict.pth"), paths.last()));
+    }
+    paths << dir.filePath(QStringLiteral("a&b.pth"));
+    QVERIFY(QFile::copy(fixture("state_dict.pth"), paths.last()));
+    MainWindow w;
+    w.clearRecentFiles();
+    for (const QString &p : std::as_const(paths)) {
+        DocumentView *v = w.openFile(p);
+        QTRY_COMPARE_WITH_TIMEOUT(v->state(), DocumentView::State::Loaded, 20000);
+    }
+    QMenu *menu = nullptr;
+    for (QMenu *m : w.findChildren<QMenu *>())
+        if (m->title().remove(QLatin1Char('&')) == QStringLiteral("Open Recent"))
+            menu = m;
+    QVERIFY(menu);
+    QVERIFY(menu->toolTipsVisible());
+    const QList<QAction *> entries = menu->actions().mid(0, 3);
+    // Most recent first: a&b.pth (its '&' doubled, so that it is shown, not taken as an accelerator).
+    QVERIFY2(entries[0]->text().endsWith(QStringLiteral("a&&b.pth")), qPrintable(entries[0]->text()));
+    QVERIFY2(entries[1]->text().contains(QStringLiteral("best.pth")) && entries[1]->text().contains(QStringLiteral("run-b")),
+             qPrintable(entries[1]->text()));
+    QVERIFY2(entries[2]->text().contains(QStringLiteral("best.pth")) && entries[2]->text().contains(QStringLiteral("run-a")),
+             qPrintable(entries[2]->text()));
+    QCOMPARE(entries[1]->toolTip(), QFileInfo(paths[1]).absoluteFilePath());
+    w.clearRecentFiles();
+}
+
 namespace {
 
 // Disabled text is set apart from enabled text: a colour of its own, with less contrast to its
@@ -907,6 +1137,7 @@ void TestMainWindow::screenshots_data()
     QTest::addColumn<QString>("file");
     QTest::addColumn<QString>("png");
     QTest::newRow("full model") << example("simple_nn_full_model.pth") << "full-model.png";
+    QTest::newRow("training checkpoint") << fixture("training_checkpoint.pth") << "training-checkpoint.png";
     QTest::newRow("nested values") << fixture("nested.pth") << "nested.png";
     QTest::newRow("memo bomb") << fixture("memo_bomb.pth") << "memo-bomb.png";
     QTest::newRow("tensor past storage") << fixture("tensor_past_storage.pth") << "problem.png";

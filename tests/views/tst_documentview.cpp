@@ -16,6 +16,13 @@
 #include "securityview.h"
 
 #include <QAbstractItemModelTester>
+#include <QDir>
+#include <QFileInfo>
+#include <QRegularExpression>
+#include <QSet>
+#include <QHeaderView>
+#include <QSplitter>
+#include "valuetext.h"
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTimer>
@@ -83,6 +90,10 @@ private Q_SLOTS:
     void treeSelectsTableRow();
     void hugeListStaysResponsive();
     void inspectionTabs();
+    void structureKeepsValueInView();
+    void headerSaysWhereTensorsAre();
+    void securityShowsTheCall_data();
+    void securityShowsTheCall();
 };
 
 void TestDocumentView::initTestCase()
@@ -520,6 +531,162 @@ void TestDocumentView::inspectionTabs()
     view.open(fixture("predict_state_dict.pth"));
     QVERIFY(loaded.wait(20000));
     QVERIFY(view.predictionView()->architecture().has_value());
+}
+
+// The structure pane keeps Value on screen: at the default split of a 1280-pixel window the
+// columns before it used to reach past the pane (Value started at 331 px of 305).
+void TestDocumentView::structureKeepsValueInView()
+{
+    DocumentView view;
+    view.resize(1280, 740);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    view.structureSplitter()->setSizes({313, 967});  // the split of a 1280-pixel window (a 305 px viewport)
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    QTreeView *tree = view.treeView();
+    QHeaderView *h = tree->header();
+    const int room = tree->fontMetrics().horizontalAdvance(QStringLiteral("[50, 10] float32"));  // shape and dtype
+    auto layout = [&] {
+        QString out = QStringLiteral("viewport %1:").arg(tree->viewport()->width());
+        for (int c = 0; c < h->count(); ++c)
+            out += QStringLiteral(" %1=%2@%3%4")
+                       .arg(tree->model()->headerData(c, Qt::Horizontal).toString())
+                       .arg(h->sectionSize(c))
+                       .arg(h->sectionViewportPosition(c))
+                       .arg(tree->isColumnHidden(c) ? QStringLiteral("(hidden)") : QString());
+        return out;
+    };
+    auto valueFits = [&] {
+        return !tree->isColumnHidden(DocumentTreeModel::ValueColumn) &&
+               h->sectionViewportPosition(DocumentTreeModel::ValueColumn) + room <= tree->viewport()->width();
+    };
+    QTRY_VERIFY2(valueFits(), qPrintable(layout()));
+    QVERIFY2(!tree->isColumnHidden(DocumentTreeModel::KeyColumn) && !tree->isColumnHidden(DocumentTreeModel::TypeColumn),
+             qPrintable(layout()));
+    QVERIFY2(h->sectionSize(DocumentTreeModel::KeyColumn) >= 80, qPrintable(layout()));
+    // A key too long for its column is elided; its tooltip names it in full.
+    const QModelIndex model = view.treeProxy()->index(1, DocumentTreeModel::KeyColumn);
+    QCOMPARE(model.data().toString(), QStringLiteral("model_state_dict"));
+    QVERIFY(view.treeProxy()->index(0, DocumentTreeModel::KeyColumn, model).data(Qt::ToolTipRole).toString()
+                .startsWith(QStringLiteral("model_state_dict/fc1.weight")));
+
+    // As narrow as the pane goes: Key and Type give way down to a readable width; Value still
+    // starts on screen with room for a shape.
+    view.structureSplitter()->setSizes({1, 1279});
+    const int shapeRoom = tree->fontMetrics().horizontalAdvance(QStringLiteral("[50, 10]"));
+    QTRY_VERIFY2(h->sectionViewportPosition(DocumentTreeModel::ValueColumn) + shapeRoom <= tree->viewport()->width(),
+                 qPrintable(layout()));
+    // A wide pane shows every column again.
+    view.resize(1800, 740);
+    view.structureSplitter()->setSizes({900, 900});
+    QTRY_VERIFY2(!tree->isColumnHidden(DocumentTreeModel::ShapeColumn) &&
+                     !tree->isColumnHidden(DocumentTreeModel::DTypeColumn) && valueFits(),
+                 qPrintable(layout()));
+    // A column the user drags keeps its width when the pane changes.
+    h->resizeSection(DocumentTreeModel::KeyColumn, 250);
+    view.structureSplitter()->setSizes({800, 1000});
+    QTest::qWait(50);
+    QCOMPARE(h->sectionSize(DocumentTreeModel::KeyColumn), 250);
+}
+
+// The header counts the tensors the table lists and says where they are; a shard index's size is
+// its shards', not the small JSON file's.
+void TestDocumentView::headerSaysWhereTensorsAre()
+{
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    auto *details = view.findChild<QLabel *>(QStringLiteral("details"));
+    QVERIFY(details);
+
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    const QJsonObject expected = expectedJson().value("training_checkpoint.pth").toObject();
+    const qsizetype modelTensors = expected.value("tensors").toArray().size();
+    QStringList path;
+    for (const QJsonValue &step : expected.value("state_dict_path").toArray())
+        path << step.toString();
+    // Adam's state in torch 1.13 keeps step, exp_avg and exp_avg_sq of each parameter as tensors.
+    qsizetype optimizerTensors = 0;
+    const QJsonObject state = expectedJson().value("__optimizer_state__").toObject().value("training_checkpoint.pth").toObject();
+    for (const QJsonValue &perParameter : state)
+        optimizerTensors += perParameter.toObject().size();
+    QVERIFY(optimizerTensors > 0);
+    const QString said = QStringLiteral("%1 tensors in %2 (%3 in the file)")
+                             .arg(modelTensors)
+                             .arg(path.join(QLatin1Char('/')))
+                             .arg(modelTensors + optimizerTensors);
+    QVERIFY2(details->text().contains(said), qPrintable(details->text() + QStringLiteral(" lacks ") + said));
+    QVERIFY(view.summary().contains(said));
+
+    for (const char *index : {"sharded/pytorch_model.bin.index.json", "sharded/model.safetensors.index.json"}) {
+        view.open(fixture(index));
+        QVERIFY(loaded.wait(20000));
+        // The shards the index names, measured on disk.
+        QFile json(fixture(index));
+        QVERIFY(json.open(QIODevice::ReadOnly));
+        QSet<QString> shards;
+        for (const QJsonValue &shard : QJsonDocument::fromJson(json.readAll()).object().value("weight_map").toObject())
+            shards << shard.toString();
+        qint64 bytes = 0;
+        for (const QString &shard : std::as_const(shards))
+            bytes += QFileInfo(QFileInfo(fixture(index)).dir().filePath(shard)).size();
+        const QString size = QStringLiteral("%1 of %2 shards").arg(valuetext::bytes(bytes)).arg(shards.size());
+        QVERIFY2(details->text().contains(size), qPrintable(details->text() + QStringLiteral(" lacks ") + size));
+        QVERIFY2(!details->text().contains(QRegularExpression(QStringLiteral("\\bfile \\d"))), qPrintable(details->text()));
+    }
+}
+
+void TestDocumentView::securityShowsTheCall_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::addColumn<QString>("global");
+    QTest::addColumn<QString>("call");
+    const QJsonObject hostile = expectedJson().value("__hostile__").toObject();
+    for (const char *name : {"os_system.pth", "os_system_legacy.pth"}) {
+        // The generator pickles os.system('touch ' + shlex.quote(marker)); the marker's path needs no quoting.
+        const QString marker = hostile.value(QLatin1String(name)).toObject().value("marker").toString();
+        QVERIFY(!marker.isEmpty());
+        QTest::newRow(name) << fixture(name) << "posix.system"
+                            << QStringLiteral("posix.system('touch %1') at payload").arg(marker);
+    }
+    const QString corpus = QStringLiteral(CKPT_CORPUS_DIR "/ADVERSARIAL_rsac_infected_test_model.bin");
+    if (QFileInfo::exists(corpus))  // its manifest: create_venv holds venv.main(['exploit', '--upgrade', '--upgrade-deps'])
+        QTest::newRow("corpus venv.main") << corpus << "venv.main"
+                                          << "venv.main(['exploit', '--upgrade', '--upgrade-deps']) at create_venv";
+}
+
+// The security table shows what a dangerous global would be called with (the command it runs),
+// and every reason in full in its tooltip.
+void TestDocumentView::securityShowsTheCall()
+{
+    QFETCH(QString, file);
+    QFETCH(QString, global);
+    QFETCH(QString, call);
+    DocumentView view;
+    view.resize(1280, 740);
+    view.show();
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(file);
+    QVERIFY(loaded.wait(20000));
+    const QStandardItemModel *model = view.securityView()->model();
+    int row = -1;
+    for (int r = 0; r < model->rowCount(); ++r)
+        if (model->item(r, SecurityView::NameColumn)->text() == global)
+            row = r;
+    QVERIFY(row >= 0);
+    QCOMPARE(model->item(row, SecurityView::CallColumn)->text(), call);
+    QVERIFY(model->item(row, SecurityView::CallColumn)->toolTip().contains(call));
+    for (int r = 0; r < model->rowCount(); ++r) {
+        const QStandardItem *why = model->item(r, SecurityView::ReasonColumn);
+        QVERIFY(!why->text().isEmpty());
+        QCOMPARE(why->toolTip(), why->text());
+        if (r != row)
+            QVERIFY(model->item(r, SecurityView::CallColumn)->text().isEmpty());  // only dangerous globals' calls
+    }
+    // The reason is not cut off: it wraps within its column.
+    QVERIFY(view.securityView()->view()->wordWrap());
 }
 
 QTEST_MAIN(TestDocumentView)
