@@ -28,13 +28,19 @@ struct ComparisonNode {
     bool structural = false; // a module with an added, removed, reshaped or unreadable tensor under it
     TensorDiff diff;       // tensors and (summed) modules
     bool hasFigures = false;
+    // A NaN or infinity appeared, went or moved (diff.nonFinite > 0), as `ckpt diff` says
+    // "diverged": the figures over the finite positions can read small for a tensor that blew up.
+    bool diverged() const { return hasFigures && diff.nonFinite > 0; }
 };
 
 // A comparison of two checkpoints as one tree: the tensors of both files folded into modules by
 // their aligned names, each row with its change (identical, within tolerance, different, another
 // shape, added, removed) and figures; module rows sum their tensors' figures and say the worst
-// change under them (identical, within tolerance, else changed). Rows are coloured by
-// the size of the change (relative L2 on a log scale) so the layers that moved most stand out.
+// change under them (identical, within tolerance, else changed). A row with NaN/Inf mismatches
+// (a NaN or infinity came, went or moved) says "diverged" and how many, as `ckpt diff` does, and
+// sorts first by change, then the others by relative L2, most changed first (the CLI's order).
+// Rows are coloured by the size of the change (relative L2 on a log scale) so the layers that
+// moved most stand out; diverged ones in the colour of non-finite values.
 class ComparisonModel : public FlatTreeModel<ComparisonNode> {
     Q_OBJECT
 public:
@@ -48,6 +54,7 @@ public:
         NameARole,                // QString: the tensor's name in the first file (empty when added)
         NameBRole,                // QString: in the second file (empty when removed)
         PathRole,                 // QString: the aligned dotted path
+        NonFiniteMismatchRole,    // qlonglong: positions where one side is NaN/Inf and the other not the same
     };
     Q_ENUM(Role)
 
