@@ -1,6 +1,7 @@
 #include "comparisonmodel.h"
 
 #include "comparison.h"
+#include "dtype.h"
 #include "valuetext.h"
 
 #include <QColor>
@@ -41,6 +42,13 @@ double changeOrder(bool diverged, double magnitude)
 {
     const double m = std::isnan(magnitude) ? 0.0 : std::isinf(magnitude) ? 1.0 : magnitude / (1.0 + magnitude);
     return (diverged ? 2.0 : 0.0) + m;
+}
+
+// A dtype as the comparison names it ("float32", "complex64") is floating or complex.
+bool floatingName(const std::string &name)
+{
+    const auto t = dtypeFromTorchName(name);
+    return t && (dtypeIsFloating(*t) || dtypeIsComplex(*t));
 }
 
 QString figure(double v)
@@ -125,8 +133,12 @@ void ComparisonModel::setComparison(std::shared_ptr<const Comparison> comparison
             n.level = t.status == TensorComparison::Status::Identical ? 0 : t.status == TensorComparison::Status::Close ? 1 : 2;
             n.structural = t.status == TensorComparison::Status::ShapeChanged || t.status == TensorComparison::Status::Unreadable;
             n.hasFigures = t.status != TensorComparison::Status::ShapeChanged && t.status != TensorComparison::Status::Unreadable;
-            if (n.hasFigures)
+            n.floating = floatingName(t.dtypeA) || floatingName(t.dtypeB);
+            if (n.hasFigures) {
                 n.diff = t.diff;
+                n.pooled[n.floating ? 1 : 0] = t.diff;
+                n.pooledAny[n.floating ? 1 : 0] = true;
+            }
         }
         for (const auto &name : c.onlyA) {
             Node &n = m_nodes[static_cast<std::size_t>(nodeAt(stripped(name, c.prefixA)))];
@@ -151,10 +163,20 @@ void ComparisonModel::setComparison(std::shared_ptr<const Comparison> comparison
             p.changed = p.changed || n.changed;
             p.level = std::max(p.level, n.level);
             p.structural = p.structural || n.structural;
-            if (n.hasFigures) {
-                p.diff.accumulate(n.diff);
-                p.hasFigures = true;
-            }
+            for (int k = 0; k < 2; ++k)
+                if (n.pooledAny[k]) {
+                    p.pooled[k].accumulate(n.pooled[k]);
+                    p.pooledAny[k] = true;
+                }
+        }
+        // A module's figures: its floating tensors', else its integer ones' (BatchNorm's counter
+        // going from 0 to 50 would swamp the weights' relative change).
+        for (std::size_t i = 1; i < m_nodes.size(); ++i) {
+            Node &n = m_nodes[i];
+            if (n.tensor >= 0 || !(n.pooledAny[0] || n.pooledAny[1]))
+                continue;
+            n.diff = n.pooled[n.pooledAny[1] ? 1 : 0];
+            n.hasFigures = true;
         }
     }
     endResetModel();

@@ -99,6 +99,8 @@ private Q_SLOTS:
     void moduleRowsRollUpTolerance_data();
     void moduleRowsRollUpTolerance();
     void divergedRowsSayItAndComeFirst();
+    void moduleFiguresAsCkptDiff_data();
+    void moduleFiguresAsCkptDiff();
     void seriesSaysSelectionIsPlotted();
 };
 
@@ -727,6 +729,54 @@ void TestCompareView::seriesSaysSelectionIsPlotted()
     QVERIFY2(view.hint()->text().contains(QStringLiteral("(1 of %1").arg(rows)), qPrintable(view.hint()->text()));
     if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
         view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/series-hint.png"));
+}
+
+void TestCompareView::moduleFiguresAsCkptDiff_data()
+{
+    QTest::addColumn<int>("pair");
+    const QJsonArray pairs = compareSection().value(QStringLiteral("pairs")).toArray();
+    for (int i = 0; i < pairs.size(); ++i) {
+        const QJsonObject p = pairs.at(i).toObject();
+        if (p.value(QStringLiteral("map")).toArray().isEmpty())  // renamed tensors: the view compares names as they are
+            QTest::addRow("%d %s-%s", i, qPrintable(p.value("a").toString()), qPrintable(p.value("b").toString())) << i;
+    }
+}
+
+// A module row's figures are ckpt diff's for that module, PyTorch's sums over its floating tensors:
+// an integer counter beside them (BatchNorm's num_batches_tracked going from 0 to 50) is left out,
+// as it would swamp the weights' relative change and the order by it. A module of integer tensors
+// only is measured by them.
+void TestCompareView::moduleFiguresAsCkptDiff()
+{
+    QFETCH(int, pair);
+    const QJsonObject p = compareSection().value(QStringLiteral("pairs")).toArray().at(pair).toObject();
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(p.value("a").toString()), test::fixturePath(p.value("b").toString()),
+                 p.value("atol").toDouble(), p.value("rtol").toDouble());
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+    const QString prefix = QString::fromStdString(view.model()->comparison()->prefixA);
+    const QJsonObject modules = p.value(QStringLiteral("modules")).toObject();
+    int checked = 0;
+    for (auto it = modules.begin(); it != modules.end(); ++it) {
+        QString path = it.key();
+        if (!prefix.isEmpty() && path.startsWith(prefix))
+            path = path.mid(prefix.size());
+        const QModelIndex row = view.model()->indexOfPath(path);
+        if (path.isEmpty() || !row.isValid())
+            continue;  // the top level has no row of its own
+        const QJsonObject want = it.value().toObject();
+        QVERIFY2(near(row.siblingAtColumn(ComparisonModel::MaxAbsColumn).data(ComparisonModel::SortRole).toDouble(),
+                      want.value("max_abs_diff").toDouble()), qPrintable(path));
+        if (!want.value("relative_l2").isNull())
+            QVERIFY2(near(row.data(ComparisonModel::MagnitudeRole).toDouble(), want.value("relative_l2").toDouble()),
+                     qPrintable(QStringLiteral("%1: %2, torch %3").arg(path).arg(row.data(ComparisonModel::MagnitudeRole).toDouble())
+                                    .arg(want.value("relative_l2").toDouble())));
+        QCOMPARE(row.data(ComparisonModel::NonFiniteMismatchRole).toLongLong(), want.value("non_finite_mismatches").toInteger());
+        ++checked;
+    }
+    QVERIFY(checked > 0 || modules.size() <= 1);
 }
 
 QTEST_MAIN(TestCompareView)
