@@ -110,6 +110,16 @@ QString num(double v)
     return QString::number(v, 'g', 6);
 }
 
+// A norm as torch gives it: nan and inf where the tensor holds them.
+QString normText(double v)
+{
+    if (std::isnan(v))
+        return QStringLiteral("nan");
+    if (std::isinf(v))
+        return v > 0 ? QStringLiteral("inf") : QStringLiteral("-inf");
+    return QString::number(v, 'g', 6);
+}
+
 } // namespace
 
 CompareView::CompareView(QWidget *parent) : QWidget(parent)
@@ -186,7 +196,8 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     m_tree->setAllColumnsShowFocus(true);
     m_tree->setSortingEnabled(true);
     m_tree->header()->setSortIndicatorClearable(true);
-    m_tree->sortByColumn(-1, Qt::AscendingOrder);
+    // As `ckpt diff` lists them: diverged rows first, then the most changed.
+    m_tree->sortByColumn(ComparisonModel::ChangeColumn, Qt::DescendingOrder);
     connect(m_tree->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex &current) { showTensor(m_proxy->mapToSource(current)); });
 
@@ -223,8 +234,9 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 2);
 
+    // The summary on a line of its own: beside the fields it wrapped into a height the bar cuts off.
     auto *bar = new QHBoxLayout;
-    bar->addWidget(m_summary, 1);
+    bar->addStretch(1);
     bar->addWidget(m_progress);
     bar->addWidget(m_cancel);
     auto *atolLabel = new QLabel(tr("&abs tol"), this);
@@ -244,6 +256,7 @@ CompareView::CompareView(QWidget *parent) : QWidget(parent)
     sides->addWidget(m_sideA, 1);
     sides->addWidget(m_sideB, 1);
     layout->addLayout(sides);
+    layout->addWidget(m_summary);
     layout->addLayout(bar);
     layout->addWidget(split, 1);
 }
@@ -352,8 +365,10 @@ void CompareView::showResult()
     const Comparison &c = *m_model->comparison();
     m_sideA->setText(sideText(tr("first"), m_a, *m_docA));
     m_sideB->setText(sideText(tr("second"), m_b, *m_docB));
-    int identical = 0, close = 0, changed = 0, shape = 0;
+    int identical = 0, close = 0, changed = 0, shape = 0, diverged = 0;
     for (const auto &t : c.tensors) {
+        diverged += t.diff.nonFinite > 0 && t.status != TensorComparison::Status::ShapeChanged &&
+                    t.status != TensorComparison::Status::Unreadable;
         identical += t.status == TensorComparison::Status::Identical;
         close += t.status == TensorComparison::Status::Close;
         changed += t.status == TensorComparison::Status::Different || t.status == TensorComparison::Status::Unreadable;
@@ -369,6 +384,10 @@ void CompareView::showResult()
                        .arg(shape)
                        .arg(c.onlyA.size())
                        .arg(c.onlyB.size());
+    if (diverged)
+        text += QStringLiteral(" \u00b7 <b>%1</b>")
+                    .arg(diverged == 1 ? tr("1 diverged (a NaN or infinity came, went or moved)")
+                                       : tr("%1 diverged (a NaN or infinity came, went or moved)").arg(diverged));
     if (!c.prefixA.empty() || !c.prefixB.empty())
         text += tr(" \u00b7 prefixes set aside: %1").arg(QString::fromStdString((c.prefixA.empty() ? "" : "'" + c.prefixA + "' (first) ") +
                                                                                (c.prefixB.empty() ? "" : "'" + c.prefixB + "' (second)")).toHtmlEscaped());
@@ -461,11 +480,20 @@ void CompareView::showTensor(const QModelIndex &index)
             text += tr("<br>max |\u0394| %1 \u00b7 mean |\u0394| %2 \u00b7 relative L2 %3 \u00b7 cosine %4<br>"
                        "||a|| %5 \u00b7 ||b|| %6 \u00b7 %7 of %8 elements outside tolerance")
                         .arg(num(t.diff.maxAbs), num(t.diff.meanAbs()), num(t.diff.relativeL2()), num(t.diff.cosine()),
-                             num(t.diff.normA()), num(t.diff.normB()))
+                             normText(t.normA), normText(t.normB))
                         .arg(t.diff.outside)
                         .arg(t.diff.count);
             if (t.diff.nonFinite)
-                text += tr(" (%1 NaN/Inf mismatches)").arg(t.diff.nonFinite);
+                text += tr("<br><b>%1</b>: positions where one file holds NaN or Inf and the other does not hold the "
+                           "same value; the figures above are over the positions finite in both and leave them out")
+                            .arg(t.diff.nonFinite == 1 ? tr("1 NaN/Inf mismatch")
+                                                       : tr("%1 NaN/Inf mismatches").arg(t.diff.nonFinite));
+            if (t.nonFinite.any())
+                text += tr("<br>NaN / Inf values: first %1 / %2, second %3 / %4")
+                            .arg(t.nonFinite.nanA)
+                            .arg(t.nonFinite.infA)
+                            .arg(t.nonFinite.nanB)
+                            .arg(t.nonFinite.infB);
         }
     m_figures->setText(text);
     m_values->setMessage(tr("Computing histograms\u2026"));

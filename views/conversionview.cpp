@@ -204,7 +204,8 @@ QStringList localFiles(const QMimeData *mime)
     return out;
 }
 
-// The progress column as a bar while a file is written (and full once it is done).
+// The status column as a bar while a file is written (the progress column's figure in it), its
+// word otherwise: one column for both, so that the plan and the verification fit a small window.
 class ProgressDelegate : public QStyledItemDelegate {
 public:
     using QStyledItemDelegate::QStyledItemDelegate;
@@ -212,18 +213,19 @@ public:
     {
         using S = ConversionQueueItem::Status;
         const auto status = static_cast<S>(index.data(ConversionQueueModel::StatusRole).toInt());
-        if (status != S::Running && status != S::Done) {
+        if (status != S::Running) {
             QStyledItemDelegate::paint(painter, option, index);
             return;
         }
         QStyleOptionProgressBar bar;
         bar.rect = option.rect.adjusted(2, 3, -2, -3);
         const double progress = index.data(ConversionQueueModel::ProgressRole).toDouble();
+        const QModelIndex percent = index.siblingAtColumn(ConversionQueueModel::ProgressColumn);
         // A negative progress is work that reports none (building a TorchScript module): a busy bar.
         bar.minimum = 0;
         bar.maximum = progress < 0 ? 0 : 100;
         bar.progress = progress < 0 ? 0 : qRound(progress * 100);
-        bar.text = progress < 0 ? QString() : index.data().toString();
+        bar.text = progress < 0 ? QString() : percent.data().toString();
         bar.textVisible = progress >= 0;
         bar.state = option.state | QStyle::State_Horizontal;
         bar.palette = option.palette;
@@ -250,7 +252,7 @@ ConversionDropTarget::ConversionDropTarget(PaneTarget target, const QString &tit
     m_title = title;
     m_description = description;
     setSelectionCount(0);
-    setMinimumHeight(72);
+    setMinimumHeight(56);  // compact: the queue below needs the height in a small window
     auto *t = new QLabel(QStringLiteral("<b>%1</b>").arg(title.toHtmlEscaped()), this);
     t->setAlignment(Qt::AlignCenter);
     m_descriptionLabel = new QLabel(description, this);
@@ -261,6 +263,8 @@ ConversionDropTarget::ConversionDropTarget(PaneTarget target, const QString &tit
     pal.setColor(QPalette::WindowText, pal.color(QPalette::PlaceholderText));
     m_descriptionLabel->setPalette(pal);
     auto *l = new QVBoxLayout(this);
+    l->setContentsMargins(6, 4, 6, 4);
+    l->setSpacing(2);
     l->addWidget(t);
     l->addWidget(m_descriptionLabel);
     setHighlighted(false);
@@ -389,13 +393,13 @@ void ConversionView::buildUi()
     m_queueView->setAlternatingRowColors(true);
     m_queueView->setWordWrap(false);
     m_queueView->setTextElideMode(Qt::ElideMiddle);
-    m_queueView->setItemDelegateForColumn(ConversionQueueModel::ProgressColumn, new ProgressDelegate(m_queueView));  // a long name keeps its ending (_fp16.pth)
-    m_queueView->setColumnWidth(ConversionQueueModel::FileColumn, 150);
-    m_queueView->setColumnWidth(ConversionQueueModel::TargetColumn, 115);
-    m_queueView->setColumnWidth(ConversionQueueModel::ProgressColumn, 75);
-    m_queueView->setColumnWidth(ConversionQueueModel::StatusColumn, 75);
-    m_queueView->setColumnWidth(ConversionQueueModel::PlanColumn, 240);
-    m_queueView->setColumnWidth(ConversionQueueModel::ResultColumn, 215);  // "verified (16 tensors read back)"
+    m_queueView->setItemDelegateForColumn(ConversionQueueModel::StatusColumn, new ProgressDelegate(m_queueView));  // a long name keeps its ending (_fp16.pth)
+    // The progress shows in the status column (a bar while running): the columns that say what
+    // each file becomes (file, target, status, plan, verification) fit beside the options at
+    // 1024 pixels, and the output's name follows (it is also the plan's first line below).
+    m_queueView->setColumnHidden(ConversionQueueModel::ProgressColumn, true);
+    m_queueView->verticalHeader()->setDefaultSectionSize(m_queueView->fontMetrics().height() + 8);
+    fitQueueColumns();
     connect(m_queueView->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
         showSelected();
         updateButtons();
@@ -449,7 +453,11 @@ void ConversionView::buildUi()
     ql->setContentsMargins(0, 0, 0, 0);
     auto *queueTitle = new QLabel(tr("<b>Queue</b>"), queueBox);
     ql->addWidget(queueTitle);
-    ql->addWidget(m_queueView);
+    ql->addWidget(m_queueView, 1);
+    // Five files in view at least, however the splitter is dragged.
+    m_queueView->setMinimumHeight(m_queueView->horizontalHeader()->sizeHint().height() +
+                                  5 * m_queueView->verticalHeader()->defaultSectionSize() + 2 * m_queueView->frameWidth() +
+                                  m_queueView->style()->pixelMetric(QStyle::PM_ScrollBarExtent));
     ql->addLayout(buttons);
     auto *planBox = new QWidget(this);
     auto *pl = new QVBoxLayout(planBox);
@@ -458,22 +466,29 @@ void ConversionView::buildUi()
     pl->addWidget(m_summary);
     pl->addWidget(m_planView);
 
-    auto *left = new QSplitter(Qt::Vertical, this);
-    left->addWidget(queueBox);
-    left->addWidget(planBox);
-    left->setStretchFactor(0, 1);
-    left->setStretchFactor(1, 2);
-
     auto *scroll = new QScrollArea(this);
     scroll->setWidget(buildOptions());
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
     scroll->setMinimumWidth(340);
 
-    auto *split = new QSplitter(Qt::Horizontal, this);
-    split->addWidget(left);
-    split->addWidget(scroll);
-    split->setStretchFactor(0, 3);
+    // The queue the whole pane wide, so that its columns (file, target, status, plan,
+    // verification, output) fit a 1024-pixel window unelided; under it the selected file's plan
+    // beside its options. The splitters keep the queue five rows high at least.
+    auto *bottom = new QSplitter(Qt::Horizontal, this);
+    bottom->setObjectName(QStringLiteral("planAndOptions"));
+    bottom->setChildrenCollapsible(false);
+    bottom->addWidget(planBox);
+    bottom->addWidget(scroll);
+    bottom->setStretchFactor(0, 3);
+    bottom->setStretchFactor(1, 2);
+
+    auto *split = new QSplitter(Qt::Vertical, this);
+    split->setObjectName(QStringLiteral("queueAndPlan"));
+    split->setChildrenCollapsible(false);
+    split->addWidget(queueBox);
+    split->addWidget(bottom);
+    split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 1);
 
     auto *hint = new QLabel(tr("Drop one or many checkpoints on a target to queue them; click a target to convert the "
@@ -482,9 +497,34 @@ void ConversionView::buildUi()
                             this);
     hint->setWordWrap(true);
     auto *l = new QVBoxLayout(this);
+    l->setContentsMargins(8, 6, 8, 6);
+    l->setSpacing(4);
     l->addWidget(hint);
     l->addLayout(targets);
     l->addWidget(split, 1);
+}
+
+void ConversionView::fitQueueColumns()
+{
+    // Widths for the words each column usually holds, measured in the view's font: at 1024 pixels
+    // all six fit side by side, longer texts elided (whole in their tooltips), the output's name
+    // taking what is left.
+    const QFontMetrics fm = m_queueView->fontMetrics();
+    const int pad = 2 * m_queueView->style()->pixelMetric(QStyle::PM_FocusFrameHMargin, nullptr, m_queueView) + 12;
+    auto fit = [&](int column, const QString &sample) {
+        const int header = fm.horizontalAdvance(m_queue->headerData(column, Qt::Horizontal).toString()) + pad + 8;
+        m_queueView->setColumnWidth(column, std::max(header, fm.horizontalAdvance(sample) + pad));
+    };
+    fit(ConversionQueueModel::FileColumn, QStringLiteral("predict_cnn_package.pth"));
+    fit(ConversionQueueModel::TargetColumn, convertTargetLabel(PaneTarget::Inference));
+    fit(ConversionQueueModel::StatusColumn, ConversionQueueModel::statusText(ConversionQueueItem::Status::Invalid));
+    fit(ConversionQueueModel::PlanColumn, QStringLiteral("will write 16 tensors \u00b7 5 values"));
+    fit(ConversionQueueModel::ResultColumn, QStringLiteral("verified (16 tensors read back)"));
+    fit(ConversionQueueModel::OutputColumn, QStringLiteral("state_dict_full_model.pth"));
+    // The plan ("will write 16 tensors · 5 values not written") takes the width left over, so a
+    // wider window shows more of it; the others keep theirs (and can be dragged).
+    m_queueView->horizontalHeader()->setStretchLastSection(false);
+    m_queueView->horizontalHeader()->setSectionResizeMode(ConversionQueueModel::PlanColumn, QHeaderView::Stretch);
 }
 
 QWidget *ConversionView::buildOptions()

@@ -142,6 +142,7 @@ protected:
 
 private:
     void buildUi();
+    void fitQueueColumns();
     QWidget *buildOptions();
     void requestPlan(int row);
     void replanSelection();

@@ -2,17 +2,72 @@
 
 #include "document.h"
 #include "metadata.h"
+#include "pythonrepr.h"
 #include "valueitems.h"
 #include "valuetext.h"
 #include "valuetree.h"
 
 #include <QFileInfo>
 #include <QHeaderView>
+#include <QStandardItem>
 #include <QStandardItemModel>
 #include <QTreeView>
 #include <QVBoxLayout>
 
 namespace ckpt {
+
+namespace {
+
+// How much of a value the Value column shows inline (elided) and its tooltip whole.
+constexpr int kInlineChars = 160;
+constexpr std::size_t kTooltipChars = 3000;
+
+// A container or object whose items matter more than their count (class names, mean/std, a
+// Namespace of arguments): shown inline as Python prints it, as `ckpt meta` does, instead of "4
+// items" or "argparse.Namespace". Tensors keep their own preview (tensor(72.5000)).
+bool showsAsRepr(const Value &v)
+{
+    if (v.isTensor())
+        return false;
+    return v.isContainer() || v.kind() == Value::Kind::Object;
+}
+
+// Sets the row's Value cell to the value's Python repr, elided, with the whole text as its tooltip.
+void showRepr(QList<QStandardItem *> &row, const ValuePtr &value)
+{
+    if (!value || !showsAsRepr(*value) || row.size() < 3)
+        return;
+    ReprLimits limits;
+    limits.maxChars = kTooltipChars;
+    const QString whole = QString::fromStdString(pythonRepr(*value, limits));
+    if (whole.isEmpty())
+        return;
+    row[2]->setText(whole.size() > kInlineChars ? whole.left(kInlineChars - 1) + QStringLiteral("\u2026") : whole);
+    row[2]->setToolTip(whole.size() > kInlineChars ? whole : QString());
+}
+
+// "Best metric" only where the key says best (best_acc1, best_fitness): val_acc and accuracy are
+// the current epoch's figure, not the best one.
+QString fieldLabel(const KnownField &f)
+{
+    const QString label = QString::fromStdString(f.label);
+    if (f.label == "Best metric" && QString::fromStdString(f.key).indexOf(QLatin1String("best"), 0, Qt::CaseInsensitive) < 0)
+        return MetadataView::tr("Metric");
+    return label;
+}
+
+// Where the field was found, in words: the Type column of "At a glance".
+QString fieldSource(const KnownField &f)
+{
+    const QString key = QString::fromStdString(f.key);
+    if (f.fromSidecar)
+        return MetadataView::tr("saved as %1 in the sidecar").arg(key);
+    if (f.fromFormatMetadata)
+        return MetadataView::tr("saved as %1 in __metadata__").arg(key);
+    return MetadataView::tr("saved as %1").arg(key);
+}
+
+} // namespace
 
 MetadataView::MetadataView(QWidget *parent) : QWidget(parent)
 {
@@ -46,9 +101,12 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
     if (!fields.empty()) {
         auto section = sectionRow(summaryTitle());
         for (const auto &f : fields) {
-            auto row = valueRow(QString::fromStdString(f.label), f.value, budget);
-            row[1]->setText(f.fromSidecar ? tr("sidecar: %1").arg(QString::fromStdString(f.key))
-                                          : tr("key: %1").arg(QString::fromStdString(f.key)));
+            auto row = valueRow(fieldLabel(f), f.value, budget);
+            row[1]->setText(fieldSource(f));
+            row[1]->setToolTip(tr("The value saved under the key %1, %2")
+                                   .arg(QString::fromStdString(f.key),
+                                        f.value ? valuetext::typeText(*f.value) : QStringLiteral("?")));
+            showRepr(row, f.value);
             section[0]->appendRow(row);
         }
         m_model->appendRow(section);
@@ -59,7 +117,9 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
     for (const auto &e : entries) {
         const QString key = QString::fromStdString(e.key);
         if (e.role == MetadataEntry::Role::Plain) {
-            meta[0]->appendRow(valueRow(key, e.value, budget));
+            auto row = valueRow(key, e.value, budget);
+            showRepr(row, e.value);
+            meta[0]->appendRow(row);
         } else {
             auto row = sectionRow(key, e.role == MetadataEntry::Role::OtherWeights
                                            ? tr("another weight set (EMA, a second network): see the structure tree")

@@ -163,8 +163,12 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
 
     auto *archBox = new QGroupBox(tr("Architecture"));
     auto *archForm = new QFormLayout(archBox);
+    m_archForm = archForm;
     m_archSource = new QComboBox;
     m_archSource->addItems({tr("From the file"), tr("TorchScript file of the model"), tr("Spec (JSON list of layers)")});
+    m_archSource->setToolTip(tr("From the file: the model the file holds, or one inferred from its weights.\n"
+                                "TorchScript file of the model: a scripted or traced copy that runs these weights.\n"
+                                "Spec: the layers as JSON, starting from those inferred from the file, to edit."));
     archForm->addRow(tr("Source"), m_archSource);
     m_activation = new QComboBox;
     m_activation->addItems({QStringLiteral("relu"), QStringLiteral("tanh"), QStringLiteral("sigmoid"), QStringLiteral("gelu"),
@@ -172,9 +176,11 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_activation->setToolTip(tr("Activation between the Linear layers of an MLP inferred from the weights"));
     archForm->addRow(tr("Activation"), m_activation);
     auto *pathRow = new QHBoxLayout;
+    m_pathRow = pathRow;
     m_scriptPath = new QLineEdit;
     m_scriptPath->setPlaceholderText(tr("model_scripted.pt"));
     auto *browse = new QPushButton(tr("Browse…"));
+    m_browse = browse;
     pathRow->addWidget(m_scriptPath);
     pathRow->addWidget(browse);
     archForm->addRow(tr("TorchScript"), pathRow);
@@ -183,6 +189,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_spec->setMaximumHeight(110);
     archForm->addRow(tr("Spec"), m_spec);
     auto *apply = new QPushButton(tr("Apply"));
+    m_apply = apply;
     archForm->addRow(QString(), apply);
     m_archLabel = new QLabel;
     m_archLabel->setWordWrap(true);
@@ -208,11 +215,19 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_shape->setToolTip(tr("One sample's shape, inferred from the first layer; edit it for another size"));
     shapeRow->addWidget(m_shape);
     inLayout->addLayout(shapeRow);
+    m_inputNote = new QLabel;
+    m_inputNote->setObjectName(QStringLiteral("inputNote"));
+    m_inputNote->setWordWrap(true);
+    m_inputNote->setTextFormat(Qt::PlainText);
+    m_inputNote->hide();
+    inLayout->addWidget(m_inputNote);
     m_inputTabs = new QTabWidget;
     m_form = new QTableWidget(0, 2);
     m_form->setHorizontalHeaderLabels({tr("Feature"), tr("Value")});
     m_form->horizontalHeader()->setStretchLastSection(true);
     m_form->verticalHeader()->setVisible(false);
+    // A few rows in view whatever the pane's height: the form is what one fills in.
+    m_form->setMinimumHeight(m_form->horizontalHeader()->sizeHint().height() + 4 * m_form->verticalHeader()->defaultSectionSize() + 4);
     m_inputTabs->addTab(m_form, tr("Form"));
     auto *batchPage = new QWidget;
     auto *batchLayout = new QVBoxLayout(batchPage);
@@ -448,6 +463,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
         shortcut->setContext(Qt::WindowShortcut);
         connect(shortcut, &QShortcut::activated, this, &PredictionView::run);
     }
+    updateSourceFields();
 }
 
 PredictionView::~PredictionView() = default;
@@ -465,6 +481,7 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
     m_features = m_doc ? featureNamesOf(*m_doc) : std::vector<std::string>{};
     m_normalize->setEnabled(m_pre.present());
     m_normalize->setChecked(m_pre.present());
+    m_normalize->setVisible(m_pre.present());  // nothing to switch: the line below says why
     if (m_pre.present()) {
         auto list = [](const std::vector<double> &v) {
             QStringList s;
@@ -513,6 +530,7 @@ void PredictionView::applyArchitecture()
     m_archError.clear();
     if (!m_doc) {
         m_archLabel->setText(QString());
+        updateSourceFields();
         return;
     }
     ArchitectureRequest request;
@@ -532,9 +550,12 @@ void PredictionView::applyArchitecture()
         m_archError = paneWording(e.what());
     }
     m_activation->setEnabled(source == 0 && m_arch && m_arch->source == Architecture::Source::InferredMlp);
+    updateSourceFields();
     if (!m_arch) {
         m_archLabel->setText(QStringLiteral("<span style='color:#c0392b'>%1</span>").arg(m_archError.toHtmlEscaped()));
         m_shape->clear();
+        m_inputNote->clear();
+        m_inputNote->hide();
         rebuildForm();
         return;
     }
@@ -554,7 +575,40 @@ void PredictionView::applyArchitecture()
     m_archLabel->setToolTip(QStringLiteral("<pre>%1</pre>").arg(lines.join(QLatin1Char('\n'))));
     m_archLabel->setText(html);
     m_shape->setText(shapeString(m_arch->inputShape));
+    if (m_arch->integerInput) {
+        // An Embedding takes token ids, not values: say so, with their range and how to size a sample.
+        const auto rows = indexCount(*m_arch);
+        m_inputNote->setText(
+            (rows ? tr("This model starts with an Embedding: its input is integer token ids (indices), from 0 to "
+                       "%1, one per position.")
+                        .arg(*rows - 1)
+                  : tr("This model starts with an Embedding: its input is integer token ids (indices), one per "
+                       "position.")) +
+            (m_arch->inputShape.empty() || m_arch->inputShape[0] < 0
+                 ? tr(" The file does not say how many positions: replace the ? of the sample shape with the "
+                      "sequence length (for example 8).")
+                 : QString()));
+    } else {
+        m_inputNote->clear();
+    }
+    m_inputNote->setVisible(!m_inputNote->text().isEmpty());
     rebuildForm();
+}
+
+void PredictionView::updateSourceFields()
+{
+    const int source = m_archSource->currentIndex();
+    // The TorchScript field and Browse serve the TorchScript source only; the spec box the Spec
+    // source (it holds the spec inferred from the file, to edit once Spec is chosen); Apply both,
+    // as the file's own architecture follows its controls by itself. Hidden where they do not apply,
+    // so that the input comes up into view.
+    m_scriptPath->setEnabled(source == 1);
+    m_browse->setEnabled(source == 1);
+    m_spec->setEnabled(source == 2);
+    m_apply->setEnabled(source != 0);
+    m_archForm->setRowVisible(m_pathRow, source == 1);
+    m_archForm->setRowVisible(m_spec, source == 2);
+    m_archForm->setRowVisible(m_apply, source != 0);
 }
 
 std::vector<std::int64_t> PredictionView::sampleShape() const

@@ -15,6 +15,8 @@ class QChart;
 class QCheckBox;
 class QChartView;
 class QComboBox;
+class QFormLayout;
+class QHBoxLayout;
 class QLabel;
 class QLineEdit;
 class QShowEvent;
@@ -72,6 +74,10 @@ public:
     // What the chart's place says before a run ("" while it shows probabilities).
     QString chartPlaceholder() const;
     QLabel *statusLabel() const { return m_status; }
+    QPushButton *browseButton() const { return m_browse; }
+    QPushButton *applyButton() const { return m_apply; }
+    // What the input must be where that is not plain numbers (an Embedding's integer token ids).
+    QLabel *inputNote() const { return m_inputNote; }
 
     // Loads an image for a convolutional model: resized to the input size, scaled to [0, 1],
     // channels first. False with the reason in `error` when it cannot be read or used.
@@ -124,6 +130,8 @@ private:
     void listDevices();
     void updatePrecisions();
     void setStatus(const QString &text, bool error);
+    // Enables and shows the architecture fields the chosen Source uses, hides the others.
+    void updateSourceFields();
 
     std::shared_ptr<const Document> m_doc;
     std::optional<Architecture> m_arch;
@@ -149,6 +157,11 @@ private:
     QComboBox *m_activation = nullptr;
     QLineEdit *m_scriptPath = nullptr;
     QPlainTextEdit *m_spec = nullptr;
+    QPushButton *m_browse = nullptr;
+    QPushButton *m_apply = nullptr;
+    QFormLayout *m_archForm = nullptr;
+    QHBoxLayout *m_pathRow = nullptr;
+    QLabel *m_inputNote = nullptr;
     QLabel *m_archLabel = nullptr;
     QCheckBox *m_normalize = nullptr;
     QLabel *m_preLabel = nullptr;

@@ -94,8 +94,19 @@ SeriesView::SeriesView(QWidget *parent) : QWidget(parent)
     bar->addWidget(m_metric);
     auto *split = new QSplitter(Qt::Vertical, this);
     split->setChildrenCollapsible(false);
+    // Selection decides what the chart draws: said in one line above the table, kept up to date.
+    m_hint = new QLabel(this);
+    m_hint->setObjectName(QStringLiteral("seriesHint"));
+    m_hint->setWordWrap(true);
+    auto *tablePane = new QWidget(this);
+    auto *tableLayout = new QVBoxLayout(tablePane);
+    tableLayout->setContentsMargins(0, 2, 0, 0);
+    tableLayout->setSpacing(2);
+    tableLayout->addWidget(m_hint);
+    tableLayout->addWidget(m_table, 1);
+    connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] { updateHint(); });
     split->addWidget(m_chart);
-    split->addWidget(m_table);
+    split->addWidget(tablePane);
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 2);
     split->setSizes({600, 300});
@@ -116,6 +127,7 @@ void SeriesView::setFiles(const QStringList &files)
     cancel();
     m_series.reset();
     m_model->clear();
+    updateHint();
     m_summary->setText(tr("Reading %1 checkpoints\u2026").arg(files.size()));
     std::vector<std::string> paths;
     for (const auto &f : files)
@@ -220,7 +232,21 @@ void SeriesView::fill()
     for (std::size_t k = 0; k < order.size() && k < static_cast<std::size_t>(kPlotted); ++k)
         sel.select(m_model->index(order[k], 0), m_model->index(order[k], m_model->columnCount() - 1));
     m_table->selectionModel()->select(sel, QItemSelectionModel::ClearAndSelect);
+    updateHint();
     plot();
+}
+
+void SeriesView::updateHint()
+{
+    if (!m_series || m_model->rowCount() == 0) {
+        m_hint->clear();
+        return;
+    }
+    const int selected = static_cast<int>(m_table->selectionModel()->selectedRows().size());
+    m_hint->setText(tr("The chart draws the selected rows (%1 of %2; at first those that drifted most). Click a row to "
+                       "draw it alone, Ctrl+click to add or remove one.")
+                        .arg(selected)
+                        .arg(m_model->rowCount()));
 }
 
 void SeriesView::changeEvent(QEvent *event)

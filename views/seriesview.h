@@ -41,6 +41,8 @@ public:
     QChartView *chart() const { return m_chart; }
     QComboBox *metricBox() const { return m_metric; }
     QLabel *summary() const { return m_summary; }
+    // The line above the table saying that the selected rows are what the chart draws.
+    QLabel *hint() const { return m_hint; }
 
 Q_SIGNALS:
     void finished(bool ok);
@@ -52,10 +54,12 @@ protected:
 private:
     void fill();
     void plot();
+    void updateHint();
     Metric metric() const;
     std::shared_ptr<const Series> m_series;
     QFutureWatcher<std::shared_ptr<SeriesJob>> *m_job = nullptr;
     QLabel *m_summary = nullptr;
+    QLabel *m_hint = nullptr;
     QProgressBar *m_progress = nullptr;
     QToolButton *m_cancel = nullptr;
     QComboBox *m_metric = nullptr;

@@ -8,6 +8,7 @@
 #include "document.h"
 #include "mappedfile.h"
 #include "tensorref.h"
+#include "tensortablemodel.h"
 #include "valuetext.h"
 
 #include <QAreaSeries>
@@ -29,6 +30,7 @@
 #include <QRegularExpression>
 #include <QSettings>
 #include <QSpinBox>
+#include <QStringList>
 #include <QSplitter>
 #include <QTableView>
 #include <QVBoxLayout>
@@ -346,6 +348,16 @@ void TensorDetailView::showHeader()
     m_info->setText(lines.join(QStringLiteral("<br>")));
 }
 
+QStringList TensorDetailView::statisticsNotes(const TensorStats &s, DType dtype)
+{
+    QStringList notes;
+    if (s.nanCount > 0)
+        notes << tr("NaN values left out of min/max/mean/std/L2: %1").arg(valuetext::count(s.nanCount));
+    if (dtypeIsComplex(dtype))
+        notes << tr("complex: over real and imaginary parts together");
+    return notes;
+}
+
 void TensorDetailView::showStatistics()
 {
     if (!m_tensor) {
@@ -380,11 +392,16 @@ void TensorDetailView::showStatistics()
     QString nonFinite = tr("%1 / %2").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount)).toHtmlEscaped();
     if (s.nanCount > 0 || s.infCount > 0)
         nonFinite = QStringLiteral("<span style='color:#b3261e'><b>%1</b></span>").arg(nonFinite);
-    const QString text = QStringLiteral("<table cellspacing=0 cellpadding=0>") +
-                         row(tr("min"), html(extreme(false)), tr("max"), extreme(true)) +
-                         row(tr("mean"), html(figure(s.mean)), tr("std"), figure(s.std)) +
-                         row(tr("L2"), html(figure(s.l2)), tr("zeros"), valuetext::percent(zeros)) +
-                         row(tr("NaN / Inf"), nonFinite, QString(), QString()) + QStringLiteral("</table>");
+    QString text = QStringLiteral("<table cellspacing=0 cellpadding=0>") +
+                   row(tr("min"), html(extreme(false)), tr("max"), extreme(true)) +
+                   row(tr("mean"), html(figure(s.mean)), tr("std"), figure(s.std)) +
+                   row(tr("L2"), html(figure(s.l2)), tr("zeros"), valuetext::percent(zeros)) +
+                   row(tr("NaN / Inf"), nonFinite, QString(), QString()) + QStringLiteral("</table>");
+    // What the figures are over where that is not every element as it is: torch.mean of a tensor
+    // with a NaN is nan, and torch's min/max of a complex tensor an error, so say what these are.
+    for (const QString &note : statisticsNotes(s, m_tensor->dtype))
+        text += QStringLiteral("<br><i>%1</i>").arg(note.toHtmlEscaped());
+    m_statsLabel->setToolTip(TensorTableModel::statisticsNote());
     m_statsLabel->setText(text);
 }
 

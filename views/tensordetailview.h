@@ -1,6 +1,7 @@
 #pragma once
 
 #include "computeapi.h"
+#include "dtype.h"
 #include "tensorvaluesmodel.h"
 
 #include <QString>
@@ -62,6 +63,9 @@ public:
     bool isComputing() const { return m_jobRunning; }
     // The pane's message line: reasons values are missing, export results and errors.
     QString messageText() const;
+    // The notes under the statistics: how many NaN values they leave out, that a complex tensor's
+    // are over its real and imaginary parts together. Empty when the figures are over every value.
+    static QStringList statisticsNotes(const TensorStats &stats, DType dtype);
 
     // Writes the tensor to `path` in the background (what the Export buttons do after asking for
     // a file name); an existing file is replaced, an input file never. Emits exportFinished().

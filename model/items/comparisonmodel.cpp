@@ -1,6 +1,7 @@
 #include "comparisonmodel.h"
 
 #include "comparison.h"
+#include "dtype.h"
 #include "valuetext.h"
 
 #include <QColor>
@@ -26,6 +27,28 @@ QString statusText(const QString &status)
     if (status == QLatin1String("added")) return ComparisonModel::tr("added");
     if (status == QLatin1String("removed")) return ComparisonModel::tr("removed");
     return {};
+}
+
+// "diverged: 1 NaN/Inf mismatch", as `ckpt diff` marks a module whose NaN or infinite values moved.
+QString divergedText(qint64 mismatches)
+{
+    return mismatches == 1 ? ComparisonModel::tr("diverged: 1 NaN/Inf mismatch")
+                           : ComparisonModel::tr("diverged: %1 NaN/Inf mismatches").arg(mismatches);
+}
+
+// The Change column's sort key, largest first as `ckpt diff` lists modules: diverged rows, then
+// by relative L2 (added, removed and reshaped count as infinite; identical as 0).
+double changeOrder(bool diverged, double magnitude)
+{
+    const double m = std::isnan(magnitude) ? 0.0 : std::isinf(magnitude) ? 1.0 : magnitude / (1.0 + magnitude);
+    return (diverged ? 2.0 : 0.0) + m;
+}
+
+// A dtype as the comparison names it ("float32", "complex64") is floating or complex.
+bool floatingName(const std::string &name)
+{
+    const auto t = dtypeFromTorchName(name);
+    return t && (dtypeIsFloating(*t) || dtypeIsComplex(*t));
 }
 
 QString figure(double v)
@@ -110,8 +133,12 @@ void ComparisonModel::setComparison(std::shared_ptr<const Comparison> comparison
             n.level = t.status == TensorComparison::Status::Identical ? 0 : t.status == TensorComparison::Status::Close ? 1 : 2;
             n.structural = t.status == TensorComparison::Status::ShapeChanged || t.status == TensorComparison::Status::Unreadable;
             n.hasFigures = t.status != TensorComparison::Status::ShapeChanged && t.status != TensorComparison::Status::Unreadable;
-            if (n.hasFigures)
+            n.floating = floatingName(t.dtypeA) || floatingName(t.dtypeB);
+            if (n.hasFigures) {
                 n.diff = t.diff;
+                n.pooled[n.floating ? 1 : 0] = t.diff;
+                n.pooledAny[n.floating ? 1 : 0] = true;
+            }
         }
         for (const auto &name : c.onlyA) {
             Node &n = m_nodes[static_cast<std::size_t>(nodeAt(stripped(name, c.prefixA)))];
@@ -136,10 +163,20 @@ void ComparisonModel::setComparison(std::shared_ptr<const Comparison> comparison
             p.changed = p.changed || n.changed;
             p.level = std::max(p.level, n.level);
             p.structural = p.structural || n.structural;
-            if (n.hasFigures) {
-                p.diff.accumulate(n.diff);
-                p.hasFigures = true;
-            }
+            for (int k = 0; k < 2; ++k)
+                if (n.pooledAny[k]) {
+                    p.pooled[k].accumulate(n.pooled[k]);
+                    p.pooledAny[k] = true;
+                }
+        }
+        // A module's figures: its floating tensors', else its integer ones' (BatchNorm's counter
+        // going from 0 to 50 would swamp the weights' relative change).
+        for (std::size_t i = 1; i < m_nodes.size(); ++i) {
+            Node &n = m_nodes[i];
+            if (n.tensor >= 0 || !(n.pooledAny[0] || n.pooledAny[1]))
+                continue;
+            n.diff = n.pooled[n.pooledAny[1] ? 1 : 0];
+            n.hasFigures = true;
         }
     }
     endResetModel();
@@ -170,6 +207,8 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         switch (index.column()) {
         case NameColumn: return n.name;
         case ChangeColumn:
+            if (n.diverged())
+                return divergedText(n.diff.nonFinite);
             if (n.status == QLatin1String("module"))
                 return n.level == 0 ? tr("identical") : n.level == 1 ? tr("within tolerance") : tr("changed");
             return statusText(n.status);
@@ -184,6 +223,8 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         }
         return {};
     case Qt::BackgroundRole: {
+        if (n.diverged())
+            return valuetext::nonFiniteBackground();
         QColor c = changeColour(magnitude, !n.changed, structural);
         // A module whose only change is structure (a tensor added or removed) has no figures to colour by.
         if (!c.isValid() && n.status == QLatin1String("module") && n.structural)
@@ -191,8 +232,17 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         return c.isValid() ? QVariant(c) : QVariant();
     }
     case Qt::ForegroundRole:
+        if (n.diverged())
+            return valuetext::nonFiniteForeground();
         return n.changed ? QVariant(QColor(0x20, 0x20, 0x20)) : QVariant();  // dark text on the pale colours
     case Qt::ToolTipRole:
+        if (n.diverged())
+            return tr("%1\n%2 where one file holds NaN or Inf and the other does not hold the same value.\n"
+                      "Max |\u0394|, relative L2 and cosine are over the positions finite in both files and leave "
+                      "%3 out, so they can look small for weights that blew up.")
+                .arg(n.path,
+                     n.diff.nonFinite == 1 ? tr("1 position") : tr("%1 positions").arg(n.diff.nonFinite),
+                     n.diff.nonFinite == 1 ? tr("it") : tr("them"));
         if (n.status == QLatin1String("removed"))
             return tr("only in the first file: %1").arg(n.nameA);
         if (n.status == QLatin1String("added"))
@@ -209,6 +259,12 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         case MaxAbsColumn: return n.hasFigures ? n.diff.maxAbs : -1.0;
         case RelativeColumn: return std::isnan(magnitude) ? -1.0 : magnitude;
         case CosineColumn: return n.hasFigures && !std::isnan(n.diff.cosine()) ? n.diff.cosine() : 2.0;
+        case ChangeColumn:
+            // A module whose only change is a tensor added or removed has no figures: it ranks with
+            // the structural changes, before the measured ones.
+            return changeOrder(n.diverged(), std::isnan(magnitude) && n.structural
+                                                 ? std::numeric_limits<double>::infinity()
+                                                 : magnitude);
         default: return data(index, Qt::DisplayRole);
         }
     case ChangedRole: return n.changed;
@@ -217,6 +273,7 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
     case NameARole: return n.nameA;
     case NameBRole: return n.nameB;
     case PathRole: return n.path;
+    case NonFiniteMismatchRole: return static_cast<qlonglong>(n.hasFigures ? n.diff.nonFinite : 0);
     }
     return {};
 }
@@ -230,6 +287,9 @@ QVariant ComparisonModel::headerData(int section, Qt::Orientation orientation, i
         case MaxAbsColumn: return tr("Largest |b \u2212 a|");
         case RelativeColumn: return tr("||b \u2212 a|| / ||a||");
         case CosineColumn: return tr("a\u00b7b / (||a|| ||b||)");
+        case ChangeColumn:
+            return tr("Diverged: a NaN or infinity came, went or moved between the files (NaN/Inf mismatches); "
+                      "these rows come first, then the others by relative L2, as ckpt diff lists them.");
         }
         return {};
     }

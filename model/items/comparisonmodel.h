@@ -28,13 +28,25 @@ struct ComparisonNode {
     bool structural = false; // a module with an added, removed, reshaped or unreadable tensor under it
     TensorDiff diff;       // tensors and (summed) modules
     bool hasFigures = false;
+    // A module's sums, kept apart for floating (and complex) tensors and for integer ones: its
+    // figures are the floating tensors' where it has any, as `ckpt diff` pools them.
+    bool floating = false;  // a tensor: either file holds it as a floating or complex type
+    TensorDiff pooled[2];   // [0] integer tensors, [1] floating tensors under the node
+    bool pooledAny[2] = {false, false};
+    // A NaN or infinity appeared, went or moved (diff.nonFinite > 0), as `ckpt diff` says
+    // "diverged": the figures over the finite positions can read small for a tensor that blew up.
+    bool diverged() const { return hasFigures && diff.nonFinite > 0; }
 };
 
 // A comparison of two checkpoints as one tree: the tensors of both files folded into modules by
 // their aligned names, each row with its change (identical, within tolerance, different, another
-// shape, added, removed) and figures; module rows sum their tensors' figures and say the worst
-// change under them (identical, within tolerance, else changed). Rows are coloured by
-// the size of the change (relative L2 on a log scale) so the layers that moved most stand out.
+// shape, added, removed) and figures; module rows sum their floating tensors' figures (their
+// integer ones' when they have no floating tensor, as `ckpt diff` does) and say the worst
+// change under them (identical, within tolerance, else changed). A row with NaN/Inf mismatches
+// (a NaN or infinity came, went or moved) says "diverged" and how many, as `ckpt diff` does, and
+// sorts first by change, then the others by relative L2, most changed first (the CLI's order).
+// Rows are coloured by the size of the change (relative L2 on a log scale) so the layers that
+// moved most stand out; diverged ones in the colour of non-finite values.
 class ComparisonModel : public FlatTreeModel<ComparisonNode> {
     Q_OBJECT
 public:
@@ -48,6 +60,7 @@ public:
         NameARole,                // QString: the tensor's name in the first file (empty when added)
         NameBRole,                // QString: in the second file (empty when removed)
         PathRole,                 // QString: the aligned dotted path
+        NonFiniteMismatchRole,    // qlonglong: positions where one side is NaN/Inf and the other not the same
     };
     Q_ENUM(Role)
 

@@ -7,6 +7,7 @@
 #include "valuetext.h"
 
 #include <QBrush>
+#include <QStringList>
 #include <QColor>
 
 namespace ckpt {
@@ -127,8 +128,27 @@ QVariant TensorTableModel::data(const QModelIndex &index, int role) const
     }
 }
 
+QString TensorTableModel::statisticsNote()
+{
+    return tr("Over the values that are not NaN: NaN values are left out of min, max, mean, std and L2 (and counted "
+              "under NaN/Inf), so where torch.mean gives nan this is torch.nanmean; infinities are included. A "
+              "complex tensor's figures are over its real and imaginary parts together.");
+}
+
 QVariant TensorTableModel::headerData(int section, Qt::Orientation orientation, int role) const
 {
+    if (orientation == Qt::Horizontal && role == Qt::ToolTipRole) {
+        switch (section) {
+        case MinColumn:
+        case MaxColumn:
+        case MeanColumn:
+        case StdColumn:
+        case L2Column: return statisticsNote();
+        case ZeroFractionColumn: return tr("The share of all elements that are zero");
+        case NonFiniteColumn: return tr("How many NaN and how many infinite values the tensor holds");
+        default: return {};
+        }
+    }
     if (orientation != Qt::Horizontal || role != Qt::DisplayRole)
         return QAbstractTableModel::headerData(section, orientation, role);
     switch (section) {
@@ -210,6 +230,15 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
         return {};
     }
     const bool nonFinite = v.nanCount > 0 || v.infCount > 0;
+    if (role == Qt::ToolTipRole && column >= MinColumn && column <= L2Column) {
+        // What the figure is over, where it is not simply every element: said on the cell itself.
+        QStringList notes;
+        if (v.nanCount > 0)
+            notes << tr("NaN values left out of min/max/mean/std/L2: %1").arg(valuetext::count(v.nanCount));
+        if (dtypeIsComplex(rows()[static_cast<std::size_t>(row)].ref().dtype))
+            notes << tr("complex: over real and imaginary parts together");
+        return notes.isEmpty() ? QVariant() : QVariant(notes.join(QLatin1Char('\n')));
+    }
     switch (column) {
     case MinColumn:
     case MaxColumn: {
@@ -245,7 +274,10 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
         if (role == Qt::ForegroundRole && nonFinite)
             return QBrush(QColor(0xb3, 0x26, 0x1e));
         if (role == Qt::ToolTipRole && nonFinite)
-            return tr("%1 NaN and %2 Inf values (left out of min, max, mean and std)").arg(v.nanCount).arg(v.infCount);
+            return tr("%1 NaN and %2 Inf values (the NaN values are left out of min, max, mean, std and L2; the "
+                      "infinities are in them)")
+                .arg(v.nanCount)
+                .arg(v.infCount);
         return {};
     default: return {};
     }

@@ -63,6 +63,9 @@ public:
     // The rows the table shows, in order (the state dict, or every tensor without one).
     const std::vector<NamedTensor> &tensors() const { return rows(); }
 
+    // What the statistics columns are over (NaN left out, complex parts together): their header tooltip.
+    static QString statisticsNote();
+
     int rowCount(const QModelIndex &parent = {}) const override;
     int columnCount(const QModelIndex &parent = {}) const override;
     QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;

@@ -90,6 +90,7 @@ private Q_SLOTS:
     void integerExtremesExactly();
     void nonFiniteRowsMarked();
     void sortsByNorm();
+    void statisticsSayWhatTheyAreOver();
 
 private:
     TensorTableModel *m_model = nullptr;
@@ -374,4 +375,44 @@ void TestTensorTableModel::sortsByNorm()
 }
 
 QTEST_MAIN(TestTensorTableModel)
+// The statistics columns leave NaN values out (where torch.mean gives nan, they show
+// torch.nanmean) and take a complex tensor's real and imaginary parts together: the header says
+// so, and each such cell names how many NaN values it left out or that it is complex. The figures
+// are torch's own nan-aware ones (guiviews/stats.pth, expected.json "__guiviews__").
+void TestTensorTableModel::statisticsSayWhatTheyAreOver()
+{
+    const QJsonObject section = expectedJson().value("__guiviews__").toObject().value("stats").toObject();
+    QVERIFY2(!section.isEmpty(), "regenerate the fixtures");
+    for (int c : {TensorTableModel::MinColumn, TensorTableModel::MaxColumn, TensorTableModel::MeanColumn}) {
+        const QString tip = m_model->headerData(c, Qt::Horizontal, Qt::ToolTipRole).toString();
+        QVERIFY2(tip.contains("NaN values are left out") && tip.contains("torch.nanmean") &&
+                     tip.contains("real and imaginary parts together"),
+                 qPrintable(tip));
+    }
+    m_model->setDocument(readFixture(section.value("file").toString()));
+    fillStatistics(*m_model);
+    const QJsonObject tensors = section.value("tensors").toObject();
+    QCOMPARE(m_model->rowCount(), tensors.size());
+    for (int r = 0; r < m_model->rowCount(); ++r) {
+        const QString name = m_model->index(r, TensorTableModel::NameColumn).data().toString();
+        const QJsonObject want = tensors.value(name).toObject();
+        QVERIFY2(!want.isEmpty(), qPrintable(name));
+        auto value = [&](int column) { return m_model->index(r, column).data(TensorTableModel::SortRole).toDouble(); };
+        QVERIFY2(close(value(TensorTableModel::MeanColumn), jsonNumber(want.value("nanmean"))), qPrintable(name));
+        QVERIFY2(close(value(TensorTableModel::MinColumn), jsonNumber(want.value("min"))), qPrintable(name));
+        QVERIFY2(close(value(TensorTableModel::MaxColumn), jsonNumber(want.value("max"))), qPrintable(name));
+        const qint64 nans = want.value("nan").toInteger();
+        if (nans > 0)  // torch.mean says nan here; the table's mean is another figure, and says why
+            QVERIFY(std::isnan(jsonNumber(want.value("torch_mean"))) && !std::isnan(value(TensorTableModel::MeanColumn)));
+        for (int c : {TensorTableModel::MinColumn, TensorTableModel::MaxColumn, TensorTableModel::MeanColumn}) {
+            const QString tip = m_model->index(r, c).data(Qt::ToolTipRole).toString();
+            QCOMPARE(tip.contains(QStringLiteral("NaN values left out of min/max/mean/std/L2: %1").arg(nans)), nans > 0);
+            QCOMPARE(tip.contains(QStringLiteral("complex: over real and imaginary parts together")),
+                     want.value("complex").toBool());
+            if (nans == 0 && !want.value("complex").toBool())
+                QVERIFY2(tip.isEmpty(), qPrintable(tip));
+        }
+    }
+}
+
 #include "tst_tensortablemodel.moc"

@@ -8,6 +8,7 @@
 #include "histogramchart.h"
 #include "seriesview.h"
 #include "testdata.h"
+#include "valuetext.h"
 
 #include <QAbstractItemModelTester>
 #include <QAreaSeries>
@@ -16,6 +17,9 @@
 #include <QChartView>
 #include <QHash>
 #include <QCheckBox>
+#include <QItemSelectionModel>
+#include <QSet>
+#include <QColor>
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QLabel>
@@ -29,6 +33,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 
 using namespace ckpt;
 
@@ -93,6 +98,10 @@ private Q_SLOTS:
     void toleranceFieldsCompareAgain();
     void moduleRowsRollUpTolerance_data();
     void moduleRowsRollUpTolerance();
+    void divergedRowsSayItAndComeFirst();
+    void moduleFiguresAsCkptDiff_data();
+    void moduleFiguresAsCkptDiff();
+    void seriesSaysSelectionIsPlotted();
 };
 
 void TestCompareView::compareMatchesTorch()
@@ -535,6 +544,7 @@ void TestCompareView::moduleRowsRollUpTolerance()
     struct Want {
         int rank;
         bool moved;
+        qint64 mismatches = 0;  // NaN/Inf mismatches: a module with any says "diverged", as ckpt diff
     };
     QHash<QString, Want> want;
     const QJsonObject tensors = p.value(QStringLiteral("tensors")).toObject();
@@ -542,7 +552,8 @@ void TestCompareView::moduleRowsRollUpTolerance()
         const QString status = it.value().toObject().value("status").toString();
         const QJsonValue rel = it.value().toObject().value("relative_l2");
         want.insert(it.key(), {status == QLatin1String("identical") ? 0 : status == QLatin1String("close") ? 1 : 2,
-                               status != QLatin1String("identical") && (!rel.isDouble() || rel.toDouble() != 0)});
+                               status != QLatin1String("identical") && (!rel.isDouble() || rel.toDouble() != 0),
+                               it.value().toObject().value("non_finite_mismatches").toInteger()});
     }
     for (const char *side : {"added", "removed"})
         for (const auto &name : p.value(QLatin1String(side)).toArray())
@@ -560,15 +571,20 @@ void TestCompareView::moduleRowsRollUpTolerance()
             const QString path = row.data(ComparisonModel::PathRole).toString();
             int worst = -1;
             bool moved = false;
+            qint64 mismatches = 0;
             for (auto it = want.constBegin(); it != want.constEnd(); ++it)
                 if (it.key().startsWith(path + QLatin1Char('.'))) {
                     worst = std::max(worst, it.value().rank);
                     moved = moved || it.value().moved;
+                    mismatches += it.value().mismatches;
                 }
             QVERIFY2(worst >= 0, qPrintable(path));
             ++modules;
             sawWithin = sawWithin || worst == 1;
-            QCOMPARE(row.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString(), words[worst]);
+            QCOMPARE(row.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString(),
+                     mismatches == 0   ? words[worst]
+                     : mismatches == 1 ? QStringLiteral("diverged: 1 NaN/Inf mismatch")
+                                       : QStringLiteral("diverged: %1 NaN/Inf mismatches").arg(mismatches));
             QVERIFY2(row.data(Qt::BackgroundRole).isValid() == moved, qPrintable(path));
         }
     };
@@ -600,6 +616,167 @@ void TestCompareView::cosineKeepsItsGapToOne()
     QCOMPARE(QString::fromStdString(cosineText(1.0000000000000002)), QStringLiteral("1"));  // rounding past 1
     QCOMPARE(QString::fromStdString(cosineText(-0.5)), QStringLiteral("-0.5"));
     QCOMPARE(QString::fromStdString(cosineText(std::nan(""))), QStringLiteral("nan"));
+}
+
+// A tensor whose NaN or infinity moved (compare/base.pth's stats.running [1, nan, inf, 2] against
+// [1, nan, 5, 2.5]) reads small over its finite positions (relative L2 0.22): its row and its
+// module's say "diverged" with torch's count of NaN/Inf mismatches, as `ckpt diff` does, colour
+// like the table's NaN/Inf rows and sort first; the rest by relative L2, most changed first. Its
+// figures give each file's norm as torch does (nan, inf).
+void TestCompareView::divergedRowsSayItAndComeFirst()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(0).toObject();
+    const QJsonObject norms = test::expectedListing().value(QStringLiteral("__guiviews__")).toObject()
+                                  .value(QStringLiteral("compare_norms")).toObject();
+    QVERIFY2(!pair.isEmpty() && !norms.isEmpty(), "regenerate the fixtures");
+    CompareView view;
+    view.resize(1100, 700);
+    view.show();
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(pair.value("a").toString()), test::fixturePath(pair.value("b").toString()));
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+
+    QSet<QString> divergedModules;
+    int diverged = 0;
+    const QJsonObject tensors = pair.value(QStringLiteral("tensors")).toObject();
+    for (auto it = tensors.begin(); it != tensors.end(); ++it) {
+        const qint64 mismatches = it.value().toObject().value(QStringLiteral("non_finite_mismatches")).toInteger();
+        const QModelIndex row = view.model()->indexOfPath(it.key());
+        QCOMPARE(row.data(ComparisonModel::NonFiniteMismatchRole).toLongLong(), mismatches);
+        const QString change = row.siblingAtColumn(ComparisonModel::ChangeColumn).data().toString();
+        if (mismatches == 0) {
+            QVERIFY2(!change.contains(QLatin1String("diverged")), qPrintable(it.key() + QLatin1String(": ") + change));
+            continue;
+        }
+        ++diverged;
+        const QString want = mismatches == 1 ? QStringLiteral("diverged: 1 NaN/Inf mismatch")
+                                             : QStringLiteral("diverged: %1 NaN/Inf mismatches").arg(mismatches);
+        QCOMPARE(change, want);
+        QCOMPARE(row.data(Qt::BackgroundRole).value<QColor>(), valuetext::nonFiniteBackground());
+        QVERIFY(row.data(Qt::ToolTipRole).toString().contains(QLatin1String("NaN or Inf")));
+        // Its module says so too (torch's module figures count the same mismatch).
+        const QString module = it.key().section(QLatin1Char('.'), 0, -2);
+        QVERIFY(pair.value(QStringLiteral("modules")).toObject().value(module).toObject()
+                    .value(QStringLiteral("non_finite_mismatches")).toInteger() >= mismatches);
+        QVERIFY2(view.model()->indexOfPath(module).siblingAtColumn(ComparisonModel::ChangeColumn).data().toString()
+                     .startsWith(QLatin1String("diverged")), qPrintable(module));
+        divergedModules.insert(it.key().section(QLatin1Char('.'), 0, 0));
+        // The figures: the mismatch said apart, each file's norm as torch gives it.
+        QVERIFY(view.selectPath(it.key()));
+        const QString figures = view.figures()->text();
+        const QJsonArray n = norms.value(it.key()).toArray();
+        auto normText = [](const QJsonValue &v) { return v.isString() ? v.toString() : QString::number(v.toDouble(), 'g', 6); };
+        QVERIFY2(figures.contains(QStringLiteral("||a|| %1").arg(normText(n.at(0)))) &&
+                     figures.contains(QStringLiteral("||b|| %1").arg(normText(n.at(1)))) &&
+                     figures.contains(want.section(QLatin1String(": "), 1)),
+                 qPrintable(figures));
+    }
+    QVERIFY2(diverged > 0, "the fixture has a tensor whose NaN or Inf moved");
+    QVERIFY2(view.summary()->text().contains(QStringLiteral("%1 diverged").arg(diverged)), qPrintable(view.summary()->text()));
+
+    // Order, top level as shown: the diverged modules first, then by relative L2 (largest first;
+    // added, removed and reshaped count as infinite).
+    const int rows = view.proxy()->rowCount();
+    QVERIFY(rows > divergedModules.size());
+    double previous = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < rows; ++r) {
+        const QModelIndex i = view.proxy()->index(r, 0);
+        const QString path = i.data(ComparisonModel::PathRole).toString();
+        QCOMPARE(divergedModules.contains(path), r < divergedModules.size());
+        if (r < divergedModules.size())
+            continue;
+        const double m = i.data(ComparisonModel::MagnitudeRole).toDouble();
+        // A module whose only change is a tensor added or removed has no figure: it ranks as the
+        // structural changes do (infinite).
+        const double key = std::isnan(m) ? (i.data(ComparisonModel::ChangedRole).toBool() ? std::numeric_limits<double>::infinity() : 0.0) : m;
+        QVERIFY2(key <= previous, qPrintable(path));
+        previous = key;
+    }
+    // The summary is shown whole, not cut by the bar under it.
+    QTest::qWait(50);
+    QVERIFY2(view.summary()->height() >= view.summary()->heightForWidth(view.summary()->width()),
+             qPrintable(QStringLiteral("%1 < %2").arg(view.summary()->height()).arg(view.summary()->heightForWidth(view.summary()->width()))));
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS")) {
+        QVERIFY(view.selectPath(QStringLiteral("stats.running")));
+        QTest::qWait(200);
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/compare-diverged.png"));
+    }
+}
+
+// Which tensors the chart draws is decided by the table's selection: a line above the table says so
+// and how many are selected.
+void TestCompareView::seriesSaysSelectionIsPlotted()
+{
+    const QJsonObject s = compareSection().value(QStringLiteral("series")).toObject();
+    QStringList files;
+    for (const auto &f : s.value(QStringLiteral("files")).toArray())
+        files << test::fixturePath(f.toString());
+    QVERIFY(!files.isEmpty());
+    SeriesView view;
+    view.resize(900, 600);
+    view.show();
+    QSignalSpy done(&view, &SeriesView::finished);
+    view.setFiles(files);
+    QVERIFY(done.wait(60000));
+    const int rows = view.model()->rowCount();
+    QVERIFY(rows > 1);
+    const int selected = static_cast<int>(view.table()->selectionModel()->selectedRows().size());
+    QVERIFY(view.hint()->isVisible());
+    QVERIFY2(view.hint()->text().contains(QStringLiteral("draws the selected rows (%1 of %2").arg(selected).arg(rows)),
+             qPrintable(view.hint()->text()));
+    view.table()->selectRow(0);
+    QVERIFY2(view.hint()->text().contains(QStringLiteral("(1 of %1").arg(rows)), qPrintable(view.hint()->text()));
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/series-hint.png"));
+}
+
+void TestCompareView::moduleFiguresAsCkptDiff_data()
+{
+    QTest::addColumn<int>("pair");
+    const QJsonArray pairs = compareSection().value(QStringLiteral("pairs")).toArray();
+    for (int i = 0; i < pairs.size(); ++i) {
+        const QJsonObject p = pairs.at(i).toObject();
+        if (p.value(QStringLiteral("map")).toArray().isEmpty())  // renamed tensors: the view compares names as they are
+            QTest::addRow("%d %s-%s", i, qPrintable(p.value("a").toString()), qPrintable(p.value("b").toString())) << i;
+    }
+}
+
+// A module row's figures are ckpt diff's for that module, PyTorch's sums over its floating tensors:
+// an integer counter beside them (BatchNorm's num_batches_tracked going from 0 to 50) is left out,
+// as it would swamp the weights' relative change and the order by it. A module of integer tensors
+// only is measured by them.
+void TestCompareView::moduleFiguresAsCkptDiff()
+{
+    QFETCH(int, pair);
+    const QJsonObject p = compareSection().value(QStringLiteral("pairs")).toArray().at(pair).toObject();
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    view.compare(test::fixturePath(p.value("a").toString()), test::fixturePath(p.value("b").toString()),
+                 p.value("atol").toDouble(), p.value("rtol").toDouble());
+    QVERIFY(done.wait(60000));
+    QCOMPARE(done.first().first().toBool(), true);
+    const QString prefix = QString::fromStdString(view.model()->comparison()->prefixA);
+    const QJsonObject modules = p.value(QStringLiteral("modules")).toObject();
+    int checked = 0;
+    for (auto it = modules.begin(); it != modules.end(); ++it) {
+        QString path = it.key();
+        if (!prefix.isEmpty() && path.startsWith(prefix))
+            path = path.mid(prefix.size());
+        const QModelIndex row = view.model()->indexOfPath(path);
+        if (path.isEmpty() || !row.isValid())
+            continue;  // the top level has no row of its own
+        const QJsonObject want = it.value().toObject();
+        QVERIFY2(near(row.siblingAtColumn(ComparisonModel::MaxAbsColumn).data(ComparisonModel::SortRole).toDouble(),
+                      want.value("max_abs_diff").toDouble()), qPrintable(path));
+        if (!want.value("relative_l2").isNull())
+            QVERIFY2(near(row.data(ComparisonModel::MagnitudeRole).toDouble(), want.value("relative_l2").toDouble()),
+                     qPrintable(QStringLiteral("%1: %2, torch %3").arg(path).arg(row.data(ComparisonModel::MagnitudeRole).toDouble())
+                                    .arg(want.value("relative_l2").toDouble())));
+        QCOMPARE(row.data(ComparisonModel::NonFiniteMismatchRole).toLongLong(), want.value("non_finite_mismatches").toInteger());
+        ++checked;
+    }
+    QVERIFY(checked > 0 || modules.size() <= 1);
 }
 
 QTEST_MAIN(TestCompareView)

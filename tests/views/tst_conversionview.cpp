@@ -29,6 +29,7 @@
 #include <QTableView>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QFontMetrics>
 #include <QToolButton>
 
 #include <memory>
@@ -207,6 +208,7 @@ private Q_SLOTS:
     void architectureFileLoadedOncePerState();
     void architectureFileIsForTorchScriptOnly();
     void architectureFileIsNeverWrittenOver();
+    void queueUsableAt1024x700();
 };
 
 void TestConversionView::dropPlanRunAndTorchLoads()
@@ -1408,6 +1410,62 @@ void TestConversionView::architectureFileIsNeverWrittenOver()
     QCOMPARE(filesIn(out.path()), QStringList{QFileInfo(arch).fileName()});
     QVERIFY(original.open(QIODevice::ReadOnly));
     QCOMPARE(original.readAll(), bytes);
+}
+
+// In a 1024x700 window (the pane about 1024x640 of it), the queue shows five files at least, and
+// each column that says what a file becomes (file, target, status, plan, verification, output) is
+// in view side by side, the file names and verifications whole.
+void TestConversionView::queueUsableAt1024x700()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.resize(1024, 640);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    typeInto(field(view, "outDir"), out.path());
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::StateDict),
+                      {test::fixturePath(QStringLiteral("state_dict.pth")),
+                       test::fixturePath(QStringLiteral("training_checkpoint.pth"))}));
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::Inference),
+                      {test::fixturePath(QStringLiteral("predict_cnn_package.pth")),
+                       test::fixturePath(QStringLiteral("inference_package.pth"))}));
+    QVERIFY(dropFiles(view.dropTarget(ConvertTarget::Safetensors),
+                      {test::fixturePath(QStringLiteral("bn_sgd_checkpoint.pth")),
+                       test::fixturePath(QStringLiteral("nan_inf.pth"))}));
+    const int rows = view.queueModel()->rowCount();
+    QCOMPARE(rows, 6);
+    for (int r = 0; r < rows; ++r)
+        QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, r) == Status::Ready || statusOf(view, r) == Status::Invalid, kWait);
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, kWait);
+    QTest::qWait(50);
+
+    auto *queue = view.findChild<QTableView *>(QStringLiteral("queue"));
+    QVERIFY(queue);
+    const int rowHeight = queue->rowHeight(0);
+    QVERIFY2(queue->viewport()->height() >= 5 * rowHeight,
+             qPrintable(QStringLiteral("%1 px for rows of %2 px").arg(queue->viewport()->height()).arg(rowHeight)));
+    QVERIFY(queue->isColumnHidden(ConversionQueueModel::ProgressColumn));  // the bar is in the status column
+    const QFontMetrics fm = queue->fontMetrics();
+    for (int c : {ConversionQueueModel::FileColumn, ConversionQueueModel::TargetColumn, ConversionQueueModel::StatusColumn,
+                  ConversionQueueModel::PlanColumn, ConversionQueueModel::ResultColumn, ConversionQueueModel::OutputColumn}) {
+        const int right = queue->columnViewportPosition(c) + queue->columnWidth(c);
+        QVERIFY2(queue->columnViewportPosition(c) >= 0 && right <= queue->viewport()->width(),
+                 qPrintable(QStringLiteral("column %1 ends at %2 of %3").arg(c).arg(right).arg(queue->viewport()->width())));
+    }
+    // The plan's count of tensors is read whole ("will write 16 tensors"), the rest as room allows.
+    QVERIFY(queue->columnWidth(ConversionQueueModel::PlanColumn) >= fm.horizontalAdvance(QStringLiteral("will write 16 tensors")) + 8);
+    for (int r = 0; r < rows; ++r)
+        for (int c : {ConversionQueueModel::FileColumn, ConversionQueueModel::TargetColumn, ConversionQueueModel::StatusColumn,
+                      ConversionQueueModel::ResultColumn}) {
+            const QString text = view.queueModel()->index(r, c).data().toString();
+            QVERIFY2(fm.horizontalAdvance(text) + 8 <= queue->columnWidth(c),
+                     qPrintable(QStringLiteral("'%1' is cut in a column of %2 px").arg(text).arg(queue->columnWidth(c))));
+        }
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/conversion-1024.png"));
 }
 
 QTEST_MAIN(TestConversionView)

@@ -64,6 +64,7 @@ private Q_SLOTS:
     void trainingStates();
     void metadataMatchesTorch();
     void metadataSidecar();
+    void metadataAtAGlanceSaysWhatItIs();
     void securityDangerousFirst();
     void securityCleanFile();
     void securityRefusedRowsSayWhy_data();
@@ -237,6 +238,48 @@ void TestInspectorViews::metadataSidecar()
     QVERIFY(sidecar);
     QCOMPARE(view.model()->item(sidecar->row(), 2)->text(), QStringLiteral("simple_nn_inference_metadata.json"));
     QCOMPARE(sidecar->rowCount(), static_cast<int>(doc->sidecar->entries().size()));
+}
+
+// "At a glance" calls a value best only when its key says so (val_acc is this epoch's accuracy), shows
+// arguments, class names and preprocessing inline as Python prints them (as `ckpt meta` does; judged
+// by Python's repr of what torch.load returns), and says where each came from in words.
+void TestInspectorViews::metadataAtAGlanceSaysWhatItIs()
+{
+    const QJsonObject section = expected(QStringLiteral("__guiviews__")).value(QStringLiteral("glance")).toObject();
+    QVERIFY2(!section.isEmpty(), "regenerate the fixtures");
+    const QJsonObject repr = section.value(QStringLiteral("repr")).toObject();
+    MetadataView view;
+    view.resize(1000, 500);
+    view.show();
+    view.setDocument(test::readFixture(section.value(QStringLiteral("file")).toString()));
+    QStandardItem *glance = sectionNamed(view.model(), MetadataView::summaryTitle());
+    QVERIFY(glance);
+    QVERIFY(!childNamed(glance, QStringLiteral("Best metric")));
+    QStandardItem *metric = childNamed(glance, QStringLiteral("Metric"));
+    QVERIFY(metric);
+    QCOMPARE(glance->child(metric->row(), 1)->text(), QStringLiteral("saved as val_acc"));
+    const std::pair<const char *, const char *> inlineValues[] = {
+        {"Arguments", "args"}, {"Class names", "class_names"}, {"Preprocessing", "preprocessing"}};
+    for (const auto &[label, key] : inlineValues) {
+        QStandardItem *row = childNamed(glance, QLatin1String(label));
+        QVERIFY2(row, label);
+        QCOMPARE(valueOf(row), repr.value(QLatin1String(key)).toString());
+        QCOMPARE(glance->child(row->row(), 1)->text(), QStringLiteral("saved as %1").arg(QLatin1String(key)));
+    }
+    for (int r = 0; r < glance->rowCount(); ++r)
+        QVERIFY2(!glance->child(r, 1)->text().startsWith(QLatin1String("key:")), qPrintable(glance->child(r, 1)->text()));
+    // The same values in the Metadata section, under their keys.
+    QStandardItem *meta = sectionNamed(view.model(), MetadataView::metadataTitle());
+    QVERIFY(meta);
+    QCOMPARE(valueOf(childNamed(meta, QStringLiteral("args"))), repr.value(QStringLiteral("args")).toString());
+    // A key that says best keeps the word.
+    view.setDocument(test::readFixture(QStringLiteral("conv_yolo_style.pt")));
+    glance = sectionNamed(view.model(), MetadataView::summaryTitle());
+    QVERIFY(glance && childNamed(glance, QStringLiteral("Best metric")));
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS")) {
+        view.setDocument(test::readFixture(section.value(QStringLiteral("file")).toString()));
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/metadata-glance.png"));
+    }
 }
 
 void TestInspectorViews::securityDangerousFirst()

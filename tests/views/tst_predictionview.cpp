@@ -30,6 +30,9 @@
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QTest>
+#include <QHeaderView>
+#include <QScrollBar>
+#include <QScrollArea>
 
 #include <cmath>
 
@@ -98,6 +101,9 @@ private Q_SLOTS:
     void chartSaysWhatAppearsBeforeARun();
     void randomIndicesForEmbedding();
     void outputsReadAsChosen();
+    void sourceFieldsFollowTheSource();
+    void inputInViewAt1280x800();
+    void embeddingSaysItTakesTokenIds();
 };
 
 void TestPredictionView::packageBatchMatchesTorch_data()
@@ -500,6 +506,95 @@ void TestPredictionView::outputsReadAsChosen()
     QVERIFY(spy.wait(60000) && spy.first().first().toBool());
     QCOMPARE(view.result().probabilitiesFrom, std::string("sigmoid"));
     QVERIFY(worst(view.result(), sigmoid, true) <= 1e-5);
+}
+
+// The TorchScript field and Browse serve the TorchScript source, the spec box the Spec source, Apply
+// both: for a file that is TorchScript itself (From the file) none of them applies, and none is
+// enabled or shown.
+void TestPredictionView::sourceFieldsFollowTheSource()
+{
+    PredictionView view;
+    view.resize(960, 640);
+    view.show();
+    view.setDocument(test::readFixture(QStringLiteral("predict_scripted.pt")));
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+    QCOMPARE(view.architectureSource()->currentIndex(), 0);
+    for (QWidget *w : {static_cast<QWidget *>(view.scriptPathEdit()), static_cast<QWidget *>(view.browseButton()),
+                       static_cast<QWidget *>(view.specEdit()), static_cast<QWidget *>(view.applyButton())}) {
+        QVERIFY2(!w->isEnabled(), w->metaObject()->className());
+        QVERIFY2(!w->isVisible(), w->metaObject()->className());
+    }
+    QVERIFY(!view.activationBox()->isEnabled());
+    view.architectureSource()->setCurrentIndex(1);
+    QVERIFY(view.scriptPathEdit()->isEnabled() && view.scriptPathEdit()->isVisible());
+    QVERIFY(view.browseButton()->isEnabled() && view.applyButton()->isEnabled());
+    QVERIFY(!view.specEdit()->isEnabled() && !view.specEdit()->isVisible());
+    view.architectureSource()->setCurrentIndex(2);
+    QVERIFY(view.specEdit()->isEnabled() && view.specEdit()->isVisible());
+    QVERIFY(!view.scriptPathEdit()->isEnabled() && !view.browseButton()->isVisible());
+    // A state dict whose MLP is inferred: its spec waits in the Spec box, to edit once chosen.
+    view.setDocument(test::readFixture(QStringLiteral("predict_state_dict.pth")));
+    QCOMPARE(view.architectureSource()->currentIndex(), 0);
+    QVERIFY(view.activationBox()->isEnabled());
+    QVERIFY(!view.specEdit()->isEnabled());
+    view.architectureSource()->setCurrentIndex(2);
+    QVERIFY(view.specEdit()->isEnabled() && view.specEdit()->toPlainText().contains(QLatin1String("\"Linear\"")));
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+}
+
+// In the pane as a 1280x800 window gives it (about 960x640), the input form's first rows are in
+// view without scrolling the settings, for a TorchScript file and for an inferred MLP.
+void TestPredictionView::inputInViewAt1280x800()
+{
+    for (const char *file : {"predict_scripted.pt", "predict_state_dict.pth", "predict_package.pth"}) {
+        PredictionView view;
+        view.resize(960, 640);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        view.setDocument(test::readFixture(QString::fromLatin1(file)));
+        QTest::qWait(50);
+        auto *scroll = view.findChild<QScrollArea *>(QStringLiteral("predictControls"));
+        QVERIFY(scroll);
+        QCOMPARE(scroll->verticalScrollBar()->value(), 0);
+        QTableWidget *form = view.formTable();
+        QVERIFY2(form->isVisible() && form->rowCount() > 0, file);
+        // The form's header and two rows lie inside the scroll area's viewport.
+        const int rowsBottom = form->mapTo(scroll->viewport(), QPoint(0, 0)).y() +
+                               form->horizontalHeader()->height() + 2 * form->rowHeight(0);
+        QVERIFY2(rowsBottom <= scroll->viewport()->height(),
+                 qPrintable(QStringLiteral("%1: the form's second row ends at %2, the view at %3")
+                                .arg(QLatin1String(file)).arg(rowsBottom).arg(scroll->viewport()->height())));
+        if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+            view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/predict-%1.png").arg(QLatin1String(file)));
+    }
+}
+
+// A model that starts with an Embedding says its input is integer token ids, with their range from
+// the table's rows (PyTorch's weight.shape[0]), as `ckpt predict` says "integer indices".
+void TestPredictionView::embeddingSaysItTakesTokenIds()
+{
+    const auto doc = test::readFixture(QStringLiteral("tied_full_model.pth"));
+    std::int64_t rows = -1;
+    for (const auto &t : doc->stateDict)
+        if (t.name == "0.weight")
+            rows = t.ref().shape.at(0);
+    QVERIFY(rows > 1);
+    PredictionView view;
+    view.resize(960, 640);
+    view.show();
+    view.setDocument(doc);
+    QVERIFY2(view.architecture().has_value() && view.architecture()->integerInput, qPrintable(view.architectureError()));
+    QVERIFY(view.inputNote()->isVisible());
+    const QString note = view.inputNote()->text();
+    QVERIFY2(note.contains(QLatin1String("integer token ids")) && note.contains(QStringLiteral("from 0 to %1").arg(rows - 1)),
+             qPrintable(note));
+    if (view.shapeEdit()->text().contains(QLatin1Char('?')))
+        QVERIFY2(note.contains(QLatin1String("sequence length")), qPrintable(note));
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/predict-embedding.png"));
+    // A model that takes values says nothing of the kind.
+    view.setDocument(test::readFixture(QStringLiteral("predict_package.pth")));
+    QVERIFY(!view.inputNote()->isVisible());
 }
 
 QTEST_MAIN(TestPredictionView)

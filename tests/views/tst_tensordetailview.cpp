@@ -177,6 +177,7 @@ private Q_SLOTS:
     void layoutRemembered();
     void statisticsAtTheEdges_data();
     void statisticsAtTheEdges();
+    void statisticsNotesSayWhatIsLeftOut();
 };
 
 void TestTensorDetailView::initTestCase()
@@ -811,6 +812,57 @@ void TestTensorDetailView::statisticsAtTheEdges()
                          (ok && std::abs(g - v) <= 5e-10 * std::abs(v) && std::signbit(g) == std::signbit(v)),
                      qPrintable(where));
         }
+    }
+}
+
+// Under the statistics, a note where they are not over every value as it is: how many NaN values
+// min/max/mean leave out (torch.mean gives nan there; the pane's mean is torch.nanmean), and that
+// a complex tensor's are over its real and imaginary parts together (torch.view_as_real). The
+// numbers shown are torch's (guiviews/stats.pth, expected.json "__guiviews__").
+void TestTensorDetailView::statisticsNotesSayWhatIsLeftOut()
+{
+    const QJsonObject section = test::expectedListing().value("__guiviews__").toObject().value("stats").toObject();
+    QVERIFY2(!section.isEmpty(), "regenerate the fixtures");
+    const auto doc = test::readFixture(section.value("file").toString());
+    const QJsonObject tensors = section.value("tensors").toObject();
+    QCOMPARE(static_cast<qsizetype>(doc->stateDict.size()), tensors.size());
+    for (const auto &t : doc->stateDict) {
+        const QString name = QString::fromStdString(t.name);
+        const QJsonObject want = tensors.value(name).toObject();
+        TensorDetailView detail;
+        detail.resize(900, 420);
+        detail.show();
+        detail.setTensor(doc, name, &t.ref());
+        QTRY_VERIFY_WITH_TIMEOUT(detail.statistics().has_value(), 30000);
+        const auto *label = detail.findChild<QLabel *>(QStringLiteral("detailStatistics"));
+        QTextDocument d;
+        d.setHtml(label->text());
+        const QString text = d.toPlainText().replace(QChar(0xa0), QLatin1Char(' '));
+        const qint64 nans = want.value("nan").toInteger();
+        QCOMPARE(text.contains(QStringLiteral("NaN values left out of min/max/mean/std/L2: %1").arg(nans)), nans > 0);
+        QCOMPARE(text.contains(QStringLiteral("complex: over real and imaginary parts together")),
+                 want.value("complex").toBool());
+        QVERIFY(label->toolTip().contains(QLatin1String("torch.nanmean")));
+        // The figures shown are torch's nan-aware ones: torch.nanmean (inf for the tensor with an
+        // infinity, never torch.mean's nan), min and max over the values that are not NaN.
+        QMap<QString, QString> shown;
+        QStringList cells;
+        static const QRegularExpression cell(QStringLiteral("<td[^>]*>(.*?)</td>"));
+        for (auto m = cell.globalMatch(label->text()); m.hasNext();) {
+            QTextDocument c;
+            c.setHtml(m.next().captured(1));
+            cells << c.toPlainText().replace(QChar(0xa0), QLatin1Char(' ')).trimmed();
+        }
+        for (int i = 0; i + 1 < cells.size(); i += 2)
+            shown.insert(cells[i], cells[i + 1]);
+        for (const char *key : {"mean", "min", "max"}) {
+            const QJsonValue w = want.value(QLatin1String(key == QByteArrayView("mean") ? "nanmean" : key));
+            const QString expected = w.isString() ? w.toString() : valuetext::statisticText(w.toDouble(), *detail.statistics(), 10);
+            QVERIFY2(shown.value(QLatin1String(key)) == expected,
+                     qPrintable(QStringLiteral("%1 %2: shown %3, torch %4").arg(name, QLatin1String(key), shown.value(QLatin1String(key)), expected)));
+        }
+        if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+            detail.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/detail-%1.png").arg(name));
     }
 }
 
