@@ -46,16 +46,6 @@ void showRepr(QList<QStandardItem *> &row, const ValuePtr &value)
     row[2]->setToolTip(whole.size() > kInlineChars ? whole : QString());
 }
 
-// "Best metric" only where the key says best (best_acc1, best_fitness): val_acc and accuracy are
-// the current epoch's figure, not the best one.
-QString fieldLabel(const KnownField &f)
-{
-    const QString label = QString::fromStdString(f.label);
-    if (f.label == "Best metric" && QString::fromStdString(f.key).indexOf(QLatin1String("best"), 0, Qt::CaseInsensitive) < 0)
-        return MetadataView::tr("Metric");
-    return label;
-}
-
 // Where the field was found, in words: the Type column of "At a glance".
 QString fieldSource(const KnownField &f)
 {
@@ -101,7 +91,7 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
     if (!fields.empty()) {
         auto section = sectionRow(summaryTitle());
         for (const auto &f : fields) {
-            auto row = valueRow(fieldLabel(f), f.value, budget);
+            auto row = valueRow(QString::fromStdString(f.label), f.value, budget);
             row[1]->setText(fieldSource(f));
             row[1]->setToolTip(tr("The value saved under the key %1, %2")
                                    .arg(QString::fromStdString(f.key),

@@ -1586,7 +1586,10 @@ private:
                 m_plan.lost.push_back(
                     {pathText(m_doc.optimizerPath), "an inference package carries no optimizer state"});
             }
-            const std::string why = "an inference package holds only the seed's keys (use --to checkpoint to keep it)";
+            std::string kept;  // the package's keys, named: "the seed's keys" means nothing to a user
+            for (const auto &e : root->entries())
+                kept += (kept.empty() ? "" : ", ") + (e.key ? keyText(*e.key) : std::string());
+            const std::string why = "an inference package holds only " + kept + " (use --to checkpoint to keep it)";
             accountRest(nullptr, "", why);
             carryFormatMetadata(nullptr, "", why);
             m_plan.root = root;

@@ -3,6 +3,7 @@
 
 #include "error.h"
 #include "mappedfile.h"
+#include "pythonrepr.h"
 #include "textcodec.h"
 #include "safetensorsreader.h"
 #include "security.h"
@@ -54,7 +55,9 @@ std::string describeUnknown(std::span<const std::uint8_t> d)
         return c == '\n' || c == '\r' || c == '\t' || (c >= 0x20 && c < 0x7f) || c >= 0x80;
     });
     if (text)
-        return "this is a text file, not a checkpoint (starts with \"" + std::string(head.substr(0, 40)) + "\")";
+        // Quoted as Python would (a newline as \n, a character cut at byte 40 not left half): the
+        // message stays one line.
+        return "this is a text file, not a checkpoint (starts with " + pythonStringRepr(head, 40) + ")";
     return "unrecognised format: not a zip archive, a pickle, a tar archive or safetensors (first bytes " +
            hexPreview(head, 8) + ")";
 }

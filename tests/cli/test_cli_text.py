@@ -498,6 +498,19 @@ def check_out_dir_is_made(res, ckpt, fixtures, work):
               'convert --out-dir naming a file is refused', err)
 
 
+def check_text_file_quote(res, ckpt, fixtures, work):
+    """A text file given as a checkpoint (a CSV of results) is named so, its opening quoted as Python's
+    repr quotes it: the newline escaped, so the error stays the one line README promises."""
+    text = 'epoch,train_loss,val_loss\n1,0.52,0.61\n2,0.44,0.57\n3,0.40,0.55\n'
+    path = os.path.join(work, 'results.pth')
+    with open(path, 'w') as f:
+        f.write(text)
+    rc, out, err = run(ckpt, 'info', path)
+    quoted = repr(text[:40])[:-1] + '\u2026' + "'"
+    res.check(rc == 1 and len(err.splitlines()) == 1 and 'this is a text file, not a checkpoint (starts with %s)' % quoted in err,
+              'a text file\'s opening is quoted on one line, as Python\'s repr', err)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -515,6 +528,7 @@ def main():
         check_state_dict_line(res, a.ckpt, a.fixtures, work)
         check_parameter_counts(res, a.ckpt, a.fixtures, work)
         check_out_dir_is_made(res, a.ckpt, a.fixtures, work)
+        check_text_file_quote(res, a.ckpt, a.fixtures, work)
     finally:
         shutil.rmtree(work)
     return res.finish()

@@ -706,8 +706,15 @@ void TestConversionView::fieldsFollowTheTarget()
         QVERIFY2(!detail.contains(QLatin1String("--")), qPrintable(detail));
     }
     QVERIFY(view.planModel()->entries(ConversionPlanModel::Change::Lost).size() > 0);
-    QCOMPARE(panelWording("an inference package holds only the seed's keys (use --to checkpoint to keep it)"),
-             QStringLiteral("an inference package holds only the seed's keys (the Checkpoint target keeps it)"));
+    QCOMPARE(panelWording("an inference package holds only model_state_dict, model_config (use --to checkpoint to keep it)"),
+             QStringLiteral("an inference package holds only model_state_dict, model_config (the Checkpoint target keeps it)"));
+    // The lost entries say which keys the package holds, by name.
+    for (int r = 0; r < view.planModel()->rowCount(); ++r) {
+        const QString detail = view.planModel()->index(r, ConversionPlanModel::DetailColumn).data().toString();
+        QVERIFY2(!detail.contains(QLatin1String("seed's keys")), qPrintable(detail));
+        if (detail.startsWith(QLatin1String("an inference package holds only ")))
+            QVERIFY2(detail.contains(QLatin1String("model_state_dict, model_config, ")), qPrintable(detail));
+    }
     QCOMPARE(panelWording("set it with --epoch"), QStringLiteral("set it with the Epoch field"));
 
     auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));

@@ -255,7 +255,7 @@ void TestInspectorViews::metadataAtAGlanceSaysWhatItIs()
     QStandardItem *glance = sectionNamed(view.model(), MetadataView::summaryTitle());
     QVERIFY(glance);
     QVERIFY(!childNamed(glance, QStringLiteral("Best metric")));
-    QStandardItem *metric = childNamed(glance, QStringLiteral("Metric"));
+    QStandardItem *metric = childNamed(glance, QStringLiteral("Accuracy"));
     QVERIFY(metric);
     QCOMPARE(glance->child(metric->row(), 1)->text(), QStringLiteral("saved as val_acc"));
     const std::pair<const char *, const char *> inlineValues[] = {
