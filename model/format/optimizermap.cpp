@@ -624,7 +624,8 @@ ValuePtr pickledOptimizerState(const Value &v)
     std::unordered_map<const Value *, std::int64_t> idOfValue;
     std::unordered_map<const TensorRef *, std::int64_t> idOfRef;
     // Tensors rebuilt twice from one storage, by storage and offset: a lookup, not a scan per key.
-    std::map<std::pair<const StorageRef *, std::int64_t>, std::vector<std::pair<const TensorRef *, std::int64_t>>> byPlace;
+    using Place = std::pair<const StorageRef *, std::int64_t>;
+    std::map<Place, std::vector<std::pair<const TensorRef *, std::int64_t>>> byPlace;
     std::int64_t next = 0;
     auto newGroups = Value::list();
     for (const auto &group : groups->items()) {

@@ -131,8 +131,8 @@ void TestOptimizerView::adamOrAdamW()
     QCOMPARE(view.stateModel()->optimizerType(), QStringLiteral("Adam/AdamW"));
     QCOMPARE(view.stateModel()->optimizerClass(), want.value(QStringLiteral("cls")).toString());
     const QString summary = view.summary()->text();
-    QVERIFY2(summary.contains(QStringLiteral("(%1, as its param groups' keys tell)").arg(want.value(QStringLiteral("cls")).toString())),
-             qPrintable(summary));
+    const QString cls = want.value(QStringLiteral("cls")).toString();
+    QVERIFY2(summary.contains(QStringLiteral("(%1, as its param groups' keys tell)").arg(cls)), qPrintable(summary));
 }
 
 QTEST_MAIN(TestOptimizerView)
