@@ -67,6 +67,31 @@ QString hyperparameterText(const Value &v)
     return valuetext::preview(v);
 }
 
+// What the file says about schedulers, scalers and RNG when it keeps none of their states.
+QString noTrainingStateText(const Document &doc)
+{
+    QString text = OptimizerView::tr("This file keeps no learning-rate scheduler, gradient scaler or random-number "
+                                     "generator state.");
+    const ValuePtr &root = doc.root;
+    if (!root || !root->isDict())
+        return text;
+    for (const char *key : {"lr_schedulers", "lr_scheduler", "scheduler", "schedulers"}) {
+        const auto v = root->get(key);
+        if (!v)
+            continue;
+        if (v->isSequence() && v->items().empty())
+            text += OptimizerView::tr(" Its '%1' is an empty list: the run configured no learning-rate scheduler "
+                                      "(Lightning saves one entry per scheduler).")
+                        .arg(QString::fromLatin1(key));
+        else if (v->isNone())
+            text += OptimizerView::tr(" Its '%1' is None: the run used no learning-rate scheduler.")
+                        .arg(QString::fromLatin1(key));
+        else if (v->isDict() && v->entries().empty())
+            text += OptimizerView::tr(" Its '%1' is an empty dict.").arg(QString::fromLatin1(key));
+    }
+    return text;
+}
+
 } // namespace
 
 OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
@@ -126,13 +151,23 @@ OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
     m_trainingView->setModel(m_training);
     m_trainingView->setUniformRowHeights(true);
     m_trainingView->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_trainingNote = new QLabel(this);
+    m_trainingNote->setObjectName(QStringLiteral("trainingStatesNote"));
+    m_trainingNote->setWordWrap(true);
+    m_trainingNote->setTextFormat(Qt::PlainText);
+    m_trainingNote->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto *trainingBox = new QWidget(this);
+    auto *trainingLayout = new QVBoxLayout(trainingBox);
+    trainingLayout->setContentsMargins(0, 0, 0, 0);
+    trainingLayout->addWidget(m_trainingNote);
+    trainingLayout->addWidget(m_trainingView, 1);
 
     auto *split = new QSplitter(Qt::Vertical, this);
     split->setObjectName(QStringLiteral("optimizerSplitter"));
     split->setChildrenCollapsible(false);
     split->addWidget(titled(tr("Parameter groups"), m_groupsView, split));
     split->addWidget(titled(tr("Per-parameter state"), m_stateView, split, stateExtra));
-    split->addWidget(titled(tr("Schedulers, scalers and RNG"), m_trainingView, split));
+    split->addWidget(titled(tr("Schedulers, scalers and RNG"), trainingBox, split));
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 4);
     split->setStretchFactor(2, 1);
@@ -170,6 +205,13 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
         }
     m_trainingView->expandToDepth(0);
     m_trainingView->resizeColumnToContents(0);
+    // An empty table would read as something not loaded yet: say that the file holds none, and
+    // what an empty list of Lightning's means.
+    const bool noTrainingState = doc && m_training->rowCount() == 0;
+    m_trainingView->setVisible(!noTrainingState);
+    m_trainingNote->setVisible(noTrainingState);
+    if (noTrainingState)
+        m_trainingNote->setText(noTrainingStateText(*doc));
 
     if (!doc || !m_state->hasOptimizer()) {
         m_summary->setText(doc ? tr("This file keeps no optimizer state.") : QString());
@@ -211,10 +253,22 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
     }
     m_groupsView->resizeColumnsToContents();
 
+    // Every parameter the groups list has a row; only those that took a step have state (a frozen
+    // layer's have none): both counts are said, as torch's param_groups and state give them.
     const qsizetype params = m_state->rowCount();
-    m_summary->setText(tr("<b>%1</b> \u00b7 %2 with state \u00b7 %3 \u00b7 under <code>%4</code>")
-                           .arg(m_state->optimizerType().toHtmlEscaped(),
-                                valuetext::counted(params, tr("parameter"), tr("parameters")),
+    const qsizetype withState = m_state->parametersWithState();
+    const QString counts = withState == params
+                               ? tr("%1 with state").arg(valuetext::counted(params, tr("parameter"), tr("parameters")))
+                               : tr("%1, %2 with state")
+                                     .arg(valuetext::counted(params, tr("parameter"), tr("parameters")))
+                                     .arg(withState);
+    const QString type = m_state->optimizerClass().isEmpty()
+                             ? tr("<b>%1</b>").arg(m_state->optimizerType().toHtmlEscaped())
+                             : tr("<b>%1</b> (%2, as its param groups' keys tell)")
+                                   .arg(m_state->optimizerType().toHtmlEscaped(),
+                                        m_state->optimizerClass().toHtmlEscaped());
+    m_summary->setText(tr("%1 \u00b7 %2 \u00b7 %3 \u00b7 under <code>%4</code>")
+                           .arg(type, counts,
                                 valuetext::counted(static_cast<qint64>(groupCount), tr("param group"), tr("param groups")),
                                 QString::fromStdString(pathText(doc->optimizerPath)).toHtmlEscaped()));
     m_mapping->setText((m_state->mappingCertain() ? tr("Parameter names: ")

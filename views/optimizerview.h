@@ -36,6 +36,8 @@ public:
     OptimizerStateModel *stateModel() const { return m_state; }
     QSortFilterProxyModel *stateProxy() const { return m_stateProxy; }
     QStandardItemModel *trainingStateModel() const { return m_training; }
+    // The line shown instead of the schedulers table when the file keeps none of those states.
+    QLabel *trainingStateNote() const { return m_trainingNote; }
     bool statisticsRunning() const { return m_watcher != nullptr; }
     void cancelStatistics();
 
@@ -54,6 +56,7 @@ private:
     QTableView *m_groupsView = nullptr;
     QTableView *m_stateView = nullptr;
     QTreeView *m_trainingView = nullptr;
+    QLabel *m_trainingNote = nullptr;
     QWidget *m_content = nullptr;
     QProgressBar *m_progress = nullptr;
     QToolButton *m_cancel = nullptr;

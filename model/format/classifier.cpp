@@ -118,6 +118,159 @@ bool isMostlyTensorDict(const Value &v)
     return tensors * 2 > v.entries().size();
 }
 
+// torch.ScriptObject: how torch.save pickles a torch.classes object (the packed weights of a
+// quantized Linear or LSTM) that a module or a state dict holds: BUILD gives it its __getstate__,
+// a tuple (state, class name).
+bool isPackedObject(const Value &v)
+{
+    return v.kind() == Value::Kind::Object && className(v) == "torch.ScriptObject";
+}
+
+// The state and torch.classes name of a packed object; null when it has no such state.
+const Value *packedState(const Value &v, std::string &cls)
+{
+    const auto &st = v.state();
+    if (!st || !st->isSequence() || st->items().size() != 2 || !st->items()[1] || !st->items()[1]->isString())
+        return nullptr;
+    cls = st->items()[1]->text();
+    return st->items()[0].get();
+}
+
+// A tuple of tensors (and None), as a quantized Linear's state_dict() saves its packed weight and
+// bias under `_packed_params`.
+bool isTensorTuple(const Value &v)
+{
+    if (v.kind() != Value::Kind::Tuple || v.items().empty())
+        return false;
+    bool any = false;
+    for (const auto &i : v.items()) {
+        if (!i || !(i->isTensor() || i->isNone()))
+            return false;
+        any = any || i->isTensor();
+    }
+    return any;
+}
+
+// The tensors of a packed value kept under state-dict key `name`, named as a reader of torch's
+// state_dict() reaches them: the key itself for a tensor, key.0 and key.1 for a Linear's packed
+// (weight, bias), as state_dict() saves them in a tuple; a dynamic LSTM cell's weight_ih, weight_hh,
+// bias_ih and bias_hh after the key that holds the cell (its layer and direction); any other packed
+// object's tensors numbered key.0, key.1, ... in the order its state holds them. A tensor met again
+// (the bias a cell also keeps inside its packed Linear) is listed once.
+class PackedNamer {
+public:
+    PackedNamer(std::vector<NamedTensor> &out, NameBudget &budget) : m_out(out), m_budget(budget) {}
+
+    void add(const ValuePtr &v, const std::string &name)
+    {
+        if (!v)
+            return;
+        if (v->isTensor()) {
+            emit(name, v);
+            return;
+        }
+        if (isTensorTuple(*v)) {
+            for (std::size_t i = 0; i < v->items().size(); ++i)
+                if (v->items()[i]->isTensor())
+                    emit(name + "." + std::to_string(i), v->items()[i]);
+            return;
+        }
+        std::string cls;
+        const Value *state = isPackedObject(*v) ? packedState(*v, cls) : nullptr;
+        if (!state)
+            return;
+        if (cls.ends_with(".LinearPackedParamsBase") && isTensorTuple(*state)) {
+            for (std::size_t i = 0; i < state->items().size(); ++i)
+                if (state->items()[i]->isTensor())
+                    emit(name + "." + std::to_string(i), state->items()[i]);
+            return;
+        }
+        if (cls.ends_with(".CellParamsBase") && namedCell(*state, name))
+            return;
+        std::size_t n = 0;
+        numbered(*state, name, n, 0);
+    }
+
+private:
+    std::vector<NamedTensor> &m_out;
+    NameBudget &m_budget;
+    std::unordered_set<const Value *> m_seen;
+
+    void emit(const std::string &name, const ValuePtr &t)
+    {
+        if (!m_seen.insert(t.get()).second)
+            return;
+        m_budget.charge(name.size());
+        m_out.push_back({name, t});
+    }
+
+    // A dynamic quantized LSTM/GRU cell: ('quantized_dynamic', [bias_ih, bias_hh], [], [...],
+    // [packed weight_ih, packed weight_hh]), each packed weight a Linear's (weight, bias).
+    bool namedCell(const Value &state, const std::string &name)
+    {
+        const auto &it = state.items();
+        if (state.kind() != Value::Kind::Tuple || it.size() != 5 || !it[0] || !it[0]->isString() ||
+            it[0]->text() != "quantized_dynamic" || !it[1] || !it[1]->isSequence() || it[1]->items().size() != 2 ||
+            !it[4] || !it[4]->isSequence() || it[4]->items().size() != 2)
+            return false;
+        std::vector<ValuePtr> weights;
+        for (const auto &packed : it[4]->items()) {
+            std::string cls;
+            const Value *w = packed && isPackedObject(*packed) ? packedState(*packed, cls) : nullptr;
+            if (!w || !cls.ends_with(".LinearPackedParamsBase") || !isTensorTuple(*w) || !w->items()[0]->isTensor())
+                return false;
+            weights.push_back(w->items()[0]);
+        }
+        for (const auto &b : it[1]->items())
+            if (!b || !b->isTensor())
+                return false;
+        emit(name + ".weight_ih", weights[0]);
+        emit(name + ".weight_hh", weights[1]);
+        emit(name + ".bias_ih", it[1]->items()[0]);
+        emit(name + ".bias_hh", it[1]->items()[1]);
+        return true;
+    }
+
+    void numbered(const Value &v, const std::string &name, std::size_t &n, std::uint32_t depth)
+    {
+        if (depth > PickleLimits::kMaxDepth)
+            return;
+        for (const auto &c : childrenOf(v, ChildLabels::Deferred)) {
+            if (!c.value || c.role == ChildRole::Args)
+                continue;
+            if (c.value->isTensor()) {
+                if (!m_seen.contains(c.value.get()))
+                    emit(name + "." + std::to_string(n++), c.value);
+            } else if (c.value->isContainer()) {
+                numbered(*c.value, name, n, depth + 1);
+            }
+        }
+    }
+};
+
+// A state dict of a quantized model: string keys, each value a tensor, packed weights (a
+// torch.ScriptObject, or a tuple of tensors) or a small plain value (the packed params' dtype),
+// with some packed weights among them. A training checkpoint's nested dicts and lists are not.
+bool isPackedStateDict(const Value &v)
+{
+    if (!v.isDict() || v.entries().empty())
+        return false;
+    bool packed = false;
+    std::size_t weights = 0;
+    for (const auto &e : v.entries()) {
+        if (!e.key || !e.key->isString() || !e.value)
+            return false;
+        const Value &x = *e.value;
+        // A tuple of tensors is packed weights only under the name quantized modules save them by.
+        const bool holder = isPackedObject(x) || (isTensorTuple(x) && e.key->text().ends_with("_packed_params"));
+        if (!holder && !x.isTensor() && x.isContainer())
+            return false;
+        packed = packed || holder;
+        weights += holder || x.isTensor() ? 1 : 0;
+    }
+    return packed && weights * 2 > v.entries().size();
+}
+
 // A TorchScript object: a `__torch__` class whose attributes hold its tensors and submodules.
 bool isScriptObject(const Value &v)
 {
@@ -257,6 +410,15 @@ void flattenModule(const Value &module, const std::string &prefix, std::vector<N
             out.push_back({prefix + name, e.value});
         }
     }
+    // Quantized modules keep their weights packed in torch.classes objects among their attributes,
+    // which their state_dict() saves under the attribute's name (PackedParameter's `param`,
+    // LinearPackedParams' `_packed_params`).
+    if (attrs->isDict())
+        for (const auto &e : attrs->entries())
+            if (e.key && e.key->isString() && e.value && isPackedObject(*e.value)) {
+                PackedNamer namer(out, budget);
+                namer.add(e.value, prefix + e.key->text());
+            }
     if (auto children = attrs->get("_modules"); children && children->isDict())
         for (const auto &e : children->entries())
             if (e.key && e.value && isModule(*e.value) && !seen.contains(e.value.get())) {
@@ -270,9 +432,13 @@ std::vector<NamedTensor> tensorsOfDict(const Value &d)
 {
     std::vector<NamedTensor> out;
     out.reserve(d.entries().size());
+    NameBudget budget;
+    PackedNamer packed(out, budget);
     for (const auto &e : d.entries())
         if (e.value && e.value->isTensor())
             out.push_back({keyText(*e.key), e.value});
+        else if (e.key && e.key->isString() && e.value && (isPackedObject(*e.value) || isTensorTuple(*e.value)))
+            packed.add(e.value, e.key->text());  // a quantized model's packed weights
     return out;
 }
 
@@ -394,15 +560,37 @@ void useStateDict(Document &doc, const ValuePtr &v, KeyPath path, const ScriptCl
     doc.weightPaths.push_back(doc.stateDictPath);
 }
 
+// The optimizer state `v` is or holds, with its path below `v`'s: an optimizer's state dict, a
+// pickled optimizer instance (as what its state_dict() would give), or an object that keeps one as
+// an attribute (OpenNMT's Optim keeps its torch.optim.Adam as `optimizer`). Null when none.
+ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path)
+{
+    if (!v)
+        return nullptr;
+    if (isOptimizerState(*v))
+        return v;
+    if (auto state = pickledOptimizerState(*v))
+        return state;
+    if (v->kind() == Value::Kind::Object && v->state() && v->state()->isDict())
+        for (const auto &e : v->state()->entries())
+            if (e.key && e.key->isString() && e.value)
+                if (auto state = pickledOptimizerState(*e.value)) {
+                    path.push_back(e.key->text());
+                    return state;
+                }
+    return nullptr;
+}
+
 void findOptimizer(Document &doc, const Value &root)
 {
     for (auto key : kOptimizerKeys) {
         auto v = root.get(std::string(key));
         if (!v)
             continue;
-        if (isOptimizerState(*v)) {
-            doc.optimizer = v;
-            doc.optimizerPath = {std::string(key)};
+        KeyPath path{std::string(key)};
+        if (auto state = optimizerIn(v, path)) {
+            doc.optimizer = state;
+            doc.optimizerPath = std::move(path);
             return;
         }
         // Lightning and multi-optimizer files keep a list of optimizer states.
@@ -412,12 +600,16 @@ void findOptimizer(Document &doc, const Value &root)
             return;
         }
     }
-    for (const auto &e : root.entries())
-        if (e.key && e.value && isOptimizerState(*e.value)) {
-            doc.optimizer = e.value;
-            doc.optimizerPath = {keyText(*e.key)};
+    for (const auto &e : root.entries()) {
+        if (!e.key || !e.value)
+            continue;
+        KeyPath path{keyText(*e.key)};
+        if (auto state = optimizerIn(e.value, path)) {
+            doc.optimizer = state;
+            doc.optimizerPath = std::move(path);
             return;
         }
+    }
 }
 
 bool isLightning(const Value &root)
@@ -511,11 +703,14 @@ void classifyKind(Document &doc)
     }
     if (!root->isDict())
         return;
-    if (isTensorDict(*root) || isMostlyTensorDict(*root)) {
+    if (isTensorDict(*root) || isMostlyTensorDict(*root) || isPackedStateDict(*root)) {
         doc.kind = DocumentKind::StateDict;
         useStateDict(doc, root, {}, doc.scriptClasses);
+        const bool quantized = isPackedStateDict(*root);
         for (const auto &e : root->entries())
-            if (e.value && !e.value->isTensor())
+            if (e.value && !e.value->isTensor() &&
+                !(quantized && (isPackedObject(*e.value) || isTensorTuple(*e.value) ||
+                                e.value->kind() == Value::Kind::Global)))
                 doc.warnings.push_back("the state dict also holds a non-tensor entry '" + keyText(*e.key) + "' (" +
                                        e.value->typeName() + ")");
         return;
@@ -528,7 +723,9 @@ void classifyKind(Document &doc)
         std::size_t priority;
         std::size_t count;
     };
-    auto isWeights = [](const Value &v) { return isTensorDict(v) || isModule(v) || isScriptObject(v); };
+    auto isWeights = [](const Value &v) {
+        return isTensorDict(v) || isPackedStateDict(v) || isModule(v) || isScriptObject(v);
+    };
     // Normalisation constants kept as tensors ({'mean': tensor([...]), 'std': ...}) are a dict of
     // tensors too, but no model's weights.
     auto isPreprocessing = [](const std::string &key) {
@@ -627,7 +824,7 @@ namespace {
 
 bool isWeightSet(const Value &v)
 {
-    return isTensorDict(v) || isMostlyTensorDict(v) || isModule(v) || isScriptObject(v);
+    return isTensorDict(v) || isMostlyTensorDict(v) || isPackedStateDict(v) || isModule(v) || isScriptObject(v);
 }
 
 bool startsWith(const KeyPath &path, const KeyPath &prefix)
@@ -737,20 +934,29 @@ std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
         if (out.size() < kMaxCandidates && seen.insert(v.get()).second)
             out.emplace_back(v, std::move(path));
     };
+    // A pickled optimizer is made into a state dict anew at each look: the same one has the same path.
+    auto seenPath = [&out](const KeyPath &path) {
+        return std::any_of(out.begin(), out.end(), [&path](const auto &c) { return c.second == path; });
+    };
     for (auto key : kOptimizerKeys) {
         auto v = root.get(std::string(key));
         if (!v)
             continue;
-        if (isOptimizerState(*v))
-            add(v, {std::string(key)});
+        KeyPath path{std::string(key)};
+        if (auto state = optimizerIn(v, path))
+            add(state, std::move(path));
         else if (v->isSequence())
             for (std::size_t i = 0; i < v->items().size(); ++i)
                 if (const auto &item = v->items()[i]; item && isOptimizerState(*item))
                     add(item, {std::string(key), std::to_string(i)});
     }
-    for (const auto &e : root.entries())
-        if (e.key && e.value && isOptimizerState(*e.value))
-            add(e.value, {keyText(*e.key)});
+    for (const auto &e : root.entries()) {
+        if (!e.key || !e.value)
+            continue;
+        KeyPath path{keyText(*e.key)};
+        if (auto state = optimizerIn(e.value, path); state && !seenPath(path))
+            add(state, std::move(path));
+    }
     return out;
 }
 
@@ -870,7 +1076,7 @@ void useWeightSet(Document &doc, const KeyPath &path)
     if (had && !startsWith(path, former) && !startsWith(former, path))
         doc.otherWeightSets.insert(doc.otherWeightSets.begin(), former);
     const ValuePtr &root = doc.root;
-    if (root->isDict() && !isTensorDict(*root) && !isMostlyTensorDict(*root)) {
+    if (root->isDict() && !isTensorDict(*root) && !isMostlyTensorDict(*root) && !isPackedStateDict(*root)) {
         pairOptimizer(doc);
         doc.kind = kindOfDictRoot(doc, *root, isModule(*v));
     }

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <array>
 #include <map>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 
@@ -27,6 +28,19 @@ bool couldBeParameter(const NamedTensor &t)
 {
     const auto dtype = t.ref().dtype;
     return dtype == DType::Unknown || dtypeIsFloating(dtype) || dtypeIsComplex(dtype);
+}
+
+// Whether two state-dict entries are one tensor: the same object (a module tree's tied parameter),
+// or views of one storage with the same place, shape, strides and type (state_dict() saves a tied
+// parameter under each name, as detached tensors of the one storage).
+bool sameTensor(const NamedTensor &a, const NamedTensor &b)
+{
+    if (a.value == b.value || a.value->tensorRef() == b.value->tensorRef())
+        return true;
+    const TensorRef &x = a.ref();
+    const TensorRef &y = b.ref();
+    return x.storage && x.storage == y.storage && x.storageOffset == y.storageOffset && x.shape == y.shape &&
+           x.strides == y.strides && x.dtype == y.dtype && x.layout == y.layout && !x.quantization && !y.quantization;
 }
 
 bool shapeFits(const OptimizerParameter &p, const NamedTensor &t)
@@ -388,7 +402,8 @@ OptimizerMap mapByRecordedNames(const Document &doc, OptimizerMap map, const std
 }
 } // namespace
 
-std::optional<OptimizerMap> mapOptimizer(const Document &doc)
+namespace {
+std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::string> &tiedNames)
 {
     if (!doc.optimizer)
         return std::nullopt;
@@ -456,12 +471,34 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
                 p.state = it->second;
             }
     }
-    // Candidates in registration order: parameters, without buffers.
+    // Candidates in registration order: parameters, without buffers. A tied parameter (a head's
+    // weight that is the embedding's) is one tensor under two names: model.parameters() gives it
+    // once, under the first, so the optimizer numbers it once; the state dict's later names of it
+    // are no candidates.
     std::vector<const NamedTensor *> candidates;
+    // Candidates by their tensor and by where their data starts: a lookup each, not a scan (a file
+    // can list many thousands of parameters).
+    std::unordered_map<const TensorRef *, const NamedTensor *> byRef;
+    std::map<std::pair<const StorageRef *, std::int64_t>, std::vector<const NamedTensor *>> byStart;
     for (const auto &t : doc.stateDict) {
         const bool buffer = doc.stateDictSource == "module_tree" ? !t.ref().isParameter : looksLikeBuffer(t.name);
-        if (!buffer && couldBeParameter(t))
-            candidates.push_back(&t);
+        if (buffer || !couldBeParameter(t))
+            continue;
+        const NamedTensor *first = nullptr;
+        if (const auto it = byRef.find(&t.ref()); it != byRef.end())
+            first = it->second;
+        auto &sameStart = byStart[{t.ref().storage.get(), t.ref().storageOffset}];
+        if (!first && t.ref().storage)
+            for (std::size_t i = 0; i < sameStart.size() && i < 64 && !first; ++i)  // bounded for a hostile file
+                if (sameTensor(*sameStart[i], t))
+                    first = sameStart[i];
+        if (first) {
+            tiedNames.push_back(t.name + " is " + first->name);
+            continue;
+        }
+        candidates.push_back(&t);
+        byRef.emplace(&t.ref(), &t);
+        sameStart.push_back(&t);
     }
     if (map.parameters.empty()) {
         map.note = "the optimizer lists no parameters";
@@ -561,6 +598,125 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
     else
         map.note = "some state tensors differ in shape from the parameter at the same position: names are uncertain";
     return map;
+}
+
+} // namespace
+
+std::optional<OptimizerMap> mapOptimizer(const Document &doc)
+{
+    std::vector<std::string> tiedNames;
+    auto map = mapWithTies(doc, tiedNames);
+    if (map && !tiedNames.empty() && !map->parameters.empty())
+        map->note += "; tied weights count once, as model.parameters() gives them: " + listed(tiedNames);
+    return map;
+}
+
+ValuePtr pickledOptimizerState(const Value &v)
+{
+    if (v.kind() != Value::Kind::Object || !v.state() || !v.state()->isDict())
+        return nullptr;
+    const auto state = v.state()->get("state");
+    const auto groups = v.state()->get("param_groups");
+    // A defaultdict is an object whose items were set after it was made.
+    if (!state || !(state->isDict() || state->kind() == Value::Kind::Object) || !groups || !groups->isSequence() ||
+        groups->items().empty())
+        return nullptr;
+    std::unordered_map<const Value *, std::int64_t> idOfValue;
+    std::unordered_map<const TensorRef *, std::int64_t> idOfRef;
+    // Tensors rebuilt twice from one storage, by storage and offset: a lookup, not a scan per key.
+    using Place = std::pair<const StorageRef *, std::int64_t>;
+    std::map<Place, std::vector<std::pair<const TensorRef *, std::int64_t>>> byPlace;
+    std::int64_t next = 0;
+    auto newGroups = Value::list();
+    for (const auto &group : groups->items()) {
+        const auto params = group && group->isDict() ? group->get("params") : nullptr;
+        if (!params || !params->isSequence())
+            return nullptr;
+        auto g = Value::dict();
+        for (const auto &e : group->entries())
+            if (!(e.key && e.key->isString() && e.key->text() == "params"))
+                g->entries().push_back(e);
+        auto ids = Value::list();
+        for (const auto &p : params->items()) {
+            const std::int64_t id = next++;
+            if (p && p->isTensor() && p->tensorRef()) {
+                idOfValue.try_emplace(p.get(), id);
+                idOfRef.try_emplace(p->tensorRef().get(), id);
+                const TensorRef &r = *p->tensorRef();
+                byPlace[{r.storage.get(), r.storageOffset}].emplace_back(&r, id);
+            } else if (p && p->isInt()) {
+                idOfValue.try_emplace(p.get(), p->asInt());
+            }
+            ids->items().push_back(Value::integer(p && p->isInt() ? p->asInt() : id));
+        }
+        g->entries().push_back({Value::string("params"), ids});
+        newGroups->items().push_back(g);
+    }
+    const auto idOf = [&](const Value &key) -> std::optional<std::int64_t> {
+        if (key.isInt())
+            return key.asInt();
+        if (!key.isTensor() || !key.tensorRef())
+            return std::nullopt;
+        if (auto it = idOfValue.find(&key); it != idOfValue.end())
+            return it->second;
+        if (auto it = idOfRef.find(key.tensorRef().get()); it != idOfRef.end())
+            return it->second;
+        const TensorRef &k = *key.tensorRef();
+        if (!k.storage)
+            return std::nullopt;
+        if (auto it = byPlace.find({k.storage.get(), k.storageOffset}); it != byPlace.end())
+            for (std::size_t i = 0; i < it->second.size() && i < 64; ++i)  // bounded for a hostile file
+                if (const auto &[ref, id] = it->second[i]; ref->shape == k.shape && ref->strides == k.strides)
+                    return id;
+        return std::nullopt;
+    };
+    auto newState = Value::dict();
+    for (const auto &e : state->entries())
+        if (e.key && e.value)
+            if (const auto id = idOf(*e.key))
+                newState->entries().push_back({Value::integer(*id), e.value});
+    auto out = Value::dict();
+    out->entries().push_back({Value::string("state"), newState});
+    out->entries().push_back({Value::string("param_groups"), newGroups});
+    return out;
+}
+
+std::string adamVariant(const Value &optimizerState)
+{
+    const auto groups = optimizerState.isDict() ? optimizerState.get("param_groups") : nullptr;
+    if (!groups || !groups->isSequence() || groups->items().empty())
+        return {};
+    std::string found;
+    for (const auto &group : groups->items()) {
+        if (!group || !group->isDict())
+            return {};
+        std::string variant;
+        if (const auto decoupled = group->get("decoupled_weight_decay");
+            decoupled && decoupled->kind() == Value::Kind::Bool) {
+            variant = decoupled->asBool() ? "AdamW" : "Adam";
+        } else {
+            std::ptrdiff_t maximize = -1, foreach = -1, at = 0;
+            for (const auto &e : group->entries()) {
+                if (e.key && e.key->isString() && e.key->text() == "maximize")
+                    maximize = at;
+                if (e.key && e.key->isString() && e.key->text() == "foreach")
+                    foreach = at;
+                ++at;
+            }
+            if (maximize < 0 || foreach < 0)
+                return {};
+            if (foreach + 1 == maximize)
+                variant = "AdamW";
+            else if (maximize + 1 == foreach && group->get("differentiable"))
+                variant = "Adam";
+            else
+                return {};
+        }
+        if (!found.empty() && found != variant)
+            return {};
+        found = variant;
+    }
+    return found;
 }
 
 } // namespace ckpt

@@ -40,4 +40,19 @@ struct OptimizerMap {
 
 std::optional<OptimizerMap> mapOptimizer(const Document &doc);
 
+// A pickled optimizer instance (torch.save of an object that holds a torch.optim optimizer, as
+// OpenNMT's checkpoints did) keeps its __dict__ (or, torch >= 1.x, its __getstate__): `state`, a
+// dict or defaultdict keyed by the parameter tensors themselves (or by ids), and `param_groups`,
+// whose `params` list those tensors. Returns what optimizer.state_dict() would give for it: ids
+// numbered over param_groups in order, `params` last in each group as torch writes it, the state
+// keyed by those ids (a state whose tensor is in no group is left out); null when `v` is no
+// optimizer instance.
+ValuePtr pickledOptimizerState(const Value &v);
+
+// "Adam" or "AdamW" where an Adam-style optimizer's state dict says which, else empty. Their state
+// is alike; their param groups are not: torch >= 2.6 records `decoupled_weight_decay`, and from 1.13
+// to 2.5 AdamW lists `foreach` before `maximize` where Adam lists `maximize` first and (from 1.13
+// on) also `differentiable`. Older files cannot be told apart.
+std::string adamVariant(const Value &optimizerState);
+
 } // namespace ckpt

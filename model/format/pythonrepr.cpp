@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 namespace ckpt {
@@ -261,6 +262,104 @@ std::string repr(const TensorRef &t)
     return out + ")";
 }
 
+// numpy's repr of an array (np.array2string with the default print options: line width 75,
+// floats in 'maxprec' mode with precision 8), for the arrays it writes on one line: 1-d integer,
+// bool and floating arrays short enough, floats only where numpy writes them positionally (none
+// below 1e-4 or from 1e8 on, nor spanning more than a factor 1000, all finite). Empty otherwise:
+// the caller writes a summary that says ndarray.
+std::string numpyRepr(const TensorRef &t)
+{
+    constexpr std::size_t kNumpyLineWidth = 75;
+    if (t.shape.size() != 1 || t.strides.size() != 1 || t.layout != TensorRef::Layout::Strided || t.quantization ||
+        !t.problem.empty() || !(isIntegral(t.dtype) || t.dtype == DType::Float32 || t.dtype == DType::Float64 ||
+                                t.dtype == DType::Float16))
+        return {};
+    const std::int64_t n = t.shape[0];
+    // numpy writes no dtype for its defaults (int64 here, float64, bool) but for an empty array.
+    const bool plainDtype = t.dtype == DType::Int64 || t.dtype == DType::Float64 || t.dtype == DType::Bool;
+    const std::string suffix =
+        n > 0 && plainDtype ? std::string()
+                     : ", dtype=" + std::string(dtypeName(t.dtype));
+    if (n == 0)
+        return "array([]" + suffix + ")";
+    if (n > 32 || !t.storage || !t.storage->resolved || t.storage->byteSize > kMaxStorageBytes)
+        return {};
+    const std::size_t size = dtypeSize(t.dtype);
+    std::vector<Element> values;
+    try {
+        const auto bytes = t.storage->data();
+        for (std::int64_t k = 0; k < n; ++k) {
+            const auto at = static_cast<std::uint64_t>(t.storageOffset + k * t.strides[0]) * size;
+            if (at + size > bytes.size())
+                return {};
+            values.push_back(readElement(t.dtype, bytes.data() + at));
+        }
+        if (t.storage->mapping && t.storage->mapping->truncated())
+            return {};
+    } catch (const std::exception &) {
+        return {};
+    }
+    std::vector<std::string> texts;
+    if (t.dtype == DType::Bool) {
+        for (const auto &e : values)
+            texts.push_back(e.i ? " True" : "False");  // numpy pads True to False's width in an array
+    } else if (isIntegral(t.dtype)) {
+        std::size_t width = 0;
+        for (const auto &e : values)
+            width = std::max(width, std::to_string(e.i).size());
+        for (const auto &e : values) {
+            std::string x = std::to_string(e.i);
+            texts.push_back(std::string(width - x.size(), ' ') + x);
+        }
+    } else {
+        double lo = std::numeric_limits<double>::infinity(), hi = 0;
+        for (const auto &e : values) {
+            if (!std::isfinite(e.f))
+                return {};
+            if (e.f != 0) {
+                lo = std::min(lo, std::fabs(e.f));
+                hi = std::max(hi, std::fabs(e.f));
+            }
+        }
+        if (hi >= 1e8 || (hi > 0 && (lo < 1e-4 || hi / lo > 1e3)))
+            return {};  // numpy writes these in scientific notation
+        // Each value's fewest digits that read back in its precision, at most 8 after the point.
+        const int bits = t.dtype == DType::Float32 ? 32 : t.dtype == DType::Float16 ? 16 : 64;
+        std::vector<std::pair<std::string, std::string>> parts;  // integer part with sign, digits after the point
+        std::size_t left = 0, right = 0;
+        for (const auto &e : values) {
+            std::string x = formatFloat(e.f, bits);
+            if (x.find_first_of("eE") != std::string::npos)
+                return {};
+            auto dot = x.find('.');
+            std::string whole = dot == std::string::npos ? x : x.substr(0, dot);
+            std::string frac = dot == std::string::npos ? std::string() : x.substr(dot + 1);
+            if (frac.size() > 8) {
+                x = printf1("%.*f", 8, e.f);
+                dot = x.find('.');
+                whole = x.substr(0, dot);
+                frac = x.substr(dot + 1);
+            }
+            while (!frac.empty() && frac.back() == '0')
+                frac.pop_back();
+            left = std::max(left, whole.size());
+            right = std::max(right, frac.size());
+            parts.emplace_back(std::move(whole), std::move(frac));
+        }
+        for (const auto &[whole, frac] : parts)
+            texts.push_back(std::string(left - whole.size(), ' ') + whole + "." + frac +
+                            std::string(right - frac.size(), ' '));
+    }
+    std::string out = "array([";
+    for (std::size_t k = 0; k < texts.size(); ++k)
+        out += (k ? ", " : "") + texts[k];
+    out += "]" + suffix + ")";
+    // numpy wraps a line that would pass its width: such an array is summarised here instead.
+    if (out.size() > kNumpyLineWidth)
+        return {};
+    return out;
+}
+
 } // namespace torchrepr
 
 std::string noTrailingZero(double v)
@@ -478,6 +577,14 @@ private:
         const auto &t = v.tensorRef();
         if (!t) {
             m_out += "<tensor>";
+            return;
+        }
+        if (t->rebuild == "numpy.ndarray") {
+            // torch.load gives back a numpy array, not a tensor: written as numpy does, or said to be one.
+            if (std::string text = torchrepr::numpyRepr(*t); !text.empty())
+                m_out += text;
+            else
+                m_out += "<ndarray " + std::string(dtypeName(t->dtype)) + " " + shapeText(t->shape) + ">";
             return;
         }
         if (std::string text = torchrepr::repr(*t); !text.empty()) {

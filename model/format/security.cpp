@@ -94,6 +94,9 @@ constexpr std::string_view kUnderstood[]{
     "_codecs.encode", "builtins.set", "builtins.frozenset", "builtins.complex", "builtins.bytearray",
     "copyreg._reconstructor", "torch.nn.parameter.Parameter", "torch.Tensor", "torch.autograd.variable.Variable",
     "builtins.object", "torch.UntypedStorage", "torch.storage.UntypedStorage",
+    // The standard library's plain attribute holder (the args= of nearly every training script): Python
+    // imports argparse, which runs nothing, and unpickling only sets the saved attributes.
+    "argparse.Namespace",
 };
 
 // What PyTorch 2.6's torch.load(weights_only=True), the default since 2.6, accepts

@@ -36,7 +36,9 @@ void OptimizerStateModel::setDocument(std::shared_ptr<const Document> doc)
     beginResetModel();
     m_document = std::move(doc);
     m_type.clear();
+    m_class.clear();
     m_certain = false;
+    m_withState = 0;
     m_note.clear();
     m_keys.clear();
     m_rows.clear();
@@ -45,6 +47,9 @@ void OptimizerStateModel::setDocument(std::shared_ptr<const Document> doc)
     m_cellPos.clear();
     if (m_document && m_document->optimizer) {
         m_type = QString::fromStdString(inferOptimizerType(*m_document->optimizer));
+        // Adam's and AdamW's state is alike; their param groups' keys can tell which it is.
+        if (m_type == QLatin1String("Adam/AdamW"))
+            m_class = QString::fromStdString(adamVariant(*m_document->optimizer));
         std::unordered_map<std::string, const TensorRef *> byName;
         for (const auto &t : m_document->stateDict)
             byName.emplace(t.name, &t.ref());
@@ -67,6 +72,7 @@ void OptimizerStateModel::setDocument(std::shared_ptr<const Document> doc)
                 r.name = QString::fromStdString(p.name);
                 r.group = static_cast<int>(p.group);
                 r.mismatch = !p.shapeAgrees;
+                m_withState += p.state ? 1 : 0;
                 if (auto it = byName.find(p.name); it != byName.end())
                     r.shape = QString::fromStdString(shapeText(it->second->shape));
                 r.tensorOfKey.assign(static_cast<std::size_t>(m_keys.size()), -1);

@@ -35,11 +35,17 @@ public:
     const std::shared_ptr<const Document> &document() const { return m_document; }
     // "Adam/AdamW", empty without an optimizer.
     QString optimizerType() const { return m_type; }
+    // The optimizer's class where the type leaves two open and the param groups tell which ("Adam"
+    // or "AdamW", see adamVariant), else empty.
+    QString optimizerClass() const { return m_class; }
     bool hasOptimizer() const { return !m_type.isEmpty(); }
     bool mappingCertain() const { return m_certain; }
     QString mappingNote() const { return m_note; }
     // State keys shown as columns, in first-seen order.
     QStringList stateKeys() const { return m_keys; }
+    // Parameters the optimizer lists that have state saved (torch's len(state_dict()['state'])):
+    // fewer than the rows where some took no step yet (frozen, or no gradient).
+    int parametersWithState() const { return m_withState; }
 
     // Every state tensor ("fc1.weight/exp_avg"), for a statistics job; row k of the job is entry k.
     const std::vector<NamedTensor> &stateTensors() const { return m_tensors; }
@@ -70,7 +76,9 @@ private:
     };
     std::shared_ptr<const Document> m_document;
     QString m_type;
+    QString m_class;
     bool m_certain = false;
+    int m_withState = 0;
     QString m_note;
     QStringList m_keys;
     std::vector<Row> m_rows;

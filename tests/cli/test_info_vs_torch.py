@@ -13,6 +13,7 @@ The hostile files are never given to torch.load or pickle.
 Prints one line per failure and `N passed, M failed` last; exits 1 on failure.
 """
 import argparse
+import collections
 import json
 import math
 import os
@@ -401,6 +402,113 @@ def script_cases(res, ckpt, fixtures):
                   % (sd.get('parameters'), sd.get('parameters_exact'), want))
 
 
+class QM(torch.nn.Module):
+    """The reviewers' model: an LSTM and a Linear, both dynamically quantized."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(16, 16, num_layers=1)
+        self.fc = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        h, _ = self.lstm(x)
+        return self.fc(h)
+
+
+def packed_tensors(sd):
+    """[(name, tensor)] as ckpt names a quantized model's state dict, from torch's own objects: a
+    tensor under its key; a tuple (a Linear's packed weight and bias) as key.0, key.1; a dynamic LSTM
+    cell (a ScriptObject whose __getstate__ is ('quantized_dynamic', [bias_ih, bias_hh], [], [...],
+    [packed ih, packed hh])) as key.weight_ih, key.weight_hh, key.bias_ih, key.bias_hh."""
+    out = []
+    for key, value in sd.items():
+        if torch.is_tensor(value):
+            out.append((key, value))
+        elif isinstance(value, tuple):
+            out += [('%s.%d' % (key, i), t) for i, t in enumerate(value) if torch.is_tensor(t)]
+        elif isinstance(value, torch.ScriptObject):
+            (kind, biases, _, _, packed), cls = value.__getstate__()
+            assert kind == 'quantized_dynamic' and cls.endswith('.CellParamsBase'), cls
+            weights = [p.__getstate__()[0][0] for p in packed]
+            out += [(key + '.weight_ih', weights[0]), (key + '.weight_hh', weights[1]),
+                    (key + '.bias_ih', biases[0]), (key + '.bias_hh', biases[1])]
+    return out
+
+
+def quantized_cases(res, ckpt):
+    """A dynamically quantized model keeps its weights packed (torch.classes objects): its
+    state_dict() file is a state dict whose tensors are named after torch's state_dict keys, and the
+    whole model saved lists the same tensors, found in its module tree."""
+    torch.manual_seed(91)
+    q = torch.quantization.quantize_dynamic(QM().eval(), {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)
+    sd = q.state_dict()
+    want = packed_tensors(sd)
+    keys = list(sd.keys())
+    with tempfile.TemporaryDirectory(prefix='ckpt-quant-') as folder:
+        for how, obj in (('state dict', sd), ('whole model', q)):
+            path = os.path.join(folder, 'quant_%s.pth' % how.split()[0])
+            torch.save(obj, path)
+            r = subprocess.run([ckpt, 'info', '--json', path], capture_output=True, text=True, timeout=60)
+            doc = json.loads(r.stdout) if r.returncode == 0 else {}
+            got = [t for t in (doc.get('state_dict') or {}).get('tensors') or [] if isinstance(t, dict)]
+            expected = want
+            if how == 'whole model':
+                # The module keeps scale and zero_point as Python numbers, which state_dict() makes
+                # into tensors: the file holds no tensor for them.
+                assert isinstance(q.fc.scale, float) and isinstance(q.fc.zero_point, int)
+                expected = [(n, t) for n, t in want if n not in ('fc.scale', 'fc.zero_point')]
+            res.check(doc.get('kind') == ('state_dict' if how == 'state dict' else 'full_model'),
+                      'quantized %s: kind' % how, '%r %s' % (doc.get('kind'), r.stderr.strip()))
+            names = [t.get('name') for t in got]
+            res.check(names == [n for n, _ in expected], 'quantized %s: tensors named after state_dict() keys' % how,
+                      'ckpt %r, expected %r' % (names, [n for n, _ in expected]))
+            res.check(all(any(n == k or n.startswith(k + '.') for k in keys) for n in names),
+                      'quantized %s: every name starts with a key of model.state_dict()' % how, '%r vs %r' % (names, keys))
+            for t, (n, theirs) in zip(got, expected):
+                res.check(t.get('dtype') == dtype_name(theirs.dtype) and t.get('shape') == list(theirs.shape),
+                          'quantized %s: %s dtype and shape' % (how, n),
+                          '%r %r vs %s %s' % (t.get('dtype'), t.get('shape'), theirs.dtype, list(theirs.shape)))
+            # Their values, as torch reads them (quantized weights dequantized).
+            for n, theirs in expected:
+                r = subprocess.run([ckpt, 'show', path, n, '--json', '--limit', '0'], capture_output=True, text=True,
+                                   timeout=60)
+                shown = json.loads(r.stdout) if r.returncode == 0 else {}
+                stats = shown.get('stats') or shown.get('statistics') or {}
+                value = theirs.dequantize() if theirs.is_quantized else theirs
+                mean = float(value.double().mean())
+                res.check(isinstance(stats.get('mean'), (int, float)) and math.isclose(stats['mean'], mean, rel_tol=1e-6, abs_tol=1e-9),
+                          'quantized %s: %s mean as torch computes it' % (how, n), '%r vs %r %s' % (stats, mean, r.stderr.strip()))
+
+
+def numpy_cases(res, ckpt):
+    """numpy arrays come back from torch.load as numpy arrays: info prints them as numpy's repr
+    does where numpy writes them on one line, else as a summary that says ndarray."""
+    import numpy as np
+    arrays = collections.OrderedDict([
+        ('ints', np.array([3, -1, 12, 0], dtype=np.int64)),
+        ('int32s', np.array([1, 10], dtype=np.int32)),
+        ('bools', np.array([True, False, True])),
+        ('weights', np.array([1.0, 0.5, 2.0, 1.0], dtype=np.float32)),
+        ('halves', np.array([0.1, 0.25, 3.0])),
+        ('eye', np.eye(4, dtype=np.int64)),
+        ('tiny', np.array([1e-6, 1.0], dtype=np.float32)),
+        ('long', np.arange(100, dtype=np.int64)),
+    ])
+    with tempfile.TemporaryDirectory(prefix='ckpt-numpy-') as folder:
+        path = os.path.join(folder, 'numpy.pth')
+        # Beside a model's weights, as training scripts keep a confusion matrix or class weights.
+        torch.save(dict(model_state_dict=torch.nn.Linear(2, 2).state_dict(), epoch=1, **arrays), path)
+        r = subprocess.run([ckpt, 'info', path], capture_output=True, text=True, timeout=60)
+        lines = {line.split(':', 1)[0].strip(): line.split(':', 1)[1].strip() for line in r.stdout.splitlines()
+                 if line.startswith('  ') and ':' in line}
+        for key, a in arrays.items():
+            text = repr(a)
+            want = text if '\n' not in text and len(text) <= 75 and 'e-' not in text and 'e+' not in text else \
+                '<ndarray %s %s>' % (a.dtype, list(a.shape))
+            res.check(lines.get(key) == want, 'numpy array %s: printed as numpy does, or said to be an ndarray' % key,
+                      '%r, numpy %r' % (lines.get(key), want))
+
+
 def main():
     ap = argparse.ArgumentParser(description='Compare `ckpt info --json` with torch.load.')
     ap.add_argument('--ckpt', required=True, help='path to the ckpt binary')
@@ -437,6 +545,8 @@ def main():
 
     parameter_cases(res, ckpt)
     script_cases(res, ckpt, fixtures)
+    quantized_cases(res, ckpt)
+    numpy_cases(res, ckpt)
 
     # Mistakes in the command line exit 2 with a line that names them; help and version exit 0.
     sd = os.path.join(fixtures, 'state_dict.pth')

@@ -68,6 +68,8 @@ def main():
     check_stateless(a.ckpt, tmp, res)
     check_shape_notes(a.ckpt, a.fixtures, res)
     check_undecided(a.ckpt, tmp, res)
+    check_tied(a.ckpt, tmp, res)
+    check_pickled_optimizer(a.ckpt, tmp, res)
     return res.finish()
 
 
@@ -271,6 +273,140 @@ def check_recorded_names(ckpt, fixtures, tmp, res):
         o = info_optimizer(ckpt, out)
         res.check(o.get('mapping', {}).get('certain') is True and [p['name'] for p in o.get('parameters', [])] == want,
                   '%s: the renamed file maps certainly' % label, '%r' % o.get('mapping'))
+
+
+class TiedLM(torch.nn.Module):
+    """An embedding, a layer that can be pruned, and an output head that shares the embedding's weight."""
+
+    def __init__(self, aux=True):
+        super().__init__()
+        self.emb = torch.nn.Embedding(20, 6)
+        self.aux = torch.nn.Linear(6, 6) if aux else None
+        self.head = torch.nn.Linear(6, 20, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, x):
+        h = self.emb(x)
+        if self.aux is not None:
+            h = self.aux(h)
+        return self.head(h)
+
+
+def check_tied(ckpt, tmp, res):
+    """Tied weights (head.weight is emb.weight) are one parameter: model.parameters() gives it once,
+    so the optimizer numbers it once. The ids map certainly, and --drop of another layer leaves an
+    optimizer state that torch's Adam.load_state_dict takes for the pruned model."""
+    torch.manual_seed(7)
+    m = TiedLM()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)  # one param group, as single_group.pth
+    for _ in range(2):
+        opt.zero_grad()
+        m(torch.randint(0, 20, (3, 4))).sum().backward()
+        opt.step()
+    path = os.path.join(tmp, 'tied.pth')
+    torch.save({'epoch': 1, 'model_state_dict': m.state_dict(), 'optimizer_state_dict': opt.state_dict()}, path)
+    want = names_in_id_order(m, opt)
+    o = info_optimizer(ckpt, path)
+    got = [p['name'] for p in o.get('parameters', [])]
+    res.check(got == want and o.get('mapping', {}).get('certain') is True, 'tied weights: ids mapped certainly',
+              '%s != %s (%r)' % (got, want, o.get('mapping')))
+    res.check('head.weight is emb.weight' in o.get('mapping', {}).get('note', ''), 'tied weights: the note says which',
+              '%r' % o.get('mapping'))
+
+    # The same from a pickled module tree, where the tied parameter is one object.
+    full = os.path.join(tmp, 'tied_full.pth')
+    torch.save({'model': m, 'optimizer': opt.state_dict()}, full)
+    o = info_optimizer(ckpt, full)
+    got = [p['name'] for p in o.get('parameters', [])]
+    res.check(got == want and o.get('mapping', {}).get('certain') is True, 'tied weights in a module tree: ids mapped certainly',
+              '%s != %s (%r)' % (got, want, o.get('mapping')))
+
+    out = os.path.join(tmp, 'tied_pruned.pth')
+    r = subprocess.run([ckpt, 'convert', path, '--to', 'checkpoint', '--drop', 'aux.*', '-o', out],
+                       capture_output=True, text=True, timeout=60)
+    if not res.check(r.returncode == 0, 'tied weights: convert --drop aux.*', r.stderr):
+        return
+    got = torch.load(out, weights_only=False)
+    pruned = TiedLM(aux=False)
+    pruned.load_state_dict(got['model_state_dict'])
+    opt2 = torch.optim.Adam(pruned.parameters(), lr=1e-2)
+    try:
+        opt2.load_state_dict(got['optimizer_state_dict'])
+        loaded = ''
+    except (ValueError, KeyError) as e:
+        loaded = str(e)
+    if not res.check(not loaded, 'tied weights: Adam.load_state_dict takes the pruned optimizer state', loaded):
+        return
+    before = opt.state_dict()['state']
+    kept = [i for i, n in enumerate(want) if not n.startswith('aux.')]
+    after = opt2.state_dict()['state']
+    same = sorted(after) == list(range(len(kept))) and all(
+        torch.equal(after[j]['exp_avg'], before[i]['exp_avg']) and
+        torch.equal(after[j]['exp_avg_sq'], before[i]['exp_avg_sq']) for j, i in enumerate(kept))
+    res.check(same, "tied weights: the kept parameters' state is carried unchanged", '%r' % sorted(after))
+
+
+class Optim:
+    """OpenNMT-py's onmt.Optim of 2017: a wrapper that keeps the torch optimizer as an attribute."""
+
+    def __init__(self, optimizer):
+        self.method = 'adam'
+        self.lr = 1e-3
+        self.optimizer = optimizer
+
+
+def check_pickled_optimizer(ckpt, tmp, res):
+    """An optimizer instance pickled whole (torch.save of the optimizer, or of an object that holds
+    one) is read as its state_dict() would give it: the same ids, state and step."""
+    torch.manual_seed(8)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    opt = torch.optim.Adam([{'params': m[2].parameters(), 'lr': 1e-3}, {'params': m[0].parameters(), 'lr': 1e-4}])
+    for _ in range(3):
+        opt.zero_grad()
+        m(torch.randn(2, 4)).sum().backward()
+        opt.step()
+    sd = opt.state_dict()
+    for label, content, where in (('held by an object', {'model': m.state_dict(), 'optim': Optim(opt)}, 'optim/optimizer'),
+                                  ('under optimizer', {'model': m.state_dict(), 'optimizer': opt}, 'optimizer')):
+        path = os.path.join(tmp, 'pickled_optimizer_%s.pth' % where.replace('/', '_'))
+        torch.save(content, path)
+        o = info_optimizer(ckpt, path)
+        if not res.check(o and 'error' not in o, 'pickled optimizer %s: found' % label, '%r' % o):
+            continue
+        res.check('/'.join(o['path']) == where, 'pickled optimizer %s: its path' % label, '%r' % o['path'])
+        res.check(o['state']['count'] == len(sd['state']), 'pickled optimizer %s: parameters with state' % label,
+                  '%r vs %d' % (o['state'], len(sd['state'])))
+        res.check(len(o['param_groups']) == len(sd['param_groups']), 'pickled optimizer %s: param groups' % label, '')
+        ids = [i for g in sd['param_groups'] for i in g['params']]
+        res.check([p['id'] for p in o['parameters']] == ids, 'pickled optimizer %s: ids as state_dict() numbers them' % label,
+                  '%r' % [p['id'] for p in o['parameters']])
+        want = names_in_id_order(m, opt)
+        res.check([p['name'] for p in o['parameters']] == want and o['mapping']['certain'] is True,
+                  'pickled optimizer %s: names' % label, '%r %r' % ([p['name'] for p in o['parameters']], o['mapping']))
+        for p in o['parameters']:
+            theirs = sd['state'][p['id']]
+            mine = p.get('state', {})
+            ok = all(isinstance(mine.get(k), dict) and mine[k]['__tensor__']['shape'] == list(v.shape) for k, v in theirs.items())
+            res.check(ok, 'pickled optimizer %s: state of %s' % (label, p['name']), '%r' % mine)
+        r = subprocess.run([ckpt, 'info', path], capture_output=True, text=True, timeout=60)
+        step = max(int(s['step']) for s in sd['state'].values())
+        res.check('%d parameter states, step %d' % (len(sd['state']), step) in r.stdout,
+                  'pickled optimizer %s: info says its states and step' % label, r.stdout[-600:])
+
+    # The OpenNMT checkpoint of 2017 in the shared corpus (torch 0.2: state keyed by the parameter
+    # tensors, step a plain int). Read with ckpt only, never in Python; its figures are the
+    # reviewer's, read from the file's pickle (14 parameter states, step 1410, exp_avg/exp_avg_sq).
+    corpus = os.path.join(os.environ.get('CKPT_CORPUS_DIR', os.path.join(HERE, '..', '..', '..', 'shared', 'corpus', 'files')),
+                          'onmt_test_model2_2017-09.pt')
+    if os.path.exists(corpus):
+        o = info_optimizer(ckpt, corpus)
+        ok = o and 'error' not in o and '/'.join(o['path']) == 'optim/optimizer' and o['state']['count'] == 14 and \
+            sorted(o['state']['keys']) == ['exp_avg', 'exp_avg_sq', 'step'] and len(o['parameters']) == 14
+        res.check(ok, 'OpenNMT 2017 corpus checkpoint: its pickled Adam is read', '%r' % (o if not ok else ''))
+        r = subprocess.run([ckpt, 'info', corpus], capture_output=True, text=True, timeout=60)
+        res.check('14 parameter states, step 1410' in r.stdout, 'OpenNMT 2017 corpus checkpoint: states and step', r.stdout[-800:])
+    else:
+        print('note: %s is absent; the OpenNMT corpus check is not run' % corpus)
 
 
 if __name__ == '__main__':

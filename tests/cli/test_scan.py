@@ -78,6 +78,7 @@ def main():
     check_weights_only_verdict(a, hostile, check)
     check_torchscript_words(a, check)
     check_built_inputs(a, check)
+    check_namespace(a, check)
     return results.finish()
 
 
@@ -177,6 +178,31 @@ def check_built_inputs(a, check):
     r, rep = scan_json(path)
     check(r.returncode == 3 and "os.system" in [g["name"] for g in rep.get("globals", []) if g["class"] == "dangerous"],
           f"bytecode.pkl os.system: exit {r.returncode}, report {rep}")
+
+
+def check_namespace(a, check):
+    """argparse.Namespace (the args= of nearly every training script) only sets the attributes it
+    was saved with: a known harmless standard class, as OrderedDict is, so a checkpoint that keeps
+    its arguments is not called unknown. torch reads the same attributes back."""
+    import argparse as argparse_module
+    import tempfile
+    import torch
+    tmp = tempfile.mkdtemp(prefix="ckpt-scan-ns-")
+    path = os.path.join(tmp, "with_args.pth")
+    args = argparse_module.Namespace(lr=0.01, batch_size=8, arch="smallnet")
+    torch.save({"model_state_dict": torch.nn.Linear(2, 2).state_dict(), "args": args, "epoch": 3}, path)
+    back = torch.load(path, weights_only=False)["args"]
+    check(type(back) is argparse_module.Namespace and vars(back) == vars(args), f"torch reads back {back!r}")
+    r = subprocess.run([a.ckpt, "scan", "--json", path], capture_output=True, text=True, timeout=60)
+    rep = json.loads(r.stdout) if r.stdout.strip() else {}
+    rep = rep[0] if isinstance(rep, list) else rep
+    ns = [g for g in rep.get("globals", []) if g["name"] == "argparse.Namespace"]
+    check(r.returncode == 0 and ns and ns[0]["class"] == "understood",
+          f"argparse.Namespace: understood, exit 0: exit {r.returncode}, {ns}")
+    check(not [g for g in rep.get("globals", []) if g["class"] == "unknown"], f"no unknown globals: {rep.get('globals')}")
+    for argv in (["scan", path], ["info", path]):
+        r = subprocess.run([a.ckpt, *argv], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and "unknown" not in r.stdout, f"ckpt {argv[0]}: nothing unknown: {r.stdout!r}")
 
 
 def check_weights_only_verdict(a, hostile, check):

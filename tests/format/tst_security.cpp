@@ -43,6 +43,8 @@ void TestSecurity::classify_data()
     QTest::newRow("dotted name") << "builtins" << "str.join" << "dangerous" << false;
     QTest::newRow("ossify is not os") << "ossify" << "thing" << "unknown" << false;
     QTest::newRow("OrderedDict") << "collections" << "OrderedDict" << "understood" << true;
+    // Sets only the attributes it was saved with; torch 2.6's weights-only reader still refuses it.
+    QTest::newRow("argparse.Namespace") << "argparse" << "Namespace" << "understood" << false;
     QTest::newRow("rebuild v2") << "torch._utils" << "_rebuild_tensor_v2" << "understood" << true;
     QTest::newRow("rebuild v1") << "torch._utils" << "_rebuild_tensor" << "understood" << true;
     // Each of these ran code, a command or opened a file under torch.load in the audit that found them.
@@ -67,7 +69,6 @@ void TestSecurity::classify_data()
     QTest::newRow("TorchVersion") << "torch.torch_version" << "TorchVersion" << "understood" << false;
     QTest::newRow("nn.Linear") << "torch.nn.modules.linear" << "Linear" << "understood" << false;
     QTest::newRow("user class") << "__main__" << "SimpleNN" << "unknown" << false;
-    QTest::newRow("argparse.Namespace") << "argparse" << "Namespace" << "unknown" << false;
     // Globals that are a module object (torch.os is os): BUILD or SETITEM on them changes that
     // module for the whole Python session, as the reviewer's torch.os + BUILD did to os.
     QTest::newRow("torch.os") << "torch" << "os" << "dangerous" << false;

@@ -1,0 +1,139 @@
+// The optimizer view offscreen, on checkpoints real torch writes for this test
+// (optimizer_view_inputs.py) with torch's own account of each: the header's counts of parameters
+// and of those with state, a pickled optimizer instance shown as its state_dict() would read, and
+// a line instead of an empty table where the file keeps no scheduler, scaler or RNG state.
+#include "document.h"
+#include "optimizerstatemodel.h"
+#include "optimizerview.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QProcess>
+#include <QSignalSpy>
+#include <QStandardItemModel>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace ckpt;
+
+class TestOptimizerView : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void countsParametersWithState();
+    void pickledOptimizer();
+    void noSchedulerSaysSo();
+    void adamOrAdamW_data();
+    void adamOrAdamW();
+
+private:
+    QTemporaryDir m_dir;
+    QJsonObject m_expected;
+    std::shared_ptr<const Document> read(const QString &name)
+    {
+        return std::make_shared<const Document>(readDocument(m_dir.filePath(name).toStdString()));
+    }
+    // Shows the document and waits for the state norms, so that no job outlives the view.
+    static void show(OptimizerView &view, const std::shared_ptr<const Document> &doc)
+    {
+        QSignalSpy finished(&view, &OptimizerView::statisticsFinished);
+        view.setDocument(doc);
+        if (view.statisticsRunning())
+            QVERIFY(finished.wait(60000));
+    }
+};
+
+void TestOptimizerView::initTestCase()
+{
+    QVERIFY(m_dir.isValid());
+    QProcess python;
+    python.setProcessChannelMode(QProcess::MergedChannels);
+    python.start(QStringLiteral(CKPT_PYTHON),
+                 {QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/optimizer_view_inputs.py"), QStringLiteral("--out"),
+                  m_dir.path()});
+    QVERIFY(python.waitForFinished(300000));
+    QVERIFY2(python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0, python.readAll().constData());
+    QFile f(m_dir.filePath(QStringLiteral("expected.json")));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    m_expected = QJsonDocument::fromJson(f.readAll()).object();
+    QVERIFY(!m_expected.isEmpty());
+}
+
+// Three param groups with the LSTM's frozen for the step: torch lists 21 parameters and keeps state
+// for 5; the header said "21 parameters with state".
+void TestOptimizerView::countsParametersWithState()
+{
+    const QJsonObject want = m_expected.value(QStringLiteral("partial_state.pth")).toObject();
+    const int params = want.value(QStringLiteral("parameters")).toInt();
+    const int withState = want.value(QStringLiteral("with_state")).toInt();
+    QVERIFY(withState < params);
+    OptimizerView view;
+    show(view, read(QStringLiteral("partial_state.pth")));
+    QCOMPARE(view.stateModel()->rowCount(), params);
+    QCOMPARE(view.stateModel()->parametersWithState(), withState);
+    const QString summary = view.summary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("%1 parameters, %2 with state").arg(params).arg(withState)),
+             qPrintable(summary));
+    QVERIFY2(summary.contains(QStringLiteral("%1 param groups").arg(want.value(QStringLiteral("groups")).toInt())),
+             qPrintable(summary));
+}
+
+// torch.save of an object holding a torch.optim.Adam: the view shows its state as state_dict() gives it.
+void TestOptimizerView::pickledOptimizer()
+{
+    const QJsonObject want = m_expected.value(QStringLiteral("pickled_optimizer.pth")).toObject();
+    OptimizerView view;
+    show(view, read(QStringLiteral("pickled_optimizer.pth")));
+    OptimizerStateModel *m = view.stateModel();
+    QVERIFY2(m->hasOptimizer(), qPrintable(view.summary()->text()));
+    QCOMPARE(m->rowCount(), want.value(QStringLiteral("parameters")).toInt());
+    QCOMPARE(m->parametersWithState(), want.value(QStringLiteral("with_state")).toInt());
+    QCOMPARE(view.groupsModel()->rowCount(), want.value(QStringLiteral("groups")).toInt());
+    QVERIFY(view.summary()->text().contains(want.value(QStringLiteral("path")).toString()));
+    for (int r = 0; r < m->rowCount(); ++r)
+        QCOMPARE(m->index(r, OptimizerStateModel::StepColumn).data(OptimizerStateModel::SortRole).toDouble(),
+                 want.value(QStringLiteral("step")).toDouble());
+    // Its LR scheduler is listed, and no line says there is none.
+    QVERIFY(view.trainingStateModel()->rowCount() > 0);
+    QVERIFY(view.trainingStateNote()->isHidden());
+}
+
+void TestOptimizerView::noSchedulerSaysSo()
+{
+    OptimizerView view;
+    show(view, read(QStringLiteral("lightning_no_scheduler.ckpt")));
+    QCOMPARE(view.trainingStateModel()->rowCount(), 0);
+    QVERIFY(!view.trainingStateNote()->isHidden());
+    const QString note = view.trainingStateNote()->text();
+    QVERIFY2(note.contains(QStringLiteral("no learning-rate scheduler")), qPrintable(note));
+    QVERIFY2(note.contains(QStringLiteral("'lr_schedulers' is an empty list")), qPrintable(note));
+
+    show(view, read(QStringLiteral("partial_state.pth")));
+    QVERIFY(!view.trainingStateNote()->isHidden());
+    QVERIFY(!view.trainingStateNote()->text().contains(QStringLiteral("lr_schedulers")));
+}
+
+void TestOptimizerView::adamOrAdamW_data()
+{
+    QTest::addColumn<QString>("file");
+    QTest::newRow("Adam") << "adam.pth";
+    QTest::newRow("AdamW") << "adamw.pth";
+}
+
+// Their state is alike (exp_avg, exp_avg_sq, step); the keys of torch's param groups name the class.
+void TestOptimizerView::adamOrAdamW()
+{
+    QFETCH(QString, file);
+    const QJsonObject want = m_expected.value(file).toObject();
+    OptimizerView view;
+    show(view, read(file));
+    QCOMPARE(view.stateModel()->optimizerType(), QStringLiteral("Adam/AdamW"));
+    QCOMPARE(view.stateModel()->optimizerClass(), want.value(QStringLiteral("cls")).toString());
+    const QString summary = view.summary()->text();
+    const QString cls = want.value(QStringLiteral("cls")).toString();
+    QVERIFY2(summary.contains(QStringLiteral("(%1, as its param groups' keys tell)").arg(cls)), qPrintable(summary));
+}
+
+QTEST_MAIN(TestOptimizerView)
+#include "tst_optimizerview.moc"
