@@ -314,7 +314,7 @@ def main():
     res.check(r.returncode == 0 and json.loads(r.stdout)['input_shape'] == [4],
               'a sequence whose length a Linear fixes: input shape [4]', r.stdout[-300:] + r.stderr)
     r = run(ckpt, p('emb_seq.pth'), '--input', '1,5,9,0,3')
-    res.check(r.returncode != 0 and 'takes 4' in r.stderr and '[-1]' not in r.stderr,
+    res.check(r.returncode != 0 and 'takes 4' in r.stderr and '[-1]' not in r.stderr and p('emb_seq.pth') in r.stderr,
               'a wrong sequence length says the model takes 4', r.stderr)
     for model, cmd in ((p('emb_seq.pth'), []), (p('lm_scripted.pt'), [])):
         bad = '1,5,9,120' if model.endswith('emb_seq.pth') else '1,5,50,2'
