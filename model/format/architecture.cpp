@@ -1375,6 +1375,9 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         try {
             const Document script = readDocument(request.scriptPath);
             inferScriptInput(a, script, doc);
+            // Only a hint for shaping rows and reading pictures: the file still runs as written,
+            // and what it computes is exact, so nothing is listed as assumed.
+            a.assumptions.clear();
         } catch (const std::exception &) {
         }
         return a;
