@@ -35,9 +35,13 @@ bool endsWithIgnoringCase(std::string s, std::string suffix)
     return s.ends_with(suffix);
 }
 
-// The batch the options describe, shaped as the model takes it.
-PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &arch)
+// The batch the options describe, shaped as the model takes it. `integer`: the input is a .npy of
+// integers, which stay integers where the model's input is not known to be floating point.
+PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc, const Architecture &arch, bool &integer,
+                            bool &image)
 {
+    integer = false;
+    image = false;
     if (!o.inputs.empty() && !o.inputFile.empty())
         throw FormatError("give --input or --input-file, not both");
     const auto &sample = arch.inputShape;
@@ -64,14 +68,21 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
             if (sample.size() != 3 || sample[0] <= 0 || sample[1] == 0 || sample[2] == 0)
                 throw FormatError(f + ": this model does not take images (its samples have shape " + shapeText(sample) +
                                   "); give the input as .npy or .csv");
-            // A model that takes any size runs a picture up to its chosen size at the picture's own
-            // size, as PyTorch would; otherwise the picture is resized to the model's size.
+            // The file's own resize and crop first, as torchvision's Resize and CenterCrop; then a
+            // model of one size (or whose size the file states) gets that size, while one that takes
+            // any size runs the picture as it is, as PyTorch would.
             const std::string bytes = readText(f, std::size_t{256} << 20);
-            const auto [height, width] = imageRunSize(bytes, arch, sample);
-            InputTable t = parseImage(bytes, f, static_cast<int>(sample[0]), height, width);
+            const ImagePreprocessing geometry = imagePreprocessingOf(doc);
+            ImageSteps stated;
+            stated.resize = geometry.resize;
+            stated.crop = geometry.crop;
+            stated.resizeKey = geometry.resizeKey;
+            stated.cropKey = geometry.cropKey;
+            InputTable t = parseImage(bytes, f, static_cast<int>(sample[0]), imageSteps(bytes, arch, sample, stated));
             in.values = std::move(t.values);
             in.shape = t.shape;
             in.note = t.note;
+            image = true;
             return in;
         }
         InputTable t;
@@ -83,6 +94,7 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
             throw FormatError(f + ": the input file must be .csv, .txt, .npy or an image (.png, .jpg, .jpeg, .bmp)");
         in.values = std::move(t.values);
         in.shape = t.shape;
+        integer = t.integer;
         if (endsWithIgnoringCase(f, ".npy")) {
             // One sample without its batch dimension gets one.
             if ((!sample.empty() && in.shape.size() == sample.size()) || (sample.empty() && in.shape.size() == 1))
@@ -95,7 +107,7 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Architecture &
     try {
         in.shape = batchShape(in.shape[0], in.shape[1], sample, arch.inputShapeGuessed);
     } catch (const FormatError &e) {
-        throw FormatError((o.inputFile.empty() ? std::string("--input") : o.inputFile) + ": " + e.what());
+        throw FormatError((o.inputFile.empty() ? o.file + ": --input" : o.inputFile) + ": " + e.what());
     }
     return in;
 }
@@ -120,9 +132,17 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
     try {
         if (o.top < 0)
             throw FormatError("--top must be 0 or more");
+        // --input-file given more than once reaches here joined by newlines (CLI11's Join policy).
+        if (o.inputFile.find('\n') != std::string::npos) {
+            std::string names = o.inputFile;
+            for (std::size_t at = names.find('\n'); at != std::string::npos; at = names.find('\n', at))
+                names.replace(at, 1, ", ");
+            throw FormatError("give --input-file once: " + names + " were given. One file holds one batch: put several "
+                              "samples in one .csv (a row each) or .npy ([N, ...]); a picture is one sample");
+        }
         const Document &doc = keepUntilExit(readInput(o.file, o.weights));
         const ArchitectureRequest request = architectureRequest(o.arch, o.archSpec, o.activation);
-        const Architecture arch = resolveArchitecture(doc, request);
+        Architecture arch = resolveArchitecture(doc, request);
         if (o.showArchitecture) {
             if (o.json)
                 out << json{{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions},
@@ -138,8 +158,34 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             throw FormatError("give the inputs: --input \"v1,v2,...\" (repeatable) or --input-file F.csv|F.npy");
         // Inputs are checked before LibTorch is loaded: a malformed row fails fast.
         PredictionInput input;
+        bool integerFile = false, image = false;
+        std::vector<std::string> inputNotes;
         if (wantRun)
-            input = gatherInput(o, arch);
+            input = gatherInput(o, doc, arch, integerFile, image);
+        if (integerFile && !arch.integerInput && arch.inputShape.empty()) {
+            // Nothing says what the model takes: an integer array goes as integers, as
+            // torch.from_numpy keeps it (token ids for an Embedding).
+            arch.integerInput = true;
+            inputNotes.push_back(o.inputFile + " holds integers: given to the model as int64, not normalised");
+        }
+        if (wantRun) {
+            // Nothing the file states about its inputs goes unsaid.
+            const ImagePreprocessing geometry = imagePreprocessingOf(doc);
+            std::vector<std::string> unused = geometry.notApplied;
+            if (!image) {
+                auto sizes = [](const std::vector<std::int64_t> &v) {
+                    return v.size() == 1 ? std::to_string(v[0]) : shapeText(v);
+                };
+                std::vector<std::string> steps;
+                if (!geometry.resize.empty())
+                    steps.push_back(geometry.resizeKey + " " + sizes(geometry.resize) + " (the input is not a picture)");
+                if (!geometry.crop.empty())
+                    steps.push_back(geometry.cropKey + " " + sizes(geometry.crop) + " (the input is not a picture)");
+                unused.insert(unused.begin(), steps.begin(), steps.end());
+            }
+            if (!unused.empty())
+                inputNotes.push_back("not applied: " + joinText(unused, "; "));
+        }
         auto predictor = ComputeLoader::api().predictor(doc, arch);
         if (o.half && o.dtype != "float32" && o.dtype != "float16")
             throw std::runtime_error("--half asks for float16, --dtype for " + o.dtype + ": give one");
@@ -196,6 +242,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         std::vector<std::string> notes = predictor->notes();
         if (!input.note.empty())
             notes.push_back(input.note);
+        notes.insert(notes.end(), inputNotes.begin(), inputNotes.end());
         if (!pre.problem.empty())
             notes.push_back("normalisation: " + pre.problem);
         if (o.json) {

@@ -680,11 +680,20 @@ public:
         } catch (const UnreadableOutput &) {
             throw;
         } catch (const c10::Error &e) {
-            throw failed(firstLine(e.what_without_backtrace()));
+            const std::string why = firstLine(e.what_without_backtrace());
+            if (m_arch.integerInput && why.find("index out of range in self") != std::string::npos)
+                if (auto bad = badTokenId(input))
+                    throw std::runtime_error(*bad);
+            throw failed(why);
         } catch (const std::exception &e) {
             // The TorchScript interpreter's error: a traceback whose last line says what went wrong
-            // (an allocation that failed inside the graph comes this way too).
-            throw failed(lastLine(e.what()));
+            // (an allocation that failed inside the graph comes this way too). An id past the
+            // Embedding's rows is said as such when the first weight's Embedding is the one.
+            const std::string why = lastLine(e.what());
+            if (m_arch.integerInput && why.find("index out of range in self") != std::string::npos)
+                if (auto bad = badTokenId(input))
+                    throw std::runtime_error(*bad);
+            throw failed(why);
         }
         std::vector<double> sorted = r.runsMs;
         std::sort(sorted.begin(), sorted.end());
@@ -755,6 +764,7 @@ private:
         std::vector<std::pair<std::string, at::Tensor>> slots;
         for (const auto &p : m_module.named_parameters(true))
             slots.emplace_back(p.name, p.value);
+        const std::size_t parameters = slots.size();
         for (const auto &b : m_module.named_buffers(true))
             slots.emplace_back(b.name, b.value);
         std::vector<std::string> ours, theirs;
@@ -763,9 +773,19 @@ private:
         for (const auto &s : slots)
             theirs.push_back(s.first);
         const KeyAlignment al = alignKeys(ours, theirs);
-        std::vector<std::string> missing, unexpected, mismatched;
+        std::vector<std::string> missing, unexpected, mismatched, kept;
+        // A buffer the weights lack is most often a non-persistent one (register_buffer(...,
+        // persistent=False): a cache, a mask), which state_dict() leaves out but a TorchScript file
+        // keeps without saying it was non-persistent. It keeps the architecture's value, said in a
+        // note; a missing parameter is an error.
+        auto persistent = [](const std::string &name) {  // a norm's statistics are always saved
+            for (const char *stat : {"running_mean", "running_var", "num_batches_tracked"})
+                if (name == stat || name.ends_with(std::string(".") + stat))
+                    return true;
+            return false;
+        };
         for (auto i : al.onlyB)
-            missing.push_back(theirs[i]);
+            (i < parameters || persistent(theirs[i]) ? missing : kept).push_back(theirs[i]);
         for (auto i : al.onlyA)
             if (!ours[i].ends_with("num_batches_tracked"))
                 unexpected.push_back(ours[i]);
@@ -786,6 +806,9 @@ private:
         }
         if (!unexpected.empty())
             m_notes.push_back("unexpected keys ignored: " + joinText(unexpected));
+        if (!kept.empty())
+            m_notes.push_back("buffers the weights do not have keep the values " + m_arch.scriptPath + " holds: " +
+                              joinText(kept) + " (a buffer registered with persistent=False is left out of a state dict)");
         if (!al.prefixA.empty())
             m_notes.push_back("the checkpoint's key prefix '" + al.prefixA + "' was stripped");
         for (auto [i, j] : al.pairs) {
@@ -812,6 +835,11 @@ private:
             if (!at::equal(t, t.round()))
                 throw std::runtime_error("this model takes integer indices (it starts with an Embedding)");
             t = t.to(at::kLong);
+            // Layers read from the file: the Embedding the ids meet is known, so a bad id is
+            // named before anything runs (torch would only say "index out of range in self").
+            if (!m_arch.inputShapeGuessed)
+                if (auto bad = badTokenId(in))
+                    throw std::runtime_error(*bad);
         }
         // Layers this application built check the shape before anything runs, naming the layer.
         if (!m_arch.root.type.empty()) {
@@ -827,6 +855,29 @@ private:
             }
         }
         return t;
+    }
+
+    // The first id outside the Embedding's rows, said with where it is and what the rows are;
+    // nullopt when every id fits (or the rows are not known).
+    std::optional<std::string> badTokenId(const PredictionInput &in) const
+    {
+        const std::int64_t rows = m_arch.embeddingRows;
+        if (rows <= 0 || in.shape.empty())
+            return std::nullopt;
+        const std::size_t perSample = in.shape[0] > 0 ? in.values.size() / static_cast<std::size_t>(in.shape[0]) : 1;
+        for (std::size_t i = 0; i < in.values.size(); ++i) {
+            const double id = in.values[i];
+            if (id >= 0 && id < static_cast<double>(rows))
+                continue;
+            std::ostringstream text;
+            text << std::llround(id);
+            const std::string name = m_arch.embeddingName.empty() ? std::string() : " (" + m_arch.embeddingName + ")";
+            return "token id " + text.str() + " (sample " + std::to_string(i / std::max<std::size_t>(perSample, 1) + 1) +
+                   ", position " + std::to_string(i % std::max<std::size_t>(perSample, 1) + 1) +
+                   ") is out of range: the Embedding" + name + " has " + std::to_string(rows) + " rows (ids 0 to " +
+                   std::to_string(rows - 1) + ")";
+        }
+        return std::nullopt;
     }
 
     static at::Tensor normalise(const at::Tensor &x, const std::vector<double> &mean, const std::vector<double> &stdev)

@@ -1,5 +1,6 @@
 #include "architecture.h"
 
+#include "dtype.h"
 #include "error.h"
 #include "jsonexport.h"
 #include "keyalign.h"
@@ -687,6 +688,112 @@ Shape propagate(const Layer &l, Shape s)
     return s;
 }
 
+// The input size a package states: input_shape, input_size or image_size, at the root, in
+// model_config or in preprocessing; a list ([C, H, W], or [H, W] for the spatial sizes) or, for an
+// image, one number (a square). Fills `shape`'s sizes; true when the file stated them.
+bool applyStatedSize(const Document &doc, Shape &shape)
+{
+    if (!doc.root || !doc.root->isDict())
+        return false;
+    bool stated = false;
+    for (const ValuePtr &where : {doc.root, doc.root->get("model_config"), doc.root->get("preprocessing")}) {
+        if (!where || !where->isDict())
+            continue;
+        for (const char *key : {"input_shape", "input_size", "image_size"}) {
+            auto v = where->get(key);
+            if (!v)
+                continue;
+            Shape given;
+            if (v->kind() == Value::Kind::Int && shape.size() == 3 && v->asInt() > 0 && v->asInt() <= (1 << 16))
+                given = {v->asInt(), v->asInt()};
+            else if (v->isSequence())
+                for (const auto &x : v->items())
+                    if (x && x->kind() == Value::Kind::Int && x->asInt() > 0 && x->asInt() <= (1 << 16))
+                        given.push_back(x->asInt());
+            // [C, H, W] or [H, W] for the spatial sizes.
+            if (!given.empty() && given.size() == shape.size() && (given[0] == shape[0] || shape[0] == -1)) {
+                stated = stated || shape != given;
+                shape = given;
+            } else if (!given.empty() && given.size() + 1 == shape.size()) {
+                std::copy(given.begin(), given.end(), shape.begin() + 1);
+                stated = true;
+            }
+        }
+    }
+    return stated;
+}
+
+// "recurrent" or "attention" for the torch.nn sequence layers the built-in runner has no kernel
+// for; "" for others.
+std::string sequenceLayerKind(const std::string &type)
+{
+    for (const char *t : {"LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"})
+        if (type == t)
+            return "recurrent";
+    for (const char *t : {"MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerDecoder",
+                          "TransformerEncoderLayer", "TransformerDecoderLayer"})
+        if (type == t)
+            return "attention";
+    return {};
+}
+
+// The first standard recurrent or attention layer of a pickled module tree, as "lstm (LSTM)", and
+// its kind; nullopt when there is none. Such a layer blocks the built-in runner whatever else the
+// model holds, so it is the first thing to say.
+std::optional<std::pair<std::string, std::string>> findSequenceLayer(const Value &m, const std::string &path, int depth)
+{
+    if (depth > 64 || !m.state() || !m.state()->isDict())
+        return std::nullopt;
+    const std::string cls = className(m);
+    if (cls.starts_with("torch.nn.modules."))
+        if (auto kind = sequenceLayerKind(lastComponent(cls)); !kind.empty())
+            return std::make_pair((path.empty() ? std::string("the model") : path) + " (" + lastComponent(cls) + ")", kind);
+    for (auto &[n, v] : namedEntries(m.state()->get("_modules")))
+        if (v && isModule(*v))
+            if (auto found = findSequenceLayer(*v, path.empty() ? n : path + "." + n, depth + 1))
+                return found;
+    return std::nullopt;
+}
+
+// The same read from a state dict's names: weight_ih_l0 with weight_hh_l0 [G·H, H] (G = 4 an
+// LSTM, 3 a GRU, 1 an RNN), in_proj_weight a MultiheadAttention.
+std::optional<std::pair<std::string, std::string>> findSequenceWeights(const Document &doc)
+{
+    std::map<std::string, const NamedTensor *> byName;
+    for (const auto &w : doc.stateDict)
+        byName[w.name] = &w;
+    for (const auto &w : doc.stateDict) {
+        const auto dot = w.name.rfind('.');
+        const std::string prefix = dot == std::string::npos ? std::string() : w.name.substr(0, dot);
+        const std::string local = dot == std::string::npos ? w.name : w.name.substr(dot + 1);
+        const std::string where = prefix.empty() ? std::string("the model") : prefix;
+        if (local == "weight_ih_l0" || local == "weight_ih") {
+            std::string type = "RNN";
+            auto hh = byName.find((prefix.empty() ? "" : prefix + ".") + (local == "weight_ih" ? "weight_hh" : "weight_hh_l0"));
+            if (hh != byName.end() && hh->second->value && hh->second->value->isTensor()) {
+                const Shape &sh = hh->second->ref().shape;
+                if (sh.size() == 2 && sh[1] > 0)
+                    type = sh[0] == 4 * sh[1] ? "LSTM" : sh[0] == 3 * sh[1] ? "GRU" : "RNN";
+            }
+            if (local == "weight_ih")
+                type += "Cell";
+            return std::make_pair(where + " (" + type + ")", std::string("recurrent"));
+        }
+        if (local == "in_proj_weight" || local == "q_proj_weight")
+            return std::make_pair(where + " (MultiheadAttention)", std::string("attention"));
+    }
+    return std::nullopt;
+}
+
+// What to say when a sequence layer blocks the built-in runner.
+std::string sequenceLayerMessage(const std::string &file, const std::pair<std::string, std::string> &found)
+{
+    return file + ": layer " + found.first + " is " + (found.second == "recurrent" ? "a recurrent" : "an attention") +
+           " layer, which the built-in runner does not support (it runs the feed-forward layers the README lists): "
+           "give a TorchScript file of the model with --arch (from torch.jit.script or torch.jit.trace; the weights "
+           "are loaded into it), which runs any layer";
+}
+
 // One sample's shape from the first layer that constrains it; unknown spatial sizes are found by
 // trying the usual image sizes until the whole network accepts one.
 void inferInput(Architecture &a, const Document &doc)
@@ -722,23 +829,24 @@ void inferInput(Architecture &a, const Document &doc)
         shape = {o["num_channels"].get<std::int64_t>(), -1, -1};
     else
         return;
-    // A package may say the size: input_shape / input_size / image_size (a list), at the root or in model_config.
-    for (const ValuePtr &where : {doc.root, doc.root && doc.root->isDict() ? doc.root->get("model_config") : nullptr}) {
-        if (!where || !where->isDict())
-            continue;
-        for (const char *key : {"input_shape", "input_size", "image_size"}) {
-            auto v = where->get(key);
-            if (!v || !v->isSequence())
+    applyStatedSize(doc, shape);
+    if (a.integerInput) {
+        a.embeddingRows = o["num_embeddings"].get<std::int64_t>();
+        a.embeddingName = "layer " + (first->path.empty() ? first->name : first->path);
+        // A sequence's length is fixed when a later layer needs it (Embedding, Flatten, Linear of
+        // L·D features): the one length that runs. Any length otherwise.
+        for (std::int64_t length = 1; length <= 512 && shape == Shape{-1}; ++length) {
+            try {
+                propagate(a.root, {1, length});
+            } catch (const FormatError &) {
                 continue;
-            Shape given;
-            for (const auto &x : v->items())
-                if (x && x->isInt())
-                    given.push_back(x->asInt());
-            // [C, H, W] or [H, W] for the spatial sizes.
-            if (given.size() == shape.size() && (given[0] == shape[0] || shape[0] == -1))
-                shape = given;
-            else if (given.size() + 1 == shape.size())
-                std::copy(given.begin(), given.end(), shape.begin() + 1);
+            }
+            try {
+                propagate(a.root, {1, 2 * length + 1});
+            } catch (const FormatError &) {
+                shape = {length};
+            }
+            break;
         }
     }
     if (std::find(shape.begin(), shape.end(), -1) != shape.end() && !a.integerInput) {
@@ -783,14 +891,23 @@ std::string sampleText(const Shape &shape)
 // its first weight in registration order (that of the layer the input most likely meets first),
 // by the class of the module holding it, or, for a class of the user's, by the weight's rank.
 // Said as an assumption; nothing is set when the weight tells nothing.
-void inferScriptInput(Architecture &a, const Document &doc)
+// `stated`: the document whose package may state the input size (the weights' file for --arch).
+void inferScriptInput(Architecture &a, const Document &doc, const Document &stated)
 {
+    // Buffers a model keeps beside its layers (position_ids, an attention mask, a cache) belong to
+    // no layer the input meets: the first floating-point tensor named `weight` is the first
+    // layer's, else the first floating-point tensor.
     const NamedTensor *first = nullptr;
-    for (const auto &w : doc.stateDict)
-        if (!w.name.starts_with("constants.") && w.value && w.value->isTensor()) {
-            first = &w;
+    for (const bool named : {true, false}) {
+        for (const auto &w : doc.stateDict)
+            if (!w.name.starts_with("constants.") && w.value && w.value->isTensor() && dtypeIsFloating(w.ref().dtype) &&
+                (!named || w.name == "weight" || w.name.ends_with(".weight"))) {
+                first = &w;
+                break;
+            }
+        if (first)
             break;
-        }
+    }
     // A graph optimised for mobile keeps its weights as constants (XNNPACK contexts), in order.
     const bool constant = !first && !doc.stateDict.empty() && doc.stateDict.front().name.starts_with("constants.") &&
                           doc.stateDict.front().value && doc.stateDict.front().value->isTensor();
@@ -834,6 +951,8 @@ void inferScriptInput(Architecture &a, const Document &doc)
     } else if (weight && (cls == "Embedding" || cls == "EmbeddingBag") && rank == 2) {
         shape = {-1};
         integer = true;
+        a.embeddingRows = w[0];
+        a.embeddingName = dot == std::string::npos ? std::string() : first->name.substr(0, dot);
     } else if (weight && cls == "Linear" && rank == 2) {
         shape = {w[1]};
     } else if (weight && (cls == "BatchNorm1d" || cls == "LayerNorm") && rank >= 1) {
@@ -850,11 +969,13 @@ void inferScriptInput(Architecture &a, const Document &doc)
     } else {
         return;
     }
+    const bool sized = shape.size() == 3 && applyStatedSize(stated, shape);
     a.inputShape = shape;
     a.inputShapeGuessed = true;
     a.integerInput = integer;
     a.assumptions.push_back("input: one sample of shape " + sampleText(shape) + (integer ? " (integer indices)" : "") +
                             ", read from the first weight, " + first->name + " " + joinShape(w) + " of " + layer +
+                            (sized ? ", its size as the file states" : "") +
                             ": a TorchScript file does not record what its forward takes");
 }
 
@@ -1248,16 +1369,37 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         a.exact = true;
         a.scriptPath = request.scriptPath;
         a.weights = doc.stateDict;
+        // What the input is, read from the architecture file as for a TorchScript file on its own
+        // (an Embedding first: integer indices; a convolution: an image); the weights' file may
+        // state the size. A file that cannot be read here gets its error when LibTorch loads it.
+        try {
+            const Document script = readDocument(request.scriptPath);
+            inferScriptInput(a, script, doc);
+            // Only a hint for shaping rows and reading pictures: the file still runs as written,
+            // and what it computes is exact, so nothing is listed as assumed.
+            a.assumptions.clear();
+        } catch (const std::exception &) {
+        }
         return a;
     }
     if (!request.spec.empty()) {
+        // Every complaint names the file whose weights the spec was checked against.
+        auto named = [&doc](const std::string &what) {
+            if (what.starts_with(doc.path + ":"))
+                return FormatError(what);
+            return FormatError(doc.path + ": " + (what.starts_with("architecture spec") ? what : "architecture spec: " + what));
+        };
         json spec;
         try {
             spec = json::parse(request.spec);
         } catch (const std::exception &e) {
-            throw FormatError(std::string("architecture spec is not valid JSON: ") + e.what());
+            throw named(std::string("architecture spec is not valid JSON: ") + e.what());
         }
-        return architectureFromSpec(doc, spec, Architecture::Source::Spec);
+        try {
+            return architectureFromSpec(doc, spec, Architecture::Source::Spec);
+        } catch (const FormatError &e) {
+            throw named(e.what());
+        }
     }
     if (doc.format == ContainerFormat::TorchScript || doc.kind == DocumentKind::ScriptModule) {
         Architecture a;
@@ -1265,7 +1407,7 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         a.exact = true;  // it runs as it is; only the input shape is guessed, and said so
         a.scriptPath = doc.path;
         a.weights = doc.stateDict;
-        inferScriptInput(a, doc);
+        inferScriptInput(a, doc, doc);
         return a;
     }
     if (doc.hasStateDict && doc.stateDictSource == "module_tree") {
@@ -1275,6 +1417,8 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         Architecture a;
         a.source = Architecture::Source::ModuleTree;
         a.weights = doc.stateDict;
+        if (auto found = findSequenceLayer(*module, "", 0))
+            throw FormatError(sequenceLayerMessage(doc.path, *found));
         std::unordered_set<const Value *> seen;
         try {
             a.root = layerFromModule(*module, "", "", seen, 0, a.assumptions);
@@ -1300,6 +1444,9 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         throw FormatError(doc.path + ": the file holds no weights to run");
     std::string why;
     auto spec = inferMlpSpec(doc, request.activation, &why);
+    if (!spec)
+        if (auto found = findSequenceWeights(doc))
+            throw FormatError(sequenceLayerMessage(doc.path, *found));
     if (!spec)
         throw FormatError(doc.path + ": a state dict alone does not say its architecture, and it is not a chain of "
                                      "Linear layers (" + why + "): give a TorchScript file of the model (--arch) or "

@@ -52,8 +52,13 @@ struct Architecture {
     std::vector<NamedTensor> weights;      // state-dict names (relative to root) and tensors
     std::vector<std::int64_t> inputShape;  // one sample's shape; -1 where any size goes; empty: unknown
     bool integerInput = false;             // indices (an Embedding comes first)
+    // When integerInput: the rows of the Embedding the indices meet (ids 0 to rows - 1; 0 unknown)
+    // and its name, for a message that says which id is out of range.
+    std::int64_t embeddingRows = 0;
+    std::string embeddingName;
     // The spatial sizes of inputShape were picked among the sizes the layers take (no Linear after a
     // Flatten fixes them, the file does not say): other sizes run too, so an image runs at its own.
+    // False when the file states the size (input_shape, input_size, image_size): that size is used.
     bool inputSizeChosen = false;
     // inputShape is a guess from a TorchScript file's first weight, which need not be the layer the
     // input meets first: a hint, for rows whose count fits it, never a refusal.

@@ -4,6 +4,8 @@
 #include "metadata.h"
 
 #include <algorithm>
+#include <cctype>
+#include <initializer_list>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -184,6 +186,18 @@ Preprocessing preprocessingOf(const Document &doc)
     } else if (auto s = lookup(doc, "input_std", &sidecar)) {
         consider(Preprocessing{}, std::string(sidecar ? "sidecar " : "") + "input_mean/input_std", nullptr, s);
     }
+    // {'model': m, 'classes': [...], 'mean': [...], 'std': [...]}: a package's own top-level pair.
+    // Both must be there: a lone 'mean' at the root may be some statistic of the run.
+    if (auto m = lookup(doc, "mean", &sidecar)) {
+        if (const auto s = lookup(doc, "std")) {
+            Preprocessing p;
+            p.mean = numbers(m);
+            p.std = numbers(s);
+            p.source = std::string(sidecar ? "sidecar " : "") + "mean/std";
+            if (auto ok = consider(p, p.source, m, s); ok.present())
+                return ok;
+        }
+    }
     for (const char *key : {"preprocessing", "normalization", "normalize"}) {
         auto v = lookup(doc, key, &sidecar);
         if (!v || !v->isDict() || (!v->get("mean") && !v->get("std")))
@@ -198,6 +212,124 @@ Preprocessing preprocessingOf(const Document &doc)
     Preprocessing none;
     none.problem = found.problem;
     return none;
+}
+
+namespace {
+
+// A short rendering of an entry for a note: 256, 'bicubic', [224, 224], True, or its type.
+std::string shortText(const ValuePtr &v)
+{
+    if (!v)
+        return "None";
+    switch (v->kind()) {
+    case Value::Kind::Int: return std::to_string(v->asInt());
+    case Value::Kind::Bool: return v->asBool() ? "True" : "False";
+    case Value::Kind::Float: {
+        std::string t = std::to_string(v->asFloat());
+        t.erase(t.find_last_not_of('0') + 1);
+        return t.ends_with('.') ? t + "0" : t;
+    }
+    case Value::Kind::String: return "'" + (v->text().size() > 40 ? v->text().substr(0, 40) + "…" : v->text()) + "'";
+    default: break;
+    }
+    if (v->isSequence() && v->items().size() <= 4) {
+        std::string t = "[";
+        for (const auto &item : v->items())
+            t += (t.size() > 1 ? ", " : "") + shortText(item);
+        return t + "]";
+    }
+    return v->typeName();
+}
+
+// One size or two ([h, w]) of positive whole numbers no picture exceeds; empty otherwise.
+std::vector<std::int64_t> sizes(const ValuePtr &v)
+{
+    constexpr std::int64_t kMax = 1 << 16;
+    std::vector<std::int64_t> out;
+    if (v && v->kind() == Value::Kind::Int) {
+        out.push_back(v->asInt());
+    } else if (v && v->isSequence() && (v->items().size() == 1 || v->items().size() == 2)) {
+        for (const auto &item : v->items()) {
+            if (!item || item->kind() != Value::Kind::Int)
+                return {};
+            out.push_back(item->asInt());
+        }
+    }
+    if (std::any_of(out.begin(), out.end(), [](std::int64_t n) { return n < 1 || n > kMax; }))
+        return {};
+    return out;
+}
+
+bool isBilinear(const ValuePtr &v)
+{
+    if (!v)
+        return false;
+    if (v->kind() == Value::Kind::Int)
+        return v->asInt() == 2;  // PIL's Image.BILINEAR
+    if (!v->isString())
+        return false;
+    std::string t = v->text();
+    for (auto &c : t)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t == "bilinear" || t == "interpolationmode.bilinear" || t == "linear";
+}
+
+} // namespace
+
+ImagePreprocessing imagePreprocessingOf(const Document &doc)
+{
+    ImagePreprocessing out;
+    const ValuePtr pre = lookup(doc, "preprocessing");
+    const ValuePtr config = lookup(doc, "model_config");
+    // The first place that names the step wins: preprocessing, the root, model_config.
+    auto find = [&](std::initializer_list<const char *> keys, std::vector<std::int64_t> &into, std::string &where) {
+        struct Place {
+            ValuePtr dict;
+            std::string name;
+        };
+        for (const Place &place : {Place{pre, "preprocessing."}, Place{nullptr, ""}, Place{config, "model_config."}})
+            for (const char *key : keys) {
+                ValuePtr v;
+                if (place.name.empty())
+                    v = lookup(doc, key);
+                else if (place.dict && place.dict->isDict())
+                    v = place.dict->get(key);
+                if (!v || v->isNone())
+                    continue;
+                if (!into.empty()) {  // a second one: said, not applied
+                    out.notApplied.push_back(place.name + key + " " + shortText(v) + " (" + where + " is used)");
+                    continue;
+                }
+                into = sizes(v);
+                if (into.empty())
+                    out.notApplied.push_back(place.name + key + " " + shortText(v) +
+                                             " (not one size or [height, width] of whole numbers)");
+                else
+                    where = place.name + key;
+            }
+    };
+    find({"resize", "resize_size"}, out.resize, out.resizeKey);
+    find({"crop_size", "center_crop", "crop"}, out.crop, out.cropKey);
+    if (out.crop.size() == 1)
+        out.crop.push_back(out.crop[0]);
+    // The rest of the preprocessing entry: what runs is listed above; anything else is said.
+    if (pre && pre->isDict())
+        for (const auto &e : pre->entries()) {
+            if (!e.key || !e.key->isString())
+                continue;
+            const std::string &k = e.key->text();
+            static const char *const kHandled[] = {"mean",   "std",         "resize",     "resize_size", "crop_size",
+                                                   "center_crop", "crop",   "image_size", "input_size",  "input_shape",
+                                                   "antialias"};
+            if (std::find_if(std::begin(kHandled), std::end(kHandled), [&k](const char *h) { return k == h; }) !=
+                std::end(kHandled))
+                continue;
+            if (k == "interpolation" && isBilinear(e.value))
+                continue;
+            out.notApplied.push_back("preprocessing." + k + " " + shortText(e.value) +
+                                     (k == "interpolation" ? " (images are resized with PIL's bilinear filter)" : ""));
+        }
+    return out;
 }
 
 std::vector<std::string> classNamesOf(const Document &doc)

@@ -2,6 +2,7 @@
 
 #include "document.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,22 @@ struct Preprocessing {
 // numbers, a small tensor or a numpy array. Absent (empty) when there is none or it is malformed,
 // with `problem` saying what is wrong in the second case.
 Preprocessing preprocessingOf(const Document &doc);
+
+// Picture steps a package states for its inputs, as torchvision's transforms take them:
+// resize / resize_size (one number: Resize(n), the shorter side to n and the longer in proportion;
+// two: Resize((h, w))), then crop_size / center_crop / crop (CenterCrop; one number: a square);
+// interpolation 'bilinear' (the only filter that runs). Read from `preprocessing`, else the root
+// (its sidecar, its safetensors metadata), else model_config. Any other entry of `preprocessing`
+// that is not normalisation or an input size, and any of these that cannot be used, is listed in
+// notApplied, for a note: nothing is dropped silently.
+struct ImagePreprocessing {
+    std::vector<std::int64_t> resize;     // [n] or [h, w]; empty: none
+    std::vector<std::int64_t> crop;       // [h, w]; empty: none
+    std::string resizeKey, cropKey;       // where each was found: "preprocessing.resize"
+    std::vector<std::string> notApplied;  // "preprocessing.interpolation 'bicubic'"
+    bool present() const { return !resize.empty() || !crop.empty(); }
+};
+ImagePreprocessing imagePreprocessingOf(const Document &doc);
 
 // Output names: class_names, classes, labels or names (a list), idx_to_class ({index: name}) or
 // class_to_idx ({name: index}, inverted). Empty when the file names none.

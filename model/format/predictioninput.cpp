@@ -208,6 +208,7 @@ InputTable parseNpy(const std::string &bytes, const std::string &where)
     if (!((kind == 'f' && (size == 2 || size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
           (kind == 'b' && size == 1)))
         throw bad("unsupported dtype '" + cutText(descr) + "' (floats, integers and bools are)");
+    t.integer = kind != 'f';
     const std::size_t dataStart = start + headerLen;
     if (bytes.size() - dataStart < static_cast<std::size_t>(count) * static_cast<std::size_t>(size))
         throw bad("the data are shorter than the shape " + std::string("needs"));
@@ -366,14 +367,68 @@ Pixels8 toChannels(const Pixels8 &in, int channels)
 
 } // namespace
 
+namespace {
+
+// torchvision's CenterCrop of an interleaved picture: zero-padded first where it is smaller
+// (left and top get the smaller half), then cut at top = round((h - th) / 2), left likewise,
+// Python's round (halves to even).
+template <class T>
+std::vector<T> centreCrop(const std::vector<T> &in, int w, int h, int channels, int tw, int th)
+{
+    int padLeft = 0, padTop = 0;
+    if (tw > w || th > h) {
+        padLeft = tw > w ? (tw - w) / 2 : 0;
+        padTop = th > h ? (th - h) / 2 : 0;
+        const int padRight = tw > w ? (tw - w + 1) / 2 : 0, padBottom = th > h ? (th - h + 1) / 2 : 0;
+        const int pw = w + padLeft + padRight, ph = h + padTop + padBottom;
+        std::vector<T> padded(static_cast<std::size_t>(pw) * static_cast<std::size_t>(ph) * static_cast<std::size_t>(channels), T{});
+        for (int y = 0; y < h; ++y)
+            std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(y) * w * channels),
+                        static_cast<std::size_t>(w) * channels,
+                        padded.begin() + static_cast<std::ptrdiff_t>(
+                                             (static_cast<std::size_t>(y + padTop) * pw + static_cast<std::size_t>(padLeft)) *
+                                             channels));
+        if (pw == tw && ph == th)
+            return padded;
+        return centreCrop(padded, pw, ph, channels, tw, th);
+    }
+    const int top = static_cast<int>(std::nearbyint((h - th) / 2.0));
+    const int left = static_cast<int>(std::nearbyint((w - tw) / 2.0));
+    std::vector<T> out(static_cast<std::size_t>(tw) * static_cast<std::size_t>(th) * static_cast<std::size_t>(channels));
+    for (int y = 0; y < th; ++y)
+        std::copy_n(in.begin() + static_cast<std::ptrdiff_t>((static_cast<std::size_t>(y + top) * w + left) * channels),
+                    static_cast<std::size_t>(tw) * channels,
+                    out.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(y) * tw * channels));
+    return out;
+}
+
+// "300x200": width by height, as PIL's size reads.
+std::string sizeText(int w, int h) { return std::to_string(w) + "x" + std::to_string(h); }
+
+} // namespace
+
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width)
+{
+    ImageSteps steps;
+    steps.height = height;
+    steps.width = width;
+    return parseImage(bytes, where, channels, steps);
+}
+
+InputTable parseImage(const std::string &bytes, const std::string &where, int channels, const ImageSteps &steps)
 {
     if (channels != 1 && channels != 3 && channels != 4)
         throw FormatError(where + ": a model's image input has 1, 3 or 4 channels, not " + std::to_string(channels));
+    int height = steps.height, width = steps.width;
     const bool ownSize = height == 0 && width == 0;
     if (!ownSize && (height < 1 || width < 1 || height > kMaxImageSide || width > kMaxImageSide))
         throw FormatError(where + ": the model's input size " + std::to_string(width) + "x" + std::to_string(height) +
                           " is not an image size (at most " + std::to_string(kMaxImageSide) + " a side)");
+    auto sideOk = [](std::int64_t n) { return n >= 1 && n <= kMaxImageSide; };
+    if ((!steps.resize.empty() && (steps.resize.size() > 2 || !std::all_of(steps.resize.begin(), steps.resize.end(), sideOk))) ||
+        (!steps.crop.empty() && (steps.crop.size() != 2 || !std::all_of(steps.crop.begin(), steps.crop.end(), sideOk))))
+        throw FormatError(where + ": the file's resize or crop size is not an image size (1 to " +
+                          std::to_string(kMaxImageSide) + " a side)");
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX))
         throw FormatError(where + ": the image file is too large");
     int w = 0, h = 0;
@@ -388,19 +443,58 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
     const int size = static_cast<int>(bytes.size());
     // 16-bit PNGs keep their precision: values / 65535 (PIL itself would cut them to 8 bits).
     const bool wide = !isJpeg(bytes) && stbi_is_16_bit_from_memory(data, size) != 0;
-    if (ownSize) {
-        width = w;
-        height = h;
+
+    // The sizes along the way, and what the note says of each step.
+    std::vector<std::string> said;
+    int rw = w, rh = h;  // after the file's resize
+    if (steps.resize.size() == 1) {
+        // torchvision's Resize(n): the shorter side to n, the longer to int(n * long / short).
+        const std::int64_t n = steps.resize[0], shorter = std::min(w, h), longer = std::max(w, h);
+        const auto other = static_cast<std::int64_t>(static_cast<double>(n * longer) / static_cast<double>(shorter));
+        if (other > kMaxImageSide)
+            throw FormatError(where + ": resizing the image (" + sizeText(w, h) + ") to " + std::to_string(n) +
+                              " on its shorter side, as the file says, makes it more than " +
+                              std::to_string(kMaxImageSide) + " pixels a side");
+        rw = static_cast<int>(w <= h ? n : other);
+        rh = static_cast<int>(w <= h ? other : n);
+        said.push_back("resized to " + sizeText(rw, rh) + " (its shorter side to " + std::to_string(n) + ", as " +
+                       (steps.resizeKey.empty() ? std::string("the file") : steps.resizeKey) +
+                       " says: torchvision's Resize(" + std::to_string(n) + "))");
+    } else if (steps.resize.size() == 2) {
+        rh = static_cast<int>(steps.resize[0]);
+        rw = static_cast<int>(steps.resize[1]);
+        said.push_back("resized to " + sizeText(rw, rh) + " (as " +
+                       (steps.resizeKey.empty() ? std::string("the file") : steps.resizeKey) +
+                       " says: torchvision's Resize((" + std::to_string(rh) + ", " + std::to_string(rw) + ")))");
     }
+    int cw = rw, ch = rh;  // after the file's crop
+    if (steps.crop.size() == 2) {
+        ch = static_cast<int>(steps.crop[0]);
+        cw = static_cast<int>(steps.crop[1]);
+        said.push_back("centre-cropped to " + sizeText(cw, ch) + " (as " +
+                       (steps.cropKey.empty() ? std::string("the file") : steps.cropKey) +
+                       " says: torchvision's CenterCrop((" + std::to_string(ch) + ", " + std::to_string(cw) + "))" +
+                       (cw > rw || ch > rh ? ", padded with zeros where the picture is smaller, as CenterCrop pads" : "") +
+                       ")");
+    }
+    if (ownSize) {
+        width = cw;
+        height = ch;
+    }
+    const bool resize = cw != width || ch != height;
+    if (resize)
+        said.push_back("resized to the model's input size " + std::to_string(width) + "x" + std::to_string(height) +
+                       " (torchvision's Resize((" + std::to_string(height) + ", " + std::to_string(width) + ")))");
     InputTable t;
     t.shape = {1, channels, height, width};
     t.values.resize(static_cast<std::size_t>(channels) * static_cast<std::size_t>(height) * static_cast<std::size_t>(width));
-    const bool resize = w != width || h != height;
-    if (resize)
-        t.note = "the image (" + std::to_string(w) + "x" + std::to_string(h) + ") was resized to the model's input size " +
-                 std::to_string(width) + "x" + std::to_string(height) +
-                 " with PIL's bilinear filter (antialiased), as torchvision's Resize((" + std::to_string(height) + ", " +
-                 std::to_string(width) + ")) does to a PIL image";
+    if (!said.empty()) {
+        t.note = "the image (" + sizeText(w, h) + ") was ";
+        for (std::size_t i = 0; i < said.size(); ++i)
+            t.note += (i ? ", then " : "") + said[i];
+        if (rw != w || rh != h || resize)
+            t.note += ", with PIL's bilinear filter (antialiased), as torchvision does to a PIL image";
+    }
     // HWC samples to CHW values, as torchvision's ToTensor.
     auto store = [&](auto sample) {
         for (int y = 0; y < height; ++y)
@@ -432,6 +526,13 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
                                                             static_cast<std::size_t>(decoded));
             px = toChannels(px, channels);
         }
+        if (rw != px.width || rh != px.height)
+            px = pilResizeBilinear(px, rw, rh);
+        if (cw != rw || ch != rh) {
+            px.data = centreCrop(px.data, rw, rh, channels, cw, ch);
+            px.width = cw;
+            px.height = ch;
+        }
         if (resize)
             px = pilResizeBilinear(px, width, height);
         store([&](std::size_t k) { return px.data[k] / 255.0; });
@@ -458,10 +559,52 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
             }
         }
     }
+    if (rw != w || rh != h)
+        px = resizeBilinear(px, w, h, channels, rw, rh);
+    if (cw != rw || ch != rh)
+        px = centreCrop(px, rw, rh, channels, cw, ch);
     if (resize)
-        px = resizeBilinear(px, w, h, channels, width, height);
+        px = resizeBilinear(px, cw, ch, channels, width, height);
     store([&](std::size_t k) { return px[k]; });
     return t;
+}
+
+ImageSteps imageSteps(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample,
+                      const ImageSteps &stated)
+{
+    ImageSteps steps = stated;
+    steps.height = steps.width = 0;
+    if (sample.size() != 3 || sample[1] <= 0 || sample[2] <= 0)
+        return steps;  // any size: as the file's steps leave it
+    const std::pair<int, int> model{static_cast<int>(sample[1]), static_cast<int>(sample[2])};
+    steps.height = model.first;
+    steps.width = model.second;
+    if (!arch.inputSizeChosen || sample != arch.inputShape || bytes.size() > static_cast<std::size_t>(INT32_MAX))
+        return steps;
+    // The layers take other sizes and the file states none: the picture's own (after the file's
+    // steps), when the layers take it.
+    int w = 0, h = 0;
+    std::string why;
+    if (!imageSize(bytes, "image", w, h, why) || w < 1 || h < 1)
+        return steps;  // parseImage says what is wrong
+    if (stated.crop.size() == 2) {
+        h = static_cast<int>(stated.crop[0]);
+        w = static_cast<int>(stated.crop[1]);
+    } else if (stated.resize.size() == 2) {
+        h = static_cast<int>(stated.resize[0]);
+        w = static_cast<int>(stated.resize[1]);
+    } else if (stated.resize.size() == 1) {
+        const std::int64_t n = stated.resize[0], shorter = std::min(w, h), longer = std::max(w, h);
+        const auto other = static_cast<std::int64_t>(static_cast<double>(n * longer) / static_cast<double>(shorter));
+        if (other > kMaxImageSide)
+            return steps;  // parseImage says so
+        const int nw = static_cast<int>(w <= h ? n : other), nh = static_cast<int>(w <= h ? other : n);
+        w = nw;
+        h = nh;
+    }
+    if (takesInput(arch, {sample[0], h, w}))
+        steps.height = steps.width = 0;
+    return steps;
 }
 
 std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample)
@@ -475,7 +618,7 @@ std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &a
     std::string why;
     if (!imageSize(bytes, "image", w, h, why))
         return model;  // parseImage says what is wrong
-    if (h > model.first || w > model.second || !takesInput(arch, {sample[0], h, w}))
+    if (!takesInput(arch, {sample[0], h, w}))
         return model;
     return {0, 0};
 }

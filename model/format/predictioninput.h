@@ -13,6 +13,7 @@ struct InputTable {
     std::vector<double> values;        // row-major
     std::vector<std::string> header;   // column names when the CSV block had a header row
     std::string note;                  // what was done to the input on the way (an image resized)
+    bool integer = false;              // a .npy of integers (or bools): the values are whole numbers
 };
 
 // One row of numbers separated by commas, semicolons, tabs or spaces ("0.5, 1, -2e-3").
@@ -37,11 +38,33 @@ InputTable parseNpy(const std::string &bytes, const std::string &where);
 inline constexpr int kMaxImageSide = 8192;
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, int height, int width);
 
+// What is done to a picture between decoding and ToTensor, in torchvision's order: `resize`
+// ([n]: Resize(n), the shorter side to n, the longer to int(n · long / short); [h, w]:
+// Resize((h, w))), then `crop` ([h, w]: CenterCrop, zero-padded where the picture is smaller, as
+// torchvision pads), then, when `height` and `width` are not 0 and the picture has another size,
+// straight to that size (a model of one size). Every resize is PIL's bilinear. `resizeKey` and
+// `cropKey` say where the file states the steps, for the note.
+struct ImageSteps {
+    std::vector<std::int64_t> resize;
+    std::vector<std::int64_t> crop;
+    int height = 0, width = 0;
+    std::string resizeKey, cropKey;
+};
+InputTable parseImage(const std::string &bytes, const std::string &where, int channels, const ImageSteps &steps);
+
 struct Architecture;
+// The steps for a picture going to a model whose samples have shape `sample` ([C, H, W], -1 where
+// any size goes), after the file's own resize and crop (`stated`, whose height and width are
+// ignored): the model's size last when it has one size or the file states it; nothing more when
+// its layers take any size (an adaptive pool before the head) and they take the picture as the
+// file's steps leave it, at the picture's own size when there are none.
+ImageSteps imageSteps(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample,
+                      const ImageSteps &stated);
+
 // The {height, width} an image should be given to parseImage for a model whose samples have
 // shape `sample` ([C, H, W], -1 where unknown): {0, 0}, the picture's own size, where the size is
-// unknown, or was only chosen (`inputSizeChosen`: the layers take others) and the picture is no
-// larger and the layers take its size; else the model's size, to resize to.
+// unknown, or was only chosen (`inputSizeChosen`: the layers take others, the file states none)
+// and the layers take the picture's size; else the model's size, to resize to.
 std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample);
 
 // The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
