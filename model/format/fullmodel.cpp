@@ -1,11 +1,14 @@
 #include "fullmodel.h"
 
 #include "error.h"
+#include "picklemachine.h"
 #include "tensorref.h"
+#include "valuetree.h"
 
 #include <algorithm>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace ckpt {
@@ -338,6 +341,36 @@ struct Container {
 };
 
 } // namespace
+
+std::vector<NamedTensor> moduleToTensors(const Value &module)
+{
+    std::vector<NamedTensor> out;
+    if (!isModule(module))
+        return out;
+    std::unordered_set<const Value *> seenModules;
+    std::unordered_set<const Value *> seenTensors;
+    // Depth first, in registration order, as named_modules() visits them.
+    std::vector<std::pair<const Value *, std::string>> stack{{&module, ""}};
+    while (!stack.empty()) {
+        auto [m, prefix] = std::move(stack.back());
+        stack.pop_back();
+        if (!seenModules.insert(m).second || prefix.size() > (std::size_t(1) << 16))
+            continue;
+        const auto &attrs = m->state();
+        for (const char *group : {"_parameters", "_buffers"})
+            if (auto d = attrs->get(group); d && d->isDict())
+                for (const auto &e : d->entries())
+                    if (e.key && e.value && e.value->isTensor() && seenTensors.insert(e.value.get()).second)
+                        out.push_back({prefix + keyText(*e.key), e.value});
+        if (auto children = attrs->get("_modules"); children && children->isDict()) {
+            const auto &entries = children->entries();
+            for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+                if (it->key && it->value && isModule(*it->value) && stack.size() < PickleLimits::kMaxDepth)
+                    stack.emplace_back(it->value.get(), prefix + keyText(*it->key) + ".");
+        }
+    }
+    return out;
+}
 
 std::string torchModuleClass(const std::string &type)
 {

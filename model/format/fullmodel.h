@@ -15,6 +15,12 @@ namespace ckpt {
 // written this way (TorchScript, a module tree, names that would reorder the layers).
 ValuePtr moduleTreeValue(const Architecture &arch);
 
+// Every tensor torch's Module.to(dtype) converts in the pickled module tree at `module`: each
+// module's _parameters and _buffers, the non-persistent buffers that state_dict() leaves out
+// included, named as named_parameters() and named_buffers() name them (a tensor or module reached
+// twice is listed once, under the first name). Casting their floating storages is Module.to.
+std::vector<NamedTensor> moduleToTensors(const Value &module);
+
 // The Python class (module path) torch.nn gives a supported layer type:
 // "Linear" -> "torch.nn.modules.linear.Linear"; empty for an unknown type.
 std::string torchModuleClass(const std::string &type);
