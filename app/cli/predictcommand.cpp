@@ -72,12 +72,7 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc,
             // model of one size (or whose size the file states) gets that size, while one that takes
             // any size runs the picture as it is, as PyTorch would.
             const std::string bytes = readText(f, std::size_t{256} << 20);
-            const ImagePreprocessing geometry = imagePreprocessingOf(doc);
-            ImageSteps stated;
-            stated.resize = geometry.resize;
-            stated.crop = geometry.crop;
-            stated.resizeKey = geometry.resizeKey;
-            stated.cropKey = geometry.cropKey;
+            const ImageSteps stated = statedImageSteps(imagePreprocessingOf(doc));
             InputTable t = parseImage(bytes, f, static_cast<int>(sample[0]), imageSteps(bytes, arch, sample, stated));
             in.values = std::move(t.values);
             in.shape = t.shape;
@@ -196,7 +191,9 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             // torch.jit.load of it gives the outputs printed below.
             const std::optional<DType> cast =
                 precision == "float32" ? std::nullopt : dtypeFromTorchName(precision);
-            const std::string bytes = predictor->torchScriptBytes(cast ? precision : std::string());
+            // Uncast: writeScriptExport casts the archive as Module.to(dtype) does (LibTorch's
+            // cast leaves an RNN's _flat_weights float32, and the module fails to run).
+            const std::string bytes = predictor->torchScriptBytes(std::string());
             // Never over one of the run's inputs: the file (its shards and sidecar), the
             // architecture, the spec file, the input file.
             WriteOptions w = protectingInputs(doc, o.force);

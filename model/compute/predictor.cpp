@@ -513,12 +513,11 @@ void castFloatingState(torch::jit::Module &module, c10::ScalarType type)
         for (const auto &slot : sub.named_attributes(false))
             if (slot.value.isTensor() && slot.value.toTensor().is_floating_point() &&
                 slot.value.toTensor().scalar_type() != type) {
-                // A parameter that requires grad still does after the cast, as after Python's .half().
-                const at::Tensor t = slot.value.toTensor();
-                at::Tensor cast = t.to(type).detach();
-                if (t.requires_grad())
-                    cast.set_requires_grad(true);
-                sub.setattr(slot.name, cast);
+                // In place, as Python's Module._apply does (param.data = fn(param)): whatever holds
+                // the same tensor follows it, as an RNN's _flat_weights must; a parameter that
+                // requires grad still does.
+                at::Tensor t = slot.value.toTensor();
+                t.set_data(t.to(type).detach());
             }
 }
 

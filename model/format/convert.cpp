@@ -558,6 +558,17 @@ private:
             m_plan.kept.push_back(t.name);
             m_tensors.emplace_back(t.name, t.value);
         }
+        // Module.to(dtype) casts the buffers state_dict() leaves out (persistent=False) too.
+        if (m_o.castTo) {
+            const ValuePtr module = m_doc.stateDictPath.empty() ? m_doc.root : findPath(m_doc.root, m_doc.stateDictPath);
+            std::unordered_set<const Value *> listed;
+            for (const auto &t : m_doc.stateDict)
+                listed.insert(t.value.get());
+            if (module)
+                for (auto &t : moduleToTensors(*module))
+                    if (listed.insert(t.value.get()).second)
+                        m_tensors.emplace_back(std::move(t.name), std::move(t.value));
+        }
         std::set<std::string> classes;
         std::unordered_set<const Value *> seen;
         std::vector<ValuePtr> stack{m_doc.root};
