@@ -96,9 +96,14 @@ std::string securitySummary(const Document &doc, const SecurityReport &report)
     const bool script = doc.format == ContainerFormat::TorchScript;
     std::size_t unknown = 0;
     std::size_t scriptClasses = 0;
+    std::string unknownNames;  // the first few, so that "1 unknown" says which
     for (const auto &g : report.globals) {
-        if (g.cls == GlobalClass::Unknown)
-            ++(script && g.use.name.starts_with("__torch__.") ? scriptClasses : unknown);
+        if (g.cls == GlobalClass::Unknown) {
+            const bool scriptClass = script && g.use.name.starts_with("__torch__.");
+            ++(scriptClass ? scriptClasses : unknown);
+            if (!scriptClass && unknown <= 3)
+                unknownNames += (unknown == 1 ? "" : ", ") + g.use.name;
+        }
         if (g.cls == GlobalClass::Dangerous)
             line += (line.empty() ? "DANGEROUS: " : ", ") + g.use.name;
     }
@@ -111,7 +116,7 @@ std::string securitySummary(const Document &doc, const SecurityReport &report)
                                             : " TorchScript classes, which torch.jit.load compiles") +
                         " from the archive's own code, importing no Python module");
     if (unknown > 0)
-        notes.push_back(std::to_string(unknown) + " unknown: " +
+        notes.push_back(std::to_string(unknown) + " unknown, " + unknownNames + (unknown > 3 ? ", ..." : "") + ": " +
                         (script ? std::string("torch.jit.load imports no Python module for ") +
                                       (unknown == 1 ? "it" : "them")
                                 : std::string("Python would import ") + (unknown == 1 ? "its module" : "their modules")));

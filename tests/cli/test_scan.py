@@ -51,6 +51,13 @@ def main():
                     ("state_dict.pth", "Security: no dangerous globals; torch.load(weights_only=True) of PyTorch >= 2.6 would accept it")):
         r = subprocess.run([a.ckpt, "info", os.path.join(a.fixtures, f)], capture_output=True, text=True, timeout=60)
         check(r.returncode == 0 and want in r.stdout, f"info {f}: {want!r} not in the summary")
+    # A summary that says "unknown" names what is unknown (a model's own class, which Python would import).
+    rep = json.loads(scan("full_model.pth", js=True).stdout)
+    rep = rep[0] if isinstance(rep, list) else rep
+    unknown = [g["name"] for g in rep.get("globals", []) if g["class"] == "unknown"]
+    r = subprocess.run([a.ckpt, "info", os.path.join(a.fixtures, "full_model.pth")], capture_output=True, text=True, timeout=60)
+    want = f"{len(unknown)} unknown, {', '.join(unknown[:3])}: Python would import"
+    check(bool(unknown) and r.returncode == 0 and want in r.stdout, f"info full_model.pth: {want!r} not in {r.stdout[-400:]!r}")
     r = scan("state_dict.pth", "os_system.pth")
     check(r.returncode == 3, f"mixed: exit {r.returncode}, expected 3")
     # A broken file beside a dangerous one: the danger decides (3); beside clean ones, 1.
