@@ -716,10 +716,17 @@ bool PredictionView::loadImage(const QString &path, QString *error)
     InputTable t;
     try {
         const std::string data = bytes.toStdString();
-        const auto [height, width] = m_arch ? imageRunSize(data, *m_arch, shape)
-                                   : shape[1] > 0 && shape[2] > 0 ? std::pair<int, int>{static_cast<int>(shape[1]), static_cast<int>(shape[2])}
-                                                                  : std::pair<int, int>{0, 0};
-        t = parseImage(data, QFileInfo(path).fileName().toStdString(), static_cast<int>(shape[0]), height, width);
+        // The package's own Resize and CenterCrop first (torchvision's rules), then the model's
+        // size where it has one: the steps ckpt predict takes.
+        const ImageSteps stated = m_doc ? statedImageSteps(imagePreprocessingOf(*m_doc)) : ImageSteps{};
+        ImageSteps steps = stated;
+        if (m_arch) {
+            steps = imageSteps(data, *m_arch, shape, stated);
+        } else if (shape[1] > 0 && shape[2] > 0) {
+            steps.height = static_cast<int>(shape[1]);
+            steps.width = static_cast<int>(shape[2]);
+        }
+        t = parseImage(data, QFileInfo(path).fileName().toStdString(), static_cast<int>(shape[0]), steps);
     } catch (const std::exception &e) {
         return fail(q(e.what()));
     }

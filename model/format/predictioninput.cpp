@@ -2,6 +2,7 @@
 
 #include "architecture.h"
 #include "error.h"
+#include "inferencemeta.h"
 
 #include "pilimage.h"
 
@@ -569,6 +570,16 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
     return t;
 }
 
+ImageSteps statedImageSteps(const ImagePreprocessing &p)
+{
+    ImageSteps steps;
+    steps.resize = p.resize;
+    steps.crop = p.crop;
+    steps.resizeKey = p.resizeKey;
+    steps.cropKey = p.cropKey;
+    return steps;
+}
+
 ImageSteps imageSteps(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample,
                       const ImageSteps &stated)
 {
@@ -605,22 +616,6 @@ ImageSteps imageSteps(const std::string &bytes, const Architecture &arch, const 
     if (takesInput(arch, {sample[0], h, w}))
         steps.height = steps.width = 0;
     return steps;
-}
-
-std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample)
-{
-    if (sample.size() != 3 || sample[1] <= 0 || sample[2] <= 0)
-        return {0, 0};
-    const std::pair<int, int> model{static_cast<int>(sample[1]), static_cast<int>(sample[2])};
-    if (!arch.inputSizeChosen || sample != arch.inputShape || bytes.size() > static_cast<std::size_t>(INT32_MAX))
-        return model;
-    int w = 0, h = 0;
-    std::string why;
-    if (!imageSize(bytes, "image", w, h, why))
-        return model;  // parseImage says what is wrong
-    if (!takesInput(arch, {sample[0], h, w}))
-        return model;
-    return {0, 0};
 }
 
 } // namespace ckpt

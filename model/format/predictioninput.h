@@ -52,6 +52,10 @@ struct ImageSteps {
 };
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, const ImageSteps &steps);
 
+struct ImagePreprocessing;
+// The resize and crop a package states (inferencemeta's imagePreprocessingOf) as steps for parseImage.
+ImageSteps statedImageSteps(const ImagePreprocessing &p);
+
 struct Architecture;
 // The steps for a picture going to a model whose samples have shape `sample` ([C, H, W], -1 where
 // any size goes), after the file's own resize and crop (`stated`, whose height and width are
@@ -60,12 +64,6 @@ struct Architecture;
 // file's steps leave it, at the picture's own size when there are none.
 ImageSteps imageSteps(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample,
                       const ImageSteps &stated);
-
-// The {height, width} an image should be given to parseImage for a model whose samples have
-// shape `sample` ([C, H, W], -1 where unknown): {0, 0}, the picture's own size, where the size is
-// unknown, or was only chosen (`inputSizeChosen`: the layers take others, the file states none)
-// and the layers take the picture's size; else the model's size, to resize to.
-std::pair<int, int> imageRunSize(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample);
 
 // The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
 // sample shape is fully known (its product must equal `columns`); when only its channels are

@@ -228,8 +228,9 @@ void TestPredictionView::imageMatchesTorch()
     }
     // A model that takes any size runs a picture at its own size; a grey one gets PIL's
     // convert('L') of a colour picture: both as ckpt predict decodes them, matching torch.
+    // A package's Resize and CenterCrop are applied as ckpt predict applies them (torchvision's rules).
     for (const char *name : {"CNN of any input size, a 20x14 PNG at its own size", "grey CNN, a colour PNG as PIL converts it to L",
-                             "grey CNN, a 16-bit PNG"}) {
+                             "grey CNN, a 16-bit PNG", "CNN package with Resize and CenterCrop, a 20x14 PNG"}) {
         const QJsonObject own = predictCase(QString::fromLatin1(name));
         QVERIFY2(!own.isEmpty(), name);
         PredictionView any;
