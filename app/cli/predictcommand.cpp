@@ -127,14 +127,6 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
     try {
         if (o.top < 0)
             throw FormatError("--top must be 0 or more");
-        // --input-file given more than once reaches here joined by newlines (CLI11's Join policy).
-        if (o.inputFile.find('\n') != std::string::npos) {
-            std::string names = o.inputFile;
-            for (std::size_t at = names.find('\n'); at != std::string::npos; at = names.find('\n', at))
-                names.replace(at, 1, ", ");
-            throw FormatError("give --input-file once: " + names + " were given. One file holds one batch: put several "
-                              "samples in one .csv (a row each) or .npy ([N, ...]); a picture is one sample");
-        }
         const Document &doc = keepUntilExit(readInput(o.file, o.weights));
         const ArchitectureRequest request = architectureRequest(o.arch, o.archSpec, o.activation);
         Architecture arch = resolveArchitecture(doc, request);

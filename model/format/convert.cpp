@@ -759,7 +759,8 @@ private:
         for (const auto &t : m_tensors)
             if (t.second->tensorRef()->quantization) {
                 if (++quantizedCount <= 8) {
-                    quantized += (quantized.empty() ? "'" : ", '") + t.first + "'";
+                    quantized += (quantized.empty() ? "'" : ", '") + t.first + "' (" +
+                                 std::string(dtypeName(t.second->tensorRef()->dtype)) + ")";
                     drops += " --drop '" + t.first + "'";
                 }
             }

@@ -175,13 +175,16 @@ Preprocessing preprocessingOf(const Document &doc)
             found.problem = p.problem + "; inputs are not normalised";
         return Preprocessing{};
     };
-    if (auto m = lookup(doc, "input_mean", &sidecar)) {
-        const auto s = lookup(doc, "input_std");
+    // A mean/std pair as found, named by where it was.
+    auto pair = [&consider, &sidecar](const ValuePtr &m, const ValuePtr &s, const char *keys) {
         Preprocessing p;
         p.mean = numbers(m);
         p.std = numbers(s);
-        p.source = std::string(sidecar ? "sidecar " : "") + "input_mean/input_std";
-        if (auto ok = consider(p, p.source, m, s); ok.present())
+        p.source = std::string(sidecar ? "sidecar " : "") + keys;
+        return consider(p, p.source, m, s);
+    };
+    if (auto m = lookup(doc, "input_mean", &sidecar)) {
+        if (auto ok = pair(m, lookup(doc, "input_std"), "input_mean/input_std"); ok.present())
             return ok;
     } else if (auto s = lookup(doc, "input_std", &sidecar)) {
         consider(Preprocessing{}, std::string(sidecar ? "sidecar " : "") + "input_mean/input_std", nullptr, s);
@@ -189,14 +192,9 @@ Preprocessing preprocessingOf(const Document &doc)
     // {'model': m, 'classes': [...], 'mean': [...], 'std': [...]}: a package's own top-level pair.
     // Both must be there: a lone 'mean' at the root may be some statistic of the run.
     if (auto m = lookup(doc, "mean", &sidecar)) {
-        if (const auto s = lookup(doc, "std")) {
-            Preprocessing p;
-            p.mean = numbers(m);
-            p.std = numbers(s);
-            p.source = std::string(sidecar ? "sidecar " : "") + "mean/std";
-            if (auto ok = consider(p, p.source, m, s); ok.present())
+        if (const auto s = lookup(doc, "std"))
+            if (auto ok = pair(m, s, "mean/std"); ok.present())
                 return ok;
-        }
     }
     for (const char *key : {"preprocessing", "normalization", "normalize"}) {
         auto v = lookup(doc, key, &sidecar);

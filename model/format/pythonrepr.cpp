@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <vector>
 
 namespace ckpt {
@@ -192,6 +193,30 @@ std::string dtypeSuffix(DType t)
     return "dtype=torch." + std::string(dtypeName(t));
 }
 
+// The first `n` elements of a small tensor, `stride` apart in its storage, for a one-line repr;
+// none when the storage is missing, larger than a repr reads, cut short or unreadable.
+std::optional<std::vector<Element>> smallValues(const TensorRef &t, std::int64_t n, std::int64_t stride)
+{
+    if (!t.storage || !t.storage->resolved || t.storage->byteSize > kMaxStorageBytes)
+        return std::nullopt;
+    const std::size_t size = dtypeSize(t.dtype);
+    std::vector<Element> values;
+    try {
+        const auto bytes = t.storage->data();
+        for (std::int64_t k = 0; k < n; ++k) {
+            const auto at = static_cast<std::uint64_t>(t.storageOffset + k * stride) * size;
+            if (at + size > bytes.size())
+                return std::nullopt;
+            values.push_back(readElement(t.dtype, bytes.data() + at));
+        }
+        if (t.storage->mapping && t.storage->mapping->truncated())
+            return std::nullopt;
+    } catch (const std::exception &) {
+        return std::nullopt;
+    }
+    return values;
+}
+
 std::string repr(const TensorRef &t)
 {
     const bool oneD = t.shape.size() == 1;
@@ -212,24 +237,12 @@ std::string repr(const TensorRef &t)
             suffixes.push_back(dtypeSuffix(t.dtype));
         body = "[]";
     } else {
-        if (n > 64 || !t.storage || !t.storage->resolved || t.storage->byteSize > kMaxStorageBytes)
+        if (n > 64)
             return {};
-        const std::size_t size = dtypeSize(t.dtype);
-        std::vector<Element> values;
-        try {
-            const auto bytes = t.storage->data();
-            const std::int64_t stride = oneD ? t.strides[0] : 0;
-            for (std::int64_t k = 0; k < n; ++k) {
-                const auto at = static_cast<std::uint64_t>(t.storageOffset + k * stride) * size;
-                if (at + size > bytes.size())
-                    return {};
-                values.push_back(readElement(t.dtype, bytes.data() + at));
-            }
-            if (t.storage->mapping && t.storage->mapping->truncated())
-                return {};
-        } catch (const std::exception &) {
+        const auto read = smallValues(t, n, oneD ? t.strides[0] : 0);
+        if (!read)
             return {};
-        }
+        const std::vector<Element> &values = *read;
         const Formatter formatter(t.dtype, values);
         if (!oneD) {
             body = formatter.format(values[0]);
@@ -282,23 +295,12 @@ std::string numpyRepr(const TensorRef &t)
                      : ", dtype=" + std::string(dtypeName(t.dtype));
     if (n == 0)
         return "array([]" + suffix + ")";
-    if (n > 32 || !t.storage || !t.storage->resolved || t.storage->byteSize > kMaxStorageBytes)
+    if (n > 32)
         return {};
-    const std::size_t size = dtypeSize(t.dtype);
-    std::vector<Element> values;
-    try {
-        const auto bytes = t.storage->data();
-        for (std::int64_t k = 0; k < n; ++k) {
-            const auto at = static_cast<std::uint64_t>(t.storageOffset + k * t.strides[0]) * size;
-            if (at + size > bytes.size())
-                return {};
-            values.push_back(readElement(t.dtype, bytes.data() + at));
-        }
-        if (t.storage->mapping && t.storage->mapping->truncated())
-            return {};
-    } catch (const std::exception &) {
+    const auto read = smallValues(t, n, t.strides[0]);
+    if (!read)
         return {};
-    }
+    const std::vector<Element> &values = *read;
     std::vector<std::string> texts;
     if (t.dtype == DType::Bool) {
         for (const auto &e : values)

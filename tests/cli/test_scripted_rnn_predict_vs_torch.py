@@ -8,18 +8,7 @@ import torch, torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from results import Results  # noqa: E402
-
-
-class GRUCls(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Embedding(50, 16, padding_idx=0)
-        self.rnn = nn.GRU(16, 16, num_layers=2, bidirectional=True, batch_first=True)
-        self.out = nn.Linear(32, 3)
-
-    def forward(self, x):
-        h, _ = self.rnn(self.emb(x))
-        return self.out(h[:, -1])
+from test_dtype_cast_vs_torch import GRUCls  # noqa: E402  (the same model as the export test)
 
 
 def main():
