@@ -497,6 +497,26 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
         m_preLabel->setText(m_pre.problem.empty() ? tr("The file carries no input mean/std")
                                                   : tr("Not applied: %1").arg(q(m_pre.problem)));
     }
+    // The picture steps the package states (applied to an image input, as torchvision would), and
+    // what it states but is not applied: said, never dropped silently.
+    if (m_doc) {
+        const ImagePreprocessing geometry = imagePreprocessingOf(*m_doc);
+        auto sizes = [](const std::vector<std::int64_t> &v) {
+            QStringList s;
+            for (auto x : v)
+                s << QString::number(x);
+            return s.join(QStringLiteral(", "));
+        };
+        QStringList lines;
+        if (!geometry.resize.empty())
+            lines << tr("Pictures: Resize(%1) from %2").arg(sizes(geometry.resize), q(geometry.resizeKey));
+        if (!geometry.crop.empty())
+            lines << tr("Pictures: CenterCrop(%1) from %2").arg(sizes(geometry.crop), q(geometry.cropKey));
+        for (const auto &n : geometry.notApplied)
+            lines << tr("Not applied: %1").arg(q(n));
+        if (!lines.isEmpty())
+            m_preLabel->setText(m_preLabel->text() + QStringLiteral("\n") + lines.join(QStringLiteral("\n")));
+    }
     {
         const QSignalBlocker block(m_archSource);
         m_archSource->setCurrentIndex(0);

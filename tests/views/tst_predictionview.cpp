@@ -34,6 +34,7 @@
 #include <QScrollBar>
 #include <QScrollArea>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace ckpt;
@@ -237,6 +238,15 @@ void TestPredictionView::imageMatchesTorch()
         any.setDocument(test::readFixture(own.value(QStringLiteral("file")).toString()));
         QVERIFY2(any.architecture().has_value(), qPrintable(any.architectureError()));
         const QJsonArray args = own.value(QStringLiteral("args")).toArray();
+        if (QByteArray(name).contains("Resize")) {  // the pane says which steps the package states
+            const QList<QLabel *> labels = any.findChildren<QLabel *>();
+            QVERIFY2(std::any_of(labels.begin(), labels.end(),
+                                 [](const QLabel *l) {
+                                     return l->text().contains(QLatin1String("Resize(16) from preprocessing.resize")) &&
+                                            l->text().contains(QLatin1String("CenterCrop(12, 12) from preprocessing.crop_size"));
+                                 }),
+                     name);
+        }
         QVERIFY2(any.loadImage(test::fixturePath(args.at(1).toString()), &error), qPrintable(error));
         QVERIFY2(runAndWait(any), qPrintable(any.runError()));
         QVERIFY2(worst(any.result(), own.value(QStringLiteral("expected")).toObject().value(QStringLiteral("logits")).toArray(), false) <= 1e-5,
