@@ -78,13 +78,14 @@ QMap<QString, QStringList> SecurityView::dangerousCalls(const Document &document
     // make cycles), within a budget: a file of 20,000 tensors has half a million values.
     constexpr std::size_t kBudget = 2'000'000;
     std::unordered_set<const Value *> seen;
+    constexpr qsizetype kMaxLabel = 60, kMaxPath = 300;
     struct Step {
         const Value *value;
         QString path;
     };
     std::vector<Step> stack;
     for (const ValuePtr &top : {document.root, document.constants})
-        if (top)
+        if (top && seen.insert(top.get()).second)
             stack.push_back({top.get(), QString()});
     ReprLimits limits;
     limits.maxChars = 300;
@@ -94,7 +95,7 @@ QMap<QString, QStringList> SecurityView::dangerousCalls(const Document &document
         const Step step = std::move(stack.back());
         stack.pop_back();
         const Value *v = step.value;
-        if (!v || !seen.insert(v).second)
+        if (!v)
             continue;
         if (v->kind() == Value::Kind::Object) {
             const std::string cls = className(*v);
@@ -105,15 +106,23 @@ QMap<QString, QStringList> SecurityView::dangerousCalls(const Document &document
                 calls[QString::fromStdString(cls)] << text;
             }
         }
+        // Each value pushed once (marked when pushed: a list of 4096 references to one value is
+        // one step), with a path of bounded length (a key can be megabytes long).
         auto child = [&](const ValuePtr &c, const QString &label) {
-            if (c && !seen.count(c.get()))
-                stack.push_back({c.get(), step.path.isEmpty() ? label : step.path + QLatin1Char('/') + label});
+            if (!c || !seen.insert(c.get()).second)
+                return;
+            QString path = step.path.isEmpty() ? label : step.path + QLatin1Char('/') + label;
+            if (path.size() > kMaxPath)
+                path = QStringLiteral("\u2026") + path.right(kMaxPath - 1);
+            stack.push_back({c.get(), std::move(path)});
         };
         // Pushed last first, so that the file's order is the order found.
         const auto &entries = v->entries();
         for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
             const bool named = it->key && it->key->kind() == Value::Kind::String;
-            const QString key = named ? QString::fromStdString(it->key->text()) : QStringLiteral("?");
+            QString key = named ? QString::fromStdString(it->key->text().substr(0, 4 * kMaxLabel)) : QStringLiteral("?");
+            if (key.size() > kMaxLabel || (named && it->key->text().size() > 4 * kMaxLabel))
+                key = key.left(kMaxLabel - 1) + QStringLiteral("\u2026");
             child(it->value, key);
             child(it->key, key);
         }

@@ -195,6 +195,7 @@ private:
     std::vector<NamedTensor> &m_out;
     NameBudget &m_budget;
     std::unordered_set<const Value *> m_seen;
+    std::unordered_set<const Value *> m_walked;  // containers numbered() has been through
 
     void emit(const std::string &name, const ValuePtr &t)
     {
@@ -233,7 +234,9 @@ private:
 
     void numbered(const Value &v, const std::string &name, std::size_t &n, std::uint32_t depth)
     {
-        if (depth > PickleLimits::kMaxDepth)
+        // Each container once: a pickle can share one tuple at every level, and re-walking it
+        // would take 2^depth steps for a few hundred bytes.
+        if (depth > PickleLimits::kMaxDepth || !m_walked.insert(&v).second)
             return;
         for (const auto &c : childrenOf(v, ChildLabels::Deferred)) {
             if (!c.value || c.role == ChildRole::Args)

@@ -2,6 +2,7 @@
 
 #include "dtypecast.h"
 #include "metadata.h"
+#include "pythonrepr.h"
 
 #include <algorithm>
 #include <cctype>
@@ -214,29 +215,17 @@ Preprocessing preprocessingOf(const Document &doc)
 
 namespace {
 
-// A short rendering of an entry for a note: 256, 'bicubic', [224, 224], True, or its type.
+// A short rendering of an entry for a note, as Python prints it: 256, 'bicubic', [224, 224], True.
+// pythonRepr's limits bound it whatever the file holds (a list holding itself, shared sub-lists).
 std::string shortText(const ValuePtr &v)
 {
     if (!v)
         return "None";
-    switch (v->kind()) {
-    case Value::Kind::Int: return std::to_string(v->asInt());
-    case Value::Kind::Bool: return v->asBool() ? "True" : "False";
-    case Value::Kind::Float: {
-        std::string t = std::to_string(v->asFloat());
-        t.erase(t.find_last_not_of('0') + 1);
-        return t.ends_with('.') ? t + "0" : t;
-    }
-    case Value::Kind::String: return "'" + (v->text().size() > 40 ? v->text().substr(0, 40) + "…" : v->text()) + "'";
-    default: break;
-    }
-    if (v->isSequence() && v->items().size() <= 4) {
-        std::string t = "[";
-        for (const auto &item : v->items())
-            t += (t.size() > 1 ? ", " : "") + shortText(item);
-        return t + "]";
-    }
-    return v->typeName();
+    ReprLimits limits;
+    limits.maxChars = 60;
+    limits.maxItems = 4;
+    limits.maxDepth = 3;
+    return pythonRepr(*v, limits);
 }
 
 // One size or two ([h, w]) of positive whole numbers no picture exceeds; empty otherwise.

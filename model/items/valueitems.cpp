@@ -13,11 +13,15 @@ namespace ckpt {
 
 namespace {
 
+// A cell shows at most kMaxCell characters (a pickle's key can be megabytes long); its tooltip the
+// text up to kMaxTip.
 QStandardItem *cell(const QString &text)
 {
-    auto *item = new QStandardItem(text);
+    constexpr qsizetype kMaxCell = 1000, kMaxTip = 4000;
+    auto *item = new QStandardItem(text.size() > kMaxCell ? text.left(kMaxCell - 1) + QStringLiteral("\u2026") : text);
     item->setEditable(false);
-    item->setToolTip(text.size() > 60 ? text : QString());
+    item->setToolTip(text.size() > 60 ? (text.size() > kMaxTip ? text.left(kMaxTip - 1) + QStringLiteral("\u2026") : text)
+                                      : QString());
     return item;
 }
 
@@ -25,12 +29,11 @@ struct Builder {
     ValueItemsBudget &budget;
     std::unordered_set<const Value *> opened;
 
-    QList<QStandardItem *> row(const QString &key, const ValuePtr &v, const QString &path, int depth)
+    QList<QStandardItem *> row(const QString &key, const ValuePtr &v, int depth)
     {
         --budget.rows;
         QList<QStandardItem *> items{cell(key), cell(v ? valuetext::typeText(*v) : QStringLiteral("?")),
                                      cell(v ? valuetext::preview(*v, 200) : QString())};
-        items[0]->setData(path, ValueItemPathRole);
         if (!v || !v->isContainer() || v->isTensor())
             return items;
         if (!opened.insert(v.get()).second) {
@@ -53,7 +56,7 @@ struct Builder {
                 break;
             }
             const QString label = QString::fromStdString(c.label);
-            items[0]->appendRow(row(label, c.value, path + QLatin1Char('/') + label, depth + 1));
+            items[0]->appendRow(row(label, c.value, depth + 1));
             ++listed;
         }
         return items;
@@ -64,7 +67,7 @@ struct Builder {
 
 QList<QStandardItem *> valueRow(const QString &key, const std::shared_ptr<Value> &value, ValueItemsBudget &budget)
 {
-    return Builder{budget, {}}.row(key, value, key, 0);
+    return Builder{budget, {}}.row(key, value, 0);
 }
 
 QList<QStandardItem *> sectionRow(const QString &title, const QString &note)

@@ -20,10 +20,6 @@ struct ValueItemsBudget {
     int maxDepth = 32;
 };
 
-enum ValueItemRole {
-    ValueItemPathRole = Qt::UserRole + 1,  // QString "key/sub/…" from the section root
-};
-
 // The row for `value` under the label `key`: three items, the first holding the children.
 QList<QStandardItem *> valueRow(const QString &key, const std::shared_ptr<Value> &value, ValueItemsBudget &budget);
 // A section heading row ("Metadata", "Sidecar …") with a bold label and a note in the value column.

@@ -511,6 +511,45 @@ def check_text_file_quote(res, ckpt, fixtures, work):
               'a text file\'s opening is quoted on one line, as Python\'s repr', err)
 
 
+def check_hostile_shapes_stay_fast(res, ckpt, fixtures, work):
+    """Small hostile files for code that walks values: a preprocessing entry that holds itself, or
+    lists shared 4-fold 40 levels deep (4^40 paths), reach predict's 'not applied' note; a dict of
+    torch.ScriptObject values whose tuples are shared at every level (2^40 paths) reaches the packed
+    weight namer of info and scan. Each finishes at once, with its exit status, not a crash or hang."""
+    sd = torch.nn.Sequential(torch.nn.Linear(2, 2)).state_dict()
+    cyclic = []
+    cyclic.append(cyclic)
+    shared = [1]
+    for _ in range(40):
+        shared = [shared, shared, shared, shared]
+    cases = []
+    for name, value in (('cyclic', cyclic), ('shared', shared)):
+        path = os.path.join(work, 'pre_%s.pth' % name)
+        torch.save({'model_state_dict': sd, 'preprocessing': {'x': value}}, path)
+        cases.append((('predict', path, '--input', '1,2'), 0, 'not applied: preprocessing.x'))
+
+    def binunicode(text):
+        b = text.encode()
+        return b'X' + len(b).to_bytes(4, 'little') + b
+    # {'w': ScriptObject(...) built from ((t, t), (t, t)) ... 40 levels: each level's tuple twice.
+    p = b'\x80\x02}' + binunicode('w') + b'ctorch\nScriptObject\n)\x81' + b'K\x01q\x000'
+    for i in range(1, 41):
+        p += b'h' + bytes([i - 1]) + b'h' + bytes([i - 1]) + b'\x86q' + bytes([i]) + (b'0' if i < 40 else b'')
+    p += binunicode('foo') + b'\x86bs.'
+    packed = os.path.join(work, 'packed_shared.pkl')
+    with open(packed, 'wb') as f:
+        f.write(p)
+    cases += [(('info', packed), 0, 'Format:'), (('scan', packed), 0, 'torch.ScriptObject')]
+    for args, want, says in cases:
+        try:
+            r = subprocess.run([ckpt, *args], capture_output=True, timeout=60)
+            rc, out = r.returncode, r.stdout.decode('utf-8', 'replace') + r.stderr.decode('utf-8', 'replace')
+        except subprocess.TimeoutExpired:
+            rc, out = 'timeout', ''
+        res.check(rc == want and says in out, 'hostile shape: ckpt %s %s finishes' % (args[0], os.path.basename(args[1])),
+                  'exit %s: %s' % (rc, out[-300:]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -529,6 +568,7 @@ def main():
         check_parameter_counts(res, a.ckpt, a.fixtures, work)
         check_out_dir_is_made(res, a.ckpt, a.fixtures, work)
         check_text_file_quote(res, a.ckpt, a.fixtures, work)
+        check_hostile_shapes_stay_fast(res, a.ckpt, a.fixtures, work)
     finally:
         shutil.rmtree(work)
     return res.finish()

@@ -19,10 +19,12 @@
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
 #include <QStandardItemModel>
+#include <QTemporaryDir>
 #include <QTest>
 #include <QTreeView>
 
 #include <cmath>
+#include <functional>
 
 using namespace ckpt;
 
@@ -66,6 +68,7 @@ private Q_SLOTS:
     void metadataSidecar();
     void metadataAtAGlanceSaysWhatItIs();
     void securityDangerousFirst();
+    void hugeSharedKeyStaysBounded();
     void securityCleanFile();
     void securityRefusedRowsSayWhy_data();
     void securityRefusedRowsSayWhy();
@@ -225,6 +228,68 @@ void TestInspectorViews::metadataMatchesTorch()
     QCOMPARE(classes->rowCount(), 2);
     QCOMPARE(valueOf(classes->child(0, 0)), QStringLiteral("'Class A'"));
     QVERIFY(childNamed(glance, QStringLiteral("Input mean")));
+}
+
+// A hostile pickle: one key 256 KiB long holding a list of 4096 references to one posix.system
+// call. Each row under it once carried the whole path (4096 copies of the key: 2 GiB here, 64 GiB
+// for an 8 MiB key), and so did each place the Security view looked. Every text and datum of both
+// views stays small whatever the file holds.
+void TestInspectorViews::hugeSharedKeyStaysBounded()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    auto le32 = [](QByteArray &b, quint32 n) {
+        for (int i = 0; i < 4; ++i)
+            b += char((n >> (8 * i)) & 0xff);
+    };
+    const QByteArray key(256 * 1024, 'k');
+    QByteArray p("\x80\x02}", 3);                   // PROTO 2, EMPTY_DICT
+    p += 'X';
+    le32(p, quint32(key.size()));
+    p += key;                                       // the key
+    p += "](cposix\nsystem\nX";                     // EMPTY_LIST, MARK, GLOBAL, BINUNICODE 'x'
+    le32(p, 1);
+    p += "x\x85Rq";                                 // TUPLE1, REDUCE, BINPUT 0
+    p += '\0';
+    for (int i = 1; i < 4096; ++i)
+        p += QByteArray("h\0", 2);                  // BINGET 0
+    p += "es.";                                     // APPENDS, SETITEM, STOP
+    const QString path = dir.filePath(QStringLiteral("big_key.pkl"));
+    {
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(p);
+    }
+    auto doc = std::make_shared<const Document>(readDocument(path.toStdString()));
+    QVERIFY(!doc->globals.empty());
+    MetadataView meta;
+    meta.setDocument(doc);
+    SecurityView security;
+    security.setReport(std::make_shared<const SecurityReport>(securityReport(*doc)), false, doc.get());
+    qsizetype longest = 0;
+    int items = 0;
+    std::function<void(const QStandardItem *)> walk = [&](const QStandardItem *item) {
+        if (!item)
+            return;
+        ++items;
+        for (int role : {int(Qt::DisplayRole), int(Qt::ToolTipRole), int(Qt::UserRole) + 1, int(Qt::UserRole) + 2})
+            longest = std::max(longest, item->data(role).toString().size());
+        for (int r = 0; r < item->rowCount(); ++r)
+            for (int c = 0; c < item->columnCount(); ++c)
+                walk(item->child(r, c));
+    };
+    for (QStandardItemModel *m : {meta.model(), security.model()})
+        for (int r = 0; r < m->rowCount(); ++r)
+            for (int c = 0; c < m->columnCount(); ++c)
+                walk(m->item(r, c));
+    QVERIFY(items > 10);
+    QVERIFY2(longest <= 5000, qPrintable(QString::number(longest)));
+    // The call is still shown, with its argument.
+    bool called = false;
+    for (int r = 0; r < security.model()->rowCount(); ++r)
+        for (int c = 0; c < security.model()->columnCount(); ++c)
+            called = called || security.model()->item(r, c)->text().contains(QLatin1String("posix.system('x')"));
+    QVERIFY(called);
 }
 
 void TestInspectorViews::metadataSidecar()
