@@ -12,6 +12,7 @@
 #include "predictionview.h"
 #include "statisticsjob.h"
 #include "documenttreemodel.h"
+#include "itemviewcopy.h"
 #include "tensordetailview.h"
 #include "tensortablemodel.h"
 #include "treesnapshot.h"
@@ -312,21 +313,7 @@ QString DocumentView::selectedText() const
 {
     const QAbstractItemView *view = m_tree->hasFocus() ? static_cast<const QAbstractItemView *>(m_tree)
                                                        : static_cast<const QAbstractItemView *>(m_table);
-    if (!view->selectionModel())
-        return {};
-    QModelIndexList rows = view->selectionModel()->selectedRows();
-    std::sort(rows.begin(), rows.end(), [view](const QModelIndex &a, const QModelIndex &b) {
-        return view->visualRect(a).top() < view->visualRect(b).top();
-    });
-    QStringList lines;
-    const auto *model = view->model();
-    for (const QModelIndex &row : rows) {
-        QStringList cells;
-        for (int c = 0; c < model->columnCount(row.parent()); ++c)
-            cells << model->index(row.row(), c, row.parent()).data().toString();
-        lines << cells.join(QLatin1Char('\t'));
-    }
-    return lines.join(QLatin1Char('\n'));
+    return itemviewcopy::selectionText(view);
 }
 
 QWidget *DocumentView::createLoadingPage()

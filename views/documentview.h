@@ -104,8 +104,8 @@ public:
     // The banner shown when the file was truncated or changed on disk while open (with a reload link).
     QLabel *changedBanner() const { return m_changed; }
 
-    // The selected rows of the tree or table that has the focus (the table when neither has it),
-    // as tab-separated text of the visible columns: what Edit → Copy puts on the clipboard.
+    // The selection of the tree or table that has the focus (the table when neither has it) as
+    // itemviewcopy::selectionText gives it: what Edit → Copy puts on the clipboard.
     QString selectedText() const;
 
     // Statistics of the table's tensors are computed in the background after each load, filled in

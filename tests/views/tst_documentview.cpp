@@ -42,6 +42,7 @@
 #include <QTest>
 #include <QTreeView>
 
+#include <algorithm>
 #include <ctime>
 #include <memory>
 #include <vector>
@@ -94,6 +95,7 @@ private Q_SLOTS:
     void headerSaysWhereTensorsAre();
     void securityShowsTheCall_data();
     void securityShowsTheCall();
+    void selectedTextIsWhatTheTableShows();
 };
 
 void TestDocumentView::initTestCase()
@@ -687,6 +689,46 @@ void TestDocumentView::securityShowsTheCall()
     }
     // The reason is not cut off: it wraps within its column.
     QVERIFY(view.securityView()->view()->wordWrap());
+}
+
+// Edit → Copy with the keyboard elsewhere copies the table's selection as the table shows it: its
+// visible columns in their visual order, rows in the order shown; the same text the window's copy
+// of any other list or table gives (itemviewcopy::selectionText).
+void TestDocumentView::selectedTextIsWhatTheTableShows()
+{
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.resize(1000, 600);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    QTableView *table = view.tableView();
+    QAbstractItemModel *model = table->model();
+    QVERIFY(model->columnCount() > TensorTableModel::NumelColumn);
+    table->setColumnHidden(TensorTableModel::DTypeColumn, true);
+    table->horizontalHeader()->moveSection(table->horizontalHeader()->visualIndex(TensorTableModel::NumelColumn), 0);
+    // Selected bottom row first.
+    table->selectionModel()->select(model->index(2, 0), QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    table->selectionModel()->select(model->index(0, 0), QItemSelectionModel::Select | QItemSelectionModel::Rows);
+    view.tableFilter()->setFocus(Qt::OtherFocusReason);  // neither the tree nor the table has the keyboard
+
+    auto shown = [&](int row) {
+        std::vector<std::pair<int, QString>> cells;
+        for (int c = 0; c < model->columnCount(); ++c)
+            if (!table->isColumnHidden(c))
+                cells.emplace_back(table->horizontalHeader()->visualIndex(c), model->index(row, c).data().toString());
+        std::sort(cells.begin(), cells.end());
+        QStringList texts;
+        for (const auto &cell : cells)
+            texts << cell.second;
+        return texts.join(QLatin1Char('\t'));
+    };
+    const QString copied = view.selectedText();
+    QCOMPARE(copied, shown(0) + QLatin1Char('\n') + shown(2));
+    QVERIFY2(copied.startsWith(model->index(0, TensorTableModel::NumelColumn).data().toString() + QLatin1Char('\t')),
+             qPrintable(copied));
+    QVERIFY2(!copied.contains(QStringLiteral("float32")), qPrintable(copied));  // the hidden dtype column
 }
 
 QTEST_MAIN(TestDocumentView)
