@@ -264,9 +264,8 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
                                      .arg(withState);
     const QString type = m_state->optimizerClass().isEmpty()
                              ? tr("<b>%1</b>").arg(m_state->optimizerType().toHtmlEscaped())
-                             : tr("<b>%1</b> (%2, as its param groups' keys tell)")
-                                   .arg(m_state->optimizerType().toHtmlEscaped(),
-                                        m_state->optimizerClass().toHtmlEscaped());
+                             : tr("<b>%1</b> (as its param groups' keys tell)")
+                                   .arg(m_state->optimizerType().toHtmlEscaped());
     m_summary->setText(tr("%1 \u00b7 %2 \u00b7 %3 \u00b7 under <code>%4</code>")
                            .arg(type, counts,
                                 valuetext::counted(static_cast<qint64>(groupCount), tr("param group"), tr("param groups")),

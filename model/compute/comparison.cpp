@@ -8,6 +8,7 @@
 #include "error.h"
 #include "jsonexport.h"
 #include "metadata.h"
+#include "optimizerclass.h"
 #include "pythonrepr.h"
 #include "tensorref.h"
 #include "value.h"
@@ -154,7 +155,7 @@ std::optional<OptimizerSummary> optimizerOf(const Document &d, const ComputeApi 
     if (!d.optimizer)
         return std::nullopt;
     OptimizerSummary s;
-    s.type = inferOptimizerType(*d.optimizer);
+    s.type = optimizerClassName(*d.optimizer);
     if (auto groups = d.optimizer->get("param_groups"); groups && groups->isSequence())
         for (const auto &g : groups->items())
             if (g && g->isDict())

@@ -2,6 +2,7 @@
 
 #include "document.h"
 #include "jsonexport.h"
+#include "optimizerclass.h"
 #include "optimizermap.h"
 #include "valuetext.h"
 
@@ -46,9 +47,10 @@ void OptimizerStateModel::setDocument(std::shared_ptr<const Document> doc)
     m_cells.clear();
     m_cellPos.clear();
     if (m_document && m_document->optimizer) {
-        m_type = QString::fromStdString(inferOptimizerType(*m_document->optimizer));
+        m_type = QString::fromStdString(optimizerClassName(*m_document->optimizer));
         // Adam's and AdamW's state is alike; their param groups' keys can tell which it is.
-        if (m_type == QLatin1String("Adam/AdamW"))
+        if (const std::string family = inferOptimizerType(*m_document->optimizer);
+            family == "Adam/AdamW" || family == "Adam (AMSGrad)")
             m_class = QString::fromStdString(adamVariant(*m_document->optimizer));
         std::unordered_map<std::string, const TensorRef *> byName;
         for (const auto &t : m_document->stateDict)

@@ -33,10 +33,10 @@ public:
 
     void setDocument(std::shared_ptr<const Document> doc);
     const std::shared_ptr<const Document> &document() const { return m_document; }
-    // "Adam/AdamW", empty without an optimizer.
+    // "SGD", "AdamW (AMSGrad)", as optimizerClassName names it; empty without an optimizer.
     QString optimizerType() const { return m_type; }
-    // The optimizer's class where the type leaves two open and the param groups tell which ("Adam"
-    // or "AdamW", see adamVariant), else empty.
+    // "Adam" or "AdamW" where the state alone leaves both open and the param groups tell which
+    // (see adamVariant), else empty.
     QString optimizerClass() const { return m_class; }
     bool hasOptimizer() const { return !m_type.isEmpty(); }
     bool mappingCertain() const { return m_certain; }

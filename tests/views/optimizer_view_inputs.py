@@ -8,7 +8,8 @@ them have state (a frozen layer took no step), the groups, and the step.
 - lightning_no_scheduler.ckpt: Lightning's layout with lr_schedulers=[] (no scheduler configured);
 - pickled_optimizer.pth: an object holding a torch.optim.Adam instance, pickled whole (as OpenNMT's
   checkpoints keep it under optim.optimizer), beside an LR scheduler's state;
-- adam.pth, adamw.pth: one step of each, whose param groups tell them apart."""
+- adam.pth, adamw.pth, adam_amsgrad.pth, adamw_amsgrad.pth: one step of each, whose param groups tell
+  them apart."""
 import argparse
 import json
 import os
@@ -94,16 +95,19 @@ def main():
                                              path='optim/optimizer')
 
     # Adam and AdamW keep alike state; their param groups' keys differ (which, and in what order).
+    # With amsgrad both keep max_exp_avg_sq as well: adam_amsgrad.pth, adamw_amsgrad.pth.
     for cls in (torch.optim.Adam, torch.optim.AdamW):
-        torch.manual_seed(3)
-        lin = nn.Linear(3, 2)
-        o = cls(lin.parameters(), lr=1e-3)
-        lin(torch.randn(2, 3)).sum().backward()
-        o.step()
-        name = cls.__name__.lower() + '.pth'
-        torch.save({'model_state_dict': lin.state_dict(), 'optimizer_state_dict': o.state_dict()}, os.path.join(out, name))
-        expected[name] = dict(account(o.state_dict()), cls=type(o).__name__,
-                              keys=[k for k in o.state_dict()['param_groups'][0] if k != 'params'])
+        for amsgrad in (False, True):
+            torch.manual_seed(3)
+            lin = nn.Linear(3, 2)
+            o = cls(lin.parameters(), lr=1e-3, amsgrad=amsgrad)
+            lin(torch.randn(2, 3)).sum().backward()
+            o.step()
+            name = cls.__name__.lower() + ('_amsgrad' if amsgrad else '') + '.pth'
+            torch.save({'model_state_dict': lin.state_dict(), 'optimizer_state_dict': o.state_dict()},
+                       os.path.join(out, name))
+            expected[name] = dict(account(o.state_dict()), cls=type(o).__name__, amsgrad=o.defaults['amsgrad'],
+                                  keys=[k for k in o.state_dict()['param_groups'][0] if k != 'params'])
 
     with open(os.path.join(out, 'expected.json'), 'w') as f:
         json.dump(expected, f, indent=1)

@@ -119,6 +119,8 @@ void TestOptimizerView::adamOrAdamW_data()
     QTest::addColumn<QString>("file");
     QTest::newRow("Adam") << "adam.pth";
     QTest::newRow("AdamW") << "adamw.pth";
+    QTest::newRow("Adam amsgrad") << "adam_amsgrad.pth";
+    QTest::newRow("AdamW amsgrad") << "adamw_amsgrad.pth";
 }
 
 // Their state is alike (exp_avg, exp_avg_sq, step); the keys of torch's param groups name the class.
@@ -128,11 +130,13 @@ void TestOptimizerView::adamOrAdamW()
     const QJsonObject want = m_expected.value(file).toObject();
     OptimizerView view;
     show(view, read(file));
-    QCOMPARE(view.stateModel()->optimizerType(), QStringLiteral("Adam/AdamW"));
-    QCOMPARE(view.stateModel()->optimizerClass(), want.value(QStringLiteral("cls")).toString());
-    const QString summary = view.summary()->text();
+    // The class torch instantiated, and whether amsgrad was on: "AdamW (AMSGrad)", as `ckpt info` says.
     const QString cls = want.value(QStringLiteral("cls")).toString();
-    QVERIFY2(summary.contains(QStringLiteral("(%1, as its param groups' keys tell)").arg(cls)), qPrintable(summary));
+    const QString type = cls + (want.value(QStringLiteral("amsgrad")).toBool() ? QStringLiteral(" (AMSGrad)") : QString());
+    QCOMPARE(view.stateModel()->optimizerType(), type);
+    QCOMPARE(view.stateModel()->optimizerClass(), cls);
+    const QString summary = view.summary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("<b>%1</b> (as its param groups' keys tell)").arg(type)), qPrintable(summary));
 }
 
 QTEST_MAIN(TestOptimizerView)
