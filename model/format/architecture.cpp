@@ -739,10 +739,13 @@ std::string sequenceLayerKind(const std::string &type)
 
 // The first standard recurrent or attention layer of a pickled module tree, as "lstm (LSTM)", and
 // its kind; nullopt when there is none. Such a layer blocks the built-in runner whatever else the
-// model holds, so it is the first thing to say.
-std::optional<std::pair<std::string, std::string>> findSequenceLayer(const Value &m, const std::string &path, int depth)
+// model holds, so it is the first thing to say. Each module is looked at once (`seen`): the memo
+// lets a pickle share one module among many parents, or make a module its own child, and a walk of
+// every path through such a tree would never end.
+std::optional<std::pair<std::string, std::string>> findSequenceLayer(const Value &m, const std::string &path, int depth,
+                                                                     std::unordered_set<const Value *> &seen)
 {
-    if (depth > 64 || !m.state() || !m.state()->isDict())
+    if (depth > 64 || !m.state() || !m.state()->isDict() || !seen.insert(&m).second)
         return std::nullopt;
     const std::string cls = className(m);
     if (cls.starts_with("torch.nn.modules."))
@@ -750,7 +753,7 @@ std::optional<std::pair<std::string, std::string>> findSequenceLayer(const Value
             return std::make_pair((path.empty() ? std::string("the model") : path) + " (" + lastComponent(cls) + ")", kind);
     for (auto &[n, v] : namedEntries(m.state()->get("_modules")))
         if (v && isModule(*v))
-            if (auto found = findSequenceLayer(*v, path.empty() ? n : path + "." + n, depth + 1))
+            if (auto found = findSequenceLayer(*v, path.empty() ? n : path + "." + n, depth + 1, seen))
                 return found;
     return std::nullopt;
 }
@@ -1417,7 +1420,8 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         Architecture a;
         a.source = Architecture::Source::ModuleTree;
         a.weights = doc.stateDict;
-        if (auto found = findSequenceLayer(*module, "", 0))
+        std::unordered_set<const Value *> searched;
+        if (auto found = findSequenceLayer(*module, "", 0, searched))
             throw FormatError(sequenceLayerMessage(doc.path, *found));
         std::unordered_set<const Value *> seen;
         try {
