@@ -416,7 +416,7 @@ public:
             };
             for (const auto &[name, v] : m_tensors) {
                 const auto &r = *v->tensorRef();
-                if (r.layout == TensorRef::Layout::SparseCoo) {  // its indices' and values' storages (not cast)
+                if (r.layout == TensorRef::Layout::SparseCoo) {  // its indices' and values' storages
                     for (const auto &part : {r.sparseIndices, r.sparseValues})
                         if (part && part->isTensor() && part->tensorRef())
                             countStorage(*part->tensorRef());
@@ -2091,7 +2091,14 @@ private:
         const DType to = *m_o.castTo;
         std::set<const StorageRef *> done;
         for (const auto &[name, v] : m_tensors) {
-            const auto &r = *v->tensorRef();
+            const TensorRef *ref = v->tensorRef().get();
+            // A sparse COO tensor's dtype is its values': torch's .to(dtype) casts them and keeps
+            // the indices (int64) as they are.
+            if (ref->layout == TensorRef::Layout::SparseCoo)
+                ref = ref->sparseValues && ref->sparseValues->isTensor() ? ref->sparseValues->tensorRef().get() : nullptr;
+            if (!ref || ref->layout != TensorRef::Layout::Strided)
+                continue;
+            const auto &r = *ref;
             if (!isFloating(r.dtype) || r.dtype == to || !r.storage)
                 continue;
             if (!done.insert(r.storage.get()).second)
