@@ -594,7 +594,7 @@ void PredictionView::applyArchitecture()
         lines << q(l).toHtmlEscaped();
     m_archLabel->setToolTip(QStringLiteral("<pre>%1</pre>").arg(lines.join(QLatin1Char('\n'))));
     m_archLabel->setText(html);
-    m_shape->setText(shapeString(m_arch->inputShape));
+    m_shape->setText(shapeString(proposedSampleShape()));
     if (m_arch->integerInput) {
         // An Embedding takes token ids, not values: say so, with their range and how to size a sample.
         const auto rows = indexCount(*m_arch);
@@ -629,6 +629,23 @@ void PredictionView::updateSourceFields()
     m_archForm->setRowVisible(m_pathRow, source == 1);
     m_archForm->setRowVisible(m_spec, source == 2);
     m_archForm->setRowVisible(m_apply, source != 0);
+}
+
+std::vector<std::int64_t> PredictionView::proposedSampleShape() const
+{
+    std::vector<std::int64_t> shape = m_arch ? m_arch->inputShape : std::vector<std::int64_t>{};
+    // The layers take any picture size, and the 224 of the architecture is one picked among those
+    // that run; a package that states its picture steps says what its samples are: CenterCrop's
+    // size, else a Resize to both sides (Resize(n) alone leaves the longer side to each picture),
+    // where the layers take that size, as ckpt predict runs a picture at it.
+    if (!m_doc || !m_arch || !m_arch->inputSizeChosen || shape.size() != 3)
+        return shape;
+    const ImageSteps stated = statedImageSteps(imagePreprocessingOf(*m_doc));
+    const std::vector<std::int64_t> &size = stated.crop.size() == 2 ? stated.crop : stated.resize;
+    if (size.size() != 2 || size[0] <= 0 || size[1] <= 0 || size[0] > kMaxImageSide || size[1] > kMaxImageSide)
+        return shape;
+    const std::vector<std::int64_t> stepped{shape[0], size[0], size[1]};
+    return takesInput(*m_arch, stepped) ? stepped : shape;
 }
 
 std::vector<std::int64_t> PredictionView::sampleShape() const

@@ -119,6 +119,9 @@ private:
     struct Prepared;
     std::optional<PredictionInput> gatherInput(QString *error) const;
     std::vector<std::int64_t> sampleShape() const;
+    // The sample shape the pane proposes for the architecture: its input shape, with the size the
+    // package's stated picture steps give where the layers take any size.
+    std::vector<std::int64_t> proposedSampleShape() const;
     void rebuildForm();
     // Reads the kept outputs as the probabilities switch says (no run).
     void rereadOutputs();

@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 using namespace ckpt;
 
@@ -105,6 +106,7 @@ private Q_SLOTS:
     void sourceFieldsFollowTheSource();
     void inputInViewAt1280x800();
     void embeddingSaysItTakesTokenIds();
+    void sampleShapeFollowsStatedSteps();
 };
 
 void TestPredictionView::packageBatchMatchesTorch_data()
@@ -606,6 +608,53 @@ void TestPredictionView::embeddingSaysItTakesTokenIds()
     // A model that takes values says nothing of the kind.
     view.setDocument(test::readFixture(QStringLiteral("predict_package.pth")));
     QVERIFY(!view.inputNote()->isVisible());
+}
+
+// A model that takes any picture size, in a package stating Resize(16) and CenterCrop(12): the
+// pane proposes the sample torch's steps give ([3, 12, 12], the input torch ran), not a size picked
+// among those the layers take; and that sample, given as numbers, gives torch's logits.
+void TestPredictionView::sampleShapeFollowsStatedSteps()
+{
+    const QJsonObject c = predictCase(QStringLiteral("CNN package with Resize and CenterCrop, a 20x14 PNG"));
+    QVERIFY(!c.isEmpty());
+    // torch's input: [1, C, H, W] as nested lists.
+    QStringList dims;
+    QStringList values;
+    std::function<void(const QJsonValue &, int)> walk = [&](const QJsonValue &v, int depth) {
+        if (!v.isArray()) {
+            values << QString::number(v.toDouble(), 'g', 17);
+            return;
+        }
+        const QJsonArray a = v.toArray();
+        if (depth >= dims.size())
+            dims << QString::number(a.size());
+        for (const auto &x : a)
+            walk(x, depth + 1);
+    };
+    walk(c.value(QStringLiteral("model_input")), 0);
+    QCOMPARE(dims.size(), 4);
+    QCOMPARE(dims.first(), QStringLiteral("1"));
+    dims.removeFirst();
+
+    PredictionView view;
+    view.setDocument(test::readFixture(c.value(QStringLiteral("file")).toString()));
+    QVERIFY2(view.architecture().has_value(), qPrintable(view.architectureError()));
+    QVERIFY(view.architecture()->inputSizeChosen);
+    QCOMPARE(view.shapeEdit()->text(), dims.join(QStringLiteral(", ")));
+    view.inputTabs()->setCurrentIndex(PredictionView::BatchTab);
+    view.batchEdit()->setPlainText(values.join(QLatin1Char(',')));
+    QVERIFY2(runAndWait(view), qPrintable(view.runError()));
+    QVERIFY(worst(view.result(), c.value(QStringLiteral("expected")).toObject().value(QStringLiteral("logits")).toArray(), false) <= 1e-5);
+
+    // The same model with no stated steps keeps the size picked for it, which runs.
+    const QJsonObject own = predictCase(QStringLiteral("CNN of any input size, a 20x14 PNG at its own size"));
+    PredictionView any;
+    any.setDocument(test::readFixture(own.value(QStringLiteral("file")).toString()));
+    QVERIFY2(any.architecture().has_value(), qPrintable(any.architectureError()));
+    QStringList picked;
+    for (auto d : any.architecture()->inputShape)
+        picked << QString::number(d);
+    QCOMPARE(any.shapeEdit()->text(), picked.join(QStringLiteral(", ")));
 }
 
 QTEST_MAIN(TestPredictionView)
