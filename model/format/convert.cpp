@@ -2094,8 +2094,10 @@ private:
             const TensorRef *ref = v->tensorRef().get();
             // A sparse COO tensor's dtype is its values': torch's .to(dtype) casts them and keeps
             // the indices (int64) as they are.
-            if (ref->layout == TensorRef::Layout::SparseCoo)
-                ref = ref->sparseValues && ref->sparseValues->isTensor() ? ref->sparseValues->tensorRef().get() : nullptr;
+            if (ref->layout == TensorRef::Layout::SparseCoo) {
+                const ValuePtr &values = ref->sparseValues;
+                ref = values && values->isTensor() ? values->tensorRef().get() : nullptr;
+            }
             if (!ref || ref->layout != TensorRef::Layout::Strided)
                 continue;
             const auto &r = *ref;

@@ -709,7 +709,8 @@ void TestDocumentView::selectedTextIsWhatTheTableShows()
     table->setColumnHidden(TensorTableModel::DTypeColumn, true);
     table->horizontalHeader()->moveSection(table->horizontalHeader()->visualIndex(TensorTableModel::NumelColumn), 0);
     // Selected bottom row first.
-    table->selectionModel()->select(model->index(2, 0), QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    table->selectionModel()->select(model->index(2, 0),
+                                    QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
     table->selectionModel()->select(model->index(0, 0), QItemSelectionModel::Select | QItemSelectionModel::Rows);
     view.tableFilter()->setFocus(Qt::OtherFocusReason);  // neither the tree nor the table has the keyboard
 
