@@ -123,6 +123,32 @@ constexpr const char *kSharedShapes =
     "several parameters share these shapes; names follow registration order, which the optimizer may not";
 constexpr std::size_t kUnnamed = static_cast<std::size_t>(-1);
 
+// Parameter by parameter, the one candidate its state's shape fits where no other candidate and no
+// other parameter has that shape; kUnnamed for the rest (a shape several weights or several
+// parameters share, or no state to show one). What this names holds whatever order the optimizer
+// was given its parameters in.
+std::vector<std::size_t> matchEachByUniqueShape(const std::vector<OptimizerParameter> &params,
+                                                const std::vector<const NamedTensor *> &candidates)
+{
+    std::map<std::vector<std::int64_t>, std::vector<std::size_t>> byShape;
+    for (std::size_t c = 0; c < candidates.size(); ++c)
+        byShape[candidates[c]->ref().shape].push_back(c);
+    std::map<std::vector<std::int64_t>, std::size_t> paramsOfShape;
+    for (const auto &p : params)
+        if (const auto *shape = stateShape(p))
+            ++paramsOfShape[*shape];
+    std::vector<std::size_t> at(params.size(), kUnnamed);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const auto *shape = stateShape(params[i]);
+        if (!shape || paramsOfShape[*shape] != 1)
+            continue;
+        const auto it = byShape.find(*shape);
+        if (it != byShape.end() && it->second.size() == 1 && shapeFits(params[i], *candidates[it->second.front()]))
+            at[i] = it->second.front();
+    }
+    return at;
+}
+
 // Names for a note: the first few, and how many more.
 std::string listed(const std::vector<std::string> &names)
 {
@@ -514,6 +540,45 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
     // order the model registers them: a head listed first, a head's param group with its own
     // learning rate, a frozen backbone left out. Shapes decide where they can; where they cannot,
     // the mapping says so and is not certain (convert then leaves the optimizer's ids alone).
+    if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
+        const auto placed = place(map, candidates, at);
+        map.certain = true;
+        map.note = "by shape: each parameter's state has a shape only one weight has" + placed.said();
+        return map;
+    }
+    // Several param groups: torch numbers the ids group by group, and which parameters went into
+    // which group, in what order, was the user's choice (a head with its own learning rate before
+    // the backbone, weights apart from biases and norms for weight decay). Neither registration
+    // order nor whole layers tell which of several same-shaped weights an id is: a Linear(16, 16)
+    // beside a LayerNorm(16), split into weights and biases, fits the layers [weight, weight],
+    // [bias, bias] exactly as two param groups of one layer each would. So only a shape one weight
+    // alone has gives a name; the other parameters are left unnamed, never guessed.
+    const bool severalGroups = std::any_of(map.parameters.begin(), map.parameters.end(), [&](const OptimizerParameter &p) {
+        return p.group != map.parameters.front().group;
+    });
+    if (severalGroups) {
+        const auto at = matchEachByUniqueShape(map.parameters, candidates);
+        const auto placed = place(map, candidates, at);
+        const auto named = static_cast<std::size_t>(
+            std::count_if(map.parameters.begin(), map.parameters.end(), [](const OptimizerParameter &p) { return !p.name.empty(); }));
+        const std::size_t stateless = static_cast<std::size_t>(std::count_if(
+            map.parameters.begin(), map.parameters.end(), [](const OptimizerParameter &p) { return !stateShape(p); }));
+        const std::size_t n = map.parameters.size();
+        map.certain = named == n;  // matchByUniqueShape names all such above; kept true to its word
+        map.note = "the optimizer has several param groups, whose order need not be the model's: only a shape one "
+                   "weight alone has names a parameter, and " + std::to_string(n - named) + " of its " +
+                   std::to_string(n) + " parameters " + (n - named == 1 ? "is" : "are") + " left unnamed";
+        if (stateless == n)
+            map.note += " (it keeps no state tensors, so no shape tells them apart)";
+        else if (stateless)
+            map.note += " (" + std::to_string(stateless) + " of them keep no state tensors; the others have shapes "
+                                                           "several weights or parameters share)";
+        else
+            map.note += n - named == 1 ? " (its shape is shared by several weights or parameters)"
+                                       : " (their shapes are shared by several weights or parameters)";
+        map.note += placed.said();
+        return map;
+    }
     // An optimizer that keeps no state tensors (SGD without momentum) has nothing a shape could
     // tell apart: its ids are placed in registration order, said as the guess it is.
     if (std::none_of(map.parameters.begin(), map.parameters.end(),
@@ -525,12 +590,6 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         map.note = "the optimizer keeps no state tensors (SGD without momentum keeps none), so nothing tells its "
                    "parameters apart: names follow registration order, which the optimizer may not" +
                    placed.said();
-        return map;
-    }
-    if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
-        const auto placed = place(map, candidates, at);
-        map.certain = true;
-        map.note = "by shape: each parameter's state has a shape only one weight has" + placed.said();
         return map;
     }
     if (const auto layers = matchByLayers(map.parameters, candidates); layers.found) {

@@ -25,9 +25,11 @@ struct OptimizerParameter {
 // Otherwise PyTorch numbers parameters in the order they were given to the optimizer, which is
 // often not the order the model registers them (a head listed first, param groups with their own
 // learning rates, a frozen backbone left out), so the state's shapes decide: certain where each
-// parameter's shape is found once among the weights, or where the parameters split one way only
-// into whole layers (a module's parameters given together, in its order) and each such layer is the
-// only one of its shapes. Where layers or parameters share shapes, the names follow registration
+// parameter's shape is found once among the weights. With several param groups (whose members and
+// order the user chose) nothing else is trusted: a parameter whose shape several weights share is
+// left unnamed. With one group, also certain where the parameters split one way only into whole
+// layers (a module's parameters given together, in its order) and each such layer is the only one
+// of its shapes. Where layers or parameters share shapes, the names follow registration
 // order and the mapping is not certain; where only some of several same-shaped layers are held,
 // their parameters are left unnamed. Buffers (BatchNorm running stats) are told apart by name in a
 // plain state dict, exactly in a pickled module, and by dtype (an optimizer holds only floating and
