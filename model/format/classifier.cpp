@@ -574,6 +574,15 @@ ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path)
         return v;
     if (auto state = pickledOptimizerState(*v))
         return state;
+    // DeepSpeed's ZeRO optimizers save the torch optimizer's state dict inside their own: stages 1
+    // and 2 as `base_optimizer_state` (beside single_partition_of_fp32_groups), stage 3 as
+    // `optimizer_state_dict` (beside fp32_flat_groups).
+    if (v->isDict())
+        for (const char *key : {"base_optimizer_state", "optimizer_state_dict"})
+            if (const auto inner = v->get(key); inner && isOptimizerState(*inner)) {
+                path.push_back(key);
+                return inner;
+            }
     if (v->kind() == Value::Kind::Object && v->state() && v->state()->isDict())
         for (const auto &e : v->state()->entries())
             if (e.key && e.key->isString() && e.value)
@@ -586,6 +595,12 @@ ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path)
 
 void findOptimizer(Document &doc, const Value &root)
 {
+    // torch.save(optimizer.state_dict()) alone (Hugging Face Trainer's optimizer.pt).
+    if (doc.root.get() == &root && isOptimizerState(root)) {
+        doc.optimizer = doc.root;
+        doc.optimizerPath.clear();
+        return;
+    }
     for (auto key : kOptimizerKeys) {
         auto v = root.get(std::string(key));
         if (!v)
@@ -615,6 +630,9 @@ void findOptimizer(Document &doc, const Value &root)
     }
 }
 
+constexpr const char *kOptimizerAlone =
+    "the file holds an optimizer's state alone (its param groups and per-parameter state), no model weights";
+
 bool isLightning(const Value &root)
 {
     return root.get("pytorch-lightning_version") ||
@@ -628,6 +646,8 @@ DocumentKind kindOfDictRoot(const Document &doc, const Value &root, bool fromMod
 {
     if (isLightning(root))
         return DocumentKind::LightningCheckpoint;
+    if (doc.optimizer && !doc.hasStateDict && !hasAnyKey(root, kTrainingKeys))
+        return DocumentKind::OptimizerState;  // an optimizer's state saved alone, with no weights beside it
     if (doc.optimizer || (doc.hasStateDict && hasAnyKey(root, kTrainingKeys)))
         return DocumentKind::TrainingCheckpoint;  // training state may keep its weights elsewhere
     if (doc.hasStateDict && hasAnyKey(root, kInferenceKeys))
@@ -661,6 +681,7 @@ std::string kindName(DocumentKind k)
     case DocumentKind::Tensor: return "tensor";
     case DocumentKind::ScriptModule: return "torchscript_module";
     case DocumentKind::Generic: return "generic";
+    case DocumentKind::OptimizerState: return "optimizer_state";
     }
     return "?";
 }
@@ -704,8 +725,16 @@ void classifyKind(Document &doc)
         }
         return;
     }
-    if (!root->isDict())
+    if (!root->isDict()) {
+        // torch.save(optimizer): the instance, read as what its state_dict() would give.
+        if (auto state = pickledOptimizerState(*root)) {
+            doc.optimizer = std::move(state);
+            doc.optimizerPath.clear();
+            doc.kind = DocumentKind::OptimizerState;
+            doc.noWeightsReason = kOptimizerAlone;
+        }
         return;
+    }
     if (isTensorDict(*root) || isMostlyTensorDict(*root) || isPackedStateDict(*root)) {
         doc.kind = DocumentKind::StateDict;
         useStateDict(doc, root, {}, doc.scriptClasses);
@@ -741,15 +770,18 @@ void classifyKind(Document &doc)
     };
     auto sizeOf = [](const Value &v) { return v.isDict() ? v.entries().size() : std::size_t(1); };
     std::vector<WeightSet> sets;
+    // An optimizer's per-parameter state ({'step', 'exp_avg', 'exp_avg_sq'} under each id) reads
+    // like dicts of tensors, but it is no set of weights: an optimizer is not searched.
+    const bool optimizerRoot = isOptimizerState(*root);
     for (const auto &e : root->entries()) {
         if (!e.key || !e.value)
             continue;
         const std::string k = keyText(*e.key);
-        if (isPreprocessing(k))
+        if (isPreprocessing(k) || (optimizerRoot && (k == "state" || k == "param_groups")))
             continue;
         if (isWeights(*e.value)) {
             sets.push_back({{k}, e.value, priorityOf(k), sizeOf(*e.value)});
-        } else if (e.value->isDict()) {
+        } else if (e.value->isDict() && !isOptimizerState(*e.value)) {
             for (const auto &e2 : e.value->entries())
                 if (e2.key && e2.value && !isPreprocessing(keyText(*e2.key)) && isWeights(*e2.value))
                     sets.push_back({{k, keyText(*e2.key)}, e2.value, kStateDictKeys.size() + 1, sizeOf(*e2.value)});
@@ -773,6 +805,11 @@ void classifyKind(Document &doc)
     if (!sets.empty())
         pairOptimizer(doc);
     doc.kind = kindOfDictRoot(doc, *root, fromModule);
+    if (doc.kind == DocumentKind::OptimizerState && doc.noWeightsReason.empty()) {
+        const std::string partition = deepSpeedPartition(doc);
+        doc.noWeightsReason = partition.empty() ? std::string(kOptimizerAlone)
+                                                : "the file holds no model weights: it is a " + partition;
+    }
 }
 
 namespace {

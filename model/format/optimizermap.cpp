@@ -530,8 +530,15 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         map.note = "the optimizer lists no parameters";
         return map;
     }
+    if (const std::string partition = deepSpeedPartition(doc); !partition.empty()) {
+        map.note = partition;
+        return map;
+    }
     if (!doc.hasStateDict) {
-        map.note = "no state dict to map the optimizer's parameters to";
+        map.note = doc.kind == DocumentKind::OptimizerState
+                       ? "the file holds the optimizer's state alone, without the model's weights: its parameters "
+                         "are known by id only"
+                       : "no state dict to map the optimizer's parameters to";
         return map;
     }
     if (allRecorded && recorded.size() == map.parameters.size())
@@ -738,6 +745,93 @@ ValuePtr pickledOptimizerState(const Value &v)
     out->entries().push_back({Value::string("state"), newState});
     out->entries().push_back({Value::string("param_groups"), newGroups});
     return out;
+}
+
+namespace {
+// A small integer the file keeps plainly or as a member of DeepSpeed's ZeroStageEnum (an IntEnum):
+// Python < 3.11 pickles a member as the class called with its value, 3.11 on as
+// getattr(ZeroStageEnum, 'gradients').
+std::optional<std::int64_t> smallInt(const ValuePtr &v)
+{
+    if (v && v->isInt())
+        return v->asInt();
+    if (!v || v->kind() != Value::Kind::Object || !v->args() || !v->args()->isSequence())
+        return std::nullopt;
+    const auto &args = v->args()->items();
+    if (args.size() == 1 && args[0] && args[0]->isInt())
+        return args[0]->asInt();
+    if (args.size() == 2 && args[1] && args[1]->isString()) {
+        static constexpr std::array<std::pair<std::string_view, int>, 5> kStages{
+            {{"disabled", 0}, {"optimizer_states", 1}, {"gradients", 2}, {"weights", 3}, {"max_stage", 3}}};
+        for (const auto &[name, stage] : kStages)
+            if (args[1]->text() == name)
+                return stage;
+    }
+    return std::nullopt;
+}
+} // namespace
+
+std::string deepSpeedPartition(const Document &doc)
+{
+    if (!doc.optimizer || doc.optimizerPath.empty() || !doc.root)
+        return {};
+    const std::string &last = doc.optimizerPath.back();
+    if (last != "base_optimizer_state" && last != "optimizer_state_dict")
+        return {};
+    const KeyPath parentPath(doc.optimizerPath.begin(), doc.optimizerPath.end() - 1);
+    const ValuePtr wrapper = findPath(doc.root, parentPath);
+    if (!wrapper || !wrapper->isDict())
+        return {};
+    const auto stage = smallInt(wrapper->get("zero_stage"));
+    // Stage 1 and 2 keep the fp32 partition as single_partition_of_fp32_groups, stage 3 as fp32_flat_groups.
+    ValuePtr flat = wrapper->get("single_partition_of_fp32_groups");
+    std::string flatKey = "single_partition_of_fp32_groups";
+    if (!flat) {
+        flat = wrapper->get("fp32_flat_groups");
+        flatKey = "fp32_flat_groups";
+    }
+    if (!stage && !flat)
+        return {};
+    std::string text = "DeepSpeed ZeRO" + (stage ? " stage " + std::to_string(*stage) : std::string()) + " partition";
+    std::int64_t ranks = 0;
+    if (const auto count = wrapper->get("partition_count")) {
+        if (const auto n = smallInt(count))
+            ranks = *n;
+        else if (count->isSequence())
+            for (const auto &c : count->items())
+                if (const auto n = smallInt(c))
+                    ranks = std::max(ranks, *n);
+    }
+    if (ranks > 1)
+        text += " (this file holds one rank's part of " + std::to_string(ranks) + ")";
+    const auto groups = doc.optimizer->get("param_groups");
+    const std::size_t groupCount = groups && groups->isSequence() ? groups->items().size() : 0;
+    text += ": the optimizer's ids are " + std::to_string(groupCount) + " flat fp32 group" +
+            (groupCount == 1 ? "" : "s") + ", not parameters";
+    const auto mappings = wrapper->get("param_slice_mappings");
+    if (flat && flat->isSequence()) {
+        for (std::size_t g = 0; g < flat->items().size(); ++g) {
+            const auto &t = flat->items()[g];
+            if (!t || !t->isTensor() || !t->tensorRef())
+                continue;
+            text += "; group " + std::to_string(g) + ": " + std::to_string(t->tensorRef()->numel()) + " elements";
+            const ValuePtr names = mappings && mappings->isSequence() && g < mappings->items().size()
+                                       ? mappings->items()[g]
+                                       : nullptr;
+            if (names && names->isDict()) {
+                std::vector<std::string> listedNames;
+                for (const auto &e : names->entries())
+                    if (e.key && e.key->isString())
+                        listedNames.push_back(e.key->text());
+                text += " of " + std::to_string(listedNames.size()) + " parameter" +
+                        (listedNames.size() == 1 ? "" : "s") + " (" + listed(listedNames) + ")";
+            }
+        }
+        text += " in " + flatKey + (mappings ? ", placed by param_slice_mappings" : "");
+    }
+    text += ". The model's fp32 weights are these flat groups of every rank's *_optim_states.pt; DeepSpeed's "
+            "zero_to_fp32.py gathers them into a state dict";
+    return text;
 }
 
 std::string adamVariant(const Value &optimizerState)

@@ -51,6 +51,12 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc);
 // optimizer instance.
 ValuePtr pickledOptimizerState(const Value &v);
 
+// Where the optimizer is DeepSpeed ZeRO's (a *_optim_states.pt file: the torch optimizer's state
+// kept over flat fp32 groups, one id per group rather than per parameter, beside the fp32 master
+// weights of this rank's partition), a sentence that says so: the stage, the ranks, each group's
+// elements and the parameters param_slice_mappings places in it. Empty for any other optimizer.
+std::string deepSpeedPartition(const Document &doc);
+
 // "Adam" or "AdamW" where an Adam-style optimizer's state dict says which, else empty. Their state
 // is alike; their param groups are not: torch >= 2.6 records `decoupled_weight_decay`, and from 1.13
 // to 2.5 AdamW lists `foreach` before `maximize` where Adam lists `maximize` first and (from 1.13

@@ -20,6 +20,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+import deepspeed_layouts  # noqa: E402
 from results import Results  # noqa: E402
 
 
@@ -270,7 +271,10 @@ def main():
     a = ap.parse_args()
     res = Results()
     tmp = tempfile.mkdtemp(prefix='ckpt-optimizer-files-')
+    deepspeed_layouts.install_stubs(os.path.join(tmp, 'stubs'))
     check_groups(a.ckpt, tmp, res)
+    check_optimizer_alone(a.ckpt, tmp, res)
+    check_zero2(a.ckpt, tmp, res)
     return res.finish()
 
 
