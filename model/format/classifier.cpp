@@ -633,6 +633,69 @@ void findOptimizer(Document &doc, const Value &root)
 constexpr const char *kOptimizerAlone =
     "the file holds an optimizer's state alone (its param groups and per-parameter state), no model weights";
 
+// DeepSpeed ZeRO stage 3 saves each rank's model states with the parameters partitioned: the
+// module's state dict holds an empty tensor per parameter, the real shapes are under `param_shapes`
+// (a dict per param group, as DeepSpeed's zero_to_fp32.py reads them) and the weights are in the
+// *_optim_states.pt files. Such a state dict is no set of weights: set aside, and said why. A
+// parameter of real size (stage 1 and 2 keep the fp16 weights there) keeps it.
+void setAsidePlaceholders(Document &doc, const Value &root)
+{
+    const auto shapes = root.get("param_shapes");
+    if (!shapes || !(shapes->isDict() || shapes->isSequence()))
+        return;
+    std::vector<const Value *> groups;
+    if (shapes->isDict())
+        groups.push_back(shapes.get());
+    else
+        for (const auto &g : shapes->items())
+            if (g && g->isDict())
+                groups.push_back(g.get());
+    std::unordered_map<std::string_view, const NamedTensor *> byName;
+    for (const auto &t : doc.stateDict)
+        byName.emplace(t.name, &t);
+    std::size_t placeholders = 0;
+    std::string example;
+    for (const auto *g : groups)
+        for (const auto &e : g->entries()) {
+            if (!e.key || !e.key->isString() || !e.value || !e.value->isSequence())
+                continue;
+            const auto it = byName.find(e.key->text());
+            if (it == byName.end())
+                continue;
+            std::vector<std::int64_t> shape;
+            for (const auto &d : e.value->items())
+                if (d && d->isInt() && d->asInt() > 0)
+                    shape.push_back(d->asInt());
+            if (shape.size() != e.value->items().size())
+                continue;  // a shape with no elements, or not of integers: nothing to tell by it
+            if (it->second->ref().numel() != 0)
+                return;  // real weights
+            if (placeholders++ == 0)
+                example = e.key->text() + " " + shapeText(shape);
+        }
+    if (!placeholders)
+        return;
+    std::string stage = "3";
+    if (const auto config = root.get("ds_config"); config && config->isDict())
+        if (const auto zero = config->get("zero_optimization"); zero && zero->isDict())
+            if (const auto n = zero->get("stage"); n && n->isInt())
+                stage = std::to_string(n->asInt());
+    doc.noWeightsReason =
+        "'" + pathText(doc.stateDictPath) + "' holds " + std::to_string(placeholders) +
+        (placeholders == 1 ? " empty placeholder" : " empty placeholders") +
+        ", not weights: the file is the model states of a DeepSpeed ZeRO stage " + stage +
+        " checkpoint, whose parameters are partitioned across ranks (their shapes are under 'param_shapes', such as " +
+        example + "); the weights are in the *_optim_states.pt files beside it, which DeepSpeed's zero_to_fp32.py "
+                  "gathers into a state dict";
+    doc.warnings.push_back(doc.noWeightsReason);
+    std::erase(doc.weightPaths, doc.stateDictPath);
+    doc.hasStateDict = false;
+    doc.scriptDeclared = false;
+    doc.stateDict.clear();
+    doc.stateDictSource.clear();
+    doc.stateDictPath.clear();
+}
+
 bool isLightning(const Value &root)
 {
     return root.get("pytorch-lightning_version") ||
@@ -800,6 +863,8 @@ void classifyKind(Document &doc)
                 doc.weightPaths.push_back(w.path);
             }
     }
+    if (doc.hasStateDict)
+        setAsidePlaceholders(doc, *root);
     findOptimizer(doc, *root);
     // A GAN's optimizers need not come in the order of its networks: paired by shape.
     if (!sets.empty())

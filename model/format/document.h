@@ -93,7 +93,7 @@ struct Document {
     std::vector<KeyPath> otherWeightSets;  // weight sets besides the model's (EMA, other networks)
     std::vector<std::string> conventions;  // recognised layouts: Lightning, EMA, key prefixes, ...
     // Why a file that holds tensors has no model weights, as a sentence (an optimizer's state saved
-    // alone, a DeepSpeed optimizer partition); empty otherwise.
+    // alone, DeepSpeed ZeRO-3's empty placeholders, which also warn); empty otherwise.
     std::string noWeightsReason;
 
     std::int64_t parameterCount() const;

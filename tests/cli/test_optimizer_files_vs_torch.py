@@ -274,6 +274,7 @@ def main():
     deepspeed_layouts.install_stubs(os.path.join(tmp, 'stubs'))
     check_groups(a.ckpt, tmp, res)
     check_optimizer_alone(a.ckpt, tmp, res)
+    check_zero3(a.ckpt, tmp, res)
     check_zero2(a.ckpt, tmp, res)
     return res.finish()
 
