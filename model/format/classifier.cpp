@@ -709,8 +709,11 @@ DocumentKind kindOfDictRoot(const Document &doc, const Value &root, bool fromMod
 {
     if (isLightning(root))
         return DocumentKind::LightningCheckpoint;
-    if (doc.optimizer && !doc.hasStateDict && !hasAnyKey(root, kTrainingKeys))
-        return DocumentKind::OptimizerState;  // an optimizer's state saved alone, with no weights beside it
+    // An optimizer's state saved alone: the file is the state dict, or DeepSpeed's optimizer
+    // partition. (Training state without weights, such as AllenNLP's training_state.th with its
+    // metric tracker beside the optimizer, stays a training checkpoint.)
+    if (doc.optimizer && !doc.hasStateDict && (doc.optimizerPath.empty() || !deepSpeedPartition(doc).empty()))
+        return DocumentKind::OptimizerState;
     if (doc.optimizer || (doc.hasStateDict && hasAnyKey(root, kTrainingKeys)))
         return DocumentKind::TrainingCheckpoint;  // training state may keep its weights elsewhere
     if (doc.hasStateDict && hasAnyKey(root, kInferenceKeys))
