@@ -266,14 +266,23 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
                              ? tr("<b>%1</b>").arg(m_state->optimizerType().toHtmlEscaped())
                              : tr("<b>%1</b> (as its param groups' keys tell)")
                                    .arg(m_state->optimizerType().toHtmlEscaped());
-    m_summary->setText(tr("%1 \u00b7 %2 \u00b7 %3 \u00b7 under <code>%4</code>")
+    // An optimizer saved alone (torch.save(optimizer.state_dict())) is the whole file.
+    const QString where = doc->optimizerPath.empty()
+                              ? tr("the whole file")
+                              : tr("under <code>%1</code>").arg(QString::fromStdString(pathText(doc->optimizerPath)).toHtmlEscaped());
+    m_summary->setText(tr("%1 \u00b7 %2 \u00b7 %3 \u00b7 %4")
                            .arg(type, counts,
                                 valuetext::counted(static_cast<qint64>(groupCount), tr("param group"), tr("param groups")),
-                                QString::fromStdString(pathText(doc->optimizerPath)).toHtmlEscaped()));
+                                where));
+    // Without the model's weights in the file there are no names to be unsure of: the note says
+    // what the ids are (DeepSpeed's flat groups, or parameters known by id only).
+    const bool nothingToName = !doc->hasStateDict;
     m_mapping->setText((m_state->mappingCertain() ? tr("Parameter names: ")
-                                                  : tr("\u26a0 The mapping of optimizer ids to names is uncertain: ")) +
+                        : nothingToName          ? tr("Parameter ids: ")
+                                                 : tr("\u26a0 The mapping of optimizer ids to names is uncertain: ")) +
                        m_state->mappingNote());
-    m_mapping->setStyleSheet(m_state->mappingCertain() ? QString() : QStringLiteral("QLabel { color: #8a5a00; }"));
+    m_mapping->setStyleSheet(m_state->mappingCertain() || nothingToName ? QString()
+                                                                        : QStringLiteral("QLabel { color: #8a5a00; }"));
     m_mapping->show();
     m_stateView->resizeColumnsToContents();
 

@@ -574,6 +574,15 @@ ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path)
         return v;
     if (auto state = pickledOptimizerState(*v))
         return state;
+    // DeepSpeed's ZeRO optimizers save the torch optimizer's state dict inside their own: stages 1
+    // and 2 as `base_optimizer_state` (beside single_partition_of_fp32_groups), stage 3 as
+    // `optimizer_state_dict` (beside fp32_flat_groups).
+    if (v->isDict())
+        for (const char *key : {"base_optimizer_state", "optimizer_state_dict"})
+            if (const auto inner = v->get(key); inner && isOptimizerState(*inner)) {
+                path.push_back(key);
+                return inner;
+            }
     if (v->kind() == Value::Kind::Object && v->state() && v->state()->isDict())
         for (const auto &e : v->state()->entries())
             if (e.key && e.key->isString() && e.value)
@@ -586,6 +595,12 @@ ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path)
 
 void findOptimizer(Document &doc, const Value &root)
 {
+    // torch.save(optimizer.state_dict()) alone (Hugging Face Trainer's optimizer.pt).
+    if (doc.root.get() == &root && isOptimizerState(root)) {
+        doc.optimizer = doc.root;
+        doc.optimizerPath.clear();
+        return;
+    }
     for (auto key : kOptimizerKeys) {
         auto v = root.get(std::string(key));
         if (!v)
@@ -615,6 +630,72 @@ void findOptimizer(Document &doc, const Value &root)
     }
 }
 
+constexpr const char *kOptimizerAlone =
+    "the file holds an optimizer's state alone (its param groups and per-parameter state), no model weights";
+
+// DeepSpeed ZeRO stage 3 saves each rank's model states with the parameters partitioned: the
+// module's state dict holds an empty tensor per parameter, the real shapes are under `param_shapes`
+// (a dict per param group, as DeepSpeed's zero_to_fp32.py reads them) and the weights are in the
+// *_optim_states.pt files. Such a state dict is no set of weights: set aside, and said why. A
+// parameter of real size (stage 1 and 2 keep the fp16 weights there) keeps it.
+void setAsidePlaceholders(Document &doc, const Value &root)
+{
+    const auto shapes = root.get("param_shapes");
+    if (!shapes || !(shapes->isDict() || shapes->isSequence()))
+        return;
+    std::vector<const Value *> groups;
+    if (shapes->isDict())
+        groups.push_back(shapes.get());
+    else
+        for (const auto &g : shapes->items())
+            if (g && g->isDict())
+                groups.push_back(g.get());
+    std::unordered_map<std::string_view, const NamedTensor *> byName;
+    for (const auto &t : doc.stateDict)
+        byName.emplace(t.name, &t);
+    std::size_t placeholders = 0;
+    std::string example;
+    for (const auto *g : groups)
+        for (const auto &e : g->entries()) {
+            if (!e.key || !e.key->isString() || !e.value || !e.value->isSequence())
+                continue;
+            const auto it = byName.find(e.key->text());
+            if (it == byName.end())
+                continue;
+            std::vector<std::int64_t> shape;
+            for (const auto &d : e.value->items())
+                if (d && d->isInt() && d->asInt() > 0)
+                    shape.push_back(d->asInt());
+            if (shape.size() != e.value->items().size())
+                continue;  // a shape with no elements, or not of integers: nothing to tell by it
+            if (it->second->ref().numel() != 0)
+                return;  // real weights
+            if (placeholders++ == 0)
+                example = e.key->text() + " " + shapeText(shape);
+        }
+    if (!placeholders)
+        return;
+    std::string stage = "3";
+    if (const auto config = root.get("ds_config"); config && config->isDict())
+        if (const auto zero = config->get("zero_optimization"); zero && zero->isDict())
+            if (const auto n = zero->get("stage"); n && n->isInt())
+                stage = std::to_string(n->asInt());
+    doc.noWeightsReason =
+        "'" + pathText(doc.stateDictPath) + "' holds " + std::to_string(placeholders) +
+        (placeholders == 1 ? " empty placeholder" : " empty placeholders") +
+        ", not weights: the file is the model states of a DeepSpeed ZeRO stage " + stage +
+        " checkpoint, whose parameters are partitioned across ranks (their shapes are under 'param_shapes', such as " +
+        example + "); the weights are in the *_optim_states.pt files beside it, which DeepSpeed's zero_to_fp32.py "
+                  "gathers into a state dict";
+    doc.warnings.push_back(doc.noWeightsReason);
+    std::erase(doc.weightPaths, doc.stateDictPath);
+    doc.hasStateDict = false;
+    doc.scriptDeclared = false;
+    doc.stateDict.clear();
+    doc.stateDictSource.clear();
+    doc.stateDictPath.clear();
+}
+
 bool isLightning(const Value &root)
 {
     return root.get("pytorch-lightning_version") ||
@@ -628,6 +709,11 @@ DocumentKind kindOfDictRoot(const Document &doc, const Value &root, bool fromMod
 {
     if (isLightning(root))
         return DocumentKind::LightningCheckpoint;
+    // An optimizer's state saved alone: the file is the state dict, or DeepSpeed's optimizer
+    // partition. (Training state without weights, such as AllenNLP's training_state.th with its
+    // metric tracker beside the optimizer, stays a training checkpoint.)
+    if (doc.optimizer && !doc.hasStateDict && (doc.optimizerPath.empty() || !deepSpeedPartition(doc).empty()))
+        return DocumentKind::OptimizerState;
     if (doc.optimizer || (doc.hasStateDict && hasAnyKey(root, kTrainingKeys)))
         return DocumentKind::TrainingCheckpoint;  // training state may keep its weights elsewhere
     if (doc.hasStateDict && hasAnyKey(root, kInferenceKeys))
@@ -661,6 +747,7 @@ std::string kindName(DocumentKind k)
     case DocumentKind::Tensor: return "tensor";
     case DocumentKind::ScriptModule: return "torchscript_module";
     case DocumentKind::Generic: return "generic";
+    case DocumentKind::OptimizerState: return "optimizer_state";
     }
     return "?";
 }
@@ -704,8 +791,16 @@ void classifyKind(Document &doc)
         }
         return;
     }
-    if (!root->isDict())
+    if (!root->isDict()) {
+        // torch.save(optimizer): the instance, read as what its state_dict() would give.
+        if (auto state = pickledOptimizerState(*root)) {
+            doc.optimizer = std::move(state);
+            doc.optimizerPath.clear();
+            doc.kind = DocumentKind::OptimizerState;
+            doc.noWeightsReason = kOptimizerAlone;
+        }
         return;
+    }
     if (isTensorDict(*root) || isMostlyTensorDict(*root) || isPackedStateDict(*root)) {
         doc.kind = DocumentKind::StateDict;
         useStateDict(doc, root, {}, doc.scriptClasses);
@@ -741,15 +836,18 @@ void classifyKind(Document &doc)
     };
     auto sizeOf = [](const Value &v) { return v.isDict() ? v.entries().size() : std::size_t(1); };
     std::vector<WeightSet> sets;
+    // An optimizer's per-parameter state ({'step', 'exp_avg', 'exp_avg_sq'} under each id) reads
+    // like dicts of tensors, but it is no set of weights: an optimizer is not searched.
+    const bool optimizerRoot = isOptimizerState(*root);
     for (const auto &e : root->entries()) {
         if (!e.key || !e.value)
             continue;
         const std::string k = keyText(*e.key);
-        if (isPreprocessing(k))
+        if (isPreprocessing(k) || (optimizerRoot && (k == "state" || k == "param_groups")))
             continue;
         if (isWeights(*e.value)) {
             sets.push_back({{k}, e.value, priorityOf(k), sizeOf(*e.value)});
-        } else if (e.value->isDict()) {
+        } else if (e.value->isDict() && !isOptimizerState(*e.value)) {
             for (const auto &e2 : e.value->entries())
                 if (e2.key && e2.value && !isPreprocessing(keyText(*e2.key)) && isWeights(*e2.value))
                     sets.push_back({{k, keyText(*e2.key)}, e2.value, kStateDictKeys.size() + 1, sizeOf(*e2.value)});
@@ -768,11 +866,18 @@ void classifyKind(Document &doc)
                 doc.weightPaths.push_back(w.path);
             }
     }
+    if (doc.hasStateDict)
+        setAsidePlaceholders(doc, *root);
     findOptimizer(doc, *root);
     // A GAN's optimizers need not come in the order of its networks: paired by shape.
     if (!sets.empty())
         pairOptimizer(doc);
     doc.kind = kindOfDictRoot(doc, *root, fromModule);
+    if (doc.kind == DocumentKind::OptimizerState && doc.noWeightsReason.empty()) {
+        const std::string partition = deepSpeedPartition(doc);
+        doc.noWeightsReason = partition.empty() ? std::string(kOptimizerAlone)
+                                                : "the file holds no model weights: it is a " + partition;
+    }
 }
 
 namespace {

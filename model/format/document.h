@@ -26,6 +26,7 @@ enum class DocumentKind {
     Tensor,
     ScriptModule,  // a TorchScript module (torch.jit.save)
     Generic,
+    OptimizerState,  // an optimizer's state alone (torch.save(opt.state_dict()), DeepSpeed's *_optim_states.pt)
 };
 
 // "zip", "legacy", "torchscript", "tar", "safetensors", "pickle".
@@ -91,6 +92,9 @@ struct Document {
     std::vector<NamedTensor> tensors;   // every tensor in the file once, named by its dotted path
     std::vector<KeyPath> otherWeightSets;  // weight sets besides the model's (EMA, other networks)
     std::vector<std::string> conventions;  // recognised layouts: Lightning, EMA, key prefixes, ...
+    // Why a file that holds tensors has no model weights, as a sentence (an optimizer's state saved
+    // alone, DeepSpeed ZeRO-3's empty placeholders, which also warn); empty otherwise.
+    std::string noWeightsReason;
 
     std::int64_t parameterCount() const;
     // A shard index: whether its shards are torch.save files (pytorch_model.bin shards), whose

@@ -123,6 +123,32 @@ constexpr const char *kSharedShapes =
     "several parameters share these shapes; names follow registration order, which the optimizer may not";
 constexpr std::size_t kUnnamed = static_cast<std::size_t>(-1);
 
+// Parameter by parameter, the one candidate its state's shape fits where no other candidate and no
+// other parameter has that shape; kUnnamed for the rest (a shape several weights or several
+// parameters share, or no state to show one). What this names holds whatever order the optimizer
+// was given its parameters in.
+std::vector<std::size_t> matchEachByUniqueShape(const std::vector<OptimizerParameter> &params,
+                                                const std::vector<const NamedTensor *> &candidates)
+{
+    std::map<std::vector<std::int64_t>, std::vector<std::size_t>> byShape;
+    for (std::size_t c = 0; c < candidates.size(); ++c)
+        byShape[candidates[c]->ref().shape].push_back(c);
+    std::map<std::vector<std::int64_t>, std::size_t> paramsOfShape;
+    for (const auto &p : params)
+        if (const auto *shape = stateShape(p))
+            ++paramsOfShape[*shape];
+    std::vector<std::size_t> at(params.size(), kUnnamed);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const auto *shape = stateShape(params[i]);
+        if (!shape || paramsOfShape[*shape] != 1)
+            continue;
+        const auto it = byShape.find(*shape);
+        if (it != byShape.end() && it->second.size() == 1 && shapeFits(params[i], *candidates[it->second.front()]))
+            at[i] = it->second.front();
+    }
+    return at;
+}
+
 // Names for a note: the first few, and how many more.
 std::string listed(const std::vector<std::string> &names)
 {
@@ -504,8 +530,15 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         map.note = "the optimizer lists no parameters";
         return map;
     }
+    if (const std::string partition = deepSpeedPartition(doc); !partition.empty()) {
+        map.note = partition;
+        return map;
+    }
     if (!doc.hasStateDict) {
-        map.note = "no state dict to map the optimizer's parameters to";
+        map.note = doc.kind == DocumentKind::OptimizerState
+                       ? "the file holds the optimizer's state alone, without the model's weights: its parameters "
+                         "are known by id only"
+                       : "no state dict to map the optimizer's parameters to";
         return map;
     }
     if (allRecorded && recorded.size() == map.parameters.size())
@@ -514,6 +547,45 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
     // order the model registers them: a head listed first, a head's param group with its own
     // learning rate, a frozen backbone left out. Shapes decide where they can; where they cannot,
     // the mapping says so and is not certain (convert then leaves the optimizer's ids alone).
+    if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
+        const auto placed = place(map, candidates, at);
+        map.certain = true;
+        map.note = "by shape: each parameter's state has a shape only one weight has" + placed.said();
+        return map;
+    }
+    // Several param groups: torch numbers the ids group by group, and which parameters went into
+    // which group, in what order, was the user's choice (a head with its own learning rate before
+    // the backbone, weights apart from biases and norms for weight decay). Neither registration
+    // order nor whole layers tell which of several same-shaped weights an id is: a Linear(16, 16)
+    // beside a LayerNorm(16), split into weights and biases, fits the layers [weight, weight],
+    // [bias, bias] exactly as two param groups of one layer each would. So only a shape one weight
+    // alone has gives a name; the other parameters are left unnamed, never guessed.
+    const bool severalGroups = std::any_of(map.parameters.begin(), map.parameters.end(), [&](const OptimizerParameter &p) {
+        return p.group != map.parameters.front().group;
+    });
+    if (severalGroups) {
+        const auto at = matchEachByUniqueShape(map.parameters, candidates);
+        const auto placed = place(map, candidates, at);
+        const auto named = static_cast<std::size_t>(
+            std::count_if(map.parameters.begin(), map.parameters.end(), [](const OptimizerParameter &p) { return !p.name.empty(); }));
+        const std::size_t stateless = static_cast<std::size_t>(std::count_if(
+            map.parameters.begin(), map.parameters.end(), [](const OptimizerParameter &p) { return !stateShape(p); }));
+        const std::size_t n = map.parameters.size();
+        map.certain = named == n;  // matchByUniqueShape names all such above; kept true to its word
+        map.note = "the optimizer has several param groups, whose order need not be the model's: only a shape one "
+                   "weight alone has names a parameter, and " + std::to_string(n - named) + " of its " +
+                   std::to_string(n) + " parameters " + (n - named == 1 ? "is" : "are") + " left unnamed";
+        if (stateless == n)
+            map.note += " (it keeps no state tensors, so no shape tells them apart)";
+        else if (stateless)
+            map.note += " (" + std::to_string(stateless) + " of them keep no state tensors; the others have shapes "
+                                                           "several weights or parameters share)";
+        else
+            map.note += n - named == 1 ? " (its shape is shared by several weights or parameters)"
+                                       : " (their shapes are shared by several weights or parameters)";
+        map.note += placed.said();
+        return map;
+    }
     // An optimizer that keeps no state tensors (SGD without momentum) has nothing a shape could
     // tell apart: its ids are placed in registration order, said as the guess it is.
     if (std::none_of(map.parameters.begin(), map.parameters.end(),
@@ -525,12 +597,6 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         map.note = "the optimizer keeps no state tensors (SGD without momentum keeps none), so nothing tells its "
                    "parameters apart: names follow registration order, which the optimizer may not" +
                    placed.said();
-        return map;
-    }
-    if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
-        const auto placed = place(map, candidates, at);
-        map.certain = true;
-        map.note = "by shape: each parameter's state has a shape only one weight has" + placed.said();
         return map;
     }
     if (const auto layers = matchByLayers(map.parameters, candidates); layers.found) {
@@ -679,6 +745,93 @@ ValuePtr pickledOptimizerState(const Value &v)
     out->entries().push_back({Value::string("state"), newState});
     out->entries().push_back({Value::string("param_groups"), newGroups});
     return out;
+}
+
+namespace {
+// A small integer the file keeps plainly or as a member of DeepSpeed's ZeroStageEnum (an IntEnum):
+// Python < 3.11 pickles a member as the class called with its value, 3.11 on as
+// getattr(ZeroStageEnum, 'gradients').
+std::optional<std::int64_t> smallInt(const ValuePtr &v)
+{
+    if (v && v->isInt())
+        return v->asInt();
+    if (!v || v->kind() != Value::Kind::Object || !v->args() || !v->args()->isSequence())
+        return std::nullopt;
+    const auto &args = v->args()->items();
+    if (args.size() == 1 && args[0] && args[0]->isInt())
+        return args[0]->asInt();
+    if (args.size() == 2 && args[1] && args[1]->isString()) {
+        static constexpr std::array<std::pair<std::string_view, int>, 5> kStages{
+            {{"disabled", 0}, {"optimizer_states", 1}, {"gradients", 2}, {"weights", 3}, {"max_stage", 3}}};
+        for (const auto &[name, stage] : kStages)
+            if (args[1]->text() == name)
+                return stage;
+    }
+    return std::nullopt;
+}
+} // namespace
+
+std::string deepSpeedPartition(const Document &doc)
+{
+    if (!doc.optimizer || doc.optimizerPath.empty() || !doc.root)
+        return {};
+    const std::string &last = doc.optimizerPath.back();
+    if (last != "base_optimizer_state" && last != "optimizer_state_dict")
+        return {};
+    const KeyPath parentPath(doc.optimizerPath.begin(), doc.optimizerPath.end() - 1);
+    const ValuePtr wrapper = findPath(doc.root, parentPath);
+    if (!wrapper || !wrapper->isDict())
+        return {};
+    const auto stage = smallInt(wrapper->get("zero_stage"));
+    // Stage 1 and 2 keep the fp32 partition as single_partition_of_fp32_groups, stage 3 as fp32_flat_groups.
+    ValuePtr flat = wrapper->get("single_partition_of_fp32_groups");
+    std::string flatKey = "single_partition_of_fp32_groups";
+    if (!flat) {
+        flat = wrapper->get("fp32_flat_groups");
+        flatKey = "fp32_flat_groups";
+    }
+    if (!stage && !flat)
+        return {};
+    std::string text = "DeepSpeed ZeRO" + (stage ? " stage " + std::to_string(*stage) : std::string()) + " partition";
+    std::int64_t ranks = 0;
+    if (const auto count = wrapper->get("partition_count")) {
+        if (const auto n = smallInt(count))
+            ranks = *n;
+        else if (count->isSequence())
+            for (const auto &c : count->items())
+                if (const auto n = smallInt(c))
+                    ranks = std::max(ranks, *n);
+    }
+    if (ranks > 1)
+        text += " (this file holds one rank's part of " + std::to_string(ranks) + ")";
+    const auto groups = doc.optimizer->get("param_groups");
+    const std::size_t groupCount = groups && groups->isSequence() ? groups->items().size() : 0;
+    text += ": the optimizer's ids are " + std::to_string(groupCount) + " flat fp32 group" +
+            (groupCount == 1 ? "" : "s") + ", not parameters";
+    const auto mappings = wrapper->get("param_slice_mappings");
+    if (flat && flat->isSequence()) {
+        for (std::size_t g = 0; g < flat->items().size(); ++g) {
+            const auto &t = flat->items()[g];
+            if (!t || !t->isTensor() || !t->tensorRef())
+                continue;
+            text += "; group " + std::to_string(g) + ": " + std::to_string(t->tensorRef()->numel()) + " elements";
+            const ValuePtr names = mappings && mappings->isSequence() && g < mappings->items().size()
+                                       ? mappings->items()[g]
+                                       : nullptr;
+            if (names && names->isDict()) {
+                std::vector<std::string> listedNames;
+                for (const auto &e : names->entries())
+                    if (e.key && e.key->isString())
+                        listedNames.push_back(e.key->text());
+                text += " of " + std::to_string(listedNames.size()) + " parameter" +
+                        (listedNames.size() == 1 ? "" : "s") + " (" + listed(listedNames) + ")";
+            }
+        }
+        text += " in " + flatKey + (mappings ? ", placed by param_slice_mappings" : "");
+    }
+    text += ". The model's fp32 weights are these flat groups of every rank's *_optim_states.pt; DeepSpeed's "
+            "zero_to_fp32.py gathers them into a state dict";
+    return text;
 }
 
 std::string adamVariant(const Value &optimizerState)

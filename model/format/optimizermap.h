@@ -25,9 +25,11 @@ struct OptimizerParameter {
 // Otherwise PyTorch numbers parameters in the order they were given to the optimizer, which is
 // often not the order the model registers them (a head listed first, param groups with their own
 // learning rates, a frozen backbone left out), so the state's shapes decide: certain where each
-// parameter's shape is found once among the weights, or where the parameters split one way only
-// into whole layers (a module's parameters given together, in its order) and each such layer is the
-// only one of its shapes. Where layers or parameters share shapes, the names follow registration
+// parameter's shape is found once among the weights. With several param groups (whose members and
+// order the user chose) nothing else is trusted: a parameter whose shape several weights share is
+// left unnamed. With one group, also certain where the parameters split one way only into whole
+// layers (a module's parameters given together, in its order) and each such layer is the only one
+// of its shapes. Where layers or parameters share shapes, the names follow registration
 // order and the mapping is not certain; where only some of several same-shaped layers are held,
 // their parameters are left unnamed. Buffers (BatchNorm running stats) are told apart by name in a
 // plain state dict, exactly in a pickled module, and by dtype (an optimizer holds only floating and
@@ -48,6 +50,12 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc);
 // keyed by those ids (a state whose tensor is in no group is left out); null when `v` is no
 // optimizer instance.
 ValuePtr pickledOptimizerState(const Value &v);
+
+// Where the optimizer is DeepSpeed ZeRO's (a *_optim_states.pt file: the torch optimizer's state
+// kept over flat fp32 groups, one id per group rather than per parameter, beside the fp32 master
+// weights of this rank's partition), a sentence that says so: the stage, the ranks, each group's
+// elements and the parameters param_slice_mappings places in it. Empty for any other optimizer.
+std::string deepSpeedPartition(const Document &doc);
 
 // "Adam" or "AdamW" where an Adam-style optimizer's state dict says which, else empty. Their state
 // is alike; their param groups are not: torch >= 2.6 records `decoupled_weight_decay`, and from 1.13

@@ -9,10 +9,14 @@ them have state (a frozen layer took no step), the groups, and the step.
 - pickled_optimizer.pth: an object holding a torch.optim.Adam instance, pickled whole (as OpenNMT's
   checkpoints keep it under optim.optimizer), beside an LR scheduler's state;
 - adam.pth, adamw.pth, adam_amsgrad.pth, adamw_amsgrad.pth: one step of each, whose param groups tell
-  them apart."""
+  them apart;
+- optimizer.pt: an optimizer's state dict saved alone, as Hugging Face's Trainer saves it;
+- zero_pp_rank_0_mp_rank_00_optim_states.pt: a DeepSpeed ZeRO stage 2 optimizer partition
+  (tests/fixtures/deepspeed_layouts.py)."""
 import argparse
 import json
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -108,6 +112,21 @@ def main():
                        os.path.join(out, name))
             expected[name] = dict(account(o.state_dict()), cls=type(o).__name__, amsgrad=o.defaults['amsgrad'],
                                   keys=[k for k in o.state_dict()['param_groups'][0] if k != 'params'])
+
+    torch.manual_seed(4)
+    lin = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    o = torch.optim.AdamW(lin.parameters(), lr=5e-5)
+    lin(torch.randn(2, 3)).sum().backward()
+    o.step()
+    torch.save(o.state_dict(), os.path.join(out, 'optimizer.pt'))
+    expected['optimizer.pt'] = account(o.state_dict())
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures'))
+    import deepspeed_layouts
+    deepspeed_layouts.install_stubs(os.path.join(out, 'stubs'))
+    _, optim_states, truth = deepspeed_layouts.write_zero2(os.path.join(out, 'ds'))
+    base = torch.load(optim_states, weights_only=False)['optimizer_state_dict']['base_optimizer_state']
+    expected['zero2'] = dict(account(base), path=os.path.relpath(optim_states, out), stage=truth['stage'])
 
     with open(os.path.join(out, 'expected.json'), 'w') as f:
         json.dump(expected, f, indent=1)

@@ -26,6 +26,8 @@ private Q_SLOTS:
     void noSchedulerSaysSo();
     void adamOrAdamW_data();
     void adamOrAdamW();
+    void optimizerAlone();
+    void deepSpeedPartition();
 
 private:
     QTemporaryDir m_dir;
@@ -137,6 +139,45 @@ void TestOptimizerView::adamOrAdamW()
     QCOMPARE(view.stateModel()->optimizerClass(), cls);
     const QString summary = view.summary()->text();
     QVERIFY2(summary.contains(QStringLiteral("<b>%1</b> (as its param groups' keys tell)").arg(type)), qPrintable(summary));
+}
+
+// torch.save(optimizer.state_dict()) alone (Hugging Face Trainer's optimizer.pt): shown as the
+// optimizer it is, the whole file, its ids not called an uncertain mapping (there are no weights).
+void TestOptimizerView::optimizerAlone()
+{
+    const QJsonObject want = m_expected.value(QStringLiteral("optimizer.pt")).toObject();
+    OptimizerView view;
+    show(view, read(QStringLiteral("optimizer.pt")));
+    OptimizerStateModel *m = view.stateModel();
+    QVERIFY2(m->hasOptimizer(), qPrintable(view.summary()->text()));
+    QCOMPARE(m->rowCount(), want.value(QStringLiteral("parameters")).toInt());
+    QCOMPARE(m->parametersWithState(), want.value(QStringLiteral("with_state")).toInt());
+    QCOMPARE(view.groupsModel()->rowCount(), want.value(QStringLiteral("groups")).toInt());
+    QVERIFY2(view.summary()->text().contains(QStringLiteral("the whole file")), qPrintable(view.summary()->text()));
+    const auto *mapping = view.findChild<QLabel *>(QStringLiteral("optimizerMapping"));
+    QVERIFY(mapping);
+    QVERIFY2(!mapping->text().contains(QStringLiteral("uncertain")), qPrintable(mapping->text()));
+    QVERIFY2(mapping->text().contains(QStringLiteral("optimizer's state alone")), qPrintable(mapping->text()));
+}
+
+// A DeepSpeed ZeRO-2 *_optim_states.pt: the torch optimizer inside DeepSpeed's wrapper is shown,
+// one row per flat fp32 group, and the note says that is what its ids are.
+void TestOptimizerView::deepSpeedPartition()
+{
+    const QJsonObject want = m_expected.value(QStringLiteral("zero2")).toObject();
+    OptimizerView view;
+    show(view, read(want.value(QStringLiteral("path")).toString()));
+    OptimizerStateModel *m = view.stateModel();
+    QVERIFY2(m->hasOptimizer(), qPrintable(view.summary()->text()));
+    QCOMPARE(m->rowCount(), want.value(QStringLiteral("parameters")).toInt());
+    QCOMPARE(m->parametersWithState(), want.value(QStringLiteral("with_state")).toInt());
+    QCOMPARE(view.groupsModel()->rowCount(), want.value(QStringLiteral("groups")).toInt());
+    const auto *mapping = view.findChild<QLabel *>(QStringLiteral("optimizerMapping"));
+    QVERIFY(mapping);
+    const QString said = QStringLiteral("DeepSpeed ZeRO stage %1 partition: the optimizer's ids are %2 flat fp32 groups")
+                             .arg(want.value(QStringLiteral("stage")).toInt())
+                             .arg(want.value(QStringLiteral("groups")).toInt());
+    QVERIFY2(mapping->text().contains(said), qPrintable(mapping->text()));
 }
 
 QTEST_MAIN(TestOptimizerView)
