@@ -6,6 +6,7 @@
 #include "error.h"
 #include "inferencemeta.h"
 #include "jsonexport.h"
+#include "keyalign.h"
 #include "mappedfile.h"
 #include "metadata.h"
 #include "optimizermap.h"
@@ -692,11 +693,25 @@ private:
             }
             m_tensors = std::move(kept);
         }
+        // AveragedModel's own counter (n_averaged) beside its "module." entries is no key of the
+        // averaged model: the prefix is still the wrapper's, and stripping it leaves the counter out
+        // (the model's load_state_dict would refuse it as an unexpected key).
+        std::vector<std::string> keys;
+        keys.reserve(m_tensors.size());
+        for (const auto &t : m_tensors)
+            keys.push_back(t.first);
+        const std::size_t counter = averagedModelCounter(keys);
         for (const char *p : {"module.", "_orig_mod.", "model."})
-            if (!m_tensors.empty() &&
-                std::all_of(m_tensors.begin(), m_tensors.end(), [p](const auto &t) { return t.first.starts_with(p); }))
+            if (!m_tensors.empty() && std::all_of(m_tensors.begin(), m_tensors.end(), [&](const auto &t) {
+                    return t.first.starts_with(p) || (counter != std::string::npos && t.first == keys[counter]);
+                }))
                 m_plan.detectedPrefixes.push_back(p);
         const std::string strip = normalisedPrefix(m_o.strip);
+        if (counter != std::string::npos && strip == "module.") {
+            m_plan.dropped.push_back({keys[counter], "torch.optim.swa_utils.AveragedModel's count of the models "
+                                                      "averaged, not a weight of the model under 'module.'"});
+            m_tensors.erase(m_tensors.begin() + static_cast<std::ptrdiff_t>(counter));
+        }
         const std::string add = normalisedPrefix(m_o.add);
         if (!strip.empty()) {
             std::size_t without = 0;
@@ -900,7 +915,7 @@ private:
         }
         bool allModule = true, anyModule = false;
         for (const auto &e : ema->entries())
-            if (e.key && e.value && e.value->isTensor() && keyText(*e.key) != "n_averaged") {
+            if (e.key && e.value && e.value->isTensor() && !isAveragedModelCounter(keyText(*e.key))) {
                 const std::string k = keyText(*e.key);
                 c.weights[k] = e.value;
                 allModule = allModule && k.starts_with("module.");
