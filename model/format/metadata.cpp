@@ -35,7 +35,8 @@ struct FieldSynonyms {
 // Labels in display order, each with the keys the field's libraries and scripts use for it.
 constexpr FieldSynonyms kFields[] = {
     {"Epoch", {"epoch", "epochs", "current_epoch"}},
-    {"Step", {"global_step", "step", "iteration", "iter", "updates"}},
+    // DeepSpeed saves its engine's count of optimizer steps as global_steps.
+    {"Step", {"global_step", "global_steps", "step", "iteration", "iter", "updates"}},
     {"Training loss", {"train_loss", "loss", "training_loss"}},
     {"Validation loss", {"val_loss", "valid_loss", "validation_loss"}},
     {"Best validation loss", {"best_val_loss", "best_loss"}},
@@ -110,7 +111,7 @@ ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
     }
     // Other writers' strings: numbers and structures where the key says what it holds.
     ValuePtr decoded;
-    if (oneOf(key, {"epoch", "epochs", "current_epoch", "global_step", "step", "iteration"})) {
+    if (oneOf(key, {"epoch", "epochs", "current_epoch", "global_step", "global_steps", "step", "iteration"})) {
         if ((decoded = parsedJson(text)) && !decoded->isInt())
             decoded = nullptr;
     } else if (oneOf(key, {"train_loss", "val_loss", "loss", "best_val_loss", "best_loss", "valid_loss"})) {
