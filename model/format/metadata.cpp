@@ -129,12 +129,23 @@ ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
 std::vector<MetadataEntry> metadataEntries(const Document &doc)
 {
     std::vector<MetadataEntry> out;
-    if (!doc.root || !doc.root->isDict())
+    if (!doc.root)
         return out;
+    // A pickled object at the root that is not a model (Hugging Face's training_args.bin, a
+    // TrainingArguments): its attributes are the metadata, as the object's __dict__ holds them.
+    const bool objectRoot = doc.root->kind() == Value::Kind::Object && !isModule(*doc.root) &&
+                            !isScriptModule(*doc.root) && !(doc.hasStateDict && doc.stateDictPath.empty());
+    if (!doc.root->isDict() && !objectRoot)
+        return out;
+    std::size_t attributes = 0, more = 0;
     // Labels deferred: a state dict at the root has 20,000 keys this skips without their text.
     for (const auto &c : childrenOf(*doc.root, ChildLabels::Deferred)) {
-        if (c.role != ChildRole::Key)
+        if (c.role != (objectRoot ? ChildRole::Attribute : ChildRole::Key))
             continue;
+        if (objectRoot && attributes++ >= kMaxObjectAttributes) {
+            ++more;  // an object of a million attributes: the first ones, and how many more
+            continue;
+        }
         if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
             continue;  // the root is the state dict: its tensors are listed there (checked first: cheap)
         const std::string label = childLabel(c);
@@ -150,6 +161,10 @@ std::vector<MetadataEntry> metadataEntries(const Document &doc)
             e.role = MetadataEntry::Role::HoldsWeights;
         out.push_back(std::move(e));
     }
+    if (more)
+        out.push_back({"…", Value::string(std::to_string(more) + " more attributes of the " + className(*doc.root) +
+                                          " object, not listed here (ckpt show lists them all)"),
+                       MetadataEntry::Role::Plain});
     return out;
 }
 
