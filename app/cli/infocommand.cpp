@@ -221,6 +221,10 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
                 out << "  " << where << displayText(key) << ": " << (shown ? compact(*shown) : "None") << '\n';
             }
         }
+        // A pickled object's attributes (training_args.bin), after its class.
+        if (!dictRoot)
+            for (const auto &e : metadataEntries(doc))
+                out << "  " << displayText(e.key) << ": " << entryText(e) << '\n';
     }
     if (doc.sidecar)
         out << "Sidecar:  " << doc.sidecarPath << " (" << (doc.sidecar->isDict() ? doc.sidecar->entries().size() : 0)

@@ -1,6 +1,7 @@
 #include "document.h"
 
 #include "error.h"
+#include "keyalign.h"
 #include "picklemachine.h"
 #include "metadata.h"
 #include "optimizermap.h"
@@ -915,6 +916,16 @@ void detectConventions(Document &doc)
         c.push_back("Hugging Face pytorch_model.bin");
     if (allNamesStartWith(doc.stateDict, "module."))
         c.push_back("keys carry the 'module.' prefix of DataParallel/DistributedDataParallel");
+    if (std::any_of(doc.stateDict.begin(), doc.stateDict.end(),
+                    [](const NamedTensor &t) { return isAveragedModelCounter(t.name); })) {
+        std::vector<std::string> names;
+        names.reserve(doc.stateDict.size());
+        for (const auto &t : doc.stateDict)
+            names.push_back(t.name);
+        if (averagedModelCounter(names) != std::string::npos)
+            c.push_back("torch.optim.swa_utils.AveragedModel (SWA or EMA): the model's keys carry its 'module.' "
+                        "prefix; n_averaged is the count of models averaged, not a weight");
+    }
     if (allNamesStartWith(doc.stateDict, "_orig_mod."))
         c.push_back("keys carry the '_orig_mod.' prefix of torch.compile");
     if (doc.kind == DocumentKind::LightningCheckpoint && allNamesStartWith(doc.stateDict, "model."))

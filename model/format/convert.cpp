@@ -6,10 +6,12 @@
 #include "error.h"
 #include "inferencemeta.h"
 #include "jsonexport.h"
+#include "keyalign.h"
 #include "mappedfile.h"
 #include "metadata.h"
 #include "optimizermap.h"
 #include "picklewriter.h"
+#include "pythonrepr.h"
 #include "safetensorswriter.h"
 #include "security.h"
 #include "torchzipwriter.h"
@@ -692,11 +694,25 @@ private:
             }
             m_tensors = std::move(kept);
         }
+        // AveragedModel's own counter (n_averaged) beside its "module." entries is no key of the
+        // averaged model: the prefix is still the wrapper's, and stripping it leaves the counter out
+        // (the model's load_state_dict would refuse it as an unexpected key).
+        std::vector<std::string> keys;
+        keys.reserve(m_tensors.size());
+        for (const auto &t : m_tensors)
+            keys.push_back(t.first);
+        const std::size_t counter = averagedModelCounter(keys);
         for (const char *p : {"module.", "_orig_mod.", "model."})
-            if (!m_tensors.empty() &&
-                std::all_of(m_tensors.begin(), m_tensors.end(), [p](const auto &t) { return t.first.starts_with(p); }))
+            if (!m_tensors.empty() && std::all_of(m_tensors.begin(), m_tensors.end(), [&](const auto &t) {
+                    return t.first.starts_with(p) || (counter != std::string::npos && t.first == keys[counter]);
+                }))
                 m_plan.detectedPrefixes.push_back(p);
         const std::string strip = normalisedPrefix(m_o.strip);
+        if (counter != std::string::npos && strip == "module.") {
+            m_plan.dropped.push_back({keys[counter], "torch.optim.swa_utils.AveragedModel's count of the models "
+                                                      "averaged, not a weight of the model under 'module.'"});
+            m_tensors.erase(m_tensors.begin() + static_cast<std::ptrdiff_t>(counter));
+        }
         const std::string add = normalisedPrefix(m_o.add);
         if (!strip.empty()) {
             std::size_t without = 0;
@@ -900,7 +916,7 @@ private:
         }
         bool allModule = true, anyModule = false;
         for (const auto &e : ema->entries())
-            if (e.key && e.value && e.value->isTensor() && keyText(*e.key) != "n_averaged") {
+            if (e.key && e.value && e.value->isTensor() && !isAveragedModelCounter(keyText(*e.key))) {
                 const std::string k = keyText(*e.key);
                 c.weights[k] = e.value;
                 allModule = allModule && k.starts_with("module.");
@@ -1136,6 +1152,18 @@ private:
                                       std::to_string(fields->entries().size()) +
                                       " fields (argparse.Namespace(**d) makes it again): the target cannot hold "
                                       "the object itself");
+        } else if (v->kind() == K::Object && isPlainDictSubclass(*v)) {
+            // A dict subclass (Lightning's hyper_parameters, an AttributeDict): its items are all
+            // it holds, so the plain dict of them loses nothing but the class.
+            auto d = Value::dict();
+            for (const auto &e : v->entries())
+                d->entries().push_back(
+                    {e.key, weightsOnlyForm(e.value, prefix + (e.key ? keyText(*e.key) : std::string()), done,
+                                            depth + 1)});
+            out = d;
+            m_plan.warnings.push_back("'" + path + "' is a " + className(*v) + " (a dict subclass), written as the "
+                                      "plain dict of its " + std::to_string(d->entries().size()) +
+                                      " entries: the target cannot hold the object itself");
         } else if (v->kind() == K::Tuple || v->kind() == K::List) {
             std::vector<ValuePtr> items;
             bool changed = false;
@@ -1283,8 +1311,10 @@ private:
         std::string noneAt;  // the source entry that is None, when one is
         if (user) {
             m_plan.carried.push_back(key + " (given)");
+            // What the given value replaces; Lightning's hyper_parameters is only a stand-in for a
+            // model_config and stays an entry of its own.
             for (const char *s : sourceKeys)
-                if (rootEntry(s))
+                if (rootEntry(s) && std::string_view(s) != "hyper_parameters")
                     m_usedRootKeys.insert(s);
             return user;
         }
@@ -1296,12 +1326,16 @@ private:
                         noneAt = s;
                     continue;
                 }
-                if (auto b = blockerOf(v); !b.empty()) {
-                    m_plan.lost.push_back({s, b});
+                // A dict subclass or an argparse.Namespace as the plain dict of what it holds.
+                const auto said = m_plan.warnings.size();
+                const ValuePtr formed = weightsOnlyForm(v, s);
+                if (auto b = blockerOf(formed); !b.empty()) {
+                    m_plan.warnings.resize(said);
+                    m_plan.lost.push_back({s, blockerOf(v)});
                     break;
                 }
                 m_plan.carried.push_back(std::string(s) == key ? key : key + " (from '" + s + "')");
-                return v;
+                return formed;
             }
         for (const char *s : sourceKeys)
             if (auto v = infoEntry(s); v && !v->isNone() && blockerOf(v).empty()) {
@@ -1504,8 +1538,9 @@ private:
                                    {"train_loss"}, " (set it with --train-loss)"));
             put("val_loss", pick("val_loss", m_o.valLoss ? Value::floating(*m_o.valLoss) : nullptr, {"val_loss"},
                                  " (set it with --val-loss)"));
-            put("model_config",
-                pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
+            // Lightning keeps the model's constructor arguments (save_hyperparameters) as hyper_parameters.
+            put("model_config", pick("model_config", userConfig, {"model_config", "config", "hyper_parameters"},
+                                     " (set it with --config)"));
             put("timestamp", timestampValue());
             put("pytorch_version", versionValue());
             auto info = Value::dict();
@@ -1567,8 +1602,9 @@ private:
                 root->entries().push_back({Value::string(k), std::move(v)});
             };
             put("model_state_dict", stateDictValue());
-            put("model_config",
-                pick("model_config", userConfig, {"model_config", "config"}, " (set it with --config)"));
+            // Lightning keeps the model's constructor arguments (save_hyperparameters) as hyper_parameters.
+            put("model_config", pick("model_config", userConfig, {"model_config", "config", "hyper_parameters"},
+                                     " (set it with --config)"));
             if (m_o.preprocess) {
                 for (const char *k : {"input_mean", "input_std", "preprocessing"})
                     if (rootEntry(k))
@@ -1684,9 +1720,11 @@ private:
                         m_plan.lost.push_back({k, "safetensors holds no optimizer state"});
                         continue;
                     }
-                    // A training script's args (an argparse.Namespace): the dict of its fields.
+                    // A training script's args (an argparse.Namespace) or a dict subclass (Lightning's
+                    // hyper_parameters): the dict of its fields.
                     const ValuePtr value = e.value->kind() == Value::Kind::Object &&
-                                                   className(*e.value) == "argparse.Namespace"
+                                                   (className(*e.value) == "argparse.Namespace" ||
+                                                    isPlainDictSubclass(*e.value))
                                                ? weightsOnlyForm(e.value, k)
                                                : e.value;
                     nlohmann::ordered_json json;

@@ -13,9 +13,29 @@ const std::vector<std::string> &knownKeyPrefixes()
     return prefixes;
 }
 
-std::string commonWrapperPrefix(const std::vector<std::string> &names)
+bool isAveragedModelCounter(std::string_view name) { return name == "n_averaged"; }
+
+std::size_t averagedModelCounter(const std::vector<std::string> &names)
 {
-    if (names.empty())
+    if (names.size() < 2)
+        return std::string::npos;
+    std::size_t counter = std::string::npos;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (isAveragedModelCounter(names[i]) && counter == std::string::npos)
+            counter = i;
+        else if (!names[i].starts_with("module."))
+            return std::string::npos;
+    }
+    return counter;
+}
+
+namespace {
+
+// commonWrapperPrefix over every name but the one at `skip` (npos: all of them).
+std::string wrapperPrefix(const std::vector<std::string> &names, std::size_t skip)
+{
+    const std::size_t first = skip == 0 ? 1 : 0;
+    if (names.size() <= first)
         return {};
     // Peel one known prefix at a time while every name carries it (DDP around a compiled model).
     // Each step compares only the next few bytes of each name, from where the last one ended:
@@ -24,16 +44,24 @@ std::string commonWrapperPrefix(const std::vector<std::string> &names)
     for (bool peeled = true; peeled;) {
         peeled = false;
         for (const auto &p : knownKeyPrefixes()) {
-            if (std::all_of(names.begin(), names.end(), [at, &p](const std::string &n) {
-                    return n.size() > at + p.size() && n.compare(at, p.size(), p) == 0;
-                })) {
+            bool all = true;
+            for (std::size_t i = 0; i < names.size() && all; ++i)
+                all = i == skip || (names[i].size() > at + p.size() && names[i].compare(at, p.size(), p) == 0);
+            if (all) {
                 at += p.size();
                 peeled = true;
                 break;
             }
         }
     }
-    return names.front().substr(0, at);
+    return names[first].substr(0, at);
+}
+
+} // namespace
+
+std::string commonWrapperPrefix(const std::vector<std::string> &names)
+{
+    return wrapperPrefix(names, averagedModelCounter(names));
 }
 
 std::string naturalKey(std::string_view text)
@@ -85,27 +113,33 @@ KeyAlignment alignKeys(const std::vector<std::string> &a, const std::vector<std:
                 throw std::invalid_argument("the key mapping gives " + a[it->second] + " and " + a[i] +
                                             " the same name, " + renamed[i] + ": give mappings that keep names apart");
     }
-    out.prefixA = commonWrapperPrefix(renamed);
-    out.prefixB = commonWrapperPrefix(b);
+    // AveragedModel's counter is found among the names as saved: a mapping may take the "module."
+    // off the others.
+    const std::size_t counterA = averagedModelCounter(a), counterB = averagedModelCounter(b);
+    out.prefixA = wrapperPrefix(renamed, counterA);
+    out.prefixB = wrapperPrefix(b, counterB);
     // A prefix both sides share is part of the names, not a wrapper difference.
     if (out.prefixA == out.prefixB)
         out.prefixA.clear(), out.prefixB.clear();
+    // The counter keeps its name: it never carried the prefix.
+    auto keyA = [&](std::size_t i) { return i == counterA ? renamed[i] : renamed[i].substr(out.prefixA.size()); };
+    auto keyB = [&](std::size_t j) { return j == counterB ? b[j] : b[j].substr(out.prefixB.size()); };
     std::unordered_map<std::string, std::size_t> inB;
     for (std::size_t j = 0; j < b.size(); ++j)
-        inB.emplace(b[j].substr(out.prefixB.size()), j);
+        inB.emplace(keyB(j), j);
     std::vector<bool> matchedB(b.size(), false);
     for (std::size_t i = 0; i < renamed.size(); ++i) {
-        auto it = inB.find(renamed[i].substr(out.prefixA.size()));
+        auto it = inB.find(keyA(i));
         if (it != inB.end() && !matchedB[it->second]) {
             out.pairs.emplace_back(i, it->second);
             matchedB[it->second] = true;
         } else {
-            out.onlyA.push_back(i);
+            (i == counterA ? out.wrapperA : out.onlyA).push_back(i);
         }
     }
     for (std::size_t j = 0; j < b.size(); ++j)
         if (!matchedB[j])
-            out.onlyB.push_back(j);
+            (j == counterB ? out.wrapperB : out.onlyB).push_back(j);
     return out;
 }
 

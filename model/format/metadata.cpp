@@ -35,7 +35,8 @@ struct FieldSynonyms {
 // Labels in display order, each with the keys the field's libraries and scripts use for it.
 constexpr FieldSynonyms kFields[] = {
     {"Epoch", {"epoch", "epochs", "current_epoch"}},
-    {"Step", {"global_step", "step", "iteration", "iter", "updates"}},
+    // DeepSpeed saves its engine's count of optimizer steps as global_steps.
+    {"Step", {"global_step", "global_steps", "step", "iteration", "iter", "updates"}},
     {"Training loss", {"train_loss", "loss", "training_loss"}},
     {"Validation loss", {"val_loss", "valid_loss", "validation_loss"}},
     {"Best validation loss", {"best_val_loss", "best_loss"}},
@@ -110,7 +111,7 @@ ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
     }
     // Other writers' strings: numbers and structures where the key says what it holds.
     ValuePtr decoded;
-    if (oneOf(key, {"epoch", "epochs", "current_epoch", "global_step", "step", "iteration"})) {
+    if (oneOf(key, {"epoch", "epochs", "current_epoch", "global_step", "global_steps", "step", "iteration"})) {
         if ((decoded = parsedJson(text)) && !decoded->isInt())
             decoded = nullptr;
     } else if (oneOf(key, {"train_loss", "val_loss", "loss", "best_val_loss", "best_loss", "valid_loss"})) {
@@ -128,12 +129,23 @@ ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
 std::vector<MetadataEntry> metadataEntries(const Document &doc)
 {
     std::vector<MetadataEntry> out;
-    if (!doc.root || !doc.root->isDict())
+    if (!doc.root)
         return out;
+    // A pickled object at the root that is not a model (Hugging Face's training_args.bin, a
+    // TrainingArguments): its attributes are the metadata, as the object's __dict__ holds them.
+    const bool objectRoot = doc.root->kind() == Value::Kind::Object && !isModule(*doc.root) &&
+                            !isScriptModule(*doc.root) && !(doc.hasStateDict && doc.stateDictPath.empty());
+    if (!doc.root->isDict() && !objectRoot)
+        return out;
+    std::size_t attributes = 0, more = 0;
     // Labels deferred: a state dict at the root has 20,000 keys this skips without their text.
     for (const auto &c : childrenOf(*doc.root, ChildLabels::Deferred)) {
-        if (c.role != ChildRole::Key)
+        if (c.role != (objectRoot ? ChildRole::Attribute : ChildRole::Key))
             continue;
+        if (objectRoot && attributes++ >= kMaxObjectAttributes) {
+            ++more;  // an object of a million attributes: the first ones, and how many more
+            continue;
+        }
         if (doc.stateDictPath.empty() && doc.hasStateDict && c.value && c.value->isTensor())
             continue;  // the root is the state dict: its tensors are listed there (checked first: cheap)
         const std::string label = childLabel(c);
@@ -149,6 +161,10 @@ std::vector<MetadataEntry> metadataEntries(const Document &doc)
             e.role = MetadataEntry::Role::HoldsWeights;
         out.push_back(std::move(e));
     }
+    if (more)
+        out.push_back({"…", Value::string(std::to_string(more) + " more attributes of the " + className(*doc.root) +
+                                          " object, not listed here (ckpt show lists them all)"),
+                       MetadataEntry::Role::Plain});
     return out;
 }
 

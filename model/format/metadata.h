@@ -23,6 +23,9 @@ struct MetadataEntry {
 
 // Every root entry of a dict-shaped checkpoint except the state dict, the optimizer state and,
 // when the root is the state dict, its tensors. One definition serves the JSON export and the views.
+// A file whose root is a pickled object other than a model (training_args.bin) has its attributes
+// as entries: the first kMaxObjectAttributes, then one entry "…" that says how many more there are.
+inline constexpr std::size_t kMaxObjectAttributes = 1000;
 std::vector<MetadataEntry> metadataEntries(const Document &doc);
 
 // The key this tool's safetensors writer adds to __metadata__: a JSON list of the keys whose values

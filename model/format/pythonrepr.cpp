@@ -738,6 +738,13 @@ private:
             m_out += "})";
             return;
         }
+        if (isPlainDictSubclass(v)) {
+            // dict.__repr__, which a dict subclass without its own repr inherits.
+            m_out += "{";
+            writeEntries(v, false, depth);
+            m_out += "}";
+            return;
+        }
         if (cls == "datetime.timedelta" && writeTimedelta(v))
             return;
         // An instance made by its class's __new__ (Namespace, a dataclass) by the class's own name,
@@ -822,6 +829,14 @@ private:
 };
 
 } // namespace
+
+bool isPlainDictSubclass(const Value &v)
+{
+    const ValuePtr &state = v.state();
+    return v.kind() == Value::Kind::Object && v.builtByNew() && (!v.args() || v.args()->items().empty()) &&
+           v.items().empty() && !v.entries().empty() &&
+           (!state || state->isNone() || (state->isDict() && state->entries().empty()));
+}
 
 std::string pythonStringRepr(std::string_view utf8, std::size_t maxChars)
 {

@@ -27,6 +27,11 @@ struct ReprLimits {
 // <tensor float32 [2, 3] cpu>, a global by its qualified name. A container that holds itself is written [...] as Python does.
 std::string pythonRepr(const Value &v, const ReprLimits &limits = {});
 
+// An instance of a dict subclass that is its items and nothing else (Lightning's AttributeDict, a
+// dict with attribute access): made by its class's __new__ without arguments, filled by the
+// pickle's SETITEMS, with no attributes or list items of its own. Its repr is the dict's.
+bool isPlainDictSubclass(const Value &v);
+
 // Python's repr of a str (UTF-8; a byte that is not UTF-8 is written \xNN) and of bytes, the
 // first `maxChars` characters (bytes) of it, then "…" inside the quotes.
 std::string pythonStringRepr(std::string_view utf8, std::size_t maxChars = std::numeric_limits<std::size_t>::max());

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Inputs for tst_trainmetaview, written by torch 1.13 with stand-ins for the frameworks' classes:
+Hugging Face's training_args.bin (a pickled TrainingArguments dataclass) and DeepSpeed's model
+states (global_steps); expected.json holds Python's repr of each field and the step."""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import textwrap
+
+import torch
+
+TRAINING_ARGS = '''
+    from dataclasses import dataclass
+    from enum import Enum
+    class IntervalStrategy(str, Enum):
+        NO = "no"
+        STEPS = "steps"
+    @dataclass
+    class TrainingArguments:
+        output_dir: str = "out"
+        learning_rate: float = 5e-5
+        per_device_train_batch_size: int = 8
+        num_train_epochs: float = 3.0
+        fp16: bool = False
+        seed: int = 42
+        evaluation_strategy: IntervalStrategy = IntervalStrategy.STEPS
+    '''
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--out', required=True)
+    out = ap.parse_args().out
+    with tempfile.TemporaryDirectory() as stubs:
+        os.makedirs(os.path.join(stubs, 'transformers'))
+        open(os.path.join(stubs, 'transformers', '__init__.py'), 'w').close()
+        with open(os.path.join(stubs, 'transformers', 'training_args.py'), 'w') as f:
+            f.write(textwrap.dedent(TRAINING_ARGS))
+        sys.path.insert(0, stubs)
+        from transformers.training_args import TrainingArguments
+        args = TrainingArguments(learning_rate=2e-5, seed=3)
+        torch.save(args, os.path.join(out, 'training_args.bin'))
+    fields = {k: repr(v) for k, v in vars(args).items() if k != 'evaluation_strategy'}
+    steps = 500
+    torch.save({'module': {'fc.weight': torch.zeros(2, 2, dtype=torch.float16)}, 'buffer_names': [],
+                'optimizer': None, 'global_steps': steps, 'global_samples': steps * 16, 'ds_version': '0.12.6'},
+               os.path.join(out, 'mp_rank_00_model_states.pt'))
+    with open(os.path.join(out, 'expected.json'), 'w') as f:
+        json.dump({'training_args': fields, 'class': type(args).__module__ + '.' + type(args).__qualname__,
+                   'step': steps}, f)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,100 @@
+// The Metadata view offscreen on training frameworks' files real torch writes for this test
+// (train_meta_inputs.py): Hugging Face's training_args.bin lists the TrainingArguments' fields as
+// Python prints them, and DeepSpeed's global_steps is the step At a glance shows.
+#include "document.h"
+#include "metadataview.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QStandardItemModel>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace ckpt;
+
+namespace {
+
+QStandardItem *childNamed(QStandardItem *parent, const QString &key)
+{
+    for (int r = 0; parent && r < parent->rowCount(); ++r)
+        if (parent->child(r, 0)->text() == key)
+            return parent->child(r, 0);
+    return nullptr;
+}
+
+QStandardItem *sectionNamed(QStandardItemModel *m, const QString &title)
+{
+    for (int r = 0; r < m->rowCount(); ++r)
+        if (m->item(r, 0)->text() == title)
+            return m->item(r, 0);
+    return nullptr;
+}
+
+QString valueOf(QStandardItem *keyItem) { return keyItem->parent()->child(keyItem->row(), 2)->text(); }
+
+} // namespace
+
+class TestTrainMetaView : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void trainingArgumentsFields();
+    void deepSpeedStep();
+
+private:
+    QTemporaryDir m_dir;
+    QJsonObject m_expected;
+    std::shared_ptr<const Document> read(const QString &name)
+    {
+        return std::make_shared<const Document>(readDocument(m_dir.filePath(name).toStdString()));
+    }
+};
+
+void TestTrainMetaView::initTestCase()
+{
+    QVERIFY(m_dir.isValid());
+    QProcess python;
+    python.setProcessChannelMode(QProcess::MergedChannels);
+    python.start(QStringLiteral(CKPT_PYTHON),
+                 {QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/train_meta_inputs.py"), QStringLiteral("--out"),
+                  m_dir.path()});
+    QVERIFY(python.waitForFinished(300000));
+    QVERIFY2(python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0, python.readAll().constData());
+    QFile f(m_dir.filePath(QStringLiteral("expected.json")));
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    m_expected = QJsonDocument::fromJson(f.readAll()).object();
+    QVERIFY(!m_expected.isEmpty());
+}
+
+void TestTrainMetaView::trainingArgumentsFields()
+{
+    MetadataView view;
+    view.setDocument(read(QStringLiteral("training_args.bin")));
+    QStandardItem *section = sectionNamed(view.model(), MetadataView::metadataTitle());
+    QVERIFY(section);
+    // The object's class beside the title, its fields as rows.
+    QVERIFY(view.model()->item(section->row(), 2)->text().contains(m_expected.value(QStringLiteral("class")).toString()));
+    const QJsonObject fields = m_expected.value(QStringLiteral("training_args")).toObject();
+    QVERIFY(!fields.isEmpty());
+    for (auto it = fields.begin(); it != fields.end(); ++it) {
+        QStandardItem *row = childNamed(section, it.key());
+        QVERIFY2(row, qPrintable(it.key()));
+        QCOMPARE(valueOf(row), it.value().toString());
+    }
+    QVERIFY(childNamed(section, QStringLiteral("evaluation_strategy")));
+}
+
+void TestTrainMetaView::deepSpeedStep()
+{
+    MetadataView view;
+    view.setDocument(read(QStringLiteral("mp_rank_00_model_states.pt")));
+    QStandardItem *glance = sectionNamed(view.model(), MetadataView::summaryTitle());
+    QVERIFY(glance);
+    QStandardItem *step = childNamed(glance, QStringLiteral("Step"));
+    QVERIFY(step);
+    QCOMPARE(valueOf(step).toInt(), m_expected.value(QStringLiteral("step")).toInt());
+}
+
+QTEST_MAIN(TestTrainMetaView)
+#include "tst_trainmetaview.moc"
