@@ -759,6 +759,10 @@ private:
                 };
                 return Value::complex(num(a[0]), num(a[1]));
             }
+            // Protocol 2 pickles an empty bytes as a call `bytes()` (a non-empty one goes through
+            // _codecs.encode above); numpy's reduce of an empty array puts exactly that in its state.
+            if (mod == "builtins" && fn == "bytes" && a.empty())
+                return Value::bytes({});
             if (mod == "builtins" && fn == "bytearray") {
                 ValuePtr b;
                 if (a.empty())
