@@ -567,13 +567,22 @@ void useStateDict(Document &doc, const ValuePtr &v, KeyPath path, const ScriptCl
 // The optimizer state `v` is or holds, with its path below `v`'s: an optimizer's state dict, a
 // pickled optimizer instance (as what its state_dict() would give), or an object that keeps one as
 // an attribute (OpenNMT's Optim keeps its torch.optim.Adam as `optimizer`). Null when none.
-ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path)
+// `read`: the objects already read as pickled optimizers, and what each gave. Reading one walks its
+// param groups, and a pickle's memo can put one object under every key and attribute of the file.
+using PickledOptimizers = std::unordered_map<const Value *, ValuePtr>;
+ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path, PickledOptimizers &read)
 {
     if (!v)
         return nullptr;
     if (isOptimizerState(*v))
         return v;
-    if (auto state = pickledOptimizerState(*v))
+    const auto pickled = [&read](const ValuePtr &x) {
+        const auto [it, added] = read.try_emplace(x.get());
+        if (added)
+            it->second = pickledOptimizerState(*x);
+        return it->second;
+    };
+    if (auto state = pickled(v))
         return state;
     // DeepSpeed's ZeRO optimizers save the torch optimizer's state dict inside their own: stages 1
     // and 2 as `base_optimizer_state` (beside single_partition_of_fp32_groups), stage 3 as
@@ -587,7 +596,7 @@ ValuePtr optimizerIn(const ValuePtr &v, KeyPath &path)
     if (v->kind() == Value::Kind::Object && v->state() && v->state()->isDict())
         for (const auto &e : v->state()->entries())
             if (e.key && e.key->isString() && e.value)
-                if (auto state = pickledOptimizerState(*e.value)) {
+                if (auto state = pickled(e.value)) {
                     path.push_back(e.key->text());
                     return state;
                 }
@@ -602,12 +611,13 @@ void findOptimizer(Document &doc, const Value &root)
         doc.optimizerPath.clear();
         return;
     }
+    PickledOptimizers read;
     for (auto key : kOptimizerKeys) {
         auto v = root.get(std::string(key));
         if (!v)
             continue;
         KeyPath path{std::string(key)};
-        if (auto state = optimizerIn(v, path)) {
+        if (auto state = optimizerIn(v, path, read)) {
             doc.optimizer = state;
             doc.optimizerPath = std::move(path);
             return;
@@ -623,7 +633,7 @@ void findOptimizer(Document &doc, const Value &root)
         if (!e.key || !e.value)
             continue;
         KeyPath path{keyText(*e.key)};
-        if (auto state = optimizerIn(e.value, path)) {
+        if (auto state = optimizerIn(e.value, path, read)) {
             doc.optimizer = state;
             doc.optimizerPath = std::move(path);
             return;
@@ -1053,7 +1063,8 @@ std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
         if (out.size() < kMaxCandidates && seen.insert(v.get()).second)
             out.emplace_back(v, std::move(path));
     };
-    // A pickled optimizer is made into a state dict anew at each look: the same one has the same path.
+    // A pickled optimizer is made into a state dict once (`read`), and is the same wherever it is found.
+    PickledOptimizers read;
     auto seenPath = [&out](const KeyPath &path) {
         return std::any_of(out.begin(), out.end(), [&path](const auto &c) { return c.second == path; });
     };
@@ -1062,7 +1073,7 @@ std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
         if (!v)
             continue;
         KeyPath path{std::string(key)};
-        if (auto state = optimizerIn(v, path))
+        if (auto state = optimizerIn(v, path, read))
             add(state, std::move(path));
         else if (v->isSequence())
             for (std::size_t i = 0; i < v->items().size(); ++i)
@@ -1073,7 +1084,7 @@ std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
         if (!e.key || !e.value)
             continue;
         KeyPath path{keyText(*e.key)};
-        if (auto state = optimizerIn(e.value, path); state && !seenPath(path))
+        if (auto state = optimizerIn(e.value, path, read); state && !seenPath(path))
             add(state, std::move(path));
     }
     return out;

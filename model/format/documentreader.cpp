@@ -62,6 +62,8 @@ std::string describeUnknown(std::span<const std::uint8_t> d)
            hexPreview(head, 8) + ")";
 }
 
+constexpr std::size_t kMaxStorageKeyBytes = 1024;
+
 std::shared_ptr<StorageRef> storageFromPid(const std::vector<ValuePtr> &pid, std::string &key, std::uint64_t offset)
 {
     auto fail = [offset](const std::string &what) -> void {
@@ -74,6 +76,11 @@ std::shared_ptr<StorageRef> storageFromPid(const std::vector<ValuePtr> &pid, std
         fail("has no storage type");
     if (!pid[2] || !(pid[2]->isString() || pid[2]->isInt()))
         fail("has no key");
+    // torch names a storage by a short number ("0", or its address in legacy files). Each persistent
+    // id copies its key and looks it up: a pickle's memo can hand one long key to any number of them.
+    if (pid[2]->isString() && pid[2]->text().size() > kMaxStorageKeyBytes)
+        fail("has a key of " + std::to_string(pid[2]->text().size()) + " bytes (at most " +
+             std::to_string(kMaxStorageKeyBytes) + "; torch writes a short number)");
     key = pid[2]->isString() ? pid[2]->text() : std::to_string(pid[2]->asInt());
     auto ref = makeStorageRef();
     ref->key = key;
@@ -641,6 +648,10 @@ private:
         m_machine.setPersistentLoad([this, &tensors](const ValuePtr &pid, std::uint64_t offset) -> ValuePtr {
             if (pid->isSequence() && !pid->items().empty())
                 return pid->items()[0];  // (class, source file, source): the class
+            if (pid->isString() && pid->text().size() > kMaxStorageKeyBytes)
+                throw FormatError("pickle offset " + std::to_string(offset) + ": persistent id of " +
+                                  std::to_string(pid->text().size()) + " bytes (at most " +
+                                  std::to_string(kMaxStorageKeyBytes) + "; torch writes a short number)");
             const std::string key = pid->isString() ? pid->text() : pid->isInt() ? std::to_string(pid->asInt()) : "";
             if (auto t = tensors.find(key); t != tensors.end())
                 return t->second;
@@ -738,7 +749,8 @@ private:
             if (items.size() >= 6 && items[5] && items[5]->isSequence() && items[5]->items().size() >= 3) {
                 // view_metadata = (view_key, offset, view_size): a slice of the root storage.
                 const auto &vm = items[5]->items();
-                if (!vm[0]->isString() || !vm[1]->isInt() || !vm[2]->isInt() || vm[1]->asInt() < 0 || vm[2]->asInt() < 0)
+                if (!vm[0]->isString() || !vm[1]->isInt() || !vm[2]->isInt() || vm[1]->asInt() < 0 || vm[2]->asInt() < 0 ||
+                    vm[0]->text().size() > kMaxStorageKeyBytes)
                     throw FormatError("pickle offset " + std::to_string(offset) + ": malformed storage view metadata");
                 const std::string viewKey = key + "/view/" + vm[0]->text();
                 if (auto it = m_doc.storages.find(viewKey); it != m_doc.storages.end())

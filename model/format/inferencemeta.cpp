@@ -96,13 +96,25 @@ std::vector<double> numbers(const ValuePtr &v)
     return out;
 }
 
+// What the names of one list may take in all. A pickle can name one long string many times
+// through its memo: copied per name, a 200 KB file asked for 100 GB. Real class and feature names
+// take a few megabytes at most.
+constexpr std::size_t kMaxNameBytes = std::size_t(64) << 20;
+
+struct NameBytes {
+    std::size_t spent = 0;
+    bool spend(const std::string &name) { return (spent += name.size() + 1) <= kMaxNameBytes; }
+};
+
+// The strings of a list; empty unless each item is one (and they fit kMaxNameBytes).
 std::vector<std::string> strings(const ValuePtr &v)
 {
     std::vector<std::string> out;
     if (!v || !v->isSequence())
         return out;
+    NameBytes budget;
     for (const auto &item : v->items()) {
-        if (!item || !item->isString())
+        if (!item || !item->isString() || !budget.spend(item->text()))
             return {};
         out.push_back(item->text());
     }
@@ -328,8 +340,9 @@ std::vector<std::string> classNamesOf(const Document &doc)
         // YOLO-style {0: "person", 1: "bicycle"} under "names".
         if (v && v->isDict() && !v->entries().empty()) {
             std::map<std::int64_t, std::string> byIndex;
+            NameBytes budget;
             for (const auto &e : v->entries())
-                if (e.key && e.key->isInt() && e.value && e.value->isString())
+                if (e.key && e.key->isInt() && e.value && e.value->isString() && budget.spend(e.value->text()))
                     byIndex[e.key->asInt()] = e.value->text();
             if (byIndex.size() == v->entries().size() && byIndex.begin()->first == 0 &&
                 byIndex.rbegin()->first == static_cast<std::int64_t>(byIndex.size()) - 1) {
@@ -348,6 +361,7 @@ std::vector<std::string> classNamesOf(const Document &doc)
         const bool inverted = std::string(key) == "class_to_idx";
         std::vector<std::string> out(v->entries().size());
         std::vector<bool> filled(out.size(), false);
+        NameBytes budget;
         bool ok = true;
         for (const auto &e : v->entries()) {
             const ValuePtr &index = inverted ? e.value : e.key;
@@ -362,7 +376,7 @@ std::vector<std::string> classNamesOf(const Document &doc)
                     i = -1;
                 }
             if (i < 0 || i >= static_cast<std::int64_t>(out.size()) || filled[static_cast<std::size_t>(i)] || !name ||
-                !name->isString()) {
+                !name->isString() || !budget.spend(name->text())) {
                 ok = false;
                 break;
             }

@@ -984,16 +984,21 @@ json documentJson(const Document &doc, bool placeholder)
         j["tensors"] = tensorList(doc.tensors, placeholder);
     }
     if (doc.optimizer) {
+        // One writer for all groups, and one for all parameters' states: a group or state the file
+        // lists again (through the memo) is a __ref__ to the first, not written anew each time.
         json groups = json::array();
+        JsonWriter groupWriter(budget);
         if (auto g = doc.optimizer->get("param_groups"))
-            for (const auto &grp : g->items())
-                groups.push_back(valueToJson(grp));
+            for (std::size_t i = 0; i < g->items().size(); ++i)
+                groups.push_back(groupWriter.write(g->items()[i], "param_groups/" + std::to_string(i), 0));
         std::set<std::string> stateKeys;
         std::size_t count = 0;
+        // Each per-parameter state read once: a pickle can give every parameter the same large dict.
+        std::unordered_set<const Value *> seen;
         if (auto s = doc.optimizer->get("state"))
             for (const auto &e : s->entries()) {
                 ++count;
-                if (e.value && e.value->isDict())
+                if (e.value && e.value->isDict() && seen.insert(e.value.get()).second)
                     for (const auto &k : e.value->entries())
                         if (k.key)
                             stateKeys.insert(keyText(*k.key));
@@ -1004,10 +1009,11 @@ json documentJson(const Document &doc, bool placeholder)
                           {"state", {{"count", count}, {"keys", stateKeys}}}};
         if (auto map = mapOptimizer(doc)) {
             json params = json::array();
+            JsonWriter stateWriter(budget);
             for (const auto &p : map->parameters) {
                 json e{{"id", p.key.empty() ? json(p.id) : json(p.key)}, {"group", p.group}, {"name", p.name.empty() ? json(nullptr) : json(p.name)}};
                 if (p.state)
-                    e["state"] = valueToJson(p.state);
+                    e["state"] = stateWriter.write(p.state, "parameters/" + std::to_string(params.size()) + "/state", 0);
                 if (!p.shapeAgrees)
                     e["shape_mismatch"] = true;
                 params.push_back(std::move(e));

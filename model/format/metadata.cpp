@@ -19,6 +19,11 @@ bool startsWith(const KeyPath &path, const KeyPath &prefix)
     return !prefix.empty() && path.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), path.begin());
 }
 
+// A list of schedulers (Lightning keeps one per configured scheduler) is listed item by item, at
+// most this many of one list: a pickle can list one scheduler a million times through its memo, and
+// each item's key repeats the list's key.
+constexpr std::size_t kMaxListedSchedulers = 64;
+
 // A dict with all of `keys`; for a list (Lightning keeps a list of schedulers), its first item.
 bool dictHas(ValuePtr v, std::initializer_list<const char *> keys)
 {
@@ -224,7 +229,7 @@ std::vector<TrainingState> trainingStates(const Document &doc)
             out.push_back({TrainingState::Kind::GradScaler, e.key, e.value});
         } else if (dictHas(e.value, {"last_epoch", "base_lrs"})) {
             if (e.value->isSequence()) {  // Lightning: one per configured scheduler
-                for (std::size_t i = 0; i < e.value->items().size(); ++i)
+                for (std::size_t i = 0; i < e.value->items().size() && i < kMaxListedSchedulers; ++i)
                     out.push_back({TrainingState::Kind::LrScheduler, e.key + "/" + std::to_string(i), e.value->items()[i]});
             } else {
                 out.push_back({TrainingState::Kind::LrScheduler, e.key, e.value});

@@ -14,6 +14,12 @@
 namespace ckpt {
 
 namespace {
+// The most parameters an optimizer's param_groups may list in all: a model has at most some hundred
+// thousand parameter tensors, while a pickle can list one group (or one params list) many times
+// through its memo. Past it the parameters are not mapped (the note says so), and a pickled
+// optimizer instance is not read as one.
+constexpr std::size_t kMaxOptimizerParameters = std::size_t(1) << 20;
+
 bool looksLikeBuffer(const std::string &name)
 {
     static constexpr std::array<std::string_view, 3> suffixes{"running_mean", "running_var", "num_batches_tracked"};
@@ -43,32 +49,44 @@ bool sameTensor(const NamedTensor &a, const NamedTensor &b)
            x.strides == y.strides && x.dtype == y.dtype && x.layout == y.layout && !x.quantization && !y.quantization;
 }
 
-bool shapeFits(const OptimizerParameter &p, const NamedTensor &t)
+// The shapes of a parameter's state tensors of one or more dimensions, read once: the matchings
+// below ask of each parameter many times, and a hostile file can give thousands of parameters one
+// state dict of a million entries.
+struct StateShapes {
+    const std::vector<std::int64_t> *first = nullptr;  // null: none (no state yet, a scalar step only)
+    bool agree = true;                                 // all of them have the first one's shape
+};
+
+StateShapes stateShapesOf(const ValuePtr &state, std::unordered_map<const Value *, StateShapes> &seen)
 {
-    if (!p.state || !p.state->isDict())
-        return true;
-    for (const auto &e : p.state->entries())
-        if (e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty() &&
-            e.value->tensorRef()->shape != t.ref().shape)
-            return false;
-    return true;
+    if (!state || !state->isDict())
+        return {};
+    const auto [it, added] = seen.try_emplace(state.get());
+    if (!added)
+        return it->second;
+    StateShapes s;
+    for (const auto &e : state->entries())
+        if (e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty()) {
+            if (!s.first)
+                s.first = &e.value->tensorRef()->shape;
+            else if (*s.first != e.value->tensorRef()->shape)
+                s.agree = false;
+        }
+    it->second = s;
+    return s;
 }
+
+// Whether every state tensor of one or more dimensions has the weight's shape.
+bool shapeFits(const StateShapes &p, const NamedTensor &t) { return !p.first || (p.agree && *p.first == t.ref().shape); }
 
 // The shape a parameter's state gives it: that of its first tensor of one or more dimensions. Null
 // where it has none (no state yet, SGD without momentum, a scalar step only): it fits any weight.
-const std::vector<std::int64_t> *stateShape(const OptimizerParameter &p)
-{
-    if (p.state && p.state->isDict())
-        for (const auto &e : p.state->entries())
-            if (e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty())
-                return &e.value->tensorRef()->shape;
-    return nullptr;
-}
+const std::vector<std::int64_t> *stateShape(const StateShapes &p) { return p.first; }
 
 // Parameters matched to candidates in order, each to the first later candidate its state's shape
 // fits (from the front), or the last earlier one (from the back); empty when some parameter fits
 // none. Where both directions give the same matching, it is the only one that keeps the order.
-std::vector<std::size_t> embedInOrder(const std::vector<OptimizerParameter> &params,
+std::vector<std::size_t> embedInOrder(const std::vector<StateShapes> &params,
                                       const std::vector<const NamedTensor *> &candidates, bool fromBack)
 {
     std::vector<std::size_t> at(params.size());
@@ -96,7 +114,7 @@ std::vector<std::size_t> embedInOrder(const std::vector<OptimizerParameter> &par
 
 // The one candidate each parameter's state fits by shape, where that candidate is the only one of
 // its shape and no two parameters share it: a matching that needs no order. Empty otherwise.
-std::vector<std::size_t> matchByUniqueShape(const std::vector<OptimizerParameter> &params,
+std::vector<std::size_t> matchByUniqueShape(const std::vector<StateShapes> &params,
                                             const std::vector<const NamedTensor *> &candidates)
 {
     std::map<std::vector<std::int64_t>, std::vector<std::size_t>> byShape;
@@ -127,7 +145,7 @@ constexpr std::size_t kUnnamed = static_cast<std::size_t>(-1);
 // other parameter has that shape; kUnnamed for the rest (a shape several weights or several
 // parameters share, or no state to show one). What this names holds whatever order the optimizer
 // was given its parameters in.
-std::vector<std::size_t> matchEachByUniqueShape(const std::vector<OptimizerParameter> &params,
+std::vector<std::size_t> matchEachByUniqueShape(const std::vector<StateShapes> &params,
                                                 const std::vector<const NamedTensor *> &candidates)
 {
     std::map<std::vector<std::int64_t>, std::vector<std::size_t>> byShape;
@@ -195,7 +213,8 @@ struct Placed {
 };
 
 // Names the parameters after the candidates `at` gives (kUnnamed: left unnamed), each checked by shape.
-Placed place(OptimizerMap &map, const std::vector<const NamedTensor *> &candidates, const std::vector<std::size_t> &at)
+Placed place(OptimizerMap &map, const std::vector<StateShapes> &shapes, const std::vector<const NamedTensor *> &candidates,
+             const std::vector<std::size_t> &at)
 {
     Placed placed;
     std::size_t previous = 0;
@@ -210,7 +229,7 @@ Placed place(OptimizerMap &map, const std::vector<const NamedTensor *> &candidat
         }
         const auto &t = *candidates[at[i]];
         p.name = t.name;
-        p.shapeAgrees = shapeFits(p, t);
+        p.shapeAgrees = shapeFits(shapes[i], t);
         placed.reordered = placed.reordered || (any && at[i] < previous);
         previous = at[i];
         any = true;
@@ -222,7 +241,7 @@ Placed place(OptimizerMap &map, const std::vector<const NamedTensor *> &candidat
 // Each parameter matched to the first candidate of its state's shape not yet taken, those without
 // state to the first candidates left: the order within each shape kept. Empty where some shape has
 // too few candidates.
-std::vector<std::size_t> matchByShapeInOrder(const std::vector<OptimizerParameter> &params,
+std::vector<std::size_t> matchByShapeInOrder(const std::vector<StateShapes> &params,
                                              const std::vector<const NamedTensor *> &candidates)
 {
     std::map<std::vector<std::int64_t>, std::vector<std::size_t>> byShape;
@@ -274,7 +293,7 @@ std::string_view moduleOf(std::string_view name)
     return dot == std::string_view::npos ? std::string_view() : name.substr(0, dot);
 }
 
-LayerMatch matchByLayers(const std::vector<OptimizerParameter> &params,
+LayerMatch matchByLayers(const std::vector<OptimizerParameter> &params, const std::vector<StateShapes> &shapes,
                          const std::vector<const NamedTensor *> &candidates)
 {
     using Shape = std::vector<std::int64_t>;
@@ -320,7 +339,7 @@ LayerMatch matchByLayers(const std::vector<OptimizerParameter> &params,
     for (std::size_t i = 0; i < n; ++i) {
         if (!ways[i])
             continue;
-        const Shape *shape = stateShape(params[i]);
+        const Shape *shape = stateShape(shapes[i]);
         const std::vector<std::size_t> *tried = &allClasses;
         if (shape) {
             const auto it = classesByFirstShape.find(*shape);
@@ -339,7 +358,7 @@ LayerMatch matchByLayers(const std::vector<OptimizerParameter> &params,
             for (std::size_t j = 0; fits && j < length; ++j) {
                 if (++spent > kBudget)
                     return result;
-                fits = shapeFits(params[i + j], *candidates[begin + j]);
+                fits = shapeFits(shapes[i + j], *candidates[begin + j]);
             }
             if (!fits)
                 continue;
@@ -396,7 +415,8 @@ LayerMatch matchByLayers(const std::vector<OptimizerParameter> &params,
 
 // Each parameter named as the optimizer recorded it, checked against the state dict: the name must
 // be there (wrapper prefixes such as `module.` aside) and each state tensor must have its shape.
-OptimizerMap mapByRecordedNames(const Document &doc, OptimizerMap map, const std::vector<std::string> &recorded)
+OptimizerMap mapByRecordedNames(const Document &doc, OptimizerMap map, const std::vector<StateShapes> &shapes,
+                                const std::vector<std::string> &recorded)
 {
     // The model the optimizer saw may have been wrapped (DataParallel's `module.`, torch.compile's
     // `_orig_mod.`) when its weights were saved, or the other way round: aligned as `diff` aligns.
@@ -412,7 +432,7 @@ OptimizerMap mapByRecordedNames(const Document &doc, OptimizerMap map, const std
         auto &p = map.parameters[i];
         const NamedTensor *t = match[i];
         p.name = t ? t->name : std::string();  // a recorded name the weights lack maps to nothing
-        p.shapeAgrees = !t || shapeFits(p, *t);
+        p.shapeAgrees = !t || shapeFits(shapes[i], *t);
         missing += t ? 0 : 1;
         mismatched += p.shapeAgrees ? 0 : 1;
     }
@@ -464,6 +484,12 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
                                " MiB: not read";
                     return map;
                 }
+                if (map.parameters.size() >= kMaxOptimizerParameters) {
+                    map.parameters.clear();
+                    map.note = "the optimizer lists more than " + std::to_string(kMaxOptimizerParameters) +
+                               " parameters: not mapped";
+                    return map;
+                }
                 OptimizerParameter p;
                 p.group = g;
                 if (id->isInt())
@@ -497,6 +523,11 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
                 p.state = it->second;
             }
     }
+    std::unordered_map<const Value *, StateShapes> seenStates;
+    std::vector<StateShapes> shapes;
+    shapes.reserve(map.parameters.size());
+    for (const auto &p : map.parameters)
+        shapes.push_back(stateShapesOf(p.state, seenStates));
     // Candidates in registration order: parameters, without buffers. A tied parameter (a head's
     // weight that is the embedding's) is one tensor under two names: model.parameters() gives it
     // once, under the first, so the optimizer numbers it once; the state dict's later names of it
@@ -542,13 +573,13 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         return map;
     }
     if (allRecorded && recorded.size() == map.parameters.size())
-        return mapByRecordedNames(doc, std::move(map), recorded);
+        return mapByRecordedNames(doc, std::move(map), shapes, recorded);
     // Ids are numbered in the order parameters were given to the optimizer, which need not be the
     // order the model registers them: a head listed first, a head's param group with its own
     // learning rate, a frozen backbone left out. Shapes decide where they can; where they cannot,
     // the mapping says so and is not certain (convert then leaves the optimizer's ids alone).
-    if (const auto at = matchByUniqueShape(map.parameters, candidates); !at.empty()) {
-        const auto placed = place(map, candidates, at);
+    if (const auto at = matchByUniqueShape(shapes, candidates); !at.empty()) {
+        const auto placed = place(map, shapes, candidates, at);
         map.certain = true;
         map.note = "by shape: each parameter's state has a shape only one weight has" + placed.said();
         return map;
@@ -564,12 +595,12 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         return p.group != map.parameters.front().group;
     });
     if (severalGroups) {
-        const auto at = matchEachByUniqueShape(map.parameters, candidates);
-        const auto placed = place(map, candidates, at);
+        const auto at = matchEachByUniqueShape(shapes, candidates);
+        const auto placed = place(map, shapes, candidates, at);
         const auto named = static_cast<std::size_t>(
             std::count_if(map.parameters.begin(), map.parameters.end(), [](const OptimizerParameter &p) { return !p.name.empty(); }));
-        const std::size_t stateless = static_cast<std::size_t>(std::count_if(
-            map.parameters.begin(), map.parameters.end(), [](const OptimizerParameter &p) { return !stateShape(p); }));
+        const std::size_t stateless = static_cast<std::size_t>(
+            std::count_if(shapes.begin(), shapes.end(), [](const StateShapes &p) { return !stateShape(p); }));
         const std::size_t n = map.parameters.size();
         map.certain = named == n;  // matchByUniqueShape names all such above; kept true to its word
         map.note = "the optimizer has several param groups, whose order need not be the model's: only a shape one "
@@ -588,19 +619,18 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
     }
     // An optimizer that keeps no state tensors (SGD without momentum) has nothing a shape could
     // tell apart: its ids are placed in registration order, said as the guess it is.
-    if (std::none_of(map.parameters.begin(), map.parameters.end(),
-                     [](const OptimizerParameter &p) { return stateShape(p) != nullptr; }) &&
+    if (std::none_of(shapes.begin(), shapes.end(), [](const StateShapes &p) { return stateShape(p) != nullptr; }) &&
         candidates.size() == map.parameters.size()) {
         std::vector<std::size_t> at(map.parameters.size());
         std::iota(at.begin(), at.end(), std::size_t{0});
-        const auto placed = place(map, candidates, at);
+        const auto placed = place(map, shapes, candidates, at);
         map.note = "the optimizer keeps no state tensors (SGD without momentum keeps none), so nothing tells its "
                    "parameters apart: names follow registration order, which the optimizer may not" +
                    placed.said();
         return map;
     }
-    if (const auto layers = matchByLayers(map.parameters, candidates); layers.found) {
-        const auto placed = place(map, candidates, layers.at);
+    if (const auto layers = matchByLayers(map.parameters, shapes, candidates); layers.found) {
+        const auto placed = place(map, shapes, candidates, layers.at);
         map.certain = layers.unique;
         if (layers.unique)
             map.note = "by the shapes of whole layers: each layer the optimizer holds is the only one with its "
@@ -618,11 +648,11 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
     // skip the candidates no parameter's state fits.
     const std::size_t n = map.parameters.size();
     if (candidates.size() > n) {
-        const auto first = embedInOrder(map.parameters, candidates, false);
+        const auto first = embedInOrder(shapes, candidates, false);
         if (!first.empty()) {
-            const auto last = embedInOrder(map.parameters, candidates, true);
+            const auto last = embedInOrder(shapes, candidates, true);
             if (first == last) {
-                const auto placed = place(map, candidates, first);
+                const auto placed = place(map, shapes, candidates, first);
                 map.note = "by registration order and shape, leaving out " +
                            std::to_string(candidates.size() - n) +
                            " floating state-dict tensors (buffers, or parameters the optimizer does not hold: " +
@@ -640,13 +670,13 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         }
     }
     if (candidates.size() == n) {
-        if (const auto at = embedInOrder(map.parameters, candidates, false); !at.empty()) {
-            place(map, candidates, at);
+        if (const auto at = embedInOrder(shapes, candidates, false); !at.empty()) {
+            place(map, shapes, candidates, at);
             map.note = kSharedShapes;
             return map;
         }
-        if (const auto at = matchByShapeInOrder(map.parameters, candidates); !at.empty()) {
-            place(map, candidates, at);
+        if (const auto at = matchByShapeInOrder(shapes, candidates); !at.empty()) {
+            place(map, shapes, candidates, at);
             map.note = "by shape; the optimizer lists parameters in another order than the model "
                        "registers them, and several parameters share these shapes: among those, names follow "
                        "registration order, which the optimizer may not";
@@ -657,7 +687,7 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
     std::vector<std::size_t> at(std::min(candidates.size(), n));
     for (std::size_t i = 0; i < at.size(); ++i)
         at[i] = i;
-    place(map, candidates, at);
+    place(map, shapes, candidates, at);
     if (candidates.size() != n)
         map.note = "the optimizer has " + std::to_string(n) + " parameters and the state dict " +
                    std::to_string(candidates.size()) + ": names are a guess by order";
@@ -693,10 +723,13 @@ ValuePtr pickledOptimizerState(const Value &v)
     using Place = std::pair<const StorageRef *, std::int64_t>;
     std::map<Place, std::vector<std::pair<const TensorRef *, std::int64_t>>> byPlace;
     std::int64_t next = 0;
+    std::size_t copied = 0;  // a pickle can list one group, or one params list, many times
     auto newGroups = Value::list();
     for (const auto &group : groups->items()) {
         const auto params = group && group->isDict() ? group->get("params") : nullptr;
         if (!params || !params->isSequence())
+            return nullptr;
+        if ((copied += group->entries().size() + params->items().size()) > kMaxOptimizerParameters)
             return nullptr;
         auto g = Value::dict();
         for (const auto &e : group->entries())

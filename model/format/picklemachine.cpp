@@ -363,6 +363,25 @@ private:
 
     static constexpr std::size_t kIndexFrom = 16;  // dicts this large get a key index
     std::size_t m_mergedEntries = 0;               // entries copied by BUILD updates so far
+    std::size_t m_copied = 0;                      // bytes calls and STACK_GLOBAL copied so far
+
+    // Bytes that calls (and STACK_GLOBAL) may copy from their arguments beyond twice the pickle's
+    // size; an element of a container copied counts as the memory it takes.
+    static constexpr std::size_t kCopyRoom = 64u << 20;
+    static constexpr std::size_t kItemBytes = sizeof(ValuePtr);  // a list's or tuple's element
+    static constexpr std::size_t kEntryBytes = 64;               // a dict's entry, with its index
+
+    // Calls this reader interprets copy their arguments (the text of a str _codecs.encode makes
+    // bytes of, the pairs of an OrderedDict, a global's name), and the memo lets a pickle hand one
+    // value to any number of calls for a few bytes each. A pickle Python writes copies each value
+    // once, so copies beyond the pickle's own size (and some room) are such a file.
+    void chargeCopy(std::size_t units)
+    {
+        m_copied += units;
+        if (m_copied > 2 * m_data.size() + kCopyRoom)
+            fail("calls copy more than " + std::to_string(2 * m_data.size() + kCopyRoom) +
+                 " bytes from values they share through the memo, more than a pickle of this size can mean");
+    }
     // A large dict's keys -> their entries. String keys (nearly all) are viewed in place: the key
     // values are the dict's own, never changed, and the dict is held while indexed. Other keys go
     // by dictKey().
@@ -472,6 +491,7 @@ private:
     {
         if (!v || !v->isSequence())
             fail(std::string(what) + " is not a tuple of ints");
+        chargeCopy(v->items().size() * sizeof(std::int64_t));
         std::vector<std::int64_t> out;
         out.reserve(v->items().size());
         for (const auto &i : v->items()) {
@@ -612,6 +632,8 @@ private:
 
     ValuePtr withTensorFlags(const ValuePtr &t, bool parameter, bool requiresGrad)
     {
+        chargeCopy(t->pythonClass().size() +
+                   (t->tensorRef()->shape.size() + t->tensorRef()->strides.size()) * sizeof(std::int64_t));
         auto ref = std::make_shared<TensorRef>(*t->tensorRef());
         ref->isParameter = parameter;
         ref->requiresGrad = requiresGrad;
@@ -642,6 +664,7 @@ private:
             if (utils && fn == "_rebuild_meta_tensor_no_storage")
                 return rebuildMeta(a);
             if (mod == "torch.serialization" && fn == "_get_layout" && a.size() == 1 && a[0] && a[0]->isString()) {
+                chargeCopy(a[0]->text().size());
                 auto s = Value::string(a[0]->text());
                 s->setPythonClass("torch.layout");
                 return s;
@@ -678,6 +701,7 @@ private:
                 } nest(m_rebuildNesting);
                 ValuePtr inner = call(a[0], a[2]);
                 if (inner && inner->isTensor() && a[1] && a[1]->kind() == Value::Kind::Global) {
+                    chargeCopy(a[1]->text().size() + a[1]->name().size());
                     const std::string cls = a[1]->qualifiedName();
                     const bool param = cls == "torch.nn.parameter.Parameter";
                     auto v = withTensorFlags(inner, param || inner->tensorRef()->isParameter,
@@ -696,6 +720,7 @@ private:
                 auto d = Value::dict();
                 d->setPythonClass("collections.OrderedDict");
                 if (!a.empty() && a[0] && a[0]->isSequence()) {
+                    chargeCopy(a[0]->items().size() * kEntryBytes);
                     std::vector<ValuePtr> kv;
                     for (const auto &pair : a[0]->items()) {
                         if (!pair || !pair->isSequence() || pair->items().size() != 2)
@@ -710,6 +735,7 @@ private:
             if (mod == "torch" && fn == "Size") {
                 if (a.size() != 1 || !a[0] || !a[0]->isSequence())
                     fail("torch.Size expects one tuple");
+                chargeCopy(a[0]->items().size() * kItemBytes);
                 auto t = makeTuple(a[0]->items());
                 t->setPythonClass("torch.Size");
                 return t;
@@ -717,6 +743,7 @@ private:
             if (mod == "torch" && fn == "device") {
                 if (a.empty() || !a[0] || !a[0]->isString())
                     fail("torch.device expects a device type string");
+                chargeCopy(a[0]->text().size());
                 std::string dev = a[0]->text();
                 if (a.size() >= 2 && a[1] && a[1]->isInt())
                     dev += ":" + std::to_string(a[1]->asInt());
@@ -725,11 +752,13 @@ private:
                 return s;
             }
             if (mod == "torch.torch_version" && fn == "TorchVersion" && a.size() == 1 && a[0] && a[0]->isString()) {
+                chargeCopy(a[0]->text().size());
                 auto s = Value::string(a[0]->text());
                 s->setPythonClass("torch.torch_version.TorchVersion");
                 return s;
             }
             if (mod == "_codecs" && fn == "encode" && !a.empty() && a[0] && a[0]->isString()) {
+                chargeCopy(a[0]->text().size());
                 const std::string enc = a.size() >= 2 && a[1] && a[1]->isString() ? a[1]->text() : "utf-8";
                 if (enc == "latin1" || enc == "latin-1" || enc == "iso-8859-1") {
                     std::string out;
@@ -744,6 +773,7 @@ private:
                 auto s = Value::set(fn == "set" ? Value::Kind::Set : Value::Kind::FrozenSet);
                 if (!a.empty() && a[0] && (a[0]->isSequence() || a[0]->kind() == Value::Kind::Set ||
                                            a[0]->kind() == Value::Kind::FrozenSet)) {
+                    chargeCopy(a[0]->items().size() * kItemBytes);
                     for (const auto &i : a[0]->items())
                         s->noteChild(i);
                     s->items() = a[0]->items();
@@ -759,7 +789,13 @@ private:
                 };
                 return Value::complex(num(a[0]), num(a[1]));
             }
+            // Protocol 2 pickles an empty bytes as a call `bytes()` (a non-empty one goes through
+            // _codecs.encode above); numpy's reduce of an empty array puts exactly that in its state.
+            if (mod == "builtins" && fn == "bytes" && a.empty())
+                return Value::bytes({});
             if (mod == "builtins" && fn == "bytearray") {
+                if (!a.empty() && a[0])
+                    chargeCopy(a[0]->text().size());
                 ValuePtr b;
                 if (a.empty())
                     b = Value::bytes({});
@@ -786,6 +822,10 @@ private:
                 }
             if (mod.starts_with("pathlib") && fn.find("Path") != std::string::npos && !a.empty() &&
                 std::all_of(a.begin(), a.end(), [](const ValuePtr &x) { return x && x->isString(); })) {
+                std::size_t size = mod.size() + fn.size() + 1;
+                for (const auto &x : a)
+                    size += x->text().size() + 1;
+                chargeCopy(size);
                 std::string path;
                 for (std::size_t i = 0; i < a.size(); ++i) {
                     if (i > 0 && !path.empty() && path.back() != '/')
@@ -797,6 +837,7 @@ private:
                 return v;
             }
             if (mod == "copyreg" && fn == "_reconstructor" && a.size() >= 2) {
+                chargeCopy(a.size() * kItemBytes);
                 // Protocol 0/1 instances: copyreg._reconstructor(cls, base, state). With base
                 // object and no state that is object.__new__(cls), as NEWOBJ makes it.
                 const bool plain = isGlobal(a[1], "builtins.object") && (a.size() < 3 || !a[2] || a[2]->isNone());
@@ -863,6 +904,7 @@ private:
         const std::size_t size = dtypeSize(ref->dtype);
         if (dt->second && size > 1) {
             // Big-endian array: keep a byte-swapped copy so the numbers read natively.
+            chargeCopy(st[4]->text().size());
             auto swapped = std::make_shared<std::string>(st[4]->text());
             const std::size_t unit = dtypeIsComplex(ref->dtype) ? size / 2 : size;
             for (std::size_t off = 0; off + unit <= swapped->size(); off += unit)
@@ -1425,6 +1467,7 @@ void PickleRun::step()
             push(Value::global(std::string(kComputedName), std::string(kComputedName)));
             break;
         }
+        chargeCopy(module->text().size() + name->text().size());
         push(makeGlobal(module->text(), name->text()));
         break;
     }

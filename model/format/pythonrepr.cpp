@@ -283,18 +283,26 @@ std::string repr(const TensorRef &t)
 std::string numpyRepr(const TensorRef &t)
 {
     constexpr std::size_t kNumpyLineWidth = 75;
+    // An empty array of any rank and dtype: numpy writes its shape (when not 1-d) and its dtype.
+    if (t.layout == TensorRef::Layout::Strided && !t.quantization && t.problem.empty() && !t.shape.empty() &&
+        std::find(t.shape.begin(), t.shape.end(), 0) != t.shape.end()) {
+        std::string shape;
+        if (t.shape.size() > 1) {
+            shape = ", shape=(";
+            for (std::size_t i = 0; i < t.shape.size(); ++i)
+                shape += (i ? ", " : "") + std::to_string(t.shape[i]);
+            shape += ")";
+        }
+        return "array([]" + shape + ", dtype=" + std::string(dtypeName(t.dtype)) + ")";
+    }
     if (t.shape.size() != 1 || t.strides.size() != 1 || t.layout != TensorRef::Layout::Strided || t.quantization ||
         !t.problem.empty() || !(isIntegral(t.dtype) || t.dtype == DType::Float32 || t.dtype == DType::Float64 ||
                                 t.dtype == DType::Float16))
         return {};
     const std::int64_t n = t.shape[0];
-    // numpy writes no dtype for its defaults (int64 here, float64, bool) but for an empty array.
+    // numpy writes no dtype for its defaults (int64 here, float64, bool).
     const bool plainDtype = t.dtype == DType::Int64 || t.dtype == DType::Float64 || t.dtype == DType::Bool;
-    const std::string suffix =
-        n > 0 && plainDtype ? std::string()
-                     : ", dtype=" + std::string(dtypeName(t.dtype));
-    if (n == 0)
-        return "array([]" + suffix + ")";
+    const std::string suffix = plainDtype ? std::string() : ", dtype=" + std::string(dtypeName(t.dtype));
     if (n > 32)
         return {};
     const auto read = smallValues(t, n, t.strides[0]);

@@ -253,6 +253,10 @@ void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std:
     if (!root || level > 3)
         return;
     std::unordered_set<const Value *> seen;
+    // Each pickle read once: the memo can hand one bytes value to any number of pickle.loads calls,
+    // and _codecs.encode make any number of copies of one (each read would have room to copy again).
+    std::unordered_set<const Value *> read;
+    std::unordered_set<std::string_view> readText;  // views into values `root` holds
     std::vector<ValuePtr> stack{root};
     while (!stack.empty()) {
         ValuePtr v = std::move(stack.back());
@@ -269,7 +273,8 @@ void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std:
         const std::string cls = className(*v);
         if ((cls == "pickle.loads" || cls == "_pickle.loads" || cls == "cPickle.loads" || cls == "dill.loads") &&
             v->args() && v->args()->isSequence() && !v->args()->items().empty() &&
-            v->args()->items()[0]->kind() == Value::Kind::Bytes) {
+            v->args()->items()[0]->kind() == Value::Kind::Bytes && read.insert(v->args()->items()[0].get()).second &&
+            readText.insert(v->args()->items()[0]->text()).second) {
             const auto &bytes = v->args()->items()[0]->text();
             PickleMachine inner;
             inner.setPersistentLoad([](const ValuePtr &, std::uint64_t) { return Value::none(); });
