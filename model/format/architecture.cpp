@@ -1243,7 +1243,7 @@ std::optional<nlohmann::ordered_json> inferMlpSpec(const Document &doc, const st
         };
         auto unexpected = [&m](std::initializer_list<const char *> known) -> std::string {
             for (const auto &[k, t] : m.members)
-                if (std::find_if(known.begin(), known.end(), [&k](const char *n) { return k == n; }) == known.end())
+                if (std::find_if(known.begin(), known.end(), [&k = k](const char *n) { return k == n; }) == known.end())
                     return t->name + " " + shapeText(t->ref().shape);
             return {};
         };
