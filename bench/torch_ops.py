@@ -11,6 +11,7 @@ torch included) by bench/run.py. Usage: torch_ops.py OP FILE [OUT]
           max and mean |a - b|, relative L2, cosine, elements outside torch.allclose's tolerance
 """
 import json
+import math
 import sys
 
 import torch
@@ -42,13 +43,22 @@ def main():
         rows = [[n, list(t.shape), str(t.dtype)] for n, t in tensors(model_state(obj))]
         print(json.dumps({'tensors': len(rows)}))
     elif op == 'stats':
+        # In float64 as ckpt computes, one torch call per figure and no copy of a tensor unless it
+        # has NaNs to leave out (ckpt counts those apart): as lean as plain torch code gets, so the
+        # row compares the computation, not a wasteful script (an earlier one copied every tensor's
+        # finite values and made float32 passes, which made ckpt look 3.9x faster than torch).
         out = []
         for n, t in tensors(model_state(obj)):
-            f = t.float() if t.is_floating_point() else t.double()
-            finite = f[torch.isfinite(f)]
-            out.append([n, float(finite.min()), float(finite.max()), float(finite.mean()), float(finite.std()),
-                        float(f.norm()), float((f == 0).float().mean()), int(torch.isnan(f).sum()),
-                        int(torch.isinf(f).sum())])
+            x = t.double()
+            nans = int(torch.isnan(x).sum()) if math.isnan(float(x.sum())) else 0
+            v = x[~torch.isnan(x)] if nans else x
+            if v.numel() == 0:
+                out.append([n, nans])
+                continue
+            lo, hi = (float(e) for e in torch.aminmax(v))
+            infs = 0 if math.isfinite(lo) and math.isfinite(hi) else int(torch.isinf(v).sum())
+            out.append([n, lo, hi, float(v.mean()), float(v.std()), float(v.norm()),
+                        (v.numel() - int(torch.count_nonzero(v))) / x.numel(), nans, infs])
         print(json.dumps({'tensors': len(out)}))
     elif op == 'strip':
         package = {'model_state_dict': model_state(obj), 'model_config': obj.get('model_config'),

@@ -265,6 +265,7 @@ CompareView::~CompareView()
 {
     if (m_job)
         m_job->cancel();
+    abandonJob(m_histogramJob);
 }
 
 void CompareView::compare(const QString &a, const QString &b, double atol, double rtol)
@@ -450,6 +451,8 @@ QString CompareView::differenceHint()
 void CompareView::showTensor(const QModelIndex &index)
 {
     const int generation = ++m_histogramGeneration;
+    abandonJob(m_histogramJob);  // another row's histograms stop, queued or within a chunk
+    m_histogramJob = nullptr;
     const QString status = index.data(ComparisonModel::StatusRole).toString();
     const QString nameA = index.data(ComparisonModel::NameARole).toString();
     const QString nameB = index.data(ComparisonModel::NameBRole).toString();
@@ -507,10 +510,13 @@ void CompareView::showTensor(const QModelIndex &index)
     };
     auto docA = m_docA, docB = m_docB;
     auto *watcher = new QFutureWatcher<Result>(this);
+    m_histogramJob = watcher;
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, generation] {
         watcher->deleteLater();
-        if (generation != m_histogramGeneration)
-            return;  // another row was selected since
+        if (m_histogramJob == watcher)
+            m_histogramJob = nullptr;
+        if (generation != m_histogramGeneration || watcher->future().resultCount() == 0)
+            return;  // another row was selected since, or cancelled
         const Result r = watcher->result();
         std::vector<HistogramChart::Curve> curves;
         if (r.hasA)
@@ -527,20 +533,21 @@ void CompareView::showTensor(const QModelIndex &index)
             m_difference->setMessage(tr("No difference: the tensor is not in both files with one shape"));
         Q_EMIT histogramsReady();
     });
-    watcher->setFuture(QtConcurrent::run(jobPool(), [ta, tb, docA, docB]() {
+    watcher->setFuture(QtConcurrent::run(jobPool(), [ta, tb, docA, docB](QPromise<Result> &promise) {
+        const CancelCheck cancelled = [&promise] { return promise.isCanceled(); };
         Result r;
         try {
             const ComputeApi &api = ComputeLoader::api();
             if (ta) {
-                r.a = api.histogram(*ta, kBins);
+                r.a = api.histogram(*ta, kBins, cancelled);
                 r.hasA = true;
             }
             if (tb) {
-                r.b = api.histogram(*tb, kBins);
+                r.b = api.histogram(*tb, kBins, cancelled);
                 r.hasB = true;
             }
             if (ta && tb && ta->shape == tb->shape) {
-                r.diff = api.differenceHistogram(*ta, *tb, kBins);
+                r.diff = api.differenceHistogram(*ta, *tb, kBins, cancelled);
                 r.hasDiff = true;
             }
         } catch (const std::exception &e) {
@@ -548,7 +555,8 @@ void CompareView::showTensor(const QModelIndex &index)
         }
         (void)docA;
         (void)docB;
-        return r;
+        if (!promise.isCanceled())
+            promise.addResult(std::move(r));
     }));
 }
 

@@ -1,10 +1,12 @@
 #pragma once
 
+#include <QPointer>
 #include <QWidget>
 
 #include <memory>
 
 class QCheckBox;
+class QFutureWatcherBase;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -76,6 +78,8 @@ private:
     std::shared_ptr<const Document> m_docA, m_docB;
     QFutureWatcher<std::shared_ptr<CompareJob>> *m_job = nullptr;
     int m_histogramGeneration = 0;
+    // The selected tensor's histograms: cancelled when another row is selected.
+    QPointer<QFutureWatcherBase> m_histogramJob;
 
     ComparisonModel *m_model = nullptr;
     QSortFilterProxyModel *m_proxy = nullptr;

@@ -24,7 +24,8 @@ struct RowStatistics {
 
 // Computes the statistics of `tensors` (rows of the table, in order) with the compute module,
 // for QtConcurrent::run: one result per tensor as soon as it is known, progress in tensors, and
-// a stop before the next tensor when the promise is cancelled. `doc` keeps the data alive.
+// a stop within a chunk of 1 Mi elements when the promise is cancelled (the tensor it was in gets
+// no result). `doc` keeps the data alive.
 void computeStatistics(QPromise<RowStatistics> &promise, std::shared_ptr<const Document> doc,
                        const std::vector<NamedTensor> *tensors);
 

@@ -21,6 +21,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFutureWatcher>
+#include <QPromise>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -222,7 +223,10 @@ TensorDetailView::TensorDetailView(QWidget *parent) : QWidget(parent)
     m_body->hide();
 }
 
-TensorDetailView::~TensorDetailView() = default;
+TensorDetailView::~TensorDetailView()
+{
+    abandonJob(m_summaryJob);  // its figures are for nobody now
+}
 
 void TensorDetailView::setComputeProvider(TensorValuesModel::ComputeProvider provider)
 {
@@ -234,6 +238,8 @@ void TensorDetailView::setTensor(std::shared_ptr<const Document> doc, const QStr
                                  const TensorStats *known)
 {
     ++m_generation; // whatever is still being computed is for another tensor
+    abandonJob(m_summaryJob);  // and stops, queued or within a chunk of its tensor
+    m_summaryJob = nullptr;
     m_doc = tensor ? std::move(doc) : nullptr;
     m_tensor = m_doc ? std::make_shared<const TensorRef>(*tensor) : nullptr;
     m_source = m_doc ? tensor : nullptr;
@@ -409,8 +415,13 @@ void TensorDetailView::startSummaryJob(bool needStats)
 {
     m_jobRunning = true;
     auto *watcher = new QFutureWatcher<Summary>(this);
+    m_summaryJob = watcher;
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
         watcher->deleteLater();
+        if (m_summaryJob == watcher)
+            m_summaryJob = nullptr;
+        if (watcher->future().resultCount() == 0)
+            return; // cancelled
         const Summary s = watcher->result();
         if (s.generation != m_generation)
             return; // stale: another tensor is shown now
@@ -426,8 +437,11 @@ void TensorDetailView::startSummaryJob(bool needStats)
         Q_EMIT statisticsReady();
         Q_EMIT histogramReady();
     });
-    watcher->setFuture(QtConcurrent::run(jobPool(), 
-        [provider = m_provider, doc = m_doc, tensor = m_tensor, generation = m_generation, needStats] {
+    watcher->setFuture(QtConcurrent::run(jobPool(),
+        [provider = m_provider, doc = m_doc, tensor = m_tensor, generation = m_generation,
+         needStats](QPromise<Summary> &promise) {
+            // Asked between chunks: a job for a tensor no longer shown stops within one.
+            const CancelCheck cancelled = [&promise] { return promise.isCanceled(); };
             Summary out;
             out.generation = generation;
             ComputeApi *api = nullptr;
@@ -435,22 +449,27 @@ void TensorDetailView::startSummaryJob(bool needStats)
                 api = &provider();
             } catch (const std::exception &e) {
                 out.statsError = out.histogramError = QString::fromStdString(e.what());
-                return out;
+                promise.addResult(std::move(out));
+                return;
             }
             if (needStats) {
                 try {
-                    out.stats = api->statistics(*tensor);
+                    out.stats = api->statistics(*tensor, cancelled);
                 } catch (const std::exception &e) {
                     out.statsError = QString::fromStdString(e.what());
                 }
             }
+            if (promise.isCanceled())
+                return;
             try {
-                out.histogram = api->histogram(*tensor, kHistogramBins);
+                out.histogram = api->histogram(*tensor, kHistogramBins, cancelled);
             } catch (const std::exception &e) {
                 out.histogramError = QString::fromStdString(e.what());
             }
+            if (promise.isCanceled())
+                return;
             (void)doc; // keeps the mapped bytes alive while the job reads them
-            return out;
+            promise.addResult(std::move(out));
         }));
 }
 

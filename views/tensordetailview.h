@@ -4,6 +4,7 @@
 #include "dtype.h"
 #include "tensorvaluesmodel.h"
 
+#include <QPointer>
 #include <QString>
 #include <QWidget>
 
@@ -11,6 +12,7 @@
 #include <optional>
 
 class QCheckBox;
+class QFutureWatcherBase;
 class QChartView;
 class QHBoxLayout;
 class QLabel;
@@ -102,6 +104,9 @@ private:
     QString m_histogramError;
     bool m_jobRunning = false;
     std::uint64_t m_generation = 0;
+    // The statistics and histogram job of the tensor shown: cancelled when another is shown, so
+    // stepping through rows of gigabyte tensors does not queue their work ahead of the current one.
+    QPointer<QFutureWatcherBase> m_summaryJob;
     QString m_exportMessage;
     bool m_exportError = false;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -230,6 +231,11 @@ public:
     virtual std::string torchScriptBytes(const std::string &dtype) const = 0;
 };
 
+// Asked between chunks of a long computation (a chunk is 1 Mi elements): true stops it there, and
+// the computation throws std::runtime_error ("cancelled"). A job cancelled while it works through
+// a tensor of a billion elements so ends within a chunk, not at the tensor's end.
+using CancelCheck = std::function<bool()>;
+
 // What the compute module (LibTorch) offers the layers above it. The interface has no LibTorch
 // types, so callers do not pay for LibTorch's headers or its start-up until they load the module.
 class ComputeApi {
@@ -266,6 +272,12 @@ public:
     // The document may go away afterwards. Throws std::runtime_error when the weights do not fit
     // the architecture (missing, unexpected, mis-shaped keys listed) or a TorchScript file cannot load.
     virtual std::unique_ptr<Predictor> predictor(const Document &doc, const Architecture &arch) const = 0;
+    // statistics(), histogram() and differenceHistogram() that stop when `cancelled` says so
+    // (see CancelCheck).
+    virtual TensorStats statistics(const TensorRef &tensor, const CancelCheck &cancelled) const = 0;
+    virtual Histogram histogram(const TensorRef &tensor, int bins, const CancelCheck &cancelled) const = 0;
+    virtual Histogram differenceHistogram(const TensorRef &a, const TensorRef &b, int bins,
+                                          const CancelCheck &cancelled) const = 0;
 };
 
 } // namespace ckpt

@@ -52,6 +52,28 @@ at::Tensor scaledDown(const at::Tensor &c, int e)
     return c.mul(std::ldexp(1.0, first)).mul_(std::ldexp(1.0, -e - first));
 }
 
+// The cancel check of the computation running on this thread (see CancelCheck), asked by the
+// chunked loops below; none outside the cancellable calls.
+thread_local const CancelCheck *t_cancelled = nullptr;
+
+void throwIfCancelled()
+{
+    if (t_cancelled && *t_cancelled && (*t_cancelled)())
+        throw std::runtime_error("cancelled");
+}
+
+// Makes `cancelled` the thread's cancel check for as long as it lives.
+class CancelScope {
+public:
+    explicit CancelScope(const CancelCheck &cancelled) : m_previous(t_cancelled) { t_cancelled = &cancelled; }
+    ~CancelScope() { t_cancelled = m_previous; }
+    CancelScope(const CancelScope &) = delete;
+    CancelScope &operator=(const CancelScope &) = delete;
+
+private:
+    const CancelCheck *m_previous;
+};
+
 // LibTorch's errors carry a C++ backtrace in what() (1.13 always): only the message goes on.
 template <typename F> auto plainErrors(F &&f) -> decltype(f())
 {
@@ -76,6 +98,22 @@ public:
     Histogram differenceHistogram(const TensorRef &ra, const TensorRef &rb, int bins) const override
     {
         return plainErrors([&] { return differenceHistogramImpl(ra, rb, bins); });
+    }
+    TensorStats statistics(const TensorRef &ref, const CancelCheck &cancelled) const override
+    {
+        const CancelScope scope(cancelled);
+        return statistics(ref);
+    }
+    Histogram histogram(const TensorRef &ref, int bins, const CancelCheck &cancelled) const override
+    {
+        const CancelScope scope(cancelled);
+        return histogram(ref, bins);
+    }
+    Histogram differenceHistogram(const TensorRef &ra, const TensorRef &rb, int bins,
+                                  const CancelCheck &cancelled) const override
+    {
+        const CancelScope scope(cancelled);
+        return differenceHistogram(ra, rb, bins);
     }
     std::string exportBytes(const TensorRef &ref, ExportFormat format) const override
     {
@@ -122,6 +160,7 @@ private:
         std::optional<int> scale;                   // none while no value was finite and non-zero
         double mn = std::numeric_limits<double>::infinity(), mx = -mn;
         for (std::int64_t start = 0; start < t.numel(); start += kChunk) {
+            throwIfCancelled();
             const std::int64_t end = std::min(start + kChunk, t.numel());
             at::Tensor c = t.slice(0, start, end).to(at::kDouble);
             at::Tensor nan = at::isnan(c);
@@ -197,6 +236,7 @@ private:
         __int128 sum = 0, lo = wide(0), hi = wide(0);
         bool first = true;
         for (std::int64_t start = 0; start < count; start += kChunk) {
+            throwIfCancelled();
             const at::Tensor c = ints.slice(0, start, std::min(start + kChunk, count)).to(at::kLong).contiguous();
             const std::int64_t *p = c.data_ptr<std::int64_t>();
             for (std::int64_t i = 0; i < c.numel(); ++i) {
@@ -214,6 +254,7 @@ private:
         // summed by ATen's dot product, which sums in blocks (as the float figures are summed).
         double squares = 0, deviations = 0;
         for (std::int64_t start = 0; start < count; start += kChunk) {
+            throwIfCancelled();
             const at::Tensor c = ints.slice(0, start, std::min(start + kChunk, count)).to(at::kLong).contiguous();
             const std::int64_t *p = c.data_ptr<std::int64_t>();
             at::Tensor values = at::empty({c.numel()}, at::kDouble), offsets = at::empty({c.numel()}, at::kDouble);
@@ -283,6 +324,7 @@ private:
         h.counts.assign(static_cast<std::size_t>(bins), 0);
         double lo = std::numeric_limits<double>::infinity(), hi = -lo;
         for (std::int64_t start = 0; start < n; start += kChunk) {
+            throwIfCancelled();
             const at::Tensor c = chunk(start, std::min(start + kChunk, n));
             if (c.numel() == 0)
                 continue;
@@ -318,6 +360,7 @@ private:
             std::frexp(std::max(std::abs(lo), std::abs(hi)), &e);
         const double slo = std::ldexp(lo, -e), shi = std::ldexp(hi, -e);
         for (std::int64_t start = 0; start < n; start += kChunk) {
+            throwIfCancelled();
             const at::Tensor counts =
                 at::histc(scaledDown(chunk(start, std::min(start + kChunk, n)), e), bins, slo, shi).to(at::kLong);
             const auto *p = counts.data_ptr<std::int64_t>();

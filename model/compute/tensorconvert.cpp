@@ -214,7 +214,7 @@ at::Tensor tensorOf(const TensorRef &ref, bool copy, bool decode)
     if (!ref.extentElements(extent) || !ref.fitsStorage(extent))
         throw std::runtime_error("tensor extent does not fit its storage");
     // from_blob never writes through the pointer here: the view is read-only by contract.
-    auto *base = const_cast<std::uint8_t *>(ref.storage->data().data()) +
+    auto *base = const_cast<std::uint8_t *>(ref.storage->bulkData().data()) +
                  static_cast<std::size_t>(ref.storageOffset) * dtypeSize(ref.dtype);
     if (ref.dtype == DType::Complex32) {  // pairs of float16: real, imaginary
         auto shape = ref.shape, strides = ref.strides;

@@ -339,7 +339,7 @@ std::vector<std::uint8_t> contiguousBytes(const TensorRef &t)
     std::int64_t extent = 0;
     if (!t.extentElements(extent) || !t.fitsStorage(extent))
         throw FormatError("tensor does not fit its storage");
-    const auto data = t.storage->data();
+    const auto data = t.storage->bulkData();
     std::vector<std::uint8_t> out(static_cast<std::size_t>(n) * es);
     std::vector<std::int64_t> idx(t.shape.size(), 0);
     for (std::int64_t i = 0; i < n; ++i) {
@@ -2147,7 +2147,7 @@ private:
             if (m_o.progress && !m_o.progress(0.0))
                 throw FormatError("cancelled; nothing was written");
             m_plan.casts[r.storage.get()] = to;
-            castFloats(r.storage->data(), r.storage->dtype, to, &m_plan.cast);
+            castFloats(r.storage->bulkData(), r.storage->dtype, to, &m_plan.cast);
         }
         if (m_plan.cast.overflow)
             m_plan.warnings.push_back(std::to_string(m_plan.cast.overflow) + " values overflow " +
@@ -2386,7 +2386,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         };
         std::map<std::string, Expected> expected;
         for (const auto &s : writer.storages()) {
-            auto bytes = s.source->data();
+            auto bytes = s.source->bulkData();
             zip.beginRecord("data/" + s.key);
             Expected e;
             e.size = bytes.size();
@@ -2417,7 +2417,7 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                 throw FormatError(plan.output + ": the storages read back differ from those written");
             for (const auto &s : rewriter.storages()) {
                 auto it = expected.find(s.key);
-                const auto bytes = s.source->data();
+                const auto bytes = s.source->bulkData();
                 const bool same =
                     it != expected.end() && bytes.size() == it->second.size &&
                     (it->second.same.data() ? std::memcmp(bytes.data(), it->second.same.data(), bytes.size()) == 0

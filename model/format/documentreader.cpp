@@ -135,8 +135,14 @@ private:
                 readPickleStream(data);
             }
         } else if (looksLikeSafetensors(data)) {
+            // Its JSON header is read in order; the mapping is opened for random reads.
+            std::uint64_t header = 0;
+            for (int i = 7; i >= 0; --i)
+                header = (header << 8) | data[static_cast<std::size_t>(i)];
+            prefetchMapped(data.first(static_cast<std::size_t>(std::min<std::uint64_t>(header, data.size() - 8) + 8)));
             readSafetensors(m_doc, data);
         } else if (looksLikeShardIndex(data)) {
+            m_doc.file->setAccess(MappedFile::Access::Normal);  // JSON, read whole
             readShardIndex(m_doc, data, m_opts);
         } else if (!data.empty() && (data[0] == 0x80 || data[0] == '(' || data[0] == '}' || data[0] == ']' ||
                                      data[0] == 'c' || data[0] == 'L' || data[0] == 'I')) {
@@ -416,6 +422,8 @@ private:
         auto pb = zip.read(pkl);
         if (pb.owned)
             m_owned.push_back(pb.owned);
+        else
+            prefetchMapped(pb.bytes);  // parsed in order; the mapping is set for random reads
         m_machine.setBaseOffset(pb.owned ? 0 : static_cast<std::uint64_t>(pb.bytes.data() - data.data()));
         if (main)
             setProgress(0.0, 1.0);
@@ -683,11 +691,24 @@ private:
         std::int64_t offset = 0;  // elements into the root storage
     };
 
+    static constexpr std::size_t kPickleWindow = 2u << 20;  // pickle bytes fetched ahead of the parser
+
     void readPickleStream(std::span<const std::uint8_t> data)
     {
+        // A legacy stream (the pickle of its magic number first, as torch writes it) is a few
+        // pickles, then every storage headed by its element count: read with the mapping left for
+        // random reads (see MappedFile::setAccess), the pickles fetched ahead of the parser. Any
+        // other stream is a pickle read in order: the usual read-ahead suits it.
+        static constexpr std::uint8_t kLegacyHead[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c,
+                                                       0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+        const bool legacyHead =
+            data.size() >= sizeof kLegacyHead && std::memcmp(data.data(), kLegacyHead, sizeof kLegacyHead) == 0;
+        if (!legacyHead)
+            m_doc.file->setAccess(MappedFile::Access::Normal);
         std::size_t pos = 0;
         auto runAt = [&](const char *what) {
             m_machine.setBaseOffset(pos);
+            prefetchMapped(data.subspan(pos, std::min(data.size() - pos, kPickleWindow)));
             try {
                 auto r = m_machine.run(data.subspan(pos));
                 pos += r.end;
@@ -764,13 +785,29 @@ private:
             }
             return Value::storage(root);
         });
-        setProgress(0.0, 1.0);
+        // Progress comes every 65,536 opcodes (a few hundred KiB of pickle): the next window is
+        // fetched then, so that a pickle of many MiB is not read a page at a time.
+        const auto rest = data.subspan(pos);
+        m_machine.setProgress([this, rest](double f) {
+            const auto at = std::min(rest.size(), static_cast<std::size_t>(f * static_cast<double>(rest.size())));
+            prefetchMapped(rest.subspan(at, std::min(rest.size() - at, kPickleWindow)));
+            return !m_opts.progress || m_opts.progress(f);
+        });
         auto main = runAt("main pickle");
+        m_machine.setProgress(nullptr);
+        setProgress(0.0, 1.0);
         m_doc.root = main.value;
         m_doc.pickleProtocol = main.protocol;
         auto keys = runAt("storage key list");
         if (!keys.value->isSequence())
             throw FormatError("storage key list is a " + keys.value->typeName() + ", not a list");
+        // Each storage's element count heads its bytes: reading ahead around each of them would
+        // read the whole file. Storages packed closer than a read-ahead window are better read
+        // whole, in large reads.
+        m_doc.file->setAccess(MappedFile::Access::Random);
+        constexpr std::size_t kDenseStorageSpacing = 64u << 10;
+        if (!keys.value->items().empty() && (data.size() - pos) / keys.value->items().size() < kDenseStorageSpacing)
+            prefetchMapped(data.subspan(pos));
         std::size_t resolvedCount = 0;
         for (const auto &k : keys.value->items()) {
             if (!k || !(k->isString() || k->isInt()))

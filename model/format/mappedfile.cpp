@@ -135,9 +135,35 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string &path)
         f->m_slot = registerMapping(f.get(), p, f->m_size);
         if (f->m_slot >= 0)
             f->m_truncated = &g_slots[static_cast<std::size_t>(f->m_slot)].truncated;
+        f->setAccess(Access::Random);  // readers index first (see setAccess)
     }
     ::close(fd);
     return f;
+}
+
+void MappedFile::setAccess(Access access) const
+{
+    if (!m_map || m_access.load(std::memory_order_relaxed) == access ||
+        m_access.exchange(access, std::memory_order_relaxed) == access)
+        return;
+#ifdef POSIX_MADV_RANDOM
+    // A hint: when it fails the reads still work, only at another speed.
+    ::posix_madvise(m_map, m_size, access == Access::Random ? POSIX_MADV_RANDOM : POSIX_MADV_NORMAL);
+#endif
+}
+
+void prefetchMapped(std::span<const std::uint8_t> bytes)
+{
+#ifdef POSIX_MADV_WILLNEED
+    if (bytes.empty())
+        return;
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()) & ~(page - 1);
+    const auto end = reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size();
+    ::posix_madvise(reinterpret_cast<void *>(begin), end - begin, POSIX_MADV_WILLNEED);
+#else
+    (void)bytes;
+#endif
 }
 
 std::shared_ptr<MappedFile> MappedFile::fromBytes(std::string bytes, std::string name)

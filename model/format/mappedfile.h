@@ -27,6 +27,20 @@ public:
     MappedFile &operator=(const MappedFile &) = delete;
 
     std::span<const std::uint8_t> bytes() const { return {m_data, m_size}; }
+
+    // How the mapping is about to be read, so that the kernel reads ahead, or not, to suit.
+    enum class Access {
+        Random,  // scattered small reads (indexing): each read brings in its own page and no more
+        Normal,  // passes over tensor data: the kernel's usual read-ahead
+    };
+    // Sets the pattern for the whole mapping (a range would split it into as many mappings as
+    // ranges). open() sets Random: with the usual read-ahead, touching each record's header of a
+    // zip (or each storage's size of a legacy stream) reads a window around it, and windows of a
+    // few MiB add up to the whole file. Whatever then reads tensor bytes in bulk sets Normal
+    // (Random kept for a pass over gigabytes makes it several times slower). Cheap when the
+    // pattern is already set; no effect on bytes in memory or where the platform cannot say it.
+    void setAccess(Access access) const;
+    Access access() const { return m_access.load(std::memory_order_relaxed); }
     std::size_t size() const { return m_size; }
     const std::string &path() const { return m_path; }
 
@@ -47,6 +61,12 @@ private:
     std::string m_owned;
     int m_slot = -1;  // entry in the SIGBUS guard's table of live mappings
     const std::atomic<bool> *m_truncated = nullptr;  // that entry's flag
+    mutable std::atomic<Access> m_access{Access::Normal};
 };
+
+// Asks the kernel to start reading `bytes` (a part of a mapping) now, in large reads: they are
+// about to be read in order while the mapping is Random. Only a hint: no effect on memory that is
+// not a file mapping, or where the platform cannot say it.
+void prefetchMapped(std::span<const std::uint8_t> bytes);
 
 } // namespace ckpt

@@ -64,6 +64,13 @@ std::span<const std::uint8_t> StorageRef::data() const
     return {m_lazy->owned->data(), m_lazy->owned->size()};
 }
 
+std::span<const std::uint8_t> StorageRef::bulkData() const
+{
+    if (mapping)
+        mapping->setAccess(MappedFile::Access::Normal);
+    return data();
+}
+
 std::int64_t StorageRef::availableElements() const
 {
     const auto size = dtypeSize(dtype);
@@ -201,7 +208,7 @@ std::span<const std::uint8_t> TensorRef::spannedBytes() const
     const auto size = static_cast<std::int64_t>(dtypeSize(dtype));
     const auto begin = static_cast<std::size_t>(storageOffset * size);
     const auto end = static_cast<std::size_t>(extent * size);
-    const auto bytes = storage->data();
+    const auto bytes = storage->bulkData();
     if (end > bytes.size() || begin > end)
         return {};
     return bytes.subspan(begin, end - begin);

@@ -47,6 +47,9 @@ struct StorageRef {
     // The record's bytes, produced on the first call for deflated records; throws FormatError when
     // they cannot be produced. Thread-safe.
     std::span<const std::uint8_t> data() const;
+    // data(), for a pass over much of it (statistics, conversion, a copy): first asks the file's
+    // mapping for its usual read-ahead, which it is opened without (see MappedFile::setAccess).
+    std::span<const std::uint8_t> bulkData() const;
     std::int64_t availableElements() const;
 
 private:
@@ -96,7 +99,7 @@ struct TensorRef {
     // Checks the extent against the storage; sets and returns `problem` ("" when it fits).
     const std::string &validate();
     // Bytes from the tensor's first element to one past its last; empty when invalid or empty.
-    // May produce the storage's bytes (see StorageRef::data).
+    // May produce the storage's bytes (see StorageRef::bulkData: for a pass over them).
     std::span<const std::uint8_t> spannedBytes() const;
 };
 

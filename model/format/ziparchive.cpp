@@ -1,6 +1,7 @@
 #include "ziparchive.h"
 
 #include "error.h"
+#include "mappedfile.h"
 
 #include <algorithm>
 #include <cstring>
@@ -86,6 +87,12 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
         throw FormatError("zip: " + std::to_string(count) + " entries exceed the limit of " +
                           std::to_string(kMaxEntries));
     r.need(cdOffset, cdSize, "central directory");
+    // The directory is read in order, and each entry's local header where it points: a mapping
+    // opened for random reads (see MappedFile::setAccess) reads each of those pages alone. Records
+    // packed closer than a read-ahead window are better read whole, in large reads.
+    constexpr std::uint64_t kDenseRecordSpacing = 64u << 10;
+    prefetchMapped(count > 0 && cdOffset / count < kDenseRecordSpacing ? data.subspan(0, cdOffset + cdSize)
+                                                                      : data.subspan(cdOffset, cdSize));
     m_entries.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, cdSize / 46)));
     std::uint64_t off = cdOffset;
     for (std::uint64_t i = 0; i < count; ++i) {
@@ -292,6 +299,7 @@ RecordBytes ZipArchive::read(const Entry &e) const
                           std::to_string(e.compressedSize) + ", past deflate's limit ratio of " +
                           std::to_string(kMaxDeflateRatio) + ":1");
     auto buf = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(e.size));
+    prefetchMapped(raw);  // inflated in order, from a mapping that may be set for random reads
     z_stream zs{};
     if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
         throw FormatError("zip: cannot start inflating '" + e.name + "'");

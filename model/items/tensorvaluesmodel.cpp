@@ -7,6 +7,7 @@
 
 #include <QBrush>
 #include <QFutureWatcher>
+#include <QPromise>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <algorithm>
@@ -45,7 +46,11 @@ struct TensorValuesModel::Batch {
 
 TensorValuesModel::TensorValuesModel(QObject *parent) : QAbstractTableModel(parent) {}
 
-TensorValuesModel::~TensorValuesModel() = default;
+TensorValuesModel::~TensorValuesModel()
+{
+    if (m_fetchJob)
+        m_fetchJob->cancel();  // nobody waits for its values now
+}
 
 void TensorValuesModel::setComputeProvider(ComputeProvider provider)
 {
@@ -55,6 +60,8 @@ void TensorValuesModel::setComputeProvider(ComputeProvider provider)
 void TensorValuesModel::resetCache()
 {
     ++m_generation;
+    if (m_fetchJob)
+        m_fetchJob->cancel();  // its blocks are stale: it stops before its next read
     m_cache.clear();
     m_lru.clear();
     m_pending.clear();
@@ -248,10 +255,12 @@ void TensorValuesModel::startFetch()
     m_inFlight.insert(blocks.begin(), blocks.end());
     m_jobRunning = true;
     auto *watcher = new QFutureWatcher<std::shared_ptr<Batch>>(this);
+    m_fetchJob = watcher;
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
         watcher->deleteLater();
         m_jobRunning = false;
-        const auto batch = watcher->result();
+        // A cancelled batch has no result: stale, as finishFetch takes a null one.
+        const auto batch = watcher->future().resultCount() > 0 ? watcher->result() : nullptr;
         if (batch && batch->generation == m_generation)
             for (const auto &b : batch->blocks)
                 m_inFlight.erase(b.first);
@@ -264,7 +273,7 @@ void TensorValuesModel::startFetch()
     const int vpe = m_valuesPerElement;
     watcher->setFuture(QtConcurrent::run(jobPool(), [provider = m_provider, doc = m_doc, tensor = m_tensor, raw = m_raw,
                                           exact = exactIntegers(), generation = m_generation, blocks, blockSize,
-                                          numel, vpe] {
+                                          numel, vpe](QPromise<std::shared_ptr<Batch>> &promise) {
         auto batch = std::make_shared<Batch>();
         batch->generation = generation;
         try {
@@ -273,6 +282,8 @@ void TensorValuesModel::startFetch()
             ComputeApi &api = provider();
             // Adjacent blocks are read with one call.
             for (std::size_t i = 0; i < blocks.size();) {
+                if (promise.isCanceled())
+                    return;  // another tensor or mode is shown now
                 std::size_t j = i + 1;
                 while (j < blocks.size() && blocks[j] == blocks[j - 1] + 1)
                     ++j;
@@ -307,7 +318,8 @@ void TensorValuesModel::startFetch()
             batch->error = QString::fromStdString(e.what());
         }
         (void)doc; // keeps the mapped bytes alive while the job reads them
-        return batch;
+        if (!promise.isCanceled())
+            promise.addResult(std::move(batch));
     }));
 }
 

@@ -4,6 +4,7 @@
 
 #include <QAbstractTableModel>
 #include <QList>
+#include <QPointer>
 #include <QString>
 
 #include <cstdint>
@@ -13,6 +14,8 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
+
+class QFutureWatcherBase;
 
 namespace ckpt {
 
@@ -132,6 +135,7 @@ private:
     mutable bool m_fetchScheduled = false;
     bool m_jobRunning = false;
     std::uint64_t m_generation = 0; // a new tensor or mode makes older batches stale
+    QPointer<QFutureWatcherBase> m_fetchJob; // the running batch, cancelled when it goes stale
     std::int64_t m_fetchedElements = 0;
 };
 
