@@ -7,7 +7,7 @@
 #include "error.h"
 #include "inferencemeta.h"
 #include "jsonexport.h"
-#include "optimizerclass.h"
+#include "optimizermap.h"
 #include "metadata.h"
 #include "pythonrepr.h"
 #include "security.h"
@@ -162,7 +162,7 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         out << "Convention: " << c << '\n';
     if (!j["optimizer"].is_null()) {
         const auto &o = j["optimizer"];
-        out << "Optimizer: " << pathText(doc.optimizerPath) << " — " << optimizerClassName(*doc.optimizer) << ", "
+        out << "Optimizer: " << (doc.optimizerPath.empty() ? std::string("(root)") : pathText(doc.optimizerPath)) << " — " << optimizerClassName(*doc.optimizer) << ", "
             << o["state"]["count"].get<std::size_t>() << " parameter states";
         if (const auto step = optimizerStep(doc))
             out << ", step " << *step;

@@ -8,7 +8,7 @@
 #include "error.h"
 #include "jsonexport.h"
 #include "metadata.h"
-#include "optimizerclass.h"
+#include "optimizermap.h"
 #include "pythonrepr.h"
 #include "tensorref.h"
 #include "value.h"

@@ -657,6 +657,8 @@ private:
                 throw FormatError("no state dict of plain tensors: the file holds a quantized model's packed "
                                   "weights, " + q + ", and quantized tensors cannot be converted yet (convert the "
                                   "float model from before quantization, or dequantize the weights in Python first)");
+            if (!m_doc.noWeightsReason.empty())
+                throw FormatError("no model weights to convert: " + m_doc.noWeightsReason);
             throw FormatError("no state dict found: nothing to convert");
         }
         for (const auto &t : m_doc.stateDict)

@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "error.h"
+#include "keyalign.h"
 #include "metadata.h"
 #include "optimizermap.h"
 #include "picklemachine.h"
@@ -931,9 +932,21 @@ ParameterCount parameterCount(const Document &doc)
         const std::string_view last = dot == std::string::npos ? std::string_view(name) : std::string_view(name).substr(dot + 1);
         return last == "running_mean" || last == "running_var" || last == "num_batches_tracked";
     };
+    // AveragedModel's n_averaged beside its module.* weights is a buffer (its parameters() leave it out).
+    std::size_t averagedCounter = std::string::npos;
+    if (!declared && !out.exact && std::any_of(doc.stateDict.begin(), doc.stateDict.end(),
+                                               [](const NamedTensor &t) { return isAveragedModelCounter(t.name); })) {
+        std::vector<std::string> names;
+        names.reserve(doc.stateDict.size());
+        for (const auto &t : doc.stateDict)
+            names.push_back(t.name);
+        averagedCounter = averagedModelCounter(names);
+    }
     std::set<std::tuple<const void *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>, int>> counted;
-    for (const auto &t : doc.stateDict) {
-        if (declared ? !t.ref().isParameter : out.exact ? buffers.contains(t.value.get()) : knownBuffer(t.name))
+    for (std::size_t i = 0; i < doc.stateDict.size(); ++i) {
+        const auto &t = doc.stateDict[i];
+        if (declared ? !t.ref().isParameter
+                     : out.exact ? buffers.contains(t.value.get()) : knownBuffer(t.name) || i == averagedCounter)
             continue;
         const TensorRef &r = t.ref();
         const void *where = r.storage ? static_cast<const void *>(r.storage.get()) : static_cast<const void *>(&r);
@@ -1004,7 +1017,7 @@ json documentJson(const Document &doc, bool placeholder)
                             stateKeys.insert(keyText(*k.key));
             }
         j["optimizer"] = {{"path", doc.optimizerPath},
-                          {"type", inferOptimizerType(*doc.optimizer)},
+                          {"type", optimizerClassName(*doc.optimizer)},
                           {"param_groups", groups},
                           {"state", {{"count", count}, {"keys", stateKeys}}}};
         if (auto map = mapOptimizer(doc)) {
@@ -1027,7 +1040,11 @@ json documentJson(const Document &doc, bool placeholder)
     // Metadata: every root entry that is neither the weights nor the optimizer.
     json meta = json::object();
     ObjectBuilder metaBuilder(meta);
-    if (doc.root && doc.root->isDict()) {
+    // A pickled object at the root (training_args.bin): its class, then its attributes as metadata.
+    const bool objectRoot = doc.root && doc.root->kind() == Value::Kind::Object;
+    if (objectRoot)
+        metaBuilder.set("__class__", className(*doc.root));
+    if (doc.root && (doc.root->isDict() || objectRoot)) {
         JsonWriter writer(budget);
         for (const auto &e : metadataEntries(doc)) {
             if (!budget.spend(e.key.size() + 4)) {
@@ -1046,8 +1063,6 @@ json documentJson(const Document &doc, bool placeholder)
                 break;
             }
         }
-    } else if (doc.root && doc.root->kind() == Value::Kind::Object) {
-        metaBuilder.set("__class__", className(*doc.root));
     }
     if (doc.formatMetadata)
         metaBuilder.set("__metadata__", valueToJson(doc.formatMetadata));

@@ -136,6 +136,10 @@ std::vector<MetadataEntry> metadataEntries(const Document &doc)
     std::vector<MetadataEntry> out;
     if (!doc.root)
         return out;
+    // The file is the optimizer (torch.save(optimizer.state_dict()) alone, or a pickled optimizer):
+    // its state and param groups are the optimizer's, shown as such, not again as metadata.
+    if (doc.optimizer && doc.optimizerPath.empty())
+        return out;
     // A pickled object at the root that is not a model (Hugging Face's training_args.bin, a
     // TrainingArguments): its attributes are the metadata, as the object's __dict__ holds them.
     const bool objectRoot = doc.root->kind() == Value::Kind::Object && !isModule(*doc.root) &&

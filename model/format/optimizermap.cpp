@@ -1,5 +1,6 @@
 #include "optimizermap.h"
 
+#include "jsonexport.h"
 #include "keyalign.h"
 #include "valuetree.h"
 
@@ -903,6 +904,18 @@ std::string adamVariant(const Value &optimizerState)
         found = variant;
     }
     return found;
+}
+
+std::string optimizerClassName(const Value &optimizerState)
+{
+    const std::string family = inferOptimizerType(optimizerState);
+    const bool amsgrad = family == "Adam (AMSGrad)";
+    if (family != "Adam/AdamW" && !amsgrad)
+        return family;
+    std::string name = adamVariant(optimizerState);
+    if (name.empty())
+        name = "Adam/AdamW";
+    return amsgrad ? name + " (AMSGrad)" : name;
 }
 
 } // namespace ckpt

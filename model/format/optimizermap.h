@@ -63,4 +63,10 @@ std::string deepSpeedPartition(const Document &doc);
 // on) also `differentiable`. Older files cannot be told apart.
 std::string adamVariant(const Value &optimizerState);
 
+// The optimizer's class as far as its state dict tells it, the one name the CLI, the JSON and the
+// window show: inferOptimizerType's family, with Adam and AdamW told apart where their param groups
+// say which (adamVariant): "Adam", "AdamW", "AdamW (AMSGrad)". "Adam/AdamW" (with " (AMSGrad)"
+// where it keeps max_exp_avg_sq) only where the groups cannot tell, as in files older than 1.13.
+std::string optimizerClassName(const Value &optimizerState);
+
 } // namespace ckpt

@@ -2,7 +2,6 @@
 
 #include "document.h"
 #include "jsonexport.h"
-#include "optimizerclass.h"
 #include "optimizermap.h"
 #include "valuetext.h"
 

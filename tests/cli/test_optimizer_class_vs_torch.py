@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The optimizer's class as `ckpt info` and `ckpt diff` name it, judged by the class torch 1.13
+"""The optimizer's class as `ckpt info` (text and JSON) and `ckpt diff` name it, judged by the class torch 1.13
 instantiated: Adam and AdamW (each with and without amsgrad) keep alike state, and their param
 groups' keys tell them apart; "Adam/AdamW" is left only where the groups cannot tell (groups
 without torch 1.13's foreach/maximize keys, as older torch wrote them). SGD for contrast."""
@@ -61,6 +61,10 @@ def main():
             continue
         line = next((l for l in r.stdout.splitlines() if l.startswith('Optimizer: ')), '')
         res.check(('\u2014 %s, ' % want) in line, name + ': ckpt info', '%r does not name %r' % (line, want))
+        r = subprocess.run([a.ckpt, 'info', path, '--json'], capture_output=True, text=True, timeout=60)
+        if res.check(r.returncode == 0, name + ': ckpt info --json', r.stderr):
+            o = json.loads(r.stdout)['optimizer']
+            res.check(o['type'] == want, name + ': ckpt info --json', '%r, expected %r' % (o['type'], want))
 
         # `ckpt diff` against itself: both sides named alike, in its text and its JSON.
         r = subprocess.run([a.ckpt, 'diff', path, path, '--json'], capture_output=True, text=True, timeout=120)

@@ -181,11 +181,18 @@ def check_optimizer_alone(ckpt, tmp, res):
         r = run(ckpt, 'info', path)
         res.check('Optimizer:' in r.stdout and 'also weights under' not in r.stdout and 'state/0' not in r.stdout,
                   '%s: info text shows an optimizer, no weights' % label, r.stdout[:800])
+        res.check('Optimizer: (root) \u2014 AdamW, ' in r.stdout, '%s: info text says the optimizer is the root' % label,
+                  r.stdout[:800])
+        # Its state and param groups are the optimizer's, not listed again as metadata.
+        res.check(not any(k in (j.get('metadata') or {}) for k in ('state', 'param_groups', 'defaults')),
+                  '%s: the optimizer is not metadata too' % label, '%r' % list(j.get('metadata') or {}))
         for target in ('safetensors', 'checkpoint'):
             out = os.path.join(tmp, 'from_%s.%s' % (name, target))
             r = run(ckpt, 'convert', path, '--to', target, '-o', out)
             res.check(r.returncode != 0 and path in r.stderr and not os.path.exists(out),
                       '%s: convert --to %s is refused, naming the file' % (label, target), r.stdout + r.stderr)
+            res.check('no model weights to convert' in r.stderr and 'optimizer' in r.stderr,
+                      '%s: convert --to %s says why: the optimizer alone' % (label, target), r.stderr)
 
 
 def check_zero3(ckpt, tmp, res):
@@ -210,6 +217,8 @@ def check_zero3(ckpt, tmp, res):
         r = run(ckpt, 'convert', path, '--to', target, '-o', out)
         res.check(r.returncode != 0 and path in r.stderr and not os.path.exists(out),
                   'ZeRO-3 model states: convert --to %s is refused, naming the file' % target, r.stdout + r.stderr)
+        res.check('no model weights to convert' in r.stderr and 'zero_to_fp32' in r.stderr,
+                  'ZeRO-3 model states: convert --to %s says why and where the weights are' % target, r.stderr)
     # Its optimizer partitions: found, and said to be stage 3 flat groups of this rank's part.
     for rank, optim in enumerate(optim_files):
         sd = torch.load(optim, map_location='cpu', weights_only=False)['optimizer_state_dict']

@@ -141,6 +141,12 @@ def check_swa(r, ckpt, d):
     code, out, err = run(ckpt, 'info', swa_path)
     r.check(code == 0 and 'Convention: torch.optim.swa_utils.AveragedModel' in out, 'info swa: convention named',
             out + err)
+    # ... and counts the parameters AveragedModel.parameters() gives: n_averaged is a buffer.
+    code, out, err = run(ckpt, 'info', '--json', swa_path)
+    count = json.loads(out)['state_dict']['parameters'] if code == 0 else None
+    want = sum(p.numel() for p in swa.parameters())
+    r.check(count == want, 'info swa --json: parameters as AveragedModel.parameters() counts them',
+            'ckpt %r, torch %d' % (count, want))
 
 
 def check_lightning(r, ckpt, d):
@@ -212,6 +218,15 @@ def check_training_args(r, ckpt, d):
             continue
         r.check('\n  %s: %s\n' % (field, repr(value)) in '\n' + meta, 'info training_args.bin: %s = %r' % (field, value),
                 meta)
+    # The JSON lists the same fields beside the class.
+    code, out, err = run(ckpt, 'info', '--json', path)
+    meta = json.loads(out)['metadata'] if code == 0 else {}
+    r.check(meta.get('__class__') == 'transformers.training_args.TrainingArguments',
+            'info --json training_args.bin: __class__', json.dumps(meta)[:2000])
+    for field, value in vars(args).items():
+        if isinstance(value, (int, float, str, bool)) and not hasattr(value, 'name'):
+            r.check(meta.get(field) == value, 'info --json training_args.bin: %s = %r' % (field, value),
+                    repr(meta.get(field)))
 
 
 def main():
