@@ -297,6 +297,14 @@ void TestSecurity::getattrMisuse_data()
     QTest::newRow("looks up in a string") << bytes(root + glob("__builtin__", "getattr") + str("os") + str("name") +
                                                    kTuple2 + kReduce + "s" + kStop)
                                           << true << "not in a class or function";
+    // set([member]) as protocol 2 writes a set: a call of set on a list, kept strict.
+    QTest::newRow("in a protocol 2 set") << bytes(root + glob("__builtin__", "set") + "]" + lookupRed + "a" + kTuple1 +
+                                                  kReduce + "s" + kStop)
+                                         << true << "handed to a call";
+    // A getattr named but dropped (POP) leaves nothing to check: not cleared.
+    QTest::newRow("getattr dropped unused") << bytes(root + glob("__builtin__", "getattr") + "0" + lookupRed + "s" +
+                                                     kStop)
+                                            << true << "keeps no value";
     QTest::newRow("three arguments") << bytes(root + glob("__builtin__", "getattr") + glob("mylib", "Color") +
                                               str("RED") + "N" + "\x87" + kReduce + "s" + kStop)
                                      << true << "exactly a global and a name";
