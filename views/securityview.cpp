@@ -18,12 +18,13 @@ namespace ckpt {
 
 namespace {
 
-// Rows sort dangerous first, then unknown, then understood.
+// Rows sort dangerous first, then unknown and attribute lookups, then understood.
 int severity(GlobalClass c)
 {
     switch (c) {
     case GlobalClass::Dangerous: return 0;
-    case GlobalClass::Unknown: return 1;
+    case GlobalClass::Unknown:
+    case GlobalClass::Lookup: return 1;
     case GlobalClass::Understood: return 2;
     }
     return 3;
@@ -56,6 +57,9 @@ QString reasonText(const GlobalVerdict &g, bool scriptClass)
                                 "not on torch.load(weights_only=True)'s allow-list");
     case GlobalClass::Understood:
         return SecurityView::tr("read here as data, but not on torch.load(weights_only=True)'s allow-list");
+    case GlobalClass::Lookup:
+        return SecurityView::tr("only looks a value up by name (Python 3.11 and later pickle enum members this way); "
+                                "nothing calls what it finds; not on torch.load(weights_only=True)'s allow-list");
     }
     return {};
 }
@@ -189,7 +193,7 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
                 names << QString::fromStdString(g.use.name);
         calls = dangerousCalls(*document, names);
     }
-    int dangerous = 0, unknown = 0, scriptClasses = 0;
+    int dangerous = 0, unknown = 0, scriptClasses = 0, lookups = 0;
     for (const auto &g : report->globals) {
         const GlobalClass c = g.cls;
         // A TorchScript archive's own classes are compiled from its code, never imported.
@@ -197,6 +201,7 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
         dangerous += c == GlobalClass::Dangerous;
         unknown += c == GlobalClass::Unknown && !scriptClass;
         scriptClasses += scriptClass;
+        lookups += c == GlobalClass::Lookup;
         QList<QStandardItem *> row{
             cell(QString::fromStdString(g.use.name)),
             cell(QString::fromStdString(globalClassName(c)), severity(c)),
@@ -248,8 +253,13 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
                   "no Python module; this reader keeps them opaque.")
                    .arg(scriptClasses + unknown == 1 ? tr("1 TorchScript class")
                                                      : tr("%1 TorchScript classes").arg(scriptClasses + unknown));
-    else
+    else if (lookups == 0)
         text = tr("<b>No dangerous global.</b> Every global is a reconstructor or container read as data.");
+    else
+        text = tr("<b>No dangerous global.</b>");
+    if (!report->dangerous && lookups > 0)
+        text += QLatin1Char(' ') + tr("builtins.getattr only looks values up by name, as Python 3.11 and later "
+                                      "pickle enum members; nothing calls what it finds.");
     text += QLatin1Char(' ');
     text += report->weightsOnlyLoadable
                 ? tr("<code>torch.load(weights_only=True)</code> of PyTorch 2.6 and later would accept it.")

@@ -4,6 +4,7 @@
 #include "picklemachine.h"
 #include "valuetree.h"
 
+#include <unordered_map>
 #include <unordered_set>
 
 #include <algorithm>
@@ -182,6 +183,7 @@ std::string globalClassName(GlobalClass c)
     switch (c) {
     case GlobalClass::Understood: return "understood";
     case GlobalClass::Unknown: return "unknown";
+    case GlobalClass::Lookup: return "attribute lookup";
     case GlobalClass::Dangerous: return "dangerous";
     }
     return "?";
@@ -247,8 +249,16 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
 
 namespace {
 // Pickles handed to pickle.loads inside the file: their globals run too when Python loads it.
+// What the pickles handed to pickle.loads built, kept alive for the getattr check: their arenas
+// (every value each made), results and opcodes.
+struct NestedPickles {
+    std::vector<std::shared_ptr<ValueArena>> arenas;
+    std::vector<ValuePtr> roots;
+    std::vector<OpcodeUse> opcodes;
+};
+
 void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std::vector<std::string> &anomalies,
-                       int level)
+                       NestedPickles &nested, int level)
 {
     if (!root || level > 3)
         return;
@@ -278,13 +288,17 @@ void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std:
             const auto &bytes = v->args()->items()[0]->text();
             PickleMachine inner;
             inner.setPersistentLoad([](const ValuePtr &, std::uint64_t) { return Value::none(); });
+            nested.arenas.push_back(inner.arena());
             try {
                 auto r = inner.run({reinterpret_cast<const std::uint8_t *>(bytes.data()), bytes.size()});
+                const auto ops = inner.opcodes();
+                nested.opcodes.insert(nested.opcodes.end(), ops.begin(), ops.end());
+                nested.roots.push_back(r.value);
                 for (auto g : inner.globals()) {
                     g.name += " (in a pickle passed to " + cls + ")";
                     found.push_back(std::move(g));
                 }
-                scanNestedPickles(r.value, found, anomalies, level + 1);
+                scanNestedPickles(r.value, found, anomalies, nested, level + 1);
             } catch (const FormatError &e) {
                 anomalies.push_back("a pickle passed to " + cls + " does not read: " + e.what());
                 for (auto g : inner.globals()) {
@@ -297,6 +311,172 @@ void scanNestedPickles(const ValuePtr &root, std::vector<GlobalUse> &found, std:
             if (c.value && c.value->isContainer())
                 stack.push_back(std::move(c.value));
     }
+}
+
+bool isGetattrUse(const GlobalUse &g) { return g.module == "builtins" && g.qualname == "getattr"; }
+bool isGetattr(const Value &v)
+{
+    return v.kind() == Value::Kind::Global && v.text() == "builtins" && v.name() == "getattr";
+}
+
+// A name Python reaches as a plain attribute: an ASCII identifier that does not start with '_' (no
+// dunder such as __globals__ or __class__, no private helper).
+bool isPublicIdentifier(const std::string &s)
+{
+    const auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
+    return !s.empty() && s.size() <= 256 && letter(s[0]) &&
+           std::all_of(s.begin(), s.end(), [&](char c) { return letter(c) || (c >= '0' && c <= '9') || c == '_'; });
+}
+
+// How a value holds a child. Data: a dict's key or value, a list's or set's item, the state BUILD
+// set (Python puts it into the object's attributes). Call: anything a call receives or is made
+// from (a tuple's items: CPython takes a call's arguments only as a tuple; an object's class and
+// arguments; items appended or set on an object, which calls its append or __setitem__).
+enum class Edge { Data, Call, Class };
+
+template <typename F> void forEachEdge(const Value &v, F &&f)
+{
+    const auto k = v.kind();
+    const Edge items = k == Value::Kind::List || k == Value::Kind::Set || k == Value::Kind::FrozenSet ? Edge::Data
+                                                                                                      : Edge::Call;
+    for (const auto &c : v.items())
+        if (c)
+            f(c, items);
+    const Edge entries = k == Value::Kind::Dict ? Edge::Data : Edge::Call;
+    for (const auto &e : v.entries()) {
+        if (e.key)
+            f(e.key, entries);
+        if (e.value)
+            f(e.value, entries);
+    }
+    if (v.state())
+        f(v.state(), Edge::Data);
+    if (v.objectClass())
+        f(v.objectClass(), Edge::Class);
+    if (v.args())
+        f(v.args(), Edge::Call);
+}
+
+// Python >= 3.11 pickles an enum member as getattr(EnumClass, 'MEMBER'). Such a use only looks a
+// value up; it is harmless when nothing the file does calls what was looked up. Empty when every
+// getattr call of the file (its pickles' values in `arenas`, their results `roots`) is such a
+// lookup; else why one is not. `named`: how often the pickles name builtins.getattr, so that a use
+// this reader kept no value for (a pickle read only for its globals) cannot pass unseen.
+std::string getattrMisuse(const std::vector<ValuePtr> &roots, const std::vector<std::shared_ptr<ValueArena>> &arenas,
+                          std::int64_t named)
+{
+    // Every value the pickles made, and everything those hold.
+    std::unordered_set<const Value *> seen;
+    std::vector<const Value *> all, stack;
+    const auto visit = [&](const ValuePtr &v) {
+        if (v && seen.insert(v.get()).second)
+            stack.push_back(v.get());
+    };
+    for (const auto &a : arenas)
+        if (a)
+            for (const auto &v : a->values())
+                visit(v);
+    for (const auto &v : roots)
+        visit(v);
+    while (!stack.empty()) {
+        const Value *v = stack.back();
+        stack.pop_back();
+        all.push_back(v);
+        forEachEdge(*v, [&](const ValuePtr &c, Edge) { visit(c); });
+    }
+
+    std::int64_t globalsSeen = 0;
+    std::vector<const Value *> calls;
+    for (const Value *v : all) {
+        globalsSeen += isGetattr(*v);
+        if (v->kind() == Value::Kind::Object && v->objectClass() && isGetattr(*v->objectClass()))
+            calls.push_back(v);
+    }
+    if (globalsSeen < named)
+        return "builtins.getattr is named where this reader keeps no value to check (a part of the file read only "
+               "for its globals, or dropped unused)";
+    for (const auto &v : roots)
+        if (v && isGetattr(*v))
+            return "builtins.getattr itself is what the file holds";
+
+    // Each call: getattr(a global that is not dangerous, 'plain_name'), with nothing built into the result.
+    for (const Value *c : calls) {
+        const auto &a = c->args();
+        if (c->builtByNew() || !a || a->kind() != Value::Kind::Tuple || a->items().size() != 2 || !a->items()[0] ||
+            !a->items()[1])
+            return "a getattr call does not take exactly a global and a name";
+        const Value &target = *a->items()[0];
+        const Value &name = *a->items()[1];
+        if (target.kind() != Value::Kind::Global)
+            return "a getattr call looks up in a " + target.typeName() + ", not in a class or function the file names";
+        const GlobalUse use{target.qualifiedName(), 1, 0, target.text(), target.name()};
+        if (classifyGlobal(use).cls == GlobalClass::Dangerous)
+            return "a getattr call looks up in " + target.qualifiedName() + ", which is dangerous itself";
+        if (!name.isString() || !isPublicIdentifier(name.text()))
+            return "a getattr call looks up a name that is not a plain public attribute name (" +
+                   (name.isString() ? name.text().substr(0, 60) : name.typeName()) + ")";
+        if (c->state() || !c->items().empty() || !c->entries().empty())
+            return "the file changes what a getattr call returned (a BUILD, appended or set items)";
+    }
+
+    // getattr itself appears only as the function of those calls.
+    std::unordered_map<const Value *, std::vector<const Value *>> dataParents;  // child -> holders as data
+    std::string misuse;
+    for (const Value *v : all)
+        forEachEdge(*v, [&](const ValuePtr &c, Edge e) {
+            if (misuse.empty() && isGetattr(*c) &&
+                !(e == Edge::Class && v->kind() == Value::Kind::Object && v->objectClass() == c))
+                misuse = "builtins.getattr itself is handed to a call or kept as a value";
+            if (e == Edge::Data)
+                dataParents[c.get()].push_back(v);
+        });
+    if (!misuse.empty())
+        return misuse;
+
+    // What looked up values sit in: each result and every value holding one as data, however deep.
+    std::unordered_set<const Value *> holders(calls.begin(), calls.end());
+    std::vector<const Value *> up(calls.begin(), calls.end());
+    while (!up.empty()) {
+        const Value *v = up.back();
+        up.pop_back();
+        if (auto it = dataParents.find(v); it != dataParents.end())
+            for (const Value *p : it->second)
+                if (holders.insert(p).second)
+                    up.push_back(p);
+    }
+    // None of those may be called, be a class, or be handed to a call (as an argument, in a tuple, set or
+    // appended on an object).
+    for (const Value *v : all)
+        forEachEdge(*v, [&](const ValuePtr &c, Edge e) {
+            if (misuse.empty() && e != Edge::Data && holders.contains(c.get()))
+                misuse = std::string(e == Edge::Class && c->objectClass() && isGetattr(*c->objectClass())
+                                         ? "what a getattr call returned is called"
+                                         : "what a getattr call returned is handed to a call (in a tuple, as a "
+                                           "call's arguments or class, or appended or set on an object)");
+        });
+    if (!misuse.empty())
+        return misuse;
+
+    // ... and each result is kept as data in what the file holds: reachable from a result through dict,
+    // list and set contents and objects' attributes only.
+    std::unordered_set<const Value *> kept;
+    std::vector<const Value *> down;
+    for (const auto &v : roots)
+        if (v && kept.insert(v.get()).second)
+            down.push_back(v.get());
+    while (!down.empty()) {
+        const Value *v = down.back();
+        down.pop_back();
+        forEachEdge(*v, [&](const ValuePtr &c, Edge e) {
+            if (e == Edge::Data && kept.insert(c.get()).second)
+                down.push_back(c.get());
+        });
+    }
+    for (const Value *c : calls)
+        if (!kept.contains(c))
+            return "what a getattr call returned is not kept as a dict, list or set value or an object's attribute "
+                   "in what the file holds";
+    return {};
 }
 } // namespace
 
@@ -316,14 +496,57 @@ SecurityReport globalsReport(const std::vector<GlobalUse> &globals)
     return r;
 }
 
+// builtins.getattr is dangerous by name; where every call of it in the file only looks up an enum
+// member or another plain attribute that nothing calls, it is an attribute lookup instead.
+namespace {
+void judgeGetattr(const Document &doc, const NestedPickles &nested, SecurityReport &r)
+{
+    std::int64_t named = 0;
+    for (const auto &v : r.globals)
+        if (isGetattrUse(v.use))
+            named += v.use.count;
+    if (named == 0)
+        return;
+    std::string misuse;
+    // NEWOBJ_EX's keyword arguments are not kept where the reader interprets the call: what they hold
+    // could be handed to a call unseen.
+    for (const auto *ops : {&doc.opcodes, &nested.opcodes})
+        for (const auto &o : *ops)
+            if (opcodeName(o.op) == "NEWOBJ_EX")
+                misuse = "the file uses NEWOBJ_EX, whose keyword arguments this reader does not keep for every call";
+    if (misuse.empty()) {
+        std::vector<ValuePtr> roots{doc.root, doc.constants};
+        roots.insert(roots.end(), nested.roots.begin(), nested.roots.end());
+        std::vector<std::shared_ptr<ValueArena>> arenas = doc.arenas;
+        arenas.insert(arenas.end(), nested.arenas.begin(), nested.arenas.end());
+        misuse = getattrMisuse(roots, arenas, named);
+    }
+    for (auto &v : r.globals) {
+        if (!isGetattrUse(v.use))
+            continue;
+        if (misuse.empty()) {
+            v.cls = GlobalClass::Lookup;
+            v.reason = "Python 3.11 and later pickle enum members this way (getattr(Color, 'RED')): here it only "
+                       "looks a value up by name in a class the file names, and nothing calls what it finds";
+        } else {
+            v.reason += "; here it is more than an enum member's lookup: " + misuse;
+        }
+    }
+    r.dangerous = std::any_of(r.globals.begin(), r.globals.end(),
+                              [](const GlobalVerdict &v) { return v.cls == GlobalClass::Dangerous; });
+}
+} // namespace
+
 SecurityReport securityReport(const Document &doc)
 {
     static const std::string kNoPickle = "(safetensors: no pickle, so no code; read by safetensors, not torch.load)";
     std::vector<GlobalUse> globals = doc.globals;
     std::vector<std::string> anomalies = doc.anomalies;
-    scanNestedPickles(doc.root, globals, anomalies, 0);
+    NestedPickles nested;
+    scanNestedPickles(doc.root, globals, anomalies, nested, 0);
     SecurityReport r = globalsReport(globals);
     r.anomalies = std::move(anomalies);
+    judgeGetattr(doc, nested, r);
     // Files torch.load(weights_only=True) refuses whatever they hold.
     const auto refuse = [&r](std::string why) {
         r.weightsOnlyLoadable = false;

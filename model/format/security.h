@@ -11,10 +11,14 @@ namespace ckpt {
 enum class GlobalClass {
     Understood,  // a reconstructor or container this reader interprets as data
     Unknown,     // a class kept opaque here; Python would import its module (often the user's code)
+    // builtins.getattr only ever used to look a value up by name, as Python >= 3.11 pickles enum
+    // members (getattr(Color, 'RED')): every call passed the checks of securityReport. Never given
+    // by classifyGlobal, which judges a name alone.
+    Lookup,
     Dangerous,   // executes, imports, opens files or reaches the network when called
 };
 
-std::string globalClassName(GlobalClass c);  // "understood", "unknown", "dangerous"
+std::string globalClassName(GlobalClass c);  // "understood", "unknown", "attribute lookup", "dangerous"
 
 struct GlobalVerdict {
     GlobalUse use;

@@ -198,6 +198,9 @@ public:
     ValueArena &operator=(const ValueArena &) = delete;
     ~ValueArena();
     void add(const ValuePtr &v) { m_values.push_back(v); }
+    // Every container the pickle built, in the order it was made, reachable from the result or
+    // not (a call's arguments, what was popped): the security report looks at how each value was used.
+    const std::vector<ValuePtr> &values() const { return m_values; }
 
 private:
     std::vector<ValuePtr> m_values;

@@ -3,6 +3,8 @@
 #include "document.h"
 #include "security.h"
 
+#include <QProcess>
+#include <QTemporaryDir>
 #include <QtTest>
 
 using namespace ckpt;
@@ -17,6 +19,9 @@ private Q_SLOTS:
     void fixtureReports_data();
     void fixtureReports();
     void corpusAdversarialIsFlagged();
+    void pythonEnumIsALookup();
+    void getattrMisuse_data();
+    void getattrMisuse();
 };
 
 void TestSecurity::classify_data()
@@ -170,6 +175,156 @@ void TestSecurity::corpusAdversarialIsFlagged()
     // Still a reading: its 23 half-precision tensors are listed.
     QCOMPARE(doc.stateDict.size(), std::size_t(23));
     QCOMPARE(doc.stateDict.front().ref().dtype, DType::Float16);
+}
+
+namespace {
+// Pickle opcodes, spelled out (each checked with pickletools.dis when written).
+std::string glob(const std::string &module, const std::string &name) { return "c" + module + "\n" + name + "\n"; }
+std::string str(const std::string &s) { return "\x8c" + std::string(1, char(s.size())) + s; }  // SHORT_BINUNICODE
+std::string put(int i) { return "q" + std::string(1, char(i)); }                                // BINPUT
+std::string get(int i) { return "h" + std::string(1, char(i)); }                                // BINGET
+const std::string kProto = "\x80\x02", kTuple1 = "\x85", kTuple2 = "\x86", kReduce = "R", kStop = ".";
+// getattr(module.cls, 'name'), the REDUCE Python 3.11 writes for an enum member.
+std::string lookup(const std::string &module, const std::string &cls, const std::string &name)
+{
+    return glob("__builtin__", "getattr") + glob(module, cls) + str(name) + kTuple2 + kReduce;
+}
+GlobalVerdict getattrVerdict(const SecurityReport &r)
+{
+    for (const auto &g : r.globals)
+        if (g.use.module == "builtins" && g.use.qualname == "getattr")
+            return g;
+    return {};
+}
+} // namespace
+
+// Python 3.11 pickles an enum member as getattr(EnumClass, 'MEMBER') (HF training_args.bin,
+// DeepSpeed's ZeroStageEnum): Python itself writes the files here, and the enum inside a dataclass,
+// a dict, a list and a set is a lookup, not a danger. torch.load(weights_only=True) still refuses it.
+void TestSecurity::pythonEnumIsALookup()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    static const char *kWrite = R"(
+import sys, enum, dataclasses, pickle, pickletools, torch
+class Strategy(enum.Enum):
+    NO = 'no'; STEPS = 'steps'
+class Stage(enum.IntEnum):
+    disabled = 0; gradients = 2
+@dataclasses.dataclass
+class Args:
+    output_dir: str = 'out'
+    evaluation_strategy: Strategy = Strategy.STEPS
+    save_strategy: Strategy = Strategy.NO
+d = sys.argv[1]
+torch.save(Args(), d + '/training_args.bin')
+torch.save({'zero_stage': Stage.gradients, 'stages': [Stage.disabled], 'strategies': {Strategy.NO: 1}},
+           d + '/optim_states.pt')
+with open(d + '/args.pkl', 'wb') as f:
+    pickle.dump(Args(), f, protocol=4)
+# The form this test is about: getattr, called once per member.
+ops = [op.name for op, arg, _ in pickletools.genops(pickle.dumps(Args(), protocol=2))]
+print(sys.version_info >= (3, 11) and b'getattr' in pickle.dumps(Args(), protocol=2) and 'REDUCE' in ops)
+)";
+    QProcess python;
+    python.start(QStringLiteral(CKPT_PYTHON), {"-c", kWrite, dir.path()});
+    QVERIFY(python.waitForFinished(120000));
+    QCOMPARE(python.exitCode(), 0);
+    QCOMPARE(python.readAllStandardOutput().trimmed(), QByteArray("True"));
+    for (const char *file : {"training_args.bin", "optim_states.pt", "args.pkl"}) {
+        const auto doc = readDocument((dir.path() + "/" + file).toStdString());
+        const auto r = securityReport(doc);
+        const auto v = getattrVerdict(r);
+        QVERIFY2(v.use.count > 0, file);
+        QVERIFY2(!r.dangerous, (std::string(file) + ": " + v.reason).c_str());
+        QCOMPARE(v.cls, GlobalClass::Lookup);
+        QCOMPARE(globalClassName(v.cls), std::string("attribute lookup"));
+        QVERIFY(v.reason.find("enum") != std::string::npos);
+        QVERIFY(!v.weightsOnlyAllowed);
+        QVERIFY(!r.weightsOnlyLoadable);
+    }
+}
+
+void TestSecurity::getattrMisuse_data()
+{
+    QTest::addColumn<QByteArray>("pickle");
+    QTest::addColumn<bool>("dangerous");
+    QTest::addColumn<QString>("why");  // part of the reason when dangerous
+    const auto bytes = [](const std::string &s) { return QByteArray(s.data(), qsizetype(s.size())); };
+    const std::string root = kProto + "}" + str("k");  // {'k': ...}
+    const std::string lookupRed = lookup("mylib", "Color", "RED");
+    // The harmless forms first: the check is not merely refusing everything.
+    QTest::newRow("dict value") << bytes(root + lookupRed + "s" + kStop) << false << "";
+    QTest::newRow("list item") << bytes(root + "]" + lookupRed + "a" + "s" + kStop) << false << "";
+    QTest::newRow("dict key") << bytes(root + "}" + lookupRed + str("v") + "s" + "s" + kStop) << false << "";
+    QTest::newRow("the root itself") << bytes(kProto + lookupRed + kStop) << false << "";
+    // getattr(os, 'system')('x'): os reached as torch.os.
+    QTest::newRow("os.system") << bytes(root + lookup("torch", "os", "system") + str("x") + kTuple1 + kReduce + "s" +
+                                        kStop)
+                               << true << "dangerous itself";
+    QTest::newRow("builtins alias eval") << bytes(root + lookup("codecs", "builtins", "eval") + "s" + kStop) << true
+                                         << "dangerous itself";
+    QTest::newRow("target os.system") << bytes(root + lookup("os", "system", "anything") + "s" + kStop) << true
+                                      << "dangerous itself";
+    QTest::newRow("called then popped")
+        << bytes(kProto + lookup("mylib", "Tools", "run") + str("x") + kTuple1 + kReduce + "0" + "}" + str("k") +
+                 lookupRed + "s" + kStop)
+        << true << "is called";
+    QTest::newRow("called, left under the root")
+        << bytes(kProto + lookup("mylib", "Tools", "run") + str("x") + kTuple1 + kReduce + "}" + str("k") + lookupRed +
+                 "s" + kStop)
+        << true << "is called";
+    QTest::newRow("dunder name") << bytes(root + lookup("mylib", "Color", "__globals__") + "s" + kStop) << true
+                                 << "not a plain public attribute name";
+    QTest::newRow("private name") << bytes(root + lookup("mylib", "Color", "_secret") + "s" + kStop) << true
+                                  << "not a plain public attribute name";
+    QTest::newRow("BUILD on the result")
+        << bytes(root + lookupRed + "}" + str("a") + "K\x01" + "s" + "b" + "s" + kStop) << true << "BUILD";
+    // map(getattr(...), []) and map(f, [getattr(...)]): the result in a tuple, or in a list in one.
+    QTest::newRow("in a tuple passed to map")
+        << bytes(root + lookupRed + put(0) + "s" + str("m") + glob("builtins", "map") + get(0) + "]" + kTuple2 +
+                 kReduce + "s" + kStop)
+        << true << "handed to a call";
+    QTest::newRow("in a list passed to a call")
+        << bytes(root + lookupRed + put(0) + "s" + str("m") + glob("mylib", "apply_all") + glob("mylib", "f") + "]" +
+                 get(0) + "a" + kTuple2 + kReduce + "s" + kStop)
+        << true << "handed to a call";
+    QTest::newRow("appended to an object")
+        << bytes(root + glob("mylib", "Bag") + ")" + kReduce + lookupRed + "a" + "s" + kStop) << true
+        << "handed to a call";
+    QTest::newRow("getattr itself as a value") << bytes(root + glob("__builtin__", "getattr") + "s" + kStop) << true
+                                               << "itself";
+    QTest::newRow("looks up in a string") << bytes(root + glob("__builtin__", "getattr") + str("os") + str("name") +
+                                                   kTuple2 + kReduce + "s" + kStop)
+                                          << true << "not in a class or function";
+    // set([member]) as protocol 2 writes a set: a call of set on a list, kept strict.
+    QTest::newRow("in a protocol 2 set") << bytes(root + glob("__builtin__", "set") + "]" + lookupRed + "a" + kTuple1 +
+                                                  kReduce + "s" + kStop)
+                                         << true << "handed to a call";
+    // A getattr named but dropped (POP) leaves nothing to check: not cleared.
+    QTest::newRow("getattr dropped unused") << bytes(root + glob("__builtin__", "getattr") + "0" + lookupRed + "s" +
+                                                     kStop)
+                                            << true << "keeps no value";
+    QTest::newRow("three arguments") << bytes(root + glob("__builtin__", "getattr") + glob("mylib", "Color") +
+                                              str("RED") + "N" + "\x87" + kReduce + "s" + kStop)
+                                     << true << "exactly a global and a name";
+}
+
+void TestSecurity::getattrMisuse()
+{
+    QFETCH(QByteArray, pickle);
+    QFETCH(bool, dangerous);
+    QFETCH(QString, why);
+    const auto doc = readDocumentFromBytes(pickle.toStdString(), "getattr.pkl");
+    const auto r = securityReport(doc);
+    const auto v = getattrVerdict(r);
+    QVERIFY(v.use.count > 0);
+    QVERIFY2(r.dangerous == dangerous, v.reason.c_str());
+    QCOMPARE(v.cls, dangerous ? GlobalClass::Dangerous : GlobalClass::Lookup);
+    if (dangerous)
+        QVERIFY2(v.reason.find(why.toStdString()) != std::string::npos, v.reason.c_str());
+    // Judged by name alone, getattr stays dangerous: only a read file's uses can clear it.
+    QCOMPARE(classifyGlobal(v.use).cls, GlobalClass::Dangerous);
 }
 
 QTEST_GUILESS_MAIN(TestSecurity)
