@@ -1,5 +1,7 @@
 #include "clicommon.h"
 
+#include <algorithm>
+
 #include "computeloader.h"
 
 #include "error.h"
@@ -120,6 +122,10 @@ std::string securitySummary(const Document &doc, const SecurityReport &report)
                         (script ? std::string("torch.jit.load imports no Python module for ") +
                                       (unknown == 1 ? "it" : "them")
                                 : std::string("Python would import ") + (unknown == 1 ? "its module" : "their modules")));
+    if (std::any_of(report.globals.begin(), report.globals.end(),
+                    [](const GlobalVerdict &g) { return g.cls == GlobalClass::Lookup; }))
+        notes.push_back("builtins.getattr only looks up attributes by name, as Python 3.11 and later pickle enum "
+                        "members; nothing calls what it finds");
     for (std::size_t i = 0; i < notes.size(); ++i)
         line += (i ? "; " : " (") + notes[i] + (i + 1 == notes.size() ? ")" : "");
     if (report.weightsOnlyLoadable)

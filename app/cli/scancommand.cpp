@@ -22,7 +22,9 @@ void printGlobals(const SecurityReport &r, bool verbose, std::ostream &out)
     std::vector<const GlobalVerdict *> sorted;
     for (const auto &g : r.globals)
         sorted.push_back(&g);
-    const auto rank = [](GlobalClass c) { return c == GlobalClass::Dangerous ? 0 : c == GlobalClass::Unknown ? 1 : 2; };
+    const auto rank = [](GlobalClass c) {
+        return c == GlobalClass::Dangerous ? 0 : c == GlobalClass::Unknown || c == GlobalClass::Lookup ? 1 : 2;
+    };
     std::stable_sort(sorted.begin(), sorted.end(), [&](const GlobalVerdict *a, const GlobalVerdict *b) {
         return std::pair(rank(a->cls), a->use.firstOffset) < std::pair(rank(b->cls), b->use.firstOffset);
     });

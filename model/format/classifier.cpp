@@ -654,24 +654,30 @@ void setAsidePlaceholders(Document &doc, const Value &root)
     const auto shapes = root.get("param_shapes");
     if (!shapes || !(shapes->isDict() || shapes->isSequence()))
         return;
+    // Each group dict once, each shape at most kMaxShapeDims long and each name counted once: the
+    // pickle's memo can list one dict, or one long list as every shape, any number of times.
+    constexpr std::size_t kMaxShapeDims = 64;
     std::vector<const Value *> groups;
+    std::unordered_set<const Value *> seenGroups;
     if (shapes->isDict())
         groups.push_back(shapes.get());
     else
         for (const auto &g : shapes->items())
-            if (g && g->isDict())
+            if (g && g->isDict() && seenGroups.insert(g.get()).second)
                 groups.push_back(g.get());
     std::unordered_map<std::string_view, const NamedTensor *> byName;
     for (const auto &t : doc.stateDict)
         byName.emplace(t.name, &t);
+    std::unordered_set<const NamedTensor *> counted;
     std::size_t placeholders = 0;
     std::string example;
     for (const auto *g : groups)
         for (const auto &e : g->entries()) {
-            if (!e.key || !e.key->isString() || !e.value || !e.value->isSequence())
+            if (!e.key || !e.key->isString() || !e.value || !e.value->isSequence() ||
+                e.value->items().size() > kMaxShapeDims)
                 continue;
             const auto it = byName.find(e.key->text());
-            if (it == byName.end())
+            if (it == byName.end() || counted.contains(it->second))
                 continue;
             std::vector<std::int64_t> shape;
             for (const auto &d : e.value->items())
@@ -681,6 +687,7 @@ void setAsidePlaceholders(Document &doc, const Value &root)
                 continue;  // a shape with no elements, or not of integers: nothing to tell by it
             if (it->second->ref().numel() != 0)
                 return;  // real weights
+            counted.insert(it->second);
             if (placeholders++ == 0)
                 example = e.key->text() + " " + shapeText(shape);
         }

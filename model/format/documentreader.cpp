@@ -805,8 +805,9 @@ private:
         // read the whole file. Storages packed closer than a read-ahead window are better read
         // whole, in large reads.
         m_doc.file->setAccess(MappedFile::Access::Random);
-        constexpr std::size_t kDenseStorageSpacing = 64u << 10;
-        if (!keys.value->items().empty() && (data.size() - pos) / keys.value->items().size() < kDenseStorageSpacing)
+        constexpr std::size_t kDenseStorageSpacing = 64u << 10, kMaxWholePrefetch = 256u << 20;
+        if (!keys.value->items().empty() && (data.size() - pos) / keys.value->items().size() < kDenseStorageSpacing &&
+            data.size() - pos <= kMaxWholePrefetch)
             prefetchMapped(data.subspan(pos));
         std::size_t resolvedCount = 0;
         for (const auto &k : keys.value->items()) {

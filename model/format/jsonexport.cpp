@@ -997,13 +997,20 @@ json documentJson(const Document &doc, bool placeholder)
         j["tensors"] = tensorList(doc.tensors, placeholder);
     }
     if (doc.optimizer) {
-        // One writer for all groups, and one for all parameters' states: a group or state the file
-        // lists again (through the memo) is a __ref__ to the first, not written anew each time.
+        // A group or state the file lists again (through the memo) is a __ref__ to the first, not
+        // written anew each time. Only the whole object: torch gives every group the same `betas`
+        // tuple from its defaults, which each group shows as numbers.
+        std::unordered_map<const Value *, std::string> firstAt;
+        auto once = [&](const ValuePtr &v, std::string where) {
+            if (!v || !v->isContainer())
+                return valueToJson(v);
+            const auto [it, added] = firstAt.try_emplace(v.get(), std::move(where));
+            return added ? valueToJson(v) : json{{"__ref__", it->second}};
+        };
         json groups = json::array();
-        JsonWriter groupWriter(budget);
         if (auto g = doc.optimizer->get("param_groups"))
             for (std::size_t i = 0; i < g->items().size(); ++i)
-                groups.push_back(groupWriter.write(g->items()[i], "param_groups/" + std::to_string(i), 0));
+                groups.push_back(once(g->items()[i], "param_groups/" + std::to_string(i)));
         std::set<std::string> stateKeys;
         std::size_t count = 0;
         // Each per-parameter state read once: a pickle can give every parameter the same large dict.
@@ -1022,11 +1029,10 @@ json documentJson(const Document &doc, bool placeholder)
                           {"state", {{"count", count}, {"keys", stateKeys}}}};
         if (auto map = mapOptimizer(doc)) {
             json params = json::array();
-            JsonWriter stateWriter(budget);
             for (const auto &p : map->parameters) {
                 json e{{"id", p.key.empty() ? json(p.id) : json(p.key)}, {"group", p.group}, {"name", p.name.empty() ? json(nullptr) : json(p.name)}};
                 if (p.state)
-                    e["state"] = stateWriter.write(p.state, "parameters/" + std::to_string(params.size()) + "/state", 0);
+                    e["state"] = once(p.state, "parameters/" + std::to_string(params.size()) + "/state");
                 if (!p.shapeAgrees)
                     e["shape_mismatch"] = true;
                 params.push_back(std::move(e));

@@ -39,6 +39,8 @@ public:
     // few MiB add up to the whole file. Whatever then reads tensor bytes in bulk sets Normal
     // (Random kept for a pass over gigabytes makes it several times slower). Cheap when the
     // pattern is already set; no effect on bytes in memory or where the platform cannot say it.
+    // Random is set only while the file is read, before its document is shared with other threads:
+    // after that, threads only ever ask for Normal, so the pattern and the kernel's agree.
     void setAccess(Access access) const;
     Access access() const { return m_access.load(std::memory_order_relaxed); }
     std::size_t size() const { return m_size; }

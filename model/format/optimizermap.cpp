@@ -844,7 +844,11 @@ std::string deepSpeedPartition(const Document &doc)
             (groupCount == 1 ? "" : "s") + ", not parameters";
     const auto mappings = wrapper->get("param_slice_mappings");
     if (flat && flat->isSequence()) {
-        for (std::size_t g = 0; g < flat->items().size(); ++g) {
+        // The first groups described, each by its first names cut short: the pickle's memo can list
+        // one tensor and one mapping of long names as any number of groups.
+        constexpr std::size_t kGroupsDescribed = 16, kNamesShown = 6, kNameBytes = 200;
+        const std::size_t flatCount = flat->items().size();
+        for (std::size_t g = 0; g < flatCount && g < kGroupsDescribed; ++g) {
             const auto &t = flat->items()[g];
             if (!t || !t->isTensor() || !t->tensorRef())
                 continue;
@@ -853,14 +857,26 @@ std::string deepSpeedPartition(const Document &doc)
                                        ? mappings->items()[g]
                                        : nullptr;
             if (names && names->isDict()) {
-                std::vector<std::string> listedNames;
-                for (const auto &e : names->entries())
-                    if (e.key && e.key->isString())
-                        listedNames.push_back(e.key->text());
-                text += " of " + std::to_string(listedNames.size()) + " parameter" +
-                        (listedNames.size() == 1 ? "" : "s") + " (" + listed(listedNames) + ")";
+                const std::size_t count = names->entries().size();
+                std::vector<std::string> shown;
+                for (const auto &e : names->entries()) {
+                    if (shown.size() == kNamesShown)
+                        break;
+                    if (!e.key || !e.key->isString())
+                        continue;
+                    const std::string &name = e.key->text();
+                    std::size_t cut = std::min(name.size(), kNameBytes);
+                    while (cut < name.size() && cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80)
+                        --cut;  // not inside a UTF-8 sequence
+                    shown.push_back(cut < name.size() ? name.substr(0, cut) + "…" : name);
+                }
+                text += " of " + std::to_string(count) + " parameter" + (count == 1 ? "" : "s") + " (" +
+                        listed(shown) + (count > shown.size() ? " and " + std::to_string(count - shown.size()) + " more" : "") +
+                        ")";
             }
         }
+        if (flatCount > kGroupsDescribed)
+            text += "; " + std::to_string(flatCount - kGroupsDescribed) + " more groups";
         text += " in " + flatKey + (mappings ? ", placed by param_slice_mappings" : "");
     }
     text += ". The model's fp32 weights are these flat groups of every rank's *_optim_states.pt; DeepSpeed's "

@@ -89,10 +89,11 @@ ZipArchive::ZipArchive(std::span<const std::uint8_t> data) : m_data(data)
     r.need(cdOffset, cdSize, "central directory");
     // The directory is read in order, and each entry's local header where it points: a mapping
     // opened for random reads (see MappedFile::setAccess) reads each of those pages alone. Records
-    // packed closer than a read-ahead window are better read whole, in large reads.
-    constexpr std::uint64_t kDenseRecordSpacing = 64u << 10;
-    prefetchMapped(count > 0 && cdOffset / count < kDenseRecordSpacing ? data.subspan(0, cdOffset + cdSize)
-                                                                      : data.subspan(cdOffset, cdSize));
+    // packed closer than a read-ahead window are better read whole, in large reads, up to a size
+    // that is cheap to read (a file of 200,000 small records can be gigabytes: its headers alone).
+    constexpr std::uint64_t kDenseRecordSpacing = 64u << 10, kMaxWholePrefetch = 256u << 20;
+    const bool dense = count > 0 && cdOffset / count < kDenseRecordSpacing && cdOffset + cdSize <= kMaxWholePrefetch;
+    prefetchMapped(dense ? data.subspan(0, cdOffset + cdSize) : data.subspan(cdOffset, cdSize));
     m_entries.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, cdSize / 46)));
     std::uint64_t off = cdOffset;
     for (std::uint64_t i = 0; i < count; ++i) {

@@ -86,6 +86,9 @@ def main():
         r = scan(path)
         check(r.returncode == 0, name, 'exit %d, expected 0: %s%s' % (r.returncode, r.stdout, r.stderr))
         check('attribute lookup' in r.stdout and 'enum' in r.stdout, name, 'text: ' + r.stdout)
+        summary = r.stdout.splitlines()[0] if r.stdout else ''
+        check('no dangerous globals' in summary and 'getattr only looks up attributes' in summary, name,
+              'summary: ' + summary)
         r = scan(path, js=True)
         j = json.loads(r.stdout)
         g = [x for x in j['globals'] if x['name'] == 'builtins.getattr']

@@ -107,6 +107,8 @@ private Q_SLOTS:
     void oneLongStorageKey();
     void nestedPickleHandedToManyCalls();
     void oneLongStringAsEveryClassName();
+    void deepSpeedGroupsListedManyTimes();
+    void placeholderShapesListedManyTimes();
 };
 
 void TestDosShared::groupListedManyTimesIsNotMapped()
@@ -347,6 +349,61 @@ void TestDosShared::nestedPickleHandedToManyCalls()
         return g.use.name == "os.system (in a pickle passed to pickle.loads)";
     });
     QCOMPARE(nested, std::ptrdiff_t(1));
+}
+
+void TestDosShared::deepSpeedGroupsListedManyTimes()
+{
+    // A DeepSpeed ZeRO optimizer partition whose one flat group and one param_slice_mappings dict
+    // of 1,000 names of 1 KB are listed 100,000 times through the memo (a few hundred KB of
+    // pickle): the note copied every name of every group, 100 GB, on each of its several calls.
+    constexpr int n = 100000;
+    auto names = Value::dict();
+    for (int k = 0; k < 1000; ++k)
+        names->entries().push_back({str(std::string(1000, 'a') + std::to_string(k)), Value::integer(k)});
+    const auto flatTensor = tensor(DType::Float32, {1000});
+    auto flat = Value::list();
+    auto mappings = Value::list();
+    for (int i = 0; i < n; ++i) {
+        flat->items().push_back(flatTensor);
+        mappings->items().push_back(names);
+    }
+    auto base = dictOf({{str("state"), Value::dict()},
+                        {str("param_groups"), Value::list({dictOf({{str("params"), Value::list({Value::integer(0)})}})})}});
+    Document doc;
+    doc.root = dictOf({{str("optimizer_state_dict"),
+                        dictOf({{str("base_optimizer_state"), base},
+                                {str("single_partition_of_fp32_groups"), flat},
+                                {str("param_slice_mappings"), mappings},
+                                {str("zero_stage"), Value::integer(2)}})}});
+    classify(doc);
+    QVERIFY(doc.optimizer);
+    const std::string note = deepSpeedPartition(doc);
+    QVERIFY2(note.size() < 64 * 1024, qPrintable(QString::number(note.size())));
+    QVERIFY2(note.find("DeepSpeed ZeRO stage 2") != std::string::npos, note.c_str());
+    QVERIFY2(note.find(std::to_string(n - 16) + " more groups") != std::string::npos, note.substr(0, 4000).c_str());
+    QVERIFY2(note.find("of 1000 parameters") != std::string::npos, note.substr(0, 4000).c_str());
+    (void)documentToJson(doc);
+}
+
+void TestDosShared::placeholderShapesListedManyTimes()
+{
+    // DeepSpeed ZeRO-3 model states whose param_shapes list one dict of 100,000 names 100,000
+    // times (1e10 lookups from a pickle of about a megabyte): each dict is read once.
+    constexpr int n = 100000;
+    auto shapes = Value::dict();
+    for (int k = 0; k < n; ++k)
+        shapes->entries().push_back({str("layer" + std::to_string(k) + ".weight"), Value::list({Value::integer(4)})});
+    auto listed = Value::list();
+    for (int i = 0; i < n; ++i)
+        listed->items().push_back(shapes);
+    auto module = Value::dict();
+    for (int k = 0; k < 3; ++k)
+        module->entries().push_back({str("layer" + std::to_string(k) + ".weight"), tensor(DType::Float16, {0})});
+    Document doc;
+    doc.root = dictOf({{str("module"), module}, {str("param_shapes"), listed}});
+    classify(doc);
+    QVERIFY2(!doc.hasStateDict, doc.noWeightsReason.c_str());
+    QVERIFY2(doc.noWeightsReason.find("holds 3 empty placeholders") != std::string::npos, doc.noWeightsReason.c_str());
 }
 
 QTEST_GUILESS_MAIN(TestDosShared)
