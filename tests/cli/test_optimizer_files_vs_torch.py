@@ -137,6 +137,13 @@ def check_groups(ckpt, tmp, res):
         if None in want:
             res.check('several param groups' in mapping.get('note', ''), '%s: the note says why some are unnamed' % label,
                       '%r' % mapping)
+        # Each group's hyperparameters as torch keeps them: torch hands every group the same betas
+        # tuple from its defaults, and each group shows its numbers, not a reference to another's.
+        def plain(v):
+            return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+        theirs = [{k: plain(v) for k, v in g.items() if k != 'params'} for g in opt.state_dict()['param_groups']]
+        ours = [{k: v for k, v in g.items() if k != 'params'} for g in o.get('param_groups', [])]
+        res.check(ours == theirs, '%s: info --json param groups as torch keeps them' % label, '%r vs %r' % (ours, theirs))
         # The text output says the mapping is uncertain where it is.
         r = run(ckpt, 'info', path)
         res.check(('parameter names (uncertain)' in r.stdout) == (None in want), '%s: info text' % label, r.stdout[-400:])
