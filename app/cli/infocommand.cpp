@@ -190,8 +190,11 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
             out << "  group " << g++ << " (" << (group.contains("params") ? group["params"].size() : 0)
                 << " parameters): " << line << '\n';
         }
+        // Without the model's weights there are no names to be unsure of: the note says what the ids are.
         if (o.contains("mapping"))
-            out << "  parameter names (" << (o["mapping"]["certain"].get<bool>() ? "certain" : "uncertain") << "): "
+            out << (!doc.hasStateDict                          ? "  parameter ids: "
+                    : o["mapping"]["certain"].get<bool>() ? "  parameter names (certain): "
+                                                          : "  parameter names (uncertain): ")
                 << o["mapping"]["note"].get<std::string>() << '\n';
     }
     if (!j["metadata"].empty()) {

@@ -190,6 +190,9 @@ def check_optimizer_alone(ckpt, tmp, res):
                   '%s: info text shows an optimizer, no weights' % label, r.stdout[:800])
         res.check('Optimizer: (root) \u2014 AdamW, ' in r.stdout, '%s: info text says the optimizer is the root' % label,
                   r.stdout[:800])
+        res.check('  parameter ids: ' in r.stdout and 'uncertain' not in r.stdout,
+                  '%s: info text says its parameters are known by id, not that names are uncertain' % label,
+                  r.stdout[-800:])
         # Its state and param groups are the optimizer's, not listed again as metadata.
         res.check(not any(k in (j.get('metadata') or {}) for k in ('state', 'param_groups', 'defaults')),
                   '%s: the optimizer is not metadata too' % label, '%r' % list(j.get('metadata') or {}))
