@@ -11,6 +11,8 @@
 #include "picklemachine.h"
 #include "tensorref.h"
 
+#include "valuebuilders.h"
+
 #include <QtTest>
 
 using namespace ckpt;
@@ -18,26 +20,9 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-ValuePtr tensor(DType dtype, std::vector<std::int64_t> shape)
-{
-    auto ref = std::make_shared<TensorRef>();
-    ref->dtype = dtype;
-    ref->shape = std::move(shape);
-    return Value::tensor(ref);
-}
-
-ValuePtr dictOf(std::vector<std::pair<ValuePtr, ValuePtr>> entries)
-{
-    auto d = Value::dict();
-    for (auto &[k, v] : entries) {
-        d->noteChild(k);
-        d->noteChild(v);
-        d->entries().push_back({k, v});
-    }
-    return d;
-}
-
-ValuePtr str(const std::string &s) { return Value::string(s); }
+using testvalues::dictOf;
+using testvalues::str;
+using testvalues::tensor;
 
 // `levels` dicts nested one in the next, each under the same (shared) key; `leaf` at the bottom.
 ValuePtr chain(const ValuePtr &key, int levels, const ValuePtr &leaf)

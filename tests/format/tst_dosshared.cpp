@@ -12,32 +12,17 @@
 #include "picklemachine.h"
 #include "security.h"
 
+#include "valuebuilders.h"
+
 #include <QtTest>
 
 using namespace ckpt;
 
 namespace {
 
-ValuePtr tensor(DType dtype, std::vector<std::int64_t> shape)
-{
-    auto ref = std::make_shared<TensorRef>();
-    ref->dtype = dtype;
-    ref->shape = std::move(shape);
-    return Value::tensor(ref);
-}
-
-ValuePtr dictOf(std::vector<std::pair<ValuePtr, ValuePtr>> entries)
-{
-    auto d = Value::dict();
-    for (auto &[k, v] : entries) {
-        d->noteChild(k);
-        d->noteChild(v);
-        d->entries().push_back({k, v});
-    }
-    return d;
-}
-
-ValuePtr str(const std::string &s) { return Value::string(s); }
+using testvalues::dictOf;
+using testvalues::str;
+using testvalues::tensor;
 
 std::string le32(std::uint32_t v)
 {

@@ -4,27 +4,16 @@
 #include "optimizermap.h"
 #include "tensorref.h"
 
+#include "valuebuilders.h"
+
 #include <QtTest>
 
 using namespace ckpt;
 
 namespace {
 
-ValuePtr tensor(std::vector<std::int64_t> shape)
-{
-    auto ref = std::make_shared<TensorRef>();
-    ref->dtype = DType::Float32;
-    ref->shape = std::move(shape);
-    return Value::tensor(ref);
-}
-
-ValuePtr dictOf(std::vector<std::pair<ValuePtr, ValuePtr>> entries)
-{
-    auto d = Value::dict();
-    for (auto &[k, v] : entries)
-        d->entries().push_back({k, v});
-    return d;
-}
+using testvalues::dictOf;
+using testvalues::tensor;
 
 } // namespace
 
