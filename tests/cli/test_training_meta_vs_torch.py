@@ -7,59 +7,20 @@ training_args.bin (a pickled TrainingArguments). Inputs are written here by torc
 small stand-ins for the frameworks' own classes (the frameworks are not installed)."""
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 from results import Results  # noqa: E402
+import framework_stubs  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-# The frameworks' classes, as they pickle: same module paths and class names, plain data inside.
-STUBS = {
-    'pytorch_lightning/__init__.py': '',
-    'pytorch_lightning/utilities/__init__.py': '',
-    'pytorch_lightning/utilities/parsing.py': '''
-        class AttributeDict(dict):
-            """Lightning's: a dict whose items are also attributes."""
-            def __getattr__(self, key):
-                try:
-                    return self[key]
-                except KeyError as e:
-                    raise AttributeError(key) from e
-            def __setattr__(self, key, val):
-                self[key] = val
-        ''',
-    'transformers/__init__.py': '',
-    'transformers/training_args.py': '''
-        from dataclasses import dataclass
-        from enum import Enum
-        class ExplicitEnum(str, Enum):
-            pass
-        class IntervalStrategy(ExplicitEnum):
-            NO = "no"
-            STEPS = "steps"
-            EPOCH = "epoch"
-        @dataclass
-        class TrainingArguments:
-            output_dir: str = "out"
-            learning_rate: float = 5e-5
-            per_device_train_batch_size: int = 8
-            num_train_epochs: float = 3.0
-            weight_decay: float = 0.0
-            warmup_steps: int = 0
-            fp16: bool = False
-            seed: int = 42
-            evaluation_strategy: IntervalStrategy = IntervalStrategy.STEPS
-            save_steps: int = 500
-        ''',
-}
 
 
 class Net(nn.Module):
@@ -236,12 +197,7 @@ def main():
     opts = ap.parse_args()
     r = Results()
     with tempfile.TemporaryDirectory() as d:
-        stubs = os.path.join(d, 'stubs')
-        for rel, text in STUBS.items():
-            os.makedirs(os.path.dirname(os.path.join(stubs, rel)), exist_ok=True)
-            with open(os.path.join(stubs, rel), 'w') as f:
-                f.write(textwrap.dedent(text))
-        sys.path.insert(0, stubs)
+        framework_stubs.install(os.path.join(d, 'stubs'))
         check_swa(r, opts.ckpt, d)
         check_lightning(r, opts.ckpt, d)
         check_deepspeed_step(r, opts.ckpt, d)

@@ -7,26 +7,11 @@ import json
 import os
 import sys
 import tempfile
-import textwrap
 
 import torch
 
-TRAINING_ARGS = '''
-    from dataclasses import dataclass
-    from enum import Enum
-    class IntervalStrategy(str, Enum):
-        NO = "no"
-        STEPS = "steps"
-    @dataclass
-    class TrainingArguments:
-        output_dir: str = "out"
-        learning_rate: float = 5e-5
-        per_device_train_batch_size: int = 8
-        num_train_epochs: float = 3.0
-        fp16: bool = False
-        seed: int = 42
-        evaluation_strategy: IntervalStrategy = IntervalStrategy.STEPS
-    '''
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures'))
+import framework_stubs  # noqa: E402
 
 
 def main():
@@ -34,11 +19,7 @@ def main():
     ap.add_argument('--out', required=True)
     out = ap.parse_args().out
     with tempfile.TemporaryDirectory() as stubs:
-        os.makedirs(os.path.join(stubs, 'transformers'))
-        open(os.path.join(stubs, 'transformers', '__init__.py'), 'w').close()
-        with open(os.path.join(stubs, 'transformers', 'training_args.py'), 'w') as f:
-            f.write(textwrap.dedent(TRAINING_ARGS))
-        sys.path.insert(0, stubs)
+        framework_stubs.install(stubs)
         from transformers.training_args import TrainingArguments
         args = TrainingArguments(learning_rate=2e-5, seed=3)
         torch.save(args, os.path.join(out, 'training_args.bin'))
