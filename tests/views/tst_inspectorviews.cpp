@@ -9,6 +9,7 @@
 #include "optimizerview.h"
 #include "security.h"
 #include "securityview.h"
+#include "standarditems.h"
 #include "testdata.h"
 
 #include <QAbstractItemModelTester>
@@ -32,21 +33,8 @@ namespace {
 
 QJsonObject expected(const QString &section) { return test::expectedListing().value(section).toObject(); }
 
-QStandardItem *childNamed(QStandardItem *parent, const QString &key)
-{
-    for (int r = 0; r < parent->rowCount(); ++r)
-        if (parent->child(r, 0)->text() == key)
-            return parent->child(r, 0);
-    return nullptr;
-}
-
-QStandardItem *sectionNamed(QStandardItemModel *m, const QString &title)
-{
-    for (int r = 0; r < m->rowCount(); ++r)
-        if (m->item(r, 0)->text() == title)
-            return m->item(r, 0);
-    return nullptr;
-}
+using test::childNamed;
+using test::sectionNamed;
 
 QString valueOf(QStandardItem *keyItem)
 {

@@ -5,11 +5,10 @@
 #include "document.h"
 #include "optimizerstatemodel.h"
 #include "optimizerview.h"
+#include "pythoninputs.h"
 
-#include <QJsonDocument>
 #include <QJsonObject>
 #include <QLabel>
-#include <QProcess>
 #include <QSignalSpy>
 #include <QStandardItemModel>
 #include <QTemporaryDir>
@@ -49,17 +48,10 @@ private:
 void TestOptimizerView::initTestCase()
 {
     QVERIFY(m_dir.isValid());
-    QProcess python;
-    python.setProcessChannelMode(QProcess::MergedChannels);
-    python.start(QStringLiteral(CKPT_PYTHON),
-                 {QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/optimizer_view_inputs.py"), QStringLiteral("--out"),
-                  m_dir.path()});
-    QVERIFY(python.waitForFinished(300000));
-    QVERIFY2(python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0, python.readAll().constData());
-    QFile f(m_dir.filePath(QStringLiteral("expected.json")));
-    QVERIFY(f.open(QIODevice::ReadOnly));
-    m_expected = QJsonDocument::fromJson(f.readAll()).object();
-    QVERIFY(!m_expected.isEmpty());
+    QString error;
+    m_expected = test::writePythonInputs(QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/optimizer_view_inputs.py"),
+                                         m_dir.path(), error);
+    QVERIFY2(!m_expected.isEmpty(), qPrintable(error));
 }
 
 // Three param groups with the LSTM's frozen for the step: torch lists 21 parameters and keeps state

@@ -3,10 +3,10 @@
 // Python prints them, and DeepSpeed's global_steps is the step At a glance shows.
 #include "document.h"
 #include "metadataview.h"
+#include "pythoninputs.h"
+#include "standarditems.h"
 
-#include <QJsonDocument>
 #include <QJsonObject>
-#include <QProcess>
 #include <QStandardItemModel>
 #include <QTemporaryDir>
 #include <QTest>
@@ -15,21 +15,8 @@ using namespace ckpt;
 
 namespace {
 
-QStandardItem *childNamed(QStandardItem *parent, const QString &key)
-{
-    for (int r = 0; parent && r < parent->rowCount(); ++r)
-        if (parent->child(r, 0)->text() == key)
-            return parent->child(r, 0);
-    return nullptr;
-}
-
-QStandardItem *sectionNamed(QStandardItemModel *m, const QString &title)
-{
-    for (int r = 0; r < m->rowCount(); ++r)
-        if (m->item(r, 0)->text() == title)
-            return m->item(r, 0);
-    return nullptr;
-}
+using test::childNamed;
+using test::sectionNamed;
 
 QString valueOf(QStandardItem *keyItem) { return keyItem->parent()->child(keyItem->row(), 2)->text(); }
 
@@ -54,17 +41,10 @@ private:
 void TestTrainMetaView::initTestCase()
 {
     QVERIFY(m_dir.isValid());
-    QProcess python;
-    python.setProcessChannelMode(QProcess::MergedChannels);
-    python.start(QStringLiteral(CKPT_PYTHON),
-                 {QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/train_meta_inputs.py"), QStringLiteral("--out"),
-                  m_dir.path()});
-    QVERIFY(python.waitForFinished(300000));
-    QVERIFY2(python.exitStatus() == QProcess::NormalExit && python.exitCode() == 0, python.readAll().constData());
-    QFile f(m_dir.filePath(QStringLiteral("expected.json")));
-    QVERIFY(f.open(QIODevice::ReadOnly));
-    m_expected = QJsonDocument::fromJson(f.readAll()).object();
-    QVERIFY(!m_expected.isEmpty());
+    QString error;
+    m_expected = test::writePythonInputs(QStringLiteral(CKPT_TESTS_SOURCE_DIR "/views/train_meta_inputs.py"),
+                                         m_dir.path(), error);
+    QVERIFY2(!m_expected.isEmpty(), qPrintable(error));
 }
 
 void TestTrainMetaView::trainingArgumentsFields()
