@@ -15,6 +15,7 @@
 namespace ckpt {
 
 class MappedFile;
+struct CheckpointFolder;  // checkpointfolder.h
 
 enum class ContainerFormat { TorchZip, TorchScript, Legacy, Tar, Safetensors, Pickle, Sharded };
 enum class DocumentKind {
@@ -67,6 +68,9 @@ struct Document {
     ScriptClasses scriptClasses;        // TorchScript: each module class's declared parameters and buffers
     std::string sidecarPath;            // <name>_metadata.json beside the file, when there is one
     ValuePtr sidecar;                   // its content (the seed's inference metadata)
+    // Set when a folder was opened: its layout, the file read as `path`, its other recognised parts
+    // (optimizer, scheduler, trainer state ...). Null for a file opened by name.
+    std::shared_ptr<const CheckpointFolder> folder;
     std::shared_ptr<MappedFile> file;   // keeps tensor data views valid
     std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> ownedBuffers;  // inflated records
     std::vector<std::shared_ptr<MappedFile>> extraFiles;  // shards of a sharded checkpoint
