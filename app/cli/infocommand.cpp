@@ -4,6 +4,7 @@
 #include "clitext.h"
 #include "textcodec.h"
 #include "document.h"
+#include "checkpointfolder.h"
 #include "error.h"
 #include "inferencemeta.h"
 #include "jsonexport.h"
@@ -123,6 +124,42 @@ std::optional<std::int64_t> optimizerStep(const Document &doc)
     return best;
 }
 
+std::string numberText(double v)
+{
+    std::ostringstream s;
+    s << std::setprecision(6) << v;
+    return s.str();
+}
+
+// A folder opened as a checkpoint: which file was read, what else the folder holds, and where the
+// Trainer's run stood when it was saved.
+void printFolder(const CheckpointFolder &f, std::ostream &out)
+{
+    out << "Folder:   " << f.folder << " (" << f.layout << ")\n";
+    out << "  " << f.modelName << ": " << f.modelRole << " (read above)\n";
+    for (const auto &p : f.parts)
+        out << "  " << p.name << ": " << p.role << (p.summary.empty() ? "" : " — " + p.summary) << '\n';
+    if (!f.trainerState)
+        return;
+    const TrainerState &t = *f.trainerState;
+    out << "Training: ";
+    std::string line;
+    const auto add = [&line](const std::string &s) { line += (line.empty() ? "" : ", ") + s; };
+    if (t.globalStep)
+        add("step " + std::to_string(*t.globalStep) + (t.maxSteps ? " of " + std::to_string(*t.maxSteps) : ""));
+    if (t.epoch)
+        add("epoch " + numberText(*t.epoch));
+    if (const auto loss = t.lastLoss())
+        add("last loss " + numberText(*loss));
+    if (const auto eval = t.lastEvalLoss())
+        add("last eval loss " + numberText(*eval));
+    if (t.bestMetric)
+        add("best metric " + numberText(*t.bestMetric) +
+            (t.bestModelCheckpoint.empty() ? "" : " (" + t.bestModelCheckpoint + ")"));
+    add(std::to_string(t.log.size()) + (t.log.size() == 1 ? " logged loss" : " logged losses") + " in trainer_state.json");
+    out << line << '\n';
+}
+
 void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostream &out)
 {
     out << "File:     " << doc.path << '\n';
@@ -229,6 +266,8 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
             for (const auto &e : metadataEntries(doc))
                 out << "  " << displayText(e.key) << ": " << entryText(e) << '\n';
     }
+    if (doc.folder)
+        printFolder(*doc.folder, out);
     if (doc.sidecar)
         out << "Sidecar:  " << doc.sidecarPath << " (" << (doc.sidecar->isDict() ? doc.sidecar->entries().size() : 0)
             << " entries; ckpt info --json shows them)\n";

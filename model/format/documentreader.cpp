@@ -1,6 +1,10 @@
 #include "document.h"
 #include "jsonexport.h"
 
+#include "checkpointfolder.h"
+#include "inferencemeta.h"
+#include "optimizermap.h"
+
 #include "error.h"
 #include "mappedfile.h"
 #include "pythonrepr.h"
@@ -19,6 +23,9 @@
 #include <filesystem>
 #include <regex>
 #include <limits>
+#include <cmath>
+#include <cstdio>
+#include <optional>
 #include <string_view>
 
 namespace ckpt {
@@ -1034,8 +1041,111 @@ void readSidecar(Document &doc)
 }
 } // namespace
 
+namespace {
+// The largest `step` among an optimizer's per-parameter states (a number, or torch >= 1.12's 0-d tensor).
+std::optional<std::int64_t> largestStep(const Document &doc)
+{
+    const ValuePtr state = doc.optimizer && doc.optimizer->isDict() ? doc.optimizer->get("state") : nullptr;
+    if (!state || !state->isDict())
+        return std::nullopt;
+    std::optional<std::int64_t> best;
+    for (const auto &e : state->entries()) {
+        const ValuePtr step = e.value && e.value->isDict() ? e.value->get("step") : nullptr;
+        std::optional<double> v;
+        if (step && step->isInt())
+            v = static_cast<double>(step->asInt());
+        else if (step && step->kind() == Value::Kind::Float)
+            v = step->asFloat();
+        else if (step && step->isTensor())
+            if (const auto n = vectorTensorNumbers(*step->tensorRef()); n.size() == 1)
+                v = n[0];
+        if (v && std::isfinite(*v) && std::abs(*v) < 9e15)
+            best = std::max(best.value_or(std::numeric_limits<std::int64_t>::min()), static_cast<std::int64_t>(*v));
+    }
+    return best;
+}
+
+std::string numberText(double v)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
+// One line about a part beside the weights that is itself a torch.save file (optimizer.pt,
+// scheduler.pt, rng_state.pth, training_args.bin, DeepSpeed's optimizer partitions): read as any
+// checkpoint is (structure only, no tensor data but a 0-d step), so it costs what its pickle costs.
+// Python loads these too when a run resumes: a global it would run is said here.
+std::string partSummary(const FolderPart &part)
+{
+    const bool optimizer = part.role == "optimizer state";
+    const bool scheduler = part.role == "learning-rate scheduler state";
+    const bool pickled = optimizer || scheduler || part.name.ends_with(".pt") || part.name.ends_with(".pth") ||
+                         part.name.ends_with(".bin");
+    if (!pickled || part.role.find("not read") != std::string::npos)
+        return {};
+    try {
+        const Document doc = readDocument(part.path);
+        std::string out;
+        if (optimizer) {
+            if (!doc.optimizer)
+                out = "no optimizer state found in it";
+            else {
+                out = optimizerClassName(*doc.optimizer);
+                const ValuePtr groups = doc.optimizer->isDict() ? doc.optimizer->get("param_groups") : nullptr;
+                if (groups && groups->isSequence())
+                    out += ", " + std::to_string(groups->items().size()) +
+                           (groups->items().size() == 1 ? " group" : " groups");
+                const ValuePtr state = doc.optimizer->isDict() ? doc.optimizer->get("state") : nullptr;
+                if (state && state->isDict())
+                    out += ", " + std::to_string(state->entries().size()) + " parameter states";
+                if (const auto step = largestStep(doc))
+                    out += ", step " + std::to_string(*step);
+            }
+        } else if (scheduler) {
+            // torch.optim.lr_scheduler's state_dict(): last_epoch counts the scheduler's steps.
+            const ValuePtr root = doc.root && doc.root->isDict() ? doc.root : nullptr;
+            const ValuePtr last = root ? root->get("last_epoch") : nullptr;
+            const ValuePtr lrs = root ? root->get("_last_lr") : nullptr;
+            if (last && last->isInt())
+                out = "last_epoch " + std::to_string(last->asInt());
+            if (lrs && lrs->isSequence() && !lrs->items().empty() && lrs->items()[0] &&
+                lrs->items()[0]->kind() == Value::Kind::Float)
+                out += (out.empty() ? "" : ", ") + std::string("learning rate ") + numberText(lrs->items()[0]->asFloat());
+            if (out.empty())
+                out = "a " + kindName(doc.kind) + " without last_epoch";
+        }
+        std::string dangerous;
+        for (const auto &g : securityReport(doc).globals)
+            if (g.cls == GlobalClass::Dangerous)
+                dangerous += (dangerous.empty() ? "" : ", ") + g.use.name;
+        if (!dangerous.empty())
+            out += (out.empty() ? "" : "; ") + std::string("DANGEROUS: names ") + dangerous +
+                   ", which Python would run when loading it";
+        return out;
+    } catch (const std::exception &e) {
+        return std::string("not readable: ") + e.what();
+    }
+}
+
+Document readFolder(const std::string &path, const ReadOptions &options)
+{
+    auto folder = std::make_shared<CheckpointFolder>(resolveCheckpointFolder(path));
+    for (auto &part : folder->parts)
+        part.summary = partSummary(part);
+    Document doc = readDocument(folder->modelFile, options);
+    for (const auto &note : folder->notes)
+        doc.warnings.push_back(path + ": " + note);
+    doc.folder = std::move(folder);
+    return doc;
+}
+} // namespace
+
 Document readDocument(const std::string &path, const ReadOptions &options)
 {
+    // A folder is a checkpoint too: a Trainer's checkpoint-500/, a save_pretrained folder, DeepSpeed's.
+    if (isFolder(path))
+        return readFolder(path, options);
     std::shared_ptr<MappedFile> file;
     try {
         file = MappedFile::open(path);

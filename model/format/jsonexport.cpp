@@ -1,5 +1,7 @@
 #include "jsonexport.h"
 
+#include "checkpointfolder.h"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -965,6 +967,57 @@ ParameterCount parameterCount(const Document &doc)
 
 namespace {
 
+json optionalNumber(const std::optional<double> &v)
+{
+    if (!v)
+        return nullptr;
+    if (!std::isfinite(*v))  // as valueToJson tags a float JSON cannot hold
+        return json{{"__float__", std::isnan(*v) ? "nan" : (*v > 0 ? "inf" : "-inf")}};
+    return *v;
+}
+
+// A folder opened as a checkpoint: its layout, the file read, its other parts and the trainer state.
+json folderJson(const CheckpointFolder &f)
+{
+    json parts = json::array();
+    for (const auto &p : f.parts) {
+        json part = {{"name", p.name}, {"path", p.path}, {"role", p.role}};
+        if (!p.summary.empty())
+            part["summary"] = p.summary;
+        parts.push_back(std::move(part));
+    }
+    json out = {{"path", f.folder}, {"layout", f.layout}, {"model_file", f.modelFile},
+                {"model_name", f.modelName}, {"model_role", f.modelRole},
+                {"parts", std::move(parts)}};
+    if (f.trainerState) {
+        const TrainerState &t = *f.trainerState;
+        json log = json::array();
+        for (const auto &p : t.log) {
+            json point = {{"step", p.step}};
+            if (p.epoch)
+                point["epoch"] = optionalNumber(p.epoch);
+            if (p.loss)
+                point["loss"] = optionalNumber(p.loss);
+            if (p.evalLoss)
+                point["eval_loss"] = optionalNumber(p.evalLoss);
+            if (p.learningRate)
+                point["learning_rate"] = optionalNumber(p.learningRate);
+            log.push_back(std::move(point));
+        }
+        out["trainer_state"] = {
+            {"global_step", t.globalStep ? json(*t.globalStep) : json(nullptr)},
+            {"max_steps", t.maxSteps ? json(*t.maxSteps) : json(nullptr)},
+            {"epoch", optionalNumber(t.epoch)},
+            {"best_metric", optionalNumber(t.bestMetric)},
+            {"best_model_checkpoint", t.bestModelCheckpoint.empty() ? json(nullptr) : json(t.bestModelCheckpoint)},
+            {"last_loss", optionalNumber(t.lastLoss())},
+            {"last_eval_loss", optionalNumber(t.lastEvalLoss())},
+            {"log_history", std::move(log)}};
+    }
+    out["notes"] = f.notes;
+    return out;
+}
+
 json documentJson(const Document &doc, bool placeholder)
 {
     // One budget for every value the document writes: an optimizer's per-parameter states are
@@ -1076,6 +1129,8 @@ json documentJson(const Document &doc, bool placeholder)
     j["conventions"] = doc.conventions;
     if (doc.sidecar)
         j["sidecar"] = {{"file", doc.sidecarPath}, {"content", valueToJson(doc.sidecar)}};
+    if (doc.folder)
+        j["folder"] = folderJson(*doc.folder);
     if (!doc.sourceRecords.empty())
         j["torchscript_code"] = doc.sourceRecords;
     json globals = json::array();

@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Checkpoint folders opened by name, judged by PyTorch on folders torch 1.13 writes here in the
+layouts the frameworks write (looked up in their code; the frameworks are not installed):
+- a Hugging Face Trainer checkpoint (Trainer._save_checkpoint): model.safetensors beside
+  pytorch_model.bin (safetensors is read, as transformers prefers it), config.json, optimizer.pt,
+  scheduler.pt, rng_state.pth, trainer_state.json (TrainerState.save_to_json), training_args.bin;
+- a save_pretrained folder with pytorch_model.bin only, and a PEFT adapter folder;
+- a DeepSpeed save folder (engine.save_checkpoint: `latest` naming global_step500/ with
+  mp_rank_00_model_states.pt and a ZeRO optimizer partition), and its tag folder opened directly;
+- a folder holding one checkpoint file;
+- hostile folders: `latest` pointing out of the folder (../, absolute, a link), at a missing tag;
+  many .pt files; an empty folder; a run folder of checkpoint-N subfolders; a 20 MB trainer_state.
+info, tensors, show, scan, diff and convert take the folder; what they show is what torch loads
+from the file chosen, and the optimizer, scheduler and trainer state are what torch and json say."""
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import deepspeed_layouts  # noqa: E402
+from generate_fixtures import write_safetensors  # noqa: E402
+from results import Results  # noqa: E402
+
+
+def run(ckpt, *args):
+    return subprocess.run([ckpt, *args], capture_output=True, text=True, timeout=120)
+
+
+def info_json(ckpt, path):
+    r = run(ckpt, 'info', path, '--json')
+    return json.loads(r.stdout) if r.returncode == 0 else {'error': r.stderr}
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(6, 12)
+        self.head = nn.Linear(12, 3)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ('true',))
+
+
+def listing(sd):
+    return {k: (str(v.dtype).replace('torch.', ''), list(v.shape)) for k, v in sd.items()}
+
+
+def shown_listing(j):
+    return {t['name']: (t['dtype'], t['shape']) for t in j.get('state_dict', {}).get('tensors', [])}
+
+
+def trainer_checkpoint(root, step=500):
+    """What Trainer._save_checkpoint leaves in checkpoint-<step>/ (safetensors and .bin both)."""
+    folder = os.path.join(root, 'checkpoint-%d' % step)
+    os.makedirs(folder)
+    torch.manual_seed(1)
+    net = Net()
+    groups = [{'params': [net.embed.weight, net.head.weight], 'weight_decay': 0.01},
+              {'params': [net.embed.bias, net.head.bias], 'weight_decay': 0.0}]
+    opt = torch.optim.AdamW(groups, lr=5e-5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / 1000)
+    for _ in range(3):
+        net.head(net.embed(torch.randn(4, 6))).sum().backward()
+        opt.step()
+        sched.step()
+    sd = collections.OrderedDict((k, v.detach().clone()) for k, v in net.state_dict().items())
+    write_safetensors(os.path.join(folder, 'model.safetensors'), sd, {'format': 'pt'})
+    # The same model in the other format, but different numbers: which file was read shows.
+    torch.save({k: v + 1 for k, v in sd.items()}, os.path.join(folder, 'pytorch_model.bin'))
+    with open(os.path.join(folder, 'config.json'), 'w') as f:
+        json.dump({'architectures': ['Net'], 'hidden_size': 12, 'model_type': 'net'}, f, indent=2)
+    torch.save(opt.state_dict(), os.path.join(folder, 'optimizer.pt'))
+    torch.save(sched.state_dict(), os.path.join(folder, 'scheduler.pt'))
+    torch.save({'python': None, 'cpu': torch.get_rng_state()}, os.path.join(folder, 'rng_state.pth'))
+    torch.save({'output_dir': 'out', 'learning_rate': 5e-5}, os.path.join(folder, 'training_args.bin'))
+    state = {'best_metric': 0.4123, 'best_model_checkpoint': 'out/checkpoint-400', 'epoch': 1.5,
+             'eval_steps': 100, 'global_step': step, 'is_hyper_param_search': False,
+             'is_local_process_zero': True, 'is_world_process_zero': True,
+             'log_history': [
+                 {'epoch': 0.3, 'grad_norm': 1.2, 'learning_rate': 4e-5, 'loss': 2.5, 'step': 100},
+                 {'epoch': 0.3, 'eval_loss': 2.7, 'eval_runtime': 1.0, 'step': 100},
+                 {'epoch': 0.6, 'grad_norm': 1.1, 'learning_rate': 3e-5, 'loss': 1.75, 'step': 200},
+                 {'epoch': 0.6, 'eval_loss': 1.9, 'eval_runtime': 1.0, 'step': 200},
+                 {'epoch': 1.5, 'grad_norm': 0.9, 'learning_rate': 1e-5, 'loss': 0.625, 'step': 500},
+             ],
+             'logging_steps': 100, 'max_steps': 1000, 'num_train_epochs': 3, 'save_steps': 500,
+             'total_flos': 1234.0, 'train_batch_size': 8, 'trial_name': None, 'trial_params': None}
+    with open(os.path.join(folder, 'trainer_state.json'), 'w') as f:
+        f.write(json.dumps(state, indent=2, sort_keys=True) + '\n')  # as save_to_json writes it
+    return folder, sd, opt.state_dict(), sched.state_dict(), state
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--ckpt', required=True)
+    ap.add_argument('--fixtures')
+    args = ap.parse_args()
+    ckpt = args.ckpt
+    res = Results()
+    with tempfile.TemporaryDirectory() as tmp:
+        # --- Hugging Face Trainer checkpoint ----------------------------------------------------
+        folder, sd, osd, ssd, state = trainer_checkpoint(tmp)
+        j = info_json(ckpt, folder)
+        res.check('error' not in j, 'trainer folder opens', j.get('error', ''))
+        fj = j.get('folder', {})
+        res.check(fj.get('layout') == 'Hugging Face', 'trainer folder: layout', str(fj.get('layout')))
+        res.check(fj.get('model_file', '').endswith('model.safetensors'), 'safetensors preferred over .bin',
+                  fj.get('model_file', ''))
+        res.check(shown_listing(j) == listing(sd), 'trainer folder: state dict is the safetensors file\'s',
+                  '%s vs %s' % (shown_listing(j), listing(sd)))
+        parts = {p['name']: p for p in fj.get('parts', [])}
+        for name in ('config.json', 'optimizer.pt', 'scheduler.pt', 'rng_state.pth', 'trainer_state.json',
+                     'training_args.bin', 'pytorch_model.bin'):
+            res.check(name in parts, 'trainer folder lists ' + name, str(list(parts)))
+        # The optimizer's one line, judged by the optimizer torch saved.
+        steps = [int(s['step']) for s in osd['state'].values()]
+        summary = parts.get('optimizer.pt', {}).get('summary', '')
+        res.check('AdamW' in summary and '%d groups' % len(osd['param_groups']) in summary and
+                  'step %d' % max(steps) in summary and '%d parameter states' % len(osd['state']) in summary,
+                  'optimizer.pt summary', summary)
+        summary = parts.get('scheduler.pt', {}).get('summary', '')
+        res.check('last_epoch %d' % ssd['last_epoch'] in summary and
+                  ('learning rate %.6g' % ssd['_last_lr'][0]) in summary, 'scheduler.pt summary',
+                  summary + ' vs ' + str(ssd['last_epoch']) + ' ' + str(ssd['_last_lr']))
+        ts = fj.get('trainer_state', {})
+        res.check(ts.get('global_step') == state['global_step'] and ts.get('epoch') == state['epoch'] and
+                  ts.get('best_metric') == state['best_metric'] and
+                  ts.get('best_model_checkpoint') == state['best_model_checkpoint'] and
+                  ts.get('max_steps') == state['max_steps'], 'trainer state fields', str(ts))
+        losses = [(e['step'], e['loss']) for e in state['log_history'] if 'loss' in e]
+        evals = [(e['step'], e['eval_loss']) for e in state['log_history'] if 'eval_loss' in e]
+        shown_losses = [(e['step'], e['loss']) for e in ts.get('log_history', []) if 'loss' in e]
+        shown_evals = [(e['step'], e['eval_loss']) for e in ts.get('log_history', []) if 'eval_loss' in e]
+        res.check(shown_losses == losses and shown_evals == evals, 'log history by step',
+                  '%s %s' % (shown_losses, shown_evals))
+        res.check(ts.get('last_loss') == losses[-1][1] and ts.get('last_eval_loss') == evals[-1][1],
+                  'last losses', str(ts))
+        r = run(ckpt, 'info', folder)
+        res.check(r.returncode == 0 and 'Folder:' in r.stdout and '(Hugging Face)' in r.stdout and
+                  'optimizer.pt: optimizer state' in r.stdout, 'info text: Folder section', r.stdout + r.stderr)
+        res.check('Training: step %d of %d' % (state['global_step'], state['max_steps']) in r.stdout and
+                  'last loss %g' % losses[-1][1] in r.stdout and 'last eval loss %g' % evals[-1][1] in r.stdout
+                  and 'best metric %g (%s)' % (state['best_metric'], state['best_model_checkpoint']) in r.stdout,
+                  'info text: training line', r.stdout)
+        # tensors --stats on the folder: the numbers of the safetensors file, as torch computes them.
+        r = run(ckpt, 'tensors', folder, '--json', '--stats')
+        try:
+            rows = {t['name']: t for t in json.loads(r.stdout)['tensors']}
+        except (ValueError, KeyError):
+            rows = {}
+        ok = rows and all(abs(rows[k]['stats']['mean'] - float(v.double().mean())) < 1e-6 for k, v in sd.items())
+        res.check(bool(ok), 'tensors --stats on the folder match torch', r.stdout[:500] + r.stderr)
+        # convert the folder: torch loads the output and finds the safetensors file's tensors.
+        out = os.path.join(tmp, 'converted.pt')
+        r = run(ckpt, 'convert', folder, '--to', 'state-dict', '-o', out)
+        ok = r.returncode == 0 and os.path.exists(out)
+        if ok:
+            got = torch.load(out)
+            got = got.get('state_dict', got) if isinstance(got, dict) else got
+            ok = set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
+        res.check(ok, 'convert of the folder equals the safetensors weights in torch', r.stderr)
+        r = run(ckpt, 'show', folder, 'head.weight')
+        res.check(r.returncode == 0 and 'head.weight' in r.stdout, 'show on the folder', r.stderr)
+        r = run(ckpt, 'scan', folder)
+        res.check(r.returncode == 0, 'scan on the folder', r.stdout + r.stderr)
+        r = run(ckpt, 'diff', folder, os.path.join(folder, 'model.safetensors'))
+        res.check(r.returncode == 0, 'diff of the folder with its own model file: equal', r.stdout + r.stderr)
+
+        # A pickled part that would run code when a resume loads it is said to, though the
+        # weights (safetensors) hold none. Written here, never loaded in Python.
+        torch.save(RunsCode(), os.path.join(folder, 'training_args.bin'))
+        j = info_json(ckpt, folder)
+        parts = {p['name']: p for p in j.get('folder', {}).get('parts', [])}
+        summary = parts.get('training_args.bin', {}).get('summary', '')
+        res.check('DANGEROUS' in summary and 'system' in summary, 'dangerous training_args.bin is said', summary)
+        res.check('DANGEROUS' not in parts.get('optimizer.pt', {}).get('summary', 'DANGEROUS'),
+                  'optimizer.pt is not called dangerous', str(parts.get('optimizer.pt')))
+
+        # --- save_pretrained with pytorch_model.bin only -------------------------------------------
+        binonly = os.path.join(tmp, 'bin_only')
+        os.makedirs(binonly)
+        torch.save(sd, os.path.join(binonly, 'pytorch_model.bin'))
+        with open(os.path.join(binonly, 'config.json'), 'w') as f:
+            json.dump({'model_type': 'net'}, f)
+        j = info_json(ckpt, binonly)
+        fj = j.get('folder', {})
+        res.check(fj.get('model_file', '').endswith('pytorch_model.bin') and
+                  shown_listing(j) == listing(torch.load(os.path.join(binonly, 'pytorch_model.bin'))),
+                  'pytorch_model.bin folder', str(j.get('error', fj)))
+        res.check(j.get('sidecar', {}).get('file', '').endswith('config.json'), 'config.json is the sidecar',
+                  str(j.get('sidecar')))
+
+        # --- PEFT adapter ---------------------------------------------------------------------
+        peft = os.path.join(tmp, 'adapter')
+        os.makedirs(peft)
+        lora = collections.OrderedDict([('base_model.model.embed.lora_A.weight', torch.randn(4, 6)),
+                                        ('base_model.model.embed.lora_B.weight', torch.zeros(12, 4))])
+        write_safetensors(os.path.join(peft, 'adapter_model.safetensors'), lora)
+        with open(os.path.join(peft, 'adapter_config.json'), 'w') as f:
+            json.dump({'peft_type': 'LORA', 'r': 4, 'target_modules': ['embed']}, f)
+        j = info_json(ckpt, peft)
+        fj = j.get('folder', {})
+        res.check(fj.get('layout') == 'Hugging Face (PEFT adapter)' and shown_listing(j) == listing(lora),
+                  'PEFT adapter folder', str(j.get('error', fj)))
+
+        # --- DeepSpeed --------------------------------------------------------------------------
+        deepspeed_layouts.install_stubs(os.path.join(tmp, 'stubs'))
+        ds = os.path.join(tmp, 'ds_run')
+        os.makedirs(ds)
+        model_states, _, _ = deepspeed_layouts.write_zero2(ds)
+        module = torch.load(model_states)['module']
+        for where, path in (('save folder', ds), ('tag folder', os.path.join(ds, 'global_step500'))):
+            j = info_json(ckpt, path)
+            fj = j.get('folder', {})
+            res.check(fj.get('layout', '').startswith('DeepSpeed') and
+                      fj.get('model_file', '').endswith(os.path.join('global_step500', 'mp_rank_00_model_states.pt')),
+                      'DeepSpeed ' + where + ': model states chosen', str(j.get('error', fj)))
+            res.check(shown_listing(j) == listing(module), 'DeepSpeed ' + where + ': module is the state dict',
+                      '%s vs %s' % (shown_listing(j), listing(module)))
+            names = [p['name'] for p in fj.get('parts', [])]
+            res.check(any(n.endswith('zero_pp_rank_0_mp_rank_00_optim_states.pt') for n in names),
+                      'DeepSpeed ' + where + ': optimizer partition listed', str(names))
+
+        # --- one file -----------------------------------------------------------------------------
+        single = os.path.join(tmp, 'single')
+        os.makedirs(single)
+        torch.save({'state_dict': sd, 'epoch': 3}, os.path.join(single, 'best.ckpt'))
+        with open(os.path.join(single, 'notes.txt'), 'w') as f:
+            f.write('not a checkpoint')
+        j = info_json(ckpt, single)
+        res.check(j.get('folder', {}).get('layout') == 'single checkpoint file' and shown_listing(j) == listing(sd),
+                  'folder with one checkpoint file', str(j.get('error', j.get('folder'))))
+
+        # --- hostile folders ----------------------------------------------------------------------
+        def error_of(path):
+            r = run(ckpt, 'info', path)
+            return r.returncode, r.stderr
+
+        outside = os.path.join(tmp, 'outside')
+        os.makedirs(outside)
+        torch.save(sd, os.path.join(outside, 'mp_rank_00_model_states.pt'))
+        for name, tag in (('parent', '../outside'), ('absolute', outside), ('dotdot', '..')):
+            bad = os.path.join(tmp, 'latest_' + name)
+            os.makedirs(bad)
+            with open(os.path.join(bad, 'latest'), 'w') as f:
+                f.write(tag)
+            rc, err = error_of(bad)
+            res.check(rc != 0 and bad in err and 'not followed' in err, 'latest naming ' + name + ' is refused', err)
+        linked = os.path.join(tmp, 'latest_link')
+        os.makedirs(linked)
+        os.symlink(outside, os.path.join(linked, 'global_step1'))
+        with open(os.path.join(linked, 'latest'), 'w') as f:
+            f.write('global_step1')
+        rc, err = error_of(linked)
+        res.check(rc != 0 and 'leads out of the folder' in err, 'tag folder linking outside is refused', err)
+        missing = os.path.join(tmp, 'latest_missing')
+        os.makedirs(missing)
+        with open(os.path.join(missing, 'latest'), 'w') as f:
+            f.write('global_step900')
+        rc, err = error_of(missing)
+        res.check(rc != 0 and missing in err and "'global_step900', which is not there" in err,
+                  'latest naming a missing tag', err)
+        many = os.path.join(tmp, 'many')
+        os.makedirs(many)
+        for i in range(50):
+            torch.save({'w': torch.zeros(1)}, os.path.join(many, 'epoch_%02d.pt' % i))
+        rc, err = error_of(many)
+        res.check(rc != 0 and '50 checkpoint files' in err and 'and 40 more' in err and 'name the one' in err
+                  and 'epoch_49' not in err, 'many .pt files: a bounded list and what to do', err)
+        empty = os.path.join(tmp, 'empty')
+        os.makedirs(empty)
+        rc, err = error_of(empty)
+        res.check(rc != 0 and empty in err and 'no checkpoint file' in err, 'empty folder', err)
+        run_dir = os.path.join(tmp, 'run')
+        for step in (100, 200):
+            os.makedirs(os.path.join(run_dir, 'checkpoint-%d' % step))
+        rc, err = error_of(run_dir)
+        res.check(rc != 0 and 'checkpoint-100, checkpoint-200' in err and 'open one of them' in err,
+                  'run folder of checkpoint folders', err)
+        huge = os.path.join(tmp, 'huge_state')
+        os.makedirs(huge)
+        torch.save(sd, os.path.join(huge, 'pytorch_model.bin'))
+        with open(os.path.join(huge, 'trainer_state.json'), 'w') as f:
+            f.write('{"log_history": [' + ','.join(['{"loss": 1.0, "step": %d}' % i for i in range(800000)]) +
+                    '], "global_step": 1}')
+        r = run(ckpt, 'info', huge)
+        res.check(os.path.getsize(os.path.join(huge, 'trainer_state.json')) > 20e6 and r.returncode == 0 and
+                  'trainer_state.json' in r.stdout and 'not read' in r.stdout and 'Training:' not in r.stdout,
+                  'a 20 MB trainer_state.json is not read, the folder still opens', r.stdout[-800:] + r.stderr)
+    return res.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
