@@ -21,7 +21,8 @@ void loadDocument(QPromise<DocumentLoad> &promise, const QString &path)
     out.path = path;
     promise.setProgressRange(0, 1000);
     try {
-        if (!QFileInfo(path).isFile())
+        // A folder is read as the checkpoint it holds (a Trainer's checkpoint-500/, DeepSpeed's save folder).
+        if (!QFileInfo(path).isFile() && !QFileInfo(path).isDir())
             throw FormatError(path.toStdString() + (QFileInfo::exists(path) ? ": is not a regular file"
                                                                              : ": no such file"));
         ReadOptions options;

@@ -1,5 +1,6 @@
 #include "metadataview.h"
 
+#include "checkpointfolder.h"
 #include "document.h"
 #include "metadata.h"
 #include "pythonrepr.h"
@@ -7,12 +8,25 @@
 #include "valuetext.h"
 #include "valuetree.h"
 
+#include <QChart>
+#include <QChartView>
+#include <QDir>
+#include <QEvent>
 #include <QFileInfo>
+#include <QLegend>
+#include <QLegendMarker>
+#include <QLineSeries>
+#include <QScatterSeries>
+#include <QSplitter>
+#include <QValueAxis>
 #include <QHeaderView>
 #include <QStandardItem>
 #include <QStandardItemModel>
 #include <QTreeView>
 #include <QVBoxLayout>
+
+#include <algorithm>
+#include <cmath>
 
 namespace ckpt {
 
@@ -70,9 +84,103 @@ MetadataView::MetadataView(QWidget *parent) : QWidget(parent)
     m_view->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_view->setAllColumnsShowFocus(true);
     m_view->header()->setStretchLastSection(true);
+    m_lossChart = new QChartView(this);
+    m_lossChart->setObjectName(QStringLiteral("lossChart"));
+    m_lossChart->setRenderHint(QPainter::Antialiasing);
+    m_lossChart->setMinimumHeight(160);
+    m_lossChart->hide();
+    auto *split = new QSplitter(Qt::Vertical, this);
+    split->addWidget(m_view);
+    split->addWidget(m_lossChart);
+    split->setStretchFactor(0, 3);
+    split->setStretchFactor(1, 2);
+    split->setChildrenCollapsible(false);
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 4, 0, 0);
-    layout->addWidget(m_view);
+    layout->addWidget(split);
+}
+
+QString MetadataView::folderTitle() { return tr("Folder"); }
+QString MetadataView::trainingTitle() { return tr("Training state"); }
+
+void MetadataView::changeEvent(QEvent *event)
+{
+    QWidget::changeEvent(event);
+    if (event->type() == QEvent::PaletteChange && m_lossChart && m_lossChart->isVisible())
+        plotLosses();
+}
+
+// Training loss and evaluation loss by step, in the window's colours.
+void MetadataView::plotLosses()
+{
+    const TrainerState *state = m_doc && m_doc->folder && m_doc->folder->trainerState ? &*m_doc->folder->trainerState
+                                                                                       : nullptr;
+    auto *chart = new QChart;
+    chart->setMargins(QMargins(4, 4, 4, 4));
+    chart->setBackgroundBrush(palette().base());
+    chart->setTitleBrush(palette().text());
+    chart->legend()->setLabelBrush(palette().text());
+    chart->legend()->setAlignment(Qt::AlignRight);
+    chart->setTitle(tr("Loss by step (trainer_state.json)"));
+    if (state) {
+        auto *x = new QValueAxis;
+        auto *y = new QValueAxis;
+        x->setTitleText(tr("step"));
+        x->setLabelFormat(QStringLiteral("%.0f"));
+        y->setLabelFormat(QStringLiteral("%.3g"));
+        for (auto *axis : {x, y}) {
+            axis->setLabelsBrush(palette().text());
+            axis->setTitleBrush(palette().text());
+        }
+        chart->addAxis(x, Qt::AlignBottom);
+        chart->addAxis(y, Qt::AlignLeft);
+        double lo = INFINITY, hi = -INFINITY, first = INFINITY, last = -INFINITY;
+        auto *train = new QLineSeries;
+        train->setName(tr("training loss"));
+        auto *eval = new QLineSeries;
+        eval->setName(tr("eval loss"));
+        for (const auto &p : state->log) {
+            const double step = static_cast<double>(p.step);
+            for (const auto &[series, value] : {std::pair{train, p.loss}, std::pair{eval, p.evalLoss}})
+                if (value && std::isfinite(*value)) {
+                    series->append(step, *value);
+                    lo = std::min(lo, *value);
+                    hi = std::max(hi, *value);
+                    first = std::min(first, step);
+                    last = std::max(last, step);
+                }
+        }
+        for (auto *series : {train, eval}) {
+            if (series->count() == 0) {
+                delete series;
+                continue;
+            }
+            QPen pen(series == train ? QColor(0x1f, 0x77, 0xb4) : QColor(0xff, 0x7f, 0x0e));
+            pen.setWidthF(2);
+            series->setPen(pen);
+            chart->addSeries(series);
+            series->attachAxis(x);
+            series->attachAxis(y);
+            if (series->count() == 1) {  // a single point draws no line: mark it
+                auto *dot = new QScatterSeries;
+                dot->setColor(pen.color());
+                dot->setMarkerSize(8);
+                dot->append(series->at(0));
+                chart->addSeries(dot);
+                dot->attachAxis(x);
+                dot->attachAxis(y);
+                chart->legend()->markers(dot).value(0)->setVisible(false);
+            }
+        }
+        if (std::isfinite(lo)) {
+            const double pad = hi > lo ? (hi - lo) * 0.05 : std::max(std::abs(hi) * 0.05, 0.05);
+            y->setRange(lo - pad, hi + pad);
+            x->setRange(first, last > first ? last : first + 1);
+        }
+    }
+    QChart *old = m_lossChart->chart();
+    m_lossChart->setChart(chart);
+    delete old;
 }
 
 QString MetadataView::summaryTitle() { return tr("At a glance"); }
@@ -83,9 +191,61 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
 {
     m_model->clear();
     m_model->setHorizontalHeaderLabels({tr("Key"), tr("Type"), tr("Value")});
+    m_doc = doc;
+    const bool losses = doc && doc->folder && doc->folder->trainerState && !doc->folder->trainerState->log.empty();
+    m_lossChart->setVisible(losses);
+    if (losses)
+        plotLosses();
     if (!doc)
         return;
     ValueItemsBudget budget;
+
+    if (const auto &folder = doc->folder) {
+        // What the folder holds, the file read first: the rest of this view is that file's.
+        const QString name = QFileInfo(QDir::cleanPath(QString::fromStdString(folder->folder))).fileName();
+        auto section = sectionRow(folderTitle(), tr("%1: %2 layout").arg(name, QString::fromStdString(folder->layout)));
+        section[2]->setToolTip(QString::fromStdString(folder->folder));
+        const auto partRow = [this](const std::string &name, const std::string &role, const std::string &summary,
+                                    const std::string &path) {
+            auto row = sectionRow(QString::fromStdString(name), QString::fromStdString(summary));
+            row[0]->setFont(m_view->font());
+            row[1]->setText(QString::fromStdString(role));
+            row[0]->setToolTip(QString::fromStdString(path));
+            row[2]->setToolTip(QString::fromStdString(summary));
+            return row;
+        };
+        section[0]->appendRow(partRow(folder->modelName, folder->modelRole, tr("read: the weights shown").toStdString(),
+                                      folder->modelFile));
+        for (const auto &p : folder->parts)
+            section[0]->appendRow(partRow(p.name, p.role, p.summary, p.path));
+        for (const auto &n : folder->notes)
+            section[0]->appendRow(partRow(tr("note").toStdString(), {}, n, {}));
+        m_model->appendRow(section);
+        if (const auto &t = folder->trainerState) {
+            auto training = sectionRow(trainingTitle(), tr("from trainer_state.json"));
+            const auto add = [&](const QString &key, const QString &value) {
+                auto row = sectionRow(key, value);
+                row[0]->setFont(m_view->font());
+                training[0]->appendRow(row);
+            };
+            const auto number = [](double v) { return QString::number(v, 'g', 6); };
+            if (t->globalStep)
+                add(tr("Step"), t->maxSteps ? tr("%1 of %2").arg(*t->globalStep).arg(*t->maxSteps)
+                                            : QString::number(*t->globalStep));
+            if (t->epoch)
+                add(tr("Epoch"), number(*t->epoch));
+            if (const auto loss = t->lastLoss())
+                add(tr("Last training loss"), number(*loss));
+            if (const auto eval = t->lastEvalLoss())
+                add(tr("Last eval loss"), number(*eval));
+            if (t->bestMetric)
+                add(tr("Best metric"), number(*t->bestMetric));
+            if (!t->bestModelCheckpoint.empty())
+                add(tr("Best checkpoint"), QString::fromStdString(t->bestModelCheckpoint));
+            add(tr("Logged losses"), QString::number(t->log.size()));
+            m_model->appendRow(training);
+        }
+    }
 
     const auto fields = knownFields(*doc);
     if (!fields.empty()) {

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+class QChartView;
 class QLabel;
 class QStandardItemModel;
 class QTreeView;
@@ -16,7 +17,9 @@ struct Document;
 // researcher looks for (epoch, losses, timestamps, versions, config, class names, preprocessing),
 // then every metadata entry as saved, the metadata JSON sidecar beside the file, the format's own
 // metadata (safetensors __metadata__, a shard index), the conventions recognised and, for
-// TorchScript, the code records (listed, never run).
+// TorchScript, the code records (listed, never run). A checkpoint opened as a folder first shows the
+// folder's parts and, from a Trainer's trainer_state.json, the run's state and its losses by step
+// (a chart below the tree).
 class MetadataView : public QWidget {
     Q_OBJECT
 public:
@@ -25,12 +28,22 @@ public:
 
     QStandardItemModel *model() const { return m_model; }
     QTreeView *view() const { return m_view; }
+    // The training and evaluation loss by step, shown when the folder's trainer state logged any.
+    QChartView *lossChart() const { return m_lossChart; }
     // Section titles, as the top-level rows show them.
     static QString summaryTitle();
     static QString metadataTitle();
     static QString sidecarTitle();
+    static QString folderTitle();
+    static QString trainingTitle();
+
+protected:
+    void changeEvent(QEvent *event) override;
 
 private:
+    void plotLosses();
+    std::shared_ptr<const Document> m_doc;
+    QChartView *m_lossChart = nullptr;
     QStandardItemModel *m_model = nullptr;
     QTreeView *m_view = nullptr;
 };

@@ -106,6 +106,10 @@ void MainWindow::createActions()
     QAction *open = file->addAction(tr("&Open\u2026"), this, &MainWindow::showOpenDialog);
     open->setShortcut(QKeySequence::Open);
     open->setIcon(style()->standardIcon(QStyle::SP_DialogOpenButton));
+    QAction *openFolder = file->addAction(tr("Open &Folder\u2026"), this, &MainWindow::showOpenFolderDialog);
+    openFolder->setObjectName(QStringLiteral("openFolderAction"));
+    openFolder->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
+    openFolder->setStatusTip(tr("Open a checkpoint folder: a Trainer's checkpoint-500, a saved model, DeepSpeed's"));
     m_recentMenu = file->addMenu(tr("Open &Recent"));
     file->addSeparator();
     QAction *compare = file->addAction(tr("Co&mpare With\u2026"), this, &MainWindow::showCompareDialog);
@@ -219,7 +223,7 @@ DocumentView *MainWindow::openFiles(const QStringList &paths)
 
 DocumentView *MainWindow::openFile(const QString &path)
 {
-    const QString absolute = QFileInfo(path).absoluteFilePath();
+    const QString absolute = QDir::cleanPath(QFileInfo(path).absoluteFilePath());  // a folder may end in /
     for (int i = 0; i < viewCount(); ++i) {
         DocumentView *v = viewAt(i);
         if (v && v->path() == absolute) {
@@ -356,6 +360,17 @@ void MainWindow::showOpenDialog()
         return;
     settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
     openFiles(files);
+}
+
+void MainWindow::showOpenFolderDialog()
+{
+    QSettings settings;
+    const QString folder = QFileDialog::getExistingDirectory(this, tr("Open Checkpoint Folder"),
+                                                             settings.value(kLastDirKey).toString());
+    if (folder.isEmpty())
+        return;
+    settings.setValue(kLastDirKey, QFileInfo(folder).absolutePath());
+    openFile(folder);
 }
 
 void MainWindow::showAbout()

@@ -18,7 +18,7 @@ class SeriesView;
 class ConversionView;
 
 // The application window: one tab per open checkpoint, an empty state with a hint when none is
-// open, File/Help menus, recent files, and files dropped anywhere on it.
+// open, File/Help menus, recent files, and files or checkpoint folders dropped anywhere on it.
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
@@ -61,6 +61,8 @@ public:
 
 public Q_SLOTS:
     void showOpenDialog();
+    // File → Open Folder…: a checkpoint folder (a Trainer's checkpoint-500/, save_pretrained's, DeepSpeed's).
+    void showOpenFolderDialog();
     // File → Compare With…: the current file against one the user picks.
     void showCompareDialog();
     // File → Compare Training Run…: several checkpoints of one run.
