@@ -265,7 +265,8 @@ void TestDocumentView::errorPage_data()
     QTest::newRow("truncated zip") << fixture("truncated.pth") << "truncated";
     QTest::newRow("deep nesting") << fixture("deep_nesting.pth") << "nesting";
     QTest::newRow("missing file") << QStringLiteral(CKPT_FIXTURES_DIR "/no_such_file.pth") << "no such file";
-    QTest::newRow("folder") << QStringLiteral(CKPT_FIXTURES_DIR) << "not a regular file";
+    // A folder of many checkpoints: which one to open is the user's to say.
+    QTest::newRow("folder") << QStringLiteral(CKPT_FIXTURES_DIR) << "name the one to open";
 }
 
 // A file that cannot be read gives a page that names the file and the reason, in selectable text.
