@@ -219,7 +219,8 @@ private:
         {
             const auto mapped = MappedFile::open(latest.string());
             const auto b = mapped->bytes();
-            tag.assign(reinterpret_cast<const char *>(b.data()), std::min<std::size_t>(b.size(), FolderLimits::kMaxLatestBytes));
+            tag.assign(reinterpret_cast<const char *>(b.data()),
+                       std::min<std::size_t>(b.size(), FolderLimits::kMaxLatestBytes));
         }
         while (!tag.empty() && std::isspace(static_cast<unsigned char>(tag.back())))
             tag.pop_back();
@@ -259,7 +260,8 @@ private:
             if (isFile(m_dir / name)) {
                 m_out.layout = "Hugging Face";
                 chooseModel(name, m_dir / name,
-                            std::string(name).ends_with(".index.json") ? "model weights (shard index)" : "model weights");
+                            std::string(name).ends_with(".index.json") ? "model weights (shard index)"
+                                                                       : "model weights");
                 // The other format of the same weights, saved too: listed, not read.
                 for (const char *other : kModelFiles)
                     if (other != name && isFile(m_dir / other))
@@ -334,7 +336,10 @@ private:
                  "): open one of them");
         fail("no checkpoint file in the folder (looked for model.safetensors, pytorch_model.bin, their shard "
              "indexes, adapter_model.*, DeepSpeed's 'latest' and mp_rank_*_model_states.pt, and files ending "
-             ".pth .pt .ckpt .bin .tar .safetensors)");
+             ".pth .pt .ckpt .bin .tar .safetensors" +
+             (top.more ? " among the first " + std::to_string(FolderLimits::kMaxEntries) + " entries: name the file"
+                       : std::string()) +
+             ")");
     }
 
     void addKnownParts(const fs::path &dir, const std::string &prefix, const Listing &listing)

@@ -200,6 +200,24 @@ def main():
         res.check(j.get('sidecar', {}).get('file', '').endswith('config.json'), 'config.json is the sidecar',
                   str(j.get('sidecar')))
 
+        # --- sharded safetensors (model.safetensors.index.json), as save_pretrained shards them --
+        sharded = os.path.join(tmp, 'sharded')
+        os.makedirs(sharded)
+        names = list(sd)
+        halves = [collections.OrderedDict((k, sd[k]) for k in names[:2]),
+                  collections.OrderedDict((k, sd[k]) for k in names[2:])]
+        weight_map = {}
+        for i, half in enumerate(halves):
+            shard = 'model-%05d-of-%05d.safetensors' % (i + 1, len(halves))
+            write_safetensors(os.path.join(sharded, shard), half, {'format': 'pt'})
+            weight_map.update({k: shard for k in half})
+        with open(os.path.join(sharded, 'model.safetensors.index.json'), 'w') as f:
+            json.dump({'metadata': {'total_size': sum(v.numel() * v.element_size() for v in sd.values())},
+                       'weight_map': weight_map}, f, indent=2, sort_keys=True)
+        j = info_json(ckpt, sharded)
+        res.check(j.get('folder', {}).get('model_file', '').endswith('model.safetensors.index.json') and
+                  shown_listing(j) == listing(sd), 'sharded folder reads its index', str(j.get('error', j.get('folder'))))
+
         # --- PEFT adapter ---------------------------------------------------------------------
         peft = os.path.join(tmp, 'adapter')
         os.makedirs(peft)
@@ -263,6 +281,14 @@ def main():
             f.write('global_step1')
         rc, err = error_of(linked)
         res.check(rc != 0 and 'leads out of the folder' in err, 'tag folder linking outside is refused', err)
+        pointer = os.path.join(tmp, 'latest_is_link')
+        os.makedirs(os.path.join(pointer, 'global_step1'))
+        torch.save(sd, os.path.join(pointer, 'global_step1', 'mp_rank_00_model_states.pt'))
+        with open(os.path.join(outside, 'tag'), 'w') as f:
+            f.write('global_step1')
+        os.symlink(os.path.join(outside, 'tag'), os.path.join(pointer, 'latest'))
+        rc, err = error_of(pointer)
+        res.check(rc != 0 and "'latest' is a symbolic link" in err, 'latest that is a link is not followed', err)
         missing = os.path.join(tmp, 'latest_missing')
         os.makedirs(missing)
         with open(os.path.join(missing, 'latest'), 'w') as f:
@@ -287,6 +313,17 @@ def main():
         rc, err = error_of(run_dir)
         res.check(rc != 0 and 'checkpoint-100, checkpoint-200' in err and 'open one of them' in err,
                   'run folder of checkpoint folders', err)
+        # A folder of more entries than are looked at: the known names are still found, by name.
+        crowded = os.path.join(tmp, 'crowded')
+        os.makedirs(crowded)
+        for i in range(10050):
+            open(os.path.join(crowded, 'tok_%05d.txt' % i), 'w').close()
+        rc, err = error_of(crowded)
+        res.check(rc != 0 and 'among the first 10000 entries' in err, 'crowded folder: the bound is said', err)
+        torch.save(sd, os.path.join(crowded, 'pytorch_model.bin'))
+        r = run(ckpt, 'info', crowded)
+        res.check(r.returncode == 0 and 'more than 10000 entries' in r.stdout, 'crowded folder still opens by name',
+                  r.stdout[-500:] + r.stderr)
         huge = os.path.join(tmp, 'huge_state')
         os.makedirs(huge)
         torch.save(sd, os.path.join(huge, 'pytorch_model.bin'))
