@@ -1078,7 +1078,7 @@ std::string numberText(double v)
 // Python loads these too when a run resumes: a global it would run is said here.
 std::string partSummary(const FolderPart &part)
 {
-    const bool optimizer = part.role == "optimizer state";
+    const bool optimizer = part.role == "optimizer state" || part.role.starts_with("DeepSpeed optimizer states");
     const bool scheduler = part.role == "learning-rate scheduler state";
     const bool pickled = optimizer || scheduler || part.name.ends_with(".pt") || part.name.ends_with(".pth") ||
                          part.name.ends_with(".bin");

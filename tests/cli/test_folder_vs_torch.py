@@ -235,7 +235,8 @@ def main():
         deepspeed_layouts.install_stubs(os.path.join(tmp, 'stubs'))
         ds = os.path.join(tmp, 'ds_run')
         os.makedirs(ds)
-        model_states, _, _ = deepspeed_layouts.write_zero2(ds)
+        model_states, _, truth = deepspeed_layouts.write_zero2(ds)
+        base = truth['state']
         module = torch.load(model_states)['module']
         for where, path in (('save folder', ds), ('tag folder', os.path.join(ds, 'global_step500'))):
             j = info_json(ckpt, path)
@@ -248,6 +249,10 @@ def main():
             names = [p['name'] for p in fj.get('parts', [])]
             res.check(any(n.endswith('zero_pp_rank_0_mp_rank_00_optim_states.pt') for n in names),
                       'DeepSpeed ' + where + ': optimizer partition listed', str(names))
+            summary = ' '.join(p.get('summary', '') for p in fj.get('parts', []) if p['name'].endswith('optim_states.pt'))
+            res.check('AdamW' in summary and '%d groups' % len(base['param_groups']) in summary and
+                      'step %d' % max(int(s['step']) for s in base['state'].values()) in summary,
+                      'DeepSpeed ' + where + ': the partition\'s torch optimizer summed up', summary)
 
         # --- one file -----------------------------------------------------------------------------
         single = os.path.join(tmp, 'single')
