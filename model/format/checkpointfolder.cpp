@@ -207,9 +207,12 @@ private:
         const auto status = fs::symlink_status(latest, ec);
         if (ec || !fs::exists(status))
             return std::nullopt;
-        if (fs::is_symlink(status))
-            fail("'latest' is a symbolic link; DeepSpeed writes a small file naming the tag folder, and a link "
-                 "is not followed");
+        // DeepSpeed writes a small file; a link named latest (scripts make one to their last
+        // checkpoint folder) could lead anywhere and is never followed.
+        if (fs::is_symlink(status)) {
+            m_out.notes.push_back("'latest' is a symbolic link; it is not followed");
+            return std::nullopt;
+        }
         if (!fs::is_regular_file(status))
             return std::nullopt;  // a folder named latest: not DeepSpeed's pointer
         const auto size = fs::file_size(latest, ec);
