@@ -383,7 +383,9 @@ public:
         m_plan.castTo = m_o.castTo;
         // A PEFT adapter holds a model's low-rank updates, not the model: a package made of it alone
         // would not predict, and the plan says so first.
-        const auto adapter = loraAdapter(m_doc);
+        auto adapter = loraAdapter(m_doc);
+        if (adapter && adapter->withBaseWeights)
+            adapter.reset();  // the base model's weights are there too: the model, its adapter not merged
         const std::string notTheModel =
             adapter ? "the file is a LoRA adapter (rank " + std::to_string(adapter->maxRank) + " on " +
                           std::to_string(adapter->modules) +

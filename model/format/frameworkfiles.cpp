@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace ckpt {
 
@@ -170,10 +171,26 @@ std::optional<LoraAdapter> loraAdapter(const Document &doc)
     LoraAdapter a;
     bool anyB = false;
     std::unordered_map<std::string, bool> targetSeen, wholeSeen;
+    // The modules LoRA adapts, by name: a tensor of one of them that is not LoRA's is its base weight.
+    std::unordered_set<std::string_view> adapted;
+    for (const auto &t : doc.stateDict) {
+        bool isA = false;
+        if (const std::size_t at = loraPart(t.name, isA); at != std::string_view::npos)
+            adapted.insert(std::string_view(t.name).substr(0, at));
+    }
+    if (adapted.empty())
+        return std::nullopt;
     for (const auto &t : doc.stateDict) {
         bool isA = false;
         const std::size_t at = loraPart(t.name, isA);
         if (at == std::string_view::npos) {
+            std::string_view owner = moduleOf(t.name);
+            if (owner.ends_with(".base_layer"))
+                owner.remove_suffix(std::string_view(".base_layer").size());
+            if (adapted.contains(owner)) {
+                a.withBaseWeights = true;
+                continue;
+            }
             ++a.savedWholeTensors;
             const std::string module = peftModuleName(moduleOf(t.name));
             if (wholeSeen.size() < kMaxListed && wholeSeen.try_emplace(module, true).second)
@@ -203,11 +220,14 @@ std::optional<LoraAdapter> loraAdapter(const Document &doc)
 
 std::string loraAdapterText(const LoraAdapter &a)
 {
-    std::string text = "LoRA adapter (PEFT): rank " +
+    std::string text = std::string(a.withBaseWeights ? "model with a LoRA adapter (PEFT), not merged: rank "
+                                                     : "LoRA adapter (PEFT): rank ") +
                        (a.minRank == a.maxRank ? std::to_string(a.minRank)
                                                : std::to_string(a.minRank) + " to " + std::to_string(a.maxRank)) +
                        " on " + std::to_string(a.modules) + (a.modules == 1 ? " module" : " modules") +
                        " (targets: " + joined(a.targets) + ")";
+    if (a.withBaseWeights)
+        return text + ", beside the base model's weights (PEFT's merge_and_unload folds the updates into them)";
     if (a.savedWholeTensors)
         text += ", with " + std::to_string(a.savedWholeTensors) +
                 (a.savedWholeTensors == 1 ? " tensor" : " tensors") + " of modules kept whole (modules_to_save: " +

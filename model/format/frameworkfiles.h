@@ -43,11 +43,14 @@ struct LoraAdapter {
     std::vector<std::string> targets;    // the modules' own names (q_proj, v_proj), first-seen order
     std::vector<std::string> savedWhole; // modules kept whole (modules_to_save), first-seen order
     std::size_t savedWholeTensors = 0;
+    // The file also holds the adapted modules' own weights (`…q_proj.weight`, or PEFT >= 0.7's
+    // `…q_proj.base_layer.weight`): a PeftModel's whole state dict, base model and adapter, not merged.
+    bool withBaseWeights = false;
 };
 std::optional<LoraAdapter> loraAdapter(const Document &doc);
 
 // "LoRA adapter (PEFT): rank 8 on 24 modules (targets: q_proj, v_proj) …", ending with what an
-// adapter alone is not: the model.
+// adapter alone is not: the model. With the base weights beside it, a model with an adapter not merged.
 std::string loraAdapterText(const LoraAdapter &a);
 
 // The first dotted part of each name with its dot ("net.", "backbone."), with how many names start

@@ -239,6 +239,24 @@ def check_lora(ckpt, tmp, res):
         said = c.stdout + c.stderr
         res.check('is a LoRA adapter (rank %d on %d modules), not the model' % (r, len(modules)) in said,
                   'LoRA: convert --to %s says the output is no model' % target, said)
+    # A PeftModel's whole state dict: the base layers' weights beside the adapter (older PEFT names them
+    # q_proj.weight, PEFT >= 0.7 q_proj.base_layer.weight): the model, its adapter not merged.
+    for base_layer in ('', '.base_layer'):
+        whole_sd = dict(sd)
+        for k in [k for k in sd if '.lora_A.' in k]:
+            module = k.rsplit('.lora_A.', 1)[0]
+            whole_sd[module + base_layer + '.weight'] = torch.randn(sd[module + '.lora_B.weight'].shape[0],
+                                                                      sd[k].shape[1])
+        whole_path = os.path.join(tmp, 'peft_model%s.pt' % base_layer.replace('.', '_'))
+        torch.save(whole_sd, whole_path)
+        conventions = info(ckpt, whole_path).get('conventions', [])
+        res.check(any(c.startswith('model with a LoRA adapter (PEFT), not merged: rank %d on %d modules' %
+                                   (r, len(modules))) for c in conventions) and
+                  not any('not the model' in c for c in conventions),
+                  'LoRA: the base weights%s beside the adapter are the model' % base_layer, str(conventions))
+        c = run(ckpt, 'convert', whole_path, '--to', 'inference', '-o', os.path.join(tmp, 'peft_inference%s.pt' % base_layer.replace('.', '_')))
+        res.check(c.returncode == 0 and 'not the model' not in c.stdout,
+                  'LoRA: convert of the model with its adapter%s is not warned' % base_layer, c.stdout + c.stderr)
     c = run(ckpt, 'convert', path, '--to', 'safetensors', '-o', os.path.join(tmp, 'adapter_model.safetensors'))
     res.check(c.returncode == 0 and 'not the model' not in c.stdout,
               'LoRA: convert --to safetensors (an adapter file again) is not warned', c.stdout + c.stderr)
