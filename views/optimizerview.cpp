@@ -3,11 +3,13 @@
 #include "jobpool.h"
 #include "document.h"
 #include "metadata.h"
+#include "optimizermap.h"
 #include "optimizerstatemodel.h"
 #include "statisticsjob.h"
 #include "valueitems.h"
 #include "valuetext.h"
 
+#include <QComboBox>
 #include <QFutureWatcher>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -173,8 +175,21 @@ OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
     split->setStretchFactor(2, 1);
     m_content = split;
 
+    m_choiceRow = new QWidget(this);
+    auto *choiceLayout = new QHBoxLayout(m_choiceRow);
+    choiceLayout->setContentsMargins(0, 0, 0, 0);
+    m_choice = new QComboBox(m_choiceRow);
+    m_choice->setObjectName(QStringLiteral("optimizerChoice"));
+    m_choice->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    choiceLayout->addWidget(heading(tr("Optimizer"), m_choiceRow));
+    choiceLayout->addWidget(m_choice);
+    choiceLayout->addStretch(1);
+    m_choiceRow->hide();
+    connect(m_choice, &QComboBox::currentIndexChanged, this, &OptimizerView::showOptimizer);
+
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 4, 0, 0);
+    layout->addWidget(m_choiceRow);
     layout->addWidget(m_summary);
     layout->addWidget(m_mapping);
     layout->addWidget(split, 1);
@@ -190,8 +205,6 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
 {
     stopStatistics();
     m_document = doc;
-    m_state->setDocument(doc);
-    m_groups->clear();
     m_training->clear();
     m_training->setHorizontalHeaderLabels({tr("Key"), tr("Type"), tr("Value")});
 
@@ -213,6 +226,42 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
     if (noTrainingState)
         m_trainingNote->setText(noTrainingStateText(*doc));
 
+    // Several optimizers (a GAN's): each one is a document of its own with that optimizer, chosen
+    // above the summary; the model's (the one paired with its weights) first.
+    const QSignalBlocker blocker(m_choice);
+    m_choice->clear();
+    m_optimizerDocuments.clear();
+    m_updates.clear();
+    auto summaries = doc ? optimizerEntries(*doc) : std::vector<OptimizerEntry>{};
+    std::stable_partition(summaries.begin(), summaries.end(), [](const OptimizerEntry &s) { return s.primary; });
+    if (summaries.size() >= 2)
+        for (const auto &s : summaries) {
+            std::shared_ptr<const Document> shown = doc;
+            if (!s.primary) {
+                auto other = std::make_shared<Document>(*doc);
+                other->optimizer = s.state;
+                other->optimizerPath = s.path;
+                shown = std::move(other);
+            }
+            m_optimizerDocuments.push_back(std::move(shown));
+            m_updates.push_back(s.updates);
+            const QString where = s.path.empty() ? tr("the whole file") : QString::fromStdString(pathText(s.path));
+            m_choice->addItem(tr("%1 \u2014 %2").arg(where, QString::fromStdString(s.className)));
+            m_choice->setItemData(m_choice->count() - 1, QString::fromStdString(s.updates), Qt::ToolTipRole);
+        }
+    m_choiceRow->setVisible(m_choice->count() > 1);
+    showOptimizer(0);
+}
+
+void OptimizerView::showOptimizer(int index)
+{
+    stopStatistics();
+    const std::shared_ptr<const Document> doc =
+        index >= 0 && static_cast<std::size_t>(index) < m_optimizerDocuments.size()
+            ? m_optimizerDocuments[static_cast<std::size_t>(index)]
+            : m_document;
+    m_state->setDocument(doc);
+    m_groups->clear();
     if (!doc || !m_state->hasOptimizer()) {
         m_summary->setText(doc ? tr("This file keeps no optimizer state.") : QString());
         m_mapping->clear();
@@ -277,7 +326,14 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
     // Without the model's weights in the file there are no names to be unsure of: the note says
     // what the ids are (DeepSpeed's flat groups, or parameters known by id only).
     const bool nothingToName = !doc->hasStateDict;
-    m_mapping->setText((m_state->mappingCertain() ? tr("Parameter names: ")
+    // Of several optimizers, which weights this one updates (or why the shapes cannot tell).
+    QString updates = index >= 0 && static_cast<std::size_t>(index) < m_updates.size()
+                          ? QString::fromStdString(m_updates[static_cast<std::size_t>(index)])
+                          : QString();
+    if (!updates.isEmpty())
+        updates = updates.front().toUpper() + updates.mid(1) + QLatin1Char('.');
+    m_mapping->setText((updates.isEmpty() ? QString() : updates + QLatin1Char('\n')) +
+                       (m_state->mappingCertain() ? tr("Parameter names: ")
                         : nothingToName          ? tr("Parameter ids: ")
                                                  : tr("\u26a0 The mapping of optimizer ids to names is uncertain: ")) +
                        m_state->mappingNote());

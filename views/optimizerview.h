@@ -3,7 +3,10 @@
 #include <QWidget>
 
 #include <memory>
+#include <string>
+#include <vector>
 
+class QComboBox;
 class QLabel;
 class QProgressBar;
 class QSortFilterProxyModel;
@@ -23,7 +26,8 @@ class OptimizerStateModel;
 // What the optimizer kept: its type inferred from the state's keys, each param group's
 // hyperparameters, per parameter its step and state tensors (L2 norms computed in the background,
 // with progress and cancel), how ids were mapped to names and how sure that is; and the LR
-// scheduler, GradScaler and RNG states saved beside it.
+// scheduler, GradScaler and RNG states saved beside it. A file with several optimizers (a GAN's, one
+// per network) offers each in a chooser, with the weights it updates where the shapes tell it.
 class OptimizerView : public QWidget {
     Q_OBJECT
 public:
@@ -32,6 +36,9 @@ public:
     void setDocument(const std::shared_ptr<const Document> &doc);
 
     QLabel *summary() const { return m_summary; }
+    // The file's optimizers, the model's first; hidden when it has one or none.
+    QComboBox *optimizerChoice() const { return m_choice; }
+    QWidget *optimizerChoiceRow() const { return m_choiceRow; }
     QStandardItemModel *groupsModel() const { return m_groups; }
     OptimizerStateModel *stateModel() const { return m_state; }
     QSortFilterProxyModel *stateProxy() const { return m_stateProxy; }
@@ -46,7 +53,13 @@ Q_SIGNALS:
 
 private:
     void stopStatistics();
+    void showOptimizer(int index);
     std::shared_ptr<const Document> m_document;
+    // Per optimizer of the chooser, the document with it as the optimizer, and which weights it updates.
+    std::vector<std::shared_ptr<const Document>> m_optimizerDocuments;
+    std::vector<std::string> m_updates;
+    QComboBox *m_choice = nullptr;
+    QWidget *m_choiceRow = nullptr;
     QLabel *m_summary = nullptr;
     QLabel *m_mapping = nullptr;
     QStandardItemModel *m_groups = nullptr;

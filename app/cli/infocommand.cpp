@@ -6,6 +6,7 @@
 #include "document.h"
 #include "checkpointfolder.h"
 #include "error.h"
+#include "frameworkfiles.h"
 #include "inferencemeta.h"
 #include "jsonexport.h"
 #include "optimizermap.h"
@@ -14,8 +15,7 @@
 #include "security.h"
 #include "valuetree.h"
 
-#include <climits>
-#include <cmath>
+#include <algorithm>
 #include <iomanip>
 #include <optional>
 #include <iostream>
@@ -100,28 +100,58 @@ std::string tensorTable(const std::vector<NamedTensor> &tensors)
     return tableText(rows, "  ");
 }
 
-// The optimizer's step: the largest `step` among the per-parameter states (a number, or the 0-d
-// tensor torch >= 1.12 keeps), read without LibTorch.
-std::optional<std::int64_t> optimizerStep(const Document &doc)
+// One optimizer: where it is, its class, how many parameters took a step and its step; each group's
+// hyperparameters, as the optimizer was built with them (what resuming needs); and, where the file
+// has several optimizers, which weights it updates.
+void printOptimizer(const Document &doc, const OptimizerEntry &s, const nlohmann::ordered_json &listing,
+                    std::ostream &out)
 {
-    const ValuePtr state = doc.optimizer && doc.optimizer->isDict() ? doc.optimizer->get("state") : nullptr;
-    if (!state || !state->isDict())
-        return std::nullopt;
-    std::optional<std::int64_t> best;
-    for (const auto &e : state->entries()) {
-        const ValuePtr step = e.value && e.value->isDict() ? e.value->get("step") : nullptr;
-        std::optional<double> v;
-        if (step && step->isInt())
-            v = static_cast<double>(step->asInt());
-        else if (step && step->kind() == Value::Kind::Float)
-            v = step->asFloat();
-        else if (step && step->isTensor())
-            if (const auto n = vectorTensorNumbers(*step->tensorRef()); n.size() == 1)
-                v = n[0];
-        if (v && std::isfinite(*v) && std::abs(*v) < 9e15)
-            best = std::max(best.value_or(INT64_MIN), static_cast<std::int64_t>(*v));
+    out << "Optimizer: " << (s.path.empty() ? std::string("(root)") : pathText(s.path)) << " — " << s.className << ", "
+        << s.states << " parameter states";
+    if (s.step)
+        out << ", step " << *s.step;
+    out << '\n';
+    // Written as Python prints them (betas (0.9, 0.999), amsgrad False) from the file's own
+    // param_groups where the optimizer is a state dict; else (a pickled optimizer) from its state
+    // dict as read, or the listing.
+    const ValuePtr own = s.primary && doc.root ? findPath(doc.root, s.path) : s.state;
+    const ValuePtr groups = own && own->isDict() ? own->get("param_groups") : nullptr;
+    const ValuePtr read = s.state ? s.state->get("param_groups") : nullptr;
+    const std::size_t groupCount = s.primary ? listing["param_groups"].size() : s.groups;
+    for (std::size_t g = 0; g < groupCount; ++g) {
+        std::string line;
+        const auto groupOf = [g](const ValuePtr &list) -> ValuePtr {
+            return list && list->isSequence() && g < list->items().size() ? list->items()[g] : nullptr;
+        };
+        ValuePtr group = groupOf(groups);
+        if (!group || !group->isDict())
+            group = s.primary ? nullptr : groupOf(read);
+        std::size_t params = 0;
+        if (group && group->isDict()) {
+            for (const auto &e : group->entries()) {
+                const std::string k = e.key ? keyText(*e.key) : std::string();
+                if (k == "params" && e.value && e.value->isSequence())
+                    params = e.value->items().size();
+                if (k != "params" && k != "param_names" && e.value && !e.value->isNone())
+                    line += (line.empty() ? "" : ", ") + displayText(k) + " " + compact(*e.value, 40);
+            }
+        } else if (s.primary) {
+            const auto &listed = listing["param_groups"][g];
+            params = listed.contains("params") ? listed["params"].size() : 0;
+            for (const auto &[k, v] : listed.items())
+                if (k != "params" && k != "param_names" && !v.is_null())
+                    line += (line.empty() ? "" : ", ") + displayText(k) + " " + compact(v, 40);
+        }
+        out << "  group " << g << " (" << params << " parameters): " << line << '\n';
     }
-    return best;
+    // Without the model's weights there are no names to be unsure of: the note says what the ids are.
+    if (s.primary && listing.contains("mapping"))
+        out << (!doc.hasStateDict                            ? "  parameter ids: "
+                : listing["mapping"]["certain"].get<bool>() ? "  parameter names (certain): "
+                                                            : "  parameter names (uncertain): ")
+            << listing["mapping"]["note"].get<std::string>() << '\n';
+    if (!s.updates.empty())
+        out << "  " << s.updates << '\n';
 }
 
 std::string numberText(double v)
@@ -197,42 +227,17 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
     }
     for (const auto &c : doc.conventions)
         out << "Convention: " << c << '\n';
+    // What Lightning's ModelCheckpoint and EarlyStopping tracked: the monitored metric, the best
+    // score (a 0-d tensor, shown as its value) and the file that holds it.
+    for (const auto &c : lightningCallbacks(doc))
+        out << "Callback: " << callbackText(c) << '\n';
     if (!j["optimizer"].is_null()) {
-        const auto &o = j["optimizer"];
-        out << "Optimizer: " << (doc.optimizerPath.empty() ? std::string("(root)") : pathText(doc.optimizerPath)) << " — " << optimizerClassName(*doc.optimizer) << ", "
-            << o["state"]["count"].get<std::size_t>() << " parameter states";
-        if (const auto step = optimizerStep(doc))
-            out << ", step " << *step;
-        out << '\n';
-        // What resuming needs: each group's hyperparameters, as the optimizer was built with them.
-        // Written as Python prints them (betas (0.9, 0.999), amsgrad False) from the file's own
-        // param_groups where the optimizer is a state dict; else from the listing.
-        const ValuePtr optimizer = doc.root ? findPath(doc.root, doc.optimizerPath) : nullptr;
-        const ValuePtr groups = optimizer && optimizer->isDict() ? optimizer->get("param_groups") : nullptr;
-        std::size_t g = 0;
-        for (const auto &group : o["param_groups"]) {
-            std::string line;
-            const ValuePtr own = groups && groups->isSequence() && g < groups->items().size() ? groups->items()[g] : nullptr;
-            if (own && own->isDict()) {
-                for (const auto &e : own->entries()) {
-                    const std::string k = e.key ? keyText(*e.key) : std::string();
-                    if (k != "params" && k != "param_names" && e.value && !e.value->isNone())
-                        line += (line.empty() ? "" : ", ") + displayText(k) + " " + compact(*e.value, 40);
-                }
-            } else {
-                for (const auto &[k, v] : group.items())
-                    if (k != "params" && k != "param_names" && !v.is_null())
-                        line += (line.empty() ? "" : ", ") + displayText(k) + " " + compact(v, 40);
-            }
-            out << "  group " << g++ << " (" << (group.contains("params") ? group["params"].size() : 0)
-                << " parameters): " << line << '\n';
-        }
-        // Without the model's weights there are no names to be unsure of: the note says what the ids are.
-        if (o.contains("mapping"))
-            out << (!doc.hasStateDict                          ? "  parameter ids: "
-                    : o["mapping"]["certain"].get<bool>() ? "  parameter names (certain): "
-                                                          : "  parameter names (uncertain): ")
-                << o["mapping"]["note"].get<std::string>() << '\n';
+        // Every optimizer of the file: a GAN keeps one per network. The model's (the one paired with
+        // its weights) first, with the mapping of its ids to names; then the others, in the file's order.
+        auto summaries = optimizerEntries(doc);
+        std::stable_partition(summaries.begin(), summaries.end(), [](const OptimizerEntry &s) { return s.primary; });
+        for (const auto &s : summaries)
+            printOptimizer(doc, s, j["optimizer"], out);
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";

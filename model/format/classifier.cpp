@@ -4,6 +4,7 @@
 #include "keyalign.h"
 #include "picklemachine.h"
 #include "metadata.h"
+#include "frameworkfiles.h"
 #include "optimizermap.h"
 #include "valuetree.h"
 
@@ -945,8 +946,13 @@ void detectConventions(Document &doc)
     }
     if (allNamesStartWith(doc.stateDict, "_orig_mod."))
         c.push_back("keys carry the '_orig_mod.' prefix of torch.compile");
-    if (doc.kind == DocumentKind::LightningCheckpoint && allNamesStartWith(doc.stateDict, "model."))
-        c.push_back("keys carry Lightning's 'model.' prefix");
+    // A LightningModule's state dict is keyed by its attributes: `model.` for one that wraps its
+    // network as self.model, but any name (net., backbone. beside head.) as the user chose.
+    if (doc.kind == DocumentKind::LightningCheckpoint)
+        if (std::string text = lightningPrefixText(doc); !text.empty())
+            c.push_back(std::move(text));
+    if (const auto lora = loraAdapter(doc))
+        c.push_back(loraAdapterText(*lora));
     std::string lastKey;
     for (const auto &s : trainingStates(doc)) {
         const std::string key = s.key.substr(0, s.key.find('/'));  // Lightning's list is one convention
@@ -1097,6 +1103,26 @@ std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
     return out;
 }
 
+// How well the document's optimizer fits its state dict: 0 where some parameter is left unnamed or
+// its state has another shape than its weight; else 1, plus 1 for a certain mapping, plus 2 where
+// any state tensor had a shape to compare (SGD without momentum keeps none). `map` is the mapping.
+int optimizerFit(const Document &doc, std::optional<OptimizerMap> &map)
+{
+    map = mapOptimizer(doc);
+    if (!map || map->parameters.empty() ||
+        !std::all_of(map->parameters.begin(), map->parameters.end(),
+                     [](const OptimizerParameter &p) { return !p.name.empty() && p.shapeAgrees; }))
+        return 0;
+    const bool shown = std::any_of(map->parameters.begin(), map->parameters.end(), [](const OptimizerParameter &p) {
+        if (!p.state || !p.state->isDict())
+            return false;
+        return std::any_of(p.state->entries().begin(), p.state->entries().end(), [](const auto &e) {
+            return e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty();
+        });
+    });
+    return 1 + (map->certain ? 1 : 0) + (shown ? 2 : 0);
+}
+
 // Of several optimizers (a GAN's, one per network, in any order), the one whose saved state fits
 // the model's weights: every parameter named and each state tensor (exp_avg, momentum_buffer) of
 // its weight's shape, a certain mapping and state that showed shapes ranking first. Where shapes
@@ -1111,22 +1137,10 @@ void pairOptimizer(Document &doc)
     if (candidates.size() < 2)
         return;
     std::vector<int> ranks(candidates.size(), 0);
+    std::vector<std::optional<OptimizerMap>> maps(candidates.size());
     for (std::size_t i = 0; i < candidates.size(); ++i) {
         doc.optimizer = candidates[i].first;
-        const auto map = mapOptimizer(doc);
-        if (!map || map->parameters.empty() ||
-            !std::all_of(map->parameters.begin(), map->parameters.end(),
-                         [](const OptimizerParameter &p) { return !p.name.empty() && p.shapeAgrees; }))
-            continue;
-        // Whether any state tensor had a shape to compare (SGD without momentum keeps none).
-        const bool shown = std::any_of(map->parameters.begin(), map->parameters.end(), [](const OptimizerParameter &p) {
-            if (!p.state || !p.state->isDict())
-                return false;
-            return std::any_of(p.state->entries().begin(), p.state->entries().end(), [](const auto &e) {
-                return e.value && e.value->isTensor() && e.value->tensorRef() && !e.value->tensorRef()->shape.empty();
-            });
-        });
-        ranks[i] = 1 + (map->certain ? 1 : 0) + (shown ? 2 : 0);
+        ranks[i] = optimizerFit(doc, maps[i]);
     }
     const int top = *std::max_element(ranks.begin(), ranks.end());
     std::vector<std::size_t> best;
@@ -1138,6 +1152,19 @@ void pairOptimizer(Document &doc)
     doc.optimizerPath = candidates[chosen].second;
     if (top > 0 && best.size() == 1)
         return;
+    // Optimizers that each update a different part of the one set of weights (a LightningModule
+    // with a generator. and a discriminator., an optimizer each) are all the model's: no pairing to doubt.
+    if (top > 0) {
+        std::unordered_set<std::string_view> names;
+        std::size_t count = 0;
+        for (const auto i : best)
+            for (const auto &p : maps[i]->parameters) {
+                names.insert(p.name);
+                ++count;
+            }
+        if (names.size() == count)
+            return;
+    }
     const std::string model = doc.stateDictPath.empty() ? std::string("the model's weights")
                                                         : "the model's weights under " + quoted(doc.stateDictPath);
     // Named: every optimizer when none fits, else those that fit alike.
@@ -1153,6 +1180,129 @@ void pairOptimizer(Document &doc)
 }
 
 } // namespace
+
+std::vector<OptimizerEntry> optimizerEntries(const Document &doc)
+{
+    std::vector<OptimizerEntry> out;
+    if (!doc.optimizer)
+        return out;
+    std::vector<std::pair<ValuePtr, KeyPath>> states;
+    if (doc.root && doc.root->isDict() && !doc.optimizerPath.empty())
+        states = optimizerCandidates(*doc.root);
+    // The document's own optimizer is among them (a pickled one is made anew by each search: by path).
+    if (std::none_of(states.begin(), states.end(), [&doc](const auto &c) { return c.second == doc.optimizerPath; }))
+        states.insert(states.begin(), {doc.optimizer, doc.optimizerPath});
+    for (auto &[state, path] : states) {
+        OptimizerEntry s;
+        s.primary = path == doc.optimizerPath;
+        s.state = s.primary ? doc.optimizer : state;
+        s.path = path;
+        s.className = optimizerClassName(*s.state);
+        if (const auto groups = s.state->get("param_groups"); groups && groups->isSequence()) {
+            s.groups = groups->items().size();
+            for (const auto &g : groups->items())
+                if (const auto params = g && g->isDict() ? g->get("params") : nullptr; params && params->isSequence())
+                    s.parameters += params->items().size();
+        }
+        if (const auto st = s.state->get("state"); st && st->isDict())
+            s.states = st->entries().size();
+        s.step = optimizerStep(*s.state);
+        out.push_back(std::move(s));
+    }
+    if (out.size() < 2)
+        return out;
+    // Which weights each updates: every weight set of the file (the model's first), each as the
+    // state dict of a document of its own, matched as pairOptimizer matches the model's.
+    struct Set {
+        KeyPath path;
+        Document doc;
+    };
+    std::vector<Set> sets;
+    if (doc.hasStateDict) {
+        Set set{doc.stateDictPath, {}};
+        set.doc.path = doc.path;
+        set.doc.kind = doc.kind;
+        set.doc.hasStateDict = true;
+        set.doc.stateDict = doc.stateDict;
+        set.doc.stateDictSource = doc.stateDictSource;
+        set.doc.stateDictPath = doc.stateDictPath;
+        sets.push_back(std::move(set));
+    }
+    constexpr std::size_t kMaxSets = 16;  // each is matched against each optimizer: bounded
+    for (const auto &other : doc.otherWeightSets) {
+        if (sets.size() >= kMaxSets)
+            break;
+        const ValuePtr v = findPath(doc.root, other);
+        if (!v || !isWeightSet(*v))
+            continue;
+        Set set{other, {}};
+        set.doc.path = doc.path;
+        set.doc.kind = doc.kind;
+        try {
+            useStateDict(set.doc, v, other, doc.scriptClasses);
+        } catch (const std::exception &) {
+            continue;  // its names are past the budget: not matched
+        }
+        sets.push_back(std::move(set));
+    }
+    for (auto &s : out) {
+        if (sets.empty()) {
+            s.updates = "the file holds no weights to match it to";
+            continue;
+        }
+        std::vector<int> ranks;
+        std::vector<std::optional<OptimizerMap>> maps(sets.size());
+        for (std::size_t i = 0; i < sets.size(); ++i) {
+            sets[i].doc.optimizer = s.state;
+            ranks.push_back(optimizerFit(sets[i].doc, maps[i]));
+            sets[i].doc.optimizer = nullptr;
+        }
+        const int top = *std::max_element(ranks.begin(), ranks.end());
+        std::vector<std::size_t> best;
+        for (std::size_t i = 0; i < sets.size(); ++i)
+            if (ranks[i] == top)
+                best.push_back(i);
+        if (top == 0) {
+            s.updates = sets.size() == 1 ? "which of the model's weights it updates cannot be told: " +
+                                               (maps[0] ? maps[0]->note : std::string("its state was not read"))
+                                         : "its state fits none of the file's weight sets by shape: which weights it "
+                                           "updates cannot be told";
+            continue;
+        }
+        if (best.size() > 1) {
+            std::string names;
+            for (std::size_t i = 0; i < best.size(); ++i)
+                names += (i == 0 ? "" : i + 1 == best.size() ? " and " : ", ") + quoted(sets[best[i]].path);
+            s.updates = "its state fits the weights under " + names + " alike by shape: which it updates cannot be told";
+            continue;
+        }
+        const OptimizerMap &map = *maps[best.front()];
+        if (sets.size() > 1) {
+            s.updatesKnown = true;
+            s.updates = "updates the weights under " + quoted(sets[best.front()].path) +
+                        ": its state fits them alone by shape" +
+                        (map.certain ? std::string() : ", though which parameter is which is uncertain");
+            continue;
+        }
+        // One set of weights holding several networks (a LightningModule's generator. and
+        // discriminator.): the attribute its parameters are all under, where they are named with certainty.
+        if (!map.certain) {
+            s.updates = "which of the model's weights it updates cannot be told with certainty: " + map.note;
+            continue;
+        }
+        std::string prefix = map.parameters.front().name.substr(0, map.parameters.front().name.find('.') + 1);
+        for (const auto &p : map.parameters)
+            if (!p.name.starts_with(prefix) || prefix.empty() || prefix.back() != '.')
+                prefix.clear();
+        s.updatesKnown = true;
+        const std::string count = std::to_string(map.parameters.size()) +
+                                  (map.parameters.size() == 1 ? " parameter" : " parameters");
+        s.updates = prefix.empty() ? "updates " + count + " of the model, named with certainty by shape"
+                                   : "updates the " + count + " under '" + prefix +
+                                         "', named with certainty by shape";
+    }
+    return out;
+}
 
 KeyPath weightSetPath(const Document &doc, const std::string &text)
 {

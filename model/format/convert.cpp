@@ -4,6 +4,7 @@
 #include "crc.h"
 #include "fullmodel.h"
 #include "error.h"
+#include "frameworkfiles.h"
 #include "inferencemeta.h"
 #include "jsonexport.h"
 #include "keyalign.h"
@@ -380,8 +381,28 @@ public:
     {
         refuseValuesWithNoPlace();
         m_plan.castTo = m_o.castTo;
+        // A PEFT adapter holds a model's low-rank updates, not the model: a package made of it alone
+        // would not predict, and the plan says so first.
+        auto adapter = loraAdapter(m_doc);
+        if (adapter && adapter->withBaseWeights)
+            adapter.reset();  // the base model's weights are there too: the model, its adapter not merged
+        const std::string notTheModel =
+            adapter ? "the file is a LoRA adapter (rank " + std::to_string(adapter->maxRank) + " on " +
+                          std::to_string(adapter->modules) +
+                          " modules), not the model: the output holds only the adapter's low-rank updates and cannot "
+                          "stand for the model; merge the adapter into its base model first (PEFT's merge_and_unload) "
+                          "and convert that"
+                    : std::string();
+        if (adapter && (m_o.to == ConvertTarget::FullModel || m_o.to == ConvertTarget::Inference))
+            m_plan.warnings.push_back(notTheModel);
         if (m_o.to == ConvertTarget::FullModel && m_doc.stateDictSource == "module_tree") {
             planFullModel();
+        } else if (m_o.to == ConvertTarget::FullModel && adapter) {
+            try {
+                planFullModelFromWeights();
+            } catch (const FormatError &e) {
+                throw FormatError(notTheModel + "; " + e.what());
+            }
         } else if (m_o.to == ConvertTarget::FullModel) {
             planFullModelFromWeights();
         } else {

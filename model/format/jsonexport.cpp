@@ -8,6 +8,7 @@
 #include <ostream>
 
 #include "error.h"
+#include "frameworkfiles.h"
 #include "keyalign.h"
 #include "metadata.h"
 #include "optimizermap.h"
@@ -1096,6 +1097,17 @@ json documentJson(const Document &doc, bool placeholder)
     } else {
         j["optimizer"] = nullptr;
     }
+    // Every optimizer of the file (a GAN keeps one per network), the one above among them.
+    json optimizers = json::array();
+    for (const auto &s : optimizerEntries(doc)) {
+        json o{{"path", s.path},          {"type", s.className},        {"primary", s.primary},
+               {"param_groups", s.groups}, {"parameters", s.parameters}, {"states", s.states},
+               {"step", s.step ? json(*s.step) : json(nullptr)}};
+        if (!s.updates.empty())
+            o["updates"] = {{"known", s.updatesKnown}, {"note", s.updates}};
+        optimizers.push_back(std::move(o));
+    }
+    j["optimizers"] = std::move(optimizers);
     // Metadata: every root entry that is neither the weights nor the optimizer.
     json meta = json::object();
     ObjectBuilder metaBuilder(meta);
@@ -1126,6 +1138,15 @@ json documentJson(const Document &doc, bool placeholder)
     if (doc.formatMetadata)
         metaBuilder.set("__metadata__", valueToJson(doc.formatMetadata));
     j["metadata"] = std::move(meta);
+    // Lightning's ModelCheckpoint and EarlyStopping states, their 0-d tensors as numbers.
+    json callbacks = json::array();
+    for (const auto &c : lightningCallbacks(doc)) {
+        json fields = json::object();
+        for (const auto &[k, v] : c.fields)
+            fields[k] = valueToJson(v);
+        callbacks.push_back({{"callback", c.name}, {"key", c.key}, {"state", std::move(fields)}});
+    }
+    j["callbacks"] = std::move(callbacks);
     j["conventions"] = doc.conventions;
     if (doc.sidecar)
         j["sidecar"] = {{"file", doc.sidecarPath}, {"content", valueToJson(doc.sidecar)}};

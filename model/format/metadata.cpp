@@ -1,5 +1,6 @@
 #include "metadata.h"
 
+#include "frameworkfiles.h"
 #include "jsonexport.h"
 #include "picklemachine.h"
 #include "valuetree.h"
@@ -208,6 +209,32 @@ std::vector<KnownField> knownFields(const Document &doc)
                     found = true;
                 }
     }
+    // Lightning keeps what a run's ModelCheckpoint tracked (the metric it monitors, the best score
+    // and the file that holds it) and EarlyStopping's patience in its callbacks' states: the first
+    // of each kind that says something (a ModelCheckpoint without a monitor only saves the last).
+    const auto callbacks = lightningCallbacks(doc);
+    const auto firstOf = [&callbacks](const std::string &name, const std::string &needed) -> const CallbackState * {
+        const CallbackState *first = nullptr;
+        for (const auto &c : callbacks)
+            if (c.name == name) {
+                if (const auto v = c.field(needed); v && !v->isNone())
+                    return &c;
+                if (!first)
+                    first = &c;
+            }
+        return first;
+    };
+    const auto add = [&out](const CallbackState *c, const char *label, const std::string &field) {
+        if (const auto v = c ? c->field(field) : nullptr; v && !v->isNone())
+            out.push_back({label, "callbacks/" + c->key + "/" + field, v, false});
+    };
+    const CallbackState *checkpoint = firstOf("ModelCheckpoint", "monitor");
+    add(checkpoint, "Monitored metric", "monitor");
+    add(checkpoint, "Best score", "best_model_score");
+    add(checkpoint, "Best checkpoint", "best_model_path");
+    const CallbackState *stopping = firstOf("EarlyStopping", "best_score");
+    add(stopping, "Early stopping best score", "best_score");
+    add(stopping, "Early stopping wait count", "wait_count");
     return out;
 }
 

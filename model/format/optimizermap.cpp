@@ -1,10 +1,13 @@
 #include "optimizermap.h"
 
+#include "inferencemeta.h"
 #include "jsonexport.h"
 #include "keyalign.h"
 #include "valuetree.h"
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 #include <numeric>
 #include <array>
 #include <map>
@@ -706,6 +709,28 @@ std::optional<OptimizerMap> mapOptimizer(const Document &doc)
     if (map && !tiedNames.empty() && !map->parameters.empty())
         map->note += "; tied weights count once, as model.parameters() gives them: " + listed(tiedNames);
     return map;
+}
+
+std::optional<std::int64_t> optimizerStep(const Value &optimizerState)
+{
+    const ValuePtr state = optimizerState.isDict() ? optimizerState.get("state") : nullptr;
+    if (!state || !state->isDict())
+        return std::nullopt;
+    std::optional<std::int64_t> best;
+    for (const auto &e : state->entries()) {
+        const ValuePtr step = e.value && e.value->isDict() ? e.value->get("step") : nullptr;
+        std::optional<double> v;
+        if (step && step->isInt())
+            v = static_cast<double>(step->asInt());
+        else if (step && step->kind() == Value::Kind::Float)
+            v = step->asFloat();
+        else if (step && step->isTensor())
+            if (const auto n = vectorTensorNumbers(*step->tensorRef()); n.size() == 1)
+                v = n[0];
+        if (v && std::isfinite(*v) && std::abs(*v) < 9e15)
+            best = std::max(best.value_or(INT64_MIN), static_cast<std::int64_t>(*v));
+    }
+    return best;
 }
 
 ValuePtr pickledOptimizerState(const Value &v)

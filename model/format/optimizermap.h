@@ -42,6 +42,33 @@ struct OptimizerMap {
 
 std::optional<OptimizerMap> mapOptimizer(const Document &doc);
 
+// The optimizer's step: the largest `step` among its per-parameter states (a number, or the 0-d
+// tensor torch >= 1.12 keeps); none where no state has one.
+std::optional<std::int64_t> optimizerStep(const Value &optimizerState);
+
+// One optimizer state of the file. A GAN (or any run with several optimizers) keeps one per
+// network: optimizer_G and optimizer_D beside the generator's and discriminator's weights, or
+// Lightning's `optimizer_states` list beside one state dict that holds both networks.
+struct OptimizerEntry {
+    KeyPath path;
+    ValuePtr state;             // as optimizer.state_dict() gives it
+    bool primary = false;       // the document's optimizer (the one paired with the model's weights)
+    std::string className;      // optimizerClassName
+    std::size_t groups = 0;     // param groups
+    std::size_t parameters = 0; // ids the param groups list
+    std::size_t states = 0;     // per-parameter states (parameters that took a step)
+    std::optional<std::int64_t> step;
+    // Which weights it updates, as a sentence, where the file has several optimizers: told by the
+    // shapes of its state (a weight set it alone fits, or parameters all named with certainty under
+    // one attribute), or why that cannot be told. Empty for a file's only optimizer.
+    bool updatesKnown = false;
+    std::string updates;
+};
+
+// Every optimizer state of the file (at most 16), in the file's order; empty when it has none.
+// Defined beside the classifier's search for them (classifier.cpp).
+std::vector<OptimizerEntry> optimizerEntries(const Document &doc);
+
 // A pickled optimizer instance (torch.save of an object that holds a torch.optim optimizer, as
 // OpenNMT's checkpoints did) keeps its __dict__ (or, torch >= 1.x, its __getstate__): `state`, a
 // dict or defaultdict keyed by the parameter tensors themselves (or by ids), and `param_groups`,
