@@ -392,6 +392,13 @@ void CompareView::showResult()
     if (!c.prefixA.empty() || !c.prefixB.empty())
         text += tr(" \u00b7 prefixes set aside: %1").arg(QString::fromStdString((c.prefixA.empty() ? "" : "'" + c.prefixA + "' (first) ") +
                                                                                (c.prefixB.empty() ? "" : "'" + c.prefixB + "' (second)")).toHtmlEscaped());
+    // AveragedModel's n_averaged, which the other file (the plain model) has none of: said, in
+    // `ckpt diff`'s words, rather than left out unsaid.
+    for (const auto *side : {&c.setAsideA, &c.setAsideB})
+        for (const auto &s : *side)
+            text += QStringLiteral("<br>") +
+                    QString::fromStdString(setAsideText(s, side == &c.setAsideA ? "the first file" : "the second file"))
+                        .toHtmlEscaped();
     if (!c.metadata.empty()) {
         QStringList keys;
         for (const auto &m : c.metadata)

@@ -17,6 +17,7 @@
 #include "tensortablemodel.h"
 #include "treesnapshot.h"
 #include "valuetext.h"
+#include "value.h"
 
 #include <QFileInfo>
 #include <QFileSystemWatcher>
@@ -108,6 +109,46 @@ QString tensorCountText(const Document &doc)
     if (doc.tensors.size() > doc.stateDict.size())
         text = DocumentView::tr("%1 (%2 in the file)").arg(text).arg(doc.tensors.size());
     return text;
+}
+
+// A tuple (or frozenset) of numbers, strings, bytes, booleans and None, or of such tuples: Python
+// shares such immutable objects freely (torch's param_groups all hold one `betas` tuple), and
+// sharing them changes nothing: no reason to warn. The depth is bounded: deeper ones count as shared.
+bool isImmutableAtoms(const Value &v, int depth = 0)
+{
+    switch (v.kind()) {
+    case Value::Kind::None:
+    case Value::Kind::Bool:
+    case Value::Kind::Int:
+    case Value::Kind::BigInt:
+    case Value::Kind::Float:
+    case Value::Kind::Complex:
+    case Value::Kind::String:
+    case Value::Kind::Bytes:
+        return true;
+    case Value::Kind::Tuple:
+    case Value::Kind::FrozenSet:
+        return depth < 8 && std::all_of(v.items().begin(), v.items().end(), [depth](const ValuePtr &item) {
+                   return item && isImmutableAtoms(*item, depth + 1);
+               });
+    default:
+        return false;
+    }
+}
+
+// The repeats of the tree that are worth a warning: a container a change through one place would
+// change at the other (a list, a dict, an object). Repeats of an immutable tuple of plain values
+// still link to the first in the tree, but are not counted.
+int sharedMutableCount(const TreeSnapshot &tree)
+{
+    int count = 0;
+    for (const auto &n : tree.nodes()) {
+        if (n.type != TreeNode::Type::Alias || n.aliasOf < 0 || n.aliasOf >= tree.size())
+            continue;
+        const Value *target = tree.node(n.aliasOf).value;
+        count += !(target && isImmutableAtoms(*target));
+    }
+    return count;
 }
 
 } // namespace
@@ -650,9 +691,9 @@ void DocumentView::showDocument(const DocumentLoad &load)
     QStringList warnings;
     for (const auto &w : doc.warnings)
         warnings << QString::fromStdString(w);
-    if (load.tree->aliasCount() > 0)
+    if (const int shared = sharedMutableCount(*load.tree); shared > 0)
         warnings << tr("%1 in more than one place; repeats link to the first.")
-                        .arg(valuetext::counted(load.tree->aliasCount(), tr("object appears"), tr("objects appear")));
+                        .arg(valuetext::counted(shared, tr("object appears"), tr("objects appear")));
     if (load.tree->hiddenCount() > 0)
         warnings << tr("%1 not listed in the tree (size limits).")
                         .arg(valuetext::counted(load.tree->hiddenCount(), tr("item is"), tr("items are")));

@@ -58,54 +58,17 @@ std::size_t unreadableOnly(const Comparison &c)
     return c.onlyA.empty() && c.onlyB.empty() ? unreadable : 0;
 }
 
-// An AveragedModel counter (n_averaged) of one file that the other has no counter to pair with:
-// the count of models SWA or EMA averaged, which the plain model does not have. Set aside by the
-// alignment, neither removed nor added, and said so here with its value.
-struct SetAsideCounter {
-    bool first = true;  // which file holds it
-    std::string name;
-    std::optional<double> value;
-};
-
-std::vector<SetAsideCounter> setAsideCounters(const Document &a, const Document &b, const CompareOptions &co)
-{
-    auto tensorsOf = [](const Document &d) -> const std::vector<NamedTensor> & {
-        return d.hasStateDict ? d.stateDict : d.tensors;  // what compareDocuments compares
-    };
-    auto namesOf = [](const std::vector<NamedTensor> &ts) {
-        std::vector<std::string> out;
-        out.reserve(ts.size());
-        for (const auto &t : ts)
-            out.push_back(t.name);
-        return out;
-    };
-    const auto &ta = tensorsOf(a), &tb = tensorsOf(b);
-    const KeyAlignment al = alignKeys(namesOf(ta), namesOf(tb), co.m_mappings);
-    std::vector<SetAsideCounter> out;
-    auto add = [&out](bool first, const NamedTensor &t) {
-        SetAsideCounter s{first, t.name, std::nullopt};
-        if (const auto n = vectorTensorNumbers(t.ref()); n.size() == 1)
-            s.value = n[0];
-        out.push_back(std::move(s));
-    };
-    for (auto i : al.wrapperA)
-        add(true, ta[i]);
-    for (auto j : al.wrapperB)
-        add(false, tb[j]);
-    return out;
-}
-
-void printText(const Comparison &c, const std::vector<SetAsideCounter> &counters, std::ostream &out)
+void printText(const Comparison &c, std::ostream &out)
 {
     out << c.fileA << "\n  vs " << c.fileB << '\n';
     if (!c.prefixA.empty())
         out << "names aligned by setting aside the prefix '" << c.prefixA << "' of the first file\n";
     if (!c.prefixB.empty())
         out << "names aligned by setting aside the prefix '" << c.prefixB << "' of the second file\n";
-    for (const auto &s : counters)
-        out << s.name << " of the " << (s.first ? "first" : "second") << " file"
-            << (s.value ? " (" + num(*s.value) + ")" : std::string())
-            << " is the count of models torch.optim.swa_utils.AveragedModel averaged, not a weight: set aside\n";
+    for (const auto &s : c.setAsideA)
+        out << setAsideText(s, "the first file") << '\n';
+    for (const auto &s : c.setAsideB)
+        out << setAsideText(s, "the second file") << '\n';
     int identical = 0, close = 0, different = 0, shape = 0, unreadable = 0;
     for (const auto &t : c.tensors) {
         identical += t.status == TensorComparison::Status::Identical;
@@ -206,7 +169,6 @@ int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err)
         if (!api)
             return 2;
         const Comparison c = compareDocuments(a, b, *api, co);
-        const std::vector<SetAsideCounter> counters = setAsideCounters(a, b, co);
         auto setName = [](const Document &d) {
             return d.stateDictPath.empty() ? std::string("(root)") : pathText(d.stateDictPath);
         };
@@ -214,20 +176,12 @@ int runDiff(const DiffOptions &options, std::ostream &out, std::ostream &err)
             auto j = comparisonToJson(c);
             if (!w.empty())  // which sets were compared, where --weights chose them
                 j["weights"] = {{"a", setName(a)}, {"b", setName(b)}};
-            if (!counters.empty()) {
-                auto &list = j["set_aside"] = nlohmann::ordered_json::array();
-                for (const auto &s : counters)
-                    list.push_back({{"file", s.first ? "a" : "b"},
-                                    {"name", s.name},
-                                    {"what", "averaged_model_count"},
-                                    {"value", s.value ? nlohmann::ordered_json(*s.value) : nlohmann::ordered_json(nullptr)}});
-            }
             out << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
         } else {
             std::ostringstream text;  // names come from the files: no control bytes to the terminal
             if (!w.empty())
                 text << "weights: '" << setName(a) << "' of the first file, '" << setName(b) << "' of the second\n";
-            printText(c, counters, text);
+            printText(c, text);
             out << displayText(text.str(), true);
         }
         return c.weightsEqual() ? 0 : unreadableOnly(c) ? 2 : 1;
@@ -264,6 +218,8 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
                 << (s.points[k].step ? std::to_string(*s.points[k].step) : "-") << '\n';
             for (const auto &note : s.points[k].notes)
                 out << "     " << displayText(note) << '\n';
+            for (const auto &aside : s.points[k].setAside)
+                out << "     " << displayText(setAsideText(aside)) << '\n';
         }
         out << "per tensor: L2 norm at each checkpoint / drift from the first / drift from the previous\n"
                "(\"absent\": the checkpoint lacks the tensor; \"n/c\": not comparable, the reason is given below)\n";

@@ -6,6 +6,7 @@
 
 #include "dtype.h"
 #include "error.h"
+#include "inferencemeta.h"
 #include "jsonexport.h"
 #include "metadata.h"
 #include "optimizermap.h"
@@ -286,6 +287,32 @@ std::string statusName(TensorComparison::Status s)
     return {};
 }
 
+SetAsideTensor setAsideTensor(const NamedTensor &t)
+{
+    SetAsideTensor s{t.name, std::nullopt};
+    if (const auto n = vectorTensorNumbers(t.ref()); n.size() == 1)
+        s.value = n[0];
+    return s;
+}
+
+std::string setAsideText(const SetAsideTensor &s, const std::string &whose)
+{
+    std::string out = s.name;
+    if (!whose.empty())
+        out += " of " + whose;
+    if (s.value) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.4g", *s.value);
+        out += std::string(" (") + buf + ")";
+    }
+    return out + " is the count of models torch.optim.swa_utils.AveragedModel averaged, not a weight: set aside";
+}
+
+ojson setAsideJson(const SetAsideTensor &s)
+{
+    return ojson{{"name", s.name}, {"what", "averaged_model_count"}, {"value", s.value ? number(*s.value) : ojson(nullptr)}};
+}
+
 bool Comparison::weightsEqual() const
 {
     return onlyA.empty() && onlyB.empty() &&
@@ -310,6 +337,10 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
         c.onlyA.push_back(ta[i].name);
     for (auto j : align.onlyB)
         c.onlyB.push_back(tb[j].name);
+    for (auto i : align.wrapperA)
+        c.setAsideA.push_back(setAsideTensor(ta[i]));
+    for (auto j : align.wrapperB)
+        c.setAsideB.push_back(setAsideTensor(tb[j]));
 
     std::map<std::string, ModuleComparison> modules;
     // A module's figures pool its floating tensors: an integer counter beside them
@@ -438,6 +469,15 @@ ojson comparisonToJson(const Comparison &c)
     j["prefixes"] = {{"a", c.prefixA}, {"b", c.prefixB}};
     j["removed"] = c.onlyA;
     j["added"] = c.onlyB;
+    if (!c.setAsideA.empty() || !c.setAsideB.empty()) {
+        auto &list = j["set_aside"] = ojson::array();
+        for (const auto *side : {&c.setAsideA, &c.setAsideB})
+            for (const auto &s : *side) {
+                ojson e{{"file", side == &c.setAsideA ? "a" : "b"}};
+                e.update(setAsideJson(s));
+                list.push_back(std::move(e));
+            }
+    }
     std::map<std::string, int> counts;
     ojson tensors = ojson::array();
     for (const auto &t : c.tensors) {
@@ -486,7 +526,7 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
     };
     std::vector<Item> items;
     for (const Document *d : input) {
-        SeriesPoint p{d->path, std::nullopt, std::nullopt, {}};
+        SeriesPoint p{d->path, std::nullopt, std::nullopt, {}, {}};
         p.epoch = orderingField(*d, "Epoch", "epoch", api, p.notes);
         p.step = orderingField(*d, "Step", "step", api, p.notes);
         items.push_back({d, std::move(p)});
@@ -519,6 +559,9 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
             current[names.size()] = &ts[j].ref();
             names.push_back(ts[j].name);
         }
+        // AveragedModel's counter is no layer: said per checkpoint rather than dropped unsaid.
+        for (std::size_t j : align.wrapperB)
+            s.points[k].setAside.push_back(setAsideTensor(ts[j]));
         at[k] = std::move(current);
     }
     const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -625,7 +668,13 @@ ojson seriesToJson(const Series &s)
         points.push_back({{"file", p.file},
                           {"epoch", p.epoch ? ojson(*p.epoch) : ojson(nullptr)},
                           {"step", p.step ? ojson(*p.step) : ojson(nullptr)},
-                          {"notes", p.notes}});
+                          {"notes", p.notes},
+                          {"set_aside", [&p] {
+                               ojson list = ojson::array();
+                               for (const auto &a : p.setAside)
+                                   list.push_back(setAsideJson(a));
+                               return list;
+                           }()}});
     // Per layer, arrays with one entry per checkpoint; a figure is null exactly where its reason
     // (in "reasons") is not null: why there is none, or "nan" where the figure is NaN (JSON has no
     // NaN; an infinite one is "inf").

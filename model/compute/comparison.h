@@ -91,9 +91,25 @@ struct OptimizerSummary {
     std::optional<double> step;         // the largest step any parameter records
 };
 
+// A tensor the name alignment set aside rather than compared or listed as removed or added:
+// torch.optim.swa_utils.AveragedModel's n_averaged (see keyalign.h), the count of models SWA or EMA
+// averaged, which the plain model does not have. `ckpt diff`, `ckpt series` and the Compare view
+// say so in the same words, from these.
+struct SetAsideTensor {
+    std::string name;
+    std::optional<double> value;  // its one number, when it holds exactly one
+};
+SetAsideTensor setAsideTensor(const NamedTensor &t);
+// "n_averaged of the first file (3) is the count of models torch.optim.swa_utils.AveragedModel
+// averaged, not a weight: set aside"; `whose` ("the first file") may be empty: "n_averaged (3) is ...".
+std::string setAsideText(const SetAsideTensor &s, const std::string &whose = {});
+// {"name": "n_averaged", "what": "averaged_model_count", "value": 3}
+nlohmann::ordered_json setAsideJson(const SetAsideTensor &s);
+
 struct Comparison {
     std::string fileA, fileB;
     std::string prefixA, prefixB;           // wrapper prefixes set aside to align the names
+    std::vector<SetAsideTensor> setAsideA, setAsideB;  // AveragedModel counters the other file has none to pair with
     std::vector<std::string> onlyA, onlyB;  // removed (only in a) and added (only in b)
     std::vector<TensorComparison> tensors;  // in both, in a's order
     std::vector<ModuleComparison> modules;  // diverged ones first, then most changed (relative L2)
@@ -119,6 +135,7 @@ struct SeriesPoint {
     std::optional<std::int64_t> epoch;  // an int, a whole float or a one-element tensor of either
     std::optional<std::int64_t> step;
     std::vector<std::string> notes;     // an epoch or step that is not a whole number, and so no order
+    std::vector<SetAsideTensor> setAside;  // its AveragedModel counter, which is no layer of the model
 };
 enum class SeriesGap : std::uint8_t {
     None,              // the figure is there

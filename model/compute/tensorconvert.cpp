@@ -27,7 +27,7 @@ bool torchQuantizable(const TensorRef &ref)
 at::Tensor toDenseValues(const TensorRef &ref)
 {
     at::Tensor t = toTensor(ref, false);
-    if (t.is_sparse())
+    if (t.is_sparse() || t.layout() == at::kSparseCsr)
         return t.to_dense();
     if (!ref.quantization)
         return t;
@@ -80,10 +80,10 @@ at::Tensor toDenseValues(const TensorRef &ref)
 
 void checkSourceIntact(const TensorRef &ref)
 {
-    if (ref.layout == TensorRef::Layout::SparseCoo) {
-        for (const auto *part : {&ref.sparseIndices, &ref.sparseValues})
-            if (*part && (*part)->isTensor())
-                checkSourceIntact(*(*part)->tensorRef());
+    if (ref.layout == TensorRef::Layout::SparseCoo || ref.layout == TensorRef::Layout::SparseCsr) {
+        for (const auto &part : ref.sparseParts())
+            if (part && part->isTensor())
+                checkSourceIntact(*part->tensorRef());
         return;
     }
     if (ref.quantization)
@@ -204,12 +204,34 @@ at::Tensor tensorOf(const TensorRef &ref, bool copy, bool decode)
         at::Tensor values = tensorOf(*ref.sparseValues->tensorRef(), copy, decode);
         return at::sparse_coo_tensor(indices, values, ref.shape);
     }
+    if (ref.layout == TensorRef::Layout::SparseCsr) {
+        // As torch.load's _rebuild_sparse_csr_tensor builds it; indices torch checks as it does there.
+        at::Tensor crow = tensorOf(*ref.sparseCrowIndices->tensorRef(), copy, true);
+        at::Tensor col = tensorOf(*ref.sparseColIndices->tensorRef(), copy, true);
+        at::Tensor values = tensorOf(*ref.sparseValues->tensorRef(), copy, decode);
+        return at::sparse_csr_tensor(crow, col, values, ref.shape, values.options().layout(at::kSparseCsr));
+    }
     const auto type = scalarTypeOf(ref);
     const auto options = at::TensorOptions().dtype(type).device(at::kCPU);
     if (ref.numel() == 0)
         return at::empty(ref.shape, decode && isNewer(ref.dtype) ? options.dtype(decodedType(ref.dtype)) : options);
     if (!ref.storage || !ref.storage->resolved)
         throw std::runtime_error("tensor storage is not available");
+    if (const std::int64_t per = packedElementsPerByte(ref.dtype); per > 1) {
+        // quint4x2, quint2x4: `per` elements to a byte, lowest bits first, one after another over
+        // the whole tensor (as ATen's sub-byte dequantize reads them): unpacked to one a byte.
+        const auto bytes = ref.spannedBytes();  // validated: contiguous, within the record
+        const std::int64_t n = ref.numel();
+        if (bytes.size() != static_cast<std::size_t>(packedDataBytes(ref.dtype, n)))
+            throw std::runtime_error("tensor extent does not fit its storage");
+        const at::Tensor packed =
+            at::from_blob(const_cast<std::uint8_t *>(bytes.data()), {static_cast<std::int64_t>(bytes.size())}, options);
+        const int bits = static_cast<int>(8 / per);
+        std::vector<at::Tensor> parts;
+        for (int k = 0; k < per; ++k)
+            parts.push_back(packed.bitwise_right_shift(k * bits).bitwise_and((1 << bits) - 1));
+        return at::stack(parts, 1).reshape({-1}).slice(0, 0, n).reshape(ref.shape).contiguous();
+    }
     std::int64_t extent = 0;
     if (!ref.extentElements(extent) || !ref.fitsStorage(extent))
         throw std::runtime_error("tensor extent does not fit its storage");
@@ -243,7 +265,7 @@ at::Tensor toIntegers(const TensorRef &ref)
         throw std::runtime_error("a " + std::string(dtypeName(ref.dtype)) + " tensor's elements are not integers");
     // uint64 undecoded: its bits, as an int64 tensor (decoding would go through float64 past 2^63).
     at::Tensor t = tensorOf(ref, false, ref.dtype != DType::UInt64);
-    return t.is_sparse() ? t.to_dense() : t;
+    return t.is_sparse() || t.layout() == at::kSparseCsr ? t.to_dense() : t;
 }
 
 } // namespace ckpt

@@ -249,6 +249,13 @@ void weightsOnlyBlocker(const ValuePtr &v, WeightsOnlyCheck &c, int depth = 0)
             weightsOnlyBlocker(t.sparseIndices, c, depth + 1);
             return weightsOnlyBlocker(t.sparseValues, c, depth + 1);
         }
+        // Sparse CSR is written back with the rebuild function the source used (see the plan's
+        // warning): its parts are plain tensors.
+        if (t.layout == TensorRef::Layout::SparseCsr && t.sparseCrowIndices && t.sparseColIndices && t.sparseValues) {
+            for (const auto &part : t.sparseParts())
+                weightsOnlyBlocker(part, c, depth + 1);
+            return;
+        }
         if (t.layout != TensorRef::Layout::Strided || t.quantization || !t.storage || t.dtype != t.storage->dtype ||
             dtypeStorageClass(t.dtype).empty())
             return c.refuse("holds a tensor this writer cannot store yet (sparse, meta, quantized or " +
@@ -439,8 +446,8 @@ public:
             };
             for (const auto &[name, v] : m_tensors) {
                 const auto &r = *v->tensorRef();
-                if (r.layout == TensorRef::Layout::SparseCoo) {  // its indices' and values' storages
-                    for (const auto &part : {r.sparseIndices, r.sparseValues})
+                if (r.layout == TensorRef::Layout::SparseCoo || r.layout == TensorRef::Layout::SparseCsr) {
+                    for (const auto &part : r.sparseParts())  // its indices' and values' storages
                         if (part && part->isTensor() && part->tensorRef())
                             countStorage(*part->tensorRef());
                     continue;
@@ -819,11 +826,22 @@ private:
             const bool special = ref->layout != TensorRef::Layout::Strided;
             if (special && m_o.to == ConvertTarget::Safetensors)
                 throw FormatError("tensor '" + t.first + "' is " +
-                                  (ref->layout == TensorRef::Layout::Meta ? "a meta tensor" : "sparse") +
+                                  (ref->layout == TensorRef::Layout::Meta        ? "a meta tensor"
+                                   : ref->layout == TensorRef::Layout::SparseCsr ? "sparse (CSR)"
+                                                                                 : "sparse") +
                                   ", which safetensors cannot hold (leave it out with --drop '" + t.first + "')");
             if (special) {
                 if (auto b = blockerOf(t.second); !b.empty())
                     throw FormatError("tensor '" + t.first + "': " + b);
+                // No one form of a CSR tensor loads in every torch: 1.x rebuilds it with
+                // _rebuild_sparse_csr_tensor, which torch 2 no longer has (its _rebuild_sparse_tensor
+                // takes the layout), and 1.x's _rebuild_sparse_tensor takes COO only.
+                if (ref->layout == TensorRef::Layout::SparseCsr)
+                    m_plan.warnings.push_back(
+                        "tensor '" + t.first + "' is sparse CSR: written as the source holds it, with torch._utils." +
+                        (ref->rebuild == "_rebuild_sparse_tensor"
+                             ? std::string("_rebuild_sparse_tensor, which torch 2 loads and torch 1.x does not")
+                             : std::string("_rebuild_sparse_csr_tensor, which torch 1.x loads and torch 2 does not")));
             } else {
                 if (!ref->storage)
                     throw FormatError("tensor '" + t.first + "' has no storage");
@@ -1672,11 +1690,15 @@ private:
             std::set<std::string> jsonKeys;  // values written as JSON text, listed under kSafetensorsJsonKeys
             PlainJsonBudget metaBudget;      // for all of them together: the header stays small
             // The source's own metadata (a safetensors __metadata__, a shard index's "metadata"):
-            // text as it is, other values (a shard index's total_size) as JSON text.
+            // text as it is, other values as JSON text. A shard index's total_size is the index's
+            // bookkeeping (the bytes of all its shards), not a fact about the one file written here:
+            // transformers writes it only into the index, and a file it saves unsharded carries
+            // {"format": "pt"} alone. So it is not carried.
+            const bool fromIndex = m_doc.format == ContainerFormat::Sharded;
             if (m_doc.formatMetadata && m_doc.formatMetadata->isDict())
                 for (const auto &e : m_doc.formatMetadata->entries()) {
                     if (!e.key || !e.key->isString() || !e.value || e.key->text().starts_with("alias:") ||
-                        e.key->text() == kSafetensorsJsonKeys)
+                        e.key->text() == kSafetensorsJsonKeys || (fromIndex && e.key->text() == "total_size"))
                         continue;
                     const std::string &k = e.key->text();
                     if (e.value->isString()) {
@@ -2153,9 +2175,9 @@ private:
         std::set<const StorageRef *> done;
         for (const auto &[name, v] : m_tensors) {
             const TensorRef *ref = v->tensorRef().get();
-            // A sparse COO tensor's dtype is its values': torch's .to(dtype) casts them and keeps
-            // the indices (int64) as they are.
-            if (ref->layout == TensorRef::Layout::SparseCoo) {
+            // A sparse COO or CSR tensor's dtype is its values': torch's .to(dtype) casts them and
+            // keeps the indices (int64 or int32) as they are.
+            if (ref->layout == TensorRef::Layout::SparseCoo || ref->layout == TensorRef::Layout::SparseCsr) {
                 const ValuePtr &values = ref->sparseValues;
                 ref = values && values->isTensor() ? values->tensorRef().get() : nullptr;
             }

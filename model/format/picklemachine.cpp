@@ -592,15 +592,33 @@ private:
         return v;
     }
 
-    ValuePtr rebuildSparse(const std::vector<ValuePtr> &a)
+    ValuePtr rebuildSparse(const std::string &fn, const std::vector<ValuePtr> &a)
     {
-        // _rebuild_sparse_tensor(layout, (indices, values, size)) for COO
+        // _rebuild_sparse_tensor(layout, (indices, values, size)) for COO;
+        // _rebuild_sparse_csr_tensor(layout, (crow_indices, col_indices, values, size)) for CSR (torch
+        // 1.x), which torch 2 writes as _rebuild_sparse_tensor with the layout torch.sparse_csr.
         if (a.size() < 2 || !a[1] || !a[1]->isSequence())
-            fail("torch._utils._rebuild_sparse_tensor: malformed arguments");
+            fail("torch._utils." + fn + ": malformed arguments");
         const std::string layout = a[0] && a[0]->isString() ? a[0]->text() : "";
         const auto &d = a[1]->items();
-        if (layout != "torch.sparse_coo" || d.size() < 3 || !d[0]->isTensor() || !d[1]->isTensor())
-            return Value::object(Value::global("torch._utils", "_rebuild_sparse_tensor"), makeTuple(a));
+        const auto isTensor = [](const ValuePtr &x) { return x && x->isTensor(); };
+        if (layout == "torch.sparse_csr" && d.size() >= 4 && isTensor(d[0]) && isTensor(d[1]) && isTensor(d[2])) {
+            auto ref = std::make_shared<TensorRef>();
+            ref->layout = TensorRef::Layout::SparseCsr;
+            ref->rebuild = fn;
+            ref->dtype = d[2]->tensorRef()->dtype;
+            ref->shape = intTuple(d[3], "sparse CSR tensor size");
+            ref->sparseCrowIndices = d[0];
+            ref->sparseColIndices = d[1];
+            ref->sparseValues = d[2];
+            auto v = Value::tensor(ref);
+            for (int i = 0; i < 3; ++i)
+                v->noteChild(d[static_cast<std::size_t>(i)]);
+            return v;
+        }
+        if (fn != "_rebuild_sparse_tensor" || layout != "torch.sparse_coo" || d.size() < 3 || !isTensor(d[0]) ||
+            !isTensor(d[1]))
+            return Value::object(Value::global("torch._utils", fn), makeTuple(a));
         auto ref = std::make_shared<TensorRef>();
         ref->layout = TensorRef::Layout::SparseCoo;
         ref->rebuild = "_rebuild_sparse_tensor";
@@ -659,8 +677,8 @@ private:
                 return rebuildTensor(fn, a);
             if (utils && fn == "_rebuild_qtensor")
                 return rebuildQTensor(a);
-            if (utils && fn == "_rebuild_sparse_tensor")
-                return rebuildSparse(a);
+            if (utils && (fn == "_rebuild_sparse_tensor" || fn == "_rebuild_sparse_csr_tensor"))
+                return rebuildSparse(fn, a);
             if (utils && fn == "_rebuild_meta_tensor_no_storage")
                 return rebuildMeta(a);
             if (mod == "torch.serialization" && fn == "_get_layout" && a.size() == 1 && a[0] && a[0]->isString()) {

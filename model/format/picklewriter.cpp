@@ -465,6 +465,32 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
         put(v.get());
         return;
     }
+    if (t.layout == TensorRef::Layout::SparseCsr) {
+        // As the file had it: torch 1.x's _rebuild_sparse_csr_tensor(layout, (crow_indices,
+        // col_indices, values, torch.Size(size))), torch 2's _rebuild_sparse_tensor(layout, same).
+        for (const auto &part : t.sparseParts())
+            if (!part || !part->isTensor())
+                throw FormatError("a sparse CSR tensor without its crow_indices, col_indices and values cannot be written");
+        saveGlobal("torch._utils",
+                   t.rebuild == "_rebuild_sparse_tensor" ? "_rebuild_sparse_tensor" : "_rebuild_sparse_csr_tensor");
+        saveGlobal("torch.serialization", "_get_layout");
+        saveString("torch.sparse_csr");
+        op(TUPLE1);
+        op(REDUCE);
+        op(MARK);
+        save(t.sparseCrowIndices, depth + 1);
+        save(t.sparseColIndices, depth + 1);
+        save(t.sparseValues, depth + 1);
+        saveGlobal("torch", "Size");
+        saveIntTuple(t.shape);
+        op(TUPLE1);
+        op(REDUCE);
+        op(TUPLE);
+        op(TUPLE2);
+        op(REDUCE);
+        put(v.get());
+        return;
+    }
     if (!t.storage)
         throw FormatError("a tensor without storage cannot be written");
     if (t.quantization)

@@ -86,7 +86,7 @@ constexpr std::string_view kUnderstood[]{
     "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
     "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "datetime.datetime", "datetime.date",
     "datetime.time", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath",
-    "torch._utils._rebuild_qtensor", "torch._utils._rebuild_sparse_tensor",
+    "torch._utils._rebuild_qtensor", "torch._utils._rebuild_sparse_tensor", "torch._utils._rebuild_sparse_csr_tensor",
     "torch._utils._rebuild_meta_tensor_no_storage", "torch.serialization._get_layout",
     "collections.OrderedDict", "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_tensor_v3", "torch._utils._rebuild_parameter",

@@ -88,27 +88,52 @@ std::int64_t TensorRef::numel() const
     return n;
 }
 
+std::vector<ValuePtr> TensorRef::sparseParts() const
+{
+    if (layout == Layout::SparseCoo)
+        return {sparseIndices, sparseValues};
+    if (layout == Layout::SparseCsr)
+        return {sparseCrowIndices, sparseColIndices, sparseValues};
+    return {};
+}
+
 std::int64_t TensorRef::nbytes() const
 {
-    if (layout == Layout::SparseCoo) {
+    if (layout == Layout::SparseCoo || layout == Layout::SparseCsr) {
         std::int64_t total = 0;
-        for (const auto *part : {&sparseIndices, &sparseValues})
-            if (*part && (*part)->isTensor())
-                total += std::max<std::int64_t>(0, (*part)->tensorRef()->nbytes());
+        for (const auto &part : sparseParts())
+            if (part && part->isTensor())
+                total += std::max<std::int64_t>(0, part->tensorRef()->nbytes());
         return total;
     }
     std::int64_t n = numel();
     std::int64_t b = 0;
     if (n < 0 || __builtin_mul_overflow(n, static_cast<std::int64_t>(dtypeSize(dtype)), &b))
         return -1;
+    if (const std::int64_t per = packedElementsPerByte(dtype); per > 1 && !shape.empty()) {
+        // torch allocates each row of a packed tensor apart: rows * ceil(columns / per byte).
+        const std::int64_t columns = shape.back();
+        return columns == 0 ? 0 : n / columns * ((columns + per - 1) / per);
+    }
     return b;
+}
+
+std::int64_t packedElementsPerByte(DType t)
+{
+    return t == DType::QUInt4x2 ? 2 : t == DType::QUInt2x4 ? 4 : 1;
+}
+
+std::int64_t packedDataBytes(DType t, std::int64_t numel)
+{
+    const std::int64_t per = packedElementsPerByte(t);
+    return numel <= 0 ? 0 : numel / per + (numel % per != 0);
 }
 
 std::string TensorRef::device() const
 {
     if (layout == Layout::Meta)
         return "meta";
-    if (layout == Layout::SparseCoo && sparseValues && sparseValues->tensorRef())
+    if ((layout == Layout::SparseCoo || layout == Layout::SparseCsr) && sparseValues && sparseValues->tensorRef())
         return sparseValues->tensorRef()->device();
     return storage && !storage->location.empty() ? storage->location : std::string("cpu");
 }
@@ -171,12 +196,43 @@ const std::string &TensorRef::validate()
                 problem = "sparse part: " + (*part)->tensorRef()->problem;
         return problem;
     }
+    if (layout == Layout::SparseCsr) {
+        const char *names[] = {"crow_indices", "col_indices", "values"};
+        const auto parts = sparseParts();
+        for (std::size_t i = 0; i < parts.size() && problem.empty(); ++i)
+            if (!parts[i] || !parts[i]->isTensor())
+                problem = "sparse CSR tensor without its " + std::string(names[i]);
+            else if (!parts[i]->tensorRef()->validate().empty())
+                problem = "sparse CSR " + std::string(names[i]) + ": " + parts[i]->tensorRef()->problem;
+        // torch checks these on loading: indices of one rank, batches aside, and 2 sparse dimensions.
+        if (problem.empty() && shape.size() < 2)
+            problem = "a sparse CSR tensor of shape " + shapeText(shape) + ": it needs at least 2 dimensions";
+        if (problem.empty() && numel() < 0)
+            problem = "shape " + shapeText(shape) + " overflows 64-bit element counts";
+        return problem;
+    }
     if (dtypeSize(dtype) == 0) {
         problem = "unknown element type";
     } else if (numel() < 0) {
         problem = "shape " + shapeText(shape) + " overflows 64-bit element counts";
     } else if (numel() > TensorLimits::kMaxElements) {
         problem = elementLimitText(shape, numel());
+    } else if (packedElementsPerByte(dtype) > 1 && numel() > 0 && (!isContiguous() || storageOffset < 0)) {
+        // Packed elements (two or four to a byte) are read one after another; torch makes no
+        // strided views of them.
+        problem = "a " + std::string(dtypeName(dtype)) + " tensor packs its elements into bytes, but shape " +
+                  shapeText(shape) + " with strides " + shapeText(strides) + " is not contiguous";
+    } else if (packedElementsPerByte(dtype) > 1) {
+        // In bytes: the offset, then ceil(numel / per byte) of packed elements.
+        const std::int64_t need = storageOffset + packedDataBytes(dtype, numel());
+        if (!storage)
+            problem = "no storage";
+        else if (!storage->resolved)
+            problem = storage->problem.empty() ? "storage record '" + storage->key + "' is missing" : storage->problem;
+        else if (static_cast<std::uint64_t>(need) > storage->byteSize)
+            problem = "needs " + std::to_string(need) + " bytes of storage '" + storage->key + "' (" +
+                      std::to_string(numel()) + " packed " + std::string(dtypeName(dtype)) + " elements) but the record holds " +
+                      std::to_string(storage->byteSize);
     } else if (!extentElements(extent)) {
         problem = "shape " + shapeText(shape) + " with strides " + shapeText(strides) + " and offset " +
                   std::to_string(storageOffset) + " is invalid or overflows";
@@ -205,6 +261,12 @@ std::span<const std::uint8_t> TensorRef::spannedBytes() const
     std::int64_t extent = 0;
     if (layout != Layout::Strided || !problem.empty() || !storage || !storage->resolved || !extentElements(extent) || extent == 0)
         return {};
+    if (packedElementsPerByte(dtype) > 1) {  // validated: contiguous, and within the record
+        const auto bytes = storage->bulkData();
+        const auto begin = static_cast<std::size_t>(storageOffset);
+        const auto size = static_cast<std::size_t>(packedDataBytes(dtype, numel()));
+        return begin + size <= bytes.size() ? bytes.subspan(begin, size) : std::span<const std::uint8_t>();
+    }
     const auto size = static_cast<std::int64_t>(dtypeSize(dtype));
     const auto begin = static_cast<std::size_t>(storageOffset * size);
     const auto end = static_cast<std::size_t>(extent * size);
@@ -232,7 +294,7 @@ std::string workBudgetProblem(const TensorRef &ref)
     const std::int64_t logical = ref.numel();
     std::int64_t stored = 0;
     const char *what = nullptr;
-    if (ref.layout == TensorRef::Layout::SparseCoo) {
+    if (ref.layout == TensorRef::Layout::SparseCoo || ref.layout == TensorRef::Layout::SparseCsr) {
         stored = ref.sparseValues && ref.sparseValues->tensorRef() ? ref.sparseValues->tensorRef()->numel() : 0;
         what = " stored values: making it dense would fill all of them";
     } else if (ref.layout == TensorRef::Layout::Strided && ref.storage && ref.storage->resolved && dtypeSize(ref.dtype) > 0) {

@@ -71,11 +71,17 @@ struct TensorRef {
     std::string problem;                // non-empty when the extent does not fit its storage
 
     // Layouts other than dense strided data on a storage.
-    enum class Layout { Strided, SparseCoo, Meta };
+    enum class Layout { Strided, SparseCoo, Meta, SparseCsr };
     Layout layout = Layout::Strided;
     // Sparse COO: the indices and values tensors (each a Tensor value).
     ValuePtr sparseIndices;
-    ValuePtr sparseValues;
+    ValuePtr sparseValues;  // also sparse CSR's values
+    // Sparse CSR (torch.sparse_csr): its compressed row indices and column indices (Tensor values).
+    ValuePtr sparseCrowIndices;
+    ValuePtr sparseColIndices;
+    // The tensors a sparse tensor is made of (COO: indices, values; CSR: crow_indices,
+    // col_indices, values); empty for other layouts. Entries may be null in a malformed file.
+    std::vector<ValuePtr> sparseParts() const;
     // Quantized tensors: raw integers on the storage, real value = (raw - zero_point) * scale.
     struct Quantization {
         std::string scheme;        // "per_tensor_affine", "per_channel_affine", ...
@@ -88,6 +94,9 @@ struct TensorRef {
     std::shared_ptr<const Quantization> quantization;
 
     std::int64_t numel() const;
+    // Bytes the tensor occupies: numel times the element size; for the packed quantized types
+    // (quint4x2, quint2x4) what torch allocates for them, each row packed apart
+    // (rows * ceil(columns / elements per byte), as ATen's get_sub_byte_tensor_size).
     std::int64_t nbytes() const;
     std::string device() const;         // saved location, "cpu" when unknown
     bool isContiguous() const;
@@ -102,6 +111,13 @@ struct TensorRef {
     // May produce the storage's bytes (see StorageRef::bulkData: for a pass over them).
     std::span<const std::uint8_t> spannedBytes() const;
 };
+
+// Elements one byte holds for the packed quantized types torch stores several to a byte
+// (quint4x2: 2, quint2x4: 4), lowest bits first, one after another over the whole tensor
+// (not per row); 1 for every other type.
+std::int64_t packedElementsPerByte(DType t);
+// Bytes a packed tensor of `numel` elements reads from its storage: ceil(numel / per byte).
+std::int64_t packedDataBytes(DType t, std::int64_t numel);
 
 // A new TensorRef or StorageRef, made from the thread's value pool when one is active (as the
 // values that refer to it are; see ValuePoolScope), else on the heap.
