@@ -61,6 +61,8 @@ QString layoutText(const TensorRef &t)
     switch (t.layout) {
     case TensorRef::Layout::SparseCoo:
         return QStringLiteral("sparse COO");
+    case TensorRef::Layout::SparseCsr:
+        return QStringLiteral("sparse CSR");
     case TensorRef::Layout::Meta:
         return QStringLiteral("meta (shape only)");
     case TensorRef::Layout::Strided:

@@ -936,9 +936,9 @@ void noteMappings(Document &doc)
             continue;
         if (t->storage)
             t->storage->noteMapping(doc.file);
-        for (const auto *part : {&t->sparseIndices, &t->sparseValues})
-            if (*part && (*part)->isTensor())
-                todo.push_back((*part)->tensorRef().get());
+        for (const auto &part : t->sparseParts())
+            if (part && part->isTensor())
+                todo.push_back(part->tensorRef().get());
         if (t->quantization)
             for (const auto *part : {&t->quantization->scales, &t->quantization->zeroPoints})
                 if (*part && (*part)->isTensor())

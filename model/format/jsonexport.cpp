@@ -409,6 +409,8 @@ template <class Add> void tensorMembers(const NamedTensor &t, Add &&add)
         add(kStorage, r.storage->key);
     if (r.layout == TensorRef::Layout::SparseCoo)
         add(kLayout, "sparse_coo");
+    else if (r.layout == TensorRef::Layout::SparseCsr)
+        add(kLayout, "sparse_csr");
     else if (r.layout == TensorRef::Layout::Meta)
         add(kLayout, "meta");
     if (r.quantization) {

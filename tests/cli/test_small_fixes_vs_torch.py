@@ -125,6 +125,9 @@ def check_sparse_csr(r, ckpt, d):
                     'csr: tensors --json %s: shape, dtype, numel as torch' % k, json.dumps(t))
             r.check(t.get('bytes') == sum(p.numel() * p.element_size() for p in parts),
                     'csr: tensors --json %s: bytes of crow_indices, col_indices and values' % k, json.dumps(t))
+            # torch names the layout torch.sparse_csr; the JSON says so as it says sparse_coo for COO.
+            r.check(t.get('layout') == str(want.layout).replace('torch.', ''),
+                    'csr: tensors --json %s: layout as torch names it' % k, json.dumps(t))
     code, out, err = run(ckpt, 'show', '--json', path, 'w')
     if r.check(code == 0, 'csr: show --json exit 0', err):
         t = json.loads(out)
