@@ -658,7 +658,7 @@ void TestMainWindow::menus()
     for (QAction *a : findMenu(w, QStringLiteral("File"))->menu()->actions())
         if (!a->shortcut().isEmpty())
             shortcuts << a->shortcut().toString();
-    QCOMPARE(shortcuts, QStringList({"Ctrl+O", "Ctrl+D", "Ctrl+W", "Ctrl+Q"}));
+    QCOMPARE(shortcuts, QStringList({"Ctrl+O", "Ctrl+Shift+O", "Ctrl+D", "Ctrl+W", "Ctrl+Q"}));  // Ctrl+Shift+O: Open Folder
 }
 
 // Alt+1 … Alt+6 and Ctrl+F are in the View menu, and they (and Ctrl+Enter in Predict) work with
