@@ -1,5 +1,6 @@
 #include "scancommand.h"
 
+#include "checkpointfolder.h"
 #include "clicommon.h"
 #include "document.h"
 #include "error.h"
@@ -8,7 +9,9 @@
 #include "textcodec.h"
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <utility>
 
 namespace ckpt::cli {
@@ -61,17 +64,18 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
     bool anyDangerous = false;
     bool anyError = false;
     auto all = nlohmann::ordered_json::array();
-    for (const auto &file : options.files) {
+    // One file's verdict; `read` gives its document (a folder's model file was read already).
+    const auto scanOne = [&](const std::string &file, const std::function<Document()> &read) {
         try {
-            const Document doc = readDocument(file);
-            const auto report = securityReport(doc);
+            const Document d = read();
+            const auto report = securityReport(d);
             anyDangerous = anyDangerous || report.dangerous;
             if (options.json) {
                 auto j = securityToJson(report);
                 j["file"] = file;
                 all.push_back(std::move(j));
             } else {
-                printText(doc, report, options.verbose, out);
+                printText(d, report, options.verbose, out);
             }
         } catch (const ReadFailure &e) {
             // Unreadable, but what its pickles named before the fault would still run in Python.
@@ -96,9 +100,33 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
             if (options.json)
                 all.push_back({{"file", file}, {"error", e.what()}});
         }
+    };
+    for (const auto &file : options.files) {
+        const auto readFile = [&file] { return readDocument(file); };
+        if (!isFolder(file)) {
+            scanOne(file, readFile);
+            continue;
+        }
+        // A checkpoint folder: its model file, and every other pickle in it that Python loads when
+        // a run resumes (optimizer.pt, scheduler.pt, rng_state.pth, training_args.bin, DeepSpeed's
+        // partitions, a second format's pytorch_model.bin): a gate must not pass a folder whose
+        // training_args.bin runs code because its weights are clean.
+        std::optional<Document> doc;
+        try {
+            doc = readDocument(file);
+        } catch (const std::exception &) {
+            scanOne(file, readFile);  // says why the folder does not open, as for a file
+            continue;
+        }
+        const auto parts = doc->folder ? doc->folder->parts : std::vector<FolderPart>{};
+        const std::string modelFile = doc->path;
+        scanOne(modelFile, [&doc] { return std::move(*doc); });
+        for (const auto &part : parts)
+            if (isPickledPart(part))
+                scanOne(part.path, [&part] { return readDocument(part.path); });
     }
     if (options.json)
-        out << (options.files.size() == 1 && !all.empty() ? all[0] : all)
+        out << (all.size() == 1 && options.files.size() == 1 ? all[0] : all)
                    .dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
             << '\n';
     // Something dangerous outranks a file that could not be read: a gate that tests for 3 must

@@ -416,6 +416,17 @@ std::optional<double> TrainerState::lastEvalLoss() const
     return std::nullopt;
 }
 
+bool isPickledPart(const FolderPart &part)
+{
+    if (part.role == "optimizer state" || part.role == "learning-rate scheduler state" ||
+        part.role.starts_with("DeepSpeed optimizer states"))
+        return true;
+    for (const char *ext : {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar"})
+        if (part.name.ends_with(ext))
+            return true;
+    return false;
+}
+
 bool isFolder(const std::string &path) { return !path.empty() && isDir(fs::path(path)); }
 
 CheckpointFolder resolveCheckpointFolder(const std::string &dir) { return Resolver(dir).resolve(); }

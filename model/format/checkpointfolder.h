@@ -61,6 +61,11 @@ struct FolderLimits {
 // True when `path` names a folder (following a symbolic link to one).
 bool isFolder(const std::string &path);
 
+// True when Python unpickles this part when a run resumes or someone loads it (torch.load of
+// optimizer.pt, scheduler.pt, rng_state.pth, training_args.bin, a DeepSpeed partition, the
+// other format's pytorch_model.bin): what a scanner must look at besides the model's file.
+bool isPickledPart(const FolderPart &part);
+
 // Finds the checkpoint in folder `dir`: a Hugging Face model or Trainer checkpoint (safetensors
 // preferred over pytorch_model.bin, as transformers does; a PEFT adapter), a DeepSpeed save folder
 // whose `latest` names a tag folder (or such a tag folder itself), or a folder holding exactly one

@@ -1080,9 +1080,7 @@ std::string partSummary(const FolderPart &part)
 {
     const bool optimizer = part.role == "optimizer state" || part.role.starts_with("DeepSpeed optimizer states");
     const bool scheduler = part.role == "learning-rate scheduler state";
-    const bool pickled = optimizer || scheduler || part.name.ends_with(".pt") || part.name.ends_with(".pth") ||
-                         part.name.ends_with(".bin");
-    if (!pickled || part.role.find("not read") != std::string::npos)
+    if (!isPickledPart(part) || part.role.find("not read") != std::string::npos)
         return {};
     try {
         const Document doc = readDocument(part.path);

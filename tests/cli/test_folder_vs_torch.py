@@ -185,6 +185,22 @@ def main():
         res.check('DANGEROUS' in summary and 'system' in summary, 'dangerous training_args.bin is said', summary)
         res.check('DANGEROUS' not in parts.get('optimizer.pt', {}).get('summary', 'DANGEROUS'),
                   'optimizer.pt is not called dangerous', str(parts.get('optimizer.pt')))
+        # `ckpt scan` of the folder is a gate: it scans every pickle a resume loads, not only the
+        # weights, and exits 3 for the dangerous training_args.bin.
+        r = run(ckpt, 'scan', folder)
+        res.check(r.returncode == 3 and 'training_args.bin: DANGEROUS' in r.stdout,
+                  'scan of the folder: exit 3, training_args.bin named dangerous', r.stdout + r.stderr)
+        r = run(ckpt, 'scan', '--json', folder)
+        try:
+            entries = json.loads(r.stdout)
+        except ValueError:
+            entries = []
+        verdicts = {os.path.basename(e.get('file', '')): e.get('dangerous') for e in entries} \
+            if isinstance(entries, list) else {}
+        want = {'model.safetensors': False, 'pytorch_model.bin': False, 'optimizer.pt': False,
+                'scheduler.pt': False, 'rng_state.pth': False, 'training_args.bin': True}
+        res.check(r.returncode == 3 and verdicts == want,
+                  'scan --json of the folder: one verdict per pickle (and the weights)', r.stdout[:3000] + r.stderr)
 
         # --- save_pretrained with pytorch_model.bin only -------------------------------------------
         binonly = os.path.join(tmp, 'bin_only')
