@@ -1,5 +1,6 @@
 #include "securityview.h"
 
+#include "checkpointfolder.h"
 #include "document.h"
 #include "pythonrepr.h"
 #include "security.h"
@@ -276,6 +277,31 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
                                return s;
                            }())
                                .toHtmlEscaped());
+    // A folder: the other pickles a resume loads (optimizer.pt, training_args.bin ...) were read for
+    // their globals when it opened; one that would run code outranks the clean weights.
+    if (document && document->folder) {
+        QStringList bad;
+        int scanned = 0;
+        for (const auto &part : document->folder->parts) {
+            scanned += part.scanned;
+            if (!part.dangerous.empty()) {
+                QStringList names;
+                for (const auto &n : part.dangerous)
+                    names << QString::fromStdString(n);
+                bad << tr("%1 (names %2)").arg(QString::fromStdString(part.name), names.join(QStringLiteral(", ")))
+                           .toHtmlEscaped();
+            }
+        }
+        if (!bad.isEmpty())
+            text = tr("<b style='color:#b3261e'>\u26a0 Loading another file of this folder in Python would run "
+                      "code:</b> %1. Checkpoint Studio read it as data and ran nothing.<br>")
+                       .arg(bad.join(QStringLiteral("; "))) +
+                   tr("The weights file: ") + text;
+        else if (scanned > 0)
+            text += QLatin1Char(' ') + (scanned == 1 ? tr("The folder's other pickle names no dangerous global.")
+                                                     : tr("The folder's %1 other pickles name no dangerous global.")
+                                                           .arg(scanned));
+    }
     m_verdict->setText(text);
     if (!report->anomalies.empty()) {
         QStringList lines;

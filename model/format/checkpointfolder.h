@@ -34,6 +34,10 @@ struct FolderPart {
     std::string path;  // the full path
     std::string role;  // what it is, in plain words ("optimizer state")
     std::string summary;  // a line about its content where one was read cheaply ("AdamW, 2 groups, step 500")
+    // A pickled part (isPickledPart): whether it was read for its globals, and the dangerous ones
+    // Python would run on loading it ("posix.system").
+    bool scanned = false;
+    std::vector<std::string> dangerous;
 };
 
 // A folder opened as one checkpoint: which layout it has, the file that is read as the model's

@@ -1075,17 +1075,23 @@ std::string numberText(double v)
 // One line about a part beside the weights that is itself a torch.save file (optimizer.pt,
 // scheduler.pt, rng_state.pth, training_args.bin, DeepSpeed's optimizer partitions): read as any
 // checkpoint is (structure only, no tensor data but a 0-d step), so it costs what its pickle costs.
-// Python loads these too when a run resumes: a global it would run is said here.
-std::string partSummary(const FolderPart &part)
+// Python loads these too when a run resumes: the globals it would run are kept in the part and said
+// in the line. A part listed but not used (the other format's weights) is read for its globals only.
+void describePart(FolderPart &part)
 {
     const bool optimizer = part.role == "optimizer state" || part.role.starts_with("DeepSpeed optimizer states");
     const bool scheduler = part.role == "learning-rate scheduler state";
-    if (!isPickledPart(part) || part.role.find("not read") != std::string::npos)
-        return {};
+    if (!isPickledPart(part))
+        return;
+    const bool summarise = part.role.find("not read") == std::string::npos;
     try {
         const Document doc = readDocument(part.path);
+        for (const auto &g : securityReport(doc).globals)
+            if (g.cls == GlobalClass::Dangerous)
+                part.dangerous.push_back(g.use.name);
+        part.scanned = true;
         std::string out;
-        if (optimizer) {
+        if (summarise && optimizer) {
             if (!doc.optimizer)
                 out = "no optimizer state found in it";
             else {
@@ -1100,7 +1106,7 @@ std::string partSummary(const FolderPart &part)
                 if (const auto step = largestStep(doc))
                     out += ", step " + std::to_string(*step);
             }
-        } else if (scheduler) {
+        } else if (summarise && scheduler) {
             // torch.optim.lr_scheduler's state_dict(): last_epoch counts the scheduler's steps.
             const ValuePtr root = doc.root && doc.root->isDict() ? doc.root : nullptr;
             const ValuePtr last = root ? root->get("last_epoch") : nullptr;
@@ -1113,16 +1119,17 @@ std::string partSummary(const FolderPart &part)
             if (out.empty())
                 out = "a " + kindName(doc.kind) + " without last_epoch";
         }
-        std::string dangerous;
-        for (const auto &g : securityReport(doc).globals)
-            if (g.cls == GlobalClass::Dangerous)
-                dangerous += (dangerous.empty() ? "" : ", ") + g.use.name;
-        if (!dangerous.empty())
-            out += (out.empty() ? "" : "; ") + std::string("DANGEROUS: names ") + dangerous +
+        if (!part.dangerous.empty()) {
+            std::string names;
+            for (const auto &n : part.dangerous)
+                names += (names.empty() ? "" : ", ") + n;
+            out += (out.empty() ? "" : "; ") + std::string("DANGEROUS: names ") + names +
                    ", which Python would run when loading it";
-        return out;
+        }
+        part.summary = out;
     } catch (const std::exception &e) {
-        return std::string("not readable: ") + e.what();
+        if (summarise)
+            part.summary = std::string("not readable: ") + e.what();
     }
 }
 
@@ -1130,7 +1137,7 @@ Document readFolder(const std::string &path, const ReadOptions &options)
 {
     auto folder = std::make_shared<CheckpointFolder>(resolveCheckpointFolder(path));
     for (auto &part : folder->parts)
-        part.summary = partSummary(part);
+        describePart(part);
     Document doc = readDocument(folder->modelFile, options);
     for (const auto &note : folder->notes)
         doc.warnings.push_back(path + ": " + note);

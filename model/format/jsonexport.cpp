@@ -987,6 +987,8 @@ json folderJson(const CheckpointFolder &f)
         json part = {{"name", p.name}, {"path", p.path}, {"role", p.role}};
         if (!p.summary.empty())
             part["summary"] = p.summary;
+        if (p.scanned)
+            part["dangerous_globals"] = p.dangerous;
         parts.push_back(std::move(part));
     }
     json out = {{"path", f.folder}, {"layout", f.layout}, {"model_file", f.modelFile},

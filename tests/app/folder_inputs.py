@@ -13,14 +13,22 @@ sys.path.insert(0, os.path.join(HERE, '..', 'cli'))
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 import test_folder_vs_torch  # noqa: E402
 
+import torch  # noqa: E402
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
     out = ap.parse_args().out
     folder, sd, osd, _, state = test_folder_vs_torch.trainer_checkpoint(out)
+    # The same checkpoint whose training_args.bin would run a command when loaded (written, never loaded).
+    dangerous, _, _, _, _ = test_folder_vs_torch.trainer_checkpoint(out, step=600)
+    torch.save(test_folder_vs_torch.RunsCode(), os.path.join(dangerous, 'training_args.bin'))
     expected = {
         'folder': folder,
+        'dangerous_folder': dangerous,
+        # What Python would unpickle besides the weights (everything torch.save wrote there).
+        'pickled_parts': sorted(n for n in os.listdir(folder) if n.endswith(('.pt', '.pth', '.bin'))),
         'names': list(sd),
         'global_step': state['global_step'],
         'losses': [[e['step'], e['loss']] for e in state['log_history'] if 'loss' in e],

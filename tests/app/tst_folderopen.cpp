@@ -9,6 +9,8 @@
 #include "mainwindow.h"
 #include "metadataview.h"
 #include "pythoninputs.h"
+#include "security.h"
+#include "securityview.h"
 #include "standarditems.h"
 #include "tensortablemodel.h"
 
@@ -20,6 +22,7 @@
 #include <QDropEvent>
 #include <QJsonArray>
 #include <QJsonObject>
+#include <QLabel>
 #include <QLineSeries>
 #include <QMimeData>
 #include <QSettings>
@@ -62,6 +65,7 @@ private Q_SLOTS:
     void menuOffersOpenFolder();
     void droppedFolderShowsItsModel();
     void metadataShowsFolderAndTraining();
+    void securityViewCoversTheFolder();
     void screenshot();
 
 private:
@@ -155,6 +159,30 @@ void TestFolderOpen::metadataShowsFolderAndTraining()
         readDocument((folder() + QStringLiteral("/pytorch_model.bin")).toStdString())));
     QVERIFY(!sectionNamed(view.model(), MetadataView::folderTitle()));
     QVERIFY(!view.lossChart()->isVisible());
+}
+
+// The Security view of a folder speaks for every pickle in it that Python would load, not only the
+// weights: safetensors are clean while training_args.bin would run a command.
+void TestFolderOpen::securityViewCoversTheFolder()
+{
+    const Document clean = readDocument(folder().toStdString());
+    const int pickled = m_expected.value(QStringLiteral("pickled_parts")).toArray().size();
+    QVERIFY(pickled >= 4);
+    SecurityView view;
+    view.setReport(std::make_shared<const SecurityReport>(securityReport(clean)), false, &clean);
+    QVERIFY2(view.verdict()->text().contains(QStringLiteral("The folder's %1 other pickles name no dangerous global")
+                                                 .arg(pickled)),
+             qPrintable(view.verdict()->text()));
+
+    const Document dangerous =
+        readDocument(m_expected.value(QStringLiteral("dangerous_folder")).toString().toStdString());
+    const auto report = std::make_shared<const SecurityReport>(securityReport(dangerous));
+    QVERIFY(!report->dangerous);  // the weights themselves are safetensors
+    view.setReport(report, false, &dangerous);
+    const QString text = view.verdict()->text();
+    QVERIFY2(text.contains(QStringLiteral("another file of this folder")) &&
+                 text.contains(QStringLiteral("training_args.bin (names posix.system)")),
+             qPrintable(text));
 }
 
 void TestFolderOpen::screenshot()

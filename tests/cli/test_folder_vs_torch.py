@@ -183,6 +183,10 @@ def main():
         parts = {p['name']: p for p in j.get('folder', {}).get('parts', [])}
         summary = parts.get('training_args.bin', {}).get('summary', '')
         res.check('DANGEROUS' in summary and 'system' in summary, 'dangerous training_args.bin is said', summary)
+        res.check(parts.get('training_args.bin', {}).get('dangerous_globals') == ['posix.system'] and
+                  parts.get('pytorch_model.bin', {}).get('dangerous_globals') == [],
+                  'info --json: each pickled part\'s dangerous globals (the unused .bin read for them too)',
+                  str(parts))
         res.check('DANGEROUS' not in parts.get('optimizer.pt', {}).get('summary', 'DANGEROUS'),
                   'optimizer.pt is not called dangerous', str(parts.get('optimizer.pt')))
         # `ckpt scan` of the folder is a gate: it scans every pickle a resume loads, not only the
