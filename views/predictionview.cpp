@@ -76,6 +76,12 @@ QString paneWording(const std::string &engineText)
          "a TorchScript export of the model or its layers as a spec (the Source box above)"},
         {"give --arch or --arch-spec", "choose a TorchScript file of the model or a spec as the Source"},
         {"give --arch-spec if it differs", "give a spec (Source) if it differs"},
+        {"predicted directly or given with --arch", "opened itself or chosen as the Source"},
+        {"(torch.jit.script(model).save(...), or --arch)", "(torch.jit.script(model).save(...), opened itself or "
+                                                            "chosen as the Source)"},
+        {"give the model's own TorchScript file with --arch, or its layers with --arch-spec",
+         "choose the model's own TorchScript file or a spec as the Source"},
+        {"give it as the sample shape C,H,W with --input-shape", "give it in the Sample shape field (C, H, W)"},
         {"--probabilities none", "Probabilities: none"},
         {"--activation", "the Activation box"},
         {"--arch-spec", "a spec"},
@@ -328,6 +334,17 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_status->setTextFormat(Qt::PlainText);  // errors quote the model and the input
     m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
     right->addWidget(m_status);
+    // Right above the numbers it concerns, in the warning colours: a result that rests on a guessed
+    // forward (and likely wrong for a residual block) must not read like an exact one.
+    m_resultWarning = new QLabel;
+    m_resultWarning->setObjectName(QStringLiteral("resultWarning"));
+    m_resultWarning->setWordWrap(true);
+    m_resultWarning->setTextFormat(Qt::PlainText);
+    m_resultWarning->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_resultWarning->setStyleSheet(QStringLiteral("QLabel { background: #fdf2d0; color: #7a4b00; border: 1px solid "
+                                                  "#e0b04a; border-radius: 3px; padding: 4px; }"));
+    m_resultWarning->hide();
+    right->addWidget(m_resultWarning);
     m_results = new QTableWidget(0, 4);
     m_results->setHorizontalHeaderLabels({tr("Sample"), tr("Top class"), tr("Probability"), tr("Top k")});
     // The columns share the pane's width, Top k taking the rest (elided; the whole list in its
@@ -354,6 +371,13 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     m_chart->setRenderHint(QPainter::Antialiasing);
     m_chart->setMinimumHeight(220);
     right->addWidget(m_chart, 2);
+    m_rule = new QLabel;
+    m_rule->setObjectName(QStringLiteral("probabilityRule"));
+    m_rule->setWordWrap(true);
+    m_rule->setTextFormat(Qt::PlainText);
+    m_rule->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_rule->hide();
+    right->addWidget(m_rule);
     showEmptyChart();
     auto *copyRow = new QHBoxLayout;
     // How the outputs are read: as ckpt predict --probabilities. A change reads the shown result
@@ -473,6 +497,9 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
     m_doc = std::move(doc);
     ++m_generation;  // a run still going for the previous document is dropped when it ends
     m_result.reset();
+    m_resultWarnings.clear();
+    m_resultWarning->hide();
+    m_rule->hide();
     m_image.reset();
     m_results->setRowCount(0);
     showEmptyChart();
@@ -633,19 +660,10 @@ void PredictionView::updateSourceFields()
 
 std::vector<std::int64_t> PredictionView::proposedSampleShape() const
 {
-    std::vector<std::int64_t> shape = m_arch ? m_arch->inputShape : std::vector<std::int64_t>{};
-    // The layers take any picture size, and the 224 of the architecture is one picked among those
-    // that run; a package that states its picture steps says what its samples are: CenterCrop's
-    // size, else a Resize to both sides (Resize(n) alone leaves the longer side to each picture),
-    // where the layers take that size, as ckpt predict runs a picture at it.
-    if (!m_doc || !m_arch || !m_arch->inputSizeChosen || shape.size() != 3)
-        return shape;
-    const ImageSteps stated = statedImageSteps(imagePreprocessingOf(*m_doc));
-    const std::vector<std::int64_t> &size = stated.crop.size() == 2 ? stated.crop : stated.resize;
-    if (size.size() != 2 || size[0] <= 0 || size[1] <= 0 || size[0] > kMaxImageSide || size[1] > kMaxImageSide)
-        return shape;
-    const std::vector<std::int64_t> stepped{shape[0], size[0], size[1]};
-    return takesInput(*m_arch, stepped) ? stepped : shape;
+    // The choice ckpt predict makes too (a package's crop size where the layers take any size).
+    if (!m_arch)
+        return {};
+    return m_doc ? ckpt::proposedSampleShape(*m_doc, *m_arch) : m_arch->inputShape;
 }
 
 std::vector<std::int64_t> PredictionView::sampleShape() const
@@ -676,7 +694,10 @@ void PredictionView::rebuildForm()
             m_form->setItem(i, 1, new QTableWidgetItem(QStringLiteral("0")));
     }
     m_inputTabs->setTabEnabled(FormTab, vector);
-    const bool image = shape.size() == 3 && (shape[0] == 1 || shape[0] == 3 || shape[0] == 4);
+    // A picture for a convolutional model, or for an MLP whose features a picture's pixels make
+    // (ckpt predict's rule: an MNIST MLP's 784 features, a 1×28×28 picture).
+    const bool image = (shape.size() == 3 && (shape[0] == 1 || shape[0] == 3 || shape[0] == 4)) ||
+                       (m_doc && m_arch && pictureShape(*m_doc, *m_arch, shape));
     m_inputTabs->setTabEnabled(ImageTab, image);
     if (!vector && m_inputTabs->currentIndex() == FormTab)
         m_inputTabs->setCurrentIndex(image ? ImageTab : BatchTab);
@@ -738,9 +759,15 @@ bool PredictionView::loadImage(const QString &path, QString *error)
             *error = why;
         return false;
     };
-    auto shape = sampleShape();
-    if (shape.size() != 3 || !(shape[0] == 1 || shape[0] == 3 || shape[0] == 4))
-        return fail(tr("this model does not take images (its samples have shape [%1])").arg(shapeString(shape)));
+    const auto sample = sampleShape();
+    auto shape = sample;
+    std::string how;  // how a picture becomes an MLP's features, for the note
+    if (!(shape.size() == 3 && (shape[0] == 1 || shape[0] == 3 || shape[0] == 4))) {
+        const auto picture = m_doc && m_arch ? pictureShape(*m_doc, *m_arch, sample, &how) : std::nullopt;
+        if (!picture)
+            return fail(tr("this model does not take images (its samples have shape [%1])").arg(shapeString(shape)));
+        shape = *picture;
+    }
     QFile file(path);
     constexpr qint64 kMaxImageFile = qint64{256} << 20;
     if (!file.open(QIODevice::ReadOnly))
@@ -772,6 +799,12 @@ bool PredictionView::loadImage(const QString &path, QString *error)
     in.values = std::move(t.values);
     in.note = t.note;
     const auto h = in.shape[2], w = in.shape[3];
+    if (!how.empty()) {
+        // A Linear first takes the features flat; a Flatten first takes the picture as it is.
+        if (!m_arch || !takesInput(*m_arch, shape))
+            in.shape = {1, sample[0]};
+        in.note += (in.note.empty() ? "" : "; ") + how;
+    }
     QImage preview;
     preview.loadFromData(bytes);
     m_imagePreview->setPixmap(preview.isNull() ? QPixmap()
@@ -861,7 +894,8 @@ void PredictionView::run()
     const quint64 archVersion = m_archVersion;
     auto *watcher = new QFutureWatcher<RunOutcome>(this);
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher, generation, archVersion,
-                                                           shape = input->shape, output = m_arch->output] {
+                                                           shape = input->shape, output = m_arch->output,
+                                                           warnings = m_arch->warnings] {
         watcher->deleteLater();
         m_running = false;
         m_run->setEnabled(true);
@@ -879,6 +913,7 @@ void PredictionView::run()
         m_runError.clear();
         m_result = std::move(out.result);
         m_resultOutput = output;
+        m_resultWarnings = warnings;
         m_notes = out.notes;
         m_resultInputShape = shape;
         rereadOutputs();  // the reading chosen while it ran, if it changed
@@ -945,6 +980,13 @@ void PredictionView::showResult()
     for (const auto &n : m_notes)
         status += QStringLiteral("\n") + tr("note: %1").arg(paneWording(n));
     setStatus(status, false);
+    QStringList warnings;
+    for (const auto &w : m_resultWarnings)
+        warnings << tr("Warning: %1").arg(paneWording(w));
+    m_resultWarning->setText(warnings.join(QStringLiteral("\n\n")));
+    m_resultWarning->setVisible(!warnings.isEmpty());
+    m_rule->setText(q(probabilityRule(r)));
+    m_rule->setVisible(true);
     m_results->setCurrentCell(0, 0);
     showChart(0);
 }
@@ -1126,7 +1168,10 @@ void PredictionView::setStatus(const QString &text, bool error)
     m_status->setStyleSheet(error ? QStringLiteral("color: #c0392b") : QString());
 }
 
-QString PredictionView::resultText() const { return m_result ? q(predictionToText(*m_result)) : QString(); }
+QString PredictionView::resultText() const
+{
+    return m_result ? q(predictionToText(*m_result, m_resultWarnings)) : QString();
+}
 
 QString PredictionView::resultJson() const
 {

@@ -74,6 +74,10 @@ public:
     // What the chart's place says before a run ("" while it shows probabilities).
     QString chartPlaceholder() const;
     QLabel *statusLabel() const { return m_status; }
+    // Above the results: what may make them wrong (a forward the file does not carry); hidden when
+    // nothing. Under them: how the probabilities were made from the outputs.
+    QLabel *resultWarningLabel() const { return m_resultWarning; }
+    QLabel *probabilityRuleLabel() const { return m_rule; }
     QPushButton *browseButton() const { return m_browse; }
     QPushButton *applyButton() const { return m_apply; }
     // What the input must be where that is not plain numbers (an Embedding's integer token ids).
@@ -150,6 +154,7 @@ private:
     std::vector<std::int64_t> m_resultInputShape;
     Architecture::Output m_resultOutput = Architecture::Output::Logits;  // the last layer of the model that ran
     std::vector<std::string> m_notes;
+    std::vector<std::string> m_resultWarnings;  // the warnings of the architecture that ran
     QString m_runError;
     bool m_running = false;
     quint64 m_generation = 0;
@@ -181,6 +186,8 @@ private:
     QTableWidget *m_results = nullptr;
     QChartView *m_chart = nullptr;
     QLabel *m_status = nullptr;
+    QLabel *m_resultWarning = nullptr;
+    QLabel *m_rule = nullptr;
 };
 
 } // namespace ckpt

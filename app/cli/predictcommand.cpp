@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -44,7 +45,8 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc,
     image = false;
     if (!o.inputs.empty() && !o.inputFile.empty())
         throw FormatError("give --input or --input-file, not both");
-    const auto &sample = arch.inputShape;
+    // The sample shape the pane proposes too: a package's crop size where the layers take any size.
+    const std::vector<std::int64_t> sample = proposedSampleShape(doc, arch);
     PredictionInput in;
     if (!o.inputs.empty()) {
         InputTable t;
@@ -64,19 +66,32 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc,
         const std::string &f = o.inputFile;
         if (endsWithIgnoringCase(f, ".png") || endsWithIgnoringCase(f, ".jpg") || endsWithIgnoringCase(f, ".jpeg") ||
             endsWithIgnoringCase(f, ".bmp")) {
-            // An image for a convolutional model: resized to its input size, scaled to [0, 1].
-            if (sample.size() != 3 || sample[0] <= 0 || sample[1] == 0 || sample[2] == 0)
-                throw FormatError(f + ": this model does not take images (its samples have shape " + shapeText(sample) +
-                                  "); give the input as .npy or .csv");
+            // An image for a convolutional model (or an MLP whose features are a picture's pixels):
+            // resized to its input size, scaled to [0, 1].
+            std::string how;
+            const auto picture = pictureShape(doc, arch, arch.inputShape, &how);
+            if (!picture)
+                throw FormatError(
+                    f + ": this model does not take images (" +
+                    (arch.inputShape.empty() ? std::string("the file does not say what its samples are")
+                                             : "its samples have shape " + shapeText(arch.inputShape)) +
+                    "); give the input as .npy or .csv");
+            const std::vector<std::int64_t> &shape = *picture;
             // The file's own resize and crop first, as torchvision's Resize and CenterCrop; then a
             // model of one size (or whose size the file states) gets that size, while one that takes
             // any size runs the picture as it is, as PyTorch would.
             const std::string bytes = readText(f, std::size_t{256} << 20);
             const ImageSteps stated = statedImageSteps(imagePreprocessingOf(doc));
-            InputTable t = parseImage(bytes, f, static_cast<int>(sample[0]), imageSteps(bytes, arch, sample, stated));
+            InputTable t = parseImage(bytes, f, static_cast<int>(shape[0]), imageSteps(bytes, arch, shape, stated));
             in.values = std::move(t.values);
             in.shape = t.shape;
             in.note = t.note;
+            if (!how.empty()) {
+                // A Linear first takes the features flat; a Flatten first takes the picture as it is.
+                if (!takesInput(arch, shape))
+                    in.shape = {1, arch.inputShape[0]};
+                in.note += (in.note.empty() ? "" : "; ") + how;
+            }
             image = true;
             return in;
         }
@@ -91,7 +106,9 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc,
         in.shape = t.shape;
         integer = t.integer;
         if (endsWithIgnoringCase(f, ".npy")) {
-            // One sample without its batch dimension gets one.
+            // One sample without its batch dimension gets one (against the model's own sample shape:
+            // an array keeps its shape).
+            const auto &sample = arch.inputShape;
             if ((!sample.empty() && in.shape.size() == sample.size()) || (sample.empty() && in.shape.size() == 1))
                 in.shape.insert(in.shape.begin(), 1);
             return in;
@@ -100,7 +117,15 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc,
     // Rows of numbers: each row one sample, reshaped to the model's sample shape. A mismatch
     // names where the rows came from.
     try {
-        in.shape = batchShape(in.shape[0], in.shape[1], sample, arch.inputShapeGuessed);
+        // A model that takes any picture size takes a row of C·S·S values as an S×S picture, as
+        // README says, whatever size was proposed.
+        std::vector<std::int64_t> rows = sample;
+        std::int64_t proposed = 1;
+        for (auto d : sample)
+            proposed *= d;
+        if (arch.inputSizeChosen && sample.size() == 3 && proposed != in.shape[1])
+            rows = {sample[0], -1, -1};
+        in.shape = batchShape(in.shape[0], in.shape[1], rows, arch.inputShapeGuessed);
     } catch (const FormatError &e) {
         throw FormatError((o.inputFile.empty() ? o.file + ": --input" : o.inputFile) + ": " + e.what());
     }
@@ -130,6 +155,22 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         const Document &doc = keepUntilExit(readInput(o.file, o.weights));
         const ArchitectureRequest request = architectureRequest(o.arch, o.archSpec, o.activation);
         Architecture arch = resolveArchitecture(doc, request);
+        if (!o.inputShape.empty()) {
+            // The user's sample shape replaces the one read or guessed from the file: rows are
+            // reshaped to it and a picture is resized to it.
+            std::vector<std::int64_t> shape;
+            for (const double d : parseRow(o.inputShape, "--input-shape")) {
+                if (d < 1 || d > kMaxImageSide * 16.0 || d != std::floor(d))
+                    throw FormatError("--input-shape " + o.inputShape + ": each size is a whole number from 1 to " +
+                                      std::to_string(kMaxImageSide * 16));
+                shape.push_back(static_cast<std::int64_t>(d));
+            }
+            if (shape.empty() || shape.size() > 4)
+                throw FormatError("--input-shape " + o.inputShape + ": give one sample's shape, C,H,W for a picture");
+            arch.inputShape = shape;
+            arch.inputShapeGuessed = false;
+            arch.inputSizeChosen = false;
+        }
         if (o.showArchitecture) {
             if (o.json)
                 out << json{{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions},
@@ -250,7 +291,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
                 : pre.problem.empty() ? std::string("no (the file has no mean/std)")
                                       : std::string("no (its mean/std cannot be used)"))
             << "\n";
-        out << predictionToText(r);
+        out << predictionToText(r, arch.warnings);
         return 0;
     } catch (const std::exception &e) {
         if (std::string_view(e.what()).starts_with(o.file + ":")) {  // LibTorch's load errors name the file already

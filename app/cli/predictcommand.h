@@ -13,6 +13,9 @@ struct PredictCommandOptions {
     std::string activation = "relu";  // between the Linear layers of an inferred MLP
     std::vector<std::string> inputs;  // --input "v1,v2,...", one sample each
     std::string inputFile;            // --input-file F.csv|F.npy
+    // --input-shape C,H,W (or N for features): one sample's shape, as the pane's Sample shape
+    // field: the size a fixed-size TorchScript model (a ViT) takes pictures and rows at.
+    std::string inputShape;
     std::string device = "cpu";
     bool noNormalize = false;
     bool half = false;                // --half: --dtype float16

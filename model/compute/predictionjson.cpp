@@ -24,7 +24,9 @@ nlohmann::ordered_json predictionToJson(const PredictionResult &r, const Archite
         outputs.push_back({{"logits", s.logits}, {"probabilities", s.probabilities}, {"argmax", s.argmax}, {"top", top}});
     }
     return {{"device", r.device},
-            {"architecture", {{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions}}},
+            {"architecture",
+             {{"source", sourceName(arch.source)}, {"exact", arch.exact}, {"assumptions", arch.assumptions}}},
+            {"warnings", arch.warnings},
             {"normalized", r.normalized},
             {"dtype", r.dtype},
             {"half", r.dtype == "float16"},
@@ -32,15 +34,41 @@ nlohmann::ordered_json predictionToJson(const PredictionResult &r, const Archite
             {"output_shape", r.outputShape},
             {"outputs", outputs},
             {"probabilities_from", r.probabilitiesFrom},
+            {"probability_rule", probabilityRule(r)},
             {"latency_ms", r.latencyMs},
             {"latency_runs_ms", r.runsMs},
             {"notes", notes}};
 }
 
-std::string predictionToText(const PredictionResult &r)
+std::string probabilityRule(const PredictionResult &r)
+{
+    const std::string &from = r.probabilitiesFrom;
+    if (from == "sigmoid")
+        return r.outputs.empty() || r.outputs.front().logits.size() == 1
+                   ? "one output, taken as a binary classifier's logit: its probability is sigmoid(logit)"
+                   : "each output's probability is sigmoid(output), on its own (multi-label)";
+    if (from == "none" && !isScorePerClass(sampleOutputShape(r)))
+        return "outputs as values: each sample's output has shape " + shapeText(sampleOutputShape(r)) +
+               ", not one score per class; its values are listed flattened (row-major), ranked by value, "
+               "no probabilities";
+    if (from == "none")
+        return "outputs as values (--probabilities none): ranked by value, no probabilities";
+    if (from == "exp")
+        return "probabilities are exp(output): the model's last layer is a LogSoftmax, its outputs are "
+               "log-probabilities";
+    if (from == "as is")
+        return "probabilities are the outputs as they are: the model's last layer (a Softmax or a Sigmoid) gives "
+               "probabilities already";
+    return "probabilities are softmax(outputs) over each sample's outputs: they are read as logits";
+}
+
+std::string predictionToText(const PredictionResult &r, const std::vector<std::string> &warnings)
 {
     std::string out;
     char buf[64];
+    // Beside the numbers they concern, not among the notes above them.
+    for (const auto &w : warnings)
+        out += "warning: " + w + "\n";
     for (std::size_t i = 0; i < r.outputs.size(); ++i) {
         const auto &s = r.outputs[i];
         out += "sample " + std::to_string(i + 1) + ":";
@@ -60,16 +88,7 @@ std::string predictionToText(const PredictionResult &r)
             out += " " + formatFloat(s.logits[j]);
         out += s.logits.size() > 20 ? " ...\n" : "\n";
     }
-    if (r.probabilitiesFrom == "sigmoid")
-        out += r.outputs.empty() || r.outputs.front().logits.size() == 1
-                   ? "one output, taken as a binary classifier's logit: its probability is sigmoid(logit)\n"
-                   : "each output's probability is sigmoid(output), on its own (multi-label)\n";
-    else if (r.probabilitiesFrom == "none" && !isScorePerClass(sampleOutputShape(r)))
-        out += "outputs as values: each sample's output has shape " + shapeText(sampleOutputShape(r)) +
-               ", not one score per class; its values are listed flattened (row-major), ranked by value, "
-               "no probabilities\n";
-    else if (r.probabilitiesFrom == "none")
-        out += "outputs as values (--probabilities none): ranked by value, no probabilities\n";
+    out += probabilityRule(r) + "\n";
     std::snprintf(buf, sizeof buf, "%.3f", r.latencyMs);
     out += "device: " + r.device + (r.dtype != "float32" ? " (" + r.dtype + ")" : "") + "  latency: " + buf + " ms";
     if (r.runsMs.size() > 1) {

@@ -204,6 +204,12 @@ DeviceInfo describeDevice(const c10::Device &device)
 
 std::string deviceText(const DeviceInfo &d) { return d.label.empty() ? d.id : d.label; }
 
+std::string firstLine(const std::string &s)
+{
+    const auto nl = s.find('\n');
+    return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
 // A TorchScript literal.
 std::string lit(const json &v)
 {
@@ -317,8 +323,10 @@ std::string leafBody(const Layer &l, const std::map<std::string, bool> &has)
         const std::string op = ty == "Softmax" ? "torch.softmax" : "torch.log_softmax";
         if (!o["dim"].is_null())
             return "return " + op + "(x, " + lit(o["dim"]) + ")";
-        // dim=None: PyTorch's legacy choice (_get_softmax_dim).
-        return "d = 1\n        if x.dim() == 0 or x.dim() == 1 or x.dim() == 3:\n            d = 0\n        return " + op +
+        // dim=None: PyTorch's legacy choice (_get_softmax_dim: dim 0 for a 0-, 1- or 3-d input, else
+        // 1). Continuation lines are indented as the method body (4 spaces), which forward's
+        // first line gets from the caller.
+        return "d = 1\n    if x.dim() == 0 or x.dim() == 1 or x.dim() == 3:\n        d = 0\n    return " + op +
                "(x, d)";
     }
     if (ty == "MaxPool1d" || ty == "MaxPool2d")
@@ -440,24 +448,26 @@ struct Builder {
                 }
                 has[local] = true;
             }
+            // leafBody's further lines are indented for the method body already.
             src += "    " + leafBody(l, has) + "\n";
-            // leafBody may span lines indented for the method body already.
         }
+        // The TorchScript compiler reports with torch::jit::ErrorReport, a std::exception and no
+        // c10::Error; its text quotes the generated source, so only its first line is said.
+        const auto compileError = [&l](const std::string &why) {
+            return std::runtime_error("layer " + (l.path.empty() ? std::string("(model)") : l.path) + " (" + l.type +
+                                      "): LibTorch could not compile it: " +
+                                      firstLine(why.substr(std::min(why.find_first_not_of("\n "), why.size()))));
+        };
         try {
             m.define(src);
         } catch (const c10::Error &e) {
-            throw std::runtime_error("layer " + (l.path.empty() ? std::string("(model)") : l.path) + " (" + l.type +
-                                     "): LibTorch could not compile it: " + e.what_without_backtrace());
+            throw compileError(e.what_without_backtrace());
+        } catch (const std::exception &e) {
+            throw compileError(e.what());
         }
         return m;
     }
 };
-
-std::string firstLine(const std::string &s)
-{
-    const auto nl = s.find('\n');
-    return nl == std::string::npos ? s : s.substr(0, nl);
-}
 
 std::string lastLine(const std::string &s)
 {
@@ -728,6 +738,13 @@ private:
                                       const DeviceInfo &info, const std::string &why)
     {
         std::string msg = "the model refused an input of shape " + shapeText(x.sizes().vec()) + ": " + why;
+        if (x.dim() == 4 && !x.is_complex() && x.is_floating_point())
+            // A picture's size is the usual cause (a ViT's patches and positions fix it): which one
+            // ran, and how to give another.
+            msg += " (the input ran at " + std::to_string(x.size(3)) + "x" + std::to_string(x.size(2)) +
+                   " pixels, " + std::to_string(x.size(1)) + (x.size(1) == 1 ? " channel" : " channels") +
+                   "; a model of one input size needs that size: give it as the sample shape C,H,W with "
+                   "--input-shape)";
         if (precision != at::kFloat) {
             if (why.find("not implemented for") != std::string::npos)
                 msg = "a layer of this model has no " + dtype + " kernel on " + deviceText(info) + " (" + why +
@@ -847,8 +864,20 @@ private:
             } catch (const std::exception &e) {
                 std::vector<std::int64_t> sample(in.shape.begin() + 1, in.shape.end());
                 std::string want;
-                if (!m_arch.inputShape.empty())
-                    want = " (the model takes samples of shape " + shapeText(m_arch.inputShape) + ")";
+                if (!m_arch.inputShape.empty()) {
+                    // -1 is "any size" in a shape, and so is a size picked among those the layers
+                    // take (Architecture::inputSizeChosen): said in words.
+                    std::string shape = "[";
+                    for (std::size_t i = 0; i < m_arch.inputShape.size(); ++i)
+                        shape += (i ? ", " : "") + (m_arch.inputShape[i] < 0 || (i > 0 && m_arch.inputSizeChosen)
+                                                        ? std::string("any size")
+                                                        : std::to_string(m_arch.inputShape[i]));
+                    want = " (the model takes samples of shape " + shape + "]";
+                    if (!m_arch.exact)
+                        want += ", as far as its layers run in the order the file lists them; give the model's own "
+                                "TorchScript file with --arch, or its layers with --arch-spec, if that is not its forward";
+                    want += ")";
+                }
                 throw std::runtime_error("input samples of shape " + shapeText(sample) + " do not fit" + want + ": " +
                                          e.what());
             }
@@ -977,11 +1006,11 @@ private:
                                            "of the second class ('" + o.classNames[1] + "'), though it is listed under the "
                                            "first name");
         else if (names < width)
-            m_runNotes.push_back(counted + ": the names may not be these outputs', and outputs #" + std::to_string(names) +
+            m_runNotes.push_back(counted + ": the names may not belong to these outputs, and outputs #" + std::to_string(names) +
                                  (width - names > 1 ? " to #" + std::to_string(width - 1) : std::string()) +
                                  " have none (shown by index)");
         else
-            m_runNotes.push_back(counted + ": the names may not be these outputs' (the first " + std::to_string(width) +
+            m_runNotes.push_back(counted + ": the names may not belong to these outputs (the first " + std::to_string(width) +
                                  " are used)");
     }
 

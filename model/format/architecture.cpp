@@ -8,6 +8,7 @@
 #include "valuetree.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -803,12 +804,20 @@ void inferInput(Architecture &a, const Document &doc)
 {
     const auto leaves = leavesInOrder(a.root);
     const Layer *first = nullptr;
-    for (const Layer *l : leaves)
-        if (!kWeightless.count(l->type)) {
-            first = l;
-            break;
+    // A Flatten first (an MNIST MLP's nn.Flatten(), nn.Linear(784, ...)): the sample is the
+    // Linear's features, which a [1, 28, 28] picture gives flattened as well as a row of 784.
+    bool flattened = false;
+    for (const Layer *l : leaves) {
+        if (kWeightless.count(l->type))
+            continue;
+        if (l->type == "Flatten" && !flattened) {
+            flattened = true;
+            continue;
         }
-    if (!first)
+        first = l;
+        break;
+    }
+    if (!first || (flattened && first->type != "Linear"))
         return;
     const json &o = first->options;
     const std::string &ty = first->type;
@@ -982,20 +991,151 @@ void inferScriptInput(Architecture &a, const Document &doc, const Document &stat
                             ": a TorchScript file does not record what its forward takes");
 }
 
+// What the last layer that computes gives, by the types of the leaves in run order (Identity,
+// Dropout and Flatten change no value): log-probabilities after a LogSoftmax, probabilities after a
+// Softmax or a Sigmoid, logits otherwise. Pickled module trees and TorchScript files alike.
+Architecture::Output outputOfLastLayer(const std::vector<std::string> &types)
+{
+    for (auto it = types.rbegin(); it != types.rend(); ++it) {
+        if (kWeightless.count(*it) || *it == "Flatten")
+            continue;
+        if (*it == "LogSoftmax")
+            return Architecture::Output::LogProbabilities;
+        if (*it == "Softmax" || *it == "Sigmoid")
+            return Architecture::Output::Probabilities;
+        break;
+    }
+    return Architecture::Output::Logits;
+}
+
+// A TorchScript module's leaves in registration order, as a pickled tree's are run: the submodules
+// are the attributes that are script modules themselves. A torch.nn layer's class name (mangled or
+// not: "__torch__.torch.nn.modules.activation.___torch_mangle_3.Sigmoid") gives its type; a class
+// of the user's without submodules gives "" (a layer that computes something unknown).
+void scriptLeafTypes(const Value &m, int depth, std::vector<std::string> &out)
+{
+    std::vector<const Value *> children;
+    if (depth < 64 && m.state() && m.state()->isDict())
+        for (const auto &e : m.state()->entries())
+            if (e.value && isScriptModule(*e.value))
+                children.push_back(e.value.get());
+    if (children.empty()) {
+        const std::string cls = className(m);
+        out.push_back(cls.starts_with("__torch__.torch.nn.modules.") ? lastComponent(cls) : std::string());
+        return;
+    }
+    for (const Value *c : children)
+        scriptLeafTypes(*c, depth + 1, out);
+}
+
+void scriptOutput(Architecture &a, const Document &script)
+{
+    if (!script.root || !isScriptModule(*script.root))
+        return;
+    std::vector<std::string> types;
+    scriptLeafTypes(*script.root, 0, types);
+    a.output = outputOfLastLayer(types);
+}
+
+// The channels (features) a leaf takes and gives; 0 when it does not say.
+std::pair<std::int64_t, std::int64_t> leafChannels(const Layer &l)
+{
+    const json &o = l.options;
+    auto num = [&o](const char *key) {
+        return o.contains(key) && o[key].is_number_integer() ? o[key].get<std::int64_t>() : std::int64_t{0};
+    };
+    if (l.type == "Linear")
+        return {num("in_features"), num("out_features")};
+    if (l.type.starts_with("Conv"))
+        return {num("in_channels"), num("out_channels")};
+    if (l.type.starts_with("BatchNorm") || l.type.starts_with("InstanceNorm"))
+        return {num("num_features"), num("num_features")};
+    if (l.type == "GroupNorm")
+        return {num("num_channels"), num("num_channels")};
+    return {0, 0};
+}
+
+// Why a class of the user's looks like a residual block, whose forward adds its input to what its
+// layers give (x + f(x)); "" when it does not. The rule: a child named like a skip path
+// (downsample, shortcut, skip), a class name ending in Block or Bottleneck or naming Residual, or —
+// for a class below the top level — a first layer with weights that takes as many channels as the
+// last one gives, with at least two such layers between, so that x + f(x) fits.
+std::string residualLook(const Layer &l, bool top)
+{
+    std::string lower = lastComponent(l.pythonClass);
+    for (char &c : lower)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const auto &c : l.children)
+        for (const char *skip : {"downsample", "shortcut", "skip"})
+            if (c.name.find(skip) != std::string::npos)
+                return "it has a child named '" + c.name + "'";
+    if (lower.ends_with("block") || lower.ends_with("bottleneck") || lower.find("residual") != std::string::npos)
+        return "its class is named " + lastComponent(l.pythonClass);
+    if (top)
+        return {};
+    std::vector<const Layer *> weighted;
+    for (const Layer *leaf : leavesInOrder(l))
+        if (leafChannels(*leaf).first > 0)
+            weighted.push_back(leaf);
+    if (weighted.size() >= 2 && leafChannels(*weighted.front()).first == leafChannels(*weighted.back()).second)
+        return "its first layer with weights (" + weighted.front()->name + ") takes " +
+               std::to_string(leafChannels(*weighted.front()).first) + " channels and its last (" +
+               weighted.back()->name + ") gives as many, so x + f(x) fits";
+    return {};
+}
+
+void collectForwardGuesses(const Layer &l, bool top, std::vector<std::string> &custom, std::vector<std::string> &residual)
+{
+    if (l.type == "Container") {
+        const std::string who = (l.path.empty() ? std::string("the model") : l.path) + " (" +
+                                lastComponent(l.pythonClass) + ")";
+        custom.push_back(who);
+        if (const std::string why = residualLook(l, top); !why.empty())
+            residual.push_back(who + ": " + why);
+    }
+    for (const auto &c : l.children)
+        collectForwardGuesses(c, false, custom, residual);
+}
+
+// The warnings a pickled module tree's result carries (Architecture::warnings).
+void forwardWarnings(Architecture &a)
+{
+    std::vector<std::string> custom, residual;
+    collectForwardGuesses(a.root, true, custom, residual);
+    if (custom.empty())
+        return;
+    const std::size_t shown = std::min<std::size_t>(custom.size(), 3);
+    std::string names;
+    for (std::size_t i = 0; i < shown; ++i)
+        names += (i ? ", " : "") + custom[i];
+    if (custom.size() > shown)
+        names += " and " + std::to_string(custom.size() - shown) + " more";
+    a.warnings.push_back("the forward code of " + names +
+                         " is not in the file: this result assumes each runs its children one after another in the "
+                         "order they were registered; if a forward does anything else (adds, concatenates, reshapes) "
+                         "the numbers are wrong. A TorchScript export of the model (torch.jit.script or "
+                         "torch.jit.trace, predicted directly or given with --arch) runs its real forward");
+    if (residual.empty())
+        return;
+    std::string why;
+    for (std::size_t i = 0; i < std::min<std::size_t>(residual.size(), 3); ++i)
+        why += (i ? "; " : "") + residual[i];
+    if (residual.size() > 3)
+        why += "; and " + std::to_string(residual.size() - 3) + " more";
+    a.warnings.push_back("this result is likely wrong: " + std::string(residual.size() == 1 ? "a block" : "blocks") +
+                         " of this model look residual (" + why +
+                         "). A residual block adds its input to what its layers give (x + f(x)) in its forward; that "
+                         "skip connection cannot be seen in a pickle and is not computed here. Predict with a "
+                         "TorchScript export of the model instead (torch.jit.script(model).save(...), or --arch)");
+}
+
 void finish(Architecture &a, const Document &doc)
 {
     inferInput(a, doc);
-    const auto leaves = leavesInOrder(a.root);
-    for (auto it = leaves.rbegin(); it != leaves.rend(); ++it) {
-        const std::string &ty = (*it)->type;
-        if (kWeightless.count(ty) || ty == "Flatten")
-            continue;
-        if (ty == "LogSoftmax")
-            a.output = Architecture::Output::LogProbabilities;
-        else if (ty == "Softmax" || ty == "Sigmoid")
-            a.output = Architecture::Output::Probabilities;
-        break;
-    }
+    std::vector<std::string> types;
+    for (const Layer *l : leavesInOrder(a.root))
+        types.push_back(l->type);
+    a.output = outputOfLastLayer(types);
     // A full check of the chain before anything runs: wrong widths between layers are caught here.
     if (!a.inputShape.empty() && std::find(a.inputShape.begin(), a.inputShape.end(), -1) == a.inputShape.end()) {
         Shape trial{1};
@@ -1378,6 +1518,7 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         try {
             const Document script = readDocument(request.scriptPath);
             inferScriptInput(a, script, doc);
+            scriptOutput(a, script);
             // Only a hint for shaping rows and reading pictures: the file still runs as written,
             // and what it computes is exact, so nothing is listed as assumed.
             a.assumptions.clear();
@@ -1411,6 +1552,7 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         a.scriptPath = doc.path;
         a.weights = doc.stateDict;
         inferScriptInput(a, doc, doc);
+        scriptOutput(a, doc);
         return a;
     }
     if (doc.hasStateDict && doc.stateDictSource == "module_tree") {
@@ -1431,6 +1573,7 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
         }
         a.exact = a.assumptions.empty();
         finish(a, doc);
+        forwardWarnings(a);
         return a;
     }
     if (doc.hasStateDict && doc.root && doc.root->isDict())

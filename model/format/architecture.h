@@ -47,6 +47,10 @@ struct Architecture {
     Source source = Source::Spec;
     bool exact = false;                    // nothing about the computation was guessed
     std::vector<std::string> assumptions;  // what was guessed, for the user to see
+    // What the user must read beside the result because it may make the numbers wrong: a pickled
+    // class's forward taken to run its children in registration order, more strongly where a class
+    // looks like a residual block (its skip connection is in the forward a pickle does not carry).
+    std::vector<std::string> warnings;
     Layer root;                            // empty for TorchScript sources
     std::string scriptPath;                // TorchScript and ScriptArchitecture: the file to load
     std::vector<NamedTensor> weights;      // state-dict names (relative to root) and tensors

@@ -325,6 +325,9 @@ ImagePreprocessing imagePreprocessingOf(const Document &doc)
                 continue;
             if (k == "interpolation" && isBilinear(e.value))
                 continue;
+            // A step switched off (grayscale: False, to_bgr: None) does nothing: not worth a word.
+            if (!e.value || e.value->isNone() || (e.value->kind() == Value::Kind::Bool && !e.value->asBool()))
+                continue;
             out.notApplied.push_back("preprocessing." + k + " " + shortText(e.value) +
                                      (k == "interpolation" ? " (images are resized with PIL's bilinear filter)" : ""));
         }

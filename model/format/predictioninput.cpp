@@ -1,6 +1,7 @@
 #include "predictioninput.h"
 
 #include "architecture.h"
+#include "document.h"
 #include "error.h"
 #include "inferencemeta.h"
 
@@ -541,6 +542,13 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
     }
     int found = 0;
     (void)stbi_info_from_memory(data, size, &w, &h, &found);
+    // Said with every run: PIL-based code gives other numbers for this picture.
+    t.note += (t.note.empty() ? "" : "; ") + std::string("the PNG has 16 bits a channel: its values were divided by "
+                                                          "65535, keeping their precision, where PIL gives other numbers (") +
+              (found >= 3 ? "it keeps only the high byte of a 16-bit colour PNG, value // 256"
+                          : "it opens a 16-bit grey PNG as mode I, whose convert('L') or convert('RGB') clips every "
+                            "value above 255 to 255") +
+              ")";
     const bool toGrey = channels == 1 && found >= 3;
     std::unique_ptr<stbi_us, void (*)(void *)> pixels(stbi_load_16_from_memory(data, size, &w, &h, &found, toGrey ? 3 : channels),
                                                       stbi_image_free);
@@ -616,6 +624,107 @@ ImageSteps imageSteps(const std::string &bytes, const Architecture &arch, const 
     if (takesInput(arch, {sample[0], h, w}))
         steps.height = steps.width = 0;
     return steps;
+}
+
+std::vector<std::int64_t> proposedSampleShape(const Document &doc, const Architecture &arch)
+{
+    std::vector<std::int64_t> shape = arch.inputShape;
+    if (!arch.inputSizeChosen || shape.size() != 3)
+        return shape;
+    const ImageSteps stated = statedImageSteps(imagePreprocessingOf(doc));
+    const std::vector<std::int64_t> &size = stated.crop.size() == 2 ? stated.crop : stated.resize;
+    if (size.size() != 2 || size[0] <= 0 || size[1] <= 0 || size[0] > kMaxImageSide || size[1] > kMaxImageSide)
+        return shape;
+    const std::vector<std::int64_t> stepped{shape[0], size[0], size[1]};
+    return takesInput(arch, stepped) ? stepped : shape;
+}
+
+namespace {
+
+// The picture sizes a file states, as [C, H, W] with C 0 where it does not say: image_size,
+// input_size or input_shape at the root, in model_config and in preprocessing.
+std::vector<std::vector<std::int64_t>> statedPictureSizes(const Document &doc)
+{
+    std::vector<std::vector<std::int64_t>> out;
+    if (!doc.root || !doc.root->isDict())
+        return out;
+    auto side = [](const ValuePtr &v) { return v && v->kind() == Value::Kind::Int && v->asInt() > 0 && v->asInt() <= kMaxImageSide; };
+    for (const ValuePtr &where : {doc.root, doc.root->get("model_config"), doc.root->get("preprocessing")}) {
+        if (!where || !where->isDict())
+            continue;
+        for (const char *key : {"image_size", "input_size", "input_shape"}) {
+            const ValuePtr v = where->get(key);
+            if (side(v)) {
+                out.push_back({0, v->asInt(), v->asInt()});
+            } else if (v && v->isSequence() && (v->items().size() == 2 || v->items().size() == 3) &&
+                       std::all_of(v->items().begin(), v->items().end(), side)) {
+                const auto &i = v->items();
+                out.push_back(i.size() == 2 ? std::vector<std::int64_t>{0, i[0]->asInt(), i[1]->asInt()}
+                                            : std::vector<std::int64_t>{i[0]->asInt(), i[1]->asInt(), i[2]->asInt()});
+            }
+        }
+    }
+    return out;
+}
+
+// The channel count a file states: the normalisation's means (1 or 3), else model_config's
+// in_channels or channels; 0 when it says none.
+std::int64_t statedChannels(const Document &doc)
+{
+    const Preprocessing pre = preprocessingOf(doc);
+    if (pre.present() && (pre.mean.size() == 1 || pre.mean.size() == 3))
+        return static_cast<std::int64_t>(pre.mean.size());
+    if (doc.root && doc.root->isDict())
+        if (const ValuePtr config = doc.root->get("model_config"); config && config->isDict())
+            for (const char *key : {"in_channels", "channels", "num_channels"})
+                if (const ValuePtr v = config->get(key); v && v->kind() == Value::Kind::Int)
+                    if (v->asInt() == 1 || v->asInt() == 3 || v->asInt() == 4)
+                        return v->asInt();
+    return 0;
+}
+
+} // namespace
+
+std::optional<std::vector<std::int64_t>> pictureShape(const Document &doc, const Architecture &arch,
+                                                      const std::vector<std::int64_t> &sample, std::string *how)
+{
+    auto channelsOk = [](std::int64_t c) { return c == 1 || c == 3 || c == 4; };
+    if (sample.size() == 3 && channelsOk(sample[0]) && sample[1] != 0 && sample[2] != 0)
+        return sample;
+    if (sample.size() != 1 || sample[0] <= 0 || arch.integerInput)
+        return std::nullopt;
+    const std::int64_t n = sample[0];
+    const std::int64_t channels = statedChannels(doc);
+    // A size the file states, with the channels that make up the features.
+    for (const auto &size : statedPictureSizes(doc)) {
+        const std::int64_t area = size[1] * size[2];
+        if (n % area != 0)
+            continue;
+        const std::int64_t c = n / area;
+        if (!channelsOk(c) || (size[0] != 0 && size[0] != c) || (channels != 0 && channels != c))
+            continue;
+        if (how)
+            *how = "the model takes " + std::to_string(n) + " features: the picture becomes " + std::to_string(c) + "x" +
+                   std::to_string(size[1]) + "x" + std::to_string(size[2]) + " (channels x height x width) by the " +
+                   "size the file states, flattened in that order as torch.flatten does";
+        return std::vector<std::int64_t>{c, size[1], size[2]};
+    }
+    // The channels the file states, and a square of the rest.
+    if (channels != 0 && n % channels == 0) {
+        const std::int64_t per = n / channels;
+        const auto s = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(per))));
+        if (s * s == per && s <= kMaxImageSide) {
+            if (how)
+                *how = "the model takes " + std::to_string(n) + " features: the picture becomes " +
+                       std::to_string(channels) + "x" + std::to_string(s) + "x" + std::to_string(s) +
+                       " (channels x height x width; the file's normalisation has " + std::to_string(channels) +
+                       (channels == 1 ? " channel" : " channels") + ", " + std::to_string(n) + " = " +
+                       std::to_string(channels) + "·" + std::to_string(s) + "·" + std::to_string(s) +
+                       "), flattened in that order as torch.flatten does";
+            return std::vector<std::int64_t>{channels, s, s};
+        }
+    }
+    return std::nullopt;
 }
 
 } // namespace ckpt

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,6 +65,25 @@ struct Architecture;
 // file's steps leave it, at the picture's own size when there are none.
 ImageSteps imageSteps(const std::string &bytes, const Architecture &arch, const std::vector<std::int64_t> &sample,
                       const ImageSteps &stated);
+
+struct Document;
+// The sample shape a prediction proposes for `arch` over `doc` — the CLI's rows and the prediction
+// pane's Sample shape field alike: the architecture's input shape, except where its layers take any
+// picture size (Architecture::inputSizeChosen, the 224 being one size picked among those that run)
+// and the package states its picture steps: then CenterCrop's size, else a Resize to both sides
+// (Resize(n) alone leaves the longer side to each picture), where the layers take that size.
+std::vector<std::int64_t> proposedSampleShape(const Document &doc, const Architecture &arch);
+
+// The [C, H, W] a picture becomes for a model whose samples have shape `sample`: `sample` itself
+// when it is [C, H, W] of 1, 3 or 4 channels; for samples of N features (a Linear first, or a
+// Flatten and then a Linear), [C, H, W] with C·H·W = N, where the file states the picture's size
+// (image_size, input_size or input_shape at the root, in model_config or preprocessing: one number
+// a square, [H, W] or [C, H, W]) or its channel count (a normalisation of 1 or 3 means, or
+// model_config's in_channels) and N fixes the other: an MNIST MLP's 784 features a 1×28×28 picture.
+// Nullopt when the model takes no pictures. `how`, when given, says where the shape came from.
+std::optional<std::vector<std::int64_t>> pictureShape(const Document &doc, const Architecture &arch,
+                                                      const std::vector<std::int64_t> &sample,
+                                                      std::string *how = nullptr);
 
 // The batch shape for `rows` samples of `columns` values each: [rows, ...sample] when the model's
 // sample shape is fully known (its product must equal `columns`); when only its channels are
