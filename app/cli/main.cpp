@@ -176,6 +176,10 @@ int main(int argc, char **argv)
                            "silu, elu, leaky_relu, none; default relu)");
     auto *inputOpt = predictCmd->add_option("--input", predict.inputs, "One sample's values, \"v1,v2,...\" (repeat for a batch)")
                           ->allow_extra_args(false);
+    predictCmd->add_option("--input-shape", predict.inputShape,
+                           "One sample's shape, C,H,W for a picture (as the pane's Sample shape field): the size "
+                           "a fixed-size TorchScript model takes")
+        ->type_name("C,H,W");
     predictCmd->add_option("--input-file", predict.inputFile, "Samples from a .csv (one per row) or .npy file, or an image (.png, .jpg, .bmp) for a convolutional model")->excludes(inputOpt);
     predictCmd->add_option("--device", predict.device, "cpu (default), cuda or cuda:N")
         ->check(CLI::Validator(

@@ -156,6 +156,19 @@ def main():
                           str(logits(j))[:200])
                 res.check(any('784 features' in n for n in j['notes']), '%s %s note' % (model, pic), str(j['notes']))
 
+    # 6. --input-shape: a TorchScript model of one size takes a picture and a row at that size.
+    e = E['fixed16_ts']
+    j = predict_json('--input-shape picture', ['fixed16_ts.pt', '--input-shape', '3,16,16', '--input-file', 'pic16.png'])
+    if j:
+        res.check(j['input_shape'] == [1, 3, 16, 16], '--input-shape picture: input shape', str(j['input_shape']))
+        res.check(worst(logits(j), e['picture_output']) <= ATOL, '--input-shape picture vs torch', str(logits(j)))
+    j = predict_json('--input-shape row', ['fixed16_ts.pt', '--input-shape', '3,16,16'] + row_args([e['row']]))
+    if j:
+        res.check(worst(logits(j), e['row_output']) <= ATOL, '--input-shape row vs torch', str(logits(j)))
+    r = run(a.ckpt, ['fixed16_ts.pt', '--input-shape', '3,x,16'] + row_args([e['row']]), tmp)
+    res.check(r.returncode != 0 and '--input-shape' in r.stderr, '--input-shape 3,x,16 refused, named',
+              r.stderr.strip()[:300])
+
     # 7. A 16-bit PNG: values / 65535, said in a note (PIL opens it as mode I and would clip).
     j = predict_json('16-bit PNG', ['grey_any.pth', '--input-file', 'grey16.png'])
     if j:

@@ -137,6 +137,17 @@ def main():
         'rows': rows.tolist(),
         'output': torch.softmax(lin(rows), 1).tolist()}
 
+    # A TorchScript model of one input size (Flatten into a Linear of 4*16*16 features): only
+    # --input-shape 3,16,16 tells ckpt predict what to give it.
+    fixed = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 5)).eval()
+    torch.jit.save(torch.jit.script(fixed), p('fixed16_ts.pt'))
+    pic16 = rng.randint(0, 256, (16, 16, 3)).astype(np.uint8)
+    Image.fromarray(pic16).save(p('pic16.png'))
+    x16 = torch.from_numpy(pic16).permute(2, 0, 1).float().div(255).unsqueeze(0)  # ToTensor
+    row16 = torch.randn(1, 3 * 16 * 16)
+    expected['fixed16_ts'] = {'picture_output': fixed(x16).tolist(), 'row': row16[0].tolist(),
+                              'row_output': fixed(row16.reshape(1, 3, 16, 16)).tolist()}
+
     # TorchScript ending in Sigmoid (multi-label) or Softmax: probabilities as they are.
     ml = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 5), nn.Sigmoid()).eval()
     torch.jit.save(torch.jit.script(ml), p('sigmoid_ts.pt'))
