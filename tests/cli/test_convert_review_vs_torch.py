@@ -245,6 +245,29 @@ def main():
         rt, _ = convert(back, '--to', 'torchscript', '-o', ts)
         res.check(rt.returncode == 0 and os.path.exists(ts), 'the round trip exports to TorchScript', rt.stderr)
 
+    # A recorded order that does not name each tensor exactly once (another tool's, an edited header)
+    # is not used: the file's own order stands, and the file still reads.
+    def write_st(path, tensors, meta):
+        header, body = collections.OrderedDict(), b''
+        header['__metadata__'] = meta
+        for name, t in tensors.items():
+            raw = t.contiguous().view(torch.uint8).numpy().tobytes()
+            header[name] = {'dtype': 'F32', 'shape': list(t.shape), 'data_offsets': [len(body), len(body) + len(raw)]}
+            body += raw
+        text = json.dumps(header, separators=(',', ':')).encode()
+        text += b' ' * ((8 - len(text) % 8) % 8)
+        with open(path, 'wb') as f:
+            f.write(len(text).to_bytes(8, 'little') + text + body)
+    plain = collections.OrderedDict((k, torch.randn(2)) for k in ('a', 'b', 'c'))
+    for i, order in enumerate((['c', 'a'], ['c', 'a', 'a'], ['c', 'a', 'x'], 'not a list', ['c', 'b', 'a'])):
+        path = os.path.join(out, 'order_%d.safetensors' % i)
+        write_st(path, plain, {'format': 'pt', 'checkpoint_studio.key_order': json.dumps(order)})
+        dest = os.path.join(out, 'order_%d.pth' % i)
+        r, _ = convert(path, '--to', 'state-dict', '-o', dest)
+        want = order if order == ['c', 'b', 'a'] else ['a', 'b', 'c']
+        ok = r.returncode == 0 and list(load_weights_only(dest)) == want
+        res.check(ok, 'a recorded order %r is %s' % (order, 'used' if want == order else 'ignored'), r.stderr)
+
     # --- 6. the plan says where the weights came from ---------------------------------------------
     src = os.path.join(out, 'under_model.pth')
     torch.save({'model': model.state_dict(), 'epoch': 1}, src)

@@ -99,6 +99,8 @@ void TestConversionReview::missingOutputFolderIsMade()
                  notes.contains(folder),
              qPrintable(notes));
     QTRY_VERIFY_WITH_TIMEOUT(view.planSummary()->text().contains(QStringLiteral("made the folders")), kWait);
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/conversion-review-folder.png"));
 }
 
 void TestConversionReview::checkpointPlanSaysWhatIsCarried()
@@ -121,6 +123,8 @@ void TestConversionReview::checkpointPlanSaysWhatIsCarried()
     QVERIFY2(plan.contains(QStringLiteral("optimizer_state_dict")), qPrintable(plan));
     const QString summary = view.planSummary()->text();
     QVERIFY2(summary.contains(QStringLiteral("other entries: %1 carried").arg(carried.size())), qPrintable(summary));
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/conversion-review-plan.png"));
 }
 
 QTEST_MAIN(TestConversionReview)
