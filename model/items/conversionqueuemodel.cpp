@@ -58,22 +58,10 @@ QString ConversionQueueModel::planText(const ConversionQueueItem &item)
     // English plurals by hand: tr("%n ...(s)") shows "(s)" as long as no translation is loaded.
     QStringList parts;
     // The model's tensors are not all a checkpoint target writes: the EMA weights, optimizer and RNG
-    // state carried along are said too, by name (the first few), so the count is not read as all.
+    // state carried along are counted too (named in the plan below), so the count is not read as all.
     parts << (p.kept.size() == 1 ? tr("1 model tensor") : tr("%1 model tensors").arg(p.kept.size()));
-    if (!p.carried.empty()) {
-        QStringList names;
-        for (const auto &c : p.carried) {
-            if (names.size() == 3) {
-                names << QStringLiteral("\u2026");
-                break;
-            }
-            const std::string name = c.substr(0, c.find(" ("));
-            if (!name.starts_with("("))  // "(the whole pickled module tree)" says no entry
-                names << QString::fromStdString(name);
-        }
-        parts << (p.carried.size() == 1 ? tr("1 entry carried") : tr("%1 entries carried").arg(p.carried.size())) +
-                     (names.isEmpty() ? QString() : QStringLiteral(" (%1)").arg(names.join(QStringLiteral(", "))));
-    }
+    if (!p.carried.empty())
+        parts << (p.carried.size() == 1 ? tr("1 entry carried") : tr("%1 entries carried").arg(p.carried.size()));
     if (!p.dropped.empty())
         parts << tr("%1 dropped").arg(p.dropped.size());
     if (!p.lost.empty())
