@@ -601,6 +601,10 @@ ConversionResult writeScriptExport(const std::string &bytes, const Document &sou
                                    const std::string &output, const WriteOptions &w, std::vector<std::string> *notes)
 {
     checkOutputExtension(output, false, kScriptExportWrites); // predict --export-torchscript too
+    // LibTorch built float16/bfloat16 weights in float32: written back in their own dtype (what
+    // planScriptExport decides for convert; predict --export-torchscript comes here without it).
+    if (!cast && source.format != ContainerFormat::TorchScript)
+        cast = sourceFloatingDtype(source, source.path);
     const std::string written = cast ? castArchive(bytes, *cast, output) : bytes;
     ConversionResult result;
     result.output = output;

@@ -105,6 +105,13 @@ def main():
                       'max diff %g' % (y_got - y_want).abs().max().item())
             res.check(any(str(dtype).replace('torch.', '') in n for n in (doc or {}).get('notes', [])),
                       '%s export says it writes the module in the weights\' dtype' % tag, repr(doc.get('notes')))
+        # `ckpt predict --export-torchscript` writes with the same code: the weights' own dtype too.
+        dest = os.path.join(out, 'seq_%s_predict_ts.pt' % tag)
+        r = run('predict', src, '--export-torchscript', dest)
+        if res.check(r.returncode == 0, '%s predict --export-torchscript without --dtype' % tag, r.stderr):
+            gsd, wsd = torch.jit.load(dest).state_dict(), torch.load(src, weights_only=False).state_dict()
+            res.check(all(k in gsd and same_tensor(gsd[k], v) for k, v in wsd.items()),
+                      '%s predict\'s TorchScript holds the source tensors in their dtype' % tag)
     # Weights mixing float16 and float32: refused at plan time, naming --dtype; nothing written.
     mixed = {'0.weight': torch.randn(4, 10).half(), '0.bias': torch.randn(4).half(),
              '2.weight': torch.randn(3, 4), '2.bias': torch.randn(3)}
