@@ -1091,14 +1091,14 @@ void ConversionView::startNext()
     // --out-dir` makes it: only the folders missing, and the row says which.
     QString madeFolder;
     const QString folder = QFileInfo(item.output).absolutePath();
-    if (!item.settings.outDir.isEmpty() && !QFileInfo(folder).isDir()) {
+    // (A file of that name is left to the writer, which says it cannot make its temporary file there.)
+    if (!item.settings.outDir.isEmpty() && !QFileInfo::exists(folder)) {
         QString first = folder;  // the outermost folder missing
         while (!QFileInfo(QFileInfo(first).absolutePath()).exists() && QFileInfo(first).absolutePath() != first)
             first = QFileInfo(first).absolutePath();
-        if (QFileInfo::exists(folder) || !QDir().mkpath(folder)) {
+        if (!QDir().mkpath(folder)) {
             item.status = S::Failed;
-            item.result = QFileInfo::exists(folder) ? tr("%1 is a file, not a folder").arg(folder)
-                                                    : tr("%1: cannot make the folder").arg(folder);
+            item.result = tr("%1: cannot make the folder").arg(folder);
             m_queue->update(row, item);
             Q_EMIT itemFinished(row);
             startNext();
