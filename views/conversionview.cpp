@@ -15,6 +15,7 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDir>
 #include <QDesktopServices>
 #include <QDragEnterEvent>
 #include <QDropEvent>
@@ -832,7 +833,10 @@ void ConversionView::showSelected()
         return;
     }
     const ConversionPlan &p = *item.plan;
-    QString text = tr("%1 \u2192 <b>%2</b> (%3)<br>%4 kept, %5 dropped; %6 carried, %7 not written; tensors %8 \u2192 %9")
+    // The counts of the model's tensors, and apart from them the other entries a checkpoint
+    // carries (EMA weights, optimizer and RNG state), so the first is not read as everything.
+    QString text = tr("%1 \u2192 <b>%2</b> (%3)<br>model tensors: %4 kept, %5 dropped; other entries: %6 carried, %7 "
+                      "not written; model tensors %8 \u2192 %9")
                        .arg(QFileInfo(item.input).fileName().toHtmlEscaped(),
                             QFileInfo(QString::fromStdString(p.output)).fileName().toHtmlEscaped(),
                             convertTargetLabel(item.target))
@@ -1083,6 +1087,27 @@ void ConversionView::startNext()
         }
         options.force(true);
     }
+    // The output folder (--out-dir in the panel) that is not there yet is made, as `ckpt convert
+    // --out-dir` makes it: only the folders missing, and the row says which.
+    QString madeFolder;
+    const QString folder = QFileInfo(item.output).absolutePath();
+    // (A file of that name is left to the writer, which says it cannot make its temporary file there.)
+    if (!item.settings.outDir.isEmpty() && !QFileInfo::exists(folder)) {
+        QString first = folder;  // the outermost folder missing
+        while (!QFileInfo(QFileInfo(first).absolutePath()).exists() && QFileInfo(first).absolutePath() != first)
+            first = QFileInfo(first).absolutePath();
+        if (!QDir().mkpath(folder)) {
+            item.status = S::Failed;
+            item.result = tr("%1: cannot make the folder").arg(folder);
+            m_queue->update(row, item);
+            Q_EMIT itemFinished(row);
+            startNext();
+            return;
+        }
+        madeFolder = first == folder ? tr("made the folder %1, which did not exist").arg(folder)
+                                     : tr("made the folders %1 down to %2, which did not exist").arg(first, folder);
+        item.notes = QStringList{madeFolder};
+    }
     item.status = S::Running;
     item.progress = item.scriptExport ? -1 : 0;  // building a module reports no fraction: a busy bar
     m_queue->update(row, item);
@@ -1109,10 +1134,12 @@ void ConversionView::startNext()
     auto script = item.scriptExport;
     const quint64 id = item.id;
     const PaneTarget target = item.target;
-    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, script, options, cancelFlag, isCancelled, id, target](QPromise<ConversionRun> &promise) mutable {
+    m_runWatcher->setFuture(QtConcurrent::run(jobPool(), [doc, plan, script, options, cancelFlag, isCancelled, id, target, madeFolder](QPromise<ConversionRun> &promise) mutable {
         promise.setProgressRange(0, 1000);
         ConversionRun run;
         run.id = id;
+        if (!madeFolder.isEmpty())
+            run.notes << madeFolder;
         options.onProgress([&promise, isCancelled](double f) {
             promise.setProgressValue(static_cast<int>(f * 1000));
             return !isCancelled();

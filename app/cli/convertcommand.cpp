@@ -150,6 +150,12 @@ void printPlan(std::ostream &out, const ConversionPlan &plan, const std::string 
     out.flush();
 }
 
+// One input's failure as `--json` prints it: which file, and why (the sentence stderr says too).
+nlohmann::ordered_json failureJson(const std::string &file, const std::exception &e)
+{
+    return {{"input", file}, {"error", e.what()}};
+}
+
 void printResult(std::ostream &out, const ConversionResult &result)
 {
     out << "  wrote " << result.output << ": " << result.bytes << " bytes, read back and verified\n";
@@ -228,6 +234,8 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             edits.drop(d);
     } catch (const std::exception &e) {
         err << "ckpt: " << e.what() << '\n';
+        if (c.json)
+            out << nlohmann::ordered_json{{"error", e.what()}}.dump(2) << '\n';
         return 1;
     }
     const std::string dtype = cast ? std::string(dtypeName(*cast)) : std::string();
@@ -247,6 +255,10 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             std::vector<std::string> notes;
             for (const auto &a : plan.architecture.assumptions)
                 notes.push_back("architecture: " + a);
+            if (!cast && plan.cast)
+                notes.push_back("the weights are " + std::string(dtypeName(*plan.cast)) + ": the module is written in " +
+                                std::string(dtypeName(*plan.cast)) + ", as torch.jit.script(model." +
+                                (*plan.cast == DType::Float16 ? "half" : "bfloat16") + "()) holds it");
             if (!c.json) {
                 printPlan(out, plan.plan, "torchscript" + (dtype.empty() ? std::string() : ", " + dtype));
                 out << "  architecture: " << sourceName(plan.architecture.source)
@@ -266,6 +278,8 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             }
         } catch (const std::exception &e) {
             status = reportError(err, file, e);
+            if (c.json)
+                all.push_back(failureJson(file, e));
         }
     }
     if (c.json)
@@ -277,6 +291,8 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
 
 int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream &err)
 {
+    // Ctrl-C, SIGTERM or SIGHUP while a file is written leave the output folder as it was (README).
+    removeTemporaryFilesOnSignals();
     if (options.to == "torchscript")
         return convertToTorchScript(options, out, err);
     ConvertOptions o;
@@ -293,6 +309,8 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             checkDistinctOutputs(options.files, [&](const std::string &f) { return defaultOutputPath(f, o, options.outDir); });
     } catch (const std::exception &e) {
         err << "ckpt: " << e.what() << '\n';
+        if (options.json)
+            out << nlohmann::ordered_json{{"error", e.what()}}.dump(2) << '\n';
         return 1;
     }
     nlohmann::ordered_json all = nlohmann::ordered_json::array();
@@ -315,6 +333,8 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
                 printResult(out, result);
         } catch (const std::exception &e) {
             status = reportError(err, file, e);
+            if (options.json)
+                all.push_back(failureJson(file, e));
         }
     }
     if (options.json)

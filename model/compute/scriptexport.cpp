@@ -51,7 +51,9 @@ std::size_t verifyExport(const Document &written, const Document &source, std::o
             throw FormatError(output + ": read back, '" + name + "' is " + std::string(dtypeName(have.dtype)) + " " +
                               shapeText(have.shape) + " where " + std::string(dtypeName(dtype)) + " " +
                               shapeText(want.shape) + " was exported");
-        if (!cast && want.isContiguous() && have.isContiguous()) {
+        // Without a cast, or cast back to the source's own dtype (float16 weights LibTorch built in
+        // float32), the bytes are the source's.
+        if ((!cast || *cast == want.dtype) && want.isContiguous() && have.isContiguous()) {
             const auto a = want.spannedBytes();
             const auto b = have.spannedBytes();
             if (a.size() != b.size() || !std::equal(a.begin(), a.end(), b.begin()))
@@ -483,6 +485,30 @@ void runWrittenBack(const Document &back, const std::string &temporary, const st
                       shapeText(sample->shape) + " that it ran before the cast, so it was not kept: " + *failed);
 }
 
+// LibTorch builds the module in float32 (float64 stays float64); weights stored as float16 or
+// bfloat16 are written back in their own dtype, as torch.jit.script(model.half()) holds them: the
+// archive is cast to it (castArchive). Nothing for float32/float64 weights. A module whose floating
+// weights mix float16 or bfloat16 with other floating types cannot be written as the source holds
+// it by casting the whole archive: refused here, before anything is built, with the way out.
+std::optional<DType> sourceFloatingDtype(const Document &edited, const std::string &path)
+{
+    std::set<DType> types;
+    for (const auto &w : edited.stateDict)
+        if (w.value && w.value->isTensor() && dtypeIsFloating(w.value->tensorRef()->dtype))
+            types.insert(w.value->tensorRef()->dtype);
+    const bool reduced = types.count(DType::Float16) || types.count(DType::BFloat16);
+    if (!reduced)
+        return std::nullopt;
+    if (types.size() == 1)
+        return *types.begin();
+    std::string names;
+    for (const DType t : types)
+        names += (names.empty() ? "" : " and ") + std::string(dtypeName(t));
+    throw FormatError(path + ": the weights mix " + names +
+                      "; a TorchScript module is written with its floating weights in one dtype: choose it with "
+                      "--dtype (float32 keeps every value; float16 or bfloat16 keeps the file small)");
+}
+
 bool editsWeights(const ConvertOptions &o)
 {
     return !o.strip.empty() || !o.add.empty() || o.promoteEma || !o.drops.empty();
@@ -541,6 +567,8 @@ ScriptExport planScriptExport(const Document &doc, const std::string &output, Co
     }
     if (auto warning = scriptNormalisationWarning(*edited))
         e.plan.warnings.push_back(std::move(*warning));
+    if (!e.cast && doc.format != ContainerFormat::TorchScript)
+        e.cast = sourceFloatingDtype(*edited, doc.path);
     e.architecture = resolveArchitecture(*edited, request);
     e.source = std::move(edited);
     return e;
@@ -555,6 +583,12 @@ ConversionResult executeScriptExport(const ScriptExport &e, const WriteOptions &
     // Written as LibTorch holds it; writeScriptExport casts the archive (see castScriptArchive).
     const std::string bytes = predictor->torchScriptBytes(std::string());
     std::vector<std::string> loading = predictor->notes();
+    // LibTorch computes float16/bfloat16 weights in float32 and says so; the module written is cast
+    // back to that dtype (e.cast), so those notes would say the opposite of what the file holds.
+    if (e.cast) {
+        const std::string written = " is stored as " + std::string(dtypeName(*e.cast)) + ", computed as float32";
+        std::erase_if(loading, [&written](const std::string &n) { return n.ends_with(written); });
+    }
     if (cancelled && cancelled())
         throw FormatError("cancelled; nothing was written");
     auto result = writeScriptExport(bytes, *e.source, e.cast, output, w, &loading);
@@ -567,6 +601,10 @@ ConversionResult writeScriptExport(const std::string &bytes, const Document &sou
                                    const std::string &output, const WriteOptions &w, std::vector<std::string> *notes)
 {
     checkOutputExtension(output, false, kScriptExportWrites); // predict --export-torchscript too
+    // LibTorch built float16/bfloat16 weights in float32: written back in their own dtype (what
+    // planScriptExport decides for convert; predict --export-torchscript comes here without it).
+    if (!cast && source.format != ContainerFormat::TorchScript)
+        cast = sourceFloatingDtype(source, source.path);
     const std::string written = cast ? castArchive(bytes, *cast, output) : bytes;
     ConversionResult result;
     result.output = output;

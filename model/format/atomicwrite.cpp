@@ -3,7 +3,9 @@
 #include "error.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -16,6 +18,54 @@ namespace {
 std::string systemError(const std::string &path, const std::string &what, int err)
 {
     return path + ": " + what + ": " + std::strerror(err);
+}
+
+// The temporary files being written, for the signal handler: a fixed table (nothing allocated,
+// nothing locked), each slot free (0), being filled (1) or holding a path (2). A path longer than a
+// slot, or a 17th file written at once, is not registered (it is removed only by normal unwinding).
+constexpr std::size_t kSlots = 16;
+constexpr std::size_t kSlotPath = 4096;
+struct TemporarySlot {
+    std::atomic<int> state{0};
+    char path[kSlotPath];
+};
+TemporarySlot g_temporaries[kSlots];
+
+int registerTemporary(const std::string &path)
+{
+    if (path.size() >= kSlotPath)
+        return -1;
+    for (std::size_t i = 0; i < kSlots; ++i) {
+        int expected = 0;
+        if (g_temporaries[i].state.compare_exchange_strong(expected, 1)) {
+            std::memcpy(g_temporaries[i].path, path.c_str(), path.size() + 1);
+            g_temporaries[i].state.store(2);
+            return int(i);
+        }
+    }
+    return -1;
+}
+
+void unregisterTemporary(int slot)
+{
+    if (slot >= 0)
+        g_temporaries[slot].state.store(0);
+}
+
+extern "C" void removeTemporariesAndDie(int sig)
+{
+    const int savedErrno = errno;
+    for (auto &slot : g_temporaries)
+        if (slot.state.load() == 2)
+            ::unlink(slot.path);
+    // The default action now: the process ends as the signal says (status 128+sig, a shell's
+    // Ctrl-C seen as such). Raised while the handler blocks it, it is delivered on return.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(sig, &dfl, nullptr);
+    ::raise(sig);
+    errno = savedErrno;
 }
 
 bool sameFile(const std::string &a, const std::string &b)
@@ -57,6 +107,24 @@ AtomicFileWriter::AtomicFileWriter(std::string path, const WriteOptions &options
         throw FormatError(systemError(m_path, "cannot create a temporary file in its folder", error));
     }
     m_temp = pattern;
+    m_slot = registerTemporary(m_temp);
+}
+
+void removeTemporaryFilesOnSignals()
+{
+    static std::atomic<bool> installed{false};
+    if (installed.exchange(true))
+        return;
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+        struct sigaction previous {};
+        ::sigaction(sig, nullptr, &previous);
+        if (previous.sa_handler == SIG_IGN)
+            continue; // ignored (nohup): it stays ignored
+        struct sigaction sa {};
+        sa.sa_handler = removeTemporariesAndDie;
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(sig, &sa, nullptr);
+    }
 }
 
 AtomicFileWriter::~AtomicFileWriter()
@@ -71,6 +139,8 @@ void AtomicFileWriter::cancel()
     m_fd = -1;
     if (!m_temp.empty())
         ::unlink(m_temp.c_str());
+    unregisterTemporary(m_slot);
+    m_slot = -1;
     m_temp.clear();
 }
 
@@ -125,7 +195,9 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
         m_fd = -1;
         if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
             throw FormatError(systemError(m_path, "cannot rename the finished file into place", errno));
-        m_temp.clear(); // renamed: nothing to remove
+        unregisterTemporary(m_slot); // renamed: nothing to remove
+        m_slot = -1;
+        m_temp.clear();
         // Make the new name itself durable.
         const auto folder = std::filesystem::path(m_path).parent_path();
         const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -51,7 +51,15 @@ private:
     int m_fd = -1;
     std::uint64_t m_size = 0;
     std::uint64_t m_flushStarted = 0;  // bytes the disk was asked to start writing
+    int m_slot = -1;                   // where the signal handler finds m_temp (-1: not there)
 };
+
+// A command-line run killed by Ctrl-C, SIGTERM or SIGHUP while it writes would leave its
+// temporary files (`.NAME.XXXXXX`, as large as the output) behind. After this call those signals
+// remove every temporary file an AtomicFileWriter holds at that moment, then end the process as the
+// signal would have (re-raised with its default action). Async-signal-safe: the handler only reads
+// a fixed table of paths and calls unlink. Idempotent; the CLI calls it before converting.
+void removeTemporaryFilesOnSignals();
 
 // Throws FormatError (naming `name`) unless `file` holds exactly `data`.
 void verifyFileBytes(const std::string &file, std::span<const std::uint8_t> data, const std::string &name);

@@ -417,6 +417,8 @@ public:
             buildTarget();
             if (m_o.classes)
                 checkClassCount();
+            if (m_o.preprocess)
+                checkPreprocessing();
             if (m_plan.weightsOnly && m_plan.root)
                 noteTypeChanges();
         }
@@ -542,6 +544,8 @@ private:
     ConversionPlan &m_plan;
     std::vector<std::pair<std::string, ValuePtr>> m_tensors; // the state dict after edits
     ValuePtr m_metadata;                                     // the state dict's _metadata, edited
+    std::vector<ValuePtr> m_carriedWeights;                  // tensors of weight sets carried with the
+                                                             // model's edits (cast as the model's are)
     std::set<std::string> m_usedRootKeys;
     std::set<std::string> m_takenFromInfo; // additional_info entries promoted back to their own key
     std::set<std::string> m_takenFromFormat; // safetensors __metadata__ entries promoted to their own key
@@ -900,6 +904,56 @@ private:
                                        ? ": a binary classifier's one logit, which predict shows under the first name "
                                          "although its sigmoid is usually the second class's probability"
                                        : ": the names will not match the outputs"));
+    }
+
+    // A given --preprocessing that predict could not use is said now, as class names that do not
+    // count the outputs are: what inferencemeta's preprocessingOf finds wrong in it (a zero std,
+    // lengths that differ, not numbers), and a mean/std of another length than the model's input
+    // features (an MLP's inputs, an image model's channels; one value broadcasts to all).
+    void checkPreprocessing()
+    {
+        Document given;
+        given.path = m_doc.path;
+        given.root = Value::dict();
+        given.root->entries().push_back({Value::string("preprocessing"), jsonToValue(*m_o.preprocess)});
+        const Preprocessing p = preprocessingOf(given);
+        if (!p.problem.empty()) {
+            std::string why = p.problem;
+            if (why.starts_with("preprocessing: "))
+                why.erase(0, std::string_view("preprocessing: ").size());
+            m_plan.warnings.push_back("--preprocessing: " + why + " (predict reads it so)");
+            return;
+        }
+        if (!p.present())
+            return;  // no mean/std in it (other picture steps): nothing to count
+        std::set<std::size_t> lengths;
+        for (const auto *v : {&p.mean, &p.std})
+            if (v->size() != 1)
+                lengths.insert(v->size());
+        if (lengths.empty())
+            return;
+        Document edited = m_doc;
+        edited.stateDict.clear();
+        for (const auto &[name, v] : m_tensors)
+            edited.stateDict.push_back({name, v});
+        std::int64_t inputs = 0;
+        bool image = false;
+        try {
+            const Architecture arch = resolveArchitecture(edited, {});
+            if (arch.inputShape.empty() || arch.inputShape[0] <= 0)
+                return;
+            inputs = arch.inputShape[0];
+            image = arch.inputShape.size() > 1;
+        } catch (const std::exception &) {
+            return;
+        }
+        const auto n = static_cast<std::int64_t>(*lengths.rbegin());
+        if (lengths.size() == 1 && n == inputs)
+            return;
+        m_plan.warnings.push_back("--preprocessing gives " + std::to_string(n) + " mean/std values but the model takes " +
+                                  std::to_string(inputs) + (image ? " input channels" : " input features") +
+                                  ": they do not match its inputs (give one value for all, or one per " +
+                                  (image ? "channel" : "feature") + ")");
     }
 
     // A dtype torch 1.x has no typed storage for is written as newer torch writes it; say which
@@ -1271,7 +1325,8 @@ private:
                                               : why});
                 continue;
             }
-            const ValuePtr value = weightsOnlyForm(e.value, k);
+            std::string editsSaid;  // the model's edits applied to a weight set carried along
+            const ValuePtr value = editedWeightSet(k, weightsOnlyForm(e.value, k), editsSaid);
             if (auto b = blockerOf(value); !b.empty()) {
                 m_plan.lost.push_back({k, b});
                 continue;
@@ -1284,16 +1339,120 @@ private:
                 std::any_of(layoutKeys.begin(), layoutKeys.end(), [&k](const char *l) { return k == l; });
             if (topLevel && !clash) {
                 topLevel->entries().push_back({Value::string(k), value});
-                m_plan.carried.push_back(k);
+                m_plan.carried.push_back(k + editsSaid);
                 continue;
             }
             into->entries().push_back({Value::string(k), value});
-            m_plan.carried.push_back(intoName + "/" + k);
+            m_plan.carried.push_back(intoName + "/" + k + editsSaid);
             if (topLevel)
                 m_plan.warnings.push_back("'" + k + "' is a key of the checkpoint's own layout, which holds " +
                                           "the converted value there: the source's '" + k + "' is kept as '" +
                                           intoName + "/" + k + "'");
         }
+    }
+
+    // The name the model's edits give the source key `k` (--drop, --strip-prefix, --add-prefix, as
+    // collectStateDict applies them); none when --drop leaves it out.
+    std::optional<std::string> editedName(const std::string &k) const
+    {
+        for (const auto &p : m_o.drops)
+            if (::fnmatch(p.c_str(), k.c_str(), 0) == 0)
+                return std::nullopt;
+        std::string name = k;
+        const std::string strip = normalisedPrefix(m_o.strip);
+        if (!strip.empty() && name.starts_with(strip))
+            name.erase(0, strip.size());
+        return normalisedPrefix(m_o.add) + name;
+    }
+
+    // Another set of weights carried along (a checkpoint's 'ema_state_dict') gets the edits the
+    // model's weights got, so that swapping it in (model.load_state_dict(ckpt['ema_state_dict']))
+    // still fits the written model: its keys renamed and dropped as the model's, its floating
+    // tensors cast as the model's are. That holds only for a set with the model's own keys; one
+    // that has other keys is carried as it is, and the plan says so. `said` receives the words the
+    // plan adds to the entry carried. Anything that is not a root-level set of weights is returned
+    // as it is.
+    ValuePtr editedWeightSet(const std::string &k, const ValuePtr &v, std::string &said)
+    {
+        const std::string strip = normalisedPrefix(m_o.strip), add = normalisedPrefix(m_o.add);
+        std::vector<std::string> edits;
+        if (!m_o.drops.empty())
+            edits.push_back("--drop");
+        if (!strip.empty())
+            edits.push_back("--strip-prefix " + strip);
+        if (!add.empty())
+            edits.push_back("--add-prefix " + add);
+        if (m_o.castTo)
+            edits.push_back("--dtype " + std::string(dtypeName(*m_o.castTo)));
+        if (edits.empty() || !v)
+            return v;
+        std::string editList;
+        for (const auto &e : edits)
+            editList += (editList.empty() ? "" : ", ") + e;
+        const bool rootSet = std::any_of(m_doc.otherWeightSets.begin(), m_doc.otherWeightSets.end(),
+                                         [&k](const KeyPath &p) { return p.size() == 1 && p.front() == k; });
+        if (!rootSet) {
+            for (const auto &p : m_doc.otherWeightSets)
+                if (p.size() > 1 && p.front() == k) {
+                    m_plan.warnings.push_back("'" + pathText(p) + "' is another set of weights, carried as it is: " +
+                                              editList + " changed the model's weights only");
+                    break;
+                }
+            return v;
+        }
+        std::set<std::string> model, theirs;
+        for (const auto &t : m_doc.stateDict)
+            model.insert(t.name);
+        if (v->isDict())
+            for (const auto &e : v->entries())
+                if (e.key && e.key->isString() && e.value && e.value->isTensor())
+                    theirs.insert(e.key->text());
+        if (!v->isDict()) {
+            m_plan.warnings.push_back("'" + k + "' is another set of weights, carried as it is: " + editList +
+                                      " changed the model's weights only");
+            return v;
+        }
+        if (theirs != model) {
+            std::size_t common = 0;
+            for (const auto &n : theirs)
+                common += model.count(n);
+            m_plan.warnings.push_back("'" + k + "' is another set of weights whose keys are not the model's (" +
+                                      std::to_string(common) + " of its " + std::to_string(theirs.size()) +
+                                      " keys are): it is carried as it is, without the " + editList +
+                                      " the model's weights got, so it no longer fits the written model as it did");
+            return v;
+        }
+        auto d = Value::dict();
+        d->setPythonClass(v->pythonClass());
+        std::size_t dropped = 0;
+        for (const auto &e : v->entries()) {
+            if (!e.key || !e.key->isString() || !e.value || !e.value->isTensor()) {
+                d->entries().push_back(e);
+                continue;
+            }
+            const auto name = editedName(e.key->text());
+            if (!name) {
+                ++dropped;
+                continue;
+            }
+            d->entries().push_back({Value::string(*name), e.value});
+            m_carriedWeights.push_back(e.value);
+        }
+        if (v->state()) {
+            // Its _metadata names its modules as the model's did: the model's, edited, replaces it.
+            auto state = v->state();
+            if (m_metadata && state->isDict() && state->get("_metadata") && (!strip.empty() || !add.empty())) {
+                auto edited = Value::dict();
+                for (const auto &e : state->entries())
+                    edited->entries().push_back(
+                        {e.key, e.key && e.key->isString() && e.key->text() == "_metadata" ? m_metadata : e.value});
+                state = edited;
+            }
+            d->setState(state);
+        }
+        said = " (with the model's edits, as its keys are the model's: " + editList +
+               (dropped ? ", " + std::to_string(dropped) + " keys dropped" : std::string()) + ")";
+        return d;
     }
 
     // Values the user gave that the target has no place for are an error, not a silent loss.
@@ -1517,6 +1676,20 @@ private:
         return Value::string(isoNow());
     }
 
+    // The targets that keep the weights under 'model_state_dict' say where they came from when the
+    // source kept them elsewhere ('model', 'state_dict', a module tree, the file's root): code that
+    // read ckpt['model'] must read ckpt['model_state_dict'] from the output.
+    void sayWeightsMoved()
+    {
+        const std::string from = pathText(m_doc.stateDictPath);
+        if (from == "model_state_dict")
+            return;
+        std::string where = from.empty() ? "the file's root" : "'" + from + "'";
+        if (m_doc.stateDictSource == "module_tree")
+            where = from.empty() ? "the pickled module's weights" : "the weights of the module under '" + from + "'";
+        m_plan.carried.push_back("model_state_dict (the model's weights, moved from " + where + ")");
+    }
+
     void markWeightsUsed()
     {
         if (!m_doc.stateDictPath.empty())
@@ -1559,6 +1732,7 @@ private:
             put("epoch", pick("epoch", m_o.epochValue ? Value::integer(*m_o.epochValue) : nullptr, {"epoch"},
                               " (set it with --epoch)"));
             put("model_state_dict", stateDictValue());
+            sayWeightsMoved();
             if (m_doc.optimizer && !m_doc.optimizerPath.empty()) {
                 m_usedRootKeys.insert(m_doc.optimizerPath[0]);
                 if (m_o.dropTraining) {
@@ -1568,7 +1742,14 @@ private:
                     m_plan.lost.push_back({pathText(m_doc.optimizerPath), b});
                 } else {
                     put("optimizer_state_dict", optimizerForOutput());
-                    m_plan.carried.push_back("optimizer_state_dict (from '" + pathText(m_doc.optimizerPath) + "')");
+                    // Its state stays as the source holds it (float32 for mixed-precision training):
+                    // torch's Optimizer.load_state_dict casts floating state to each parameter's dtype.
+                    m_plan.carried.push_back("optimizer_state_dict (from '" + pathText(m_doc.optimizerPath) + "'" +
+                                             (m_o.castTo ? std::string("; its state keeps its dtype, as mixed-precision "
+                                                                       "training keeps it: optimizer.load_state_dict "
+                                                                       "casts it to the parameters' dtype")
+                                                         : std::string()) +
+                                             ")");
                     auto list = rootEntry(m_doc.optimizerPath[0]);
                     if (m_doc.optimizerPath.size() > 1 && list && list->isSequence() && list->items().size() > 1)
                         m_plan.lost.push_back({m_doc.optimizerPath[0] + "/1…",
@@ -1643,6 +1824,7 @@ private:
                 root->entries().push_back({Value::string(k), std::move(v)});
             };
             put("model_state_dict", stateDictValue());
+            sayWeightsMoved();
             // Lightning keeps the model's constructor arguments (save_hyperparameters) as hyper_parameters.
             put("model_config", pick("model_config", userConfig, {"model_config", "config", "hyper_parameters"},
                                      " (set it with --config)"));
@@ -1698,7 +1880,8 @@ private:
             if (m_doc.formatMetadata && m_doc.formatMetadata->isDict())
                 for (const auto &e : m_doc.formatMetadata->entries()) {
                     if (!e.key || !e.key->isString() || !e.value || e.key->text().starts_with("alias:") ||
-                        e.key->text() == kSafetensorsJsonKeys || (fromIndex && e.key->text() == "total_size"))
+                        e.key->text() == kSafetensorsJsonKeys || e.key->text() == kSafetensorsKeyOrder ||
+                        (fromIndex && e.key->text() == "total_size"))
                         continue;
                     const std::string &k = e.key->text();
                     if (e.value->isString()) {
@@ -1819,6 +2002,18 @@ private:
                     throw FormatError("'" + name + "': " + problem + "; safetensors would store each element "
                                       "(a torch format keeps the view; or leave it out with --drop)");
                 m_plan.tensors.emplace_back(name, v);
+            }
+            // The state dict's own order (aliases included), which the file's sorted names lose:
+            // reading the file back restores it, so the architecture read from the weights (a chain
+            // of layers in order) and a converted-back state dict are the source's.
+            if (m_tensors.size() > 1) {
+                std::string order = "[";
+                for (const auto &t : m_tensors) {
+                    if (order.size() > 1)
+                        order += ',';
+                    jsontext::appendStringStrict(order, t.first);
+                }
+                meta[std::string(kSafetensorsKeyOrder)] = order + "]";
             }
             m_plan.safetensorsMetadata = std::move(meta);
             break;
@@ -2094,7 +2289,7 @@ private:
         const std::string where = safetensors ? "__metadata__/" : "metadata/";
         auto rest = Value::dict();
         for (auto &[k, v] : formatMetadataEntries(m_doc))
-            if (!m_takenFromFormat.contains(k))
+            if (!m_takenFromFormat.contains(k) && k != kSafetensorsKeyOrder)  // the order is the state dict's now
                 rest->entries().push_back({Value::string(k), v});
         if (rest->entries().empty())
             return;
@@ -2173,7 +2368,12 @@ private:
     {
         const DType to = *m_o.castTo;
         std::set<const StorageRef *> done;
-        for (const auto &[name, v] : m_tensors) {
+        std::vector<ValuePtr> tensors;
+        for (const auto &t : m_tensors)
+            tensors.push_back(t.second);
+        // A weight set carried with the model's edits (an EMA) is cast as the model's weights.
+        tensors.insert(tensors.end(), m_carriedWeights.begin(), m_carriedWeights.end());
+        for (const auto &v : tensors) {
             const TensorRef *ref = v->tensorRef().get();
             // A sparse COO or CSR tensor's dtype is its values': torch's .to(dtype) casts them and
             // keeps the indices (int64 or int32) as they are.
@@ -2401,6 +2601,14 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                                       "' reads back different from what was written");
                 ++result.tensorsVerified;
             }
+            // In the state dict's order, as the key order recorded restores it.
+            std::size_t at = 0;
+            for (const auto &t : back.stateDict)
+                if (at < plan.kept.size() && t.name == plan.kept[at])
+                    ++at;
+            if (plan.kept.size() > 1 && at != plan.kept.size())
+                throw FormatError(plan.output + ": reading the written file back does not give the tensors in the "
+                                                "state dict's order");
             std::map<std::string, std::string> meta;
             if (back.formatMetadata && back.formatMetadata->isDict())
                 for (const auto &e : back.formatMetadata->entries())

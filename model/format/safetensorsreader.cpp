@@ -1,4 +1,5 @@
 #include "safetensorsreader.h"
+#include "safetensorswriter.h"
 
 #include "error.h"
 #include "jsonexport.h"
@@ -97,6 +98,39 @@ private:
     std::set<std::string> m_seenChild;
     std::vector<std::string> *m_children = nullptr;
 };
+
+// The state dict's order this tool recorded when it wrote the file (kSafetensorsKeyOrder, a JSON
+// list of every tensor and alias name): the file stores the names sorted. Used only when it names
+// each tensor of the file exactly once; anything else (another tool's entry, an edited header)
+// leaves the file's own order.
+void restoreKeyOrder(const Document &doc, Value &root)
+{
+    if (!doc.formatMetadata || root.entries().size() < 2)
+        return;
+    const auto text = doc.formatMetadata->get(std::string(kSafetensorsKeyOrder));
+    if (!text || !text->isString())
+        return;
+    const json order = json::parse(text->text(), nullptr, false);
+    if (!order.is_array() || order.size() != root.entries().size())
+        return;
+    std::unordered_map<std::string_view, std::size_t> at;  // name -> its place in the file's order
+    at.reserve(root.entries().size());
+    for (std::size_t i = 0; i < root.entries().size(); ++i)
+        at.emplace(root.entries()[i].key->text(), i);
+    std::vector<Value::DictEntry> ordered;
+    ordered.reserve(order.size());
+    std::vector<bool> used(root.entries().size(), false);
+    for (const auto &name : order) {
+        if (!name.is_string())
+            return;
+        const auto it = at.find(name.get_ref<const std::string &>());
+        if (it == at.end() || used[it->second])
+            return;
+        used[it->second] = true;
+        ordered.push_back(root.entries()[it->second]);
+    }
+    root.entries() = std::move(ordered);
+}
 
 // A JSON value for an error message: short scalars as written, the rest by kind. Never the whole
 // value: it can be megabytes long, or nested as deep as the limit allows.
@@ -300,6 +334,7 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
                 root->entries().push_back(std::move(a));
             }
     }
+    restoreKeyOrder(doc, *root);
     doc.format = ContainerFormat::Safetensors;
     doc.formatDetail = "safetensors, header " + std::to_string(n) + " bytes, " + std::to_string(ranges.size()) + " tensors";
     doc.root = root;

@@ -7,9 +7,15 @@
 #include <map>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ckpt {
+
+// The `__metadata__` entry in which this tool records the order of the tensor names it wrote (a
+// JSON list): safetensors stores them sorted (by dtype, then name), and a state dict's order is the
+// model's (fc1 before fc2, layers.2 before layers.10), which reading the file back restores.
+inline constexpr std::string_view kSafetensorsKeyOrder = "checkpoint_studio.key_order";
 
 // One tensor of a safetensors file: contiguous row-major bytes produced when written.
 struct SafetensorsEntry {

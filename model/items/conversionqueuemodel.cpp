@@ -57,7 +57,11 @@ QString ConversionQueueModel::planText(const ConversionQueueItem &item)
     const ConversionPlan &p = *item.plan;
     // English plurals by hand: tr("%n ...(s)") shows "(s)" as long as no translation is loaded.
     QStringList parts;
-    parts << (p.kept.size() == 1 ? tr("1 tensor") : tr("%1 tensors").arg(p.kept.size()));
+    // The model's tensors are not all a checkpoint target writes: the EMA weights, optimizer and RNG
+    // state carried along are counted too (named in the plan below), so the count is not read as all.
+    parts << (p.kept.size() == 1 ? tr("1 model tensor") : tr("%1 model tensors").arg(p.kept.size()));
+    if (!p.carried.empty())
+        parts << (p.carried.size() == 1 ? tr("1 entry carried") : tr("%1 entries carried").arg(p.carried.size()));
     if (!p.dropped.empty())
         parts << tr("%1 dropped").arg(p.dropped.size());
     if (!p.lost.empty())
