@@ -17,6 +17,8 @@ namespace ckpt::cli {
 
 int runExport(const ExportOptions &options, std::ostream &out, std::ostream &err)
 {
+    // Ctrl-C, SIGTERM or SIGHUP while the file is written leave its folder as it was (README).
+    removeTemporaryFilesOnSignals();
     try {
         const bool npy = options.output.ends_with(".npy");
         if (!npy && !options.output.ends_with(".csv"))

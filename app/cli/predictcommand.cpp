@@ -149,6 +149,9 @@ void printArchitecture(std::ostream &out, const Architecture &arch, const std::v
 
 int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &err)
 {
+    // --export-torchscript writes a file: a signal while it is written leaves its folder as it was.
+    if (!o.exportTorchScript.empty())
+        removeTemporaryFilesOnSignals();
     try {
         if (o.top < 0)
             throw FormatError("--top must be 0 or more");

@@ -5,6 +5,7 @@
 #include "jsonexport.h"
 #include "keyalign.h"
 #include "picklemachine.h"
+#include "safetensorswriter.h"
 #include "valuetree.h"
 
 #include <algorithm>
@@ -1328,11 +1329,34 @@ Architecture architectureFromSpec(const Document &doc, const nlohmann::ordered_j
 
 namespace {
 
+// Whether the safetensors file is one this tool wrote and its reader put back in the state dict's
+// order (kSafetensorsKeyOrder names every entry, and the root lists them so).
+bool keyOrderRestored(const Document &doc)
+{
+    const ValuePtr text = doc.formatMetadata && doc.formatMetadata->isDict()
+                              ? doc.formatMetadata->get(std::string(kSafetensorsKeyOrder))
+                              : nullptr;
+    if (!text || !text->isString() || !doc.root || !doc.root->isDict())
+        return false;
+    const json order = json::parse(text->text(), nullptr, false);
+    const auto &entries = doc.root->entries();
+    if (!order.is_array() || order.size() != entries.size())
+        return false;
+    for (std::size_t i = 0; i < entries.size(); ++i)
+        if (!order[i].is_string() || !entries[i].key || !entries[i].key->isString() ||
+            order[i].get_ref<const std::string &>() != entries[i].key->text())
+            return false;
+    return true;
+}
+
 // Whether the container lists its tensors by name rather than in the model's order: safetensors
-// files and sharded indexes (their weight_map) do.
+// files and sharded indexes (their weight_map) do, unless this tool recorded the order and it was
+// restored.
 bool namesSortedByContainer(const Document &doc)
 {
-    return doc.format == ContainerFormat::Safetensors || doc.format == ContainerFormat::Sharded;
+    if (doc.format == ContainerFormat::Safetensors)
+        return !keyOrderRestored(doc);
+    return doc.format == ContainerFormat::Sharded;
 }
 
 } // namespace

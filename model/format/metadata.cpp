@@ -3,6 +3,7 @@
 #include "frameworkfiles.h"
 #include "jsonexport.h"
 #include "picklemachine.h"
+#include "safetensorswriter.h"
 #include "valuetree.h"
 
 #include <nlohmann/json.hpp>
@@ -90,7 +91,10 @@ std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Docume
     const bool safetensors = doc.format == ContainerFormat::Safetensors;
     for (const auto &e : doc.formatMetadata->entries()) {
         const std::string k = e.key ? keyText(*e.key) : std::string();
-        if (k == kSafetensorsJsonKeys || k.starts_with("alias:") || k == (safetensors ? "format" : "total_size"))
+        // This tool's bookkeeping (which values are JSON, tied names, the state dict's order) is no
+        // fact about the model.
+        if (k == kSafetensorsJsonKeys || k == kSafetensorsKeyOrder || k.starts_with("alias:") ||
+            k == (safetensors ? "format" : "total_size"))
             continue;
         const auto decoded = formatMetadataValue(doc, k);
         out.emplace_back(k, decoded ? decoded : e.value);
@@ -100,7 +104,8 @@ std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Docume
 
 ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
 {
-    if (!doc.formatMetadata || !doc.formatMetadata->isDict() || key == kSafetensorsJsonKeys || key.starts_with("alias:"))
+    if (!doc.formatMetadata || !doc.formatMetadata->isDict() || key == kSafetensorsJsonKeys ||
+        key == kSafetensorsKeyOrder || key.starts_with("alias:"))
         return nullptr;
     const auto v = doc.formatMetadata->get(key);
     if (!v || !v->isString())

@@ -233,6 +233,11 @@ def main():
         tensors, meta, _ = read_safetensors(st)
         res.check(json.loads(meta.get('checkpoint_studio.key_order', '[]')) == list(model.state_dict()),
                   'safetensors records the state dict\'s order', repr(meta))
+        # The order is the tool's bookkeeping, not the model's metadata: info does not list it.
+        ri = run('info', '--json', st)
+        shown = json.loads(ri.stdout).get('metadata', {}) if ri.returncode == 0 else {'error': ri.stderr}
+        res.check(not any('key_order' in k for k in json.dumps(shown).split('"')),
+                  'info does not list the recorded key order as metadata', json.dumps(shown)[:300])
         got = load_weights_only(back)
         res.check(list(got) == list(model.state_dict()), 'the round trip keeps the state dict\'s order',
                   repr(list(got)))
@@ -251,6 +256,16 @@ def main():
         ts = os.path.join(out, 'simple_back_ts.pt')
         rt, _ = convert(back, '--to', 'torchscript', '-o', ts)
         res.check(rt.returncode == 0 and os.path.exists(ts), 'the round trip exports to TorchScript', rt.stderr)
+        # The safetensors file itself: its recorded order is the model's, so the layers are not
+        # re-sorted by name (bn before fc1) and it converts as the source does.
+        fm_st = os.path.join(out, 'simple_st_fm.pth')
+        rs, _ = convert(st, '--to', 'full-model', '-o', fm_st)
+        if res.check(rs.returncode == 0, 'the tool\'s own safetensors converts to a full model', rs.stderr):
+            x = torch.randn(4, 10)
+            with torch.no_grad():
+                ya = torch.load(fm_src, weights_only=False).eval()(x)
+                ys = torch.load(fm_st, weights_only=False).eval()(x)
+            res.check(torch.equal(ya, ys), 'the safetensors file\'s full model computes as the source\'s')
 
     # A recorded order that does not name each tensor exactly once (another tool's, an edited header)
     # is not used: the file's own order stands, and the file still reads.
