@@ -2424,12 +2424,16 @@ PickleWriterOptions pickleOptions(const ConversionPlan &plan, const ConvertOptio
 std::string defaultOutputPathFor(const std::string &input, const std::string &suffix, const std::string &ext,
                                  const std::optional<DType> &castTo, const std::string &outDir)
 {
-    const fs::path in(input);
+    // A checkpoint folder named with a trailing slash ("checkpoint-500/") is the folder: its output
+    // goes beside it, named for it, not into it as "_safetensors.safetensors".
+    fs::path in(input);
+    while (!in.has_filename() && in.has_relative_path())
+        in = in.parent_path();
     const fs::path folder = outDir.empty() ? in.parent_path() : fs::path(outDir);
     // A word the stem already ends with (or is) is not added again: model_safetensors.pth becomes
     // model_safetensors.safetensors, not model_safetensors_safetensors.safetensors, and
     // x_state_dict_fp16.pth converted to a float16 state dict keeps its name (numbered below).
-    const std::string stem = stemOf(input);
+    const std::string stem = stemOf(in.string());
     const std::string dtype = dtypeSuffix(castTo);
     const bool hasDtype = !dtype.empty() && stem.size() > dtype.size() && stem.ends_with(dtype);
     const std::string_view core = std::string_view(stem).substr(0, stem.size() - (hasDtype ? dtype.size() : 0));

@@ -169,6 +169,19 @@ def main():
             got = got.get('state_dict', got) if isinstance(got, dict) else got
             ok = set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
         res.check(ok, 'convert of the folder equals the safetensors weights in torch', r.stderr)
+        # Named with a trailing slash and no output: the file goes beside the folder, named for it.
+        before = sorted(os.listdir(folder))
+        r = run(ckpt, 'convert', folder + '/', '--to', 'state-dict')
+        beside = os.path.join(tmp, os.path.basename(folder) + '_state_dict.pth')
+        res.check(r.returncode == 0 and os.path.exists(beside) and sorted(os.listdir(folder)) == before,
+                  'convert DIR/ writes <folder>_state_dict.pth beside it, nothing into it',
+                  r.stdout + r.stderr + repr(sorted(set(os.listdir(folder)) - set(before))))
+        if os.path.exists(beside):
+            got = torch.load(beside)
+            got = got.get('state_dict', got) if isinstance(got, dict) else got
+            res.check(set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd),
+                      'convert DIR/: the safetensors weights, in torch')
+            os.remove(beside)
         r = run(ckpt, 'show', folder, 'head.weight')
         res.check(r.returncode == 0 and 'head.weight' in r.stdout, 'show on the folder', r.stderr)
         r = run(ckpt, 'scan', folder)
