@@ -254,8 +254,7 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
         std::vector<SeriesSkipped> skipped;
         for (const auto &f : options.files) {
             try {
-                docs.push_back(std::make_unique<Document>(readInput(f, options.weights)));
-                ptrs.push_back(docs.back().get());
+                docs.push_back(std::make_unique<Document>(readDocument(f)));
             } catch (const std::exception &e) {
                 std::ostringstream why;
                 reportError(why, f, e);  // "ckpt: FILE: reason"
@@ -264,7 +263,13 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
                     text.pop_back();
                 skipped.push_back({f, text.rfind("ckpt: ", 0) == 0 ? text.substr(6) : text});
                 err << text << " (left out of the series)\n";
+                continue;
             }
+            // A --weights path a file does not hold is the option's fault, not the file's: refused.
+            current = f;
+            if (!options.weights.empty())
+                useWeightSet(*docs.back(), weightSetPath(*docs.back(), options.weights));
+            ptrs.push_back(docs.back().get());
         }
         current.clear();
         if (ptrs.empty() && !skipped.empty())
