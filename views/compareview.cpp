@@ -399,11 +399,35 @@ void CompareView::showResult()
             text += QStringLiteral("<br>") +
                     QString::fromStdString(setAsideText(s, side == &c.setAsideA ? "the first file" : "the second file"))
                         .toHtmlEscaped();
+    // As ckpt diff says them: each metadata entry that differs with its values as Python prints
+    // them (a few, each cut short: the Metadata view has them whole), and the optimizer's change.
     if (!c.metadata.empty()) {
-        QStringList keys;
-        for (const auto &m : c.metadata)
-            keys << QString::fromStdString(m.key);
-        text += tr("<br>metadata that differs: %1").arg(keys.join(QStringLiteral(", ")).toHtmlEscaped());
+        const auto shortText = [](const std::optional<std::string> &python) {
+            QString t = python ? QString::fromStdString(*python).simplified() : tr("(absent)");
+            return t.size() > 60 ? t.left(59) + QChar(0x2026) : t;
+        };
+        QStringList lines;
+        constexpr std::size_t kShown = 8;
+        for (std::size_t i = 0; i < c.metadata.size() && i < kShown; ++i) {
+            const auto &m = c.metadata[i];
+            lines << tr("%1: %2 → %3").arg(QString::fromStdString(m.key), shortText(m.pythonA), shortText(m.pythonB)).toHtmlEscaped();
+        }
+        if (c.metadata.size() > kShown)
+            lines << tr("and %n more", nullptr, static_cast<int>(c.metadata.size() - kShown));
+        text += tr("<br>metadata that differs: %1").arg(lines.join(QStringLiteral("; ")));
+    }
+    if (c.optimizerA || c.optimizerB) {
+        const auto changes = optimizerChanges(c.optimizerA, c.optimizerB);
+        QStringList parts;
+        for (std::size_t i = 0; i < changes.size() && i < 8; ++i)
+            parts << QString::fromStdString(changes[i]).toHtmlEscaped();
+        if (changes.size() > 8)
+            parts << tr("and %n more", nullptr, static_cast<int>(changes.size() - 8));
+        text += changes.empty() ? tr("<br>optimizer: unchanged (%1)").arg(QString::fromStdString(optimizerText(c.optimizerA)).toHtmlEscaped())
+                                : tr("<br>optimizer: %1 → %2: %3")
+                                      .arg(QString::fromStdString(optimizerText(c.optimizerA)).toHtmlEscaped(),
+                                           QString::fromStdString(optimizerText(c.optimizerB)).toHtmlEscaped(),
+                                           parts.join(QStringLiteral("; ")));
     }
     m_summary->setText(text);
     m_tree->expandToDepth(0);

@@ -18,6 +18,7 @@
 #include <QItemSelectionModel>
 #include <QLabel>
 #include <QLegend>
+#include <QLegendMarker>
 #include <QLineSeries>
 
 #include <limits>
@@ -139,11 +140,25 @@ void SeriesView::setFiles(const QStringList &files)
             std::vector<const Document *> ptrs;
             ReadOptions ro;
             ro.progress = [&promise](double) { return !promise.isCanceled(); };
+            // A file that cannot be read is left out, named with why in the summary; the run is
+            // drawn from the others. Cancelling still stops it all.
+            std::vector<SeriesSkipped> skipped;
             for (const auto &p : paths) {
-                docs.push_back(std::make_unique<Document>(readDocument(p, ro)));
-                ptrs.push_back(docs.back().get());
+                try {
+                    docs.push_back(std::make_unique<Document>(readDocument(p, ro)));
+                    ptrs.push_back(docs.back().get());
+                } catch (const std::exception &e) {
+                    if (promise.isCanceled())
+                        throw;
+                    const std::string what = e.what();
+                    skipped.push_back({p, what.find(p) != std::string::npos ? what : p + ": " + what});
+                }
             }
-            job.series = std::make_shared<const Series>(computeSeries(ptrs, ComputeLoader::api(), progressReporter(promise)));
+            if (ptrs.empty() && !skipped.empty())
+                throw std::runtime_error(skipped.front().reason);
+            Series series = computeSeries(ptrs, ComputeLoader::api(), progressReporter(promise));
+            series.skipped = std::move(skipped);
+            job.series = std::make_shared<const Series>(std::move(series));
         },
         [this](const std::shared_ptr<SeriesJob> &job) {
             m_series = job->series;
@@ -175,9 +190,6 @@ void SeriesView::fill()
         return;
     const Series &s = *m_series;
     QStringList headers{tr("Tensor")};
-    bool epochs = true;
-    for (const auto &p : s.points)
-        epochs = epochs && p.epoch.has_value();
     for (const auto &p : s.points)
         headers << (p.epoch ? tr("epoch %1").arg(*p.epoch) : QFileInfo(QString::fromStdString(p.file)).fileName());
     m_model->setHorizontalHeaderLabels(headers);
@@ -214,20 +226,32 @@ void SeriesView::fill()
         m_model->appendRow(row);
     }
     m_model->setSortRole(Qt::UserRole);
-    m_summary->setText(tr("%1 checkpoints, %2 tensors%3%4")
-                           .arg(s.points.size())
-                           .arg(s.layers.size())
-                           .arg(epochs ? tr(", ordered by epoch") : tr(", ordered by name"))
-                           .arg(partial ? tr("; %n tensor(s) absent from some checkpoints", nullptr, partial) : QString()));
+    QString summary = tr("%1 checkpoints, %2 tensors, %3%4")
+                          .arg(s.points.size())
+                          .arg(s.layers.size())
+                          .arg(QString::fromStdString(s.ordering))
+                          .arg(partial ? tr("; %n tensor(s) absent from some checkpoints", nullptr, partial) : QString());
+    for (const auto &k : s.skipped)
+        summary += tr("\nLeft out, cannot be read: %1").arg(QString::fromStdString(k.reason));
+    m_summary->setText(summary);
     m_table->resizeColumnsToContents();
-    // Select the tensors that drifted most by the last checkpoint.
-    std::vector<int> order(s.layers.size());
-    std::iota(order.begin(), order.end(), 0);
-    auto lastDrift = [&s](int i) {
-        const auto &d = s.layers[static_cast<std::size_t>(i)].driftFromFirst;
-        return d.empty() ? -1.0 : std::isfinite(d.back()) ? d.back() : std::numeric_limits<double>::infinity();
-    };
-    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return lastDrift(x) > lastDrift(y); });
+    // At first the chart draws the weights that drifted most from the first checkpoint over the
+    // run (the largest drift any checkpoint has, not only the last's): floating tensors with a
+    // finite drift to draw. A NaN or infinite drift has no point to draw (the table sorts it
+    // first), and an integer counter (num_batches_tracked) would swamp the weights' scale.
+    std::vector<int> order;
+    std::vector<double> score(s.layers.size(), -1.0);
+    for (std::size_t i = 0; i < s.layers.size(); ++i) {
+        const SeriesLayer &l = s.layers[i];
+        if (!l.floating)
+            continue;
+        for (std::size_t k = 0; k < l.driftFromFirst.size(); ++k)
+            if (l.fromFirstGap[k] == SeriesGap::None && std::isfinite(l.driftFromFirst[k]))
+                score[i] = std::max(score[i], l.driftFromFirst[k]);
+        if (score[i] >= 0)
+            order.push_back(static_cast<int>(i));
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return score[x] > score[y]; });
     QItemSelection sel;
     for (std::size_t k = 0; k < order.size() && k < static_cast<std::size_t>(kPlotted); ++k)
         sel.select(m_model->index(order[k], 0), m_model->index(order[k], m_model->columnCount() - 1));
@@ -291,22 +315,45 @@ void SeriesView::plot()
         double top = 0;
         int colour = 0;
         const QModelIndexList rows = m_table->selectionModel()->selectedRows();
+        // The drift from the previous checkpoint has no figure at the first (there is no previous).
+        const int firstColumn = metric() == Metric::DriftFromPrevious ? 2 : 1;
         for (const QModelIndex &r : rows) {
-            auto *line = new QLineSeries;
-            line->setName(r.data().toString());
-            for (int c = 1; c < m_model->columnCount(); ++c) {
-                const double v = m_model->index(r.row(), c).data(Qt::UserRole).toDouble();
-                if (v >= 0 && std::isfinite(v)) {
-                    line->append(xOf(static_cast<std::size_t>(c - 1)), v);
-                    top = std::max(top, v);
-                }
-            }
+            // One line per tensor, broken where a figure is missing (absent, not comparable, NaN
+            // or infinite) rather than drawn across the gap: a segment per run of points, all in
+            // the tensor's colour, the legend naming it once. A lone point is drawn as a dot.
             QPen pen(kPalette[colour++ % std::size(kPalette)]);
             pen.setWidthF(2);
-            line->setPen(pen);
-            chart->addSeries(line);
-            line->attachAxis(x);
-            line->attachAxis(y);
+            QLineSeries *segment = nullptr;
+            bool named = false;
+            const auto close = [&] {
+                if (!segment)
+                    return;
+                segment->setPen(pen);
+                segment->setColor(pen.color());
+                segment->setPointsVisible(segment->count() == 1);
+                chart->addSeries(segment);
+                segment->attachAxis(x);
+                segment->attachAxis(y);
+                if (named)
+                    for (QLegendMarker *m : chart->legend()->markers(segment))
+                        m->setVisible(false);
+                named = true;
+                segment = nullptr;
+            };
+            for (int c = firstColumn; c < m_model->columnCount(); ++c) {
+                const double v = m_model->index(r.row(), c).data(Qt::UserRole).toDouble();
+                if (v >= 0 && std::isfinite(v)) {
+                    if (!segment) {
+                        segment = new QLineSeries;
+                        segment->setName(r.data().toString());
+                    }
+                    segment->append(xOf(static_cast<std::size_t>(c - 1)), v);
+                    top = std::max(top, v);
+                } else {
+                    close();
+                }
+            }
+            close();
         }
         y->setRange(0, top > 0 ? top * 1.05 : 1);
     }

@@ -29,14 +29,6 @@ std::string metadataText(const std::optional<std::string> &python)
     return python ? displayText(*python) : std::string("(absent)");
 }
 
-std::string lrText(const std::vector<double> &lrs)
-{
-    std::string s;
-    for (std::size_t i = 0; i < lrs.size(); ++i)
-        s += (i ? "," : "") + num(lrs[i]);
-    return s.empty() ? "-" : s;
-}
-
 // Where a side holds NaN or infinite values, the norms as torch gives them ("norm 3.742 -> inf"):
 // the figures before it are over the finite positions and can read 0 for weights that blew up.
 std::string normsText(const NonFiniteValues &nf, double normA, double normB)
@@ -94,9 +86,19 @@ void printText(const Comparison &c, std::ostream &out)
             out << "modules that changed, those with NaN/Inf mismatches first, then most changed (relative L2 of "
                    "the difference):\n";
         header = true;
-        out << "  " << padRight(m.name.empty() ? "(top level)" : displayText(m.name), 32) << " rel "
-            << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos " << cosineText(m.diff.cosine())
-            << "  (" << m.changed << "/" << m.tensors << " tensors)";
+        out << "  " << padRight(m.name.empty() ? "(top level)" : displayText(m.name), 32);
+        // Its figures are of its floating tensors: one changed only through an integer buffer
+        // (num_batches_tracked) says that, not "rel 0 max 0 cos 1".
+        if (m.onlyIntegersChanged())
+            out << " only an integer buffer changed:";
+        else
+            out << " rel " << num(m.diff.relativeL2()) << "  max " << num(m.diff.maxAbs) << "  cos "
+                << cosineText(cosineOf(m.diff));
+        for (std::size_t i = 0; i < m.integerChanges.size() && i < 3; ++i)
+            out << (i ? ", " : m.onlyIntegersChanged() ? " " : "  also ") << displayText(m.integerChanges[i]);
+        if (m.integerChanges.size() > 3)
+            out << ", and " << m.integerChanges.size() - 3 << " more integer tensors";
+        out << "  (" << m.changed << "/" << m.tensors << " tensors)";
         if (m.diverged())
             out << "  diverged: " << m.diff.nonFinite << " NaN/Inf mismatch" << (m.diff.nonFinite == 1 ? "" : "es");
         out << normsText(m.nonFinite, m.normA, m.normB) << '\n';
@@ -117,7 +119,7 @@ void printText(const Comparison &c, std::ostream &out)
             out << "  " << t.error;
         else
             out << "  max " << num(t.diff.maxAbs) << "  mean " << num(t.diff.meanAbs()) << "  rel " << num(t.diff.relativeL2())
-                << "  cos " << cosineText(t.diff.cosine()) << "  outside " << t.diff.outside;
+                << "  cos " << cosineText(cosineOf(t.diff)) << "  outside " << t.diff.outside;
         // Positions where one side is NaN or infinite and the other is not the same: the figures
         // above leave them out, so they are said apart (as the JSON's non_finite_mismatches).
         if (t.diff.nonFinite)
@@ -130,12 +132,15 @@ void printText(const Comparison &c, std::ostream &out)
         out << "metadata " << displayText(m.key) << ": " << metadataText(m.pythonA) << " -> " << metadataText(m.pythonB)
             << '\n';
     if (c.optimizerA || c.optimizerB) {
-        auto side = [](const std::optional<OptimizerSummary> &o) {
-            if (!o)
-                return std::string("none");
-            return o->type + " lr " + lrText(o->learningRates) + " step " + (o->step ? num(*o->step) : "-");
-        };
-        out << "optimizer: " << side(c.optimizerA) << " -> " << side(c.optimizerB) << '\n';
+        // Each hyper-parameter that changed, per group, as Python prints it; "unchanged" when none.
+        const auto changes = optimizerChanges(c.optimizerA, c.optimizerB);
+        if (changes.empty())
+            out << "optimizer: unchanged (" << displayText(optimizerText(c.optimizerA)) << ")\n";
+        else
+            out << "optimizer: " << displayText(optimizerText(c.optimizerA)) << " -> "
+                << displayText(optimizerText(c.optimizerB)) << '\n';
+        for (const auto &line : changes)
+            out << "  " << displayText(line) << '\n';
     }
     if (const std::size_t n = unreadableOnly(c))
         out << "weights not compared whole: " << n << (n == 1 ? " tensor" : " tensors")
@@ -197,21 +202,45 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
     try {
         std::vector<std::unique_ptr<Document>> docs;
         std::vector<const Document *> ptrs;
+        // A file that cannot be read (a truncated save, something else given by the glob) is left
+        // out with a note naming it and why, and the run is still compared over the others; exit 2
+        // then, as diff's for a file it cannot read.
+        std::vector<SeriesSkipped> skipped;
         for (const auto &f : options.files) {
+            try {
+                docs.push_back(std::make_unique<Document>(readDocument(f)));
+            } catch (const std::exception &e) {
+                std::ostringstream why;
+                reportError(why, f, e);  // "ckpt: FILE: reason"
+                std::string text = why.str();
+                while (!text.empty() && text.back() == '\n')
+                    text.pop_back();
+                skipped.push_back({f, text.rfind("ckpt: ", 0) == 0 ? text.substr(6) : text});
+                err << text << " (left out of the series)\n";
+                continue;
+            }
+            // A --weights path a file does not hold is the option's fault, not the file's: refused.
             current = f;
-            docs.push_back(std::make_unique<Document>(readInput(f, options.weights)));
+            if (!options.weights.empty())
+                useWeightSet(*docs.back(), weightSetPath(*docs.back(), options.weights));
             ptrs.push_back(docs.back().get());
         }
         current.clear();
+        if (ptrs.empty() && !skipped.empty())
+            return 2;  // each was said above
         const ComputeApi *api = computeModuleOrReport(err);
         if (!api)
-            return 1;
-        const Series s = computeSeries(ptrs, *api);
+            return 2;
+        Series s = computeSeries(ptrs, *api);
+        s.skipped = std::move(skipped);
+        const int status = s.skipped.empty() ? 0 : 2;
         if (options.json) {
             out << seriesToJson(s).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
-            return 0;
+            return status;
         }
-        out << "checkpoints, in order:\n";
+        for (const auto &k : s.skipped)
+            out << "left out, cannot be read: " << displayText(k.reason) << '\n';
+        out << "checkpoints, " << displayText(s.ordering) << ":\n";
         for (std::size_t k = 0; k < s.points.size(); ++k) {
             out << "  " << k << "  " << displayText(s.points[k].file) << "  epoch "
                 << (s.points[k].epoch ? std::to_string(*s.points[k].epoch) : "-") << "  step "
@@ -277,9 +306,10 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
             }
         }
         out << displayText(text.str(), true);
-        return 0;
+        return status;
     } catch (const std::exception &e) {
-        return reportError(err, current, e);
+        reportError(err, current, e);
+        return 2;
     }
 }
 

@@ -39,14 +39,26 @@ json integer(std::int64_t v, bool asUnsigned)
 
 json statsJson(const TensorStats &s)
 {
-    return json{{"min", s.exact ? integer(s.exactMin, s.exactUnsigned) : number(s.min)},
-                {"max", s.exact ? integer(s.exactMax, s.exactUnsigned) : number(s.max)},
-                {"mean", number(s.mean)},
-                {"std", number(s.std)},
-                {"l2", number(s.l2)},
-                {"zero_fraction", s.count ? number(static_cast<double>(s.zeroCount) / static_cast<double>(s.count)) : json(nullptr)},
-                {"nan", s.nanCount},
-                {"inf", s.infCount}};
+    json j{{"min", s.exact ? integer(s.exactMin, s.exactUnsigned) : number(s.min)},
+           {"max", s.exact ? integer(s.exactMax, s.exactUnsigned) : number(s.max)},
+           {"mean", number(s.mean)},
+           {"std", number(s.std)},
+           {"l2", number(s.l2)},
+           {"zero_fraction", s.count ? number(static_cast<double>(s.zeroCount) / static_cast<double>(s.count)) : json(nullptr)},
+           {"nan", s.nanCount},
+           {"inf", s.infCount}};
+    if (s.nanCount > 0) {
+        // The figures are torch's: a NaN anywhere makes min, max, mean, std and the norm NaN (as
+        // diff and series say of the same tensor). Those over the values that are not NaN are
+        // kept apart, under their own name.
+        json rest = json::object();
+        for (const char *k : {"min", "max", "mean", "std", "l2"}) {
+            rest[k] = j[k];
+            j[k] = nullptr;
+        }
+        j["without_nan"] = std::move(rest);
+    }
+    return j;
 }
 
 // The keys of an entry (a row of `tensors`, the head of `show`), in order; entryMembers hands them
@@ -88,10 +100,11 @@ json statsOf(const TensorRef &r)
 
 // A statistic in the text: as torch prints the number (nan, inf), but "-" where the tensor has no
 // elements to take it over (zero_fraction is null then).
-std::string statText(const json &stats, const char *key)
+std::string statText(const json &stats, const char *key, const json &of)
 {
-    return stats["zero_fraction"].is_null() ? std::string("-") : numberText(stats[key]);
+    return of["zero_fraction"].is_null() ? std::string("-") : numberText(stats[key]);
 }
+std::string statText(const json &stats, const char *key) { return statText(stats, key, stats); }
 
 const std::vector<NamedTensor> &tableOf(const Document &doc) { return doc.hasStateDict ? doc.stateDict : doc.tensors; }
 
@@ -125,6 +138,12 @@ std::string showText(const json &j)
                 text += "  zeros " + floatText(st["zero_fraction"].get<double>() * 100) + " %";
             text += "  nan " + dump(st["nan"]) + "  inf " + dump(st["inf"]) +
                     (st.contains("over") ? "  (" + st["over"].get<std::string>() + ")" : "") + "\n";
+            if (st.contains("without_nan")) {
+                const auto &w = st["without_nan"];
+                text += "  without the NaN values: min " + statText(w, "min", st) + "  max " + statText(w, "max", st) +
+                        "  mean " + statText(w, "mean", st) + "  std " + statText(w, "std", st) + "  l2 " +
+                        statText(w, "l2", st) + "\n";
+            }
         }
     }
     if (j.contains("histogram")) {

@@ -38,6 +38,15 @@ std::string cosineText(double v)
     return buf;
 }
 
+double cosineOf(const TensorDiff &d)
+{
+    const auto &s = d.scaled;
+    if (s.abs == 0)  // equal at every position compared: a·a / ||a||² is 1, rounding aside
+        return 1.0;
+    const double c = d.cosine();  // NaN for a zero tensor against another, as TensorDiff has it
+    return std::isnan(c) ? c : std::clamp(c, -1.0, 1.0);
+}
+
 namespace {
 
 using ojson = nlohmann::ordered_json;
@@ -122,7 +131,7 @@ ojson diffJson(const TensorDiff &d, const NonFiniteValues &nf, double normA, dou
                  {"max_abs_diff", number(d.maxAbs)},
                  {"mean_abs_diff", number(d.meanAbs())},
                  {"relative_l2", number(d.relativeL2())},
-                 {"cosine", number(d.cosine())},
+                 {"cosine", number(cosineOf(d))},
                  // Over the positions compared (both finite), as relative_l2 and cosine are made.
                  {"norm_a", number(d.normA())},
                  {"norm_b", number(d.normB())},
@@ -159,14 +168,22 @@ std::optional<OptimizerSummary> optimizerOf(const Document &d, const ComputeApi 
     s.type = optimizerClassName(*d.optimizer);
     if (auto groups = d.optimizer->get("param_groups"); groups && groups->isSequence())
         for (const auto &g : groups->items())
-            if (g && g->isDict())
+            if (g && g->isDict()) {
                 if (auto lr = scalarOf(g->get("lr"), api))
                     s.learningRates.push_back(*lr);
+                auto &hyper = s.groups.emplace_back();
+                for (const auto &e : g->entries())
+                    if (e.key && e.key->isString() && e.key->text() != "params" && hyper.size() < 64)
+                        hyper.emplace_back(e.key->text(),
+                                           e.value ? pythonRepr(*e.value, ReprLimits{.maxChars = 200}) : std::string("None"));
+            }
     if (auto state = d.optimizer->get("state"); state && state->isDict())
         for (const auto &e : state->entries())
             if (e.value && e.value->isDict())
-                if (auto step = scalarOf(e.value->get("step"), api))
+                if (auto step = scalarOf(e.value->get("step"), api)) {
                     s.step = std::max(s.step.value_or(*step), *step);
+                    s.minStep = std::min(s.minStep.value_or(*step), *step);
+                }
     return s;
 }
 
@@ -176,7 +193,30 @@ ojson optimizerJson(const std::optional<OptimizerSummary> &o)
         return nullptr;
     ojson j{{"type", o->type}, {"learning_rates", o->learningRates}};
     j["step"] = o->step ? ojson(*o->step) : ojson(nullptr);
+    j["step_min"] = o->minStep ? ojson(*o->minStep) : ojson(nullptr);
+    ojson groups = ojson::array();
+    for (const auto &g : o->groups) {
+        ojson e = ojson::object();
+        for (const auto &[k, v] : g)
+            e[k] = v;  // as Python prints it
+        groups.push_back(std::move(e));
+    }
+    j["param_groups"] = std::move(groups);
     return j;
+}
+
+std::string stepNumber(double v)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    return buf;
+}
+
+std::string stepText(const OptimizerSummary &o)
+{
+    if (!o.step)
+        return "-";
+    return o.minStep && *o.minStep != *o.step ? stepNumber(*o.minStep) + ".." + stepNumber(*o.step) : stepNumber(*o.step);
 }
 
 // An epoch or step, to order a run's checkpoints by: an int (a numpy integer included), a float
@@ -321,6 +361,56 @@ bool Comparison::weightsEqual() const
            });
 }
 
+std::string optimizerText(const std::optional<OptimizerSummary> &o)
+{
+    if (!o)
+        return "none";
+    std::string lrs;
+    for (std::size_t g = 0; g < o->groups.size(); ++g) {
+        std::string lr = "-";
+        for (const auto &[k, v] : o->groups[g])
+            if (k == "lr")
+                lr = v;
+        lrs += (g ? "," : "") + lr;
+    }
+    return o->type + " lr " + (lrs.empty() ? "-" : lrs) + " step " + stepText(*o);
+}
+
+std::vector<std::string> optimizerChanges(const std::optional<OptimizerSummary> &a, const std::optional<OptimizerSummary> &b)
+{
+    std::vector<std::string> out;
+    if (!a || !b) {
+        if (a || b)
+            out.push_back("optimizer " + optimizerText(a) + " -> " + optimizerText(b));
+        return out;
+    }
+    if (a->type != b->type)
+        out.push_back("class " + a->type + " -> " + b->type);
+    if (a->groups.size() != b->groups.size())
+        out.push_back("param groups " + std::to_string(a->groups.size()) + " -> " + std::to_string(b->groups.size()));
+    for (std::size_t g = 0; g < std::min(a->groups.size(), b->groups.size()); ++g) {
+        const std::string where = a->groups.size() > 1 || b->groups.size() > 1 ? "group " + std::to_string(g) + ": " : "";
+        const auto &ga = a->groups[g], &gb = b->groups[g];
+        const auto find = [](const std::vector<std::pair<std::string, std::string>> &h, const std::string &k) {
+            for (const auto &[key, v] : h)
+                if (key == k)
+                    return std::optional<std::string>(v);
+            return std::optional<std::string>();
+        };
+        for (const auto &[k, v] : ga) {
+            const auto other = find(gb, k);
+            if (!other || *other != v)
+                out.push_back(where + k + " " + v + " -> " + other.value_or("(absent)"));
+        }
+        for (const auto &[k, v] : gb)
+            if (!find(ga, k))
+                out.push_back(where + k + " (absent) -> " + v);
+    }
+    if (stepText(*a) != stepText(*b))
+        out.push_back("step " + stepText(*a) + " -> " + stepText(*b));
+    return out;
+}
+
 Comparison compareDocuments(const Document &a, const Document &b, const ComputeApi &api, const CompareOptions &options)
 {
     Comparison c;
@@ -397,6 +487,20 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
                 p.floatingToo = true;
             } else {
                 p.integers.add(t);
+                if (t.status != TensorComparison::Status::Identical && t.diff.outside > 0) {
+                    const std::string leaf = t.name.substr(std::min(t.name.size(), module.size() + (module.empty() ? 0 : 1)));
+                    std::string what = leaf + " (" + std::to_string(t.diff.outside) + " of " +
+                                       std::to_string(t.diff.count) + " elements)";
+                    if (t.diff.count == 1) {
+                        try {  // exactly, as integers: a step counter past 2^53 included
+                            const TensorStats sa = api.statistics(ra), sb = api.statistics(rb);
+                            if (sa.exact && sb.exact && !sa.exactUnsigned && !sb.exactUnsigned)
+                                what = leaf + " " + std::to_string(sa.exactMin) + " -> " + std::to_string(sb.exactMin);
+                        } catch (const std::exception &) {
+                        }
+                    }
+                    m.integerChanges.push_back(std::move(what));
+                }
             }
         }
         c.tensors.push_back(std::move(t));
@@ -407,6 +511,8 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
         m.name = name;
         const auto &p = pools[name];
         (p.floatingToo ? p.floating : p.integers).into(m);
+        if (!p.floatingToo)
+            m.integerChanges.clear();  // the figures are the integers' own
         c.modules.push_back(m);
     }
     // Diverged modules (a NaN or infinity came, went or moved) first: their figures, over the
@@ -503,6 +609,8 @@ ojson comparisonToJson(const Comparison &c)
     for (const auto &m : c.modules) {
         ojson e{{"name", m.name}, {"tensors", m.tensors}, {"changed", m.changed}, {"diverged", m.diverged()}};
         e.update(diffJson(m.diff, m.nonFinite, m.normA, m.normB));
+        // Integer tensors beside floating ones, left out of the figures above, that changed.
+        e["integer_changes"] = m.integerChanges;
         modules.push_back(std::move(e));
     }
     j["modules"] = modules;
@@ -513,7 +621,9 @@ ojson comparisonToJson(const Comparison &c)
                         {"b", m.b ? parseOrderedJson(*m.b) : ojson(nullptr)},
                         {"change", !m.a ? "added" : !m.b ? "removed" : "changed"}});
     j["metadata"] = meta;
-    j["optimizer"] = {{"a", optimizerJson(c.optimizerA)}, {"b", optimizerJson(c.optimizerB)}};
+    j["optimizer"] = {{"a", optimizerJson(c.optimizerA)},
+                      {"b", optimizerJson(c.optimizerB)},
+                      {"changes", optimizerChanges(c.optimizerA, c.optimizerB)}};
     return j;
 }
 
@@ -531,14 +641,51 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
         p.step = orderingField(*d, "Step", "step", api, p.notes);
         items.push_back({d, std::move(p)});
     }
-    std::stable_sort(items.begin(), items.end(), [](const Item &x, const Item &y) {
-        const auto key = [](const Item &i) {
-            return std::make_tuple(i.point.epoch.value_or(INT64_MIN), i.point.step.value_or(INT64_MIN),
-                                   naturalKey(i.point.file));
-        };
-        return key(x) < key(y);
-    });
+    // The field that orders: the epoch where any checkpoint records one, else the step. Those that
+    // record it are sorted (by it, then the other, then the file name) among the places they hold in
+    // the list given; one that records none keeps its place rather than go first as a baseline the
+    // user did not choose. Where none records either, the natural order of the file names.
+    const bool byEpoch = std::any_of(items.begin(), items.end(), [](const Item &i) { return i.point.epoch.has_value(); });
+    const bool byStep = !byEpoch && std::any_of(items.begin(), items.end(), [](const Item &i) { return i.point.step.has_value(); });
+    const auto field = [byEpoch](const Item &i) { return byEpoch ? i.point.epoch : i.point.step; };
+    const auto key = [byEpoch](const Item &i) {
+        const auto &first = byEpoch ? i.point.epoch : i.point.step;
+        const auto &second = byEpoch ? i.point.step : i.point.epoch;
+        return std::make_tuple(first.value_or(INT64_MIN), second.value_or(INT64_MIN), naturalKey(i.point.file));
+    };
+    std::vector<std::size_t> places;  // where the checkpoints that record the field are in the list
+    std::vector<Item> ordered;
+    for (std::size_t k = 0; k < items.size(); ++k)
+        if (!(byEpoch || byStep) || field(items[k]))
+            places.push_back(k);
+    for (std::size_t k : places)
+        ordered.push_back(items[k]);
+    std::stable_sort(ordered.begin(), ordered.end(), [&key](const Item &x, const Item &y) { return key(x) < key(y); });
+    for (std::size_t i = 0; i < places.size(); ++i)
+        items[places[i]] = std::move(ordered[i]);
+    std::vector<std::string> unordered;  // files that record no epoch (or step) where others do
+    const char *word = byEpoch ? "epoch" : "step";
+    if (byEpoch || byStep)
+        for (std::size_t k = 0; k < items.size(); ++k)
+            if (!field(items[k])) {
+                unordered.push_back(items[k].point.file);
+                items[k].point.notes.push_back(std::string("no ") + word + " recorded: kept at place " +
+                                               std::to_string(k + 1) + " of the list given");
+            }
+    std::string ordering = !(byEpoch || byStep) ? "ordered by file name (no checkpoint records an epoch or step)"
+                           : byEpoch            ? "ordered by epoch, then step, then file name"
+                                                : "ordered by step, then file name (no checkpoint records an epoch)";
+    if (!unordered.empty()) {
+        ordering += "; " + std::to_string(unordered.size()) + (unordered.size() == 1 ? " checkpoint records" : " checkpoints record") +
+                    " no " + word + " and " + (unordered.size() == 1 ? "keeps its" : "keep their") +
+                    " place in the list given:";
+        for (std::size_t i = 0; i < unordered.size() && i < 5; ++i)
+            ordering += (i ? ", " : " ") + unordered[i];
+        if (unordered.size() > 5)
+            ordering += ", and " + std::to_string(unordered.size() - 5) + " more";
+    }
     Series s;
+    s.ordering = std::move(ordering);
     for (const auto &i : items)
         s.points.push_back(i.point);
     if (items.empty())
@@ -606,6 +753,7 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
             SeriesLayer &layer = s.layers[l];
             if (const TensorRef *t = tensorAt(k, l)) {
                 layer.shape[k] = t->shape;
+                layer.floating = layer.floating || dtypeIsFloating(t->dtype) || dtypeIsComplex(t->dtype);
                 const TensorRef *first = tensorAt(0, l);
                 try {
                     // The norm is always this checkpoint's own tensor's; where it has the first's
@@ -709,7 +857,10 @@ ojson seriesToJson(const Series &s)
                           {"inf_count", infs},
                           {"reasons", {{"norm", normWhy}, {"drift_from_first", firstWhy}, {"drift_from_previous", prevWhy}}}});
     }
-    return ojson{{"checkpoints", points}, {"layers", layers}};
+    ojson skipped = ojson::array();
+    for (const auto &k : s.skipped)
+        skipped.push_back({{"file", k.file}, {"reason", k.reason}});
+    return ojson{{"ordering", s.ordering}, {"checkpoints", points}, {"skipped", skipped}, {"layers", layers}};
 }
 
 } // namespace ckpt

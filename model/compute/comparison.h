@@ -17,6 +17,11 @@ namespace ckpt {
 // to "1", the gap instead ("1 - 2e-07"); "nan" for NaN.
 std::string cosineText(double v);
 
+// The cosine similarity of the positions a TensorDiff compared without float64's rounding: exactly
+// 1 where the values are equal (two zero tensors included; torch's own gives 1 - 1.1e-16 for some),
+// never past [-1, 1]; NaN for a zero tensor against another, as TensorDiff::cosine has it.
+double cosineOf(const TensorDiff &d);
+
 // Options for comparing two checkpoints, set LibTorch-style: CompareOptions().atol(1e-6).
 struct CompareOptions {
     CompareOptions &atol(double v) { m_atol = v; return *this; }
@@ -70,6 +75,11 @@ struct ModuleComparison {
     TensorDiff diff;
     NonFiniteValues nonFinite;
     double normA = 0, normB = 0;  // of the pooled tensors, as for one tensor (inf, NaN)
+    // Integer tensors of a module that also holds floating ones (left out of its figures) that
+    // changed: "num_batches_tracked 6 -> 7" for one element, "steps (3 of 8 elements)" otherwise.
+    std::vector<std::string> integerChanges;
+    // Changed only through such integers: its figures (of the floating tensors) read no change.
+    bool onlyIntegersChanged() const { return !integerChanges.empty() && diff.scaled.abs == 0 && diff.nonFinite == 0; }
     // NaN or an infinity appeared, went or moved between the files (diff.nonFinite > 0): its
     // figures over the finite positions may read unchanged while the module diverged.
     bool diverged() const { return diff.nonFinite > 0; }
@@ -89,7 +99,15 @@ struct OptimizerSummary {
     std::string type;
     std::vector<double> learningRates;  // per param group
     std::optional<double> step;         // the largest step any parameter records
+    std::optional<double> minStep;      // the smallest (a parameter frozen for a while lags)
+    // Per param group, its hyper-parameters (every entry but "params") as Python prints them.
+    std::vector<std::vector<std::pair<std::string, std::string>>> groups;
 };
+// "Adam lr 0.001 step 5" ("step 3..5" where parameters record different steps; "none").
+std::string optimizerText(const std::optional<OptimizerSummary> &o);
+// What changed from a to b, one line each: "group 1: momentum 0.9 -> 0.5", "step 1 -> 2",
+// "class SGD -> Adam", "param groups 2 -> 3"; empty when nothing did.
+std::vector<std::string> optimizerChanges(const std::optional<OptimizerSummary> &a, const std::optional<OptimizerSummary> &b);
 
 // A tensor the name alignment set aside rather than compared or listed as removed or added:
 // torch.optim.swa_utils.AveragedModel's n_averaged (see keyalign.h), the count of models SWA or EMA
@@ -154,13 +172,27 @@ struct SeriesLayer {
     std::vector<SeriesGap> normGap, fromFirstGap, fromPreviousGap;
     // Per checkpoint, the tensor's NaN and infinite elements (0 where absent or unreadable).
     std::vector<std::int64_t> nanCount, infCount;
+    // Some checkpoint holds it as a floating (or complex) tensor: a weight, not a counter such as
+    // BatchNorm's num_batches_tracked, whose figures would swamp the weights' on one chart.
+    bool floating = false;
     bool present(std::size_t k) const { return shape[k].has_value(); }
+};
+// A file named for the series that could not be read, and why: left out, the others still compared.
+struct SeriesSkipped {
+    std::string file;
+    std::string reason;
 };
 struct Series {
     std::vector<SeriesPoint> points;
     std::vector<SeriesLayer> layers;
+    // How the checkpoints were ordered, in a sentence ("by epoch; ..."), naming any that record no epoch.
+    std::string ordering;
+    std::vector<SeriesSkipped> skipped;  // set by the caller that read the files
 };
-// Orders `docs` by epoch, then step, then file name (natural order), and computes the series.
+// Orders `docs` and computes the series. Where any records an epoch, those that do are sorted by
+// epoch, then step, then file name (natural order) among the places they hold in `docs`, and those
+// that record none keep their place; so by step where none records an epoch but some a step; by
+// file name where none records either.
 Series computeSeries(const std::vector<const Document *> &docs, const ComputeApi &api,
                      const std::function<bool(std::size_t, std::size_t)> &progress = {});
 nlohmann::ordered_json seriesToJson(const Series &s);

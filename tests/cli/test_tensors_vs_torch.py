@@ -47,13 +47,30 @@ def torch_stats(t):
     v = v.double()
     nan = torch.isnan(v)
     w = v[~nan]
+
+    def figures(x):  # torch's: a NaN makes each nan; the norm of no values is 0
+        f = {'l2': float(torch.linalg.norm(x))}
+        if x.numel():
+            f.update(min=float(x.min()), max=float(x.max()), mean=float(x.mean()),
+                     std=float(x.std()) if x.numel() > 1 else None)
+        return f
+
     s = {'nan': int(nan.sum()), 'inf': int(torch.isinf(w).sum()),
-         'zero_fraction': float((w == 0).sum()) / v.numel() if v.numel() else None,
-         'l2': float(torch.linalg.norm(w))}  # 0 over no values (empty, or NaNs only), as torch has it
-    if w.numel():
-        s.update(min=float(w.min()), max=float(w.max()), mean=float(w.mean()),
-                 std=float(w.std()) if w.numel() > 1 else None)
+         'zero_fraction': float((w == 0).sum()) / v.numel() if v.numel() else None}
+    s.update(figures(v))
+    if s['nan']:
+        s['without_nan'] = figures(w)  # labelled apart by ckpt
     return s
+
+
+def check_without_nan(check, where, got, want):
+    """A tensor holding NaN: the figures over its other values, under "without_nan"."""
+    if 'without_nan' in want:
+        g, w = got.get('without_nan') or {}, want['without_nan']
+        check(all(close(g.get(k), w.get(k)) for k in ('min', 'max', 'mean', 'std', 'l2')),
+              f'{where}: without_nan {g} != {w}')
+    else:
+        check('without_nan' not in got, f'{where}: without_nan only where there is a NaN')
 
 
 def close(a, b):
@@ -131,7 +148,8 @@ def check_rows(check, where, rows, theirs, locations, stats):
         for k, w in want.items():
             check(row.get(k) == w and type(row.get(k)) is type(w), f'{where}: {tname}: {k} {row.get(k)!r} != {w!r}')
         if stats and 'error' not in row['stats']:
-            check(list(row['stats']) == STATS_KEYS, f'{where}: {tname}: stats fields {list(row["stats"])}')
+            extra = ['without_nan'] if row['stats'].get('nan') else []  # the figures over the other values
+            check(list(row['stats']) == STATS_KEYS + extra, f'{where}: {tname}: stats fields {list(row["stats"])}')
 
 
 def check_document(check, ckpt, name, path, theirs, locations):
@@ -212,6 +230,7 @@ def main():
                 check(same_exactly([got['min'], got['max']], [int(t.min()), int(t.max())]),
                       f'odd_names.pth: {tname!r}: extremes {got["min"]!r}, {got["max"]!r}')
             check(got['nan'] == want['nan'] and got['inf'] == want['inf'], f'odd_names.pth: {tname!r}: nan/inf')
+            check_without_nan(check, f'odd_names.pth: {tname!r}', got, want)
         # ckpt show starts with the same fields and statistics as the row (its values aside).
         for row, key in zip(doc['tensors'] if doc else [], sd):
             r = subprocess.run([a.ckpt, 'show', path, key.encode('utf-8', 'surrogatepass'), '--limit', '0', '--json'],
@@ -262,6 +281,7 @@ def main():
                     continue
                 check(close(got.get(k), want.get(k)), f'{name}: {tname}: {k} {got.get(k)} != {want.get(k)}')
             check(got['nan'] == want['nan'] and got['inf'] == want['inf'], f'{name}: {tname}: nan/inf counts')
+            check_without_nan(check, f'{name}: {tname}', got, want)
             if is_exact(t):  # (meta tensors were passed over above)
                 # ckpt show: an integer or bool tensor's values exactly, of the types tolist() gives.
                 r = subprocess.run([a.ckpt, 'show', path, tname, '--limit', '50', '--json'], capture_output=True,

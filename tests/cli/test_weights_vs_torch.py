@@ -343,7 +343,7 @@ def main():
 
     # series: the chosen set followed through the files.
     r = run('series', ema_path, gan_path, '--json', '--weights', 'ema_state_dict')
-    check(r.returncode == 1 and gan_path in r.stderr, 'series: a file without the set is named', r.stderr.strip())
+    check(r.returncode == 2 and gan_path in r.stderr, 'series: a file without the set is named', r.stderr.strip())
     r = run('series', ema_path, ema_path, '--json', '--weights', 'ema_state_dict')
     if check(r.returncode == 0, 'series --weights ema_state_dict', r.stderr.strip()):
         layers = {x['name']: x['norm'] for x in json.loads(r.stdout)['layers']}
@@ -362,7 +362,7 @@ def main():
                         ['predict', gan_path, '--input', '1,2,3,4,5,6'], ['series', gan_path],
                         ['diff', gan_path, gan_path]):
             r = run(*command, '--weights', weights)
-            status = 2 if command[0] == 'diff' else 1
+            status = 2 if command[0] in ('diff', 'series') else 1  # README: diff and series exit 2
             message = r.stderr.strip()
             check(r.returncode == status and message.startswith('ckpt: %s: ' % gan_path) and '\n' not in message and
                   all(w in message for w in words + sets) and not r.stdout,
