@@ -513,7 +513,7 @@ void CompareView::showTensor(const QModelIndex &index)
             t.status != TensorComparison::Status::Unreadable) {
             text += tr("<br>max |\u0394| %1 \u00b7 mean |\u0394| %2 \u00b7 relative L2 %3 \u00b7 cosine %4<br>"
                        "||a|| %5 \u00b7 ||b|| %6 \u00b7 %7 of %8 elements outside tolerance")
-                        .arg(num(t.diff.maxAbs), num(t.diff.meanAbs()), num(t.diff.relativeL2()), num(t.diff.cosine()),
+                        .arg(num(t.diff.maxAbs), num(t.diff.meanAbs()), num(t.diff.relativeL2()), num(cosineOf(t.diff)),
                              normText(t.normA), normText(t.normB))
                         .arg(t.diff.outside)
                         .arg(t.diff.count);

@@ -215,8 +215,8 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         case MaxAbsColumn: return n.hasFigures ? figure(n.diff.maxAbs) : QString();
         case RelativeColumn: return n.hasFigures ? figure(n.diff.relativeL2()) : QString();
         case CosineColumn:
-            return n.hasFigures ? (std::isnan(n.diff.cosine()) ? figure(n.diff.cosine())
-                                                               : QString::fromStdString(cosineText(n.diff.cosine())))
+            return n.hasFigures ? (std::isnan(cosineOf(n.diff)) ? figure(cosineOf(n.diff))
+                                                                : QString::fromStdString(cosineText(cosineOf(n.diff))))
                                 : QString();
         case DTypeColumn: return n.dtype;
         case ShapeColumn: return n.shape;
@@ -258,7 +258,7 @@ QVariant ComparisonModel::data(const QModelIndex &index, int role) const
         switch (index.column()) {
         case MaxAbsColumn: return n.hasFigures ? n.diff.maxAbs : -1.0;
         case RelativeColumn: return std::isnan(magnitude) ? -1.0 : magnitude;
-        case CosineColumn: return n.hasFigures && !std::isnan(n.diff.cosine()) ? n.diff.cosine() : 2.0;
+        case CosineColumn: return n.hasFigures && !std::isnan(cosineOf(n.diff)) ? cosineOf(n.diff) : 2.0;
         case ChangeColumn:
             // A module whose only change is a tensor added or removed has no figures: it ranks with
             // the structural changes, before the measured ones.

@@ -82,6 +82,7 @@ class TestCompareView : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void cosineKeepsItsGapToOne();
+    void identicalTensorsHaveCosineOne();
     void compareMatchesTorch();
     void changedOnlyFilter();
     void histogramsMatchTorch();
@@ -626,6 +627,33 @@ void TestCompareView::cosineKeepsItsGapToOne()
 // module's say "diverged" with torch's count of NaN/Inf mismatches, as `ckpt diff` does, colour
 // like the table's NaN/Inf rows and sort first; the rest by relative L2, most changed first. Its
 // figures give each file's norm as torch does (nan, inf).
+// A file against itself: float64's rounding gives some tensors 1 - 2.2e-16 (even 1 + 2.2e-16); the
+// view shows what is true of equal values, exactly 1, in the column and in its sort value.
+void TestCompareView::identicalTensorsHaveCosineOne()
+{
+    const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(1).toObject();
+    QVERIFY2(!pair.isEmpty(), "regenerate the fixtures");
+    CompareView view;
+    QSignalSpy done(&view, &CompareView::finished);
+    const QString a = test::fixturePath(pair.value("a").toString());
+    view.compare(a, a, 0.0, 0.0);
+    QVERIFY(done.wait(60000));
+    int checked = 0;
+    const QJsonObject tensors = pair.value(QStringLiteral("tensors")).toObject();
+    for (auto it = tensors.begin(); it != tensors.end(); ++it) {
+        const QModelIndex row = view.model()->indexOfPath(it.key());
+        if (!row.isValid() || row.data(ComparisonModel::StatusRole).toString() != QLatin1String("identical"))
+            continue;
+        const QModelIndex cosine = row.siblingAtColumn(ComparisonModel::CosineColumn);
+        if (cosine.data().toString().isEmpty())
+            continue;  // a tensor without figures (an integer counter)
+        QCOMPARE(cosine.data().toString(), QStringLiteral("1"));
+        QCOMPARE(cosine.data(ComparisonModel::SortRole).toDouble(), 1.0);
+        ++checked;
+    }
+    QVERIFY(checked > 0);
+}
+
 void TestCompareView::divergedRowsSayItAndComeFirst()
 {
     const QJsonObject pair = compareSection().value(QStringLiteral("pairs")).toArray().at(0).toObject();
