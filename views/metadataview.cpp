@@ -1,5 +1,6 @@
 #include "metadataview.h"
 
+#include "chartstyle.h"
 #include "checkpointfolder.h"
 #include "document.h"
 #include "metadata.h"
@@ -115,12 +116,7 @@ void MetadataView::plotLosses()
 {
     const TrainerState *state = m_doc && m_doc->folder && m_doc->folder->trainerState ? &*m_doc->folder->trainerState
                                                                                        : nullptr;
-    auto *chart = new QChart;
-    chart->setMargins(QMargins(4, 4, 4, 4));
-    chart->setBackgroundBrush(palette().base());
-    chart->setTitleBrush(palette().text());
-    chart->legend()->setLabelBrush(palette().text());
-    chart->legend()->setAlignment(Qt::AlignRight);
+    auto *chart = newThemedChart(palette());
     chart->setTitle(tr("Loss by step (trainer_state.json)"));
     if (state) {
         auto *x = new QValueAxis;

@@ -1,5 +1,6 @@
 #include "seriesview.h"
 
+#include "chartstyle.h"
 #include "jobwatch.h"
 
 #include "jobpool.h"
@@ -282,12 +283,7 @@ void SeriesView::changeEvent(QEvent *event)
 
 void SeriesView::plot()
 {
-    auto *chart = new QChart;
-    chart->setMargins(QMargins(4, 4, 4, 4));
-    chart->setBackgroundBrush(palette().base());
-    chart->setTitleBrush(palette().text());
-    chart->legend()->setLabelBrush(palette().text());
-    chart->legend()->setAlignment(Qt::AlignRight);
+    auto *chart = newThemedChart(palette());
     if (m_series && !m_series->points.empty()) {
         const Series &s = *m_series;
         chart->setTitle(m_metric->currentText());

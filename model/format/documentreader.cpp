@@ -1042,29 +1042,6 @@ void readSidecar(Document &doc)
 } // namespace
 
 namespace {
-// The largest `step` among an optimizer's per-parameter states (a number, or torch >= 1.12's 0-d tensor).
-std::optional<std::int64_t> largestStep(const Document &doc)
-{
-    const ValuePtr state = doc.optimizer && doc.optimizer->isDict() ? doc.optimizer->get("state") : nullptr;
-    if (!state || !state->isDict())
-        return std::nullopt;
-    std::optional<std::int64_t> best;
-    for (const auto &e : state->entries()) {
-        const ValuePtr step = e.value && e.value->isDict() ? e.value->get("step") : nullptr;
-        std::optional<double> v;
-        if (step && step->isInt())
-            v = static_cast<double>(step->asInt());
-        else if (step && step->kind() == Value::Kind::Float)
-            v = step->asFloat();
-        else if (step && step->isTensor())
-            if (const auto n = vectorTensorNumbers(*step->tensorRef()); n.size() == 1)
-                v = n[0];
-        if (v && std::isfinite(*v) && std::abs(*v) < 9e15)
-            best = std::max(best.value_or(std::numeric_limits<std::int64_t>::min()), static_cast<std::int64_t>(*v));
-    }
-    return best;
-}
-
 std::string numberText(double v)
 {
     char buf[32];
@@ -1103,7 +1080,7 @@ void describePart(FolderPart &part)
                 const ValuePtr state = doc.optimizer->isDict() ? doc.optimizer->get("state") : nullptr;
                 if (state && state->isDict())
                     out += ", " + std::to_string(state->entries().size()) + " parameter states";
-                if (const auto step = largestStep(doc))
+                if (const auto step = optimizerStep(*doc.optimizer))
                     out += ", step " + std::to_string(*step);
             }
         } else if (summarise && scheduler) {
