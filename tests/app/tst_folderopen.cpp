@@ -5,6 +5,7 @@
 #include "checkpointfolder.h"
 #include "document.h"
 #include "documentview.h"
+#include "dropevents.h"
 #include "isolatedsettings.h"
 #include "mainwindow.h"
 #include "metadataview.h"
@@ -36,24 +37,11 @@ using namespace ckpt;
 namespace {
 
 using test::childNamed;
+using test::dropUrls;
 using test::sectionNamed;
 
 QString valueOf(QStandardItem *keyItem) { return keyItem->parent()->child(keyItem->row(), 2)->text(); }
 QString roleOf(QStandardItem *keyItem) { return keyItem->parent()->child(keyItem->row(), 1)->text(); }
-
-bool dropUrls(QWidget &target, const QList<QUrl> &urls)
-{
-    QMimeData mime;
-    mime.setUrls(urls);
-    const QPoint pos = target.rect().center();
-    QDragEnterEvent enter(pos, Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(&target, &enter);
-    if (!enter.isAccepted())
-        return false;
-    QDropEvent drop(QPointF(pos), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(&target, &drop);
-    return drop.isAccepted();
-}
 
 } // namespace
 

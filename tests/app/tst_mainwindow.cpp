@@ -8,6 +8,7 @@
 #include "conversionqueuemodel.h"
 #include "conversionview.h"
 #include "documentview.h"
+#include "dropevents.h"
 #include "seriesview.h"
 #include "mainwindow.h"
 #include "predictionview.h"
@@ -66,6 +67,8 @@ using namespace ckpt;
 
 namespace {
 
+using test::dropUrls;
+
 QString example(const char *name)
 {
     return QStringLiteral(CKPT_EXAMPLES_DIR "/") + QLatin1String(name);
@@ -81,21 +84,6 @@ void saveScreenshot(QWidget &w, const QString &name)
     QDir().mkpath(QStringLiteral(CKPT_SCREENSHOT_DIR));
     const QString path = QStringLiteral(CKPT_SCREENSHOT_DIR "/") + name;
     QVERIFY2(w.grab().save(path), qPrintable(path));
-}
-
-// Sends a drag-enter and, when it is accepted, a drop of `urls` to the window's centre.
-bool dropUrls(QWidget &target, const QList<QUrl> &urls, Qt::KeyboardModifiers modifiers = Qt::NoModifier)
-{
-    QMimeData mime;
-    mime.setUrls(urls);
-    const QPoint pos = target.rect().center();
-    QDragEnterEvent enter(pos, Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(&target, &enter);
-    if (!enter.isAccepted())
-        return false;
-    QDropEvent drop(QPointF(pos), Qt::CopyAction, &mime, Qt::LeftButton, modifiers);
-    QCoreApplication::sendEvent(&target, &drop);
-    return drop.isAccepted();
 }
 
 QAction *findMenu(QMainWindow &w, const QString &title)

@@ -8,6 +8,7 @@
 #include "conversionplanmodel.h"
 #include "conversionqueuemodel.h"
 #include "conversionview.h"
+#include "dropevents.h"
 #include "error.h"
 #include "scriptexport.h"
 #include "testdata.h"
@@ -40,25 +41,9 @@ using Status = ConversionQueueItem::Status;
 
 namespace {
 
-constexpr int kWait = 60000;
+using test::dropFiles;
 
-// Drags `paths` onto `target` and drops them, as a file manager would.
-bool dropFiles(QWidget *target, const QStringList &paths)
-{
-    QList<QUrl> urls;
-    for (const QString &p : paths)
-        urls << QUrl::fromLocalFile(p);
-    QMimeData mime;
-    mime.setUrls(urls);
-    const QPoint pos = target->rect().center();
-    QDragEnterEvent enter(pos, Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(target, &enter);
-    if (!enter.isAccepted())
-        return false;
-    QDropEvent drop(QPointF(pos), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
-    QCoreApplication::sendEvent(target, &drop);
-    return drop.isAccepted();
-}
+constexpr int kWait = 60000;
 
 Status statusOf(const ConversionView &v, int row)
 {
