@@ -270,8 +270,14 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
                                if (!report->weightsOnlyFileReason.empty())
                                    return report->weightsOnlyFileReason;
                                std::string s;
-                               for (std::size_t i = 0; i < report->weightsOnlyBlockers.size() && i < 5; ++i)
-                                   s += (i ? ", " : "") + report->weightsOnlyBlockers[i];
+                               // A blocker that is a remark in parentheses ("(safetensors: no pickle
+                               // ...)") loses them here: this sentence puts the list in its own.
+                               for (std::size_t i = 0; i < report->weightsOnlyBlockers.size() && i < 5; ++i) {
+                                   std::string_view b = report->weightsOnlyBlockers[i];
+                                   if (b.size() > 2 && b.front() == '(' && b.back() == ')')
+                                       b = b.substr(1, b.size() - 2);
+                                   s += (i ? ", " : "") + std::string(b);
+                               }
                                if (report->weightsOnlyBlockers.size() > 5)
                                    s += ", \u2026";
                                return s;
@@ -282,7 +288,13 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
     if (document && document->folder) {
         QStringList bad;
         int scanned = 0;
-        for (const auto &part : document->folder->parts) {
+        std::vector<const FolderPart *> all;
+        for (const auto &part : document->folder->parts)
+            all.push_back(&part);
+        for (const auto &part : document->folder->unlisted)
+            all.push_back(&part);
+        for (const FolderPart *p : all) {
+            const FolderPart &part = *p;
             scanned += part.scanned;
             if (!part.dangerous.empty()) {
                 QStringList names;
@@ -301,6 +313,11 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
             text += QLatin1Char(' ') + (scanned == 1 ? tr("The folder's other pickle names no dangerous global.")
                                                      : tr("The folder's %1 other pickles name no dangerous global.")
                                                            .arg(scanned));
+        if (document->folder->entriesCut)
+            text += QStringLiteral("<br>") +
+                    tr("<b>Not every file was scanned:</b> the folder has more than %1 entries; scan the others by "
+                       "name.")
+                        .arg(FolderLimits::kMaxEntries);
     }
     m_verdict->setText(text);
     if (!report->anomalies.empty()) {

@@ -234,10 +234,13 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
     if (!j["optimizer"].is_null()) {
         // Every optimizer of the file: a GAN keeps one per network. The model's (the one paired with
         // its weights) first, with the mapping of its ids to names; then the others, in the file's order.
-        auto summaries = optimizerEntries(doc);
+        bool more = false;
+        auto summaries = optimizerEntries(doc, &more);
         std::stable_partition(summaries.begin(), summaries.end(), [](const OptimizerEntry &s) { return s.primary; });
         for (const auto &s : summaries)
             printOptimizer(doc, s, j["optimizer"], out);
+        if (more)
+            out << "Optimizers: the file holds more than the " << kMaxOptimizers << " listed; the others are not read\n";
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";
@@ -259,7 +262,7 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
             const std::string where = doc.format == ContainerFormat::Safetensors ? "__metadata__/" : "metadata/";
             for (const auto &e : doc.formatMetadata->entries()) {
                 const std::string key = e.key ? keyText(*e.key) : std::string();
-                if (key == kSafetensorsJsonKeys)
+                if (isWriterBookkeeping(key))
                     continue;
                 const ValuePtr decoded = formatMetadataValue(doc, key);
                 const ValuePtr shown = decoded ? decoded : e.value;

@@ -118,12 +118,27 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
             scanOne(file, readFile);  // says why the folder does not open, as for a file
             continue;
         }
-        const auto parts = doc->folder ? doc->folder->parts : std::vector<FolderPart>{};
+        std::vector<FolderPart> parts;
+        bool entriesCut = false;
+        if (doc->folder) {
+            parts = doc->folder->parts;
+            parts.insert(parts.end(), doc->folder->unlisted.begin(), doc->folder->unlisted.end());
+            entriesCut = doc->folder->entriesCut;
+        }
         const std::string modelFile = doc->path;
         scanOne(modelFile, [&doc] { return std::move(*doc); });
         for (const auto &part : parts)
             if (isPickledPart(part))
                 scanOne(part.path, [&part] { return readDocument(part.path); });
+        // A folder too big to list whole is not called clean: what was not looked at could run code.
+        if (entriesCut) {
+            anyError = true;
+            const std::string why = "the folder has more than " + std::to_string(FolderLimits::kMaxEntries) +
+                                    " entries; the files past them were not scanned (scan them by name)";
+            reportError(err, file, FormatError(file + ": " + why));
+            if (options.json)
+                all.push_back({{"file", file}, {"error", file + ": " + why}});
+        }
     }
     if (options.json)
         out << (all.size() == 1 && options.files.size() == 1 ? all[0] : all)

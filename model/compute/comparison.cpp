@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "checkpointfolder.h"
 #include "dtype.h"
 #include "error.h"
 #include "inferencemeta.h"
@@ -639,6 +640,12 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
         SeriesPoint p{d->path, std::nullopt, std::nullopt, {}, {}};
         p.epoch = orderingField(*d, "Epoch", "epoch", api, p.notes);
         p.step = orderingField(*d, "Step", "step", api, p.notes);
+        // A Trainer's checkpoint folder keeps its step in trainer_state.json, not in the weights.
+        // (Its epoch is fractional, 1.5: not a place in the run; the step is.)
+        if (!p.step && d->folder && d->folder->trainerState && d->folder->trainerState->globalStep) {
+            p.step = d->folder->trainerState->globalStep;
+            p.notes.push_back("step " + std::to_string(*p.step) + " from the folder's trainer_state.json");
+        }
         items.push_back({d, std::move(p)});
     }
     // The field that orders: the epoch where any checkpoint records one, else the step. Those that

@@ -183,11 +183,13 @@ private:
         m_listed.push_back(name);
         if (m_out.parts.size() >= FolderLimits::kMaxParts) {
             if (!m_partsCut)
-                m_out.notes.push_back("more parts than the " + std::to_string(FolderLimits::kMaxParts) + " listed");
+                m_out.notes.push_back("more parts than the " + std::to_string(FolderLimits::kMaxParts) +
+                                      " listed (the pickled ones past them are still scanned)");
             m_partsCut = true;
+            m_out.unlisted.push_back({name, path.string(), role, {}, false, {}});
             return;
         }
-        m_out.parts.push_back({name, path.string(), role, {}});
+        m_out.parts.push_back({name, path.string(), role, {}, false, {}});
     }
 
     void chooseModel(const std::string &name, const fs::path &path, const std::string &role)
@@ -312,6 +314,8 @@ private:
             else if (std::regex_match(f, modelStates))
                 addPart(prefix + f, dir / f, "DeepSpeed model states of another rank (not read)");
         }
+        if (!prefix.empty())  // a tag folder: its other pickles too (the folder's own come with its parts)
+            addOtherPickles(dir, prefix, listing);
     }
 
     void chooseSingleFile(const Listing &top)
@@ -354,6 +358,18 @@ private:
         for (const auto &f : listing.files)
             if (std::regex_match(f, rng))
                 addPart(prefix + f, dir / f, "random number generator state");
+        addOtherPickles(dir, prefix, listing);
+    }
+
+    // Every other file whose name says torch.save (or pickle) wrote it: a script may load it, so it
+    // is listed and scanned though its role is unknown.
+    void addOtherPickles(const fs::path &dir, const std::string &prefix, const Listing &listing)
+    {
+        if (listing.more)
+            m_out.entriesCut = true;
+        for (const auto &f : listing.files)
+            if (isPickledPart(FolderPart{f, {}, {}, {}, false, {}}))
+                addPart(prefix + f, dir / f, "pickled file of unknown role (not read)");
     }
 
     void readTrainerStateIfAny()
@@ -388,6 +404,11 @@ std::optional<double> numberOf(const nlohmann::ordered_json &j)
 
 std::optional<std::int64_t> integerOf(const nlohmann::ordered_json &j)
 {
+    // A count past int64 (json reads 2^64 - 1 as unsigned) is no step this reader can show.
+    if (j.is_number_unsigned())
+        return j.get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX)
+                   ? std::optional<std::int64_t>(static_cast<std::int64_t>(j.get<std::uint64_t>()))
+                   : std::nullopt;
     if (j.is_number_integer())
         return j.get<std::int64_t>();
     if (j.is_number_float()) {

@@ -49,6 +49,12 @@ struct CheckpointFolder {
     std::string modelName;  // the same relative to the folder ("global_step500/mp_rank_00_model_states.pt")
     std::string modelRole;  // what that file is ("model weights", "DeepSpeed model states" ...)
     std::vector<FolderPart> parts;  // the folder's other recognised parts, bounded
+    // Pickled files past the kMaxParts listed: not shown, but still read for their globals (a
+    // scanner must not pass a folder because its dangerous file is the 65th).
+    std::vector<FolderPart> unlisted;
+    // The folder (or the tag folder read) had more than kMaxEntries entries: files past them were
+    // neither listed nor scanned.
+    bool entriesCut = false;
     std::optional<TrainerState> trainerState;
     std::vector<std::string> notes;  // what was left out or could not be read
 };

@@ -1067,14 +1067,21 @@ void matchDotted(const Value &v, std::string_view rest, KeyPath &prefix, std::ve
 
 // The file's optimizer states, in the order findOptimizer prefers them: the usual keys first (each
 // state of a list, as Lightning keeps one per optimizer), then any other root entry.
-std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root)
+// `cut`, when given, is set where more were found than kMaxOptimizers.
+std::vector<std::pair<ValuePtr, KeyPath>> optimizerCandidates(const Value &root, bool *cut = nullptr)
 {
-    constexpr std::size_t kMaxCandidates = 16;  // each is mapped in turn: bounded for a hostile file
     std::vector<std::pair<ValuePtr, KeyPath>> out;
     std::unordered_set<const Value *> seen;
     auto add = [&](const ValuePtr &v, KeyPath path) {
-        if (out.size() < kMaxCandidates && seen.insert(v.get()).second)
-            out.emplace_back(v, std::move(path));
+        if (seen.contains(v.get()))
+            return;
+        if (out.size() >= kMaxOptimizers) {  // each is mapped in turn: bounded for a hostile file
+            if (cut)
+                *cut = true;
+            return;
+        }
+        seen.insert(v.get());
+        out.emplace_back(v, std::move(path));
     };
     // A pickled optimizer is made into a state dict once (`read`), and is the same wherever it is found.
     PickledOptimizers read;
@@ -1181,14 +1188,16 @@ void pairOptimizer(Document &doc)
 
 } // namespace
 
-std::vector<OptimizerEntry> optimizerEntries(const Document &doc)
+std::vector<OptimizerEntry> optimizerEntries(const Document &doc, bool *more)
 {
     std::vector<OptimizerEntry> out;
+    if (more)
+        *more = false;
     if (!doc.optimizer)
         return out;
     std::vector<std::pair<ValuePtr, KeyPath>> states;
     if (doc.root && doc.root->isDict() && !doc.optimizerPath.empty())
-        states = optimizerCandidates(*doc.root);
+        states = optimizerCandidates(*doc.root, more);
     // The document's own optimizer is among them (a pickled one is made anew by each search: by path).
     if (std::none_of(states.begin(), states.end(), [&doc](const auto &c) { return c.second == doc.optimizerPath; }))
         states.insert(states.begin(), {doc.optimizer, doc.optimizerPath});

@@ -25,7 +25,9 @@
 #include <ctime>
 #include <filesystem>
 #include <fnmatch.h>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sys/time.h>
 #include <unordered_map>
@@ -281,6 +283,73 @@ void weightsOnlyBlocker(const ValuePtr &v, WeightsOnlyCheck &c, int depth = 0)
         return; // a plain dict's BUILD state is not written
     if (v->state())
         weightsOnlyBlocker(v->state(), c, depth + 1);
+}
+
+// What makes a 2-d sparse CSR tensor one torch refuses to load (its _validate_sparse_csr_tensor_args):
+// crow_indices must start at 0, never step back or by more than the columns, and end at the
+// number of values; each column index must lie in [0, columns). "" when it holds, or when it cannot
+// be told here (a batched tensor, indices that are not a contiguous int32/int64 vector): the
+// read-back and torch are the judges then. Reads the indices in place, one at a time.
+std::string csrProblem(const TensorRef &t)
+{
+    if (t.shape.size() != 2 || !t.sparseCrowIndices || !t.sparseColIndices || !t.sparseValues ||
+        !t.sparseCrowIndices->isTensor() || !t.sparseColIndices->isTensor() || !t.sparseValues->isTensor())
+        return {};
+    const TensorRef &crow = *t.sparseCrowIndices->tensorRef();
+    const TensorRef &col = *t.sparseColIndices->tensorRef();
+    const std::int64_t rows = t.shape[0], cols = t.shape[1];
+    const std::int64_t nnz = t.sparseValues->tensorRef()->shape.empty() ? 1 : t.sparseValues->tensorRef()->shape[0];
+    // Element i of a 1-d int32/int64 index tensor, or nothing where it cannot be read in place.
+    const auto reader = [](const TensorRef &r) -> std::function<std::optional<std::int64_t>(std::int64_t)> {
+        std::int64_t extent = 0;
+        if (r.shape.size() != 1 || r.strides.size() != 1 || !r.storage || !r.problem.empty() ||
+            (r.dtype != DType::Int64 && r.dtype != DType::Int32) || !r.extentElements(extent) || !r.fitsStorage(extent))
+            return nullptr;
+        return [&r](std::int64_t i) -> std::optional<std::int64_t> {
+            const auto bytes = r.storage->data();
+            const std::size_t size = r.dtype == DType::Int64 ? 8 : 4;
+            const auto at = static_cast<std::size_t>(r.storageOffset + i * r.strides[0]) * size;
+            if (at + size > bytes.size())
+                return std::nullopt;
+            if (size == 8) {
+                std::int64_t v;
+                std::memcpy(&v, bytes.data() + at, 8);
+                return v;
+            }
+            std::int32_t v;
+            std::memcpy(&v, bytes.data() + at, 4);
+            return v;
+        };
+    };
+    const auto crowAt = reader(crow), colAt = reader(col);
+    if (!crowAt || !colAt)
+        return {};
+    if (crow.shape[0] != rows + 1)
+        return "crow_indices has " + std::to_string(crow.shape[0]) + " entries where the " + std::to_string(rows) +
+               " rows need " + std::to_string(rows + 1);
+    if (col.shape[0] != nnz)
+        return "col_indices has " + std::to_string(col.shape[0]) + " entries for " + std::to_string(nnz) + " values";
+    std::int64_t previous = 0;
+    for (std::int64_t i = 0; i <= rows; ++i) {
+        const auto v = crowAt(i);
+        if (!v)
+            return {};
+        if (i == 0 ? *v != 0 : (*v < previous || *v - previous > cols))
+            return "crow_indices[" + std::to_string(i) + "] is " + std::to_string(*v) + " after " +
+                   std::to_string(previous) + (i == 0 ? " (it must start at 0)" : " (each row holds 0 to the columns' count)");
+        previous = *v;
+    }
+    if (previous != nnz)
+        return "crow_indices ends at " + std::to_string(previous) + ", not at the " + std::to_string(nnz) + " values";
+    for (std::int64_t i = 0; i < nnz; ++i) {
+        const auto v = colAt(i);
+        if (!v)
+            return {};
+        if (*v < 0 || *v >= cols)
+            return "col_indices[" + std::to_string(i) + "] is " + std::to_string(*v) + ", outside the " +
+                   std::to_string(cols) + " columns";
+    }
+    return {};
 }
 
 // Why a value cannot go into a weights-only file, said whole ("holds a set (builtins.set), ...");
@@ -840,6 +909,10 @@ private:
                 // No one form of a CSR tensor loads in every torch: 1.x rebuilds it with
                 // _rebuild_sparse_csr_tensor, which torch 2 no longer has (its _rebuild_sparse_tensor
                 // takes the layout), and 1.x's _rebuild_sparse_tensor takes COO only.
+                if (ref->layout == TensorRef::Layout::SparseCsr)
+                    if (const auto problem = csrProblem(*ref); !problem.empty())
+                        throw FormatError("tensor '" + t.first + "' is a sparse CSR tensor torch refuses to load: " +
+                                          problem + " (leave it out with --drop '" + t.first + "')");
                 if (ref->layout == TensorRef::Layout::SparseCsr)
                     m_plan.warnings.push_back(
                         "tensor '" + t.first + "' is sparse CSR: written as the source holds it, with torch._utils." +
@@ -2424,11 +2497,17 @@ PickleWriterOptions pickleOptions(const ConversionPlan &plan, const ConvertOptio
 std::string defaultOutputPathFor(const std::string &input, const std::string &suffix, const std::string &ext,
                                  const std::optional<DType> &castTo, const std::string &outDir)
 {
-    // A checkpoint folder named with a trailing slash ("checkpoint-500/") is the folder: its output
-    // goes beside it, named for it, not into it as "_safetensors.safetensors".
+    // A checkpoint folder named with a trailing slash ("checkpoint-500/"), or as "." or "dir/..", is
+    // the folder: its output goes beside it, named for it, not into it as "_safetensors.safetensors".
     fs::path in(input);
-    while (!in.has_filename() && in.has_relative_path())
-        in = in.parent_path();
+    if (!in.has_filename() || in.filename() == "." || in.filename() == "..") {
+        std::error_code ec;
+        const fs::path absolute = fs::absolute(in, ec);
+        if (!ec)
+            in = absolute.lexically_normal();
+        while (!in.has_filename() && in.has_relative_path())
+            in = in.parent_path();
+    }
     const fs::path folder = outDir.empty() ? in.parent_path() : fs::path(outDir);
     // A word the stem already ends with (or is) is not added again: model_safetensors.pth becomes
     // model_safetensors.safetensors, not model_safetensors_safetensors.safetensors, and

@@ -1115,6 +1115,13 @@ Document readFolder(const std::string &path, const ReadOptions &options)
     auto folder = std::make_shared<CheckpointFolder>(resolveCheckpointFolder(path));
     for (auto &part : folder->parts)
         describePart(part);
+    // Parts past the listed ones are read for their globals too; a dangerous one is listed after all.
+    for (auto &part : folder->unlisted) {
+        describePart(part);
+        if (!part.dangerous.empty())
+            folder->parts.push_back(part);
+    }
+    std::erase_if(folder->unlisted, [](const FolderPart &p) { return !p.dangerous.empty(); });
     Document doc = readDocument(folder->modelFile, options);
     for (const auto &note : folder->notes)
         doc.warnings.push_back(path + ": " + note);

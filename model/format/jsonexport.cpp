@@ -1103,7 +1103,8 @@ json documentJson(const Document &doc, bool placeholder)
     }
     // Every optimizer of the file (a GAN keeps one per network), the one above among them.
     json optimizers = json::array();
-    for (const auto &s : optimizerEntries(doc)) {
+    bool moreOptimizers = false;
+    for (const auto &s : optimizerEntries(doc, &moreOptimizers)) {
         json o{{"path", s.path},          {"type", s.className},        {"primary", s.primary},
                {"param_groups", s.groups}, {"parameters", s.parameters}, {"states", s.states},
                {"step", s.step ? json(*s.step) : json(nullptr)}};
@@ -1112,6 +1113,8 @@ json documentJson(const Document &doc, bool placeholder)
         optimizers.push_back(std::move(o));
     }
     j["optimizers"] = std::move(optimizers);
+    if (moreOptimizers)
+        j["optimizers_cut"] = true;  // the file holds more than kMaxOptimizers; the others are not read
     // Metadata: every root entry that is neither the weights nor the optimizer.
     json meta = json::object();
     ObjectBuilder metaBuilder(meta);

@@ -83,6 +83,8 @@ ValuePtr parsedJson(const std::string &text)
 
 } // namespace
 
+bool isWriterBookkeeping(std::string_view key) { return key == kSafetensorsJsonKeys || key == kSafetensorsKeyOrder; }
+
 std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Document &doc)
 {
     std::vector<std::pair<std::string, ValuePtr>> out;
@@ -91,10 +93,8 @@ std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Docume
     const bool safetensors = doc.format == ContainerFormat::Safetensors;
     for (const auto &e : doc.formatMetadata->entries()) {
         const std::string k = e.key ? keyText(*e.key) : std::string();
-        // This tool's bookkeeping (which values are JSON, tied names, the state dict's order) is no
-        // fact about the model.
-        if (k == kSafetensorsJsonKeys || k == kSafetensorsKeyOrder || k.starts_with("alias:") ||
-            k == (safetensors ? "format" : "total_size"))
+        // This tool's bookkeeping and tied names are no fact about the model.
+        if (isWriterBookkeeping(k) || k.starts_with("alias:") || k == (safetensors ? "format" : "total_size"))
             continue;
         const auto decoded = formatMetadataValue(doc, k);
         out.emplace_back(k, decoded ? decoded : e.value);
@@ -104,8 +104,7 @@ std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Docume
 
 ValuePtr formatMetadataValue(const Document &doc, const std::string &key)
 {
-    if (!doc.formatMetadata || !doc.formatMetadata->isDict() || key == kSafetensorsJsonKeys ||
-        key == kSafetensorsKeyOrder || key.starts_with("alias:"))
+    if (!doc.formatMetadata || !doc.formatMetadata->isDict() || isWriterBookkeeping(key) || key.starts_with("alias:"))
         return nullptr;
     const auto v = doc.formatMetadata->get(key);
     if (!v || !v->isString())

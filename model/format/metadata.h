@@ -32,6 +32,10 @@ std::vector<MetadataEntry> metadataEntries(const Document &doc);
 // it wrote as JSON text (epoch, losses, config, ...); every other value is a string as it was.
 inline constexpr std::string_view kSafetensorsJsonKeys = "checkpoint_studio.json_keys";
 
+// Whether a __metadata__ key is this tool's writer's own bookkeeping (which values are JSON, the
+// state dict's order: kSafetensorsJsonKeys, kSafetensorsKeyOrder), no fact about the model.
+bool isWriterBookkeeping(std::string_view key);
+
 // A safetensors file's (or shard index's) __metadata__ entry as the value it was written from:
 // JSON text decoded where this tool's writer marked it so; in other writers' files, where the key
 // names a count (epoch, step), a loss or a structure (config, class names, mean/std) and the text

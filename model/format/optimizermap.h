@@ -65,9 +65,14 @@ struct OptimizerEntry {
     std::string updates;
 };
 
-// Every optimizer state of the file (at most 16), in the file's order; empty when it has none.
-// Defined beside the classifier's search for them (classifier.cpp).
-std::vector<OptimizerEntry> optimizerEntries(const Document &doc);
+// How many optimizer states of one file are looked at: each is mapped in turn, so a hostile file's
+// 10,000 stay cheap.
+inline constexpr std::size_t kMaxOptimizers = 16;
+
+// Every optimizer state of the file (at most kMaxOptimizers), in the file's order; empty when it has
+// none. `more`, when given, says whether the file holds more than those. Defined beside the
+// classifier's search for them (classifier.cpp).
+std::vector<OptimizerEntry> optimizerEntries(const Document &doc, bool *more = nullptr);
 
 // A pickled optimizer instance (torch.save of an object that holds a torch.optim optimizer, as
 // OpenNMT's checkpoints did) keeps its __dict__ (or, torch >= 1.x, its __getstate__): `state`, a

@@ -171,6 +171,9 @@ void TestFolderOpen::securityViewCoversTheFolder()
     QVERIFY2(text.contains(QStringLiteral("another file of this folder")) &&
                  text.contains(QStringLiteral("training_args.bin (names posix.system)")),
              qPrintable(text));
+    // The weights' own sentence: safetensors' reason once in parentheses, not twice.
+    QVERIFY2(text.contains(QStringLiteral("would refuse it (safetensors: no pickle")) && !text.contains(QStringLiteral("((")),
+             qPrintable(text));
 }
 
 void TestFolderOpen::screenshot()

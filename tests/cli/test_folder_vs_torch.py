@@ -105,7 +105,7 @@ def main():
     ap.add_argument('--ckpt', required=True)
     ap.add_argument('--fixtures')
     args = ap.parse_args()
-    ckpt = args.ckpt
+    ckpt = os.path.abspath(args.ckpt)
     res = Results()
     with tempfile.TemporaryDirectory() as tmp:
         # --- Hugging Face Trainer checkpoint ----------------------------------------------------
@@ -176,6 +176,15 @@ def main():
         res.check(r.returncode == 0 and os.path.exists(beside) and sorted(os.listdir(folder)) == before,
                   'convert DIR/ writes <folder>_state_dict.pth beside it, nothing into it',
                   r.stdout + r.stderr + repr(sorted(set(os.listdir(folder)) - set(before))))
+        # Named as "." from inside it: the same, beside the folder.
+        r2 = subprocess.run([ckpt, 'convert', '.', '--to', 'safetensors'], capture_output=True, text=True,
+                            timeout=300, cwd=folder)
+        dot_out = os.path.join(tmp, os.path.basename(folder) + '_safetensors.safetensors')
+        res.check(r2.returncode == 0 and os.path.exists(dot_out) and sorted(os.listdir(folder)) == before,
+                  'convert . from inside the folder writes beside it, nothing into it',
+                  r2.stdout + r2.stderr + repr(sorted(set(os.listdir(folder)) - set(before))))
+        if os.path.exists(dot_out):
+            os.remove(dot_out)
         if os.path.exists(beside):
             got = torch.load(beside)
             got = got.get('state_dict', got) if isinstance(got, dict) else got
@@ -218,6 +227,46 @@ def main():
                 'scheduler.pt': False, 'rng_state.pth': False, 'training_args.bin': True}
         res.check(r.returncode == 3 and verdicts == want,
                   'scan --json of the folder: one verdict per pickle (and the weights)', r.stdout[:3000] + r.stderr)
+
+        # A dangerous pickle past the parts listed (the 72nd rng state), and one whose name no
+        # framework writes: both are scanned, and the folder is not called clean.
+        many = os.path.join(tmp, 'many_parts')
+        os.makedirs(many)
+        torch.save(sd, os.path.join(many, 'pytorch_model.bin'))
+        for i in range(70):
+            torch.save({'cpu': torch.get_rng_state()}, os.path.join(many, 'rng_state_%d.pth' % i))
+        torch.save(RunsCode(), os.path.join(many, 'rng_state_99.pth'))
+        r = run(ckpt, 'scan', many)
+        res.check(r.returncode == 3 and 'rng_state_99.pth: DANGEROUS' in r.stdout,
+                  'scan: a dangerous part past the listed ones is scanned', r.stdout[-2000:] + r.stderr)
+        j = info_json(ckpt, many)
+        parts = {p['name']: p for p in j.get('folder', {}).get('parts', [])}
+        res.check(parts.get('rng_state_99.pth', {}).get('dangerous_globals') == ['posix.system'],
+                  'info --json lists the dangerous part though it is past the listed ones', str(sorted(parts))[:500])
+        odd = os.path.join(tmp, 'odd_pickle')
+        os.makedirs(odd)
+        write_safetensors(os.path.join(odd, 'model.safetensors'), sd, {'format': 'pt'})
+        torch.save(RunsCode(), os.path.join(odd, 'custom_state.pt'))
+        r = run(ckpt, 'scan', odd)
+        res.check(r.returncode == 3 and 'custom_state.pt: DANGEROUS' in r.stdout,
+                  'scan: a pickle of unknown role in the folder is scanned', r.stdout + r.stderr)
+
+        # series over Trainer folders: ordered by trainer_state.json's global_step, whatever their
+        # names and the order given (the later one named first alphabetically and on the line).
+        run_root = os.path.join(tmp, 'series_run')
+        os.makedirs(run_root)
+        early = trainer_checkpoint(run_root, step=100)[0]
+        late = trainer_checkpoint(run_root, step=200)[0]
+        os.rename(early, os.path.join(run_root, 'z_early'))
+        os.rename(late, os.path.join(run_root, 'a_late'))
+        r = run(ckpt, 'series', '--json', os.path.join(run_root, 'a_late'), os.path.join(run_root, 'z_early'))
+        try:
+            points = json.loads(r.stdout)['checkpoints']
+        except (ValueError, KeyError):
+            points = []
+        res.check(r.returncode == 0 and [p['step'] for p in points] == [100, 200] and
+                  '/z_early/' in points[0]['file'], 'series orders Trainer folders by trainer_state.json\'s step',
+                  r.stdout[:800] + r.stderr)
 
         # --- save_pretrained with pytorch_model.bin only -------------------------------------------
         binonly = os.path.join(tmp, 'bin_only')

@@ -168,6 +168,23 @@ def check_gans(ckpt, tmp, res):
     check_optimizers(res, 'twin GAN', j, text, [
         ('gen_opt', opt_a, (False, ['cannot be told'])), ('disc_opt', opt_b, (False, ['cannot be told']))])
 
+    # More optimizers than are read (a hostile or odd file: 20 distinct states in Lightning's list):
+    # the first 16 are listed and info says the file holds more, rather than implying that is all.
+    states = []
+    for i in range(20):
+        opt = torch.optim.SGD(gan.generator.parameters(), lr=0.01 * (i + 1))
+        states.append(opt.state_dict())
+    path = os.path.join(tmp, 'many_optimizers.ckpt')
+    torch.save({'epoch': 1, 'state_dict': gan.state_dict(), 'optimizer_states': states}, path)
+    j, text = info(ckpt, path), run(ckpt, 'info', path).stdout
+    res.check(len(j.get('optimizers', [])) == 16 and j.get('optimizers_cut') is True,
+              '20 optimizers: 16 listed, optimizers_cut in JSON', str(len(j.get('optimizers', []))) + str(j.get('error')))
+    res.check('holds more than the 16 listed' in text, '20 optimizers: the text says more are not listed', text[-1500:])
+    path = os.path.join(tmp, 'two_optimizers.ckpt')
+    torch.save({'epoch': 1, 'state_dict': gan.state_dict(), 'optimizer_states': states[:2]}, path)
+    j = info(ckpt, path)
+    res.check(len(j.get('optimizers', [])) == 2 and 'optimizers_cut' not in j, '2 optimizers: not cut', str(j.get('optimizers')))
+
 
 def check_prefixes(ckpt, tmp, res):
     class One(nn.Module):

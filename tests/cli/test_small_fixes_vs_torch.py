@@ -125,9 +125,14 @@ def check_sparse_csr(r, ckpt, d):
                     'csr: tensors --json %s: shape, dtype, numel as torch' % k, json.dumps(t))
             r.check(t.get('bytes') == sum(p.numel() * p.element_size() for p in parts),
                     'csr: tensors --json %s: bytes of crow_indices, col_indices and values' % k, json.dumps(t))
-            # torch names the layout torch.sparse_csr; the JSON says so as it says sparse_coo for COO.
-            r.check(t.get('layout') == str(want.layout).replace('torch.', ''),
-                    'csr: tensors --json %s: layout as torch names it' % k, json.dumps(t))
+    # info --json names the layout as torch does (torch.sparse_csr), as it says sparse_coo for COO.
+    code, out, err = run(ckpt, 'info', '--json', path)
+    if r.check(code == 0, 'csr: info --json exit 0', err):
+        listed = {t['name']: t for t in json.loads(out)['state_dict']['tensors']}
+        for k in ('w', 'w64', 'b'):
+            want = 'strided' if sd[k].layout == torch.strided else str(sd[k].layout).replace('torch.', '')
+            r.check(listed.get(k, {}).get('layout', 'strided') == want,
+                    'csr: info --json %s: layout as torch names it' % k, json.dumps(listed.get(k)))
     code, out, err = run(ckpt, 'show', '--json', path, 'w')
     if r.check(code == 0, 'csr: show --json exit 0', err):
         t = json.loads(out)
@@ -149,6 +154,41 @@ def check_sparse_csr(r, ckpt, d):
                 r.check(ok, where + ': %s as torch' % k, repr(back.get(k)))
 
 
+class _BadCsr:
+    """A CSR tensor torch refuses to load (torch.save writes it; torch.load's check refuses it)."""
+
+    def __init__(self, crow, col):
+        self.crow, self.col = crow, col
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_sparse_csr_tensor,
+                (torch.sparse_csr, (torch.tensor(self.crow), torch.tensor(self.col), torch.tensor([1., 2.]), (2, 3))))
+
+
+def check_bad_csr(r, ckpt, d):
+    """convert refuses a CSR tensor whose indices torch rejects, rather than writing a file torch will
+    not load and calling it verified; a valid one of the same shape still converts."""
+    for name, crow, col in [('badcrow', [0, 5, 2], [0, 1]), ('badcol', [0, 1, 2], [0, 99999])]:
+        path = os.path.join(d, 'csr_%s.pth' % name)
+        torch.save({'sp': _BadCsr(crow, col), 'w': torch.ones(2)}, path)
+        try:
+            torch.load(path)
+            refused = False
+        except RuntimeError:
+            refused = True
+        r.check(refused, '%s: torch 1.13 refuses to load it' % name)
+        out = os.path.join(d, 'csr_%s_out.pth' % name)
+        code, _, err = run(ckpt, 'convert', path, '--to', 'state-dict', '-o', out)
+        r.check(code != 0 and not os.path.exists(out) and "'sp'" in err and 'torch refuses to load' in err,
+                '%s: convert refuses it, naming the tensor' % name, err)
+    path = os.path.join(d, 'csr_fine.pth')
+    torch.save({'sp': _BadCsr([0, 1, 2], [0, 2]), 'w': torch.ones(2)}, path)
+    out = os.path.join(d, 'csr_fine_out.pth')
+    code, _, err = run(ckpt, 'convert', path, '--to', 'state-dict', '-o', out)
+    r.check(code == 0 and torch.equal(torch.load(out)['sp'].to_dense(), torch.load(path)['sp'].to_dense()),
+            'a valid CSR tensor of the same shape converts, equal in torch', err)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -159,6 +199,7 @@ def main():
         check_series_swa(r, opts.ckpt, d)
         check_packed_quantized(r, opts.ckpt, d)
         check_sparse_csr(r, opts.ckpt, d)
+        check_bad_csr(r, opts.ckpt, d)
     return r.finish()
 
 
