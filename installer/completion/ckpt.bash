@@ -44,7 +44,7 @@ _ckpt()
             export) options='-o --output --force --weights --help' ;;
             convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --weights --drop --drop-optimizer --keep-device --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
             diff) options='--atol --rtol --map --json --weights --help' ;;
-            predict) options='--arch --arch-spec --activation --input --input-file --device --dtype --half --repeat --no-normalize --top --probabilities --json --show-arch --export-torchscript --force --weights --help' ;;
+            predict) options='--arch --arch-spec --activation --input --input-file --input-shape --device --dtype --half --repeat --no-normalize --top --probabilities --json --show-arch --export-torchscript --force --weights --help' ;;
         esac
         mapfile -t COMPREPLY < <(compgen -W "$options" -- "$cur")
         return
