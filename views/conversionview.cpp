@@ -1074,6 +1074,31 @@ void ConversionView::startNext()
         return;
     }
     const QString sidecar = QString::fromStdString(item.plan->sidecarPath);
+    // Every file of the queue is an input of this run, as all the files given to one `ckpt convert`
+    // are: an output that names another row's input (x.pth -> x_state_dict.pth while
+    // x_state_dict.pth waits in the queue) is refused before any question about replacing it, and
+    // the writer is told of them all so that no later path can write over one either.
+    for (int r = 0; r < m_queue->rowCount(); ++r) {
+        if (r == row)
+            continue;
+        const QString other = m_queue->item(r).input;
+        options.protect(other.toStdString());
+        const QFileInfo otherInfo(other);
+        for (const QString &target : {item.output, sidecar}) {
+            if (target.isEmpty() || !QFileInfo::exists(target) || !otherInfo.exists())
+                continue;
+            if (QFileInfo(target).canonicalFilePath() == otherInfo.canonicalFilePath()) {
+                item.status = S::Failed;
+                item.result = tr("%1: is the input of row %2 of the queue; it is never overwritten")
+                                  .arg(QDir::toNativeSeparators(target))
+                                  .arg(r + 1);
+                m_queue->update(row, item);
+                Q_EMIT itemFinished(row);
+                startNext();
+                return;
+            }
+        }
+    }
     const bool exists = QFileInfo::exists(item.output) || (!sidecar.isEmpty() && QFileInfo::exists(sidecar));
     if (exists) {
         const QString which = QFileInfo::exists(item.output) ? item.output : sidecar;
@@ -1153,6 +1178,8 @@ void ConversionView::startNext()
                 WriteOptions w = protectingInputs(*doc, options.overwrite);
                 if (script->architecture.source == Architecture::Source::ScriptArchitecture)
                     w.protect(script->architecture.scriptPath);
+                for (const auto &other : options.protectedPaths)
+                    w.protect(other);
                 std::vector<std::string> notes;
                 run.result =
                     executeScriptExport(*script, w, &notes, isCancelled);

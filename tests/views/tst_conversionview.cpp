@@ -173,6 +173,7 @@ private Q_SLOTS:
     void cancelLeavesNoFile();
     void existingOutputAsksPolicy();
     void replacingAnEarlierRowsOutputSaysSo();
+    void anotherRowsInputIsNeverWritten();
     void unwritableFolderIsClearError();
     void fullDiskIsClearError();
     void detectedPrefixIsOffered();
@@ -416,6 +417,50 @@ void TestConversionView::existingOutputAsksPolicy()
     QCOMPARE(statusOf(view, 0), Status::Done);
     QString log;
     QVERIFY2(judgedByTorch({output, input}, &log), qPrintable(log));
+}
+
+// x.pth -> x_state_dict.pth while x_state_dict.pth (another checkpoint) waits in the same queue:
+// the row is refused, whatever the replace question would answer, and the other file keeps its
+// bytes; the other row still converts, to a name of its own.
+void TestConversionView::anotherRowsInputIsNeverWritten()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString first = QDir(dir.path()).filePath(QStringLiteral("x.pth"));
+    const QString second = QDir(dir.path()).filePath(QStringLiteral("x_state_dict.pth"));
+    QVERIFY(QFile::copy(test::fixturePath(QStringLiteral("training_checkpoint.pth")), first));
+    QVERIFY(QFile::copy(test::fixturePath(QStringLiteral("inference_package.pth")), second));
+    const auto bytesOf = [](const QString &path) {
+        QFile f(path);
+        return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+    };
+    const QByteArray kept = bytesOf(second);
+    QVERIFY(!kept.isEmpty());
+    ConversionView view;
+    int asked = 0;
+    view.setOverwritePolicy([&](const QString &, const QString &) {
+        ++asked;
+        return true;
+    });
+    view.addFiles({first, second}, ConvertTarget::StateDict);
+    for (int r = 0; r < 2; ++r)
+        QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, r), Status::Ready, kWait);
+    const auto outputOf = [&view](int row) {
+        return view.queueModel()->index(row, ConversionQueueModel::OutputColumn).data(ConversionQueueModel::PathRole).toString();
+    };
+    QCOMPARE(QFileInfo(outputOf(0)).canonicalFilePath(), QFileInfo(second).canonicalFilePath());
+    QSignalSpy done(&view, &ConversionView::queueFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(done.count(), 1, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Failed);
+    QVERIFY2(resultOf(view, 0).contains(QStringLiteral("is the input of row 2 of the queue; it is never overwritten")),
+             qPrintable(resultOf(view, 0)));
+    QCOMPARE(asked, 0);
+    QCOMPARE(bytesOf(second), kept);
+    QVERIFY2(statusOf(view, 1) == Status::Done, qPrintable(resultOf(view, 1)));
+    QVERIFY(QFileInfo(outputOf(1)).canonicalFilePath() != QFileInfo(second).canonicalFilePath());
+    QString log;
+    QVERIFY2(judgedByTorch({outputOf(1), second}, &log), qPrintable(log));
 }
 
 // Two rows of one queue write the same file: the question before the later one replaces it says
