@@ -116,30 +116,44 @@ KeyAlignment alignKeys(const std::vector<std::string> &a, const std::vector<std:
     // AveragedModel's counter is found among the names as saved: a mapping may take the "module."
     // off the others.
     const std::size_t counterA = averagedModelCounter(a), counterB = averagedModelCounter(b);
-    out.prefixA = wrapperPrefix(renamed, counterA);
-    out.prefixB = wrapperPrefix(b, counterB);
-    // A prefix both sides share is part of the names, not a wrapper difference.
-    if (out.prefixA == out.prefixB)
-        out.prefixA.clear(), out.prefixB.clear();
-    // The counter keeps its name: it never carried the prefix.
-    auto keyA = [&](std::size_t i) { return i == counterA ? renamed[i] : renamed[i].substr(out.prefixA.size()); };
-    auto keyB = [&](std::size_t j) { return j == counterB ? b[j] : b[j].substr(out.prefixB.size()); };
-    std::unordered_map<std::string, std::size_t> inB;
-    for (std::size_t j = 0; j < b.size(); ++j)
-        inB.emplace(keyB(j), j);
-    std::vector<bool> matchedB(b.size(), false);
-    for (std::size_t i = 0; i < renamed.size(); ++i) {
-        auto it = inB.find(keyA(i));
-        if (it != inB.end() && !matchedB[it->second]) {
-            out.pairs.emplace_back(i, it->second);
-            matchedB[it->second] = true;
-        } else {
-            (i == counterA ? out.wrapperA : out.onlyA).push_back(i);
+    const auto pairUp = [&](std::string prefixA, std::string prefixB) {
+        KeyAlignment al;
+        // A prefix both sides share is part of the names, not a wrapper difference.
+        if (prefixA == prefixB)
+            prefixA.clear(), prefixB.clear();
+        al.prefixA = std::move(prefixA);
+        al.prefixB = std::move(prefixB);
+        // The counter keeps its name: it never carried the prefix.
+        auto keyA = [&](std::size_t i) { return i == counterA ? renamed[i] : renamed[i].substr(al.prefixA.size()); };
+        auto keyB = [&](std::size_t j) { return j == counterB ? b[j] : b[j].substr(al.prefixB.size()); };
+        std::unordered_map<std::string, std::size_t> inB;
+        for (std::size_t j = 0; j < b.size(); ++j)
+            inB.emplace(keyB(j), j);
+        std::vector<bool> matchedB(b.size(), false);
+        for (std::size_t i = 0; i < renamed.size(); ++i) {
+            auto it = inB.find(keyA(i));
+            if (it != inB.end() && !matchedB[it->second]) {
+                al.pairs.emplace_back(i, it->second);
+                matchedB[it->second] = true;
+            } else {
+                (i == counterA ? al.wrapperA : al.onlyA).push_back(i);
+            }
         }
+        for (std::size_t j = 0; j < b.size(); ++j)
+            if (!matchedB[j])
+                (j == counterB ? al.wrapperB : al.onlyB).push_back(j);
+        return al;
+    };
+    out = pairUp(wrapperPrefix(renamed, counterA), wrapperPrefix(b, counterB));
+    // A prefix every name of one side carries is not always a wrapper: a Hugging Face model's
+    // "model.layers.0…" keys all start with "model." when the tied lm_head.weight was left out of
+    // that file, and the other file, which keeps it, has no common prefix. Stripping is kept only
+    // when it pairs at least as many names as the names as they are.
+    if (!out.prefixA.empty() || !out.prefixB.empty()) {
+        KeyAlignment asTheyAre = pairUp({}, {});
+        if (asTheyAre.pairs.size() > out.pairs.size())
+            out = std::move(asTheyAre);
     }
-    for (std::size_t j = 0; j < b.size(); ++j)
-        if (!matchedB[j])
-            (j == counterB ? out.wrapperB : out.onlyB).push_back(j);
     return out;
 }
 

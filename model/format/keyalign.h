@@ -38,7 +38,9 @@ struct KeyMapping {
 KeyMapping parseKeyMapping(const std::string &text);
 
 // Two name lists matched up: names of `a` are renamed by the mappings, each side's wrapper prefix
-// is stripped, and names equal after that are pairs. Pairs keep a's order; the rest are listed.
+// is stripped (unless the names as they are pair more: a prefix every key of one file carries may
+// be part of the names, as "model." of a Hugging Face model saved without its tied head), and
+// names equal after that are pairs. Pairs keep a's order; the rest are listed.
 // A side's AveragedModel counter that the other side has no counter to pair with is the wrapper's,
 // not a weight the other lacks: set aside rather than listed as only on that side.
 struct KeyAlignment {

@@ -219,6 +219,53 @@ def check_hostile_names_and_unreadable(a, res):
               'exit %d: %s' % (p.returncode, p.stdout))
 
 
+def check_prefix_that_is_part_of_the_names(a, res):
+    """A Hugging Face model saved without its tied lm_head.weight has every key under "model.";
+    the same model saved with it has no common prefix. The names pair as they are (not with
+    "model." set aside, which pairs none), the one only one side holds is listed, and every figure
+    is torch's; series follows the same names across such a run."""
+    import torch
+    tmp = tempfile.mkdtemp(prefix='ckpt-hfprefix-')
+    g = torch.Generator().manual_seed(5)
+    emb = torch.randn(50, 8, generator=g)
+    body = {'model.embed_tokens.weight': emb, 'model.layers.0.q_proj.weight': torch.randn(8, 8, generator=g),
+            'model.norm.weight': torch.ones(8)}
+    with_head = dict(body)
+    with_head['lm_head.weight'] = emb  # tied: one storage
+    tuned = {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in body.items()}
+    fa, fb, fc = (os.path.join(tmp, n) for n in ('full.pth', 'nohead.pth', 'tuned.pth'))
+    torch.save(with_head, fa)
+    torch.save(body, fb)
+    torch.save(tuned, fc)
+    p = subprocess.run([a.ckpt, 'diff', fa, fb, '--json'], capture_output=True, text=True, timeout=120)
+    doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
+    res.check(sorted(t['name'] for t in doc.get('tensors', [])) == sorted(body),
+              'diff pairs "model." names as they are when one file has the tied head',
+              '%r %s' % ([t['name'] for t in doc.get('tensors', [])], p.stderr))
+    res.check(doc.get('removed') == ['lm_head.weight'] and doc.get('added') == [],
+              'diff lists the head only one file holds', 'removed %r added %r' % (doc.get('removed'), doc.get('added')))
+    res.check(all(t['status'] == 'identical' for t in doc.get('tensors', [])), 'equal weights are identical')
+    p = subprocess.run([a.ckpt, 'diff', fa, fc, '--json'], capture_output=True, text=True, timeout=120)
+    doc = json.loads(p.stdout) if p.returncode in (0, 1) else {}
+    got = {t['name']: t for t in doc.get('tensors', [])}
+    res.check(sorted(got) == sorted(body), 'diff of a fine-tuned file without the head pairs every name', '%r' % sorted(got))
+    for name, t in got.items():
+        want = describe_pair_tensor(with_head[name], tuned[name], 1e-8, 1e-5)
+        res.check(close(t['max_abs_diff'], want['max_abs_diff']) and close(t['relative_l2'], want['relative_l2']),
+                  'diff figures with the head on one side: ' + name, 'ckpt %r, torch %r' % (t, want))
+    p = subprocess.run([a.ckpt, 'series', '--json', fa, fb, fc], capture_output=True, text=True, timeout=120)
+    if res.check(p.returncode == 0, 'series over files with and without the tied head', p.stderr):
+        layers = {l['name']: l for l in json.loads(p.stdout)['layers']}
+        emb_layer = layers.get('model.embed_tokens.weight', {})
+        res.check(sorted(layers) == sorted(with_head), 'series names as they are', '%r' % sorted(layers))
+        res.check(len(emb_layer.get('norm', [])) == 3 and all(x is not None for x in emb_layer['norm']),
+                  'series finds the embedding in every file', '%r' % emb_layer)
+        if len(emb_layer.get('norm', [])) == 3 and all(x is not None for x in emb_layer['norm']):
+            res.check(close(emb_layer['norm'][2], norm(tuned['model.embed_tokens.weight'])) and
+                      close(emb_layer['drift_from_first'][2], norm(tuned['model.embed_tokens.weight'] - emb)),
+                      'series figures of the embedding are torch\'s', '%r' % emb_layer)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -444,6 +491,7 @@ def main():
 
     check_divergence(a, res)
     check_epoch_order(a, res)
+    check_prefix_that_is_part_of_the_names(a, res)
 
     # Metadata equal to Python is equal to diff: a config whose pickle shares one long string
     # (written once, referred to again) against the same config with two equal strings.
