@@ -3,6 +3,7 @@
 #include "jobpool.h"
 #include "mappedfile.h"
 #include "document.h"
+#include "checkpointfolder.h"
 #include "documentload.h"
 #include "security.h"
 #include "metadataview.h"
@@ -269,6 +270,7 @@ void DocumentView::startStatistics()
         return;
     auto *watcher = new QFutureWatcher<RowStatistics>(this);
     m_statsWatcher = watcher;
+    m_statsStopped->hide();
     m_statsProgress->setRange(0, static_cast<int>(m_tableModel->tensors().size()));
     m_statsProgress->setValue(0);
     m_statsProgress->show();
@@ -282,11 +284,13 @@ void DocumentView::startStatistics()
             m_tableModel->setStatisticsError(r.row, r.error);
         if (r.row == m_detailRow && r.error.isEmpty())
             m_detail->setStatistics(r.stats);
+        if (!m_statsResize->isActive())
+            m_statsResize->start();
     });
     connect(watcher, &QFutureWatcherBase::finished, this, [this, watcher] {
         const bool complete = !watcher->isCanceled();
-        for (int c = TensorTableModel::MinColumn; c <= TensorTableModel::NonFiniteColumn; ++c)
-            m_table->resizeColumnToContents(c);  // the numbers are wider than the "…" they replace
+        m_statsResize->stop();
+        fitStatisticsColumns();
         // Names of rows marked NaN/Inf gained an icon: keep them readable, within bounds.
         auto *hh = m_table->horizontalHeader();
         const int nameWidth = hh->sectionSize(TensorTableModel::NameColumn);
@@ -313,10 +317,24 @@ void DocumentView::stopStatistics()
     m_statsWatcher = nullptr;
     m_statsProgress->hide();
     m_statsCancel->hide();
+    m_statsResize->stop();
+    fitStatisticsColumns();  // the figures that arrived before the stop
     Q_EMIT statisticsFinished(false);
 }
 
-void DocumentView::cancelStatistics() { stopStatistics(); }
+void DocumentView::cancelStatistics()
+{
+    const bool running = m_statsWatcher != nullptr;
+    stopStatistics();
+    m_statsStopped->setVisible(running);
+}
+
+// The numbers are wider than the "…" they replace.
+void DocumentView::fitStatisticsColumns()
+{
+    for (int c = TensorTableModel::MinColumn; c <= TensorTableModel::NonFiniteColumn; ++c)
+        m_table->resizeColumnToContents(c);
+}
 
 void DocumentView::checkFileChanged()
 {
@@ -424,7 +442,10 @@ QWidget *DocumentView::createContentPage()
     m_table->setAlternatingRowColors(true);
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_table->setWordWrap(false);
-    m_table->setTextElideMode(Qt::ElideMiddle);  // dotted names keep both ends
+    // Dotted names keep both ends; a number cut short is cut at its end ("-0.03007…"), never in its
+    // middle, where "-5…95" would read as another number.
+    m_table->setTextElideMode(Qt::ElideRight);
+    m_table->setItemDelegateForColumn(TensorTableModel::NameColumn, new MiddleElidingDelegate(m_table));
     m_table->verticalHeader()->hide();
     m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 6);
     m_table->horizontalHeader()->setSortIndicatorClearable(true);
@@ -442,10 +463,23 @@ QWidget *DocumentView::createContentPage()
     m_statsCancel->setToolTip(tr("Stop computing statistics"));
     m_statsCancel->hide();
     connect(m_statsCancel, &QToolButton::clicked, this, &DocumentView::cancelStatistics);
+    // After a cancel the cells not reached keep their "…": this says why, and computes them again.
+    m_statsStopped = new QLabel(tr("Statistics cancelled; \u2026 marks those not computed. "
+                                   "<a href=\"again\">Compute them</a>"),
+                                right);
+    m_statsStopped->setObjectName(QStringLiteral("statisticsStopped"));
+    m_statsStopped->hide();
+    connect(m_statsStopped, &QLabel::linkActivated, this, [this] { startStatistics(); });
+    // The columns are widened as figures arrive (not once at the end, which a cancel never reaches).
+    m_statsResize = new QTimer(this);
+    m_statsResize->setSingleShot(true);
+    m_statsResize->setInterval(300);
+    connect(m_statsResize, &QTimer::timeout, this, &DocumentView::fitStatisticsColumns);
     auto *rightBar = new QHBoxLayout;
     rightBar->addWidget(m_tableCaption);
     rightBar->addWidget(m_statsProgress);
     rightBar->addWidget(m_statsCancel);
+    rightBar->addWidget(m_statsStopped);
     rightBar->addStretch(1);
     rightBar->addWidget(m_tableFilterEdit, 1);
     auto *rightLayout = new QVBoxLayout(right);
@@ -670,6 +704,18 @@ void DocumentView::showDocument(const DocumentLoad &load)
             shardBytes += shard ? static_cast<qint64>(shard->size()) : 0;
         const auto shards = static_cast<qint64>(doc.extraFiles.size());
         parts << tr("%1 of %2").arg(valuetext::bytes(shardBytes), valuetext::counted(shards, tr("shard"), tr("shards")));
+    } else if (doc.folder) {
+        // A folder's own entry is a few KiB: the sizes said are those of the weights file read and
+        // of the folder's recognised files together.
+        if (const QString size = fileSizeText(QString::fromStdString(doc.folder->modelFile)); !size.isEmpty())
+            parts << tr("weights file %1").arg(size);
+        qint64 total = QFileInfo(QString::fromStdString(doc.folder->modelFile)).size();
+        qint64 files = 1;
+        for (const auto &part : doc.folder->parts)
+            if (const QFileInfo fi(QString::fromStdString(part.path)); fi.isFile())
+                total += fi.size(), ++files;
+        if (files > 1)
+            parts << tr("%1 in %2 files of the folder").arg(valuetext::bytes(total)).arg(files);
     } else if (const QString size = fileSizeText(m_path); !size.isEmpty()) {
         parts << tr("file %1").arg(size);
     }
@@ -838,7 +884,9 @@ void DocumentView::layoutTreeColumns()
     // Value is what a row is opened to see: it keeps room for a tensor's "[50, 10] float32" or a
     // short number. When the pane is too narrow for every column at its content width, DType and
     // Shape go first (Value says both for a tensor), then Type narrows to what "Tensor" needs,
-    // then Key down to about half the pane (elided in its middle; its tooltip has the full path).
+    // then Key down to about 60% of the pane (elided in its middle; its tooltip has the full path):
+    // the key is what tells a state dict's rows apart ("layer1.0.bn1.weight" from
+    // "layer2.0.bn1.weight"), while a tensor's Value repeats what the Tensors table says.
     const QFontMetrics fm = m_tree->fontMetrics();
     const int available = m_tree->viewport()->width();
     const int valueRoom = fm.horizontalAdvance(QStringLiteral("[50, 10] float32")) + 12;
@@ -857,7 +905,7 @@ void DocumentView::layoutTreeColumns()
     const int typeMin = std::min(type, fm.horizontalAdvance(QStringLiteral("Tensor")) + 16);
     if (used() + valueRoom > available)
         type = std::max(typeMin, available - valueRoom - key);
-    const int keyMin = std::min(key, available * 45 / 100);
+    const int keyMin = std::min(key, available * 60 / 100);
     if (used() + valueRoom > available)
         key = std::max(keyMin, available - valueRoom - type);
     auto *th = m_tree->header();

@@ -16,6 +16,7 @@ class QStackedWidget;
 class QTabWidget;
 class QTableView;
 class QTimer;
+class QTimer;
 class QToolButton;
 class QTreeView;
 template <typename T>
@@ -147,6 +148,7 @@ private:
     bool m_treeColumnsByUser = false;  // the user dragged a column: leave the widths alone
     void startStatistics();
     void stopStatistics();
+    void fitStatisticsColumns();
     QWidget *createLoadingPage();
     QWidget *createContentPage();
     QWidget *createErrorPage();
@@ -162,6 +164,8 @@ private:
     QFutureWatcher<RowStatistics> *m_statsWatcher = nullptr;
     QProgressBar *m_statsProgress = nullptr;
     QToolButton *m_statsCancel = nullptr;
+    QLabel *m_statsStopped = nullptr;  // "Statistics cancelled … Compute them"
+    QTimer *m_statsResize = nullptr;   // widens the figure columns while results arrive
 
     DocumentTreeModel *m_treeModel = nullptr;
     TensorTableModel *m_tableModel = nullptr;

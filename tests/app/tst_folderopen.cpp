@@ -14,6 +14,7 @@
 #include "securityview.h"
 #include "standarditems.h"
 #include "tensortablemodel.h"
+#include "valuetext.h"
 
 #include <QAction>
 #include <QChart>
@@ -21,6 +22,7 @@
 #include <QDir>
 #include <QDragEnterEvent>
 #include <QDropEvent>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QLabel>
@@ -100,6 +102,12 @@ void TestFolderOpen::droppedFolderShowsItsModel()
         QVERIFY2(shown.contains(n.toString()), qPrintable(n.toString()));
     QVERIFY(view->document()->folder);
     QVERIFY(QString::fromStdString(view->document()->folder->modelFile).endsWith(QStringLiteral("model.safetensors")));
+    // The header gives the weights file's size, not the folder entry's few KiB.
+    auto *details = view->findChild<QLabel *>(QStringLiteral("details"));
+    QVERIFY(details);
+    const QString weights =
+        valuetext::bytes(QFileInfo(QString::fromStdString(view->document()->folder->modelFile)).size());
+    QVERIFY2(details->text().contains(QStringLiteral("weights file %1").arg(weights)), qPrintable(details->text()));
     // The same folder with a trailing slash is the same tab.
     w.openFile(folder() + QStringLiteral("/"));
     QCOMPARE(w.viewCount(), 1);

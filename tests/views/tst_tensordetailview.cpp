@@ -715,6 +715,20 @@ void TestTensorDetailView::cancellingStatisticsLeavesDetail()
     QVERIFY(std::abs(detail->statistics()->l2 - st.value("l2").toDouble()) < 1e-9 * st.value("l2").toDouble());
     QTest::qWait(200);
     QCOMPARE(finished.count(), 1); // the cancelled job reports nothing more
+
+    // The table says its "…" cells were left by a cancel (not still computing), and computes them
+    // again on request.
+    auto *stopped = view.findChild<QLabel *>(QStringLiteral("statisticsStopped"));
+    QVERIFY(stopped);
+    QVERIFY(!stopped->isHidden());
+    QVERIFY2(stopped->text().contains(QStringLiteral("cancelled")), qPrintable(stopped->text()));
+    Q_EMIT stopped->linkActivated(QStringLiteral("again"));
+    QVERIFY(view.statisticsRunning());
+    QVERIFY(stopped->isHidden());
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 120000);
+    QCOMPARE(finished.last().at(0).toBool(), true);
+    QVERIFY(view.tableModel()->index(0, TensorTableModel::MeanColumn).data(TensorTableModel::HasStatisticsRole).toBool());
+    QVERIFY(stopped->isHidden());
 }
 
 // Splitter positions and the current tab carry over to the next document view.
