@@ -1,5 +1,7 @@
 #include "itemviewcopy.h"
 
+#include "copyrole.h"
+
 #include <QAbstractItemView>
 #include <QAction>
 #include <QClipboard>
@@ -93,7 +95,9 @@ void toClipboard(const QString &text)
 
 QString cellText(const QModelIndex &index)
 {
-    QString text = index.data(Qt::DisplayRole).toString();
+    // A rounded figure is copied at full precision where the model gives one (CopyTextRole).
+    const QVariant exact = index.data(CopyTextRole);
+    QString text = exact.isValid() ? exact.toString() : index.data(Qt::DisplayRole).toString();
     // One cell stays one cell when pasted into a spreadsheet.
     text.replace(QLatin1Char('\t'), QLatin1Char(' '));
     text.replace(QLatin1String("\r\n"), QLatin1String(" "));
