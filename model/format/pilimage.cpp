@@ -58,6 +58,33 @@ void jpegProgress(j_common_ptr cinfo)
     }
 }
 
+// Pillow's MULDIV255, for its RGBA <-> RGBa (premultiplied) and CMYK -> RGB conversions.
+std::uint8_t mulDiv255(unsigned a, unsigned b)
+{
+    const unsigned tmp = a * b + 128;
+    return static_cast<std::uint8_t>(((tmp >> 8) + tmp) >> 8);
+}
+
+// A CMYK JPEG's samples as Pillow opens and converts them: inverted on reading (rawmode
+// "CMYK;I"), then convert('RGB')'s cmyk2rgb, R = nk - MULDIV255(C, nk) with nk = 255 - K (never
+// below 0). In place: 4 channels become 3.
+void cmykToRgb(Pixels8 &p)
+{
+    const std::size_t n = static_cast<std::size_t>(p.width) * static_cast<std::size_t>(p.height);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t *in = &p.data[i * 4];
+        const unsigned nk = in[3]; // 255 - K, K being the inverted sample
+        std::uint8_t rgb[3];
+        for (int b = 0; b < 3; ++b) {
+            const unsigned c = 255u - in[b];
+            rgb[b] = static_cast<std::uint8_t>(nk - mulDiv255(c, nk)); // MULDIV255(c, nk) <= nk
+        }
+        std::copy_n(rgb, 3, &p.data[i * 3]);
+    }
+    p.data.resize(n * 3);
+    p.channels = 3;
+}
+
 // Reads the header and, unless `headerOnly`, the pixels into `out`. Returns libjpeg's message on
 // failure, empty on success. `out` and `refusal` are the caller's, so nothing here needs a
 // destructor run when libjpeg jumps back.
@@ -99,7 +126,10 @@ std::string runJpeg(const std::string &bytes, bool headerOnly, int maxSide, Pixe
         break;
     case JCS_CMYK:
     case JCS_YCCK:
-        refusal = "a CMYK JPEG (a print file) is not read: save it as RGB first";
+        // Pillow's mode CMYK, read as rawmode "CMYK;I" (Adobe's inverted polarity, which it
+        // assumes for every 4-channel JPEG); libjpeg turns YCCK into CMYK. Made RGB below.
+        cinfo.out_color_space = JCS_CMYK;
+        out.channels = 4;
         break;
     default:
         refusal = "a JPEG of an unknown colour space is not read: save it as RGB first";
@@ -134,6 +164,8 @@ std::string runJpeg(const std::string &bytes, bool headerOnly, int maxSide, Pixe
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    if (out.channels == 4)
+        cmykToRgb(out);
     return {};
 }
 
@@ -374,12 +406,6 @@ Pixels8 resample8(const Pixels8 &in, int width, int height, ResampleFilter filte
     return cur;
 }
 
-// Pillow's MULDIV255 and CLIP8, for its RGBA <-> RGBa (premultiplied) conversions.
-std::uint8_t mulDiv255(unsigned a, unsigned b)
-{
-    const unsigned tmp = a * b + 128;
-    return static_cast<std::uint8_t>(((tmp >> 8) + tmp) >> 8);
-}
 
 } // namespace
 

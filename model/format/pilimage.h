@@ -23,10 +23,11 @@ bool isJpeg(const std::string &bytes);
 void jpegSize(const std::string &bytes, const std::string &where, int &width, int &height);
 
 // A JPEG decoded by libjpeg(-turbo) with Pillow's settings (the integer "islow" DCT, fancy
-// upsampling, RGB output for colour files): 1 channel for a greyscale file, 3 for colour. A file
-// larger than `maxSide` a side is refused from its header, before any pixel is allocated; so are
-// CMYK files and a file that ends before its image does (Pillow refuses it too). Throws
-// FormatError naming `where` and what libjpeg found wrong.
+// upsampling, RGB output for colour files): 1 channel for a greyscale file, 3 for colour, CMYK
+// (and YCCK) files too, converted as Pillow's convert('RGB') does (Adobe's inverted CMYK). A file
+// larger than `maxSide` a side is refused from its header, before any pixel is allocated; so is a
+// file that ends before its image does (Pillow refuses it too). Throws FormatError naming `where`
+// and what libjpeg found wrong.
 Pixels8 decodeJpeg(const std::string &bytes, const std::string &where, int maxSide);
 
 // Pillow's resampling filters, numbered as PIL numbers them (Image.Resampling, and the ints
