@@ -265,7 +265,7 @@ std::vector<std::int64_t> sizes(const ValuePtr &v)
 // (0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING, which torchvision's Resize
 // also takes), a name in any case ('bicubic', 'BICUBIC'), with the enum's prefix
 // ('InterpolationMode.BICUBIC', 'Image.BICUBIC', 'Resampling.BICUBIC'), or the pickled enum itself
-// (torchvision's InterpolationMode('bicubic'), PIL's Resampling(3)). Nullopt for anything else.
+// (torchvision's InterpolationMode.BICUBIC, PIL's Resampling.BICUBIC). Nullopt for anything else.
 std::optional<ResampleFilter> filterSetting(const ValuePtr &v, int depth = 0)
 {
     if (!v)
@@ -278,9 +278,17 @@ std::optional<ResampleFilter> filterSetting(const ValuePtr &v, int depth = 0)
     if (v->kind() == Value::Kind::Object && depth == 0) {
         const ValuePtr &cls = v->objectClass();
         const ValuePtr &args = v->args();
-        if (cls && cls->kind() == Value::Kind::Global && (cls->name() == "InterpolationMode" || cls->name() == "Resampling") &&
-            args && args->isSequence() && args->items().size() == 1)
+        auto isEnum = [](const ValuePtr &c) {
+            return c && c->kind() == Value::Kind::Global && (c->name() == "InterpolationMode" || c->name() == "Resampling");
+        };
+        if (!cls || cls->kind() != Value::Kind::Global || !args || !args->isSequence())
+            return std::nullopt;
+        // Python before 3.11 pickles an enum member as its class called with its value
+        // (InterpolationMode('bicubic'), Resampling(3)); 3.11 as getattr(class, 'BICUBIC').
+        if (isEnum(cls) && args->items().size() == 1)
             return filterSetting(args->items()[0], depth + 1);
+        if (cls->qualifiedName() == "builtins.getattr" && args->items().size() == 2 && isEnum(args->items()[0]))
+            return filterSetting(args->items()[1], depth + 1);
         return std::nullopt;
     }
     if (!v->isString())

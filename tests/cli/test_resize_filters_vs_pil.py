@@ -275,6 +275,15 @@ def main():
             res.check(any('not applied' in x and 'interpolation' in x and 'bilinear' in x for x in d['notes']),
                       'interpolation %r: said not applied, bilinear used' % bad, repr(d['notes']))
 
+    # Rows of numbers are no picture: the interpolation is said not to apply to them.
+    model = model_file(3, 2, 2, preprocessing={'interpolation': 'bicubic'})
+    r = subprocess.run([args.ckpt, 'predict', model, '--input', ','.join(['0.5'] * 12), '--json'], capture_output=True,
+                       text=True)
+    if res.check(r.returncode == 0, 'rows to a bicubic package: runs', r.stdout[-400:] + r.stderr):
+        notes = json.loads(r.stdout)['notes']
+        res.check(any('not applied' in x and 'preprocessing.interpolation bicubic (the input is not a picture)' in x
+                      for x in notes), 'rows to a bicubic package: the interpolation is said not to apply', repr(notes))
+
     for fname in FILTERS:
         print('%-8s largest difference from PIL: %.3g' % (fname, worst.get(fname, float('nan'))))
     return res.finish()
