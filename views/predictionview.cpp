@@ -539,7 +539,7 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
             lines << tr("Pictures: Resize(%1) from %2").arg(sizes(geometry.resize), q(geometry.resizeKey));
         if (!geometry.crop.empty())
             lines << tr("Pictures: CenterCrop(%1) from %2").arg(sizes(geometry.crop), q(geometry.cropKey));
-        if (!geometry.filterKey.empty() && !geometry.filterUnknown)
+        if (!geometry.filterKey.empty())
             lines << tr("Pictures: resized with PIL's %1 filter, from %2")
                          .arg(QString::fromUtf8(filterName(geometry.filter)), q(geometry.filterKey));
         for (const auto &n : geometry.notApplied)

@@ -215,7 +215,7 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
                     steps.push_back(geometry.resizeKey + " " + sizes(geometry.resize) + " (the input is not a picture)");
                 if (!geometry.crop.empty())
                     steps.push_back(geometry.cropKey + " " + sizes(geometry.crop) + " (the input is not a picture)");
-                if (!geometry.filterKey.empty() && !geometry.filterUnknown)
+                if (!geometry.filterKey.empty())
                     steps.push_back(geometry.filterKey + " " + filterName(geometry.filter) +
                                     " (the input is not a picture)");
                 unused.insert(unused.begin(), steps.begin(), steps.end());

@@ -354,7 +354,9 @@ ImagePreprocessing imagePreprocessingOf(const Document &doc)
     if (out.crop.size() == 1)
         out.crop.push_back(out.crop[0]);
     // The resampling filter, from the same places in the same order (timm's pretrained_cfg keeps
-    // 'interpolation' next to its sizes); one that names no PIL filter is said and bilinear runs.
+    // 'interpolation' next to its sizes); one that names no PIL filter is said, and the next place
+    // is read, as for the sizes; bilinear runs when none names one.
+    std::vector<std::string> unknownFilters;
     for (const auto &[dict, name] : {std::pair{pre, std::string("preprocessing.")}, std::pair{ValuePtr{}, std::string()},
                                      std::pair{config, std::string("model_config.")}}) {
         ValuePtr v;
@@ -372,12 +374,14 @@ ImagePreprocessing imagePreprocessingOf(const Document &doc)
             out.filter = *f;
             out.filterKey = name + "interpolation";
         } else {
-            out.notApplied.push_back(name + "interpolation " + shortText(v) +
-                                     " (no PIL filter of that name: images are resized with PIL's bilinear filter)");
-            out.filterKey = name + "interpolation";
-            out.filterUnknown = true;
+            unknownFilters.push_back(name + "interpolation " + shortText(v));
         }
     }
+    for (const std::string &u : unknownFilters)
+        out.notApplied.push_back(u + " (no PIL filter of that name: " +
+                                 (out.filterKey.empty() ? std::string("images are resized with PIL's bilinear filter")
+                                                        : out.filterKey + " is used") +
+                                 ")");
     // The rest of the preprocessing entry: what runs is listed above; anything else is said.
     if (pre && pre->isDict())
         for (const auto &e : pre->entries()) {

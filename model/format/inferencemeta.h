@@ -41,8 +41,7 @@ struct ImagePreprocessing {
     std::vector<std::int64_t> crop;       // [h, w]; empty: none
     std::string resizeKey, cropKey;       // where each was found: "preprocessing.resize"
     ResampleFilter filter = ResampleFilter::Bilinear;  // torchvision's default
-    std::string filterKey;                // where the interpolation was found; empty: not stated
-    bool filterUnknown = false;           // it was stated but names no PIL filter (bilinear runs)
+    std::string filterKey;                // where the interpolation was found; empty: none usable stated
     std::vector<std::string> notApplied;  // "preprocessing.interpolation 'bicubic'"
     bool present() const { return !resize.empty() || !crop.empty(); }
 };

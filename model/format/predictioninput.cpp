@@ -593,8 +593,7 @@ ImageSteps statedImageSteps(const ImagePreprocessing &p)
     steps.resizeKey = p.resizeKey;
     steps.cropKey = p.cropKey;
     steps.filter = p.filter;
-    if (!p.filterUnknown)
-        steps.filterKey = p.filterKey;
+    steps.filterKey = p.filterKey;
     return steps;
 }
 
