@@ -275,6 +275,18 @@ def main():
             res.check(any('not applied' in x and 'interpolation' in x and 'bilinear' in x for x in d['notes']),
                       'interpolation %r: said not applied, bilinear used' % bad, repr(d['notes']))
 
+    # An unknown name does not hide a usable one further on (model_config after preprocessing).
+    model = model_file(3, 16, 16, preprocessing={'interpolation': 'spline'}, model_config={'interpolation': 'bicubic'})
+    r = predict(args.ckpt, model, p('rgb_37x23.png'), '--json', '--probabilities', 'none')
+    if res.check(r.returncode == 0, 'spline then bicubic: runs', r.stderr):
+        d = json.loads(r.stdout)
+        want = chw(Image.open(p('rgb_37x23.png')).convert('RGB').resize((16, 16), Image.BICUBIC), 3)
+        res.check(np.abs(np.array(d['outputs'][0]['logits']) - want.astype(np.float32).reshape(-1)).max() <= ATOL8 and
+                  d.get('image_resample') == 'bicubic', "spline then bicubic: model_config's bicubic runs",
+                  repr(d.get('image_resample')))
+        res.check(any("interpolation 'spline' (no PIL filter of that name: model_config.interpolation is used)" in x
+                      for x in d['notes']), 'spline then bicubic: the unknown name is said', repr(d['notes']))
+
     # Rows of numbers are no picture: the interpolation is said not to apply to them.
     model = model_file(3, 2, 2, preprocessing={'interpolation': 'bicubic'})
     r = subprocess.run([args.ckpt, 'predict', model, '--input', ','.join(['0.5'] * 12), '--json'], capture_output=True,
