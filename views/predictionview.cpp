@@ -246,7 +246,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     auto *imagePage = new QWidget;
     auto *imageLayout = new QVBoxLayout(imagePage);
     auto *openImage = new QPushButton(tr("Open image…"));
-    m_imagePreview = new QLabel(tr("No image: read as ckpt predict reads it, as PIL does (JPEG by libjpeg, resized to a fixed input size with PIL's bilinear filter, or at its own size where the model takes any), scaled to [0, 1], normalised per channel"));
+    m_imagePreview = new QLabel(tr("No image: read as ckpt predict reads it, as PIL does (JPEG by libjpeg, resized with the PIL filter the package's interpolation names, bilinear when it names none, or at its own size where the model takes any), scaled to [0, 1], normalised per channel"));
     m_imagePreview->setWordWrap(true);
     m_imagePreview->setAlignment(Qt::AlignCenter);
     imageLayout->addWidget(openImage);
@@ -539,6 +539,9 @@ void PredictionView::setDocument(std::shared_ptr<const Document> doc)
             lines << tr("Pictures: Resize(%1) from %2").arg(sizes(geometry.resize), q(geometry.resizeKey));
         if (!geometry.crop.empty())
             lines << tr("Pictures: CenterCrop(%1) from %2").arg(sizes(geometry.crop), q(geometry.cropKey));
+        if (!geometry.filterKey.empty())
+            lines << tr("Pictures: resized with PIL's %1 filter, from %2")
+                         .arg(QString::fromUtf8(filterName(geometry.filter)), q(geometry.filterKey));
         for (const auto &n : geometry.notApplied)
             lines << tr("Not applied: %1").arg(q(n));
         if (!lines.isEmpty())

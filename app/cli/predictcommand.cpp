@@ -39,10 +39,11 @@ bool endsWithIgnoringCase(std::string s, std::string suffix)
 // The batch the options describe, shaped as the model takes it. `integer`: the input is a .npy of
 // integers, which stay integers where the model's input is not known to be floating point.
 PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc, const Architecture &arch, bool &integer,
-                            bool &image)
+                            bool &image, std::string &resampled)
 {
     integer = false;
     image = false;
+    resampled.clear();
     if (!o.inputs.empty() && !o.inputFile.empty())
         throw FormatError("give --input or --input-file, not both");
     // The sample shape the pane proposes too: a package's crop size where the layers take any size.
@@ -86,6 +87,7 @@ PredictionInput gatherInput(const PredictCommandOptions &o, const Document &doc,
             in.values = std::move(t.values);
             in.shape = t.shape;
             in.note = t.note;
+            resampled = t.resampled;
             if (!how.empty()) {
                 // A Linear first takes the features flat; a Flatten first takes the picture as it is.
                 if (!takesInput(arch, shape))
@@ -190,9 +192,10 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
         // Inputs are checked before LibTorch is loaded: a malformed row fails fast.
         PredictionInput input;
         bool integerFile = false, image = false;
+        std::string resampled;  // PIL's filter that resized a picture input
         std::vector<std::string> inputNotes;
         if (wantRun)
-            input = gatherInput(o, doc, arch, integerFile, image);
+            input = gatherInput(o, doc, arch, integerFile, image, resampled);
         if (integerFile && !arch.integerInput && arch.inputShape.empty()) {
             // Nothing says what the model takes: an integer array goes as integers, as
             // torch.from_numpy keeps it (token ids for an Embedding).
@@ -212,6 +215,9 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
                     steps.push_back(geometry.resizeKey + " " + sizes(geometry.resize) + " (the input is not a picture)");
                 if (!geometry.crop.empty())
                     steps.push_back(geometry.cropKey + " " + sizes(geometry.crop) + " (the input is not a picture)");
+                if (!geometry.filterKey.empty())
+                    steps.push_back(geometry.filterKey + " " + filterName(geometry.filter) +
+                                    " (the input is not a picture)");
                 unused.insert(unused.begin(), steps.begin(), steps.end());
             }
             if (!unused.empty())
@@ -280,6 +286,8 @@ int runPredict(const PredictCommandOptions &o, std::ostream &out, std::ostream &
             notes.push_back("normalisation: " + pre.problem);
         if (o.json) {
             json j = predictionToJson(r, arch, notes, input.shape);
+            if (image)  // PIL's filter that resized the picture (torchvision's interpolation); null: not resized
+                j["image_resample"] = resampled.empty() ? json() : json(resampled);
             if (!exported.is_null())
                 j["export"] = exported;
             out << j.dump(1) << "\n";

@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <utility>
 
 namespace ckpt {
 
@@ -259,18 +261,58 @@ std::vector<std::int64_t> sizes(const ValuePtr &v)
     return out;
 }
 
-bool isBilinear(const ValuePtr &v)
+// The PIL filter an interpolation setting names, as torchvision and timm write it: PIL's ints
+// (0 NEAREST, 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING, which torchvision's Resize
+// also takes), a name in any case ('bicubic', 'BICUBIC'), with the enum's prefix
+// ('InterpolationMode.BICUBIC', 'Image.BICUBIC', 'Resampling.BICUBIC'), or the pickled enum itself
+// (torchvision's InterpolationMode.BICUBIC, PIL's Resampling.BICUBIC). Nullopt for anything else.
+std::optional<ResampleFilter> filterSetting(const ValuePtr &v, int depth = 0)
 {
     if (!v)
-        return false;
-    if (v->kind() == Value::Kind::Int)
-        return v->asInt() == 2;  // PIL's Image.BILINEAR
+        return std::nullopt;
+    if (v->kind() == Value::Kind::Int) {
+        if (v->asInt() < 0 || v->asInt() > 5)
+            return std::nullopt;
+        return static_cast<ResampleFilter>(v->asInt());
+    }
+    if (v->kind() == Value::Kind::Object && depth == 0) {
+        const ValuePtr &cls = v->objectClass();
+        const ValuePtr &args = v->args();
+        auto isEnum = [](const ValuePtr &c) {
+            return c && c->kind() == Value::Kind::Global && (c->name() == "InterpolationMode" || c->name() == "Resampling");
+        };
+        if (!cls || cls->kind() != Value::Kind::Global || !args || !args->isSequence())
+            return std::nullopt;
+        // Python before 3.11 pickles an enum member as its class called with its value
+        // (InterpolationMode('bicubic'), Resampling(3)); 3.11 as getattr(class, 'BICUBIC').
+        if (isEnum(cls) && args->items().size() == 1)
+            return filterSetting(args->items()[0], depth + 1);
+        if (cls->qualifiedName() == "builtins.getattr" && args->items().size() == 2 && isEnum(args->items()[0]))
+            return filterSetting(args->items()[1], depth + 1);
+        return std::nullopt;
+    }
     if (!v->isString())
-        return false;
+        return std::nullopt;
     std::string t = v->text();
     for (auto &c : t)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return t == "bilinear" || t == "interpolationmode.bilinear" || t == "linear";
+    for (const char *prefix : {"torchvision.transforms.interpolationmode.", "interpolationmode.", "pil.image.resampling.",
+                               "image.resampling.", "resampling.", "pil.image.", "image."})
+        if (t.rfind(prefix, 0) == 0) {
+            t = t.substr(std::strlen(prefix));
+            break;
+        }
+    // torchvision's NEAREST_EXACT is PIL's NEAREST on a PIL image; PIL's ANTIALIAS is LANCZOS.
+    static const std::pair<const char *, ResampleFilter> kNames[] = {
+        {"nearest", ResampleFilter::Nearest},      {"nearest-exact", ResampleFilter::Nearest},
+        {"nearest_exact", ResampleFilter::Nearest}, {"bilinear", ResampleFilter::Bilinear},
+        {"linear", ResampleFilter::Bilinear},      {"bicubic", ResampleFilter::Bicubic},
+        {"box", ResampleFilter::Box},              {"hamming", ResampleFilter::Hamming},
+        {"lanczos", ResampleFilter::Lanczos},      {"antialias", ResampleFilter::Lanczos}};
+    for (const auto &[name, filter] : kNames)
+        if (t == name)
+            return filter;
+    return std::nullopt;
 }
 
 } // namespace
@@ -311,6 +353,35 @@ ImagePreprocessing imagePreprocessingOf(const Document &doc)
     find({"crop_size", "center_crop", "crop"}, out.crop, out.cropKey);
     if (out.crop.size() == 1)
         out.crop.push_back(out.crop[0]);
+    // The resampling filter, from the same places in the same order (timm's pretrained_cfg keeps
+    // 'interpolation' next to its sizes); one that names no PIL filter is said, and the next place
+    // is read, as for the sizes; bilinear runs when none names one.
+    std::vector<std::string> unknownFilters;
+    for (const auto &[dict, name] : {std::pair{pre, std::string("preprocessing.")}, std::pair{ValuePtr{}, std::string()},
+                                     std::pair{config, std::string("model_config.")}}) {
+        ValuePtr v;
+        if (name.empty())
+            v = lookup(doc, "interpolation");
+        else if (dict && dict->isDict())
+            v = dict->get("interpolation");
+        if (!v || v->isNone())
+            continue;
+        if (!out.filterKey.empty()) {
+            out.notApplied.push_back(name + "interpolation " + shortText(v) + " (" + out.filterKey + " is used)");
+            continue;
+        }
+        if (const auto f = filterSetting(v)) {
+            out.filter = *f;
+            out.filterKey = name + "interpolation";
+        } else {
+            unknownFilters.push_back(name + "interpolation " + shortText(v));
+        }
+    }
+    for (const std::string &u : unknownFilters)
+        out.notApplied.push_back(u + " (no PIL filter of that name: " +
+                                 (out.filterKey.empty() ? std::string("images are resized with PIL's bilinear filter")
+                                                        : out.filterKey + " is used") +
+                                 ")");
     // The rest of the preprocessing entry: what runs is listed above; anything else is said.
     if (pre && pre->isDict())
         for (const auto &e : pre->entries()) {
@@ -323,13 +394,12 @@ ImagePreprocessing imagePreprocessingOf(const Document &doc)
             if (std::find_if(std::begin(kHandled), std::end(kHandled), [&k](const char *h) { return k == h; }) !=
                 std::end(kHandled))
                 continue;
-            if (k == "interpolation" && isBilinear(e.value))
+            if (k == "interpolation")  // said above
                 continue;
             // A step switched off (grayscale: False, to_bgr: None) does nothing: not worth a word.
             if (!e.value || e.value->isNone() || (e.value->kind() == Value::Kind::Bool && !e.value->asBool()))
                 continue;
-            out.notApplied.push_back("preprocessing." + k + " " + shortText(e.value) +
-                                     (k == "interpolation" ? " (images are resized with PIL's bilinear filter)" : ""));
+            out.notApplied.push_back("preprocessing." + k + " " + shortText(e.value));
         }
     return out;
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "document.h"
+#include "pilimage.h"
 
 #include <cstdint>
 #include <string>
@@ -29,14 +30,18 @@ Preprocessing preprocessingOf(const Document &doc);
 // Picture steps a package states for its inputs, as torchvision's transforms take them:
 // resize / resize_size (one number: Resize(n), the shorter side to n and the longer in proportion;
 // two: Resize((h, w))), then crop_size / center_crop / crop (CenterCrop; one number: a square);
-// interpolation 'bilinear' (the only filter that runs). Read from `preprocessing`, else the root
-// (its sidecar, its safetensors metadata), else model_config. Any other entry of `preprocessing`
+// interpolation (PIL's filter for every resize: 'bilinear', 'bicubic', 'nearest', 'box', 'hamming',
+// 'lanczos' in any case, PIL's ints 0 to 5, 'InterpolationMode.BICUBIC' and such; bilinear when
+// unstated or unknown). Read from `preprocessing`, else the root (its sidecar, its safetensors
+// metadata), else model_config. Any other entry of `preprocessing`
 // that is not normalisation or an input size, and any of these that cannot be used, is listed in
 // notApplied, for a note: nothing is dropped silently.
 struct ImagePreprocessing {
     std::vector<std::int64_t> resize;     // [n] or [h, w]; empty: none
     std::vector<std::int64_t> crop;       // [h, w]; empty: none
     std::string resizeKey, cropKey;       // where each was found: "preprocessing.resize"
+    ResampleFilter filter = ResampleFilter::Bilinear;  // torchvision's default
+    std::string filterKey;                // where the interpolation was found; empty: none usable stated
     std::vector<std::string> notApplied;  // "preprocessing.interpolation 'bicubic'"
     bool present() const { return !resize.empty() || !crop.empty(); }
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csetjmp>
+#include <numbers>
 #include <cstdio> // jpeglib.h needs FILE and size_t declared first
 
 #include <jerror.h>
@@ -57,6 +58,33 @@ void jpegProgress(j_common_ptr cinfo)
     }
 }
 
+// Pillow's MULDIV255, for its RGBA <-> RGBa (premultiplied) and CMYK -> RGB conversions.
+std::uint8_t mulDiv255(unsigned a, unsigned b)
+{
+    const unsigned tmp = a * b + 128;
+    return static_cast<std::uint8_t>(((tmp >> 8) + tmp) >> 8);
+}
+
+// A CMYK JPEG's samples as Pillow opens and converts them: inverted on reading (rawmode
+// "CMYK;I"), then convert('RGB')'s cmyk2rgb, R = nk - MULDIV255(C, nk) with nk = 255 - K (never
+// below 0). In place: 4 channels become 3.
+void cmykToRgb(Pixels8 &p)
+{
+    const std::size_t n = static_cast<std::size_t>(p.width) * static_cast<std::size_t>(p.height);
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint8_t *in = &p.data[i * 4];
+        const unsigned nk = in[3]; // 255 - K, K being the inverted sample
+        std::uint8_t rgb[3];
+        for (int b = 0; b < 3; ++b) {
+            const unsigned c = 255u - in[b];
+            rgb[b] = static_cast<std::uint8_t>(nk - mulDiv255(c, nk)); // MULDIV255(c, nk) <= nk
+        }
+        std::copy_n(rgb, 3, &p.data[i * 3]);
+    }
+    p.data.resize(n * 3);
+    p.channels = 3;
+}
+
 // Reads the header and, unless `headerOnly`, the pixels into `out`. Returns libjpeg's message on
 // failure, empty on success. `out` and `refusal` are the caller's, so nothing here needs a
 // destructor run when libjpeg jumps back.
@@ -98,7 +126,10 @@ std::string runJpeg(const std::string &bytes, bool headerOnly, int maxSide, Pixe
         break;
     case JCS_CMYK:
     case JCS_YCCK:
-        refusal = "a CMYK JPEG (a print file) is not read: save it as RGB first";
+        // Pillow's mode CMYK, read as rawmode "CMYK;I" (Adobe's inverted polarity, which it
+        // assumes for every 4-channel JPEG); libjpeg turns YCCK into CMYK. Made RGB below.
+        cinfo.out_color_space = JCS_CMYK;
+        out.channels = 4;
         break;
     default:
         refusal = "a JPEG of an unknown colour space is not read: save it as RGB first";
@@ -133,23 +164,91 @@ std::string runJpeg(const std::string &bytes, bool headerOnly, int maxSide, Pixe
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    if (out.channels == 4)
+        cmykToRgb(out);
     return {};
 }
 
-// Pillow's precompute_coeffs (Resample.c) for the bilinear filter, support 1: for each output
-// sample, the first input sample it reads, how many, and their normalised weights (ksize each).
+// Pillow's filters (Resample.c), exactly as it writes them: the sign of x matters to BOX, and
+// HAMMING's window constants are floats there.
+double boxFilter(double x) { return x > -0.5 && x <= 0.5 ? 1.0 : 0.0; }
+
+double bilinearFilter(double x)
+{
+    x = std::fabs(x);
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+double hammingFilter(double x)
+{
+    x = std::fabs(x);
+    if (x == 0.0)
+        return 1.0;
+    if (x >= 1.0)
+        return 0.0;
+    x = x * std::numbers::pi;
+    return std::sin(x) / x * (0.54f + 0.46f * std::cos(x));
+}
+
+double bicubicFilter(double x)
+{
+    constexpr double a = -0.5; // Pillow's (and PIL's torchvision users') bicubic
+    x = std::fabs(x);
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0)
+        return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+double sincFilter(double x)
+{
+    if (x == 0.0)
+        return 1.0;
+    x = x * std::numbers::pi;
+    return std::sin(x) / x;
+}
+
+double lanczosFilter(double x) { return -3.0 <= x && x < 3.0 ? sincFilter(x) * sincFilter(x / 3) : 0.0; }
+
+struct Filter {
+    double (*fn)(double);
+    double support;
+};
+
+Filter filterOf(ResampleFilter f)
+{
+    switch (f) {
+    case ResampleFilter::Box:
+        return {boxFilter, 0.5};
+    case ResampleFilter::Hamming:
+        return {hammingFilter, 1.0};
+    case ResampleFilter::Bicubic:
+        return {bicubicFilter, 2.0};
+    case ResampleFilter::Lanczos:
+        return {lanczosFilter, 3.0};
+    case ResampleFilter::Nearest: // not a convolution: resized by nearest8/nearestSamples
+    case ResampleFilter::Bilinear:
+        break;
+    }
+    return {bilinearFilter, 1.0};
+}
+
+// Pillow's precompute_coeffs (Resample.c): for each output sample, the first input sample it
+// reads, how many, and their normalised weights (ksize each).
 struct Taps {
     int ksize = 0;
     std::vector<int> first, count;
     std::vector<double> weights;
 };
 
-Taps bilinearTaps(int inSize, int outSize)
+Taps makeTaps(int inSize, int outSize, ResampleFilter which)
 {
+    const Filter filter = filterOf(which);
     Taps t;
     const double scale = static_cast<double>(inSize) / outSize;
     const double filterscale = std::max(scale, 1.0); // widened when shrinking: the antialiasing
-    const double support = 1.0 * filterscale;
+    const double support = filter.support * filterscale;
     t.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
     t.first.resize(static_cast<std::size_t>(outSize));
     t.count.resize(static_cast<std::size_t>(outSize));
@@ -165,8 +264,7 @@ Taps bilinearTaps(int inSize, int outSize)
         double *k = &t.weights[static_cast<std::size_t>(xx) * static_cast<std::size_t>(t.ksize)];
         double ww = 0.0;
         for (int x = 0; x < xmax; ++x) {
-            double d = std::fabs((x + xmin - center + 0.5) * ss);
-            const double w = d < 1.0 ? 1.0 - d : 0.0;
+            const double w = filter.fn((x + xmin - center + 0.5) * ss);
             k[x] = w;
             ww += w;
         }
@@ -177,6 +275,49 @@ Taps bilinearTaps(int inSize, int outSize)
         t.count[static_cast<std::size_t>(xx)] = xmax;
     }
     return t;
+}
+
+// Pillow's NEAREST resize (ImagingScaleAffine, Geometry.c): the source column of output column x
+// is int(position) where the position starts at half a step and grows by the step
+// (in / out) one addition at a time, as Pillow's loop does (the sum's rounding decides ties).
+// Positions outside the picture (none in practice) stay 0, as Pillow fills them.
+std::vector<int> nearestIndex(int inSize, int outSize)
+{
+    std::vector<int> index(static_cast<std::size_t>(outSize), -1);
+    const double step = static_cast<double>(inSize) / outSize;
+    double pos = step * 0.5;
+    for (int x = 0; x < outSize; ++x) {
+        const int i = pos < 0.0 ? -1 : static_cast<int>(pos);
+        if (i >= 0 && i < inSize)
+            index[static_cast<std::size_t>(x)] = i;
+        pos += step;
+    }
+    return index;
+}
+
+template <class T>
+std::vector<T> nearestSamples(const std::vector<T> &in, int width, int height, int channels, int outWidth,
+                              int outHeight)
+{
+    const auto xs = nearestIndex(width, outWidth), ys = nearestIndex(height, outHeight);
+    const auto c = static_cast<std::size_t>(channels);
+    std::vector<T> out(static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(outHeight) * c, T{});
+    for (int y = 0; y < outHeight; ++y) {
+        const int sy = ys[static_cast<std::size_t>(y)];
+        if (sy < 0)
+            continue;
+        for (int x = 0; x < outWidth; ++x) {
+            const int sx = xs[static_cast<std::size_t>(x)];
+            if (sx < 0)
+                continue;
+            const std::size_t from = (static_cast<std::size_t>(sy) * static_cast<std::size_t>(width) +
+                                      static_cast<std::size_t>(sx)) * c;
+            const std::size_t to = (static_cast<std::size_t>(y) * static_cast<std::size_t>(outWidth) +
+                                    static_cast<std::size_t>(x)) * c;
+            std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(from), c, out.begin() + static_cast<std::ptrdiff_t>(to));
+        }
+    }
+    return out;
 }
 
 constexpr int kPrecisionBits = 32 - 8 - 2; // Pillow's PRECISION_BITS
@@ -201,10 +342,10 @@ std::uint8_t clip8(std::int32_t v)
 
 // Pillow's ImagingResampleInner for 8-bit bands: horizontal pass (only over the rows the vertical
 // pass reads), then vertical; each pass skipped when that side keeps its size.
-Pixels8 resample8(const Pixels8 &in, int width, int height)
+Pixels8 resample8(const Pixels8 &in, int width, int height, ResampleFilter filter)
 {
     const int c = in.channels;
-    const Taps horiz = bilinearTaps(in.width, width), vert = bilinearTaps(in.height, height);
+    const Taps horiz = makeTaps(in.width, width, filter), vert = makeTaps(in.height, height, filter);
     const bool needH = width != in.width, needV = height != in.height;
     const int yFirst = vert.first.front();
     const int yLast = vert.first.back() + vert.count.back();
@@ -265,12 +406,6 @@ Pixels8 resample8(const Pixels8 &in, int width, int height)
     return cur;
 }
 
-// Pillow's MULDIV255 and CLIP8, for its RGBA <-> RGBa (premultiplied) conversions.
-std::uint8_t mulDiv255(unsigned a, unsigned b)
-{
-    const unsigned tmp = a * b + 128;
-    return static_cast<std::uint8_t>(((tmp >> 8) + tmp) >> 8);
-}
 
 } // namespace
 
@@ -302,19 +437,47 @@ Pixels8 decodeJpeg(const std::string &bytes, const std::string &where, int maxSi
     return p;
 }
 
-Pixels8 pilResizeBilinear(const Pixels8 &in, int width, int height)
+const char *filterName(ResampleFilter filter)
+{
+    switch (filter) {
+    case ResampleFilter::Nearest:
+        return "nearest";
+    case ResampleFilter::Lanczos:
+        return "lanczos";
+    case ResampleFilter::Bilinear:
+        return "bilinear";
+    case ResampleFilter::Bicubic:
+        return "bicubic";
+    case ResampleFilter::Box:
+        return "box";
+    case ResampleFilter::Hamming:
+        return "hamming";
+    }
+    return "bilinear";
+}
+
+Pixels8 pilResize(const Pixels8 &in, int width, int height, ResampleFilter filter)
 {
     if (in.width == width && in.height == height)
         return in;
+    if (filter == ResampleFilter::Nearest) {
+        // Pillow picks pixels as they are, RGBA too (no premultiplying for NEAREST).
+        Pixels8 out;
+        out.width = width;
+        out.height = height;
+        out.channels = in.channels;
+        out.data = nearestSamples(in.data, in.width, in.height, in.channels, width, height);
+        return out;
+    }
     if (in.channels != 4)
-        return resample8(in, width, height);
+        return resample8(in, width, height, filter);
     // Pillow resizes RGBA as RGBa (colour premultiplied by alpha), then converts back.
     Pixels8 pre = in;
     for (std::size_t i = 0; i + 3 < pre.data.size(); i += 4)
         for (int b = 0; b < 3; ++b)
             pre.data[i + static_cast<std::size_t>(b)] =
                 mulDiv255(pre.data[i + static_cast<std::size_t>(b)], pre.data[i + 3]);
-    Pixels8 out = resample8(pre, width, height);
+    Pixels8 out = resample8(pre, width, height, filter);
     for (std::size_t i = 0; i + 3 < out.data.size(); i += 4) {
         const unsigned alpha = out.data[i + 3];
         if (alpha == 255 || alpha == 0)
@@ -326,28 +489,39 @@ Pixels8 pilResizeBilinear(const Pixels8 &in, int width, int height)
     return out;
 }
 
-std::vector<double> resizeBilinear(const std::vector<double> &in, int width, int height, int channels, int outWidth,
-                                   int outHeight)
+std::vector<double> resizeSamples(const std::vector<double> &in, int width, int height, int channels, int outWidth,
+                                  int outHeight, ResampleFilter filter)
 {
-    const Taps horiz = bilinearTaps(width, outWidth), vert = bilinearTaps(height, outHeight);
+    if (filter == ResampleFilter::Nearest)
+        return nearestSamples(in, width, height, channels, outWidth, outHeight);
     const auto c = static_cast<std::size_t>(channels);
-    std::vector<double> tmp(static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(height) * c, 0.0);
-    for (int y = 0; y < height; ++y)
-        for (int xx = 0; xx < outWidth; ++xx) {
-            const double *k = &horiz.weights[static_cast<std::size_t>(xx) * static_cast<std::size_t>(horiz.ksize)];
-            for (std::size_t b = 0; b < c; ++b) {
-                double s = 0;
-                for (int x = 0; x < horiz.count[static_cast<std::size_t>(xx)]; ++x)
-                    s += in[(static_cast<std::size_t>(y) * static_cast<std::size_t>(width) +
-                             static_cast<std::size_t>(x + horiz.first[static_cast<std::size_t>(xx)])) *
-                                c +
-                            b] *
-                         k[x];
-                tmp[(static_cast<std::size_t>(y) * static_cast<std::size_t>(outWidth) + static_cast<std::size_t>(xx)) *
-                        c +
-                    b] = s;
+    // Pillow's 32-bit (mode F) passes: sums in double, each pass skipped where that side keeps
+    // its size.
+    std::vector<double> tmp = in;
+    if (outWidth != width) {
+        const Taps horiz = makeTaps(width, outWidth, filter);
+        tmp.assign(static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(height) * c, 0.0);
+        for (int y = 0; y < height; ++y)
+            for (int xx = 0; xx < outWidth; ++xx) {
+                const double *k = &horiz.weights[static_cast<std::size_t>(xx) * static_cast<std::size_t>(horiz.ksize)];
+                for (std::size_t b = 0; b < c; ++b) {
+                    double s = 0;
+                    for (int x = 0; x < horiz.count[static_cast<std::size_t>(xx)]; ++x)
+                        s += in[(static_cast<std::size_t>(y) * static_cast<std::size_t>(width) +
+                                 static_cast<std::size_t>(x + horiz.first[static_cast<std::size_t>(xx)])) *
+                                    c +
+                                b] *
+                             k[x];
+                    tmp[(static_cast<std::size_t>(y) * static_cast<std::size_t>(outWidth) +
+                         static_cast<std::size_t>(xx)) *
+                            c +
+                        b] = s;
+                }
             }
-        }
+    }
+    if (outHeight == height)
+        return tmp;
+    const Taps vert = makeTaps(height, outHeight, filter);
     std::vector<double> out(static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(outHeight) * c, 0.0);
     for (int yy = 0; yy < outHeight; ++yy) {
         const double *k = &vert.weights[static_cast<std::size_t>(yy) * static_cast<std::size_t>(vert.ksize)];

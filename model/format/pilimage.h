@@ -23,21 +23,33 @@ bool isJpeg(const std::string &bytes);
 void jpegSize(const std::string &bytes, const std::string &where, int &width, int &height);
 
 // A JPEG decoded by libjpeg(-turbo) with Pillow's settings (the integer "islow" DCT, fancy
-// upsampling, RGB output for colour files): 1 channel for a greyscale file, 3 for colour. A file
-// larger than `maxSide` a side is refused from its header, before any pixel is allocated; so are
-// CMYK files and a file that ends before its image does (Pillow refuses it too). Throws
-// FormatError naming `where` and what libjpeg found wrong.
+// upsampling, RGB output for colour files): 1 channel for a greyscale file, 3 for colour, CMYK
+// (and YCCK) files too, converted as Pillow's convert('RGB') does (Adobe's inverted CMYK). A file
+// larger than `maxSide` a side is refused from its header, before any pixel is allocated; so is a
+// file that ends before its image does (Pillow refuses it too). Throws FormatError naming `where`
+// and what libjpeg found wrong.
 Pixels8 decodeJpeg(const std::string &bytes, const std::string &where, int maxSide);
 
-// PIL's Image.resize(size, Image.BILINEAR) of an L, RGB or RGBA image: a separable triangle filter
-// widened by the scale when shrinking (antialiased), horizontal pass then vertical, each rounded to
-// 8 bits with Pillow's 22-bit fixed-point coefficients; RGBA premultiplied by alpha on the way, as
-// Pillow does. What torchvision's Resize does to a PIL image.
-Pixels8 pilResizeBilinear(const Pixels8 &in, int width, int height);
+// Pillow's resampling filters, numbered as PIL numbers them (Image.Resampling, and the ints
+// torchvision's Resize accepts for its interpolation).
+enum class ResampleFilter { Nearest = 0, Lanczos = 1, Bilinear = 2, Bicubic = 3, Box = 4, Hamming = 5 };
 
-// The same filter on floating-point samples (interleaved `channels`), without 8-bit rounding: for
-// 16-bit pictures, which Pillow does not resize as such.
-std::vector<double> resizeBilinear(const std::vector<double> &in, int width, int height, int channels, int outWidth,
-                                   int outHeight);
+// The filter's name as PIL spells it in lower case: "bilinear", "bicubic", "nearest", "box", "hamming",
+// "lanczos".
+const char *filterName(ResampleFilter filter);
+
+// PIL's Image.resize(size, filter) of an L, RGB or RGBA image, to the bit. NEAREST picks one source
+// pixel per output pixel (Pillow's affine scale, not a convolution). The others are Pillow's
+// separable convolutions (Resample.c): the filter widened by the scale when shrinking
+// (antialiased), horizontal pass then vertical, each rounded to 8 bits with Pillow's 22-bit
+// fixed-point coefficients; RGBA premultiplied by alpha on the way, as Pillow does. What
+// torchvision's Resize does to a PIL image with that interpolation.
+Pixels8 pilResize(const Pixels8 &in, int width, int height, ResampleFilter filter);
+
+// The same filter on floating-point samples (interleaved `channels`), without 8-bit rounding, as
+// Pillow resizes a mode F image: for 16-bit pictures, which Pillow 9 does not resize with a
+// filter at all (mode I;16 takes NEAREST only).
+std::vector<double> resizeSamples(const std::vector<double> &in, int width, int height, int channels, int outWidth,
+                                  int outHeight, ResampleFilter filter);
 
 } // namespace ckpt

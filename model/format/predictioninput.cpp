@@ -494,8 +494,15 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
         t.note = "the image (" + sizeText(w, h) + ") was ";
         for (std::size_t i = 0; i < said.size(); ++i)
             t.note += (i ? ", then " : "") + said[i];
-        if (rw != w || rh != h || resize)
-            t.note += ", with PIL's bilinear filter (antialiased), as torchvision does to a PIL image";
+        if (rw != w || rh != h || resize) {
+            const std::string name = filterName(steps.filter);
+            t.resampled = name;
+            t.note += ", with PIL's " + name + " filter" +
+                      (steps.filter == ResampleFilter::Nearest ? std::string(" (the nearest pixel, no smoothing)")
+                                                               : std::string(" (antialiased)")) +
+                      (steps.filterKey.empty() ? std::string() : ", as " + steps.filterKey + " says") +
+                      ", as torchvision's Resize(interpolation=" + name + ") does to a PIL image";
+        }
     }
     // HWC samples to CHW values, as torchvision's ToTensor.
     auto store = [&](auto sample) {
@@ -508,7 +515,7 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
     if (!wide) {
         // 8-bit pictures as PIL gives them: JPEGs decoded by libjpeg with PIL's settings, the rest
         // by stb (exact for PNG, BMP and GIF); converted to the model's mode as PIL's convert()
-        // does, resized by PIL's own bilinear arithmetic, then divided by 255.
+        // does, resized by PIL's own arithmetic for the filter, then divided by 255.
         Pixels8 px;
         if (isJpeg(bytes)) {
             px = toChannels(decodeJpeg(bytes, where, kMaxImageSide), channels);
@@ -529,14 +536,14 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
             px = toChannels(px, channels);
         }
         if (rw != px.width || rh != px.height)
-            px = pilResizeBilinear(px, rw, rh);
+            px = pilResize(px, rw, rh, steps.filter);
         if (cw != rw || ch != rh) {
             px.data = centreCrop(px.data, rw, rh, channels, cw, ch);
             px.width = cw;
             px.height = ch;
         }
         if (resize)
-            px = pilResizeBilinear(px, width, height);
+            px = pilResize(px, width, height, steps.filter);
         store([&](std::size_t k) { return px.data[k] / 255.0; });
         return t;
     }
@@ -569,11 +576,11 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
         }
     }
     if (rw != w || rh != h)
-        px = resizeBilinear(px, w, h, channels, rw, rh);
+        px = resizeSamples(px, w, h, channels, rw, rh, steps.filter);
     if (cw != rw || ch != rh)
         px = centreCrop(px, rw, rh, channels, cw, ch);
     if (resize)
-        px = resizeBilinear(px, cw, ch, channels, width, height);
+        px = resizeSamples(px, cw, ch, channels, width, height, steps.filter);
     store([&](std::size_t k) { return px[k]; });
     return t;
 }
@@ -585,6 +592,8 @@ ImageSteps statedImageSteps(const ImagePreprocessing &p)
     steps.crop = p.crop;
     steps.resizeKey = p.resizeKey;
     steps.cropKey = p.cropKey;
+    steps.filter = p.filter;
+    steps.filterKey = p.filterKey;
     return steps;
 }
 

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "pilimage.h"
+
 namespace ckpt {
 
 // Numbers for a prediction: a batch of rows, or an array with its shape (batch first).
@@ -14,6 +16,7 @@ struct InputTable {
     std::vector<double> values;        // row-major
     std::vector<std::string> header;   // column names when the CSV block had a header row
     std::string note;                  // what was done to the input on the way (an image resized)
+    std::string resampled;             // an image resized: PIL's filter that did it ("bicubic"); else empty
     bool integer = false;              // a .npy of integers (or bools): the values are whole numbers
 };
 
@@ -33,7 +36,7 @@ InputTable parseNpy(const std::string &bytes, const std::string &where);
 // bit for bit the tensor PIL and torchvision give: decoded as PIL decodes it (JPEG by libjpeg with
 // PIL's settings), converted to `channels` channels as PIL's convert('L'/'RGB'/'RGBA') does,
 // resized to `height` × `width` when it has another size by PIL's bilinear resize (torchvision's
-// Resize((h, w)) on a PIL image; `note` says so), or kept at its own size when both are 0 (a model
+// Resize((h, w)) on a PIL image; `note` says so; the ImageSteps form takes another filter), or kept at its own size when both are 0 (a model
 // that takes any size); scaled to [0, 1] as ToTensor; shape [1, channels, height, width].
 // Throws FormatError for what is not an image, or one wider or taller than kMaxImageSide.
 inline constexpr int kMaxImageSide = 8192;
@@ -43,13 +46,16 @@ InputTable parseImage(const std::string &bytes, const std::string &where, int ch
 // ([n]: Resize(n), the shorter side to n, the longer to int(n · long / short); [h, w]:
 // Resize((h, w))), then `crop` ([h, w]: CenterCrop, zero-padded where the picture is smaller, as
 // torchvision pads), then, when `height` and `width` are not 0 and the picture has another size,
-// straight to that size (a model of one size). Every resize is PIL's bilinear. `resizeKey` and
-// `cropKey` say where the file states the steps, for the note.
+// straight to that size (a model of one size). Every resize is PIL's Image.resize with `filter`
+// (torchvision's Resize(interpolation=...) on a PIL image). `resizeKey`, `cropKey` and
+// `filterKey` say where the file states the steps, for the note.
 struct ImageSteps {
     std::vector<std::int64_t> resize;
     std::vector<std::int64_t> crop;
     int height = 0, width = 0;
     std::string resizeKey, cropKey;
+    ResampleFilter filter = ResampleFilter::Bilinear;
+    std::string filterKey;
 };
 InputTable parseImage(const std::string &bytes, const std::string &where, int channels, const ImageSteps &steps);
 

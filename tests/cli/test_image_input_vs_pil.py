@@ -6,7 +6,8 @@ image = img.resize((w, h), Image.BILINEAR), ToTensor's / 255, the package's norm
 Each model is an identity 1x1 convolution (tests/fixtures/image_input_fixtures.py), so
 `--probabilities none --json` prints its input back as its output values. Values must agree to
 1e-6: a decoder or resampler off by one grey level (1/255, or 1/255/0.229 after normalising)
-fails. Broken, CMYK and oversized JPEGs must be refused with a message naming the file."""
+fails. Broken and oversized JPEGs must be refused with a message naming the file; CMYK JPEGs are
+read as PIL's convert() reads them."""
 import argparse
 import json
 import os

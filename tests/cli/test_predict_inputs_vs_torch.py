@@ -239,11 +239,11 @@ def main():
 
     # Entries seen but not applied are named in a note, never dropped.
     torch.save({'model': m, 'preprocessing': {'mean': IMAGENET_MEAN, 'std': IMAGENET_STD, 'resize': 256, 'crop_size': 224,
-                                              'interpolation': 'bicubic', 'to_bgr': True}}, p('unapplied.pth'))
+                                              'interpolation': 'spline', 'to_bgr': True}}, p('unapplied.pth'))
     d = predict_json(res, ckpt, 'unapplied entries', p('unapplied.pth'), '--input-file', p('img.png'))
     if d:
         notes = [n for n in d['notes'] if n.startswith('not applied')]
-        res.check(len(notes) == 1 and "interpolation 'bicubic'" in notes[0] and 'to_bgr True' in notes[0],
+        res.check(len(notes) == 1 and "interpolation 'spline'" in notes[0] and 'to_bgr True' in notes[0],
                   'entries not applied are named', repr(d['notes']))
     rows = ','.join(['0.5'] * (3 * 8 * 8))
     d = predict_json(res, ckpt, 'a picture package given rows', p('package.pth'), '--arch', p('model_scripted.pt'),
