@@ -5,6 +5,7 @@
 #include "dtypecast.h"
 #include "error.h"
 #include "inferencemeta.h"
+#include "signalcleanup.h"
 #include "tensorref.h"
 #include "valuetree.h"
 
@@ -17,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -420,13 +422,17 @@ std::optional<std::string> runFails(const Document &doc, const Architecture &arc
     }
 }
 
-// A file beside the output that is removed when this goes, whatever happens.
+// A file beside the output that is removed when this goes, whatever happens: by this destructor,
+// or, once listed (after it is created), by the CLI's signal handler when Ctrl-C or SIGTERM ends
+// the run first.
 struct ScratchFile {
     std::string path;
+    std::optional<SignalCleanupEntry> onSignal;
     ~ScratchFile()
     {
         if (!path.empty())
             std::remove(path.c_str());
+        onSignal.reset();  // after the removal: a signal in between finds nothing to remove
     }
 };
 
@@ -472,6 +478,7 @@ void runWrittenBack(const Document &back, const std::string &temporary, const st
             throw FormatError(output + ": read back, the module does not run in " + dtype + " (" + *failed + "), and " +
                               temporary + ".uncast could not be made to see whether it ran before");
         }
+        before.onSignal.emplace(before.path);
         const bool ok = std::fwrite(uncast.data(), 1, uncast.size(), f) == uncast.size();
         if (std::fclose(f) != 0 || !ok)
             throw FormatError(output + ": read back, the module does not run in " + dtype + " (" + *failed +

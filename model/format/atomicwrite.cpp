@@ -1,14 +1,17 @@
 #include "atomicwrite.h"
 
 #include "error.h"
+#include "signalcleanup.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +71,29 @@ extern "C" void removeTemporariesAndDie(int sig)
     errno = savedErrno;
 }
 
+// Six characters as mkstemp's XXXXXX are replaced: letters and digits, from the system's random source.
+std::string randomSuffix()
+{
+    static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char bytes[6] = {};
+    if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
+        // No random source (a very early boot): the time and the process id still vary per call.
+        static std::atomic<unsigned> counter{0};
+        unsigned long long x = static_cast<unsigned long long>(::getpid()) * 2654435761ULL ^
+                               static_cast<unsigned long long>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                               (static_cast<unsigned long long>(counter++) << 40);
+        for (auto &b : bytes) {
+            b = static_cast<unsigned char>(x);
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            x ^= x >> 29;
+        }
+    }
+    std::string out;
+    for (const unsigned char b : bytes)
+        out += kChars[b % (sizeof kChars - 1)];
+    return out;
+}
+
 bool sameFile(const std::string &a, const std::string &b)
 {
     struct stat sa {
@@ -96,18 +122,35 @@ AtomicFileWriter::AtomicFileWriter(std::string path, const WriteOptions &options
 {
     checkWriteTarget(m_path, m_options);
     const auto folder = std::filesystem::path(m_path).parent_path();
-    std::string pattern = (folder.empty() ? std::filesystem::path(".") : folder) /
-                          ("." + std::filesystem::path(m_path).filename().string() + ".XXXXXX");
-    m_fd = ::mkstemp(pattern.data());
+    const std::string prefix = (folder.empty() ? std::filesystem::path(".") : folder) /
+                               ("." + std::filesystem::path(m_path).filename().string() + ".");
+    // As mkstemp makes it (.NAME.XXXXXX, created exclusively, mode 0600), but listed for the signal
+    // handler before it exists: with mkstemp, a signal between the creation and the listing (the
+    // moment the file first shows) left it behind. A name already taken is never listed, so the
+    // handler cannot remove another's file; one made by someone else between that check and the
+    // exclusive creation is the only case it could, and needs the same six random characters.
+    int error = EEXIST;
+    for (int attempt = 0; attempt < 100 && m_fd < 0 && error == EEXIST; ++attempt) {
+        std::string candidate = prefix + randomSuffix();
+        struct stat st {};
+        if (::lstat(candidate.c_str(), &st) == 0)
+            continue;
+        m_slot = registerTemporary(candidate);
+        m_fd = ::open(candidate.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (m_fd >= 0) {
+            m_temp = std::move(candidate);
+            break;
+        }
+        error = errno;
+        unregisterTemporary(m_slot);
+        m_slot = -1;
+    }
     if (m_fd < 0) {
-        const int error = errno;
         std::error_code ec;
         if (error == ENOENT && !folder.empty() && !std::filesystem::is_directory(folder, ec))
             throw FormatError(m_path + ": the folder " + folder.string() + " does not exist");
         throw FormatError(systemError(m_path, "cannot create a temporary file in its folder", error));
     }
-    m_temp = pattern;
-    m_slot = registerTemporary(m_temp);
 }
 
 void removeTemporaryFilesOnSignals()
@@ -126,6 +169,10 @@ void removeTemporaryFilesOnSignals()
         ::sigaction(sig, &sa, nullptr);
     }
 }
+
+SignalCleanupEntry::SignalCleanupEntry(const std::string &path) : m_slot(registerTemporary(path)) {}
+
+SignalCleanupEntry::~SignalCleanupEntry() { unregisterTemporary(m_slot); }
 
 AtomicFileWriter::~AtomicFileWriter()
 {

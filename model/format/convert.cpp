@@ -773,6 +773,8 @@ private:
         if (m_doc.stateDictSource == "module_tree")
             if (auto module = findPath(m_doc.root, m_doc.stateDictPath))
                 m_metadata = moduleVersions(*module);
+        if (!m_metadata)
+            m_metadata = recordedStateDictMetadata();
         // Entries of the state dict that are not tensors (a step counter kept beside the weights).
         if (m_doc.stateDictSource == "dict")
             if (auto sd = findPath(m_doc.root, m_doc.stateDictPath); sd && sd->isDict())
@@ -1954,6 +1956,7 @@ private:
                 for (const auto &e : m_doc.formatMetadata->entries()) {
                     if (!e.key || !e.key->isString() || !e.value || e.key->text().starts_with("alias:") ||
                         e.key->text() == kSafetensorsJsonKeys || e.key->text() == kSafetensorsKeyOrder ||
+                        e.key->text() == kSafetensorsStateDictMetadata ||
                         (fromIndex && e.key->text() == "total_size"))
                         continue;
                     const std::string &k = e.key->text();
@@ -2076,6 +2079,18 @@ private:
                                       "(a torch format keeps the view; or leave it out with --drop)");
                 m_plan.tensors.emplace_back(name, v);
             }
+            // The state dict's _metadata (module versions that _load_from_state_dict checks), which
+            // safetensors has no place for: kept as JSON text, restored when converted back.
+            if (m_metadata && m_metadata->isDict()) {
+                try {
+                    meta[std::string(kSafetensorsStateDictMetadata)] =
+                        pythonJsonText(valueToPlainJson(m_metadata, "the state dict's _metadata", metaBudget));
+                    m_plan.carried.push_back("the state dict's _metadata (module versions), as __metadata__/" +
+                                             std::string(kSafetensorsStateDictMetadata));
+                } catch (const FormatError &error) {
+                    m_plan.lost.push_back({"_metadata", error.what()});
+                }
+            }
             // The state dict's own order (aliases included), which the file's sorted names lose:
             // reading the file back restores it, so the architecture read from the weights (a chain
             // of layers in order) and a converted-back state dict are the source's.
@@ -2096,6 +2111,32 @@ private:
         }
         if (m_o.sidecar && m_plan.sidecar.is_null())
             m_plan.sidecar = nlohmann::ordered_json::object();
+    }
+
+    // The state dict's _metadata this tool kept in a safetensors file it wrote
+    // (kSafetensorsStateDictMetadata): an OrderedDict of module prefix -> dict, as torch's
+    // state_dict() sets it. Null when the file has none, or it is no JSON object of objects.
+    ValuePtr recordedStateDictMetadata() const
+    {
+        if (m_doc.format != ContainerFormat::Safetensors || !m_doc.formatMetadata || !m_doc.formatMetadata->isDict())
+            return nullptr;
+        const auto text = m_doc.formatMetadata->get(std::string(kSafetensorsStateDictMetadata));
+        if (!text || !text->isString())
+            return nullptr;
+        const auto json = parseOrderedJson(text->text(), 3);
+        if (!json.is_object())
+            return nullptr;
+        ValuePtr md;
+        try {
+            md = jsonToValue(json);
+        } catch (const FormatError &) {
+            return nullptr;
+        }
+        for (const auto &e : md->entries())
+            if (!e.value || !e.value->isDict())
+                return nullptr;
+        md->setPythonClass("collections.OrderedDict");
+        return md;
     }
 
     // The _metadata module.state_dict() records: for each module, in the order state_dict visits

@@ -83,7 +83,10 @@ ValuePtr parsedJson(const std::string &text)
 
 } // namespace
 
-bool isWriterBookkeeping(std::string_view key) { return key == kSafetensorsJsonKeys || key == kSafetensorsKeyOrder; }
+bool isWriterBookkeeping(std::string_view key)
+{
+    return key == kSafetensorsJsonKeys || key == kSafetensorsKeyOrder || key == kSafetensorsStateDictMetadata;
+}
 
 std::vector<std::pair<std::string, ValuePtr>> formatMetadataEntries(const Document &doc)
 {

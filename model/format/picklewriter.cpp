@@ -307,6 +307,41 @@ void PickleWriter::saveStorage(const std::shared_ptr<StorageRef> &s)
     op(BINPERSID);
 }
 
+// A sparse tensor as torch's Tensor.__reduce_ex__ writes it: REBUILD(layout, (parts..., torch.Size(size))),
+// the parts being COO's (indices, values), by _rebuild_sparse_tensor, or CSR's (crow_indices,
+// col_indices, values), by torch 1.x's _rebuild_sparse_csr_tensor or torch 2's _rebuild_sparse_tensor
+// as the file had it. The data tuple is pickled as Python's protocol 2 does: TUPLE1-3 up to three
+// items, MARK ... TUPLE past that. One writer for both layouts (they were two near-copies).
+void PickleWriter::saveSparse(const ValuePtr &v, int depth)
+{
+    const TensorRef &t = *v->tensorRef();
+    const bool coo = t.layout == TensorRef::Layout::SparseCoo;
+    const std::vector<ValuePtr> parts = t.sparseParts();
+    for (const auto &part : parts)
+        if (!part || !part->isTensor())
+            throw FormatError(coo ? "a sparse tensor without its indices and values cannot be written"
+                                  : "a sparse CSR tensor without its crow_indices, col_indices and values cannot be written");
+    saveGlobal("torch._utils", coo || t.rebuild == "_rebuild_sparse_tensor" ? "_rebuild_sparse_tensor"
+                                                                            : "_rebuild_sparse_csr_tensor");
+    saveGlobal("torch.serialization", "_get_layout");
+    saveString(coo ? "torch.sparse_coo" : "torch.sparse_csr");
+    op(TUPLE1);
+    op(REDUCE);
+    const std::size_t items = parts.size() + 1;  // the parts, then the size
+    if (items > 3)
+        op(MARK);
+    for (const auto &part : parts)
+        save(part, depth + 1);
+    saveGlobal("torch", "Size");
+    saveIntTuple(t.shape);
+    op(TUPLE1);
+    op(REDUCE);
+    op(items == 1 ? TUPLE1 : items == 2 ? TUPLE2 : items == 3 ? TUPLE3 : TUPLE);
+    op(TUPLE2);
+    op(REDUCE);
+    put(v.get());
+}
+
 void PickleWriter::saveIntTuple(const std::vector<std::int64_t> &xs)
 {
     if (xs.empty()) {
@@ -444,51 +479,8 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
         put(v.get());
         return;
     }
-    if (t.layout == TensorRef::Layout::SparseCoo) {
-        // _rebuild_sparse_tensor(layout, (indices, values, torch.Size(size)))
-        if (!t.sparseIndices || !t.sparseIndices->isTensor() || !t.sparseValues || !t.sparseValues->isTensor())
-            throw FormatError("a sparse tensor without its indices and values cannot be written");
-        saveGlobal("torch._utils", "_rebuild_sparse_tensor");
-        saveGlobal("torch.serialization", "_get_layout");
-        saveString("torch.sparse_coo");
-        op(TUPLE1);
-        op(REDUCE);
-        save(t.sparseIndices, depth + 1);
-        save(t.sparseValues, depth + 1);
-        saveGlobal("torch", "Size");
-        saveIntTuple(t.shape);
-        op(TUPLE1);
-        op(REDUCE);
-        op(TUPLE3);
-        op(TUPLE2);
-        op(REDUCE);
-        put(v.get());
-        return;
-    }
-    if (t.layout == TensorRef::Layout::SparseCsr) {
-        // As the file had it: torch 1.x's _rebuild_sparse_csr_tensor(layout, (crow_indices,
-        // col_indices, values, torch.Size(size))), torch 2's _rebuild_sparse_tensor(layout, same).
-        for (const auto &part : t.sparseParts())
-            if (!part || !part->isTensor())
-                throw FormatError("a sparse CSR tensor without its crow_indices, col_indices and values cannot be written");
-        saveGlobal("torch._utils",
-                   t.rebuild == "_rebuild_sparse_tensor" ? "_rebuild_sparse_tensor" : "_rebuild_sparse_csr_tensor");
-        saveGlobal("torch.serialization", "_get_layout");
-        saveString("torch.sparse_csr");
-        op(TUPLE1);
-        op(REDUCE);
-        op(MARK);
-        save(t.sparseCrowIndices, depth + 1);
-        save(t.sparseColIndices, depth + 1);
-        save(t.sparseValues, depth + 1);
-        saveGlobal("torch", "Size");
-        saveIntTuple(t.shape);
-        op(TUPLE1);
-        op(REDUCE);
-        op(TUPLE);
-        op(TUPLE2);
-        op(REDUCE);
-        put(v.get());
+    if (t.layout == TensorRef::Layout::SparseCoo || t.layout == TensorRef::Layout::SparseCsr) {
+        saveSparse(v, depth);
         return;
     }
     if (!t.storage)

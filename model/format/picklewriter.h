@@ -64,6 +64,7 @@ private:
     void save(const ValuePtr &v, int depth);
     void saveTensor(const ValuePtr &v, int depth);
     void saveNumpyArray(const ValuePtr &v, int depth);
+    void saveSparse(const ValuePtr &v, int depth);  // COO and CSR: one writer for both
     void saveStorage(const std::shared_ptr<StorageRef> &s);
     DType writtenDType(const StorageRef &s) const;  // after the conversion's cast
     bool writtenUntyped(const StorageRef &s) const; // as torch.storage.UntypedStorage

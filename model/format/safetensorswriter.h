@@ -17,6 +17,12 @@ namespace ckpt {
 // model's (fc1 before fc2, layers.2 before layers.10), which reading the file back restores.
 inline constexpr std::string_view kSafetensorsKeyOrder = "checkpoint_studio.key_order";
 
+// The `__metadata__` entry in which this tool keeps the state dict's `_metadata` (the OrderedDict
+// attribute torch's state_dict() sets: module prefix -> {"version": N}), as a JSON object in the
+// state dict's order: module._load_from_state_dict reads the versions (BatchNorm's
+// num_batches_tracked, older layouts of a layer), and converting back to a torch file restores it.
+inline constexpr std::string_view kSafetensorsStateDictMetadata = "checkpoint_studio.state_dict_metadata";
+
 // One tensor of a safetensors file: contiguous row-major bytes produced when written.
 struct SafetensorsEntry {
     std::string name;

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <string>
+
+namespace ckpt {
+
+// A scratch file of the caller's own (not an AtomicFileWriter's: a check's copy beside the output,
+// such as the TorchScript dtype check's `.uncast`) listed, for this object's life, among the files
+// the handler of removeTemporaryFilesOnSignals (atomicwrite.h) removes when Ctrl-C, SIGTERM or
+// SIGHUP ends the process. List it once the caller has created it (never a path that may be
+// another's file); the caller still removes it on every normal path. A path too long for the
+// handler's table, or one past its 16 places, is not listed.
+class SignalCleanupEntry {
+public:
+    explicit SignalCleanupEntry(const std::string &path);
+    ~SignalCleanupEntry();
+    SignalCleanupEntry(const SignalCleanupEntry &) = delete;
+    SignalCleanupEntry &operator=(const SignalCleanupEntry &) = delete;
+    bool listed() const { return m_slot >= 0; }
+
+private:
+    int m_slot = -1;
+};
+
+} // namespace ckpt
