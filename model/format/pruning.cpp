@@ -126,10 +126,13 @@ std::string pruningSummary(const Document &doc)
         names.push_back(p.name);
     std::string s = "pruned with torch.nn.utils.prune: " + std::to_string(pruned.size()) +
                     (pruned.size() == 1 ? " parameter (" : " parameters (") + listed(names) + ")";
+    // A full model pickles its pruning hooks: torch's own classes, which need no code of the user's
+    // but which torch.load(weights_only=True) refuses, as it refuses the modules.
     if (const auto methods = pruningMethods(doc); !methods.empty())
-        s += " by " + listed(methods);
-    return s + ", each stored as X_orig and X_mask; the model computes X = X_orig * X_mask (prune.remove, or "
-               "ckpt convert --apply-pruning, makes it permanent)";
+        s += ", methods " + listed(methods) + " (torch's own classes, pickled as the modules' hooks; "
+             "torch.load(weights_only=True) of PyTorch >= 2.6 refuses them)";
+    return s + "; each is stored as X_orig and X_mask, and the model computes X = X_orig * X_mask (prune.remove, "
+               "or ckpt convert --apply-pruning, makes that permanent)";
 }
 
 std::vector<NamedTensor> effectiveNames(const std::vector<NamedTensor> &tensors)
@@ -254,17 +257,16 @@ std::vector<std::string> applyPruning(std::vector<std::pair<std::string, ValuePt
         made[p.orig] = {p.name, Value::tensor(ref)};
         masks.insert(p.mask);
         names.push_back(p.name);
+        if (dropped)
+            dropped->push_back(tensors[p.mask].first);
     }
     if (pruned.empty())
         return names;
     std::vector<std::pair<std::string, ValuePtr>> out;
     out.reserve(tensors.size() - masks.size());
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-        if (masks.contains(i)) {
-            if (dropped)
-                dropped->push_back(tensors[i].first);
+        if (masks.contains(i))
             continue;
-        }
         auto it = made.find(i);
         out.push_back(it == made.end() ? std::move(tensors[i]) : std::move(it->second));
     }
