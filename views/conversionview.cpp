@@ -78,9 +78,10 @@ template <class Settings> auto valueFields(Settings &s)
 template <class Settings> auto checkFields(Settings &s)
 {
     using B = decltype(&s.ema);
-    return std::array<std::pair<QLatin1String, B>, 4>{{{QLatin1String("ema"), &s.ema},
+    return std::array<std::pair<QLatin1String, B>, 5>{{{QLatin1String("ema"), &s.ema},
                                                        {QLatin1String("dropOptimizer"), &s.dropOptimizer},
                                                        {QLatin1String("keepDevice"), &s.keepDevice},
+                                                       {QLatin1String("applyPruning"), &s.applyPruning},
                                                        {QLatin1String("sidecar"), &s.sidecar}}};
 }
 
@@ -582,6 +583,7 @@ QWidget *ConversionView::buildOptions()
     edits->addRow(check(QStringLiteral("ema"), tr("Use the EMA weights as the model's")));
     edits->addRow(check(QStringLiteral("dropOptimizer"), tr("Drop optimizer, scheduler and RNG state")));
     edits->addRow(check(QStringLiteral("keepDevice"), tr("Keep saved device tags")));
+    edits->addRow(check(QStringLiteral("applyPruning"), tr("Apply the pruning (prune.remove: weight = weight_orig × weight_mask)")));
     auto *arch = line(QStringLiteral("architecture"), tr("full model, TorchScript: JSON layer list"));
     arch->setToolTip(tr("The layers a full model or a TorchScript module is built of when the file holds only "
                         "weights, as a JSON list: "
@@ -692,6 +694,7 @@ void ConversionView::addFiles(const QStringList &paths, PaneTarget target)
         item.settings.ema = m_defaults.ema;
         item.settings.dropOptimizer = m_defaults.dropOptimizer;
         item.settings.keepDevice = m_defaults.keepDevice;
+        item.settings.applyPruning = m_defaults.applyPruning;
         item.settings.sidecar = m_defaults.sidecar;
         item.settings.drops = m_defaults.drops;
         item.settings.outDir = m_defaults.outDir;

@@ -89,7 +89,7 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
     if (const auto t = castOption(c.dtype))
         o.dtype(*t);
     o.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema).dropTrainingState(c.dropOptimizer);
-    o.keepDevice(c.keepDevice).metadataJson(c.metadataJson).force(c.force);
+    o.keepDevice(c.keepDevice).metadataJson(c.metadataJson).force(c.force).applyPruning(c.applyPruning);
     for (const auto &d : c.drop)
         o.drop(d);
     if (!c.config.empty())
@@ -227,7 +227,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             checkDistinctOutputs(c.files, [&](const std::string &f) {
                 return defaultOutputPathFor(f, "_torchscript", ".pt", cast, c.outDir);
             });
-        edits.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema);
+        edits.stripPrefix(c.stripPrefix).addPrefix(c.addPrefix).ema(c.ema).applyPruning(c.applyPruning);
         if (cast)
             edits.dtype(*cast);
         for (const auto &d : c.drop)

@@ -20,6 +20,7 @@ struct ConvertCliOptions {
     std::vector<std::string> drop;
     bool dropOptimizer = false;
     bool keepDevice = false;
+    bool applyPruning = false;  // --apply-pruning: X = X_orig * X_mask, as prune.remove
     std::string config;        // JSON
     std::string classNames;    // a,b,c
     std::string preprocessing; // JSON

@@ -11,6 +11,7 @@
 #include "jsonexport.h"
 #include "optimizermap.h"
 #include "metadata.h"
+#include "pruning.h"
 #include "pythonrepr.h"
 #include "security.h"
 #include "valuetree.h"
@@ -214,7 +215,9 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
                 out << ", " << *params.trainable << " trainable (requires_grad)";
             if (!params.exact)
                 out << " (estimated: a state dict does not say which tensors are buffers; BatchNorm's running "
-                       "statistics are left out)";
+                       "statistics"
+                    << (prunedParameters(doc.stateDict).empty() ? "" : " and the pruning masks (X_mask)")
+                    << " are left out)";
             out << '\n';
             out << tensorTable(doc.stateDict);
         }
@@ -227,6 +230,25 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
     }
     for (const auto &c : doc.conventions)
         out << "Convention: " << c << '\n';
+    // How much of each parameter torch.nn.utils.prune masked: the zeros of its mask, where cheap to count.
+    if (doc.hasStateDict)
+        if (const auto pruned = prunedParameters(doc.stateDict); !pruned.empty()) {
+            const auto counts = maskedCounts(doc.stateDict, pruned);
+            for (std::size_t k = 0; k < pruned.size(); ++k) {
+                const NamedTensor &mask = doc.stateDict[pruned[k].mask];
+                const std::int64_t n = mask.ref().numel();
+                out << "Pruned:   " << displayText(pruned[k].name) << ' ' << shapeText(mask.ref().shape) << ": ";
+                if (counts[k] && n > 0) {
+                    std::ostringstream pct;
+                    pct << std::fixed << std::setprecision(1) << 100.0 * double(*counts[k]) / double(n);
+                    out << pct.str() << "% masked (" << *counts[k] << " of " << n << " values are 0 in "
+                        << displayText(mask.name) << ")\n";
+                } else {
+                    out << "masked share not counted here (ckpt tensors --stats gives the zero fraction of "
+                        << displayText(mask.name) << ")\n";
+                }
+            }
+        }
     // What Lightning's ModelCheckpoint and EarlyStopping tracked: the monitored metric, the best
     // score (a 0-d tensor, shown as its value) and the file that holds it.
     for (const auto &c : lightningCallbacks(doc))

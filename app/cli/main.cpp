@@ -126,6 +126,9 @@ int main(int argc, char **argv)
         ->allow_extra_args(false);
     convertCmd->add_flag("--drop-optimizer", convert.dropOptimizer, "Leave out optimizer, scheduler, GradScaler and RNG state");
     convertCmd->add_flag("--keep-device", convert.keepDevice, "Keep saved device tags (default: written as cpu)");
+    convertCmd->add_flag("--apply-pruning", convert.applyPruning,
+                         "Make torch.nn.utils.prune's pruning permanent, as prune.remove does: each X_orig and X_mask "
+                         "become X = X_orig * X_mask, which the unpruned model loads");
     convertCmd->add_option("--config", convert.config, "model_config as JSON");
     convertCmd->add_option("--class-names", convert.classNames, "class_names, comma-separated");
     convertCmd->add_option("--preprocessing", convert.preprocessing, "preprocessing as JSON ({\"mean\": [...], \"std\": [...]})");

@@ -505,9 +505,12 @@ std::string floatingName(c10::ScalarType type)
 }
 
 // A checkpoint tensor as the model computes with it: float32 for every floating type but float64.
-at::Tensor weightTensor(const NamedTensor &w, std::vector<std::string> &notes)
+// A parameter pruned with torch.nn.utils.prune is X_orig * X_mask, multiplied in its own dtype
+// as torch's forward pre-hook does, before any cast.
+at::Tensor weightTensor(const NamedTensor &w, std::vector<std::string> &notes, const NamedTensor *mask = nullptr)
 {
-    at::Tensor t = toDenseValues(w.ref()).contiguous().clone();
+    at::Tensor t = mask ? (toDenseValues(w.ref()) * toDenseValues(mask->ref())).contiguous()
+                        : toDenseValues(w.ref()).contiguous().clone();
     if (t.is_floating_point() && t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble) {
         notes.push_back(w.name + " is stored as " + floatingName(t.scalar_type()) + ", computed as float32");
         t = t.to(at::kFloat);
@@ -542,6 +545,13 @@ std::set<c10::ScalarType> floatingStateTypes(const torch::jit::Module &module)
     return out;
 }
 
+// The X_mask of a parameter pruned with torch.nn.utils.prune, by the parameter's name; null for others.
+const NamedTensor *maskOf(const Architecture &arch, const std::string &name)
+{
+    const auto it = std::find_if(arch.masks.begin(), arch.masks.end(), [&](const NamedTensor &m) { return m.name == name; });
+    return it == arch.masks.end() ? nullptr : &*it;
+}
+
 class TorchPredictor final : public Predictor {
 public:
     TorchPredictor(const Document &doc, const Architecture &arch) : m_arch(arch)
@@ -559,7 +569,7 @@ public:
         default: {
             Builder b;
             for (const auto &w : arch.weights) {
-                b.weights[w.name] = weightTensor(w, m_notes);
+                b.weights[w.name] = weightTensor(w, m_notes, maskOf(arch, w.name));
                 // A pickled full model's nn.Parameter carries its flag; a state dict's tensors
                 // (detached by state_dict()) carry none, and become parameters that train.
                 if (w.ref().isParameter && !w.ref().requiresGrad)
@@ -571,6 +581,15 @@ public:
         }
         }
         (void)doc;
+        if (!arch.masks.empty() && arch.source != Architecture::Source::TorchScript) {
+            std::string names;
+            for (const auto &m : arch.masks)
+                names += (names.empty() ? "" : ", ") + m.name;
+            m_notes.push_back(names + (arch.masks.size() == 1 ? " is" : " are") +
+                              " pruned with torch.nn.utils.prune: computed as X_orig * X_mask, as the model's pruning "
+                              "hook does in Python");
+        }
+        m_arch.masks.clear();  // copied into the module above
         m_module.eval();
         // A TorchScript module saved in float16 or bfloat16 computes in float32, as a checkpoint's
         // narrow weights do: LibTorch's CPU has no float16 matrix product, and an input is float32.
@@ -828,7 +847,9 @@ private:
         if (!al.prefixA.empty())
             m_notes.push_back("the checkpoint's key prefix '" + al.prefixA + "' was stripped");
         for (auto [i, j] : al.pairs) {
-            at::Tensor src = toDenseValues(weights[i].ref());
+            const NamedTensor *mask = maskOf(m_arch, weights[i].name);
+            at::Tensor src = mask ? toDenseValues(weights[i].ref()) * toDenseValues(mask->ref())
+                                  : toDenseValues(weights[i].ref());
             slots[j].second.copy_(src);  // the architecture's dtype stays, as load_state_dict keeps it
         }
     }

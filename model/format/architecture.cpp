@@ -5,6 +5,7 @@
 #include "jsonexport.h"
 #include "keyalign.h"
 #include "picklemachine.h"
+#include "pruning.h"
 #include "safetensorswriter.h"
 #include "valuetree.h"
 
@@ -464,6 +465,17 @@ nlohmann::ordered_json specJson(const ValuePtr &v, std::size_t &budget, int dept
     }
 }
 
+// A module's own parameters and buffers by local name, as its state dict lists them.
+std::vector<NamedTensor> registeredTensors(const Value &m)
+{
+    std::vector<NamedTensor> out;
+    for (const char *key : {"_parameters", "_buffers"})
+        for (auto &[n, v] : namedEntries(m.state()->get(key)))
+            if (v->isTensor())
+                out.push_back({n, v});
+    return out;
+}
+
 Layer layerFromModule(const Value &m, const std::string &name, const std::string &path,
                       std::unordered_set<const Value *> &seen, std::uint32_t depth, std::vector<std::string> &assumptions)
 {
@@ -487,6 +499,16 @@ Layer layerFromModule(const Value &m, const std::string &name, const std::string
         for (auto &[n, v] : namedEntries(m.state()->get(key)))
             if (v->isTensor() && tensors.emplace(n, v->tensorRef()->shape).second)
                 registered.push_back(n);
+    // torch.nn.utils.prune replaced the parameter X with X_orig (a parameter) and X_mask (a buffer)
+    // of its shape; the layer computes with X = X_orig * X_mask, and has the weights of X.
+    for (const auto &p : prunedParameters(registeredTensors(m))) {
+        const std::string orig = p.name + "_orig", mask = p.name + "_mask";
+        tensors[p.name] = tensors[orig];
+        tensors.erase(orig);
+        tensors.erase(mask);
+        std::replace(registered.begin(), registered.end(), orig, p.name);
+        std::erase(registered, mask);
+    }
     for (const auto &e : m.state()->entries())
         if (e.key && e.key->isString() && !e.key->text().starts_with("_") && e.key->text() != "training" &&
             e.key->text() != "inplace" && isOptionValue(e.value))
@@ -1520,7 +1542,9 @@ std::vector<std::string> describeArchitecture(const Architecture &arch)
     return out;
 }
 
-Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest &request)
+namespace {
+
+Architecture resolveUnpruned(const Document &doc, const ArchitectureRequest &request)
 {
     if (!request.scriptPath.empty() && !request.spec.empty())
         throw FormatError("give either a TorchScript architecture or a spec, not both");
@@ -1652,6 +1676,24 @@ Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest 
                                       (norms.empty() ? std::string(" between the layers")
                                                      : std::string(" between the layers, after a layer's norm")) +
                                       " (chosen; the weights cannot tell), none after the last");
+    return a;
+}
+
+} // namespace
+
+Architecture resolveArchitecture(const Document &doc, const ArchitectureRequest &request)
+{
+    // A model pruned with torch.nn.utils.prune runs as its unpruned architecture does, with each
+    // pruned parameter X computed from X_orig and X_mask (a TorchScript file runs as it is).
+    const bool script = doc.format == ContainerFormat::TorchScript || doc.kind == DocumentKind::ScriptModule;
+    const auto pruned = doc.hasStateDict && !script ? prunedParameters(doc.stateDict) : std::vector<PrunedParameter>{};
+    if (pruned.empty())
+        return resolveUnpruned(doc, request);
+    Document view = doc;
+    view.stateDict = effectiveNames(doc.stateDict);
+    Architecture a = resolveUnpruned(view, request);
+    for (const auto &p : pruned)
+        a.masks.push_back({p.name, doc.stateDict[p.mask].value});
     return a;
 }
 

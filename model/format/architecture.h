@@ -68,6 +68,10 @@ struct Architecture {
     // input meets first: a hint, for rows whose count fits it, never a refusal.
     bool inputShapeGuessed = false;
     Output output = Output::Logits;        // what the last layer gives
+    // Parameters pruned with torch.nn.utils.prune and saved before prune.remove: `weights` names each
+    // by its effective name ("0.weight") with its X_orig tensor, and its X_mask is here under that
+    // name. Whoever runs or writes the weights computes X_orig * X_mask, as torch's pre-hook does.
+    std::vector<NamedTensor> masks;
 };
 
 // "torchscript", "module_tree", "torchscript_architecture", "spec", "package_spec", "inferred_mlp".

@@ -6,6 +6,7 @@
 #include "metadata.h"
 #include "frameworkfiles.h"
 #include "optimizermap.h"
+#include "pruning.h"
 #include "valuetree.h"
 
 #include <algorithm>
@@ -953,6 +954,8 @@ void detectConventions(Document &doc)
             c.push_back(std::move(text));
     if (const auto lora = loraAdapter(doc))
         c.push_back(loraAdapterText(*lora));
+    if (std::string pruned = pruningSummary(doc); !pruned.empty())
+        c.push_back(std::move(pruned));
     std::string lastKey;
     for (const auto &s : trainingStates(doc)) {
         const std::string key = s.key.substr(0, s.key.find('/'));  // Lightning's list is one convention

@@ -12,6 +12,7 @@
 #include "metadata.h"
 #include "optimizermap.h"
 #include "picklewriter.h"
+#include "pruning.h"
 #include "pythonrepr.h"
 #include "safetensorswriter.h"
 #include "security.h"
@@ -616,6 +617,7 @@ private:
     std::vector<ValuePtr> m_carriedWeights;                  // tensors of weight sets carried with the
                                                              // model's edits (cast as the model's are)
     std::set<std::string> m_usedRootKeys;
+    std::size_t m_prunedMasks = 0;  // pruning masks --apply-pruning left out (the first of m_plan.dropped)
     std::set<std::string> m_takenFromInfo; // additional_info entries promoted back to their own key
     std::set<std::string> m_takenFromFormat; // safetensors __metadata__ entries promoted to their own key
 
@@ -640,6 +642,10 @@ private:
             m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
             throw FormatError("--strip-prefix, --add-prefix, --ema, --drop, --drop-optimizer and metadata options do "
                               "not apply to a full model's module tree (only --dtype does)");
+        if (m_o.pruneRemove)
+            throw FormatError("--apply-pruning does not apply to a full model's module tree, which is re-saved as it "
+                              "is (its pruning hooks with it): convert it --to state-dict --apply-pruning for the "
+                              "unpruned model's weights");
         // A quantized tensor cannot be written yet: refused now, before a plan says it would be.
         if (const std::string q = quantizedTensors(); !q.empty())
             throw FormatError("the model holds " + q +
@@ -694,6 +700,22 @@ private:
         m_plan.carried.push_back("(the whole pickled module tree)");
     }
 
+    // --apply-pruning: what prune.remove does to each parameter pruned with torch.nn.utils.prune.
+    void applyPruningToWeights()
+    {
+        std::vector<std::string> masks;
+        const auto made = ckpt::applyPruning(m_tensors, &masks);
+        if (made.empty()) {
+            m_plan.warnings.push_back("--apply-pruning: no parameter is pruned with torch.nn.utils.prune (no X_orig "
+                                      "with its X_mask); the weights are written as they are");
+            return;
+        }
+        for (std::size_t i = 0; i < masks.size(); ++i)
+            m_plan.dropped.push_back({masks[i], "its pruning mask, applied (--apply-pruning): " + made[i] + " = " +
+                                                    made[i] + "_orig * " + made[i] + "_mask, written as " + made[i]});
+        m_prunedMasks = masks.size();
+    }
+
     // A torch.nn.Sequential of standard layers around the (edited) state dict: the architecture
     // the user gave, else the package's own spec, else an MLP read from a chain of Linear weights.
     void planFullModelFromWeights()
@@ -723,6 +745,10 @@ private:
                     why.replace(at, from.size(), to);
             throw FormatError(std::string("a full model needs an architecture: ") + why);
         }
+        if (!arch.masks.empty())
+            throw FormatError("the weights are pruned with torch.nn.utils.prune (" + arch.masks.front().name +
+                              (arch.masks.size() > 1 ? " and " + std::to_string(arch.masks.size() - 1) + " more" : "") +
+                              "): a full model of the unpruned layers needs the pruning applied, add --apply-pruning");
         m_plan.root = moduleTreeValue(arch);
         m_plan.weightsOnly = false;
         markWeightsUsed();
@@ -764,6 +790,8 @@ private:
         }
         for (const auto &t : m_doc.stateDict)
             m_tensors.emplace_back(t.name, t.value);
+        if (m_o.pruneRemove)
+            applyPruningToWeights();
         // (Aliases a safetensors file written by this tool recorded in its metadata are in the state
         // dict already: the reader makes each the tensor it names.)
         if (m_doc.stateDictSource == "dict")
@@ -1668,7 +1696,7 @@ private:
     // null when none is known.
     ValuePtr packageArchitecture()
     {
-        const bool renamed = !m_o.strip.empty() || !m_o.add.empty() || !m_plan.dropped.empty();
+        const bool renamed = !m_o.strip.empty() || !m_o.add.empty() || m_plan.dropped.size() > m_prunedMasks;
         Document edited = m_doc;
         edited.stateDict.clear();
         for (const auto &[name, v] : m_tensors)

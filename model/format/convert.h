@@ -50,6 +50,7 @@ struct ConvertOptions {
     std::vector<std::string> drops;            // glob patterns of state-dict keys to leave out
     bool dropTraining = false;                 // optimizer, scheduler, GradScaler, RNG state left out
     bool keepDevices = false;                  // keep saved device tags (default: remapped to cpu)
+    bool pruneRemove = false;                  // torch.nn.utils.prune's X_orig * X_mask written as X (prune.remove)
     std::optional<nlohmann::ordered_json> config;      // model_config, keys in the order given
     std::optional<nlohmann::ordered_json> preprocess;  // preprocessing ({mean, std} or anything)
     std::optional<std::vector<std::string>> classes;
@@ -73,6 +74,7 @@ struct ConvertOptions {
     ConvertOptions &drop(std::string pattern) { drops.push_back(std::move(pattern)); return *this; }
     ConvertOptions &dropTrainingState(bool v) { dropTraining = v; return *this; }
     ConvertOptions &keepDevice(bool v) { keepDevices = v; return *this; }
+    ConvertOptions &applyPruning(bool v) { pruneRemove = v; return *this; }
     ConvertOptions &modelConfig(nlohmann::ordered_json j) { config = std::move(j); return *this; }
     ConvertOptions &preprocessing(nlohmann::ordered_json j) { preprocess = std::move(j); return *this; }
     ConvertOptions &classNames(std::vector<std::string> c) { classes = std::move(c); return *this; }

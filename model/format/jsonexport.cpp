@@ -12,6 +12,7 @@
 #include "keyalign.h"
 #include "metadata.h"
 #include "optimizermap.h"
+#include "pruning.h"
 #include "picklemachine.h"
 #include "security.h"
 #include "textcodec.h"
@@ -947,11 +948,17 @@ ParameterCount parameterCount(const Document &doc)
             names.push_back(t.name);
         averagedCounter = averagedModelCounter(names);
     }
+    // A pruned parameter's X_mask is a buffer (torch.nn.utils.prune registers it so); its X_orig is the parameter.
+    std::unordered_set<std::size_t> masks;
+    if (!declared && !out.exact)
+        for (const auto &p : prunedParameters(doc.stateDict))
+            masks.insert(p.mask);
     std::set<std::tuple<const void *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>, int>> counted;
     for (std::size_t i = 0; i < doc.stateDict.size(); ++i) {
         const auto &t = doc.stateDict[i];
         if (declared ? !t.ref().isParameter
-                     : out.exact ? buffers.contains(t.value.get()) : knownBuffer(t.name) || i == averagedCounter)
+                     : out.exact ? buffers.contains(t.value.get())
+                                 : knownBuffer(t.name) || i == averagedCounter || masks.contains(i))
             continue;
         const TensorRef &r = t.ref();
         const void *where = r.storage ? static_cast<const void *>(r.storage.get()) : static_cast<const void *>(&r);
@@ -1048,6 +1055,23 @@ json documentJson(const Document &doc, bool placeholder)
         sd["parameters_exact"] = params.exact;
         sd["trainable_parameters"] = params.trainable ? json(*params.trainable) : json(nullptr);
         sd["elements"] = doc.parameterCount();  // every tensor's, tied ones and buffers included
+        // torch.nn.utils.prune's pairs: the parameter the model computes, the two tensors it is made
+        // of, and how much of it is masked (the mask's zeros; null where too costly to count here).
+        if (const auto pruned = prunedParameters(doc.stateDict); !pruned.empty()) {
+            const auto counts = maskedCounts(doc.stateDict, pruned);
+            json list = json::array();
+            for (std::size_t k = 0; k < pruned.size(); ++k) {
+                const auto &p = pruned[k];
+                const std::int64_t n = doc.stateDict[p.mask].ref().numel();
+                list.push_back({{"name", p.name},
+                                {"orig", doc.stateDict[p.orig].name},
+                                {"mask", doc.stateDict[p.mask].name},
+                                {"shape", doc.stateDict[p.orig].ref().shape},
+                                {"masked", counts[k] ? json(*counts[k]) : json(nullptr)},
+                                {"masked_fraction", counts[k] && n > 0 ? json(double(*counts[k]) / double(n)) : json(nullptr)}});
+            }
+            sd["pruned"] = std::move(list);
+        }
         sd["bytes"] = doc.stateDictBytes();
     } else {
         j["state_dict"] = nullptr;

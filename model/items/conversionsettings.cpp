@@ -167,6 +167,7 @@ QString panelWording(const std::string &engineText, std::optional<PaneTarget> ta
         {"--arch-spec", "the Architecture field"},
         {"--metadata-json", "the metadata JSON sidecar"},
         {"--drop-optimizer", "'Drop optimizer, scheduler and RNG state'"},
+        {"--apply-pruning", "'Apply the pruning'"},
         {"--drop ", "Drop keys: "},
         {"--drop,", "Drop keys,"},
         {"--strip-prefix", "Strip prefix"},
@@ -208,7 +209,7 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, PaneTarget target)
         o.dtype(*t);
     }
     o.stripPrefix(s.stripPrefix.trimmed().toStdString()).addPrefix(s.addPrefix.trimmed().toStdString());
-    o.ema(s.ema);
+    o.ema(s.ema).applyPruning(s.applyPruning);
     if (targetUsesField(target, u"sidecar"))
         o.dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
     // TorchScript's architecture goes to planScriptExport (architectureRequestFor), not the plan.

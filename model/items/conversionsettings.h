@@ -33,6 +33,7 @@ struct ConversionSettings {
     bool ema = false;
     bool dropOptimizer = false;
     bool keepDevice = false;
+    bool applyPruning = false;  // torch.nn.utils.prune's X_orig * X_mask written as X (`--apply-pruning`)
     bool sidecar = false;    // metadata JSON sidecar (always written for inference)
     QStringList drops;       // glob patterns
     QString outDir;          // empty: beside the input
