@@ -1,5 +1,6 @@
 #include "documentload.h"
 
+#include "checkpointfolder.h"
 #include "document.h"
 #include "error.h"
 #include "security.h"
@@ -42,10 +43,29 @@ void loadDocument(QPromise<DocumentLoad> &promise, const QString &path)
         out.security = std::make_shared<const SecurityReport>(securityReport(*doc));
         if (documentTruncated(*doc))
             throw FormatError(doc->path + ": the file changed or was truncated while it was read");
+        // A Trainer folder keeps its optimizer in optimizer.pt beside the weights: the Optimizer view
+        // shows it as it shows a single file's, its ids mapped to the weights' names.
+        if (doc->folder)
+            if (const FolderPart *part = folderOptimizerPart(*doc->folder)) {
+                out.optimizerSource = QString::fromStdString(part->name);
+                try {
+                    out.optimizerDocument = withFolderOptimizer(*doc);
+                } catch (const std::exception &e) {
+                    out.optimizerError = QString::fromStdString(e.what());
+                }
+            }
         out.document = std::move(doc);
         promise.setProgressValue(1000);
     } catch (const FormatError &e) {
         out.error = QString::fromStdString(e.what());
+        // A Trainer's output_dir: its checkpoints are listed for the window to offer.
+        if (QFileInfo(path).isDir())
+            try {
+                if (auto run = findRunFolder(path.toStdString()))
+                    out.run = std::make_shared<const RunFolder>(std::move(*run));
+            } catch (const std::exception &) {
+                // The error above says what is wrong.
+            }
     } catch (const std::bad_alloc &) {
         out.error = path + QStringLiteral(": not enough memory to read this file");
     } catch (const std::exception &e) {

@@ -20,6 +20,7 @@
 #include "valuetext.h"
 #include "value.h"
 
+#include <QDir>
 #include <QFileInfo>
 #include <QFileSystemWatcher>
 #include <QFutureWatcher>
@@ -27,6 +28,8 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+#include <QListWidget>
+#include <QPushButton>
 #include <QAction>
 #include <QApplication>
 #include <QProgressBar>
@@ -569,6 +572,7 @@ QWidget *DocumentView::createErrorPage()
     icon->setPixmap(style()->standardIcon(QStyle::SP_MessageBoxCritical).pixmap(48, 48));
     icon->setAlignment(Qt::AlignTop);
     auto *heading = new QLabel(tr("This file could not be read"), page);
+    m_errorHeading = heading;
     QFont hf = heading->font();
     hf.setBold(true);
     hf.setPointSizeF(hf.pointSizeF() * 1.2);
@@ -587,20 +591,55 @@ QWidget *DocumentView::createErrorPage()
     QPalette pal = hint->palette();
     pal.setColor(QPalette::WindowText, pal.color(QPalette::PlaceholderText));
     hint->setPalette(pal);
+    m_errorHint = hint;
+
+    // A training run's output folder is no error of the user's: its checkpoints, and what to do.
+    m_runBox = new QWidget(page);
+    m_runBox->setObjectName(QStringLiteral("runBox"));
+    m_runList = new QListWidget(m_runBox);
+    m_runList->setObjectName(QStringLiteral("runCheckpoints"));
+    m_openCheckpoint = new QPushButton(tr("Open Checkpoint"), m_runBox);
+    m_openCheckpoint->setObjectName(QStringLiteral("openCheckpoint"));
+    m_openCheckpoint->setToolTip(tr("Open the chosen checkpoint folder in a tab of its own"));
+    m_openRun = new QPushButton(tr("Compare the Run"), m_runBox);
+    m_openRun->setObjectName(QStringLiteral("openRun"));
+    m_openRun->setToolTip(tr("Norms and drift of every tensor across these checkpoints, as ckpt series shows them"));
+    auto *buttons = new QHBoxLayout;
+    buttons->addWidget(m_openCheckpoint);
+    buttons->addWidget(m_openRun);
+    buttons->addStretch(1);
+    auto *runLayout = new QVBoxLayout(m_runBox);
+    runLayout->setContentsMargins(0, 0, 0, 0);
+    runLayout->addWidget(m_runList, 1);
+    runLayout->addLayout(buttons);
+    m_runBox->hide();
+    const auto openChosen = [this] {
+        if (const QListWidgetItem *item = m_runList->currentItem())
+            Q_EMIT openRequested(item->data(Qt::UserRole).toString());
+    };
+    connect(m_openCheckpoint, &QPushButton::clicked, this, openChosen);
+    connect(m_runList, &QListWidget::itemActivated, this, openChosen);
+    connect(m_openRun, &QPushButton::clicked, this, [this] {
+        QStringList paths;
+        for (int i = 0; i < m_runList->count(); ++i)
+            paths << m_runList->item(i)->data(Qt::UserRole).toString();
+        Q_EMIT seriesRequested(paths);
+    });
 
     auto *text = new QVBoxLayout;
     text->setSpacing(8);
     text->addWidget(heading);
     text->addWidget(m_errorText);
     text->addWidget(hint);
+    text->addWidget(m_runBox, 1);
     auto *row = new QHBoxLayout;
     row->setSpacing(16);
     row->addWidget(icon, 0, Qt::AlignTop);
     row->addLayout(text, 1);
     auto *l = new QVBoxLayout(page);
     l->setContentsMargins(32, 32, 32, 32);
-    l->addLayout(row);
-    l->addStretch(1);
+    l->addLayout(row, 1);
+    l->addStretch(0);
     return page;
 }
 
@@ -658,7 +697,7 @@ void DocumentView::finishLoad(QFutureWatcher<DocumentLoad> *watcher)
     if (load.ok())
         showDocument(load);
     else
-        showError(load.error.isEmpty() ? m_path + tr(": unknown error") : load.error);
+        showError(load.error.isEmpty() ? m_path + tr(": unknown error") : load.error, load.run);
 }
 
 void DocumentView::showDocument(const DocumentLoad &load)
@@ -671,7 +710,8 @@ void DocumentView::showDocument(const DocumentLoad &load)
     m_treeModel->setSnapshot(load.tree);
     m_tableModel->setDocument(load.document);
     m_modules->setDocument(load.document);
-    m_optimizer->setDocument(load.document);
+    m_optimizer->setDocument(load.optimizerDocument ? load.optimizerDocument : load.document, load.optimizerSource,
+                             load.optimizerError);
     m_metadata->setDocument(load.document);
     m_security->setReport(load.security, load.document && load.document->format == ContainerFormat::TorchScript,
                           load.document.get());
@@ -682,7 +722,8 @@ void DocumentView::showDocument(const DocumentLoad &load)
     {
         const bool dangerous = load.security && load.security->dangerous;
         m_viewTabs->setTabText(SecurityTab, dangerous ? tr("Security ⚠") : tr("Security"));
-        m_viewTabs->setTabText(OptimizerTab, load.document->optimizer ? tr("Optimizer") : tr("Optimizer (none)"));
+        m_viewTabs->setTabText(OptimizerTab, load.document->optimizer || load.optimizerDocument ? tr("Optimizer")
+                                                                                        : tr("Optimizer (none)"));
     }
 
     const Document &doc = *m_document;
@@ -827,13 +868,47 @@ void DocumentView::applyTableFilter(const QString &text)
     m_table->scrollTo(row);
 }
 
-void DocumentView::showError(const QString &message)
+void DocumentView::showError(const QString &message, const std::shared_ptr<const RunFolder> &run)
 {
     m_state = State::Failed;
     m_error = message;
     m_document.reset();
     m_errorText->setText(message);
-    m_details->setText(tr("Could not be read"));
+    m_runList->clear();
+    const bool isRun = run && !run->checkpoints.empty();
+    m_runBox->setVisible(isRun);
+    m_errorHint->setVisible(!isRun);
+    m_errorHeading->setText(isRun ? tr("This folder is a training run, not one checkpoint")
+                                  : tr("This file could not be read"));
+    if (isRun) {
+        // What the run holds and the two ways on, rather than the reader's refusal.
+        QString text = tr("%1 holds the checkpoint folders a training run saved (a Trainer's output_dir), and no "
+                          "checkpoint of its own. Open one of them, or compare them all in the Run view: the norm "
+                          "and drift of every tensor from checkpoint to checkpoint.")
+                           .arg(QDir::toNativeSeparators(m_path));
+        if (run->found > run->checkpoints.size())
+            text += tr(" It holds %1 checkpoint folders; the first %2 are listed.")
+                        .arg(run->found)
+                        .arg(run->checkpoints.size());
+        m_errorText->setText(text);
+        for (const auto &c : run->checkpoints) {
+            QStringList facts;
+            if (c.globalStep)
+                facts << tr("step %1").arg(*c.globalStep);
+            if (c.epoch)
+                facts << tr("epoch %1").arg(QString::number(*c.epoch, 'g', 4));
+            if (c.lastLoss)
+                facts << tr("last loss %1").arg(QString::number(*c.lastLoss, 'g', 4));
+            auto *item = new QListWidgetItem(
+                facts.isEmpty() ? QString::fromStdString(c.name)
+                                : tr("%1 — %2").arg(QString::fromStdString(c.name), facts.join(QStringLiteral(", "))),
+                m_runList);
+            item->setData(Qt::UserRole, QString::fromStdString(c.path));
+            item->setToolTip(QString::fromStdString(c.path));
+        }
+        m_runList->setCurrentRow(m_runList->count() - 1);  // the last saved: where the run stands
+    }
+    m_details->setText(isRun ? tr("A training run's folder of %1 checkpoints").arg(run->found) : tr("Could not be read"));
     m_details->setToolTip(m_path);
     m_pages->setCurrentWidget(m_errorPage);
     Q_EMIT failed(message);

@@ -9,6 +9,8 @@ class QAction;
 class QFileSystemWatcher;
 class QLabel;
 class QLineEdit;
+class QListWidget;
+class QPushButton;
 class QProgressBar;
 class QSortFilterProxyModel;
 class QSplitter;
@@ -26,6 +28,7 @@ namespace ckpt {
 
 struct Document;
 struct DocumentLoad;
+struct RunFolder;
 struct RowStatistics;
 class DocumentTreeModel;
 class TensorTableModel;
@@ -102,6 +105,13 @@ public:
     QLabel *tableCaption() const { return m_tableCaption; }
     // The selectable text on the error page.
     QLabel *errorLabel() const { return m_errorText; }
+    // On the error page where a training run's output folder was opened: its checkpoint folders
+    // (the last chosen), a button that opens the chosen one and one that opens the whole run in the
+    // Run view. Hidden otherwise.
+    QWidget *runBox() const { return m_runBox; }
+    QListWidget *runCheckpoints() const { return m_runList; }
+    QPushButton *openCheckpointButton() const { return m_openCheckpoint; }
+    QPushButton *openRunButton() const { return m_openRun; }
     // The banner shown when the file was truncated or changed on disk while open (with a reload link).
     QLabel *changedBanner() const { return m_changed; }
 
@@ -118,6 +128,9 @@ Q_SIGNALS:
     void loadingStarted(const QString &path);
     void loaded();
     void failed(const QString &message);
+    // A run's output folder was opened: the user chose one of its checkpoints, or the whole run.
+    void openRequested(const QString &path);
+    void seriesRequested(const QStringList &paths);
     // The statistics job ended: `complete` false when it was cancelled.
     void statisticsFinished(bool complete);
 
@@ -128,7 +141,7 @@ protected:
 private:
     void finishLoad(QFutureWatcher<DocumentLoad> *watcher);
     void showDocument(const DocumentLoad &load);
-    void showError(const QString &message);
+    void showError(const QString &message, const std::shared_ptr<const RunFolder> &run = nullptr);
     void applyTreeFilter(const QString &text);
     void applyTableFilter(const QString &text);
     void updateTableCaption();
@@ -209,6 +222,12 @@ private:
     QLabel *m_treeCaption = nullptr;
     QLabel *m_tableCaption = nullptr;
     QLabel *m_errorText = nullptr;
+    QLabel *m_errorHeading = nullptr;
+    QLabel *m_errorHint = nullptr;
+    QWidget *m_runBox = nullptr;  // a run's checkpoints, in place of the error, with what to do
+    QListWidget *m_runList = nullptr;
+    QPushButton *m_openCheckpoint = nullptr;
+    QPushButton *m_openRun = nullptr;
     QTimer *m_treeFilterTimer = nullptr;
 };
 

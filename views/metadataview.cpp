@@ -13,6 +13,7 @@
 #include <QChartView>
 #include <QDir>
 #include <QEvent>
+#include <QFontMetrics>
 #include <QFileInfo>
 #include <QLegend>
 #include <QLegendMarker>
@@ -292,11 +293,18 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
         m_model->appendRow(section);
     }
     if (!doc->conventions.empty()) {
+        // Each a sentence (a LoRA adapter's ranks, a prefix and how to strip it): in the Value column,
+        // numbered in the Key column, which would otherwise widen to the longest and push every
+        // value off screen.
         auto section = sectionRow(tr("Conventions recognised"));
-        for (const auto &c : doc->conventions)
-            section[0]->appendRow(sectionRow(QString::fromStdString(c)));
-        for (int r = 0; r < section[0]->rowCount(); ++r)
-            section[0]->child(r)->setFont(m_view->font());
+        int n = 0;
+        for (const auto &c : doc->conventions) {
+            const QString sentence = QString::fromStdString(c);
+            auto row = sectionRow(QString::number(++n), sentence);
+            row[0]->setFont(m_view->font());
+            row[2]->setToolTip(sentence);
+            section[0]->appendRow(row);
+        }
         m_model->appendRow(section);
     }
     if (!doc->sourceRecords.empty()) {
@@ -309,8 +317,28 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
         m_model->appendRow(section);
     }
     m_view->expandToDepth(0);
+    // Keys and types fit their text up to a bound: a long key (a pickled object's attribute path, a
+    // folder part's name) is elided there, whole in its tooltip, and the values stay on screen.
+    constexpr int kMaxKeyWidth = 340;
+    constexpr int kMaxTypeWidth = 260;
     m_view->resizeColumnToContents(0);
     m_view->resizeColumnToContents(1);
+    m_view->setColumnWidth(0, std::min(m_view->columnWidth(0), kMaxKeyWidth));
+    m_view->setColumnWidth(1, std::min(m_view->columnWidth(1), kMaxTypeWidth));
+    const QFontMetrics metrics(m_view->font());
+    // The rows shown at first and one level below (a deeper value is seen by expanding, with its own tooltip).
+    const auto tipLong = [&](QStandardItem *item, int depth, auto &&self) -> void {
+        for (int r = 0; r < item->rowCount(); ++r)
+            for (int c = 0; c < 2; ++c)
+                if (QStandardItem *cell = item->child(r, c)) {
+                    const int width = (c == 0 ? kMaxKeyWidth : kMaxTypeWidth) - m_view->indentation() * depth;
+                    if (cell->toolTip().isEmpty() && metrics.horizontalAdvance(cell->text()) + 24 > width)
+                        cell->setToolTip(cell->text());
+                    if (c == 0 && depth < 2)
+                        self(cell, depth + 1, self);
+                }
+    };
+    tipLong(m_model->invisibleRootItem(), 0, tipLong);
 }
 
 } // namespace ckpt

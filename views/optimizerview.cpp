@@ -1,6 +1,7 @@
 #include "optimizerview.h"
 
 #include "jobpool.h"
+#include "checkpointfolder.h"
 #include "document.h"
 #include "metadata.h"
 #include "optimizermap.h"
@@ -74,6 +75,13 @@ QString noTrainingStateText(const Document &doc)
 {
     QString text = OptimizerView::tr("This file keeps no learning-rate scheduler, gradient scaler or random-number "
                                      "generator state.");
+    // A folder keeps them in files of their own beside the weights (a Trainer's scheduler.pt, scaler.pt).
+    if (doc.folder)
+        for (const auto &p : doc.folder->parts)
+            if (p.role == "learning-rate scheduler state" || p.role == "mixed-precision gradient scaler state" ||
+                p.role == "random number generator state")
+                text += OptimizerView::tr(" The folder's %1 holds the %2 (its line in the Metadata view sums it up).")
+                            .arg(QString::fromStdString(p.name), QString::fromStdString(p.role));
     const ValuePtr &root = doc.root;
     if (!root || !root->isDict())
         return text;
@@ -183,6 +191,10 @@ OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
     m_choice->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     choiceLayout->addWidget(heading(tr("Optimizer"), m_choiceRow));
     choiceLayout->addWidget(m_choice);
+    m_choiceCut = new QLabel(m_choiceRow);
+    m_choiceCut->setObjectName(QStringLiteral("optimizerChoiceCut"));
+    m_choiceCut->hide();
+    choiceLayout->addWidget(m_choiceCut);
     choiceLayout->addStretch(1);
     m_choiceRow->hide();
     connect(m_choice, &QComboBox::currentIndexChanged, this, &OptimizerView::showOptimizer);
@@ -201,10 +213,13 @@ OptimizerView::~OptimizerView()
         m_watcher->cancel();
 }
 
-void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
+void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc, const QString &source,
+                                const QString &sourceError)
 {
     stopStatistics();
     m_document = doc;
+    m_source = doc ? source : QString();
+    m_sourceError = doc ? sourceError : QString();
     m_training->clear();
     m_training->setHorizontalHeaderLabels({tr("Key"), tr("Type"), tr("Value")});
 
@@ -232,7 +247,8 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
     m_choice->clear();
     m_optimizerDocuments.clear();
     m_updates.clear();
-    auto summaries = doc ? optimizerEntries(*doc) : std::vector<OptimizerEntry>{};
+    bool more = false;
+    auto summaries = doc ? optimizerEntries(*doc, &more) : std::vector<OptimizerEntry>{};
     std::stable_partition(summaries.begin(), summaries.end(), [](const OptimizerEntry &s) { return s.primary; });
     if (summaries.size() >= 2)
         for (const auto &s : summaries) {
@@ -249,6 +265,12 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc)
             m_choice->addItem(tr("%1 \u2014 %2").arg(where, QString::fromStdString(s.className)));
             m_choice->setItemData(m_choice->count() - 1, QString::fromStdString(s.updates), Qt::ToolTipRole);
         }
+    // Only the first kMaxOptimizers are read (each is mapped in turn): the others are not offered, and
+    // the chooser says so rather than passing for the whole file.
+    m_choiceCut->setVisible(more && m_choice->count() > 1);
+    m_choiceCut->setText(more ? tr("The file holds more than these %1 optimizers; the others are not read.")
+                                    .arg(m_choice->count())
+                              : QString());
     m_choiceRow->setVisible(m_choice->count() > 1);
     showOptimizer(0);
 }
@@ -263,7 +285,10 @@ void OptimizerView::showOptimizer(int index)
     m_state->setDocument(doc);
     m_groups->clear();
     if (!doc || !m_state->hasOptimizer()) {
-        m_summary->setText(doc ? tr("This file keeps no optimizer state.") : QString());
+        m_summary->setText(!doc                      ? QString()
+                           : !m_sourceError.isEmpty() ? tr("The folder's <code>%1</code> could not be read: %2")
+                                                            .arg(m_source.toHtmlEscaped(), m_sourceError.toHtmlEscaped())
+                                                      : tr("This file keeps no optimizer state."));
         m_mapping->clear();
         m_mapping->hide();
         return;
@@ -316,9 +341,14 @@ void OptimizerView::showOptimizer(int index)
                              : tr("<b>%1</b> (as its param groups' keys tell)")
                                    .arg(m_state->optimizerType().toHtmlEscaped());
     // An optimizer saved alone (torch.save(optimizer.state_dict())) is the whole file.
-    const QString where = doc->optimizerPath.empty()
-                              ? tr("the whole file")
-                              : tr("under <code>%1</code>").arg(QString::fromStdString(pathText(doc->optimizerPath)).toHtmlEscaped());
+    QString where = doc->optimizerPath.empty()
+                        ? tr("the whole file")
+                        : tr("under <code>%1</code>").arg(QString::fromStdString(pathText(doc->optimizerPath)).toHtmlEscaped());
+    // A folder's optimizer.pt, read beside its weights: named, so the counts are not taken for the weights file's.
+    if (!m_source.isEmpty())
+        where = doc->optimizerPath.empty()
+                    ? tr("from the folder's <code>%1</code>").arg(m_source.toHtmlEscaped())
+                    : tr("from the folder's <code>%1</code>, %2").arg(m_source.toHtmlEscaped(), where);
     m_summary->setText(tr("%1 \u00b7 %2 \u00b7 %3 \u00b7 %4")
                            .arg(type, counts,
                                 valuetext::counted(static_cast<qint64>(groupCount), tr("param group"), tr("param groups")),
@@ -330,6 +360,10 @@ void OptimizerView::showOptimizer(int index)
     QString updates = index >= 0 && static_cast<std::size_t>(index) < m_updates.size()
                           ? QString::fromStdString(m_updates[static_cast<std::size_t>(index)])
                           : QString();
+    // Where the names are uncertain, that sentence ends with the mapping's note, said below: once.
+    const QString repeated = QStringLiteral(": ") + m_state->mappingNote();
+    if (!m_state->mappingNote().isEmpty() && updates.size() > repeated.size() && updates.endsWith(repeated))
+        updates.chop(repeated.size());
     if (!updates.isEmpty())
         updates = updates.front().toUpper() + updates.mid(1) + QLatin1Char('.');
     m_mapping->setText((updates.isEmpty() ? QString() : updates + QLatin1Char('\n')) +

@@ -33,12 +33,17 @@ class OptimizerView : public QWidget {
 public:
     explicit OptimizerView(QWidget *parent = nullptr);
     ~OptimizerView() override;
-    void setDocument(const std::shared_ptr<const Document> &doc);
+    // `source` names the folder's file the optimizer was read from where it is not the document's
+    // own (a Trainer's optimizer.pt); `sourceError` says why that file could not be read.
+    void setDocument(const std::shared_ptr<const Document> &doc, const QString &source = {},
+                     const QString &sourceError = {});
 
     QLabel *summary() const { return m_summary; }
     // The file's optimizers, the model's first; hidden when it has one or none.
     QComboBox *optimizerChoice() const { return m_choice; }
     QWidget *optimizerChoiceRow() const { return m_choiceRow; }
+    // Beside the chooser: says that the file holds more optimizers than those offered.
+    QLabel *optimizerChoiceCut() const { return m_choiceCut; }
     QStandardItemModel *groupsModel() const { return m_groups; }
     OptimizerStateModel *stateModel() const { return m_state; }
     QSortFilterProxyModel *stateProxy() const { return m_stateProxy; }
@@ -58,7 +63,10 @@ private:
     // Per optimizer of the chooser, the document with it as the optimizer, and which weights it updates.
     std::vector<std::shared_ptr<const Document>> m_optimizerDocuments;
     std::vector<std::string> m_updates;
+    QString m_source;
+    QString m_sourceError;
     QComboBox *m_choice = nullptr;
+    QLabel *m_choiceCut = nullptr;
     QWidget *m_choiceRow = nullptr;
     QLabel *m_summary = nullptr;
     QLabel *m_mapping = nullptr;

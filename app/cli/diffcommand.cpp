@@ -6,12 +6,15 @@
 #include "comparison.h"
 #include "computeloader.h"
 #include "document.h"
+#include "checkpointfolder.h"
 #include "inferencemeta.h"
 #include "keyalign.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <optional>
 #include <iostream>
 #include <memory>
@@ -206,7 +209,30 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
         // out with a note naming it and why, and the run is still compared over the others; exit 2
         // then, as diff's for a file it cannot read.
         std::vector<SeriesSkipped> skipped;
+        // A run's output folder (a Trainer's output_dir, no checkpoint of its own) is the run: its
+        // checkpoint folders, by step; computeSeries then orders them by the usual rule.
+        std::vector<std::string> files;
+        std::vector<std::string> runNotes;
         for (const auto &f : options.files) {
+            current = f;
+            const auto run = isFolder(f) ? findRunFolder(f) : std::nullopt;
+            if (!run) {
+                files.push_back(f);
+                continue;
+            }
+            std::string note = "run folder " + f + ": " + std::to_string(run->checkpoints.size()) +
+                               (run->checkpoints.size() == 1 ? " checkpoint folder" : " checkpoint folders");
+            if (run->found > run->checkpoints.size())
+                note += " (of " + std::to_string(run->found) + "; only the first " +
+                        std::to_string(FolderLimits::kMaxRunCheckpoints) + " by step are read)";
+            if (run->entriesCut)
+                note += " (among the folder's first " + std::to_string(FolderLimits::kMaxEntries) + " entries)";
+            runNotes.push_back(note);
+            for (const auto &c : run->checkpoints)
+                files.push_back(c.path);
+        }
+        current.clear();
+        for (const auto &f : files) {
             try {
                 docs.push_back(std::make_unique<Document>(readDocument(f)));
             } catch (const std::exception &e) {
@@ -238,6 +264,8 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
             out << seriesToJson(s).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
             return status;
         }
+        for (const auto &n : runNotes)
+            out << displayText(n) << '\n';
         for (const auto &k : s.skipped)
             out << "left out, cannot be read: " << displayText(k.reason) << '\n';
         out << "checkpoints, " << displayText(s.ordering) << ":\n";
@@ -250,15 +278,19 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
             for (const auto &aside : s.points[k].setAside)
                 out << "     " << displayText(setAsideText(aside)) << '\n';
         }
-        out << "per tensor: L2 norm at each checkpoint / drift from the first / drift from the previous\n"
+        out << "per tensor, one column per checkpoint: \"norm\" its L2 norm, \"from first\" its drift from the first "
+               "checkpoint, \"from prev\" its drift from the previous one\n"
                "(\"absent\": the checkpoint lacks the tensor; \"n/c\": not comparable, the reason is given below)\n";
         std::ostringstream text;  // names come from the files: no control bytes to the terminal
         for (const auto &l : s.layers) {
             text << "  " << displayText(l.name) << '\n';
-            const std::pair<const std::vector<double> *, const std::vector<SeriesGap> *> rows[] = {
-                {&l.norm, &l.normGap}, {&l.driftFromFirst, &l.fromFirstGap}, {&l.driftFromPrevious, &l.fromPreviousGap}};
-            for (const auto &[values, gaps] : rows) {
-                text << "    ";
+            // Each row labelled: a reader of one tensor's block needs not count rows back to the header.
+            const std::tuple<const char *, const std::vector<double> *, const std::vector<SeriesGap> *> rows[] = {
+                {"norm", &l.norm, &l.normGap},
+                {"from first", &l.driftFromFirst, &l.fromFirstGap},
+                {"from prev", &l.driftFromPrevious, &l.fromPreviousGap}};
+            for (const auto &[label, values, gaps] : rows) {
+                text << "    " << label << std::string(10 - std::strlen(label), ' ');
                 for (std::size_t k = 0; k < values->size(); ++k) {
                     const SeriesGap g = (*gaps)[k];
                     text << padLeft(g == SeriesGap::None         ? num((*values)[k])

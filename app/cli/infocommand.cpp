@@ -146,13 +146,22 @@ void printOptimizer(const Document &doc, const OptimizerEntry &s, const nlohmann
         out << "  group " << g << " (" << params << " parameters): " << line << '\n';
     }
     // Without the model's weights there are no names to be unsure of: the note says what the ids are.
-    if (s.primary && listing.contains("mapping"))
+    std::string note;
+    if (s.primary && listing.contains("mapping")) {
+        note = listing["mapping"]["note"].get<std::string>();
         out << (!doc.hasStateDict                            ? "  parameter ids: "
                 : listing["mapping"]["certain"].get<bool>() ? "  parameter names (certain): "
                                                             : "  parameter names (uncertain): ")
-            << listing["mapping"]["note"].get<std::string>() << '\n';
-    if (!s.updates.empty())
-        out << "  " << s.updates << '\n';
+            << note << '\n';
+    }
+    if (!s.updates.empty()) {
+        // Where the names are uncertain, the sentence on which weights it updates ends with the same
+        // note as the line above: said once.
+        std::string updates = s.updates;
+        if (!note.empty() && updates.size() > note.size() + 2 && updates.ends_with(": " + note))
+            updates = updates.substr(0, updates.size() - note.size() - 2) + " (the parameter names line says why)";
+        out << "  " << updates << '\n';
+    }
 }
 
 std::string numberText(double v)

@@ -239,6 +239,9 @@ DocumentView *MainWindow::openFile(const QString &path)
         onViewStateChanged(view);
     });
     connect(view, &DocumentView::failed, this, [this, view] { onViewStateChanged(view); });
+    // A run's output folder offers its checkpoints: one opens in a tab, or the run in the Run view.
+    connect(view, &DocumentView::openRequested, this, [this](const QString &path) { openFile(path); });
+    connect(view, &DocumentView::seriesRequested, this, [this](const QStringList &paths) { openSeries(paths); });
     connect(view, &DocumentView::loadingStarted, this, [this, view] { onViewStateChanged(view); });
     const int index = m_tabs->addTab(view, QFileInfo(absolute).fileName());
     m_tabs->setTabToolTip(index, absolute);

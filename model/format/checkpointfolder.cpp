@@ -1,5 +1,6 @@
 #include "checkpointfolder.h"
 
+#include "document.h"
 #include "error.h"
 #include "jsonexport.h"
 #include "mappedfile.h"
@@ -125,6 +126,20 @@ std::string boundedList(const std::vector<std::string> &names)
         out += (i ? ", " : "") + names[i];
     if (names.size() > shown)
         out += " and " + std::to_string(names.size() - shown) + " more";
+    return out;
+}
+
+// A run's checkpoint folders among `listing`'s subfolders (Trainer's checkpoint-500, DeepSpeed's
+// global_step500, scripts' epoch_3 and step-100), as (number, name), by number.
+std::vector<std::pair<std::int64_t, std::string>> runCheckpoints(const Listing &listing)
+{
+    static const std::regex run(R"((checkpoint|global_step|epoch|step)[-_]?(\d{1,15}))");
+    std::vector<std::pair<std::int64_t, std::string>> out;
+    std::smatch m;
+    for (const auto &d : listing.folders)
+        if (std::regex_match(d, m, run))
+            out.emplace_back(std::stoll(m[2].str()), d);
+    std::sort(out.begin(), out.end());
     return out;
 }
 
@@ -333,14 +348,16 @@ private:
             fail("the folder holds " + std::to_string(candidates.size()) + " checkpoint files (" +
                  boundedList(candidates) + "); name the one to open");
         // Nothing here: the run's output folder holds its checkpoints in subfolders.
-        static const std::regex run(R"((checkpoint|global_step|epoch|step)[-_]?\d+)");
-        std::vector<std::string> runs;
-        for (const auto &d : top.folders)
-            if (std::regex_match(d, run))
-                runs.push_back(d);
-        if (!runs.empty())
-            fail("no checkpoint file in the folder itself; it holds checkpoint folders (" + boundedList(runs) +
-                 "): open one of them");
+        if (const auto runs = runCheckpoints(top); !runs.empty()) {
+            std::vector<std::string> names;
+            for (const auto &r : runs)
+                names.push_back(r.second);
+            fail("no checkpoint file in the folder itself; it is a training run's output folder, which holds " +
+                 std::to_string(runs.size()) + (runs.size() == 1 ? " checkpoint folder (" : " checkpoint folders (") +
+                 boundedList(names) + "): open one of them (the last is " +
+                 (fs::path(m_dirText) / names.back()).string() + "), or follow the run across them with: ckpt series " +
+                 m_dirText);
+        }
         fail("no checkpoint file in the folder (looked for model.safetensors, pytorch_model.bin, their shard "
              "indexes, adapter_model.*, DeepSpeed's 'latest' and mp_rank_*_model_states.pt, and files ending "
              ".pth .pt .ckpt .bin .tar .safetensors" +
@@ -446,6 +463,82 @@ bool isPickledPart(const FolderPart &part)
         if (part.name.ends_with(ext))
             return true;
     return false;
+}
+
+const FolderPart *folderOptimizerPart(const CheckpointFolder &folder)
+{
+    for (const auto &p : folder.parts)
+        if (p.role == "optimizer state")
+            return &p;
+    return nullptr;
+}
+
+std::shared_ptr<const Document> withFolderOptimizer(const Document &doc)
+{
+    if (!doc.folder || doc.optimizer)
+        return nullptr;
+    const FolderPart *part = folderOptimizerPart(*doc.folder);
+    if (!part)
+        return nullptr;
+    // Read as any checkpoint is: its structure, no tensor data (the norms are computed on demand).
+    Document state = readDocument(part->path);
+    if (!state.optimizer)
+        throw FormatError(part->path + ": no optimizer state in it (a dict with 'state' and 'param_groups', as "
+                                       "optimizer.state_dict() gives it)");
+    auto out = std::make_shared<Document>(doc);
+    out->optimizer = state.optimizer;
+    out->optimizerPath = state.optimizerPath;
+    // The state's values and tensor records live in the part's own file, arenas and buffers.
+    if (state.file)
+        out->extraFiles.push_back(state.file);
+    out->extraFiles.insert(out->extraFiles.end(), state.extraFiles.begin(), state.extraFiles.end());
+    out->ownedBuffers.insert(out->ownedBuffers.end(), state.ownedBuffers.begin(), state.ownedBuffers.end());
+    out->arenas.insert(out->arenas.end(), state.arenas.begin(), state.arenas.end());
+    return out;
+}
+
+std::optional<RunFolder> findRunFolder(const std::string &dir)
+{
+    try {
+        resolveCheckpointFolder(dir);
+        return std::nullopt;  // a checkpoint of its own: not taken for a run
+    } catch (const std::exception &) {
+        // No single checkpoint here: a run's folders, maybe.
+    }
+    const Listing top = listFolder(fs::path(dir));
+    const auto runs = runCheckpoints(top);
+    if (runs.empty())
+        return std::nullopt;
+    RunFolder out;
+    out.folder = dir;
+    out.found = runs.size();
+    out.entriesCut = top.more;
+    // Bounded: each checkpoint's trainer_state.json is read, and a series reads each checkpoint.
+    for (std::size_t i = 0; i < runs.size() && i < FolderLimits::kMaxRunCheckpoints; ++i) {
+        RunFolder::Checkpoint c;
+        c.number = runs[i].first;
+        c.name = runs[i].second;
+        c.path = (fs::path(dir) / c.name).string();
+        const fs::path state = fs::path(c.path) / "trainer_state.json";
+        if (isFile(state))
+            try {
+                const TrainerState t = readTrainerState(state.string());
+                c.globalStep = t.globalStep;
+                c.epoch = t.epoch;
+                c.lastLoss = t.lastLoss();
+            } catch (const FormatError &) {
+                // Ordered by the number in its name; opening it says what is wrong with the file.
+            }
+        out.checkpoints.push_back(std::move(c));
+    }
+    const bool allSteps = std::all_of(out.checkpoints.begin(), out.checkpoints.end(),
+                                      [](const RunFolder::Checkpoint &c) { return c.globalStep.has_value(); });
+    if (allSteps)
+        std::stable_sort(out.checkpoints.begin(), out.checkpoints.end(),
+                         [](const RunFolder::Checkpoint &a, const RunFolder::Checkpoint &b) {
+                             return *a.globalStep < *b.globalStep;
+                         });
+    return out;
 }
 
 bool isFolder(const std::string &path) { return !path.empty() && isDir(fs::path(path)); }

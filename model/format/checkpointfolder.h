@@ -1,12 +1,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace ckpt {
+
+struct Document;  // document.h
 
 // What a Hugging Face Trainer's trainer_state.json says about the run (TrainerState.save_to_json):
 // where it stands and the losses it logged.
@@ -66,6 +69,27 @@ struct FolderLimits {
     static constexpr std::size_t kMaxListed = 10;          // names listed in an error
     static constexpr std::uintmax_t kMaxTrainerStateBytes = 16u << 20;
     static constexpr std::uintmax_t kMaxLatestBytes = 256;  // DeepSpeed's `latest` holds a tag name
+    static constexpr std::size_t kMaxRunCheckpoints = 100;  // checkpoint folders of a run read (trainer_state.json each)
+};
+
+// A training run's output folder (a Trainer's output_dir): no checkpoint of its own, but the
+// checkpoint folders saved into it during the run (checkpoint-500/, global_step500/, epoch_3/).
+struct RunFolder {
+    struct Checkpoint {
+        std::string name;  // the subfolder's name ("checkpoint-500")
+        std::string path;  // the full path
+        std::int64_t number = 0;  // the number in its name
+        std::optional<std::int64_t> globalStep;  // its trainer_state.json's global_step, where it has one
+        std::optional<double> epoch;
+        std::optional<double> lastLoss;
+    };
+    std::string folder;
+    // Ordered by step: trainer_state.json's global_step where each has one, else the number in the
+    // name (never the names' text order, which puts checkpoint-1000 before checkpoint-200). At most
+    // kMaxRunCheckpoints, the first by number.
+    std::vector<Checkpoint> checkpoints;
+    std::size_t found = 0;  // how many checkpoint folders there are (more than listed where cut)
+    bool entriesCut = false;  // the folder had more entries than were looked at
 };
 
 // True when `path` names a folder (following a symbolic link to one).
@@ -82,6 +106,23 @@ bool isPickledPart(const FolderPart &part);
 // checkpoint file. Reads trainer_state.json when there is one. Never follows `latest` out of the
 // folder. Throws FormatError starting with "dir: " when no single checkpoint can be told.
 CheckpointFolder resolveCheckpointFolder(const std::string &dir);
+
+// The folder's optimizer state file (a Trainer's optimizer.pt, accelerate's optimizer.bin): the
+// first part whose role is "optimizer state"; null when it has none.
+const FolderPart *folderOptimizerPart(const CheckpointFolder &folder);
+
+// A folder's model document (`doc`, whose weights file holds no optimizer) with the optimizer saved
+// beside it in the folder (folderOptimizerPart) read and made its optimizer, so that the optimizer's
+// ids map to the weights' names as in a single-file training checkpoint. The part's file stays
+// mapped as long as the result lives. Null where the document is no folder's, has an optimizer of
+// its own, or the folder has no optimizer part. Throws FormatError naming the part's file when it
+// does not read or holds no optimizer state.
+std::shared_ptr<const Document> withFolderOptimizer(const Document &doc);
+
+// The run `dir` holds where it is a run's output folder (checkpoint folders, no checkpoint of its own);
+// nullopt for a checkpoint folder or a folder without checkpoint folders. Throws FormatError
+// starting with "dir: " where the folder cannot be listed.
+std::optional<RunFolder> findRunFolder(const std::string &dir);
 
 // trainer_state.json's content (at most kMaxTrainerStateBytes). Throws FormatError naming the file.
 TrainerState readTrainerState(const std::string &path);

@@ -453,6 +453,28 @@ OptimizerMap mapByRecordedNames(const Document &doc, OptimizerMap map, const std
 } // namespace
 
 namespace {
+// Why an optimizer keeps no state tensors, from its own state dict: SGD whose every group has
+// momentum 0 keeps none however long it ran (torch 1.13 keeps {'momentum_buffer': None}); any other
+// optimizer (SGD with momentum, Adam) saved before its first step has an empty `state`.
+std::string noStateTensorsReason(const Value &optimizer)
+{
+    const ValuePtr groups = optimizer.isDict() ? optimizer.get("param_groups") : nullptr;
+    bool noMomentum = groups && groups->isSequence() && !groups->items().empty();
+    if (noMomentum)
+        for (const auto &g : groups->items()) {
+            const ValuePtr m = g && g->isDict() ? g->get("momentum") : nullptr;
+            const bool zero = m && ((m->isInt() && m->asInt() == 0) ||
+                                    (m->kind() == Value::Kind::Float && m->asFloat() == 0.0));
+            noMomentum = noMomentum && zero;
+        }
+    if (noMomentum)
+        return "SGD without momentum keeps none";
+    const ValuePtr state = optimizer.isDict() ? optimizer.get("state") : nullptr;
+    if (state && state->isDict() && state->entries().empty())
+        return "no step was taken yet, so it holds no state";
+    return "its per-parameter state holds no tensors";
+}
+
 std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::string> &tiedNames)
 {
     if (!doc.optimizer)
@@ -611,7 +633,8 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
                    "weight alone has names a parameter, and " + std::to_string(n - named) + " of its " +
                    std::to_string(n) + " parameters " + (n - named == 1 ? "is" : "are") + " left unnamed";
         if (stateless == n)
-            map.note += " (it keeps no state tensors, so no shape tells them apart)";
+            map.note += " (it keeps no state tensors: " + noStateTensorsReason(*doc.optimizer) +
+                        "; so no shape tells them apart)";
         else if (stateless)
             map.note += " (" + std::to_string(stateless) + " of them keep no state tensors; the others have shapes "
                                                            "several weights or parameters share)";
@@ -621,16 +644,17 @@ std::optional<OptimizerMap> mapWithTies(const Document &doc, std::vector<std::st
         map.note += placed.said();
         return map;
     }
-    // An optimizer that keeps no state tensors (SGD without momentum) has nothing a shape could
-    // tell apart: its ids are placed in registration order, said as the guess it is.
+    // An optimizer that keeps no state tensors (SGD without momentum, or any optimizer saved before
+    // its first step) has nothing a shape could tell apart: its ids are placed in registration
+    // order, said as the guess it is.
     if (std::none_of(shapes.begin(), shapes.end(), [](const StateShapes &p) { return stateShape(p) != nullptr; }) &&
         candidates.size() == map.parameters.size()) {
         std::vector<std::size_t> at(map.parameters.size());
         std::iota(at.begin(), at.end(), std::size_t{0});
         const auto placed = place(map, shapes, candidates, at);
-        map.note = "the optimizer keeps no state tensors (SGD without momentum keeps none), so nothing tells its "
-                   "parameters apart: names follow registration order, which the optimizer may not" +
-                   placed.said();
+        map.note = "the optimizer keeps no state tensors (" + noStateTensorsReason(*doc.optimizer) +
+                   "), so nothing tells its parameters apart: names follow registration order, which the optimizer "
+                   "may not" + placed.said();
         return map;
     }
     if (const auto layers = matchByLayers(map.parameters, shapes, candidates); layers.found) {
