@@ -312,7 +312,34 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
             << " entries; ckpt info --json shows them)\n";
     {
         const SecurityReport report = securityReport(doc);
-        out << "Security: " << securitySummary(doc, report) << '\n';
+        if (!doc.folder) {
+            out << "Security: " << securitySummary(doc, report) << '\n';
+        } else {
+            // A folder's last line must not read as the folder's verdict when it is the weights
+            // file's alone: the folder's other pickles (training_args.bin, rng_state.pth …) are
+            // loaded by a resume too, and one of them may run code.
+            std::vector<std::string> dangerousParts;
+            std::size_t scanned = 0;
+            for (const auto *list : {&doc.folder->parts, &doc.folder->unlisted})
+                for (const auto &part : *list) {
+                    scanned += part.scanned ? 1 : 0;
+                    if (!part.dangerous.empty())
+                        dangerousParts.push_back(part.name + " (" + part.dangerous.front() +
+                                                 (part.dangerous.size() > 1 ? " …" : "") + ")");
+                }
+            if (!dangerousParts.empty()) {
+                out << "Security: the folder is DANGEROUS: loading " << displayText(dangerousParts.front())
+                    << (dangerousParts.size() > 1
+                            ? " and " + std::to_string(dangerousParts.size() - 1) + " other file(s)"
+                            : std::string())
+                    << " would run code (ckpt scan " << displayText(doc.folder->folder) << " says more)\n";
+            } else if (scanned > 0) {
+                out << "Security: the folder's " << scanned << " other pickled file" << (scanned == 1 ? "" : "s")
+                    << ": no dangerous globals\n";
+            }
+            out << "Security: weights file " << displayText(doc.folder->modelName) << ": "
+                << securitySummary(doc, report) << '\n';
+        }
         for (const auto &a : report.anomalies)
             out << "Anomaly: " << a << '\n';
     }

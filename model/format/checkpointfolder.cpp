@@ -386,7 +386,18 @@ private:
             m_out.entriesCut = true;
         for (const auto &f : listing.files)
             if (isPickledPart(FolderPart{f, {}, {}, {}, false, {}}))
-                addPart(prefix + f, dir / f, "pickled file of unknown role (not read)");
+                addPart(prefix + f, dir / f, pickleRole(prefix + f));
+    }
+
+    // transformers names the shards of pytorch_model.bin.index.json "pytorch_model-00001-of-00002.bin":
+    // read through the index when that is the model file, else the weights in another format.
+    std::string pickleRole(const std::string &name) const
+    {
+        static const std::regex shard(R"(pytorch_model-\d+-of-\d+\.bin)");
+        if (!std::regex_match(name, shard))
+            return "pickled file of unknown role (not read)";
+        return m_out.modelName == "pytorch_model.bin.index.json" ? "shard of the model weights (read through the index)"
+                                                                 : "shard of the model weights in another format (not read)";
     }
 
     void readTrainerStateIfAny()

@@ -15,6 +15,7 @@ from the file chosen, and the optimizer, scheduler and trainer state are what to
 import argparse
 import collections
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -211,6 +212,12 @@ def main():
                   str(parts))
         res.check('DANGEROUS' not in parts.get('optimizer.pt', {}).get('summary', 'DANGEROUS'),
                   'optimizer.pt is not called dangerous', str(parts.get('optimizer.pt')))
+        # The text's Security lines give the folder's verdict, not the weights file's alone.
+        r = run(ckpt, 'info', folder)
+        lines = [l for l in r.stdout.splitlines() if l.startswith('Security:')]
+        res.check(len(lines) == 2 and 'the folder is DANGEROUS' in lines[0] and 'training_args.bin' in lines[0] and
+                  lines[1].startswith('Security: weights file model.safetensors:'),
+                  'info text: the folder\'s verdict comes first', '\n'.join(lines) + r.stderr)
         # `ckpt scan` of the folder is a gate: it scans every pickle a resume loads, not only the
         # weights, and exits 3 for the dangerous training_args.bin.
         r = run(ckpt, 'scan', folder)
@@ -299,6 +306,46 @@ def main():
         j = info_json(ckpt, sharded)
         res.check(j.get('folder', {}).get('model_file', '').endswith('model.safetensors.index.json') and
                   shown_listing(j) == listing(sd), 'sharded folder reads its index', str(j.get('error', j.get('folder'))))
+
+        # --- sharded .bin (pytorch_model.bin.index.json): the shards are read through the index, and
+        # said so; beside safetensors shards of the same weights they are the other format, not read.
+        binsharded = os.path.join(tmp, 'binsharded')
+        os.makedirs(binsharded)
+        bin_map = {}
+        for i, half in enumerate(halves):
+            shard = 'pytorch_model-%05d-of-%05d.bin' % (i + 1, len(halves))
+            torch.save(half, os.path.join(binsharded, shard))
+            bin_map.update({k: shard for k in half})
+        with open(os.path.join(binsharded, 'pytorch_model.bin.index.json'), 'w') as f:
+            json.dump({'metadata': {'total_size': 0}, 'weight_map': bin_map}, f)
+        j = info_json(ckpt, binsharded)
+        roles = {p['name']: p['role'] for p in j.get('folder', {}).get('parts', [])}
+        res.check(shown_listing(j) == listing(sd) and sorted(roles) == sorted(set(bin_map.values())) and
+                  all(r == 'shard of the model weights (read through the index)' for r in roles.values()),
+                  'sharded .bin folder: its shards are said to be read through the index', str(j.get('error', roles)))
+        # An index that leaves a tensor out, or names the wrong shard for one: transformers loads
+        # each shard whole, so the model gets every tensor the shards hold; both are read and said.
+        left_out, wrong = os.path.join(tmp, 'index_left_out'), os.path.join(tmp, 'index_wrong_shard')
+        for folder_copy, edit in ((left_out, lambda m: m.pop(names[-1])),
+                                  (wrong, lambda m: m.__setitem__(names[0], m[names[-1]]))):
+            shutil.copytree(binsharded, folder_copy)
+            edited = dict(bin_map)
+            edit(edited)
+            with open(os.path.join(folder_copy, 'pytorch_model.bin.index.json'), 'w') as f:
+                json.dump({'metadata': {}, 'weight_map': edited}, f)
+            j = info_json(ckpt, folder_copy)
+            said = ' '.join(j.get('warnings', []))
+            res.check(shown_listing(j) == listing(sd), 'index disagreeing with its shards: every tensor the shards hold (%s)'
+                      % os.path.basename(folder_copy), str(j.get('error', shown_listing(j))))
+            res.check(('does not name (%s)' % names[-1]) in said if folder_copy == left_out else
+                      ("'%s' is in 'pytorch_model-00001-of-00002.bin'" % names[0]) in said,
+                      'index disagreeing with its shards is said (%s)' % os.path.basename(folder_copy), said)
+        for shard in set(bin_map.values()):
+            shutil.copy(os.path.join(binsharded, shard), os.path.join(sharded, shard))
+        j = info_json(ckpt, sharded)
+        roles = {p['name']: p['role'] for p in j.get('folder', {}).get('parts', [])}
+        res.check(all(roles.get(s) == 'shard of the model weights in another format (not read)' for s in set(bin_map.values())),
+                  'safetensors-sharded folder: the .bin shards are the other format', str(roles))
 
         # --- PEFT adapter ---------------------------------------------------------------------
         peft = os.path.join(tmp, 'adapter')
