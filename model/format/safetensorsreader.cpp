@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace ckpt {
 
@@ -465,15 +466,57 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
         for (const auto &t : shard.stateDict)
             names.emplace(t.name, &t);
     }
+    // transformers loads each shard whole (load_state_dict of the shard file) and gives the model
+    // every tensor in it: the index only says which files to open. So a tensor the index places in
+    // the wrong shard is taken from the shard that holds it, and a tensor of a shard that the index
+    // does not name is part of the model too; both are said, since the index disagrees with them.
+    const auto joined = [](const std::vector<std::string> &items, const char *sep) {
+        std::string out;
+        for (const auto &i : items)
+            out += (out.empty() ? "" : sep) + i;
+        return out;
+    };
     auto root = Value::dict();
+    std::unordered_set<const NamedTensor *> used;
+    std::unordered_set<std::string_view> present;
+    std::vector<std::string> misplaced;
     for (const auto &name : weightOrder) {
-        const json &file = index["weight_map"].at(name);
-        const auto &names = byName.at(file.get<std::string>());
-        const auto it = names.find(name);
-        const NamedTensor *found = it == names.end() ? nullptr : it->second;
+        const std::string named = index["weight_map"].at(name).get<std::string>();
+        const NamedTensor *found = nullptr;
+        std::string holder = named;
+        if (const auto it = byName.at(named).find(name); it != byName.at(named).end())
+            found = it->second;
+        for (std::size_t i = 0; !found && i < shards.size(); ++i)
+            if (const auto it = byName.at(shards[i]).find(name); it != byName.at(shards[i]).end())
+                found = it->second, holder = shards[i];
         if (!found)
-            throw FormatError("shard index: tensor '" + name + "' is not in shard '" + file.get<std::string>() + "'");
+            throw FormatError("shard index: tensor '" + name + "' (weight_map: shard '" + named +
+                              "') is in none of the " + std::to_string(shards.size()) + " shards");
+        if (holder != named && misplaced.size() < 3)
+            misplaced.push_back("'" + name + "' is in '" + holder + "', not '" + named + "'");
+        used.insert(found);
+        present.insert(found->name);
         root->entries().push_back({Value::string(name), found->value});
+    }
+    if (!misplaced.empty())
+        doc.warnings.push_back("the shard index names the wrong shard for some tensors (" + joined(misplaced, "; ") +
+                               "): each is read from the shard that holds it, as transformers loads whole shards");
+    for (const auto &f : shards) {
+        std::vector<std::string> extra;
+        std::size_t count = 0;
+        for (const auto &t : opened.at(f).stateDict) {
+            if (used.count(&t) || present.count(t.name))
+                continue;
+            present.insert(t.name);
+            root->entries().push_back({Value::string(t.name), t.value});
+            if (++count <= 3)
+                extra.push_back(t.name);
+        }
+        if (count > 0)
+            doc.warnings.push_back("shard '" + f + "' holds " + std::to_string(count) + " tensor" +
+                                   (count == 1 ? "" : "s") + " the index does not name (" + joined(extra, ", ") +
+                                   (count > extra.size() ? ", …" : "") +
+                                   "): read as part of the model, since transformers loads each shard whole");
     }
     if (index.contains("metadata") && index["metadata"].is_object()) {
         // The values as json.load gives them (a number, a list, a dict in its order, an integer of
