@@ -835,8 +835,15 @@ private:
         for (const auto &t : m_tensors)
             keys.push_back(t.first);
         const std::size_t counter = averagedModelCounter(keys);
+        // A transformers model (config.json with a model_type beside it) keeps its base model under
+        // the attribute `model` (LlamaForCausalLM.model): "model." is part of its names, and
+        // stripping it would break load_state_dict, so it is not offered there.
+        bool transformers = false;
+        if (m_doc.sidecar && m_doc.sidecar->isDict())
+            for (const auto &e : m_doc.sidecar->entries())
+                transformers = transformers || (e.key && keyText(*e.key) == "model_type");
         for (const char *p : {"module.", "_orig_mod.", "model."})
-            if (!m_tensors.empty() && std::all_of(m_tensors.begin(), m_tensors.end(), [&](const auto &t) {
+            if (!(transformers && std::string_view(p) == "model.") && !m_tensors.empty() && std::all_of(m_tensors.begin(), m_tensors.end(), [&](const auto &t) {
                     return t.first.starts_with(p) || (counter != std::string::npos && t.first == keys[counter]);
                 }))
                 m_plan.detectedPrefixes.push_back(p);

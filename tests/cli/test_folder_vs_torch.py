@@ -347,6 +347,28 @@ def main():
         res.check(all(roles.get(s) == 'shard of the model weights in another format (not read)' for s in set(bin_map.values())),
                   'safetensors-sharded folder: the .bin shards are the other format', str(roles))
 
+        # --- a transformers model's own "model." (LlamaForCausalLM.model): not offered to strip ---
+        hf = os.path.join(tmp, 'hf_model_prefix')
+        os.makedirs(hf)
+        prefixed = collections.OrderedDict(('model.' + k, v) for k, v in sd.items())
+        write_safetensors(os.path.join(hf, 'model.safetensors'), prefixed, {'format': 'pt'})
+        loose = os.path.join(tmp, 'loose_prefixed.safetensors')
+        write_safetensors(loose, prefixed, {'format': 'pt'})
+        with open(os.path.join(hf, 'config.json'), 'w') as f:
+            json.dump({'model_type': 'llama', 'tie_word_embeddings': False}, f)
+        for src, offered in ((hf, False), (loose, True)):
+            r = run(ckpt, 'convert', src, '--to', 'state-dict', '--json', '-o',
+                    os.path.join(tmp, os.path.basename(src) + '_sd.pth'))
+            try:
+                plan = json.loads(r.stdout)
+                plan = plan[0] if isinstance(plan, list) else plan
+            except ValueError:
+                plan = {}
+            got = 'model.' in (plan.get('plan', plan).get('detected_prefixes') or [])
+            res.check(r.returncode == 0 and got == offered,
+                      "'model.' offered to --strip-prefix only without a transformers config (%s)" % os.path.basename(src),
+                      r.stdout[:1500] + r.stderr)
+
         # --- PEFT adapter ---------------------------------------------------------------------
         peft = os.path.join(tmp, 'adapter')
         os.makedirs(peft)
