@@ -360,7 +360,8 @@ QStringList TensorDetailView::statisticsNotes(const TensorStats &s, DType dtype)
 {
     QStringList notes;
     if (s.nanCount > 0)
-        notes << tr("torch gives nan: the tensor holds %1 NaN values").arg(valuetext::count(s.nanCount));
+        notes << (s.nanCount == 1 ? tr("torch gives nan: the tensor holds a NaN value")
+                                  : tr("torch gives nan: the tensor holds %1 NaN values").arg(valuetext::count(s.nanCount)));
     if (dtypeIsComplex(dtype))
         notes << tr("complex: over real and imaginary parts together");
     return notes;
