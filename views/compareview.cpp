@@ -298,7 +298,11 @@ void CompareView::compare(const QString &a, const QString &b, double atol, doubl
             job.a = std::make_shared<const Document>(readDocument(pa, ro));
             job.b = std::make_shared<const Document>(readDocument(pb, ro));
             CompareOptions co;
-            co.atol(atol).rtol(rtol).progress(progressReporter(promise));
+            // Asked within a tensor too: Cancel, or closing the tab, stops a pair of 10-GB tensors
+            // between chunks rather than after them.
+            co.atol(atol).rtol(rtol).progress(progressReporter(promise)).cancelled([&promise] {
+                return promise.isCanceled();
+            });
             job.comparison = std::make_shared<const Comparison>(compareDocuments(*job.a, *job.b, ComputeLoader::api(), co));
         },
         [this](const std::shared_ptr<CompareJob> &job) {

@@ -7,6 +7,7 @@
 #include <QLegend>
 #include <QLineSeries>
 #include <QLogValueAxis>
+#include <QStringList>
 #include <QValueAxis>
 
 #include <algorithm>
@@ -26,6 +27,29 @@ std::pair<double, double> barSpan(double low, double high)
         return {low, high};
     const double d = std::max(1.0, std::abs(low) * 1e-6);
     return std::isfinite(low + d) ? std::pair{low, low + d} : std::pair{low - d, low};
+}
+
+// A histogram that can be drawn: counts over a range of finite ends. One whose ends are NaN or
+// infinite (none that the compute module makes, but a Histogram is a plain struct) is left out
+// rather than drawn as an axis from nan to nan.
+bool drawable(const Histogram &h)
+{
+    return !h.counts.empty() && std::isfinite(h.low) && std::isfinite(h.high) && h.low <= h.high;
+}
+
+// "3 NaN or infinite values left out" (per curve where there are several), empty when none were.
+QString leftOutText(const std::vector<HistogramChart::Curve> &curves)
+{
+    QStringList parts;
+    for (const auto &c : curves) {
+        if (c.histogram.nonFinite <= 0)
+            continue;
+        const QString n = c.histogram.nonFinite == 1
+                              ? HistogramChart::tr("1 NaN or infinite value left out")
+                              : HistogramChart::tr("%1 NaN or infinite values left out").arg(c.histogram.nonFinite);
+        parts << (curves.size() > 1 && !c.name.isEmpty() ? c.name + QStringLiteral(": ") + n : n);
+    }
+    return parts.join(QStringLiteral("; "));
 }
 } // namespace
 
@@ -110,8 +134,7 @@ void HistogramChart::rebuild()
         delete axis;  // the chart gave up its ownership
     }
     const QColor text = palette().color(QPalette::WindowText);
-    const bool empty = std::none_of(m_curves.begin(), m_curves.end(),
-                                    [](const Curve &c) { return !c.histogram.counts.empty(); });
+    const bool empty = std::none_of(m_curves.begin(), m_curves.end(), [](const Curve &c) { return drawable(c.histogram); });
     // Without curves the chart is the pane's own background, its line in the placeholder colour:
     // a hint, not a blank white panel.
     chart->setBackgroundBrush(palette().color(empty ? QPalette::Window : QPalette::Base));
@@ -124,7 +147,7 @@ void HistogramChart::rebuild()
     bool any = false;
     for (const auto &c : m_curves) {
         const auto &h = c.histogram;
-        if (h.counts.empty())
+        if (!drawable(h))
             continue;
         low = any ? std::min(low, h.low) : h.low;
         high = any ? std::max(high, h.high) : h.high;
@@ -132,11 +155,18 @@ void HistogramChart::rebuild()
             top = std::max<qint64>(top, n);
         any = true;
     }
+    // The values no bin holds (NaN, infinities) are said, not silently missing from the bars.
+    const QString leftOut = leftOutText(m_curves);
     if (!m_message.isEmpty() || !any || top == 0) {
-        chart->setTitle(!m_message.isEmpty() ? m_message : m_curves.empty() ? QString() : tr("No finite values"));
+        QString title = !m_message.isEmpty() ? m_message : m_curves.empty() ? QString() : tr("No finite values");
+        if (m_message.isEmpty() && !leftOut.isEmpty())
+            title += QStringLiteral(" (") + leftOut + QLatin1Char(')');
+        chart->setTitle(title);
         return;
     }
-    chart->setTitle(m_title);
+    chart->setTitle(leftOut.isEmpty() ? m_title
+                    : m_title.isEmpty() ? leftOut
+                                        : m_title + QStringLiteral(" (") + leftOut + QLatin1Char(')'));
     std::tie(low, high) = barSpan(low, high);
 
     // Each histogram as a step outline over its bins, filled down to the axis: bars without 64
@@ -145,7 +175,7 @@ void HistogramChart::rebuild()
     std::vector<QAreaSeries *> areas;
     for (const auto &c : m_curves) {
         const auto &h = c.histogram;
-        if (h.counts.empty())
+        if (!drawable(h))
             continue;
         const auto [hl, hh] = barSpan(h.low, h.high);
         // Each edge weighed between the ends, never from their difference, which is past float64

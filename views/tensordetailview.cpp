@@ -360,7 +360,8 @@ QStringList TensorDetailView::statisticsNotes(const TensorStats &s, DType dtype)
 {
     QStringList notes;
     if (s.nanCount > 0)
-        notes << tr("NaN values left out of min/max/mean/std/L2: %1").arg(valuetext::count(s.nanCount));
+        notes << (s.nanCount == 1 ? tr("torch gives nan: the tensor holds a NaN value")
+                                  : tr("torch gives nan: the tensor holds %1 NaN values").arg(valuetext::count(s.nanCount)));
     if (dtypeIsComplex(dtype))
         notes << tr("complex: over real and imaginary parts together");
     return notes;
@@ -389,24 +390,38 @@ void TensorDetailView::showStatistics()
             .arg(a.toHtmlEscaped(), avHtml, b.toHtmlEscaped(), bv.toHtmlEscaped());
     };
     auto html = [](const QString &plain) { return plain.toHtmlEscaped(); };
-    // A figure over no values at all (an empty tensor, or NaNs only, which are left out) is a dash;
-    // one that is NaN over some values (the mean of inf and -inf, the std of one value) is "nan",
-    // as torch gives it, never a dash that reads as "nothing to show"; infinities "inf", "-inf".
-    auto figure = [&s](double v) { return valuetext::statisticText(v, s, 10); };
-    auto extreme = [&s, &figure](bool max) {  // an integer tensor's exactly
+    // torch's figures first (TensorStats::torch: nan where the tensor holds a NaN, as `ckpt show`
+    // writes them); a dash only for a tensor without elements; infinities "inf", "-inf".
+    const StatFigures torch = s.torch();
+    auto figure = [&s](double v) { return valuetext::torchStatisticText(v, s, 10); };
+    auto extreme = [&s, &figure](double v, bool max) {  // an integer tensor's exactly
         const QString exact = valuetext::exactExtremeText(s, max);
-        return exact.isEmpty() ? figure(max ? s.max : s.min) : exact;
+        return exact.isEmpty() ? figure(v) : exact;
     };
     QString nonFinite = tr("%1 / %2").arg(valuetext::count(s.nanCount), valuetext::count(s.infCount)).toHtmlEscaped();
     if (s.nanCount > 0 || s.infCount > 0)
         nonFinite = QStringLiteral("<span style='color:#b3261e'><b>%1</b></span>").arg(nonFinite);
     QString text = QStringLiteral("<table cellspacing=0 cellpadding=0>") +
-                   row(tr("min"), html(extreme(false)), tr("max"), extreme(true)) +
-                   row(tr("mean"), html(figure(s.mean)), tr("std"), figure(s.std)) +
-                   row(tr("L2"), html(figure(s.l2)), tr("zeros"), valuetext::percent(zeros)) +
+                   row(tr("min"), html(extreme(torch.min, false)), tr("max"), extreme(torch.max, true)) +
+                   row(tr("mean"), html(figure(torch.mean)), tr("std"), figure(torch.std)) +
+                   row(tr("L2"), html(figure(torch.l2)), tr("zeros"), valuetext::percent(zeros)) +
                    row(tr("NaN / Inf"), nonFinite, QString(), QString()) + QStringLiteral("</table>");
-    // What the figures are over where that is not every element as it is: torch.mean of a tensor
-    // with a NaN is nan, and torch's min/max of a complex tensor an error, so say what these are.
+    // Where torch's are nan for a NaN, the figures over the other values, labelled apart (as `ckpt
+    // show` writes them "without the NaN values"): a dash where no value is left.
+    if (s.nanCount > 0) {
+        const StatFigures w = s.withoutNan();
+        auto other = [&s](double v) { return valuetext::statisticText(v, s, 10); };
+        text += QStringLiteral("<br><b>%1</b>").arg(
+                    (s.nanCount == 1 ? tr("Without the NaN value:")
+                                     : tr("Without the %1 NaN values:").arg(valuetext::count(s.nanCount)))
+                        .toHtmlEscaped()) +
+                QStringLiteral("<table cellspacing=0 cellpadding=0 class='withoutNan'>") +
+                row(tr("min"), html(other(w.min)), tr("max"), other(w.max)) +
+                row(tr("mean"), html(other(w.mean)), tr("std"), other(w.std)) +
+                row(tr("L2"), html(other(w.l2)), QString(), QString()) + QStringLiteral("</table>");
+    }
+    // What else the figures are over: torch's min/max of a complex tensor is an error, so say what
+    // these are.
     for (const QString &note : statisticsNotes(s, m_tensor->dtype))
         text += QStringLiteral("<br><i>%1</i>").arg(note.toHtmlEscaped());
     m_statsLabel->setToolTip(TensorTableModel::statisticsNote());

@@ -37,27 +37,27 @@ json integer(std::int64_t v, bool asUnsigned)
     return asUnsigned ? json(static_cast<std::uint64_t>(v)) : json(v);
 }
 
+json figuresJson(const StatFigures &f, const TensorStats &s)
+{
+    // An integer tensor's extremes exactly (they hold no NaN, so torch's are these).
+    return json{{"min", s.exactExtremes() ? integer(s.exactMin, s.exactUnsigned) : number(f.min)},
+                {"max", s.exactExtremes() ? integer(s.exactMax, s.exactUnsigned) : number(f.max)},
+                {"mean", number(f.mean)},
+                {"std", number(f.std)},
+                {"l2", number(f.l2)}};
+}
+
 json statsJson(const TensorStats &s)
 {
-    json j{{"min", s.exact ? integer(s.exactMin, s.exactUnsigned) : number(s.min)},
-           {"max", s.exact ? integer(s.exactMax, s.exactUnsigned) : number(s.max)},
-           {"mean", number(s.mean)},
-           {"std", number(s.std)},
-           {"l2", number(s.l2)},
-           {"zero_fraction", s.count ? number(static_cast<double>(s.zeroCount) / static_cast<double>(s.count)) : json(nullptr)},
-           {"nan", s.nanCount},
-           {"inf", s.infCount}};
-    if (s.nanCount > 0) {
-        // The figures are torch's: a NaN anywhere makes min, max, mean, std and the norm NaN (as
-        // diff and series say of the same tensor). Those over the values that are not NaN are
-        // kept apart, under their own name.
-        json rest = json::object();
-        for (const char *k : {"min", "max", "mean", "std", "l2"}) {
-            rest[k] = j[k];
-            j[k] = nullptr;
-        }
-        j["without_nan"] = std::move(rest);
-    }
+    // The figures are torch's (TensorStats::torch, as the window shows them): a NaN anywhere makes
+    // min, max, mean, std and the norm NaN (as diff and series say of the same tensor). Those over
+    // the values that are not NaN are kept apart, under their own name.
+    json j = figuresJson(s.torch(), s);
+    j["zero_fraction"] = s.count ? number(static_cast<double>(s.zeroCount) / static_cast<double>(s.count)) : json(nullptr);
+    j["nan"] = s.nanCount;
+    j["inf"] = s.infCount;
+    if (s.nanCount > 0)
+        j["without_nan"] = figuresJson(s.withoutNan(), s);
     return j;
 }
 

@@ -272,7 +272,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // infinity (statistics' own l2 is over the values that are not NaN).
 double torchNorm(const TensorStats &s)
 {
-    return s.nanCount > 0 ? kNaN : s.infCount > 0 ? kInf : s.l2;
+    return s.torch().l2;
 }
 
 // ||b - a|| as torch computes it, where `d` (of a and b) met a position that is not finite on both
@@ -457,7 +457,7 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
             t.status = TensorComparison::Status::ShapeChanged;
         } else {
             try {
-                t.diff = api.difference(ra, rb, options.m_atol, options.m_rtol);
+                t.diff = api.difference(ra, rb, options.m_atol, options.m_rtol, options.m_cancelled);
                 t.status = t.diff.identical         ? TensorComparison::Status::Identical
                            : t.diff.outside == 0 ? TensorComparison::Status::Close
                                                   : TensorComparison::Status::Different;
@@ -466,12 +466,16 @@ Comparison compareDocuments(const Document &a, const Document &b, const ComputeA
                 if (t.diff.finite < t.diff.count) {
                     // A NaN or infinity on either side, which the figures leave out: counted, and
                     // the norms made torch's (a tensor that went to inf has the norm inf).
-                    const TensorStats sa = api.statistics(ra), sb = api.statistics(rb);
+                    const TensorStats sa = api.statistics(ra, options.m_cancelled),
+                                      sb = api.statistics(rb, options.m_cancelled);
                     t.nonFinite = {sa.nanCount, sa.infCount, sb.nanCount, sb.infCount};
                     t.normA = torchNorm(sa);
                     t.normB = torchNorm(sb);
                 }
             } catch (const std::exception &e) {
+                // Cut short by a cancel: the comparison stops, not this tensor "unreadable".
+                if (options.m_cancelled && options.m_cancelled())
+                    throw std::runtime_error("comparison cancelled");
                 t.status = TensorComparison::Status::Unreadable;
                 t.error = e.what();
             }

@@ -29,11 +29,16 @@ struct CompareOptions {
     CompareOptions &map(KeyMapping m) { m_mappings.push_back(std::move(m)); return *this; }
     // Called after each tensor with (done, total); returning false cancels (compare throws).
     CompareOptions &progress(std::function<bool(std::size_t, std::size_t)> f) { m_progress = std::move(f); return *this; }
+    // Asked within each tensor too, between chunks (ComputeApi's CancelCheck): true stops a
+    // comparison of two 10-GB tensors there, and compare throws; no tensor is then reported
+    // unreadable for having been cut short.
+    CompareOptions &cancelled(CancelCheck f) { m_cancelled = std::move(f); return *this; }
 
     double m_atol = 0.0;
     double m_rtol = 0.0;
     std::vector<KeyMapping> m_mappings;
     std::function<bool(std::size_t, std::size_t)> m_progress;
+    CancelCheck m_cancelled;
 };
 
 // How many NaN and infinite elements each file's tensor holds (pooled over a module's tensors):

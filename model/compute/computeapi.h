@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -15,7 +16,18 @@ struct TensorRef;
 struct Document;
 struct Architecture;
 
-// Summary statistics of a tensor's values; NaNs are counted, not folded into the other figures.
+// min, max, mean, std and L2 norm of a tensor's values (NaN where there is no such figure).
+struct StatFigures {
+    double min = std::numeric_limits<double>::quiet_NaN();
+    double max = std::numeric_limits<double>::quiet_NaN();
+    double mean = std::numeric_limits<double>::quiet_NaN();
+    double std = std::numeric_limits<double>::quiet_NaN();
+    double l2 = std::numeric_limits<double>::quiet_NaN();
+};
+
+// Summary statistics of a tensor's values; NaNs are counted, and min, max, mean, std and l2 below
+// are over the values that are not NaN. What torch gives the tensor is torch(): the one account
+// of torch's figures the CLI, the window and every other view show.
 struct TensorStats {
     std::int64_t count = 0;      // elements
     std::int64_t nanCount = 0;
@@ -32,6 +44,18 @@ struct TensorStats {
     bool exactUnsigned = false;
     std::int64_t exactMin = 0;
     std::int64_t exactMax = 0;
+
+    // The figures torch gives (t.double().min(), .max(), .mean(), .std(), torch.linalg.norm): a
+    // NaN anywhere makes every one of them NaN, as torch propagates it.
+    StatFigures torch() const
+    {
+        return nanCount > 0 ? StatFigures{} : withoutNan();
+    }
+    // The figures over the values that are not NaN (torch.nanmean's mean): what to show beside
+    // torch's, labelled apart, where the tensor holds a NaN.
+    StatFigures withoutNan() const { return {min, max, mean, std, l2}; }
+    // The exact integer extremes (exactMin, exactMax) stand for torch's: integer tensors hold no NaN.
+    bool exactExtremes() const { return exact && nanCount == 0; }
 };
 
 // Counts of a tensor's finite values in equal-width bins from its minimum to its maximum, as
@@ -41,6 +65,7 @@ struct Histogram {
     double low = 0;   // the range counted over: [min, max] of the finite values, or [v - 1, v + 1]
     double high = 0;  // when they are all v (as torch.histc counts a constant tensor)
     std::vector<std::int64_t> counts;
+    std::int64_t nonFinite = 0;  // NaN and infinite values left out of the counts
 };
 
 // How two tensors of one shape differ, summed over every element in float64 chunks (two integer
@@ -278,6 +303,39 @@ public:
     virtual Histogram histogram(const TensorRef &tensor, int bins, const CancelCheck &cancelled) const = 0;
     virtual Histogram differenceHistogram(const TensorRef &a, const TensorRef &b, int bins,
                                           const CancelCheck &cancelled) const = 0;
+    // values(), integers() and difference() that stop when `cancelled` says so (see CancelCheck):
+    // a values page of a huge tensor, or a Compare of two 10-GB files, ends within a chunk once its
+    // tab is closed or Cancel pressed, throwing std::runtime_error("cancelled") rather than
+    // returning part of a result. The defaults ask only before and after (an implementation that
+    // has no chunks to stop between); the compute module asks between its chunks.
+    virtual std::vector<double> values(const TensorRef &tensor, std::int64_t first, std::int64_t count, bool raw,
+                                       const CancelCheck &cancelled) const
+    {
+        return askedAround(cancelled, [&] { return values(tensor, first, count, raw); });
+    }
+    virtual std::vector<std::int64_t> integers(const TensorRef &tensor, std::int64_t first, std::int64_t count,
+                                               const CancelCheck &cancelled) const
+    {
+        return askedAround(cancelled, [&] { return integers(tensor, first, count); });
+    }
+    virtual TensorDiff difference(const TensorRef &a, const TensorRef &b, double atol, double rtol,
+                                  const CancelCheck &cancelled) const
+    {
+        return askedAround(cancelled, [&] { return difference(a, b, atol, rtol); });
+    }
+
+private:
+    template <typename F> static auto askedAround(const CancelCheck &cancelled, F &&f) -> decltype(f())
+    {
+        const auto stop = [&cancelled] {
+            if (cancelled && cancelled())
+                throw std::runtime_error("cancelled");
+        };
+        stop();
+        auto result = f();
+        stop();
+        return result;
+    }
 };
 
 } // namespace ckpt

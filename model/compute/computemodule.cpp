@@ -131,6 +131,24 @@ public:
     {
         return plainErrors([&] { return integersImpl(ref, first, count); });
     }
+    std::vector<double> values(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw,
+                               const CancelCheck &cancelled) const override
+    {
+        const CancelScope scope(cancelled);
+        return values(ref, first, count, raw);
+    }
+    std::vector<std::int64_t> integers(const TensorRef &ref, std::int64_t first, std::int64_t count,
+                                       const CancelCheck &cancelled) const override
+    {
+        const CancelScope scope(cancelled);
+        return integers(ref, first, count);
+    }
+    TensorDiff difference(const TensorRef &ra, const TensorRef &rb, double atol, double rtol,
+                          const CancelCheck &cancelled) const override
+    {
+        const CancelScope scope(cancelled);
+        return difference(ra, rb, atol, rtol);
+    }
 
 private:
 
@@ -292,6 +310,7 @@ private:
             at::Tensor c = t.slice(0, start, end).to(at::kDouble);
             return c.masked_select(at::isfinite(c));
         });
+
         checkSourceIntact(ref);  // counts of a truncated file's zeros are not its counts
         return h;
     }
@@ -323,14 +342,17 @@ private:
         Histogram h;
         h.counts.assign(static_cast<std::size_t>(bins), 0);
         double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+        std::int64_t finite = 0;
         for (std::int64_t start = 0; start < n; start += kChunk) {
             throwIfCancelled();
             const at::Tensor c = chunk(start, std::min(start + kChunk, n));
+            finite += c.numel();
             if (c.numel() == 0)
                 continue;
             lo = std::min(lo, c.min().item<double>());
             hi = std::max(hi, c.max().item<double>());
         }
+        h.nonFinite = n - finite;  // NaN and infinities: no bin holds them, the chart says how many
         if (lo > hi)
             return h;  // no finite values
         if (lo == hi) {
@@ -480,8 +502,9 @@ private:
         at::Tensor a = toDenseValues(ra);
         at::Tensor b = toDenseValues(rb);
         if (ra.dtype == rb.dtype && ra.layout == rb.layout && a.scalar_type() == b.scalar_type()) {
+            throwIfCancelled();
             const at::Tensor ca = a.contiguous(), cb = b.contiguous();
-            d.identical = ca.nbytes() == cb.nbytes() && (ca.nbytes() == 0 || std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0);
+            d.identical = ca.nbytes() == cb.nbytes() && sameBytes(ca, cb);
         }
         if (integral(ra) && integral(rb)) {
             integerDifference(ra, rb, atol, rtol, d);
@@ -498,6 +521,7 @@ private:
         d.count = a.numel();
         bool scaled = false;  // d.scale set by a non-zero finite value
         for (std::int64_t start = 0; start < d.count; start += kChunk) {
+            throwIfCancelled();
             const std::int64_t end = std::min(start + kChunk, d.count);
             const at::Tensor ca = a.slice(0, start, end).to(at::kDouble).contiguous();
             const at::Tensor cb = b.slice(0, start, end).to(at::kDouble).contiguous();
@@ -555,6 +579,22 @@ private:
         return d;
     }
 
+    // Whether two contiguous tensors hold the same bytes, compared a chunk at a time so that two
+    // 10-GB tensors read from disk stop comparing when the job is cancelled.
+    static bool sameBytes(const at::Tensor &a, const at::Tensor &b)
+    {
+        const auto *pa = static_cast<const unsigned char *>(a.data_ptr());
+        const auto *pb = static_cast<const unsigned char *>(b.data_ptr());
+        const auto bytes = static_cast<std::size_t>(a.nbytes());
+        constexpr std::size_t kBytes = std::size_t(kChunk) * 8;
+        for (std::size_t at = 0; at < bytes; at += kBytes) {
+            throwIfCancelled();
+            if (std::memcmp(pa + at, pb + at, std::min(kBytes, bytes - at)) != 0)
+                return false;
+        }
+        return true;
+    }
+
     // Two integer tensors compared on their integers: a difference of 1 between int64 values past
     // 2^53 is a difference, which it is not once both are rounded to float64. Each |a - b| is exact
     // (in 128 bits: uint64 minus int64 minimum needs 65); the sums are float64 of those.
@@ -568,6 +608,7 @@ private:
         d.count = a.numel();
         d.finite = d.count;
         for (std::int64_t start = 0; start < d.count; start += kChunk) {
+            throwIfCancelled();
             const std::int64_t end = std::min(start + kChunk, d.count);
             const at::Tensor ca = a.slice(0, start, end).to(at::kLong).contiguous();
             const at::Tensor cb = b.slice(0, start, end).to(at::kLong).contiguous();
@@ -590,30 +631,66 @@ private:
         checkSourceIntact(rb);
     }
 
+    // Elements [first, end) of `t` in row-major order as one 1-D tensor, copying only those: a
+    // reshape(-1) of a non-contiguous tensor (a transposed 10-GB weight) copies all of it, for a
+    // page of a few thousand values. Whole rows in the range are taken as one slice; the partial
+    // rows at its ends are taken the same way one dimension down.
+    static at::Tensor flatRange(const at::Tensor &t, std::int64_t first, std::int64_t end)
+    {
+        if (first >= end)
+            return at::empty({0}, t.options());
+        if (t.dim() <= 1 || t.is_contiguous())
+            return t.reshape({-1}).slice(0, first, end);
+        const std::int64_t inner = t.numel() / t.size(0);  // > 0: the range holds elements
+        const std::int64_t r0 = first / inner, rLast = (end - 1) / inner;
+        if (r0 == rLast)
+            return flatRange(t.select(0, r0), first - r0 * inner, end - r0 * inner);
+        std::vector<at::Tensor> parts{flatRange(t.select(0, r0), first - r0 * inner, inner)};
+        if (rLast > r0 + 1)
+            parts.push_back(t.slice(0, r0 + 1, rLast).reshape({-1}));
+        parts.push_back(flatRange(t.select(0, rLast), 0, end - rLast * inner));
+        return at::cat(parts);
+    }
+
+    // `c` (1-D) converted to `T` a chunk at a time, asking between chunks whether to go on.
+    template <typename T> static std::vector<T> chunked(const at::Tensor &c, at::ScalarType type)
+    {
+        std::vector<T> out;
+        out.reserve(static_cast<std::size_t>(c.numel()));
+        for (std::int64_t start = 0; start < c.numel(); start += kChunk) {
+            throwIfCancelled();
+            const at::Tensor part = c.slice(0, start, std::min(start + kChunk, c.numel())).to(type).contiguous();
+            const T *p = part.data_ptr<T>();
+            out.insert(out.end(), p, p + part.numel());
+        }
+        return out;
+    }
+
     std::vector<double> valuesImpl(const TensorRef &ref, std::int64_t first, std::int64_t count, bool raw) const
     {
-        at::Tensor t = raw && ref.layout == TensorRef::Layout::Strided ? toTensor(ref, false) : toDenseValues(ref);
-        t = t.reshape({-1});
-        if (t.is_complex())
-            t = at::view_as_real(t).reshape({-1});
-        const std::int64_t scale = dtypeIsComplex(ref.dtype) ? 2 : 1;
-        first = std::clamp<std::int64_t>(first * scale, 0, t.numel());
-        const std::int64_t end = std::clamp<std::int64_t>(first + count * scale, first, t.numel());
-        at::Tensor c = t.slice(0, first, end).to(at::kDouble).contiguous();
-        const double *p = c.data_ptr<double>();
-        std::vector<double> out(p, p + c.numel());
+        throwIfCancelled();
+        // A sparse or quantized tensor is densified (dequantized) whole: LibTorch's kernels give
+        // torch's values only so. Strided ones are views of the file, read where asked.
+        const at::Tensor t = raw && ref.layout == TensorRef::Layout::Strided ? toTensor(ref, false) : toDenseValues(ref);
+        throwIfCancelled();
+        first = std::clamp<std::int64_t>(first, 0, t.numel());
+        const std::int64_t end = std::clamp<std::int64_t>(first + std::max<std::int64_t>(count, 0), first, t.numel());
+        at::Tensor c = flatRange(t, first, end);
+        if (c.is_complex())
+            c = at::view_as_real(c.contiguous()).reshape({-1});
+        std::vector<double> out = chunked<double>(c, at::kDouble);
         checkSourceIntact(ref);
         return out;
     }
 
     std::vector<std::int64_t> integersImpl(const TensorRef &ref, std::int64_t first, std::int64_t count) const
     {
-        at::Tensor t = toIntegers(ref).reshape({-1});
+        throwIfCancelled();
+        const at::Tensor t = toIntegers(ref);
+        throwIfCancelled();
         first = std::clamp<std::int64_t>(first, 0, t.numel());
-        const std::int64_t end = std::clamp<std::int64_t>(first + count, first, t.numel());
-        at::Tensor c = t.slice(0, first, end).to(at::kLong).contiguous();
-        const std::int64_t *p = c.data_ptr<std::int64_t>();
-        std::vector<std::int64_t> out(p, p + c.numel());
+        const std::int64_t end = std::clamp<std::int64_t>(first + std::max<std::int64_t>(count, 0), first, t.numel());
+        std::vector<std::int64_t> out = chunked<std::int64_t>(flatRange(t, first, end), at::kLong);
         checkSourceIntact(ref);
         return out;
     }

@@ -149,9 +149,16 @@ QVariant OptimizerStateModel::cellData(const Row &r, int tensor, int role) const
             return QStringLiteral("\u2026");
         if (!c.error.isEmpty())
             return tr("error");
-        return number(c.stats.l2);
-    case SortRole:
-        return c.known && c.error.isEmpty() ? QVariant(c.stats.l2) : QVariant(-1.0);
+        return number(c.stats.torch().l2);  // torch.linalg.norm's: nan where the state holds a NaN
+    case SortRole: {
+        // nan after every number, as torch.sort places it (an invalid QVariant sorts after every
+        // valid one; a NaN double compares false both ways and would break the order); cells
+        // without figures before every number.
+        if (!c.known || !c.error.isEmpty())
+            return QVariant(-1.0);
+        const double l2 = c.stats.torch().l2;
+        return std::isnan(l2) ? QVariant() : QVariant(l2);
+    }
     case Qt::ToolTipRole: {
         QString head = QStringLiteral("%1  %2").arg(QString::fromStdString(m_tensors[static_cast<std::size_t>(tensor)].name),
                                                    valuetext::tensorSummary(t));
@@ -161,19 +168,35 @@ QVariant OptimizerStateModel::cellData(const Row &r, int tensor, int role) const
             return head + QLatin1Char('\n') + c.error;
         const QString exactMin = valuetext::exactExtremeText(c.stats, false);  // integer states (step counts)
         const QString exactMax = valuetext::exactExtremeText(c.stats, true);
-        return head + tr("\nL2 norm %1\nmin %2  max %3\nmean %4  std %5\nNaN %6  Inf %7")
-                          .arg(number(c.stats.l2), exactMin.isEmpty() ? number(c.stats.min) : exactMin,
-                               exactMax.isEmpty() ? number(c.stats.max) : exactMax, number(c.stats.mean),
-                               number(c.stats.std))
-                          .arg(c.stats.nanCount)
-                          .arg(c.stats.infCount);
+        // torch's figures (nan where the state holds a NaN), then those without the NaN values.
+        const StatFigures f = c.stats.torch();
+        QString tip = head + tr("\nL2 norm %1\nmin %2  max %3\nmean %4  std %5\nNaN %6  Inf %7")
+                                 .arg(number(f.l2), exactMin.isEmpty() ? number(f.min) : exactMin,
+                                      exactMax.isEmpty() ? number(f.max) : exactMax, number(f.mean), number(f.std))
+                                 .arg(c.stats.nanCount)
+                                 .arg(c.stats.infCount);
+        if (c.stats.nanCount > 0)
+            tip += QLatin1Char('\n') + valuetext::withoutNanText(c.stats, 6);
+        return tip;
     }
     case StatisticsRole:
         if (!c.known || !c.error.isEmpty())
             return {};
-        return QVariantMap{{QStringLiteral("l2"), c.stats.l2},   {QStringLiteral("min"), c.stats.min},
-                           {QStringLiteral("max"), c.stats.max}, {QStringLiteral("mean"), c.stats.mean},
-                           {QStringLiteral("std"), c.stats.std}, {QStringLiteral("count"), qint64(c.stats.count)}};
+    {
+        // torch's figures; where the state holds NaN values, those over the other values too.
+        const auto figures = [](const StatFigures &f) {
+            return QVariantMap{{QStringLiteral("l2"), f.l2},     {QStringLiteral("min"), f.min},
+                               {QStringLiteral("max"), f.max},   {QStringLiteral("mean"), f.mean},
+                               {QStringLiteral("std"), f.std}};
+        };
+        QVariantMap map = figures(c.stats.torch());
+        map.insert(QStringLiteral("count"), qint64(c.stats.count));
+        map.insert(QStringLiteral("nan"), qint64(c.stats.nanCount));
+        map.insert(QStringLiteral("inf"), qint64(c.stats.infCount));
+        if (c.stats.nanCount > 0)
+            map.insert(QStringLiteral("without_nan"), figures(c.stats.withoutNan()));
+        return map;
+    }
     case Qt::ForegroundRole:
         if (c.known && (c.stats.nanCount > 0 || c.stats.infCount > 0))
             return QBrush(QColor(0xb3, 0x26, 0x1e));

@@ -25,7 +25,8 @@ public:
     enum Role {
         SortRole = Qt::UserRole,  // numbers as numbers
         MismatchRole,             // bool: a state tensor's shape differs from the parameter's
-        StatisticsRole,           // QVariant: the cell's TensorStats as a QVariantMap, when known
+        StatisticsRole,           // QVariantMap of torch's figures (l2, min, ...; nan with a NaN), count, nan,
+                                  // inf and, with NaN values, "without_nan": those over the others
     };
 
     explicit OptimizerStateModel(QObject *parent = nullptr);

@@ -130,9 +130,10 @@ QVariant TensorTableModel::data(const QModelIndex &index, int role) const
 
 QString TensorTableModel::statisticsNote()
 {
-    return tr("Over the values that are not NaN: NaN values are left out of min, max, mean, std and L2 (and counted "
-              "under NaN/Inf), so where torch.mean gives nan this is torch.nanmean; infinities are included. A "
-              "complex tensor's figures are over its real and imaginary parts together.");
+    return tr("As torch gives them (as ckpt tensors --stats writes them): a tensor holding a NaN has min, max, mean, "
+              "std and L2 nan; its figures without the NaN values are in the cell's tooltip and the detail pane. "
+              "Infinities are included. A complex tensor's figures are over its real and imaginary parts "
+              "together. Sorted, nan comes after every number, as torch.sort places it.");
 }
 
 QVariant TensorTableModel::headerData(int section, Qt::Orientation orientation, int role) const
@@ -213,11 +214,15 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
     if (!s.known)
         return role == Qt::DisplayRole ? QVariant(QStringLiteral("\u2026")) : QVariant();
     const TensorStats &v = s.values;
+    const StatFigures torch = v.torch();  // what torch gives, what the CLI writes
     auto number = [&](double x) -> QVariant {
+        // nan sorts after every number, +inf included, as torch.sort places it: an invalid
+        // QVariant sorts after every valid one (last ascending, first descending), where a NaN
+        // double would compare false both ways and break the order of the rows around it.
         if (role == SortRole)
             return std::isnan(x) ? QVariant() : QVariant(x);
         if (role == Qt::DisplayRole)
-            return valuetext::statisticText(x, v, 5);
+            return valuetext::torchStatisticText(x, v, 5);
         if (role == Qt::TextAlignmentRole)
             return static_cast<int>(Qt::AlignRight | Qt::AlignVCenter);
         return {};
@@ -234,7 +239,7 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
         // What the figure is over, where it is not simply every element: said on the cell itself.
         QStringList notes;
         if (v.nanCount > 0)
-            notes << tr("NaN values left out of min/max/mean/std/L2: %1").arg(valuetext::count(v.nanCount));
+            notes << tr("torch gives nan: the tensor holds NaN values.") << valuetext::withoutNanText(v, 5);
         if (dtypeIsComplex(rows()[static_cast<std::size_t>(row)].ref().dtype))
             notes << tr("complex: over real and imaginary parts together");
         return notes.isEmpty() ? QVariant() : QVariant(notes.join(QLatin1Char('\n')));
@@ -247,11 +252,11 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
         const QString exact = valuetext::exactExtremeText(v, max);
         if (!exact.isEmpty() && role == Qt::DisplayRole)
             return exact;
-        return number(max ? v.max : v.min);
+        return number(max ? torch.max : torch.min);
     }
-    case MeanColumn: return number(v.mean);
-    case StdColumn: return number(v.std);
-    case L2Column: return number(v.l2);
+    case MeanColumn: return number(torch.mean);
+    case StdColumn: return number(torch.std);
+    case L2Column: return number(torch.l2);
     case ZeroFractionColumn: {
         if (v.count <= 0)
             return role == Qt::DisplayRole ? QVariant(QStringLiteral("\u2013")) : QVariant();
@@ -274,10 +279,10 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
         if (role == Qt::ForegroundRole && nonFinite)
             return QBrush(QColor(0xb3, 0x26, 0x1e));
         if (role == Qt::ToolTipRole && nonFinite)
-            return tr("%1 NaN and %2 Inf values (the NaN values are left out of min, max, mean, std and L2; the "
-                      "infinities are in them)")
-                .arg(v.nanCount)
-                .arg(v.infCount);
+            return tr("%1 NaN and %2 Inf values (torch's min, max, mean, std and L2 are nan where there is a NaN)")
+                       .arg(v.nanCount)
+                       .arg(v.infCount) +
+                   (v.nanCount > 0 ? QLatin1Char('\n') + valuetext::withoutNanText(v, 5) : QString());
         return {};
     default: return {};
     }

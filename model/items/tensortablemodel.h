@@ -30,7 +30,7 @@ public:
         MaxColumn,
         MeanColumn,
         StdColumn,
-        L2Column,            // Euclidean norm of the non-NaN values
+        L2Column,            // Euclidean norm, as torch.linalg.norm (nan with a NaN)
         ZeroFractionColumn,  // zeros among all elements
         NonFiniteColumn,     // NaN and Inf counts
         ColumnCount
@@ -63,7 +63,7 @@ public:
     // The rows the table shows, in order (the state dict, or every tensor without one).
     const std::vector<NamedTensor> &tensors() const { return rows(); }
 
-    // What the statistics columns are over (NaN left out, complex parts together): their header tooltip.
+    // What the statistics columns are (torch's figures, complex parts together): their header tooltip.
     static QString statisticsNote();
 
     int rowCount(const QModelIndex &parent = {}) const override;

@@ -280,6 +280,9 @@ void TensorValuesModel::startFetch()
             if (!provider)
                 throw std::runtime_error("no compute module is available to read values");
             ComputeApi &api = provider();
+            // Asked between chunks of a read: a batch of a tensor no longer shown (the tab closed,
+            // another tensor picked) stops there rather than at the batch's end.
+            const CancelCheck cancelled = [&promise] { return promise.isCanceled(); };
             // Adjacent blocks are read with one call.
             for (std::size_t i = 0; i < blocks.size();) {
                 if (promise.isCanceled())
@@ -292,13 +295,13 @@ void TensorValuesModel::startFetch()
                 std::vector<std::int64_t> ints;
                 std::vector<double> v;
                 if (exact) {
-                    ints = api.integers(*tensor, first, count);
+                    ints = api.integers(*tensor, first, count, cancelled);
                     const bool u64 = tensor->dtype == DType::UInt64;
                     v.reserve(ints.size());
                     for (std::int64_t x : ints)
                         v.push_back(u64 ? static_cast<double>(static_cast<std::uint64_t>(x)) : static_cast<double>(x));
                 } else {
-                    v = api.values(*tensor, first, count, raw);
+                    v = api.values(*tensor, first, count, raw, cancelled);
                 }
                 batch->elements += count;
                 auto part = [](const auto &all, std::size_t from, std::size_t to) {
@@ -315,6 +318,8 @@ void TensorValuesModel::startFetch()
                 i = j;
             }
         } catch (const std::exception &e) {
+            if (promise.isCanceled())
+                return;  // stopped part-way: no batch, never its blocks as if read whole
             batch->error = QString::fromStdString(e.what());
         }
         (void)doc; // keeps the mapped bytes alive while the job reads them

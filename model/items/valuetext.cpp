@@ -187,6 +187,25 @@ QString statisticText(double v, const TensorStats &s, int digits)
     return QString::number(v, 'g', digits);
 }
 
+QString torchStatisticText(double v, const TensorStats &s, int digits)
+{
+    if (std::isnan(v))
+        return s.count <= 0 ? QStringLiteral("\u2013") : QStringLiteral("nan");
+    return statisticText(v, s, digits);
+}
+
+QString withoutNanText(const TensorStats &s, int digits)
+{
+    if (s.nanCount <= 0)
+        return {};
+    const StatFigures f = s.withoutNan();
+    auto figure = [&](double v) { return statisticText(v, s, digits); };
+    const QString head = s.nanCount == 1 ? QStringLiteral("Without the NaN value:")
+                                         : QStringLiteral("Without the %1 NaN values:").arg(count(s.nanCount));
+    return head + QStringLiteral(" min %1  max %2  mean %3  std %4  L2 %5")
+                      .arg(figure(f.min), figure(f.max), figure(f.mean), figure(f.std), figure(f.l2));
+}
+
 QString integerText(std::int64_t v, DType t)
 {
     if (t == DType::Bool)

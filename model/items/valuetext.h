@@ -63,6 +63,13 @@ QString fullPrecisionText(double v);
 // tensor has no values to measure (empty, or NaNs only, which are left out), "nan" where the figure
 // is NaN over some values (the mean of inf and -inf, the std of one value), as torch gives it.
 QString statisticText(double v, const TensorStats &s, int digits);
+// One of torch's figures of `s` (TensorStats::torch) to `digits` significant digits, as `ckpt
+// tensors --stats` writes it: "nan" where torch gives nan (any NaN in the tensor), "inf", "-inf";
+// a dash for a figure a tensor without elements has none of (its L2 norm is 0, as torch's).
+QString torchStatisticText(double v, const TensorStats &s, int digits);
+// Where the tensor holds NaN values, its figures over the other values, labelled as such:
+// "Without the 2 NaN values: min -2  max inf  mean inf  std nan  L2 inf"; empty without NaN.
+QString withoutNanText(const TensorStats &s, int digits);
 // A complex element "(1.5+2j)" with its parts to the precision of `t`.
 QString complexElementText(double re, double im, DType t);
 // Colours that mark NaN and Inf (rows of the tensor table, cells of the values grid); readable

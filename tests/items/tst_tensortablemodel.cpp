@@ -230,8 +230,18 @@ void TestTensorTableModel::statistics()
     m_model->setStatistics(1, s);
     QCOMPARE(changed.count(), 1);
     QVERIFY(mean.data(TensorTableModel::HasStatisticsRole).toBool());
+    // A NaN among the values: torch's figures are nan (no sort key: nan sorts after every number);
+    // those without the NaN value are in the tooltip.
+    QVERIFY(!mean.data(TensorTableModel::SortRole).isValid());
+    QCOMPARE(m_model->index(1, TensorTableModel::MinColumn).data().toString(), QStringLiteral("nan"));
+    QVERIFY2(mean.data(Qt::ToolTipRole).toString().contains(QStringLiteral("Without the NaN value: min -1.5  max 2  mean 0.25")),
+             qPrintable(mean.data(Qt::ToolTipRole).toString()));
+    s.nanCount = 0;
+    m_model->setStatistics(1, s);
     QCOMPARE(mean.data(TensorTableModel::SortRole).toDouble(), 0.25);
     QCOMPARE(m_model->index(1, TensorTableModel::MinColumn).data().toString(), QStringLiteral("-1.5"));
+    s.nanCount = 1;
+    m_model->setStatistics(1, s);
     QCOMPARE(m_model->index(1, TensorTableModel::NonFiniteColumn).data().toString(), QStringLiteral("1 / 2"));
     QCOMPARE(m_model->index(1, TensorTableModel::NonFiniteColumn).data(TensorTableModel::SortRole).toLongLong(), 3);
     QVERIFY(m_model->index(1, TensorTableModel::NonFiniteColumn).data(Qt::ForegroundRole).isValid());
@@ -272,11 +282,25 @@ void TestTensorTableModel::statisticsMatchTorch()
         }
         const QJsonObject st = e.value("stats").toObject();
         const QString where = file + ": " + name;
+        // The figures of __detail__ are over the values that are not NaN; where there are NaN
+        // values the columns show torch's own (nan) and those are the figures without them.
+        const bool nans = st.value("nan").toInteger() > 0;
         auto check = [&](int column, const char *key) {
             const QVariant v = cell(column, sort);
             const double got = v.isValid() ? v.toDouble() : std::nan("");
-            QVERIFY2(close(got, jsonNumber(st.value(key))),
-                     qPrintable(QStringLiteral("%1 %2: %3 != %4").arg(where, key).arg(got).arg(jsonNumber(st.value(key)))));
+            const bool torchNan = nans && column != TensorTableModel::ZeroFractionColumn;
+            const double want = torchNan ? std::nan("") : jsonNumber(st.value(key));
+            QVERIFY2(close(got, want), qPrintable(QStringLiteral("%1 %2: %3 != %4").arg(where, key).arg(got).arg(want)));
+            if (torchNan) {
+                const StatFigures w = m_model->statistics(r)->withoutNan();
+                const double without = column == TensorTableModel::MinColumn    ? w.min
+                                       : column == TensorTableModel::MaxColumn  ? w.max
+                                       : column == TensorTableModel::MeanColumn ? w.mean
+                                       : column == TensorTableModel::StdColumn  ? w.std
+                                                                                : w.l2;
+                QVERIFY2(close(without, jsonNumber(st.value(key))),
+                         qPrintable(QStringLiteral("%1 %2 without NaN: %3").arg(where, key).arg(without)));
+            }
         };
         check(TensorTableModel::MinColumn, "min");
         check(TensorTableModel::MaxColumn, "max");
@@ -375,17 +399,18 @@ void TestTensorTableModel::sortsByNorm()
 }
 
 QTEST_MAIN(TestTensorTableModel)
-// The statistics columns leave NaN values out (where torch.mean gives nan, they show
-// torch.nanmean) and take a complex tensor's real and imaginary parts together: the header says
-// so, and each such cell names how many NaN values it left out or that it is complex. The figures
-// are torch's own nan-aware ones (guiviews/stats.pth, expected.json "__guiviews__").
+// The statistics columns are torch's figures (torch.mean's nan where a tensor holds a NaN, as
+// `ckpt tensors --stats` writes it) and take a complex tensor's real and imaginary parts together:
+// the header says so; a cell of a tensor with NaN values gives the figures without them
+// (torch.nanmean, min/max over the others), and a complex one says so (guiviews/stats.pth,
+// expected.json "__guiviews__").
 void TestTensorTableModel::statisticsSayWhatTheyAreOver()
 {
     const QJsonObject section = expectedJson().value("__guiviews__").toObject().value("stats").toObject();
     QVERIFY2(!section.isEmpty(), "regenerate the fixtures");
     for (int c : {TensorTableModel::MinColumn, TensorTableModel::MaxColumn, TensorTableModel::MeanColumn}) {
         const QString tip = m_model->headerData(c, Qt::Horizontal, Qt::ToolTipRole).toString();
-        QVERIFY2(tip.contains("NaN values are left out") && tip.contains("torch.nanmean") &&
+        QVERIFY2(tip.contains("As torch gives them") && tip.contains("without the NaN values") &&
                      tip.contains("real and imaginary parts together"),
                  qPrintable(tip));
     }
@@ -397,16 +422,21 @@ void TestTensorTableModel::statisticsSayWhatTheyAreOver()
         const QString name = m_model->index(r, TensorTableModel::NameColumn).data().toString();
         const QJsonObject want = tensors.value(name).toObject();
         QVERIFY2(!want.isEmpty(), qPrintable(name));
-        auto value = [&](int column) { return m_model->index(r, column).data(TensorTableModel::SortRole).toDouble(); };
-        QVERIFY2(close(value(TensorTableModel::MeanColumn), jsonNumber(want.value("nanmean"))), qPrintable(name));
-        QVERIFY2(close(value(TensorTableModel::MinColumn), jsonNumber(want.value("min"))), qPrintable(name));
-        QVERIFY2(close(value(TensorTableModel::MaxColumn), jsonNumber(want.value("max"))), qPrintable(name));
+        auto value = [&](int column) {
+            const QVariant v = m_model->index(r, column).data(TensorTableModel::SortRole);
+            return v.isValid() ? v.toDouble() : std::nan("");
+        };
         const qint64 nans = want.value("nan").toInteger();
-        if (nans > 0)  // torch.mean says nan here; the table's mean is another figure, and says why
-            QVERIFY(std::isnan(jsonNumber(want.value("torch_mean"))) && !std::isnan(value(TensorTableModel::MeanColumn)));
+        QVERIFY2(close(value(TensorTableModel::MeanColumn), jsonNumber(want.value("torch_mean"))), qPrintable(name));
+        const StatFigures without = m_model->statistics(r)->withoutNan();
+        QVERIFY2(close(without.mean, jsonNumber(want.value("nanmean"))), qPrintable(name));
+        QVERIFY2(close(nans ? without.min : value(TensorTableModel::MinColumn), jsonNumber(want.value("min"))), qPrintable(name));
+        QVERIFY2(close(nans ? without.max : value(TensorTableModel::MaxColumn), jsonNumber(want.value("max"))), qPrintable(name));
+        if (nans > 0)
+            QVERIFY(std::isnan(value(TensorTableModel::MinColumn)) && std::isnan(value(TensorTableModel::MaxColumn)));
         for (int c : {TensorTableModel::MinColumn, TensorTableModel::MaxColumn, TensorTableModel::MeanColumn}) {
             const QString tip = m_model->index(r, c).data(Qt::ToolTipRole).toString();
-            QCOMPARE(tip.contains(QStringLiteral("NaN values left out of min/max/mean/std/L2: %1").arg(nans)), nans > 0);
+            QCOMPARE(tip.contains(QStringLiteral("Without the %1 NaN values:").arg(nans)), nans > 0);
             QCOMPARE(tip.contains(QStringLiteral("complex: over real and imaginary parts together")),
                      want.value("complex").toBool());
             if (nans == 0 && !want.value("complex").toBool())

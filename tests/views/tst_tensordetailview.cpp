@@ -788,18 +788,31 @@ void TestTensorDetailView::statisticsAtTheEdges()
     detail.show();
     detail.setTensor(doc, name, ref);
     QTRY_VERIFY_WITH_TIMEOUT(detail.statistics().has_value(), 30000);
-    // The table's cells, label and figure by turns: min, max, mean, std, L2, zeros, NaN / Inf.
+    // The table's cells, label and figure by turns: min, max, mean, std, L2, zeros, NaN / Inf. The
+    // figures here are over the values that are not NaN: where there are NaN values, torch's (the
+    // first table) are nan, and these are the second table's, "without the NaN values".
     const QString html = detail.findChild<QLabel *>(QStringLiteral("detailStatistics"))->text();
-    QMap<QString, QString> shown;
-    QStringList cells;
-    static const QRegularExpression cell(QStringLiteral("<td[^>]*>(.*?)</td>"));
-    for (auto m = cell.globalMatch(html); m.hasNext();) {
-        QTextDocument d;
-        d.setHtml(m.next().captured(1));
-        cells << d.toPlainText().replace(QChar(0xa0), QLatin1Char(' ')).trimmed();
+    const bool nans = want.value("nan").toInteger() > 0;
+    QList<QMap<QString, QString>> tables;
+    static const QRegularExpression table(QStringLiteral("<table[^>]*>(.*?)</table>"));
+    for (auto t = table.globalMatch(html); t.hasNext();) {
+        QMap<QString, QString> shown;
+        QStringList cells;
+        static const QRegularExpression cell(QStringLiteral("<td[^>]*>(.*?)</td>"));
+        for (auto m = cell.globalMatch(t.next().captured(1)); m.hasNext();) {
+            QTextDocument d;
+            d.setHtml(m.next().captured(1));
+            cells << d.toPlainText().replace(QChar(0xa0), QLatin1Char(' ')).trimmed();
+        }
+        for (int i = 0; i + 1 < cells.size(); i += 2)
+            shown.insert(cells[i], cells[i + 1]);
+        tables << shown;
     }
-    for (int i = 0; i + 1 < cells.size(); i += 2)
-        shown.insert(cells[i], cells[i + 1]);
+    QCOMPARE(tables.size(), nans ? 2 : 1);
+    if (nans)
+        for (const char *label : {"min", "max", "mean", "std", "L2"})
+            QVERIFY2(tables[0].value(QLatin1String(label)) == QLatin1String("nan"), qPrintable(html));
+    const QMap<QString, QString> shown = tables.last();
     const qint64 values = want.value("count").toInteger() - want.value("nan").toInteger();
     for (const char *key : {"min", "max", "mean", "std", "l2"}) {
         const QString label = QLatin1String(key) == QLatin1String("l2") ? QStringLiteral("L2") : QLatin1String(key);
@@ -829,10 +842,11 @@ void TestTensorDetailView::statisticsAtTheEdges()
     }
 }
 
-// Under the statistics, a note where they are not over every value as it is: how many NaN values
-// min/max/mean leave out (torch.mean gives nan there; the pane's mean is torch.nanmean), and that
-// a complex tensor's are over its real and imaginary parts together (torch.view_as_real). The
-// numbers shown are torch's (guiviews/stats.pth, expected.json "__guiviews__").
+// The statistics are torch's (torch.mean's nan where a tensor holds a NaN), then, labelled apart,
+// those without the NaN values (torch.nanmean, min/max over the others); a note says how many NaN
+// values make torch's nan, and that a complex tensor's are over its real and imaginary parts
+// together (torch.view_as_real). The numbers shown are torch's (guiviews/stats.pth, expected.json
+// "__guiviews__").
 void TestTensorDetailView::statisticsNotesSayWhatIsLeftOut()
 {
     const QJsonObject section = test::expectedListing().value("__guiviews__").toObject().value("stats").toObject();
@@ -853,27 +867,44 @@ void TestTensorDetailView::statisticsNotesSayWhatIsLeftOut()
         d.setHtml(label->text());
         const QString text = d.toPlainText().replace(QChar(0xa0), QLatin1Char(' '));
         const qint64 nans = want.value("nan").toInteger();
-        QCOMPARE(text.contains(QStringLiteral("NaN values left out of min/max/mean/std/L2: %1").arg(nans)), nans > 0);
+        QCOMPARE(text.contains(QStringLiteral("torch gives nan: the tensor holds %1 NaN values").arg(nans)), nans > 0);
+        QCOMPARE(text.contains(QStringLiteral("Without the %1 NaN values:").arg(nans)), nans > 0);
         QCOMPARE(text.contains(QStringLiteral("complex: over real and imaginary parts together")),
                  want.value("complex").toBool());
-        QVERIFY(label->toolTip().contains(QLatin1String("torch.nanmean")));
-        // The figures shown are torch's nan-aware ones: torch.nanmean (inf for the tensor with an
-        // infinity, never torch.mean's nan), min and max over the values that are not NaN.
-        QMap<QString, QString> shown;
-        QStringList cells;
+        QVERIFY(label->toolTip().contains(QLatin1String("As torch gives them")));
+        // Each table's cells, label and figure by turns.
+        QList<QMap<QString, QString>> tables;
+        static const QRegularExpression table(QStringLiteral("<table[^>]*>(.*?)</table>"));
         static const QRegularExpression cell(QStringLiteral("<td[^>]*>(.*?)</td>"));
-        for (auto m = cell.globalMatch(label->text()); m.hasNext();) {
-            QTextDocument c;
-            c.setHtml(m.next().captured(1));
-            cells << c.toPlainText().replace(QChar(0xa0), QLatin1Char(' ')).trimmed();
+        for (auto tm = table.globalMatch(label->text()); tm.hasNext();) {
+            QMap<QString, QString> shown;
+            QStringList cells;
+            for (auto m = cell.globalMatch(tm.next().captured(1)); m.hasNext();) {
+                QTextDocument c;
+                c.setHtml(m.next().captured(1));
+                cells << c.toPlainText().replace(QChar(0xa0), QLatin1Char(' ')).trimmed();
+            }
+            for (int i = 0; i + 1 < cells.size(); i += 2)
+                shown.insert(cells[i], cells[i + 1]);
+            tables << shown;
         }
-        for (int i = 0; i + 1 < cells.size(); i += 2)
-            shown.insert(cells[i], cells[i + 1]);
-        for (const char *key : {"mean", "min", "max"}) {
-            const QJsonValue w = want.value(QLatin1String(key == QByteArrayView("mean") ? "nanmean" : key));
+        QCOMPARE(tables.size(), nans > 0 ? 2 : 1);
+        auto expect = [&](const QMap<QString, QString> &shown, const char *key, const char *json) {
+            const QJsonValue w = want.value(QLatin1String(json));
             const QString expected = w.isString() ? w.toString() : valuetext::statisticText(w.toDouble(), *detail.statistics(), 10);
             QVERIFY2(shown.value(QLatin1String(key)) == expected,
                      qPrintable(QStringLiteral("%1 %2: shown %3, torch %4").arg(name, QLatin1String(key), shown.value(QLatin1String(key)), expected)));
+        };
+        expect(tables[0], "mean", "torch_mean");  // torch.mean: nan as soon as one value is NaN
+        if (nans > 0) {
+            expect(tables[1], "mean", "nanmean");
+            expect(tables[1], "min", "min");
+            expect(tables[1], "max", "max");
+            QCOMPARE(tables[0].value("min"), QStringLiteral("nan"));
+            QCOMPARE(tables[0].value("max"), QStringLiteral("nan"));
+        } else {
+            expect(tables[0], "min", "min");
+            expect(tables[0], "max", "max");
         }
         if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
             detail.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/detail-%1.png").arg(name));
