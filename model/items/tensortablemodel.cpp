@@ -1,5 +1,7 @@
 #include "tensortablemodel.h"
 
+#include "copyrole.h"
+
 #include <cmath>
 
 #include "document.h"
@@ -223,6 +225,8 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
             return std::isnan(x) ? QVariant() : QVariant(x);
         if (role == Qt::DisplayRole)
             return valuetext::torchStatisticText(x, v, 5);
+        if (role == CopyTextRole)  // the figure computed, every digit of it (shown with 5)
+            return std::isnan(x) ? valuetext::torchStatisticText(x, v, 5) : valuetext::fullPrecisionText(x);
         if (role == Qt::TextAlignmentRole)
             return static_cast<int>(Qt::AlignRight | Qt::AlignVCenter);
         return {};
@@ -250,7 +254,7 @@ QVariant TensorTableModel::statisticsData(int row, int column, int role) const
         // An integer tensor's extremes exactly: 123456 rather than 1.2346e+05.
         const bool max = column == MaxColumn;
         const QString exact = valuetext::exactExtremeText(v, max);
-        if (!exact.isEmpty() && role == Qt::DisplayRole)
+        if (!exact.isEmpty() && (role == Qt::DisplayRole || role == CopyTextRole))
             return exact;
         return number(max ? torch.max : torch.min);
     }

@@ -1,5 +1,7 @@
 #include "tensorvaluesmodel.h"
 
+#include "copyrole.h"
+
 #include "jobpool.h"
 #include "computeapi.h"
 #include "document.h"
@@ -370,7 +372,7 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
     if (role == Qt::TextAlignmentRole)
         return static_cast<int>(Qt::AlignRight | Qt::AlignVCenter);
     if (role != Qt::DisplayRole && role != ValueRole && role != ImaginaryRole && role != IsFetchedRole &&
-        role != Qt::ToolTipRole && role != Qt::ForegroundRole && role != Qt::BackgroundRole)
+        role != Qt::ToolTipRole && role != Qt::ForegroundRole && role != Qt::BackgroundRole && role != CopyTextRole)
         return {};
     const std::int64_t blockSize = blockElementsFor(*m_tensor);
     const std::int64_t block = flat / blockSize;
@@ -397,6 +399,11 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
         return re;
     case ImaginaryRole:
         return m_valuesPerElement == 2 ? QVariant(im) : QVariant();
+    case CopyTextRole:  // every digit the dtype holds, as a pasted value must read back
+        if (exact)
+            return valuetext::integerText(cached->integers[at], m_textType);
+        return m_valuesPerElement == 2 ? valuetext::complexElementText(re, im, DType::Float64)
+                                       : valuetext::copyText(re, m_textType);
     case Qt::DisplayRole:
         if (exact)
             return valuetext::integerText(cached->integers[at], m_textType);
@@ -418,7 +425,7 @@ QVariant TensorValuesModel::data(const QModelIndex &index, int role) const
             exact ? valuetext::integerText(cached->integers[at], m_textType)
             : m_valuesPerElement == 2
                 ? valuetext::complexElementText(re, im, DType::Float64)
-                : dtypeIsFloating(m_textType) ? valuetext::fullPrecisionText(re)
+                : dtypeIsFloating(m_textType) ? valuetext::copyText(re, m_textType)
                                               : valuetext::elementText(re, m_textType);
         return QStringLiteral("[%1] = %2").arg(idx.join(QStringLiteral(", ")), text);
     }

@@ -1,5 +1,7 @@
 #include "valuetext.h"
 
+#include <charconv>
+
 #include "computeapi.h"
 #include "dtype.h"
 #include "pythonrepr.h"
@@ -176,6 +178,19 @@ QString fullPrecisionText(double v)
     if (std::isinf(v))
         return v > 0 ? QStringLiteral("inf") : QStringLiteral("-inf");
     return QString::number(v, 'g', QLocale::FloatingPointShortest);
+}
+
+QString copyText(double v, DType t)
+{
+    if (!std::isfinite(v) || !dtypeIsFloating(t))
+        return elementText(v, t);
+    if (t == DType::Float64)
+        return fullPrecisionText(v);
+    // float32, and the 16-bit floats (every one of them is a float32 exactly): the shortest
+    // decimal that reads back as that float32.
+    char buf[64];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<float>(v));
+    return ec == std::errc() ? QString::fromLatin1(buf, static_cast<qsizetype>(end - buf)) : fullPrecisionText(v);
 }
 
 QString statisticText(double v, const TensorStats &s, int digits)

@@ -59,6 +59,10 @@ QString exactExtremeText(const TensorStats &s, bool max);
 // A float at full precision: the shortest text that reads back as the same double (as Python's
 // repr), "nan", "inf", "-inf".
 QString fullPrecisionText(double v);
+// An element as copied to the clipboard: the shortest text that reads back as the same value of
+// its dtype ("-0.030074818" for a float32, "0.296875" for a bfloat16, 17 digits only for a
+// float64), integers and bools as elementText.
+QString copyText(double v, DType t);
 // A statistic of `s` (its min, mean, std, ...) to `digits` significant digits: a dash where the
 // tensor has no values to measure (empty, or NaNs only, which are left out), "nan" where the figure
 // is NaN over some values (the mean of inf and -inf, the std of one value), as torch gives it.

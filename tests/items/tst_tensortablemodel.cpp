@@ -2,6 +2,7 @@
 // same tensors, in file order, with PyTorch's dtype, shape, element count and byte size.
 #include "computeloader.h"
 #include "document.h"
+#include "copyrole.h"
 #include "tensortablemodel.h"
 
 #include <QAbstractItemModelTester>
@@ -291,6 +292,11 @@ void TestTensorTableModel::statisticsMatchTorch()
             const bool torchNan = nans && column != TensorTableModel::ZeroFractionColumn;
             const double want = torchNan ? std::nan("") : jsonNumber(st.value(key));
             QVERIFY2(close(got, want), qPrintable(QStringLiteral("%1 %2: %3 != %4").arg(where, key).arg(got).arg(want)));
+            // Copy gives the figure with every digit (the cell shows 5): it reads back as the figure.
+            if (column != TensorTableModel::ZeroFractionColumn && std::isfinite(got)) {
+                const QString copied = cell(column, CopyTextRole).toString();
+                QVERIFY2(copied.toDouble() == got, qPrintable(where + QStringLiteral(" copied ") + copied));
+            }
             if (torchNan) {
                 const StatFigures w = m_model->statistics(r)->withoutNan();
                 const double without = column == TensorTableModel::MinColumn    ? w.min

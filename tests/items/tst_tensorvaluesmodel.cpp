@@ -3,12 +3,14 @@
 // 4096 matrix, and what happens without a compute module.
 #include "computeloader.h"
 #include "document.h"
+#include "copyrole.h"
 #include "tensorvaluesmodel.h"
 #include "valuetext.h"
 
 #include <QAbstractItemModelTester>
 #include <QJsonArray>
 #include <QJsonObject>
+#include <QRegularExpression>
 #include <QSignalSpy>
 #include <QTest>
 #include <QtCore/qfloat16.h>
@@ -158,6 +160,14 @@ void TestTensorValuesModel::valuesMatchTorch()
             } else {
                 const double want = jsonNumber(values[int(flat)]);
                 QVERIFY2(same(i.data(TensorValuesModel::ValueRole).toDouble(), want), qPrintable(where));
+                // Copy gives a text that reads back as the value torch holds (the cell shows 6 digits).
+                const QString copied = i.data(CopyTextRole).toString();
+                const QString dtype = e.value("dtype").toString();
+                if (std::isfinite(want) && (dtype == QStringLiteral("float32") || dtype == QStringLiteral("float16") ||
+                                            dtype == QStringLiteral("bfloat16")))
+                    QVERIFY2(copied.toFloat() == static_cast<float>(want), qPrintable(where + QStringLiteral(": ") + copied));
+                else if (std::isfinite(want))
+                    QVERIFY2(same(copied.toDouble(), want), qPrintable(where + QStringLiteral(": ") + copied));
                 if (!std::isfinite(want))
                     QVERIFY(i.data(Qt::BackgroundRole).isValid()); // NaN and Inf cells stand out
             }
@@ -477,6 +487,17 @@ void TestTensorValuesModel::textTellsNeighboursApart()
     QCOMPARE(valuetext::statisticText(std::nan(""), s, 5), QStringLiteral("\u2013"));
     for (const double v : {0.1, 1.0 / 3, 1e300, -5e-324})
         QCOMPARE(valuetext::fullPrecisionText(v).toDouble(), v);
+    // What Copy puts on the clipboard reads back as the stored value of its dtype, with no more
+    // digits than that dtype needs (a float32 in at most 9, not a float64's 17).
+    for (const float f : {-0.030074818f, 0.1f, 3.4028235e38f, 1.17549435e-38f, 1e-45f, 16777217.0f}) {
+        const QString text = valuetext::copyText(f, DType::Float32);
+        QCOMPARE(text.toFloat(), f);
+        QVERIFY2(text.count(QRegularExpression(QStringLiteral("[0-9]"))) <= 9 + 2, qPrintable(text));
+    }
+    QCOMPARE(valuetext::copyText(-0.030074818f, DType::Float32), QStringLiteral("-0.030074818"));
+    QCOMPARE(valuetext::copyText(0.296875, DType::BFloat16), QStringLiteral("0.296875"));
+    QCOMPARE(valuetext::copyText(0.1, DType::Float64).toDouble(), 0.1);
+    QCOMPARE(valuetext::copyText(7, DType::Int64), QStringLiteral("7"));
 }
 
 QTEST_MAIN(TestTensorValuesModel)
