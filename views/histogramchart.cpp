@@ -208,9 +208,18 @@ void HistogramChart::rebuild()
 
     auto *x = new QValueAxis;
     x->setRange(low, high);
-    x->setLabelFormat(QStringLiteral("%.3g"));
     x->setTickCount(5);
     x->applyNiceNumbers();  // round tick labels; the bins keep their exact edges
+    // Enough significant digits that the ticks read apart: differences of 0.00999999 … 0.01000001
+    // all read "0.01" at three digits.
+    {
+        const double span = x->max() - x->min();
+        const double magnitude = std::max(std::abs(x->min()), std::abs(x->max()));
+        int digits = 3;
+        if (span > 0 && std::isfinite(span) && magnitude > 0)
+            digits = std::clamp(static_cast<int>(std::ceil(std::log10(magnitude / span))) + 2, 3, 15);
+        x->setLabelFormat(QStringLiteral("%.%1g").arg(digits));
+    }
     QAbstractAxis *y = nullptr;
     if (m_log) {
         auto *ly = new QLogValueAxis;

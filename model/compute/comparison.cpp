@@ -35,6 +35,11 @@ std::string cosineText(double v)
     std::snprintf(buf, sizeof buf, "%.6g", v);
     if (v >= 1.0 || std::string_view(buf) != "1")
         return v > 1.0 ? std::string("1") : std::string(buf);  // rounding can give 1 + 2e-16
+    // The sums behind the cosine carry float64 rounding of about 1e-13 over millions of elements
+    // (torch's own float64 cosine of the same pair differs there too): "1 - 8.7e-14" would be
+    // noise given as a figure. JSON keeps the value computed.
+    if (1.0 - v < 1e-12)
+        return "1";
     std::snprintf(buf, sizeof buf, "1 - %.2g", 1.0 - v);
     return buf;
 }

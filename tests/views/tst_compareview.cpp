@@ -12,6 +12,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QAreaSeries>
+#include <QValueAxis>
 #include <QLineSeries>
 #include <QChart>
 #include <QChartView>
@@ -88,6 +89,7 @@ private Q_SLOTS:
     void histogramsMatchTorch();
     void chartsSayWhatToSelect();
     void histogramColoursFollowThePalette();
+    void histogramTicksReadApart();
     void histogramEdgesAtTheEndsOfFloat64();
     void prefixedFilesAlign();
     void unreadableFileIsReported();
@@ -246,6 +248,28 @@ void TestCompareView::histogramColoursFollowThePalette()
         // Still the highlight's hue: the theme's colour, not a fixed one.
         QVERIFY(std::abs(bar.hslHue() - p.color(QPalette::Highlight).hslHue()) <= 6);
     }
+}
+
+// A narrow range far from zero (differences of 0.00999999 … 0.01000001) gets tick labels that
+// read apart, not six times "0.01".
+void TestCompareView::histogramTicksReadApart()
+{
+    HistogramChart chart;
+    Histogram h;
+    h.low = 0.00999999;
+    h.high = 0.01000001;
+    h.counts = {1, 3, 2, 5};
+    chart.setCurves({{QStringLiteral("difference"), h, QColor()}});
+    const auto axes = chart.chart()->axes(Qt::Horizontal);
+    QCOMPARE(axes.size(), 1);
+    auto *x = qobject_cast<QValueAxis *>(axes.first());
+    QVERIFY(x);
+    QStringList labels;
+    for (int i = 0; i < x->tickCount(); ++i) {
+        const double v = x->min() + (x->max() - x->min()) * i / (x->tickCount() - 1);
+        labels << QString::asprintf(qPrintable(x->labelFormat()), v);
+    }
+    QCOMPARE(QSet<QString>(labels.begin(), labels.end()).size(), labels.size());
 }
 
 // Bins over a range past float64 (its width overflows) and a constant past 2^53 (v + 1 is v) are
@@ -618,6 +642,8 @@ void TestCompareView::cosineKeepsItsGapToOne()
     QCOMPARE(QString::fromStdString(cosineText(0.9999998)), QStringLiteral("1 - 2e-07"));
     QCOMPARE(QString::fromStdString(cosineText(1.0)), QStringLiteral("1"));
     QCOMPARE(QString::fromStdString(cosineText(1.0000000000000002)), QStringLiteral("1"));  // rounding past 1
+    QCOMPARE(QString::fromStdString(cosineText(1.0 - 8.7e-14)), QStringLiteral("1"));  // below the sums' rounding
+    QCOMPARE(QString::fromStdString(cosineText(1.0 - 3e-12)), QStringLiteral("1 - 3e-12"));
     QCOMPARE(QString::fromStdString(cosineText(-0.5)), QStringLiteral("-0.5"));
     QCOMPARE(QString::fromStdString(cosineText(std::nan(""))), QStringLiteral("nan"));
 }
