@@ -28,6 +28,8 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <cmath>
 
 namespace ckpt {
@@ -112,14 +114,73 @@ void MetadataView::changeEvent(QEvent *event)
         plotLosses();
 }
 
-// Training loss and evaluation loss by step, in the window's colours.
+namespace {
+
+// A list of losses a training script saved beside the weights (`train_losses: [2.3, 1.9, …]`):
+// its numbers, by position; nothing when it is not a list of at least two numbers.
+std::optional<std::vector<double>> numberList(const ValuePtr &v)
+{
+    constexpr std::size_t kMaxPoints = 1'000'000;  // a chart of more says nothing more
+    if (!v || !v->isSequence() || v->items().size() < 2 || v->items().size() > kMaxPoints)
+        return std::nullopt;
+    std::vector<double> out;
+    out.reserve(v->items().size());
+    for (const auto &item : v->items()) {
+        if (!item)
+            return std::nullopt;
+        if (item->kind() == Value::Kind::Float)
+            out.push_back(item->asFloat());
+        else if (item->isInt())
+            out.push_back(static_cast<double>(item->asInt()));
+        else
+            return std::nullopt;
+    }
+    return out;
+}
+
+bool namesALoss(const std::string &key)
+{
+    std::string lower = key;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    return lower.find("loss") != std::string::npos;
+}
+
+} // namespace
+
+// Lists of losses at the root of the file or one dict down (`history: {train_loss: [...]}`), by
+// name, at most 8 of them.
+std::vector<MetadataView::LossList> MetadataView::lossLists(const Document &doc)
+{
+    std::vector<LossList> out;
+    if (!doc.root || !doc.root->isDict())
+        return out;
+    const auto visit = [&out](const ValuePtr &dict, const std::string &prefix, const auto &self, int depth) -> void {
+        for (const auto &e : dict->entries()) {
+            if (!e.key || !e.key->isString() || out.size() >= 8)
+                continue;
+            const std::string name = prefix + e.key->text();
+            if (namesALoss(e.key->text()))
+                if (auto values = numberList(e.value))
+                    out.push_back({QString::fromStdString(name), std::move(*values)});
+            if (depth == 0 && e.value && e.value->isDict())
+                self(e.value, name + "/", self, depth + 1);
+        }
+    };
+    visit(doc.root, {}, visit, 0);
+    return out;
+}
+
+// Training loss and evaluation loss by step, in the window's colours; or the loss lists a
+// checkpoint holds, by their position in the list (one an epoch, as such scripts append them).
 void MetadataView::plotLosses()
 {
     const TrainerState *state = m_doc && m_doc->folder && m_doc->folder->trainerState ? &*m_doc->folder->trainerState
                                                                                        : nullptr;
     auto *chart = newThemedChart(palette());
     chart->setTitle(tr("Loss by step (trainer_state.json)"));
-    if (state) {
+    if (!state && m_doc) {
+        plotLossLists(chart, lossLists(*m_doc));
+    } else if (state) {
         auto *x = new QValueAxis;
         auto *y = new QValueAxis;
         x->setTitleText(tr("step"));
@@ -180,6 +241,52 @@ void MetadataView::plotLosses()
     delete old;
 }
 
+void MetadataView::plotLossLists(QChart *chart, const std::vector<LossList> &lists)
+{
+    chart->setTitle(tr("Losses saved in the file, by position in each list"));
+    auto *x = new QValueAxis;
+    auto *y = new QValueAxis;
+    x->setTitleText(tr("position in the list (1 = first; an epoch where one is appended per epoch)"));
+    x->setLabelFormat(QStringLiteral("%.0f"));
+    y->setLabelFormat(QStringLiteral("%.3g"));
+    for (auto *axis : {x, y}) {
+        axis->setLabelsBrush(palette().text());
+        axis->setTitleBrush(palette().text());
+    }
+    chart->addAxis(x, Qt::AlignBottom);
+    chart->addAxis(y, Qt::AlignLeft);
+    double lo = INFINITY, hi = -INFINITY;
+    std::size_t longest = 0;
+    static const QColor colours[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0x2c, 0xa0, 0x2c),
+                                     QColor(0xd6, 0x27, 0x28), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
+                                     QColor(0xe3, 0x77, 0xc2), QColor(0x7f, 0x7f, 0x7f)};
+    std::size_t k = 0;
+    for (const auto &list : lists) {
+        auto *series = new QLineSeries;
+        series->setName(list.name);
+        // A NaN or infinite loss (a diverged epoch) leaves a gap in the line: not drawn, not hidden
+        // in the range.
+        for (std::size_t i = 0; i < list.values.size(); ++i)
+            if (std::isfinite(list.values[i])) {
+                series->append(static_cast<double>(i + 1), list.values[i]);
+                lo = std::min(lo, list.values[i]);
+                hi = std::max(hi, list.values[i]);
+            }
+        longest = std::max(longest, list.values.size());
+        QPen pen(colours[k++ % std::size(colours)]);
+        pen.setWidthF(2);
+        series->setPen(pen);
+        chart->addSeries(series);
+        series->attachAxis(x);
+        series->attachAxis(y);
+    }
+    if (std::isfinite(lo)) {
+        const double pad = hi > lo ? (hi - lo) * 0.05 : std::max(std::abs(hi) * 0.05, 0.05);
+        y->setRange(lo - pad, hi + pad);
+        x->setRange(1, static_cast<double>(std::max<std::size_t>(longest, 2)));
+    }
+}
+
 QString MetadataView::summaryTitle() { return tr("At a glance"); }
 QString MetadataView::metadataTitle() { return tr("Metadata"); }
 QString MetadataView::sidecarTitle() { return tr("Sidecar"); }
@@ -189,7 +296,8 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
     m_model->clear();
     m_model->setHorizontalHeaderLabels({tr("Key"), tr("Type"), tr("Value")});
     m_doc = doc;
-    const bool losses = doc && doc->folder && doc->folder->trainerState && !doc->folder->trainerState->log.empty();
+    const bool losses = doc && ((doc->folder && doc->folder->trainerState && !doc->folder->trainerState->log.empty()) ||
+                                ((!doc->folder || !doc->folder->trainerState) && !lossLists(*doc).empty()));
     m_lossChart->setVisible(losses);
     if (losses)
         plotLosses();

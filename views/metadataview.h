@@ -2,8 +2,12 @@
 
 #include <QWidget>
 
-#include <memory>
+#include <QString>
 
+#include <memory>
+#include <vector>
+
+class QChart;
 class QChartView;
 class QLabel;
 class QStandardItemModel;
@@ -28,8 +32,16 @@ public:
 
     QStandardItemModel *model() const { return m_model; }
     QTreeView *view() const { return m_view; }
-    // The training and evaluation loss by step, shown when the folder's trainer state logged any.
+    // The training and evaluation loss by step, shown when the folder's trainer state logged any;
+    // else the lists of losses the file holds, by position (`train_losses: [2.3, 1.9, …]`).
     QChartView *lossChart() const { return m_lossChart; }
+    struct LossList {
+        QString name;  // "train_losses", "history/val_loss"
+        std::vector<double> values;
+    };
+    // The lists of losses the file holds: keys naming a loss, at its root or one dict down, lists of
+    // at least two numbers; at most 8.
+    static std::vector<LossList> lossLists(const Document &doc);
     // Section titles, as the top-level rows show them.
     static QString summaryTitle();
     static QString metadataTitle();
@@ -42,6 +54,7 @@ protected:
 
 private:
     void plotLosses();
+    void plotLossLists(QChart *chart, const std::vector<LossList> &lists);
     std::shared_ptr<const Document> m_doc;
     QChartView *m_lossChart = nullptr;
     QStandardItemModel *m_model = nullptr;

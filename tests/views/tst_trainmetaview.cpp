@@ -6,7 +6,12 @@
 #include "pythoninputs.h"
 #include "standarditems.h"
 
+#include <QChart>
+#include <QChartView>
+#include <QJsonArray>
 #include <QJsonObject>
+#include <QLineSeries>
+#include <QMap>
 #include <QStandardItemModel>
 #include <QTemporaryDir>
 #include <QTest>
@@ -28,6 +33,7 @@ private Q_SLOTS:
     void initTestCase();
     void trainingArgumentsFields();
     void deepSpeedStep();
+    void lossListsCharted();
 
 private:
     QTemporaryDir m_dir;
@@ -74,6 +80,41 @@ void TestTrainMetaView::deepSpeedStep()
     QStandardItem *step = childNamed(glance, QStringLiteral("Step"));
     QVERIFY(step);
     QCOMPARE(valueOf(step).toInt(), m_expected.value(QStringLiteral("step")).toInt());
+}
+
+// A plain script's checkpoint with its losses in lists: charted by position, one line each, the
+// values torch.load gives (a NaN epoch left out of its line), keys that name no list of numbers
+// (best_loss, loss_names) not charted.
+void TestTrainMetaView::lossListsCharted()
+{
+    MetadataView view;
+    view.resize(900, 700);
+    view.show();
+    view.setDocument(read(QStringLiteral("loss_lists.pth")));
+    QVERIFY(view.lossChart()->isVisible());
+    const QJsonObject want = m_expected.value(QStringLiteral("loss_lists")).toObject();
+    QMap<QString, QLineSeries *> lines;
+    for (auto *s : view.lossChart()->chart()->series())
+        if (auto *l = qobject_cast<QLineSeries *>(s))
+            lines.insert(l->name(), l);
+    QCOMPARE(QStringList(lines.keys()), QStringList(want.keys()));
+    for (auto it = want.begin(); it != want.end(); ++it) {
+        const QJsonArray values = it.value().toArray();
+        QLineSeries *line = lines.value(it.key());
+        int k = 0;
+        for (int i = 0; i < values.size(); ++i) {
+            if (values[i].isNull())
+                continue;  // the NaN epoch
+            QVERIFY2(k < line->count(), qPrintable(it.key()));
+            QCOMPARE(line->at(k).x(), double(i + 1));
+            QCOMPARE(line->at(k).y(), values[i].toDouble());
+            ++k;
+        }
+        QCOMPARE(line->count(), k);
+    }
+    // A file without such lists has no chart.
+    view.setDocument(read(QStringLiteral("mp_rank_00_model_states.pt")));
+    QVERIFY(!view.lossChart()->isVisible());
 }
 
 QTEST_MAIN(TestTrainMetaView)
