@@ -379,7 +379,9 @@ std::string optimizerText(const std::optional<OptimizerSummary> &o)
                 lr = v;
         lrs += (g ? "," : "") + lr;
     }
-    return o->type + " lr " + (lrs.empty() ? "-" : lrs) + " step " + stepText(*o);
+    // An optimizer that keeps no step (SGD) says none, rather than "step -".
+    const std::string step = stepText(*o);
+    return o->type + " lr " + (lrs.empty() ? "-" : lrs) + (step == "-" ? std::string() : " step " + step);
 }
 
 std::vector<std::string> optimizerChanges(const std::optional<OptimizerSummary> &a, const std::optional<OptimizerSummary> &b)

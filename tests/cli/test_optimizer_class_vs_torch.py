@@ -77,6 +77,9 @@ def main():
         # Against itself: "optimizer: unchanged (Adam lr 0.001 step 1)".
         res.check(line.startswith('optimizer: unchanged (%s lr ' % want), name + ': ckpt diff',
                   '%r, expected %r' % (line, want))
+        # A step only where the optimizer keeps one (SGD keeps none): never "step -".
+        res.check('step -' not in line and (('step ' in line) == (want != 'SGD')), name + ': ckpt diff step',
+                  line)
     return res.finish()
 
 
