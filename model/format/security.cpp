@@ -167,6 +167,10 @@ constexpr std::string_view kKnownHarmless[]{
     "numpy.ma.core.MaskedArray", "numpy.bool_", "numpy.int8", "numpy.int16", "numpy.int32", "numpy.int64",
     "numpy.uint8", "numpy.uint16", "numpy.uint32", "numpy.uint64", "numpy.float16", "numpy.float32",
     "numpy.float64", "numpy.longdouble", "numpy.complex64", "numpy.complex128", "numpy.str_", "numpy.bytes_",
+    // NumPy's random generators (a RandomState or Generator kept for resuming): each makes the bit
+    // generator NumPy knows by the name given, and calls only a constructor the file names itself.
+    "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__generator_ctor",
+    "numpy.random._pickle.__bit_generator_ctor",
     // Old full-model pickles (torch 0.3-0.4) hold these as module attributes.
     "torch.nn.backends.thnn._get_thnn_function_backend", "torch.get_default_dtype", "torch.get_default_device",
 };
@@ -355,7 +359,9 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
     const bool weightsOnly = contains(kWeightsOnly, full) || isStorageOrTensorClass(use) || isDtype(use);
     if (library == Library::Other || torchClass || weightsOnly || contains(kKnownHarmless, full) ||
         isBuiltinException(use) || (contains(kActivationModules, use.module) && contains(kActivations, qual)) ||
-        (use.module == "torch._utils" && qual.starts_with("_rebuild_")))
+        (use.module == "torch._utils" && qual.starts_with("_rebuild_")) ||
+        // torch.max's (values, indices) and the like: named tuples.
+        use.module == "torch.return_types")
         return v;
     v.cls = GlobalClass::Dangerous;
     switch (library) {

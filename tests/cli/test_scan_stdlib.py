@@ -136,6 +136,8 @@ def legitimate_objects():
             'tz': datetime.timezone.utc, 'lr': decimal.Decimal('0.1'), 'frac': fractions.Fraction(1, 3),
             'np': np.arange(4, dtype=np.float32), 'np_type': np.float32, 'err': ValueError('x'),
             'dtype': torch.float16, 'span': slice(1, 5), 'r': range(3),
+            'rng': np.random.RandomState(0), 'generator': np.random.default_rng(0),
+            'best': torch.max(torch.ones(2, 2), 1),
         },
     }
 
