@@ -186,11 +186,13 @@ void SecurityView::setReport(const std::shared_ptr<const SecurityReport> &report
         m_verdict->clear();
         return;
     }
+    // What Python would call, for the dangerous globals and the unknown ones (code this reader cannot
+    // judge, which Python would import and call with these arguments).
     QMap<QString, QStringList> calls;
-    if (document && report->dangerous) {
+    if (document) {
         QStringList names;
         for (const auto &g : report->globals)
-            if (g.cls == GlobalClass::Dangerous)
+            if (g.cls == GlobalClass::Dangerous || g.cls == GlobalClass::Unknown)
                 names << QString::fromStdString(g.use.name);
         calls = dangerousCalls(*document, names);
     }

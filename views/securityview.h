@@ -29,7 +29,7 @@ public:
         WeightsOnlyColumn,
         UsesColumn,
         OffsetColumn,
-        CallColumn,  // what a dangerous global is called with, as Python would call it, and where
+        CallColumn,  // what a dangerous or unknown global is called with, as Python would call it, and where
         ReasonColumn,
         ColumnCount
     };

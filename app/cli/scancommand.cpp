@@ -42,7 +42,7 @@ void printGlobals(const SecurityReport &r, bool verbose, std::ostream &out)
         if (g->use.count > 1)
             out << " (named " << g->use.count << " times)";
         if (!g->reason.empty())
-            out << ": " << g->reason;
+            out << ": " << displayText(g->reason);
         out << '\n';
     }
     if (understood > 0)

@@ -1,6 +1,7 @@
 #include "picklemachine.h"
 
 #include "error.h"
+#include "pythonnames.h"
 #include "tensorref.h"
 #include "textcodec.h"
 #include "valuetree.h"
@@ -59,32 +60,26 @@ constexpr OpName kOpNames[] = {
     {NEXT_BUFFER, "NEXT_BUFFER"}, {READONLY_BUFFER, "READONLY_BUFFER"},
 };
 
-// Python 2 module names as Python 3's unpickler maps them.
-// (Python 2 module, name) to Python 3's, as _compat_pickle's NAME_MAPPING has them.
-constexpr std::array<std::array<std::string_view, 4>, 7> kNameMapping{{
-    {"__builtin__", "xrange", "builtins", "range"},
-    {"__builtin__", "unicode", "builtins", "str"},
-    {"__builtin__", "long", "builtins", "int"},
-    {"__builtin__", "raw_input", "builtins", "input"},
-    {"__builtin__", "reduce", "functools", "reduce"},
-    {"__builtin__", "intern", "sys", "intern"},
-    {"UserDict", "UserDict", "collections", "UserDict"},
-}};
-// Python 2 modules to Python 3's (its IMPORT_MAPPING), for every name in them.
-constexpr std::array<std::array<std::string_view, 2>, 11> kImportMapping{{
-    {"__builtin__", "builtins"}, {"exceptions", "builtins"}, {"copy_reg", "copyreg"}, {"cPickle", "pickle"},
-    {"httplib", "http.client"}, {"urllib2", "urllib.request"}, {"urlparse", "urllib.parse"},
-    {"commands", "subprocess"}, {"SocketServer", "socketserver"}, {"cStringIO", "io"}, {"StringIO", "io"},
-}};
-
-std::pair<std::string, std::string> remapGlobal(std::string module, std::string name)
+// Python 2 names as Python 3's unpickler maps them (pickle.Unpickler.find_class, fix_imports): for a
+// pickle of protocol < 3 only, the (module, name) pairs of _compat_pickle.NAME_MAPPING first, then
+// the modules of its IMPORT_MAPPING for every name in them. The tables are generated from Python
+// (scripts/python_names.py).
+std::pair<std::string, std::string> remapGlobal(std::string module, std::string name, int protocol)
 {
-    for (const auto &[m2, n2, m3, n3] : kNameMapping)
-        if (module == m2 && name == n2)
-            return {std::string(m3), std::string(n3)};
-    for (const auto &[m2, m3] : kImportMapping)
-        if (module == m2)
-            return {std::string(m3), std::move(name)};
+    if (protocol >= 3)
+        return {std::move(module), std::move(name)};
+    const std::array<std::string_view, 4> key{module, name, {}, {}};
+    const auto *names = std::lower_bound(std::begin(pynames::kNameMapping), std::end(pynames::kNameMapping), key,
+                                         [](const auto &a, const auto &b) {
+                                             return std::pair(a[0], a[1]) < std::pair(b[0], b[1]);
+                                         });
+    if (names != std::end(pynames::kNameMapping) && (*names)[0] == module && (*names)[1] == name)
+        return {std::string((*names)[2]), std::string((*names)[3])};
+    const std::array<std::string_view, 2> mod{module, {}};
+    const auto *imports = std::lower_bound(std::begin(pynames::kImportMapping), std::end(pynames::kImportMapping), mod,
+                                           [](const auto &a, const auto &b) { return a[0] < b[0]; });
+    if (imports != std::end(pynames::kImportMapping) && (*imports)[0] == module)
+        return {std::string((*imports)[1]), std::move(name)};
     return {std::move(module), std::move(name)};
 }
 
@@ -469,7 +464,7 @@ private:
     {
         if (!isValidUtf8(module) || !isValidUtf8(name))
             fail("global name is not UTF-8 text (Python refuses it too)");
-        auto [m, n] = remapGlobal(std::move(module), std::move(name));
+        auto [m, n] = remapGlobal(std::move(module), std::move(name), m_protocol);
         m_machine.noteGlobal(m, n, fileOffset());
         return Value::global(std::move(m), std::move(n));
     }

@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "picklemachine.h"
+#include "pythonnames.h"
 #include "valuetree.h"
 
 #include <unordered_map>
@@ -37,7 +38,14 @@ constexpr std::string_view kDangerousModules[]{
     // IPython's magics, NumPy's and PyTorch's own code runners and loaders
     "IPython", "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "torch.hub", "torch.package",
     "torch.utils.collect_env", "torch.utils.cpp_extension", "torch.jit.unsupported_tensor_ops",
-    "torch.fx.graph_module", "torch.distributed.rpc", "torch._dynamo", "torch._inductor",
+    "torch.fx.graph_module", "torch.distributed", "torch._dynamo", "torch._inductor",
+    // PyTorch's modules whose classes (not only functions) start processes, open sockets, write
+    // files or run code when made: torch.multiprocessing.Pool, torch.distributed.TCPStore and
+    // FileStore, torch.utils.tensorboard.SummaryWriter, torch.utils.benchmark.Timer's code.
+    "torch.multiprocessing", "torch.utils.tensorboard", "torch.utils.benchmark", "torch.utils.bottleneck",
+    "torch.utils.model_zoo", "torch.testing", "torch.onnx", "torch.backends._nnapi",
+    "torch.utils.data.communication",  // SpawnProcessForDataPipeline: a function named like a class
+    "torch.library",  // torch.library.Library registers operator kernels for the whole session
     // package installers: installing a package runs its build code
     "pip", "pkg_resources", "conda",
 };
@@ -56,6 +64,8 @@ constexpr std::string_view kModuleAliases[]{
     "multiprocessing", "tempfile", "_tempfile", "zipfile", "tarfile", "urllib", "urllib2", "urllib3", "requests",
     "webbrowser", "dill", "cloudpickle", "joblib", "pip", "setuptools", "distutils", "pkg_resources", "torch",
     "_torch", "numpy", "np", "_np",
+    // torch.nn._reduction, imported under a class-like name by torch.nn.functional and torch.nn.modules.loss.
+    "_Reduction",
 };
 
 // PyTorch's submodules: torch.hub, torch._utils and the others named as an attribute of torch.
@@ -130,6 +140,50 @@ constexpr std::string_view kDtypeAliases[]{
     "half", "float", "double", "long", "int", "short", "chalf", "cfloat", "cdouble", "strided", "sparse_coo",
 };
 
+// Memory formats and layouts: constants (torch.channels_last), as dtypes are.
+constexpr std::string_view kTorchFormats[]{
+    "contiguous_format", "channels_last", "channels_last_3d", "preserve_format", "sparse_csr", "sparse_csc",
+    "sparse_bsr", "sparse_bsc", "_mkldnn",
+};
+
+// Callables of the standard library, NumPy and PyTorch that this reader does not interpret but knows
+// to be harmless whatever the file passes them: they build a value and touch nothing outside it
+// (containers, numbers, dates, typing's markers, NumPy's scalar types). Shown as unknown, as a class
+// of the user's code is. Every other callable of those libraries is dangerous (classifyGlobal).
+constexpr std::string_view kKnownHarmless[]{
+    "builtins.list", "builtins.dict", "builtins.tuple", "builtins.int", "builtins.float", "builtins.str",
+    "builtins.bytes", "builtins.bool", "builtins.slice", "builtins.range", "builtins.Ellipsis",
+    "builtins.NotImplemented", "collections.Counter", "collections.defaultdict", "collections.deque",
+    "collections.ChainMap", "datetime.timedelta", "datetime.timezone", "decimal.Decimal", "fractions.Fraction",
+    "uuid.UUID", "zoneinfo.ZoneInfo", "types.SimpleNamespace", "io.BytesIO", "io.StringIO", "_io.BytesIO",
+    "_io.StringIO", "array.array", "array._array_reconstructor",
+    "copyreg.__newobj__", "copyreg.__newobj_ex__",
+    // typing's markers as omegaconf and dataclass configs pickle them (Dict[str, int] is
+    // operator.getitem(typing.Dict, (str, int))): calling one only makes a type annotation.
+    "operator.getitem", "_operator.getitem", "typing.Any", "typing.Optional", "typing.Union", "typing.List",
+    "typing.Dict", "typing.Tuple", "typing.Set", "typing.Callable", "typing.Type", "typing.Sequence",
+    "typing.Mapping",
+    "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer", "numpy.ma.core._mareconstruct",
+    "numpy.ma.core.MaskedArray", "numpy.bool_", "numpy.int8", "numpy.int16", "numpy.int32", "numpy.int64",
+    "numpy.uint8", "numpy.uint16", "numpy.uint32", "numpy.uint64", "numpy.float16", "numpy.float32",
+    "numpy.float64", "numpy.longdouble", "numpy.complex64", "numpy.complex128", "numpy.str_", "numpy.bytes_",
+    // NumPy's random generators (a RandomState or Generator kept for resuming): each makes the bit
+    // generator NumPy knows by the name given, and calls only a constructor the file names itself.
+    "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__generator_ctor",
+    "numpy.random._pickle.__bit_generator_ctor",
+    // Old full-model pickles (torch 0.3-0.4) hold these as module attributes.
+    "torch.nn.backends.thnn._get_thnn_function_backend", "torch.get_default_dtype", "torch.get_default_device",
+};
+
+// Activation functions a module keeps as an attribute (TransformerEncoderLayer's activation is
+// torch.nn.functional.relu; F.gelu is torch._C._nn.gelu): arithmetic on the tensors they are given.
+constexpr std::string_view kActivationModules[]{"torch", "torch.nn.functional", "torch._C._nn", "torch.special"};
+constexpr std::string_view kActivations[]{
+    "relu", "relu6", "gelu", "silu", "mish", "elu", "selu", "celu", "leaky_relu", "hardtanh", "hardswish",
+    "hardsigmoid", "sigmoid", "tanh", "softplus", "softsign", "softmax", "log_softmax", "logsigmoid", "tanhshrink",
+    "glu", "prelu", "rrelu", "expit", "logit",
+};
+
 // The opcodes PyTorch 2.6's weights-only reader interprets; any other stops it ("Unsupported
 // operand"), whatever the globals: FRAME and SHORT_BINUNICODE of protocol 4, protocol 0-1's text opcodes.
 constexpr std::string_view kWeightsOnlyOpcodes[]{
@@ -166,7 +220,8 @@ bool isDtype(const GlobalUse &g) { return g.module == "torch" && contains(kDtype
 bool isTorchConstant(const GlobalUse &g)
 {
     const std::string_view n = g.qualname;
-    return g.module == "torch" && (contains(kDtypeAliases, n) || n.starts_with("per_tensor") || n.starts_with("per_channel"));
+    return g.module == "torch" && (contains(kDtypeAliases, n) || contains(kTorchFormats, n) || n.starts_with("per_tensor") ||
+                                   n.starts_with("per_channel"));
 }
 
 // Python's own machinery named as a global: a module's namespace (builtins.__dict__), its
@@ -174,6 +229,47 @@ bool isTorchConstant(const GlobalUse &g)
 bool isDunder(std::string_view n)
 {
     return n.size() > 4 && n.starts_with("__") && n.ends_with("__") && n != "__newobj__" && n != "__newobj_ex__";
+}
+
+// The library a global's module belongs to, when it is one whose callables this reader judges by an
+// allow-list: Python's standard library (its Python 2 names too), NumPy, PyTorch.
+enum class Library { Other, Stdlib, Numpy, Torch };
+Library libraryOf(std::string_view module)
+{
+    const std::string_view top = module.substr(0, module.find('.'));
+    if (top == "torch")
+        return Library::Torch;
+    if (top == "numpy")
+        return Library::Numpy;
+    if (std::binary_search(std::begin(pynames::kStdlibModules), std::end(pynames::kStdlibModules), top))
+        return Library::Stdlib;
+    return Library::Other;
+}
+
+// A name spelled as a class (CamelCase, PEP 8): an upper-case first letter after any leading
+// underscores, and a lower-case letter somewhere (Linear, _Real, BatchNorm1d); or an acronym of three
+// or more capitals and digits without a leading underscore (LSTM, GRU, GELU: torch.nn's layers).
+// Function names (relu, load_url) and module aliases (F, dist, functools, _VF) are not.
+bool looksLikeClass(std::string_view n)
+{
+    const auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+    const auto lower = [](char c) { return c >= 'a' && c <= 'z'; };
+    const auto start = n.find_first_not_of('_');
+    if (start == std::string_view::npos || !upper(n[start]))
+        return false;
+    if (std::any_of(n.begin() + static_cast<std::ptrdiff_t>(start), n.end(), lower))
+        return true;
+    return start == 0 && n.size() >= 3 &&
+           std::all_of(n.begin(), n.end(), [&](char c) { return upper(c) || (c >= '0' && c <= '9'); });
+}
+
+// builtins' exception classes (ValueError, UserWarning, SystemExit): calling one only makes the exception.
+bool isBuiltinException(const GlobalUse &g)
+{
+    const std::string_view n = g.qualname;
+    return g.module == "builtins" && looksLikeClass(n) &&
+           (n.ends_with("Error") || n.ends_with("Exception") || n.ends_with("Warning") || n.ends_with("Exit") ||
+            n == "KeyboardInterrupt" || n == "StopIteration" || n == "StopAsyncIteration");
 }
 
 } // namespace
@@ -237,13 +333,50 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
         v.reason = full + " can execute code or reach arbitrary objects";
         return v;
     }
-    if (contains(kUnderstood, name) || isStorageOrTensorClass(use) || isDtype(use) || isTorchConstant(use) ||
-        use.module.starts_with("torch.nn.modules.") ||
-        use.module == "torch.jit._pickle") {
+    const Library library = libraryOf(use.module);
+    // torch.nn's layers, by class name only: torch.nn.modules.activation.F is torch.nn.functional
+    // itself, torch.nn.modules.module.functools a module (see the allow-list rule below).
+    const bool torchClass = library == Library::Torch && looksLikeClass(qual);
+    const std::string full = use.module + "." + qual;
+    if (contains(kUnderstood, full) || isStorageOrTensorClass(use) || isDtype(use) || isTorchConstant(use) ||
+        (use.module.starts_with("torch.nn.modules.") && torchClass) || use.module == "torch.jit._pickle") {
         v.cls = GlobalClass::Understood;
         return v;
     }
     v.cls = GlobalClass::Unknown;
+    // The standard library, NumPy and PyTorch hold thousands of functions that run commands, load code,
+    // or open files and sockets when called (uuid._get_command_stdout, dataclasses._create_fn,
+    // torch.from_file, numpy.memmap, logging.FileHandler): a list of dangerous ones cannot be complete.
+    // So a global of those libraries is dangerous unless this reader knows it to be harmless: what it
+    // interprets (above), what it lists as harmless, what torch.load(weights_only=True) accepts, and
+    // PyTorch's classes. A full pickled model names PyTorch's classes (torch.nn.modules.linear.Linear,
+    // torch.optim.adam.Adam, torch.distributions.normal.Normal, torch.nn.utils.weight_norm.WeightNorm);
+    // they are told apart by their CamelCase names from PyTorch's functions and the modules imported
+    // under a short name (F, dist), which stay dangerous. PyTorch's modules whose classes act when made
+    // (torch.distributed, torch.multiprocessing ...) are dangerous whole (kDangerousModules, above).
+    // Globals of other modules (the author's __main__.Net, transformers' classes) stay unknown: Python
+    // imports that code, which this reader cannot judge.
+    const bool weightsOnly = contains(kWeightsOnly, full) || isStorageOrTensorClass(use) || isDtype(use);
+    if (library == Library::Other || torchClass || weightsOnly || contains(kKnownHarmless, full) ||
+        isBuiltinException(use) || (contains(kActivationModules, use.module) && contains(kActivations, qual)) ||
+        (use.module == "torch._utils" && qual.starts_with("_rebuild_")) ||
+        // torch.max's (values, indices) and the like: named tuples.
+        use.module == "torch.return_types")
+        return v;
+    v.cls = GlobalClass::Dangerous;
+    switch (library) {
+    case Library::Stdlib:
+        v.reason = full + " is a function of the standard library that this tool does not know to be safe: Python "
+                   "would call it";
+        break;
+    case Library::Numpy:
+        v.reason = full + " is a function of NumPy that this tool does not know to be safe: Python would call it";
+        break;
+    default:
+        v.reason = full + " is a function or a module of PyTorch (not a class) that this tool does not know to be "
+                   "safe: Python would call it, or hand the module to the file";
+        break;
+    }
     return v;
 }
 
