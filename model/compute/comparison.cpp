@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string_view>
 
 #include "checkpointfolder.h"
@@ -657,6 +658,31 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
             p.step = d->folder->trainerState->globalStep;
             p.notes.push_back("step " + std::to_string(*p.step) + " from the folder's trainer_state.json");
         }
+        // The weights file of such a folder named by itself (checkpoint-100/model.safetensors): the
+        // same step, from the trainer_state.json beside it, so that naming the file or the folder
+        // orders alike.
+        if (!p.step && !d->folder) {
+            std::error_code ec;
+            const auto beside = std::filesystem::path(d->path).parent_path() / "trainer_state.json";
+            if (std::filesystem::is_regular_file(beside, ec)) {
+                try {
+                    if (const auto state = readTrainerState(beside.string()); state.globalStep) {
+                        p.step = state.globalStep;
+                        p.notes.push_back("step " + std::to_string(*p.step) + " from trainer_state.json beside the file");
+                    }
+                } catch (const std::exception &) {
+                    // An unreadable trainer state beside a file orders nothing; the file is still compared.
+                }
+            }
+        }
+        // The same file given twice (a glob and a name) is compared with itself: said.
+        for (std::size_t k = 0; k < items.size(); ++k) {
+            std::error_code ec;
+            if (std::filesystem::equivalent(items[k].doc->path, d->path, ec) && !ec) {
+                p.notes.push_back("the same file as " + items[k].point.file + ", given again");
+                break;
+            }
+        }
         items.push_back({d, std::move(p)});
     }
     // The field that orders: the epoch where any checkpoint records one, else the step. Those that
@@ -692,7 +718,8 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
             }
     std::string ordering = !(byEpoch || byStep) ? "ordered by file name (no checkpoint records an epoch or step)"
                            : byEpoch            ? "ordered by epoch, then step, then file name"
-                                                : "ordered by step, then file name (no checkpoint records an epoch)";
+                                                : "ordered by step, then file name (no checkpoint records an epoch as a "
+                                                  "whole number)";
     if (!unordered.empty()) {
         ordering += "; " + std::to_string(unordered.size()) + (unordered.size() == 1 ? " checkpoint records" : " checkpoints record") +
                     " no " + word + " and " + (unordered.size() == 1 ? "keeps its" : "keep their") +

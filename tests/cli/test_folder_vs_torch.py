@@ -274,6 +274,20 @@ def main():
         res.check(r.returncode == 0 and [p['step'] for p in points] == [100, 200] and
                   '/z_early/' in points[0]['file'], 'series orders Trainer folders by trainer_state.json\'s step',
                   r.stdout[:800] + r.stderr)
+        # The weights files named by themselves order alike, by the trainer_state.json beside them;
+        # a file given twice is said to be.
+        late_file = os.path.join(run_root, 'a_late', 'model.safetensors')
+        early_file = os.path.join(run_root, 'z_early', 'model.safetensors')
+        r = run(ckpt, 'series', '--json', late_file, early_file, late_file)
+        try:
+            points = json.loads(r.stdout)['checkpoints']
+        except (ValueError, KeyError):
+            points = []
+        res.check(r.returncode == 0 and [p['step'] for p in points] == [100, 200, 200] and
+                  points[0]['file'] == early_file, 'series takes a file\'s step from trainer_state.json beside it',
+                  r.stdout[:800] + r.stderr)
+        res.check(sum(any('given again' in n for n in p.get('notes', [])) for p in points) == 1,
+                  'series says a file given twice', str([p.get('notes') for p in points]))
 
         # --- save_pretrained with pytorch_model.bin only -------------------------------------------
         binonly = os.path.join(tmp, 'bin_only')
