@@ -147,6 +147,24 @@ bool namesALoss(const std::string &key)
 
 } // namespace
 
+// The loss charts' axes: whole numbers along x (steps, positions), the loss along y, in the
+// window's text colour.
+std::pair<QValueAxis *, QValueAxis *> MetadataView::lossAxes(QChart *chart, const QString &xTitle) const
+{
+    auto *x = new QValueAxis;
+    auto *y = new QValueAxis;
+    x->setTitleText(xTitle);
+    x->setLabelFormat(QStringLiteral("%.0f"));
+    y->setLabelFormat(QStringLiteral("%.3g"));
+    for (auto *axis : {x, y}) {
+        axis->setLabelsBrush(palette().text());
+        axis->setTitleBrush(palette().text());
+    }
+    chart->addAxis(x, Qt::AlignBottom);
+    chart->addAxis(y, Qt::AlignLeft);
+    return {x, y};
+}
+
 // Lists of losses at the root of the file or one dict down (`history: {train_loss: [...]}`), by
 // name, at most 8 of them.
 std::vector<MetadataView::LossList> MetadataView::lossLists(const Document &doc)
@@ -181,17 +199,7 @@ void MetadataView::plotLosses()
     if (!state && m_doc) {
         plotLossLists(chart, lossLists(*m_doc));
     } else if (state) {
-        auto *x = new QValueAxis;
-        auto *y = new QValueAxis;
-        x->setTitleText(tr("step"));
-        x->setLabelFormat(QStringLiteral("%.0f"));
-        y->setLabelFormat(QStringLiteral("%.3g"));
-        for (auto *axis : {x, y}) {
-            axis->setLabelsBrush(palette().text());
-            axis->setTitleBrush(palette().text());
-        }
-        chart->addAxis(x, Qt::AlignBottom);
-        chart->addAxis(y, Qt::AlignLeft);
+        const auto [x, y] = lossAxes(chart, tr("step"));
         double lo = INFINITY, hi = -INFINITY, first = INFINITY, last = -INFINITY;
         auto *train = new QLineSeries;
         train->setName(tr("training loss"));
@@ -244,17 +252,7 @@ void MetadataView::plotLosses()
 void MetadataView::plotLossLists(QChart *chart, const std::vector<LossList> &lists)
 {
     chart->setTitle(tr("Losses saved in the file, by position in each list"));
-    auto *x = new QValueAxis;
-    auto *y = new QValueAxis;
-    x->setTitleText(tr("position in the list (1 = first; an epoch where one is appended per epoch)"));
-    x->setLabelFormat(QStringLiteral("%.0f"));
-    y->setLabelFormat(QStringLiteral("%.3g"));
-    for (auto *axis : {x, y}) {
-        axis->setLabelsBrush(palette().text());
-        axis->setTitleBrush(palette().text());
-    }
-    chart->addAxis(x, Qt::AlignBottom);
-    chart->addAxis(y, Qt::AlignLeft);
+    const auto [x, y] = lossAxes(chart, tr("position in the list (1 = first; an epoch where one is appended per epoch)"));
     double lo = INFINITY, hi = -INFINITY;
     std::size_t longest = 0;
     static const QColor colours[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xff, 0x7f, 0x0e), QColor(0x2c, 0xa0, 0x2c),

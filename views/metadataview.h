@@ -5,10 +5,12 @@
 #include <QString>
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 class QChart;
 class QChartView;
+class QValueAxis;
 class QLabel;
 class QStandardItemModel;
 class QTreeView;
@@ -55,6 +57,7 @@ protected:
 private:
     void plotLosses();
     void plotLossLists(QChart *chart, const std::vector<LossList> &lists);
+    std::pair<QValueAxis *, QValueAxis *> lossAxes(QChart *chart, const QString &xTitle) const;
     std::shared_ptr<const Document> m_doc;
     QChartView *m_lossChart = nullptr;
     QStandardItemModel *m_model = nullptr;
