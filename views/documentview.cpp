@@ -959,9 +959,7 @@ void DocumentView::layoutTreeColumns()
     // Value is what a row is opened to see: it keeps room for a tensor's "[50, 10] float32" or a
     // short number. When the pane is too narrow for every column at its content width, DType and
     // Shape go first (Value says both for a tensor), then Type narrows to what "Tensor" needs,
-    // then Key down to about 60% of the pane (elided in its middle; its tooltip has the full path):
-    // the key is what tells a state dict's rows apart ("layer1.0.bn1.weight" from
-    // "layer2.0.bn1.weight"), while a tensor's Value repeats what the Tensors table says.
+    // then Key down to about half the pane (elided in its middle; its tooltip has the full path).
     const QFontMetrics fm = m_tree->fontMetrics();
     const int available = m_tree->viewport()->width();
     const int valueRoom = fm.horizontalAdvance(QStringLiteral("[50, 10] float32")) + 12;
@@ -980,7 +978,7 @@ void DocumentView::layoutTreeColumns()
     const int typeMin = std::min(type, fm.horizontalAdvance(QStringLiteral("Tensor")) + 16);
     if (used() + valueRoom > available)
         type = std::max(typeMin, available - valueRoom - key);
-    const int keyMin = std::min(key, available * 60 / 100);
+    const int keyMin = std::min(key, available * 45 / 100);
     if (used() + valueRoom > available)
         key = std::max(keyMin, available - valueRoom - type);
     auto *th = m_tree->header();
