@@ -281,7 +281,12 @@ void MetadataView::plotLossLists(QChart *chart, const std::vector<LossList> &lis
     if (std::isfinite(lo)) {
         const double pad = hi > lo ? (hi - lo) * 0.05 : std::max(std::abs(hi) * 0.05, 0.05);
         y->setRange(lo - pad, hi + pad);
-        x->setRange(1, static_cast<double>(std::max<std::size_t>(longest, 2)));
+        const auto last = std::max<std::size_t>(longest, 2);
+        x->setRange(1, static_cast<double>(last));
+        // Ticks on whole positions only (five evenly spaced ticks over 1…4 read "1 2 3 3 4").
+        x->setTickType(QValueAxis::TicksDynamic);
+        x->setTickAnchor(1);
+        x->setTickInterval(std::max(1.0, std::ceil(static_cast<double>(last - 1) / 10.0)));
     }
 }
 

@@ -12,6 +12,9 @@
 #include <QJsonObject>
 #include <QLineSeries>
 #include <QMap>
+#include <QValueAxis>
+
+#include <cmath>
 #include <QStandardItemModel>
 #include <QTemporaryDir>
 #include <QTest>
@@ -112,6 +115,12 @@ void TestTrainMetaView::lossListsCharted()
         }
         QCOMPARE(line->count(), k);
     }
+    // Ticks fall on whole positions.
+    auto *x = qobject_cast<QValueAxis *>(view.lossChart()->chart()->axes(Qt::Horizontal).value(0));
+    QVERIFY(x);
+    QCOMPARE(x->tickType(), QValueAxis::TicksDynamic);
+    QCOMPARE(x->tickAnchor(), 1.0);
+    QCOMPARE(x->tickInterval(), std::round(x->tickInterval()));
     // A file without such lists has no chart.
     view.setDocument(read(QStringLiteral("mp_rank_00_model_states.pt")));
     QVERIFY(!view.lossChart()->isVisible());
