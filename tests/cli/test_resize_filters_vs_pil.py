@@ -39,7 +39,11 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 from results import Results  # noqa: E402
+# An identity 1x1 convolution (the model's input comes back as its output) and a noise-over-gradient
+# picture: the image-input fixtures' own.
+from image_input_fixtures import _identity as identity, _picture as noise_picture  # noqa: E402
 
 ATOL8 = 1e-6
 ATOL16 = 1e-5
@@ -67,22 +71,6 @@ def pickled_enums():
     InterpolationMode.__qualname__ = 'InterpolationMode'
     sys.modules['torchvision.transforms.functional'].InterpolationMode = InterpolationMode
     return InterpolationMode
-
-
-def identity(channels):
-    conv = nn.Conv2d(channels, channels, 1, bias=False)
-    with torch.no_grad():
-        conv.weight.copy_(torch.eye(channels).view(channels, channels, 1, 1))
-    return nn.Sequential(conv).eval()
-
-
-def noise_picture(h, w, channels, seed):
-    """Noise over smooth gradients: every byte value, edges for the filters' lobes to ring on."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = 127.5 * (1 + np.sin(xx / 3.1 + yy / 4.7 + np.arange(channels).reshape(channels, 1, 1)))
-    noise = rng.integers(0, 256, (channels, h, w))
-    return np.clip(0.6 * base + 0.4 * noise, 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def png16(path, arr):
