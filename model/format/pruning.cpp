@@ -51,26 +51,23 @@ std::string listed(const std::vector<std::string> &names)
     return s;
 }
 
+// x * y of two unaligned elements of type T, written to `out`.
+template <typename T>
+void multiplyAs(const std::uint8_t *a, const std::uint8_t *b, std::uint8_t *out)
+{
+    T x, y;
+    std::memcpy(&x, a, sizeof x);
+    std::memcpy(&y, b, sizeof y);
+    const T r = x * y;
+    std::memcpy(out, &r, sizeof r);
+}
+
 // One product as torch's CPU kernel computes it for the dtype.
 void multiply(const std::uint8_t *a, const std::uint8_t *b, std::uint8_t *out, DType t)
 {
     switch (t) {
-    case DType::Float32: {
-        float x, y;
-        std::memcpy(&x, a, 4);
-        std::memcpy(&y, b, 4);
-        const float r = x * y;
-        std::memcpy(out, &r, 4);
-        return;
-    }
-    case DType::Float64: {
-        double x, y;
-        std::memcpy(&x, a, 8);
-        std::memcpy(&y, b, 8);
-        const double r = x * y;
-        std::memcpy(out, &r, 8);
-        return;
-    }
+    case DType::Float32: return multiplyAs<float>(a, b, out);
+    case DType::Float64: return multiplyAs<double>(a, b, out);
     case DType::Float16:
     case DType::BFloat16: {
         std::uint16_t x, y;
