@@ -10,6 +10,7 @@
 #include "error.h"
 #include "keyalign.h"
 #include "tensorconvert.h"
+#include "tensoridentity.h"
 #include "tensorref.h"
 #include "textcodec.h"
 
@@ -568,12 +569,25 @@ public:
             break;
         default: {
             Builder b;
+            // Names that are one tensor in the file (a tied weight) become one at::Tensor, as
+            // torch.jit.script keeps a tied parameter one: an export then writes it once, and
+            // fine-tuning the exported module trains one weight, not two copies.
+            std::map<TensorIdentity, at::Tensor> made;
             for (const auto &w : arch.weights) {
-                b.weights[w.name] = weightTensor(w, m_notes, maskOf(arch, w.name));
                 // A pickled full model's nn.Parameter carries its flag; a state dict's tensors
                 // (detached by state_dict()) carry none, and become parameters that train.
                 if (w.ref().isParameter && !w.ref().requiresGrad)
                     b.frozen.insert(w.name);
+                const NamedTensor *mask = maskOf(arch, w.name);
+                const auto identity = mask ? std::nullopt : tensorIdentity(w.ref());
+                const auto it = identity ? made.find(*identity) : made.end();
+                if (it != made.end()) {
+                    b.weights[w.name] = it->second;
+                    continue;
+                }
+                b.weights[w.name] = weightTensor(w, m_notes, mask);
+                if (identity)
+                    made.emplace(*identity, b.weights[w.name]);
             }
             m_module = b.build(arch.root);
             m_notes.insert(m_notes.end(), b.notes.begin(), b.notes.end());

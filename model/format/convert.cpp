@@ -16,6 +16,7 @@
 #include "pythonrepr.h"
 #include "safetensorswriter.h"
 #include "security.h"
+#include "tensoridentity.h"
 #include "torchzipwriter.h"
 #include "valuetree.h"
 
@@ -2091,20 +2092,19 @@ private:
             if (!jsonKeys.empty())
                 meta[std::string(kSafetensorsJsonKeys)] = nlohmann::json(jsonKeys).dump();
             // Sharing is not allowed: a tensor that is exactly another one is written once.
-            std::map<std::tuple<const StorageRef *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>>,
-                     std::string>
-                seen;
+            std::map<TensorIdentity, std::string> seen;
             std::map<const StorageRef *, std::string> sharedStorage;
             for (const auto &[name, v] : m_tensors) {
                 const auto &r = *v->tensorRef();
-                auto key = std::make_tuple(r.storage.get(), r.storageOffset, r.shape, r.strides);
-                if (auto it = seen.find(key); it != seen.end()) {
-                    meta["alias:" + name] = it->second;
-                    m_plan.warnings.push_back("'" + name + "' is the same tensor as '" + it->second +
-                                              "': written once, recorded as an alias in __metadata__");
-                    continue;
+                if (const auto key = tensorIdentity(r)) {
+                    if (auto it = seen.find(*key); it != seen.end()) {
+                        meta["alias:" + name] = it->second;
+                        m_plan.warnings.push_back("'" + name + "' is the same tensor as '" + it->second +
+                                                  "': written once, recorded as an alias in __metadata__");
+                        continue;
+                    }
+                    seen.emplace(*key, name);
                 }
-                seen.emplace(key, name);
                 if (auto [it, fresh] = sharedStorage.emplace(r.storage.get(), name); !fresh)
                     m_plan.warnings.push_back("'" + name + "' shares storage with '" + it->second +
                                               "'; safetensors cannot share, so its values are copied");

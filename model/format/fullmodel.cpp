@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "picklemachine.h"
+#include "tensoridentity.h"
 #include "tensorref.h"
 #include "valuetree.h"
 
@@ -304,7 +305,12 @@ private:
         auto it = m_weights.find(l.tensorName(local));
         if (it == m_weights.end() || std::find(l.tensors.begin(), l.tensors.end(), local) == l.tensors.end())
             return Value::none();
-        auto &made = (parameter ? m_parameters : m_buffers)[it->second.get()];
+        // One tensor under several names (a tied weight: the state dict's detached names all view
+        // one storage alike) is one Parameter, as in the model that was saved: its parameters()
+        // yield it once, and an optimizer steps it once.
+        const auto identity = tensorIdentity(*it->second->tensorRef());
+        auto &made = identity ? (parameter ? m_parametersByIdentity : m_buffersByIdentity)[*identity]
+                              : (parameter ? m_parameters : m_buffers)[it->second.get()];
         if (!made) {
             auto ref = std::make_shared<TensorRef>(*it->second->tensorRef());
             ref->isParameter = parameter;
@@ -317,6 +323,8 @@ private:
     std::map<std::string, ValuePtr> m_weights;
     std::unordered_map<const Value *, ValuePtr> m_parameters;
     std::unordered_map<const Value *, ValuePtr> m_buffers;
+    std::map<TensorIdentity, ValuePtr> m_parametersByIdentity;
+    std::map<TensorIdentity, ValuePtr> m_buffersByIdentity;
 };
 
 std::vector<std::string> splitDots(const std::string &name)

@@ -3,6 +3,7 @@
 #include "inferencemeta.h"
 #include "jsonexport.h"
 #include "keyalign.h"
+#include "tensoridentity.h"
 #include "valuetree.h"
 
 #include <algorithm>
@@ -47,10 +48,8 @@ bool sameTensor(const NamedTensor &a, const NamedTensor &b)
 {
     if (a.value == b.value || a.value->tensorRef() == b.value->tensorRef())
         return true;
-    const TensorRef &x = a.ref();
-    const TensorRef &y = b.ref();
-    return x.storage && x.storage == y.storage && x.storageOffset == y.storageOffset && x.shape == y.shape &&
-           x.strides == y.strides && x.dtype == y.dtype && x.layout == y.layout && !x.quantization && !y.quantization;
+    const auto x = tensorIdentity(a.ref());
+    return x && x == tensorIdentity(b.ref());
 }
 
 // The shapes of a parameter's state tensors of one or more dimensions, read once: the matchings
