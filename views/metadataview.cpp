@@ -326,6 +326,16 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
                                       folder->modelFile));
         for (const auto &p : folder->parts)
             section[0]->appendRow(partRow(p.name, p.role, p.summary, p.path));
+        if (const auto &runs = folder->runCheckpoints; !runs.empty()) {
+            // A Trainer's output_dir after save_model(): the final model is shown; its run is beside it.
+            const auto n = static_cast<int>(runs.size());
+            const std::string span = runs.front() + (n > 1 ? "/ … " + runs.back() : std::string()) + "/";
+            section[0]->appendRow(partRow(span, (valuetext::counted(n, tr("checkpoint folder"), tr("checkpoint folders")) + tr(" the run saved")).toStdString(),
+                                          tr("open one with File → Open Folder, or follow the run with: ckpt series %1")
+                                              .arg(QString::fromStdString(folder->folder))
+                                              .toStdString(),
+                                          folder->folder));
+        }
         for (const auto &n : folder->notes)
             section[0]->appendRow(partRow(tr("note").toStdString(), {}, n, {}));
         m_model->appendRow(section);

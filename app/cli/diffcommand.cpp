@@ -213,9 +213,12 @@ int runSeries(const SeriesOptions &options, std::ostream &out, std::ostream &err
         // checkpoint folders, by step; computeSeries then orders them by the usual rule.
         std::vector<std::string> files;
         std::vector<std::string> runNotes;
+        // An output_dir that also holds the final model (save_model() after the run) is one model;
+        // given alone, there is no series of it, and its run's checkpoint folders are followed.
+        const bool alone = options.files.size() == 1;
         for (const auto &f : options.files) {
             current = f;
-            const auto run = isFolder(f) ? findRunFolder(f) : std::nullopt;
+            const auto run = isFolder(f) ? findRunFolder(f, alone) : std::nullopt;
             if (!run) {
                 files.push_back(f);
                 continue;

@@ -179,6 +179,12 @@ void printFolder(const CheckpointFolder &f, std::ostream &out)
     out << "  " << f.modelName << ": " << f.modelRole << " (read above)\n";
     for (const auto &p : f.parts)
         out << "  " << p.name << ": " << p.role << (p.summary.empty() ? "" : " — " + p.summary) << '\n';
+    if (!f.runCheckpoints.empty()) {
+        const auto n = f.runCheckpoints.size();
+        out << "  " << f.runCheckpoints.front() << (n > 1 ? "/ … " + f.runCheckpoints.back() : std::string()) << "/: "
+            << countText(n, "checkpoint folder") << " the run saved; follow the run across them with: ckpt series "
+            << f.folder << '\n';
+    }
     if (!f.trainerState)
         return;
     const TrainerState &t = *f.trainerState;

@@ -178,6 +178,10 @@ public:
             addPart(tagName, *deepSpeedTag, "DeepSpeed checkpoint tag folder");
             addDeepSpeedFiles(*deepSpeedTag, tagName, tag, "");
         }
+        if (!deepSpeedTag && !m_out.layout.starts_with("DeepSpeed"))  // a DeepSpeed folder's global_step folders are its tags
+            for (const auto &r : runCheckpoints(top))
+                if (m_out.runCheckpoints.size() < FolderLimits::kMaxRunCheckpoints)
+                    m_out.runCheckpoints.push_back(r.second);
         readTrainerStateIfAny();
         return std::move(m_out);
     }
@@ -508,11 +512,11 @@ std::shared_ptr<const Document> withFolderOptimizer(const Document &doc)
     return out;
 }
 
-std::optional<RunFolder> findRunFolder(const std::string &dir)
+std::optional<RunFolder> findRunFolder(const std::string &dir, bool besideModel)
 {
     try {
-        resolveCheckpointFolder(dir);
-        return std::nullopt;  // a checkpoint of its own: not taken for a run
+        if (resolveCheckpointFolder(dir).runCheckpoints.empty() || !besideModel)
+            return std::nullopt;  // a checkpoint of its own: not taken for a run
     } catch (const std::exception &) {
         // No single checkpoint here: a run's folders, maybe.
     }

@@ -59,6 +59,11 @@ struct CheckpointFolder {
     // neither listed nor scanned.
     bool entriesCut = false;
     std::optional<TrainerState> trainerState;
+    // A Trainer's output_dir after save_model(): the final model at its top and the checkpoint
+    // folders the run saved beside it ("checkpoint-500" ...), by the number in their names; at most
+    // FolderLimits::kMaxRunCheckpoints. Empty for other folders, and for a DeepSpeed save folder,
+    // whose global_step folders are its tags.
+    std::vector<std::string> runCheckpoints;
     std::vector<std::string> notes;  // what was left out or could not be read
 };
 
@@ -120,9 +125,11 @@ const FolderPart *folderOptimizerPart(const CheckpointFolder &folder);
 std::shared_ptr<const Document> withFolderOptimizer(const Document &doc);
 
 // The run `dir` holds where it is a run's output folder (checkpoint folders, no checkpoint of its own);
-// nullopt for a checkpoint folder or a folder without checkpoint folders. Throws FormatError
-// starting with "dir: " where the folder cannot be listed.
-std::optional<RunFolder> findRunFolder(const std::string &dir);
+// nullopt for a checkpoint folder or a folder without checkpoint folders. With `besideModel`, also
+// the run of an output_dir that holds the final model at its top (CheckpointFolder::runCheckpoints),
+// for a command that follows a run (series); opening such a folder reads its model. Throws
+// FormatError starting with "dir: " where the folder cannot be listed.
+std::optional<RunFolder> findRunFolder(const std::string &dir, bool besideModel = false);
 
 // trainer_state.json's content (at most kMaxTrainerStateBytes). Throws FormatError naming the file.
 TrainerState readTrainerState(const std::string &path);

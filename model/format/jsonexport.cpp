@@ -1026,6 +1026,8 @@ json folderJson(const CheckpointFolder &f)
             {"last_eval_loss", optionalNumber(t.lastEvalLoss())},
             {"log_history", std::move(log)}};
     }
+    if (!f.runCheckpoints.empty())
+        out["run_checkpoints"] = f.runCheckpoints;
     out["notes"] = f.notes;
     return out;
 }

@@ -88,6 +88,17 @@ def long_conventions(out):
     return {'lora': path, 'lora_rank': 8}
 
 
+def output_dir(out):
+    """A Trainer's output_dir after save_model(): the final model at its top, the run's checkpoint
+    folders beside it (written out of order)."""
+    root = os.path.join(out, 'output_dir')
+    os.makedirs(root)
+    for step in (30, 10, 20):
+        folder, sd, _, _, _ = test_folder_vs_torch.trainer_checkpoint(root, step=step)
+    write_safetensors(os.path.join(root, 'model.safetensors'), sd, {'format': 'pt'})
+    return {'output_dir': root, 'output_dir_runs': ['checkpoint-10', 'checkpoint-20', 'checkpoint-30']}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
@@ -97,6 +108,7 @@ def main():
     expected.update(run_folder(out))
     expected.update(many_optimizers(out))
     expected.update(long_conventions(out))
+    expected.update(output_dir(out))
     with open(os.path.join(out, 'expected.json'), 'w') as f:
         json.dump(expected, f)
 

@@ -4,7 +4,8 @@
 // - the optimizer chooser says when the file holds more optimizers than are read;
 // - the Metadata view keeps its Key column narrow beside a long convention sentence;
 // - a Trainer output_dir (checkpoint-N folders, no checkpoint of its own) lists its checkpoints by
-//   step and offers to open one, or the whole run in the Run view.
+//   step and offers to open one, or the whole run in the Run view;
+// - an output_dir that also holds the final model shows that model, and names the run beside it.
 #include "checkpointfolder.h"
 #include "comparison.h"
 #include "document.h"
@@ -48,6 +49,7 @@ private Q_SLOTS:
     void optimizerChoiceSaysWhenCut();
     void metadataKeyColumnStaysNarrow();
     void runFolderOffersItsCheckpoints();
+    void outputDirNamesItsRun();
 
 private:
     QTemporaryDir m_dir;
@@ -221,6 +223,27 @@ void TestFolderRun::runFolderOffersItsCheckpoints()
     QVERIFY(opened && opened != view);
     QCOMPARE(QDir(opened->path()).dirName(), order.last().toString());
     QTRY_COMPARE_WITH_TIMEOUT(opened->state(), DocumentView::State::Loaded, 30000);
+}
+
+void TestFolderRun::outputDirNamesItsRun()
+{
+    MetadataView view;
+    view.resize(1000, 600);
+    view.show();
+    const QString dir = m_expected.value(QStringLiteral("output_dir")).toString();
+    view.setDocument(std::make_shared<const Document>(readDocument(dir.toStdString())));
+    QStandardItem *section = test::sectionNamed(view.model(), MetadataView::folderTitle());
+    QVERIFY(section);
+    QCOMPARE(section->child(0, 0)->text(), QStringLiteral("model.safetensors"));  // the final model is read
+    const QJsonArray runs = m_expected.value(QStringLiteral("output_dir_runs")).toArray();
+    const QString span = runs.first().toString() + QStringLiteral("/ \u2026 ") + runs.last().toString() + QStringLiteral("/");
+    QStandardItem *row = nullptr;
+    for (int r = 0; r < section->rowCount(); ++r)
+        if (section->child(r, 0)->text() == span)
+            row = section->child(r, 0);
+    QVERIFY2(row, qPrintable(QStringLiteral("no row %1").arg(span)));
+    QCOMPARE(section->child(row->row(), 1)->text(), QStringLiteral("%1 checkpoint folders the run saved").arg(runs.size()));
+    QVERIFY(section->child(row->row(), 2)->text().contains(QStringLiteral("ckpt series ") + dir));
 }
 
 QTEST_MAIN(TestFolderRun)

@@ -150,6 +150,49 @@ def check_no_state_note(ckpt, tmp, res):
         res.check('SGD without momentum' not in b, 'no SGD-without-momentum blamed for a momentum SGD or an Adam', b)
 
 
+def check_output_dir_with_final_model(ckpt, tmp, res):
+    """A Trainer's output_dir after trainer.save_model(): the final model at its top, the checkpoint
+    folders saved during the run beside it. It opens as the final model, and says the run is there;
+    `series` of it follows the checkpoint folders (one model is no series)."""
+    root = os.path.join(tmp, 'out')
+    os.makedirs(root)
+    sds = {}
+    for step in (20, 10, 30):
+        folder, sd, _, _, _ = test_folder_vs_torch.trainer_checkpoint(root, step=step)
+        moved = collections.OrderedDict((k, v + step / 10.0) for k, v in sd.items())
+        write_safetensors(os.path.join(folder, 'model.safetensors'), moved, {'format': 'pt'})
+        sds[step] = moved
+    final = collections.OrderedDict((k, v * 2) for k, v in sds[30].items())
+    write_safetensors(os.path.join(root, 'model.safetensors'), final, {'format': 'pt'})
+    with open(os.path.join(root, 'config.json'), 'w') as f:
+        json.dump({'architectures': ['Net'], 'model_type': 'net'}, f)
+    steps = sorted(sds)
+    order = ['checkpoint-%d' % s for s in steps]
+
+    r = run(ckpt, 'info', '--json', root)
+    if res.check(r.returncode == 0, 'info of an output_dir with a final model: exit 0', r.stderr):
+        j = json.loads(r.stdout)
+        res.check(j.get('folder', {}).get('model_file') == os.path.join(root, 'model.safetensors'),
+                  'info of an output_dir reads the final model at its top', str(j.get('folder'))[:300])
+        res.check(j.get('folder', {}).get('run_checkpoints') == order,
+                  'info --json of an output_dir lists the run\'s checkpoint folders by number',
+                  str(j.get('folder', {}).get('run_checkpoints')))
+    r = run(ckpt, 'info', root)
+    res.check(r.returncode == 0 and '3 checkpoint folders' in r.stdout and 'ckpt series ' + root in r.stdout,
+              'info text of an output_dir says the run\'s checkpoint folders and how to follow them', r.stdout[-800:])
+
+    r = run(ckpt, 'series', '--json', root)
+    if res.check(r.returncode == 0, 'series of an output_dir with a final model: exit 0', r.stderr):
+        j = json.loads(r.stdout)
+        got = [os.path.basename(os.path.dirname(p['file'])) for p in j['checkpoints']]
+        res.check(got == order, 'series of an output_dir follows its checkpoint folders by step', '%r' % got)
+        layers = {l['name']: l for l in j['layers']}
+        want = [float(sds[s]['embed.weight'].double().norm()) for s in steps]
+        norms = layers.get('embed.weight', {}).get('norm', [])
+        res.check(len(norms) == 3 and all(close(a, b) for a, b in zip(norms, want)),
+                  'series of an output_dir: the norms are torch\'s', '%r vs torch %r' % (norms, want))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -159,6 +202,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix='ckpt-folder-run-') as tmp:
         check_run_folder(a.ckpt, tmp, res)
         check_no_state_note(a.ckpt, tmp, res)
+        check_output_dir_with_final_model(a.ckpt, tmp, res)
     return res.finish()
 
 
