@@ -9,11 +9,13 @@
 #include "convert.h"
 #include "document.h"
 #include "error.h"
+#include "signalcleanup.h"
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <ostream>
 #include <sstream>
 
@@ -44,19 +46,33 @@ std::optional<DType> castOption(const std::string &name)
 // they would say two things about one choice, and the EMA set --ema finds need not belong to the
 // chosen one (a GAN's generator and discriminator may each have one).
 // --out-dir names a folder for the outputs: made when it is not there yet (as mkdir -p would), so that
-// `ckpt convert run/*.pth --to safetensors --out-dir out/` works in a fresh folder.
-void makeOutDir(const std::string &dir)
+// `ckpt convert run/*.pth --to safetensors --out-dir out/` works in a fresh folder. The folders made
+// are listed for the signal handler for as long as the result lives: Ctrl-C before anything is
+// written removes them (with rmdir, so only while they are empty), leaving the disk as it was.
+using MadeFolders = std::vector<std::unique_ptr<SignalCleanupEntry>>;
+MadeFolders makeOutDir(const std::string &dir)
 {
+    MadeFolders made;
     if (dir.empty())
-        return;
+        return made;
     std::error_code ec;
     if (std::filesystem::is_directory(dir, ec))
-        return;
+        return made;
     if (std::filesystem::exists(dir, ec))
         throw FormatError("--out-dir " + dir + ": this is a file, not a folder");
-    std::filesystem::create_directories(dir, ec);
-    if (ec)
-        throw FormatError("--out-dir " + dir + ": cannot make the folder: " + ec.message());
+    std::vector<std::filesystem::path> missing;  // deepest first
+    for (std::filesystem::path p = std::filesystem::path(dir).lexically_normal(); !p.empty() && !std::filesystem::exists(p, ec);
+         p = p.parent_path()) {
+        missing.push_back(p);
+        if (p == p.parent_path())
+            break;
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+        if (!std::filesystem::create_directory(*it, ec) && ec)
+            throw FormatError("--out-dir " + dir + ": cannot make the folder: " + ec.message());
+        made.push_back(std::make_unique<SignalCleanupEntry>(it->string(), SignalCleanupEntry::Kind::EmptyFolder));
+    }
+    return made;
 }
 
 void refuseEmaWithWeights(const ConvertCliOptions &c)
@@ -209,12 +225,13 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
 {
     std::optional<DType> cast;  // none: the weights as they are
     ConvertOptions edits;
+    MadeFolders madeFolders;
     try {
         if (!c.output.empty() && c.files.size() != 1)
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!c.output.empty() && !c.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
-        makeOutDir(c.outDir);
+        madeFolders = makeOutDir(c.outDir);
         refuseEmaWithWeights(c);
         if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
             c.valLoss || c.metadataJson || c.keepDevice || c.dropOptimizer)
@@ -296,6 +313,7 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
     if (options.to == "torchscript")
         return convertToTorchScript(options, out, err);
     ConvertOptions o;
+    MadeFolders madeFolders;
     try {
         o = toOptions(options);
         for (const auto &p : runInputs(options, WriteOptions()).inputs)
@@ -304,7 +322,7 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!options.output.empty() && !options.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
-        makeOutDir(options.outDir);
+        madeFolders = makeOutDir(options.outDir);
         if (options.output.empty())
             checkDistinctOutputs(options.files, [&](const std::string &f) { return defaultOutputPath(f, o, options.outDir); });
     } catch (const std::exception &e) {

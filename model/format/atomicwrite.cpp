@@ -30,11 +30,12 @@ constexpr std::size_t kSlots = 16;
 constexpr std::size_t kSlotPath = 4096;
 struct TemporarySlot {
     std::atomic<int> state{0};
+    bool folder = false;  // a folder the command made: removed with rmdir, so only while it is empty
     char path[kSlotPath];
 };
 TemporarySlot g_temporaries[kSlots];
 
-int registerTemporary(const std::string &path)
+int registerTemporary(const std::string &path, bool folder = false)
 {
     if (path.size() >= kSlotPath)
         return -1;
@@ -42,6 +43,7 @@ int registerTemporary(const std::string &path)
         int expected = 0;
         if (g_temporaries[i].state.compare_exchange_strong(expected, 1)) {
             std::memcpy(g_temporaries[i].path, path.c_str(), path.size() + 1);
+            g_temporaries[i].folder = folder;
             g_temporaries[i].state.store(2);
             return int(i);
         }
@@ -58,9 +60,20 @@ void unregisterTemporary(int slot)
 extern "C" void removeTemporariesAndDie(int sig)
 {
     const int savedErrno = errno;
+    bool removed = false;
     for (auto &slot : g_temporaries)
-        if (slot.state.load() == 2)
-            ::unlink(slot.path);
+        if (slot.state.load() == 2 && !slot.folder)
+            removed = ::unlink(slot.path) == 0 || removed;
+    // Folders last, the deepest (listed last) first; rmdir leaves one that holds anything.
+    for (std::size_t i = kSlots; i-- > 0;)
+        if (g_temporaries[i].state.load() == 2 && g_temporaries[i].folder)
+            removed = ::rmdir(g_temporaries[i].path) == 0 || removed;
+    if (removed) {
+        // write(2) only: nothing else is safe in a signal handler.
+        static constexpr char kSaid[] = "\ninterrupted: what was being written is removed; no file that was there before "
+                                        "was changed\n";
+        [[maybe_unused]] const auto n = ::write(STDERR_FILENO, kSaid, sizeof kSaid - 1);
+    }
     // The default action now: the process ends as the signal says (status 128+sig, a shell's
     // Ctrl-C seen as such). Raised while the handler blocks it, it is delivered on return.
     struct sigaction dfl {};
@@ -170,7 +183,10 @@ void removeTemporaryFilesOnSignals()
     }
 }
 
-SignalCleanupEntry::SignalCleanupEntry(const std::string &path) : m_slot(registerTemporary(path)) {}
+SignalCleanupEntry::SignalCleanupEntry(const std::string &path, Kind kind)
+    : m_slot(registerTemporary(path, kind == Kind::EmptyFolder))
+{
+}
 
 SignalCleanupEntry::~SignalCleanupEntry() { unregisterTemporary(m_slot); }
 

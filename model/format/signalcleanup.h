@@ -10,9 +10,12 @@ namespace ckpt {
 // SIGHUP ends the process. List it once the caller has created it (never a path that may be
 // another's file); the caller still removes it on every normal path. A path too long for the
 // handler's table, or one past its 16 places, is not listed.
+// A folder the caller made (EmptyFolder) is removed with rmdir after the files, the folders listed
+// last first: only while it is empty, so never one that holds anything.
 class SignalCleanupEntry {
 public:
-    explicit SignalCleanupEntry(const std::string &path);
+    enum class Kind { File, EmptyFolder };
+    explicit SignalCleanupEntry(const std::string &path, Kind kind = Kind::File);
     ~SignalCleanupEntry();
     SignalCleanupEntry(const SignalCleanupEntry &) = delete;
     SignalCleanupEntry &operator=(const SignalCleanupEntry &) = delete;

@@ -46,10 +46,54 @@ def interrupt(res, what, cmd, folder, output, sig):
         return
     p.send_signal(sig)
     rc = p.wait(timeout=120)
+    said = p.stderr.read().decode(errors='replace')
     p.stderr.close()
     left = os.listdir(folder)
     res.check(rc == -sig, '%s: signal %d ends the process as the signal does' % (what, sig), 'exit %s' % rc)
     res.check(left == [], '%s: signal %d leaves the output folder as it was' % (what, sig), repr(left))
+    res.check('interrupted: what was being written is removed' in said,
+              '%s: signal %d says the unfinished output was removed' % (what, sig), said[-400:])
+    return said
+
+
+def interrupt_made_folder(res, ckpt, src, tmp):
+    """`convert --out-dir` into folders it makes (new/deeper): Ctrl-C while the output is written removes
+    the file and the two folders it made, and nothing else (`tmp` itself stays)."""
+    top = os.path.join(tmp, 'made')
+    out_dir = os.path.join(top, 'deeper')
+    cmd = [ckpt, 'convert', src, '--to', 'safetensors', '--out-dir', out_dir]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_signals)
+    seen = False
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        try:
+            if any(n.startswith('.') for n in os.listdir(out_dir)):
+                seen = True
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.001)
+    if not res.check(seen, 'convert --out-dir: the temporary file appears in the folder it made',
+                     'exit %s' % p.poll()):
+        p.kill()
+        p.wait()
+        return
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=120)
+    said = p.stderr.read().decode(errors='replace')
+    p.stderr.close()
+    res.check(rc == -signal.SIGINT, 'convert --out-dir: Ctrl-C ends the process as the signal does', 'exit %s' % rc)
+    res.check(not os.path.exists(top) and os.path.isdir(tmp),
+              'convert --out-dir: Ctrl-C removes the folders it made, and only those',
+              repr(os.listdir(top)) if os.path.exists(top) else 'tmp gone')
+    res.check('interrupted: what was being written is removed' in said, 'convert --out-dir: Ctrl-C says so', said[-400:])
+    # A folder that was there before stays, even empty.
+    before = os.path.join(tmp, 'there_before')
+    os.makedirs(before)
+    cmd = [ckpt, 'convert', src, '--to', 'safetensors', '--out-dir', before]
+    interrupt(res, 'convert --out-dir into a folder that was there', cmd, before,
+              os.path.join(before, os.path.splitext(os.path.basename(src))[0] + '_safetensors.safetensors'), signal.SIGINT)
+    res.check(os.path.isdir(before), 'convert --out-dir: Ctrl-C leaves a folder that was there before')
 
 
 def main():
@@ -71,6 +115,7 @@ def main():
                 os.makedirs(folder)
                 out = os.path.join(folder, 'w.' + ext)
                 interrupt(res, 'export .%s' % ext, [a.ckpt, 'export', src, 'w', '-o', out], folder, out, sig)
+        interrupt_made_folder(res, a.ckpt, src, tmp)
         os.remove(src)
 
         # ckpt predict --export-torchscript: a chain of Linear layers predict reads from the weights.
