@@ -75,6 +75,15 @@ MadeFolders makeOutDir(const std::string &dir)
     return made;
 }
 
+// -o names the output file; a folder there is most often meant as --out-dir, which is said.
+void refuseFolderOutput(const std::string &output)
+{
+    std::error_code ec;
+    if (!output.empty() && std::filesystem::is_directory(output, ec))
+        throw FormatError(output + ": is a folder; -o names the output file (to write into that folder, give --out-dir " +
+                          output + ")");
+}
+
 void refuseEmaWithWeights(const ConvertCliOptions &c)
 {
     if (c.ema && !c.weights.empty())
@@ -231,6 +240,7 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!c.output.empty() && !c.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
+        refuseFolderOutput(c.output);
         madeFolders = makeOutDir(c.outDir);
         refuseEmaWithWeights(c);
         if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
@@ -322,6 +332,7 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             throw FormatError("-o names one output: give one input, or use --out-dir");
         if (!options.output.empty() && !options.outDir.empty())
             throw FormatError("give -o or --out-dir, not both");
+        refuseFolderOutput(options.output);
         madeFolders = makeOutDir(options.outDir);
         if (options.output.empty())
             checkDistinctOutputs(options.files, [&](const std::string &f) { return defaultOutputPath(f, o, options.outDir); });

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <regex>
 
 #ifndef CKPT_VERSION
@@ -33,6 +34,21 @@ std::string usageMessage(const std::string &what)
     if (what == "files is required")
         return "at least one checkpoint file is required";
     return what;
+}
+
+// The names torch and training configs also give the floating types (torch.half, "bf16": true,
+// torch_dtype "float16"), taken as the type they name; the help already lists them.
+CLI::Transformer dtypeAliases()
+{
+    CLI::Transformer t(std::map<std::string, std::string>{{"fp16", "float16"},
+                                                          {"half", "float16"},
+                                                          {"bf16", "bfloat16"},
+                                                          {"fp32", "float32"},
+                                                          {"float", "float32"},
+                                                          {"fp64", "float64"},
+                                                          {"double", "float64"}});
+    t.description("");
+    return t;
 }
 
 } // namespace
@@ -112,8 +128,11 @@ int main(int argc, char **argv)
     convertCmd->add_option("--activation", convert.activation, "--to torchscript/full-model: activation of an inferred MLP (default relu)");
     convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
     convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs, made when missing (default: beside each input)");
-    convertCmd->add_option("--dtype", convert.dtype, "Cast floating tensors: float16, bfloat16, float32 or float64")
-        ->check(CLI::IsMember({"float16", "bfloat16", "float32", "float64"}));
+    convertCmd->add_option("--dtype", convert.dtype,
+                           "Cast floating tensors: float16, bfloat16, float32 or float64 (also fp16, half, bf16, fp32, "
+                           "float, fp64, double)")
+        ->check(CLI::IsMember({"float16", "bfloat16", "float32", "float64"}))
+        ->transform(dtypeAliases());
     convertCmd->add_option("--strip-prefix", convert.stripPrefix, "Remove a key prefix (module., model., _orig_mod.)");
     convertCmd->add_option("--add-prefix", convert.addPrefix, "Add a key prefix");
     convertCmd->add_flag("--ema", convert.ema, "Use the EMA weights as the model's");
@@ -193,8 +212,9 @@ int main(int argc, char **argv)
             "cpu|cuda[:N]"));
     predictCmd->add_option("--dtype", predict.dtype,
                            "Precision of the weights and inputs: float32 (default), float16 or bfloat16 (where the "
-                           "device runs it: see ckpt devices)")
-        ->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
+                           "device runs it: see ckpt devices; also fp32, fp16, half, bf16)")
+        ->check(CLI::IsMember({"float32", "float16", "bfloat16"}))
+        ->transform(dtypeAliases());
     predictCmd->add_flag("--half", predict.half, "Run in float16 (--dtype float16)");
     predictCmd->add_option("--repeat", predict.repeat,
                            "Run the batch N times and report each forward pass's latency (the median is shown; "

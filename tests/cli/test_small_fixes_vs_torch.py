@@ -7,7 +7,10 @@
   dequantize() gives;
 - sparse CSR tensors (torch 1.13's _rebuild_sparse_csr_tensor) read as tensors: tensors and show
   give torch's shape, dtype, bytes and dense values, and convert carries them through so that
-  torch.load gives an equal CSR tensor (--dtype casting its values only, as torch's .to does)."""
+  torch.load gives an equal CSR tensor (--dtype casting its values only, as torch's .to does);
+- `--dtype` takes the names torch and configs also use (fp16, half, bf16, double ...): the file torch
+  loads holds what `.to(torch.half)` etc. gives; `-o` naming a folder is refused with a pointer to
+  --out-dir, and nothing is written."""
 import argparse
 import json
 import os
@@ -189,6 +192,31 @@ def check_bad_csr(r, ckpt, d):
             'a valid CSR tensor of the same shape converts, equal in torch', err)
 
 
+def check_dtype_aliases(r, ckpt, d):
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    src = os.path.join(d, 'aliases.pth')
+    torch.save(model.state_dict(), src)
+    for alias, dtype in (('fp16', torch.float16), ('half', torch.float16), ('bf16', torch.bfloat16),
+                         ('double', torch.float64), ('fp32', torch.float32)):
+        out = os.path.join(d, 'aliases_%s.pth' % alias)
+        code, _, err = run(ckpt, 'convert', src, '--to', 'state-dict', '--dtype', alias, '-o', out)
+        if r.check(code == 0, 'convert --dtype %s' % alias, err):
+            got = torch.load(out)
+            want = {k: v.to(dtype) for k, v in model.state_dict().items()}
+            r.check(all(got[k].dtype == dtype and torch.equal(got[k], want[k]) for k in want),
+                    'convert --dtype %s: torch loads what .to(%s) gives' % (alias, dtype),
+                    str({k: v.dtype for k, v in got.items()}))
+    code, _, err = run(ckpt, 'convert', src, '--to', 'state-dict', '--dtype', 'fp8')
+    r.check(code != 0 and 'fp8' in err, 'convert --dtype fp8 is refused, naming it', err)
+    # -o naming a folder: refused, said, and the folder left as it was.
+    folder = os.path.join(d, 'a_folder')
+    os.makedirs(folder)
+    code, _, err = run(ckpt, 'convert', src, '--to', 'safetensors', '-o', folder)
+    r.check(code == 1 and '--out-dir ' + folder in err and os.listdir(folder) == [],
+            'convert -o FOLDER says to use --out-dir and writes nothing', err)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -200,6 +228,7 @@ def main():
         check_packed_quantized(r, opts.ckpt, d)
         check_sparse_csr(r, opts.ckpt, d)
         check_bad_csr(r, opts.ckpt, d)
+        check_dtype_aliases(r, opts.ckpt, d)
     return r.finish()
 
 
