@@ -360,6 +360,11 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
     if (library == Library::Other || torchClass || weightsOnly || contains(kKnownHarmless, full) ||
         isBuiltinException(use) || (contains(kActivationModules, use.module) && contains(kActivations, qual)) ||
         (use.module == "torch._utils" && qual.starts_with("_rebuild_")) ||
+        // A full model keeps the init function it was built with (torch.nn.init.xavier_uniform_): each
+        // fills the tensor it is given. Only the functions torch.nn.init defines (pythonnames.h, from
+        // torch): the modules it imports under their own names (math, warnings, torch) stay dangerous.
+        (use.module == "torch.nn.init" && std::binary_search(std::begin(pynames::kTorchNnInitFunctions),
+                                                             std::end(pynames::kTorchNnInitFunctions), qual)) ||
         // torch.max's (values, indices) and the like: named tuples.
         use.module == "torch.return_types")
         return v;
