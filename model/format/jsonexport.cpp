@@ -883,11 +883,15 @@ json securityToJson(const SecurityReport &report)
             e["reason"] = g.reason;
         globals.push_back(std::move(e));
     }
+    json allocations = json::array();
+    for (const auto &a : report.allocations)
+        allocations.push_back({{"what", a.what}, {"bytes", a.bytes}});
     return json{{"dangerous", report.dangerous},
                 {"weights_only_loadable", report.weightsOnlyLoadable},
                 {"weights_only_blockers", report.weightsOnlyBlockers},
                 {"globals", globals},
-                {"anomalies", report.anomalies}};
+                {"anomalies", report.anomalies},
+                {"allocations", allocations}};
 }
 
 namespace {
