@@ -126,6 +126,11 @@ std::string securitySummary(const Document &doc, const SecurityReport &report)
                     [](const GlobalVerdict &g) { return g.cls == GlobalClass::Lookup; }))
         notes.push_back("builtins.getattr only looks up attributes by name, as Python 3.11 and later pickle enum "
                         "members; nothing calls what it finds");
+    // Nothing runs, yet loading it can exhaust memory: said beside the verdict, not only among the anomalies.
+    if (!report.allocations.empty())
+        notes.push_back("but loading it would allocate " + std::to_string(report.allocations.front().bytes) +
+                        " bytes" + (report.allocations.size() > 1 ? " and more" : "") +
+                        " that the file does not hold: see the anomalies");
     for (std::size_t i = 0; i < notes.size(); ++i)
         line += (i ? "; " : " (") + notes[i] + (i + 1 == notes.size() ? ")" : "");
     if (report.weightsOnlyLoadable)

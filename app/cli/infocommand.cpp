@@ -101,6 +101,26 @@ std::string tensorTable(const std::vector<NamedTensor> &tensors)
     return tableText(rows, "  ");
 }
 
+// Tied tensors, one group after another ("lm_head.weight = transformer.wte.weight"), a few of each
+// and a few groups: a model can tie hundreds (every layer's weights to one shared block).
+std::string tiedText(const std::vector<std::vector<std::string>> &groups)
+{
+    if (groups.empty())
+        return {};
+    constexpr std::size_t kGroups = 4, kNames = 4;
+    std::string line = "Tied:     ";
+    for (std::size_t g = 0; g < groups.size() && g < kGroups; ++g) {
+        line += g ? "; " : "";
+        for (std::size_t i = 0; i < groups[g].size() && i < kNames; ++i)
+            line += (i ? " = " : "") + groups[g][i];
+        if (groups[g].size() > kNames)
+            line += " = … (" + std::to_string(groups[g].size()) + " names)";
+    }
+    if (groups.size() > kGroups)
+        line += "; and " + std::to_string(groups.size() - kGroups) + " more groups (ckpt info --json lists them)";
+    return line + " (one tensor each: one storage, offset, shape and strides)\n";
+}
+
 // One optimizer: where it is, its class, how many parameters took a step and its step; each group's
 // hyperparameters, as the optimizer was built with them (what resuming needs); and, where the file
 // has several optimizers, which weights it updates.
@@ -234,6 +254,7 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
                     << (prunedParameters(doc.stateDict).empty() ? "" : " and the pruning masks (X_mask)")
                     << " are left out)";
             out << '\n';
+            out << tiedText(tiedTensors(doc));
             out << tensorTable(doc.stateDict);
         }
         for (const auto &other : doc.otherWeightSets)

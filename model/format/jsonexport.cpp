@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <tuple>
@@ -883,11 +884,15 @@ json securityToJson(const SecurityReport &report)
             e["reason"] = g.reason;
         globals.push_back(std::move(e));
     }
+    json allocations = json::array();
+    for (const auto &a : report.allocations)
+        allocations.push_back({{"what", a.what}, {"bytes", a.bytes}});
     return json{{"dangerous", report.dangerous},
                 {"weights_only_loadable", report.weightsOnlyLoadable},
                 {"weights_only_blockers", report.weightsOnlyBlockers},
                 {"globals", globals},
-                {"anomalies", report.anomalies}};
+                {"anomalies", report.anomalies},
+                {"allocations", allocations}};
 }
 
 namespace {
@@ -961,8 +966,14 @@ ParameterCount parameterCount(const Document &doc)
                                  : knownBuffer(t.name) || i == averagedCounter || masks.contains(i))
             continue;
         const TensorRef &r = t.ref();
-        const void *where = r.storage ? static_cast<const void *>(r.storage.get()) : static_cast<const void *>(&r);
-        if (!counted.insert({where, r.storageOffset, r.shape, r.strides, static_cast<int>(r.dtype)}).second)
+        // model.parameters() skips a parameter it has yielded: the same object. A module tree keeps
+        // the objects, so two Parameters made on one storage count twice, as there; a plain state
+        // dict detached them all, so a tied weight is known by its storage, offset, shape and strides.
+        const bool byObject = out.exact && !declared;
+        const void *where = r.storage && !byObject ? static_cast<const void *>(r.storage.get())
+                                                   : static_cast<const void *>(&r);
+        if (!counted.insert({where, byObject ? 0 : r.storageOffset, r.shape, r.strides, static_cast<int>(r.dtype)})
+                 .second)
             continue;
         const std::int64_t n = std::max<std::int64_t>(0, r.numel());
         if (__builtin_add_overflow(out.count, n, &out.count))
@@ -973,6 +984,33 @@ ParameterCount parameterCount(const Document &doc)
     if (out.exact)
         out.trainable = trainable;
     return out;
+}
+
+std::vector<std::vector<std::string>> tiedTensors(const Document &doc)
+{
+    std::vector<std::vector<std::string>> groups;
+    if (!doc.hasPickle() || !doc.hasStateDict)
+        return groups;
+    using Identity = std::tuple<const void *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>, int>;
+    std::map<Identity, std::size_t> groupOf;
+    std::vector<std::vector<std::string>> all;
+    for (const auto &t : doc.stateDict) {
+        if (!t.value || !t.value->tensorRef())
+            continue;
+        const TensorRef &r = t.ref();
+        // A quantized, sparse or storage-less tensor is tied only as the same object.
+        const bool dense = r.layout == TensorRef::Layout::Strided && !r.quantization && r.storage;
+        const Identity id = dense ? Identity{r.storage.get(), r.storageOffset, r.shape, r.strides, int(r.dtype)}
+                                  : Identity{&r, -1, {}, {}, -1};
+        const auto [it, added] = groupOf.try_emplace(id, all.size());
+        if (added)
+            all.emplace_back();
+        all[it->second].push_back(t.name);
+    }
+    for (auto &g : all)
+        if (g.size() > 1)
+            groups.push_back(std::move(g));
+    return groups;
 }
 
 namespace {
@@ -1057,6 +1095,7 @@ json documentJson(const Document &doc, bool placeholder)
         sd["parameters_exact"] = params.exact;
         sd["trainable_parameters"] = params.trainable ? json(*params.trainable) : json(nullptr);
         sd["elements"] = doc.parameterCount();  // every tensor's, tied ones and buffers included
+        sd["tied"] = tiedTensors(doc);
         // torch.nn.utils.prune's pairs: the parameter the model computes, the two tensors it is made
         // of, and how much of it is masked (the mask's zeros; null where too costly to count here).
         if (const auto pruned = prunedParameters(doc.stateDict); !pruned.empty()) {

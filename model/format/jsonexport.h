@@ -32,6 +32,13 @@ struct ParameterCount {
 };
 ParameterCount parameterCount(const Document &doc);
 
+// The state dict's tied tensors: groups of names (two or more, in the state dict's order, groups
+// by their first name's place) that are one tensor to PyTorch: the same object, or views of one
+// storage at the same offset with the same shape, strides and dtype (a.data_ptr() == b.data_ptr(),
+// as lm_head.weight tied to the embedding's). Other views of one storage (a split qkv) are not tied.
+// Empty for a file without pickles: safetensors cannot share storage.
+std::vector<std::vector<std::string>> tiedTensors(const Document &doc);
+
 nlohmann::ordered_json valueToJson(const ValuePtr &v);
 
 // How much plain JSON may be made for one purpose — one sidecar, one safetensors header, one

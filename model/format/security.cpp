@@ -1,6 +1,8 @@
 #include "security.h"
 
+#include "dtype.h"
 #include "error.h"
+#include "mappedfile.h"
 #include "picklemachine.h"
 #include "pythonnames.h"
 #include "valuetree.h"
@@ -10,6 +12,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
 #include <string_view>
 
 namespace ckpt {
@@ -360,6 +365,11 @@ GlobalVerdict classifyGlobal(const GlobalUse &use)
     if (library == Library::Other || torchClass || weightsOnly || contains(kKnownHarmless, full) ||
         isBuiltinException(use) || (contains(kActivationModules, use.module) && contains(kActivations, qual)) ||
         (use.module == "torch._utils" && qual.starts_with("_rebuild_")) ||
+        // A full model keeps the init function it was built with (torch.nn.init.xavier_uniform_): each
+        // fills the tensor it is given. Only the functions torch.nn.init defines (pythonnames.h, from
+        // torch): the modules it imports under their own names (math, warnings, torch) stay dangerous.
+        (use.module == "torch.nn.init" && std::binary_search(std::begin(pynames::kTorchNnInitFunctions),
+                                                             std::end(pynames::kTorchNnInitFunctions), qual)) ||
         // torch.max's (values, indices) and the like: named tuples.
         use.module == "torch.return_types")
         return v;
@@ -670,6 +680,160 @@ void judgeGetattr(const Document &doc, const NestedPickles &nested, SecurityRepo
 }
 } // namespace
 
+namespace {
+// "1 TiB", "8 GiB", "1.5 MiB", "300 bytes": binary units, one decimal where the figure is not whole.
+std::string byteText(std::int64_t b)
+{
+    static constexpr const char *kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = static_cast<double>(b);
+    std::size_t u = 0;
+    while (v >= 1024 && u + 1 < std::size(kUnits)) {
+        v /= 1024;
+        ++u;
+    }
+    const double shown = std::round(v * 10) / 10;
+    char text[48];
+    std::snprintf(text, sizeof text, "%.*f %s", u == 0 || shown == std::floor(shown) ? 0 : 1, shown, kUnits[u]);
+    return text;
+}
+
+// The element size of a class torch.load can call with a size and that allocates that many
+// elements at once: the typed storages (torch.FloatStorage, torch.cuda.HalfStorage), the legacy
+// tensor types (torch.LongTensor(2, 3)), torch.Tensor and TypedStorage (float32, torch's default
+// dtype), UntypedStorage (bytes). 0 for anything else. Sparse tensor types allocate nothing.
+std::int64_t sizedClassElement(const Value &cls, bool &tensorClass)
+{
+    const std::string &m = cls.text();
+    const std::string &n = cls.name();
+    tensorClass = false;
+    if (m == "torch.storage" || m == "torch") {
+        if (n == "UntypedStorage" || n == "_UntypedStorage")
+            return 1;
+        if (n == "TypedStorage")
+            return 4;
+    }
+    if (m == "torch" && n == "Tensor") {
+        tensorClass = true;
+        return 4;
+    }
+    if (m != "torch" && m != "torch.cuda")
+        return 0;
+    std::string storage = n;
+    if (n.size() > 6 && n.ends_with("Tensor")) {
+        tensorClass = true;
+        storage = n.substr(0, n.size() - 6) + "Storage";
+    } else if (!n.ends_with("Storage")) {
+        return 0;
+    }
+    const auto t = dtypeFromStorageClass(storage);
+    return t ? static_cast<std::int64_t>(dtypeSize(*t)) : 0;
+}
+
+// What torch.load allocates for sizes the file declares, where that is more than the file holds:
+// a REDUCE of a storage or tensor class on integer sizes (the file's size is the measure), and in
+// a legacy stream (torch < 1.6), whose storages torch allocates at their declared size before it
+// reads their records and grows when a tensor spans past them (its set_ resizes a storage it
+// owns), a storage declared or spanned past its record. The zip format's storages are the
+// records themselves, which torch refuses to resize: nothing to allocate there.
+void findLoadAllocations(const Document &doc, SecurityReport &r)
+{
+    const std::int64_t fileBytes = doc.file ? static_cast<std::int64_t>(doc.file->size()) : 0;
+    const auto add = [&r](std::string what, std::int64_t bytes) { r.allocations.push_back({std::move(what), bytes}); };
+    std::unordered_map<const StorageRef *, std::pair<std::int64_t, const TensorRef *>> spanned;  // most bytes spanned
+    const bool legacy = doc.format == ContainerFormat::Legacy;
+    for (const auto &arena : doc.arenas) {
+        if (!arena)
+            continue;
+        for (const auto &v : arena->values()) {
+            if (legacy && v->kind() == Value::Kind::Tensor && v->tensorRef() && v->tensorRef()->storage &&
+                v->tensorRef()->layout == TensorRef::Layout::Strided) {
+                const TensorRef &t = *v->tensorRef();
+                std::int64_t extent = 0, bytes = 0;
+                if (t.extentElements(extent) &&
+                    !__builtin_mul_overflow(extent, static_cast<std::int64_t>(dtypeSize(t.dtype)), &bytes)) {
+                    auto &most = spanned[t.storage.get()];
+                    if (bytes > most.first)
+                        most = {bytes, &t};
+                }
+                continue;
+            }
+            if (v->kind() != Value::Kind::Object || v->builtByNew() || !v->objectClass() ||
+                v->objectClass()->kind() != Value::Kind::Global || !v->args() ||
+                v->args()->kind() != Value::Kind::Tuple || v->args()->items().empty())
+                continue;
+            const Value &cls = *v->objectClass();
+            bool tensorClass = false;
+            const std::int64_t element = sizedClassElement(cls, tensorClass);
+            const auto &sizes = v->args()->items();
+            if (element == 0 || (!tensorClass && sizes.size() != 1) ||
+                !std::all_of(sizes.begin(), sizes.end(), [](const ValuePtr &i) { return i && i->isInt() && i->asInt() >= 0; }))
+                continue;
+            std::int64_t bytes = element;
+            std::string call = cls.qualifiedName() + "(";
+            bool overflow = false;
+            for (std::size_t i = 0; i < sizes.size(); ++i) {
+                overflow = overflow || __builtin_mul_overflow(bytes, sizes[i]->asInt(), &bytes);
+                call += (i ? ", " : "") + std::to_string(sizes[i]->asInt());
+            }
+            // Past int64 bytes torch refuses the size rather than allocating it.
+            if (overflow || bytes <= fileBytes)
+                continue;
+            const GlobalUse use{cls.qualifiedName(), 1, 0, cls.text(), cls.name()};
+            add(call + ") would allocate " + byteText(bytes) + " (" + std::to_string(bytes) + " bytes) when loaded" +
+                    (classifyGlobal(use).weightsOnlyAllowed ? ", torch.load(weights_only=True) too" : "") +
+                    "; the file is " + std::to_string(fileBytes) + " bytes",
+                bytes);
+        }
+    }
+    if (legacy) {
+        std::unordered_map<const TensorRef *, const std::string *> names;
+        for (const auto *list : {&doc.stateDict, &doc.tensors})
+            for (const auto &t : *list)
+                if (t.value && t.value->tensorRef())
+                    names.emplace(t.value->tensorRef().get(), &t.name);
+        for (const auto &[key, storage] : doc.storages) {
+            if (!storage || key.find("/view/") != std::string::npos)  // a view's bytes are its root's
+                continue;
+            const StorageRef &s = *storage;
+            const auto size = static_cast<std::int64_t>(dtypeSize(s.dtype));
+            const std::int64_t record = s.resolved ? static_cast<std::int64_t>(s.byteSize) : 0;
+            std::int64_t declared = 0;
+            if (size == 0 || __builtin_mul_overflow(s.declaredNumel, size, &declared))
+                continue;
+            const std::string tail = ", torch.load(weights_only=True) too; the record holds " + std::to_string(record) +
+                                     " bytes";
+            if (declared > record)
+                add("storage '" + s.key + "' declares " + std::to_string(s.declaredNumel) + " " +
+                        std::string(dtypeName(s.dtype)) + " elements: torch.load would allocate " + byteText(declared) +
+                        " (" + std::to_string(declared) + " bytes) for it before reading its record" + tail,
+                    declared);
+            const auto it = spanned.find(storage.get());
+            if (it != spanned.end() && it->second.first > std::max(declared, record)) {
+                const auto n = names.find(it->second.second);
+                add((n != names.end() ? "tensor '" + *n->second + "'" : std::string("a tensor")) + " spans " +
+                        std::to_string(it->second.first / size) + " elements of storage '" + s.key +
+                        "': torch.load would grow the storage to " + byteText(it->second.first) + " (" +
+                        std::to_string(it->second.first) + " bytes) for it" + tail,
+                    it->second.first);
+            }
+        }
+    }
+    // As anomalies, the largest first; a file that asks many times is summed after the first few.
+    std::stable_sort(r.allocations.begin(), r.allocations.end(),
+                     [](const LoadAllocation &a, const LoadAllocation &b) { return a.bytes > b.bytes; });
+    constexpr std::size_t kListed = 8;
+    std::int64_t rest = 0;
+    for (std::size_t i = 0; i < r.allocations.size(); ++i)
+        if (i < kListed)
+            r.anomalies.push_back(r.allocations[i].what);
+        else if (__builtin_add_overflow(rest, r.allocations[i].bytes, &rest))
+            rest = std::numeric_limits<std::int64_t>::max();
+    if (r.allocations.size() > kListed)
+        r.anomalies.push_back(std::to_string(r.allocations.size() - kListed) + " more allocations like these, " +
+                              byteText(rest) + " in all");
+}
+} // namespace
+
 SecurityReport securityReport(const Document &doc)
 {
     static const std::string kNoPickle = "(safetensors: no pickle, so no code; read by safetensors, not torch.load)";
@@ -680,6 +844,7 @@ SecurityReport securityReport(const Document &doc)
     SecurityReport r = globalsReport(globals);
     r.anomalies = std::move(anomalies);
     judgeGetattr(doc, nested, r);
+    findLoadAllocations(doc, r);
     // Files torch.load(weights_only=True) refuses whatever they hold.
     const auto refuse = [&r](std::string why) {
         r.weightsOnlyLoadable = false;

@@ -2,6 +2,7 @@
 
 #include "document.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,10 +28,21 @@ struct GlobalVerdict {
     bool weightsOnlyAllowed = false;  // torch.load(weights_only=True) accepts it
 };
 
+// Memory torch.load would allocate for what the file declares rather than for what it holds: a
+// storage class called with a size (torch.ByteStorage(2**40)), a legacy stream's storage declared
+// larger than its record, a legacy tensor that grows its storage past the record. A few bytes of
+// file can make Python allocate a terabyte, weights_only=True too.
+struct LoadAllocation {
+    std::string what;       // the call or the storage and tensor, and why, as a sentence
+    std::int64_t bytes = 0;  // what torch allocates for it
+};
+
 // What the file would do if loaded in Python, and whether PyTorch's safe loader would take it.
 struct SecurityReport {
     std::vector<GlobalVerdict> globals;
-    std::vector<std::string> anomalies;
+    std::vector<std::string> anomalies;  // the allocations below among them
+    // Allocations past what the file holds: a denial of service, not code; anomalies, not dangerous.
+    std::vector<LoadAllocation> allocations;
     bool dangerous = false;
     bool weightsOnlyLoadable = true;
     std::vector<std::string> weightsOnlyBlockers;  // globals the safe loader refuses

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""`ckpt scan` reports what torch.load would allocate for sizes a file declares rather than holds: a
+storage or tensor class called on a size (torch.ByteStorage(2**40): 1 TiB from a few bytes), a legacy
+stream's storage declared past its record (torch allocates it before reading the record), a legacy
+tensor that spans past its storage (torch grows the storage). These are anomalies, not dangerous
+(nothing runs; exit 0), with the size in bytes in `security.allocations`.
+
+torch 1.13 is the judge: each file is loaded with torch.load(weights_only=True) in a child process
+whose address space is limited (RLIMIT_AS) below the size, and the allocator's error gives the bytes
+torch tried to allocate, which must be the tool's figure. Files torch does not allocate for (the zip
+format's storages are its records, which torch refuses to resize; a small storage call; a sound legacy
+file) have no finding."""
+import argparse
+import collections
+import io
+import json
+import os
+import pickle
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import Results  # noqa: E402
+
+LIMIT = 6 << 30  # address space of the loading child: torch imports in it, every size here is larger
+
+
+class Call:
+    """Pickles as func(*args): a call a hostile file asks for (written here, never loaded here)."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+class Stor:
+    """A legacy storage persistent id: ('storage', FloatStorage, key, 'cpu', numel, None)."""
+
+    def __init__(self, numel, key='0'):
+        self.numel, self.key = numel, key
+
+
+class LegacyPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, Stor):
+            return 'storage', torch.FloatStorage, obj.key, 'cpu', obj.numel, None
+        return None
+
+
+def legacy_stream(obj, record_numel):
+    """torch < 1.6's stream as torch.serialization._legacy_save lays it out: magic, protocol, sys_info,
+    the pickle, the storage keys, then each storage's element count and bytes."""
+    b = io.BytesIO()
+    for x in (0x1950a86a20f9469cfc6c, 1001,
+              dict(protocol_version=1001, little_endian=True, type_sizes=dict(short=2, int=4, long=4))):
+        pickle.dump(x, b, protocol=2)
+    LegacyPickler(b, protocol=2).dump(obj)
+    pickle.dump(['0'], b, protocol=2)
+    b.write(struct.pack('<q', record_numel) + b'\0' * (4 * record_numel))
+    return b.getvalue()
+
+
+def tensor_on(stor, size):
+    return Call(torch._utils._rebuild_tensor_v2, stor, 0, size, (1,) * len(size), False, collections.OrderedDict())
+
+
+def torch_allocation(path):
+    """The bytes torch 1.13's torch.load(weights_only=True) tries to allocate for the file and cannot
+    under LIMIT, or None with what it said when it fails otherwise or loads it."""
+    code = ('import resource, sys, torch\n'
+            'resource.setrlimit(resource.RLIMIT_AS, (%d, %d))\n'
+            'torch.load(sys.argv[1], weights_only=True)\n') % (LIMIT, LIMIT)
+    r = subprocess.run([sys.executable, '-c', code, path], capture_output=True, text=True, timeout=300)
+    m = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", r.stderr)
+    return (int(m.group(1)), '') if m else (None, (r.stderr.strip().splitlines() or ['loaded'])[-1][-300:])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--ckpt', required=True)
+    ap.add_argument('--fixtures', required=False)
+    a = ap.parse_args()
+    results = Results()
+    check = results.check
+    d = tempfile.mkdtemp(prefix='ckpt-alloc-')
+
+    def scan(path, *extra):
+        return subprocess.run([a.ckpt, 'scan', path] + list(extra), capture_output=True, timeout=120)
+
+    def write(name, data):
+        path = os.path.join(d, name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        return path
+
+    # Calls of a storage or tensor class on a size, and legacy streams that declare or span past their record.
+    big = {
+        'ByteStorage_1TiB.pkl': pickle.dumps({'k': Call(torch.ByteStorage, 2 ** 40)}, protocol=2),
+        'FloatStorage.pkl': pickle.dumps({'k': Call(torch.FloatStorage, 2 ** 31)}, protocol=2),
+        'UntypedStorage.pkl': pickle.dumps({'k': Call(torch.storage.UntypedStorage, 2 ** 33)}, protocol=2),
+        'TypedStorage.pkl': pickle.dumps({'k': Call(torch.storage.TypedStorage, 2 ** 31)}, protocol=2),
+        'FloatTensor.pkl': pickle.dumps({'k': Call(torch.FloatTensor, 2 ** 16, 2 ** 15)}, protocol=2),
+        'Tensor.pkl': pickle.dumps({'k': Call(torch.Tensor, 2 ** 16, 2 ** 16)}, protocol=2),
+        'LongTensor.pkl': pickle.dumps([Call(torch.LongTensor, 2 ** 31)], protocol=2),
+        'legacy_declared.pt': legacy_stream({'w': tensor_on(Stor(2 ** 31), (4,))}, 4),
+        'legacy_spanned.pt': legacy_stream({'w': tensor_on(Stor(4), (2 ** 31,))}, 4),
+    }
+    for name, data in big.items():
+        path = write(name, data)
+        want, why = torch_allocation(path)
+        if not check(want is not None and want > LIMIT, name, 'torch did not try to allocate: %s' % why):
+            continue
+        r = scan(path, '--json')
+        j = json.loads(r.stdout)
+        got = [x['bytes'] for x in j.get('allocations', [])]
+        check(r.returncode == 0 and not j['dangerous'], name, 'exit %d (nothing runs: not dangerous)' % r.returncode)
+        check(got == [want], name, 'allocations %s, torch tried %d bytes' % (got, want))
+        check(any(str(want) in x for x in j['anomalies']), name, 'no anomaly gives %d bytes: %s' % (want, j['anomalies']))
+        t = scan(path)
+        check(t.returncode == 0 and str(want).encode() in t.stdout and b'would ' in t.stdout, name + ' text',
+              t.stdout.decode(errors='replace'))
+        if name == 'ByteStorage_1TiB.pkl':
+            check(b'torch.ByteStorage(1099511627776) would allocate 1 TiB' in t.stdout, name + ' text',
+                  t.stdout.decode(errors='replace'))
+
+    # No allocation past what the file holds: a small storage call, a sound legacy stream, and a zip
+    # file whose tensor spans past its record (torch refuses to resize a record: no allocation).
+    zip_path = os.path.join(d, 'zip_spanned.pt')
+    torch.save({'w': Call(torch._utils._rebuild_tensor_v2, torch.zeros(4).storage(), 0, (2 ** 31,), (1,), False,
+                          collections.OrderedDict())}, zip_path)
+    small = {
+        'small_storage.pkl': write('small_storage.pkl', pickle.dumps({'k': Call(torch.FloatStorage, 2)}, protocol=2)),
+        'legacy_sound.pt': write('legacy_sound.pt', legacy_stream({'w': tensor_on(Stor(4), (4,))}, 4)),
+        'zip_spanned.pt': zip_path,
+    }
+    for name, path in small.items():
+        want, why = torch_allocation(path)
+        check(want is None, name, 'torch tried to allocate %s bytes' % want)
+        if name == 'zip_spanned.pt':
+            check('not resizable' in why, name, 'torch: %s' % why)
+        r = scan(path, '--json')
+        j = json.loads(r.stdout)
+        check(r.returncode == 0 and j.get('allocations') == [], name, 'exit %d, %s' % (r.returncode, j.get('allocations')))
+    return results.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
