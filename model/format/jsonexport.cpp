@@ -1,4 +1,5 @@
 #include "jsonexport.h"
+#include "tensoridentity.h"
 
 #include "checkpointfolder.h"
 
@@ -991,21 +992,19 @@ std::vector<std::vector<std::string>> tiedTensors(const Document &doc)
     std::vector<std::vector<std::string>> groups;
     if (!doc.hasPickle() || !doc.hasStateDict)
         return groups;
-    using Identity = std::tuple<const void *, std::int64_t, std::vector<std::int64_t>, std::vector<std::int64_t>, int>;
-    std::map<Identity, std::size_t> groupOf;
+    std::map<TensorIdentity, std::size_t> groupOf;
+    std::map<const TensorRef *, std::size_t> groupOfObject;
     std::vector<std::vector<std::string>> all;
     for (const auto &t : doc.stateDict) {
         if (!t.value || !t.value->tensorRef())
             continue;
-        const TensorRef &r = t.ref();
         // A quantized, sparse or storage-less tensor is tied only as the same object.
-        const bool dense = r.layout == TensorRef::Layout::Strided && !r.quantization && r.storage;
-        const Identity id = dense ? Identity{r.storage.get(), r.storageOffset, r.shape, r.strides, int(r.dtype)}
-                                  : Identity{&r, -1, {}, {}, -1};
-        const auto [it, added] = groupOf.try_emplace(id, all.size());
-        if (added)
+        const auto identity = tensorIdentity(t.ref());
+        const std::size_t group = identity ? groupOf.try_emplace(*identity, all.size()).first->second
+                                           : groupOfObject.try_emplace(&t.ref(), all.size()).first->second;
+        if (group == all.size())
             all.emplace_back();
-        all[it->second].push_back(t.name);
+        all[group].push_back(t.name);
     }
     for (auto &g : all)
         if (g.size() > 1)
