@@ -4,6 +4,7 @@
 #include "atomicwrite.h"
 #include "computeloader.h"
 #include "conversionplanmodel.h"
+#include "dialogfolders.h"
 #include "document.h"
 #include "error.h"
 #include "jobpool.h"
@@ -643,9 +644,16 @@ QWidget *ConversionView::buildOptions()
     auto *browse = new QToolButton(this);
     browse->setText(QStringLiteral("\u2026"));
     connect(browse, &QToolButton::clicked, this, [this, dir] {
-        const QString d = QFileDialog::getExistingDirectory(this, tr("Output Folder"), dir->text());
+        // The folder typed, else the last written to, else the selected file's own.
+        const int row = currentRow();
+        const QString typed = dir->text().trimmed();
+        const QString start = !typed.isEmpty() && QFileInfo(typed).isDir()
+                                  ? typed
+                                  : dialogfolders::outputStart(row >= 0 ? m_queue->item(row).input : QString());
+        const QString d = QFileDialog::getExistingDirectory(this, tr("Output Folder"), start);
         if (d.isEmpty())
             return;
+        dialogfolders::rememberOutput(d);
         dir->setText(d);
         applyPanel(QStringLiteral("outDir"));
     });
@@ -781,9 +789,12 @@ void ConversionView::setComputeUnavailable(const QString &reason)
 void ConversionView::activateTarget(PaneTarget target)
 {
     if (selectedRows().isEmpty()) {
-        const QStringList files = QFileDialog::getOpenFileNames(this, tr("Files to Convert"), QString(), kFileFilter);
-        if (!files.isEmpty())
+        const QStringList files =
+            QFileDialog::getOpenFileNames(this, tr("Files to Convert"), dialogfolders::openStart(), kFileFilter);
+        if (!files.isEmpty()) {
+            dialogfolders::rememberOpened(files.first());
             addFiles(files, target);
+        }
         return;
     }
     // As choosing it under "Convert to": the selected files are retargeted and planned again.

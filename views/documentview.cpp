@@ -522,10 +522,11 @@ QWidget *DocumentView::createContentPage()
     m_viewActions = makeViewActions(this);
     for (int i = 0; i < m_viewActions.size() - 1; ++i)
         connect(m_viewActions[i], &QAction::triggered, this, [this, i] { showView(i); });
-    // Ctrl+F: the structure filter takes the keyboard with its text selected.
+    // Ctrl+F: the filter of what the user is looking at takes the keyboard with its text selected.
     connect(m_viewActions.last(), &QAction::triggered, this, [this] {
-        m_treeFilterEdit->setFocus(Qt::ShortcutFocusReason);
-        m_treeFilterEdit->selectAll();
+        QLineEdit *filter = findFilter();
+        filter->setFocus(Qt::ShortcutFocusReason);
+        filter->selectAll();
     });
     addActions(m_viewActions);
     // A tensor picked in the module hierarchy is shown in the table and the detail pane.
@@ -1095,13 +1096,26 @@ QList<QAction *> DocumentView::makeViewActions(QObject *parent)
         a->setStatusTip(tr("Show the %1 tab").arg(QString(names[i]).remove(QLatin1Char('&'))));
         out << a;
     }
-    auto *find = new QAction(tr("&Find in Structure\u2026"), parent);
+    auto *find = new QAction(tr("&Find\u2026"), parent);
     find->setObjectName(QStringLiteral("findAction"));
     find->setShortcut(QKeySequence::Find);
     find->setShortcutContext(Qt::WindowShortcut);
-    find->setStatusTip(tr("Filter the structure tree by key"));
+    find->setStatusTip(tr("Filter the view shown (the tensor table, the modules), else the structure tree"));
     out << find;
     return out;
+}
+
+QLineEdit *DocumentView::findFilter() const
+{
+    // The keyboard in the structure pane: the tree is what the user is looking at.
+    const QWidget *focus = QApplication::focusWidget();
+    if (focus && m_tree->parentWidget()->isAncestorOf(focus))
+        return m_treeFilterEdit;
+    switch (m_viewTabs->currentIndex()) {
+    case TensorsTab: return m_tableFilterEdit;
+    case ModulesTab: return m_modules->filter();
+    default: return m_treeFilterEdit;  // the tab has no filter of its own
+    }
 }
 
 void DocumentView::showView(int index)

@@ -88,11 +88,15 @@ public:
     SecurityView *securityView() const { return m_security; }
     PredictionView *predictionView() const { return m_prediction; }
     // Keyboard actions of this view, for a window's menu: one per tab (Alt+1 … Alt+6), then
-    // Find (Ctrl+F, the structure filter). Their shortcuts work anywhere in the window while this
-    // view is shown (a view in a hidden tab takes none).
+    // Find (Ctrl+F, findFilter()). Their shortcuts work anywhere in the window while this view is
+    // shown (a view in a hidden tab takes none).
     QList<QAction *> viewActions() const { return m_viewActions; }
     // The same actions unconnected, owned by `parent` (a menu's entries while no view is shown).
     static QList<QAction *> makeViewActions(QObject *parent);
+    // Where Find (Ctrl+F) puts the keyboard: the structure filter while the keyboard is in the
+    // structure pane, else the filter of the tab shown (the tensor table's, the modules'), else
+    // the structure filter when that tab has none.
+    QLineEdit *findFilter() const;
     // Shows tab `index` of viewTabs() and moves the keyboard into it.
     void showView(int index);
     enum ViewTab { TensorsTab, ModulesTab, OptimizerTab, MetadataTab, SecurityTab, PredictTab, ViewTabCount };

@@ -46,6 +46,8 @@ struct SeriesJob {
 
 namespace {
 constexpr int kPlotted = 8;  // tensors drawn before the user picks
+constexpr int kLayerRole = Qt::UserRole + 1;  // on a row's name: its index in Series::layers (rows sort)
+constexpr int kNonFiniteListed = 6;  // checkpoints named per tensor in the note under the chart
 const QColor kPalette[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xd6, 0x27, 0x28), QColor(0x2c, 0xa0, 0x2c),
                            QColor(0xff, 0x7f, 0x0e), QColor(0x94, 0x67, 0xbd), QColor(0x8c, 0x56, 0x4b),
                            QColor(0xe3, 0x77, 0xc2), QColor(0x17, 0xbe, 0xcf)};
@@ -107,7 +109,22 @@ SeriesView::SeriesView(QWidget *parent) : QWidget(parent)
     tableLayout->addWidget(m_hint);
     tableLayout->addWidget(m_table, 1);
     connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] { updateHint(); });
-    split->addWidget(m_chart);
+    // Where a drawn line breaks for NaN or Inf values, said under the chart: a gap alone reads as
+    // a missing file.
+    m_nonFinite = new QLabel(this);
+    m_nonFinite->setObjectName(QStringLiteral("seriesNonFinite"));
+    m_nonFinite->setWordWrap(true);
+    m_nonFinite->setTextFormat(Qt::PlainText);  // tensor names come from the files
+    m_nonFinite->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_nonFinite->setStyleSheet(QStringLiteral("QLabel { color: #b3261e; }"));
+    m_nonFinite->hide();
+    auto *chartPane = new QWidget(this);
+    auto *chartLayout = new QVBoxLayout(chartPane);
+    chartLayout->setContentsMargins(0, 0, 0, 0);
+    chartLayout->setSpacing(2);
+    chartLayout->addWidget(m_chart, 1);
+    chartLayout->addWidget(m_nonFinite);
+    split->addWidget(chartPane);
     split->addWidget(tablePane);
     split->setStretchFactor(0, 3);
     split->setStretchFactor(1, 2);
@@ -202,6 +219,7 @@ void SeriesView::fill()
         const auto &values = norm ? l.norm : fromFirst ? l.driftFromFirst : l.driftFromPrevious;
         const auto &gaps = norm ? l.normGap : fromFirst ? l.fromFirstGap : l.fromPreviousGap;
         QList<QStandardItem *> row{new QStandardItem(QString::fromStdString(l.name))};
+        row.front()->setData(static_cast<int>(&l - s.layers.data()), kLayerRole);
         bool lacking = false;
         for (std::size_t k = 0; k < values.size(); ++k) {
             const double v = values[k];
@@ -274,10 +292,22 @@ void SeriesView::updateHint()
                         .arg(m_model->rowCount()));
 }
 
+bool SeriesView::byEpoch() const
+{
+    if (!m_series || m_series->points.empty())
+        return false;
+    return std::all_of(m_series->points.begin(), m_series->points.end(), [](const SeriesPoint &p) { return p.epoch.has_value(); });
+}
+
+QString SeriesView::checkpointLabel(std::size_t k) const
+{
+    return byEpoch() ? tr("epoch %1").arg(*m_series->points[k].epoch) : tr("checkpoint %1").arg(k);
+}
+
 void SeriesView::changeEvent(QEvent *event)
 {
     QWidget::changeEvent(event);
-    if (event->type() == QEvent::PaletteChange && m_chart)
+    if (event->type() == QEvent::PaletteChange && m_chart && m_nonFinite)
         plot();
 }
 
@@ -289,9 +319,7 @@ void SeriesView::plot()
         chart->setTitle(m_metric->currentText());
         auto *x = new QValueAxis;
         auto *y = new QValueAxis;
-        bool epochs = true;
-        for (const auto &p : s.points)
-            epochs = epochs && p.epoch.has_value();
+        const bool epochs = byEpoch();
         auto xOf = [&](std::size_t k) { return epochs ? static_cast<double>(*s.points[k].epoch) : static_cast<double>(k); };
         x->setRange(xOf(0), std::max(xOf(s.points.size() - 1), xOf(0) + 1));
         x->setTitleText(epochs ? tr("epoch") : tr("checkpoint"));
@@ -352,6 +380,46 @@ void SeriesView::plot()
             close();
         }
         y->setRange(0, top > 0 ? top * 1.05 : 1);
+
+        // Each drawn tensor that holds NaN or Inf values somewhere, in the words of `ckpt series`
+        // ("NaN or Inf values at checkpoint 2 (3 NaN)"), at the checkpoints as the axis names them.
+        QStringList notes;
+        for (const QModelIndex &r : rows) {
+            const int layer = m_model->index(r.row(), 0).data(kLayerRole).toInt();
+            if (layer < 0 || static_cast<std::size_t>(layer) >= s.layers.size())
+                continue;
+            const SeriesLayer &l = s.layers[static_cast<std::size_t>(layer)];
+            QStringList at;
+            int more = 0;
+            for (std::size_t k = 0; k < l.nanCount.size() && k < s.points.size(); ++k) {
+                if (!l.nanCount[k] && !l.infCount[k])
+                    continue;
+                if (at.size() == kNonFiniteListed) {
+                    ++more;
+                    continue;
+                }
+                QStringList counts;
+                if (l.nanCount[k])
+                    counts << tr("%1 NaN").arg(l.nanCount[k]);
+                if (l.infCount[k])
+                    counts << tr("%1 Inf").arg(l.infCount[k]);
+                at << tr("%1 (%2)").arg(checkpointLabel(k), counts.join(QStringLiteral(", ")));
+            }
+            if (at.isEmpty())
+                continue;
+            QString line = tr("%1: NaN or Inf values at %2").arg(QString::fromStdString(l.name), at.join(QStringLiteral(", ")));
+            if (more)
+                line += tr(" and %n more checkpoint(s)", nullptr, more);
+            notes << line;
+        }
+        if (!notes.isEmpty())
+            notes.prepend(tr("A line breaks where its tensor holds NaN or Inf values: torch's norm and drifts are "
+                             "nan or inf there, and have no point to draw."));
+        m_nonFinite->setText(notes.join(QLatin1Char('\n')));
+        m_nonFinite->setVisible(!notes.isEmpty());
+    } else {
+        m_nonFinite->clear();
+        m_nonFinite->hide();
     }
     QChart *old = m_chart->chart();
     m_chart->setChart(chart);

@@ -43,6 +43,9 @@ public:
     QLabel *summary() const { return m_summary; }
     // The line above the table saying that the selected rows are what the chart draws.
     QLabel *hint() const { return m_hint; }
+    // Under the chart, where a drawn tensor holds NaN or Inf values: which, and at which checkpoints
+    // (its line breaks there); hidden when none does.
+    QLabel *nonFiniteNote() const { return m_nonFinite; }
 
 Q_SIGNALS:
     void finished(bool ok);
@@ -55,11 +58,15 @@ private:
     void fill();
     void plot();
     void updateHint();
+    // The x-axis position of checkpoint k: its epoch when every checkpoint records one, else k.
+    bool byEpoch() const;
+    QString checkpointLabel(std::size_t k) const;
     Metric metric() const;
     std::shared_ptr<const Series> m_series;
     QFutureWatcher<std::shared_ptr<SeriesJob>> *m_job = nullptr;
     QLabel *m_summary = nullptr;
     QLabel *m_hint = nullptr;
+    QLabel *m_nonFinite = nullptr;
     QProgressBar *m_progress = nullptr;
     QToolButton *m_cancel = nullptr;
     QComboBox *m_metric = nullptr;

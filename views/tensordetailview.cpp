@@ -1,5 +1,6 @@
 #include "tensordetailview.h"
 
+#include "dialogfolders.h"
 #include "jobpool.h"
 #include "histogramchart.h"
 
@@ -47,7 +48,6 @@ namespace ckpt {
 
 namespace {
 
-constexpr auto kExportDirKey = "tensorDetail/exportDir";
 
 QString number(double v)
 {
@@ -555,17 +555,17 @@ void TensorDetailView::askExport(ComputeApi::ExportFormat format)
     if (!m_tensor)
         return;
     const bool npy = format == ComputeApi::ExportFormat::Npy;
-    QSettings settings;
     QString base = m_name;
     base.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]")), QStringLiteral("_"));
-    const QString dir = settings.value(QLatin1String(kExportDirKey), QDir::homePath()).toString();
+    // The last folder written to, else the file's own: never the process's working folder.
+    const QString dir = dialogfolders::outputStart(m_doc ? QString::fromStdString(m_doc->path) : QString());
     const QString suggested = QDir(dir).filePath(base + (npy ? QStringLiteral(".npy") : QStringLiteral(".csv")));
     const QString path =
         QFileDialog::getSaveFileName(this, npy ? tr("Export as .npy") : tr("Export as .csv"), suggested,
                                      npy ? tr("NumPy arrays (*.npy)") : tr("Comma-separated values (*.csv)"));
     if (path.isEmpty())
         return;
-    settings.setValue(QLatin1String(kExportDirKey), QFileInfo(path).absolutePath());
+    dialogfolders::rememberOutput(QFileInfo(path).absolutePath());
     exportTo(path, format);
 }
 

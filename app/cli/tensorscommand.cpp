@@ -99,10 +99,11 @@ json statsOf(const TensorRef &r)
 }
 
 // A statistic in the text: as torch prints the number (nan, inf), but "-" where the tensor has no
-// elements to take it over (zero_fraction is null then).
+// elements to take it over (zero_fraction is null then) and torch gives no figure; the norm of no
+// elements is 0, as torch.linalg.norm and the window give it.
 std::string statText(const json &stats, const char *key, const json &of)
 {
-    return of["zero_fraction"].is_null() ? std::string("-") : numberText(stats[key]);
+    return of["zero_fraction"].is_null() && !stats[key].is_number() ? std::string("-") : numberText(stats[key]);
 }
 std::string statText(const json &stats, const char *key) { return statText(stats, key, stats); }
 

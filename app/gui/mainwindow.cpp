@@ -2,6 +2,7 @@
 
 #include "compareview.h"
 #include "conversionview.h"
+#include "dialogfolders.h"
 #include "documenttabwidget.h"
 #include "documentview.h"
 #include "itemicons.h"
@@ -47,7 +48,6 @@ namespace {
 const QString kRecentKey = QStringLiteral("recentFiles");
 const QString kGeometryKey = QStringLiteral("mainWindow/geometry");
 const QString kThemeKey = QStringLiteral("view/theme");
-const QString kLastDirKey = QStringLiteral("lastOpenDirectory");
 const QString kAppTitle = QStringLiteral("Checkpoint Studio");
 
 QStringList localFiles(const QMimeData *mime)
@@ -355,24 +355,21 @@ QString MainWindow::checkpointFileFilter()
 
 void MainWindow::showOpenDialog()
 {
-    QSettings settings;
-    const QStringList files = QFileDialog::getOpenFileNames(
-        this, tr("Open Checkpoint"), settings.value(kLastDirKey).toString(),
-        checkpointFileFilter());
+    const QStringList files = QFileDialog::getOpenFileNames(this, tr("Open Checkpoint"), dialogfolders::openStart(),
+                                                            checkpointFileFilter());
     if (files.isEmpty())
         return;
-    settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
+    dialogfolders::rememberOpened(files.first());
     openFiles(files);
 }
 
 void MainWindow::showOpenFolderDialog()
 {
-    QSettings settings;
-    const QString folder = QFileDialog::getExistingDirectory(this, tr("Open Checkpoint Folder"),
-                                                             settings.value(kLastDirKey).toString());
+    const QString folder =
+        QFileDialog::getExistingDirectory(this, tr("Open Checkpoint Folder"), dialogfolders::openStart());
     if (folder.isEmpty())
         return;
-    settings.setValue(kLastDirKey, QFileInfo(folder).absolutePath());
+    dialogfolders::rememberOpened(folder);
     openFile(folder);
 }
 
@@ -393,6 +390,8 @@ QStringList MainWindow::recentFiles() const
 
 void MainWindow::addRecentFile(const QString &path)
 {
+    // However it was opened (command line, drop, recent list): File → Open starts beside it next.
+    dialogfolders::rememberOpened(path);
     QStringList files = recentFiles();
     files.removeAll(path);
     files.prepend(path);
@@ -544,10 +543,9 @@ void MainWindow::convertCurrentFile()
 
 void MainWindow::showCompareDialog()
 {
-    QSettings settings;
     QString first = currentView() ? currentView()->path() : QString();
     if (first.isEmpty()) {
-        first = QFileDialog::getOpenFileName(this, tr("First Checkpoint"), settings.value(kLastDirKey).toString(),
+        first = QFileDialog::getOpenFileName(this, tr("First Checkpoint"), dialogfolders::openStart(),
                                              checkpointFileFilter());
         if (first.isEmpty())
             return;
@@ -557,19 +555,17 @@ void MainWindow::showCompareDialog()
         checkpointFileFilter());
     if (second.isEmpty())
         return;
-    settings.setValue(kLastDirKey, QFileInfo(second).absolutePath());
+    dialogfolders::rememberOpened(second);
     compareFiles(first, second);
 }
 
 void MainWindow::showSeriesDialog()
 {
-    QSettings settings;
-    const QStringList files = QFileDialog::getOpenFileNames(
-        this, tr("Checkpoints of One Run"), settings.value(kLastDirKey).toString(),
-        checkpointFileFilter());
+    const QStringList files = QFileDialog::getOpenFileNames(this, tr("Checkpoints of One Run"),
+                                                            dialogfolders::openStart(), checkpointFileFilter());
     if (files.size() < 2)
         return;
-    settings.setValue(kLastDirKey, QFileInfo(files.first()).absolutePath());
+    dialogfolders::rememberOpened(files.first());
     openSeries(files);
 }
 

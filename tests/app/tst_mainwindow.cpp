@@ -11,6 +11,7 @@
 #include "dropevents.h"
 #include "seriesview.h"
 #include "copyrole.h"
+#include "dialogfolders.h"
 #include "mainwindow.h"
 #include "predictionview.h"
 #include "whensettled.h"
@@ -145,6 +146,7 @@ private Q_SLOTS:
     void tensorTableHasTheRoom();
     void compareTabNamesBothFiles();
     void openDialogOffersWhatIsRead();
+    void dialogsStartWhereTheUserWorks();
     void menus();
     void copyPutsRowsOnClipboard();
     void copyFollowsFocus();
@@ -636,6 +638,49 @@ void TestMainWindow::openDialogOffersWhatIsRead()
     }
     QVERIFY(read > 20);
     QVERIFY2(missing.isEmpty(), qPrintable(missing.join(QStringLiteral(", "))));
+}
+
+// File → Open starts in the folder of the last file opened, however it was opened (here as the
+// command line and a drop open them, no dialog), never in the process's working folder; a save
+// dialog (Export, a conversion's output folder) in the last folder written to, else the folder of
+// the file being exported. A remembered folder that is gone is passed over.
+void TestMainWindow::dialogsStartWhereTheUserWorks()
+{
+    QTemporaryDir work;
+    QVERIFY(work.isValid());
+    const QString runs = work.filePath(QStringLiteral("runs/a"));
+    QVERIFY(QDir().mkpath(runs));
+    const QString file = QDir(runs).filePath(QStringLiteral("model.pth"));
+    QVERIFY(QFile::copy(example("simple_nn_checkpoint.pth"), file));
+    const QString cwd = QDir::currentPath();
+    QVERIFY(QDir::setCurrent(work.path()));  // the working folder, which no dialog should start in
+    QCOMPARE(dialogfolders::openStart(), QDir::homePath());
+    QCOMPARE(dialogfolders::outputStart(file), QFileInfo(runs).absoluteFilePath());
+
+    {
+        MainWindow w;
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        DocumentView *view = w.openFile(file);
+        QTRY_COMPARE_WITH_TIMEOUT(view->state(), DocumentView::State::Loaded, 20000);
+    }
+    QCOMPARE(dialogfolders::openStart(), QFileInfo(runs).absoluteFilePath());
+    // A checkpoint folder opened: Open starts in the folder that holds it, where it can be picked again.
+    const QString ckptFolder = work.filePath(QStringLiteral("out/checkpoint-500"));
+    QVERIFY(QDir().mkpath(ckptFolder));
+    dialogfolders::rememberOpened(ckptFolder + QLatin1Char('/'));
+    QCOMPARE(dialogfolders::openStart(), QFileInfo(work.filePath(QStringLiteral("out"))).absoluteFilePath());
+
+    const QString exports = work.filePath(QStringLiteral("exports"));
+    QVERIFY(QDir().mkpath(exports));
+    dialogfolders::rememberOutput(exports);
+    QCOMPARE(dialogfolders::outputStart(file), QFileInfo(exports).absoluteFilePath());
+    // Gone: the file's own folder again; Open's remembered folder gone: home.
+    QVERIFY(QDir(exports).removeRecursively());
+    QCOMPARE(dialogfolders::outputStart(file), QFileInfo(runs).absoluteFilePath());
+    QVERIFY(QDir(work.filePath(QStringLiteral("out"))).removeRecursively());
+    QCOMPARE(dialogfolders::openStart(), QDir::homePath());
+    QVERIFY(QDir::setCurrent(cwd));
 }
 
 void TestMainWindow::menus()

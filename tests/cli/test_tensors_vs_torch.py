@@ -395,10 +395,33 @@ def main():
     r = subprocess.run([a.ckpt, 'show', path, 'epoch'], capture_output=True, text=True, timeout=60)
     check(r.returncode == 0 and r.stdout.strip() == 'epoch (int): %d' % torch.load(path, weights_only=False)['epoch'],
           f'show a value as text: {r.stdout!r}')
+    empty_norm_text(check, a.ckpt, os.path.join(a.fixtures, 'views.pth'))
     with tempfile.TemporaryDirectory() as folder:
         quantized_show(check, a.ckpt, folder)
         slash_show(check, a.ckpt, folder)
     return results.finish()
+
+
+def empty_norm_text(check, ckpt, path):
+    """An empty tensor's L2 in the text of `tensors --stats` and `show` is torch.linalg.norm's (0, as
+    the window and the JSON give it), not the "-" of the figures torch has none of (min, max)."""
+    sd = torch.load(path, weights_only=False)
+    empty = [k for k, t in sd.items() if t.numel() == 0]
+    check(empty, f'{path}: no empty tensor to test')
+    r = subprocess.run([ckpt, 'tensors', path, '--stats'], capture_output=True, text=True, timeout=60)
+    lines = r.stdout.splitlines()
+    header = re.split(r'\s{2,}', lines[0].strip()) if lines else []
+    rows = {cells[0]: cells for cells in (re.split(r'\s{2,}', l.strip()) for l in lines[1:])}
+    for key in empty:
+        want = float(torch.linalg.norm(sd[key]))
+        cells = rows.get(key, [])
+        got = cells[header.index('l2')] if 'l2' in header and len(cells) == len(header) else None
+        check(got is not None and got != '-' and float(got) == want,
+              f'tensors --stats: {key}: l2 {got!r}, torch.linalg.norm {want!r}\n{r.stdout}')
+        r = subprocess.run([ckpt, 'show', path, key], capture_output=True, text=True, timeout=60)
+        m = re.search(r'  l2 (\S+)', r.stdout)
+        check(r.returncode == 0 and m and m.group(1) != '-' and float(m.group(1)) == want,
+              f'show {key}: l2 {m.group(1) if m else None!r}, torch.linalg.norm {want!r}: {r.stdout}')
 
 
 def quantized_show(check, ckpt, folder):

@@ -418,6 +418,37 @@ void TestCompareView::seriesShowsDivergence()
     for (auto *series : view.chart()->chart()->series())
         for (const QPointF &p : static_cast<QLineSeries *>(series)->points())
             QVERIFY(std::isfinite(p.y()));
+
+    // Under the chart, the drawn tensor whose line breaks says so, at each checkpoint where torch's
+    // norm is nan or inf (epoch k here: the files record epochs 0, 1, 2), and at no other. Another
+    // drawn alone: no note. The table sorted since: the note follows the row, not its old place.
+    QLabel *note = view.nonFiniteNote();
+    const auto drawAlone = [&](const QString &name) {
+        for (int r = 0; r < m->rowCount(); ++r)
+            if (m->item(r, 0)->text() == name)
+                view.table()->selectRow(r);
+    };
+    const QString diverged = div.value("diverged").toString();
+    drawAlone(diverged);
+    QVERIFY(note->isVisibleTo(&view));
+    const QString text = note->text();
+    const QJsonArray torchNorms = norms.value(diverged).toArray();
+    for (int c = 0; c < torchNorms.size(); ++c) {
+        const bool nonFinite = torchNorms[c].toString() == QLatin1String("inf") || torchNorms[c].toString() == QLatin1String("nan");
+        QVERIFY2(text.contains(QStringLiteral("epoch %1 (").arg(c)) == nonFinite, qPrintable(text));
+    }
+    QVERIFY2(text.contains(diverged + QStringLiteral(": NaN or Inf values at epoch")), qPrintable(text));
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS")) {
+        view.resize(1000, 700);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QTest::qWait(50);
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/series-nonfinite.png"));
+    }
+    for (int r = 0; r < m->rowCount(); ++r)
+        if (m->item(r, 0)->text() != diverged)
+            drawAlone(m->item(r, 0)->text());
+    QVERIFY(!note->isVisibleTo(&view));
 }
 
 // A run whose first checkpoint lacks a tensor and where another changes shape: every tensor is a

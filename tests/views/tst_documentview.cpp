@@ -16,6 +16,8 @@
 #include "securityview.h"
 
 #include <QAbstractItemModelTester>
+#include <QApplication>
+#include <QTabBar>
 #include <QDir>
 #include <QFileInfo>
 #include <QRegularExpression>
@@ -77,6 +79,7 @@ private Q_SLOTS:
     void initTestCase();
     void opensInBackground();
     void findShortcutFocusesFilter();
+    void findGoesToTheShownViewsFilter();
     void statisticsArrive();
     void statisticsJobStopsWhenCancelled();
     void dangerBanner_data();
@@ -147,6 +150,50 @@ void TestDocumentView::findShortcutFocusesFilter()
     QTest::keySequence(view.treeView(), QKeySequence::Find);
     QTRY_VERIFY(view.treeFilter()->hasFocus());
     QCOMPARE(view.treeFilter()->selectedText(), QStringLiteral("old"));
+}
+
+// Ctrl+F from a tab with a filter of its own goes to that filter (the tensor table's, the modules'),
+// not to the structure tree's; from a tab without one (Metadata), and from the tree itself, to the
+// tree's.
+void TestDocumentView::findGoesToTheShownViewsFilter()
+{
+    DocumentView view;
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.resize(1280, 760);
+    view.show();
+    view.activateWindow();
+    QVERIFY(QTest::qWaitForWindowActive(&view));
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+
+    view.viewTabs()->setCurrentIndex(DocumentView::TensorsTab);
+    view.tableFilter()->setText(QStringLiteral("fc"));
+    view.tableView()->setFocus();
+    QTRY_VERIFY(view.tableView()->hasFocus());
+    QTest::keySequence(view.tableView(), QKeySequence::Find);
+    QTRY_VERIFY(view.tableFilter()->hasFocus());
+    QCOMPARE(view.tableFilter()->selectedText(), QStringLiteral("fc"));  // typing replaces it
+
+    view.showView(DocumentView::ModulesTab);
+    auto *modules = view.moduleView()->findChild<QTreeView *>(QStringLiteral("moduleTree"));
+    QVERIFY(modules);
+    modules->setFocus();
+    QTRY_VERIFY(modules->hasFocus());
+    QTest::keySequence(modules, QKeySequence::Find);
+    QTRY_VERIFY(view.moduleView()->filter()->hasFocus());
+
+    // The keyboard in the structure tree: its own filter, whatever tab is shown on the right.
+    view.treeView()->setFocus();
+    QTRY_VERIFY(view.treeView()->hasFocus());
+    QTest::keySequence(view.treeView(), QKeySequence::Find);
+    QTRY_VERIFY(view.treeFilter()->hasFocus());
+
+    // A tab without a filter (Metadata): the tree's, the one filter there is.
+    view.viewTabs()->setCurrentIndex(DocumentView::MetadataTab);
+    view.viewTabs()->tabBar()->setFocus();
+    QTRY_VERIFY(view.viewTabs()->tabBar()->hasFocus());
+    QTest::keySequence(view.viewTabs()->tabBar(), QKeySequence::Find);
+    QTRY_VERIFY(view.treeFilter()->hasFocus());
 }
 
 void TestDocumentView::statisticsArrive()
