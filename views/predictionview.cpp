@@ -1,6 +1,7 @@
 #include "predictionview.h"
 
 #include "architecturewording.h"
+#include "dialogfolders.h"
 #include "jobpool.h"
 
 #include "computeloader.h"
@@ -417,7 +418,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
     connect(m_archSource, &QComboBox::currentIndexChanged, this, [this](int) { applyArchitecture(); });
     connect(m_activation, &QComboBox::currentIndexChanged, this, [this](int) { applyArchitecture(); });
     connect(browse, &QPushButton::clicked, this, [this] {
-        const QString f = QFileDialog::getOpenFileName(this, tr("TorchScript file of the model"), QString(),
+        const QString f = QFileDialog::getOpenFileName(this, tr("TorchScript file of the model"), dialogfolders::openStart(),
                                                        tr("TorchScript (*.pt *.pth *.zip);;All files (*)"));
         if (f.isEmpty())
             return;
@@ -433,7 +434,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
         m_batchRow->setMaximum(std::max(1, static_cast<int>(m_batch->toPlainText().count(QLatin1Char('\n'))) + 1));
     });
     connect(batchFile, &QPushButton::clicked, this, [this] {
-        const QString f = QFileDialog::getOpenFileName(this, tr("Input rows"), QString(), tr("Inputs (*.csv *.npy *.txt)"));
+        const QString f = QFileDialog::getOpenFileName(this, tr("Input rows"), dialogfolders::openStart(), tr("Inputs (*.csv *.npy *.txt)"));
         if (f.isEmpty())
             return;
         QFile file(f);
@@ -464,7 +465,7 @@ PredictionView::PredictionView(QWidget *parent) : QWidget(parent)
         }
     });
     connect(openImage, &QPushButton::clicked, this, [this] {
-        const QString f = QFileDialog::getOpenFileName(this, tr("Image"), QString(), tr("Images (*.png *.jpg *.jpeg *.bmp)"));
+        const QString f = QFileDialog::getOpenFileName(this, tr("Image"), dialogfolders::openStart(), tr("Images (*.png *.jpg *.jpeg *.bmp)"));
         QString error;
         if (!f.isEmpty() && !loadImage(f, &error))
             setStatus(error, true);
