@@ -349,6 +349,30 @@ bool looksLikeShardIndex(std::span<const std::uint8_t> d)
 }
 
 namespace {
+// Whether a loader that joins `name` to the index's folder, as transformers does (os.path.join),
+// reaches a file outside that folder: an absolute path (a drive on Windows) or more '..' steps
+// than the folders named before them. Both separators count: either one works on Windows.
+bool leavesFolder(const std::string &name)
+{
+    if (name.starts_with('/') || name.starts_with('\\') ||
+        (name.size() >= 2 && name[1] == ':' && ((name[0] | 0x20) >= 'a' && (name[0] | 0x20) <= 'z')))
+        return true;
+    int depth = 0;
+    std::size_t begin = 0;
+    while (begin <= name.size()) {
+        const std::size_t end = std::min(name.find_first_of("/\\", begin), name.size());
+        const std::string_view part(name.data() + begin, end - begin);
+        if (part == "..") {
+            if (--depth < 0)
+                return true;
+        } else if (!part.empty() && part != ".") {
+            ++depth;
+        }
+        begin = end + 1;
+    }
+    return false;
+}
+
 // Shard indexes being read on this thread. A shard that is itself an index is refused before it
 // is read (below); this catches one that became an index after that check, so an index naming
 // itself, or indexes naming each other, can neither recurse without end nor fan out.
@@ -383,11 +407,32 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
     // Open each shard once, in order of first mention.
     std::vector<std::string> shards;
     std::vector<std::string> firstTensor;  // of each shard, for messages
+    // Shard names that send a loader out of the folder, each once: transformers would read that file
+    // (whatever it is: a pickle that runs code), so a scanner must call the index dangerous. Never
+    // opened here; all of them are found before any shard is read.
+    std::vector<std::string> outside;
+    std::set<std::string> outsideSeen;
+    constexpr std::size_t kMaxOutsideListed = 16;
+    std::size_t outsideCount = 0;
+    std::string firstOutside;  // "weight_map['NAME'] names 'FILE'" of the first
+    std::filesystem::path firstOutsidePath;
     for (const auto &name : weightOrder) {
         const json &file = index["weight_map"].at(name);
         if (!file.is_string())
             throw FormatError("shard index: weight_map['" + name + "'] is not a file name");
         const auto f = file.get<std::string>();
+        if (leavesFolder(f)) {
+            if (outsideSeen.insert(f).second) {
+                const std::string what = "weight_map['" + name + "'] names '" + f + "'";
+                if (++outsideCount == 1) {
+                    firstOutside = what;
+                    firstOutsidePath = (dir / f).lexically_normal();
+                }
+                if (outsideCount <= kMaxOutsideListed)
+                    outside.push_back("the index makes a loader read a file outside its folder: " + what);
+            }
+            continue;
+        }
         if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "." ||
             f == "..")
             throw FormatError("shard index: shard name '" + f + "' (weight_map['" + name +
@@ -396,6 +441,14 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
             shards.push_back(f);
             firstTensor.push_back(name);
         }
+    }
+    if (!outside.empty()) {
+        if (outsideCount > outside.size())
+            outside.push_back("and " + std::to_string(outsideCount - outside.size()) + " more files outside its folder");
+        throw ReadFailure("shard index: " + firstOutside + ", a file outside the index's folder (" +
+                              firstOutsidePath.string() +
+                              "): transformers would load it from there, so the index is dangerous; it is not read here",
+                          doc.globals, std::move(outside));
     }
     if (shards.empty())
         throw FormatError("shard index: weight_map names no tensors");
@@ -427,7 +480,7 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
             // What the shards named so far would run in Python all the same: a scanner reports it.
             std::vector<GlobalUse> named = doc.globals;
             named.insert(named.end(), e.globals.begin(), e.globals.end());
-            throw ReadFailure(e.what(), std::move(named));
+            throw ReadFailure(e.what(), std::move(named), e.hazards);
         }
         if (!shard.hasStateDict) {
             std::vector<GlobalUse> named = doc.globals;
