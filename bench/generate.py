@@ -9,6 +9,9 @@ Usage:  /usr/bin/python3 bench/generate.py [--out bench/data] [--skip-4g]
   sd_1g_tuned.pth  sd_1g.pth with every weight moved by small noise (what `ckpt diff` compares it to)
   sd_20k.pth       state dict, 20,000 small tensors (structure-heavy)
   train_1g.pth     training checkpoint: model + Adam state (exp_avg, exp_avg_sq) + metadata, ~1 GiB
+  deflated_4x1g.pth  four 1 GiB float32 storages, every record deflated (a re-zipped file): ~4 MiB
+                   on disk, 4 GiB once inflated
+  st_meta_8m.safetensors  one small tensor under a 96 MB header of 8,000,000 __metadata__ entries
   seed_*.pth       the seed's small files (checkpoint, inference package, full model), copied from
                    resources/examples
 
@@ -19,6 +22,7 @@ import collections
 import os
 import shutil
 import sys
+import zipfile
 
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,10 +59,52 @@ def training_checkpoint(seed):
             'pytorch_version': torch.__version__.split('+')[0]}
 
 
+def deflate_copy(src, dst):
+    """`src` re-zipped with every record deflated, as a re-zipping tool writes it; streamed."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w', compression=zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            copy = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            copy.compress_type = zipfile.ZIP_DEFLATED
+            with zin.open(info) as r, zout.open(copy, 'w', force_zip64=True) as w:
+                shutil.copyfileobj(r, w, 16 << 20)
+
+
+def deflated_storages(count, mib, path):
+    """`count` float32 storages of `mib` MiB, each one value (deflate packs it ~1000:1), re-zipped."""
+    n = mib * (1 << 20) // 4
+    plain = path + '.plain'
+    torch.save(collections.OrderedDict(('layers.%d.weight' % i, torch.full((n // 1024, 1024), 0.25 * (i + 1)))
+                                       for i in range(count)), plain)
+    deflate_copy(plain, path)
+    os.remove(plain)
+
+
+def many_metadata(count, path):
+    """A safetensors file whose header is `count` short __metadata__ entries ('"k":"",' 12 bytes
+    each) and one float32 tensor: a hostile header just under the 100 MB limit."""
+    import json
+    import string
+    import struct
+    digits = string.digits + string.ascii_letters
+    names = []
+    for i in range(count):
+        k = ''
+        for _ in range(6):
+            i, r = divmod(i, len(digits))
+            k += digits[r]
+        names.append(k)
+    meta = json.dumps(dict.fromkeys(names, ''), separators=(',', ':'))
+    header = ('{"__metadata__":' + meta + ',"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}').encode()
+    header += b' ' * (-len(header) % 8)
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<Q', len(header)) + header + bytes(16))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', default=os.path.join(HERE, 'data'))
     ap.add_argument('--skip-4g', action='store_true', help='leave out the 4 GiB file')
+    ap.add_argument('--only', action='append', default=[], help='only the files whose name holds this text')
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     mib = 1 << 20
@@ -71,14 +117,21 @@ def main():
     ]
     if not a.skip_4g:
         plan.append(('sd_4g.pth', lambda: state_dict(64, 4096 * mib // 4 // 64, 5)))
+    plan.append(('deflated_4x1g.pth', lambda path: deflated_storages(4, 1024, path)))
+    plan.append(('st_meta_8m.safetensors', lambda path: many_metadata(8_000_000, path)))
     for name, make in plan:
+        if a.only and not any(o in name for o in a.only):
+            continue
         path = os.path.join(a.out, name)
         if os.path.exists(path + '.done'):
             print('kept    %s' % path)
             continue
-        obj = make()
-        torch.save(obj, path)
-        del obj
+        if name.startswith(('deflated', 'st_meta')):
+            make(path)
+        else:
+            obj = make()
+            torch.save(obj, path)
+            del obj
         open(path + '.done', 'w').close()
         print('wrote   %s (%.1f MiB)' % (path, os.path.getsize(path) / mib))
     for name in ('simple_nn_checkpoint.pth', 'simple_nn_inference.pth', 'simple_nn_inference_metadata.json',

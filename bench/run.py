@@ -189,6 +189,21 @@ def main():
             [PY, ops, 'stats', data(name)], heavy, 'private memory < 1/4 of torch\'s' if name == 'sd_1g.pth' else None,
             (lambda t1, m1, t2, m2: m1.private < m2.private / 4) if name == 'sd_1g.pth' else None)
 
+    # A re-zipped file: four 1 GiB storages deflated to ~4 MiB. Each is inflated when its numbers are
+    # needed and let go after, so a pass holds one at a time; torch.load inflates all four.
+    row('statistics, deflated records (ckpt tensors --stats)', 'deflated_4x1g.pth',
+        [a.ckpt, 'tensors', '--stats', '--json', data('deflated_4x1g.pth')],
+        [PY, ops, 'stats', data('deflated_4x1g.pth')], heavy, 'private memory < 1.5 GiB (one storage held)',
+        lambda t1, m1, t2, m2: m1.private < 1536)
+
+    # A hostile safetensors header: 96 MB of 8,000,000 __metadata__ entries. Python's side is
+    # json.loads of the header, what reading it as a dict takes (torch does not read safetensors).
+    row('open a 96 MB header of 8M metadata entries (ckpt info --json)', 'st_meta_8m.safetensors',
+        [a.ckpt, 'info', '--json', data('st_meta_8m.safetensors')],
+        [PY, '-c', 'import json, struct, sys; f = open(sys.argv[1], "rb"); '
+                   'json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))', data('st_meta_8m.safetensors')],
+        heavy, 'private memory < 4x the header (384 MiB)', lambda t1, m1, t2, m2: m1.private < 384)
+
     # Comparing two checkpoints of a run: every figure of every tensor, in float64.
     row('diff (ckpt diff --json)', 'sd_1g vs sd_1g_tuned',
         [a.ckpt, 'diff', '--json', data('sd_1g.pth'), data('sd_1g_tuned.pth')],
@@ -204,6 +219,10 @@ def main():
         row('cast float16 (convert --dtype float16)', 'sd_1g.pth',
             [a.ckpt, 'convert', data('sd_1g.pth'), '--to', 'state-dict', '--dtype', 'float16', '-o', out1, '--force'],
             [PY, ops, 'half', data('sd_1g.pth'), out2], heavy)
+        row('convert --to state-dict, deflated records', 'deflated_4x1g.pth',
+            [a.ckpt, 'convert', data('deflated_4x1g.pth'), '--to', 'state-dict', '-o', out1, '--force'],
+            [PY, ops, 'save', data('deflated_4x1g.pth'), out2], heavy, 'private memory < 1.5 GiB (one storage held)',
+            lambda t1, m1, t2, m2: m1.private < 1536, note='PyTorch: torch.load, then torch.save of the same weights')
     else:
         rows.append(('strip optimizer (convert --to inference)', 'train_1g.pth', None, None, None, None, '>= 3x faster',
                      'not measured: ckpt convert is not built yet'))

@@ -64,6 +64,8 @@ def main():
         package = {'model_state_dict': model_state(obj), 'model_config': obj.get('model_config'),
                    'timestamp': obj.get('timestamp'), 'pytorch_version': torch.__version__}
         torch.save(package, sys.argv[3])
+    elif op == 'save':  # what `ckpt convert --to state-dict` writes: the weights, saved again
+        torch.save(model_state(obj), sys.argv[3])
     elif op == 'half':
         sd = model_state(obj)
         torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[3])

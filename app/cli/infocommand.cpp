@@ -318,13 +318,22 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
             // A safetensors file's (or an index's) own metadata: strings, shown as the values
             // they encode (numbers, lists, the JSON this program's writer stores).
             const std::string where = doc.format == ContainerFormat::Safetensors ? "__metadata__/" : "metadata/";
+            // Each is looked up by name (a search of the entries): a hostile header's hundreds of
+            // thousands would take hours, and no one reads them as text. --json has them all.
+            constexpr std::size_t kMaxShown = 200;
+            std::size_t shown = 0;
             for (const auto &e : doc.formatMetadata->entries()) {
                 const std::string key = e.key ? keyText(*e.key) : std::string();
                 if (isWriterBookkeeping(key))
                     continue;
+                if (++shown > kMaxShown) {
+                    out << "  " << where << "… the first " << kMaxShown << " shown of "
+                        << doc.formatMetadata->entries().size() << " entries (ckpt info --json lists them all)\n";
+                    break;
+                }
                 const ValuePtr decoded = formatMetadataValue(doc, key);
-                const ValuePtr shown = decoded ? decoded : e.value;
-                out << "  " << where << displayText(key) << ": " << (shown ? compact(*shown) : "None") << '\n';
+                const ValuePtr value = decoded ? decoded : e.value;
+                out << "  " << where << displayText(key) << ": " << (value ? compact(*value) : "None") << '\n';
             }
         }
         // A pickled object's attributes (training_args.bin), after its class.

@@ -81,7 +81,13 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
             // Unreadable, but what its pickles named before the fault would still run in Python.
             anyError = true;
             reportError(err, file, e);
-            const SecurityReport partial = globalsReport(e.globals);
+            SecurityReport partial = globalsReport(e.globals);
+            // What else the file would make a loader do (read a file outside its folder) is as
+            // dangerous as a global that runs code.
+            if (!e.hazards.empty()) {
+                partial.dangerous = true;
+                partial.anomalies.insert(partial.anomalies.end(), e.hazards.begin(), e.hazards.end());
+            }
             anyDangerous = anyDangerous || partial.dangerous;
             if (options.json) {
                 auto j = securityToJson(partial);
@@ -89,6 +95,12 @@ int runScan(const ScanOptions &options, std::ostream &out, std::ostream &err)
                 j["error"] = e.what();
                 j["weights_only_loadable"] = false;
                 all.push_back(std::move(j));
+            } else if (!e.hazards.empty()) {
+                out << displayText(file) << ": DANGEROUS: " << displayText(e.hazards.front()) << '\n';
+                for (std::size_t i = 1; i < e.hazards.size(); ++i)
+                    out << "  !! " << displayText(e.hazards[i]) << '\n';
+                if (!partial.globals.empty())
+                    printGlobals(globalsReport(e.globals), options.verbose, out);
             } else if (!partial.globals.empty()) {
                 out << file << ": " << (partial.dangerous ? "DANGEROUS" : "no dangerous globals")
                     << " in what reads before the error\n";

@@ -235,9 +235,11 @@ at::Tensor tensorOf(const TensorRef &ref, bool copy, bool decode)
     std::int64_t extent = 0;
     if (!ref.extentElements(extent) || !ref.fitsStorage(extent))
         throw std::runtime_error("tensor extent does not fit its storage");
-    // from_blob never writes through the pointer here: the view is read-only by contract.
-    auto *base = const_cast<std::uint8_t *>(ref.storage->bulkData().data()) +
-                 static_cast<std::size_t>(ref.storageOffset) * dtypeSize(ref.dtype);
+    // from_blob never writes through the pointer here: the view is read-only by contract. The
+    // tensor holds the storage's bytes (an inflated record) until its last user lets it go.
+    const HeldBytes held = ref.storage->bulkData();
+    auto *base = const_cast<std::uint8_t *>(held.data()) + static_cast<std::size_t>(ref.storageOffset) * dtypeSize(ref.dtype);
+    const auto keep = [keep = held.keep](void *) {};
     if (ref.dtype == DType::Complex32) {  // pairs of float16: real, imaginary
         auto shape = ref.shape, strides = ref.strides;
         for (auto &st : strides)
@@ -246,7 +248,7 @@ at::Tensor tensorOf(const TensorRef &ref, bool copy, bool decode)
         strides.push_back(1);
         return at::view_as_complex(at::from_blob(base, shape, strides, options).to(at::kFloat).contiguous());
     }
-    at::Tensor view = at::from_blob(base, ref.shape, ref.strides, options);
+    at::Tensor view = at::from_blob(base, ref.shape, ref.strides, keep, options);
     if (decode && isNewer(ref.dtype))
         return decodeNewer(ref.dtype, view);  // always a copy
     if (!copy)

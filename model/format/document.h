@@ -48,10 +48,16 @@ struct NamedTensor {
 
 // A file that does not read, with the globals its pickles named before the fault: Python runs
 // what comes before a broken tail, so a scanner still reports them.
+// Also what else the file would make a loader do that is dangerous (`hazards`: a shard index
+// that sends it to a file outside its folder), which is why it was not read further.
 class ReadFailure : public FormatError {
 public:
-    ReadFailure(const std::string &what, std::vector<GlobalUse> named) : FormatError(what), globals(std::move(named)) {}
+    ReadFailure(const std::string &what, std::vector<GlobalUse> named, std::vector<std::string> dangers = {})
+        : FormatError(what), globals(std::move(named)), hazards(std::move(dangers))
+    {
+    }
     std::vector<GlobalUse> globals;
+    std::vector<std::string> hazards;
 };
 
 // Everything read from one file. Immutable once returned by readDocument; safe to share

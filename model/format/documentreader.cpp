@@ -121,7 +121,7 @@ public:
         } catch (const ReadFailure &e) {  // a shard's: what it named is kept
             std::vector<GlobalUse> named = m_machine.globals();
             named.insert(named.end(), e.globals.begin(), e.globals.end());
-            throw ReadFailure(e.what(), std::move(named));
+            throw ReadFailure(e.what(), std::move(named), e.hazards);
         } catch (const FormatError &e) {
             throw ReadFailure(e.what(), m_machine.globals());
         }
@@ -973,7 +973,7 @@ Document readMapped(std::shared_ptr<MappedFile> file, const std::string &path, c
         throw ReadFailure(path + ": " + e.what() +
                               (dangerous.empty() ? "" : " (before that point it names " + dangerous +
                                                             ", which Python would run when loading it)"),
-                          e.globals);
+                          e.globals, e.hazards);
     } catch (const FormatError &e) {
         if (truncated())
             throw FormatError(path + ": the file changed or was truncated while it was read");

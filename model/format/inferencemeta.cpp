@@ -60,7 +60,7 @@ std::vector<double> tensorNumbers(const TensorRef &r)
     if (count < 1 || count > kMaxValues || !r.extentElements(extent) || !r.fitsStorage(extent))
         return {};
     const std::size_t size = dtypeSize(r.dtype);
-    const auto bytes = r.storage->data();
+    const auto bytes = r.storage->hold();
     std::vector<double> out;
     for (std::int64_t i = 0; i < count; ++i) {
         const auto at = static_cast<std::size_t>(r.storageOffset + i * stride) * size;

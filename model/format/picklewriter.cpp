@@ -393,7 +393,7 @@ void PickleWriter::saveNumpyArray(const ValuePtr &v, int depth)
         throw FormatError("a numpy array does not fit its storage: " + t.problem);
     // Its bytes in C order, or in Fortran order as numpy keeps a Fortran array.
     bool fortran = false;
-    std::span<const std::uint8_t> bytes;
+    HeldBytes bytes;
     if (t.numel() > 0) {
         std::vector<std::int64_t> f(t.shape.size(), 1);
         for (std::size_t d = 1; d < t.shape.size(); ++d)

@@ -171,7 +171,7 @@ std::vector<std::optional<std::int64_t>> maskedCounts(const std::vector<NamedTen
             (m.dtype != DType::Float32 && m.dtype != DType::Float64 && m.dtype != DType::Float16 &&
              m.dtype != DType::BFloat16))
             continue;
-        std::span<const std::uint8_t> bytes;
+        HeldBytes bytes;
         try {
             bytes = m.spannedBytes();
         } catch (const std::exception &) {

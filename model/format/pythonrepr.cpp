@@ -210,7 +210,7 @@ std::optional<std::vector<Element>> smallValues(const TensorRef &t, std::int64_t
     const std::size_t size = dtypeSize(t.dtype);
     std::vector<Element> values;
     try {
-        const auto bytes = t.storage->data();
+        const auto bytes = t.storage->hold();
         for (std::int64_t k = 0; k < n; ++k) {
             const auto at = static_cast<std::uint64_t>(t.storageOffset + k * stride) * size;
             if (at + size > bytes.size())

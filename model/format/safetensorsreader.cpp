@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
@@ -170,6 +171,154 @@ ParsedJson parseUnique(std::string_view text, const std::string &what, std::size
         throw FormatError(what + " is not a JSON object");
     return out;
 }
+
+// A safetensors header in one SAX pass, building only what is read: each tensor's entry as a
+// small JSON value, and __metadata__'s strings straight into the entries kept, at most
+// kMaxMetadataEntries of them (the rest only counted). Building the whole header as a JSON tree,
+// then as values, took 56 s and 4.2 GB for a 95 MB header of 8 million metadata entries.
+// Problems are recorded, and said after the pass, so that invalid JSON is said as such first.
+class HeaderReader final : public nlohmann::json_sax<json> {
+public:
+    struct Tensor {
+        std::string name;
+        json info;
+    };
+    std::vector<Tensor> tensors;                                  // in the header's order
+    std::vector<std::pair<std::string, std::string>> metadata;    // first mention's order, last value
+    std::size_t metadataWritten = 0;                              // entries as written, past the cap too
+    bool rootIsObject = false;
+    bool hasMetadata = false;
+    bool metadataIsObject = false;
+    std::size_t metadataAt = 0;  // tensors before __metadata__
+    std::string duplicate;       // a top-level name given twice
+    std::string notString;       // a __metadata__ key whose value is not a string
+    std::string error;           // the JSON parser's
+
+    explicit HeaderReader(std::size_t maxKeys) : m_maxKeys(maxKeys) {}
+
+    bool null() override { return scalar([](Dom &d) { return d.null(); }); }
+    bool boolean(bool v) override { return scalar([v](Dom &d) { return d.boolean(v); }); }
+    bool number_integer(number_integer_t v) override { return scalar([v](Dom &d) { return d.number_integer(v); }); }
+    bool number_unsigned(number_unsigned_t v) override { return scalar([v](Dom &d) { return d.number_unsigned(v); }); }
+    bool number_float(number_float_t v, const string_t &s) override
+    {
+        return scalar([v, &s](Dom &d) { return d.number_float(v, s); });
+    }
+    bool binary(binary_t &v) override { return scalar([&v](Dom &d) { return d.binary(v); }); }
+    bool string(string_t &v) override
+    {
+        if (m_in == In::Metadata && m_depth == 2 && metadataIsObject) {
+            keep(v);
+            return true;
+        }
+        return scalar([&v](Dom &d) { return d.string(v); });
+    }
+    bool start_object(std::size_t) override { return start(true); }
+    bool start_array(std::size_t) override { return start(false); }
+    bool end_object() override { return finish(true); }
+    bool end_array() override { return finish(false); }
+    bool key(string_t &k) override
+    {
+        if (m_depth == 1 && rootIsObject) {
+            topLevel(k);
+        } else if (m_in == In::Tensor) {
+            m_dom->key(k);
+        } else if (m_in == In::Metadata && m_depth == 2) {
+            m_key = k;
+        }
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string &, const nlohmann::detail::exception &e) override
+    {
+        error = e.what();
+        return false;
+    }
+
+private:
+    using Dom = nlohmann::detail::json_sax_dom_parser<json>;
+    enum class In { Nothing, Tensor, Metadata };
+
+    template <class F>
+    bool scalar(F &&forward)
+    {
+        if (m_in == In::Tensor)
+            forward(*m_dom);
+        else if (m_in == In::Metadata && m_depth == 2 && metadataIsObject && notString.empty())
+            notString = m_key;
+        return true;
+    }
+    bool start(bool object)
+    {
+        // Refused here, before anything is built: nlohmann's dump and comparisons recurse once a level.
+        if (++m_depth > SafetensorsLimits::kMaxJsonDepth)
+            throw FormatError("safetensors header nests deeper than " + std::to_string(SafetensorsLimits::kMaxJsonDepth) +
+                              " levels, the limit");
+        if (m_depth == 1) {
+            rootIsObject = object;
+        } else if (m_in == In::Tensor) {
+            object ? m_dom->start_object(std::size_t(-1)) : m_dom->start_array(std::size_t(-1));
+        } else if (m_in == In::Metadata) {
+            if (m_depth == 2)
+                metadataIsObject = object;
+            else if (m_depth == 3 && metadataIsObject && notString.empty())
+                notString = m_key;
+        }
+        return true;
+    }
+    bool finish(bool object)
+    {
+        if (m_in == In::Tensor && m_depth >= 2)
+            object ? m_dom->end_object() : m_dom->end_array();
+        if (--m_depth == 0)
+            close();
+        return true;
+    }
+    void topLevel(const std::string &k)
+    {
+        close();
+        if (!m_seen.insert(k).second) {
+            if (duplicate.empty())
+                duplicate = k;
+            return;
+        }
+        if (m_seen.size() > m_maxKeys)
+            throw FormatError("safetensors header holds more than " + std::to_string(m_maxKeys) + " entries, the limit");
+        if (k == "__metadata__") {
+            hasMetadata = true;
+            metadataAt = tensors.size();
+            m_in = In::Metadata;
+            return;
+        }
+        tensors.push_back({k, json()});
+        m_dom.emplace(tensors.back().info);  // the vector does not grow until close()
+        m_in = In::Tensor;
+    }
+    void close()
+    {
+        m_dom.reset();
+        m_in = In::Nothing;
+    }
+    void keep(const std::string &value)
+    {
+        ++metadataWritten;
+        if (const auto it = m_metadataIndex.find(m_key); it != m_metadataIndex.end()) {
+            metadata[it->second].second = value;  // as the library's map keeps the last
+            return;
+        }
+        if (metadata.size() >= SafetensorsLimits::kMaxMetadataEntries)
+            return;
+        m_metadataIndex.emplace(m_key, metadata.size());
+        metadata.emplace_back(m_key, value);
+    }
+
+    std::size_t m_maxKeys;
+    int m_depth = 0;
+    In m_in = In::Nothing;
+    std::optional<Dom> m_dom;
+    std::string m_key;
+    std::unordered_set<std::string> m_seen;
+    std::unordered_map<std::string, std::size_t> m_metadataIndex;
+};
 } // namespace
 
 bool looksLikeSafetensors(std::span<const std::uint8_t> d)
@@ -206,8 +355,13 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
     if (text.starts_with("\xEF\xBB\xBF"))
         throw FormatError("safetensors: header starts with a byte order mark, which the safetensors library refuses");
     // One key beyond the tensor limit is the __metadata__ entry.
-    const ParsedJson parsed = parseUnique(text, "safetensors header", SafetensorsLimits::kMaxTensors + 1);
-    const json &header = parsed.value;
+    HeaderReader header(SafetensorsLimits::kMaxTensors + 1);
+    if (!json::sax_parse(text.begin(), text.end(), &header))
+        throw FormatError("safetensors header is not valid JSON: " + header.error);
+    if (!header.rootIsObject)
+        throw FormatError("safetensors header is not a JSON object");
+    if (!header.duplicate.empty())
+        throw FormatError("safetensors header names '" + header.duplicate + "' twice");
     const std::uint64_t dataStart = 8 + n;
     const auto buffer = d.subspan(static_cast<std::size_t>(dataStart));
 
@@ -217,25 +371,33 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
     };
     std::vector<Range> ranges;
     auto root = Value::dict();
-    const std::size_t tensorCount = parsed.order.size() - (header.contains("__metadata__") ? 1 : 0);
+    const std::size_t tensorCount = header.tensors.size();
     if (tensorCount > SafetensorsLimits::kMaxTensors)
         throw FormatError("safetensors: " + std::to_string(tensorCount) + " tensors exceed the limit of " +
                           std::to_string(SafetensorsLimits::kMaxTensors) + " tensors a file");
-    for (const auto &name : parsed.order) {
-        const json &info = header.at(name);
-        if (name == "__metadata__") {
-            if (!info.is_object())
-                throw FormatError("safetensors: __metadata__ is not an object");
-            auto meta = Value::dict();
-            for (const auto &k : parsed.childOrder.at(name)) {
-                const json &v = info.at(k);
-                if (!v.is_string())
-                    throw FormatError("safetensors: __metadata__ value '" + k + "' is not a string");
-                meta->entries().push_back({Value::string(k), Value::string(v.get<std::string>())});
-            }
-            doc.formatMetadata = meta;
-            continue;
-        }
+    // __metadata__, in its place among the tensors (a problem with it is said where the file has it).
+    const auto readMetadata = [&] {
+        if (!header.metadataIsObject)
+            throw FormatError("safetensors: __metadata__ is not an object");
+        if (!header.notString.empty())
+            throw FormatError("safetensors: __metadata__ value '" + header.notString + "' is not a string");
+        auto meta = Value::dict();
+        meta->entries().reserve(header.metadata.size());
+        for (auto &[k, v] : header.metadata)
+            meta->entries().push_back({Value::string(std::move(k)), Value::string(std::move(v))});
+        if (header.metadataWritten > header.metadata.size())
+            doc.warnings.push_back("safetensors: __metadata__ holds " + std::to_string(header.metadataWritten) +
+                                   " entries; the first " + std::to_string(header.metadata.size()) +
+                                   " are kept, the rest are not shown");
+        doc.formatMetadata = meta;
+    };
+    for (std::size_t i = 0; i <= header.tensors.size(); ++i) {
+        if (header.hasMetadata && i == header.metadataAt)
+            readMetadata();
+        if (i == header.tensors.size())
+            break;
+        const std::string &name = header.tensors[i].name;
+        const json &info = header.tensors[i].info;
         auto where = "safetensors: tensor '" + name + "'";
         if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
             throw FormatError(where + " lacks dtype, shape or data_offsets");
@@ -319,7 +481,7 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
         std::vector<Value::DictEntry> aliases;
         for (const auto &e : doc.formatMetadata->entries()) {
             const std::string &key = e.key->text();
-            if (!key.starts_with("alias:") || header.contains(key.substr(6)))
+            if (!key.starts_with("alias:") || key == "alias:__metadata__" || byName.contains(std::string_view(key).substr(6)))
                 continue;
             if (const auto it = byName.find(e.value->text()); it != byName.end())
                 aliases.push_back({Value::string(key.substr(6)), it->second});
@@ -349,6 +511,30 @@ bool looksLikeShardIndex(std::span<const std::uint8_t> d)
 }
 
 namespace {
+// Whether a loader that joins `name` to the index's folder, as transformers does (os.path.join),
+// reaches a file outside that folder: an absolute path (a drive on Windows) or more '..' steps
+// than the folders named before them. Both separators count: either one works on Windows.
+bool leavesFolder(const std::string &name)
+{
+    if (name.starts_with('/') || name.starts_with('\\') ||
+        (name.size() >= 2 && name[1] == ':' && ((name[0] | 0x20) >= 'a' && (name[0] | 0x20) <= 'z')))
+        return true;
+    int depth = 0;
+    std::size_t begin = 0;
+    while (begin <= name.size()) {
+        const std::size_t end = std::min(name.find_first_of("/\\", begin), name.size());
+        const std::string_view part(name.data() + begin, end - begin);
+        if (part == "..") {
+            if (--depth < 0)
+                return true;
+        } else if (!part.empty() && part != ".") {
+            ++depth;
+        }
+        begin = end + 1;
+    }
+    return false;
+}
+
 // Shard indexes being read on this thread. A shard that is itself an index is refused before it
 // is read (below); this catches one that became an index after that check, so an index naming
 // itself, or indexes naming each other, can neither recurse without end nor fan out.
@@ -383,11 +569,32 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
     // Open each shard once, in order of first mention.
     std::vector<std::string> shards;
     std::vector<std::string> firstTensor;  // of each shard, for messages
+    // Shard names that send a loader out of the folder, each once: transformers would read that file
+    // (whatever it is: a pickle that runs code), so a scanner must call the index dangerous. Never
+    // opened here; all of them are found before any shard is read.
+    std::vector<std::string> outside;
+    std::set<std::string> outsideSeen;
+    constexpr std::size_t kMaxOutsideListed = 16;
+    std::size_t outsideCount = 0;
+    std::string firstOutside;  // "weight_map['NAME'] names 'FILE'" of the first
+    std::filesystem::path firstOutsidePath;
     for (const auto &name : weightOrder) {
         const json &file = index["weight_map"].at(name);
         if (!file.is_string())
             throw FormatError("shard index: weight_map['" + name + "'] is not a file name");
         const auto f = file.get<std::string>();
+        if (leavesFolder(f)) {
+            if (outsideSeen.insert(f).second) {
+                const std::string what = "weight_map['" + name + "'] names '" + f + "'";
+                if (++outsideCount == 1) {
+                    firstOutside = what;
+                    firstOutsidePath = (dir / f).lexically_normal();
+                }
+                if (outsideCount <= kMaxOutsideListed)
+                    outside.push_back("the index makes a loader read a file outside its folder: " + what);
+            }
+            continue;
+        }
         if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "." ||
             f == "..")
             throw FormatError("shard index: shard name '" + f + "' (weight_map['" + name +
@@ -396,6 +603,14 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
             shards.push_back(f);
             firstTensor.push_back(name);
         }
+    }
+    if (!outside.empty()) {
+        if (outsideCount > outside.size())
+            outside.push_back("and " + std::to_string(outsideCount - outside.size()) + " more files outside its folder");
+        throw ReadFailure("shard index: " + firstOutside + ", a file outside the index's folder (" +
+                              firstOutsidePath.string() +
+                              "): transformers would load it from there, so the index is dangerous; it is not read here",
+                          doc.globals, std::move(outside));
     }
     if (shards.empty())
         throw FormatError("shard index: weight_map names no tensors");
@@ -427,7 +642,7 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
             // What the shards named so far would run in Python all the same: a scanner reports it.
             std::vector<GlobalUse> named = doc.globals;
             named.insert(named.end(), e.globals.begin(), e.globals.end());
-            throw ReadFailure(e.what(), std::move(named));
+            throw ReadFailure(e.what(), std::move(named), e.hazards);
         }
         if (!shard.hasStateDict) {
             std::vector<GlobalUse> named = doc.globals;

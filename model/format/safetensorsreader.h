@@ -15,6 +15,10 @@ struct SafetensorsLimits {
     static constexpr std::size_t kMaxTensors = std::size_t(1) << 17;
     // Nesting of the header's (or a shard index's) JSON: real ones nest three levels.
     static constexpr int kMaxJsonDepth = 64;
+    // __metadata__ entries kept (past them, counted and said in a warning): twice the tensor limit,
+    // room for an alias entry a tensor (this tool's writer records them there) and far more than
+    // any real file's handful; a hostile header of millions costs only their parsing.
+    static constexpr std::size_t kMaxMetadataEntries = 2 * kMaxTensors;
 };
 
 // True when the bytes start like a safetensors file: a plausible header length, then '{'.

@@ -16,10 +16,13 @@ std::string elementLimitText(const std::vector<std::int64_t> &shape, std::int64_
 }
 } // namespace
 
+// Bytes produced on use. Holders share one buffer; the Lazy only watches it (weak), so it is
+// freed when the last holder goes and produced again if asked for later. data() pins it.
 struct StorageRef::Lazy {
     std::mutex mutex;
     std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load;
-    std::shared_ptr<const std::vector<std::uint8_t>> owned;
+    std::weak_ptr<const std::vector<std::uint8_t>> held;
+    std::shared_ptr<const std::vector<std::uint8_t>> pinned;  // once data() was asked for
 };
 
 void StorageRef::setBytes(std::span<const std::uint8_t> bytes)
@@ -48,27 +51,39 @@ void StorageRef::setLoader(std::uint64_t size, std::function<std::shared_ptr<con
     resolved = true;
 }
 
-std::span<const std::uint8_t> StorageRef::data() const
+HeldBytes StorageRef::hold() const
 {
     if (!resolved)
         throw FormatError(problem.empty() ? "storage '" + key + "' is not available" : problem);
     if (!m_lazy)
-        return m_bytes;
+        return {m_bytes, keepAlive ? keepAlive : std::shared_ptr<const void>(mapping)};
     std::lock_guard lock(m_lazy->mutex);
-    if (!m_lazy->owned) {
-        auto owned = m_lazy->load();
+    auto owned = m_lazy->pinned ? m_lazy->pinned : m_lazy->held.lock();
+    if (!owned) {
+        owned = m_lazy->load();
         if (!owned || owned->size() != byteSize)
             throw FormatError("storage '" + key + "' did not produce its " + std::to_string(byteSize) + " bytes");
-        m_lazy->owned = std::move(owned);
+        m_lazy->held = owned;
     }
-    return {m_lazy->owned->data(), m_lazy->owned->size()};
+    return {{owned->data(), owned->size()}, owned};
 }
 
-std::span<const std::uint8_t> StorageRef::bulkData() const
+std::span<const std::uint8_t> StorageRef::data() const
+{
+    auto held = hold();
+    if (m_lazy) {
+        std::lock_guard lock(m_lazy->mutex);
+        if (!m_lazy->pinned)
+            m_lazy->pinned = std::static_pointer_cast<const std::vector<std::uint8_t>>(held.keep);
+    }
+    return held.bytes;
+}
+
+HeldBytes StorageRef::bulkData() const
 {
     if (mapping)
         mapping->setAccess(MappedFile::Access::Normal);
-    return data();
+    return hold();
 }
 
 std::int64_t StorageRef::availableElements() const
@@ -256,7 +271,7 @@ bool TensorRef::fitsStorage(std::int64_t extent) const
            bytes <= storage->byteSize;
 }
 
-std::span<const std::uint8_t> TensorRef::spannedBytes() const
+HeldBytes TensorRef::spannedBytes() const
 {
     std::int64_t extent = 0;
     if (layout != Layout::Strided || !problem.empty() || !storage || !storage->resolved || !extentElements(extent) || extent == 0)
@@ -265,7 +280,7 @@ std::span<const std::uint8_t> TensorRef::spannedBytes() const
         const auto bytes = storage->bulkData();
         const auto begin = static_cast<std::size_t>(storageOffset);
         const auto size = static_cast<std::size_t>(packedDataBytes(dtype, numel()));
-        return begin + size <= bytes.size() ? bytes.subspan(begin, size) : std::span<const std::uint8_t>();
+        return begin + size <= bytes.size() ? bytes.subspan(begin, size) : HeldBytes();
     }
     const auto size = static_cast<std::int64_t>(dtypeSize(dtype));
     const auto begin = static_cast<std::size_t>(storageOffset * size);

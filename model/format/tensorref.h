@@ -23,6 +23,24 @@ struct TensorLimits {
     static constexpr std::int64_t kMaxElements = std::int64_t(1) << 48;
 };
 
+// A storage's bytes, valid while this (or a copy of `keep`) lives. Bytes a storage produces on use
+// (a deflated record inflated) are given back when the last holder goes, so a pass over many
+// storages holds one at a time, not all of them. There is no conversion to a bare span: taking
+// one out is a decision to keep `keep` alive as long as it is used.
+struct HeldBytes {
+    std::span<const std::uint8_t> bytes;
+    std::shared_ptr<const void> keep;  // owner of the bytes (null where the document owns them)
+
+    const std::uint8_t *data() const { return bytes.data(); }
+    std::size_t size() const { return bytes.size(); }
+    bool empty() const { return bytes.empty(); }
+    auto begin() const { return bytes.begin(); }
+    auto end() const { return bytes.end(); }
+    std::uint8_t operator[](std::size_t i) const { return bytes[i]; }
+    // The part [offset, offset + count) held by the same owner.
+    HeldBytes subspan(std::size_t offset, std::size_t count) const { return {bytes.subspan(offset, count), keep}; }
+};
+
 // A storage record of the file: where its bytes are, never the bytes themselves until asked for.
 struct StorageRef {
     std::string key;            // record name in the archive ("0", "140234...")
@@ -44,12 +62,18 @@ struct StorageRef {
     // Records `file` as the source of the bytes when they lie in its mapping.
     void noteMapping(const std::shared_ptr<const MappedFile> &file);
     void setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load);
-    // The record's bytes, produced on the first call for deflated records; throws FormatError when
-    // they cannot be produced. Thread-safe.
-    std::span<const std::uint8_t> data() const;
-    // data(), for a pass over much of it (statistics, conversion, a copy): first asks the file's
+    // The record's bytes for as long as the result is kept; a deflated record is inflated when no
+    // holder has it already, and given back when the last one goes. Throws FormatError when the
+    // bytes cannot be produced. Thread-safe.
+    HeldBytes hold() const;
+    // hold(), for a pass over much of it (statistics, conversion, a copy): first asks the file's
     // mapping for its usual read-ahead, which it is opened without (see MappedFile::setAccess).
-    std::span<const std::uint8_t> bulkData() const;
+    HeldBytes bulkData() const;
+    // The record's bytes for the document's lifetime: a deflated record stays inflated from then
+    // on. For callers that cannot keep a holder; prefer hold(). Thread-safe.
+    std::span<const std::uint8_t> data() const;
+    // True when the bytes are produced on use (setLoader) rather than lying in memory already.
+    bool producedOnUse() const { return m_lazy != nullptr; }
     std::int64_t availableElements() const;
 
 private:
@@ -107,9 +131,9 @@ struct TensorRef {
     bool fitsStorage(std::int64_t extent) const;
     // Checks the extent against the storage; sets and returns `problem` ("" when it fits).
     const std::string &validate();
-    // Bytes from the tensor's first element to one past its last; empty when invalid or empty.
-    // May produce the storage's bytes (see StorageRef::bulkData: for a pass over them).
-    std::span<const std::uint8_t> spannedBytes() const;
+    // Bytes from the tensor's first element to one past its last, held (see HeldBytes); empty when
+    // invalid or empty. May produce the storage's bytes (see StorageRef::bulkData: for a pass over them).
+    HeldBytes spannedBytes() const;
 };
 
 // Elements one byte holds for the packed quantized types torch stores several to a byte

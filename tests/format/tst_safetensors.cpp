@@ -34,6 +34,7 @@ private Q_SLOTS:
     void minimalFileReads();
     void metadataValuesDecoded();
     void shardIndexMetadataAndGlobals();
+    void metadataEntriesCapped();
 };
 
 void TestSafetensors::fixtures_data()
@@ -220,6 +221,33 @@ void TestSafetensors::shardIndexMetadataAndGlobals()
     for (const auto &g : doc.globals)
         QVERIFY2(listed.emplace(g.name, g.count).second, g.name.c_str());
     QCOMPARE(listed, summed);
+}
+
+// A header of more __metadata__ entries than any file needs keeps the first of them, in the file's
+// order (a key given twice: where first given, its last value, as the library's map keeps it), and
+// says how many there were; the tensors read as ever.
+void TestSafetensors::metadataEntriesCapped()
+{
+    const std::size_t cap = SafetensorsLimits::kMaxMetadataEntries, extra = 5;
+    QByteArray header = R"({"__metadata__":{"dup":"first",)";
+    for (std::size_t i = 0; i < cap + extra; ++i)
+        header += "\"k" + QByteArray::number(static_cast<qulonglong>(i)) + "\":\"" + QByteArray::number(static_cast<qulonglong>(i % 7)) + "\",";
+    header += R"("dup":"last"},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})";
+    const auto doc = readDocumentFromBytes(safetensors(header, QByteArray(4, '\x01')).toStdString(), "many.safetensors");
+    QVERIFY(doc.formatMetadata && doc.formatMetadata->isDict());
+    const auto &kept = doc.formatMetadata->entries();
+    QCOMPARE(kept.size(), cap);
+    QCOMPARE(kept[0].key->text(), std::string("dup"));
+    QCOMPARE(kept[0].value->text(), std::string("last"));
+    QCOMPARE(kept[1].key->text(), std::string("k0"));
+    QCOMPARE(kept.back().key->text(), "k" + std::to_string(cap - 2));
+    bool said = false;
+    for (const auto &w : doc.warnings)
+        said = said || (w.find("holds " + std::to_string(cap + extra + 2) + " entries") != std::string::npos &&
+                        w.find("the first " + std::to_string(cap) + " are kept") != std::string::npos);
+    QVERIFY2(said, doc.warnings.empty() ? "no warning" : doc.warnings.front().c_str());
+    QCOMPARE(doc.stateDict.size(), std::size_t(1));
+    QCOMPARE(doc.stateDict[0].ref().spannedBytes()[3], std::uint8_t(1));
 }
 
 QTEST_GUILESS_MAIN(TestSafetensors)
