@@ -67,10 +67,15 @@ MadeFolders makeOutDir(const std::string &dir)
         if (p == p.parent_path())
             break;
     }
+    // The signal handler's table is small and shared with the files being written: a path of more
+    // new levels than kMaxListed is made, but left for the user to remove after a Ctrl-C.
+    constexpr std::size_t kMaxListed = 4;
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-        if (!std::filesystem::create_directory(*it, ec) && ec)
+        const bool created = std::filesystem::create_directory(*it, ec);
+        if (!created && ec)
             throw FormatError("--out-dir " + dir + ": cannot make the folder: " + ec.message());
-        made.push_back(std::make_unique<SignalCleanupEntry>(it->string(), SignalCleanupEntry::Kind::EmptyFolder));
+        if (created && missing.size() <= kMaxListed)  // "out/" is "out" again: listed once
+            made.push_back(std::make_unique<SignalCleanupEntry>(it->string(), SignalCleanupEntry::Kind::EmptyFolder));
     }
     return made;
 }

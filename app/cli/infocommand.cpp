@@ -202,7 +202,8 @@ void printFolder(const CheckpointFolder &f, std::ostream &out)
     if (!f.runCheckpoints.empty()) {
         const auto n = f.runCheckpoints.size();
         out << "  " << f.runCheckpoints.front() << (n > 1 ? "/ … " + f.runCheckpoints.back() : std::string()) << "/: "
-            << countText(n, "checkpoint folder") << " the run saved; follow the run across them with: ckpt series "
+            << (f.runCheckpointsFound > n ? "the first " + std::to_string(n) + " of " : std::string())
+            << countText(f.runCheckpointsFound, "checkpoint folder") << " the run saved; follow the run across them with: ckpt series "
             << f.folder << '\n';
     }
     if (!f.trainerState)

@@ -179,9 +179,11 @@ public:
             addDeepSpeedFiles(*deepSpeedTag, tagName, tag, "");
         }
         if (!deepSpeedTag && !m_out.layout.starts_with("DeepSpeed"))  // a DeepSpeed folder's global_step folders are its tags
-            for (const auto &r : runCheckpoints(top))
+            for (const auto &r : runCheckpoints(top)) {
+                ++m_out.runCheckpointsFound;
                 if (m_out.runCheckpoints.size() < FolderLimits::kMaxRunCheckpoints)
                     m_out.runCheckpoints.push_back(r.second);
+            }
         readTrainerStateIfAny();
         return std::move(m_out);
     }

@@ -64,6 +64,7 @@ struct CheckpointFolder {
     // FolderLimits::kMaxRunCheckpoints. Empty for other folders, and for a DeepSpeed save folder,
     // whose global_step folders are its tags.
     std::vector<std::string> runCheckpoints;
+    std::size_t runCheckpointsFound = 0;  // how many there are (more than listed where cut)
     std::vector<std::string> notes;  // what was left out or could not be read
 };
 

@@ -1063,8 +1063,10 @@ json folderJson(const CheckpointFolder &f)
             {"last_eval_loss", optionalNumber(t.lastEvalLoss())},
             {"log_history", std::move(log)}};
     }
-    if (!f.runCheckpoints.empty())
-        out["run_checkpoints"] = f.runCheckpoints;
+    if (!f.runCheckpoints.empty()) {
+        out["run_checkpoints"] = f.runCheckpoints;  // the first kMaxRunCheckpoints by number
+        out["run_checkpoints_found"] = f.runCheckpointsFound;
+    }
     out["notes"] = f.notes;
     return out;
 }

@@ -185,7 +185,7 @@ public:
     };
     std::vector<Tensor> tensors;                                  // in the header's order
     std::vector<std::pair<std::string, std::string>> metadata;    // first mention's order, last value
-    std::size_t metadataWritten = 0;                              // entries as written, past the cap too
+    std::size_t metadataDropped = 0;                              // entries past the cap (a key given twice there, twice)
     bool rootIsObject = false;
     bool hasMetadata = false;
     bool metadataIsObject = false;
@@ -300,13 +300,14 @@ private:
     }
     void keep(const std::string &value)
     {
-        ++metadataWritten;
         if (const auto it = m_metadataIndex.find(m_key); it != m_metadataIndex.end()) {
             metadata[it->second].second = value;  // as the library's map keeps the last
             return;
         }
-        if (metadata.size() >= SafetensorsLimits::kMaxMetadataEntries)
+        if (metadata.size() >= SafetensorsLimits::kMaxMetadataEntries) {
+            ++metadataDropped;
             return;
+        }
         m_metadataIndex.emplace(m_key, metadata.size());
         metadata.emplace_back(m_key, value);
     }
@@ -385,10 +386,10 @@ void readSafetensors(Document &doc, std::span<const std::uint8_t> d)
         meta->entries().reserve(header.metadata.size());
         for (auto &[k, v] : header.metadata)
             meta->entries().push_back({Value::string(std::move(k)), Value::string(std::move(v))});
-        if (header.metadataWritten > header.metadata.size())
-            doc.warnings.push_back("safetensors: __metadata__ holds " + std::to_string(header.metadataWritten) +
-                                   " entries; the first " + std::to_string(header.metadata.size()) +
-                                   " are kept, the rest are not shown");
+        if (header.metadataDropped > 0)
+            doc.warnings.push_back("safetensors: __metadata__ holds more than " + std::to_string(header.metadata.size()) +
+                                   " entries; the first " + std::to_string(header.metadata.size()) + " are kept, " +
+                                   std::to_string(header.metadataDropped) + " more are not shown");
         doc.formatMetadata = meta;
     };
     for (std::size_t i = 0; i <= header.tensors.size(); ++i) {
@@ -547,6 +548,94 @@ struct IndexDepth {
 };
 } // namespace
 
+namespace {
+// Every (name, file) string pair of a top-level "weight_map" object, in one SAX pass that keeps
+// nothing else: for an index the reader refuses (a key given twice, which Python's json takes as
+// the last; more entries than the limit), what a loader would still follow is looked at, bounded.
+class WeightMapStrings final : public nlohmann::json_sax<json> {
+public:
+    std::vector<std::pair<std::string, std::string>> pairs;
+    static constexpr std::size_t kMaxPairs = 1u << 20;
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(json::number_integer_t) override { return value(); }
+    bool number_unsigned(json::number_unsigned_t) override { return value(); }
+    bool number_float(json::number_float_t, const json::string_t &) override { return value(); }
+    bool binary(json::binary_t &) override { return value(); }
+    bool string(json::string_t &v) override
+    {
+        if (m_depth == 2 && m_inWeightMap && pairs.size() < kMaxPairs)
+            pairs.emplace_back(m_key, v);
+        return value();
+    }
+    bool start_object(std::size_t) override { return open(); }
+    bool end_object() override { return close(); }
+    bool start_array(std::size_t) override { return open(); }
+    bool end_array() override { return close(); }
+    bool key(json::string_t &k) override
+    {
+        if (m_depth == 1)
+            m_topKey = k;
+        m_key = k;
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string &, const nlohmann::detail::exception &) override { return false; }
+
+private:
+    int m_depth = 0;
+    bool m_inWeightMap = false;
+    std::string m_topKey, m_key;
+    bool value() { return true; }
+    bool open()
+    {
+        ++m_depth;
+        if (m_depth == 2)
+            m_inWeightMap = m_topKey == "weight_map";
+        return m_depth <= 64;
+    }
+    bool close()
+    {
+        if (m_depth == 2)
+            m_inWeightMap = false;
+        --m_depth;
+        return true;
+    }
+};
+} // namespace
+
+// Shard names that send a loader out of the folder, each once: transformers would read that file
+// (whatever it is: a pickle that runs code), so a scanner must call the index dangerous. Throws
+// ReadFailure naming them when there are any; never opens them.
+static void refuseEscapingShards(Document &doc, const std::vector<std::pair<std::string, std::string>> &pairs)
+{
+    const auto dir = std::filesystem::path(doc.path).parent_path();
+    std::vector<std::string> outside;
+    std::set<std::string> outsideSeen;
+    constexpr std::size_t kMaxOutsideListed = 16;
+    std::size_t outsideCount = 0;
+    std::string firstOutside;  // "weight_map['NAME'] names 'FILE'" of the first
+    std::filesystem::path firstOutsidePath;
+    for (const auto &[name, f] : pairs) {
+        if (!leavesFolder(f) || !outsideSeen.insert(f).second)
+            continue;
+        const std::string what = "weight_map['" + name + "'] names '" + f + "'";
+        if (++outsideCount == 1) {
+            firstOutside = what;
+            firstOutsidePath = (dir / f).lexically_normal();
+        }
+        if (outsideCount <= kMaxOutsideListed)
+            outside.push_back("the index makes a loader read a file outside its folder: " + what);
+    }
+    if (outside.empty())
+        return;
+    if (outsideCount > outside.size())
+        outside.push_back("and " + std::to_string(outsideCount - outside.size()) + " more files outside its folder");
+    throw ReadFailure("shard index: " + firstOutside + ", a file outside the index's folder (" +
+                          firstOutsidePath.string() +
+                          "): transformers would load it from there, so the index is dangerous; it is not read here",
+                      doc.globals, std::move(outside));
+}
+
 void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOptions &options)
 {
     if (t_indexDepth > 0)
@@ -557,44 +646,47 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
         throw FormatError("shard index of " + std::to_string(d.size()) + " bytes exceeds the limit of " +
                           std::to_string(SafetensorsLimits::kMaxHeaderBytes));
     const std::string_view text(reinterpret_cast<const char *>(d.data()), d.size());
-    const ParsedJson parsed = parseUnique(text, "shard index", SafetensorsLimits::kMaxTensors);
+    // An index refused below (a key twice, too many entries) may still send transformers out of
+    // the folder: that is said first, as the danger it is.
+    const auto escapesFirst = [&]() {
+        WeightMapStrings strings;
+        json::sax_parse(text.begin(), text.end(), &strings);
+        refuseEscapingShards(doc, strings.pairs);
+    };
+    ParsedJson parsed;
+    try {
+        parsed = parseUnique(text, "shard index", SafetensorsLimits::kMaxTensors);
+    } catch (const FormatError &) {
+        escapesFirst();
+        throw;
+    }
     const json &index = parsed.value;
     if (!index.contains("weight_map") || !index["weight_map"].is_object())
         throw FormatError("shard index has no weight_map object");
     const auto &weightOrder = parsed.childOrder.at("weight_map");
-    if (weightOrder.size() > SafetensorsLimits::kMaxTensors)
+    if (weightOrder.size() > SafetensorsLimits::kMaxTensors) {
+        escapesFirst();
         throw FormatError("shard index: " + std::to_string(weightOrder.size()) + " tensors exceed the limit of " +
                           std::to_string(SafetensorsLimits::kMaxTensors) + " tensors");
+    }
+    {
+        // Every name a loader would follow is looked at before any other fault is said (transformers
+        // opens sorted(set(weight_map.values())): "../x" comes before the names a fault stops at).
+        std::vector<std::pair<std::string, std::string>> pairs;
+        for (const auto &name : weightOrder)
+            if (const json &file = index["weight_map"].at(name); file.is_string())
+                pairs.emplace_back(name, file.get<std::string>());
+        refuseEscapingShards(doc, pairs);
+    }
     const auto dir = std::filesystem::path(doc.path).parent_path();
     // Open each shard once, in order of first mention.
     std::vector<std::string> shards;
     std::vector<std::string> firstTensor;  // of each shard, for messages
-    // Shard names that send a loader out of the folder, each once: transformers would read that file
-    // (whatever it is: a pickle that runs code), so a scanner must call the index dangerous. Never
-    // opened here; all of them are found before any shard is read.
-    std::vector<std::string> outside;
-    std::set<std::string> outsideSeen;
-    constexpr std::size_t kMaxOutsideListed = 16;
-    std::size_t outsideCount = 0;
-    std::string firstOutside;  // "weight_map['NAME'] names 'FILE'" of the first
-    std::filesystem::path firstOutsidePath;
     for (const auto &name : weightOrder) {
         const json &file = index["weight_map"].at(name);
         if (!file.is_string())
             throw FormatError("shard index: weight_map['" + name + "'] is not a file name");
         const auto f = file.get<std::string>();
-        if (leavesFolder(f)) {
-            if (outsideSeen.insert(f).second) {
-                const std::string what = "weight_map['" + name + "'] names '" + f + "'";
-                if (++outsideCount == 1) {
-                    firstOutside = what;
-                    firstOutsidePath = (dir / f).lexically_normal();
-                }
-                if (outsideCount <= kMaxOutsideListed)
-                    outside.push_back("the index makes a loader read a file outside its folder: " + what);
-            }
-            continue;
-        }
         if (f.empty() || f.find('/') != std::string::npos || f.find('\\') != std::string::npos || f == "." ||
             f == "..")
             throw FormatError("shard index: shard name '" + f + "' (weight_map['" + name +
@@ -603,14 +695,6 @@ void readShardIndex(Document &doc, std::span<const std::uint8_t> d, const ReadOp
             shards.push_back(f);
             firstTensor.push_back(name);
         }
-    }
-    if (!outside.empty()) {
-        if (outsideCount > outside.size())
-            outside.push_back("and " + std::to_string(outsideCount - outside.size()) + " more files outside its folder");
-        throw ReadFailure("shard index: " + firstOutside + ", a file outside the index's folder (" +
-                              firstOutsidePath.string() +
-                              "): transformers would load it from there, so the index is dangerous; it is not read here",
-                          doc.globals, std::move(outside));
     }
     if (shards.empty())
         throw FormatError("shard index: weight_map names no tensors");

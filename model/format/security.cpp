@@ -700,12 +700,15 @@ std::string byteText(std::int64_t b)
 // The element size of a class torch.load can call with a size and that allocates that many
 // elements at once: the typed storages (torch.FloatStorage, torch.cuda.HalfStorage), the legacy
 // tensor types (torch.LongTensor(2, 3)), torch.Tensor and TypedStorage (float32, torch's default
-// dtype), UntypedStorage (bytes). 0 for anything else. Sparse tensor types allocate nothing.
+// dtype), UntypedStorage (bytes), Python's bytearray and bytes. 0 for anything else. Sparse tensor types allocate nothing.
 std::int64_t sizedClassElement(const Value &cls, bool &tensorClass)
 {
     const std::string &m = cls.text();
     const std::string &n = cls.name();
     tensorClass = false;
+    // bytearray(n) and bytes(n) are n zero bytes (weights_only accepts bytearray).
+    if ((m == "builtins" || m == "__builtin__") && (n == "bytearray" || n == "bytes"))
+        return 1;
     if (m == "torch.storage" || m == "torch") {
         if (n == "UntypedStorage" || n == "_UntypedStorage")
             return 1;

@@ -22,7 +22,8 @@ struct StorageRef::Lazy {
     std::mutex mutex;
     std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load;
     std::weak_ptr<const std::vector<std::uint8_t>> held;
-    std::shared_ptr<const std::vector<std::uint8_t>> pinned;  // once data() was asked for
+    std::shared_ptr<const std::vector<std::uint8_t>> pinned;  // once data() was asked for, or produced twice
+    int loads = 0;
 };
 
 void StorageRef::setBytes(std::span<const std::uint8_t> bytes)
@@ -64,6 +65,12 @@ HeldBytes StorageRef::hold() const
         if (!owned || owned->size() != byteSize)
             throw FormatError("storage '" + key + "' did not produce its " + std::to_string(byteSize) + " bytes");
         m_lazy->held = owned;
+        // A storage asked for again after it was let go (many tensors viewing one record, read
+        // apart) is kept from its second production on: inflating it once per view would make a
+        // small file of 100,000 views of one 2 GiB record cost 100,000 inflations. A storage read
+        // once (the usual pass, a tensor to a storage) is still let go after its use.
+        if (++m_lazy->loads >= 2)
+            m_lazy->pinned = owned;
     }
     return {{owned->data(), owned->size()}, owned};
 }

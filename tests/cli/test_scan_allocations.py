@@ -130,6 +130,22 @@ def main():
             check(b'torch.ByteStorage(1099511627776) would allocate 1 TiB' in t.stdout, name + ' text',
                   t.stdout.decode(errors='replace'))
 
+    # Python's own bytearray(n): n zero bytes, which Python fails to allocate with a MemoryError
+    # rather than torch's message. torch 1.13's weights_only refuses builtins.bytearray (later
+    # versions take it), so the judge is a full torch.load of this file written here, which calls
+    # nothing but bytearray.
+    path = write('bytearray_1TiB.pkl', pickle.dumps({'k': Call(bytearray, 2 ** 40)}, protocol=3))
+    code = ('import resource, sys, torch\n'
+            'resource.setrlimit(resource.RLIMIT_AS, (%d, %d))\n'
+            'torch.load(sys.argv[1], weights_only=False)\n') % (LIMIT, LIMIT)
+    r = subprocess.run([sys.executable, '-c', code, path], capture_output=True, text=True, timeout=300)
+    if check('MemoryError' in r.stderr, 'bytearray_1TiB.pkl: torch.load tries to allocate it',
+             r.stderr[-300:]):
+        r = scan(path, '--json')
+        j = json.loads(r.stdout)
+        check(r.returncode == 0 and [x['bytes'] for x in j.get('allocations', [])] == [2 ** 40],
+              'bytearray_1TiB.pkl: scan reports 2**40 bytes', 'exit %d, %s' % (r.returncode, j.get('allocations')))
+
     # No allocation past what the file holds: a small storage call, a sound legacy stream, and a zip
     # file whose tensor spans past its record (torch refuses to resize a record: no allocation).
     zip_path = os.path.join(d, 'zip_spanned.pt')
