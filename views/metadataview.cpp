@@ -330,7 +330,9 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
             // A Trainer's output_dir after save_model(): the final model is shown; its run is beside it.
             const auto n = static_cast<int>(runs.size());
             const std::string span = runs.front() + (n > 1 ? "/ … " + runs.back() : std::string()) + "/";
-            section[0]->appendRow(partRow(span, (valuetext::counted(n, tr("checkpoint folder"), tr("checkpoint folders")) + tr(" the run saved")).toStdString(),
+            const auto found = static_cast<qint64>(folder->runCheckpointsFound);
+            const QString first = found > n ? tr("the first %1 of ").arg(n) : QString();
+            section[0]->appendRow(partRow(span, (first + valuetext::counted(found, tr("checkpoint folder"), tr("checkpoint folders")) + tr(" the run saved")).toStdString(),
                                           tr("open one with File → Open Folder, or follow the run with: ckpt series %1")
                                               .arg(QString::fromStdString(folder->folder))
                                               .toStdString(),

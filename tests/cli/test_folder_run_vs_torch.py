@@ -192,6 +192,19 @@ def check_output_dir_with_final_model(ckpt, tmp, res):
         res.check(len(norms) == 3 and all(close(a, b) for a, b in zip(norms, want)),
                   'series of an output_dir: the norms are torch\'s', '%r vs torch %r' % (norms, want))
 
+    # More checkpoint folders than are listed: the count says so, and the list is the first by number.
+    for step in range(100, 200):
+        os.makedirs(os.path.join(root, 'checkpoint-%d' % step))
+    r = run(ckpt, 'info', '--json', root)
+    if res.check(r.returncode == 0, 'info of an output_dir of 103 checkpoint folders: exit 0', r.stderr):
+        f = json.loads(r.stdout).get('folder', {})
+        listed = f.get('run_checkpoints', [])
+        res.check(f.get('run_checkpoints_found') == 103 and len(listed) == 100 and listed[:3] == order and
+                  listed[-1] == 'checkpoint-196', 'info --json: the first 100 of 103 checkpoint folders, by number',
+                  '%r, %d listed, last %r' % (f.get('run_checkpoints_found'), len(listed), listed[-1:]))
+    r = run(ckpt, 'info', root)
+    res.check('the first 100 of 103 checkpoint folders' in r.stdout, 'info text: the first 100 of 103', r.stdout[-600:])
+
 
 def main():
     ap = argparse.ArgumentParser()
