@@ -406,6 +406,15 @@ int runInfo(const InfoOptions &options, std::ostream &out, std::ostream &err)
         }
         return 0;
     } catch (const std::exception &e) {
+        // A training run's output folder is no checkpoint (exit 1, as the text says), but a script
+        // asking for JSON gets its checkpoint folders, by step, to follow.
+        if (options.json && isFolder(options.file))
+            try {
+                if (const auto run = findRunFolder(options.file))
+                    out << runFolderToJson(*run, e.what()).dump(2) << '\n';
+            } catch (const std::exception &) {
+                // Not listable: the error alone.
+            }
         return reportError(err, options.file, e);
     }
 }

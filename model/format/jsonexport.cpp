@@ -1237,6 +1237,24 @@ json documentJson(const Document &doc, bool placeholder)
 }
 } // namespace
 
+json runFolderToJson(const RunFolder &run, const std::string &error)
+{
+    json checkpoints = json::array();
+    for (const auto &c : run.checkpoints)
+        checkpoints.push_back({{"name", c.name},
+                               {"path", c.path},
+                               {"number", c.number},
+                               {"global_step", c.globalStep ? json(*c.globalStep) : json(nullptr)},
+                               {"epoch", optionalNumber(c.epoch)},
+                               {"last_loss", optionalNumber(c.lastLoss)}});
+    return {{"file", run.folder},
+            {"error", error},
+            {"run", {{"folder", run.folder},
+                     {"found", run.found},
+                     {"entries_cut", run.entriesCut},
+                     {"checkpoints", std::move(checkpoints)}}}};
+}
+
 json documentToJson(const Document &doc) { return documentJson(doc, false); }
 
 namespace jsontext {

@@ -180,6 +180,12 @@ private:
 
 } // namespace jsontext
 
+struct RunFolder;  // checkpointfolder.h
+// What `ckpt info --json` prints for a training run's output folder, which is no checkpoint:
+// {"file", "error" (the sentence info says), "run": {"folder", "found", "entries_cut",
+// "checkpoints": [{"name", "path", "number", "global_step", "epoch", "last_loss"}]}}, by step.
+nlohmann::ordered_json runFolderToJson(const RunFolder &run, const std::string &error);
+
 // The stable document `ckpt info --json` prints.
 nlohmann::ordered_json documentToJson(const Document &doc);
 // The same document as text, exactly documentToJson(doc).dump(indent) (invalid UTF-8 replaced),

@@ -2,7 +2,8 @@
 """Runs, folders and optimizer notes, judged by torch 1.13 on files it writes here:
 - `ckpt series DIR` of a Trainer output_dir (checkpoint-5, checkpoint-10, checkpoint-100 folders,
   written out of order; text order would put checkpoint-10 first) takes its checkpoints by step, and
-  the norms and drifts are torch's; `ckpt info DIR` says it is a run and what to do;
+  the norms and drifts are torch's; `ckpt info DIR` says it is a run and what to do, and
+  `info --json DIR` lists the run's checkpoint folders by step;
 - `ckpt series` text labels each of a tensor's rows (norm, from first, from prev);
 - the note on an optimizer that keeps no state tensors is worded from its hyper-parameters (SGD
   with momentum 0; SGD with momentum or Adam saved before their first step) and said once, also
@@ -94,6 +95,15 @@ def check_run_folder(ckpt, tmp, res):
     res.check(r.returncode != 0 and 'training run' in err and 'ckpt series ' + root in err and
               os.path.join(root, order[-1]) in err and 'checkpoint-5, checkpoint-10, checkpoint-100' in err,
               'info of a run folder says what it is, its checkpoints by step, and what to do', err)
+
+    # info --json: still no checkpoint (exit 1, the same sentence), but the run's folders by step for
+    # a script to follow, with each one's trainer_state.json step.
+    r = run(ckpt, 'info', '--json', root)
+    j = json.loads(r.stdout) if r.stdout.strip() else {}
+    got = [c.get('name') for c in j.get('run', {}).get('checkpoints', [])]
+    res.check(r.returncode == 1 and 'training run' in j.get('error', '') and got == order and
+              [c.get('global_step') for c in j['run']['checkpoints']] == steps and j['run'].get('found') == 3,
+              'info --json of a run folder lists its checkpoint folders by step', r.stdout[:600] + r.stderr)
 
     # A folder that is a checkpoint itself is one point, not a run.
     r = run(ckpt, 'series', '--json', os.path.join(root, 'checkpoint-5'), os.path.join(root, 'checkpoint-10'))
