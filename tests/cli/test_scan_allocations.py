@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import Results  # noqa: E402
+from scanrun import scanner  # noqa: E402
 
 LIMIT = 6 << 30  # address space of the loading child: torch imports in it, every size here is larger
 
@@ -91,8 +92,7 @@ def main():
     check = results.check
     d = tempfile.mkdtemp(prefix='ckpt-alloc-')
 
-    def scan(path, *extra):
-        return subprocess.run([a.ckpt, 'scan', path] + list(extra), capture_output=True, timeout=120)
+    scan, _ = scanner(a.ckpt)
 
     def write(name, data):
         path = os.path.join(d, name)

@@ -18,7 +18,6 @@ import fractions
 import json
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import Results  # noqa: E402
+from scanrun import refused_by_torch, scanner  # noqa: E402
 
 STDLIB_REASON = 'is a function of the standard library that this tool does not know to be safe: Python would call it'
 
@@ -151,19 +151,7 @@ def main():
     check = results.check
     d = tempfile.mkdtemp(prefix='ckpt-stdlib-')
 
-    def scan(path, *extra):
-        return subprocess.run([a.ckpt, 'scan', path] + list(extra), capture_output=True, timeout=120)
-
-    def scan_json(path):
-        r = scan(path, '--json')
-        return r.returncode, json.loads(r.stdout)
-
-    def refused_by_torch(path):
-        try:
-            torch.load(path, weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any refusal
-            return str(e)
-        return None
+    scan, scan_json = scanner(a.ckpt)
 
     # 1 and 2: dangerous globals of the standard library, NumPy and PyTorch.
     for module, name, *args in DANGEROUS_CALLS:

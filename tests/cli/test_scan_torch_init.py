@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 import types
@@ -21,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import Results  # noqa: E402
+from scanrun import refused_by_torch, scanner  # noqa: E402
 
 
 def text(s):
@@ -75,19 +75,7 @@ def main():
     check = results.check
     d = tempfile.mkdtemp(prefix='ckpt-init-')
 
-    def scan(path, *extra):
-        return subprocess.run([a.ckpt, 'scan', path] + list(extra), capture_output=True, timeout=120)
-
-    def scan_json(path):
-        r = scan(path, '--json')
-        return r.returncode, json.loads(r.stdout)
-
-    def refused_by_torch(path):
-        try:
-            torch.load(path, weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any refusal
-            return str(e)
-        return None
+    scan, scan_json = scanner(a.ckpt)
 
     # A full model saved by torch: exit 0, the init functions shown by name, not dangerous.
     path = os.path.join(d, 'full_model_with_init.pt')
