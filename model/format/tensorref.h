@@ -63,8 +63,9 @@ struct StorageRef {
     void noteMapping(const std::shared_ptr<const MappedFile> &file);
     void setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load);
     // The record's bytes for as long as the result is kept; a deflated record is inflated when no
-    // holder has it already, and given back when the last one goes. Throws FormatError when the
-    // bytes cannot be produced. Thread-safe.
+    // holder has it already, and given back when the last one goes (except once it has been
+    // inflated twice: then it is kept, so many views of one record read apart inflate it twice,
+    // not once each). Throws FormatError when the bytes cannot be produced. Thread-safe.
     HeldBytes hold() const;
     // hold(), for a pass over much of it (statistics, conversion, a copy): first asks the file's
     // mapping for its usual read-ahead, which it is opened without (see MappedFile::setAccess).
