@@ -384,35 +384,33 @@ void MetadataView::setDocument(const std::shared_ptr<const Document> &doc)
 
     const auto entries = metadataEntries(*doc);
     auto meta = sectionRow(metadataTitle(), entries.empty() ? tr("none besides the weights") : QString());
-    for (const auto &e : entries) {
+    appendRows(meta[0], static_cast<qint64>(entries.size()), budget, [&](qint64 i) {
+        const auto &e = entries[static_cast<std::size_t>(i)];
         const QString key = QString::fromStdString(e.key);
         if (e.role == MetadataEntry::Role::Plain) {
             auto row = valueRow(key, e.value, budget);
             showRepr(row, e.value);
-            meta[0]->appendRow(row);
-        } else {
-            auto row = sectionRow(key, e.role == MetadataEntry::Role::OtherWeights
-                                           ? tr("another weight set (EMA, a second network): see the structure tree")
-                                           : tr("holds the weights or the optimizer state: see the other views"));
-            row[0]->setFont(m_view->font());
-            meta[0]->appendRow(row);
+            return row;
         }
-    }
+        auto row = sectionRow(key, e.role == MetadataEntry::Role::OtherWeights
+                                       ? tr("another weight set (EMA, a second network): see the structure tree")
+                                       : tr("holds the weights or the optimizer state: see the other views"));
+        row[0]->setFont(m_view->font());
+        return row;
+    });
     if (doc->root && doc->root->kind() == Value::Kind::Object)
         meta[2]->setText(tr("a pickled object of class %1").arg(QString::fromStdString(className(*doc->root))));
     m_model->appendRow(meta);
 
     if (doc->sidecar) {
         auto section = sectionRow(sidecarTitle(), QFileInfo(QString::fromStdString(doc->sidecarPath)).fileName());
-        for (const auto &c : childrenOf(*doc->sidecar))
-            section[0]->appendRow(valueRow(QString::fromStdString(c.label), c.value, budget));
+        appendValueRows(section[0], childrenOf(*doc->sidecar), budget);
         m_model->appendRow(section);
     }
     if (doc->formatMetadata) {
         auto section = sectionRow(doc->format == ContainerFormat::Safetensors ? tr("Safetensors __metadata__")
                                                                                : tr("Index metadata"));
-        for (const auto &c : childrenOf(*doc->formatMetadata))
-            section[0]->appendRow(valueRow(QString::fromStdString(c.label), c.value, budget));
+        appendValueRows(section[0], childrenOf(*doc->formatMetadata), budget);
         m_model->appendRow(section);
     }
     if (!doc->conventions.empty()) {

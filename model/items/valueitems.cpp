@@ -25,6 +25,26 @@ QStandardItem *cell(const QString &text)
     return item;
 }
 
+// Rows made by `rowAt(0..count-1)` under `parent` while the budget lasts, then one row counting
+// the rest: a file can hold millions of entries, and each row costs a few hundred bytes of items.
+// A row that took nothing from the budget itself (a heading) still counts one.
+template <typename RowAt>
+void appendBounded(QStandardItem *parent, qint64 count, ValueItemsBudget &budget, RowAt &&rowAt)
+{
+    for (qint64 listed = 0; listed < count; ++listed) {
+        if (budget.rows <= 0) {
+            parent->appendRow({cell(QStringLiteral("\u2026")), cell(QString()),
+                               cell(valuetext::counted(count - listed, QStringLiteral("more item"),
+                                                       QStringLiteral("more items")))});
+            return;
+        }
+        const int before = budget.rows;
+        parent->appendRow(rowAt(listed));
+        if (budget.rows == before)
+            --budget.rows;
+    }
+}
+
 struct Builder {
     ValueItemsBudget &budget;
     std::unordered_set<const Value *> opened;
@@ -47,19 +67,16 @@ struct Builder {
             items[2]->setText(items[2]->text() + QStringLiteral("  (not opened: nesting limit)"));
             return items;
         }
-        int listed = 0;
-        for (const auto &c : children) {
-            if (budget.rows <= 0) {
-                items[0]->appendRow({cell(QStringLiteral("\u2026")), cell(QString()),
-                                     cell(valuetext::counted(static_cast<qint64>(children.size()) - listed,
-                                                             QStringLiteral("more item"), QStringLiteral("more items")))});
-                break;
-            }
-            const QString label = QString::fromStdString(c.label);
-            items[0]->appendRow(row(label, c.value, depth + 1));
-            ++listed;
-        }
+        appendRows(items[0], children, depth + 1);
         return items;
+    }
+
+    void appendRows(QStandardItem *parent, const std::vector<Child> &children, int depth)
+    {
+        appendBounded(parent, static_cast<qint64>(children.size()), budget, [&](qint64 i) {
+            const Child &c = children[static_cast<std::size_t>(i)];
+            return row(QString::fromStdString(c.label), c.value, depth);
+        });
     }
 };
 
@@ -68,6 +85,17 @@ struct Builder {
 QList<QStandardItem *> valueRow(const QString &key, const std::shared_ptr<Value> &value, ValueItemsBudget &budget)
 {
     return Builder{budget, {}}.row(key, value, 0);
+}
+
+void appendValueRows(QStandardItem *parent, const std::vector<Child> &children, ValueItemsBudget &budget)
+{
+    Builder{budget, {}}.appendRows(parent, children, 0);
+}
+
+void appendRows(QStandardItem *parent, qint64 count, ValueItemsBudget &budget,
+                const std::function<QList<QStandardItem *>(qint64)> &rowAt)
+{
+    appendBounded(parent, count, budget, rowAt);
 }
 
 QList<QStandardItem *> sectionRow(const QString &title, const QString &note)

@@ -11,6 +11,7 @@
 #include "securityview.h"
 #include "standarditems.h"
 #include "testdata.h"
+#include "valueitems.h"
 
 #include <QAbstractItemModelTester>
 #include <QJsonArray>
@@ -57,6 +58,7 @@ private Q_SLOTS:
     void metadataAtAGlanceSaysWhatItIs();
     void securityDangerousFirst();
     void hugeSharedKeyStaysBounded();
+    void manyMetadataEntriesStayBounded();
     void securityCleanFile();
     void securityRefusedRowsSayWhy_data();
     void securityRefusedRowsSayWhy();
@@ -279,6 +281,70 @@ void TestInspectorViews::hugeSharedKeyStaysBounded()
         for (int c = 0; c < security.model()->columnCount(); ++c)
             called = called || security.model()->item(r, c)->text().contains(QLatin1String("posix.system('x')"));
     QVERIFY(called);
+}
+
+// A safetensors header of 30,000 `__metadata__` entries and a pickle whose top-level dict holds
+// 30,000 numbers (either can hold 262,144 and more): each entry once made a row of three items, a
+// few hundred megabytes for the larger, built whether or not the view is looked at. Rows stop at
+// the views' budget, in file order, and one last row counts the rest.
+void TestInspectorViews::manyMetadataEntriesStayBounded()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    constexpr int kEntries = 30000;
+    const auto key = [](int i) { return QStringLiteral("k%1").arg(i, 6, 10, QLatin1Char('0')); };
+
+    QByteArray header = "{\"__metadata__\":{";
+    for (int i = 0; i < kEntries; ++i)
+        header += (i ? ",\"" : "\"") + key(i).toLatin1() + "\":\"v" + QByteArray::number(i) + "\"";
+    header += "},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+    while (header.size() % 8)
+        header += ' ';
+    QByteArray st;
+    for (int i = 0; i < 8; ++i)
+        st += char((quint64(header.size()) >> (8 * i)) & 0xff);
+    st += header;
+    st += QByteArray(4, '\0');
+
+    QByteArray p("\x80\x02}(", 4);  // PROTO 2, EMPTY_DICT, MARK
+    for (int i = 0; i < kEntries; ++i) {
+        const QByteArray k = key(i).toLatin1();
+        p += 'X';
+        for (int b = 0; b < 4; ++b)
+            p += char((quint32(k.size()) >> (8 * b)) & 0xff);
+        p += k;
+        p += 'J';  // BININT
+        for (int b = 0; b < 4; ++b)
+            p += char((quint32(i) >> (8 * b)) & 0xff);
+    }
+    p += "u.";  // SETITEMS, STOP
+
+    struct Case {
+        QString file;
+        QByteArray bytes;
+        QString section;
+    };
+    const Case cases[] = {{QStringLiteral("many.safetensors"), st, QStringLiteral("Safetensors __metadata__")},
+                          {QStringLiteral("many.pkl"), p, MetadataView::metadataTitle()}};
+    for (const Case &c : cases) {
+        const QString path = dir.filePath(c.file);
+        {
+            QFile f(path);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            QCOMPARE(f.write(c.bytes), c.bytes.size());
+        }
+        auto doc = std::make_shared<const Document>(readDocument(path.toStdString()));
+        MetadataView view;
+        view.setDocument(doc);
+        QStandardItem *section = sectionNamed(view.model(), c.section);
+        QVERIFY2(section, qPrintable(c.file));
+        const int rows = section->rowCount();
+        QVERIFY2(rows > 1000 && rows <= ValueItemsBudget{}.rows + 1, qPrintable(QStringLiteral("%1: %2 rows").arg(c.file).arg(rows)));
+        for (int i : {0, 1, rows / 2, rows - 2})
+            QCOMPARE(section->child(i, 0)->text(), key(i));
+        QCOMPARE(section->child(rows - 1, 0)->text(), QStringLiteral("\u2026"));
+        QCOMPARE(section->child(rows - 1, 2)->text(), QStringLiteral("%L1 more items").arg(kEntries - (rows - 1)));
+    }
 }
 
 void TestInspectorViews::metadataSidecar()
