@@ -4,6 +4,9 @@
 #include "tensorref.h"
 
 #include <ATen/ATen.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <cstring>
 #include <stdexcept>
 
@@ -13,6 +16,12 @@ std::vector<std::uint8_t> loraMergedBytes(const LoraMergeStep &step)
 {
     if (!step.base || !step.a || (step.kind != LoraMergeStep::Kind::Replace && !step.b))
         throw std::runtime_error("a LoRA merge step without its tensors");
+#ifdef __GLIBC__
+    // The previous weight's buffers (tens of MB each) were freed, but glibc keeps freed heap memory
+    // once its mmap threshold has risen past their size: without this, a merge of N weights ends up
+    // holding about N weights' worth of freed memory (measured: RssAnon +21 MB per 16 MB weight).
+    malloc_trim(0);
+#endif
     // Views of the files' mappings: only the merged weight is allocated (plus the delta).
     const at::Tensor w = toTensor(*step.base, false);
     at::Tensor merged;
