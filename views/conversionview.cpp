@@ -113,6 +113,15 @@ QString probeFailure(const ConversionView::ComputeProbe &probe)
     }
 }
 
+// The options with what makes a LoRA merge's numbers, when an adapter is given: the compute module,
+// loaded on first use (a plan's merged weights are computed as they are written).
+ConvertOptions withLoraCompute(ConvertOptions o)
+{
+    if (o.lora && !o.loraCompute)
+        o.loraCompute = [](const LoraMergeStep &step) { return ComputeLoader::api().loraMergedWeight(step); };
+    return o;
+}
+
 QString computeUnavailableText(const QString &why)
 {
     return ConversionView::tr("TorchScript export needs the compute module (LibTorch), which cannot be loaded: %1").arg(why);
@@ -156,7 +165,7 @@ PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, 
         if (const std::string p = commonWrapperPrefix(names); !p.empty())
             out.prefixes << QString::fromStdString(p);
         out.output = outputPathFor(input, settings, target);
-        const ConvertOptions options = toConvertOptions(settings, target);
+        const ConvertOptions options = withLoraCompute(toConvertOptions(settings, target));
         std::shared_ptr<const ConversionPlan> plan;
         if (!engineTarget(target)) {
             // Planning itself needs no LibTorch, writing does: a file that cannot be written is
@@ -585,6 +594,30 @@ QWidget *ConversionView::buildOptions()
     edits->addRow(check(QStringLiteral("dropOptimizer"), tr("Drop optimizer, scheduler and RNG state")));
     edits->addRow(check(QStringLiteral("keepDevice"), tr("Keep saved device tags")));
     edits->addRow(check(QStringLiteral("applyPruning"), tr("Apply the pruning (prune.remove: weight = weight_orig × weight_mask)")));
+    // A PEFT LoRA adapter merged into the weights (`ckpt convert --merge-lora`): its folder, typed
+    // or chosen with the button beside it.
+    auto *loraRow = new QWidget(editsBox);
+    auto *loraLayout = new QHBoxLayout(loraRow);
+    loraLayout->setContentsMargins(0, 0, 0, 0);
+    auto *lora = line(QStringLiteral("loraAdapter"), tr("none (a PEFT adapter folder)"));
+    lora->setToolTip(tr("A PEFT LoRA adapter (the folder save_pretrained wrote, or its adapter_model file with "
+                        "adapter_config.json beside it), merged into the weights as PEFT's merge_and_unload does: "
+                        "each weight it targets becomes W + scaling × B·A"));
+    auto *browseLora = new QToolButton(loraRow);
+    browseLora->setText(QStringLiteral("\u2026"));
+    browseLora->setObjectName(QStringLiteral("browseLoraAdapter"));
+    connect(browseLora, &QToolButton::clicked, this, [this, lora] {
+        const QString d = QFileDialog::getExistingDirectory(this, tr("LoRA Adapter Folder"), lora->text().trimmed());
+        if (d.isEmpty())
+            return;
+        lora->setText(d);
+        lora->setCursorPosition(lora->text().size());
+        applyPanel(QStringLiteral("loraAdapter"));
+    });
+    loraLayout->addWidget(lora, 1);
+    loraLayout->addWidget(browseLora);
+    loraRow->setToolTip(tr("Choose a PEFT adapter folder"));
+    edits->addRow(tr("Merge LoRA adapter:"), loraRow);
     auto *arch = line(QStringLiteral("architecture"), tr("full model, TorchScript: JSON layer list"));
     arch->setToolTip(tr("The layers a full model or a TorchScript module is built of when the file holds only "
                         "weights, as a JSON list: "
@@ -910,6 +943,7 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     setText(QStringLiteral("outDir"), s.outDir);
     setText(QStringLiteral("architecture"), s.architecture);
     setText(QStringLiteral("architectureScript"), s.architectureScript);
+    setText(QStringLiteral("loraAdapter"), s.loraAdapter);
     if (auto *e = static_cast<QLineEdit *>(m_fields[QStringLiteral("architectureScript")]); !e->hasFocus())
         e->setCursorPosition(static_cast<int>(e->text().size()));  // a path reads from its file's name
     m_activation->setCurrentIndex(std::max(0, m_activation->findData(s.activation)));
@@ -928,7 +962,7 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
 void ConversionView::enableFieldsFor(PaneTarget target)
 {
     QStringList names{QStringLiteral("architecture"), QStringLiteral("architectureScript"),
-                      QStringLiteral("activation"), QStringLiteral("sidecar"), QStringLiteral("keepDevice"),
+                      QStringLiteral("loraAdapter"), QStringLiteral("activation"), QStringLiteral("sidecar"), QStringLiteral("keepDevice"),
                       QStringLiteral("dropOptimizer")};
     for (const auto &entry : valueFields(m_defaults))
         names << entry.first;
@@ -996,6 +1030,8 @@ void ConversionView::applyPanel(const QString &field)
             s.architecture = text(field);
         else if (field == QLatin1String("architectureScript"))
             s.architectureScript = text(field);
+        else if (field == QLatin1String("loraAdapter"))
+            s.loraAdapter = text(field);
         else if (field == QLatin1String("activation"))
             s.activation = m_activation->currentData().toString();
         for (const auto &[name, b] : checkFields(s))
@@ -1078,7 +1114,7 @@ void ConversionView::startNext()
     ConversionQueueItem item = m_queue->item(row);
     ConvertOptions options;
     try {
-        options = toConvertOptions(item.settings, item.target);
+        options = withLoraCompute(toConvertOptions(item.settings, item.target));
     } catch (const std::exception &e) {
         item.status = S::Failed;
         item.result = panelWording(e.what(), item.target);

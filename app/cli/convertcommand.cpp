@@ -6,6 +6,7 @@
 #include "architecture.h"
 #include "atomicwrite.h"
 #include "clicommon.h"
+#include "computeloader.h"
 #include "convert.h"
 #include "document.h"
 #include "error.h"
@@ -150,6 +151,13 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
         o.epoch(*c.epoch);
     o.losses(c.trainLoss, c.valLoss);
     o.arch(architectureRequest(c.arch, c.archSpec, c.activation));
+    if (!c.mergeLora.empty()) {
+        // Read (and checked) once for every input; the numbers come from the compute module, loaded now
+        // so that a missing module is said before any plan.
+        auto adapter = readLoraAdapter(c.mergeLora);
+        const ComputeApi &api = ComputeLoader::api();
+        o.mergeLora(std::move(adapter), [&api](const LoraMergeStep &step) { return api.loraMergedWeight(step); });
+    }
     return o;
 }
 
@@ -175,6 +183,18 @@ void printPlan(std::ostream &out, const ConversionPlan &plan, const std::string 
         out << "  not written: " << l.entry << ": " << l.reason << '\n';
     for (const auto &p : plan.detectedPrefixes)
         out << "  every key starts with '" << p << "' (remove it with --strip-prefix " << p << ")\n";
+    if (!plan.loraAdapter.empty()) {
+        out << "  merged LoRA adapter " << plan.loraAdapter << ": " << plan.lora.merged.size() << " weights";
+        if (!plan.lora.replaced.empty())
+            out << ", " << plan.lora.replaced.size() << " replaced by the adapter's own";
+        out << '\n';
+        for (const auto &m : plan.lora.merged)
+            out << "    merged " << m << '\n';
+        for (const auto &r : plan.lora.replaced)
+            out << "    replaced " << r << '\n';
+        for (const auto &[from, to] : plan.lora.renamed)
+            out << "    renamed " << from << " -> " << to << '\n';
+    }
     for (const auto &w : plan.warnings)
         out << "  warning: " << w << '\n';
     out.flush();
@@ -205,6 +225,17 @@ WriteOptions runInputs(const ConvertCliOptions &c, WriteOptions w)
     for (const auto *p : {&c.arch, &c.archSpec})
         if (!p->empty())
             w.protect(*p);
+    if (!c.mergeLora.empty()) {
+        // The adapter's files, whether it is named by its folder or its weights file.
+        std::error_code ec;
+        const bool folder = std::filesystem::is_directory(c.mergeLora, ec);
+        const std::filesystem::path dir = folder ? std::filesystem::path(c.mergeLora)
+                                                 : std::filesystem::path(c.mergeLora).parent_path();
+        if (!folder)
+            w.protect(c.mergeLora);
+        for (const char *name : {"adapter_model.safetensors", "adapter_model.bin", "adapter_config.json"})
+            w.protect((dir.empty() ? std::filesystem::path(name) : dir / name).string());
+    }
     return w;
 }
 
@@ -248,6 +279,9 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         refuseFolderOutput(c.output);
         madeFolders = makeOutDir(c.outDir);
         refuseEmaWithWeights(c);
+        if (!c.mergeLora.empty())
+            throw FormatError("--merge-lora does not apply to --to torchscript yet: merge into a state dict first "
+                              "(--to state-dict --merge-lora), then convert that to TorchScript");
         if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
             c.valLoss || c.metadataJson || c.keepDevice || c.dropOptimizer)
             throw FormatError("a TorchScript file holds the module and its weights only: --config, --preprocessing, "

@@ -21,6 +21,7 @@ struct ConvertCliOptions {
     bool dropOptimizer = false;
     bool keepDevice = false;
     bool applyPruning = false;  // --apply-pruning: X = X_orig * X_mask, as prune.remove
+    std::string mergeLora;      // --merge-lora: a PEFT adapter (folder or adapter_model file) merged in
     std::string config;        // JSON
     std::string classNames;    // a,b,c
     std::string preprocessing; // JSON

@@ -148,6 +148,8 @@ int main(int argc, char **argv)
     convertCmd->add_flag("--apply-pruning", convert.applyPruning,
                          "Make torch.nn.utils.prune's pruning permanent, as prune.remove does: each X_orig and X_mask "
                          "become X = X_orig * X_mask, which the unpruned model loads");
+    convertCmd->add_option("--merge-lora", convert.mergeLora,
+                           "Merge a PEFT LoRA adapter (its folder, or adapter_model file) into the weights, as merge_and_unload");
     convertCmd->add_option("--config", convert.config, "model_config as JSON");
     convertCmd->add_option("--class-names", convert.classNames, "class_names, comma-separated");
     convertCmd->add_option("--preprocessing", convert.preprocessing, "preprocessing as JSON ({\"mean\": [...], \"std\": [...]})");

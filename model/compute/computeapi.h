@@ -15,6 +15,7 @@ namespace ckpt {
 struct TensorRef;
 struct Document;
 struct Architecture;
+struct LoraMergeStep;  // loramerge.h
 
 // min, max, mean, std and L2 norm of a tensor's values (NaN where there is no such figure).
 struct StatFigures {
@@ -322,6 +323,14 @@ public:
                                   const CancelCheck &cancelled) const
     {
         return askedAround(cancelled, [&] { return difference(a, b, atol, rtol); });
+    }
+    // A weight merged with a LoRA adapter's factors, as PEFT's merge_and_unload makes it: its bytes
+    // in the weight's dtype, contiguous (see loramergecompute.h for the arithmetic). Throws
+    // std::runtime_error; the default, for implementations without LibTorch, always does.
+    virtual std::vector<std::uint8_t> loraMergedWeight(const LoraMergeStep &step) const
+    {
+        (void)step;
+        throw std::runtime_error("merging a LoRA adapter needs the compute module");
     }
 
 private:

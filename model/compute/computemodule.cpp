@@ -1,6 +1,7 @@
 // The compute module: LibTorch behind the ComputeApi interface. Loaded with dlopen when numbers are
 // first needed, so listing a checkpoint never pays for LibTorch.
 #include "computeapi.h"
+#include "loramergecompute.h"
 #include "predictor.h"
 #include "tensorconvert.h"
 #include "tensorref.h"
@@ -148,6 +149,11 @@ public:
     {
         const CancelScope scope(cancelled);
         return difference(ra, rb, atol, rtol);
+    }
+
+    std::vector<std::uint8_t> loraMergedWeight(const LoraMergeStep &step) const override
+    {
+        return plainErrors([&] { return loraMergedBytes(step); });
     }
 
 private:

@@ -469,8 +469,8 @@ public:
             adapter ? "the file is a LoRA adapter (rank " + std::to_string(adapter->maxRank) + " on " +
                           std::to_string(adapter->modules) +
                           " modules), not the model: the output holds only the adapter's low-rank updates and cannot "
-                          "stand for the model; merge the adapter into its base model first (PEFT's merge_and_unload) "
-                          "and convert that"
+                          "stand for the model; merge the adapter into its base model (convert the base with --merge-lora "
+                          "and this adapter's folder, or PEFT's merge_and_unload)"
                     : std::string();
         if (adapter && (m_o.to == ConvertTarget::FullModel || m_o.to == ConvertTarget::Inference))
             m_plan.warnings.push_back(notTheModel);
@@ -644,6 +644,9 @@ private:
             m_o.config || m_o.preprocess || m_o.classes || m_o.epochValue || m_o.trainLoss || m_o.valLoss)
             throw FormatError("--strip-prefix, --add-prefix, --ema, --drop, --drop-optimizer and metadata options do "
                               "not apply to a full model's module tree (only --dtype does)");
+        if (m_o.lora)
+            throw FormatError("--merge-lora does not apply to a full model's module tree, which is re-saved as it is: "
+                              "convert it --to state-dict --merge-lora for the merged weights");
         if (m_o.pruneRemove)
             throw FormatError("--apply-pruning does not apply to a full model's module tree, which is re-saved as it "
                               "is (its pruning hooks with it): convert it --to state-dict --apply-pruning for the "
@@ -716,6 +719,19 @@ private:
             m_plan.dropped.push_back({masks[i], "its pruning mask, applied (--apply-pruning): " + made[i] + " = " +
                                                     made[i] + "_orig * " + made[i] + "_mask, written as " + made[i]});
         m_prunedMasks = masks.size();
+    }
+
+    // --merge-lora: each weight the adapter targets becomes W + scaling * delta, as PEFT's
+    // merge_and_unload makes it; the compute module makes the bytes as each is written.
+    void mergeLora()
+    {
+        if (!m_o.loraCompute)
+            throw FormatError("--merge-lora needs the compute module, which is not loaded");
+        if (m_o.promoteEma)
+            throw FormatError("--merge-lora and --ema both change the model's weights: give one (merge the adapter "
+                              "into the weights it was trained on)");
+        m_plan.loraAdapter = m_o.lora->weightsPath;
+        m_plan.lora = mergeLoraAdapter(m_tensors, *m_o.lora, m_o.loraCompute);
     }
 
     // A torch.nn.Sequential of standard layers around the (edited) state dict: the architecture
@@ -794,6 +810,8 @@ private:
             m_tensors.emplace_back(t.name, t.value);
         if (m_o.pruneRemove)
             applyPruningToWeights();
+        if (m_o.lora)
+            mergeLora();
         // (Aliases a safetensors file written by this tool recorded in its metadata are in the state
         // dict already: the reader makes each the tensor it names.)
         if (m_doc.stateDictSource == "dict")
@@ -2886,6 +2904,15 @@ nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const Conver
     j["bytes_after"] = plan.bytesAfter;
     j["warnings"] = plan.warnings;
     j["sidecar"] = plan.sidecarPath.empty() ? json(nullptr) : json(plan.sidecarPath);
+    if (!plan.loraAdapter.empty()) {
+        json renamed = json::array();
+        for (const auto &[from, to] : plan.lora.renamed)
+            renamed.push_back({{"from", from}, {"to", to}});
+        j["lora"] = {{"adapter", plan.loraAdapter},
+                     {"merged", plan.lora.merged},
+                     {"replaced", plan.lora.replaced},
+                     {"renamed", renamed}};
+    }
     if (result)
         j["result"] = {
             {"bytes", result->bytes}, {"verified", result->verified}, {"storages_verified", result->tensorsVerified}};

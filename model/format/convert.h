@@ -4,6 +4,7 @@
 #include "atomicwrite.h"
 #include "document.h"
 #include "dtypecast.h"
+#include "loramerge.h"
 
 #include <functional>
 #include <map>
@@ -65,6 +66,8 @@ struct ConvertOptions {
     ArchitectureRequest architecture;          // full-model from weights: the layers (default: the
                                                // package's spec, else an MLP read from the weights)
     std::function<bool(double)> progress;      // fraction written; returning false cancels
+    std::shared_ptr<const LoraAdapterFiles> lora;  // --merge-lora: the adapter merged into the weights
+    LoraMergeFunction loraCompute;             // makes each merged weight (the compute module)
 
     ConvertOptions &target(ConvertTarget t) { to = t; return *this; }
     ConvertOptions &dtype(DType t) { castTo = t; return *this; }
@@ -86,6 +89,7 @@ struct ConvertOptions {
     ConvertOptions &protect(std::string path) { protectedPaths.push_back(std::move(path)); return *this; }
     ConvertOptions &arch(ArchitectureRequest r) { architecture = std::move(r); return *this; }
     ConvertOptions &onProgress(std::function<bool(double)> p) { progress = std::move(p); return *this; }
+    ConvertOptions &mergeLora(std::shared_ptr<const LoraAdapterFiles> a, LoraMergeFunction f) { lora = std::move(a); loraCompute = std::move(f); return *this; }
 };
 
 // Everything a conversion will do, known before a byte is written: the keys kept and dropped,
@@ -109,6 +113,8 @@ struct ConversionPlan {
     std::uint64_t bytesAfter = 0;           // after the cast
     std::optional<DType> castTo;
     CastCounts cast;
+    std::string loraAdapter;                // --merge-lora: the adapter's weights file
+    LoraMergeSummary lora;                  // what the merge did (merged, replaced, renamed keys)
 
     // What gets written (filled by planConversion, used by executeConversion).
     ValuePtr root;                                   // torch targets

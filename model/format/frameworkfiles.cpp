@@ -233,7 +233,8 @@ std::string loraAdapterText(const LoraAdapter &a)
                 (a.savedWholeTensors == 1 ? " tensor" : " tensors") + " of modules kept whole (modules_to_save: " +
                 joined(a.savedWhole) + ")";
     text += ". An adapter alone is not the model: it holds only these low-rank updates, to be loaded onto its base "
-            "model (PeftModel.from_pretrained) or merged into it (merge_and_unload)";
+            "model (PeftModel.from_pretrained) or merged into it (merge_and_unload, or here: ckpt convert BASE "
+            "--merge-lora ADAPTER)";
     return text;
 }
 

@@ -5,6 +5,7 @@
 #include "convert.h"
 
 #include <QColor>
+#include <QMap>
 
 namespace ckpt {
 
@@ -78,8 +79,23 @@ void ConversionPlanModel::setPlan(std::shared_ptr<const ConversionPlan> plan)
     if (m_plan) {
         const auto q = [](const std::string &s) { return QString::fromStdString(s); };
         const QString cast = m_plan->castTo ? tr("floating tensors as %1").arg(q(std::string(dtypeName(*m_plan->castTo)))) : QString();
-        for (const auto &k : m_plan->kept)
-            m_rows.push_back({Change::Kept, q(k), cast});
+        // Weights a LoRA adapter changed (--merge-lora) say so beside their name.
+        QMap<QString, QString> lora;
+        for (const auto &m : m_plan->lora.merged) {
+            const auto at = m.find(" (");
+            lora.insert(q(m.substr(0, at)), tr("LoRA merged%1").arg(at == std::string::npos ? QString() : q(m.substr(at))));
+        }
+        for (const auto &r : m_plan->lora.replaced) {
+            const auto at = r.find(" (");
+            lora.insert(q(r.substr(0, at)), tr("replaced by the LoRA adapter's own"));
+        }
+        for (const auto &[from, to] : m_plan->lora.renamed)
+            if (lora.contains(q(from)))
+                lora.insert(q(to), lora.take(q(from)));
+        for (const auto &k : m_plan->kept) {
+            const QString merged = lora.value(q(k));
+            m_rows.push_back({Change::Kept, q(k), merged.isEmpty() ? cast : cast.isEmpty() ? merged : merged + QStringLiteral("; ") + cast});
+        }
         for (const auto &d : m_plan->dropped)
             m_rows.push_back({Change::Dropped, q(d.entry), panelWording(d.reason)});
         for (const auto &c : m_plan->carried)

@@ -115,6 +115,8 @@ bool targetUsesField(PaneTarget target, QStringView field)
         return engine.has_value();
     if (field == u"architectureScript")
         return !engine;  // `ckpt convert --arch` is refused by every other target
+    if (field == u"loraAdapter")
+        return engine.has_value();  // `--to torchscript --merge-lora` is refused
     if (field == u"activation")
         field = u"architecture";  // the activation is part of the architecture asked for
     if (!engine)  // TorchScript: the module and its weights only
@@ -168,6 +170,7 @@ QString panelWording(const std::string &engineText, std::optional<PaneTarget> ta
         {"--metadata-json", "the metadata JSON sidecar"},
         {"--drop-optimizer", "'Drop optimizer, scheduler and RNG state'"},
         {"--apply-pruning", "'Apply the pruning'"},
+        {"--merge-lora", "the LoRA adapter field"},
         {"--drop ", "Drop keys: "},
         {"--drop,", "Drop keys,"},
         {"--strip-prefix", "Strip prefix"},
@@ -210,6 +213,8 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, PaneTarget target)
     }
     o.stripPrefix(s.stripPrefix.trimmed().toStdString()).addPrefix(s.addPrefix.trimmed().toStdString());
     o.ema(s.ema).applyPruning(s.applyPruning);
+    if (targetUsesField(target, u"loraAdapter") && !s.loraAdapter.trimmed().isEmpty())
+        o.mergeLora(readLoraAdapter(s.loraAdapter.trimmed().toStdString()), {});
     if (targetUsesField(target, u"sidecar"))
         o.dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
     // TorchScript's architecture goes to planScriptExport (architectureRequestFor), not the plan.

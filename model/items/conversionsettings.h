@@ -34,6 +34,7 @@ struct ConversionSettings {
     bool dropOptimizer = false;
     bool keepDevice = false;
     bool applyPruning = false;  // torch.nn.utils.prune's X_orig * X_mask written as X (`--apply-pruning`)
+    QString loraAdapter;     // a PEFT LoRA adapter (folder or adapter_model file) merged in (`--merge-lora`)
     bool sidecar = false;    // metadata JSON sidecar (always written for inference)
     QStringList drops;       // glob patterns
     QString outDir;          // empty: beside the input
@@ -67,6 +68,8 @@ bool targetUsesField(PaneTarget target, QStringView field);
 QString panelWording(const std::string &engineText, std::optional<PaneTarget> target = std::nullopt);
 
 // The engine's options for `settings` (without progress or force); values the target does not
+// write are left out (a full model would refuse them). A LoRA adapter is read (a FormatError when it
+// cannot be); the function that computes the merge (ConvertOptions::loraCompute) is the caller's.
 // write are left out (a full model would refuse them). For TorchScript: the weight edits and the
 // dtype of a state dict, as planScriptExport takes them. Throws FormatError saying
 // which field is wrong (JSON that does not parse, an epoch that is not a whole number).

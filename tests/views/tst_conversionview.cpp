@@ -195,6 +195,7 @@ private Q_SLOTS:
     void architectureFileIsForTorchScriptOnly();
     void architectureFileIsNeverWrittenOver();
     void queueUsableAt1024x700();
+    void loraAdapterMergedAsPeftDoes();
 };
 
 void TestConversionView::dropPlanRunAndTorchLoads()
@@ -1503,6 +1504,50 @@ void TestConversionView::queueUsableAt1024x700()
         }
     if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
         view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/conversion-1024.png"));
+}
+
+// A PEFT LoRA adapter given in the "Merge LoRA adapter" field is merged into the weights as
+// `ckpt convert --merge-lora` merges it; PyTorch, following PEFT's merge, judges the output. Not
+// for TorchScript (the field is disabled there, as the command line refuses it).
+void TestConversionView::loraAdapterMergedAsPeftDoes()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QString log;
+    QVERIFY2(pythonCheck("check_lora_merge.py", {QStringLiteral("make"), dir.path()}, &log), qPrintable(log));
+    const QString out = QDir(dir.path()).filePath(QStringLiteral("out"));
+    QVERIFY(QDir().mkpath(out));
+    ConversionView view;
+    view.resize(1280, 820);
+    view.show();
+    typeInto(field(view, "outDir"), out);
+    view.addFiles({QDir(dir.path()).filePath(QStringLiteral("base.pth"))}, PaneTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QVERIFY(field(view, "loraAdapter")->isEnabled());
+    typeInto(field(view, "loraAdapter"), QDir(dir.path()).filePath(QStringLiteral("adapter")));
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    QVERIFY(view.planModel()->plan());
+    QCOMPARE(view.planModel()->plan()->lora.merged.size(), std::size_t(3));
+    int mergedRows = 0;  // the plan's table says which weights the adapter changes
+    for (int r = 0; r < view.planModel()->rowCount(); ++r)
+        mergedRows += view.planModel()->index(r, ConversionPlanModel::DetailColumn).data().toString().startsWith(QStringLiteral("LoRA merged"));
+    QCOMPARE(mergedRows, 3);
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/conversion-lora.png"));
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Done, qPrintable(resultOf(view, 0)));
+    const QStringList written = filesIn(out);
+    QCOMPARE(written.size(), 1);
+    QVERIFY2(pythonCheck("check_lora_merge.py",
+                         {QStringLiteral("check"), QDir(out).filePath(written.first()), dir.path()}, &log),
+             qPrintable(log));
+    // TorchScript takes no adapter (the command line refuses --merge-lora there): the field is disabled.
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::TorchScript)));
+    QTRY_VERIFY_WITH_TIMEOUT(!field(view, "loraAdapter")->isEnabled(), kWait);
 }
 
 QTEST_MAIN(TestConversionView)
