@@ -174,7 +174,8 @@ void SeriesView::setFiles(const QStringList &files)
             }
             if (ptrs.empty() && !skipped.empty())
                 throw std::runtime_error(skipped.front().reason);
-            Series series = computeSeries(ptrs, ComputeLoader::api(), progressReporter(promise));
+            Series series = computeSeries(ptrs, ComputeLoader::api(), progressReporter(promise),
+                                          [&promise] { return promise.isCanceled(); });
             series.skipped = std::move(skipped);
             job.series = std::make_shared<const Series>(std::move(series));
         },

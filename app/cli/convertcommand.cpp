@@ -68,15 +68,22 @@ MadeFolders makeOutDir(const std::string &dir)
         if (p == p.parent_path())
             break;
     }
-    // The signal handler's table is small and shared with the files being written: a path of more
-    // new levels than kMaxListed is made, but left for the user to remove after a Ctrl-C.
-    constexpr std::size_t kMaxListed = 4;
+    // The new folders are a chain, each in the one made before it: listed as one entry (the
+    // deepest and how many levels), however many there are, as each is made. One found there
+    // after all ("out/" is "out" again, or another's) ends the chain: it is never removed.
+    int levels = 0;
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
         const bool created = std::filesystem::create_directory(*it, ec);
         if (!created && ec)
             throw FormatError("--out-dir " + dir + ": cannot make the folder: " + ec.message());
-        if (created && missing.size() <= kMaxListed)  // "out/" is "out" again: listed once
-            made.push_back(std::make_unique<SignalCleanupEntry>(it->string(), SignalCleanupEntry::Kind::EmptyFolder));
+        if (!created) {
+            levels = 0;
+            continue;
+        }
+        auto entry = std::make_unique<SignalCleanupEntry>(it->string(), ++levels);
+        if (levels > 1)
+            made.pop_back();  // its folders are in the new entry's chain (listed first, then let go)
+        made.push_back(std::move(entry));
     }
     return made;
 }

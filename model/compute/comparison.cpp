@@ -641,7 +641,7 @@ ojson comparisonToJson(const Comparison &c)
 }
 
 Series computeSeries(const std::vector<const Document *> &input, const ComputeApi &api,
-                     const std::function<bool(std::size_t, std::size_t)> &progress)
+                     const std::function<bool(std::size_t, std::size_t)> &progress, const CancelCheck &cancelled)
 {
     struct Item {
         const Document *doc;
@@ -772,21 +772,30 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
         layer.infCount.assign(n, 0);
     }
     const auto tensorAt = [&at](std::size_t k, std::size_t l) { return l < at[k].size() ? at[k][l] : nullptr; };
+    // Asked between chunks; once it says stop, a tensor's pass that throws was cancelled, not
+    // unreadable, and the series stops.
+    bool stopped = false;
+    const CancelCheck ask = [&] { return stopped = stopped || (cancelled && cancelled()); };
+    const auto rethrowIfCancelled = [&stopped] {
+        if (stopped)
+            throw std::runtime_error("series cancelled");
+    };
     // The drift of `t` from `other` (checkpoint `k`'s tensor from an earlier one), with why none.
     // ||t - other|| as torch gives it (inf, NaN where they hold such values), from their difference.
-    const auto driftOf = [&api](const TensorDiff &d, const TensorRef &other, const TensorRef &t) {
-        return d.finite < d.count ? torchDiffNorm(d, api.statistics(other), api.statistics(t)) : d.normDiff();
+    const auto driftOf = [&api, &ask](const TensorDiff &d, const TensorRef &other, const TensorRef &t) {
+        return d.finite < d.count ? torchDiffNorm(d, api.statistics(other, ask), api.statistics(t, ask)) : d.normDiff();
     };
-    const auto drift = [&api, &driftOf](const TensorRef *other, const TensorRef &t, double &value, SeriesGap &gap) {
+    const auto drift = [&](const TensorRef *other, const TensorRef &t, double &value, SeriesGap &gap) {
         if (!other)
             gap = SeriesGap::AbsentOther;
         else if (other->shape != t.shape)
             gap = SeriesGap::ShapeChanged;
         else {
             try {
-                value = driftOf(api.difference(*other, t, 0, 0), *other, t);
+                value = driftOf(api.difference(*other, t, 0, 0, ask), *other, t);
                 gap = SeriesGap::None;
             } catch (const std::exception &) {
+                rethrowIfCancelled();
                 gap = SeriesGap::Unreadable;
             }
         }
@@ -806,10 +815,10 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
                     // leave out positions that are not finite: where there are any, the tensor's
                     // statistics count them and the norm and drift are torch's (inf, NaN).
                     const bool sameShape = first && first->shape == t->shape;
-                    const TensorDiff d = api.difference(sameShape ? *first : *t, *t, 0, 0);
+                    const TensorDiff d = api.difference(sameShape ? *first : *t, *t, 0, 0, ask);
                     layer.norm[k] = d.normB();
                     if (d.finite < d.count) {
-                        const TensorStats st = api.statistics(*t);
+                        const TensorStats st = api.statistics(*t, ask);
                         layer.norm[k] = torchNorm(st);
                         layer.nanCount[k] = st.nanCount;
                         layer.infCount[k] = st.infCount;
@@ -822,6 +831,7 @@ Series computeSeries(const std::vector<const Document *> &input, const ComputeAp
                     }
                     layer.normGap[k] = SeriesGap::None;
                 } catch (const std::exception &) {
+                    rethrowIfCancelled();
                     layer.normGap[k] = layer.fromFirstGap[k] = SeriesGap::Unreadable;
                 }
                 if (k == 0) {

@@ -197,9 +197,12 @@ struct Series {
 // Orders `docs` and computes the series. Where any records an epoch, those that do are sorted by
 // epoch, then step, then file name (natural order) among the places they hold in `docs`, and those
 // that record none keep their place; so by step where none records an epoch but some a step; by
-// file name where none records either.
+// file name where none records either. `progress` is called after each tensor (false stops);
+// `cancelled` is asked between the chunks of each tensor's pass, so that a cancel reaches inside a
+// huge tensor. Either stopping throws std::runtime_error("series cancelled").
 Series computeSeries(const std::vector<const Document *> &docs, const ComputeApi &api,
-                     const std::function<bool(std::size_t, std::size_t)> &progress = {});
+                     const std::function<bool(std::size_t, std::size_t)> &progress = {},
+                     const CancelCheck &cancelled = {});
 nlohmann::ordered_json seriesToJson(const Series &s);
 
 } // namespace ckpt

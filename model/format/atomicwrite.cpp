@@ -30,12 +30,14 @@ constexpr std::size_t kSlots = 16;
 constexpr std::size_t kSlotPath = 4096;
 struct TemporarySlot {
     std::atomic<int> state{0};
-    bool folder = false;  // a folder the command made: removed with rmdir, so only while it is empty
+    // Folders the command made, the path naming the deepest: removed with rmdir, so only while each
+    // is empty, this many levels up from it. 0: a file.
+    int folderLevels = 0;
     char path[kSlotPath];
 };
 TemporarySlot g_temporaries[kSlots];
 
-int registerTemporary(const std::string &path, bool folder = false)
+int registerTemporary(const std::string &path, int folderLevels = 0)
 {
     if (path.size() >= kSlotPath)
         return -1;
@@ -43,7 +45,7 @@ int registerTemporary(const std::string &path, bool folder = false)
         int expected = 0;
         if (g_temporaries[i].state.compare_exchange_strong(expected, 1)) {
             std::memcpy(g_temporaries[i].path, path.c_str(), path.size() + 1);
-            g_temporaries[i].folder = folder;
+            g_temporaries[i].folderLevels = folderLevels;
             g_temporaries[i].state.store(2);
             return int(i);
         }
@@ -57,17 +59,42 @@ void unregisterTemporary(int slot)
         g_temporaries[slot].state.store(0);
 }
 
+// rmdir of `levels` folders: `path` (the deepest), then its parents, each cut off at its last '/'
+// in a copy on the stack. Async-signal-safe: no allocation, no locks, only rmdir(2).
+bool removeFolderChain(const char *path, int levels)
+{
+    char buf[kSlotPath];
+    std::size_t n = 0;
+    while (n + 1 < kSlotPath && path[n] != '\0') {
+        buf[n] = path[n];
+        ++n;
+    }
+    buf[n] = '\0';
+    bool removed = false;
+    for (int level = 0; level < levels; ++level) {
+        while (n > 1 && buf[n - 1] == '/')  // "out/" is "out"
+            buf[--n] = '\0';
+        if (n == 0 || (n == 1 && buf[0] == '/') || ::rmdir(buf) != 0)
+            break;  // one that holds anything keeps its parents too
+        removed = true;
+        while (n > 0 && buf[n - 1] != '/')
+            --n;
+        buf[n] = '\0';
+    }
+    return removed;
+}
+
 extern "C" void removeTemporariesAndDie(int sig)
 {
     const int savedErrno = errno;
     bool removed = false;
     for (auto &slot : g_temporaries)
-        if (slot.state.load() == 2 && !slot.folder)
+        if (slot.state.load() == 2 && slot.folderLevels == 0)
             removed = ::unlink(slot.path) == 0 || removed;
     // Folders last, the deepest (listed last) first; rmdir leaves one that holds anything.
     for (std::size_t i = kSlots; i-- > 0;)
-        if (g_temporaries[i].state.load() == 2 && g_temporaries[i].folder)
-            removed = ::rmdir(g_temporaries[i].path) == 0 || removed;
+        if (g_temporaries[i].state.load() == 2 && g_temporaries[i].folderLevels > 0)
+            removed = removeFolderChain(g_temporaries[i].path, g_temporaries[i].folderLevels) || removed;
     if (removed) {
         // write(2) only: nothing else is safe in a signal handler.
         static constexpr char kSaid[] = "\ninterrupted: what was being written is removed; no file that was there before "
@@ -184,7 +211,12 @@ void removeTemporaryFilesOnSignals()
 }
 
 SignalCleanupEntry::SignalCleanupEntry(const std::string &path, Kind kind)
-    : m_slot(registerTemporary(path, kind == Kind::EmptyFolder))
+    : m_slot(registerTemporary(path, kind == Kind::EmptyFolder ? 1 : 0))
+{
+}
+
+SignalCleanupEntry::SignalCleanupEntry(const std::string &deepest, int levels)
+    : m_slot(levels > 0 ? registerTemporary(deepest, levels) : -1)
 {
 }
 

@@ -307,8 +307,11 @@ private:
             return Value::none();
         // One tensor under several names (a tied weight: the state dict's detached names all view
         // one storage alike) is one Parameter, as in the model that was saved: its parameters()
-        // yield it once, and an optimizer steps it once.
-        const auto identity = tensorIdentity(*it->second->tensorRef());
+        // yield it once, and an optimizer steps it once. Where the source kept its Parameter
+        // objects (state_dict(keep_vars=True)), the pickle's memo says which names are one object:
+        // two Parameters made on one storage (b.w = nn.Parameter(a.w)) stay two, as torch has them.
+        const TensorRef &source = *it->second->tensorRef();
+        const auto identity = source.isParameter ? std::nullopt : tensorIdentity(source);
         auto &made = identity ? (parameter ? m_parametersByIdentity : m_buffersByIdentity)[*identity]
                               : (parameter ? m_parameters : m_buffers)[it->second.get()];
         if (!made) {

@@ -499,6 +499,45 @@ private:
         return out;
     }
 
+    // A storage the pickle makes itself by calling a typed storage class on a size
+    // (torch.ByteStorage(1), torch.storage.TypedStorage(n)) and hands to a tensor rebuild, which
+    // torch.load(weights_only=True) runs: its bytes are not in the file. A storage without a record,
+    // its key the call, its problem saying so; held by the call (keepAlive), which is how the
+    // security report knows it. One per call, as the tensors on it share it. Null for anything else.
+    std::shared_ptr<StorageRef> madeStorage(const ValuePtr &call)
+    {
+        if (!call)
+            return nullptr;
+        const Value &v = *call;
+        if (v.kind() != Value::Kind::Object || v.builtByNew() || !v.objectClass() ||
+            v.objectClass()->kind() != Value::Kind::Global || !v.args() || !v.args()->isSequence())
+            return nullptr;
+        const Value &cls = *v.objectClass();
+        const auto &args = v.args()->items();
+        std::optional<DType> dtype;
+        if ((cls.text() == "torch.storage" || cls.text() == "torch") && cls.name() == "TypedStorage")
+            dtype = DType::Float32;  // torch's default dtype
+        else if (cls.text() == "torch")
+            dtype = dtypeFromStorageClass(cls.name());
+        if (!dtype || args.size() > 1 || (args.size() == 1 && (!args[0] || !args[0]->isInt() || args[0]->asInt() < 0)))
+            return nullptr;
+        auto &storage = m_madeStorages[&v];
+        if (!storage) {
+            const std::int64_t n = args.empty() ? 0 : args[0]->asInt();
+            chargeCopy(2 * cls.qualifiedName().size() + 128);
+            storage = std::make_shared<StorageRef>();
+            storage->key = cls.qualifiedName() + "(" + (args.empty() ? "" : std::to_string(n)) + ")";
+            storage->dtype = *dtype;
+            storage->location = "cpu";
+            storage->declaredNumel = n;
+            storage->problem = "its storage is not in the file: the pickle makes it by calling " + storage->key +
+                               " (uninitialised memory in torch)";
+            storage->keepAlive = call;  // (not read through: it names the call)
+        }
+        return storage;
+    }
+    std::unordered_map<const Value *, std::shared_ptr<StorageRef>> m_madeStorages;
+
     ValuePtr rebuildTensor(const std::string &fn, const std::vector<ValuePtr> &a)
     {
         const bool v1 = fn == "_rebuild_tensor";
@@ -507,11 +546,12 @@ private:
         if (a.size() < need)
             fail("torch._utils." + fn + " takes at least " + std::to_string(need) + " arguments, got " +
                  std::to_string(a.size()));
-        if (!a[0] || a[0]->kind() != Value::Kind::Storage)
+        std::shared_ptr<StorageRef> made = madeStorage(a[0]);
+        if (!made && (!a[0] || a[0]->kind() != Value::Kind::Storage))
             fail("torch._utils." + fn + ": first argument is a " + (a[0] ? a[0]->typeName() : "null") +
                  ", not a storage");
         auto ref = makeTensorRef();
-        ref->storage = a[0]->storageRef();
+        ref->storage = made ? made : a[0]->storageRef();
         ref->dtype = ref->storage->dtype;
         ref->rebuild = fn;
         if (!a[1] || a[1]->kind() != Value::Kind::Int)

@@ -732,68 +732,138 @@ std::int64_t sizedClassElement(const Value &cls, bool &tensorClass)
     return t ? static_cast<std::int64_t>(dtypeSize(*t)) : 0;
 }
 
+// A typed storage class by its legacy name (torch.ByteStorage, torch.cuda.HalfStorage): the full
+// torch.load of a zip or legacy file reads these names as a StorageType (its find_class), which
+// cannot be called or made; the weights-only reader and a bare pickle's load find the class itself.
+bool isLegacyStorageName(const Value &cls)
+{
+    const std::string &n = cls.name();
+    return n.ends_with("Storage") && n != "TypedStorage" && n != "UntypedStorage" && n != "_UntypedStorage" &&
+           dtypeFromStorageClass(n).has_value();
+}
+
+// The element size of a class whose __new__ alone (NEWOBJ, which torch.load(weights_only=False)
+// runs and the weights-only reader refuses) allocates its size argument, as torch 1.13 does:
+// UntypedStorage, the legacy typed storages (where the class itself is found: a bare pickle),
+// torch.Tensor and the legacy tensor types, Python's bytes. TypedStorage.__new__ and
+// bytearray.__new__ allocate nothing (their __init__, which NEWOBJ skips, would). 0 otherwise.
+std::int64_t newedClassElement(const Value &cls, ContainerFormat format, bool &tensorClass)
+{
+    const std::string &m = cls.text();
+    const std::string &n = cls.name();
+    tensorClass = false;
+    if ((m == "builtins" || m == "__builtin__") && n == "bytes")
+        return 1;
+    if (n == "TypedStorage" || (m != "torch" && m != "torch.storage") ||
+        (isLegacyStorageName(cls) && format != ContainerFormat::Pickle))
+        return 0;
+    return sizedClassElement(cls, tensorClass);
+}
+
 // What torch.load allocates for sizes the file declares, where that is more than the file holds:
-// a REDUCE of a storage or tensor class on integer sizes (the file's size is the measure), and in
-// a legacy stream (torch < 1.6), whose storages torch allocates at their declared size before it
-// reads their records and grows when a tensor spans past them (its set_ resizes a storage it
-// owns), a storage declared or spanned past its record. The zip format's storages are the
+// a REDUCE of a storage or tensor class on integer sizes or a torch.Size (the file's size is the
+// measure), a NEWOBJ of a class whose __new__ allocates, and in a legacy stream (torch < 1.6),
+// whose storages torch allocates at their declared size before it reads their records and grows
+// when a tensor spans past them (its set_ resizes a storage it owns), a storage declared or
+// spanned past its record. A storage the pickle makes itself (torch.ByteStorage(1) handed to
+// _rebuild_tensor_v2) is grown the same way, in any container. The zip format's storages are the
 // records themselves, which torch refuses to resize: nothing to allocate there.
 void findLoadAllocations(const Document &doc, SecurityReport &r)
 {
     const std::int64_t fileBytes = doc.file ? static_cast<std::int64_t>(doc.file->size()) : 0;
     const auto add = [&r](std::string what, std::int64_t bytes) { r.allocations.push_back({std::move(what), bytes}); };
     std::unordered_map<const StorageRef *, std::pair<std::int64_t, const TensorRef *>> spanned;  // most bytes spanned
+    std::vector<const StorageRef *> made;  // storages the pickle makes, in the order first spanned
+    std::unordered_map<const void *, const Value *> calls;  // the calls that may make them
     const bool legacy = doc.format == ContainerFormat::Legacy;
+    const bool wrapped = legacy || doc.format == ContainerFormat::TorchZip;  // torch.load's own find_class
     for (const auto &arena : doc.arenas) {
         if (!arena)
             continue;
         for (const auto &v : arena->values()) {
-            if (legacy && v->kind() == Value::Kind::Tensor && v->tensorRef() && v->tensorRef()->storage &&
-                v->tensorRef()->layout == TensorRef::Layout::Strided) {
+            if (v->kind() == Value::Kind::Tensor && v->tensorRef() && v->tensorRef()->storage &&
+                v->tensorRef()->layout == TensorRef::Layout::Strided &&
+                (legacy || (!v->tensorRef()->storage->resolved && v->tensorRef()->storage->keepAlive))) {
                 const TensorRef &t = *v->tensorRef();
                 std::int64_t extent = 0, bytes = 0;
                 if (t.extentElements(extent) &&
                     !__builtin_mul_overflow(extent, static_cast<std::int64_t>(dtypeSize(t.dtype)), &bytes)) {
-                    auto &most = spanned[t.storage.get()];
-                    if (bytes > most.first)
-                        most = {bytes, &t};
+                    const auto [it, fresh] = spanned.try_emplace(t.storage.get(), bytes, &t);
+                    if (fresh && !t.storage->resolved)
+                        made.push_back(t.storage.get());
+                    if (bytes > it->second.first)
+                        it->second = {bytes, &t};
                 }
                 continue;
             }
-            if (v->kind() != Value::Kind::Object || v->builtByNew() || !v->objectClass() ||
-                v->objectClass()->kind() != Value::Kind::Global || !v->args() ||
-                v->args()->kind() != Value::Kind::Tuple || v->args()->items().empty())
+            if (v->kind() != Value::Kind::Object || !v->objectClass() ||
+                v->objectClass()->kind() != Value::Kind::Global)
+                continue;
+            calls.emplace(v.get(), v.get());
+            if (!v->args() || v->args()->kind() != Value::Kind::Tuple || v->args()->items().empty())
                 continue;
             const Value &cls = *v->objectClass();
+            const bool byNew = v->builtByNew();
             bool tensorClass = false;
-            const std::int64_t element = sizedClassElement(cls, tensorClass);
-            const auto &sizes = v->args()->items();
-            if (element == 0 || (!tensorClass && sizes.size() != 1) ||
-                !std::all_of(sizes.begin(), sizes.end(), [](const ValuePtr &i) { return i && i->isInt() && i->asInt() >= 0; }))
+            const std::int64_t element =
+                byNew ? newedClassElement(cls, doc.format, tensorClass) : sizedClassElement(cls, tensorClass);
+            const auto *sizes = &v->args()->items();
+            // torch.Tensor(torch.Size([a, b])) is torch.Tensor(a, b).
+            const Value *size = sizes->size() == 1 ? sizes->front().get() : nullptr;
+            const bool torchSize = tensorClass && size && size->kind() == Value::Kind::Tuple &&
+                                   size->pythonClass() == "torch.Size";
+            if (torchSize)
+                sizes = &size->items();
+            if (element == 0 || (!tensorClass && sizes->size() != 1) ||
+                !std::all_of(sizes->begin(), sizes->end(), [](const ValuePtr &i) { return i && i->isInt() && i->asInt() >= 0; }))
                 continue;
             std::int64_t bytes = element;
-            std::string call = cls.qualifiedName() + "(";
+            std::string list;
             bool overflow = false;
-            for (std::size_t i = 0; i < sizes.size(); ++i) {
-                overflow = overflow || __builtin_mul_overflow(bytes, sizes[i]->asInt(), &bytes);
-                call += (i ? ", " : "") + std::to_string(sizes[i]->asInt());
+            for (std::size_t i = 0; i < sizes->size(); ++i) {
+                overflow = overflow || __builtin_mul_overflow(bytes, (*sizes)[i]->asInt(), &bytes);
+                list += (i ? ", " : "") + std::to_string((*sizes)[i]->asInt());
             }
             // Past int64 bytes torch refuses the size rather than allocating it.
             if (overflow || bytes <= fileBytes)
                 continue;
-            const GlobalUse use{cls.qualifiedName(), 1, 0, cls.text(), cls.name()};
-            add(call + ") would allocate " + byteText(bytes) + " (" + std::to_string(bytes) + " bytes) when loaded" +
-                    (classifyGlobal(use).weightsOnlyAllowed ? ", torch.load(weights_only=True) too" : "") +
-                    "; the file is " + std::to_string(fileBytes) + " bytes",
-                bytes);
+            const std::string name = cls.qualifiedName();
+            const std::string call = (byNew ? name + ".__new__(" + name + ", " : name + "(") +
+                                     (torchSize ? "torch.Size([" + list + "])" : list) + ")";
+            const std::string amount = byteText(bytes) + " (" + std::to_string(bytes) + " bytes)";
+            const std::string tail = "; the file is " + std::to_string(fileBytes) + " bytes";
+            const GlobalUse use{name, 1, 0, cls.text(), cls.name()};
+            // torch 1.13's weights-only reader refuses NEWOBJ but on Parameter; later ones run it for
+            // the classes they allow.
+            if (byNew)
+                add(call + " (NEWOBJ) would allocate " + amount + " when loaded with torch.load(weights_only=False)" +
+                        (classifyGlobal(use).weightsOnlyAllowed
+                             ? ", and with weights_only=True of the releases that make the classes they allow this "
+                               "way (torch 1.13's refuses it)"
+                             : " (weights_only=True refuses it)") +
+                        tail,
+                    bytes);
+            else if (wrapped && isLegacyStorageName(cls))
+                add(call + " would allocate " + amount + " when loaded with torch.load(weights_only=True); a full "
+                           "torch.load stops at the call (in this container it reads " + name + " as a storage type, "
+                           "which it cannot call)" + tail,
+                    bytes);
+            else
+                add(call + " would allocate " + amount + " when loaded" +
+                        (classifyGlobal(use).weightsOnlyAllowed ? ", torch.load(weights_only=True) too" : "") + tail,
+                    bytes);
         }
     }
+    std::unordered_map<const TensorRef *, const std::string *> names;
+    for (const auto *list : {&doc.stateDict, &doc.tensors})
+        for (const auto &t : *list)
+            if (t.value && t.value->tensorRef())
+                names.emplace(t.value->tensorRef().get(), &t.name);
+    const auto tensorName = [&names](const TensorRef *t) {
+        const auto n = names.find(t);
+        return n != names.end() ? "tensor '" + *n->second + "'" : std::string("a tensor");
+    };
     if (legacy) {
-        std::unordered_map<const TensorRef *, const std::string *> names;
-        for (const auto *list : {&doc.stateDict, &doc.tensors})
-            for (const auto &t : *list)
-                if (t.value && t.value->tensorRef())
-                    names.emplace(t.value->tensorRef().get(), &t.name);
         for (const auto &[key, storage] : doc.storages) {
             if (!storage || key.find("/view/") != std::string::npos)  // a view's bytes are its root's
                 continue;
@@ -811,15 +881,35 @@ void findLoadAllocations(const Document &doc, SecurityReport &r)
                         " (" + std::to_string(declared) + " bytes) for it before reading its record" + tail,
                     declared);
             const auto it = spanned.find(storage.get());
-            if (it != spanned.end() && it->second.first > std::max(declared, record)) {
-                const auto n = names.find(it->second.second);
-                add((n != names.end() ? "tensor '" + *n->second + "'" : std::string("a tensor")) + " spans " +
-                        std::to_string(it->second.first / size) + " elements of storage '" + s.key +
-                        "': torch.load would grow the storage to " + byteText(it->second.first) + " (" +
-                        std::to_string(it->second.first) + " bytes) for it" + tail,
+            if (it != spanned.end() && it->second.first > std::max(declared, record))
+                add(tensorName(it->second.second) + " spans " + std::to_string(it->second.first / size) +
+                        " elements of storage '" + s.key + "': torch.load would grow the storage to " +
+                        byteText(it->second.first) + " (" + std::to_string(it->second.first) + " bytes) for it" + tail,
                     it->second.first);
-            }
         }
+    }
+    // Storages the pickle makes (picklemachine's madeStorage: the call it holds is one of the file's).
+    for (const StorageRef *s : made) {
+        const auto call = s->keepAlive ? calls.find(s->keepAlive.get()) : calls.end();
+        if (call == calls.end())
+            continue;
+        const auto size = static_cast<std::int64_t>(dtypeSize(s->dtype));
+        const auto &[bytes, tensor] = spanned.at(s);
+        std::int64_t declared = 0;
+        if (size == 0 || __builtin_mul_overflow(s->declaredNumel, size, &declared) ||
+            bytes <= std::max(declared, fileBytes))
+            continue;
+        // Where torch.load reads the class as a StorageType, only the weights-only reader makes the storage.
+        const bool full = !(wrapped && isLegacyStorageName(*call->second->objectClass()));
+        add(tensorName(tensor) + " spans " + std::to_string(bytes / size) + " elements of the storage the pickle makes " +
+                "by calling " + s->key + ", which is not in the file: torch.load" +
+                (full ? "" : "(weights_only=True)") + " would grow it to " + byteText(bytes) + " (" +
+                std::to_string(bytes) + " bytes)" +
+                (full ? ", torch.load(weights_only=True) too"
+                      : "; a full torch.load stops at the call (in this container it reads " +
+                            call->second->objectClass()->qualifiedName() + " as a storage type, which it cannot call)") +
+                "; the file is " + std::to_string(fileBytes) + " bytes",
+            bytes);
     }
     // As anomalies, the largest first; a file that asks many times is summed after the first few.
     std::stable_sort(r.allocations.begin(), r.allocations.end(),

@@ -16,6 +16,11 @@ class SignalCleanupEntry {
 public:
     enum class Kind { File, EmptyFolder };
     explicit SignalCleanupEntry(const std::string &path, Kind kind = Kind::File);
+    // A chain of `levels` folders the caller made, one in the other (mkdir -p's new part), named by
+    // the deepest: one place however deep. The handler removes the deepest, then each parent up to
+    // `levels` of them, with rmdir in a buffer of its own (nothing allocated): only while each is
+    // empty, and never a folder above the chain, which was there before.
+    SignalCleanupEntry(const std::string &deepest, int levels);
     ~SignalCleanupEntry();
     SignalCleanupEntry(const SignalCleanupEntry &) = delete;
     SignalCleanupEntry &operator=(const SignalCleanupEntry &) = delete;

@@ -262,6 +262,12 @@ const std::string &TensorRef::validate()
         problem = "no storage";
     } else if (!storage->resolved) {
         problem = storage->problem.empty() ? "storage record '" + storage->key + "' is missing" : storage->problem;
+        // A storage the pickle makes itself (the only unresolved one that holds a value): the span
+        // past it is what torch.load would grow it to.
+        if (storage->keepAlive && extent > storage->declaredNumel)
+            problem = "spans " + std::to_string(extent) + " elements of a storage of " +
+                      std::to_string(storage->declaredNumel) + (storage->declaredNumel == 1 ? " element; " : " elements; ") +
+                      problem;
     } else if (!fitsStorage(extent)) {
         // Counted in the tensor's elements: an untyped storage holds bytes of any type.
         problem = "needs " + std::to_string(extent) + " elements of storage '" + storage->key + "' but the record holds " +

@@ -56,11 +56,12 @@ def interrupt(res, what, cmd, folder, output, sig):
     return said
 
 
-def interrupt_made_folder(res, ckpt, src, tmp):
-    """`convert --out-dir` into folders it makes (new/deeper): Ctrl-C while the output is written removes
-    the file and the two folders it made, and nothing else (`tmp` itself stays)."""
-    top = os.path.join(tmp, 'made')
-    out_dir = os.path.join(top, 'deeper')
+def interrupt_made_folder(res, ckpt, src, tmp, levels=2, trailing=''):
+    """`convert --out-dir` into `levels` folders it makes (made/l1/l2...): Ctrl-C while the output is
+    written removes the file and every folder it made, however deep, and nothing else (`tmp` itself
+    stays)."""
+    top = os.path.join(tmp, 'made_%d' % levels)
+    out_dir = os.path.join(top, *['l%d' % i for i in range(1, levels)]) + trailing
     cmd = [ckpt, 'convert', src, '--to', 'safetensors', '--out-dir', out_dir]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_signals)
     seen = False
@@ -82,11 +83,15 @@ def interrupt_made_folder(res, ckpt, src, tmp):
     rc = p.wait(timeout=120)
     said = p.stderr.read().decode(errors='replace')
     p.stderr.close()
-    res.check(rc == -signal.SIGINT, 'convert --out-dir: Ctrl-C ends the process as the signal does', 'exit %s' % rc)
+    what = 'convert --out-dir, %d new levels%s' % (levels, ' and a trailing /' if trailing else '')
+    res.check(rc == -signal.SIGINT, what + ': Ctrl-C ends the process as the signal does', 'exit %s' % rc)
     res.check(not os.path.exists(top) and os.path.isdir(tmp),
-              'convert --out-dir: Ctrl-C removes the folders it made, and only those',
-              repr(os.listdir(top)) if os.path.exists(top) else 'tmp gone')
-    res.check('interrupted: what was being written is removed' in said, 'convert --out-dir: Ctrl-C says so', said[-400:])
+              what + ': Ctrl-C removes the folders it made, and only those',
+              ('%d folders left, the deepest %s' % (len(list(os.walk(top))), list(os.walk(top))[-1][0])
+               if os.path.exists(top) else 'tmp gone'))
+    res.check('interrupted: what was being written is removed' in said, what + ': Ctrl-C says so', said[-400:])
+    if levels != 2:
+        return
     # A folder that was there before stays, even empty.
     before = os.path.join(tmp, 'there_before')
     os.makedirs(before)
@@ -116,6 +121,9 @@ def main():
                 out = os.path.join(folder, 'w.' + ext)
                 interrupt(res, 'export .%s' % ext, [a.ckpt, 'export', src, 'w', '-o', out], folder, out, sig)
         interrupt_made_folder(res, a.ckpt, src, tmp)
+        # Deeper than any fixed table of places: every level made is removed.
+        interrupt_made_folder(res, a.ckpt, src, tmp, levels=40)
+        interrupt_made_folder(res, a.ckpt, src, tmp, levels=7, trailing='/')
         os.remove(src)
 
         # ckpt predict --export-torchscript: a chain of Linear layers predict reads from the weights.

@@ -1,8 +1,11 @@
 // A cancel reaches into one tensor's work: statistics and histograms of a tensor of many chunks
 // stop at the first chunk after the cancel check says so, and never cancelled give the figures
 // the plain calls give. Counted in chunks (calls of the check), not in time.
+#include "comparison.h"
 #include "computeloader.h"
+#include "document.h"
 #include "tensorref.h"
+#include "value.h"
 
 #include <QtTest>
 #include <cstring>
@@ -54,6 +57,7 @@ private Q_SLOTS:
     void histogramStopsWithinAChunk();
     void differenceHistogramStopsWithinAChunk();
     void uncancelledGiveThePlainFigures();
+    void seriesStopsWithinATensor();
 };
 
 void TestComputeCancel::statisticsStopWithinAChunk()
@@ -104,6 +108,41 @@ void TestComputeCancel::uncancelledGiveThePlainFigures()
     QCOMPARE(s.max, plain.max);
     const Histogram h = api.histogram(t.ref, 64, never.check());
     QCOMPARE(h.counts, api.histogram(t.ref, 64).counts);
+}
+
+
+namespace {
+// A checkpoint whose state dict is `t` alone, named 'w'.
+Document oneTensorDocument(const std::string &path, const BigTensor &t)
+{
+    Document d;
+    d.path = path;
+    d.root = Value::dict();
+    d.hasStateDict = true;
+    d.stateDict.push_back({"w", Value::tensor(std::make_shared<TensorRef>(t.ref))});
+    return d;
+}
+} // namespace
+
+// `ckpt series` and the Series view: a cancel reaches inside the first checkpoint's tensor, before
+// its pass ends (no tensor done, progress never called); never cancelled, the figures are the same.
+void TestComputeCancel::seriesStopsWithinATensor()
+{
+    const BigTensor a, b;
+    const Document da = oneTensorDocument("a.pt", a), db = oneTensorDocument("b.pt", b);
+    CountingCancel cancel{3};
+    int tensorsDone = 0;
+    const auto progress = [&tensorsDone](std::size_t, std::size_t) { return ++tensorsDone > 0; };
+    QVERIFY_THROWS_EXCEPTION(std::runtime_error,
+                             computeSeries({&da, &db}, ComputeLoader::api(), progress, cancel.check()));
+    QCOMPARE(cancel.calls, 3);
+    QCOMPARE(tensorsDone, 0);
+
+    const Series plain = computeSeries({&da, &db}, ComputeLoader::api());
+    const Series asked = computeSeries({&da, &db}, ComputeLoader::api(), {}, [] { return false; });
+    QCOMPARE(asked.layers.size(), std::size_t(1));
+    QCOMPARE(asked.layers[0].norm, plain.layers[0].norm);
+    QCOMPARE(asked.layers[0].driftFromPrevious, plain.layers[0].driftFromPrevious);
 }
 
 QTEST_GUILESS_MAIN(TestComputeCancel)

@@ -10,6 +10,9 @@
 #include <csignal>
 #include <cstdio>
 #include <optional>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +83,53 @@ private Q_SLOTS:
         QVERIFY2(!exists(listed), "the listed scratch file is left behind");
         QVERIFY2(exists(unlisted), "a file never listed was removed");
         QVERIFY2(exists(released), "a file no longer listed was removed");
+    }
+
+    // A chain of folders made in one another (convert --out-dir's new levels), listed as one entry
+    // however deep: each is removed while it is empty, and none above the chain; one that holds a
+    // file keeps it and the folders above it.
+    void listedFolderChainIsRemoved_data()
+    {
+        QTest::addColumn<int>("levels");
+        QTest::addColumn<int>("holding");  // the level (1: the top one made) that holds a file; 0: none
+        QTest::addColumn<bool>("trailingSlash");
+        QTest::newRow("one level") << 1 << 0 << false;
+        QTest::newRow("40 levels") << 40 << 0 << false;
+        QTest::newRow("40 levels, trailing slash") << 40 << 0 << true;
+        QTest::newRow("40 levels, the 30th holds a file") << 40 << 30 << false;
+    }
+
+    void listedFolderChainIsRemoved()
+    {
+        QFETCH(int, levels);
+        QFETCH(int, holding);
+        QFETCH(bool, trailingSlash);
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const std::string before = dir.filePath("there_before").toStdString();
+        QVERIFY(::mkdir(before.c_str(), 0700) == 0);
+        std::vector<std::string> made;
+        std::string path = before;
+        for (int i = 1; i <= levels; ++i)
+            made.push_back(path += "/l" + std::to_string(i));
+        const int status = inChild(SIGINT, [&] {
+            for (const auto &m : made)
+                if (::mkdir(m.c_str(), 0700) != 0)
+                    ::_exit(3);
+            if (holding > 0 && !makeFile(made[static_cast<std::size_t>(holding - 1)] + "/kept"))
+                ::_exit(4);
+            static std::optional<SignalCleanupEntry> entry;
+            entry.emplace(made.back() + (trailingSlash ? "/" : ""), levels);
+            if (!entry->listed())
+                ::_exit(5);
+        });
+        QVERIFY2(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT, qPrintable(QString::number(status)));
+        QVERIFY2(exists(before), "a folder that was there before was removed");
+        for (int i = 1; i <= levels; ++i)
+            QVERIFY2(exists(made[static_cast<std::size_t>(i - 1)]) == (i <= holding),
+                     qPrintable(QStringLiteral("level %1 of %2: %3").arg(i).arg(levels)
+                                    .arg(i <= holding ? "removed, though it holds a file or one that does"
+                                                      : "left behind")));
     }
 };
 
