@@ -751,11 +751,12 @@ private:
             throw FormatError("--apply-pruning does not apply to a full model's module tree, which is re-saved as it "
                               "is (its pruning hooks with it): convert it --to state-dict --apply-pruning for the "
                               "unpruned model's weights");
-        // A quantized tensor cannot be written yet: refused now, before a plan says it would be.
-        if (const std::string q = quantizedTensors(); !q.empty())
+        // A quantized model is re-saved as it is, its quantized tensors as torch.save writes them;
+        // what Module.to(dtype) does to its float parts (scales, biases inside packed objects) is
+        // not modelled, so it is not cast.
+        if (const std::string q = quantizedTensors(); !q.empty() && m_o.castTo)
             throw FormatError("the model holds " + q +
-                              ", which cannot be written yet: a quantized model is not re-saved (convert the float "
-                              "model from before quantization, or dequantize it in Python first)");
+                              ": a quantized model is re-saved as it is, not cast (leave out --dtype)");
         // Re-saving keeps every global the file names: never launder one that would run code.
         const auto security = securityReport(m_doc);
         if (security.dangerous) {

@@ -5,7 +5,10 @@ with int and with float zero points, a strided view), saved by torch.save, conve
 state-dict and --to checkpoint: what torch.load reads back has the source's dtype, qscheme,
 quantizer parameters, int_repr() and dequantize(), exactly; the plain tensors beside them too.
 --dtype casts the plain floating tensors and leaves the quantized ones as they are; --to
-safetensors is refused naming the quantized tensors and --drop. The inputs are made here, by
+safetensors is refused naming the quantized tensors and --drop. A quantized model's state_dict()
+(eager mode's convert, quantize_dynamic of Linear layers) converted --to state-dict and checkpoint
+is taken by the same quantized model's load_state_dict, which then computes what the source does;
+the pickled model re-saved --to full-model computes the same too. The inputs are made here, by
 torch, into a temporary folder."""
 import argparse
 import os
@@ -96,6 +99,33 @@ def quantized_model(seed):
     p = torch.ao.quantization.prepare(m)
     for _ in range(4):
         p(torch.randn(2, 3, 8, 8))
+    return torch.ao.quantization.convert(p)
+
+
+class EagerLinear(torch.nn.Module):
+    """Static quantization of Linear layers only: torch 1.13's pickled quantized Conv2d loads without
+    its Module attributes (its __setstate__ skips them), so a re-saved full model is judged on this."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.fc = torch.nn.Linear(8, 6)
+        self.relu = torch.nn.ReLU()
+        self.head = torch.nn.Linear(6, 3, bias=False)
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x):
+        return self.dequant(self.head(self.relu(self.fc(self.quant(x)))))
+
+
+def linear_model(seed):
+    """torch.ao.quantization's prepare / calibrate / convert of EagerLinear."""
+    torch.manual_seed(seed)
+    m = EagerLinear().eval()
+    m.qconfig = torch.ao.quantization.get_default_qconfig('fbgemm')
+    p = torch.ao.quantization.prepare(m)
+    for _ in range(4):
+        p(torch.randn(5, 8))
     return torch.ao.quantization.convert(p)
 
 
@@ -199,6 +229,25 @@ def main():
                 loaded = res.check(False, what + ': load_state_dict', str(e)[:400])
             if loaded:
                 res.check(torch.equal(fresh(x), want_out), what + ': outputs equal the source model\'s')
+    # The pickled quantized model re-saved --to full-model: torch.load gives a model that computes
+    # what the source computes. --dtype is refused (its float parts are not cast).
+    for kind, make, x in (('static', linear_model, torch.randn(4, 8)), ('dynamic', dynamic_model, torch.randn(4, 8))):
+        model = make(0)
+        want_out = model(x)
+        full = os.path.join(tmp, kind + '_full.pth')
+        torch.save(model, full)
+        out = os.path.join(tmp, kind + '_full_out.pth')
+        r = subprocess.run([a.ckpt, 'convert', full, '--to', 'full-model', '-o', out], capture_output=True, text=True,
+                           timeout=120)
+        what = '%s quantized model re-saved --to full-model' % kind
+        if res.check(r.returncode == 0, what, r.stdout + r.stderr):
+            again = torch.load(out)  # written by ckpt from a model pickled here; its classes are this script's
+            res.check(type(again) is type(model) and torch.equal(again(x), want_out),
+                      what + ': outputs equal the source model\'s')
+        r = subprocess.run([a.ckpt, 'convert', full, '--to', 'full-model', '--dtype', 'float16', '-o', out + '16'],
+                           capture_output=True, text=True, timeout=120)
+        res.check(r.returncode == 1 and 'quantized' in r.stderr and '--dtype' in r.stderr and
+                  not os.path.exists(out + '16'), what + ' --dtype: refused', r.stdout + r.stderr)
     sys.exit(res.finish())
 
 
