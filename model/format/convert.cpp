@@ -1029,15 +1029,17 @@ private:
                     drops += " --drop '" + t.first + "'";
                 }
             }
-        // A quantized tensor held in a packed object (a torch.classes ScriptObject of a pickled
-        // quantized model or a dynamic LSTM) has no state-dict entry of its own to be written to.
+        // A quantized tensor held inside a quantized module's packed state (a torch.classes object
+        // of a pickled model or a dynamic LSTM, a quantized Conv's pickled state) has no state-dict
+        // entry of its own to be written to.
         for (const auto &t : m_tensors)
             if (t.second->tensorRef()->quantization && !m_directEntries.contains(t.second.get()) &&
                 !m_packedOf.contains(t.second.get()))
                 throw FormatError("tensor '" + t.first + "' (" + std::string(dtypeName(t.second->tensorRef()->dtype)) +
-                                  ") is quantized and packed in a torch.classes object, which cannot be written yet "
-                                  "(convert the float model from before quantization, or dequantize it in Python "
-                                  "first)");
+                                  ") is quantized and packed inside a quantized module, not a state-dict entry of its "
+                                  "own, which cannot be written to a weights file yet (convert the quantized model's "
+                                  "state_dict() as torch.save writes it, or the float model from before "
+                                  "quantization)");
         if (quantizedCount && m_o.to == ConvertTarget::Safetensors)
             throw FormatError(std::string(quantizedCount == 1 ? "tensor " : "tensors ") + quantized +
                               (quantizedCount > 8 ? " and " + std::to_string(quantizedCount - 8) + " more" : "") +
@@ -1381,7 +1383,9 @@ private:
                 continue;
             tupleDone[index] = true;
             const auto &t = m_packedTuples[index];
-            const std::string owner = t.name.substr(0, t.name.size() - std::string_view("_packed_params").size());
+            const std::string owner =
+                t.name.ends_with("_packed_params") ? t.name.substr(0, t.name.size() - std::string_view("_packed_params").size())
+                                                   : std::string();
             for (std::size_t i = 0; i < m_packedDtypes.size(); ++i)
                 if (!dtypeDone[i] && m_packedDtypes[i].first == owner + "dtype") {
                     dtypeDone[i] = true;

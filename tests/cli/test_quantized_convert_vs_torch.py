@@ -2,7 +2,7 @@
 """`ckpt convert` of files holding quantized tensors judged by PyTorch: a dict of tensors that
 torch.quantize_per_tensor / quantize_per_channel made (qint8, quint8, qint32, quint4x2, per-channel
 with int and with float zero points, a strided view), saved by torch.save, converted --to
-state-dict and --to checkpoint: what torch.load reads back has the source's dtype, qscheme,
+state-dict, checkpoint and inference: what torch.load reads back has the source's dtype, qscheme,
 quantizer parameters, int_repr() and dequantize(), exactly; the plain tensors beside them too.
 --dtype casts the plain floating tensors and leaves the quantized ones as they are; --to
 safetensors is refused naming the quantized tensors and --drop. A quantized model's state_dict()
@@ -163,12 +163,12 @@ def main():
                 res.check(g is not None and g.dtype == want.dtype and torch.equal(g, want), '%s: %s' % (what, k),
                           describe(g) if g is not None else 'missing')
 
-    for target in ('state-dict', 'checkpoint'):
+    for target in ('state-dict', 'checkpoint', 'inference'):
         out = os.path.join(tmp, 'out_%s.pth' % target)
         r = run('--to', target, '-o', out)
         if res.check(r.returncode == 0 and os.path.exists(out), '--to ' + target, r.stdout + r.stderr):
             got = torch.load(out)  # written by ckpt from a file made here
-            if target == 'checkpoint':
+            if target != 'state-dict':
                 got = got['model_state_dict']
             compare('--to ' + target, got, sd)
             res.check(got['view_t'].stride() == sd['view_t'].stride() and
