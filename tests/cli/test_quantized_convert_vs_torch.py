@@ -129,6 +129,18 @@ def linear_model(seed):
     return torch.ao.quantization.convert(p)
 
 
+class QuantizedParameter(torch.nn.Module):
+    """A module whose parameter is a quantized tensor (torch pickles it by _rebuild_parameter over
+    _rebuild_qtensor)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        q = torch.quantize_per_channel(torch.randn(3, 4), torch.rand(3, dtype=torch.float64) / 9 + 0.01,
+                                       torch.tensor([1, 0, -1]), 0, torch.qint8)
+        self.w = torch.nn.Parameter(q, requires_grad=False)
+
+
 def dynamic_model(seed):
     """quantize_dynamic of Linear layers: the packed tuples without scale and zero point."""
     torch.manual_seed(seed)
@@ -248,6 +260,15 @@ def main():
                            capture_output=True, text=True, timeout=120)
         res.check(r.returncode == 1 and 'quantized' in r.stderr and '--dtype' in r.stderr and
                   not os.path.exists(out + '16'), what + ' --dtype: refused', r.stdout + r.stderr)
+    holder = QuantizedParameter()
+    full = os.path.join(tmp, 'qparam.pth')
+    torch.save(holder, full)
+    r = subprocess.run([a.ckpt, 'convert', full, '--to', 'full-model', '-o', full + '.out'], capture_output=True,
+                       text=True, timeout=120)
+    if res.check(r.returncode == 0, 'a quantized parameter re-saved --to full-model', r.stdout + r.stderr):
+        again = torch.load(full + '.out')  # written by ckpt from a module pickled here
+        res.check(type(again.w) is torch.nn.Parameter and not again.w.requires_grad and same_quantized(again.w, holder.w),
+                  'a quantized parameter stays a Parameter, its values and quantizer as saved', describe(again.w))
     sys.exit(res.finish())
 
 
