@@ -709,8 +709,9 @@ private:
         }
         std::vector<std::pair<std::string, ValuePtr>> dtypes;
         for (auto &[key, v] : m_packedDtypes) {
-            const auto it = std::find_if(m_o.drops.begin(), m_o.drops.end(),
-                                         [&](const std::string &p) { return ::fnmatch(p.c_str(), key.c_str(), 0) == 0; });
+            const auto it = std::find_if(m_o.drops.begin(), m_o.drops.end(), [&](const std::string &p) {
+                return ::fnmatch(p.c_str(), key.c_str(), 0) == 0;
+            });
             if (it != m_o.drops.end()) {
                 m_plan.dropped.push_back({key, "matches --drop " + *it});
                 continue;
@@ -1047,12 +1048,17 @@ private:
                               " quantized, which safetensors has no dtype for (convert --to state-dict or checkpoint, "
                               "or leave " + (quantizedCount == 1 ? "it" : "them") + " out with" + drops +
                               (quantizedCount > 8 ? " ..., or a pattern" : "") + ")");
-        if (quantizedCount)
-            m_plan.warnings.push_back(
-                std::to_string(quantizedCount) + (quantizedCount == 1 ? " quantized tensor is" : " quantized tensors are") +
-                " written as torch.save writes " + (quantizedCount == 1 ? "it" : "them") +
-                " (torch._utils._rebuild_qtensor), which torch 1.13's torch.load(weights_only=True) refuses "
-                "(weights_only=False loads " + (quantizedCount == 1 ? "it" : "them") + ")" + (m_o.castTo ? "; --dtype leaves them as they are" : ""));
+        if (quantizedCount) {
+            const std::string them = quantizedCount == 1 ? "it" : "them";
+            m_plan.warnings.push_back(std::to_string(quantizedCount) +
+                                      (quantizedCount == 1 ? " quantized tensor is" : " quantized tensors are") +
+                                      " written as torch.save writes " + them +
+                                      " (torch._utils._rebuild_qtensor), which torch 1.13's "
+                                      "torch.load(weights_only=True) refuses (weights_only=False loads " + them + ")" +
+                                      (m_o.castTo ? "; --dtype leaves " + them + " as " +
+                                                        (quantizedCount == 1 ? "it is" : "they are")
+                                                  : std::string()));
+        }
         for (const auto &t : m_tensors) {
             const auto &ref = t.second->tensorRef();
             if (!t.second->pythonClass().empty())
@@ -1383,9 +1389,9 @@ private:
                 continue;
             tupleDone[index] = true;
             const auto &t = m_packedTuples[index];
+            constexpr std::string_view kPacked = "_packed_params";
             const std::string owner =
-                t.name.ends_with("_packed_params") ? t.name.substr(0, t.name.size() - std::string_view("_packed_params").size())
-                                                   : std::string();
+                t.name.ends_with(kPacked) ? t.name.substr(0, t.name.size() - kPacked.size()) : std::string();
             for (std::size_t i = 0; i < m_packedDtypes.size(); ++i)
                 if (!dtypeDone[i] && m_packedDtypes[i].first == owner + "dtype") {
                     dtypeDone[i] = true;
