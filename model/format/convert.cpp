@@ -527,6 +527,10 @@ public:
                     continue;
                 }
                 countStorage(r);  // a meta tensor has none
+                if (r.quantization)  // per-channel scales and zero points: storages of their own
+                    for (const auto *part : {&r.quantization->scales, &r.quantization->zeroPoints})
+                        if (*part && (*part)->isTensor() && (*part)->tensorRef())
+                            countStorage(*(*part)->tensorRef());
             }
         }
         if (!m_o.keepDevices) {
@@ -622,6 +626,106 @@ private:
     std::size_t m_prunedMasks = 0;  // pruning masks --apply-pruning left out (the first of m_plan.dropped)
     std::set<std::string> m_takenFromInfo; // additional_info entries promoted back to their own key
     std::set<std::string> m_takenFromFormat; // safetensors __metadata__ entries promoted to their own key
+    // A quantized Linear's state_dict() entries that are not tensors, carried so that
+    // load_state_dict takes the output: `_packed_params` = (weight, bias) as a tuple (its tensors are
+    // among m_tensors as name.0, name.1) and the packed params' dtype (torch.qint8).
+    struct PackedTuple {
+        ValuePtr source;   // the source's tuple
+        std::string name;  // its key after the edits; empty when a member was left out or renamed apart
+    };
+    std::vector<PackedTuple> m_packedTuples;
+    std::unordered_map<const Value *, std::pair<std::size_t, std::size_t>> m_packedOf;  // member: (tuple, item)
+    std::vector<std::pair<std::string, ValuePtr>> m_packedDtypes;  // source key, then its key after the edits
+    std::unordered_set<const Value *> m_directEntries;  // tensors that are entries of the source dict
+
+    // Records a non-tensor entry of a source state dict that a quantized model's load_state_dict
+    // needs; false for any other (it is not written).
+    bool notePackedEntry(const Value &sd, const std::string &key, const ValuePtr &v)
+    {
+        if (v->kind() == Value::Kind::Tuple && key.ends_with("_packed_params") && !v->items().empty() &&
+            std::all_of(v->items().begin(), v->items().end(),
+                        [](const ValuePtr &i) { return i && (i->isTensor() || i->isNone()); })) {
+            for (std::size_t i = 0; i < v->items().size(); ++i)
+                if (v->items()[i]->isTensor())
+                    m_packedOf.emplace(v->items()[i].get(), std::pair{m_packedTuples.size(), i});
+            m_packedTuples.push_back({v, key});
+            return true;
+        }
+        // The dtype beside a packed tuple only (LinearPackedParams' `dtype`, `_packed_params`).
+        const auto tupleBeside = [&] {
+            const auto packed = sd.get(key.substr(0, key.size() - std::string_view("dtype").size()) + "_packed_params");
+            return packed && packed->kind() == Value::Kind::Tuple;
+        };
+        if (v->kind() == Value::Kind::Global && v->text() == "torch" && (key == "dtype" || key.ends_with(".dtype")) &&
+            dtypeFromTorchName(v->name()) && tupleBeside()) {
+            m_packedDtypes.emplace_back(key, v);
+            return true;
+        }
+        return false;
+    }
+
+    // The packed entries' names after --drop, --strip-prefix and --add-prefix, as the tensors'. A
+    // tuple is written under its own key when every tensor of it is kept, named key.0, key.1, ...
+    // still; else its tensors are written apart (load_state_dict will not take them), said so.
+    void resolvePackedEntries(const std::string &strip, const std::string &add)
+    {
+        if (m_doc.stateDictSource == "dict")
+            if (auto sd = findPath(m_doc.root, m_doc.stateDictPath); sd && sd->isDict())
+                for (const auto &e : sd->entries())
+                    if (e.value && e.value->isTensor())
+                        m_directEntries.insert(e.value.get());
+        if (m_packedTuples.empty())
+            return;
+        std::vector<std::size_t> found(m_packedTuples.size(), 0);
+        std::vector<std::string> base(m_packedTuples.size());
+        std::vector<bool> apart(m_packedTuples.size(), false);
+        for (const auto &[name, v] : m_tensors) {
+            const auto it = m_packedOf.find(v.get());
+            if (it == m_packedOf.end())
+                continue;
+            const auto [tuple, item] = it->second;
+            const std::string suffix = "." + std::to_string(item);
+            const std::string b = name.ends_with(suffix) ? name.substr(0, name.size() - suffix.size()) : std::string();
+            if (!b.empty() && (found[tuple] == 0 || base[tuple] == b)) {
+                base[tuple] = b;
+                ++found[tuple];
+            } else {
+                apart[tuple] = true;  // renamed apart from its tuple's other tensors
+            }
+        }
+        for (std::size_t i = 0; i < m_packedTuples.size(); ++i) {
+            auto &t = m_packedTuples[i];
+            const auto members = static_cast<std::size_t>(std::count_if(
+                t.source->items().begin(), t.source->items().end(), [](const ValuePtr &x) { return x->isTensor(); }));
+            if (!apart[i] && found[i] == members) {
+                t.name = base[i];
+            } else {
+                if (found[i] || apart[i])
+                    m_plan.warnings.push_back("'" + t.name + "' (a quantized layer's packed weight and bias) is not "
+                                              "kept whole: its tensors are written apart, which the quantized "
+                                              "model's load_state_dict does not take");
+                t.name.clear();
+            }
+        }
+        std::vector<std::pair<std::string, ValuePtr>> dtypes;
+        for (auto &[key, v] : m_packedDtypes) {
+            const auto it = std::find_if(m_o.drops.begin(), m_o.drops.end(), [&](const std::string &p) {
+                return ::fnmatch(p.c_str(), key.c_str(), 0) == 0;
+            });
+            if (it != m_o.drops.end()) {
+                m_plan.dropped.push_back({key, "matches --drop " + *it});
+                continue;
+            }
+            std::string name = key;
+            if (!strip.empty() && name.starts_with(strip))
+                name = name.substr(strip.size());
+            name = add + name;
+            if (std::any_of(m_tensors.begin(), m_tensors.end(), [&](const auto &t) { return t.first == name; }))
+                throw FormatError("two keys would both be named '" + name + "' after the prefix edits");
+            dtypes.emplace_back(name, v);
+        }
+        m_packedDtypes = std::move(dtypes);
+    }
 
     ValuePtr rootEntry(const std::string &k) const
     {
@@ -651,11 +755,12 @@ private:
             throw FormatError("--apply-pruning does not apply to a full model's module tree, which is re-saved as it "
                               "is (its pruning hooks with it): convert it --to state-dict --apply-pruning for the "
                               "unpruned model's weights");
-        // A quantized tensor cannot be written yet: refused now, before a plan says it would be.
-        if (const std::string q = quantizedTensors(); !q.empty())
+        // A quantized model is re-saved as it is, its quantized tensors as torch.save writes them;
+        // what Module.to(dtype) does to its float parts (scales, biases inside packed objects) is
+        // not modelled, so it is not cast.
+        if (const std::string q = quantizedTensors(); !q.empty() && m_o.castTo)
             throw FormatError("the model holds " + q +
-                              ", which cannot be written yet: a quantized model is not re-saved (convert the float "
-                              "model from before quantization, or dequantize it in Python first)");
+                              ": a quantized model is re-saved as it is, not cast (leave out --dtype)");
         // Re-saving keeps every global the file names: never launder one that would run code.
         const auto security = securityReport(m_doc);
         if (security.dangerous) {
@@ -827,7 +932,7 @@ private:
         if (m_doc.stateDictSource == "dict")
             if (auto sd = findPath(m_doc.root, m_doc.stateDictPath); sd && sd->isDict())
                 for (const auto &e : sd->entries())
-                    if (e.key && e.value && !e.value->isTensor())
+                    if (e.key && e.value && !e.value->isTensor() && !notePackedEntry(*sd, keyText(*e.key), e.value))
                         m_plan.lost.push_back({(m_doc.stateDictPath.empty() ? "" : pathText(m_doc.stateDictPath) + "/") +
                                                    keyText(*e.key),
                                                "a non-tensor value (" + e.value->typeName() + ") among the weights; only tensors are written"});
@@ -929,7 +1034,10 @@ private:
             }
             m_metadata = md;
         }
-        // Every quantized tensor named at once, with the options that leave them out.
+        resolvePackedEntries(strip, add);
+        // Quantized tensors are written as torch.save writes them (_rebuild_qtensor), which
+        // safetensors has no form for: there every one is named at once, with the options that
+        // leave them out.
         std::string quantized, drops;
         int quantizedCount = 0;
         for (const auto &t : m_tensors)
@@ -940,14 +1048,35 @@ private:
                     drops += " --drop '" + t.first + "'";
                 }
             }
-        if (quantizedCount)
+        // A quantized tensor held inside a quantized module's packed state (a torch.classes object
+        // of a pickled model or a dynamic LSTM, a quantized Conv's pickled state) has no state-dict
+        // entry of its own to be written to.
+        for (const auto &t : m_tensors)
+            if (t.second->tensorRef()->quantization && !m_directEntries.contains(t.second.get()) &&
+                !m_packedOf.contains(t.second.get()))
+                throw FormatError("tensor '" + t.first + "' (" + std::string(dtypeName(t.second->tensorRef()->dtype)) +
+                                  ") is quantized and packed inside a quantized module, not a state-dict entry of its "
+                                  "own, which cannot be written to a weights file yet (convert the quantized model's "
+                                  "state_dict() as torch.save writes it, or the float model from before "
+                                  "quantization)");
+        if (quantizedCount && m_o.to == ConvertTarget::Safetensors)
             throw FormatError(std::string(quantizedCount == 1 ? "tensor " : "tensors ") + quantized +
                               (quantizedCount > 8 ? " and " + std::to_string(quantizedCount - 8) + " more" : "") +
                               (quantizedCount == 1 ? " is" : " are") +
-                              (quantizedCount == 1 ? " quantized: it cannot be written yet (leave it out with"
-                                                   : " quantized: they cannot be written yet (leave them out with") +
-                              drops +
+                              " quantized, which safetensors has no dtype for (convert --to state-dict or checkpoint, "
+                              "or leave " + (quantizedCount == 1 ? "it" : "them") + " out with" + drops +
                               (quantizedCount > 8 ? " ..., or a pattern" : "") + ")");
+        if (quantizedCount) {
+            const std::string them = quantizedCount == 1 ? "it" : "them";
+            m_plan.warnings.push_back(std::to_string(quantizedCount) +
+                                      (quantizedCount == 1 ? " quantized tensor is" : " quantized tensors are") +
+                                      " written as torch.save writes " + them +
+                                      " (torch._utils._rebuild_qtensor), which torch 1.13's "
+                                      "torch.load(weights_only=True) refuses (weights_only=False loads " + them + ")" +
+                                      (m_o.castTo ? "; --dtype leaves " + them + " as " +
+                                                        (quantizedCount == 1 ? "it is" : "they are")
+                                                  : std::string()));
+        }
         for (const auto &t : m_tensors) {
             const auto &ref = t.second->tensorRef();
             if (!t.second->pythonClass().empty())
@@ -1259,12 +1388,41 @@ private:
         auto d = Value::dict();
         d->setPythonClass("collections.OrderedDict");
         std::unordered_map<const Value *, ValuePtr> made;
-        for (const auto &[name, v] : m_tensors) {
+        const auto plain = [&](const ValuePtr &v) {
             auto &p = made[v.get()];
             if (!p)
                 p = plainTensor(v);
-            d->entries().push_back({Value::string(name), p});
+            return p;
+        };
+        // A quantized layer's packed (weight, bias) goes back into its tuple, after its dtype.
+        std::vector<bool> dtypeDone(m_packedDtypes.size(), false), tupleDone(m_packedTuples.size(), false);
+        for (const auto &[name, v] : m_tensors) {
+            const auto packed = m_packedOf.find(v.get());
+            if (packed == m_packedOf.end() || m_packedTuples[packed->second.first].name.empty()) {
+                d->entries().push_back({Value::string(name), plain(v)});
+                continue;
+            }
+            const std::size_t index = packed->second.first;
+            if (tupleDone[index])
+                continue;
+            tupleDone[index] = true;
+            const auto &t = m_packedTuples[index];
+            constexpr std::string_view kPacked = "_packed_params";
+            const std::string owner =
+                t.name.ends_with(kPacked) ? t.name.substr(0, t.name.size() - kPacked.size()) : std::string();
+            for (std::size_t i = 0; i < m_packedDtypes.size(); ++i)
+                if (!dtypeDone[i] && m_packedDtypes[i].first == owner + "dtype") {
+                    dtypeDone[i] = true;
+                    d->entries().push_back({Value::string(m_packedDtypes[i].first), m_packedDtypes[i].second});
+                }
+            std::vector<ValuePtr> items;
+            for (const auto &x : t.source->items())
+                items.push_back(x->isTensor() ? plain(x) : Value::none());
+            d->entries().push_back({Value::string(t.name), Value::tuple(std::move(items))});
         }
+        for (std::size_t i = 0; i < m_packedDtypes.size(); ++i)
+            if (!dtypeDone[i])
+                d->entries().push_back({Value::string(m_packedDtypes[i].first), m_packedDtypes[i].second});
         if (m_metadata) {
             auto state = Value::dict();
             state->entries().push_back({Value::string("_metadata"), m_metadata});

@@ -456,6 +456,77 @@ void PickleWriter::saveNumpyArray(const ValuePtr &v, int depth)
     (void)depth;
 }
 
+// A quantized tensor as torch 1.13's Tensor._reduce_ex_internal writes it:
+// _rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, OrderedDict()),
+// the params (torch.per_tensor_affine, scale, zero_point) or (torch.per_channel_affine[_float_qparams],
+// scales, zero_points, axis), the per-channel ones plain tensors. The storage is the quantized type's
+// own (QInt8Storage, ...; QUInt4x2's counts bytes). torch refuses to save any other scheme.
+void PickleWriter::saveQuantized(const ValuePtr &v, int depth)
+{
+    const TensorRef &t = *v->tensorRef();
+    const auto &q = *t.quantization;
+    if (!t.storage)
+        throw FormatError("a quantized tensor without storage cannot be written");
+    if (t.storage->untyped || t.dtype != t.storage->dtype || dtypeStorageClass(t.dtype).empty())
+        throw FormatError("a quantized " + std::string(dtypeName(t.dtype)) + " tensor on a " +
+                          std::string(dtypeName(t.storage->dtype)) + " storage cannot be written");
+    if (writtenDType(*t.storage) != t.storage->dtype)
+        throw FormatError("a quantized tensor's storage cannot be cast");
+    if (t.shape.size() != t.strides.size())
+        throw FormatError("a tensor's shape and strides disagree");
+    if (!t.problem.empty())
+        throw FormatError("a tensor does not fit its storage: " + t.problem);
+    const bool perTensor = q.scheme == "per_tensor_affine";
+    const bool perChannel = q.scheme == "per_channel_affine" || q.scheme == "per_channel_affine_float_qparams";
+    if (!perTensor && !perChannel)
+        throw FormatError("a quantized tensor of scheme '" + q.scheme + "' cannot be written (torch saves only "
+                          "per_tensor_affine, per_channel_affine and per_channel_affine_float_qparams)");
+    if (perChannel && (!q.scales || !q.scales->isTensor() || !q.zeroPoints || !q.zeroPoints->isTensor()))
+        throw FormatError("a per-channel quantized tensor without its scales and zero points cannot be written");
+    if (t.isParameter) {
+        const bool withState =
+            v->state() && !(v->state()->isDict() && v->state()->entries().empty()) && !v->state()->isNone();
+        if (withState)
+            throw FormatError("a quantized parameter with extra state cannot be written");
+        saveGlobal("torch._utils", "_rebuild_parameter");
+        op(MARK);
+    }
+    saveGlobal("torch._utils", "_rebuild_qtensor");
+    op(MARK);
+    saveStorage(t.storage);
+    saveInt(t.storageOffset);
+    saveIntTuple(t.shape);
+    saveIntTuple(t.strides);
+    if (perTensor) {
+        saveGlobal("torch", "per_tensor_affine");
+        save(Value::floating(q.scale), depth + 1);
+        saveInt(q.zeroPoint);
+        op(TUPLE3);
+    } else {
+        op(MARK);
+        saveGlobal("torch", q.scheme);
+        save(q.scales, depth + 1);
+        save(q.zeroPoints, depth + 1);
+        saveInt(q.axis);
+        op(TUPLE);
+    }
+    put(nullptr);
+    op(t.isParameter ? NEWFALSE : (t.requiresGrad ? NEWTRUE : NEWFALSE));
+    saveEmptyOrderedDict();
+    op(TUPLE);
+    put(nullptr);
+    op(REDUCE);
+    if (t.isParameter) {
+        put(nullptr);
+        op(t.requiresGrad ? NEWTRUE : NEWFALSE);
+        saveEmptyOrderedDict();
+        op(TUPLE);
+        put(nullptr);
+        op(REDUCE);
+    }
+    put(v.get());
+}
+
 void PickleWriter::saveTensor(const ValuePtr &v, int depth)
 {
     const TensorRef &t = *v->tensorRef();
@@ -485,8 +556,10 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
     }
     if (!t.storage)
         throw FormatError("a tensor without storage cannot be written");
-    if (t.quantization)
-        throw FormatError("a quantized tensor cannot be written yet");
+    if (t.quantization) {
+        saveQuantized(v, depth);
+        return;
+    }
     // A dtype with no typed storage class (float8, uint16/32/64, complex32) or a tensor on an
     // untyped storage is written as torch >= 2.0 writes it: _rebuild_tensor_v3 naming the dtype.
     const bool v3 = writtenUntyped(*t.storage);

@@ -48,7 +48,7 @@ struct PickleWriterOptions {
 
 // Writes a value tree as the protocol-2 pickle torch.save emits: OrderedDicts by REDUCE with their
 // `_metadata` by BUILD, tensors by torch._utils._rebuild_tensor_v2 (parameters wrapped in
-// _rebuild_parameter; sparse COO and meta tensors by their own rebuilds) over typed storages as persistent ids, plain containers and scalars, and
+// _rebuild_parameter; sparse COO, meta and quantized tensors by their own rebuilds) over typed storages as persistent ids, plain containers and scalars, and
 // opaque objects re-emitted as class + arguments (NEWOBJ when there are none, REDUCE otherwise) +
 // appended items + BUILD state, so that a pickled module tree survives. Every object written twice
 // (a shared container, a tied tensor, a storage under several tensors) is written once and
@@ -65,6 +65,7 @@ private:
     void saveTensor(const ValuePtr &v, int depth);
     void saveNumpyArray(const ValuePtr &v, int depth);
     void saveSparse(const ValuePtr &v, int depth);  // COO and CSR: one writer for both
+    void saveQuantized(const ValuePtr &v, int depth);
     void saveStorage(const std::shared_ptr<StorageRef> &s);
     DType writtenDType(const StorageRef &s) const;  // after the conversion's cast
     bool writtenUntyped(const StorageRef &s) const; // as torch.storage.UntypedStorage

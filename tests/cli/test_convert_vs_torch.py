@@ -885,11 +885,18 @@ def main():
         res.check(all(got[k].stride() == want[k].stride() and got[k].storage_offset() == want[k].storage_offset()
                       for k in want), 'views keep strides and offsets')
 
-    # --- sparse and meta tensors; quantized ones refused with the way out --------------------------
+    # --- sparse and meta tensors; quantized ones written as torch does, refused for safetensors ------
     want = torch.load(os.path.join(fx, 'special_tensors.pth'), weights_only=False)
-    r, doc = convert('special_tensors.pth', '--to', 'state-dict', '-o', os.path.join(out, 'sp.pth'), expect_ok=False)
+    r, doc = convert('special_tensors.pth', '--to', 'safetensors', '-o', os.path.join(out, 'spq.safetensors'),
+                     expect_ok=False)
     res.check(r.returncode == 1 and "--drop 'q'" in r.stderr and "--drop 'qc'" in r.stderr,
-              'quantized tensors refused together, each with its --drop', r.stderr)
+              'quantized tensors refused for safetensors together, each with its --drop', r.stderr)
+    r, doc = convert('special_tensors.pth', '--to', 'state-dict', '-o', os.path.join(out, 'spq.pth'))
+    if r.returncode == 0:
+        got = torch.load(os.path.join(out, 'spq.pth'), weights_only=False)  # written by ckpt from a fixture
+        res.check(all(got[k].qscheme() == want[k].qscheme() and torch.equal(got[k].int_repr(), want[k].int_repr())
+                      and torch.equal(got[k].dequantize(), want[k].dequantize()) for k in ('q', 'qc')),
+                  'quantized tensors written as torch does')
     r, doc = convert('special_tensors.pth', '--to', 'state-dict', '--drop', 'q*', '-o', os.path.join(out, 'sp.pth'))
     if r.returncode == 0:
         got = torch.load(os.path.join(out, 'sp.pth'), weights_only=True)
