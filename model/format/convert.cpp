@@ -437,6 +437,60 @@ std::vector<std::uint8_t> contiguousBytes(const TensorRef &t)
     return out;
 }
 
+// The bytes of `t` in row-major order as `to`, given to `sink` without a copy of the whole
+// tensor: a contiguous tensor of the same type as a span of its storage (the mapping), else in
+// chunks of kChunk bytes at most, each gathered through the strides and cast.
+void streamBytes(const TensorRef &t, DType to, const ByteSink &sink)
+{
+    constexpr std::size_t kChunk = std::size_t{4} << 20;
+    const std::size_t es = dtypeSize(t.dtype);
+    const std::int64_t n = t.numel();
+    if (n <= 0 || es == 0)
+        return;
+    const auto emit = [&](std::span<const std::uint8_t> b) {
+        if (to == t.dtype)
+            sink(b);
+        else
+            sink(castFloats(b, t.dtype, to));
+    };
+    if (t.isContiguous()) {
+        const auto span = t.spannedBytes();
+        if (span.size() != static_cast<std::size_t>(n) * es)
+            throw FormatError("tensor data does not fit its storage");
+        if (to == t.dtype)
+            return sink(span.bytes);
+        const std::size_t step = std::max<std::size_t>(1, kChunk / es) * es;
+        for (std::size_t at = 0; at < span.size(); at += step)
+            emit(span.bytes.subspan(at, std::min(step, span.size() - at)));
+        return;
+    }
+    std::int64_t extent = 0;
+    if (!t.extentElements(extent) || !t.fitsStorage(extent))
+        throw FormatError("tensor does not fit its storage");
+    const auto data = t.storage->bulkData();
+    const std::size_t perChunk = std::max<std::size_t>(1, kChunk / es);
+    std::vector<std::uint8_t> buffer(std::min<std::size_t>(perChunk, static_cast<std::size_t>(n)) * es);
+    std::vector<std::int64_t> idx(t.shape.size(), 0);
+    std::size_t filled = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        std::int64_t off = t.storageOffset;
+        for (std::size_t d = 0; d < idx.size(); ++d)
+            off += idx[d] * t.strides[d];
+        std::memcpy(buffer.data() + filled * es, data.data() + static_cast<std::size_t>(off) * es, es);
+        if (++filled * es == buffer.size()) {
+            emit(buffer);
+            filled = 0;
+        }
+        for (std::size_t d = idx.size(); d-- > 0;) {
+            if (++idx[d] < t.shape[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    if (filled)
+        emit(std::span<const std::uint8_t>(buffer.data(), filled * es));
+}
+
 ValuePtr plainTensor(const ValuePtr &v)
 {
     auto ref = std::make_shared<TensorRef>(*v->tensorRef());
@@ -2542,7 +2596,12 @@ private:
             if (m_o.progress && !m_o.progress(0.0))
                 throw FormatError("cancelled; nothing was written");
             m_plan.casts[r.storage.get()] = to;
-            castFloats(r.storage->bulkData().bytes, r.storage->dtype, to, &m_plan.cast);
+            // Counted in chunks: the cast values are let go, so none of a storage's size is held.
+            const auto bytes = r.storage->bulkData();
+            const std::size_t es = std::max<std::size_t>(1, dtypeSize(r.storage->dtype));
+            const std::size_t step = (std::size_t{4} << 20) / es * es;
+            for (std::size_t at = 0; at < bytes.size(); at += step)
+                castFloats(bytes.bytes.subspan(at, std::min(step, bytes.size() - at)), r.storage->dtype, to, &m_plan.cast);
         }
         if (m_plan.cast.overflow)
             m_plan.warnings.push_back(std::to_string(m_plan.cast.overflow) + " values overflow " +
@@ -2730,12 +2789,15 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
             e.shape = ref->shape;
             e.byteSize = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ref->numel())) * dtypeSize(e.dtype);
             const DType to = e.dtype;
-            e.bytes = [ref, to, key = name, &expected]() {  // a copy: clang cannot capture a structured binding
-                auto b = contiguousBytes(*ref);
-                if (to != ref->dtype)
-                    b = castFloats(b, ref->dtype, to);
-                expected[key] = {crc32Of(b), b.size()};
-                return b;
+            e.produce = [ref, to, key = name, &expected](const ByteSink &out) {  // a copy: clang cannot capture a structured binding
+                std::uint32_t crc = 0;
+                std::uint64_t size = 0;
+                streamBytes(*ref, to, [&](std::span<const std::uint8_t> b) {
+                    crc = crc32Of(b, crc);
+                    size += b.size();
+                    out(b);
+                });
+                expected[key] = {crc, size};
             };
             entries.push_back(std::move(e));
         }
