@@ -150,6 +150,8 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
         o.epoch(*c.epoch);
     o.losses(c.trainLoss, c.valLoss);
     o.arch(architectureRequest(c.arch, c.archSpec, c.activation));
+    if (!c.maxShardSize.empty())
+        o.shardSize(parseShardSize(c.maxShardSize));
     return o;
 }
 
@@ -177,6 +179,9 @@ void printPlan(std::ostream &out, const ConversionPlan &plan, const std::string 
         out << "  every key starts with '" << p << "' (remove it with --strip-prefix " << p << ")\n";
     for (const auto &w : plan.warnings)
         out << "  warning: " << w << '\n';
+    if (!plan.shards.empty())
+        out << "  in " << plan.shards.size() << " shards, " << plan.totalSize << " tensor bytes, indexed by "
+            << plan.indexPath << '\n';
     out.flush();
 }
 
@@ -188,7 +193,13 @@ nlohmann::ordered_json failureJson(const std::string &file, const std::exception
 
 void printResult(std::ostream &out, const ConversionResult &result)
 {
-    out << "  wrote " << result.output << ": " << result.bytes << " bytes, read back and verified\n";
+    for (const auto &shard : result.shards)
+        out << "  wrote " << shard << '\n';
+    if (!result.shards.empty())
+        out << "  wrote " << result.output << " (the index): " << result.shards.size() << " shards, " << result.bytes
+            << " bytes, each read back and verified\n";
+    else
+        out << "  wrote " << result.output << ": " << result.bytes << " bytes, read back and verified\n";
     if (!result.sidecarPath.empty())
         out << "  wrote " << result.sidecarPath << '\n';
 }
@@ -248,6 +259,8 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         refuseFolderOutput(c.output);
         madeFolders = makeOutDir(c.outDir);
         refuseEmaWithWeights(c);
+        if (!c.maxShardSize.empty())
+            throw FormatError("--max-shard-size splits a state-dict or safetensors output; a TorchScript file is one archive");
         if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
             c.valLoss || c.metadataJson || c.keepDevice || c.dropOptimizer)
             throw FormatError("a TorchScript file holds the module and its weights only: --config, --preprocessing, "
@@ -354,8 +367,10 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             const Document doc = readInput(file, options.weights);
             const std::string output =
                 options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
-            // An existing output or an input's name is refused before the plan is printed.
-            checkWriteTarget(output, runInputs(options, protectingInputs(doc, o.overwrite)));
+            // An existing output or an input's name is refused before the plan is printed (with
+            // --max-shard-size, by the plan: it knows which files the shards are).
+            if (!o.maxShardSize)
+                checkWriteTarget(output, runInputs(options, protectingInputs(doc, o.overwrite)));
             refuseNestedModuleAsFullModel(doc, options, o);
             ConversionPlan plan = planConversion(doc, output, o);
             if (!options.json)

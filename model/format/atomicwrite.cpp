@@ -25,15 +25,15 @@ std::string systemError(const std::string &path, const std::string &what, int er
 
 // The temporary files being written, for the signal handler: a fixed table (nothing allocated,
 // nothing locked), each slot free (0), being filled (1) or holding a path (2). A path longer than a
-// slot, or a 17th file written at once, is not registered (it is removed only by normal unwinding).
-constexpr std::size_t kSlots = 16;
+// slot, or a file past the table's places, is not registered (it is removed only by normal
+// unwinding). A sharded conversion holds every shard's temporary file until all are verified, so
+// the table has room for kMaxShards of them; the states lie apart from the paths so that looking
+// for a free slot touches one small array, not a page of each path.
+constexpr std::size_t kSlots = 1024;
 constexpr std::size_t kSlotPath = 4096;
-struct TemporarySlot {
-    std::atomic<int> state{0};
-    bool folder = false;  // a folder the command made: removed with rmdir, so only while it is empty
-    char path[kSlotPath];
-};
-TemporarySlot g_temporaries[kSlots];
+std::atomic<int> g_slotState[kSlots];
+bool g_slotFolder[kSlots];  // a folder the command made: removed with rmdir, so only while it is empty
+char g_slotPath[kSlots][kSlotPath];
 
 int registerTemporary(const std::string &path, bool folder = false)
 {
@@ -41,10 +41,10 @@ int registerTemporary(const std::string &path, bool folder = false)
         return -1;
     for (std::size_t i = 0; i < kSlots; ++i) {
         int expected = 0;
-        if (g_temporaries[i].state.compare_exchange_strong(expected, 1)) {
-            std::memcpy(g_temporaries[i].path, path.c_str(), path.size() + 1);
-            g_temporaries[i].folder = folder;
-            g_temporaries[i].state.store(2);
+        if (g_slotState[i].compare_exchange_strong(expected, 1)) {
+            std::memcpy(g_slotPath[i], path.c_str(), path.size() + 1);
+            g_slotFolder[i] = folder;
+            g_slotState[i].store(2);
             return int(i);
         }
     }
@@ -54,20 +54,20 @@ int registerTemporary(const std::string &path, bool folder = false)
 void unregisterTemporary(int slot)
 {
     if (slot >= 0)
-        g_temporaries[slot].state.store(0);
+        g_slotState[slot].store(0);
 }
 
 extern "C" void removeTemporariesAndDie(int sig)
 {
     const int savedErrno = errno;
     bool removed = false;
-    for (auto &slot : g_temporaries)
-        if (slot.state.load() == 2 && !slot.folder)
-            removed = ::unlink(slot.path) == 0 || removed;
+    for (std::size_t i = 0; i < kSlots; ++i)
+        if (g_slotState[i].load() == 2 && !g_slotFolder[i])
+            removed = ::unlink(g_slotPath[i]) == 0 || removed;
     // Folders last, the deepest (listed last) first; rmdir leaves one that holds anything.
     for (std::size_t i = kSlots; i-- > 0;)
-        if (g_temporaries[i].state.load() == 2 && g_temporaries[i].folder)
-            removed = ::rmdir(g_temporaries[i].path) == 0 || removed;
+        if (g_slotState[i].load() == 2 && g_slotFolder[i])
+            removed = ::rmdir(g_slotPath[i]) == 0 || removed;
     if (removed) {
         // write(2) only: nothing else is safe in a signal handler.
         static constexpr char kSaid[] = "\ninterrupted: what was being written is removed; no file that was there before "
@@ -237,7 +237,7 @@ void AtomicFileWriter::write(std::span<const std::uint8_t> data)
     }
 }
 
-void AtomicFileWriter::commit(const std::function<void(const std::string &)> &verify)
+void AtomicFileWriter::finish(const std::function<void(const std::string &)> &verify)
 {
     if (m_fd < 0)
         throw FormatError(m_path + ": the file is already finished or cancelled");
@@ -249,13 +249,26 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
         if (::fsync(m_fd) != 0)
             throw FormatError(systemError(m_path, "cannot flush to disk", errno));
         ::fchmod(m_fd, 0644);
-        // The target may have appeared, or become an input, while we wrote.
-        checkWriteTarget(m_path, m_options);
         if (::close(m_fd) != 0) {
             m_fd = -1;
             throw FormatError(systemError(m_path, "cannot close", errno));
         }
         m_fd = -1;
+    } catch (...) {
+        cancel();
+        throw;
+    }
+}
+
+void AtomicFileWriter::commit(const std::function<void(const std::string &)> &verify)
+{
+    if (m_fd >= 0)
+        finish(verify);
+    else if (m_temp.empty())
+        throw FormatError(m_path + ": the file is already finished or cancelled");
+    try {
+        // The target may have appeared, or become an input, while we wrote.
+        checkWriteTarget(m_path, m_options);
         if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
             throw FormatError(systemError(m_path, "cannot rename the finished file into place", errno));
         unregisterTemporary(m_slot); // renamed: nothing to remove
