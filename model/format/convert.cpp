@@ -3206,7 +3206,7 @@ nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const Conver
     using json = nlohmann::ordered_json;
     json j;
     j["input"] = plan.input;
-    j["output"] = plan.output;
+    j["output"] = plan.shards.empty() ? plan.output : plan.indexPath;  // a sharded checkpoint is opened by its index
     j["target"] = convertTargetName(plan.target);
     j["kept"] = plan.kept;
     json dropped = json::array();

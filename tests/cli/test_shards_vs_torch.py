@@ -244,6 +244,13 @@ def main():
                 got = None
             res.check(got == expected_packing(sd, limit, 'model{suffix}.safetensors')[1], 'shards size ' + size,
                       'packing %r: %s' % (got, r.stderr.strip()))
+            try:
+                said = json.loads(r.stdout)
+            except ValueError:
+                said = {}
+            res.check(said.get('output') == os.path.join(d, 'model.safetensors.index.json') and
+                      said.get('shards', {}).get('total_size') == expected_packing(sd, limit, '{suffix}')[2],
+                      'shards size %s --json' % size, 'output %r, shards %r' % (said.get('output'), said.get('shards')))
         for bad in ('5Gb', '0', 'GB', '1.5GB', '99999999999999999999'):
             r = run(a.ckpt, 'convert', src, '--to', 'safetensors', '--max-shard-size', bad,
                     '-o', os.path.join(work, 'bad.safetensors'))
