@@ -12,6 +12,7 @@ Usage:  /usr/bin/python3 bench/generate.py [--out bench/data] [--skip-4g]
   deflated_4x1g.pth  four 1 GiB float32 storages, every record deflated (a re-zipped file): ~4 MiB
                    on disk, 4 GiB once inflated
   st_meta_8m.safetensors  one small tensor under a 96 MB header of 8,000,000 __metadata__ entries
+  big_1g.pth       state dict of one float32 tensor of 1 GiB (what `convert --to safetensors` copied whole)
   seed_*.pth       the seed's small files (checkpoint, inference package, full model), copied from
                    resources/examples
 
@@ -117,6 +118,7 @@ def main():
     ]
     if not a.skip_4g:
         plan.append(('sd_4g.pth', lambda: state_dict(64, 4096 * mib // 4 // 64, 5)))
+    plan.append(('big_1g.pth', lambda: {'w': torch.randn(16384, 16384, generator=torch.Generator().manual_seed(7))}))
     plan.append(('deflated_4x1g.pth', lambda path: deflated_storages(4, 1024, path)))
     plan.append(('st_meta_8m.safetensors', lambda path: many_metadata(8_000_000, path)))
     for name, make in plan:

@@ -232,6 +232,17 @@ def main():
             [a.ckpt, 'convert', data('deflated_4x1g.pth'), '--to', 'state-dict', '-o', out1, '--force'],
             [PY, ops, 'save', data('deflated_4x1g.pth'), out2], heavy, 'private memory < 1.5 GiB (one storage held)',
             lambda t1, m1, t2, m2: m1.private < 1536, note='PyTorch: torch.load, then torch.save of the same weights')
+        # One 1 GiB tensor to safetensors: each tensor's bytes stream from the mapped file (a cast in
+        # 4 MiB chunks), so no copy of the tensor is held; torch.load holds the tensor (and the cast).
+        out_st, theirs_st = os.path.join(tmp, 'ours.safetensors'), os.path.join(tmp, 'theirs.safetensors')
+        row('convert --to safetensors, one 1 GiB tensor', 'big_1g.pth',
+            [a.ckpt, 'convert', data('big_1g.pth'), '--to', 'safetensors', '-o', out_st, '--force'],
+            [PY, ops, 'safetensors', data('big_1g.pth'), theirs_st], heavy, 'private memory < 64 MiB',
+            lambda t1, m1, t2, m2: m1.private < 64, note='PyTorch: torch.load, then the header and numpy tofile')
+        row('convert --to safetensors --dtype float16, one 1 GiB tensor', 'big_1g.pth',
+            [a.ckpt, 'convert', data('big_1g.pth'), '--to', 'safetensors', '--dtype', 'float16', '-o', out_st, '--force'],
+            [PY, ops, 'safetensors_half', data('big_1g.pth'), theirs_st], heavy, 'private memory < 64 MiB',
+            lambda t1, m1, t2, m2: m1.private < 64, note='PyTorch: torch.load, .half(), then the header and numpy tofile')
     else:
         rows.append(('strip optimizer (convert --to inference)', 'train_1g.pth', None, None, None, None, '>= 3x faster',
                      'not measured: ckpt convert is not built yet'))

@@ -69,6 +69,27 @@ def main():
     elif op == 'half':
         sd = model_state(obj)
         torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[3])
+    elif op in ('safetensors', 'safetensors_half'):
+        # What `ckpt convert --to safetensors` writes, by the shortest Python without the safetensors
+        # package (Debian has none): torch.load, then the header and each tensor's bytes written from
+        # its own memory (numpy's tofile, no copy). Names sorted, as the library sorts equal dtypes.
+        sd = model_state(obj)
+        if op == 'safetensors_half':
+            sd = {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
+        tags = {torch.float32: 'F32', torch.float16: 'F16', torch.float64: 'F64', torch.int64: 'I64'}
+        header, offset = {}, 0
+        for k in sorted(sd):
+            v = sd[k].contiguous()
+            sd[k] = v
+            n = v.numel() * v.element_size()
+            header[k] = {'dtype': tags[v.dtype], 'shape': list(v.shape), 'data_offsets': [offset, offset + n]}
+            offset += n
+        text = json.dumps(header, separators=(',', ':')).encode()
+        text += b' ' * (-len(text) % 8)
+        with open(sys.argv[3], 'wb') as f:
+            f.write(len(text).to_bytes(8, 'little') + text)
+            for k in sorted(sd):
+                sd[k].numpy().tofile(f)
     elif op == 'predict':
         import os
         import time

@@ -165,6 +165,8 @@ ConvertOptions toOptions(const ConvertCliOptions &c)
         const ComputeApi &api = ComputeLoader::api();
         o.mergeLora(std::move(adapter), [&api](const LoraMergeStep &step) { return api.loraMergedWeight(step); });
     }
+    if (!c.maxShardSize.empty())
+        o.shardSize(parseShardSize(c.maxShardSize));
     return o;
 }
 
@@ -204,6 +206,9 @@ void printPlan(std::ostream &out, const ConversionPlan &plan, const std::string 
     }
     for (const auto &w : plan.warnings)
         out << "  warning: " << w << '\n';
+    if (!plan.shards.empty())
+        out << "  in " << plan.shards.size() << " shards, " << plan.totalSize << " tensor bytes, indexed by "
+            << plan.indexPath << '\n';
     out.flush();
 }
 
@@ -215,7 +220,13 @@ nlohmann::ordered_json failureJson(const std::string &file, const std::exception
 
 void printResult(std::ostream &out, const ConversionResult &result)
 {
-    out << "  wrote " << result.output << ": " << result.bytes << " bytes, read back and verified\n";
+    for (const auto &shard : result.shards)
+        out << "  wrote " << shard << '\n';
+    if (!result.shards.empty())
+        out << "  wrote " << result.output << " (the index): " << result.shards.size() << " shards, " << result.bytes
+            << " bytes, each read back and verified\n";
+    else
+        out << "  wrote " << result.output << ": " << result.bytes << " bytes, read back and verified\n";
     if (!result.sidecarPath.empty())
         out << "  wrote " << result.sidecarPath << '\n';
 }
@@ -289,6 +300,8 @@ int convertToTorchScript(const ConvertCliOptions &c, std::ostream &out, std::ost
         if (!c.mergeLora.empty())
             throw FormatError("--merge-lora does not apply to --to torchscript yet: merge into a state dict first "
                               "(--to state-dict --merge-lora), then convert that to TorchScript");
+        if (!c.maxShardSize.empty())
+            throw FormatError("--max-shard-size splits a state-dict or safetensors output; a TorchScript file is one archive");
         if (!c.config.empty() || !c.preprocessing.empty() || !c.classNames.empty() || c.epoch || c.trainLoss ||
             c.valLoss || c.metadataJson || c.keepDevice || c.dropOptimizer)
             throw FormatError("a TorchScript file holds the module and its weights only: --config, --preprocessing, "
@@ -395,8 +408,10 @@ int runConvert(const ConvertCliOptions &options, std::ostream &out, std::ostream
             const Document doc = readInput(file, options.weights);
             const std::string output =
                 options.output.empty() ? defaultOutputPath(file, o, options.outDir) : options.output;
-            // An existing output or an input's name is refused before the plan is printed.
-            checkWriteTarget(output, runInputs(options, protectingInputs(doc, o.overwrite)));
+            // An existing output or an input's name is refused before the plan is printed (with
+            // --max-shard-size, by the plan: it knows which files the shards are).
+            if (!o.maxShardSize)
+                checkWriteTarget(output, runInputs(options, protectingInputs(doc, o.overwrite)));
             refuseNestedModuleAsFullModel(doc, options, o);
             ConversionPlan plan = planConversion(doc, output, o);
             if (!options.json)

@@ -12,6 +12,7 @@ struct ConvertCliOptions {
     std::string to;
     std::string output; // -o: one input only
     std::string outDir; // --out-dir
+    std::string maxShardSize; // --max-shard-size: "5GB", "2GiB", bytes (empty: one file)
     std::string dtype;
     std::string stripPrefix;
     std::string addPrefix;

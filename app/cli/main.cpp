@@ -128,6 +128,8 @@ int main(int argc, char **argv)
     convertCmd->add_option("--activation", convert.activation, "--to torchscript/full-model: activation of an inferred MLP (default relu)");
     convertCmd->add_option("-o,--output", convert.output, "Output file (one input only)");
     convertCmd->add_option("--out-dir", convert.outDir, "Folder for the outputs, made when missing (default: beside each input)");
+    convertCmd->add_option("--max-shard-size", convert.maxShardSize,
+                           "--to state-dict/safetensors: shards of at most SIZE (5GB, 500MB, 2GiB, bytes) with an index, as transformers writes them");
     convertCmd->add_option("--dtype", convert.dtype,
                            "Cast floating tensors: float16, bfloat16, float32 or float64 (also fp16, half, bf16, fp32, "
                            "float, fp64, double)")

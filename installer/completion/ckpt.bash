@@ -42,7 +42,7 @@ _ckpt()
             tensors) options='--stats --filter --json --weights --help' ;;
             show) options='--limit --histogram --json --weights --help' ;;
             export) options='-o --output --force --weights --help' ;;
-            convert) options='--to -o --output --out-dir --dtype --strip-prefix --add-prefix --ema --weights --drop --drop-optimizer --keep-device --apply-pruning --merge-lora --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
+            convert) options='--to -o --output --out-dir --max-shard-size --dtype --strip-prefix --add-prefix --ema --weights --drop --drop-optimizer --keep-device --apply-pruning --merge-lora --config --class-names --preprocessing --epoch --train-loss --val-loss --metadata-json --arch --arch-spec --activation --force --json --help' ;;
             diff) options='--atol --rtol --map --json --weights --help' ;;
             predict) options='--arch --arch-spec --activation --input --input-file --input-shape --device --dtype --half --repeat --no-normalize --top --probabilities --json --show-arch --export-torchscript --force --weights --help' ;;
         esac
@@ -77,6 +77,10 @@ _ckpt()
                 return
                 ;;
             --drop | --config | --class-names | --preprocessing | --epoch | --train-loss | --val-loss | --arch-spec | --activation)
+                return
+                ;;
+            --max-shard-size)
+                mapfile -t COMPREPLY < <(compgen -W '5GB 2GB 1GB 500MB 2GiB' -- "$cur")
                 return
                 ;;
         esac

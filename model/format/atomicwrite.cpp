@@ -25,17 +25,17 @@ std::string systemError(const std::string &path, const std::string &what, int er
 
 // The temporary files being written, for the signal handler: a fixed table (nothing allocated,
 // nothing locked), each slot free (0), being filled (1) or holding a path (2). A path longer than a
-// slot, or a 17th file written at once, is not registered (it is removed only by normal unwinding).
-constexpr std::size_t kSlots = 16;
+// slot, or a file past the table's places, is not registered (it is removed only by normal
+// unwinding). A sharded conversion holds every shard's temporary file until all are verified, so
+// the table has room for kMaxShards of them; the states lie apart from the paths so that looking
+// for a free slot touches one small array, not a page of each path.
+constexpr std::size_t kSlots = 1024;
 constexpr std::size_t kSlotPath = 4096;
-struct TemporarySlot {
-    std::atomic<int> state{0};
-    // Folders the command made, the path naming the deepest: removed with rmdir, so only while each
-    // is empty, this many levels up from it. 0: a file.
-    int folderLevels = 0;
-    char path[kSlotPath];
-};
-TemporarySlot g_temporaries[kSlots];
+std::atomic<int> g_slotState[kSlots];
+// Folders the command made, the path naming the deepest: removed with rmdir, so only while each is
+// empty, this many levels up from it. 0: a file.
+int g_slotFolderLevels[kSlots];
+char g_slotPath[kSlots][kSlotPath];
 
 int registerTemporary(const std::string &path, int folderLevels = 0)
 {
@@ -43,10 +43,10 @@ int registerTemporary(const std::string &path, int folderLevels = 0)
         return -1;
     for (std::size_t i = 0; i < kSlots; ++i) {
         int expected = 0;
-        if (g_temporaries[i].state.compare_exchange_strong(expected, 1)) {
-            std::memcpy(g_temporaries[i].path, path.c_str(), path.size() + 1);
-            g_temporaries[i].folderLevels = folderLevels;
-            g_temporaries[i].state.store(2);
+        if (g_slotState[i].compare_exchange_strong(expected, 1)) {
+            std::memcpy(g_slotPath[i], path.c_str(), path.size() + 1);
+            g_slotFolderLevels[i] = folderLevels;
+            g_slotState[i].store(2);
             return int(i);
         }
     }
@@ -56,7 +56,7 @@ int registerTemporary(const std::string &path, int folderLevels = 0)
 void unregisterTemporary(int slot)
 {
     if (slot >= 0)
-        g_temporaries[slot].state.store(0);
+        g_slotState[slot].store(0);
 }
 
 // rmdir of `levels` folders: `path` (the deepest), then its parents, each cut off at its last '/'
@@ -88,13 +88,13 @@ extern "C" void removeTemporariesAndDie(int sig)
 {
     const int savedErrno = errno;
     bool removed = false;
-    for (auto &slot : g_temporaries)
-        if (slot.state.load() == 2 && slot.folderLevels == 0)
-            removed = ::unlink(slot.path) == 0 || removed;
+    for (std::size_t i = 0; i < kSlots; ++i)
+        if (g_slotState[i].load() == 2 && g_slotFolderLevels[i] == 0)
+            removed = ::unlink(g_slotPath[i]) == 0 || removed;
     // Folders last, the deepest (listed last) first; rmdir leaves one that holds anything.
     for (std::size_t i = kSlots; i-- > 0;)
-        if (g_temporaries[i].state.load() == 2 && g_temporaries[i].folderLevels > 0)
-            removed = removeFolderChain(g_temporaries[i].path, g_temporaries[i].folderLevels) || removed;
+        if (g_slotState[i].load() == 2 && g_slotFolderLevels[i] > 0)
+            removed = removeFolderChain(g_slotPath[i], g_slotFolderLevels[i]) || removed;
     if (removed) {
         // write(2) only: nothing else is safe in a signal handler.
         static constexpr char kSaid[] = "\ninterrupted: what was being written is removed; no file that was there before "
@@ -269,7 +269,7 @@ void AtomicFileWriter::write(std::span<const std::uint8_t> data)
     }
 }
 
-void AtomicFileWriter::commit(const std::function<void(const std::string &)> &verify)
+void AtomicFileWriter::finish(const std::function<void(const std::string &)> &verify)
 {
     if (m_fd < 0)
         throw FormatError(m_path + ": the file is already finished or cancelled");
@@ -281,13 +281,26 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
         if (::fsync(m_fd) != 0)
             throw FormatError(systemError(m_path, "cannot flush to disk", errno));
         ::fchmod(m_fd, 0644);
-        // The target may have appeared, or become an input, while we wrote.
-        checkWriteTarget(m_path, m_options);
         if (::close(m_fd) != 0) {
             m_fd = -1;
             throw FormatError(systemError(m_path, "cannot close", errno));
         }
         m_fd = -1;
+    } catch (...) {
+        cancel();
+        throw;
+    }
+}
+
+void AtomicFileWriter::commit(const std::function<void(const std::string &)> &verify)
+{
+    if (m_fd >= 0)
+        finish(verify);
+    else if (m_temp.empty())
+        throw FormatError(m_path + ": the file is already finished or cancelled");
+    try {
+        // The target may have appeared, or become an input, while we wrote.
+        checkWriteTarget(m_path, m_options);
         if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
             throw FormatError(systemError(m_path, "cannot rename the finished file into place", errno));
         unregisterTemporary(m_slot); // renamed: nothing to remove

@@ -39,7 +39,12 @@ public:
     // Where the bytes go until commit(); empty once committed or cancelled.
     const std::string &temporaryPath() const { return m_temp; }
 
-    // Flushes to disk, runs `verify(temporaryPath)` (it throws to refuse), then renames into place.
+    // Runs `verify(temporaryPath)` (it throws to refuse) and flushes to disk, leaving the file
+    // under its temporary name (still removed by cancel(), destruction or a signal) until
+    // commit(): a set of files (a sharded checkpoint's shards) is verified whole before any takes
+    // its name.
+    void finish(const std::function<void(const std::string &temporaryPath)> &verify = {});
+    // finish(verify) unless finished already (`verify` is then not run again), then renames into place.
     void commit(const std::function<void(const std::string &temporaryPath)> &verify = {});
     // Removes the temporary file; the folder is as it was. Safe to call twice.
     void cancel();
@@ -60,6 +65,9 @@ private:
 // signal would have (re-raised with its default action). Async-signal-safe: the handler only reads
 // a fixed table of paths and calls unlink. Idempotent; the CLI calls it before converting.
 void removeTemporaryFilesOnSignals();
+// Temporary files the signal handler's table can list at once, less room for a few of the caller's
+// own (SignalCleanupEntry): the most shards a sharded conversion writes.
+inline constexpr std::size_t kMaxShards = 1000;
 
 // Throws FormatError (naming `name`) unless `file` holds exactly `data`.
 void verifyFileBytes(const std::string &file, std::span<const std::uint8_t> data, const std::string &name);

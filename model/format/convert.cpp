@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -33,6 +34,7 @@
 #include <set>
 #include <sys/time.h>
 #include <unordered_map>
+#include <unistd.h>
 #include <unordered_set>
 #include <zlib.h>
 
@@ -435,6 +437,60 @@ std::vector<std::uint8_t> contiguousBytes(const TensorRef &t)
         }
     }
     return out;
+}
+
+// The bytes of `t` in row-major order as `to`, given to `sink` without a copy of the whole
+// tensor: a contiguous tensor of the same type as a span of its storage (the mapping), else in
+// chunks of kChunk bytes at most, each gathered through the strides and cast.
+void streamBytes(const TensorRef &t, DType to, const ByteSink &sink)
+{
+    constexpr std::size_t kChunk = std::size_t{4} << 20;
+    const std::size_t es = dtypeSize(t.dtype);
+    const std::int64_t n = t.numel();
+    if (n <= 0 || es == 0)
+        return;
+    const auto emit = [&](std::span<const std::uint8_t> b) {
+        if (to == t.dtype)
+            sink(b);
+        else
+            sink(castFloats(b, t.dtype, to));
+    };
+    if (t.isContiguous()) {
+        const auto span = t.spannedBytes();
+        if (span.size() != static_cast<std::size_t>(n) * es)
+            throw FormatError("tensor data does not fit its storage");
+        if (to == t.dtype)
+            return sink(span.bytes);
+        const std::size_t step = std::max<std::size_t>(1, kChunk / es) * es;
+        for (std::size_t at = 0; at < span.size(); at += step)
+            emit(span.bytes.subspan(at, std::min(step, span.size() - at)));
+        return;
+    }
+    std::int64_t extent = 0;
+    if (!t.extentElements(extent) || !t.fitsStorage(extent))
+        throw FormatError("tensor does not fit its storage");
+    const auto data = t.storage->bulkData();
+    const std::size_t perChunk = std::max<std::size_t>(1, kChunk / es);
+    std::vector<std::uint8_t> buffer(std::min<std::size_t>(perChunk, static_cast<std::size_t>(n)) * es);
+    std::vector<std::int64_t> idx(t.shape.size(), 0);
+    std::size_t filled = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        std::int64_t off = t.storageOffset;
+        for (std::size_t d = 0; d < idx.size(); ++d)
+            off += idx[d] * t.strides[d];
+        std::memcpy(buffer.data() + filled * es, data.data() + static_cast<std::size_t>(off) * es, es);
+        if (++filled * es == buffer.size()) {
+            emit(buffer);
+            filled = 0;
+        }
+        for (std::size_t d = idx.size(); d-- > 0;) {
+            if (++idx[d] < t.shape[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    if (filled)
+        emit(std::span<const std::uint8_t>(buffer.data(), filled * es));
 }
 
 ValuePtr plainTensor(const ValuePtr &v)
@@ -2718,7 +2774,12 @@ private:
             if (m_o.progress && !m_o.progress(0.0))
                 throw FormatError("cancelled; nothing was written");
             m_plan.casts[r.storage.get()] = to;
-            castFloats(r.storage->bulkData().bytes, r.storage->dtype, to, &m_plan.cast);
+            // Counted in chunks: the cast values are let go, so none of a storage's size is held.
+            const auto bytes = r.storage->bulkData();
+            const std::size_t es = std::max<std::size_t>(1, dtypeSize(r.storage->dtype));
+            const std::size_t step = (std::size_t{4} << 20) / es * es;
+            for (std::size_t at = 0; at < bytes.size(); at += step)
+                castFloats(bytes.bytes.subspan(at, std::min(step, bytes.size() - at)), r.storage->dtype, to, &m_plan.cast);
         }
         if (m_plan.cast.overflow)
             m_plan.warnings.push_back(std::to_string(m_plan.cast.overflow) + " values overflow " +
@@ -2803,6 +2864,177 @@ void checkOutputExtension(const std::string &output, bool safetensors, const std
                           "which torch.load refuses: name it .safetensors");
 }
 
+namespace {
+WriteOptions writeOptionsFor(const Document &doc, const ConvertOptions &o)
+{
+    WriteOptions w = protectingInputs(doc, o.overwrite);
+    for (const auto &p : o.protectedPaths)
+        w.protect(p);
+    if (!o.architecture.scriptPath.empty())
+        w.protect(o.architecture.scriptPath);
+    return w;
+}
+
+// A tensor of the output as the packing sees it: its storage and the bytes it is written as.
+struct SizedTensor {
+    std::string name;
+    const StorageRef *storage = nullptr;
+    std::uint64_t bytes = 0;
+};
+
+// The output's tensors in the state dict's order (a safetensors alias with the tensor it names).
+std::vector<SizedTensor> outputTensors(const ConversionPlan &plan)
+{
+    std::vector<SizedTensor> out;
+    const auto add = [&](const std::string &name, const TensorRef &r) {
+        const auto it = r.storage ? plan.casts.find(r.storage.get()) : plan.casts.end();
+        const DType t = it == plan.casts.end() ? r.dtype : it->second;
+        out.push_back({name, r.storage.get(), static_cast<std::uint64_t>(std::max<std::int64_t>(0, r.numel())) * dtypeSize(t)});
+    };
+    if (plan.target == ConvertTarget::Safetensors) {
+        std::unordered_map<std::string_view, const TensorRef *> byName;
+        for (const auto &[name, v] : plan.tensors)
+            byName.emplace(name, v->tensorRef().get());
+        for (const auto &name : plan.kept) {
+            auto it = byName.find(name);
+            if (const auto alias = plan.safetensorsMetadata.find("alias:" + name);
+                it == byName.end() && alias != plan.safetensorsMetadata.end())
+                it = byName.find(alias->second);
+            if (it == byName.end())
+                throw FormatError(plan.output + ": '" + name + "' is not among the tensors written");
+            add(name, *it->second);
+        }
+        return out;
+    }
+    for (const auto &e : plan.root->entries()) {
+        if (!e.key || !e.key->isString() || !e.value || !e.value->isTensor() || !e.value->tensorRef())
+            throw FormatError(plan.output + ": the state dict holds an entry that is not a named tensor, which a shard index cannot "
+                              "place: write it as one file (without --max-shard-size)");
+        add(e.key->text(), *e.value->tensorRef());
+    }
+    return out;
+}
+
+// Splits the output into shards as huggingface_hub's split_torch_state_dict_into_shards does (what
+// transformers' save_pretrained calls): in the state dict's order, a tensor larger than the limit
+// alone in a shard of its own (placed when met, before the shard being filled), else a new shard
+// when the tensor would take the current one past the limit; a tensor sharing its storage with an
+// earlier one goes in that one's shard and is not counted again (a safetensors alias, a torch
+// file's shared storage: written once, never across files). A size is numel × element size, as
+// written (after --dtype). Fills plan.shards when more than one shard results.
+void planShards(ConversionPlan &plan, const WriteOptions &wo, std::uint64_t limit)
+{
+    const auto tensors = outputTensors(plan);
+    std::vector<std::vector<std::size_t>> shards;
+    std::vector<std::uint64_t> sizes;
+    std::vector<std::size_t> current;
+    std::uint64_t currentSize = 0, total = 0;
+    std::unordered_map<const StorageRef *, std::size_t> firstOf;  // storage -> its first tensor
+    std::vector<std::pair<std::size_t, std::size_t>> followers;     // (tensor, first of its storage)
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const auto &t = tensors[i];
+        if (t.storage) {
+            const auto [it, fresh] = firstOf.emplace(t.storage, i);
+            if (!fresh) {
+                followers.emplace_back(i, it->second);
+                continue;
+            }
+        }
+        total += t.bytes;
+        if (t.bytes > limit) {
+            shards.push_back({i});
+            sizes.push_back(t.bytes);
+            continue;
+        }
+        if (currentSize + t.bytes > limit) {
+            shards.push_back(std::move(current));
+            sizes.push_back(currentSize);
+            current = {};
+            currentSize = 0;
+        }
+        current.push_back(i);
+        currentSize += t.bytes;
+    }
+    if (!current.empty()) {
+        shards.push_back(std::move(current));
+        sizes.push_back(currentSize);
+    }
+    plan.totalSize = total;
+    if (shards.size() <= 1)
+        return;  // one file, as transformers writes it: no index
+    if (shards.size() > kMaxShards)
+        throw FormatError(plan.output + ": " + std::to_string(shards.size()) + " shards of at most " +
+                          std::to_string(limit) + " bytes; at most " + std::to_string(kMaxShards) +
+                          " are written (give a larger --max-shard-size)");
+    std::vector<std::size_t> shardOf(tensors.size(), 0);
+    for (std::size_t k = 0; k < shards.size(); ++k)
+        for (const auto i : shards[k])
+            shardOf[i] = k;
+    for (const auto &[i, first] : followers) {
+        shardOf[i] = shardOf[first];
+        shards[shardOf[first]].push_back(i);
+    }
+    const fs::path out(plan.output);
+    const std::string stem = out.stem().string(), ext = out.extension().string();
+    plan.indexPath = plan.output + ".index.json";
+    for (std::size_t k = 0; k < shards.size(); ++k) {
+        char number[48];
+        std::snprintf(number, sizeof number, "-%05zu-of-%05zu", k + 1, shards.size());
+        ConversionPlan::Shard shard;
+        shard.path = (out.parent_path() / (stem + number + ext)).string();
+        shard.bytes = sizes[k];
+        std::sort(shards[k].begin(), shards[k].end());
+        for (const auto i : shards[k])
+            shard.names.push_back(tensors[i].name);
+        plan.shards.push_back(std::move(shard));
+    }
+    // Before anything is written: no shard, nor the index, replaces an input or (without --force)
+    // an existing file.
+    for (const auto &shard : plan.shards)
+        checkWriteTarget(shard.path, wo);
+    checkWriteTarget(plan.indexPath, wo);
+    // The index as transformers writes it, but the weight map in the state dict's order (reading
+    // it back gives that order; transformers sorts the names, which no loader relies on).
+    nlohmann::ordered_json map = nlohmann::ordered_json::object();
+    for (std::size_t i = 0; i < tensors.size(); ++i)
+        map[tensors[i].name] = fs::path(plan.shards[shardOf[i]].path).filename().string();
+    plan.shardIndex = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(map)}};
+}
+} // namespace
+
+std::uint64_t parseShardSize(const std::string &text)
+{
+    std::size_t digits = 0;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+        ++digits;
+    const std::string unit = text.substr(digits);
+    std::string upper = unit;
+    std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return char(std::toupper(c)); });
+    static const std::pair<const char *, std::uint64_t> kUnits[] = {
+        {"", 1},       {"B", 1},           {"KB", 1000},       {"MB", 1000000},    {"GB", 1000000000},
+        {"TB", 1000000000000}, {"KIB", 1u << 10}, {"MIB", 1u << 20}, {"GIB", 1u << 30}, {"TIB", std::uint64_t{1} << 40}};
+    std::uint64_t scale = 0;
+    for (const auto &[name, value] : kUnits)
+        if (upper == name)
+            scale = value;
+    const std::string usage = "--max-shard-size '" + text + "': give bytes, or a whole number with KB, MB, GB (powers "
+                              "of 10) or KiB, MiB, GiB (powers of 2), such as 5GB or 2GiB";
+    if (digits == 0 || scale == 0)
+        throw FormatError(usage);
+    if (unit.size() > 1 && unit.back() == 'b')
+        throw FormatError("--max-shard-size '" + text + "': a final lowercase 'b' means bits to transformers; write '" +
+                          unit.substr(0, unit.size() - 1) + "B' for bytes");
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i < digits; ++i)
+        if (__builtin_mul_overflow(n, 10u, &n) || __builtin_add_overflow(n, std::uint64_t(text[i] - '0'), &n))
+            throw FormatError(usage + " (this one is past 2^64 bytes)");
+    if (__builtin_mul_overflow(n, scale, &n))
+        throw FormatError(usage + " (this one is past 2^64 bytes)");
+    if (n == 0)
+        throw FormatError("--max-shard-size '" + text + "': a shard of 0 bytes holds nothing");
+    return n;
+}
+
 ConversionPlan planConversion(const Document &doc, const std::string &output, const ConvertOptions &options)
 {
     checkOutputExtension(output, options.to == ConvertTarget::Safetensors,
@@ -2832,26 +3064,17 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
                                                       pathText(p) + "'"});
     if (options.to == ConvertTarget::Inference || options.sidecar)
         plan.sidecarPath = sidecarPathFor(output);
+    if (options.maxShardSize) {
+        if (options.to != ConvertTarget::StateDict && options.to != ConvertTarget::Safetensors)
+            throw FormatError("--max-shard-size splits a state-dict or safetensors output, not " +
+                              convertTargetName(options.to));
+        const WriteOptions wo = writeOptionsFor(doc, options);
+        planShards(plan, wo, options.maxShardSize);
+        if (plan.shards.empty())
+            checkWriteTarget(plan.output, wo);
+    }
     return plan;
 }
-
-namespace {
-void report(const ConvertOptions &o, std::uint64_t done, std::uint64_t total, const std::string &output)
-{
-    if (o.progress && !o.progress(total ? static_cast<double>(done) / static_cast<double>(total) : 1.0))
-        throw FormatError(output + ": cancelled; nothing was written");
-}
-
-WriteOptions writeOptionsFor(const Document &doc, const ConvertOptions &o)
-{
-    WriteOptions w = protectingInputs(doc, o.overwrite);
-    for (const auto &p : o.protectedPaths)
-        w.protect(p);
-    if (!o.architecture.scriptPath.empty())
-        w.protect(o.architecture.scriptPath);
-    return w;
-}
-} // namespace
 
 Document readWrittenBack(const std::string &temporary, const std::string &output)
 {
@@ -2877,10 +3100,218 @@ WriteOptions protectingInputs(const Document &doc, bool overwrite)
     return w;
 }
 
+namespace {
+// A progress callback's answer: false cancels, said of `output`.
+void reportFraction(const ConvertOptions &o, double fraction, const std::string &output)
+{
+    if (o.progress && !o.progress(fraction))
+        throw FormatError(output + ": cancelled; nothing was written");
+}
+
+// What one output file holds: the whole plan, or one shard's part of it.
+struct FilePart {
+    std::string path;
+    std::vector<std::pair<std::string, ValuePtr>> tensors;  // safetensors
+    std::map<std::string, std::string> metadata;            // safetensors
+    std::vector<std::string> kept;                          // safetensors: the order read back
+    ValuePtr root;                                          // torch
+};
+
+FilePart wholePlan(const ConversionPlan &plan)
+{
+    return {plan.output, plan.tensors, plan.safetensorsMetadata, plan.kept, plan.root};
+}
+
+// The part of the plan a shard holds: its tensors; for safetensors the metadata with only its
+// aliases and its own key order, for a torch file a state dict of the same class and _metadata.
+FilePart shardPart(const ConversionPlan &plan, const ConversionPlan::Shard &shard)
+{
+    FilePart part;
+    part.path = shard.path;
+    part.kept = shard.names;
+    const std::unordered_set<std::string_view> in(shard.names.begin(), shard.names.end());
+    if (plan.target == ConvertTarget::Safetensors) {
+        for (const auto &t : plan.tensors)
+            if (in.contains(t.first))
+                part.tensors.push_back(t);
+        for (const auto &[k, v] : plan.safetensorsMetadata)
+            if (k != kSafetensorsKeyOrder && !(k.starts_with("alias:") && !in.contains(std::string_view(k).substr(6))))
+                part.metadata.emplace(k, v);
+        if (shard.names.size() > 1 && plan.safetensorsMetadata.contains(std::string(kSafetensorsKeyOrder))) {
+            std::string order = "[";
+            for (const auto &name : shard.names) {
+                if (order.size() > 1)
+                    order += ',';
+                jsontext::appendStringStrict(order, name);
+            }
+            part.metadata[std::string(kSafetensorsKeyOrder)] = order + "]";
+        }
+        return part;
+    }
+    auto d = Value::dict();
+    d->setPythonClass(plan.root->pythonClass());
+    if (plan.root->state())
+        d->setState(plan.root->state());
+    for (const auto &e : plan.root->entries())
+        if (e.key && e.key->isString() && in.contains(e.key->text()))
+            d->entries().push_back(e);
+    part.root = d;
+    return part;
+}
+
+// Writes a safetensors file to a temporary file beside part.path, reads it back with the project's
+// reader and compares every tensor, the order and the metadata: finished, not yet renamed. Each
+// tensor streams from its source (see streamBytes); its CRC is taken as it goes.
+std::unique_ptr<AtomicFileWriter> writeSafetensorsPart(const ConversionPlan &plan, const FilePart &part,
+                                                       const WriteOptions &wo, const std::function<void(double)> &progress,
+                                                       std::size_t &verified)
+{
+    auto file = std::make_unique<AtomicFileWriter>(part.path, wo);
+    auto sink = [&file](std::span<const std::uint8_t> b) { file->write(b); };
+    std::vector<SafetensorsEntry> entries;
+    std::unordered_map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected; // crc, size
+    expected.reserve(part.tensors.size());
+    for (const auto &[name, v] : part.tensors) {
+        const auto ref = v->tensorRef();
+        SafetensorsEntry e;
+        e.name = name;
+        auto it = ref->storage ? plan.casts.find(ref->storage.get()) : plan.casts.end();
+        e.dtype = it == plan.casts.end() ? ref->dtype : it->second;
+        e.shape = ref->shape;
+        e.byteSize = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ref->numel())) * dtypeSize(e.dtype);
+        const DType to = e.dtype;
+        e.produce = [ref, to, key = name, &expected](const ByteSink &out) {  // a copy: clang cannot capture a structured binding
+            std::uint32_t crc = 0;
+            std::uint64_t size = 0;
+            streamBytes(*ref, to, [&](std::span<const std::uint8_t> b) {
+                crc = crc32Of(b, crc);
+                size += b.size();
+                out(b);
+            });
+            expected[key] = {crc, size};
+        };
+        entries.push_back(std::move(e));
+    }
+    SafetensorsWriter::write(sink, std::move(entries), part.metadata, [&](std::uint64_t d, std::uint64_t t) {
+        progress(t ? static_cast<double>(d) / static_cast<double>(t) : 1.0);
+    });
+    file->finish([&](const std::string &temp) {
+        const Document back = readWrittenBack(temp, part.path);
+        // The reader gives each recorded alias as the tensor it names.
+        std::unordered_map<std::string_view, std::string_view> aliasOf;
+        for (const auto &[k, v] : part.metadata)
+            if (k.starts_with("alias:"))
+                aliasOf.emplace(std::string_view(k).substr(6), v);
+        if (back.format != ContainerFormat::Safetensors || back.stateDict.size() != part.tensors.size() + aliasOf.size())
+            throw FormatError(part.path + ": reading the written file back gives " + std::to_string(back.stateDict.size()) +
+                              " tensors, expected " + std::to_string(part.tensors.size() + aliasOf.size()));
+        for (const auto &t : back.stateDict) {
+            const auto alias = aliasOf.find(t.name);
+            auto it = expected.find(alias == aliasOf.end() ? t.name : std::string(alias->second));
+            const auto bytes = t.ref().spannedBytes();
+            if (it == expected.end() || crc32Of(bytes.bytes) != it->second.first || bytes.size() != it->second.second)
+                throw FormatError(part.path + ": tensor '" + t.name + "' reads back different from what was written");
+            ++verified;
+        }
+        // In the state dict's order, as the key order recorded restores it.
+        std::size_t at = 0;
+        for (const auto &t : back.stateDict)
+            if (at < part.kept.size() && t.name == part.kept[at])
+                ++at;
+        if (part.kept.size() > 1 && at != part.kept.size())
+            throw FormatError(part.path + ": reading the written file back does not give the tensors in the "
+                                          "state dict's order");
+        std::map<std::string, std::string> meta;
+        if (back.formatMetadata && back.formatMetadata->isDict())
+            for (const auto &e : back.formatMetadata->entries())
+                meta[keyText(*e.key)] = e.value && e.value->isString() ? e.value->text() : "";
+        if (meta != part.metadata)
+            throw FormatError(part.path + ": the metadata reads back different from what was written");
+    });
+    return file;
+}
+
+// Writes a torch zip of part.root to a temporary file beside part.path, reads it back and
+// compares the structure and every storage: finished, not yet renamed.
+std::unique_ptr<AtomicFileWriter> writeTorchPart(const ConversionPlan &plan, const ConvertOptions &options,
+                                                 const FilePart &part, const WriteOptions &wo,
+                                                 const std::function<void(double)> &progress, std::size_t &verified)
+{
+    PickleWriter writer(pickleOptions(plan, options));
+    std::string pkl;
+    try {
+        pkl = writer.write(part.root);
+    } catch (const FormatError &e) {
+        throw FormatError(part.path + ": not written: " + e.what());
+    }
+    auto file = std::make_unique<AtomicFileWriter>(part.path, wo);
+    TorchZipWriter zip([&file](std::span<const std::uint8_t> b) { file->write(b); });
+    zip.addRecord("data.pkl", pkl);
+    zip.addRecord("byteorder", std::string("little"));
+    std::uint64_t total = 0, done = 0;
+    for (const auto &s : writer.storages())
+        total += s.source->byteSize;
+    // What each record must read back as: the source's own bytes when written unchanged
+    // (compared byte for byte), else the CRC and size of what was written (a cast).
+    struct Expected {
+        std::uint32_t crc = 0;
+        std::uint64_t size = 0;
+        std::span<const std::uint8_t> same;
+    };
+    std::map<std::string, Expected> expected;
+    for (const auto &s : writer.storages()) {
+        const auto bytes = s.source->bulkData();
+        zip.beginRecord("data/" + s.key);
+        Expected e;
+        e.size = bytes.size();
+        if (s.dtype != s.source->dtype) {
+            const auto cast = castFloats(bytes.bytes, s.source->dtype, s.dtype);
+            zip.append(cast);
+            e.size = cast.size();
+        } else {
+            zip.append(bytes.bytes);
+            // Compared byte for byte where the bytes stay in memory anyway; a record
+            // produced on use (inflated) is let go here and checked by its CRC.
+            if (!s.source->producedOnUse())
+                e.same = bytes.bytes;
+        }
+        e.crc = zip.endRecord();  // the CRC the zip computed as it wrote
+        expected[s.key] = e;
+        done += s.source->byteSize;
+        progress(total ? static_cast<double>(done) / static_cast<double>(total) : 1.0);
+    }
+    zip.addRecord("version", std::string("3\n"));
+    zip.finish();
+    file->finish([&](const std::string &temp) {
+        const Document back = readWrittenBack(temp, part.path);
+        // Structure: the tree read back pickles to the very bytes written.
+        PickleWriterOptions again = pickleOptions(plan, options);
+        again.storageDType = {};
+        PickleWriter rewriter(again);
+        if (rewriter.write(back.root) != pkl)
+            throw FormatError(part.path + ": the structure reads back different from what was written");
+        if (rewriter.storages().size() != writer.storages().size())
+            throw FormatError(part.path + ": the storages read back differ from those written");
+        for (const auto &s : rewriter.storages()) {
+            auto it = expected.find(s.key);
+            const auto bytes = s.source->bulkData();
+            const bool same =
+                it != expected.end() && bytes.size() == it->second.size &&
+                (it->second.same.data() ? std::memcmp(bytes.data(), it->second.same.data(), bytes.size()) == 0
+                                        : crc32Of(bytes.bytes) == it->second.crc);
+            if (!same)
+                throw FormatError(part.path + ": storage '" + s.key + "' reads back different from what was written");
+            ++verified;
+        }
+    });
+    return file;
+}
+} // namespace
+
 ConversionResult executeConversion(const Document &doc, const ConversionPlan &plan, const ConvertOptions &options)
 {
     ConversionResult result;
-    result.output = plan.output;
+    result.output = plan.shards.empty() ? plan.output : plan.indexPath;
     const WriteOptions wo = writeOptionsFor(doc, options);
     // The sidecar goes to its temporary file first: a full disk stops the conversion before
     // either file takes its name.
@@ -2890,138 +3321,52 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         sidecar = std::make_unique<AtomicFileWriter>(plan.sidecarPath, wo);
         sidecar->write(sidecarText);
     }
-    AtomicFileWriter file(plan.output, wo);
-    auto sink = [&file](std::span<const std::uint8_t> b) { file.write(b); };
-
-    if (plan.target == ConvertTarget::Safetensors) {
-        std::vector<SafetensorsEntry> entries;
-        std::unordered_map<std::string, std::pair<std::uint32_t, std::uint64_t>> expected; // crc, size
-        expected.reserve(plan.tensors.size());
-        for (const auto &[name, v] : plan.tensors) {
-            const auto ref = v->tensorRef();
-            SafetensorsEntry e;
-            e.name = name;
-            auto it = ref->storage ? plan.casts.find(ref->storage.get()) : plan.casts.end();
-            e.dtype = it == plan.casts.end() ? ref->dtype : it->second;
-            e.shape = ref->shape;
-            e.byteSize = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ref->numel())) * dtypeSize(e.dtype);
-            const DType to = e.dtype;
-            e.bytes = [ref, to, key = name, &expected]() {  // a copy: clang cannot capture a structured binding
-                auto b = contiguousBytes(*ref);
-                if (to != ref->dtype)
-                    b = castFloats(b, ref->dtype, to);
-                expected[key] = {crc32Of(b), b.size()};
-                return b;
-            };
-            entries.push_back(std::move(e));
-        }
-        SafetensorsWriter::write(sink, std::move(entries), plan.safetensorsMetadata,
-                                 [&](std::uint64_t d, std::uint64_t t) { report(options, d, t, plan.output); });
-        file.commit([&](const std::string &temp) {
-            const Document back = readWrittenBack(temp, plan.output);
-            // The reader gives each recorded alias as the tensor it names.
-            std::unordered_map<std::string_view, std::string_view> aliasOf;
-            for (const auto &[k, v] : plan.safetensorsMetadata)
-                if (k.starts_with("alias:"))
-                    aliasOf.emplace(std::string_view(k).substr(6), v);
-            if (back.format != ContainerFormat::Safetensors || back.stateDict.size() != plan.tensors.size() + aliasOf.size())
-                throw FormatError(plan.output + ": reading the written file back gives " +
-                                  std::to_string(back.stateDict.size()) + " tensors, expected " +
-                                  std::to_string(plan.tensors.size() + aliasOf.size()));
-            for (const auto &t : back.stateDict) {
-                const auto alias = aliasOf.find(t.name);
-                auto it = expected.find(alias == aliasOf.end() ? t.name : std::string(alias->second));
-                const auto bytes = t.ref().spannedBytes();
-                if (it == expected.end() || crc32Of(bytes.bytes) != it->second.first || bytes.size() != it->second.second)
-                    throw FormatError(plan.output + ": tensor '" + t.name +
-                                      "' reads back different from what was written");
-                ++result.tensorsVerified;
-            }
-            // In the state dict's order, as the key order recorded restores it.
-            std::size_t at = 0;
-            for (const auto &t : back.stateDict)
-                if (at < plan.kept.size() && t.name == plan.kept[at])
-                    ++at;
-            if (plan.kept.size() > 1 && at != plan.kept.size())
-                throw FormatError(plan.output + ": reading the written file back does not give the tensors in the "
-                                                "state dict's order");
-            std::map<std::string, std::string> meta;
-            if (back.formatMetadata && back.formatMetadata->isDict())
-                for (const auto &e : back.formatMetadata->entries())
-                    meta[keyText(*e.key)] = e.value && e.value->isString() ? e.value->text() : "";
-            if (meta != plan.safetensorsMetadata)
-                throw FormatError(plan.output + ": the metadata reads back different from what was written");
-        });
+    const auto writePart = [&](const FilePart &part, const std::function<void(double)> &progress) {
+        return plan.target == ConvertTarget::Safetensors
+                   ? writeSafetensorsPart(plan, part, wo, progress, result.tensorsVerified)
+                   : writeTorchPart(plan, options, part, wo, progress, result.tensorsVerified);
+    };
+    if (plan.shards.empty()) {
+        auto file = writePart(wholePlan(plan), [&](double f) { reportFraction(options, f, plan.output); });
+        file->commit();
+        result.bytes = file->size();
     } else {
-        PickleWriter writer(pickleOptions(plan, options));
-        std::string pkl;
-        try {
-            pkl = writer.write(plan.root);
-        } catch (const FormatError &e) {
-            throw FormatError(plan.output + ": not written: " + e.what());
+        // Every shard and the index are written and verified under temporary names (which Ctrl-C
+        // or a failure removes) before any takes its name: the folder never holds part of a set.
+        std::vector<std::unique_ptr<AtomicFileWriter>> files;
+        const double n = static_cast<double>(plan.shards.size());
+        for (std::size_t k = 0; k < plan.shards.size(); ++k) {
+            files.push_back(writePart(shardPart(plan, plan.shards[k]), [&](double f) {
+                reportFraction(options, (static_cast<double>(k) + f) / n, plan.indexPath);
+            }));
+            result.bytes += files.back()->size();
+            result.shards.push_back(plan.shards[k].path);
         }
-        TorchZipWriter zip(sink);
-        zip.addRecord("data.pkl", pkl);
-        zip.addRecord("byteorder", std::string("little"));
-        std::uint64_t total = 0, done = 0;
-        for (const auto &s : writer.storages())
-            total += s.source->byteSize;
-        // What each record must read back as: the source's own bytes when written unchanged
-        // (compared byte for byte), else the CRC and size of what was written (a cast).
-        struct Expected {
-            std::uint32_t crc = 0;
-            std::uint64_t size = 0;
-            std::span<const std::uint8_t> same;
-        };
-        std::map<std::string, Expected> expected;
-        for (const auto &s : writer.storages()) {
-            const auto bytes = s.source->bulkData();
-            zip.beginRecord("data/" + s.key);
-            Expected e;
-            e.size = bytes.size();
-            if (s.dtype != s.source->dtype) {
-                const auto cast = castFloats(bytes.bytes, s.source->dtype, s.dtype);
-                zip.append(cast);
-                e.size = cast.size();
-            } else {
-                zip.append(bytes.bytes);
-                // Compared byte for byte where the bytes stay in memory anyway; a record
-                // produced on use (inflated) is let go here and checked by its CRC.
-                if (!s.source->producedOnUse())
-                    e.same = bytes.bytes;
-            }
-            e.crc = zip.endRecord();  // the CRC the zip computed as it wrote
-            expected[s.key] = e;
-            done += s.source->byteSize;
-            report(options, done, total, plan.output);
-        }
-        zip.addRecord("version", std::string("3\n"));
-        zip.finish();
-        file.commit([&](const std::string &temp) {
-            const Document back = readWrittenBack(temp, plan.output);
-            // Structure: the tree read back pickles to the very bytes written.
-            PickleWriterOptions again = pickleOptions(plan, options);
-            again.storageDType = {};
-            PickleWriter rewriter(again);
-            if (rewriter.write(back.root) != pkl)
-                throw FormatError(plan.output + ": the structure reads back different from what was written");
-            if (rewriter.storages().size() != writer.storages().size())
-                throw FormatError(plan.output + ": the storages read back differ from those written");
-            for (const auto &s : rewriter.storages()) {
-                auto it = expected.find(s.key);
-                const auto bytes = s.source->bulkData();
-                const bool same =
-                    it != expected.end() && bytes.size() == it->second.size &&
-                    (it->second.same.data() ? std::memcmp(bytes.data(), it->second.same.data(), bytes.size()) == 0
-                                            : crc32Of(bytes.bytes) == it->second.crc);
-                if (!same)
-                    throw FormatError(plan.output + ": storage '" + s.key +
-                                      "' reads back different from what was written");
-                ++result.tensorsVerified;
-            }
+        const std::string indexText = pythonJsonText(plan.shardIndex, 2) + "\n";
+        const std::span<const std::uint8_t> indexBytes(reinterpret_cast<const std::uint8_t *>(indexText.data()),
+                                                       indexText.size());
+        auto index = std::make_unique<AtomicFileWriter>(plan.indexPath, wo);
+        index->write(indexText);
+        index->finish([&](const std::string &temp) {
+            verifyFileBytes(temp, indexBytes, plan.indexPath);
+            // The index read back as the sharded checkpoint it names is left to the caller: the
+            // shards do not have their names yet.
         });
+        // The shards take their names, the index (what points at them) last. A rename that fails
+        // takes back the ones made before it.
+        std::vector<std::string> placed;
+        try {
+            for (auto &f : files) {
+                f->commit();
+                placed.push_back(f->path());
+            }
+            index->commit();
+        } catch (...) {
+            for (const auto &p : placed)
+                ::unlink(p.c_str());
+            throw;
+        }
     }
-    result.bytes = file.size();
     result.verified = true;
     if (sidecar) {
         const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t *>(sidecarText.data()),
@@ -3037,7 +3382,7 @@ nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const Conver
     using json = nlohmann::ordered_json;
     json j;
     j["input"] = plan.input;
-    j["output"] = plan.output;
+    j["output"] = plan.shards.empty() ? plan.output : plan.indexPath;  // a sharded checkpoint is opened by its index
     j["target"] = convertTargetName(plan.target);
     j["kept"] = plan.kept;
     json dropped = json::array();
@@ -3070,6 +3415,12 @@ nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const Conver
                      {"merged", plan.lora.merged},
                      {"replaced", plan.lora.replaced},
                      {"renamed", renamed}};
+    }
+    if (!plan.shards.empty()) {
+        json shards = json::array();
+        for (const auto &s : plan.shards)
+            shards.push_back({{"file", s.path}, {"tensors", s.names.size()}, {"bytes", s.bytes}});
+        j["shards"] = {{"index", plan.indexPath}, {"total_size", plan.totalSize}, {"files", shards}};
     }
     if (result)
         j["result"] = {

@@ -68,6 +68,8 @@ struct ConvertOptions {
     std::function<bool(double)> progress;      // fraction written; returning false cancels
     std::shared_ptr<const LoraAdapterFiles> lora;  // --merge-lora: the adapter merged into the weights
     LoraMergeFunction loraCompute;             // makes each merged weight (the compute module)
+    std::uint64_t maxShardSize = 0;            // state-dict/safetensors in shards of at most this many
+                                               // tensor bytes, with an index (0: one file)
 
     ConvertOptions &target(ConvertTarget t) { to = t; return *this; }
     ConvertOptions &dtype(DType t) { castTo = t; return *this; }
@@ -90,6 +92,7 @@ struct ConvertOptions {
     ConvertOptions &arch(ArchitectureRequest r) { architecture = std::move(r); return *this; }
     ConvertOptions &onProgress(std::function<bool(double)> p) { progress = std::move(p); return *this; }
     ConvertOptions &mergeLora(std::shared_ptr<const LoraAdapterFiles> a, LoraMergeFunction f) { lora = std::move(a); loraCompute = std::move(f); return *this; }
+    ConvertOptions &shardSize(std::uint64_t bytes) { maxShardSize = bytes; return *this; }
 };
 
 // Everything a conversion will do, known before a byte is written: the keys kept and dropped,
@@ -123,6 +126,19 @@ struct ConversionPlan {
     std::map<std::string, std::string> safetensorsMetadata;
     nlohmann::ordered_json sidecar;
     std::map<const StorageRef *, DType> casts;       // storages written as another dtype
+
+    // A sharded output (ConvertOptions::maxShardSize, when the tensors do not fit one shard):
+    // `output`'s stem numbered as transformers numbers shards (model-00001-of-00003.safetensors)
+    // and `output` + ".index.json"; `output` itself is not written then.
+    struct Shard {
+        std::string path;
+        std::vector<std::string> names;  // its tensors (aliases included), in the state dict's order
+        std::uint64_t bytes = 0;         // tensor bytes counted for the packing
+    };
+    std::vector<Shard> shards;                       // empty: one file, `output`
+    std::string indexPath;
+    std::uint64_t totalSize = 0;                     // the index's metadata.total_size
+    nlohmann::ordered_json shardIndex;               // what indexPath holds
 };
 
 struct ConversionResult {
@@ -131,7 +147,13 @@ struct ConversionResult {
     std::uint64_t bytes = 0;          // size of the written file
     std::size_t tensorsVerified = 0;  // storages (torch) or tensors (safetensors) compared after reading back
     bool verified = false;
+    std::vector<std::string> shards;  // the shards written (`output` is their index then)
 };
+
+// --max-shard-size as transformers' max_shard_size reads it: bytes, or a whole number with KB, MB,
+// GB, TB (powers of 10) or KiB, MiB, GiB, TiB (powers of 2), any case but a final lowercase 'b'
+// (bits to transformers). Throws FormatError for anything else, zero or a size past 2^64.
+std::uint64_t parseShardSize(const std::string &text);
 
 // `<stem>_<target><ext>` beside the input (or in `outDir`), never the input's own name (numbered
 // `_2`, `_3` then); a suffix the stem already ends with is not repeated.

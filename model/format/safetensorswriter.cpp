@@ -140,12 +140,20 @@ void SafetensorsWriter::write(const Sink &sink, std::vector<SafetensorsEntry> en
     for (const auto &e : entries)
         total += e.byteSize;
     for (const auto &e : entries) {
-        const auto bytes = e.bytes();
-        if (bytes.size() != e.byteSize)
-            throw FormatError("tensor '" + e.name + "' produced " + std::to_string(bytes.size()) + " bytes, expected " +
+        std::uint64_t produced = 0;
+        // A tensor producing more than its share would shift every offset after it: refused
+        // before the excess reaches the file.
+        e.produce([&](std::span<const std::uint8_t> b) {
+            if (b.size() > e.byteSize - produced)
+                throw FormatError("tensor '" + e.name + "' produced more than its " + std::to_string(e.byteSize) +
+                                  " bytes");
+            produced += b.size();
+            sink(b);
+        });
+        if (produced != e.byteSize)
+            throw FormatError("tensor '" + e.name + "' produced " + std::to_string(produced) + " bytes, expected " +
                               std::to_string(e.byteSize));
-        sink(bytes);
-        done += bytes.size();
+        done += produced;
         if (progress)
             progress(done, total);
     }

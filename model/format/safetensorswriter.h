@@ -23,13 +23,19 @@ inline constexpr std::string_view kSafetensorsKeyOrder = "checkpoint_studio.key_
 // num_batches_tracked, older layouts of a layer), and converting back to a torch file restores it.
 inline constexpr std::string_view kSafetensorsStateDictMetadata = "checkpoint_studio.state_dict_metadata";
 
+// Where bytes go as they are produced (an AtomicFileWriter's write).
+using ByteSink = std::function<void(std::span<const std::uint8_t>)>;
+
 // One tensor of a safetensors file: contiguous row-major bytes produced when written.
 struct SafetensorsEntry {
     std::string name;
     DType dtype = DType::Unknown;
     std::vector<std::int64_t> shape;
     std::uint64_t byteSize = 0;
-    std::function<std::vector<std::uint8_t>()> bytes; // exactly byteSize bytes
+    // Gives the bytes to the sink, in as many pieces as it likes (exactly byteSize in all): a
+    // span of the source's mapping where nothing changes, bounded chunks where a cast or a
+    // gather does, so that no tensor is ever copied whole.
+    std::function<void(const ByteSink &)> produce;
 };
 
 // Writes a safetensors file as the Python library does: tensors ordered by dtype (wider types
@@ -39,7 +45,7 @@ struct SafetensorsEntry {
 // for a dtype the format has no tag for, duplicate names, or bytes of the wrong size.
 class SafetensorsWriter {
 public:
-    using Sink = std::function<void(std::span<const std::uint8_t>)>;
+    using Sink = ByteSink;
     // Sorts `entries` into the order they are written and returns the header (length prefix
     // included).
     static std::string header(std::vector<SafetensorsEntry> &entries,

@@ -9,7 +9,7 @@ namespace ckpt {
 // the handler of removeTemporaryFilesOnSignals (atomicwrite.h) removes when Ctrl-C, SIGTERM or
 // SIGHUP ends the process. List it once the caller has created it (never a path that may be
 // another's file); the caller still removes it on every normal path. A path too long for the
-// handler's table, or one past its 16 places, is not listed.
+// handler's table, or one past its places (atomicwrite.cpp), is not listed.
 // A folder the caller made (EmptyFolder) is removed with rmdir after the files, the folders listed
 // last first: only while it is empty, so never one that holds anything.
 class SignalCleanupEntry {

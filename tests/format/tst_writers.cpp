@@ -413,7 +413,7 @@ private Q_SLOTS:
             for (auto d : shape)
                 n *= static_cast<std::uint64_t>(d);
             entries.push_back(
-                {std::move(name), t, std::move(shape), n, [n] { return std::vector<std::uint8_t>(n, 7); }});
+                {std::move(name), t, std::move(shape), n, [n](const ByteSink &sink) { sink(std::vector<std::uint8_t>(n, 7)); }});
         };
         add("z.bias", DType::Float16, {3});
         add("a.weight", DType::Float32, {2, 2});
@@ -427,6 +427,36 @@ private Q_SLOTS:
         QVERIFY(h.find("\"b.weight\"") < h.find("\"z.bias\"")); // F32 before F16
         add("steps", DType::Int64, {1});
         QVERIFY_THROWS_EXCEPTION(FormatError, SafetensorsWriter::header(entries, {}));
+    }
+
+    // A tensor's bytes may come in pieces (a span of the mapping, or bounded chunks of a cast): the
+    // file holds them in order, and a tensor that gives more or fewer bytes than its shape says
+    // is refused, the excess never reaching the file.
+    void safetensorsBytesInPieces()
+    {
+        std::vector<std::uint8_t> written;
+        const ByteSink sink = [&written](std::span<const std::uint8_t> b) { written.insert(written.end(), b.begin(), b.end()); };
+        const auto entry = [](int pieces, int extra) {
+            return SafetensorsEntry{"w", DType::UInt8, {6}, 6, [pieces, extra](const ByteSink &out) {
+                                        const std::uint8_t bytes[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+                                        const std::size_t total = std::size_t(6 + extra);
+                                        for (int i = 0; i < pieces; ++i) {
+                                            const std::size_t from = total * std::size_t(i) / std::size_t(pieces);
+                                            const std::size_t to = total * std::size_t(i + 1) / std::size_t(pieces);
+                                            out({bytes + from, to - from});
+                                        }
+                                    }};
+        };
+        SafetensorsWriter::write(sink, {entry(3, 0)}, {});
+        std::vector<SafetensorsEntry> one{entry(1, 0)};
+        const std::string head = SafetensorsWriter::header(one, {});
+        QCOMPARE(written.size(), head.size() + 6);
+        QCOMPARE(std::vector<std::uint8_t>(written.end() - 6, written.end()), (std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6}));
+        for (const int extra : {1, -1}) {
+            written.clear();
+            QVERIFY_THROWS_EXCEPTION(FormatError, SafetensorsWriter::write(sink, {entry(2, extra)}, {}));
+            QVERIFY(written.size() <= head.size() + 6);
+        }
     }
 
     void atomicWriterLeavesNothingBehind()

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""`ckpt convert --max-shard-size` judged by PyTorch: the source is made here with torch, converted
+into shards, and each shard read back by torch (torch.load(weights_only=True) for .bin shards, the
+hand parser of the safetensors layout for .safetensors). Which tensor lands in which shard is
+computed here from torch's own tensor sizes with huggingface_hub's split_torch_state_dict_into_shards
+rule (the README's), independently of ckpt."""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
+import torch  # noqa: E402
+from results import Results  # noqa: E402
+from test_convert_vs_torch import read_safetensors, same_tensor  # noqa: E402
+from test_signal_writes import default_signals  # noqa: E402
+
+LIMIT = 1000  # bytes: small enough that the source below needs several shards
+
+
+def source_state_dict():
+    torch.manual_seed(0)
+    tied = torch.randn(15, 10)
+    sd = {
+        'a.weight': torch.randn(10, 10),              # 400 bytes
+        'a.bias': torch.randn(10),                    # 40
+        'b.weight': torch.randn(20, 20),              # 1600: larger than the limit, a shard of its own
+        'b.bias': torch.randn(20).half(),             # 40
+        'c.weight': tied,                             # 600: the shard would pass 1000, a new one
+        'c.t': torch.randn(12, 10).t(),               # 480, not contiguous
+        'c.tied': tied,                               # the same tensor: with c.weight, counted once
+        'steps': torch.tensor(7, dtype=torch.int64),  # 8
+        'big': torch.randn(200, dtype=torch.float64),  # 1600: alone again
+        'tail': torch.arange(30, dtype=torch.int32),  # 120
+    }
+    return sd
+
+
+def expected_packing(sd, limit, pattern):
+    """huggingface_hub's split_torch_state_dict_into_shards, restated: tensors in order; one sharing
+    a storage with an earlier one goes with it, uncounted; one larger than the limit alone (placed
+    when met); else a new shard when the current one would pass the limit."""
+    first_of, followers = {}, []
+    shards, current, current_size, total = [], [], 0, 0
+    for name, t in sd.items():
+        sid = t.storage().data_ptr()
+        if sid in first_of:
+            followers.append((name, first_of[sid]))
+            continue
+        first_of[sid] = name
+        size = t.numel() * t.element_size()
+        total += size
+        if size > limit:
+            shards.append([name])
+            continue
+        if current_size + size > limit:
+            shards.append(current)
+            current, current_size = [], 0
+        current.append(name)
+        current_size += size
+    if current:
+        shards.append(current)
+    for name, first in followers:
+        for s in shards:
+            if first in s:
+                s.append(name)
+    n = len(shards)
+    files = {}
+    for k, s in enumerate(shards):
+        for name in s:
+            files[name] = pattern.format(suffix='-%05d-of-%05d' % (k + 1, n))
+    return n, files, total
+
+
+def run(ckpt, *args):
+    return subprocess.run([ckpt, *args], capture_output=True, text=True, timeout=300)
+
+
+def info_tensors(ckpt, path):
+    r = run(ckpt, 'info', '--json', path)
+    try:
+        sd = json.loads(r.stdout)['state_dict']
+        return [(t['name'], t['dtype'], t['shape']) for t in sd['tensors']]
+    except (ValueError, KeyError, TypeError):
+        return 'info --json failed (%d): %s' % (r.returncode, r.stderr.strip())
+
+
+def check_target(res, ckpt, src, sd, work, target, name, load):
+    where = 'shards %s' % target
+    out = os.path.join(work, target)
+    os.mkdir(out)
+    stem, ext = os.path.splitext(name)
+    n, files, total = expected_packing(sd, LIMIT, stem + '{suffix}' + ext)
+    index_path = os.path.join(out, name + '.index.json')
+    r = run(ckpt, 'convert', src, '--to', target, '--max-shard-size', str(LIMIT), '-o', os.path.join(out, name))
+    if not res.check(r.returncode == 0, where, 'convert failed: %s' % r.stderr.strip()):
+        return
+    listed = sorted(os.listdir(out))
+    res.check(listed == sorted(set(files.values()) | {name + '.index.json'}), where,
+              'the folder holds %r; expected the %d shards and the index' % (listed, n))
+    with open(index_path) as f:
+        index = json.load(f)
+    res.check(index.get('metadata', {}).get('total_size') == total, where,
+              'total_size %r, torch sums numel*element_size to %d' % (index.get('metadata'), total))
+    wm = index.get('weight_map', {})
+    res.check(set(wm) == set(sd), where, 'weight_map names %r, the source %r' % (sorted(wm), sorted(sd)))
+    res.check(wm == files, where, 'packing: ckpt placed %r, the rule gives %r' % (wm, files))
+    res.check(len(set(wm.values())) == n, where, '%d shards, expected %d' % (len(set(wm.values())), n))
+    seen = {}
+    for shard in sorted(set(wm.values())):
+        try:
+            tensors = load(os.path.join(out, shard))
+        except Exception as e:  # noqa: BLE001 -- any failure to load is the finding
+            res.check(False, where, '%s does not load: %s' % (shard, e))
+            continue
+        res.check(sorted(tensors) == sorted(k for k, v in wm.items() if v == shard), where,
+                  '%s holds %r, the index names %r' % (shard, sorted(tensors),
+                                                      sorted(k for k, v in wm.items() if v == shard)))
+        seen.update(tensors)
+    for k, t in sd.items():
+        res.check(k in seen and same_tensor(seen[k], t.contiguous()), where, '%s differs from the source' % k)
+    # The index opens in ckpt as the source does: the same tensors, in the same order.
+    res.check(info_tensors(ckpt, index_path) == info_tensors(ckpt, src), where,
+              'info --json of the index %r, of the source %r' % (info_tensors(ckpt, index_path),
+                                                                 info_tensors(ckpt, src)))
+    # And converted back to one file, torch reads the source's values.
+    back = os.path.join(work, target + '_back.pth')
+    r = run(ckpt, 'convert', index_path, '--to', 'state-dict', '-o', back)
+    if res.check(r.returncode == 0, where, 'converting the index back failed: %s' % r.stderr.strip()):
+        again = torch.load(back, weights_only=True)
+        res.check(list(again) == list(sd) and all(same_tensor(again[k], sd[k].contiguous()) for k in sd), where,
+                  'the index converted back differs from the source')
+    # Run again without --force: refused, every file as it was.
+    before = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
+    r = run(ckpt, 'convert', src, '--to', target, '--max-shard-size', str(LIMIT), '-o', os.path.join(out, name))
+    after = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
+    res.check(r.returncode == 1 and 'already exists' in r.stderr and before == after, where,
+              'existing shards without --force: exit %d, %s, files changed: %s' % (r.returncode, r.stderr.strip(),
+                                                                                  before != after))
+
+
+def load_bin(path):
+    return dict(torch.load(path, weights_only=True))
+
+
+def load_safetensors(path):
+    tensors, meta, _ = read_safetensors(path)
+    for k, v in meta.items():
+        if k.startswith('alias:'):
+            tensors[k[len('alias:'):]] = tensors[v]
+    return dict(tensors)
+
+
+def interrupted(res, ckpt, work):
+    """Ctrl-C once the first shard is written and verified (its temporary file done, the second's
+    begun): no shard, finished or not, and no index is left."""
+    src = os.path.join(work, 'four.pth')
+    torch.save({'w%d' % i: torch.randn(4096, 4096) for i in range(4)}, src)  # 4 x 64 MiB
+    out = os.path.join(work, 'interrupted')
+    os.mkdir(out)
+    cmd = [ckpt, 'convert', src, '--to', 'safetensors', '--max-shard-size', '70MB',
+           '-o', os.path.join(out, 'model.safetensors')]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_signals)
+    seen = False
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        if any(n.startswith('.model-00002-of-00004.safetensors.') for n in os.listdir(out)):
+            seen = True
+            break
+        time.sleep(0.001)
+    if not res.check(seen, 'shards interrupted', 'the second shard was never begun (exit %s)' % p.poll()):
+        p.kill()
+        p.wait()
+        return
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=120)
+    said = p.stderr.read().decode(errors='replace')
+    p.stderr.close()
+    res.check(rc == -signal.SIGINT and os.listdir(out) == [], 'shards interrupted',
+              'exit %s, left %r: %s' % (rc, os.listdir(out), said[-300:]))
+    os.remove(src)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--ckpt', required=True)
+    ap.add_argument('--fixtures', required=False)
+    a = ap.parse_args()
+    res = Results()
+    sd = source_state_dict()
+    with tempfile.TemporaryDirectory() as work:
+        src = os.path.join(work, 'source.pth')
+        torch.save(sd, src)
+        check_target(res, a.ckpt, src, sd, work, 'safetensors', 'model.safetensors', load_safetensors)
+        check_target(res, a.ckpt, src, sd, work, 'state-dict', 'pytorch_model.bin', load_bin)
+
+        # A torch shard keeps tied tensors one storage, as torch.save wrote them.
+        try:
+            loaded = torch.load(os.path.join(work, 'state-dict', expected_packing(
+                sd, LIMIT, 'pytorch_model{suffix}.bin')[1]['c.tied']), weights_only=True)
+            shared = loaded['c.tied'].data_ptr() == loaded['c.weight'].data_ptr()
+        except Exception as e:  # noqa: BLE001 -- reported as the failure it is
+            loaded, shared = e, False
+        res.check(shared, 'shards tied', 'c.tied and c.weight do not share their storage: %r' % (loaded,)
+                  if not shared else '')
+
+        # Everything within one shard: the one file, as transformers writes it, and no index.
+        one = os.path.join(work, 'one')
+        os.mkdir(one)
+        r = run(a.ckpt, 'convert', src, '--to', 'safetensors', '--max-shard-size', '1GB',
+                '-o', os.path.join(one, 'model.safetensors'))
+        res.check(r.returncode == 0 and os.listdir(one) == ['model.safetensors'], 'shards one',
+                  'exit %d, folder %r: %s' % (r.returncode, os.listdir(one), r.stderr.strip()))
+
+        # A shard that would be the input is refused before anything is written.
+        clash = os.path.join(work, 'clash')
+        os.mkdir(clash)
+        n = expected_packing(sd, LIMIT, '{suffix}')[0]
+        clash_src = os.path.join(clash, 'pytorch_model-00001-of-%05d.bin' % n)
+        torch.save(sd, clash_src)
+        r = run(a.ckpt, 'convert', clash_src, '--to', 'state-dict', '--max-shard-size', str(LIMIT),
+                '-o', os.path.join(clash, 'pytorch_model.bin'))
+        res.check(r.returncode == 1 and 'input' in r.stderr and os.listdir(clash) == [os.path.basename(clash_src)],
+                  'shards input', 'exit %d, folder %r: %s' % (r.returncode, os.listdir(clash), r.stderr.strip()))
+        res.check(torch.equal(torch.load(clash_src, weights_only=True)['a.weight'], sd['a.weight']), 'shards input',
+                  'the input changed')
+
+        # Sizes as transformers reads max_shard_size: 1KB is 1000 bytes (the packing above), 1KiB 1024.
+        for size, limit in (('1KB', 1000), ('1KiB', 1024)):
+            d = os.path.join(work, 'size_' + size)
+            os.mkdir(d)
+            r = run(a.ckpt, 'convert', src, '--to', 'safetensors', '--max-shard-size', size,
+                    '-o', os.path.join(d, 'model.safetensors'), '--json')
+            try:
+                got = json.load(open(os.path.join(d, 'model.safetensors.index.json')))['weight_map']
+            except (OSError, ValueError, KeyError):
+                got = None
+            res.check(got == expected_packing(sd, limit, 'model{suffix}.safetensors')[1], 'shards size ' + size,
+                      'packing %r: %s' % (got, r.stderr.strip()))
+            try:
+                said = json.loads(r.stdout)
+            except ValueError:
+                said = {}
+            res.check(said.get('output') == os.path.join(d, 'model.safetensors.index.json') and
+                      said.get('shards', {}).get('total_size') == expected_packing(sd, limit, '{suffix}')[2],
+                      'shards size %s --json' % size, 'output %r, shards %r' % (said.get('output'), said.get('shards')))
+        for bad in ('5Gb', '0', 'GB', '1.5GB', '99999999999999999999'):
+            r = run(a.ckpt, 'convert', src, '--to', 'safetensors', '--max-shard-size', bad,
+                    '-o', os.path.join(work, 'bad.safetensors'))
+            res.check(r.returncode == 1 and '--max-shard-size' in r.stderr and
+                      not os.path.exists(os.path.join(work, 'bad.safetensors')), 'shards bad size ' + bad,
+                      'exit %d: %s' % (r.returncode, r.stderr.strip()))
+        interrupted(res, a.ckpt, work)
+        r = run(a.ckpt, 'convert', src, '--to', 'checkpoint', '--max-shard-size', '1KB',
+                '-o', os.path.join(work, 'ck.pth'))
+        res.check(r.returncode == 1 and not os.path.exists(os.path.join(work, 'ck.pth')), 'shards target',
+                  'exit %d: %s' % (r.returncode, r.stderr.strip()))
+    return res.finish()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
