@@ -688,6 +688,7 @@ private:
     struct PackedTuple {
         ValuePtr source;   // the source's tuple
         std::string name;  // its key after the edits; empty when a member was left out or renamed apart
+        std::string key;   // its key in the source (what --drop matches)
     };
     std::vector<PackedTuple> m_packedTuples;
     std::unordered_map<const Value *, std::pair<std::size_t, std::size_t>> m_packedOf;  // member: (tuple, item)
@@ -704,7 +705,7 @@ private:
             for (std::size_t i = 0; i < v->items().size(); ++i)
                 if (v->items()[i]->isTensor())
                     m_packedOf.emplace(v->items()[i].get(), std::pair{m_packedTuples.size(), i});
-            m_packedTuples.push_back({v, key});
+            m_packedTuples.push_back({v, key, key});
             return true;
         }
         // The dtype beside a packed tuple only (LinearPackedParams' `dtype`, `_packed_params`).
@@ -718,6 +719,14 @@ private:
             return true;
         }
         return false;
+    }
+
+    // "fc._packed_params." of "fc._packed_params._packed_params": the packed params' own prefix,
+    // which its tuple and its dtype share.
+    static std::string packedOwner(const std::string &tupleKey)
+    {
+        constexpr std::string_view kPacked = "_packed_params";
+        return tupleKey.ends_with(kPacked) ? tupleKey.substr(0, tupleKey.size() - kPacked.size()) : tupleKey + ".";
     }
 
     // The packed entries' names after --drop, --strip-prefix and --add-prefix, as the tensors'. A
@@ -749,6 +758,11 @@ private:
                 apart[tuple] = true;  // renamed apart from its tuple's other tensors
             }
         }
+        // A tuple none of whose tensors is written (--drop matched its key or all its tensors).
+        std::set<std::string> gone;
+        for (std::size_t i = 0; i < m_packedTuples.size(); ++i)
+            if (!found[i] && !apart[i])
+                gone.insert(packedOwner(m_packedTuples[i].key));
         for (std::size_t i = 0; i < m_packedTuples.size(); ++i) {
             auto &t = m_packedTuples[i];
             const auto members = static_cast<std::size_t>(std::count_if(
@@ -770,6 +784,14 @@ private:
             });
             if (it != m_o.drops.end()) {
                 m_plan.dropped.push_back({key, "matches --drop " + *it});
+                continue;
+            }
+            // Only the packed params' load_state_dict reads the dtype, beside its tuple: alone it is
+            // a non-tensor entry no model takes (a quantized one fails on the missing tuple anyway).
+            if (const std::string owner = key.substr(0, key.size() - std::string_view("dtype").size());
+                gone.contains(owner)) {
+                m_plan.dropped.push_back({key, "the dtype of '" + owner + "_packed_params', which is left out: it is "
+                                                   "read only with those packed weights"});
                 continue;
             }
             std::string name = key;
@@ -996,11 +1018,26 @@ private:
             promoteEma();
         // Drop by pattern.
         if (!m_o.drops.empty()) {
+            const auto matching = [&](const std::string &name) {
+                return std::find_if(m_o.drops.begin(), m_o.drops.end(), [&](const std::string &p) {
+                    return ::fnmatch(p.c_str(), name.c_str(), 0) == 0;
+                });
+            };
+            // A quantized layer's packed (weight, bias) is one entry to torch, under the tuple's key:
+            // matched there, it goes whole (its tensors are named key.0, key.1 only here).
+            std::vector<bool> tupleDropped(m_packedTuples.size(), false);
+            for (std::size_t i = 0; i < m_packedTuples.size(); ++i)
+                if (const auto it = matching(m_packedTuples[i].key); it != m_o.drops.end()) {
+                    tupleDropped[i] = true;
+                    m_plan.dropped.push_back({m_packedTuples[i].key, "matches --drop " + *it +
+                                                                        " (a quantized layer's packed weight and bias)"});
+                }
             std::vector<std::pair<std::string, ValuePtr>> kept;
             for (auto &t : m_tensors) {
-                const auto it = std::find_if(m_o.drops.begin(), m_o.drops.end(), [&](const std::string &p) {
-                    return ::fnmatch(p.c_str(), t.first.c_str(), 0) == 0;
-                });
+                if (const auto packed = m_packedOf.find(t.second.get());
+                    packed != m_packedOf.end() && tupleDropped[packed->second.first])
+                    continue;
+                const auto it = matching(t.first);
                 if (it != m_o.drops.end())
                     m_plan.dropped.push_back({t.first, "matches --drop " + *it});
                 else
@@ -1095,13 +1132,19 @@ private:
         // safetensors has no form for: there every one is named at once, with the options that
         // leave them out.
         std::string quantized, drops;
+        std::set<std::size_t> tuplesNamed;
         int quantizedCount = 0;
         for (const auto &t : m_tensors)
             if (t.second->tensorRef()->quantization) {
                 if (++quantizedCount <= 8) {
                     quantized += (quantized.empty() ? "'" : ", '") + t.first + "' (" +
                                  std::string(dtypeName(t.second->tensorRef()->dtype)) + ")";
-                    drops += " --drop '" + t.first + "'";
+                    // A packed tuple's tensors go by the key torch shows, its dtype beside it with it.
+                    const auto packed = m_packedOf.find(t.second.get());
+                    if (packed == m_packedOf.end())
+                        drops += " --drop '" + t.first + "'";
+                    else if (tuplesNamed.insert(packed->second.first).second)
+                        drops += " --drop '" + packedOwner(m_packedTuples[packed->second.first].key) + "*'";
                 }
             }
         // A quantized tensor held inside a quantized module's packed state (a torch.classes object
@@ -2883,7 +2926,7 @@ struct SizedTensor {
 };
 
 // The output's tensors in the state dict's order (a safetensors alias with the tensor it names).
-std::vector<SizedTensor> outputTensors(const ConversionPlan &plan)
+std::vector<SizedTensor> outputTensors(const ConversionPlan &plan, const ConvertOptions &options)
 {
     std::vector<SizedTensor> out;
     const auto add = [&](const std::string &name, const TensorRef &r) {
@@ -2906,12 +2949,57 @@ std::vector<SizedTensor> outputTensors(const ConversionPlan &plan)
         }
         return out;
     }
+    // An index's weight_map places tensors: any other entry (a quantized layer's packed tuple and
+    // its dtype) is refused, named, with the ways out.
+    std::string others, drops;
+    std::set<std::string> patterns;
+    std::size_t otherCount = 0;
     for (const auto &e : plan.root->entries()) {
-        if (!e.key || !e.key->isString() || !e.value || !e.value->isTensor() || !e.value->tensorRef())
-            throw FormatError(plan.output + ": the state dict holds an entry that is not a named tensor, which a shard index cannot "
-                              "place: write it as one file (without --max-shard-size)");
-        add(e.key->text(), *e.value->tensorRef());
+        if (e.key && e.key->isString() && e.value && e.value->isTensor() && e.value->tensorRef()) {
+            add(e.key->text(), *e.value->tensorRef());
+            continue;
+        }
+        const std::string key = e.key && e.key->isString() ? e.key->text() : std::string("?");
+        std::string what = e.value ? "a " + e.value->typeName() : std::string("nothing");
+        std::string owner;  // the packed params' prefix, shared by its tuple and its dtype
+        if (e.value && e.value->kind() == Value::Kind::Tuple) {
+            std::string items;
+            bool quantized = false;
+            for (const auto &i : e.value->items()) {
+                const auto r = i && i->isTensor() ? i->tensorRef() : nullptr;
+                quantized = quantized || (r && r->quantization);
+                items += (items.empty() ? "" : ", ") +
+                         (r ? (r->quantization ? "quantized " : "") + std::string(dtypeName(r->dtype)) + " tensor"
+                            : i ? i->typeName() : std::string("?"));
+            }
+            what = "a tuple (" + items + ")";
+            if (quantized && key.ends_with("_packed_params")) {
+                what += ": a quantized layer's packed weight and bias";
+                owner = key.substr(0, key.size() - std::string_view("_packed_params").size());
+            }
+        } else if (e.value && e.value->kind() == Value::Kind::Global && e.value->text() == "torch") {
+            what = "a dtype, torch." + e.value->name();
+            if (key.ends_with("dtype"))
+                owner = key.substr(0, key.size() - std::string_view("dtype").size());
+        }
+        if (++otherCount <= 4)
+            others += (others.empty() ? "'" : ", '") + key + "' (" + what + ")";
+        // --drop matches the source's keys: the prefix edits undone.
+        std::string source = owner.empty() ? key : owner + "*";
+        if (!options.add.empty() && source.starts_with(normalisedPrefix(options.add)))
+            source = source.substr(normalisedPrefix(options.add).size());
+        source = normalisedPrefix(options.strip) + source;
+        if (patterns.insert(source).second && patterns.size() <= 4)
+            drops += " --drop '" + source + "'";
     }
+    if (otherCount)
+        throw FormatError(plan.output + ": the state dict holds " +
+                          (otherCount == 1 ? std::string("an entry") : std::to_string(otherCount) + " entries") +
+                          (otherCount == 1 ? " that is not a tensor" : " that are not tensors") + ", which a shard index cannot "
+                          "place (its weight_map maps tensors to files): " + others +
+                          (otherCount > 4 ? ", ..." : "") + "; write it as one file (without --max-shard-size), or "
+                          "leave " + (otherCount == 1 ? "it" : "them") + " out with" + drops +
+                          (patterns.size() > 4 ? " ..." : ""));
     return out;
 }
 
@@ -2922,9 +3010,9 @@ std::vector<SizedTensor> outputTensors(const ConversionPlan &plan)
 // earlier one goes in that one's shard and is not counted again (a safetensors alias, a torch
 // file's shared storage: written once, never across files). A size is numel × element size, as
 // written (after --dtype). Fills plan.shards when more than one shard results.
-void planShards(ConversionPlan &plan, const WriteOptions &wo, std::uint64_t limit)
+void planShards(ConversionPlan &plan, const ConvertOptions &options, const WriteOptions &wo, std::uint64_t limit)
 {
-    const auto tensors = outputTensors(plan);
+    const auto tensors = outputTensors(plan, options);
     std::vector<std::vector<std::size_t>> shards;
     std::vector<std::uint64_t> sizes;
     std::vector<std::size_t> current;
@@ -3069,7 +3157,7 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
             throw FormatError("--max-shard-size splits a state-dict or safetensors output, not " +
                               convertTargetName(options.to));
         const WriteOptions wo = writeOptionsFor(doc, options);
-        planShards(plan, wo, options.maxShardSize);
+        planShards(plan, options, wo, options.maxShardSize);
         if (plan.shards.empty())
             checkWriteTarget(plan.output, wo);
     }

@@ -11,7 +11,9 @@ is taken by the same quantized model's load_state_dict, which then computes what
 the pickled model re-saved --to full-model computes the same too. The inputs are made here, by
 torch, into a temporary folder."""
 import argparse
+import fnmatch
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import torch  # noqa: E402
 from results import Results  # noqa: E402
+from test_convert_vs_torch import read_safetensors  # noqa: E402
 
 
 def same_quantized(mine, theirs):
@@ -241,6 +244,61 @@ def main():
                 loaded = res.check(False, what + ': load_state_dict', str(e)[:400])
             if loaded:
                 res.check(torch.equal(fresh(x), want_out), what + ': outputs equal the source model\'s')
+    # --drop of a packed tuple by the key torch shows ('fc._packed_params._packed_params'): the
+    # tuple goes whole, and its dtype with it, which without the tuple no model reads (torch's own
+    # quantized Linear fails on the missing tuple even with strict=False, the dtype kept or not).
+    model = quantized_model(0)
+    want = model.state_dict()
+    msd = os.path.join(tmp, 'eager_drop_sd.pth')
+    torch.save(want, msd)
+    lone_dtype = want.copy()
+    del lone_dtype['fc._packed_params._packed_params']
+    lone_dtype._metadata = want._metadata  # the layers' versions: the packed form is read
+    try:
+        quantized_model(1).load_state_dict(lone_dtype, strict=False)
+        res.check(False, 'torch: a packed dtype without its tuple fails the quantized model\'s load_state_dict')
+    except KeyError as e:  # torch's own failure, the premise of dropping the dtype too
+        res.check('fc._packed_params._packed_params' in str(e), 'torch: a packed dtype without its tuple is of no use',
+                  str(e))
+    out = os.path.join(tmp, 'eager_drop.pth')
+    r = subprocess.run([a.ckpt, 'convert', msd, '--to', 'state-dict', '-o', out, '--drop',
+                        'fc._packed_params._packed_params'], capture_output=True, text=True, timeout=120)
+    what = '--drop of a packed tuple\'s key'
+    if res.check(r.returncode == 0, what, r.stdout + r.stderr):
+        got = torch.load(out)  # written by ckpt from a file made here
+        expect = [k for k in want if not k.startswith('fc._packed_params.')]
+        res.check(list(got) == expect, what + ': the tuple and its dtype left out, the rest as torch saved it',
+                  list(got))
+        for k in expect:
+            g, w = got.get(k), want[k]
+            if isinstance(w, tuple):
+                ok = isinstance(g, tuple) and len(g) == len(w) and all(
+                    (x is None and y is None) or (x is not None and y is not None and
+                                                  (same_quantized(x, y) if y.is_quantized else torch.equal(x, y)))
+                    for x, y in zip(g, w))
+            elif isinstance(w, torch.Tensor):
+                ok = isinstance(g, torch.Tensor) and (same_quantized(g, w) if w.is_quantized else torch.equal(g, w))
+            else:
+                ok = g == w
+            res.check(ok, '%s: %s' % (what, k), repr(g)[:200])
+        res.check('dropped fc._packed_params._packed_params' in r.stdout and
+                  'dropped fc._packed_params.dtype' in r.stdout, what + ': the plan says what went', r.stdout)
+    # Safetensors refuses the quantized ones, a packed tuple by the --drop of its key torch shows;
+    # doing as it says converts, and the file holds torch's plain tensors.
+    out = os.path.join(tmp, 'eager_drop.safetensors')
+    r = subprocess.run([a.ckpt, 'convert', msd, '--to', 'safetensors', '-o', out], capture_output=True, text=True,
+                       timeout=120)
+    patterns = re.findall(r"--drop '([^']*)'", r.stderr)
+    res.check(r.returncode == 1 and "--drop 'fc._packed_params.*'" in r.stderr and
+              "--drop 'head._packed_params.*'" in r.stderr and not any(p.endswith('.0') for p in patterns),
+              '--to safetensors: a packed tuple\'s --drop is its key', r.stderr)
+    r = subprocess.run([a.ckpt, 'convert', msd, '--to', 'safetensors', '-o', out] +
+                       [x for p in patterns for x in ('--drop', p)], capture_output=True, text=True, timeout=120)
+    if res.check(r.returncode == 0 and patterns, '--to safetensors with the --drop it names', r.stdout + r.stderr):
+        got = read_safetensors(out)[0]
+        expect = {k: v for k, v in want.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+        res.check(sorted(got) == sorted(expect) and all(torch.equal(got[k], v) for k, v in expect.items()),
+                  '--to safetensors with the --drop it names: torch\'s plain tensors', list(got))
     # The pickled quantized model re-saved --to full-model: torch.load gives a model that computes
     # what the source computes. --dtype is refused (its float parts are not cast).
     for kind, make, x in (('static', linear_model, torch.randn(4, 8)), ('dynamic', dynamic_model, torch.randn(4, 8))):

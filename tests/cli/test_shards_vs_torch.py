@@ -6,8 +6,10 @@ computed here from torch's own tensor sizes with huggingface_hub's split_torch_s
 rule (the README's), independently of ckpt."""
 
 import argparse
+import fnmatch
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -257,6 +259,40 @@ def main():
             res.check(r.returncode == 1 and '--max-shard-size' in r.stderr and
                       not os.path.exists(os.path.join(work, 'bad.safetensors')), 'shards bad size ' + bad,
                       'exit %d: %s' % (r.returncode, r.stderr.strip()))
+        # A quantized model's packed (weight, bias) tuple and its dtype are no tensors a weight_map
+        # places: refused, each named with its type, with the ways out; the --drop it names shards.
+        torch.manual_seed(3)
+        q = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)).eval(),
+            {torch.nn.Linear}, dtype=torch.qint8)
+        qsd = {'module.' + k: v for k, v in q.state_dict().items()}
+        qsrc = os.path.join(work, 'quantized.pth')
+        torch.save(qsd, qsrc)
+        qout = os.path.join(work, 'quantized')
+        os.mkdir(qout)
+        for edit in ([], ['--strip-prefix', 'module.']):
+            r = run(a.ckpt, 'convert', qsrc, '--to', 'state-dict', '--max-shard-size', '10', *edit,
+                    '-o', os.path.join(qout, 'pytorch_model.bin'))
+            shown = '' if edit else 'module.'
+            res.check(r.returncode == 1 and os.listdir(qout) == [] and
+                      "'%s0._packed_params._packed_params' (a tuple (quantized qint8 tensor, float32 tensor)" % shown
+                      in r.stderr and "'%s0._packed_params.dtype' (a dtype, torch.qint8)" % shown in r.stderr and
+                      'without --max-shard-size' in r.stderr and "--drop 'module.0._packed_params.*'" in r.stderr,
+                      'shards quantized refused %s' % ' '.join(edit), 'exit %d: %s' % (r.returncode, r.stderr.strip()))
+        patterns = re.findall(r"--drop '([^']*)'", r.stderr)
+        r = run(a.ckpt, 'convert', qsrc, '--to', 'state-dict', '--max-shard-size', '10',
+                '-o', os.path.join(qout, 'pytorch_model.bin'), *[x for p in patterns for x in ('--drop', p)])
+        got = {}
+        try:
+            index = json.load(open(os.path.join(qout, 'pytorch_model.bin.index.json')))['weight_map']
+            for f in sorted(set(index.values())):
+                got.update(load_bin(os.path.join(qout, f)))
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            got = {'error': repr(e)}
+        expect = {k: v for k, v in qsd.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+        res.check(r.returncode == 0 and patterns and sorted(got) == sorted(expect) and
+                  all(torch.equal(got[k], v) for k, v in expect.items()), 'shards quantized with the --drop it names',
+                  'exit %d, %r: %s' % (r.returncode, sorted(got), r.stderr.strip()))
         interrupted(res, a.ckpt, work)
         r = run(a.ckpt, 'convert', src, '--to', 'checkpoint', '--max-shard-size', '1KB',
                 '-o', os.path.join(work, 'ck.pth'))
