@@ -914,7 +914,16 @@ private:
             throw FormatError("--merge-lora and --ema both change the model's weights: give one (merge the adapter "
                               "into the weights it was trained on)");
         m_plan.loraAdapter = m_o.lora->weightsPath;
-        m_plan.lora = mergeLoraAdapter(m_tensors, *m_o.lora, m_o.loraCompute);
+        // The adapter names the bare model's modules: a base saved under DDP's "module." matches
+        // them as --strip-prefix will name it.
+        m_plan.lora = mergeLoraAdapter(m_tensors, *m_o.lora, m_o.loraCompute, normalisedPrefix(m_o.strip));
+        for (const auto &w : m_plan.lora.warnings)
+            m_plan.warnings.push_back("--merge-lora: " + w);
+        if (m_o.castTo && m_plan.lora.computedBytes)
+            m_plan.warnings.push_back("--merge-lora with --dtype: the merged weights (" +
+                                      std::to_string(m_plan.lora.computedBytes) +
+                                      " bytes) are computed first to count what the cast does and held in memory "
+                                      "until the file is written (without --dtype, one at a time)");
     }
 
     // A torch.nn.Sequential of standard layers around the (edited) state dict: the architecture

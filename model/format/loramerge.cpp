@@ -2,6 +2,7 @@
 
 #include "error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -54,26 +55,83 @@ bool isFloatingDense(const TensorRef &r)
     return dtypeIsFloating(r.dtype) && !r.quantization && r.layout == TensorRef::Layout::Strided && r.problem.empty();
 }
 
+// Bounds on what std::regex is given: libstdc++ compiles a pattern by recursive descent (one frame
+// per nesting level) and its default executor recurses per character matched, so a crafted key or a
+// very long module name would overflow the stack. PEFT's keys are module names or short patterns.
+constexpr std::size_t kMaxPatternKey = 256;
+constexpr int kMaxPatternNesting = 16;
+constexpr std::size_t kMaxPatternModuleName = 1024;
+
+// A name or key for a message: its start and its length when it is long.
+std::string shortened(const std::string &s)
+{
+    constexpr std::size_t keep = 40;
+    if (s.size() <= keep)
+        return s;
+    return s.substr(0, keep) + "... (" + std::to_string(s.size()) + " characters)";
+}
+
+// One rank_pattern / alpha_pattern key, compiled once.
+struct PatternKey {
+    std::string key;
+    std::regex re;
+    const nlohmann::ordered_json *value = nullptr;
+};
+
+std::vector<PatternKey> compilePattern(const nlohmann::ordered_json &pattern, const std::string &what,
+                                       const std::string &configPath)
+{
+    std::vector<PatternKey> out;
+    if (!pattern.is_object())
+        return out;
+    for (const auto &[key, value] : pattern.items()) {
+        const std::string said = configPath + ": " + what + " key '" + shortened(key) + "'";
+        if (key.size() > kMaxPatternKey)
+            throw FormatError(said + " is longer than " + std::to_string(kMaxPatternKey) +
+                              " characters: not a module name or pattern this tool matches");
+        int depth = 0, deepest = 0;
+        for (std::size_t i = 0; i < key.size(); ++i) {
+            if (key[i] == '\\')
+                ++i;
+            else if (key[i] == '(')
+                deepest = std::max(deepest, ++depth);
+            else if (key[i] == ')')
+                --depth;
+        }
+        if (deepest > kMaxPatternNesting)
+            throw FormatError(said + " nests parentheses " + std::to_string(deepest) + " deep (more than " +
+                              std::to_string(kMaxPatternNesting) + "): not a pattern this tool matches");
+        auto flags = std::regex::ECMAScript;
+#ifdef __GLIBCXX__
+        // libstdc++'s breadth-first executor: time linear in the name, no recursion per character.
+        flags |= std::regex_constants::__polynomial;
+#endif
+        try {
+            out.push_back({key, std::regex("(.*\\.)?(" + key + ")", flags), &value});
+        } catch (const std::regex_error &) {
+            throw FormatError(said + " is not a regular expression this tool reads");
+        }
+    }
+    return out;
+}
+
 // PEFT's get_pattern_key: the first key of rank_pattern / alpha_pattern that matches the module's
 // name as re.match(rf"(.*\.)?({key})$", name) does, its value; none when no key matches.
-std::optional<double> patternValue(const nlohmann::ordered_json &pattern, const std::string &module, const std::string &what,
-                                   std::string &matched, const std::string &configPath)
+std::optional<double> patternValue(const std::vector<PatternKey> &pattern, const std::string &module,
+                                   const std::string &what, std::string &matched, const std::string &configPath)
 {
-    if (!pattern.is_object())
+    if (pattern.empty())
         return std::nullopt;
-    for (const auto &[key, value] : pattern.items()) {
-        bool hit = false;
-        try {
-            hit = std::regex_match(module, std::regex("(.*\\.)?(" + key + ")"));
-        } catch (const std::regex_error &) {
-            throw FormatError(configPath + ": " + what + " key '" + key + "' is not a regular expression this tool reads");
-        }
-        if (!hit)
+    if (module.size() > kMaxPatternModuleName)
+        throw FormatError(configPath + ": module '" + shortened(module) + "' is too long to match against " + what +
+                          " (more than " + std::to_string(kMaxPatternModuleName) + " characters)");
+    for (const auto &p : pattern) {
+        if (!std::regex_match(module, p.re))
             continue;
-        if (!value.is_number())
-            throw FormatError(configPath + ": " + what + "['" + key + "'] is not a number");
-        matched = key;
-        return value.get<double>();
+        if (!p.value->is_number())
+            throw FormatError(configPath + ": " + what + "['" + shortened(p.key) + "'] is not a number");
+        matched = p.key;
+        return p.value->get<double>();
     }
     return std::nullopt;
 }
@@ -177,7 +235,8 @@ std::shared_ptr<const LoraAdapterFiles> readLoraAdapter(const std::string &path)
 }
 
 LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> &tensors,
-                                  const LoraAdapterFiles &adapter, const LoraMergeFunction &compute)
+                                  const LoraAdapterFiles &adapter, const LoraMergeFunction &compute,
+                                  const std::string &basePrefix)
 {
     const std::string &file = adapter.weightsPath;
     const std::string &cfgPath = adapter.configPath;
@@ -187,8 +246,10 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
     const bool fanInFanOut = boolField(cfg, "fan_in_fan_out", cfgPath);
     const bool rslora = boolField(cfg, "use_rslora", cfgPath);
     const nlohmann::ordered_json noPattern = nlohmann::ordered_json::object();
-    const auto &rankPattern = cfg.contains("rank_pattern") ? cfg["rank_pattern"] : noPattern;
-    const auto &alphaPattern = cfg.contains("alpha_pattern") ? cfg["alpha_pattern"] : noPattern;
+    const auto rankPattern =
+        compilePattern(cfg.contains("rank_pattern") ? cfg["rank_pattern"] : noPattern, "rank_pattern", cfgPath);
+    const auto alphaPattern =
+        compilePattern(cfg.contains("alpha_pattern") ? cfg["alpha_pattern"] : noPattern, "alpha_pattern", cfgPath);
 
     std::map<std::string, std::size_t> index;
     for (std::size_t i = 0; i < tensors.size(); ++i)
@@ -283,10 +344,24 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
         const std::string module = dot == std::string::npos ? "" : name.substr(0, dot);
         const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
         const std::string layered = (module.empty() ? "" : module + ".") + "base_layer." + leaf;
-        for (const auto &candidate : {name, layered, "base_model.model." + name, "base_model.model." + layered})
+        std::vector<std::string> candidates{name, layered, "base_model.model." + name, "base_model.model." + layered};
+        if (!basePrefix.empty())  // the bare model's names, as they are once --strip-prefix removes it
+            candidates.insert(candidates.begin(), {basePrefix + name, basePrefix + layered});
+        for (const auto &candidate : candidates)
             if (auto it = index.find(candidate); it != index.end())
                 return it->second;
         return std::nullopt;
+    };
+    // For a name the base lacks: a key that is it under a leading prefix (a DDP "module."), said as
+    // the --strip-prefix that would fit.
+    const auto prefixHint = [&](const std::string &name) -> std::string {
+        const std::string tail = "." + name;
+        for (const auto &[key, i] : index)
+            if (key.size() > tail.size() && key.ends_with(tail)) {
+                const std::string prefix = key.substr(0, key.size() - name.size());
+                return "; the base has '" + key + "': give --strip-prefix " + prefix;
+            }
+        return "";
     };
 
     struct Planned {
@@ -306,8 +381,8 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
         const auto at = findBase(weightName);
         if (!at)
             throw FormatError(file + ": '" + f.aKey + "' adapts '" + weightName +
-                              "', which the base model does not have (nor under base_layer.): is this the adapter "
-                              "of this base model?");
+                              "', which the base model does not have (nor under base_layer.)" + prefixHint(weightName) +
+                              ": is this the adapter of this base model?");
         if (!targeted.insert(*at).second)
             throw FormatError(file + ": two modules adapt '" + tensors[*at].first + "'");
         const auto &base = tensors[*at].second->tensorRef();
@@ -383,7 +458,8 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
         const auto at = findBase(name);
         if (!at)
             throw FormatError(file + ": '" + t.name + "' replaces '" + name +
-                              "', which the base model does not have: is this the adapter of this base model?");
+                              "', which the base model does not have" + prefixHint(name) +
+                              ": is this the adapter of this base model?");
         if (!targeted.insert(*at).second)
             throw FormatError(file + ": '" + t.name + "' replaces '" + tensors[*at].first +
                               "', which the adapter also changes otherwise");
@@ -408,24 +484,43 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
 
     // Tied weights (a head tied to its embedding) are one tensor: PEFT's in-place merge changes
     // every name of it, so each name gets the merged tensor. Another view of the same storage
-    // would change in part, which is not done.
+    // would change in part, which is not done. A replaced tensor (a modules_to_save copy) is PEFT's
+    // deepcopy of the module, trained apart: only its own name gets it, and the tie is broken.
     std::map<const StorageRef *, std::vector<std::size_t>> byStorage;
     for (std::size_t i = 0; i < tensors.size(); ++i)
         if (const auto &ref = tensors[i].second->tensorRef(); ref && ref->storage)
             byStorage[ref->storage.get()].push_back(i);
+    std::set<std::size_t> replacedAt;
+    for (const auto &p : planned)
+        if (p.step.kind == LoraMergeStep::Kind::Replace)
+            replacedAt.insert(p.at);
 
     LoraMergeSummary summary;
     std::vector<std::pair<std::size_t, ValuePtr>> replacements;
     for (auto &p : planned) {
         const auto &base = *p.step.base;
+        const bool replace = p.step.kind == LoraMergeStep::Kind::Replace;
         std::vector<std::size_t> same{p.at};
         if (base.storage)
             for (std::size_t i : byStorage[base.storage.get()]) {
                 if (i == p.at)
                     continue;
                 const auto &other = *tensors[i].second->tensorRef();
-                if (other.shape == base.shape && other.strides == base.strides &&
-                    other.storageOffset == base.storageOffset && other.dtype == base.dtype) {
+                const bool sameView = other.shape == base.shape && other.strides == base.strides &&
+                                      other.storageOffset == base.storageOffset && other.dtype == base.dtype;
+                if (replace) {
+                    // The other names keep the base's tensor (or their own merge): nothing changes in part.
+                    if (sameView)
+                        summary.warnings.push_back(
+                            "'" + p.step.name + "' and '" + tensors[i].first +
+                            "' are one tensor (tied) in the base model; the adapter's copy replaces '" + p.step.name +
+                            "' only, as PEFT's merge_and_unload leaves it (modules_to_save trains a copy): the tie is "
+                            "broken, '" + tensors[i].first + "' does not take the copy");
+                    continue;
+                }
+                if (sameView) {
+                    if (replacedAt.contains(i))
+                        continue;  // that name gets the adapter's copy
                     if (targeted.contains(i))
                         throw FormatError(file + ": '" + tensors[i].first + "' and '" + p.step.name +
                                           "' are one tensor in the base model and the adapter changes both");
@@ -445,6 +540,7 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
         } else {
             auto step = std::make_shared<const LoraMergeStep>(p.step);
             const std::uint64_t bytes = static_cast<std::uint64_t>(base.numel()) * dtypeSize(base.dtype);
+            summary.computedBytes += bytes;
             auto storage = std::make_shared<StorageRef>();
             storage->key = (base.storage ? base.storage->key : std::string()) + "/lora";
             storage->dtype = base.dtype;

@@ -55,6 +55,8 @@ struct LoraMergeSummary {
     std::vector<std::string> merged;    // base keys that became W + scaling * delta ("fc.weight (linear)")
     std::vector<std::string> replaced;  // base keys the adapter's own tensors replaced
     std::vector<std::pair<std::string, std::string>> renamed;  // ".base_layer." keys written without it
+    std::vector<std::string> warnings;  // what the user should know (a tie the merge breaks)
+    std::uint64_t computedBytes = 0;    // bytes of the weights the compute function makes
 };
 
 // Lays the adapter over `tensors` (a state dict's entries): each targeted weight becomes a tensor
@@ -62,7 +64,10 @@ struct LoraMergeSummary {
 // Everything is checked first: a DoRA adapter, a layer kind or key the merge cannot do exactly, a
 // target missing from the base or of a shape that does not fit r and the factors, is refused with a
 // FormatError naming the adapter file, the key and what was expected and found; nothing is changed then.
+// `basePrefix` ("module.", what --strip-prefix will remove) is the one the base's keys have before the
+// bare model's names the adapter uses.
 LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> &tensors,
-                                  const LoraAdapterFiles &adapter, const LoraMergeFunction &compute);
+                                  const LoraAdapterFiles &adapter, const LoraMergeFunction &compute,
+                                  const std::string &basePrefix = {});
 
 } // namespace ckpt

@@ -12,6 +12,7 @@ import collections
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -259,6 +260,116 @@ def main():
                            '-o', os.path.join(tmp, 'nocfg.pth'))
         res.check(code != 0 and 'adapter_config.json' in se and not os.path.exists(os.path.join(tmp, 'nocfg.pth')),
                   'refused: no adapter_config.json', se)
+
+        # 4. A tied weight (embed.weight is lm_head.weight) whose head is in modules_to_save: PEFT's
+        #    ModulesToSaveWrapper trains a deepcopy, so after merge_and_unload lm_head is the trained
+        #    copy while the embedding keeps its own values (plus its LoRA delta, merged in place into
+        #    the shared parameter). The tie is broken, and the plan says so.
+        for embed_lora in (False, True):
+            where = 'tied head in modules_to_save' + (', embedding adapted' if embed_lora else '')
+            torch.manual_seed(4)
+            e = torch.randn(10, 4)
+            tied = collections.OrderedDict([('embed.weight', e), ('lm_head.weight', e), ('fc.weight', torch.randn(4, 4))])
+            tbase = os.path.join(tmp, 'tied_%d.pth' % embed_lora)
+            torch.save(tied, tbase)
+            ad = collections.OrderedDict()
+            a, b = torch.randn(2, 4), torch.randn(4, 2)
+            ad[PREFIX + 'fc.lora_A.weight'], ad[PREFIX + 'fc.lora_B.weight'] = a, b
+            want_t = collections.OrderedDict((k, v.clone()) for k, v in tied.items())
+            want_t['fc.weight'] = merged(tied['fc.weight'], delta('linear', a, b, 1.0, False))
+            if embed_lora:
+                ea, eb = factors(tied, 'embed', 2, 'embedding')
+                ad[PREFIX + 'embed.lora_embedding_A'], ad[PREFIX + 'embed.lora_embedding_B'] = ea, eb
+                want_t['embed.weight'] = merged(e, delta('embedding', ea, eb, 1.0, False))
+            ad[PREFIX + 'lm_head.weight'] = torch.randn(10, 4)  # the trained copy
+            want_t['lm_head.weight'] = ad[PREFIX + 'lm_head.weight'].clone()
+            tf = os.path.join(tmp, 'tied_adapter_%d' % embed_lora)
+            write_adapter(tf, ad, {'peft_type': 'LORA', 'r': 2, 'lora_alpha': 2, 'modules_to_save': ['lm_head']})
+            to = os.path.join(tmp, 'tied_merged_%d.pth' % embed_lora)
+            code, so, se = run(ckpt, 'convert', tbase, '--to', 'state-dict', '--merge-lora', tf, '-o', to)
+            res.check(code == 0, where + ': convert --merge-lora succeeds', so + se)
+            check_output(res, where, to, want_t, set(want_t.keys()))
+            res.check(any('lm_head.weight' in l and 'embed.weight' in l and 'tie' in l and 'broken' in l for l in so.splitlines()),
+                      where + ': the plan says the tie is broken, naming both keys', so)
+
+        # 5. rank_pattern keys and module names that would overflow std::regex's recursive compiler
+        #    or executor: refused with a clear message (exit 1), never a signal.
+        sd_fc = collections.OrderedDict([('fc.weight', torch.randn(4, 4))])
+        fc_base = os.path.join(tmp, 'fc.pth')
+        torch.save(sd_fc, fc_base)
+        a, b = torch.randn(2, 4), torch.randn(4, 2)
+        fc_ad = collections.OrderedDict([(PREFIX + 'fc.lora_A.weight', a), (PREFIX + 'fc.lora_B.weight', b)])
+        deep = os.path.join(tmp, 'deep_pattern')
+        write_adapter(deep, fc_ad, {'r': 2, 'lora_alpha': 2, 'rank_pattern': {'(' * 50000 + 'fc' + ')' * 50000: 2}})
+        code, so, se = run(ckpt, 'convert', fc_base, '--to', 'state-dict', '--merge-lora', deep, '-o', os.path.join(tmp, 'deep.pth'))
+        res.check(code == 1 and 'adapter_config.json' in se and 'rank_pattern' in se and len(se) < 2000,
+                  'a 100,000-character rank_pattern key is refused (exit 1, the key shortened)', 'exit %d, %r' % (code, se[:500]))
+        nested = os.path.join(tmp, 'nested_pattern')
+        write_adapter(nested, fc_ad, {'r': 2, 'lora_alpha': 2, 'alpha_pattern': {'(' * 100 + 'fc' + ')' * 100: 2}})
+        code, so, se = run(ckpt, 'convert', fc_base, '--to', 'state-dict', '--merge-lora', nested, '-o', os.path.join(tmp, 'nested.pth'))
+        res.check(code == 1 and 'alpha_pattern' in se and 'nest' in se,
+                  'an alpha_pattern key nested 100 deep is refused (exit 1)', 'exit %d, %r' % (code, se[:500]))
+        long_name = 'm' * 60000
+        long_base = os.path.join(tmp, 'long.pth')
+        torch.save({long_name + '.weight': torch.randn(4, 4)}, long_base)
+        longf = os.path.join(tmp, 'long_adapter')
+        write_adapter(longf, collections.OrderedDict([(PREFIX + long_name + '.lora_A.weight', a),
+                                                      (PREFIX + long_name + '.lora_B.weight', b)]),
+                      {'r': 2, 'lora_alpha': 2, 'rank_pattern': {'q': 2}})
+        code, so, se = run(ckpt, 'convert', long_base, '--to', 'state-dict', '--merge-lora', longf, '-o', os.path.join(tmp, 'long_out.pth'))
+        res.check(code == 1 and 'mmmm' in se and '60000' in se and len(se) < 2000,
+                  'a 60,000-character module name with a rank_pattern is refused (exit 1, named shortened)',
+                  'exit %d, %r' % (code, se[:500]))
+
+        # rank_pattern / alpha_pattern keys that overlap: PEFT's get_pattern_key takes the first key, in
+        # the config's order, that re.match(rf"(.*\.)?({key})$", name) accepts (no exact-match step).
+        def get_pattern_key(keys, name):
+            return next((k for k in keys if re.match(r'(.*\.)?(%s)$' % k, name)), name)
+        ov = collections.OrderedDict([('h.0.q_proj.weight', torch.randn(4, 4)), ('q_proj.weight', torch.randn(4, 4))])
+        ov_base = os.path.join(tmp, 'overlap.pth')
+        torch.save(ov, ov_base)
+        alpha_pattern = collections.OrderedDict([('proj', 3), ('h.0.q_proj', 5), ('q_proj', 7)])
+        ov_ad = collections.OrderedDict()
+        want_ov = collections.OrderedDict()
+        for m in ('h.0.q_proj', 'q_proj'):
+            oa, ob = torch.randn(2, 4), torch.randn(4, 2)
+            ov_ad[PREFIX + m + '.lora_A.weight'], ov_ad[PREFIX + m + '.lora_B.weight'] = oa, ob
+            alpha = alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), m), 2)
+            want_ov[m + '.weight'] = merged(ov[m + '.weight'], delta('linear', oa, ob, alpha / 2, False))
+        ovf = os.path.join(tmp, 'overlap_adapter')
+        write_adapter(ovf, ov_ad, {'r': 2, 'lora_alpha': 2, 'alpha_pattern': alpha_pattern})
+        ov_out = os.path.join(tmp, 'overlap_merged.pth')
+        code, so, se = run(ckpt, 'convert', ov_base, '--to', 'state-dict', '--merge-lora', ovf, '-o', ov_out)
+        res.check(code == 0, 'overlapping alpha_pattern keys: convert --merge-lora succeeds', so + se)
+        check_output(res, 'overlapping alpha_pattern', ov_out, want_ov, set(want_ov.keys()))
+
+        # 6. A DDP-saved base ('module.' keys) with --strip-prefix module.: the adapter's names are the
+        #    bare model's, as they are after the prefix is stripped. Without it, the refusal says which
+        #    --strip-prefix fits.
+        ddp = collections.OrderedDict(('module.' + k, v) for k, v in sd_fc.items())
+        ddp_base = os.path.join(tmp, 'ddp.pth')
+        torch.save(ddp, ddp_base)
+        fcf = os.path.join(tmp, 'fc_adapter')
+        write_adapter(fcf, fc_ad, {'r': 2, 'lora_alpha': 4})
+        ddp_out = os.path.join(tmp, 'ddp_merged.pth')
+        code, so, se = run(ckpt, 'convert', ddp_base, '--to', 'state-dict', '--strip-prefix', 'module.', '--merge-lora', fcf,
+                           '-o', ddp_out)
+        res.check(code == 0, 'DDP base with --strip-prefix module.: convert --merge-lora succeeds', so + se)
+        check_output(res, 'DDP base, --strip-prefix', ddp_out,
+                     collections.OrderedDict([('fc.weight', merged(sd_fc['fc.weight'], delta('linear', a, b, 2.0, False)))]),
+                     {'fc.weight'})
+        code, so, se = run(ckpt, 'convert', ddp_base, '--to', 'state-dict', '--merge-lora', fcf, '-o', os.path.join(tmp, 'ddp2.pth'))
+        res.check(code == 1 and '--strip-prefix module.' in se and 'module.fc.weight' in se,
+                  'DDP base without --strip-prefix: the refusal names the prefix that fits', 'exit %d, %r' % (code, se))
+
+        # 7. --dtype holds the merged weights until the file is written: the plan says how many bytes.
+        code, so, se = run(ckpt, 'convert', base, '--to', 'state-dict', '--merge-lora', folder, '--dtype', 'float16',
+                           '-o', os.path.join(tmp, 'merged16.pth'), '--json')
+        held = sum(sd[m + '.weight'].numel() * sd[m + '.weight'].element_size() for m, _, _, _ in layout)
+        warnings = json.loads(so).get('warnings', []) if code == 0 else []
+        res.check(any('held' in w and str(held) in w for w in warnings),
+                  '--dtype: a warning says the merged weights (%d bytes) are held until written' % held,
+                  'exit %d, %r %r' % (code, warnings, se))
 
     return res.finish()
 
