@@ -193,7 +193,12 @@ PlanOutcome planFile(const QString &input, std::shared_ptr<const Document> doc, 
             plan = std::shared_ptr<const ConversionPlan>(e, &e->plan);
             out.scriptExport = std::move(e);
         } else {
-            plan = std::make_shared<const ConversionPlan>(planConversion(*doc, out.output.toStdString(), options));
+            // Sharding checks the files it would write; one that exists is the overwrite question's
+            // when Convert All runs (its answer gives the writer force), not a plan that fails.
+            plan = std::make_shared<const ConversionPlan>(
+                planConversion(*doc, out.output.toStdString(), ConvertOptions(options).force(true)));
+            if (!plan->shards.empty())  // a sharded checkpoint is opened by its index
+                out.output = QString::fromStdString(plan->indexPath);
         }
         for (const auto &p : plan->detectedPrefixes)
             if (!out.prefixes.contains(QString::fromStdString(p)))
@@ -694,6 +699,13 @@ QWidget *ConversionView::buildOptions()
     dirRow->addWidget(dir);
     dirRow->addWidget(browse);
     outs->addRow(tr("Folder:"), dirRow);
+    // Hub shards with an index (`ckpt convert --max-shard-size`), read by the engine's own parser.
+    auto *shard = line(QStringLiteral("maxShardSize"), tr("one file (or 5GB, 500MB, 2GiB)"));
+    shard->setToolTip(tr("Split the output into shards of at most this many tensor bytes, named and indexed as "
+                         "transformers' save_pretrained does (model-00001-of-00003.bin and model.bin.index.json): "
+                         "bytes, or a whole number with KB, MB, GB (powers of 10) or KiB, MiB, GiB (powers of 2). "
+                         "Empty: one file"));
+    outs->addRow(tr("Max shard size:"), shard);
     outs->addRow(check(QStringLiteral("sidecar"), tr("Write the metadata JSON sidecar")));
 
     auto *l = new QVBoxLayout(page);
@@ -739,6 +751,7 @@ void ConversionView::addFiles(const QStringList &paths, PaneTarget target)
         item.settings.sidecar = m_defaults.sidecar;
         item.settings.drops = m_defaults.drops;
         item.settings.outDir = m_defaults.outDir;
+        item.settings.maxShardSize = m_defaults.maxShardSize;
         item.settings.activation = m_defaults.activation;
         item.output = outputPathFor(item.input, item.settings, target);
         const int row = m_queue->append(std::move(item));
@@ -885,7 +898,7 @@ void ConversionView::showSelected()
     QString text = tr("%1 \u2192 <b>%2</b> (%3)<br>model tensors: %4 kept, %5 dropped; other entries: %6 carried, %7 "
                       "not written; model tensors %8 \u2192 %9")
                        .arg(QFileInfo(item.input).fileName().toHtmlEscaped(),
-                            QFileInfo(QString::fromStdString(p.output)).fileName().toHtmlEscaped(),
+                            QFileInfo(QString::fromStdString(p.shards.empty() ? p.output : p.indexPath)).fileName().toHtmlEscaped(),
                             convertTargetLabel(item.target))
                        .arg(p.kept.size())
                        .arg(p.dropped.size())
@@ -899,6 +912,10 @@ void ConversionView::showSelected()
                     .arg(p.cast.overflow)
                     .arg(p.cast.subnormal)
                     .arg(p.cast.zeroed);
+    if (!p.shards.empty())
+        text += tr("<br>in %1 shards (listed first below) of %2 in all, which the index above names")
+                    .arg(p.shards.size())
+                    .arg(valuetext::bytes(static_cast<qint64>(p.totalSize)));
     if (!p.sidecarPath.empty())
         text += tr("<br>also writes %1").arg(QFileInfo(QString::fromStdString(p.sidecarPath)).fileName().toHtmlEscaped());
     if (item.scriptExport) {
@@ -944,6 +961,7 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
     setText(QStringLiteral("architecture"), s.architecture);
     setText(QStringLiteral("architectureScript"), s.architectureScript);
     setText(QStringLiteral("loraAdapter"), s.loraAdapter);
+    setText(QStringLiteral("maxShardSize"), s.maxShardSize);
     if (auto *e = static_cast<QLineEdit *>(m_fields[QStringLiteral("architectureScript")]); !e->hasFocus())
         e->setCursorPosition(static_cast<int>(e->text().size()));  // a path reads from its file's name
     m_activation->setCurrentIndex(std::max(0, m_activation->findData(s.activation)));
@@ -962,7 +980,7 @@ void ConversionView::loadPanel(const ConversionQueueItem &item)
 void ConversionView::enableFieldsFor(PaneTarget target)
 {
     QStringList names{QStringLiteral("architecture"), QStringLiteral("architectureScript"),
-                      QStringLiteral("loraAdapter"), QStringLiteral("activation"), QStringLiteral("sidecar"), QStringLiteral("keepDevice"),
+                      QStringLiteral("loraAdapter"), QStringLiteral("maxShardSize"), QStringLiteral("activation"), QStringLiteral("sidecar"), QStringLiteral("keepDevice"),
                       QStringLiteral("dropOptimizer")};
     for (const auto &entry : valueFields(m_defaults))
         names << entry.first;
@@ -985,6 +1003,9 @@ void ConversionView::enableFieldsFor(PaneTarget target)
             used ? w->property("usedToolTip").toString()
             : name == QLatin1String("sidecar") && target == PaneTarget::Inference
                 ? tr("An inference package always has its metadata JSON sidecar")
+            : name == QLatin1String("maxShardSize")
+                ? tr("The %1 target writes one file: shards are for the State dict and Safetensors targets")
+                      .arg(convertTargetLabel(target))
             : target == PaneTarget::TorchScript
                 ? tr("A TorchScript file holds the module and its weights only")
             : script && target == PaneTarget::FullModel
@@ -1032,6 +1053,8 @@ void ConversionView::applyPanel(const QString &field)
             s.architectureScript = text(field);
         else if (field == QLatin1String("loraAdapter"))
             s.loraAdapter = text(field);
+        else if (field == QLatin1String("maxShardSize"))
+            s.maxShardSize = text(field);
         else if (field == QLatin1String("activation"))
             s.activation = m_activation->currentData().toString();
         for (const auto &[name, b] : checkFields(s))
@@ -1124,6 +1147,10 @@ void ConversionView::startNext()
         return;
     }
     const QString sidecar = QString::fromStdString(item.plan->sidecarPath);
+    // Every file the row writes: its output (a sharded one's index) and sidecar, and its shards.
+    QStringList writes{item.output, sidecar};
+    for (const auto &shard : item.plan->shards)
+        writes << QString::fromStdString(shard.path);
     // Every file of the queue is an input of this run, as all the files given to one `ckpt convert`
     // are: an output that names another row's input (x.pth -> x_state_dict.pth while
     // x_state_dict.pth waits in the queue) is refused before any question about replacing it, and
@@ -1134,7 +1161,7 @@ void ConversionView::startNext()
         const QString other = m_queue->item(r).input;
         options.protect(other.toStdString());
         const QFileInfo otherInfo(other);
-        for (const QString &target : {item.output, sidecar}) {
+        for (const QString &target : std::as_const(writes)) {
             if (target.isEmpty() || !QFileInfo::exists(target) || !otherInfo.exists())
                 continue;
             if (QFileInfo(target).canonicalFilePath() == otherInfo.canonicalFilePath()) {
@@ -1149,9 +1176,10 @@ void ConversionView::startNext()
             }
         }
     }
-    const bool exists = QFileInfo::exists(item.output) || (!sidecar.isEmpty() && QFileInfo::exists(sidecar));
-    if (exists) {
-        const QString which = QFileInfo::exists(item.output) ? item.output : sidecar;
+    const auto existing = std::find_if(writes.cbegin(), writes.cend(),
+                                       [](const QString &p) { return !p.isEmpty() && QFileInfo::exists(p); });
+    if (existing != writes.cend()) {
+        const QString which = *existing;
         if (!m_overwrite || !m_overwrite(which, overwriteQuestion(which, item.id))) {
             item.status = S::Skipped;
             item.result = tr("%1 exists; kept as it was").arg(QFileInfo(which).fileName());

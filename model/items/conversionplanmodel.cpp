@@ -3,9 +3,12 @@
 #include "conversionsettings.h"
 
 #include "convert.h"
+#include "valuetext.h"
 
 #include <QColor>
 #include <QMap>
+
+#include <filesystem>
 
 namespace ckpt {
 
@@ -26,6 +29,7 @@ QString ConversionPlanModel::changeText(Change change)
     case Change::Carried: return tr("carried");
     case Change::Lost: return tr("not written");
     case Change::Warning: return tr("warning");
+    case Change::Shard: return tr("shard");
     }
     return {};
 }
@@ -51,7 +55,8 @@ QVariant ConversionPlanModel::data(const QModelIndex &index, int role) const
         case Change::Dropped:
         case Change::Lost: return QColor(0xc0, 0x30, 0x30);
         case Change::Warning: return QColor(0xb0, 0x70, 0x00);
-        case Change::Carried: return QColor(0x2e, 0x6f, 0xb0);
+        case Change::Carried:
+        case Change::Shard: return QColor(0x2e, 0x6f, 0xb0);
         default: return {};
         }
     case ChangeRole: return static_cast<int>(r.change);
@@ -78,6 +83,11 @@ void ConversionPlanModel::setPlan(std::shared_ptr<const ConversionPlan> plan)
     m_rows.clear();
     if (m_plan) {
         const auto q = [](const std::string &s) { return QString::fromStdString(s); };
+        // A sharded output's files first: what is written where, before the tensors in them.
+        for (const auto &shard : m_plan->shards)
+            m_rows.push_back({Change::Shard, q(std::filesystem::path(shard.path).filename().string()),
+                              tr("%1, %2").arg(valuetext::counted(static_cast<qint64>(shard.names.size()), tr("tensor"), tr("tensors")),
+                                               valuetext::bytes(static_cast<qint64>(shard.bytes)))});
         const QString cast = m_plan->castTo ? tr("floating tensors as %1").arg(q(std::string(dtypeName(*m_plan->castTo)))) : QString();
         // Weights a LoRA adapter changed (--merge-lora) say so beside their name.
         QMap<QString, QString> lora;

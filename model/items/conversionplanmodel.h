@@ -11,12 +11,13 @@ namespace ckpt {
 struct ConversionPlan;
 
 // A conversion plan as one table, before anything is written: every key kept and dropped, every
-// non-tensor value carried over or not written (with why), and the warnings.
+// non-tensor value carried over or not written (with why), and the warnings; a sharded output's
+// files first (their tensors and bytes).
 class ConversionPlanModel : public QAbstractTableModel {
     Q_OBJECT
 public:
     enum Column { ChangeColumn, EntryColumn, DetailColumn, ColumnCount };
-    enum class Change { Kept, Dropped, Carried, Lost, Warning };
+    enum class Change { Kept, Dropped, Carried, Lost, Warning, Shard };  // Shard: a file of a sharded output
     enum Role { ChangeRole = Qt::UserRole };  // Change as int
 
     explicit ConversionPlanModel(QObject *parent = nullptr);

@@ -117,6 +117,8 @@ bool targetUsesField(PaneTarget target, QStringView field)
         return !engine;  // `ckpt convert --arch` is refused by every other target
     if (field == u"loraAdapter")
         return engine.has_value();  // `--to torchscript --merge-lora` is refused
+    if (field == u"maxShardSize")  // the engine splits these two alone
+        return target == PaneTarget::StateDict || target == PaneTarget::Safetensors;
     if (field == u"activation")
         field = u"architecture";  // the activation is part of the architecture asked for
     if (!engine)  // TorchScript: the module and its weights only
@@ -171,6 +173,7 @@ QString panelWording(const std::string &engineText, std::optional<PaneTarget> ta
         {"--drop-optimizer", "'Drop optimizer, scheduler and RNG state'"},
         {"--apply-pruning", "'Apply the pruning'"},
         {"--merge-lora", "the LoRA adapter field"},
+        {"--max-shard-size", "Max shard size"},
         {"--drop ", "Drop keys: "},
         {"--drop,", "Drop keys,"},
         {"--strip-prefix", "Strip prefix"},
@@ -215,6 +218,8 @@ ConvertOptions toConvertOptions(const ConversionSettings &s, PaneTarget target)
     o.ema(s.ema).applyPruning(s.applyPruning);
     if (targetUsesField(target, u"loraAdapter") && !s.loraAdapter.trimmed().isEmpty())
         o.mergeLora(readLoraAdapter(s.loraAdapter.trimmed().toStdString()), {});
+    if (targetUsesField(target, u"maxShardSize") && !s.maxShardSize.trimmed().isEmpty())
+        o.shardSize(parseShardSize(s.maxShardSize.trimmed().toStdString()));
     if (targetUsesField(target, u"sidecar"))
         o.dropTrainingState(s.dropOptimizer).keepDevice(s.keepDevice).metadataJson(s.sidecar);
     // TorchScript's architecture goes to planScriptExport (architectureRequestFor), not the plan.

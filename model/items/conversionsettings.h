@@ -35,6 +35,7 @@ struct ConversionSettings {
     bool keepDevice = false;
     bool applyPruning = false;  // torch.nn.utils.prune's X_orig * X_mask written as X (`--apply-pruning`)
     QString loraAdapter;     // a PEFT LoRA adapter (folder or adapter_model file) merged in (`--merge-lora`)
+    QString maxShardSize;    // "5GB", "2GiB": Hub shards with an index (`--max-shard-size`); empty: one file
     bool sidecar = false;    // metadata JSON sidecar (always written for inference)
     QStringList drops;       // glob patterns
     QString outDir;          // empty: beside the input
@@ -70,9 +71,9 @@ QString panelWording(const std::string &engineText, std::optional<PaneTarget> ta
 // The engine's options for `settings` (without progress or force); values the target does not
 // write are left out (a full model would refuse them). A LoRA adapter is read (a FormatError when it
 // cannot be); the function that computes the merge (ConvertOptions::loraCompute) is the caller's.
-// write are left out (a full model would refuse them). For TorchScript: the weight edits and the
-// dtype of a state dict, as planScriptExport takes them. Throws FormatError saying
-// which field is wrong (JSON that does not parse, an epoch that is not a whole number).
+// For TorchScript: the weight edits and the dtype of a state dict, as planScriptExport takes them.
+// Throws FormatError saying which field is wrong (JSON that does not parse, an epoch that is not a
+// whole number, a max shard size parseShardSize refuses).
 ConvertOptions toConvertOptions(const ConversionSettings &settings, PaneTarget target);
 
 // The architecture the Architecture, Architecture file and Activation fields ask for of `target`

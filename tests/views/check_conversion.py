@@ -4,7 +4,10 @@ weights-only allowlist, hold exactly the source's state-dict keys with torch's o
 each tensor (bit for bit), and, for an inference package, the class names and config asked for.
 A full model (--full-model REF) is loaded as one (weights_only=False) and must compute what the
 reference model REF computes on a random input of --input-shape.
-Usage: check_conversion.py OUTPUT SOURCE [--dtype float16] [--class-names a,b] [--drop GLOB] [--strip PREFIX]
+A shard index (OUTPUT ending in .index.json) is judged through its shards: each one loaded alone
+(torch.load's allowlist, or the safetensors layout), holding exactly the tensors the index maps to
+it, none past --max-shard-bytes unless alone in its shard, and together the state dict above.
+Usage: check_conversion.py OUTPUT SOURCE [--max-shard-bytes N] [--dtype float16] [--class-names a,b] [--drop GLOB] [--strip PREFIX]
        [--inference] [--full-model REF --input-shape 2,3,12,12]"""
 import argparse
 import fnmatch
@@ -16,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'cli'))
 sys.path.insert(0, os.path.join(HERE, '..', 'fixtures'))
 import torch  # noqa: E402
-from test_convert_vs_torch import load_weights_only  # noqa: E402  (torch 1.13 refuses Python floats)
+from test_convert_vs_torch import load_weights_only, read_safetensors  # noqa: E402  (torch 1.13 refuses Python floats)
 
 
 def source_state_dict(obj):
@@ -38,6 +41,7 @@ def main():
     ap.add_argument('--strip', default='')
     ap.add_argument('--full-model')
     ap.add_argument('--input-shape')
+    ap.add_argument('--max-shard-bytes', type=int)
     a = ap.parse_args()
     failures = []
 
@@ -58,6 +62,21 @@ def main():
         with torch.no_grad():
             check(torch.equal(got(x), ref(x)), 'model(x) equals the reference model\'s')
         got = got.state_dict()
+    elif a.output.endswith('.index.json'):
+        with open(a.output) as f:
+            index = json.load(f)
+        files = list(dict.fromkeys(index['weight_map'].values()))
+        check(len(files) > 1, 'index names %d shards' % len(files))
+        got = {}
+        for name in files:
+            path = os.path.join(os.path.dirname(a.output), name)
+            part = read_safetensors(path)[0] if name.endswith('.safetensors') else load_weights_only(path)
+            check(list(part.keys()) == [k for k, v in index['weight_map'].items() if v == name],
+                  '%s holds the tensors the index maps to it' % name)
+            size = sum(t.numel() * t.element_size() for t in part.values())
+            check(a.max_shard_bytes is None or size <= a.max_shard_bytes or len(part) == 1,
+                  '%s: %d tensor bytes' % (name, size))
+            got.update(part)
     else:
         got = load_weights_only(a.output)
     got_sd = got['model_state_dict'] if a.inference else got

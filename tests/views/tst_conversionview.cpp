@@ -12,6 +12,7 @@
 #include "error.h"
 #include "scriptexport.h"
 #include "testdata.h"
+#include "valuetext.h"
 
 #include <QAbstractItemModelTester>
 #include <QCheckBox>
@@ -196,6 +197,7 @@ private Q_SLOTS:
     void architectureFileIsNeverWrittenOver();
     void queueUsableAt1024x700();
     void loraAdapterMergedAsPeftDoes();
+    void maxShardSizeWritesHubShards();
 };
 
 void TestConversionView::dropPlanRunAndTorchLoads()
@@ -1548,6 +1550,99 @@ void TestConversionView::loraAdapterMergedAsPeftDoes()
     auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
     target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::TorchScript)));
     QTRY_VERIFY_WITH_TIMEOUT(!field(view, "loraAdapter")->isEnabled(), kWait);
+}
+
+// The "Max shard size" field writes the state dict as Hub shards with an index, as `ckpt convert
+// --max-shard-size` does: the plan lists the shards, the Output column names the index, and PyTorch
+// loads each shard alone and judges them together against the source. A size the engine's parser
+// refuses is said on the row in its words, and nothing is written. One file for the other targets.
+void TestConversionView::maxShardSizeWritesHubShards()
+{
+    QTemporaryDir out;
+    QVERIFY(out.isValid());
+    ConversionView view;
+    view.resize(1280, 820);
+    view.show();
+    typeInto(field(view, "outDir"), out.path());
+    const QString input = test::fixturePath(QStringLiteral("training_checkpoint.pth"));
+    view.addFiles({input}, PaneTarget::StateDict);
+    QTRY_COMPARE_WITH_TIMEOUT(statusOf(view, 0), Status::Ready, kWait);
+    QVERIFY(field(view, "maxShardSize"));
+    QVERIFY(field(view, "maxShardSize")->isEnabled());
+    QVERIFY(field(view, "maxShardSize")->placeholderText().startsWith(QStringLiteral("one file")));
+
+    // A size the parser refuses: the row says why in the field's name, and Convert All writes nothing.
+    typeInto(field(view, "maxShardSize"), QStringLiteral("1Kb"));
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QCOMPARE(statusOf(view, 0), Status::Invalid);
+    QString why;
+    try {
+        parseShardSize("1Kb");
+    } catch (const std::exception &e) {
+        why = panelWording(e.what(), PaneTarget::StateDict);
+    }
+    QVERIFY(why.startsWith(QStringLiteral("Max shard size '1Kb'")));
+    QCOMPARE(planOf(view, 0), why);
+    view.runQueue();
+    QTest::qWait(200);
+    QVERIFY2(filesIn(out.path()).isEmpty(), qPrintable(filesIn(out.path()).join(QLatin1Char(' '))));
+
+    typeInto(field(view, "maxShardSize"), QStringLiteral("1KB"));
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 0) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Ready, qPrintable(planOf(view, 0)));
+    // The engine's plan for the same options: its shards are the plan table's first rows.
+    const auto doc = test::readFixture(QStringLiteral("training_checkpoint.pth"));
+    const auto options = ConvertOptions().target(ConvertTarget::StateDict).shardSize(1000);
+    const ConversionPlan want =
+        planConversion(*doc, defaultOutputPath(input.toStdString(), options, out.path().toStdString()), options);
+    QVERIFY(want.shards.size() > 1);
+    QStringList shardFiles;
+    for (const auto &shard : want.shards)
+        shardFiles << QFileInfo(QString::fromStdString(shard.path)).fileName();
+    QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Shard), shardFiles);
+    for (std::size_t k = 0; k < want.shards.size(); ++k)
+        QCOMPARE(view.planModel()->index(static_cast<int>(k), ConversionPlanModel::DetailColumn).data().toString(),
+                 QStringLiteral("%1, %2")
+                     .arg(valuetext::counted(static_cast<qint64>(want.shards[k].names.size()), QStringLiteral("tensor"), QStringLiteral("tensors")),
+                          valuetext::bytes(static_cast<qint64>(want.shards[k].bytes))));
+    const QString index = QFileInfo(QString::fromStdString(want.indexPath)).fileName();
+    QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data().toString(), index);
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/conversion-shards.png"));
+
+    QSignalSpy finished(&view, &ConversionView::itemFinished);
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kWait);
+    QVERIFY2(statusOf(view, 0) == Status::Done, qPrintable(resultOf(view, 0)));
+    QStringList written = shardFiles;
+    written << index;
+    written.sort();
+    QCOMPARE(filesIn(out.path()), written);
+    QCOMPARE(view.queueModel()->index(0, ConversionQueueModel::OutputColumn).data().toString(), index);
+    QString log;
+    QVERIFY2(judgedByTorch({QDir(out.path()).filePath(index), input, QStringLiteral("--max-shard-bytes"), QStringLiteral("1000")}, &log),
+             qPrintable(log));
+
+    // The same file queued again (the field kept for it) plans although its shards are there, and
+    // Convert All asks about them (the index first), as about one file; kept, they are as they were.
+    QStringList asked;
+    view.setOverwritePolicy([&asked](const QString &path, const QString &) { asked << path; return false; });
+    view.addFiles({input}, PaneTarget::StateDict);
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 1) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 1) == Status::Ready, qPrintable(planOf(view, 1)));
+    QCOMPARE(field(view, "maxShardSize")->text(), QStringLiteral("1KB"));
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, kWait);
+    QCOMPARE(statusOf(view, 1), Status::Skipped);
+    QCOMPARE(asked, QStringList{QString::fromStdString(want.indexPath)});
+    QCOMPARE(filesIn(out.path()), written);
+
+    // The other targets write one file: the field is disabled there.
+    auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
+    target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::Checkpoint)));
+    QTRY_VERIFY_WITH_TIMEOUT(!field(view, "maxShardSize")->isEnabled(), kWait);
+    target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::Safetensors)));
+    QTRY_VERIFY_WITH_TIMEOUT(field(view, "maxShardSize")->isEnabled(), kWait);
 }
 
 QTEST_MAIN(TestConversionView)
