@@ -32,6 +32,7 @@
 #include <QMouseEvent>
 
 #include <array>
+#include <functional>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QPromise>
@@ -566,6 +567,30 @@ QWidget *ConversionView::buildOptions()
         connect(c, &QCheckBox::toggled, this, [this, name] { applyPanel(name); });
         return c;
     };
+    // A path field and its browse button ("…") as one row, enabled and disabled together: `choose`
+    // is given the field's text and returns the path picked (empty: cancelled), shown with its name
+    // in view rather than its folders.
+    auto browsedRow = [this](QWidget *parent, const QString &name, QLineEdit *field, const QString &buttonName,
+                             const QString &rowTip, std::function<QString(const QString &)> choose) {
+        auto *row = new QWidget(parent);
+        auto *layout = new QHBoxLayout(row);
+        layout->setContentsMargins(0, 0, 0, 0);
+        auto *browse = new QToolButton(row);
+        browse->setText(QStringLiteral("\u2026"));
+        browse->setObjectName(buttonName);
+        connect(browse, &QToolButton::clicked, this, [this, name, field, choose = std::move(choose)] {
+            const QString picked = choose(field->text().trimmed());
+            if (picked.isEmpty())
+                return;
+            field->setText(picked);
+            field->setCursorPosition(field->text().size());
+            applyPanel(name);
+        });
+        layout->addWidget(field, 1);
+        layout->addWidget(browse);
+        row->setToolTip(rowTip);  // what the button beside the field does
+        return row;
+    };
 
     auto *editsBox = new QGroupBox(tr("Edits"), page);
     auto *edits = new QFormLayout(editsBox);
@@ -601,27 +626,14 @@ QWidget *ConversionView::buildOptions()
     edits->addRow(check(QStringLiteral("applyPruning"), tr("Apply the pruning (prune.remove: weight = weight_orig × weight_mask)")));
     // A PEFT LoRA adapter merged into the weights (`ckpt convert --merge-lora`): its folder, typed
     // or chosen with the button beside it.
-    auto *loraRow = new QWidget(editsBox);
-    auto *loraLayout = new QHBoxLayout(loraRow);
-    loraLayout->setContentsMargins(0, 0, 0, 0);
     auto *lora = line(QStringLiteral("loraAdapter"), tr("none (a PEFT adapter folder)"));
     lora->setToolTip(tr("A PEFT LoRA adapter (the folder save_pretrained wrote, or its adapter_model file with "
                         "adapter_config.json beside it), merged into the weights as PEFT's merge_and_unload does: "
                         "each weight it targets becomes W + scaling × B·A"));
-    auto *browseLora = new QToolButton(loraRow);
-    browseLora->setText(QStringLiteral("\u2026"));
-    browseLora->setObjectName(QStringLiteral("browseLoraAdapter"));
-    connect(browseLora, &QToolButton::clicked, this, [this, lora] {
-        const QString d = QFileDialog::getExistingDirectory(this, tr("LoRA Adapter Folder"), lora->text().trimmed());
-        if (d.isEmpty())
-            return;
-        lora->setText(d);
-        lora->setCursorPosition(lora->text().size());
-        applyPanel(QStringLiteral("loraAdapter"));
-    });
-    loraLayout->addWidget(lora, 1);
-    loraLayout->addWidget(browseLora);
-    loraRow->setToolTip(tr("Choose a PEFT adapter folder"));
+    auto *loraRow = browsedRow(editsBox, QStringLiteral("loraAdapter"), lora, QStringLiteral("browseLoraAdapter"),
+                               tr("Choose a PEFT adapter folder"), [this](const QString &text) {
+                                   return QFileDialog::getExistingDirectory(this, tr("LoRA Adapter Folder"), text);
+                               });
     edits->addRow(tr("Merge LoRA adapter:"), loraRow);
     auto *arch = line(QStringLiteral("architecture"), tr("full model, TorchScript: JSON layer list"));
     arch->setToolTip(tr("The layers a full model or a TorchScript module is built of when the file holds only "
@@ -633,30 +645,18 @@ QWidget *ConversionView::buildOptions()
     edits->addRow(tr("Architecture:"), arch);
     // A TorchScript file of the same model (`ckpt convert --arch`): the field and its browse
     // button ("…", as the output folder's) are one row, enabled and disabled together.
-    auto *scriptRow = new QWidget(editsBox);
-    auto *scriptLayout = new QHBoxLayout(scriptRow);
-    scriptLayout->setContentsMargins(0, 0, 0, 0);
     auto *script = line(QStringLiteral("architectureScript"), tr("scripted model (.pt)"));
     script->setToolTip(tr("A TorchScript file of the same model (torch.jit.save of it, with any weights), for the "
                           "TorchScript target: the converted file's weights are loaded into it by name and exported "
                           "with it, exactly; for a model no list of standard layers describes. Give this or the "
                           "Architecture field, not both."));
-    auto *browseScript = new QToolButton(scriptRow);
-    browseScript->setText(QStringLiteral("\u2026"));
-    browseScript->setObjectName(QStringLiteral("browseArchitectureScript"));
-    connect(browseScript, &QToolButton::clicked, this, [this, script] {
-        const QString f = QFileDialog::getOpenFileName(this, tr("TorchScript File of the Model"),
-                                                       QFileInfo(script->text().trimmed()).absolutePath(),
-                                                       tr("TorchScript (*.pt *.pth *.zip);;All files (*)"));
-        if (f.isEmpty())
-            return;
-        script->setText(f);
-        script->setCursorPosition(script->text().size());  // the file's name, not its folders
-        applyPanel(QStringLiteral("architectureScript"));
-    });
-    scriptLayout->addWidget(script, 1);
-    scriptLayout->addWidget(browseScript);
-    scriptRow->setToolTip(tr("Choose a TorchScript file of the model"));  // what the button beside the field does
+    auto *scriptRow = browsedRow(editsBox, QStringLiteral("architectureScript"), script,
+                                 QStringLiteral("browseArchitectureScript"), tr("Choose a TorchScript file of the model"),
+                                 [this](const QString &text) {
+                                     return QFileDialog::getOpenFileName(
+                                         this, tr("TorchScript File of the Model"), QFileInfo(text).absolutePath(),
+                                         tr("TorchScript (*.pt *.pth *.zip);;All files (*)"));
+                                 });
     edits->addRow(tr("Architecture file:"), scriptRow);
     m_activation = new QComboBox(this);
     for (const char *a : {"relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "none"})

@@ -1,6 +1,7 @@
 #include "fullmodel.h"
 
 #include "error.h"
+#include "keyalign.h"
 #include "picklemachine.h"
 #include "tensoridentity.h"
 #include "tensorref.h"
@@ -329,20 +330,6 @@ private:
     std::map<TensorIdentity, ValuePtr> m_parametersByIdentity;
     std::map<TensorIdentity, ValuePtr> m_buffersByIdentity;
 };
-
-std::vector<std::string> splitDots(const std::string &name)
-{
-    std::vector<std::string> parts;
-    std::size_t start = 0;
-    for (;;) {
-        const auto dot = name.find('.', start);
-        parts.push_back(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-        if (dot == std::string::npos)
-            break;
-        start = dot + 1;
-    }
-    return parts;
-}
 
 // A container being filled: its _modules and the name of the child added last.
 struct Container {

@@ -7,6 +7,19 @@
 
 namespace ckpt {
 
+std::vector<std::string> splitDots(const std::string &name)
+{
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (;;) {
+        const auto dot = name.find('.', start);
+        parts.push_back(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+        if (dot == std::string::npos)
+            return parts;
+        start = dot + 1;
+    }
+}
+
 const std::vector<std::string> &knownKeyPrefixes()
 {
     static const std::vector<std::string> prefixes{"module.", "_orig_mod.", "model."};

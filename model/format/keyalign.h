@@ -25,6 +25,9 @@ std::size_t averagedModelCounter(const std::vector<std::string> &names);
 // AveragedModel's own counter (above), which sits beside its "module." entries.
 std::string commonWrapperPrefix(const std::vector<std::string> &names);
 
+// A dotted name's parts: "fc.weight" -> {"fc", "weight"}; "" -> {""}.
+std::vector<std::string> splitDots(const std::string &name);
+
 // A key that sorts "layer.10" after "layer.9" and "ckpt_2" before "ckpt_10": runs of digits
 // zero-padded to a fixed width, letters lower-cased.
 std::string naturalKey(std::string_view text);

@@ -1,6 +1,7 @@
 #include "loramerge.h"
 
 #include "error.h"
+#include "keyalign.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,19 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::uintmax_t kMaxConfigBytes = 16u << 20;  // an adapter_config.json is a few KiB
-
-std::vector<std::string> splitDots(const std::string &name)
-{
-    std::vector<std::string> parts;
-    std::size_t start = 0;
-    for (;;) {
-        const auto dot = name.find('.', start);
-        parts.push_back(name.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-        if (dot == std::string::npos)
-            return parts;
-        start = dot + 1;
-    }
-}
 
 std::string joinDots(const std::vector<std::string> &parts, std::size_t from, std::size_t to)
 {

@@ -8,6 +8,12 @@
 namespace ckpt {
 
 namespace {
+
+// A Parameter that carries attributes of its own (torch's _rebuild_parameter_with_state).
+bool hasExtraState(const Value &v)
+{
+    return v.state() && !(v.state()->isDict() && v.state()->entries().empty()) && !v.state()->isNone();
+}
 enum : std::uint8_t {
     MARK = '(',
     STOP = '.',
@@ -483,14 +489,9 @@ void PickleWriter::saveQuantized(const ValuePtr &v, int depth)
                           "per_tensor_affine, per_channel_affine and per_channel_affine_float_qparams)");
     if (perChannel && (!q.scales || !q.scales->isTensor() || !q.zeroPoints || !q.zeroPoints->isTensor()))
         throw FormatError("a per-channel quantized tensor without its scales and zero points cannot be written");
-    if (t.isParameter) {
-        const bool withState =
-            v->state() && !(v->state()->isDict() && v->state()->entries().empty()) && !v->state()->isNone();
-        if (withState)
-            throw FormatError("a quantized parameter with extra state cannot be written");
-        saveGlobal("torch._utils", "_rebuild_parameter");
-        op(MARK);
-    }
+    if (t.isParameter && hasExtraState(*v))
+        throw FormatError("a quantized parameter with extra state cannot be written");
+    openParameter(v);
     saveGlobal("torch._utils", "_rebuild_qtensor");
     op(MARK);
     saveStorage(t.storage);
@@ -516,15 +517,33 @@ void PickleWriter::saveQuantized(const ValuePtr &v, int depth)
     op(TUPLE);
     put(nullptr);
     op(REDUCE);
-    if (t.isParameter) {
-        put(nullptr);
-        op(t.requiresGrad ? NEWTRUE : NEWFALSE);
-        saveEmptyOrderedDict();
-        op(TUPLE);
-        put(nullptr);
-        op(REDUCE);
-    }
+    closeParameter(v, depth);
     put(v.get());
+}
+
+void PickleWriter::openParameter(const ValuePtr &v)
+{
+    if (!v->tensorRef()->isParameter)
+        return;
+    saveGlobal("torch._utils", hasExtraState(*v) ? "_rebuild_parameter_with_state" : "_rebuild_parameter");
+    op(MARK);
+}
+
+void PickleWriter::closeParameter(const ValuePtr &v, int depth)
+{
+    if (!v->tensorRef()->isParameter)
+        return;
+    put(nullptr);
+    op(v->tensorRef()->requiresGrad ? NEWTRUE : NEWFALSE);
+    saveEmptyOrderedDict();
+    if (hasExtraState(*v)) {
+        if (m_options.weightsOnly)
+            throw FormatError("a parameter with extra state cannot go into a weights-only file");
+        save(v->state(), depth + 1);
+    }
+    op(TUPLE);
+    put(nullptr);
+    op(REDUCE);
 }
 
 void PickleWriter::saveTensor(const ValuePtr &v, int depth)
@@ -570,12 +589,7 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
         throw FormatError("a tensor's shape and strides disagree");
     if (!t.problem.empty())
         throw FormatError("a tensor does not fit its storage: " + t.problem);
-    if (t.isParameter) {
-        const bool withState =
-            v->state() && !(v->state()->isDict() && v->state()->entries().empty()) && !v->state()->isNone();
-        saveGlobal("torch._utils", withState ? "_rebuild_parameter_with_state" : "_rebuild_parameter");
-        op(MARK);
-    }
+    openParameter(v);
     saveGlobal("torch._utils", v3 ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2");
     op(MARK);
     saveStorage(t.storage);
@@ -591,19 +605,7 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
     op(TUPLE);
     put(nullptr);
     op(REDUCE);
-    if (t.isParameter) {
-        put(nullptr);
-        op(t.requiresGrad ? NEWTRUE : NEWFALSE);
-        saveEmptyOrderedDict();
-        if (v->state() && !(v->state()->isDict() && v->state()->entries().empty()) && !v->state()->isNone()) {
-            if (m_options.weightsOnly)
-                throw FormatError("a parameter with extra state cannot go into a weights-only file");
-            save(v->state(), depth + 1);
-        }
-        op(TUPLE);
-        put(nullptr);
-        op(REDUCE);
-    }
+    closeParameter(v, depth);
     put(v.get());
 }
 

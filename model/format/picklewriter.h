@@ -66,6 +66,10 @@ private:
     void saveNumpyArray(const ValuePtr &v, int depth);
     void saveSparse(const ValuePtr &v, int depth);  // COO and CSR: one writer for both
     void saveQuantized(const ValuePtr &v, int depth);
+    // A Parameter is written as _rebuild_parameter[_with_state](tensor, requires_grad, hooks[, state]):
+    // the call's opening before the tensor's rebuild, and its closing after it.
+    void openParameter(const ValuePtr &v);
+    void closeParameter(const ValuePtr &v, int depth);
     void saveStorage(const std::shared_ptr<StorageRef> &s);
     DType writtenDType(const StorageRef &s) const;  // after the conversion's cast
     bool writtenUntyped(const StorageRef &s) const; // as torch.storage.UntypedStorage
