@@ -34,6 +34,8 @@
 #include <QApplication>
 #include <QProgressBar>
 #include <QScopedValueRollback>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSettings>
 #include <QTabWidget>
 #include <QToolButton>
@@ -59,6 +61,8 @@ constexpr int kFilterExpandBudget = 3000; // rows opened to show filter matches
 
 // Layout remembered between document views (QSettings, beside the main window's geometry).
 constexpr auto kStructureSplitterKey = "documentView/structureSplitter";
+// True when the user dragged the structure pane: then its width wins over the keys' for every file.
+constexpr auto kStructureChosenKey = "documentView/structureSplitterChosen";
 constexpr auto kTensorSplitterKey = "documentView/tensorSplitter";
 constexpr auto kDetailSplitterKey = "documentView/detailSplitter";
 constexpr auto kCurrentViewKey = "documentView/currentView";
@@ -94,6 +98,12 @@ protected:
         option->textElideMode = Qt::ElideMiddle;
     }
 };
+
+// What the structure tree's Value column keeps beside the others: a tensor's shape and dtype.
+int treeValueRoom(const QFontMetrics &fm)
+{
+    return fm.horizontalAdvance(QStringLiteral("[50, 10] float32")) + 12;
+}
 
 QString fileSizeText(const QString &path)
 {
@@ -298,8 +308,8 @@ void DocumentView::startStatistics()
         auto *hh = m_table->horizontalHeader();
         const int nameWidth = hh->sectionSize(TensorTableModel::NameColumn);
         m_table->resizeColumnToContents(TensorTableModel::NameColumn);
-        hh->resizeSection(TensorTableModel::NameColumn,
-                          std::clamp(hh->sectionSize(TensorTableModel::NameColumn), nameWidth, std::max(nameWidth, 280)));
+        hh->resizeSection(TensorTableModel::NameColumn, std::clamp(hh->sectionSize(TensorTableModel::NameColumn),
+                                                                   nameWidth, std::max(nameWidth, tableNameRoom())));
         // Only the current job is connected here: a cancelled one was disconnected by stopStatistics().
         m_statsWatcher = nullptr;
         watcher->deleteLater();
@@ -513,7 +523,13 @@ QWidget *DocumentView::createContentPage()
     m_security = new SecurityView(this);
     m_viewTabs->addTab(m_security, tr("Security"));
     m_prediction = new PredictionView(this);
-    m_viewTabs->addTab(m_prediction, tr("Predict"));
+    // Scrolled when narrow: its side-by-side form and result would otherwise hold every tab, and
+    // so the structure pane beside them, to their width (821 pixels) even while hidden.
+    auto *predictScroll = new QScrollArea(this);
+    predictScroll->setFrameShape(QFrame::NoFrame);
+    predictScroll->setWidgetResizable(true);
+    predictScroll->setWidget(m_prediction);
+    m_viewTabs->addTab(predictScroll, tr("Predict"));
     for (int i = 0; i < m_viewTabs->count(); ++i)
         m_viewTabs->setTabToolTip(i, tr("Alt+%1").arg(i + 1));
     // Alt+1 … Alt+6 switch between the views, and Ctrl+F searches the tree, wherever the keyboard
@@ -537,7 +553,10 @@ QWidget *DocumentView::createContentPage()
     m_splitter->setStretchFactor(0, 2);  // the table has the wider rows since it shows statistics
     m_splitter->setStretchFactor(1, 5);
     restoreLayout();
-    connect(m_splitter, &QSplitter::splitterMoved, this, [this] { saveLayout(); });
+    connect(m_splitter, &QSplitter::splitterMoved, this, [this] {
+        m_structureByUser = true;  // the user's width wins over the keys' from now on
+        saveLayout();
+    });
     connect(m_tensorSplitter, &QSplitter::splitterMoved, this, [this] { saveLayout(); });
     if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
         connect(inner, &QSplitter::splitterMoved, this, [this] { saveLayout(); });
@@ -799,8 +818,8 @@ void DocumentView::showDocument(const DocumentLoad &load)
     }
     if (!m_treeFilterEdit->text().isEmpty())
         applyTreeFilter(m_treeFilterEdit->text());
+    m_pages->setCurrentWidget(m_contentPage);  // first: the columns are fitted to its panes
     fitColumns();
-    m_pages->setCurrentWidget(m_contentPage);
     if (isVisible())
         m_tree->setFocus();  // the keyboard goes to the tree, not the filter box
     startStatistics();
@@ -917,14 +936,14 @@ void DocumentView::showError(const QString &message, const std::shared_ptr<const
 
 void DocumentView::fitColumns()
 {
-    // Content width, kept within bounds so that one long key or class name cannot push Value off
-    // screen; layoutTreeColumns() then fits them to the pane.
+    // Content width, within sanity bounds only: layoutTreeColumns() fits them to the pane, where
+    // Key takes what it needs before Value gets more than its room.
     struct Bounds {
         int column, min, max;
     };
     auto *th = m_tree->header();
     const Bounds bounds[] = {
-        {DocumentTreeModel::KeyColumn, 140, 300},
+        {DocumentTreeModel::KeyColumn, 140, 2000},
         {DocumentTreeModel::TypeColumn, 60, 200},
         {DocumentTreeModel::ShapeColumn, 50, 120},
         {DocumentTreeModel::DTypeColumn, 50, 90},
@@ -941,15 +960,82 @@ void DocumentView::fitColumns()
     layoutTreeColumns();
 
     auto *hh = m_table->horizontalHeader();
+    // Measured without the sort arrow's room, which only the sorted column shows: "Device" and
+    // "Grad" would otherwise take twice what "cuda:0" and "no" need, from the names.
+    hh->setSortIndicatorShown(false);
     m_table->resizeColumnsToContents();
-    // Names are elided in the middle and statistics print six significant digits: narrow caps
-    // keep std, L2 and zeros on screen at the default window size.
+    hh->setSortIndicatorShown(true);
+    m_tableNameNatural = hh->sectionSize(TensorTableModel::NameColumn);
+    // Statistics print six significant digits: a narrow cap keeps several on screen. The names
+    // get their room once the panes have their widths (applyPendingFit); until then the old cap.
     for (int c = 0; c < TensorTableModel::ColumnCount; ++c)
         hh->resizeSection(c, std::min(hh->sectionSize(c), c == TensorTableModel::NameColumn ? 280 : 110));
     // Names keep their width (statistics columns would squeeze a stretched one to nothing); the
     // last column takes what is left.
     hh->setSectionResizeMode(TensorTableModel::NameColumn, QHeaderView::Interactive);
     hh->setStretchLastSection(true);
+    m_fitPending = true;
+    applyPendingFit();
+}
+
+void DocumentView::applyPendingFit()
+{
+    // A view loaded in a hidden tab has no real width yet: showEvent() brings it here again.
+    if (!m_fitPending || !isVisible() || m_pages->currentWidget() != m_contentPage)
+        return;
+    m_fitPending = false;
+    fitStructurePane();
+    layoutTreeColumns();
+    m_table->horizontalHeader()->resizeSection(TensorTableModel::NameColumn,
+                                               std::min(m_tableNameNatural, tableNameRoom()));
+}
+
+int DocumentView::tableNameRoom() const
+{
+    // Names before statistics: those scroll into view (and the detail pane shows the selected
+    // tensor's); never less than the 280 pixels names always had.
+    const auto *hh = m_table->horizontalHeader();
+    int others = 0;
+    for (int c = TensorTableModel::DTypeColumn; c <= TensorTableModel::RequiresGradColumn; ++c)
+        others += hh->isSectionHidden(c) ? 0 : hh->sectionSize(c);
+    return std::max(280, m_table->viewport()->width() - others);
+}
+
+void DocumentView::fitStructurePane()
+{
+    const QList<int> sizes = m_splitter->sizes();
+    if (m_structureByUser || sizes.size() != 2 || m_treeNaturalWidths[DocumentTreeModel::KeyColumn] <= 0)
+        return;
+    if (m_structureBaseWidth < 0) {
+        // The default or restored width: a file with short keys keeps it, and it is what is saved.
+        m_structureBaseWidth = sizes[0];
+        m_structureBaseState = m_splitter->saveState();
+    }
+    const int total = sizes[0] + sizes[1];
+    // The pane holds Key at its content width, Type as narrow as layoutTreeColumns() lets it go
+    // before Key, and Value's room, with its margins, frame and a scroll bar: it widens for keys.
+    int treeChrome = m_splitter->widget(0)->width() - m_tree->viewport()->width();
+    if (!m_tree->verticalScrollBar()->isVisible())
+        treeChrome += style()->pixelMetric(QStyle::PM_ScrollBarExtent, nullptr, m_tree);
+    const QFontMetrics fm = m_tree->fontMetrics();
+    const int type = std::min(m_treeNaturalWidths[DocumentTreeModel::TypeColumn],
+                              fm.horizontalAdvance(QStringLiteral("Tensor")) + 16);
+    const int leftNeed = treeChrome + m_treeNaturalWidths[DocumentTreeModel::KeyColumn] + type + treeValueRoom(fm);
+    // The right pane keeps what the table needs for whole names beside DType … Grad, and room for
+    // the detail pane: at least 55% of the width; at most 65% when both cannot be whole (the
+    // table is what a file is opened to see, as the default split has it at 70%).
+    const bool tableShown = m_viewTabs->currentIndex() == TensorsTab;
+    const int tableChrome = tableShown ? sizes[1] - m_table->viewport()->width()
+                                       : 40 + style()->pixelMetric(QStyle::PM_ScrollBarExtent, nullptr, m_table);
+    const auto *hh = m_table->horizontalHeader();
+    int describe = 0;
+    for (int c = TensorTableModel::DTypeColumn; c <= TensorTableModel::RequiresGradColumn; ++c)
+        describe += hh->isSectionHidden(c) ? 0 : hh->sectionSize(c);
+    const int rightNeed = tableChrome + m_tableNameNatural + describe;
+    const int rightKeep = std::clamp(rightNeed, total * 55 / 100, total * 65 / 100);
+    const int left = std::max(m_structureBaseWidth, std::min(leftNeed, total - rightKeep));
+    if (left != sizes[0])
+        m_splitter->setSizes({left, total - left});
 }
 
 void DocumentView::layoutTreeColumns()
@@ -963,7 +1049,7 @@ void DocumentView::layoutTreeColumns()
     // then Key down to about half the pane (elided in its middle; its tooltip has the full path).
     const QFontMetrics fm = m_tree->fontMetrics();
     const int available = m_tree->viewport()->width();
-    const int valueRoom = fm.horizontalAdvance(QStringLiteral("[50, 10] float32")) + 12;
+    const int valueRoom = treeValueRoom(fm);
     const auto *nat = m_treeNaturalWidths;
     int key = nat[DocumentTreeModel::KeyColumn];
     int type = nat[DocumentTreeModel::TypeColumn];
@@ -1169,8 +1255,11 @@ void DocumentView::restoreLayout()
     // Without a saved layout: the structure tree takes about a third of the width (Key, Type and
     // Value side by side at 1280 pixels), and the tensor table about 63% of the height over the
     // selected tensor's detail (13 or so rows at 1280x800).
-    if (!m_splitter->restoreState(settings.value(QLatin1String(kStructureSplitterKey)).toByteArray()))
+    const bool restored = m_splitter->restoreState(settings.value(QLatin1String(kStructureSplitterKey)).toByteArray());
+    if (!restored)
         m_splitter->setSizes({300, 700});
+    // A width the user chose keeps for every file; else the pane widens for long keys (fitStructurePane).
+    m_structureByUser = restored && settings.value(QLatin1String(kStructureChosenKey), false).toBool();
     if (!m_tensorSplitter->restoreState(settings.value(QLatin1String(kTensorSplitterKey)).toByteArray()))
         m_tensorSplitter->setSizes({380, 220});
     if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
@@ -1181,6 +1270,8 @@ void DocumentView::restoreLayout()
 void DocumentView::showEvent(QShowEvent *event)
 {
     QWidget::showEvent(event);
+    if (m_fitPending)  // loaded while hidden: fit once the panes have their widths
+        QTimer::singleShot(0, this, &DocumentView::applyPendingFit);
     if (m_viewRestored)
         return;
     // The tabs are all there by the first show: pick the remembered one, then follow the user.
@@ -1196,7 +1287,13 @@ void DocumentView::showEvent(QShowEvent *event)
 void DocumentView::saveLayout() const
 {
     QSettings settings;
-    settings.setValue(QLatin1String(kStructureSplitterKey), m_splitter->saveState());
+    // The width this view gave its keys is not saved as the user's: the next view starts from the
+    // width before the fitting. Nor does it replace a width the user chose in another view.
+    if (m_structureByUser || !settings.value(QLatin1String(kStructureChosenKey), false).toBool()) {
+        const bool fitted = !m_structureByUser && !m_structureBaseState.isEmpty();
+        settings.setValue(QLatin1String(kStructureSplitterKey), fitted ? m_structureBaseState : m_splitter->saveState());
+        settings.setValue(QLatin1String(kStructureChosenKey), m_structureByUser);
+    }
     settings.setValue(QLatin1String(kTensorSplitterKey), m_tensorSplitter->saveState());
     if (auto *inner = m_detail->findChild<QSplitter *>(QStringLiteral("detailSplitter")))
         settings.setValue(QLatin1String(kDetailSplitterKey), inner->saveState());

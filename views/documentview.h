@@ -158,11 +158,22 @@ private:
     void restoreLayout();
     void saveLayout() const;
     void fitColumns();
+    // The part of fitColumns() that needs the panes' real widths: run once the view is shown.
+    void applyPendingFit();
+    // Widens the structure pane for the keys it shows, within what the tensor table needs.
+    void fitStructurePane();
+    // The width the table's Name column may take: what DType … Grad leave of the table.
+    int tableNameRoom() const;
     // Fits the structure tree's columns to its width so that Value stays on screen.
     void layoutTreeColumns();
     int m_treeNaturalWidths[4] = {0, 0, 0, 0};  // Key, Type, Shape, DType at their content width
+    int m_tableNameNatural = 0;        // the Name column at its content width
+    bool m_fitPending = false;         // a file was shown while the view had no real size yet
     bool m_fittingTree = false;        // the columns are being sized by the view, not the user
     bool m_treeColumnsByUser = false;  // the user dragged a column: leave the widths alone
+    bool m_structureByUser = false;    // the user placed the structure pane (here or in a saved layout)
+    int m_structureBaseWidth = -1;     // the pane's width before any fitting: short keys keep it
+    QByteArray m_structureBaseState;   // what is saved while the width is the view's, not the user's
     void startStatistics();
     void stopStatistics();
     void fitStatisticsColumns();

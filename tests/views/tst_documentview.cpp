@@ -23,7 +23,10 @@
 #include <QRegularExpression>
 #include <QSet>
 #include <QHeaderView>
+#include <QSettings>
 #include <QSplitter>
+#include <QStyle>
+#include <QStyledItemDelegate>
 #include "valuetext.h"
 #include <QFile>
 #include <QTemporaryDir>
@@ -71,6 +74,41 @@ std::vector<std::unique_ptr<QAbstractItemModelTester>> attachTesters(DocumentVie
     return out;
 }
 
+// The text a view paints in a cell: its delegate's options (the elide mode) in the text rect the
+// style gives the cell, less the margin Qt's item text keeps on each side (QCommonStyle).
+struct DelegatePeek : QStyledItemDelegate {
+    using QStyledItemDelegate::initStyleOption;  // named here, called on the view's own delegate
+};
+
+QString shownText(const QAbstractItemView *view, const QModelIndex &index)
+{
+    auto *delegate = qobject_cast<QStyledItemDelegate *>(view->itemDelegateForIndex(index));
+    if (!delegate)
+        return {};
+    QStyleOptionViewItem option;
+    option.initFrom(view);
+    option.widget = view;
+    option.font = view->font();
+    option.fontMetrics = view->fontMetrics();
+    option.textElideMode = view->textElideMode();
+    option.rect = view->visualRect(index);
+    (delegate->*&DelegatePeek::initStyleOption)(&option, index);
+    const QRect textRect = view->style()->subElementRect(QStyle::SE_ItemViewItemText, &option, view);
+    const int margin = view->style()->pixelMetric(QStyle::PM_FocusFrameHMargin, nullptr, view) + 1;
+    return option.fontMetrics.elidedText(option.text, option.textElideMode, textRect.width() - 2 * margin);
+}
+
+// Shown whole, or elided in the middle with both ends of the key kept.
+bool keepsBothEnds(const QString &shown, const QString &key)
+{
+    if (shown == key)
+        return true;
+    const QString start = shown.section(QChar(0x2026), 0, 0);
+    const QString end = shown.section(QChar(0x2026), 1);
+    return shown.count(QChar(0x2026)) == 1 && !start.isEmpty() && !end.isEmpty() && key.startsWith(start) &&
+           key.endsWith(end);
+}
+
 } // namespace
 
 class TestDocumentView : public QObject {
@@ -95,6 +133,10 @@ private Q_SLOTS:
     void hugeListStaysResponsive();
     void inspectionTabs();
     void structureKeepsValueInView();
+    void longKeysReadable_data();
+    void longKeysReadable();
+    void shortKeysKeepTheLayout();
+    void chosenStructureWidthWins();
     void headerSaysWhereTensorsAre();
     void securityShowsTheCall_data();
     void securityShowsTheCall();
@@ -639,6 +681,173 @@ void TestDocumentView::structureKeepsValueInView()
     view.structureSplitter()->setSizes({800, 1000});
     QTest::qWait(50);
     QCOMPARE(h->sectionSize(DocumentTreeModel::KeyColumn), 250);
+}
+
+void TestDocumentView::longKeysReadable_data()
+{
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<bool>("whole");  // every key fits whole at the default size
+    QTest::newRow("hf decoder") << QStringLiteral("hf_keys") << true;
+    QTest::newRow("allennlp encoder") << QStringLiteral("allennlp_keys") << false;
+}
+
+// Keys as long as real checkpoints have them, at the default window size (the document view of a
+// 1280x800 window): a Hugging Face decoder's are shown whole in the structure tree and the tensor
+// table; AllenNLP's longest cannot be, and keep both ends (their distinguishing end) while every
+// key the table has room for is whole. Value keeps its room for "[50, 10] float32". The keys are
+// the ones torch's state_dict() gave (tests/fixtures/guiviews_fixtures.py).
+void TestDocumentView::longKeysReadable()
+{
+    QFETCH(QString, name);
+    QFETCH(bool, whole);
+    const QJsonObject section = test::expectedListing().value(QStringLiteral("__guiviews__")).toObject().value(name).toObject();
+    const QStringList keys = section.value(QStringLiteral("keys")).toVariant().toStringList();
+    const QString longest = section.value(QStringLiteral("longest")).toString();
+    QVERIFY(keys.contains(longest));
+    QSettings().clear();  // the default layout, as at a first start
+    DocumentView view;
+    view.resize(1280, 740);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture(qPrintable(section.value(QStringLiteral("file")).toString())));
+    QVERIFY(loaded.wait(20000));
+    QTest::qWait(50);  // anything the view does after the first show
+    QTreeView *tree = view.treeView();
+    QTableView *table = view.tableView();
+    QHeaderView *th = tree->header();
+    QHeaderView *hh = table->horizontalHeader();
+    const QString layout = QStringLiteral("split %1/%2, key %3 of %4, name %5 of %6")
+                               .arg(view.structureSplitter()->sizes().value(0))
+                               .arg(view.structureSplitter()->sizes().value(1))
+                               .arg(th->sectionSize(DocumentTreeModel::KeyColumn))
+                               .arg(tree->viewport()->width())
+                               .arg(hh->sectionSize(TensorTableModel::NameColumn))
+                               .arg(table->viewport()->width());
+
+    // Value starts on screen with room for a tensor's shape and dtype.
+    const int valueRoom = tree->fontMetrics().horizontalAdvance(QStringLiteral("[50, 10] float32"));
+    QVERIFY2(th->sectionViewportPosition(DocumentTreeModel::ValueColumn) + valueRoom <= tree->viewport()->width(),
+             qPrintable(layout));
+
+    // What DType … Grad leave of the table is the names'.
+    int others = 0;
+    for (int c = TensorTableModel::DTypeColumn; c <= TensorTableModel::RequiresGradColumn; ++c)
+        others += hh->sectionSize(c);
+    const int margin = 2 * (table->style()->pixelMetric(QStyle::PM_FocusFrameHMargin, nullptr, table) + 1);
+    const int nameRoom = table->viewport()->width() - others;
+    if (whole) {
+        QVERIFY2(th->sectionSize(DocumentTreeModel::KeyColumn) >= tree->fontMetrics().horizontalAdvance(longest),
+                 qPrintable(layout));
+        QVERIFY2(hh->sectionSize(TensorTableModel::NameColumn) >= table->fontMetrics().horizontalAdvance(longest),
+                 qPrintable(layout));
+    }
+
+    QSet<QString> treeTexts, tableTexts;
+    for (const QString &key : keys) {
+        const QModelIndex t = view.treeProxy()->mapFromSource(view.treeModel()->indexForPath({key}));
+        QVERIFY2(t.isValid(), qPrintable(key));
+        const QString inTree = shownText(tree, t);
+        int row = -1;
+        for (int r = 0; r < view.tableProxy()->rowCount(); ++r)
+            if (view.tableProxy()->index(r, 0).data(TensorTableModel::TensorNameRole).toString() == key)
+                row = r;
+        QVERIFY2(row >= 0, qPrintable(key));
+        const QString inTable = shownText(table, view.tableProxy()->index(row, TensorTableModel::NameColumn));
+        const QString where = QStringLiteral("%1: tree '%2', table '%3' (%4)").arg(key, inTree, inTable, layout);
+        if (whole) {
+            QVERIFY2(inTree == key && inTable == key, qPrintable(where));
+        } else {
+            QVERIFY2(keepsBothEnds(inTree, key) && keepsBothEnds(inTable, key), qPrintable(where));
+            if (table->fontMetrics().horizontalAdvance(key) + margin <= nameRoom)
+                QVERIFY2(inTable == key, qPrintable(where));
+        }
+        treeTexts.insert(inTree);
+        tableTexts.insert(inTable);
+    }
+    // Every row still tells its key from the others.
+    QCOMPARE(treeTexts.size(), keys.size());
+    QCOMPARE(tableTexts.size(), keys.size());
+    if (!whole)
+        QVERIFY2(shownText(table, view.tableProxy()->index(keys.indexOf(longest), TensorTableModel::NameColumn)) != longest,
+                 qPrintable(QStringLiteral("the longest key was meant not to fit: make it longer (%1)").arg(layout)));
+}
+
+// A file of short keys keeps the split and the columns it had: the structure pane widens only for
+// keys that need it.
+void TestDocumentView::shortKeysKeepTheLayout()
+{
+    QSettings().clear();
+    DocumentView view;
+    view.resize(1280, 740);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    const QList<int> before = view.structureSplitter()->sizes();
+    QSignalSpy loaded(&view, &DocumentView::loaded);
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    QTest::qWait(50);
+    QCOMPARE(view.structureSplitter()->sizes(), before);
+    // Its names are whole, as before.
+    for (int r = 0; r < view.tableProxy()->rowCount(); ++r) {
+        const QModelIndex name = view.tableProxy()->index(r, TensorTableModel::NameColumn);
+        QCOMPARE(shownText(view.tableView(), name), name.data().toString());
+    }
+    // And a long-key file opened after it in the same view widens the pane; the short one again
+    // gives the width back.
+    view.open(fixture("guiviews/hf_keys.pth"));
+    QVERIFY(loaded.wait(20000));
+    QVERIFY(view.structureSplitter()->sizes().value(0) > before.value(0));
+    view.open(fixture("training_checkpoint.pth"));
+    QVERIFY(loaded.wait(20000));
+    QCOMPARE(view.structureSplitter()->sizes(), before);
+}
+
+// A structure pane the user placed keeps its width for every file, in this view and the next
+// (QSettings); the width the view gave long keys is not saved as the user's.
+void TestDocumentView::chosenStructureWidthWins()
+{
+    QSettings().clear();
+    QList<int> fitted, chosen;
+    {
+        DocumentView view;
+        view.resize(1280, 740);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        const QList<int> before = view.structureSplitter()->sizes();
+        QSignalSpy loaded(&view, &DocumentView::loaded);
+        view.open(fixture("guiviews/hf_keys.pth"));
+        QVERIFY(loaded.wait(20000));
+        fitted = view.structureSplitter()->sizes();
+        QVERIFY(fitted.value(0) > before.value(0));
+    }
+    {
+        // Not saved as the user's: the next view starts from the default and fits again.
+        DocumentView view;
+        view.resize(1280, 740);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QVERIFY(view.structureSplitter()->sizes().value(0) < fitted.value(0));
+        QSignalSpy loaded(&view, &DocumentView::loaded);
+        view.open(fixture("guiviews/hf_keys.pth"));
+        QVERIFY(loaded.wait(20000));
+        QCOMPARE(view.structureSplitter()->sizes(), fitted);
+        // The user drags the pane narrower (as QSplitterHandle does: sizes, then the signal).
+        view.structureSplitter()->setSizes({260, fitted.value(0) + fitted.value(1) - 260});
+        chosen = view.structureSplitter()->sizes();
+        Q_EMIT view.structureSplitter()->splitterMoved(chosen.value(0), 1);
+        view.open(fixture("guiviews/allennlp_keys.pth"));
+        QVERIFY(loaded.wait(20000));
+        QCOMPARE(view.structureSplitter()->sizes(), chosen);
+    }
+    DocumentView next;
+    next.resize(1280, 740);
+    next.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&next));
+    QSignalSpy loaded(&next, &DocumentView::loaded);
+    next.open(fixture("guiviews/hf_keys.pth"));
+    QVERIFY(loaded.wait(20000));
+    QCOMPARE(next.structureSplitter()->sizes(), chosen);
 }
 
 // The header counts the tensors the table lists and says where they are; a shard index's size is
