@@ -523,8 +523,8 @@ QWidget *DocumentView::createContentPage()
     m_security = new SecurityView(this);
     m_viewTabs->addTab(m_security, tr("Security"));
     m_prediction = new PredictionView(this);
-    // Scrolled when narrow: its side-by-side form and result would otherwise hold every tab, and
-    // so the structure pane beside them, to their width (821 pixels) even while hidden.
+    // Scrolled only in a window too small for its side-by-side form and results (fitStructurePane
+    // keeps it its width): otherwise it would hold every tab, and the window, to that width.
     auto *predictScroll = new QScrollArea(this);
     predictScroll->setFrameShape(QFrame::NoFrame);
     predictScroll->setWidgetResizable(true);
@@ -1032,7 +1032,10 @@ void DocumentView::fitStructurePane()
     for (int c = TensorTableModel::DTypeColumn; c <= TensorTableModel::RequiresGradColumn; ++c)
         describe += hh->isSectionHidden(c) ? 0 : hh->sectionSize(c);
     const int rightNeed = tableChrome + m_tableNameNatural + describe;
-    const int rightKeep = std::clamp(rightNeed, total * 55 / 100, total * 65 / 100);
+    // Never less than the Predict tab needs side by side (its form beside its results): the pane
+    // keeps the same split on every tab, and Predict scrolls only in a window too small for it.
+    const int predictNeed = m_prediction->minimumSizeHint().width() + (sizes[1] - m_viewTabs->currentWidget()->width());
+    const int rightKeep = std::max(std::clamp(rightNeed, total * 55 / 100, total * 65 / 100), predictNeed);
     const int left = std::max(m_structureBaseWidth, std::min(leftNeed, total - rightKeep));
     if (left != sizes[0])
         m_splitter->setSizes({left, total - left});
