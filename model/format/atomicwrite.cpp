@@ -11,6 +11,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,10 +86,53 @@ bool removeFolderChain(const char *path, int levels)
     return removed;
 }
 
+// A set of files taking their names together (commitTogether), for the signal handler: one set at
+// a time (g_groupMutex). Per member: the slot of its temporary file (in g_slotPath), its target, and
+// the link that keeps the target's previous file (listed before it is made, as a temporary is).
+// The phase says what a signal finds: links being made (remove them), renames under way (put back
+// each member whose temporary is gone, remove the links), or every rename done (keep the new set,
+// remove the links).
+enum GroupPhase : int { kIdle, kLinking, kRenaming, kComplete };
+std::atomic<int> g_groupPhase{kIdle};
+std::atomic<int> g_groupMembers{0};
+int g_memberSlot[kSlots];
+std::atomic<bool> g_memberBackedUp[kSlots];
+char g_memberTarget[kSlots][kSlotPath];
+char g_memberBackup[kSlots][kSlotPath];
+std::mutex g_groupMutex;
+
+// The signal handler's part for a set being committed: -1 when the new set was complete (kept),
+// else whether anything was put back. Async-signal-safe: lstat, rename and unlink on the table.
+// A member's temporary gone means its rename happened (rename is atomic, and nothing else removes
+// it during the commit), so a signal between a rename and the line after it is still seen right;
+// putting back is idempotent, so one that lands while commitTogether itself puts back is too.
+int settleGroup()
+{
+    const int phase = g_groupPhase.load();
+    if (phase == kIdle)
+        return 0;
+    const int n = g_groupMembers.load();
+    bool changed = false;
+    for (int i = 0; i < n; ++i) {
+        const bool backedUp = g_memberBackedUp[i].load();
+        struct stat st {};
+        const bool renamed =
+            phase == kRenaming && ::lstat(g_slotPath[g_memberSlot[i]], &st) != 0 && errno == ENOENT;
+        if (renamed)
+            changed = (backedUp ? ::rename(g_memberBackup[i], g_memberTarget[i]) : ::unlink(g_memberTarget[i])) == 0 ||
+                      changed;
+        else if (backedUp)
+            ::unlink(g_memberBackup[i]);  // the target still holds the previous file: this is a second name
+    }
+    return phase == kComplete ? -1 : int(changed);
+}
+
 extern "C" void removeTemporariesAndDie(int sig)
 {
     const int savedErrno = errno;
-    bool removed = false;
+    // Before the temporaries go: whether a member was renamed is read from its temporary.
+    const int group = settleGroup();
+    bool removed = group > 0;
     for (std::size_t i = 0; i < kSlots; ++i)
         if (g_slotState[i].load() == 2 && g_slotFolderLevels[i] == 0)
             removed = ::unlink(g_slotPath[i]) == 0 || removed;
@@ -95,8 +140,12 @@ extern "C" void removeTemporariesAndDie(int sig)
     for (std::size_t i = kSlots; i-- > 0;)
         if (g_slotState[i].load() == 2 && g_slotFolderLevels[i] > 0)
             removed = removeFolderChain(g_slotPath[i], g_slotFolderLevels[i]) || removed;
-    if (removed) {
-        // write(2) only: nothing else is safe in a signal handler.
+    // write(2) only: nothing else is safe in a signal handler.
+    if (group < 0) {
+        static constexpr char kKept[] = "\ninterrupted: the files written had all taken their names and are kept; the "
+                                        "previous ones they replaced are removed\n";
+        [[maybe_unused]] const auto n = ::write(STDERR_FILENO, kKept, sizeof kKept - 1);
+    } else if (removed) {
         static constexpr char kSaid[] = "\ninterrupted: what was being written is removed; no file that was there before "
                                         "was changed\n";
         [[maybe_unused]] const auto n = ::write(STDERR_FILENO, kSaid, sizeof kSaid - 1);
@@ -316,6 +365,173 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
     } catch (...) {
         cancel();
         throw;
+    }
+}
+
+namespace {
+// `.NAME.bak-XXXXXX` beside `target`, as the temporary files are named.
+std::string backupName(const std::string &target)
+{
+    const std::filesystem::path p(target);
+    const auto folder = p.parent_path();
+    return ((folder.empty() ? std::filesystem::path(".") : folder) / ("." + p.filename().string() + ".bak-"))
+               .string() +
+           randomSuffix();
+}
+
+void syncFolder(const std::string &folder)
+{
+    const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        ::fsync(dir);
+        ::close(dir);
+    }
+}
+} // namespace
+
+void commitTogether(std::span<AtomicFileWriter *const> files)
+{
+    if (files.size() == 1) {
+        files[0]->commit();
+        return;
+    }
+    struct Member {
+        AtomicFileWriter *file;
+        std::string backup;    // the link to the previous file; empty: none
+        bool renamed = false;
+    };
+    std::vector<Member> members;
+    for (auto *f : files)
+        members.push_back({f, {}, false});
+    std::lock_guard lock(g_groupMutex);
+    // Listed for the signal handler when every path fits its table (a backup's name is the target's
+    // and 16 characters at most); otherwise the signals wait, blocked in this thread, until the set
+    // is settled (the command line converts on one thread).
+    bool listed = files.size() <= kSlots;
+    for (const auto *f : files)
+        listed = listed && f->m_slot >= 0 && f->m_path.size() + 16 < kSlotPath;
+    sigset_t blocked, previousMask;
+    sigemptyset(&blocked);
+    if (!listed) {
+        for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+            sigaddset(&blocked, sig);
+        ::pthread_sigmask(SIG_BLOCK, &blocked, &previousMask);
+    }
+    // Puts the previous set back (each member renamed so far, the last first), removes the links,
+    // and returns what could not be put back, for the message. Once is enough: a second call finds
+    // nothing to do.
+    const auto undo = [&]() {
+        std::string notBack;
+        for (auto m = members.rbegin(); m != members.rend(); ++m) {
+            if (m->renamed) {
+                if (m->backup.empty())
+                    ::unlink(m->file->m_path.c_str());
+                else if (::rename(m->backup.c_str(), m->file->m_path.c_str()) != 0)
+                    notBack += "; the previous " + m->file->m_path + " could not be put back (" +
+                               std::strerror(errno) + "): it is kept as " + m->backup;
+                m->file->m_temp.clear();  // renamed: nothing left under that name to remove
+            } else if (!m->backup.empty()) {
+                ::unlink(m->backup.c_str());
+            }
+            m->renamed = false;
+            m->backup.clear();
+        }
+        return notBack;
+    };
+    const auto leaveTable = [&]() {
+        g_groupPhase.store(kIdle);
+        g_groupMembers.store(0);
+        if (!listed)
+            ::pthread_sigmask(SIG_SETMASK, &previousMask, nullptr);
+    };
+    try {
+        for (const auto &m : members) {
+            if (m.file->m_fd >= 0 || m.file->m_temp.empty())
+                throw FormatError(m.file->m_path + ": the file is not finished, or already committed or cancelled");
+            // The target may have appeared, or become an input, while we wrote.
+            checkWriteTarget(m.file->m_path, m.file->m_options);
+        }
+        if (listed) {
+            for (std::size_t i = 0; i < members.size(); ++i) {
+                const auto &path = members[i].file->m_path;
+                g_memberSlot[i] = members[i].file->m_slot;
+                std::memcpy(g_memberTarget[i], path.c_str(), path.size() + 1);
+                g_memberBackedUp[i].store(false);
+            }
+            g_groupMembers.store(int(members.size()));
+            g_groupPhase.store(kLinking);
+        }
+        // Each previous file gets a second name first: what a failure puts back.
+        for (std::size_t i = 0; i < members.size(); ++i) {
+            const auto &target = members[i].file->m_path;
+            struct stat st {};
+            if (::lstat(target.c_str(), &st) != 0) {
+                if (errno == ENOENT)
+                    continue;
+                throw FormatError(systemError(target, "cannot read what is there", errno) + "; nothing was replaced");
+            }
+            int error = EEXIST;
+            std::string candidate;
+            for (int attempt = 0; attempt < 100 && error == EEXIST; ++attempt) {
+                candidate = backupName(target);
+                if (::lstat(candidate.c_str(), &st) == 0)
+                    continue;
+                // Listed before it exists, as a temporary is (a name already taken is never listed).
+                if (listed) {
+                    std::memcpy(g_memberBackup[i], candidate.c_str(), candidate.size() + 1);
+                    g_memberBackedUp[i].store(true);
+                }
+                if (::link(target.c_str(), candidate.c_str()) == 0) {
+                    members[i].backup = candidate;
+                    error = 0;
+                    break;
+                }
+                error = errno;
+                if (listed)
+                    g_memberBackedUp[i].store(false);
+            }
+            if (error != 0)
+                throw FormatError(target + ": cannot keep the previous file aside (as " + candidate +
+                                  ") while the new one takes its name: " + std::strerror(error) +
+                                  "; nothing was replaced");
+        }
+        if (listed)
+            g_groupPhase.store(kRenaming);
+        for (auto &m : members) {
+            if (::rename(m.file->m_temp.c_str(), m.file->m_path.c_str()) != 0) {
+                const int err = errno;
+                const std::string notBack = undo();
+                throw FormatError(systemError(m.file->m_path, "cannot rename the finished file into place", err) +
+                                  (notBack.empty() ? "; none of the " + std::to_string(members.size()) +
+                                                         " files took its name, and the folder holds what it held before"
+                                                   : notBack));
+            }
+            m.renamed = true;
+        }
+    } catch (...) {
+        undo();  // (again after a failed rename: nothing left to do then)
+        leaveTable();
+        for (const auto &m : members)
+            m.file->cancel();
+        throw;
+    }
+    // Every file has its name: a signal now keeps the new set.
+    if (listed)
+        g_groupPhase.store(kComplete);
+    std::set<std::string> folders;
+    for (const auto &m : members)
+        folders.insert(std::filesystem::path(m.file->m_path).parent_path().string());
+    for (const auto &folder : folders)
+        syncFolder(folder);
+    for (auto &m : members) {
+        if (!m.backup.empty())
+            ::unlink(m.backup.c_str());
+        m.file->m_temp.clear();
+    }
+    leaveTable();
+    for (auto &m : members) {
+        unregisterTemporary(m.file->m_slot);
+        m.file->m_slot = -1;
     }
 }
 

@@ -50,6 +50,8 @@ public:
     void cancel();
 
 private:
+    friend void commitTogether(std::span<AtomicFileWriter *const> files);
+
     std::string m_path;
     std::string m_temp;
     WriteOptions m_options;
@@ -59,14 +61,28 @@ private:
     int m_slot = -1;                   // where the signal handler finds m_temp (-1: not there)
 };
 
+// Renames a set of finished files (finish() called on each) into place together, in the order
+// given: every one takes its name, or none does and the folder holds exactly what it held before.
+// Each existing target is first hard-linked to `.NAME.bak-XXXXXX` beside it (refused, nothing
+// changed, where the file system cannot); a rename that fails puts the previous files back (a name
+// that had none is removed), and success removes the links. A signal the handler of
+// removeTemporaryFilesOnSignals catches meanwhile does the same: before the last rename the
+// previous set is put back, after it the new set stays. Cancels every file when it throws (the
+// message names the file, the reason, and any previous file that could not be put back and where
+// it is kept). One file is commit().
+void commitTogether(std::span<AtomicFileWriter *const> files);
+
 // A command-line run killed by Ctrl-C, SIGTERM or SIGHUP while it writes would leave its
 // temporary files (`.NAME.XXXXXX`, as large as the output) behind. After this call those signals
-// remove every temporary file an AtomicFileWriter holds at that moment, then end the process as the
-// signal would have (re-raised with its default action). Async-signal-safe: the handler only reads
-// a fixed table of paths and calls unlink. Idempotent; the CLI calls it before converting.
+// remove every temporary file an AtomicFileWriter holds at that moment (and settle a set that
+// commitTogether is renaming: the previous files put back, or the complete new set kept), then end
+// the process as the signal would have (re-raised with its default action). Async-signal-safe: the
+// handler only reads fixed tables of paths and calls lstat, rename and unlink. Idempotent; the CLI
+// calls it before converting.
 void removeTemporaryFilesOnSignals();
 // Temporary files the signal handler's table can list at once, less room for a few of the caller's
-// own (SignalCleanupEntry): the most shards a sharded conversion writes.
+// own (SignalCleanupEntry) and for the index and sidecar committed with the shards: the most shards
+// a sharded conversion writes.
 inline constexpr std::size_t kMaxShards = 1000;
 
 // Throws FormatError (naming `name`) unless `file` holds exactly `data`.

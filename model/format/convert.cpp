@@ -3423,14 +3423,14 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
                    ? writeSafetensorsPart(plan, part, wo, progress, result.tensorsVerified)
                    : writeTorchPart(plan, options, part, wo, progress, result.tensorsVerified);
     };
+    // The files of the output, each finished (written, verified, flushed) under its temporary name
+    // (which Ctrl-C or a failure removes) before any takes its name: the shards and the index, or
+    // the one file.
+    std::vector<std::unique_ptr<AtomicFileWriter>> files;
     if (plan.shards.empty()) {
-        auto file = writePart(wholePlan(plan), [&](double f) { reportFraction(options, f, plan.output); });
-        file->commit();
-        result.bytes = file->size();
+        files.push_back(writePart(wholePlan(plan), [&](double f) { reportFraction(options, f, plan.output); }));
+        result.bytes = files.back()->size();
     } else {
-        // Every shard and the index are written and verified under temporary names (which Ctrl-C
-        // or a failure removes) before any takes its name: the folder never holds part of a set.
-        std::vector<std::unique_ptr<AtomicFileWriter>> files;
         const double n = static_cast<double>(plan.shards.size());
         for (std::size_t k = 0; k < plan.shards.size(); ++k) {
             files.push_back(writePart(shardPart(plan, plan.shards[k]), [&](double f) {
@@ -3449,28 +3449,25 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
             // The index read back as the sharded checkpoint it names is left to the caller: the
             // shards do not have their names yet.
         });
-        // The shards take their names, the index (what points at them) last. A rename that fails
-        // takes back the ones made before it.
-        std::vector<std::string> placed;
-        try {
-            for (auto &f : files) {
-                f->commit();
-                placed.push_back(f->path());
-            }
-            index->commit();
-        } catch (...) {
-            for (const auto &p : placed)
-                ::unlink(p.c_str());
-            throw;
-        }
+        files.push_back(std::move(index));
     }
-    result.verified = true;
     if (sidecar) {
         const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t *>(sidecarText.data()),
                                                   sidecarText.size());
-        sidecar->commit([&](const std::string &temp) { verifyFileBytes(temp, bytes, plan.sidecarPath); });
-        result.sidecarPath = plan.sidecarPath;
+        sidecar->finish([&](const std::string &temp) { verifyFileBytes(temp, bytes, plan.sidecarPath); });
     }
+    // All take their names together or none does, over previous files too (--force): the shards,
+    // the sidecar, then the index or the model (what is opened) last.
+    std::vector<AtomicFileWriter *> set;
+    for (std::size_t k = 0; k + 1 < files.size(); ++k)
+        set.push_back(files[k].get());
+    if (sidecar)
+        set.push_back(sidecar.get());
+    set.push_back(files.back().get());
+    commitTogether(set);
+    result.verified = true;
+    if (sidecar)
+        result.sidecarPath = plan.sidecarPath;
     return result;
 }
 

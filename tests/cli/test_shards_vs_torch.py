@@ -190,10 +190,74 @@ def interrupted(res, ckpt, work):
     os.remove(src)
 
 
+def thousand_shards(res, ckpt, work, faultshim):
+    """The most shards a conversion writes (1000, one 4-byte tensor each) with their index, then again
+    with --force over that set (a backup link per previous file, 1001 files committed as one set):
+    torch reads every tensor of the new set. Under the fault shim (when given), a rename that fails
+    midway and a SIGTERM at the index's rename, the last, leave the previous set byte for byte."""
+    out = os.path.join(work, 'thousand')
+    os.mkdir(out)
+    target = os.path.join(out, 'model.safetensors')
+
+    def source(scale):
+        sd = {'t%04d' % i: torch.full((1,), float(i) * scale) for i in range(1000)}
+        path = os.path.join(work, 'thousand_%d.pth' % scale)
+        torch.save(sd, path)
+        return sd, path
+
+    def convert(src, env=None):
+        p = subprocess.run([ckpt, 'convert', src, '--to', 'safetensors', '--max-shard-size', '4', '-o', target,
+                            '--force'], capture_output=True, text=True, timeout=300, env=env,
+                           preexec_fn=default_signals)
+        return p
+
+    def snapshot():
+        got = {}
+        for f in sorted(os.listdir(out)):
+            with open(os.path.join(out, f), 'rb') as fh:
+                got[f] = fh.read()
+        return got
+
+    def loaded(sd):
+        try:
+            wm = json.load(open(target + '.index.json'))['weight_map']
+            got = {}
+            for f in sorted(set(wm.values())):
+                got.update(load_safetensors(os.path.join(out, f)))
+        except (OSError, ValueError, KeyError, AssertionError) as e:
+            return 'unreadable: %r' % e
+        return len(set(wm.values())) == 1000 and sorted(got) == sorted(sd) and \
+            all(torch.equal(got[k], v) for k, v in sd.items())
+
+    first, src1 = source(1)
+    r = convert(src1)
+    res.check(r.returncode == 0 and len(os.listdir(out)) == 1001 and loaded(first) is True, 'shards 1000',
+              'exit %d, %d files, %r: %s' % (r.returncode, len(os.listdir(out)), loaded(first), r.stderr[-300:]))
+    second, src2 = source(2)
+    if faultshim:
+        before = snapshot()
+        for spec, rc in (('rename:EACCES:after=500:once', 1), ('rename:SIGTERM:after=1000', -signal.SIGTERM)):
+            env = dict(os.environ, LD_PRELOAD=faultshim, CKPT_FAULT=spec,
+                       ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+            r = convert(src2, env)
+            after = snapshot()
+            res.check(r.returncode == rc and after == before, 'shards 1000 --force, ' + spec,
+                      'exit %d, %d files (%d before), changed: %r: %s' % (
+                          r.returncode, len(after), len(before),
+                          sorted(f for f in set(after) | set(before) if after.get(f) != before.get(f))[:5],
+                          r.stderr[-300:]))
+    r = convert(src2)
+    res.check(r.returncode == 0 and len(os.listdir(out)) == 1001 and loaded(second) is True, 'shards 1000 --force',
+              'exit %d, %d files, %r: %s' % (r.returncode, len(os.listdir(out)), loaded(second), r.stderr[-300:]))
+    os.remove(src1)
+    os.remove(src2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
     ap.add_argument('--fixtures', required=False)
+    ap.add_argument('--faultshim', required=False, help='the fault shim (tests/format/faultshim.c), to fail a rename')
     a = ap.parse_args()
     res = Results()
     sd = source_state_dict()
@@ -294,6 +358,7 @@ def main():
                   all(torch.equal(got[k], v) for k, v in expect.items()), 'shards quantized with the --drop it names',
                   'exit %d, %r: %s' % (r.returncode, sorted(got), r.stderr.strip()))
         interrupted(res, a.ckpt, work)
+        thousand_shards(res, a.ckpt, work, a.faultshim)
         r = run(a.ckpt, 'convert', src, '--to', 'checkpoint', '--max-shard-size', '1KB',
                 '-o', os.path.join(work, 'ck.pth'))
         res.check(r.returncode == 1 and not os.path.exists(os.path.join(work, 'ck.pth')), 'shards target',

@@ -5,15 +5,22 @@
  *
  * OP      write   write/pwrite/writev on a regular file (fds of terminals and pipes pass)
  *         fsync   fsync/fdatasync
- *         rename  rename/renameat/renameat2/linkat (whatever moves the file into place)
+ *         rename  rename/renameat/renameat2 (what moves the file into place)
+ *         link    link/linkat (a second name for a file: a group commit's backup)
+ *         unlink  unlink/unlinkat
  *         create  open/openat/creat with O_CREAT, mkstemp and friends
- * ACTION  an errno name (ENOSPC, EACCES, EIO, EDQUOT, EROFS, EXDEV), "short" (writes move at most
- *         N bytes a call but succeed, as the kernel may do), "kill" (SIGKILL: a crash) or, for
- *         write, "corrupt" (the byte at stream position N is written flipped, and the write
+ * ACTION  an errno name (ENOSPC, EACCES, EIO, EDQUOT, EROFS, EXDEV, EPERM), "short" (writes move at
+ *         most N bytes a call but succeed, as the kernel may do), "kill" (SIGKILL: a crash),
+ *         for OPs but write, SIGINT, SIGTERM or SIGHUP (that signal raised just before the call, as
+ *         a Ctrl-C landing there: the program's handler runs; the call proceeds only if the process
+ *         lives on) or,
+ *         for write, "corrupt" (the byte at stream position N is written flipped, and the write
  *         succeeds: a device that returns other bytes than it was given)
  * after=N write: the fault strikes once N bytes have gone to regular files (the write that
  *         crosses N writes up to N, a short write, as a filling disk does); other OPs: after N
  *         successful calls of that OP. Default 0.
+ * once    other OPs: only the call after the N first fails, later ones succeed (without it, every
+ *         call from then on fails); a signal is always raised once.
  *
  * When the fault strikes, the shim appends "fired OP ACTION" to $CKPT_FAULT_LOG (when set), so
  * the driver can tell that the writer reached the injected step. Built without sanitizers. */
@@ -32,8 +39,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_CREATE };
-enum { ACT_ERRNO, ACT_SHORT, ACT_KILL, ACT_CORRUPT };
+enum { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_LINK, OP_UNLINK, OP_CREATE };
+enum { ACT_ERRNO, ACT_SHORT, ACT_KILL, ACT_CORRUPT, ACT_SIGNAL };
 
 static int g_parsed;
 static int g_op = OP_NONE;
@@ -42,6 +49,9 @@ static int g_errno;
 static unsigned long long g_after;
 static unsigned long long g_written;
 static unsigned long long g_calls;
+static int g_once;
+static int g_signal;
+static int g_spent;
 
 static void parse(void)
 {
@@ -61,6 +71,8 @@ static void parse(void)
     while ((opt = strtok_r(NULL, ":", &save)))
         if (strncmp(opt, "after=", 6) == 0)
             g_after = strtoull(opt + 6, NULL, 10);
+        else if (!strcmp(opt, "once"))
+            g_once = 1;
     if (!op || !act)
         return;
     if (!strcmp(op, "write"))
@@ -69,6 +81,10 @@ static void parse(void)
         g_op = OP_FSYNC;
     else if (!strcmp(op, "rename"))
         g_op = OP_RENAME;
+    else if (!strcmp(op, "link"))
+        g_op = OP_LINK;
+    else if (!strcmp(op, "unlink"))
+        g_op = OP_UNLINK;
     else if (!strcmp(op, "create"))
         g_op = OP_CREATE;
     if (!strcmp(act, "short"))
@@ -77,7 +93,10 @@ static void parse(void)
         g_action = ACT_CORRUPT;
     else if (!strcmp(act, "kill"))
         g_action = ACT_KILL;
-    else {
+    else if (!strcmp(act, "SIGINT") || !strcmp(act, "SIGTERM") || !strcmp(act, "SIGHUP")) {
+        g_action = ACT_SIGNAL;
+        g_signal = !strcmp(act, "SIGINT") ? SIGINT : !strcmp(act, "SIGTERM") ? SIGTERM : SIGHUP;
+    } else {
         static const struct { const char *name; int value; } names[] = {
             {"ENOSPC", ENOSPC}, {"EACCES", EACCES}, {"EIO", EIO}, {"EDQUOT", EDQUOT},
             {"EROFS", EROFS},   {"EXDEV", EXDEV},   {"EPERM", EPERM}};
@@ -116,6 +135,7 @@ static void note_fired(const char *op)
                            g_action == ACT_KILL      ? "kill"
                            : g_action == ACT_SHORT   ? "short"
                            : g_action == ACT_CORRUPT ? "corrupt"
+                           : g_action == ACT_SIGNAL  ? strsignal(g_signal)
                                                      : strerror(g_errno));
     static ssize_t (*real_write)(int, const void *, size_t);
     if (!real_write)
@@ -129,13 +149,18 @@ static void note_fired(const char *op)
 static int strike(int op, const char *name)
 {
     parse();
-    if (g_op != op || g_action == ACT_SHORT)
+    if (g_op != op || g_action == ACT_SHORT || g_spent)
         return 0;
     if (g_calls++ < g_after)
         return 0;
+    g_spent = g_once || g_action == ACT_SIGNAL;
     note_fired(name);
     if (g_action == ACT_KILL)
         raise(SIGKILL);
+    if (g_action == ACT_SIGNAL) {
+        raise(g_signal);  /* the handler runs before raise returns */
+        return 0;
+    }
     errno = g_errno;
     return 1;
 }
@@ -274,12 +299,36 @@ int renameat2(int fromDir, const char *from, int toDir, const char *to, unsigned
     return strike(OP_RENAME, "renameat2") ? -1 : real(fromDir, from, toDir, to, flags);
 }
 
+int link(const char *from, const char *to)
+{
+    static int (*real)(const char *, const char *);
+    if (!real)
+        real = (int (*)(const char *, const char *))next("link");
+    return strike(OP_LINK, "link") ? -1 : real(from, to);
+}
+
 int linkat(int fromDir, const char *from, int toDir, const char *to, int flags)
 {
     static int (*real)(int, const char *, int, const char *, int);
     if (!real)
         real = (int (*)(int, const char *, int, const char *, int))next("linkat");
-    return strike(OP_RENAME, "linkat") ? -1 : real(fromDir, from, toDir, to, flags);
+    return strike(OP_LINK, "linkat") ? -1 : real(fromDir, from, toDir, to, flags);
+}
+
+int unlink(const char *path)
+{
+    static int (*real)(const char *);
+    if (!real)
+        real = (int (*)(const char *))next("unlink");
+    return strike(OP_UNLINK, "unlink") ? -1 : real(path);
+}
+
+int unlinkat(int dir, const char *path, int flags)
+{
+    static int (*real)(int, const char *, int);
+    if (!real)
+        real = (int (*)(int, const char *, int))next("unlinkat");
+    return strike(OP_UNLINK, "unlinkat") ? -1 : real(dir, path, flags);
 }
 
 /* Creating files: a read-only folder refuses even root this way (permission bits do not). */

@@ -6,7 +6,13 @@
 // The same faults hit `ckpt export`, the program that writes through this writer, and a device
 // that silently writes other bytes than it was given must be caught by `ckpt convert`'s reading
 // back: nothing under the final name, and the reason said.
+// `ckpt convert --force` that writes a set of files (shards and their index, a model and its
+// sidecar) over a previous set renames them together: a rename or a backup link that fails, or a
+// signal landing anywhere in the commit, leaves the previous set byte for byte and nothing else; a
+// signal after the last rename leaves the whole new set.
 #include <QtTest>
+
+#include <csignal>
 
 namespace {
 constexpr int kSize = 256 * 1024;  // several writes' worth, so faults can strike mid-file
@@ -56,6 +62,8 @@ private Q_SLOTS:
     void fault();
     void corruptionCaughtByReadingBack_data();
     void corruptionCaughtByReadingBack();
+    void setReplacedTogether_data();
+    void setReplacedTogether();
 };
 
 void TestWriteFaults::fault_data()
@@ -232,6 +240,141 @@ void TestWriteFaults::corruptionCaughtByReadingBack()
     // Nothing under the final name, and no temporary file left.
     const auto entries = QDir(folder).entryList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
     QVERIFY2(entries.isEmpty(), qPrintable(entries.join(", ")));
+}
+
+// The sets: 4 safetensors shards of simple_nn's 4 tensors (each over 100 bytes but the last, which
+// has a shard of its own as well) and the index; a state dict and its _metadata.json sidecar. The
+// previous set holds every name of the new one but the second (a name that had no file), so the
+// commit links kPrevious[set] previous files and renames kFiles[set] new ones.
+namespace {
+const QStringList kShardArgs{"--to", "safetensors", "--max-shard-size", "100", "-o", "OUT/model.safetensors"};
+const QStringList kSidecarArgs{"--to", "state-dict", "--metadata-json", "-o", "OUT/model.pth"};
+} // namespace
+
+void TestWriteFaults::setReplacedTogether_data()
+{
+    QTest::addColumn<QStringList>("args");   // convert's options, OUT the output folder
+    QTest::addColumn<int>("files");          // files the set has
+    QTest::addColumn<QString>("spec");       // CKPT_FAULT
+    QTest::addColumn<QString>("outcome");    // "new", "old" (exit 1) or "old-signal"/"new-signal" (ended by it)
+    QTest::addColumn<QString>("message");    // what stderr says
+
+    struct Set {
+        const char *name;
+        QStringList args;
+        int files;
+    };
+    const Set sets[] = {{"shards", kShardArgs, 5}, {"model and sidecar", kSidecarArgs, 2}};
+    for (const auto &set : sets) {
+        const QString name = QString::fromLatin1(set.name);
+        auto row = [&](const QString &what, const QString &spec, const char *outcome, const char *message) {
+            QTest::newRow(qPrintable(name + ": " + what))
+                << set.args << set.files << spec << QString::fromLatin1(outcome) << QString::fromLatin1(message);
+        };
+        row("no fault", "", "new", "");
+        for (int k = 0; k < set.files; ++k) {
+            row(QStringLiteral("rename %1 of %2 fails").arg(k + 1).arg(set.files),
+                QStringLiteral("rename:EACCES:after=%1:once").arg(k), "old", "Permission denied");
+            row(QStringLiteral("SIGTERM at rename %1 of %2").arg(k + 1).arg(set.files),
+                QStringLiteral("rename:SIGTERM:after=%1").arg(k), "old-signal",
+                "interrupted: what was being written is removed");
+        }
+        const int previous = set.files == 2 ? 2 : set.files - 1;
+        row("the first backup link fails", "link:EPERM:once", "old", "cannot keep the previous file aside");
+        row("the last backup link fails", QStringLiteral("link:EPERM:after=%1:once").arg(previous - 1), "old",
+            "cannot keep the previous file aside");
+        row("SIGINT at the last backup link", QStringLiteral("link:SIGINT:after=%1").arg(previous - 1), "old-signal",
+            "interrupted: what was being written is removed");
+        // The first unlink of the run removes the first backup: every file has its name by then.
+        row("SIGINT after every rename", "unlink:SIGINT", "new-signal", "files written had all taken their names");
+    }
+}
+
+void TestWriteFaults::setReplacedTogether()
+{
+    QFETCH(QStringList, args);
+    QFETCH(int, files);
+    QFETCH(QString, spec);
+    QFETCH(QString, outcome);
+    QFETCH(QString, message);
+
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString model = dir.filePath("model.pth");
+    QVERIFY(QFile::copy(QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_checkpoint.pth"), model));
+    const auto withOut = [&](const QString &folder) {
+        QStringList a{"convert", model};
+        for (const auto &x : args)
+            a << QString(x).replace("OUT", folder);
+        return a;
+    };
+    const auto listing = [](const QString &folder) {
+        auto l = QDir(folder).entryList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
+        l.sort();  // as a QMap orders its keys
+        return l;
+    };
+    // The new set, written without a fault.
+    const QString reference = dir.filePath("reference");
+    QVERIFY(QDir().mkpath(reference));
+    QProcess plain;
+    plain.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), withOut(reference));
+    QVERIFY(plain.waitForFinished(120000));
+    QVERIFY2(plain.exitCode() == 0, plain.readAllStandardError().constData());
+    const QStringList names = listing(reference);
+    QCOMPARE(names.size(), files);
+
+    // The previous set: other bytes under every name but the second.
+    const QString folder = dir.filePath("out");
+    QVERIFY(QDir().mkpath(folder));
+    QMap<QString, QByteArray> before;
+    for (int i = 0; i < names.size(); ++i) {
+        if (i == 1 && names.size() > 2)
+            continue;
+        before[names[i]] = pattern(1000 + 37 * i, 10 + i);
+        QFile f(folder + "/" + names[i]);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        QCOMPARE(f.write(before[names[i]]), before[names[i]].size());
+    }
+
+    const QString log = dir.filePath("fault.log");
+    QProcess child;
+    auto env = QProcessEnvironment::systemEnvironment();
+    if (!spec.isEmpty())
+        underFault(env, spec, log);
+    child.setProcessEnvironment(env);
+    // As from a terminal: a signal the test runner inherited as ignored would stay ignored in ckpt.
+    child.setChildProcessModifier([] {
+        for (const int sig : {SIGINT, SIGTERM, SIGHUP})
+            ::signal(sig, SIG_DFL);
+    });
+    child.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), withOut(folder) << "--force");
+    QVERIFY(child.waitForFinished(120000));
+    const QString err = QString::fromLocal8Bit(child.readAllStandardError());
+    if (!spec.isEmpty())
+        QVERIFY2(readAll(log).startsWith("fired "), qPrintable("the fault never struck; ckpt said: " + err));
+    if (outcome.endsWith("-signal")) {
+        QVERIFY2(child.exitStatus() == QProcess::CrashExit, qPrintable("not ended by the signal: " + err));
+    } else {
+        QCOMPARE(child.exitStatus(), QProcess::NormalExit);
+        QVERIFY2(child.exitCode() == (outcome == "new" ? 0 : 1), qPrintable(err));
+    }
+    if (!message.isEmpty())
+        QVERIFY2(err.contains(message), qPrintable(err));
+
+    // Exactly the previous set, byte for byte, or exactly the new one: no temporary, no backup.
+    if (outcome.startsWith("old")) {
+        QCOMPARE(listing(folder), QStringList(before.keys()));
+        for (auto it = before.cbegin(); it != before.cend(); ++it)
+            QVERIFY2(readAll(folder + "/" + it.key()) == it.value(), qPrintable(it.key() + " is not the previous file"));
+    } else {
+        QCOMPARE(listing(folder), names);
+        for (const auto &n : names) {
+            QVERIFY2(readAll(folder + "/" + n) != before.value(n), qPrintable(n + " is still the previous file"));
+            // The sidecar records when it was written; every other file is the reference's bytes.
+            if (!n.endsWith("_metadata.json"))
+                QVERIFY2(readAll(folder + "/" + n) == readAll(reference + "/" + n), qPrintable(n + " differs"));
+        }
+    }
 }
 
 QTEST_GUILESS_MAIN(TestWriteFaults)
