@@ -919,11 +919,6 @@ private:
         m_plan.lora = mergeLoraAdapter(m_tensors, *m_o.lora, m_o.loraCompute, normalisedPrefix(m_o.strip));
         for (const auto &w : m_plan.lora.warnings)
             m_plan.warnings.push_back("--merge-lora: " + w);
-        if (m_o.castTo && m_plan.lora.computedBytes)
-            m_plan.warnings.push_back("--merge-lora with --dtype: the merged weights (" +
-                                      std::to_string(m_plan.lora.computedBytes) +
-                                      " bytes) are computed first to count what the cast does and held in memory "
-                                      "until the file is written (without --dtype, one at a time)");
     }
 
     // A torch.nn.Sequential of standard layers around the (edited) state dict: the architecture
@@ -2827,7 +2822,11 @@ private:
                 throw FormatError("cancelled; nothing was written");
             m_plan.casts[r.storage.get()] = to;
             // Counted in chunks: the cast values are let go, so none of a storage's size is held.
-            const auto bytes = r.storage->bulkData();
+            // A storage whose bytes are produced on use (inflated, a LoRA-merged weight) is produced
+            // here and again when written: the plan says what the cast does before a byte is
+            // written, and holding each until then would hold the whole model. A look-ahead, so
+            // the write's production is its first and the bytes are let go after it.
+            const auto bytes = r.storage->lookAhead();
             const std::size_t es = std::max<std::size_t>(1, dtypeSize(r.storage->dtype));
             const std::size_t step = (std::size_t{4} << 20) / es * es;
             for (std::size_t at = 0; at < bytes.size(); at += step)
