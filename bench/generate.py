@@ -13,6 +13,9 @@ Usage:  /usr/bin/python3 bench/generate.py [--out bench/data] [--skip-4g]
                    on disk, 4 GiB once inflated
   st_meta_8m.safetensors  one small tensor under a 96 MB header of 8,000,000 __metadata__ entries
   big_1g.pth       state dict of one float32 tensor of 1 GiB (what `convert --to safetensors` copied whole)
+  lora_base_400m.pth  24 nn.Linear(2048, 2048) float32 layers' state dict, 384 MiB of weights, and
+  lora_r16/        a PEFT LoRA adapter of it as save_pretrained lays it out (adapter_config.json,
+                   adapter_model.bin), r=16 on every layer (what `convert --merge-lora` merges)
   seed_*.pth       the seed's small files (checkpoint, inference package, full model), copied from
                    resources/examples
 
@@ -101,6 +104,28 @@ def many_metadata(count, path):
         f.write(struct.pack('<Q', len(header)) + header + bytes(16))
 
 
+def lora_model(path):
+    """A base of 24 Linear(2048, 2048) layers and a r=16 LoRA adapter of every one of them, the
+    adapter's keys as PEFT's get_peft_model_state_dict names them (B non-zero, as after training)."""
+    import json
+    g = torch.Generator().manual_seed(8)
+    base = collections.OrderedDict()
+    adapter = collections.OrderedDict()
+    for i in range(24):
+        base['layers.%d.weight' % i] = torch.randn(2048, 2048, generator=g) * 0.02
+        base['layers.%d.bias' % i] = torch.zeros(2048)
+        module = 'base_model.model.layers.%d' % i
+        adapter[module + '.lora_A.weight'] = torch.randn(16, 2048, generator=g) * 0.01
+        adapter[module + '.lora_B.weight'] = torch.randn(2048, 16, generator=g) * 0.01
+    torch.save(base, path)
+    folder = os.path.join(os.path.dirname(path), 'lora_r16')
+    os.makedirs(folder, exist_ok=True)
+    torch.save(adapter, os.path.join(folder, 'adapter_model.bin'))
+    with open(os.path.join(folder, 'adapter_config.json'), 'w') as f:
+        json.dump({'peft_type': 'LORA', 'r': 16, 'lora_alpha': 32, 'target_modules': ['layers.%d' % i for i in range(24)],
+                   'fan_in_fan_out': False, 'bias': 'none'}, f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', default=os.path.join(HERE, 'data'))
@@ -121,6 +146,7 @@ def main():
     plan.append(('big_1g.pth', lambda: {'w': torch.randn(16384, 16384, generator=torch.Generator().manual_seed(7))}))
     plan.append(('deflated_4x1g.pth', lambda path: deflated_storages(4, 1024, path)))
     plan.append(('st_meta_8m.safetensors', lambda path: many_metadata(8_000_000, path)))
+    plan.append(('lora_base_400m.pth', lora_model))
     for name, make in plan:
         if a.only and not any(o in name for o in a.only):
             continue
@@ -128,7 +154,7 @@ def main():
         if os.path.exists(path + '.done'):
             print('kept    %s' % path)
             continue
-        if name.startswith(('deflated', 'st_meta')):
+        if name.startswith(('deflated', 'st_meta', 'lora')):
             make(path)
         else:
             obj = make()

@@ -243,6 +243,15 @@ def main():
             [a.ckpt, 'convert', data('big_1g.pth'), '--to', 'safetensors', '--dtype', 'float16', '-o', out_st, '--force'],
             [PY, ops, 'safetensors_half', data('big_1g.pth'), theirs_st], heavy, 'private memory < 64 MiB',
             lambda t1, m1, t2, m2: m1.private < 64, note='PyTorch: torch.load, .half(), then the header and numpy tofile')
+        # A LoRA merge with a cast: each merged weight is made when the plan counts its cast and
+        # again when it is written, let go after each (one 16 MiB weight held at a time); torch
+        # holds the base, merges in place, and holds the float16 copy while it saves.
+        row('convert --merge-lora --dtype float16, 24 x 16 MiB weights, r=16', 'lora_base_400m.pth',
+            [a.ckpt, 'convert', data('lora_base_400m.pth'), '--to', 'state-dict', '--merge-lora', data('lora_r16'),
+             '--dtype', 'float16', '-o', out1, '--force'],
+            [PY, ops, 'lora_half', data('lora_base_400m.pth'), data('lora_r16'), out2], heavy,
+            'private memory < 160 MiB (one merged weight held)', lambda t1, m1, t2, m2: m1.private < 160,
+            note='PyTorch: torch.load of both, W += scaling * (B @ A), .half(), torch.save')
     else:
         rows.append(('strip optimizer (convert --to inference)', 'train_1g.pth', None, None, None, None, '>= 3x faster',
                      'not measured: ckpt convert is not built yet'))

@@ -6,6 +6,8 @@ torch included) by bench/run.py. Usage: torch_ops.py OP FILE [OUT]
   stats   torch.load, then min, max, mean, std, L2 norm, zero fraction, NaN and Inf counts per tensor
   strip   torch.load a training checkpoint and save its inference package (no optimizer state)
   half    torch.load, cast floating tensors to float16, save the state dict
+  lora_half  torch.load a base state dict and a PEFT adapter folder (FILE ADAPTER OUT): each weight
+          W + lora_alpha / r * (B @ A), as PEFT's merge_and_unload makes it, then .half(), torch.save
   predict torch.load the seed's inference package, build SimpleNN, normalise one row, forward
   diff    torch.load two state dicts (FILE OTHER), then per tensor in float64 what `ckpt diff` gives:
           max and mean |a - b|, relative L2, cosine, elements outside torch.allclose's tolerance
@@ -90,6 +92,19 @@ def main():
             f.write(len(text).to_bytes(8, 'little') + text)
             for k in sorted(sd):
                 sd[k].numpy().tofile(f)
+    elif op == 'lora_half':  # what `ckpt convert BASE --merge-lora ADAPTER --dtype float16` writes
+        import os
+        folder = sys.argv[3]
+        with open(os.path.join(folder, 'adapter_config.json')) as f:
+            cfg = json.load(f)
+        adapter = torch.load(os.path.join(folder, 'adapter_model.bin'), map_location='cpu')
+        sd = model_state(obj)
+        scaling = cfg['lora_alpha'] / cfg['r']
+        for key in [k for k in adapter if k.endswith('.lora_A.weight')]:
+            module = key[len('base_model.model.'):-len('.lora_A.weight')]
+            a, b = adapter[key], adapter[key.replace('lora_A', 'lora_B')]
+            sd[module + '.weight'] += (b @ a) * scaling
+        torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[4])
     elif op == 'predict':
         import os
         import time

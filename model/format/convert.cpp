@@ -493,6 +493,24 @@ void streamBytes(const TensorRef &t, DType to, const ByteSink &sink)
         emit(std::span<const std::uint8_t>(buffer.data(), filled * es));
 }
 
+// True when the tensor's elements fill one block of its storage, each once (in some order of its
+// dimensions), as torch's is_non_overlapping_and_dense says.
+bool denseNonOverlapping(const TensorRef &t)
+{
+    std::vector<std::pair<std::int64_t, std::int64_t>> dims;  // (stride, size) of dimensions past 1
+    for (std::size_t d = 0; d < t.shape.size() && d < t.strides.size(); ++d)
+        if (t.shape[d] != 1)
+            dims.emplace_back(t.strides[d], t.shape[d]);
+    std::sort(dims.begin(), dims.end());
+    std::int64_t expected = 1;
+    for (const auto &[stride, size] : dims) {
+        if (stride != expected)
+            return false;
+        expected *= size;
+    }
+    return true;
+}
+
 ValuePtr plainTensor(const ValuePtr &v)
 {
     auto ref = std::make_shared<TensorRef>(*v->tensorRef());
@@ -550,6 +568,10 @@ public:
             if (m_plan.weightsOnly && m_plan.root)
                 noteTypeChanges();
         }
+        if (m_o.castTo && m_o.to == ConvertTarget::FullModel && m_plan.root)
+            castApart(m_doc.stateDictSource == "module_tree" && !m_doc.stateDictPath.empty()
+                          ? findPath(m_plan.root, m_doc.stateDictPath)
+                          : m_plan.root);
         if (m_o.castTo)
             planCasts();
         // Sizes of the kept tensors, before and after the cast, as the file holds them: a torch
@@ -575,7 +597,7 @@ public:
                 m_plan.bytesAfter += it == m_plan.casts.end() || !from ? b : b / from * dtypeSize(it->second);
             };
             for (const auto &[name, v] : m_tensors) {
-                const auto &r = *v->tensorRef();
+                const auto &r = written(v);
                 if (r.layout == TensorRef::Layout::SparseCoo || r.layout == TensorRef::Layout::SparseCsr) {
                     for (const auto &part : r.sparseParts())  // its indices' and values' storages
                         if (part && part->isTensor() && part->tensorRef())
@@ -919,11 +941,6 @@ private:
         m_plan.lora = mergeLoraAdapter(m_tensors, *m_o.lora, m_o.loraCompute, normalisedPrefix(m_o.strip));
         for (const auto &w : m_plan.lora.warnings)
             m_plan.warnings.push_back("--merge-lora: " + w);
-        if (m_o.castTo && m_plan.lora.computedBytes)
-            m_plan.warnings.push_back("--merge-lora with --dtype: the merged weights (" +
-                                      std::to_string(m_plan.lora.computedBytes) +
-                                      " bytes) are computed first to count what the cast does and held in memory "
-                                      "until the file is written (without --dtype, one at a time)");
     }
 
     // A torch.nn.Sequential of standard layers around the (edited) state dict: the architecture
@@ -2798,6 +2815,80 @@ private:
         return j;
     }
 
+    // The tensor as the file writes it: its own, or the one castApart gave it.
+    const TensorRef &written(const ValuePtr &v) const
+    {
+        const auto it = m_plan.castApart.find(v.get());
+        return it == m_plan.castApart.end() ? *v->tensorRef() : *it->second;
+    }
+
+    // Module.to(dtype) casts each Parameter and buffer apart (param.data = fn(param)): each cast
+    // tensor gets a storage of its own elements, whatever it shared before (two Parameters made on
+    // one storage, views of one tensor), and torch.save of the cast model writes those storages.
+    // One Parameter under several names (a tie) is one tensor and stays one. Here each tensor the
+    // cast changes whose storage holds more than it (another tensor's elements, or unused ones) is
+    // written on a storage of its own: a view of the source's bytes where it is dense, else its
+    // elements gathered (a copy made when written, one at a time).
+    void castApart(const ValuePtr &module)
+    {
+        if (!module)
+            return;
+        const DType to = *m_o.castTo;
+        const auto tensors = moduleToTensors(*module);  // each Parameter and buffer once, ties once
+        if (tensors.empty())
+            return;
+        std::unordered_map<const StorageRef *, int> users;
+        for (const auto &t : tensors)
+            if (const auto &r = t.value->tensorRef(); r && r->storage)
+                ++users[r->storage.get()];
+        for (const auto &t : tensors) {
+            const auto &r = *t.value->tensorRef();
+            const std::int64_t n = r.numel();
+            if (r.layout != TensorRef::Layout::Strided || r.quantization || !r.storage || !r.storage->resolved ||
+                !r.problem.empty() || !isFloating(r.dtype) || r.dtype == to || r.dtype != r.storage->dtype ||
+                r.storage->untyped || n <= 0)
+                continue;
+            const std::size_t es = dtypeSize(r.dtype);
+            const auto bytes = static_cast<std::uint64_t>(n) * es;
+            const StorageRef &from = *r.storage;
+            if (users[&from] < 2 && r.storageOffset == 0 && bytes == from.byteSize)
+                continue;  // the whole storage is this tensor's alone: cast as it is
+            auto apart = std::make_shared<TensorRef>(r);
+            auto storage = std::make_shared<StorageRef>();
+            storage->key = from.key + "/" + t.name;
+            storage->dtype = from.dtype;
+            storage->location = from.location;
+            storage->declaredNumel = n;
+            if (denseNonOverlapping(r) && !from.producedOnUse()) {
+                // Its elements are one block of the source (in any order of dimensions): that block,
+                // as torch's cast keeps the strides of a dense tensor.
+                const auto held = from.hold();  // in memory already: a view, nothing made
+                storage->setBytes(held.bytes.subspan(static_cast<std::size_t>(r.storageOffset) * es, bytes));
+                storage->keepAlive = from.keepAlive;
+                storage->mapping = from.mapping;
+            } else {
+                // Gathered in row-major order when written (given back after).
+                auto view = std::make_shared<const TensorRef>(r);
+                storage->setLoader(bytes, [view]() {
+                    return std::make_shared<const std::vector<std::uint8_t>>(contiguousBytes(*view));
+                }, StorageRef::Reuse::NeverKeep);
+                if (!r.isContiguous()) {
+                    apart->strides.assign(r.shape.size(), 1);
+                    for (std::size_t d = r.shape.size(); d-- > 1;)
+                        apart->strides[d - 1] = apart->strides[d] * std::max<std::int64_t>(1, r.shape[d]);
+                }
+            }
+            apart->storage = std::move(storage);
+            apart->storageOffset = 0;
+            m_plan.castApart[t.value.get()] = std::move(apart);
+        }
+        // What the file writes, in place of the names' source values (a model built from weights
+        // holds tensors of its own, on the same storages).
+        m_tensors.clear();
+        for (const auto &t : tensors)
+            m_tensors.emplace_back(t.name, t.value);
+    }
+
     void planCasts()
     {
         const DType to = *m_o.castTo;
@@ -2808,7 +2899,7 @@ private:
         // A weight set carried with the model's edits (an EMA) is cast as the model's weights.
         tensors.insert(tensors.end(), m_carriedWeights.begin(), m_carriedWeights.end());
         for (const auto &v : tensors) {
-            const TensorRef *ref = v->tensorRef().get();
+            const TensorRef *ref = &written(v);
             // A sparse COO or CSR tensor's dtype is its values': torch's .to(dtype) casts them and
             // keeps the indices (int64 or int32) as they are.
             if (ref->layout == TensorRef::Layout::SparseCoo || ref->layout == TensorRef::Layout::SparseCsr) {
@@ -2827,7 +2918,11 @@ private:
                 throw FormatError("cancelled; nothing was written");
             m_plan.casts[r.storage.get()] = to;
             // Counted in chunks: the cast values are let go, so none of a storage's size is held.
-            const auto bytes = r.storage->bulkData();
+            // A storage whose bytes are produced on use (inflated, a LoRA-merged weight) is produced
+            // here and again when written: the plan says what the cast does before a byte is
+            // written, and holding each until then would hold the whole model. A look-ahead, so
+            // the write's production is its first and the bytes are let go after it.
+            const auto bytes = r.storage->lookAhead();
             const std::size_t es = std::max<std::size_t>(1, dtypeSize(r.storage->dtype));
             const std::size_t step = (std::size_t{4} << 20) / es * es;
             for (std::size_t at = 0; at < bytes.size(); at += step)
@@ -2855,6 +2950,11 @@ PickleWriterOptions pickleOptions(const ConversionPlan &plan, const ConvertOptio
         auto it = casts.find(&s);
         return it == casts.end() ? s.dtype : it->second;
     };
+    if (!plan.castApart.empty())
+        p.tensorAs = [apart = plan.castApart](const Value &v) -> std::shared_ptr<const TensorRef> {
+            const auto it = apart.find(&v);
+            return it == apart.end() ? nullptr : it->second;
+        };
     return p;
 }
 
@@ -3384,6 +3484,7 @@ std::unique_ptr<AtomicFileWriter> writeTorchPart(const ConversionPlan &plan, con
         // Structure: the tree read back pickles to the very bytes written.
         PickleWriterOptions again = pickleOptions(plan, options);
         again.storageDType = {};
+        again.tensorAs = {};
         PickleWriter rewriter(again);
         if (rewriter.write(back.root) != pkl)
             throw FormatError(part.path + ": the structure reads back different from what was written");

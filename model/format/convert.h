@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -126,6 +127,9 @@ struct ConversionPlan {
     std::map<std::string, std::string> safetensorsMetadata;
     nlohmann::ordered_json sidecar;
     std::map<const StorageRef *, DType> casts;       // storages written as another dtype
+    // Full model with --dtype: tensors written on a storage of their own, as Module.to casts each
+    // Parameter and buffer apart (see PickleWriterOptions::tensorAs), by the value the tree holds.
+    std::unordered_map<const Value *, std::shared_ptr<const TensorRef>> castApart;
 
     // A sharded output (ConvertOptions::maxShardSize, when the tensors do not fit one shard):
     // `output`'s stem numbered as transformers numbers shards (model-00001-of-00003.safetensors)

@@ -528,13 +528,14 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
         } else {
             auto step = std::make_shared<const LoraMergeStep>(p.step);
             const std::uint64_t bytes = static_cast<std::uint64_t>(base.numel()) * dtypeSize(base.dtype);
-            summary.computedBytes += bytes;
             auto storage = std::make_shared<StorageRef>();
             storage->key = (base.storage ? base.storage->key : std::string()) + "/lora";
             storage->dtype = base.dtype;
             storage->location = base.storage ? base.storage->location : std::string("cpu");
             storage->declaredNumel = base.numel();
-            // The adapter's document stays alive as long as the bytes may be asked for.
+            // The adapter's document stays alive as long as the bytes may be asked for. Only this
+            // weight (and its tied names, one view) reads the storage: it is made again if asked for
+            // again, never kept, so a pass holds one merged weight at a time.
             storage->setLoader(bytes, [step, compute, bytes, keep = adapter.doc, file]() {
                 (void)keep;
                 std::vector<std::uint8_t> out;
@@ -547,7 +548,7 @@ LoraMergeSummary mergeLoraAdapter(std::vector<std::pair<std::string, ValuePtr>> 
                     throw FormatError(file + ": merging into '" + step->name + "' made " + std::to_string(out.size()) +
                                       " bytes, expected " + std::to_string(bytes));
                 return std::make_shared<const std::vector<std::uint8_t>>(std::move(out));
-            });
+            }, StorageRef::Reuse::NeverKeep);
             auto ref = std::make_shared<TensorRef>(base);
             ref->storage = std::move(storage);
             ref->storageOffset = 0;

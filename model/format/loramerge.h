@@ -56,7 +56,6 @@ struct LoraMergeSummary {
     std::vector<std::string> replaced;  // base keys the adapter's own tensors replaced
     std::vector<std::pair<std::string, std::string>> renamed;  // ".base_layer." keys written without it
     std::vector<std::string> warnings;  // what the user should know (a tie the merge breaks)
-    std::uint64_t computedBytes = 0;    // bytes of the weights the compute function makes
 };
 
 // Lays the adapter over `tensors` (a state dict's entries): each targeted weight becomes a tensor

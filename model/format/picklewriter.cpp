@@ -579,6 +579,12 @@ void PickleWriter::saveTensor(const ValuePtr &v, int depth)
         saveQuantized(v, depth);
         return;
     }
+    const auto as = m_options.tensorAs ? m_options.tensorAs(*v) : nullptr;
+    saveStridedTensor(v, as ? *as : t, depth);
+}
+
+void PickleWriter::saveStridedTensor(const ValuePtr &v, const TensorRef &t, int depth)
+{
     // A dtype with no typed storage class (float8, uint16/32/64, complex32) or a tensor on an
     // untyped storage is written as torch >= 2.0 writes it: _rebuild_tensor_v3 naming the dtype.
     const bool v3 = writtenUntyped(*t.storage);

@@ -25,6 +25,10 @@ struct PickleStorage {
 struct PickleWriterOptions {
     // The dtype each storage is written as; unset: its own (the conversion's dtype cast).
     std::function<DType(const StorageRef &)> storageDType;
+    // The storage, offset and strides a dense tensor value is written with instead of its own (null:
+    // its own); unset: none. Module.to(dtype) gives each Parameter and buffer it casts a storage of
+    // its own, where the source had several on one storage.
+    std::function<std::shared_ptr<const TensorRef>(const Value &)> tensorAs;
     bool cpuLocations = true; // saved device tags become "cpu" (what map_location='cpu' does)
     // Only what torch.load(weights_only=True) accepts: str subclasses (TorchVersion, torch.device,
     // paths) are written as str; anything else it refuses makes write() throw.
@@ -63,6 +67,7 @@ public:
 private:
     void save(const ValuePtr &v, int depth);
     void saveTensor(const ValuePtr &v, int depth);
+    void saveStridedTensor(const ValuePtr &v, const TensorRef &t, int depth);  // `t`: v's, or what tensorAs gives
     void saveNumpyArray(const ValuePtr &v, int depth);
     void saveSparse(const ValuePtr &v, int depth);  // COO and CSR: one writer for both
     void saveQuantized(const ValuePtr &v, int depth);

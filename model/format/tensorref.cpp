@@ -24,6 +24,7 @@ struct StorageRef::Lazy {
     std::weak_ptr<const std::vector<std::uint8_t>> held;
     std::shared_ptr<const std::vector<std::uint8_t>> pinned;  // once data() was asked for, or produced twice
     int loads = 0;
+    Reuse reuse = Reuse::KeepWhenProducedTwice;
 };
 
 void StorageRef::setBytes(std::span<const std::uint8_t> bytes)
@@ -43,16 +44,23 @@ void StorageRef::noteMapping(const std::shared_ptr<const MappedFile> &file)
         mapping = file;
 }
 
-void StorageRef::setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load)
+void StorageRef::setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load,
+                           Reuse reuse)
 {
     m_bytes = {};
     m_lazy = std::make_shared<Lazy>();
     m_lazy->load = std::move(load);
+    m_lazy->reuse = reuse;
     byteSize = size;
     resolved = true;
 }
 
 HeldBytes StorageRef::hold() const
+{
+    return produce(true);
+}
+
+HeldBytes StorageRef::produce(bool counted) const
 {
     if (!resolved)
         throw FormatError(problem.empty() ? "storage '" + key + "' is not available" : problem);
@@ -68,8 +76,9 @@ HeldBytes StorageRef::hold() const
         // A storage asked for again after it was let go (many tensors viewing one record, read
         // apart) is kept from its second production on: inflating it once per view would make a
         // small file of 100,000 views of one 2 GiB record cost 100,000 inflations. A storage read
-        // once (the usual pass, a tensor to a storage) is still let go after its use.
-        if (++m_lazy->loads >= 2)
+        // once (the usual pass, a tensor to a storage) is still let go after its use, and so is one
+        // read once more by a look-ahead (a plan's count of a cast, then the write).
+        if (counted && ++m_lazy->loads >= 2 && m_lazy->reuse == Reuse::KeepWhenProducedTwice)
             m_lazy->pinned = owned;
     }
     return {{owned->data(), owned->size()}, owned};
@@ -91,6 +100,13 @@ HeldBytes StorageRef::bulkData() const
     if (mapping)
         mapping->setAccess(MappedFile::Access::Normal);
     return hold();
+}
+
+HeldBytes StorageRef::lookAhead() const
+{
+    if (mapping)
+        mapping->setAccess(MappedFile::Access::Normal);
+    return produce(false);
 }
 
 std::int64_t StorageRef::availableElements() const

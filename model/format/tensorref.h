@@ -61,7 +61,12 @@ struct StorageRef {
     // Binds a record whose bytes are produced on first use (a deflated zip record).
     // Records `file` as the source of the bytes when they lie in its mapping.
     void noteMapping(const std::shared_ptr<const MappedFile> &file);
-    void setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load);
+    // Whether bytes produced on use are kept once they were produced twice (see hold()). A storage
+    // only one tensor views (a LoRA-merged weight) gains nothing from being kept: it is never read
+    // apart by many views, and keeping each would hold the whole model at the end of a pass.
+    enum class Reuse { KeepWhenProducedTwice, NeverKeep };
+    void setLoader(std::uint64_t size, std::function<std::shared_ptr<const std::vector<std::uint8_t>>()> load,
+                   Reuse reuse = Reuse::KeepWhenProducedTwice);
     // The record's bytes for as long as the result is kept; a deflated record is inflated when no
     // holder has it already, and given back when the last one goes (except once it has been
     // inflated twice: then it is kept, so many views of one record read apart inflate it twice,
@@ -70,6 +75,10 @@ struct StorageRef {
     // hold(), for a pass over much of it (statistics, conversion, a copy): first asks the file's
     // mapping for its usual read-ahead, which it is opened without (see MappedFile::setAccess).
     HeldBytes bulkData() const;
+    // bulkData() for one pass a storage at a time made ahead of the real use (a conversion plan
+    // counting what a cast does before the file is written): producing the bytes here does not
+    // count toward keeping them, so the write that follows lets each go as it would have alone.
+    HeldBytes lookAhead() const;
     // The record's bytes for the document's lifetime: a deflated record stays inflated from then
     // on. For callers that cannot keep a holder; prefer hold(). Thread-safe.
     std::span<const std::uint8_t> data() const;
@@ -79,6 +88,7 @@ struct StorageRef {
 
 private:
     struct Lazy;
+    HeldBytes produce(bool counted) const;
     std::span<const std::uint8_t> m_bytes;
     std::shared_ptr<Lazy> m_lazy;
 };

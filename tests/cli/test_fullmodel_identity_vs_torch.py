@@ -8,9 +8,14 @@ was: names that view one storage alike are one Parameter there, as a tie.
 
 torch 1.13 is the judge: the source model built here, and the model torch.load gives back from our
 file: the count of parameters(), which names hold the same Parameter object (named_parameters with
-remove_duplicate=False, as each module's _parameters lists them), and which share data_ptr()."""
+remove_duplicate=False, as each module's _parameters lists them), and which share data_ptr().
+
+With --dtype, the judge is Module.to: it casts each Parameter apart (param.data = param.to(dtype)),
+so two Parameters on one storage (or views of one tensor) get a storage each, of their own elements,
+and a tie stays one Parameter; torch.save of that model writes those storages, as our file must."""
 import argparse
 import os
+import zipfile
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,28 @@ def model(how):
     elif how == 'both':
         m[2].weight = torch.nn.Parameter(m[0].weight)
         m[4].weight = m[0].weight
+    elif how == 'views':
+        fused = torch.randn(8, 4)  # two Parameters, each a view of half of one tensor
+        m[0].weight = torch.nn.Parameter(fused[:4])
+        m[2].weight = torch.nn.Parameter(fused[4:])
+    return m
+
+
+def record_sizes(path):
+    """The sizes of the storage records a torch zip holds (what torch.save wrote of each storage)."""
+    with zipfile.ZipFile(path) as z:
+        return sorted(i.file_size for i in z.infolist() if '/data/' in i.filename)
+
+
+def tie_alike_views(m):
+    """m with the Parameters that view one storage alike made one Parameter, as a detached
+    state dict reads (see main)."""
+    first = {}
+    for mod in m.modules():
+        for pn, p in list(mod._parameters.items()):
+            if p is not None:
+                key = (p.data_ptr(), tuple(p.shape), p.stride())
+                mod._parameters[pn] = first.setdefault(key, p)
     return m
 
 
@@ -77,6 +104,40 @@ def main():
                       'ours %s, torch %s' % (shape_of(got), want))
             x = torch.randn(3, 4)
             res.check(torch.equal(got(x), m(x)), name + ': the same forward', '')
+    # --dtype: the model torch.load gives is Module.to(dtype) of the source model (float64, which
+    # torch's CPU runs, so the forward is compared too): parameters, objects, data and records.
+    for how in ('distinct', 'tied', 'both', 'untied', 'views'):
+        m = model(how)
+        full = os.path.join(d, 'dtype_%s_full.pt' % how)
+        torch.save(m, full)
+        for source, obj in (('a full model', None), ('state_dict(keep_vars=True)', m.state_dict(keep_vars=True)),
+                            ('state_dict()', m.state_dict())):
+            name = '%s, %s, --dtype float64' % (how, source)
+            path = full if obj is None else os.path.join(d, 'dtype_%s_%d.pt' % (how, len(source)))
+            if obj is not None:
+                torch.save(obj, path)
+            out = path + '.f64.pt'
+            r = subprocess.run([a.ckpt, 'convert', path, '--to', 'full-model', '--dtype', 'float64', '-o', out],
+                               capture_output=True, text=True, timeout=300)
+            if not res.check(r.returncode == 0, name + ': converts', r.stderr[-400:]):
+                continue
+            ref = torch.load(full, weights_only=False)
+            if source == 'state_dict()':
+                ref = tie_alike_views(ref)
+            ref = ref.double()
+            theirs = out + '.torch.pt'
+            torch.save(ref, theirs)
+            got = torch.load(out, weights_only=False)
+            res.check(shape_of(got) == shape_of(ref), name + ': parameters, objects and data as Module.to gives them',
+                      'ours %s, torch %s' % (shape_of(got), shape_of(ref)))
+            ours_p, ref_p = dict(got.named_parameters()), dict(ref.named_parameters())
+            res.check(sorted(ours_p) == sorted(ref_p) and all(ours_p[k].dtype == ref_p[k].dtype and
+                                                              torch.equal(ours_p[k], ref_p[k]) for k in ref_p),
+                      name + ': every parameter is torch\'s, bit for bit', '')
+            res.check(record_sizes(out) == record_sizes(theirs), name + ': the storages torch.save writes of it',
+                      'ours %s, torch %s' % (record_sizes(out), record_sizes(theirs)))
+            x = torch.randn(3, 4, dtype=torch.float64)
+            res.check(torch.equal(got(x), ref(x)), name + ': the same forward', '')
     return res.finish()
 
 

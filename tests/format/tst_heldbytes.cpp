@@ -14,14 +14,15 @@ using namespace ckpt;
 
 namespace {
 // A storage of `size` bytes of 7 whose loader counts its calls.
-std::shared_ptr<StorageRef> counted(std::size_t size, std::atomic<int> &loads)
+std::shared_ptr<StorageRef> counted(std::size_t size, std::atomic<int> &loads,
+                                    StorageRef::Reuse reuse = StorageRef::Reuse::KeepWhenProducedTwice)
 {
     auto s = std::make_shared<StorageRef>();
     s->dtype = DType::UInt8;
     s->setLoader(size, [&loads, size] {
         ++loads;
         return std::make_shared<const std::vector<std::uint8_t>>(size, std::uint8_t(7));
-    });
+    }, reuse);
     return s;
 }
 } // namespace
@@ -30,6 +31,8 @@ class TestHeldBytes : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void loadsOnceWhileHeldAndAgainAfter();
+    void lookAheadDoesNotKeepTheWrite();
+    void neverKeptStorageIsGivenBackEachTime();
     void tensorSpanHoldsItsStorage();
     void dataKeepsItsPromise();
     void concurrentHoldersShareOneLoad();
@@ -58,6 +61,45 @@ void TestHeldBytes::loadsOnceWhileHeldAndAgainAfter()
     for (int i = 0; i < 10; ++i)
         QCOMPARE(s->hold()[0], std::uint8_t(7));
     QCOMPARE(loads.load(), 2);
+}
+
+// A conversion plan counts a cast over each storage, then the write reads it: with the count a
+// look-ahead, the write's production is the first, and its bytes are given back after it (before,
+// the write was the second production and kept every storage until the end).
+void TestHeldBytes::lookAheadDoesNotKeepTheWrite()
+{
+    std::atomic<int> loads = 0;
+    const auto s = counted(64, loads);
+    std::weak_ptr<const void> watch;
+    QCOMPARE(s->lookAhead()[0], std::uint8_t(7));
+    {
+        const HeldBytes w = s->bulkData();
+        QCOMPARE(loads.load(), 2);
+        watch = w.keep;
+    }
+    QVERIFY(watch.expired());
+    // Asked for twice more after that, it is kept as any storage produced twice.
+    QCOMPARE(s->hold()[0], std::uint8_t(7));
+    QCOMPARE(s->hold()[0], std::uint8_t(7));
+    QCOMPARE(loads.load(), 3);
+}
+
+// A storage one tensor views (a LoRA-merged weight): made again each time it is asked for after
+// being let go, never kept.
+void TestHeldBytes::neverKeptStorageIsGivenBackEachTime()
+{
+    std::atomic<int> loads = 0;
+    const auto s = counted(64, loads, StorageRef::Reuse::NeverKeep);
+    for (int i = 1; i <= 4; ++i) {
+        std::weak_ptr<const void> watch;
+        {
+            const HeldBytes h = s->bulkData();
+            QCOMPARE(h[0], std::uint8_t(7));
+            watch = h.keep;
+        }
+        QVERIFY(watch.expired());
+        QCOMPARE(loads.load(), i);
+    }
 }
 
 void TestHeldBytes::tensorSpanHoldsItsStorage()
