@@ -88,15 +88,18 @@ bool removeFolderChain(const char *path, int levels)
 
 // A set of files taking their names together (commitTogether), for the signal handler: one set at
 // a time (g_groupMutex). Per member: the slot of its temporary file (in g_slotPath), its target, and
-// the link that keeps the target's previous file (listed before it is made, as a temporary is).
-// The phase says what a signal finds: links being made (remove them), renames under way (put back
-// each member whose temporary is gone, remove the links), or every rename done (keep the new set,
-// remove the links).
+// the backup that keeps the target's previous file (listed before it is made, as a temporary is):
+// a hard link, or where the file system has none the previous file itself moved aside (the target
+// name then empty until the new file takes it). The phase says what a signal finds: backups being
+// made (remove the links, move the moved back), renames under way (put back each member whose
+// temporary is gone or whose previous file was moved, remove the links), or every rename done (keep
+// the new set, remove the backups).
 enum GroupPhase : int { kIdle, kLinking, kRenaming, kComplete };
 std::atomic<int> g_groupPhase{kIdle};
 std::atomic<int> g_groupMembers{0};
 int g_memberSlot[kSlots];
 std::atomic<bool> g_memberBackedUp[kSlots];
+std::atomic<bool> g_memberMoved[kSlots];  // the backup is the previous file moved aside, not a link
 char g_memberTarget[kSlots][kSlotPath];
 char g_memberBackup[kSlots][kSlotPath];
 std::mutex g_groupMutex;
@@ -115,10 +118,17 @@ int settleGroup()
     bool changed = false;
     for (int i = 0; i < n; ++i) {
         const bool backedUp = g_memberBackedUp[i].load();
+        if (phase == kComplete) {
+            if (backedUp)
+                ::unlink(g_memberBackup[i]);  // the new set is kept: a link or a moved file, both go
+            continue;
+        }
         struct stat st {};
         const bool renamed =
             phase == kRenaming && ::lstat(g_slotPath[g_memberSlot[i]], &st) != 0 && errno == ENOENT;
-        if (renamed)
+        if (renamed || (backedUp && g_memberMoved[i].load()))
+            // A moved-aside file goes back whether or not the new one took the name (it fails
+            // harmlessly, ENOENT, when the move itself had not happened yet).
             changed = (backedUp ? ::rename(g_memberBackup[i], g_memberTarget[i]) : ::unlink(g_memberTarget[i])) == 0 ||
                       changed;
         else if (backedUp)
@@ -379,6 +389,14 @@ std::string backupName(const std::string &target)
            randomSuffix();
 }
 
+// link(2)'s answers that mean "no hard link here" rather than "not allowed": the file system has
+// none (EPERM from vfat and exFAT, EOPNOTSUPP, ENOSYS from some FUSE mounts) or the file has as
+// many as it may (EMLINK).
+bool noHardLinks(int error)
+{
+    return error == EPERM || error == EOPNOTSUPP || error == ENOSYS || error == EMLINK;
+}
+
 void syncFolder(const std::string &folder)
 {
     const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -397,12 +415,13 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
     }
     struct Member {
         AtomicFileWriter *file;
-        std::string backup;    // the link to the previous file; empty: none
+        std::string backup;    // the link to the previous file, or the file moved aside; empty: none
+        bool moved = false;    // `backup` is the previous file itself: the target name is empty
         bool renamed = false;
     };
     std::vector<Member> members;
     for (auto *f : files)
-        members.push_back({f, {}, false});
+        members.push_back({f, {}, false, false});
     std::lock_guard lock(g_groupMutex);
     // Listed for the signal handler when every path fits its table (a backup's name is the target's
     // and 16 characters at most); otherwise the signals wait, blocked in this thread, until the set
@@ -423,17 +442,19 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
     const auto undo = [&]() {
         std::string notBack;
         for (auto m = members.rbegin(); m != members.rend(); ++m) {
-            if (m->renamed) {
+            if (m->renamed || m->moved) {
                 if (m->backup.empty())
                     ::unlink(m->file->m_path.c_str());
                 else if (::rename(m->backup.c_str(), m->file->m_path.c_str()) != 0)
                     notBack += "; the previous " + m->file->m_path + " could not be put back (" +
                                std::strerror(errno) + "): it is kept as " + m->backup;
-                m->file->m_temp.clear();  // renamed: nothing left under that name to remove
+                if (m->renamed)
+                    m->file->m_temp.clear();  // renamed: nothing left under that name to remove
             } else if (!m->backup.empty()) {
                 ::unlink(m->backup.c_str());
             }
             m->renamed = false;
+            m->moved = false;
             m->backup.clear();
         }
         return notBack;
@@ -457,11 +478,16 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
                 g_memberSlot[i] = members[i].file->m_slot;
                 std::memcpy(g_memberTarget[i], path.c_str(), path.size() + 1);
                 g_memberBackedUp[i].store(false);
+                g_memberMoved[i].store(false);
             }
             g_groupMembers.store(int(members.size()));
             g_groupPhase.store(kLinking);
         }
-        // Each previous file gets a second name first: what a failure puts back.
+        // Each previous file gets a second name first: what a failure puts back. A file system
+        // without hard links (vfat, exFAT, some FUSE mounts; or a file at its link limit) refuses
+        // the link, and the previous file itself is moved aside instead (same folder: atomic). Its
+        // name is then empty until the new file takes it, or until a failure or a signal moves it
+        // back: a reader looking meanwhile finds no file there, never a partial or mixed one.
         for (std::size_t i = 0; i < members.size(); ++i) {
             const auto &target = members[i].file->m_path;
             struct stat st {};
@@ -487,6 +513,22 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
                     break;
                 }
                 error = errno;
+                if (noHardLinks(error)) {
+                    // Listed as moved before the move: a signal from here on moves it back.
+                    if (listed)
+                        g_memberMoved[i].store(true);
+                    members[i].backup = candidate;
+                    members[i].moved = true;
+                    if (::rename(target.c_str(), candidate.c_str()) == 0) {
+                        error = 0;
+                        break;
+                    }
+                    error = errno;
+                    members[i].backup.clear();
+                    members[i].moved = false;
+                    if (listed)
+                        g_memberMoved[i].store(false);
+                }
                 if (listed)
                     g_memberBackedUp[i].store(false);
             }

@@ -63,9 +63,11 @@ private:
 
 // Renames a set of finished files (finish() called on each) into place together, in the order
 // given: every one takes its name, or none does and the folder holds exactly what it held before.
-// Each existing target is first hard-linked to `.NAME.bak-XXXXXX` beside it (refused, nothing
-// changed, where the file system cannot); a rename that fails puts the previous files back (a name
-// that had none is removed), and success removes the links. A signal the handler of
+// Each existing target is first hard-linked to `.NAME.bak-XXXXXX` beside it; where the file system
+// has no hard links (link(2) answers EPERM, EOPNOTSUPP, ENOSYS or EMLINK: vfat, exFAT, some FUSE
+// mounts) the previous file is moved to that name instead, its own name then empty until the new
+// file takes it (any other refusal: nothing changed). A rename that fails puts the previous files
+// back (a name that had none is removed), and success removes the backups. A signal the handler of
 // removeTemporaryFilesOnSignals catches meanwhile does the same: before the last rename the
 // previous set is put back, after it the new set stays. Cancels every file when it throws (the
 // message names the file, the reason, and any previous file that could not be put back and where

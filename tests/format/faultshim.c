@@ -22,8 +22,15 @@
  * once    other OPs: only the call after the N first fails, later ones succeed (without it, every
  *         call from then on fails); a signal is always raised once.
  *
+ *
+ *   CKPT_NO_HARDLINKS=ERRNO
+ *
+ * Besides CKPT_FAULT, so the two combine: every link/linkat fails with that errno (EPERM,
+ * EOPNOTSUPP, ENOSYS, EMLINK), as on a file system without hard links (vfat, exFAT, FUSE).
+ *
  * When the fault strikes, the shim appends "fired OP ACTION" to $CKPT_FAULT_LOG (when set), so
- * the driver can tell that the writer reached the injected step. Built without sanitizers. */
+ * the driver can tell that the writer reached the injected step; a link refused by
+ * CKPT_NO_HARDLINKS appends "no hard link REASON". Built without sanitizers. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -52,12 +59,29 @@ static unsigned long long g_calls;
 static int g_once;
 static int g_signal;
 static int g_spent;
+static int g_noLinkErrno;  /* CKPT_NO_HARDLINKS: 0 when unset */
+
+/* An errno by name; EIO for a name not listed. */
+static int errnoNamed(const char *name)
+{
+    static const struct { const char *name; int value; } names[] = {
+        {"ENOSPC", ENOSPC}, {"EACCES", EACCES}, {"EIO", EIO},       {"EDQUOT", EDQUOT},
+        {"EROFS", EROFS},   {"EXDEV", EXDEV},   {"EPERM", EPERM},   {"EOPNOTSUPP", EOPNOTSUPP},
+        {"ENOSYS", ENOSYS}, {"EMLINK", EMLINK}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+        if (!strcmp(name, names[i].name))
+            return names[i].value;
+    return EIO;
+}
 
 static void parse(void)
 {
     if (g_parsed)
         return;
     g_parsed = 1;
+    const char *noLink = getenv("CKPT_NO_HARDLINKS");
+    if (noLink && *noLink)
+        g_noLinkErrno = errnoNamed(noLink);
     const char *spec = getenv("CKPT_FAULT");
     if (!spec || !*spec)
         return;
@@ -97,14 +121,8 @@ static void parse(void)
         g_action = ACT_SIGNAL;
         g_signal = !strcmp(act, "SIGINT") ? SIGINT : !strcmp(act, "SIGTERM") ? SIGTERM : SIGHUP;
     } else {
-        static const struct { const char *name; int value; } names[] = {
-            {"ENOSPC", ENOSPC}, {"EACCES", EACCES}, {"EIO", EIO}, {"EDQUOT", EDQUOT},
-            {"EROFS", EROFS},   {"EXDEV", EXDEV},   {"EPERM", EPERM}};
         g_action = ACT_ERRNO;
-        g_errno = EIO;
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
-            if (!strcmp(act, names[i].name))
-                g_errno = names[i].value;
+        g_errno = errnoNamed(act);
     }
 }
 
@@ -119,10 +137,11 @@ static void *next(const char *name)
     return f;
 }
 
-static void note_fired(const char *op)
+/* Appends `line` to $CKPT_FAULT_LOG. */
+static void note(const char *line, int n)
 {
     const char *log = getenv("CKPT_FAULT_LOG");
-    if (!log)
+    if (!log || n <= 0)
         return;
     static int (*real_open)(const char *, int, ...);
     if (!real_open)
@@ -130,6 +149,15 @@ static void note_fired(const char *op)
     const int fd = real_open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return;
+    static ssize_t (*real_write)(int, const void *, size_t);
+    if (!real_write)
+        real_write = (ssize_t (*)(int, const void *, size_t))next("write");
+    (void)!real_write(fd, line, (size_t)n);
+    close(fd);
+}
+
+static void note_fired(const char *op)
+{
     char line[96];
     const int n = snprintf(line, sizeof line, "fired %s %s\n", op,
                            g_action == ACT_KILL      ? "kill"
@@ -137,12 +165,20 @@ static void note_fired(const char *op)
                            : g_action == ACT_CORRUPT ? "corrupt"
                            : g_action == ACT_SIGNAL  ? strsignal(g_signal)
                                                      : strerror(g_errno));
-    static ssize_t (*real_write)(int, const void *, size_t);
-    if (!real_write)
-        real_write = (ssize_t (*)(int, const void *, size_t))next("write");
-    if (n > 0)
-        (void)!real_write(fd, line, (size_t)n);
-    close(fd);
+    note(line, n);
+}
+
+/* CKPT_NO_HARDLINKS: 1 when a link must fail (errno set). Checked after CKPT_FAULT's link
+ * fault, so that a signal or a kill there still strikes. */
+static int noHardLink(void)
+{
+    parse();
+    if (!g_noLinkErrno)
+        return 0;
+    char line[96];
+    note(line, snprintf(line, sizeof line, "no hard link %s\n", strerror(g_noLinkErrno)));
+    errno = g_noLinkErrno;
+    return 1;
 }
 
 /* Fault for a call of `op`: returns 1 when the call must fail (errno set), kills for "kill". */
@@ -304,7 +340,7 @@ int link(const char *from, const char *to)
     static int (*real)(const char *, const char *);
     if (!real)
         real = (int (*)(const char *, const char *))next("link");
-    return strike(OP_LINK, "link") ? -1 : real(from, to);
+    return strike(OP_LINK, "link") || noHardLink() ? -1 : real(from, to);
 }
 
 int linkat(int fromDir, const char *from, int toDir, const char *to, int flags)
@@ -312,7 +348,7 @@ int linkat(int fromDir, const char *from, int toDir, const char *to, int flags)
     static int (*real)(int, const char *, int, const char *, int);
     if (!real)
         real = (int (*)(int, const char *, int, const char *, int))next("linkat");
-    return strike(OP_LINK, "linkat") ? -1 : real(fromDir, from, toDir, to, flags);
+    return strike(OP_LINK, "linkat") || noHardLink() ? -1 : real(fromDir, from, toDir, to, flags);
 }
 
 int unlink(const char *path)
