@@ -21,6 +21,11 @@
  *         successful calls of that OP. Default 0.
  * once    other OPs: only the call after the N first fails, later ones succeed (without it, every
  *         call from then on fails); a signal is always raised once.
+ * With a signal:
+ * thread  the signal is raised in a new thread that does not block it (as a pool thread LibTorch
+ *         started before would take a Ctrl-C), and the call waits until that thread ends
+ * then=E  every later call of OP fails with errno E (a signal handler's own calls among them)
+ * gone    rename only: its source is removed just before the signal (by someone else, as it were)
  *
  *
  *   CKPT_NO_HARDLINKS=ERRNO
@@ -35,6 +40,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -60,6 +66,9 @@ static int g_once;
 static int g_signal;
 static int g_spent;
 static int g_noLinkErrno;  /* CKPT_NO_HARDLINKS: 0 when unset */
+static int g_thread;       /* "thread" */
+static int g_thenErrno;    /* "then=E": 0 when unset */
+static int g_gone;         /* "gone" */
 
 /* An errno by name; EIO for a name not listed. */
 static int errnoNamed(const char *name)
@@ -97,6 +106,12 @@ static void parse(void)
             g_after = strtoull(opt + 6, NULL, 10);
         else if (!strcmp(opt, "once"))
             g_once = 1;
+        else if (!strcmp(opt, "thread"))
+            g_thread = 1;
+        else if (!strcmp(opt, "gone"))
+            g_gone = 1;
+        else if (strncmp(opt, "then=", 5) == 0)
+            g_thenErrno = errnoNamed(opt + 5);
     if (!op || !act)
         return;
     if (!strcmp(op, "write"))
@@ -181,12 +196,32 @@ static int noHardLink(void)
     return 1;
 }
 
-/* Fault for a call of `op`: returns 1 when the call must fail (errno set), kills for "kill". */
-static int strike(int op, const char *name)
+/* "thread": a thread that unblocks the signal (a new thread inherits its creator's mask) and
+ * raises it, so that its handler runs there. */
+static void *raiseInThread(void *unused)
+{
+    (void)unused;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, g_signal);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(g_signal);  /* this thread's: the handler runs here before raise returns */
+    return NULL;
+}
+
+/* Fault for a call of `op` (`path`: what a rename moves, else NULL): returns 1 when the call must
+ * fail (errno set), kills for "kill". */
+static int strike(int op, const char *name, const char *path)
 {
     parse();
-    if (g_op != op || g_action == ACT_SHORT || g_spent)
+    if (g_op != op || g_action == ACT_SHORT)
         return 0;
+    if (g_spent) {
+        if (g_action != ACT_SIGNAL || !g_thenErrno)
+            return 0;
+        errno = g_thenErrno;  /* "then=E" */
+        return 1;
+    }
     if (g_calls++ < g_after)
         return 0;
     g_spent = g_once || g_action == ACT_SIGNAL;
@@ -194,7 +229,17 @@ static int strike(int op, const char *name)
     if (g_action == ACT_KILL)
         raise(SIGKILL);
     if (g_action == ACT_SIGNAL) {
-        raise(g_signal);  /* the handler runs before raise returns */
+        if (g_gone && path) {
+            static int (*real_unlink)(const char *);
+            if (!real_unlink)
+                real_unlink = (int (*)(const char *))next("unlink");
+            real_unlink(path);
+        }
+        pthread_t t;
+        if (g_thread && pthread_create(&t, NULL, raiseInThread, NULL) == 0)
+            pthread_join(t, NULL);
+        else
+            raise(g_signal);  /* the handler runs before raise returns */
         return 0;
     }
     errno = g_errno;
@@ -300,7 +345,7 @@ int fsync(int fd)
     static int (*real)(int);
     if (!real)
         real = (int (*)(int))next("fsync");
-    return strike(OP_FSYNC, "fsync") ? -1 : real(fd);
+    return strike(OP_FSYNC, "fsync", NULL) ? -1 : real(fd);
 }
 
 int fdatasync(int fd)
@@ -308,7 +353,7 @@ int fdatasync(int fd)
     static int (*real)(int);
     if (!real)
         real = (int (*)(int))next("fdatasync");
-    return strike(OP_FSYNC, "fdatasync") ? -1 : real(fd);
+    return strike(OP_FSYNC, "fdatasync", NULL) ? -1 : real(fd);
 }
 
 int rename(const char *from, const char *to)
@@ -316,7 +361,7 @@ int rename(const char *from, const char *to)
     static int (*real)(const char *, const char *);
     if (!real)
         real = (int (*)(const char *, const char *))next("rename");
-    return strike(OP_RENAME, "rename") ? -1 : real(from, to);
+    return strike(OP_RENAME, "rename", from) ? -1 : real(from, to);
 }
 
 int renameat(int fromDir, const char *from, int toDir, const char *to)
@@ -324,7 +369,7 @@ int renameat(int fromDir, const char *from, int toDir, const char *to)
     static int (*real)(int, const char *, int, const char *);
     if (!real)
         real = (int (*)(int, const char *, int, const char *))next("renameat");
-    return strike(OP_RENAME, "renameat") ? -1 : real(fromDir, from, toDir, to);
+    return strike(OP_RENAME, "renameat", fromDir == AT_FDCWD || *from == '/' ? from : NULL) ? -1 : real(fromDir, from, toDir, to);
 }
 
 int renameat2(int fromDir, const char *from, int toDir, const char *to, unsigned flags)
@@ -332,7 +377,7 @@ int renameat2(int fromDir, const char *from, int toDir, const char *to, unsigned
     static int (*real)(int, const char *, int, const char *, unsigned);
     if (!real)
         real = (int (*)(int, const char *, int, const char *, unsigned))next("renameat2");
-    return strike(OP_RENAME, "renameat2") ? -1 : real(fromDir, from, toDir, to, flags);
+    return strike(OP_RENAME, "renameat2", fromDir == AT_FDCWD || *from == '/' ? from : NULL) ? -1 : real(fromDir, from, toDir, to, flags);
 }
 
 int link(const char *from, const char *to)
@@ -340,7 +385,7 @@ int link(const char *from, const char *to)
     static int (*real)(const char *, const char *);
     if (!real)
         real = (int (*)(const char *, const char *))next("link");
-    return strike(OP_LINK, "link") || noHardLink() ? -1 : real(from, to);
+    return strike(OP_LINK, "link", NULL) || noHardLink() ? -1 : real(from, to);
 }
 
 int linkat(int fromDir, const char *from, int toDir, const char *to, int flags)
@@ -348,7 +393,7 @@ int linkat(int fromDir, const char *from, int toDir, const char *to, int flags)
     static int (*real)(int, const char *, int, const char *, int);
     if (!real)
         real = (int (*)(int, const char *, int, const char *, int))next("linkat");
-    return strike(OP_LINK, "linkat") || noHardLink() ? -1 : real(fromDir, from, toDir, to, flags);
+    return strike(OP_LINK, "linkat", NULL) || noHardLink() ? -1 : real(fromDir, from, toDir, to, flags);
 }
 
 int unlink(const char *path)
@@ -356,7 +401,7 @@ int unlink(const char *path)
     static int (*real)(const char *);
     if (!real)
         real = (int (*)(const char *))next("unlink");
-    return strike(OP_UNLINK, "unlink") ? -1 : real(path);
+    return strike(OP_UNLINK, "unlink", NULL) ? -1 : real(path);
 }
 
 int unlinkat(int dir, const char *path, int flags)
@@ -364,7 +409,7 @@ int unlinkat(int dir, const char *path, int flags)
     static int (*real)(int, const char *, int);
     if (!real)
         real = (int (*)(int, const char *, int))next("unlinkat");
-    return strike(OP_UNLINK, "unlinkat") ? -1 : real(dir, path, flags);
+    return strike(OP_UNLINK, "unlinkat", NULL) ? -1 : real(dir, path, flags);
 }
 
 /* Creating files: a read-only folder refuses even root this way (permission bits do not). */
@@ -378,7 +423,7 @@ static int creating(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE)
             va_start(ap, flags);                                                                  \
             mode = va_arg(ap, mode_t);                                                            \
             va_end(ap);                                                                           \
-            if (strike(OP_CREATE, fname))                                                         \
+            if (strike(OP_CREATE, fname, NULL))                                                   \
                 return -1;                                                                        \
         }                                                                                         \
         return real(__VA_ARGS__, flags, mode);                                                    \
@@ -421,7 +466,7 @@ int creat(const char *path, mode_t mode)
     static int (*real)(const char *, mode_t);
     if (!real)
         real = (int (*)(const char *, mode_t))next("creat");
-    return strike(OP_CREATE, "creat") ? -1 : real(path, mode);
+    return strike(OP_CREATE, "creat", NULL) ? -1 : real(path, mode);
 }
 
 /* glibc's mkstemp opens through an internal call the wrappers above never see. */
@@ -431,7 +476,7 @@ int creat(const char *path, mode_t mode)
         static int(*real) proto;                                                                  \
         if (!real)                                                                                \
             real = (int(*) proto)next(#fname);                                                    \
-        return strike(OP_CREATE, #fname) ? -1 : real args;                                        \
+        return strike(OP_CREATE, #fname, NULL) ? -1 : real args;                                  \
     }
 
 MKSTEMP_WRAPPER(mkstemp, (char *t), (t))
