@@ -104,11 +104,37 @@ char g_memberTarget[kSlots][kSlotPath];
 char g_memberBackup[kSlots][kSlotPath];
 std::mutex g_groupMutex;
 
+// A commit the handler must leave to the committing thread: 0 none; -1 one in progress; a signal
+// number: one in progress, and that signal arrived meanwhile. Set for every commit: a commit whose
+// paths the table cannot hold (unlisted) is never settled by the handler, and a listed one only from
+// its own thread (g_committingThread): a signal another thread takes (LibTorch's pool threads,
+// once --merge-lora has loaded it) while this one keeps renaming would leave a mixed set. The
+// committing thread re-raises the signal once the set is settled (Settle in commitTogether).
+std::atomic<int> g_deferral{0};
+std::atomic<pid_t> g_committingThread{0};  // listed commits: the thread that may settle; 0: none may
+// What a deferred commit settled to, for the handler's message: -1 the new set kept, 1 the previous
+// put back, 2 some previous file not put back (commitTogether said which, where it is kept).
+std::atomic<int> g_settledOutcome{0};
+
+// write(2) of a NUL-terminated string: strlen by hand, nothing but write is called.
+void writeText(const char *text)
+{
+    std::size_t n = 0;
+    while (text[n] != '\0')
+        ++n;
+    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, text, n);
+}
+
 // The signal handler's part for a set being committed: -1 when the new set was complete (kept),
-// else whether anything was put back. Async-signal-safe: lstat, rename and unlink on the table.
+// 0 when nothing was put back, 1 when previous files were put back, 2 when one could not be (the
+// handler has then said which, and the backup that keeps it). Async-signal-safe: lstat, rename,
+// unlink and write on the table.
 // A member's temporary gone means its rename happened (rename is atomic, and nothing else removes
 // it during the commit), so a signal between a rename and the line after it is still seen right;
-// putting back is idempotent, so one that lands while commitTogether itself puts back is too.
+// putting back is idempotent, so one that lands while commitTogether itself puts back is too. Should
+// the temporary have gone by other means, the target is still the previous file, a second name of
+// the backup (same device and inode): renaming one onto the other would succeed doing nothing and
+// leave the backup, so it is removed instead.
 int settleGroup()
 {
     const int phase = g_groupPhase.load();
@@ -116,6 +142,7 @@ int settleGroup()
         return 0;
     const int n = g_groupMembers.load();
     bool changed = false;
+    bool failed = false;
     for (int i = 0; i < n; ++i) {
         const bool backedUp = g_memberBackedUp[i].load();
         if (phase == kComplete) {
@@ -126,22 +153,50 @@ int settleGroup()
         struct stat st {};
         const bool renamed =
             phase == kRenaming && ::lstat(g_slotPath[g_memberSlot[i]], &st) != 0 && errno == ENOENT;
-        if (renamed || (backedUp && g_memberMoved[i].load()))
+        if (renamed || (backedUp && g_memberMoved[i].load())) {
             // A moved-aside file goes back whether or not the new one took the name (it fails
             // harmlessly, ENOENT, when the move itself had not happened yet).
-            changed = (backedUp ? ::rename(g_memberBackup[i], g_memberTarget[i]) : ::unlink(g_memberTarget[i])) == 0 ||
-                      changed;
-        else if (backedUp)
+            if (!backedUp) {
+                changed = ::unlink(g_memberTarget[i]) == 0 || changed;
+                continue;
+            }
+            struct stat backup {}, target {};
+            if (::lstat(g_memberBackup[i], &backup) == 0 && ::lstat(g_memberTarget[i], &target) == 0 &&
+                backup.st_dev == target.st_dev && backup.st_ino == target.st_ino) {
+                ::unlink(g_memberBackup[i]);  // the target still holds the previous file
+            } else if (::rename(g_memberBackup[i], g_memberTarget[i]) == 0) {
+                changed = true;
+            } else if (errno != ENOENT) {  // ENOENT: never moved, or put back already
+                failed = true;
+                writeText("\ninterrupted: the previous ");
+                writeText(g_memberTarget[i]);
+                writeText(" could not be put back: it is kept as ");
+                writeText(g_memberBackup[i]);
+            }
+        } else if (backedUp) {
             ::unlink(g_memberBackup[i]);  // the target still holds the previous file: this is a second name
+        }
     }
-    return phase == kComplete ? -1 : int(changed);
+    return phase == kComplete ? -1 : failed ? 2 : int(changed);
 }
 
 extern "C" void removeTemporariesAndDie(int sig)
 {
     const int savedErrno = errno;
+    // A commit this thread may not settle: noted, and the committing thread raises it again when
+    // the set is settled (one signal is enough: a second while one waits is dropped).
+    const pid_t owner = g_committingThread.load();
+    if (owner == 0 || owner != ::gettid()) {
+        int expected = -1;
+        if (g_deferral.compare_exchange_strong(expected, sig) || expected > 0) {
+            errno = savedErrno;
+            return;
+        }
+    }
     // Before the temporaries go: whether a member was renamed is read from its temporary.
-    const int group = settleGroup();
+    int group = settleGroup();
+    if (group == 0)
+        group = g_settledOutcome.exchange(0);  // a deferred commit, settled by its own thread
     bool removed = group > 0;
     for (std::size_t i = 0; i < kSlots; ++i)
         if (g_slotState[i].load() == 2 && g_slotFolderLevels[i] == 0)
@@ -151,15 +206,16 @@ extern "C" void removeTemporariesAndDie(int sig)
         if (g_slotState[i].load() == 2 && g_slotFolderLevels[i] > 0)
             removed = removeFolderChain(g_slotPath[i], g_slotFolderLevels[i]) || removed;
     // write(2) only: nothing else is safe in a signal handler.
-    if (group < 0) {
-        static constexpr char kKept[] = "\ninterrupted: the files written had all taken their names and are kept; the "
-                                        "previous ones they replaced are removed\n";
-        [[maybe_unused]] const auto n = ::write(STDERR_FILENO, kKept, sizeof kKept - 1);
-    } else if (removed) {
-        static constexpr char kSaid[] = "\ninterrupted: what was being written is removed; no file that was there before "
-                                        "was changed\n";
-        [[maybe_unused]] const auto n = ::write(STDERR_FILENO, kSaid, sizeof kSaid - 1);
-    }
+    if (group < 0)
+        writeText("\ninterrupted: the files written had all taken their names and are kept; the previous ones they "
+                  "replaced are removed\n");
+    else if (group == 2)
+        writeText("\ninterrupted: what was being written is removed; the previous files named above could not be put "
+                  "back and are kept under the names given, every other holds what it held\n");
+    else if (removed)
+        // True of a previous file moved aside (no hard links) too: it is back under its name.
+        writeText("\ninterrupted: what was being written is removed; every file that was there before holds what it "
+                  "held, under its own name\n");
     // The default action now: the process ends as the signal says (status 128+sig, a shell's
     // Ctrl-C seen as such). Raised while the handler blocks it, it is delivered on return.
     struct sigaction dfl {};
@@ -422,26 +478,26 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
     std::vector<Member> members;
     for (auto *f : files)
         members.push_back({f, {}, false, false});
+    // The folders to flush, made before any rename: nothing allocates (and so throws) once the new
+    // set has taken its names.
+    std::set<std::string> folders;
+    for (const auto &m : members)
+        folders.insert(std::filesystem::path(m.file->m_path).parent_path().string());
     std::lock_guard lock(g_groupMutex);
     // Listed for the signal handler when every path fits its table (a backup's name is the target's
-    // and 16 characters at most); otherwise the signals wait, blocked in this thread, until the set
-    // is settled (the command line converts on one thread).
+    // and 16 characters at most). Either way a signal another thread takes waits (g_deferral) until
+    // the set is settled; one this thread takes settles a listed set at once, and waits too for an
+    // unlisted one.
     bool listed = files.size() <= kSlots;
     for (const auto *f : files)
         listed = listed && f->m_slot >= 0 && f->m_path.size() + 16 < kSlotPath;
-    sigset_t blocked, previousMask;
-    sigemptyset(&blocked);
-    if (!listed) {
-        for (const int sig : {SIGINT, SIGTERM, SIGHUP})
-            sigaddset(&blocked, sig);
-        ::pthread_sigmask(SIG_BLOCK, &blocked, &previousMask);
-    }
     // Puts the previous set back (each member renamed so far, the last first), removes the links,
     // and returns what could not be put back, for the message. Once is enough: a second call finds
     // nothing to do.
     const auto undo = [&]() {
         std::string notBack;
-        for (auto m = members.rbegin(); m != members.rend(); ++m) {
+        for (std::size_t i = members.size(); i-- > 0;) {
+            auto *m = &members[i];
             if (m->renamed || m->moved) {
                 if (m->backup.empty())
                     ::unlink(m->file->m_path.c_str());
@@ -453,18 +509,41 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
             } else if (!m->backup.empty()) {
                 ::unlink(m->backup.c_str());
             }
+            if (listed)
+                g_memberBackedUp[i].store(false);  // a signal now finds nothing of this member to do
             m->renamed = false;
             m->moved = false;
             m->backup.clear();
         }
         return notBack;
     };
-    const auto leaveTable = [&]() {
-        g_groupPhase.store(kIdle);
-        g_groupMembers.store(0);
-        if (!listed)
-            ::pthread_sigmask(SIG_SETMASK, &previousMask, nullptr);
-    };
+    // Takes the set off the table however commitTogether ends (a scope guard: an exception anywhere
+    // still clears the phase), then raises a signal that waited, for the handler to finish the
+    // run with the set settled: `outcome` says how, for its message (see g_settledOutcome).
+    struct Settle {
+        bool left = false;
+        int outcome = 1;
+        void leave()
+        {
+            if (left)
+                return;
+            left = true;
+            g_groupPhase.store(kIdle);
+            g_groupMembers.store(0);
+            g_committingThread.store(0);
+        }
+        ~Settle()
+        {
+            leave();
+            if (const int sig = g_deferral.exchange(0); sig > 0) {
+                g_settledOutcome.store(outcome);
+                ::raise(sig);
+            }
+        }
+    } settle;
+    if (listed)
+        g_committingThread.store(::gettid());
+    g_deferral.store(-1);
     try {
         for (const auto &m : members) {
             if (m.file->m_fd >= 0 || m.file->m_temp.empty())
@@ -543,6 +622,8 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
             if (::rename(m.file->m_temp.c_str(), m.file->m_path.c_str()) != 0) {
                 const int err = errno;
                 const std::string notBack = undo();
+                if (!notBack.empty())
+                    settle.outcome = 2;
                 throw FormatError(systemError(m.file->m_path, "cannot rename the finished file into place", err) +
                                   (notBack.empty() ? "; none of the " + std::to_string(members.size()) +
                                                          " files took its name, and the folder holds what it held before"
@@ -552,17 +633,25 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
         }
     } catch (...) {
         undo();  // (again after a failed rename: nothing left to do then)
-        leaveTable();
+        settle.leave();
         for (const auto &m : members)
             m.file->cancel();
+        // A signal waits to end the run: the reason this commit failed would not be said otherwise.
+        if (g_deferral.load() > 0) {
+            try {
+                throw;
+            } catch (const std::exception &e) {
+                writeText("\n");
+                writeText(e.what());
+            } catch (...) {
+            }
+        }
         throw;
     }
     // Every file has its name: a signal now keeps the new set.
+    settle.outcome = -1;
     if (listed)
         g_groupPhase.store(kComplete);
-    std::set<std::string> folders;
-    for (const auto &m : members)
-        folders.insert(std::filesystem::path(m.file->m_path).parent_path().string());
     for (const auto &folder : folders)
         syncFolder(folder);
     for (auto &m : members) {
@@ -570,7 +659,7 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
             ::unlink(m.backup.c_str());
         m.file->m_temp.clear();
     }
-    leaveTable();
+    settle.leave();
     for (auto &m : members) {
         unregisterTemporary(m.file->m_slot);
         m.file->m_slot = -1;

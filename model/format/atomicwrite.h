@@ -78,9 +78,12 @@ void commitTogether(std::span<AtomicFileWriter *const> files);
 // temporary files (`.NAME.XXXXXX`, as large as the output) behind. After this call those signals
 // remove every temporary file an AtomicFileWriter holds at that moment (and settle a set that
 // commitTogether is renaming: the previous files put back, or the complete new set kept), then end
-// the process as the signal would have (re-raised with its default action). Async-signal-safe: the
-// handler only reads fixed tables of paths and calls lstat, rename and unlink. Idempotent; the CLI
-// calls it before converting.
+// the process as the signal would have (re-raised with its default action). A signal that lands
+// in another thread than the one committing a set, or while a set whose paths the handler's table
+// cannot hold is committed, waits until the set is settled, and ends the process then. A previous
+// file the handler cannot put back is named, with the backup that keeps it. Async-signal-safe: the
+// handler only reads fixed tables of paths and calls lstat, rename, unlink and write. Idempotent;
+// the CLI calls it before converting.
 void removeTemporaryFilesOnSignals();
 // Temporary files the signal handler's table can list at once, less room for a few of the caller's
 // own (SignalCleanupEntry) and for the index and sidecar committed with the shards: the most shards

@@ -11,8 +11,13 @@
 // signal landing anywhere in the commit, leaves the previous set byte for byte and nothing else; a
 // signal after the last rename leaves the whole new set. On a file system without hard links
 // (vfat, exFAT: link answers EPERM) the previous files are moved aside instead, with the same
-// guarantees.
+// guarantees. A signal another thread takes (LibTorch's pool threads once --merge-lora loaded it)
+// waits until the set is settled, also where the paths are too long for the handler's table; a
+// previous file the handler cannot put back is named with the backup that keeps it; a temporary
+// removed by someone else mid-commit leaves no backup behind.
 #include <QtTest>
+
+#include <QRegularExpression>
 
 #include <csignal>
 
@@ -258,9 +263,13 @@ void TestWriteFaults::setReplacedTogether_data()
     QTest::addColumn<QStringList>("args");   // convert's options, OUT the output folder
     QTest::addColumn<int>("files");          // files the set has
     QTest::addColumn<QString>("spec");       // CKPT_FAULT
-    QTest::addColumn<QString>("outcome");    // "new", "old" (exit 1) or "old-signal"/"new-signal" (ended by it)
+    QTest::addColumn<QString>("outcome");    // "new", "old" (exit 1) or "old-signal"/"new-signal" (ended by it),
+                                             // "mixed-signal": ended by it, each previous file in place
+                                             // or in the backup the message names
     QTest::addColumn<QString>("message");    // what stderr says
     QTest::addColumn<QString>("noLink");     // CKPT_NO_HARDLINKS: every link fails so; empty: links work
+    QTest::addColumn<bool>("deep");          // the output folder so deep that the longest path is 4083
+                                             // characters: too long for the signal handler's table
 
     struct Set {
         const char *name;
@@ -271,9 +280,9 @@ void TestWriteFaults::setReplacedTogether_data()
     for (const auto &set : sets) {
         const QString name = QString::fromLatin1(set.name);
         auto row = [&](const QString &what, const QString &spec, const char *outcome, const char *message,
-                       const QString &noLink = {}) {
+                       const QString &noLink = {}, bool deep = false) {
             QTest::newRow(qPrintable(name + ": " + what)) << set.args << set.files << spec << QString::fromLatin1(outcome)
-                                                           << QString::fromLatin1(message) << noLink;
+                                                           << QString::fromLatin1(message) << noLink << deep;
         };
         row("no fault", "", "new", "");
         for (int k = 0; k < set.files; ++k) {
@@ -309,6 +318,34 @@ void TestWriteFaults::setReplacedTogether_data()
         }
         row("no hard links, SIGINT after every rename", "unlink:SIGINT", "new-signal",
             "files written had all taken their names", noLink);
+
+        // A signal another thread takes (one that does not block it) while this one renames: the
+        // commit goes on to the end, then the signal ends the run with the new set whole.
+        const char *kept = "files written had all taken their names";
+        row("SIGTERM in another thread at rename 2", "rename:SIGTERM:after=1:thread", "new-signal", kept);
+        row("paths too long for the handler's table, SIGTERM in another thread at rename 2",
+            "rename:SIGTERM:after=1:thread", "new-signal", kept, {}, true);
+        row(QStringLiteral("paths too long for the handler's table, SIGINT in another thread at rename %1 of %1").arg(set.files),
+            QStringLiteral("rename:SIGINT:after=%1:thread").arg(set.files - 1), "new-signal", kept, {}, true);
+        row("no hard links, paths too long for the handler's table, SIGTERM in another thread at moving previous file 1 aside",
+            "rename:SIGTERM:thread", "new-signal", kept, noLink, true);
+        // The paths too long, a signal in the committing thread itself waits as well.
+        row("paths too long for the handler's table, SIGTERM at rename 2", "rename:SIGTERM:after=1", "new-signal", kept,
+            {}, true);
+        // Putting back fails (every rename after the signal answers EIO): the message names each
+        // previous file not put back and the backup that keeps it.
+        row(QStringLiteral("SIGTERM at rename %1 of %1, putting back fails").arg(set.files),
+            QStringLiteral("rename:SIGTERM:after=%1:then=EIO").arg(set.files - 1), "mixed-signal",
+            "could not be put back");
+        row("no hard links, SIGTERM at rename 2, putting back fails",
+            QStringLiteral("rename:SIGTERM:after=%1:then=EIO").arg(previous + 1), "mixed-signal",
+            "could not be put back", noLink);
+        // A temporary removed by someone else just before its rename: the target still holds the
+        // previous file, and its backup (a second name) must go too.
+        for (int k = 0; k < set.files; ++k)
+            row(QStringLiteral("SIGTERM at rename %1 of %2, its temporary removed by someone else").arg(k + 1).arg(set.files),
+                QStringLiteral("rename:SIGTERM:after=%1:gone").arg(k), "old-signal",
+                "interrupted: what was being written is removed");
     }
 }
 
@@ -320,6 +357,7 @@ void TestWriteFaults::setReplacedTogether()
     QFETCH(QString, outcome);
     QFETCH(QString, message);
     QFETCH(QString, noLink);
+    QFETCH(bool, deep);
 
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
@@ -347,7 +385,17 @@ void TestWriteFaults::setReplacedTogether()
     QCOMPARE(names.size(), files);
 
     // The previous set: other bytes under every name but the second.
-    const QString folder = dir.filePath("out");
+    QString folder = dir.filePath("out");
+    if (deep) {
+        qsizetype longest = 0;
+        for (const auto &n : names)
+            longest = std::max(longest, n.size());
+        const qsizetype length = 4083 - 1 - longest;  // a backup's name (12 more) still fits PATH_MAX
+        // Folders of at most 200 characters, the last of at least one.
+        for (qsizetype left = length - folder.size(); left > 0; left = length - folder.size())
+            folder += "/" + QString(left <= 201 ? left - 1 : std::min<qsizetype>(200, left - 3), 'd');
+        QCOMPARE(folder.size(), length);
+    }
     QVERIFY(QDir().mkpath(folder));
     QMap<QString, QByteArray> before;
     for (int i = 0; i < names.size(); ++i) {
@@ -391,7 +439,29 @@ void TestWriteFaults::setReplacedTogether()
         QVERIFY2(err.contains(message), qPrintable(err));
 
     // Exactly the previous set, byte for byte, or exactly the new one: no temporary, no backup.
-    if (outcome.startsWith("old")) {
+    if (outcome == "mixed-signal") {
+        // Each previous file under its name, or in the backup the message names for it; those
+        // backups, and names of the new set, are all the folder holds.
+        QVERIFY2(!err.contains("holds what it held, under its own name"), qPrintable(err));
+        QMap<QString, QString> keptAs;
+        static const QRegularExpression notBack(QStringLiteral("the previous (\\S+) could not be put back: it is kept as (\\S+)"));
+        for (auto it = notBack.globalMatch(err); it.hasNext();) {
+            const auto m = it.next();
+            keptAs[QFileInfo(m.captured(1)).fileName()] = QFileInfo(m.captured(2)).fileName();
+        }
+        QVERIFY2(!keptAs.isEmpty(), qPrintable(err));
+        QStringList expected = names;
+        for (auto it = before.cbegin(); it != before.cend(); ++it) {
+            if (keptAs.contains(it.key())) {
+                QVERIFY2(readAll(folder + "/" + keptAs[it.key()]) == it.value(), qPrintable(keptAs[it.key()]));
+                expected << keptAs[it.key()];
+            } else {
+                QVERIFY2(readAll(folder + "/" + it.key()) == it.value(), qPrintable(it.key() + " is not the previous file"));
+            }
+        }
+        for (const auto &n : listing(folder))
+            QVERIFY2(expected.contains(n), qPrintable("stray file left behind: " + n));
+    } else if (outcome.startsWith("old")) {
         QCOMPARE(listing(folder), QStringList(before.keys()));
         for (auto it = before.cbegin(); it != before.cend(); ++it)
             QVERIFY2(readAll(folder + "/" + it.key()) == it.value(), qPrintable(it.key() + " is not the previous file"));
