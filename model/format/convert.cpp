@@ -511,6 +511,27 @@ bool denseNonOverlapping(const TensorRef &t)
     return true;
 }
 
+// True when no two of the tensor's elements are one element of its storage, as far as the strides
+// show it: sorted, each stride steps past all the elements the smaller ones reach (false for a
+// stride 0 of a size past 1, an expand, and for views that overlap or might).
+bool elementsApart(const TensorRef &t)
+{
+    std::vector<std::pair<std::int64_t, std::int64_t>> dims;  // (stride, size) of dimensions past 1
+    for (std::size_t d = 0; d < t.shape.size() && d < t.strides.size(); ++d)
+        if (t.shape[d] != 1)
+            dims.emplace_back(t.strides[d], t.shape[d]);
+    std::sort(dims.begin(), dims.end());
+    std::int64_t reach = 0;  // the furthest element the smaller strides reach from the first
+    for (const auto &[stride, size] : dims) {
+        if (stride <= reach || size < 1)
+            return false;
+        std::int64_t step = 0;
+        if (__builtin_mul_overflow(stride, size - 1, &step) || __builtin_add_overflow(reach, step, &reach))
+            return false;
+    }
+    return true;
+}
+
 ValuePtr plainTensor(const ValuePtr &v)
 {
     auto ref = std::make_shared<TensorRef>(*v->tensorRef());
@@ -2827,8 +2848,13 @@ private:
     // one storage, views of one tensor), and torch.save of the cast model writes those storages.
     // One Parameter under several names (a tie) is one tensor and stays one. Here each tensor the
     // cast changes whose storage holds more than it (another tensor's elements, or unused ones) is
-    // written on a storage of its own: a view of the source's bytes where it is dense, else its
-    // elements gathered (a copy made when written, one at a time).
+    // written on a storage of its own, of the span of the source it uses, strides kept, where it is
+    // dense (torch's cast keeps a dense tensor's strides); one whose elements are apart (a block of
+    // columns) is gathered when written, in row-major order, as torch's cast makes it contiguous.
+    // A view that may repeat elements (an expand's stride 0) also keeps its strides over its span:
+    // torch's cast would materialise each element (Tensor.to gives a non-dense tensor contiguous
+    // strides: an expand of one element to 2**34 asks for 2**34 elements), where the file may hold
+    // one; the values torch.load gives are the same, only the strides and the record's size differ.
     void castApart(const ValuePtr &module)
     {
         if (!module)
@@ -2844,39 +2870,59 @@ private:
         for (const auto &t : tensors) {
             const auto &r = *t.value->tensorRef();
             const std::int64_t n = r.numel();
+            std::int64_t extent = 0;
             if (r.layout != TensorRef::Layout::Strided || r.quantization || !r.storage || !r.storage->resolved ||
                 !r.problem.empty() || !isFloating(r.dtype) || r.dtype == to || r.dtype != r.storage->dtype ||
-                r.storage->untyped || n <= 0)
+                r.storage->untyped || n <= 0 || !r.extentElements(extent) || !r.fitsStorage(extent))
                 continue;
             const std::size_t es = dtypeSize(r.dtype);
-            const auto bytes = static_cast<std::uint64_t>(n) * es;
             const StorageRef &from = *r.storage;
-            if (users[&from] < 2 && r.storageOffset == 0 && bytes == from.byteSize)
+            // Elements of the source from the tensor's first to its last: within the record (checked
+            // above), so no size the file declares is allocated beyond what it holds.
+            const auto spanBytes = static_cast<std::uint64_t>(extent - r.storageOffset) * es;
+            const bool gather = !denseNonOverlapping(r) && elementsApart(r);
+            if (!gather && users[&from] < 2 && r.storageOffset == 0 && spanBytes == from.byteSize)
                 continue;  // the whole storage is this tensor's alone: cast as it is
             auto apart = std::make_shared<TensorRef>(r);
             auto storage = std::make_shared<StorageRef>();
             storage->key = from.key + "/" + t.name;
             storage->dtype = from.dtype;
             storage->location = from.location;
-            storage->declaredNumel = n;
-            if (denseNonOverlapping(r) && !from.producedOnUse()) {
-                // Its elements are one block of the source (in any order of dimensions): that block,
-                // as torch's cast keeps the strides of a dense tensor.
-                const auto held = from.hold();  // in memory already: a view, nothing made
-                storage->setBytes(held.bytes.subspan(static_cast<std::size_t>(r.storageOffset) * es, bytes));
-                storage->keepAlive = from.keepAlive;
-                storage->mapping = from.mapping;
+            if (!gather) {
+                const auto begin = static_cast<std::size_t>(r.storageOffset) * es;
+                const auto count = static_cast<std::size_t>(spanBytes);
+                storage->declaredNumel = extent - r.storageOffset;
+                if (!from.producedOnUse()) {
+                    const auto held = from.hold();  // in memory already: a view, nothing made
+                    storage->setBytes(held.bytes.subspan(begin, count));
+                    storage->keepAlive = from.keepAlive;
+                    storage->mapping = from.mapping;
+                } else {
+                    // The span copied when written (given back after): no larger than the source.
+                    storage->setLoader(count, [source = r.storage, begin, count, name = t.name]() {
+                        const auto held = source->hold();
+                        if (begin + count > held.size())
+                            throw FormatError("'" + name + "' does not fit its storage");
+                        return std::make_shared<const std::vector<std::uint8_t>>(held.bytes.begin() + begin,
+                                                                                 held.bytes.begin() + begin + count);
+                    }, StorageRef::Reuse::NeverKeep);
+                }
             } else {
+                // Elements apart each appear once, so they are no more than the storage holds; the
+                // work budget bounds the gather all the same, as any write of a view's elements.
+                const auto bytes = static_cast<std::uint64_t>(n) * es;
+                if (const std::string problem = workBudgetProblem(r); !problem.empty())
+                    throw FormatError("'" + t.name + "': " + problem + "; casting it apart would gather " +
+                                      std::to_string(bytes) + " bytes");
+                storage->declaredNumel = n;
                 // Gathered in row-major order when written (given back after).
                 auto view = std::make_shared<const TensorRef>(r);
                 storage->setLoader(bytes, [view]() {
                     return std::make_shared<const std::vector<std::uint8_t>>(contiguousBytes(*view));
                 }, StorageRef::Reuse::NeverKeep);
-                if (!r.isContiguous()) {
-                    apart->strides.assign(r.shape.size(), 1);
-                    for (std::size_t d = r.shape.size(); d-- > 1;)
-                        apart->strides[d - 1] = apart->strides[d] * std::max<std::int64_t>(1, r.shape[d]);
-                }
+                apart->strides.assign(r.shape.size(), 1);
+                for (std::size_t d = r.shape.size(); d-- > 1;)
+                    apart->strides[d - 1] = apart->strides[d] * std::max<std::int64_t>(1, r.shape[d]);
             }
             apart->storage = std::move(storage);
             apart->storageOffset = 0;
