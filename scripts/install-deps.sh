@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential cmake ninja-build ccache pkg-config
+    build-essential cmake ninja-build ccache lld pkg-config
     qt6-base-dev qt6-base-dev-tools qt6-charts-dev libqt6opengl6-dev libgl-dev
     libtorch-dev nlohmann-json3-dev libcli11-dev zlib1g-dev libstb-dev libjpeg62-turbo-dev
     python3-torch python3-numpy python3-pil
