@@ -493,17 +493,24 @@ void streamBytes(const TensorRef &t, DType to, const ByteSink &sink)
         emit(std::span<const std::uint8_t>(buffer.data(), filled * es));
 }
 
-// True when the tensor's elements fill one block of its storage, each once (in some order of its
-// dimensions), as torch's is_non_overlapping_and_dense says.
-bool denseNonOverlapping(const TensorRef &t)
+// (stride, size) of the tensor's dimensions past size 1, smallest stride first: what the two tests
+// below walk.
+std::vector<std::pair<std::int64_t, std::int64_t>> stepsBySmallestStride(const TensorRef &t)
 {
-    std::vector<std::pair<std::int64_t, std::int64_t>> dims;  // (stride, size) of dimensions past 1
+    std::vector<std::pair<std::int64_t, std::int64_t>> dims;
     for (std::size_t d = 0; d < t.shape.size() && d < t.strides.size(); ++d)
         if (t.shape[d] != 1)
             dims.emplace_back(t.strides[d], t.shape[d]);
     std::sort(dims.begin(), dims.end());
+    return dims;
+}
+
+// True when the tensor's elements fill one block of its storage, each once (in some order of its
+// dimensions), as torch's is_non_overlapping_and_dense says.
+bool denseNonOverlapping(const TensorRef &t)
+{
     std::int64_t expected = 1;
-    for (const auto &[stride, size] : dims) {
+    for (const auto &[stride, size] : stepsBySmallestStride(t)) {
         if (stride != expected)
             return false;
         expected *= size;
@@ -516,13 +523,8 @@ bool denseNonOverlapping(const TensorRef &t)
 // stride 0 of a size past 1, an expand, and for views that overlap or might).
 bool elementsApart(const TensorRef &t)
 {
-    std::vector<std::pair<std::int64_t, std::int64_t>> dims;  // (stride, size) of dimensions past 1
-    for (std::size_t d = 0; d < t.shape.size() && d < t.strides.size(); ++d)
-        if (t.shape[d] != 1)
-            dims.emplace_back(t.strides[d], t.shape[d]);
-    std::sort(dims.begin(), dims.end());
     std::int64_t reach = 0;  // the furthest element the smaller strides reach from the first
-    for (const auto &[stride, size] : dims) {
+    for (const auto &[stride, size] : stepsBySmallestStride(t)) {
         if (stride <= reach || size < 1)
             return false;
         std::int64_t step = 0;
