@@ -5,9 +5,9 @@ stream's storage declared past its record (torch allocates it before reading the
 tensor that spans past its storage (torch grows the storage). These are anomalies, not dangerous
 (nothing runs; exit 0), with the size in bytes in `security.allocations`.
 
-torch 1.13 is the judge: each file is loaded with torch.load(weights_only=True) in a child process
-whose address space is limited (RLIMIT_AS) below the size, and the allocator's error gives the bytes
-torch tried to allocate, which must be the tool's figure. Files torch does not allocate for (the zip
+torch 1.13 is the judge: each file is loaded with torch.load(weights_only=True) in a child process (one
+for the whole test, importing torch once) whose address space is limited (RLIMIT_AS) below the size,
+and the allocator's error gives the bytes torch tried to allocate, which must be the tool's figure. Files torch does not allocate for (the zip
 format's storages are its records, which torch refuses to resize; a small storage call; a sound legacy
 file) have no finding."""
 import argparse
@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import re
+import select
 import struct
 import subprocess
 import sys
@@ -96,19 +97,53 @@ def tensor_on(stor, size):
     return Call(torch._utils._rebuild_tensor_v2, stor, 0, size, (1,) * len(size), False, collections.OrderedDict())
 
 
-def torch_allocation(path, weights_only=True):
-    """The bytes torch 1.13's torch.load(weights_only=True) (or a full torch.load: only of files
-    written here, that name nothing but storage and tensor classes) tries to allocate for the file and
-    cannot under LIMIT, or None with what it said when it fails otherwise or loads it. Python's own
-    MemoryError (bytes(n)) says no size: -1."""
-    code = ('import resource, sys, torch\n'
-            'resource.setrlimit(resource.RLIMIT_AS, (%d, %d))\n'
-            'torch.load(sys.argv[1], weights_only=%s)\n') % (LIMIT, LIMIT, weights_only)
-    r = subprocess.run([sys.executable, '-c', code, path], capture_output=True, text=True, timeout=300)
-    m = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", r.stderr)
-    if not m and r.stderr.strip().endswith('MemoryError'):
-        return -1, ''
-    return (int(m.group(1)), '') if m else (None, (r.stderr.strip().splitlines() or ['loaded'])[-1][-300:])
+class Judge:
+    """torch 1.13 in one child process whose address space is limited to LIMIT (RLIMIT_AS): it
+    imports torch once and torch.loads each file it is sent, saying what torch.load raised. What a
+    failed load took is freed with it, and every size judged here is past LIMIT on its own."""
+
+    CODE = (
+        'import json, resource, sys, traceback, torch\n'
+        'resource.setrlimit(resource.RLIMIT_AS, (%d, %d))\n'
+        'for line in sys.stdin:\n'
+        '    path, weights_only = json.loads(line)\n'
+        '    said = ""\n'
+        '    try:\n'
+        '        torch.load(path, weights_only=weights_only)\n'
+        '    except BaseException as e:\n'
+        '        said = "".join(traceback.format_exception_only(type(e), e))\n'
+        '    print(json.dumps(said), flush=True)\n') % (LIMIT, LIMIT)
+
+    def __init__(self):
+        self.child = subprocess.Popen([sys.executable, '-c', self.CODE], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+
+    def load(self, path, weights_only=True):
+        """What torch.load(path, weights_only=...) raised, as Python prints it; '' when it loaded."""
+        self.child.stdin.write(json.dumps([path, weights_only]) + '\n')
+        self.child.stdin.flush()
+        ready, _, _ = select.select([self.child.stdout], [], [], 300)
+        line = self.child.stdout.readline() if ready else ''
+        if not line:
+            self.child.kill()
+            raise RuntimeError('torch.load of %s: the judging process %s' % (
+                path, 'ended' if ready else 'did not answer in 300 s'))
+        return json.loads(line)
+
+    def allocation(self, path, weights_only=True):
+        """The bytes torch 1.13's torch.load(weights_only=True) (or a full torch.load: only of files
+        written here, that name nothing but storage and tensor classes) tries to allocate for the
+        file and cannot under LIMIT, or None with what it said when it fails otherwise or loads it.
+        Python's own MemoryError (bytes(n)) says no size: -1."""
+        said = self.load(path, weights_only).strip()
+        m = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", said)
+        if not m and said.endswith('MemoryError'):
+            return -1, ''
+        return (int(m.group(1)), '') if m else (None, (said.splitlines() or ['loaded'])[-1][-300:])
+
+    def close(self):
+        self.child.stdin.close()
+        self.child.wait(timeout=60)
 
 
 def main():
@@ -121,6 +156,8 @@ def main():
     d = tempfile.mkdtemp(prefix='ckpt-alloc-')
 
     scan, _ = scanner(a.ckpt)
+    judge = Judge()
+    torch_allocation = judge.allocation
 
     def write(name, data):
         path = os.path.join(d, name)
@@ -250,12 +287,8 @@ def main():
     # versions take it), so the judge is a full torch.load of this file written here, which calls
     # nothing but bytearray.
     path = write('bytearray_1TiB.pkl', pickle.dumps({'k': Call(bytearray, 2 ** 40)}, protocol=3))
-    code = ('import resource, sys, torch\n'
-            'resource.setrlimit(resource.RLIMIT_AS, (%d, %d))\n'
-            'torch.load(sys.argv[1], weights_only=False)\n') % (LIMIT, LIMIT)
-    r = subprocess.run([sys.executable, '-c', code, path], capture_output=True, text=True, timeout=300)
-    if check('MemoryError' in r.stderr, 'bytearray_1TiB.pkl: torch.load tries to allocate it',
-             r.stderr[-300:]):
+    said = judge.load(path, weights_only=False)
+    if check('MemoryError' in said, 'bytearray_1TiB.pkl: torch.load tries to allocate it', said[-300:]):
         r = scan(path, '--json')
         j = json.loads(r.stdout)
         check(r.returncode == 0 and [x['bytes'] for x in j.get('allocations', [])] == [2 ** 40],
@@ -279,6 +312,7 @@ def main():
         r = scan(path, '--json')
         j = json.loads(r.stdout)
         check(r.returncode == 0 and j.get('allocations') == [], name, 'exit %d, %s' % (r.returncode, j.get('allocations')))
+    judge.close()
     return results.finish()
 
 
