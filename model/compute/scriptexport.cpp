@@ -470,7 +470,7 @@ void runWrittenBack(const Document &back, const std::string &temporary, const st
     if (!failed)
         return note("read back, the module ran a sample of shape " + shapeText(sample->shape) + " in " + dtype);
     // Did it run before the cast? The module as LibTorch wrote it, beside the output for a moment.
-    ScratchFile before{temporary + ".uncast"};
+    ScratchFile before{temporary + ".uncast", std::nullopt};
     {
         std::FILE *f = std::fopen(before.path.c_str(), "wbx");
         if (!f) {
