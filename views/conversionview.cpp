@@ -1151,6 +1151,10 @@ void ConversionView::startNext()
     QStringList writes{item.output, sidecar};
     for (const auto &shard : item.plan->shards)
         writes << QString::fromStdString(shard.path);
+    // A previous sharded output under this name, whose files the new one does not name, is replaced
+    // (those files removed) only as an existing output is: when the question says yes.
+    for (const auto &f : item.plan->superseded)
+        writes << QString::fromStdString(f);
     // Every file of the queue is an input of this run, as all the files given to one `ckpt convert`
     // are: an output that names another row's input (x.pth -> x_state_dict.pth while
     // x_state_dict.pth waits in the queue) is refused before any question about replacing it, and
@@ -1180,7 +1184,13 @@ void ConversionView::startNext()
                                        [](const QString &p) { return !p.isEmpty() && QFileInfo::exists(p); });
     if (existing != writes.cend()) {
         const QString which = *existing;
-        if (!m_overwrite || !m_overwrite(which, overwriteQuestion(which, item.id))) {
+        QString question = overwriteQuestion(which, item.id);
+        if (const auto n = static_cast<int>(item.plan->superseded.size()); n > 0)
+            question += QLatin1Char('\n') +
+                        tr("A previous sharded output under this name is replaced too: its %1 that the new one "
+                           "does not name are removed once it is written.")
+                            .arg(valuetext::counted(n, tr("file"), tr("files")));
+        if (!m_overwrite || !m_overwrite(which, question)) {
             item.status = S::Skipped;
             item.result = tr("%1 exists; kept as it was").arg(QFileInfo(which).fileName());
             m_queue->update(row, item);
@@ -1265,6 +1275,10 @@ void ConversionView::startNext()
                     run.notes << QString::fromStdString(n);
             } else {
                 run.result = executeConversion(*doc, *plan, options);
+                for (const auto &f : run.result.removed)
+                    run.notes << tr("removed %1, of the previous output").arg(QString::fromStdString(f));
+                for (const auto &f : run.result.notRemoved)
+                    run.notes << tr("could not remove the previous output's %1").arg(QString::fromStdString(f));
             }
             run.ok = true;
         } catch (const std::exception &e) {

@@ -209,6 +209,10 @@ void printPlan(std::ostream &out, const ConversionPlan &plan, const std::string 
     if (!plan.shards.empty())
         out << "  in " << plan.shards.size() << " shards, " << plan.totalSize << " tensor bytes, indexed by "
             << plan.indexPath << '\n';
+    if (!plan.superseded.empty())
+        out << "  replaces the previous sharded output under this name: once written, removes\n";
+    for (const auto &f : plan.superseded)
+        out << "    " << f << '\n';
     out.flush();
 }
 
@@ -229,6 +233,10 @@ void printResult(std::ostream &out, const ConversionResult &result)
         out << "  wrote " << result.output << ": " << result.bytes << " bytes, read back and verified\n";
     if (!result.sidecarPath.empty())
         out << "  wrote " << result.sidecarPath << '\n';
+    for (const auto &f : result.removed)
+        out << "  removed " << f << " (of the previous output)\n";
+    for (const auto &f : result.notRemoved)
+        out << "  warning: could not remove the previous output's " << f << '\n';
 }
 } // namespace
 

@@ -256,13 +256,32 @@ bool sameFile(const std::string &a, const std::string &b)
     return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
 }
+
+void syncFolder(const std::string &folder)
+{
+    const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        ::fsync(dir);
+        ::close(dir);
+    }
+}
 } // namespace
+
+bool isInput(const std::string &path, const WriteOptions &options)
+{
+    return std::any_of(options.inputs.begin(), options.inputs.end(),
+                       [&](const std::string &input) { return sameFile(path, input); });
+}
+
+void syncFolderOf(const std::string &file)
+{
+    syncFolder(std::filesystem::path(file).parent_path().string());
+}
 
 void checkWriteTarget(const std::string &path, const WriteOptions &options)
 {
-    for (const auto &input : options.inputs)
-        if (sameFile(path, input))
-            throw FormatError(path + ": is an input file; it is never overwritten");
+    if (isInput(path, options))
+        throw FormatError(path + ": is an input file; it is never overwritten");
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) {
         if (S_ISDIR(st.st_mode))
@@ -421,13 +440,7 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
         unregisterTemporary(m_slot); // renamed: nothing to remove
         m_slot = -1;
         m_temp.clear();
-        // Make the new name itself durable.
-        const auto folder = std::filesystem::path(m_path).parent_path();
-        const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir >= 0) {
-            ::fsync(dir);
-            ::close(dir);
-        }
+        syncFolderOf(m_path);  // the new name itself made durable
     } catch (...) {
         cancel();
         throw;
@@ -451,15 +464,6 @@ std::string backupName(const std::string &target)
 bool noHardLinks(int error)
 {
     return error == EPERM || error == EOPNOTSUPP || error == ENOSYS || error == EMLINK;
-}
-
-void syncFolder(const std::string &folder)
-{
-    const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        ::fsync(dir);
-        ::close(dir);
-    }
 }
 } // namespace
 

@@ -18,6 +18,10 @@ struct WriteOptions {
 // Refuses a target that is an input (by device and inode), a directory, or an existing file
 // without `overwrite`. Throws FormatError naming the path.
 void checkWriteTarget(const std::string &path, const WriteOptions &options);
+// Whether `path` is one of `options.inputs` (the same file by device and inode).
+bool isInput(const std::string &path, const WriteOptions &options);
+// Flushes the folder holding `file` (its names: a rename or a removal made durable).
+void syncFolderOf(const std::string &file);
 
 // A file written in pieces that appears under its final name only when complete and verified:
 // a temporary file beside the target, appended to (short writes and EINTR handled), fsync'ed,

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -32,6 +33,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unordered_map>
 #include <unistd.h>
@@ -3245,6 +3247,56 @@ void planShards(ConversionPlan &plan, const ConvertOptions &options, const Write
         map[tensors[i].name] = fs::path(plan.shards[shardOf[i]].path).filename().string();
     plan.shardIndex = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(map)}};
 }
+
+// Whether `name` is a shard of `<stem><ext>` as transformers names them: <stem>-NNNNN-of-NNNNN<ext>.
+bool isShardName(const std::string &name, const std::string &stem, const std::string &ext)
+{
+    constexpr std::size_t kNumbered = 15;  // "-00001-of-00003"
+    if (name.size() != stem.size() + kNumbered + ext.size() || !name.starts_with(stem) || !name.ends_with(ext))
+        return false;
+    const std::string_view n = std::string_view(name).substr(stem.size(), kNumbered);
+    const auto fiveDigits = [&](std::size_t at) {
+        return std::all_of(n.begin() + at, n.begin() + at + 5, [](char c) { return c >= '0' && c <= '9'; });
+    };
+    return n[0] == '-' && fiveDigits(1) && n.substr(6, 4) == "-of-" && fiveDigits(10);
+}
+
+// The files of a previous output under the plan's name that the new one does not take over (see
+// ConversionPlan::superseded): what a save_pretrained over an older save removes, and the index of
+// a previous set when one file is written now, which would name shards no longer there. Without
+// --force they are refused, as an existing output is; an input is never one of them (merging a
+// sharded input into one file beside it keeps the input's files).
+void planSuperseded(ConversionPlan &plan, const WriteOptions &wo)
+{
+    const fs::path out(plan.output);
+    const fs::path folder = out.parent_path();
+    const std::string stem = out.stem().string(), ext = out.extension().string();
+    std::set<std::string> taken;
+    for (const auto &shard : plan.shards)
+        taken.insert(fs::path(shard.path).filename().string());
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (fs::directory_iterator it(folder.empty() ? fs::path(".") : folder, ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!taken.contains(name) && isShardName(name, stem, ext))
+            found.push_back((folder / name).string());
+    }
+    if (plan.shards.empty())
+        found.push_back(plan.output + ".index.json");
+    std::sort(found.begin(), found.end());
+    for (const auto &f : found) {
+        struct stat st {};
+        if (::lstat(f.c_str(), &st) != 0 || S_ISDIR(st.st_mode) || isInput(f, wo))
+            continue;
+        if (!wo.overwrite)
+            throw FormatError(f + ": " + (f == plan.output + ".index.json" ? "the index of" : "a shard of") +
+                              " a previous sharded output under this name, which this one replaces (use --force "
+                              "to replace that set: its files the new output does not name are removed once "
+                              "the new one is in place)");
+        plan.superseded.push_back(f);
+    }
+}
 } // namespace
 
 std::uint64_t parseShardSize(const std::string &text)
@@ -3318,6 +3370,8 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
         if (plan.shards.empty())
             checkWriteTarget(plan.output, wo);
     }
+    if (options.to == ConvertTarget::StateDict || options.to == ConvertTarget::Safetensors)
+        planSuperseded(plan, writeOptionsFor(doc, options));
     return plan;
 }
 
@@ -3559,6 +3613,9 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
     ConversionResult result;
     result.output = plan.shards.empty() ? plan.output : plan.indexPath;
     const WriteOptions wo = writeOptionsFor(doc, options);
+    if (!plan.superseded.empty() && !wo.overwrite)
+        throw FormatError(plan.superseded.front() +
+                          ": a file of a previous sharded output under this name; replacing it needs --force");
     // The sidecar goes to its temporary file first: a full disk stops the conversion before
     // either file takes its name.
     const std::string sidecarText = plan.sidecarPath.empty() ? std::string() : pythonJsonText(plan.sidecar, 2) + "\n";
@@ -3617,6 +3674,18 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
     result.verified = true;
     if (sidecar)
         result.sidecarPath = plan.sidecarPath;
+    // The previous set's files the new output does not name, now that it is in place (an input
+    // since the plan, or one that went meanwhile, is left as it is).
+    for (const auto &f : plan.superseded) {
+        if (isInput(f, wo))
+            continue;
+        if (::unlink(f.c_str()) == 0)
+            result.removed.push_back(f);
+        else if (errno != ENOENT)
+            result.notRemoved.push_back(f + ": " + std::strerror(errno));
+    }
+    if (!result.removed.empty())
+        syncFolderOf(plan.output);
     return result;
 }
 
@@ -3665,9 +3734,16 @@ nlohmann::ordered_json conversionToJson(const ConversionPlan &plan, const Conver
             shards.push_back({{"file", s.path}, {"tensors", s.names.size()}, {"bytes", s.bytes}});
         j["shards"] = {{"index", plan.indexPath}, {"total_size", plan.totalSize}, {"files", shards}};
     }
-    if (result)
+    if (!plan.superseded.empty())
+        j["superseded"] = plan.superseded;
+    if (result) {
         j["result"] = {
             {"bytes", result->bytes}, {"verified", result->verified}, {"storages_verified", result->tensorsVerified}};
+        if (!plan.superseded.empty()) {
+            j["result"]["removed"] = result->removed;
+            j["result"]["not_removed"] = result->notRemoved;
+        }
+    }
     return j;
 }
 

@@ -143,6 +143,12 @@ struct ConversionPlan {
     std::string indexPath;
     std::uint64_t totalSize = 0;                     // the index's metadata.total_size
     nlohmann::ordered_json shardIndex;               // what indexPath holds
+    // Files of a previous output under `output`'s name that this one does not take over: a sharded
+    // set's shards (`<stem>-NNNNN-of-NNNNN<ext>` in the folder, as save_pretrained finds them) that
+    // the new output does not name and, when one file is written now, the set's index. Only with
+    // --force (a plan without it refuses them); removed once the new files have their names.
+    // Inputs are never among them.
+    std::vector<std::string> superseded;
 };
 
 struct ConversionResult {
@@ -152,6 +158,8 @@ struct ConversionResult {
     std::size_t tensorsVerified = 0;  // storages (torch) or tensors (safetensors) compared after reading back
     bool verified = false;
     std::vector<std::string> shards;  // the shards written (`output` is their index then)
+    std::vector<std::string> removed;     // the plan's `superseded` files removed after the write
+    std::vector<std::string> notRemoved;  // those that could not be, each with why
 };
 
 // --max-shard-size as transformers' max_shard_size reads it: bytes, or a whole number with KB, MB,

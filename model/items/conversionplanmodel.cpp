@@ -30,6 +30,7 @@ QString ConversionPlanModel::changeText(Change change)
     case Change::Lost: return tr("not written");
     case Change::Warning: return tr("warning");
     case Change::Shard: return tr("shard");
+    case Change::Removes: return tr("removes");
     }
     return {};
 }
@@ -53,7 +54,8 @@ QVariant ConversionPlanModel::data(const QModelIndex &index, int role) const
             return {};
         switch (r.change) {
         case Change::Dropped:
-        case Change::Lost: return QColor(0xc0, 0x30, 0x30);
+        case Change::Lost:
+        case Change::Removes: return QColor(0xc0, 0x30, 0x30);
         case Change::Warning: return QColor(0xb0, 0x70, 0x00);
         case Change::Carried:
         case Change::Shard: return QColor(0x2e, 0x6f, 0xb0);
@@ -88,6 +90,9 @@ void ConversionPlanModel::setPlan(std::shared_ptr<const ConversionPlan> plan)
             m_rows.push_back({Change::Shard, q(std::filesystem::path(shard.path).filename().string()),
                               tr("%1, %2").arg(valuetext::counted(static_cast<qint64>(shard.names.size()), tr("tensor"), tr("tensors")),
                                                valuetext::bytes(static_cast<qint64>(shard.bytes)))});
+        for (const auto &f : m_plan->superseded)
+            m_rows.push_back({Change::Removes, q(std::filesystem::path(f).filename().string()),
+                              tr("previous output, removed after the write")});
         const QString cast = m_plan->castTo ? tr("floating tensors as %1").arg(q(std::string(dtypeName(*m_plan->castTo)))) : QString();
         // Weights a LoRA adapter changed (--merge-lora) say so beside their name.
         QMap<QString, QString> lora;

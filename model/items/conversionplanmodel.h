@@ -17,7 +17,9 @@ class ConversionPlanModel : public QAbstractTableModel {
     Q_OBJECT
 public:
     enum Column { ChangeColumn, EntryColumn, DetailColumn, ColumnCount };
-    enum class Change { Kept, Dropped, Carried, Lost, Warning, Shard };  // Shard: a file of a sharded output
+    // Shard: a file of a sharded output; Removes: a file of a previous output under the name, which
+    // the new one replaces (ConversionPlan::superseded).
+    enum class Change { Kept, Dropped, Carried, Lost, Warning, Shard, Removes };
     enum Role { ChangeRole = Qt::UserRole };  // Change as int
 
     explicit ConversionPlanModel(QObject *parent = nullptr);

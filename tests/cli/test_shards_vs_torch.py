@@ -253,6 +253,118 @@ def thousand_shards(res, ckpt, work, faultshim):
     os.remove(src2)
 
 
+def replaced_set(res, ckpt, work):
+    """A previous sharded output under the name written: without --force it is refused and kept as it
+    was; with --force the new output takes its place and the previous set's files the new one does not
+    name are removed (what save_pretrained does over an older save), so no index names a shard that is
+    gone and no orphan shard stays. Files of other names, and a sharded input merged beside itself into
+    one file, are kept."""
+    out = os.path.join(work, 'replaced')
+    os.mkdir(out)
+    target = os.path.join(out, 'model.safetensors')
+
+    def source(n, name):
+        sd = {'t%d' % i: torch.full((100,), float(i + 10 * n)) for i in range(n)}  # 400 bytes each
+        path = os.path.join(work, name)
+        torch.save(sd, path)
+        return sd, path
+
+    def convert(src, *args):
+        r = run(ckpt, 'convert', src, '--to', 'safetensors', '-o', target, '--json', *args)
+        try:
+            said = json.loads(r.stdout)
+        except ValueError:
+            said = {}
+        return r, said
+
+    def contents():
+        got = {}
+        for f in sorted(os.listdir(out)):
+            with open(os.path.join(out, f), 'rb') as fh:
+                got[f] = fh.read()
+        return got
+
+    def loaded():
+        index = target + '.index.json'
+        got = {}
+        if os.path.exists(index):
+            for f in sorted(set(json.load(open(index))['weight_map'].values())):
+                got.update(load_safetensors(os.path.join(out, f)))
+        else:
+            got.update(load_safetensors(target))
+        return got
+
+    def shard(k, n):
+        return 'model-%05d-of-%05d.safetensors' % (k, n)
+
+    three, src3 = source(3, 'three.pth')
+    two, src2 = source(2, 'two.pth')
+    r, _ = convert(src3, '--max-shard-size', '500')
+    res.check(r.returncode == 0 and sorted(os.listdir(out)) == [shard(k, 3) for k in (1, 2, 3)] +
+              ['model.safetensors.index.json'], 'shards replaced: the first set',
+              'exit %d, %r: %s' % (r.returncode, sorted(os.listdir(out)), r.stderr.strip()))
+    # Files beside it that are no shards of this name: never touched.
+    others = {'model-00001-of-00003.safetensors.txt': b'notes', 'other-00001-of-00002.safetensors': b'x',
+              'model-1-of-3.safetensors': b'y'}
+    for name, data in others.items():
+        with open(os.path.join(out, name), 'wb') as fh:
+            fh.write(data)
+    before = contents()
+    for args in (['--max-shard-size', '500'], []):
+        r, _ = convert(src2, *args)
+        res.check(r.returncode == 1 and contents() == before and
+                  ('already exists' in r.stderr if args else
+                   '%s: a shard of a previous sharded output' % os.path.join(out, shard(1, 3)) in r.stderr and
+                   '--force' in r.stderr), 'shards replaced without --force ' + ' '.join(args),
+                  'exit %d, files changed: %r: %s' % (r.returncode, contents() != before, r.stderr.strip()))
+    # Two shards over three: the third (and the first two's old names) go, the index names the new two.
+    r, said = convert(src2, '--max-shard-size', '500', '--force')
+    gone = [os.path.join(out, shard(k, 3)) for k in (1, 2, 3)]
+    listed = sorted(os.listdir(out))
+    res.check(r.returncode == 0 and listed == sorted([shard(1, 2), shard(2, 2), 'model.safetensors.index.json'] +
+                                                     list(others)),
+              'shards replaced 2 over 3', 'exit %d, %r: %s' % (r.returncode, listed, r.stderr.strip()))
+    res.check(said.get('superseded') == gone and said.get('result', {}).get('removed') == gone and
+              said.get('result', {}).get('not_removed') == [], 'shards replaced 2 over 3 --json',
+              'superseded %r, result %r' % (said.get('superseded'), said.get('result')))
+    got = loaded()
+    res.check(sorted(got) == sorted(two) and all(torch.equal(got[k], v) for k, v in two.items()),
+              'shards replaced 2 over 3, read back', 'torch reads %r' % sorted(got))
+    # One file over the set: its shards and its index go.
+    r, said = convert(src3, '--force')
+    gone = [os.path.join(out, f) for f in (shard(1, 2), shard(2, 2), 'model.safetensors.index.json')]
+    listed = sorted(os.listdir(out))
+    res.check(r.returncode == 0 and listed == sorted(['model.safetensors'] + list(others)) and
+              said.get('result', {}).get('removed') == gone, 'shards replaced by one file',
+              'exit %d, %r, removed %r: %s' % (r.returncode, listed, said.get('result', {}).get('removed'),
+                                              r.stderr.strip()))
+    got = loaded()
+    res.check(sorted(got) == sorted(three) and all(torch.equal(got[k], v) for k, v in three.items()),
+              'shards replaced by one file, read back', 'torch reads %r' % sorted(got))
+    for name, data in others.items():
+        with open(os.path.join(out, name), 'rb') as fh:
+            res.check(fh.read() == data, 'shards replaced: %s kept' % name, 'changed')
+    # A sharded input merged into one file beside itself: its files are inputs, kept, and no --force
+    # is asked for them.
+    merge = os.path.join(work, 'merge')
+    os.mkdir(merge)
+    r = run(ckpt, 'convert', src3, '--to', 'safetensors', '--max-shard-size', '500',
+            '-o', os.path.join(merge, 'model.safetensors'))
+    set_files = sorted(os.listdir(merge))
+    r = run(ckpt, 'convert', os.path.join(merge, 'model.safetensors.index.json'), '--to', 'safetensors',
+            '-o', os.path.join(merge, 'model.safetensors'), '--json')
+    try:
+        said = json.loads(r.stdout)
+    except ValueError:
+        said = {}
+    res.check(r.returncode == 0 and sorted(os.listdir(merge)) == sorted(set_files + ['model.safetensors']) and
+              'superseded' not in said, 'shards merged beside the input',
+              'exit %d, %r, %r: %s' % (r.returncode, sorted(os.listdir(merge)), said.get('superseded'),
+                                      r.stderr.strip()))
+    os.remove(src2)
+    os.remove(src3)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -359,6 +471,7 @@ def main():
                   'exit %d, %r: %s' % (r.returncode, sorted(got), r.stderr.strip()))
         interrupted(res, a.ckpt, work)
         thousand_shards(res, a.ckpt, work, a.faultshim)
+        replaced_set(res, a.ckpt, work)
         r = run(a.ckpt, 'convert', src, '--to', 'checkpoint', '--max-shard-size', '1KB',
                 '-o', os.path.join(work, 'ck.pth'))
         res.check(r.returncode == 1 and not os.path.exists(os.path.join(work, 'ck.pth')), 'shards target',

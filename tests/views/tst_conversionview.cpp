@@ -1637,6 +1637,40 @@ void TestConversionView::maxShardSizeWritesHubShards()
     QCOMPARE(asked, QStringList{QString::fromStdString(want.indexPath)});
     QCOMPARE(filesIn(out.path()), written);
 
+    // That row as one file (the field cleared) replaces the sharded output under its name: the
+    // question asks about the set (its first file) and says its files go; answered yes, the folder
+    // holds the one file, which torch reads, and the row's notes name each file removed.
+    QString question;
+    asked.clear();
+    view.setOverwritePolicy([&](const QString &path, const QString &q) {
+        asked << path;
+        question = q;
+        return true;
+    });
+    typeInto(field(view, "maxShardSize"), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(statusOf(view, 1) != Status::Planning, kWait);
+    QVERIFY2(statusOf(view, 1) == Status::Ready, qPrintable(planOf(view, 1)));
+    const QString single = QString::fromStdString(defaultOutputPath(input.toStdString(), ConvertOptions().target(ConvertTarget::StateDict),
+                                                                    out.path().toStdString()));
+    QCOMPARE(view.queueModel()->index(1, ConversionQueueModel::OutputColumn).data().toString(),
+             QFileInfo(single).fileName());
+    QCOMPARE(view.planModel()->entries(ConversionPlanModel::Change::Removes), written);
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS"))
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/conversion-replaces-shards.png"));
+    view.runQueue();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 3, kWait);
+    QVERIFY2(statusOf(view, 1) == Status::Done, qPrintable(resultOf(view, 1)));
+    QCOMPARE(asked, QStringList{QDir(out.path()).filePath(shardFiles.first())});
+    QVERIFY2(question.contains(QStringLiteral("previous sharded output under this name is replaced too: its %1 files")
+                                   .arg(written.size())),
+             qPrintable(question));
+    QCOMPARE(filesIn(out.path()), QStringList{QFileInfo(single).fileName()});
+    QStringList removed;
+    for (const QString &f : std::as_const(written))
+        removed << QStringLiteral("removed %1, of the previous output").arg(QDir(out.path()).filePath(f));
+    QCOMPARE(view.queueModel()->item(1).notes, removed);
+    QVERIFY2(judgedByTorch({single, input}, &log), qPrintable(log));
+
     // The other targets write one file: the field is disabled there.
     auto *target = qobject_cast<QComboBox *>(view.optionWidget(QStringLiteral("target")));
     target->setCurrentIndex(target->findData(static_cast<int>(PaneTarget::Checkpoint)));
