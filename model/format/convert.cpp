@@ -826,8 +826,10 @@ private:
         }
         std::vector<std::pair<std::string, ValuePtr>> dtypes;
         for (auto &[key, v] : m_packedDtypes) {
-            const auto it = std::find_if(m_o.drops.begin(), m_o.drops.end(), [&](const std::string &p) {
-                return ::fnmatch(p.c_str(), key.c_str(), 0) == 0;
+            // (A structured binding is captured through a reference of its own: clang 14 captures none.)
+            const std::string &entry = key;
+            const auto it = std::find_if(m_o.drops.begin(), m_o.drops.end(), [&entry](const std::string &p) {
+                return ::fnmatch(p.c_str(), entry.c_str(), 0) == 0;
             });
             if (it != m_o.drops.end()) {
                 m_plan.dropped.push_back({key, "matches --drop " + *it});
