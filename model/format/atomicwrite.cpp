@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
@@ -257,6 +258,21 @@ bool sameFile(const std::string &a, const std::string &b)
            sa.st_ino == sb.st_ino;
 }
 
+// rename(2), or where nothing may be replaced, renameat2's RENAME_NOREPLACE: a file that took the
+// name after it was checked (another program's) is then refused (EEXIST), never replaced. A file
+// system without the flag (EINVAL: some network and FUSE file systems) gets the plain rename, after
+// the same check. Returns 0, or the errno.
+int moveIntoPlace(const std::string &from, const std::string &to, bool mayReplace)
+{
+    if (!mayReplace) {
+        if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+            return errno;
+    }
+    return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+}
+
 void syncFolder(const std::string &folder)
 {
     const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -435,8 +451,11 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
     try {
         // The target may have appeared, or become an input, while we wrote.
         checkWriteTarget(m_path, m_options);
-        if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
-            throw FormatError(systemError(m_path, "cannot rename the finished file into place", errno));
+        if (const int err = moveIntoPlace(m_temp, m_path, m_options.overwrite); err == EEXIST && !m_options.overwrite)
+            throw FormatError(m_path + ": a file of that name appeared while this one was written; it is kept, and "
+                                       "nothing was written (use --force to replace it)");
+        else if (err != 0)
+            throw FormatError(systemError(m_path, "cannot rename the finished file into place", err));
         unregisterTemporary(m_slot); // renamed: nothing to remove
         m_slot = -1;
         m_temp.clear();
@@ -623,12 +642,16 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
         if (listed)
             g_groupPhase.store(kRenaming);
         for (auto &m : members) {
-            if (::rename(m.file->m_temp.c_str(), m.file->m_path.c_str()) != 0) {
-                const int err = errno;
+            // A name that had no file may take none that appeared since: another program's file
+            // would be replaced with no second name to put it back from.
+            if (const int err = moveIntoPlace(m.file->m_temp, m.file->m_path, !m.backup.empty()); err != 0) {
                 const std::string notBack = undo();
                 if (!notBack.empty())
                     settle.outcome = 2;
-                throw FormatError(systemError(m.file->m_path, "cannot rename the finished file into place", err) +
+                throw FormatError((err == EEXIST && m.backup.empty()
+                                       ? m.file->m_path + ": a file of that name appeared while this one was written; "
+                                                          "it is kept"
+                                       : systemError(m.file->m_path, "cannot rename the finished file into place", err)) +
                                   (notBack.empty() ? "; none of the " + std::to_string(members.size()) +
                                                          " files took its name, and the folder holds what it held before"
                                                    : notBack));

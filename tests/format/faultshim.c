@@ -15,7 +15,10 @@
  *         a Ctrl-C landing there: the program's handler runs; the call proceeds only if the process
  *         lives on) or,
  *         for write, "corrupt" (the byte at stream position N is written flipped, and the write
- *         succeeds: a device that returns other bytes than it was given)
+ *         succeeds: a device that returns other bytes than it was given), or
+ *         for rename, "taken" (someone else makes a file, holding "taken\n", at the name the call
+ *         moves the file to just before it: the call then proceeds; a path relative to a folder
+ *         descriptor is left alone)
  * after=N write: the fault strikes once N bytes have gone to regular files (the write that
  *         crosses N writes up to N, a short write, as a filling disk does); other OPs: after N
  *         successful calls of that OP. Default 0.
@@ -53,7 +56,7 @@
 #include <unistd.h>
 
 enum { OP_NONE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_LINK, OP_UNLINK, OP_CREATE };
-enum { ACT_ERRNO, ACT_SHORT, ACT_KILL, ACT_CORRUPT, ACT_SIGNAL };
+enum { ACT_ERRNO, ACT_SHORT, ACT_KILL, ACT_CORRUPT, ACT_SIGNAL, ACT_TAKEN };
 
 static int g_parsed;
 static int g_op = OP_NONE;
@@ -132,6 +135,8 @@ static void parse(void)
         g_action = ACT_CORRUPT;
     else if (!strcmp(act, "kill"))
         g_action = ACT_KILL;
+    else if (!strcmp(act, "taken"))
+        g_action = ACT_TAKEN;
     else if (!strcmp(act, "SIGINT") || !strcmp(act, "SIGTERM") || !strcmp(act, "SIGHUP")) {
         g_action = ACT_SIGNAL;
         g_signal = !strcmp(act, "SIGINT") ? SIGINT : !strcmp(act, "SIGTERM") ? SIGTERM : SIGHUP;
@@ -209,9 +214,9 @@ static void *raiseInThread(void *unused)
     return NULL;
 }
 
-/* Fault for a call of `op` (`path`: what a rename moves, else NULL): returns 1 when the call must
- * fail (errno set), kills for "kill". */
-static int strike(int op, const char *name, const char *path)
+/* Fault for a call of `op` (`path`: what a rename moves, `dest`: where to, else NULL): returns 1
+ * when the call must fail (errno set), kills for "kill". */
+static int strikeTo(int op, const char *name, const char *path, const char *dest)
 {
     parse();
     if (g_op != op || g_action == ACT_SHORT)
@@ -228,6 +233,20 @@ static int strike(int op, const char *name, const char *path)
     note_fired(name);
     if (g_action == ACT_KILL)
         raise(SIGKILL);
+    if (g_action == ACT_TAKEN) {
+        static int (*real_open)(const char *, int, ...);
+        if (!real_open)
+            real_open = (int (*)(const char *, int, ...))next("open");
+        const int fd = dest ? real_open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
+        if (fd >= 0) {
+            static ssize_t (*real_write)(int, const void *, size_t);
+            if (!real_write)
+                real_write = (ssize_t (*)(int, const void *, size_t))next("write");
+            (void)!real_write(fd, "taken\n", 6);
+            close(fd);
+        }
+        return 0;
+    }
     if (g_action == ACT_SIGNAL) {
         if (g_gone && path) {
             static int (*real_unlink)(const char *);
@@ -244,6 +263,11 @@ static int strike(int op, const char *name, const char *path)
     }
     errno = g_errno;
     return 1;
+}
+
+static int strike(int op, const char *name, const char *path)
+{
+    return strikeTo(op, name, path, NULL);
 }
 
 static int regular(int fd)
@@ -361,7 +385,7 @@ int rename(const char *from, const char *to)
     static int (*real)(const char *, const char *);
     if (!real)
         real = (int (*)(const char *, const char *))next("rename");
-    return strike(OP_RENAME, "rename", from) ? -1 : real(from, to);
+    return strikeTo(OP_RENAME, "rename", from, to) ? -1 : real(from, to);
 }
 
 int renameat(int fromDir, const char *from, int toDir, const char *to)
@@ -369,7 +393,8 @@ int renameat(int fromDir, const char *from, int toDir, const char *to)
     static int (*real)(int, const char *, int, const char *);
     if (!real)
         real = (int (*)(int, const char *, int, const char *))next("renameat");
-    return strike(OP_RENAME, "renameat", fromDir == AT_FDCWD || *from == '/' ? from : NULL) ? -1 : real(fromDir, from, toDir, to);
+    return strikeTo(OP_RENAME, "renameat", fromDir == AT_FDCWD || *from == '/' ? from : NULL,
+                   toDir == AT_FDCWD || *to == '/' ? to : NULL) ? -1 : real(fromDir, from, toDir, to);
 }
 
 int renameat2(int fromDir, const char *from, int toDir, const char *to, unsigned flags)
@@ -377,7 +402,8 @@ int renameat2(int fromDir, const char *from, int toDir, const char *to, unsigned
     static int (*real)(int, const char *, int, const char *, unsigned);
     if (!real)
         real = (int (*)(int, const char *, int, const char *, unsigned))next("renameat2");
-    return strike(OP_RENAME, "renameat2", fromDir == AT_FDCWD || *from == '/' ? from : NULL) ? -1 : real(fromDir, from, toDir, to, flags);
+    return strikeTo(OP_RENAME, "renameat2", fromDir == AT_FDCWD || *from == '/' ? from : NULL,
+                   toDir == AT_FDCWD || *to == '/' ? to : NULL) ? -1 : real(fromDir, from, toDir, to, flags);
 }
 
 int link(const char *from, const char *to)

@@ -71,6 +71,8 @@ private Q_SLOTS:
     void corruptionCaughtByReadingBack();
     void setReplacedTogether_data();
     void setReplacedTogether();
+    void nameTakenMeanwhileIsKept_data();
+    void nameTakenMeanwhileIsKept();
 };
 
 void TestWriteFaults::fault_data()
@@ -263,7 +265,9 @@ void TestWriteFaults::setReplacedTogether_data()
     QTest::addColumn<QStringList>("args");   // convert's options, OUT the output folder
     QTest::addColumn<int>("files");          // files the set has
     QTest::addColumn<QString>("spec");       // CKPT_FAULT
-    QTest::addColumn<QString>("outcome");    // "new", "old" (exit 1) or "old-signal"/"new-signal" (ended by it),
+    QTest::addColumn<QString>("outcome");    // "new", "old" (exit 1), "old-taken" (exit 1, the previous set
+                                             // and the file another program made at the second name), or
+                                             // "old-signal"/"new-signal" (ended by it),
                                              // "mixed-signal": ended by it, each previous file in place
                                              // or in the backup the message names
     QTest::addColumn<QString>("message");    // what stderr says
@@ -340,6 +344,12 @@ void TestWriteFaults::setReplacedTogether_data()
         row("no hard links, SIGTERM at rename 2, putting back fails",
             QStringLiteral("rename:SIGTERM:after=%1:then=EIO").arg(previous + 1), "mixed-signal",
             "could not be put back", noLink);
+        // A name the previous set does not have (the second shard's) taken by another program's
+        // file while the set is written: refused, not replaced (no second name would put it back),
+        // and the previous set is put back beside it.
+        if (set.files > 2)
+            row("rename 2 of 5, its name taken by someone else meanwhile", "rename:taken:after=1:once", "old-taken",
+                "a file of that name appeared while this one was written; it is kept");
         // A temporary removed by someone else just before its rename: the target still holds the
         // previous file, and its backup (a second name) must go too.
         for (int k = 0; k < set.files; ++k)
@@ -461,6 +471,14 @@ void TestWriteFaults::setReplacedTogether()
         }
         for (const auto &n : listing(folder))
             QVERIFY2(expected.contains(n), qPrintable("stray file left behind: " + n));
+    } else if (outcome == "old-taken") {
+        QStringList expected = before.keys();
+        expected << names[1];
+        expected.sort();
+        QCOMPARE(listing(folder), expected);
+        QCOMPARE(readAll(folder + "/" + names[1]), QByteArray("taken\n"));
+        for (auto it = before.cbegin(); it != before.cend(); ++it)
+            QVERIFY2(readAll(folder + "/" + it.key()) == it.value(), qPrintable(it.key() + " is not the previous file"));
     } else if (outcome.startsWith("old")) {
         QCOMPARE(listing(folder), QStringList(before.keys()));
         for (auto it = before.cbegin(); it != before.cend(); ++it)
@@ -474,6 +492,48 @@ void TestWriteFaults::setReplacedTogether()
                 QVERIFY2(readAll(folder + "/" + n) == readAll(reference + "/" + n), qPrintable(n + " differs"));
         }
     }
+}
+
+void TestWriteFaults::nameTakenMeanwhileIsKept_data()
+{
+    QTest::addColumn<bool>("cli");  // `ckpt export` rather than the small child
+    QTest::newRow("writer") << false;
+    QTest::newRow("ckpt export") << true;
+}
+
+// Without --force, a file that another program makes at the target while ours is written (after
+// the check, before the rename) is refused, never replaced: the rename is a RENAME_NOREPLACE.
+void TestWriteFaults::nameTakenMeanwhileIsKept()
+{
+    QFETCH(bool, cli);
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString folder = dir.filePath("out");
+    QVERIFY(QDir().mkpath(folder));
+    const QString target = folder + "/weights.npy";
+    const QString log = dir.filePath("fault.log");
+    QProcess child;
+    auto env = QProcessEnvironment::systemEnvironment();
+    underFault(env, QStringLiteral("rename:taken:once"), log);
+    child.setProcessEnvironment(env);
+    if (cli) {
+        const QString model = dir.filePath("model.pth");
+        QVERIFY(QFile::copy(QStringLiteral(CKPT_EXAMPLES_DIR "/simple_nn_checkpoint.pth"), model));
+        child.start(QStringLiteral(CKPT_BIN_DIR "/ckpt"), {"export", model, "fc1.weight", "-o", target});
+    } else {
+        child.start(QStringLiteral(CKPT_WRITEFAULTS_CHILD), {target, QString::number(kSize), QStringLiteral("2"),
+                                                             QStringLiteral("keep")});
+    }
+    QVERIFY(child.waitForFinished(120000));
+    const QString err = QString::fromLocal8Bit(child.readAllStandardError());
+    QVERIFY2(readAll(log).startsWith("fired "), qPrintable("the fault never struck; writer said: " + err));
+    QCOMPARE(child.exitStatus(), QProcess::NormalExit);
+    QVERIFY2(child.exitCode() == 1, qPrintable(err));
+    QVERIFY2(err.contains(target + ": a file of that name appeared while this one was written; it is kept"),
+             qPrintable(err));
+    QCOMPARE(readAll(target), QByteArray("taken\n"));
+    QCOMPARE(QDir(folder).entryList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot),
+             QStringList{QStringLiteral("weights.npy")});
 }
 
 QTEST_GUILESS_MAIN(TestWriteFaults)
