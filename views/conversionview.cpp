@@ -1187,7 +1187,7 @@ void ConversionView::startNext()
         QString question = overwriteQuestion(which, item.id);
         if (const auto n = static_cast<int>(item.plan->superseded.size()); n > 0)
             question += QLatin1Char('\n') +
-                        tr("A previous sharded output under this name is replaced too: its %1 that the new one "
+                        tr("The previous output under this name is replaced whole: its %1 that the new one "
                            "does not name are removed once it is written.")
                             .arg(valuetext::counted(n, tr("file"), tr("files")));
         if (!m_overwrite || !m_overwrite(which, question)) {

@@ -210,7 +210,7 @@ void printPlan(std::ostream &out, const ConversionPlan &plan, const std::string 
         out << "  in " << plan.shards.size() << " shards, " << plan.totalSize << " tensor bytes, indexed by "
             << plan.indexPath << '\n';
     if (!plan.superseded.empty())
-        out << "  replaces the previous sharded output under this name: once written, removes\n";
+        out << "  replaces the previous output under this name whole: once written, removes\n";
     for (const auto &f : plan.superseded)
         out << "    " << f << '\n';
     out.flush();

@@ -258,6 +258,9 @@ bool sameFile(const std::string &a, const std::string &b)
            sa.st_ino == sb.st_ino;
 }
 
+// What a write refuses when another program made a file at its name while it was written.
+constexpr const char *kAppeared = ": a file of that name appeared while this one was written; it is kept";
+
 // rename(2), or where nothing may be replaced, renameat2's RENAME_NOREPLACE: a file that took the
 // name after it was checked (another program's) is then refused (EEXIST), never replaced. A file
 // system without the flag (EINVAL: some network and FUSE file systems) gets the plain rename, after
@@ -452,8 +455,7 @@ void AtomicFileWriter::commit(const std::function<void(const std::string &)> &ve
         // The target may have appeared, or become an input, while we wrote.
         checkWriteTarget(m_path, m_options);
         if (const int err = moveIntoPlace(m_temp, m_path, m_options.overwrite); err == EEXIST && !m_options.overwrite)
-            throw FormatError(m_path + ": a file of that name appeared while this one was written; it is kept, and "
-                                       "nothing was written (use --force to replace it)");
+            throw FormatError(m_path + kAppeared + ", and nothing was written (use --force to replace it)");
         else if (err != 0)
             throw FormatError(systemError(m_path, "cannot rename the finished file into place", err));
         unregisterTemporary(m_slot); // renamed: nothing to remove
@@ -522,11 +524,15 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
         for (std::size_t i = members.size(); i-- > 0;) {
             auto *m = &members[i];
             if (m->renamed || m->moved) {
+                // Over the new file it renamed in, or (moved aside, not renamed) into a name left
+                // empty, where a file another program made meanwhile is kept.
                 if (m->backup.empty())
                     ::unlink(m->file->m_path.c_str());
-                else if (::rename(m->backup.c_str(), m->file->m_path.c_str()) != 0)
+                else if (const int err = moveIntoPlace(m->backup, m->file->m_path, m->renamed); err != 0)
                     notBack += "; the previous " + m->file->m_path + " could not be put back (" +
-                               std::strerror(errno) + "): it is kept as " + m->backup;
+                               (err == EEXIST ? std::string("a file of that name appeared meanwhile, and is kept")
+                                              : std::string(std::strerror(err))) +
+                               "): it is kept as " + m->backup;
                 if (m->renamed)
                     m->file->m_temp.clear();  // renamed: nothing left under that name to remove
             } else if (!m->backup.empty()) {
@@ -598,6 +604,8 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
                     continue;
                 throw FormatError(systemError(target, "cannot read what is there", errno) + "; nothing was replaced");
             }
+            if (!members[i].file->m_options.overwrite)  // checked above: another program's, since
+                throw FormatError(target + kAppeared + "; nothing was replaced");
             int error = EEXIST;
             std::string candidate;
             for (int attempt = 0; attempt < 100 && error == EEXIST; ++attempt) {
@@ -642,19 +650,22 @@ void commitTogether(std::span<AtomicFileWriter *const> files)
         if (listed)
             g_groupPhase.store(kRenaming);
         for (auto &m : members) {
-            // A name that had no file may take none that appeared since: another program's file
-            // would be replaced with no second name to put it back from.
-            if (const int err = moveIntoPlace(m.file->m_temp, m.file->m_path, !m.backup.empty()); err != 0) {
+            // Only a previous file with a second name (a link) is renamed over: a name that had no
+            // file, or whose file was moved aside, takes none that appeared since, which would be
+            // replaced with nothing to put it back from.
+            const bool linked = !m.backup.empty() && !m.moved;
+            if (const int err = moveIntoPlace(m.file->m_temp, m.file->m_path, linked); err != 0) {
+                const bool taken = err == EEXIST && !linked;
                 const std::string notBack = undo();
                 if (!notBack.empty())
                     settle.outcome = 2;
-                throw FormatError((err == EEXIST && m.backup.empty()
-                                       ? m.file->m_path + ": a file of that name appeared while this one was written; "
-                                                          "it is kept"
-                                       : systemError(m.file->m_path, "cannot rename the finished file into place", err)) +
-                                  (notBack.empty() ? "; none of the " + std::to_string(members.size()) +
-                                                         " files took its name, and the folder holds what it held before"
-                                                   : notBack));
+                throw FormatError(
+                    (taken ? m.file->m_path + kAppeared
+                           : systemError(m.file->m_path, "cannot rename the finished file into place", err)) +
+                    (!notBack.empty() ? notBack
+                                      : "; none of the " + std::to_string(members.size()) +
+                                            " files took its name, and the folder holds what it held before" +
+                                            (taken ? " beside that file" : "")));
             }
             m.renamed = true;
         }

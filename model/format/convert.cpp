@@ -3264,10 +3264,11 @@ bool isShardName(const std::string &name, const std::string &stem, const std::st
 }
 
 // The files of a previous output under the plan's name that the new one does not take over (see
-// ConversionPlan::superseded): what a save_pretrained over an older save removes, and the index of
-// a previous set when one file is written now, which would name shards no longer there. Without
-// --force they are refused, as an existing output is; an input is never one of them (merging a
-// sharded input into one file beside it keeps the input's files).
+// ConversionPlan::superseded): the shards a save_pretrained over an older save removes, the index
+// of a previous set when one file is written now (it would name shards no longer there), and a
+// previous single file when shards are written now (loaders take it before the index). Without
+// --force they are refused, as an existing output is. A set any file of which is an input (a
+// sharded input merged into one file beside itself, a lone shard converted) is left whole.
 void planSuperseded(ConversionPlan &plan, const WriteOptions &wo)
 {
     const fs::path out(plan.output);
@@ -3276,28 +3277,41 @@ void planSuperseded(ConversionPlan &plan, const WriteOptions &wo)
     std::set<std::string> taken;
     for (const auto &shard : plan.shards)
         taken.insert(fs::path(shard.path).filename().string());
-    std::vector<std::string> found;
+    // The index (or the single file) first: removed first, so that an interruption leaves no index
+    // naming shards that are gone.
+    std::vector<std::string> found{plan.shards.empty() ? plan.output + ".index.json" : plan.output};
+    std::vector<std::string> shards;
     std::error_code ec;
     for (fs::directory_iterator it(folder.empty() ? fs::path(".") : folder, ec), end; !ec && it != end;
          it.increment(ec)) {
         const std::string name = it->path().filename().string();
         if (!taken.contains(name) && isShardName(name, stem, ext))
-            found.push_back((folder / name).string());
+            shards.push_back((folder / name).string());
     }
-    if (plan.shards.empty())
-        found.push_back(plan.output + ".index.json");
-    std::sort(found.begin(), found.end());
+    std::sort(shards.begin(), shards.end());
+    found.insert(found.end(), shards.begin(), shards.end());
+    std::vector<std::string> files;
     for (const auto &f : found) {
         struct stat st {};
-        if (::lstat(f.c_str(), &st) != 0 || S_ISDIR(st.st_mode) || isInput(f, wo))
+        if (::lstat(f.c_str(), &st) != 0 || S_ISDIR(st.st_mode))
             continue;
-        if (!wo.overwrite)
-            throw FormatError(f + ": " + (f == plan.output + ".index.json" ? "the index of" : "a shard of") +
-                              " a previous sharded output under this name, which this one replaces (use --force "
-                              "to replace that set: its files the new output does not name are removed once "
-                              "the new one is in place)");
-        plan.superseded.push_back(f);
+        if (isInput(f, wo))
+            return;
+        files.push_back(f);
     }
+    if (!files.empty() && !wo.overwrite) {
+        const std::string &f = files.front();
+        throw FormatError(f + ": " +
+                          (f == plan.output                   ? "the previous output under this name, which the shards"
+                           : f == plan.output + ".index.json" ? "the index of a previous sharded output under this "
+                                                                "name, which this file"
+                                                              : "a shard of a previous output under this name, which "
+                                                                "this one") +
+                          " replace" + (f == plan.output ? "" : "s") +
+                          " (use --force to replace it whole: its files the new output does not name are removed "
+                          "once the new one is in place)");
+    }
+    plan.superseded = std::move(files);
 }
 } // namespace
 
@@ -3372,7 +3386,7 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
         if (plan.shards.empty())
             checkWriteTarget(plan.output, wo);
     }
-    if (options.to == ConvertTarget::StateDict || options.to == ConvertTarget::Safetensors)
+    if ((options.to == ConvertTarget::StateDict || options.to == ConvertTarget::Safetensors) && !options.moduleExport)
         planSuperseded(plan, writeOptionsFor(doc, options));
     return plan;
 }
@@ -3615,9 +3629,14 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
     ConversionResult result;
     result.output = plan.shards.empty() ? plan.output : plan.indexPath;
     const WriteOptions wo = writeOptionsFor(doc, options);
-    if (!plan.superseded.empty() && !wo.overwrite)
-        throw FormatError(plan.superseded.front() +
-                          ": a file of a previous sharded output under this name; replacing it needs --force");
+    // Those of the plan's superseded files still there (the window plans with leave to replace, and
+    // asks before it writes): none may be replaced without it.
+    std::vector<std::string> superseded;
+    for (const auto &f : plan.superseded)
+        if (struct stat st {}; ::lstat(f.c_str(), &st) == 0)
+            superseded.push_back(f);
+    if (!superseded.empty() && !wo.overwrite)
+        throw FormatError(superseded.front() + ": a file of a previous output under this name (use --force to replace it)");
     // The sidecar goes to its temporary file first: a full disk stops the conversion before
     // either file takes its name.
     const std::string sidecarText = plan.sidecarPath.empty() ? std::string() : pythonJsonText(plan.sidecar, 2) + "\n";
@@ -3678,13 +3697,14 @@ ConversionResult executeConversion(const Document &doc, const ConversionPlan &pl
         result.sidecarPath = plan.sidecarPath;
     // The previous set's files the new output does not name, now that it is in place (an input
     // since the plan, or one that went meanwhile, is left as it is).
-    for (const auto &f : plan.superseded) {
+    for (const auto &f : superseded) {
         if (isInput(f, wo))
             continue;
-        if (::unlink(f.c_str()) == 0)
+        if (::unlink(f.c_str()) == 0) {
             result.removed.push_back(f);
-        else if (errno != ENOENT)
-            result.notRemoved.push_back(f + ": " + std::strerror(errno));
+        } else if (const int err = errno; err != ENOENT) {
+            result.notRemoved.push_back(f + ": " + std::strerror(err));
+        }
     }
     if (!result.removed.empty())
         syncFolderOf(plan.output);

@@ -145,9 +145,10 @@ struct ConversionPlan {
     nlohmann::ordered_json shardIndex;               // what indexPath holds
     // Files of a previous output under `output`'s name that this one does not take over: a sharded
     // set's shards (`<stem>-NNNNN-of-NNNNN<ext>` in the folder, as save_pretrained finds them) that
-    // the new output does not name and, when one file is written now, the set's index. Only with
-    // --force (a plan without it refuses them); removed once the new files have their names.
-    // Inputs are never among them.
+    // the new output does not name, the set's index when one file is written now, `output` itself
+    // when shards are. Only with --force (a plan without it refuses them); removed once the new
+    // files have their names, the index or single file first. A set with an input among its files
+    // is left whole (and not listed).
     std::vector<std::string> superseded;
 };
 

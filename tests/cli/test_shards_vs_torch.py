@@ -253,7 +253,7 @@ def thousand_shards(res, ckpt, work, faultshim):
     os.remove(src2)
 
 
-def replaced_set(res, ckpt, work):
+def replaced_set(res, ckpt, work, faultshim):
     """A previous sharded output under the name written: without --force it is refused and kept as it
     was; with --force the new output takes its place and the previous set's files the new one does not
     name are removed (what save_pretrained does over an older save), so no index names a shard that is
@@ -314,9 +314,33 @@ def replaced_set(res, ckpt, work):
         r, _ = convert(src2, *args)
         res.check(r.returncode == 1 and contents() == before and
                   ('already exists' in r.stderr if args else
-                   '%s: a shard of a previous sharded output' % os.path.join(out, shard(1, 3)) in r.stderr and
+                   '%s: the index of a previous sharded output' % (target + '.index.json') in r.stderr and
                    '--force' in r.stderr), 'shards replaced without --force ' + ' '.join(args),
                   'exit %d, files changed: %r: %s' % (r.returncode, contents() != before, r.stderr.strip()))
+    # A rename that fails while the new set takes its names: the previous set is all there, as it was.
+    if faultshim:
+        env = dict(os.environ, LD_PRELOAD=faultshim, CKPT_FAULT='rename:EIO:after=1:once',
+                   ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+        p = subprocess.run([ckpt, 'convert', src2, '--to', 'safetensors', '-o', target, '--max-shard-size', '500',
+                            '--force'], capture_output=True, text=True, timeout=300, env=env)
+        res.check(p.returncode == 1 and 'Input/output error' in p.stderr and contents() == before,
+                  'shards replaced, a rename fails', 'exit %d, files changed: %r: %s' % (
+                      p.returncode, contents() != before, p.stderr.strip()))
+        # Without --force, a name of the new set taken by another program's file while the set is
+        # written: refused, never replaced, and nothing of ours is left.
+        fresh = os.path.join(work, 'replaced_fresh')
+        os.mkdir(fresh)
+        env['CKPT_FAULT'] = 'rename:taken:after=1:once'
+        p = subprocess.run([ckpt, 'convert', src2, '--to', 'safetensors', '--max-shard-size', '500',
+                            '-o', os.path.join(fresh, 'model.safetensors')], capture_output=True, text=True,
+                           timeout=300, env=env)
+        try:
+            held = open(os.path.join(fresh, shard(2, 2)), 'rb').read()
+        except OSError:
+            held = None
+        res.check(p.returncode == 1 and 'appeared while this one was written; it is kept' in p.stderr and
+                  os.listdir(fresh) == [shard(2, 2)] and held == b'taken\n', 'shards: a name taken meanwhile',
+                  'exit %d, %r, %r: %s' % (p.returncode, os.listdir(fresh), held, p.stderr.strip()))
     # Two shards over three: the third (and the first two's old names) go, the index names the new two.
     r, said = convert(src2, '--max-shard-size', '500', '--force')
     gone = [os.path.join(out, shard(k, 3)) for k in (1, 2, 3)]
@@ -332,7 +356,7 @@ def replaced_set(res, ckpt, work):
               'shards replaced 2 over 3, read back', 'torch reads %r' % sorted(got))
     # One file over the set: its shards and its index go.
     r, said = convert(src3, '--force')
-    gone = [os.path.join(out, f) for f in (shard(1, 2), shard(2, 2), 'model.safetensors.index.json')]
+    gone = [os.path.join(out, f) for f in ('model.safetensors.index.json', shard(1, 2), shard(2, 2))]
     listed = sorted(os.listdir(out))
     res.check(r.returncode == 0 and listed == sorted(['model.safetensors'] + list(others)) and
               said.get('result', {}).get('removed') == gone, 'shards replaced by one file',
@@ -341,9 +365,37 @@ def replaced_set(res, ckpt, work):
     got = loaded()
     res.check(sorted(got) == sorted(three) and all(torch.equal(got[k], v) for k, v in three.items()),
               'shards replaced by one file, read back', 'torch reads %r' % sorted(got))
+    # Shards over that one file: it goes too (loaders would take it before the index), refused
+    # without --force.
+    before = contents()
+    r, _ = convert(src2, '--max-shard-size', '500')
+    res.check(r.returncode == 1 and contents() == before and
+              '%s: the previous output under this name, which the shards replace' % target in r.stderr,
+              'shards over one file without --force', 'exit %d: %s' % (r.returncode, r.stderr.strip()))
+    r, said = convert(src2, '--max-shard-size', '500', '--force')
+    listed = sorted(os.listdir(out))
+    res.check(r.returncode == 0 and listed == sorted([shard(1, 2), shard(2, 2), 'model.safetensors.index.json'] +
+                                                     list(others)) and
+              said.get('result', {}).get('removed') == [target], 'shards over one file',
+              'exit %d, %r, %r: %s' % (r.returncode, listed, said.get('result'), r.stderr.strip()))
+    got = loaded()
+    res.check(sorted(got) == sorted(two) and all(torch.equal(got[k], v) for k, v in two.items()),
+              'shards over one file, read back', 'torch reads %r' % sorted(got))
     for name, data in others.items():
         with open(os.path.join(out, name), 'rb') as fh:
             res.check(fh.read() == data, 'shards replaced: %s kept' % name, 'changed')
+    # One shard of that set converted into one file under the set's name: the set holds an input, so
+    # none of it is touched (with --force too), and nothing is listed as replaced.
+    before = {f: v for f, v in contents().items() if f not in others}
+    r = run(ckpt, 'convert', os.path.join(out, shard(1, 2)), '--to', 'safetensors', '-o', target, '--force', '--json')
+    try:
+        said = json.loads(r.stdout)
+    except ValueError:
+        said = {}
+    after = contents()
+    res.check(r.returncode == 0 and all(after.get(f) == v for f, v in before.items()) and 'model.safetensors' in after
+              and 'superseded' not in said, 'shards: a lone shard input keeps its set',
+              'exit %d, %r, %r: %s' % (r.returncode, sorted(after), said.get('superseded'), r.stderr.strip()))
     # A sharded input merged into one file beside itself: its files are inputs, kept, and no --force
     # is asked for them.
     merge = os.path.join(work, 'merge')
@@ -471,7 +523,7 @@ def main():
                   'exit %d, %r: %s' % (r.returncode, sorted(got), r.stderr.strip()))
         interrupted(res, a.ckpt, work)
         thousand_shards(res, a.ckpt, work, a.faultshim)
-        replaced_set(res, a.ckpt, work)
+        replaced_set(res, a.ckpt, work, a.faultshim)
         r = run(a.ckpt, 'convert', src, '--to', 'checkpoint', '--max-shard-size', '1KB',
                 '-o', os.path.join(work, 'ck.pth'))
         res.check(r.returncode == 1 and not os.path.exists(os.path.join(work, 'ck.pth')), 'shards target',

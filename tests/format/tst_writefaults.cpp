@@ -347,9 +347,16 @@ void TestWriteFaults::setReplacedTogether_data()
         // A name the previous set does not have (the second shard's) taken by another program's
         // file while the set is written: refused, not replaced (no second name would put it back),
         // and the previous set is put back beside it.
-        if (set.files > 2)
+        if (set.files > 2) {
             row("rename 2 of 5, its name taken by someone else meanwhile", "rename:taken:after=1:once", "old-taken",
                 "a file of that name appeared while this one was written; it is kept");
+            // Without hard links the first previous file was moved aside, its name left empty: a file
+            // made there meanwhile is neither replaced by the new one nor by the previous one put
+            // back, which stays in its backup, named.
+            row("no hard links, rename 1 of 5, its emptied name taken by someone else meanwhile",
+                QStringLiteral("rename:taken:after=%1:once").arg(previous), "moved-taken",
+                "a file of that name appeared meanwhile, and is kept): it is kept as ", noLink);
+        }
         // A temporary removed by someone else just before its rename: the target still holds the
         // previous file, and its backup (a second name) must go too.
         for (int k = 0; k < set.files; ++k)
@@ -471,6 +478,22 @@ void TestWriteFaults::setReplacedTogether()
         }
         for (const auto &n : listing(folder))
             QVERIFY2(expected.contains(n), qPrintable("stray file left behind: " + n));
+    } else if (outcome == "moved-taken") {
+        // The first name holds the other program's file; its previous file is in the backup the
+        // message names; every other previous file is back under its name.
+        static const QRegularExpression keptAs(QStringLiteral("it is kept as (\\S+)"));
+        const auto m = keptAs.match(err);
+        QVERIFY2(m.hasMatch(), qPrintable(err));
+        const QString backup = QFileInfo(m.captured(1)).fileName();
+        QCOMPARE(readAll(folder + "/" + names[0]), QByteArray("taken\n"));
+        QVERIFY2(readAll(folder + "/" + backup) == before.value(names[0]), qPrintable(backup));
+        QStringList expected = before.keys();
+        expected << backup;
+        expected.sort();
+        QCOMPARE(listing(folder), expected);
+        for (auto it = before.cbegin(); it != before.cend(); ++it)
+            if (it.key() != names[0])
+                QVERIFY2(readAll(folder + "/" + it.key()) == it.value(), qPrintable(it.key() + " is not the previous file"));
     } else if (outcome == "old-taken") {
         QStringList expected = before.keys();
         expected << names[1];
