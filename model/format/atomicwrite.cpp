@@ -297,6 +297,33 @@ void syncFolderOf(const std::string &file)
     syncFolder(std::filesystem::path(file).parent_path().string());
 }
 
+std::vector<std::string> interruptedWriteFiles(const std::string &target)
+{
+    const std::filesystem::path p(target);
+    const std::string prefix = "." + p.filename().string() + ".";
+    const auto folder = p.parent_path();
+    const auto suffixed = [](std::string_view rest) {
+        return rest.size() == 6 && std::all_of(rest.begin(), rest.end(), [](char c) {
+                   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+               });
+    };
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(folder.empty() ? std::filesystem::path(".") : folder, ec), end;
+         !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (!name.starts_with(prefix))
+            continue;
+        std::string_view rest = std::string_view(name).substr(prefix.size());
+        if (rest.starts_with("bak-"))
+            rest.remove_prefix(4);
+        if (suffixed(rest))
+            found.push_back((folder / name).string());
+    }
+    std::sort(found.begin(), found.end());
+    return found;
+}
+
 void checkWriteTarget(const std::string &path, const WriteOptions &options)
 {
     if (isInput(path, options))

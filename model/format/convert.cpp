@@ -3313,6 +3313,43 @@ void planSuperseded(ConversionPlan &plan, const WriteOptions &wo)
     }
     plan.superseded = std::move(files);
 }
+
+// Says which hidden files beside the outputs an interrupted write left (a kill -9 or a crash while
+// one of them was written or replaced: its temporary file, a replaced set's backups), which hold
+// as much as the output and which nothing else removes.
+void noteInterruptedWrites(ConversionPlan &plan)
+{
+    std::vector<std::string> outputs;
+    if (plan.shards.empty()) {
+        outputs.push_back(plan.output);
+    } else {
+        for (const auto &shard : plan.shards)
+            outputs.push_back(shard.path);
+        outputs.push_back(plan.indexPath);
+    }
+    if (!plan.sidecarPath.empty())
+        outputs.push_back(plan.sidecarPath);
+    std::vector<std::string> found;
+    std::uint64_t bytes = 0;
+    for (const auto &o : outputs)
+        for (auto &f : interruptedWriteFiles(o)) {
+            std::error_code ec;
+            const auto size = fs::file_size(f, ec);
+            bytes += ec ? 0 : size;
+            found.push_back(std::move(f));
+        }
+    if (found.empty())
+        return;
+    std::string list;
+    for (std::size_t i = 0; i < found.size() && i < 5; ++i)
+        list += (i ? ", " : "") + found[i];
+    if (found.size() > 5)
+        list += " and " + std::to_string(found.size() - 5) + " more";
+    plan.warnings.push_back(std::to_string(found.size()) + " hidden file" + (found.size() == 1 ? "" : "s") +
+                            " beside the output (" + std::to_string(bytes) + " bytes: " + list +
+                            ") left by a write of it that was killed or crashed, or being written by one running "
+                            "now; nothing removes them: delete them if no other conversion is writing there");
+}
 } // namespace
 
 std::uint64_t parseShardSize(const std::string &text)
@@ -3388,6 +3425,8 @@ ConversionPlan planConversion(const Document &doc, const std::string &output, co
     }
     if ((options.to == ConvertTarget::StateDict || options.to == ConvertTarget::Safetensors) && !options.moduleExport)
         planSuperseded(plan, writeOptionsFor(doc, options));
+    if (!options.moduleExport)
+        noteInterruptedWrites(plan);
     return plan;
 }
 

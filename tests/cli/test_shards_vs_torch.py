@@ -417,6 +417,45 @@ def replaced_set(res, ckpt, work, faultshim):
     os.remove(src3)
 
 
+def killed_leftovers(res, ckpt, work, faultshim):
+    """A write killed (SIGKILL: nothing of ours runs) leaves hidden files beside the output: the
+    temporary file of one file, the backups of a replaced set. The next conversion to that output
+    names each with the bytes they hold, and leaves them (another writer may own them)."""
+    out = os.path.join(work, 'killed')
+    os.mkdir(out)
+    target = os.path.join(out, 'model.safetensors')
+    src = os.path.join(work, 'killed.pth')
+    torch.save({'t%d' % i: torch.full((100,), float(i)) for i in range(3)}, src)
+    env = dict(os.environ, LD_PRELOAD=faultshim,
+               ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+
+    def convert(fault, *args):
+        e = dict(env, CKPT_FAULT=fault) if fault else None
+        return subprocess.run([ckpt, 'convert', src, '--to', 'safetensors', '-o', target, '--force', *args],
+                              capture_output=True, text=True, timeout=300, env=e)
+
+    def hidden():
+        return sorted(f for f in os.listdir(out) if f.startswith('.'))
+
+    for what, fault, args in (('one file killed before its rename', 'rename:kill', []),
+                              ('a replaced set killed after its renames', 'unlink:kill', ['--max-shard-size', '500'])):
+        first = convert(None, *args)  # what the killed run replaces
+        r = convert(fault, *args)
+        left = hidden()
+        if not res.check(r.returncode == -signal.SIGKILL and left, 'killed leftovers: ' + what,
+                         'exit %d, hidden files %r: %s' % (r.returncode, left, r.stderr.strip() or first.stderr)):
+            continue
+        sizes = sum(os.path.getsize(os.path.join(out, f)) for f in left)
+        r = convert(None, *args)
+        said = [line for line in r.stdout.splitlines() if 'hidden file' in line]
+        res.check(r.returncode == 0 and len(said) == 1 and all(os.path.join(out, f) in said[0] for f in left) and
+                  ('%d bytes' % sizes) in said[0] and hidden() == left, 'killed leftovers named: ' + what,
+                  'exit %d, hidden %r, said %r: %s' % (r.returncode, hidden(), said, r.stderr.strip()))
+        for f in left:
+            os.remove(os.path.join(out, f))
+    os.remove(src)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--ckpt', required=True)
@@ -524,6 +563,8 @@ def main():
         interrupted(res, a.ckpt, work)
         thousand_shards(res, a.ckpt, work, a.faultshim)
         replaced_set(res, a.ckpt, work, a.faultshim)
+        if a.faultshim:
+            killed_leftovers(res, a.ckpt, work, a.faultshim)
         r = run(a.ckpt, 'convert', src, '--to', 'checkpoint', '--max-shard-size', '1KB',
                 '-o', os.path.join(work, 'ck.pth'))
         res.check(r.returncode == 1 and not os.path.exists(os.path.join(work, 'ck.pth')), 'shards target',
