@@ -126,6 +126,18 @@ void writeText(const char *text)
     [[maybe_unused]] const auto written = ::write(STDERR_FILENO, text, n);
 }
 
+// renameat2's RENAME_NOREPLACE (a file at `to` is kept: EEXIST), or rename(2) where the file
+// system lacks the flag (EINVAL: some network and FUSE file systems). 0, or -1 with errno set.
+// Async-signal-safe.
+int renameKeeping(const char *from, const char *to)
+{
+    if (::renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+        return -1;
+    return ::rename(from, to);
+}
+
 // The signal handler's part for a set being committed: -1 when the new set was complete (kept),
 // 0 when nothing was put back, 1 when previous files were put back, 2 when one could not be (the
 // handler has then said which, and the backup that keeps it). Async-signal-safe: lstat, rename,
@@ -165,7 +177,10 @@ int settleGroup()
             if (::lstat(g_memberBackup[i], &backup) == 0 && ::lstat(g_memberTarget[i], &target) == 0 &&
                 backup.st_dev == target.st_dev && backup.st_ino == target.st_ino) {
                 ::unlink(g_memberBackup[i]);  // the target still holds the previous file
-            } else if (::rename(g_memberBackup[i], g_memberTarget[i]) == 0) {
+            } else if ((renamed ? ::rename(g_memberBackup[i], g_memberTarget[i])
+                                : renameKeeping(g_memberBackup[i], g_memberTarget[i])) == 0) {
+                // Over the new file; a moved file into its emptied name, where one another
+                // program made meanwhile is kept (EEXIST: said below, the backup kept).
                 changed = true;
             } else if (errno != ENOENT) {  // ENOENT: never moved, or put back already
                 failed = true;
@@ -261,19 +276,11 @@ bool sameFile(const std::string &a, const std::string &b)
 // What a write refuses when another program made a file at its name while it was written.
 constexpr const char *kAppeared = ": a file of that name appeared while this one was written; it is kept";
 
-// rename(2), or where nothing may be replaced, renameat2's RENAME_NOREPLACE: a file that took the
-// name after it was checked (another program's) is then refused (EEXIST), never replaced. A file
-// system without the flag (EINVAL: some network and FUSE file systems) gets the plain rename, after
-// the same check. Returns 0, or the errno.
+// rename(2), or where nothing may be replaced, renameKeeping: a file that took the name after it was
+// checked (another program's) is then refused (EEXIST), never replaced. Returns 0, or the errno.
 int moveIntoPlace(const std::string &from, const std::string &to, bool mayReplace)
 {
-    if (!mayReplace) {
-        if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
-            return 0;
-        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-            return errno;
-    }
-    return ::rename(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+    return (mayReplace ? ::rename(from.c_str(), to.c_str()) : renameKeeping(from.c_str(), to.c_str())) == 0 ? 0 : errno;
 }
 
 void syncFolder(const std::string &folder)

@@ -29,6 +29,7 @@
  *         started before would take a Ctrl-C), and the call waits until that thread ends
  * then=E  every later call of OP fails with errno E (a signal handler's own calls among them)
  * gone    rename only: its source is removed just before the signal (by someone else, as it were)
+ * taken   rename only: a file holding "taken\n" is made at its destination just before the signal
  *
  *
  *   CKPT_NO_HARDLINKS=ERRNO
@@ -72,6 +73,7 @@ static int g_noLinkErrno;  /* CKPT_NO_HARDLINKS: 0 when unset */
 static int g_thread;       /* "thread" */
 static int g_thenErrno;    /* "then=E": 0 when unset */
 static int g_gone;         /* "gone" */
+static int g_take;         /* "taken" after a signal */
 
 /* An errno by name; EIO for a name not listed. */
 static int errnoNamed(const char *name)
@@ -113,6 +115,8 @@ static void parse(void)
             g_thread = 1;
         else if (!strcmp(opt, "gone"))
             g_gone = 1;
+        else if (!strcmp(opt, "taken"))
+            g_take = 1;
         else if (strncmp(opt, "then=", 5) == 0)
             g_thenErrno = errnoNamed(opt + 5);
     if (!op || !act)
@@ -214,6 +218,22 @@ static void *raiseInThread(void *unused)
     return NULL;
 }
 
+/* "taken": someone else makes a file holding "taken\n" at `dest` (when given and free). */
+static void takeName(const char *dest)
+{
+    static int (*real_open)(const char *, int, ...);
+    if (!real_open)
+        real_open = (int (*)(const char *, int, ...))next("open");
+    const int fd = dest ? real_open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+        static ssize_t (*real_write)(int, const void *, size_t);
+        if (!real_write)
+            real_write = (ssize_t (*)(int, const void *, size_t))next("write");
+        (void)!real_write(fd, "taken\n", 6);
+        close(fd);
+    }
+}
+
 /* Fault for a call of `op` (`path`: what a rename moves, `dest`: where to, else NULL): returns 1
  * when the call must fail (errno set), kills for "kill". */
 static int strikeTo(int op, const char *name, const char *path, const char *dest)
@@ -234,20 +254,12 @@ static int strikeTo(int op, const char *name, const char *path, const char *dest
     if (g_action == ACT_KILL)
         raise(SIGKILL);
     if (g_action == ACT_TAKEN) {
-        static int (*real_open)(const char *, int, ...);
-        if (!real_open)
-            real_open = (int (*)(const char *, int, ...))next("open");
-        const int fd = dest ? real_open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644) : -1;
-        if (fd >= 0) {
-            static ssize_t (*real_write)(int, const void *, size_t);
-            if (!real_write)
-                real_write = (ssize_t (*)(int, const void *, size_t))next("write");
-            (void)!real_write(fd, "taken\n", 6);
-            close(fd);
-        }
+        takeName(dest);
         return 0;
     }
     if (g_action == ACT_SIGNAL) {
+        if (g_take)
+            takeName(dest);
         if (g_gone && path) {
             static int (*real_unlink)(const char *);
             if (!real_unlink)

@@ -356,6 +356,11 @@ void TestWriteFaults::setReplacedTogether_data()
             row("no hard links, rename 1 of 5, its emptied name taken by someone else meanwhile",
                 QStringLiteral("rename:taken:after=%1:once").arg(previous), "moved-taken",
                 "a file of that name appeared meanwhile, and is kept): it is kept as ", noLink);
+            // The same taken name as a signal lands there: the handler does not put the previous
+            // file over it either.
+            row("no hard links, SIGTERM at rename 1 of 5, its emptied name taken by someone else meanwhile",
+                QStringLiteral("rename:SIGTERM:after=%1:taken").arg(previous), "mixed-signal",
+                "could not be put back", noLink);
         }
         // A temporary removed by someone else just before its rename: the target still holds the
         // previous file, and its backup (a second name) must go too.
@@ -467,6 +472,8 @@ void TestWriteFaults::setReplacedTogether()
             keptAs[QFileInfo(m.captured(1)).fileName()] = QFileInfo(m.captured(2)).fileName();
         }
         QVERIFY2(!keptAs.isEmpty(), qPrintable(err));
+        if (spec.endsWith(QLatin1String(":taken")))  // that file is kept, under the name it took
+            QCOMPARE(readAll(folder + "/" + names[0]), QByteArray("taken\n"));
         QStringList expected = names;
         for (auto it = before.cbegin(); it != before.cend(); ++it) {
             if (keptAs.contains(it.key())) {
