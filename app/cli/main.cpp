@@ -159,7 +159,9 @@ int main(int argc, char **argv)
     convertCmd->add_option("--train-loss", convert.trainLoss, "train_loss of a checkpoint");
     convertCmd->add_option("--val-loss", convert.valLoss, "val_loss of a checkpoint");
     convertCmd->add_flag("--metadata-json", convert.metadataJson, "Also write <name>_metadata.json (always for inference)");
-    convertCmd->add_flag("--force", convert.force, "Replace existing output files");
+    convertCmd->add_flag("--force", convert.force,
+                         "Replace existing output files; a previous output under the name is replaced whole (its "
+                         "shards, index or single file that the new one does not name are removed after the write)");
     convertCmd->add_flag("--json", convert.json, "Print the plan and result as JSON");
 
     ckpt::cli::DiffOptions diff;
