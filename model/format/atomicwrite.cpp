@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <mutex>
+#include <map>
 #include <set>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -304,28 +305,37 @@ void syncFolderOf(const std::string &file)
     syncFolder(std::filesystem::path(file).parent_path().string());
 }
 
-std::vector<std::string> interruptedWriteFiles(const std::string &target)
+std::vector<std::string> interruptedWriteFiles(const std::vector<std::string> &targets)
 {
-    const std::filesystem::path p(target);
-    const std::string prefix = "." + p.filename().string() + ".";
-    const auto folder = p.parent_path();
-    const auto suffixed = [](std::string_view rest) {
-        return rest.size() == 6 && std::all_of(rest.begin(), rest.end(), [](char c) {
+    std::map<std::filesystem::path, std::set<std::string, std::less<>>> byFolder;  // folder -> target names
+    for (const auto &t : targets) {
+        const std::filesystem::path p(t);
+        byFolder[p.parent_path()].insert(p.filename().string());
+    }
+    // `.NAME.XXXXXX` or `.NAME.bak-XXXXXX`, the suffix as randomSuffix() makes it.
+    const auto suffix = [](std::string_view s) {
+        return s.size() == 6 && std::all_of(s.begin(), s.end(), [](char c) {
                    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
                });
     };
     std::vector<std::string> found;
-    std::error_code ec;
-    for (std::filesystem::directory_iterator it(folder.empty() ? std::filesystem::path(".") : folder, ec), end;
-         !ec && it != end; it.increment(ec)) {
-        const std::string name = it->path().filename().string();
-        if (!name.starts_with(prefix))
-            continue;
-        std::string_view rest = std::string_view(name).substr(prefix.size());
-        if (rest.starts_with("bak-"))
-            rest.remove_prefix(4);
-        if (suffixed(rest))
-            found.push_back((folder / name).string());
+    for (const auto &[folder, names] : byFolder) {
+        std::error_code ec;
+        for (std::filesystem::directory_iterator it(folder.empty() ? std::filesystem::path(".") : folder, ec), end;
+             !ec && it != end; it.increment(ec)) {
+            const std::string entry = it->path().filename().string();
+            const std::string_view name(entry);
+            if (name.size() < 9 || name.front() != '.' || !suffix(name.substr(name.size() - 6)))
+                continue;
+            // The target's name: between the leading dot and ".XXXXXX" or ".bak-XXXXXX".
+            std::string_view stem = name.substr(1, name.size() - 8);
+            if (name[name.size() - 7] == '-' && stem.ends_with(".bak"))
+                stem.remove_suffix(4);
+            else if (name[name.size() - 7] != '.')
+                continue;
+            if (names.contains(stem))
+                found.push_back((folder / entry).string());
+        }
     }
     std::sort(found.begin(), found.end());
     return found;

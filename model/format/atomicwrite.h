@@ -20,10 +20,10 @@ struct WriteOptions {
 void checkWriteTarget(const std::string &path, const WriteOptions &options);
 // Whether `path` is one of `options.inputs` (the same file by device and inode).
 bool isInput(const std::string &path, const WriteOptions &options);
-// Hidden files beside `target` that a write of it leaves when killed (SIGKILL, a crash, power
-// lost): its temporary file `.NAME.XXXXXX` and a group commit's backup `.NAME.bak-XXXXXX`, or
-// those of a write running now. Paths, sorted.
-std::vector<std::string> interruptedWriteFiles(const std::string &target);
+// Hidden files beside the `targets` that a write of them leaves when killed (SIGKILL, a crash,
+// power lost): its temporary file `.NAME.XXXXXX` and a group commit's backup `.NAME.bak-XXXXXX`,
+// or those of a write running now. Paths, sorted; each folder is read once.
+std::vector<std::string> interruptedWriteFiles(const std::vector<std::string> &targets);
 // Flushes the folder holding `file` (its names: a rename or a removal made durable).
 void syncFolderOf(const std::string &file);
 

@@ -3329,15 +3329,13 @@ void noteInterruptedWrites(ConversionPlan &plan)
     }
     if (!plan.sidecarPath.empty())
         outputs.push_back(plan.sidecarPath);
-    std::vector<std::string> found;
+    const std::vector<std::string> found = interruptedWriteFiles(outputs);
     std::uint64_t bytes = 0;
-    for (const auto &o : outputs)
-        for (auto &f : interruptedWriteFiles(o)) {
-            std::error_code ec;
-            const auto size = fs::file_size(f, ec);
-            bytes += ec ? 0 : size;
-            found.push_back(std::move(f));
-        }
+    for (const auto &f : found) {
+        std::error_code ec;
+        const auto size = fs::file_size(f, ec);
+        bytes += ec ? 0 : size;
+    }
     if (found.empty())
         return;
     std::string list;
