@@ -94,6 +94,21 @@ def info_tensors(ckpt, path):
         return 'info --json failed (%d): %s' % (r.returncode, r.stderr.strip())
 
 
+def folder_bytes(folder):
+    """Each file of `folder` by name: its bytes."""
+    got = {}
+    for f in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, f), 'rb') as fh:
+            got[f] = fh.read()
+    return got
+
+
+def under_fault(faultshim, spec):
+    """The environment that runs ckpt under the fault shim with CKPT_FAULT=spec."""
+    return dict(os.environ, LD_PRELOAD=faultshim, CKPT_FAULT=spec,
+                ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
+
+
 def check_target(res, ckpt, src, sd, work, target, name, load):
     where = 'shards %s' % target
     out = os.path.join(work, target)
@@ -211,13 +226,6 @@ def thousand_shards(res, ckpt, work, faultshim):
                            preexec_fn=default_signals)
         return p
 
-    def snapshot():
-        got = {}
-        for f in sorted(os.listdir(out)):
-            with open(os.path.join(out, f), 'rb') as fh:
-                got[f] = fh.read()
-        return got
-
     def loaded(sd):
         try:
             wm = json.load(open(target + '.index.json'))['weight_map']
@@ -235,12 +243,10 @@ def thousand_shards(res, ckpt, work, faultshim):
               'exit %d, %d files, %r: %s' % (r.returncode, len(os.listdir(out)), loaded(first), r.stderr[-300:]))
     second, src2 = source(2)
     if faultshim:
-        before = snapshot()
+        before = folder_bytes(out)
         for spec, rc in (('rename:EACCES:after=500:once', 1), ('rename:SIGTERM:after=1000', -signal.SIGTERM)):
-            env = dict(os.environ, LD_PRELOAD=faultshim, CKPT_FAULT=spec,
-                       ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
-            r = convert(src2, env)
-            after = snapshot()
+            r = convert(src2, under_fault(faultshim, spec))
+            after = folder_bytes(out)
             res.check(r.returncode == rc and after == before, 'shards 1000 --force, ' + spec,
                       'exit %d, %d files (%d before), changed: %r: %s' % (
                           r.returncode, len(after), len(before),
@@ -277,13 +283,6 @@ def replaced_set(res, ckpt, work, faultshim):
             said = {}
         return r, said
 
-    def contents():
-        got = {}
-        for f in sorted(os.listdir(out)):
-            with open(os.path.join(out, f), 'rb') as fh:
-                got[f] = fh.read()
-        return got
-
     def loaded():
         index = target + '.index.json'
         got = {}
@@ -309,31 +308,29 @@ def replaced_set(res, ckpt, work, faultshim):
     for name, data in others.items():
         with open(os.path.join(out, name), 'wb') as fh:
             fh.write(data)
-    before = contents()
+    before = folder_bytes(out)
     for args in (['--max-shard-size', '500'], []):
         r, _ = convert(src2, *args)
-        res.check(r.returncode == 1 and contents() == before and
+        res.check(r.returncode == 1 and folder_bytes(out) == before and
                   ('already exists' in r.stderr if args else
                    '%s: the index of a previous sharded output' % (target + '.index.json') in r.stderr and
                    '--force' in r.stderr), 'shards replaced without --force ' + ' '.join(args),
-                  'exit %d, files changed: %r: %s' % (r.returncode, contents() != before, r.stderr.strip()))
+                  'exit %d, files changed: %r: %s' % (r.returncode, folder_bytes(out) != before, r.stderr.strip()))
     # A rename that fails while the new set takes its names: the previous set is all there, as it was.
     if faultshim:
-        env = dict(os.environ, LD_PRELOAD=faultshim, CKPT_FAULT='rename:EIO:after=1:once',
-                   ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
         p = subprocess.run([ckpt, 'convert', src2, '--to', 'safetensors', '-o', target, '--max-shard-size', '500',
-                            '--force'], capture_output=True, text=True, timeout=300, env=env)
-        res.check(p.returncode == 1 and 'Input/output error' in p.stderr and contents() == before,
+                            '--force'], capture_output=True, text=True, timeout=300,
+                           env=under_fault(faultshim, 'rename:EIO:after=1:once'))
+        res.check(p.returncode == 1 and 'Input/output error' in p.stderr and folder_bytes(out) == before,
                   'shards replaced, a rename fails', 'exit %d, files changed: %r: %s' % (
-                      p.returncode, contents() != before, p.stderr.strip()))
+                      p.returncode, folder_bytes(out) != before, p.stderr.strip()))
         # Without --force, a name of the new set taken by another program's file while the set is
         # written: refused, never replaced, and nothing of ours is left.
         fresh = os.path.join(work, 'replaced_fresh')
         os.mkdir(fresh)
-        env['CKPT_FAULT'] = 'rename:taken:after=1:once'
         p = subprocess.run([ckpt, 'convert', src2, '--to', 'safetensors', '--max-shard-size', '500',
                             '-o', os.path.join(fresh, 'model.safetensors')], capture_output=True, text=True,
-                           timeout=300, env=env)
+                           timeout=300, env=under_fault(faultshim, 'rename:taken:after=1:once'))
         try:
             held = open(os.path.join(fresh, shard(2, 2)), 'rb').read()
         except OSError:
@@ -367,9 +364,9 @@ def replaced_set(res, ckpt, work, faultshim):
               'shards replaced by one file, read back', 'torch reads %r' % sorted(got))
     # Shards over that one file: it goes too (loaders would take it before the index), refused
     # without --force.
-    before = contents()
+    before = folder_bytes(out)
     r, _ = convert(src2, '--max-shard-size', '500')
-    res.check(r.returncode == 1 and contents() == before and
+    res.check(r.returncode == 1 and folder_bytes(out) == before and
               '%s: the previous output under this name, which the shards replace' % target in r.stderr,
               'shards over one file without --force', 'exit %d: %s' % (r.returncode, r.stderr.strip()))
     r, said = convert(src2, '--max-shard-size', '500', '--force')
@@ -386,13 +383,13 @@ def replaced_set(res, ckpt, work, faultshim):
             res.check(fh.read() == data, 'shards replaced: %s kept' % name, 'changed')
     # One shard of that set converted into one file under the set's name: the set holds an input, so
     # none of it is touched (with --force too), and nothing is listed as replaced.
-    before = {f: v for f, v in contents().items() if f not in others}
+    before = {f: v for f, v in folder_bytes(out).items() if f not in others}
     r = run(ckpt, 'convert', os.path.join(out, shard(1, 2)), '--to', 'safetensors', '-o', target, '--force', '--json')
     try:
         said = json.loads(r.stdout)
     except ValueError:
         said = {}
-    after = contents()
+    after = folder_bytes(out)
     res.check(r.returncode == 0 and all(after.get(f) == v for f, v in before.items()) and 'model.safetensors' in after
               and 'superseded' not in said, 'shards: a lone shard input keeps its set',
               'exit %d, %r, %r: %s' % (r.returncode, sorted(after), said.get('superseded'), r.stderr.strip()))
@@ -426,13 +423,10 @@ def killed_leftovers(res, ckpt, work, faultshim):
     target = os.path.join(out, 'model.safetensors')
     src = os.path.join(work, 'killed.pth')
     torch.save({'t%d' % i: torch.full((100,), float(i)) for i in range(3)}, src)
-    env = dict(os.environ, LD_PRELOAD=faultshim,
-               ASAN_OPTIONS=os.environ.get('ASAN_OPTIONS', '') + ':verify_asan_link_order=0')
-
     def convert(fault, *args):
-        e = dict(env, CKPT_FAULT=fault) if fault else None
         return subprocess.run([ckpt, 'convert', src, '--to', 'safetensors', '-o', target, '--force', *args],
-                              capture_output=True, text=True, timeout=300, env=e)
+                              capture_output=True, text=True, timeout=300,
+                              env=under_fault(faultshim, fault) if fault else None)
 
     def hidden():
         return sorted(f for f in os.listdir(out) if f.startswith('.'))
