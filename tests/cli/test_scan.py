@@ -96,10 +96,31 @@ def torch_zip(path, records):
             z.writestr(name, data)
 
 
-def python_says(code, *args):
-    """Runs `code` in a throwaway Python (the judge) and returns its last line of output."""
-    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
-    return (r.stdout.strip().splitlines() or [""])[-1]
+_JUDGE = r"""
+import importlib, json, pickle, sys, types
+answers = []
+for kind, *args in json.load(sys.stdin):
+    if kind == "resolve":  # an import and a getattr: nothing is unpickled
+        o = getattr(importlib.import_module(args[0]), args[1])
+        answers.append("module" if isinstance(o, types.ModuleType) else type(o).__name__)
+    else:  # "unpickle": a harmless pickle built by the test
+        try:
+            pickle.loads(bytes.fromhex(args[0]))
+            answers.append("reads")
+        except Exception as e:
+            answers.append(type(e).__name__)
+print(json.dumps(answers))
+"""
+
+
+def python_says(probes):
+    """Asks a throwaway Python (the judge) every probe at once, ("resolve", module, name) or
+    ("unpickle", hex), and returns its answers in order: one interpreter start, not one per probe."""
+    r = subprocess.run([sys.executable, "-c", _JUDGE], input=json.dumps(probes), capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"the judge failed: {r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def check_built_inputs(a, check):
@@ -116,9 +137,14 @@ def check_built_inputs(a, check):
     # Python is asked only what each name resolves to (an import and getattr, nothing unpickled).
     pairs = [("torch", "os"), ("posixpath", "os"), ("torch", "sys"), ("collections", "_sys"), ("argparse", "_os"),
              ("torch.serialization", "pickle"), ("torch._utils", "torch"), ("builtins", "__dict__")]
-    for mod, name in pairs:
-        kind = python_says("import importlib, sys, types; o = getattr(importlib.import_module(sys.argv[1]), sys.argv[2]);"
-                           "print('module' if isinstance(o, types.ModuleType) else type(o).__name__)", mod, name)
+    head = b"\x80\x02}X\x04\x00\x00\x00name"
+    texts = ((b"X\x03\x00\x00\x00\xff\xfe\xfd", False), (b"X\x03\x00\x00\x00\xed\xa0\x80", True))
+    unicode0 = b"(dVname\nV\\U0011FFFF\ns."
+    answers = python_says([("resolve", mod, name) for mod, name in pairs]
+                          + [("unpickle", (head + value + b"s.").hex()) for value, _ in texts]
+                          + [("unpickle", unicode0.hex())])
+    kinds, verdicts, unicode0_verdict = answers[:len(pairs)], answers[len(pairs):-1], answers[-1]
+    for (mod, name), kind in zip(pairs, kinds):
         check(kind in ("module", "dict"), f"{mod}.{name}: Python resolves it to a {kind!r}, not a module or namespace")
         path = os.path.join(tmp, f"{mod}.{name}.pth")
         pkl = b"\x80\x02c" + mod.encode() + b"\n" + name.encode() + b"\n}X\x02\x00\x00\x00zzK\x05sb."
@@ -136,11 +162,8 @@ def check_built_inputs(a, check):
 
     # A str whose bytes are not UTF-8: Python raises UnicodeDecodeError; a lone surrogate it
     # accepts ('surrogatepass'). Both pickles are harmless: Python unpickles them in a child.
-    head = b"\x80\x02}X\x04\x00\x00\x00name"
-    for value, reads in ((b"X\x03\x00\x00\x00\xff\xfe\xfd", False), (b"X\x03\x00\x00\x00\xed\xa0\x80", True)):
+    for (value, reads), verdict in zip(texts, verdicts):
         pkl = head + value + b"s."
-        verdict = python_says("import pickle, sys\ntry:\n pickle.loads(bytes.fromhex(sys.argv[1])); print('reads')\n"
-                              "except Exception as e:\n print(type(e).__name__)", pkl.hex())
         check(verdict == ("reads" if reads else "UnicodeDecodeError"), f"Python on {value!r}: {verdict}")
         path = os.path.join(tmp, "text.pth")
         torch_zip(path, [("archive/data.pkl", pkl), ("archive/version", "3\n")])
@@ -152,10 +175,8 @@ def check_built_inputs(a, check):
             check(r.returncode == 1 and all(w in r.stderr for w in ("archive/data.pkl", f"offset {offset} (BINUNICODE)", "UTF-8")),
                   f"not UTF-8: exit {r.returncode}, {r.stderr!r}")
     # Protocol 0 UNICODE past U+10FFFF: Python refuses it.
-    pkl = b"(dVname\nV\\U0011FFFF\ns."
-    verdict = python_says("import pickle, sys\ntry:\n pickle.loads(bytes.fromhex(sys.argv[1])); print('reads')\n"
-                          "except Exception as e:\n print(type(e).__name__)", pkl.hex())
-    check(verdict == "UnicodeDecodeError", f"Python on UNICODE past U+10FFFF: {verdict}")
+    pkl = unicode0
+    check(unicode0_verdict == "UnicodeDecodeError", f"Python on UNICODE past U+10FFFF: {unicode0_verdict}")
     path = os.path.join(tmp, "unicode0.pth")
     torch_zip(path, [("archive/data.pkl", pkl), ("archive/version", "3\n")])
     r = subprocess.run([a.ckpt, "info", path], capture_output=True, text=True, timeout=60)
