@@ -109,6 +109,7 @@ OptimizerView::OptimizerView(QWidget *parent) : QWidget(parent)
     m_summary = new QLabel(this);
     m_summary->setObjectName(QStringLiteral("optimizerSummary"));
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_summary->setWordWrap(true);  // a long reason or DeepSpeed sentence must not widen the window
     m_mapping = new QLabel(this);
     m_mapping->setObjectName(QStringLiteral("optimizerMapping"));
     m_mapping->setWordWrap(true);
@@ -220,6 +221,7 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc, cons
     m_document = doc;
     m_source = doc ? source : QString();
     m_sourceError = doc ? sourceError : QString();
+    m_notRead = doc ? QString::fromStdString(optimizerNotRead(*doc)) : QString();
     m_training->clear();
     m_training->setHorizontalHeaderLabels({tr("Key"), tr("Type"), tr("Value")});
 
@@ -288,6 +290,9 @@ void OptimizerView::showOptimizer(int index)
         m_summary->setText(!doc                      ? QString()
                            : !m_sourceError.isEmpty() ? tr("The folder's <code>%1</code> could not be read: %2")
                                                             .arg(m_source.toHtmlEscaped(), m_sourceError.toHtmlEscaped())
+                           : !m_notRead.isEmpty()    ? tr("No optimizer state is read: %1. Its entries are in the "
+                                                                  "Structure tree.")
+                                                                   .arg(m_notRead.toHtmlEscaped())
                                                       : tr("This file keeps no optimizer state."));
         m_mapping->clear();
         m_mapping->hide();

@@ -300,6 +300,8 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
             printOptimizer(doc, s, j["optimizer"], out);
         if (more)
             out << "Optimizers: the file holds more than the " << kMaxOptimizers << " listed; the others are not read\n";
+    } else if (j.contains("optimizer_not_read")) {
+        out << "Optimizer: none read: " << j["optimizer_not_read"].get<std::string>() << '\n';
     }
     if (!j["metadata"].empty()) {
         out << "Metadata:\n";

@@ -1383,4 +1383,32 @@ void useWeightSet(Document &doc, const KeyPath &path)
     detectConventions(doc);
 }
 
+std::string optimizerNotRead(const Document &doc)
+{
+    if (doc.optimizer || !doc.root || !doc.root->isDict())
+        return {};
+    for (auto key : kOptimizerKeys) {
+        const auto v = doc.root->get(std::string(key));
+        if (!v || !v->isDict())
+            continue;
+        const auto state = v->get("state");
+        const auto groups = v->get("param_groups");
+        if (!state && !groups)
+            continue;  // a dict of settings under an optimizer's name, not its state
+        const std::string named = "'" + std::string(key) + "'";
+        std::string wrong;
+        if (!groups)
+            wrong = "has 'state' but no 'param_groups'";
+        else if (!state)
+            wrong = "has 'param_groups' but no 'state'";
+        else if (!state->isDict())
+            wrong = "has a 'state' that is a " + state->typeName() + ", not a dict";
+        else
+            wrong = "has a 'param_groups' that is a " + groups->typeName() + ", not a list";
+        return named + " is not an optimizer state dict as torch.optim writes it: it " + wrong +
+               ", and Optimizer.load_state_dict needs both";
+    }
+    return {};
+}
+
 } // namespace ckpt

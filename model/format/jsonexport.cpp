@@ -1166,6 +1166,8 @@ json documentJson(const Document &doc, bool placeholder)
         }
     } else {
         j["optimizer"] = nullptr;
+        if (auto why = optimizerNotRead(doc); !why.empty())
+            j["optimizer_not_read"] = std::move(why);
     }
     // Every optimizer of the file (a GAN keeps one per network), the one above among them.
     json optimizers = json::array();

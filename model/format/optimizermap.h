@@ -74,6 +74,13 @@ inline constexpr std::size_t kMaxOptimizers = 16;
 // classifier's search for them (classifier.cpp).
 std::vector<OptimizerEntry> optimizerEntries(const Document &doc, bool *more = nullptr);
 
+// Why the file holds no optimizer state this reader takes, where it names one: a dict under an
+// optimizer key of the root (optimizer_state_dict, optimizer, ...) that has one of `state` and
+// `param_groups` but not both, or either of the wrong kind. torch.optim's load_state_dict needs
+// both, so such a dict resumes nothing; it is still shown as the value it is. A sentence naming the
+// key and what is missing or wrong; empty where the file has an optimizer or names none.
+std::string optimizerNotRead(const Document &doc);
+
 // A pickled optimizer instance (torch.save of an object that holds a torch.optim optimizer, as
 // OpenNMT's checkpoints did) keeps its __dict__ (or, torch >= 1.x, its __getstate__): `state`, a
 // dict or defaultdict keyed by the parameter tensors themselves (or by ids), and `param_groups`,

@@ -70,7 +70,54 @@ def main():
     check_undecided(a.ckpt, tmp, res)
     check_tied(a.ckpt, tmp, res)
     check_pickled_optimizer(a.ckpt, tmp, res)
+    check_not_optimizer_states(a.ckpt, tmp, res)
     return res.finish()
+
+
+def check_not_optimizer_states(ckpt, tmp, res):
+    """A dict under an optimizer's key that torch.optim cannot resume from (only one of 'state' and
+    'param_groups', or either of the wrong kind): no optimizer is read, and info says why, naming the
+    key and what is wrong. PyTorch's load_state_dict refusing each is what makes it not one; a dict
+    of settings under such a key (neither entry) is no optimizer either, and is not remarked on."""
+    torch.manual_seed(0)
+    m = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    m(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    whole = opt.state_dict()
+    cases = [
+        ('state only', 'optimizer_state_dict', {'state': whole['state']}, "has 'state' but no 'param_groups'"),
+        ('groups only', 'optimizer', {'param_groups': whole['param_groups']}, "has 'param_groups' but no 'state'"),
+        ('state a list', 'optim', {'state': [1, 2], 'param_groups': whole['param_groups']}, "'state' that is a list"),
+        ('groups a dict', 'optimizer_state', {'state': whole['state'], 'param_groups': {'lr': 0.1}},
+         "'param_groups' that is a dict"),
+        ('settings', 'optimizer', {'lr': 0.1, 'momentum': 0.9}, None),
+    ]
+    for label, key, value, says in cases:
+        path = os.path.join(tmp, 'not_optimizer_%s.pth' % label.replace(' ', '_'))
+        torch.save({'model_state_dict': m.state_dict(), key: value, 'epoch': 3}, path)
+        try:
+            torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1, momentum=0.9).load_state_dict(value)
+            resumes = True
+        except Exception:  # KeyError, TypeError, ValueError: whatever torch raises, it resumes nothing
+            resumes = False
+        res.check(not resumes, '%s: PyTorch refuses it as an optimizer state' % label)
+        r = subprocess.run([ckpt, 'info', path, '--json'], capture_output=True, text=True, timeout=60)
+        doc = json.loads(r.stdout) if r.returncode == 0 else {}
+        why = doc.get('optimizer_not_read')
+        res.check(r.returncode == 0 and doc.get('optimizer') is None, '%s: no optimizer read' % label, r.stderr)
+        if says is None:
+            res.check(why is None, '%s: not remarked on' % label, repr(why))
+            continue
+        res.check(why is not None and why.startswith("'%s' " % key) and says in why, '%s: says why' % label, repr(why))
+        text = subprocess.run([ckpt, 'info', path], capture_output=True, text=True, timeout=60).stdout
+        res.check('Optimizer: none read: ' + (why or '?') in text, '%s: the text says it too' % label, text)
+    # The whole state dict under the same key is read: the remark is about what is missing.
+    path = os.path.join(tmp, 'optimizer_whole.pth')
+    torch.save({'model_state_dict': m.state_dict(), 'optimizer_state_dict': whole}, path)
+    r = subprocess.run([ckpt, 'info', path, '--json'], capture_output=True, text=True, timeout=60)
+    doc = json.loads(r.stdout) if r.returncode == 0 else {}
+    res.check(doc.get('optimizer') is not None and 'optimizer_not_read' not in doc, 'whole state dict: read', r.stdout[:300])
 
 
 def check_shape_notes(ckpt, fixtures, res):

@@ -12,7 +12,10 @@ them have state (a frozen layer took no step), the groups, and the step.
   them apart;
 - optimizer.pt: an optimizer's state dict saved alone, as Hugging Face's Trainer saves it;
 - zero_pp_rank_0_mp_rank_00_optim_states.pt: a DeepSpeed ZeRO stage 2 optimizer partition
-  (tests/fixtures/deepspeed_layouts.py)."""
+  (tests/fixtures/deepspeed_layouts.py);
+- state_only.pth: an optimizer_state_dict holding an SGD's 'state' without its 'param_groups', which
+  torch.optim's load_state_dict refuses (checked here): no optimizer, and the view says why;
+- weights_only.pth: the same model's state dict alone, which names no optimizer."""
 import argparse
 import json
 import os
@@ -120,6 +123,16 @@ def main():
     o.step()
     torch.save(o.state_dict(), os.path.join(out, 'optimizer.pt'))
     expected['optimizer.pt'] = account(o.state_dict())
+
+    state_only = {'state': o.state_dict()['state']}
+    try:
+        torch.optim.AdamW(lin.parameters(), lr=5e-5).load_state_dict(state_only)
+        raise SystemExit('torch resumed an optimizer from a state without param_groups')
+    except KeyError:
+        pass
+    torch.save({'model_state_dict': lin.state_dict(), 'optimizer_state_dict': state_only},
+               os.path.join(out, 'state_only.pth'))
+    torch.save(lin.state_dict(), os.path.join(out, 'weights_only.pth'))
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures'))
     import deepspeed_layouts

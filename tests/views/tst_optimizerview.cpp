@@ -27,6 +27,7 @@ private Q_SLOTS:
     void adamOrAdamW();
     void optimizerAlone();
     void deepSpeedPartition();
+    void notAnOptimizerSaysWhy();
 
 private:
     QTemporaryDir m_dir;
@@ -170,6 +171,30 @@ void TestOptimizerView::deepSpeedPartition()
                              .arg(want.value(QStringLiteral("stage")).toInt())
                              .arg(want.value(QStringLiteral("groups")).toInt());
     QVERIFY2(mapping->text().contains(said), qPrintable(mapping->text()));
+}
+
+// An optimizer_state_dict with 'state' but no 'param_groups' (torch refuses to resume from it, as
+// the generator checks): no optimizer, and the summary says which key and what it lacks rather than
+// "keeps no optimizer state".
+void TestOptimizerView::notAnOptimizerSaysWhy()
+{
+    OptimizerView view;
+    show(view, read(QStringLiteral("state_only.pth")));
+    auto *m = view.stateModel();
+    QVERIFY(!m->hasOptimizer());
+    const QString summary = view.summary()->text();
+    QVERIFY2(summary.contains(QStringLiteral("'optimizer_state_dict' is not an optimizer state dict")), qPrintable(summary));
+    QVERIFY2(summary.contains(QStringLiteral("no 'param_groups'")), qPrintable(summary));
+    QVERIFY2(!summary.contains(QStringLiteral("keeps no optimizer state")), qPrintable(summary));
+    if (!qEnvironmentVariableIsEmpty("CKPT_VIEW_SCREENSHOTS")) {
+        view.resize(1000, 500);
+        view.grab().save(qEnvironmentVariable("CKPT_VIEW_SCREENSHOTS") + QStringLiteral("/optimizer-not-read.png"));
+    }
+
+    // A file that names no optimizer at all still says so plainly.
+    show(view, read(QStringLiteral("weights_only.pth")));
+    QVERIFY(!view.stateModel()->hasOptimizer());
+    QCOMPARE(view.summary()->text(), QStringLiteral("This file keeps no optimizer state."));
 }
 
 QTEST_MAIN(TestOptimizerView)
