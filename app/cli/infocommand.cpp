@@ -244,17 +244,20 @@ void printText(const Document &doc, const nlohmann::ordered_json &j, std::ostrea
         } else {
             out << countText(doc.stateDict.size(), "tensor") << ", " << doc.parameterCount() << " elements, "
                 << humanBytes(doc.stateDictBytes()) << '\n';
-            // What model.parameters() would count, and how many train: the figure papers quote.
-            const ParameterCount params = parameterCount(doc);
-            out << "Parameters: " << params.count;
-            if (params.trainable)
-                out << ", " << *params.trainable << " trainable (requires_grad)";
-            if (!params.exact)
-                out << " (estimated: a state dict does not say which tensors are buffers; BatchNorm's running "
-                       "statistics"
-                    << (prunedParameters(doc.stateDict).empty() ? "" : " and the pruning masks (X_mask)")
-                    << " are left out)";
-            out << '\n';
+            // What model.parameters() would count, and how many train: the figure papers quote. A
+            // file that is one tensor (or array) is no model: its elements are said above.
+            if (doc.kind != DocumentKind::Tensor) {
+                const ParameterCount params = parameterCount(doc);
+                out << "Parameters: " << params.count;
+                if (params.trainable)
+                    out << ", " << *params.trainable << " trainable (requires_grad)";
+                if (!params.exact)
+                    out << " (estimated: a state dict does not say which tensors are buffers; BatchNorm's running "
+                           "statistics"
+                        << (prunedParameters(doc.stateDict).empty() ? "" : " and the pruning masks (X_mask)")
+                        << " are left out)";
+                out << '\n';
+            }
             out << tiedText(tiedTensors(doc));
             out << tensorTable(doc.stateDict);
         }

@@ -489,6 +489,14 @@ def check_parameter_counts(res, ckpt, fixtures, work):
     # BatchNorm's buffers are known by name; the module's own 'extra' buffer cannot be told apart.
     res.check(rc == 0 and line.startswith('Parameters: %d (estimated' % (total + 5)) and 'trainable' not in line,
               'info: a state dict\'s parameter count is called an estimate, without a trainable count', line)
+    # One tensor saved alone is no model: its elements are said, and no parameter estimate.
+    single = os.path.join(work, 'one_tensor.pth')
+    t = torch.randn(6, 7)
+    torch.save(t, single)
+    rc, out, err = run(ckpt, 'info', single)
+    res.check(rc == 0 and 'Kind:     tensor' in out and '1 tensor, %d elements' % t.numel() in out
+              and not any(l.startswith('Parameters:') for l in out.splitlines()),
+              'info: a lone tensor says its elements, without a parameter line', out)
 
 
 def check_out_dir_is_made(res, ckpt, fixtures, work):
