@@ -1389,8 +1389,8 @@ std::string optimizerNotRead(const Document &doc)
         return {};
     for (auto key : kOptimizerKeys) {
         const auto v = doc.root->get(std::string(key));
-        if (!v || !v->isDict())
-            continue;
+        if (!v || !v->isDict() || isOptimizerState(*v))
+            continue;  // none, not a dict, or a whole state dict (read, or left aside on purpose)
         const auto state = v->get("state");
         const auto groups = v->get("param_groups");
         if (!state && !groups)
@@ -1403,7 +1403,7 @@ std::string optimizerNotRead(const Document &doc)
             wrong = "has 'param_groups' but no 'state'";
         else if (!state->isDict())
             wrong = "has a 'state' that is a " + state->typeName() + ", not a dict";
-        else
+        else  // isOptimizerState: 'param_groups' is what is wrong
             wrong = "has a 'param_groups' that is a " + groups->typeName() + ", not a list";
         return named + " is not an optimizer state dict as torch.optim writes it: it " + wrong +
                ", and Optimizer.load_state_dict needs both";
