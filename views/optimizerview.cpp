@@ -221,7 +221,6 @@ void OptimizerView::setDocument(const std::shared_ptr<const Document> &doc, cons
     m_document = doc;
     m_source = doc ? source : QString();
     m_sourceError = doc ? sourceError : QString();
-    m_notRead = doc ? QString::fromStdString(optimizerNotRead(*doc)) : QString();
     m_training->clear();
     m_training->setHorizontalHeaderLabels({tr("Key"), tr("Type"), tr("Value")});
 
@@ -287,12 +286,13 @@ void OptimizerView::showOptimizer(int index)
     m_state->setDocument(doc);
     m_groups->clear();
     if (!doc || !m_state->hasOptimizer()) {
+        const QString notRead = doc ? QString::fromStdString(optimizerNotRead(*doc)) : QString();
         m_summary->setText(!doc                      ? QString()
                            : !m_sourceError.isEmpty() ? tr("The folder's <code>%1</code> could not be read: %2")
                                                             .arg(m_source.toHtmlEscaped(), m_sourceError.toHtmlEscaped())
-                           : !m_notRead.isEmpty()    ? tr("No optimizer state is read: %1. Its entries are in the "
+                           : !notRead.isEmpty()      ? tr("No optimizer state is read: %1. Its entries are in the "
                                                                   "Structure tree.")
-                                                                   .arg(m_notRead.toHtmlEscaped())
+                                                                   .arg(notRead.toHtmlEscaped())
                                                       : tr("This file keeps no optimizer state."));
         m_mapping->clear();
         m_mapping->hide();

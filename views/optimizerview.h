@@ -65,7 +65,6 @@ private:
     std::vector<std::string> m_updates;
     QString m_source;
     QString m_sourceError;
-    QString m_notRead;  // optimizerNotRead: why a dict named like an optimizer's state is not one
     QComboBox *m_choice = nullptr;
     QLabel *m_choiceCut = nullptr;
     QWidget *m_choiceRow = nullptr;
